@@ -1,0 +1,15 @@
+// Standard base64 (RFC 4648, with padding), through libsodium.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/base/result.hpp"
+
+namespace drover::canon {
+
+std::string base64_encode(std::string_view bytes);
+// Refuses anything but the one canonical padded encoding of some bytes.
+Result<std::string> base64_decode(std::string_view text);
+
+}  // namespace drover::canon

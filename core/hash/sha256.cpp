@@ -1,0 +1,80 @@
+#include "core/hash/sha256.hpp"
+
+#include <openssl/evp.h>
+
+#include <cstring>
+
+#include "core/base/hex.hpp"
+
+namespace drover {
+
+struct Sha256::Impl {
+  EVP_MD_CTX* ctx = nullptr;
+  Impl() : ctx(EVP_MD_CTX_new()) {
+    DROVER_ASSERT(ctx != nullptr);
+    DROVER_ASSERT(EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1);
+  }
+  ~Impl() { EVP_MD_CTX_free(ctx); }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {}
+Sha256::~Sha256() = default;
+Sha256::Sha256(Sha256&&) noexcept = default;
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
+
+void Sha256::update(const void* data, std::size_t size) {
+  if (size == 0) return;
+  DROVER_ASSERT(EVP_DigestUpdate(impl_->ctx, data, size) == 1);
+}
+
+Digest Sha256::finish() {
+  Digest out{};
+  unsigned int len = 0;
+  DROVER_ASSERT(EVP_DigestFinal_ex(impl_->ctx, out.data(), &len) == 1 && len == out.size());
+  DROVER_ASSERT(EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) == 1);
+  return out;
+}
+
+Digest Sha256::of(const void* data, std::size_t size) {
+  Digest out{};
+  unsigned int len = 0;
+  DROVER_ASSERT(EVP_Digest(data, size, out.data(), &len, EVP_sha256(), nullptr) == 1);
+  return out;
+}
+
+Digest Sha256::of(std::string_view bytes) {
+  return of(bytes.data(), bytes.size());
+}
+
+Result<ContentId> ContentId::parse(std::string_view text) {
+  constexpr std::string_view prefix = "sha256:";
+  auto bad = [&](const char* why) {
+    return make_error(Errc::invalid_argument, "'" + std::string(text.substr(0, 80)) +
+                                                  "' is not a content id (" + why +
+                                                  "; expected sha256:<64 lowercase hex digits>)");
+  };
+  if (text.substr(0, prefix.size()) != prefix) return bad("missing sha256: prefix");
+  std::string_view hex = text.substr(prefix.size());
+  if (hex.size() != 64) return bad("wrong length");
+  for (char c : hex) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return bad("not lowercase hex");
+  }
+  auto raw = from_hex(hex);
+  Digest d{};
+  std::memcpy(d.data(), raw->data(), d.size());
+  return ContentId(d);
+}
+
+std::string ContentId::hex() const {
+  return to_hex(digest_.data(), digest_.size());
+}
+std::string ContentId::str() const {
+  return "sha256:" + hex();
+}
+std::string ContentId::short_str() const {
+  return hex().substr(0, 12);
+}
+
+}  // namespace drover

@@ -1,0 +1,175 @@
+#include "core/lmdb/lmdb.hpp"
+
+#include <lmdb.h>
+
+#include <cstring>
+
+namespace drover::lmdb {
+namespace {
+MDB_val as_val(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};  // LMDB does not write through it
+}
+std::string_view as_view(const MDB_val& v) {
+  return {static_cast<const char*>(v.mv_data), v.mv_size};
+}
+}  // namespace
+
+Error lmdb_error(int rc, const std::string& op, const std::string& where) {
+  std::string msg = "lmdb " + op + " " + where + ": " + mdb_strerror(rc);
+  Errc code = Errc::io;
+  if (rc == MDB_MAP_FULL) {
+    msg += " (the database reached its map size; raise it)";
+  } else if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID) {
+    code = Errc::corrupt;
+  } else if (rc == MDB_NOTFOUND) {
+    code = Errc::not_found;
+  }
+  return make_error(code, std::move(msg));
+}
+
+Result<std::unique_ptr<Env>> Env::open(const std::filesystem::path& dir, const Options& options) {
+  if (options.map_size == 0) {
+    return make_error(Errc::invalid_argument, "lmdb open " + dir.string() + ": map size not set");
+  }
+  MDB_env* env = nullptr;
+  int rc = mdb_env_create(&env);
+  if (rc != 0) return lmdb_error(rc, "create", dir.string());
+  auto fail = [&](int code, const char* op) {
+    mdb_env_close(env);
+    return lmdb_error(code, op, dir.string());
+  };
+  if ((rc = mdb_env_set_mapsize(env, options.map_size)) != 0) return fail(rc, "set map size");
+  if ((rc = mdb_env_set_maxdbs(env, options.max_tables)) != 0) return fail(rc, "set max tables");
+  if (!options.read_only) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      mdb_env_close(env);
+      return make_error(Errc::io, "lmdb create directory " + dir.string() + ": " + ec.message());
+    }
+  }
+  unsigned flags = MDB_NOTLS | (options.read_only ? MDB_RDONLY : 0u);
+  if ((rc = mdb_env_open(env, dir.c_str(), flags, 0644)) != 0) return fail(rc, "open");
+  return std::unique_ptr<Env>(new Env(env, dir.string(), options.read_only));
+}
+
+Env::~Env() {
+  mdb_env_close(env_);
+}
+
+Result<Txn> Env::begin(unsigned flags) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, flags, &txn);
+  if (rc != 0) return lmdb_error(rc, "begin transaction", path_);
+  return Txn(txn, path_);
+}
+
+Result<Txn> Env::begin_write() {
+  return begin(0);
+}
+Result<Txn> Env::begin_read() {
+  return begin(MDB_RDONLY);
+}
+
+Result<Table> Env::table(std::string_view name) {
+  DROVER_ASSIGN(Txn txn, read_only_ ? begin_read() : begin_write());
+  MDB_dbi dbi = 0;
+  std::string n(name);
+  int rc = mdb_dbi_open(txn.txn_, n.c_str(), read_only_ ? 0u : unsigned{MDB_CREATE}, &dbi);
+  if (rc != 0) return lmdb_error(rc, "open table " + n + " in", path_);
+  DROVER_TRY(txn.commit());
+  return Table{dbi, n};
+}
+
+Txn::Txn(Txn&& other) noexcept : txn_(other.txn_), path_(std::move(other.path_)) {
+  other.txn_ = nullptr;
+}
+
+Txn::~Txn() {
+  abort();
+}
+
+void Txn::abort() {
+  if (txn_ != nullptr) mdb_txn_abort(txn_);
+  txn_ = nullptr;
+}
+
+Status Txn::commit() {
+  DROVER_ASSERT(txn_ != nullptr);
+  int rc = mdb_txn_commit(txn_);
+  txn_ = nullptr;  // freed by commit whether or not it succeeded
+  if (rc != 0) return lmdb_error(rc, "commit", path_);
+  return Ok{};
+}
+
+Result<std::optional<std::string>> Txn::get(const Table& table, std::string_view key) {
+  MDB_val k = as_val(key), v{};
+  int rc = mdb_get(txn_, table.dbi, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<std::string>();
+  if (rc != 0) return lmdb_error(rc, "get from " + table.name + " in", path_);
+  return std::optional<std::string>(std::string(as_view(v)));
+}
+
+Status Txn::put(const Table& table, std::string_view key, std::string_view value) {
+  MDB_val k = as_val(key), v = as_val(value);
+  int rc = mdb_put(txn_, table.dbi, &k, &v, 0);
+  if (rc != 0) return lmdb_error(rc, "put into " + table.name + " in", path_);
+  return Ok{};
+}
+
+Result<bool> Txn::put_new(const Table& table, std::string_view key, std::string_view value) {
+  MDB_val k = as_val(key), v = as_val(value);
+  int rc = mdb_put(txn_, table.dbi, &k, &v, MDB_NOOVERWRITE);
+  if (rc == MDB_KEYEXIST) return false;
+  if (rc != 0) return lmdb_error(rc, "put into " + table.name + " in", path_);
+  return true;
+}
+
+Result<bool> Txn::erase(const Table& table, std::string_view key) {
+  MDB_val k = as_val(key);
+  int rc = mdb_del(txn_, table.dbi, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != 0) return lmdb_error(rc, "delete from " + table.name + " in", path_);
+  return true;
+}
+
+Result<Cursor> Txn::cursor(const Table& table) {
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, table.dbi, &c);
+  if (rc != 0) return lmdb_error(rc, "open cursor on " + table.name + " in", path_);
+  return Cursor(c, table.name);
+}
+
+Cursor::Cursor(Cursor&& other) noexcept
+    : cursor_(other.cursor_),
+      table_(std::move(other.table_)),
+      key_(other.key_),
+      value_(other.value_) {
+  other.cursor_ = nullptr;
+}
+
+Cursor::~Cursor() {
+  if (cursor_ != nullptr) mdb_cursor_close(cursor_);
+}
+
+Result<bool> Cursor::move(int op, std::string_view key) {
+  MDB_val k = as_val(key), v{};
+  int rc = mdb_cursor_get(cursor_, &k, &v, static_cast<MDB_cursor_op>(op));
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != 0) return lmdb_error(rc, "cursor on", table_);
+  key_ = as_view(k);
+  value_ = as_view(v);
+  return true;
+}
+
+Result<bool> Cursor::first() {
+  return move(MDB_FIRST, {});
+}
+Result<bool> Cursor::next() {
+  return move(MDB_NEXT, {});
+}
+Result<bool> Cursor::seek(std::string_view key) {
+  return move(MDB_SET_RANGE, key);
+}
+
+}  // namespace drover::lmdb

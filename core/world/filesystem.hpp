@@ -1,0 +1,138 @@
+// The filesystem operations that the store and the agent need, behind an
+// interface. PosixFilesystem is the real one; FaultyFilesystem wraps another
+// and fails on command, so tests can stop a multi-step write at every step.
+//
+// Paths are std::filesystem::path, which holds raw bytes on Linux: names need
+// not be UTF-8. Every error names the path and what the system said.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/base/result.hpp"
+
+namespace drover {
+
+namespace fs = std::filesystem;
+
+enum class FileType {
+  regular,
+  directory,
+  symlink,
+  fifo,
+  socket,
+  char_device,
+  block_device,
+  unknown
+};
+const char* file_type_name(FileType type);
+
+struct FileInfo {
+  FileType type = FileType::unknown;
+  std::uint32_t mode = 0;  // permission and set-id bits (st_mode & 07777)
+  std::uint64_t size = 0;
+  std::uint64_t links = 1;
+};
+
+class ReadableFile {
+ public:
+  virtual ~ReadableFile() = default;
+  // Reads up to size bytes; returns 0 at end of file.
+  virtual Result<std::size_t> read(void* out, std::size_t size) = 0;
+};
+
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual Status write(std::string_view bytes) = 0;
+  virtual Status sync() = 0;  // data and metadata on stable storage
+  virtual Status close() = 0;
+};
+
+// Implementations are thread-safe: distinct files may be used from distinct threads.
+class Filesystem {
+ public:
+  virtual ~Filesystem() = default;
+
+  virtual Result<FileInfo> lstat(const fs::path& path) = 0;
+  // Names in the directory (not "." or ".."), in no particular order.
+  virtual Result<std::vector<std::string>> list_dir(const fs::path& path) = 0;
+  virtual Result<std::string> read_link(const fs::path& path) = 0;
+  virtual Result<std::unique_ptr<ReadableFile>> open_read(const fs::path& path) = 0;
+  // Creates a new file; fails with already_exists if the path exists.
+  virtual Result<std::unique_ptr<WritableFile>> create_new(const fs::path& path,
+                                                           std::uint32_t mode) = 0;
+  virtual Status rename(const fs::path& from, const fs::path& to) = 0;
+  virtual Status remove(const fs::path& path) = 0;  // a file, a link or an empty directory
+  virtual Status make_dirs(const fs::path& path) = 0;
+  virtual Status sync_dir(const fs::path& path) = 0;
+
+  // Helpers built on the operations above.
+  Result<bool> exists(const fs::path& path);
+  // Reads a whole file; refuses files larger than max_bytes.
+  Result<std::string> read_file(const fs::path& path, std::uint64_t max_bytes);
+  // Writes bytes to tmp, syncs, renames over path and syncs path's directory:
+  // afterwards path holds either the old or the new content, never a mix.
+  Status write_atomic(const fs::path& path, const fs::path& tmp, std::string_view bytes,
+                      std::uint32_t mode);
+};
+
+class PosixFilesystem final : public Filesystem {
+ public:
+  Result<FileInfo> lstat(const fs::path& path) override;
+  Result<std::vector<std::string>> list_dir(const fs::path& path) override;
+  Result<std::string> read_link(const fs::path& path) override;
+  Result<std::unique_ptr<ReadableFile>> open_read(const fs::path& path) override;
+  Result<std::unique_ptr<WritableFile>> create_new(const fs::path& path,
+                                                   std::uint32_t mode) override;
+  Status rename(const fs::path& from, const fs::path& to) override;
+  Status remove(const fs::path& path) override;
+  Status make_dirs(const fs::path& path) override;
+  Status sync_dir(const fs::path& path) override;
+};
+
+// Forwards to another filesystem and fails every mutating operation (create,
+// write, sync, close, rename, remove, make_dirs, sync_dir) from the N-th on,
+// as a crashed process would have stopped there. Reads always pass.
+class FaultyFilesystem final : public Filesystem {
+ public:
+  FaultyFilesystem(Filesystem& inner, std::uint64_t fail_from)
+      : inner_(inner), fail_from_(fail_from) {}
+
+  std::uint64_t mutations() const { return count_; }
+  bool tripped() const { return count_ > fail_from_; }
+
+  Result<FileInfo> lstat(const fs::path& path) override { return inner_.lstat(path); }
+  Result<std::vector<std::string>> list_dir(const fs::path& path) override {
+    return inner_.list_dir(path);
+  }
+  Result<std::string> read_link(const fs::path& path) override { return inner_.read_link(path); }
+  Result<std::unique_ptr<ReadableFile>> open_read(const fs::path& path) override {
+    return inner_.open_read(path);
+  }
+  Result<std::unique_ptr<WritableFile>> create_new(const fs::path& path,
+                                                   std::uint32_t mode) override;
+  Status rename(const fs::path& from, const fs::path& to) override;
+  Status remove(const fs::path& path) override;
+  Status make_dirs(const fs::path& path) override;
+  Status sync_dir(const fs::path& path) override;
+
+  // Counts one mutation; an error once the budget is spent. Thread-safe.
+  Status step(const char* what, const fs::path& path);
+
+ private:
+  Filesystem& inner_;
+  std::uint64_t fail_from_;
+  std::uint64_t count_ = 0;
+  std::mutex mu_;  // guards count_
+};
+
+// errno as an io Error: "<what> <path>: <strerror>".
+Error errno_error(const char* what, const fs::path& path, int err);
+
+}  // namespace drover

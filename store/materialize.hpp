@@ -1,0 +1,50 @@
+// Safe materialization of an artifact into a new release directory.
+//
+// Layers and manifests are treated as hostile. The manifest passes the format's
+// checks (no absolute or ".." paths, no escaping symlinks, no set-id bits, no
+// devices, bounded counts and sizes); every layer is checked against its id
+// before it is decoded and is decoded into exactly its declared size; every
+// file is checked against its hash. All writes go through a directory file
+// descriptor with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), so even a
+// symlink planted in the staging directory by someone else cannot redirect
+// them. The tree is built in a fresh staging directory beside dest, synced,
+// and renamed to dest only when complete: on any failure nothing is left at
+// dest. This works on the real filesystem only, on purpose: its safety is the
+// kernel's path resolution.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/base/result.hpp"
+#include "core/format/manifest.hpp"
+#include "core/world/filesystem.hpp"
+#include "core/world/random.hpp"
+
+namespace drover::store {
+
+// Where layer bytes come from: the store's blobs, or an agent's cache.
+class LayerSource {
+ public:
+  virtual ~LayerSource() = default;
+  // The stored bytes of a layer. Must not return more than layer.size + 1
+  // bytes whatever the source holds, so an oversized blob is caught without
+  // reading it all. Called from several threads at once.
+  virtual Result<std::string> read_layer(const format::Layer& layer) = 0;
+};
+
+struct MaterializeOptions {
+  format::Limits limits;  // may be tighter than the format's own
+  unsigned threads = 2;   // layers decoded at once
+};
+
+struct MaterializeStats {
+  std::uint64_t files = 0, dirs = 0, symlinks = 0, bytes = 0, layers = 0;
+};
+
+// dest must not exist; its parent must. Returns what was written.
+Result<MaterializeStats> materialize(const format::Manifest& manifest, LayerSource& source,
+                                     const fs::path& dest, const MaterializeOptions& options,
+                                     Random& random);
+
+}  // namespace drover::store

@@ -1,0 +1,56 @@
+// Shared plumbing of the drover command line: option parsing with clear
+// errors, exit codes, human-readable sizes.
+#pragma once
+
+#include <cxxopts.hpp>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/base/result.hpp"
+#include "core/log/log.hpp"
+#include "core/world/clock.hpp"
+#include "core/world/filesystem.hpp"
+#include "core/world/random.hpp"
+
+namespace drover::cli {
+
+// Exit codes, documented in docs/CLI.md.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;  // the operation failed or found a problem
+inline constexpr int kExitUsage = 2;   // the command line is wrong
+
+// The outside world a command uses.
+struct Context {
+  Filesystem& fs;
+  const Clock& clock;
+  Random& random;
+  LogSink& log_sink;
+  std::string program = "drover";
+};
+
+// A command line that did not parse: the message names the flag or argument.
+struct UsageError {
+  std::string message;
+};
+
+// Parses args (without the program and verb names) against options; checks
+// that no option is given twice and that there are no stray arguments.
+// positional names the options that take positional arguments, in order.
+Result<cxxopts::ParseResult> parse(cxxopts::Options& options, const std::vector<std::string>& args,
+                                   const std::vector<std::string>& positional);
+
+// Removes every "--name VALUE", "--name=VALUE" and the "k=v" words that follow
+// a "--name" from args, returning the values in order.
+std::vector<std::string> take_repeated(std::vector<std::string>& args, const std::string& name);
+
+// Prints "drover <verb>: <message>" to stderr and returns the exit code for it.
+int report(const std::string& verb, const Error& error);
+int usage(const std::string& verb, const std::string& message);
+
+std::string human_bytes(std::uint64_t bytes);
+std::unique_ptr<Logger> make_logger(Context& ctx, const cxxopts::ParseResult& parsed);
+
+}  // namespace drover::cli

@@ -1,0 +1,16 @@
+// The verbs of the drover command line. Each takes the words after its own
+// name and returns the process exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tools/drover/cli.hpp"
+
+namespace drover::cli {
+
+int artifact_command(Context& ctx, std::vector<std::string> args);
+int keygen_command(Context& ctx, std::vector<std::string> args);
+int key_command(Context& ctx, std::vector<std::string> args);
+
+}  // namespace drover::cli

@@ -1,0 +1,45 @@
+// drover: the command line for release engineers and operators.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "tools/drover/commands.hpp"
+
+namespace {
+constexpr const char* kHelp =
+    "usage: drover <command> ...\n"
+    "  artifact push|ls|show|verify|materialize|gc|pin|unpin   the artifact store\n"
+    "  keygen --out PATH                                      generate an ed25519 key pair\n"
+    "  key certify|show                                       root certificates, key ids\n"
+    "  version                                                print the version\n"
+    "run 'drover <command> --help' for a command's options\n";
+}
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  drover::PosixFilesystem fs;
+  drover::SystemClock clock;
+  drover::SystemRandom random;
+  drover::StderrSink log_sink;
+  drover::cli::Context ctx{fs, clock, random, log_sink};
+
+  if (args.empty()) {
+    std::cerr << kHelp;
+    return drover::cli::kExitUsage;
+  }
+  const std::string command = args.front();
+  args.erase(args.begin());
+  if (command == "artifact") return drover::cli::artifact_command(ctx, std::move(args));
+  if (command == "keygen") return drover::cli::keygen_command(ctx, std::move(args));
+  if (command == "key") return drover::cli::key_command(ctx, std::move(args));
+  if (command == "version" || command == "--version") {
+    std::cout << "drover " << DROVER_VERSION << "\n";
+    return drover::cli::kExitOk;
+  }
+  if (command == "help" || command == "--help" || command == "-h") {
+    std::cout << kHelp;
+    return drover::cli::kExitOk;
+  }
+  std::cerr << "drover: unknown command '" << command << "'\n" << kHelp;
+  return drover::cli::kExitUsage;
+}
