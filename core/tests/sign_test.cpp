@@ -1,0 +1,146 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "core/sign/envelope.hpp"
+#include "core/sign/keys.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace drover::sign {
+namespace {
+
+using drover::testing::TempDir;
+
+constexpr std::int64_t kNow = 1'800'000'000;
+
+KeyPair key(std::uint64_t seed) {
+  SeededRandom rnd(seed);
+  return KeyPair::generate(rnd);
+}
+
+TEST(Keys, SaveWritesSecretWithMode0600AndLoadsBack) {
+  TempDir dir;
+  PosixFilesystem fs;
+  KeyPair k = key(1);
+  ASSERT_TRUE(save_key_pair(fs, k, dir / "root.key").ok());
+  struct stat st {};
+  ASSERT_EQ(::stat((dir / "root.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto loaded = load_key_pair(fs, dir / "root.key");
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_EQ(loaded->public_key(), k.public_key());
+  auto pub = load_public_key(fs, dir / "root.key.pub");
+  ASSERT_TRUE(pub.ok());
+  EXPECT_EQ(*pub, k.public_key());
+  EXPECT_EQ(pub->key_id().size(), 64u);
+  // Never overwrites a key.
+  auto again = save_key_pair(fs, key(2), dir / "root.key");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, Errc::already_exists);
+}
+
+TEST(Keys, RefusesSecretKeyReadableByOthers) {
+  TempDir dir;
+  PosixFilesystem fs;
+  ASSERT_TRUE(save_key_pair(fs, key(1), dir / "k").ok());
+  ::chmod((dir / "k").c_str(), 0644);
+  auto r = load_key_pair(fs, dir / "k");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("chmod 600"), std::string::npos);
+}
+
+TEST(Keys, RefusesDamagedKeyFile) {
+  TempDir dir;
+  PosixFilesystem fs;
+  drover::testing::write_file(dir / "k", "{\"type\":\"ed25519\"}\n", 0600);
+  EXPECT_FALSE(load_key_pair(fs, dir / "k").ok());
+  drover::testing::write_file(dir / "j", "not json", 0600);
+  EXPECT_FALSE(load_public_key(fs, dir / "j").ok());
+}
+
+TEST(Envelope, RoundTripsAndVerifies) {
+  KeyPair k = key(5);
+  Envelope e = seal("drover.test.v1", "payload bytes", k);
+  auto decoded = decode_envelope(encode_envelope(e));
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  auto payload = open(*decoded, "drover.test.v1", k.public_key());
+  ASSERT_TRUE(payload.ok());
+  EXPECT_EQ(*payload, "payload bytes");
+}
+
+TEST(Envelope, RefusesTamperingWrongTypeAndWrongKey) {
+  KeyPair k = key(5);
+  Envelope e = seal("drover.test.v1", "payload bytes", k);
+  Envelope changed = e;
+  changed.payload = "payload bytez";
+  EXPECT_EQ(open(changed, "drover.test.v1", k.public_key()).error().code, Errc::crypto);
+  Envelope retyped = e;
+  retyped.payload_type = "drover.other.v1";
+  EXPECT_FALSE(open(retyped, "drover.other.v1", k.public_key()).ok());
+  EXPECT_FALSE(open(e, "drover.other.v1", k.public_key()).ok());
+  EXPECT_FALSE(open(e, "drover.test.v1", key(6).public_key()).ok());
+  Envelope bad_sig = e;
+  bad_sig.signatures[0].sig[3] ^= 1;
+  EXPECT_FALSE(open(bad_sig, "drover.test.v1", k.public_key()).ok());
+}
+
+TEST(Envelope, DecodeRefusesMalformedEnvelopes) {
+  for (const char* bad :
+       {"{}", "[]", R"({"format":"drover.envelope.v2","payload":"","payload_type":"x","signatures":[]})",
+        R"({"format":"drover.envelope.v1","payload":"!!","payload_type":"x","signatures":[{"key_id":"a","sig":"AA=="}]})",
+        R"({"format":"drover.envelope.v1","payload":"","payload_type":"x","signatures":[]})"}) {
+    EXPECT_FALSE(decode_envelope(bad).ok()) << bad;
+  }
+}
+
+struct Chain {
+  KeyPair root = key(100);
+  KeyPair online = key(101);
+  TrustRoot trust{root.public_key(), 1};
+  Envelope cert(std::uint64_t version, std::int64_t expires, const KeyPair& subject,
+                const std::string& role = "online") const {
+    KeyCert c;
+    c.subject = subject.public_key();
+    c.version = version;
+    c.issued_at = kNow - 10;
+    c.expires_at = expires;
+    c.role = role;
+    return certify(root, c);
+  }
+};
+
+TEST(KeyCert, RootCertifiesOnlineKey) {
+  Chain ch;
+  Envelope plan = seal("drover.plan.v1", "{}", ch.online);
+  auto v = open_certified(plan, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online), ch.trust, kNow);
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  EXPECT_EQ(v->payload, "{}");
+  EXPECT_EQ(v->cert.subject, ch.online.public_key());
+}
+
+TEST(KeyCert, RefusesExpiredSupersededForeignAndMisusedCerts) {
+  Chain ch;
+  Envelope plan = seal("drover.plan.v1", "{}", ch.online);
+  // Expired.
+  auto expired = open_certified(plan, "drover.plan.v1", ch.cert(1, kNow, ch.online), ch.trust, kNow);
+  ASSERT_FALSE(expired.ok());
+  EXPECT_NE(expired.error().message.find("expired"), std::string::npos);
+  // Rotated away: the relying party has seen version 2.
+  TrustRoot rotated{ch.root.public_key(), 2};
+  auto old = open_certified(plan, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online), rotated, kNow);
+  ASSERT_FALSE(old.ok());
+  EXPECT_NE(old.error().message.find("superseded"), std::string::npos);
+  // Signed by a key the root never certified.
+  KeyPair rogue = key(7);
+  Envelope forged = seal("drover.plan.v1", "{}", rogue);
+  EXPECT_FALSE(open_certified(forged, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online), ch.trust, kNow).ok());
+  // A certificate signed by someone other than the root.
+  KeyCert c;
+  c.subject = rogue.public_key();
+  c.expires_at = kNow + 100;
+  EXPECT_FALSE(open_certified(forged, "drover.plan.v1", certify(rogue, c), ch.trust, kNow).ok());
+  // Wrong role.
+  EXPECT_FALSE(open_certified(plan, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online, "admin"), ch.trust, kNow).ok());
+}
+
+}  // namespace
+}  // namespace drover::sign

@@ -1,0 +1,186 @@
+#include "tests/support/test_support.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace drover::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = std::string(base && *base ? base : "/tmp") + "/drover-test-XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  // Make every directory writable first: tests create read-only ones.
+  for (auto it = fs::recursive_directory_iterator(path_, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) {
+      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    }
+  }
+  fs::remove_all(path_, ec);
+}
+
+void write_file(const fs::path& path, const std::string& content, unsigned mode) {
+  fs::create_directories(path.parent_path());
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    if (!out) throw std::runtime_error("write failed: " + path.string());
+  }
+  if (::chmod(path.c_str(), mode) != 0) throw std::runtime_error("chmod failed: " + path.string());
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::map<std::string, TreeEntry> snapshot(const fs::path& root) {
+  std::map<std::string, TreeEntry> out;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) throw std::runtime_error("lstat failed");
+    TreeEntry e;
+    e.mode = st.st_mode & 07777;
+    if (S_ISREG(st.st_mode)) {
+      e.type = 'f';
+      e.content = read_file(it->path());
+    } else if (S_ISDIR(st.st_mode)) {
+      e.type = 'd';
+    } else if (S_ISLNK(st.st_mode)) {
+      e.type = 'l';
+      e.mode = 0;
+      e.content = fs::read_symlink(it->path()).string();
+    }
+    out[fs::relative(it->path(), root).string()] = e;
+  }
+  return out;
+}
+
+std::string diff(const std::map<std::string, TreeEntry>& a,
+                 const std::map<std::string, TreeEntry>& b) {
+  std::string out;
+  for (const auto& [path, e] : a) {
+    auto it = b.find(path);
+    if (it == b.end()) {
+      out += "only in first: " + path + "\n";
+    } else if (!(it->second == e)) {
+      char buf[128];
+      std::snprintf(buf, sizeof buf, " (type %c/%c mode %o/%o, %zu/%zu bytes)", e.type,
+                    it->second.type, e.mode, it->second.mode, e.content.size(),
+                    it->second.content.size());
+      out += "differs: " + path + buf + "\n";
+    }
+  }
+  for (const auto& [path, e] : b) {
+    if (!a.contains(path)) out += "only in second: " + path + "\n";
+  }
+  return out;
+}
+
+fs::path binary(const std::string& name) {
+  const char* dir = std::getenv("DROVER_BIN_DIR");
+  if (dir == nullptr) throw std::runtime_error("DROVER_BIN_DIR is not set (run tests through ctest)");
+  return fs::path(dir) / name;
+}
+
+namespace {
+
+struct Child {
+  pid_t pid;
+  int out_fd;
+  int err_fd;
+};
+
+Child spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    throw std::runtime_error("pipe failed");
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+    ::execv(args[0], args.data());
+    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  return {pid, out_pipe[0], err_pipe[0]};
+}
+
+// Reads both pipes until they close or the deadline passes; then reaps.
+ProcessResult collect(Child c, std::chrono::steady_clock::time_point deadline) {
+  ProcessResult r;
+  pollfd fds[2] = {{c.out_fd, POLLIN, 0}, {c.err_fd, POLLIN, 0}};
+  int open = 2;
+  bool killed = false;
+  char buf[65536];
+  while (open > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 && !killed) {
+      ::kill(c.pid, SIGKILL);
+      killed = true;
+    }
+    int n = ::poll(fds, 2, killed ? 1000 : static_cast<int>(std::min<long>(left.count(), 1000)));
+    if (n < 0 && errno == EINTR) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
+      if (got > 0) {
+        (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(got));
+      } else {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open;
+      }
+    }
+  }
+  int status = 0;
+  while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  return r;
+}
+
+}  // namespace
+
+ProcessResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                  const std::map<std::string, std::string>& env) {
+  return collect(spawn(argv, env), std::chrono::steady_clock::now() + timeout);
+}
+
+ProcessResult run_and_kill(const std::vector<std::string>& argv, std::chrono::microseconds after) {
+  // The deadline is the fault being injected, not a wait for a condition.
+  return collect(spawn(argv, {}), std::chrono::steady_clock::now() + after);
+}
+
+}  // namespace drover::testing

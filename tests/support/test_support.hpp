@@ -1,0 +1,67 @@
+// Helpers shared by drover's tests: temporary directories, tree building and
+// comparison, and running the drover binaries as real subprocesses.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace drover::testing {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its content on
+// destruction. Unique per instance, so tests can run in parallel.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const fs::path& p) const { return path_ / p; }
+
+ private:
+  fs::path path_;
+};
+
+// Writes content to path (creating parents) with the given mode.
+void write_file(const fs::path& path, const std::string& content, unsigned mode = 0644);
+std::string read_file(const fs::path& path);
+
+// One entry of a tree as seen by lstat, for comparing trees.
+struct TreeEntry {
+  char type = '?';  // 'f' file, 'd' dir, 'l' symlink
+  unsigned mode = 0;
+  std::string content;  // file content or symlink target
+  friend bool operator==(const TreeEntry&, const TreeEntry&) = default;
+};
+// Every entry below root, keyed by raw relative path.
+std::map<std::string, TreeEntry> snapshot(const fs::path& root);
+// A readable description of how two snapshots differ ("" when equal).
+std::string diff(const std::map<std::string, TreeEntry>& a, const std::map<std::string, TreeEntry>& b);
+
+struct ProcessResult {
+  int exit_code = -1;     // -1 when killed by a signal
+  int signal = 0;
+  std::string out, err;
+};
+
+// Path of a built binary: $DROVER_BIN_DIR/name (set by CTest).
+fs::path binary(const std::string& name);
+
+// Runs argv to completion, capturing stdout and stderr; kills it if it runs
+// past timeout (then signal is SIGKILL).
+ProcessResult run(const std::vector<std::string>& argv,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(120),
+                  const std::map<std::string, std::string>& env = {});
+
+// Starts argv, waits `after`, then sends SIGKILL (if it is still running) and
+// reaps it. Used to interrupt a process at an arbitrary point.
+ProcessResult run_and_kill(const std::vector<std::string>& argv, std::chrono::microseconds after);
+
+}  // namespace drover::testing
