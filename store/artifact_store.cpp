@@ -36,7 +36,7 @@ class StagingSink final : public LayerSink {
  public:
   explicit StagingSink(BlobStore& blobs) : blobs_(blobs) {}
   Status put(const EncodedLayer& layer) override {
-    DROVER_ASSIGN(StagedBlob staged, blobs_.stage(layer.layer.id, layer.stored));
+    DROVER_ASSIGN(StagedBlob staged, blobs_.stage(layer.layer.id, view(layer.stored)));
     std::lock_guard lock(mu_);
     staged_.push_back(std::move(staged));
     return Ok{};
@@ -141,7 +141,7 @@ Result<PushResult> ArtifactStore::push(const fs::path& dir, const PackInput& inp
   EncodedLayer manifest_blob;
   manifest_blob.layer.id = id;
   manifest_blob.layer.size = bytes->size();
-  manifest_blob.stored = *bytes;
+  manifest_blob.stored.assign(bytes->begin(), bytes->end());
   if (auto st = sink.put(manifest_blob); !st.ok()) {
     return staged_fail(st.error());
   }

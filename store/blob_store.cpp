@@ -45,7 +45,7 @@ Result<StagedBlob> BlobStore::stage(const ContentId& id, std::string_view bytes)
   staged.tmp = tmp_ / (std::to_string(::getpid()) + "-" + to_hex(random_.bytes(8)) + ".tmp");
   DROVER_ASSIGN(auto file, fs_.create_new(staged.tmp, 0444));
   Status st = file->write(bytes);
-  if (st.ok()) st = file->sync();
+  file->start_writeback();  // made durable in commit(), all files together
   Status closed = file->close();
   if (st.ok()) st = closed;
   if (!st.ok()) {
@@ -58,6 +58,10 @@ Result<StagedBlob> BlobStore::stage(const ContentId& id, std::string_view bytes)
 Result<std::uint64_t> BlobStore::commit(const std::vector<StagedBlob>& staged) {
   std::set<fs::path> dirs;
   std::uint64_t placed = 0;
+  // Every staged file reaches the disk before any is renamed into place.
+  for (const auto& s : staged) {
+    if (!s.tmp.empty()) DROVER_TRY(fs_.sync_file(s.tmp));
+  }
   for (const auto& s : staged) {
     if (s.tmp.empty()) continue;
     fs::path dest = path_of(s.id);

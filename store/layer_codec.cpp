@@ -27,16 +27,27 @@ ZstdContexts& contexts() {
 
 }  // namespace
 
-EncodedLayer encode_layer(std::string raw, const LayerEncoding& encoding) {
+EncodedLayer encode_layer(Bytes raw, const LayerEncoding& encoding) {
   EncodedLayer out;
   out.layer.raw_size = raw.size();
+  auto finish = [&] {
+    out.layer.size = out.stored.size();
+    out.layer.id = ContentId::of(view(out.stored));
+    out.layer.bt_root = BtMerkle::of(view(out.stored));
+    return std::move(out);
+  };
+  if (!encoding.compress) {
+    out.stored = std::move(raw);
+    out.layer.codec = format::Codec::none;
+    return finish();
+  }
   ZSTD_CCtx* cctx = contexts().c;
   ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
   DROVER_ASSERT(
       !ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, encoding.zstd_level)));
   DROVER_ASSERT(!ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1)));
   DROVER_ASSERT(!ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0)));
-  std::string packed(ZSTD_compressBound(raw.size()), '\0');
+  Bytes packed(ZSTD_compressBound(raw.size()));
   std::size_t n = ZSTD_compress2(cctx, packed.data(), packed.size(), raw.data(), raw.size());
   DROVER_ASSERT(!ZSTD_isError(n));
   if (n <= raw.size() - raw.size() / 32) {
@@ -47,13 +58,10 @@ EncodedLayer encode_layer(std::string raw, const LayerEncoding& encoding) {
     out.stored = std::move(raw);
     out.layer.codec = format::Codec::none;
   }
-  out.layer.size = out.stored.size();
-  out.layer.id = ContentId::of(out.stored);
-  out.layer.bt_root = BtMerkle::of(out.stored);
-  return out;
+  return finish();
 }
 
-Result<std::string> decode_layer(const format::Layer& layer, std::string_view stored) {
+Result<Bytes> decode_layer(const format::Layer& layer, std::string_view stored) {
   const std::string who = "layer " + layer.id.str();
   if (stored.size() != layer.size) {
     return make_error(Errc::corrupt, who + ": holds " + std::to_string(stored.size()) +
@@ -63,7 +71,7 @@ Result<std::string> decode_layer(const format::Layer& layer, std::string_view st
   if (ContentId::of(stored) != layer.id) {
     return make_error(Errc::corrupt, who + ": content does not match its id (corrupt blob)");
   }
-  if (layer.codec == format::Codec::none) return std::string(stored);
+  if (layer.codec == format::Codec::none) return Bytes(stored.begin(), stored.end());
 
   unsigned long long declared = ZSTD_getFrameContentSize(stored.data(), stored.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN) {
@@ -78,7 +86,7 @@ Result<std::string> decode_layer(const format::Layer& layer, std::string_view st
   if (ZSTD_isError(frame) || frame != stored.size()) {
     return make_error(Errc::refused, who + ": bytes follow the zstd frame");
   }
-  std::string raw(layer.raw_size, '\0');
+  Bytes raw(layer.raw_size);
   std::size_t n =
       ZSTD_decompressDCtx(contexts().d, raw.data(), raw.size(), stored.data(), stored.size());
   if (ZSTD_isError(n)) {

@@ -6,11 +6,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <deque>
-#include <future>
+#include <mutex>
+#include <optional>
 #include <system_error>
+#include <thread>
 
 #include "core/base/hex.hpp"
 #include "store/layer_codec.hpp"
@@ -146,22 +148,93 @@ struct WorkItem {
   std::uint64_t length;
 };
 
-struct FileProgress {
-  Sha256 hash;
-  std::uint64_t hashed = 0;  // bytes hashed, in file order
-  std::uint64_t written = 0;
-  bool created = false;
-  bool in_order = true;  // false: verify by reading back at the end
+// The first error wins; later ones are dropped. Thread-safe.
+class FirstError {
+ public:
+  void set(Error e) {
+    std::lock_guard lock(mu_);
+    if (!error_) error_ = std::move(e);
+    failed_ = true;
+  }
+  bool failed() const { return failed_; }
+  std::optional<Error> take() {
+    std::lock_guard lock(mu_);
+    return std::move(error_);
+  }
+
+ private:
+  std::mutex mu_;  // guards error_
+  std::optional<Error> error_;
+  std::atomic<bool> failed_{false};
 };
+
+Status read_back_and_check(const Tree& tree, const Entry& e) {
+  DROVER_ASSIGN(Fd fd, tree.open(e.path, O_RDONLY));
+  Sha256 h;
+  Bytes buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Tree::fail("read", e.path, errno);
+    if (n == 0) break;
+    h.update(buf.data(), static_cast<std::size_t>(n));
+  }
+  if (ContentId(h.finish()) != e.hash) return hash_mismatch(e);
+  return set_mode(fd.get(), e.mode, e.path);
+}
+
+// Decodes one layer and writes every extent it holds. A file that lies in one
+// extent is hashed from memory and gets its mode here; the pieces of files
+// spread over several extents are only written (their files exist already).
+Status write_layer(const format::Manifest& m, LayerSource& source, const Tree& tree, std::size_t li,
+                   const std::vector<WorkItem>& work, std::atomic<std::uint64_t>& bytes) {
+  const format::Layer& layer = m.layers[li];
+  DROVER_ASSIGN(std::string stored, source.read_layer(layer));
+  DROVER_ASSIGN(Bytes raw, decode_layer(layer, stored));
+  stored = std::string();
+  for (const WorkItem& w : work) {
+    const Entry& e = m.entries[w.entry];
+    const bool whole = e.extents.size() == 1;
+    DROVER_ASSIGN(Fd fd, tree.open(e.path, whole ? O_WRONLY | O_CREAT | O_EXCL : O_WRONLY, 0600));
+    const char* data = raw.data() + w.layer_offset;
+    DROVER_TRY(write_all(fd.get(), data, w.length, w.file_offset, e.path));
+    bytes += w.length;
+    if (whole) {
+      if (ContentId(Sha256::of(data, w.length)) != e.hash) return hash_mismatch(e);
+      DROVER_TRY(set_mode(fd.get(), e.mode, e.path));
+    }
+  }
+  return Ok{};
+}
+
+// Runs job(i) for i in [0, count) on `threads` threads; stops handing out work
+// at the first error.
+template <class Job>
+Status parallel_for(std::size_t count, unsigned threads, Job job) {
+  FirstError first;
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i; !first.failed() && (i = next++) < count;) {
+      if (Status st = job(i); !st.ok()) first.set(std::move(st).error());
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < std::max(1u, threads); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  if (auto e = first.take()) return std::move(*e);
+  return Ok{};
+}
 
 Result<MaterializeStats> build(const format::Manifest& m, LayerSource& source, int root_fd,
                                const MaterializeOptions& options) {
   Tree tree(root_fd);
   MaterializeStats stats;
 
-  // Directories, symlinks and empty files first; a parent always precedes its
-  // children in the manifest's order.
+  // Directories, symlinks, empty files and the files spread over several
+  // extents first, in manifest order: a parent always precedes its children.
   std::vector<std::vector<WorkItem>> work(m.layers.size());
+  std::vector<std::size_t> spread;  // files in several extents: checked at the end
   for (std::size_t i = 0; i < m.entries.size(); ++i) {
     const Entry& e = m.entries[i];
     switch (e.type) {
@@ -175,11 +248,14 @@ Result<MaterializeStats> build(const format::Manifest& m, LayerSource& source, i
         break;
       case EntryType::file: {
         ++stats.files;
-        if (e.size == 0) {
+        if (e.extents.size() != 1) {
           DROVER_ASSIGN(Fd fd, tree.open(e.path, O_WRONLY | O_CREAT | O_EXCL, 0600));
-          if (e.hash != ContentId::of("")) return hash_mismatch(e);
-          DROVER_TRY(set_mode(fd.get(), e.mode, e.path));
-          break;
+          if (e.extents.empty()) {
+            if (e.hash != ContentId::of("")) return hash_mismatch(e);
+            DROVER_TRY(set_mode(fd.get(), e.mode, e.path));
+          } else {
+            spread.push_back(i);
+          }
         }
         std::uint64_t off = 0;
         for (const auto& x : e.extents) {
@@ -191,89 +267,17 @@ Result<MaterializeStats> build(const format::Manifest& m, LayerSource& source, i
     }
   }
 
-  std::vector<FileProgress> progress(m.entries.size());
-  std::vector<std::size_t> read_back;
-  std::deque<std::future<Result<std::string>>> decoded;
-  std::size_t next_to_decode = 0;
-  const std::size_t window = std::max(1u, options.threads) + 1;
-  auto launch = [&] {
-    while (next_to_decode < m.layers.size() && decoded.size() < window) {
-      const format::Layer& layer = m.layers[next_to_decode++];
-      decoded.push_back(std::async(std::launch::async, [&source, &layer]() -> Result<std::string> {
-        DROVER_ASSIGN(std::string stored, source.read_layer(layer));
-        return decode_layer(layer, stored);
-      }));
-    }
-  };
-  auto drain = [&] {
-    for (auto& f : decoded) f.wait();
-  };
-
-  for (std::size_t li = 0; li < m.layers.size(); ++li) {
-    launch();
-    Result<std::string> raw = decoded.front().get();
-    decoded.pop_front();
-    if (!raw.ok()) {
-      drain();
-      return raw.error();
-    }
-    ++stats.layers;
-    for (const WorkItem& w : work[li]) {
-      const Entry& e = m.entries[w.entry];
-      FileProgress& p = progress[w.entry];
-      int flags = O_WRONLY | (p.created ? 0 : O_CREAT | O_EXCL);
-      auto fd = tree.open(e.path, flags, 0600);
-      if (!fd.ok()) {
-        drain();
-        return fd.error();
-      }
-      p.created = true;
-      const char* data = raw->data() + w.layer_offset;
-      if (auto st = write_all(fd->get(), data, w.length, w.file_offset, e.path); !st.ok()) {
-        drain();
-        return st.error();
-      }
-      if (p.in_order && w.file_offset == p.hashed) {
-        p.hash.update(data, w.length);
-        p.hashed += w.length;
-      } else {
-        p.in_order = false;
-      }
-      p.written += w.length;
-      stats.bytes += w.length;
-      if (p.written == e.size) {
-        if (!p.in_order) {
-          read_back.push_back(w.entry);
-          continue;
-        }
-        if (ContentId(p.hash.finish()) != e.hash) {
-          drain();
-          return hash_mismatch(e);
-        }
-        if (auto st = set_mode(fd->get(), e.mode, e.path); !st.ok()) {
-          drain();
-          return st.error();
-        }
-      }
-    }
-  }
-
-  // Files whose extents arrived out of order are verified by reading them back.
-  for (std::size_t i : read_back) {
-    const Entry& e = m.entries[i];
-    DROVER_ASSIGN(Fd fd, tree.open(e.path, O_RDONLY));
-    Sha256 h;
-    std::string buf(1 << 20, '\0');
-    for (;;) {
-      ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Tree::fail("read", e.path, errno);
-      if (n == 0) break;
-      h.update(buf.data(), static_cast<std::size_t>(n));
-    }
-    if (ContentId(h.finish()) != e.hash) return hash_mismatch(e);
-    DROVER_TRY(set_mode(fd.get(), e.mode, e.path));
-  }
+  // Layers in parallel: each worker decodes one layer at a time and writes
+  // what it holds, so at most `threads` decoded layers are in memory.
+  std::atomic<std::uint64_t> bytes{0};
+  DROVER_TRY(parallel_for(m.layers.size(), options.threads, [&](std::size_t li) {
+    return write_layer(m, source, tree, li, work[li], bytes);
+  }));
+  stats.bytes = bytes;
+  stats.layers = m.layers.size();
+  DROVER_TRY(parallel_for(spread.size(), options.threads, [&](std::size_t k) {
+    return read_back_and_check(tree, m.entries[spread[k]]);
+  }));
 
   // Directory modes last, deepest first, so that a read-only directory is
   // only made read-only once everything inside it exists.

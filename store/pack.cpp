@@ -5,6 +5,7 @@
 #include <future>
 #include <unordered_map>
 
+#include "core/base/worker_pool.hpp"
 #include "core/canon/canonical_json.hpp"
 
 namespace drover::store {
@@ -78,15 +79,12 @@ std::uint64_t path_hash(std::string_view path) {
   return v;
 }
 
-// Reads exactly `length` bytes of an open file into out; an early end or a
-// short read means the file changed under us.
-Status read_exact(ReadableFile& file, std::string& out, std::uint64_t length,
-                  const std::string& path) {
-  std::size_t start = out.size();
-  out.resize(start + length);
+// Reads exactly `length` bytes of an open file into out at `at`; an early end
+// means the file changed under us.
+Status read_exact(ReadableFile& file, char* out, std::uint64_t length, const std::string& path) {
   std::uint64_t got = 0;
   while (got < length) {
-    DROVER_ASSIGN(std::size_t n, file.read(out.data() + start + got, length - got));
+    DROVER_ASSIGN(std::size_t n, file.read(out + got, length - got));
     if (n == 0) {
       return make_error(Errc::io, "'" + format::printable(path) +
                                       "' shrank while it was being packed; retry the push");
@@ -104,6 +102,29 @@ Status expect_eof(ReadableFile& file, const std::string& path) {
                                     "' grew while it was being packed; retry the push");
   }
   return Ok{};
+}
+
+bool whole_file(const Piece& p, const format::Entry& e) {
+  return p.file_offset == 0 && p.length == e.size;
+}
+
+// Reads a layer whose pieces are whole files, hashing each file. Runs on a
+// worker thread; each entry belongs to exactly one such layer, so writing its
+// hash races with nothing.
+Result<Bytes> read_whole_files(Filesystem& fs, const LayerPlan& plan,
+                               std::vector<format::Entry>& entries,
+                               const std::vector<SourceEntry>& tree) {
+  Bytes raw(plan.raw_size);
+  std::uint64_t at = 0;
+  for (const Piece& p : plan.pieces) {
+    format::Entry& e = entries[p.entry];
+    DROVER_ASSIGN(auto file, fs.open_read(tree[p.entry].source));
+    DROVER_TRY(read_exact(*file, raw.data() + at, p.length, e.path));
+    DROVER_TRY(expect_eof(*file, e.path));
+    e.hash = ContentId(Sha256::of(raw.data() + at, p.length));
+    at += p.length;
+  }
+  return raw;
 }
 
 }  // namespace
@@ -163,16 +184,26 @@ Result<format::Manifest> pack_tree(Filesystem& fs, std::vector<SourceEntry> tree
   for (auto& se : tree) entries.push_back(std::move(se.entry));
   const std::vector<LayerPlan> plan = plan_layers(entries, params);
 
-  // Where each piece landed: plan layer index and offset in that layer.
+  // Where each piece lands is known from the plan alone.
   struct Placement {
     std::size_t plan_layer;
     std::uint64_t offset;
     std::uint64_t length;
   };
   std::vector<std::vector<Placement>> placements(entries.size());
-  std::vector<format::Layer> encoded(plan.size());
-  std::unordered_map<std::size_t, Sha256> open_hashes;  // big files being read in chunks
+  for (std::size_t li = 0; li < plan.size(); ++li) {
+    std::uint64_t at = 0;
+    for (const Piece& p : plan[li].pieces) {
+      placements[p.entry].push_back({li, at, p.length});
+      at += p.length;
+    }
+  }
 
+  // Packs of whole files are read, hashed and encoded on worker threads. The
+  // chunks of a big file are read here, in order, because the file's hash runs
+  // through all of them; encoding them still happens on the workers.
+  std::vector<format::Layer> encoded(plan.size());
+  WorkerPool pool(std::max(1u, params.threads));
   std::deque<std::pair<std::size_t, std::future<Result<format::Layer>>>> in_flight;
   const std::size_t window = std::max(1u, params.threads) * 2;
   auto drain_one = [&]() -> Status {
@@ -182,64 +213,51 @@ Result<format::Manifest> pack_tree(Filesystem& fs, std::vector<SourceEntry> tree
     return Ok{};
   };
   auto fail = [&](Error e) -> Error {
-    while (!in_flight.empty()) {
-      in_flight.front().second.wait();
-      in_flight.pop_front();
-    }
+    for (auto& f : in_flight) f.second.wait();
+    in_flight.clear();
     return e;
+  };
+  auto encode_and_put = [&params, &sink](Bytes raw) -> Result<format::Layer> {
+    EncodedLayer el = encode_layer(std::move(raw), params.encoding);
+    DROVER_TRY(sink.put(el));
+    return el.layer;
   };
 
   std::unique_ptr<ReadableFile> big_file;  // the big file whose chunks are being read
-  std::size_t big_entry = SIZE_MAX;
+  Sha256 big_hash;
   for (std::size_t li = 0; li < plan.size(); ++li) {
-    std::string raw;
-    raw.reserve(plan[li].raw_size);
-    for (const Piece& p : plan[li].pieces) {
-      format::Entry& e = entries[p.entry];
-      const std::string& src_path = e.path;
-      placements[p.entry].push_back({li, raw.size(), p.length});
-      if (p.file_offset == 0 && p.length == e.size) {
-        auto file = fs.open_read(tree[p.entry].source);
-        if (!file.ok()) return fail(file.error());
-        std::size_t start = raw.size();
-        if (auto st = read_exact(**file, raw, p.length, src_path); !st.ok())
-          return fail(st.error());
-        if (auto st = expect_eof(**file, src_path); !st.ok()) return fail(st.error());
-        e.hash = ContentId(Sha256::of(raw.data() + start, p.length));
-        continue;
-      }
-      // A chunk of a big file: chunks come in order, one file at a time.
-      if (p.file_offset == 0) {
-        auto file = fs.open_read(tree[p.entry].source);
-        if (!file.ok()) return fail(file.error());
-        big_file = std::move(*file);
-        big_entry = p.entry;
-        open_hashes.erase(p.entry);
-      }
-      DROVER_ASSERT(big_entry == p.entry && big_file != nullptr);
-      std::size_t start = raw.size();
-      if (auto st = read_exact(*big_file, raw, p.length, src_path); !st.ok())
-        return fail(st.error());
-      Sha256& h = open_hashes[p.entry];
-      h.update(raw.data() + start, p.length);
-      if (p.file_offset + p.length == e.size) {
-        if (auto st = expect_eof(*big_file, src_path); !st.ok()) return fail(st.error());
-        e.hash = ContentId(h.finish());
-        open_hashes.erase(p.entry);
-        big_file.reset();
-        big_entry = SIZE_MAX;
-      }
-    }
     if (in_flight.size() >= window) {
       if (auto st = drain_one(); !st.ok()) return fail(st.error());
     }
-    in_flight.emplace_back(
-        li, std::async(std::launch::async,
-                       [raw = std::move(raw), &params, &sink]() mutable -> Result<format::Layer> {
-                         EncodedLayer el = encode_layer(std::move(raw), params.encoding);
-                         DROVER_TRY(sink.put(el));
-                         return el.layer;
-                       }));
+    const LayerPlan& lp = plan[li];
+    const Piece& first = lp.pieces.front();
+    if (whole_file(first, entries[first.entry])) {
+      in_flight.emplace_back(li, pool.submit([&, li]() -> Result<format::Layer> {
+        DROVER_ASSIGN(Bytes raw, read_whole_files(fs, plan[li], entries, tree));
+        return encode_and_put(std::move(raw));
+      }));
+      continue;
+    }
+    DROVER_ASSERT(lp.pieces.size() == 1);
+    format::Entry& e = entries[first.entry];
+    if (first.file_offset == 0) {
+      auto file = fs.open_read(tree[first.entry].source);
+      if (!file.ok()) return fail(file.error());
+      big_file = std::move(*file);
+    }
+    Bytes raw(first.length);
+    if (auto st = read_exact(*big_file, raw.data(), first.length, e.path); !st.ok()) {
+      return fail(st.error());
+    }
+    big_hash.update(raw.data(), raw.size());
+    if (first.file_offset + first.length == e.size) {
+      if (auto st = expect_eof(*big_file, e.path); !st.ok()) return fail(st.error());
+      e.hash = ContentId(big_hash.finish());
+      big_file.reset();
+    }
+    in_flight.emplace_back(li, pool.submit([&encode_and_put, raw = std::move(raw)]() mutable {
+      return encode_and_put(std::move(raw));
+    }));
   }
   while (!in_flight.empty()) {
     if (auto st = drain_one(); !st.ok()) return fail(st.error());

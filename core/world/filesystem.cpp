@@ -112,6 +112,7 @@ class PosixWritable final : public WritableFile {
     if (::fsync(fd_) != 0) return errno_error("fsync", path_, errno);
     return Ok{};
   }
+  void start_writeback() override { ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE); }
   Status close() override {
     int fd = fd_;
     fd_ = -1;
@@ -232,6 +233,16 @@ Status PosixFilesystem::sync_dir(const fs::path& path) {
   return Ok{};
 }
 
+Status PosixFilesystem::sync_file(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return errno_error("open", path, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return errno_error("fsync", path, err);
+  return Ok{};
+}
+
 Status FaultyFilesystem::step(const char* what, const fs::path& path) {
   std::lock_guard lock(mu_);
   if (count_++ >= fail_from_) {
@@ -291,6 +302,11 @@ Status FaultyFilesystem::make_dirs(const fs::path& path) {
 Status FaultyFilesystem::sync_dir(const fs::path& path) {
   DROVER_TRY(step("sync_dir", path));
   return inner_.sync_dir(path);
+}
+
+Status FaultyFilesystem::sync_file(const fs::path& path) {
+  DROVER_TRY(step("sync_file", path));
+  return inner_.sync_file(path);
 }
 
 }  // namespace drover

@@ -51,6 +51,9 @@ class WritableFile {
   virtual ~WritableFile() = default;
   virtual Status write(std::string_view bytes) = 0;
   virtual Status sync() = 0;  // data and metadata on stable storage
+  // Asks the kernel to start writing the data back now, without waiting, so
+  // that a later sync finds little left to do. A hint: never fails.
+  virtual void start_writeback() {}
   virtual Status close() = 0;
 };
 
@@ -71,6 +74,8 @@ class Filesystem {
   virtual Status remove(const fs::path& path) = 0;  // a file, a link or an empty directory
   virtual Status make_dirs(const fs::path& path) = 0;
   virtual Status sync_dir(const fs::path& path) = 0;
+  // Makes a file written and closed earlier durable (data and metadata).
+  virtual Status sync_file(const fs::path& path) = 0;
 
   // Helpers built on the operations above.
   Result<bool> exists(const fs::path& path);
@@ -94,10 +99,12 @@ class PosixFilesystem final : public Filesystem {
   Status remove(const fs::path& path) override;
   Status make_dirs(const fs::path& path) override;
   Status sync_dir(const fs::path& path) override;
+  Status sync_file(const fs::path& path) override;
 };
 
 // Forwards to another filesystem and fails every mutating operation (create,
-// write, sync, close, rename, remove, make_dirs, sync_dir) from the N-th on,
+// write, sync, close, rename, remove, make_dirs, sync_dir, sync_file) from the
+// N-th on,
 // as a crashed process would have stopped there. Reads always pass.
 class FaultyFilesystem final : public Filesystem {
  public:
@@ -121,6 +128,7 @@ class FaultyFilesystem final : public Filesystem {
   Status remove(const fs::path& path) override;
   Status make_dirs(const fs::path& path) override;
   Status sync_dir(const fs::path& path) override;
+  Status sync_file(const fs::path& path) override;
 
   // Counts one mutation; an error once the budget is spent. Thread-safe.
   Status step(const char* what, const fs::path& path);

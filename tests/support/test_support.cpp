@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -100,7 +101,8 @@ std::string diff(const std::map<std::string, TreeEntry>& a,
 
 fs::path binary(const std::string& name) {
   const char* dir = std::getenv("DROVER_BIN_DIR");
-  if (dir == nullptr) throw std::runtime_error("DROVER_BIN_DIR is not set (run tests through ctest)");
+  if (dir == nullptr)
+    throw std::runtime_error("DROVER_BIN_DIR is not set (run tests through ctest)");
   return fs::path(dir) / name;
 }
 
@@ -110,6 +112,7 @@ struct Child {
   pid_t pid;
   int out_fd;
   int err_fd;
+  std::chrono::steady_clock::time_point started;
 };
 
 Child spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
@@ -132,7 +135,7 @@ Child spawn(const std::vector<std::string>& argv, const std::map<std::string, st
   }
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
-  return {pid, out_pipe[0], err_pipe[0]};
+  return {pid, out_pipe[0], err_pipe[0], std::chrono::steady_clock::now()};
 }
 
 // Reads both pipes until they close or the deadline passes; then reaps.
@@ -164,8 +167,13 @@ ProcessResult collect(Child c, std::chrono::steady_clock::time_point deadline) {
     }
   }
   int status = 0;
-  while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+  struct rusage usage {};
+  while (::wait4(c.pid, &status, 0, &usage) < 0 && errno == EINTR) {
   }
+  r.cpu_seconds = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                  static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  r.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - c.started).count();
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
   return r;

@@ -43,12 +43,15 @@ struct TreeEntry {
 // Every entry below root, keyed by raw relative path.
 std::map<std::string, TreeEntry> snapshot(const fs::path& root);
 // A readable description of how two snapshots differ ("" when equal).
-std::string diff(const std::map<std::string, TreeEntry>& a, const std::map<std::string, TreeEntry>& b);
+std::string diff(const std::map<std::string, TreeEntry>& a,
+                 const std::map<std::string, TreeEntry>& b);
 
 struct ProcessResult {
-  int exit_code = -1;     // -1 when killed by a signal
+  int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
   std::string out, err;
+  double cpu_seconds = 0;  // user + system time of the process
+  double wall_seconds = 0;
 };
 
 // Path of a built binary: $DROVER_BIN_DIR/name (set by CTest).
