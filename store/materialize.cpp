@@ -16,6 +16,7 @@
 
 #include "core/base/hex.hpp"
 #include "store/layer_codec.hpp"
+#include "store/staging_tree.hpp"
 
 namespace drover::store {
 namespace {
@@ -23,93 +24,13 @@ namespace {
 using format::Entry;
 using format::EntryType;
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = o.fd_;
-      o.fd_ = -1;
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
-
-std::string_view parent_of(std::string_view p) {
-  std::size_t slash = p.rfind('/');
-  return slash == std::string_view::npos ? std::string_view() : p.substr(0, slash);
-}
-
-std::string_view base_of(std::string_view p) {
-  std::size_t slash = p.rfind('/');
-  return slash == std::string_view::npos ? p : p.substr(slash + 1);
-}
-
-// Builds the tree under one directory descriptor; no path ever leaves it.
-class Tree {
- public:
-  explicit Tree(int root) : root_(root) {}
-
-  Result<Fd> open(std::string_view path, int flags, mode_t mode = 0) const {
-    if (path.empty()) path = ".";
-    struct open_how how {};
-    how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC | O_NOFOLLOW);
-    how.mode = (flags & O_CREAT) ? mode : 0;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-    std::string p(path);
-    for (;;) {
-      long fd = ::syscall(SYS_openat2, root_, p.c_str(), &how, sizeof how);
-      if (fd >= 0) return Fd(static_cast<int>(fd));
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return fail("open", path, errno);
-    }
-  }
-
-  Status mkdir(std::string_view path) const {
-    DROVER_ASSIGN(Fd parent, open(parent_of(path), O_RDONLY | O_DIRECTORY));
-    std::string name(base_of(path));
-    if (::mkdirat(parent.get(), name.c_str(), 0700) != 0) return fail("mkdir", path, errno);
-    return Ok{};
-  }
-
-  Status symlink(std::string_view path, const std::string& target) const {
-    DROVER_ASSIGN(Fd parent, open(parent_of(path), O_RDONLY | O_DIRECTORY));
-    std::string name(base_of(path));
-    if (::symlinkat(target.c_str(), parent.get(), name.c_str()) != 0) {
-      return fail("symlink", path, errno);
-    }
-    return Ok{};
-  }
-
-  static Error fail(const char* op, std::string_view path, int err) {
-    Errc code = (err == ELOOP || err == EXDEV || err == EEXIST) ? Errc::refused : Errc::io;
-    return make_error(code, std::string(op) + " '" + format::printable(path) +
-                                "' in the staging directory: " + std::strerror(err));
-  }
-
- private:
-  int root_;
-};
-
 Status write_all(int fd, const char* data, std::uint64_t len, std::uint64_t offset,
                  std::string_view path) {
   while (len > 0) {
     ssize_t n = ::pwrite(fd, data, len, static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Tree::fail("write", path, errno);
+      return StagingTree::fail("write", path, errno);
     }
     data += n;
     len -= static_cast<std::uint64_t>(n);
@@ -119,7 +40,7 @@ Status write_all(int fd, const char* data, std::uint64_t len, std::uint64_t offs
 }
 
 Status set_mode(int fd, std::uint32_t mode, std::string_view path) {
-  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) return Tree::fail("chmod", path, errno);
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) return StagingTree::fail("chmod", path, errno);
   return Ok{};
 }
 
@@ -168,14 +89,14 @@ class FirstError {
   std::atomic<bool> failed_{false};
 };
 
-Status read_back_and_check(const Tree& tree, const Entry& e) {
+Status read_back_and_check(const StagingTree& tree, const Entry& e) {
   DROVER_ASSIGN(Fd fd, tree.open(e.path, O_RDONLY));
   Sha256 h;
   Bytes buf(1 << 20);
   for (;;) {
     ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Tree::fail("read", e.path, errno);
+    if (n < 0) return StagingTree::fail("read", e.path, errno);
     if (n == 0) break;
     h.update(buf.data(), static_cast<std::size_t>(n));
   }
@@ -186,8 +107,9 @@ Status read_back_and_check(const Tree& tree, const Entry& e) {
 // Decodes one layer and writes every extent it holds. A file that lies in one
 // extent is hashed from memory and gets its mode here; the pieces of files
 // spread over several extents are only written (their files exist already).
-Status write_layer(const format::Manifest& m, LayerSource& source, const Tree& tree, std::size_t li,
-                   const std::vector<WorkItem>& work, std::atomic<std::uint64_t>& bytes) {
+Status write_layer(const format::Manifest& m, LayerSource& source, const StagingTree& tree,
+                   std::size_t li, const std::vector<WorkItem>& work,
+                   std::atomic<std::uint64_t>& bytes) {
   const format::Layer& layer = m.layers[li];
   DROVER_ASSIGN(std::string stored, source.read_layer(layer));
   DROVER_ASSIGN(Bytes raw, decode_layer(layer, stored));
@@ -228,7 +150,7 @@ Status parallel_for(std::size_t count, unsigned threads, Job job) {
 
 Result<MaterializeStats> build(const format::Manifest& m, LayerSource& source, int root_fd,
                                const MaterializeOptions& options) {
-  Tree tree(root_fd);
+  StagingTree tree(root_fd);
   MaterializeStats stats;
 
   // Directories, symlinks, empty files and the files spread over several
@@ -286,7 +208,7 @@ Result<MaterializeStats> build(const format::Manifest& m, LayerSource& source, i
     DROVER_ASSIGN(Fd fd, tree.open(it->path, O_RDONLY | O_DIRECTORY));
     DROVER_TRY(set_mode(fd.get(), it->mode, it->path));
   }
-  if (::fchmod(root_fd, 0755) != 0) return Tree::fail("chmod", ".", errno);
+  if (::fchmod(root_fd, 0755) != 0) return StagingTree::fail("chmod", ".", errno);
   return stats;
 }
 

@@ -504,6 +504,17 @@ Result<Entry> read_entry(const json& j, std::size_t index) {
 }  // namespace
 
 Result<Manifest> decode_manifest(std::string_view bytes, const Limits& limits) {
+  // Count entries before building a JSON tree of them: a hostile manifest of
+  // millions of tiny entries would otherwise cost gigabytes to parse. Inside
+  // strings every quote is escaped, so the bytes "path": occur only as keys.
+  std::size_t paths = 0;
+  for (std::size_t at = bytes.find("\"path\":"); at != std::string_view::npos;
+       at = bytes.find("\"path\":", at + 7)) {
+    if (++paths > limits.max_entries) {
+      return refused("manifest lists more than " + std::to_string(limits.max_entries) +
+                     " entries, over the limit");
+    }
+  }
   auto parsed = canon::decode(bytes, limits.max_manifest_bytes);
   if (!parsed.ok()) return parsed.error().context("manifest");
   const json& doc = *parsed;

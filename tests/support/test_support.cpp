@@ -73,7 +73,7 @@ std::map<std::string, TreeEntry> snapshot(const fs::path& root) {
       e.mode = 0;
       e.content = fs::read_symlink(it->path()).string();
     }
-    out[fs::relative(it->path(), root).string()] = e;
+    out[it->path().lexically_relative(root).string()] = e;
   }
   return out;
 }
