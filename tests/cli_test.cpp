@@ -1,0 +1,377 @@
+// The drover command line as build jobs and operators use it: real processes,
+// real stores in temporary directories. The verbs, flags, exit codes and the
+// push --json output are a contract (docs/CLI.md).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "tests/support/hostile_artifact.hpp"
+#include "tests/support/test_support.hpp"
+#include "tests/support/tree_gen.hpp"
+
+namespace drover::testing {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+class Cli : public ::testing::Test {
+ protected:
+  ProcessResult drover(std::vector<std::string> args) {
+    args.insert(args.begin(), binary("drover").string());
+    return run(args, std::chrono::seconds(120));
+  }
+  // Runs an artifact verb against this test's store.
+  ProcessResult artifact(std::vector<std::string> args) {
+    args.insert(args.begin(), "artifact");
+    args.push_back("--store");
+    args.push_back(store_.string());
+    return drover(args);
+  }
+  fs::path sample_tree() {
+    fs::path t = dir_ / "tree";
+    write_file(t / "bin" / "app", "#!/bin/sh\n", 0755);
+    write_file(t / "etc" / "conf", "x=1\n", 0644);
+    fs::create_directories(t / "empty");
+    fs::create_symlink("bin/app", t / "run");
+    return t;
+  }
+  json push_json(const fs::path& tree, const std::string& sha = "0123abcd") {
+    ProcessResult r =
+        artifact({"push", tree.string(), "--service", "checkout", "--git-sha", sha, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out);
+  }
+
+  TempDir dir_;
+  fs::path store_ = dir_ / "store";
+};
+
+TEST_F(Cli, PushJsonIsTheDocumentedObject) {
+  fs::path tree = sample_tree();
+  ProcessResult r =
+      artifact({"push", tree.string(), "--service", "checkout", "--git-sha", "ABCDEF1234", "--meta",
+                "build=ci-7", "arch=amd64", "--meta=team=pay", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["format"], "drover.push-result.v1");
+  EXPECT_THAT(j["artifact_id"].get<std::string>(), ::testing::StartsWith("sha256:"));
+  EXPECT_EQ(j["git_sha"], "abcdef1234");  // lowercased
+  EXPECT_EQ(j["files"], 2);
+  ASSERT_TRUE(j["layers"].is_array());
+  ASSERT_FALSE(j["layers"].empty());
+  EXPECT_TRUE(j["layers"][0].contains("id"));
+  EXPECT_TRUE(j["layers"][0].contains("size"));
+  EXPECT_GT(j["new_bytes"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(j["size_bytes"].get<std::uint64_t>(), 0u);
+  // Metadata reached the artifact.
+  ProcessResult show = artifact({"show", j["artifact_id"], "--json"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  json s = json::parse(show.out);
+  EXPECT_EQ(s["meta"], (json{{"build", "ci-7"}, {"arch", "amd64"}, {"team", "pay"}}));
+  // The same push again adds nothing.
+  json again = json::parse(
+      artifact({"push", tree.string(), "--service", "checkout", "--git-sha", "abcdef1234", "--meta",
+                "build=ci-7", "arch=amd64", "--meta=team=pay", "--json"})
+          .out);
+  EXPECT_EQ(again["artifact_id"], j["artifact_id"]);
+  EXPECT_EQ(again["new_bytes"], 0);
+  EXPECT_EQ(again["already_present"], true);
+}
+
+TEST_F(Cli, LsShowVerifyMaterializeGc) {
+  fs::path tree = sample_tree();
+  std::string v1 = push_json(tree)["artifact_id"];
+  write_file(tree / "etc" / "conf", "x=2\n");
+  std::string v2 = push_json(tree, "0123abce")["artifact_id"];
+
+  json listed = json::parse(artifact({"ls", "--service", "checkout", "--json"}).out);
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0]["artifact_id"], v2);  // newest first
+  ProcessResult table = artifact({"ls"});
+  EXPECT_THAT(table.out, HasSubstr(v1.substr(7, 12)));
+
+  ProcessResult show = artifact({"show", v1.substr(7, 10), "--files"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_THAT(show.out, HasSubstr("run -> bin/app"));
+
+  EXPECT_EQ(artifact({"verify", v1}).exit_code, 0);
+  ProcessResult all = artifact({"verify", "--all", "--json"});
+  EXPECT_EQ(json::parse(all.out)["ok"], true);
+
+  ProcessResult mat = artifact({"materialize", v1, (dir_ / "out").string()});
+  ASSERT_EQ(mat.exit_code, 0) << mat.err;
+  EXPECT_EQ(read_file(dir_ / "out" / "etc" / "conf"), "x=1\n");
+  EXPECT_TRUE(fs::is_symlink(dir_ / "out" / "run"));
+  ProcessResult again = artifact({"materialize", v1, (dir_ / "out").string()});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.err, HasSubstr("exists"));
+
+  ProcessResult gc = artifact({"gc", "--keep", "1", "--json"});
+  ASSERT_EQ(gc.exit_code, 0) << gc.err;
+  EXPECT_EQ(json::parse(gc.out)["removed"], json::array({v1}));
+  EXPECT_EQ(artifact({"verify", v2}).exit_code, 0);
+  ProcessResult gone = artifact({"show", v1});
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_THAT(gone.err, HasSubstr("no artifact"));
+}
+
+TEST_F(Cli, StoreComesFromFlagThenEnvironment) {
+  fs::path tree = sample_tree();
+  fs::path env_store = dir_ / "env-store";
+  ProcessResult r = run({binary("drover").string(), "artifact", "push", tree.string(), "--service",
+                         "svc", "--git-sha", "0123abcd"},
+                        std::chrono::seconds(60), {{"DROVER_STORE", env_store.string()}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(env_store / "index" / "data.mdb"));
+  EXPECT_FALSE(fs::exists(store_));
+}
+
+TEST_F(Cli, VerifyFailsOnACorruptBlob) {
+  fs::path tree = sample_tree();
+  json pushed = push_json(tree);
+  std::string layer = pushed["layers"][0]["id"];
+  fs::path blob = store_ / "blobs" / "sha256" / layer.substr(7, 2) / layer.substr(7);
+  ::chmod(blob.c_str(), 0644);
+  std::string bytes = read_file(blob);
+  bytes[0] = static_cast<char>(bytes[0] ^ 1);
+  write_file(blob, bytes, 0444);
+  ProcessResult r = artifact({"verify", pushed["artifact_id"]});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.out, HasSubstr("MISMATCH layer " + layer));
+  ProcessResult m = artifact({"materialize", pushed["artifact_id"], (dir_ / "out").string()});
+  EXPECT_EQ(m.exit_code, 1);
+  EXPECT_THAT(m.err, HasSubstr(layer));
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+// Each bad command line gets exit code 2 and a message naming what was wrong;
+// nothing is written to the store.
+TEST_F(Cli, BadCommandLinesAreRefusedClearly) {
+  fs::path tree = sample_tree();
+  const std::string t = tree.string();
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      {{"artifact", "push", t, "--git-sha", "0123abcd"}, "missing --service"},
+      {{"artifact", "push", t, "--service", "svc"}, "missing --git-sha"},
+      {{"artifact", "push", "--service", "svc", "--git-sha", "0123abcd"}, "missing DIR"},
+      {{"artifact", "push", t, "--service", "bad name", "--git-sha", "0123abcd"},
+       "service name 'bad name'"},
+      {{"artifact", "push", t, "--service", "svc", "--git-sha", "xyz"}, "git SHA 'xyz'"},
+      {{"artifact", "push", t, "--service", "svc", "--git-sha", "0123abcd", "--meta", "novalue"},
+       "--meta wants key=value"},
+      {{"artifact", "push", t, "--service", "svc", "--git-sha", "0123abcd", "--bogus"}, "bogus"},
+      {{"artifact", "push", t, "--service", "a", "--service", "b", "--git-sha", "0123abcd"},
+       "given more than once"},
+      {{"artifact", "push", t, "extra", "--service", "svc", "--git-sha", "0123abcd"},
+       "unexpected argument 'extra'"},
+      {{"artifact", "gc"}, "missing --keep"},
+      {{"artifact", "gc", "--keep", "-3"}, "--keep"},
+      {{"artifact", "gc", "--keep", "zero"}, "whole number"},
+      {{"artifact", "verify"}, "either ID or --all"},
+      {{"artifact", "materialize", "abcdef12"}, "want ID DEST"},
+      {{"artifact", "frobnicate"}, "unknown verb 'frobnicate'"},
+      {{"frobnicate"}, "unknown command 'frobnicate'"},
+      {{"keygen"}, "missing --out"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = c.args;
+    if (args[0] == "artifact") {
+      args.push_back("--store");
+      args.push_back(store_.string());
+    }
+    ProcessResult r = drover(args);
+    EXPECT_EQ(r.exit_code, 2) << c.says << "\n" << r.err;
+    EXPECT_THAT(r.err, HasSubstr(c.says));
+  }
+  EXPECT_FALSE(fs::exists(store_ / "index"));
+}
+
+TEST_F(Cli, OperationalErrorsExitOneAndNameTheProblem) {
+  ProcessResult missing =
+      artifact({"push", (dir_ / "nope").string(), "--service", "s", "--git-sha", "0123abcd"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.err, HasSubstr("nope"));
+  ProcessResult unknown = artifact({"show", "sha256:" + std::string(64, 'a')});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("no artifact"));
+  fs::path tree = dir_ / "fifo-tree";
+  fs::create_directories(tree);
+  ::mkfifo((tree / "pipe").c_str(), 0644);
+  ProcessResult fifo = artifact({"push", tree.string(), "--service", "s", "--git-sha", "0123abcd"});
+  EXPECT_EQ(fifo.exit_code, 1);
+  EXPECT_THAT(fifo.err, HasSubstr("'pipe' is a FIFO"));
+  EXPECT_EQ(json::parse(artifact({"ls", "--json"}).out).size(), 0u);
+}
+
+// Every class of hostile artifact, through the command users run: refused
+// with the entry named, exit code 1, nothing at DEST.
+TEST_F(Cli, MaterializeRefusesHostileArtifacts) {
+  auto plain = [](const std::string& s) {
+    RawLayer l;
+    l.stored = s;
+    return l;
+  };
+  RawLayer bomb = zstd_layer(std::string(16 << 20, 'A'));
+  bomb.raw_size = 100;
+  RawLayer oversized = plain("0123456789");
+  oversized.size = 4;
+  oversized.raw_size = 4;
+  struct Case {
+    std::string name;
+    std::vector<json> entries;
+    std::vector<RawLayer> layers;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      {"absolute",
+       {file_entry("/etc/cron.d/x", "x", 0, 0)},
+       {plain("x")},
+       "'/etc/cron.d/x': absolute path"},
+      {"dotdot",
+       {file_entry("../x", "x", 0, 0)},
+       {plain("x")},
+       "'../x': path has a '..' component"},
+      {"symlink",
+       {link_entry("l", "../../etc"), file_entry("z", "x", 0, 0)},
+       {plain("x")},
+       "'l': symlink target '../../etc' leaves the tree"},
+      {"through link",
+       {link_entry("l", "/tmp"), file_entry("l/x", "x", 0, 0)},
+       {plain("x")},
+       "'l'"},
+      {"hardlink",
+       {{{"path", "h"}, {"type", "hardlink"}, {"target", "/etc/shadow"}},
+        file_entry("z", "x", 0, 0)},
+       {plain("x")},
+       "'h': entry type 'hardlink' is not deployable"},
+      {"device",
+       {{{"path", "d"}, {"type", "chardev"}, {"mode", 420}}, file_entry("z", "x", 0, 0)},
+       {plain("x")},
+       "'d': entry type 'chardev'"},
+      {"fifo",
+       {{{"path", "p"}, {"type", "fifo"}, {"mode", 420}}, file_entry("z", "x", 0, 0)},
+       {plain("x")},
+       "'p': entry type 'fifo'"},
+      {"setuid", {file_entry("s", "x", 0, 0, 04755)}, {plain("x")}, "'s': mode 4755 has setuid"},
+      {"setgid", {file_entry("g", "x", 0, 0, 02755)}, {plain("x")}, "'g': mode 2755"},
+      {"bomb",
+       {file_entry("f", std::string(100, 'A'), 0, 0)},
+       {bomb},
+       "declares 16777216 bytes, but the manifest says 100"},
+      {"oversized blob",
+       {file_entry("f", "0123", 0, 0)},
+       {oversized},
+       "holds more bytes than the manifest's 4"},
+      {"long path",
+       {file_entry(std::string(5000, 'p'), "x", 0, 0)},
+       {plain("x")},
+       "over the limit of 4096"},
+  };
+  for (const auto& c : cases) {
+    fs::path store = dir_ / ("store-" + std::to_string(&c - cases.data()));
+    ContentId id = install_raw_artifact(store, c.entries, c.layers);
+    fs::path dest = dir_ / "dest";
+    ProcessResult r =
+        drover({"artifact", "materialize", id.str(), dest.string(), "--store", store.string()});
+    EXPECT_EQ(r.exit_code, 1) << c.name;
+    EXPECT_THAT(r.err, HasSubstr(c.says)) << c.name;
+    EXPECT_FALSE(fs::exists(dest)) << c.name;
+    EXPECT_FALSE(fs::exists("/etc/cron.d/x"));
+  }
+  for (const auto& e : fs::directory_iterator(dir_.path())) {
+    EXPECT_EQ(e.path().filename().string().find("staging"), std::string::npos) << e.path();
+  }
+}
+
+// Kills pushes with SIGKILL at random moments. After each kill the store must
+// verify clean, list only complete artifacts, and a retry must finish with the
+// same artifact id as an uninterrupted push.
+TEST_F(Cli, PushKilledAtRandomMomentsLeavesAConsistentStore) {
+  fs::path tree = dir_ / "tree";
+  TreeSpec spec;
+  spec.small_files = 600;
+  spec.medium_files = 40;
+  spec.big_files = 2;
+  spec.big_min = 6 << 20;
+  spec.big_max = 10 << 20;
+  generate_tree(tree, spec);
+  const std::vector<std::string> push = {binary("drover").string(),
+                                         "artifact",
+                                         "push",
+                                         tree.string(),
+                                         "--service",
+                                         "svc",
+                                         "--git-sha",
+                                         "0123abcd",
+                                         "--json",
+                                         "--store",
+                                         store_.string()};
+  // How long an uninterrupted push takes, into a throwaway store.
+  std::vector<std::string> timed = push;
+  timed.back() = (dir_ / "reference").string();
+  ProcessResult reference = run(timed);
+  ASSERT_EQ(reference.exit_code, 0) << reference.err;
+  const std::string expected = json::parse(reference.out)["artifact_id"];
+  const auto full = std::chrono::microseconds(static_cast<long>(reference.wall_seconds * 1e6));
+
+  std::mt19937_64 rng(20261127);
+  int killed = 0;
+  for (int round = 0; round < 12; ++round) {
+    auto at = std::chrono::microseconds(rng() % static_cast<std::uint64_t>(full.count() + 1));
+    ProcessResult r = run_and_kill(push, at);
+    if (r.signal == SIGKILL) ++killed;
+    ProcessResult verify =
+        drover({"artifact", "verify", "--all", "--json", "--store", store_.string()});
+    ASSERT_EQ(verify.exit_code, 0) << "round " << round << " killed at " << at.count() << "us\n"
+                                   << verify.out << verify.err;
+    json listed = json::parse(drover({"artifact", "ls", "--json", "--store", store_.string()}).out);
+    for (const auto& a : listed) EXPECT_EQ(a["artifact_id"], expected);
+  }
+  EXPECT_GE(killed, 6) << "too few pushes were really interrupted to prove anything";
+  ProcessResult retry = run(push);
+  ASSERT_EQ(retry.exit_code, 0) << retry.err;
+  EXPECT_EQ(json::parse(retry.out)["artifact_id"], expected);
+  EXPECT_EQ(drover({"artifact", "verify", expected, "--store", store_.string()}).exit_code, 0);
+  // gc clears what the kills left behind.
+  ProcessResult gc = drover({"artifact", "gc", "--keep", "1", "--store", store_.string()});
+  ASSERT_EQ(gc.exit_code, 0) << gc.err;
+  EXPECT_TRUE(fs::is_empty(store_ / "tmp"));
+  EXPECT_EQ(
+      json::parse(drover({"artifact", "verify", "--all", "--json", "--store", store_.string()})
+                      .out)["orphan_blobs"],
+      0);
+}
+
+TEST_F(Cli, KeygenWritesAPrivateKeyAndCertifyChainsIt) {
+  ProcessResult root = drover({"keygen", "--out", (dir_ / "root.key").string()});
+  ASSERT_EQ(root.exit_code, 0) << root.err;
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / "root.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_TRUE(fs::exists(dir_ / "root.key.pub"));
+  ProcessResult twice = drover({"keygen", "--out", (dir_ / "root.key").string()});
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_THAT(twice.err, HasSubstr("refusing to overwrite"));
+  ASSERT_EQ(drover({"keygen", "--out", (dir_ / "online.key").string()}).exit_code, 0);
+  ProcessResult cert = drover({"key", "certify", "--root", (dir_ / "root.key").string(),
+                               "--subject", (dir_ / "online.key.pub").string(), "--out",
+                               (dir_ / "online.cert").string(), "--version", "2"});
+  ASSERT_EQ(cert.exit_code, 0) << cert.err;
+  EXPECT_THAT(read_file(dir_ / "online.cert"), HasSubstr("drover.key-cert.v1"));
+  ::chmod((dir_ / "root.key").c_str(), 0644);
+  ProcessResult loose =
+      drover({"key", "certify", "--root", (dir_ / "root.key").string(), "--subject",
+              (dir_ / "online.key.pub").string(), "--out", (dir_ / "c2").string()});
+  EXPECT_EQ(loose.exit_code, 1);
+  EXPECT_THAT(loose.err, HasSubstr("chmod 600"));
+}
+
+}  // namespace
+}  // namespace drover::testing
