@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include "core/hash/bt_merkle.hpp"
 #include "store/layer_codec.hpp"
@@ -30,26 +33,77 @@ class ArtifactStore::Lock {
 
 namespace {
 
-// Hands encoded layers to the blob store's staging area; called from the
-// packer's worker threads.
+// Hands encoded layers to the blob store's staging area (called from the
+// packer's worker threads) and makes each staged file durable on a thread of
+// its own, so the fsyncs overlap the encoding of later layers instead of
+// stalling the workers or piling up at commit.
 class StagingSink final : public LayerSink {
  public:
-  explicit StagingSink(BlobStore& blobs) : blobs_(blobs) {}
+  explicit StagingSink(BlobStore& blobs) : blobs_(blobs), syncer_([this] { sync_loop(); }) {}
+  ~StagingSink() override {
+    finish();
+    syncer_.join();
+  }
+
   Status put(const EncodedLayer& layer) override {
     DROVER_ASSIGN(StagedBlob staged, blobs_.stage(layer.layer.id, view(layer.stored)));
-    std::lock_guard lock(mu_);
-    staged_.push_back(std::move(staged));
+    {
+      std::lock_guard lock(mu_);
+      staged_.push_back(std::move(staged));
+    }
+    changed_.notify_all();
     return Ok{};
   }
-  std::vector<StagedBlob> take() {
+
+  // Waits for every staged file to be durable; returns them, or the first
+  // fsync error (the files are then still listed for discarding).
+  Result<std::vector<StagedBlob>> take() {
+    finish();
     std::lock_guard lock(mu_);
-    return std::move(staged_);
+    if (sync_error_) return *sync_error_;
+    return staged_;
+  }
+  std::vector<StagedBlob> take_for_discard() {
+    finish();
+    std::lock_guard lock(mu_);
+    return staged_;
   }
 
  private:
+  void finish() {
+    std::unique_lock lock(mu_);
+    done_ = true;
+    changed_.notify_all();
+    changed_.wait(lock, [this] { return synced_ == staged_.size() || sync_error_.has_value(); });
+  }
+
+  void sync_loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      changed_.wait(lock, [this] { return synced_ < staged_.size() || done_; });
+      if (synced_ == staged_.size()) {
+        if (done_) return;
+        continue;
+      }
+      StagedBlob blob = staged_[synced_];
+      lock.unlock();
+      Status st = blobs_.make_durable(blob);
+      lock.lock();
+      if (!st.ok() && !sync_error_) sync_error_ = std::move(st).error();
+      staged_[synced_].durable = blob.durable;
+      ++synced_;
+      changed_.notify_all();
+    }
+  }
+
   BlobStore& blobs_;
-  std::mutex mu_;  // guards staged_
+  std::mutex mu_;  // guards staged_, synced_, done_, sync_error_
+  std::condition_variable changed_;
   std::vector<StagedBlob> staged_;
+  std::size_t synced_ = 0;  // staged_[0, synced_) have been through make_durable
+  bool done_ = false;
+  std::optional<Error> sync_error_;
+  std::thread syncer_;  // last: starts after the state it uses
 };
 
 class BlobLayerSource final : public LayerSource {
@@ -130,7 +184,7 @@ Result<PushResult> ArtifactStore::push(const fs::path& dir, const PackInput& inp
 
   StagingSink sink(blobs_);
   auto staged_fail = [&](Error e) {
-    blobs_.discard(sink.take());
+    blobs_.discard(sink.take_for_discard());
     return std::move(e).context("push " + source.string());
   };
   auto manifest = pack_tree(fs_, std::move(*tree), input, options_.pack, sink);
@@ -145,7 +199,9 @@ Result<PushResult> ArtifactStore::push(const fs::path& dir, const PackInput& inp
   if (auto st = sink.put(manifest_blob); !st.ok()) {
     return staged_fail(st.error());
   }
-  std::vector<StagedBlob> staged = sink.take();
+  auto durable = sink.take();
+  if (!durable.ok()) return staged_fail(durable.error());
+  std::vector<StagedBlob> staged = std::move(*durable);
   auto placed = blobs_.commit(staged);
   if (!placed.ok()) {
     blobs_.discard(staged);

@@ -60,7 +60,7 @@ Result<std::uint64_t> BlobStore::commit(const std::vector<StagedBlob>& staged) {
   std::uint64_t placed = 0;
   // Every staged file reaches the disk before any is renamed into place.
   for (const auto& s : staged) {
-    if (!s.tmp.empty()) DROVER_TRY(fs_.sync_file(s.tmp));
+    if (!s.tmp.empty() && !s.durable) DROVER_TRY(fs_.sync_file(s.tmp));
   }
   for (const auto& s : staged) {
     if (s.tmp.empty()) continue;
@@ -75,6 +75,13 @@ Result<std::uint64_t> BlobStore::commit(const std::vector<StagedBlob>& staged) {
   for (const auto& d : dirs) DROVER_TRY(fs_.sync_dir(d));
   if (!dirs.empty()) DROVER_TRY(fs_.sync_dir(blobs_));
   return placed;
+}
+
+Status BlobStore::make_durable(StagedBlob& staged) {
+  if (staged.tmp.empty() || staged.durable) return Ok{};
+  DROVER_TRY(fs_.sync_file(staged.tmp));
+  staged.durable = true;
+  return Ok{};
 }
 
 void BlobStore::discard(const std::vector<StagedBlob>& staged) {

@@ -25,7 +25,8 @@ namespace drover::store {
 struct StagedBlob {
   ContentId id;
   std::uint64_t size = 0;
-  fs::path tmp;  // empty when the blob was already present: nothing to commit
+  fs::path tmp;          // empty when the blob was already present: nothing to commit
+  bool durable = false;  // tmp has been fsynced
 };
 
 // Thread-safe: staging, reading and listing may run on several threads.
@@ -42,8 +43,10 @@ class BlobStore {
   // Writes bytes to a fresh temporary file, unless a blob of that id and
   // size is already in place.
   Result<StagedBlob> stage(const ContentId& id, std::string_view bytes);
-  // Fsyncs every staged file, renames each into place and fsyncs the
-  // directories touched.
+  // Fsyncs a staged file now (commit() then skips it).
+  Status make_durable(StagedBlob& staged);
+  // Fsyncs every staged file not yet durable, renames each into place and
+  // fsyncs the directories touched.
   // Returns the bytes placed.
   Result<std::uint64_t> commit(const std::vector<StagedBlob>& staged);
   // Removes temporary files of staged blobs that will not be committed.

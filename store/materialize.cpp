@@ -120,6 +120,9 @@ Status write_layer(const format::Manifest& m, LayerSource& source, const Staging
     DROVER_ASSIGN(Fd fd, tree.open(e.path, whole ? O_WRONLY | O_CREAT | O_EXCL : O_WRONLY, 0600));
     const char* data = raw.data() + w.layer_offset;
     DROVER_TRY(write_all(fd.get(), data, w.length, w.file_offset, e.path));
+    // Start writing back now, so the syncfs() before the rename has little left.
+    ::sync_file_range(fd.get(), static_cast<off_t>(w.file_offset), static_cast<off_t>(w.length),
+                      SYNC_FILE_RANGE_WRITE);
     bytes += w.length;
     if (whole) {
       if (ContentId(Sha256::of(data, w.length)) != e.hash) return hash_mismatch(e);
