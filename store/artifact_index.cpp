@@ -1,5 +1,6 @@
 #include "store/artifact_index.hpp"
 
+#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "core/canon/canonical_json.hpp"
@@ -14,9 +15,11 @@ std::string key_of(const ContentId& id) {
   return std::string(reinterpret_cast<const char*>(id.digest().data()), id.digest().size());
 }
 
-ContentId id_of_key(std::string_view key) {
+Result<ContentId> id_of_key(std::string_view key) {
   Digest d{};
-  DROVER_ASSERT(key.size() == d.size());
+  if (key.size() != d.size()) {
+    return make_error(Errc::corrupt, "store index: an artifact key is damaged");
+  }
   std::copy(key.begin(), key.end(), d.begin());
   return ContentId(d);
 }
@@ -100,7 +103,15 @@ Result<std::unique_ptr<ArtifactIndex>> ArtifactIndex::open(const fs::path& dir,
 Result<bool> ArtifactIndex::record_push(ArtifactRecord& record) {
   DROVER_ASSIGN(lmdb::Txn txn, env_->begin_write());
   DROVER_ASSIGN(auto seq_text, txn.get(meta_, "push_seq"));
-  std::uint64_t seq = seq_text ? std::stoull(*seq_text) + 1 : 1;
+  std::uint64_t seq = 1;
+  if (seq_text) {
+    std::uint64_t last = 0;
+    auto [end, ec] = std::from_chars(seq_text->data(), seq_text->data() + seq_text->size(), last);
+    if (ec != std::errc() || end != seq_text->data() + seq_text->size()) {
+      return make_error(Errc::corrupt, "store index: push counter '" + *seq_text + "' is damaged");
+    }
+    seq = last + 1;
+  }
   DROVER_TRY(txn.put(meta_, "push_seq", std::to_string(seq)));
   const std::string key = key_of(record.id);
   DROVER_ASSIGN(auto existing, txn.get(artifacts_, key));
@@ -125,7 +136,9 @@ Result<std::optional<ArtifactRecord>> ArtifactIndex::get(const ContentId& id) {
   if (pin) {
     r.pinned = true;
     auto j = canon::decode(*pin, 1 << 16);
-    if (j.ok() && j->contains("reason")) r.pin_reason = (*j)["reason"].get<std::string>();
+    if (j.ok() && j->contains("reason") && (*j)["reason"].is_string()) {
+      r.pin_reason = (*j)["reason"].get<std::string>();
+    }
   }
   return std::optional<ArtifactRecord>(std::move(r));
 }
@@ -138,7 +151,8 @@ Result<std::vector<ArtifactRecord>> ArtifactIndex::list(const std::string& servi
     std::string prefix = service.empty() ? std::string() : service + '\0';
     DROVER_ASSIGN(bool more, prefix.empty() ? cur.first() : cur.seek(prefix));
     while (more && cur.key().substr(0, prefix.size()) == prefix) {
-      ids.push_back(id_of_key(cur.value()));
+      DROVER_ASSIGN(ContentId id, id_of_key(cur.value()));
+      ids.push_back(id);
       DROVER_ASSIGN(more, cur.next());
     }
   }
@@ -158,7 +172,7 @@ Result<std::vector<ContentId>> ArtifactIndex::find_prefix(const std::string& hex
   DROVER_ASSIGN(lmdb::Cursor cur, txn.cursor(artifacts_));
   DROVER_ASSIGN(bool more, cur.first());
   while (more) {
-    ContentId id = id_of_key(cur.key());
+    DROVER_ASSIGN(ContentId id, id_of_key(cur.key()));
     if (id.hex().compare(0, hex_prefix.size(), hex_prefix) == 0) out.push_back(id);
     DROVER_ASSIGN(more, cur.next());
   }
@@ -170,7 +184,9 @@ Status ArtifactIndex::pin(const ContentId& id, const std::string& reason, std::i
   DROVER_ASSIGN(auto present, txn.get(artifacts_, key_of(id)));
   if (!present) return make_error(Errc::not_found, "no artifact " + id.str() + " in the store");
   json j = {{"reason", reason}, {"pinned_at", now}};
-  DROVER_TRY(txn.put(pins_, key_of(id), *canon::encode(j)));
+  auto bytes = canon::encode(j);
+  if (!bytes.ok()) return bytes.error().context("pin reason");
+  DROVER_TRY(txn.put(pins_, key_of(id), *bytes));
   return txn.commit();
 }
 

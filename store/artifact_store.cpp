@@ -243,7 +243,7 @@ Result<std::vector<ArtifactRecord>> ArtifactStore::list(const std::string& servi
   return index_->list(service);
 }
 
-Result<ArtifactRecord> ArtifactStore::resolve(std::string_view text) {
+Result<std::string> ArtifactStore::id_digits(std::string_view text) {
   std::string_view hex = text;
   if (hex.substr(0, 7) == "sha256:") hex.remove_prefix(7);
   if (hex.size() < 6 || hex.size() > 64 || !is_hex(hex)) {
@@ -252,7 +252,12 @@ Result<ArtifactRecord> ArtifactStore::resolve(std::string_view text) {
                           "' is not an artifact id (sha256:<64 hex digits>, or at least 6 "
                           "leading lowercase hex digits of one)");
   }
-  DROVER_ASSIGN(auto ids, index_->find_prefix(std::string(hex)));
+  return std::string(hex);
+}
+
+Result<ArtifactRecord> ArtifactStore::resolve(std::string_view text) {
+  DROVER_ASSIGN(std::string hex, id_digits(text));
+  DROVER_ASSIGN(auto ids, index_->find_prefix(hex));
   if (ids.empty()) {
     return make_error(Errc::not_found,
                       "no artifact " + std::string(text) + " in store " + root_.string());
@@ -401,11 +406,15 @@ Result<GcReport> ArtifactStore::gc(std::size_t keep) {
   return report;
 }
 
+// Pins take the shared lock: a gc (exclusive) either finished before the pin,
+// or starts after it and sees it.
 Status ArtifactStore::pin(const ContentId& id, const std::string& reason) {
+  DROVER_ASSIGN(Lock held, lock(false));
   return index_->pin(id, reason, unix_seconds(clock_.now()));
 }
 
 Result<bool> ArtifactStore::unpin(const ContentId& id) {
+  DROVER_ASSIGN(Lock held, lock(false));
   return index_->unpin(id);
 }
 

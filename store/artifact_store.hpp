@@ -66,6 +66,9 @@ class ArtifactStore {
   // Accepts a full id ("sha256:<hex>" or the bare hex) or an unambiguous hex
   // prefix of at least 6 digits.
   Result<ArtifactRecord> resolve(std::string_view id_or_prefix);
+  // The hex digits of an id or prefix, or an invalid_argument error naming
+  // the text: for checking a command line before opening the store.
+  static Result<std::string> id_digits(std::string_view id_or_prefix);
   // Reads the manifest blob, checks it against the id and decodes it.
   Result<format::Manifest> load_manifest(const ContentId& id);
   Result<VerifyReport> verify(const ContentId& id);

@@ -56,18 +56,30 @@ Result<StagedBlob> BlobStore::stage(const ContentId& id, std::string_view bytes)
 }
 
 Result<std::uint64_t> BlobStore::commit(const std::vector<StagedBlob>& staged) {
-  std::set<fs::path> dirs;
-  std::uint64_t placed = 0;
   // Every staged file reaches the disk before any is renamed into place.
   for (const auto& s : staged) {
     if (!s.tmp.empty() && !s.durable) DROVER_TRY(fs_.sync_file(s.tmp));
   }
+  std::set<fs::path> dirs;
+  std::set<ContentId> seen;
+  std::uint64_t placed = 0;
   for (const auto& s : staged) {
-    if (s.tmp.empty()) continue;
     fs::path dest = path_of(s.id);
+    if (!seen.insert(s.id).second) {
+      // Equal layers encoded at once were staged twice: place one.
+      if (!s.tmp.empty()) (void)fs_.remove(s.tmp);
+      continue;
+    }
     if (!dirs.contains(dest.parent_path())) {
       DROVER_TRY(fs_.make_dirs(dest.parent_path()));
       dirs.insert(dest.parent_path());
+    }
+    if (s.tmp.empty()) {
+      // Already present, perhaps placed by a concurrent or killed push that
+      // had not yet made it durable: make sure of it before the index may
+      // name it.
+      DROVER_TRY(fs_.sync_file(dest));
+      continue;
     }
     DROVER_TRY(fs_.rename(s.tmp, dest));
     placed += s.size;

@@ -50,7 +50,7 @@ EncodedLayer encode_layer(Bytes raw, const LayerEncoding& encoding) {
   Bytes packed(ZSTD_compressBound(raw.size()));
   std::size_t n = ZSTD_compress2(cctx, packed.data(), packed.size(), raw.data(), raw.size());
   DROVER_ASSERT(!ZSTD_isError(n));
-  if (n <= raw.size() - raw.size() / 32) {
+  if (32 * static_cast<std::uint64_t>(n) <= 31 * static_cast<std::uint64_t>(raw.size())) {
     packed.resize(n);
     out.stored = std::move(packed);
     out.layer.codec = format::Codec::zstd;

@@ -179,6 +179,9 @@ TEST_F(Cli, BadCommandLinesAreRefusedClearly) {
       {{"artifact", "frobnicate"}, "unknown verb 'frobnicate'"},
       {{"frobnicate"}, "unknown command 'frobnicate'"},
       {{"keygen"}, "missing --out"},
+      {{"artifact", "ls", "--log-level", "loud"}, "--log-level wants debug, info, warn or error"},
+      {{"artifact", "show", "xyz!"}, "is not an artifact id"},
+      {{"artifact", "pin", "abc"}, "is not an artifact id"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = c.args;

@@ -32,8 +32,10 @@ std::size_t utf8_sequence(const unsigned char* p, std::size_t n) {
   return len;
 }
 
+// depth: how many containers enclose v (0 at the top), so that a container's
+// own nesting level is depth + 1, as shape_of() counts it.
 Status check_value(const nlohmann::json& v, std::size_t depth) {
-  if (depth > kMaxDepth) {
+  if ((v.is_object() || v.is_array()) && depth + 1 > kMaxDepth) {
     return make_error(Errc::invalid_argument, "value nests deeper than the canonical limit");
   }
   switch (v.type()) {
@@ -60,10 +62,16 @@ Status check_value(const nlohmann::json& v, std::size_t depth) {
   }
 }
 
-// Nesting depth of JSON text, counted without parsing, so that hostile input
-// cannot drive the recursive encoder into a stack overflow.
-std::size_t nesting_depth(std::string_view bytes) {
-  std::size_t depth = 0, max_depth = 0;
+// Nesting depth and an upper bound on the number of values of JSON text,
+// counted without parsing, so that hostile input cannot drive the recursive
+// encoder into a stack overflow or the parser into building a huge tree.
+struct Shape {
+  std::size_t depth = 0;
+  std::size_t values = 1;
+};
+
+Shape shape_of(std::string_view bytes) {
+  std::size_t depth = 0, max_depth = 0, separators = 0;
   bool in_string = false, escaped = false;
   for (char c : bytes) {
     if (in_string) {
@@ -80,11 +88,14 @@ std::size_t nesting_depth(std::string_view bytes) {
       in_string = true;
     } else if (c == '[' || c == '{') {
       max_depth = std::max(max_depth, ++depth);
+      ++separators;
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
+    } else if (c == ',' || c == ':') {
+      ++separators;
     }
   }
-  return max_depth;
+  return {max_depth, separators + 1};
 }
 
 }  // namespace
@@ -101,21 +112,27 @@ bool valid_utf8(std::string_view bytes) {
 }
 
 Result<std::string> encode(const nlohmann::json& value) {
-  DROVER_TRY(check_value(value, 0));
+  DROVER_TRY(check_value(value, 0));  // the top value has no container around it
   // nlohmann's default object type is a std::map<std::string, ...>, ordered by
   // std::char_traits<char>::compare, which compares bytes as unsigned values.
   return value.dump();
 }
 
-Result<nlohmann::json> decode(std::string_view bytes, std::size_t max_bytes) {
+Result<nlohmann::json> decode(std::string_view bytes, std::size_t max_bytes,
+                              std::size_t max_values) {
   if (bytes.size() > max_bytes) {
     return make_error(Errc::invalid_argument, "document is " + std::to_string(bytes.size()) +
                                                   " bytes, more than the limit of " +
                                                   std::to_string(max_bytes));
   }
-  if (nesting_depth(bytes) > kMaxDepth) {
+  const Shape shape = shape_of(bytes);
+  if (shape.depth > kMaxDepth) {
     return make_error(Errc::invalid_argument,
                       "document nests deeper than " + std::to_string(kMaxDepth) + " levels");
+  }
+  if (shape.values > max_values) {
+    return make_error(Errc::invalid_argument,
+                      "document holds more than " + std::to_string(max_values) + " values");
   }
   nlohmann::json value = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
   if (value.is_discarded()) return make_error(Errc::invalid_argument, "document is not JSON");

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
@@ -20,9 +21,12 @@ inline constexpr std::size_t kMaxDepth = 32;
 // valid UTF-8, and nesting deeper than kMaxDepth.
 Result<std::string> encode(const nlohmann::json& value);
 
-// Parses bytes that must be the canonical encoding of a value and at most
-// max_bytes long. The error says what was wrong (size, depth, syntax, form).
-Result<nlohmann::json> decode(std::string_view bytes, std::size_t max_bytes);
+// Parses bytes that must be the canonical encoding of a value, at most
+// max_bytes long and holding at most max_values values (counted before
+// parsing, so a hostile document cannot make the parser build a huge tree).
+// The error says what was wrong (size, count, depth, syntax, form).
+Result<nlohmann::json> decode(std::string_view bytes, std::size_t max_bytes,
+                              std::size_t max_values = SIZE_MAX);
 
 // File names on Linux are bytes and need not be UTF-8. encode_name turns any
 // byte string into JSON-safe text: every '%', control byte (0x00-0x1F, 0x7F)

@@ -1,9 +1,9 @@
 #include "core/format/manifest.hpp"
 
 #include <cstring>
-#include <deque>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/base/hex.hpp"
 #include "core/canon/canonical_json.hpp"
@@ -80,62 +80,100 @@ Status check_path(std::string_view path, const Limits& limits) {
   return Ok{};
 }
 
-// Resolves a symlink target from the link's directory through the manifest's
-// tree, following the manifest's other symlinks, and refuses any step above
-// the root: what the kernel would do on the materialized tree, done on paper.
-Status check_symlink(const Entry& link,
-                     const std::unordered_map<std::string_view, const Entry*>& links) {
-  const std::string who = "entry '" + printable(link.path) + "'";
-  const std::string_view target = link.target;
-  if (target.empty()) return refused(who + ": symlink with an empty target");
-  if (target.size() > kMaxTargetBytes) return refused(who + ": symlink target is too long");
-  if (target.find('\0') != std::string_view::npos) {
-    return refused(who + ": symlink target contains a NUL byte");
+// Resolves symlink targets through the manifest's own links, as the kernel
+// would on the materialized tree, and refuses any that climbs above the root
+// at any step. Each link is resolved once (later uses reuse the result), and
+// all resolution shares one step budget, so chains of hostile links cannot
+// make the check expensive.
+class LinkChecker {
+ public:
+  LinkChecker(const std::unordered_map<std::string_view, const Entry*>& links, std::uint64_t budget)
+      : links_(links), budget_(budget) {}
+
+  Status check(const Entry& link) {
+    const std::string who = "entry '" + printable(link.path) + "'";
+    const std::string_view target = link.target;
+    if (target.empty()) return refused(who + ": symlink with an empty target");
+    if (target.size() > kMaxTargetBytes) return refused(who + ": symlink target is too long");
+    if (target.find('\0') != std::string_view::npos) {
+      return refused(who + ": symlink target contains a NUL byte");
+    }
+    if (target.front() == '/') {
+      return refused(who + ": symlink to absolute path '" + printable(target) +
+                     "' leaves the tree");
+    }
+    auto r = resolve(link, 0);
+    if (r.ok()) return Ok{};
+    return refused(who + ": symlink target '" + printable(target) + "' " + r.error().message);
   }
-  if (target.front() == '/') {
-    return refused(who + ": symlink to absolute path '" + printable(target) + "' leaves the tree");
+
+ private:
+  // The tree path (components joined by '/', "" for the root) that a link
+  // leads to; an error says why it may not be followed.
+  Result<std::string> resolve(const Entry& link, int depth) {
+    if (auto it = resolved_.find(link.path); it != resolved_.end()) return it->second;
+    if (depth > kMaxSymlinkHops || in_progress_.contains(link.path)) {
+      return refused("loops or chains through more than 40 links");
+    }
+    const std::string_view target = link.target;
+    if (target.empty() || target.front() == '/') {
+      return refused("leaves the tree through '" + printable(link.path) + "'");
+    }
+    in_progress_.insert(link.path);
+    auto r = walk(parent_of(link.path), target, depth);
+    in_progress_.erase(link.path);
+    if (!r.ok()) return r;
+    resolved_.emplace(link.path, *r);
+    return r;
   }
-  std::vector<std::string_view> cur;
-  std::string_view dir = parent_of(link.path);
-  if (!dir.empty()) cur = split_path(dir);
-  std::deque<std::string_view> todo;
-  for (auto part : split_path(target)) todo.push_back(part);
-  int hops = 0;
-  std::string joined;
-  while (!todo.empty()) {
-    std::string_view part = todo.front();
-    todo.pop_front();
-    if (part.empty() || part == ".") continue;
-    if (part == "..") {
-      if (cur.empty()) {
-        return refused(who + ": symlink target '" + printable(target) + "' leaves the tree");
+
+  Result<std::string> walk(std::string_view dir, std::string_view target, int depth) {
+    std::string cur(dir);
+    std::vector<std::size_t> starts;  // where each component of cur begins
+    auto reset_starts = [&] {
+      starts.clear();
+      if (cur.empty()) return;
+      starts.push_back(0);
+      for (std::size_t i = 0; i < cur.size(); ++i) {
+        if (cur[i] == '/') starts.push_back(i + 1);
       }
-      cur.pop_back();
-      continue;
+      steps_ += starts.size();
+    };
+    reset_starts();
+    for (std::string_view part : split_path(target)) {
+      if (++steps_ > budget_) return refused("needs too much work to check (too many links)");
+      if (part.empty() || part == ".") continue;
+      if (part == "..") {
+        if (starts.empty()) return refused("leaves the tree");
+        cur.resize(starts.back() == 0 ? 0 : starts.back() - 1);
+        starts.pop_back();
+        continue;
+      }
+      starts.push_back(cur.empty() ? 0 : cur.size() + 1);
+      if (!cur.empty()) cur += '/';
+      cur += part;
+      auto it = links_.find(cur);
+      if (it == links_.end()) continue;
+      auto next = resolve(*it->second, depth + 1);
+      if (!next.ok()) {
+        const std::string& why = next.error().message;
+        if (why.rfind("leaves the tree", 0) == 0 && why.find(" through ") == std::string::npos) {
+          return refused("leaves the tree through '" + printable(it->second->path) + "'");
+        }
+        return next;
+      }
+      cur = *next;
+      reset_starts();
     }
-    cur.push_back(part);
-    joined.clear();
-    for (std::size_t i = 0; i < cur.size(); ++i) {
-      if (i) joined += '/';
-      joined += cur[i];
-    }
-    auto it = links.find(joined);
-    if (it == links.end()) continue;
-    if (++hops > kMaxSymlinkHops) {
-      return refused(who + ": symlink target '" + printable(target) +
-                     "' loops or chains through more than 40 links");
-    }
-    const std::string_view next = it->second->target;
-    if (next.empty() || next.front() == '/') {
-      return refused(who + ": symlink target '" + printable(target) +
-                     "' leaves the tree through '" + printable(it->second->path) + "'");
-    }
-    cur.pop_back();
-    auto next_parts = split_path(next);
-    for (auto r = next_parts.rbegin(); r != next_parts.rend(); ++r) todo.push_front(*r);
+    return cur;
   }
-  return Ok{};
-}
+
+  const std::unordered_map<std::string_view, const Entry*>& links_;
+  const std::uint64_t budget_;
+  std::unordered_map<std::string_view, std::string> resolved_;
+  std::unordered_set<std::string_view> in_progress_;
+  std::uint64_t steps_ = 0;
+};
 
 json encode_name(std::string_view raw) {
   return canon::encode_name(raw);
@@ -231,6 +269,7 @@ Status check_entries(const std::vector<Entry>& entries, const std::vector<Layer>
                      std::vector<bool>* layer_used, const Limits& limits) {
   std::unordered_map<std::string_view, const Entry*> dirs, links;
   std::uint64_t tree_bytes = 0;
+  std::size_t extents = 0;
   const Entry* prev = nullptr;
   for (const Entry& e : entries) {
     DROVER_TRY(check_path(e.path, limits));
@@ -257,6 +296,12 @@ Status check_entries(const std::vector<Entry>& entries, const std::vector<Layer>
                          std::to_string(limits.max_tree_bytes) + " bytes");
         }
         tree_bytes += e.size;
+        extents += e.extents.size();
+        if (extents > limits.max_entries + limits.max_layers) {
+          // A packer needs one extent per small file and one per chunk.
+          return refused(who + ": the manifest lists more than " +
+                         std::to_string(limits.max_entries + limits.max_layers) + " extents");
+        }
         if (layers == nullptr) break;
         std::uint64_t sum = 0;
         for (const Extent& x : e.extents) {
@@ -285,8 +330,9 @@ Status check_entries(const std::vector<Entry>& entries, const std::vector<Layer>
       }
     }
   }
+  LinkChecker link_checker(links, limits.max_link_steps);
   for (const Entry& e : entries) {
-    if (e.type == EntryType::symlink) DROVER_TRY(check_symlink(e, links));
+    if (e.type == EntryType::symlink) DROVER_TRY(link_checker.check(e));
   }
   return Ok{};
 }
@@ -515,7 +561,10 @@ Result<Manifest> decode_manifest(std::string_view bytes, const Limits& limits) {
                      " entries, over the limit");
     }
   }
-  auto parsed = canon::decode(bytes, limits.max_manifest_bytes);
+  // A file entry takes about a dozen JSON values, a layer eight, each further
+  // extent four: this bounds the parsed tree by the entry and layer limits.
+  const std::size_t max_values = 16 * (limits.max_entries + limits.max_layers) + 64;
+  auto parsed = canon::decode(bytes, limits.max_manifest_bytes, max_values);
   if (!parsed.ok()) return parsed.error().context("manifest");
   const json& doc = *parsed;
   Reader r{doc, "manifest"};

@@ -76,6 +76,8 @@ struct Limits {
   std::size_t max_components = 256;
   std::uint64_t max_layer_bytes = 64ull << 20;
   std::uint64_t max_tree_bytes = 1ull << 40;
+  // Path steps all symlink resolution may take together (see LinkChecker).
+  std::uint64_t max_link_steps = 32'000'000;
 };
 
 Result<std::string> encode_manifest(const Manifest& manifest, const Limits& limits = {});

@@ -58,8 +58,12 @@ Result<Envelope> decode_envelope(std::string_view bytes) {
   };
   if (!j.is_object()) return bad("not an object");
   if (j.size() != 4) return bad("expected exactly format, payload, payload_type, signatures");
-  if (j.value("format", "") != kEnvelopeFormat) {
-    return make_error(Errc::unsupported, "signed envelope: unknown format (want " +
+  auto format = j.find("format");
+  if (format == j.end() || !format->is_string()) return bad("missing format");
+  if (format->get<std::string>() != kEnvelopeFormat) {
+    return make_error(Errc::unsupported, "signed envelope: format '" +
+                                             format->get<std::string>().substr(0, 64) +
+                                             "' is not known to this build (it reads " +
                                              std::string(kEnvelopeFormat) + ")");
   }
   if (!j.contains("payload_type") || !j["payload_type"].is_string()) {
@@ -96,13 +100,17 @@ Result<std::string> open(const Envelope& envelope, std::string_view expected_typ
                         std::string(expected_type) + "'");
   }
   const std::string key_id = key.key_id();
+  // Any signature by the key will do: the list itself is not signed, so a
+  // forged entry with the right key id must not hide a valid one.
+  bool seen = false;
   for (const auto& s : envelope.signatures) {
     if (s.key_id != key_id) continue;
+    seen = true;
     if (key.verify(signing_input(envelope.payload_type, envelope.payload), s.sig)) {
       return envelope.payload;
     }
-    return crypto_error("signature by key " + key_id.substr(0, 16) + " does not verify");
   }
+  if (seen) return crypto_error("signature by key " + key_id.substr(0, 16) + " does not verify");
   return crypto_error("no signature by key " + key_id.substr(0, 16));
 }
 
@@ -125,9 +133,19 @@ Result<KeyCert> verify_cert(const Envelope& cert, const TrustRoot& trust, std::i
   auto bad = [](const std::string& what) {
     return make_error(Errc::invalid_argument, "key certificate: " + what);
   };
-  if (!j.is_object() || j.value("format", "") != KeyCert::kType) return bad("wrong format");
-  for (const char* k : {"version", "issued_at", "expires_at"}) {
+  if (!j.is_object()) return bad("not an object");
+  auto format = j.find("format");
+  if (format == j.end() || !format->is_string()) return bad("missing format");
+  if (format->get<std::string>() != KeyCert::kType) {
+    return make_error(Errc::unsupported, "key certificate: format '" +
+                                             format->get<std::string>().substr(0, 64) +
+                                             "' is not known to this build");
+  }
+  for (const char* k : {"issued_at", "expires_at"}) {
     if (!j.contains(k) || !j[k].is_number_integer()) return bad(std::string("missing ") + k);
+  }
+  if (!j.contains("version") || !j["version"].is_number_unsigned()) {
+    return bad("version must be a non-negative integer");
   }
   if (!j.contains("role") || !j["role"].is_string() || !j.contains("subject_key") ||
       !j["subject_key"].is_string()) {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/base/hex.hpp"
 #include "core/canon/canonical_json.hpp"
@@ -114,57 +115,96 @@ Status save_key_pair(Filesystem& fs, const KeyPair& key, const fs::path& path) {
   std::string secret = *canon::encode(j) + "\n";
   fs::path pub = path;
   pub += ".pub";
-  for (const auto& p : {path, pub}) {
-    DROVER_ASSIGN(bool present, fs.exists(p));
-    if (present) {
-      return make_error(Errc::already_exists,
-                        "key file " + p.string() + " exists; refusing to overwrite a key");
-    }
+  DROVER_ASSIGN(bool pub_present, fs.exists(pub));
+  if (pub_present) {
+    return make_error(Errc::already_exists,
+                      "key file " + pub.string() + " exists; refusing to overwrite a key");
   }
+  // The rename into place refuses an existing file itself, so two keygens at
+  // once cannot overwrite each other's key.
   fs::path tmp = path;
   tmp += ".tmp";
-  DROVER_TRY(fs.write_atomic(path, tmp, secret, 0600));
+  Status st = fs.write_atomic(path, tmp, secret, 0600, /*replace=*/false);
   sodium_memzero(secret.data(), secret.size());
+  if (!st.ok()) {
+    if (st.error().code == Errc::already_exists) {
+      return make_error(Errc::already_exists,
+                        "key file " + path.string() + " exists; refusing to overwrite a key");
+    }
+    return st;
+  }
   fs::path pub_tmp = pub;
   pub_tmp += ".tmp";
-  return fs.write_atomic(pub, pub_tmp, encode_public_key_file(key.public_key()), 0644);
+  return fs.write_atomic(pub, pub_tmp, encode_public_key_file(key.public_key()), 0644,
+                         /*replace=*/false);
 }
 
 namespace {
 
-Result<nlohmann::json> read_key_json(Filesystem& fs, const fs::path& path) {
-  DROVER_ASSIGN(std::string bytes, fs.read_file(path, kMaxKeyFileBytes));
+// A string field, or nullopt when absent or of another type.
+std::optional<std::string> string_field(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+struct KeyFile {
+  nlohmann::json doc;
+  FileInfo info;  // of the open file, not of whatever the path names later
+};
+
+Result<KeyFile> read_key_file(Filesystem& fs, const fs::path& path, std::string_view format) {
+  DROVER_ASSIGN(auto file, fs.open_read(path));
+  DROVER_ASSIGN(FileInfo info, file->info());
+  std::string bytes;
+  char buf[1024];
+  for (;;) {
+    DROVER_ASSIGN(std::size_t n, file->read(buf, sizeof buf));
+    if (n == 0) break;
+    bytes.append(buf, n);
+    if (bytes.size() > kMaxKeyFileBytes) {
+      return make_error(Errc::invalid_argument, "key file " + path.string() + ": too large");
+    }
+  }
   if (!bytes.empty() && bytes.back() == '\n') bytes.pop_back();
-  auto j = canon::decode(bytes, kMaxKeyFileBytes);
+  auto j = canon::decode(bytes, kMaxKeyFileBytes, 64);
+  sodium_memzero(bytes.data(), bytes.size());
   if (!j.ok()) return j.error().context("key file " + path.string());
-  if (!j->is_object() || !j->contains("type") || (*j)["type"] != "ed25519") {
+  if (!j->is_object() || string_field(*j, "type") != "ed25519") {
     return make_error(Errc::invalid_argument,
                       "key file " + path.string() + ": not an ed25519 key file");
   }
-  return j;
+  auto f = string_field(*j, "format");
+  if (f != kSecretFormat && f != kPublicFormat) {
+    return make_error(Errc::unsupported, "key file " + path.string() + ": format '" +
+                                             f.value_or("(none)").substr(0, 64) +
+                                             "' is not known to this build");
+  }
+  if (!format.empty() && f != format) {
+    return make_error(Errc::invalid_argument, "key file " + path.string() + " is a " + *f +
+                                                  " file, not " + std::string(format));
+  }
+  return KeyFile{std::move(*j), info};
 }
 
 }  // namespace
 
 Result<KeyPair> load_key_pair(Filesystem& fs, const fs::path& path) {
-  DROVER_ASSIGN(FileInfo info, fs.lstat(path));
-  if (info.mode & 077) {
+  DROVER_ASSIGN(KeyFile kf, read_key_file(fs, path, kSecretFormat));
+  if (kf.info.mode & 077) {
     return make_error(Errc::refused, "secret key file " + path.string() +
                                          " may be read by group or others (mode " +
-                                         octal_mode(info.mode) + "); chmod 600 it");
+                                         octal_mode(kf.info.mode) + "); chmod 600 it");
   }
-  DROVER_ASSIGN(nlohmann::json j, read_key_json(fs, path));
-  if (j.value("format", "") != kSecretFormat || !j.contains("seed") || !j["seed"].is_string()) {
-    return make_error(Errc::invalid_argument,
-                      "key file " + path.string() + ": not a secret key file (no seed)");
-  }
+  auto seed_hex = string_field(kf.doc, "seed");
   std::array<std::uint8_t, KeyPair::kSeedSize> seed{};
-  if (!hex_to_array(j["seed"].get<std::string>(), seed)) {
-    return make_error(Errc::invalid_argument, "key file " + path.string() + ": bad seed");
+  if (!seed_hex || !hex_to_array(*seed_hex, seed)) {
+    return make_error(Errc::invalid_argument,
+                      "key file " + path.string() + ": bad or missing seed");
   }
   KeyPair key = KeyPair::from_seed(seed);
   sodium_memzero(seed.data(), seed.size());
-  if (j.value("public", "") != key.public_key().hex()) {
+  if (string_field(kf.doc, "public") != key.public_key().hex()) {
     return make_error(Errc::corrupt,
                       "key file " + path.string() + ": public key does not match the seed");
   }
@@ -172,11 +212,11 @@ Result<KeyPair> load_key_pair(Filesystem& fs, const fs::path& path) {
 }
 
 Result<PublicKey> load_public_key(Filesystem& fs, const fs::path& path) {
-  DROVER_ASSIGN(nlohmann::json j, read_key_json(fs, path));
-  if (!j.contains("public") || !j["public"].is_string()) {
+  DROVER_ASSIGN(KeyFile kf, read_key_file(fs, path, ""));
+  auto pub = string_field(kf.doc, "public");
+  if (!pub)
     return make_error(Errc::invalid_argument, "key file " + path.string() + ": no public key");
-  }
-  auto key = PublicKey::from_hex(j["public"].get<std::string>());
+  auto key = PublicKey::from_hex(*pub);
   if (!key.ok()) return key.error().context("key file " + path.string());
   return key;
 }

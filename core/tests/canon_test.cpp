@@ -30,15 +30,15 @@ TEST(CanonicalJson, RefusesEveryOtherSpelling) {
   const std::string canonical = R"({"a":1,"b":"x"})";
   ASSERT_TRUE(decode(canonical, 100).ok());
   for (const char* other : {
-           R"({"b":"x","a":1})",       // unsorted
-           R"({"a": 1,"b":"x"})",      // white space
-           R"({"a":1,"b":"x"} )",      // trailing space
-           R"({"a":1.0,"b":"x"})",     // float
-           R"({"a":1e0,"b":"x"})",     // exponent
-           R"({"a":01,"b":"x"})",      // leading zero (not even JSON)
-           R"({"a":1,"b":"\u0078"})",  // needless escape
-           R"({"a":1,"a":1,"b":"x"})", // duplicate key
-           R"({"a":-0,"b":"x"})",      // negative zero
+           R"({"b":"x","a":1})",        // unsorted
+           R"({"a": 1,"b":"x"})",       // white space
+           R"({"a":1,"b":"x"} )",       // trailing space
+           R"({"a":1.0,"b":"x"})",      // float
+           R"({"a":1e0,"b":"x"})",      // exponent
+           R"({"a":01,"b":"x"})",       // leading zero (not even JSON)
+           R"({"a":1,"b":"\u0078"})",   // needless escape
+           R"({"a":1,"a":1,"b":"x"})",  // duplicate key
+           R"({"a":-0,"b":"x"})",       // negative zero
        }) {
     auto r = decode(other, 100);
     EXPECT_FALSE(r.ok()) << other;
@@ -61,7 +61,7 @@ TEST(Names, ValidUtf8StaysReadable) {
   EXPECT_EQ(encode_name(std::string("caf\xe9", 4)), "caf%E9");
   EXPECT_EQ(encode_name(std::string("a\nb\x7f", 4)), "a%0Ab%7F");
   EXPECT_EQ(encode_name("\xed\xa0\x80"), "%ED%A0%80");  // a UTF-16 surrogate is not UTF-8
-  EXPECT_EQ(encode_name("\xc0\xaf"), "%C0%AF");          // overlong '/'
+  EXPECT_EQ(encode_name("\xc0\xaf"), "%C0%AF");         // overlong '/'
 }
 
 TEST(Names, RandomBytesRoundTrip) {
@@ -88,6 +88,36 @@ TEST(Base64, RoundTripAndCanonical) {
   EXPECT_FALSE(base64_decode("aGVsbG8").ok());   // padding missing
   EXPECT_FALSE(base64_decode("aGVsbG9=").ok());  // non-zero padding bits
   EXPECT_FALSE(base64_decode("aGV sbG8=").ok());
+}
+
+}  // namespace
+}  // namespace drover::canon
+
+namespace drover::canon {
+namespace {
+
+TEST(CanonicalJson, EncoderAndDecoderAgreeOnTheDepthLimit) {
+  auto nested = [](std::size_t levels) {
+    json v = 1;
+    for (std::size_t i = 0; i < levels; ++i) v = json::array({v});
+    return v;
+  };
+  auto at_limit = encode(nested(kMaxDepth));
+  ASSERT_TRUE(at_limit.ok());
+  EXPECT_TRUE(decode(*at_limit, 1 << 10).ok());
+  EXPECT_FALSE(encode(nested(kMaxDepth + 1)).ok());
+  std::string deeper = std::string(kMaxDepth + 1, '[') + "1" + std::string(kMaxDepth + 1, ']');
+  EXPECT_FALSE(decode(deeper, 1 << 10).ok());
+}
+
+TEST(CanonicalJson, CountsValuesBeforeParsing) {
+  std::string many = "[0";
+  for (int i = 1; i < 10000; ++i) many += ",0";
+  many += "]";
+  ASSERT_TRUE(decode(many, 1 << 20).ok());
+  auto r = decode(many, 1 << 20, 5000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("more than 5000 values"), std::string::npos);
 }
 
 }  // namespace

@@ -47,11 +47,13 @@ Manifest sample() {
   l.bt_root = BtMerkle::of("helloworld");
   m.layers.push_back(l);
   m.entries = {dir("bin"), file("bin/app", "hello", 0, 0, 0755), link("cfg", "etc/app.conf"),
-               dir("etc"), file("etc/app.conf", "world", 0, 5), file("etc/empty", "", 0, 0)};
+               dir("etc"), file("etc/app.conf", "world", 0, 5),  file("etc/empty", "", 0, 0)};
   return m;
 }
 
-Status check(const Manifest& m) { return validate_manifest(m); }
+Status check(const Manifest& m) {
+  return validate_manifest(m);
+}
 
 void expect_refused(const Manifest& m, const std::string& needle) {
   Status st = check(m);
@@ -216,6 +218,71 @@ TEST(Manifest, FieldRulesNameTheValue) {
   EXPECT_FALSE(validate_git_sha("0123ABC").ok());
   EXPECT_FALSE(validate_meta({{"bad key", "v"}}).ok());
   EXPECT_FALSE(validate_meta({{"k", std::string("\xff")}}).ok());
+}
+
+}  // namespace
+}  // namespace drover::format
+
+namespace drover::format {
+namespace {
+
+TEST(Manifest, SymlinkCheckingHasABudget) {
+  Manifest m = sample();
+  // 200 links whose targets wander 50 steps each before landing on a file.
+  std::string wander;
+  for (int i = 0; i < 25; ++i) wander += "x/../";
+  for (int i = 0; i < 200; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "l%03d", i);
+    m.entries.insert(m.entries.end() - 0, link(name, wander + "cfg"));
+  }
+  std::sort(m.entries.begin(), m.entries.end(),
+            [](const Entry& a, const Entry& b) { return a.path < b.path; });
+  EXPECT_TRUE(validate_manifest(m).ok()) << validate_manifest(m).error().message;
+  Limits tight;
+  tight.max_link_steps = 2000;
+  Status st = validate_manifest(m, tight);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("too much work"), std::string::npos) << st.error().message;
+}
+
+TEST(Manifest, LongChainsAreResolvedOncePerLink) {
+  // 39 links in a chain, then 20,000 links into its head: the chain is walked
+  // once, not 20,000 times, so this fits a budget far below 20,000 x 39 steps.
+  Manifest m = sample();
+  std::vector<Entry> extra;
+  for (int i = 0; i < 39; ++i) {
+    char name[16], next[16];
+    std::snprintf(name, sizeof name, "c%02d", i);
+    std::snprintf(next, sizeof next, "c%02d", i + 1);
+    extra.push_back(link(name, i == 38 ? "etc" : next));
+  }
+  for (int i = 0; i < 20000; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "u%05d", i);
+    extra.push_back(link(name, "c00/app.conf"));
+  }
+  m.entries.insert(m.entries.end(), extra.begin(), extra.end());
+  std::sort(m.entries.begin(), m.entries.end(),
+            [](const Entry& a, const Entry& b) { return a.path < b.path; });
+  Limits limits;
+  limits.max_link_steps = 200'000;
+  EXPECT_TRUE(validate_manifest(m, limits).ok()) << validate_manifest(m, limits).error().message;
+}
+
+TEST(Manifest, BoundsTheNumberOfExtents) {
+  Manifest m = sample();
+  Limits tight;
+  tight.max_entries = 6;
+  tight.max_layers = 1;
+  // Seven extents of one byte for "hello": more than entries + layers allow.
+  m.entries[1].extents.clear();
+  for (std::uint64_t i = 0; i < 5; ++i) m.entries[1].extents.push_back({0, i, 1});
+  m.entries[4].extents = {{0, 5, 1}, {0, 6, 1}, {0, 7, 1}, {0, 8, 1}, {0, 9, 1}};
+  m.entries[4].size = 5;
+  Status st = validate_manifest(m, tight);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("extents"), std::string::npos) << st.error().message;
 }
 
 }  // namespace

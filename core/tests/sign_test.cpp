@@ -84,10 +84,12 @@ TEST(Envelope, RefusesTamperingWrongTypeAndWrongKey) {
 }
 
 TEST(Envelope, DecodeRefusesMalformedEnvelopes) {
-  for (const char* bad :
-       {"{}", "[]", R"({"format":"drover.envelope.v2","payload":"","payload_type":"x","signatures":[]})",
-        R"({"format":"drover.envelope.v1","payload":"!!","payload_type":"x","signatures":[{"key_id":"a","sig":"AA=="}]})",
-        R"({"format":"drover.envelope.v1","payload":"","payload_type":"x","signatures":[]})"}) {
+  for (
+      const char* bad :
+      {"{}", "[]",
+       R"({"format":"drover.envelope.v2","payload":"","payload_type":"x","signatures":[]})",
+       R"({"format":"drover.envelope.v1","payload":"!!","payload_type":"x","signatures":[{"key_id":"a","sig":"AA=="}]})",
+       R"({"format":"drover.envelope.v1","payload":"","payload_type":"x","signatures":[]})"}) {
     EXPECT_FALSE(decode_envelope(bad).ok()) << bad;
   }
 }
@@ -111,7 +113,8 @@ struct Chain {
 TEST(KeyCert, RootCertifiesOnlineKey) {
   Chain ch;
   Envelope plan = seal("drover.plan.v1", "{}", ch.online);
-  auto v = open_certified(plan, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online), ch.trust, kNow);
+  auto v =
+      open_certified(plan, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online), ch.trust, kNow);
   ASSERT_TRUE(v.ok()) << v.error().message;
   EXPECT_EQ(v->payload, "{}");
   EXPECT_EQ(v->cert.subject, ch.online.public_key());
@@ -121,25 +124,88 @@ TEST(KeyCert, RefusesExpiredSupersededForeignAndMisusedCerts) {
   Chain ch;
   Envelope plan = seal("drover.plan.v1", "{}", ch.online);
   // Expired.
-  auto expired = open_certified(plan, "drover.plan.v1", ch.cert(1, kNow, ch.online), ch.trust, kNow);
+  auto expired =
+      open_certified(plan, "drover.plan.v1", ch.cert(1, kNow, ch.online), ch.trust, kNow);
   ASSERT_FALSE(expired.ok());
   EXPECT_NE(expired.error().message.find("expired"), std::string::npos);
   // Rotated away: the relying party has seen version 2.
   TrustRoot rotated{ch.root.public_key(), 2};
-  auto old = open_certified(plan, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online), rotated, kNow);
+  auto old =
+      open_certified(plan, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online), rotated, kNow);
   ASSERT_FALSE(old.ok());
   EXPECT_NE(old.error().message.find("superseded"), std::string::npos);
   // Signed by a key the root never certified.
   KeyPair rogue = key(7);
   Envelope forged = seal("drover.plan.v1", "{}", rogue);
-  EXPECT_FALSE(open_certified(forged, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online), ch.trust, kNow).ok());
+  EXPECT_FALSE(
+      open_certified(forged, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online), ch.trust, kNow)
+          .ok());
   // A certificate signed by someone other than the root.
   KeyCert c;
   c.subject = rogue.public_key();
   c.expires_at = kNow + 100;
   EXPECT_FALSE(open_certified(forged, "drover.plan.v1", certify(rogue, c), ch.trust, kNow).ok());
   // Wrong role.
-  EXPECT_FALSE(open_certified(plan, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online, "admin"), ch.trust, kNow).ok());
+  EXPECT_FALSE(open_certified(plan, "drover.plan.v1", ch.cert(1, kNow + 100, ch.online, "admin"),
+                              ch.trust, kNow)
+                   .ok());
+}
+
+}  // namespace
+}  // namespace drover::sign
+
+namespace drover::sign {
+namespace {
+
+TEST(Envelope, HostileOuterFieldsAreErrorsNotCrashes) {
+  for (
+      const char* bad :
+      {R"({"format":1,"payload":"","payload_type":"","signatures":[]})",
+       R"({"format":["x"],"payload":"","payload_type":"x","signatures":[{"key_id":"a","sig":"AA=="}]})",
+       R"({"format":"drover.envelope.v9","payload":"","payload_type":"x","signatures":[{"key_id":"a","sig":"AA=="}]})"}) {
+    auto r = decode_envelope(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+  }
+  auto v9 = decode_envelope(
+      R"({"format":"drover.envelope.v9","payload":"","payload_type":"x","signatures":[{"key_id":"a","sig":"AA=="}]})");
+  EXPECT_EQ(v9.error().code, Errc::unsupported);
+  EXPECT_NE(v9.error().message.find("drover.envelope.v9"), std::string::npos);
+}
+
+TEST(Envelope, AForgedSignatureDoesNotHideAValidOne) {
+  KeyPair k = key(5);
+  Envelope e = seal("drover.test.v1", "payload", k);
+  // Anyone can prepend an entry with the trusted key id: the list is unsigned.
+  Signature forged{k.key_id(), std::string(64, '\x01')};
+  e.signatures.insert(e.signatures.begin(), forged);
+  auto r = open(*decode_envelope(encode_envelope(e)), "drover.test.v1", k.public_key());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, "payload");
+}
+
+TEST(KeyCert, RefusesNegativeVersions) {
+  KeyPair root = key(100);
+  // Hand-made payload: certify() cannot produce a negative version.
+  std::string payload =
+      R"({"expires_at":1900000000,"format":"drover.key-cert.v1","issued_at":1,"role":"online","subject_key":")" +
+      key(101).public_key().hex() + R"(","subject_key_id":"x","version":-1})";
+  Envelope cert = seal(KeyCert::kType, payload, root);
+  auto r = verify_cert(cert, TrustRoot{root.public_key(), 1}, kNow);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("version"), std::string::npos);
+}
+
+TEST(Keys, KeyFilesOfUnknownFormatsAreNamed) {
+  TempDir dir;
+  PosixFilesystem fs;
+  drover::testing::write_file(dir / "k",
+                              R"({"format":"drover.key.v7","type":"ed25519"})"
+                              "\n",
+                              0600);
+  auto r = load_key_pair(fs, dir / "k");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::unsupported);
+  EXPECT_NE(r.error().message.find("drover.key.v7"), std::string::npos);
 }
 
 }  // namespace

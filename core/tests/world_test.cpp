@@ -6,6 +6,8 @@
 #include "core/world/timers.hpp"
 #include "tests/support/test_support.hpp"
 
+#include <sys/stat.h>
+
 namespace drover {
 namespace {
 
@@ -19,7 +21,8 @@ TEST(VirtualTimers, RunInDeadlineOrderAtTheirOwnTime) {
   std::vector<std::pair<int, std::chrono::milliseconds>> ran;
   auto record = [&](int id) {
     return [&, id] {
-      ran.emplace_back(id, std::chrono::duration_cast<std::chrono::milliseconds>(clock.steady() - start));
+      ran.emplace_back(
+          id, std::chrono::duration_cast<std::chrono::milliseconds>(clock.steady() - start));
     };
   };
   timers.call_after(30ms, record(3));
@@ -65,14 +68,34 @@ TEST(Filesystem, WriteAtomicReplacesWholeFiles) {
   EXPECT_NE(missing.error().message.find("nope"), std::string::npos);
 }
 
+TEST(Filesystem, OpenReadRefusesAFifoWithoutBlocking) {
+  TempDir dir;
+  PosixFilesystem fs;
+  ASSERT_EQ(::mkfifo((dir / "pipe").c_str(), 0644), 0);
+  auto r = fs.open_read(dir / "pipe");  // would block forever without O_NONBLOCK
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("not a regular file"), std::string::npos);
+}
+
+TEST(Filesystem, WriteAtomicWithoutReplaceRefusesAnExistingFile) {
+  TempDir dir;
+  PosixFilesystem fs;
+  ASSERT_TRUE(fs.write_atomic(dir / "f", dir / "f.tmp", "one", 0600, false).ok());
+  auto again = fs.write_atomic(dir / "f", dir / "f.tmp", "two", 0600, false);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, Errc::already_exists);
+  EXPECT_EQ(*fs.read_file(dir / "f", 10), "one");
+  EXPECT_FALSE(*fs.exists(dir / "f.tmp"));
+}
+
 TEST(FaultyFilesystem, FailsEveryMutationFromTheNth) {
   TempDir dir;
   PosixFilesystem real;
   FaultyFilesystem faulty(real, 2);
-  ASSERT_TRUE(faulty.make_dirs(dir / "a").ok());          // 1st
-  auto f = faulty.create_new(dir / "a" / "x", 0644);      // 2nd
+  ASSERT_TRUE(faulty.make_dirs(dir / "a").ok());      // 1st
+  auto f = faulty.create_new(dir / "a" / "x", 0644);  // 2nd
   ASSERT_TRUE(f.ok());
-  auto st = (*f)->write("data");                           // 3rd: fails
+  auto st = (*f)->write("data");  // 3rd: fails
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("injected fault"), std::string::npos);
   EXPECT_TRUE(faulty.read_file(dir / "a" / "x", 10).ok());  // reads pass
@@ -84,7 +107,8 @@ TEST(Logger, KeyValueLinesQuoteWhatNeedsQuoting) {
   ManualClock clock;
   Logger log(sink, clock, LogLevel::info);
   log.debug("hidden");
-  log.info("store.push.done", {{"artifact", "sha256:ab"}, {"bytes", 42}, {"path", "a b\"c"}, {"ok", true}});
+  log.info("store.push.done",
+           {{"artifact", "sha256:ab"}, {"bytes", 42}, {"path", "a b\"c"}, {"ok", true}});
   auto lines = sink.lines();
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0],

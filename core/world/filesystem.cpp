@@ -55,13 +55,13 @@ Result<std::string> Filesystem::read_file(const fs::path& path, std::uint64_t ma
 }
 
 Status Filesystem::write_atomic(const fs::path& path, const fs::path& tmp, std::string_view bytes,
-                                std::uint32_t mode) {
+                                std::uint32_t mode, bool replace) {
   DROVER_ASSIGN(auto file, create_new(tmp, mode));
   Status st = file->write(bytes);
   if (st.ok()) st = file->sync();
   Status closed = file->close();
   if (st.ok()) st = closed;
-  if (st.ok()) st = rename(tmp, path);
+  if (st.ok()) st = replace ? rename(tmp, path) : rename_noreplace(tmp, path);
   if (!st.ok()) {
     (void)remove(tmp);
     return st;
@@ -82,6 +82,7 @@ class PosixReadable final : public ReadableFile {
       if (errno != EINTR) return errno_error("read", path_, errno);
     }
   }
+  Result<FileInfo> info() override;
 
  private:
   int fd_;
@@ -136,17 +137,27 @@ FileType type_of(mode_t m) {
   return FileType::unknown;
 }
 
-}  // namespace
-
-Result<FileInfo> PosixFilesystem::lstat(const fs::path& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return errno_error("lstat", path, errno);
+FileInfo info_of(const struct stat& st) {
   FileInfo info;
   info.type = type_of(st.st_mode);
   info.mode = static_cast<std::uint32_t>(st.st_mode & 07777);
   info.size = static_cast<std::uint64_t>(st.st_size);
   info.links = static_cast<std::uint64_t>(st.st_nlink);
   return info;
+}
+
+Result<FileInfo> PosixReadable::info() {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) return errno_error("fstat", path_, errno);
+  return info_of(st);
+}
+
+}  // namespace
+
+Result<FileInfo> PosixFilesystem::lstat(const fs::path& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return errno_error("lstat", path, errno);
+  return info_of(st);
 }
 
 Result<std::vector<std::string>> PosixFilesystem::list_dir(const fs::path& path) {
@@ -182,9 +193,17 @@ Result<std::string> PosixFilesystem::read_link(const fs::path& path) {
 }
 
 Result<std::unique_ptr<ReadableFile>> PosixFilesystem::open_read(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer. It has no effect on
+  // reads from regular files, the only kind accepted below.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return errno_error("open", path, errno);
-  return std::unique_ptr<ReadableFile>(std::make_unique<PosixReadable>(fd, path));
+  auto file = std::make_unique<PosixReadable>(fd, path);
+  DROVER_ASSIGN(FileInfo info, file->info());
+  if (info.type != FileType::regular) {
+    return make_error(Errc::refused, "open " + path.string() + ": is a " +
+                                         file_type_name(info.type) + ", not a regular file");
+  }
+  return std::unique_ptr<ReadableFile>(std::move(file));
 }
 
 Result<std::unique_ptr<WritableFile>> PosixFilesystem::create_new(const fs::path& path,
@@ -203,6 +222,13 @@ Result<std::unique_ptr<WritableFile>> PosixFilesystem::create_new(const fs::path
 
 Status PosixFilesystem::rename(const fs::path& from, const fs::path& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) {
+    return errno_error("rename", from.string() + " to " + to.string(), errno);
+  }
+  return Ok{};
+}
+
+Status PosixFilesystem::rename_noreplace(const fs::path& from, const fs::path& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0) {
     return errno_error("rename", from.string() + " to " + to.string(), errno);
   }
   return Ok{};
@@ -287,6 +313,11 @@ Result<std::unique_ptr<WritableFile>> FaultyFilesystem::create_new(const fs::pat
 Status FaultyFilesystem::rename(const fs::path& from, const fs::path& to) {
   DROVER_TRY(step("rename", from));
   return inner_.rename(from, to);
+}
+
+Status FaultyFilesystem::rename_noreplace(const fs::path& from, const fs::path& to) {
+  DROVER_TRY(step("rename", from));
+  return inner_.rename_noreplace(from, to);
 }
 
 Status FaultyFilesystem::remove(const fs::path& path) {

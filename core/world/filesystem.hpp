@@ -44,6 +44,8 @@ class ReadableFile {
   virtual ~ReadableFile() = default;
   // Reads up to size bytes; returns 0 at end of file.
   virtual Result<std::size_t> read(void* out, std::size_t size) = 0;
+  // What the open file is (fstat): checked on the descriptor, not the path.
+  virtual Result<FileInfo> info() = 0;
 };
 
 class WritableFile {
@@ -66,11 +68,15 @@ class Filesystem {
   // Names in the directory (not "." or ".."), in no particular order.
   virtual Result<std::vector<std::string>> list_dir(const fs::path& path) = 0;
   virtual Result<std::string> read_link(const fs::path& path) = 0;
+  // Opens a regular file for reading; refuses anything else (a FIFO swapped
+  // in for a file never blocks the reader) and never follows a final symlink.
   virtual Result<std::unique_ptr<ReadableFile>> open_read(const fs::path& path) = 0;
   // Creates a new file; fails with already_exists if the path exists.
   virtual Result<std::unique_ptr<WritableFile>> create_new(const fs::path& path,
                                                            std::uint32_t mode) = 0;
   virtual Status rename(const fs::path& from, const fs::path& to) = 0;
+  // Like rename, but fails with already_exists instead of replacing `to`.
+  virtual Status rename_noreplace(const fs::path& from, const fs::path& to) = 0;
   virtual Status remove(const fs::path& path) = 0;  // a file, a link or an empty directory
   virtual Status make_dirs(const fs::path& path) = 0;
   virtual Status sync_dir(const fs::path& path) = 0;
@@ -83,8 +89,10 @@ class Filesystem {
   Result<std::string> read_file(const fs::path& path, std::uint64_t max_bytes);
   // Writes bytes to tmp, syncs, renames over path and syncs path's directory:
   // afterwards path holds either the old or the new content, never a mix.
+  // With replace = false an existing path is an already_exists error, checked
+  // atomically by the rename itself.
   Status write_atomic(const fs::path& path, const fs::path& tmp, std::string_view bytes,
-                      std::uint32_t mode);
+                      std::uint32_t mode, bool replace = true);
 };
 
 class PosixFilesystem final : public Filesystem {
@@ -96,6 +104,7 @@ class PosixFilesystem final : public Filesystem {
   Result<std::unique_ptr<WritableFile>> create_new(const fs::path& path,
                                                    std::uint32_t mode) override;
   Status rename(const fs::path& from, const fs::path& to) override;
+  Status rename_noreplace(const fs::path& from, const fs::path& to) override;
   Status remove(const fs::path& path) override;
   Status make_dirs(const fs::path& path) override;
   Status sync_dir(const fs::path& path) override;
@@ -125,6 +134,7 @@ class FaultyFilesystem final : public Filesystem {
   Result<std::unique_ptr<WritableFile>> create_new(const fs::path& path,
                                                    std::uint32_t mode) override;
   Status rename(const fs::path& from, const fs::path& to) override;
+  Status rename_noreplace(const fs::path& from, const fs::path& to) override;
   Status remove(const fs::path& path) override;
   Status make_dirs(const fs::path& path) override;
   Status sync_dir(const fs::path& path) override;

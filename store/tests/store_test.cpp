@@ -328,6 +328,9 @@ class UnreadableFile final : public Filesystem {
     return inner_.create_new(p, m);
   }
   Status rename(const fs::path& a, const fs::path& b) override { return inner_.rename(a, b); }
+  Status rename_noreplace(const fs::path& a, const fs::path& b) override {
+    return inner_.rename_noreplace(a, b);
+  }
   Status remove(const fs::path& p) override { return inner_.remove(p); }
   Status make_dirs(const fs::path& p) override { return inner_.make_dirs(p); }
   Status sync_dir(const fs::path& p) override { return inner_.sync_dir(p); }
@@ -353,6 +356,21 @@ TEST_F(StoreTest, UnreadableFileFailsThePushAndChangesNothing) {
   EXPECT_TRUE(store->list("")->empty());
   EXPECT_TRUE(fs::is_empty(dir_ / "store" / "tmp"));
   EXPECT_TRUE(fs::is_empty(dir_ / "store" / "blobs" / "sha256"));
+}
+
+TEST_F(StoreTest, EqualChunksAreStoredAndCountedOnce) {
+  auto store = open();
+  fs::path tree = dir_ / "tree";
+  write_file(tree / "zeros.img", std::string(16u << 20, '\0'));  // four equal 4 MiB chunks
+  write_file(tree / "note", "x");
+  PushResult r = push(*store, tree);
+  ASSERT_EQ(r.manifest.layers.size(), 2u);  // one chunk layer, one pack
+  std::uint64_t unique = r.record.manifest_size;
+  for (const auto& l : r.manifest.layers) unique += l.size;
+  EXPECT_EQ(r.new_bytes, unique);
+  auto mat = store->materialize(r.record.id, dir_ / "out");
+  ASSERT_TRUE(mat.ok()) << mat.error().message;
+  EXPECT_EQ(drover::testing::read_file(dir_ / "out" / "zeros.img"), std::string(16u << 20, '\0'));
 }
 
 TEST_F(StoreTest, ResolveAcceptsUniquePrefixesOnly) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/hex.hpp"
+#include "core/canon/canonical_json.hpp"
 #include "core/format/manifest.hpp"
 #include "store/artifact_store.hpp"
 #include "tools/drover/commands.hpp"
@@ -21,6 +22,11 @@ void add_common(cxxopts::Options& o) {
       "store directory (else $DROVER_STORE, else " + std::string(store::kDefaultStorePath) + ")",
       cxxopts::value<std::string>())("log-level", "debug, info, warn or error (default warn)",
                                      cxxopts::value<std::string>())("h,help", "show this help");
+}
+
+// An ID that is not an id, or an ambiguous prefix, is a command line error.
+int report_resolve(const std::string& verb, const Error& e) {
+  return e.code == Errc::invalid_argument ? usage(verb, e.message) : report(verb, e);
 }
 
 fs::path store_path(const cxxopts::ParseResult& parsed) {
@@ -70,6 +76,13 @@ Result<Opened> open_store(Context& ctx, const cxxopts::ParseResult& parsed) {
   return o;
 }
 
+// Checks the ID argument's form before the store is opened (and created).
+#define DROVER_CLI_CHECK_ID(verb, parsed)                                   \
+  if (parsed.count("id")) {                                                 \
+    auto digits = ArtifactStore::id_digits(parsed["id"].as<std::string>()); \
+    if (!digits.ok()) return usage(verb, digits.error().message);           \
+  }
+
 #define DROVER_CLI_PARSE(verb, options, args, positional)             \
   auto parsed_or = parse(options, args, positional);                  \
   if (!parsed_or.ok()) return usage(verb, parsed_or.error().message); \
@@ -77,7 +90,11 @@ Result<Opened> open_store(Context& ctx, const cxxopts::ParseResult& parsed) {
   if (parsed.count("help")) {                                         \
     std::cout << options.help() << "\n";                              \
     return kExitOk;                                                   \
-  }
+  }                                                                   \
+  if (auto level_ok = check_log_level(parsed); !level_ok.ok()) {      \
+    return usage(verb, level_ok.error().message);                     \
+  }                                                                   \
+  DROVER_CLI_CHECK_ID(verb, parsed)
 
 int push(Context& ctx, std::vector<std::string> args) {
   const std::string verb = "artifact push";
@@ -136,7 +153,7 @@ int push(Context& ctx, std::vector<std::string> args) {
                 {"layers", layers},
                 {"new_bytes", result->new_bytes},
                 {"already_present", result->already_present}};
-    std::cout << out.dump() << "\n";
+    print_json(out);
   } else {
     std::cout << (result->already_present ? "already present " : "pushed ") << r.id.str() << "\n"
               << "  service " << r.service << " @ " << r.git_sha << "\n"
@@ -166,7 +183,7 @@ int ls(Context& ctx, std::vector<std::string> args) {
   if (parsed.count("json")) {
     json out = json::array();
     for (const auto& r : *records) out.push_back(record_json(r));
-    std::cout << out.dump() << "\n";
+    print_json(out);
     return kExitOk;
   }
   std::printf("%-14s %-20s %-12s %-20s %10s %7s %s\n", "ARTIFACT", "SERVICE", "GIT SHA",
@@ -191,7 +208,7 @@ int show(Context& ctx, std::vector<std::string> args) {
   auto opened = open_store(ctx, parsed);
   if (!opened.ok()) return report(verb, opened.error());
   auto r = opened->store->resolve(parsed["id"].as<std::string>());
-  if (!r.ok()) return report(verb, r.error());
+  if (!r.ok()) return report_resolve(verb, r.error());
   auto m = opened->store->load_manifest(r->id);
   if (!m.ok()) return report(verb, m.error());
   const bool files = parsed.count("files") > 0;
@@ -212,7 +229,7 @@ int show(Context& ctx, std::vector<std::string> args) {
       }
       out["entries"] = entries;
     }
-    std::cout << out.dump() << "\n";
+    print_json(out);
     return kExitOk;
   }
   std::cout << "artifact   " << r->id.str() << "\n"
@@ -266,7 +283,7 @@ int verify(Context& ctx, std::vector<std::string> args) {
     rep = opened->store->verify_all();
   } else {
     auto r = opened->store->resolve(parsed["id"].as<std::string>());
-    if (!r.ok()) return report(verb, r.error());
+    if (!r.ok()) return report_resolve(verb, r.error());
     rep = opened->store->verify(r->id);
   }
   if (!rep.ok()) return report(verb, rep.error());
@@ -274,7 +291,7 @@ int verify(Context& ctx, std::vector<std::string> args) {
     json out = {{"ok", rep->problems.empty()}, {"problems", rep->problems},
                 {"artifacts", rep->artifacts}, {"blobs", rep->blobs},
                 {"bytes", rep->bytes},         {"orphan_blobs", rep->orphan_blobs}};
-    std::cout << out.dump() << "\n";
+    print_json(out);
   } else {
     for (const auto& p : rep->problems) std::cout << "MISMATCH " << p << "\n";
     std::cout << (rep->problems.empty() ? "ok: " : "FAILED: ") << rep->artifacts << " artifact(s), "
@@ -298,7 +315,7 @@ int materialize(Context& ctx, std::vector<std::string> args) {
   auto opened = open_store(ctx, parsed);
   if (!opened.ok()) return report(verb, opened.error());
   auto r = opened->store->resolve(parsed["id"].as<std::string>());
-  if (!r.ok()) return report(verb, r.error());
+  if (!r.ok()) return report_resolve(verb, r.error());
   const std::string dest = parsed["dest"].as<std::string>();
   auto stats = opened->store->materialize(r->id, dest);
   if (!stats.ok()) return report(verb, stats.error());
@@ -339,7 +356,7 @@ int gc(Context& ctx, std::vector<std::string> args) {
                 {"kept", rep->kept},
                 {"blobs_removed", rep->blobs_removed},
                 {"bytes_freed", rep->bytes_freed}};
-    std::cout << out.dump() << "\n";
+    print_json(out);
     return kExitOk;
   }
   for (const auto& r : rep->removed) {
@@ -364,9 +381,12 @@ int pin(Context& ctx, std::vector<std::string> args, bool on) {
   auto opened = open_store(ctx, parsed);
   if (!opened.ok()) return report(verb, opened.error());
   auto r = opened->store->resolve(parsed["id"].as<std::string>());
-  if (!r.ok()) return report(verb, r.error());
+  if (!r.ok()) return report_resolve(verb, r.error());
   if (on) {
     std::string reason = parsed.count("reason") ? parsed["reason"].as<std::string>() : "pinned";
+    if (!canon::valid_utf8(reason) || reason.size() > 1024) {
+      return usage(verb, "--reason must be UTF-8 text of at most 1024 bytes");
+    }
     if (auto st = opened->store->pin(r->id, reason); !st.ok()) return report(verb, st.error());
     std::cout << "pinned " << r->id.str() << "\n";
   } else {

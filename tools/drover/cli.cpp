@@ -84,6 +84,21 @@ std::string human_bytes(std::uint64_t bytes) {
   return buf;
 }
 
+Status check_log_level(const cxxopts::ParseResult& parsed) {
+  if (!parsed.count("log-level")) return Ok{};
+  LogLevel level;
+  const std::string text = parsed["log-level"].as<std::string>();
+  if (!parse_log_level(text, level)) {
+    return make_error(Errc::invalid_argument,
+                      "--log-level wants debug, info, warn or error, got '" + text + "'");
+  }
+  return Ok{};
+}
+
+void print_json(const nlohmann::json& value) {
+  std::cout << value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
 std::unique_ptr<Logger> make_logger(Context& ctx, const cxxopts::ParseResult& parsed) {
   LogLevel level = LogLevel::warn;
   if (parsed.count("log-level")) parse_log_level(parsed["log-level"].as<std::string>(), level);

@@ -5,6 +5,7 @@
 #include <cxxopts.hpp>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,6 +52,11 @@ int report(const std::string& verb, const Error& error);
 int usage(const std::string& verb, const std::string& message);
 
 std::string human_bytes(std::uint64_t bytes);
+// Refuses an unknown --log-level value (debug, info, warn, error).
+Status check_log_level(const cxxopts::ParseResult& parsed);
+// Prints one JSON value on one line; bytes that are not UTF-8 (a store path,
+// say) are replaced rather than aborting the output.
+void print_json(const nlohmann::json& value);
 std::unique_ptr<Logger> make_logger(Context& ctx, const cxxopts::ParseResult& parsed);
 
 }  // namespace drover::cli
