@@ -324,32 +324,46 @@ TEST_F(Cli, PushKilledAtRandomMomentsLeavesAConsistentStore) {
   const std::string expected = json::parse(reference.out)["artifact_id"];
   const auto full = std::chrono::microseconds(static_cast<long>(reference.wall_seconds * 1e6));
 
+  // Kill points are uniform over 90% of an uninterrupted push. A push that
+  // finishes before its kill point is not an interruption: the next rounds
+  // then move to a fresh store, so every kill lands in a push with work left.
   std::mt19937_64 rng(20261127);
-  int killed = 0;
-  for (int round = 0; round < 12; ++round) {
-    auto at = std::chrono::microseconds(rng() % static_cast<std::uint64_t>(full.count() + 1));
-    ProcessResult r = run_and_kill(push, at);
-    if (r.signal == SIGKILL) ++killed;
+  int killed = 0, store_number = 0;
+  fs::path store = store_;
+  auto push_into = [&](const fs::path& where) {
+    std::vector<std::string> argv = push;
+    argv.back() = where.string();
+    return argv;
+  };
+  for (int round = 0; round < 40 && killed < 10; ++round) {
+    auto at =
+        std::chrono::microseconds(rng() % static_cast<std::uint64_t>(full.count() * 9 / 10 + 1));
+    ProcessResult r = run_and_kill(push_into(store), at);
     ProcessResult verify =
-        drover({"artifact", "verify", "--all", "--json", "--store", store_.string()});
+        drover({"artifact", "verify", "--all", "--json", "--store", store.string()});
     ASSERT_EQ(verify.exit_code, 0) << "round " << round << " killed at " << at.count() << "us\n"
                                    << verify.out << verify.err;
-    json listed = json::parse(drover({"artifact", "ls", "--json", "--store", store_.string()}).out);
+    json listed = json::parse(drover({"artifact", "ls", "--json", "--store", store.string()}).out);
     for (const auto& a : listed) EXPECT_EQ(a["artifact_id"], expected);
+    if (r.signal == SIGKILL) {
+      ++killed;
+    } else {
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      store = dir_ / ("store-" + std::to_string(++store_number));
+    }
   }
-  EXPECT_GE(killed, 6) << "too few pushes were really interrupted to prove anything";
-  ProcessResult retry = run(push);
+  EXPECT_EQ(killed, 10) << "too few pushes were really interrupted to prove anything";
+  ProcessResult retry = run(push_into(store));
   ASSERT_EQ(retry.exit_code, 0) << retry.err;
   EXPECT_EQ(json::parse(retry.out)["artifact_id"], expected);
-  EXPECT_EQ(drover({"artifact", "verify", expected, "--store", store_.string()}).exit_code, 0);
+  EXPECT_EQ(drover({"artifact", "verify", expected, "--store", store.string()}).exit_code, 0);
   // gc clears what the kills left behind.
-  ProcessResult gc = drover({"artifact", "gc", "--keep", "1", "--store", store_.string()});
+  ProcessResult gc = drover({"artifact", "gc", "--keep", "1", "--store", store.string()});
   ASSERT_EQ(gc.exit_code, 0) << gc.err;
-  EXPECT_TRUE(fs::is_empty(store_ / "tmp"));
-  EXPECT_EQ(
-      json::parse(drover({"artifact", "verify", "--all", "--json", "--store", store_.string()})
-                      .out)["orphan_blobs"],
-      0);
+  EXPECT_TRUE(fs::is_empty(store / "tmp"));
+  EXPECT_EQ(json::parse(drover({"artifact", "verify", "--all", "--json", "--store", store.string()})
+                            .out)["orphan_blobs"],
+            0);
 }
 
 TEST_F(Cli, KeygenWritesAPrivateKeyAndCertifyChainsIt) {
