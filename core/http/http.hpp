@@ -1,0 +1,93 @@
+// HTTP/1.1 for drover's small servers and clients (the tracker, the origin's
+// artifact feed, later the coordinator's API), on Boost.Beast. Beast and Asio
+// stay inside this library's .cpp files: they are slow to compile, and the
+// rest of drover sees only these types.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/base/result.hpp"
+#include "core/log/log.hpp"
+
+namespace drover::http {
+
+struct Request {
+  std::string method;   // "GET", "POST", ...
+  std::string target;   // path and query as sent
+  std::string path;     // target before '?', percent-decoded
+  std::vector<std::pair<std::string, std::string>> query;  // decoded bytes, in order
+  std::map<std::string, std::string> headers;              // names lowercased
+  std::string body;
+  std::string remote_address;  // "127.0.0.1", "::1"
+  std::uint16_t remote_port = 0;
+
+  // The first value of a query parameter, if present.
+  const std::string* param(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Called exactly once per request, from any thread.
+using Responder = std::function<void(Response)>;
+// Runs on the server's thread; must not block. Answers now or later.
+using Handler = std::function<void(const Request&, Responder)>;
+
+struct ServerOptions {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 0;  // 0: any free port (see Server::port())
+  std::size_t max_body_bytes = 1 << 20;
+  std::size_t max_header_bytes = 16 << 10;
+  std::chrono::seconds idle_timeout{60};
+};
+
+// A server on one thread of its own. Requests larger than the limits get
+// 413; malformed ones 400; every connection is closed after idle_timeout.
+class Server {
+ public:
+  static Result<std::unique_ptr<Server>> start(const ServerOptions& options, Handler handler,
+                                               Logger& log);
+  ~Server();  // stops and joins
+  std::uint16_t port() const;
+  // Runs fn on the server's thread after delay (for long polls and sweeps).
+  void post_after(std::chrono::milliseconds delay, std::function<void()> fn);
+  void stop();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct Url {
+  std::string host;
+  std::uint16_t port = 80;
+  std::string target = "/";  // path and query
+};
+// Parses "http://host[:port][/path][?query]"; https is not spoken here.
+Result<Url> parse_url(std::string_view text);
+
+// One request on a fresh connection; fails on a network error or timeout
+// (not on an HTTP error status: the caller reads Response::status).
+Result<Response> request(std::string_view method, std::string_view url, std::string_view body,
+                         std::chrono::milliseconds timeout,
+                         std::string_view content_type = "application/json");
+
+// Query strings: application/x-www-form-urlencoded, any bytes.
+std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query);
+std::string percent_encode(std::string_view bytes);
+Result<std::string> percent_decode(std::string_view text);
+
+}  // namespace drover::http

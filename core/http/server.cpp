@@ -1,0 +1,205 @@
+#include <utility>  // before Asio: Boost 1.74 with GCC 12 needs std::exchange declared
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+#include <thread>
+
+#include "core/http/http.hpp"
+
+namespace drover::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+Request to_request(const bhttp::request<bhttp::string_body>& req, const tcp::endpoint& remote) {
+  Request r;
+  r.method = std::string(req.method_string());
+  r.target = std::string(req.target());
+  std::string_view target = r.target;
+  std::size_t q = target.find('?');
+  auto path = percent_decode(target.substr(0, q));
+  r.path = path.ok() ? *path : std::string(target.substr(0, q));
+  if (q != std::string_view::npos) r.query = parse_query(target.substr(q + 1));
+  for (const auto& field : req) {
+    std::string name(field.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    r.headers[name] = std::string(field.value());
+  }
+  r.body = req.body();
+  r.remote_address = remote.address().to_string();
+  r.remote_port = remote.port();
+  return r;
+}
+
+// One connection: read a request, hand it to the handler, write the answer,
+// repeat while the client keeps the connection alive.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, const ServerOptions& options, const Handler& handler, Logger& log)
+      : stream_(std::move(socket)), options_(options), handler_(handler), log_(log) {}
+
+  void start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+  }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(options_.max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+    stream_.expires_after(options_.idle_timeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->on_read(ec);
+                      });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted) {
+      return close();
+    }
+    if (ec) {
+      int status = (ec == bhttp::error::body_limit || ec == bhttp::error::header_limit) ? 413 : 400;
+      Response r;
+      r.status = status;
+      r.body = std::string("{\"error\":\"") + (status == 413 ? "request too large" : "malformed request") +
+               "\"}";
+      keep_alive_ = false;
+      return write(std::move(r));
+    }
+    auto req = parser_->release();
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    beast::error_code ignored;
+    Request request = to_request(req, stream_.socket().remote_endpoint(ignored));
+    auto self = shared_from_this();
+    // The responder may run on any thread: hop back onto this connection's strand.
+    Responder respond = [self](Response response) {
+      asio::dispatch(self->stream_.get_executor(),
+                     [self, response = std::move(response)]() mutable {
+                       self->write(std::move(response));
+                     });
+    };
+    stream_.expires_never();  // a long poll may take a while to answer
+    handler_(request, std::move(respond));
+  }
+
+  void write(Response response) {
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
+    res->version(version_);
+    res->result(static_cast<unsigned>(response.status));
+    res->set(bhttp::field::server, "drover");
+    res->set(bhttp::field::content_type, response.content_type);
+    for (const auto& [k, v] : response.headers) res->set(k, v);
+    res->keep_alive(keep_alive_);
+    res->body() = std::move(response.body);
+    res->prepare_payload();
+    stream_.expires_after(options_.idle_timeout);
+    bhttp::async_write(stream_, *res,
+                       [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                         if (ec || !self->keep_alive_) return self->close();
+                         self->read();
+                       });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  const ServerOptions& options_;
+  const Handler& handler_;
+  Logger& log_;
+  bool keep_alive_ = false;
+  unsigned version_ = 11;
+};
+
+}  // namespace
+
+const std::string* Request::param(std::string_view name) const {
+  for (const auto& [k, v] : query) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+struct Server::Impl {
+  ServerOptions options;
+  Handler handler;
+  Logger& log;
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  std::thread thread;
+  std::uint16_t port = 0;
+
+  Impl(const ServerOptions& o, Handler h, Logger& l) : options(o), handler(std::move(h)), log(l) {}
+
+  void accept() {
+    acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) std::make_shared<Session>(std::move(socket), options, handler, log)->start();
+      accept();
+    });
+  }
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, Handler handler,
+                                              Logger& log) {
+  auto impl = std::make_unique<Impl>(options, std::move(handler), log);
+  beast::error_code ec;
+  auto address = asio::ip::make_address(options.bind, ec);
+  if (ec) return make_error(Errc::invalid_argument, "bind address '" + options.bind + "': " + ec.message());
+  tcp::endpoint endpoint(address, options.port);
+  auto fail = [&](const char* what) {
+    return make_error(Errc::io, std::string(what) + " " + options.bind + ":" +
+                                    std::to_string(options.port) + ": " + ec.message());
+  };
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (ec) return fail("open");
+  impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  impl->acceptor.bind(endpoint, ec);
+  if (ec) return fail("bind");
+  impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return fail("listen");
+  impl->port = impl->acceptor.local_endpoint().port();
+  impl->accept();
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->io.run(); });
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::~Server() { stop(); }
+
+std::uint16_t Server::port() const { return impl_->port; }
+
+void Server::post_after(std::chrono::milliseconds delay, std::function<void()> fn) {
+  auto timer = std::make_shared<asio::steady_timer>(impl_->io, delay);
+  timer->async_wait([timer, fn = std::move(fn)](beast::error_code ec) {
+    if (!ec) fn();
+  });
+}
+
+void Server::stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  asio::post(impl_->io, [raw = impl_.get()] {
+    beast::error_code ignored;
+    raw->acceptor.close(ignored);
+  });
+  impl_->io.stop();
+  impl_->thread.join();
+}
+
+}  // namespace drover::http

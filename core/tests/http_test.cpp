@@ -1,0 +1,118 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "core/http/http.hpp"
+
+namespace drover::http {
+namespace {
+
+TEST(Http, ServesAndParsesQueriesWithRawBytes) {
+  std::atomic<int> calls{0};
+  auto server = Server::start(
+      {}, [&](const Request& r, Responder respond) {
+        ++calls;
+        Response res;
+        res.content_type = "text/plain";
+        const std::string* hash = r.param("info_hash");
+        res.body = r.method + " " + r.path + " " + std::to_string(hash ? hash->size() : 0) + " " +
+                   (r.param("region") ? *r.param("region") : "-") + " " + r.remote_address;
+        respond(std::move(res));
+      },
+      Logger::discard());
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const std::string base = "http://127.0.0.1:" + std::to_string((*server)->port());
+  std::string raw(20, '\0');
+  for (int i = 0; i < 20; ++i) raw[static_cast<std::size_t>(i)] = static_cast<char>(i * 13);
+  auto r = request("GET", base + "/announce?region=eu%2Dwest&info_hash=" + percent_encode(raw), "",
+                   std::chrono::seconds(5));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "GET /announce 20 eu-west 127.0.0.1");
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST(Http, AnswersLaterFromAnotherThread) {
+  std::vector<std::thread> workers;
+  auto server = Server::start(
+      {}, [&](const Request&, Responder respond) {
+        workers.emplace_back([respond] {
+          Response res;
+          res.status = 202;
+          res.body = "later";
+          respond(res);
+        });
+      },
+      Logger::discard());
+  ASSERT_TRUE(server.ok());
+  auto r = request("POST", "http://127.0.0.1:" + std::to_string((*server)->port()) + "/x", "{}",
+                   std::chrono::seconds(5));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 202);
+  EXPECT_EQ(r->body, "later");
+  (*server)->stop();
+  for (auto& t : workers) t.join();
+}
+
+TEST(Http, RefusesOversizedBodies) {
+  ServerOptions options;
+  options.max_body_bytes = 100;
+  auto server = Server::start(
+      options, [](const Request&, Responder respond) { respond({}); }, Logger::discard());
+  ASSERT_TRUE(server.ok());
+  auto r = request("POST", "http://127.0.0.1:" + std::to_string((*server)->port()) + "/x",
+                   std::string(1000, 'x'), std::chrono::seconds(5));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 413);
+}
+
+TEST(Http, ClientTimesOutAndNamesTheRequest) {
+  std::vector<Responder> parked;  // never answered until the end
+  auto server = Server::start(
+      {}, [&](const Request&, Responder respond) { parked.push_back(std::move(respond)); },
+      Logger::discard());
+  ASSERT_TRUE(server.ok());
+  const std::string url = "http://127.0.0.1:" + std::to_string((*server)->port()) + "/slow";
+  auto r = request("GET", url, "", std::chrono::milliseconds(200));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("/slow"), std::string::npos);
+  EXPECT_NE(r.error().message.find("no answer within 200 ms"), std::string::npos);
+}
+
+TEST(Http, ConnectionRefusedIsAnError) {
+  // Bind, learn a free port, close: nothing listens there any more.
+  std::uint16_t port;
+  {
+    auto s = Server::start({}, [](const Request&, Responder r) { r({}); }, Logger::discard());
+    port = (*s)->port();
+  }
+  auto r = request("GET", "http://127.0.0.1:" + std::to_string(port) + "/", "", std::chrono::seconds(2));
+  EXPECT_FALSE(r.ok());
+}
+
+TEST(Url, ParsesAndRefuses) {
+  auto u = parse_url("http://127.0.0.1:8080/announce?region=r1");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->host, "127.0.0.1");
+  EXPECT_EQ(u->port, 8080);
+  EXPECT_EQ(u->target, "/announce?region=r1");
+  EXPECT_EQ(parse_url("http://[::1]:9/x")->host, "::1");
+  EXPECT_EQ(parse_url("http://h")->target, "/");
+  for (const char* bad : {"https://x/", "ftp://x", "http://:80/", "http://h:0/", "http://h:99999/", "http://h:8a/"}) {
+    EXPECT_FALSE(parse_url(bad).ok()) << bad;
+  }
+}
+
+TEST(Query, DecodesEscapesAndPlus) {
+  auto q = parse_query("a=1&b=x%20y+z&c&=v&d=%ff");
+  ASSERT_EQ(q.size(), 5u);
+  EXPECT_EQ(q[1].second, "x y z");
+  EXPECT_EQ(q[2].first, "c");
+  EXPECT_EQ(q[4].second, "\xff");
+  EXPECT_FALSE(percent_decode("%g0").ok());
+  EXPECT_FALSE(percent_decode("%4").ok());
+}
+
+}  // namespace
+}  // namespace drover::http
