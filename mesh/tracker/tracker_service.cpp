@@ -1,0 +1,181 @@
+#include "mesh/tracker/tracker_service.hpp"
+
+#include <arpa/inet.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+namespace drover::mesh {
+namespace {
+
+void bstring(std::string& out, std::string_view s) {
+  out += std::to_string(s.size());
+  out += ':';
+  out += s;
+}
+void bint(std::string& out, std::uint64_t v) {
+  out += 'i';
+  out += std::to_string(v);
+  out += 'e';
+}
+
+http::Response bencoded(std::string body) {
+  http::Response r;
+  r.content_type = "text/plain";
+  r.body = std::move(body);
+  return r;
+}
+
+// BEP 3: a failure is still HTTP 200, with a "failure reason".
+http::Response failure(const std::string& why) {
+  std::string out = "d";
+  bstring(out, "failure reason");
+  bstring(out, why);
+  out += 'e';
+  return bencoded(std::move(out));
+}
+
+bool parse_u64(const std::string& text, std::uint64_t& out) {
+  if (text.empty() || text.size() > 20) return false;
+  std::uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+http::Response handle_announce(SwarmTracker& tracker, const http::Request& req) {
+  Announce a;
+  const std::string* info_hash = req.param("info_hash");
+  const std::string* peer_id = req.param("peer_id");
+  const std::string* port = req.param("port");
+  const std::string* left = req.param("left");
+  if (info_hash == nullptr || info_hash->size() != 20) return failure("info_hash must be 20 bytes");
+  if (peer_id == nullptr || peer_id->size() != 20) return failure("peer_id must be 20 bytes");
+  std::uint64_t port_value = 0, left_value = 0;
+  if (port == nullptr || !parse_u64(*port, port_value) || port_value == 0 || port_value > 65535) {
+    return failure("port must be 1-65535");
+  }
+  if (left == nullptr || !parse_u64(*left, left_value)) return failure("left must be a byte count");
+  a.info_hash = *info_hash;
+  a.peer_id = *peer_id;
+  a.port = static_cast<std::uint16_t>(port_value);
+  a.left = left_value;
+  a.ip = req.remote_address;  // never a client-supplied "ip": no one announces for another
+  if (const std::string* event = req.param("event")) {
+    if (*event == "started") a.event = Announce::Event::started;
+    else if (*event == "completed") a.event = Announce::Event::completed;
+    else if (*event == "stopped") a.event = Announce::Event::stopped;
+    else if (!event->empty()) return failure("unknown event '" + event->substr(0, 32) + "'");
+  }
+  if (const std::string* numwant = req.param("numwant")) {
+    std::uint64_t n = 0;
+    if (!parse_u64(*numwant, n)) return failure("numwant must be a count");
+    a.numwant = static_cast<std::size_t>(std::min<std::uint64_t>(n, 10'000));
+  }
+  if (const std::string* role = req.param("role")) {
+    if (!parse_role(*role, a.role)) return failure("role must be peer, seed or origin");
+  }
+  if (const std::string* region = req.param("region")) a.region = region->substr(0, 128);
+  if (const std::string* cluster = req.param("cluster")) a.cluster = cluster->substr(0, 128);
+  if (const std::string* host = req.param("host")) a.host = host->substr(0, 128);
+
+  AnnounceReply reply = tracker.announce(a);
+  std::string peers4, peers6;
+  for (const auto& p : reply.peers) {
+    unsigned char addr[16];
+    const char port_bytes[2] = {static_cast<char>(p.port >> 8), static_cast<char>(p.port & 0xff)};
+    if (::inet_pton(AF_INET, p.ip.c_str(), addr) == 1) {
+      peers4.append(reinterpret_cast<const char*>(addr), 4).append(port_bytes, 2);
+    } else if (::inet_pton(AF_INET6, p.ip.c_str(), addr) == 1) {
+      peers6.append(reinterpret_cast<const char*>(addr), 16).append(port_bytes, 2);
+    }
+  }
+  const auto interval = static_cast<std::uint64_t>(tracker.options().interval.count());
+  // Keys in sorted order, as bencoding requires.
+  std::string out = "d";
+  bstring(out, "complete");
+  bint(out, reply.complete);
+  bstring(out, "incomplete");
+  bint(out, reply.incomplete);
+  bstring(out, "interval");
+  bint(out, interval);
+  bstring(out, "min interval");
+  bint(out, interval);
+  bstring(out, "peers");
+  bstring(out, peers4);
+  if (!peers6.empty()) {
+    bstring(out, "peers6");
+    bstring(out, peers6);
+  }
+  out += 'e';
+  return bencoded(std::move(out));
+}
+
+std::string announce_url(const std::string& base, const std::string& host, NodeRole role,
+                         const std::string& region, const std::string& cluster) {
+  return base + "/announce?role=" + role_name(role) + "&region=" + http::percent_encode(region) +
+         "&cluster=" + http::percent_encode(cluster) + "&host=" + http::percent_encode(host);
+}
+
+struct TrackerService::Impl {
+  SwarmTracker tracker;
+  std::unique_ptr<http::Server> server;
+  Logger& log;
+  Impl(const TrackerOptions& o, const Clock& c, Random& r, Logger& l) : tracker(o, c, r), log(l) {}
+
+  // Every announce already drops the expired nodes of its swarm; this sweep
+  // catches swarms nobody announces to any more.
+  void schedule_sweep() {
+    server->post_after(std::chrono::duration_cast<std::chrono::milliseconds>(tracker.options().expiry),
+                       [this] {
+                         tracker.sweep();
+                         schedule_sweep();
+                       });
+  }
+};
+
+TrackerService::TrackerService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TrackerService::~TrackerService() {
+  if (impl_->server) impl_->server->stop();
+}
+
+Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::ServerOptions& server,
+                                                              const TrackerOptions& options,
+                                                              const Clock& clock, Random& random,
+                                                              Logger& log) {
+  auto impl = std::make_unique<Impl>(options, clock, random, log);
+  Impl* raw = impl.get();
+  auto handler = [raw](const http::Request& req, http::Responder respond) {
+    if (req.path == "/announce") return respond(handle_announce(raw->tracker, req));
+    if (req.path == "/stats") {
+      TrackerStats s = raw->tracker.stats();
+      http::Response r;
+      r.body = nlohmann::json{{"swarms", s.swarms}, {"nodes", s.nodes}, {"announces", s.announces}}.dump();
+      return respond(std::move(r));
+    }
+    http::Response r;
+    r.status = 404;
+    r.body = R"({"error":"no such path; the tracker serves /announce and /stats"})";
+    respond(std::move(r));
+  };
+  DROVER_ASSIGN(impl->server, http::Server::start(server, handler, log));
+  impl->schedule_sweep();
+  log.info("tracker.started", {{"port", impl->server->port()},
+                               {"interval_s", static_cast<std::int64_t>(options.interval.count())}});
+  return std::unique_ptr<TrackerService>(new TrackerService(std::move(impl)));
+}
+
+std::uint16_t TrackerService::port() const { return impl_->server->port(); }
+
+std::string TrackerService::announce_url(const std::string& host, NodeRole role,
+                                         const std::string& region, const std::string& cluster,
+                                         const std::string& bind) const {
+  return mesh::announce_url("http://" + bind + ":" + std::to_string(port()), host, role, region, cluster);
+}
+
+}  // namespace drover::mesh

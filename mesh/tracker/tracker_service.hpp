@@ -1,0 +1,41 @@
+// The tracker on HTTP: BitTorrent's announce (BEP 3, compact peer lists of
+// BEP 23, IPv6 "peers6" of BEP 7) with drover's locality parameters, plus a
+// JSON /stats page. It is a component of its own: the coordinator will host
+// one, and `drover-seed --tracker` runs one beside a seed.
+#pragma once
+
+#include <memory>
+
+#include "core/http/http.hpp"
+#include "mesh/tracker/swarm_tracker.hpp"
+
+namespace drover::mesh {
+
+class TrackerService {
+ public:
+  // Serves on options.bind:options.port (0: any free port).
+  static Result<std::unique_ptr<TrackerService>> start(const http::ServerOptions& server,
+                                                       const TrackerOptions& options,
+                                                       const Clock& clock, Random& random,
+                                                       Logger& log);
+  ~TrackerService();
+  std::uint16_t port() const;
+  // The announce URL for a node of this role, region and cluster.
+  std::string announce_url(const std::string& host, NodeRole role, const std::string& region,
+                           const std::string& cluster, const std::string& bind = "127.0.0.1") const;
+
+ private:
+  struct Impl;
+  explicit TrackerService(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Builds an announce URL: base is "http://host:port"; the node's parameters go
+// in the query string, before those the BitTorrent client appends.
+std::string announce_url(const std::string& base, const std::string& host, NodeRole role,
+                         const std::string& region, const std::string& cluster);
+
+// The handler's parsing and answering, apart from the server (for tests).
+http::Response handle_announce(SwarmTracker& tracker, const http::Request& request);
+
+}  // namespace drover::mesh
