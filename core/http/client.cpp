@@ -69,7 +69,8 @@ std::vector<std::pair<std::string, std::string>> parse_query(std::string_view qu
     if (pair.empty()) continue;
     std::size_t eq = pair.find('=');
     auto key = percent_decode(pair.substr(0, eq));
-    auto value = percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    auto value =
+        percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
     if (key.ok() && value.ok()) out.emplace_back(std::move(*key), std::move(*value));
   }
   return out;
@@ -93,7 +94,8 @@ Result<Url> parse_url(std::string_view text) {
     std::size_t close = authority.find(']');
     if (close == std::string_view::npos) return bad("unclosed IPv6 address");
     url.host = std::string(authority.substr(1, close - 1));
-    colon = authority.size() > close + 1 && authority[close + 1] == ':' ? close + 1 : std::string_view::npos;
+    colon = authority.size() > close + 1 && authority[close + 1] == ':' ? close + 1
+                                                                        : std::string_view::npos;
   } else {
     url.host = std::string(authority.substr(0, colon));
   }
@@ -125,7 +127,8 @@ Result<Response> request(std::string_view method, std::string_view url_text, std
   stream.expires_after(timeout);
 
   // Run everything asynchronously so the one deadline covers connect, write and read.
-  bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(std::string(method)), url.target, 11);
+  bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(std::string(method)), url.target,
+                                         11);
   req.set(bhttp::field::host, url.host);
   req.set(bhttp::field::user_agent, "drover");
   if (!body.empty()) {
@@ -153,7 +156,8 @@ Result<Response> request(std::string_view method, std::string_view url_text, std
   });
   io.run();
   if (result == beast::error::timeout) {
-    return make_error(Errc::io, where + ": no answer within " + std::to_string(timeout.count()) + " ms");
+    return make_error(Errc::io,
+                      where + ": no answer within " + std::to_string(timeout.count()) + " ms");
   }
   if (result) return make_error(Errc::io, where + ": " + result.message());
   Response r;

@@ -20,9 +20,9 @@
 namespace drover::http {
 
 struct Request {
-  std::string method;   // "GET", "POST", ...
-  std::string target;   // path and query as sent
-  std::string path;     // target before '?', percent-decoded
+  std::string method;                                      // "GET", "POST", ...
+  std::string target;                                      // path and query as sent
+  std::string path;                                        // target before '?', percent-decoded
   std::vector<std::pair<std::string, std::string>> query;  // decoded bytes, in order
   std::map<std::string, std::string> headers;              // names lowercased
   std::string body;

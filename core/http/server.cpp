@@ -55,10 +55,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
     stream_.expires_after(options_.idle_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        self->on_read(ec);
-                      });
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -70,8 +69,8 @@ class Session : public std::enable_shared_from_this<Session> {
       int status = (ec == bhttp::error::body_limit || ec == bhttp::error::header_limit) ? 413 : 400;
       Response r;
       r.status = status;
-      r.body = std::string("{\"error\":\"") + (status == 413 ? "request too large" : "malformed request") +
-               "\"}";
+      r.body = std::string("{\"error\":\"") +
+               (status == 413 ? "request too large" : "malformed request") + "\"}";
       keep_alive_ = false;
       return write(std::move(r));
     }
@@ -83,10 +82,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto self = shared_from_this();
     // The responder may run on any thread: hop back onto this connection's strand.
     Responder respond = [self](Response response) {
-      asio::dispatch(self->stream_.get_executor(),
-                     [self, response = std::move(response)]() mutable {
-                       self->write(std::move(response));
-                     });
+      asio::dispatch(
+          self->stream_.get_executor(),
+          [self, response = std::move(response)]() mutable { self->write(std::move(response)); });
     };
     stream_.expires_never();  // a long poll may take a while to answer
     handler_(request, std::move(respond));
@@ -161,7 +159,9 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, Hand
   auto impl = std::make_unique<Impl>(options, std::move(handler), log);
   beast::error_code ec;
   auto address = asio::ip::make_address(options.bind, ec);
-  if (ec) return make_error(Errc::invalid_argument, "bind address '" + options.bind + "': " + ec.message());
+  if (ec)
+    return make_error(Errc::invalid_argument,
+                      "bind address '" + options.bind + "': " + ec.message());
   tcp::endpoint endpoint(address, options.port);
   auto fail = [&](const char* what) {
     return make_error(Errc::io, std::string(what) + " " + options.bind + ":" +
@@ -181,9 +181,13 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, Hand
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
-std::uint16_t Server::port() const { return impl_->port; }
+std::uint16_t Server::port() const {
+  return impl_->port;
+}
 
 void Server::post_after(std::chrono::milliseconds delay, std::function<void()> fn) {
   auto timer = std::make_shared<asio::steady_timer>(impl_->io, delay);

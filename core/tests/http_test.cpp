@@ -11,7 +11,8 @@ namespace {
 TEST(Http, ServesAndParsesQueriesWithRawBytes) {
   std::atomic<int> calls{0};
   auto server = Server::start(
-      {}, [&](const Request& r, Responder respond) {
+      {},
+      [&](const Request& r, Responder respond) {
         ++calls;
         Response res;
         res.content_type = "text/plain";
@@ -36,7 +37,8 @@ TEST(Http, ServesAndParsesQueriesWithRawBytes) {
 TEST(Http, AnswersLaterFromAnotherThread) {
   std::vector<std::thread> workers;
   auto server = Server::start(
-      {}, [&](const Request&, Responder respond) {
+      {},
+      [&](const Request&, Responder respond) {
         workers.emplace_back([respond] {
           Response res;
           res.status = 202;
@@ -84,10 +86,12 @@ TEST(Http, ConnectionRefusedIsAnError) {
   // Bind, learn a free port, close: nothing listens there any more.
   std::uint16_t port;
   {
-    auto s = Server::start({}, [](const Request&, Responder r) { r({}); }, Logger::discard());
+    auto s = Server::start(
+        {}, [](const Request&, Responder r) { r({}); }, Logger::discard());
     port = (*s)->port();
   }
-  auto r = request("GET", "http://127.0.0.1:" + std::to_string(port) + "/", "", std::chrono::seconds(2));
+  auto r =
+      request("GET", "http://127.0.0.1:" + std::to_string(port) + "/", "", std::chrono::seconds(2));
   EXPECT_FALSE(r.ok());
 }
 
@@ -99,7 +103,8 @@ TEST(Url, ParsesAndRefuses) {
   EXPECT_EQ(u->target, "/announce?region=r1");
   EXPECT_EQ(parse_url("http://[::1]:9/x")->host, "::1");
   EXPECT_EQ(parse_url("http://h")->target, "/");
-  for (const char* bad : {"https://x/", "ftp://x", "http://:80/", "http://h:0/", "http://h:99999/", "http://h:8a/"}) {
+  for (const char* bad :
+       {"https://x/", "ftp://x", "http://:80/", "http://h:0/", "http://h:99999/", "http://h:8a/"}) {
     EXPECT_FALSE(parse_url(bad).ok()) << bad;
   }
 }

@@ -50,7 +50,8 @@ TEST_F(TrackerTest, HandsOutClusterThenRegionThenSeedThenNeverOtherRegions) {
   auto got = ports(r);
   ASSERT_EQ(got.size(), 4u);
   // Same cluster (in random order), then the same region, then the region's seed.
-  EXPECT_EQ(std::set<std::uint16_t>(got.begin(), got.begin() + 2), (std::set<std::uint16_t>{302, 304}));
+  EXPECT_EQ(std::set<std::uint16_t>(got.begin(), got.begin() + 2),
+            (std::set<std::uint16_t>{302, 304}));
   EXPECT_EQ(got[2], 301);
   EXPECT_EQ(got[3], 200);
   EXPECT_EQ(r.peers[3].role, NodeRole::seed);
@@ -65,15 +66,18 @@ TEST_F(TrackerTest, TheOriginComesOnlyWhenNoSeedOfTheRegionAnswers) {
   SwarmTracker t(options_, clock_, random_);
   t.announce(node(100, NodeRole::origin, "", "", 0));
   t.announce(node(200, NodeRole::seed, "eu", "", 0));
-  EXPECT_EQ(ports(t.announce(node(300, NodeRole::peer, "eu", "a"))), (std::vector<std::uint16_t>{200}));
+  EXPECT_EQ(ports(t.announce(node(300, NodeRole::peer, "eu", "a"))),
+            (std::vector<std::uint16_t>{200}));
   // The seed goes silent; the origin keeps announcing.
   clock_.advance(6s);
   t.announce(node(100, NodeRole::origin, "", "", 0));
   clock_.advance(6s);
-  EXPECT_EQ(ports(t.announce(node(300, NodeRole::peer, "eu", "a"))), (std::vector<std::uint16_t>{100}));
+  EXPECT_EQ(ports(t.announce(node(300, NodeRole::peer, "eu", "a"))),
+            (std::vector<std::uint16_t>{100}));
   // A region with no seed at all gets the origin, after its peers.
   t.announce(node(400, NodeRole::peer, "ap", "x"));
-  EXPECT_EQ(ports(t.announce(node(401, NodeRole::peer, "ap", "y"))), (std::vector<std::uint16_t>{400, 100}));
+  EXPECT_EQ(ports(t.announce(node(401, NodeRole::peer, "ap", "y"))),
+            (std::vector<std::uint16_t>{400, 100}));
 }
 
 TEST_F(TrackerTest, ACapNeverCrowdsOutTheSources) {
@@ -100,10 +104,12 @@ TEST_F(TrackerTest, StoppedNodesLeaveAndSilentOnesExpire) {
   Announce bye = node(301, NodeRole::peer, "eu", "a");
   bye.event = Announce::Event::stopped;
   t.announce(bye);
-  EXPECT_TRUE(ports(t.announce(node(302, NodeRole::peer, "eu", "a"))) == std::vector<std::uint16_t>{300});
+  EXPECT_TRUE(ports(t.announce(node(302, NodeRole::peer, "eu", "a"))) ==
+              std::vector<std::uint16_t>{300});
   clock_.advance(11s);
   t.announce(node(303, NodeRole::peer, "eu", "b"));  // 300 and 302 fell silent
-  EXPECT_TRUE(ports(t.announce(node(304, NodeRole::peer, "eu", "b"))) == std::vector<std::uint16_t>{303});
+  EXPECT_TRUE(ports(t.announce(node(304, NodeRole::peer, "eu", "b"))) ==
+              std::vector<std::uint16_t>{303});
   EXPECT_EQ(t.stats().nodes, 2u);
   clock_.advance(11s);
   t.sweep();
@@ -123,14 +129,18 @@ TEST_F(TrackerTest, HttpAnswersBencodedCompactPeersAndNamesBadFields) {
   const std::string ih = http::percent_encode(std::string(20, '\x01'));
   const std::string base = "info_hash=" + ih + "&left=0&region=eu&role=seed&peer_id=";
   get(base + std::string(20, 'a') + "&port=6881");
-  std::string body = get("info_hash=" + ih + "&left=10&region=eu&peer_id=" + std::string(20, 'b') + "&port=6882");
+  std::string body =
+      get("info_hash=" + ih + "&left=10&region=eu&peer_id=" + std::string(20, 'b') + "&port=6882");
   // One peer, 127.0.0.1:6881 (0x1ae1), in the compact form.
-  EXPECT_EQ(body, std::string("d8:completei1e10:incompletei1e8:intervali30e12:min intervali30e5:peers6:") +
+  EXPECT_EQ(body, std::string(
+                      "d8:completei1e10:incompletei1e8:intervali30e12:min intervali30e5:peers6:") +
                       std::string("\x7f\x00\x00\x01\x1a\xe1", 6) + "e");
-  EXPECT_NE(get("peer_id=" + std::string(20, 'c') + "&port=1&left=0").find("info_hash must be 20 bytes"),
-            std::string::npos);
-  EXPECT_NE(get("info_hash=" + ih + "&peer_id=" + std::string(20, 'c') + "&port=0&left=0").find("port"),
-            std::string::npos);
+  EXPECT_NE(
+      get("peer_id=" + std::string(20, 'c') + "&port=1&left=0").find("info_hash must be 20 bytes"),
+      std::string::npos);
+  EXPECT_NE(
+      get("info_hash=" + ih + "&peer_id=" + std::string(20, 'c') + "&port=0&left=0").find("port"),
+      std::string::npos);
   EXPECT_NE(get("info_hash=" + ih + "&peer_id=" + std::string(20, 'c') + "&port=1&left=0&role=king")
                 .find("role must be peer, seed or origin"),
             std::string::npos);
@@ -140,13 +150,14 @@ TEST_F(TrackerTest, ServiceServesAnnouncesOverHttp) {
   auto svc = TrackerService::start({}, options_, clock_, random_, Logger::discard());
   ASSERT_TRUE(svc.ok()) << svc.error().message;
   std::string url = (*svc)->announce_url("h1", NodeRole::peer, "eu", "a");
-  auto r = http::request("GET", url + "&info_hash=" + http::percent_encode(std::string(20, 'x')) +
-                                    "&peer_id=" + std::string(20, 'y') + "&port=7000&left=5",
+  auto r = http::request("GET",
+                         url + "&info_hash=" + http::percent_encode(std::string(20, 'x')) +
+                             "&peer_id=" + std::string(20, 'y') + "&port=7000&left=5",
                          "", std::chrono::seconds(5));
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->body.substr(0, 11), "d8:complete");
-  auto stats = http::request("GET", "http://127.0.0.1:" + std::to_string((*svc)->port()) + "/stats", "",
-                             std::chrono::seconds(5));
+  auto stats = http::request("GET", "http://127.0.0.1:" + std::to_string((*svc)->port()) + "/stats",
+                             "", std::chrono::seconds(5));
   EXPECT_NE(stats->body.find("\"nodes\":1"), std::string::npos);
 }
 

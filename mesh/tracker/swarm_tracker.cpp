@@ -49,9 +49,7 @@ AnnounceReply SwarmTracker::announce(const Announce& a) {
     (n.left == 0 ? reply.complete : reply.incomplete)++;
     if (k == key || n.peer_id == a.peer_id) continue;
     switch (n.role) {
-      case NodeRole::origin:
-        origins.push_back(&n);
-        break;
+      case NodeRole::origin: origins.push_back(&n); break;
       case NodeRole::seed:
         if (n.region == a.region) {
           seeds.push_back(&n);

@@ -67,10 +67,14 @@ http::Response handle_announce(SwarmTracker& tracker, const http::Request& req) 
   a.left = left_value;
   a.ip = req.remote_address;  // never a client-supplied "ip": no one announces for another
   if (const std::string* event = req.param("event")) {
-    if (*event == "started") a.event = Announce::Event::started;
-    else if (*event == "completed") a.event = Announce::Event::completed;
-    else if (*event == "stopped") a.event = Announce::Event::stopped;
-    else if (!event->empty()) return failure("unknown event '" + event->substr(0, 32) + "'");
+    if (*event == "started")
+      a.event = Announce::Event::started;
+    else if (*event == "completed")
+      a.event = Announce::Event::completed;
+    else if (*event == "stopped")
+      a.event = Announce::Event::stopped;
+    else if (!event->empty())
+      return failure("unknown event '" + event->substr(0, 32) + "'");
   }
   if (const std::string* numwant = req.param("numwant")) {
     std::uint64_t n = 0;
@@ -131,11 +135,11 @@ struct TrackerService::Impl {
   // Every announce already drops the expired nodes of its swarm; this sweep
   // catches swarms nobody announces to any more.
   void schedule_sweep() {
-    server->post_after(std::chrono::duration_cast<std::chrono::milliseconds>(tracker.options().expiry),
-                       [this] {
-                         tracker.sweep();
-                         schedule_sweep();
-                       });
+    server->post_after(
+        std::chrono::duration_cast<std::chrono::milliseconds>(tracker.options().expiry), [this] {
+          tracker.sweep();
+          schedule_sweep();
+        });
   }
 };
 
@@ -155,7 +159,8 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
     if (req.path == "/stats") {
       TrackerStats s = raw->tracker.stats();
       http::Response r;
-      r.body = nlohmann::json{{"swarms", s.swarms}, {"nodes", s.nodes}, {"announces", s.announces}}.dump();
+      r.body = nlohmann::json{{"swarms", s.swarms}, {"nodes", s.nodes}, {"announces", s.announces}}
+                   .dump();
       return respond(std::move(r));
     }
     http::Response r;
@@ -165,17 +170,21 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
   };
   DROVER_ASSIGN(impl->server, http::Server::start(server, handler, log));
   impl->schedule_sweep();
-  log.info("tracker.started", {{"port", impl->server->port()},
-                               {"interval_s", static_cast<std::int64_t>(options.interval.count())}});
+  log.info("tracker.started",
+           {{"port", impl->server->port()},
+            {"interval_s", static_cast<std::int64_t>(options.interval.count())}});
   return std::unique_ptr<TrackerService>(new TrackerService(std::move(impl)));
 }
 
-std::uint16_t TrackerService::port() const { return impl_->server->port(); }
+std::uint16_t TrackerService::port() const {
+  return impl_->server->port();
+}
 
 std::string TrackerService::announce_url(const std::string& host, NodeRole role,
                                          const std::string& region, const std::string& cluster,
                                          const std::string& bind) const {
-  return mesh::announce_url("http://" + bind + ":" + std::to_string(port()), host, role, region, cluster);
+  return mesh::announce_url("http://" + bind + ":" + std::to_string(port()), host, role, region,
+                            cluster);
 }
 
 }  // namespace drover::mesh

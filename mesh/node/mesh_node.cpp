@@ -1,0 +1,555 @@
+#include "mesh/node/mesh_node.hpp"
+
+#include <atomic>
+#include <libtorrent/alert_types.hpp>
+#include <libtorrent/create_torrent.hpp>
+#include <libtorrent/ip_filter.hpp>
+#include <libtorrent/read_resume_data.hpp>
+#include <libtorrent/session.hpp>
+#include <libtorrent/session_params.hpp>
+#include <libtorrent/torrent_info.hpp>
+#include <libtorrent/write_resume_data.hpp>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "core/format/layer_torrent.hpp"
+#include "core/world/filesystem.hpp"
+#include "mesh/tracker/tracker_service.hpp"
+
+namespace drover::mesh {
+namespace {
+
+// Peer-id prefixes (libtorrent's "fingerprint") by role, so a node can tell
+// which kind of node it exchanges bytes with.
+const char* fingerprint(NodeRole role) {
+  switch (role) {
+    case NodeRole::origin: return "-DO0100-";
+    case NodeRole::seed: return "-DS0100-";
+    case NodeRole::peer: return "-DP0100-";
+  }
+  return "-DP0100-";
+}
+
+enum class Remote { origin, seed, peer, other };
+
+Remote classify(const lt::peer_id& pid) {
+  const char* p = pid.data();
+  if (p[0] != '-' || p[1] != 'D') return Remote::other;
+  switch (p[2]) {
+    case 'O': return Remote::origin;
+    case 'S': return Remote::seed;
+    case 'P': return Remote::peer;
+    default: return Remote::other;
+  }
+}
+
+const char* remote_name(Remote r) {
+  switch (r) {
+    case Remote::origin: return "origin";
+    case Remote::seed: return "seed";
+    case Remote::peer: return "peer";
+    case Remote::other: return "other";
+  }
+  return "other";
+}
+
+void count(ByteCounts& c, Remote r, std::uint64_t n) {
+  switch (r) {
+    case Remote::origin: c.origin += n; break;
+    case Remote::seed: c.seed += n; break;
+    case Remote::peer: c.peer += n; break;
+    case Remote::other: c.other += n; break;
+  }
+}
+
+lt::sha256_hash v2_hash(const Digest& d) {
+  return lt::sha256_hash(reinterpret_cast<const char*>(d.data()));
+}
+
+// The 20-byte key libtorrent files a v2-only torrent under.
+std::string key_of(const lt::info_hash_t& ih) {
+  return ih.get_best().to_string();
+}
+
+Error lt_error(const std::string& what, const lt::error_code& ec) {
+  return make_error(Errc::io, what + ": " + ec.message());
+}
+
+}  // namespace
+
+LayerRef layer_ref(const format::Layer& layer) {
+  return {layer.id, layer.size, layer.bt_root};
+}
+
+struct MeshNode::Impl {
+  NodeOptions options;
+  Logger& log;
+  std::unique_ptr<lt::session> session;
+  std::thread alert_thread;
+  std::atomic<bool> stopping{false};
+  std::uint16_t port = 0;
+  std::string announce;  // full announce URL with this node's parameters
+
+  struct Layer {
+    LayerRef ref;
+    lt::torrent_handle handle;
+    fs::path file;
+    bool fetching = false;
+    bool done = false;
+    LayerDiagnostics diag;
+    std::set<std::string> connected;
+  };
+  mutable std::mutex mu;  // guards layers, by_key, counters, handlers
+  std::map<ContentId, Layer> layers;
+  std::map<std::string, ContentId> by_key;  // torrent key -> layer
+  NodeCounters counters;
+  std::function<void(const MeshEvent&)> event_handler;
+  std::function<void(const ContentId&, std::string)> resume_handler;
+
+  Impl(const NodeOptions& o, Logger& l) : options(o), log(l) {}
+
+  void emit(const MeshEvent& e) {
+    std::function<void(const MeshEvent&)> h;
+    {
+      std::lock_guard lock(mu);
+      h = event_handler;
+    }
+    if (h) h(e);
+  }
+
+  // Which layer an alert is about, if it is one of ours.
+  Layer* find(const lt::torrent_handle& h) {
+    if (!h.is_valid()) return nullptr;
+    auto it = by_key.find(key_of(h.info_hashes()));
+    if (it == by_key.end()) return nullptr;
+    auto lit = layers.find(it->second);
+    return lit == layers.end() ? nullptr : &lit->second;
+  }
+
+  std::uint64_t block_bytes(const Layer& l, lt::piece_index_t piece, int block) {
+    const std::uint64_t start =
+        static_cast<std::uint64_t>(static_cast<int>(piece)) * format::kLayerPieceLength +
+        static_cast<std::uint64_t>(block) * 16384;
+    if (start >= l.ref.size) return 0;
+    return std::min<std::uint64_t>(16384, l.ref.size - start);
+  }
+
+  // A finished download is checked against the signed layer id, whatever the
+  // torrent's own hashes said.
+  void verify_finished(ContentId id, fs::path file, std::uint64_t size) {
+    PosixFilesystem fsys;
+    MeshEvent e;
+    e.layer = id;
+    e.total = size;
+    auto opened = fsys.open_read(file);
+    Sha256 h;
+    std::uint64_t n = 0;
+    std::string error;
+    if (!opened.ok()) {
+      error = opened.error().message;
+    } else {
+      std::string buf(1 << 20, '\0');
+      for (;;) {
+        auto got = (*opened)->read(buf.data(), buf.size());
+        if (!got.ok()) {
+          error = got.error().message;
+          break;
+        }
+        if (*got == 0) break;
+        h.update(buf.data(), *got);
+        n += *got;
+      }
+    }
+    if (error.empty() && n != size)
+      error = "holds " + std::to_string(n) + " bytes, not " + std::to_string(size);
+    if (error.empty() && ContentId(h.finish()) != id)
+      error = "bytes do not match the signed layer id";
+    if (!error.empty()) {
+      e.kind = MeshEvent::Kind::failed;
+      e.detail = "layer " + id.str() + ": " + error;
+      log.error("mesh.layer.verify_failed", {{"layer", id.str()}, {"error", error}});
+    } else {
+      e.kind = MeshEvent::Kind::complete;
+      e.done = size;
+      {
+        std::lock_guard lock(mu);
+        ++counters.layers_completed;
+        if (auto it = layers.find(id); it != layers.end()) it->second.done = true;
+      }
+      log.info("mesh.layer.complete", {{"layer", id.str()}, {"bytes", size}});
+    }
+    emit(e);
+  }
+
+  void handle(lt::alert* a) {
+    if (auto* b = lt::alert_cast<lt::block_finished_alert>(a)) {
+      std::lock_guard lock(mu);
+      if (Layer* l = find(b->handle))
+        count(counters.down, classify(b->pid), block_bytes(*l, b->piece_index, b->block_index));
+    } else if (auto* u = lt::alert_cast<lt::block_uploaded_alert>(a)) {
+      std::lock_guard lock(mu);
+      if (Layer* l = find(u->handle))
+        count(counters.up, classify(u->pid), block_bytes(*l, u->piece_index, u->block_index));
+    } else if (auto* c = lt::alert_cast<lt::peer_connect_alert>(a)) {
+      std::lock_guard lock(mu);
+      if (Layer* l = find(c->handle)) l->connected.insert(remote_name(classify(c->pid)));
+    } else if (auto* f = lt::alert_cast<lt::torrent_finished_alert>(a)) {
+      ContentId id;
+      fs::path file;
+      std::uint64_t size = 0;
+      {
+        std::lock_guard lock(mu);
+        Layer* l = find(f->handle);
+        if (l == nullptr || !l->fetching || l->done) return;
+        id = l->ref.id;
+        file = l->file;
+        size = l->ref.size;
+      }
+      verify_finished(id, file, size);
+    } else if (auto* hf = lt::alert_cast<lt::hash_failed_alert>(a)) {
+      ContentId id;
+      {
+        std::lock_guard lock(mu);
+        ++counters.hash_failures;
+        Layer* l = find(hf->handle);
+        if (l == nullptr) return;
+        id = l->ref.id;
+      }
+      log.warn("mesh.piece.hash_failed",
+               {{"layer", id.str()}, {"piece", static_cast<int>(hf->piece_index)}});
+      emit({MeshEvent::Kind::hash_failed, id, 0, 0,
+            "piece " + std::to_string(static_cast<int>(hf->piece_index))});
+    } else if (auto* ban = lt::alert_cast<lt::peer_ban_alert>(a)) {
+      ContentId id;
+      const std::string who = ban->endpoint.address().to_string() + ":" +
+                              std::to_string(ban->endpoint.port()) + " (" +
+                              remote_name(classify(ban->pid)) + ")";
+      {
+        std::lock_guard lock(mu);
+        ++counters.peers_banned;
+        if (Layer* l = find(ban->handle)) id = l->ref.id;
+      }
+      log.warn("mesh.peer.banned",
+               {{"layer", id.str()}, {"peer", who}, {"reason", "sent corrupt data"}});
+      emit({MeshEvent::Kind::peer_banned, id, 0, 0, who});
+    } else if (auto* tr = lt::alert_cast<lt::tracker_reply_alert>(a)) {
+      std::lock_guard lock(mu);
+      if (Layer* l = find(tr->handle)) {
+        l->diag.tracker_peers = tr->num_peers;
+        l->diag.tracker_status = "answered with " + std::to_string(tr->num_peers) + " peers";
+      }
+    } else if (auto* te = lt::alert_cast<lt::tracker_error_alert>(a)) {
+      std::lock_guard lock(mu);
+      if (Layer* l = find(te->handle)) {
+        std::string reason = te->failure_reason();
+        l->diag.tracker_status =
+            "failed: " + te->error.message() + (reason.empty() ? "" : " (" + reason + ")");
+      }
+    } else if (auto* sr = lt::alert_cast<lt::save_resume_data_alert>(a)) {
+      ContentId id;
+      std::function<void(const ContentId&, std::string)> h;
+      {
+        std::lock_guard lock(mu);
+        Layer* l = find(sr->handle);
+        if (l == nullptr) return;
+        id = l->ref.id;
+        h = resume_handler;
+      }
+      std::vector<char> buf = lt::write_resume_data_buf(sr->params);
+      if (h) h(id, std::string(buf.begin(), buf.end()));
+    } else if (auto* st = lt::alert_cast<lt::state_update_alert>(a)) {
+      std::vector<MeshEvent> progress;
+      {
+        std::lock_guard lock(mu);
+        for (const auto& s : st->status) {
+          Layer* l = find(s.handle);
+          if (l == nullptr || !l->fetching || l->done) continue;
+          progress.push_back({MeshEvent::Kind::progress,
+                              l->ref.id,
+                              static_cast<std::uint64_t>(s.total_wanted_done),
+                              l->ref.size,
+                              {}});
+        }
+      }
+      for (const auto& e : progress) emit(e);
+    } else if (auto* fe = lt::alert_cast<lt::file_error_alert>(a)) {
+      ContentId id;
+      {
+        std::lock_guard lock(mu);
+        Layer* l = find(fe->handle);
+        if (l == nullptr) return;
+        id = l->ref.id;
+      }
+      emit({MeshEvent::Kind::failed, id, 0, 0,
+            "layer " + id.str() + ": file error: " + fe->error.message()});
+    } else if (auto* ls = lt::alert_cast<lt::listen_succeeded_alert>(a)) {
+      (void)ls;
+    }
+  }
+
+  void run_alerts() {
+    std::vector<lt::alert*> alerts;
+    auto last_update = std::chrono::steady_clock::now();
+    while (!stopping) {
+      session->wait_for_alert(std::chrono::milliseconds(200));
+      session->pop_alerts(&alerts);
+      for (lt::alert* a : alerts) handle(a);
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_update > std::chrono::milliseconds(500)) {
+        session->post_torrent_updates();
+        last_update = now;
+      }
+    }
+  }
+
+  Status add(const LayerRef& ref, const fs::path& file, lt::add_torrent_params atp, bool fetching) {
+    const auto derived = format::derive_layer_torrent(
+        format::Layer{ref.id, ref.size, ref.size, format::Codec::none, ref.bt_root});
+    if (file.filename() != derived.name) {
+      return make_error(Errc::invalid_argument,
+                        "layer file " + file.string() + " must be named " + derived.name);
+    }
+    atp.save_path = file.parent_path().string();
+    atp.flags &= ~(lt::torrent_flags::paused | lt::torrent_flags::auto_managed);
+    atp.trackers.clear();
+    if (!announce.empty()) atp.trackers.push_back(announce);
+    lt::error_code ec;
+    lt::torrent_handle h = session->add_torrent(std::move(atp), ec);
+    if (ec) return lt_error("add torrent for layer " + ref.id.str(), ec);
+    std::lock_guard lock(mu);
+    Layer& l = layers[ref.id];
+    l.ref = ref;
+    l.handle = h;
+    l.file = file;
+    l.fetching = fetching;
+    l.done = !fetching;
+    by_key[key_of(h.info_hashes())] = ref.id;
+    return Ok{};
+  }
+};
+
+MeshNode::MeshNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+MeshNode::~MeshNode() {
+  impl_->stopping = true;
+  if (impl_->alert_thread.joinable()) impl_->alert_thread.join();
+  impl_->session.reset();  // announces "stopped" (bounded by stop_tracker_timeout)
+}
+
+Result<std::unique_ptr<MeshNode>> MeshNode::start(const NodeOptions& options, Logger& log) {
+  auto impl = std::make_unique<Impl>(options, log);
+  lt::settings_pack sp;
+  sp.set_str(lt::settings_pack::listen_interfaces, options.listen);
+  sp.set_str(lt::settings_pack::peer_fingerprint, fingerprint(options.role));
+  sp.set_str(lt::settings_pack::user_agent, "drover/0.1");
+  sp.set_int(
+      lt::settings_pack::alert_mask,
+      static_cast<int>(static_cast<std::uint32_t>(
+          lt::alert_category::error | lt::alert_category::peer | lt::alert_category::status |
+          lt::alert_category::storage | lt::alert_category::tracker | lt::alert_category::connect |
+          lt::alert_category::block_progress | lt::alert_category::upload)));
+  sp.set_int(lt::settings_pack::alert_queue_size, 1 << 20);
+  sp.set_bool(lt::settings_pack::enable_dht, false);
+  sp.set_bool(lt::settings_pack::enable_lsd, false);
+  sp.set_bool(lt::settings_pack::enable_upnp, false);
+  sp.set_bool(lt::settings_pack::enable_natpmp, false);
+  sp.set_bool(lt::settings_pack::enable_incoming_utp, options.utp);
+  sp.set_bool(lt::settings_pack::enable_outgoing_utp, options.utp);
+  sp.set_bool(lt::settings_pack::allow_multiple_connections_per_ip, true);
+  sp.set_int(lt::settings_pack::upload_rate_limit,
+             static_cast<int>(std::min<std::uint64_t>(options.upload_rate, INT32_MAX)));
+  sp.set_int(lt::settings_pack::download_rate_limit,
+             static_cast<int>(std::min<std::uint64_t>(options.download_rate, INT32_MAX)));
+  sp.set_int(lt::settings_pack::unchoke_slots_limit, options.unchoke_slots);
+  // Throttled seeds send fewer duplicate copies when peers queue less (NOTES.md).
+  sp.set_int(lt::settings_pack::request_queue_time, 1);
+  sp.set_int(lt::settings_pack::min_announce_interval, options.min_announce_interval_s);
+  sp.set_int(lt::settings_pack::aio_threads, 2);
+  sp.set_int(lt::settings_pack::hashing_threads, 1);
+  sp.set_int(lt::settings_pack::active_downloads, -1);
+  sp.set_int(lt::settings_pack::active_seeds, -1);
+  sp.set_int(lt::settings_pack::active_limit, -1);
+  sp.set_int(lt::settings_pack::stop_tracker_timeout, 1);
+  sp.set_int(lt::settings_pack::connections_limit, 2000);
+  lt::session_params params(std::move(sp));
+  impl->session = std::make_unique<lt::session>(std::move(params));
+
+  // libtorrent puts loopback and private-range peers in its local class, which
+  // ignores rate limits. Map every address to the global class instead.
+  lt::ip_filter classes;
+  const std::uint32_t global = 1u << static_cast<std::uint32_t>(lt::session::global_peer_class_id);
+  lt::error_code ec;
+  classes.add_rule(lt::make_address("0.0.0.0", ec), lt::make_address("255.255.255.255", ec),
+                   global);
+  classes.add_rule(lt::make_address("::", ec),
+                   lt::make_address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", ec), global);
+  impl->session->set_peer_class_filter(classes);
+
+  // Wait for the listen socket, to learn the port.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::vector<lt::alert*> alerts;
+  while (impl->port == 0 && std::chrono::steady_clock::now() < deadline) {
+    impl->session->wait_for_alert(std::chrono::milliseconds(100));
+    impl->session->pop_alerts(&alerts);
+    for (lt::alert* a : alerts) {
+      if (auto* ls = lt::alert_cast<lt::listen_succeeded_alert>(a))
+        impl->port = static_cast<std::uint16_t>(ls->port);
+      if (auto* lf = lt::alert_cast<lt::listen_failed_alert>(a)) {
+        return make_error(Errc::io, "listen on " + options.listen + ": " + lf->error.message());
+      }
+    }
+  }
+  if (impl->port == 0)
+    return make_error(Errc::io, "listen on " + options.listen + ": no answer from libtorrent");
+  if (!options.tracker.empty()) {
+    impl->announce =
+        announce_url(options.tracker, options.host, options.role, options.region, options.cluster);
+  }
+  Impl* raw = impl.get();
+  impl->alert_thread = std::thread([raw] { raw->run_alerts(); });
+  log.info("mesh.node.started", {{"role", role_name(options.role)},
+                                 {"host", options.host},
+                                 {"region", options.region},
+                                 {"cluster", options.cluster},
+                                 {"port", impl->port},
+                                 {"upload_rate", options.upload_rate},
+                                 {"download_rate", options.download_rate}});
+  return std::unique_ptr<MeshNode>(new MeshNode(std::move(impl)));
+}
+
+std::uint16_t MeshNode::port() const {
+  return impl_->port;
+}
+const NodeOptions& MeshNode::options() const {
+  return impl_->options;
+}
+
+Status MeshNode::seed(const LayerRef& layer, const fs::path& file) {
+  if (has_torrent(layer.id)) return Ok{};
+  const std::string name = layer.id.hex();
+  lt::file_storage files;
+  files.add_file(name, static_cast<std::int64_t>(layer.size));
+  lt::create_torrent ct(files, static_cast<int>(format::kLayerPieceLength),
+                        lt::create_torrent::v2_only);
+  lt::error_code ec;
+  lt::set_piece_hashes(ct, file.parent_path().string(), ec);
+  if (ec) return lt_error("hash layer file " + file.string(), ec);
+  std::vector<char> buf;
+  lt::bencode(std::back_inserter(buf), ct.generate());
+  auto ti = std::make_shared<lt::torrent_info>(buf, ec, lt::from_span);
+  if (ec) return lt_error("torrent of layer " + layer.id.str(), ec);
+  if (ti->info_hashes().v2 !=
+      v2_hash(format::derive_layer_torrent(format::Layer{layer.id, layer.size, layer.size,
+                                                         format::Codec::none, layer.bt_root})
+                  .info_hash)) {
+    return make_error(Errc::corrupt, "layer file " + file.string() + " does not hold layer " +
+                                         layer.id.str() +
+                                         " (its pieces root differs from the manifest's)");
+  }
+  lt::add_torrent_params atp;
+  atp.ti = std::move(ti);
+  atp.flags |= lt::torrent_flags::seed_mode;  // just hashed: no need to check again
+  return impl_->add(layer, file, std::move(atp), false);
+}
+
+Status MeshNode::fetch(const LayerRef& layer, const fs::path& file,
+                       const std::string& resume_data) {
+  if (has_torrent(layer.id)) return Ok{};
+  const auto derived = format::derive_layer_torrent(
+      format::Layer{layer.id, layer.size, layer.size, format::Codec::none, layer.bt_root});
+  // A torrent file of the info dictionary alone: the piece hashes come from
+  // peers, each checked against the pieces root from the signed manifest.
+  const std::string torrent = "d4:info" + derived.info_dict + "e";
+  lt::error_code ec;
+  auto ti = std::make_shared<lt::torrent_info>(
+      lt::span<const char>(torrent.data(), static_cast<std::ptrdiff_t>(torrent.size())), ec,
+      lt::from_span);
+  if (ec) return lt_error("torrent of layer " + layer.id.str(), ec);
+  lt::add_torrent_params atp;
+  if (!resume_data.empty()) {
+    lt::error_code rec;
+    atp = lt::read_resume_data(
+        lt::span<const char>(resume_data.data(), static_cast<std::ptrdiff_t>(resume_data.size())),
+        rec);
+    if (rec || atp.info_hashes.v2 != ti->info_hashes().v2)
+      atp = lt::add_torrent_params();  // unusable: start over
+  }
+  atp.ti = std::move(ti);
+  atp.flags &= ~lt::torrent_flags::seed_mode;
+  impl_->log.info(
+      "mesh.layer.fetch",
+      {{"layer", layer.id.str()}, {"bytes", layer.size}, {"resumed", !resume_data.empty()}});
+  return impl_->add(layer, file, std::move(atp), true);
+}
+
+void MeshNode::remove(const ContentId& id) {
+  lt::torrent_handle h;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->layers.find(id);
+    if (it == impl_->layers.end()) return;
+    h = it->second.handle;
+    impl_->by_key.erase(key_of(h.info_hashes()));
+    impl_->layers.erase(it);
+  }
+  impl_->session->remove_torrent(h);
+}
+
+bool MeshNode::has_torrent(const ContentId& id) const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->layers.contains(id);
+}
+
+void MeshNode::save_resume(const ContentId& id) {
+  lt::torrent_handle h;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->layers.find(id);
+    if (it == impl_->layers.end()) return;
+    h = it->second.handle;
+  }
+  h.save_resume_data(lt::torrent_handle::save_info_dict);
+}
+
+void MeshNode::on_resume_data(std::function<void(const ContentId&, std::string)> handler) {
+  std::lock_guard lock(impl_->mu);
+  impl_->resume_handler = std::move(handler);
+}
+
+void MeshNode::on_event(std::function<void(const MeshEvent&)> handler) {
+  std::lock_guard lock(impl_->mu);
+  impl_->event_handler = std::move(handler);
+}
+
+NodeCounters MeshNode::counters() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->counters;
+}
+
+std::optional<LayerDiagnostics> MeshNode::diagnostics(const ContentId& id) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->layers.find(id);
+  if (it == impl_->layers.end()) return std::nullopt;
+  LayerDiagnostics d = it->second.diag;
+  d.connected.assign(it->second.connected.begin(), it->second.connected.end());
+  return d;
+}
+
+MeshNode::LimitsInForce MeshNode::limits_in_force() const {
+  LimitsInForce out;
+  lt::settings_pack sp = impl_->session->get_settings();
+  out.upload = sp.get_int(lt::settings_pack::upload_rate_limit);
+  out.download = sp.get_int(lt::settings_pack::download_rate_limit);
+  lt::ip_filter f = impl_->session->get_peer_class_filter();
+  const std::uint32_t global = 1u << static_cast<std::uint32_t>(lt::session::global_peer_class_id);
+  lt::error_code ec;
+  out.loopback_in_global_class = f.access(lt::make_address("127.0.0.1", ec)) == global &&
+                                 f.access(lt::make_address("::1", ec)) == global;
+  out.private_ranges_in_global_class = f.access(lt::make_address("10.1.2.3", ec)) == global &&
+                                       f.access(lt::make_address("192.168.1.1", ec)) == global;
+  return out;
+}
+
+}  // namespace drover::mesh

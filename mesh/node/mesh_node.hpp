@@ -1,0 +1,122 @@
+// One BitTorrent node (a libtorrent session) that seeds and fetches layers.
+// This is the only place in drover that touches libtorrent: its sessions,
+// torrents and alerts are translated here into drover's own types.
+//
+// Every layer is its own torrent, derived from the manifest alone
+// (docs/FORMATS.md, "Layer torrents"). The node is tuned for hosts that may
+// share one machine (tests, benchmarks): TCP only unless asked, many
+// connections per IP, no DHT/LSD/UPnP, and rate limits that apply to
+// loopback and private addresses too (libtorrent exempts them by default).
+//
+// Threads: the public methods may be called from any thread. Events are
+// delivered on the node's own alert thread; a handler must not call back into
+// the node's destructor. Destroying the node stops the session.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/base/result.hpp"
+#include "core/format/manifest.hpp"
+#include "core/log/log.hpp"
+#include "core/world/filesystem.hpp"
+#include "mesh/tracker/swarm_tracker.hpp"
+
+namespace drover::mesh {
+
+// What a node needs to name a layer's torrent: all from the signed manifest.
+struct LayerRef {
+  ContentId id;
+  std::uint64_t size = 0;
+  Digest bt_root{};
+};
+LayerRef layer_ref(const format::Layer& layer);
+
+// Who sent or received bytes, by the remote node's role (read from its peer
+// id, which drover nodes prefix with their role).
+struct ByteCounts {
+  std::uint64_t origin = 0, seed = 0, peer = 0, other = 0;
+  std::uint64_t total() const { return origin + seed + peer + other; }
+};
+
+struct NodeCounters {
+  ByteCounts down, up;                 // payload bytes, by the remote's role
+  std::uint64_t hash_failures = 0;     // pieces that failed their hash check
+  std::uint64_t peers_banned = 0;      // peers dropped for sending corrupt data
+  std::uint64_t layers_completed = 0;  // fetched and verified against their id
+};
+
+struct MeshEvent {
+  enum class Kind { progress, complete, failed, hash_failed, peer_banned };
+  Kind kind = Kind::progress;
+  ContentId layer;
+  std::uint64_t done = 0, total = 0;
+  std::string detail;  // failures: what went wrong; bans: who
+};
+
+struct NodeOptions {
+  NodeRole role = NodeRole::peer;
+  std::string host, region, cluster;
+  std::string tracker;                 // base URL, "http://127.0.0.1:6969"; empty: no tracker
+  std::string listen = "127.0.0.1:0";  // port 0: any free port
+  std::uint64_t upload_rate = 0, download_rate = 0;  // bytes per second, 0: unlimited
+  int min_announce_interval_s = 5;
+  int unchoke_slots = 32;
+  bool utp = false;  // TCP is faster on loopback and inside a data centre
+};
+
+// Diagnostics of one layer, for messages that say what was tried.
+struct LayerDiagnostics {
+  std::string tracker_status;          // last tracker answer or error
+  int tracker_peers = 0;               // peers in the last answer
+  std::vector<std::string> connected;  // roles of peers that ever connected
+};
+
+class MeshNode {
+ public:
+  static Result<std::unique_ptr<MeshNode>> start(const NodeOptions& options, Logger& log);
+  ~MeshNode();
+
+  std::uint16_t port() const;
+  const NodeOptions& options() const;
+
+  // Seeds a complete layer from `file`, read in place. Hashes the file to build
+  // the torrent's hash tree and refuses a file whose pieces root does not match
+  // the layer's.
+  Status seed(const LayerRef& layer, const fs::path& file);
+  // Downloads a layer into `file` (its directory must exist). resume_data, if
+  // not empty, is what save_resume produced for it earlier.
+  Status fetch(const LayerRef& layer, const fs::path& file, const std::string& resume_data = {});
+  // Stops seeding or fetching a layer (the file stays).
+  void remove(const ContentId& layer);
+  bool has_torrent(const ContentId& layer) const;
+
+  // Resume data of a fetching layer, delivered later to on_resume_data.
+  void save_resume(const ContentId& layer);
+  void on_resume_data(std::function<void(const ContentId&, std::string)> handler);
+  void on_event(std::function<void(const MeshEvent&)> handler);
+
+  NodeCounters counters() const;
+  std::optional<LayerDiagnostics> diagnostics(const ContentId& layer) const;
+
+  // What libtorrent was told, read back from the session: the rate limits and
+  // whether loopback peers fall under them.
+  struct LimitsInForce {
+    std::int64_t upload = 0, download = 0;
+    bool loopback_in_global_class = false;
+    bool private_ranges_in_global_class = false;
+  };
+  LimitsInForce limits_in_force() const;
+
+ private:
+  struct Impl;
+  explicit MeshNode(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace drover::mesh
