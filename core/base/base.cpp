@@ -16,6 +16,7 @@ const char* errc_name(Errc code) {
     case Errc::refused: return "refused";
     case Errc::crypto: return "crypto";
     case Errc::unsupported: return "unsupported";
+    case Errc::timeout: return "timeout";
     case Errc::internal: return "internal";
   }
   return "unknown";

@@ -21,6 +21,7 @@ enum class Errc {
   refused,           // input is well-formed but unsafe or not allowed
   crypto,            // a signature, key or certificate does not verify
   unsupported,       // a version or feature this build does not know
+  timeout,           // a deadline passed before the thing waited for happened
   internal,          // a bug: an invariant did not hold
 };
 

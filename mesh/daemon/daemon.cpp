@@ -1,0 +1,91 @@
+#include "mesh/daemon/daemon.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+namespace drover::mesh {
+namespace {
+volatile std::sig_atomic_t g_stop = 0;
+extern "C" void on_stop_signal(int) { g_stop = 1; }
+}  // namespace
+
+void install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+bool stop_requested() { return g_stop != 0; }
+
+bool wait_for_stop(std::chrono::steady_clock::time_point deadline) {
+  // A signal handler may only set a flag; poll it at a short interval.
+  while (!stop_requested()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+void emit_line(const nlohmann::json& line) {
+  std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out += '\n';
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+}
+
+nlohmann::json counters_json(const NodeCounters& c) {
+  auto bytes = [](const ByteCounts& b) {
+    return nlohmann::json{{"origin", b.origin}, {"seed", b.seed}, {"peer", b.peer}, {"other", b.other}};
+  };
+  return {{"down", bytes(c.down)},
+          {"up", bytes(c.up)},
+          {"hash_failures", c.hash_failures},
+          {"peers_banned", c.peers_banned},
+          {"layers_completed", c.layers_completed}};
+}
+
+Result<std::uint64_t> parse_rate(const std::string& text) {
+  std::size_t i = 0;
+  std::uint64_t v = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9' && i < 15) {
+    v = v * 10 + static_cast<std::uint64_t>(text[i] - '0');
+    ++i;
+  }
+  const std::string unit = text.substr(i);
+  std::uint64_t mult = 0;
+  if (unit.empty() || unit == "B") mult = 1;
+  else if (unit == "K" || unit == "KiB") mult = 1ull << 10;
+  else if (unit == "M" || unit == "MiB") mult = 1ull << 20;
+  else if (unit == "G" || unit == "GiB") mult = 1ull << 30;
+  if (i == 0 || mult == 0) {
+    return make_error(Errc::invalid_argument,
+                      "rate '" + text + "' must be a number of bytes per second, with an optional KiB, MiB or GiB");
+  }
+  return v * mult;
+}
+
+Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
+  std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) {
+    return make_error(Errc::invalid_argument, "listen address '" + text + "' must be HOST:PORT");
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned long port = 0;
+  for (char c : text.substr(colon + 1)) {
+    if (c < '0' || c > '9' || port > 65535) {
+      return make_error(Errc::invalid_argument, "listen address '" + text + "' has a bad port");
+    }
+    port = port * 10 + static_cast<unsigned long>(c - '0');
+  }
+  if (port > 65535 || host.empty()) {
+    return make_error(Errc::invalid_argument, "listen address '" + text + "' must be HOST:PORT");
+  }
+  return std::make_pair(host, static_cast<std::uint16_t>(port));
+}
+
+}  // namespace drover::mesh

@@ -1,0 +1,166 @@
+// drover-peer: the peer role on its own, for tests, benchmarks and operators
+// (the agent embeds the same LayerCache). Fetches one artifact's layers into a
+// cache through the mesh, reports progress as JSON lines on stdout, then keeps
+// seeding until stopped.
+//
+//   drover-peer --cache DIR --tracker URL --region R --cluster C --host H
+//               (--origin URL --artifact ID | --manifest FILE) [options]
+#include <cxxopts.hpp>
+#include <iostream>
+#include <map>
+
+#include "core/http/http.hpp"
+#include "core/log/log.hpp"
+#include "mesh/daemon/daemon.hpp"
+#include "mesh/peer/layer_cache.hpp"
+#include "mesh/seed/seed_service.hpp"
+
+namespace {
+
+using namespace drover;
+using namespace drover::mesh;
+
+int usage(const std::string& what) {
+  std::cerr << "drover-peer: " << what << "\nrun 'drover-peer --help' for usage\n";
+  return 2;
+}
+
+Result<format::Manifest> load_manifest(const cxxopts::ParseResult& r) {
+  if (r.count("manifest")) {
+    PosixFilesystem fsys;
+    DROVER_ASSIGN(std::string bytes, fsys.read_file(r["manifest"].as<std::string>(), 256ull << 20));
+    return format::decode_manifest(bytes);
+  }
+  DROVER_ASSIGN(ContentId id, ContentId::parse(r["artifact"].as<std::string>()));
+  return fetch_manifest(r["origin"].as<std::string>(), id, std::chrono::seconds(30));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  install_stop_signals();
+  cxxopts::Options o("drover-peer", "Fetch an artifact's layers through the mesh and seed them.");
+  o.add_options()("cache", "layer cache directory", cxxopts::value<std::string>())(
+      "tracker", "tracker base URL", cxxopts::value<std::string>())(
+      "region", "this host's region", cxxopts::value<std::string>()->default_value(""))(
+      "cluster", "this host's cluster", cxxopts::value<std::string>()->default_value(""))(
+      "host", "this host's name", cxxopts::value<std::string>()->default_value("peer"))(
+      "origin", "origin feed URL (with --artifact)", cxxopts::value<std::string>())(
+      "artifact", "artifact id to fetch", cxxopts::value<std::string>())(
+      "manifest", "a manifest file instead of --origin/--artifact", cxxopts::value<std::string>())(
+      "listen", "BitTorrent listen address", cxxopts::value<std::string>()->default_value("127.0.0.1:0"))(
+      "upload-rate", "upload limit, e.g. 4MiB", cxxopts::value<std::string>())(
+      "download-rate", "download limit", cxxopts::value<std::string>())(
+      "announce-interval", "client floor for announces, seconds", cxxopts::value<int>()->default_value("5"))(
+      "stall-timeout", "seconds without progress before failing", cxxopts::value<int>()->default_value("60"))(
+      "progress", "report progress lines")(
+      "exit-when-done", "exit once every layer is held instead of seeding on")(
+      "log-level", "debug, info, warn or error", cxxopts::value<std::string>()->default_value("warn"))(
+      "h,help", "help");
+  cxxopts::ParseResult r;
+  try {
+    r = o.parse(argc, argv);
+  } catch (const cxxopts::exceptions::exception& e) {
+    return usage(e.what());
+  }
+  if (r.count("help")) return std::cout << o.help(), 0;
+  if (!r.unmatched().empty()) return usage("unexpected argument '" + r.unmatched().front() + "'");
+  if (!r.count("cache")) return usage("missing --cache DIR");
+  if (!r.count("tracker")) return usage("missing --tracker URL");
+  if (!r.count("manifest") && !(r.count("origin") && r.count("artifact"))) {
+    return usage("give --manifest FILE, or --origin URL and --artifact ID");
+  }
+  NodeOptions node_options;
+  node_options.role = NodeRole::peer;
+  node_options.tracker = r["tracker"].as<std::string>();
+  node_options.region = r["region"].as<std::string>();
+  node_options.cluster = r["cluster"].as<std::string>();
+  node_options.host = r["host"].as<std::string>();
+  node_options.listen = r["listen"].as<std::string>();
+  node_options.min_announce_interval_s = r["announce-interval"].as<int>();
+  for (const char* flag : {"upload-rate", "download-rate"}) {
+    if (!r.count(flag)) continue;
+    auto rate = parse_rate(r[flag].as<std::string>());
+    if (!rate.ok()) return usage(rate.error().message);
+    (std::string(flag) == "upload-rate" ? node_options.upload_rate : node_options.download_rate) = *rate;
+  }
+  if (auto url = http::parse_url(node_options.tracker); !url.ok()) return usage(url.error().message);
+  const int stall = r["stall-timeout"].as<int>();
+  if (stall < 1) return usage("--stall-timeout must be at least 1 second");
+  LogLevel level = LogLevel::warn;
+  if (!parse_log_level(r["log-level"].as<std::string>(), level)) return usage("bad --log-level");
+
+  StderrSink sink;
+  SystemClock clock;
+  Logger log(sink, clock, level);
+  auto manifest = load_manifest(r);
+  if (!manifest.ok()) {
+    emit_line({{"event", "failed"}, {"error", manifest.error().message}});
+    return 1;
+  }
+  auto node = MeshNode::start(node_options, log);
+  if (!node.ok()) {
+    emit_line({{"event", "failed"}, {"error", node.error().message}});
+    return 1;
+  }
+  CacheOptions cache_options;
+  cache_options.dir = r["cache"].as<std::string>();
+  cache_options.stall_timeout = std::chrono::seconds(stall);
+  auto cache = LayerCache::open(**node, cache_options, clock, log);
+  if (!cache.ok()) {
+    emit_line({{"event", "failed"}, {"error", cache.error().message}});
+    return 1;
+  }
+  std::vector<LayerRef> layers;
+  std::uint64_t total = 0;
+  for (const auto& l : manifest->layers) {
+    layers.push_back(layer_ref(l));
+    total += l.size;
+  }
+  const bool progress = r.count("progress") > 0;
+  const auto started = std::chrono::steady_clock::now();
+  auto ms_since = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  };
+  (*cache)->on_event([&](const MeshEvent& e) {
+    switch (e.kind) {
+      case MeshEvent::Kind::progress:
+        if (progress) emit_line({{"event", "progress"}, {"layer", e.layer.str()}, {"done", e.done}, {"total", e.total}});
+        break;
+      case MeshEvent::Kind::complete:
+        emit_line({{"event", "layer"}, {"layer", e.layer.str()}, {"bytes", e.total}, {"ms", ms_since()}});
+        break;
+      case MeshEvent::Kind::peer_banned:
+        emit_line({{"event", "peer_banned"}, {"layer", e.layer.str()}, {"peer", e.detail}});
+        break;
+      case MeshEvent::Kind::hash_failed:
+        emit_line({{"event", "hash_failed"}, {"layer", e.layer.str()}, {"detail", e.detail}});
+        break;
+      case MeshEvent::Kind::failed:
+        break;  // reported below, from wait()
+    }
+  });
+  std::size_t held_before = 0;
+  for (const auto& l : layers) held_before += (*cache)->holds(l.id) ? 1 : 0;
+  emit_line({{"event", "ready"}, {"port", (*node)->port()}, {"layers", layers.size()},
+             {"bytes", total}, {"held", held_before}});
+  Status st = (*cache)->fetch(layers);
+  while (st.ok()) {
+    Status waited = (*cache)->wait(layers, clock.steady() + std::chrono::milliseconds(200));
+    if (waited.ok()) break;
+    if (waited.error().code != Errc::timeout) {
+      st = waited;
+    } else if (stop_requested()) {
+      st = make_error(Errc::timeout, "stopped before every layer was held");
+    }
+  }
+  if (!st.ok()) {
+    emit_line({{"event", "failed"}, {"error", st.error().message}, {"counters", counters_json((*node)->counters())}});
+    return 1;
+  }
+  emit_line({{"event", "done"}, {"ms", ms_since()}, {"bytes", total},
+             {"counters", counters_json((*node)->counters())}});
+  if (!r.count("exit-when-done")) wait_for_stop(std::chrono::steady_clock::time_point::max());
+  emit_line({{"event", "stopped"}, {"counters", counters_json((*node)->counters())}});
+  return 0;
+}

@@ -1,0 +1,259 @@
+// drover-seed: the origin (beside the artifact store), a regional seed, or a
+// standalone tracker. See docs/MESH.md.
+//
+//   drover-seed origin  --store PATH [--tracker URL | --tracker-listen ADDR] ...
+//   drover-seed seed    --region R --cache DIR --origin URL --tracker URL ...
+//   drover-seed tracker [--listen ADDR] [--interval S]
+#include <cxxopts.hpp>
+#include <iostream>
+
+#include "core/log/log.hpp"
+#include "mesh/daemon/daemon.hpp"
+#include "mesh/origin/origin_service.hpp"
+#include "mesh/seed/seed_service.hpp"
+#include "mesh/tracker/tracker_service.hpp"
+
+namespace {
+
+using namespace drover;
+using namespace drover::mesh;
+
+constexpr const char* kUsage =
+    "usage: drover-seed origin --store PATH [--tracker URL | --tracker-listen ADDR] [options]\n"
+    "       drover-seed seed --region R --cache DIR --origin URL --tracker URL [options]\n"
+    "       drover-seed tracker [--listen ADDR] [--interval S] [--expiry S] [--max-peers N]\n"
+    "options: --listen ADDR (BitTorrent, default 127.0.0.1:0), --feed-listen ADDR (origin),\n"
+    "         --upload-rate R, --download-rate R (e.g. 4MiB; default unlimited),\n"
+    "         --announce-interval S (tracker answers and client floor), --host NAME,\n"
+    "         --stall-timeout S (seed), --log-level L\n";
+
+int fail(const std::string& what) {
+  std::cerr << "drover-seed: " << what << "\n";
+  return 1;
+}
+
+int usage(const std::string& what) {
+  std::cerr << "drover-seed: " << what << "\n" << kUsage;
+  return 2;
+}
+
+struct Common {
+  NodeOptions node;
+  int announce_interval = 30;
+  std::string tracker_listen;
+  LogLevel level = LogLevel::info;
+};
+
+void add_common(cxxopts::Options& o) {
+  o.add_options()("listen", "BitTorrent listen address", cxxopts::value<std::string>()->default_value("127.0.0.1:0"))(
+      "tracker", "tracker base URL", cxxopts::value<std::string>())(
+      "tracker-listen", "run a tracker here too", cxxopts::value<std::string>())(
+      "announce-interval", "seconds between announces", cxxopts::value<int>()->default_value("30"))(
+      "upload-rate", "upload limit", cxxopts::value<std::string>())(
+      "download-rate", "download limit", cxxopts::value<std::string>())(
+      "host", "this node's name", cxxopts::value<std::string>())(
+      "log-level", "debug, info, warn or error", cxxopts::value<std::string>()->default_value("info"))(
+      "h,help", "help");
+}
+
+Result<Common> read_common(const cxxopts::ParseResult& r, NodeRole role) {
+  Common c;
+  c.node.role = role;
+  c.node.listen = r["listen"].as<std::string>();
+  DROVER_TRY(parse_listen(c.node.listen));
+  c.announce_interval = r["announce-interval"].as<int>();
+  if (c.announce_interval < 1 || c.announce_interval > 3600) {
+    return make_error(Errc::invalid_argument, "--announce-interval must be 1 to 3600 seconds");
+  }
+  c.node.min_announce_interval_s = c.announce_interval;
+  if (r.count("tracker")) {
+    c.node.tracker = r["tracker"].as<std::string>();
+    DROVER_TRY(http::parse_url(c.node.tracker));
+  }
+  if (r.count("tracker-listen")) {
+    c.tracker_listen = r["tracker-listen"].as<std::string>();
+    DROVER_TRY(parse_listen(c.tracker_listen));
+  }
+  if (r.count("upload-rate")) {
+    DROVER_ASSIGN(c.node.upload_rate, parse_rate(r["upload-rate"].as<std::string>()));
+  }
+  if (r.count("download-rate")) {
+    DROVER_ASSIGN(c.node.download_rate, parse_rate(r["download-rate"].as<std::string>()));
+  }
+  c.node.host = r.count("host") ? r["host"].as<std::string>() : std::string(role_name(role));
+  if (!parse_log_level(r["log-level"].as<std::string>(), c.level)) {
+    return make_error(Errc::invalid_argument, "--log-level must be debug, info, warn or error");
+  }
+  return c;
+}
+
+Result<cxxopts::ParseResult> parse(cxxopts::Options& o, int argc, char** argv) {
+  try {
+    auto r = o.parse(argc, argv);
+    if (!r.unmatched().empty()) {
+      return make_error(Errc::invalid_argument, "unexpected argument '" + r.unmatched().front() + "'");
+    }
+    return r;
+  } catch (const cxxopts::exceptions::exception& e) {
+    return make_error(Errc::invalid_argument, e.what());
+  }
+}
+
+// Starts the in-process tracker when asked, and points the node at it.
+Result<std::unique_ptr<TrackerService>> maybe_tracker(Common& c, const Clock& clock, Random& random, Logger& log) {
+  if (c.tracker_listen.empty()) return std::unique_ptr<TrackerService>();
+  auto [host, port] = *parse_listen(c.tracker_listen);
+  http::ServerOptions server;
+  server.bind = host;
+  server.port = port;
+  TrackerOptions t;
+  t.interval = std::chrono::seconds(c.announce_interval);
+  t.expiry = 3 * t.interval;
+  DROVER_ASSIGN(auto tracker, TrackerService::start(server, t, clock, random, log));
+  c.node.tracker = "http://" + host + ":" + std::to_string(tracker->port());
+  return tracker;
+}
+
+int run_origin(int argc, char** argv) {
+  cxxopts::Options o("drover-seed origin", "Seed every layer of the artifact store.");
+  add_common(o);
+  o.add_options()("store", "the artifact store", cxxopts::value<std::string>())(
+      "feed-listen", "address of the artifact feed", cxxopts::value<std::string>()->default_value("127.0.0.1:0"));
+  auto r = parse(o, argc, argv);
+  if (!r.ok()) return usage(r.error().message);
+  if (r->count("help")) return std::cout << o.help(), 0;
+  if (!r->count("store")) return usage("origin needs --store PATH");
+  auto c = read_common(*r, NodeRole::origin);
+  if (!c.ok()) return usage(c.error().message);
+  auto feed = parse_listen((*r)["feed-listen"].as<std::string>());
+  if (!feed.ok()) return usage(feed.error().message);
+
+  StderrSink sink;
+  SystemClock clock;
+  SystemRandom random;
+  PosixFilesystem fsys;
+  Logger log(sink, clock, c->level);
+  auto tracker = maybe_tracker(*c, clock, random, log);
+  if (!tracker.ok()) return fail(tracker.error().message);
+  auto store = store::ArtifactStore::open((*r)["store"].as<std::string>(), fsys, clock, random, log);
+  if (!store.ok()) return fail(store.error().message);
+  auto node = MeshNode::start(c->node, log);
+  if (!node.ok()) return fail(node.error().message);
+  OriginOptions options;
+  options.feed.bind = feed->first;
+  options.feed.port = feed->second;
+  auto origin = OriginService::start(**node, **store, options, log);
+  if (!origin.ok()) return fail(origin.error().message);
+  emit_line({{"event", "ready"}, {"role", "origin"}, {"port", (*node)->port()},
+             {"feed", "http://" + feed->first + ":" + std::to_string((*origin)->feed_port())},
+             {"tracker", c->node.tracker}, {"layers", (*origin)->layers_seeded()}});
+  wait_for_stop(std::chrono::steady_clock::time_point::max());
+  emit_line({{"event", "stopped"}, {"role", "origin"}, {"counters", counters_json((*node)->counters())}});
+  return 0;
+}
+
+int run_seed(int argc, char** argv) {
+  cxxopts::Options o("drover-seed seed", "Replicate new artifacts from the origin and seed a region.");
+  add_common(o);
+  o.add_options()("region", "the region this seed serves", cxxopts::value<std::string>())(
+      "cache", "the layer cache directory", cxxopts::value<std::string>())(
+      "origin", "the origin's feed URL", cxxopts::value<std::string>())(
+      "stall-timeout", "seconds without progress before a fetch fails", cxxopts::value<int>()->default_value("60"));
+  auto r = parse(o, argc, argv);
+  if (!r.ok()) return usage(r.error().message);
+  if (r->count("help")) return std::cout << o.help(), 0;
+  for (const char* need : {"region", "cache", "origin"}) {
+    if (!r->count(need)) return usage(std::string("seed needs --") + need);
+  }
+  auto c = read_common(*r, NodeRole::seed);
+  if (!c.ok()) return usage(c.error().message);
+  c->node.region = (*r)["region"].as<std::string>();
+  if (c->node.tracker.empty() && c->tracker_listen.empty()) return usage("seed needs --tracker URL or --tracker-listen");
+  const int stall = (*r)["stall-timeout"].as<int>();
+  if (stall < 1) return usage("--stall-timeout must be at least 1 second");
+
+  StderrSink sink;
+  SystemClock clock;
+  SystemRandom random;
+  Logger log(sink, clock, c->level);
+  auto tracker = maybe_tracker(*c, clock, random, log);
+  if (!tracker.ok()) return fail(tracker.error().message);
+  auto node = MeshNode::start(c->node, log);
+  if (!node.ok()) return fail(node.error().message);
+  CacheOptions cache_options;
+  cache_options.dir = (*r)["cache"].as<std::string>();
+  cache_options.stall_timeout = std::chrono::seconds(stall);
+  auto cache = LayerCache::open(**node, cache_options, clock, log);
+  if (!cache.ok()) return fail(cache.error().message);
+  SeedOptions options;
+  options.origin = (*r)["origin"].as<std::string>();
+  auto seed = SeedService::start(**cache, options, clock, log, [](const Replicated& rep) {
+    emit_line({{"event", "replicated"}, {"artifact", rep.artifact.str()}, {"push_seq", rep.push_seq},
+               {"bytes", rep.bytes}, {"ms", rep.took.count()}});
+  });
+  if (!seed.ok()) return usage(seed.error().message);
+  emit_line({{"event", "ready"}, {"role", "seed"}, {"region", c->node.region}, {"port", (*node)->port()},
+             {"tracker", c->node.tracker}, {"layers_held", (*cache)->held().size()}});
+  wait_for_stop(std::chrono::steady_clock::time_point::max());
+  emit_line({{"event", "stopped"}, {"role", "seed"}, {"counters", counters_json((*node)->counters())}});
+  seed->reset();
+  return 0;
+}
+
+int run_tracker(int argc, char** argv) {
+  cxxopts::Options o("drover-seed tracker", "Run the locality-aware tracker alone.");
+  o.add_options()("listen", "address", cxxopts::value<std::string>()->default_value("127.0.0.1:0"))(
+      "interval", "announce interval told to nodes, seconds", cxxopts::value<int>()->default_value("30"))(
+      "expiry", "seconds of silence before a node is forgotten (default 3 intervals)", cxxopts::value<int>())(
+      "max-peers", "peers per answer", cxxopts::value<int>()->default_value("50"))(
+      "log-level", "debug, info, warn or error", cxxopts::value<std::string>()->default_value("info"))("h,help", "help");
+  auto r = parse(o, argc, argv);
+  if (!r.ok()) return usage(r.error().message);
+  if (r->count("help")) return std::cout << o.help(), 0;
+  auto listen = parse_listen((*r)["listen"].as<std::string>());
+  if (!listen.ok()) return usage(listen.error().message);
+  TrackerOptions t;
+  const int interval = (*r)["interval"].as<int>();
+  if (interval < 1 || interval > 3600) return usage("--interval must be 1 to 3600 seconds");
+  t.interval = std::chrono::seconds(interval);
+  t.expiry = r->count("expiry") ? std::chrono::seconds((*r)["expiry"].as<int>()) : 3 * t.interval;
+  const int max_peers = (*r)["max-peers"].as<int>();
+  if (max_peers < 1) return usage("--max-peers must be at least 1");
+  t.max_peers_per_answer = static_cast<std::size_t>(max_peers);
+  LogLevel level = LogLevel::info;
+  if (!parse_log_level((*r)["log-level"].as<std::string>(), level)) return usage("bad --log-level");
+  StderrSink sink;
+  SystemClock clock;
+  SystemRandom random;
+  Logger log(sink, clock, level);
+  http::ServerOptions server;
+  server.bind = listen->first;
+  server.port = listen->second;
+  auto tracker = TrackerService::start(server, t, clock, random, log);
+  if (!tracker.ok()) return fail(tracker.error().message);
+  emit_line({{"event", "ready"}, {"role", "tracker"},
+             {"tracker", "http://" + listen->first + ":" + std::to_string((*tracker)->port())}});
+  wait_for_stop(std::chrono::steady_clock::time_point::max());
+  emit_line({{"event", "stopped"}, {"role", "tracker"}});
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  drover::mesh::install_stop_signals();
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string mode = argv[1];
+  if (mode == "origin") return run_origin(argc - 1, argv + 1);
+  if (mode == "seed") return run_seed(argc - 1, argv + 1);
+  if (mode == "tracker") return run_tracker(argc - 1, argv + 1);
+  if (mode == "-h" || mode == "--help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  std::cerr << "drover-seed: unknown mode '" << mode << "'\n" << kUsage;
+  return 2;
+}
