@@ -7,7 +7,9 @@
 namespace drover::mesh {
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
-extern "C" void on_stop_signal(int) { g_stop = 1; }
+extern "C" void on_stop_signal(int) {
+  g_stop = 1;
+}
 }  // namespace
 
 void install_stop_signals() {
@@ -19,7 +21,9 @@ void install_stop_signals() {
   std::signal(SIGPIPE, SIG_IGN);
 }
 
-bool stop_requested() { return g_stop != 0; }
+bool stop_requested() {
+  return g_stop != 0;
+}
 
 bool wait_for_stop(std::chrono::steady_clock::time_point deadline) {
   // A signal handler may only set a flag; poll it at a short interval.
@@ -39,7 +43,8 @@ void emit_line(const nlohmann::json& line) {
 
 nlohmann::json counters_json(const NodeCounters& c) {
   auto bytes = [](const ByteCounts& b) {
-    return nlohmann::json{{"origin", b.origin}, {"seed", b.seed}, {"peer", b.peer}, {"other", b.other}};
+    return nlohmann::json{
+        {"origin", b.origin}, {"seed", b.seed}, {"peer", b.peer}, {"other", b.other}};
   };
   return {{"down", bytes(c.down)},
           {"up", bytes(c.up)},
@@ -57,13 +62,19 @@ Result<std::uint64_t> parse_rate(const std::string& text) {
   }
   const std::string unit = text.substr(i);
   std::uint64_t mult = 0;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "K" || unit == "KiB") mult = 1ull << 10;
-  else if (unit == "M" || unit == "MiB") mult = 1ull << 20;
-  else if (unit == "G" || unit == "GiB") mult = 1ull << 30;
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "K" || unit == "KiB")
+    mult = 1ull << 10;
+  else if (unit == "M" || unit == "MiB")
+    mult = 1ull << 20;
+  else if (unit == "G" || unit == "GiB")
+    mult = 1ull << 30;
   if (i == 0 || mult == 0) {
-    return make_error(Errc::invalid_argument,
-                      "rate '" + text + "' must be a number of bytes per second, with an optional KiB, MiB or GiB");
+    return make_error(
+        Errc::invalid_argument,
+        "rate '" + text +
+            "' must be a number of bytes per second, with an optional KiB, MiB or GiB");
   }
   return v * mult;
 }
@@ -74,7 +85,8 @@ Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& te
     return make_error(Errc::invalid_argument, "listen address '" + text + "' must be HOST:PORT");
   }
   std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   unsigned long port = 0;
   for (char c : text.substr(colon + 1)) {
     if (c < '0' || c > '9' || port > 65535) {

@@ -99,7 +99,6 @@ struct MeshNode::Impl {
     bool fetching = false;
     bool done = false;
     LayerDiagnostics diag;
-    std::set<std::string> connected;
   };
   mutable std::mutex mu;  // guards layers, by_key, counters, handlers
   std::map<ContentId, Layer> layers;
@@ -192,9 +191,6 @@ struct MeshNode::Impl {
       std::lock_guard lock(mu);
       if (Layer* l = find(u->handle))
         count(counters.up, classify(u->pid), block_bytes(*l, u->piece_index, u->block_index));
-    } else if (auto* c = lt::alert_cast<lt::peer_connect_alert>(a)) {
-      std::lock_guard lock(mu);
-      if (Layer* l = find(c->handle)) l->connected.insert(remote_name(classify(c->pid)));
     } else if (auto* f = lt::alert_cast<lt::torrent_finished_alert>(a)) {
       ContentId id;
       fs::path file;
@@ -529,11 +525,24 @@ NodeCounters MeshNode::counters() const {
 }
 
 std::optional<LayerDiagnostics> MeshNode::diagnostics(const ContentId& id) const {
-  std::lock_guard lock(impl_->mu);
-  auto it = impl_->layers.find(id);
-  if (it == impl_->layers.end()) return std::nullopt;
-  LayerDiagnostics d = it->second.diag;
-  d.connected.assign(it->second.connected.begin(), it->second.connected.end());
+  lt::torrent_handle h;
+  LayerDiagnostics d;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->layers.find(id);
+    if (it == impl_->layers.end()) return std::nullopt;
+    d = it->second.diag;
+    h = it->second.handle;
+  }
+  // Who is connected now, by role, and how much of the layer each one has.
+  std::vector<lt::peer_info> peers;
+  h.get_peer_info(peers);
+  for (const auto& p : peers) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s (has %d%%)", remote_name(classify(p.pid)),
+                  static_cast<int>(p.progress_ppm / 10000));
+    d.connected.emplace_back(buf);
+  }
   return d;
 }
 

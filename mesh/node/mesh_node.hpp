@@ -74,7 +74,7 @@ struct NodeOptions {
 struct LayerDiagnostics {
   std::string tracker_status;          // last tracker answer or error
   int tracker_peers = 0;               // peers in the last answer
-  std::vector<std::string> connected;  // roles of peers that ever connected
+  std::vector<std::string> connected;  // peers connected now: "seed (has 40%)"
 };
 
 class MeshNode {

@@ -59,8 +59,12 @@ struct OriginService::Impl {
     for (const auto& r : feed) {
       last = std::max(last, r.push_seq);
       if (r.push_seq <= after) continue;
-      list.push_back({{"artifact_id", r.id.str()}, {"service", r.service}, {"git_sha", r.git_sha},
-                      {"push_seq", r.push_seq}, {"pushed_at", r.pushed_at}, {"size_bytes", r.size_bytes}});
+      list.push_back({{"artifact_id", r.id.str()},
+                      {"service", r.service},
+                      {"git_sha", r.git_sha},
+                      {"push_seq", r.push_seq},
+                      {"pushed_at", r.pushed_at},
+                      {"size_bytes", r.size_bytes}});
     }
     return {{"artifacts", list}, {"last_seq", last}};
   }
@@ -81,8 +85,10 @@ struct OriginService::Impl {
       }
       std::lock_guard lock(mu);
       if (has_after(after) || wait == 0) return respond(json_response(200, feed_after(after)));
-      const auto secs = std::min<std::uint64_t>(wait, static_cast<std::uint64_t>(options.max_wait.count()));
-      parked.push_back({after, std::chrono::steady_clock::now() + std::chrono::seconds(secs), std::move(respond)});
+      const auto secs =
+          std::min<std::uint64_t>(wait, static_cast<std::uint64_t>(options.max_wait.count()));
+      parked.push_back({after, std::chrono::steady_clock::now() + std::chrono::seconds(secs),
+                        std::move(respond)});
       return;
     }
     const std::string prefix = "/v1/manifests/";
@@ -99,7 +105,8 @@ struct OriginService::Impl {
       r.body = std::move(*content);
       return respond(std::move(r));
     }
-    respond(json_response(404, {{"error", "the origin serves /v1/artifacts and /v1/manifests/<id>"}}));
+    respond(
+        json_response(404, {{"error", "the origin serves /v1/artifacts and /v1/manifests/<id>"}}));
   }
 
   // Reads the store's index; seeds what is new, drops what gc removed, and
@@ -123,7 +130,8 @@ struct OriginService::Impl {
       if (r.push_seq <= known) continue;
       auto manifest = store.load_manifest(r.id);
       if (!manifest.ok()) {
-        log.error("origin.manifest_unreadable", {{"artifact", r.id.str()}, {"error", manifest.error().message}});
+        log.error("origin.manifest_unreadable",
+                  {{"artifact", r.id.str()}, {"error", manifest.error().message}});
         continue;
       }
       for (const auto& layer : manifest->layers) {
@@ -133,14 +141,17 @@ struct OriginService::Impl {
         }
         Status st = node.seed(layer_ref(layer), store.blob_path(layer.id));
         if (!st.ok()) {
-          log.error("origin.seed_failed", {{"layer", layer.id.str()}, {"error", st.error().message}});
+          log.error("origin.seed_failed",
+                    {{"layer", layer.id.str()}, {"error", st.error().message}});
           continue;
         }
         std::lock_guard lock(mu);
         seeded.insert(layer.id);
       }
-      log.info("origin.artifact.seeding", {{"artifact", r.id.str()}, {"service", r.service},
-                                           {"push_seq", r.push_seq}, {"layers", r.layers.size()}});
+      log.info("origin.artifact.seeding", {{"artifact", r.id.str()},
+                                           {"service", r.service},
+                                           {"push_seq", r.push_seq},
+                                           {"layers", r.layers.size()}});
     }
     std::vector<ContentId> gone;
     std::vector<Parked> ready;
@@ -164,7 +175,8 @@ struct OriginService::Impl {
     }
     for (const auto& id : gone) {
       node.remove(id);
-      log.info("origin.layer.dropped", {{"layer", id.str()}, {"reason", "no artifact in the store uses it"}});
+      log.info("origin.layer.dropped",
+               {{"layer", id.str()}, {"reason", "no artifact in the store uses it"}});
     }
   }
 
@@ -191,21 +203,26 @@ OriginService::~OriginService() {
   if (impl_->server) impl_->server->stop();
 }
 
-Result<std::unique_ptr<OriginService>> OriginService::start(MeshNode& node, store::ArtifactStore& store,
-                                                            const OriginOptions& options, Logger& log) {
+Result<std::unique_ptr<OriginService>> OriginService::start(MeshNode& node,
+                                                            store::ArtifactStore& store,
+                                                            const OriginOptions& options,
+                                                            Logger& log) {
   auto impl = std::make_unique<Impl>(node, store, options, log);
   impl->refresh();  // everything already in the store is seeded before we say we are up
   Impl* raw = impl.get();
-  DROVER_ASSIGN(impl->server, http::Server::start(options.feed,
-                                                  [raw](const http::Request& r, http::Responder respond) {
-                                                    raw->handle(r, std::move(respond));
-                                                  },
-                                                  log));
+  DROVER_ASSIGN(impl->server, http::Server::start(
+                                  options.feed,
+                                  [raw](const http::Request& r, http::Responder respond) {
+                                    raw->handle(r, std::move(respond));
+                                  },
+                                  log));
   impl->watcher = std::thread([raw] { raw->watch(); });
   return std::unique_ptr<OriginService>(new OriginService(std::move(impl)));
 }
 
-std::uint16_t OriginService::feed_port() const { return impl_->server->port(); }
+std::uint16_t OriginService::feed_port() const {
+  return impl_->server->port();
+}
 
 std::size_t OriginService::layers_seeded() const {
   std::lock_guard lock(impl_->mu);

@@ -20,7 +20,7 @@ namespace drover::mesh {
 struct OriginOptions {
   std::chrono::milliseconds poll{500};  // how often the store's index is read
   http::ServerOptions feed;
-  std::chrono::seconds max_wait{60};    // longest long poll
+  std::chrono::seconds max_wait{60};  // longest long poll
 };
 
 class OriginService {

@@ -59,7 +59,8 @@ Result<std::unique_ptr<LayerCache>> LayerCache::open(MeshNode& node, const Cache
     tmp += ".tmp";
     (void)raw->fs_.remove(tmp);
     if (auto st = raw->fs_.write_atomic(path, tmp, data, 0644); !st.ok()) {
-      raw->log_.warn("mesh.cache.resume_write_failed", {{"layer", id.str()}, {"error", st.error().message}});
+      raw->log_.warn("mesh.cache.resume_write_failed",
+                     {{"layer", id.str()}, {"error", st.error().message}});
     }
   });
   DROVER_TRY(cache->seed_held());
@@ -188,8 +189,7 @@ void LayerCache::handle(const MeshEvent& e) {
       changed_.notify_all();
       break;
     }
-    default:
-      break;
+    default: break;
   }
   std::function<void(const MeshEvent&)> h;
   {
@@ -221,16 +221,19 @@ void LayerCache::monitor() {
       auto diag = node_.diagnostics(id);
       node_.save_resume(id);
       node_.remove(id);  // the partial bytes and resume data stay for a retry
-      std::string tried = "tracker " + (node_.options().tracker.empty() ? std::string("(none)") : node_.options().tracker);
-      tried += diag && !diag->tracker_status.empty() ? " " + diag->tracker_status : " never answered";
+      std::string tried = "tracker " + (node_.options().tracker.empty() ? std::string("(none)")
+                                                                        : node_.options().tracker);
+      tried +=
+          diag && !diag->tracker_status.empty() ? " " + diag->tracker_status : " never answered";
       std::string peers;
       if (diag) {
         for (const auto& c : diag->connected) peers += (peers.empty() ? "" : ", ") + c;
       }
       tried += "; connected to: " + (peers.empty() ? std::string("no one") : peers);
-      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(options_.stall_timeout).count();
-      std::string why = "layer " + id.str() + ": no progress for " + std::to_string(secs) + " s (have " +
-                        mib(f.done) + " of " + mib(f.ref.size) + "); tried " + tried;
+      const auto secs =
+          std::chrono::duration_cast<std::chrono::seconds>(options_.stall_timeout).count();
+      std::string why = "layer " + id.str() + ": no progress for " + std::to_string(secs) +
+                        " s (have " + mib(f.done) + " of " + mib(f.ref.size) + "); tried " + tried;
       log_.error("mesh.layer.stalled", {{"layer", id.str()}, {"error", why}});
       lock.lock();
       fetching_.erase(id);
@@ -263,8 +266,8 @@ Status LayerCache::wait(const std::vector<LayerRef>& layers, SteadyTime deadline
     }
     if (held == layers.size()) return Ok{};
     if (clock_.steady() >= deadline) {
-      return make_error(Errc::timeout, "timed out waiting for layers: " + std::to_string(held) + " of " +
-                                      std::to_string(layers.size()) + " held");
+      return make_error(Errc::timeout, "timed out waiting for layers: " + std::to_string(held) +
+                                           " of " + std::to_string(layers.size()) + " held");
     }
     changed_.wait_for(lock, std::chrono::milliseconds(100));
   }

@@ -48,15 +48,17 @@ int main(int argc, char** argv) {
       "origin", "origin feed URL (with --artifact)", cxxopts::value<std::string>())(
       "artifact", "artifact id to fetch", cxxopts::value<std::string>())(
       "manifest", "a manifest file instead of --origin/--artifact", cxxopts::value<std::string>())(
-      "listen", "BitTorrent listen address", cxxopts::value<std::string>()->default_value("127.0.0.1:0"))(
+      "listen", "BitTorrent listen address",
+      cxxopts::value<std::string>()->default_value("127.0.0.1:0"))(
       "upload-rate", "upload limit, e.g. 4MiB", cxxopts::value<std::string>())(
       "download-rate", "download limit", cxxopts::value<std::string>())(
-      "announce-interval", "client floor for announces, seconds", cxxopts::value<int>()->default_value("5"))(
-      "stall-timeout", "seconds without progress before failing", cxxopts::value<int>()->default_value("60"))(
-      "progress", "report progress lines")(
+      "announce-interval", "client floor for announces, seconds",
+      cxxopts::value<int>()->default_value("5"))(
+      "stall-timeout", "seconds without progress before failing",
+      cxxopts::value<int>()->default_value("60"))("progress", "report progress lines")(
       "exit-when-done", "exit once every layer is held instead of seeding on")(
-      "log-level", "debug, info, warn or error", cxxopts::value<std::string>()->default_value("warn"))(
-      "h,help", "help");
+      "log-level", "debug, info, warn or error",
+      cxxopts::value<std::string>()->default_value("warn"))("h,help", "help");
   cxxopts::ParseResult r;
   try {
     r = o.parse(argc, argv);
@@ -82,9 +84,11 @@ int main(int argc, char** argv) {
     if (!r.count(flag)) continue;
     auto rate = parse_rate(r[flag].as<std::string>());
     if (!rate.ok()) return usage(rate.error().message);
-    (std::string(flag) == "upload-rate" ? node_options.upload_rate : node_options.download_rate) = *rate;
+    (std::string(flag) == "upload-rate" ? node_options.upload_rate : node_options.download_rate) =
+        *rate;
   }
-  if (auto url = http::parse_url(node_options.tracker); !url.ok()) return usage(url.error().message);
+  if (auto url = http::parse_url(node_options.tracker); !url.ok())
+    return usage(url.error().message);
   const int stall = r["stall-timeout"].as<int>();
   if (stall < 1) return usage("--stall-timeout must be at least 1 second");
   LogLevel level = LogLevel::warn;
@@ -120,15 +124,22 @@ int main(int argc, char** argv) {
   const bool progress = r.count("progress") > 0;
   const auto started = std::chrono::steady_clock::now();
   auto ms_since = [&] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 started)
+        .count();
   };
   (*cache)->on_event([&](const MeshEvent& e) {
     switch (e.kind) {
       case MeshEvent::Kind::progress:
-        if (progress) emit_line({{"event", "progress"}, {"layer", e.layer.str()}, {"done", e.done}, {"total", e.total}});
+        if (progress)
+          emit_line({{"event", "progress"},
+                     {"layer", e.layer.str()},
+                     {"done", e.done},
+                     {"total", e.total}});
         break;
       case MeshEvent::Kind::complete:
-        emit_line({{"event", "layer"}, {"layer", e.layer.str()}, {"bytes", e.total}, {"ms", ms_since()}});
+        emit_line(
+            {{"event", "layer"}, {"layer", e.layer.str()}, {"bytes", e.total}, {"ms", ms_since()}});
         break;
       case MeshEvent::Kind::peer_banned:
         emit_line({{"event", "peer_banned"}, {"layer", e.layer.str()}, {"peer", e.detail}});
@@ -136,14 +147,16 @@ int main(int argc, char** argv) {
       case MeshEvent::Kind::hash_failed:
         emit_line({{"event", "hash_failed"}, {"layer", e.layer.str()}, {"detail", e.detail}});
         break;
-      case MeshEvent::Kind::failed:
-        break;  // reported below, from wait()
+      case MeshEvent::Kind::failed: break;  // reported below, from wait()
     }
   });
   std::size_t held_before = 0;
   for (const auto& l : layers) held_before += (*cache)->holds(l.id) ? 1 : 0;
-  emit_line({{"event", "ready"}, {"port", (*node)->port()}, {"layers", layers.size()},
-             {"bytes", total}, {"held", held_before}});
+  emit_line({{"event", "ready"},
+             {"port", (*node)->port()},
+             {"layers", layers.size()},
+             {"bytes", total},
+             {"held", held_before}});
   Status st = (*cache)->fetch(layers);
   while (st.ok()) {
     Status waited = (*cache)->wait(layers, clock.steady() + std::chrono::milliseconds(200));
@@ -155,10 +168,14 @@ int main(int argc, char** argv) {
     }
   }
   if (!st.ok()) {
-    emit_line({{"event", "failed"}, {"error", st.error().message}, {"counters", counters_json((*node)->counters())}});
+    emit_line({{"event", "failed"},
+               {"error", st.error().message},
+               {"counters", counters_json((*node)->counters())}});
     return 1;
   }
-  emit_line({{"event", "done"}, {"ms", ms_since()}, {"bytes", total},
+  emit_line({{"event", "done"},
+             {"ms", ms_since()},
+             {"bytes", total},
              {"counters", counters_json((*node)->counters())}});
   if (!r.count("exit-when-done")) wait_for_stop(std::chrono::steady_clock::time_point::max());
   emit_line({{"event", "stopped"}, {"counters", counters_json((*node)->counters())}});

@@ -45,15 +45,16 @@ struct Common {
 };
 
 void add_common(cxxopts::Options& o) {
-  o.add_options()("listen", "BitTorrent listen address", cxxopts::value<std::string>()->default_value("127.0.0.1:0"))(
+  o.add_options()("listen", "BitTorrent listen address",
+                  cxxopts::value<std::string>()->default_value("127.0.0.1:0"))(
       "tracker", "tracker base URL", cxxopts::value<std::string>())(
       "tracker-listen", "run a tracker here too", cxxopts::value<std::string>())(
       "announce-interval", "seconds between announces", cxxopts::value<int>()->default_value("30"))(
       "upload-rate", "upload limit", cxxopts::value<std::string>())(
       "download-rate", "download limit", cxxopts::value<std::string>())(
       "host", "this node's name", cxxopts::value<std::string>())(
-      "log-level", "debug, info, warn or error", cxxopts::value<std::string>()->default_value("info"))(
-      "h,help", "help");
+      "log-level", "debug, info, warn or error",
+      cxxopts::value<std::string>()->default_value("info"))("h,help", "help");
 }
 
 Result<Common> read_common(const cxxopts::ParseResult& r, NodeRole role) {
@@ -91,7 +92,8 @@ Result<cxxopts::ParseResult> parse(cxxopts::Options& o, int argc, char** argv) {
   try {
     auto r = o.parse(argc, argv);
     if (!r.unmatched().empty()) {
-      return make_error(Errc::invalid_argument, "unexpected argument '" + r.unmatched().front() + "'");
+      return make_error(Errc::invalid_argument,
+                        "unexpected argument '" + r.unmatched().front() + "'");
     }
     return r;
   } catch (const cxxopts::exceptions::exception& e) {
@@ -100,7 +102,8 @@ Result<cxxopts::ParseResult> parse(cxxopts::Options& o, int argc, char** argv) {
 }
 
 // Starts the in-process tracker when asked, and points the node at it.
-Result<std::unique_ptr<TrackerService>> maybe_tracker(Common& c, const Clock& clock, Random& random, Logger& log) {
+Result<std::unique_ptr<TrackerService>> maybe_tracker(Common& c, const Clock& clock, Random& random,
+                                                      Logger& log) {
   if (c.tracker_listen.empty()) return std::unique_ptr<TrackerService>();
   auto [host, port] = *parse_listen(c.tracker_listen);
   http::ServerOptions server;
@@ -118,7 +121,8 @@ int run_origin(int argc, char** argv) {
   cxxopts::Options o("drover-seed origin", "Seed every layer of the artifact store.");
   add_common(o);
   o.add_options()("store", "the artifact store", cxxopts::value<std::string>())(
-      "feed-listen", "address of the artifact feed", cxxopts::value<std::string>()->default_value("127.0.0.1:0"));
+      "feed-listen", "address of the artifact feed",
+      cxxopts::value<std::string>()->default_value("127.0.0.1:0"));
   auto r = parse(o, argc, argv);
   if (!r.ok()) return usage(r.error().message);
   if (r->count("help")) return std::cout << o.help(), 0;
@@ -135,7 +139,8 @@ int run_origin(int argc, char** argv) {
   Logger log(sink, clock, c->level);
   auto tracker = maybe_tracker(*c, clock, random, log);
   if (!tracker.ok()) return fail(tracker.error().message);
-  auto store = store::ArtifactStore::open((*r)["store"].as<std::string>(), fsys, clock, random, log);
+  auto store =
+      store::ArtifactStore::open((*r)["store"].as<std::string>(), fsys, clock, random, log);
   if (!store.ok()) return fail(store.error().message);
   auto node = MeshNode::start(c->node, log);
   if (!node.ok()) return fail(node.error().message);
@@ -144,21 +149,27 @@ int run_origin(int argc, char** argv) {
   options.feed.port = feed->second;
   auto origin = OriginService::start(**node, **store, options, log);
   if (!origin.ok()) return fail(origin.error().message);
-  emit_line({{"event", "ready"}, {"role", "origin"}, {"port", (*node)->port()},
+  emit_line({{"event", "ready"},
+             {"role", "origin"},
+             {"port", (*node)->port()},
              {"feed", "http://" + feed->first + ":" + std::to_string((*origin)->feed_port())},
-             {"tracker", c->node.tracker}, {"layers", (*origin)->layers_seeded()}});
+             {"tracker", c->node.tracker},
+             {"layers", (*origin)->layers_seeded()}});
   wait_for_stop(std::chrono::steady_clock::time_point::max());
-  emit_line({{"event", "stopped"}, {"role", "origin"}, {"counters", counters_json((*node)->counters())}});
+  emit_line(
+      {{"event", "stopped"}, {"role", "origin"}, {"counters", counters_json((*node)->counters())}});
   return 0;
 }
 
 int run_seed(int argc, char** argv) {
-  cxxopts::Options o("drover-seed seed", "Replicate new artifacts from the origin and seed a region.");
+  cxxopts::Options o("drover-seed seed",
+                     "Replicate new artifacts from the origin and seed a region.");
   add_common(o);
   o.add_options()("region", "the region this seed serves", cxxopts::value<std::string>())(
       "cache", "the layer cache directory", cxxopts::value<std::string>())(
       "origin", "the origin's feed URL", cxxopts::value<std::string>())(
-      "stall-timeout", "seconds without progress before a fetch fails", cxxopts::value<int>()->default_value("60"));
+      "stall-timeout", "seconds without progress before a fetch fails",
+      cxxopts::value<int>()->default_value("60"));
   auto r = parse(o, argc, argv);
   if (!r.ok()) return usage(r.error().message);
   if (r->count("help")) return std::cout << o.help(), 0;
@@ -168,7 +179,8 @@ int run_seed(int argc, char** argv) {
   auto c = read_common(*r, NodeRole::seed);
   if (!c.ok()) return usage(c.error().message);
   c->node.region = (*r)["region"].as<std::string>();
-  if (c->node.tracker.empty() && c->tracker_listen.empty()) return usage("seed needs --tracker URL or --tracker-listen");
+  if (c->node.tracker.empty() && c->tracker_listen.empty())
+    return usage("seed needs --tracker URL or --tracker-listen");
   const int stall = (*r)["stall-timeout"].as<int>();
   if (stall < 1) return usage("--stall-timeout must be at least 1 second");
 
@@ -188,14 +200,22 @@ int run_seed(int argc, char** argv) {
   SeedOptions options;
   options.origin = (*r)["origin"].as<std::string>();
   auto seed = SeedService::start(**cache, options, clock, log, [](const Replicated& rep) {
-    emit_line({{"event", "replicated"}, {"artifact", rep.artifact.str()}, {"push_seq", rep.push_seq},
-               {"bytes", rep.bytes}, {"ms", rep.took.count()}});
+    emit_line({{"event", "replicated"},
+               {"artifact", rep.artifact.str()},
+               {"push_seq", rep.push_seq},
+               {"bytes", rep.bytes},
+               {"ms", rep.took.count()}});
   });
   if (!seed.ok()) return usage(seed.error().message);
-  emit_line({{"event", "ready"}, {"role", "seed"}, {"region", c->node.region}, {"port", (*node)->port()},
-             {"tracker", c->node.tracker}, {"layers_held", (*cache)->held().size()}});
+  emit_line({{"event", "ready"},
+             {"role", "seed"},
+             {"region", c->node.region},
+             {"port", (*node)->port()},
+             {"tracker", c->node.tracker},
+             {"layers_held", (*cache)->held().size()}});
   wait_for_stop(std::chrono::steady_clock::time_point::max());
-  emit_line({{"event", "stopped"}, {"role", "seed"}, {"counters", counters_json((*node)->counters())}});
+  emit_line(
+      {{"event", "stopped"}, {"role", "seed"}, {"counters", counters_json((*node)->counters())}});
   seed->reset();
   return 0;
 }
@@ -203,10 +223,13 @@ int run_seed(int argc, char** argv) {
 int run_tracker(int argc, char** argv) {
   cxxopts::Options o("drover-seed tracker", "Run the locality-aware tracker alone.");
   o.add_options()("listen", "address", cxxopts::value<std::string>()->default_value("127.0.0.1:0"))(
-      "interval", "announce interval told to nodes, seconds", cxxopts::value<int>()->default_value("30"))(
-      "expiry", "seconds of silence before a node is forgotten (default 3 intervals)", cxxopts::value<int>())(
-      "max-peers", "peers per answer", cxxopts::value<int>()->default_value("50"))(
-      "log-level", "debug, info, warn or error", cxxopts::value<std::string>()->default_value("info"))("h,help", "help");
+      "interval", "announce interval told to nodes, seconds",
+      cxxopts::value<int>()->default_value("30"))(
+      "expiry", "seconds of silence before a node is forgotten (default 3 intervals)",
+      cxxopts::value<int>())("max-peers", "peers per answer",
+                             cxxopts::value<int>()->default_value("50"))(
+      "log-level", "debug, info, warn or error",
+      cxxopts::value<std::string>()->default_value("info"))("h,help", "help");
   auto r = parse(o, argc, argv);
   if (!r.ok()) return usage(r.error().message);
   if (r->count("help")) return std::cout << o.help(), 0;
@@ -231,7 +254,8 @@ int run_tracker(int argc, char** argv) {
   server.port = listen->second;
   auto tracker = TrackerService::start(server, t, clock, random, log);
   if (!tracker.ok()) return fail(tracker.error().message);
-  emit_line({{"event", "ready"}, {"role", "tracker"},
+  emit_line({{"event", "ready"},
+             {"role", "tracker"},
              {"tracker", "http://" + listen->first + ":" + std::to_string((*tracker)->port())}});
   wait_for_stop(std::chrono::steady_clock::time_point::max());
   emit_line({{"event", "stopped"}, {"role", "tracker"}});

@@ -12,7 +12,8 @@ namespace drover::mesh {
 
 Result<format::Manifest> fetch_manifest(const std::string& origin, const ContentId& artifact,
                                         std::chrono::milliseconds timeout) {
-  DROVER_ASSIGN(http::Response r, http::request("GET", origin + "/v1/manifests/" + artifact.hex(), "", timeout));
+  DROVER_ASSIGN(http::Response r,
+                http::request("GET", origin + "/v1/manifests/" + artifact.hex(), "", timeout));
   if (r.status != 200) {
     return make_error(Errc::not_found, "origin " + origin + " has no manifest " + artifact.str() +
                                            " (HTTP " + std::to_string(r.status) + ")");
@@ -54,7 +55,8 @@ struct SeedService::Impl {
 
   Status replicate(const ContentId& artifact, std::uint64_t seq) {
     const SteadyTime started = clock.steady();
-    DROVER_ASSIGN(format::Manifest m, fetch_manifest(options.origin, artifact, std::chrono::seconds(30)));
+    DROVER_ASSIGN(format::Manifest m,
+                  fetch_manifest(options.origin, artifact, std::chrono::seconds(30)));
     std::vector<LayerRef> layers;
     std::uint64_t bytes = 0;
     for (const auto& l : m.layers) {
@@ -68,12 +70,15 @@ struct SeedService::Impl {
       Status st = cache.wait(layers, std::min(deadline, clock.steady() + std::chrono::seconds(1)));
       if (st.ok()) break;
       if (st.error().code != Errc::timeout || clock.steady() >= deadline) return st;
-      if (stopped()) return make_error(Errc::timeout, "stopped while replicating " + artifact.str());
+      if (stopped())
+        return make_error(Errc::timeout, "stopped while replicating " + artifact.str());
     }
     Replicated r{artifact, seq, bytes,
                  std::chrono::duration_cast<std::chrono::milliseconds>(clock.steady() - started)};
-    log.info("seed.artifact.replicated", {{"artifact", artifact.str()}, {"push_seq", seq},
-                                          {"bytes", bytes}, {"ms", static_cast<std::int64_t>(r.took.count())}});
+    log.info("seed.artifact.replicated", {{"artifact", artifact.str()},
+                                          {"push_seq", seq},
+                                          {"bytes", bytes},
+                                          {"ms", static_cast<std::int64_t>(r.took.count())}});
     if (on_replicated) on_replicated(r);
     return Ok{};
   }
@@ -109,8 +114,9 @@ struct SeedService::Impl {
         backoff = std::chrono::milliseconds(500);
         continue;
       }
-      log.warn("seed.replicate_retry", {{"error", st.error().message},
-                                        {"retry_in_ms", static_cast<std::int64_t>(backoff.count())}});
+      log.warn("seed.replicate_retry",
+               {{"error", st.error().message},
+                {"retry_in_ms", static_cast<std::int64_t>(backoff.count())}});
       if (!pause(backoff)) break;
       backoff = std::min<std::chrono::milliseconds>(backoff * 2, options.max_backoff);
     }
@@ -129,9 +135,9 @@ SeedService::~SeedService() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-Result<std::unique_ptr<SeedService>> SeedService::start(LayerCache& cache, const SeedOptions& options,
-                                                        const Clock& clock, Logger& log,
-                                                        std::function<void(const Replicated&)> on_replicated) {
+Result<std::unique_ptr<SeedService>> SeedService::start(
+    LayerCache& cache, const SeedOptions& options, const Clock& clock, Logger& log,
+    std::function<void(const Replicated&)> on_replicated) {
   DROVER_TRY(http::parse_url(options.origin));
   auto impl = std::make_unique<Impl>(cache, options, clock, log, std::move(on_replicated));
   Impl* raw = impl.get();

@@ -15,8 +15,8 @@
 namespace drover::mesh {
 
 struct SeedOptions {
-  std::string origin;  // the origin's feed, "http://127.0.0.1:7000"
-  std::chrono::seconds long_poll{5};  // also bounds how long stopping takes
+  std::string origin;                            // the origin's feed, "http://127.0.0.1:7000"
+  std::chrono::seconds long_poll{5};             // also bounds how long stopping takes
   std::chrono::seconds replicate_timeout{3600};  // one artifact's layers
   std::chrono::seconds max_backoff{30};
 };
@@ -31,9 +31,9 @@ struct Replicated {
 
 class SeedService {
  public:
-  static Result<std::unique_ptr<SeedService>> start(LayerCache& cache, const SeedOptions& options,
-                                                    const Clock& clock, Logger& log,
-                                                    std::function<void(const Replicated&)> on_replicated = {});
+  static Result<std::unique_ptr<SeedService>> start(
+      LayerCache& cache, const SeedOptions& options, const Clock& clock, Logger& log,
+      std::function<void(const Replicated&)> on_replicated = {});
   ~SeedService();
 
  private:

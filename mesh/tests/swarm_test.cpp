@@ -1,0 +1,295 @@
+// The mesh as it runs: real drover-seed and drover-peer processes on loopback,
+// a real store, real libtorrent swarms. Each test waits on what the daemons
+// report (JSON lines), with deadlines.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/hash/sha256.hpp"
+#include "tests/support/daemon_process.hpp"
+#include "tests/support/test_support.hpp"
+#include "tests/support/tree_gen.hpp"
+
+namespace drover::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+class Swarm : public ::testing::Test {
+ protected:
+  // Pushes a tree of `files` files of `size` random bytes; returns the artifact id.
+  std::string push(int files, std::size_t size, std::uint64_t seed = 1) {
+    fs::path tree = dir_ / ("tree-" + std::to_string(seed));
+    for (int i = 0; i < files; ++i) {
+      write_file(tree / ("f" + std::to_string(i)),
+                 binary_bytes(seed * 100 + static_cast<unsigned>(i), size));
+    }
+    ProcessResult r =
+        run({binary("drover").string(), "artifact", "push", tree.string(), "--service", "svc",
+             "--git-sha", "0123abcd", "--store", (dir_ / "store").string(), "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    json j = json::parse(r.out);
+    for (const auto& l : j["layers"]) layers_.push_back(l["id"].get<std::string>());
+    return j["artifact_id"];
+  }
+
+  std::unique_ptr<DaemonProcess> start(const std::string& name, std::vector<std::string> args) {
+    args.insert(args.begin(),
+                name == "peer" ? binary("drover-peer").string() : binary("drover-seed").string());
+    return std::make_unique<DaemonProcess>(
+        args, (dir_ / (name + "-" + std::to_string(++serial_) + ".err")).string());
+  }
+
+  void start_origin(const std::string& upload_rate = "") {
+    std::vector<std::string> args = {"origin",
+                                     "--store",
+                                     (dir_ / "store").string(),
+                                     "--tracker-listen",
+                                     "127.0.0.1:0",
+                                     "--announce-interval",
+                                     "1"};
+    if (!upload_rate.empty()) args.insert(args.end(), {"--upload-rate", upload_rate});
+    origin_ = start("origin", args);
+    auto ready = origin_->wait_for_event("ready", 30s);
+    ASSERT_TRUE(ready) << origin_->stderr_tail();
+    feed_ = (*ready)["feed"];
+    tracker_ = (*ready)["tracker"];
+  }
+
+  std::unique_ptr<DaemonProcess> start_seed(const std::string& region, const std::string& cache,
+                                            const std::string& upload_rate = "") {
+    std::vector<std::string> args = {
+        "seed",     "--region", region,      "--cache", (dir_ / cache).string(),
+        "--origin", feed_,      "--tracker", tracker_,  "--announce-interval",
+        "1"};
+    if (!upload_rate.empty()) args.insert(args.end(), {"--upload-rate", upload_rate});
+    return start("seed", args);
+  }
+
+  std::unique_ptr<DaemonProcess> start_peer(const std::string& host, const std::string& region,
+                                            const std::string& cluster, const std::string& artifact,
+                                            std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--cache",
+                                     (dir_ / ("cache-" + host)).string(),
+                                     "--tracker",
+                                     tracker_,
+                                     "--region",
+                                     region,
+                                     "--cluster",
+                                     cluster,
+                                     "--host",
+                                     host,
+                                     "--origin",
+                                     feed_,
+                                     "--artifact",
+                                     artifact,
+                                     "--announce-interval",
+                                     "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return start("peer", args);
+  }
+
+  // Every layer in the peer's cache is held and hashes to its id.
+  void expect_holds_everything(const std::string& host) {
+    for (const auto& id : layers_) {
+      const std::string hex = id.substr(7);
+      EXPECT_TRUE(fs::exists(dir_ / ("cache-" + host) / "complete" / hex)) << host << " " << id;
+      EXPECT_EQ(ContentId::of(read_file(dir_ / ("cache-" + host) / "layers" / hex)).str(), id)
+          << host;
+    }
+  }
+
+  static std::uint64_t down(const json& line, const char* role) {
+    return line["counters"]["down"][role].get<std::uint64_t>();
+  }
+
+  TempDir dir_;
+  int serial_ = 0;
+  std::vector<std::string> layers_;
+  std::unique_ptr<DaemonProcess> origin_;
+  std::string feed_, tracker_;
+};
+
+TEST_F(Swarm, EveryHostEndsWithEveryLayerVerified) {
+  const std::string artifact = push(6, 1 << 20);
+  start_origin();
+  auto seed = start_seed("r1", "seed-cache");
+  ASSERT_TRUE(seed->wait_for_event("replicated", 60s)) << seed->stderr_tail();
+  std::vector<std::unique_ptr<DaemonProcess>> peers;
+  for (int i = 0; i < 4; ++i) {
+    peers.push_back(start_peer("p" + std::to_string(i), "r1", i < 2 ? "a" : "b", artifact));
+  }
+  std::uint64_t from_origin = 0;
+  for (int i = 0; i < 4; ++i) {
+    auto done = peers[static_cast<std::size_t>(i)]->wait_for_event("done", 60s);
+    ASSERT_TRUE(done) << peers[static_cast<std::size_t>(i)]->stderr_tail();
+    from_origin += down(*done, "origin");
+  }
+  for (int i = 0; i < 4; ++i) expect_holds_everything("p" + std::to_string(i));
+  EXPECT_EQ(from_origin, 0u) << "peers fetched from the origin while their region's seed was up";
+}
+
+TEST_F(Swarm, FallsBackToTheSeedThenToTheOrigin) {
+  const std::string artifact = push(3, 700 << 10, 2);
+  start_origin();
+  auto seed = start_seed("r1", "seed-cache");
+  ASSERT_TRUE(seed->wait_for_event("replicated", 60s)) << seed->stderr_tail();
+
+  auto first = start_peer("first", "r1", "a", artifact, {"--exit-when-done"});
+  auto done = first->wait_for_event("done", 60s);
+  ASSERT_TRUE(done) << first->stderr_tail();
+  const std::uint64_t total = (*done)["bytes"];
+  EXPECT_EQ(down(*done, "seed"), total)
+      << "no peer had the layers: the seed should have sent them all";
+  EXPECT_EQ(down(*done, "origin"), 0u);
+  EXPECT_EQ(first->wait_exit(30s), 0);
+
+  // The seed goes away: the next host gets the origin.
+  EXPECT_EQ(seed->stop(), 0);
+  auto second = start_peer("second", "r1", "a", artifact, {"--exit-when-done"});
+  done = second->wait_for_event("done", 60s);
+  ASSERT_TRUE(done) << second->stderr_tail();
+  EXPECT_EQ(down(*done, "origin"), total);
+  EXPECT_EQ(down(*done, "seed"), 0u);
+  expect_holds_everything("second");
+}
+
+TEST_F(Swarm, APeerServingCorruptDataIsBannedAndTheFetchCompletesFromOthers) {
+  // One 4 MiB layer; the seed is slow, so the newcomer asks the (fast,
+  // same-cluster) corrupt peer for most blocks.
+  const std::string artifact = push(1, 4 << 20, 3);
+  start_origin();
+  auto seed = start_seed("r1", "seed-cache", "512KiB");
+  ASSERT_TRUE(seed->wait_for_event("replicated", 60s)) << seed->stderr_tail();
+  auto bad = start_peer("bad", "r1", "a", artifact);
+  ASSERT_TRUE(bad->wait_for_event("done", 60s)) << bad->stderr_tail();
+  // Rot its copy in place, after libtorrent verified it: it keeps serving it.
+  const fs::path file = dir_ / "cache-bad" / "layers" / layers_.at(0).substr(7);
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    std::string junk(fs::file_size(file), '\x5a');  // same size: only the bytes rot
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto fresh = start_peer("fresh", "r1", "a", artifact, {"--exit-when-done"});
+  auto done = fresh->wait_for_event("done", 120s);
+  ASSERT_TRUE(done) << fresh->stderr_tail();
+  expect_holds_everything("fresh");
+  const json& c = (*done)["counters"];
+  EXPECT_GE(c["hash_failures"].get<int>(), 1)
+      << "the corrupt peer was never asked: test proves nothing";
+  EXPECT_GE(c["peers_banned"].get<int>(), 1);
+  EXPECT_TRUE(fresh->wait_for_event("peer_banned", 1s));
+  EXPECT_NE(fresh->stderr_tail(20000).find("mesh.peer.banned"), std::string::npos);
+}
+
+TEST_F(Swarm, AKilledFetchResumesAfterARestartAndAHeldLayerIsNeverFetchedAgain) {
+  const std::string artifact = push(1, 8 << 20, 4);
+  start_origin("1MiB");  // slow enough to kill the fetch halfway
+  auto peer = start_peer("p", "r1", "a", artifact, {"--progress"});
+  // Progress comes per layer (two here): add up the latest of each.
+  std::map<std::string, std::uint64_t> done_by_layer;
+  auto halfway = peer->wait_for(
+      [&](const json& j) {
+        if (j.value("event", "") != "progress") return false;
+        done_by_layer[j["layer"]] = j["done"];
+        std::uint64_t sum = 0;
+        for (const auto& [layer, done] : done_by_layer) sum += done;
+        return sum >= (4u << 20);
+      },
+      60s);
+  ASSERT_TRUE(halfway) << peer->stderr_tail();
+  peer->kill();
+
+  auto again = start_peer("p", "r1", "a", artifact, {"--exit-when-done"});
+  auto done = again->wait_for_event("done", 60s);
+  ASSERT_TRUE(done) << again->stderr_tail();
+  const std::uint64_t fetched = (*done)["counters"]["down"]["origin"];
+  EXPECT_LT(fetched, 6u << 20) << "the restart fetched " << fetched << " bytes: it did not resume";
+  EXPECT_GT(fetched, 0u);
+  expect_holds_everything("p");
+
+  auto third = start_peer("p", "r1", "a", artifact, {"--exit-when-done"});
+  auto ready = third->wait_for_event("ready", 30s);
+  ASSERT_TRUE(ready);
+  EXPECT_EQ((*ready)["held"], layers_.size());
+  done = third->wait_for_event("done", 30s);
+  ASSERT_TRUE(done);
+  EXPECT_EQ((*done)["counters"]["down"]["origin"], 0);
+}
+
+TEST_F(Swarm, AFetchWithNoSourceFailsNamingTheLayerAndWhatWasTried) {
+  const std::string artifact = push(1, 100 << 10, 5);
+  start_origin();
+  // The tracker hands peers of region r9 nothing but the origin; stop the
+  // origin's seeding by pointing the peer at an empty tracker instead.
+  auto lonely = start("tracker", {"tracker", "--interval", "1"});
+  auto ready = lonely->wait_for_event("ready", 10s);
+  ASSERT_TRUE(ready);
+  std::vector<std::string> args = {"--cache",
+                                   (dir_ / "cache-x").string(),
+                                   "--tracker",
+                                   (*ready)["tracker"],
+                                   "--region",
+                                   "r9",
+                                   "--host",
+                                   "x",
+                                   "--origin",
+                                   feed_,
+                                   "--artifact",
+                                   artifact,
+                                   "--announce-interval",
+                                   "1",
+                                   "--stall-timeout",
+                                   "2"};
+  auto peer = start("peer", args);
+  auto failed = peer->wait_for_event("failed", 30s);
+  ASSERT_TRUE(failed) << peer->stderr_tail();
+  const std::string why = (*failed)["error"];
+  EXPECT_NE(why.find(layers_.at(0)), std::string::npos) << why;
+  EXPECT_NE(why.find("no progress for 2 s"), std::string::npos) << why;
+  EXPECT_NE(why.find("answered with 0 peers"), std::string::npos) << why;
+  EXPECT_NE(why.find("connected to: no one"), std::string::npos) << why;
+  EXPECT_EQ(peer->wait_exit(10s), 1);
+}
+
+}  // namespace
+}  // namespace drover::testing
+
+namespace drover::testing {
+namespace {
+
+TEST(MeshDaemons, RefuseBadCommandLinesClearly) {
+  const std::string seed = binary("drover-seed").string(), peer = binary("drover-peer").string();
+  struct Case {
+    std::vector<std::string> argv;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      {{seed}, "usage"},
+      {{seed, "bogus"}, "unknown mode 'bogus'"},
+      {{seed, "origin"}, "origin needs --store"},
+      {{seed, "origin", "--store", "/tmp/x", "--upload-rate", "fast"}, "rate 'fast'"},
+      {{seed, "origin", "--store", "/tmp/x", "--listen", "nowhere"}, "must be HOST:PORT"},
+      {{seed, "seed", "--region", "r", "--cache", "/tmp/c", "--tracker", "http://127.0.0.1:1"},
+       "seed needs --origin"},
+      {{seed, "seed", "--region", "r", "--cache", "/tmp/c", "--origin", "http://127.0.0.1:1"},
+       "--tracker URL"},
+      {{seed, "tracker", "--interval", "0"}, "--interval must be 1 to 3600"},
+      {{peer, "--cache", "/tmp/c"}, "missing --tracker"},
+      {{peer, "--cache", "/tmp/c", "--tracker", "ftp://x", "--manifest", "/tmp/m"},
+       "must start with http://"},
+      {{peer, "--cache", "/tmp/c", "--tracker", "http://127.0.0.1:1"}, "give --manifest FILE"},
+  };
+  for (const auto& c : cases) {
+    ProcessResult r = run(c.argv, std::chrono::seconds(20));
+    EXPECT_EQ(r.exit_code, 2) << c.says << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace drover::testing
