@@ -10,7 +10,7 @@
 
 namespace drover::format {
 
-inline constexpr std::uint64_t kLayerPieceLength = 256 * 1024;
+inline constexpr std::uint64_t kLayerPieceLength = 32 * 1024;
 
 struct LayerTorrent {
   std::string name;       // the layer id's 64 hex digits

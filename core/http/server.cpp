@@ -5,8 +5,10 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include "core/http/http.hpp"
 
@@ -38,12 +40,30 @@ Request to_request(const bhttp::request<bhttp::string_body>& req, const tcp::end
   return r;
 }
 
+class Session;
+
+// Connections whose request the handler has not answered yet. A Responder
+// names its connection through this registry instead of owning it, so a
+// Responder kept past the server's life neither touches a dead io_context
+// nor keeps a socket open: once the server stops, answering is a no-op.
+struct Parking {
+  std::mutex mutex;
+  bool stopped = false;
+  std::uint64_t next_ticket = 0;  // tickets are never reused, so a late answer finds nothing
+  std::unordered_map<std::uint64_t, std::shared_ptr<Session>> waiting;
+};
+
 // One connection: read a request, hand it to the handler, write the answer,
 // repeat while the client keeps the connection alive.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const ServerOptions& options, const Handler& handler, Logger& log)
-      : stream_(std::move(socket)), options_(options), handler_(handler), log_(log) {}
+  Session(tcp::socket socket, const ServerOptions& options, const Handler& handler,
+          std::shared_ptr<Parking> parking, Logger& log)
+      : stream_(std::move(socket)),
+        options_(options),
+        handler_(handler),
+        parking_(std::move(parking)),
+        log_(log) {}
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
@@ -79,9 +99,20 @@ class Session : public std::enable_shared_from_this<Session> {
     version_ = req.version();
     beast::error_code ignored;
     Request request = to_request(req, stream_.socket().remote_endpoint(ignored));
-    auto self = shared_from_this();
+    std::uint64_t ticket;
+    {
+      std::lock_guard lock(parking_->mutex);
+      ticket = parking_->next_ticket++;
+      parking_->waiting[ticket] = shared_from_this();
+    }
     // The responder may run on any thread: hop back onto this connection's strand.
-    Responder respond = [self](Response response) {
+    Responder respond = [parking = parking_, ticket](Response response) {
+      std::lock_guard lock(parking->mutex);
+      if (parking->stopped) return;
+      auto it = parking->waiting.find(ticket);
+      if (it == parking->waiting.end()) return;  // answered twice
+      auto self = std::move(it->second);
+      parking->waiting.erase(it);
       asio::dispatch(
           self->stream_.get_executor(),
           [self, response = std::move(response)]() mutable { self->write(std::move(response)); });
@@ -118,6 +149,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   const ServerOptions& options_;
   const Handler& handler_;
+  std::shared_ptr<Parking> parking_;
   Logger& log_;
   bool keep_alive_ = false;
   unsigned version_ = 11;
@@ -140,13 +172,15 @@ struct Server::Impl {
   tcp::acceptor acceptor{io};
   std::thread thread;
   std::uint16_t port = 0;
+  std::shared_ptr<Parking> parking = std::make_shared<Parking>();
 
   Impl(const ServerOptions& o, Handler h, Logger& l) : options(o), handler(std::move(h)), log(l) {}
 
   void accept() {
     acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) std::make_shared<Session>(std::move(socket), options, handler, log)->start();
+      if (!ec)
+        std::make_shared<Session>(std::move(socket), options, handler, parking, log)->start();
       accept();
     });
   }
@@ -204,6 +238,14 @@ void Server::stop() {
   });
   impl_->io.stop();
   impl_->thread.join();
+  // Close the connections still waiting for an answer while the io_context lives.
+  std::unordered_map<std::uint64_t, std::shared_ptr<Session>> waiting;
+  {
+    std::lock_guard lock(impl_->parking->mutex);
+    impl_->parking->stopped = true;
+    waiting.swap(impl_->parking->waiting);
+  }
+  waiting.clear();
 }
 
 }  // namespace drover::http

@@ -34,6 +34,22 @@ bool wait_for_stop(std::chrono::steady_clock::time_point deadline) {
   return true;
 }
 
+void run_until_stopped(const MeshNode& node, std::chrono::milliseconds every) {
+  if (every.count() <= 0) {
+    wait_for_stop(std::chrono::steady_clock::time_point::max());
+    return;
+  }
+  auto next = std::chrono::steady_clock::now() + every;
+  while (!wait_for_stop(next)) {
+    const auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    emit_line({{"event", "counters"},
+               {"unix_ms", unix_ms.count()},
+               {"counters", counters_json(node.counters())}});
+    next += every;
+  }
+}
+
 void emit_line(const nlohmann::json& line) {
   std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   out += '\n';

@@ -19,6 +19,10 @@ bool stop_requested();
 // Waits until a stop signal arrives or the deadline passes; true when stopped.
 bool wait_for_stop(std::chrono::steady_clock::time_point deadline);
 
+// Waits for a stop signal; meanwhile, every `every` (if not zero), prints a
+// {"event":"counters"} line with the node's counters.
+void run_until_stopped(const MeshNode& node, std::chrono::milliseconds every);
+
 // Prints one JSON object on one line and flushes.
 void emit_line(const nlohmann::json& line);
 nlohmann::json counters_json(const NodeCounters& c);

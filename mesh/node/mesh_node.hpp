@@ -68,6 +68,9 @@ struct NodeOptions {
   int min_announce_interval_s = 5;
   int unchoke_slots = 32;
   bool utp = false;  // TCP is faster on loopback and inside a data centre
+  // Offer each piece to one peer at a time, so a seed sends each piece about
+  // once and peers trade the rest (BitTorrent "super seeding").
+  bool super_seed = false;
 };
 
 // Diagnostics of one layer, for messages that say what was tried.

@@ -1,5 +1,6 @@
 #include "mesh/peer/layer_cache.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/base/hex.hpp"
@@ -123,11 +124,32 @@ void LayerCache::on_event(std::function<void(const MeshEvent&)> handler) {
 }
 
 Status LayerCache::fetch(const std::vector<LayerRef>& layers) {
-  for (const LayerRef& ref : layers) {
+  {
+    std::lock_guard lock(mu_);
+    const std::size_t n = layers.size();
+    for (std::size_t k = 0; k < n; ++k) {
+      const LayerRef& ref = layers[(k + (n ? options_.stagger % n : 0)) % n];
+      if (held_.contains(ref.id) || fetching_.contains(ref.id)) continue;
+      if (std::any_of(queued_.begin(), queued_.end(),
+                      [&](const LayerRef& q) { return q.id == ref.id; }))
+        continue;
+      failed_.erase(ref.id);
+      queued_.push_back(ref);
+    }
+  }
+  return start_queued();
+}
+
+Status LayerCache::start_queued() {
+  for (;;) {
+    LayerRef ref;
     {
       std::lock_guard lock(mu_);
-      if (held_.contains(ref.id) || fetching_.contains(ref.id)) continue;
-      failed_.erase(ref.id);
+      if (queued_.empty() || (options_.max_active > 0 && fetching_.size() >= options_.max_active)) {
+        return Ok{};
+      }
+      ref = queued_.front();
+      queued_.pop_front();
       const SteadyTime now = clock_.steady();
       fetching_[ref.id] = Fetch{ref, 0, now, now};
     }
@@ -136,10 +158,11 @@ Status LayerCache::fetch(const std::vector<LayerRef>& layers) {
     if (!st.ok()) {
       std::lock_guard lock(mu_);
       fetching_.erase(ref.id);
+      failed_[ref.id] = st.error().message;
+      changed_.notify_all();
       return st;
     }
   }
-  return Ok{};
 }
 
 void LayerCache::handle(const MeshEvent& e) {
@@ -190,6 +213,9 @@ void LayerCache::handle(const MeshEvent& e) {
       break;
     }
     default: break;
+  }
+  if (e.kind == MeshEvent::Kind::complete || e.kind == MeshEvent::Kind::failed) {
+    (void)start_queued();  // a failure to start is recorded for wait() to report
   }
   std::function<void(const MeshEvent&)> h;
   {
@@ -246,6 +272,7 @@ void LayerCache::monitor() {
         h = handler_;
       }
       if (h) h({MeshEvent::Kind::failed, id, f.done, f.ref.size, why});
+      (void)start_queued();
       lock.lock();
     }
     lock.unlock();

@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -35,6 +36,13 @@ struct CacheOptions {
   // what was tried.
   std::chrono::milliseconds stall_timeout{std::chrono::seconds(60)};
   std::chrono::milliseconds resume_interval{std::chrono::seconds(2)};
+  // Layers fetched at once (0: all). Fewer at a time means fewer concurrent
+  // requests to a seed for the same pieces, so it sends each piece fewer
+  // times (docs/BENCHMARKS.md measures it).
+  std::size_t max_active = 0;
+  // Where in the list of layers this host starts (taken modulo the count),
+  // so that hosts starting together work on different layers first.
+  std::uint64_t stagger = 0;
 };
 
 class LayerCache {
@@ -62,6 +70,8 @@ class LayerCache {
   LayerCache(MeshNode& node, const CacheOptions& options, const Clock& clock, Logger& log);
   void handle(const MeshEvent& e);
   void monitor();
+  // Starts queued fetches while fewer than max_active run.
+  Status start_queued();
   Status seed_held();
 
   struct Fetch {
@@ -80,6 +90,7 @@ class LayerCache {
   mutable std::mutex mu_;  // guards fetching_, failed_, held_, handler_, stopping_
   std::condition_variable changed_;
   std::map<ContentId, Fetch> fetching_;
+  std::deque<LayerRef> queued_;
   std::map<ContentId, std::string> failed_;  // layer -> why
   std::map<ContentId, LayerRef> held_;
   std::function<void(const MeshEvent&)> handler_;

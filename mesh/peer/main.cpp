@@ -5,9 +5,12 @@
 //
 //   drover-peer --cache DIR --tracker URL --region R --cluster C --host H
 //               (--origin URL --artifact ID | --manifest FILE) [options]
+#include <atomic>
 #include <cxxopts.hpp>
+#include <filesystem>
 #include <iostream>
 #include <map>
+#include <thread>
 
 #include "core/http/http.hpp"
 #include "core/log/log.hpp"
@@ -53,10 +56,16 @@ int main(int argc, char** argv) {
       "upload-rate", "upload limit, e.g. 4MiB", cxxopts::value<std::string>())(
       "download-rate", "download limit", cxxopts::value<std::string>())(
       "announce-interval", "client floor for announces, seconds",
-      cxxopts::value<int>()->default_value("5"))(
-      "stall-timeout", "seconds without progress before failing",
-      cxxopts::value<int>()->default_value("60"))("progress", "report progress lines")(
-      "exit-when-done", "exit once every layer is held instead of seeding on")(
+      cxxopts::value<int>()->default_value("5"))("stall-timeout",
+                                                 "seconds without progress before failing",
+                                                 cxxopts::value<int>()->default_value("60"))(
+      "progress", "report progress lines")("parallel-layers", "layers fetched at once (0: all)",
+                                           cxxopts::value<int>()->default_value("0"))(
+      "report-every", "print the node's counters every this many milliseconds (0: never)",
+      cxxopts::value<int>()->default_value("0"))(
+      "go-file", "wait until this file exists before fetching (to start many peers at once)",
+      cxxopts::value<std::string>())("exit-when-done",
+                                     "exit once every layer is held instead of seeding on")(
       "log-level", "debug, info, warn or error",
       cxxopts::value<std::string>()->default_value("warn"))("h,help", "help");
   cxxopts::ParseResult r;
@@ -110,6 +119,8 @@ int main(int argc, char** argv) {
   CacheOptions cache_options;
   cache_options.dir = r["cache"].as<std::string>();
   cache_options.stall_timeout = std::chrono::seconds(stall);
+  cache_options.max_active = static_cast<std::size_t>(std::max(0, r["parallel-layers"].as<int>()));
+  cache_options.stagger = std::hash<std::string>{}(node_options.host);
   auto cache = LayerCache::open(**node, cache_options, clock, log);
   if (!cache.ok()) {
     emit_line({{"event", "failed"}, {"error", cache.error().message}});
@@ -122,6 +133,7 @@ int main(int argc, char** argv) {
     total += l.size;
   }
   const bool progress = r.count("progress") > 0;
+  std::atomic<std::int64_t> first_byte_ms{-1};  // since start, when the first bytes arrived
   const auto started = std::chrono::steady_clock::now();
   auto ms_since = [&] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
@@ -131,6 +143,7 @@ int main(int argc, char** argv) {
   (*cache)->on_event([&](const MeshEvent& e) {
     switch (e.kind) {
       case MeshEvent::Kind::progress:
+        if (e.done > 0 && first_byte_ms < 0) first_byte_ms = ms_since();
         if (progress)
           emit_line({{"event", "progress"},
                      {"layer", e.layer.str()},
@@ -157,9 +170,27 @@ int main(int argc, char** argv) {
              {"layers", layers.size()},
              {"bytes", total},
              {"held", held_before}});
+  if (r.count("go-file")) {
+    const std::string go = r["go-file"].as<std::string>();
+    std::error_code ec;
+    while (!std::filesystem::exists(go, ec) && !stop_requested()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  const auto fetch_started = std::chrono::steady_clock::now();
   Status st = (*cache)->fetch(layers);
+  const std::chrono::milliseconds every(r["report-every"].as<int>());
+  auto next_report = std::chrono::steady_clock::now() + every;
   while (st.ok()) {
-    Status waited = (*cache)->wait(layers, clock.steady() + std::chrono::milliseconds(200));
+    if (every.count() > 0 && std::chrono::steady_clock::now() >= next_report) {
+      const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch());
+      emit_line({{"event", "counters"},
+                 {"unix_ms", now_ms.count()},
+                 {"counters", counters_json((*node)->counters())}});
+      next_report += every;
+    }
+    Status waited = (*cache)->wait(layers, clock.steady() + std::chrono::milliseconds(100));
     if (waited.ok()) break;
     if (waited.error().code != Errc::timeout) {
       st = waited;
@@ -173,11 +204,20 @@ int main(int argc, char** argv) {
                {"counters", counters_json((*node)->counters())}});
     return 1;
   }
+  const auto fetch_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - fetch_started);
+  const auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
   emit_line({{"event", "done"},
              {"ms", ms_since()},
+             {"fetch_ms", fetch_ms.count()},
+             {"first_byte_ms", first_byte_ms.load()},
+             {"unix_ms", unix_ms.count()},
              {"bytes", total},
              {"counters", counters_json((*node)->counters())}});
-  if (!r.count("exit-when-done")) wait_for_stop(std::chrono::steady_clock::time_point::max());
+  if (!r.count("exit-when-done")) {
+    run_until_stopped(**node, std::chrono::milliseconds(r["report-every"].as<int>()));
+  }
   emit_line({{"event", "stopped"}, {"counters", counters_json((*node)->counters())}});
   return 0;
 }

@@ -54,7 +54,9 @@ void add_common(cxxopts::Options& o) {
       "download-rate", "download limit", cxxopts::value<std::string>())(
       "host", "this node's name", cxxopts::value<std::string>())(
       "log-level", "debug, info, warn or error",
-      cxxopts::value<std::string>()->default_value("info"))("h,help", "help");
+      cxxopts::value<std::string>()->default_value("info"))(
+      "report-every", "print the node's counters every this many milliseconds (0: never)",
+      cxxopts::value<int>()->default_value("0"))("h,help", "help");
 }
 
 Result<Common> read_common(const cxxopts::ParseResult& r, NodeRole role) {
@@ -155,7 +157,7 @@ int run_origin(int argc, char** argv) {
              {"feed", "http://" + feed->first + ":" + std::to_string((*origin)->feed_port())},
              {"tracker", c->node.tracker},
              {"layers", (*origin)->layers_seeded()}});
-  wait_for_stop(std::chrono::steady_clock::time_point::max());
+  run_until_stopped(**node, std::chrono::milliseconds((*r)["report-every"].as<int>()));
   emit_line(
       {{"event", "stopped"}, {"role", "origin"}, {"counters", counters_json((*node)->counters())}});
   return 0;
@@ -168,6 +170,8 @@ int run_seed(int argc, char** argv) {
   o.add_options()("region", "the region this seed serves", cxxopts::value<std::string>())(
       "cache", "the layer cache directory", cxxopts::value<std::string>())(
       "origin", "the origin's feed URL", cxxopts::value<std::string>())(
+      "super-seed",
+      "offer each piece to one peer at a time (fewer copies, slower: see BENCHMARKS.md)")(
       "stall-timeout", "seconds without progress before a fetch fails",
       cxxopts::value<int>()->default_value("60"));
   auto r = parse(o, argc, argv);
@@ -179,6 +183,7 @@ int run_seed(int argc, char** argv) {
   auto c = read_common(*r, NodeRole::seed);
   if (!c.ok()) return usage(c.error().message);
   c->node.region = (*r)["region"].as<std::string>();
+  c->node.super_seed = r->count("super-seed") > 0;
   if (c->node.tracker.empty() && c->tracker_listen.empty())
     return usage("seed needs --tracker URL or --tracker-listen");
   const int stall = (*r)["stall-timeout"].as<int>();
@@ -213,7 +218,7 @@ int run_seed(int argc, char** argv) {
              {"port", (*node)->port()},
              {"tracker", c->node.tracker},
              {"layers_held", (*cache)->held().size()}});
-  wait_for_stop(std::chrono::steady_clock::time_point::max());
+  run_until_stopped(**node, std::chrono::milliseconds((*r)["report-every"].as<int>()));
   emit_line(
       {{"event", "stopped"}, {"role", "seed"}, {"counters", counters_json((*node)->counters())}});
   seed->reset();

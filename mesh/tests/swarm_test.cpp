@@ -144,7 +144,7 @@ TEST_F(Swarm, FallsBackToTheSeedThenToTheOrigin) {
   ASSERT_TRUE(done) << first->stderr_tail();
   const std::uint64_t total = (*done)["bytes"];
   EXPECT_EQ(down(*done, "seed"), total)
-      << "no peer had the layers: the seed should have sent them all";
+      << "no peer had the layers: the seed should have sent them all: " << done->dump();
   EXPECT_EQ(down(*done, "origin"), 0u);
   EXPECT_EQ(first->wait_exit(30s), 0);
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -126,6 +127,7 @@ Child spawn(const std::vector<std::string>& argv, const std::map<std::string, st
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
     for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
