@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include "core/http/http.hpp"
@@ -80,6 +81,27 @@ TEST(Http, ClientTimesOutAndNamesTheRequest) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("/slow"), std::string::npos);
   EXPECT_NE(r.error().message.find("no answer within 200 ms"), std::string::npos);
+}
+
+TEST(Http, AnAnswerAfterTheServerStoppedIsDropped) {
+  std::vector<Responder> parked;
+  std::promise<void> received;
+  auto server = Server::start(
+      {},
+      [&](const Request&, Responder respond) {
+        parked.push_back(std::move(respond));
+        received.set_value();
+      },
+      Logger::discard());
+  ASSERT_TRUE(server.ok());
+  const std::string url = "http://127.0.0.1:" + std::to_string((*server)->port()) + "/late";
+  auto r = request("GET", url, "", std::chrono::milliseconds(200));
+  EXPECT_FALSE(r.ok());
+  ASSERT_EQ(received.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  server->reset();  // the connection closes with the server
+  // The handler's caller answers late, twice: nothing happens, nothing leaks.
+  for (auto& respond : parked) respond({});
+  for (auto& respond : parked) respond({});
 }
 
 TEST(Http, ConnectionRefusedIsAnError) {
