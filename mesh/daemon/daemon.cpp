@@ -65,6 +65,7 @@ nlohmann::json counters_json(const NodeCounters& c) {
   return {{"down", bytes(c.down)},
           {"up", bytes(c.up)},
           {"hash_failures", c.hash_failures},
+          {"rechecks", c.rechecks},
           {"peers_banned", c.peers_banned},
           {"layers_completed", c.layers_completed}};
 }

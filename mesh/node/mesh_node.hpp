@@ -47,6 +47,7 @@ struct ByteCounts {
 struct NodeCounters {
   ByteCounts down, up;                 // payload bytes, by the remote's role
   std::uint64_t hash_failures = 0;     // pieces that failed their hash check
+  std::uint64_t rechecks = 0;          // finished layers rechecked after failing their hash
   std::uint64_t peers_banned = 0;      // peers dropped for sending corrupt data
   std::uint64_t layers_completed = 0;  // fetched and verified against their id
 };
@@ -67,6 +68,9 @@ struct NodeOptions {
   std::uint64_t upload_rate = 0, download_rate = 0;  // bytes per second, 0: unlimited
   int min_announce_interval_s = 5;
   int unchoke_slots = 32;
+  // Connections per layer's swarm. Every finished piece is announced to each
+  // of them, so more costs CPU on every node for little gain (docs/MESH.md).
+  int peers_per_layer = 200;
   bool utp = false;  // TCP is faster on loopback and inside a data centre
   // Offer each piece to one peer at a time, so a seed sends each piece about
   // once and peers trade the rest (BitTorrent "super seeding").

@@ -55,12 +55,15 @@ int main(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value("127.0.0.1:0"))(
       "upload-rate", "upload limit, e.g. 4MiB", cxxopts::value<std::string>())(
       "download-rate", "download limit", cxxopts::value<std::string>())(
-      "announce-interval", "client floor for announces, seconds",
-      cxxopts::value<int>()->default_value("5"))("stall-timeout",
-                                                 "seconds without progress before failing",
-                                                 cxxopts::value<int>()->default_value("60"))(
-      "progress", "report progress lines")("parallel-layers", "layers fetched at once (0: all)",
-                                           cxxopts::value<int>()->default_value("0"))(
+      "unchoke-slots", "peers served at once", cxxopts::value<int>()->default_value("32"))(
+      "peers-per-layer", "connections per layer's swarm",
+      cxxopts::value<int>()->default_value("200"))("announce-interval",
+                                                   "client floor for announces, seconds",
+                                                   cxxopts::value<int>()->default_value("5"))(
+      "stall-timeout", "seconds without progress before failing",
+      cxxopts::value<int>()->default_value("60"))("progress", "report progress lines")(
+      "parallel-layers", "layers fetched at once (0: all)",
+      cxxopts::value<int>()->default_value("0"))(
       "report-every", "print the node's counters every this many milliseconds (0: never)",
       cxxopts::value<int>()->default_value("0"))(
       "go-file", "wait until this file exists before fetching (to start many peers at once)",
@@ -89,6 +92,12 @@ int main(int argc, char** argv) {
   node_options.host = r["host"].as<std::string>();
   node_options.listen = r["listen"].as<std::string>();
   node_options.min_announce_interval_s = r["announce-interval"].as<int>();
+  node_options.unchoke_slots = r["unchoke-slots"].as<int>();
+  if (node_options.unchoke_slots < 1 || node_options.unchoke_slots > 1000)
+    return usage("--unchoke-slots must be 1 to 1000");
+  node_options.peers_per_layer = r["peers-per-layer"].as<int>();
+  if (node_options.peers_per_layer < 2 || node_options.peers_per_layer > 1000)
+    return usage("--peers-per-layer must be 2 to 1000");
   for (const char* flag : {"upload-rate", "download-rate"}) {
     if (!r.count(flag)) continue;
     auto rate = parse_rate(r[flag].as<std::string>());

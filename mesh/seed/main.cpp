@@ -52,7 +52,10 @@ void add_common(cxxopts::Options& o) {
       "announce-interval", "seconds between announces", cxxopts::value<int>()->default_value("30"))(
       "upload-rate", "upload limit", cxxopts::value<std::string>())(
       "download-rate", "download limit", cxxopts::value<std::string>())(
-      "host", "this node's name", cxxopts::value<std::string>())(
+      "unchoke-slots", "peers served at once", cxxopts::value<int>()->default_value("32"))(
+      "peers-per-layer", "connections per layer's swarm",
+      cxxopts::value<int>()->default_value("200"))("host", "this node's name",
+                                                   cxxopts::value<std::string>())(
       "log-level", "debug, info, warn or error",
       cxxopts::value<std::string>()->default_value("info"))(
       "report-every", "print the node's counters every this many milliseconds (0: never)",
@@ -82,6 +85,14 @@ Result<Common> read_common(const cxxopts::ParseResult& r, NodeRole role) {
   }
   if (r.count("download-rate")) {
     DROVER_ASSIGN(c.node.download_rate, parse_rate(r["download-rate"].as<std::string>()));
+  }
+  c.node.unchoke_slots = r["unchoke-slots"].as<int>();
+  if (c.node.unchoke_slots < 1 || c.node.unchoke_slots > 1000) {
+    return make_error(Errc::invalid_argument, "--unchoke-slots must be 1 to 1000");
+  }
+  c.node.peers_per_layer = r["peers-per-layer"].as<int>();
+  if (c.node.peers_per_layer < 2 || c.node.peers_per_layer > 1000) {
+    return make_error(Errc::invalid_argument, "--peers-per-layer must be 2 to 1000");
   }
   c.node.host = r.count("host") ? r["host"].as<std::string>() : std::string(role_name(role));
   if (!parse_log_level(r["log-level"].as<std::string>(), c.level)) {

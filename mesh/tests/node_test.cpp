@@ -88,6 +88,54 @@ TEST(MeshNode, PeerFetchesALayerFromTheOriginByItsManifestIdentityAlone) {
   EXPECT_EQ(c.layers_completed, 1u);
 }
 
+// A manifest whose pieces root matches the bytes but whose layer id does not:
+// every piece passes libtorrent's checks, the final hash does not. The node
+// rechecks the file (its cure for a torrent called finished too early), then
+// fails with an error naming the layer, and never reports it complete.
+TEST(MeshNode, ALayerThatPassesItsPiecesButNotItsIdFailsAfterRechecks) {
+  TempDir dir;
+  SystemClock clock;
+  SystemRandom random;
+  TrackerOptions topts;
+  topts.interval = 1s;
+  auto tracker = TrackerService::start({}, topts, clock, random, Logger::discard());
+  ASSERT_TRUE(tracker.ok()) << tracker.error().message;
+  std::filesystem::create_directories(dir / "origin");
+  std::filesystem::create_directories(dir / "peer");
+  const std::string bytes = drover::testing::binary_bytes(5, 1 << 20);
+  LayerRef forged{ContentId::of("some other layer"), bytes.size(), BtMerkle::of(bytes)};
+  drover::testing::write_file(dir / "origin" / forged.id.hex(), bytes);
+
+  NodeOptions o;
+  o.role = NodeRole::origin;
+  o.host = "origin";
+  o.tracker = "http://127.0.0.1:" + std::to_string((*tracker)->port());
+  o.min_announce_interval_s = 1;
+  auto origin = MeshNode::start(o, Logger::discard());
+  ASSERT_TRUE(origin.ok()) << origin.error().message;
+  ASSERT_TRUE((*origin)->seed(forged, dir / "origin" / forged.id.hex()).ok());
+  NodeOptions p = o;
+  p.role = NodeRole::peer;
+  p.host = "peer-1";
+  auto peer = MeshNode::start(p, Logger::discard());
+  ASSERT_TRUE(peer.ok());
+  Events events;
+  (*peer)->on_event([&](const MeshEvent& e) { events.push(e); });
+  ASSERT_TRUE((*peer)->fetch(forged, dir / "peer" / forged.id.hex()).ok());
+  ASSERT_TRUE(events.wait_for(MeshEvent::Kind::failed, forged.id, 60s));
+  bool named = false;
+  for (const auto& e : events.all()) {
+    EXPECT_NE(e.kind, MeshEvent::Kind::complete);
+    if (e.kind == MeshEvent::Kind::failed) {
+      named = e.detail.find(forged.id.str()) != std::string::npos &&
+              e.detail.find("do not match the signed layer id") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(named);
+  EXPECT_EQ((*peer)->counters().rechecks, 3u);
+  EXPECT_EQ((*peer)->counters().layers_completed, 0u);
+}
+
 TEST(MeshNode, RefusesToSeedAFileThatIsNotTheLayer) {
   TempDir dir;
   auto node = MeshNode::start({}, Logger::discard());

@@ -78,7 +78,15 @@ struct Env {
   std::vector<std::string> layer_files;  // for nginx
   int serial = 0;
   int run = 0;  // each run's nodes live on their own 127.<run>.x.y addresses
+  std::vector<std::string> peer_args, seed_args;  // extra flags for the daemons
 };
+
+std::vector<std::string> split_words(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
 
 // A loopback address of its own for every node of a run: ports and the
 // TIME_WAIT sockets thousands of short connections leave are per address, so
@@ -121,28 +129,29 @@ Sources start_sources(Env& env, const fs::path& seed_cache, bool with_seed = tru
   s.feed = ready["feed"];
   s.tracker = ready["tracker"];
   if (!with_seed) return s;
-  s.seed = spawn(env, "seed",
-                 {binary("drover-seed").string(),
-                  "seed",
-                  "--listen",
-                  node_ip(env, 0, 3) + ":0",
-                  "--host=seed",
-                  "--region",
-                  "r1",
-                  "--cache",
-                  seed_cache.string(),
-                  "--origin",
-                  s.feed,
-                  "--tracker",
-                  s.tracker,
-                  "--announce-interval",
-                  env.announce,
-                  "--upload-rate",
-                  env.rate,
-                  "--download-rate",
-                  env.rate,
-                  "--log-level",
-                  "warn"});
+  std::vector<std::string> seed_argv = {binary("drover-seed").string(),
+                                        "seed",
+                                        "--listen",
+                                        node_ip(env, 0, 3) + ":0",
+                                        "--host=seed",
+                                        "--region",
+                                        "r1",
+                                        "--cache",
+                                        seed_cache.string(),
+                                        "--origin",
+                                        s.feed,
+                                        "--tracker",
+                                        s.tracker,
+                                        "--announce-interval",
+                                        env.announce,
+                                        "--upload-rate",
+                                        env.rate,
+                                        "--download-rate",
+                                        env.rate,
+                                        "--log-level",
+                                        "warn"};
+  seed_argv.insert(seed_argv.end(), env.seed_args.begin(), env.seed_args.end());
+  s.seed = spawn(env, "seed", seed_argv);
   return s;
 }
 
@@ -165,34 +174,35 @@ SwarmResult run_swarm(Env& env, int n, const fs::path& seed_cache) {
   std::vector<std::unique_ptr<DaemonProcess>> peers;
   for (int i = 0; i < n; ++i) {
     const std::string host = "run" + std::to_string(env.serial) + "-h" + std::to_string(i);
-    peers.push_back(spawn(env, host,
-                          {binary("drover-peer").string(),
-                           "--listen",
-                           node_ip(env, 1 + i / 200, 1 + i % 200) + ":0",
-                           "--cache",
-                           (env.work / "caches" / host).string(),
-                           "--tracker",
-                           src.tracker,
-                           "--region",
-                           "r1",
-                           "--cluster",
-                           "c" + std::to_string(i % 4),
-                           "--host",
-                           host,
-                           "--origin",
-                           src.feed,
-                           "--artifact",
-                           env.artifact,
-                           "--announce-interval",
-                           env.announce,
-                           "--upload-rate",
-                           env.rate,
-                           "--download-rate",
-                           env.rate,
-                           "--go-file",
-                           go.string(),
-                           "--stall-timeout",
-                           "120"}));
+    std::vector<std::string> argv = {binary("drover-peer").string(),
+                                     "--listen",
+                                     node_ip(env, 1 + i / 200, 1 + i % 200) + ":0",
+                                     "--cache",
+                                     (env.work / "caches" / host).string(),
+                                     "--tracker",
+                                     src.tracker,
+                                     "--region",
+                                     "r1",
+                                     "--cluster",
+                                     "c" + std::to_string(i % 4),
+                                     "--host",
+                                     host,
+                                     "--origin",
+                                     src.feed,
+                                     "--artifact",
+                                     env.artifact,
+                                     "--announce-interval",
+                                     env.announce,
+                                     "--upload-rate",
+                                     env.rate,
+                                     "--download-rate",
+                                     env.rate,
+                                     "--go-file",
+                                     go.string(),
+                                     "--stall-timeout",
+                                     "120"};
+    argv.insert(argv.end(), env.peer_args.begin(), env.peer_args.end());
+    peers.push_back(spawn(env, host, argv));
   }
   for (auto& p : peers) wait_event(*p, "ready", 120s);
   std::vector<pid_t> pids = {src.origin->pid(), src.seed->pid()};
@@ -325,9 +335,16 @@ int main_impl(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value("8,16"))(
       "work", "work directory (default: a new temporary one)", cxxopts::value<std::string>())(
       "announce", "announce interval, seconds (every node announces each layer this often)",
-      cxxopts::value<int>()->default_value("5"))("h,help", "help");
+      cxxopts::value<int>()->default_value("5"))(
+      "peer-args",
+      "extra flags for every drover-peer of the swarm runs, e.g. \"--parallel-layers 2\"",
+      cxxopts::value<std::string>()->default_value(""))(
+      "seed-args", "extra flags for the regional seed, e.g. \"--unchoke-slots 8\"",
+      cxxopts::value<std::string>()->default_value(""))("h,help", "help");
   auto args = o.parse(argc, argv);
   if (args.count("help")) return std::cout << o.help(), 0;
+  // The daemons are built beside this program (build/bin/).
+  ::setenv("DROVER_BIN_DIR", fs::read_symlink("/proc/self/exe").parent_path().c_str(), 0);
 
   Env env;
   std::unique_ptr<drover::testing::TempDir> tmp;
@@ -342,6 +359,8 @@ int main_impl(int argc, char** argv) {
   // Start the address ranges where an earlier run in the last minutes did not.
   env.run = static_cast<int>(::getpid() % 150);
   env.announce = std::to_string(args["announce"].as<int>());
+  env.peer_args = split_words(args["peer-args"].as<std::string>());
+  env.seed_args = split_words(args["seed-args"].as<std::string>());
   env.rate_bytes = static_cast<std::uint64_t>(args["rate"].as<double>() * (1 << 20));
   env.rate = std::to_string(env.rate_bytes);
   const int size_mib = args["size"].as<int>();
