@@ -67,10 +67,13 @@ struct NodeOptions {
   std::string listen = "127.0.0.1:0";  // port 0: any free port
   std::uint64_t upload_rate = 0, download_rate = 0;  // bytes per second, 0: unlimited
   int min_announce_interval_s = 5;
+  // Peers uploaded to at once. drover-seed uses 4: a seed that serves few
+  // peers at a time sends fewer duplicate pieces (docs/MESH.md).
   int unchoke_slots = 32;
   // Connections per layer's swarm. Every finished piece is announced to each
-  // of them, so more costs CPU on every node for little gain (docs/MESH.md).
-  int peers_per_layer = 200;
+  // of them, so more costs CPU on every node for no faster rollout; seeds and
+  // the origin take 200, so every peer can reach them (docs/MESH.md).
+  int peers_per_layer = 4;
   bool utp = false;  // TCP is faster on loopback and inside a data centre
   // Offer each piece to one peer at a time, so a seed sends each piece about
   // once and peers trade the rest (BitTorrent "super seeding").

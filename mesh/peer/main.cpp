@@ -57,9 +57,9 @@ int main(int argc, char** argv) {
       "download-rate", "download limit", cxxopts::value<std::string>())(
       "unchoke-slots", "peers served at once", cxxopts::value<int>()->default_value("32"))(
       "peers-per-layer", "connections per layer's swarm",
-      cxxopts::value<int>()->default_value("200"))("announce-interval",
-                                                   "client floor for announces, seconds",
-                                                   cxxopts::value<int>()->default_value("5"))(
+      cxxopts::value<int>()->default_value("4"))("announce-interval",
+                                                 "client floor for announces, seconds",
+                                                 cxxopts::value<int>()->default_value("5"))(
       "stall-timeout", "seconds without progress before failing",
       cxxopts::value<int>()->default_value("60"))("progress", "report progress lines")(
       "parallel-layers", "layers fetched at once (0: all)",

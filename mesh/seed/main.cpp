@@ -25,7 +25,9 @@ constexpr const char* kUsage =
     "options: --listen ADDR (BitTorrent, default 127.0.0.1:0), --feed-listen ADDR (origin),\n"
     "         --upload-rate R, --download-rate R (e.g. 4MiB; default unlimited),\n"
     "         --announce-interval S (tracker answers and client floor), --host NAME,\n"
-    "         --stall-timeout S (seed), --log-level L\n";
+    "         --unchoke-slots N (peers served at once, default 4),\n"
+    "         --peers-per-layer N (connections per layer's swarm, default 200),\n"
+    "         --super-seed (seed), --stall-timeout S (seed), --report-every MS, --log-level L\n";
 
 int fail(const std::string& what) {
   std::cerr << "drover-seed: " << what << "\n";
@@ -52,7 +54,7 @@ void add_common(cxxopts::Options& o) {
       "announce-interval", "seconds between announces", cxxopts::value<int>()->default_value("30"))(
       "upload-rate", "upload limit", cxxopts::value<std::string>())(
       "download-rate", "download limit", cxxopts::value<std::string>())(
-      "unchoke-slots", "peers served at once", cxxopts::value<int>()->default_value("32"))(
+      "unchoke-slots", "peers served at once", cxxopts::value<int>()->default_value("4"))(
       "peers-per-layer", "connections per layer's swarm",
       cxxopts::value<int>()->default_value("200"))("host", "this node's name",
                                                    cxxopts::value<std::string>())(
