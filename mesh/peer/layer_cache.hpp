@@ -36,9 +36,8 @@ struct CacheOptions {
   // what was tried.
   std::chrono::milliseconds stall_timeout{std::chrono::seconds(60)};
   std::chrono::milliseconds resume_interval{std::chrono::seconds(2)};
-  // Layers fetched at once (0: all). Fewer at a time means fewer concurrent
-  // requests to a seed for the same pieces, so it sends each piece fewer
-  // times (docs/BENCHMARKS.md measures it).
+  // Layers fetched at once (0: all). Fetching all at once was fastest in the
+  // mesh benchmark; 1 to 4 at a time was slower (docs/MESH.md).
   std::size_t max_active = 0;
   // Where in the list of layers this host starts (taken modulo the count),
   // so that hosts starting together work on different layers first.

@@ -51,6 +51,7 @@ LayerRef write_layer(const std::filesystem::path& dir, const std::string& bytes)
 
 TEST(MeshNode, PeerFetchesALayerFromTheOriginByItsManifestIdentityAlone) {
   TempDir dir;
+  Events events;  // outlives the nodes, which call it
   SystemClock clock;
   SystemRandom random;
   TrackerOptions topts;
@@ -77,7 +78,6 @@ TEST(MeshNode, PeerFetchesALayerFromTheOriginByItsManifestIdentityAlone) {
   p.host = "peer-1";
   auto peer = MeshNode::start(p, Logger::discard());
   ASSERT_TRUE(peer.ok());
-  Events events;
   (*peer)->on_event([&](const MeshEvent& e) { events.push(e); });
   ASSERT_TRUE((*peer)->fetch(layer, dir / "peer" / layer.id.hex()).ok());
   ASSERT_TRUE(events.wait_for(MeshEvent::Kind::complete, layer.id, 60s));
@@ -94,6 +94,7 @@ TEST(MeshNode, PeerFetchesALayerFromTheOriginByItsManifestIdentityAlone) {
 // fails with an error naming the layer, and never reports it complete.
 TEST(MeshNode, ALayerThatPassesItsPiecesButNotItsIdFailsAfterRechecks) {
   TempDir dir;
+  Events events;  // outlives the nodes, which call it
   SystemClock clock;
   SystemRandom random;
   TrackerOptions topts;
@@ -119,7 +120,6 @@ TEST(MeshNode, ALayerThatPassesItsPiecesButNotItsIdFailsAfterRechecks) {
   p.host = "peer-1";
   auto peer = MeshNode::start(p, Logger::discard());
   ASSERT_TRUE(peer.ok());
-  Events events;
   (*peer)->on_event([&](const MeshEvent& e) { events.push(e); });
   ASSERT_TRUE((*peer)->fetch(forged, dir / "peer" / forged.id.hex()).ok());
   ASSERT_TRUE(events.wait_for(MeshEvent::Kind::failed, forged.id, 60s));

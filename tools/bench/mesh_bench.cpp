@@ -116,15 +116,35 @@ struct Sources {
 };
 
 // Origin (with the tracker) and the region's seed, every one limited to B.
-Sources start_sources(Env& env, const fs::path& seed_cache, bool with_seed = true) {
+// The calibration serves one host and passes origin_unchoke 32: with the
+// origin's default of 4 unchoked connections (one per layer here), a slot
+// freed by a finished layer stays idle until the next unchoke round, and the
+// measured rate would be that of the choker, not of the link.
+Sources start_sources(Env& env, const fs::path& seed_cache, bool with_seed = true,
+                      const std::string& origin_unchoke = "4") {
   ++env.run;
   Sources s;
-  s.origin = spawn(
-      env, "origin",
-      {binary("drover-seed").string(), "origin", "--store", (env.work / "store").string(),
-       "--tracker-listen", node_ip(env, 0, 1) + ":0", "--feed-listen", node_ip(env, 0, 1) + ":0",
-       "--listen", node_ip(env, 0, 2) + ":0", "--announce-interval", env.announce, "--upload-rate",
-       env.rate, "--download-rate", env.rate, "--log-level", "warn"});
+  s.origin = spawn(env, "origin",
+                   {binary("drover-seed").string(),
+                    "origin",
+                    "--store",
+                    (env.work / "store").string(),
+                    "--tracker-listen",
+                    node_ip(env, 0, 1) + ":0",
+                    "--feed-listen",
+                    node_ip(env, 0, 1) + ":0",
+                    "--listen",
+                    node_ip(env, 0, 2) + ":0",
+                    "--announce-interval",
+                    env.announce,
+                    "--upload-rate",
+                    env.rate,
+                    "--download-rate",
+                    env.rate,
+                    "--unchoke-slots",
+                    origin_unchoke,
+                    "--log-level",
+                    "warn"});
   json ready = wait_event(*s.origin, "ready", 60s);
   s.feed = ready["feed"];
   s.tracker = ready["tracker"];
@@ -418,7 +438,7 @@ int main_impl(int argc, char** argv) {
   // so announce and connection set-up do not lower it.
   double payload_rate = 0;
   {
-    Sources src = start_sources(env, seed_cache, /*with_seed=*/false);
+    Sources src = start_sources(env, seed_cache, /*with_seed=*/false, /*origin_unchoke=*/"32");
     auto peer = spawn(env, "calibrate",
                       {binary("drover-peer").string(),
                        "--listen",
