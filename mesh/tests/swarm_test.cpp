@@ -133,6 +133,45 @@ TEST_F(Swarm, EveryHostEndsWithEveryLayerVerified) {
   EXPECT_EQ(from_origin, 0u) << "peers fetched from the origin while their region's seed was up";
 }
 
+TEST_F(Swarm, ASeedReplicatesEachPushAsItComesAndARestartFetchesNothingAgain) {
+  const std::string first = push(2, 600 << 10, 5);
+  start_origin();
+  auto seed = start_seed("r1", "seed-cache");
+  auto replicated = [&](DaemonProcess& d, const std::string& artifact) {
+    return d.wait_for(
+        [&](const json& j) {
+          return j.value("event", "") == "replicated" && j.value("artifact", "") == artifact;
+        },
+        60s);
+  };
+  ASSERT_TRUE(replicated(*seed, first)) << seed->stderr_tail();
+
+  // A push while the seed runs: it learns of it from the origin's feed.
+  const std::string second = push(2, 600 << 10, 6);
+  ASSERT_TRUE(replicated(*seed, second)) << seed->stderr_tail();
+  EXPECT_EQ(seed->stop(), 0);
+  auto stopped = seed->wait_for_event("stopped", 5s);
+  ASSERT_TRUE(stopped);
+  const std::uint64_t fetched = (*stopped)["counters"]["down"]["origin"];
+  EXPECT_GT(fetched, 0u);
+
+  // Restarted on the same cache: it holds both and downloads nothing.
+  auto again = start_seed("r1", "seed-cache");
+  auto ready = again->wait_for_event("ready", 30s);
+  ASSERT_TRUE(ready) << again->stderr_tail();
+  EXPECT_EQ((*ready)["layers_held"].get<std::size_t>(), layers_.size());
+  ASSERT_TRUE(replicated(*again, first)) << again->stderr_tail();
+  ASSERT_TRUE(replicated(*again, second)) << again->stderr_tail();
+  EXPECT_EQ(again->stop(), 0);
+  stopped = again->wait_for_event("stopped", 5s);
+  ASSERT_TRUE(stopped);
+  const json& down = (*stopped)["counters"]["down"];
+  EXPECT_EQ(down["origin"].get<std::uint64_t>() + down["seed"].get<std::uint64_t>() +
+                down["peer"].get<std::uint64_t>() + down["other"].get<std::uint64_t>(),
+            0u)
+      << "a restarted seed fetched layers it already held";
+}
+
 TEST_F(Swarm, FallsBackToTheSeedThenToTheOrigin) {
   const std::string artifact = push(3, 700 << 10, 2);
   start_origin();
