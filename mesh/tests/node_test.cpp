@@ -49,41 +49,56 @@ LayerRef write_layer(const std::filesystem::path& dir, const std::string& bytes)
   return ref;
 }
 
-TEST(MeshNode, PeerFetchesALayerFromTheOriginByItsManifestIdentityAlone) {
-  TempDir dir;
-  Events events;  // outlives the nodes, which call it
-  SystemClock clock;
-  SystemRandom random;
-  TrackerOptions topts;
-  topts.interval = 1s;
-  auto tracker = TrackerService::start({}, topts, clock, random, Logger::discard());
-  ASSERT_TRUE(tracker.ok()) << tracker.error().message;
-  const std::string base = "http://127.0.0.1:" + std::to_string((*tracker)->port());
+// A tracker, an origin seeding one layer file, and a peer whose events the
+// test watches.
+class OriginAndPeer : public ::testing::Test {
+ protected:
+  // Seeds `bytes` from the origin as layer `ref` and starts the peer.
+  void start(const LayerRef& ref, const std::string& bytes) {
+    TrackerOptions topts;
+    topts.interval = 1s;
+    auto tracker = TrackerService::start({}, topts, clock_, random_, Logger::discard());
+    ASSERT_TRUE(tracker.ok()) << tracker.error().message;
+    tracker_ = std::move(*tracker);
+    std::filesystem::create_directories(dir_ / "origin");
+    std::filesystem::create_directories(dir_ / "peer");
+    drover::testing::write_file(dir_ / "origin" / ref.id.hex(), bytes);
 
-  std::filesystem::create_directories(dir / "origin");
-  std::filesystem::create_directories(dir / "peer");
-  LayerRef layer = write_layer(dir / "origin", drover::testing::binary_bytes(3, 3 << 20));
+    NodeOptions o;
+    o.role = NodeRole::origin;
+    o.host = "origin";
+    o.tracker = "http://127.0.0.1:" + std::to_string(tracker_->port());
+    o.min_announce_interval_s = 1;
+    auto origin = MeshNode::start(o, Logger::discard());
+    ASSERT_TRUE(origin.ok()) << origin.error().message;
+    origin_ = std::move(*origin);
+    ASSERT_TRUE(origin_->seed(ref, dir_ / "origin" / ref.id.hex()).ok());
 
-  NodeOptions o;
-  o.role = NodeRole::origin;
-  o.host = "origin";
-  o.tracker = base;
-  o.min_announce_interval_s = 1;
-  auto origin = MeshNode::start(o, Logger::discard());
-  ASSERT_TRUE(origin.ok()) << origin.error().message;
-  ASSERT_TRUE((*origin)->seed(layer, dir / "origin" / layer.id.hex()).ok());
+    NodeOptions p = o;
+    p.role = NodeRole::peer;
+    p.host = "peer-1";
+    auto peer = MeshNode::start(p, Logger::discard());
+    ASSERT_TRUE(peer.ok()) << peer.error().message;
+    peer_ = std::move(*peer);
+    peer_->on_event([this](const MeshEvent& e) { events_.push(e); });
+  }
 
-  NodeOptions p = o;
-  p.role = NodeRole::peer;
-  p.host = "peer-1";
-  auto peer = MeshNode::start(p, Logger::discard());
-  ASSERT_TRUE(peer.ok());
-  (*peer)->on_event([&](const MeshEvent& e) { events.push(e); });
-  ASSERT_TRUE((*peer)->fetch(layer, dir / "peer" / layer.id.hex()).ok());
-  ASSERT_TRUE(events.wait_for(MeshEvent::Kind::complete, layer.id, 60s));
-  EXPECT_EQ(drover::testing::read_file(dir / "peer" / layer.id.hex()),
-            drover::testing::read_file(dir / "origin" / layer.id.hex()));
-  NodeCounters c = (*peer)->counters();
+  TempDir dir_;
+  Events events_;  // declared before the nodes: it outlives them, and they call it
+  SystemClock clock_;
+  SystemRandom random_;
+  std::unique_ptr<TrackerService> tracker_;
+  std::unique_ptr<MeshNode> origin_, peer_;
+};
+
+TEST_F(OriginAndPeer, PeerFetchesALayerFromTheOriginByItsManifestIdentityAlone) {
+  const std::string bytes = drover::testing::binary_bytes(3, 3 << 20);
+  LayerRef layer{ContentId::of(bytes), bytes.size(), BtMerkle::of(bytes)};
+  ASSERT_NO_FATAL_FAILURE(start(layer, bytes));
+  ASSERT_TRUE(peer_->fetch(layer, dir_ / "peer" / layer.id.hex()).ok());
+  ASSERT_TRUE(events_.wait_for(MeshEvent::Kind::complete, layer.id, 60s));
+  EXPECT_EQ(drover::testing::read_file(dir_ / "peer" / layer.id.hex()), bytes);
+  NodeCounters c = peer_->counters();
   EXPECT_EQ(c.down.origin, layer.size);
   EXPECT_EQ(c.layers_completed, 1u);
 }
@@ -92,39 +107,14 @@ TEST(MeshNode, PeerFetchesALayerFromTheOriginByItsManifestIdentityAlone) {
 // every piece passes libtorrent's checks, the final hash does not. The node
 // rechecks the file (its cure for a torrent called finished too early), then
 // fails with an error naming the layer, and never reports it complete.
-TEST(MeshNode, ALayerThatPassesItsPiecesButNotItsIdFailsAfterRechecks) {
-  TempDir dir;
-  Events events;  // outlives the nodes, which call it
-  SystemClock clock;
-  SystemRandom random;
-  TrackerOptions topts;
-  topts.interval = 1s;
-  auto tracker = TrackerService::start({}, topts, clock, random, Logger::discard());
-  ASSERT_TRUE(tracker.ok()) << tracker.error().message;
-  std::filesystem::create_directories(dir / "origin");
-  std::filesystem::create_directories(dir / "peer");
+TEST_F(OriginAndPeer, ALayerThatPassesItsPiecesButNotItsIdFailsAfterRechecks) {
   const std::string bytes = drover::testing::binary_bytes(5, 1 << 20);
   LayerRef forged{ContentId::of("some other layer"), bytes.size(), BtMerkle::of(bytes)};
-  drover::testing::write_file(dir / "origin" / forged.id.hex(), bytes);
-
-  NodeOptions o;
-  o.role = NodeRole::origin;
-  o.host = "origin";
-  o.tracker = "http://127.0.0.1:" + std::to_string((*tracker)->port());
-  o.min_announce_interval_s = 1;
-  auto origin = MeshNode::start(o, Logger::discard());
-  ASSERT_TRUE(origin.ok()) << origin.error().message;
-  ASSERT_TRUE((*origin)->seed(forged, dir / "origin" / forged.id.hex()).ok());
-  NodeOptions p = o;
-  p.role = NodeRole::peer;
-  p.host = "peer-1";
-  auto peer = MeshNode::start(p, Logger::discard());
-  ASSERT_TRUE(peer.ok());
-  (*peer)->on_event([&](const MeshEvent& e) { events.push(e); });
-  ASSERT_TRUE((*peer)->fetch(forged, dir / "peer" / forged.id.hex()).ok());
-  ASSERT_TRUE(events.wait_for(MeshEvent::Kind::failed, forged.id, 60s));
+  ASSERT_NO_FATAL_FAILURE(start(forged, bytes));
+  ASSERT_TRUE(peer_->fetch(forged, dir_ / "peer" / forged.id.hex()).ok());
+  ASSERT_TRUE(events_.wait_for(MeshEvent::Kind::failed, forged.id, 60s));
   bool named = false;
-  for (const auto& e : events.all()) {
+  for (const auto& e : events_.all()) {
     EXPECT_NE(e.kind, MeshEvent::Kind::complete);
     if (e.kind == MeshEvent::Kind::failed) {
       named = e.detail.find(forged.id.str()) != std::string::npos &&
@@ -132,8 +122,8 @@ TEST(MeshNode, ALayerThatPassesItsPiecesButNotItsIdFailsAfterRechecks) {
     }
   }
   EXPECT_TRUE(named);
-  EXPECT_EQ((*peer)->counters().rechecks, 3u);
-  EXPECT_EQ((*peer)->counters().layers_completed, 0u);
+  EXPECT_EQ(peer_->counters().rechecks, 3u);
+  EXPECT_EQ(peer_->counters().layers_completed, 0u);
 }
 
 TEST(MeshNode, RefusesToSeedAFileThatIsNotTheLayer) {

@@ -175,6 +175,35 @@ Sources start_sources(Env& env, const fs::path& seed_cache, bool with_seed = tru
   return s;
 }
 
+// A drover-peer fetching the artifact through src, limited to B.
+std::vector<std::string> peer_argv(const Env& env, const Sources& src, const std::string& host,
+                                   const std::string& ip, const std::string& cluster,
+                                   const std::string& region = "r1") {
+  return {binary("drover-peer").string(),
+          "--listen",
+          ip + ":0",
+          "--cache",
+          (env.work / "caches" / host).string(),
+          "--tracker",
+          src.tracker,
+          "--region",
+          region,
+          "--cluster",
+          cluster,
+          "--host",
+          host,
+          "--origin",
+          src.feed,
+          "--artifact",
+          env.artifact,
+          "--announce-interval",
+          env.announce,
+          "--upload-rate",
+          env.rate,
+          "--download-rate",
+          env.rate};
+}
+
 struct SwarmResult {
   int n = 0;
   double seconds = 0;
@@ -194,33 +223,9 @@ SwarmResult run_swarm(Env& env, int n, const fs::path& seed_cache) {
   std::vector<std::unique_ptr<DaemonProcess>> peers;
   for (int i = 0; i < n; ++i) {
     const std::string host = "run" + std::to_string(env.serial) + "-h" + std::to_string(i);
-    std::vector<std::string> argv = {binary("drover-peer").string(),
-                                     "--listen",
-                                     node_ip(env, 1 + i / 200, 1 + i % 200) + ":0",
-                                     "--cache",
-                                     (env.work / "caches" / host).string(),
-                                     "--tracker",
-                                     src.tracker,
-                                     "--region",
-                                     "r1",
-                                     "--cluster",
-                                     "c" + std::to_string(i % 4),
-                                     "--host",
-                                     host,
-                                     "--origin",
-                                     src.feed,
-                                     "--artifact",
-                                     env.artifact,
-                                     "--announce-interval",
-                                     env.announce,
-                                     "--upload-rate",
-                                     env.rate,
-                                     "--download-rate",
-                                     env.rate,
-                                     "--go-file",
-                                     go.string(),
-                                     "--stall-timeout",
-                                     "120"};
+    std::vector<std::string> argv = peer_argv(
+        env, src, host, node_ip(env, 1 + i / 200, 1 + i % 200), "c" + std::to_string(i % 4));
+    argv.insert(argv.end(), {"--go-file", go.string(), "--stall-timeout", "120"});
     argv.insert(argv.end(), env.peer_args.begin(), env.peer_args.end());
     peers.push_back(spawn(env, host, argv));
   }
@@ -439,29 +444,10 @@ int main_impl(int argc, char** argv) {
   double payload_rate = 0;
   {
     Sources src = start_sources(env, seed_cache, /*with_seed=*/false, /*origin_unchoke=*/"32");
-    auto peer = spawn(env, "calibrate",
-                      {binary("drover-peer").string(),
-                       "--listen",
-                       node_ip(env, 1, 1) + ":0",
-                       "--cache",
-                       (env.work / "caches" / "calibrate").string(),
-                       "--tracker",
-                       src.tracker,
-                       "--region",
-                       "r0",
-                       "--host",
-                       "calibrate",
-                       "--origin",
-                       src.feed,
-                       "--artifact",
-                       env.artifact,
-                       "--announce-interval",
-                       env.announce,
-                       "--upload-rate",
-                       env.rate,
-                       "--download-rate",
-                       env.rate,
-                       "--exit-when-done"});
+    std::vector<std::string> calibrate_argv =
+        peer_argv(env, src, "calibrate", node_ip(env, 1, 1), "c0", "r0");
+    calibrate_argv.push_back("--exit-when-done");
+    auto peer = spawn(env, "calibrate", calibrate_argv);
     json done = wait_event(*peer, "done", 1800s);
     const double secs =
         (done["fetch_ms"].get<double>() - done["first_byte_ms"].get<double>()) / 1000.0;
