@@ -144,12 +144,12 @@ struct MeshNode::Impl {
     return lit == layers.end() ? nullptr : &lit->second;
   }
 
-  static std::uint64_t block_bytes(const Layer& l, lt::piece_index_t piece, int block) {
+  static std::uint64_t block_bytes(std::uint64_t size, lt::piece_index_t piece, int block) {
     const std::uint64_t start =
         static_cast<std::uint64_t>(static_cast<int>(piece)) * format::kLayerPieceLength +
         static_cast<std::uint64_t>(block) * 16384;
-    if (start >= l.ref.size) return 0;
-    return std::min<std::uint64_t>(16384, l.ref.size - start);
+    if (start >= size) return 0;
+    return std::min<std::uint64_t>(16384, size - start);
   }
 
   // A finished download is checked against the signed layer id, whatever the
@@ -235,14 +235,15 @@ struct MeshNode::Impl {
     if (auto* b = lt::alert_cast<lt::block_finished_alert>(a)) {
       std::lock_guard lock(mu);
       if (Layer* l = find(b->handle)) {
-        const std::uint64_t n = block_bytes(*l, b->piece_index, b->block_index);
+        const std::uint64_t n = block_bytes(l->ref.size, b->piece_index, b->block_index);
         count(counters.down, classify(b->pid), n);
         l->counted_down += n;
       }
     } else if (auto* u = lt::alert_cast<lt::block_uploaded_alert>(a)) {
       std::lock_guard lock(mu);
       if (Layer* l = find(u->handle))
-        count(counters.up, classify(u->pid), block_bytes(*l, u->piece_index, u->block_index));
+        count(counters.up, classify(u->pid),
+              block_bytes(l->ref.size, u->piece_index, u->block_index));
     } else if (auto* f = lt::alert_cast<lt::torrent_finished_alert>(a)) {
       flush_then_verify(f->handle);
     } else if (auto* tc = lt::alert_cast<lt::torrent_checked_alert>(a)) {
@@ -406,18 +407,16 @@ struct MeshNode::Impl {
 
   // Bytes of a layer that resume data says are already on disk.
   static std::uint64_t held_bytes(const LayerRef& ref, const lt::add_torrent_params& atp) {
-    Layer probe;
-    probe.ref = ref;
     constexpr int blocks_per_piece = format::kLayerPieceLength / 16384;
     std::uint64_t held = 0;
     for (lt::piece_index_t p(0); p < atp.have_pieces.end_index(); ++p) {
       if (!atp.have_pieces[p]) continue;
-      for (int b = 0; b < blocks_per_piece; ++b) held += block_bytes(probe, p, b);
+      for (int b = 0; b < blocks_per_piece; ++b) held += block_bytes(ref.size, p, b);
     }
     for (const auto& [p, blocks] : atp.unfinished_pieces) {
       if (p < atp.have_pieces.end_index() && atp.have_pieces[p]) continue;
       for (int b = 0; b < blocks.size() && b < blocks_per_piece; ++b) {
-        if (blocks.get_bit(b)) held += block_bytes(probe, p, b);
+        if (blocks.get_bit(b)) held += block_bytes(ref.size, p, b);
       }
     }
     return held;

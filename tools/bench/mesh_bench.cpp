@@ -116,6 +116,18 @@ struct Sources {
 };
 
 // Origin (with the tracker) and the region's seed, every one limited to B.
+// What every node of a run shares: the announce interval and the limit B.
+std::vector<std::string> node_limits(const Env& env) {
+  return {"--announce-interval", env.announce, "--upload-rate", env.rate,
+          "--download-rate",     env.rate};
+}
+
+std::vector<std::string> with_args(std::vector<std::string> argv,
+                                   const std::vector<std::string>& more) {
+  argv.insert(argv.end(), more.begin(), more.end());
+  return argv;
+}
+
 // The calibration serves one host and passes origin_unchoke 32: with the
 // origin's default of 4 unchoked connections (one per layer here), a slot
 // freed by a finished layer stays idle until the next unchoke round, and the
@@ -124,27 +136,13 @@ Sources start_sources(Env& env, const fs::path& seed_cache, bool with_seed = tru
                       const std::string& origin_unchoke = "4") {
   ++env.run;
   Sources s;
-  s.origin = spawn(env, "origin",
-                   {binary("drover-seed").string(),
-                    "origin",
-                    "--store",
-                    (env.work / "store").string(),
-                    "--tracker-listen",
-                    node_ip(env, 0, 1) + ":0",
-                    "--feed-listen",
-                    node_ip(env, 0, 1) + ":0",
-                    "--listen",
-                    node_ip(env, 0, 2) + ":0",
-                    "--announce-interval",
-                    env.announce,
-                    "--upload-rate",
-                    env.rate,
-                    "--download-rate",
-                    env.rate,
-                    "--unchoke-slots",
-                    origin_unchoke,
-                    "--log-level",
-                    "warn"});
+  s.origin = spawn(
+      env, "origin",
+      with_args({binary("drover-seed").string(), "origin", "--store", (env.work / "store").string(),
+                 "--tracker-listen", node_ip(env, 0, 1) + ":0", "--feed-listen",
+                 node_ip(env, 0, 1) + ":0", "--listen", node_ip(env, 0, 2) + ":0",
+                 "--unchoke-slots", origin_unchoke, "--log-level", "warn"},
+                node_limits(env)));
   json ready = wait_event(*s.origin, "ready", 60s);
   s.feed = ready["feed"];
   s.tracker = ready["tracker"];
@@ -162,14 +160,9 @@ Sources start_sources(Env& env, const fs::path& seed_cache, bool with_seed = tru
                                         s.feed,
                                         "--tracker",
                                         s.tracker,
-                                        "--announce-interval",
-                                        env.announce,
-                                        "--upload-rate",
-                                        env.rate,
-                                        "--download-rate",
-                                        env.rate,
                                         "--log-level",
                                         "warn"};
+  seed_argv = with_args(seed_argv, node_limits(env));
   seed_argv.insert(seed_argv.end(), env.seed_args.begin(), env.seed_args.end());
   s.seed = spawn(env, "seed", seed_argv);
   return s;
@@ -179,29 +172,11 @@ Sources start_sources(Env& env, const fs::path& seed_cache, bool with_seed = tru
 std::vector<std::string> peer_argv(const Env& env, const Sources& src, const std::string& host,
                                    const std::string& ip, const std::string& cluster,
                                    const std::string& region = "r1") {
-  return {binary("drover-peer").string(),
-          "--listen",
-          ip + ":0",
-          "--cache",
-          (env.work / "caches" / host).string(),
-          "--tracker",
-          src.tracker,
-          "--region",
-          region,
-          "--cluster",
-          cluster,
-          "--host",
-          host,
-          "--origin",
-          src.feed,
-          "--artifact",
-          env.artifact,
-          "--announce-interval",
-          env.announce,
-          "--upload-rate",
-          env.rate,
-          "--download-rate",
-          env.rate};
+  return with_args(
+      {binary("drover-peer").string(), "--listen", ip + ":0", "--cache",
+       (env.work / "caches" / host).string(), "--tracker", src.tracker, "--region", region,
+       "--cluster", cluster, "--host", host, "--origin", src.feed, "--artifact", env.artifact},
+      node_limits(env));
 }
 
 struct SwarmResult {
