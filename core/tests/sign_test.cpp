@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include "core/base/hex.hpp"
 #include "core/sign/envelope.hpp"
 #include "core/sign/keys.hpp"
+#include "core/sign/secret_box.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace drover::sign {
@@ -206,6 +208,34 @@ TEST(Keys, KeyFilesOfUnknownFormatsAreNamed) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::unsupported);
   EXPECT_NE(r.error().message.find("drover.key.v7"), std::string::npos);
+}
+
+TEST(SecretBox, OnlyTheRecipientOpensASealedKey) {
+  KeyPair coordinator = key(10), other = key(11);
+  auto sealed = seal_to(coordinator.public_key(), "a 32-byte report key, say.......");
+  ASSERT_TRUE(sealed.ok()) << sealed.error().message;
+  auto opened = unseal(coordinator, *sealed);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  EXPECT_EQ(*opened, "a 32-byte report key, say.......");
+  auto wrong = unseal(other, *sealed);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code, Errc::crypto);
+  std::string altered = *sealed;
+  altered[altered.size() / 2] ^= 1;
+  EXPECT_FALSE(unseal(coordinator, altered).ok());
+  EXPECT_FALSE(unseal(coordinator, "short").ok());
+}
+
+TEST(SecretBox, HmacMatchesOnlyTheSameKeyAndMessage) {
+  const std::string mac = hmac_sha256("key-1", "report 7");
+  EXPECT_EQ(mac.size(), 32u);
+  EXPECT_TRUE(mac_equal(mac, hmac_sha256("key-1", "report 7")));
+  EXPECT_FALSE(mac_equal(mac, hmac_sha256("key-2", "report 7")));
+  EXPECT_FALSE(mac_equal(mac, hmac_sha256("key-1", "report 8")));
+  EXPECT_FALSE(mac_equal(mac, mac.substr(0, 31)));
+  // RFC 4231 test case 2.
+  EXPECT_EQ(to_hex(hmac_sha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
 }  // namespace

@@ -1,0 +1,263 @@
+#include "core/nng/nng.hpp"
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include <mutex>
+#include <vector>
+
+namespace drover::nng {
+namespace {
+
+constexpr std::size_t kMaxMessageBytes = 16ull << 20;  // proto::kMaxMessageBytes
+
+Error nng_error(const std::string& what, int rv) {
+  const Errc code = rv == NNG_ETIMEDOUT ? Errc::timeout : Errc::io;
+  return make_error(code, what + ": " + nng_strerror(rv));
+}
+
+Status bound_size(nng_socket s) {
+  int rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, kMaxMessageBytes);
+  if (rv != 0) return nng_error("nng set recv-size-max", rv);
+  return Ok{};
+}
+
+// Listens on url; returns the listener (for the bound port).
+Result<nng_listener> start_listener(nng_socket s, const std::string& url) {
+  nng_listener l;
+  int rv = nng_listener_create(&l, s, url.c_str());
+  if (rv != 0) return nng_error("nng listen " + url, rv);
+  rv = nng_listener_start(l, 0);
+  if (rv != 0) return nng_error("nng listen " + url, rv);
+  return l;
+}
+
+std::uint16_t bound_port(nng_listener l) {
+  int port = 0;
+  if (nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) != 0) return 0;
+  return static_cast<std::uint16_t>(port);
+}
+
+// "tcp://127.0.0.1:0" with the port replaced by the bound one.
+std::string with_port(const std::string& url, std::uint16_t port) {
+  if (port == 0) return url;
+  auto colon = url.rfind(':');
+  if (colon == std::string::npos) return url;
+  return url.substr(0, colon + 1) + std::to_string(port);
+}
+
+}  // namespace
+
+// ---- Client ----
+
+struct Client::Impl {
+  nng_socket sock = NNG_SOCKET_INITIALIZER;
+  std::mutex mu;  // serializes request/answer pairs on the REQ socket
+  ~Impl() { nng_close(sock); }
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+Result<std::unique_ptr<Client>> Client::dial(const std::string& url) {
+  auto impl = std::make_unique<Impl>();
+  int rv = nng_req0_open(&impl->sock);
+  if (rv != 0) return nng_error("nng req open", rv);
+  DROVER_TRY(bound_size(impl->sock));
+  // A lost request is retried by the caller, with its own backoff.
+  nng_socket_set_ms(impl->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+  nng_socket_set_ms(impl->sock, NNG_OPT_RECONNMINT, 50);
+  nng_socket_set_ms(impl->sock, NNG_OPT_RECONNMAXT, 2000);
+  rv = nng_dial(impl->sock, url.c_str(), nullptr, NNG_FLAG_NONBLOCK);
+  if (rv != 0) return nng_error("nng dial " + url, rv);
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+Result<std::string> Client::request(std::string_view bytes, std::chrono::milliseconds timeout) {
+  std::lock_guard lock(impl_->mu);
+  const auto ms = static_cast<nng_duration>(timeout.count());
+  nng_socket_set_ms(impl_->sock, NNG_OPT_SENDTIMEO, ms);
+  nng_socket_set_ms(impl_->sock, NNG_OPT_RECVTIMEO, ms);
+  int rv = nng_send(impl_->sock, const_cast<char*>(bytes.data()), bytes.size(), 0);
+  if (rv != 0) return nng_error("nng send", rv);
+  char* buf = nullptr;
+  std::size_t size = 0;
+  rv = nng_recv(impl_->sock, &buf, &size, NNG_FLAG_ALLOC);
+  if (rv != 0) return nng_error("nng receive answer", rv);
+  std::string out(buf, size);
+  nng_free(buf, size);
+  return out;
+}
+
+// ---- Server ----
+
+struct WorkerState;
+
+struct Server::Impl {
+  nng_socket sock = NNG_SOCKET_INITIALIZER;
+  nng_listener listener;
+  std::string url;
+  Handler handler;
+  std::vector<std::unique_ptr<WorkerState>> workers;
+};
+
+struct WorkerState {
+  enum class Step { receiving, sending } step = Step::receiving;
+  nng_aio* aio = nullptr;
+  nng_ctx ctx;
+  Server::Handler* handler = nullptr;
+};
+
+namespace {
+
+void on_worker(void* arg) {
+  auto* w = static_cast<WorkerState*>(arg);
+  if (nng_aio_result(w->aio) != 0) {
+    // Closed (shutdown), or a send failed: drop the message and listen again
+    // unless the socket is gone.
+    if (w->step == WorkerState::Step::sending) {
+      nng_msg* m = nng_aio_get_msg(w->aio);
+      if (m) nng_msg_free(m);
+    }
+    if (nng_aio_result(w->aio) == NNG_ECLOSED) return;
+    w->step = WorkerState::Step::receiving;
+    nng_ctx_recv(w->ctx, w->aio);
+    return;
+  }
+  if (w->step == WorkerState::Step::receiving) {
+    nng_msg* msg = nng_aio_get_msg(w->aio);
+    std::string_view req(static_cast<const char*>(nng_msg_body(msg)), nng_msg_len(msg));
+    std::string answer = (*w->handler)(req);
+    nng_msg_clear(msg);
+    nng_msg_append(msg, answer.data(), answer.size());
+    nng_aio_set_msg(w->aio, msg);
+    w->step = WorkerState::Step::sending;
+    nng_ctx_send(w->ctx, w->aio);
+  } else {
+    w->step = WorkerState::Step::receiving;
+    nng_ctx_recv(w->ctx, w->aio);
+  }
+}
+
+}  // namespace
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() {
+  // Stop every worker (waiting for a callback in progress), then close.
+  for (auto& w : impl_->workers) {
+    if (w->aio) nng_aio_stop(w->aio);
+  }
+  for (auto& w : impl_->workers) {
+    nng_ctx_close(w->ctx);
+    if (w->aio) nng_aio_free(w->aio);
+  }
+  nng_close(impl_->sock);
+}
+
+Result<std::unique_ptr<Server>> Server::listen(const std::string& url, Handler handler,
+                                               int workers) {
+  auto impl = std::make_unique<Impl>();
+  impl->handler = std::move(handler);
+  int rv = nng_rep0_open(&impl->sock);
+  if (rv != 0) return nng_error("nng rep open", rv);
+  std::unique_ptr<Server> server(new Server(std::move(impl)));
+  Impl& s = *server->impl_;
+  DROVER_TRY(bound_size(s.sock));
+  for (int i = 0; i < std::max(1, workers); ++i) {
+    auto w = std::make_unique<WorkerState>();
+    w->handler = &s.handler;
+    rv = nng_ctx_open(&w->ctx, s.sock);
+    if (rv != 0) return nng_error("nng context open", rv);
+    rv = nng_aio_alloc(&w->aio, on_worker, w.get());
+    if (rv != 0) return nng_error("nng aio alloc", rv);
+    s.workers.push_back(std::move(w));
+  }
+  DROVER_ASSIGN(s.listener, start_listener(s.sock, url));
+  s.url = with_port(url, bound_port(s.listener));
+  for (auto& w : s.workers) nng_ctx_recv(w->ctx, w->aio);
+  return server;
+}
+
+std::uint16_t Server::port() const {
+  return bound_port(impl_->listener);
+}
+std::string Server::url() const {
+  return impl_->url;
+}
+
+// ---- Publisher ----
+
+struct Publisher::Impl {
+  nng_socket sock = NNG_SOCKET_INITIALIZER;
+  nng_listener listener;
+  std::string url;
+  ~Impl() { nng_close(sock); }
+};
+
+Publisher::Publisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Publisher::~Publisher() = default;
+
+Result<std::unique_ptr<Publisher>> Publisher::listen(const std::string& url) {
+  auto impl = std::make_unique<Impl>();
+  int rv = nng_pub0_open(&impl->sock);
+  if (rv != 0) return nng_error("nng pub open", rv);
+  DROVER_ASSIGN(impl->listener, start_listener(impl->sock, url));
+  impl->url = with_port(url, bound_port(impl->listener));
+  return std::unique_ptr<Publisher>(new Publisher(std::move(impl)));
+}
+
+std::uint16_t Publisher::port() const {
+  return bound_port(impl_->listener);
+}
+std::string Publisher::url() const {
+  return impl_->url;
+}
+
+Status Publisher::publish(std::string_view bytes) {
+  int rv = nng_send(impl_->sock, const_cast<char*>(bytes.data()), bytes.size(), NNG_FLAG_NONBLOCK);
+  if (rv != 0) return nng_error("nng publish", rv);
+  return Ok{};
+}
+
+// ---- Subscriber ----
+
+struct Subscriber::Impl {
+  nng_socket sock = NNG_SOCKET_INITIALIZER;
+  ~Impl() { nng_close(sock); }
+};
+
+Subscriber::Subscriber(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Subscriber::~Subscriber() = default;
+
+Result<std::unique_ptr<Subscriber>> Subscriber::dial(const std::string& url,
+                                                     std::string_view prefix) {
+  auto impl = std::make_unique<Impl>();
+  int rv = nng_sub0_open(&impl->sock);
+  if (rv != 0) return nng_error("nng sub open", rv);
+  DROVER_TRY(bound_size(impl->sock));
+  rv = nng_socket_set(impl->sock, NNG_OPT_SUB_SUBSCRIBE, prefix.data(), prefix.size());
+  if (rv != 0) return nng_error("nng subscribe", rv);
+  nng_socket_set_ms(impl->sock, NNG_OPT_RECONNMINT, 50);
+  nng_socket_set_ms(impl->sock, NNG_OPT_RECONNMAXT, 2000);
+  rv = nng_dial(impl->sock, url.c_str(), nullptr, NNG_FLAG_NONBLOCK);
+  if (rv != 0) return nng_error("nng dial " + url, rv);
+  return std::unique_ptr<Subscriber>(new Subscriber(std::move(impl)));
+}
+
+Result<std::optional<std::string>> Subscriber::receive(std::chrono::milliseconds timeout) {
+  nng_socket_set_ms(impl_->sock, NNG_OPT_RECVTIMEO, static_cast<nng_duration>(timeout.count()));
+  char* buf = nullptr;
+  std::size_t size = 0;
+  int rv = nng_recv(impl_->sock, &buf, &size, NNG_FLAG_ALLOC);
+  if (rv == NNG_ETIMEDOUT) return std::optional<std::string>();
+  if (rv != 0) return nng_error("nng receive announcement", rv);
+  std::string out(buf, size);
+  nng_free(buf, size);
+  return std::optional<std::string>(std::move(out));
+}
+
+}  // namespace drover::nng

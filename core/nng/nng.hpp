@@ -1,0 +1,87 @@
+// Messaging over NNG for the agent <-> coordinator protocol: request/reply
+// and publish/subscribe. NNG's sockets, messages and error numbers stay in
+// nng.cpp; callers see drover's types. URLs are NNG's ("tcp://127.0.0.1:0",
+// "tls+tcp://…", "ipc:///run/drover.sock").
+//
+// Every receiving socket bounds message size (NNG_OPT_RECVMAXSZ, unlimited by
+// default) to proto::kMaxMessageBytes. Dialers connect in the background and
+// keep reconnecting, so a client can be made before its server is up.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/base/result.hpp"
+
+namespace drover::nng {
+
+// A REQ socket dialed to one server. request() sends and waits for the
+// answer; calls from several threads are serialized.
+class Client {
+ public:
+  static Result<std::unique_ptr<Client>> dial(const std::string& url);
+  ~Client();
+  // Fails with Errc::timeout when no answer came within timeout (the server is
+  // down or slow), Errc::io on other transport errors.
+  Result<std::string> request(std::string_view bytes, std::chrono::milliseconds timeout);
+
+ private:
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A REP socket listening on url; each request is handed to handler on one of
+// `workers` NNG contexts (so up to that many are handled at once, on NNG's
+// threads). The handler returns the reply bytes.
+class Server {
+ public:
+  using Handler = std::function<std::string(std::string_view request)>;
+  static Result<std::unique_ptr<Server>> listen(const std::string& url, Handler handler,
+                                                int workers = 4);
+  ~Server();  // stops answering and waits for handlers in progress
+  // The bound TCP port (for "tcp://127.0.0.1:0").
+  std::uint16_t port() const;
+  std::string url() const;  // with the bound port
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Publisher {
+ public:
+  static Result<std::unique_ptr<Publisher>> listen(const std::string& url);
+  ~Publisher();
+  std::uint16_t port() const;
+  std::string url() const;
+  // Best effort: never blocks; a slow or absent subscriber misses messages.
+  Status publish(std::string_view bytes);
+
+ private:
+  struct Impl;
+  explicit Publisher(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Subscriber {
+ public:
+  // Dials url in the background and receives messages starting with prefix.
+  static Result<std::unique_ptr<Subscriber>> dial(const std::string& url, std::string_view prefix);
+  ~Subscriber();
+  // The next message, or nullopt when none arrived within timeout.
+  Result<std::optional<std::string>> receive(std::chrono::milliseconds timeout);
+
+ private:
+  struct Impl;
+  explicit Subscriber(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace drover::nng

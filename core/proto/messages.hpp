@@ -1,0 +1,114 @@
+// The agent <-> coordinator messages, version 1 (docs/FORMATS.md, "Agent
+// protocol"). Both sides build against these types, so they cannot disagree
+// on a field. Transport (NNG) lives in core/nng; this library only encodes,
+// decodes, authenticates and validates.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/base/result.hpp"
+#include "core/sign/keys.hpp"
+
+namespace drover::proto {
+
+inline constexpr int kProtocolVersion = 1;
+inline constexpr std::size_t kMaxMessageBytes = 16ull << 20;
+inline constexpr std::string_view kAnnouncePrefix = "drover.announce.v1 ";
+inline constexpr std::size_t kMaxReportItems = 256;
+
+// Request types.
+inline constexpr std::string_view kEnroll = "enroll";
+inline constexpr std::string_view kPlanPull = "plan_pull";
+inline constexpr std::string_view kManifestPull = "manifest_pull";
+inline constexpr std::string_view kReport = "report";
+
+// A request as it travels: the body is a JSON text, authenticated by a MAC
+// (or, for enroll, a signature) over the exact bytes.
+struct Request {
+  std::string type;
+  std::string host;
+  std::string body;  // JSON text of the request's fields
+  std::string mac;   // 32 raw bytes (hex on the wire); empty for enroll
+  std::string sig;   // 64 raw bytes (base64 on the wire); enroll only
+};
+std::string encode_request(const Request& request);
+Result<Request> decode_request(std::string_view bytes);
+
+// Fills request.mac, and checks it. key is the host's report key.
+void mac_request(Request& request, std::string_view key);
+bool check_mac(const Request& request, std::string_view key);
+// Fills request.sig with the agent's key, and checks it.
+void sign_enroll(Request& request, const sign::KeyPair& agent_key);
+bool check_enroll_sig(const Request& request, const sign::PublicKey& agent_key);
+
+// A reply: a type and its fields. An error reply decodes to an Error.
+std::string encode_reply(std::string_view type, nlohmann::json fields = nlohmann::json::object());
+std::string encode_error_reply(const Error& error);
+struct Reply {
+  std::string type;
+  nlohmann::json fields;
+};
+Result<Reply> decode_reply(std::string_view bytes);
+
+struct Announcement {
+  std::string service;
+  std::uint64_t seq = 0;
+};
+std::string encode_announcement(const Announcement& a);
+Result<Announcement> decode_announcement(std::string_view bytes);
+
+struct EnrollBody {
+  std::string host, region, cluster;
+  std::vector<std::string> services;
+  sign::PublicKey public_key;
+  std::string mesh_peer;       // "host:port" of the agent's mesh node
+  std::string join_token;      // issued by an admin
+  std::string sealed_mac_key;  // raw bytes of the sealed report key
+  std::int64_t at = 0;         // unix seconds
+};
+nlohmann::json to_json(const EnrollBody& b);
+Result<EnrollBody> enroll_body(const nlohmann::json& j);
+
+struct HealthItem {
+  std::string service;
+  std::string release;  // artifact id, "" when nothing runs
+  std::string slot;     // "blue", "green" or ""
+  std::int64_t at_ms = 0;
+  bool ok = false;
+  std::string error;
+  double error_rate = 0, p99_ms = 0, saturation = 0;
+  std::map<std::string, double> custom;
+  std::string state;  // running, starting, crash_loop, stopped
+};
+
+struct EventItem {
+  std::string service;
+  std::int64_t at_ms = 0;
+  std::string event;  // applied, apply_failed, plan_refused, replay_refused, ...
+  std::uint64_t seq = 0;
+  std::string detail;
+};
+
+struct ReportItem {
+  std::optional<HealthItem> health;
+  std::optional<EventItem> event;
+};
+
+struct ReportBody {
+  std::uint64_t seq = 0;
+  std::int64_t sent_at_ms = 0;
+  std::vector<ReportItem> items;
+};
+nlohmann::json to_json(const ReportBody& b);
+Result<ReportBody> report_body(const nlohmann::json& j);
+
+// Parses a request body (JSON object), with a bound on its size.
+Result<nlohmann::json> parse_body(std::string_view body);
+
+}  // namespace drover::proto

@@ -1,0 +1,256 @@
+// The plan format and the agent protocol's messages: what both the agent and
+// the coordinator rely on.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/canon/canonical_json.hpp"
+#include "core/nng/nng.hpp"
+#include "core/proto/messages.hpp"
+#include "core/proto/plan.hpp"
+#include "core/sign/secret_box.hpp"
+#include "core/world/random.hpp"
+
+namespace drover::proto {
+namespace {
+
+using nlohmann::json;
+constexpr std::int64_t kNow = 1'800'000'000;
+
+sign::KeyPair key(std::uint64_t seed) {
+  SeededRandom rnd(seed);
+  return sign::KeyPair::generate(rnd);
+}
+
+Plan sample_plan() {
+  Plan p;
+  p.service = "web";
+  p.seq = 7;
+  p.deploy_id = "d-42";
+  p.artifact = ContentId::of("manifest");
+  p.manifest_size = 8;
+  p.layers = {{ContentId::of("layer"), 5, Digest{1, 2, 3}}};
+  p.hosts = {"web-1", "web-2"};
+  p.strategy_kind = "rolling";
+  p.strategy_extra = R"({"batch":2})";
+  p.flags["new-checkout"] = FlagValue{false, true, 0};
+  p.flags["ramp"] = FlagValue{true, false, 25};
+  p.tracker = "http://127.0.0.1:6969";
+  p.issued_at = kNow - 10;
+  p.expires_at = kNow + 3600;
+  return p;
+}
+
+struct Keys {
+  sign::KeyPair root = key(1), online = key(2);
+  sign::Envelope cert =
+      sign::certify(root, {"online", online.public_key(), 1, kNow - 100, kNow + 86400});
+  sign::TrustRoot trust{root.public_key(), 1};
+};
+
+TEST(Plan, RoundTripsThroughItsCanonicalBytes) {
+  Plan p = sample_plan();
+  auto bytes = encode_plan(p);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+  auto back = decode_plan(*bytes);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->service, "web");
+  EXPECT_EQ(back->seq, 7u);
+  EXPECT_EQ(back->layers, p.layers);
+  EXPECT_EQ(back->flags, p.flags);
+  EXPECT_EQ(back->strategy_extra, R"({"batch":2})");
+  EXPECT_EQ(*encode_plan(*back), *bytes);
+  EXPECT_TRUE(back->applies_to("web-2"));
+  EXPECT_FALSE(back->applies_to("web-3"));
+}
+
+TEST(Plan, RefusesUnknownFieldsAndBrokenRules) {
+  json j = json::parse(*encode_plan(sample_plan()));
+  json extra = j;
+  extra["run_as_root"] = true;
+  auto r = decode_plan(*canon::encode(extra));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("run_as_root"), std::string::npos) << r.error().message;
+
+  json zero = j;
+  zero["seq"] = 0;
+  EXPECT_FALSE(decode_plan(*canon::encode(zero)).ok());
+  json big_layer = j;
+  big_layer["artifact"]["layers"][0]["size"] = (64ull << 20) + 1;
+  EXPECT_FALSE(decode_plan(*canon::encode(big_layer)).ok());
+  json backwards = j;
+  backwards["expires_at"] = kNow - 20;
+  EXPECT_FALSE(decode_plan(*canon::encode(backwards)).ok());
+  json bad_host = j;
+  bad_host["hosts"] = {"../etc"};
+  EXPECT_FALSE(decode_plan(*canon::encode(bad_host)).ok());
+  json v2 = j;
+  v2["format"] = "drover.plan.v2";
+  auto unsupported = decode_plan(*canon::encode(v2));
+  ASSERT_FALSE(unsupported.ok());
+  EXPECT_EQ(unsupported.error().code, Errc::unsupported);
+  // Not canonical: white space.
+  EXPECT_FALSE(decode_plan(" " + *encode_plan(sample_plan())).ok());
+}
+
+TEST(Plan, OpensOnlyWithAValidSignatureByACertifiedKey) {
+  Keys k;
+  auto bundle = sign_plan(sample_plan(), k.online, k.cert);
+  ASSERT_TRUE(bundle.ok());
+  auto opened = open_plan(*bundle, k.trust, kNow);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  EXPECT_EQ(opened->plan.seq, 7u);
+
+  // Signed by a key the root never certified.
+  auto forged = sign_plan(sample_plan(), key(3), k.cert);
+  auto r = open_plan(*forged, k.trust, kNow);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::crypto);
+
+  // Payload altered after signing.
+  PlanBundle altered = *bundle;
+  altered.plan.payload[altered.plan.payload.find("web-2") + 4] = '3';
+  EXPECT_EQ(open_plan(altered, k.trust, kNow).error().code, Errc::crypto);
+
+  // A rotated-out key: the trust floor is above its certificate's version.
+  sign::TrustRoot raised = k.trust;
+  raised.min_cert_version = 2;
+  EXPECT_EQ(open_plan(*bundle, raised, kNow).error().code, Errc::crypto);
+
+  // The bundle survives its wire encoding.
+  PlanBundle with_manifest = *bundle;
+  with_manifest.manifest = std::string("\0bytes", 6);
+  auto decoded = decode_bundle(encode_bundle(with_manifest));
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_EQ(*decoded->manifest, *with_manifest.manifest);
+  EXPECT_TRUE(open_plan(*decoded, k.trust, kNow).ok());
+}
+
+TEST(Messages, RequestMacBindsTypeHostAndBody) {
+  Request r{std::string(kReport), "web-1", R"({"seq":1})", "", ""};
+  mac_request(r, "key-of-web-1");
+  auto back = decode_request(encode_request(r));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_TRUE(check_mac(*back, "key-of-web-1"));
+  EXPECT_FALSE(check_mac(*back, "key-of-web-2"));
+  Request other_host = *back;
+  other_host.host = "web-2";  // one host cannot speak for another
+  EXPECT_FALSE(check_mac(other_host, "key-of-web-1"));
+  Request no_mac{std::string(kReport), "web-1", "{}", "", ""};
+  EXPECT_FALSE(check_mac(no_mac, "key-of-web-1"));
+}
+
+TEST(Messages, EnrollIsSignedAndCarriesASealedKey) {
+  sign::KeyPair agent = key(5), coordinator = key(6);
+  EnrollBody b;
+  b.host = "web-1";
+  b.region = "eu";
+  b.cluster = "c1";
+  b.services = {"web"};
+  b.public_key = agent.public_key();
+  b.mesh_peer = "127.0.0.1:7000";
+  b.join_token = "tok";
+  b.sealed_mac_key = *sign::seal_to(coordinator.public_key(), std::string(32, 'k'));
+  b.at = kNow;
+  Request r{std::string(kEnroll), "web-1", to_json(b).dump(), "", ""};
+  sign_enroll(r, agent);
+  auto back = decode_request(encode_request(r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(check_enroll_sig(*back, agent.public_key()));
+  EXPECT_FALSE(check_enroll_sig(*back, coordinator.public_key()));
+  auto body = enroll_body(*parse_body(back->body));
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  EXPECT_EQ(body->public_key, agent.public_key());
+  EXPECT_EQ(*sign::unseal(coordinator, body->sealed_mac_key), std::string(32, 'k'));
+}
+
+TEST(Messages, ReportsRoundTripAndBadOnesAreNamed) {
+  ReportBody b;
+  b.seq = 12;
+  b.sent_at_ms = kNow * 1000;
+  HealthItem h;
+  h.service = "web";
+  h.ok = true;
+  h.error_rate = 0.25;
+  h.p99_ms = 12.5;
+  h.custom["queue"] = 3;
+  h.state = "running";
+  b.items.push_back({h, std::nullopt});
+  b.items.push_back({std::nullopt, EventItem{"web", 1, "plan_refused", 9, "expired"}});
+  auto back = report_body(to_json(b));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->seq, 12u);
+  EXPECT_DOUBLE_EQ(back->items[0].health->p99_ms, 12.5);
+  EXPECT_EQ(back->items[0].health->custom.at("queue"), 3);
+  EXPECT_EQ(back->items[1].event->detail, "expired");
+
+  json bad = to_json(b);
+  bad["items"][0]["p99_ms"] = "fast";
+  auto r = report_body(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("p99_ms"), std::string::npos);
+  json empty = to_json(b);
+  empty["items"] = json::array();
+  EXPECT_FALSE(report_body(empty).ok());
+}
+
+TEST(Messages, RepliesAndAnnouncementsCarryTheirVersion) {
+  auto ok = decode_reply(encode_reply("ack", {{"seq", 3}}));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->type, "ack");
+  EXPECT_EQ(ok->fields["seq"], 3);
+  auto err = decode_reply(encode_error_reply(make_error(Errc::refused, "host key differs")));
+  ASSERT_FALSE(err.ok());
+  EXPECT_EQ(err.error().code, Errc::refused);
+  EXPECT_NE(err.error().message.find("host key differs"), std::string::npos);
+  auto future = decode_reply(R"({"v":2,"type":"ack"})");
+  ASSERT_FALSE(future.ok());
+  EXPECT_EQ(future.error().code, Errc::unsupported);
+
+  auto a = decode_announcement(encode_announcement({"web", 9}));
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->service, "web");
+  EXPECT_EQ(a->seq, 9u);
+  EXPECT_FALSE(decode_announcement("drover.announce.v1 {").ok());
+}
+
+TEST(Nng, RequestReplyAndATimeoutWhenNoServerAnswers) {
+  auto server = nng::Server::listen(
+      "tcp://127.0.0.1:0", [](std::string_view req) { return "echo:" + std::string(req); });
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  auto client = nng::Client::dial((*server)->url());
+  ASSERT_TRUE(client.ok()) << client.error().message;
+  auto answer = (*client)->request("hello", std::chrono::seconds(10));
+  ASSERT_TRUE(answer.ok()) << answer.error().message;
+  EXPECT_EQ(*answer, "echo:hello");
+
+  // No server: a timeout, named as such.
+  auto lonely = nng::Client::dial("tcp://127.0.0.1:1");
+  ASSERT_TRUE(lonely.ok());
+  auto r = (*lonely)->request("x", std::chrono::milliseconds(200));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::timeout);
+}
+
+TEST(Nng, SubscribersReceiveAnnouncementsWithTheirPrefix) {
+  auto pub = nng::Publisher::listen("tcp://127.0.0.1:0");
+  ASSERT_TRUE(pub.ok()) << pub.error().message;
+  auto sub = nng::Subscriber::dial((*pub)->url(), kAnnouncePrefix);
+  ASSERT_TRUE(sub.ok());
+  // PUB/SUB delivers nothing sent before the subscriber connected: publish
+  // until one arrives (what agents rely on is the pull, not this).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::optional<std::string> got;
+  while (!got && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE((*pub)->publish("other topic").ok());
+    ASSERT_TRUE((*pub)->publish(encode_announcement({"web", 4})).ok());
+    auto m = (*sub)->receive(std::chrono::milliseconds(50));
+    ASSERT_TRUE(m.ok());
+    got = *m;
+  }
+  ASSERT_TRUE(got);
+  EXPECT_EQ(decode_announcement(*got)->seq, 4u);
+}
+
+}  // namespace
+}  // namespace drover::proto
