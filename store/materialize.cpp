@@ -49,7 +49,8 @@ Error hash_mismatch(const Entry& e) {
                                        "': content does not match its hash " + e.hash.str());
 }
 
-// Removes a half-built staging tree, making directories writable first.
+}  // namespace
+
 void remove_tree(const fs::path& path) {
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(path, ec);
@@ -61,6 +62,8 @@ void remove_tree(const fs::path& path) {
   fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
   fs::remove_all(path, ec);
 }
+
+namespace {
 
 struct WorkItem {
   std::size_t entry;

@@ -47,4 +47,9 @@ Result<MaterializeStats> materialize(const format::Manifest& manifest, LayerSour
                                      const fs::path& dest, const MaterializeOptions& options,
                                      Random& random);
 
+// Removes a release or a half-built staging tree, making its directories
+// writable first (a release may hold read-only directories). Never follows a
+// symlink out of the tree. Best effort: errors are ignored.
+void remove_tree(const fs::path& path);
+
 }  // namespace drover::store

@@ -115,7 +115,8 @@ Result<Url> parse_url(std::string_view text) {
 }
 
 Result<Response> request(std::string_view method, std::string_view url_text, std::string_view body,
-                         std::chrono::milliseconds timeout, std::string_view content_type) {
+                         std::chrono::milliseconds timeout, std::string_view content_type,
+                         std::uint64_t max_body_bytes) {
   DROVER_ASSIGN(Url url, parse_url(url_text));
   const std::string where = std::string(method) + " " + std::string(url_text.substr(0, 200));
   asio::io_context io;
@@ -138,7 +139,7 @@ Result<Response> request(std::string_view method, std::string_view url_text, std
   req.prepare_payload();
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(64ull << 20);
+  parser.body_limit(max_body_bytes);
   beast::error_code result;
   stream.async_connect(endpoints, [&](beast::error_code cec, const tcp::endpoint&) {
     if (cec) {

@@ -80,10 +80,12 @@ struct Url {
 Result<Url> parse_url(std::string_view text);
 
 // One request on a fresh connection; fails on a network error or timeout
-// (not on an HTTP error status: the caller reads Response::status).
+// (not on an HTTP error status: the caller reads Response::status), and on an
+// answer whose body exceeds max_body_bytes.
 Result<Response> request(std::string_view method, std::string_view url, std::string_view body,
                          std::chrono::milliseconds timeout,
-                         std::string_view content_type = "application/json");
+                         std::string_view content_type = "application/json",
+                         std::uint64_t max_body_bytes = 64ull << 20);
 
 // Query strings: application/x-www-form-urlencoded, any bytes.
 std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query);

@@ -27,6 +27,7 @@ inline constexpr std::string_view kEnroll = "enroll";
 inline constexpr std::string_view kPlanPull = "plan_pull";
 inline constexpr std::string_view kManifestPull = "manifest_pull";
 inline constexpr std::string_view kReport = "report";
+inline constexpr std::string_view kCertPull = "cert_pull";
 
 // A request as it travels: the body is a JSON text, authenticated by a MAC
 // (or, for enroll, a signature) over the exact bytes.

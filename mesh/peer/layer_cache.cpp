@@ -118,6 +118,25 @@ std::vector<LayerRef> LayerCache::held() const {
   return out;
 }
 
+Status LayerCache::drop(const ContentId& layer) {
+  {
+    std::lock_guard lock(mu_);
+    if (fetching_.contains(layer)) {
+      return make_error(Errc::refused, "layer " + layer.str() + " is being fetched");
+    }
+    held_.erase(layer);
+    failed_.erase(layer);
+  }
+  node_.remove(layer);
+  // The record goes first: a crash in between leaves an unrecorded file,
+  // which is fetched over, never trusted.
+  for (const char* sub : {"complete", "resume", "layers"}) {
+    Status st = fs_.remove(options_.dir / sub / layer.hex());
+    if (!st.ok() && st.error().code != Errc::not_found) return st;
+  }
+  return fs_.sync_dir(options_.dir / "complete");
+}
+
 void LayerCache::on_event(std::function<void(const MeshEvent&)> handler) {
   std::lock_guard lock(mu_);
   handler_ = std::move(handler);

@@ -62,6 +62,10 @@ class LayerCache {
   // the deadline passes.
   Status wait(const std::vector<LayerRef>& layers, SteadyTime deadline);
 
+  // Stops seeding a held layer and deletes it (garbage collection). Refused
+  // while the layer is being fetched.
+  Status drop(const ContentId& layer);
+
   // Receives the node's events after the cache has acted on them.
   void on_event(std::function<void(const MeshEvent&)> handler);
 

@@ -1,0 +1,57 @@
+// The agent's configuration file, drover.agent-config.v1 (docs/AGENT.md).
+// JSON, read once at start; every field is checked and a bad one is named.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/base/result.hpp"
+#include "core/world/filesystem.hpp"
+
+namespace drover::agent {
+
+// How one service is run. Empty fields fall back to the artifact's
+// drover-service.json (docs/FORMATS.md, "Service hooks").
+struct ServiceConfig {
+  std::string name;
+  std::vector<std::string> start;  // argv; "{port}", "{release}", "{flags}" substituted
+  std::vector<std::string> stop;   // optional drain command run before SIGTERM
+  std::string health;              // URL of the health endpoint, "" for none
+  std::optional<int> start_timeout_s, stop_timeout_s;
+  std::uint16_t port = 0;  // single slot: the port the service listens on
+  // Blue/green: two slots with a port each; the router file names the active one.
+  bool blue_green = false;
+  std::uint16_t blue_port = 0, green_port = 0;
+  fs::path router_file;  // default STATE/run/<service>.router.json
+  fs::path flags_file;   // default STATE/run/<service>.flags.json
+};
+
+struct AgentConfig {
+  std::string host, region, cluster;
+  fs::path state_dir;
+  fs::path root_key;  // the pinned root public key file
+  std::string coordinator_requests;       // NNG URL of the coordinator's REP socket
+  std::string coordinator_announcements;  // NNG URL of its PUB socket ("" for none)
+  std::string join_token;
+  std::chrono::milliseconds poll_interval{std::chrono::seconds(30)};
+  std::chrono::milliseconds health_interval{std::chrono::seconds(5)};
+  std::chrono::milliseconds request_timeout{std::chrono::seconds(5)};
+  std::chrono::milliseconds fetch_stall_timeout{std::chrono::seconds(60)};
+  std::size_t keep_releases = 3;          // the current one and up to K-1 before it
+  std::size_t report_buffer_items = 4096;  // buffered while the coordinator is away
+  std::string mesh_listen = "127.0.0.1:0";
+  std::uint64_t mesh_upload_rate = 0, mesh_download_rate = 0;
+  int mesh_announce_interval_s = 30;
+  std::string control_listen = "127.0.0.1";  // status endpoint; port 0 is chosen
+  std::vector<ServiceConfig> services;
+
+  const ServiceConfig* service(std::string_view name) const;
+};
+
+Result<AgentConfig> parse_config(std::string_view json_text);
+Result<AgentConfig> load_config(Filesystem& fs, const fs::path& path);
+
+}  // namespace drover::agent

@@ -1,0 +1,51 @@
+// The agent's end of the agent protocol (docs/FORMATS.md, "Agent protocol"):
+// enrollment, plan and manifest pulls, report pushes, over an NNG REQ socket.
+// Every call has a timeout and returns an error value when the coordinator is
+// away; nothing here retries (the agent's loop does, with backoff).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/nng/nng.hpp"
+#include "core/proto/messages.hpp"
+#include "core/proto/plan.hpp"
+#include "core/sign/keys.hpp"
+
+namespace drover::agent {
+
+class CoordinatorLink {
+ public:
+  static Result<std::unique_ptr<CoordinatorLink>> connect(const std::string& url, std::string host,
+                                                          std::chrono::milliseconds timeout);
+
+  // The current certificate of the online key (unauthenticated: the caller
+  // verifies it against the pinned root).
+  Result<sign::Envelope> pull_cert();
+  // Enrolls this host; report_key is sealed to online_key on the way.
+  Status enroll(proto::EnrollBody body, const sign::KeyPair& agent_key,
+                const sign::PublicKey& online_key, const std::string& report_key);
+  void set_report_key(std::string key) { report_key_ = std::move(key); }
+
+  Result<std::optional<proto::PlanBundle>> pull_plan(const std::string& service,
+                                                     std::uint64_t have_seq);
+  // At most max_bytes are accepted.
+  Result<std::string> pull_manifest(const ContentId& artifact, std::uint64_t max_bytes);
+  // Returns once the coordinator acknowledged the report's seq.
+  Status send_report(const proto::ReportBody& report);
+
+ private:
+  CoordinatorLink(std::unique_ptr<nng::Client> client, std::string host,
+                  std::chrono::milliseconds timeout)
+      : client_(std::move(client)), host_(std::move(host)), timeout_(timeout) {}
+  Result<proto::Reply> call(std::string_view type, const nlohmann::json& body);
+
+  std::unique_ptr<nng::Client> client_;
+  std::string host_;
+  std::chrono::milliseconds timeout_;
+  std::string report_key_;
+};
+
+}  // namespace drover::agent

@@ -1,0 +1,21 @@
+// Reading a service's health endpoint (docs/FORMATS.md, "Service hooks"): a
+// 200 answer with a JSON object of error_rate, p99_ms, saturation and any
+// further numbers. Anything else is an unhealthy sample that says why; a
+// hostile endpoint cannot make the agent read more than 64 KiB.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "core/proto/messages.hpp"
+
+namespace drover::agent {
+
+// Samples url once. Fills the metrics, ok and error of a health item (the
+// caller sets service, release, slot, state, at).
+proto::HealthItem sample_health(const std::string& url, std::chrono::milliseconds timeout);
+
+// Parses an endpoint's answer body; exposed for tests.
+proto::HealthItem parse_health(int status, const std::string& body);
+
+}  // namespace drover::agent

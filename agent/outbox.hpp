@@ -1,0 +1,54 @@
+// Reports waiting for the coordinator: a bounded queue of report items. When
+// full, the oldest health sample goes first (events are kept longer: they
+// say what happened), and drops are counted. A report taken for sending keeps
+// its seq and items until acknowledged, so a retry repeats it exactly and the
+// coordinator ingests it once.
+//
+// Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+
+#include "core/proto/messages.hpp"
+
+namespace drover::agent {
+
+class Outbox {
+ public:
+  explicit Outbox(std::size_t capacity) : capacity_(capacity) {}
+
+  void push(proto::ReportItem item);
+  // The report to send next: the one in flight, or up to max_items new items
+  // under the seq that next_seq() hands out. nullopt when there is nothing.
+  template <class NextSeq>
+  std::optional<proto::ReportBody> take(std::size_t max_items, NextSeq next_seq) {
+    std::lock_guard lock(mu_);
+    if (in_flight_) return in_flight_;
+    if (items_.empty()) return std::nullopt;
+    proto::ReportBody b;
+    b.seq = next_seq();
+    while (!items_.empty() && b.items.size() < max_items) {
+      b.items.push_back(std::move(items_.front()));
+      items_.pop_front();
+    }
+    in_flight_ = std::move(b);
+    return in_flight_;
+  }
+  // The report with this seq was acknowledged.
+  void acknowledged(std::uint64_t seq);
+
+  std::size_t size() const;
+  std::uint64_t dropped() const;
+
+ private:
+  std::size_t capacity_;
+  mutable std::mutex mu_;  // guards items_, in_flight_, dropped_
+  std::deque<proto::ReportItem> items_;
+  std::optional<proto::ReportBody> in_flight_;
+  std::uint64_t dropped_ = 0;
+};
+
+}  // namespace drover::agent

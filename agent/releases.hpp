@@ -1,0 +1,77 @@
+// A service's releases on disk (docs/FORMATS.md, "Agent state"):
+//
+//   STATE/releases/<service>/<64 hex>   a complete, verified release
+//   STATE/releases/<service>/current    symlink naming the serving release
+//   STATE/releases/<service>/blue|green symlinks of the blue/green slots
+//
+// A directory named by an artifact id only ever appears by the rename that
+// ends a successful materialize, so it is complete. Links are replaced
+// atomically (a new symlink renamed over the old, then the directory synced),
+// so `current` always names one complete release.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/base/result.hpp"
+#include "core/format/manifest.hpp"
+#include "core/hash/sha256.hpp"
+#include "core/world/filesystem.hpp"
+#include "core/world/random.hpp"
+#include "store/materialize.hpp"
+
+namespace drover::agent {
+
+class ReleaseDir {
+ public:
+  ReleaseDir(fs::path root, Random& random) : root_(std::move(root)), random_(random) {}
+
+  const fs::path& root() const { return root_; }
+  fs::path path_of(const ContentId& artifact) const { return root_ / artifact.hex(); }
+  bool has(const ContentId& artifact) const;
+  std::vector<ContentId> list() const;
+
+  // The release a link names, or nullopt when the link is absent or names
+  // something that is not a release directory.
+  std::optional<ContentId> link(const std::string& name) const;
+  Status set_link(const std::string& name, const ContentId& artifact);
+  Status remove_link(const std::string& name);
+
+  // Materializes the manifest into its release directory (nothing to do when
+  // it is there already).
+  Result<store::MaterializeStats> materialize(const format::Manifest& manifest,
+                                              const ContentId& artifact,
+                                              store::LayerSource& source);
+
+  // Removes half-built staging trees and temporary links left by a crash.
+  void clean_leftovers();
+  // Removes every release not in keep; returns how many went.
+  std::size_t remove_all_but(const std::set<std::string>& keep_ids);
+
+ private:
+  fs::path root_;
+  Random& random_;
+};
+
+// How to run one release of a service: the agent's config over the artifact's
+// drover-service.json (docs/FORMATS.md, "Service hooks").
+struct Hooks {
+  std::vector<std::string> start, stop;
+  std::string health;
+  int start_timeout_s = 30, stop_timeout_s = 10;
+};
+
+// Reads release_dir/drover-service.json if present and merges: fields from
+// the agent's config win. Placeholders are substituted. An error names what
+// is wrong with the file; no start command at all is an error too.
+struct HookSources {
+  std::vector<std::string> start, stop;
+  std::string health;
+  std::optional<int> start_timeout_s, stop_timeout_s;
+};
+Result<Hooks> resolve_hooks(const HookSources& config, const fs::path& release_dir,
+                            std::uint16_t port, const fs::path& flags_file);
+
+}  // namespace drover::agent
