@@ -157,7 +157,8 @@ struct Agent::Impl {
   // ---- start ----
 
   Status init() {
-    for (const char* sub : {"keys", "manifests", "cache", "releases", "run", "logs", "agent.lmdb"}) {
+    for (const char* sub :
+         {"keys", "manifests", "cache", "releases", "run", "logs", "agent.lmdb"}) {
       DROVER_TRY(fsys.make_dirs(dir(sub)));
     }
     DROVER_ASSIGN(state, AgentState::open(dir("agent.lmdb")));
@@ -385,8 +386,8 @@ struct Agent::Impl {
               {"flags", flags},
               {"plan_seq", seq}};
     DROVER_TRY(fsys.make_dirs(s.flags_file.parent_path()));
-    return fsys.write_atomic(s.flags_file, s.flags_file.string() + ".tmp",
-                             *canon::encode(j) + "\n", 0644);
+    return fsys.write_atomic(s.flags_file, s.flags_file.string() + ".tmp", *canon::encode(j) + "\n",
+                             0644);
   }
 
   Status write_router(ServiceRuntime& s, int slot, const ContentId& release) {
@@ -623,9 +624,9 @@ struct Agent::Impl {
     }
     const std::string flags = flags_json(plan);
     const std::string artifact = plan.artifact.str();
-    const bool running_it =
-        s.config.blue_green ? (rec.slots.count(rec.active_slot) && rec.slots[rec.active_slot] == artifact)
-                            : rec.current == artifact;
+    const bool running_it = s.config.blue_green ? (rec.slots.count(rec.active_slot) &&
+                                                   rec.slots[rec.active_slot] == artifact)
+                                                : rec.current == artifact;
     if (!s.releases->has(plan.artifact)) {
       set_view(name, [&](ServiceView& v) {
         v.phase = "fetching";
@@ -699,8 +700,7 @@ struct Agent::Impl {
       return;
     }
     const std::uint64_t downloaded = downloaded_bytes() - down_before;
-    const auto ms =
-        std::chrono::duration_cast<milliseconds>(SteadyClock::now() - started).count();
+    const auto ms = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - started).count();
     set_view(name, [&](ServiceView& v) {
       v.record = rec;
       v.phase = "idle";
@@ -753,8 +753,9 @@ struct Agent::Impl {
     const int active = rec.active_slot == "green" ? 1 : (rec.active_slot == "blue" ? 0 : -1);
     const int idle = active == 0 ? 1 : 0;
     Supervisor& sup = *s.slots[idle];
-    const bool warm = rec.slots.count(kSlotNames[idle]) && rec.slots[kSlotNames[idle]] == to.str() &&
-                      sup.state() == RunState::running && sup.release() == to.str();
+    const bool warm = rec.slots.count(kSlotNames[idle]) &&
+                      rec.slots[kSlotNames[idle]] == to.str() && sup.state() == RunState::running &&
+                      sup.release() == to.str();
     if (!warm || !wait_healthy(s, idle, to).ok()) {
       DROVER_ASSIGN(Hooks h, hooks_for(s, to, idle));
       (void)h;
@@ -810,7 +811,8 @@ struct Agent::Impl {
         continue;
       }
       auto bytes = fsys.read_file(dir("manifests") / file, proto::kMaxManifestBytes);
-      auto m = bytes.ok() ? format::decode_manifest(*bytes) : Result<format::Manifest>(bytes.error());
+      auto m =
+          bytes.ok() ? format::decode_manifest(*bytes) : Result<format::Manifest>(bytes.error());
       if (!m.ok()) return;  // unsure what is needed: keep every layer
       for (const auto& l : m->layers) layers.insert(l.id);
     }
@@ -837,8 +839,7 @@ struct Agent::Impl {
       return false;
     }
     auto min_version = state->min_cert_version();
-    auto verified =
-        sign::verify_cert(*cert, {root, min_version.ok() ? *min_version : 1}, now);
+    auto verified = sign::verify_cert(*cert, {root, min_version.ok() ? *min_version : 1}, now);
     if (!verified.ok()) {
       log.error("agent.enroll.cert", {{"error", verified.error().message}});
       return false;
@@ -955,9 +956,9 @@ struct Agent::Impl {
     h.state = run_state_name(run);
     outbox.push({h, std::nullopt});
     bool changed = false;
-    json shown = {{"ok", h.ok},          {"error", h.error},         {"error_rate", h.error_rate},
-                  {"p99_ms", h.p99_ms},  {"saturation", h.saturation}, {"state", h.state},
-                  {"at", h.at_ms},       {"release", h.release}};
+    json shown = {{"ok", h.ok},         {"error", h.error},           {"error_rate", h.error_rate},
+                  {"p99_ms", h.p99_ms}, {"saturation", h.saturation}, {"state", h.state},
+                  {"at", h.at_ms},      {"release", h.release}};
     {
       std::lock_guard lock(view_mu);
       ServiceView& v = views[name];
@@ -989,8 +990,7 @@ struct Agent::Impl {
         enrolled_now = enrolled;
       }
       if (!enrolled_now) continue;
-      auto report =
-          outbox.take(kMaxReportItemsPerMessage, [this] { return next_report_seq(); });
+      auto report = outbox.take(kMaxReportItemsPerMessage, [this] { return next_report_seq(); });
       if (!report) {
         backoff = milliseconds(200);
         continue;

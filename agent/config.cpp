@@ -113,12 +113,12 @@ const ServiceConfig* AgentConfig::service(std::string_view name) const {
 Result<AgentConfig> parse_config(std::string_view text) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
-  DROVER_TRY(only(j,
-                  {"format", "host", "region", "cluster", "state_dir", "root_key", "coordinator",
-                   "join_token", "poll_interval_ms", "health_interval_ms", "request_timeout_ms",
-                   "fetch_stall_timeout_s", "keep_releases", "report_buffer_items", "mesh",
-                   "control_listen", "services"},
-                  ""));
+  DROVER_TRY(only(
+      j,
+      {"format", "host", "region", "cluster", "state_dir", "root_key", "coordinator", "join_token",
+       "poll_interval_ms", "health_interval_ms", "request_timeout_ms", "fetch_stall_timeout_s",
+       "keep_releases", "report_buffer_items", "mesh", "control_listen", "services"},
+      ""));
   DROVER_ASSIGN(std::string format, str(j, "format", "", true));
   if (format != "drover.agent-config.v1") {
     return make_error(Errc::unsupported,
@@ -159,8 +159,8 @@ Result<AgentConfig> parse_config(std::string_view text) {
   c.report_buffer_items = static_cast<std::size_t>(buffer);
   if (auto mesh = j.find("mesh"); mesh != j.end()) {
     if (!mesh->is_object()) return bad("'mesh' must be an object");
-    DROVER_TRY(only(*mesh, {"listen", "upload_rate", "download_rate", "announce_interval_s"},
-                    "mesh: "));
+    DROVER_TRY(
+        only(*mesh, {"listen", "upload_rate", "download_rate", "announce_interval_s"}, "mesh: "));
     DROVER_ASSIGN(c.mesh_listen, str(*mesh, "listen", "mesh: ", false, c.mesh_listen));
     DROVER_ASSIGN(auto up, integer(*mesh, "upload_rate", "mesh: ", 0, 0, 1ll << 40));
     DROVER_ASSIGN(auto down, integer(*mesh, "download_rate", "mesh: ", 0, 0, 1ll << 40));

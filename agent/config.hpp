@@ -32,7 +32,7 @@ struct ServiceConfig {
 struct AgentConfig {
   std::string host, region, cluster;
   fs::path state_dir;
-  fs::path root_key;  // the pinned root public key file
+  fs::path root_key;                      // the pinned root public key file
   std::string coordinator_requests;       // NNG URL of the coordinator's REP socket
   std::string coordinator_announcements;  // NNG URL of its PUB socket ("" for none)
   std::string join_token;
@@ -40,7 +40,7 @@ struct AgentConfig {
   std::chrono::milliseconds health_interval{std::chrono::seconds(5)};
   std::chrono::milliseconds request_timeout{std::chrono::seconds(5)};
   std::chrono::milliseconds fetch_stall_timeout{std::chrono::seconds(60)};
-  std::size_t keep_releases = 3;          // the current one and up to K-1 before it
+  std::size_t keep_releases = 3;           // the current one and up to K-1 before it
   std::size_t report_buffer_items = 4096;  // buffered while the coordinator is away
   std::string mesh_listen = "127.0.0.1:0";
   std::uint64_t mesh_upload_rate = 0, mesh_download_rate = 0;

@@ -24,8 +24,8 @@ Result<sign::Envelope> CoordinatorLink::pull_cert() {
   DROVER_ASSIGN(proto::Reply reply, call(proto::kCertPull, nlohmann::json::object()));
   auto cert = reply.fields.find("cert");
   if (reply.type != "cert" || cert == reply.fields.end() || !cert->is_string()) {
-    return make_error(Errc::invalid_argument, "coordinator: cert_pull answered '" + reply.type +
-                                                  "' without a certificate");
+    return make_error(Errc::invalid_argument,
+                      "coordinator: cert_pull answered '" + reply.type + "' without a certificate");
   }
   return sign::decode_envelope(cert->get<std::string>());
 }
@@ -64,8 +64,8 @@ Result<std::string> CoordinatorLink::pull_manifest(const ContentId& artifact,
   DROVER_ASSIGN(proto::Reply reply, call(proto::kManifestPull, {{"artifact", artifact.str()}}));
   auto bytes = reply.fields.find("bytes");
   if (reply.type != "manifest" || bytes == reply.fields.end() || !bytes->is_string()) {
-    return make_error(Errc::invalid_argument, "coordinator: manifest_pull answered '" +
-                                                  reply.type + "' without bytes");
+    return make_error(Errc::invalid_argument,
+                      "coordinator: manifest_pull answered '" + reply.type + "' without bytes");
   }
   if (bytes->get_ref<const std::string&>().size() > (max_bytes + 2) / 3 * 4 + 4) {
     return make_error(Errc::refused, "coordinator sent a manifest larger than the signed " +
@@ -76,10 +76,9 @@ Result<std::string> CoordinatorLink::pull_manifest(const ContentId& artifact,
 
 Status CoordinatorLink::send_report(const proto::ReportBody& report) {
   DROVER_ASSIGN(proto::Reply reply, call(proto::kReport, proto::to_json(report)));
-  if (reply.type != "ack" || !reply.fields.contains("seq") ||
-      reply.fields["seq"] != report.seq) {
-    return make_error(Errc::invalid_argument,
-                      "coordinator: report " + std::to_string(report.seq) + " was not acknowledged");
+  if (reply.type != "ack" || !reply.fields.contains("seq") || reply.fields["seq"] != report.seq) {
+    return make_error(Errc::invalid_argument, "coordinator: report " + std::to_string(report.seq) +
+                                                  " was not acknowledged");
   }
   return Ok{};
 }

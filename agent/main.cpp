@@ -40,7 +40,8 @@ constexpr const char* kHelp =
 // The state directory named by --state, or by the config file.
 Result<fs::path> state_dir(const cxxopts::ParseResult& r) {
   if (r.count("state")) return fs::path(r["state"].as<std::string>());
-  if (!r.count("config")) return make_error(Errc::invalid_argument, "give --config FILE or --state DIR");
+  if (!r.count("config"))
+    return make_error(Errc::invalid_argument, "give --config FILE or --state DIR");
   PosixFilesystem fsys;
   DROVER_ASSIGN(agent::AgentConfig c, agent::load_config(fsys, r["config"].as<std::string>()));
   return c.state_dir;
@@ -79,14 +80,16 @@ void print_status(const json& s) {
     }
     for (const auto& p : v["processes"]) {
       std::cout << "\n  process   " << p["state"].get<std::string>() << " pid " << p["pid"];
-      if (!p["slot"].get<std::string>().empty()) std::cout << " slot " << p["slot"].get<std::string>();
+      if (!p["slot"].get<std::string>().empty())
+        std::cout << " slot " << p["slot"].get<std::string>();
     }
     if (v["last_health"].is_object()) {
       const json& h = v["last_health"];
-      std::cout << "\n  health    " << (h["ok"].get<bool>() ? "ok" : "NOT OK")
-                << " error_rate " << h["error_rate"] << " p99_ms " << h["p99_ms"]
-                << " saturation " << h["saturation"];
-      if (!h["error"].get<std::string>().empty()) std::cout << " (" << h["error"].get<std::string>() << ")";
+      std::cout << "\n  health    " << (h["ok"].get<bool>() ? "ok" : "NOT OK") << " error_rate "
+                << h["error_rate"] << " p99_ms " << h["p99_ms"] << " saturation "
+                << h["saturation"];
+      if (!h["error"].get<std::string>().empty())
+        std::cout << " (" << h["error"].get<std::string>() << ")";
     }
     if (!v["last_error"].get<std::string>().empty()) {
       std::cout << "\n  last error " << v["last_error"].get<std::string>();
@@ -110,8 +113,8 @@ int run_agent(const cxxopts::ParseResult& r) {
   StderrSink sink;
   SystemClock clock;
   Logger log(sink, clock, level);
-  auto a = agent::Agent::start(*config, clock, log,
-                               [](const json& line) { mesh::emit_line(line); });
+  auto a =
+      agent::Agent::start(*config, clock, log, [](const json& line) { mesh::emit_line(line); });
   if (!a.ok()) {
     mesh::emit_line({{"event", "failed"}, {"error", a.error().message}});
     return 1;
@@ -136,9 +139,9 @@ int main(int argc, char** argv) {
   const std::string verb = argv[1];
   cxxopts::Options o("drover-agent " + verb, "");
   o.add_options()("config", "agent config file", cxxopts::value<std::string>())(
-      "state", "agent state directory", cxxopts::value<std::string>())(
-      "json", "print JSON")("log-level", "debug, info, warn or error",
-                            cxxopts::value<std::string>()->default_value("info"))("h,help", "help");
+      "state", "agent state directory", cxxopts::value<std::string>())("json", "print JSON")(
+      "log-level", "debug, info, warn or error",
+      cxxopts::value<std::string>()->default_value("info"))("h,help", "help");
   cxxopts::ParseResult r;
   try {
     r = o.parse(argc - 1, argv + 1);

@@ -14,8 +14,8 @@ const char* verdict_name(PlanVerdict v) {
   return "?";
 }
 
-PlanCheck check_plan(const proto::PlanBundle& bundle, const HostView& me,
-                     std::uint64_t stored_seq, std::int64_t now) {
+PlanCheck check_plan(const proto::PlanBundle& bundle, const HostView& me, std::uint64_t stored_seq,
+                     std::int64_t now) {
   PlanCheck out;
   auto opened = proto::open_plan(bundle, me.trust, now);
   if (!opened.ok()) {
@@ -41,13 +41,13 @@ PlanCheck check_plan(const proto::PlanBundle& bundle, const HostView& me,
   }
   if (p.seq < stored_seq) {
     out.verdict = PlanVerdict::replay;
-    out.reason = what + " is older than the stored seq " + std::to_string(stored_seq) +
-                 ": a replayed plan";
+    out.reason =
+        what + " is older than the stored seq " + std::to_string(stored_seq) + ": a replayed plan";
     return out;
   }
   if (now >= p.expires_at) {
-    out.reason = what + " expired at " + std::to_string(p.expires_at) + " (now " +
-                 std::to_string(now) + ")";
+    out.reason =
+        what + " expired at " + std::to_string(p.expires_at) + " (now " + std::to_string(now) + ")";
     return out;
   }
   if (p.issued_at > now + proto::kMaxClockSkewSeconds) {

@@ -34,7 +34,7 @@ struct HostView {
   sign::TrustRoot trust;  // pinned root and the trust floor (min cert version)
 };
 
-PlanCheck check_plan(const proto::PlanBundle& bundle, const HostView& me,
-                     std::uint64_t stored_seq, std::int64_t now);
+PlanCheck check_plan(const proto::PlanBundle& bundle, const HostView& me, std::uint64_t stored_seq,
+                     std::int64_t now);
 
 }  // namespace drover::agent

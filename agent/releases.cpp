@@ -23,7 +23,8 @@ Status sync_dir(const fs::path& dir) {
 std::string substitute(std::string s, std::uint16_t port, const fs::path& release,
                        const fs::path& flags) {
   auto replace = [&s](const std::string& from, const std::string& to) {
-    for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    for (std::size_t at = s.find(from); at != std::string::npos;
+         at = s.find(from, at + to.size())) {
       s.replace(at, from.size(), to);
     }
   };
@@ -161,7 +162,8 @@ Result<Hooks> resolve_hooks(const HookSources& config, const fs::path& release_d
                       "ship drover-service.json in the artifact");
   }
   Hooks h;
-  for (const auto& a : merged.start) h.start.push_back(substitute(a, port, release_dir, flags_file));
+  for (const auto& a : merged.start)
+    h.start.push_back(substitute(a, port, release_dir, flags_file));
   for (const auto& a : merged.stop) h.stop.push_back(substitute(a, port, release_dir, flags_file));
   // A relative program is relative to the release.
   for (auto* argv : {&h.start, &h.stop}) {

@@ -11,10 +11,10 @@ using nlohmann::json;
 constexpr std::string_view kFormat = "1";
 
 std::string encode(const ServiceRecord& r) {
-  json j = {{"current", r.current},         {"previous", r.previous},
-            {"seq", r.seq},                 {"seq_state", r.seq_failed ? "failed" : "applied"},
-            {"flags", r.flags},             {"active_slot", r.active_slot},
-            {"slots", json(r.slots)},       {"tracker", r.tracker}};
+  json j = {{"current", r.current},   {"previous", r.previous},
+            {"seq", r.seq},           {"seq_state", r.seq_failed ? "failed" : "applied"},
+            {"flags", r.flags},       {"active_slot", r.active_slot},
+            {"slots", json(r.slots)}, {"tracker", r.tracker}};
   return *canon::encode(j);
 }
 
@@ -57,8 +57,8 @@ Result<std::unique_ptr<AgentState>> AgentState::open(const fs::path& dir) {
   if (!format) {
     DROVER_TRY(txn.put(s->meta_, "agent_format", kFormat));
   } else if (*format != kFormat) {
-    return make_error(Errc::unsupported, "agent state " + dir.string() + " has format '" +
-                                             *format + "'; this agent reads format 1");
+    return make_error(Errc::unsupported, "agent state " + dir.string() + " has format '" + *format +
+                                             "'; this agent reads format 1");
   }
   DROVER_TRY(txn.commit());
   return s;

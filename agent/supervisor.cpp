@@ -27,8 +27,8 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, const fs::path& cwd,
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   sigset_t none, all;
   sigemptyset(&none);
   sigfillset(&all);
@@ -60,8 +60,8 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, const fs::path& cwd,
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
-    return make_error(Errc::io, "cannot start '" + argv[0] + "' in " + cwd.string() + ": " +
-                                    std::strerror(rc));
+    return make_error(
+        Errc::io, "cannot start '" + argv[0] + "' in " + cwd.string() + ": " + std::strerror(rc));
   }
   return pid;
 }
@@ -191,7 +191,8 @@ Status Supervisor::run(const ProcessSpec& spec, const std::string& release) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
       ::kill(-pid, SIGKILL);
-      while (process_start_ticks(pid) == ticks && Clock::now() < deadline + std::chrono::seconds(5)) {
+      while (process_start_ticks(pid) == ticks &&
+             Clock::now() < deadline + std::chrono::seconds(5)) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
     } else if (alive) {
