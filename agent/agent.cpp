@@ -370,7 +370,8 @@ struct Agent::Impl {
                                              " times during start; last health: " + last);
       }
       proto::HealthItem sample = sample_health(h.health, milliseconds(1000));
-      if (sample.ok) return Ok{};
+      // The answer must come from the process we started, still running.
+      if (sample.ok && sup.exits() == 0 && sup.state() == RunState::running) return Ok{};
       last = sample.error;
       std::this_thread::sleep_for(milliseconds(100));
     }

@@ -248,9 +248,9 @@ void Supervisor::monitor() {
       auto backoff = options_.first_backoff * (1LL << std::min(consecutive_ - 1, 16));
       if (backoff > options_.max_backoff) backoff = options_.max_backoff;
       next_start_ = now + backoff;
-      const bool loop = static_cast<int>(recent_exits_.size()) >= options_.crash_loop_exits;
-      const RunState next = loop ? RunState::crash_loop : RunState::backoff;
+      // Reported once, when the exits in the window reach the threshold.
       const bool became_loop = static_cast<int>(recent_exits_.size()) == options_.crash_loop_exits;
+      const RunState next = became_loop ? RunState::crash_loop : RunState::backoff;
       state_ = RunState::backoff;
       const std::string why = "pid " + std::to_string(pid_) + " exited; restart in " +
                               std::to_string(backoff.count()) + " ms";

@@ -43,10 +43,20 @@ std::uint16_t AgentTest::free_port() {
   return ntohs(a.sin_port);
 }
 
+bool AgentTest::eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
 PushedArtifact AgentTest::push(const std::string& service, const json& demo,
-                               std::size_t extra_bytes, std::uint64_t seed) {
+                               std::size_t extra_bytes, std::uint64_t seed, const json& hooks) {
   const fs::path tree = dir_ / ("tree-" + std::to_string(++serial_));
   write_file(tree / "demo.json", demo.dump());
+  if (!hooks.is_null()) write_file(tree / "drover-service.json", hooks.dump());
   const std::size_t chunk = 1 << 20;
   for (std::size_t i = 0, left = extra_bytes; left > 0; ++i) {
     const std::size_t n = std::min(chunk, left);
@@ -74,12 +84,22 @@ PushedArtifact AgentTest::push(const std::string& service, const json& demo,
   return a;
 }
 
-void AgentTest::start_origin() {
-  origin_ = std::make_unique<DaemonProcess>(
-      std::vector<std::string>{binary("drover-seed").string(), "origin", "--store",
-                               (dir_ / "store").string(), "--tracker-listen", "127.0.0.1:0",
-                               "--announce-interval", "1"},
-      (dir_ / "origin.err").string());
+void AgentTest::start_origin(bool separate_tracker) {
+  std::vector<std::string> args = {
+      binary("drover-seed").string(), "origin", "--store", (dir_ / "store").string(),
+      "--announce-interval",          "1"};
+  if (separate_tracker) {
+    tracker_process_ = std::make_unique<DaemonProcess>(
+        std::vector<std::string>{binary("drover-seed").string(), "tracker", "--listen",
+                                 "127.0.0.1:0", "--interval", "1"},
+        (dir_ / "tracker.err").string());
+    auto ready = tracker_process_->wait_for_event("ready", 30s);
+    ASSERT_TRUE(ready) << tracker_process_->stderr_tail();
+    args.insert(args.end(), {"--tracker", (*ready)["tracker"].get<std::string>()});
+  } else {
+    args.insert(args.end(), {"--tracker-listen", "127.0.0.1:0"});
+  }
+  origin_ = std::make_unique<DaemonProcess>(args, (dir_ / "origin.err").string());
   auto ready = origin_->wait_for_event("ready", 30s);
   ASSERT_TRUE(ready) << origin_->stderr_tail();
   tracker_ = (*ready)["tracker"];
@@ -103,11 +123,12 @@ proto::Plan AgentTest::plan(const PushedArtifact& a, std::uint64_t seq,
 fs::path AgentTest::write_config(const AgentOptions& o) {
   const std::string demo = binary("drover-demo-service").string();
   if (!ports_.count(o.host)) ports_[o.host] = free_port();
-  json service = {{"name", "web"},
-                  {"start", {demo, "--port", "{port}"}},
-                  {"health", "http://127.0.0.1:{port}/health"},
-                  {"start_timeout_s", 10},
-                  {"stop_timeout_s", 5}};
+  json service = {{"name", "web"}, {"stop_timeout_s", 5}};
+  if (!o.artifact_hooks) {
+    service["start"] = {demo, "--port", "{port}"};
+    service["health"] = "http://127.0.0.1:{port}/health";
+    service["start_timeout_s"] = 10;
+  }
   if (o.blue_green) {
     if (!green_ports_.count(o.host)) green_ports_[o.host] = free_port();
     service["blue_green"] = {{"ports", {ports_[o.host], green_ports_[o.host]}}};
@@ -154,7 +175,11 @@ json AgentTest::wait_event(DaemonProcess& agent, const std::string& event,
   auto line = agent.wait_for(
       [&](const json& j) { return j.value("event", "") == event && (!match || match(j)); },
       timeout);
-  EXPECT_TRUE(line) << "no '" << event << "' line; agent stderr:\n" << agent.stderr_tail();
+  if (!line) {
+    std::string seen;
+    for (const auto& l : agent.lines()) seen += l.dump() + "\n";
+    ADD_FAILURE() << "no '" << event << "' line; the agent said:\n" << seen;
+  }
   return line ? *line : json();
 }
 

@@ -31,9 +31,13 @@ class AgentTest : public ::testing::Test {
 
   // Pushes a release of `service` whose demo.json is `demo` plus `extra_bytes`
   // of random files (to make fetches and unpacks take a while).
+  // With hooks, the release carries them as drover-service.json.
   PushedArtifact push(const std::string& service, const nlohmann::json& demo,
-                      std::size_t extra_bytes = 64 << 10, std::uint64_t seed = 1);
-  void start_origin();
+                      std::size_t extra_bytes = 64 << 10, std::uint64_t seed = 1,
+                      const nlohmann::json& hooks = nullptr);
+  // An origin with its own tracker, or beside a tracker process of its own
+  // (which outlives it).
+  void start_origin(bool separate_tracker = false);
 
   // A plan for `host` of the artifact, valid for an hour.
   proto::Plan plan(const PushedArtifact& a, std::uint64_t seq,
@@ -44,7 +48,8 @@ class AgentTest : public ::testing::Test {
     bool blue_green = false;
     std::string coordinator;  // requests URL; default: the fake coordinator's
     std::string join_token = "join-1";
-    std::string download_rate;                        // bytes per second, "" for none
+    std::string download_rate;    // bytes per second, "" for none
+    bool artifact_hooks = false;  // start and health from the artifact, not the config
     nlohmann::json extra = nlohmann::json::object();  // merged into the config
   };
   // Writes the agent's config; returns its path.
@@ -64,10 +69,13 @@ class AgentTest : public ::testing::Test {
   fs::path state_of(const std::string& host = "host-1") const { return dir_ / ("state-" + host); }
 
   static std::uint16_t free_port();
+  // Polls cond until it holds or the timeout passes.
+  static bool eventually(const std::function<bool()>& cond,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
   TempDir dir_;
   FakeCoordinator coordinator_;
-  std::unique_ptr<DaemonProcess> origin_;
+  std::unique_ptr<DaemonProcess> origin_, tracker_process_;
   std::string tracker_, feed_;
   std::map<std::string, std::uint16_t> ports_;  // host -> service port (blue for blue/green)
   std::map<std::string, std::uint16_t> green_ports_;

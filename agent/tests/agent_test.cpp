@@ -55,11 +55,7 @@ TEST_F(AgentTest, UpgradesThenRollsBackWithoutDownloadingAnything) {
   EXPECT_TRUE(s["coordinator"]["reachable"].get<bool>());
 
   // The coordinator heard about every step, authenticated, once per seq.
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (coordinator_.events("applied").size() < 3 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
-  EXPECT_EQ(coordinator_.events("applied").size(), 3u);
+  EXPECT_TRUE(eventually([&] { return coordinator_.events("applied").size() == 3; }));
   EXPECT_EQ(coordinator_.refused_macs(), 0);
   std::set<std::uint64_t> seqs;
   for (const auto& r : coordinator_.reports()) EXPECT_TRUE(seqs.insert(r.body.seq).second);
@@ -143,6 +139,161 @@ TEST_F(AgentTest, RefusesBadPlansAndLeavesTheRunningVersionAlone) {
   EXPECT_GE(
       coordinator_.events("plan_refused").size() + coordinator_.events("replay_refused").size(),
       6u);
+}
+
+TEST_F(AgentTest, BlueGreenFlipsOnlyOnceTheNewSlotIsHealthy) {
+  auto v1 = push("web", good(), 64 << 10, 1);
+  json slow = good();
+  slow["start_delay_ms"] = 1500;  // the new slot is unhealthy for 1.5 s
+  auto v2 = push("web", slow, 64 << 10, 2);
+  json garbage = good();
+  garbage["health"] = "garbage";
+  auto v3 = push("web", garbage, 64 << 10, 3);
+  start_origin();
+  AgentOptions o;
+  o.blue_green = true;
+  auto agent = start_agent(write_config(o));
+  const fs::path router = state_of() / "run" / "web.router.json";
+  auto active = [&] { return json::parse(read_file(router))["active"].get<std::string>(); };
+
+  coordinator_.publish(plan(v1, 1));
+  wait_event(*agent, "switched", [](const json& j) { return j["slot"] == "blue"; });
+  EXPECT_EQ(active(), "blue");
+  ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
+
+  coordinator_.publish(plan(v2, 2));
+  wait_event(*agent, "started", [](const json& j) { return j["slot"] == "green"; });
+  // Green runs but does not answer yet: traffic stays on blue.
+  EXPECT_FALSE(version(green_ports_["host-1"]));
+  EXPECT_EQ(active(), "blue");
+  wait_event(*agent, "switched", [](const json& j) { return j["slot"] == "green"; });
+  EXPECT_EQ(active(), "green");
+  EXPECT_EQ(json::parse(read_file(router))["release"], v2.id.str());
+  ASSERT_TRUE(wait_serving(green_ports_["host-1"], v2.id));
+  // Blue keeps the old release running: flipping back needs no start.
+  ASSERT_TRUE(version(ports_["host-1"]));
+
+  // A release whose health endpoint answers garbage never takes traffic.
+  coordinator_.publish(plan(v3, 3));
+  json failed = wait_event(*agent, "apply_failed", seq_is(3));
+  EXPECT_NE(failed["error"].get<std::string>().find("not a JSON object"), std::string::npos)
+      << failed.dump();
+  EXPECT_EQ(active(), "green");
+  ASSERT_TRUE(wait_serving(green_ports_["host-1"], v2.id));
+
+  // Flipping back to v1 is a switch of the router file: blue still runs it.
+  coordinator_.publish(plan(v1, 4));
+  json back = wait_event(*agent, "applied", seq_is(4));
+  EXPECT_EQ(back["downloaded"], 0);
+  EXPECT_EQ(active(), "blue");
+}
+
+TEST_F(AgentTest, ACrashLoopingServiceIsReportedUnhealthy) {
+  auto v1 = push("web", good(), 64 << 10, 1);
+  json crashing = good();
+  crashing["exit_after_ms"] = 1200;  // healthy at first, then dies, again and again
+  auto v2 = push("web", crashing, 64 << 10, 2);
+  start_origin();
+  auto agent = start_agent(write_config({}));
+  coordinator_.publish(plan(v1, 1));
+  wait_event(*agent, "applied", seq_is(1));
+  coordinator_.publish(plan(v2, 2));
+  wait_event(*agent, "applied", seq_is(2));
+  wait_event(*agent, "crash_loop", {}, 60s);
+  wait_event(
+      *agent, "health", [](const json& j) { return j["ok"] == false; }, 30s);
+  EXPECT_TRUE(eventually([&] {
+    for (const auto& h : coordinator_.health("web")) {
+      if (h.state == "crash_loop" && !h.ok && h.release == v2.id.str()) return true;
+    }
+    return false;
+  }));
+  EXPECT_FALSE(coordinator_.events("crash_loop").empty());
+  json s = status();
+  EXPECT_EQ(s["services"]["web"]["processes"][0]["state"], "crash_loop");
+}
+
+TEST_F(AgentTest, AFailingStartPutsThePreviousReleaseBack) {
+  auto v1 = push("web", good(), 64 << 10, 1);
+  json dying = good();
+  dying["exit_after_ms"] = 0;  // exits at once
+  auto v2 = push("web", dying, 64 << 10, 2);
+  start_origin();
+  auto agent = start_agent(write_config({}));
+  coordinator_.publish(plan(v1, 1));
+  wait_event(*agent, "applied", seq_is(1));
+  ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
+  coordinator_.publish(plan(v2, 2));
+  json failed = wait_event(*agent, "apply_failed", seq_is(2));
+  EXPECT_NE(failed["error"].get<std::string>().find("during start"), std::string::npos)
+      << failed.dump();
+  ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
+  EXPECT_EQ(fs::read_symlink(state_of() / "releases" / "web" / "current"), v1.id.hex());
+  json s = status();
+  EXPECT_EQ(s["services"]["web"]["current"], v1.id.str());
+  EXPECT_EQ(s["services"]["web"]["seq_state"], "failed");
+}
+
+TEST_F(AgentTest, HooksFromTheArtifactAndAHangingStartThatTimesOut) {
+  const std::string demo = binary("drover-demo-service").string();
+  auto v1 = push("web", good(), 64 << 10, 1,
+                 {{"format", "drover.service.v1"},
+                  {"start", {demo, "--port", "{port}"}},
+                  {"health", "http://127.0.0.1:{port}/health"},
+                  {"start_timeout_s", 10}});
+  // Starts, but never answers its health endpoint.
+  auto v2 = push("web", good(), 64 << 10, 2,
+                 {{"format", "drover.service.v1"},
+                  {"start", {"/bin/sleep", "600"}},
+                  {"health", "http://127.0.0.1:{port}/health"},
+                  {"start_timeout_s", 2}});
+  start_origin();
+  AgentOptions o;
+  o.artifact_hooks = true;
+  auto agent = start_agent(write_config(o));
+  coordinator_.publish(plan(v1, 1));
+  wait_event(*agent, "applied", seq_is(1));
+  ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
+  coordinator_.publish(plan(v2, 2));
+  json failed = wait_event(*agent, "apply_failed", seq_is(2));
+  EXPECT_NE(failed["error"].get<std::string>().find("not healthy within 2 s"), std::string::npos)
+      << failed.dump();
+  ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
+  EXPECT_TRUE(eventually([&] { return !coordinator_.events("apply_failed").empty(); }));
+}
+
+TEST_F(AgentTest, ServesItsLayersToAPeerWithNoCoordinatorAtAll) {
+  auto v1 = push("web", good(), 2 << 20, 1);
+  start_origin(/*separate_tracker=*/true);
+  AgentOptions o;
+  o.coordinator = "tcp://127.0.0.1:" + std::to_string(free_port());  // nobody there
+  auto agent = start_agent(write_config(o));
+  // A peer (here: the test) hands the agent a signed plan with its manifest.
+  proto::PlanBundle bundle =
+      *proto::sign_plan(plan(v1, 1), coordinator_.online(), coordinator_.cert());
+  bundle.manifest = v1.manifest;
+  write_file(dir_ / "bundle.json", proto::encode_bundle(bundle));
+  ProcessResult r = run({binary("drover-agent").string(), "hand-over", "--state",
+                         state_of().string(), (dir_ / "bundle.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  wait_event(*agent, "applied", seq_is(1));
+  ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
+  EXPECT_FALSE(status()["coordinator"]["reachable"].get<bool>());
+
+  // The origin goes away too; a new host still gets every layer, from the agent.
+  origin_->kill();
+  write_file(dir_ / "v1.manifest", v1.manifest);
+  DaemonProcess peer(
+      {binary("drover-peer").string(), "--cache", (dir_ / "peer-cache").string(), "--tracker",
+       tracker_, "--region", "r1", "--cluster", "c1", "--host", "newcomer", "--manifest",
+       (dir_ / "v1.manifest").string(), "--announce-interval", "1", "--exit-when-done"},
+      (dir_ / "peer.err").string());
+  auto done = peer.wait_for_event("done", 60s);
+  ASSERT_TRUE(done) << peer.stderr_tail();
+  EXPECT_EQ((*done)["counters"]["down"]["peer"], v1.plan_template.layer_bytes());
+  EXPECT_EQ((*done)["counters"]["down"]["origin"], 0);
+  // The service never stopped.
+  ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
 }
 
 }  // namespace

@@ -7,7 +7,8 @@
 // FILE (default $DROVER_RELEASE_DIR/demo.json) is JSON:
 //   {"error_rate":0.01, "p99_ms":20, "saturation":0.3,
 //    "health":"ok" | "garbage" | "status500",
-//    "exit_after_ms":N,      exit with status 3 after N ms (a crashing release)
+//    "exit_after_ms":N,      exit with status 3 after N ms (a crashing release);
+//                            0: before listening (a release that cannot start)
 //    "start_delay_ms":N}     wait before listening (a slow start)
 // GET /health answers the metrics; GET /version the release
 // ($DROVER_RELEASE) and the flags file's content ($DROVER_FLAGS_FILE).
@@ -76,6 +77,8 @@ int main(int argc, char** argv) {
   if (int delay = config.value("start_delay_ms", 0); delay > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(delay));
   }
+  const int exit_after = config.value("exit_after_ms", -1);
+  if (exit_after == 0) return 3;  // a release that cannot even start
   const std::string health_mode = config.value("health", "ok");
   const std::string release = env("DROVER_RELEASE");
   const std::string flags_file = env("DROVER_FLAGS_FILE");
@@ -120,7 +123,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto started = std::chrono::steady_clock::now();
-  const int exit_after = config.value("exit_after_ms", -1);
   while (!g_stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (exit_after >= 0 &&
