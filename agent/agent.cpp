@@ -655,6 +655,7 @@ struct Agent::Impl {
       }
       set_view(name, [](ServiceView& v) { v.phase = "unpacking"; });
       (void)state->put_intent(name, {"unpack", plan.seq, artifact, rec.current});
+      emit({{"event", "unpacking"}, {"service", name}, {"artifact", artifact}});
       CacheSource source(dir("cache") / "layers");
       auto made = s.releases->materialize(*manifest, plan.artifact, source);
       if (!made.ok()) {
@@ -664,6 +665,7 @@ struct Agent::Impl {
     }
     set_view(name, [](ServiceView& v) { v.phase = "switching"; });
     (void)state->put_intent(name, {"switch", plan.seq, artifact, rec.current});
+    emit({{"event", "switching"}, {"service", name}, {"artifact", artifact}});
     // Flags first: a new release starts with the plan's flags in place.
     if (flags != rec.flags) {
       if (auto st = write_flags(s, flags, plan.seq); !st.ok()) {

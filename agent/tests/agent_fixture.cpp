@@ -68,8 +68,14 @@ PushedArtifact AgentTest::push(const std::string& service, const json& demo,
            "--git-sha", "0123abcd", "--store", (dir_ / "store").string(), "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
+  PushedArtifact a = from_store(*ContentId::parse(j["artifact_id"].get<std::string>()), service);
+  a.tree = tree;
+  return a;
+}
+
+PushedArtifact AgentTest::from_store(const ContentId& id, const std::string& service) {
   PushedArtifact a;
-  a.id = *ContentId::parse(j["artifact_id"].get<std::string>());
+  a.id = id;
   a.manifest =
       read_file(dir_ / "store" / "blobs" / "sha256" / a.id.hex().substr(0, 2) / a.id.hex());
   auto m = format::decode_manifest(a.manifest);
@@ -79,7 +85,9 @@ PushedArtifact AgentTest::push(const std::string& service, const json& demo,
   p.deploy_id = "d-test";
   p.artifact = a.id;
   p.manifest_size = a.manifest.size();
-  for (const auto& l : m->layers) p.layers.push_back({l.id, l.size, l.bt_root});
+  if (m.ok()) {
+    for (const auto& l : m->layers) p.layers.push_back({l.id, l.size, l.bt_root});
+  }
   coordinator_.add_manifest(a.id, a.manifest);
   return a;
 }

@@ -20,6 +20,7 @@ namespace drover::testing {
 
 struct PushedArtifact {
   ContentId id;
+  fs::path tree;         // what was pushed
   std::string manifest;       // bytes
   proto::Plan plan_template;  // service, artifact, layers filled in
 };
@@ -35,6 +36,8 @@ class AgentTest : public ::testing::Test {
   PushedArtifact push(const std::string& service, const nlohmann::json& demo,
                       std::size_t extra_bytes = 64 << 10, std::uint64_t seed = 1,
                       const nlohmann::json& hooks = nullptr);
+  // An artifact already in the store (installed by hand, say).
+  PushedArtifact from_store(const ContentId& id, const std::string& service);
   // An origin with its own tracker, or beside a tracker process of its own
   // (which outlives it).
   void start_origin(bool separate_tracker = false);

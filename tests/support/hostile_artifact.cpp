@@ -48,7 +48,7 @@ nlohmann::json link_entry(const std::string& path, const std::string& target) {
 
 ContentId install_raw_artifact(const std::filesystem::path& root,
                                const std::vector<nlohmann::json>& entries,
-                               const std::vector<RawLayer>& layers) {
+                               const std::vector<RawLayer>& layers, const std::string& service) {
   PosixFilesystem fs;
   SystemRandom random;
   store::BlobStore blobs(fs, root, random);
@@ -68,7 +68,7 @@ ContentId install_raw_artifact(const std::filesystem::path& root,
     ids.push_back(id);
   }
   nlohmann::json doc = {
-      {"format", "drover.manifest.v1"},    {"service", "hostile"}, {"git_sha", "0123abcd"},
+      {"format", "drover.manifest.v1"},    {"service", service}, {"git_sha", "0123abcd"},
       {"meta", nlohmann::json::object()},  {"packing", "by-hand"}, {"layers", layer_docs},
       {"entries", nlohmann::json(entries)}};
   std::string bytes = *canon::encode(doc);
@@ -81,7 +81,7 @@ ContentId install_raw_artifact(const std::filesystem::path& root,
   if (!index.ok()) throw std::runtime_error(index.error().message);
   store::ArtifactRecord r;
   r.id = id;
-  r.service = "hostile";
+  r.service = service;
   r.git_sha = "0123abcd";
   r.layers = ids;
   r.manifest_size = bytes.size();

@@ -30,7 +30,8 @@ RawLayer zstd_layer(const std::string& raw);
 // and returns its id. Nothing is validated.
 ContentId install_raw_artifact(const std::filesystem::path& root,
                                const std::vector<nlohmann::json>& entries,
-                               const std::vector<RawLayer>& layers);
+                               const std::vector<RawLayer>& layers,
+                               const std::string& service = "hostile");
 
 // JSON for the usual entries.
 nlohmann::json dir_entry(const std::string& path, unsigned mode = 0755);
