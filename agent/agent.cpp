@@ -794,6 +794,7 @@ struct Agent::Impl {
   // Keeps the releases every service still needs, their manifests and their
   // layers; removes the rest.
   void collect_garbage() {
+    std::size_t releases_removed = 0, layers_removed = 0;
     std::set<std::string> keep;
     for (auto& [name, s] : services) {
       auto rec = state->service(name);
@@ -802,7 +803,7 @@ struct Agent::Impl {
       if (!rec->current.empty()) mine.insert(rec->current);
       for (const auto& p : rec->previous) mine.insert(p);
       for (const auto& [slot, id] : rec->slots) mine.insert(id);
-      s.releases->remove_all_but(mine);
+      releases_removed += s.releases->remove_all_but(mine);
       keep.insert(mine.begin(), mine.end());
     }
     std::set<ContentId> layers;
@@ -825,8 +826,15 @@ struct Agent::Impl {
       if (layers.count(ref.id)) continue;
       if (auto st = cache->drop(ref.id); !st.ok()) {
         log.warn("agent.gc.layer", {{"layer", ref.id.str()}, {"error", st.error().message}});
+      } else {
+        ++layers_removed;
       }
     }
+    log.info("agent.gc",
+             {{"releases_removed", releases_removed}, {"layers_removed", layers_removed}});
+    emit({{"event", "gc"},
+          {"releases_removed", releases_removed},
+          {"layers_removed", layers_removed}});
   }
 
   // ---- loops ----

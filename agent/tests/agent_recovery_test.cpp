@@ -173,9 +173,9 @@ TEST_F(AgentTest, AHostileLayerIsRefusedAtUnpack) {
   auto v1 = push("web", good(), 64 << 10, 1);
   // A layer that is what its id says, but whose file is not what the manifest
   // says it is: the build machine lied.
-  const ContentId hostile = install_raw_artifact(
-      dir_ / "store", {file_entry("demo.json", "{\"health\":\"ok\"}", 0, 0)},
-      {layer_of("{\"health\":\"no\"}")}, "web");
+  const ContentId hostile =
+      install_raw_artifact(dir_ / "store", {file_entry("demo.json", "{\"health\":\"ok\"}", 0, 0)},
+                           {layer_of("{\"health\":\"no\"}")}, "web");
   start_origin();
   auto agent = start_agent(write_config({}));
   coordinator_.publish(plan(v1, 1));

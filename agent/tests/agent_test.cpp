@@ -268,6 +268,17 @@ TEST_F(AgentTest, ServesItsLayersToAPeerWithNoCoordinatorAtAll) {
   AgentOptions o;
   o.coordinator = "tcp://127.0.0.1:" + std::to_string(free_port());  // nobody there
   auto agent = start_agent(write_config(o));
+  // A forged plan handed over is refused like one from the coordinator.
+  SeededRandom rnd(3);
+  proto::PlanBundle forged =
+      *proto::sign_plan(plan(v1, 1), sign::KeyPair::generate(rnd), coordinator_.cert());
+  write_file(dir_ / "forged.json", proto::encode_bundle(forged));
+  ASSERT_EQ(run({binary("drover-agent").string(), "hand-over", "--state", state_of().string(),
+                 (dir_ / "forged.json").string()})
+                .exit_code,
+            0);
+  json refused = wait_event(*agent, "plan_refused");
+  EXPECT_NE(refused["reason"].get<std::string>().find("signature"), std::string::npos);
   // A peer (here: the test) hands the agent a signed plan with its manifest.
   proto::PlanBundle bundle =
       *proto::sign_plan(plan(v1, 1), coordinator_.online(), coordinator_.cert());
@@ -293,6 +304,71 @@ TEST_F(AgentTest, ServesItsLayersToAPeerWithNoCoordinatorAtAll) {
   EXPECT_EQ((*done)["counters"]["down"]["peer"], v1.plan_template.layer_bytes());
   EXPECT_EQ((*done)["counters"]["down"]["origin"], 0);
   // The service never stopped.
+  ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
+}
+
+TEST_F(AgentTest, FlagsFollowThePlanWithoutARestart) {
+  auto v1 = push("web", good(), 64 << 10, 1);
+  start_origin();
+  auto agent = start_agent(write_config({}));
+  proto::Plan p1 = plan(v1, 1);
+  p1.strategy_kind = "feature_flag";
+  p1.flags["new-checkout"] = proto::FlagValue{false, true, 0};
+  coordinator_.publish(p1);
+  wait_event(*agent, "applied", seq_is(1));
+  ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
+  auto before = version(ports_["host-1"]);
+  ASSERT_TRUE(before);
+  EXPECT_EQ((*before)["flags"]["flags"]["new-checkout"], true);
+  EXPECT_EQ((*before)["flags"]["format"], "drover.flags.v1");
+
+  // A ramp, then the flag off: the file changes, the process stays.
+  proto::Plan p2 = plan(v1, 2);
+  p2.strategy_kind = "feature_flag";
+  p2.flags["new-checkout"] = proto::FlagValue{false, false, 0};
+  p2.flags["ramp"] = proto::FlagValue{true, false, 25};
+  coordinator_.publish(p2);
+  wait_event(*agent, "applied", seq_is(2));
+  auto after = version(ports_["host-1"]);
+  ASSERT_TRUE(after);
+  EXPECT_EQ((*after)["flags"]["flags"]["new-checkout"], false);
+  EXPECT_EQ((*after)["flags"]["flags"]["ramp"], 25);
+  EXPECT_EQ((*after)["flags"]["plan_seq"], 2);
+  EXPECT_EQ((*after)["pid"], (*before)["pid"]);
+}
+
+TEST_F(AgentTest, KeepsTheLastKReleasesAndCollectsTheRest) {
+  auto v1 = push("web", good(), 256 << 10, 1);
+  auto v2 = push("web", good(), 256 << 10, 2);
+  auto v3 = push("web", good(), 256 << 10, 3);
+  start_origin();
+  AgentOptions o;
+  o.extra = {{"keep_releases", 2}};
+  auto agent = start_agent(write_config(o));
+  std::uint64_t seq = 0;
+  for (const auto* a : {&v1, &v2, &v3}) {
+    coordinator_.publish(plan(*a, ++seq));
+    wait_event(*agent, "applied", seq_is(seq));
+  }
+  // Garbage is collected after each apply.
+  wait_event(*agent, "gc", [](const json& j) { return j["releases_removed"] == 1; });
+  const fs::path releases = state_of() / "releases" / "web";
+  EXPECT_FALSE(fs::exists(releases / v1.id.hex()));
+  EXPECT_TRUE(fs::exists(releases / v2.id.hex()));
+  EXPECT_TRUE(fs::exists(releases / v3.id.hex()));
+  EXPECT_FALSE(fs::exists(state_of() / "manifests" / v1.id.hex()));
+  for (const auto& l : v1.plan_template.layers) {
+    EXPECT_FALSE(fs::exists(state_of() / "cache" / "layers" / l.id.hex())) << l.id.str();
+    EXPECT_FALSE(fs::exists(state_of() / "cache" / "complete" / l.id.hex())) << l.id.str();
+  }
+  for (const auto& l : v2.plan_template.layers) {
+    EXPECT_TRUE(fs::exists(state_of() / "cache" / "complete" / l.id.hex())) << l.id.str();
+  }
+  // v2 is still a local rollback away; v1 must be fetched again.
+  coordinator_.publish(plan(v2, ++seq));
+  EXPECT_EQ(wait_event(*agent, "applied", seq_is(seq))["downloaded"], 0);
+  coordinator_.publish(plan(v1, ++seq));
+  EXPECT_GT(wait_event(*agent, "applied", seq_is(seq))["downloaded"].get<std::uint64_t>(), 0u);
   ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
 }
 
