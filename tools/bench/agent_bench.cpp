@@ -244,7 +244,6 @@ int main(int argc, char** argv) {
                     {{"requests", coordinator.requests_url()},
                      {"announcements", coordinator.announcements_url()}}},
                    {"join_token", "bench"},
-                   {"mesh", {{"announce_interval_s", 1}}},
                    {"services", {service}}};
     write_file(dir / (mode + ".json"), config.dump());
     DaemonProcess agent({binary("drover-agent").string(), "run", "--config",
