@@ -51,7 +51,7 @@ struct ServiceRuntime {
   ServiceConfig config;
   std::unique_ptr<ReleaseDir> releases;
   std::unique_ptr<Supervisor> slots[2];  // single: [0]; blue/green: [0] blue, [1] green
-  std::string health_url[2];             // of what each slot runs
+  std::string health_url[2];             // of what each slot runs; guarded by view_mu
   fs::path flags_file, router_file;
 };
 
@@ -323,7 +323,10 @@ struct Agent::Impl {
 
   Status start_slot(ServiceRuntime& s, const ContentId& release, int slot) {
     DROVER_ASSIGN(Hooks h, hooks_for(s, release, slot));
-    s.health_url[slot] = h.health;
+    {
+      std::lock_guard lock(view_mu);
+      s.health_url[slot] = h.health;
+    }
     DROVER_TRY(s.slots[slot]->run(spec_for(s, h, release, slot), release.str()));
     emit({{"event", "started"},
           {"service", s.config.name},
@@ -344,6 +347,7 @@ struct Agent::Impl {
       }
     }
     sup.stop(drain, std::chrono::seconds(timeout_s));
+    std::lock_guard lock(view_mu);
     s.health_url[slot].clear();
   }
 
@@ -882,6 +886,7 @@ struct Agent::Impl {
 
   void cycle_loop() {
     milliseconds backoff(500);
+    int failures = 0;  // cycles in a row the coordinator did not answer
     for (;;) {
       std::deque<proto::PlanBundle> bundles;
       {
@@ -914,10 +919,11 @@ struct Agent::Impl {
         }
       }
       contact(answered);
+      // Unanswered: retry after 0.5 s, doubling up to the poll interval.
+      failures = answered ? 0 : failures + 1;
       backoff = answered ? config.poll_interval
-                         : std::min(config.poll_interval, backoff * 2 > config.poll_interval
-                                                              ? config.poll_interval
-                                                              : backoff * 2);
+                         : std::min(config.poll_interval,
+                                    milliseconds(500) * (1 << std::min(failures - 1, 16)));
       if (answered) continue;
       log.debug("agent.coordinator.unreachable", {{"retry_ms", backoff.count()}});
     }
@@ -937,17 +943,20 @@ struct Agent::Impl {
   void sample_service(ServiceRuntime& s) {
     const std::string& name = s.config.name;
     ServiceRecord rec;
+    std::string url[2];
     {
       std::lock_guard lock(view_mu);
       rec = views[name].record;
+      url[0] = s.health_url[0];
+      url[1] = s.health_url[1];
     }
     const int slot = s.config.blue_green ? (rec.active_slot == "green" ? 1 : 0) : 0;
     if (s.config.blue_green ? rec.active_slot.empty() : rec.current.empty()) return;
     Supervisor& sup = *s.slots[slot];
     proto::HealthItem h;
     const RunState run = sup.state();
-    if (run == RunState::running && !s.health_url[slot].empty()) {
-      h = sample_health(s.health_url[slot], std::min(config.health_interval, milliseconds(2000)));
+    if (run == RunState::running && !url[slot].empty()) {
+      h = sample_health(url[slot], std::min(config.health_interval, milliseconds(2000)));
     } else if (run == RunState::running) {
       h.ok = true;
     } else {

@@ -11,13 +11,8 @@ namespace drover::agent {
 namespace {
 
 Status sync_dir(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return errno_error("open", dir, errno);
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return errno_error("fsync", dir, err);
-  return Ok{};
+  PosixFilesystem fsys;
+  return fsys.sync_dir(dir);
 }
 
 std::string substitute(std::string s, std::uint16_t port, const fs::path& release,

@@ -1,8 +1,6 @@
 #include "agent/tests/agent_fixture.hpp"
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -29,18 +27,6 @@ void AgentTest::TearDown() {
     json j = json::parse(read_file(e.path()), nullptr, false);
     if (j.is_object() && j.value("pid", 0) > 0) ::kill(-j.value("pid", 0), SIGKILL);
   }
-}
-
-std::uint16_t AgentTest::free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 bool AgentTest::eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {

@@ -20,10 +20,20 @@ namespace drover::testing {
 
 struct PushedArtifact {
   ContentId id;
-  fs::path tree;         // what was pushed
+  fs::path tree;              // what was pushed
   std::string manifest;       // bytes
   proto::Plan plan_template;  // service, artifact, layers filled in
 };
+
+// A healthy demo release's config.
+inline nlohmann::json good() {
+  return {{"error_rate", 0.01}, {"p99_ms", 12}, {"saturation", 0.2}};
+}
+
+// Matches an agent line of the plan with this seq.
+inline std::function<bool(const nlohmann::json&)> seq_is(std::uint64_t seq) {
+  return [seq](const nlohmann::json& j) { return j.value("seq", std::uint64_t{0}) == seq; };
+}
 
 class AgentTest : public ::testing::Test {
  protected:
@@ -71,7 +81,6 @@ class AgentTest : public ::testing::Test {
   nlohmann::json status(const std::string& host = "host-1");
   fs::path state_of(const std::string& host = "host-1") const { return dir_ / ("state-" + host); }
 
-  static std::uint16_t free_port();
   // Polls cond until it holds or the timeout passes.
   static bool eventually(const std::function<bool()>& cond,
                          std::chrono::milliseconds timeout = std::chrono::seconds(20));

@@ -12,14 +12,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-json good() {
-  return {{"error_rate", 0.01}, {"p99_ms", 12}, {"saturation", 0.2}};
-}
-
-auto seq_is(std::uint64_t seq) {
-  return [seq](const json& j) { return j.value("seq", std::uint64_t{0}) == seq; };
-}
-
 RawLayer layer_of(const std::string& bytes) {
   RawLayer l;
   l.stored = bytes;
@@ -30,6 +22,10 @@ struct KillPoint {
   std::string event;  // the agent line after which it is killed
   std::string step;   // the intent the restarted agent must find
 };
+
+void PrintTo(const KillPoint& p, std::ostream* os) {
+  *os << "kill after '" << p.event << "'";
+}
 
 class AgentKill : public AgentTest, public ::testing::WithParamInterface<KillPoint> {};
 
@@ -186,6 +182,40 @@ TEST_F(AgentTest, AHostileLayerIsRefusedAtUnpack) {
       << failed.dump();
   ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
   EXPECT_FALSE(fs::exists(state_of() / "releases" / "web" / hostile.hex()));
+}
+
+TEST_F(AgentTest, ACorruptLayerNobodyCanServeFailsTheFetchAndNothingElse) {
+  auto v1 = push("web", good(), 64 << 10, 1);
+  auto v2 = push("web", good(), 256 << 10, 2);
+  // The store's copy of v2's layer rots: the origin cannot seed it, and no
+  // peer holds it.
+  const auto& layer = v2.plan_template.layers[0];
+  const fs::path blob =
+      dir_ / "store" / "blobs" / "sha256" / layer.id.hex().substr(0, 2) / layer.id.hex();
+  fs::permissions(blob, fs::perms::owner_write, fs::perm_options::add);
+  std::string bytes = read_file(blob);
+  bytes[bytes.size() / 2] ^= 0x20;
+  write_file(blob, bytes, 0444);
+  start_origin();
+  AgentOptions o;
+  o.extra = {{"fetch_stall_timeout_s", 2}};
+  auto agent = start_agent(write_config(o));
+  coordinator_.publish(plan(v1, 1));
+  wait_event(*agent, "applied", seq_is(1));
+  coordinator_.publish(plan(v2, 2));
+  json failed = wait_event(*agent, "fetch_failed");
+  EXPECT_NE(failed["error"].get<std::string>().find(layer.id.str()), std::string::npos)
+      << failed.dump();
+  EXPECT_TRUE(eventually([&] { return !coordinator_.events("fetch_failed").empty(); }));
+  ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
+  EXPECT_FALSE(fs::exists(state_of() / "cache" / "complete" / layer.id.hex()));
+  // What an operator sees.
+  ProcessResult r =
+      run({binary("drover-agent").string(), "status", "--state", state_of().string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("current   " + v1.id.str()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(layer.id.str()), std::string::npos) << r.out;  // the last error
+  EXPECT_NE(r.out.find("coordinator: reachable, enrolled"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -12,14 +12,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-json good() {
-  return {{"error_rate", 0.01}, {"p99_ms", 12}, {"saturation", 0.2}};
-}
-
-auto seq_is(std::uint64_t seq) {
-  return [seq](const json& j) { return j.value("seq", std::uint64_t{0}) == seq; };
-}
-
 TEST_F(AgentTest, UpgradesThenRollsBackWithoutDownloadingAnything) {
   auto v1 = push("web", good(), 256 << 10, 1);
   auto v2 = push("web", good(), 256 << 10, 2);

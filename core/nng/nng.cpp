@@ -115,14 +115,15 @@ namespace {
 
 void on_worker(void* arg) {
   auto* w = static_cast<WorkerState*>(arg);
-  if (nng_aio_result(w->aio) != 0) {
-    // Closed (shutdown), or a send failed: drop the message and listen again
-    // unless the socket is gone.
+  if (const int rv = nng_aio_result(w->aio); rv != 0) {
+    // A failed send leaves its message with us: drop it. Then listen again,
+    // unless the server is shutting down.
     if (w->step == WorkerState::Step::sending) {
       nng_msg* m = nng_aio_get_msg(w->aio);
+      nng_aio_set_msg(w->aio, nullptr);
       if (m) nng_msg_free(m);
     }
-    if (nng_aio_result(w->aio) == NNG_ECLOSED) return;
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) return;
     w->step = WorkerState::Step::receiving;
     nng_ctx_recv(w->ctx, w->aio);
     return;
@@ -152,8 +153,14 @@ Server::~Server() {
     if (w->aio) nng_aio_stop(w->aio);
   }
   for (auto& w : impl_->workers) {
+    if (w->aio) {
+      // A message still attached (an answer whose send never started) is ours.
+      if (nng_msg* m = nng_aio_get_msg(w->aio); m && w->step == WorkerState::Step::sending) {
+        nng_msg_free(m);
+      }
+      nng_aio_free(w->aio);
+    }
     nng_ctx_close(w->ctx);
-    if (w->aio) nng_aio_free(w->aio);
   }
   nng_close(impl_->sock);
 }

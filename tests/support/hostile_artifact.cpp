@@ -68,7 +68,7 @@ ContentId install_raw_artifact(const std::filesystem::path& root,
     ids.push_back(id);
   }
   nlohmann::json doc = {
-      {"format", "drover.manifest.v1"},    {"service", service}, {"git_sha", "0123abcd"},
+      {"format", "drover.manifest.v1"},    {"service", service},   {"git_sha", "0123abcd"},
       {"meta", nlohmann::json::object()},  {"packing", "by-hand"}, {"layers", layer_docs},
       {"entries", nlohmann::json(entries)}};
   std::string bytes = *canon::encode(doc);

@@ -1,5 +1,9 @@
 #include "tests/support/test_support.hpp"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -191,6 +195,20 @@ ProcessResult run(const std::vector<std::string>& argv, std::chrono::millisecond
 ProcessResult run_and_kill(const std::vector<std::string>& argv, std::chrono::microseconds after) {
   // The deadline is the fault being injected, not a wait for a condition.
   return collect(spawn(argv, {}), std::chrono::steady_clock::now() + after);
+}
+
+std::uint16_t free_port() {
+  int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (sock < 0) throw std::runtime_error("socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  const bool ok = ::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  ::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  ::close(sock);
+  if (!ok) throw std::runtime_error("no free port on 127.0.0.1");
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace drover::testing

@@ -54,6 +54,10 @@ struct ProcessResult {
   double wall_seconds = 0;
 };
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read,
+// closed), for a program that must be told its port rather than choose one.
+std::uint16_t free_port();
+
 // Path of a built binary: $DROVER_BIN_DIR/name (set by CTest).
 fs::path binary(const std::string& name);
 

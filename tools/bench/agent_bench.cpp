@@ -50,13 +50,6 @@ double ms_since(Steady::time_point t) {
   return std::chrono::duration<double, std::milli>(Steady::now() - t).count();
 }
 
-std::uint16_t free_port() {
-  http::ServerOptions o;
-  auto s = http::Server::start(
-      o, [](const http::Request&, http::Responder r) { r({}); }, Logger::discard());
-  return (*s)->port();
-}
-
 std::optional<std::string> serving(std::uint16_t port) {
   auto r = http::request("GET", "http://127.0.0.1:" + std::to_string(port) + "/version", "", 1s);
   if (!r.ok() || r->status != 200) return std::nullopt;

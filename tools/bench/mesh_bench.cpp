@@ -255,16 +255,7 @@ BaselineResult run_baseline(Env& env, int n) {
   const fs::path root = env.work / "nginx";
   fs::create_directories(root / "logs");
   const std::uint64_t per_connection = env.rate_bytes / static_cast<std::uint64_t>(n);
-  // Find a free port: bind 0, read it, close, hand it to nginx.
-  int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  ::close(sock);
+  const int port = drover::testing::free_port();  // nginx must be told its port
   std::ofstream(root / "nginx.conf")
       << "daemon off;\nmaster_process off;\nworker_processes 1;\npid "
       << (root / "nginx.pid").string() << ";\n"
