@@ -84,7 +84,7 @@ struct Agent::Impl {
   std::unique_ptr<CoordinatorLink> link;
   std::unique_ptr<nng::Subscriber> announcements;
 
-  std::mutex mesh_mu;  // guards node, cache, mesh_tracker (the cycle thread builds them)
+  mutable std::mutex mesh_mu;  // guards node, cache, mesh_tracker (the cycle thread builds them)
   std::unique_ptr<mesh::MeshNode> node;
   std::unique_ptr<mesh::LayerCache> cache;
   std::string mesh_tracker;
@@ -243,6 +243,7 @@ struct Agent::Impl {
       quit = true;
     }
     cycle_cv.notify_all();
+    if (announcements) announcements->close();
     for (auto& t : threads) t.join();
     threads.clear();
     control.reset();
@@ -368,6 +369,7 @@ struct Agent::Impl {
       return make_error(Errc::refused, release.short_str() + " exited during start");
     }
     while (SteadyClock::now() < deadline) {
+      if (is_stopping()) return make_error(Errc::timeout, "agent stopping");
       if (sup.exits() >= 2) {
         return make_error(Errc::refused, release.short_str() + " exited " +
                                              std::to_string(sup.exits()) +
@@ -866,8 +868,12 @@ struct Agent::Impl {
     for (const auto& s : config.services) body.services.push_back(s.name);
     body.public_key = key->public_key();
     {
+      // Where peers reach this host's mesh node: the listen address, or the
+      // host's name when it listens on every address.
+      std::string where = config.mesh_listen.substr(0, config.mesh_listen.rfind(':'));
+      if (where == "0.0.0.0" || where == "[::]" || where.empty()) where = config.host;
       std::lock_guard lock(mesh_mu);
-      body.mesh_peer = node ? "127.0.0.1:" + std::to_string(node->port()) : "";
+      body.mesh_peer = node ? where + ":" + std::to_string(node->port()) : "";
     }
     body.join_token = config.join_token;
     body.at = now;
@@ -1029,7 +1035,8 @@ struct Agent::Impl {
 
   void announcement_loop() {
     while (!is_stopping()) {
-      auto m = announcements->receive(milliseconds(200));
+      // stop() closes the socket, which ends a receive at once.
+      auto m = announcements->receive(milliseconds(5000));
       if (!m.ok() || !*m) continue;
       auto a = proto::decode_announcement(**m);
       if (!a.ok() || !services.count(a->service)) continue;
@@ -1110,6 +1117,10 @@ struct Agent::Impl {
                           {"enrolled", enrolled},
                           {"last_contact_unix_ms", last_contact_ms}};
     out["reports"] = {{"buffered", outbox.size()}, {"dropped", outbox.dropped()}};
+    std::lock_guard mesh_lock(mesh_mu);  // never taken before view_mu elsewhere
+    out["mesh"] = {{"port", node ? node->port() : 0},
+                   {"tracker", mesh_tracker},
+                   {"layers_held", cache ? cache->held().size() : 0}};
     return out;
   }
 };

@@ -4,6 +4,7 @@
 //   drover-agent run --config FILE [--log-level L]
 //   drover-agent status (--config FILE | --state DIR) [--json]
 //   drover-agent hand-over (--config FILE | --state DIR) BUNDLE_FILE
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cxxopts.hpp>
@@ -97,7 +98,8 @@ void print_status(const json& s) {
     std::cout << "\n";
   }
   std::cout << "reports buffered " << s["reports"]["buffered"] << ", dropped "
-            << s["reports"]["dropped"] << "\n";
+            << s["reports"]["dropped"] << "\nmesh port " << s["mesh"]["port"] << ", "
+            << s["mesh"]["layers_held"] << " layers held and seeded\n";
 }
 
 int run_agent(const cxxopts::ParseResult& r) {
@@ -110,6 +112,12 @@ int run_agent(const cxxopts::ParseResult& r) {
   auto config = agent::load_config(fsys, r["config"].as<std::string>());
   if (!config.ok()) return fail(config.error().message);
   mesh::install_stop_signals();
+  // Layers pass through memory in buffers of up to 64 MiB while a release is
+  // unpacked. glibc would serve them from its heap after the first one (its
+  // mmap threshold grows) and keep that memory after they are freed; a fixed
+  // threshold hands every large buffer back to the kernel when freed, so an
+  // idle agent stays small (docs/BENCHMARKS.md).
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
   StderrSink sink;
   SystemClock clock;
   Logger log(sink, clock, level);

@@ -50,7 +50,7 @@ struct SupervisorOptions {
   std::chrono::milliseconds crash_loop_window{std::chrono::seconds(60)};
   // A run this long resets the backoff.
   std::chrono::milliseconds stable_after{std::chrono::seconds(30)};
-  std::chrono::milliseconds poll{50};
+  std::chrono::milliseconds poll{100};  // how soon an exit is noticed
 };
 
 class Supervisor {

@@ -255,6 +255,10 @@ Result<std::unique_ptr<Subscriber>> Subscriber::dial(const std::string& url,
   return std::unique_ptr<Subscriber>(new Subscriber(std::move(impl)));
 }
 
+void Subscriber::close() {
+  nng_close(impl_->sock);  // a second close (the destructor's) only returns NNG_ECLOSED
+}
+
 Result<std::optional<std::string>> Subscriber::receive(std::chrono::milliseconds timeout) {
   nng_socket_set_ms(impl_->sock, NNG_OPT_RECVTIMEO, static_cast<nng_duration>(timeout.count()));
   char* buf = nullptr;

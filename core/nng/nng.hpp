@@ -77,6 +77,10 @@ class Subscriber {
   ~Subscriber();
   // The next message, or nullopt when none arrived within timeout.
   Result<std::optional<std::string>> receive(std::chrono::milliseconds timeout);
+  // Closes the socket: a receive() blocked in another thread returns an
+  // error at once, and so does every later one. Destroy only after that
+  // thread has left receive().
+  void close();
 
  private:
   struct Impl;
