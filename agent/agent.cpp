@@ -359,6 +359,7 @@ struct Agent::Impl {
     Supervisor& sup = *s.slots[slot];
     const auto deadline = SteadyClock::now() + std::chrono::seconds(h.start_timeout_s);
     std::string last = "no sample yet";
+    milliseconds retry(2);
     if (h.health.empty()) {
       // Without an endpoint, healthy means: still running a second later.
       const auto settle = std::min(deadline, SteadyClock::now() + std::chrono::seconds(1));
@@ -379,7 +380,9 @@ struct Agent::Impl {
       // The answer must come from the process we started, still running.
       if (sample.ok && sup.exits() == 0 && sup.state() == RunState::running) return Ok{};
       last = sample.error;
-      std::this_thread::sleep_for(milliseconds(100));
+      // Most services answer within milliseconds: ask again soon, then less often.
+      std::this_thread::sleep_for(retry);
+      retry = std::min(retry * 2, milliseconds(100));
     }
     return make_error(Errc::timeout, release.short_str() + " was not healthy within " +
                                          std::to_string(h.start_timeout_s) +
