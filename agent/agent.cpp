@@ -586,6 +586,15 @@ struct Agent::Impl {
     return answered;
   }
 
+  // Recovery does not depend on the intent (the record is the truth, and
+  // leftovers are cleaned whatever it says), so a failed write is logged and
+  // the step goes on.
+  void note_intent(const std::string& service, const Intent& intent) {
+    if (auto st = state->put_intent(service, intent); !st.ok()) {
+      log.error("agent.state.intent", {{"service", service}, {"error", st.error().message}});
+    }
+  }
+
   void fail_plan(ServiceRuntime& s, ServiceRecord rec, const proto::Plan& plan,
                  const std::string& event, const std::string& why) {
     log.error("agent.apply.failed",
@@ -649,7 +658,7 @@ struct Agent::Impl {
             {"artifact", artifact},
             {"layers", plan.layers.size()},
             {"bytes", plan.layer_bytes()}});
-      (void)state->put_intent(name, {"fetch", plan.seq, artifact, rec.current});
+      note_intent(name, {"fetch", plan.seq, artifact, rec.current});
       Status fetched = fetch_layers(s, plan);
       if (!fetched.ok()) {
         (void)state->clear_intent(name);
@@ -663,7 +672,7 @@ struct Agent::Impl {
         return;  // tried again at the next cycle
       }
       set_view(name, [](ServiceView& v) { v.phase = "unpacking"; });
-      (void)state->put_intent(name, {"unpack", plan.seq, artifact, rec.current});
+      note_intent(name, {"unpack", plan.seq, artifact, rec.current});
       emit({{"event", "unpacking"}, {"service", name}, {"artifact", artifact}});
       CacheSource source(dir("cache") / "layers");
       auto made = s.releases->materialize(*manifest, plan.artifact, source);
@@ -673,7 +682,7 @@ struct Agent::Impl {
       }
     }
     set_view(name, [](ServiceView& v) { v.phase = "switching"; });
-    (void)state->put_intent(name, {"switch", plan.seq, artifact, rec.current});
+    note_intent(name, {"switch", plan.seq, artifact, rec.current});
     emit({{"event", "switching"}, {"service", name}, {"artifact", artifact}});
     // Flags first: a new release starts with the plan's flags in place.
     if (flags != rec.flags) {
@@ -687,7 +696,7 @@ struct Agent::Impl {
       Status switched = s.config.blue_green ? switch_blue_green(s, rec, plan.artifact)
                                             : switch_single(s, rec, plan.artifact);
       if (!switched.ok()) {
-        if (flags != rec.flags && !rec.flags.empty()) (void)write_flags(s, rec.flags, rec.seq);
+        if (flags != rec.flags) (void)write_flags(s, rec.flags, rec.seq);  // "" writes {}
         fail_plan(s, rec, plan, "apply_failed", switched.error().message);
         return;
       }

@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 jobs="${DROVER_JOBS:-2}"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+# Paths relative to the checkout, and no hash of the working directory, so a
+# fresh clone elsewhere (CI) reuses what an earlier build compiled.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR=1
 
 build_and_test() {
   local dir="$1"; shift
