@@ -1,0 +1,216 @@
+#include "coordinator/store/coordinator_store.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "core/base/hex.hpp"
+#include "core/canon/base64.hpp"
+#include "core/canon/canonical_json.hpp"
+#include "core/hash/sha256.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+using nlohmann::json;
+constexpr std::string_view kFormat = "1";
+
+std::string token_key(const std::string& token) {
+  return ContentId::of(token).hex();
+}
+
+// Big-endian, so plan revisions sort by seq.
+std::string seq_key(const std::string& service, std::uint64_t seq) {
+  std::string k = service + '/';
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>((seq >> (8 * i)) & 0xff));
+  return k;
+}
+
+std::string encode_host(const HostRecord& h) {
+  json j = {{"host", h.host},
+            {"region", h.region},
+            {"cluster", h.cluster},
+            {"services", h.services},
+            {"public_key", h.key.hex()},
+            {"report_key", canon::base64_encode(h.report_key)},
+            {"mesh_peer", h.mesh_peer},
+            {"enrolled_at", h.enrolled_at},
+            {"last_seen", h.last_seen},
+            {"report_seq", h.report_seq}};
+  return *canon::encode(j);
+}
+
+Result<HostRecord> decode_host(std::string_view bytes) {
+  auto parsed = canon::decode(bytes, 1 << 20);
+  if (!parsed.ok() || !parsed->is_object()) {
+    return make_error(Errc::corrupt, "coordinator state: a host record is unreadable");
+  }
+  try {
+    const json& j = *parsed;
+    HostRecord h;
+    h.host = j.at("host").get<std::string>();
+    h.region = j.at("region").get<std::string>();
+    h.cluster = j.at("cluster").get<std::string>();
+    h.services = j.at("services").get<std::vector<std::string>>();
+    DROVER_ASSIGN(h.key, sign::PublicKey::from_hex(j.at("public_key").get<std::string>()));
+    DROVER_ASSIGN(h.report_key, canon::base64_decode(j.at("report_key").get<std::string>()));
+    h.mesh_peer = j.at("mesh_peer").get<std::string>();
+    h.enrolled_at = j.at("enrolled_at").get<std::int64_t>();
+    h.last_seen = j.at("last_seen").get<std::int64_t>();
+    h.report_seq = j.at("report_seq").get<std::uint64_t>();
+    return h;
+  } catch (const json::exception& e) {
+    return make_error(Errc::corrupt, std::string("coordinator state: host record: ") + e.what());
+  }
+}
+
+std::uint64_t to_u64(const std::optional<std::string>& v) {
+  return v ? std::stoull(*v) : 0;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CoordinatorStore>> CoordinatorStore::open(const fs::path& dir) {
+  std::unique_ptr<CoordinatorStore> s(new CoordinatorStore());
+  lmdb::Options options;
+  options.map_size = 8ull << 30;  // address space only; grows on disk as used
+  DROVER_ASSIGN(s->env_, lmdb::Env::open(dir, options));
+  DROVER_ASSIGN(s->meta_, s->env_->table("meta"));
+  DROVER_ASSIGN(s->hosts_, s->env_->table("hosts"));
+  DROVER_ASSIGN(s->join_tokens_, s->env_->table("join_tokens"));
+  DROVER_ASSIGN(s->plans_, s->env_->table("plans"));
+  DROVER_ASSIGN(s->plan_index_, s->env_->table("plan_index"));
+  DROVER_ASSIGN(s->plan_seqs_, s->env_->table("plan_seqs"));
+  DROVER_ASSIGN(auto txn, s->env_->begin_write());
+  DROVER_ASSIGN(auto format, txn.get(s->meta_, "coordinator_format"));
+  if (!format) {
+    DROVER_TRY(txn.put(s->meta_, "coordinator_format", kFormat));
+  } else if (*format != kFormat) {
+    return make_error(Errc::unsupported, "coordinator state " + dir.string() + " has format '" +
+                                             *format + "'; this coordinator reads format 1");
+  }
+  DROVER_TRY(txn.commit());
+  return s;
+}
+
+Result<std::optional<HostRecord>> CoordinatorStore::host(const std::string& name) {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  DROVER_ASSIGN(auto bytes, txn.get(hosts_, name));
+  if (!bytes) return std::optional<HostRecord>();
+  DROVER_ASSIGN(HostRecord h, decode_host(*bytes));
+  return std::optional<HostRecord>(std::move(h));
+}
+
+Result<std::vector<HostRecord>> CoordinatorStore::hosts() {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  DROVER_ASSIGN(auto cursor, txn.cursor(hosts_));
+  std::vector<HostRecord> out;
+  DROVER_ASSIGN(bool more, cursor.first());
+  while (more) {
+    DROVER_ASSIGN(HostRecord h, decode_host(cursor.value()));
+    out.push_back(std::move(h));
+    DROVER_ASSIGN(more, cursor.next());
+  }
+  return out;
+}
+
+Status CoordinatorStore::enroll(const HostRecord& record) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_ASSIGN(auto existing, txn.get(hosts_, record.host));
+  HostRecord next = record;
+  if (existing) {
+    DROVER_ASSIGN(HostRecord old, decode_host(*existing));
+    if (!(old.key == record.key)) {
+      return make_error(Errc::refused, "host '" + record.host + "' is bound to key " +
+                                           old.key.key_id().substr(0, 12) +
+                                           "; an admin must reset it before another key enrolls");
+    }
+    next.enrolled_at = old.enrolled_at;
+    next.report_seq = old.report_seq;  // the agent's numbering continues
+  }
+  DROVER_TRY(txn.put(hosts_, record.host, encode_host(next)));
+  return txn.commit();
+}
+
+Status CoordinatorStore::reset_host(const std::string& name) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_ASSIGN(bool erased, txn.erase(hosts_, name));
+  if (!erased) return make_error(Errc::not_found, "no enrolled host '" + name + "'");
+  return txn.commit();
+}
+
+Status CoordinatorStore::add_join_token(const std::string& token, const std::string& issued_by,
+                                        std::int64_t at) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  json j = {{"issued_by", issued_by}, {"issued_at", at}};
+  DROVER_TRY(txn.put(join_tokens_, token_key(token), *canon::encode(j)));
+  return txn.commit();
+}
+
+Result<bool> CoordinatorStore::join_token_valid(const std::string& token) {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  DROVER_ASSIGN(auto v, txn.get(join_tokens_, token_key(token)));
+  return v.has_value();
+}
+
+Status CoordinatorStore::revoke_join_token(const std::string& token) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_ASSIGN(bool erased, txn.erase(join_tokens_, token_key(token)));
+  if (!erased) return make_error(Errc::not_found, "no such join token");
+  return txn.commit();
+}
+
+Result<std::uint64_t> CoordinatorStore::next_plan_seq(const std::string& service) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_ASSIGN(auto v, txn.get(plan_seqs_, service));
+  const std::uint64_t next = to_u64(v) + 1;
+  DROVER_TRY(txn.put(plan_seqs_, service, std::to_string(next)));
+  DROVER_TRY(txn.commit());
+  return next;
+}
+
+Status CoordinatorStore::note_reported_seq(const std::string& service, std::uint64_t seq) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_ASSIGN(auto v, txn.get(plan_seqs_, service));
+  if (to_u64(v) >= seq) return Ok{};
+  DROVER_TRY(txn.put(plan_seqs_, service, std::to_string(seq)));
+  return txn.commit();
+}
+
+Status CoordinatorStore::put_plan(const std::string& service, std::uint64_t seq,
+                                  const std::string& bundle,
+                                  const std::vector<std::string>& hosts) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_TRY(txn.put(plans_, seq_key(service, seq), bundle));
+  for (const auto& h : hosts) {
+    DROVER_TRY(txn.put(plan_index_, service + '/' + h, seq_key(service, seq)));
+  }
+  return txn.commit();
+}
+
+Result<std::optional<std::string>> CoordinatorStore::plan_for(const std::string& service,
+                                                              const std::string& host) {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  DROVER_ASSIGN(auto key, txn.get(plan_index_, service + '/' + host));
+  if (!key) return std::optional<std::string>();
+  DROVER_ASSIGN(auto bundle, txn.get(plans_, *key));
+  if (!bundle) {
+    return make_error(Errc::corrupt, "coordinator state: the plan of " + service + " for " + host +
+                                         " is indexed but missing");
+  }
+  return bundle;
+}
+
+Result<bool> CoordinatorStore::accept_report(const std::string& host, std::uint64_t seq,
+                                             std::int64_t now) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_ASSIGN(auto bytes, txn.get(hosts_, host));
+  if (!bytes) return make_error(Errc::not_found, "host '" + host + "' is not enrolled");
+  DROVER_ASSIGN(HostRecord h, decode_host(*bytes));
+  h.last_seen = now;
+  const bool fresh = seq > h.report_seq;
+  if (fresh) h.report_seq = seq;
+  DROVER_TRY(txn.put(hosts_, host, encode_host(h)));
+  DROVER_TRY(txn.commit());
+  return fresh;
+}
+
+}  // namespace drover::coordinator

@@ -1,0 +1,73 @@
+// The coordinator's durable state in LMDB (docs/COORDINATOR.md, "Durable
+// state"): enrolled hosts, join tokens, plan revisions and the highest plan
+// seq per service, and each host's report high-water mark. One write
+// transaction per transition, committed before the coordinator acts on it.
+// Thread-safe: LMDB serializes writers; reads run in parallel.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/base/result.hpp"
+#include "core/lmdb/lmdb.hpp"
+#include "core/sign/keys.hpp"
+#include "core/world/filesystem.hpp"
+
+namespace drover::coordinator {
+
+struct HostRecord {
+  std::string host, region, cluster;
+  std::vector<std::string> services;
+  sign::PublicKey key;
+  std::string report_key;  // 32 raw bytes
+  std::string mesh_peer;
+  std::int64_t enrolled_at = 0;
+  std::int64_t last_seen = 0;
+  std::uint64_t report_seq = 0;  // highest report seq ingested
+};
+
+class CoordinatorStore {
+ public:
+  static Result<std::unique_ptr<CoordinatorStore>> open(const fs::path& dir);
+
+  // ---- hosts ----
+  Result<std::optional<HostRecord>> host(const std::string& name);
+  Result<std::vector<HostRecord>> hosts();
+  // Enrolls: binds a new host to its key, or refreshes a host enrolling again
+  // with the same key. Another key is refused (Errc::refused) until reset.
+  Status enroll(const HostRecord& record);
+  // An admin's reset: the next enrollment may bind another key.
+  Status reset_host(const std::string& name);
+
+  // ---- join tokens (stored as SHA-256 hashes only) ----
+  Status add_join_token(const std::string& token, const std::string& issued_by, std::int64_t at);
+  Result<bool> join_token_valid(const std::string& token);
+  Status revoke_join_token(const std::string& token);
+
+  // ---- plans ----
+  // The next seq for a service: above every seq issued here or reported by
+  // an agent (a coordinator restored from an old backup continues above
+  // what the fleet has seen). Stored before it is returned.
+  Result<std::uint64_t> next_plan_seq(const std::string& service);
+  Status note_reported_seq(const std::string& service, std::uint64_t seq);
+  // Stores a signed revision and makes it the plan of every host it names.
+  Status put_plan(const std::string& service, std::uint64_t seq, const std::string& bundle,
+                  const std::vector<std::string>& hosts);
+  // The newest revision that names host, if any.
+  Result<std::optional<std::string>> plan_for(const std::string& service, const std::string& host);
+
+  // ---- reports ----
+  // Records a report seq for host: true when new (ingest it), false when
+  // already seen (acknowledge and drop). Updates last_seen.
+  Result<bool> accept_report(const std::string& host, std::uint64_t seq, std::int64_t now);
+
+ private:
+  CoordinatorStore() = default;
+  std::unique_ptr<lmdb::Env> env_;
+  lmdb::Table meta_, hosts_, join_tokens_, plans_, plan_index_, plan_seqs_;
+};
+
+}  // namespace drover::coordinator

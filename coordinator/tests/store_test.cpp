@@ -1,0 +1,104 @@
+// The coordinator's durable state: host binding, join tokens, plan seqs that
+// only go up (also above what agents report), plan lookup per host, reports
+// ingested once.
+#include <gtest/gtest.h>
+
+#include "coordinator/store/coordinator_store.hpp"
+#include "core/world/random.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+using drover::testing::TempDir;
+
+HostRecord host_with_key(const std::string& name, std::uint64_t seed) {
+  SeededRandom rnd(seed);
+  HostRecord h;
+  h.host = name;
+  h.region = "eu";
+  h.cluster = "c1";
+  h.services = {"web"};
+  h.key = sign::KeyPair::generate(rnd).public_key();
+  h.report_key = std::string(32, static_cast<char>('a' + seed));
+  h.enrolled_at = 100;
+  return h;
+}
+
+TEST(CoordinatorStore, AHostStaysBoundToItsFirstKeyUntilReset) {
+  TempDir dir;
+  auto s = CoordinatorStore::open(dir.path());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
+  auto again = host_with_key("web-1", 1);
+  again.report_key = std::string(32, 'z');  // same key, new report key: a re-enrollment
+  ASSERT_TRUE((*s)->enroll(again).ok());
+  EXPECT_EQ((*(*s)->host("web-1"))->report_key, std::string(32, 'z'));
+  auto other = (*s)->enroll(host_with_key("web-1", 2));
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code, Errc::refused);
+  EXPECT_NE(other.error().message.find("reset"), std::string::npos);
+  ASSERT_TRUE((*s)->reset_host("web-1").ok());
+  EXPECT_TRUE((*s)->enroll(host_with_key("web-1", 2)).ok());
+  EXPECT_EQ((*s)->reset_host("web-9").error().code, Errc::not_found);
+  EXPECT_EQ((*s)->hosts()->size(), 1u);
+}
+
+TEST(CoordinatorStore, JoinTokensAreKeptAsHashesAndCanBeRevoked) {
+  TempDir dir;
+  {
+    auto s = CoordinatorStore::open(dir.path());
+    ASSERT_TRUE((*s)->add_join_token("secret-token", "admin", 1).ok());
+    EXPECT_TRUE(*(*s)->join_token_valid("secret-token"));
+    EXPECT_FALSE(*(*s)->join_token_valid("guess"));
+  }
+  // The token itself is nowhere on disk.
+  std::string all;
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    all += drover::testing::read_file(e.path());
+  EXPECT_EQ(all.find("secret-token"), std::string::npos);
+  auto s = CoordinatorStore::open(dir.path());
+  ASSERT_TRUE((*s)->revoke_join_token("secret-token").ok());
+  EXPECT_FALSE(*(*s)->join_token_valid("secret-token"));
+}
+
+TEST(CoordinatorStore, PlanSeqsOnlyGoUpAndStayAboveWhatAgentsReport) {
+  TempDir dir;
+  auto s = CoordinatorStore::open(dir.path());
+  EXPECT_EQ(*(*s)->next_plan_seq("web"), 1u);
+  EXPECT_EQ(*(*s)->next_plan_seq("web"), 2u);
+  EXPECT_EQ(*(*s)->next_plan_seq("db"), 1u);
+  // Restored from an old backup, it hears from an agent that ran seq 40.
+  ASSERT_TRUE((*s)->note_reported_seq("web", 40).ok());
+  ASSERT_TRUE((*s)->note_reported_seq("web", 7).ok());  // never lowers
+  EXPECT_EQ(*(*s)->next_plan_seq("web"), 41u);
+}
+
+TEST(CoordinatorStore, EachHostGetsTheNewestRevisionThatNamesIt) {
+  TempDir dir;
+  auto s = CoordinatorStore::open(dir.path());
+  ASSERT_TRUE((*s)->put_plan("web", 1, "bundle-1", {"h1", "h2"}).ok());
+  ASSERT_TRUE((*s)->put_plan("web", 2, "bundle-2", {"h1"}).ok());
+  EXPECT_EQ(**(*s)->plan_for("web", "h1"), "bundle-2");
+  EXPECT_EQ(**(*s)->plan_for("web", "h2"), "bundle-1");
+  EXPECT_FALSE(*(*s)->plan_for("web", "h3"));
+  EXPECT_FALSE(*(*s)->plan_for("db", "h1"));
+}
+
+TEST(CoordinatorStore, AReportIsIngestedOnce) {
+  TempDir dir;
+  auto s = CoordinatorStore::open(dir.path());
+  ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
+  EXPECT_TRUE(*(*s)->accept_report("web-1", 5, 1000));
+  EXPECT_FALSE(*(*s)->accept_report("web-1", 5, 1001));  // a resend
+  EXPECT_FALSE(*(*s)->accept_report("web-1", 3, 1002));
+  EXPECT_TRUE(*(*s)->accept_report("web-1", 6, 1003));
+  EXPECT_EQ((*(*s)->host("web-1"))->last_seen, 1003);
+  EXPECT_EQ((*s)->accept_report("web-9", 1, 1).error().code, Errc::not_found);
+  // Re-enrolling (same key) keeps the high-water mark.
+  ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
+  EXPECT_FALSE(*(*s)->accept_report("web-1", 6, 1004));
+}
+
+}  // namespace
+}  // namespace drover::coordinator
