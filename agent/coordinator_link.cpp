@@ -41,7 +41,6 @@ Status CoordinatorLink::enroll(proto::EnrollBody body, const sign::KeyPair& agen
   if (reply.type != "enrolled") {
     return make_error(Errc::invalid_argument, "coordinator: enroll answered '" + reply.type + "'");
   }
-  report_key_ = report_key;
   return Ok{};
 }
 

@@ -24,9 +24,12 @@ class CoordinatorLink {
   // The current certificate of the online key (unauthenticated: the caller
   // verifies it against the pinned root).
   Result<sign::Envelope> pull_cert();
-  // Enrolls this host; report_key is sealed to online_key on the way.
+  // Enrolls this host; report_key is sealed to online_key on the way. It
+  // must be the key given to set_report_key.
   Status enroll(proto::EnrollBody body, const sign::KeyPair& agent_key,
                 const sign::PublicKey& online_key, const std::string& report_key);
+  // The key every later request is MACed with. Set once, before the link is
+  // used from several threads.
   void set_report_key(std::string key) { report_key_ = std::move(key); }
 
   Result<std::optional<proto::PlanBundle>> pull_plan(const std::string& service,

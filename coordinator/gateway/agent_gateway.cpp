@@ -1,0 +1,166 @@
+#include "coordinator/gateway/agent_gateway.hpp"
+
+#include "core/canon/base64.hpp"
+#include "core/format/manifest.hpp"
+#include "core/proto/plan.hpp"
+#include "core/sign/secret_box.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+std::string error_reply(Errc code, const std::string& message) {
+  return proto::encode_error_reply(make_error(code, message));
+}
+
+}  // namespace
+
+AgentGateway::AgentGateway(CoordinatorStore& store, OnlineKey online, ManifestLookup manifests,
+                           ReportHandler reports, const Clock& clock, Logger& log)
+    : store_(store),
+      manifests_(std::move(manifests)),
+      reports_(std::move(reports)),
+      clock_(clock),
+      log_(log),
+      online_(std::move(online)) {}
+
+AgentGateway::~AgentGateway() {
+  server_.reset();  // waits for requests in progress
+  publisher_.reset();
+}
+
+Result<std::unique_ptr<AgentGateway>> AgentGateway::start(const GatewayOptions& options,
+                                                          CoordinatorStore& store, OnlineKey online,
+                                                          ManifestLookup manifests,
+                                                          ReportHandler reports, const Clock& clock,
+                                                          Logger& log) {
+  std::unique_ptr<AgentGateway> g(new AgentGateway(store, std::move(online), std::move(manifests),
+                                                   std::move(reports), clock, log));
+  DROVER_ASSIGN(g->publisher_, nng::Publisher::listen(options.announcements_listen));
+  DROVER_ASSIGN(g->server_, nng::Server::listen(
+                                options.requests_listen,
+                                [raw = g.get()](std::string_view req) { return raw->handle(req); },
+                                options.workers));
+  return g;
+}
+
+std::string AgentGateway::requests_url() const {
+  return server_->url();
+}
+
+std::string AgentGateway::announcements_url() const {
+  return publisher_->url();
+}
+
+void AgentGateway::set_online_key(OnlineKey online) {
+  std::lock_guard lock(key_mu_);
+  online_ = std::move(online);
+}
+
+OnlineKey AgentGateway::online_key() const {
+  std::lock_guard lock(key_mu_);
+  return online_;
+}
+
+void AgentGateway::announce(const std::string& service, std::uint64_t seq) {
+  if (auto st = publisher_->publish(proto::encode_announcement({service, seq})); !st.ok()) {
+    log_.warn("coordinator.announce", {{"service", service}, {"error", st.error().message}});
+  }
+}
+
+std::string AgentGateway::enroll(const proto::Request& r) {
+  auto body = proto::parse_body(r.body);
+  if (!body.ok()) return proto::encode_error_reply(body.error());
+  auto e = proto::enroll_body(*body);
+  if (!e.ok()) return proto::encode_error_reply(e.error());
+  if (e->host != r.host) {
+    return error_reply(Errc::refused, "the enrollment body names host '" + e->host +
+                                          "', the request '" + r.host + "'");
+  }
+  if (auto st = format::validate_service(e->host); !st.ok()) {
+    return error_reply(Errc::invalid_argument, "host id: " + st.error().message);
+  }
+  if (!proto::check_enroll_sig(r, e->public_key)) {
+    return error_reply(Errc::crypto, "the enrollment is not signed by the key it presents");
+  }
+  auto token_ok = store_.join_token_valid(e->join_token);
+  if (!token_ok.ok()) return proto::encode_error_reply(token_ok.error());
+  if (!*token_ok) return error_reply(Errc::refused, "unknown or revoked join token");
+  auto report_key = sign::unseal(online_key().key, e->sealed_mac_key);
+  if (!report_key.ok()) return proto::encode_error_reply(report_key.error());
+  if (report_key->size() != sign::kMacKeySize) {
+    return error_reply(Errc::invalid_argument, "the sealed report key is not 32 bytes");
+  }
+  HostRecord h;
+  h.host = e->host;
+  h.region = e->region;
+  h.cluster = e->cluster;
+  h.services = e->services;
+  h.key = e->public_key;
+  h.report_key = *report_key;
+  h.mesh_peer = e->mesh_peer;
+  h.enrolled_at = h.last_seen = unix_seconds(clock_.now());
+  if (auto st = store_.enroll(h); !st.ok()) {
+    log_.warn("coordinator.enroll.refused", {{"host", h.host}, {"error", st.error().message}});
+    return proto::encode_error_reply(st.error());
+  }
+  log_.info("coordinator.enrolled", {{"host", h.host}, {"key", h.key.key_id().substr(0, 12)}});
+  return proto::encode_reply("enrolled", {{"host", h.host}});
+}
+
+std::string AgentGateway::handle(std::string_view bytes) {
+  auto r = proto::decode_request(bytes);
+  if (!r.ok()) return proto::encode_error_reply(r.error());
+  if (r->type == proto::kCertPull) {
+    return proto::encode_reply("cert", {{"cert", sign::encode_envelope(online_key().cert)}});
+  }
+  if (r->type == proto::kEnroll) return enroll(*r);
+
+  // Everything else speaks for an enrolled host, under its report key.
+  auto host = store_.host(r->host);
+  if (!host.ok()) return proto::encode_error_reply(host.error());
+  if (!*host) return error_reply(Errc::not_found, "host '" + r->host + "' is not enrolled");
+  if (!proto::check_mac(*r, (*host)->report_key)) {
+    log_.warn("coordinator.request.bad_mac", {{"host", r->host}, {"type", r->type}});
+    return error_reply(Errc::crypto, "request of '" + r->host +
+                                         "' is not authenticated by its report key; enroll again");
+  }
+  auto body = proto::parse_body(r->body);
+  if (!body.ok()) return proto::encode_error_reply(body.error());
+
+  if (r->type == proto::kPlanPull) {
+    const std::string service = body->value("service", "");
+    auto bundle = store_.plan_for(service, r->host);
+    if (!bundle.ok()) return proto::encode_error_reply(bundle.error());
+    if (!*bundle) return proto::encode_reply("no_plan", {{"service", service}});
+    return proto::encode_reply("plan", {{"bundle", **bundle}});
+  }
+  if (r->type == proto::kManifestPull) {
+    auto id = ContentId::parse(body->value("artifact", ""));
+    if (!id.ok()) return proto::encode_error_reply(id.error());
+    auto bytes_of = manifests_ ? manifests_(*id)
+                               : Result<std::string>(make_error(Errc::not_found, "no artifacts"));
+    if (!bytes_of.ok()) return proto::encode_error_reply(bytes_of.error());
+    return proto::encode_reply(
+        "manifest", {{"artifact", id->str()}, {"bytes", canon::base64_encode(*bytes_of)}});
+  }
+  if (r->type == proto::kReport) {
+    auto report = proto::report_body(*body);
+    if (!report.ok()) return proto::encode_error_reply(report.error());
+    auto fresh = store_.accept_report(r->host, report->seq, unix_seconds(clock_.now()));
+    if (!fresh.ok()) return proto::encode_error_reply(fresh.error());
+    if (*fresh) {
+      // What the fleet has run: a coordinator restored from a backup
+      // continues its plan seqs above it.
+      for (const auto& item : report->items) {
+        if (item.event && item.event->seq > 0) {
+          (void)store_.note_reported_seq(item.event->service, item.event->seq);
+        }
+      }
+      if (reports_) reports_(**host, *report);
+    }
+    return proto::encode_reply("ack", {{"seq", report->seq}});
+  }
+  return error_reply(Errc::unsupported, "unknown request type '" + r->type + "'");
+}
+
+}  // namespace drover::coordinator

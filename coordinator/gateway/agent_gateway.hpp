@@ -1,0 +1,86 @@
+// The coordinator's end of the agent protocol (docs/FORMATS.md, "Agent
+// protocol"; docs/COORDINATOR.md, "The agent gateway"): one NNG REP socket
+// that enrolls agents, answers plan, manifest and certificate pulls and
+// ingests reports, and one PUB socket that announces new plans.
+//
+// Every request is checked before its body is read: protocol version, then
+// the enrollment signature or the MAC under the host's report key, so one
+// host cannot speak for another. Reports are ingested at most once (by the
+// host's report seq) and handed to the report handler after the seq is
+// durably recorded.
+//
+// Threads: requests are handled on NNG's threads, several at once; the
+// handlers passed in must be thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "coordinator/store/coordinator_store.hpp"
+#include "core/hash/sha256.hpp"
+#include "core/log/log.hpp"
+#include "core/nng/nng.hpp"
+#include "core/proto/messages.hpp"
+#include "core/sign/envelope.hpp"
+#include "core/world/clock.hpp"
+
+namespace drover::coordinator {
+
+struct GatewayOptions {
+  std::string requests_listen = "tcp://127.0.0.1:0";
+  std::string announcements_listen = "tcp://127.0.0.1:0";
+  int workers = 4;
+};
+
+// The online signing key and the root's certificate for it.
+struct OnlineKey {
+  sign::KeyPair key;
+  sign::Envelope cert;
+};
+
+class AgentGateway {
+ public:
+  using ManifestLookup = std::function<Result<std::string>(const ContentId&)>;
+  using ReportHandler = std::function<void(const HostRecord&, const proto::ReportBody&)>;
+
+  static Result<std::unique_ptr<AgentGateway>> start(const GatewayOptions& options,
+                                                     CoordinatorStore& store, OnlineKey online,
+                                                     ManifestLookup manifests,
+                                                     ReportHandler reports, const Clock& clock,
+                                                     Logger& log);
+  ~AgentGateway();
+
+  std::string requests_url() const;
+  std::string announcements_url() const;
+
+  // A rotation: later enrollments seal to the new key, and plan answers
+  // carry its certificate.
+  void set_online_key(OnlineKey online);
+  OnlineKey online_key() const;
+
+  // Best effort (agents also poll): "plan seq of service exists".
+  void announce(const std::string& service, std::uint64_t seq);
+
+  // Handles one request's bytes; exposed for tests and benchmarks that drive
+  // the gateway without sockets.
+  std::string handle(std::string_view request);
+
+ private:
+  AgentGateway(CoordinatorStore& store, OnlineKey online, ManifestLookup manifests,
+               ReportHandler reports, const Clock& clock, Logger& log);
+  std::string enroll(const proto::Request& r);
+
+  CoordinatorStore& store_;
+  ManifestLookup manifests_;
+  ReportHandler reports_;
+  const Clock& clock_;
+  Logger& log_;
+  mutable std::mutex key_mu_;  // guards online_
+  OnlineKey online_;
+  std::unique_ptr<nng::Server> server_;
+  std::unique_ptr<nng::Publisher> publisher_;
+};
+
+}  // namespace drover::coordinator
