@@ -1,0 +1,253 @@
+// The deploy state machine in virtual time, against a simulated fleet: hosts
+// take the plan a few seconds after it is issued and report health according
+// to the release they run. No sleeps, no processes.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/orchestrator/batches.hpp"
+#include "coordinator/orchestrator/deploy_machine.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+constexpr std::int64_t kSecond = 1000;
+
+// A fleet that applies plans after `apply_delay` and samples health every 5 s.
+struct SimFleet {
+  std::map<std::string, std::string> running;
+  std::map<std::string, std::pair<std::string, std::int64_t>> pending;  // host -> (release, at)
+  std::map<std::string, Sample> health_of;  // release -> what its hosts report
+  std::set<std::string> silent;             // releases whose hosts send no health
+  std::set<std::string> never_applies;      // hosts that ignore plans
+  std::vector<HostSample> samples;
+  std::int64_t apply_delay = 3 * kSecond;
+  std::int64_t last_sample = 0;
+  std::vector<Action> plans;
+
+  void issue(const Action& a, std::int64_t now) {
+    plans.push_back(a);
+    for (const auto& h : a.hosts) {
+      if (!never_applies.count(h)) pending[h] = {a.artifact, now + apply_delay};
+    }
+  }
+  void tick(std::int64_t now) {
+    for (auto it = pending.begin(); it != pending.end();) {
+      if (it->second.second <= now) {
+        running[it->first] = it->second.first;
+        it = pending.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (now - last_sample >= 5 * kSecond) {
+      last_sample = now;
+      for (const auto& [host, release] : running) {
+        if (silent.count(release)) continue;
+        samples.push_back(
+            {host, release, now,
+             health_of.count(release) ? health_of[release] : Sample{0.01, 20, 0.3, true}});
+      }
+    }
+  }
+  FleetView view() const {
+    FleetView v;
+    v.artifact_ready = true;
+    v.running = running;
+    v.samples = samples;
+    return v;
+  }
+};
+
+struct Rollout {
+  SimFleet fleet;
+  DeployParams params;
+  DeployRecord deploy;
+  std::int64_t now = 1'000 * kSecond;
+  std::vector<std::string> audit;  // "what" of every audit action, in order
+
+  Rollout(int hosts, RolloutShape shape) {
+    params.bake_ms = 30 * kSecond;
+    params.converge_timeout_ms = 60 * kSecond;
+    params.rollback_timeout_ms = 60 * kSecond;
+    std::vector<std::string> names;
+    for (int i = 0; i < hosts; ++i) {
+      names.push_back("h" + std::to_string(i));
+      fleet.running["h" + std::to_string(i)] = "v1";
+    }
+    deploy.id = "d-1";
+    deploy.service = "web";
+    deploy.artifact = "v2";
+    deploy.prior_artifact = "v1";
+    deploy.created_ms = now;
+    for (auto& b : plan_batches(names, shape, deploy.id)) {
+      BatchRecord batch;
+      batch.hosts = std::move(b);
+      deploy.batches.push_back(std::move(batch));
+    }
+    // A pre-deploy window of healthy samples.
+    for (std::int64_t t = now - 60 * kSecond; t < now; t += 5 * kSecond) {
+      for (const auto& h : names) fleet.samples.push_back({h, "v1", t, {0.01, 20, 0.3, true}});
+    }
+    fleet.last_sample = now;
+  }
+  void apply(const Step& s) {
+    deploy = s.next;
+    for (const auto& a : s.actions) {
+      if (a.kind == Action::Kind::issue_plan) fleet.issue(a, now);
+      if (a.kind == Action::Kind::audit) audit.push_back(a.what);
+    }
+  }
+  // Runs until the deploy ends or `limit` of virtual time passes.
+  void run(std::int64_t limit = 3600 * kSecond) {
+    const std::int64_t end = now + limit;
+    while (!is_terminal(deploy.state) && now < end) {
+      fleet.tick(now);
+      apply(advance(deploy, params, fleet.view(), now));
+      now += kSecond;
+    }
+  }
+};
+
+RolloutShape rolling(double percent) {
+  RolloutShape s;
+  s.batch_percent = percent;
+  return s;
+}
+
+TEST(Batches, CanaryStepsThenRollingAndDeterministic) {
+  std::vector<std::string> hosts;
+  for (int i = 0; i < 100; ++i) hosts.push_back("h" + std::to_string(i));
+  RolloutShape s;
+  s.canary_percents = {1, 5, 25};
+  s.batch_percent = 25;
+  auto b = plan_batches(hosts, s, "d-9");
+  std::vector<std::size_t> sizes;
+  for (const auto& x : b) sizes.push_back(x.size());
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{1, 4, 20, 25, 25, 25}));
+  EXPECT_EQ(plan_batches(hosts, s, "d-9"), b);  // the same deploy picks the same hosts
+  EXPECT_NE(plan_batches(hosts, s, "d-10")[0], b[0]);
+  s.max_unavailable = 10;
+  // 1, 4, 20 = 10+10, and each 25 = 10+10+5.
+  EXPECT_EQ(plan_batches(hosts, s, "d-9").size(), 1u + 1 + 2 + 3 + 3 + 3);
+  RolloutShape bad;
+  EXPECT_FALSE(validate_shape(bad).ok());
+  bad.batch_size = 2;
+  bad.canary_percents = {5, 1};
+  EXPECT_FALSE(validate_shape(bad).ok());
+}
+
+TEST(DeployMachine, ARollingDeployBakesEveryBatchAndSucceeds) {
+  Rollout r(10, rolling(30));
+  r.run();
+  ASSERT_EQ(r.deploy.state, DeployState::succeeded) << r.deploy.reason;
+  ASSERT_EQ(r.deploy.batches.size(), 4u);
+  for (const auto& b : r.deploy.batches) {
+    EXPECT_EQ(b.status, "passed");
+    EXPECT_GE(b.finished_ms - b.converged_ms, r.params.bake_ms);  // no bake shortened
+  }
+  for (const auto& [host, release] : r.fleet.running) EXPECT_EQ(release, "v2") << host;
+  // Each revision names the batches so far: 3, 6, 9, 10 hosts.
+  ASSERT_EQ(r.fleet.plans.size(), 4u);
+  EXPECT_EQ(r.fleet.plans[0].hosts.size(), 3u);
+  EXPECT_EQ(r.fleet.plans[3].hosts.size(), 10u);
+  EXPECT_EQ(r.audit.back(), "service.release");
+}
+
+TEST(DeployMachine, BadHealthRollsBackTheMovedHostsNewestFirst) {
+  RolloutShape s = rolling(25);
+  s.canary_percents = {10};
+  Rollout r(20, s);
+  r.fleet.health_of["v2"] = {0.30, 20, 0.3, true};  // 30x the baseline's errors
+  r.run();
+  ASSERT_EQ(r.deploy.state, DeployState::rolled_back);
+  EXPECT_NE(r.deploy.reason.find("error_rate"), std::string::npos) << r.deploy.reason;
+  EXPECT_EQ(r.deploy.batches[0].status, "failed");
+  EXPECT_EQ(r.deploy.batch, 0u);  // caught in the canary
+  for (const auto& [host, release] : r.fleet.running) EXPECT_EQ(release, "v1") << host;
+  EXPECT_GT(r.deploy.rollback_done_ms, r.deploy.rollback_started_ms);
+  EXPECT_LE(r.deploy.rollback_done_ms - r.deploy.rollback_started_ms, 5 * kSecond);
+  EXPECT_EQ(r.fleet.plans.back().artifact, "v1");
+}
+
+TEST(DeployMachine, ASilentCanaryDoesNotPass) {
+  Rollout r(10, rolling(20));
+  r.fleet.silent.insert("v2");
+  r.run();
+  ASSERT_EQ(r.deploy.state, DeployState::rolled_back);
+  EXPECT_NE(r.deploy.reason.find("only 0 health samples"), std::string::npos) << r.deploy.reason;
+}
+
+TEST(DeployMachine, HostsThatNeverConvergeFailTheBatchAtItsDeadline) {
+  Rollout r(10, rolling(50));
+  r.fleet.never_applies.insert(r.deploy.batches[0].hosts[0]);
+  r.run();
+  ASSERT_EQ(r.deploy.state, DeployState::rolled_back);
+  EXPECT_NE(r.deploy.reason.find(r.deploy.batches[0].hosts[0]), std::string::npos);
+  EXPECT_NE(r.deploy.reason.find("deadline"), std::string::npos);
+}
+
+TEST(DeployMachine, APauseWaitsForThePersonAndNeverShortensTheBake) {
+  Rollout r(4, rolling(50));
+  // Run into the first bake.
+  while (r.deploy.state != DeployState::baking) {
+    r.fleet.tick(r.now);
+    r.apply(advance(r.deploy, r.params, r.fleet.view(), r.now));
+    r.now += kSecond;
+  }
+  r.now += 10 * kSecond;
+  const std::int64_t left = r.deploy.bake_until_ms - r.now;
+  auto paused = pause(r.deploy, r.now);
+  ASSERT_TRUE(paused);
+  r.apply(*paused);
+  // Hours pass; nothing moves.
+  for (int i = 0; i < 7200; ++i) {
+    r.fleet.tick(r.now);
+    EXPECT_FALSE(advance(r.deploy, r.params, r.fleet.view(), r.now).changed);
+    r.now += kSecond;
+  }
+  auto resumed = resume(r.deploy, r.now);
+  ASSERT_TRUE(resumed);
+  r.apply(*resumed);
+  EXPECT_EQ(r.deploy.bake_until_ms - r.now, left);
+  EXPECT_FALSE(resume(r.deploy, r.now));  // not paused any more
+  r.run();
+  EXPECT_EQ(r.deploy.state, DeployState::succeeded);
+}
+
+TEST(DeployMachine, AManualRollbackOfAFinishedDeploy) {
+  Rollout r(6, rolling(50));
+  r.run();
+  ASSERT_EQ(r.deploy.state, DeployState::succeeded);
+  auto back = rollback(r.deploy, r.params, r.now, "requested by alice");
+  ASSERT_TRUE(back);
+  r.apply(*back);
+  r.run();
+  EXPECT_EQ(r.deploy.state, DeployState::rolled_back);
+  for (const auto& [host, release] : r.fleet.running) EXPECT_EQ(release, "v1");
+  EXPECT_FALSE(rollback(r.deploy, r.params, r.now, "again"));
+}
+
+TEST(DeployMachine, AHostThatCannotApplyRollsBackAtOnce) {
+  Rollout r(6, rolling(50));
+  r.fleet.tick(r.now);
+  r.apply(advance(r.deploy, r.params, r.fleet.view(), r.now));  // ready
+  r.apply(advance(r.deploy, r.params, r.fleet.view(), r.now));  // batch 0 issued
+  FleetView v = r.fleet.view();
+  v.apply_failed.insert(r.deploy.batches[0].hosts[0]);
+  r.apply(advance(r.deploy, r.params, v, r.now));
+  EXPECT_EQ(r.deploy.state, DeployState::rolling_back);
+  EXPECT_NE(r.deploy.reason.find("could not apply"), std::string::npos);
+}
+
+TEST(DeployMachine, TheFirstDeployOfAServiceFailsInsteadOfRollingBack) {
+  Rollout r(4, rolling(50));
+  r.deploy.prior_artifact.clear();
+  r.fleet.health_of["v2"] = {0.5, 20, 0.3, true};
+  r.run();
+  EXPECT_EQ(r.deploy.state, DeployState::failed);
+  EXPECT_NE(r.deploy.reason.find("error_rate"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace drover::coordinator
