@@ -79,6 +79,10 @@ Result<std::unique_ptr<CoordinatorStore>> CoordinatorStore::open(const fs::path&
   DROVER_ASSIGN(s->plans_, s->env_->table("plans"));
   DROVER_ASSIGN(s->plan_index_, s->env_->table("plan_index"));
   DROVER_ASSIGN(s->plan_seqs_, s->env_->table("plan_seqs"));
+  DROVER_ASSIGN(s->deploys_, s->env_->table("deploys"));
+  DROVER_ASSIGN(s->audit_.records, s->env_->table("audit"));
+  DROVER_ASSIGN(s->audit_.snapshots, s->env_->table("config_snapshots"));
+  s->audit_.meta = s->meta_;
   DROVER_ASSIGN(auto txn, s->env_->begin_write());
   DROVER_ASSIGN(auto format, txn.get(s->meta_, "coordinator_format"));
   if (!format) {
@@ -197,6 +201,52 @@ Result<std::optional<std::string>> CoordinatorStore::plan_for(const std::string&
                                          " is indexed but missing");
   }
   return bundle;
+}
+
+Status CoordinatorStore::commit_deploy(const std::string& deploy_id, const std::string& record,
+                                       const std::vector<AuditRecord>& audits,
+                                       const std::string& config_snapshot) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_TRY(txn.put(deploys_, deploy_id, record));
+  for (std::size_t i = 0; i < audits.size(); ++i) {
+    DROVER_TRY(audit_append(txn, audit_, audits[i], i == 0 ? config_snapshot : std::string()));
+  }
+  return txn.commit();
+}
+
+Result<std::optional<std::string>> CoordinatorStore::deploy(const std::string& deploy_id) {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  return txn.get(deploys_, deploy_id);
+}
+
+Result<std::vector<std::string>> CoordinatorStore::deploys() {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  DROVER_ASSIGN(auto cursor, txn.cursor(deploys_));
+  std::vector<std::string> out;
+  DROVER_ASSIGN(bool more, cursor.first());
+  while (more) {
+    out.emplace_back(cursor.value());
+    DROVER_ASSIGN(more, cursor.next());
+  }
+  return out;
+}
+
+Result<AuditCheck> CoordinatorStore::verify_audit() {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  return audit_verify(txn, audit_);
+}
+
+Result<std::vector<AuditRecord>> CoordinatorStore::audit(const std::string& service,
+                                                         std::int64_t since_ms,
+                                                         std::int64_t until_ms, std::size_t limit) {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  return audit_query(txn, audit_, service, since_ms, until_ms, limit);
+}
+
+Result<std::optional<AuditRecord>> CoordinatorStore::running_at(const std::string& service,
+                                                                std::int64_t at_ms) {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  return audit_running_at(txn, audit_, service, at_ms);
 }
 
 Result<bool> CoordinatorStore::accept_report(const std::string& host, std::uint64_t seq,

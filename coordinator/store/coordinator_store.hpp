@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/audit/audit_log.hpp"
 #include "core/base/result.hpp"
 #include "core/lmdb/lmdb.hpp"
 #include "core/sign/keys.hpp"
@@ -59,6 +60,20 @@ class CoordinatorStore {
   // The newest revision that names host, if any.
   Result<std::optional<std::string>> plan_for(const std::string& service, const std::string& host);
 
+  // ---- deploys and the audit log ----
+  // One transition: the deploy's new record and its audit records (the
+  // first one with the config snapshot, if given) commit together or not at
+  // all.
+  Status commit_deploy(const std::string& deploy_id, const std::string& record,
+                       const std::vector<AuditRecord>& audits,
+                       const std::string& config_snapshot = "");
+  Result<std::optional<std::string>> deploy(const std::string& deploy_id);
+  Result<std::vector<std::string>> deploys();  // every record, by id
+  Result<AuditCheck> verify_audit();
+  Result<std::vector<AuditRecord>> audit(const std::string& service, std::int64_t since_ms,
+                                         std::int64_t until_ms, std::size_t limit);
+  Result<std::optional<AuditRecord>> running_at(const std::string& service, std::int64_t at_ms);
+
   // ---- reports ----
   // Records a report seq for host: true when new (ingest it), false when
   // already seen (acknowledge and drop). Updates last_seen.
@@ -67,7 +82,8 @@ class CoordinatorStore {
  private:
   CoordinatorStore() = default;
   std::unique_ptr<lmdb::Env> env_;
-  lmdb::Table meta_, hosts_, join_tokens_, plans_, plan_index_, plan_seqs_;
+  lmdb::Table meta_, hosts_, join_tokens_, plans_, plan_index_, plan_seqs_, deploys_;
+  AuditTables audit_;
 };
 
 }  // namespace drover::coordinator
