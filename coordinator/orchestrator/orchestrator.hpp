@@ -1,0 +1,71 @@
+// The durable driver of deploys (docs/COORDINATOR.md, "Deploys"): on each
+// tick it advances every active deploy with the pure state machine, commits
+// the new record with its audit records in one transaction, and only then
+// issues the plans the transition calls for.
+//
+// A crash between the commit and the plans is repaired at start: for every
+// active deploy the driver issues again the plans its state implies (the
+// batches so far with the new release, or the moved hosts with the prior
+// one). A host already running that release ignores the repeat, so no batch
+// is applied twice; deadlines and bakes are absolute times on the record, so
+// none is shortened or lengthened by the restart.
+//
+// Threads: one caller at a time (the coordinator's event loop).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "coordinator/orchestrator/deploy_machine.hpp"
+#include "coordinator/store/coordinator_store.hpp"
+#include "core/log/log.hpp"
+#include "core/world/clock.hpp"
+
+namespace drover::coordinator {
+
+// What the fleet reports about a deploy's service.
+using FleetSource = std::function<FleetView(const DeployRecord&)>;
+// Issues a plan revision: hosts run artifact.
+using PlanSink = std::function<Status(const DeployRecord&, const std::string& artifact,
+                                      const std::vector<std::string>& hosts)>;
+// The parameters of a deploy (from its pipeline).
+using ParamsOf = std::function<DeployParams(const DeployRecord&)>;
+
+// The plans a deploy in this state stands behind, oldest first.
+std::vector<Action> implied_plans(const DeployRecord& d);
+
+class Orchestrator {
+ public:
+  Orchestrator(CoordinatorStore& store, FleetSource fleet, PlanSink plans, ParamsOf params,
+               const Clock& clock, Logger& log);
+
+  // Re-issues the plans of every active deploy (call once at start).
+  Status recover();
+  // Records a new deploy (state pending) with its creation audit record and
+  // the pipeline config snapshot.
+  Status create(const DeployRecord& d, const std::string& who, const std::string& git_sha,
+                const std::string& config_snapshot);
+  // Advances every active deploy once. Returns how many changed.
+  Result<int> tick();
+
+  // A person's commands; refused (Errc::refused) where they make no sense.
+  Status pause(const std::string& deploy_id, const std::string& who);
+  Status resume(const std::string& deploy_id, const std::string& who);
+  Status rollback(const std::string& deploy_id, const std::string& who, const std::string& why);
+
+  Result<DeployRecord> get(const std::string& deploy_id);
+
+ private:
+  Status commit(const DeployRecord& before, const Step& step, const std::string& who);
+  std::int64_t now_ms() const;
+
+  CoordinatorStore& store_;
+  FleetSource fleet_;
+  PlanSink plans_;
+  ParamsOf params_;
+  const Clock& clock_;
+  Logger& log_;
+};
+
+}  // namespace drover::coordinator
