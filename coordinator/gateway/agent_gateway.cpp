@@ -146,16 +146,9 @@ std::string AgentGateway::handle(std::string_view bytes) {
   if (r->type == proto::kReport) {
     auto report = proto::report_body(*body);
     if (!report.ok()) return proto::encode_error_reply(report.error());
-    auto fresh = store_.accept_report(r->host, report->seq, unix_seconds(clock_.now()));
+    auto fresh = store_.ingest_report(r->host, *report, unix_seconds(clock_.now()));
     if (!fresh.ok()) return proto::encode_error_reply(fresh.error());
     if (*fresh) {
-      // What the fleet has run: a coordinator restored from a backup
-      // continues its plan seqs above it.
-      for (const auto& item : report->items) {
-        if (item.event && item.event->seq > 0) {
-          (void)store_.note_reported_seq(item.event->service, item.event->seq);
-        }
-      }
       if (reports_) reports_(**host, *report);
     }
     return proto::encode_reply("ack", {{"seq", report->seq}});

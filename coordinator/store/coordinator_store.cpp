@@ -80,6 +80,8 @@ Result<std::unique_ptr<CoordinatorStore>> CoordinatorStore::open(const fs::path&
   DROVER_ASSIGN(s->plan_index_, s->env_->table("plan_index"));
   DROVER_ASSIGN(s->plan_seqs_, s->env_->table("plan_seqs"));
   DROVER_ASSIGN(s->deploys_, s->env_->table("deploys"));
+  DROVER_ASSIGN(s->samples_, s->env_->table("samples"));
+  DROVER_ASSIGN(s->host_state_, s->env_->table("host_state"));
   DROVER_ASSIGN(s->audit_.records, s->env_->table("audit"));
   DROVER_ASSIGN(s->audit_.snapshots, s->env_->table("config_snapshots"));
   s->audit_.meta = s->meta_;
@@ -249,18 +251,118 @@ Result<std::optional<AuditRecord>> CoordinatorStore::running_at(const std::strin
   return audit_running_at(txn, audit_, service, at_ms);
 }
 
-Result<bool> CoordinatorStore::accept_report(const std::string& host, std::uint64_t seq,
-                                             std::int64_t now) {
+Result<bool> CoordinatorStore::ingest_report(const std::string& host,
+                                             const proto::ReportBody& report, std::int64_t now) {
   DROVER_ASSIGN(auto txn, env_->begin_write());
   DROVER_ASSIGN(auto bytes, txn.get(hosts_, host));
   if (!bytes) return make_error(Errc::not_found, "host '" + host + "' is not enrolled");
   DROVER_ASSIGN(HostRecord h, decode_host(*bytes));
   h.last_seen = now;
-  const bool fresh = seq > h.report_seq;
-  if (fresh) h.report_seq = seq;
+  const bool fresh = report.seq > h.report_seq;
+  if (fresh) h.report_seq = report.seq;
   DROVER_TRY(txn.put(hosts_, host, encode_host(h)));
+  if (!fresh) {
+    DROVER_TRY(txn.commit());
+    return false;
+  }
+  // host_state/<service>/<host>: {"failed_seq":N,"release":…}
+  auto state_of = [&](const std::string& service) -> Result<json> {
+    DROVER_ASSIGN(auto v, txn.get(host_state_, service + '/' + host));
+    json j = v ? json::parse(*v, nullptr, false) : json::object();
+    if (!j.is_object()) j = json::object();
+    return j;
+  };
+  for (const auto& item : report.items) {
+    if (item.health) {
+      const proto::HealthItem& hi = *item.health;
+      json sample = {{"host", host},        {"release", hi.release},
+                     {"at", hi.at_ms},      {"error_rate", hi.error_rate},
+                     {"p99_ms", hi.p99_ms}, {"saturation", hi.saturation},
+                     {"ok", hi.ok}};
+      // samples/<service>/<at be64>/<host>: time-ordered per service.
+      std::string key =
+          seq_key(hi.service, static_cast<std::uint64_t>(std::max<std::int64_t>(hi.at_ms, 0)));
+      key += '/' + host;
+      DROVER_TRY(txn.put(samples_, key, sample.dump()));
+      if (!hi.release.empty()) {
+        DROVER_ASSIGN(json st, state_of(hi.service));
+        st["release"] = hi.release;
+        DROVER_TRY(txn.put(host_state_, hi.service + '/' + host, st.dump()));
+      }
+    } else if (item.event) {
+      const proto::EventItem& e = *item.event;
+      if (e.seq > 0) {
+        DROVER_ASSIGN(auto v, txn.get(plan_seqs_, e.service));
+        if (to_u64(v) < e.seq) DROVER_TRY(txn.put(plan_seqs_, e.service, std::to_string(e.seq)));
+      }
+      if (e.event == "applied" && !e.detail.empty()) {
+        DROVER_ASSIGN(json st, state_of(e.service));
+        st["release"] = e.detail;  // the artifact it now runs
+        DROVER_TRY(txn.put(host_state_, e.service + '/' + host, st.dump()));
+      } else if (e.event == "apply_failed" || e.event == "plan_refused" ||
+                 e.event == "fetch_failed") {
+        DROVER_ASSIGN(json st, state_of(e.service));
+        if (e.seq > st.value("failed_seq", std::uint64_t{0})) st["failed_seq"] = e.seq;
+        DROVER_TRY(txn.put(host_state_, e.service + '/' + host, st.dump()));
+      }
+    }
+  }
   DROVER_TRY(txn.commit());
-  return fresh;
+  return true;
+}
+
+Result<CoordinatorStore::Fleet> CoordinatorStore::fleet(const std::string& service,
+                                                        std::int64_t since_ms) {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  Fleet f;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(host_state_));
+    const std::string prefix = service + '/';
+    DROVER_ASSIGN(bool more, cursor.seek(prefix));
+    while (more && cursor.key().substr(0, prefix.size()) == prefix) {
+      const std::string host(cursor.key().substr(prefix.size()));
+      json j = json::parse(cursor.value(), nullptr, false);
+      if (j.is_object()) {
+        if (j.contains("release")) f.running[host] = j["release"].get<std::string>();
+        if (j.contains("failed_seq")) f.failed_seq[host] = j["failed_seq"].get<std::uint64_t>();
+      }
+      DROVER_ASSIGN(more, cursor.next());
+    }
+  }
+  DROVER_ASSIGN(auto cursor, txn.cursor(samples_));
+  const std::string prefix = service + '/';
+  DROVER_ASSIGN(bool more, cursor.seek(seq_key(service, static_cast<std::uint64_t>(
+                                                            std::max<std::int64_t>(since_ms, 0)))));
+  while (more && cursor.key().substr(0, prefix.size()) == prefix) {
+    json j = json::parse(cursor.value(), nullptr, false);
+    if (j.is_object()) {
+      f.samples.push_back({j.value("host", ""), j.value("release", ""),
+                           j.value("at", std::int64_t{0}), j.value("error_rate", 0.0),
+                           j.value("p99_ms", 0.0), j.value("saturation", 0.0),
+                           j.value("ok", false)});
+    }
+    DROVER_ASSIGN(more, cursor.next());
+  }
+  return f;
+}
+
+Result<std::size_t> CoordinatorStore::prune_samples(std::int64_t before_ms) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  std::vector<std::string> doomed;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(samples_));
+    DROVER_ASSIGN(bool more, cursor.first());
+    while (more) {
+      json j = json::parse(cursor.value(), nullptr, false);
+      if (j.is_object() && j.value("at", std::int64_t{0}) < before_ms) {
+        doomed.emplace_back(cursor.key());
+      }
+      DROVER_ASSIGN(more, cursor.next());
+    }
+  }
+  for (const auto& k : doomed) DROVER_TRY(txn.erase(samples_, k));
+  DROVER_TRY(txn.commit());
+  return doomed.size();
 }
 
 }  // namespace drover::coordinator

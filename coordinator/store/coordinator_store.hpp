@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "coordinator/audit/audit_log.hpp"
 #include "core/base/result.hpp"
 #include "core/lmdb/lmdb.hpp"
+#include "core/proto/messages.hpp"
 #include "core/sign/keys.hpp"
 #include "core/world/filesystem.hpp"
 
@@ -74,15 +76,36 @@ class CoordinatorStore {
                                          std::int64_t until_ms, std::size_t limit);
   Result<std::optional<AuditRecord>> running_at(const std::string& service, std::int64_t at_ms);
 
-  // ---- reports ----
-  // Records a report seq for host: true when new (ingest it), false when
-  // already seen (acknowledge and drop). Updates last_seen.
-  Result<bool> accept_report(const std::string& host, std::uint64_t seq, std::int64_t now);
+  // ---- reports and what the fleet runs ----
+  // Ingests a report once, in one transaction: the host's report high-water
+  // mark and last_seen, its health samples, the release it runs per service,
+  // failed applies, and the plan seqs it has seen (a coordinator restored
+  // from an old backup continues above them). Returns false for a report
+  // already ingested (acknowledge and drop).
+  Result<bool> ingest_report(const std::string& host, const proto::ReportBody& report,
+                             std::int64_t now);
+
+  struct FleetSample {
+    std::string host, release;
+    std::int64_t at_ms = 0;
+    double error_rate = 0, p99_ms = 0, saturation = 0;
+    bool ok = true;
+  };
+  struct Fleet {
+    std::map<std::string, std::string> running;       // host -> release
+    std::map<std::string, std::uint64_t> failed_seq;  // host -> newest plan seq it failed
+    std::vector<FleetSample> samples;                 // oldest first
+  };
+  // What the hosts of a service report, with samples taken at or after since_ms.
+  Result<Fleet> fleet(const std::string& service, std::int64_t since_ms);
+  // Drops samples older than before_ms; returns how many went.
+  Result<std::size_t> prune_samples(std::int64_t before_ms);
 
  private:
   CoordinatorStore() = default;
   std::unique_ptr<lmdb::Env> env_;
-  lmdb::Table meta_, hosts_, join_tokens_, plans_, plan_index_, plan_seqs_, deploys_;
+  lmdb::Table meta_, hosts_, join_tokens_, plans_, plan_index_, plan_seqs_, deploys_, samples_,
+      host_state_;
   AuditTables audit_;
 };
 

@@ -85,19 +85,72 @@ TEST(CoordinatorStore, EachHostGetsTheNewestRevisionThatNamesIt) {
   EXPECT_FALSE(*(*s)->plan_for("db", "h1"));
 }
 
+proto::ReportBody report(std::uint64_t seq, std::vector<proto::ReportItem> items = {}) {
+  proto::ReportBody b;
+  b.seq = seq;
+  b.items = std::move(items);
+  return b;
+}
+
+proto::ReportItem health(const std::string& release, std::int64_t at, double err) {
+  proto::HealthItem h;
+  h.service = "web";
+  h.release = release;
+  h.at_ms = at;
+  h.ok = true;
+  h.error_rate = err;
+  h.p99_ms = 20;
+  return {h, std::nullopt};
+}
+
+proto::ReportItem event(const std::string& what, std::uint64_t seq, const std::string& detail) {
+  return {std::nullopt, proto::EventItem{"web", 1, what, seq, detail}};
+}
+
 TEST(CoordinatorStore, AReportIsIngestedOnce) {
   TempDir dir;
   auto s = CoordinatorStore::open(dir.path());
   ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
-  EXPECT_TRUE(*(*s)->accept_report("web-1", 5, 1000));
-  EXPECT_FALSE(*(*s)->accept_report("web-1", 5, 1001));  // a resend
-  EXPECT_FALSE(*(*s)->accept_report("web-1", 3, 1002));
-  EXPECT_TRUE(*(*s)->accept_report("web-1", 6, 1003));
+  EXPECT_TRUE(*(*s)->ingest_report("web-1", report(5, {health("v1", 100, 0.01)}), 1000));
+  EXPECT_FALSE(*(*s)->ingest_report("web-1", report(5, {health("v1", 200, 0.5)}), 1001));
+  EXPECT_FALSE(*(*s)->ingest_report("web-1", report(3), 1002));
+  EXPECT_TRUE(*(*s)->ingest_report("web-1", report(6), 1003));
   EXPECT_EQ((*(*s)->host("web-1"))->last_seen, 1003);
-  EXPECT_EQ((*s)->accept_report("web-9", 1, 1).error().code, Errc::not_found);
+  EXPECT_EQ((*s)->ingest_report("web-9", report(1), 1).error().code, Errc::not_found);
+  EXPECT_EQ((*s)->fleet("web", 0)->samples.size(), 1u);  // the resend's sample is not there
   // Re-enrolling (same key) keeps the high-water mark.
   ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
-  EXPECT_FALSE(*(*s)->accept_report("web-1", 6, 1004));
+  EXPECT_FALSE(*(*s)->ingest_report("web-1", report(6), 1004));
+}
+
+TEST(CoordinatorStore, TheFleetViewFollowsWhatHostsReport) {
+  TempDir dir;
+  auto s = CoordinatorStore::open(dir.path());
+  ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
+  ASSERT_TRUE((*s)->enroll(host_with_key("web-2", 2)).ok());
+  ASSERT_TRUE((*s)->ingest_report("web-1",
+                                  report(1, {health("v1", 100, 0.01), event("applied", 4, "v2"),
+                                             health("v2", 300, 0.02)}),
+                                  1)
+                  .ok());
+  ASSERT_TRUE((*s)->ingest_report(
+                      "web-2",
+                      report(1, {health("v1", 200, 0.03), event("apply_failed", 4, "no start")}), 1)
+                  .ok());
+  auto f = (*s)->fleet("web", 150);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_EQ(f->running.at("web-1"), "v2");
+  EXPECT_EQ(f->running.at("web-2"), "v1");
+  EXPECT_EQ(f->failed_seq.at("web-2"), 4u);
+  EXPECT_FALSE(f->failed_seq.count("web-1"));
+  ASSERT_EQ(f->samples.size(), 2u);  // at 200 and 300, in time order
+  EXPECT_EQ(f->samples[0].host, "web-2");
+  EXPECT_EQ(f->samples[1].release, "v2");
+  EXPECT_TRUE((*s)->fleet("db", 0)->running.empty());
+  // What the fleet ran raises the next plan seq.
+  EXPECT_EQ(*(*s)->next_plan_seq("web"), 5u);
+  EXPECT_EQ(*(*s)->prune_samples(250), 2u);
+  EXPECT_EQ((*s)->fleet("web", 0)->samples.size(), 1u);
 }
 
 }  // namespace
