@@ -24,15 +24,6 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 using namespace drover::coordinator;
 
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 60s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
-
 class DeployLoop : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -164,11 +155,7 @@ class DeployLoop : public ::testing::Test {
     for (const auto& [h, port] : ports_) hosts.push_back(h);
     RolloutShape shape;
     shape.batch_size = batch_size;
-    for (auto& b : plan_batches(hosts, shape, id)) {
-      BatchRecord r;
-      r.hosts = b;
-      d.batches.push_back(r);
-    }
+    d.batches = pending_batches(plan_batches(hosts, shape, id));
     std::lock_guard lock(orchestrator_mu_);
     EXPECT_TRUE(orchestrator_->create(d, "alice", "0123abcd", "{\"batch_size\":1}").ok());
     return d;

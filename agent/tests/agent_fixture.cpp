@@ -29,15 +29,6 @@ void AgentTest::TearDown() {
   }
 }
 
-bool AgentTest::eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
 PushedArtifact AgentTest::push(const std::string& service, const json& demo,
                                std::size_t extra_bytes, std::uint64_t seed, const json& hooks) {
   const fs::path tree = dir_ / ("tree-" + std::to_string(++serial_));

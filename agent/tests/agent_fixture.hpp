@@ -81,10 +81,6 @@ class AgentTest : public ::testing::Test {
   nlohmann::json status(const std::string& host = "host-1");
   fs::path state_of(const std::string& host = "host-1") const { return dir_ / ("state-" + host); }
 
-  // Polls cond until it holds or the timeout passes.
-  static bool eventually(const std::function<bool()>& cond,
-                         std::chrono::milliseconds timeout = std::chrono::seconds(20));
-
   TempDir dir_;
   FakeCoordinator coordinator_;
   std::unique_ptr<DaemonProcess> origin_, tracker_process_;

@@ -16,14 +16,7 @@ namespace {
 using drover::testing::TempDir;
 using namespace std::chrono_literals;
 
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
+using drover::testing::eventually;
 
 ProcessSpec shell(const std::string& script, const TempDir& dir) {
   return {{"/bin/sh", "-c", script}, dir.path(), {{"GREETING", "hi"}}, dir / "out.log"};

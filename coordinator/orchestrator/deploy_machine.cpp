@@ -92,6 +92,16 @@ void start_rollback(Step& s, const DeployParams& p, std::int64_t now, const std:
 
 }  // namespace
 
+std::vector<BatchRecord> pending_batches(const std::vector<std::vector<std::string>>& hosts) {
+  std::vector<BatchRecord> out;
+  for (const auto& h : hosts) {
+    BatchRecord r;
+    r.hosts = h;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 const char* deploy_state_name(DeployState s) {
   switch (s) {
     case DeployState::pending: return "pending";

@@ -42,6 +42,9 @@ struct BatchRecord {
   std::string verdict;
 };
 
+// Batches of hosts (plan_batches' answer) as a new deploy's records.
+std::vector<BatchRecord> pending_batches(const std::vector<std::vector<std::string>>& hosts);
+
 struct DeployRecord {
   std::string id, pipeline_id, service, artifact;
   std::string prior_artifact;  // what the fleet ran before: the rollback target

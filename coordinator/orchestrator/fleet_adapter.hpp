@@ -21,7 +21,7 @@ FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d,
 using ManifestOf = std::function<Result<std::string>(const ContentId&)>;
 
 struct PlanDefaults {
-  std::string tracker;                 // the mesh tracker's URL, written into plans
+  std::string tracker;                  // the mesh tracker's URL, written into plans
   std::int64_t validity_s = 24 * 3600;  // plans expire this long after issue
 };
 

@@ -80,11 +80,7 @@ struct Rollout {
     deploy.artifact = "v2";
     deploy.prior_artifact = "v1";
     deploy.created_ms = now;
-    for (auto& b : plan_batches(names, shape, deploy.id)) {
-      BatchRecord batch;
-      batch.hosts = std::move(b);
-      deploy.batches.push_back(std::move(batch));
-    }
+    deploy.batches = pending_batches(plan_batches(names, shape, deploy.id));
     // A pre-deploy window of healthy samples.
     for (std::int64_t t = now - 60 * kSecond; t < now; t += 5 * kSecond) {
       for (const auto& h : names) fleet.samples.push_back({h, "v1", t, {0.01, 20, 0.3, true}});

@@ -29,11 +29,7 @@ DeployRecord sample_deploy() {
   for (int i = 0; i < 6; ++i) hosts.push_back("h" + std::to_string(i));
   RolloutShape shape;
   shape.batch_size = 2;
-  for (auto& b : plan_batches(hosts, shape, d.id)) {
-    BatchRecord r;
-    r.hosts = b;
-    d.batches.push_back(r);
-  }
+  d.batches = pending_batches(plan_batches(hosts, shape, d.id));
   return d;
 }
 

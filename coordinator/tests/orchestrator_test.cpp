@@ -75,11 +75,7 @@ struct World {
     }
     RolloutShape shape;
     shape.batch_size = 2;
-    for (auto& b : plan_batches(hosts, shape, d.id)) {
-      BatchRecord r;
-      r.hosts = b;
-      d.batches.push_back(r);
-    }
+    d.batches = pending_batches(plan_batches(hosts, shape, d.id));
     return d;
   }
 };

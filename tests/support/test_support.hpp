@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -57,6 +58,11 @@ struct ProcessResult {
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read,
 // closed), for a program that must be told its port rather than choose one.
 std::uint16_t free_port();
+
+// Polls cond every 20 ms until it holds (true) or the timeout passes (false):
+// how tests wait for something another process or thread does.
+bool eventually(const std::function<bool()>& cond,
+                std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 // Path of a built binary: $DROVER_BIN_DIR/name (set by CTest).
 fs::path binary(const std::string& name);
