@@ -7,57 +7,12 @@
 
 #include "coordinator/orchestrator/batches.hpp"
 #include "coordinator/orchestrator/deploy_machine.hpp"
+#include "coordinator/tests/sim_fleet.hpp"
 
 namespace drover::coordinator {
 namespace {
 
 constexpr std::int64_t kSecond = 1000;
-
-// A fleet that applies plans after `apply_delay` and samples health every 5 s.
-struct SimFleet {
-  std::map<std::string, std::string> running;
-  std::map<std::string, std::pair<std::string, std::int64_t>> pending;  // host -> (release, at)
-  std::map<std::string, Sample> health_of;  // release -> what its hosts report
-  std::set<std::string> silent;             // releases whose hosts send no health
-  std::set<std::string> never_applies;      // hosts that ignore plans
-  std::vector<HostSample> samples;
-  std::int64_t apply_delay = 3 * kSecond;
-  std::int64_t last_sample = 0;
-  std::vector<Action> plans;
-
-  void issue(const Action& a, std::int64_t now) {
-    plans.push_back(a);
-    for (const auto& h : a.hosts) {
-      if (!never_applies.count(h)) pending[h] = {a.artifact, now + apply_delay};
-    }
-  }
-  void tick(std::int64_t now) {
-    for (auto it = pending.begin(); it != pending.end();) {
-      if (it->second.second <= now) {
-        running[it->first] = it->second.first;
-        it = pending.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    if (now - last_sample >= 5 * kSecond) {
-      last_sample = now;
-      for (const auto& [host, release] : running) {
-        if (silent.count(release)) continue;
-        samples.push_back(
-            {host, release, now,
-             health_of.count(release) ? health_of[release] : Sample{0.01, 20, 0.3, true}});
-      }
-    }
-  }
-  FleetView view() const {
-    FleetView v;
-    v.artifact_ready = true;
-    v.running = running;
-    v.samples = samples;
-    return v;
-  }
-};
 
 struct Rollout {
   SimFleet fleet;
@@ -90,7 +45,7 @@ struct Rollout {
   void apply(const Step& s) {
     deploy = s.next;
     for (const auto& a : s.actions) {
-      if (a.kind == Action::Kind::issue_plan) fleet.issue(a, now);
+      if (a.kind == Action::Kind::issue_plan) fleet.issue(a.artifact, a.hosts, now);
       if (a.kind == Action::Kind::audit) audit.push_back(a.what);
     }
   }

@@ -8,6 +8,7 @@
 #include "coordinator/orchestrator/batches.hpp"
 #include "coordinator/orchestrator/deploy_codec.hpp"
 #include "coordinator/store/coordinator_store.hpp"
+#include "coordinator/tests/sim_fleet.hpp"
 #include "core/hash/sha256.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -48,30 +49,13 @@ TEST(DeployCodec, RoundTripsEveryField) {
   EXPECT_FALSE(decode_deploy("{}").ok());
 }
 
-// Hosts converge 2 s after a plan; every host reports health each second.
-struct Fleet {
-  std::map<std::string, std::string> running;
-  std::map<std::string, std::pair<std::string, std::int64_t>> pending;
-  std::vector<HostSample> samples;
-  void tick(std::int64_t now) {
-    for (auto it = pending.begin(); it != pending.end();) {
-      if (it->second.second <= now) {
-        running[it->first] = it->second.first;
-        it = pending.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (const auto& [h, r] : running) samples.push_back({h, r, now, {0.01, 20, 0.3, true}});
-  }
-  FleetView view() const { return {true, running, samples, {}}; }
-};
-
 TEST(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
   TempDir dir;
   DeployParams params;
   params.bake_ms = 20 * kSecond;
-  Fleet fleet;
+  SimFleet fleet;  // hosts converge 2 s after a plan and report health every second
+  fleet.apply_delay = 2 * kSecond;
+  fleet.sample_every = kSecond;
   for (int i = 0; i < 6; ++i) fleet.running["h" + std::to_string(i)] = "v1";
   DeployRecord d = sample_deploy();
   auto store = CoordinatorStore::open(dir / "state").value();
@@ -103,8 +87,7 @@ TEST(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
       ++transitions;
       // Plans are issued after the commit.
       for (const auto& a : s.actions) {
-        if (a.kind != Action::Kind::issue_plan) continue;
-        for (const auto& h : a.hosts) fleet.pending[h] = {a.artifact, now + 2 * kSecond};
+        if (a.kind == Action::Kind::issue_plan) fleet.issue(a.artifact, a.hosts, now);
       }
     }
     now += kSecond;

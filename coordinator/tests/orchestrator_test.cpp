@@ -5,6 +5,7 @@
 
 #include "coordinator/orchestrator/batches.hpp"
 #include "coordinator/orchestrator/orchestrator.hpp"
+#include "coordinator/tests/sim_fleet.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace drover::coordinator {
@@ -17,9 +18,12 @@ struct World {
   TempDir dir;
   ManualClock clock{SystemTime(std::chrono::seconds(1'800'000'000))};
   std::unique_ptr<CoordinatorStore> store = CoordinatorStore::open(dir / "state").value();
-  std::map<std::string, std::string> running;
-  std::map<std::string, std::pair<std::string, std::int64_t>> pending;
-  std::vector<HostSample> samples;
+  SimFleet fleet = [] {
+    SimFleet f;  // hosts converge 2 s after a plan and report health every second
+    f.apply_delay = 2000;
+    f.sample_every = 1000;
+    return f;
+  }();
   int plans_issued = 0;
   bool lose_next_plan = false;  // the process dies after the commit, before the plan
 
@@ -29,10 +33,7 @@ struct World {
   }
   std::unique_ptr<Orchestrator> orchestrator() {
     return std::make_unique<Orchestrator>(
-        *store,
-        [this](const DeployRecord&) {
-          return FleetView{true, running, samples, {}};
-        },
+        *store, [this](const DeployRecord&) { return fleet.view(); },
         [this](const DeployRecord&, const std::string& artifact,
                const std::vector<std::string>& hosts) -> Status {
           if (lose_next_plan) {
@@ -40,7 +41,7 @@ struct World {
             return make_error(Errc::io, "lost in a crash");
           }
           ++plans_issued;
-          for (const auto& h : hosts) pending[h] = {artifact, now() + 2000};
+          fleet.issue(artifact, hosts, now());
           return Ok{};
         },
         [](const DeployRecord&) {
@@ -50,17 +51,7 @@ struct World {
         },
         clock, Logger::discard());
   }
-  void step_fleet() {
-    for (auto it = pending.begin(); it != pending.end();) {
-      if (it->second.second <= now()) {
-        running[it->first] = it->second.first;
-        it = pending.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (const auto& [h, r] : running) samples.push_back({h, r, now(), {0.01, 20, 0.3, true}});
-  }
+  void step_fleet() { fleet.tick(now()); }
   DeployRecord deploy() {
     DeployRecord d;
     d.id = "d-1";
@@ -71,7 +62,7 @@ struct World {
     std::vector<std::string> hosts;
     for (int i = 0; i < 6; ++i) {
       hosts.push_back("h" + std::to_string(i));
-      running["h" + std::to_string(i)] = "v1";
+      fleet.running["h" + std::to_string(i)] = "v1";
     }
     RolloutShape shape;
     shape.batch_size = 2;
