@@ -1,0 +1,54 @@
+// Bearer tokens for the coordinator's API (docs/COORDINATOR.md, "Access"):
+// a token is shown once when an admin creates it and stored only as its
+// SHA-256; each has a name (who acted, in the audit log) and a role.
+//
+// Roles, each allowing what the ones before it allow:
+//   viewer   read anything
+//   deployer start, pause, resume and roll back deploys; register artifacts; create pipelines
+//   approver approve gates (not their own deploys: checked by the gate)
+//   admin    tokens, join tokens, host resets
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/base/result.hpp"
+#include "core/lmdb/lmdb.hpp"
+#include "core/world/random.hpp"
+
+namespace drover::coordinator {
+
+enum class Role { viewer = 0, deployer = 1, approver = 2, admin = 3 };
+const char* role_name(Role r);
+Result<Role> parse_role(std::string_view name);
+// Whether a caller with role `has` may do what needs role `needs`.
+inline bool allows(Role has, Role needs) {
+  return static_cast<int>(has) >= static_cast<int>(needs);
+}
+
+struct Caller {
+  std::string name;
+  Role role = Role::viewer;
+};
+
+class TokenStore {
+ public:
+  TokenStore(lmdb::Env& env, lmdb::Table table) : env_(env), table_(table) {}
+
+  // Returns the new token ("drv_" + 43 base64url characters). Names are
+  // unique among live tokens.
+  Result<std::string> create(const std::string& name, Role role, std::int64_t now, Random& random);
+  // The caller a token belongs to; refused (Errc::refused) for an unknown or
+  // revoked token, without saying which.
+  Result<Caller> authenticate(std::string_view token);
+  Status revoke(const std::string& name);
+
+ private:
+  lmdb::Env& env_;
+  lmdb::Table table_;  // sha256 hex of token -> {name, role, created_at}
+};
+
+}  // namespace drover::coordinator
