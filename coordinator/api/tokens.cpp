@@ -48,15 +48,19 @@ Result<std::string> TokenStore::create(const std::string& name, Role role, std::
   }
   const std::string token = "drv_" + base64url(random.bytes(32));
   DROVER_ASSIGN(auto txn, env_.begin_write());
-  DROVER_ASSIGN(auto cursor, txn.cursor(table_));
-  DROVER_ASSIGN(bool more, cursor.first());
-  while (more) {
-    json j = json::parse(cursor.value(), nullptr, false);
-    if (j.is_object() && j.value("name", "") == name) {
-      return make_error(Errc::already_exists,
-                        "a token named '" + name + "' exists; revoke it first");
+  {
+    // A write transaction's cursor must be gone before the commit (LMDB
+    // frees it at commit; closing it afterwards would free it twice).
+    DROVER_ASSIGN(auto cursor, txn.cursor(table_));
+    DROVER_ASSIGN(bool more, cursor.first());
+    while (more) {
+      json j = json::parse(cursor.value(), nullptr, false);
+      if (j.is_object() && j.value("name", "") == name) {
+        return make_error(Errc::already_exists,
+                          "a token named '" + name + "' exists; revoke it first");
+      }
+      DROVER_ASSIGN(more, cursor.next());
     }
-    DROVER_ASSIGN(more, cursor.next());
   }
   json j = {{"name", name}, {"role", role_name(role)}, {"created_at", now}};
   DROVER_TRY(txn.put(table_, ContentId::of(token).hex(), j.dump()));

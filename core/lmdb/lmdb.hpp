@@ -64,7 +64,10 @@ class Txn {
 };
 
 // Walks a table in key order (bytewise). Keys and values are views into the
-// database, valid until the cursor moves or its transaction ends.
+// database, valid until the cursor moves or its transaction ends. A cursor
+// of a write transaction must be destroyed before that transaction commits:
+// LMDB closes such cursors itself at commit, so closing one afterwards frees
+// it twice (docs/NOTES.md).
 class Cursor {
  public:
   Cursor(Cursor&& other) noexcept;
