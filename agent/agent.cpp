@@ -37,14 +37,14 @@ std::int64_t unix_ms(SystemTime t) {
 // Reads layers for materialize from the agent's layer cache.
 class CacheSource final : public store::LayerSource {
  public:
-  explicit CacheSource(fs::path layers_dir) : dir_(std::move(layers_dir)) {}
+  explicit CacheSource(const mesh::LayerCache& cache) : cache_(cache) {}
   Result<std::string> read_layer(const format::Layer& layer) override {
     PosixFilesystem fsys;
-    return fsys.read_file(dir_ / layer.id.hex(), layer.size);
+    return fsys.read_file(cache_.path_of(layer.id), layer.size);
   }
 
  private:
-  fs::path dir_;
+  const mesh::LayerCache& cache_;
 };
 
 struct ServiceRuntime {
@@ -508,15 +508,18 @@ struct Agent::Impl {
     return m;
   }
 
+  // The layer cache, for the cycle thread: only that thread replaces it (in
+  // ensure_mesh), so the pointer stays valid while it uses it.
+  mesh::LayerCache* current_cache() {
+    std::lock_guard lock(mesh_mu);
+    return cache.get();
+  }
+
   Status fetch_layers(ServiceRuntime& s, const proto::Plan& plan) {
     std::vector<mesh::LayerRef> layers;
     for (const auto& l : plan.layers) layers.push_back({l.id, l.size, l.bt_root});
     DROVER_TRY(ensure_mesh(plan.tracker));
-    mesh::LayerCache* cache_now;  // only this thread replaces the cache
-    {
-      std::lock_guard lock(mesh_mu);
-      cache_now = cache.get();
-    }
+    mesh::LayerCache* cache_now = current_cache();
     DROVER_TRY(cache_now->fetch(layers));
     for (;;) {
       Status st = cache_now->wait(layers, clock.steady() + milliseconds(200));
@@ -674,7 +677,7 @@ struct Agent::Impl {
       set_view(name, [](ServiceView& v) { v.phase = "unpacking"; });
       note_intent(name, {"unpack", plan.seq, artifact, rec.current});
       emit({{"event", "unpacking"}, {"service", name}, {"artifact", artifact}});
-      CacheSource source(dir("cache") / "layers");
+      CacheSource source(*current_cache());
       auto made = s.releases->materialize(*manifest, plan.artifact, source);
       if (!made.ok()) {
         fail_plan(s, rec, plan, "apply_failed", "unpack: " + made.error().message);

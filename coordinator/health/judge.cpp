@@ -82,13 +82,19 @@ double mann_whitney_p_greater(const std::vector<double>& canary,
 std::string BatchJudge::check(const Sample& s) const {
   if (!s.ok) return "a host reported itself unhealthy";
   if (baseline_.empty()) return "";
-  std::vector<double> err, p99, sat;
-  for (const auto& b : baseline_) {
-    err.push_back(b.error_rate);
-    p99.push_back(b.p99_ms);
-    sat.push_back(b.saturation);
+  if (!medians_valid_) {
+    std::vector<double> err, p99, sat;
+    for (const auto& b : baseline_) {
+      err.push_back(b.error_rate);
+      p99.push_back(b.p99_ms);
+      sat.push_back(b.saturation);
+    }
+    base_err_ = median(err);
+    base_p99_ = median(p99);
+    base_sat_ = median(sat);
+    medians_valid_ = true;
   }
-  const double base_err = median(err), base_p99 = median(p99), base_sat = median(sat);
+  const double base_err = base_err_, base_p99 = base_p99_, base_sat = base_sat_;
   const double err_limit =
       std::max(base_err * (1 + t_.error_rate_relative), base_err + t_.error_rate_floor);
   if (s.error_rate > err_limit) {

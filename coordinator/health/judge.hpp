@@ -47,7 +47,10 @@ class BatchJudge {
   explicit BatchJudge(HealthThresholds t) : t_(t) {}
 
   // Baseline: the pre-deploy window and the hosts not yet updated.
-  void add_baseline(const Sample& s) { baseline_.push_back(s); }
+  void add_baseline(const Sample& s) {
+    baseline_.push_back(s);
+    medians_valid_ = false;
+  }
   // A sample of the batch's hosts, in arrival order.
   void add_canary(const Sample& s);
 
@@ -64,6 +67,10 @@ class BatchJudge {
 
   HealthThresholds t_;
   std::vector<Sample> baseline_, canary_;
+  // The baseline's medians, computed once per change of the baseline rather
+  // than for every canary sample.
+  mutable bool medians_valid_ = false;
+  mutable double base_err_ = 0, base_p99_ = 0, base_sat_ = 0;
   int run_ = 0;                // consecutive failing samples so far
   std::string first_failure_;  // the reason of the run's first sample
   bool tripped_ = false;
