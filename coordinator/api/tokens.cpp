@@ -1,5 +1,6 @@
 #include "coordinator/api/tokens.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/canon/base64.hpp"
@@ -93,6 +94,25 @@ Status TokenStore::revoke(const std::string& name) {
   if (key.empty()) return make_error(Errc::not_found, "no token named '" + name + "'");
   DROVER_TRY(txn.erase(table_, key));
   return txn.commit();
+}
+
+Result<std::vector<TokenStore::Listed>> TokenStore::list() {
+  DROVER_ASSIGN(auto txn, env_.begin_read());
+  DROVER_ASSIGN(auto cursor, txn.cursor(table_));
+  std::vector<Listed> out;
+  DROVER_ASSIGN(bool more, cursor.first());
+  while (more) {
+    json j = json::parse(cursor.value(), nullptr, false);
+    if (j.is_object()) {
+      auto role = parse_role(j.value("role", ""));
+      if (role.ok())
+        out.push_back({j.value("name", ""), *role, j.value("created_at", std::int64_t{0})});
+    }
+    DROVER_ASSIGN(more, cursor.next());
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Listed& a, const Listed& b) { return a.name < b.name; });
+  return out;
 }
 
 }  // namespace drover::coordinator

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/base/result.hpp"
 #include "core/lmdb/lmdb.hpp"
@@ -45,6 +46,13 @@ class TokenStore {
   // revoked token, without saying which.
   Result<Caller> authenticate(std::string_view token);
   Status revoke(const std::string& name);
+  struct Listed {
+    std::string name;
+    Role role = Role::viewer;
+    std::int64_t created_at = 0;
+  };
+  // Live tokens by name (never the tokens themselves: only hashes are kept).
+  Result<std::vector<Listed>> list();
 
  private:
   lmdb::Env& env_;

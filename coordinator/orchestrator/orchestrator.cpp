@@ -65,6 +65,7 @@ Status Orchestrator::commit(const DeployRecord& before, const Step& step, const 
                                               {"from", deploy_state_name(before.state)},
                                               {"to", deploy_state_name(step.next.state)},
                                               {"batch", step.next.batch}});
+  if (on_commit_) on_commit_(audits);
   for (const auto& a : step.actions) {
     if (a.kind != Action::Kind::issue_plan) continue;
     if (auto st = plans_(step.next, a.artifact, a.hosts); !st.ok()) {

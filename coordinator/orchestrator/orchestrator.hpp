@@ -56,6 +56,12 @@ class Orchestrator {
 
   Result<DeployRecord> get(const std::string& deploy_id);
 
+  // Called after each transition commits, before its plans go out (a test's
+  // crash point sits here).
+  void on_commit(std::function<void(const std::vector<AuditRecord>&)> hook) {
+    on_commit_ = std::move(hook);
+  }
+
  private:
   Status commit(const DeployRecord& before, const Step& step, const std::string& who);
   std::int64_t now_ms() const;
@@ -66,6 +72,7 @@ class Orchestrator {
   ParamsOf params_;
   const Clock& clock_;
   Logger& log_;
+  std::function<void(const std::vector<AuditRecord>&)> on_commit_;
 };
 
 }  // namespace drover::coordinator

@@ -62,6 +62,19 @@ Result<HostRecord> decode_host(std::string_view bytes) {
   }
 }
 
+// samples/<service>/<at be64>/<host>: time-ordered per service.
+Status put_sample(lmdb::Txn& txn, const lmdb::Table& table, const std::string& service,
+                  const CoordinatorStore::FleetSample& s) {
+  json sample = {{"host", s.host},     {"release", s.release},
+                 {"at", s.at_ms},      {"error_rate", s.error_rate},
+                 {"p99_ms", s.p99_ms}, {"saturation", s.saturation},
+                 {"ok", s.ok}};
+  std::string key =
+      seq_key(service, static_cast<std::uint64_t>(std::max<std::int64_t>(s.at_ms, 0)));
+  key += '/' + s.host;
+  return txn.put(table, key, sample.dump());
+}
+
 std::uint64_t to_u64(const std::optional<std::string>& v) {
   return v ? std::stoull(*v) : 0;
 }
@@ -82,6 +95,10 @@ Result<std::unique_ptr<CoordinatorStore>> CoordinatorStore::open(const fs::path&
   DROVER_ASSIGN(s->deploys_, s->env_->table("deploys"));
   DROVER_ASSIGN(s->samples_, s->env_->table("samples"));
   DROVER_ASSIGN(s->host_state_, s->env_->table("host_state"));
+  DROVER_ASSIGN(s->pipelines_, s->env_->table("pipelines"));
+  DROVER_ASSIGN(s->artifacts_, s->env_->table("artifacts"));
+  DROVER_ASSIGN(s->manifests_, s->env_->table("manifests"));
+  DROVER_ASSIGN(s->settings_, s->env_->table("settings"));
   DROVER_ASSIGN(s->audit_.records, s->env_->table("audit"));
   DROVER_ASSIGN(s->audit_.snapshots, s->env_->table("config_snapshots"));
   s->audit_.meta = s->meta_;
@@ -216,14 +233,36 @@ Status CoordinatorStore::commit_deploy(const std::string& deploy_id, const std::
   return txn.commit();
 }
 
+Status CoordinatorStore::append_audit(const AuditRecord& record) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_TRY(audit_append(txn, audit_, record));
+  return txn.commit();
+}
+
 Result<std::optional<std::string>> CoordinatorStore::deploy(const std::string& deploy_id) {
-  DROVER_ASSIGN(auto txn, env_->begin_read());
-  return txn.get(deploys_, deploy_id);
+  return get_record(deploys_, deploy_id);
 }
 
 Result<std::vector<std::string>> CoordinatorStore::deploys() {
+  return all_records(deploys_);
+}
+
+Status CoordinatorStore::put_record(const lmdb::Table& table, const std::string& key,
+                                    const std::string& value) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_TRY(txn.put(table, key, value));
+  return txn.commit();
+}
+
+Result<std::optional<std::string>> CoordinatorStore::get_record(const lmdb::Table& table,
+                                                                const std::string& key) {
   DROVER_ASSIGN(auto txn, env_->begin_read());
-  DROVER_ASSIGN(auto cursor, txn.cursor(deploys_));
+  return txn.get(table, key);
+}
+
+Result<std::vector<std::string>> CoordinatorStore::all_records(const lmdb::Table& table) {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  DROVER_ASSIGN(auto cursor, txn.cursor(table));
   std::vector<std::string> out;
   DROVER_ASSIGN(bool more, cursor.first());
   while (more) {
@@ -231,6 +270,48 @@ Result<std::vector<std::string>> CoordinatorStore::deploys() {
     DROVER_ASSIGN(more, cursor.next());
   }
   return out;
+}
+
+Status CoordinatorStore::put_pipeline(const std::string& id, const std::string& record) {
+  return put_record(pipelines_, id, record);
+}
+
+Result<std::optional<std::string>> CoordinatorStore::pipeline(const std::string& id) {
+  return get_record(pipelines_, id);
+}
+
+Result<std::vector<std::string>> CoordinatorStore::pipelines() {
+  return all_records(pipelines_);
+}
+
+Result<bool> CoordinatorStore::put_artifact(const std::string& id, const std::string& record,
+                                            const std::string& manifest) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_ASSIGN(bool fresh, txn.put_new(artifacts_, id, record));
+  if (!fresh) return false;
+  DROVER_TRY(txn.put(manifests_, id, manifest));
+  DROVER_TRY(txn.commit());
+  return true;
+}
+
+Result<std::optional<std::string>> CoordinatorStore::artifact(const std::string& id) {
+  return get_record(artifacts_, id);
+}
+
+Result<std::vector<std::string>> CoordinatorStore::artifacts() {
+  return all_records(artifacts_);
+}
+
+Result<std::optional<std::string>> CoordinatorStore::manifest(const std::string& id) {
+  return get_record(manifests_, id);
+}
+
+Status CoordinatorStore::put_setting(const std::string& key, const std::string& value) {
+  return put_record(settings_, key, value);
+}
+
+Result<std::optional<std::string>> CoordinatorStore::setting(const std::string& key) {
+  return get_record(settings_, key);
 }
 
 Result<AuditCheck> CoordinatorStore::verify_audit() {
@@ -275,15 +356,9 @@ Result<bool> CoordinatorStore::ingest_report(const std::string& host,
   for (const auto& item : report.items) {
     if (item.health) {
       const proto::HealthItem& hi = *item.health;
-      json sample = {{"host", host},        {"release", hi.release},
-                     {"at", hi.at_ms},      {"error_rate", hi.error_rate},
-                     {"p99_ms", hi.p99_ms}, {"saturation", hi.saturation},
-                     {"ok", hi.ok}};
-      // samples/<service>/<at be64>/<host>: time-ordered per service.
-      std::string key =
-          seq_key(hi.service, static_cast<std::uint64_t>(std::max<std::int64_t>(hi.at_ms, 0)));
-      key += '/' + host;
-      DROVER_TRY(txn.put(samples_, key, sample.dump()));
+      DROVER_TRY(
+          put_sample(txn, samples_, hi.service,
+                     {host, hi.release, hi.at_ms, hi.error_rate, hi.p99_ms, hi.saturation, hi.ok}));
       if (!hi.release.empty()) {
         DROVER_ASSIGN(json st, state_of(hi.service));
         st["release"] = hi.release;
@@ -344,6 +419,13 @@ Result<CoordinatorStore::Fleet> CoordinatorStore::fleet(const std::string& servi
     DROVER_ASSIGN(more, cursor.next());
   }
   return f;
+}
+
+Status CoordinatorStore::add_samples(const std::string& service,
+                                     const std::vector<FleetSample>& samples) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  for (const auto& s : samples) DROVER_TRY(put_sample(txn, samples_, service, s));
+  return txn.commit();
 }
 
 Result<std::size_t> CoordinatorStore::prune_samples(std::int64_t before_ms) {

@@ -70,11 +70,28 @@ class CoordinatorStore {
                        const std::vector<AuditRecord>& audits,
                        const std::string& config_snapshot = "");
   Result<std::optional<std::string>> deploy(const std::string& deploy_id);
+  // An audit record of its own (a person's act outside any deploy).
+  Status append_audit(const AuditRecord& record);
   Result<std::vector<std::string>> deploys();  // every record, by id
   Result<AuditCheck> verify_audit();
   Result<std::vector<AuditRecord>> audit(const std::string& service, std::int64_t since_ms,
                                          std::int64_t until_ms, std::size_t limit);
   Result<std::optional<AuditRecord>> running_at(const std::string& service, std::int64_t at_ms);
+
+  // ---- pipelines, artifacts and small settings (records are canonical JSON
+  // the API has validated) ----
+  Status put_pipeline(const std::string& id, const std::string& record);
+  Result<std::optional<std::string>> pipeline(const std::string& id);
+  Result<std::vector<std::string>> pipelines();  // every record, by id
+  // An artifact's record and its manifest's bytes, together. Registering an
+  // artifact already known changes nothing and answers false.
+  Result<bool> put_artifact(const std::string& id, const std::string& record,
+                            const std::string& manifest);
+  Result<std::optional<std::string>> artifact(const std::string& id);
+  Result<std::vector<std::string>> artifacts();  // every record, by id
+  Result<std::optional<std::string>> manifest(const std::string& id);
+  Status put_setting(const std::string& key, const std::string& value);
+  Result<std::optional<std::string>> setting(const std::string& key);
 
   // ---- reports and what the fleet runs ----
   // Ingests a report once, in one transaction: the host's report high-water
@@ -98,14 +115,23 @@ class CoordinatorStore {
   };
   // What the hosts of a service report, with samples taken at or after since_ms.
   Result<Fleet> fleet(const std::string& service, std::int64_t since_ms);
+  // Health samples from outside the agents (the health webhook).
+  Status add_samples(const std::string& service, const std::vector<FleetSample>& samples);
   // Drops samples older than before_ms; returns how many went.
   Result<std::size_t> prune_samples(std::int64_t before_ms);
+
+  // The environment, for tables kept by other components (API tokens).
+  lmdb::Env& env() { return *env_; }
 
  private:
   CoordinatorStore() = default;
   std::unique_ptr<lmdb::Env> env_;
+  Status put_record(const lmdb::Table& table, const std::string& key, const std::string& value);
+  Result<std::optional<std::string>> get_record(const lmdb::Table& table, const std::string& key);
+  Result<std::vector<std::string>> all_records(const lmdb::Table& table);
+
   lmdb::Table meta_, hosts_, join_tokens_, plans_, plan_index_, plan_seqs_, deploys_, samples_,
-      host_state_;
+      host_state_, pipelines_, artifacts_, manifests_, settings_;
   AuditTables audit_;
 };
 

@@ -2,8 +2,10 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cctype>
 
 #include "core/http/http.hpp"
@@ -77,16 +79,23 @@ std::vector<std::pair<std::string, std::string>> parse_query(std::string_view qu
 }
 
 Result<Url> parse_url(std::string_view text) {
-  constexpr std::string_view scheme = "http://";
   auto bad = [&](const char* why) {
     return make_error(Errc::invalid_argument,
                       "URL '" + std::string(text.substr(0, 200)) + "': " + why);
   };
-  if (text.substr(0, scheme.size()) != scheme) return bad("must start with http://");
-  std::string_view rest = text.substr(scheme.size());
+  Url url;
+  std::string_view rest;
+  if (text.substr(0, 7) == "http://") {
+    rest = text.substr(7);
+  } else if (text.substr(0, 8) == "https://") {
+    rest = text.substr(8);
+    url.tls = true;
+    url.port = 443;
+  } else {
+    return bad("must start with http:// or https://");
+  }
   std::size_t slash = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, slash);
-  Url url;
   url.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   if (!url.target.empty() && url.target[0] == '?') url.target = "/" + url.target;
   std::size_t colon = authority.rfind(':');
@@ -114,51 +123,108 @@ Result<Url> parse_url(std::string_view text) {
   return url;
 }
 
+namespace {
+
+// Connect (and for TLS, handshake), write, read: all asynchronous, so the one
+// deadline on the lowest layer covers every step.
+template <class Stream, class Handshake>
+beast::error_code exchange(asio::io_context& io, Stream& stream,
+                           const tcp::resolver::results_type& endpoints, Handshake handshake,
+                           bhttp::request<bhttp::string_body>& req,
+                           bhttp::response_parser<bhttp::string_body>& parser) {
+  beast::flat_buffer buffer;
+  beast::error_code result;
+  beast::get_lowest_layer(stream).async_connect(
+      endpoints, [&](beast::error_code cec, const tcp::endpoint&) {
+        if (cec) {
+          result = cec;
+          return;
+        }
+        handshake([&](beast::error_code hec) {
+          if (hec) {
+            result = hec;
+            return;
+          }
+          bhttp::async_write(stream, req, [&](beast::error_code wec, std::size_t) {
+            if (wec) {
+              result = wec;
+              return;
+            }
+            bhttp::async_read(stream, buffer, parser,
+                              [&](beast::error_code rec, std::size_t) { result = rec; });
+          });
+        });
+      });
+  io.run();
+  return result;
+}
+
+}  // namespace
+
 Result<Response> request(std::string_view method, std::string_view url_text, std::string_view body,
                          std::chrono::milliseconds timeout, std::string_view content_type,
                          std::uint64_t max_body_bytes) {
+  ClientOptions options;
+  options.timeout = timeout;
+  options.content_type = std::string(content_type);
+  options.max_body_bytes = max_body_bytes;
+  return request(method, url_text, body, options);
+}
+
+Result<Response> request(std::string_view method, std::string_view url_text, std::string_view body,
+                         const ClientOptions& options) {
   DROVER_ASSIGN(Url url, parse_url(url_text));
   const std::string where = std::string(method) + " " + std::string(url_text.substr(0, 200));
   asio::io_context io;
-  beast::tcp_stream stream(io);
   beast::error_code ec;
   tcp::resolver resolver(io);
   auto endpoints = resolver.resolve(url.host, std::to_string(url.port), ec);
   if (ec) return make_error(Errc::io, where + ": resolve: " + ec.message());
-  stream.expires_after(timeout);
 
-  // Run everything asynchronously so the one deadline covers connect, write and read.
   bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(std::string(method)), url.target,
                                          11);
   req.set(bhttp::field::host, url.host);
   req.set(bhttp::field::user_agent, "drover");
+  for (const auto& [k, v] : options.headers) req.set(k, v);
   if (!body.empty()) {
-    req.set(bhttp::field::content_type, std::string(content_type));
+    req.set(bhttp::field::content_type, options.content_type);
     req.body() = std::string(body);
   }
   req.prepare_payload();
-  beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(max_body_bytes);
+  parser.body_limit(options.max_body_bytes);
+
   beast::error_code result;
-  stream.async_connect(endpoints, [&](beast::error_code cec, const tcp::endpoint&) {
-    if (cec) {
-      result = cec;
-      return;
+  if (url.tls) {
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.set_verify_mode(asio::ssl::verify_peer);
+    if (options.ca_file.empty()) {
+      ctx.set_default_verify_paths(ec);
+    } else {
+      ctx.load_verify_file(options.ca_file, ec);
     }
-    bhttp::async_write(stream, req, [&](beast::error_code wec, std::size_t) {
-      if (wec) {
-        result = wec;
-        return;
-      }
-      bhttp::async_read(stream, buffer, parser,
-                        [&](beast::error_code rec, std::size_t) { result = rec; });
-    });
-  });
-  io.run();
+    if (ec) return make_error(Errc::io, where + ": CA certificates: " + ec.message());
+    beast::ssl_stream<beast::tcp_stream> stream(io, ctx);
+    if (!SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str())) {
+      return make_error(Errc::io, where + ": cannot set the TLS server name");
+    }
+    stream.set_verify_callback(asio::ssl::host_name_verification(url.host));
+    beast::get_lowest_layer(stream).expires_after(options.timeout);
+    result = exchange(
+        io, stream, endpoints,
+        [&](auto done) { stream.async_handshake(asio::ssl::stream_base::client, done); }, req,
+        parser);
+    beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ec);
+  } else {
+    beast::tcp_stream stream(io);
+    stream.expires_after(options.timeout);
+    result = exchange(
+        io, stream, endpoints, [](auto done) { done(beast::error_code{}); }, req, parser);
+    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  }
   if (result == beast::error::timeout) {
-    return make_error(Errc::io,
-                      where + ": no answer within " + std::to_string(timeout.count()) + " ms");
+    return make_error(
+        Errc::io, where + ": no answer within " + std::to_string(options.timeout.count()) + " ms");
   }
   if (result) return make_error(Errc::io, where + ": " + result.message());
   Response r;
@@ -166,7 +232,6 @@ Result<Response> request(std::string_view method, std::string_view url_text, std
   r.status = static_cast<int>(res.result_int());
   r.content_type = std::string(res[bhttp::field::content_type]);
   r.body = std::move(res.body());
-  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
   return r;
 }
 

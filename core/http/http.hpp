@@ -51,6 +51,8 @@ struct ServerOptions {
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_header_bytes = 16 << 10;
   std::chrono::seconds idle_timeout{60};
+  // PEM files; with both set the server speaks only HTTPS (TLS 1.2 and up).
+  std::string tls_cert_file, tls_key_file;
 };
 
 // A server on one thread of its own. Requests larger than the limits get
@@ -72,12 +74,25 @@ class Server {
 };
 
 struct Url {
+  bool tls = false;  // https
   std::string host;
-  std::uint16_t port = 80;
+  std::uint16_t port = 80;   // 443 for https unless given
   std::string target = "/";  // path and query
 };
-// Parses "http://host[:port][/path][?query]"; https is not spoken here.
+// Parses "http[s]://host[:port][/path][?query]".
 Result<Url> parse_url(std::string_view text);
+
+struct ClientOptions {
+  std::chrono::milliseconds timeout{10'000};
+  std::string content_type = "application/json";
+  std::uint64_t max_body_bytes = 64ull << 20;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // https: the CA certificates (PEM) that may vouch for the server; "" for
+  // the system's. The server's name is always checked against its certificate.
+  std::string ca_file;
+};
+Result<Response> request(std::string_view method, std::string_view url, std::string_view body,
+                         const ClientOptions& options);
 
 // One request on a fresh connection; fails on a network error or timeout
 // (not on an HTTP error status: the caller reads Response::status), and on an

@@ -5,6 +5,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -40,7 +41,7 @@ Request to_request(const bhttp::request<bhttp::string_body>& req, const tcp::end
   return r;
 }
 
-class Session;
+class SessionBase;
 
 // Connections whose request the handler has not answered yet. A Responder
 // names its connection through this registry instead of owning it, so a
@@ -50,34 +51,65 @@ struct Parking {
   std::mutex mutex;
   bool stopped = false;
   std::uint64_t next_ticket = 0;  // tickets are never reused, so a late answer finds nothing
-  std::unordered_map<std::uint64_t, std::shared_ptr<Session>> waiting;
+  std::unordered_map<std::uint64_t, std::shared_ptr<SessionBase>> waiting;
 };
 
-// One connection: read a request, hand it to the handler, write the answer,
-// repeat while the client keeps the connection alive.
-class Session : public std::enable_shared_from_this<Session> {
+// What a Responder needs of a connection, whatever its stream.
+class SessionBase {
  public:
-  Session(tcp::socket socket, const ServerOptions& options, const Handler& handler,
-          std::shared_ptr<Parking> parking, Logger& log)
-      : stream_(std::move(socket)),
+  virtual ~SessionBase() = default;
+  // Writes the answer on the connection's own executor.
+  virtual void answer(Response response) = 0;
+};
+
+// One connection: (for TLS, a handshake first) read a request, hand it to
+// the handler, write the answer, repeat while the client keeps the
+// connection alive. Stream is beast::tcp_stream or an ssl_stream over one.
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  template <class... StreamArgs>
+  Session(const ServerOptions& options, const Handler& handler, std::shared_ptr<Parking> parking,
+          Logger& log, StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...),
         options_(options),
         handler_(handler),
         parking_(std::move(parking)),
         log_(log) {}
 
   void start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        beast::get_lowest_layer(self->stream_).expires_after(self->options_.idle_timeout);
+        self->stream_.async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) return self->close();
+          self->read();
+        });
+      } else {
+        self->read();
+      }
+    });
+  }
+
+  void answer(Response response) override {
+    asio::dispatch(stream_.get_executor(),
+                   [self = this->shared_from_this(), response = std::move(response)]() mutable {
+                     self->write(std::move(response));
+                   });
   }
 
  private:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
   void read() {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-    stream_.expires_after(options_.idle_timeout);
-    bhttp::async_read(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    beast::get_lowest_layer(stream_).expires_after(options_.idle_timeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->on_read(ec);
+                      });
   }
 
   void on_read(beast::error_code ec) {
@@ -98,14 +130,16 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     beast::error_code ignored;
-    Request request = to_request(req, stream_.socket().remote_endpoint(ignored));
+    Request request =
+        to_request(req, beast::get_lowest_layer(stream_).socket().remote_endpoint(ignored));
     std::uint64_t ticket;
     {
       std::lock_guard lock(parking_->mutex);
       ticket = parking_->next_ticket++;
-      parking_->waiting[ticket] = shared_from_this();
+      parking_->waiting[ticket] = this->shared_from_this();
     }
-    // The responder may run on any thread: hop back onto this connection's strand.
+    // The responder may run on any thread: answer() hops back onto this
+    // connection's strand.
     Responder respond = [parking = parking_, ticket](Response response) {
       std::lock_guard lock(parking->mutex);
       if (parking->stopped) return;
@@ -113,11 +147,9 @@ class Session : public std::enable_shared_from_this<Session> {
       if (it == parking->waiting.end()) return;  // answered twice
       auto self = std::move(it->second);
       parking->waiting.erase(it);
-      asio::dispatch(
-          self->stream_.get_executor(),
-          [self, response = std::move(response)]() mutable { self->write(std::move(response)); });
+      self->answer(std::move(response));
     };
-    stream_.expires_never();  // a long poll may take a while to answer
+    beast::get_lowest_layer(stream_).expires_never();  // a long poll may take a while
     handler_(request, std::move(respond));
   }
 
@@ -131,9 +163,9 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(keep_alive_);
     res->body() = std::move(response.body);
     res->prepare_payload();
-    stream_.expires_after(options_.idle_timeout);
+    beast::get_lowest_layer(stream_).expires_after(options_.idle_timeout);
     bhttp::async_write(stream_, *res,
-                       [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                       [self = this->shared_from_this(), res](beast::error_code ec, std::size_t) {
                          if (ec || !self->keep_alive_) return self->close();
                          self->read();
                        });
@@ -141,10 +173,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   const ServerOptions& options_;
@@ -168,6 +200,7 @@ struct Server::Impl {
   ServerOptions options;
   Handler handler;
   Logger& log;
+  std::optional<asio::ssl::context> tls;  // before io: sessions die with io
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   std::thread thread;
@@ -179,8 +212,15 @@ struct Server::Impl {
   void accept() {
     acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec)
-        std::make_shared<Session>(std::move(socket), options, handler, parking, log)->start();
+      if (!ec && tls) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+            options, handler, parking, log, std::move(socket), *tls)
+            ->start();
+      } else if (!ec) {
+        std::make_shared<Session<beast::tcp_stream>>(options, handler, parking, log,
+                                                     std::move(socket))
+            ->start();
+      }
       accept();
     });
   }
@@ -196,6 +236,22 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, Hand
   if (ec)
     return make_error(Errc::invalid_argument,
                       "bind address '" + options.bind + "': " + ec.message());
+  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+    impl->tls.emplace(asio::ssl::context::tls_server);
+    impl->tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                           asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                           asio::ssl::context::no_tlsv1_1);
+    impl->tls->use_certificate_chain_file(options.tls_cert_file, ec);
+    if (ec) {
+      return make_error(Errc::invalid_argument,
+                        "TLS certificate " + options.tls_cert_file + ": " + ec.message());
+    }
+    impl->tls->use_private_key_file(options.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) {
+      return make_error(Errc::invalid_argument,
+                        "TLS key " + options.tls_key_file + ": " + ec.message());
+    }
+  }
   tcp::endpoint endpoint(address, options.port);
   auto fail = [&](const char* what) {
     return make_error(Errc::io, std::string(what) + " " + options.bind + ":" +
@@ -239,7 +295,7 @@ void Server::stop() {
   impl_->io.stop();
   impl_->thread.join();
   // Close the connections still waiting for an answer while the io_context lives.
-  std::unordered_map<std::uint64_t, std::shared_ptr<Session>> waiting;
+  std::unordered_map<std::uint64_t, std::shared_ptr<SessionBase>> waiting;
   {
     std::lock_guard lock(impl_->parking->mutex);
     impl_->parking->stopped = true;

@@ -29,6 +29,19 @@ void SwarmTracker::expire(Swarm& swarm, SteadyTime now) {
   }
 }
 
+std::vector<Holder> SwarmTracker::holders(const std::string& info_hash) const {
+  std::vector<Holder> out;
+  auto it = swarms_.find(info_hash);
+  if (it == swarms_.end()) return out;
+  const SteadyTime now = clock_.steady();
+  for (const auto& [k, n] : it->second) {
+    if (n.left == 0 && now - n.last_seen <= options_.expiry) {
+      out.push_back({n.role, n.region, n.host});
+    }
+  }
+  return out;
+}
+
 AnnounceReply SwarmTracker::announce(const Announce& a) {
   ++announces_;
   const SteadyTime now = clock_.steady();

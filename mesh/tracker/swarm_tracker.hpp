@@ -51,6 +51,12 @@ struct AnnounceReply {
   std::size_t incomplete = 0;
 };
 
+// A node that holds a whole layer (what /swarm answers).
+struct Holder {
+  NodeRole role = NodeRole::peer;
+  std::string region, host;
+};
+
 struct TrackerOptions {
   std::chrono::seconds interval{30};  // told to clients
   std::chrono::seconds expiry{90};    // silence after which a node is forgotten
@@ -73,6 +79,8 @@ class SwarmTracker {
   // Forgets nodes silent for longer than the expiry, and empty swarms.
   void sweep();
   TrackerStats stats() const;
+  // The live nodes holding the whole layer of info_hash (20 bytes).
+  std::vector<Holder> holders(const std::string& info_hash) const;
   const TrackerOptions& options() const { return options_; }
 
  private:

@@ -5,6 +5,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "core/base/hex.hpp"
+
 namespace drover::mesh {
 namespace {
 
@@ -120,6 +122,26 @@ http::Response handle_announce(SwarmTracker& tracker, const http::Request& req) 
   return bencoded(std::move(out));
 }
 
+http::Response handle_swarm(const SwarmTracker& tracker, const http::Request& req) {
+  http::Response r;
+  const std::string* hex = req.param("info_hash");
+  std::string raw;
+  if (hex != nullptr && hex->size() == 40) {
+    if (auto bytes = from_hex(*hex)) raw = *bytes;
+  }
+  if (raw.size() != 20) {
+    r.status = 400;
+    r.body = R"({"error":"info_hash must be 40 hex digits: the truncated v2 info-hash"})";
+    return r;
+  }
+  nlohmann::json holders = nlohmann::json::array();
+  for (const auto& h : tracker.holders(raw)) {
+    holders.push_back({{"role", role_name(h.role)}, {"region", h.region}, {"host", h.host}});
+  }
+  r.body = nlohmann::json{{"complete", holders}}.dump();
+  return r;
+}
+
 std::string announce_url(const std::string& base, const std::string& host, NodeRole role,
                          const std::string& region, const std::string& cluster) {
   return base + "/announce?role=" + role_name(role) + "&region=" + http::percent_encode(region) +
@@ -163,9 +185,10 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
                    .dump();
       return respond(std::move(r));
     }
+    if (req.path == "/swarm") return respond(handle_swarm(raw->tracker, req));
     http::Response r;
     r.status = 404;
-    r.body = R"({"error":"no such path; the tracker serves /announce and /stats"})";
+    r.body = R"({"error":"no such path; the tracker serves /announce, /swarm and /stats"})";
     respond(std::move(r));
   };
   DROVER_ASSIGN(impl->server, http::Server::start(server, handler, log));

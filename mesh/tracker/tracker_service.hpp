@@ -37,5 +37,7 @@ std::string announce_url(const std::string& base, const std::string& host, NodeR
 
 // The handler's parsing and answering, apart from the server (for tests).
 http::Response handle_announce(SwarmTracker& tracker, const http::Request& request);
+// GET /swarm?info_hash=<40 hex>: the nodes holding the whole layer, as JSON.
+http::Response handle_swarm(const SwarmTracker& tracker, const http::Request& request);
 
 }  // namespace drover::mesh

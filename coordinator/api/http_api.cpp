@@ -1,0 +1,349 @@
+#include "coordinator/api/http_api.hpp"
+
+#include <cstring>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "coordinator/service/coordinator.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+using nlohmann::json;
+
+int status_of(Errc code) {
+  switch (code) {
+    case Errc::invalid_argument: return 400;
+    case Errc::unsupported: return 400;
+    case Errc::corrupt: return 502;  // what an upstream (the origin) served is bad
+    case Errc::not_found: return 404;
+    case Errc::already_exists: return 409;
+    case Errc::refused: return 409;
+    case Errc::crypto: return 401;
+    case Errc::timeout: return 504;
+    case Errc::io: return 502;
+    case Errc::internal: return 500;
+  }
+  return 500;
+}
+
+http::Response answer(int status, const json& body) {
+  http::Response r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+http::Response error(int status, const std::string& message) {
+  return answer(status, {{"error", message}});
+}
+
+http::Response from(const Result<json>& r, int ok_status = 200) {
+  if (!r.ok()) return error(status_of(r.error().code), r.error().message);
+  return answer(ok_status, *r);
+}
+
+// Splits "/a/b/c" into {"a","b","c"}.
+std::vector<std::string> segments(const std::string& path) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    const std::size_t j = path.find('/', i);
+    out.push_back(path.substr(i, j == std::string::npos ? std::string::npos : j - i));
+    if (j == std::string::npos) break;
+    i = j;
+  }
+  return out;
+}
+
+Result<std::size_t> limit_param(const http::Request& req, std::size_t fallback) {
+  const std::string* v = req.param("limit");
+  if (v == nullptr) return fallback;
+  char* end = nullptr;
+  const long n = std::strtol(v->c_str(), &end, 10);
+  if (v->empty() || *end != '\0' || n < 1 || n > 1000) {
+    return make_error(Errc::invalid_argument, "limit must be a whole number from 1 to 1000");
+  }
+  return static_cast<std::size_t>(n);
+}
+
+Result<std::int64_t> time_param(const http::Request& req, const char* name, std::int64_t fallback) {
+  const std::string* v = req.param(name);
+  if (v == nullptr) return fallback;
+  auto t = parse_time_ms(*v);
+  if (!t.ok())
+    return make_error(Errc::invalid_argument, std::string(name) + ": " + t.error().message);
+  return *t;
+}
+
+}  // namespace
+
+bool is_loopback_address(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+Result<std::int64_t> parse_time_ms(const std::string& text) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos &&
+      text.size() <= 15) {
+    return static_cast<std::int64_t>(std::stoll(text));
+  }
+  std::tm tm{};
+  const char* rest = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == nullptr) {
+    return make_error(Errc::invalid_argument, "'" + text.substr(0, 64) +
+                                                  "' is neither unix milliseconds nor an RFC "
+                                                  "3339 time like 2026-11-27T10:00:00Z");
+  }
+  std::int64_t ms = 0;
+  if (*rest == '.') {
+    ++rest;
+    int digits = 0;
+    while (*rest >= '0' && *rest <= '9') {
+      if (digits < 3) ms = ms * 10 + (*rest - '0');
+      ++digits;
+      ++rest;
+    }
+    for (; digits < 3; ++digits) ms *= 10;
+  }
+  std::int64_t offset_s = 0;
+  if (*rest == 'Z' || *rest == 'z') {
+    ++rest;
+  } else if ((*rest == '+' || *rest == '-') && std::strlen(rest) == 6 && rest[3] == ':') {
+    const int sign = *rest == '-' ? -1 : 1;
+    offset_s = sign * ((rest[1] - '0') * 36000 + (rest[2] - '0') * 3600 + (rest[4] - '0') * 600 +
+                       (rest[5] - '0') * 60);
+    rest += 6;
+  } else {
+    return make_error(Errc::invalid_argument,
+                      "'" + text.substr(0, 64) + "' needs a time zone: Z or +HH:MM");
+  }
+  if (*rest != '\0') {
+    return make_error(Errc::invalid_argument, "'" + text.substr(0, 64) + "' has trailing text");
+  }
+  return (static_cast<std::int64_t>(::timegm(&tm)) - offset_s) * 1000 + ms;
+}
+
+HttpApi::HttpApi(Coordinator& coordinator, const ApiOptions& options, Logger& log)
+    : coordinator_(coordinator), options_(options), log_(log) {}
+
+HttpApi::~HttpApi() {
+  server_.reset();  // no new requests
+  pool_.reset();    // finishes those in progress
+}
+
+Result<std::unique_ptr<HttpApi>> HttpApi::start(Coordinator& coordinator, const ApiOptions& options,
+                                                Logger& log) {
+  std::unique_ptr<HttpApi> api(new HttpApi(coordinator, options, log));
+  const auto colon = options.listen.rfind(':');
+  if (colon == std::string::npos) {
+    return make_error(Errc::invalid_argument,
+                      "api listen '" + options.listen + "' must be HOST:PORT");
+  }
+  http::ServerOptions so;
+  so.bind = options.listen.substr(0, colon);
+  if (so.bind.size() > 2 && so.bind.front() == '[') so.bind = so.bind.substr(1, so.bind.size() - 2);
+  const std::string port = options.listen.substr(colon + 1);
+  char* end = nullptr;
+  const long n = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || n < 0 || n > 65535) {
+    return make_error(Errc::invalid_argument, "api listen '" + options.listen + "': bad port");
+  }
+  so.port = static_cast<std::uint16_t>(n);
+  so.max_body_bytes = options.max_body_bytes;
+  const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
+  if (tls && (options.tls_cert_file.empty() || options.tls_key_file.empty())) {
+    return make_error(Errc::invalid_argument, "api TLS needs both a certificate and a key file");
+  }
+  if (!tls && !is_loopback_address(so.bind)) {
+    return make_error(Errc::refused, "api listen '" + options.listen +
+                                         "' is not a loopback address: plain HTTP is served "
+                                         "only on loopback; give a TLS certificate and key");
+  }
+  so.tls_cert_file = options.tls_cert_file;
+  so.tls_key_file = options.tls_key_file;
+  api->pool_ = std::make_unique<WorkerPool>(options.workers);
+  HttpApi* raw = api.get();
+  DROVER_ASSIGN(api->server_,
+                http::Server::start(
+                    so,
+                    [raw](const http::Request& req, http::Responder respond) {
+                      raw->pool_->submit([raw, req, respond = std::move(respond)]() mutable {
+                        respond(raw->handle(req));
+                      });
+                    },
+                    log));
+  const std::string host = so.bind.find(':') != std::string::npos ? "[" + so.bind + "]" : so.bind;
+  api->url_ =
+      std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(api->server_->port());
+  return api;
+}
+
+std::uint16_t HttpApi::port() const {
+  return server_->port();
+}
+
+std::string HttpApi::url() const {
+  return url_;
+}
+
+http::Response HttpApi::handle(const http::Request& req) {
+  const std::vector<std::string> seg = segments(req.path);
+  const std::string& m = req.method;
+  auto is = [&](std::initializer_list<const char*> pattern) {
+    if (pattern.size() != seg.size()) return false;
+    std::size_t i = 0;
+    for (const char* p : pattern) {
+      if (std::strcmp(p, "*") != 0 && seg[i] != p) return false;
+      ++i;
+    }
+    return true;
+  };
+
+  // Unauthenticated: liveness, and the webhook (authenticated by its HMAC).
+  if (is({"ready"})) {
+    if (m != "GET") return error(405, "GET /ready only");
+    return answer(200, {{"ok", true}});
+  }
+  if (is({"webhooks", "health"})) {
+    if (m != "POST") return error(405, "POST /webhooks/health only");
+    auto it = req.headers.find("x-drover-signature");
+    if (it == req.headers.end()) {
+      return error(401, "missing X-Drover-Signature: sha256=<hex HMAC-SHA256 of the body>");
+    }
+    return from(coordinator_.health_webhook(req.body, it->second));
+  }
+
+  // Which role each endpoint needs; unknown paths are 404 before any auth.
+  struct Route {
+    Role role;
+    std::function<http::Response(const Caller&, const json&)> run;
+  };
+  std::optional<Route> route;
+  std::string allowed;  // methods of a known path, for 405
+  auto on = [&](const char* method, Role role,
+                std::function<http::Response(const Caller&, const json&)> run) {
+    allowed += allowed.empty() ? method : std::string(", ") + method;
+    if (m == method) route = Route{role, std::move(run)};
+  };
+  Coordinator& c = coordinator_;
+  if (is({"pipelines"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) { return from(c.pipelines()); });
+    on("POST", Role::deployer, [&](const Caller& who, const json& body) {
+      bool created = false;
+      auto r = c.put_pipeline(body, who, created);
+      return from(r, created ? 201 : 200);
+    });
+  } else if (is({"pipelines", "*"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) { return from(c.pipeline(seg[1])); });
+  } else if (is({"pipelines", "*", "runs"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      auto limit = limit_param(req, 20);
+      if (!limit.ok()) return error(400, limit.error().message);
+      return from(c.runs(seg[1], *limit));
+    });
+  } else if (is({"deploys"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      auto limit = limit_param(req, 50);
+      if (!limit.ok()) return error(400, limit.error().message);
+      const std::string* service = req.param("service");
+      return from(c.deploys(service ? *service : "", *limit));
+    });
+    on("POST", Role::deployer,
+       [&](const Caller& who, const json& body) { return from(c.start_deploy(body, who), 201); });
+  } else if (is({"deploys", "*"})) {
+    on("GET", Role::viewer,
+       [&](const Caller&, const json&) { return from(c.deploy_view(seg[1])); });
+  } else if (is({"deploys", "*", "pause"})) {
+    on("POST", Role::deployer,
+       [&](const Caller& who, const json&) { return from(c.pause(seg[1], who)); });
+  } else if (is({"deploys", "*", "resume"})) {
+    on("POST", Role::deployer,
+       [&](const Caller& who, const json&) { return from(c.resume(seg[1], who)); });
+  } else if (is({"rollback"})) {
+    on("POST", Role::deployer,
+       [&](const Caller& who, const json& body) { return from(c.rollback(body, who)); });
+  } else if (is({"artifacts"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      const std::string* service = req.param("service");
+      return from(c.artifacts(service ? *service : ""));
+    });
+    on("POST", Role::deployer, [&](const Caller& who, const json& body) {
+      return from(c.register_artifact(body, who), 201);
+    });
+  } else if (is({"artifacts", "*"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) { return from(c.artifact(seg[1])); });
+  } else if (is({"hosts"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) { return from(c.hosts()); });
+  } else if (is({"hosts", "*", "reset"})) {
+    on("POST", Role::admin,
+       [&](const Caller& who, const json&) { return from(c.reset_host(seg[1], who)); });
+  } else if (is({"audit"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      auto since = time_param(req, "since", 0);
+      auto until = time_param(req, "until", std::numeric_limits<std::int64_t>::max());
+      auto limit = limit_param(req, 100);
+      if (!since.ok()) return error(400, since.error().message);
+      if (!until.ok()) return error(400, until.error().message);
+      if (!limit.ok()) return error(400, limit.error().message);
+      const std::string* service = req.param("service");
+      return from(c.audit(service ? *service : "", *since, *until, *limit));
+    });
+  } else if (is({"audit", "verify"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) { return from(c.audit_verify()); });
+  } else if (is({"audit", "running"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      const std::string* service = req.param("service");
+      if (service == nullptr || service->empty()) return error(400, "service is required");
+      auto at = time_param(req, "at", std::numeric_limits<std::int64_t>::max());
+      if (!at.ok()) return error(400, at.error().message);
+      return from(c.running_at(*service, *at));
+    });
+  } else if (is({"tokens"})) {
+    on("GET", Role::admin, [&](const Caller&, const json&) { return from(c.list_tokens()); });
+    on("POST", Role::admin,
+       [&](const Caller& who, const json& body) { return from(c.create_token(body, who), 201); });
+  } else if (is({"tokens", "*"})) {
+    on("DELETE", Role::admin,
+       [&](const Caller& who, const json&) { return from(c.revoke_token(seg[1], who)); });
+  } else if (is({"join-tokens"})) {
+    on("POST", Role::admin,
+       [&](const Caller& who, const json&) { return from(c.create_join_token(who), 201); });
+  } else if (is({"join-tokens", "revoke"})) {
+    on("POST", Role::admin,
+       [&](const Caller& who, const json& body) { return from(c.revoke_join_token(body, who)); });
+  } else {
+    return error(404, "no such endpoint: " + m + " " + req.path.substr(0, 200));
+  }
+  if (!route) return error(405, req.path.substr(0, 200) + " takes " + allowed);
+
+  // Who is asking, and may they?
+  auto auth = req.headers.find("authorization");
+  if (auth == req.headers.end() || auth->second.rfind("Bearer ", 0) != 0) {
+    return error(401, "missing bearer token: send Authorization: Bearer <token>");
+  }
+  auto caller = c.tokens().authenticate(std::string_view(auth->second).substr(7));
+  if (!caller.ok()) return error(401, "unknown or revoked token");
+  if (!allows(caller->role, route->role)) {
+    return error(403, "this needs role " + std::string(role_name(route->role)) + "; token '" +
+                          caller->name + "' has role " + role_name(caller->role));
+  }
+  json body = json::object();
+  if (m == "POST" && !req.body.empty()) {
+    body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) return error(400, "the body is not valid JSON");
+  }
+  http::Response out = route->run(*caller, body);
+  if (m != "GET") {
+    log_.info("coordinator.api", {{"method", m},
+                                  {"path", req.path.substr(0, 200)},
+                                  {"who", caller->name},
+                                  {"status", out.status}});
+  }
+  return out;
+}
+
+}  // namespace drover::coordinator

@@ -1,0 +1,52 @@
+// The coordinator's HTTP API (docs/API.md): routes, bearer-token
+// authentication and roles, body limits and JSON errors that name the field,
+// over core/http. Each request runs on a worker thread, never on the
+// server's I/O thread, so a slow LMDB write does not stall other clients.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/base/worker_pool.hpp"
+#include "core/http/http.hpp"
+
+namespace drover::coordinator {
+
+class Coordinator;
+
+struct ApiOptions {
+  std::string listen = "127.0.0.1:0";
+  // Both or neither: with them the API speaks only HTTPS. Without them it
+  // binds only to a loopback address.
+  std::string tls_cert_file, tls_key_file;
+  std::size_t max_body_bytes = 1 << 20;
+  unsigned workers = 2;
+};
+
+class HttpApi {
+ public:
+  static Result<std::unique_ptr<HttpApi>> start(Coordinator& coordinator, const ApiOptions& options,
+                                                Logger& log);
+  ~HttpApi();
+  std::uint16_t port() const;
+  std::string url() const;  // "http://127.0.0.1:PORT" or "https://…"
+
+  // One request, answered at once (what the server's workers run).
+  http::Response handle(const http::Request& request);
+
+ private:
+  HttpApi(Coordinator& coordinator, const ApiOptions& options, Logger& log);
+  Coordinator& coordinator_;
+  ApiOptions options_;
+  Logger& log_;
+  std::string url_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<http::Server> server_;
+};
+
+// Is this bind address a loopback one (127.0.0.0/8, ::1, localhost)?
+bool is_loopback_address(const std::string& host);
+// "1733000000000" (unix ms) or "2026-11-27T10:00:00Z" (RFC 3339, UTC or offset).
+Result<std::int64_t> parse_time_ms(const std::string& text);
+
+}  // namespace drover::coordinator

@@ -1,0 +1,109 @@
+#include "coordinator/service/config.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "core/canon/json_fields.hpp"
+#include "core/sign/envelope.hpp"
+#include "core/sign/keys.hpp"
+
+namespace drover::coordinator {
+
+using canon::Fields;
+using nlohmann::json;
+
+Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::path& path) {
+  auto in_file = [&](const Error& e) { return e.context("config " + path.string()); };
+  auto text = fsys.read_file(path, 1 << 20);
+  if (!text.ok()) return in_file(text.error());
+  json j = json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return in_file(make_error(Errc::invalid_argument, "not valid JSON"));
+  auto parse = [&]() -> Result<CoordinatorConfig> {
+    DROVER_ASSIGN(Fields f, Fields::of(j, ""));
+    DROVER_TRY(f.only({"format", "data_dir", "online_key", "online_cert", "api", "agents",
+                       "tracker", "origin_feed", "webhook_secret_file", "tick_ms",
+                       "plan_validity_s", "sample_retention_s"}));
+    DROVER_ASSIGN(std::string format, f.str("format", 64));
+    if (format != "drover.coordinator-config.v1") {
+      return make_error(Errc::unsupported,
+                        "format '" + format + "' is not drover.coordinator-config.v1");
+    }
+    CoordinatorConfig c;
+    CoordinatorOptions& o = c.coordinator;
+    DROVER_ASSIGN(std::string data_dir, f.str("data_dir", 4096));
+    o.data_dir = data_dir;
+    DROVER_ASSIGN(std::string key_path, f.str("online_key", 4096));
+    DROVER_ASSIGN(std::string cert_path, f.str("online_cert", 4096));
+    auto key = sign::load_key_pair(fsys, key_path);
+    if (!key.ok()) return make_error(key.error().code, "online_key: " + key.error().message);
+    auto cert_text = fsys.read_file(cert_path, 64 << 10);
+    if (!cert_text.ok()) {
+      return make_error(cert_text.error().code, "online_cert: " + cert_text.error().message);
+    }
+    auto cert = sign::decode_envelope(*cert_text);
+    if (!cert.ok()) return make_error(cert.error().code, "online_cert: " + cert.error().message);
+    o.online = OnlineKey{*key, *cert};
+
+    DROVER_ASSIGN(auto api, f.opt_object("api"));
+    if (api) {
+      DROVER_TRY(api->only({"listen", "tls_cert", "tls_key", "max_body_bytes"}));
+      DROVER_ASSIGN(auto listen, api->opt_str("listen"));
+      DROVER_ASSIGN(auto cert_file, api->opt_str("tls_cert", 4096));
+      DROVER_ASSIGN(auto key_file, api->opt_str("tls_key", 4096));
+      DROVER_ASSIGN(auto max_body, api->opt_int("max_body_bytes", 1024, 64 << 20));
+      if (listen) c.api.listen = *listen;
+      if (cert_file) c.api.tls_cert_file = *cert_file;
+      if (key_file) c.api.tls_key_file = *key_file;
+      if (max_body) c.api.max_body_bytes = static_cast<std::size_t>(*max_body);
+    }
+    DROVER_ASSIGN(auto agents, f.opt_object("agents"));
+    if (agents) {
+      DROVER_TRY(agents->only({"requests", "announcements", "workers"}));
+      DROVER_ASSIGN(auto req, agents->opt_str("requests"));
+      DROVER_ASSIGN(auto ann, agents->opt_str("announcements"));
+      DROVER_ASSIGN(auto workers, agents->opt_int("workers", 1, 64));
+      if (req) o.agents.requests_listen = *req;
+      if (ann) o.agents.announcements_listen = *ann;
+      if (workers) o.agents.workers = static_cast<int>(*workers);
+    }
+    DROVER_ASSIGN(auto tracker, f.opt_object("tracker"));
+    if (tracker) {
+      DROVER_TRY(tracker->only({"listen", "url"}));
+      DROVER_ASSIGN(auto listen, tracker->opt_str("listen"));
+      DROVER_ASSIGN(auto url, tracker->opt_str("url", 1024));
+      if (listen && url) {
+        return make_error(Errc::invalid_argument,
+                          "tracker.listen and tracker.url exclude each other");
+      }
+      if (listen) o.tracker_listen = *listen;
+      if (url) o.tracker_url = *url;
+    }
+    DROVER_ASSIGN(auto feed, f.opt_str("origin_feed", 1024));
+    if (feed) o.origin_feed = *feed;
+    DROVER_ASSIGN(auto secret_file, f.opt_str("webhook_secret_file", 4096));
+    if (secret_file) {
+      auto secret = fsys.read_file(*secret_file, 4096);
+      if (!secret.ok()) {
+        return make_error(secret.error().code, "webhook_secret_file: " + secret.error().message);
+      }
+      std::string s = *secret;
+      while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+      if (s.size() < 16) {
+        return make_error(Errc::invalid_argument,
+                          "webhook_secret_file: the secret must be at least 16 bytes");
+      }
+      o.webhook_secret = s;
+    }
+    DROVER_ASSIGN(auto tick, f.opt_int("tick_ms", 10, 60'000));
+    if (tick) o.tick = std::chrono::milliseconds(*tick);
+    DROVER_ASSIGN(auto validity, f.opt_int("plan_validity_s", 60, 365 * 86400));
+    if (validity) o.plan_validity_s = *validity;
+    DROVER_ASSIGN(auto retention, f.opt_int("sample_retention_s", 60, 365 * 86400));
+    if (retention) o.sample_retention_s = *retention;
+    return c;
+  };
+  auto c = parse();
+  if (!c.ok()) return in_file(c.error());
+  return c;
+}
+
+}  // namespace drover::coordinator
