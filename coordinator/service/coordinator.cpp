@@ -123,7 +123,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     DROVER_TRY(c->orchestrator_->recover());
   }
   c->driver_ = std::thread([self] { self->drive(); });
-  if (!c->options_.origin_feed.empty()) c->feed_ = std::thread([self] { self->follow_feed(); });
+  if (!c->options_.origin_feed.empty() && c->options_.follow_feed) c->feed_ = std::thread([self] { self->follow_feed(); });
   return c;
 }
 
@@ -351,7 +351,7 @@ Result<json> Coordinator::put_pipeline(const json& body, const Caller& who, bool
   p.updated_ms = now_ms();
   p.updated_by = who.name;
   json rec = pipeline_json(p);
-  DROVER_TRY(store_->put_pipeline(p.id, *canon::encode(rec)));
+  DROVER_TRY(store_->put_pipeline(p.id, rec.dump()));
   DROVER_TRY(audit_admin(who.name, created ? "pipeline.created" : "pipeline.updated",
                          {{"pipeline", p.id}, {"service", p.service}, {"version", p.version}}));
   return rec;
@@ -497,7 +497,10 @@ Result<json> Coordinator::start_deploy(const json& body, const Caller& who) {
                        {"artifact_id", d.artifact},
                        {"git_sha", git_sha},
                        {"started_by", who.name}};
-  const std::string config_bytes = *canon::encode(config);
+  // Pipelines carry fractional thresholds, which canonical JSON does not
+  // encode; nlohmann's dump is deterministic (sorted keys, shortest
+  // round-trip numbers), so the snapshot's hash is stable.
+  const std::string config_bytes = config.dump();
   DROVER_TRY(store_->put_setting("deploy_config/" + d.id, config_bytes));
   DROVER_TRY(orchestrator_->create(d, who.name, git_sha, config_bytes));
   log_.info("coordinator.deploy.created", {{"deploy", d.id},

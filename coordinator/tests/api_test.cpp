@@ -1,0 +1,536 @@
+// The coordinator's HTTP API, endpoint by endpoint (docs/API.md): who may
+// call what, bad input refused with the field named and nothing changed,
+// and each endpoint's answer. A real Coordinator behind a real HTTP server
+// on loopback; the origin's feed is a small server speaking its contract.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/api/http_api.hpp"
+#include "coordinator/service/coordinator.hpp"
+#include "core/base/hex.hpp"
+#include "core/format/manifest.hpp"
+#include "core/http/http.hpp"
+#include "core/sign/secret_box.hpp"
+#include "tests/support/test_support.hpp"
+#include "tests/support/tls_cert.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+using drover::testing::TempDir;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr const char* kWebhookSecret = "webhook-secret-of-the-test";
+
+// A small, valid manifest of service `service`.
+std::string tiny_manifest(const std::string& service, const std::string& salt) {
+  format::Manifest m;
+  m.service = service;
+  m.git_sha = "0123abcd";
+  m.packing = "drover.pack.v1";
+  const std::string raw = "contents " + salt;
+  format::Layer l;
+  l.id = ContentId::of(raw);
+  l.size = l.raw_size = raw.size();
+  l.bt_root = ContentId::of(salt).digest();
+  m.layers.push_back(l);
+  format::Entry e;
+  e.path = "file";
+  e.type = format::EntryType::file;
+  e.mode = 0644;
+  e.size = raw.size();
+  e.hash = ContentId::of(raw);
+  e.extents = {{0, 0, raw.size()}};
+  m.entries.push_back(e);
+  return format::encode_manifest(m).value();
+}
+
+struct Answer {
+  int status = 0;
+  json body;
+};
+
+class Api : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto now = unix_seconds(clock_.now());
+    CoordinatorOptions o;
+    o.data_dir = dir_.path() / "state";
+    o.online = OnlineKey{online_, sign::certify(root_, {"online", online_.public_key(), 1,
+                                                         now - 60, now + 86400})};
+    o.webhook_secret = kWebhookSecret;
+    origin_ = http::Server::start(
+                  {},
+                  [this](const http::Request& req, http::Responder respond) {
+                    http::Response r;
+                    const std::string prefix = "/v1/manifests/";
+                    auto it = req.path.rfind(prefix, 0) == 0
+                                  ? manifests_.find(req.path.substr(prefix.size()))
+                                  : manifests_.end();
+                    if (it == manifests_.end()) {
+                      r.status = 404;
+                      r.body = R"({"error":"no such manifest"})";
+                    } else {
+                      r.content_type = "application/octet-stream";
+                      r.body = it->second;
+                    }
+                    respond(std::move(r));
+                  },
+                  Logger::discard())
+                  .value();
+    o.origin_feed = "http://127.0.0.1:" + std::to_string(origin_->port());
+    o.follow_feed = false;  // registration by POST /artifacts only
+    coordinator_ = Coordinator::start(o, clock_, random_, Logger::discard()).value();
+    api_ = HttpApi::start(*coordinator_, {}, Logger::discard()).value();
+    admin_ = coordinator_->tokens().create("root", Role::admin, now, random_).value();
+    deployer_ = coordinator_->tokens().create("dee", Role::deployer, now, random_).value();
+    viewer_ = coordinator_->tokens().create("vee", Role::viewer, now, random_).value();
+  }
+  void TearDown() override {
+    api_.reset();
+    coordinator_.reset();
+  }
+
+  Answer call(const std::string& method, const std::string& path, const std::string& body,
+              const std::string& token,
+              std::vector<std::pair<std::string, std::string>> headers = {}) {
+    http::ClientOptions o;
+    o.timeout = 10s;
+    o.headers = std::move(headers);
+    if (!token.empty()) o.headers.emplace_back("Authorization", "Bearer " + token);
+    auto r = http::request(method, api_->url() + path, body, o);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    if (!r.ok()) return {};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+  Answer call(const std::string& method, const std::string& path, const json& body,
+              const std::string& token) {
+    return call(method, path, body.is_null() ? std::string() : body.dump(), token);
+  }
+
+  // An artifact the origin serves: its id.
+  std::string publish(const std::string& service, const std::string& salt) {
+    const std::string m = tiny_manifest(service, salt);
+    manifests_[ContentId::of(m).hex()] = m;
+    return ContentId::of(m).str();
+  }
+  void enroll(const std::string& host, const std::string& region = "r1") {
+    HostRecord h;
+    h.host = host;
+    h.region = region;
+    h.cluster = "c1";
+    h.services = {"web"};
+    SeededRandom rnd(host.size() * 31 + host.back());
+    h.key = sign::KeyPair::generate(rnd).public_key();
+    h.report_key = std::string(32, 'k');
+    ASSERT_TRUE(coordinator_->store().enroll(h).ok());
+  }
+  json pipeline_body() {
+    return {{"service", "web"},
+            {"envs", {{{"name", "prod"}, {"region", "r1"}}}},
+            {"strategy", {{"kind", "canary"}, {"batch_size", 2}, {"canary_percents", {25}}}},
+            {"health_checks", {{"bake_s", 30}}}};
+  }
+
+  TempDir dir_;
+  SystemClock clock_;
+  SystemRandom random_;
+  SeededRandom keys_{7};
+  sign::KeyPair root_ = sign::KeyPair::generate(keys_);
+  sign::KeyPair online_ = sign::KeyPair::generate(keys_);
+  std::map<std::string, std::string> manifests_;  // hex -> bytes
+  std::unique_ptr<http::Server> origin_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<HttpApi> api_;
+  std::string admin_, deployer_, viewer_;
+};
+
+// Every endpoint that needs a token, with the role it needs.
+struct Endpoint {
+  const char* method;
+  const char* path;
+  Role role;
+};
+const Endpoint kEndpoints[] = {
+    {"GET", "/pipelines", Role::viewer},        {"POST", "/pipelines", Role::deployer},
+    {"GET", "/pipelines/web", Role::viewer},    {"GET", "/pipelines/web/runs", Role::viewer},
+    {"GET", "/deploys", Role::viewer},          {"POST", "/deploys", Role::deployer},
+    {"GET", "/deploys/web-1", Role::viewer},    {"POST", "/deploys/web-1/pause", Role::deployer},
+    {"POST", "/deploys/web-1/resume", Role::deployer},
+    {"POST", "/rollback", Role::deployer},      {"GET", "/artifacts", Role::viewer},
+    {"POST", "/artifacts", Role::deployer},     {"GET", "/artifacts/sha256:00", Role::viewer},
+    {"GET", "/hosts", Role::viewer},            {"POST", "/hosts/h1/reset", Role::admin},
+    {"GET", "/audit", Role::viewer},            {"GET", "/audit/verify", Role::viewer},
+    {"GET", "/audit/running?service=web", Role::viewer},
+    {"GET", "/tokens", Role::admin},            {"POST", "/tokens", Role::admin},
+    {"DELETE", "/tokens/vee", Role::admin},     {"POST", "/join-tokens", Role::admin},
+    {"POST", "/join-tokens/revoke", Role::admin},
+};
+
+TEST_F(Api, EveryEndpointRefusesAMissingOrUnknownToken) {
+  for (const auto& e : kEndpoints) {
+    Answer none = call(e.method, e.path, std::string("{}"), "");
+    EXPECT_EQ(none.status, 401) << e.method << " " << e.path;
+    EXPECT_NE(none.body.value("error", "").find("bearer token"), std::string::npos);
+    Answer forged = call(e.method, e.path, std::string("{}"), "drv_forged");
+    EXPECT_EQ(forged.status, 401) << e.method << " " << e.path;
+    EXPECT_EQ(forged.body.value("error", ""), "unknown or revoked token");
+  }
+}
+
+TEST_F(Api, EveryEndpointChecksTheRole) {
+  const std::string approver =
+      coordinator_->tokens().create("ap", Role::approver, 1, random_).value();
+  const std::map<Role, std::string> tokens = {{Role::viewer, viewer_},
+                                              {Role::deployer, deployer_},
+                                              {Role::approver, approver},
+                                              {Role::admin, admin_}};
+  for (const auto& e : kEndpoints) {
+    for (const auto& [role, token] : tokens) {
+      if (allows(role, e.role)) continue;
+      Answer a = call(e.method, e.path, std::string("{}"), token);
+      EXPECT_EQ(a.status, 403) << e.method << " " << e.path << " as " << role_name(role);
+      EXPECT_NE(a.body.value("error", "").find(std::string("needs role ") + role_name(e.role)),
+                std::string::npos)
+          << a.body.dump();
+    }
+  }
+  // Allowed roles get past the check (whatever the operation then answers).
+  for (const auto& e : kEndpoints) {
+    if (std::string(e.method) != "GET" || e.role != Role::viewer) continue;
+    Answer a = call(e.method, e.path, std::string(), viewer_);
+    EXPECT_NE(a.status, 401);
+    EXPECT_NE(a.status, 403) << e.path;
+  }
+}
+
+TEST_F(Api, UnknownPathsAndMethodsAreNamed) {
+  Answer a = call("GET", "/nope", std::string(), admin_);
+  EXPECT_EQ(a.status, 404);
+  EXPECT_NE(a.body["error"].get<std::string>().find("/nope"), std::string::npos);
+  Answer b = call("PUT", "/pipelines", std::string("{}"), admin_);
+  EXPECT_EQ(b.status, 405);
+  EXPECT_NE(b.body["error"].get<std::string>().find("GET, POST"), std::string::npos);
+  EXPECT_EQ(call("GET", "/ready", std::string(), "").status, 200);
+}
+
+TEST_F(Api, MalformedBodiesAreRefusedNamingTheFieldAndChangeNothing) {
+  const auto audit_before = coordinator_->store().verify_audit().value().records;
+  struct Case {
+    const char* path;
+    std::string body;
+    const char* names;
+  };
+  const std::vector<Case> cases = {
+      {"/pipelines", "{not json", "not valid JSON"},
+      {"/pipelines", "[1,2]", "must be a JSON object"},
+      {"/pipelines", R"({"service":5})", "service must be a string"},
+      {"/pipelines", R"({"envs":[]})", "service is required"},
+      {"/pipelines", R"({"service":"web","colour":"red"})", "unknown field 'colour'"},
+      {"/pipelines", R"({"service":"../etc"})", "service"},
+      {"/pipelines", R"({"service":"web","strategy":{"batch_size":0}})", "strategy.batch_size"},
+      {"/pipelines", R"({"service":"web","strategy":{"batch_size":2,"batch_percent":5}})",
+       "exclude each other"},
+      {"/pipelines", R"({"service":"web","strategy":{"kind":"canary","canary_percents":[25,5]}})",
+       "canary"},
+      {"/pipelines", R"({"service":"web","strategy":{"kind":"blue_green"}})", "strategy.kind"},
+      {"/pipelines", R"({"service":"web","health_checks":{"min_samples":-1}})",
+       "health_checks.min_samples"},
+      {"/pipelines", R"({"service":"web","health_checks":{"judge":"vibes"}})",
+       "health_checks.judge"},
+      {"/pipelines", R"({"service":"web","envs":[{"name":"a"},{"name":"a"}]})", "twice"},
+      {"/pipelines", R"({"service":"web","approval_gates":["prod"]})", "approval_gates[0]"},
+      {"/pipelines", R"({"service":"web","timeouts":{"converge_s":0}})", "timeouts.converge_s"},
+      {"/deploys", R"({})", "pipeline_id is required"},
+      {"/deploys", R"({"pipeline_id":"web"})", "artifact_id is required"},
+      {"/deploys", R"({"pipeline_id":"web","artifact_id":"md5:xyz"})", "artifact_id"},
+      {"/deploys", R"({"pipeline_id":"web","artifact_id":"sha256:00","extra":1})",
+       "unknown field 'extra'"},
+      {"/rollback", R"({})", "deploy_id is required"},
+      {"/rollback", R"({"deploy_id":7})", "deploy_id must be a string"},
+      {"/artifacts", R"({"artifact_id":"nope"})", "artifact_id"},
+      {"/tokens", R"({"name":"x","role":"god"})", "role"},
+      {"/tokens", R"({"role":"viewer"})", "name is required"},
+      {"/join-tokens/revoke", R"({})", "token is required"},
+  };
+  for (const auto& c : cases) {
+    Answer a = call("POST", c.path, c.body, admin_);
+    EXPECT_EQ(a.status, 400) << c.path << " " << c.body << " -> " << a.body.dump();
+    EXPECT_NE(a.body.value("error", "").find(c.names), std::string::npos)
+        << c.body << " -> " << a.body.dump();
+  }
+  EXPECT_TRUE(call("GET", "/pipelines", std::string(), viewer_).body["pipelines"].empty());
+  EXPECT_TRUE(call("GET", "/deploys", std::string(), viewer_).body["deploys"].empty());
+  EXPECT_EQ(coordinator_->store().verify_audit().value().records, audit_before);
+}
+
+TEST_F(Api, ABodyBeyondTheLimitIs413) {
+  const std::string big = "{\"service\":\"" + std::string(2 << 20, 'a') + "\"}";
+  http::ClientOptions o;
+  o.headers = {{"Authorization", "Bearer " + admin_}};
+  auto r = http::request("POST", api_->url() + "/pipelines", big, o);
+  // The server may answer 413 or close the connection mid-upload; either way nothing is stored.
+  if (r.ok()) {
+    EXPECT_EQ(r->status, 413);
+  }
+  EXPECT_TRUE(call("GET", "/pipelines", std::string(), viewer_).body["pipelines"].empty());
+}
+
+TEST_F(Api, PipelinesAreVersionedAndKeepTheirService) {
+  Answer created = call("POST", "/pipelines", pipeline_body(), deployer_);
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  EXPECT_EQ(created.body["id"], "web");
+  EXPECT_EQ(created.body["version"], 1);
+  EXPECT_EQ(created.body["updated_by"], "dee");
+  EXPECT_EQ(created.body["strategy"]["canary_percents"], json::array({25}));
+  EXPECT_EQ(created.body["health_checks"]["p99_delta_ms"], 50);  // the default
+  json changed = pipeline_body();
+  changed["health_checks"]["bake_s"] = 90;
+  Answer updated = call("POST", "/pipelines", changed, deployer_);
+  ASSERT_EQ(updated.status, 200);
+  EXPECT_EQ(updated.body["version"], 2);
+  EXPECT_EQ(call("GET", "/pipelines/web", std::string(), viewer_).body["health_checks"]["bake_s"],
+            90);
+  json moved = pipeline_body();
+  moved["service"] = "api";
+  moved["id"] = "web";
+  Answer refused = call("POST", "/pipelines", moved, deployer_);
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_NE(refused.body["error"].get<std::string>().find("cannot change"), std::string::npos);
+  EXPECT_EQ(call("GET", "/pipelines/none", std::string(), viewer_).status, 404);
+}
+
+TEST_F(Api, ArtifactsRegisterFromTheOriginAndAreListed) {
+  const std::string v1 = publish("web", "v1");
+  Answer a = call("POST", "/artifacts", json{{"artifact_id", v1}}, deployer_);
+  ASSERT_EQ(a.status, 201) << a.body.dump();
+  EXPECT_EQ(a.body["service"], "web");
+  EXPECT_EQ(a.body["git_sha"], "0123abcd");
+  EXPECT_EQ(a.body["registered_by"], "dee");
+  EXPECT_EQ(call("GET", "/artifacts?service=web", std::string(), viewer_).body["artifacts"].size(),
+            1u);
+  EXPECT_EQ(call("GET", "/artifacts?service=api", std::string(), viewer_).body["artifacts"].size(),
+            0u);
+  EXPECT_EQ(call("GET", "/artifacts/" + v1, std::string(), viewer_).body["artifact_id"], v1);
+  // Unknown to the origin: 404, nothing registered.
+  const std::string absent = ContentId::of("absent").str();
+  EXPECT_EQ(call("POST", "/artifacts", json{{"artifact_id", absent}}, deployer_).status, 404);
+  // The origin serves bytes that are not the artifact: refused.
+  const std::string lie = ContentId::of("lie").str();
+  manifests_[ContentId::of("lie").hex()] = tiny_manifest("web", "other");
+  Answer forged = call("POST", "/artifacts", json{{"artifact_id", lie}}, deployer_);
+  EXPECT_EQ(forged.status, 502);
+  EXPECT_NE(forged.body["error"].get<std::string>().find("hashes to"), std::string::npos);
+  EXPECT_EQ(call("GET", "/artifacts/" + lie, std::string(), viewer_).status, 404);
+}
+
+TEST_F(Api, DeploysStartPauseResumeAndRollBack) {
+  for (const char* h : {"h1", "h2", "h3", "h4"}) enroll(h);
+  enroll("elsewhere", "r2");
+  const std::string v1 = publish("web", "v1");
+  const std::string other = publish("api", "x");
+  ASSERT_EQ(call("POST", "/pipelines", pipeline_body(), deployer_).status, 201);
+  ASSERT_EQ(call("POST", "/artifacts", json{{"artifact_id", v1}}, deployer_).status, 201);
+  ASSERT_EQ(call("POST", "/artifacts", json{{"artifact_id", other}}, deployer_).status, 201);
+
+  EXPECT_EQ(call("POST", "/deploys", json{{"pipeline_id", "nope"}, {"artifact_id", v1}}, deployer_)
+                .status,
+            404);
+  Answer unregistered = call(
+      "POST", "/deploys",
+      json{{"pipeline_id", "web"}, {"artifact_id", ContentId::of("x").str()}}, deployer_);
+  EXPECT_EQ(unregistered.status, 404);
+  EXPECT_NE(unregistered.body["error"].get<std::string>().find("not registered"),
+            std::string::npos);
+  Answer wrong_service =
+      call("POST", "/deploys", json{{"pipeline_id", "web"}, {"artifact_id", other}}, deployer_);
+  EXPECT_EQ(wrong_service.status, 400);
+  EXPECT_EQ(call("POST", "/deploys",
+                 json{{"pipeline_id", "web"}, {"artifact_id", v1}, {"env", "staging"}}, deployer_)
+                .status,
+            400);
+
+  Answer d = call("POST", "/deploys", json{{"pipeline_id", "web"}, {"artifact_id", v1}}, deployer_);
+  ASSERT_EQ(d.status, 201) << d.body.dump();
+  EXPECT_EQ(d.body["deploy_id"], "web-1");
+  EXPECT_EQ(d.body["env"], "prod");
+  EXPECT_EQ(d.body["git_sha"], "0123abcd");
+  EXPECT_EQ(d.body["batches"], 3);  // canary 25% of 4 = 1 host, then batches of 2 (1 + 2 + 1)
+
+  Answer view = call("GET", "/deploys/web-1", std::string(), viewer_);
+  ASSERT_EQ(view.status, 200);
+  EXPECT_EQ(view.body["hosts"].size(), 4u);  // r2's host is not in env prod
+  EXPECT_EQ(view.body["batches"][0]["hosts"].size(), 1u);
+  EXPECT_EQ(view.body["started_by"], "dee");
+
+  Answer second =
+      call("POST", "/deploys", json{{"pipeline_id", "web"}, {"artifact_id", v1}}, deployer_);
+  EXPECT_EQ(second.status, 409);
+  EXPECT_NE(second.body["error"].get<std::string>().find("web-1"), std::string::npos);
+
+  Answer paused = call("POST", "/deploys/web-1/pause", std::string(), deployer_);
+  ASSERT_EQ(paused.status, 200) << paused.body.dump();
+  EXPECT_EQ(paused.body["state"], "paused");
+  EXPECT_EQ(call("POST", "/deploys/web-1/pause", std::string(), deployer_).status, 409);
+  Answer resumed = call("POST", "/deploys/web-1/resume", std::string(), deployer_);
+  ASSERT_EQ(resumed.status, 200);
+  EXPECT_NE(resumed.body["state"], "paused");
+  EXPECT_EQ(call("POST", "/deploys/nope/pause", std::string(), deployer_).status, 404);
+
+  // The first deploy of a service has nothing to go back to: it fails.
+  Answer back = call("POST", "/rollback", json{{"deploy_id", "web-1"}, {"reason", "test"}},
+                     deployer_);
+  ASSERT_EQ(back.status, 200) << back.body.dump();
+  EXPECT_EQ(back.body["state"], "failed");
+  EXPECT_EQ(call("POST", "/rollback", json{{"deploy_id", "web-1"}}, deployer_).status, 409);
+
+  Answer runs = call("GET", "/pipelines/web/runs?limit=20", std::string(), viewer_);
+  ASSERT_EQ(runs.status, 200);
+  ASSERT_EQ(runs.body["runs"].size(), 1u);
+  EXPECT_EQ(runs.body["runs"][0]["deploy_id"], "web-1");
+  EXPECT_EQ(call("GET", "/pipelines/web/runs?limit=0", std::string(), viewer_).status, 400);
+
+  // Who did what is in the audit log.
+  Answer audit = call("GET", "/audit?service=web", std::string(), viewer_);
+  std::set<std::string> whats;
+  for (const auto& r : audit.body["records"]) whats.insert(r["what"].get<std::string>() + "/" + r["who"].get<std::string>());
+  EXPECT_TRUE(whats.count("deploy.created/dee")) << audit.body.dump();
+  EXPECT_TRUE(whats.count("deploy.paused/dee")) << audit.body.dump();
+  EXPECT_TRUE(whats.count("pipeline.created/dee")) << audit.body.dump();
+}
+
+TEST_F(Api, TheHealthWebhookNeedsItsSignature) {
+  enroll("h1");
+  const std::string body =
+      json{{"service", "web"},
+           {"samples", {{{"host", "h1"}, {"error_rate", 0.5}, {"p99_ms", 900}}}}}
+          .dump();
+  auto sign_body = [](const std::string& b) {
+    return "sha256=" + to_hex(sign::hmac_sha256(kWebhookSecret, b));
+  };
+  EXPECT_EQ(call("POST", "/webhooks/health", body, "").status, 401);
+  Answer forged =
+      call("POST", "/webhooks/health", body, "", {{"X-Drover-Signature", sign_body(body + " ")}});
+  EXPECT_EQ(forged.status, 401);
+  Answer ok = call("POST", "/webhooks/health", body, "", {{"X-Drover-Signature", sign_body(body)}});
+  ASSERT_EQ(ok.status, 200) << ok.body.dump();
+  EXPECT_EQ(ok.body["accepted"], 1);
+  auto fleet = coordinator_->store().fleet("web", 0).value();
+  ASSERT_EQ(fleet.samples.size(), 1u);
+  EXPECT_EQ(fleet.samples[0].error_rate, 0.5);
+
+  const std::string stranger =
+      json{{"service", "web"}, {"samples", {{{"host", "ghost"}, {"error_rate", 0.1}}}}}.dump();
+  Answer unknown =
+      call("POST", "/webhooks/health", stranger, "", {{"X-Drover-Signature", sign_body(stranger)}});
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_NE(unknown.body["error"].get<std::string>().find("samples[0].host"), std::string::npos);
+  const std::string stale = json{{"service", "web"},
+                                 {"samples", {{{"host", "h1"}, {"error_rate", 0.1}, {"at_ms", 1}}}}}
+                                .dump();
+  Answer old = call("POST", "/webhooks/health", stale, "", {{"X-Drover-Signature", sign_body(stale)}});
+  EXPECT_EQ(old.status, 400);
+  EXPECT_NE(old.body["error"].get<std::string>().find("samples[0].at_ms"), std::string::npos);
+  EXPECT_EQ(coordinator_->store().fleet("web", 0).value().samples.size(), 1u);
+}
+
+TEST_F(Api, AuditQueriesAndVerification) {
+  ASSERT_EQ(call("POST", "/pipelines", pipeline_body(), deployer_).status, 201);
+  Answer all = call("GET", "/audit", std::string(), viewer_);
+  ASSERT_EQ(all.status, 200);
+  ASSERT_FALSE(all.body["records"].empty());
+  EXPECT_EQ(call("GET", "/audit?since=2999-01-01T00:00:00Z", std::string(), viewer_)
+                .body["records"]
+                .size(),
+            0u);
+  Answer bad = call("GET", "/audit?since=yesterday", std::string(), viewer_);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body["error"].get<std::string>().find("since"), std::string::npos);
+  Answer verify = call("GET", "/audit/verify", std::string(), viewer_);
+  EXPECT_EQ(verify.body["ok"], true);
+  EXPECT_GT(verify.body["records"].get<int>(), 0);
+  EXPECT_EQ(call("GET", "/audit/running?service=web", std::string(), viewer_).status, 404);
+  EXPECT_EQ(call("GET", "/audit/running", std::string(), viewer_).status, 400);
+}
+
+TEST_F(Api, TokensAreShownOnceListedByNameAndRevoked) {
+  Answer created = call("POST", "/tokens", json{{"name", "ci"}, {"role", "deployer"}}, admin_);
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  const std::string ci = created.body["token"];
+  EXPECT_EQ(call("GET", "/deploys", std::string(), ci).status, 200);
+  Answer listed = call("GET", "/tokens", std::string(), admin_);
+  EXPECT_EQ(listed.body.dump().find(ci), std::string::npos);  // never the token itself
+  EXPECT_NE(listed.body.dump().find("\"ci\""), std::string::npos);
+  EXPECT_EQ(call("POST", "/tokens", json{{"name", "ci"}, {"role", "viewer"}}, admin_).status, 409);
+  EXPECT_EQ(call("DELETE", "/tokens/ci", std::string(), admin_).status, 200);
+  EXPECT_EQ(call("GET", "/deploys", std::string(), ci).status, 401);
+  EXPECT_EQ(call("DELETE", "/tokens/ci", std::string(), admin_).status, 404);
+
+  Answer join = call("POST", "/join-tokens", std::string(), admin_);
+  ASSERT_EQ(join.status, 201);
+  const std::string jt = join.body["token"];
+  EXPECT_TRUE(coordinator_->store().join_token_valid(jt).value());
+  EXPECT_EQ(call("POST", "/join-tokens/revoke", json{{"token", jt}}, admin_).status, 200);
+  EXPECT_FALSE(coordinator_->store().join_token_valid(jt).value());
+  EXPECT_EQ(call("POST", "/join-tokens/revoke", json{{"token", jt}}, admin_).status, 404);
+}
+
+TEST_F(Api, HostsInventoryAndReset) {
+  enroll("h1");
+  Answer hosts = call("GET", "/hosts", std::string(), viewer_);
+  ASSERT_EQ(hosts.status, 200);
+  ASSERT_EQ(hosts.body["hosts"].size(), 1u);
+  EXPECT_EQ(hosts.body["hosts"][0]["region"], "r1");
+  EXPECT_TRUE(hosts.body["hosts"][0]["running"].contains("web"));
+  EXPECT_EQ(call("POST", "/hosts/h1/reset", std::string(), admin_).status, 200);
+  EXPECT_EQ(call("POST", "/hosts/ghost/reset", std::string(), admin_).status, 404);
+}
+
+TEST(ApiTls, ServesHttpsWithACertificateAndPlainOnlyOnLoopback) {
+  TempDir dir;
+  SystemClock clock;
+  SystemRandom random;
+  SeededRandom keys(3);
+  auto root = sign::KeyPair::generate(keys);
+  auto online = sign::KeyPair::generate(keys);
+  const auto now = unix_seconds(clock.now());
+  CoordinatorOptions o;
+  o.data_dir = dir.path() / "state";
+  o.online = OnlineKey{online, sign::certify(root, {"online", online.public_key(), 1, now - 60,
+                                                    now + 86400})};
+  auto c = Coordinator::start(o, clock, random, Logger::discard()).value();
+  const std::string admin = c->tokens().create("root", Role::admin, now, random).value();
+
+  ApiOptions open_plain;
+  open_plain.listen = "0.0.0.0:0";
+  auto refused = HttpApi::start(*c, open_plain, Logger::discard());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("loopback"), std::string::npos);
+
+  const auto files = drover::testing::make_self_signed_cert(dir.path());
+  ApiOptions tls;
+  tls.tls_cert_file = files.cert;
+  tls.tls_key_file = files.key;
+  auto api = HttpApi::start(*c, tls, Logger::discard());
+  ASSERT_TRUE(api.ok()) << api.error().message;
+  const std::string url = "https://localhost:" + std::to_string((*api)->port());
+  http::ClientOptions co;
+  co.ca_file = files.cert;
+  co.headers = {{"Authorization", "Bearer " + admin}};
+  auto r = http::request("GET", url + "/hosts", "", co);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+  // A client that does not trust the certificate (the system's CAs only) refuses the server.
+  co.ca_file = "";
+  auto unverified = http::request("GET", url + "/hosts", "", co);
+  EXPECT_FALSE(unverified.ok());
+  // Plain HTTP to the HTTPS port gets no answer.
+  auto plain = http::request("GET", "http://127.0.0.1:" + std::to_string((*api)->port()) + "/hosts",
+                             "", std::chrono::milliseconds(3000));
+  EXPECT_TRUE(!plain.ok() || plain->status >= 400);
+}
+
+}  // namespace
+}  // namespace drover::coordinator
