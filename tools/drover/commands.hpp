@@ -12,5 +12,7 @@ namespace drover::cli {
 int artifact_command(Context& ctx, std::vector<std::string> args);
 int keygen_command(Context& ctx, std::vector<std::string> args);
 int key_command(Context& ctx, std::vector<std::string> args);
+// deploy, rollback, status, pause, resume, pipeline, token, join-token, hosts, audit.
+int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::string> args);
 
 }  // namespace drover::cli

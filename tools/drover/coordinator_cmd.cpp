@@ -1,0 +1,314 @@
+// The thin commands over the coordinator's HTTP API (docs/CLI.md, "Talking
+// to the coordinator"): deploy, rollback, status, pause, resume, pipeline,
+// token, join-token, hosts, audit. Each is one or two API calls; the
+// coordinator validates everything and its error is printed as given.
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "core/http/http.hpp"
+#include "tools/drover/commands.hpp"
+
+namespace drover::cli {
+namespace {
+
+using nlohmann::json;
+
+struct Api {
+  std::string url, token, ca_file;
+
+  Result<json> call(const std::string& method, const std::string& path,
+                    const json& body = nullptr) const {
+    http::ClientOptions o;
+    o.timeout = std::chrono::seconds(30);
+    o.ca_file = ca_file;
+    if (!token.empty()) o.headers.emplace_back("Authorization", "Bearer " + token);
+    DROVER_ASSIGN(auto r,
+                  http::request(method, url + path, body.is_null() ? "" : body.dump(), o));
+    json j = json::parse(r.body, nullptr, false);
+    if (r.status < 200 || r.status > 299) {
+      const std::string why =
+          j.is_object() && j.contains("error") ? j["error"].get<std::string>() : r.body;
+      return make_error(r.status == 404 ? Errc::not_found : Errc::refused,
+                        "coordinator answered " + std::to_string(r.status) + ": " + why);
+    }
+    if (j.is_discarded()) return make_error(Errc::corrupt, "coordinator answered non-JSON");
+    return j;
+  }
+};
+
+void add_common(cxxopts::Options& o) {
+  o.add_options()("coordinator", "API URL (default $DROVER_COORDINATOR)",
+                  cxxopts::value<std::string>())(
+      "token", "API token (default $DROVER_TOKEN)", cxxopts::value<std::string>())(
+      "ca-file", "CA certificates for https (default $DROVER_CA_FILE)",
+      cxxopts::value<std::string>())("json", "print the coordinator's JSON answer")(
+      "h,help", "show this help");
+}
+
+std::string flag_or_env(const cxxopts::ParseResult& r, const char* flag, const char* env) {
+  if (r.count(flag)) return r[flag].as<std::string>();
+  const char* v = std::getenv(env);
+  return v ? v : "";
+}
+
+Result<Api> api_of(const cxxopts::ParseResult& r) {
+  Api a{flag_or_env(r, "coordinator", "DROVER_COORDINATOR"),
+        flag_or_env(r, "token", "DROVER_TOKEN"), flag_or_env(r, "ca-file", "DROVER_CA_FILE")};
+  if (a.url.empty()) {
+    return make_error(Errc::invalid_argument,
+                      "no coordinator: give --coordinator URL or set DROVER_COORDINATOR");
+  }
+  while (!a.url.empty() && a.url.back() == '/') a.url.pop_back();
+  return a;
+}
+
+std::string state_line(const json& d) {
+  std::ostringstream s;
+  s << d.value("deploy_id", "") << ": " << d.value("state", "") << " (batch "
+    << d.value("batch", 0) + 1 << " of " << (d["batches"].is_array() ? d["batches"].size()
+                                                                      : d.value("batches", 0))
+    << ")";
+  if (!d.value("reason", "").empty()) s << " - " << d.value("reason", "");
+  return s.str();
+}
+
+bool terminal(const std::string& state) {
+  return state == "succeeded" || state == "rolled_back" || state == "failed";
+}
+
+void print_status(const json& d) {
+  std::cout << state_line(d) << "\n"
+            << "  artifact " << d.value("artifact_id", "") << " (git " << d.value("git_sha", "")
+            << ")\n  prior    " << d.value("prior_artifact_id", "") << "\n";
+  if (d.contains("rollback") && d["rollback"]["duration_ms"].is_number()) {
+    std::cout << "  rollback took " << d["rollback"]["duration_ms"] << " ms\n";
+  }
+  if (!d["batches"].is_array()) return;
+  for (const auto& b : d["batches"]) {
+    std::cout << "  batch " << b["index"].get<int>() + 1 << " " << b.value("status", "") << " ["
+              << b["hosts"].size() << " hosts]";
+    if (!b.value("verdict", "").empty()) std::cout << " " << b.value("verdict", "");
+    std::cout << "\n";
+  }
+  for (const auto& h : d["hosts"]) {
+    std::cout << "    " << h.value("host", "") << " runs "
+              << (h.value("running", "").empty() ? "-" : h.value("running", "")) << "\n";
+  }
+}
+
+// Polls a deploy until it ends (or the timeout); prints each new state.
+int wait_for(const Api& api, const std::string& verb, const std::string& id, int timeout_s,
+             bool as_json) {
+  std::string last;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (true) {
+    auto d = api.call("GET", "/deploys/" + id);
+    if (!d.ok()) return report(verb, d.error());
+    const std::string line = state_line(*d);
+    if (line != last && !as_json) std::cout << line << std::endl;
+    last = line;
+    const std::string state = d->value("state", "");
+    if (terminal(state)) {
+      if (as_json) print_json(*d);
+      return state == "succeeded" ? kExitOk : kExitFailed;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return report(verb, make_error(Errc::timeout, id + " is still " + state + " after " +
+                                                        std::to_string(timeout_s) + " s"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a person's poll
+  }
+}
+
+Result<json> read_json_file(Context& ctx, const std::string& path) {
+  DROVER_ASSIGN(std::string text, ctx.fs.read_file(path, 1 << 20));
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return make_error(Errc::invalid_argument, path + " is not valid JSON");
+  return j;
+}
+
+}  // namespace
+
+int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::string> args) {
+  cxxopts::Options o("drover " + verb, "Talk to the drover coordinator (docs/CLI.md).");
+  add_common(o);
+  std::vector<std::string> positional = {"words"};
+  o.add_options()("words", "", cxxopts::value<std::vector<std::string>>());
+  if (verb == "deploy") {
+    o.custom_help("PIPELINE ARTIFACT_ID [--env E] [--git-sha S] [--batch-size N | --batch-percent P] [--wait] [--timeout S]");
+    o.add_options()("env", "environment", cxxopts::value<std::string>())(
+        "git-sha", "git commit (default: the artifact's)", cxxopts::value<std::string>())(
+        "batch-size", "override: hosts per batch", cxxopts::value<std::string>())(
+        "batch-percent", "override: percent of hosts per batch", cxxopts::value<std::string>());
+  }
+  if (verb == "deploy" || verb == "rollback") {
+    o.add_options()("wait", "wait until the deploy ends; exit 0 only if it succeeded")(
+        "timeout", "seconds --wait waits (default 3600)", cxxopts::value<std::string>());
+  }
+  if (verb == "rollback") {
+    o.custom_help("DEPLOY_ID [--reason TEXT] [--wait]");
+    o.add_options()("reason", "why", cxxopts::value<std::string>());
+  }
+  if (verb == "token") {
+    o.custom_help("create NAME --role ROLE | revoke NAME | list");
+    o.add_options()("role", "viewer, deployer, approver or admin", cxxopts::value<std::string>());
+  }
+  if (verb == "audit") {
+    o.custom_help("[verify] [--service S] [--since TIME] [--until TIME] [--limit N]");
+    o.add_options()("service", "one service", cxxopts::value<std::string>())(
+        "since", "unix ms or RFC 3339", cxxopts::value<std::string>())(
+        "until", "unix ms or RFC 3339", cxxopts::value<std::string>())(
+        "limit", "at most N records", cxxopts::value<std::string>());
+  }
+  auto parsed = parse(o, args, positional);
+  if (!parsed.ok()) return usage(verb, parsed.error().message);
+  const cxxopts::ParseResult& r = *parsed;
+  if (r.count("help")) {
+    std::cout << o.help() << "\n";
+    return kExitOk;
+  }
+  std::vector<std::string> words;
+  if (r.count("words")) words = r["words"].as<std::vector<std::string>>();
+  auto api = api_of(r);
+  if (!api.ok()) return usage(verb, api.error().message);
+  const bool as_json = r.count("json") > 0;
+  auto show = [&](const Result<json>& answer, const std::function<void(const json&)>& human) {
+    if (!answer.ok()) return report(verb, answer.error());
+    if (as_json) {
+      print_json(*answer);
+    } else {
+      human(*answer);
+    }
+    return kExitOk;
+  };
+  int timeout_s = 3600;
+  if (r.count("timeout")) {
+    timeout_s = std::atoi(r["timeout"].as<std::string>().c_str());
+    if (timeout_s <= 0) return usage(verb, "--timeout wants a whole number of seconds");
+  }
+
+  if (verb == "deploy") {
+    if (words.size() != 2) return usage(verb, "give PIPELINE and ARTIFACT_ID");
+    json body = {{"pipeline_id", words[0]}, {"artifact_id", words[1]}};
+    if (r.count("env")) body["env"] = r["env"].as<std::string>();
+    if (r.count("git-sha")) body["git_sha"] = r["git-sha"].as<std::string>();
+    if (r.count("batch-size") && r.count("batch-percent")) {
+      return usage(verb, "--batch-size and --batch-percent exclude each other");
+    }
+    if (r.count("batch-size")) {
+      const int n = std::atoi(r["batch-size"].as<std::string>().c_str());
+      if (n <= 0) return usage(verb, "--batch-size wants a whole number of hosts");
+      body["strategy_override"] = {{"kind", "rolling"}, {"batch_size", n}};
+    }
+    if (r.count("batch-percent")) {
+      const double p = std::atof(r["batch-percent"].as<std::string>().c_str());
+      if (p <= 0 || p > 100) return usage(verb, "--batch-percent wants 0-100");
+      body["strategy_override"] = {{"kind", "rolling"}, {"batch_percent", p}};
+    }
+    auto d = api->call("POST", "/deploys", body);
+    if (!d.ok()) return report(verb, d.error());
+    const std::string id = (*d)["deploy_id"];
+    if (r.count("wait")) return wait_for(*api, verb, id, timeout_s, as_json);
+    return show(d, [&](const json& j) {
+      std::cout << "started " << id << ": " << j["batches"] << " batches, config "
+                << j.value("config_hash", "") << "\n";
+    });
+  }
+  if (verb == "rollback") {
+    if (words.size() != 1) return usage(verb, "give DEPLOY_ID");
+    json body = {{"deploy_id", words[0]}};
+    if (r.count("reason")) body["reason"] = r["reason"].as<std::string>();
+    auto d = api->call("POST", "/rollback", body);
+    if (!d.ok()) return report(verb, d.error());
+    if (r.count("wait")) {
+      const int code = wait_for(*api, verb, words[0], timeout_s, as_json);
+      auto end = api->call("GET", "/deploys/" + words[0]);
+      // A rollback that reached its end is the success here.
+      if (end.ok() && end->value("state", "") == "rolled_back") return kExitOk;
+      return code == kExitOk ? kExitFailed : code;
+    }
+    return show(d, [](const json& j) { std::cout << state_line(j) << "\n"; });
+  }
+  if (verb == "status") {
+    if (words.size() != 1) return usage(verb, "give DEPLOY_ID");
+    return show(api->call("GET", "/deploys/" + words[0]), print_status);
+  }
+  if (verb == "pause" || verb == "resume") {
+    if (words.size() != 1) return usage(verb, "give DEPLOY_ID");
+    return show(api->call("POST", "/deploys/" + words[0] + "/" + verb),
+                [](const json& j) { std::cout << state_line(j) << "\n"; });
+  }
+  if (verb == "pipeline") {
+    if (words.size() != 2 || words[0] != "apply") return usage(verb, "pipeline apply FILE.json");
+    auto body = read_json_file(ctx, words[1]);
+    if (!body.ok()) return report(verb, body.error());
+    return show(api->call("POST", "/pipelines", *body), [](const json& j) {
+      std::cout << "pipeline " << j.value("id", "") << " version " << j["version"] << "\n";
+    });
+  }
+  if (verb == "token") {
+    if (words.size() == 1 && words[0] == "list") {
+      return show(api->call("GET", "/tokens"), [](const json& j) {
+        for (const auto& t : j["tokens"]) {
+          std::cout << t.value("name", "") << "\t" << t.value("role", "") << "\n";
+        }
+      });
+    }
+    if (words.size() == 2 && words[0] == "create") {
+      if (!r.count("role")) return usage(verb, "token create needs --role");
+      return show(api->call("POST", "/tokens",
+                            json{{"name", words[1]}, {"role", r["role"].as<std::string>()}}),
+                  [](const json& j) { std::cout << j.value("token", "") << "\n"; });
+    }
+    if (words.size() == 2 && words[0] == "revoke") {
+      return show(api->call("DELETE", "/tokens/" + words[1]),
+                  [&](const json&) { std::cout << "revoked " << words[1] << "\n"; });
+    }
+    return usage(verb, "token create NAME --role ROLE | revoke NAME | list");
+  }
+  if (verb == "join-token") {
+    if (words.size() != 1 || words[0] != "create") return usage(verb, "join-token create");
+    return show(api->call("POST", "/join-tokens"),
+                [](const json& j) { std::cout << j.value("token", "") << "\n"; });
+  }
+  if (verb == "hosts") {
+    return show(api->call("GET", "/hosts"), [](const json& j) {
+      for (const auto& h : j["hosts"]) {
+        std::cout << h.value("host", "") << "\t" << h.value("region", "") << "/"
+                  << h.value("cluster", "") << "\t" << h["running"].dump() << "\n";
+      }
+    });
+  }
+  if (verb == "audit") {
+    if (words.size() == 1 && words[0] == "verify") {
+      auto v = api->call("GET", "/audit/verify");
+      if (!v.ok()) return report(verb, v.error());
+      if (as_json) print_json(*v);
+      if (!(*v)["ok"].get<bool>()) {
+        if (!as_json) std::cout << "audit log BROKEN: " << (*v)["problem"].get<std::string>() << "\n";
+        return kExitFailed;
+      }
+      if (!as_json) std::cout << "audit log verified: " << (*v)["records"] << " records\n";
+      return kExitOk;
+    }
+    if (!words.empty()) return usage(verb, "audit [verify] [--service S] [--since T]");
+    std::string q = "/audit?limit=" + (r.count("limit") ? r["limit"].as<std::string>() : "100");
+    for (const char* k : {"service", "since", "until"}) {
+      if (r.count(k)) q += std::string("&") + k + "=" + http::percent_encode(r[k].as<std::string>());
+    }
+    return show(api->call("GET", q), [](const json& j) {
+      for (const auto& a : j["records"]) {
+        std::cout << a.value("at_ms", std::int64_t{0}) << "\t" << a.value("who", "") << "\t"
+                  << a.value("what", "") << "\t" << a.value("deploy_id", "") << "\t"
+                  << a.value("artifact", "") << "\n";
+      }
+    });
+  }
+  return usage(verb, "unknown command");
+}
+
+}  // namespace drover::cli
