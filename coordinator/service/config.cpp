@@ -39,7 +39,11 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     if (!cert_text.ok()) {
       return make_error(cert_text.error().code, "online_cert: " + cert_text.error().message);
     }
-    auto cert = sign::decode_envelope(*cert_text);
+    std::string cert_bytes = *cert_text;  // `drover key certify` ends the file with a newline
+    while (!cert_bytes.empty() && (cert_bytes.back() == '\n' || cert_bytes.back() == '\r')) {
+      cert_bytes.pop_back();
+    }
+    auto cert = sign::decode_envelope(cert_bytes);
     if (!cert.ok()) return make_error(cert.error().code, "online_cert: " + cert.error().message);
     o.online = OnlineKey{*key, *cert};
 
@@ -67,7 +71,9 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     }
     DROVER_ASSIGN(auto tracker, f.opt_object("tracker"));
     if (tracker) {
-      DROVER_TRY(tracker->only({"listen", "url"}));
+      DROVER_TRY(tracker->only({"listen", "url", "interval_s"}));
+      DROVER_ASSIGN(auto interval, tracker->opt_int("interval_s", 1, 3600));
+      if (interval) o.tracker_interval = std::chrono::seconds(*interval);
       DROVER_ASSIGN(auto listen, tracker->opt_str("listen"));
       DROVER_ASSIGN(auto url, tracker->opt_str("url", 1024));
       if (listen && url) {

@@ -86,8 +86,10 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     http::ServerOptions so;
     so.bind = hp.first;
     so.port = hp.second;
-    DROVER_ASSIGN(c->tracker_,
-                  mesh::TrackerService::start(so, mesh::TrackerOptions{}, clock, random, log));
+    mesh::TrackerOptions to;
+    to.interval = c->options_.tracker_interval;
+    to.expiry = 3 * to.interval;
+    DROVER_ASSIGN(c->tracker_, mesh::TrackerService::start(so, to, clock, random, log));
     c->tracker_url_ = "http://" + hp.first + ":" + std::to_string(c->tracker_->port());
   } else {
     c->tracker_url_ = c->options_.tracker_url;

@@ -38,6 +38,10 @@ struct CoordinatorOptions {
   // The mesh tracker: embedded (tracker_listen "host:port") or elsewhere
   // (tracker_url). Plans carry its address; readiness asks its /swarm.
   std::string tracker_listen, tracker_url;
+  // The embedded tracker's announce interval. A restarted coordinator's
+  // tracker knows no one until nodes announce again, so this bounds how
+  // long a fetch started right after a restart waits for its first source.
+  std::chrono::seconds tracker_interval{30};
   std::string origin_feed;     // "http://host:port" of the origin's feed; "" for none
   std::string webhook_secret;  // HMAC key of POST /webhooks/health; "" refuses the webhook
   std::chrono::milliseconds tick{200};

@@ -20,8 +20,10 @@ namespace drover::testing {
 
 class DaemonProcess {
  public:
-  // Starts argv; stderr goes to stderr_path (for the test's failure messages).
-  DaemonProcess(const std::vector<std::string>& argv, const std::string& stderr_path);
+  // Starts argv with env added to this process's environment; stderr goes
+  // to stderr_path (for the test's failure messages).
+  DaemonProcess(const std::vector<std::string>& argv, const std::string& stderr_path,
+                const std::map<std::string, std::string>& env = {});
   ~DaemonProcess();  // SIGKILLs the process if it still runs
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;

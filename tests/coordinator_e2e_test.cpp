@@ -1,0 +1,95 @@
+// The whole loop with real parts, as a person would run it: drover-coordinator
+// (hosting the tracker), an origin, one regional seed and six drover-agent
+// processes supervising drover-demo-service, driven by the drover command
+// line. v1 everywhere, v2 through canary batches, then a v3 whose error rate
+// is bad: rolled back on its own, every host on v2 again, the rollback's
+// time recorded, the audit chain intact.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/fleet.hpp"
+
+namespace drover::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
+  TempDir dir;
+  TestFleet f(dir.path());
+  const std::string v1 = f.push("v1", {{"error_rate", 0.01}, {"p99_ms", 12}, {"saturation", 0.2}});
+  const std::string v2 = f.push("v2", {{"error_rate", 0.01}, {"p99_ms", 14}, {"saturation", 0.2}});
+  const std::string v3 = f.push("v3", {{"error_rate", 0.40}, {"p99_ms", 14}, {"saturation", 0.2}});
+  f.start_coordinator();
+  f.start_origin();
+  f.start_seed("r1");
+  f.start_agents({"h1", "h2", "h3", "h4", "h5", "h6"});
+
+  write_file(dir.path() / "pipeline.json",
+             json{{"service", "web"},
+                  {"envs", {{{"name", "prod"}, {"region", "r1"}}}},
+                  {"strategy", {{"kind", "canary"}, {"batch_size", 3}, {"canary_percents", {16, 50}}}},
+                  {"health_checks", {{"bake_s", 3}, {"min_samples", 5}}},
+                  {"timeouts", {{"ready_s", 60}, {"converge_s", 60}, {"rollback_s", 60}}}}
+                 .dump());
+  ProcessResult p = f.drover({"pipeline", "apply", (dir.path() / "pipeline.json").string()});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  for (const auto& a : {v1, v2, v3}) ASSERT_TRUE(f.registered(a)) << a;
+
+  // v1 to every host at once (the service's first release).
+  ProcessResult first = f.drover({"deploy", "web", v1, "--batch-size", "6", "--wait", "--json"});
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err << f.coordinator().stderr_tail();
+  for (const auto& h : f.hosts()) EXPECT_EQ(f.serving(h).first, v1) << h;
+
+  // v2 through the canary: 1 host (16% of 6, rounded up), 2 more (to 50%), then the other 3.
+  ProcessResult second = f.drover({"deploy", "web", v2, "--wait", "--json"});
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  json d2 = json::parse(second.out);
+  ASSERT_EQ(d2["state"], "succeeded");
+  ASSERT_EQ(d2["batches"].size(), 3u);
+  EXPECT_EQ(d2["batches"][0]["hosts"].size(), 1u);
+  EXPECT_EQ(d2["batches"][1]["hosts"].size(), 2u);
+  EXPECT_EQ(d2["batches"][2]["hosts"].size(), 3u);
+  for (const auto& b : d2["batches"]) {
+    EXPECT_GE(b["finished_ms"].get<std::int64_t>() - b["converged_ms"].get<std::int64_t>(), 3000);
+    EXPECT_EQ(b["status"], "passed");
+  }
+  for (const auto& h : f.hosts()) EXPECT_EQ(f.serving(h).first, v2) << h;
+
+  // v3 errors 40x more: its canary fails, and everything goes back to v2.
+  ProcessResult third = f.drover({"deploy", "web", v3, "--wait", "--json"});
+  EXPECT_EQ(third.exit_code, 1) << third.out << third.err;
+  json d3 = json::parse(third.out);
+  ASSERT_EQ(d3["state"], "rolled_back") << d3.dump();
+  EXPECT_NE(d3["reason"].get<std::string>().find("error_rate"), std::string::npos) << d3["reason"];
+  EXPECT_EQ(d3["batch"], 0);
+  ASSERT_TRUE(d3["rollback"]["duration_ms"].is_number()) << d3.dump();
+  EXPECT_GT(d3["rollback"]["duration_ms"].get<std::int64_t>(), 0);
+  for (const auto& h : d3["hosts"]) EXPECT_EQ(h["running"], v2) << h.dump();
+  for (const auto& h : f.hosts()) {
+    EXPECT_TRUE(eventually([&] { return f.serving(h).first == v2; })) << h;
+  }
+
+  // The record: what ran, who did what, and a chain that verifies.
+  ProcessResult verify = f.drover({"audit", "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  json running = f.api("GET", "/audit/running?service=web");
+  EXPECT_EQ(running["artifact_id"], v2) << running.dump();
+  json history = f.api("GET", "/audit?service=web&limit=1000");
+  std::size_t rollbacks = 0, created = 0;
+  for (const auto& r : history["records"]) {
+    rollbacks += r["what"] == "rollback.done";
+    created += r["what"] == "deploy.created" && r["who"] == "admin";
+  }
+  EXPECT_EQ(rollbacks, 1u);
+  EXPECT_EQ(created, 3u);
+  ProcessResult status = f.drover({"status", d3["deploy_id"]});
+  EXPECT_EQ(status.exit_code, 0);
+  EXPECT_NE(status.out.find("rolled_back"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("rollback took"), std::string::npos) << status.out;
+}
+
+}  // namespace
+}  // namespace drover::testing

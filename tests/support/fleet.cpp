@@ -1,0 +1,243 @@
+#include "tests/support/fleet.hpp"
+
+#include <signal.h>
+
+#include "core/http/http.hpp"
+#include "tests/support/tree_gen.hpp"
+
+namespace drover::testing {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+void must(const ProcessResult& r, const std::string& what) {
+  if (r.exit_code != 0) throw std::runtime_error(what + " failed: " + r.err + r.out);
+}
+
+}  // namespace
+
+TestFleet::TestFleet(const fs::path& dir)
+    : dir_(dir),
+      api_port_(free_port()),
+      requests_port_(free_port()),
+      announcements_port_(free_port()),
+      tracker_port_(free_port()),
+      feed_port_(free_port()) {
+  const std::string drover = binary("drover").string();
+  must(run({drover, "keygen", "--out", (dir_ / "root.key").string()}), "keygen root");
+  must(run({drover, "keygen", "--out", (dir_ / "online.key").string()}), "keygen online");
+  must(run({drover, "key", "certify", "--root", (dir_ / "root.key").string(), "--subject",
+            (dir_ / "online.key.pub").string(), "--out", (dir_ / "online.cert").string()}),
+       "certify");
+  write_file(dir_ / "webhook.secret", "a-webhook-secret-for-tests\n", 0600);
+  const std::string state = (dir_ / "coordinator").string();
+  const std::string coord = binary("drover-coordinator").string();
+  ProcessResult admin =
+      run({coord, "token", "create", "admin", "--role", "admin", "--data-dir", state});
+  must(admin, "token create");
+  admin_ = trimmed(admin.out);
+  json config = {{"format", "drover.coordinator-config.v1"},
+                 {"data_dir", state},
+                 {"online_key", (dir_ / "online.key").string()},
+                 {"online_cert", (dir_ / "online.cert").string()},
+                 {"api", {{"listen", "127.0.0.1:" + std::to_string(api_port_)}}},
+                 {"agents",
+                  {{"requests", "tcp://127.0.0.1:" + std::to_string(requests_port_)},
+                   {"announcements", "tcp://127.0.0.1:" + std::to_string(announcements_port_)}}},
+                 {"tracker",
+                  {{"listen", "127.0.0.1:" + std::to_string(tracker_port_)}, {"interval_s", 1}}},
+                 {"origin_feed", "http://127.0.0.1:" + std::to_string(feed_port_)},
+                 {"webhook_secret_file", (dir_ / "webhook.secret").string()},
+                 {"tick_ms", 100}};
+  write_file(dir_ / "coordinator.json", config.dump(2));
+}
+
+std::string TestFleet::coordinator_history() const {
+  std::string out;
+  for (int i = 1; i <= coordinator_starts_; ++i) {
+    out += "--- coordinator start " + std::to_string(i) + "\n";
+    std::string text = read_file(dir_ / ("coordinator-" + std::to_string(i) + ".err"));
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      const std::size_t end = std::min(text.find('\n', pos), text.size());
+      const std::string line = text.substr(pos, end - pos);
+      if (line.find("level=info event=coordinator.api") == std::string::npos &&
+          line.find("artifact.registered") == std::string::npos) {
+        out += line + "\n";
+      }
+      pos = end + 1;
+    }
+  }
+  return out;
+}
+
+TestFleet::~TestFleet() {
+  agents_.clear();
+  seeds_.clear();
+  origin_.reset();
+  coordinator_.reset();
+  // The services the agents supervised run in process groups of their own.
+  std::error_code ec;
+  for (const auto& e : fs::recursive_directory_iterator(dir_, ec)) {
+    if (e.path().extension() != ".pid") continue;
+    json j = json::parse(read_file(e.path()), nullptr, false);
+    if (j.is_object() && j.value("pid", 0) > 0) ::kill(-j.value("pid", 0), SIGKILL);
+  }
+}
+
+std::string TestFleet::push(const std::string& name, const json& demo) {
+  const fs::path tree = dir_ / "trees" / name;
+  write_file(tree / "demo.json", demo.dump());
+  write_file(tree / "data", binary_bytes(name.size() * 7 + name.back(), 300 << 10));
+  ProcessResult r =
+      run({binary("drover").string(), "artifact", "push", tree.string(), "--service", "web",
+           "--git-sha", "0123abcd", "--store", (dir_ / "store").string(), "--json"});
+  must(r, "artifact push");
+  return json::parse(r.out)["artifact_id"];
+}
+
+void TestFleet::start_coordinator(const std::map<std::string, std::string>& env) {
+  coordinator_ = std::make_unique<DaemonProcess>(
+      std::vector<std::string>{binary("drover-coordinator").string(), "run", "--config",
+                               (dir_ / "coordinator.json").string(), "--log-level", "info"},
+      (dir_ / ("coordinator-" + std::to_string(++coordinator_starts_) + ".err")).string(), env);
+  if (!coordinator_->wait_for_event("ready", 30s)) {
+    throw std::runtime_error("coordinator did not start: " + coordinator_->stderr_tail());
+  }
+}
+
+void TestFleet::start_origin() {
+  origin_ = std::make_unique<DaemonProcess>(
+      std::vector<std::string>{
+          binary("drover-seed").string(), "origin", "--store", (dir_ / "store").string(),
+          "--feed-listen", "127.0.0.1:" + std::to_string(feed_port_), "--tracker",
+          "http://127.0.0.1:" + std::to_string(tracker_port_), "--announce-interval", "1",
+          "--log-level", "warn"},
+      (dir_ / "origin.err").string());
+  if (!origin_->wait_for_event("ready", 30s)) {
+    throw std::runtime_error("origin did not start: " + origin_->stderr_tail());
+  }
+}
+
+void TestFleet::start_seed(const std::string& region) {
+  const std::string name = "seed-" + region;
+  seeds_.push_back(std::make_unique<DaemonProcess>(
+      std::vector<std::string>{binary("drover-seed").string(), "seed", "--region", region,
+                               "--cache", (dir_ / name).string(), "--origin",
+                               "http://127.0.0.1:" + std::to_string(feed_port_), "--tracker",
+                               "http://127.0.0.1:" + std::to_string(tracker_port_), "--host",
+                               name, "--announce-interval", "1", "--log-level", "warn"},
+      (dir_ / (name + ".err")).string()));
+  if (!seeds_.back()->wait_for_event("ready", 30s)) {
+    throw std::runtime_error("seed did not start: " + seeds_.back()->stderr_tail());
+  }
+}
+
+void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::string& region) {
+  ProcessResult join = run({binary("drover-coordinator").string(), "join-token", "create",
+                            "--data-dir", (dir_ / "coordinator").string()});
+  must(join, "join-token create");
+  for (const auto& host : hosts) {
+    service_ports_[host] = free_port();
+    json config = {
+        {"format", "drover.agent-config.v1"},
+        {"host", host},
+        {"region", region},
+        {"cluster", "c1"},
+        {"state_dir", (dir_ / ("state-" + host)).string()},
+        {"root_key", (dir_ / "root.key.pub").string()},
+        {"coordinator",
+         {{"requests", "tcp://127.0.0.1:" + std::to_string(requests_port_)},
+          {"announcements", "tcp://127.0.0.1:" + std::to_string(announcements_port_)}}},
+        {"join_token", trimmed(join.out)},
+        {"poll_interval_ms", 500},
+        {"health_interval_ms", 200},
+        {"request_timeout_ms", 2000},
+        {"mesh", {{"announce_interval_s", 1}}},
+        {"services",
+         {{{"name", "web"},
+           {"port", service_ports_[host]},
+           {"start", {binary("drover-demo-service").string(), "--port", "{port}"}},
+           {"health", "http://127.0.0.1:{port}/health"},
+           {"start_timeout_s", 10}}}}};
+    write_file(dir_ / (host + ".json"), config.dump());
+    agents_.push_back(std::make_unique<DaemonProcess>(
+        std::vector<std::string>{binary("drover-agent").string(), "run", "--config",
+                                 (dir_ / (host + ".json")).string(), "--log-level", "warn"},
+        (dir_ / (host + ".err")).string()));
+    hosts_.push_back(host);
+  }
+  for (auto& a : agents_) {
+    if (!a->wait_for_event("enrolled", 30s)) {
+      throw std::runtime_error("agent did not enroll: " + a->stderr_tail());
+    }
+  }
+}
+
+DaemonProcess& TestFleet::agent(const std::string& host) {
+  for (std::size_t i = 0; i < hosts_.size(); ++i) {
+    if (hosts_[i] == host) return *agents_[i];
+  }
+  throw std::runtime_error("no agent " + host);
+}
+
+json TestFleet::api(const std::string& method, const std::string& path, const json& body,
+                    int* status) {
+  http::ClientOptions o;
+  o.timeout = 10s;
+  o.headers = {{"Authorization", "Bearer " + admin_}};
+  auto r = http::request(method, api_url() + path, body.is_null() ? "" : body.dump(), o);
+  if (!r.ok()) {
+    if (status) *status = 0;
+    return json();
+  }
+  if (status) *status = r->status;
+  return json::parse(r->body, nullptr, false);
+}
+
+ProcessResult TestFleet::drover(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {binary("drover").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, 300s, {{"DROVER_COORDINATOR", api_url()}, {"DROVER_TOKEN", admin_}});
+}
+
+bool TestFleet::registered(const std::string& artifact) {
+  return eventually(
+      [&] {
+        int status = 0;
+        api("GET", "/artifacts/" + artifact, nullptr, &status);
+        return status == 200;
+      },
+      60s);
+}
+
+std::pair<std::string, int> TestFleet::serving(const std::string& host) {
+  auto r = http::request(
+      "GET", "http://127.0.0.1:" + std::to_string(service_ports_.at(host)) + "/version", "", 2s);
+  if (!r.ok() || r->status != 200) return {"", 0};
+  json j = json::parse(r->body, nullptr, false);
+  return {j.value("release", ""), j.value("pid", 0)};
+}
+
+json TestFleet::wait_done(const std::string& deploy_id, std::chrono::milliseconds timeout) {
+  json d;
+  eventually(
+      [&] {
+        int status = 0;
+        d = api("GET", "/deploys/" + deploy_id, nullptr, &status);
+        if (status != 200) return false;
+        const std::string s = d.value("state", "");
+        return s == "succeeded" || s == "rolled_back" || s == "failed";
+      },
+      timeout);
+  return d;
+}
+
+}  // namespace drover::testing

@@ -1,0 +1,68 @@
+// A whole drover installation on loopback, as real processes, for end-to-end
+// tests: keys made with `drover keygen`/`drover key certify`, artifacts
+// pushed with `drover artifact push`, one drover-coordinator (hosting the
+// mesh tracker), an origin, a regional seed, and agents supervising
+// drover-demo-service. Ports are chosen once, so a coordinator killed and
+// started again comes back at the same addresses its agents know.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/support/daemon_process.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace drover::testing {
+
+class TestFleet {
+ public:
+  explicit TestFleet(const fs::path& dir);
+  ~TestFleet();  // kills everything, services included
+
+  // Packs a release of the demo service (demo.json as given) into the store.
+  std::string push(const std::string& name, const nlohmann::json& demo);
+
+  // Starts the coordinator with env added (e.g. a crash point); waits for ready.
+  void start_coordinator(const std::map<std::string, std::string>& env = {});
+  DaemonProcess& coordinator() { return *coordinator_; }
+  // The logs of every coordinator start so far (for a failing test's message).
+  std::string coordinator_history() const;
+  void start_origin();
+  void start_seed(const std::string& region);
+  // Starts an agent per host (all in one region and cluster); waits for enrollment.
+  void start_agents(const std::vector<std::string>& hosts, const std::string& region = "r1");
+
+  // The API, as the admin.
+  nlohmann::json api(const std::string& method, const std::string& path,
+                     const nlohmann::json& body = nullptr, int* status = nullptr);
+  // Runs the drover command line against this coordinator as the admin.
+  ProcessResult drover(const std::vector<std::string>& args);
+  // Waits until the coordinator has registered the artifact from the origin's feed.
+  bool registered(const std::string& artifact);
+  // What the demo service on host answers at /version: release and pid ("" and 0 if down).
+  std::pair<std::string, int> serving(const std::string& host);
+  // Waits for a deploy to end; returns its view.
+  nlohmann::json wait_done(const std::string& deploy_id,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(180));
+
+  const std::vector<std::string>& hosts() const { return hosts_; }
+  DaemonProcess& agent(const std::string& host);
+  std::string api_url() const { return "http://127.0.0.1:" + std::to_string(api_port_); }
+  std::string admin_token() const { return admin_; }
+  fs::path dir() const { return dir_; }
+
+ private:
+  fs::path dir_;
+  std::string admin_;
+  std::uint16_t api_port_, requests_port_, announcements_port_, tracker_port_, feed_port_;
+  std::unique_ptr<DaemonProcess> coordinator_, origin_;
+  std::vector<std::unique_ptr<DaemonProcess>> seeds_, agents_;
+  std::vector<std::string> hosts_;
+  std::map<std::string, std::uint16_t> service_ports_;
+  int coordinator_starts_ = 0;
+};
+
+}  // namespace drover::testing
