@@ -60,6 +60,7 @@ proto::PlanBundle FakeCoordinator::publish(const proto::Plan& plan, const sign::
     std::lock_guard lock(mu_);
     b = must(proto::sign_plan(plan, with ? *with : *online_, cert_));
     plans_[plan.service] = b;
+    for (const auto& h : plan.hosts) host_plans_[plan.service][h] = b;
   }
   (void)publisher_->publish(proto::encode_announcement({plan.service, plan.seq}));
   return b;
@@ -68,6 +69,12 @@ proto::PlanBundle FakeCoordinator::publish(const proto::Plan& plan, const sign::
 void FakeCoordinator::serve(const std::string& service, const proto::PlanBundle& bundle) {
   std::lock_guard lock(mu_);
   plans_[service] = bundle;
+  host_plans_.erase(service);
+}
+
+void FakeCoordinator::reset_host(const std::string& host) {
+  std::lock_guard lock(mu_);
+  hosts_.erase(host);
 }
 
 void FakeCoordinator::add_manifest(const ContentId& artifact, std::string bytes) {
@@ -127,8 +134,16 @@ std::string FakeCoordinator::handle_locked(const proto::Request& r) {
     return proto::encode_error_reply(make_error(Errc::crypto, "bad MAC"));
   }
   if (r.type == proto::kPlanPull) {
-    auto it = plans_.find(body->value("service", ""));
-    if (it == plans_.end()) return proto::encode_reply("no_plan", {{"service", ""}});
+    // The newest plan that names the host, as the coordinator answers; else
+    // whatever the test serves (a hostile bundle is for everyone).
+    const std::string service = body->value("service", "");
+    if (auto hp = host_plans_.find(service); hp != host_plans_.end()) {
+      if (auto it = hp->second.find(r.host); it != hp->second.end()) {
+        return proto::encode_reply("plan", {{"bundle", proto::encode_bundle(it->second)}});
+      }
+    }
+    auto it = plans_.find(service);
+    if (it == plans_.end()) return proto::encode_reply("no_plan", {{"service", service}});
     return proto::encode_reply("plan", {{"bundle", proto::encode_bundle(it->second)}});
   }
   if (r.type == proto::kManifestPull) {

@@ -43,6 +43,8 @@ class FakeCoordinator {
   // Serves exactly this bundle (for forged and hostile ones).
   void serve(const std::string& service, const proto::PlanBundle& bundle);
   void add_manifest(const ContentId& artifact, std::string bytes);
+  // An admin's reset: the host may enroll with another key.
+  void reset_host(const std::string& host);
 
   // When false, requests get no answer (the agent times out).
   void set_reachable(bool reachable) { reachable_ = reachable; }
@@ -77,7 +79,8 @@ class FakeCoordinator {
     std::set<std::uint64_t> seen;
   };
   std::map<std::string, Host> hosts_;
-  std::map<std::string, proto::PlanBundle> plans_;
+  std::map<std::string, proto::PlanBundle> plans_;  // newest per service
+  std::map<std::string, std::map<std::string, proto::PlanBundle>> host_plans_;  // service, host
   std::map<ContentId, std::string> manifests_;
   std::vector<Report> reports_;
   std::map<std::string, int> requests_;
