@@ -66,9 +66,7 @@ class RealSide : public Side {
                      if (id == ContentId::of(kManifest)) return kManifest;
                      return make_error(Errc::not_found, "no manifest " + id.str());
                    },
-                   [this](const coordinator::HostRecord&, const proto::ReportBody&) {
-                     ++reports_;
-                   },
+                   [this](const coordinator::HostRecord&, const proto::ReportBody&) { ++reports_; },
                    clock_, Logger::discard())
                    .value();
     issuer_ = std::make_unique<coordinator::PlanIssuer>(*store_, *gateway_);
@@ -84,9 +82,7 @@ class RealSide : public Side {
     return proto::decode_plan(b->plan.payload)->seq;
   }
   int reports_ingested() override { return reports_.load(); }
-  void reset_host(const std::string& host) override {
-    ASSERT_TRUE(store_->reset_host(host).ok());
-  }
+  void reset_host(const std::string& host) override { ASSERT_TRUE(store_->reset_host(host).ok()); }
   void rotate() override { gateway_->set_online_key(key(2)); }
 
  private:

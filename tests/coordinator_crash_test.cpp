@@ -36,11 +36,10 @@ class CoordinatorCrash : public ::testing::Test {
            &status);
     ASSERT_EQ(status, 201);
     for (const auto& a : {v1_, v2_, v3_}) ASSERT_TRUE(f_.registered(a));
-    json d = f_.api("POST", "/deploys",
-                    {{"pipeline_id", "web"},
-                     {"artifact_id", v1_},
-                     {"strategy_override", {{"batch_size", 3}}}},
-                    &status);
+    json d = f_.api(
+        "POST", "/deploys",
+        {{"pipeline_id", "web"}, {"artifact_id", v1_}, {"strategy_override", {{"batch_size", 3}}}},
+        &status);
     ASSERT_EQ(status, 201) << d.dump();
     ASSERT_EQ(f_.wait_done(d["deploy_id"])["state"], "succeeded");
   }
@@ -79,8 +78,8 @@ class CoordinatorCrash : public ::testing::Test {
     json records = f_.api("GET", "/audit?service=web&limit=1000")["records"];
     for (const auto& r : records) {
       if (r["deploy_id"] != deploy_id || r["what"] != what) continue;
-      json detail = r["detail"].is_string() ? json::parse(r["detail"].get<std::string>())
-                                            : r["detail"];
+      json detail =
+          r["detail"].is_string() ? json::parse(r["detail"].get<std::string>()) : r["detail"];
       ++out[std::to_string(detail.value("batch", -1))];
     }
     return out;
@@ -99,8 +98,8 @@ TEST_F(CoordinatorCrash, EveryKindOfDeployTransitionResumesWithoutRepeatingABatc
                  "batch.passed", "batch.baking", "deploy.succeeded"},
                 [&] {
                   int status = 0;
-                  json d = f_.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", v2_}},
-                                  &status);
+                  json d = f_.api("POST", "/deploys",
+                                  {{"pipeline_id", "web"}, {"artifact_id", v2_}}, &status);
                   ASSERT_EQ(status, 201) << d.dump();
                   id = d["deploy_id"];
                 });
@@ -113,8 +112,10 @@ TEST_F(CoordinatorCrash, EveryKindOfDeployTransitionResumesWithoutRepeatingABatc
         << b.dump();
   }
   // Each batch started and passed once, and each host switched to v2 once.
-  EXPECT_EQ(audit_count(id, "batch.started"), (std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}}));
-  EXPECT_EQ(audit_count(id, "batch.passed"), (std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}}));
+  EXPECT_EQ(audit_count(id, "batch.started"),
+            (std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}}));
+  EXPECT_EQ(audit_count(id, "batch.passed"),
+            (std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}}));
   EXPECT_EQ(switches_to(v2_), (std::map<std::string, int>{{"a1", 1}, {"a2", 1}, {"a3", 1}}));
   for (const auto& h : f_.hosts()) EXPECT_EQ(f_.serving(h).first, v2_) << h;
   EXPECT_EQ(f_.api("GET", "/audit/verify")["ok"], true);
@@ -145,9 +146,8 @@ TEST_F(CoordinatorCrash, RollbackAndPauseTransitionsResumeToo) {
     json p = f_.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", v2_}}, &status);
     ASSERT_EQ(status, 201);
     paused_id = p["deploy_id"];
-    ASSERT_TRUE(eventually([&] {
-      return f_.api("GET", "/deploys/" + paused_id)["state"] == "baking";
-    }, 60s));
+    ASSERT_TRUE(eventually(
+        [&] { return f_.api("GET", "/deploys/" + paused_id)["state"] == "baking"; }, 60s));
     f_.api("POST", "/deploys/" + paused_id + "/pause");  // the coordinator dies answering
   });
   json still = f_.api("GET", "/deploys/" + paused_id);

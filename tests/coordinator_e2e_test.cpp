@@ -27,13 +27,14 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
   f.start_seed("r1");
   f.start_agents({"h1", "h2", "h3", "h4", "h5", "h6"});
 
-  write_file(dir.path() / "pipeline.json",
-             json{{"service", "web"},
-                  {"envs", {{{"name", "prod"}, {"region", "r1"}}}},
-                  {"strategy", {{"kind", "canary"}, {"batch_size", 3}, {"canary_percents", {16, 50}}}},
-                  {"health_checks", {{"bake_s", 3}, {"min_samples", 5}}},
-                  {"timeouts", {{"ready_s", 60}, {"converge_s", 60}, {"rollback_s", 60}}}}
-                 .dump());
+  write_file(
+      dir.path() / "pipeline.json",
+      json{{"service", "web"},
+           {"envs", {{{"name", "prod"}, {"region", "r1"}}}},
+           {"strategy", {{"kind", "canary"}, {"batch_size", 3}, {"canary_percents", {16, 50}}}},
+           {"health_checks", {{"bake_s", 3}, {"min_samples", 5}}},
+           {"timeouts", {{"ready_s", 60}, {"converge_s", 60}, {"rollback_s", 60}}}}
+          .dump());
   ProcessResult p = f.drover({"pipeline", "apply", (dir.path() / "pipeline.json").string()});
   ASSERT_EQ(p.exit_code, 0) << p.err;
   for (const auto& a : {v1, v2, v3}) ASSERT_TRUE(f.registered(a)) << a;

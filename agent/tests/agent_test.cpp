@@ -82,7 +82,7 @@ TEST_F(AgentTest, RefusesBadPlansAndLeavesTheRunningVersionAlone) {
        },
        "expired"},
       {"replayed", [&] { coordinator_.publish(plan(v2, 4)); }, "replay"},
-      {"not for this host", [&] { coordinator_.publish(plan(v2, next, {"host-2"})); },
+      {"not for this host", [&] { coordinator_.publish_to_everyone(plan(v2, next, {"host-2"})); },
        "does not list this host"},
       {"layer sizes other than the manifest's",
        [&] {

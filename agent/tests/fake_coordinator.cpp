@@ -66,6 +66,15 @@ proto::PlanBundle FakeCoordinator::publish(const proto::Plan& plan, const sign::
   return b;
 }
 
+void FakeCoordinator::publish_to_everyone(const proto::Plan& plan) {
+  {
+    std::lock_guard lock(mu_);
+    plans_[plan.service] = must(proto::sign_plan(plan, *online_, cert_));
+    host_plans_.erase(plan.service);
+  }
+  (void)publisher_->publish(proto::encode_announcement({plan.service, plan.seq}));
+}
+
 void FakeCoordinator::serve(const std::string& service, const proto::PlanBundle& bundle) {
   std::lock_guard lock(mu_);
   plans_[service] = bundle;

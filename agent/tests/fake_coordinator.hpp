@@ -40,6 +40,9 @@ class FakeCoordinator {
   // Signs (with the online key unless `with` is given) and serves plan as the
   // current plan of its service; announces it.
   proto::PlanBundle publish(const proto::Plan& plan, const sign::KeyPair* with = nullptr);
+  // Signs and answers plan to every host, named or not (a coordinator that
+  // is wrong or compromised; the real one answers only hosts a plan names).
+  void publish_to_everyone(const proto::Plan& plan);
   // Serves exactly this bundle (for forged and hostile ones).
   void serve(const std::string& service, const proto::PlanBundle& bundle);
   void add_manifest(const ContentId& artifact, std::string bytes);

@@ -125,7 +125,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     DROVER_TRY(c->orchestrator_->recover());
   }
   c->driver_ = std::thread([self] { self->drive(); });
-  if (!c->options_.origin_feed.empty() && c->options_.follow_feed) c->feed_ = std::thread([self] { self->follow_feed(); });
+  if (!c->options_.origin_feed.empty() && c->options_.follow_feed)
+    c->feed_ = std::thread([self] { self->follow_feed(); });
   return c;
 }
 

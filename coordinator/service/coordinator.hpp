@@ -48,7 +48,7 @@ struct CoordinatorOptions {
   std::int64_t plan_validity_s = 24 * 3600;
   std::int64_t sample_retention_s = 24 * 3600;
   bool follow_feed = true;  // register every artifact the feed announces
-  int feed_wait_s = 2;  // long-poll length (bounds how long a stop waits for the feed thread)
+  int feed_wait_s = 2;      // long-poll length (bounds how long a stop waits for the feed thread)
   // A test's crash point: after committing a transition whose audit record
   // is `crash_after` for the crash_count-th time, the process kills itself
   // (SIGKILL) before acting on it. Empty: never.

@@ -58,8 +58,8 @@ class Api : public ::testing::Test {
     const auto now = unix_seconds(clock_.now());
     CoordinatorOptions o;
     o.data_dir = dir_.path() / "state";
-    o.online = OnlineKey{online_, sign::certify(root_, {"online", online_.public_key(), 1,
-                                                         now - 60, now + 86400})};
+    o.online = OnlineKey{
+        online_, sign::certify(root_, {"online", online_.public_key(), 1, now - 60, now + 86400})};
     o.webhook_secret = kWebhookSecret;
     origin_ = http::Server::start(
                   {},
@@ -154,18 +154,28 @@ struct Endpoint {
   Role role;
 };
 const Endpoint kEndpoints[] = {
-    {"GET", "/pipelines", Role::viewer},        {"POST", "/pipelines", Role::deployer},
-    {"GET", "/pipelines/web", Role::viewer},    {"GET", "/pipelines/web/runs", Role::viewer},
-    {"GET", "/deploys", Role::viewer},          {"POST", "/deploys", Role::deployer},
-    {"GET", "/deploys/web-1", Role::viewer},    {"POST", "/deploys/web-1/pause", Role::deployer},
+    {"GET", "/pipelines", Role::viewer},
+    {"POST", "/pipelines", Role::deployer},
+    {"GET", "/pipelines/web", Role::viewer},
+    {"GET", "/pipelines/web/runs", Role::viewer},
+    {"GET", "/deploys", Role::viewer},
+    {"POST", "/deploys", Role::deployer},
+    {"GET", "/deploys/web-1", Role::viewer},
+    {"POST", "/deploys/web-1/pause", Role::deployer},
     {"POST", "/deploys/web-1/resume", Role::deployer},
-    {"POST", "/rollback", Role::deployer},      {"GET", "/artifacts", Role::viewer},
-    {"POST", "/artifacts", Role::deployer},     {"GET", "/artifacts/sha256:00", Role::viewer},
-    {"GET", "/hosts", Role::viewer},            {"POST", "/hosts/h1/reset", Role::admin},
-    {"GET", "/audit", Role::viewer},            {"GET", "/audit/verify", Role::viewer},
+    {"POST", "/rollback", Role::deployer},
+    {"GET", "/artifacts", Role::viewer},
+    {"POST", "/artifacts", Role::deployer},
+    {"GET", "/artifacts/sha256:00", Role::viewer},
+    {"GET", "/hosts", Role::viewer},
+    {"POST", "/hosts/h1/reset", Role::admin},
+    {"GET", "/audit", Role::viewer},
+    {"GET", "/audit/verify", Role::viewer},
     {"GET", "/audit/running?service=web", Role::viewer},
-    {"GET", "/tokens", Role::admin},            {"POST", "/tokens", Role::admin},
-    {"DELETE", "/tokens/vee", Role::admin},     {"POST", "/join-tokens", Role::admin},
+    {"GET", "/tokens", Role::admin},
+    {"POST", "/tokens", Role::admin},
+    {"DELETE", "/tokens/vee", Role::admin},
+    {"POST", "/join-tokens", Role::admin},
     {"POST", "/join-tokens/revoke", Role::admin},
 };
 
@@ -338,9 +348,9 @@ TEST_F(Api, DeploysStartPauseResumeAndRollBack) {
   EXPECT_EQ(call("POST", "/deploys", json{{"pipeline_id", "nope"}, {"artifact_id", v1}}, deployer_)
                 .status,
             404);
-  Answer unregistered = call(
-      "POST", "/deploys",
-      json{{"pipeline_id", "web"}, {"artifact_id", ContentId::of("x").str()}}, deployer_);
+  Answer unregistered =
+      call("POST", "/deploys",
+           json{{"pipeline_id", "web"}, {"artifact_id", ContentId::of("x").str()}}, deployer_);
   EXPECT_EQ(unregistered.status, 404);
   EXPECT_NE(unregistered.body["error"].get<std::string>().find("not registered"),
             std::string::npos);
@@ -380,8 +390,8 @@ TEST_F(Api, DeploysStartPauseResumeAndRollBack) {
   EXPECT_EQ(call("POST", "/deploys/nope/pause", std::string(), deployer_).status, 404);
 
   // The first deploy of a service has nothing to go back to: it fails.
-  Answer back = call("POST", "/rollback", json{{"deploy_id", "web-1"}, {"reason", "test"}},
-                     deployer_);
+  Answer back =
+      call("POST", "/rollback", json{{"deploy_id", "web-1"}, {"reason", "test"}}, deployer_);
   ASSERT_EQ(back.status, 200) << back.body.dump();
   EXPECT_EQ(back.body["state"], "failed");
   EXPECT_EQ(call("POST", "/rollback", json{{"deploy_id", "web-1"}}, deployer_).status, 409);
@@ -395,7 +405,8 @@ TEST_F(Api, DeploysStartPauseResumeAndRollBack) {
   // Who did what is in the audit log.
   Answer audit = call("GET", "/audit?service=web", std::string(), viewer_);
   std::set<std::string> whats;
-  for (const auto& r : audit.body["records"]) whats.insert(r["what"].get<std::string>() + "/" + r["who"].get<std::string>());
+  for (const auto& r : audit.body["records"])
+    whats.insert(r["what"].get<std::string>() + "/" + r["who"].get<std::string>());
   EXPECT_TRUE(whats.count("deploy.created/dee")) << audit.body.dump();
   EXPECT_TRUE(whats.count("deploy.paused/dee")) << audit.body.dump();
   EXPECT_TRUE(whats.count("pipeline.created/dee")) << audit.body.dump();
@@ -427,10 +438,11 @@ TEST_F(Api, TheHealthWebhookNeedsItsSignature) {
       call("POST", "/webhooks/health", stranger, "", {{"X-Drover-Signature", sign_body(stranger)}});
   EXPECT_EQ(unknown.status, 404);
   EXPECT_NE(unknown.body["error"].get<std::string>().find("samples[0].host"), std::string::npos);
-  const std::string stale = json{{"service", "web"},
-                                 {"samples", {{{"host", "h1"}, {"error_rate", 0.1}, {"at_ms", 1}}}}}
-                                .dump();
-  Answer old = call("POST", "/webhooks/health", stale, "", {{"X-Drover-Signature", sign_body(stale)}});
+  const std::string stale =
+      json{{"service", "web"}, {"samples", {{{"host", "h1"}, {"error_rate", 0.1}, {"at_ms", 1}}}}}
+          .dump();
+  Answer old =
+      call("POST", "/webhooks/health", stale, "", {{"X-Drover-Signature", sign_body(stale)}});
   EXPECT_EQ(old.status, 400);
   EXPECT_NE(old.body["error"].get<std::string>().find("samples[0].at_ms"), std::string::npos);
   EXPECT_EQ(coordinator_->store().fleet("web", 0).value().samples.size(), 1u);
@@ -498,8 +510,8 @@ TEST(ApiTls, ServesHttpsWithACertificateAndPlainOnlyOnLoopback) {
   const auto now = unix_seconds(clock.now());
   CoordinatorOptions o;
   o.data_dir = dir.path() / "state";
-  o.online = OnlineKey{online, sign::certify(root, {"online", online.public_key(), 1, now - 60,
-                                                    now + 86400})};
+  o.online = OnlineKey{
+      online, sign::certify(root, {"online", online.public_key(), 1, now - 60, now + 86400})};
   auto c = Coordinator::start(o, clock, random, Logger::discard()).value();
   const std::string admin = c->tokens().create("root", Role::admin, now, random).value();
 

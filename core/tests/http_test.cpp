@@ -125,8 +125,13 @@ TEST(Url, ParsesAndRefuses) {
   EXPECT_EQ(u->target, "/announce?region=r1");
   EXPECT_EQ(parse_url("http://[::1]:9/x")->host, "::1");
   EXPECT_EQ(parse_url("http://h")->target, "/");
+  auto secure = parse_url("https://example.test/v1");
+  ASSERT_TRUE(secure.ok());
+  EXPECT_TRUE(secure->tls);
+  EXPECT_EQ(secure->port, 443);
+  EXPECT_FALSE(u->tls);
   for (const char* bad :
-       {"https://x/", "ftp://x", "http://:80/", "http://h:0/", "http://h:99999/", "http://h:8a/"}) {
+       {"httpx://x/", "ftp://x", "http://:80/", "http://h:0/", "http://h:99999/", "http://h:8a/"}) {
     EXPECT_FALSE(parse_url(bad).ok()) << bad;
   }
 }

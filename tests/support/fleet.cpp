@@ -43,19 +43,19 @@ TestFleet::TestFleet(const fs::path& dir)
       run({coord, "token", "create", "admin", "--role", "admin", "--data-dir", state});
   must(admin, "token create");
   admin_ = trimmed(admin.out);
-  json config = {{"format", "drover.coordinator-config.v1"},
-                 {"data_dir", state},
-                 {"online_key", (dir_ / "online.key").string()},
-                 {"online_cert", (dir_ / "online.cert").string()},
-                 {"api", {{"listen", "127.0.0.1:" + std::to_string(api_port_)}}},
-                 {"agents",
-                  {{"requests", "tcp://127.0.0.1:" + std::to_string(requests_port_)},
-                   {"announcements", "tcp://127.0.0.1:" + std::to_string(announcements_port_)}}},
-                 {"tracker",
-                  {{"listen", "127.0.0.1:" + std::to_string(tracker_port_)}, {"interval_s", 1}}},
-                 {"origin_feed", "http://127.0.0.1:" + std::to_string(feed_port_)},
-                 {"webhook_secret_file", (dir_ / "webhook.secret").string()},
-                 {"tick_ms", 100}};
+  json config = {
+      {"format", "drover.coordinator-config.v1"},
+      {"data_dir", state},
+      {"online_key", (dir_ / "online.key").string()},
+      {"online_cert", (dir_ / "online.cert").string()},
+      {"api", {{"listen", "127.0.0.1:" + std::to_string(api_port_)}}},
+      {"agents",
+       {{"requests", "tcp://127.0.0.1:" + std::to_string(requests_port_)},
+        {"announcements", "tcp://127.0.0.1:" + std::to_string(announcements_port_)}}},
+      {"tracker", {{"listen", "127.0.0.1:" + std::to_string(tracker_port_)}, {"interval_s", 1}}},
+      {"origin_feed", "http://127.0.0.1:" + std::to_string(feed_port_)},
+      {"webhook_secret_file", (dir_ / "webhook.secret").string()},
+      {"tick_ms", 100}};
   write_file(dir_ / "coordinator.json", config.dump(2));
 }
 
@@ -115,11 +115,11 @@ void TestFleet::start_coordinator(const std::map<std::string, std::string>& env)
 
 void TestFleet::start_origin() {
   origin_ = std::make_unique<DaemonProcess>(
-      std::vector<std::string>{
-          binary("drover-seed").string(), "origin", "--store", (dir_ / "store").string(),
-          "--feed-listen", "127.0.0.1:" + std::to_string(feed_port_), "--tracker",
-          "http://127.0.0.1:" + std::to_string(tracker_port_), "--announce-interval", "1",
-          "--log-level", "warn"},
+      std::vector<std::string>{binary("drover-seed").string(), "origin", "--store",
+                               (dir_ / "store").string(), "--feed-listen",
+                               "127.0.0.1:" + std::to_string(feed_port_), "--tracker",
+                               "http://127.0.0.1:" + std::to_string(tracker_port_),
+                               "--announce-interval", "1", "--log-level", "warn"},
       (dir_ / "origin.err").string());
   if (!origin_->wait_for_event("ready", 30s)) {
     throw std::runtime_error("origin did not start: " + origin_->stderr_tail());
@@ -132,8 +132,8 @@ void TestFleet::start_seed(const std::string& region) {
       std::vector<std::string>{binary("drover-seed").string(), "seed", "--region", region,
                                "--cache", (dir_ / name).string(), "--origin",
                                "http://127.0.0.1:" + std::to_string(feed_port_), "--tracker",
-                               "http://127.0.0.1:" + std::to_string(tracker_port_), "--host",
-                               name, "--announce-interval", "1", "--log-level", "warn"},
+                               "http://127.0.0.1:" + std::to_string(tracker_port_), "--host", name,
+                               "--announce-interval", "1", "--log-level", "warn"},
       (dir_ / (name + ".err")).string()));
   if (!seeds_.back()->wait_for_event("ready", 30s)) {
     throw std::runtime_error("seed did not start: " + seeds_.back()->stderr_tail());
@@ -146,27 +146,26 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
   must(join, "join-token create");
   for (const auto& host : hosts) {
     service_ports_[host] = free_port();
-    json config = {
-        {"format", "drover.agent-config.v1"},
-        {"host", host},
-        {"region", region},
-        {"cluster", "c1"},
-        {"state_dir", (dir_ / ("state-" + host)).string()},
-        {"root_key", (dir_ / "root.key.pub").string()},
-        {"coordinator",
-         {{"requests", "tcp://127.0.0.1:" + std::to_string(requests_port_)},
-          {"announcements", "tcp://127.0.0.1:" + std::to_string(announcements_port_)}}},
-        {"join_token", trimmed(join.out)},
-        {"poll_interval_ms", 500},
-        {"health_interval_ms", 200},
-        {"request_timeout_ms", 2000},
-        {"mesh", {{"announce_interval_s", 1}}},
-        {"services",
-         {{{"name", "web"},
-           {"port", service_ports_[host]},
-           {"start", {binary("drover-demo-service").string(), "--port", "{port}"}},
-           {"health", "http://127.0.0.1:{port}/health"},
-           {"start_timeout_s", 10}}}}};
+    json config = {{"format", "drover.agent-config.v1"},
+                   {"host", host},
+                   {"region", region},
+                   {"cluster", "c1"},
+                   {"state_dir", (dir_ / ("state-" + host)).string()},
+                   {"root_key", (dir_ / "root.key.pub").string()},
+                   {"coordinator",
+                    {{"requests", "tcp://127.0.0.1:" + std::to_string(requests_port_)},
+                     {"announcements", "tcp://127.0.0.1:" + std::to_string(announcements_port_)}}},
+                   {"join_token", trimmed(join.out)},
+                   {"poll_interval_ms", 500},
+                   {"health_interval_ms", 200},
+                   {"request_timeout_ms", 2000},
+                   {"mesh", {{"announce_interval_s", 1}}},
+                   {"services",
+                    {{{"name", "web"},
+                      {"port", service_ports_[host]},
+                      {"start", {binary("drover-demo-service").string(), "--port", "{port}"}},
+                      {"health", "http://127.0.0.1:{port}/health"},
+                      {"start_timeout_s", 10}}}}};
     write_file(dir_ / (host + ".json"), config.dump());
     agents_.push_back(std::make_unique<DaemonProcess>(
         std::vector<std::string>{binary("drover-agent").string(), "run", "--config",

@@ -30,8 +30,8 @@ TlsFiles make_self_signed_cert(const std::filesystem::path& dir) {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
-  X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name,
-                                            "DNS:localhost,IP:127.0.0.1");
+  X509_EXTENSION* san =
+      X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
   check(san != nullptr, "subjectAltName");
   X509_add_ext(cert.get(), san, -1);
   X509_EXTENSION_free(san);

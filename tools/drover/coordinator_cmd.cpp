@@ -26,8 +26,7 @@ struct Api {
     o.timeout = std::chrono::seconds(30);
     o.ca_file = ca_file;
     if (!token.empty()) o.headers.emplace_back("Authorization", "Bearer " + token);
-    DROVER_ASSIGN(auto r,
-                  http::request(method, url + path, body.is_null() ? "" : body.dump(), o));
+    DROVER_ASSIGN(auto r, http::request(method, url + path, body.is_null() ? "" : body.dump(), o));
     json j = json::parse(r.body, nullptr, false);
     if (r.status < 200 || r.status > 299) {
       const std::string why =
@@ -42,8 +41,8 @@ struct Api {
 
 void add_common(cxxopts::Options& o) {
   o.add_options()("coordinator", "API URL (default $DROVER_COORDINATOR)",
-                  cxxopts::value<std::string>())(
-      "token", "API token (default $DROVER_TOKEN)", cxxopts::value<std::string>())(
+                  cxxopts::value<std::string>())("token", "API token (default $DROVER_TOKEN)",
+                                                 cxxopts::value<std::string>())(
       "ca-file", "CA certificates for https (default $DROVER_CA_FILE)",
       cxxopts::value<std::string>())("json", "print the coordinator's JSON answer")(
       "h,help", "show this help");
@@ -69,9 +68,8 @@ Result<Api> api_of(const cxxopts::ParseResult& r) {
 std::string state_line(const json& d) {
   std::ostringstream s;
   s << d.value("deploy_id", "") << ": " << d.value("state", "") << " (batch "
-    << d.value("batch", 0) + 1 << " of " << (d["batches"].is_array() ? d["batches"].size()
-                                                                      : d.value("batches", 0))
-    << ")";
+    << d.value("batch", 0) + 1 << " of "
+    << (d["batches"].is_array() ? d["batches"].size() : d.value("batches", 0)) << ")";
   if (!d.value("reason", "").empty()) s << " - " << d.value("reason", "");
   return s.str();
 }
@@ -139,7 +137,9 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
   std::vector<std::string> positional = {"words"};
   o.add_options()("words", "", cxxopts::value<std::vector<std::string>>());
   if (verb == "deploy") {
-    o.custom_help("PIPELINE ARTIFACT_ID [--env E] [--git-sha S] [--batch-size N | --batch-percent P] [--wait] [--timeout S]");
+    o.custom_help(
+        "PIPELINE ARTIFACT_ID [--env E] [--git-sha S] [--batch-size N | --batch-percent P] "
+        "[--wait] [--timeout S]");
     o.add_options()("env", "environment", cxxopts::value<std::string>())(
         "git-sha", "git commit (default: the artifact's)", cxxopts::value<std::string>())(
         "batch-size", "override: hosts per batch", cxxopts::value<std::string>())(
@@ -289,7 +289,8 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
       if (!v.ok()) return report(verb, v.error());
       if (as_json) print_json(*v);
       if (!(*v)["ok"].get<bool>()) {
-        if (!as_json) std::cout << "audit log BROKEN: " << (*v)["problem"].get<std::string>() << "\n";
+        if (!as_json)
+          std::cout << "audit log BROKEN: " << (*v)["problem"].get<std::string>() << "\n";
         return kExitFailed;
       }
       if (!as_json) std::cout << "audit log verified: " << (*v)["records"] << " records\n";
@@ -298,7 +299,8 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     if (!words.empty()) return usage(verb, "audit [verify] [--service S] [--since T]");
     std::string q = "/audit?limit=" + (r.count("limit") ? r["limit"].as<std::string>() : "100");
     for (const char* k : {"service", "since", "until"}) {
-      if (r.count(k)) q += std::string("&") + k + "=" + http::percent_encode(r[k].as<std::string>());
+      if (r.count(k))
+        q += std::string("&") + k + "=" + http::percent_encode(r[k].as<std::string>());
     }
     return show(api->call("GET", q), [](const json& j) {
       for (const auto& a : j["records"]) {
