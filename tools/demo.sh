@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job, for now: a round trip through the artifact store. Builds the
-# drover binary, packs a sample release tree, pushes a second version that
-# changes one file, verifies, materializes and compares, then collects
-# garbage. Prints what it did. Installs what it needs first (tools/setup.sh).
+# The main job: a round trip through the artifact store (packs a sample
+# release tree, pushes a second version that changes one file, verifies,
+# materializes and compares, collects garbage), then the whole system on
+# loopback (tools/fleet.sh demo: a canary rollout and an automatic rollback).
+# Prints what it did. Installs what it needs first (tools/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -64,5 +65,9 @@ diff "$work/modes-src" "$work/modes-out" && echo "identical: every mode"
 step "drover artifact gc --keep 1"
 "$drover" artifact gc --keep 1
 "$drover" artifact verify --all
+echo "store round trip ok"
+
+step "the whole system on loopback: coordinator, origin, seed, six agents (tools/fleet.sh demo)"
+DROVER_FLEET_DIR="$work/fleet" bash tools/fleet.sh demo
 echo
-echo "demo done: store round trip ok"
+echo "demo done: store round trip, canary rollout and automatic rollback ok"

@@ -3,6 +3,7 @@
 // token, join-token, hosts, audit. Each is one or two API calls; the
 // coordinator validates everything and its error is printed as given.
 #include <chrono>
+#include <ctime>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -304,7 +305,10 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     }
     return show(api->call("GET", q), [](const json& j) {
       for (const auto& a : j["records"]) {
-        std::cout << a.value("at_ms", std::int64_t{0}) << "\t" << a.value("who", "") << "\t"
+        const std::time_t t = a.value("at", std::int64_t{0}) / 1000;
+        char when[32];
+        std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+        std::cout << when << "\t" << a.value("who", "") << "\t"
                   << a.value("what", "") << "\t" << a.value("deploy_id", "") << "\t"
                   << a.value("artifact", "") << "\n";
       }
