@@ -1,5 +1,7 @@
 #include "coordinator/gateway/agent_gateway.hpp"
 
+#include <future>
+
 #include "core/canon/base64.hpp"
 #include "core/format/manifest.hpp"
 #include "core/proto/plan.hpp"
@@ -24,7 +26,13 @@ AgentGateway::AgentGateway(CoordinatorStore& store, OnlineKey online, ManifestLo
       online_(std::move(online)) {}
 
 AgentGateway::~AgentGateway() {
-  server_.reset();  // waits for requests in progress
+  server_.reset();  // no new requests; answers still to come are dropped
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (committer_.joinable()) committer_.join();
   publisher_.reset();
 }
 
@@ -36,9 +44,12 @@ Result<std::unique_ptr<AgentGateway>> AgentGateway::start(const GatewayOptions& 
   std::unique_ptr<AgentGateway> g(new AgentGateway(store, std::move(online), std::move(manifests),
                                                    std::move(reports), clock, log));
   DROVER_ASSIGN(g->publisher_, nng::Publisher::listen(options.announcements_listen));
-  DROVER_ASSIGN(g->server_, nng::Server::listen(
+  g->committer_ = std::thread([raw = g.get()] { raw->commit_reports(); });
+  DROVER_ASSIGN(g->server_, nng::Server::listen_async(
                                 options.requests_listen,
-                                [raw = g.get()](std::string_view req) { return raw->handle(req); },
+                                [raw = g.get()](std::string_view req, nng::Server::Reply reply) {
+                                  raw->handle_async(req, std::move(reply));
+                                },
                                 options.workers));
   return g;
 }
@@ -108,52 +119,92 @@ std::string AgentGateway::enroll(const proto::Request& r) {
 }
 
 std::string AgentGateway::handle(std::string_view bytes) {
+  std::promise<std::string> answer;
+  handle_async(bytes, [&answer](std::string a) { answer.set_value(std::move(a)); });
+  return answer.get_future().get();
+}
+
+void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply) {
   auto r = proto::decode_request(bytes);
-  if (!r.ok()) return proto::encode_error_reply(r.error());
+  if (!r.ok()) return reply(proto::encode_error_reply(r.error()));
   if (r->type == proto::kCertPull) {
-    return proto::encode_reply("cert", {{"cert", sign::encode_envelope(online_key().cert)}});
+    return reply(proto::encode_reply("cert", {{"cert", sign::encode_envelope(online_key().cert)}}));
   }
-  if (r->type == proto::kEnroll) return enroll(*r);
+  if (r->type == proto::kEnroll) return reply(enroll(*r));
 
   // Everything else speaks for an enrolled host, under its report key.
   auto host = store_.host(r->host);
-  if (!host.ok()) return proto::encode_error_reply(host.error());
-  if (!*host) return error_reply(Errc::not_found, "host '" + r->host + "' is not enrolled");
+  if (!host.ok()) return reply(proto::encode_error_reply(host.error()));
+  if (!*host) return reply(error_reply(Errc::not_found, "host '" + r->host + "' is not enrolled"));
   if (!proto::check_mac(*r, (*host)->report_key)) {
     log_.warn("coordinator.request.bad_mac", {{"host", r->host}, {"type", r->type}});
-    return error_reply(Errc::crypto, "request of '" + r->host +
-                                         "' is not authenticated by its report key; enroll again");
+    return reply(error_reply(Errc::crypto, "request of '" + r->host +
+                                               "' is not authenticated by its report key; "
+                                               "enroll again"));
   }
   auto body = proto::parse_body(r->body);
-  if (!body.ok()) return proto::encode_error_reply(body.error());
+  if (!body.ok()) return reply(proto::encode_error_reply(body.error()));
 
   if (r->type == proto::kPlanPull) {
     const std::string service = body->value("service", "");
     auto bundle = store_.plan_for(service, r->host);
-    if (!bundle.ok()) return proto::encode_error_reply(bundle.error());
-    if (!*bundle) return proto::encode_reply("no_plan", {{"service", service}});
-    return proto::encode_reply("plan", {{"bundle", **bundle}});
+    if (!bundle.ok()) return reply(proto::encode_error_reply(bundle.error()));
+    if (!*bundle) return reply(proto::encode_reply("no_plan", {{"service", service}}));
+    return reply(proto::encode_reply("plan", {{"bundle", **bundle}}));
   }
   if (r->type == proto::kManifestPull) {
     auto id = ContentId::parse(body->value("artifact", ""));
-    if (!id.ok()) return proto::encode_error_reply(id.error());
+    if (!id.ok()) return reply(proto::encode_error_reply(id.error()));
     auto bytes_of = manifests_ ? manifests_(*id)
                                : Result<std::string>(make_error(Errc::not_found, "no artifacts"));
-    if (!bytes_of.ok()) return proto::encode_error_reply(bytes_of.error());
-    return proto::encode_reply(
-        "manifest", {{"artifact", id->str()}, {"bytes", canon::base64_encode(*bytes_of)}});
+    if (!bytes_of.ok()) return reply(proto::encode_error_reply(bytes_of.error()));
+    return reply(proto::encode_reply(
+        "manifest", {{"artifact", id->str()}, {"bytes", canon::base64_encode(*bytes_of)}}));
   }
   if (r->type == proto::kReport) {
     auto report = proto::report_body(*body);
-    if (!report.ok()) return proto::encode_error_reply(report.error());
-    auto fresh = store_.ingest_report(r->host, *report, unix_seconds(clock_.now()));
-    if (!fresh.ok()) return proto::encode_error_reply(fresh.error());
-    if (*fresh) {
-      if (reports_) reports_(**host, *report);
+    if (!report.ok()) return reply(proto::encode_error_reply(report.error()));
+    // Acknowledged once durable, together with whatever else is waiting.
+    {
+      std::lock_guard lock(queue_mu_);
+      queue_.push_back({std::move(**host), std::move(*report), std::move(reply)});
     }
-    return proto::encode_reply("ack", {{"seq", report->seq}});
+    queue_cv_.notify_one();
+    return;
   }
-  return error_reply(Errc::unsupported, "unknown request type '" + r->type + "'");
+  reply(error_reply(Errc::unsupported, "unknown request type '" + r->type + "'"));
+}
+
+void AgentGateway::commit_reports() {
+  std::vector<PendingReport> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mu_);
+      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      batch.swap(queue_);
+    }
+    std::vector<std::pair<std::string, const proto::ReportBody*>> items;
+    items.reserve(batch.size());
+    for (const auto& p : batch) items.emplace_back(p.host.host, &p.body);
+    auto results = store_.ingest_reports(items, unix_seconds(clock_.now()));
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      PendingReport& p = batch[i];
+      if (!results.ok()) {
+        p.reply(proto::encode_error_reply(results.error()));
+        continue;
+      }
+      const Result<bool>& fresh = (*results)[i];
+      if (!fresh.ok()) {
+        p.reply(proto::encode_error_reply(fresh.error()));
+        continue;
+      }
+      if (*fresh && reports_) reports_(p.host, p.body);
+      p.reply(proto::encode_reply("ack", {{"seq", p.body.seq}}));
+    }
+    batches_.fetch_add(1, std::memory_order_relaxed);
+    batch.clear();
+  }
 }
 
 }  // namespace drover::coordinator

@@ -13,10 +13,14 @@
 // handlers passed in must be thread-safe.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "coordinator/store/coordinator_store.hpp"
 #include "core/hash/sha256.hpp"
@@ -31,7 +35,9 @@ namespace drover::coordinator {
 struct GatewayOptions {
   std::string requests_listen = "tcp://127.0.0.1:0";
   std::string announcements_listen = "tcp://127.0.0.1:0";
-  int workers = 4;
+  // NNG contexts: requests in flight at once. Reports wait for their group
+  // commit without holding a thread, so this may be large.
+  int workers = 256;
 };
 
 // The online signing key and the root's certificate for it.
@@ -64,13 +70,19 @@ class AgentGateway {
   void announce(const std::string& service, std::uint64_t seq);
 
   // Handles one request's bytes; exposed for tests and benchmarks that drive
-  // the gateway without sockets.
+  // the gateway without sockets. Reports are answered after their commit.
   std::string handle(std::string_view request);
+  void handle_async(std::string_view request, nng::Server::Reply reply);
+  // Group commits of reports so far (reports per commit = reports / this).
+  std::uint64_t report_commits() const { return batches_.load(); }
 
  private:
   AgentGateway(CoordinatorStore& store, OnlineKey online, ManifestLookup manifests,
                ReportHandler reports, const Clock& clock, Logger& log);
   std::string enroll(const proto::Request& r);
+  // The committer thread: every report waiting is ingested in one
+  // transaction, then each is answered.
+  void commit_reports();
 
   CoordinatorStore& store_;
   ManifestLookup manifests_;
@@ -79,6 +91,17 @@ class AgentGateway {
   Logger& log_;
   mutable std::mutex key_mu_;  // guards online_
   OnlineKey online_;
+  struct PendingReport {
+    HostRecord host;
+    proto::ReportBody body;
+    nng::Server::Reply reply;
+  };
+  std::mutex queue_mu_;  // guards queue_ and stopping_
+  std::condition_variable queue_cv_;
+  std::vector<PendingReport> queue_;
+  bool stopping_ = false;
+  std::atomic<std::uint64_t> batches_{0};
+  std::thread committer_;
   std::unique_ptr<nng::Server> server_;
   std::unique_ptr<nng::Publisher> publisher_;
 };

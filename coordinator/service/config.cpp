@@ -64,7 +64,7 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
       DROVER_TRY(agents->only({"requests", "announcements", "workers"}));
       DROVER_ASSIGN(auto req, agents->opt_str("requests"));
       DROVER_ASSIGN(auto ann, agents->opt_str("announcements"));
-      DROVER_ASSIGN(auto workers, agents->opt_int("workers", 1, 64));
+      DROVER_ASSIGN(auto workers, agents->opt_int("workers", 1, 4096));
       if (req) o.agents.requests_listen = *req;
       if (ann) o.agents.announcements_listen = *ann;
       if (workers) o.agents.workers = static_cast<int>(*workers);

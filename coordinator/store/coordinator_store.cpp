@@ -332,9 +332,8 @@ Result<std::optional<AuditRecord>> CoordinatorStore::running_at(const std::strin
   return audit_running_at(txn, audit_, service, at_ms);
 }
 
-Result<bool> CoordinatorStore::ingest_report(const std::string& host,
-                                             const proto::ReportBody& report, std::int64_t now) {
-  DROVER_ASSIGN(auto txn, env_->begin_write());
+Result<bool> CoordinatorStore::ingest_one(lmdb::Txn& txn, const std::string& host,
+                                          const proto::ReportBody& report, std::int64_t now) {
   DROVER_ASSIGN(auto bytes, txn.get(hosts_, host));
   if (!bytes) return make_error(Errc::not_found, "host '" + host + "' is not enrolled");
   DROVER_ASSIGN(HostRecord h, decode_host(*bytes));
@@ -342,10 +341,7 @@ Result<bool> CoordinatorStore::ingest_report(const std::string& host,
   const bool fresh = report.seq > h.report_seq;
   if (fresh) h.report_seq = report.seq;
   DROVER_TRY(txn.put(hosts_, host, encode_host(h)));
-  if (!fresh) {
-    DROVER_TRY(txn.commit());
-    return false;
-  }
+  if (!fresh) return false;
   // host_state/<service>/<host>: {"failed_seq":N,"release":…}
   auto state_of = [&](const std::string& service) -> Result<json> {
     DROVER_ASSIGN(auto v, txn.get(host_state_, service + '/' + host));
@@ -382,8 +378,31 @@ Result<bool> CoordinatorStore::ingest_report(const std::string& host,
       }
     }
   }
-  DROVER_TRY(txn.commit());
   return true;
+}
+
+Result<bool> CoordinatorStore::ingest_report(const std::string& host,
+                                             const proto::ReportBody& report, std::int64_t now) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_ASSIGN(bool fresh, ingest_one(txn, host, report, now));
+  DROVER_TRY(txn.commit());
+  return fresh;
+}
+
+Result<std::vector<Result<bool>>> CoordinatorStore::ingest_reports(
+    const std::vector<std::pair<std::string, const proto::ReportBody*>>& reports,
+    std::int64_t now) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  std::vector<Result<bool>> out;
+  out.reserve(reports.size());
+  for (const auto& [host, report] : reports) {
+    auto r = ingest_one(txn, host, *report, now);
+    // An unknown host changed nothing; any other failure spoils the transaction.
+    if (!r.ok() && r.error().code != Errc::not_found) return r.error();
+    out.push_back(std::move(r));
+  }
+  DROVER_TRY(txn.commit());
+  return out;
 }
 
 Result<CoordinatorStore::Fleet> CoordinatorStore::fleet(const std::string& service,

@@ -101,6 +101,11 @@ class CoordinatorStore {
   // already ingested (acknowledge and drop).
   Result<bool> ingest_report(const std::string& host, const proto::ReportBody& report,
                              std::int64_t now);
+  // Many reports in one transaction (one fsync): each answered as
+  // ingest_report would, in order; a report of an unknown host fails alone.
+  Result<std::vector<Result<bool>>> ingest_reports(
+      const std::vector<std::pair<std::string, const proto::ReportBody*>>& reports,
+      std::int64_t now);
 
   struct FleetSample {
     std::string host, release;
@@ -126,6 +131,8 @@ class CoordinatorStore {
  private:
   CoordinatorStore() = default;
   std::unique_ptr<lmdb::Env> env_;
+  Result<bool> ingest_one(lmdb::Txn& txn, const std::string& host, const proto::ReportBody& report,
+                          std::int64_t now);
   Status put_record(const lmdb::Table& table, const std::string& key, const std::string& value);
   Result<std::optional<std::string>> get_record(const lmdb::Table& table, const std::string& key);
   Result<std::vector<std::string>> all_records(const lmdb::Table& table);

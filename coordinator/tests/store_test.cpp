@@ -153,5 +153,38 @@ TEST(CoordinatorStore, TheFleetViewFollowsWhatHostsReport) {
   EXPECT_EQ((*s)->fleet("web", 0)->samples.size(), 1u);
 }
 
+TEST(CoordinatorStore, ManyReportsCommitTogetherAndAnUnknownHostFailsAlone) {
+  TempDir dir;
+  auto s = CoordinatorStore::open(dir.path()).value();
+  ASSERT_TRUE(s->enroll(host_with_key("web-1", 1)).ok());
+  ASSERT_TRUE(s->enroll(host_with_key("web-2", 2)).ok());
+  proto::ReportBody a, b, again, ghost;
+  a.seq = 1;
+  proto::HealthItem h;
+  h.service = "web";
+  h.release = "sha256:v1";
+  h.at_ms = 1000;
+  h.ok = true;
+  h.error_rate = 0.01;
+  a.items.push_back({h, std::nullopt});
+  b.seq = 1;
+  h.at_ms = 1001;
+  b.items.push_back({h, std::nullopt});
+  again = a;  // the same report twice in one batch: ingested once
+  ghost.seq = 1;
+  auto r =
+      s->ingest_reports({{"web-1", &a}, {"web-2", &b}, {"web-1", &again}, {"nobody", &ghost}}, 5);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_TRUE((*r)[0].value());
+  EXPECT_TRUE((*r)[1].value());
+  EXPECT_FALSE((*r)[2].value());
+  ASSERT_FALSE((*r)[3].ok());
+  EXPECT_EQ((*r)[3].error().code, Errc::not_found);
+  auto f = s->fleet("web", 0).value();
+  EXPECT_EQ(f.samples.size(), 2u);
+  EXPECT_EQ(f.running.at("web-2"), "sha256:v1");
+}
+
 }  // namespace
 }  // namespace drover::coordinator

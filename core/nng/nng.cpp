@@ -96,22 +96,48 @@ Result<std::string> Client::request(std::string_view bytes, std::chrono::millise
 
 struct WorkerState;
 
+// Shared by the server and every pending reply: once closed, replies are
+// dropped instead of touching freed contexts.
+struct ReplyGuard {
+  std::mutex mu;
+  bool closed = false;
+};
+
 struct Server::Impl {
   nng_socket sock = NNG_SOCKET_INITIALIZER;
   nng_listener listener;
   std::string url;
-  Handler handler;
+  AsyncHandler handler;
+  std::shared_ptr<ReplyGuard> guard = std::make_shared<ReplyGuard>();
   std::vector<std::unique_ptr<WorkerState>> workers;
 };
 
 struct WorkerState {
-  enum class Step { receiving, sending } step = Step::receiving;
+  enum class Step { receiving, handling, sending } step = Step::receiving;
   nng_aio* aio = nullptr;
   nng_ctx ctx;
-  Server::Handler* handler = nullptr;
+  nng_msg* request = nullptr;  // held while the handler has not replied
+  bool in_callback = false;    // on_worker is running the handler
+  bool answered = false;       // an answer waits to be sent
+  std::string answer;
+  Server::AsyncHandler* handler = nullptr;
+  std::shared_ptr<ReplyGuard> guard;
 };
 
 namespace {
+
+// Under the guard's lock: the answer replaces the request in its message.
+void send_answer(WorkerState* w) {
+  nng_msg* msg = w->request;
+  w->request = nullptr;
+  w->answered = false;
+  nng_msg_clear(msg);
+  nng_msg_append(msg, w->answer.data(), w->answer.size());
+  std::string().swap(w->answer);
+  nng_aio_set_msg(w->aio, msg);
+  w->step = WorkerState::Step::sending;
+  nng_ctx_send(w->ctx, w->aio);
+}
 
 void on_worker(void* arg) {
   auto* w = static_cast<WorkerState*>(arg);
@@ -129,14 +155,27 @@ void on_worker(void* arg) {
     return;
   }
   if (w->step == WorkerState::Step::receiving) {
-    nng_msg* msg = nng_aio_get_msg(w->aio);
-    std::string_view req(static_cast<const char*>(nng_msg_body(msg)), nng_msg_len(msg));
-    std::string answer = (*w->handler)(req);
-    nng_msg_clear(msg);
-    nng_msg_append(msg, answer.data(), answer.size());
-    nng_aio_set_msg(w->aio, msg);
-    w->step = WorkerState::Step::sending;
-    nng_ctx_send(w->ctx, w->aio);
+    {
+      std::lock_guard lock(w->guard->mu);
+      w->request = nng_aio_get_msg(w->aio);
+      nng_aio_set_msg(w->aio, nullptr);
+      w->step = WorkerState::Step::handling;
+      w->in_callback = true;
+    }
+    std::string_view req(static_cast<const char*>(nng_msg_body(w->request)),
+                         nng_msg_len(w->request));
+    (*w->handler)(req, [w, guard = w->guard](std::string answer) {
+      std::lock_guard lock(guard->mu);
+      if (guard->closed || w->step != WorkerState::Step::handling || w->answered) return;
+      w->answer = std::move(answer);
+      w->answered = true;
+      // An answer given while this context's callback still runs is sent
+      // when the callback ends (an aio is not restarted from two threads).
+      if (!w->in_callback) send_answer(w);
+    });
+    std::lock_guard lock(w->guard->mu);
+    w->in_callback = false;
+    if (w->answered && !w->guard->closed) send_answer(w);
   } else {
     w->step = WorkerState::Step::receiving;
     nng_ctx_recv(w->ctx, w->aio);
@@ -148,6 +187,11 @@ void on_worker(void* arg) {
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Server::~Server() {
+  {
+    // No reply starts a send from now on.
+    std::lock_guard lock(impl_->guard->mu);
+    impl_->guard->closed = true;
+  }
   // Stop every worker (waiting for a callback in progress), then close.
   for (auto& w : impl_->workers) {
     if (w->aio) nng_aio_stop(w->aio);
@@ -160,6 +204,7 @@ Server::~Server() {
       }
       nng_aio_free(w->aio);
     }
+    if (w->request) nng_msg_free(w->request);  // never answered
     nng_ctx_close(w->ctx);
   }
   nng_close(impl_->sock);
@@ -167,6 +212,16 @@ Server::~Server() {
 
 Result<std::unique_ptr<Server>> Server::listen(const std::string& url, Handler handler,
                                                int workers) {
+  return listen_async(
+      url,
+      [handler = std::move(handler)](std::string_view request, Reply reply) {
+        reply(handler(request));
+      },
+      workers);
+}
+
+Result<std::unique_ptr<Server>> Server::listen_async(const std::string& url, AsyncHandler handler,
+                                                     int workers) {
   auto impl = std::make_unique<Impl>();
   impl->handler = std::move(handler);
   int rv = nng_rep0_open(&impl->sock);
@@ -177,6 +232,7 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& url, Handler h
   for (int i = 0; i < std::max(1, workers); ++i) {
     auto w = std::make_unique<WorkerState>();
     w->handler = &s.handler;
+    w->guard = s.guard;
     rv = nng_ctx_open(&w->ctx, s.sock);
     if (rv != 0) return nng_error("nng context open", rv);
     rv = nng_aio_alloc(&w->aio, on_worker, w.get());

@@ -44,6 +44,15 @@ class Server {
   using Handler = std::function<std::string(std::string_view request)>;
   static Result<std::unique_ptr<Server>> listen(const std::string& url, Handler handler,
                                                 int workers = 4);
+  // The asynchronous form: the handler returns at once and answers later by
+  // calling reply exactly once, from any thread (the request's bytes stay
+  // valid until then). A context waiting for its reply takes no thread, so
+  // many requests can wait together (for one group commit, say). A reply
+  // after the server is gone is dropped.
+  using Reply = std::function<void(std::string answer)>;
+  using AsyncHandler = std::function<void(std::string_view request, Reply reply)>;
+  static Result<std::unique_ptr<Server>> listen_async(const std::string& url, AsyncHandler handler,
+                                                      int workers = 64);
   ~Server();  // stops answering and waits for handlers in progress
   // The bound TCP port (for "tcp://127.0.0.1:0").
   std::uint16_t port() const;

@@ -2,6 +2,14 @@
 // the coordinator rely on.
 #include <gtest/gtest.h>
 
+#include <mutex>
+
+#include <thread>
+
+#include <future>
+
+#include <condition_variable>
+
 #include <nlohmann/json.hpp>
 
 #include "core/canon/canonical_json.hpp"
@@ -230,6 +238,60 @@ TEST(Nng, RequestReplyAndATimeoutWhenNoServerAnswers) {
   auto r = (*lonely)->request("x", std::chrono::milliseconds(200));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::timeout);
+}
+
+TEST(Nng, AsyncRepliesComeFromAnyThreadAndManyWaitAtOnce) {
+  // Every request is held until 8 have arrived, then all are answered from
+  // another thread: 8 requests in flight need no thread each.
+  std::mutex mu;
+  std::vector<std::pair<std::string, nng::Server::Reply>> held;
+  std::condition_variable all_in;
+  auto server = nng::Server::listen_async(
+      "tcp://127.0.0.1:0",
+      [&](std::string_view req, nng::Server::Reply reply) {
+        std::lock_guard lock(mu);
+        held.emplace_back(std::string(req), std::move(reply));
+        all_in.notify_all();
+      },
+      16);
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  std::thread answerer([&] {
+    std::unique_lock lock(mu);
+    all_in.wait(lock, [&] { return held.size() == 8; });
+    for (auto& [req, reply] : held) {
+      reply("late:" + req);
+      reply("twice");  // a second answer is dropped
+    }
+  });
+  std::vector<std::thread> clients;
+  std::vector<std::string> answers(8);
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&, i] {
+      auto c = nng::Client::dial((*server)->url());
+      auto a = (*c)->request(std::to_string(i), std::chrono::seconds(10));
+      answers[i] = a.ok() ? *a : a.error().message;
+    });
+  }
+  for (auto& t : clients) t.join();
+  answerer.join();
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(answers[i], "late:" + std::to_string(i));
+
+  // A reply after the server is gone is dropped, not a crash.
+  nng::Server::Reply orphan;
+  {
+    std::promise<void> got;
+    auto s2 = nng::Server::listen_async("tcp://127.0.0.1:0",
+                                        [&](std::string_view, nng::Server::Reply reply) {
+                                          orphan = std::move(reply);
+                                          got.set_value();
+                                        });
+    auto c = nng::Client::dial((*s2)->url());
+    std::thread t([&] { (void)(*c)->request("x", std::chrono::milliseconds(500)); });
+    got.get_future().wait();
+    s2->reset();
+    t.join();
+  }
+  orphan("too late");
 }
 
 TEST(Nng, SubscribersReceiveAnnouncementsWithTheirPrefix) {

@@ -3,8 +3,8 @@
 // token, join-token, hosts, audit. Each is one or two API calls; the
 // coordinator validates everything and its error is printed as given.
 #include <chrono>
-#include <ctime>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -308,9 +308,8 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
         const std::time_t t = a.value("at", std::int64_t{0}) / 1000;
         char when[32];
         std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-        std::cout << when << "\t" << a.value("who", "") << "\t"
-                  << a.value("what", "") << "\t" << a.value("deploy_id", "") << "\t"
-                  << a.value("artifact", "") << "\n";
+        std::cout << when << "\t" << a.value("who", "") << "\t" << a.value("what", "") << "\t"
+                  << a.value("deploy_id", "") << "\t" << a.value("artifact", "") << "\n";
       }
     });
   }
