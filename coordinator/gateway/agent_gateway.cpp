@@ -133,7 +133,7 @@ void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply
   if (r->type == proto::kEnroll) return reply(enroll(*r));
 
   // Everything else speaks for an enrolled host, under its report key.
-  auto host = store_.host(r->host);
+  auto host = enrolled(r->host);
   if (!host.ok()) return reply(proto::encode_error_reply(host.error()));
   if (!*host) return reply(error_reply(Errc::not_found, "host '" + r->host + "' is not enrolled"));
   if (!proto::check_mac(*r, (*host)->report_key)) {
@@ -173,6 +173,23 @@ void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply
     return;
   }
   reply(error_reply(Errc::unsupported, "unknown request type '" + r->type + "'"));
+}
+
+Result<std::optional<HostRecord>> AgentGateway::enrolled(const std::string& name) {
+  const std::uint64_t version = store_.hosts_version();
+  {
+    std::shared_lock lock(cache_mu_);
+    auto it = host_cache_.find(name);
+    if (it != host_cache_.end() && it->second.first == version) {
+      return std::optional<HostRecord>(it->second.second);
+    }
+  }
+  DROVER_ASSIGN(auto h, store_.host(name));
+  if (!h) return h;  // not cached: an enrollment adds it
+  std::unique_lock lock(cache_mu_);
+  if (host_cache_.size() > 1'000'000) host_cache_.clear();
+  host_cache_[name] = {version, *h};
+  return h;
 }
 
 void AgentGateway::commit_reports() {

@@ -19,7 +19,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <shared_mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "coordinator/store/coordinator_store.hpp"
@@ -80,6 +82,9 @@ class AgentGateway {
   AgentGateway(CoordinatorStore& store, OnlineKey online, ManifestLookup manifests,
                ReportHandler reports, const Clock& clock, Logger& log);
   std::string enroll(const proto::Request& r);
+  // The host's record, from a cache that every enrollment or reset empties
+  // (so a reset host's old key stops at once).
+  Result<std::optional<HostRecord>> enrolled(const std::string& name);
   // The committer thread: every report waiting is ingested in one
   // transaction, then each is answered.
   void commit_reports();
@@ -96,6 +101,8 @@ class AgentGateway {
     proto::ReportBody body;
     nng::Server::Reply reply;
   };
+  std::shared_mutex cache_mu_;
+  std::unordered_map<std::string, std::pair<std::uint64_t, HostRecord>> host_cache_;
   std::mutex queue_mu_;  // guards queue_ and stopping_
   std::condition_variable queue_cv_;
   std::vector<PendingReport> queue_;

@@ -39,7 +39,7 @@ Result<HealthThresholds> parse_health(const Fields& f, DeployParams& params) {
   if (bake) params.bake_ms = *bake * 1000;
   DROVER_ASSIGN(auto window, f.opt_int("baseline_window_s", 0, kDay));
   if (window) params.baseline_window_ms = *window * 1000;
-  DROVER_ASSIGN(auto min_samples, f.opt_int("min_samples", 1, 100'000));
+  DROVER_ASSIGN(auto min_samples, f.opt_int("min_samples", 0, 100'000));
   if (min_samples) h.min_samples = static_cast<int>(*min_samples);
   DROVER_ASSIGN(auto consecutive, f.opt_int("consecutive", 1, 1000));
   if (consecutive) h.consecutive = static_cast<int>(*consecutive);

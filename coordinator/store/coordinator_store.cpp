@@ -1,5 +1,7 @@
 #include "coordinator/store/coordinator_store.hpp"
 
+#include <cinttypes>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "core/base/hex.hpp"
@@ -75,6 +77,30 @@ Status put_sample(lmdb::Txn& txn, const lmdb::Table& table, const std::string& s
   return txn.put(table, key, sample.dump());
 }
 
+// host_seen/<host>: "REPORT_SEQ LAST_SEEN", rewritten by every report (kept
+// apart from the host record so ingest does not re-encode it).
+struct Seen {
+  std::uint64_t report_seq = 0;
+  std::int64_t last_seen = 0;
+};
+
+Seen parse_seen(std::optional<std::string_view> v) {
+  Seen s;
+  if (!v) return s;
+  const std::string text(*v);
+  std::sscanf(text.c_str(), "%" SCNu64 " %" SCNd64, &s.report_seq, &s.last_seen);
+  return s;
+}
+
+std::string encode_seen(const Seen& s) {
+  return std::to_string(s.report_seq) + " " + std::to_string(s.last_seen);
+}
+
+void merge_seen(HostRecord& h, const Seen& s) {
+  h.report_seq = std::max(h.report_seq, s.report_seq);
+  h.last_seen = std::max(h.last_seen, s.last_seen);
+}
+
 std::uint64_t to_u64(const std::optional<std::string>& v) {
   return v ? std::stoull(*v) : 0;
 }
@@ -85,6 +111,7 @@ Result<std::unique_ptr<CoordinatorStore>> CoordinatorStore::open(const fs::path&
   std::unique_ptr<CoordinatorStore> s(new CoordinatorStore());
   lmdb::Options options;
   options.map_size = 8ull << 30;  // address space only; grows on disk as used
+  options.max_tables = 32;
   DROVER_ASSIGN(s->env_, lmdb::Env::open(dir, options));
   DROVER_ASSIGN(s->meta_, s->env_->table("meta"));
   DROVER_ASSIGN(s->hosts_, s->env_->table("hosts"));
@@ -99,6 +126,7 @@ Result<std::unique_ptr<CoordinatorStore>> CoordinatorStore::open(const fs::path&
   DROVER_ASSIGN(s->artifacts_, s->env_->table("artifacts"));
   DROVER_ASSIGN(s->manifests_, s->env_->table("manifests"));
   DROVER_ASSIGN(s->settings_, s->env_->table("settings"));
+  DROVER_ASSIGN(s->host_seen_, s->env_->table("host_seen"));
   DROVER_ASSIGN(s->audit_.records, s->env_->table("audit"));
   DROVER_ASSIGN(s->audit_.snapshots, s->env_->table("config_snapshots"));
   s->audit_.meta = s->meta_;
@@ -119,6 +147,8 @@ Result<std::optional<HostRecord>> CoordinatorStore::host(const std::string& name
   DROVER_ASSIGN(auto bytes, txn.get(hosts_, name));
   if (!bytes) return std::optional<HostRecord>();
   DROVER_ASSIGN(HostRecord h, decode_host(*bytes));
+  DROVER_ASSIGN(auto seen, txn.get(host_seen_, name));
+  merge_seen(h, parse_seen(seen));
   return std::optional<HostRecord>(std::move(h));
 }
 
@@ -131,6 +161,10 @@ Result<std::vector<HostRecord>> CoordinatorStore::hosts() {
     DROVER_ASSIGN(HostRecord h, decode_host(cursor.value()));
     out.push_back(std::move(h));
     DROVER_ASSIGN(more, cursor.next());
+  }
+  for (auto& h : out) {
+    DROVER_ASSIGN(auto seen, txn.get(host_seen_, h.host));
+    merge_seen(h, parse_seen(seen));
   }
   return out;
 }
@@ -150,14 +184,20 @@ Status CoordinatorStore::enroll(const HostRecord& record) {
     next.report_seq = old.report_seq;  // the agent's numbering continues
   }
   DROVER_TRY(txn.put(hosts_, record.host, encode_host(next)));
-  return txn.commit();
+  DROVER_TRY(txn.commit());
+  hosts_version_.fetch_add(1);
+  return Ok{};
 }
 
 Status CoordinatorStore::reset_host(const std::string& name) {
   DROVER_ASSIGN(auto txn, env_->begin_write());
   DROVER_ASSIGN(bool erased, txn.erase(hosts_, name));
   if (!erased) return make_error(Errc::not_found, "no enrolled host '" + name + "'");
-  return txn.commit();
+  DROVER_ASSIGN(bool had_reports, txn.erase(host_seen_, name));  // the new machine numbers from 1
+  (void)had_reports;
+  DROVER_TRY(txn.commit());
+  hosts_version_.fetch_add(1);
+  return Ok{};
 }
 
 Status CoordinatorStore::add_join_token(const std::string& token, const std::string& issued_by,
@@ -336,11 +376,17 @@ Result<bool> CoordinatorStore::ingest_one(lmdb::Txn& txn, const std::string& hos
                                           const proto::ReportBody& report, std::int64_t now) {
   DROVER_ASSIGN(auto bytes, txn.get(hosts_, host));
   if (!bytes) return make_error(Errc::not_found, "host '" + host + "' is not enrolled");
-  DROVER_ASSIGN(HostRecord h, decode_host(*bytes));
-  h.last_seen = now;
-  const bool fresh = report.seq > h.report_seq;
-  if (fresh) h.report_seq = report.seq;
-  DROVER_TRY(txn.put(hosts_, host, encode_host(h)));
+  DROVER_ASSIGN(auto seen_bytes, txn.get(host_seen_, host));
+  Seen seen = parse_seen(seen_bytes);
+  if (seen.report_seq == 0 && !seen_bytes) {
+    // A record from before host_seen existed keeps its mark in the host record.
+    DROVER_ASSIGN(HostRecord h, decode_host(*bytes));
+    seen.report_seq = h.report_seq;
+  }
+  seen.last_seen = now;
+  const bool fresh = report.seq > seen.report_seq;
+  if (fresh) seen.report_seq = report.seq;
+  DROVER_TRY(txn.put(host_seen_, host, encode_seen(seen)));
   if (!fresh) return false;
   // host_state/<service>/<host>: {"failed_seq":N,"release":…}
   auto state_of = [&](const std::string& service) -> Result<json> {
@@ -357,8 +403,10 @@ Result<bool> CoordinatorStore::ingest_one(lmdb::Txn& txn, const std::string& hos
                      {host, hi.release, hi.at_ms, hi.error_rate, hi.p99_ms, hi.saturation, hi.ok}));
       if (!hi.release.empty()) {
         DROVER_ASSIGN(json st, state_of(hi.service));
-        st["release"] = hi.release;
-        DROVER_TRY(txn.put(host_state_, hi.service + '/' + host, st.dump()));
+        if (st.value("release", "") != hi.release) {  // most samples change nothing
+          st["release"] = hi.release;
+          DROVER_TRY(txn.put(host_state_, hi.service + '/' + host, st.dump()));
+        }
       }
     } else if (item.event) {
       const proto::EventItem& e = *item.event;

@@ -5,6 +5,7 @@
 // Thread-safe: LMDB serializes writers; reads run in parallel.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -44,6 +45,8 @@ class CoordinatorStore {
   Status enroll(const HostRecord& record);
   // An admin's reset: the next enrollment may bind another key.
   Status reset_host(const std::string& name);
+  // Raised by every enrollment and reset (for caches of host keys).
+  std::uint64_t hosts_version() const { return hosts_version_.load(); }
 
   // ---- join tokens (stored as SHA-256 hashes only) ----
   Status add_join_token(const std::string& token, const std::string& issued_by, std::int64_t at);
@@ -138,7 +141,8 @@ class CoordinatorStore {
   Result<std::vector<std::string>> all_records(const lmdb::Table& table);
 
   lmdb::Table meta_, hosts_, join_tokens_, plans_, plan_index_, plan_seqs_, deploys_, samples_,
-      host_state_, pipelines_, artifacts_, manifests_, settings_;
+      host_state_, pipelines_, artifacts_, manifests_, settings_, host_seen_;
+  std::atomic<std::uint64_t> hosts_version_{0};
   AuditTables audit_;
 };
 

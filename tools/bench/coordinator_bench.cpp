@@ -1,0 +1,571 @@
+// drover-bench-coordinator: the coordinator under a fleet of simulated agents
+// that speak the real protocol (the agent's own CoordinatorLink: enrollment
+// with a signature and a sealed report key, MACed plan pulls and reports,
+// plans verified against the root), run in a few processes.
+//
+// Measures (docs/BENCHMARKS.md, "Coordinator"):
+//   - a 10-batch rolling deploy with zero bake: total orchestration time and
+//     the agents' plan-pull latency;
+//   - a rollback of every host: from the decision until all report the prior
+//     version (the coordinator's own record of it);
+//   - report ingest: reports acknowledged per second while the load
+//     generator floods from the same 2 cores, with the CPU each side used.
+//
+//   drover-bench-coordinator [--agents 1000] [--procs 2] [--threads 8] [--flood-seconds 5]
+//   drover-bench-coordinator sim ...   (a load-generating child; started by the above)
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cxxopts.hpp>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "agent/coordinator_link.hpp"
+#include "core/nng/nng.hpp"
+#include "core/proto/plan.hpp"
+#include "core/sign/envelope.hpp"
+#include "core/sign/keys.hpp"
+#include "tests/support/fleet.hpp"
+
+namespace {
+
+using namespace drover;
+using namespace std::chrono_literals;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double cpu_seconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  if (line.empty()) return 0;
+  std::istringstream rest(line.substr(line.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 13; ++i) rest >> field;
+  rest >> utime >> stime;
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+// ---------------------------------------------------------------- the child
+
+std::atomic<int> g_flood{0};      // SIGUSR1: flood the coordinator once
+std::atomic<int> g_echo{0};       // SIGHUP: flood the echo server once (the baseline)
+std::atomic<int> g_stats{0};      // SIGUSR2: print stats and reset
+std::atomic<bool> g_stop{false};  // SIGTERM
+
+struct SimAgent {
+  std::string host;
+  std::unique_ptr<agent::CoordinatorLink> link;
+  std::unique_ptr<agent::CoordinatorLink> echo;  // to the baseline server
+  std::uint64_t plan_seq = 0, report_seq = 0;
+  std::string running;
+  Clock::time_point next_poll, next_health;
+};
+
+int run_sim(const cxxopts::ParseResult& r) {
+  const std::string requests = r["requests"].as<std::string>();
+  const std::string announcements = r["announcements"].as<std::string>();
+  const int first = r["first"].as<int>(), count = r["count"].as<int>();
+  const int threads = r["threads"].as<int>();
+  const double flood_s = r["flood-seconds"].as<double>();
+  PosixFilesystem fsys;
+  auto root = sign::load_public_key(fsys, r["root"].as<std::string>());
+  if (!root.ok()) return std::cerr << root.error().message << "\n", 1;
+  const std::string join = r["join"].as<std::string>();
+  ::signal(SIGUSR1, [](int) { g_flood.fetch_add(1); });
+  ::signal(SIGHUP, [](int) { g_echo.fetch_add(1); });
+  const std::string echo_url = r.count("echo") ? r["echo"].as<std::string>() : "";
+  ::signal(SIGUSR2, [](int) { g_stats.fetch_add(1); });
+  ::signal(SIGTERM, [](int) { g_stop = true; });
+
+  // Enroll every agent (in parallel threads: it is CPU work, signatures).
+  std::vector<SimAgent> agents(static_cast<std::size_t>(count));
+  const auto t0 = Clock::now();
+  std::atomic<int> failed{0};
+  {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) {
+      ts.emplace_back([&, t] {
+        SystemRandom rnd;
+        for (int i = t; i < count; i += threads) {
+          SimAgent& a = agents[static_cast<std::size_t>(i)];
+          a.host = "sim-" + std::to_string(first + i);
+          auto link = agent::CoordinatorLink::connect(requests, a.host, 30s);
+          if (!link.ok()) {
+            ++failed;
+            continue;
+          }
+          a.link = std::move(*link);
+          const auto key = sign::KeyPair::generate(rnd);
+          const std::string report_key = rnd.bytes(32);
+          a.link->set_report_key(report_key);
+          auto cert = a.link->pull_cert();
+          if (!cert.ok()) {
+            ++failed;
+            continue;
+          }
+          auto verified = sign::verify_cert(*cert, {*root, 1}, now_ms() / 1000);
+          proto::EnrollBody b;
+          b.host = a.host;
+          b.region = "r1";
+          b.cluster = "c" + std::to_string(i % 10);
+          b.services = {"web"};
+          b.public_key = key.public_key();
+          b.mesh_peer = "127.0.0.1:1";
+          b.join_token = join;
+          b.at = now_ms() / 1000;
+          if (!verified.ok() || !a.link->enroll(b, key, verified->subject, report_key).ok()) {
+            ++failed;
+          }
+          if (!echo_url.empty()) {
+            auto e = agent::CoordinatorLink::connect(echo_url, a.host, 30s);
+            if (e.ok()) {
+              a.echo = std::move(*e);
+              a.echo->set_report_key(report_key);
+            }
+          }
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+  }
+  if (failed > 0) return std::cerr << failed << " agents failed to enroll\n", 1;
+  std::cout << json{{"event", "ready"}, {"agents", count},
+                    {"enroll_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      Clock::now() - t0)
+                                      .count()}}
+                   .dump()
+            << std::endl;
+
+  // Announcements make every agent pull at once, as real agents do.
+  std::atomic<std::uint64_t> announced{0};
+  auto sub = nng::Subscriber::dial(announcements, proto::kAnnouncePrefix);
+  std::thread listener([&] {
+    while (!g_stop) {
+      auto m = (*sub)->receive(200ms);
+      if (m.ok() && *m) announced.fetch_add(1);
+    }
+  });
+
+  std::mutex stats_mu;
+  std::vector<double> pull_ms;
+  std::uint64_t pulls = 0, applied = 0, reports = 0;
+  std::atomic<std::uint64_t> flood_reports{0};
+  std::atomic<int> flooding{0};  // the flood number being run (0: none)
+  std::atomic<bool> flood_echo{false};
+  std::atomic<int> idle_workers{0};
+  const int flood_threads = r["flood-threads"].as<int>();
+  const auto poll_every = std::chrono::milliseconds(r["poll-ms"].as<int>());
+  const auto health_every = std::chrono::milliseconds(r["health-ms"].as<int>());
+
+  auto report = [&](SimAgent& a, std::optional<proto::EventItem> event, bool to_echo = false) {
+    proto::ReportBody body;
+    body.seq = ++a.report_seq;
+    body.sent_at_ms = now_ms();
+    if (event) body.items.push_back({std::nullopt, *event});
+    proto::HealthItem h;
+    h.service = "web";
+    h.release = a.running;
+    h.at_ms = body.sent_at_ms;
+    h.ok = true;
+    h.error_rate = 0.01;
+    h.p99_ms = 12;
+    h.saturation = 0.2;
+    h.state = "running";
+    body.items.push_back({h, std::nullopt});
+    return (to_echo ? a.echo : a.link)->send_report(body);
+  };
+
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::vector<double> my_pulls;
+      std::uint64_t my_pull_count = 0, my_applied = 0, my_reports = 0, seen_announce = 0;
+      auto flush = [&] {
+        std::lock_guard lock(stats_mu);
+        pull_ms.insert(pull_ms.end(), my_pulls.begin(), my_pulls.end());
+        pulls += my_pull_count;
+        applied += my_applied;
+        reports += my_reports;
+        my_pulls.clear();
+        my_pull_count = my_applied = my_reports = 0;
+      };
+      while (!g_stop) {
+        if (flooding.load() != 0) {
+          // The flood threads have the links: stand aside until it ends.
+          idle_workers.fetch_add(1);
+          while (flooding.load() != 0 && !g_stop) std::this_thread::sleep_for(5ms);
+          idle_workers.fetch_sub(1);
+          continue;
+        }
+        const auto now = Clock::now();
+        const std::uint64_t ann = announced.load();
+        const bool pull_all = ann != seen_announce;
+        seen_announce = ann;
+        auto soonest = now + 50ms;
+        for (int i = t; i < count; i += threads) {
+          SimAgent& a = agents[static_cast<std::size_t>(i)];
+          if (pull_all || now >= a.next_poll) {
+            a.next_poll = now + poll_every;
+            const auto s = Clock::now();
+            auto got = a.link->pull_plan("web", a.plan_seq);
+            my_pulls.push_back(
+                std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+            ++my_pull_count;
+            if (got.ok() && *got) {
+              auto opened = proto::open_plan(**got, {*root, 1}, now_ms() / 1000);
+              if (opened.ok() && opened->plan.seq > a.plan_seq) {
+                a.plan_seq = opened->plan.seq;
+                const std::string artifact = opened->plan.artifact.str();
+                if (artifact != a.running) {
+                  a.running = artifact;  // applied at once: the coordinator is what is measured
+                  ++my_applied;
+                  if (report(a, proto::EventItem{"web", now_ms(), "applied", a.plan_seq, artifact})
+                          .ok()) {
+                    ++my_reports;
+                  }
+                  a.next_health = now + health_every;
+                }
+              }
+            }
+          }
+          if (now >= a.next_health) {
+            a.next_health = now + health_every;
+            if (report(a, std::nullopt).ok()) ++my_reports;
+          }
+          soonest = std::min({soonest, a.next_poll, a.next_health});
+        }
+        flush();
+        if (!pull_all) std::this_thread::sleep_until(std::max(soonest, Clock::now() + 1ms));
+      }
+      flush();
+    });
+  }
+
+  int floods_done = 0, stats_done = 0, echo_done = 0, flood_number = 0;
+  auto flood = [&](bool echo) {
+    flood_reports = 0;
+    flood_echo = echo;
+    flooding = ++flood_number;
+    while (idle_workers.load() < threads && !g_stop) std::this_thread::sleep_for(1ms);
+    const double cpu0 = cpu_seconds(::getpid());
+    const auto s = Clock::now();
+    const auto end = s + std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(flood_s));
+    std::vector<std::thread> ts;
+    for (int t = 0; t < flood_threads; ++t) {
+      ts.emplace_back([&, t] {
+        // Reports as fast as this thread's agents get them acknowledged.
+        std::uint64_t n = 0;
+        while (Clock::now() < end && !g_stop) {
+          for (int i = t; i < count && Clock::now() < end; i += flood_threads) {
+            if (report(agents[static_cast<std::size_t>(i)], std::nullopt, echo).ok()) ++n;
+          }
+        }
+        flood_reports.fetch_add(n);
+      });
+    }
+    for (auto& t : ts) t.join();
+    const double secs = std::chrono::duration<double>(Clock::now() - s).count();
+    flooding = 0;
+    std::cout << json{{"event", echo ? "echo_flood" : "flood"},
+                      {"reports", flood_reports.load()},
+                      {"seconds", secs},
+                      {"cpu_s", cpu_seconds(::getpid()) - cpu0}}
+                     .dump()
+              << std::endl;
+  };
+  while (!g_stop) {
+    if (g_flood.load() > floods_done) {
+      ++floods_done;
+      flood(false);
+    }
+    if (g_echo.load() > echo_done) {
+      ++echo_done;
+      flood(true);
+    }
+    if (g_stats.load() > stats_done) {
+      ++stats_done;
+      std::this_thread::sleep_for(100ms);
+      std::lock_guard lock(stats_mu);
+      std::cout << json{{"event", "stats"},
+                        {"pulls", pulls},
+                        {"pull_p50_ms", pct(pull_ms, 0.5)},
+                        {"pull_p99_ms", pct(pull_ms, 0.99)},
+                        {"pull_max_ms", pct(pull_ms, 1.0)},
+                        {"applied", applied},
+                        {"reports", reports}}
+                       .dump()
+                << std::endl;
+      pull_ms.clear();
+      pulls = applied = reports = 0;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  for (auto& w : workers) w.join();
+  (*sub)->close();
+  listener.join();
+  return 0;
+}
+
+// The baseline: the agent protocol with nothing behind it. Each report is
+// decoded and acknowledged; nothing is authenticated or stored.
+int run_echo(const cxxopts::ParseResult& r) {
+  ::signal(SIGTERM, [](int) { g_stop = true; });
+  auto server = nng::Server::listen(
+      r["listen"].as<std::string>(),
+      [](std::string_view bytes) {
+        auto req = proto::decode_request(bytes);
+        if (!req.ok()) return proto::encode_error_reply(req.error());
+        auto body = proto::parse_body(req->body);
+        if (!body.ok()) return proto::encode_error_reply(body.error());
+        auto report = proto::report_body(*body);
+        if (!report.ok()) return proto::encode_error_reply(report.error());
+        return proto::encode_reply("ack", {{"seq", report->seq}});
+      },
+      256);
+  if (!server.ok()) return std::cerr << server.error().message << "\n", 1;
+  std::cout << json{{"event", "ready"}, {"url", (*server)->url()}}.dump() << std::endl;
+  while (!g_stop) std::this_thread::sleep_for(100ms);
+  return 0;
+}
+
+// --------------------------------------------------------------- the parent
+
+struct Sims {
+  std::vector<std::unique_ptr<testing::DaemonProcess>> procs;
+  void signal_all(int sig) {
+    for (auto& p : procs) ::kill(p->pid(), sig);
+  }
+  // The nth (from 0) line of each child with this event, waiting for it.
+  std::vector<json> collect(const std::string& event, std::size_t nth) {
+    std::vector<json> out;
+    for (auto& p : procs) {
+      json found;
+      const auto deadline = Clock::now() + 300s;
+      while (found.is_null() && Clock::now() < deadline) {
+        std::size_t seen = 0;
+        for (const auto& l : p->lines()) {
+          if (l.value("event", "") == event && seen++ == nth) found = l;
+        }
+        if (found.is_null()) std::this_thread::sleep_for(20ms);
+      }
+      out.push_back(found);
+    }
+    return out;
+  }
+  double cpu() {
+    double s = 0;
+    for (auto& p : procs) s += cpu_seconds(p->pid());
+    return s;
+  }
+};
+
+json wait_deploy(testing::TestFleet& f, const std::string& id, const std::string& until) {
+  json d;
+  const auto deadline = Clock::now() + 600s;
+  while (Clock::now() < deadline) {
+    d = f.api("GET", "/deploys/" + id);
+    const std::string s = d.value("state", "");
+    if (s == until || s == "succeeded" || s == "rolled_back" || s == "failed") return d;
+    std::this_thread::sleep_for(50ms);  // a benchmark's poll, not a test's wait
+  }
+  return d;
+}
+
+int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
+  const int agents = r["agents"].as<int>(), procs = r["procs"].as<int>();
+  const int threads = r["threads"].as<int>();
+  testing::TempDir dir;
+  testing::TestFleet f(dir.path());
+  const std::string v1 = f.push("v1", {{"error_rate", 0.01}});
+  const std::string v2 = f.push("v2", {{"error_rate", 0.01}});
+  const std::string v3 = f.push("v3", {{"error_rate", 0.01}});
+  f.start_coordinator();
+  f.start_origin();
+  const pid_t coordinator_pid = f.coordinator().pid();
+  auto join = testing::run({testing::binary("drover-coordinator").string(), "join-token",
+                            "create", "--data-dir", (dir.path() / "coordinator").string()});
+  std::string token = join.out;
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  std::ifstream cfg(dir.path() / "coordinator.json");
+  json config = json::parse(cfg);
+
+  std::printf(
+      "drover-bench-coordinator: %d simulated agents in %d processes (%d polling threads, %d "
+      "flood threads each)\n",
+      agents, procs, threads, r["flood-threads"].as<int>());
+  testing::DaemonProcess echo({self, "echo", "--listen", "tcp://127.0.0.1:0"},
+                              (dir.path() / "echo.err").string());
+  auto echo_ready = echo.wait_for_event("ready", 30s);
+  if (!echo_ready) return std::cerr << "echo server did not start\n", 1;
+  const std::string echo_url = (*echo_ready)["url"];
+  Sims sims;
+  const auto t_enroll = Clock::now();
+  for (int p = 0; p < procs; ++p) {
+    const int first = p * agents / procs, count = (p + 1) * agents / procs - first;
+    sims.procs.push_back(std::make_unique<testing::DaemonProcess>(
+        std::vector<std::string>{
+            self, "sim", "--requests", config["agents"]["requests"], "--announcements",
+            config["agents"]["announcements"], "--root", (dir.path() / "root.key.pub").string(),
+            "--join", token, "--first", std::to_string(first), "--count", std::to_string(count),
+            "--threads", std::to_string(threads), "--flood-seconds",
+            std::to_string(r["flood-seconds"].as<double>()), "--poll-ms",
+            std::to_string(r["poll-ms"].as<int>()), "--health-ms",
+            std::to_string(r["health-ms"].as<int>()), "--echo", echo_url, "--flood-threads",
+            std::to_string(r["flood-threads"].as<int>())},
+        (dir.path() / ("sim-" + std::to_string(p) + ".err")).string()));
+  }
+  for (auto& p : sims.procs) {
+    if (!p->wait_for_event("ready", 600s)) {
+      std::cerr << "a simulator did not start:\n" << p->stderr_tail() << "\n";
+      return 1;
+    }
+  }
+  std::printf("  enrolled %d agents in %.1f s\n", agents,
+              std::chrono::duration<double>(Clock::now() - t_enroll).count());
+  for (const auto& a : {v1, v2, v3}) {
+    if (!f.registered(a)) return std::cerr << "artifact not registered\n", 1;
+  }
+  int status = 0;
+  f.api("POST", "/pipelines",
+        {{"service", "web"},
+         {"strategy", {{"batch_percent", 10}}},
+         {"health_checks", {{"bake_s", 0}, {"min_samples", 0}}},
+         {"timeouts", {{"ready_s", 120}, {"converge_s", 300}, {"rollback_s", 300}}},
+         {"artifact_ready", "origin"}},
+        &status);
+  if (status != 201) return std::cerr << "pipeline refused\n", 1;
+
+  // v1 everywhere first (not measured).
+  json d = f.api("POST", "/deploys",
+                 {{"pipeline_id", "web"},
+                  {"artifact_id", v1},
+                  {"strategy_override", {{"batch_percent", 100}}}},
+                 &status);
+  if (status != 201) return std::cerr << d.dump() << "\n", 1;
+  d = wait_deploy(f, d["deploy_id"], "succeeded");
+  if (d.value("state", "") != "succeeded") return std::cerr << d.dump() << "\n", 1;
+  sims.signal_all(SIGUSR2);
+  sims.collect("stats", 0);
+
+  // 1. A 10-batch rolling deploy with zero bake.
+  double c0 = cpu_seconds(coordinator_pid), s0 = sims.cpu();
+  d = f.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", v2}}, &status);
+  d = wait_deploy(f, d["deploy_id"], "succeeded");
+  if (d.value("state", "") != "succeeded") return std::cerr << d.dump() << "\n", 1;
+  const double rollout_s =
+      static_cast<double>(d["completed_ms"].get<std::int64_t>() - d["created_ms"].get<std::int64_t>()) / 1000;
+  sims.signal_all(SIGUSR2);
+  double p99 = 0, p50 = 0;
+  std::uint64_t pulls = 0;
+  for (const auto& s : sims.collect("stats", 1)) {
+    p99 = std::max(p99, s.value("pull_p99_ms", 0.0));
+    p50 = std::max(p50, s.value("pull_p50_ms", 0.0));
+    pulls += s.value("pulls", 0ull);
+  }
+  std::printf("  rollout: %zu batches, zero bake: %.2f s from deploy to succeeded\n",
+              d["batches"].size(), rollout_s);
+  std::printf("           plan pulls %llu, latency p50 %.2f ms, p99 %.2f ms (worst child)\n",
+              static_cast<unsigned long long>(pulls), p50, p99);
+  std::printf("           CPU: coordinator %.2f s, simulators %.2f s\n",
+              cpu_seconds(coordinator_pid) - c0, sims.cpu() - s0);
+
+  // 2. Every host moves to v3 and bakes; the rollback is decided mid-bake.
+  d = f.api("POST", "/pipelines",
+            {{"service", "web"},
+             {"strategy", {{"batch_percent", 100}}},
+             {"health_checks", {{"bake_s", 600}, {"min_samples", 0}}},
+             {"timeouts", {{"ready_s", 120}, {"converge_s", 300}, {"rollback_s", 300}}},
+             {"artifact_ready", "origin"}},
+            &status);
+  d = f.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", v3}}, &status);
+  const std::string id3 = d["deploy_id"];
+  d = wait_deploy(f, id3, "baking");
+  if (d.value("state", "") != "baking") return std::cerr << d.dump() << "\n", 1;
+  c0 = cpu_seconds(coordinator_pid);
+  f.api("POST", "/rollback", {{"deploy_id", id3}, {"reason", "benchmark"}}, &status);
+  d = wait_deploy(f, id3, "rolled_back");
+  if (d.value("state", "") != "rolled_back") return std::cerr << d.dump() << "\n", 1;
+  std::printf("  rollback: %d hosts back on the prior version %.2f s after the decision\n",
+              agents, static_cast<double>(d["rollback"]["duration_ms"].get<std::int64_t>()) / 1000);
+  std::printf("           CPU: coordinator %.2f s\n", cpu_seconds(coordinator_pid) - c0);
+
+  // 3. Report ingest: every simulated agent reports as fast as it is
+  // acknowledged; first to the baseline (the protocol with nothing behind
+  // it), then to the coordinator.
+  auto flood = [&](int sig, const char* event, pid_t server, const char* what) {
+    const double c = cpu_seconds(server), s = sims.cpu();
+    sims.signal_all(sig);
+    std::uint64_t n = 0;
+    double secs = 0;
+    for (const auto& fl : sims.collect(event, 0)) {
+      n += fl.value("reports", 0ull);
+      secs = std::max(secs, fl.value("seconds", 0.0));
+    }
+    const double cc = cpu_seconds(server) - c, sc = sims.cpu() - s;
+    const double rate = static_cast<double>(n) / secs;
+    std::printf("  %s: %llu reports in %.1f s = %.0f reports/s\n", what,
+                static_cast<unsigned long long>(n), secs, rate);
+    std::printf("           CPU: server %.2f s (%.0f%% of a core), simulators %.2f s (%.0f%%)\n", cc,
+                100 * cc / secs, sc, 100 * sc / secs);
+    return rate;
+  };
+  const double base = flood(SIGHUP, "echo_flood", echo.pid(),
+                            "baseline, decode and ack only (no auth, no storage)");
+  const double rate = flood(SIGUSR1, "flood", coordinator_pid,
+                            "coordinator ingest (MAC checked, durable in LMDB)");
+  std::printf("  ingest / baseline = %.2f\n", rate / base);
+  sims.signal_all(SIGTERM);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cxxopts::Options o("drover-bench-coordinator", "The coordinator under simulated agents.");
+  o.add_options()("agents", "simulated agents", cxxopts::value<int>()->default_value("1000"))(
+      "procs", "simulator processes", cxxopts::value<int>()->default_value("2"))(
+      "threads", "polling threads per simulator", cxxopts::value<int>()->default_value("8"))(
+      "flood-threads", "reporting threads per simulator in the ingest flood",
+      cxxopts::value<int>()->default_value("64"))(
+      "flood-seconds", "length of the ingest flood", cxxopts::value<double>()->default_value("5"))(
+      "poll-ms", "agents' plan poll interval", cxxopts::value<int>()->default_value("5000"))(
+      "health-ms", "agents' health report interval", cxxopts::value<int>()->default_value("5000"))(
+      "requests", "", cxxopts::value<std::string>())("announcements", "",
+                                                      cxxopts::value<std::string>())(
+      "root", "", cxxopts::value<std::string>())("join", "", cxxopts::value<std::string>())(
+      "first", "", cxxopts::value<int>()->default_value("0"))(
+      "echo", "", cxxopts::value<std::string>())("listen", "", cxxopts::value<std::string>())(
+      "count", "", cxxopts::value<int>()->default_value("0"))("h,help", "help")(
+      "mode", "", cxxopts::value<std::string>());
+  o.parse_positional({"mode"});
+  auto r = o.parse(argc, argv);
+  if (r.count("help")) return std::cout << o.help(), 0;
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  if (r.count("mode") && r["mode"].as<std::string>() == "sim") return run_sim(r);
+  if (r.count("mode") && r["mode"].as<std::string>() == "echo") return run_echo(r);
+  if (!std::getenv("DROVER_BIN_DIR")) {
+    ::setenv("DROVER_BIN_DIR", fs::path(self).parent_path().c_str(), 1);
+  }
+  return run_parent(r, self);
+}
