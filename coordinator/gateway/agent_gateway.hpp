@@ -18,8 +18,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <string>
 #include <shared_mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>

@@ -149,12 +149,13 @@ int run_sim(const cxxopts::ParseResult& r) {
     for (auto& t : ts) t.join();
   }
   if (failed > 0) return std::cerr << failed << " agents failed to enroll\n", 1;
-  std::cout << json{{"event", "ready"}, {"agents", count},
-                    {"enroll_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      Clock::now() - t0)
-                                      .count()}}
-                   .dump()
-            << std::endl;
+  std::cout
+      << json{{"event", "ready"},
+              {"agents", count},
+              {"enroll_ms",
+               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()}}
+             .dump()
+      << std::endl;
 
   // Announcements make every agent pull at once, as real agents do.
   std::atomic<std::uint64_t> announced{0};
@@ -228,8 +229,7 @@ int run_sim(const cxxopts::ParseResult& r) {
             a.next_poll = now + poll_every;
             const auto s = Clock::now();
             auto got = a.link->pull_plan("web", a.plan_seq);
-            my_pulls.push_back(
-                std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+            my_pulls.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
             ++my_pull_count;
             if (got.ok() && *got) {
               auto opened = proto::open_plan(**got, {*root, 1}, now_ms() / 1000);
@@ -269,8 +269,8 @@ int run_sim(const cxxopts::ParseResult& r) {
     while (idle_workers.load() < threads && !g_stop) std::this_thread::sleep_for(1ms);
     const double cpu0 = cpu_seconds(::getpid());
     const auto s = Clock::now();
-    const auto end = s + std::chrono::duration_cast<Clock::duration>(
-                             std::chrono::duration<double>(flood_s));
+    const auto end =
+        s + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(flood_s));
     std::vector<std::thread> ts;
     for (int t = 0; t < flood_threads; ++t) {
       ts.emplace_back([&, t] {
@@ -380,9 +380,16 @@ struct Sims {
   }
 };
 
+// A failed step names the deploy's state and reason, not its whole record.
+int failed(const char* step, const json& d) {
+  std::cerr << step << ": deploy " << d.value("deploy_id", "?") << " is " << d.value("state", "?")
+            << " " << d.value("reason", "") << "\n";
+  return 1;
+}
+
 json wait_deploy(testing::TestFleet& f, const std::string& id, const std::string& until) {
   json d;
-  const auto deadline = Clock::now() + 600s;
+  const auto deadline = Clock::now() + 3600s;
   while (Clock::now() < deadline) {
     d = f.api("GET", "/deploys/" + id);
     const std::string s = d.value("state", "");
@@ -403,8 +410,8 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   f.start_coordinator();
   f.start_origin();
   const pid_t coordinator_pid = f.coordinator().pid();
-  auto join = testing::run({testing::binary("drover-coordinator").string(), "join-token",
-                            "create", "--data-dir", (dir.path() / "coordinator").string()});
+  auto join = testing::run({testing::binary("drover-coordinator").string(), "join-token", "create",
+                            "--data-dir", (dir.path() / "coordinator").string()});
   std::string token = join.out;
   while (!token.empty() && token.back() == '\n') token.pop_back();
   std::ifstream cfg(dir.path() / "coordinator.json");
@@ -424,15 +431,32 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   for (int p = 0; p < procs; ++p) {
     const int first = p * agents / procs, count = (p + 1) * agents / procs - first;
     sims.procs.push_back(std::make_unique<testing::DaemonProcess>(
-        std::vector<std::string>{
-            self, "sim", "--requests", config["agents"]["requests"], "--announcements",
-            config["agents"]["announcements"], "--root", (dir.path() / "root.key.pub").string(),
-            "--join", token, "--first", std::to_string(first), "--count", std::to_string(count),
-            "--threads", std::to_string(threads), "--flood-seconds",
-            std::to_string(r["flood-seconds"].as<double>()), "--poll-ms",
-            std::to_string(r["poll-ms"].as<int>()), "--health-ms",
-            std::to_string(r["health-ms"].as<int>()), "--echo", echo_url, "--flood-threads",
-            std::to_string(r["flood-threads"].as<int>())},
+        std::vector<std::string>{self,
+                                 "sim",
+                                 "--requests",
+                                 config["agents"]["requests"],
+                                 "--announcements",
+                                 config["agents"]["announcements"],
+                                 "--root",
+                                 (dir.path() / "root.key.pub").string(),
+                                 "--join",
+                                 token,
+                                 "--first",
+                                 std::to_string(first),
+                                 "--count",
+                                 std::to_string(count),
+                                 "--threads",
+                                 std::to_string(threads),
+                                 "--flood-seconds",
+                                 std::to_string(r["flood-seconds"].as<double>()),
+                                 "--poll-ms",
+                                 std::to_string(r["poll-ms"].as<int>()),
+                                 "--health-ms",
+                                 std::to_string(r["health-ms"].as<int>()),
+                                 "--echo",
+                                 echo_url,
+                                 "--flood-threads",
+                                 std::to_string(r["flood-threads"].as<int>())},
         (dir.path() / ("sim-" + std::to_string(p) + ".err")).string()));
   }
   for (auto& p : sims.procs) {
@@ -462,9 +486,9 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
                   {"artifact_id", v1},
                   {"strategy_override", {{"batch_percent", 100}}}},
                  &status);
-  if (status != 201) return std::cerr << d.dump() << "\n", 1;
+  if (status != 201) return failed("first deploy", d);
   d = wait_deploy(f, d["deploy_id"], "succeeded");
-  if (d.value("state", "") != "succeeded") return std::cerr << d.dump() << "\n", 1;
+  if (d.value("state", "") != "succeeded") return failed("first deploy", d);
   sims.signal_all(SIGUSR2);
   sims.collect("stats", 0);
 
@@ -472,9 +496,10 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   double c0 = cpu_seconds(coordinator_pid), s0 = sims.cpu();
   d = f.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", v2}}, &status);
   d = wait_deploy(f, d["deploy_id"], "succeeded");
-  if (d.value("state", "") != "succeeded") return std::cerr << d.dump() << "\n", 1;
-  const double rollout_s =
-      static_cast<double>(d["completed_ms"].get<std::int64_t>() - d["created_ms"].get<std::int64_t>()) / 1000;
+  if (d.value("state", "") != "succeeded") return failed("rollout", d);
+  const double rollout_s = static_cast<double>(d["completed_ms"].get<std::int64_t>() -
+                                               d["created_ms"].get<std::int64_t>()) /
+                           1000;
   sims.signal_all(SIGUSR2);
   double p99 = 0, p50 = 0;
   std::uint64_t pulls = 0;
@@ -501,13 +526,13 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   d = f.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", v3}}, &status);
   const std::string id3 = d["deploy_id"];
   d = wait_deploy(f, id3, "baking");
-  if (d.value("state", "") != "baking") return std::cerr << d.dump() << "\n", 1;
+  if (d.value("state", "") != "baking") return failed("rollback setup", d);
   c0 = cpu_seconds(coordinator_pid);
   f.api("POST", "/rollback", {{"deploy_id", id3}, {"reason", "benchmark"}}, &status);
   d = wait_deploy(f, id3, "rolled_back");
-  if (d.value("state", "") != "rolled_back") return std::cerr << d.dump() << "\n", 1;
-  std::printf("  rollback: %d hosts back on the prior version %.2f s after the decision\n",
-              agents, static_cast<double>(d["rollback"]["duration_ms"].get<std::int64_t>()) / 1000);
+  if (d.value("state", "") != "rolled_back") return failed("rollback", d);
+  std::printf("  rollback: %d hosts back on the prior version %.2f s after the decision\n", agents,
+              static_cast<double>(d["rollback"]["duration_ms"].get<std::int64_t>()) / 1000);
   std::printf("           CPU: coordinator %.2f s\n", cpu_seconds(coordinator_pid) - c0);
 
   // 3. Report ingest: every simulated agent reports as fast as it is
@@ -526,14 +551,14 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
     const double rate = static_cast<double>(n) / secs;
     std::printf("  %s: %llu reports in %.1f s = %.0f reports/s\n", what,
                 static_cast<unsigned long long>(n), secs, rate);
-    std::printf("           CPU: server %.2f s (%.0f%% of a core), simulators %.2f s (%.0f%%)\n", cc,
-                100 * cc / secs, sc, 100 * sc / secs);
+    std::printf("           CPU: server %.2f s (%.0f%% of a core), simulators %.2f s (%.0f%%)\n",
+                cc, 100 * cc / secs, sc, 100 * sc / secs);
     return rate;
   };
   const double base = flood(SIGHUP, "echo_flood", echo.pid(),
                             "baseline, decode and ack only (no auth, no storage)");
-  const double rate = flood(SIGUSR1, "flood", coordinator_pid,
-                            "coordinator ingest (MAC checked, durable in LMDB)");
+  const double rate =
+      flood(SIGUSR1, "flood", coordinator_pid, "coordinator ingest (MAC checked, durable in LMDB)");
   std::printf("  ingest / baseline = %.2f\n", rate / base);
   sims.signal_all(SIGTERM);
   return 0;
@@ -547,12 +572,12 @@ int main(int argc, char** argv) {
       "procs", "simulator processes", cxxopts::value<int>()->default_value("2"))(
       "threads", "polling threads per simulator", cxxopts::value<int>()->default_value("8"))(
       "flood-threads", "reporting threads per simulator in the ingest flood",
-      cxxopts::value<int>()->default_value("64"))(
-      "flood-seconds", "length of the ingest flood", cxxopts::value<double>()->default_value("5"))(
+      cxxopts::value<int>()->default_value("64"))("flood-seconds", "length of the ingest flood",
+                                                  cxxopts::value<double>()->default_value("5"))(
       "poll-ms", "agents' plan poll interval", cxxopts::value<int>()->default_value("5000"))(
       "health-ms", "agents' health report interval", cxxopts::value<int>()->default_value("5000"))(
       "requests", "", cxxopts::value<std::string>())("announcements", "",
-                                                      cxxopts::value<std::string>())(
+                                                     cxxopts::value<std::string>())(
       "root", "", cxxopts::value<std::string>())("join", "", cxxopts::value<std::string>())(
       "first", "", cxxopts::value<int>()->default_value("0"))(
       "echo", "", cxxopts::value<std::string>())("listen", "", cxxopts::value<std::string>())(
