@@ -41,7 +41,7 @@ class CoordinatorCrash : public ::testing::Test {
         {{"pipeline_id", "web"}, {"artifact_id", v1_}, {"strategy_override", {{"batch_size", 3}}}},
         &status);
     ASSERT_EQ(status, 201) << d.dump();
-    ASSERT_EQ(f_.wait_done(d["deploy_id"])["state"], "succeeded");
+    ASSERT_EQ(f_.wait_done(d["deploy_id"])["state"], "succeeded") << f_.agent_failures();
   }
 
   // Runs the coordinator through each crash point in turn: every start but
@@ -104,7 +104,7 @@ TEST_F(CoordinatorCrash, EveryKindOfDeployTransitionResumesWithoutRepeatingABatc
                   id = d["deploy_id"];
                 });
   json d = f_.wait_done(id);
-  ASSERT_EQ(d["state"], "succeeded") << d.dump() << f_.coordinator_history();
+  ASSERT_EQ(d["state"], "succeeded") << d.dump() << f_.coordinator_history() << f_.agent_failures();
   ASSERT_EQ(d["batches"].size(), 3u);
   for (const auto& b : d["batches"]) {
     // The bake ran in full across the restarts.

@@ -41,12 +41,12 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
 
   // v1 to every host at once (the service's first release).
   ProcessResult first = f.drover({"deploy", "web", v1, "--batch-size", "6", "--wait", "--json"});
-  ASSERT_EQ(first.exit_code, 0) << first.out << first.err << f.coordinator().stderr_tail();
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err << f.agent_failures();
   for (const auto& h : f.hosts()) EXPECT_EQ(f.serving(h).first, v1) << h;
 
   // v2 through the canary: 1 host (16% of 6, rounded up), 2 more (to 50%), then the other 3.
   ProcessResult second = f.drover({"deploy", "web", v2, "--wait", "--json"});
-  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err << f.agent_failures();
   json d2 = json::parse(second.out);
   ASSERT_EQ(d2["state"], "succeeded");
   ASSERT_EQ(d2["batches"].size(), 3u);

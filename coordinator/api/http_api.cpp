@@ -172,7 +172,13 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(Coordinator& coordinator, const 
                     so,
                     [raw](const http::Request& req, http::Responder respond) {
                       raw->pool_->submit([raw, req, respond = std::move(respond)]() mutable {
-                        respond(raw->handle(req));
+                        try {
+                          respond(raw->handle(req));
+                        } catch (const std::exception& e) {
+                          // A bug must still answer, and say so, not hang the client.
+                          raw->log_.error("coordinator.api.exception", {{"error", e.what()}});
+                          respond(error(500, "internal error"));
+                        }
                       });
                     },
                     log));

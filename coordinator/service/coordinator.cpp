@@ -171,13 +171,22 @@ void Coordinator::drive() {
 
 void Coordinator::follow_feed() {
   std::unique_lock stop_lock(stop_mu_);
+  std::chrono::milliseconds backoff{500};
   while (!stopping_) {
     stop_lock.unlock();
     auto st = follow_feed_once(options_.feed_wait_s);
-    if (!st.ok()) log_.warn("coordinator.feed", {{"error", st.error().message}});
+    if (!st.ok()) {
+      log_.warn("coordinator.feed", {{"error", st.error().message},
+                                     {"retry_ms", static_cast<std::int64_t>(backoff.count())}});
+    }
     stop_lock.lock();
-    if (!st.ok())
-      stop_cv_.wait_for(stop_lock, std::chrono::seconds(1), [this] { return stopping_; });
+    if (st.ok()) {
+      backoff = std::chrono::milliseconds(500);
+    } else {
+      // An origin that is down is asked again, less and less often (10 s at most).
+      stop_cv_.wait_for(stop_lock, backoff, [this] { return stopping_; });
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+    }
   }
 }
 
@@ -700,9 +709,12 @@ Result<json> Coordinator::health_webhook(const std::string& body, const std::str
     return make_error(Errc::refused, "the health webhook is off: no webhook secret is configured");
   }
   const std::string expected = "sha256=" + to_hex(sign::hmac_sha256(options_.webhook_secret, body));
-  if (signature.size() != expected.size() ||
-      !std::equal(signature.begin(), signature.end(), expected.begin(),
-                  [](char a, char b) { return a == b; })) {
+  // Compared in constant time: no early exit to time.
+  unsigned char diff = signature.size() == expected.size() ? 0 : 1;
+  for (std::size_t i = 0; i < std::min(signature.size(), expected.size()); ++i) {
+    diff |= static_cast<unsigned char>(signature[i] ^ expected[i]);
+  }
+  if (diff != 0) {
     return make_error(Errc::crypto,
                       "X-Drover-Signature does not match: sign the body with HMAC-SHA256");
   }

@@ -448,6 +448,77 @@ TEST_F(Api, TheHealthWebhookNeedsItsSignature) {
   EXPECT_EQ(coordinator_->store().fleet("web", 0).value().samples.size(), 1u);
 }
 
+// Health that only an outside checker sees still rolls a batch back.
+TEST_F(Api, TheHealthWebhookCanRollADeployBack) {
+  enroll("h1");
+  enroll("h2");
+  const std::string v1 = publish("web", "v1"), v2 = publish("web", "v2");
+  ASSERT_EQ(call("POST", "/artifacts", json{{"artifact_id", v1}}, deployer_).status, 201);
+  ASSERT_EQ(call("POST", "/artifacts", json{{"artifact_id", v2}}, deployer_).status, 201);
+  json pipeline = {{"service", "web"},
+                   {"strategy", {{"batch_size", 1}}},
+                   {"health_checks", {{"bake_s", 60}, {"min_samples", 1}, {"consecutive", 3}}}};
+  ASSERT_EQ(call("POST", "/pipelines", pipeline, deployer_).status, 201);
+  // The fleet runs v1 (as an earlier deploy left it) and reports healthy samples.
+  AuditRecord released;
+  released.at_ms = unix_seconds(clock_.now()) * 1000 - 60'000;
+  released.who = "system";
+  released.what = "service.release";
+  released.service = "web";
+  released.artifact = v1;
+  ASSERT_TRUE(coordinator_->store().append_audit(released).ok());
+  std::map<std::string, std::uint64_t> seq;
+  auto report = [&](const std::string& host, const std::string& release, bool applied) {
+    proto::ReportBody r;
+    r.seq = ++seq[host];
+    proto::HealthItem h;
+    h.service = "web";
+    h.release = release;
+    h.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch())
+                  .count();
+    h.ok = true;
+    h.error_rate = 0.01;
+    h.p99_ms = 10;
+    r.items.push_back({h, std::nullopt});
+    if (applied)
+      r.items.push_back({std::nullopt, proto::EventItem{"web", h.at_ms, "applied", 0, release}});
+    ASSERT_TRUE(coordinator_->store().ingest_report(host, r, h.at_ms / 1000).ok());
+  };
+  for (int i = 0; i < 3; ++i) {
+    report("h1", v1, i == 0);
+    report("h2", v1, i == 0);
+  }
+  Answer d = call("POST", "/deploys", json{{"pipeline_id", "web"}, {"artifact_id", v2}}, deployer_);
+  ASSERT_EQ(d.status, 201) << d.body.dump();
+  const std::string id = d.body["deploy_id"];
+  auto state = [&] { return call("GET", "/deploys/" + id, std::string(), viewer_).body; };
+  ASSERT_TRUE(drover::testing::eventually([&] { return state()["state"] == "deploying"; }));
+  const std::string first = state()["batches"][0]["hosts"][0];
+  report(first, v2, true);  // the first batch's host applied v2
+  ASSERT_TRUE(drover::testing::eventually([&] { return state()["state"] == "baking"; }));
+
+  // The checker sees v2 failing on that host; the agent's own samples do not.
+  const std::int64_t at =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch())
+          .count();
+  for (int i = 0; i < 3; ++i) {
+    const std::string body =
+        json{{"service", "web"},
+             {"samples", {{{"host", first}, {"error_rate", 0.6}, {"at_ms", at + 10 * i}}}}}
+            .dump();
+    const std::string sig = "sha256=" + to_hex(sign::hmac_sha256(kWebhookSecret, body));
+    EXPECT_EQ(call("POST", "/webhooks/health", body, "", {{"X-Drover-Signature", sig}}).status,
+              200);
+  }
+  ASSERT_TRUE(drover::testing::eventually([&] { return state()["state"] == "rolling_back"; }))
+      << state().dump();
+  report(first, v1, true);  // the host is back on v1
+  ASSERT_TRUE(drover::testing::eventually([&] { return state()["state"] == "rolled_back"; }));
+  const json done = state();
+  EXPECT_NE(done["reason"].get<std::string>().find("error_rate"), std::string::npos) << done.dump();
+  EXPECT_TRUE(done["rollback"]["duration_ms"].is_number());
+}
+
 TEST_F(Api, AuditQueriesAndVerification) {
   ASSERT_EQ(call("POST", "/pipelines", pipeline_body(), deployer_).status, 201);
   Answer all = call("GET", "/audit", std::string(), viewer_);

@@ -180,6 +180,22 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
   }
 }
 
+std::string TestFleet::agent_failures() {
+  std::string out;
+  for (std::size_t i = 0; i < hosts_.size(); ++i) {
+    std::string events;
+    for (const auto& l : agents_[i]->lines()) {
+      const std::string e = l.value("event", "");
+      if (e == "apply_failed" || e == "fetch_failed" || e == "plan_refused" || e == "crash_loop") {
+        events += "  " + l.dump() + "\n";
+      }
+    }
+    if (events.empty()) continue;
+    out += "--- agent " + hosts_[i] + "\n" + events + agents_[i]->stderr_tail(2000) + "\n";
+  }
+  return out;
+}
+
 DaemonProcess& TestFleet::agent(const std::string& host) {
   for (std::size_t i = 0; i < hosts_.size(); ++i) {
     if (hosts_[i] == host) return *agents_[i];

@@ -30,6 +30,8 @@ class TestFleet {
   DaemonProcess& coordinator() { return *coordinator_; }
   // The logs of every coordinator start so far (for a failing test's message).
   std::string coordinator_history() const;
+  // What went wrong on the agents: their failure events and stderr tails.
+  std::string agent_failures();
   void start_origin();
   void start_seed(const std::string& region);
   // Starts an agent per host (all in one region and cluster); waits for enrollment.

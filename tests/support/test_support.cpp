@@ -1,5 +1,7 @@
 #include "tests/support/test_support.hpp"
 
+#include <mutex>
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -198,17 +200,32 @@ ProcessResult run_and_kill(const std::vector<std::string>& argv, std::chrono::mi
 }
 
 std::uint16_t free_port() {
-  int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (sock < 0) throw std::runtime_error("socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  const bool ok = ::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                  ::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  ::close(sock);
-  if (!ok) throw std::runtime_error("no free port on 127.0.0.1");
-  return ntohs(addr.sin_port);
+  // A port below the kernel's ephemeral range: bind(port 0) in every other
+  // socket of the test run (NNG, libtorrent, HTTP servers, outgoing
+  // connections) draws from that range, so a port handed out here cannot be
+  // taken by one of those between now and the moment its user binds it.
+  unsigned low = 32768;
+  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> low;
+  const unsigned first = 10000, last = low > first + 1000 ? low - 1 : 30000;
+  static std::mutex mu;
+  static std::mt19937 pick(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    std::uint16_t port;
+    {
+      std::lock_guard lock(mu);
+      port = static_cast<std::uint16_t>(first + pick() % (last - first + 1));
+    }
+    int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (sock < 0) throw std::runtime_error("socket failed");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    const bool ok = ::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(sock);
+    if (ok) return port;
+  }
+  throw std::runtime_error("no free port on 127.0.0.1");
 }
 
 bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {

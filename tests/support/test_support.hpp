@@ -55,8 +55,9 @@ struct ProcessResult {
   double wall_seconds = 0;
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read,
-// closed), for a program that must be told its port rather than choose one.
+// A TCP port on 127.0.0.1 that was free a moment ago, for a program that
+// must be told its port rather than choose one. Drawn at random from below
+// the kernel's ephemeral range, so no socket bound to port 0 can take it first.
 std::uint16_t free_port();
 
 // Polls cond every 20 ms until it holds (true) or the timeout passes (false):
