@@ -53,7 +53,11 @@ void start_batch(Step& s, const DeployParams& p, std::size_t k, std::int64_t now
   d.batches[k].started_ms = now;
   d.deadline_ms = now + p.converge_timeout_ms;
   d.bake_until_ms = 0;
-  s.actions.push_back({Action::Kind::issue_plan, d.artifact, hosts_upto(d, k), "", ""});
+  // The revision names this batch only: the hosts of earlier batches keep the
+  // newest revision that named them, which names the same artifact. A plan
+  // then stays the size of a batch, and each host fetches one (not one per
+  // batch, each as large as every batch so far).
+  s.actions.push_back({Action::Kind::issue_plan, d.artifact, d.batches[k].hosts, "", ""});
   audit(s, "batch.started", {{"batch", k}, {"hosts", d.batches[k].hosts.size()}});
   s.changed = true;
 }

@@ -9,11 +9,10 @@ std::vector<Action> implied_plans(const DeployRecord& d) {
   std::vector<std::string> hosts;
   const std::size_t upto = std::min(d.batch + 1, d.batches.size());
   const DeployState s = d.state == DeployState::paused ? d.paused_from : d.state;
-  if (s == DeployState::deploying || s == DeployState::baking) {
-    for (std::size_t i = 0; i < upto; ++i) {
-      hosts.insert(hosts.end(), d.batches[i].hosts.begin(), d.batches[i].hosts.end());
-    }
-    out.push_back({Action::Kind::issue_plan, d.artifact, hosts, "", ""});
+  if ((s == DeployState::deploying || s == DeployState::baking) && upto > 0) {
+    // Each batch's revision named that batch; a crash can only have lost the
+    // newest one (plans go out right after each commit).
+    out.push_back({Action::Kind::issue_plan, d.artifact, d.batches[upto - 1].hosts, "", ""});
   } else if (s == DeployState::rolling_back) {
     for (std::size_t i = upto; i-- > 0;) {
       hosts.insert(hosts.end(), d.batches[i].hosts.begin(), d.batches[i].hosts.end());

@@ -5,7 +5,7 @@
 //
 // A crash between the commit and the plans is repaired at start: for every
 // active deploy the driver issues again the plans its state implies (the
-// batches so far with the new release, or the moved hosts with the prior
+// current batch with the new release, or the moved hosts with the prior
 // one). A host already running that release ignores the repeat, so no batch
 // is applied twice; deadlines and bakes are absolute times on the record, so
 // none is shortened or lengthened by the restart.

@@ -3,6 +3,8 @@
 // to the release they run. No sleeps, no processes.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "coordinator/orchestrator/batches.hpp"
@@ -98,10 +100,14 @@ TEST(DeployMachine, ARollingDeployBakesEveryBatchAndSucceeds) {
     EXPECT_GE(b.finished_ms - b.converged_ms, r.params.bake_ms);  // no bake shortened
   }
   for (const auto& [host, release] : r.fleet.running) EXPECT_EQ(release, "v2") << host;
-  // Each revision names the batches so far: 3, 6, 9, 10 hosts.
+  // Each revision names its own batch: 3, 3, 3, 1 hosts, each host once.
   ASSERT_EQ(r.fleet.plans.size(), 4u);
-  EXPECT_EQ(r.fleet.plans[0].hosts.size(), 3u);
-  EXPECT_EQ(r.fleet.plans[3].hosts.size(), 10u);
+  std::set<std::string> named;
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(r.fleet.plans[i].hosts, r.deploy.batches[i].hosts);
+    for (const auto& h : r.fleet.plans[i].hosts) EXPECT_TRUE(named.insert(h).second) << h;
+  }
+  EXPECT_EQ(named.size(), 10u);
   EXPECT_EQ(r.audit.back(), "service.release");
 }
 
