@@ -15,7 +15,6 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/service/config.hpp"
-#include "core/base/hex.hpp"
 #include "core/log/log.hpp"
 #include "mesh/daemon/daemon.hpp"
 
@@ -138,12 +137,9 @@ int offline(const std::string& verb, const std::vector<std::string>& words,
   }
   if (verb == "join-token") {
     if (words.size() != 1 || words[0] != "create") return usage("join-token create");
-    std::string bytes = random.bytes(24);
-    std::string token = "drj_" + to_hex(bytes);
-    if (auto st = (*store)->add_join_token(token, who, now); !st.ok()) {
-      return fail(st.error().message);
-    }
-    std::cout << token << "\n";
+    auto token = (*store)->create_join_token(who, now, random);
+    if (!token.ok()) return fail(token.error().message);
+    std::cout << *token << "\n";
     return 0;
   }
   if (verb == "audit") {

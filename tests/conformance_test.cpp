@@ -260,44 +260,17 @@ TYPED_TEST(AgentProtocol, ARotationServesTheNewCertificateAndSignsWithTheNewKey)
   ASSERT_TRUE(opened.ok()) << opened.error().message;
 }
 
-// Only the real coordinator keeps state across a restore from backup: plan
-// seqs continue above what agents report having seen.
-TEST(AgentProtocolReal, PlanSeqsContinueAboveWhatTheFleetReports) {
-  TempDir dir;
-  SeededRandom rnd(5);
-  auto root = sign::KeyPair::generate(rnd);
-  auto online = sign::KeyPair::generate(rnd);
-  SystemClock clock;
-  auto store = coordinator::CoordinatorStore::open(dir.path()).value();
-  const auto now = unix_seconds(clock.now());
-  auto gateway =
-      coordinator::AgentGateway::start(
-          {}, *store,
-          {online, sign::certify(root, {"online", online.public_key(), 1, now - 60, now + 86400})},
-          {}, {}, clock, Logger::discard())
-          .value();
-  ASSERT_TRUE(store->add_join_token("join-1", "admin", 1).ok());
-  auto link = agent::CoordinatorLink::connect(gateway->requests_url(), "web-1", 5s).value();
-  SeededRandom r(1);
-  auto key = sign::KeyPair::generate(r);
-  const std::string report_key = r.bytes(32);
-  link->set_report_key(report_key);
-  auto cert = sign::verify_cert(link->pull_cert().value(), {root.public_key(), 1}, now).value();
-  proto::EnrollBody b;
-  b.host = "web-1";
-  b.region = "eu";
-  b.cluster = "c1";
-  b.services = {"web"};
-  b.public_key = key.public_key();
-  b.mesh_peer = "127.0.0.1:7000";
-  b.join_token = "join-1";
-  b.at = now;
-  ASSERT_TRUE(link->enroll(b, key, cert.subject, report_key).ok());
+// Only the real coordinator keeps plan seqs across a restore from backup:
+// they continue above what agents report having seen.
+using RealProtocol = AgentProtocol<RealSide>;
+TEST_F(RealProtocol, PlanSeqsContinueAboveWhatTheFleetReports) {
+  auto a = agent("web-1", 1);
+  ASSERT_TRUE(enroll(a, "web-1").ok());
   proto::ReportBody report;
   report.seq = 1;
   report.items.push_back({std::nullopt, proto::EventItem{"web", 1, "applied", 57, "sha256:x"}});
-  ASSERT_TRUE(link->send_report(report).ok());
-  EXPECT_EQ(store->next_plan_seq("web").value(), 58u);
+  ASSERT_TRUE(a.link->send_report(report).ok());
+  EXPECT_EQ(side_.publish(plan({"web-1"})), 58u);
 }
 
 }  // namespace

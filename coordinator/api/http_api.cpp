@@ -138,21 +138,10 @@ HttpApi::~HttpApi() {
 Result<std::unique_ptr<HttpApi>> HttpApi::start(Coordinator& coordinator, const ApiOptions& options,
                                                 Logger& log) {
   std::unique_ptr<HttpApi> api(new HttpApi(coordinator, options, log));
-  const auto colon = options.listen.rfind(':');
-  if (colon == std::string::npos) {
-    return make_error(Errc::invalid_argument,
-                      "api listen '" + options.listen + "' must be HOST:PORT");
-  }
+  DROVER_ASSIGN(auto listen, http::parse_listen(options.listen));
   http::ServerOptions so;
-  so.bind = options.listen.substr(0, colon);
-  if (so.bind.size() > 2 && so.bind.front() == '[') so.bind = so.bind.substr(1, so.bind.size() - 2);
-  const std::string port = options.listen.substr(colon + 1);
-  char* end = nullptr;
-  const long n = std::strtol(port.c_str(), &end, 10);
-  if (port.empty() || *end != '\0' || n < 0 || n > 65535) {
-    return make_error(Errc::invalid_argument, "api listen '" + options.listen + "': bad port");
-  }
-  so.port = static_cast<std::uint16_t>(n);
+  so.bind = listen.first;
+  so.port = listen.second;
   so.max_body_bytes = options.max_body_bytes;
   const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
   if (tls && (options.tls_cert_file.empty() || options.tls_key_file.empty())) {

@@ -11,16 +11,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string base64url(std::string_view bytes) {
-  std::string s = canon::base64_encode(bytes);
-  for (char& c : s) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
-  while (!s.empty() && s.back() == '=') s.pop_back();
-  return s;
-}
-
 }  // namespace
 
 const char* role_name(Role r) {
@@ -47,7 +37,7 @@ Result<std::string> TokenStore::create(const std::string& name, Role role, std::
   if (name.empty() || name.size() > 128) {
     return make_error(Errc::invalid_argument, "token name must be 1-128 characters");
   }
-  const std::string token = "drv_" + base64url(random.bytes(32));
+  const std::string token = "drv_" + canon::base64url_encode(random.bytes(32));
   DROVER_ASSIGN(auto txn, env_.begin_write());
   {
     // A write transaction's cursor must be gone before the commit (LMDB

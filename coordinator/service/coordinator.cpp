@@ -29,35 +29,6 @@ json parse_canonical(const std::string& bytes) {
   return json::parse(bytes, nullptr, false);
 }
 
-std::string random_token(Random& random, const std::string& prefix) {
-  std::string s = canon::base64_encode(random.bytes(32));
-  for (char& c : s) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
-  while (!s.empty() && s.back() == '=') s.pop_back();
-  return prefix + s;
-}
-
-Result<std::pair<std::string, std::uint16_t>> split_host_port(const std::string& text,
-                                                              const std::string& what) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos) {
-    return make_error(Errc::invalid_argument, what + " '" + text + "' must be HOST:PORT");
-  }
-  const std::string port = text.substr(colon + 1);
-  char* end = nullptr;
-  const long n = std::strtol(port.c_str(), &end, 10);
-  if (port.empty() || *end != '\0' || n < 0 || n > 65535) {
-    return make_error(Errc::invalid_argument, what + " '" + text + "': bad port");
-  }
-  return std::make_pair(text.substr(0, colon), static_cast<std::uint16_t>(n));
-}
-
-bool is_active(const DeployRecord& d) {
-  return !is_terminal(d.state);
-}
-
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, const Clock& clock, Random& random,
@@ -82,7 +53,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   c->tokens_ = std::make_unique<TokenStore>(c->store_->env(), token_table);
 
   if (!c->options_.tracker_listen.empty()) {
-    DROVER_ASSIGN(auto hp, split_host_port(c->options_.tracker_listen, "tracker listen"));
+    DROVER_ASSIGN(auto hp, http::parse_listen(c->options_.tracker_listen));
     http::ServerOptions so;
     so.bind = hp.first;
     so.port = hp.second;
@@ -278,38 +249,38 @@ Result<Pipeline> Coordinator::load_pipeline(const std::string& id) {
   return parse_pipeline_record(*bytes);
 }
 
-DeployParams Coordinator::params_of(const DeployRecord& d) {
+Coordinator::DeploySettings Coordinator::settings_of(const DeployRecord& d) {
   std::lock_guard lock(cache_mu_);
-  auto it = params_.find(d.id);
-  if (it != params_.end()) return it->second;
-  DeployParams p;  // defaults, should the snapshot be unreadable
+  auto it = settings_.find(d.id);
+  if (it != settings_.end()) return it->second;
+  DeploySettings out;  // defaults, should the snapshot be unreadable
   auto snap = store_->setting("deploy_config/" + d.id);
   if (snap.ok() && *snap) {
     json j = parse_canonical(**snap);
     if (j.is_object() && j.contains("pipeline")) {
       auto pl = parse_pipeline_record(j["pipeline"].dump());
-      if (pl.ok()) p = pl->params;
+      if (pl.ok()) {
+        out.params = pl->params;
+        out.artifact_ready = pl->artifact_ready;
+      }
     }
   }
-  params_[d.id] = p;
-  return p;
+  settings_[d.id] = out;
+  return out;
+}
+
+DeployParams Coordinator::params_of(const DeployRecord& d) {
+  return settings_of(d).params;
 }
 
 bool Coordinator::artifact_ready(const DeployRecord& d) {
-  {
-    std::lock_guard lock(cache_mu_);
-    if (ready_[d.id]) return true;
-  }
+  const DeploySettings settings = settings_of(d);
+  if (settings.ready) return true;
   auto bytes = store_->manifest(d.artifact);
   if (!bytes.ok() || !*bytes) return false;
   if (tracker_url_.empty()) return true;  // no mesh to ask: registered is ready
   auto m = format::decode_manifest(**bytes);
   if (!m.ok()) return false;
-  std::string mode = "seeds";
-  if (auto snap = store_->setting("deploy_config/" + d.id); snap.ok() && *snap) {
-    json j = parse_canonical(**snap);
-    if (j.is_object()) mode = j["pipeline"].value("artifact_ready", "seeds");
-  }
   std::set<std::string> regions;
   for (const auto& b : d.batches) {
     for (const auto& h : b.hosts) {
@@ -332,14 +303,14 @@ bool Coordinator::artifact_ready(const DeployRecord& d) {
       if (role == "seed") seeded.insert(h.value("region", ""));
       if (role == "seed" || role == "origin") any = true;
     }
-    if (mode == "origin"
+    if (settings.artifact_ready == "origin"
             ? !any
             : !std::includes(seeded.begin(), seeded.end(), regions.begin(), regions.end())) {
       return false;
     }
   }
   std::lock_guard lock(cache_mu_);
-  ready_[d.id] = true;
+  settings_[d.id].ready = true;
   return true;
 }
 
@@ -470,7 +441,7 @@ Result<json> Coordinator::start_deploy(const json& body, const Caller& who) {
   DROVER_ASSIGN(auto all, store_->deploys());
   for (const auto& bytes : all) {
     DROVER_ASSIGN(DeployRecord other, decode_deploy(bytes));
-    if (other.service == p.service && is_active(other)) {
+    if (other.service == p.service && !is_terminal(other.state)) {
       return make_error(Errc::refused, "deploy '" + other.id + "' of service '" + p.service +
                                            "' is " + deploy_state_name(other.state) +
                                            "; one deploy per service at a time");
@@ -823,8 +794,7 @@ Result<json> Coordinator::revoke_token(const std::string& name, const Caller& wh
 }
 
 Result<json> Coordinator::create_join_token(const Caller& who) {
-  const std::string token = random_token(random_, "drj_");
-  DROVER_TRY(store_->add_join_token(token, who.name, now_ms() / 1000));
+  DROVER_ASSIGN(std::string token, store_->create_join_token(who.name, now_ms() / 1000, random_));
   DROVER_TRY(audit_admin(who.name, "join_token.created",
                          {{"id", ContentId::of(token).hex().substr(0, 12)}}));
   return json{{"token", token}};

@@ -111,6 +111,13 @@ class Coordinator {
   Coordinator(CoordinatorOptions options, const Clock& clock, Random& random, Logger& log);
   std::int64_t now_ms() const;
   Result<Pipeline> load_pipeline(const std::string& id);
+  // What a deploy's config snapshot says, read once per deploy.
+  struct DeploySettings {
+    DeployParams params;
+    std::string artifact_ready = "seeds";
+    bool ready = false;  // its artifact was found ready (it stays so)
+  };
+  DeploySettings settings_of(const DeployRecord& d);
   DeployParams params_of(const DeployRecord& d);
   bool artifact_ready(const DeployRecord& d);
   Result<std::string> manifest_of(const ContentId& id);
@@ -135,8 +142,7 @@ class Coordinator {
   std::mutex orchestrator_mu_;  // the driver and API operations share the orchestrator
 
   std::mutex cache_mu_;
-  std::map<std::string, DeployParams> params_;  // deploy id -> its snapshot's parameters
-  std::map<std::string, bool> ready_;           // deploy id -> artifact known ready
+  std::map<std::string, DeploySettings> settings_;  // by deploy id
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -208,6 +208,13 @@ Status CoordinatorStore::add_join_token(const std::string& token, const std::str
   return txn.commit();
 }
 
+Result<std::string> CoordinatorStore::create_join_token(const std::string& issued_by,
+                                                        std::int64_t at, Random& random) {
+  std::string token = "drj_" + canon::base64url_encode(random.bytes(32));
+  DROVER_TRY(add_join_token(token, issued_by, at));
+  return token;
+}
+
 Result<bool> CoordinatorStore::join_token_valid(const std::string& token) {
   DROVER_ASSIGN(auto txn, env_->begin_read());
   DROVER_ASSIGN(auto v, txn.get(join_tokens_, token_key(token)));

@@ -19,6 +19,7 @@
 #include "core/proto/messages.hpp"
 #include "core/sign/keys.hpp"
 #include "core/world/filesystem.hpp"
+#include "core/world/random.hpp"
 
 namespace drover::coordinator {
 
@@ -50,6 +51,9 @@ class CoordinatorStore {
 
   // ---- join tokens (stored as SHA-256 hashes only) ----
   Status add_join_token(const std::string& token, const std::string& issued_by, std::int64_t at);
+  // A new random join token ("drj_" + 43 base64url characters), stored; shown once.
+  Result<std::string> create_join_token(const std::string& issued_by, std::int64_t at,
+                                        Random& random);
   Result<bool> join_token_valid(const std::string& token);
   Status revoke_join_token(const std::string& token);
 

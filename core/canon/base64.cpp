@@ -4,6 +4,15 @@
 
 namespace drover::canon {
 
+std::string base64url_encode(std::string_view bytes) {
+  constexpr int variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
+  std::string out(sodium_base64_encoded_len(bytes.size(), variant), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), variant);
+  out.resize(out.size() - 1);  // drop the terminating NUL
+  return out;
+}
+
 std::string base64_encode(std::string_view bytes) {
   constexpr int variant = sodium_base64_VARIANT_ORIGINAL;
   std::string out(sodium_base64_encoded_len(bytes.size(), variant), '\0');

@@ -1,4 +1,4 @@
-// Standard base64 (RFC 4648, with padding), through libsodium.
+// Base64 (RFC 4648), through libsodium.
 #pragma once
 
 #include <string>
@@ -9,6 +9,8 @@
 namespace drover::canon {
 
 std::string base64_encode(std::string_view bytes);
+// URL-safe alphabet, no padding (RFC 4648 section 5): for tokens.
+std::string base64url_encode(std::string_view bytes);
 // Refuses anything but the one canonical padded encoding of some bytes.
 Result<std::string> base64_decode(std::string_view text);
 

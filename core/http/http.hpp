@@ -79,6 +79,9 @@ struct Url {
   std::uint16_t port = 80;   // 443 for https unless given
   std::string target = "/";  // path and query
 };
+// A listen address, "127.0.0.1:0" or "[::1]:7000": host (without brackets) and port.
+Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text);
+
 // Parses "http[s]://host[:port][/path][?query]".
 Result<Url> parse_url(std::string_view text);
 

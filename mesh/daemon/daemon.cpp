@@ -96,25 +96,4 @@ Result<std::uint64_t> parse_rate(const std::string& text) {
   return v * mult;
 }
 
-Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
-  std::size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon + 1 == text.size()) {
-    return make_error(Errc::invalid_argument, "listen address '" + text + "' must be HOST:PORT");
-  }
-  std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  unsigned long port = 0;
-  for (char c : text.substr(colon + 1)) {
-    if (c < '0' || c > '9' || port > 65535) {
-      return make_error(Errc::invalid_argument, "listen address '" + text + "' has a bad port");
-    }
-    port = port * 10 + static_cast<unsigned long>(c - '0');
-  }
-  if (port > 65535 || host.empty()) {
-    return make_error(Errc::invalid_argument, "listen address '" + text + "' must be HOST:PORT");
-  }
-  return std::make_pair(host, static_cast<std::uint16_t>(port));
-}
-
 }  // namespace drover::mesh

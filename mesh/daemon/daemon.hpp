@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/base/result.hpp"
+#include "core/http/http.hpp"
 #include "mesh/node/mesh_node.hpp"
 
 namespace drover::mesh {
@@ -30,6 +31,6 @@ nlohmann::json counters_json(const NodeCounters& c);
 // "4MiB", "512KiB", "2G", "1048576": bytes per second (binary units).
 Result<std::uint64_t> parse_rate(const std::string& text);
 // "127.0.0.1:0", "[::1]:7000": host and port.
-Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text);
+using http::parse_listen;
 
 }  // namespace drover::mesh

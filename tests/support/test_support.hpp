@@ -65,6 +65,9 @@ std::uint16_t free_port();
 bool eventually(const std::function<bool()>& cond,
                 std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
+// User + system CPU seconds a process has used so far (from /proc), 0 if gone.
+double process_cpu_seconds(int pid);
+
 // Path of a built binary: $DROVER_BIN_DIR/name (set by CTest).
 fs::path binary(const std::string& name);
 

@@ -144,14 +144,7 @@ ProcStat read_proc(pid_t pid) {
     if (key == "VmRSS:") s.rss_kb = value;
     if (key == "Threads:") s.threads = static_cast<int>(value);
   }
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::getline(stat, line);
-  std::istringstream rest(line.substr(line.rfind(')') + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 13; ++i) rest >> field;
-  rest >> utime >> stime;
-  s.cpu_s = static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  s.cpu_s = process_cpu_seconds(pid);
   return s;
 }
 

@@ -41,16 +41,7 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 double cpu_seconds(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  if (line.empty()) return 0;
-  std::istringstream rest(line.substr(line.rfind(')') + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 13; ++i) rest >> field;
-  rest >> utime >> stime;
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return testing::process_cpu_seconds(pid);
 }
 
 std::int64_t now_ms() {
