@@ -8,7 +8,7 @@
 #include "agent/coordinator_link.hpp"
 #include "agent/health.hpp"
 #include "agent/outbox.hpp"
-#include "agent/plan_check.hpp"
+#include "agent/step/plan_check.hpp"
 #include "agent/releases.hpp"
 #include "agent/state.hpp"
 #include "agent/supervisor.hpp"

@@ -12,30 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "agent/step/record.hpp"
 #include "core/base/result.hpp"
 #include "core/lmdb/lmdb.hpp"
 #include "core/world/filesystem.hpp"
 
 namespace drover::agent {
-
-struct ServiceRecord {
-  std::string current;                       // artifact id serving now ("" before the first apply)
-  std::vector<std::string> previous;         // kept earlier releases, newest first
-  std::uint64_t seq = 0;                     // the highest plan seq acted on
-  bool seq_failed = false;                   // that plan was refused at apply time
-  std::string flags;                         // canonical JSON of the last flags written ("" none)
-  std::string active_slot;                   // blue/green: "blue" or "green"; "" otherwise
-  std::map<std::string, std::string> slots;  // blue/green: slot -> artifact id
-  std::string tracker;                       // tracker URL of the last plan applied
-  friend bool operator==(const ServiceRecord&, const ServiceRecord&) = default;
-};
-
-struct Intent {
-  std::string step;  // "fetch", "unpack", "switch"
-  std::uint64_t seq = 0;
-  std::string artifact;
-  std::string from;  // switch: the release serving before it
-};
 
 class AgentState {
  public:

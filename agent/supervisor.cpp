@@ -84,16 +84,6 @@ bool reap_until(pid_t pid, Clock::time_point deadline, int* status) {
 
 }  // namespace
 
-const char* run_state_name(RunState s) {
-  switch (s) {
-    case RunState::stopped: return "stopped";
-    case RunState::running: return "running";
-    case RunState::backoff: return "backoff";
-    case RunState::crash_loop: return "crash_loop";
-  }
-  return "?";
-}
-
 unsigned long long process_start_ticks(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string line;

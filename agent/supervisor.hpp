@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/step/record.hpp"
 #include "core/base/result.hpp"
 #include "core/log/log.hpp"
 #include "core/world/filesystem.hpp"
@@ -37,10 +38,6 @@ struct ProcessSpec {
   fs::path log_file;                       // stdout and stderr, appended
 };
 
-// crash_loop: it exited crash_loop_exits times within the window; it is
-// still restarted (with the longest backoff) and reported unhealthy.
-enum class RunState { stopped, running, backoff, crash_loop };
-const char* run_state_name(RunState s);
 
 struct SupervisorOptions {
   std::chrono::milliseconds first_backoff{250};

@@ -2,7 +2,7 @@
 // seq, the trust floor.
 #include <gtest/gtest.h>
 
-#include "agent/plan_check.hpp"
+#include "agent/step/plan_check.hpp"
 #include "core/world/random.hpp"
 
 namespace drover::agent {

@@ -1,4 +1,4 @@
-#include "agent/plan_check.hpp"
+#include "agent/step/plan_check.hpp"
 
 #include <algorithm>
 
