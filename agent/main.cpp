@@ -12,9 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.hpp"
+#include "core/daemon/daemon.hpp"
 #include "core/http/http.hpp"
 #include "core/log/log.hpp"
-#include "mesh/daemon/daemon.hpp"
 
 namespace {
 
@@ -111,7 +111,7 @@ int run_agent(const cxxopts::ParseResult& r) {
   PosixFilesystem fsys;
   auto config = agent::load_config(fsys, r["config"].as<std::string>());
   if (!config.ok()) return fail(config.error().message);
-  mesh::install_stop_signals();
+  daemon::install_stop_signals();
   // Layers pass through memory in buffers of up to 64 MiB while a release is
   // unpacked. glibc would serve them from its heap after the first one (its
   // mmap threshold grows) and keep that memory after they are freed; a fixed
@@ -122,18 +122,18 @@ int run_agent(const cxxopts::ParseResult& r) {
   SystemClock clock;
   Logger log(sink, clock, level);
   auto a =
-      agent::Agent::start(*config, clock, log, [](const json& line) { mesh::emit_line(line); });
+      agent::Agent::start(*config, clock, log, [](const json& line) { daemon::emit_line(line); });
   if (!a.ok()) {
-    mesh::emit_line({{"event", "failed"}, {"error", a.error().message}});
+    daemon::emit_line({{"event", "failed"}, {"error", a.error().message}});
     return 1;
   }
-  mesh::emit_line({{"event", "ready"},
-                   {"control_port", (*a)->control_port()},
-                   {"mesh_port", (*a)->mesh_port()},
-                   {"pid", ::getpid()}});
-  (*a)->run([] { return mesh::stop_requested(); });
+  daemon::emit_line({{"event", "ready"},
+                     {"control_port", (*a)->control_port()},
+                     {"mesh_port", (*a)->mesh_port()},
+                     {"pid", ::getpid()}});
+  (*a)->run([] { return daemon::stop_requested(); });
   a->reset();
-  mesh::emit_line({{"event", "stopped"}});
+  daemon::emit_line({{"event", "stopped"}});
   return 0;
 }
 

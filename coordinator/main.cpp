@@ -15,8 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/service/config.hpp"
+#include "core/daemon/daemon.hpp"
 #include "core/log/log.hpp"
-#include "mesh/daemon/daemon.hpp"
 
 namespace {
 
@@ -60,32 +60,32 @@ int run(const cxxopts::ParseResult& r) {
     if (colon != std::string::npos)
       config->coordinator.crash_count = std::atoi(spec.c_str() + colon + 1);
   }
-  mesh::install_stop_signals();
+  daemon::install_stop_signals();
   StderrSink sink;
   SystemClock clock;
   SystemRandom random;
   Logger log(sink, clock, level);
   auto c = Coordinator::start(config->coordinator, clock, random, log);
   if (!c.ok()) {
-    mesh::emit_line({{"event", "failed"}, {"error", c.error().message}});
+    daemon::emit_line({{"event", "failed"}, {"error", c.error().message}});
     return 1;
   }
   auto api = HttpApi::start(**c, config->api, log);
   if (!api.ok()) {
-    mesh::emit_line({{"event", "failed"}, {"error", api.error().message}});
+    daemon::emit_line({{"event", "failed"}, {"error", api.error().message}});
     return 1;
   }
-  mesh::emit_line({{"event", "ready"},
-                   {"api", (*api)->url()},
-                   {"agents_requests", (*c)->agent_requests_url()},
-                   {"agents_announcements", (*c)->agent_announcements_url()},
-                   {"tracker", (*c)->tracker_url()},
-                   {"pid", ::getpid()}});
-  while (!mesh::wait_for_stop(std::chrono::steady_clock::now() + std::chrono::seconds(3600))) {
+  daemon::emit_line({{"event", "ready"},
+                     {"api", (*api)->url()},
+                     {"agents_requests", (*c)->agent_requests_url()},
+                     {"agents_announcements", (*c)->agent_announcements_url()},
+                     {"tracker", (*c)->tracker_url()},
+                     {"pid", ::getpid()}});
+  while (!daemon::wait_for_stop(std::chrono::steady_clock::now() + std::chrono::seconds(3600))) {
   }
   api->reset();
   c->reset();
-  mesh::emit_line({{"event", "stopped"}});
+  daemon::emit_line({{"event", "stopped"}});
   return 0;
 }
 

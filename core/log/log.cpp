@@ -57,7 +57,7 @@ bool MemorySink::contains(std::string_view text) const {
 }
 
 std::string format_time(SystemTime t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  auto ms = unix_ms(t);
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);

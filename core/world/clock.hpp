@@ -55,5 +55,9 @@ class ManualClock final : public Clock {
 inline std::int64_t unix_seconds(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
+// Milliseconds since the Unix epoch: report and event timestamps ("at_ms", "unix_ms").
+inline std::int64_t unix_ms(SystemTime t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
 
 }  // namespace drover

@@ -14,6 +14,7 @@
 
 #include "core/http/http.hpp"
 #include "core/log/log.hpp"
+#include "core/world/clock.hpp"
 #include "mesh/daemon/daemon.hpp"
 #include "mesh/peer/layer_cache.hpp"
 #include "mesh/seed/seed_service.hpp"
@@ -22,6 +23,7 @@ namespace {
 
 using namespace drover;
 using namespace drover::mesh;
+using namespace drover::daemon;
 
 int usage(const std::string& what) {
   std::cerr << "drover-peer: " << what << "\nrun 'drover-peer --help' for usage\n";
@@ -192,10 +194,8 @@ int main(int argc, char** argv) {
   auto next_report = std::chrono::steady_clock::now() + every;
   while (st.ok()) {
     if (every.count() > 0 && std::chrono::steady_clock::now() >= next_report) {
-      const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch());
       emit_line({{"event", "counters"},
-                 {"unix_ms", now_ms.count()},
+                 {"unix_ms", unix_ms(std::chrono::system_clock::now())},
                  {"counters", counters_json((*node)->counters())}});
       next_report += every;
     }
@@ -215,13 +215,11 @@ int main(int argc, char** argv) {
   }
   const auto fetch_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - fetch_started);
-  const auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::system_clock::now().time_since_epoch());
   emit_line({{"event", "done"},
              {"ms", ms_since()},
              {"fetch_ms", fetch_ms.count()},
              {"first_byte_ms", first_byte_ms.load()},
-             {"unix_ms", unix_ms.count()},
+             {"unix_ms", unix_ms(std::chrono::system_clock::now())},
              {"bytes", total},
              {"counters", counters_json((*node)->counters())}});
   if (!r.count("exit-when-done")) {

@@ -17,6 +17,7 @@ namespace {
 
 using namespace drover;
 using namespace drover::mesh;
+using namespace drover::daemon;
 
 constexpr const char* kUsage =
     "usage: drover-seed origin --store PATH [--tracker URL | --tracker-listen ADDR] [options]\n"
@@ -283,7 +284,7 @@ int run_tracker(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  drover::mesh::install_stop_signals();
+  drover::daemon::install_stop_signals();
   if (argc < 2) {
     std::cerr << kUsage;
     return 2;

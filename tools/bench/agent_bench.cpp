@@ -27,6 +27,7 @@
 #include "agent/tests/fake_coordinator.hpp"
 #include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
+#include "core/world/clock.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/test_support.hpp"
 #include "tests/support/tree_gen.hpp"
@@ -116,9 +117,7 @@ proto::Plan plan_of(const Artifact& a, std::uint64_t seq, const std::string& tra
   p.seq = seq;
   p.tracker = tracker;
   p.strategy_kind = kind;
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  const auto now = unix_seconds(std::chrono::system_clock::now());
   p.issued_at = now - 5;
   p.expires_at = now + 3600;
   return p;

@@ -31,6 +31,7 @@
 #include "core/proto/plan.hpp"
 #include "core/sign/envelope.hpp"
 #include "core/sign/keys.hpp"
+#include "core/world/clock.hpp"
 #include "tests/support/fleet.hpp"
 
 namespace {
@@ -45,9 +46,7 @@ double cpu_seconds(pid_t pid) {
 }
 
 std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return unix_ms(std::chrono::system_clock::now());
 }
 
 double pct(std::vector<double> v, double p) {

@@ -24,6 +24,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/world/clock.hpp"
 #include "core/world/random.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/test_support.hpp"
@@ -42,10 +43,8 @@ double mib(double bytes) {
   return bytes / (1 << 20);
 }
 
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+std::int64_t now_ms() {
+  return unix_ms(std::chrono::system_clock::now());
 }
 
 // CPU seconds (user + system) a process has used so far.
@@ -209,7 +208,7 @@ SwarmResult run_swarm(Env& env, int n, const fs::path& seed_cache) {
   for (auto& p : peers) pids.push_back(p->pid());
   double cpu_before = 0;
   for (pid_t pid : pids) cpu_before += cpu_seconds(pid);
-  const std::int64_t started = unix_ms();
+  const std::int64_t started = now_ms();
   std::ofstream(go).put('\n');  // all peers start now
 
   SwarmResult r;
@@ -391,10 +390,10 @@ int main_impl(int argc, char** argv) {
   // Replicate on first build: the seed's prefetch from the origin, on its own.
   const fs::path seed_cache = env.work / "seed-cache";
   {
-    const std::int64_t t0 = unix_ms();
+    const std::int64_t t0 = now_ms();
     Sources src = start_sources(env, seed_cache);
     json rep = wait_event(*src.seed, "replicated", 1800s);
-    const double secs = static_cast<double>(unix_ms() - t0) / 1000.0;
+    const double secs = static_cast<double>(now_ms() - t0) / 1000.0;
     src.seed->stop();
     src.origin->stop();
     std::printf(
