@@ -1,46 +1,27 @@
 #include "core/format/layer_torrent.hpp"
 
+#include "core/bencode/bencode.hpp"
+
 namespace drover::format {
-namespace {
-void bstring(std::string& out, std::string_view s) {
-  out += std::to_string(s.size());
-  out += ':';
-  out += s;
-}
-void bint(std::string& out, std::uint64_t v) {
-  out += 'i';
-  out += std::to_string(v);
-  out += 'e';
-}
-}  // namespace
 
 LayerTorrent derive_layer_torrent(const Layer& layer) {
   LayerTorrent t;
   t.name = layer.id.hex();
-  std::string root(reinterpret_cast<const char*>(layer.bt_root.data()), layer.bt_root.size());
-  // Keys in bencoded dictionaries are sorted by raw bytes: "file tree" <
-  // "meta version" < "name" < "piece length"; "length" < "pieces root".
-  std::string& d = t.info_dict;
-  d += 'd';
-  bstring(d, "file tree");
-  d += 'd';
-  bstring(d, t.name);
-  d += 'd';
-  bstring(d, "");
-  d += 'd';
-  bstring(d, "length");
-  bint(d, layer.size);
-  bstring(d, "pieces root");
-  bstring(d, root);
-  d += "eee";
-  bstring(d, "meta version");
-  bint(d, 2);
-  bstring(d, "name");
-  bstring(d, t.name);
-  bstring(d, "piece length");
-  bint(d, kLayerPieceLength);
-  d += 'e';
-  t.info_hash = Sha256::of(d);
+  const std::string_view root(reinterpret_cast<const char*>(layer.bt_root.data()),
+                              layer.bt_root.size());
+  bencode::Dict file;
+  file.integer("length", layer.size).bytes("pieces root", root);
+  bencode::Dict entry;  // a file's entry in the tree: the empty key holds its fields
+  entry.dict("", file);
+  bencode::Dict tree;
+  tree.dict(t.name, entry);
+  bencode::Dict info;
+  info.dict("file tree", tree)
+      .integer("meta version", 2)
+      .bytes("name", t.name)
+      .integer("piece length", kLayerPieceLength);
+  t.info_dict = info.encode();
+  t.info_hash = Sha256::of(t.info_dict);
   return t;
 }
 

@@ -6,20 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/hex.hpp"
+#include "core/bencode/bencode.hpp"
 
 namespace drover::mesh {
 namespace {
-
-void bstring(std::string& out, std::string_view s) {
-  out += std::to_string(s.size());
-  out += ':';
-  out += s;
-}
-void bint(std::string& out, std::uint64_t v) {
-  out += 'i';
-  out += std::to_string(v);
-  out += 'e';
-}
 
 http::Response bencoded(std::string body) {
   http::Response r;
@@ -30,11 +20,7 @@ http::Response bencoded(std::string body) {
 
 // BEP 3: a failure is still HTTP 200, with a "failure reason".
 http::Response failure(const std::string& why) {
-  std::string out = "d";
-  bstring(out, "failure reason");
-  bstring(out, why);
-  out += 'e';
-  return bencoded(std::move(out));
+  return bencoded(bencode::Dict().bytes("failure reason", why).encode());
 }
 
 bool parse_u64(const std::string& text, std::uint64_t& out) {
@@ -102,24 +88,14 @@ http::Response handle_announce(SwarmTracker& tracker, const http::Request& req) 
     }
   }
   const auto interval = static_cast<std::uint64_t>(tracker.options().interval.count());
-  // Keys in sorted order, as bencoding requires.
-  std::string out = "d";
-  bstring(out, "complete");
-  bint(out, reply.complete);
-  bstring(out, "incomplete");
-  bint(out, reply.incomplete);
-  bstring(out, "interval");
-  bint(out, interval);
-  bstring(out, "min interval");
-  bint(out, interval);
-  bstring(out, "peers");
-  bstring(out, peers4);
-  if (!peers6.empty()) {
-    bstring(out, "peers6");
-    bstring(out, peers6);
-  }
-  out += 'e';
-  return bencoded(std::move(out));
+  bencode::Dict out;
+  out.integer("complete", reply.complete)
+      .integer("incomplete", reply.incomplete)
+      .integer("interval", interval)
+      .integer("min interval", interval)
+      .bytes("peers", peers4);
+  if (!peers6.empty()) out.bytes("peers6", peers6);
+  return bencoded(out.encode());
 }
 
 http::Response handle_swarm(const SwarmTracker& tracker, const http::Request& req) {
