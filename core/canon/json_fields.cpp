@@ -6,19 +6,23 @@ namespace drover::canon {
 
 using nlohmann::json;
 
-Fields::Fields(const json& object, std::string where)
-    : object_(&object), where_(std::move(where)) {}
+Fields::Fields(const json& object, std::string where, Nulls nulls)
+    : object_(&object), where_(std::move(where)), nulls_(nulls) {}
 
-Result<Fields> Fields::of(const json& value, const std::string& where) {
+Result<Fields> Fields::of(const json& value, const std::string& where, Nulls nulls) {
   if (!value.is_object()) {
     return make_error(Errc::invalid_argument,
                       (where.empty() ? std::string("the body") : where) + " must be a JSON object");
   }
-  return Fields(value, where);
+  return Fields(value, where, nulls);
 }
 
 std::string Fields::path(const std::string& name) const {
   return where_.empty() ? name : where_ + "." + name;
+}
+
+Error Fields::missing(const std::string& name) const {
+  return make_error(Errc::invalid_argument, path(name) + " is required");
 }
 
 Status Fields::only(std::initializer_list<std::string_view> known) const {
@@ -32,12 +36,21 @@ Status Fields::only(std::initializer_list<std::string_view> known) const {
   return Ok{};
 }
 
+Status Fields::require(std::initializer_list<std::string_view> names) const {
+  for (auto n : names) {
+    if (!has(std::string(n))) return missing(std::string(n));
+  }
+  return Ok{};
+}
+
 bool Fields::has(const std::string& name) const {
-  return object_->contains(name) && !(*object_)[name].is_null();
+  return raw(name) != nullptr;
 }
 
 const json* Fields::raw(const std::string& name) const {
-  return has(name) ? &(*object_)[name] : nullptr;
+  auto it = object_->find(name);
+  if (it == object_->end() || (nulls_ == Nulls::absent && it->is_null())) return nullptr;
+  return &*it;
 }
 
 Result<std::optional<std::string>> Fields::opt_str(const std::string& name,
@@ -53,10 +66,10 @@ Result<std::optional<std::string>> Fields::opt_str(const std::string& name,
   return std::optional<std::string>(s);
 }
 
-Result<std::string> Fields::str(const std::string& name, std::size_t max_size) const {
+Result<std::string> Fields::str(const std::string& name, std::size_t max_size, Empty empty) const {
   DROVER_ASSIGN(auto v, opt_str(name, max_size));
-  if (!v || v->empty()) return make_error(Errc::invalid_argument, path(name) + " is required");
-  return *v;
+  if (!v || (v->empty() && empty == Empty::refused)) return missing(name);
+  return std::move(*v);
 }
 
 Result<std::optional<std::int64_t>> Fields::opt_int(const std::string& name, std::int64_t min,
@@ -77,17 +90,47 @@ Result<std::optional<std::int64_t>> Fields::opt_int(const std::string& name, std
   return std::optional<std::int64_t>(n);
 }
 
+Result<std::int64_t> Fields::integer(const std::string& name, std::int64_t min,
+                                     std::int64_t max) const {
+  DROVER_ASSIGN(auto v, opt_int(name, min, max));
+  if (!v) return missing(name);
+  return *v;
+}
+
+Result<std::uint64_t> Fields::u64(const std::string& name, std::uint64_t max) const {
+  const json* v = raw(name);
+  if (v == nullptr) return missing(name);
+  // JSON has no signedness: a parsed non-negative integer is number_unsigned,
+  // one built in code may be number_integer.
+  const bool whole =
+      v->is_number_unsigned() || (v->is_number_integer() && v->get<std::int64_t>() >= 0);
+  if (!whole || v->get<std::uint64_t>() > max) {
+    return make_error(Errc::invalid_argument,
+                      path(name) + " must be a whole number from 0 to " + std::to_string(max));
+  }
+  return v->get<std::uint64_t>();
+}
+
 Result<std::optional<double>> Fields::opt_num(const std::string& name, double min,
                                               double max) const {
   const json* v = raw(name);
   if (v == nullptr) return std::optional<double>();
   const double n = v->is_number() ? v->get<double>() : NAN;
   if (!std::isfinite(n) || n < min || n > max) {
+    if (min == std::numeric_limits<double>::lowest() && max == std::numeric_limits<double>::max()) {
+      return make_error(Errc::invalid_argument, path(name) + " must be a finite number");
+    }
     return make_error(Errc::invalid_argument, path(name) + " must be a number from " +
                                                   nlohmann::json(min).dump() + " to " +
                                                   nlohmann::json(max).dump());
   }
   return std::optional<double>(n);
+}
+
+Result<double> Fields::num(const std::string& name, double min, double max) const {
+  DROVER_ASSIGN(auto v, opt_num(name, min, max));
+  if (!v) return missing(name);
+  return *v;
 }
 
 Result<std::optional<bool>> Fields::opt_bool(const std::string& name) const {
@@ -98,8 +141,14 @@ Result<std::optional<bool>> Fields::opt_bool(const std::string& name) const {
   return std::optional<bool>(v->get<bool>());
 }
 
+Result<bool> Fields::boolean(const std::string& name) const {
+  DROVER_ASSIGN(auto v, opt_bool(name));
+  if (!v) return missing(name);
+  return *v;
+}
+
 Result<std::vector<std::string>> Fields::str_list(const std::string& name, std::size_t max_items,
-                                                  std::size_t max_size) const {
+                                                  std::size_t max_size, Empty empty) const {
   std::vector<std::string> out;
   const json* v = raw(name);
   if (v == nullptr) return out;
@@ -111,14 +160,20 @@ Result<std::vector<std::string>> Fields::str_list(const std::string& name, std::
   for (std::size_t i = 0; i < v->size(); ++i) {
     const json& e = (*v)[i];
     const std::string at = path(name) + "[" + std::to_string(i) + "]";
-    if (!e.is_string() || e.get_ref<const std::string&>().empty()) {
+    if (!e.is_string()) {
+      return make_error(
+          Errc::invalid_argument,
+          at + (empty == Empty::refused ? " must be a non-empty string" : " must be a string"));
+    }
+    const auto& s = e.get_ref<const std::string&>();
+    if (s.empty() && empty == Empty::refused) {
       return make_error(Errc::invalid_argument, at + " must be a non-empty string");
     }
-    if (e.get_ref<const std::string&>().size() > max_size) {
+    if (s.size() > max_size) {
       return make_error(Errc::invalid_argument,
                         at + " is longer than " + std::to_string(max_size) + " bytes");
     }
-    out.push_back(e.get<std::string>());
+    out.push_back(s);
   }
   return out;
 }
@@ -126,8 +181,33 @@ Result<std::vector<std::string>> Fields::str_list(const std::string& name, std::
 Result<std::optional<Fields>> Fields::opt_object(const std::string& name) const {
   const json* v = raw(name);
   if (v == nullptr) return std::optional<Fields>();
-  DROVER_ASSIGN(Fields f, of(*v, path(name)));
+  DROVER_ASSIGN(Fields f, of(*v, path(name), nulls_));
   return std::optional<Fields>(f);
+}
+
+Result<Fields> Fields::object(const std::string& name) const {
+  DROVER_ASSIGN(auto v, opt_object(name));
+  if (!v) return missing(name);
+  return *v;
+}
+
+Result<std::vector<Fields>> Fields::objects(const std::string& name, std::size_t max_items) const {
+  const json* v = raw(name);
+  if (v == nullptr) return missing(name);
+  if (!v->is_array()) {
+    return make_error(Errc::invalid_argument, path(name) + " must be an array of objects");
+  }
+  if (v->size() > max_items) {
+    return make_error(Errc::invalid_argument,
+                      path(name) + " has more than " + std::to_string(max_items) + " items");
+  }
+  std::vector<Fields> out;
+  out.reserve(v->size());
+  for (std::size_t i = 0; i < v->size(); ++i) {
+    DROVER_ASSIGN(Fields f, of((*v)[i], path(name) + "[" + std::to_string(i) + "]", nulls_));
+    out.push_back(std::move(f));
+  }
+  return out;
 }
 
 }  // namespace drover::canon

@@ -1,14 +1,17 @@
 #include "core/proto/messages.hpp"
 
-#include <cmath>
+#include <limits>
 
 #include "core/base/hex.hpp"
 #include "core/canon/base64.hpp"
+#include "core/canon/json_fields.hpp"
 #include "core/sign/secret_box.hpp"
 
 namespace drover::proto {
 namespace {
 
+using canon::Empty;
+using canon::Fields;
 using nlohmann::json;
 
 Error invalid(const std::string& what) {
@@ -27,40 +30,25 @@ Result<json> parse_object(std::string_view bytes, const char* what) {
   return j;
 }
 
-Result<std::string> str(const json& j, const char* key, const char* where) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) {
-    return invalid(std::string(where) + ": field '" + key + "' must be a string");
-  }
-  return it->get<std::string>();
+// Message fields are bounded by the message's size alone.
+constexpr std::size_t kAnySize = kMaxMessageBytes;
+constexpr std::int64_t kMinInt = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
+
+Fields fields(const json& j) {
+  return Fields(j, "", canon::Nulls::refused);
 }
 
-Result<std::int64_t> int64(const json& j, const char* key, const char* where) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_number_integer()) {
-    return invalid(std::string(where) + ": field '" + key + "' must be an integer");
-  }
-  return it->get<std::int64_t>();
+// Reads with a Fields reader; an error names the message: "report: items[0].p99_ms ...".
+template <class F>
+auto within(const char* what, F&& read) -> decltype(read()) {
+  auto r = read();
+  if (!r.ok()) return r.error().context(what);
+  return r;
 }
 
-Result<std::uint64_t> u64(const json& j, const char* key, const char* where) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_number_unsigned()) {
-    return invalid(std::string(where) + ": field '" + key + "' must be a whole number");
-  }
-  return it->get<std::uint64_t>();
-}
-
-Result<double> number(const json& j, const char* key, const char* where) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_number()) {
-    return invalid(std::string(where) + ": field '" + key + "' must be a number");
-  }
-  const double v = it->get<double>();
-  if (!std::isfinite(v)) return invalid(std::string(where) + ": field '" + key + "' is not finite");
-  return v;
-}
-
+// A version other than 1 is unsupported (not merely invalid): the peer speaks
+// another protocol. Read by hand for that distinction.
 Status check_version(const json& j, const char* what) {
   auto v = j.find("v");
   if (v == j.end() || !v->is_number_integer()) {
@@ -98,23 +86,26 @@ std::string encode_request(const Request& r) {
 Result<Request> decode_request(std::string_view bytes) {
   DROVER_ASSIGN(json j, parse_object(bytes, "request"));
   DROVER_TRY(check_version(j, "request"));
-  Request r;
-  DROVER_ASSIGN(r.type, str(j, "type", "request"));
-  DROVER_ASSIGN(r.host, str(j, "host", "request"));
-  DROVER_ASSIGN(r.body, str(j, "body", "request"));
-  if (j.contains("mac")) {
-    DROVER_ASSIGN(std::string hex, str(j, "mac", "request"));
-    auto raw = from_hex(hex);
-    if (!raw || raw->size() != 32) return invalid("request: mac must be 64 hex digits");
-    r.mac = std::move(*raw);
-  }
-  if (j.contains("sig")) {
-    DROVER_ASSIGN(std::string b64, str(j, "sig", "request"));
-    auto raw = canon::base64_decode(b64);
-    if (!raw.ok() || raw->size() != 64) return invalid("request: sig must be 64 bytes in base64");
-    r.sig = std::move(*raw);
-  }
-  return r;
+  return within("request", [&]() -> Result<Request> {
+    const Fields f = fields(j);
+    Request r;
+    DROVER_ASSIGN(r.type, f.str("type", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(r.host, f.str("host", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(r.body, f.str("body", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(auto mac, f.opt_str("mac", kAnySize));
+    if (mac) {
+      auto raw = from_hex(*mac);
+      if (!raw || raw->size() != 32) return invalid("mac must be 64 hex digits");
+      r.mac = std::move(*raw);
+    }
+    DROVER_ASSIGN(auto sig, f.opt_str("sig", kAnySize));
+    if (sig) {
+      auto raw = canon::base64_decode(*sig);
+      if (!raw.ok() || raw->size() != 64) return invalid("sig must be 64 bytes in base64");
+      r.sig = std::move(*raw);
+    }
+    return r;
+  });
 }
 
 void mac_request(Request& r, std::string_view key) {
@@ -147,11 +138,13 @@ std::string encode_error_reply(const Error& error) {
 Result<Reply> decode_reply(std::string_view bytes) {
   DROVER_ASSIGN(json j, parse_object(bytes, "reply"));
   DROVER_TRY(check_version(j, "reply"));
+  const Fields f = fields(j);
   Reply r;
-  DROVER_ASSIGN(r.type, str(j, "type", "reply"));
+  DROVER_ASSIGN(r.type, within("reply", [&] { return f.str("type", kAnySize, Empty::allowed); }));
   if (r.type == "error") {
-    auto code = str(j, "code", "error reply");
-    auto message = str(j, "message", "error reply");
+    // Whatever the error reply lacks, it is an error.
+    auto code = f.str("code", kAnySize, Empty::allowed);
+    auto message = f.str("message", kAnySize, Empty::allowed);
     return make_error(code.ok() ? errc_from_name(*code) : Errc::internal,
                       "coordinator: " + (message.ok() ? *message : std::string("(no message)")));
   }
@@ -172,10 +165,13 @@ Result<Announcement> decode_announcement(std::string_view bytes) {
   }
   DROVER_ASSIGN(json j, parse_object(bytes.substr(kAnnouncePrefix.size()), "announcement"));
   DROVER_TRY(check_version(j, "announcement"));
-  Announcement a;
-  DROVER_ASSIGN(a.service, str(j, "service", "announcement"));
-  DROVER_ASSIGN(a.seq, u64(j, "seq", "announcement"));
-  return a;
+  return within("announcement", [&]() -> Result<Announcement> {
+    const Fields f = fields(j);
+    Announcement a;
+    DROVER_ASSIGN(a.service, f.str("service", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(a.seq, f.u64("seq"));
+    return a;
+  });
 }
 
 json to_json(const EnrollBody& b) {
@@ -191,29 +187,25 @@ json to_json(const EnrollBody& b) {
 }
 
 Result<EnrollBody> enroll_body(const json& j) {
-  constexpr const char* w = "enroll";
-  EnrollBody b;
-  DROVER_ASSIGN(b.host, str(j, "host", w));
-  DROVER_ASSIGN(b.region, str(j, "region", w));
-  DROVER_ASSIGN(b.cluster, str(j, "cluster", w));
-  DROVER_ASSIGN(b.mesh_peer, str(j, "mesh_peer", w));
-  DROVER_ASSIGN(b.join_token, str(j, "join_token", w));
-  DROVER_ASSIGN(b.at, int64(j, "at", w));
-  DROVER_ASSIGN(std::string pk, str(j, "public_key", w));
-  DROVER_ASSIGN(b.public_key, sign::PublicKey::from_hex(pk));
-  DROVER_ASSIGN(std::string sealed, str(j, "sealed_mac_key", w));
-  auto raw = canon::base64_decode(sealed);
-  if (!raw.ok()) return invalid("enroll: sealed_mac_key is not base64");
-  b.sealed_mac_key = std::move(*raw);
-  auto services = j.find("services");
-  if (services == j.end() || !services->is_array()) {
-    return invalid("enroll: field 'services' must be a list of names");
-  }
-  for (const auto& s : *services) {
-    if (!s.is_string()) return invalid("enroll: every service must be a string");
-    b.services.push_back(s.get<std::string>());
-  }
-  return b;
+  return within("enroll", [&]() -> Result<EnrollBody> {
+    DROVER_ASSIGN(const Fields f, Fields::of(j, "", canon::Nulls::refused));
+    EnrollBody b;
+    DROVER_ASSIGN(b.host, f.str("host", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(b.region, f.str("region", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(b.cluster, f.str("cluster", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(b.mesh_peer, f.str("mesh_peer", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(b.join_token, f.str("join_token", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(b.at, f.integer("at", kMinInt, kMaxInt));
+    DROVER_ASSIGN(std::string pk, f.str("public_key", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(b.public_key, sign::PublicKey::from_hex(pk));
+    DROVER_ASSIGN(std::string sealed, f.str("sealed_mac_key", kAnySize, Empty::allowed));
+    auto raw = canon::base64_decode(sealed);
+    if (!raw.ok()) return invalid("sealed_mac_key is not base64");
+    b.sealed_mac_key = std::move(*raw);
+    DROVER_TRY(f.require({"services"}));
+    DROVER_ASSIGN(b.services, f.str_list("services", kAnySize, kAnySize, Empty::allowed));
+    return b;
+  });
 }
 
 json to_json(const ReportBody& b) {
@@ -248,56 +240,61 @@ json to_json(const ReportBody& b) {
   return {{"seq", b.seq}, {"sent_at", b.sent_at_ms}, {"items", items}};
 }
 
+namespace {
+
+Result<HealthItem> health_item(const Fields& f) {
+  HealthItem h;
+  DROVER_ASSIGN(h.service, f.str("service", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(h.release, f.str("release", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(h.slot, f.str("slot", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(h.at_ms, f.integer("at", kMinInt, kMaxInt));
+  DROVER_ASSIGN(h.error, f.str("error", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(h.state, f.str("state", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(h.ok, f.boolean("ok"));
+  DROVER_ASSIGN(h.error_rate, f.num("error_rate"));
+  DROVER_ASSIGN(h.p99_ms, f.num("p99_ms"));
+  DROVER_ASSIGN(h.saturation, f.num("saturation"));
+  DROVER_ASSIGN(const Fields custom, f.object("custom"));
+  for (const auto& [name, v] : custom.value().items()) {
+    DROVER_ASSIGN(h.custom[name], custom.num(name));
+  }
+  return h;
+}
+
+Result<EventItem> event_item(const Fields& f) {
+  EventItem e;
+  DROVER_ASSIGN(e.service, f.str("service", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(e.at_ms, f.integer("at", kMinInt, kMaxInt));
+  DROVER_ASSIGN(e.event, f.str("event", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(e.seq, f.u64("seq"));
+  DROVER_ASSIGN(e.detail, f.str("detail", kAnySize, Empty::allowed));
+  return e;
+}
+
+}  // namespace
+
 Result<ReportBody> report_body(const json& j) {
-  constexpr const char* w = "report";
-  ReportBody b;
-  DROVER_ASSIGN(b.seq, u64(j, "seq", w));
-  DROVER_ASSIGN(b.sent_at_ms, int64(j, "sent_at", w));
-  auto items = j.find("items");
-  if (items == j.end() || !items->is_array() || items->empty() || items->size() > kMaxReportItems) {
-    return invalid("report: 'items' must list 1 to 256 items");
-  }
-  for (const auto& it : *items) {
-    if (!it.is_object()) return invalid("report: an item is not an object");
-    DROVER_ASSIGN(std::string kind, str(it, "kind", w));
-    ReportItem item;
-    if (kind == "health") {
-      HealthItem h;
-      DROVER_ASSIGN(h.service, str(it, "service", w));
-      DROVER_ASSIGN(h.release, str(it, "release", w));
-      DROVER_ASSIGN(h.slot, str(it, "slot", w));
-      DROVER_ASSIGN(h.at_ms, int64(it, "at", w));
-      DROVER_ASSIGN(h.error, str(it, "error", w));
-      DROVER_ASSIGN(h.state, str(it, "state", w));
-      auto ok = it.find("ok");
-      if (ok == it.end() || !ok->is_boolean()) return invalid("report: 'ok' must be a boolean");
-      h.ok = ok->get<bool>();
-      DROVER_ASSIGN(h.error_rate, number(it, "error_rate", w));
-      DROVER_ASSIGN(h.p99_ms, number(it, "p99_ms", w));
-      DROVER_ASSIGN(h.saturation, number(it, "saturation", w));
-      auto custom = it.find("custom");
-      if (custom == it.end() || !custom->is_object()) {
-        return invalid("report: 'custom' must be an object");
+  return within("report", [&]() -> Result<ReportBody> {
+    DROVER_ASSIGN(const Fields f, Fields::of(j, "", canon::Nulls::refused));
+    ReportBody b;
+    DROVER_ASSIGN(b.seq, f.u64("seq"));
+    DROVER_ASSIGN(b.sent_at_ms, f.integer("sent_at", kMinInt, kMaxInt));
+    DROVER_ASSIGN(auto items, f.objects("items", kMaxReportItems));
+    if (items.empty()) return invalid("items must list 1 to 256 items");
+    for (const Fields& it : items) {
+      DROVER_ASSIGN(std::string kind, it.str("kind", kAnySize, Empty::allowed));
+      ReportItem item;
+      if (kind == "health") {
+        DROVER_ASSIGN(item.health, health_item(it));
+      } else if (kind == "event") {
+        DROVER_ASSIGN(item.event, event_item(it));
+      } else {
+        return invalid(it.path("kind") + ": unknown item kind '" + kind + "'");
       }
-      for (const auto& [k, v] : custom->items()) {
-        if (!v.is_number()) return invalid("report: custom metric '" + k + "' is not a number");
-        h.custom[k] = v.get<double>();
-      }
-      item.health = std::move(h);
-    } else if (kind == "event") {
-      EventItem e;
-      DROVER_ASSIGN(e.service, str(it, "service", w));
-      DROVER_ASSIGN(e.at_ms, int64(it, "at", w));
-      DROVER_ASSIGN(e.event, str(it, "event", w));
-      DROVER_ASSIGN(e.seq, u64(it, "seq", w));
-      DROVER_ASSIGN(e.detail, str(it, "detail", w));
-      item.event = std::move(e);
-    } else {
-      return invalid("report: unknown item kind '" + kind + "'");
+      b.items.push_back(std::move(item));
     }
-    b.items.push_back(std::move(item));
-  }
-  return b;
+    return b;
+  });
 }
 
 Result<json> parse_body(std::string_view body) {

@@ -7,10 +7,13 @@
 #include "core/base/hex.hpp"
 #include "core/canon/base64.hpp"
 #include "core/canon/canonical_json.hpp"
+#include "core/canon/json_fields.hpp"
 
 namespace drover::proto {
 namespace {
 
+using canon::Empty;
+using canon::Fields;
 using nlohmann::json;
 
 constexpr std::uint64_t kMaxSeq = (1ull << 53) - 1;
@@ -36,34 +39,9 @@ json layer_json(const PlanLayer& l) {
   return {{"id", l.id.str()}, {"size", l.size}, {"bt_root", to_hex(l.bt_root.data(), 32)}};
 }
 
-// Reads a field of an object, refusing a missing one or one of the wrong type.
-struct Fields {
-  const json& j;
-  std::string where;
-  Result<const json*> get(const char* key, json::value_t type) const {
-    auto it = j.find(key);
-    if (it == j.end()) return invalid(where + "missing field '" + key + "'");
-    if (it->type() != type) return invalid(where + "field '" + key + "' has the wrong type");
-    return &*it;
-  }
-  Result<std::string> str(const char* key) const {
-    DROVER_ASSIGN(const json* v, get(key, json::value_t::string));
-    return v->get<std::string>();
-  }
-  Result<std::uint64_t> u64(const char* key) const {
-    DROVER_ASSIGN(const json* v, get(key, json::value_t::number_unsigned));
-    return v->get<std::uint64_t>();
-  }
-  Status only(std::initializer_list<const char*> keys) const {
-    for (const auto& [k, v] : j.items()) {
-      if (std::find_if(keys.begin(), keys.end(), [&](const char* n) { return k == n; }) ==
-          keys.end()) {
-        return invalid(where + "unknown field '" + k + "'");
-      }
-    }
-    return Ok{};
-  }
-};
+// Plan fields are bounded by the plan's size alone; validate_plan() applies
+// the format's own limits.
+constexpr std::size_t kAnySize = kMaxPlanBytes;
 
 }  // namespace
 
@@ -156,74 +134,66 @@ Result<std::string> encode_plan(const Plan& p) {
   return canon::encode(j);
 }
 
-Result<Plan> decode_plan(std::string_view bytes) {
-  auto parsed = canon::decode(bytes, kMaxPlanBytes, 4 * kMaxPlanHosts + 4 * kMaxLayers + 4096);
-  if (!parsed.ok()) return parsed.error().context("plan");
-  const json& j = *parsed;
-  if (!j.is_object()) return invalid("not a JSON object");
-  Fields f{j, ""};
+namespace {
+
+// The plan's fields, decoded and typed; validate_plan() checks their rules.
+Result<Plan> read_plan(const json& j) {
+  if (!j.is_object()) return make_error(Errc::invalid_argument, "not a JSON object");
+  Fields f(j, "", canon::Nulls::refused);
   DROVER_TRY(f.only({"format", "service", "seq", "deploy_id", "artifact", "hosts", "strategy",
                      "flags", "tracker", "issued_at", "expires_at"}));
-  DROVER_ASSIGN(std::string format, f.str("format"));
+  DROVER_ASSIGN(std::string format, f.str("format", kAnySize, Empty::allowed));
   if (format != kPlanType) {
     return make_error(Errc::unsupported,
-                      "plan: format '" + format + "' is not " + std::string(kPlanType));
+                      "format '" + format + "' is not " + std::string(kPlanType));
   }
   Plan p;
-  DROVER_ASSIGN(p.service, f.str("service"));
+  DROVER_ASSIGN(p.service, f.str("service", kAnySize, Empty::allowed));
   DROVER_ASSIGN(p.seq, f.u64("seq"));
-  DROVER_ASSIGN(p.deploy_id, f.str("deploy_id"));
-  DROVER_ASSIGN(p.tracker, f.str("tracker"));
-  for (auto [key, out] : {std::pair{"issued_at", &p.issued_at}, {"expires_at", &p.expires_at}}) {
-    auto it = j.find(key);
-    if (it == j.end() || !it->is_number_integer()) {
-      return invalid(std::string("field '") + key + "' must be an integer");
-    }
-    *out = it->get<std::int64_t>();
-  }
-  DROVER_ASSIGN(const json* artifact, f.get("artifact", json::value_t::object));
-  Fields af{*artifact, "artifact: "};
-  DROVER_TRY(af.only({"id", "manifest_size", "layers"}));
-  DROVER_ASSIGN(std::string artifact_id, af.str("id"));
+  DROVER_ASSIGN(p.deploy_id, f.str("deploy_id", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(p.tracker, f.str("tracker", kAnySize, Empty::allowed));
+  constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
+  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+  DROVER_ASSIGN(p.issued_at, f.integer("issued_at", kMin, kMax));
+  DROVER_ASSIGN(p.expires_at, f.integer("expires_at", kMin, kMax));
+
+  DROVER_ASSIGN(Fields artifact, f.object("artifact"));
+  DROVER_TRY(artifact.only({"id", "manifest_size", "layers"}));
+  DROVER_ASSIGN(std::string artifact_id, artifact.str("id", kAnySize, Empty::allowed));
   auto id = ContentId::parse(artifact_id);
-  if (!id.ok()) return invalid("artifact id: " + id.error().message);
+  if (!id.ok()) return id.error().context("artifact.id");
   p.artifact = *id;
-  DROVER_ASSIGN(p.manifest_size, af.u64("manifest_size"));
-  DROVER_ASSIGN(const json* layers, af.get("layers", json::value_t::array));
-  for (const auto& l : *layers) {
-    if (!l.is_object()) return invalid("artifact: a layer is not an object");
-    Fields lf{l, "layer: "};
-    DROVER_TRY(lf.only({"id", "size", "bt_root"}));
+  DROVER_ASSIGN(p.manifest_size, artifact.u64("manifest_size"));
+  DROVER_ASSIGN(auto layers, artifact.objects("layers", kMaxLayers));
+  for (const Fields& l : layers) {
+    DROVER_TRY(l.only({"id", "size", "bt_root"}));
     PlanLayer layer;
-    DROVER_ASSIGN(std::string lid, lf.str("id"));
+    DROVER_ASSIGN(std::string lid, l.str("id", kAnySize, Empty::allowed));
     auto parsed_id = ContentId::parse(lid);
-    if (!parsed_id.ok()) return invalid("layer id: " + parsed_id.error().message);
+    if (!parsed_id.ok()) return parsed_id.error().context(l.path("id"));
     layer.id = *parsed_id;
-    DROVER_ASSIGN(layer.size, lf.u64("size"));
-    DROVER_ASSIGN(std::string root, lf.str("bt_root"));
+    DROVER_ASSIGN(layer.size, l.u64("size"));
+    DROVER_ASSIGN(std::string root, l.str("bt_root", kAnySize, Empty::allowed));
     auto raw = from_hex(root);
     if (!raw || raw->size() != 32 || to_hex(*raw) != root) {
-      return invalid("layer " + lid + ": bt_root must be 64 lowercase hex digits");
+      return make_error(Errc::invalid_argument, l.path("bt_root") + " of layer " + lid +
+                                                    " must be 64 lowercase hex digits");
     }
     std::copy(raw->begin(), raw->end(), layer.bt_root.begin());
     p.layers.push_back(layer);
   }
-  DROVER_ASSIGN(const json* hosts, f.get("hosts", json::value_t::array));
-  for (const auto& h : *hosts) {
-    if (!h.is_string()) return invalid("hosts: every host must be a string");
-    p.hosts.push_back(h.get<std::string>());
-  }
-  DROVER_ASSIGN(const json* strategy, f.get("strategy", json::value_t::object));
-  {
-    json extra = *strategy;
-    auto kind = extra.find("kind");
-    if (kind == extra.end() || !kind->is_string()) return invalid("strategy: missing 'kind'");
-    p.strategy_kind = kind->get<std::string>();
-    extra.erase("kind");
-    p.strategy_extra = *canon::encode(extra);
-  }
-  DROVER_ASSIGN(const json* flags, f.get("flags", json::value_t::object));
-  for (const auto& [name, v] : flags->items()) {
+  DROVER_TRY(f.require({"hosts"}));
+  DROVER_ASSIGN(p.hosts, f.str_list("hosts", kMaxPlanHosts, kAnySize, Empty::allowed));
+
+  DROVER_ASSIGN(Fields strategy, f.object("strategy"));
+  DROVER_ASSIGN(p.strategy_kind, strategy.str("kind", kAnySize, Empty::allowed));
+  json extra = strategy.value();
+  extra.erase("kind");
+  p.strategy_extra = *canon::encode(extra);
+
+  // A flag is on/off or a ramp percentage: two types, read by hand.
+  DROVER_ASSIGN(Fields flags, f.object("flags"));
+  for (const auto& [name, v] : flags.value().items()) {
     FlagValue fv;
     if (v.is_boolean()) {
       fv.on = v.get<bool>();
@@ -232,12 +202,23 @@ Result<Plan> decode_plan(std::string_view bytes) {
       fv.is_percent = true;
       fv.percent = static_cast<int>(v.get<std::int64_t>());
     } else {
-      return invalid("flag '" + name + "' must be true, false or an integer 0-100");
+      return make_error(Errc::invalid_argument,
+                        "flag '" + name + "' must be true, false or an integer 0-100");
     }
     p.flags[name] = fv;
   }
-  DROVER_TRY(validate_plan(p));
   return p;
+}
+
+}  // namespace
+
+Result<Plan> decode_plan(std::string_view bytes) {
+  auto parsed = canon::decode(bytes, kMaxPlanBytes, 4 * kMaxPlanHosts + 4 * kMaxLayers + 4096);
+  if (!parsed.ok()) return parsed.error().context("plan");
+  auto plan = read_plan(*parsed);
+  if (!plan.ok()) return plan.error().context("plan");
+  DROVER_TRY(validate_plan(*plan));
+  return plan;
 }
 
 std::string encode_bundle(const PlanBundle& b) {
@@ -246,22 +227,41 @@ std::string encode_bundle(const PlanBundle& b) {
   return j.dump();
 }
 
+namespace {
+
+constexpr std::uint64_t kMaxBundleBytes = 2 * kMaxPlanBytes + 2 * kMaxManifestBytes;
+
+// A bundle's fields as they travel: two envelopes and base64, still encoded.
+struct BundleFields {
+  std::string plan, cert;
+  std::optional<std::string> manifest;
+};
+
+Result<BundleFields> read_bundle(const json& j) {
+  const Fields f(j, "bundle", canon::Nulls::refused);
+  DROVER_TRY(f.only({"plan", "cert", "manifest"}));
+  BundleFields b;
+  DROVER_ASSIGN(b.plan, f.str("plan", kMaxBundleBytes, Empty::allowed));
+  DROVER_ASSIGN(b.cert, f.str("cert", kMaxBundleBytes, Empty::allowed));
+  DROVER_ASSIGN(b.manifest, f.opt_str("manifest", kMaxBundleBytes));
+  return b;
+}
+
+}  // namespace
+
 Result<PlanBundle> decode_bundle(std::string_view bytes) {
-  if (bytes.size() > 2 * kMaxPlanBytes + 2 * kMaxManifestBytes) {
+  if (bytes.size() > kMaxBundleBytes) {
     return invalid("bundle of " + std::to_string(bytes.size()) + " bytes is too large");
   }
   json j = json::parse(bytes, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return invalid("bundle is not a JSON object");
-  Fields f{j, "bundle: "};
-  DROVER_TRY(f.only({"plan", "cert", "manifest"}));
+  auto fields = read_bundle(j);
+  if (!fields.ok()) return fields.error().context("plan");
   PlanBundle b;
-  DROVER_ASSIGN(std::string plan, f.str("plan"));
-  DROVER_ASSIGN(std::string cert, f.str("cert"));
-  DROVER_ASSIGN(b.plan, sign::decode_envelope(plan));
-  DROVER_ASSIGN(b.cert, sign::decode_envelope(cert));
-  if (j.contains("manifest")) {
-    DROVER_ASSIGN(std::string m64, f.str("manifest"));
-    auto m = canon::base64_decode(m64);
+  DROVER_ASSIGN(b.plan, sign::decode_envelope(fields->plan));
+  DROVER_ASSIGN(b.cert, sign::decode_envelope(fields->cert));
+  if (fields->manifest) {
+    auto m = canon::base64_decode(*fields->manifest);
     if (!m.ok()) return invalid("bundle: manifest: " + m.error().message);
     b.manifest = std::move(*m);
   }

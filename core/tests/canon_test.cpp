@@ -4,6 +4,7 @@
 
 #include "core/canon/base64.hpp"
 #include "core/canon/canonical_json.hpp"
+#include "core/canon/json_fields.hpp"
 #include "core/world/random.hpp"
 
 namespace drover::canon {
@@ -118,6 +119,86 @@ TEST(CanonicalJson, CountsValuesBeforeParsing) {
   auto r = decode(many, 1 << 20, 5000);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("more than 5000 values"), std::string::npos);
+}
+
+// The one JSON field reader: errors name the field and the allowed values.
+std::string error_of(const Status& st) {
+  return st.ok() ? "ok" : st.error().message;
+}
+template <class T>
+std::string error_of(const Result<T>& r) {
+  return r.ok() ? "ok" : r.error().message;
+}
+
+TEST(Fields, RequiredAndOptionalValuesAreTypedAndBounded) {
+  const json j = json::parse(R"({"s":"abc","e":"","i":-5,"u":18446744073709551615,"n":0.5,
+      "b":true,"o":{"x":1},"l":["a",""],"os":[{"k":1},{"k":2}]})");
+  const Fields f(j, "top");
+  EXPECT_EQ(*f.str("s"), "abc");
+  EXPECT_EQ(error_of(f.str("e")), "top.e is required");  // a required string is not ""
+  EXPECT_EQ(*f.str("e", 10, Empty::allowed), "");
+  EXPECT_EQ(error_of(f.str("missing", 10, Empty::allowed)), "top.missing is required");
+  EXPECT_EQ(error_of(f.str("s", 2)), "top.s is longer than 2 bytes");
+  EXPECT_EQ(error_of(f.str("i")), "top.i must be a string");
+  EXPECT_EQ(*f.integer("i", -10, 10), -5);
+  EXPECT_EQ(error_of(f.integer("i", 0, 10)), "top.i must be a whole number from 0 to 10");
+  EXPECT_EQ(error_of(f.integer("u", 0, 10)), "top.u must be a whole number from 0 to 10");
+  EXPECT_EQ(error_of(f.integer("n", 0, 10)), "top.n must be a whole number from 0 to 10");
+  EXPECT_FALSE(f.opt_int("missing", 0, 1)->has_value());
+  EXPECT_EQ(*f.u64("u"), 18446744073709551615ull);
+  EXPECT_EQ(error_of(f.u64("i")), "top.i must be a whole number from 0 to 18446744073709551615");
+  EXPECT_EQ(error_of(f.u64("u", 100)), "top.u must be a whole number from 0 to 100");
+  EXPECT_EQ(error_of(f.u64("missing")), "top.missing is required");
+  EXPECT_EQ(*f.num("n"), 0.5);
+  EXPECT_EQ(*f.num("i"), -5);
+  EXPECT_EQ(error_of(f.num("s")), "top.s must be a finite number");
+  EXPECT_EQ(error_of(f.num("n", 1, 2)), "top.n must be a number from 1.0 to 2.0");
+  EXPECT_TRUE(*f.boolean("b"));
+  EXPECT_EQ(error_of(f.boolean("s")), "top.s must be true or false");
+  EXPECT_EQ(error_of(f.boolean("missing")), "top.missing is required");
+  EXPECT_EQ(*f.object("o")->integer("x", 0, 1), 1);
+  EXPECT_EQ(error_of(f.object("o")->integer("x", 2, 3)),
+            "top.o.x must be a whole number from 2 to 3");
+  EXPECT_EQ(error_of(f.object("s")), "top.s must be a JSON object");
+  EXPECT_EQ(error_of(f.str_list("l", 10)), "top.l[1] must be a non-empty string");
+  EXPECT_EQ(*f.str_list("l", 10, 5, Empty::allowed), (std::vector<std::string>{"a", ""}));
+  EXPECT_EQ(error_of(f.str_list("l", 1, 5, Empty::allowed)), "top.l has more than 1 items");
+  auto os = f.objects("os", 2);
+  ASSERT_TRUE(os.ok());
+  ASSERT_EQ(os->size(), 2u);
+  EXPECT_EQ(error_of((*os)[1].integer("k", 0, 1)),
+            "top.os[1].k must be a whole number from 0 to 1");
+  EXPECT_EQ(error_of(f.objects("os", 1)), "top.os has more than 1 items");
+  EXPECT_EQ(error_of(f.objects("l", 5)), "top.l[0] must be a JSON object");
+  EXPECT_EQ(error_of(f.objects("s", 5)), "top.s must be an array of objects");
+  EXPECT_EQ(error_of(f.objects("missing", 5)), "top.missing is required");
+}
+
+TEST(Fields, UnknownAndMissingFieldsAreNamed) {
+  const json j = json::parse(R"({"a":1,"typo":2})");
+  const Fields f(j, "");
+  EXPECT_EQ(error_of(f.only({"a", "b"})), "unknown field 'typo'");
+  EXPECT_TRUE(f.only({"a", "typo"}).ok());
+  EXPECT_EQ(error_of(f.require({"a", "b"})), "b is required");
+  EXPECT_TRUE(f.require({"a", "typo"}).ok());
+  EXPECT_EQ(error_of(Fields::of(json::array(), "")), "the body must be a JSON object");
+}
+
+TEST(Fields, ANullIsAbsentInApiBodiesAndAWrongTypeInFormats) {
+  const json j = json::parse(R"({"s":null,"o":{"t":null}})");
+  const Fields lenient(j, "");
+  EXPECT_FALSE(lenient.has("s"));
+  EXPECT_FALSE(lenient.opt_str("s")->has_value());
+  EXPECT_EQ(error_of(lenient.str("s")), "s is required");
+  const Fields strict(j, "", Nulls::refused);
+  EXPECT_TRUE(strict.has("s"));
+  EXPECT_EQ(error_of(strict.opt_str("s")), "s must be a string");
+  EXPECT_EQ(error_of(strict.opt_int("s", 0, 1)), "s must be a whole number from 0 to 1");
+  EXPECT_EQ(error_of(strict.opt_bool("s")), "s must be true or false");
+  EXPECT_EQ(error_of(strict.str_list("s", 1)), "s must be an array");
+  // Nested readers keep the rule.
+  EXPECT_EQ(error_of(strict.object("o")->opt_str("t")), "o.t must be a string");
+  EXPECT_FALSE(lenient.object("o")->opt_str("t")->has_value());
 }
 
 }  // namespace
