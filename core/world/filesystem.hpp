@@ -1,6 +1,8 @@
 // The filesystem operations that the store and the agent need, behind an
 // interface. PosixFilesystem is the real one; FaultyFilesystem wraps another
-// and fails on command, so tests can stop a multi-step write at every step.
+// and fails on command, so tests can stop a multi-step write at every step;
+// MemoryFilesystem (memory_filesystem.hpp) is the fake that can crash and
+// keep only what was synced.
 //
 // Paths are std::filesystem::path, which holds raw bytes on Linux: names need
 // not be UTF-8. Every error names the path and what the system said.
