@@ -4,6 +4,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "coordinator/api/codec.hpp"
 #include "coordinator/service/coordinator.hpp"
 
 namespace drover::coordinator {
@@ -38,9 +39,20 @@ http::Response error(int status, const std::string& message) {
   return answer(status, {{"error", message}});
 }
 
-http::Response from(const Result<json>& r, int ok_status = 200) {
-  if (!r.ok()) return error(status_of(r.error().code), r.error().message);
-  return answer(ok_status, *r);
+http::Response fail(const Error& e) {
+  return error(status_of(e.code), e.message);
+}
+
+// An operation's answer rendered, or its error.
+template <class T, class Render>
+http::Response from(const Result<T>& r, Render render, int ok_status = 200) {
+  if (!r.ok()) return fail(r.error());
+  return answer(ok_status, render(*r));
+}
+
+http::Response from(const Status& st, const json& body) {
+  if (!st.ok()) return fail(st.error());
+  return answer(200, body);
 }
 
 // Splits "/a/b/c" into {"a","b","c"}.
@@ -199,6 +211,7 @@ http::Response HttpApi::handle(const http::Request& req) {
   };
 
   // Unauthenticated: liveness, and the webhook (authenticated by its HMAC).
+  Coordinator& c = coordinator_;
   if (is({"ready"})) {
     if (m != "GET") return error(405, "GET /ready only");
     return answer(200, {{"ok", true}});
@@ -209,7 +222,15 @@ http::Response HttpApi::handle(const http::Request& req) {
     if (it == req.headers.end()) {
       return error(401, "missing X-Drover-Signature: sha256=<hex HMAC-SHA256 of the body>");
     }
-    return from(coordinator_.health_webhook(req.body, it->second));
+    if (auto st = c.check_webhook_signature(req.body, it->second); !st.ok())
+      return fail(st.error());
+    auto hook =
+        api::decode_health_webhook(json::parse(req.body, nullptr, false), c.now_ms(),
+                                   [&c](const std::string& host) { return c.host_enrolled(host); });
+    if (!hook.ok()) return fail(hook.error());
+    return from(c.add_health_samples(hook->service, hook->samples), [](std::size_t n) {
+      return json{{"accepted", n}};
+    });
   }
 
   // Which role each endpoint needs; unknown paths are 404 before any auth.
@@ -224,58 +245,77 @@ http::Response HttpApi::handle(const http::Request& req) {
     allowed += allowed.empty() ? method : std::string(", ") + method;
     if (m == method) route = Route{role, std::move(run)};
   };
-  Coordinator& c = coordinator_;
   if (is({"pipelines"})) {
-    on("GET", Role::viewer, [&](const Caller&, const json&) { return from(c.pipelines()); });
+    on("GET", Role::viewer,
+       [&](const Caller&, const json&) { return from(c.pipelines(), api::render_pipelines); });
     on("POST", Role::deployer, [&](const Caller& who, const json& body) {
-      bool created = false;
-      auto r = c.put_pipeline(body, who, created);
-      return from(r, created ? 201 : 200);
+      auto p = api::decode_pipeline(body);
+      if (!p.ok()) return fail(p.error());
+      auto saved = c.put_pipeline(std::move(*p), who);
+      if (!saved.ok()) return fail(saved.error());
+      return answer(saved->created ? 201 : 200, api::render_pipeline(saved->pipeline));
     });
   } else if (is({"pipelines", "*"})) {
-    on("GET", Role::viewer, [&](const Caller&, const json&) { return from(c.pipeline(seg[1])); });
+    on("GET", Role::viewer,
+       [&](const Caller&, const json&) { return from(c.pipeline(seg[1]), api::render_pipeline); });
   } else if (is({"pipelines", "*", "runs"})) {
     on("GET", Role::viewer, [&](const Caller&, const json&) {
       auto limit = limit_param(req, 20);
       if (!limit.ok()) return error(400, limit.error().message);
-      return from(c.runs(seg[1], *limit));
+      return from(c.runs(seg[1], *limit), [&](const std::vector<DeployRecord>& runs) {
+        return api::render_runs(seg[1], runs);
+      });
     });
   } else if (is({"deploys"})) {
     on("GET", Role::viewer, [&](const Caller&, const json&) {
       auto limit = limit_param(req, 50);
       if (!limit.ok()) return error(400, limit.error().message);
       const std::string* service = req.param("service");
-      return from(c.deploys(service ? *service : "", *limit));
+      return from(c.deploys(service ? *service : "", *limit), api::render_deploys);
     });
-    on("POST", Role::deployer,
-       [&](const Caller& who, const json& body) { return from(c.start_deploy(body, who), 201); });
+    on("POST", Role::deployer, [&](const Caller& who, const json& body) {
+      auto start = api::decode_deploy_start(body);
+      if (!start.ok()) return fail(start.error());
+      return from(c.start_deploy(*start, who), api::render_deploy_started, 201);
+    });
   } else if (is({"deploys", "*"})) {
-    on("GET", Role::viewer,
-       [&](const Caller&, const json&) { return from(c.deploy_view(seg[1])); });
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      return from(c.deploy_view(seg[1]), api::render_deploy_view);
+    });
   } else if (is({"deploys", "*", "pause"})) {
-    on("POST", Role::deployer,
-       [&](const Caller& who, const json&) { return from(c.pause(seg[1], who)); });
+    on("POST", Role::deployer, [&](const Caller& who, const json&) {
+      return from(c.pause(seg[1], who), api::render_deploy_summary);
+    });
   } else if (is({"deploys", "*", "resume"})) {
-    on("POST", Role::deployer,
-       [&](const Caller& who, const json&) { return from(c.resume(seg[1], who)); });
+    on("POST", Role::deployer, [&](const Caller& who, const json&) {
+      return from(c.resume(seg[1], who), api::render_deploy_summary);
+    });
   } else if (is({"rollback"})) {
-    on("POST", Role::deployer,
-       [&](const Caller& who, const json& body) { return from(c.rollback(body, who)); });
+    on("POST", Role::deployer, [&](const Caller& who, const json& body) {
+      auto r = api::decode_rollback(body);
+      if (!r.ok()) return fail(r.error());
+      return from(c.rollback(r->deploy_id, r->reason, who), api::render_deploy_summary);
+    });
   } else if (is({"artifacts"})) {
     on("GET", Role::viewer, [&](const Caller&, const json&) {
       const std::string* service = req.param("service");
-      return from(c.artifacts(service ? *service : ""));
+      return from(c.artifacts(service ? *service : ""), api::render_artifacts);
     });
     on("POST", Role::deployer, [&](const Caller& who, const json& body) {
-      return from(c.register_artifact(body, who), 201);
+      auto id = api::decode_artifact_registration(body);
+      if (!id.ok()) return fail(id.error());
+      return from(c.register_artifact(*id, who), api::render_artifact, 201);
     });
   } else if (is({"artifacts", "*"})) {
-    on("GET", Role::viewer, [&](const Caller&, const json&) { return from(c.artifact(seg[1])); });
+    on("GET", Role::viewer,
+       [&](const Caller&, const json&) { return from(c.artifact(seg[1]), api::render_artifact); });
   } else if (is({"hosts"})) {
-    on("GET", Role::viewer, [&](const Caller&, const json&) { return from(c.hosts()); });
+    on("GET", Role::viewer,
+       [&](const Caller&, const json&) { return from(c.hosts(), api::render_hosts); });
   } else if (is({"hosts", "*", "reset"})) {
-    on("POST", Role::admin,
-       [&](const Caller& who, const json&) { return from(c.reset_host(seg[1], who)); });
+    on("POST", Role::admin, [&](const Caller& who, const json&) {
+      return from(c.reset_host(seg[1], who), json{{"host", seg[1]}, {"reset", true}});
+    });
   } else if (is({"audit"})) {
     on("GET", Role::viewer, [&](const Caller&, const json&) {
       auto since = time_param(req, "since", 0);
@@ -285,31 +325,47 @@ http::Response HttpApi::handle(const http::Request& req) {
       if (!until.ok()) return error(400, until.error().message);
       if (!limit.ok()) return error(400, limit.error().message);
       const std::string* service = req.param("service");
-      return from(c.audit(service ? *service : "", *since, *until, *limit));
+      return from(c.audit(service ? *service : "", *since, *until, *limit), api::render_audit);
     });
   } else if (is({"audit", "verify"})) {
-    on("GET", Role::viewer, [&](const Caller&, const json&) { return from(c.audit_verify()); });
+    on("GET", Role::viewer,
+       [&](const Caller&, const json&) { return from(c.audit_verify(), api::render_audit_check); });
   } else if (is({"audit", "running"})) {
     on("GET", Role::viewer, [&](const Caller&, const json&) {
       const std::string* service = req.param("service");
       if (service == nullptr || service->empty()) return error(400, "service is required");
       auto at = time_param(req, "at", std::numeric_limits<std::int64_t>::max());
       if (!at.ok()) return error(400, at.error().message);
-      return from(c.running_at(*service, *at));
+      return from(c.running_at(*service, *at),
+                  [&](const AuditRecord& r) { return api::render_running_at(*service, *at, r); });
     });
   } else if (is({"tokens"})) {
-    on("GET", Role::admin, [&](const Caller&, const json&) { return from(c.list_tokens()); });
-    on("POST", Role::admin,
-       [&](const Caller& who, const json& body) { return from(c.create_token(body, who), 201); });
+    on("GET", Role::admin,
+       [&](const Caller&, const json&) { return from(c.list_tokens(), api::render_tokens); });
+    on("POST", Role::admin, [&](const Caller& who, const json& body) {
+      auto t = api::decode_token_request(body);
+      if (!t.ok()) return fail(t.error());
+      return from(c.create_token(t->name, t->role, who), api::render_created_token, 201);
+    });
   } else if (is({"tokens", "*"})) {
-    on("DELETE", Role::admin,
-       [&](const Caller& who, const json&) { return from(c.revoke_token(seg[1], who)); });
+    on("DELETE", Role::admin, [&](const Caller& who, const json&) {
+      return from(c.revoke_token(seg[1], who), json{{"name", seg[1]}, {"revoked", true}});
+    });
   } else if (is({"join-tokens"})) {
-    on("POST", Role::admin,
-       [&](const Caller& who, const json&) { return from(c.create_join_token(who), 201); });
+    on("POST", Role::admin, [&](const Caller& who, const json&) {
+      return from(
+          c.create_join_token(who),
+          [](const std::string& t) {
+            return json{{"token", t}};
+          },
+          201);
+    });
   } else if (is({"join-tokens", "revoke"})) {
-    on("POST", Role::admin,
-       [&](const Caller& who, const json& body) { return from(c.revoke_join_token(body, who)); });
+    on("POST", Role::admin, [&](const Caller& who, const json& body) {
+      auto token = api::decode_join_token_revocation(body);
+      if (!token.ok()) return fail(token.error());
+      return from(c.revoke_join_token(*token, who), json{{"revoked", true}});
+    });
   } else {
     return error(404, "no such endpoint: " + m + " " + req.path.substr(0, 200));
   }

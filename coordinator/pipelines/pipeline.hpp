@@ -8,7 +8,7 @@
 #pragma once
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,14 +42,12 @@ struct Pipeline {
   std::string updated_by;
 };
 
-// Parses a pipeline as a client sends it (POST /pipelines); every error
-// names its field. version, updated_ms and updated_by are the caller's.
-Result<Pipeline> parse_pipeline(const nlohmann::json& body);
-// A strategy object (the pipeline's, or a deploy's strategy_override).
-Result<Strategy> parse_strategy(const nlohmann::json& value, const std::string& where);
-// The stored and shown form; parse_pipeline_record reads it back.
-nlohmann::json pipeline_json(const Pipeline& p);
-Result<Pipeline> parse_pipeline_record(std::string_view bytes);
+// What a deploy was started with, as its config snapshot records it (the
+// snapshot's bytes are hashed into the audit chain; pipeline_codec.hpp).
+struct DeployConfig {
+  std::optional<Pipeline> pipeline;  // with the strategy the deploy used; absent if unreadable
+  std::string env, artifact_id, git_sha, started_by;
+};
 
 const PipelineEnv* find_env(const Pipeline& p, const std::string& name);
 

@@ -7,10 +7,10 @@
 #include <set>
 
 #include "coordinator/orchestrator/deploy_codec.hpp"
+#include "coordinator/pipelines/pipeline_codec.hpp"
 #include "core/base/hex.hpp"
 #include "core/canon/base64.hpp"
 #include "core/canon/canonical_json.hpp"
-#include "core/canon/json_fields.hpp"
 #include "core/format/layer_torrent.hpp"
 #include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
@@ -19,14 +19,23 @@
 namespace drover::coordinator {
 namespace {
 
-using canon::Fields;
 using nlohmann::json;
 
-constexpr std::size_t kMaxWebhookSamples = 1000;
-constexpr std::int64_t kWebhookSkewMs = 5 * 60 * 1000;
+// An audit record of a person's act outside any deploy.
+Status audit_admin(CoordinatorStore& store, std::int64_t now_ms, const std::string& who,
+                   const std::string& what, const json& detail) {
+  AuditRecord r;
+  r.at_ms = now_ms;
+  r.who = who;
+  r.what = what;
+  if (detail.contains("service")) r.service = detail["service"].get<std::string>();
+  if (detail.contains("artifact")) r.artifact = detail["artifact"].get<std::string>();
+  r.detail = *canon::encode(detail);
+  return store.append_audit(r);
+}
 
-json parse_canonical(const std::string& bytes) {
-  return json::parse(bytes, nullptr, false);
+bool newer(const DeployRecord& a, const DeployRecord& b) {
+  return a.created_ms > b.created_ms;
 }
 
 }  // namespace
@@ -195,46 +204,38 @@ Status Coordinator::follow_feed_once(int wait_s) {
   return Ok{};
 }
 
-Result<json> Coordinator::register_manifest(const std::string& id, const std::string& bytes,
-                                            const std::string& source, const std::string& who) {
+Result<ArtifactRecord> Coordinator::register_manifest(const std::string& id,
+                                                      const std::string& bytes,
+                                                      const std::string& source,
+                                                      const std::string& who) {
   DROVER_ASSIGN(ContentId cid, ContentId::parse(id));
   if (ContentId::of(bytes) != cid) {
     return make_error(Errc::corrupt,
                       "the manifest served for " + id + " hashes to " + ContentId::of(bytes).str());
   }
   DROVER_ASSIGN(format::Manifest m, format::decode_manifest(bytes));
-  json rec = {{"artifact_id", cid.str()},
-              {"service", m.service},
-              {"git_sha", m.git_sha},
-              {"size_bytes", m.stored_bytes()},
-              {"tree_bytes", m.tree_bytes()},
-              {"layers", m.layers.size()},
-              {"meta", m.meta},
-              {"registered_ms", now_ms()},
-              {"registered_by", who},
-              {"source", source}};
-  DROVER_ASSIGN(bool fresh, store_->put_artifact(cid.str(), *canon::encode(rec), bytes));
+  ArtifactRecord rec;
+  rec.artifact_id = cid.str();
+  rec.service = m.service;
+  rec.git_sha = m.git_sha;
+  rec.size_bytes = m.stored_bytes();
+  rec.tree_bytes = m.tree_bytes();
+  rec.layers = m.layers.size();
+  rec.meta = m.meta;
+  rec.registered_ms = now_ms();
+  rec.registered_by = who;
+  rec.source = source;
+  DROVER_ASSIGN(bool fresh, store_->put_artifact(rec, bytes));
   if (fresh) {
     log_.info("coordinator.artifact.registered",
               {{"artifact", cid.str()}, {"service", m.service}, {"source", source}});
-    DROVER_TRY(audit_admin(who, "artifact.registered",
+    DROVER_TRY(audit_admin(*store_, now_ms(), who, "artifact.registered",
                            {{"artifact", cid.str()}, {"service", m.service}, {"source", source}}));
     return rec;
   }
   DROVER_ASSIGN(auto existing, store_->artifact(cid.str()));
-  return parse_canonical(*existing);
-}
-
-Status Coordinator::audit_admin(const std::string& who, const std::string& what,
-                                const json& detail) {
-  AuditRecord r;
-  r.at_ms = now_ms();
-  r.who = who;
-  r.what = what;
-  if (detail.contains("service")) r.service = detail["service"].get<std::string>();
-  if (detail.contains("artifact")) r.artifact = detail["artifact"].get<std::string>();
-  r.detail = *canon::encode(detail);
-  return store_->append_audit(r);
+  if (!existing) return make_error(Errc::internal, "artifact " + cid.str() + " vanished");
+  return *existing;
 }
 
 Result<std::string> Coordinator::manifest_of(const ContentId& id) {
@@ -246,7 +247,7 @@ Result<std::string> Coordinator::manifest_of(const ContentId& id) {
 Result<Pipeline> Coordinator::load_pipeline(const std::string& id) {
   DROVER_ASSIGN(auto bytes, store_->pipeline(id));
   if (!bytes) return make_error(Errc::not_found, "no pipeline '" + id + "'");
-  return parse_pipeline_record(*bytes);
+  return decode_pipeline_record(*bytes);
 }
 
 Coordinator::DeploySettings Coordinator::settings_of(const DeployRecord& d) {
@@ -256,13 +257,10 @@ Coordinator::DeploySettings Coordinator::settings_of(const DeployRecord& d) {
   DeploySettings out;  // defaults, should the snapshot be unreadable
   auto snap = store_->setting("deploy_config/" + d.id);
   if (snap.ok() && *snap) {
-    json j = parse_canonical(**snap);
-    if (j.is_object() && j.contains("pipeline")) {
-      auto pl = parse_pipeline_record(j["pipeline"].dump());
-      if (pl.ok()) {
-        out.params = pl->params;
-        out.artifact_ready = pl->artifact_ready;
-      }
+    const DeployConfig config = decode_config_snapshot(**snap);
+    if (config.pipeline) {
+      out.params = config.pipeline->params;
+      out.artifact_ready = config.pipeline->artifact_ready;
     }
   }
   settings_[d.id] = out;
@@ -316,13 +314,12 @@ bool Coordinator::artifact_ready(const DeployRecord& d) {
 
 // ---- pipelines ----
 
-Result<json> Coordinator::put_pipeline(const json& body, const Caller& who, bool& created) {
-  DROVER_ASSIGN(Pipeline p, parse_pipeline(body));
+Result<SavedPipeline> Coordinator::put_pipeline(Pipeline p, const Caller& who) {
   std::lock_guard lock(orchestrator_mu_);  // one writer of a pipeline's version at a time
   DROVER_ASSIGN(auto existing, store_->pipeline(p.id));
-  created = !existing;
+  const bool created = !existing;
   if (existing) {
-    DROVER_ASSIGN(Pipeline old, parse_pipeline_record(*existing));
+    DROVER_ASSIGN(Pipeline old, decode_pipeline_record(*existing));
     if (old.service != p.service) {
       return make_error(Errc::refused, "pipeline '" + p.id + "' deploys service '" + old.service +
                                            "'; a pipeline's service cannot change");
@@ -333,47 +330,29 @@ Result<json> Coordinator::put_pipeline(const json& body, const Caller& who, bool
   }
   p.updated_ms = now_ms();
   p.updated_by = who.name;
-  json rec = pipeline_json(p);
-  DROVER_TRY(store_->put_pipeline(p.id, rec.dump()));
-  DROVER_TRY(audit_admin(who.name, created ? "pipeline.created" : "pipeline.updated",
+  DROVER_TRY(store_->put_pipeline(p.id, encode_pipeline_record(p)));
+  DROVER_TRY(audit_admin(*store_, now_ms(), who.name,
+                         created ? "pipeline.created" : "pipeline.updated",
                          {{"pipeline", p.id}, {"service", p.service}, {"version", p.version}}));
-  return rec;
+  return SavedPipeline{std::move(p), created};
 }
 
-Result<json> Coordinator::pipeline(const std::string& id) {
-  DROVER_ASSIGN(Pipeline p, load_pipeline(id));
-  return pipeline_json(p);
+Result<Pipeline> Coordinator::pipeline(const std::string& id) {
+  return load_pipeline(id);
 }
 
-Result<json> Coordinator::pipelines() {
+Result<std::vector<Pipeline>> Coordinator::pipelines() {
   DROVER_ASSIGN(auto all, store_->pipelines());
-  json out = json::array();
-  for (const auto& bytes : all) out.push_back(parse_canonical(bytes));
-  return json{{"pipelines", out}};
+  std::vector<Pipeline> out;
+  for (const auto& bytes : all) {
+    DROVER_ASSIGN(Pipeline p, decode_pipeline_record(bytes));
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
-namespace {
-
-json deploy_summary(const DeployRecord& d) {
-  std::size_t passed = 0;
-  for (const auto& b : d.batches) passed += b.status == "passed";
-  return {{"deploy_id", d.id},
-          {"pipeline_id", d.pipeline_id},
-          {"service", d.service},
-          {"artifact_id", d.artifact},
-          {"prior_artifact_id", d.prior_artifact},
-          {"state", deploy_state_name(d.state)},
-          {"batch", d.batch},
-          {"batches", d.batches.size()},
-          {"batches_passed", passed},
-          {"created_ms", d.created_ms},
-          {"completed_ms", d.completed_ms},
-          {"reason", d.reason}};
-}
-
-}  // namespace
-
-Result<json> Coordinator::runs(const std::string& pipeline_id, std::size_t limit) {
+Result<std::vector<DeployRecord>> Coordinator::runs(const std::string& pipeline_id,
+                                                    std::size_t limit) {
   DROVER_ASSIGN(Pipeline p, load_pipeline(pipeline_id));
   (void)p;
   DROVER_ASSIGN(auto all, store_->deploys());
@@ -382,51 +361,31 @@ Result<json> Coordinator::runs(const std::string& pipeline_id, std::size_t limit
     DROVER_ASSIGN(DeployRecord d, decode_deploy(bytes));
     if (d.pipeline_id == pipeline_id) mine.push_back(std::move(d));
   }
-  std::sort(mine.begin(), mine.end(), [](const DeployRecord& a, const DeployRecord& b) {
-    return a.created_ms > b.created_ms;
-  });
-  json out = json::array();
-  for (std::size_t i = 0; i < mine.size() && i < limit; ++i) out.push_back(deploy_summary(mine[i]));
-  return json{{"pipeline_id", pipeline_id}, {"runs", out}};
+  std::sort(mine.begin(), mine.end(), newer);
+  if (mine.size() > limit) mine.resize(limit);
+  return mine;
 }
 
 // ---- deploys ----
 
-Result<json> Coordinator::start_deploy(const json& body, const Caller& who) {
-  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
-  DROVER_TRY(f.only({"pipeline_id", "artifact_id", "env", "git_sha", "strategy_override"}));
-  DROVER_ASSIGN(std::string pipeline_id, f.str("pipeline_id", 128));
-  DROVER_ASSIGN(std::string artifact_text, f.str("artifact_id", 128));
-  auto artifact_id = ContentId::parse(artifact_text);
-  if (!artifact_id.ok()) {
-    return make_error(Errc::invalid_argument, "artifact_id: " + artifact_id.error().message);
-  }
-  DROVER_ASSIGN(auto env_name, f.opt_str("env", 128));
-  DROVER_ASSIGN(auto git_sha_given, f.opt_str("git_sha", 64));
-  std::optional<Strategy> override_strategy;
-  if (const json* s = f.raw("strategy_override")) {
-    DROVER_ASSIGN(Strategy st, parse_strategy(*s, "strategy_override"));
-    override_strategy = st;
-  }
-
-  DROVER_ASSIGN(Pipeline p, load_pipeline(pipeline_id));
-  DROVER_ASSIGN(auto artifact_bytes, store_->artifact(artifact_id->str()));
-  if (!artifact_bytes) {
+Result<DeployStarted> Coordinator::start_deploy(const DeployStart& start, const Caller& who) {
+  DROVER_ASSIGN(Pipeline p, load_pipeline(start.pipeline_id));
+  const std::string artifact_id = start.artifact.str();
+  DROVER_ASSIGN(auto artifact, store_->artifact(artifact_id));
+  if (!artifact) {
     return make_error(Errc::not_found,
-                      "artifact_id " + artifact_id->str() +
+                      "artifact_id " + artifact_id +
                           " is not registered: push it to the origin or POST /artifacts");
   }
-  const json artifact = parse_canonical(*artifact_bytes);
-  if (artifact.value("service", "") != p.service) {
-    return make_error(Errc::invalid_argument, "artifact_id " + artifact_id->str() +
-                                                  " is of service '" +
-                                                  artifact.value("service", "") + "', pipeline '" +
-                                                  p.id + "' deploys '" + p.service + "'");
+  if (artifact->service != p.service) {
+    return make_error(Errc::invalid_argument, "artifact_id " + artifact_id + " is of service '" +
+                                                  artifact->service + "', pipeline '" + p.id +
+                                                  "' deploys '" + p.service + "'");
   }
-  const PipelineEnv* env = env_name ? find_env(p, *env_name) : &p.envs.front();
+  const PipelineEnv* env = start.env ? find_env(p, *start.env) : &p.envs.front();
   if (env == nullptr) {
     return make_error(Errc::invalid_argument,
-                      "env '" + *env_name + "' is not an env of pipeline '" + p.id + "'");
+                      "env '" + *start.env + "' is not an env of pipeline '" + p.id + "'");
   }
   if (std::find(p.approval_gates.begin(), p.approval_gates.end(), env->name) !=
       p.approval_gates.end()) {
@@ -434,8 +393,8 @@ Result<json> Coordinator::start_deploy(const json& body, const Caller& who) {
                                          "' has an approval gate, and this coordinator does not "
                                          "run gated promotions yet (docs/COORDINATOR.md)");
   }
-  const Strategy strategy = override_strategy ? *override_strategy : p.strategy;
-  const std::string git_sha = git_sha_given ? *git_sha_given : artifact.value("git_sha", "");
+  const Strategy strategy = start.strategy_override ? *start.strategy_override : p.strategy;
+  const std::string git_sha = start.git_sha ? *start.git_sha : artifact->git_sha;
 
   std::lock_guard lock(orchestrator_mu_);
   DROVER_ASSIGN(auto all, store_->deploys());
@@ -467,7 +426,7 @@ Result<json> Coordinator::start_deploy(const json& body, const Caller& who) {
   d.id = p.service + "-" + std::to_string(n);
   d.pipeline_id = p.id;
   d.service = p.service;
-  d.artifact = artifact_id->str();
+  d.artifact = artifact_id;
   d.created_ms = now_ms();
   DROVER_ASSIGN(auto running, store_->running_at(p.service, d.created_ms));
   if (running) d.prior_artifact = running->artifact;
@@ -475,15 +434,8 @@ Result<json> Coordinator::start_deploy(const json& body, const Caller& who) {
 
   Pipeline snapshot = p;
   snapshot.strategy = strategy;
-  const json config = {{"pipeline", pipeline_json(snapshot)},
-                       {"env", env->name},
-                       {"artifact_id", d.artifact},
-                       {"git_sha", git_sha},
-                       {"started_by", who.name}};
-  // Pipelines carry fractional thresholds, which canonical JSON does not
-  // encode; nlohmann's dump is deterministic (sorted keys, shortest
-  // round-trip numbers), so the snapshot's hash is stable.
-  const std::string config_bytes = config.dump();
+  const std::string config_bytes =
+      encode_config_snapshot(snapshot, env->name, d.artifact, git_sha, who.name);
   DROVER_TRY(store_->put_setting("deploy_config/" + d.id, config_bytes));
   DROVER_TRY(orchestrator_->create(d, who.name, git_sha, config_bytes));
   log_.info("coordinator.deploy.created", {{"deploy", d.id},
@@ -491,191 +443,131 @@ Result<json> Coordinator::start_deploy(const json& body, const Caller& who) {
                                            {"hosts", hosts.size()},
                                            {"batches", d.batches.size()},
                                            {"who", who.name}});
-  json out = deploy_summary(d);
-  out["env"] = env->name;
-  out["git_sha"] = git_sha;
-  out["config_hash"] = ContentId::of(config_bytes).str();
-  return out;
+  return DeployStarted{std::move(d), env->name, git_sha, ContentId::of(config_bytes).str()};
 }
 
-Result<json> Coordinator::deploy_view(const std::string& id) {
+Result<DeployView> Coordinator::deploy_view(const std::string& id) {
   DROVER_ASSIGN(auto bytes, store_->deploy(id));
   if (!bytes) return make_error(Errc::not_found, "no deploy '" + id + "'");
-  DROVER_ASSIGN(DeployRecord d, decode_deploy(*bytes));
-  json out = deploy_summary(d);
+  DeployView out;
+  DROVER_ASSIGN(out.deploy, decode_deploy(*bytes));
   DROVER_ASSIGN(auto snap, store_->setting("deploy_config/" + id));
   if (snap) {
-    json c = parse_canonical(*snap);
-    out["env"] = c.value("env", "");
-    out["git_sha"] = c.value("git_sha", "");
-    out["started_by"] = c.value("started_by", "");
-    out["config_hash"] = ContentId::of(*snap).str();
+    out.config = decode_config_snapshot(*snap);
+    out.config_hash = ContentId::of(*snap).str();
   }
-  out["deadline_ms"] = d.deadline_ms;
-  out["bake_until_ms"] = d.bake_until_ms;
-  if (d.rollback_started_ms > 0) {
-    out["rollback"] = {
-        {"started_ms", d.rollback_started_ms},
-        {"done_ms", d.rollback_done_ms},
-        {"duration_ms", d.rollback_done_ms > 0 ? json(d.rollback_done_ms - d.rollback_started_ms)
-                                               : json(nullptr)}};
-  }
-  DROVER_ASSIGN(auto fleet, store_->fleet(d.service, d.created_ms));
-  std::map<std::string, const CoordinatorStore::FleetSample*> latest;
-  for (const auto& s : fleet.samples) latest[s.host] = &s;
-  json batches = json::array();
-  json hosts = json::array();
-  for (std::size_t i = 0; i < d.batches.size(); ++i) {
-    const BatchRecord& b = d.batches[i];
-    batches.push_back({{"index", i},
-                       {"hosts", b.hosts},
-                       {"status", b.status},
-                       {"started_ms", b.started_ms},
-                       {"converged_ms", b.converged_ms},
-                       {"finished_ms", b.finished_ms},
-                       {"verdict", b.verdict}});
-    for (const auto& h : b.hosts) {
-      json host = {
-          {"host", h}, {"batch", i}, {"running", fleet.running.count(h) ? fleet.running[h] : ""}};
-      if (auto it = latest.find(h); it != latest.end()) {
-        host["health"] = {{"at_ms", it->second->at_ms},
-                          {"error_rate", it->second->error_rate},
-                          {"p99_ms", it->second->p99_ms},
-                          {"saturation", it->second->saturation},
-                          {"ok", it->second->ok}};
-      }
-      hosts.push_back(std::move(host));
-    }
-  }
-  out["batches"] = batches;
-  out["hosts"] = hosts;
+  DROVER_ASSIGN(out.fleet, store_->fleet(out.deploy.service, out.deploy.created_ms));
   return out;
 }
 
-Result<json> Coordinator::deploys(const std::string& service, std::size_t limit) {
+Result<std::vector<DeployRecord>> Coordinator::deploys(const std::string& service,
+                                                       std::size_t limit) {
   DROVER_ASSIGN(auto all, store_->deploys());
   std::vector<DeployRecord> list;
   for (const auto& bytes : all) {
     DROVER_ASSIGN(DeployRecord d, decode_deploy(bytes));
     if (service.empty() || d.service == service) list.push_back(std::move(d));
   }
-  std::sort(list.begin(), list.end(), [](const DeployRecord& a, const DeployRecord& b) {
-    return a.created_ms > b.created_ms;
-  });
-  json out = json::array();
-  for (std::size_t i = 0; i < list.size() && i < limit; ++i) out.push_back(deploy_summary(list[i]));
-  return json{{"deploys", out}};
+  std::sort(list.begin(), list.end(), newer);
+  if (list.size() > limit) list.resize(limit);
+  return list;
 }
 
-Result<json> Coordinator::pause(const std::string& id, const Caller& who) {
+Result<DeployRecord> Coordinator::pause(const std::string& id, const Caller& who) {
   std::lock_guard lock(orchestrator_mu_);
   DROVER_TRY(orchestrator_->pause(id, who.name));
-  DROVER_ASSIGN(DeployRecord d, orchestrator_->get(id));
-  return deploy_summary(d);
+  return orchestrator_->get(id);
 }
 
-Result<json> Coordinator::resume(const std::string& id, const Caller& who) {
+Result<DeployRecord> Coordinator::resume(const std::string& id, const Caller& who) {
   std::lock_guard lock(orchestrator_mu_);
   DROVER_TRY(orchestrator_->resume(id, who.name));
-  DROVER_ASSIGN(DeployRecord d, orchestrator_->get(id));
-  return deploy_summary(d);
+  return orchestrator_->get(id);
 }
 
-Result<json> Coordinator::rollback(const json& body, const Caller& who) {
-  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
-  DROVER_TRY(f.only({"deploy_id", "reason"}));
-  DROVER_ASSIGN(std::string id, f.str("deploy_id", 128));
-  DROVER_ASSIGN(auto reason, f.opt_str("reason", 1024));
+Result<DeployRecord> Coordinator::rollback(const std::string& id,
+                                           const std::optional<std::string>& reason,
+                                           const Caller& who) {
   std::lock_guard lock(orchestrator_mu_);
   DROVER_TRY(orchestrator_->rollback(
       id, who.name,
       reason ? "rollback by " + who.name + ": " + *reason : "rollback by " + who.name));
-  DROVER_ASSIGN(DeployRecord d, orchestrator_->get(id));
-  return deploy_summary(d);
+  return orchestrator_->get(id);
 }
 
 // ---- artifacts ----
 
-Result<json> Coordinator::register_artifact(const json& body, const Caller& who) {
-  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
-  DROVER_TRY(f.only({"artifact_id"}));
-  DROVER_ASSIGN(std::string text, f.str("artifact_id", 128));
-  auto id = ContentId::parse(text);
-  if (!id.ok()) return make_error(Errc::invalid_argument, "artifact_id: " + id.error().message);
-  DROVER_ASSIGN(auto known, store_->artifact(id->str()));
-  if (known) return parse_canonical(*known);
+Result<ArtifactRecord> Coordinator::register_artifact(const ContentId& id, const Caller& who) {
+  DROVER_ASSIGN(auto known, store_->artifact(id.str()));
+  if (known) return *known;
   if (options_.origin_feed.empty()) {
     return make_error(Errc::refused, "this coordinator follows no origin feed to register from");
   }
-  DROVER_ASSIGN(auto m, http::request("GET", options_.origin_feed + "/v1/manifests/" + id->hex(),
-                                      "", std::chrono::seconds(30)));
+  DROVER_ASSIGN(auto m, http::request("GET", options_.origin_feed + "/v1/manifests/" + id.hex(), "",
+                                      std::chrono::seconds(30)));
   if (m.status == 404) {
-    return make_error(Errc::not_found,
-                      "artifact_id " + id->str() + " is not in the origin's store");
+    return make_error(Errc::not_found, "artifact_id " + id.str() + " is not in the origin's store");
   }
   if (m.status != 200) {
     return make_error(Errc::io, "origin feed answered " + std::to_string(m.status));
   }
-  return register_manifest(id->str(), m.body, "api", who.name);
+  return register_manifest(id.str(), m.body, "api", who.name);
 }
 
-Result<json> Coordinator::artifact(const std::string& id) {
-  DROVER_ASSIGN(auto bytes, store_->artifact(id));
-  if (!bytes) return make_error(Errc::not_found, "no artifact '" + id + "'");
-  return parse_canonical(*bytes);
+Result<ArtifactRecord> Coordinator::artifact(const std::string& id) {
+  DROVER_ASSIGN(auto a, store_->artifact(id));
+  if (!a) return make_error(Errc::not_found, "no artifact '" + id + "'");
+  return *a;
 }
 
-Result<json> Coordinator::artifacts(const std::string& service) {
+Result<std::vector<ArtifactRecord>> Coordinator::artifacts(const std::string& service) {
   DROVER_ASSIGN(auto all, store_->artifacts());
-  json out = json::array();
-  for (const auto& bytes : all) {
-    json j = parse_canonical(bytes);
-    if (service.empty() || j.value("service", "") == service) out.push_back(std::move(j));
+  std::vector<ArtifactRecord> out;
+  for (auto& a : all) {
+    if (service.empty() || a.service == service) out.push_back(std::move(a));
   }
-  std::sort(out.begin(), out.end(), [](const json& a, const json& b) {
-    return a.value("registered_ms", 0) > b.value("registered_ms", 0);
+  std::sort(out.begin(), out.end(), [](const ArtifactRecord& a, const ArtifactRecord& b) {
+    return a.registered_ms > b.registered_ms;
   });
-  return json{{"artifacts", out}};
+  return out;
 }
 
 // ---- hosts ----
 
-Result<json> Coordinator::hosts() {
+Result<std::vector<HostView>> Coordinator::hosts() {
   DROVER_ASSIGN(auto all, store_->hosts());
   std::map<std::string, CoordinatorStore::Fleet> fleets;
-  json out = json::array();
-  for (const auto& h : all) {
-    json running = json::object();
+  std::vector<HostView> out;
+  for (auto& h : all) {
+    HostView v;
     for (const auto& s : h.services) {
       if (!fleets.count(s)) {
         DROVER_ASSIGN(fleets[s], store_->fleet(s, now_ms()));
       }
       const auto& r = fleets[s].running;
-      running[s] = r.count(h.host) ? r.at(h.host) : "";
+      v.running[s] = r.count(h.host) ? r.at(h.host) : "";
     }
-    out.push_back({{"host", h.host},
-                   {"region", h.region},
-                   {"cluster", h.cluster},
-                   {"services", h.services},
-                   {"running", running},
-                   {"key_id", h.key.key_id()},
-                   {"enrolled_at", h.enrolled_at},
-                   {"last_seen", h.last_seen}});
+    v.host = std::move(h);
+    out.push_back(std::move(v));
   }
-  return json{{"hosts", out}};
+  return out;
 }
 
-Result<json> Coordinator::reset_host(const std::string& host, const Caller& who) {
+Result<bool> Coordinator::host_enrolled(const std::string& host) {
+  DROVER_ASSIGN(auto h, store_->host(host));
+  return h.has_value();
+}
+
+Status Coordinator::reset_host(const std::string& host, const Caller& who) {
   DROVER_ASSIGN(auto h, store_->host(host));
   if (!h) return make_error(Errc::not_found, "no host '" + host + "'");
   DROVER_TRY(store_->reset_host(host));
-  DROVER_TRY(audit_admin(who.name, "host.reset", {{"host", host}}));
-  return json{{"host", host}, {"reset", true}};
+  return audit_admin(*store_, now_ms(), who.name, "host.reset", {{"host", host}});
 }
 
 // ---- the health webhook ----
 
-Result<json> Coordinator::health_webhook(const std::string& body, const std::string& signature) {
+Status Coordinator::check_webhook_signature(const std::string& body, const std::string& signature) {
   if (options_.webhook_secret.empty()) {
     return make_error(Errc::refused, "the health webhook is off: no webhook secret is configured");
   }
@@ -689,127 +581,85 @@ Result<json> Coordinator::health_webhook(const std::string& body, const std::str
     return make_error(Errc::crypto,
                       "X-Drover-Signature does not match: sign the body with HMAC-SHA256");
   }
-  json j = json::parse(body, nullptr, false);
-  DROVER_ASSIGN(Fields f, Fields::of(j, ""));
-  DROVER_TRY(f.only({"service", "samples"}));
-  DROVER_ASSIGN(std::string service, f.str("service", 128));
-  const json* samples = f.raw("samples");
-  if (samples == nullptr || !samples->is_array() || samples->empty() ||
-      samples->size() > kMaxWebhookSamples) {
-    return make_error(Errc::invalid_argument, "samples must be an array of 1 to " +
-                                                  std::to_string(kMaxWebhookSamples) + " objects");
-  }
-  const std::int64_t now = now_ms();
-  DROVER_ASSIGN(auto fleet, store_->fleet(service, now));
+  return Ok{};
+}
+
+Result<std::size_t> Coordinator::add_health_samples(const std::string& service,
+                                                    const std::vector<ExternalSample>& samples) {
+  DROVER_ASSIGN(auto fleet, store_->fleet(service, now_ms()));
   std::vector<CoordinatorStore::FleetSample> out;
-  for (std::size_t i = 0; i < samples->size(); ++i) {
-    DROVER_ASSIGN(Fields s, Fields::of((*samples)[i], "samples[" + std::to_string(i) + "]"));
-    DROVER_TRY(s.only({"host", "release", "at_ms", "error_rate", "p99_ms", "saturation", "ok"}));
+  for (const auto& s : samples) {
     CoordinatorStore::FleetSample fs;
-    DROVER_ASSIGN(fs.host, s.str("host", 128));
-    DROVER_ASSIGN(auto host, store_->host(fs.host));
-    if (!host) {
-      return make_error(Errc::not_found, s.path("host") + ": no enrolled host '" + fs.host + "'");
+    fs.host = s.host;
+    if (s.release) {
+      fs.release = *s.release;
+    } else if (fleet.running.count(s.host)) {
+      fs.release = fleet.running.at(s.host);
     }
-    DROVER_ASSIGN(auto release, s.opt_str("release", 128));
-    if (release) {
-      fs.release = *release;
-    } else if (fleet.running.count(fs.host)) {
-      fs.release = fleet.running.at(fs.host);
-    }
-    DROVER_ASSIGN(auto at, s.opt_int("at_ms", now - kWebhookSkewMs, now + kWebhookSkewMs));
-    fs.at_ms = at.value_or(now);
-    DROVER_ASSIGN(auto err, s.opt_num("error_rate", 0, 1));
-    DROVER_ASSIGN(auto p99, s.opt_num("p99_ms", 0, 3.6e6));
-    DROVER_ASSIGN(auto sat, s.opt_num("saturation", 0, 1));
-    DROVER_ASSIGN(auto ok, s.opt_bool("ok"));
-    if (!err && !p99 && !sat && !ok) {
-      return make_error(Errc::invalid_argument,
-                        s.path("") + " carries no metric (error_rate, p99_ms, saturation, ok)");
-    }
-    fs.error_rate = err.value_or(0);
-    fs.p99_ms = p99.value_or(0);
-    fs.saturation = sat.value_or(0);
-    fs.ok = ok.value_or(true);
+    fs.at_ms = s.at_ms;
+    fs.error_rate = s.error_rate;
+    fs.p99_ms = s.p99_ms;
+    fs.saturation = s.saturation;
+    fs.ok = s.ok;
     out.push_back(std::move(fs));
   }
   DROVER_TRY(store_->add_samples(service, out));
-  return json{{"accepted", out.size()}};
+  return out.size();
 }
 
 // ---- audit ----
 
-Result<json> Coordinator::audit(const std::string& service, std::int64_t since_ms,
-                                std::int64_t until_ms, std::size_t limit) {
-  DROVER_ASSIGN(auto records, store_->audit(service, since_ms, until_ms, limit));
-  json out = json::array();
-  for (const auto& r : records) out.push_back(parse_canonical(encode_audit_record(r)));
-  return json{{"records", out}};
+Result<std::vector<AuditRecord>> Coordinator::audit(const std::string& service,
+                                                    std::int64_t since_ms, std::int64_t until_ms,
+                                                    std::size_t limit) {
+  return store_->audit(service, since_ms, until_ms, limit);
 }
 
-Result<json> Coordinator::audit_verify() {
-  DROVER_ASSIGN(AuditCheck c, store_->verify_audit());
-  return json{{"ok", c.ok}, {"records", c.records}, {"head", c.head}, {"problem", c.problem}};
+Result<AuditCheck> Coordinator::audit_verify() {
+  return store_->verify_audit();
 }
 
-Result<json> Coordinator::running_at(const std::string& service, std::int64_t at_ms) {
+Result<AuditRecord> Coordinator::running_at(const std::string& service, std::int64_t at_ms) {
   DROVER_ASSIGN(auto r, store_->running_at(service, at_ms));
   if (!r) {
     return make_error(Errc::not_found,
                       "no release of service '" + service + "' is recorded at or before that time");
   }
-  json out = parse_canonical(encode_audit_record(*r));
-  if (!r->config_hash.empty()) out["config_hash"] = r->config_hash;
-  return json{
-      {"service", service}, {"at_ms", at_ms}, {"artifact_id", r->artifact}, {"record", out}};
+  return *r;
 }
 
 // ---- tokens ----
 
-Result<json> Coordinator::create_token(const json& body, const Caller& who) {
-  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
-  DROVER_TRY(f.only({"name", "role"}));
-  DROVER_ASSIGN(std::string name, f.str("name", 128));
-  DROVER_ASSIGN(std::string role_text, f.str("role", 32));
-  auto role = parse_role(role_text);
-  if (!role.ok()) return make_error(Errc::invalid_argument, "role: " + role.error().message);
-  DROVER_ASSIGN(std::string token, tokens_->create(name, *role, now_ms() / 1000, random_));
-  DROVER_TRY(audit_admin(who.name, "token.created", {{"name", name}, {"role", role_text}}));
-  return json{{"name", name}, {"role", role_text}, {"token", token}};
+Result<CreatedToken> Coordinator::create_token(const std::string& name, Role role,
+                                               const Caller& who) {
+  DROVER_ASSIGN(std::string token, tokens_->create(name, role, now_ms() / 1000, random_));
+  DROVER_TRY(audit_admin(*store_, now_ms(), who.name, "token.created",
+                         {{"name", name}, {"role", role_name(role)}}));
+  return CreatedToken{name, role, token};
 }
 
-Result<json> Coordinator::list_tokens() {
-  DROVER_ASSIGN(auto list, tokens_->list());
-  json out = json::array();
-  for (const auto& t : list) {
-    out.push_back({{"name", t.name}, {"role", role_name(t.role)}, {"created_at", t.created_at}});
-  }
-  return json{{"tokens", out}};
+Result<std::vector<TokenStore::Listed>> Coordinator::list_tokens() {
+  return tokens_->list();
 }
 
-Result<json> Coordinator::revoke_token(const std::string& name, const Caller& who) {
+Status Coordinator::revoke_token(const std::string& name, const Caller& who) {
   DROVER_TRY(tokens_->revoke(name));
-  DROVER_TRY(audit_admin(who.name, "token.revoked", {{"name", name}}));
-  return json{{"name", name}, {"revoked", true}};
+  return audit_admin(*store_, now_ms(), who.name, "token.revoked", {{"name", name}});
 }
 
-Result<json> Coordinator::create_join_token(const Caller& who) {
+Result<std::string> Coordinator::create_join_token(const Caller& who) {
   DROVER_ASSIGN(std::string token, store_->create_join_token(who.name, now_ms() / 1000, random_));
-  DROVER_TRY(audit_admin(who.name, "join_token.created",
+  DROVER_TRY(audit_admin(*store_, now_ms(), who.name, "join_token.created",
                          {{"id", ContentId::of(token).hex().substr(0, 12)}}));
-  return json{{"token", token}};
+  return token;
 }
 
-Result<json> Coordinator::revoke_join_token(const json& body, const Caller& who) {
-  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
-  DROVER_TRY(f.only({"token"}));
-  DROVER_ASSIGN(std::string token, f.str("token", 256));
+Status Coordinator::revoke_join_token(const std::string& token, const Caller& who) {
   DROVER_ASSIGN(bool valid, store_->join_token_valid(token));
   if (!valid) return make_error(Errc::not_found, "token: no such join token");
   DROVER_TRY(store_->revoke_join_token(token));
-  DROVER_TRY(audit_admin(who.name, "join_token.revoked",
-                         {{"id", ContentId::of(token).hex().substr(0, 12)}}));
-  return json{{"revoked", true}};
+  return audit_admin(*store_, now_ms(), who.name, "join_token.revoked",
+                     {{"id", ContentId::of(token).hex().substr(0, 12)}});
 }
 
 }  // namespace drover::coordinator

@@ -3,8 +3,10 @@
 // artifact registry that follows the origin's feed, an optional embedded
 // mesh tracker, and the operations the HTTP API exposes.
 //
-// Each operation validates its input completely before it changes anything,
-// and answers an error that names what was wrong.
+// Operations take and return typed values; the HTTP API (api/) decodes
+// requests into them and renders their answers. Each operation checks its
+// input completely before it changes anything, and answers an error that
+// names what was wrong.
 //
 // Threads: the driver thread ticks the orchestrator; the feed thread follows
 // the origin; API operations may run on any thread (they take the
@@ -16,7 +18,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
@@ -56,7 +57,55 @@ struct CoordinatorOptions {
   int crash_count = 1;
 };
 
-// An API operation's failure: the HTTP status it maps to comes from the code.
+// ---- what the operations take and answer ----
+
+struct SavedPipeline {
+  Pipeline pipeline;
+  bool created = false;  // a new pipeline (else a new version of one)
+};
+
+struct DeployStart {
+  std::string pipeline_id;
+  ContentId artifact;
+  std::optional<std::string> env;      // the pipeline's first env when absent
+  std::optional<std::string> git_sha;  // the artifact's when absent
+  std::optional<Strategy> strategy_override;
+};
+
+struct DeployStarted {
+  DeployRecord deploy;
+  std::string env, git_sha;
+  std::string config_hash;  // content id of the config snapshot
+};
+
+struct DeployView {
+  DeployRecord deploy;
+  std::optional<DeployConfig> config;  // from the config snapshot
+  std::string config_hash;
+  CoordinatorStore::Fleet fleet;  // the service's hosts since the deploy began
+};
+
+struct HostView {
+  HostRecord host;
+  std::map<std::string, std::string> running;  // service -> release it runs ("" unknown)
+};
+
+// A health sample from the webhook (an outside checker).
+struct ExternalSample {
+  std::string host;
+  std::optional<std::string> release;  // what the host reports running when absent
+  std::int64_t at_ms = 0;
+  double error_rate = 0, p99_ms = 0, saturation = 0;
+  bool ok = true;
+};
+
+struct CreatedToken {
+  std::string name;
+  Role role = Role::viewer;
+  std::string token;  // shown once
+};
+
+// An operation's failure: the HTTP status it maps to comes from the code.
 class Coordinator {
  public:
   static Result<std::unique_ptr<Coordinator>> start(CoordinatorOptions options, const Clock& clock,
@@ -70,46 +119,59 @@ class Coordinator {
   CoordinatorStore& store() { return *store_; }
   TokenStore& tokens() { return *tokens_; }
 
-  // ---- operations of the API; each answers the JSON the API returns ----
-  Result<nlohmann::json> put_pipeline(const nlohmann::json& body, const Caller& who, bool& created);
-  Result<nlohmann::json> pipeline(const std::string& id);
-  Result<nlohmann::json> pipelines();
-  Result<nlohmann::json> runs(const std::string& pipeline_id, std::size_t limit);
+  // The time operations go by (unix ms).
+  std::int64_t now_ms() const;
 
-  Result<nlohmann::json> start_deploy(const nlohmann::json& body, const Caller& who);
-  Result<nlohmann::json> deploy_view(const std::string& id);
-  Result<nlohmann::json> deploys(const std::string& service, std::size_t limit);
-  Result<nlohmann::json> pause(const std::string& id, const Caller& who);
-  Result<nlohmann::json> resume(const std::string& id, const Caller& who);
-  Result<nlohmann::json> rollback(const nlohmann::json& body, const Caller& who);
+  // ---- operations of the API ----
+  // A new pipeline, or a new version of one (its service cannot change).
+  Result<SavedPipeline> put_pipeline(Pipeline pipeline, const Caller& who);
+  Result<Pipeline> pipeline(const std::string& id);
+  Result<std::vector<Pipeline>> pipelines();
+  // A pipeline's deploys, newest first.
+  Result<std::vector<DeployRecord>> runs(const std::string& pipeline_id, std::size_t limit);
 
-  Result<nlohmann::json> register_artifact(const nlohmann::json& body, const Caller& who);
-  Result<nlohmann::json> artifact(const std::string& id);
-  Result<nlohmann::json> artifacts(const std::string& service);
+  Result<DeployStarted> start_deploy(const DeployStart& start, const Caller& who);
+  Result<DeployView> deploy_view(const std::string& id);
+  // Deploys of a service (all when empty), newest first.
+  Result<std::vector<DeployRecord>> deploys(const std::string& service, std::size_t limit);
+  Result<DeployRecord> pause(const std::string& id, const Caller& who);
+  Result<DeployRecord> resume(const std::string& id, const Caller& who);
+  Result<DeployRecord> rollback(const std::string& id, const std::optional<std::string>& reason,
+                                const Caller& who);
 
-  Result<nlohmann::json> hosts();
-  Result<nlohmann::json> reset_host(const std::string& host, const Caller& who);
+  // Registers an artifact from the origin (an artifact already known answers its record).
+  Result<ArtifactRecord> register_artifact(const ContentId& id, const Caller& who);
+  Result<ArtifactRecord> artifact(const std::string& id);
+  // Artifacts of a service (all when empty), newest first.
+  Result<std::vector<ArtifactRecord>> artifacts(const std::string& service);
 
-  // The body must carry `X-Drover-Signature: sha256=<hex HMAC of the body>`.
-  Result<nlohmann::json> health_webhook(const std::string& body, const std::string& signature);
+  Result<std::vector<HostView>> hosts();
+  Result<bool> host_enrolled(const std::string& host);
+  Status reset_host(const std::string& host, const Caller& who);
 
-  Result<nlohmann::json> audit(const std::string& service, std::int64_t since_ms,
-                               std::int64_t until_ms, std::size_t limit);
-  Result<nlohmann::json> audit_verify();
-  Result<nlohmann::json> running_at(const std::string& service, std::int64_t at_ms);
+  // The health webhook: the body must carry `X-Drover-Signature:
+  // sha256=<hex HMAC-SHA256 of the body>`, checked before the body is read.
+  Status check_webhook_signature(const std::string& body, const std::string& signature);
+  // Samples of enrolled hosts, stored; answers how many.
+  Result<std::size_t> add_health_samples(const std::string& service,
+                                         const std::vector<ExternalSample>& samples);
 
-  Result<nlohmann::json> create_token(const nlohmann::json& body, const Caller& who);
-  Result<nlohmann::json> list_tokens();
-  Result<nlohmann::json> revoke_token(const std::string& name, const Caller& who);
-  Result<nlohmann::json> create_join_token(const Caller& who);
-  Result<nlohmann::json> revoke_join_token(const nlohmann::json& body, const Caller& who);
+  Result<std::vector<AuditRecord>> audit(const std::string& service, std::int64_t since_ms,
+                                         std::int64_t until_ms, std::size_t limit);
+  Result<AuditCheck> audit_verify();
+  Result<AuditRecord> running_at(const std::string& service, std::int64_t at_ms);
+
+  Result<CreatedToken> create_token(const std::string& name, Role role, const Caller& who);
+  Result<std::vector<TokenStore::Listed>> list_tokens();
+  Status revoke_token(const std::string& name, const Caller& who);
+  Result<std::string> create_join_token(const Caller& who);
+  Status revoke_join_token(const std::string& token, const Caller& who);
 
   // Pulls new artifacts from the origin's feed once (the feed thread's step).
   Status follow_feed_once(int wait_s);
 
  private:
   Coordinator(CoordinatorOptions options, const Clock& clock, Random& random, Logger& log);
-  std::int64_t now_ms() const;
   Result<Pipeline> load_pipeline(const std::string& id);
   // What a deploy's config snapshot says, read once per deploy.
   struct DeploySettings {
@@ -121,9 +183,8 @@ class Coordinator {
   DeployParams params_of(const DeployRecord& d);
   bool artifact_ready(const DeployRecord& d);
   Result<std::string> manifest_of(const ContentId& id);
-  Result<nlohmann::json> register_manifest(const std::string& id, const std::string& manifest,
+  Result<ArtifactRecord> register_manifest(const std::string& id, const std::string& manifest,
                                            const std::string& source, const std::string& who);
-  Status audit_admin(const std::string& who, const std::string& what, const nlohmann::json& detail);
   void drive();
   void follow_feed();
   void after_commit(const std::string& what);

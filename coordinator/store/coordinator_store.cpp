@@ -331,22 +331,33 @@ Result<std::vector<std::string>> CoordinatorStore::pipelines() {
   return all_records(pipelines_);
 }
 
-Result<bool> CoordinatorStore::put_artifact(const std::string& id, const std::string& record,
+Result<bool> CoordinatorStore::put_artifact(const ArtifactRecord& record,
                                             const std::string& manifest) {
   DROVER_ASSIGN(auto txn, env_->begin_write());
-  DROVER_ASSIGN(bool fresh, txn.put_new(artifacts_, id, record));
+  DROVER_ASSIGN(bool fresh,
+                txn.put_new(artifacts_, record.artifact_id, encode_artifact_record(record)));
   if (!fresh) return false;
-  DROVER_TRY(txn.put(manifests_, id, manifest));
+  DROVER_TRY(txn.put(manifests_, record.artifact_id, manifest));
   DROVER_TRY(txn.commit());
   return true;
 }
 
-Result<std::optional<std::string>> CoordinatorStore::artifact(const std::string& id) {
-  return get_record(artifacts_, id);
+Result<std::optional<ArtifactRecord>> CoordinatorStore::artifact(const std::string& id) {
+  DROVER_ASSIGN(auto bytes, get_record(artifacts_, id));
+  if (!bytes) return std::optional<ArtifactRecord>();
+  DROVER_ASSIGN(ArtifactRecord a, decode_artifact_record(*bytes));
+  return std::optional<ArtifactRecord>(std::move(a));
 }
 
-Result<std::vector<std::string>> CoordinatorStore::artifacts() {
-  return all_records(artifacts_);
+Result<std::vector<ArtifactRecord>> CoordinatorStore::artifacts() {
+  DROVER_ASSIGN(auto all, all_records(artifacts_));
+  std::vector<ArtifactRecord> out;
+  out.reserve(all.size());
+  for (const auto& bytes : all) {
+    DROVER_ASSIGN(ArtifactRecord a, decode_artifact_record(bytes));
+    out.push_back(std::move(a));
+  }
+  return out;
 }
 
 Result<std::optional<std::string>> CoordinatorStore::manifest(const std::string& id) {

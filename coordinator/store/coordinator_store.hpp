@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "coordinator/audit/audit_log.hpp"
+#include "coordinator/store/artifact_record.hpp"
 #include "core/base/result.hpp"
 #include "core/lmdb/lmdb.hpp"
 #include "core/proto/messages.hpp"
@@ -92,10 +93,9 @@ class CoordinatorStore {
   Result<std::vector<std::string>> pipelines();  // every record, by id
   // An artifact's record and its manifest's bytes, together. Registering an
   // artifact already known changes nothing and answers false.
-  Result<bool> put_artifact(const std::string& id, const std::string& record,
-                            const std::string& manifest);
-  Result<std::optional<std::string>> artifact(const std::string& id);
-  Result<std::vector<std::string>> artifacts();  // every record, by id
+  Result<bool> put_artifact(const ArtifactRecord& record, const std::string& manifest);
+  Result<std::optional<ArtifactRecord>> artifact(const std::string& id);
+  Result<std::vector<ArtifactRecord>> artifacts();  // every record, by id
   Result<std::optional<std::string>> manifest(const std::string& id);
   Status put_setting(const std::string& key, const std::string& value);
   Result<std::optional<std::string>> setting(const std::string& key);

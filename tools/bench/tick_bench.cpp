@@ -93,12 +93,21 @@ std::string artifact_of(int n, int services) {
 Result<std::string> register_artifact(CoordinatorStore& store, const std::string& service, int n) {
   const std::string manifest = manifest_of(service, n);
   const std::string id = ContentId::of(manifest).str();
+#if __has_include("coordinator/store/artifact_record.hpp")
+  ArtifactRecord record;
+  record.artifact_id = id;
+  record.service = service;
+  record.git_sha = "0123abcd";
+  record.registered_ms = kStart;
+  DROVER_ASSIGN(bool fresh, store.put_artifact(record, manifest));
+#else
   const std::string record = json{
       {"artifact_id", id},
       {"service", service},
       {"git_sha", "0123abcd"},
       {"registered_ms", kStart}}.dump();
   DROVER_ASSIGN(bool fresh, store.put_artifact(id, record, manifest));
+#endif
   (void)fresh;
   return id;
 }

@@ -1,0 +1,290 @@
+#include "coordinator/api/codec.hpp"
+
+#include "coordinator/pipelines/pipeline_codec.hpp"
+#include "core/canon/json_fields.hpp"
+
+namespace drover::coordinator::api {
+namespace {
+
+using canon::Fields;
+using nlohmann::json;
+
+constexpr std::size_t kMaxWebhookSamples = 1000;
+constexpr std::int64_t kWebhookSkewMs = 5 * 60 * 1000;
+
+json batch_json(std::size_t index, const BatchRecord& b) {
+  return {{"index", index},
+          {"hosts", b.hosts},
+          {"status", b.status},
+          {"started_ms", b.started_ms},
+          {"converged_ms", b.converged_ms},
+          {"finished_ms", b.finished_ms},
+          {"verdict", b.verdict}};
+}
+
+}  // namespace
+
+// ---- requests ----
+
+Result<Pipeline> decode_pipeline(const json& body) {
+  return pipeline_from_json(body);
+}
+
+Result<DeployStart> decode_deploy_start(const json& body) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"pipeline_id", "artifact_id", "env", "git_sha", "strategy_override"}));
+  DeployStart out;
+  DROVER_ASSIGN(out.pipeline_id, f.str("pipeline_id", 128));
+  DROVER_ASSIGN(std::string artifact_text, f.str("artifact_id", 128));
+  auto artifact_id = ContentId::parse(artifact_text);
+  if (!artifact_id.ok()) {
+    return make_error(Errc::invalid_argument, "artifact_id: " + artifact_id.error().message);
+  }
+  out.artifact = *artifact_id;
+  DROVER_ASSIGN(out.env, f.opt_str("env", 128));
+  DROVER_ASSIGN(out.git_sha, f.opt_str("git_sha", 64));
+  if (const json* s = f.raw("strategy_override")) {
+    DROVER_ASSIGN(Strategy st, strategy_from_json(*s, "strategy_override"));
+    out.strategy_override = st;
+  }
+  return out;
+}
+
+Result<RollbackRequest> decode_rollback(const json& body) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"deploy_id", "reason"}));
+  RollbackRequest out;
+  DROVER_ASSIGN(out.deploy_id, f.str("deploy_id", 128));
+  DROVER_ASSIGN(out.reason, f.opt_str("reason", 1024));
+  return out;
+}
+
+Result<ContentId> decode_artifact_registration(const json& body) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"artifact_id"}));
+  DROVER_ASSIGN(std::string text, f.str("artifact_id", 128));
+  auto id = ContentId::parse(text);
+  if (!id.ok()) return make_error(Errc::invalid_argument, "artifact_id: " + id.error().message);
+  return *id;
+}
+
+Result<TokenRequest> decode_token_request(const json& body) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"name", "role"}));
+  TokenRequest out;
+  DROVER_ASSIGN(out.name, f.str("name", 128));
+  DROVER_ASSIGN(std::string role_text, f.str("role", 32));
+  auto role = parse_role(role_text);
+  if (!role.ok()) return make_error(Errc::invalid_argument, "role: " + role.error().message);
+  out.role = *role;
+  return out;
+}
+
+Result<std::string> decode_join_token_revocation(const json& body) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"token"}));
+  return f.str("token", 256);
+}
+
+Result<HealthWebhook> decode_health_webhook(const json& body, std::int64_t now,
+                                            const HostCheck& is_enrolled) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"service", "samples"}));
+  HealthWebhook out;
+  DROVER_ASSIGN(out.service, f.str("service", 128));
+  const json* samples = f.raw("samples");
+  if (samples == nullptr || !samples->is_array() || samples->empty() ||
+      samples->size() > kMaxWebhookSamples) {
+    return make_error(Errc::invalid_argument, "samples must be an array of 1 to " +
+                                                  std::to_string(kMaxWebhookSamples) + " objects");
+  }
+  for (std::size_t i = 0; i < samples->size(); ++i) {
+    DROVER_ASSIGN(Fields s, Fields::of((*samples)[i], "samples[" + std::to_string(i) + "]"));
+    DROVER_TRY(s.only({"host", "release", "at_ms", "error_rate", "p99_ms", "saturation", "ok"}));
+    ExternalSample es;
+    DROVER_ASSIGN(es.host, s.str("host", 128));
+    DROVER_ASSIGN(bool known, is_enrolled(es.host));
+    if (!known) {
+      return make_error(Errc::not_found, s.path("host") + ": no enrolled host '" + es.host + "'");
+    }
+    DROVER_ASSIGN(es.release, s.opt_str("release", 128));
+    DROVER_ASSIGN(auto at, s.opt_int("at_ms", now - kWebhookSkewMs, now + kWebhookSkewMs));
+    es.at_ms = at.value_or(now);
+    DROVER_ASSIGN(auto err, s.opt_num("error_rate", 0, 1));
+    DROVER_ASSIGN(auto p99, s.opt_num("p99_ms", 0, 3.6e6));
+    DROVER_ASSIGN(auto sat, s.opt_num("saturation", 0, 1));
+    DROVER_ASSIGN(auto ok, s.opt_bool("ok"));
+    if (!err && !p99 && !sat && !ok) {
+      return make_error(Errc::invalid_argument,
+                        s.path("") + " carries no metric (error_rate, p99_ms, saturation, ok)");
+    }
+    es.error_rate = err.value_or(0);
+    es.p99_ms = p99.value_or(0);
+    es.saturation = sat.value_or(0);
+    es.ok = ok.value_or(true);
+    out.samples.push_back(std::move(es));
+  }
+  return out;
+}
+
+// ---- answers ----
+
+json render_pipeline(const Pipeline& p) {
+  return pipeline_to_json(p);
+}
+
+json render_pipelines(const std::vector<Pipeline>& all) {
+  json out = json::array();
+  for (const auto& p : all) out.push_back(pipeline_to_json(p));
+  return json{{"pipelines", out}};
+}
+
+json render_deploy_summary(const DeployRecord& d) {
+  std::size_t passed = 0;
+  for (const auto& b : d.batches) passed += b.status == "passed";
+  return {{"deploy_id", d.id},
+          {"pipeline_id", d.pipeline_id},
+          {"service", d.service},
+          {"artifact_id", d.artifact},
+          {"prior_artifact_id", d.prior_artifact},
+          {"state", deploy_state_name(d.state)},
+          {"batch", d.batch},
+          {"batches", d.batches.size()},
+          {"batches_passed", passed},
+          {"created_ms", d.created_ms},
+          {"completed_ms", d.completed_ms},
+          {"reason", d.reason}};
+}
+
+json render_runs(const std::string& pipeline_id, const std::vector<DeployRecord>& runs) {
+  json out = json::array();
+  for (const auto& d : runs) out.push_back(render_deploy_summary(d));
+  return json{{"pipeline_id", pipeline_id}, {"runs", out}};
+}
+
+json render_deploy_started(const DeployStarted& s) {
+  json out = render_deploy_summary(s.deploy);
+  out["env"] = s.env;
+  out["git_sha"] = s.git_sha;
+  out["config_hash"] = s.config_hash;
+  return out;
+}
+
+json render_deploy_view(const DeployView& v) {
+  const DeployRecord& d = v.deploy;
+  json out = render_deploy_summary(d);
+  if (v.config) {
+    out["env"] = v.config->env;
+    out["git_sha"] = v.config->git_sha;
+    out["started_by"] = v.config->started_by;
+    out["config_hash"] = v.config_hash;
+  }
+  out["deadline_ms"] = d.deadline_ms;
+  out["bake_until_ms"] = d.bake_until_ms;
+  if (d.rollback_started_ms > 0) {
+    out["rollback"] = {
+        {"started_ms", d.rollback_started_ms},
+        {"done_ms", d.rollback_done_ms},
+        {"duration_ms", d.rollback_done_ms > 0 ? json(d.rollback_done_ms - d.rollback_started_ms)
+                                               : json(nullptr)}};
+  }
+  std::map<std::string, const CoordinatorStore::FleetSample*> latest;
+  for (const auto& s : v.fleet.samples) latest[s.host] = &s;
+  json batches = json::array();
+  json hosts = json::array();
+  for (std::size_t i = 0; i < d.batches.size(); ++i) {
+    const BatchRecord& b = d.batches[i];
+    batches.push_back(batch_json(i, b));
+    for (const auto& h : b.hosts) {
+      auto running = v.fleet.running.find(h);
+      json host = {{"host", h},
+                   {"batch", i},
+                   {"running", running != v.fleet.running.end() ? running->second : ""}};
+      if (auto it = latest.find(h); it != latest.end()) {
+        host["health"] = {{"at_ms", it->second->at_ms},
+                          {"error_rate", it->second->error_rate},
+                          {"p99_ms", it->second->p99_ms},
+                          {"saturation", it->second->saturation},
+                          {"ok", it->second->ok}};
+      }
+      hosts.push_back(std::move(host));
+    }
+  }
+  out["batches"] = batches;
+  out["hosts"] = hosts;
+  return out;
+}
+
+json render_deploys(const std::vector<DeployRecord>& deploys) {
+  json out = json::array();
+  for (const auto& d : deploys) out.push_back(render_deploy_summary(d));
+  return json{{"deploys", out}};
+}
+
+json render_artifact(const ArtifactRecord& a) {
+  return {{"artifact_id", a.artifact_id},
+          {"service", a.service},
+          {"git_sha", a.git_sha},
+          {"size_bytes", a.size_bytes},
+          {"tree_bytes", a.tree_bytes},
+          {"layers", a.layers},
+          {"meta", a.meta},
+          {"registered_ms", a.registered_ms},
+          {"registered_by", a.registered_by},
+          {"source", a.source}};
+}
+
+json render_artifacts(const std::vector<ArtifactRecord>& all) {
+  json out = json::array();
+  for (const auto& a : all) out.push_back(render_artifact(a));
+  return json{{"artifacts", out}};
+}
+
+json render_hosts(const std::vector<HostView>& hosts) {
+  json out = json::array();
+  for (const auto& v : hosts) {
+    const HostRecord& h = v.host;
+    json running = json::object();
+    for (const auto& [service, release] : v.running) running[service] = release;
+    out.push_back({{"host", h.host},
+                   {"region", h.region},
+                   {"cluster", h.cluster},
+                   {"services", h.services},
+                   {"running", running},
+                   {"key_id", h.key.key_id()},
+                   {"enrolled_at", h.enrolled_at},
+                   {"last_seen", h.last_seen}});
+  }
+  return json{{"hosts", out}};
+}
+
+json render_audit(const std::vector<AuditRecord>& records) {
+  json out = json::array();
+  for (const auto& r : records) out.push_back(json::parse(encode_audit_record(r)));
+  return json{{"records", out}};
+}
+
+json render_audit_check(const AuditCheck& c) {
+  return json{{"ok", c.ok}, {"records", c.records}, {"head", c.head}, {"problem", c.problem}};
+}
+
+json render_running_at(const std::string& service, std::int64_t at_ms, const AuditRecord& r) {
+  json record = json::parse(encode_audit_record(r));
+  if (!r.config_hash.empty()) record["config_hash"] = r.config_hash;
+  return json{
+      {"service", service}, {"at_ms", at_ms}, {"artifact_id", r.artifact}, {"record", record}};
+}
+
+json render_created_token(const CreatedToken& t) {
+  return json{{"name", t.name}, {"role", role_name(t.role)}, {"token", t.token}};
+}
+
+json render_tokens(const std::vector<TokenStore::Listed>& tokens) {
+  json out = json::array();
+  for (const auto& t : tokens) {
+    out.push_back({{"name", t.name}, {"role", role_name(t.role)}, {"created_at", t.created_at}});
+  }
+  return json{{"tokens", out}};
+}
+
+}  // namespace drover::coordinator::api

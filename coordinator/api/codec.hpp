@@ -1,0 +1,63 @@
+// The JSON of the coordinator's HTTP API (docs/API.md): request bodies
+// decoded into the Coordinator's typed operations, with errors that name the
+// field ("strategy.batch_size must be ..."), and the answers rendered. The
+// one place the API's JSON is written; the HTTP layer (http_api.cpp) only
+// routes, authenticates and maps errors to statuses.
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "coordinator/service/coordinator.hpp"
+
+namespace drover::coordinator::api {
+
+// ---- requests ----
+Result<Pipeline> decode_pipeline(const nlohmann::json& body);
+Result<DeployStart> decode_deploy_start(const nlohmann::json& body);
+struct RollbackRequest {
+  std::string deploy_id;
+  std::optional<std::string> reason;
+};
+Result<RollbackRequest> decode_rollback(const nlohmann::json& body);
+Result<ContentId> decode_artifact_registration(const nlohmann::json& body);
+struct TokenRequest {
+  std::string name;
+  Role role = Role::viewer;
+};
+Result<TokenRequest> decode_token_request(const nlohmann::json& body);
+Result<std::string> decode_join_token_revocation(const nlohmann::json& body);
+
+// The health webhook's body: {service, samples: [...]}. Samples are read in
+// order; each names an enrolled host (is_enrolled answers, 404 otherwise)
+// and is timed within five minutes of now_ms (now_ms when absent).
+struct HealthWebhook {
+  std::string service;
+  std::vector<ExternalSample> samples;
+};
+using HostCheck = std::function<Result<bool>(const std::string& host)>;
+Result<HealthWebhook> decode_health_webhook(const nlohmann::json& body, std::int64_t now_ms,
+                                            const HostCheck& is_enrolled);
+
+// ---- answers ----
+nlohmann::json render_pipeline(const Pipeline& p);
+nlohmann::json render_pipelines(const std::vector<Pipeline>& all);
+nlohmann::json render_runs(const std::string& pipeline_id, const std::vector<DeployRecord>& runs);
+nlohmann::json render_deploy_summary(const DeployRecord& d);
+nlohmann::json render_deploy_started(const DeployStarted& s);
+nlohmann::json render_deploy_view(const DeployView& v);
+nlohmann::json render_deploys(const std::vector<DeployRecord>& deploys);
+nlohmann::json render_artifact(const ArtifactRecord& a);
+nlohmann::json render_artifacts(const std::vector<ArtifactRecord>& all);
+nlohmann::json render_hosts(const std::vector<HostView>& hosts);
+nlohmann::json render_audit(const std::vector<AuditRecord>& records);
+nlohmann::json render_audit_check(const AuditCheck& c);
+nlohmann::json render_running_at(const std::string& service, std::int64_t at_ms,
+                                 const AuditRecord& r);
+nlohmann::json render_created_token(const CreatedToken& t);
+nlohmann::json render_tokens(const std::vector<TokenStore::Listed>& tokens);
+
+}  // namespace drover::coordinator::api
