@@ -5,37 +5,29 @@
 // coordinator: the service comes back on its current release from local
 // state alone, and the agent converges to the newest valid plan once it can.
 //
-// Threads: one cycle thread acts on plans (everything that changes a
-// service's release happens there, in order); a health thread samples; a
-// report thread pushes; an announcement thread listens; the status endpoint
-// runs on its own thread. State shared with the status endpoint is guarded
-// by view_mu_.
+// What to do is decided by the step function (agent/step); this class
+// assembles the parts that carry it out and the threads that feed it:
+// the cycle thread pulls plans and runs each service's steps (everything
+// that changes a service's release happens there, in order); a health
+// thread samples; a report thread pushes; an announcement thread listens;
+// the status endpoint runs on its own thread.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 
 #include "agent/config.hpp"
+#include "agent/context.hpp"
 #include "core/log/log.hpp"
 #include "core/proto/plan.hpp"
-#include "core/world/clock.hpp"
 
 namespace drover::agent {
 
-// A line for whoever supervises the agent (docs/FORMATS.md, "Agent events").
-using EventSink = std::function<void(const nlohmann::json&)>;
-
 class Agent {
  public:
-  static Result<std::unique_ptr<Agent>> start(const AgentConfig& config, const Clock& clock,
+  // The world is borrowed for the agent's lifetime.
+  static Result<std::unique_ptr<Agent>> start(const AgentConfig& config, AgentWorld world,
                                               Logger& log, EventSink events);
   ~Agent();  // stops the agent's threads; services keep running
 
@@ -47,7 +39,8 @@ class Agent {
   // Pull now instead of at the next poll.
   void trigger();
 
-  nlohmann::json status() const;
+  // The status endpoint's JSON object.
+  std::string status() const;
   std::uint16_t control_port() const;
   std::uint16_t mesh_port() const;
 

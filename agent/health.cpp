@@ -59,3 +59,12 @@ proto::HealthItem sample_health(const std::string& url, std::chrono::millisecond
 }
 
 }  // namespace drover::agent
+
+namespace drover::agent {
+
+proto::HealthItem HttpHealthProbe::sample(const std::string& url,
+                                          std::chrono::milliseconds timeout) {
+  return sample_health(url, timeout);
+}
+
+}  // namespace drover::agent

@@ -11,7 +11,20 @@
 
 namespace drover::agent {
 
-// Samples url once. Fills the metrics, ok and error of a health item (the
+// Asks a service's health endpoint. HttpHealthProbe is the real one.
+class HealthProbe {
+ public:
+  virtual ~HealthProbe() = default;
+  // Samples url once. Fills the metrics, ok and error of a health item.
+  virtual proto::HealthItem sample(const std::string& url, std::chrono::milliseconds timeout) = 0;
+};
+
+class HttpHealthProbe final : public HealthProbe {
+ public:
+  proto::HealthItem sample(const std::string& url, std::chrono::milliseconds timeout) override;
+};
+
+// Samples url once over HTTP. Fills the metrics, ok and error of a health item (the
 // caller sets service, release, slot, state, at).
 proto::HealthItem sample_health(const std::string& url, std::chrono::milliseconds timeout);
 

@@ -121,8 +121,12 @@ int run_agent(const cxxopts::ParseResult& r) {
   StderrSink sink;
   SystemClock clock;
   Logger log(sink, clock, level);
+  PosixFilesystem world_fs;
+  SystemRandom random;
+  agent::HttpHealthProbe probe;
   auto a =
-      agent::Agent::start(*config, clock, log, [](const json& line) { daemon::emit_line(line); });
+      agent::Agent::start(*config, {clock, world_fs, random, probe}, log,
+                          [](const std::string& line) { daemon::emit_line(json::parse(line)); });
   if (!a.ok()) {
     daemon::emit_line({{"event", "failed"}, {"error", a.error().message}});
     return 1;

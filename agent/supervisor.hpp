@@ -38,7 +38,6 @@ struct ProcessSpec {
   fs::path log_file;                       // stdout and stderr, appended
 };
 
-
 struct SupervisorOptions {
   std::chrono::milliseconds first_backoff{250};
   std::chrono::milliseconds max_backoff{std::chrono::seconds(30)};

@@ -1,0 +1,111 @@
+// What the agent's parts share (agent/agent.cpp assembles it): the world it
+// was handed, its durable state, the coordinator link, the layers, the report
+// outbox, the view the status endpoint shows, and the stop flag.
+//
+// Threads: the cycle thread applies plans; the health, report and
+// announcement threads and the status endpoint read views under view_mu.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "agent/config.hpp"
+#include "agent/coordinator_link.hpp"
+#include "agent/health.hpp"
+#include "agent/layers.hpp"
+#include "agent/outbox.hpp"
+#include "agent/state.hpp"
+#include "agent/step/service_step.hpp"
+#include "core/log/log.hpp"
+#include "core/sign/keys.hpp"
+#include "core/world/clock.hpp"
+#include "core/world/filesystem.hpp"
+#include "core/world/random.hpp"
+
+namespace drover::agent {
+
+// The outside world, passed in: nothing in the agent reaches for a clock, a
+// filesystem, randomness or a health endpoint of its own.
+struct AgentWorld {
+  const Clock& clock;
+  Filesystem& fs;
+  Random& random;
+  HealthProbe& probe;
+};
+
+// A line for whoever supervises the agent (docs/FORMATS.md, "Agent events"):
+// one JSON object, without the newline.
+using EventSink = std::function<void(const std::string&)>;
+
+// What the status endpoint shows of a service.
+struct ServiceView {
+  ServiceRecord record;
+  std::string phase = "idle";  // idle, fetching, unpacking, switching
+  std::uint64_t fetch_layers = 0, fetch_layers_held = 0, fetch_bytes = 0, fetch_bytes_held = 0;
+  std::optional<proto::HealthItem> last_health;
+  std::string last_error;
+  std::string health_url[2];  // of what each slot runs
+};
+
+struct AgentContext {
+  AgentContext(const AgentConfig& c, AgentWorld w, Logger& l, EventSink e)
+      : config(c), world(w), log(l), events(std::move(e)), outbox(c.report_buffer_items) {}
+
+  const AgentConfig& config;
+  AgentWorld world;
+  Logger& log;
+  EventSink events;
+  std::unique_ptr<AgentState> state;
+  std::optional<sign::KeyPair> key;
+  sign::PublicKey root;
+  std::string report_key;
+  std::unique_ptr<AgentLink> link;
+  std::unique_ptr<LayerFetcher> layers;
+  Outbox outbox;
+  // Keeps what every service still needs, removes the rest (the agent's).
+  std::function<void()> collect_garbage;
+  // Report sequence numbers, reserved durably in blocks (the report thread's).
+  std::function<std::uint64_t()> next_report_seq;
+
+  mutable std::mutex view_mu;  // guards views, reachable, last_contact_ms, enrolled
+  std::map<std::string, ServiceView> views;
+  bool reachable = false;
+  std::int64_t last_contact_ms = 0;
+  bool enrolled = false;
+
+  std::mutex stop_mu;  // guards stopping
+  std::condition_variable stop_cv;
+  bool stopping = false;
+
+  fs::path dir(const char* sub) const { return config.state_dir / sub; }
+  bool is_stopping() {
+    std::lock_guard lock(stop_mu);
+    return stopping;
+  }
+  // Waits until the deadline on the world's clock or a stop; true when stopping.
+  bool wait_until(SteadyTime deadline) {
+    std::unique_lock lock(stop_mu);
+    stop_cv.wait_until(lock, deadline, [this] { return stopping; });
+    return stopping;
+  }
+  void emit(const std::string& line) {
+    if (events) events(line);
+  }
+  void update_view(const std::string& service, const std::function<void(ServiceView&)>& fn) {
+    std::lock_guard lock(view_mu);
+    fn(views[service]);
+  }
+  std::int64_t now_unix_ms() const { return unix_ms(world.clock.now()); }
+  std::int64_t now_mono_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               world.clock.steady().time_since_epoch())
+        .count();
+  }
+};
+
+}  // namespace drover::agent

@@ -1,0 +1,87 @@
+#include "agent/control.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace drover::agent {
+
+using nlohmann::json;
+
+std::string status_json(AgentContext& ctx, const Runners& runners) {
+  const AgentConfig& config = ctx.config;
+  json out = {{"host", config.host}, {"region", config.region}, {"cluster", config.cluster}};
+  json svcs = json::object();
+  {
+    std::lock_guard lock(ctx.view_mu);
+    for (const auto& [name, runner] : runners) {
+      auto it = ctx.views.find(name);
+      const ServiceView empty;
+      const ServiceView& v = it == ctx.views.end() ? empty : it->second;
+      json procs = json::array();
+      for (int i = 0; i < 2; ++i) {
+        const Supervisor* sup = runner->slot(i);
+        if (!sup) continue;
+        procs.push_back({{"slot", runner->config().blue_green ? kSlotNames[i] : ""},
+                         {"state", run_state_name(sup->state())},
+                         {"pid", sup->pid()},
+                         {"release", sup->release()},
+                         {"exits", sup->exits()}});
+      }
+      json health = nullptr;
+      if (v.last_health) {
+        const proto::HealthItem& h = *v.last_health;
+        health = {{"ok", h.ok},         {"error", h.error},           {"error_rate", h.error_rate},
+                  {"p99_ms", h.p99_ms}, {"saturation", h.saturation}, {"state", h.state},
+                  {"at", h.at_ms},      {"release", h.release}};
+      }
+      svcs[name] = {{"current", v.record.current},
+                    {"previous", v.record.previous},
+                    {"seq", v.record.seq},
+                    {"seq_state", v.record.seq_failed ? "failed" : "applied"},
+                    {"active_slot", v.record.active_slot},
+                    {"processes", procs},
+                    {"phase", v.phase},
+                    {"fetch",
+                     {{"layers", v.fetch_layers},
+                      {"layers_held", v.fetch_layers_held},
+                      {"bytes", v.fetch_bytes},
+                      {"bytes_held", v.fetch_bytes_held}}},
+                    {"last_health", health},
+                    {"last_error", v.last_error}};
+    }
+    out["coordinator"] = {{"reachable", ctx.reachable},
+                          {"enrolled", ctx.enrolled},
+                          {"last_contact_unix_ms", ctx.last_contact_ms}};
+  }
+  out["services"] = svcs;
+  out["reports"] = {{"buffered", ctx.outbox.size()}, {"dropped", ctx.outbox.dropped()}};
+  out["mesh"] = {{"port", ctx.layers->port()},
+                 {"tracker", ctx.layers->tracker()},
+                 {"layers_held", ctx.layers->held().size()}};
+  return out.dump();
+}
+
+http::Response serve_control(AgentContext& ctx, const Runners& runners, const http::Request& r,
+                             const std::function<void(proto::PlanBundle)>& hand_over) {
+  http::Response resp;
+  if (r.method == "GET" && r.path == "/v1/status") {
+    resp.body = status_json(ctx, runners);
+    return resp;
+  }
+  if (r.method == "POST" && r.path == "/v1/plans") {
+    auto bundle = proto::decode_bundle(r.body);
+    if (!bundle.ok()) {
+      resp.status = 400;
+      resp.body = json{{"error", bundle.error().message}}.dump();
+      return resp;
+    }
+    hand_over(std::move(*bundle));
+    resp.status = 202;
+    resp.body = json{{"queued", true}}.dump();
+    return resp;
+  }
+  resp.status = 404;
+  resp.body = json{{"error", "no such resource: " + r.method + " " + r.path}}.dump();
+  return resp;
+}
+
+}  // namespace drover::agent

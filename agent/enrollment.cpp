@@ -1,0 +1,51 @@
+#include "agent/enrollment.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace drover::agent {
+
+bool try_enroll(AgentContext& ctx, std::int64_t now_s) {
+  {
+    std::lock_guard lock(ctx.view_mu);
+    if (ctx.enrolled) return true;
+  }
+  auto cert = ctx.link->pull_cert();
+  if (!cert.ok()) {
+    ctx.log.debug("agent.enroll.unreachable", {{"error", cert.error().message}});
+    return false;
+  }
+  auto floor = ctx.state->min_cert_version();
+  auto verified = sign::verify_cert(*cert, {ctx.root, floor.ok() ? *floor : 1}, now_s);
+  if (!verified.ok()) {
+    ctx.log.error("agent.enroll.cert", {{"error", verified.error().message}});
+    return false;
+  }
+  const AgentConfig& config = ctx.config;
+  proto::EnrollBody body;
+  body.host = config.host;
+  body.region = config.region;
+  body.cluster = config.cluster;
+  for (const auto& s : config.services) body.services.push_back(s.name);
+  body.public_key = ctx.key->public_key();
+  // Where peers reach this host's mesh node: the listen address, or the
+  // host's name when it listens on every address.
+  std::string where = config.mesh_listen.substr(0, config.mesh_listen.rfind(':'));
+  if (where == "0.0.0.0" || where == "[::]" || where.empty()) where = config.host;
+  const std::uint16_t port = ctx.layers->port();
+  body.mesh_peer = port ? where + ":" + std::to_string(port) : "";
+  body.join_token = config.join_token;
+  body.at = now_s;
+  Status st = ctx.link->enroll(body, *ctx.key, verified->subject, ctx.report_key);
+  if (!st.ok()) {
+    ctx.log.error("agent.enroll.refused", {{"error", st.error().message}});
+    ctx.emit(nlohmann::json{{"event", "enroll_failed"}, {"error", st.error().message}}.dump());
+    return false;
+  }
+  ctx.log.info("agent.enrolled", {{"host", config.host}});
+  ctx.emit(nlohmann::json{{"event", "enrolled"}, {"host", config.host}}.dump());
+  std::lock_guard lock(ctx.view_mu);
+  ctx.enrolled = true;
+  return true;
+}
+
+}  // namespace drover::agent

@@ -1,0 +1,19 @@
+// Enrollment (docs/AGENT.md, "Enrollment"): the agent fetches the online
+// key's certificate, verifies it against the pinned root and its trust floor,
+// and enrolls its host id, public key and report key (sealed to the online
+// key) with its join token. Until the coordinator knows it, nothing is pulled
+// or reported; a coordinator that forgets the key (reset) makes it enroll
+// again.
+#pragma once
+
+#include <cstdint>
+
+#include "agent/context.hpp"
+
+namespace drover::agent {
+
+// True when enrolled (now or before); false when the coordinator is away or
+// refused (logged, and a refusal is an event line).
+bool try_enroll(AgentContext& ctx, std::int64_t now_s);
+
+}  // namespace drover::agent

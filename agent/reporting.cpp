@@ -1,0 +1,70 @@
+#include "agent/reporting.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace drover::agent {
+namespace {
+
+constexpr std::size_t kMaxReportItemsPerMessage = 256;
+
+}  // namespace
+
+void sample_service(AgentContext& ctx, const ServiceRunner& service) {
+  const std::string& name = service.config().name;
+  ServiceState s;
+  s.spec = {name, service.config().blue_green, ctx.config.keep_releases};
+  std::string url[2];
+  {
+    std::lock_guard lock(ctx.view_mu);
+    const ServiceView& v = ctx.views[name];
+    s.record = v.record;
+    url[0] = v.health_url[0];
+    url[1] = v.health_url[1];
+  }
+  const int slot = serving_slot(s);
+  Supervisor& sup = *service.slot(slot);
+  const SlotView serving{sup.state(), sup.release(), sup.exits()};
+  std::optional<proto::HealthItem> probed;
+  if (serving.state == RunState::running && !url[slot].empty()) {
+    probed = ctx.world.probe.sample(
+        url[slot], std::min(ctx.config.health_interval, std::chrono::milliseconds(2000)));
+  }
+  auto h = health_item(s, serving, probed, ctx.now_unix_ms());
+  if (!h) return;  // nothing serves yet
+  ctx.outbox.push({*h, std::nullopt});
+  bool changed = false;
+  {
+    std::lock_guard lock(ctx.view_mu);
+    ServiceView& v = ctx.views[name];
+    changed = !v.last_health || v.last_health->ok != h->ok;
+    v.last_health = *h;
+  }
+  if (changed) {
+    ctx.emit(nlohmann::json{{"event", "health"},
+                            {"service", name},
+                            {"ok", h->ok},
+                            {"state", h->state},
+                            {"error", h->error}}
+                 .dump());
+  }
+}
+
+std::chrono::milliseconds push_reports(AgentContext& ctx, std::chrono::milliseconds last_wait) {
+  using std::chrono::milliseconds;
+  {
+    std::lock_guard lock(ctx.view_mu);
+    if (!ctx.enrolled) return milliseconds(200);
+  }
+  auto report = ctx.outbox.take(kMaxReportItemsPerMessage, ctx.next_report_seq);
+  if (!report) return milliseconds(200);
+  report->sent_at_ms = ctx.now_unix_ms();
+  Status st = ctx.link->send_report(*report);
+  if (st.ok()) {
+    ctx.outbox.acknowledged(report->seq);
+    return milliseconds(20);  // more may be waiting
+  }
+  ctx.log.debug("agent.report.failed", {{"seq", report->seq}, {"error", st.error().message}});
+  return std::min(milliseconds(30'000), std::max(milliseconds(500), last_wait * 2));
+}
+
+}  // namespace drover::agent
