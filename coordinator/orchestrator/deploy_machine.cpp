@@ -96,35 +96,6 @@ void start_rollback(Step& s, const DeployParams& p, std::int64_t now, const std:
 
 }  // namespace
 
-std::vector<BatchRecord> pending_batches(const std::vector<std::vector<std::string>>& hosts) {
-  std::vector<BatchRecord> out;
-  for (const auto& h : hosts) {
-    BatchRecord r;
-    r.hosts = h;
-    out.push_back(std::move(r));
-  }
-  return out;
-}
-
-const char* deploy_state_name(DeployState s) {
-  switch (s) {
-    case DeployState::pending: return "pending";
-    case DeployState::artifact_ready: return "artifact_ready";
-    case DeployState::deploying: return "deploying";
-    case DeployState::baking: return "baking";
-    case DeployState::rolling_back: return "rolling_back";
-    case DeployState::succeeded: return "succeeded";
-    case DeployState::rolled_back: return "rolled_back";
-    case DeployState::failed: return "failed";
-    case DeployState::paused: return "paused";
-  }
-  return "?";
-}
-
-bool is_terminal(DeployState s) {
-  return s == DeployState::succeeded || s == DeployState::rolled_back || s == DeployState::failed;
-}
-
 Step advance(const DeployRecord& d, const DeployParams& p, const FleetView& fleet,
              std::int64_t now) {
   Step s{d, {}, false};

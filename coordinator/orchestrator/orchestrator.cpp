@@ -1,6 +1,6 @@
 #include "coordinator/orchestrator/orchestrator.hpp"
 
-#include "coordinator/orchestrator/deploy_codec.hpp"
+#include <algorithm>
 
 namespace drover::coordinator {
 
@@ -37,9 +37,9 @@ std::int64_t Orchestrator::now_ms() const {
 }
 
 Result<DeployRecord> Orchestrator::get(const std::string& deploy_id) {
-  DROVER_ASSIGN(auto bytes, store_.deploy(deploy_id));
-  if (!bytes) return make_error(Errc::not_found, "no deploy '" + deploy_id + "'");
-  return decode_deploy(*bytes);
+  DROVER_ASSIGN(auto d, store_.deploy(deploy_id));
+  if (!d) return make_error(Errc::not_found, "no deploy '" + deploy_id + "'");
+  return std::move(*d);
 }
 
 Status Orchestrator::commit(const DeployRecord& before, const Step& step, const std::string& who) {
@@ -59,7 +59,7 @@ Status Orchestrator::commit(const DeployRecord& before, const Step& step, const 
     audits.push_back(std::move(r));
   }
   // The transition is durable before anything is acted on.
-  DROVER_TRY(store_.commit_deploy(before.id, encode_deploy(step.next), audits));
+  DROVER_TRY(store_.commit_deploy(step.next, audits));
   log_.info("coordinator.deploy.transition", {{"deploy", before.id},
                                               {"from", deploy_state_name(before.state)},
                                               {"to", deploy_state_name(step.next.state)},
@@ -78,8 +78,7 @@ Status Orchestrator::commit(const DeployRecord& before, const Step& step, const 
 
 Status Orchestrator::recover() {
   DROVER_ASSIGN(auto all, store_.deploys());
-  for (const auto& bytes : all) {
-    DROVER_ASSIGN(DeployRecord d, decode_deploy(bytes));
+  for (const auto& d : all) {
     if (is_terminal(d.state)) continue;
     for (const auto& a : implied_plans(d)) {
       DROVER_TRY(plans_(d, a.artifact, a.hosts));
@@ -90,10 +89,52 @@ Status Orchestrator::recover() {
   return Ok{};
 }
 
-Status Orchestrator::create(const DeployRecord& d, const std::string& who,
-                            const std::string& git_sha, const std::string& config_snapshot) {
-  DROVER_ASSIGN(auto existing, store_.deploy(d.id));
-  if (existing) return make_error(Errc::already_exists, "deploy '" + d.id + "' exists");
+Result<DeployRecord> Orchestrator::start(const DeployRequest& r) {
+  DROVER_ASSIGN(auto all, store_.deploys());
+  for (const auto& other : all) {
+    if (other.service == r.service && !is_terminal(other.state)) {
+      return make_error(Errc::refused, "deploy '" + other.id + "' of service '" + r.service +
+                                           "' is " + deploy_state_name(other.state) +
+                                           "; one deploy per service at a time");
+    }
+  }
+  DROVER_ASSIGN(auto all_hosts, store_.hosts());
+  std::vector<std::string> hosts;
+  for (const auto& h : all_hosts) {
+    if (std::find(h.services.begin(), h.services.end(), r.service) == h.services.end()) continue;
+    if (!r.region.empty() && h.region != r.region) continue;
+    if (!r.cluster.empty() && h.cluster != r.cluster) continue;
+    hosts.push_back(h.host);
+  }
+  if (hosts.empty()) {
+    return make_error(Errc::refused,
+                      "no enrolled host runs service '" + r.service + "' in env '" + r.env + "'");
+  }
+  DROVER_ASSIGN(std::uint64_t counter, store_.deploy_counter(r.service));
+  CoordinatorStore::NewDeploy n;
+  n.counter = counter + 1;
+  DeployRecord& d = n.record;
+  d.id = r.service + "-" + std::to_string(n.counter);
+  d.pipeline_id = r.pipeline_id;
+  d.service = r.service;
+  d.artifact = r.artifact;
+  d.created_ms = now_ms();
+  DROVER_ASSIGN(auto running, store_.running_at(r.service, d.created_ms));
+  if (running) d.prior_artifact = running->artifact;
+  d.batches = pending_batches(plan_batches(hosts, r.shape, d.id));
+  n.created = created_record(d, r.who, r.git_sha);
+  n.config_snapshot = r.config_snapshot;
+  DROVER_TRY(store_.create_deploy(n));
+  log_.info("coordinator.deploy.created", {{"deploy", d.id},
+                                           {"artifact", d.artifact},
+                                           {"hosts", hosts.size()},
+                                           {"batches", d.batches.size()},
+                                           {"who", r.who}});
+  return std::move(n.record);
+}
+
+AuditRecord Orchestrator::created_record(const DeployRecord& d, const std::string& who,
+                                         const std::string& git_sha) const {
   AuditRecord r;
   r.at_ms = now_ms();
   r.who = who;
@@ -102,14 +143,18 @@ Status Orchestrator::create(const DeployRecord& d, const std::string& who,
   r.deploy_id = d.id;
   r.artifact = d.artifact;
   r.git_sha = git_sha;
-  return store_.commit_deploy(d.id, encode_deploy(d), {r}, config_snapshot);
+  return r;
+}
+
+Status Orchestrator::create(const DeployRecord& d, const std::string& who,
+                            const std::string& git_sha, const std::string& config_snapshot) {
+  return store_.create_deploy({d, created_record(d, who, git_sha), config_snapshot, 0});
 }
 
 Result<int> Orchestrator::tick() {
   DROVER_ASSIGN(auto all, store_.deploys());
   int changed = 0;
-  for (const auto& bytes : all) {
-    DROVER_ASSIGN(DeployRecord d, decode_deploy(bytes));
+  for (const auto& d : all) {
     if (is_terminal(d.state) || d.state == DeployState::paused) continue;
     Step s = advance(d, params_(d), fleet_(d), now_ms());
     if (!s.changed) continue;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/orchestrator/batches.hpp"
 #include "coordinator/orchestrator/deploy_machine.hpp"
 #include "coordinator/store/coordinator_store.hpp"
 #include "core/log/log.hpp"
@@ -35,6 +36,17 @@ using ParamsOf = std::function<DeployParams(const DeployRecord&)>;
 // The plans a deploy in this state stands behind, oldest first.
 std::vector<Action> implied_plans(const DeployRecord& d);
 
+// A deploy to start: of which artifact, through which env of which pipeline,
+// in what shape, and why (who, the git SHA, the config snapshot).
+struct DeployRequest {
+  std::string pipeline_id, service, artifact;
+  std::string env;              // its name
+  std::string region, cluster;  // which enrolled hosts it is ("" matches any)
+  RolloutShape shape;
+  std::string who, git_sha;
+  std::string config_snapshot;  // hashed into the audit chain
+};
+
 class Orchestrator {
  public:
   Orchestrator(CoordinatorStore& store, FleetSource fleet, PlanSink plans, ParamsOf params,
@@ -42,8 +54,15 @@ class Orchestrator {
 
   // Re-issues the plans of every active deploy (call once at start).
   Status recover();
-  // Records a new deploy (state pending) with its creation audit record and
-  // the pipeline config snapshot.
+  // Starts a deploy (state pending): one deploy per service at a time; the
+  // enrolled hosts of the service in the env, batched in the request's shape;
+  // numbered "<service>-<n>"; rolling back to what the service ran before.
+  // Its record, number, config snapshot and creation audit record commit in
+  // one transaction. Refused (Errc::refused) while another deploy of the
+  // service is active or when the env has no host.
+  Result<DeployRecord> start(const DeployRequest& request);
+  // Records a deploy already planned (state pending, not numbered) with its
+  // creation audit record and the pipeline config snapshot.
   Status create(const DeployRecord& d, const std::string& who, const std::string& git_sha,
                 const std::string& config_snapshot);
   // Advances every active deploy once. Returns how many changed.
@@ -64,6 +83,8 @@ class Orchestrator {
 
  private:
   Status commit(const DeployRecord& before, const Step& step, const std::string& who);
+  AuditRecord created_record(const DeployRecord& d, const std::string& who,
+                             const std::string& git_sha) const;
   std::int64_t now_ms() const;
 
   CoordinatorStore& store_;

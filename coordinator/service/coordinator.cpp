@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <set>
 
-#include "coordinator/orchestrator/deploy_codec.hpp"
 #include "coordinator/pipelines/pipeline_codec.hpp"
 #include "core/base/hex.hpp"
 #include "core/canon/base64.hpp"
@@ -255,7 +254,7 @@ Coordinator::DeploySettings Coordinator::settings_of(const DeployRecord& d) {
   auto it = settings_.find(d.id);
   if (it != settings_.end()) return it->second;
   DeploySettings out;  // defaults, should the snapshot be unreadable
-  auto snap = store_->setting("deploy_config/" + d.id);
+  auto snap = store_->deploy_config(d.id);
   if (snap.ok() && *snap) {
     const DeployConfig config = decode_config_snapshot(**snap);
     if (config.pipeline) {
@@ -357,8 +356,7 @@ Result<std::vector<DeployRecord>> Coordinator::runs(const std::string& pipeline_
   (void)p;
   DROVER_ASSIGN(auto all, store_->deploys());
   std::vector<DeployRecord> mine;
-  for (const auto& bytes : all) {
-    DROVER_ASSIGN(DeployRecord d, decode_deploy(bytes));
+  for (auto& d : all) {
     if (d.pipeline_id == pipeline_id) mine.push_back(std::move(d));
   }
   std::sort(mine.begin(), mine.end(), newer);
@@ -396,62 +394,32 @@ Result<DeployStarted> Coordinator::start_deploy(const DeployStart& start, const 
   const Strategy strategy = start.strategy_override ? *start.strategy_override : p.strategy;
   const std::string git_sha = start.git_sha ? *start.git_sha : artifact->git_sha;
 
-  std::lock_guard lock(orchestrator_mu_);
-  DROVER_ASSIGN(auto all, store_->deploys());
-  for (const auto& bytes : all) {
-    DROVER_ASSIGN(DeployRecord other, decode_deploy(bytes));
-    if (other.service == p.service && !is_terminal(other.state)) {
-      return make_error(Errc::refused, "deploy '" + other.id + "' of service '" + p.service +
-                                           "' is " + deploy_state_name(other.state) +
-                                           "; one deploy per service at a time");
-    }
-  }
-  DROVER_ASSIGN(auto all_hosts, store_->hosts());
-  std::vector<std::string> hosts;
-  for (const auto& h : all_hosts) {
-    if (std::find(h.services.begin(), h.services.end(), p.service) == h.services.end()) continue;
-    if (!env->region.empty() && h.region != env->region) continue;
-    if (!env->cluster.empty() && h.cluster != env->cluster) continue;
-    hosts.push_back(h.host);
-  }
-  if (hosts.empty()) {
-    return make_error(Errc::refused, "no enrolled host runs service '" + p.service + "' in env '" +
-                                         env->name + "'");
-  }
-  DROVER_ASSIGN(auto counter, store_->setting("deploy_counter/" + p.service));
-  const std::uint64_t n = counter ? std::stoull(*counter) + 1 : 1;
-  DROVER_TRY(store_->put_setting("deploy_counter/" + p.service, std::to_string(n)));
-
-  DeployRecord d;
-  d.id = p.service + "-" + std::to_string(n);
-  d.pipeline_id = p.id;
-  d.service = p.service;
-  d.artifact = artifact_id;
-  d.created_ms = now_ms();
-  DROVER_ASSIGN(auto running, store_->running_at(p.service, d.created_ms));
-  if (running) d.prior_artifact = running->artifact;
-  d.batches = pending_batches(plan_batches(hosts, strategy.shape, d.id));
-
   Pipeline snapshot = p;
   snapshot.strategy = strategy;
-  const std::string config_bytes =
-      encode_config_snapshot(snapshot, env->name, d.artifact, git_sha, who.name);
-  DROVER_TRY(store_->put_setting("deploy_config/" + d.id, config_bytes));
-  DROVER_TRY(orchestrator_->create(d, who.name, git_sha, config_bytes));
-  log_.info("coordinator.deploy.created", {{"deploy", d.id},
-                                           {"artifact", d.artifact},
-                                           {"hosts", hosts.size()},
-                                           {"batches", d.batches.size()},
-                                           {"who", who.name}});
-  return DeployStarted{std::move(d), env->name, git_sha, ContentId::of(config_bytes).str()};
+  DeployRequest request;
+  request.pipeline_id = p.id;
+  request.service = p.service;
+  request.artifact = artifact_id;
+  request.env = env->name;
+  request.region = env->region;
+  request.cluster = env->cluster;
+  request.shape = strategy.shape;
+  request.who = who.name;
+  request.git_sha = git_sha;
+  request.config_snapshot =
+      encode_config_snapshot(snapshot, env->name, artifact_id, git_sha, who.name);
+  std::lock_guard lock(orchestrator_mu_);
+  DROVER_ASSIGN(DeployRecord d, orchestrator_->start(request));
+  return DeployStarted{std::move(d), env->name, git_sha,
+                       ContentId::of(request.config_snapshot).str()};
 }
 
 Result<DeployView> Coordinator::deploy_view(const std::string& id) {
-  DROVER_ASSIGN(auto bytes, store_->deploy(id));
-  if (!bytes) return make_error(Errc::not_found, "no deploy '" + id + "'");
+  DROVER_ASSIGN(auto d, store_->deploy(id));
+  if (!d) return make_error(Errc::not_found, "no deploy '" + id + "'");
   DeployView out;
-  DROVER_ASSIGN(out.deploy, decode_deploy(*bytes));
-  DROVER_ASSIGN(auto snap, store_->setting("deploy_config/" + id));
+  out.deploy = std::move(*d);
+  DROVER_ASSIGN(auto snap, store_->deploy_config(id));
   if (snap) {
     out.config = decode_config_snapshot(*snap);
     out.config_hash = ContentId::of(*snap).str();
@@ -464,8 +432,7 @@ Result<std::vector<DeployRecord>> Coordinator::deploys(const std::string& servic
                                                        std::size_t limit) {
   DROVER_ASSIGN(auto all, store_->deploys());
   std::vector<DeployRecord> list;
-  for (const auto& bytes : all) {
-    DROVER_ASSIGN(DeployRecord d, decode_deploy(bytes));
+  for (auto& d : all) {
     if (service.empty() || d.service == service) list.push_back(std::move(d));
   }
   std::sort(list.begin(), list.end(), newer);

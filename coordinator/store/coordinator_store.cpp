@@ -127,6 +127,7 @@ Result<std::unique_ptr<CoordinatorStore>> CoordinatorStore::open(const fs::path&
   DROVER_ASSIGN(s->manifests_, s->env_->table("manifests"));
   DROVER_ASSIGN(s->settings_, s->env_->table("settings"));
   DROVER_ASSIGN(s->host_seen_, s->env_->table("host_seen"));
+  DROVER_ASSIGN(s->deploy_configs_, s->env_->table("deploy_configs"));
   DROVER_ASSIGN(s->audit_.records, s->env_->table("audit"));
   DROVER_ASSIGN(s->audit_.snapshots, s->env_->table("config_snapshots"));
   s->audit_.meta = s->meta_;
@@ -269,14 +270,46 @@ Result<std::optional<std::string>> CoordinatorStore::plan_for(const std::string&
   return bundle;
 }
 
-Status CoordinatorStore::commit_deploy(const std::string& deploy_id, const std::string& record,
-                                       const std::vector<AuditRecord>& audits,
-                                       const std::string& config_snapshot) {
+Status CoordinatorStore::create_deploy(const NewDeploy& n) {
+  const DeployRecord& d = n.record;
   DROVER_ASSIGN(auto txn, env_->begin_write());
-  DROVER_TRY(txn.put(deploys_, deploy_id, record));
-  for (std::size_t i = 0; i < audits.size(); ++i) {
-    DROVER_TRY(audit_append(txn, audit_, audits[i], i == 0 ? config_snapshot : std::string()));
+  DROVER_ASSIGN(auto existing, txn.get(deploys_, d.id));
+  if (existing) return make_error(Errc::already_exists, "deploy '" + d.id + "' exists");
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(deploys_));
+    DROVER_ASSIGN(bool more, cursor.first());
+    while (more) {
+      DROVER_ASSIGN(DeployRecord other, decode_deploy(cursor.value()));
+      if (other.service == d.service && !is_terminal(other.state)) {
+        return make_error(Errc::refused, "deploy '" + other.id + "' of service '" + d.service +
+                                             "' is " + deploy_state_name(other.state) +
+                                             "; one deploy per service at a time");
+      }
+      DROVER_ASSIGN(more, cursor.next());
+    }
   }
+  if (n.counter > 0) {
+    const std::string key = "deploy_counter/" + d.service;
+    DROVER_ASSIGN(auto counter, txn.get(settings_, key));
+    if (to_u64(counter) + 1 != n.counter) {
+      return make_error(Errc::already_exists, "deploy number " + std::to_string(n.counter) +
+                                                  " of service '" + d.service + "' is taken");
+    }
+    DROVER_TRY(txn.put(settings_, key, std::to_string(n.counter)));
+  }
+  DROVER_TRY(txn.put(deploys_, d.id, encode_deploy(d)));
+  DROVER_ASSIGN(AuditRecord created, audit_append(txn, audit_, n.created, n.config_snapshot));
+  if (!created.config_hash.empty()) {
+    DROVER_TRY(txn.put(deploy_configs_, d.id, created.config_hash));
+  }
+  return txn.commit();
+}
+
+Status CoordinatorStore::commit_deploy(const DeployRecord& d,
+                                       const std::vector<AuditRecord>& audits) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  DROVER_TRY(txn.put(deploys_, d.id, encode_deploy(d)));
+  for (const auto& a : audits) DROVER_TRY(audit_append(txn, audit_, a));
   return txn.commit();
 }
 
@@ -286,12 +319,35 @@ Status CoordinatorStore::append_audit(const AuditRecord& record) {
   return txn.commit();
 }
 
-Result<std::optional<std::string>> CoordinatorStore::deploy(const std::string& deploy_id) {
-  return get_record(deploys_, deploy_id);
+Result<std::optional<DeployRecord>> CoordinatorStore::deploy(const std::string& deploy_id) {
+  DROVER_ASSIGN(auto bytes, get_record(deploys_, deploy_id));
+  if (!bytes) return std::optional<DeployRecord>();
+  DROVER_ASSIGN(DeployRecord d, decode_deploy(*bytes));
+  return std::optional<DeployRecord>(std::move(d));
 }
 
-Result<std::vector<std::string>> CoordinatorStore::deploys() {
-  return all_records(deploys_);
+Result<std::vector<DeployRecord>> CoordinatorStore::deploys() {
+  DROVER_ASSIGN(auto all, all_records(deploys_));
+  std::vector<DeployRecord> out;
+  out.reserve(all.size());
+  for (const auto& bytes : all) {
+    DROVER_ASSIGN(DeployRecord d, decode_deploy(bytes));
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Result<std::uint64_t> CoordinatorStore::deploy_counter(const std::string& service) {
+  DROVER_ASSIGN(auto v, get_record(settings_, "deploy_counter/" + service));
+  return to_u64(v);
+}
+
+Result<std::optional<std::string>> CoordinatorStore::deploy_config(const std::string& deploy_id) {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  DROVER_ASSIGN(auto hash, txn.get(deploy_configs_, deploy_id));
+  if (hash) return txn.get(audit_.snapshots, *hash);
+  // Deploys created before deploy_configs kept their snapshot as a setting.
+  return txn.get(settings_, "deploy_config/" + deploy_id);
 }
 
 Status CoordinatorStore::put_record(const lmdb::Table& table, const std::string& key,

@@ -15,6 +15,7 @@
 
 #include "coordinator/audit/audit_log.hpp"
 #include "coordinator/store/artifact_record.hpp"
+#include "coordinator/store/deploy_record.hpp"
 #include "core/base/result.hpp"
 #include "core/lmdb/lmdb.hpp"
 #include "core/proto/messages.hpp"
@@ -71,16 +72,31 @@ class CoordinatorStore {
   Result<std::optional<std::string>> plan_for(const std::string& service, const std::string& host);
 
   // ---- deploys and the audit log ----
-  // One transition: the deploy's new record and its audit records (the
-  // first one with the config snapshot, if given) commit together or not at
-  // all.
-  Status commit_deploy(const std::string& deploy_id, const std::string& record,
-                       const std::vector<AuditRecord>& audits,
-                       const std::string& config_snapshot = "");
-  Result<std::optional<std::string>> deploy(const std::string& deploy_id);
+  struct NewDeploy {
+    DeployRecord record;
+    AuditRecord created;          // its "deploy.created" record
+    std::string config_snapshot;  // what it was started with ("" for none)
+    // The service's deploy counter with this deploy counted (0: not counted).
+    std::uint64_t counter = 0;
+  };
+  // A new deploy in one transaction: its record, its creation audit record
+  // with the config snapshot (stored once, by hash, and named by the deploy)
+  // and the service's deploy counter. Refused when the id exists
+  // (Errc::already_exists), when another deploy of the service is active
+  // (Errc::refused), or when the counter is not the one after the stored one
+  // (Errc::already_exists: another deploy took that number).
+  Status create_deploy(const NewDeploy& d);
+  // One transition: the deploy's new record and its audit records commit
+  // together or not at all.
+  Status commit_deploy(const DeployRecord& d, const std::vector<AuditRecord>& audits);
+  Result<std::optional<DeployRecord>> deploy(const std::string& deploy_id);
+  Result<std::vector<DeployRecord>> deploys();  // every record, by id
+  // How many deploys of the service were created (the last one's number).
+  Result<std::uint64_t> deploy_counter(const std::string& service);
+  // The config snapshot a deploy was started with, if any.
+  Result<std::optional<std::string>> deploy_config(const std::string& deploy_id);
   // An audit record of its own (a person's act outside any deploy).
   Status append_audit(const AuditRecord& record);
-  Result<std::vector<std::string>> deploys();  // every record, by id
   Result<AuditCheck> verify_audit();
   Result<std::vector<AuditRecord>> audit(const std::string& service, std::int64_t since_ms,
                                          std::int64_t until_ms, std::size_t limit);
@@ -146,6 +162,7 @@ class CoordinatorStore {
 
   lmdb::Table meta_, hosts_, join_tokens_, plans_, plan_index_, plan_seqs_, deploys_, samples_,
       host_state_, pipelines_, artifacts_, manifests_, settings_, host_seen_;
+  lmdb::Table deploy_configs_;  // deploy id -> content id of its config snapshot
   std::atomic<std::uint64_t> hosts_version_{0};
   AuditTables audit_;
 };

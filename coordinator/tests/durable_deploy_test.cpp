@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/orchestrator/batches.hpp"
-#include "coordinator/orchestrator/deploy_codec.hpp"
 #include "coordinator/store/coordinator_store.hpp"
+#include "coordinator/store/deploy_record.hpp"
 #include "coordinator/tests/sim_fleet.hpp"
 #include "core/hash/sha256.hpp"
 #include "tests/support/test_support.hpp"
@@ -60,10 +60,11 @@ TEST(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
   DeployRecord d = sample_deploy();
   auto store = CoordinatorStore::open(dir / "state").value();
   ASSERT_TRUE(store
-                  ->commit_deploy(d.id, encode_deploy(d),
-                                  {{0, d.created_ms, "alice", "deploy.created", "web", d.id, "v2",
-                                    "0123abcd", "{}", "", ""}},
-                                  "{\"pipeline\":\"p-1\"}")
+                  ->create_deploy({d,
+                                   {0, d.created_ms, "alice", "deploy.created", "web", d.id, "v2",
+                                    "0123abcd", "{}", "", ""},
+                                   "{\"pipeline\":\"p-1\"}",
+                                   0})
                   .ok());
   std::int64_t now = d.created_ms;
   int transitions = 0;
@@ -71,7 +72,7 @@ TEST(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
     // Every step starts from what is on disk, as after a restart.
     store.reset();
     store = CoordinatorStore::open(dir / "state").value();
-    DeployRecord current = *decode_deploy(**store->deploy("d-7"));
+    DeployRecord current = **store->deploy("d-7");
     if (is_terminal(current.state)) break;
     fleet.tick(now);
     Step s = advance(current, params, fleet.view(), now);
@@ -83,7 +84,7 @@ TEST(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
                             a.artifact.empty() ? "v2" : a.artifact, "", a.detail, "", ""});
         }
       }
-      ASSERT_TRUE(store->commit_deploy(d.id, encode_deploy(s.next), audits).ok());
+      ASSERT_TRUE(store->commit_deploy(s.next, audits).ok());
       ++transitions;
       // Plans are issued after the commit.
       for (const auto& a : s.actions) {
@@ -93,7 +94,7 @@ TEST(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
     now += kSecond;
     ASSERT_LT(now, d.created_ms + 3600 * kSecond);
   }
-  DeployRecord done = *decode_deploy(**store->deploy("d-7"));
+  DeployRecord done = **store->deploy("d-7");
   EXPECT_EQ(done.state, DeployState::succeeded);
   EXPECT_GT(transitions, 6);
   for (const auto& b : done.batches) EXPECT_GE(b.finished_ms - b.converged_ms, params.bake_ms);

@@ -34,7 +34,6 @@
 
 #if __has_include("coordinator/store/deploy_record.hpp")
 #define DROVER_TICK_BENCH_INDEXED 1
-#include "coordinator/store/deploy_record.hpp"
 #else
 #include "coordinator/orchestrator/deploy_codec.hpp"
 #endif
@@ -182,7 +181,11 @@ Status fill_one(CoordinatorStore& store, int n, int services, bool active) {
     audits.push_back(audit_of(d, t, "deploy.succeeded"));
   }
 #ifdef DROVER_TICK_BENCH_INDEXED
-  return store.commit_deploy(d, audits, snapshot);
+  const AuditRecord created = audits.front();
+  audits.erase(audits.begin());
+  DROVER_TRY(
+      store.create_deploy({d, created, snapshot, static_cast<std::uint64_t>(n / services + 1)}));
+  return store.commit_deploy(d, audits);
 #else
   return store.commit_deploy(d.id, encode_deploy(d), audits, snapshot);
 #endif
