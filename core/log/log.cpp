@@ -48,14 +48,6 @@ std::vector<std::string> MemorySink::lines() const {
   return lines_;
 }
 
-bool MemorySink::contains(std::string_view text) const {
-  std::lock_guard lock(mu_);
-  for (const auto& l : lines_) {
-    if (l.find(text) != std::string::npos) return true;
-  }
-  return false;
-}
-
 std::string format_time(SystemTime t) {
   auto ms = unix_ms(t);
   std::time_t secs = static_cast<std::time_t>(ms / 1000);

@@ -57,7 +57,6 @@ class MemorySink final : public LogSink {
  public:
   void write(std::string_view line) override;
   std::vector<std::string> lines() const;
-  bool contains(std::string_view text) const;
 
  private:
   mutable std::mutex mu_;  // guards lines_

@@ -245,9 +245,6 @@ Result<std::unique_ptr<Server>> Server::listen_async(const std::string& url, Asy
   return server;
 }
 
-std::uint16_t Server::port() const {
-  return bound_port(impl_->listener);
-}
 std::string Server::url() const {
   return impl_->url;
 }
@@ -273,9 +270,6 @@ Result<std::unique_ptr<Publisher>> Publisher::listen(const std::string& url) {
   return std::unique_ptr<Publisher>(new Publisher(std::move(impl)));
 }
 
-std::uint16_t Publisher::port() const {
-  return bound_port(impl_->listener);
-}
 std::string Publisher::url() const {
   return impl_->url;
 }

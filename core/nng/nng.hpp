@@ -53,10 +53,8 @@ class Server {
   using AsyncHandler = std::function<void(std::string_view request, Reply reply)>;
   static Result<std::unique_ptr<Server>> listen_async(const std::string& url, AsyncHandler handler,
                                                       int workers = 64);
-  ~Server();  // stops answering and waits for handlers in progress
-  // The bound TCP port (for "tcp://127.0.0.1:0").
-  std::uint16_t port() const;
-  std::string url() const;  // with the bound port
+  ~Server();                // stops answering and waits for handlers in progress
+  std::string url() const;  // with the bound TCP port (for "tcp://127.0.0.1:0")
 
  private:
   struct Impl;
@@ -68,8 +66,7 @@ class Publisher {
  public:
   static Result<std::unique_ptr<Publisher>> listen(const std::string& url);
   ~Publisher();
-  std::uint16_t port() const;
-  std::string url() const;
+  std::string url() const;  // with the bound TCP port
   // Best effort: never blocks; a slow or absent subscriber misses messages.
   Status publish(std::string_view bytes);
 

@@ -122,9 +122,6 @@ class FaultyFilesystem final : public Filesystem {
   FaultyFilesystem(Filesystem& inner, std::uint64_t fail_from)
       : inner_(inner), fail_from_(fail_from) {}
 
-  std::uint64_t mutations() const { return count_; }
-  bool tripped() const { return count_ > fail_from_; }
-
   Result<FileInfo> lstat(const fs::path& path) override { return inner_.lstat(path); }
   Result<std::vector<std::string>> list_dir(const fs::path& path) override {
     return inner_.list_dir(path);
