@@ -21,6 +21,7 @@
 #include "agent/outbox.hpp"
 #include "agent/state.hpp"
 #include "agent/step/service_step.hpp"
+#include "agent/supervisor.hpp"
 #include "core/log/log.hpp"
 #include "core/sign/keys.hpp"
 #include "core/world/clock.hpp"
@@ -30,12 +31,13 @@
 namespace drover::agent {
 
 // The outside world, passed in: nothing in the agent reaches for a clock, a
-// filesystem, randomness or a health endpoint of its own.
+// filesystem, randomness, a health endpoint or a child process of its own.
 struct AgentWorld {
   const Clock& clock;
   Filesystem& fs;
   Random& random;
   HealthProbe& probe;
+  ProcessHost& processes;
 };
 
 // A line for whoever supervises the agent (docs/FORMATS.md, "Agent events"):

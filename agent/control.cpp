@@ -18,7 +18,7 @@ std::string status_json(AgentContext& ctx, const Runners& runners) {
       const ServiceView& v = it == ctx.views.end() ? empty : it->second;
       json procs = json::array();
       for (int i = 0; i < 2; ++i) {
-        const Supervisor* sup = runner->slot(i);
+        const ServiceProcess* sup = runner->slot(i);
         if (!sup) continue;
         procs.push_back({{"slot", runner->config().blue_green ? kSlotNames[i] : ""},
                          {"state", run_state_name(sup->state())},

@@ -124,8 +124,9 @@ int run_agent(const cxxopts::ParseResult& r) {
   PosixFilesystem world_fs;
   SystemRandom random;
   agent::HttpHealthProbe probe;
+  agent::PosixProcessHost processes(world_fs, log);
   auto a =
-      agent::Agent::start(*config, {clock, world_fs, random, probe}, log,
+      agent::Agent::start(*config, {clock, world_fs, random, probe, processes}, log,
                           [](const std::string& line) { daemon::emit_line(json::parse(line)); });
   if (!a.ok()) {
     daemon::emit_line({{"event", "failed"}, {"error", a.error().message}});

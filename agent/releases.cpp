@@ -10,11 +10,6 @@
 namespace drover::agent {
 namespace {
 
-Status sync_dir(const fs::path& dir) {
-  PosixFilesystem fsys;
-  return fsys.sync_dir(dir);
-}
-
 std::string substitute(std::string s, std::uint16_t port, const fs::path& release,
                        const fs::path& flags) {
   auto replace = [&s](const std::string& from, const std::string& to) {
@@ -68,14 +63,14 @@ Status ReleaseDir::set_link(const std::string& name, const ContentId& artifact) 
     ::unlink(tmp.c_str());
     return errno_error("rename link over", root_ / name, err);
   }
-  return sync_dir(root_);
+  return fs_.sync_dir(root_);
 }
 
 Status ReleaseDir::remove_link(const std::string& name) {
   if (::unlink((root_ / name).c_str()) != 0 && errno != ENOENT) {
     return errno_error("remove", root_ / name, errno);
   }
-  return sync_dir(root_);
+  return fs_.sync_dir(root_);
 }
 
 Result<store::MaterializeStats> ReleaseDir::materialize(const format::Manifest& manifest,
@@ -109,11 +104,11 @@ std::size_t ReleaseDir::remove_all_but(const std::set<std::string>& keep_ids) {
   return removed;
 }
 
-Result<Hooks> resolve_hooks(const HookSources& config, const fs::path& release_dir,
-                            std::uint16_t port, const fs::path& flags_file) {
+Result<Hooks> resolve_hooks(Filesystem& fsys, const HookSources& config,
+                            const fs::path& release_dir, std::uint16_t port,
+                            const fs::path& flags_file) {
   HookSources merged = config;
   const fs::path file = release_dir / "drover-service.json";
-  PosixFilesystem fsys;
   auto present = fsys.exists(file);
   if (present.ok() && *present) {
     auto text = fsys.read_file(file, 64 << 10);

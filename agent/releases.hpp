@@ -26,7 +26,11 @@ namespace drover::agent {
 
 class ReleaseDir {
  public:
-  ReleaseDir(fs::path root, Random& random) : root_(std::move(root)), random_(random) {}
+  // Syncs go through fs. Links are made with symlink(2) and releases beneath
+  // a directory descriptor (store::materialize): the Filesystem interface
+  // has neither symlinks nor descriptor-relative creation yet.
+  ReleaseDir(fs::path root, Filesystem& fs, Random& random)
+      : root_(std::move(root)), fs_(fs), random_(random) {}
 
   const fs::path& root() const { return root_; }
   fs::path path_of(const ContentId& artifact) const { return root_ / artifact.hex(); }
@@ -52,6 +56,7 @@ class ReleaseDir {
 
  private:
   fs::path root_;
+  Filesystem& fs_;
   Random& random_;
 };
 
@@ -71,7 +76,7 @@ struct HookSources {
   std::string health;
   std::optional<int> start_timeout_s, stop_timeout_s;
 };
-Result<Hooks> resolve_hooks(const HookSources& config, const fs::path& release_dir,
+Result<Hooks> resolve_hooks(Filesystem& fs, const HookSources& config, const fs::path& release_dir,
                             std::uint16_t port, const fs::path& flags_file);
 
 }  // namespace drover::agent

@@ -22,7 +22,7 @@ void sample_service(AgentContext& ctx, const ServiceRunner& service) {
     url[1] = v.health_url[1];
   }
   const int slot = serving_slot(s);
-  Supervisor& sup = *service.slot(slot);
+  ServiceProcess& sup = *service.slot(slot);
   const SlotView serving{sup.state(), sup.release(), sup.exits()};
   std::optional<proto::HealthItem> probed;
   if (serving.state == RunState::running && !url[slot].empty()) {

@@ -50,7 +50,8 @@ LogLevel level_of(act::Log::Level l) {
 ServiceRunner::ServiceRunner(AgentContext& ctx, const ServiceConfig& config)
     : ctx_(ctx), config_(config) {
   state_.spec = {config.name, config.blue_green, ctx.config.keep_releases};
-  releases_ = std::make_unique<ReleaseDir>(ctx.dir("releases") / config.name, ctx.world.random);
+  releases_ = std::make_unique<ReleaseDir>(ctx.dir("releases") / config.name, ctx.world.fs,
+                                           ctx.world.random);
   flags_file_ = config.flags_file.empty() ? ctx.dir("run") / (config.name + ".flags.json")
                                           : config.flags_file;
   router_file_ = config.router_file.empty() ? ctx.dir("run") / (config.name + ".router.json")
@@ -58,8 +59,8 @@ ServiceRunner::ServiceRunner(AgentContext& ctx, const ServiceConfig& config)
   const int n = config.blue_green ? 2 : 1;
   for (int i = 0; i < n; ++i) {
     const std::string label = config.blue_green ? config.name + "-" + kSlotNames[i] : config.name;
-    slots_[i] = std::make_unique<Supervisor>(
-        label, ctx.dir("run") / (label + ".pid"), SupervisorOptions{}, ctx.log,
+    slots_[i] = ctx.world.processes.make(
+        label, ctx.dir("run") / (label + ".pid"),
         [this, label](RunState st, const std::string& why) { on_process(label, st, why); });
   }
 }
@@ -149,7 +150,7 @@ Result<Hooks> ServiceRunner::hooks_for(const ContentId& release, int slot) {
                   config_.stop_timeout_s};
   const std::uint16_t port =
       config_.blue_green ? (slot == 0 ? config_.blue_port : config_.green_port) : config_.port;
-  return resolve_hooks(src, releases_->path_of(release), port, flags_file_);
+  return resolve_hooks(ctx_.world.fs, src, releases_->path_of(release), port, flags_file_);
 }
 
 Status ServiceRunner::start_slot(const ContentId& release, int slot) {
@@ -180,7 +181,7 @@ Status ServiceRunner::start_slot(const ContentId& release, int slot) {
 }
 
 void ServiceRunner::stop_slot(int slot) {
-  Supervisor& sup = *slots_[slot];
+  ServiceProcess& sup = *slots_[slot];
   std::vector<std::string> drain;
   int timeout_s = config_.stop_timeout_s.value_or(10);
   if (auto running = ContentId::parse(sup.release()); running.ok() && releases_->has(*running)) {

@@ -5,7 +5,7 @@
 // next event. Nothing here decides: what to do next is the machine's.
 //
 // Threads: run() and recover() on the agent's cycle thread only; slot() and
-// spec() from any thread (the supervisors are thread-safe).
+// config() from any thread (service processes are thread-safe).
 #pragma once
 
 #include <memory>
@@ -29,7 +29,7 @@ class ServiceRunner {
 
   const ServiceConfig& config() const { return config_; }
   const ServiceState& state() const { return state_; }  // cycle thread
-  Supervisor* slot(int i) const { return slots_[i].get(); }
+  ServiceProcess* slot(int i) const { return slots_[i].get(); }
   ReleaseDir& releases() { return *releases_; }
   // The world as the machine sees it now.
   Observed observe() const;
@@ -53,7 +53,7 @@ class ServiceRunner {
   ServiceConfig config_;
   fs::path flags_file_, router_file_;
   std::unique_ptr<ReleaseDir> releases_;
-  std::unique_ptr<Supervisor> slots_[2];  // single: [0]; blue/green: [0] blue, [1] green
+  std::unique_ptr<ServiceProcess> slots_[2];  // single: [0]; blue/green: [0] blue, [1] green
   ServiceState state_;
 };
 

@@ -1,8 +1,10 @@
 #include "agent/supervisor.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,16 +74,6 @@ std::string describe_status(int status) {
   return "stopped";
 }
 
-// Waits for our child pid up to deadline; true when it was reaped.
-bool reap_until(pid_t pid, Clock::time_point deadline, int* status) {
-  for (;;) {
-    pid_t r = ::waitpid(pid, status, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
 }  // namespace
 
 unsigned long long process_start_ticks(pid_t pid) {
@@ -103,13 +95,51 @@ unsigned long long process_start_ticks(pid_t pid) {
   return ticks;
 }
 
+namespace {
+
+// Waits until the process is gone or the deadline passes, on the kernel's
+// exit notification (a pidfd), not by sleeping. Our own child (ticks == 0) is
+// reaped; another's process (adopted, ticks = its start time) is gone once
+// it exits or its pid names a process started at another time.
+bool wait_gone(pid_t pid, unsigned long long ticks, Clock::time_point deadline,
+               int* status = nullptr) {
+  int ignored = 0;
+  if (!status) status = &ignored;
+  auto gone = [&] {
+    if (ticks != 0) return process_start_ticks(pid) != ticks;
+    const pid_t r = ::waitpid(pid, status, WNOHANG);
+    return r == pid || (r < 0 && errno == ECHILD);
+  };
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  for (;;) {
+    if (gone()) break;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) {
+      if (fd >= 0) ::close(fd);
+      return false;
+    }
+    if (fd >= 0) {
+      pollfd p{fd, POLLIN, 0};
+      (void)::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000)));
+    } else {
+      // No pidfd (a kernel before 5.3): look again in 10 ms.
+      (void)::poll(nullptr, 0, static_cast<int>(std::min<long long>(left, 10)));
+    }
+  }
+  if (fd >= 0) ::close(fd);
+  return true;
+}
+
+}  // namespace
+
 Result<int> run_command(const std::vector<std::string>& argv, const fs::path& cwd,
                         std::chrono::milliseconds timeout, const fs::path& log_file) {
   DROVER_ASSIGN(pid_t pid, spawn(argv, cwd, {}, log_file));
   int status = 0;
-  if (!reap_until(pid, Clock::now() + timeout, &status)) {
+  if (!wait_gone(pid, 0, Clock::now() + timeout, &status)) {
     ::kill(-pid, SIGKILL);
-    reap_until(pid, Clock::now() + std::chrono::seconds(5), &status);
+    wait_gone(pid, 0, Clock::now() + std::chrono::seconds(5), &status);
     return make_error(Errc::timeout, "'" + argv[0] + "' did not finish within " +
                                          std::to_string(timeout.count()) + " ms and was killed");
   }
@@ -119,11 +149,12 @@ Result<int> run_command(const std::vector<std::string>& argv, const fs::path& cw
   return WEXITSTATUS(status);
 }
 
-Supervisor::Supervisor(std::string name, fs::path pid_file, SupervisorOptions options, Logger& log,
-                       OnChange on_change)
+Supervisor::Supervisor(std::string name, fs::path pid_file, SupervisorOptions options,
+                       Filesystem& fs, Logger& log, OnChange on_change)
     : name_(std::move(name)),
       pid_file_(std::move(pid_file)),
       options_(options),
+      fs_(fs),
       log_(log),
       on_change_(std::move(on_change)) {
   thread_ = std::thread([this] { monitor(); });
@@ -140,8 +171,7 @@ Supervisor::~Supervisor() {
 
 void Supervisor::write_pid_file_locked() {
   nlohmann::json j = {{"pid", pid_}, {"start_ticks", start_ticks_}, {"release", release_}};
-  PosixFilesystem fsys;
-  auto st = fsys.write_atomic(pid_file_, pid_file_.string() + ".tmp", j.dump() + "\n", 0644);
+  auto st = fs_.write_atomic(pid_file_, pid_file_.string() + ".tmp", j.dump() + "\n", 0644);
   if (!st.ok()) log_.warn("agent.pid_file", {{"service", name_}, {"error", st.error().message}});
 }
 
@@ -164,8 +194,7 @@ Status Supervisor::run(const ProcessSpec& spec, const std::string& release) {
   consecutive_ = 0;
   recent_exits_.clear();
   // Adopt a process left running by an earlier agent, if it is the one we want.
-  PosixFilesystem fsys;
-  auto text = fsys.read_file(pid_file_, 4096);
+  auto text = fs_.read_file(pid_file_, 4096);
   if (text.ok()) {
     auto j = nlohmann::json::parse(*text, nullptr, false);
     const pid_t pid = j.is_object() ? j.value("pid", -1) : -1;
@@ -177,13 +206,9 @@ Status Supervisor::run(const ProcessSpec& spec, const std::string& release) {
       log_.warn("agent.service.stale", {{"service", name_}, {"pid", pid}});
       ::kill(-pid, SIGTERM);
       const auto deadline = Clock::now() + std::chrono::seconds(10);
-      while (process_start_ticks(pid) == ticks && Clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-      ::kill(-pid, SIGKILL);
-      while (process_start_ticks(pid) == ticks &&
-             Clock::now() < deadline + std::chrono::seconds(5)) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (!wait_gone(pid, ticks, deadline)) {
+        ::kill(-pid, SIGKILL);
+        wait_gone(pid, ticks, deadline + std::chrono::seconds(5));
       }
     } else if (alive) {
       {
@@ -273,11 +298,13 @@ void Supervisor::monitor() {
 void Supervisor::stop(const std::vector<std::string>& drain, std::chrono::milliseconds timeout) {
   pid_t pid;
   bool adopted;
+  unsigned long long start_ticks;
   fs::path cwd, log_file;
   {
     std::lock_guard lock(mu_);
     pid = pid_;
     adopted = adopted_;
+    start_ticks = start_ticks_;
     cwd = spec_.cwd;
     log_file = spec_.log_file;
     state_ = RunState::stopped;  // the monitor leaves a stopped process alone
@@ -299,21 +326,15 @@ void Supervisor::stop(const std::vector<std::string>& drain, std::chrono::millis
     int status = 0;
     bool gone = false;
     if (adopted) {
-      while (Clock::now() < deadline) {
-        if (process_start_ticks(pid) == 0) {
-          gone = true;
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
+      gone = wait_gone(pid, start_ticks, deadline);
     } else {
-      gone = reap_until(pid, deadline, &status);
+      gone = wait_gone(pid, 0, deadline, &status);
     }
     if (!gone) {
       log_.warn("agent.service.kill", {{"service", name_}, {"pid", pid}});
       ::kill(-pid, SIGKILL);
       ::kill(pid, SIGKILL);
-      if (!adopted) reap_until(pid, Clock::now() + std::chrono::seconds(10), &status);
+      if (!adopted) wait_gone(pid, 0, Clock::now() + std::chrono::seconds(10), &status);
     }
     // The rest of the group goes too.
     ::kill(-pid, SIGKILL);
@@ -343,6 +364,16 @@ std::string Supervisor::release() const {
 int Supervisor::exits() const {
   std::lock_guard lock(mu_);
   return exits_;
+}
+
+}  // namespace drover::agent
+
+namespace drover::agent {
+
+std::unique_ptr<ServiceProcess> PosixProcessHost::make(std::string name, fs::path pid_file,
+                                                       ServiceProcess::OnChange on_change) {
+  return std::make_unique<Supervisor>(std::move(name), std::move(pid_file), options_, fs_, log_,
+                                      std::move(on_change));
 }
 
 }  // namespace drover::agent

@@ -19,6 +19,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -49,26 +50,51 @@ struct SupervisorOptions {
   std::chrono::milliseconds poll{100};  // how soon an exit is noticed
 };
 
-class Supervisor {
+// One supervised service process (a slot): the agent's seam to child
+// processes. Supervisor below is the real one.
+class ServiceProcess {
  public:
-  // on_change is called (on the monitor thread) with the new state and a
-  // word on why: "exited with status 3", "adopted pid 123".
+  // on_change is called (on the implementation's thread) with the new state
+  // and a word on why: "exited with status 3", "adopted pid 123".
   using OnChange = std::function<void(RunState, const std::string&)>;
-  Supervisor(std::string name, fs::path pid_file, SupervisorOptions options, Logger& log,
-             OnChange on_change);
-  ~Supervisor();  // stops watching; the process keeps running (see stop())
+  virtual ~ServiceProcess() = default;  // stops watching; the process keeps running
 
-  // Adopts the process of the pid file if it still runs `release`; otherwise
-  // starts spec. Then keeps it running until stop().
-  Status run(const ProcessSpec& spec, const std::string& release);
+  // Adopts the process an earlier agent left if it still runs `release`;
+  // otherwise starts spec. Then keeps it running until stop().
+  virtual Status run(const ProcessSpec& spec, const std::string& release) = 0;
   // Runs the drain command (bounded by timeout), then SIGTERM to the group,
-  // SIGKILL once timeout passes. Removes the pid file.
-  void stop(const std::vector<std::string>& drain, std::chrono::milliseconds timeout);
+  // SIGKILL once timeout passes.
+  virtual void stop(const std::vector<std::string>& drain, std::chrono::milliseconds timeout) = 0;
 
-  RunState state() const;
-  pid_t pid() const;
-  std::string release() const;
-  int exits() const;  // unexpected exits since run()
+  virtual RunState state() const = 0;
+  virtual pid_t pid() const = 0;
+  virtual std::string release() const = 0;
+  virtual int exits() const = 0;  // unexpected exits since run()
+};
+
+// Makes the agent's service processes.
+class ProcessHost {
+ public:
+  virtual ~ProcessHost() = default;
+  virtual std::unique_ptr<ServiceProcess> make(std::string name, fs::path pid_file,
+                                               ServiceProcess::OnChange on_change) = 0;
+};
+
+class Supervisor final : public ServiceProcess {
+ public:
+  // The pid file is written and read through fs.
+  Supervisor(std::string name, fs::path pid_file, SupervisorOptions options, Filesystem& fs,
+             Logger& log, OnChange on_change);
+  ~Supervisor() override;
+
+  Status run(const ProcessSpec& spec, const std::string& release) override;
+  // Also removes the pid file.
+  void stop(const std::vector<std::string>& drain, std::chrono::milliseconds timeout) override;
+
+  RunState state() const override;
+  pid_t pid() const override;
+  std::string release() const override;
+  int exits() const override;
 
  private:
   void monitor();
@@ -79,6 +105,7 @@ class Supervisor {
   std::string name_;
   fs::path pid_file_;
   SupervisorOptions options_;
+  Filesystem& fs_;
   Logger& log_;
   OnChange on_change_;
 
@@ -96,6 +123,20 @@ class Supervisor {
   int exits_ = 0;
   bool quit_ = false;
   std::thread thread_;
+};
+
+// Real processes: a Supervisor each.
+class PosixProcessHost final : public ProcessHost {
+ public:
+  PosixProcessHost(Filesystem& fs, Logger& log, SupervisorOptions options = {})
+      : fs_(fs), log_(log), options_(options) {}
+  std::unique_ptr<ServiceProcess> make(std::string name, fs::path pid_file,
+                                       ServiceProcess::OnChange on_change) override;
+
+ private:
+  Filesystem& fs_;
+  Logger& log_;
+  SupervisorOptions options_;
 };
 
 // Runs argv to completion with a timeout (killing its group past it).

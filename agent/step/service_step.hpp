@@ -5,7 +5,7 @@
 // floor), it returns the next state and the actions to run, in order.
 //
 // Nothing here reads a clock, touches a file or a socket: executors around it
-// (agent/apply) run the actions, and an action whose outcome the machine
+// (agent/service_runner) run the actions, and an action whose outcome the machine
 // needs (loading a manifest, fetching, unpacking, starting, probing, waiting,
 // flipping, committing) comes back as the next event. At most one such action
 // is in flight per service; the others are effects whose failure is logged.

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/tests/fake_coordinator.hpp"
+#include "core/proto/testing/fake_coordinator.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/test_support.hpp"
 

@@ -18,6 +18,8 @@ using namespace std::chrono_literals;
 
 using drover::testing::eventually;
 
+PosixFilesystem posix_fs;
+
 ProcessSpec shell(const std::string& script, const TempDir& dir) {
   return {{"/bin/sh", "-c", script}, dir.path(), {{"GREETING", "hi"}}, dir / "out.log"};
 }
@@ -35,7 +37,7 @@ SupervisorOptions quick() {
 TEST(Supervisor, RestartsACrashingProcessAndCallsItACrashLoop) {
   TempDir dir;
   std::atomic<int> loops{0};
-  Supervisor sup("svc", dir / "svc.pid", quick(), Logger::discard(),
+  Supervisor sup("svc", dir / "svc.pid", quick(), posix_fs, Logger::discard(),
                  [&](RunState s, const std::string&) { loops += s == RunState::crash_loop; });
   ASSERT_TRUE(sup.run(shell("echo $GREETING >> runs; exit 3", dir), "r1").ok());
   ASSERT_TRUE(eventually([&] { return sup.state() == RunState::crash_loop; }));
@@ -50,16 +52,16 @@ TEST(Supervisor, AdoptsTheProcessAnEarlierAgentLeftRunning) {
   TempDir dir;
   pid_t pid;
   {
-    Supervisor first("svc", dir / "svc.pid", quick(), Logger::discard(), {});
+    Supervisor first("svc", dir / "svc.pid", quick(), posix_fs, Logger::discard(), {});
     ASSERT_TRUE(first.run(shell("exec sleep 60", dir), "r1").ok());
     pid = first.pid();
   }  // the agent goes; the process stays
   ASSERT_EQ(::kill(pid, 0), 0);
-  Supervisor second("svc", dir / "svc.pid", quick(), Logger::discard(), {});
+  Supervisor second("svc", dir / "svc.pid", quick(), posix_fs, Logger::discard(), {});
   ASSERT_TRUE(second.run(shell("exec sleep 60", dir), "r1").ok());
   EXPECT_EQ(second.pid(), pid);
   // Asked for another release, it replaces the stale process instead.
-  Supervisor third("svc", dir / "svc.pid", quick(), Logger::discard(), {});
+  Supervisor third("svc", dir / "svc.pid", quick(), posix_fs, Logger::discard(), {});
   ASSERT_TRUE(third.run(shell("exec sleep 60", dir), "r2").ok());
   EXPECT_NE(third.pid(), pid);
   EXPECT_TRUE(eventually([&] { return process_start_ticks(pid) == 0; }));
@@ -69,7 +71,7 @@ TEST(Supervisor, AdoptsTheProcessAnEarlierAgentLeftRunning) {
 
 TEST(Supervisor, StopBoundsAHangingDrainAndKillsWhatIgnoresSigterm) {
   TempDir dir;
-  Supervisor sup("svc", dir / "svc.pid", quick(), Logger::discard(), {});
+  Supervisor sup("svc", dir / "svc.pid", quick(), posix_fs, Logger::discard(), {});
   ASSERT_TRUE(sup.run(shell("trap '' TERM; while :; do sleep 0.05; done", dir), "r1").ok());
   const pid_t pid = sup.pid();
   const auto started = std::chrono::steady_clock::now();
@@ -81,7 +83,7 @@ TEST(Supervisor, StopBoundsAHangingDrainAndKillsWhatIgnoresSigterm) {
 
 TEST(Supervisor, ACommandThatCannotStartIsAnError) {
   TempDir dir;
-  Supervisor sup("svc", dir / "svc.pid", quick(), Logger::discard(), {});
+  Supervisor sup("svc", dir / "svc.pid", quick(), posix_fs, Logger::discard(), {});
   auto st = sup.run({{"/nonexistent/server"}, dir.path(), {}, {}}, "r1");
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("/nonexistent/server"), std::string::npos);
@@ -96,7 +98,7 @@ TEST(Hooks, ConfigWinsOverTheArtifactAndPlaceholdersAreFilled) {
       dir / "drover-service.json",
       R"({"format":"drover.service.v1","start":["bin/server","--port","{port}"],)"
       R"("health":"http://127.0.0.1:{port}/health","stop_timeout_s":7})");
-  auto h = resolve_hooks({}, dir.path(), 8080, "/run/flags.json");
+  auto h = resolve_hooks(posix_fs, {}, dir.path(), 8080, "/run/flags.json");
   ASSERT_TRUE(h.ok()) << h.error().message;
   EXPECT_EQ(h->start[0], (dir / "bin/server").string());
   EXPECT_EQ(h->start[2], "8080");
@@ -104,22 +106,22 @@ TEST(Hooks, ConfigWinsOverTheArtifactAndPlaceholdersAreFilled) {
   EXPECT_EQ(h->stop_timeout_s, 7);
   HookSources config;
   config.start = {"/usr/bin/env", "{flags}"};
-  auto over = resolve_hooks(config, dir.path(), 1, "/run/flags.json");
+  auto over = resolve_hooks(posix_fs, config, dir.path(), 1, "/run/flags.json");
   ASSERT_TRUE(over.ok());
   EXPECT_EQ(over->start[1], "/run/flags.json");
   drover::testing::write_file(dir / "drover-service.json",
                               R"({"format":"drover.service.v1","start":"rm -rf /"})");
-  auto bad = resolve_hooks({}, dir.path(), 1, "");
+  auto bad = resolve_hooks(posix_fs, {}, dir.path(), 1, "");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("'start'"), std::string::npos) << bad.error().message;
   TempDir empty;
-  EXPECT_FALSE(resolve_hooks({}, empty.path(), 1, "").ok());
+  EXPECT_FALSE(resolve_hooks(posix_fs, {}, empty.path(), 1, "").ok());
 }
 
 TEST(Releases, LinksAreReplacedWholeAndLeftoversCleaned) {
   TempDir dir;
   SeededRandom rnd(1);
-  ReleaseDir releases(dir.path(), rnd);
+  ReleaseDir releases(dir.path(), posix_fs, rnd);
   const ContentId a = ContentId::of("a"), b = ContentId::of("b");
   fs::create_directories(dir / a.hex());
   fs::create_directories(dir / b.hex());
