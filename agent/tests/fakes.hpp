@@ -1,0 +1,98 @@
+// Fakes of the agent's seams (agent/context.hpp): a coordinator link and a
+// layer source in memory, scripted by the test. Single-threaded use.
+#pragma once
+
+#include <deque>
+#include <map>
+
+#include "agent/coordinator_link.hpp"
+#include "agent/layers.hpp"
+
+namespace drover::agent::testing {
+
+class FakeLink final : public AgentLink {
+ public:
+  // What the fake answers; an error set here is returned once per call.
+  std::optional<sign::Envelope> cert;
+  std::deque<Status> report_answers;  // empty: acknowledged
+  Status enroll_answer = Ok{};
+  std::map<std::string, proto::PlanBundle> plans;  // service -> newest
+
+  // What it was asked.
+  std::vector<proto::EnrollBody> enrolled;
+  std::vector<proto::ReportBody> reports;  // every attempt, acknowledged or not
+
+  Result<sign::Envelope> pull_cert() override {
+    if (!cert) return make_error(Errc::timeout, "coordinator cert_pull: no answer");
+    return *cert;
+  }
+  Status enroll(proto::EnrollBody body, const sign::KeyPair&, const sign::PublicKey&,
+                const std::string&) override {
+    enrolled.push_back(body);
+    return enroll_answer;
+  }
+  Result<std::optional<proto::PlanBundle>> pull_plan(const std::string& service,
+                                                     std::uint64_t) override {
+    auto it = plans.find(service);
+    if (it == plans.end()) return std::optional<proto::PlanBundle>();
+    return std::optional<proto::PlanBundle>(it->second);
+  }
+  Result<std::string> pull_manifest(const ContentId& artifact, std::uint64_t) override {
+    return make_error(Errc::not_found, "no manifest " + artifact.str());
+  }
+  Status send_report(const proto::ReportBody& report) override {
+    reports.push_back(report);
+    if (report_answers.empty()) return Ok{};
+    Status st = report_answers.front();
+    report_answers.pop_front();
+    return st;
+  }
+};
+
+class FakeLayers final : public LayerFetcher {
+ public:
+  std::map<ContentId, std::string> bytes;  // what the "swarm" holds
+  std::uint16_t node_port = 0;
+  std::string joined;
+  std::uint64_t downloaded = 0;
+  std::map<ContentId, std::string> cache;
+
+  Status join(const std::string& tracker) override {
+    joined = tracker;
+    node_port = 6881;
+    return Ok{};
+  }
+  Status fetch(const std::string& tracker, const std::vector<proto::PlanLayer>& layers,
+               const std::function<void(std::uint64_t, std::uint64_t)>& progress,
+               const std::function<bool()>&) override {
+    DROVER_TRY(join(tracker));
+    std::uint64_t held = 0, held_bytes = 0;
+    for (const auto& l : layers) {
+      auto it = bytes.find(l.id);
+      if (it == bytes.end()) return make_error(Errc::timeout, "no source for " + l.id.str());
+      cache[l.id] = it->second;
+      downloaded += it->second.size();
+      progress(++held, held_bytes += l.size);
+    }
+    return Ok{};
+  }
+  Result<std::string> read(const format::Layer& layer) override {
+    auto it = cache.find(layer.id);
+    if (it == cache.end()) return make_error(Errc::not_found, "not held: " + layer.id.str());
+    return it->second;
+  }
+  std::vector<ContentId> held() override {
+    std::vector<ContentId> out;
+    for (const auto& [id, b] : cache) out.push_back(id);
+    return out;
+  }
+  Status drop(const ContentId& layer) override {
+    cache.erase(layer);
+    return Ok{};
+  }
+  std::uint64_t downloaded_bytes() override { return downloaded; }
+  std::uint16_t port() override { return node_port; }
+  std::string tracker() override { return joined; }
+};
+
+}  // namespace drover::agent::testing
