@@ -8,9 +8,9 @@
 #include <atomic>
 
 #include "agent/coordinator_link.hpp"
-#include "agent/tests/fake_coordinator.hpp"
 #include "coordinator/gateway/agent_gateway.hpp"
 #include "coordinator/plans/plan_issuer.hpp"
+#include "core/proto/testing/fake_coordinator.hpp"
 #include "core/sign/secret_box.hpp"
 #include "tests/support/test_support.hpp"
 

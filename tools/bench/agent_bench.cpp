@@ -24,9 +24,9 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/tests/fake_coordinator.hpp"
 #include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
+#include "core/proto/testing/fake_coordinator.hpp"
 #include "core/world/clock.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/test_support.hpp"
