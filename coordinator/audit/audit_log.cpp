@@ -1,5 +1,7 @@
 #include "coordinator/audit/audit_log.hpp"
 
+#include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/canon/canonical_json.hpp"
@@ -16,6 +18,23 @@ std::string seq_key(std::uint64_t seq) {
   std::string k;
   for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>((seq >> (8 * i)) & 0xff));
   return k;
+}
+
+// Big-endian ~v: later times and seqs sort first.
+void put_inverted(std::string& k, std::uint64_t v) {
+  v = ~v;
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::string release_key(const std::string& service, std::int64_t at_ms, std::uint64_t seq) {
+  std::string k = service + '/';
+  put_inverted(k, static_cast<std::uint64_t>(std::max<std::int64_t>(at_ms, 0)));
+  put_inverted(k, seq);
+  return k;
+}
+
+bool is_release(const AuditRecord& r) {
+  return r.what == "service.release" && !r.service.empty();
 }
 
 struct Head {
@@ -90,6 +109,8 @@ Result<AuditRecord> audit_append(lmdb::Txn& txn, const AuditTables& t, AuditReco
   }
   const std::string bytes = encode_audit_record(r);
   DROVER_TRY(txn.put(t.records, seq_key(r.seq), bytes));
+  if (is_release(r))
+    DROVER_TRY(txn.put(t.releases, release_key(r.service, r.at_ms, r.seq), seq_key(r.seq)));
   json next = {{"seq", r.seq}, {"hash", ContentId::of(bytes).str()}};
   DROVER_TRY(txn.put(t.meta, "audit_head", next.dump()));
   return r;
@@ -160,19 +181,35 @@ Result<std::vector<AuditRecord>> audit_query(lmdb::Txn& txn, const AuditTables& 
 Result<std::optional<AuditRecord>> audit_running_at(lmdb::Txn& txn, const AuditTables& t,
                                                     const std::string& service,
                                                     std::int64_t at_ms) {
-  std::optional<AuditRecord> found;
-  DROVER_ASSIGN(auto cursor, txn.cursor(t.records));
-  DROVER_ASSIGN(bool more, cursor.first());
-  while (more) {
-    DROVER_ASSIGN(AuditRecord r, decode_audit_record(cursor.value()));
-    // Scans everything: a wall clock stepped back must not hide a record.
-    if (r.at_ms <= at_ms && r.service == service && r.what == "service.release" &&
-        (!found || r.at_ms >= found->at_ms)) {
-      found = std::move(r);
-    }
-    DROVER_ASSIGN(more, cursor.next());
+  const std::string prefix = service + '/';
+  DROVER_ASSIGN(auto cursor, txn.cursor(t.releases));
+  // The first entry at or after (service, ~at_ms, ~max) is the newest at or before at_ms.
+  DROVER_ASSIGN(bool found, cursor.seek(release_key(service, at_ms,
+                                                    std::numeric_limits<std::uint64_t>::max())));
+  if (!found || cursor.key().substr(0, prefix.size()) != prefix) {
+    return std::optional<AuditRecord>();
   }
-  return found;
+  DROVER_ASSIGN(auto bytes, txn.get(t.records, cursor.value()));
+  if (!bytes) return make_error(Errc::corrupt, "audit: an indexed release record is missing");
+  DROVER_ASSIGN(AuditRecord r, decode_audit_record(*bytes));
+  return std::optional<AuditRecord>(std::move(r));
+}
+
+Result<std::uint64_t> audit_index_releases(lmdb::Txn& txn, const AuditTables& t) {
+  std::vector<AuditRecord> releases;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(t.records));
+    DROVER_ASSIGN(bool more, cursor.first());
+    while (more) {
+      DROVER_ASSIGN(AuditRecord r, decode_audit_record(cursor.value()));
+      if (is_release(r)) releases.push_back(std::move(r));
+      DROVER_ASSIGN(more, cursor.next());
+    }
+  }  // the cursor is gone before the writes (and the caller's commit)
+  for (const auto& r : releases) {
+    DROVER_TRY(txn.put(t.releases, release_key(r.service, r.at_ms, r.seq), seq_key(r.seq)));
+  }
+  return static_cast<std::uint64_t>(releases.size());
 }
 
 }  // namespace drover::coordinator

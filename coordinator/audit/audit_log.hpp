@@ -27,6 +27,9 @@ struct AuditTables {
   lmdb::Table records;    // big-endian seq -> canonical bytes
   lmdb::Table snapshots;  // content id -> config snapshot bytes
   lmdb::Table meta;       // "audit_head" -> {"hash":…,"seq":N}
+  // "<service>/" + big-endian (~at, ~seq) -> big-endian seq of each
+  // service.release record: newest first, so "what ran at T" is one seek.
+  lmdb::Table releases;
 };
 
 // Appends r (its seq and prev are filled in) and moves the head. With a
@@ -47,9 +50,14 @@ Result<AuditCheck> audit_verify(lmdb::Txn& txn, const AuditTables& t);
 Result<std::vector<AuditRecord>> audit_query(lmdb::Txn& txn, const AuditTables& t,
                                              const std::string& service, std::int64_t since_ms,
                                              std::int64_t until_ms, std::size_t limit);
-// The newest `service.release` record of service at or before at_ms.
+// The newest `service.release` record of service at or before at_ms (by
+// its time, whatever order records were appended in: a wall clock stepped
+// back hides nothing; among records of the same time, the last appended).
 Result<std::optional<AuditRecord>> audit_running_at(lmdb::Txn& txn, const AuditTables& t,
                                                     const std::string& service, std::int64_t at_ms);
+// Builds the releases index from the records (for a log written before it
+// existed); returns how many records it indexed.
+Result<std::uint64_t> audit_index_releases(lmdb::Txn& txn, const AuditTables& t);
 
 Result<AuditRecord> decode_audit_record(std::string_view bytes);
 std::string encode_audit_record(const AuditRecord& r);

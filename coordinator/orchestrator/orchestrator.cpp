@@ -77,9 +77,8 @@ Status Orchestrator::commit(const DeployRecord& before, const Step& step, const 
 }
 
 Status Orchestrator::recover() {
-  DROVER_ASSIGN(auto all, store_.deploys());
-  for (const auto& d : all) {
-    if (is_terminal(d.state)) continue;
+  DROVER_ASSIGN(auto active, store_.active_deploys());
+  for (const auto& d : active) {
     for (const auto& a : implied_plans(d)) {
       DROVER_TRY(plans_(d, a.artifact, a.hosts));
     }
@@ -90,13 +89,11 @@ Status Orchestrator::recover() {
 }
 
 Result<DeployRecord> Orchestrator::start(const DeployRequest& r) {
-  DROVER_ASSIGN(auto all, store_.deploys());
-  for (const auto& other : all) {
-    if (other.service == r.service && !is_terminal(other.state)) {
-      return make_error(Errc::refused, "deploy '" + other.id + "' of service '" + r.service +
-                                           "' is " + deploy_state_name(other.state) +
-                                           "; one deploy per service at a time");
-    }
+  DROVER_ASSIGN(auto other, store_.active_deploy(r.service));
+  if (other) {
+    return make_error(Errc::refused, "deploy '" + other->id + "' of service '" + r.service +
+                                         "' is " + deploy_state_name(other->state) +
+                                         "; one deploy per service at a time");
   }
   DROVER_ASSIGN(auto all_hosts, store_.hosts());
   std::vector<std::string> hosts;
@@ -152,10 +149,10 @@ Status Orchestrator::create(const DeployRecord& d, const std::string& who,
 }
 
 Result<int> Orchestrator::tick() {
-  DROVER_ASSIGN(auto all, store_.deploys());
+  DROVER_ASSIGN(auto active, store_.active_deploys());
   int changed = 0;
-  for (const auto& d : all) {
-    if (is_terminal(d.state) || d.state == DeployState::paused) continue;
+  for (const auto& d : active) {
+    if (d.state == DeployState::paused) continue;
     Step s = advance(d, params_(d), fleet_(d), now_ms());
     if (!s.changed) continue;
     DROVER_TRY(commit(d, s, "system"));

@@ -33,10 +33,6 @@ Status audit_admin(CoordinatorStore& store, std::int64_t now_ms, const std::stri
   return store.append_audit(r);
 }
 
-bool newer(const DeployRecord& a, const DeployRecord& b) {
-  return a.created_ms > b.created_ms;
-}
-
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, const Clock& clock, Random& random,
@@ -354,14 +350,7 @@ Result<std::vector<DeployRecord>> Coordinator::runs(const std::string& pipeline_
                                                     std::size_t limit) {
   DROVER_ASSIGN(Pipeline p, load_pipeline(pipeline_id));
   (void)p;
-  DROVER_ASSIGN(auto all, store_->deploys());
-  std::vector<DeployRecord> mine;
-  for (auto& d : all) {
-    if (d.pipeline_id == pipeline_id) mine.push_back(std::move(d));
-  }
-  std::sort(mine.begin(), mine.end(), newer);
-  if (mine.size() > limit) mine.resize(limit);
-  return mine;
+  return store_->recent_deploys({"", pipeline_id}, limit);
 }
 
 // ---- deploys ----
@@ -430,14 +419,7 @@ Result<DeployView> Coordinator::deploy_view(const std::string& id) {
 
 Result<std::vector<DeployRecord>> Coordinator::deploys(const std::string& service,
                                                        std::size_t limit) {
-  DROVER_ASSIGN(auto all, store_->deploys());
-  std::vector<DeployRecord> list;
-  for (auto& d : all) {
-    if (service.empty() || d.service == service) list.push_back(std::move(d));
-  }
-  std::sort(list.begin(), list.end(), newer);
-  if (list.size() > limit) list.resize(limit);
-  return list;
+  return store_->recent_deploys({service, ""}, limit);
 }
 
 Result<DeployRecord> Coordinator::pause(const std::string& id, const Caller& who) {

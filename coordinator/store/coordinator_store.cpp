@@ -1,5 +1,6 @@
 #include "coordinator/store/coordinator_store.hpp"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -13,7 +14,9 @@ namespace drover::coordinator {
 namespace {
 
 using nlohmann::json;
-constexpr std::string_view kFormat = "1";
+// 2: the active-deploy, deploy-list and release indexes (built from a
+// format 1 state when it is opened).
+constexpr std::string_view kFormat = "2";
 
 std::string token_key(const std::string& token) {
   return ContentId::of(token).hex();
@@ -105,6 +108,19 @@ std::uint64_t to_u64(const std::optional<std::string>& v) {
   return v ? std::stoull(*v) : 0;
 }
 
+// A deploy's entry under prefix in the deploy list: newest first.
+std::string list_key(const std::string& prefix, const DeployRecord& d) {
+  std::string k = prefix;
+  const auto inverted = ~static_cast<std::uint64_t>(std::max<std::int64_t>(d.created_ms, 0));
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>((inverted >> (8 * i)) & 0xff));
+  return k + d.id;
+}
+
+std::string refuse_second(const DeployRecord& active) {
+  return "deploy '" + active.id + "' of service '" + active.service + "' is " +
+         deploy_state_name(active.state) + "; one deploy per service at a time";
+}
+
 }  // namespace
 
 Result<std::unique_ptr<CoordinatorStore>> CoordinatorStore::open(const fs::path& dir) {
@@ -128,6 +144,9 @@ Result<std::unique_ptr<CoordinatorStore>> CoordinatorStore::open(const fs::path&
   DROVER_ASSIGN(s->settings_, s->env_->table("settings"));
   DROVER_ASSIGN(s->host_seen_, s->env_->table("host_seen"));
   DROVER_ASSIGN(s->deploy_configs_, s->env_->table("deploy_configs"));
+  DROVER_ASSIGN(s->active_deploys_, s->env_->table("active_deploys"));
+  DROVER_ASSIGN(s->deploy_list_, s->env_->table("deploy_list"));
+  DROVER_ASSIGN(s->audit_.releases, s->env_->table("audit_releases"));
   DROVER_ASSIGN(s->audit_.records, s->env_->table("audit"));
   DROVER_ASSIGN(s->audit_.snapshots, s->env_->table("config_snapshots"));
   s->audit_.meta = s->meta_;
@@ -135,9 +154,11 @@ Result<std::unique_ptr<CoordinatorStore>> CoordinatorStore::open(const fs::path&
   DROVER_ASSIGN(auto format, txn.get(s->meta_, "coordinator_format"));
   if (!format) {
     DROVER_TRY(txn.put(s->meta_, "coordinator_format", kFormat));
+  } else if (*format == "1") {
+    DROVER_TRY(s->migrate_to_2(txn));
   } else if (*format != kFormat) {
     return make_error(Errc::unsupported, "coordinator state " + dir.string() + " has format '" +
-                                             *format + "'; this coordinator reads format 1");
+                                             *format + "'; this coordinator reads formats 1 and 2");
   }
   DROVER_TRY(txn.commit());
   return s;
@@ -275,18 +296,13 @@ Status CoordinatorStore::create_deploy(const NewDeploy& n) {
   DROVER_ASSIGN(auto txn, env_->begin_write());
   DROVER_ASSIGN(auto existing, txn.get(deploys_, d.id));
   if (existing) return make_error(Errc::already_exists, "deploy '" + d.id + "' exists");
-  {
-    DROVER_ASSIGN(auto cursor, txn.cursor(deploys_));
-    DROVER_ASSIGN(bool more, cursor.first());
-    while (more) {
-      DROVER_ASSIGN(DeployRecord other, decode_deploy(cursor.value()));
-      if (other.service == d.service && !is_terminal(other.state)) {
-        return make_error(Errc::refused, "deploy '" + other.id + "' of service '" + d.service +
-                                             "' is " + deploy_state_name(other.state) +
-                                             "; one deploy per service at a time");
-      }
-      DROVER_ASSIGN(more, cursor.next());
-    }
+  DROVER_ASSIGN(auto active_id, txn.get(active_deploys_, d.service));
+  if (active_id) {
+    DROVER_ASSIGN(auto bytes, txn.get(deploys_, *active_id));
+    if (!bytes)
+      return make_error(Errc::corrupt, "deploy '" + *active_id + "' is indexed but missing");
+    DROVER_ASSIGN(DeployRecord active, decode_deploy(*bytes));
+    return make_error(Errc::refused, refuse_second(active));
   }
   if (n.counter > 0) {
     const std::string key = "deploy_counter/" + d.service;
@@ -298,6 +314,7 @@ Status CoordinatorStore::create_deploy(const NewDeploy& n) {
     DROVER_TRY(txn.put(settings_, key, std::to_string(n.counter)));
   }
   DROVER_TRY(txn.put(deploys_, d.id, encode_deploy(d)));
+  DROVER_TRY(index_new_deploy(txn, d));
   DROVER_ASSIGN(AuditRecord created, audit_append(txn, audit_, n.created, n.config_snapshot));
   if (!created.config_hash.empty()) {
     DROVER_TRY(txn.put(deploy_configs_, d.id, created.config_hash));
@@ -309,8 +326,50 @@ Status CoordinatorStore::commit_deploy(const DeployRecord& d,
                                        const std::vector<AuditRecord>& audits) {
   DROVER_ASSIGN(auto txn, env_->begin_write());
   DROVER_TRY(txn.put(deploys_, d.id, encode_deploy(d)));
+  DROVER_TRY(index_deploy_state(txn, d));
   for (const auto& a : audits) DROVER_TRY(audit_append(txn, audit_, a));
   return txn.commit();
+}
+
+Status CoordinatorStore::index_new_deploy(lmdb::Txn& txn, const DeployRecord& d, bool strict) {
+  DROVER_TRY(txn.put(deploy_list_, list_key("a/", d), d.id));
+  DROVER_TRY(txn.put(deploy_list_, list_key("s/" + d.service + "/", d), d.id));
+  DROVER_TRY(txn.put(deploy_list_, list_key("p/" + d.pipeline_id + "/", d), d.id));
+  return index_deploy_state(txn, d, strict);
+}
+
+Status CoordinatorStore::index_deploy_state(lmdb::Txn& txn, const DeployRecord& d, bool strict) {
+  DROVER_ASSIGN(auto active, txn.get(active_deploys_, d.service));
+  if (!is_terminal(d.state)) {
+    if (active && *active != d.id && strict) {
+      return make_error(Errc::refused, "deploy '" + *active + "' of service '" + d.service +
+                                           "' is active; one deploy per service at a time");
+    }
+    if (!active) DROVER_TRY(txn.put(active_deploys_, d.service, d.id));
+  } else if (active && *active == d.id) {
+    DROVER_ASSIGN(bool erased, txn.erase(active_deploys_, d.service));
+    (void)erased;
+  }
+  return Ok{};
+}
+
+Status CoordinatorStore::migrate_to_2(lmdb::Txn& txn) {
+  std::vector<DeployRecord> all;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(deploys_));
+    DROVER_ASSIGN(bool more, cursor.first());
+    while (more) {
+      DROVER_ASSIGN(DeployRecord d, decode_deploy(cursor.value()));
+      all.push_back(std::move(d));
+      DROVER_ASSIGN(more, cursor.next());
+    }
+  }  // cursors are gone before the writes and the commit
+  // Lenient: a state that somehow holds two active deploys of a service
+  // still opens (the first by id is the one indexed).
+  for (const auto& d : all) DROVER_TRY(index_new_deploy(txn, d, false));
+  DROVER_ASSIGN(std::uint64_t releases, audit_index_releases(txn, audit_));
+  (void)releases;
+  return txn.put(meta_, "coordinator_format", kFormat);
 }
 
 Status CoordinatorStore::append_audit(const AuditRecord& record) {
@@ -326,13 +385,55 @@ Result<std::optional<DeployRecord>> CoordinatorStore::deploy(const std::string& 
   return std::optional<DeployRecord>(std::move(d));
 }
 
-Result<std::vector<DeployRecord>> CoordinatorStore::deploys() {
-  DROVER_ASSIGN(auto all, all_records(deploys_));
+Result<std::vector<DeployRecord>> CoordinatorStore::active_deploys() {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  std::vector<std::string> ids;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(active_deploys_));
+    DROVER_ASSIGN(bool more, cursor.first());
+    while (more) {
+      ids.emplace_back(cursor.value());
+      DROVER_ASSIGN(more, cursor.next());
+    }
+  }
+  std::sort(ids.begin(), ids.end());
   std::vector<DeployRecord> out;
-  out.reserve(all.size());
-  for (const auto& bytes : all) {
-    DROVER_ASSIGN(DeployRecord d, decode_deploy(bytes));
+  for (const auto& id : ids) {
+    DROVER_ASSIGN(auto bytes, txn.get(deploys_, id));
+    if (!bytes) return make_error(Errc::corrupt, "deploy '" + id + "' is indexed but missing");
+    DROVER_ASSIGN(DeployRecord d, decode_deploy(*bytes));
     out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Result<std::optional<DeployRecord>> CoordinatorStore::active_deploy(const std::string& service) {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  DROVER_ASSIGN(auto id, txn.get(active_deploys_, service));
+  if (!id) return std::optional<DeployRecord>();
+  DROVER_ASSIGN(auto bytes, txn.get(deploys_, *id));
+  if (!bytes) return make_error(Errc::corrupt, "deploy '" + *id + "' is indexed but missing");
+  DROVER_ASSIGN(DeployRecord d, decode_deploy(*bytes));
+  return std::optional<DeployRecord>(std::move(d));
+}
+
+Result<std::vector<DeployRecord>> CoordinatorStore::recent_deploys(const DeployFilter& filter,
+                                                                   std::size_t limit) {
+  const std::string prefix = !filter.pipeline_id.empty() ? "p/" + filter.pipeline_id + "/"
+                             : !filter.service.empty()   ? "s/" + filter.service + "/"
+                                                         : "a/";
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  std::vector<DeployRecord> out;
+  DROVER_ASSIGN(auto cursor, txn.cursor(deploy_list_));
+  DROVER_ASSIGN(bool more, cursor.seek(prefix));
+  while (more && out.size() < limit && cursor.key().substr(0, prefix.size()) == prefix) {
+    const std::string id(cursor.value());
+    DROVER_ASSIGN(auto bytes, txn.get(deploys_, id));
+    if (!bytes) return make_error(Errc::corrupt, "deploy '" + id + "' is listed but missing");
+    DROVER_ASSIGN(DeployRecord d, decode_deploy(*bytes));
+    // A pipeline's deploys are of its service; a filter on both asks both.
+    if (filter.service.empty() || d.service == filter.service) out.push_back(std::move(d));
+    DROVER_ASSIGN(more, cursor.next());
   }
   return out;
 }

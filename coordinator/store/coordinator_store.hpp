@@ -90,7 +90,16 @@ class CoordinatorStore {
   // together or not at all.
   Status commit_deploy(const DeployRecord& d, const std::vector<AuditRecord>& audits);
   Result<std::optional<DeployRecord>> deploy(const std::string& deploy_id);
-  Result<std::vector<DeployRecord>> deploys();  // every record, by id
+  // The deploys not finished (at most one per service), by id: from an
+  // index, whatever the length of the history.
+  Result<std::vector<DeployRecord>> active_deploys();
+  Result<std::optional<DeployRecord>> active_deploy(const std::string& service);
+  // The newest deploys (by creation), of a pipeline, else of a service, else
+  // all: from an index, reading no more records than asked for.
+  struct DeployFilter {
+    std::string service, pipeline_id;  // "" for any
+  };
+  Result<std::vector<DeployRecord>> recent_deploys(const DeployFilter& filter, std::size_t limit);
   // How many deploys of the service were created (the last one's number).
   Result<std::uint64_t> deploy_counter(const std::string& service);
   // The config snapshot a deploy was started with, if any.
@@ -163,6 +172,13 @@ class CoordinatorStore {
   lmdb::Table meta_, hosts_, join_tokens_, plans_, plan_index_, plan_seqs_, deploys_, samples_,
       host_state_, pipelines_, artifacts_, manifests_, settings_, host_seen_;
   lmdb::Table deploy_configs_;  // deploy id -> content id of its config snapshot
+  lmdb::Table active_deploys_;  // service -> id of its deploy not finished
+  // "a/", "s/<service>/" or "p/<pipeline>/" + big-endian ~created_ms + id -> id
+  lmdb::Table deploy_list_;
+  // strict: refuse a second active deploy of a service (else keep the first).
+  Status index_new_deploy(lmdb::Txn& txn, const DeployRecord& d, bool strict = true);
+  Status index_deploy_state(lmdb::Txn& txn, const DeployRecord& d, bool strict = true);
+  Status migrate_to_2(lmdb::Txn& txn);
   std::atomic<std::uint64_t> hosts_version_{0};
   AuditTables audit_;
 };

@@ -15,7 +15,7 @@ struct Log {
   TempDir dir;
   std::unique_ptr<lmdb::Env> env = lmdb::Env::open(dir.path(), {64 << 20, 8, false}).value();
   AuditTables t{env->table("audit").value(), env->table("snapshots").value(),
-                env->table("meta").value()};
+                env->table("meta").value(), env->table("releases").value()};
 
   AuditRecord append(std::int64_t at, const std::string& what, const std::string& service,
                      const std::string& artifact = "", const std::string& snapshot = "") {
@@ -123,6 +123,45 @@ TEST(Audit, QueriesByServiceAndTimeAndWhatRanWhen) {
   EXPECT_EQ((*audit_running_at(txn, log.t, "web", 4999))->artifact, "sha256:a");
   EXPECT_EQ((*audit_running_at(txn, log.t, "web", 5000))->artifact, "sha256:b");
   EXPECT_EQ((*audit_running_at(txn, log.t, "db", 99'999))->artifact, "sha256:d");
+}
+
+TEST(Audit, WhatRanWhenGoesByTimeAndTheIndexCanBeRebuilt) {
+  Log log;
+  log.append(5000, "service.release", "web", "sha256:late");
+  log.append(3000, "service.release", "web", "sha256:early");  // the wall clock stepped back
+  log.append(3000, "service.release", "web", "sha256:again");  // same time: the last one counts
+  log.append(4000, "service.release", "web-2", "sha256:other");
+  auto answers = [&] {
+    auto txn = log.env->begin_read().value();
+    std::vector<std::string> out;
+    for (std::int64_t at : {2999, 3000, 4999, 5000, 9000}) {
+      auto r = audit_running_at(txn, log.t, "web", at).value();
+      out.push_back(r ? r->artifact : "-");
+    }
+    return out;
+  };
+  const std::vector<std::string> expected = {"-", "sha256:again", "sha256:again", "sha256:late",
+                                             "sha256:late"};
+  EXPECT_EQ(answers(), expected);
+  {
+    auto txn = log.env->begin_write().value();
+    std::vector<std::string> keys;
+    {
+      auto cursor = txn.cursor(log.t.releases).value();  // gone before the commit
+      for (bool more = cursor.first().value(); more; more = cursor.next().value()) {
+        keys.emplace_back(cursor.key());
+      }
+    }
+    for (const auto& k : keys) ASSERT_TRUE(txn.erase(log.t.releases, k).value());
+    ASSERT_TRUE(txn.commit().ok());
+  }
+  EXPECT_EQ(answers(), std::vector<std::string>(5, "-"));
+  {
+    auto txn = log.env->begin_write().value();
+    EXPECT_EQ(audit_index_releases(txn, log.t).value(), 4u);
+    ASSERT_TRUE(txn.commit().ok());
+  }
+  EXPECT_EQ(answers(), expected);
 }
 
 }  // namespace
