@@ -10,7 +10,6 @@
 #include "core/base/hex.hpp"
 #include "core/canon/base64.hpp"
 #include "core/canon/canonical_json.hpp"
-#include "core/format/layer_torrent.hpp"
 #include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
 #include "core/sign/secret_box.hpp"
@@ -69,6 +68,10 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   } else {
     c->tracker_url_ = c->options_.tracker_url;
   }
+  if (!c->tracker_url_.empty()) {
+    c->tracker_client_ = std::make_unique<mesh::HttpTrackerClient>(c->tracker_url_);
+  }
+  c->readiness_ = std::make_unique<ArtifactReadiness>(*c->store_, c->tracker_client_.get());
 
   DROVER_ASSIGN(c->gateway_,
                 AgentGateway::start(
@@ -79,7 +82,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
       *c->store_,
       [self](const DeployRecord& d) {
         const DeployParams p = self->params_of(d);
-        const bool ready = d.state == DeployState::pending ? self->artifact_ready(d) : true;
+        const bool ready = d.state == DeployState::pending ? self->readiness_->ready(d.id) : true;
         return store_fleet_view(*self->store_, d, p.baseline_window_ms, ready);
       },
       [self](const DeployRecord& d, const std::string& artifact,
@@ -129,6 +132,7 @@ void Coordinator::drive() {
   std::unique_lock stop_lock(stop_mu_);
   while (!stopping_) {
     stop_lock.unlock();
+    check_readiness();  // network I/O: never under the orchestrator's lock
     {
       std::lock_guard lock(orchestrator_mu_);
       auto t = orchestrator_->tick();
@@ -266,45 +270,19 @@ DeployParams Coordinator::params_of(const DeployRecord& d) {
   return settings_of(d).params;
 }
 
-bool Coordinator::artifact_ready(const DeployRecord& d) {
-  const DeploySettings settings = settings_of(d);
-  if (settings.ready) return true;
-  auto bytes = store_->manifest(d.artifact);
-  if (!bytes.ok() || !*bytes) return false;
-  if (tracker_url_.empty()) return true;  // no mesh to ask: registered is ready
-  auto m = format::decode_manifest(**bytes);
-  if (!m.ok()) return false;
-  std::set<std::string> regions;
-  for (const auto& b : d.batches) {
-    for (const auto& h : b.hosts) {
-      auto rec = store_->host(h);
-      if (rec.ok() && *rec) regions.insert((*rec)->region);
-    }
+void Coordinator::check_readiness() {
+  auto active = store_->active_deploys();
+  if (!active.ok()) return;  // the tick reports the store's trouble
+  std::set<std::string> ids;
+  for (const auto& d : *active) {
+    ids.insert(d.id);
+    if (d.state == DeployState::pending) (void)readiness_->check(d, settings_of(d).artifact_ready);
   }
-  for (const auto& layer : m->layers) {
-    const auto t = format::derive_layer_torrent(layer);
-    const std::string hex = to_hex(t.info_hash.data(), 20);
-    auto r =
-        http::request("GET", tracker_url_ + "/swarm?info_hash=" + hex, "", std::chrono::seconds(2));
-    if (!r.ok() || r->status != 200) return false;
-    json j = json::parse(r->body, nullptr, false);
-    if (!j.is_object() || !j["complete"].is_array()) return false;
-    std::set<std::string> seeded;
-    bool any = false;
-    for (const auto& h : j["complete"]) {
-      const std::string role = h.value("role", "");
-      if (role == "seed") seeded.insert(h.value("region", ""));
-      if (role == "seed" || role == "origin") any = true;
-    }
-    if (settings.artifact_ready == "origin"
-            ? !any
-            : !std::includes(seeded.begin(), seeded.end(), regions.begin(), regions.end())) {
-      return false;
-    }
-  }
+  readiness_->retain(ids);
   std::lock_guard lock(cache_mu_);
-  settings_[d.id].ready = true;
-  return true;
+  for (auto it = settings_.begin(); it != settings_.end();) {
+    it = ids.count(it->first) ? std::next(it) : settings_.erase(it);
+  }
 }
 
 // ---- pipelines ----

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "coordinator/api/tokens.hpp"
+#include "coordinator/artifacts/readiness.hpp"
 #include "coordinator/orchestrator/fleet_adapter.hpp"
 #include "coordinator/pipelines/pipeline.hpp"
 #include "core/log/log.hpp"
@@ -176,12 +177,14 @@ class Coordinator {
   // What a deploy's config snapshot says, read once per deploy.
   struct DeploySettings {
     DeployParams params;
-    std::string artifact_ready = "seeds";
-    bool ready = false;  // its artifact was found ready (it stays so)
+    std::string artifact_ready = "seeds";  // the readiness rule
   };
   DeploySettings settings_of(const DeployRecord& d);
   DeployParams params_of(const DeployRecord& d);
-  bool artifact_ready(const DeployRecord& d);
+  // The driver's step before each tick, off the orchestrator's lock: asks
+  // the tracker about the artifacts of pending deploys, and forgets what it
+  // kept of finished deploys.
+  void check_readiness();
   Result<std::string> manifest_of(const ContentId& id);
   Result<ArtifactRecord> register_manifest(const std::string& id, const std::string& manifest,
                                            const std::string& source, const std::string& who);
@@ -197,12 +200,14 @@ class Coordinator {
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<mesh::TrackerService> tracker_;
   std::string tracker_url_;
+  std::unique_ptr<mesh::TrackerClient> tracker_client_;  // null: no mesh to ask
+  std::unique_ptr<ArtifactReadiness> readiness_;
   std::unique_ptr<AgentGateway> gateway_;
   std::unique_ptr<PlanIssuer> issuer_;
   std::unique_ptr<Orchestrator> orchestrator_;
   std::mutex orchestrator_mu_;  // the driver and API operations share the orchestrator
 
-  std::mutex cache_mu_;
+  std::mutex cache_mu_;                             // guards settings_
   std::map<std::string, DeploySettings> settings_;  // by deploy id
 
   std::mutex stop_mu_;
