@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/service/config.hpp"
+#include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "core/daemon/daemon.hpp"
 #include "core/log/log.hpp"
 
@@ -93,7 +94,7 @@ int run(const cxxopts::ParseResult& r) {
 int offline(const std::string& verb, const std::vector<std::string>& words,
             const cxxopts::ParseResult& r) {
   if (!r.count("data-dir")) return usage(verb + " needs --data-dir DIR");
-  auto store = CoordinatorStore::open(r["data-dir"].as<std::string>());
+  auto store = LmdbCoordinatorStore::open(r["data-dir"].as<std::string>());
   if (!store.ok()) return fail(store.error().message);
   SystemRandom random;
   SystemClock clock;
@@ -110,9 +111,7 @@ int offline(const std::string& verb, const std::vector<std::string>& words,
   };
   if (verb == "token") {
     if (words.size() != 2) return usage("token create|revoke NAME");
-    auto table = (*store)->env().table("api_tokens");
-    if (!table.ok()) return fail(table.error().message);
-    TokenStore tokens((*store)->env(), *table);
+    TokenStore tokens(**store);
     if (words[0] == "create") {
       if (!r.count("role")) return usage("token create needs --role ROLE");
       auto role = parse_role(r["role"].as<std::string>());

@@ -10,6 +10,7 @@
 #include "agent/coordinator_link.hpp"
 #include "coordinator/gateway/agent_gateway.hpp"
 #include "coordinator/plans/plan_issuer.hpp"
+#include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "core/proto/testing/fake_coordinator.hpp"
 #include "core/sign/secret_box.hpp"
 #include "tests/support/test_support.hpp"
@@ -59,9 +60,10 @@ class FakeSide : public Side {
 class RealSide : public Side {
  public:
   RealSide() {
-    store_ = coordinator::CoordinatorStore::open(dir_.path() / "coordinator").value();
+    store_ = coordinator::LmdbCoordinatorStore::open(dir_.path() / "coordinator").value();
+    keys_ = std::make_unique<coordinator::OnlineKeySigner>(key(1));
     gateway_ = coordinator::AgentGateway::start(
-                   {}, *store_, key(1),
+                   {}, *store_, *keys_,
                    [](const ContentId& id) -> Result<std::string> {
                      if (id == ContentId::of(kManifest)) return kManifest;
                      return make_error(Errc::not_found, "no manifest " + id.str());
@@ -69,7 +71,10 @@ class RealSide : public Side {
                    [this](const coordinator::HostRecord&, const proto::ReportBody&) { ++reports_; },
                    clock_, Logger::discard())
                    .value();
-    issuer_ = std::make_unique<coordinator::PlanIssuer>(*store_, *gateway_);
+    issuer_ = std::make_unique<coordinator::PlanIssuer>(
+        *store_, *keys_, [g = gateway_.get()](const std::string& service, std::uint64_t seq) {
+          g->announce(service, seq);
+        });
   }
   std::string requests_url() override { return gateway_->requests_url(); }
   sign::PublicKey root() override { return root_.public_key(); }
@@ -83,7 +88,7 @@ class RealSide : public Side {
   }
   int reports_ingested() override { return reports_.load(); }
   void reset_host(const std::string& host) override { ASSERT_TRUE(store_->reset_host(host).ok()); }
-  void rotate() override { gateway_->set_online_key(key(2)); }
+  void rotate() override { keys_->rotate(key(2)); }
 
  private:
   coordinator::OnlineKey key(std::uint64_t version) {
@@ -98,6 +103,7 @@ class RealSide : public Side {
   std::vector<sign::KeyPair> online_;
   SystemClock clock_;
   std::unique_ptr<coordinator::CoordinatorStore> store_;
+  std::unique_ptr<coordinator::OnlineKeySigner> keys_;
   std::unique_ptr<coordinator::AgentGateway> gateway_;
   std::unique_ptr<coordinator::PlanIssuer> issuer_;
   std::atomic<int> reports_{0};

@@ -16,8 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "coordinator/store/coordinator_store.hpp"
 #include "core/base/result.hpp"
-#include "core/lmdb/lmdb.hpp"
 #include "core/world/random.hpp"
 
 namespace drover::coordinator {
@@ -37,7 +37,7 @@ struct Caller {
 
 class TokenStore {
  public:
-  TokenStore(lmdb::Env& env, lmdb::Table table) : env_(env), table_(table) {}
+  explicit TokenStore(CoordinatorStore& store) : store_(store) {}
 
   // Returns the new token ("drv_" + 43 base64url characters). Names are
   // unique among live tokens.
@@ -55,8 +55,7 @@ class TokenStore {
   Result<std::vector<Listed>> list();
 
  private:
-  lmdb::Env& env_;
-  lmdb::Table table_;  // sha256 hex of token -> {name, role, created_at}
+  CoordinatorStore& store_;  // keeps sha256 hex of token -> {name, role, created_at}
 };
 
 }  // namespace drover::coordinator

@@ -42,7 +42,7 @@ struct Head {
   std::string hash = kGenesis;
 };
 
-Result<Head> read_head(lmdb::Txn& txn, const AuditTables& t) {
+Result<Head> read_head(kv::Txn& txn, const AuditTables& t) {
   DROVER_ASSIGN(auto bytes, txn.get(t.meta, "audit_head"));
   if (!bytes) return Head{};
   json j = json::parse(*bytes, nullptr, false);
@@ -98,7 +98,7 @@ Result<AuditRecord> decode_audit_record(std::string_view bytes) {
   }
 }
 
-Result<AuditRecord> audit_append(lmdb::Txn& txn, const AuditTables& t, AuditRecord r,
+Result<AuditRecord> audit_append(kv::Txn& txn, const AuditTables& t, AuditRecord r,
                                  const std::string& config_snapshot) {
   DROVER_ASSIGN(Head head, read_head(txn, t));
   r.seq = head.seq + 1;
@@ -116,11 +116,11 @@ Result<AuditRecord> audit_append(lmdb::Txn& txn, const AuditTables& t, AuditReco
   return r;
 }
 
-Result<AuditCheck> audit_verify(lmdb::Txn& txn, const AuditTables& t) {
+Result<AuditCheck> audit_verify(kv::Txn& txn, const AuditTables& t) {
   AuditCheck out;
   DROVER_ASSIGN(Head head, read_head(txn, t));
   DROVER_ASSIGN(auto cursor, txn.cursor(t.records));
-  DROVER_ASSIGN(bool more, cursor.first());
+  DROVER_ASSIGN(bool more, cursor->first());
   std::string prev = kGenesis;
   std::uint64_t expect = 1;
   auto problem = [&](std::string what) {
@@ -129,13 +129,13 @@ Result<AuditCheck> audit_verify(lmdb::Txn& txn, const AuditTables& t) {
     return out;
   };
   while (more) {
-    auto r = decode_audit_record(cursor.value());
+    auto r = decode_audit_record(cursor->value());
     if (!r.ok()) return problem("record " + std::to_string(expect) + ": " + r.error().message);
     if (r->seq != expect) {
       return problem("record " + std::to_string(expect) + " is missing (next is " +
                      std::to_string(r->seq) + ")");
     }
-    if (cursor.key() != seq_key(r->seq)) {
+    if (cursor->key() != seq_key(r->seq)) {
       return problem("record " + std::to_string(r->seq) + " is stored under another seq");
     }
     if (r->prev != prev) {
@@ -149,10 +149,10 @@ Result<AuditCheck> audit_verify(lmdb::Txn& txn, const AuditTables& t) {
                        " is missing or changed");
       }
     }
-    prev = ContentId::of(cursor.value()).str();
+    prev = ContentId::of(cursor->value()).str();
     ++out.records;
     ++expect;
-    DROVER_ASSIGN(more, cursor.next());
+    DROVER_ASSIGN(more, cursor->next());
   }
   if (out.records != head.seq || prev != head.hash) {
     return problem("the log ends at record " + std::to_string(out.records) + " but its head says " +
@@ -162,48 +162,48 @@ Result<AuditCheck> audit_verify(lmdb::Txn& txn, const AuditTables& t) {
   return out;
 }
 
-Result<std::vector<AuditRecord>> audit_query(lmdb::Txn& txn, const AuditTables& t,
+Result<std::vector<AuditRecord>> audit_query(kv::Txn& txn, const AuditTables& t,
                                              const std::string& service, std::int64_t since_ms,
                                              std::int64_t until_ms, std::size_t limit) {
   std::vector<AuditRecord> out;
   DROVER_ASSIGN(auto cursor, txn.cursor(t.records));
-  DROVER_ASSIGN(bool more, cursor.first());
+  DROVER_ASSIGN(bool more, cursor->first());
   while (more && out.size() < limit) {
-    DROVER_ASSIGN(AuditRecord r, decode_audit_record(cursor.value()));
+    DROVER_ASSIGN(AuditRecord r, decode_audit_record(cursor->value()));
     if ((service.empty() || r.service == service) && r.at_ms >= since_ms && r.at_ms < until_ms) {
       out.push_back(std::move(r));
     }
-    DROVER_ASSIGN(more, cursor.next());
+    DROVER_ASSIGN(more, cursor->next());
   }
   return out;
 }
 
-Result<std::optional<AuditRecord>> audit_running_at(lmdb::Txn& txn, const AuditTables& t,
+Result<std::optional<AuditRecord>> audit_running_at(kv::Txn& txn, const AuditTables& t,
                                                     const std::string& service,
                                                     std::int64_t at_ms) {
   const std::string prefix = service + '/';
   DROVER_ASSIGN(auto cursor, txn.cursor(t.releases));
   // The first entry at or after (service, ~at_ms, ~max) is the newest at or before at_ms.
-  DROVER_ASSIGN(bool found, cursor.seek(release_key(service, at_ms,
-                                                    std::numeric_limits<std::uint64_t>::max())));
-  if (!found || cursor.key().substr(0, prefix.size()) != prefix) {
+  DROVER_ASSIGN(bool found, cursor->seek(release_key(service, at_ms,
+                                                     std::numeric_limits<std::uint64_t>::max())));
+  if (!found || cursor->key().substr(0, prefix.size()) != prefix) {
     return std::optional<AuditRecord>();
   }
-  DROVER_ASSIGN(auto bytes, txn.get(t.records, cursor.value()));
+  DROVER_ASSIGN(auto bytes, txn.get(t.records, cursor->value()));
   if (!bytes) return make_error(Errc::corrupt, "audit: an indexed release record is missing");
   DROVER_ASSIGN(AuditRecord r, decode_audit_record(*bytes));
   return std::optional<AuditRecord>(std::move(r));
 }
 
-Result<std::uint64_t> audit_index_releases(lmdb::Txn& txn, const AuditTables& t) {
+Result<std::uint64_t> audit_index_releases(kv::Txn& txn, const AuditTables& t) {
   std::vector<AuditRecord> releases;
   {
     DROVER_ASSIGN(auto cursor, txn.cursor(t.records));
-    DROVER_ASSIGN(bool more, cursor.first());
+    DROVER_ASSIGN(bool more, cursor->first());
     while (more) {
-      DROVER_ASSIGN(AuditRecord r, decode_audit_record(cursor.value()));
+      DROVER_ASSIGN(AuditRecord r, decode_audit_record(cursor->value()));
       if (is_release(r)) releases.push_back(std::move(r));
-      DROVER_ASSIGN(more, cursor.next());
+      DROVER_ASSIGN(more, cursor->next());
     }
   }  // the cursor is gone before the writes (and the caller's commit)
   for (const auto& r : releases) {

@@ -16,14 +16,15 @@ std::string error_reply(Errc code, const std::string& message) {
 
 }  // namespace
 
-AgentGateway::AgentGateway(CoordinatorStore& store, OnlineKey online, ManifestLookup manifests,
-                           ReportHandler reports, const Clock& clock, Logger& log)
+AgentGateway::AgentGateway(CoordinatorStore& store, const OnlineKeySigner& keys,
+                           ManifestLookup manifests, ReportHandler reports, const Clock& clock,
+                           Logger& log)
     : store_(store),
       manifests_(std::move(manifests)),
       reports_(std::move(reports)),
       clock_(clock),
       log_(log),
-      online_(std::move(online)) {}
+      keys_(keys) {}
 
 AgentGateway::~AgentGateway() {
   server_.reset();  // no new requests; answers still to come are dropped
@@ -36,13 +37,11 @@ AgentGateway::~AgentGateway() {
   publisher_.reset();
 }
 
-Result<std::unique_ptr<AgentGateway>> AgentGateway::start(const GatewayOptions& options,
-                                                          CoordinatorStore& store, OnlineKey online,
-                                                          ManifestLookup manifests,
-                                                          ReportHandler reports, const Clock& clock,
-                                                          Logger& log) {
-  std::unique_ptr<AgentGateway> g(new AgentGateway(store, std::move(online), std::move(manifests),
-                                                   std::move(reports), clock, log));
+Result<std::unique_ptr<AgentGateway>> AgentGateway::start(
+    const GatewayOptions& options, CoordinatorStore& store, const OnlineKeySigner& keys,
+    ManifestLookup manifests, ReportHandler reports, const Clock& clock, Logger& log) {
+  std::unique_ptr<AgentGateway> g(
+      new AgentGateway(store, keys, std::move(manifests), std::move(reports), clock, log));
   DROVER_ASSIGN(g->publisher_, nng::Publisher::listen(options.announcements_listen));
   g->committer_ = std::thread([raw = g.get()] { raw->commit_reports(); });
   DROVER_ASSIGN(g->server_, nng::Server::listen_async(
@@ -60,16 +59,6 @@ std::string AgentGateway::requests_url() const {
 
 std::string AgentGateway::announcements_url() const {
   return publisher_->url();
-}
-
-void AgentGateway::set_online_key(OnlineKey online) {
-  std::lock_guard lock(key_mu_);
-  online_ = std::move(online);
-}
-
-OnlineKey AgentGateway::online_key() const {
-  std::lock_guard lock(key_mu_);
-  return online_;
 }
 
 void AgentGateway::announce(const std::string& service, std::uint64_t seq) {
@@ -96,7 +85,7 @@ std::string AgentGateway::enroll(const proto::Request& r) {
   auto token_ok = store_.join_token_valid(e->join_token);
   if (!token_ok.ok()) return proto::encode_error_reply(token_ok.error());
   if (!*token_ok) return error_reply(Errc::refused, "unknown or revoked join token");
-  auto report_key = sign::unseal(online_key().key, e->sealed_mac_key);
+  auto report_key = sign::unseal(keys_.current().key, e->sealed_mac_key);
   if (!report_key.ok()) return proto::encode_error_reply(report_key.error());
   if (report_key->size() != sign::kMacKeySize) {
     return error_reply(Errc::invalid_argument, "the sealed report key is not 32 bytes");
@@ -128,7 +117,8 @@ void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply
   auto r = proto::decode_request(bytes);
   if (!r.ok()) return reply(proto::encode_error_reply(r.error()));
   if (r->type == proto::kCertPull) {
-    return reply(proto::encode_reply("cert", {{"cert", sign::encode_envelope(online_key().cert)}}));
+    return reply(
+        proto::encode_reply("cert", {{"cert", sign::encode_envelope(keys_.current().cert)}}));
   }
   if (r->type == proto::kEnroll) return reply(enroll(*r));
 

@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "coordinator/plans/plan_signer.hpp"
 #include "coordinator/store/coordinator_store.hpp"
 #include "core/hash/sha256.hpp"
 #include "core/log/log.hpp"
@@ -42,31 +43,19 @@ struct GatewayOptions {
   int workers = 256;
 };
 
-// The online signing key and the root's certificate for it.
-struct OnlineKey {
-  sign::KeyPair key;
-  sign::Envelope cert;
-};
-
 class AgentGateway {
  public:
   using ManifestLookup = std::function<Result<std::string>(const ContentId&)>;
   using ReportHandler = std::function<void(const HostRecord&, const proto::ReportBody&)>;
 
-  static Result<std::unique_ptr<AgentGateway>> start(const GatewayOptions& options,
-                                                     CoordinatorStore& store, OnlineKey online,
-                                                     ManifestLookup manifests,
-                                                     ReportHandler reports, const Clock& clock,
-                                                     Logger& log);
+  // keys: the online key, read for every enrollment and certificate pull.
+  static Result<std::unique_ptr<AgentGateway>> start(
+      const GatewayOptions& options, CoordinatorStore& store, const OnlineKeySigner& keys,
+      ManifestLookup manifests, ReportHandler reports, const Clock& clock, Logger& log);
   ~AgentGateway();
 
   std::string requests_url() const;
   std::string announcements_url() const;
-
-  // A rotation: later enrollments seal to the new key, and plan answers
-  // carry its certificate.
-  void set_online_key(OnlineKey online);
-  OnlineKey online_key() const;
 
   // Best effort (agents also poll): "plan seq of service exists".
   void announce(const std::string& service, std::uint64_t seq);
@@ -79,7 +68,7 @@ class AgentGateway {
   std::uint64_t report_commits() const { return batches_.load(); }
 
  private:
-  AgentGateway(CoordinatorStore& store, OnlineKey online, ManifestLookup manifests,
+  AgentGateway(CoordinatorStore& store, const OnlineKeySigner& keys, ManifestLookup manifests,
                ReportHandler reports, const Clock& clock, Logger& log);
   std::string enroll(const proto::Request& r);
   // The host's record, from a cache that every enrollment or reset empties
@@ -94,8 +83,7 @@ class AgentGateway {
   ReportHandler reports_;
   const Clock& clock_;
   Logger& log_;
-  mutable std::mutex key_mu_;  // guards online_
-  OnlineKey online_;
+  const OnlineKeySigner& keys_;
   struct PendingReport {
     HostRecord host;
     proto::ReportBody body;

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "coordinator/pipelines/pipeline_codec.hpp"
+#include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "core/base/hex.hpp"
 #include "core/canon/base64.hpp"
 #include "core/canon/canonical_json.hpp"
@@ -46,14 +47,25 @@ std::int64_t Coordinator::now_ms() const {
 Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions options,
                                                         const Clock& clock, Random& random,
                                                         Logger& log) {
+  return start(std::move(options), CoordinatorParts{}, clock, random, log);
+}
+
+Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions options,
+                                                        CoordinatorParts parts, const Clock& clock,
+                                                        Random& random, Logger& log) {
   if (!options.online) {
     return make_error(Errc::invalid_argument, "the coordinator needs its online key");
   }
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(options), clock, random, log));
   Coordinator* self = c.get();
-  DROVER_ASSIGN(c->store_, CoordinatorStore::open(c->options_.data_dir));
-  DROVER_ASSIGN(auto token_table, c->store_->env().table("api_tokens"));
-  c->tokens_ = std::make_unique<TokenStore>(c->store_->env(), token_table);
+  if (parts.store) {
+    c->store_ = std::move(parts.store);
+  } else {
+    DROVER_ASSIGN(c->store_, LmdbCoordinatorStore::open(c->options_.data_dir));
+  }
+  c->tokens_ = std::make_unique<TokenStore>(*c->store_);
+  c->keys_ = std::make_unique<OnlineKeySigner>(*c->options_.online);
+  c->signer_ = std::move(parts.signer);
 
   if (!c->options_.tracker_listen.empty()) {
     DROVER_ASSIGN(auto hp, http::parse_listen(c->options_.tracker_listen));
@@ -68,16 +80,22 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   } else {
     c->tracker_url_ = c->options_.tracker_url;
   }
-  if (!c->tracker_url_.empty()) {
+  if (parts.tracker) {
+    c->tracker_client_ = std::move(parts.tracker);
+  } else if (!c->tracker_url_.empty()) {
     c->tracker_client_ = std::make_unique<mesh::HttpTrackerClient>(c->tracker_url_);
   }
   c->readiness_ = std::make_unique<ArtifactReadiness>(*c->store_, c->tracker_client_.get());
 
   DROVER_ASSIGN(c->gateway_,
                 AgentGateway::start(
-                    c->options_.agents, *c->store_, *c->options_.online,
+                    c->options_.agents, *c->store_, *c->keys_,
                     [self](const ContentId& id) { return self->manifest_of(id); }, {}, clock, log));
-  c->issuer_ = std::make_unique<PlanIssuer>(*c->store_, *c->gateway_);
+  c->issuer_ = std::make_unique<PlanIssuer>(
+      *c->store_, c->signer_ ? *c->signer_ : static_cast<PlanSigner&>(*c->keys_),
+      [self](const std::string& service, std::uint64_t seq) {
+        self->gateway_->announce(service, seq);
+      });
   c->orchestrator_ = std::make_unique<Orchestrator>(
       *c->store_,
       [self](const DeployRecord& d) {
@@ -102,7 +120,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     std::lock_guard lock(c->orchestrator_mu_);
     DROVER_TRY(c->orchestrator_->recover());
   }
-  c->driver_ = std::thread([self] { self->drive(); });
+  if (c->options_.run_driver) c->driver_ = std::thread([self] { self->drive(); });
   if (!c->options_.origin_feed.empty() && c->options_.follow_feed)
     c->feed_ = std::thread([self] { self->follow_feed(); });
   return c;
@@ -127,22 +145,27 @@ void Coordinator::after_commit(const std::string& what) {
   ::kill(::getpid(), SIGKILL);
 }
 
+Result<int> Coordinator::drive_once() {
+  check_readiness();  // network I/O: never under the orchestrator's lock
+  Result<int> changed = 0;
+  {
+    std::lock_guard lock(orchestrator_mu_);
+    changed = orchestrator_->tick();
+  }
+  const std::int64_t now = now_ms();
+  if (now - last_prune_ms_ > 60'000) {
+    last_prune_ms_ = now;
+    (void)store_->prune_samples(now - options_.sample_retention_s * 1000);
+  }
+  return changed;
+}
+
 void Coordinator::drive() {
-  std::int64_t last_prune = 0;
   std::unique_lock stop_lock(stop_mu_);
   while (!stopping_) {
     stop_lock.unlock();
-    check_readiness();  // network I/O: never under the orchestrator's lock
-    {
-      std::lock_guard lock(orchestrator_mu_);
-      auto t = orchestrator_->tick();
-      if (!t.ok()) log_.error("coordinator.tick", {{"error", t.error().message}});
-    }
-    const std::int64_t now = now_ms();
-    if (now - last_prune > 60'000) {
-      last_prune = now;
-      (void)store_->prune_samples(now - options_.sample_retention_s * 1000);
-    }
+    auto t = drive_once();
+    if (!t.ok()) log_.error("coordinator.tick", {{"error", t.error().message}});
     stop_lock.lock();
     stop_cv_.wait_for(stop_lock, options_.tick, [this] { return stopping_; });
   }

@@ -24,6 +24,7 @@
 
 #include "coordinator/api/tokens.hpp"
 #include "coordinator/artifacts/readiness.hpp"
+#include "coordinator/gateway/agent_gateway.hpp"
 #include "coordinator/orchestrator/fleet_adapter.hpp"
 #include "coordinator/pipelines/pipeline.hpp"
 #include "core/log/log.hpp"
@@ -56,6 +57,17 @@ struct CoordinatorOptions {
   // (SIGKILL) before acting on it. Empty: never.
   std::string crash_after;
   int crash_count = 1;
+  // The driver thread ticks deploys every `tick`. Without it (a simulation
+  // in virtual time), the caller drives with drive_once().
+  bool run_driver = true;
+};
+
+// What a coordinator is given besides its options: the parts a test or a
+// simulation replaces. Each one left empty is made from the options.
+struct CoordinatorParts {
+  std::unique_ptr<CoordinatorStore> store;       // LmdbCoordinatorStore in options.data_dir
+  std::unique_ptr<mesh::TrackerClient> tracker;  // HTTP to the tracker; none without a tracker
+  std::unique_ptr<PlanSigner> signer;            // the online key of options.online
 };
 
 // ---- what the operations take and answer ----
@@ -109,7 +121,11 @@ struct CreatedToken {
 // An operation's failure: the HTTP status it maps to comes from the code.
 class Coordinator {
  public:
+  // clock: the time every decision goes by (deadlines, bakes, records).
   static Result<std::unique_ptr<Coordinator>> start(CoordinatorOptions options, const Clock& clock,
+                                                    Random& random, Logger& log);
+  static Result<std::unique_ptr<Coordinator>> start(CoordinatorOptions options,
+                                                    CoordinatorParts parts, const Clock& clock,
                                                     Random& random, Logger& log);
   ~Coordinator();  // stops the threads, then the gateway
 
@@ -170,6 +186,10 @@ class Coordinator {
 
   // Pulls new artifacts from the origin's feed once (the feed thread's step).
   Status follow_feed_once(int wait_s);
+  // The driver's step (what its thread runs every tick): asks the tracker
+  // about pending deploys' artifacts, then advances every active deploy.
+  // Returns how many changed.
+  Result<int> drive_once();
 
  private:
   Coordinator(CoordinatorOptions options, const Clock& clock, Random& random, Logger& log);
@@ -202,6 +222,8 @@ class Coordinator {
   std::string tracker_url_;
   std::unique_ptr<mesh::TrackerClient> tracker_client_;  // null: no mesh to ask
   std::unique_ptr<ArtifactReadiness> readiness_;
+  std::unique_ptr<OnlineKeySigner> keys_;  // the online key (the gateway reads it too)
+  std::unique_ptr<PlanSigner> signer_;     // injected; keys_ signs when absent
   std::unique_ptr<AgentGateway> gateway_;
   std::unique_ptr<PlanIssuer> issuer_;
   std::unique_ptr<Orchestrator> orchestrator_;
@@ -214,6 +236,7 @@ class Coordinator {
   std::condition_variable stop_cv_;
   bool stopping_ = false;
   std::thread driver_, feed_;
+  std::int64_t last_prune_ms_ = 0;  // the driver's
   int crash_seen_ = 0;
 };
 

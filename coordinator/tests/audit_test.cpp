@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "coordinator/audit/audit_log.hpp"
+#include "coordinator/kv/lmdb_kv.hpp"
 #include "core/hash/sha256.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -13,41 +14,41 @@ using drover::testing::TempDir;
 
 struct Log {
   TempDir dir;
-  std::unique_ptr<lmdb::Env> env = lmdb::Env::open(dir.path(), {64 << 20, 8, false}).value();
-  AuditTables t{env->table("audit").value(), env->table("snapshots").value(),
-                env->table("meta").value(), env->table("releases").value()};
+  std::unique_ptr<kv::Store> db = kv::LmdbKv::open(dir.path(), {64 << 20, 8, false}).value();
+  AuditTables t{db->table("audit").value(), db->table("snapshots").value(),
+                db->table("meta").value(), db->table("releases").value()};
 
   AuditRecord append(std::int64_t at, const std::string& what, const std::string& service,
                      const std::string& artifact = "", const std::string& snapshot = "") {
-    auto txn = env->begin_write().value();
+    auto txn = db->begin_write().value();
     AuditRecord r;
     r.at_ms = at;
     r.who = "alice";
     r.what = what;
     r.service = service;
     r.artifact = artifact;
-    auto out = audit_append(txn, t, r, snapshot);
+    auto out = audit_append(*txn, t, r, snapshot);
     EXPECT_TRUE(out.ok());
-    EXPECT_TRUE(txn.commit().ok());
+    EXPECT_TRUE(txn->commit().ok());
     return *out;
   }
   AuditCheck verify() {
-    auto txn = env->begin_read().value();
-    return audit_verify(txn, t).value();
+    auto txn = db->begin_read().value();
+    return audit_verify(*txn, t).value();
   }
   std::string raw(std::uint64_t seq) {
-    auto txn = env->begin_read().value();
-    return **txn.get(t.records, key(seq));
+    auto txn = db->begin_read().value();
+    return **txn->get(t.records, key(seq));
   }
   void put_raw(std::uint64_t seq, const std::string& bytes) {
-    auto txn = env->begin_write().value();
-    ASSERT_TRUE(txn.put(t.records, key(seq), bytes).ok());
-    ASSERT_TRUE(txn.commit().ok());
+    auto txn = db->begin_write().value();
+    ASSERT_TRUE(txn->put(t.records, key(seq), bytes).ok());
+    ASSERT_TRUE(txn->commit().ok());
   }
   void erase(std::uint64_t seq) {
-    auto txn = env->begin_write().value();
-    ASSERT_TRUE(*txn.erase(t.records, key(seq)));
-    ASSERT_TRUE(txn.commit().ok());
+    auto txn = db->begin_write().value();
+    ASSERT_TRUE(*txn->erase(t.records, key(seq)));
+    ASSERT_TRUE(txn->commit().ok());
   }
   static std::string key(std::uint64_t seq) {
     std::string k;
@@ -113,16 +114,16 @@ TEST(Audit, CuttingOrEditingTheNewestRecordIsCaughtByTheHead) {
 TEST(Audit, QueriesByServiceAndTimeAndWhatRanWhen) {
   Log log;
   log.fill();
-  auto txn = log.env->begin_read().value();
-  auto web = audit_query(txn, log.t, "web", 1500, 10'000, 100);
+  auto txn = log.db->begin_read().value();
+  auto web = audit_query(*txn, log.t, "web", 1500, 10'000, 100);
   ASSERT_TRUE(web.ok());
   ASSERT_EQ(web->size(), 3u);
   EXPECT_EQ((*web)[0].seq, 2u);
-  EXPECT_EQ(audit_query(txn, log.t, "", 0, 10'000, 2)->size(), 2u);
-  EXPECT_FALSE(*audit_running_at(txn, log.t, "web", 1999));
-  EXPECT_EQ((*audit_running_at(txn, log.t, "web", 4999))->artifact, "sha256:a");
-  EXPECT_EQ((*audit_running_at(txn, log.t, "web", 5000))->artifact, "sha256:b");
-  EXPECT_EQ((*audit_running_at(txn, log.t, "db", 99'999))->artifact, "sha256:d");
+  EXPECT_EQ(audit_query(*txn, log.t, "", 0, 10'000, 2)->size(), 2u);
+  EXPECT_FALSE(*audit_running_at(*txn, log.t, "web", 1999));
+  EXPECT_EQ((*audit_running_at(*txn, log.t, "web", 4999))->artifact, "sha256:a");
+  EXPECT_EQ((*audit_running_at(*txn, log.t, "web", 5000))->artifact, "sha256:b");
+  EXPECT_EQ((*audit_running_at(*txn, log.t, "db", 99'999))->artifact, "sha256:d");
 }
 
 TEST(Audit, WhatRanWhenGoesByTimeAndTheIndexCanBeRebuilt) {
@@ -132,10 +133,10 @@ TEST(Audit, WhatRanWhenGoesByTimeAndTheIndexCanBeRebuilt) {
   log.append(3000, "service.release", "web", "sha256:again");  // same time: the last one counts
   log.append(4000, "service.release", "web-2", "sha256:other");
   auto answers = [&] {
-    auto txn = log.env->begin_read().value();
+    auto txn = log.db->begin_read().value();
     std::vector<std::string> out;
     for (std::int64_t at : {2999, 3000, 4999, 5000, 9000}) {
-      auto r = audit_running_at(txn, log.t, "web", at).value();
+      auto r = audit_running_at(*txn, log.t, "web", at).value();
       out.push_back(r ? r->artifact : "-");
     }
     return out;
@@ -144,22 +145,22 @@ TEST(Audit, WhatRanWhenGoesByTimeAndTheIndexCanBeRebuilt) {
                                              "sha256:late"};
   EXPECT_EQ(answers(), expected);
   {
-    auto txn = log.env->begin_write().value();
+    auto txn = log.db->begin_write().value();
     std::vector<std::string> keys;
     {
-      auto cursor = txn.cursor(log.t.releases).value();  // gone before the commit
-      for (bool more = cursor.first().value(); more; more = cursor.next().value()) {
-        keys.emplace_back(cursor.key());
+      auto cursor = txn->cursor(log.t.releases).value();  // gone before the commit
+      for (bool more = cursor->first().value(); more; more = cursor->next().value()) {
+        keys.emplace_back(cursor->key());
       }
     }
-    for (const auto& k : keys) ASSERT_TRUE(txn.erase(log.t.releases, k).value());
-    ASSERT_TRUE(txn.commit().ok());
+    for (const auto& k : keys) ASSERT_TRUE(txn->erase(log.t.releases, k).value());
+    ASSERT_TRUE(txn->commit().ok());
   }
   EXPECT_EQ(answers(), std::vector<std::string>(5, "-"));
   {
-    auto txn = log.env->begin_write().value();
-    EXPECT_EQ(audit_index_releases(txn, log.t).value(), 4u);
-    ASSERT_TRUE(txn.commit().ok());
+    auto txn = log.db->begin_write().value();
+    EXPECT_EQ(audit_index_releases(*txn, log.t).value(), 4u);
+    ASSERT_TRUE(txn->commit().ok());
   }
   EXPECT_EQ(answers(), expected);
 }

@@ -4,14 +4,14 @@
 // release of a new deploy), and a format 1 state indexed when opened.
 #include <gtest/gtest.h>
 
-#include "coordinator/store/coordinator_store.hpp"
+#include "coordinator/tests/store_backends.hpp"
 #include "core/hash/sha256.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace drover::coordinator {
 namespace {
 
-using drover::testing::TempDir;
+using DeployIndex = OnEachBackend;
 
 DeployRecord deploy(const std::string& service, int n, std::int64_t created_ms,
                     const std::string& pipeline = "") {
@@ -56,9 +56,8 @@ std::vector<std::string> ids(const std::vector<DeployRecord>& all) {
   return out;
 }
 
-TEST(DeployIndex, OneActiveDeployPerServiceFollowsItsState) {
-  TempDir dir;
-  auto s = CoordinatorStore::open(dir.path()).value();
+TEST_P(DeployIndex, OneActiveDeployPerServiceFollowsItsState) {
+  auto s = backend_.open().value();
   ASSERT_TRUE(s->create_deploy(new_deploy(deploy("web", 1, 1000), 1)).ok());
   ASSERT_TRUE(s->create_deploy(new_deploy(deploy("db", 1, 2000), 1)).ok());
   auto second = s->create_deploy(new_deploy(deploy("web", 2, 3000), 2));
@@ -91,9 +90,8 @@ TEST(DeployIndex, OneActiveDeployPerServiceFollowsItsState) {
   EXPECT_EQ(s->running_at("web", 3000).value()->artifact, "sha256:web-1");
 }
 
-TEST(DeployIndex, ListingsAreNewestFirstAndReadOnlyWhatIsAsked) {
-  TempDir dir;
-  auto s = CoordinatorStore::open(dir.path()).value();
+TEST_P(DeployIndex, ListingsAreNewestFirstAndReadOnlyWhatIsAsked) {
+  auto s = backend_.open().value();
   // Created out of id order; web and api share pipeline "shop".
   const std::vector<DeployRecord> all = {deploy("web", 1, 5000, "shop"),
                                          deploy("api", 1, 1000, "shop"),
@@ -116,43 +114,45 @@ TEST(DeployIndex, ListingsAreNewestFirstAndReadOnlyWhatIsAsked) {
   EXPECT_EQ(s->running_at("web", 9100).value()->artifact, "sha256:web-2");
 }
 
-TEST(DeployIndex, AFormat1StateIsIndexedWhenOpened) {
-  TempDir dir;
+TEST_P(DeployIndex, AFormat1StateIsIndexedWhenOpened) {
   {
-    auto s = CoordinatorStore::open(dir.path()).value();
+    auto s = backend_.open().value();
     ASSERT_TRUE(s->create_deploy(new_deploy(deploy("web", 1, 1000), 1)).ok());
     ASSERT_TRUE(finish(*s, deploy("web", 1, 1000), 2000).ok());
     ASSERT_TRUE(s->create_deploy(new_deploy(deploy("web", 2, 3000), 2)).ok());
     ASSERT_TRUE(s->create_deploy(new_deploy(deploy("db", 1, 4000), 1)).ok());
     // Back to what a format 1 coordinator left: no indexes.
-    lmdb::Env& env = s->env();
+    kv::Store& kv = s->kv();
     // Tables are opened before the write transaction (opening one writes).
-    const lmdb::Table meta = env.table("meta").value();
-    std::vector<lmdb::Table> indexes;
+    const kv::Table meta = kv.table("meta").value();
+    std::vector<kv::Table> indexes;
     for (const char* name : {"active_deploys", "deploy_list", "audit_releases"}) {
-      indexes.push_back(env.table(name).value());
+      indexes.push_back(kv.table(name).value());
     }
-    auto txn = env.begin_write().value();
-    ASSERT_TRUE(txn.put(meta, "coordinator_format", "1").ok());
-    for (const lmdb::Table& t : indexes) {
+    auto txn = kv.begin_write().value();
+    ASSERT_TRUE(txn->put(meta, "coordinator_format", "1").ok());
+    for (const kv::Table t : indexes) {
       std::vector<std::string> keys;
       {
-        auto cursor = txn.cursor(t).value();
-        for (bool more = cursor.first().value(); more; more = cursor.next().value()) {
-          keys.emplace_back(cursor.key());
+        auto cursor = txn->cursor(t).value();
+        for (bool more = cursor->first().value(); more; more = cursor->next().value()) {
+          keys.emplace_back(cursor->key());
         }
       }
-      for (const auto& k : keys) ASSERT_TRUE(txn.erase(t, k).value());
+      for (const auto& k : keys) ASSERT_TRUE(txn->erase(t, k).value());
     }
-    ASSERT_TRUE(txn.commit().ok());
+    ASSERT_TRUE(txn->commit().ok());
   }
-  auto s = CoordinatorStore::open(dir.path()).value();
+  auto s = backend_.open().value();
   EXPECT_EQ(ids(s->active_deploys().value()), (std::vector<std::string>{"db-1", "web-2"}));
   EXPECT_EQ(ids(s->recent_deploys({"web", ""}, 10).value()),
             (std::vector<std::string>{"web-2", "web-1"}));
   EXPECT_EQ(s->running_at("web", 5000).value()->artifact, "sha256:web-1");
   EXPECT_TRUE(s->verify_audit().value().ok);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, DeployIndex, ::testing::Values(Backend::lmdb, Backend::memory),
+                         backend_name);
 
 }  // namespace
 }  // namespace drover::coordinator

@@ -6,16 +6,15 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/orchestrator/batches.hpp"
-#include "coordinator/store/coordinator_store.hpp"
 #include "coordinator/store/deploy_record.hpp"
 #include "coordinator/tests/sim_fleet.hpp"
+#include "coordinator/tests/store_backends.hpp"
 #include "core/hash/sha256.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace drover::coordinator {
 namespace {
 
-using drover::testing::TempDir;
 constexpr std::int64_t kSecond = 1000;
 
 DeployRecord sample_deploy() {
@@ -49,8 +48,9 @@ TEST(DeployCodec, RoundTripsEveryField) {
   EXPECT_FALSE(decode_deploy("{}").ok());
 }
 
-TEST(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
-  TempDir dir;
+using DurableDeploy = OnEachBackend;
+
+TEST_P(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
   DeployParams params;
   params.bake_ms = 20 * kSecond;
   SimFleet fleet;  // hosts converge 2 s after a plan and report health every second
@@ -58,7 +58,7 @@ TEST(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
   fleet.sample_every = kSecond;
   for (int i = 0; i < 6; ++i) fleet.running["h" + std::to_string(i)] = "v1";
   DeployRecord d = sample_deploy();
-  auto store = CoordinatorStore::open(dir / "state").value();
+  auto store = backend_.open().value();
   ASSERT_TRUE(store
                   ->create_deploy({d,
                                    {0, d.created_ms, "alice", "deploy.created", "web", d.id, "v2",
@@ -71,7 +71,7 @@ TEST(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
   while (true) {
     // Every step starts from what is on disk, as after a restart.
     store.reset();
-    store = CoordinatorStore::open(dir / "state").value();
+    store = backend_.open().value();
     DeployRecord current = **store->deploy("d-7");
     if (is_terminal(current.state)) break;
     fleet.tick(now);
@@ -109,6 +109,9 @@ TEST(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
   EXPECT_EQ((*records)[0].config_hash, ContentId::of("{\"pipeline\":\"p-1\"}").str());
   EXPECT_EQ((*store->running_at("web", now))->what, "service.release");
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, DurableDeploy, ::testing::Values(Backend::lmdb, Backend::memory),
+                         backend_name);
 
 }  // namespace
 }  // namespace drover::coordinator

@@ -5,6 +5,7 @@
 
 #include "coordinator/orchestrator/batches.hpp"
 #include "coordinator/orchestrator/orchestrator.hpp"
+#include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "coordinator/tests/sim_fleet.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -17,7 +18,7 @@ using namespace std::chrono_literals;
 struct World {
   TempDir dir;
   ManualClock clock{SystemTime(std::chrono::seconds(1'800'000'000))};
-  std::unique_ptr<CoordinatorStore> store = CoordinatorStore::open(dir / "state").value();
+  std::unique_ptr<CoordinatorStore> store = LmdbCoordinatorStore::open(dir / "state").value();
   SimFleet fleet = [] {
     SimFleet f;  // hosts converge 2 s after a plan and report health every second
     f.apply_delay = 2000;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "coordinator/artifacts/readiness.hpp"
+#include "coordinator/store/memory_coordinator_store.hpp"
 #include "core/base/hex.hpp"
 #include "core/format/layer_torrent.hpp"
 #include "core/format/manifest.hpp"
@@ -14,8 +15,6 @@
 
 namespace drover::coordinator {
 namespace {
-
-using drover::testing::TempDir;
 
 // A valid manifest of two layers.
 format::Manifest two_layers() {
@@ -47,8 +46,7 @@ std::string info_hash_hex(const format::Layer& l) {
 }
 
 struct World {
-  TempDir dir;
-  std::unique_ptr<CoordinatorStore> store = CoordinatorStore::open(dir / "state").value();
+  std::unique_ptr<CoordinatorStore> store = MemoryCoordinatorStore::create();
   format::Manifest manifest = two_layers();
   DeployRecord deploy;
 

@@ -3,7 +3,7 @@
 // ingested once.
 #include <gtest/gtest.h>
 
-#include "coordinator/store/coordinator_store.hpp"
+#include "coordinator/tests/store_backends.hpp"
 #include "core/world/random.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -11,6 +11,7 @@ namespace drover::coordinator {
 namespace {
 
 using drover::testing::TempDir;
+using CoordinatorStores = OnEachBackend;
 
 HostRecord host_with_key(const std::string& name, std::uint64_t seed) {
   SeededRandom rnd(seed);
@@ -25,9 +26,8 @@ HostRecord host_with_key(const std::string& name, std::uint64_t seed) {
   return h;
 }
 
-TEST(CoordinatorStore, AHostStaysBoundToItsFirstKeyUntilReset) {
-  TempDir dir;
-  auto s = CoordinatorStore::open(dir.path());
+TEST_P(CoordinatorStores, AHostStaysBoundToItsFirstKeyUntilReset) {
+  auto s = backend_.open();
   ASSERT_TRUE(s.ok()) << s.error().message;
   ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
   auto again = host_with_key("web-1", 1);
@@ -44,10 +44,10 @@ TEST(CoordinatorStore, AHostStaysBoundToItsFirstKeyUntilReset) {
   EXPECT_EQ((*s)->hosts()->size(), 1u);
 }
 
-TEST(CoordinatorStore, JoinTokensAreKeptAsHashesAndCanBeRevoked) {
+TEST(LmdbCoordinatorStore, JoinTokensAreKeptAsHashesAndCanBeRevoked) {
   TempDir dir;
   {
-    auto s = CoordinatorStore::open(dir.path());
+    auto s = LmdbCoordinatorStore::open(dir.path());
     ASSERT_TRUE((*s)->add_join_token("secret-token", "admin", 1).ok());
     EXPECT_TRUE(*(*s)->join_token_valid("secret-token"));
     EXPECT_FALSE(*(*s)->join_token_valid("guess"));
@@ -57,14 +57,13 @@ TEST(CoordinatorStore, JoinTokensAreKeptAsHashesAndCanBeRevoked) {
   for (const auto& e : fs::directory_iterator(dir.path()))
     all += drover::testing::read_file(e.path());
   EXPECT_EQ(all.find("secret-token"), std::string::npos);
-  auto s = CoordinatorStore::open(dir.path());
+  auto s = LmdbCoordinatorStore::open(dir.path());
   ASSERT_TRUE((*s)->revoke_join_token("secret-token").ok());
   EXPECT_FALSE(*(*s)->join_token_valid("secret-token"));
 }
 
-TEST(CoordinatorStore, PlanSeqsOnlyGoUpAndStayAboveWhatAgentsReport) {
-  TempDir dir;
-  auto s = CoordinatorStore::open(dir.path());
+TEST_P(CoordinatorStores, PlanSeqsOnlyGoUpAndStayAboveWhatAgentsReport) {
+  auto s = backend_.open();
   EXPECT_EQ(*(*s)->next_plan_seq("web"), 1u);
   EXPECT_EQ(*(*s)->next_plan_seq("web"), 2u);
   EXPECT_EQ(*(*s)->next_plan_seq("db"), 1u);
@@ -74,9 +73,8 @@ TEST(CoordinatorStore, PlanSeqsOnlyGoUpAndStayAboveWhatAgentsReport) {
   EXPECT_EQ(*(*s)->next_plan_seq("web"), 41u);
 }
 
-TEST(CoordinatorStore, EachHostGetsTheNewestRevisionThatNamesIt) {
-  TempDir dir;
-  auto s = CoordinatorStore::open(dir.path());
+TEST_P(CoordinatorStores, EachHostGetsTheNewestRevisionThatNamesIt) {
+  auto s = backend_.open();
   ASSERT_TRUE((*s)->put_plan("web", 1, "bundle-1", {"h1", "h2"}).ok());
   ASSERT_TRUE((*s)->put_plan("web", 2, "bundle-2", {"h1"}).ok());
   EXPECT_EQ(**(*s)->plan_for("web", "h1"), "bundle-2");
@@ -107,9 +105,8 @@ proto::ReportItem event(const std::string& what, std::uint64_t seq, const std::s
   return {std::nullopt, proto::EventItem{"web", 1, what, seq, detail}};
 }
 
-TEST(CoordinatorStore, AReportIsIngestedOnce) {
-  TempDir dir;
-  auto s = CoordinatorStore::open(dir.path());
+TEST_P(CoordinatorStores, AReportIsIngestedOnce) {
+  auto s = backend_.open();
   ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
   EXPECT_TRUE(*(*s)->ingest_report("web-1", report(5, {health("v1", 100, 0.01)}), 1000));
   EXPECT_FALSE(*(*s)->ingest_report("web-1", report(5, {health("v1", 200, 0.5)}), 1001));
@@ -123,9 +120,8 @@ TEST(CoordinatorStore, AReportIsIngestedOnce) {
   EXPECT_FALSE(*(*s)->ingest_report("web-1", report(6), 1004));
 }
 
-TEST(CoordinatorStore, TheFleetViewFollowsWhatHostsReport) {
-  TempDir dir;
-  auto s = CoordinatorStore::open(dir.path());
+TEST_P(CoordinatorStores, TheFleetViewFollowsWhatHostsReport) {
+  auto s = backend_.open();
   ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
   ASSERT_TRUE((*s)->enroll(host_with_key("web-2", 2)).ok());
   ASSERT_TRUE((*s)->ingest_report("web-1",
@@ -153,9 +149,8 @@ TEST(CoordinatorStore, TheFleetViewFollowsWhatHostsReport) {
   EXPECT_EQ((*s)->fleet("web", 0)->samples.size(), 1u);
 }
 
-TEST(CoordinatorStore, ManyReportsCommitTogetherAndAnUnknownHostFailsAlone) {
-  TempDir dir;
-  auto s = CoordinatorStore::open(dir.path()).value();
+TEST_P(CoordinatorStores, ManyReportsCommitTogetherAndAnUnknownHostFailsAlone) {
+  auto s = backend_.open().value();
   ASSERT_TRUE(s->enroll(host_with_key("web-1", 1)).ok());
   ASSERT_TRUE(s->enroll(host_with_key("web-2", 2)).ok());
   proto::ReportBody a, b, again, ghost;
@@ -185,6 +180,9 @@ TEST(CoordinatorStore, ManyReportsCommitTogetherAndAnUnknownHostFailsAlone) {
   EXPECT_EQ(f.samples.size(), 2u);
   EXPECT_EQ(f.running.at("web-2"), "sha256:v1");
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, CoordinatorStores,
+                         ::testing::Values(Backend::lmdb, Backend::memory), backend_name);
 
 }  // namespace
 }  // namespace drover::coordinator

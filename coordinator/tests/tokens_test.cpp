@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "coordinator/api/tokens.hpp"
+#include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace drover::coordinator {
@@ -11,8 +12,8 @@ using drover::testing::TempDir;
 
 TEST(Tokens, AuthenticateNamesTheCallerAndRole) {
   TempDir dir;
-  auto env = lmdb::Env::open(dir.path(), {16 << 20, 4, false}).value();
-  TokenStore tokens(*env, env->table("tokens").value());
+  auto store = LmdbCoordinatorStore::open(dir.path()).value();
+  TokenStore tokens(*store);
   SeededRandom rnd(1);
   auto alice = tokens.create("alice", Role::deployer, 1, rnd);
   ASSERT_TRUE(alice.ok()) << alice.error().message;

@@ -32,6 +32,9 @@
 #include "core/hash/sha256.hpp"
 #include "core/sign/envelope.hpp"
 
+#if __has_include("coordinator/store/lmdb_coordinator_store.hpp")
+#include "coordinator/store/lmdb_coordinator_store.hpp"
+#endif
 #if __has_include("coordinator/store/deploy_record.hpp")
 #define DROVER_TICK_BENCH_INDEXED 1
 #else
@@ -129,6 +132,15 @@ AuditRecord audit_of(const DeployRecord& d, std::int64_t at, const std::string& 
   return r;
 }
 
+Result<std::unique_ptr<CoordinatorStore>> open_store(const fs::path& dir) {
+#if __has_include("coordinator/store/lmdb_coordinator_store.hpp")
+  DROVER_ASSIGN(auto s, LmdbCoordinatorStore::open(dir));
+  return std::unique_ptr<CoordinatorStore>(std::move(s));
+#else
+  return CoordinatorStore::open(dir);
+#endif
+}
+
 // One deploy as the driver leaves it: finished (succeeded) or, for the active
 // ones, deploying its first batch with deadlines far ahead (a tick leaves it
 // as it is). Its record and audit records commit in one transaction.
@@ -220,7 +232,7 @@ int run(const cxxopts::ParseResult& r) {
   const fs::path state = dir / "state";
   const bool filled = fs::exists(dir / "filled");
   if (!filled) {
-    auto store = CoordinatorStore::open(state);
+    auto store = open_store(state);
     if (!store.ok()) return std::cerr << store.error().message << "\n", 1;
     const auto t0 = Steady::now();
     for (int n = 0; n < deploys + active; ++n) {
@@ -241,7 +253,7 @@ int run(const cxxopts::ParseResult& r) {
 
   // The driver alone: tick and recover.
   {
-    auto store = CoordinatorStore::open(state);
+    auto store = open_store(state);
     if (!store.ok()) return std::cerr << store.error().message << "\n", 1;
     ManualClock clock{SystemTime(std::chrono::milliseconds(kStart + 3'600'000LL * 24 * 365))};
     int plans = 0;
@@ -290,7 +302,7 @@ int run(const cxxopts::ParseResult& r) {
   // The listings, through the API's handler.
   {
     {
-      auto store = CoordinatorStore::open(state);
+      auto store = open_store(state);
       if (!store.ok()) return std::cerr << store.error().message << "\n", 1;
       for (int i = 0; i < services; ++i) {
         const std::string s = service_of(i, services);

@@ -1,0 +1,35 @@
+// The record encodings and key layouts KvCoordinatorStore shares between its
+// files (internal to coordinator/store; docs/COORDINATOR.md, "Durable state").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "coordinator/store/coordinator_store.hpp"
+
+namespace drover::coordinator::store_detail {
+
+// meta/coordinator_format. 2: the active-deploy, deploy-list and release
+// indexes (built from a format 1 state when it is opened).
+inline constexpr std::string_view kStateFormat = "2";
+
+// "<prefix>/" + big-endian n: sorts by n within the prefix.
+std::string seq_key(const std::string& prefix, std::uint64_t n);
+std::uint64_t to_u64(const std::optional<std::string>& v);
+
+std::string encode_host(const HostRecord& h);
+Result<HostRecord> decode_host(std::string_view bytes);
+
+// host_seen/<host>: "REPORT_SEQ LAST_SEEN", rewritten by every report (kept
+// apart from the host record so ingest does not re-encode it).
+struct Seen {
+  std::uint64_t report_seq = 0;
+  std::int64_t last_seen = 0;
+};
+Seen parse_seen(std::optional<std::string_view> v);
+std::string encode_seen(const Seen& s);
+void merge_seen(HostRecord& h, const Seen& s);
+
+}  // namespace drover::coordinator::store_detail

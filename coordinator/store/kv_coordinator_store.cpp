@@ -1,0 +1,379 @@
+#include "coordinator/store/kv_coordinator_store.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/store/kv_codec.hpp"
+#include "core/canon/base64.hpp"
+#include "core/canon/canonical_json.hpp"
+#include "core/hash/sha256.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+using nlohmann::json;
+using namespace store_detail;
+
+std::string token_key(const std::string& token) {
+  return ContentId::of(token).hex();
+}
+
+std::string encode_api_token(const CoordinatorStore::ApiToken& t) {
+  return json{{"name", t.name}, {"role", t.role}, {"created_at", t.created_at}}.dump();
+}
+
+std::optional<CoordinatorStore::ApiToken> decode_api_token(std::string_view bytes) {
+  const json j = json::parse(bytes, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  try {
+    return CoordinatorStore::ApiToken{j.value("name", ""), j.value("role", ""),
+                                      j.value("created_at", std::int64_t{0})};
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+Status KvCoordinatorStore::init(KvCoordinatorStore& s, const std::string& where) {
+  kv::Store& kv = *s.kv_;
+  DROVER_ASSIGN(s.meta_, kv.table("meta"));
+  DROVER_ASSIGN(s.hosts_, kv.table("hosts"));
+  DROVER_ASSIGN(s.join_tokens_, kv.table("join_tokens"));
+  DROVER_ASSIGN(s.api_tokens_, kv.table("api_tokens"));
+  DROVER_ASSIGN(s.plans_, kv.table("plans"));
+  DROVER_ASSIGN(s.plan_index_, kv.table("plan_index"));
+  DROVER_ASSIGN(s.plan_seqs_, kv.table("plan_seqs"));
+  DROVER_ASSIGN(s.deploys_, kv.table("deploys"));
+  DROVER_ASSIGN(s.samples_, kv.table("samples"));
+  DROVER_ASSIGN(s.host_state_, kv.table("host_state"));
+  DROVER_ASSIGN(s.pipelines_, kv.table("pipelines"));
+  DROVER_ASSIGN(s.artifacts_, kv.table("artifacts"));
+  DROVER_ASSIGN(s.manifests_, kv.table("manifests"));
+  DROVER_ASSIGN(s.settings_, kv.table("settings"));
+  DROVER_ASSIGN(s.host_seen_, kv.table("host_seen"));
+  DROVER_ASSIGN(s.deploy_configs_, kv.table("deploy_configs"));
+  DROVER_ASSIGN(s.active_deploys_, kv.table("active_deploys"));
+  DROVER_ASSIGN(s.deploy_list_, kv.table("deploy_list"));
+  DROVER_ASSIGN(s.audit_.releases, kv.table("audit_releases"));
+  DROVER_ASSIGN(s.audit_.records, kv.table("audit"));
+  DROVER_ASSIGN(s.audit_.snapshots, kv.table("config_snapshots"));
+  s.audit_.meta = s.meta_;
+  DROVER_ASSIGN(auto txn_owner, kv.begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto format, txn.get(s.meta_, "coordinator_format"));
+  if (!format) {
+    DROVER_TRY(txn.put(s.meta_, "coordinator_format", kStateFormat));
+  } else if (*format == "1") {
+    DROVER_TRY(s.migrate_to_2(txn));
+  } else if (*format != kStateFormat) {
+    return make_error(Errc::unsupported, "coordinator state " + where + " has format '" + *format +
+                                             "'; this coordinator reads formats 1 and 2");
+  }
+  return txn.commit();
+}
+
+Result<std::optional<HostRecord>> KvCoordinatorStore::host(const std::string& name) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto bytes, txn.get(hosts_, name));
+  if (!bytes) return std::optional<HostRecord>();
+  DROVER_ASSIGN(HostRecord h, decode_host(*bytes));
+  DROVER_ASSIGN(auto seen, txn.get(host_seen_, name));
+  merge_seen(h, parse_seen(seen));
+  return std::optional<HostRecord>(std::move(h));
+}
+
+Result<std::vector<HostRecord>> KvCoordinatorStore::hosts() {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto cursor, txn.cursor(hosts_));
+  std::vector<HostRecord> out;
+  DROVER_ASSIGN(bool more, cursor->first());
+  while (more) {
+    DROVER_ASSIGN(HostRecord h, decode_host(cursor->value()));
+    out.push_back(std::move(h));
+    DROVER_ASSIGN(more, cursor->next());
+  }
+  for (auto& h : out) {
+    DROVER_ASSIGN(auto seen, txn.get(host_seen_, h.host));
+    merge_seen(h, parse_seen(seen));
+  }
+  return out;
+}
+
+Status KvCoordinatorStore::enroll(const HostRecord& record) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto existing, txn.get(hosts_, record.host));
+  HostRecord next = record;
+  if (existing) {
+    DROVER_ASSIGN(HostRecord old, decode_host(*existing));
+    if (!(old.key == record.key)) {
+      return make_error(Errc::refused, "host '" + record.host + "' is bound to key " +
+                                           old.key.key_id().substr(0, 12) +
+                                           "; an admin must reset it before another key enrolls");
+    }
+    next.enrolled_at = old.enrolled_at;
+    next.report_seq = old.report_seq;  // the agent's numbering continues
+  }
+  DROVER_TRY(txn.put(hosts_, record.host, encode_host(next)));
+  DROVER_TRY(txn.commit());
+  hosts_version_.fetch_add(1);
+  return Ok{};
+}
+
+Status KvCoordinatorStore::reset_host(const std::string& name) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(bool erased, txn.erase(hosts_, name));
+  if (!erased) return make_error(Errc::not_found, "no enrolled host '" + name + "'");
+  DROVER_ASSIGN(bool had_reports, txn.erase(host_seen_, name));  // the new machine numbers from 1
+  (void)had_reports;
+  DROVER_TRY(txn.commit());
+  hosts_version_.fetch_add(1);
+  return Ok{};
+}
+
+std::uint64_t KvCoordinatorStore::hosts_version() const {
+  return hosts_version_.load();
+}
+
+Status KvCoordinatorStore::add_join_token(const std::string& token, const std::string& issued_by,
+                                          std::int64_t at) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  json j = {{"issued_by", issued_by}, {"issued_at", at}};
+  DROVER_TRY(txn.put(join_tokens_, token_key(token), *canon::encode(j)));
+  return txn.commit();
+}
+
+Result<std::string> KvCoordinatorStore::create_join_token(const std::string& issued_by,
+                                                          std::int64_t at, Random& random) {
+  std::string token = "drj_" + canon::base64url_encode(random.bytes(32));
+  DROVER_TRY(add_join_token(token, issued_by, at));
+  return token;
+}
+
+Result<bool> KvCoordinatorStore::join_token_valid(const std::string& token) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto v, txn.get(join_tokens_, token_key(token)));
+  return v.has_value();
+}
+
+Status KvCoordinatorStore::revoke_join_token(const std::string& token) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(bool erased, txn.erase(join_tokens_, token_key(token)));
+  if (!erased) return make_error(Errc::not_found, "no such join token");
+  return txn.commit();
+}
+
+// api_tokens/<sha256 hex of token>: {"name","role","created_at"}.
+Status KvCoordinatorStore::add_api_token(const std::string& token_hash, const ApiToken& token) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  {
+    // A write transaction's cursor must be gone before the commit.
+    DROVER_ASSIGN(auto cursor, txn.cursor(api_tokens_));
+    DROVER_ASSIGN(bool more, cursor->first());
+    while (more) {
+      auto t = decode_api_token(cursor->value());
+      if (t && t->name == token.name) {
+        return make_error(Errc::already_exists,
+                          "a token named '" + token.name + "' exists; revoke it first");
+      }
+      DROVER_ASSIGN(more, cursor->next());
+    }
+  }
+  DROVER_TRY(txn.put(api_tokens_, token_hash, encode_api_token(token)));
+  return txn.commit();
+}
+
+Result<std::optional<KvCoordinatorStore::ApiToken>> KvCoordinatorStore::api_token(
+    const std::string& token_hash) {
+  DROVER_ASSIGN(auto v, get_record(api_tokens_, token_hash));
+  if (!v) return std::optional<ApiToken>();
+  auto t = decode_api_token(*v);
+  if (!t) return make_error(Errc::corrupt, "a token record is unreadable");
+  return t;
+}
+
+Status KvCoordinatorStore::revoke_api_token(const std::string& name) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  std::string key;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(api_tokens_));
+    DROVER_ASSIGN(bool more, cursor->first());
+    while (more && key.empty()) {
+      auto t = decode_api_token(cursor->value());
+      if (t && t->name == name) key = std::string(cursor->key());
+      DROVER_ASSIGN(more, cursor->next());
+    }
+  }
+  if (key.empty()) return make_error(Errc::not_found, "no token named '" + name + "'");
+  DROVER_ASSIGN(bool erased, txn.erase(api_tokens_, key));
+  (void)erased;
+  return txn.commit();
+}
+
+Result<std::vector<KvCoordinatorStore::ApiToken>> KvCoordinatorStore::api_tokens() {
+  DROVER_ASSIGN(auto all, all_records(api_tokens_));
+  std::vector<ApiToken> out;
+  for (const auto& bytes : all) {
+    if (auto t = decode_api_token(bytes)) out.push_back(std::move(*t));
+  }
+  return out;
+}
+
+Result<std::uint64_t> KvCoordinatorStore::next_plan_seq(const std::string& service) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto v, txn.get(plan_seqs_, service));
+  const std::uint64_t next = to_u64(v) + 1;
+  DROVER_TRY(txn.put(plan_seqs_, service, std::to_string(next)));
+  DROVER_TRY(txn.commit());
+  return next;
+}
+
+Status KvCoordinatorStore::note_reported_seq(const std::string& service, std::uint64_t seq) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto v, txn.get(plan_seqs_, service));
+  if (to_u64(v) >= seq) return Ok{};
+  DROVER_TRY(txn.put(plan_seqs_, service, std::to_string(seq)));
+  return txn.commit();
+}
+
+Status KvCoordinatorStore::put_plan(const std::string& service, std::uint64_t seq,
+                                    const std::string& bundle,
+                                    const std::vector<std::string>& hosts) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_TRY(txn.put(plans_, seq_key(service, seq), bundle));
+  for (const auto& h : hosts) {
+    DROVER_TRY(txn.put(plan_index_, service + '/' + h, seq_key(service, seq)));
+  }
+  return txn.commit();
+}
+
+Result<std::optional<std::string>> KvCoordinatorStore::plan_for(const std::string& service,
+                                                                const std::string& host) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto key, txn.get(plan_index_, service + '/' + host));
+  if (!key) return std::optional<std::string>();
+  DROVER_ASSIGN(auto bundle, txn.get(plans_, *key));
+  if (!bundle) {
+    return make_error(Errc::corrupt, "coordinator state: the plan of " + service + " for " + host +
+                                         " is indexed but missing");
+  }
+  return bundle;
+}
+
+Status KvCoordinatorStore::put_record(kv::Table table, const std::string& key,
+                                      const std::string& value) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_TRY(txn.put(table, key, value));
+  return txn.commit();
+}
+
+Result<std::optional<std::string>> KvCoordinatorStore::get_record(kv::Table table,
+                                                                  const std::string& key) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  kv::Txn& txn = *txn_owner;
+  return txn.get(table, key);
+}
+
+Result<std::vector<std::string>> KvCoordinatorStore::all_records(kv::Table table) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto cursor, txn.cursor(table));
+  std::vector<std::string> out;
+  DROVER_ASSIGN(bool more, cursor->first());
+  while (more) {
+    out.emplace_back(cursor->value());
+    DROVER_ASSIGN(more, cursor->next());
+  }
+  return out;
+}
+
+Status KvCoordinatorStore::put_pipeline(const std::string& id, const std::string& record) {
+  return put_record(pipelines_, id, record);
+}
+
+Result<std::optional<std::string>> KvCoordinatorStore::pipeline(const std::string& id) {
+  return get_record(pipelines_, id);
+}
+
+Result<std::vector<std::string>> KvCoordinatorStore::pipelines() {
+  return all_records(pipelines_);
+}
+
+Result<bool> KvCoordinatorStore::put_artifact(const ArtifactRecord& record,
+                                              const std::string& manifest) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(bool fresh,
+                txn.put_new(artifacts_, record.artifact_id, encode_artifact_record(record)));
+  if (!fresh) return false;
+  DROVER_TRY(txn.put(manifests_, record.artifact_id, manifest));
+  DROVER_TRY(txn.commit());
+  return true;
+}
+
+Result<std::optional<ArtifactRecord>> KvCoordinatorStore::artifact(const std::string& id) {
+  DROVER_ASSIGN(auto bytes, get_record(artifacts_, id));
+  if (!bytes) return std::optional<ArtifactRecord>();
+  DROVER_ASSIGN(ArtifactRecord a, decode_artifact_record(*bytes));
+  return std::optional<ArtifactRecord>(std::move(a));
+}
+
+Result<std::vector<ArtifactRecord>> KvCoordinatorStore::artifacts() {
+  DROVER_ASSIGN(auto all, all_records(artifacts_));
+  std::vector<ArtifactRecord> out;
+  out.reserve(all.size());
+  for (const auto& bytes : all) {
+    DROVER_ASSIGN(ArtifactRecord a, decode_artifact_record(bytes));
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+Result<std::optional<std::string>> KvCoordinatorStore::manifest(const std::string& id) {
+  return get_record(manifests_, id);
+}
+
+Status KvCoordinatorStore::put_setting(const std::string& key, const std::string& value) {
+  return put_record(settings_, key, value);
+}
+
+Result<std::optional<std::string>> KvCoordinatorStore::setting(const std::string& key) {
+  return get_record(settings_, key);
+}
+
+Result<AuditCheck> KvCoordinatorStore::verify_audit() {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  kv::Txn& txn = *txn_owner;
+  return audit_verify(txn, audit_);
+}
+
+Result<std::vector<AuditRecord>> KvCoordinatorStore::audit(const std::string& service,
+                                                           std::int64_t since_ms,
+                                                           std::int64_t until_ms,
+                                                           std::size_t limit) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  kv::Txn& txn = *txn_owner;
+  return audit_query(txn, audit_, service, since_ms, until_ms, limit);
+}
+
+Result<std::optional<AuditRecord>> KvCoordinatorStore::running_at(const std::string& service,
+                                                                  std::int64_t at_ms) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  kv::Txn& txn = *txn_owner;
+  return audit_running_at(txn, audit_, service, at_ms);
+}
+
+}  // namespace drover::coordinator

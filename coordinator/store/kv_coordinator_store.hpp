@@ -1,0 +1,102 @@
+// CoordinatorStore kept in ordered tables (kv::Store): the records, their
+// indexes and the audit chain, written once for every backend. The tables
+// and their formats: docs/COORDINATOR.md, "Durable state" (state format 2;
+// a format 1 state is indexed when opened).
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "coordinator/kv/kv.hpp"
+#include "coordinator/store/coordinator_store.hpp"
+
+namespace drover::coordinator {
+
+class KvCoordinatorStore : public CoordinatorStore {
+ public:
+  Result<std::optional<HostRecord>> host(const std::string& name) override;
+  Result<std::vector<HostRecord>> hosts() override;
+  Status enroll(const HostRecord& record) override;
+  Status reset_host(const std::string& name) override;
+  std::uint64_t hosts_version() const override;
+  Status add_join_token(const std::string& token, const std::string& issued_by,
+                        std::int64_t at) override;
+  Result<std::string> create_join_token(const std::string& issued_by, std::int64_t at,
+                                        Random& random) override;
+  Result<bool> join_token_valid(const std::string& token) override;
+  Status revoke_join_token(const std::string& token) override;
+  Status add_api_token(const std::string& token_hash, const ApiToken& token) override;
+  Result<std::optional<ApiToken>> api_token(const std::string& token_hash) override;
+  Status revoke_api_token(const std::string& name) override;
+  Result<std::vector<ApiToken>> api_tokens() override;
+  Result<std::uint64_t> next_plan_seq(const std::string& service) override;
+  Status note_reported_seq(const std::string& service, std::uint64_t seq) override;
+  Status put_plan(const std::string& service, std::uint64_t seq, const std::string& bundle,
+                  const std::vector<std::string>& hosts) override;
+  Result<std::optional<std::string>> plan_for(const std::string& service,
+                                              const std::string& host) override;
+  Status create_deploy(const NewDeploy& d) override;
+  Status commit_deploy(const DeployRecord& d, const std::vector<AuditRecord>& audits) override;
+  Result<std::optional<DeployRecord>> deploy(const std::string& deploy_id) override;
+  Result<std::vector<DeployRecord>> active_deploys() override;
+  Result<std::optional<DeployRecord>> active_deploy(const std::string& service) override;
+  Result<std::vector<DeployRecord>> recent_deploys(const DeployFilter& filter,
+                                                   std::size_t limit) override;
+  Result<std::uint64_t> deploy_counter(const std::string& service) override;
+  Result<std::optional<std::string>> deploy_config(const std::string& deploy_id) override;
+  Status append_audit(const AuditRecord& record) override;
+  Result<AuditCheck> verify_audit() override;
+  Result<std::vector<AuditRecord>> audit(const std::string& service, std::int64_t since_ms,
+                                         std::int64_t until_ms, std::size_t limit) override;
+  Result<std::optional<AuditRecord>> running_at(const std::string& service,
+                                                std::int64_t at_ms) override;
+  Status put_pipeline(const std::string& id, const std::string& record) override;
+  Result<std::optional<std::string>> pipeline(const std::string& id) override;
+  Result<std::vector<std::string>> pipelines() override;
+  Result<bool> put_artifact(const ArtifactRecord& record, const std::string& manifest) override;
+  Result<std::optional<ArtifactRecord>> artifact(const std::string& id) override;
+  Result<std::vector<ArtifactRecord>> artifacts() override;
+  Result<std::optional<std::string>> manifest(const std::string& id) override;
+  Status put_setting(const std::string& key, const std::string& value) override;
+  Result<std::optional<std::string>> setting(const std::string& key) override;
+  Result<bool> ingest_report(const std::string& host, const proto::ReportBody& report,
+                             std::int64_t now) override;
+  Result<std::vector<Result<bool>>> ingest_reports(
+      const std::vector<std::pair<std::string, const proto::ReportBody*>>& reports,
+      std::int64_t now) override;
+  Result<Fleet> fleet(const std::string& service, std::int64_t since_ms) override;
+  Status add_samples(const std::string& service, const std::vector<FleetSample>& samples) override;
+  Result<std::size_t> prune_samples(std::int64_t before_ms) override;
+
+  // The tables underneath (tools and tests).
+  kv::Store& kv() { return *kv_; }
+
+ protected:
+  // Opens the tables and checks (or upgrades) the state's format.
+  static Status init(KvCoordinatorStore& s, const std::string& where);
+  explicit KvCoordinatorStore(std::unique_ptr<kv::Store> kv) : kv_(std::move(kv)) {}
+
+ private:
+  Result<bool> ingest_one(kv::Txn& txn, const std::string& host, const proto::ReportBody& report,
+                          std::int64_t now);
+  Status put_record(kv::Table table, const std::string& key, const std::string& value);
+  Result<std::optional<std::string>> get_record(kv::Table table, const std::string& key);
+  Result<std::vector<std::string>> all_records(kv::Table table);
+  // strict: refuse a second active deploy of a service (else keep the first).
+  Status index_new_deploy(kv::Txn& txn, const DeployRecord& d, bool strict = true);
+  Status index_deploy_state(kv::Txn& txn, const DeployRecord& d, bool strict = true);
+  Status migrate_to_2(kv::Txn& txn);
+
+  std::unique_ptr<kv::Store> kv_;
+  kv::Table meta_ = 0, hosts_ = 0, join_tokens_ = 0, api_tokens_ = 0, plans_ = 0, plan_index_ = 0,
+            plan_seqs_ = 0, deploys_ = 0, samples_ = 0, host_state_ = 0, pipelines_ = 0,
+            artifacts_ = 0, manifests_ = 0, settings_ = 0, host_seen_ = 0;
+  kv::Table deploy_configs_ = 0;  // deploy id -> content id of its config snapshot
+  kv::Table active_deploys_ = 0;  // service -> id of its deploy not finished
+  // "a/", "s/<service>/" or "p/<pipeline>/" + big-endian ~created_ms + id -> id
+  kv::Table deploy_list_ = 0;
+  std::atomic<std::uint64_t> hosts_version_{0};
+  AuditTables audit_{};
+};
+
+}  // namespace drover::coordinator

@@ -1,0 +1,177 @@
+// KvCoordinatorStore: reports ingested once, health samples, what the fleet runs.
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "coordinator/store/kv_codec.hpp"
+#include "coordinator/store/kv_coordinator_store.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+using nlohmann::json;
+using namespace store_detail;
+
+// samples/<service>/<at be64>/<host>: time-ordered per service.
+Status put_sample(kv::Txn& txn, kv::Table table, const std::string& service,
+                  const KvCoordinatorStore::FleetSample& s) {
+  json sample = {{"host", s.host},     {"release", s.release},
+                 {"at", s.at_ms},      {"error_rate", s.error_rate},
+                 {"p99_ms", s.p99_ms}, {"saturation", s.saturation},
+                 {"ok", s.ok}};
+  std::string key =
+      seq_key(service, static_cast<std::uint64_t>(std::max<std::int64_t>(s.at_ms, 0)));
+  key += '/' + s.host;
+  return txn.put(table, key, sample.dump());
+}
+
+}  // namespace
+
+Result<bool> KvCoordinatorStore::ingest_one(kv::Txn& txn, const std::string& host,
+                                            const proto::ReportBody& report, std::int64_t now) {
+  DROVER_ASSIGN(auto bytes, txn.get(hosts_, host));
+  if (!bytes) return make_error(Errc::not_found, "host '" + host + "' is not enrolled");
+  DROVER_ASSIGN(auto seen_bytes, txn.get(host_seen_, host));
+  Seen seen = parse_seen(seen_bytes);
+  if (seen.report_seq == 0 && !seen_bytes) {
+    // A record from before host_seen existed keeps its mark in the host record.
+    DROVER_ASSIGN(HostRecord h, decode_host(*bytes));
+    seen.report_seq = h.report_seq;
+  }
+  seen.last_seen = now;
+  const bool fresh = report.seq > seen.report_seq;
+  if (fresh) seen.report_seq = report.seq;
+  DROVER_TRY(txn.put(host_seen_, host, encode_seen(seen)));
+  if (!fresh) return false;
+  // host_state/<service>/<host>: {"failed_seq":N,"release":…}
+  auto state_of = [&](const std::string& service) -> Result<json> {
+    DROVER_ASSIGN(auto v, txn.get(host_state_, service + '/' + host));
+    json j = v ? json::parse(*v, nullptr, false) : json::object();
+    if (!j.is_object()) j = json::object();
+    return j;
+  };
+  for (const auto& item : report.items) {
+    if (item.health) {
+      const proto::HealthItem& hi = *item.health;
+      DROVER_TRY(
+          put_sample(txn, samples_, hi.service,
+                     {host, hi.release, hi.at_ms, hi.error_rate, hi.p99_ms, hi.saturation, hi.ok}));
+      if (!hi.release.empty()) {
+        DROVER_ASSIGN(json st, state_of(hi.service));
+        if (st.value("release", "") != hi.release) {  // most samples change nothing
+          st["release"] = hi.release;
+          DROVER_TRY(txn.put(host_state_, hi.service + '/' + host, st.dump()));
+        }
+      }
+    } else if (item.event) {
+      const proto::EventItem& e = *item.event;
+      if (e.seq > 0) {
+        DROVER_ASSIGN(auto v, txn.get(plan_seqs_, e.service));
+        if (to_u64(v) < e.seq) DROVER_TRY(txn.put(plan_seqs_, e.service, std::to_string(e.seq)));
+      }
+      if (e.event == "applied" && !e.detail.empty()) {
+        DROVER_ASSIGN(json st, state_of(e.service));
+        st["release"] = e.detail;  // the artifact it now runs
+        DROVER_TRY(txn.put(host_state_, e.service + '/' + host, st.dump()));
+      } else if (e.event == "apply_failed" || e.event == "plan_refused" ||
+                 e.event == "fetch_failed") {
+        DROVER_ASSIGN(json st, state_of(e.service));
+        if (e.seq > st.value("failed_seq", std::uint64_t{0})) st["failed_seq"] = e.seq;
+        DROVER_TRY(txn.put(host_state_, e.service + '/' + host, st.dump()));
+      }
+    }
+  }
+  return true;
+}
+
+Result<bool> KvCoordinatorStore::ingest_report(const std::string& host,
+                                               const proto::ReportBody& report, std::int64_t now) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(bool fresh, ingest_one(txn, host, report, now));
+  DROVER_TRY(txn.commit());
+  return fresh;
+}
+
+Result<std::vector<Result<bool>>> KvCoordinatorStore::ingest_reports(
+    const std::vector<std::pair<std::string, const proto::ReportBody*>>& reports,
+    std::int64_t now) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  std::vector<Result<bool>> out;
+  out.reserve(reports.size());
+  for (const auto& [host, report] : reports) {
+    auto r = ingest_one(txn, host, *report, now);
+    // An unknown host changed nothing; any other failure spoils the transaction.
+    if (!r.ok() && r.error().code != Errc::not_found) return r.error();
+    out.push_back(std::move(r));
+  }
+  DROVER_TRY(txn.commit());
+  return out;
+}
+
+Result<KvCoordinatorStore::Fleet> KvCoordinatorStore::fleet(const std::string& service,
+                                                            std::int64_t since_ms) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  kv::Txn& txn = *txn_owner;
+  Fleet f;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(host_state_));
+    const std::string prefix = service + '/';
+    DROVER_ASSIGN(bool more, cursor->seek(prefix));
+    while (more && cursor->key().substr(0, prefix.size()) == prefix) {
+      const std::string host(cursor->key().substr(prefix.size()));
+      json j = json::parse(cursor->value(), nullptr, false);
+      if (j.is_object()) {
+        if (j.contains("release")) f.running[host] = j["release"].get<std::string>();
+        if (j.contains("failed_seq")) f.failed_seq[host] = j["failed_seq"].get<std::uint64_t>();
+      }
+      DROVER_ASSIGN(more, cursor->next());
+    }
+  }
+  DROVER_ASSIGN(auto cursor, txn.cursor(samples_));
+  const std::string prefix = service + '/';
+  DROVER_ASSIGN(bool more,
+                cursor->seek(seq_key(
+                    service, static_cast<std::uint64_t>(std::max<std::int64_t>(since_ms, 0)))));
+  while (more && cursor->key().substr(0, prefix.size()) == prefix) {
+    json j = json::parse(cursor->value(), nullptr, false);
+    if (j.is_object()) {
+      f.samples.push_back({j.value("host", ""), j.value("release", ""),
+                           j.value("at", std::int64_t{0}), j.value("error_rate", 0.0),
+                           j.value("p99_ms", 0.0), j.value("saturation", 0.0),
+                           j.value("ok", false)});
+    }
+    DROVER_ASSIGN(more, cursor->next());
+  }
+  return f;
+}
+
+Status KvCoordinatorStore::add_samples(const std::string& service,
+                                       const std::vector<FleetSample>& samples) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  for (const auto& s : samples) DROVER_TRY(put_sample(txn, samples_, service, s));
+  return txn.commit();
+}
+
+Result<std::size_t> KvCoordinatorStore::prune_samples(std::int64_t before_ms) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  std::vector<std::string> doomed;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(samples_));
+    DROVER_ASSIGN(bool more, cursor->first());
+    while (more) {
+      json j = json::parse(cursor->value(), nullptr, false);
+      if (j.is_object() && j.value("at", std::int64_t{0}) < before_ms) {
+        doomed.emplace_back(cursor->key());
+      }
+      DROVER_ASSIGN(more, cursor->next());
+    }
+  }
+  for (const auto& k : doomed) DROVER_TRY(txn.erase(samples_, k));
+  DROVER_TRY(txn.commit());
+  return doomed.size();
+}
+
+}  // namespace drover::coordinator

@@ -1,0 +1,18 @@
+#include "coordinator/store/lmdb_coordinator_store.hpp"
+
+#include "coordinator/kv/lmdb_kv.hpp"
+
+namespace drover::coordinator {
+
+Result<std::unique_ptr<LmdbCoordinatorStore>> LmdbCoordinatorStore::open(
+    const std::filesystem::path& dir) {
+  lmdb::Options options;
+  options.map_size = 8ull << 30;  // address space only; grows on disk as used
+  options.max_tables = 32;        // 22 in use
+  DROVER_ASSIGN(auto kv, kv::LmdbKv::open(dir, options));
+  std::unique_ptr<LmdbCoordinatorStore> s(new LmdbCoordinatorStore(std::move(kv)));
+  DROVER_TRY(init(*s, dir.string()));
+  return s;
+}
+
+}  // namespace drover::coordinator

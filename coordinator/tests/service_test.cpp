@@ -1,0 +1,139 @@
+// The assembled coordinator with its world passed in: the state in memory,
+// a fake tracker, a manual clock and no driver thread (the test drives). A
+// deploy waits for its artifact to reach the region's seeds (asked of the
+// tracker off the orchestrator's lock, once found kept), then goes out; a
+// coordinator restarted on the committed state carries on.
+#include <gtest/gtest.h>
+
+#include "coordinator/service/coordinator.hpp"
+#include "coordinator/store/memory_coordinator_store.hpp"
+#include "core/base/hex.hpp"
+#include "core/format/layer_torrent.hpp"
+#include "core/format/manifest.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+using namespace std::chrono_literals;
+
+format::Manifest one_layer() {
+  format::Manifest m;
+  m.service = "web";
+  m.git_sha = "0123abcd";
+  m.packing = "drover.pack.v1";
+  const std::string raw = "the only layer";
+  format::Layer l;
+  l.id = ContentId::of(raw);
+  l.size = l.raw_size = raw.size();
+  l.bt_root = ContentId::of("root").digest();
+  m.layers.push_back(l);
+  format::Entry e;
+  e.path = "file";
+  e.type = format::EntryType::file;
+  e.mode = 0644;
+  e.size = raw.size();
+  e.hash = ContentId::of(raw);
+  e.extents = {{0, 0, raw.size()}};
+  m.entries.push_back(e);
+  return m;
+}
+
+struct World {
+  ManualClock clock{SystemTime(std::chrono::seconds(1'800'000'000))};
+  SeededRandom random{9};
+  sign::KeyPair root = sign::KeyPair::generate(random);
+  sign::KeyPair online = sign::KeyPair::generate(random);
+  format::Manifest manifest = one_layer();
+  std::string artifact;
+  std::shared_ptr<kv::MemoryDisk> disk;
+  mesh::FakeTrackerClient* tracker = nullptr;  // owned by the coordinator
+
+  std::unique_ptr<Coordinator> start() {
+    const auto now = unix_seconds(clock.now());
+    CoordinatorOptions o;
+    o.online = OnlineKey{
+        online, sign::certify(root, {"online", online.public_key(), 1, now - 60, now + 86400})};
+    o.tracker_url = "http://127.0.0.1:9";  // written into plans; the fake answers
+    o.run_driver = false;
+    CoordinatorParts parts;
+    auto store = disk ? MemoryCoordinatorStore::open(disk) : MemoryCoordinatorStore::create();
+    disk = store->disk();
+    parts.store = std::move(store);
+    auto fake = std::make_unique<mesh::FakeTrackerClient>();
+    tracker = fake.get();
+    parts.tracker = std::move(fake);
+    return Coordinator::start(o, std::move(parts), clock, random, Logger::discard()).value();
+  }
+  void seed_everywhere() {
+    const auto t = format::derive_layer_torrent(manifest.layers[0]);
+    tracker->set(to_hex(t.info_hash.data(), 20), {{mesh::NodeRole::seed, "r1", "seed-r1"}});
+  }
+  void prepare(Coordinator& c) {
+    for (const char* host : {"h1", "h2"}) {
+      HostRecord h;
+      h.host = host;
+      h.region = "r1";
+      h.services = {"web"};
+      h.key = sign::KeyPair::generate(random).public_key();
+      h.report_key = std::string(32, 'k');
+      ASSERT_TRUE(c.store().enroll(h).ok());
+    }
+    const std::string bytes = format::encode_manifest(manifest).value();
+    artifact = ContentId::of(bytes).str();
+    ArtifactRecord a;
+    a.artifact_id = artifact;
+    a.service = "web";
+    a.git_sha = "0123abcd";
+    ASSERT_TRUE(c.store().put_artifact(a, bytes).value());
+    Pipeline p;
+    p.id = p.service = "web";
+    p.envs = {{"prod", "r1", ""}};
+    p.strategy.shape.batch_size = 1;
+    ASSERT_TRUE(c.put_pipeline(p, {"alice", Role::deployer}).ok());
+  }
+};
+
+TEST(CoordinatorService, ADeployWaitsForTheSeedsThenGoesOutAndSurvivesARestart) {
+  World w;
+  auto c = w.start();
+  w.prepare(*c);
+  DeployStart start;
+  start.pipeline_id = "web";
+  start.artifact = ContentId::parse(w.artifact).value();
+  auto started = c->start_deploy(start, {"alice", Role::deployer});
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  const std::string id = started->deploy.id;
+  EXPECT_EQ(id, "web-1");
+
+  // The seeds have not got the layer: the deploy waits, asking each tick.
+  EXPECT_EQ(c->drive_once().value(), 1);  // its ready deadline is set
+  EXPECT_EQ(c->drive_once().value(), 0);
+  EXPECT_EQ(c->deploy_view(id)->deploy.state, DeployState::pending);
+  EXPECT_GE(w.tracker->asked(), 2);
+
+  w.seed_everywhere();
+  EXPECT_EQ(c->drive_once().value(), 1);
+  EXPECT_EQ(c->deploy_view(id)->deploy.state, DeployState::artifact_ready);
+  const int asked = w.tracker->asked();
+  EXPECT_EQ(c->drive_once().value(), 1);
+  const DeployRecord deploying = c->deploy_view(id)->deploy;
+  EXPECT_EQ(deploying.state, DeployState::deploying);
+  EXPECT_EQ(w.tracker->asked(), asked);  // ready is kept: not asked again
+  const std::string first = deploying.batches[0].hosts[0];
+  ASSERT_TRUE(c->store().plan_for("web", first).value());
+
+  // A restart on what was committed: the deploy carries on where it was, and
+  // its batch's plan is issued again.
+  c.reset();
+  c = w.start();
+  EXPECT_EQ(c->deploy_view(id)->deploy.state, DeployState::deploying);
+  EXPECT_EQ(c->deploys("web", 10)->size(), 1u);
+  EXPECT_EQ(c->store().next_plan_seq("web").value(), 3u);  // 1: the batch, 2: re-issued at start
+  w.clock.advance(3600s);  // no host reported: the batch's deadline passes
+  EXPECT_EQ(c->drive_once().value(), 1);
+  EXPECT_EQ(c->deploy_view(id)->deploy.state, DeployState::failed);  // nothing to go back to
+  EXPECT_TRUE(c->audit_verify()->ok);
+}
+
+}  // namespace
+}  // namespace drover::coordinator
