@@ -14,7 +14,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "coordinator/service/config.hpp"
+#include "coordinator/config/config.hpp"
 #include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "core/daemon/daemon.hpp"
 #include "core/log/log.hpp"

@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <set>
 
+#include "coordinator/orchestrator/fleet_view.hpp"
 #include "coordinator/pipelines/pipeline_codec.hpp"
+#include "coordinator/plans/deploy_plans.hpp"
 #include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "core/base/hex.hpp"
-#include "core/canon/base64.hpp"
 #include "core/canon/canonical_json.hpp"
-#include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
 #include "core/sign/secret_box.hpp"
 
@@ -28,7 +28,6 @@ Status audit_admin(CoordinatorStore& store, std::int64_t now_ms, const std::stri
   r.who = who;
   r.what = what;
   if (detail.contains("service")) r.service = detail["service"].get<std::string>();
-  if (detail.contains("artifact")) r.artifact = detail["artifact"].get<std::string>();
   r.detail = *canon::encode(detail);
   return store.append_audit(r);
 }
@@ -64,6 +63,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     DROVER_ASSIGN(c->store_, LmdbCoordinatorStore::open(c->options_.data_dir));
   }
   c->tokens_ = std::make_unique<TokenStore>(*c->store_);
+  c->artifacts_ =
+      std::make_unique<ArtifactRegistry>(*c->store_, c->options_.origin_feed, clock, log);
   c->keys_ = std::make_unique<OnlineKeySigner>(*c->options_.online);
   c->signer_ = std::move(parts.signer);
 
@@ -87,10 +88,11 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   }
   c->readiness_ = std::make_unique<ArtifactReadiness>(*c->store_, c->tracker_client_.get());
 
-  DROVER_ASSIGN(c->gateway_,
-                AgentGateway::start(
-                    c->options_.agents, *c->store_, *c->keys_,
-                    [self](const ContentId& id) { return self->manifest_of(id); }, {}, clock, log));
+  DROVER_ASSIGN(
+      c->gateway_,
+      AgentGateway::start(
+          c->options_.agents, *c->store_, *c->keys_,
+          [self](const ContentId& id) { return self->artifacts_->manifest(id); }, {}, clock, log));
   c->issuer_ = std::make_unique<PlanIssuer>(
       *c->store_, c->signer_ ? *c->signer_ : static_cast<PlanSigner&>(*c->keys_),
       [self](const std::string& service, std::uint64_t seq) {
@@ -109,8 +111,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
         defaults.tracker = self->tracker_url_;
         defaults.validity_s = self->options_.plan_validity_s;
         return issue_plan(
-            *self->issuer_, [self](const ContentId& id) { return self->manifest_of(id); }, defaults,
-            d, artifact, hosts, unix_seconds(self->clock_.now()));
+            *self->issuer_, [self](const ContentId& id) { return self->artifacts_->manifest(id); },
+            defaults, d, artifact, hosts, unix_seconds(self->clock_.now()));
       },
       [self](const DeployRecord& d) { return self->params_of(d); }, clock, log);
   c->orchestrator_->on_commit([self](const std::vector<AuditRecord>& records) {
@@ -121,8 +123,9 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     DROVER_TRY(c->orchestrator_->recover());
   }
   if (c->options_.run_driver) c->driver_ = std::thread([self] { self->drive(); });
-  if (!c->options_.origin_feed.empty() && c->options_.follow_feed)
-    c->feed_ = std::thread([self] { self->follow_feed(); });
+  if (!c->options_.origin_feed.empty() && c->options_.follow_feed) {
+    c->feed_ = std::make_unique<FeedFollower>(*c->artifacts_, c->options_.feed_wait_s, log);
+  }
   return c;
 }
 
@@ -133,7 +136,7 @@ Coordinator::~Coordinator() {
   }
   stop_cv_.notify_all();
   if (driver_.joinable()) driver_.join();
-  if (feed_.joinable()) feed_.join();
+  feed_.reset();
   gateway_.reset();
   tracker_.reset();
 }
@@ -169,101 +172,6 @@ void Coordinator::drive() {
     stop_lock.lock();
     stop_cv_.wait_for(stop_lock, options_.tick, [this] { return stopping_; });
   }
-}
-
-void Coordinator::follow_feed() {
-  std::unique_lock stop_lock(stop_mu_);
-  std::chrono::milliseconds backoff{500};
-  while (!stopping_) {
-    stop_lock.unlock();
-    auto st = follow_feed_once(options_.feed_wait_s);
-    if (!st.ok()) {
-      log_.warn("coordinator.feed", {{"error", st.error().message},
-                                     {"retry_ms", static_cast<std::int64_t>(backoff.count())}});
-    }
-    stop_lock.lock();
-    if (st.ok()) {
-      backoff = std::chrono::milliseconds(500);
-    } else {
-      // An origin that is down is asked again, less and less often (10 s at most).
-      stop_cv_.wait_for(stop_lock, backoff, [this] { return stopping_; });
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
-    }
-  }
-}
-
-Status Coordinator::follow_feed_once(int wait_s) {
-  DROVER_ASSIGN(auto last, store_->setting("feed_seq"));
-  const std::string after = last.value_or("0");
-  DROVER_ASSIGN(auto r, http::request("GET",
-                                      options_.origin_feed + "/v1/artifacts?after=" + after +
-                                          "&wait=" + std::to_string(wait_s),
-                                      "", std::chrono::seconds(wait_s + 10)));
-  if (r.status != 200) {
-    return make_error(Errc::io, "origin feed answered " + std::to_string(r.status));
-  }
-  json j = json::parse(r.body, nullptr, false);
-  if (!j.is_object() || !j.contains("artifacts") || !j["artifacts"].is_array()) {
-    return make_error(Errc::corrupt, "origin feed answer is not an artifact list");
-  }
-  for (const auto& a : j["artifacts"]) {
-    const std::string id = a.value("artifact_id", "");
-    DROVER_ASSIGN(ContentId cid, ContentId::parse(id));
-    DROVER_ASSIGN(auto known, store_->artifact(cid.str()));
-    if (!known) {
-      DROVER_ASSIGN(auto m,
-                    http::request("GET", options_.origin_feed + "/v1/manifests/" + cid.hex(), "",
-                                  std::chrono::seconds(30)));
-      if (m.status != 200) {
-        return make_error(Errc::io,
-                          "origin feed: manifest " + id + ": status " + std::to_string(m.status));
-      }
-      DROVER_ASSIGN(auto rec, register_manifest(cid.str(), m.body, "feed", "system"));
-      (void)rec;
-    }
-    DROVER_TRY(store_->put_setting("feed_seq", std::to_string(a.value("push_seq", 0))));
-  }
-  return Ok{};
-}
-
-Result<ArtifactRecord> Coordinator::register_manifest(const std::string& id,
-                                                      const std::string& bytes,
-                                                      const std::string& source,
-                                                      const std::string& who) {
-  DROVER_ASSIGN(ContentId cid, ContentId::parse(id));
-  if (ContentId::of(bytes) != cid) {
-    return make_error(Errc::corrupt,
-                      "the manifest served for " + id + " hashes to " + ContentId::of(bytes).str());
-  }
-  DROVER_ASSIGN(format::Manifest m, format::decode_manifest(bytes));
-  ArtifactRecord rec;
-  rec.artifact_id = cid.str();
-  rec.service = m.service;
-  rec.git_sha = m.git_sha;
-  rec.size_bytes = m.stored_bytes();
-  rec.tree_bytes = m.tree_bytes();
-  rec.layers = m.layers.size();
-  rec.meta = m.meta;
-  rec.registered_ms = now_ms();
-  rec.registered_by = who;
-  rec.source = source;
-  DROVER_ASSIGN(bool fresh, store_->put_artifact(rec, bytes));
-  if (fresh) {
-    log_.info("coordinator.artifact.registered",
-              {{"artifact", cid.str()}, {"service", m.service}, {"source", source}});
-    DROVER_TRY(audit_admin(*store_, now_ms(), who, "artifact.registered",
-                           {{"artifact", cid.str()}, {"service", m.service}, {"source", source}}));
-    return rec;
-  }
-  DROVER_ASSIGN(auto existing, store_->artifact(cid.str()));
-  if (!existing) return make_error(Errc::internal, "artifact " + cid.str() + " vanished");
-  return *existing;
-}
-
-Result<std::string> Coordinator::manifest_of(const ContentId& id) {
-  DROVER_ASSIGN(auto bytes, store_->manifest(id.str()));
-  if (!bytes) return make_error(Errc::not_found, "artifact " + id.str() + " is not registered");
-  return *bytes;
 }
 
 Result<Pipeline> Coordinator::load_pipeline(const std::string& id) {
@@ -448,20 +356,11 @@ Result<DeployRecord> Coordinator::rollback(const std::string& id,
 // ---- artifacts ----
 
 Result<ArtifactRecord> Coordinator::register_artifact(const ContentId& id, const Caller& who) {
-  DROVER_ASSIGN(auto known, store_->artifact(id.str()));
-  if (known) return *known;
-  if (options_.origin_feed.empty()) {
-    return make_error(Errc::refused, "this coordinator follows no origin feed to register from");
-  }
-  DROVER_ASSIGN(auto m, http::request("GET", options_.origin_feed + "/v1/manifests/" + id.hex(), "",
-                                      std::chrono::seconds(30)));
-  if (m.status == 404) {
-    return make_error(Errc::not_found, "artifact_id " + id.str() + " is not in the origin's store");
-  }
-  if (m.status != 200) {
-    return make_error(Errc::io, "origin feed answered " + std::to_string(m.status));
-  }
-  return register_manifest(id.str(), m.body, "api", who.name);
+  return artifacts_->register_from_origin(id, who.name);
+}
+
+Status Coordinator::follow_feed_once(int wait_s) {
+  return artifacts_->follow_feed_once(wait_s);
 }
 
 Result<ArtifactRecord> Coordinator::artifact(const std::string& id) {

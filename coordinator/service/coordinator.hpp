@@ -22,11 +22,14 @@
 #include <string>
 #include <thread>
 
-#include "coordinator/api/tokens.hpp"
+#include "coordinator/access/tokens.hpp"
+#include "coordinator/artifacts/feed_follower.hpp"
 #include "coordinator/artifacts/readiness.hpp"
+#include "coordinator/artifacts/registry.hpp"
 #include "coordinator/gateway/agent_gateway.hpp"
-#include "coordinator/orchestrator/fleet_adapter.hpp"
+#include "coordinator/orchestrator/orchestrator.hpp"
 #include "coordinator/pipelines/pipeline.hpp"
+#include "coordinator/plans/plan_issuer.hpp"
 #include "core/log/log.hpp"
 #include "core/world/clock.hpp"
 #include "core/world/random.hpp"
@@ -205,11 +208,7 @@ class Coordinator {
   // the tracker about the artifacts of pending deploys, and forgets what it
   // kept of finished deploys.
   void check_readiness();
-  Result<std::string> manifest_of(const ContentId& id);
-  Result<ArtifactRecord> register_manifest(const std::string& id, const std::string& manifest,
-                                           const std::string& source, const std::string& who);
   void drive();
-  void follow_feed();
   void after_commit(const std::string& what);
 
   CoordinatorOptions options_;
@@ -218,6 +217,7 @@ class Coordinator {
   Logger& log_;
   std::unique_ptr<CoordinatorStore> store_;
   std::unique_ptr<TokenStore> tokens_;
+  std::unique_ptr<ArtifactRegistry> artifacts_;
   std::unique_ptr<mesh::TrackerService> tracker_;
   std::string tracker_url_;
   std::unique_ptr<mesh::TrackerClient> tracker_client_;  // null: no mesh to ask
@@ -235,7 +235,8 @@ class Coordinator {
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
-  std::thread driver_, feed_;
+  std::thread driver_;
+  std::unique_ptr<FeedFollower> feed_;
   std::int64_t last_prune_ms_ = 0;  // the driver's
   int crash_seen_ = 0;
 };

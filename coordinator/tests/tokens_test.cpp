@@ -1,7 +1,7 @@
 // API tokens: shown once, stored as hashes, roles ordered, revocation.
 #include <gtest/gtest.h>
 
-#include "coordinator/api/tokens.hpp"
+#include "coordinator/access/tokens.hpp"
 #include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "tests/support/test_support.hpp"
 

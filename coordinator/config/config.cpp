@@ -1,4 +1,4 @@
-#include "coordinator/service/config.hpp"
+#include "coordinator/config/config.hpp"
 
 #include <nlohmann/json.hpp>
 

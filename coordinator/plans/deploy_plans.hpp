@@ -1,21 +1,17 @@
-// Connects the deploy driver to the rest of the coordinator: the fleet view
-// comes from what agents reported (the store), plans go out through the plan
-// issuer with the artifact's signed layer list.
+// A deploy's plan revisions: "these hosts run this artifact", with every
+// layer the artifact's manifest lists (docs/FORMATS.md, "Plans"), issued
+// through the plan issuer.
 #pragma once
 
 #include <functional>
 #include <string>
+#include <vector>
 
-#include "coordinator/orchestrator/orchestrator.hpp"
 #include "coordinator/plans/plan_issuer.hpp"
+#include "coordinator/store/deploy_record.hpp"
+#include "core/hash/sha256.hpp"
 
 namespace drover::coordinator {
-
-// What hosts of d's service report, with samples since the baseline window
-// before d was created. A host counts as having failed d when it reported a
-// failure for a plan seq at or above the one that named d's artifact for it.
-FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d,
-                           std::int64_t baseline_window_ms, bool artifact_ready);
 
 // The artifact's manifest bytes (to list its layers in plans).
 using ManifestOf = std::function<Result<std::string>(const ContentId&)>;

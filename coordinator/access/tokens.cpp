@@ -1,4 +1,4 @@
-#include "coordinator/api/tokens.hpp"
+#include "coordinator/access/tokens.hpp"
 
 #include <algorithm>
 

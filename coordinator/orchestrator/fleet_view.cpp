@@ -1,6 +1,6 @@
-#include "coordinator/orchestrator/fleet_adapter.hpp"
+#include "coordinator/orchestrator/fleet_view.hpp"
 
-#include "core/format/manifest.hpp"
+#include "core/proto/plan.hpp"
 
 namespace drover::coordinator {
 
@@ -25,28 +25,6 @@ FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d,
     }
   }
   return v;
-}
-
-Status issue_plan(PlanIssuer& issuer, const ManifestOf& manifests, const PlanDefaults& defaults,
-                  const DeployRecord& d, const std::string& artifact,
-                  const std::vector<std::string>& hosts, std::int64_t now_s) {
-  DROVER_ASSIGN(ContentId id, ContentId::parse(artifact));
-  DROVER_ASSIGN(std::string bytes, manifests(id));
-  DROVER_ASSIGN(format::Manifest m, format::decode_manifest(bytes));
-  proto::Plan p;
-  p.service = d.service;
-  p.deploy_id = d.id;
-  p.artifact = id;
-  p.manifest_size = bytes.size();
-  for (const auto& l : m.layers) p.layers.push_back({l.id, l.size, l.bt_root});
-  p.hosts = hosts;
-  p.strategy_kind = "rolling";
-  p.tracker = defaults.tracker;
-  p.issued_at = now_s;
-  p.expires_at = now_s + defaults.validity_s;
-  DROVER_ASSIGN(auto bundle, issuer.issue(p));
-  (void)bundle;
-  return Ok{};
 }
 
 }  // namespace drover::coordinator
