@@ -1,5 +1,7 @@
-// Helpers shared by drover's tests: temporary directories, tree building and
-// comparison, and running the drover binaries as real subprocesses.
+// The harness drover's tests and benchmarks share (library drover_harness,
+// with drover_harness_artifacts, _tls and _fleet beside it in tests/support):
+// temporary directories, tree building and comparison, and running the
+// drover binaries as real subprocesses.
 #pragma once
 
 #include <chrono>
