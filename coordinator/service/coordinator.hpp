@@ -8,9 +8,11 @@
 // input completely before it changes anything, and answers an error that
 // names what was wrong.
 //
-// Threads: the driver thread ticks the orchestrator; the feed thread follows
-// the origin; API operations may run on any thread (they take the
-// orchestrator's lock where they touch deploys).
+// Threads: the driver thread asks the tracker about pending deploys (off the
+// orchestrator's lock), then ticks the orchestrator (under it); the feed
+// thread follows the origin; API operations may run on any thread (they take
+// the orchestrator's lock where they change deploys, and never do network
+// I/O under it).
 #pragma once
 
 #include <atomic>
