@@ -15,13 +15,13 @@
 #include <string>
 
 #include "agent/config.hpp"
-#include "agent/coordinator_link.hpp"
 #include "agent/health.hpp"
 #include "agent/layers.hpp"
 #include "agent/outbox.hpp"
 #include "agent/state.hpp"
 #include "agent/step/service_step.hpp"
 #include "agent/supervisor.hpp"
+#include "core/agent_link/agent_link.hpp"
 #include "core/log/log.hpp"
 #include "core/sign/keys.hpp"
 #include "core/world/clock.hpp"
@@ -29,6 +29,9 @@
 #include "core/world/random.hpp"
 
 namespace drover::agent {
+
+using proto::AgentLink;
+using proto::CoordinatorLink;
 
 // The outside world, passed in: nothing in the agent reaches for a clock, a
 // filesystem, randomness, a health endpoint or a child process of its own.

@@ -7,10 +7,10 @@
 
 #include <atomic>
 
-#include "agent/coordinator_link.hpp"
 #include "coordinator/gateway/agent_gateway.hpp"
 #include "coordinator/plans/plan_issuer.hpp"
 #include "coordinator/store/lmdb_coordinator_store.hpp"
+#include "core/agent_link/agent_link.hpp"
 #include "core/proto/testing/fake_coordinator.hpp"
 #include "core/sign/secret_box.hpp"
 #include "tests/support/test_support.hpp"
@@ -115,14 +115,14 @@ class AgentProtocol : public ::testing::Test {
   struct Agent {
     sign::KeyPair key;
     std::string report_key;
-    std::unique_ptr<agent::CoordinatorLink> link;
+    std::unique_ptr<proto::CoordinatorLink> link;
   };
   AgentProtocol() { side_.add_join_token("join-1"); }
 
   Agent agent(const std::string& host, std::uint64_t seed) {
     SeededRandom r(seed);
     Agent a{sign::KeyPair::generate(r), r.bytes(32), nullptr};
-    a.link = agent::CoordinatorLink::connect(side_.requests_url(), host, 5s).value();
+    a.link = proto::CoordinatorLink::connect(side_.requests_url(), host, 5s).value();
     a.link->set_report_key(a.report_key);
     return a;
   }

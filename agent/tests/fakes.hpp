@@ -5,8 +5,8 @@
 #include <deque>
 #include <map>
 
-#include "agent/coordinator_link.hpp"
 #include "agent/layers.hpp"
+#include "core/agent_link/agent_link.hpp"
 
 namespace drover::agent::testing {
 

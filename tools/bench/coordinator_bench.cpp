@@ -26,7 +26,7 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/coordinator_link.hpp"
+#include "core/agent_link/agent_link.hpp"
 #include "core/nng/nng.hpp"
 #include "core/proto/plan.hpp"
 #include "core/sign/envelope.hpp"
@@ -64,8 +64,8 @@ std::atomic<bool> g_stop{false};  // SIGTERM
 
 struct SimAgent {
   std::string host;
-  std::unique_ptr<agent::CoordinatorLink> link;
-  std::unique_ptr<agent::CoordinatorLink> echo;  // to the baseline server
+  std::unique_ptr<proto::CoordinatorLink> link;
+  std::unique_ptr<proto::CoordinatorLink> echo;  // to the baseline server
   std::uint64_t plan_seq = 0, report_seq = 0;
   std::string running;
   Clock::time_point next_poll, next_health;
@@ -99,7 +99,7 @@ int run_sim(const cxxopts::ParseResult& r) {
         for (int i = t; i < count; i += threads) {
           SimAgent& a = agents[static_cast<std::size_t>(i)];
           a.host = "sim-" + std::to_string(first + i);
-          auto link = agent::CoordinatorLink::connect(requests, a.host, 30s);
+          auto link = proto::CoordinatorLink::connect(requests, a.host, 30s);
           if (!link.ok()) {
             ++failed;
             continue;
@@ -127,7 +127,7 @@ int run_sim(const cxxopts::ParseResult& r) {
             ++failed;
           }
           if (!echo_url.empty()) {
-            auto e = agent::CoordinatorLink::connect(echo_url, a.host, 30s);
+            auto e = proto::CoordinatorLink::connect(echo_url, a.host, 30s);
             if (e.ok()) {
               a.echo = std::move(*e);
               a.echo->set_report_key(report_key);

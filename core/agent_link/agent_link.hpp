@@ -1,7 +1,8 @@
-// The agent's end of the agent protocol (docs/FORMATS.md, "Agent protocol"):
-// enrollment, plan and manifest pulls, report pushes, over an NNG REQ socket.
-// Every call has a timeout and returns an error value when the coordinator is
-// away; nothing here retries (the agent's loop does, with backoff).
+// The agent's end of the agent protocol, shared by the agent, the
+// conformance tests and the coordinator benchmark's simulated agents (docs/FORMATS.md, "Agent
+// protocol"): enrollment, plan and manifest pulls, report pushes, over an NNG REQ socket. Every
+// call has a timeout and returns an error value when the coordinator is away; nothing here retries
+// (the agent's loop does, with backoff).
 #pragma once
 
 #include <chrono>
@@ -14,7 +15,7 @@
 #include "core/proto/plan.hpp"
 #include "core/sign/keys.hpp"
 
-namespace drover::agent {
+namespace drover::proto {
 
 // What the agent asks of the coordinator. NNG's CoordinatorLink below is the
 // real one; tests and simulations hand in their own.
@@ -66,4 +67,4 @@ class CoordinatorLink final : public AgentLink {
   std::string report_key_;
 };
 
-}  // namespace drover::agent
+}  // namespace drover::proto

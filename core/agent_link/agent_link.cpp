@@ -1,9 +1,9 @@
-#include "agent/coordinator_link.hpp"
+#include "core/agent_link/agent_link.hpp"
 
 #include "core/canon/base64.hpp"
 #include "core/sign/secret_box.hpp"
 
-namespace drover::agent {
+namespace drover::proto {
 
 Result<std::unique_ptr<CoordinatorLink>> CoordinatorLink::connect(
     const std::string& url, std::string host, std::chrono::milliseconds timeout) {
@@ -82,4 +82,4 @@ Status CoordinatorLink::send_report(const proto::ReportBody& report) {
   return Ok{};
 }
 
-}  // namespace drover::agent
+}  // namespace drover::proto
