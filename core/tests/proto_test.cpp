@@ -101,6 +101,23 @@ TEST(Plan, RefusesUnknownFieldsAndBrokenRules) {
   EXPECT_FALSE(decode_plan(" " + *encode_plan(sample_plan())).ok());
 }
 
+// Error messages name unknown fields by at most 64 bytes of their key, and
+// never cut a UTF-8 character: they are sent as JSON (the agent's control
+// endpoint answers a bad hand-over with the message), which must be UTF-8.
+TEST(Plan, AnUnknownFieldIsNamedInValidUtf8) {
+  for (std::size_t pad : {62u, 63u, 64u}) {
+    const std::string key = std::string(pad, 'a') + "\u00e9\u20ac";
+    for (const std::string& bytes :
+         {"{\"" + key + "\": 1}", "{\"plan\": \"\", \"cert\": \"\", \"" + key + "\": 1}"}) {
+      auto b = decode_bundle(bytes);
+      ASSERT_FALSE(b.ok());
+      EXPECT_TRUE(canon::valid_utf8(b.error().message)) << pad;
+      const json answer = {{"error", b.error().message}};  // as the control endpoint answers
+      EXPECT_NO_THROW((void)answer.dump()) << pad;
+    }
+  }
+}
+
 TEST(Plan, OpensOnlyWithAValidSignatureByACertifiedKey) {
   Keys k;
   auto bundle = sign_plan(sample_plan(), k.online, k.cert);
