@@ -2,9 +2,11 @@
 // coordinator link, in-memory layers, virtual time and a memory filesystem.
 #include <gtest/gtest.h>
 
+#include "agent/control.hpp"
 #include "agent/enrollment.hpp"
 #include "agent/reporting.hpp"
 #include "agent/tests/fakes.hpp"
+#include "core/canon/canonical_json.hpp"
 #include "core/world/memory_filesystem.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -137,6 +139,25 @@ TEST_F(Seams, AReportIsRepeatedUnchangedUntilAcknowledgedAndBacksOff) {
   wait = milliseconds(200);
   for (int i = 0; i < 20; ++i) wait = push_reports(*ctx, wait);
   EXPECT_EQ(wait, milliseconds(30'000));
+}
+
+// A hand-over whose body has an unknown key of more than 64 bytes, cut by
+// the error message in the middle of a UTF-8 character, is refused with a
+// 400 whose body is JSON: rendering the message used to throw on the
+// control server's thread and kill the agent.
+TEST_F(Seams, AHandOverWithALongUnknownKeyIsRefusedNotFatal) {
+  http::Request r;
+  r.method = "POST";
+  r.path = "/v1/plans";
+  r.body = "{\"" + std::string(63, 'a') + "\u00e9\": 1}";  // byte 64 starts a 2-byte character
+  std::vector<proto::PlanBundle> queued;
+  http::Response resp;
+  ASSERT_NO_THROW(resp = serve_control(
+                      *ctx, {}, r, [&](proto::PlanBundle b) { queued.push_back(std::move(b)); }));
+  EXPECT_EQ(resp.status, 400);
+  EXPECT_TRUE(canon::valid_utf8(resp.body)) << resp.body;
+  EXPECT_NE(resp.body.find("unknown field"), std::string::npos) << resp.body;
+  EXPECT_TRUE(queued.empty());
 }
 
 }  // namespace
