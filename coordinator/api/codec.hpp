@@ -50,6 +50,9 @@ nlohmann::json render_deploy_summary(const DeployRecord& d);
 nlohmann::json render_deploy_started(const DeployStarted& s);
 nlohmann::json render_deploy_view(const DeployView& v);
 nlohmann::json render_deploys(const std::vector<DeployRecord>& deploys);
+// The API's answer for an artifact (docs/API.md) is its own contract: it may
+// look like the stored record (encode_artifact_record, docs/FORMATS.md) but
+// each changes on its own version, so neither is written through the other.
 nlohmann::json render_artifact(const ArtifactRecord& a);
 nlohmann::json render_artifacts(const std::vector<ArtifactRecord>& all);
 nlohmann::json render_hosts(const std::vector<HostView>& hosts);

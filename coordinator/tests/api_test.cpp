@@ -12,6 +12,7 @@
 #include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
 #include "core/sign/secret_box.hpp"
+#include "tests/support/small_manifest.hpp"
 #include "tests/support/test_support.hpp"
 #include "tests/support/tls_cert.hpp"
 
@@ -23,29 +24,6 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 constexpr const char* kWebhookSecret = "webhook-secret-of-the-test";
-
-// A small, valid manifest of service `service`.
-std::string tiny_manifest(const std::string& service, const std::string& salt) {
-  format::Manifest m;
-  m.service = service;
-  m.git_sha = "0123abcd";
-  m.packing = "drover.pack.v1";
-  const std::string raw = "contents " + salt;
-  format::Layer l;
-  l.id = ContentId::of(raw);
-  l.size = l.raw_size = raw.size();
-  l.bt_root = ContentId::of(salt).digest();
-  m.layers.push_back(l);
-  format::Entry e;
-  e.path = "file";
-  e.type = format::EntryType::file;
-  e.mode = 0644;
-  e.size = raw.size();
-  e.hash = ContentId::of(raw);
-  e.extents = {{0, 0, raw.size()}};
-  m.entries.push_back(e);
-  return format::encode_manifest(m).value();
-}
 
 struct Answer {
   int status = 0;
@@ -112,7 +90,7 @@ class Api : public ::testing::Test {
 
   // An artifact the origin serves: its id.
   std::string publish(const std::string& service, const std::string& salt) {
-    const std::string m = tiny_manifest(service, salt);
+    const std::string m = drover::testing::small_manifest_bytes(service, salt);
     manifests_[ContentId::of(m).hex()] = m;
     return ContentId::of(m).str();
   }
@@ -329,7 +307,7 @@ TEST_F(Api, ArtifactsRegisterFromTheOriginAndAreListed) {
   EXPECT_EQ(call("POST", "/artifacts", json{{"artifact_id", absent}}, deployer_).status, 404);
   // The origin serves bytes that are not the artifact: refused.
   const std::string lie = ContentId::of("lie").str();
-  manifests_[ContentId::of("lie").hex()] = tiny_manifest("web", "other");
+  manifests_[ContentId::of("lie").hex()] = drover::testing::small_manifest_bytes("web", "other");
   Answer forged = call("POST", "/artifacts", json{{"artifact_id", lie}}, deployer_);
   EXPECT_EQ(forged.status, 502);
   EXPECT_NE(forged.body["error"].get<std::string>().find("hashes to"), std::string::npos);

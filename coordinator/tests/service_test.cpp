@@ -10,40 +10,19 @@
 #include "core/base/hex.hpp"
 #include "core/format/layer_torrent.hpp"
 #include "core/format/manifest.hpp"
+#include "tests/support/small_manifest.hpp"
 
 namespace drover::coordinator {
 namespace {
 
 using namespace std::chrono_literals;
 
-format::Manifest one_layer() {
-  format::Manifest m;
-  m.service = "web";
-  m.git_sha = "0123abcd";
-  m.packing = "drover.pack.v1";
-  const std::string raw = "the only layer";
-  format::Layer l;
-  l.id = ContentId::of(raw);
-  l.size = l.raw_size = raw.size();
-  l.bt_root = ContentId::of("root").digest();
-  m.layers.push_back(l);
-  format::Entry e;
-  e.path = "file";
-  e.type = format::EntryType::file;
-  e.mode = 0644;
-  e.size = raw.size();
-  e.hash = ContentId::of(raw);
-  e.extents = {{0, 0, raw.size()}};
-  m.entries.push_back(e);
-  return m;
-}
-
 struct World {
   ManualClock clock{SystemTime(std::chrono::seconds(1'800'000'000))};
   SeededRandom random{9};
   sign::KeyPair root = sign::KeyPair::generate(random);
   sign::KeyPair online = sign::KeyPair::generate(random);
-  format::Manifest manifest = one_layer();
+  format::Manifest manifest = drover::testing::small_manifest("web", {"the only layer"});
   std::string artifact;
   std::shared_ptr<kv::MemoryDisk> disk;
   mesh::FakeTrackerClient* tracker = nullptr;  // owned by the coordinator

@@ -118,6 +118,21 @@ bool within(const NodePtr& node, const NodePtr& target) {
   return false;
 }
 
+// Calls visit on every node reachable from root, once each; visit runs
+// before a node's entries are followed, so it may replace them.
+template <typename Visit>
+void for_each_reached(Node& root, Visit visit) {
+  std::set<Node*> seen;
+  std::vector<Node*> todo{&root};
+  while (!todo.empty()) {
+    Node* n = todo.back();
+    todo.pop_back();
+    if (!seen.insert(n).second) continue;
+    visit(*n);
+    for (const auto& [name, child] : n->entries) todo.push_back(child.get());
+  }
+}
+
 Error crashed(const char* what, const fs::path& path) {
   return make_error(Errc::io, std::string(what) + " " + path.string() +
                                   ": the filesystem crashed since the file was opened");
@@ -358,18 +373,12 @@ void MemoryFilesystem::crash() {
   ++state_->generation;
   // The durable tree becomes the live one; nodes it does not reach are gone.
   std::vector<Node*> reached;
-  std::set<Node*> seen;
-  std::vector<Node*> todo{state_->root.get()};
-  while (!todo.empty()) {
-    Node* n = todo.back();
-    todo.pop_back();
-    if (!seen.insert(n).second) continue;
-    reached.push_back(n);
-    n->data = n->durable_data;
-    n->entries = n->durable_entries;
-    n->links = 0;
-    for (const auto& [name, child] : n->entries) todo.push_back(child.get());
-  }
+  for_each_reached(*state_->root, [&](Node& n) {
+    reached.push_back(&n);
+    n.data = n.durable_data;
+    n.entries = n.durable_entries;
+    n.links = 0;
+  });
   for (Node* n : reached) {
     for (const auto& [name, child] : n->entries) ++child->links;
   }
@@ -377,16 +386,10 @@ void MemoryFilesystem::crash() {
 
 void MemoryFilesystem::sync_all() {
   std::lock_guard lock(state_->mu);
-  std::set<Node*> seen;
-  std::vector<Node*> todo{state_->root.get()};
-  while (!todo.empty()) {
-    Node* n = todo.back();
-    todo.pop_back();
-    if (!seen.insert(n).second) continue;
-    n->durable_data = n->data;
-    n->durable_entries = n->entries;
-    for (const auto& [name, child] : n->entries) todo.push_back(child.get());
-  }
+  for_each_reached(*state_->root, [](Node& n) {
+    n.durable_data = n.data;
+    n.durable_entries = n.entries;
+  });
 }
 
 }  // namespace drover
