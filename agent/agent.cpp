@@ -112,9 +112,7 @@ struct Agent::Impl {
                                },
                                log()));
     json control_file = {{"port", control->port()}, {"pid", ::getpid()}};
-    DROVER_TRY(fsys().write_atomic(ctx.dir("control.json"),
-                                   ctx.dir("control.json").string() + ".tmp",
-                                   control_file.dump() + "\n", 0644));
+    DROVER_TRY(fsys().write_owned(ctx.dir("control.json"), control_file.dump() + "\n", 0644));
     threads.emplace_back([this] { cycle_loop(); });
     threads.emplace_back([this] { health_loop(); });
     threads.emplace_back([this] { report_loop(); });
@@ -135,8 +133,8 @@ struct Agent::Impl {
     const fs::path report_key_file = ctx.dir("keys") / "report.key";
     DROVER_ASSIGN(bool have_report_key, fsys().exists(report_key_file));
     if (!have_report_key) {
-      DROVER_TRY(fsys().write_atomic(report_key_file, report_key_file.string() + ".tmp",
-                                     ctx.world.random.bytes(sign::kMacKeySize), 0600, false));
+      DROVER_TRY(fsys().write_owned(report_key_file, ctx.world.random.bytes(sign::kMacKeySize),
+                                    0600, false));
     }
     DROVER_ASSIGN(ctx.report_key, fsys().read_file(report_key_file, 64));
     if (ctx.report_key.size() != sign::kMacKeySize) {

@@ -201,8 +201,7 @@ Status ServiceRunner::write_flags(const std::string& flags_json, std::uint64_t s
             {"flags", flags},
             {"plan_seq", seq}};
   DROVER_TRY(ctx_.world.fs.make_dirs(flags_file_.parent_path()));
-  return ctx_.world.fs.write_atomic(flags_file_, flags_file_.string() + ".tmp",
-                                    *canon::encode(j) + "\n", 0644);
+  return ctx_.world.fs.write_owned(flags_file_, *canon::encode(j) + "\n", 0644);
 }
 
 Status ServiceRunner::write_router(int slot, const ContentId& release) {
@@ -212,8 +211,7 @@ Status ServiceRunner::write_router(int slot, const ContentId& release) {
             {"port", slot == 0 ? config_.blue_port : config_.green_port},
             {"release", release.str()}};
   DROVER_TRY(ctx_.world.fs.make_dirs(router_file_.parent_path()));
-  return ctx_.world.fs.write_atomic(router_file_, router_file_.string() + ".tmp",
-                                    *canon::encode(j) + "\n", 0644);
+  return ctx_.world.fs.write_owned(router_file_, *canon::encode(j) + "\n", 0644);
 }
 
 // Manifest bytes for the plan: kept locally, carried in the bundle, or pulled.
@@ -236,7 +234,7 @@ Result<format::Manifest> ServiceRunner::load_manifest(const proto::Plan& plan,
     bytes = std::move(*pulled);
   }
   DROVER_ASSIGN(format::Manifest m, proto::check_manifest(plan, bytes));
-  DROVER_TRY(fsys.write_atomic(path, path.string() + ".tmp", bytes, 0644));
+  DROVER_TRY(fsys.write_owned(path, bytes, 0644));
   return m;
 }
 

@@ -171,7 +171,7 @@ Supervisor::~Supervisor() {
 
 void Supervisor::write_pid_file_locked() {
   nlohmann::json j = {{"pid", pid_}, {"start_ticks", start_ticks_}, {"release", release_}};
-  auto st = fs_.write_atomic(pid_file_, pid_file_.string() + ".tmp", j.dump() + "\n", 0644);
+  auto st = fs_.write_owned(pid_file_, j.dump() + "\n", 0644);
   if (!st.ok()) log_.warn("agent.pid_file", {{"service", name_}, {"error", st.error().message}});
 }
 

@@ -3,6 +3,8 @@
 // the service comes back from local state alone, and it converges afterwards.
 #include <signal.h>
 
+#include <fstream>
+
 #include "agent/tests/agent_fixture.hpp"
 #include "tests/support/hostile_artifact.hpp"
 
@@ -87,6 +89,29 @@ INSTANTIATE_TEST_SUITE_P(Phases, AgentKill,
                                            KillPoint{"unpacking", "unpack"},
                                            KillPoint{"switching", "switch"}),
                          [](const ::testing::TestParamInfo<KillPoint>& p) { return p.param.step; });
+
+TEST_F(AgentTest, TemporariesLeftByAKillDoNotBlockTheNextStartOrPlan) {
+  auto v1 = push("web", good(), 64 << 10, 1);
+  auto v2 = push("web", good(), 64 << 10, 2);
+  start_origin();
+  const fs::path config = write_config({});
+  auto agent = start_agent(config);
+  coordinator_.publish(plan(v1, 1));
+  wait_event(*agent, "applied", seq_is(1));
+  agent->kill();
+  // What a kill between creating a state file's temporary and renaming it
+  // leaves behind, for every state file the agent writes that way.
+  for (const fs::path& p :
+       {state_of() / "control.json.tmp", state_of() / "keys" / "report.key.tmp",
+        state_of() / "manifests" / (v2.id.hex() + ".tmp"),
+        state_of() / "run" / "web.flags.json.tmp", state_of() / "run" / "web.pid.tmp"}) {
+    std::ofstream(p) << "half";
+  }
+  auto again = start_agent(config);
+  coordinator_.publish(plan(v2, 2));
+  wait_event(*again, "applied", seq_is(2));
+  ASSERT_TRUE(wait_serving(ports_["host-1"], v2.id));
+}
 
 TEST_F(AgentTest, AHostIdStaysBoundToItsFirstKey) {
   auto first = start_agent(write_config({}));

@@ -284,6 +284,23 @@ TEST_P(FilesystemConformance, WriteAtomicReplacesOrRefuses) {
   EXPECT_EQ(listing(""), std::vector<std::string>{"f"});
 }
 
+TEST_P(FilesystemConformance, WriteOwnedIsNotBlockedByATemporaryACrashLeft) {
+  // A writer killed between creating its temporary and renaming it.
+  auto leftover = fs_->create_new(at("f.tmp"), 0644);
+  ASSERT_TRUE(leftover.ok());
+  ASSERT_TRUE((*leftover)->write("half").ok());
+  EXPECT_EQ(outcome(fs_->write_atomic(at("f"), at("f.tmp"), "one", 0644)),
+            "already_exists: create ROOT/f.tmp: File exists");
+  ASSERT_TRUE(fs_->write_owned(at("f"), "one", 0640).ok());
+  EXPECT_EQ(*fs_->read_file(at("f"), 10), "one");
+  EXPECT_EQ(fs_->lstat(at("f"))->mode, 0640u);
+  EXPECT_EQ(listing(""), std::vector<std::string>{"f"});
+  ASSERT_TRUE(fs_->create_new(at("f.tmp"), 0644).ok());
+  EXPECT_EQ(outcome(fs_->write_owned(at("f"), "two", 0644, false)),
+            "already_exists: rename ROOT/f.tmp to ROOT/f: File exists");
+  EXPECT_EQ(*fs_->read_file(at("f"), 10), "one");
+}
+
 // MemoryFilesystem's crash: only what was made durable survives.
 class MemoryFilesystemCrash : public ::testing::Test {
  protected:

@@ -69,6 +69,14 @@ Status Filesystem::write_atomic(const fs::path& path, const fs::path& tmp, std::
   return sync_dir(path.parent_path().empty() ? fs::path(".") : path.parent_path());
 }
 
+Status Filesystem::write_owned(const fs::path& path, std::string_view bytes, std::uint32_t mode,
+                               bool replace) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  if (Status st = remove(tmp); !st.ok() && st.error().code != Errc::not_found) return st;
+  return write_atomic(path, tmp, bytes, mode, replace);
+}
+
 namespace {
 
 class PosixReadable final : public ReadableFile {

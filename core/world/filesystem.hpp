@@ -95,6 +95,13 @@ class Filesystem {
   // atomically by the rename itself.
   Status write_atomic(const fs::path& path, const fs::path& tmp, std::string_view bytes,
                       std::uint32_t mode, bool replace = true);
+  // write_atomic for a file that only this process writes (a daemon's own
+  // state): the temporary is path + ".tmp", and one that a crash left
+  // mid-write is removed first, so a kill at any step never blocks the next
+  // write. Files with several writers need write_atomic with a temporary per
+  // writer instead.
+  Status write_owned(const fs::path& path, std::string_view bytes, std::uint32_t mode,
+                     bool replace = true);
 };
 
 class PosixFilesystem final : public Filesystem {

@@ -56,10 +56,7 @@ Result<std::unique_ptr<LayerCache>> LayerCache::open(MeshNode& node, const Cache
   node.on_event([raw = cache.get()](const MeshEvent& e) { raw->handle(e); });
   node.on_resume_data([raw = cache.get()](const ContentId& id, std::string data) {
     const fs::path path = raw->options_.dir / "resume" / id.hex();
-    fs::path tmp = path;
-    tmp += ".tmp";
-    (void)raw->fs_.remove(tmp);
-    if (auto st = raw->fs_.write_atomic(path, tmp, data, 0644); !st.ok()) {
+    if (auto st = raw->fs_.write_owned(path, data, 0644); !st.ok()) {
       raw->log_.warn("mesh.cache.resume_write_failed",
                      {{"layer", id.str()}, {"error", st.error().message}});
     }
@@ -204,11 +201,8 @@ void LayerCache::handle(const MeshEvent& e) {
         ref = it->second.ref;
       }
       const fs::path record = options_.dir / "complete" / ref.id.hex();
-      fs::path tmp = record;
-      tmp += ".tmp";
-      (void)fs_.remove(tmp);
       Status st = fs_.sync_file(path_of(ref.id));  // the bytes are durable before the record
-      if (st.ok()) st = fs_.write_atomic(record, tmp, record_of(ref), 0644);
+      if (st.ok()) st = fs_.write_owned(record, record_of(ref), 0644);
       (void)fs_.remove(options_.dir / "resume" / ref.id.hex());
       std::lock_guard lock(mu_);
       fetching_.erase(ref.id);
