@@ -3,12 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "agent/step/plan_check.hpp"
+#include "agent/tests/test_time.hpp"
 #include "core/world/random.hpp"
 
 namespace drover::agent {
 namespace {
 
-constexpr std::int64_t kNow = 1'800'000'000;
+using test_time::kNow;
 
 struct Fixture {
   SeededRandom rnd{1};

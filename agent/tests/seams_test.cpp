@@ -6,6 +6,7 @@
 #include "agent/enrollment.hpp"
 #include "agent/reporting.hpp"
 #include "agent/tests/fakes.hpp"
+#include "agent/tests/test_time.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "core/world/memory_filesystem.hpp"
 #include "tests/support/test_support.hpp"
@@ -14,7 +15,7 @@ namespace drover::agent {
 namespace {
 
 using std::chrono::milliseconds;
-constexpr std::int64_t kNow = 1'800'000'000;
+using test_time::kNow;
 
 class NoProbe final : public HealthProbe {
  public:

@@ -6,12 +6,13 @@
 #include <gtest/gtest.h>
 
 #include "agent/step/service_step.hpp"
+#include "agent/tests/test_time.hpp"
 #include "core/world/random.hpp"
 
 namespace drover::agent {
 namespace {
 
-constexpr std::int64_t kNow = 1'800'000'000;
+using test_time::kNow;
 
 template <class A>
 std::vector<A> all_of(const std::vector<Action>& actions) {

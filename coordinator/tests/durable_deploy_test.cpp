@@ -15,7 +15,7 @@
 namespace drover::coordinator {
 namespace {
 
-constexpr std::int64_t kSecond = 1000;
+constexpr std::int64_t kOneSecond = 1000;
 
 DeployRecord sample_deploy() {
   DeployRecord d;
@@ -52,10 +52,10 @@ using DurableDeploy = OnEachBackend;
 
 TEST_P(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
   DeployParams params;
-  params.bake_ms = 20 * kSecond;
+  params.bake_ms = 20 * kOneSecond;
   SimFleet fleet;  // hosts converge 2 s after a plan and report health every second
-  fleet.apply_delay = 2 * kSecond;
-  fleet.sample_every = kSecond;
+  fleet.apply_delay = 2 * kOneSecond;
+  fleet.sample_every = kOneSecond;
   for (int i = 0; i < 6; ++i) fleet.running["h" + std::to_string(i)] = "v1";
   DeployRecord d = sample_deploy();
   auto store = backend_.open().value();
@@ -91,8 +91,8 @@ TEST_P(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
         if (a.kind == Action::Kind::issue_plan) fleet.issue(a.artifact, a.hosts, now);
       }
     }
-    now += kSecond;
-    ASSERT_LT(now, d.created_ms + 3600 * kSecond);
+    now += kOneSecond;
+    ASSERT_LT(now, d.created_ms + 3600 * kOneSecond);
   }
   DeployRecord done = **store->deploy("d-7");
   EXPECT_EQ(done.state, DeployState::succeeded);

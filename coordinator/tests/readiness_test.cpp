@@ -11,46 +11,23 @@
 #include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
 #include "mesh/tracker/tracker_service.hpp"
+#include "tests/support/small_manifest.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace drover::coordinator {
 namespace {
-
-// A valid manifest of two layers.
-format::Manifest two_layers() {
-  format::Manifest m;
-  m.service = "web";
-  m.git_sha = "0123abcd";
-  m.packing = "drover.pack.v1";
-  for (const std::string raw : {"layer one", "layer two"}) {
-    format::Layer l;
-    l.id = ContentId::of(raw);
-    l.size = l.raw_size = raw.size();
-    l.bt_root = ContentId::of("root " + raw).digest();
-    m.layers.push_back(l);
-    format::Entry e;
-    e.path = "file-" + std::to_string(m.entries.size());
-    e.type = format::EntryType::file;
-    e.mode = 0644;
-    e.size = raw.size();
-    e.hash = ContentId::of(raw);
-    e.extents = {{static_cast<std::uint32_t>(m.layers.size() - 1), 0, raw.size()}};
-    m.entries.push_back(e);
-  }
-  return m;
-}
 
 std::string info_hash_hex(const format::Layer& l) {
   const auto t = format::derive_layer_torrent(l);
   return to_hex(t.info_hash.data(), 20);
 }
 
-struct World {
+struct ReadinessWorld {
   std::unique_ptr<CoordinatorStore> store = MemoryCoordinatorStore::create();
-  format::Manifest manifest = two_layers();
+  format::Manifest manifest = drover::testing::small_manifest("web", {"one", "two"});
   DeployRecord deploy;
 
-  World() {
+  ReadinessWorld() {
     const std::string bytes = format::encode_manifest(manifest).value();
     ArtifactRecord a;
     a.artifact_id = ContentId::of(bytes).str();
@@ -79,7 +56,7 @@ struct World {
 };
 
 TEST(ArtifactReadiness, WaitsForASeedInEveryRegionOfTheDeploy) {
-  World w;
+  ReadinessWorld w;
   mesh::FakeTrackerClient tracker;
   ArtifactReadiness readiness(*w.store, &tracker);
   EXPECT_FALSE(readiness.check(w.deploy, "seeds"));  // nothing anywhere
@@ -104,7 +81,7 @@ TEST(ArtifactReadiness, WaitsForASeedInEveryRegionOfTheDeploy) {
 }
 
 TEST(ArtifactReadiness, TheOriginRuleTakesAnySourceAndNoMeshMeansRegistered) {
-  World w;
+  ReadinessWorld w;
   mesh::FakeTrackerClient tracker;
   ArtifactReadiness readiness(*w.store, &tracker);
   w.hold(tracker, {{mesh::NodeRole::peer, "eu", "p1"}});

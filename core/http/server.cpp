@@ -41,6 +41,13 @@ Request to_request(const bhttp::request<bhttp::string_body>& req, const tcp::end
   return r;
 }
 
+}  // namespace
+
+// Named rather than anonymous: Server::Impl holds a Parking, and a member of
+// a type with internal linkage is refused when this file is compiled inside a
+// unity batch.
+namespace server_detail {
+
 class SessionBase;
 
 // Connections whose request the handler has not answered yet. A Responder
@@ -61,6 +68,13 @@ class SessionBase {
   // Writes the answer on the connection's own executor.
   virtual void answer(Response response) = 0;
 };
+
+}  // namespace server_detail
+
+namespace {
+
+using server_detail::Parking;
+using server_detail::SessionBase;
 
 // One connection: (for TLS, a handshake first) read a request, hand it to
 // the handler, write the answer, repeat while the client keeps the

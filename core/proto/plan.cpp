@@ -21,13 +21,13 @@ constexpr std::uint64_t kMaxLayerBytes = 64ull << 20;
 constexpr std::size_t kMaxLayers = 65'536;
 const std::set<std::string> kStrategies = {"rolling", "canary", "blue_green", "feature_flag"};
 
-Error invalid(const std::string& what) {
+Error invalid_plan(const std::string& what) {
   return make_error(Errc::invalid_argument, "plan: " + what);
 }
 
 Status check_name(std::string_view what, std::string_view value) {
   auto st = format::validate_service(value);
-  if (!st.ok()) return invalid(std::string(what) + ": " + st.error().message);
+  if (!st.ok()) return invalid_plan(std::string(what) + ": " + st.error().message);
   return Ok{};
 }
 
@@ -41,7 +41,7 @@ json layer_json(const PlanLayer& l) {
 
 // Plan fields are bounded by the plan's size alone; validate_plan() applies
 // the format's own limits.
-constexpr std::size_t kAnySize = kMaxPlanBytes;
+constexpr std::size_t kAnyPlanField = kMaxPlanBytes;
 
 }  // namespace
 
@@ -58,49 +58,51 @@ std::uint64_t Plan::layer_bytes() const {
 Status validate_plan(const Plan& p) {
   DROVER_TRY(check_name("service", p.service));
   if (p.seq == 0 || p.seq > kMaxSeq) {
-    return invalid("seq " + std::to_string(p.seq) + " is outside 1 to 2^53-1");
+    return invalid_plan("seq " + std::to_string(p.seq) + " is outside 1 to 2^53-1");
   }
   if (p.deploy_id.empty() || p.deploy_id.size() > 128 || !printable_ascii(p.deploy_id)) {
-    return invalid("deploy_id must be 1-128 printable ASCII characters");
+    return invalid_plan("deploy_id must be 1-128 printable ASCII characters");
   }
   if (p.manifest_size == 0 || p.manifest_size > kMaxManifestBytes) {
-    return invalid("manifest_size " + std::to_string(p.manifest_size) + " is outside 1 to 256 MiB");
+    return invalid_plan("manifest_size " + std::to_string(p.manifest_size) +
+                        " is outside 1 to 256 MiB");
   }
-  if (p.layers.size() > kMaxLayers) return invalid("too many layers");
+  if (p.layers.size() > kMaxLayers) return invalid_plan("too many layers");
   std::set<ContentId> seen_layers;
   for (const auto& l : p.layers) {
     if (l.size == 0 || l.size > kMaxLayerBytes) {
-      return invalid("layer " + l.id.str() + " size " + std::to_string(l.size) +
-                     " is outside 1 to 64 MiB");
+      return invalid_plan("layer " + l.id.str() + " size " + std::to_string(l.size) +
+                          " is outside 1 to 64 MiB");
     }
-    if (!seen_layers.insert(l.id).second) return invalid("layer " + l.id.str() + " listed twice");
+    if (!seen_layers.insert(l.id).second)
+      return invalid_plan("layer " + l.id.str() + " listed twice");
   }
   if (p.hosts.empty() || p.hosts.size() > kMaxPlanHosts) {
-    return invalid("hosts must list 1 to 100000 hosts");
+    return invalid_plan("hosts must list 1 to 100000 hosts");
   }
   std::set<std::string_view> seen_hosts;
   for (const auto& h : p.hosts) {
     DROVER_TRY(check_name("host", h));
-    if (!seen_hosts.insert(h).second) return invalid("host '" + h + "' listed twice");
+    if (!seen_hosts.insert(h).second) return invalid_plan("host '" + h + "' listed twice");
   }
   if (!kStrategies.count(p.strategy_kind)) {
-    return invalid("strategy kind '" + p.strategy_kind +
-                   "' is not one of rolling, canary, blue_green, feature_flag");
+    return invalid_plan("strategy kind '" + p.strategy_kind +
+                        "' is not one of rolling, canary, blue_green, feature_flag");
   }
-  if (p.flags.size() > kMaxFlags) return invalid("more than 256 flags");
+  if (p.flags.size() > kMaxFlags) return invalid_plan("more than 256 flags");
   for (const auto& [name, value] : p.flags) {
     DROVER_TRY(check_name("flag", name));
     if (value.is_percent && (value.percent < 0 || value.percent > 100)) {
-      return invalid("flag '" + name + "' percentage " + std::to_string(value.percent) +
-                     " is outside 0-100");
+      return invalid_plan("flag '" + name + "' percentage " + std::to_string(value.percent) +
+                          " is outside 0-100");
     }
   }
   if (p.tracker.rfind("http://", 0) != 0 || p.tracker.size() > 512 || !printable_ascii(p.tracker)) {
-    return invalid("tracker must be an http:// URL of printable ASCII, got '" +
-                   format::printable(p.tracker) + "'");
+    return invalid_plan("tracker must be an http:// URL of printable ASCII, got '" +
+                        format::printable(p.tracker) + "'");
   }
   if (p.issued_at <= 0 || p.expires_at <= p.issued_at) {
-    return invalid("issued_at must be positive and before expires_at");
+    return invalid_plan("issued_at must be positive and before expires_at");
   }
   return Ok{};
 }
@@ -115,7 +117,7 @@ Result<std::string> encode_plan(const Plan& p) {
   }
   auto extra = canon::decode(p.strategy_extra, 64 << 10);
   if (!extra.ok() || !extra->is_object() || extra->contains("kind")) {
-    return invalid("strategy_extra must be canonical JSON of an object without 'kind'");
+    return invalid_plan("strategy_extra must be canonical JSON of an object without 'kind'");
   }
   json strategy = *extra;
   strategy["kind"] = p.strategy_kind;
@@ -142,16 +144,16 @@ Result<Plan> read_plan(const json& j) {
   Fields f(j, "", canon::Nulls::refused);
   DROVER_TRY(f.only({"format", "service", "seq", "deploy_id", "artifact", "hosts", "strategy",
                      "flags", "tracker", "issued_at", "expires_at"}));
-  DROVER_ASSIGN(std::string format, f.str("format", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(std::string format, f.str("format", kAnyPlanField, Empty::allowed));
   if (format != kPlanType) {
     return make_error(Errc::unsupported,
                       "format '" + format + "' is not " + std::string(kPlanType));
   }
   Plan p;
-  DROVER_ASSIGN(p.service, f.str("service", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(p.service, f.str("service", kAnyPlanField, Empty::allowed));
   DROVER_ASSIGN(p.seq, f.u64("seq"));
-  DROVER_ASSIGN(p.deploy_id, f.str("deploy_id", kAnySize, Empty::allowed));
-  DROVER_ASSIGN(p.tracker, f.str("tracker", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(p.deploy_id, f.str("deploy_id", kAnyPlanField, Empty::allowed));
+  DROVER_ASSIGN(p.tracker, f.str("tracker", kAnyPlanField, Empty::allowed));
   constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
   constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
   DROVER_ASSIGN(p.issued_at, f.integer("issued_at", kMin, kMax));
@@ -159,7 +161,7 @@ Result<Plan> read_plan(const json& j) {
 
   DROVER_ASSIGN(Fields artifact, f.object("artifact"));
   DROVER_TRY(artifact.only({"id", "manifest_size", "layers"}));
-  DROVER_ASSIGN(std::string artifact_id, artifact.str("id", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(std::string artifact_id, artifact.str("id", kAnyPlanField, Empty::allowed));
   auto id = ContentId::parse(artifact_id);
   if (!id.ok()) return id.error().context("artifact.id");
   p.artifact = *id;
@@ -168,12 +170,12 @@ Result<Plan> read_plan(const json& j) {
   for (const Fields& l : layers) {
     DROVER_TRY(l.only({"id", "size", "bt_root"}));
     PlanLayer layer;
-    DROVER_ASSIGN(std::string lid, l.str("id", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(std::string lid, l.str("id", kAnyPlanField, Empty::allowed));
     auto parsed_id = ContentId::parse(lid);
     if (!parsed_id.ok()) return parsed_id.error().context(l.path("id"));
     layer.id = *parsed_id;
     DROVER_ASSIGN(layer.size, l.u64("size"));
-    DROVER_ASSIGN(std::string root, l.str("bt_root", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(std::string root, l.str("bt_root", kAnyPlanField, Empty::allowed));
     auto raw = from_hex(root);
     if (!raw || raw->size() != 32 || to_hex(*raw) != root) {
       return make_error(Errc::invalid_argument, l.path("bt_root") + " of layer " + lid +
@@ -183,10 +185,10 @@ Result<Plan> read_plan(const json& j) {
     p.layers.push_back(layer);
   }
   DROVER_TRY(f.require({"hosts"}));
-  DROVER_ASSIGN(p.hosts, f.str_list("hosts", kMaxPlanHosts, kAnySize, Empty::allowed));
+  DROVER_ASSIGN(p.hosts, f.str_list("hosts", kMaxPlanHosts, kAnyPlanField, Empty::allowed));
 
   DROVER_ASSIGN(Fields strategy, f.object("strategy"));
-  DROVER_ASSIGN(p.strategy_kind, strategy.str("kind", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(p.strategy_kind, strategy.str("kind", kAnyPlanField, Empty::allowed));
   json extra = strategy.value();
   extra.erase("kind");
   p.strategy_extra = *canon::encode(extra);
@@ -251,10 +253,10 @@ Result<BundleFields> read_bundle(const json& j) {
 
 Result<PlanBundle> decode_bundle(std::string_view bytes) {
   if (bytes.size() > kMaxBundleBytes) {
-    return invalid("bundle of " + std::to_string(bytes.size()) + " bytes is too large");
+    return invalid_plan("bundle of " + std::to_string(bytes.size()) + " bytes is too large");
   }
   json j = json::parse(bytes, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return invalid("bundle is not a JSON object");
+  if (j.is_discarded() || !j.is_object()) return invalid_plan("bundle is not a JSON object");
   auto fields = read_bundle(j);
   if (!fields.ok()) return fields.error().context("plan");
   PlanBundle b;
@@ -262,7 +264,7 @@ Result<PlanBundle> decode_bundle(std::string_view bytes) {
   DROVER_ASSIGN(b.cert, sign::decode_envelope(fields->cert));
   if (fields->manifest) {
     auto m = canon::base64_decode(*fields->manifest);
-    if (!m.ok()) return invalid("bundle: manifest: " + m.error().message);
+    if (!m.ok()) return invalid_plan("bundle: manifest: " + m.error().message);
     b.manifest = std::move(*m);
   }
   return b;

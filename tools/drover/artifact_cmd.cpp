@@ -16,7 +16,7 @@ using nlohmann::json;
 using store::ArtifactRecord;
 using store::ArtifactStore;
 
-void add_common(cxxopts::Options& o) {
+void add_store_flags(cxxopts::Options& o) {
   o.add_options()(
       "store",
       "store directory (else $DROVER_STORE, else " + std::string(store::kDefaultStorePath) + ")",
@@ -105,7 +105,7 @@ int push(Context& ctx, std::vector<std::string> args) {
       "service", "service the artifact belongs to", cxxopts::value<std::string>())(
       "git-sha", "commit the artifact was built from", cxxopts::value<std::string>())(
       "json", "print the result as one JSON object");
-  add_common(o);
+  add_store_flags(o);
   DROVER_CLI_PARSE(verb, o, args, {"dir"});
   if (!parsed.count("dir")) return usage(verb, "missing DIR, the directory to pack");
   if (!parsed.count("service")) return usage(verb, "missing --service NAME");
@@ -169,7 +169,7 @@ int ls(Context& ctx, std::vector<std::string> args) {
   cxxopts::Options o("drover artifact ls", "List artifacts, newest first.");
   o.add_options()("service", "only this service", cxxopts::value<std::string>())(
       "json", "print a JSON array");
-  add_common(o);
+  add_store_flags(o);
   DROVER_CLI_PARSE(verb, o, args, {});
   std::string service = parsed.count("service") ? parsed["service"].as<std::string>() : "";
   if (!service.empty()) {
@@ -202,7 +202,7 @@ int show(Context& ctx, std::vector<std::string> args) {
   o.custom_help("ID [--json] [--files]");
   o.add_options()("id", "artifact id or unique prefix", cxxopts::value<std::string>())(
       "json", "print one JSON object")("files", "also list every entry of the tree");
-  add_common(o);
+  add_store_flags(o);
   DROVER_CLI_PARSE(verb, o, args, {"id"});
   if (!parsed.count("id")) return usage(verb, "missing ID");
   auto opened = open_store(ctx, parsed);
@@ -272,7 +272,7 @@ int verify(Context& ctx, std::vector<std::string> args) {
   o.custom_help("ID | --all [--json]");
   o.add_options()("id", "artifact id or unique prefix", cxxopts::value<std::string>())(
       "all", "verify every artifact in the store")("json", "print one JSON object");
-  add_common(o);
+  add_store_flags(o);
   DROVER_CLI_PARSE(verb, o, args, {"id"});
   const bool all = parsed.count("all") > 0;
   if (all == (parsed.count("id") > 0)) return usage(verb, "give either ID or --all");
@@ -309,7 +309,7 @@ int materialize(Context& ctx, std::vector<std::string> args) {
   o.custom_help("ID DEST");
   o.add_options()("id", "artifact id or unique prefix", cxxopts::value<std::string>())(
       "dest", "directory to create", cxxopts::value<std::string>());
-  add_common(o);
+  add_store_flags(o);
   DROVER_CLI_PARSE(verb, o, args, (std::vector<std::string>{"id", "dest"}));
   if (!parsed.count("id") || !parsed.count("dest")) return usage(verb, "want ID DEST");
   auto opened = open_store(ctx, parsed);
@@ -334,7 +334,7 @@ int gc(Context& ctx, std::vector<std::string> args) {
   o.custom_help("--keep N [--json]");
   o.add_options()("keep", "artifacts to keep per service", cxxopts::value<std::string>())(
       "json", "print one JSON object");
-  add_common(o);
+  add_store_flags(o);
   DROVER_CLI_PARSE(verb, o, args, {});
   if (!parsed.count("keep")) return usage(verb, "missing --keep N");
   const std::string keep_text = parsed["keep"].as<std::string>();
@@ -375,7 +375,7 @@ int pin(Context& ctx, std::vector<std::string> args, bool on) {
   o.custom_help(on ? "ID [--reason TEXT]" : "ID");
   o.add_options()("id", "artifact id or unique prefix", cxxopts::value<std::string>());
   if (on) o.add_options()("reason", "why it is in use", cxxopts::value<std::string>());
-  add_common(o);
+  add_store_flags(o);
   DROVER_CLI_PARSE(verb, o, args, {"id"});
   if (!parsed.count("id")) return usage(verb, "missing ID");
   auto opened = open_store(ctx, parsed);

@@ -40,7 +40,7 @@ struct Api {
   }
 };
 
-void add_common(cxxopts::Options& o) {
+void add_coordinator_flags(cxxopts::Options& o) {
   o.add_options()("coordinator", "API URL (default $DROVER_COORDINATOR)",
                   cxxopts::value<std::string>())("token", "API token (default $DROVER_TOKEN)",
                                                  cxxopts::value<std::string>())(
@@ -134,7 +134,7 @@ Result<json> read_json_file(Context& ctx, const std::string& path) {
 
 int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::string> args) {
   cxxopts::Options o("drover " + verb, "Talk to the drover coordinator (docs/CLI.md).");
-  add_common(o);
+  add_coordinator_flags(o);
   std::vector<std::string> positional = {"words"};
   o.add_options()("words", "", cxxopts::value<std::vector<std::string>>());
   if (verb == "deploy") {

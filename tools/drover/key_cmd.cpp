@@ -74,7 +74,7 @@ int certify(Context& ctx, std::vector<std::string> args) {
   return kExitOk;
 }
 
-int show(Context& ctx, std::vector<std::string> args) {
+int show_key(Context& ctx, std::vector<std::string> args) {
   const std::string verb = "key show";
   cxxopts::Options o("drover key show", "Print a key file's key id and public key.");
   o.custom_help("KEY_FILE");
@@ -129,7 +129,7 @@ int key_command(Context& ctx, std::vector<std::string> args) {
   std::string verb = args.front();
   args.erase(args.begin());
   if (verb == "certify") return certify(ctx, std::move(args));
-  if (verb == "show") return show(ctx, std::move(args));
+  if (verb == "show") return show_key(ctx, std::move(args));
   if (verb == "-h" || verb == "--help" || verb == "help") {
     std::cout << help;
     return kExitOk;
