@@ -1,8 +1,5 @@
 #include "agent/releases.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include "core/base/hex.hpp"
@@ -27,25 +24,25 @@ std::string substitute(std::string s, std::uint16_t port, const fs::path& releas
 }  // namespace
 
 bool ReleaseDir::has(const ContentId& artifact) const {
-  std::error_code ec;
-  return fs::is_directory(fs::symlink_status(path_of(artifact), ec));
+  auto info = fs_.lstat(path_of(artifact));
+  return info.ok() && info->type == FileType::directory;
 }
 
 std::vector<ContentId> ReleaseDir::list() const {
   std::vector<ContentId> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(root_, ec)) {
-    auto id = ContentId::parse("sha256:" + e.path().filename().string());
-    if (id.ok() && e.is_directory(ec) && !e.is_symlink(ec)) out.push_back(*id);
+  auto names = fs_.list_dir(root_);
+  if (!names.ok()) return out;
+  for (const auto& name : *names) {
+    auto id = ContentId::parse("sha256:" + name);
+    if (id.ok() && has(*id)) out.push_back(*id);
   }
   return out;
 }
 
 std::optional<ContentId> ReleaseDir::link(const std::string& name) const {
-  std::error_code ec;
-  fs::path target = fs::read_symlink(root_ / name, ec);
-  if (ec) return std::nullopt;
-  auto id = ContentId::parse("sha256:" + target.string());
+  auto target = fs_.read_link(root_ / name);
+  if (!target.ok()) return std::nullopt;
+  auto id = ContentId::parse("sha256:" + *target);
   if (!id.ok() || !has(*id)) return std::nullopt;
   return *id;
 }
@@ -55,20 +52,17 @@ Status ReleaseDir::set_link(const std::string& name, const ContentId& artifact) 
     return make_error(Errc::internal, "no release " + artifact.str() + " to point " + name + " at");
   }
   const fs::path tmp = root_ / ("." + name + ".tmp-" + to_hex(random_.bytes(6)));
-  if (::symlink(artifact.hex().c_str(), tmp.c_str()) != 0) {
-    return errno_error("symlink", tmp, errno);
-  }
-  if (::rename(tmp.c_str(), (root_ / name).c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return errno_error("rename link over", root_ / name, err);
+  DROVER_TRY(fs_.symlink(artifact.hex(), tmp));
+  if (Status st = fs_.rename(tmp, root_ / name); !st.ok()) {
+    (void)fs_.remove(tmp);
+    return st;
   }
   return fs_.sync_dir(root_);
 }
 
 Status ReleaseDir::remove_link(const std::string& name) {
-  if (::unlink((root_ / name).c_str()) != 0 && errno != ENOENT) {
-    return errno_error("remove", root_ / name, errno);
+  if (Status st = fs_.remove(root_ / name); !st.ok() && st.error().code != Errc::not_found) {
+    return st;
   }
   return fs_.sync_dir(root_);
 }
@@ -77,19 +71,19 @@ Result<store::MaterializeStats> ReleaseDir::materialize(const format::Manifest& 
                                                         const ContentId& artifact,
                                                         store::LayerSource& source) {
   if (has(artifact)) return store::MaterializeStats{};
-  std::error_code ec;
-  fs::create_directories(root_, ec);
-  if (ec) return errno_error("create", root_, ec.value());
+  DROVER_TRY(fs_.make_dirs(root_));
   return store::materialize(manifest, source, path_of(artifact), {}, random_);
 }
 
 void ReleaseDir::clean_leftovers() {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(root_, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.size() > 1 && name[0] == '.' &&
-        (name.find(".staging-") != std::string::npos || name.find(".tmp-") != std::string::npos)) {
-      store::remove_tree(e.path());
+  auto names = fs_.list_dir(root_);
+  if (!names.ok()) return;
+  for (const auto& name : *names) {
+    if (name.size() < 2 || name[0] != '.') continue;
+    if (name.find(".tmp-") != std::string::npos) {
+      (void)fs_.remove(root_ / name);  // a link that set_link never renamed into place
+    } else if (name.find(".staging-") != std::string::npos) {
+      store::remove_tree(root_ / name);  // a tree that materialize never finished
     }
   }
 }

@@ -26,9 +26,11 @@ namespace drover::agent {
 
 class ReleaseDir {
  public:
-  // Syncs go through fs. Links are made with symlink(2) and releases beneath
-  // a directory descriptor (store::materialize): the Filesystem interface
-  // has neither symlinks nor descriptor-relative creation yet.
+  // Links (made, read, replaced, synced) and the listing go through fs, so a
+  // MemoryFilesystem can crash a switch at any step. Release trees are built
+  // and removed by the store beneath a directory descriptor
+  // (store::materialize, store::remove_tree): the Filesystem interface has no
+  // descriptor-relative creation yet.
   ReleaseDir(fs::path root, Filesystem& fs, Random& random)
       : root_(std::move(root)), fs_(fs), random_(random) {}
 

@@ -4,6 +4,7 @@
 
 #include "agent/control.hpp"
 #include "agent/enrollment.hpp"
+#include "agent/releases.hpp"
 #include "agent/reporting.hpp"
 #include "agent/tests/fakes.hpp"
 #include "agent/tests/test_time.hpp"
@@ -159,6 +160,47 @@ TEST_F(Seams, AHandOverWithALongUnknownKeyIsRefusedNotFatal) {
   EXPECT_TRUE(canon::valid_utf8(resp.body)) << resp.body;
   EXPECT_NE(resp.body.find("unknown field"), std::string::npos) << resp.body;
   EXPECT_TRUE(queued.empty());
+}
+
+}  // namespace
+}  // namespace drover::agent
+
+namespace drover::agent {
+namespace {
+
+// A switch of `current` from one release to another, crashed after each of
+// its filesystem operations in turn: afterwards `current` names one of the two
+// releases (never nothing, never a half-made link), and cleaning leftovers
+// removes the temporary link a crash may leave.
+TEST(ReleaseLinks, ASwitchCrashedAtAnyStepLeavesCurrentOnOneWholeRelease) {
+  const auto a = ContentId::of("release a"), b = ContentId::of("release b");
+  for (std::uint64_t fail_from = 0;; ++fail_from) {
+    MemoryFilesystem disk;
+    SeededRandom random(fail_from);
+    ReleaseDir healthy("/state/releases/web", disk, random);
+    ASSERT_TRUE(disk.make_dirs(healthy.path_of(a)).ok());
+    ASSERT_TRUE(disk.make_dirs(healthy.path_of(b)).ok());
+    ASSERT_TRUE(healthy.set_link("current", a).ok());
+    disk.sync_all();
+
+    FaultyFilesystem faulty(disk, fail_from);
+    ReleaseDir dying("/state/releases/web", faulty, random);
+    const bool finished = dying.set_link("current", b).ok();
+    disk.crash();
+
+    ReleaseDir after("/state/releases/web", disk, random);
+    const auto current = after.link("current");
+    ASSERT_TRUE(current.has_value()) << "crash after " << fail_from << " operations";
+    if (finished) {
+      EXPECT_EQ(*current, b) << "a switch that returned is durable";
+    }
+    EXPECT_TRUE(*current == a || *current == b);
+    after.clean_leftovers();
+    auto names = disk.list_dir("/state/releases/web");
+    ASSERT_TRUE(names.ok());
+    EXPECT_EQ(names->size(), 3u) << ::testing::PrintToString(*names);
+    if (finished) break;
+  }
 }
 
 }  // namespace

@@ -284,6 +284,24 @@ TEST_P(FilesystemConformance, WriteAtomicReplacesOrRefuses) {
   EXPECT_EQ(listing(""), std::vector<std::string>{"f"});
 }
 
+TEST_P(FilesystemConformance, SymlinksAreMadeReadReplacedAndRemovedNeverFollowed) {
+  ASSERT_TRUE(write("f", "x").ok());
+  ASSERT_TRUE(fs_->symlink("f", at("l")).ok());
+  EXPECT_EQ(*fs_->read_link(at("l")), "f");
+  EXPECT_EQ(fs_->lstat(at("l"))->type, FileType::symlink);
+  EXPECT_EQ(outcome(fs_->symlink("g", at("l"))), "already_exists: symlink ROOT/l: File exists");
+  EXPECT_EQ(outcome(fs_->read_link(at("none"))),
+            "not_found: readlink ROOT/none: No such file or directory");
+  EXPECT_FALSE(fs_->open_read(at("l")).ok());  // not followed
+  // Replaced atomically the way the agent switches `current`.
+  ASSERT_TRUE(fs_->symlink("g", at("l.tmp")).ok());
+  ASSERT_TRUE(fs_->rename(at("l.tmp"), at("l")).ok());
+  EXPECT_EQ(*fs_->read_link(at("l")), "g");
+  EXPECT_EQ(listing(""), (std::vector<std::string>{"f", "l"}));
+  ASSERT_TRUE(fs_->remove(at("l")).ok());
+  EXPECT_EQ(listing(""), std::vector<std::string>{"f"});
+}
+
 TEST_P(FilesystemConformance, WriteOwnedIsNotBlockedByATemporaryACrashLeft) {
   // A writer killed between creating its temporary and renaming it.
   auto leftover = fs_->create_new(at("f.tmp"), 0644);
@@ -395,6 +413,18 @@ TEST_F(MemoryFilesystemCrash, ADirectoryWhoseParentWasNotSyncedIsGone) {
   ASSERT_TRUE(fs_.sync_dir("/d").ok());
   fs_.crash();
   EXPECT_EQ(content("/d/new/deeper/f"), "x");
+}
+
+TEST_F(MemoryFilesystemCrash, ASymlinkIsDurableOnceItsDirectoryIsSynced) {
+  ASSERT_TRUE(fs_.symlink("one", "/d/lost").ok());
+  ASSERT_TRUE(fs_.symlink("two", "/d/kept").ok());
+  ASSERT_TRUE(fs_.sync_dir("/d").ok());
+  ASSERT_TRUE(fs_.symlink("three", "/d/late").ok());
+  ASSERT_TRUE(fs_.remove("/d/lost").ok());
+  fs_.crash();
+  EXPECT_EQ(*fs_.list_dir("/d"), (std::vector<std::string>{"e", "kept", "lost"}));
+  EXPECT_EQ(*fs_.read_link("/d/kept"), "two");
+  EXPECT_EQ(*fs_.read_link("/d/lost"), "one");
 }
 
 TEST_F(MemoryFilesystemCrash, FilesOpenedBeforeACrashAreDead) {

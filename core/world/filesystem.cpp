@@ -187,6 +187,11 @@ Result<std::vector<std::string>> PosixFilesystem::list_dir(const fs::path& path)
   }
 }
 
+Status PosixFilesystem::symlink(const std::string& target, const fs::path& link) {
+  if (::symlink(target.c_str(), link.c_str()) != 0) return errno_error("symlink", link, errno);
+  return Ok{};
+}
+
 Result<std::string> PosixFilesystem::read_link(const fs::path& path) {
   std::string buf(256, '\0');
   for (;;) {
@@ -316,6 +321,11 @@ Result<std::unique_ptr<WritableFile>> FaultyFilesystem::create_new(const fs::pat
   DROVER_ASSIGN(auto inner, inner_.create_new(path, mode));
   return std::unique_ptr<WritableFile>(
       std::make_unique<FaultyWritable>(*this, std::move(inner), path));
+}
+
+Status FaultyFilesystem::symlink(const std::string& target, const fs::path& link) {
+  DROVER_TRY(step("symlink", link));
+  return inner_.symlink(target, link);
 }
 
 Status FaultyFilesystem::rename(const fs::path& from, const fs::path& to) {

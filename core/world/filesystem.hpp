@@ -80,6 +80,9 @@ class Filesystem {
   // Like rename, but fails with already_exists instead of replacing `to`.
   virtual Status rename_noreplace(const fs::path& from, const fs::path& to) = 0;
   virtual Status remove(const fs::path& path) = 0;  // a file, a link or an empty directory
+  // Creates link as a symbolic link naming target; an existing link path is
+  // an already_exists error. Durable once link's directory is synced.
+  virtual Status symlink(const std::string& target, const fs::path& link) = 0;
   virtual Status make_dirs(const fs::path& path) = 0;
   virtual Status sync_dir(const fs::path& path) = 0;
   // Makes a file written and closed earlier durable (data and metadata).
@@ -115,15 +118,16 @@ class PosixFilesystem final : public Filesystem {
   Status rename(const fs::path& from, const fs::path& to) override;
   Status rename_noreplace(const fs::path& from, const fs::path& to) override;
   Status remove(const fs::path& path) override;
+  Status symlink(const std::string& target, const fs::path& link) override;
   Status make_dirs(const fs::path& path) override;
   Status sync_dir(const fs::path& path) override;
   Status sync_file(const fs::path& path) override;
 };
 
 // Forwards to another filesystem and fails every mutating operation (create,
-// write, sync, close, rename, remove, make_dirs, sync_dir, sync_file) from the
-// N-th on,
-// as a crashed process would have stopped there. Reads always pass.
+// write, sync, close, rename, remove, symlink, make_dirs, sync_dir,
+// sync_file) from the N-th on, as a crashed process would have stopped
+// there. Reads always pass.
 class FaultyFilesystem final : public Filesystem {
  public:
   FaultyFilesystem(Filesystem& inner, std::uint64_t fail_from)
@@ -142,6 +146,7 @@ class FaultyFilesystem final : public Filesystem {
   Status rename(const fs::path& from, const fs::path& to) override;
   Status rename_noreplace(const fs::path& from, const fs::path& to) override;
   Status remove(const fs::path& path) override;
+  Status symlink(const std::string& target, const fs::path& link) override;
   Status make_dirs(const fs::path& path) override;
   Status sync_dir(const fs::path& path) override;
   Status sync_file(const fs::path& path) override;

@@ -241,8 +241,21 @@ Result<std::string> MemoryFilesystem::read_link(const fs::path& path) {
   std::lock_guard lock(state_->mu);
   Walk w;
   if (int err = walk(*state_, path, w)) return errno_error("readlink", path, err);
-  // There are no symlinks: whatever exists is not one.
-  return errno_error("readlink", path, w.node ? EINVAL : ENOENT);
+  if (!w.node) return errno_error("readlink", path, ENOENT);
+  if (w.node->type != FileType::symlink) return errno_error("readlink", path, EINVAL);
+  return w.node->data;
+}
+
+Status MemoryFilesystem::symlink(const std::string& target, const fs::path& link) {
+  std::lock_guard lock(state_->mu);
+  Walk w;
+  if (int err = walk(*state_, link, w)) return errno_error("symlink", link, err);
+  if (w.node) return errno_error("symlink", link, EEXIST);
+  NodePtr node = new_node(FileType::symlink, 0777);
+  node->data = node->durable_data = target;  // a link's target is written with its entry
+  node->links = 1;
+  w.parent->entries[w.name] = node;
+  return Ok{};
 }
 
 Result<std::unique_ptr<ReadableFile>> MemoryFilesystem::open_read(const fs::path& path) {

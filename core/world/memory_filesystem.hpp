@@ -5,7 +5,7 @@
 // PosixFilesystem. The durable state is what stable storage holds:
 //   - a file's bytes become durable when the file is synced
 //     (WritableFile::sync, or sync_file on its path);
-//   - a directory's entries (what create_new, make_dirs, rename and remove
+//   - a directory's entries (what create_new, symlink, make_dirs, rename and remove
 //     changed in it) become durable when the directory is synced (sync_dir,
 //     or sync_file on it). A rename between two directories needs both synced.
 // crash() drops everything else and returns to the durable state: a file
@@ -15,8 +15,10 @@
 //
 // Errors carry the same codes and messages as PosixFilesystem's (the
 // conformance test in core/tests/world_test.cpp runs both). Paths are
-// absolute; a relative path is taken from the root. Symlinks, FIFOs and the
-// other special files do not exist here. Directories have mode 0755.
+// absolute; a relative path is taken from the root. Symlinks are made, read
+// and listed but never followed (a path through one is ENOTDIR; opening one
+// is refused, as O_NOFOLLOW would); FIFOs and the other special files do not
+// exist here. Directories have mode 0755.
 //
 // Thread-safe: one mutex guards the tree. Files opened before a crash() fail
 // every later operation, as the process that held them is gone; they may
@@ -38,6 +40,7 @@ class MemoryFilesystem final : public Filesystem {
   Result<FileInfo> lstat(const fs::path& path) override;
   Result<std::vector<std::string>> list_dir(const fs::path& path) override;
   Result<std::string> read_link(const fs::path& path) override;
+  Status symlink(const std::string& target, const fs::path& link) override;
   Result<std::unique_ptr<ReadableFile>> open_read(const fs::path& path) override;
   Result<std::unique_ptr<WritableFile>> create_new(const fs::path& path,
                                                    std::uint32_t mode) override;

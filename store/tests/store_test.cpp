@@ -332,6 +332,7 @@ class UnreadableFile final : public Filesystem {
     return inner_.rename_noreplace(a, b);
   }
   Status remove(const fs::path& p) override { return inner_.remove(p); }
+  Status symlink(const std::string& t, const fs::path& l) override { return inner_.symlink(t, l); }
   Status make_dirs(const fs::path& p) override { return inner_.make_dirs(p); }
   Status sync_dir(const fs::path& p) override { return inner_.sync_dir(p); }
   Status sync_file(const fs::path& p) override { return inner_.sync_file(p); }
