@@ -12,6 +12,7 @@
 #include "agent/mesh_layers.hpp"
 #include "agent/reporting.hpp"
 #include "agent/service_runner.hpp"
+#include "core/canon/json_text.hpp"
 #include "core/nng/nng.hpp"
 #include "core/sign/secret_box.hpp"
 
@@ -80,7 +81,7 @@ struct Agent::Impl {
     }
     ctx.layers = std::make_unique<MeshLayers>(
         config, fsys(), ctx.world.clock, log(), [this](std::uint16_t port, const std::string& t) {
-          ctx.emit(json{{"event", "mesh"}, {"port", port}, {"tracker", t}}.dump());
+          ctx.emit(json_text(json{{"event", "mesh"}, {"port", port}, {"tracker", t}}));
         });
     ctx.collect_garbage = [this] { collect_garbage(); };
     ctx.next_report_seq = [this] { return next_report_seq(); };
@@ -214,9 +215,9 @@ struct Agent::Impl {
     }
     log().info("agent.gc",
                {{"releases_removed", releases_removed}, {"layers_removed", layers_removed}});
-    ctx.emit(json{
-        {"event", "gc"}, {"releases_removed", releases_removed}, {"layers_removed", layers_removed}}
-                 .dump());
+    ctx.emit(json_text(json{{"event", "gc"},
+                            {"releases_removed", releases_removed},
+                            {"layers_removed", layers_removed}}));
   }
 
   // ---- threads: each only delivers events and runs what follows ----
@@ -244,13 +245,11 @@ struct Agent::Impl {
         "handed-over plan names service '" + service + "', which this host does not run";
     log().warn("agent.plan.refused",
                {{"service", service}, {"seq", 0}, {"event", "plan_refused"}, {"reason", reason}});
-    ctx.emit(json{
-        {"event", "plan_refused"},
-        {"service", service},
-        {"seq", 0},
-        {"kind", "plan_refused"},
-        {"reason",
-         reason}}.dump());
+    ctx.emit(json_text(json{{"event", "plan_refused"},
+                            {"service", service},
+                            {"seq", 0},
+                            {"kind", "plan_refused"},
+                            {"reason", reason}}));
     ctx.outbox.push({std::nullopt, proto::EventItem{service, now_ms, "plan_refused", 0, reason}});
   }
 

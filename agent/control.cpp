@@ -1,6 +1,7 @@
 #include "agent/control.hpp"
 
 #include <nlohmann/json.hpp>
+#include "core/canon/json_text.hpp"
 
 namespace drover::agent {
 
@@ -57,7 +58,7 @@ std::string status_json(AgentContext& ctx, const Runners& runners) {
   out["mesh"] = {{"port", ctx.layers->port()},
                  {"tracker", ctx.layers->tracker()},
                  {"layers_held", ctx.layers->held().size()}};
-  return out.dump();
+  return json_text(out);
 }
 
 http::Response serve_control(AgentContext& ctx, const Runners& runners, const http::Request& r,
@@ -71,16 +72,16 @@ http::Response serve_control(AgentContext& ctx, const Runners& runners, const ht
     auto bundle = proto::decode_bundle(r.body);
     if (!bundle.ok()) {
       resp.status = 400;
-      resp.body = json{{"error", bundle.error().message}}.dump();
+      resp.body = json_text(json{{"error", bundle.error().message}});
       return resp;
     }
     hand_over(std::move(*bundle));
     resp.status = 202;
-    resp.body = json{{"queued", true}}.dump();
+    resp.body = json_text(json{{"queued", true}});
     return resp;
   }
   resp.status = 404;
-  resp.body = json{{"error", "no such resource: " + r.method + " " + r.path}}.dump();
+  resp.body = json_text(json{{"error", "no such resource: " + r.method + " " + r.path}});
   return resp;
 }
 

@@ -1,6 +1,7 @@
 #include "agent/enrollment.hpp"
 
 #include <nlohmann/json.hpp>
+#include "core/canon/json_text.hpp"
 
 namespace drover::agent {
 
@@ -38,11 +39,11 @@ bool try_enroll(AgentContext& ctx, std::int64_t now_s) {
   Status st = ctx.link->enroll(body, *ctx.key, verified->subject, ctx.report_key);
   if (!st.ok()) {
     ctx.log.error("agent.enroll.refused", {{"error", st.error().message}});
-    ctx.emit(nlohmann::json{{"event", "enroll_failed"}, {"error", st.error().message}}.dump());
+    ctx.emit(json_text(nlohmann::json{{"event", "enroll_failed"}, {"error", st.error().message}}));
     return false;
   }
   ctx.log.info("agent.enrolled", {{"host", config.host}});
-  ctx.emit(nlohmann::json{{"event", "enrolled"}, {"host", config.host}}.dump());
+  ctx.emit(json_text(nlohmann::json{{"event", "enrolled"}, {"host", config.host}}));
   std::lock_guard lock(ctx.view_mu);
   ctx.enrolled = true;
   return true;

@@ -1,6 +1,7 @@
 #include "agent/reporting.hpp"
 
 #include <nlohmann/json.hpp>
+#include "core/canon/json_text.hpp"
 
 namespace drover::agent {
 namespace {
@@ -40,12 +41,11 @@ void sample_service(AgentContext& ctx, const ServiceRunner& service) {
     v.last_health = *h;
   }
   if (changed) {
-    ctx.emit(nlohmann::json{{"event", "health"},
-                            {"service", name},
-                            {"ok", h->ok},
-                            {"state", h->state},
-                            {"error", h->error}}
-                 .dump());
+    ctx.emit(json_text(nlohmann::json{{"event", "health"},
+                                      {"service", name},
+                                      {"ok", h->ok},
+                                      {"state", h->state},
+                                      {"error", h->error}}));
   }
 }
 

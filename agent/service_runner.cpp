@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/canon/canonical_json.hpp"
+#include "core/canon/json_text.hpp"
 
 namespace drover::agent {
 namespace {
@@ -69,7 +70,7 @@ void ServiceRunner::on_process(const std::string& label, RunState st, const std:
   const std::string& service = config_.name;
   if (st == RunState::crash_loop) {
     ctx_.log.error("agent.service.crash_loop", {{"service", label}, {"detail", why}});
-    ctx_.emit(json{{"event", "crash_loop"}, {"service", service}, {"detail", why}}.dump());
+    ctx_.emit(json_text(json{{"event", "crash_loop"}, {"service", service}, {"detail", why}}));
     ctx_.outbox.push({std::nullopt, proto::EventItem{service, ctx_.now_unix_ms(), "crash_loop", 0,
                                                      label + ": " + why}});
   } else if (st == RunState::running && why.rfind("restarted", 0) == 0) {
@@ -171,12 +172,11 @@ Status ServiceRunner::start_slot(const ContentId& release, int slot) {
       config_.blue_green ? config_.name + "-" + kSlotNames[slot] : config_.name;
   spec.log_file = ctx_.dir("logs") / (label + ".log");
   DROVER_TRY(slots_[slot]->run(spec, release.str()));
-  ctx_.emit(json{{"event", "started"},
-                 {"service", config_.name},
-                 {"release", release.str()},
-                 {"pid", slots_[slot]->pid()},
-                 {"slot", config_.blue_green ? kSlotNames[slot] : ""}}
-                .dump());
+  ctx_.emit(json_text(json{{"event", "started"},
+                           {"service", config_.name},
+                           {"release", release.str()},
+                           {"pid", slots_[slot]->pid()},
+                           {"slot", config_.blue_green ? kSlotNames[slot] : ""}}));
   return Ok{};
 }
 
@@ -270,7 +270,7 @@ std::optional<Event> ServiceRunner::execute(const Action& action) {
         } else if constexpr (std::is_same_v<A, act::Notice>) {
           json line = to_json(a.fields);
           line["event"] = a.event;
-          ctx_.emit(line.dump());
+          ctx_.emit(json_text(line));
         } else if constexpr (std::is_same_v<A, act::Report>) {
           ctx_.outbox.push({std::nullopt, a.item});
         } else if constexpr (std::is_same_v<A, act::RaiseTrust>) {

@@ -162,6 +162,20 @@ TEST_F(Seams, AHandOverWithALongUnknownKeyIsRefusedNotFatal) {
   EXPECT_TRUE(queued.empty());
 }
 
+// `GET /%FF` killed the agent: the 404 echoed the undecodable path.
+TEST_F(Seams, AnUndecodablePathIsAnswered404NotFatal) {
+  for (const std::string path : {"/\xff", "/v1/\xc3", "/\xed\xa0\x80"}) {
+    http::Request r;
+    r.method = "GET";
+    r.path = path;
+    http::Response resp;
+    ASSERT_NO_THROW(resp = serve_control(*ctx, {}, r, [](proto::PlanBundle) {}));
+    EXPECT_EQ(resp.status, 404);
+    EXPECT_TRUE(canon::valid_utf8(resp.body)) << resp.body;
+    EXPECT_NE(resp.body.find("no such resource"), std::string::npos) << resp.body;
+  }
+}
+
 }  // namespace
 }  // namespace drover::agent
 

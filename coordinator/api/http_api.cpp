@@ -6,6 +6,7 @@
 
 #include "coordinator/api/codec.hpp"
 #include "coordinator/service/coordinator.hpp"
+#include "core/canon/json_text.hpp"
 
 namespace drover::coordinator {
 namespace {
@@ -31,7 +32,7 @@ int status_of(Errc code) {
 http::Response answer(int status, const json& body) {
   http::Response r;
   r.status = status;
-  r.body = body.dump();
+  r.body = json_text(body);
   return r;
 }
 

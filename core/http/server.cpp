@@ -164,7 +164,24 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       self->answer(std::move(response));
     };
     beast::get_lowest_layer(stream_).expires_never();  // a long poll may take a while
-    handler_(request, std::move(respond));
+    // A handler that throws answers 500 and is logged; the server, and the
+    // daemon around it, carry on. An answer already given stays the answer.
+    try {
+      handler_(request, respond);
+    } catch (const std::exception& e) {
+      log_.error("http.handler_threw", {{"path", request.path}, {"error", e.what()}});
+      respond(internal_error());
+    } catch (...) {
+      log_.error("http.handler_threw", {{"path", request.path}, {"error", "unknown exception"}});
+      respond(internal_error());
+    }
+  }
+
+  static Response internal_error() {
+    Response r;
+    r.status = 500;
+    r.body = R"({"error":"internal error"})";
+    return r;
   }
 
   void write(Response response) {

@@ -5,12 +5,22 @@
 #include "core/canon/base64.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "core/canon/json_fields.hpp"
+#include "core/canon/json_text.hpp"
 #include "core/world/random.hpp"
 
 namespace drover::canon {
 namespace {
 
 using nlohmann::json;
+
+TEST(JsonText, BytesThatAreNotUtf8BecomeReplacementCharactersNotExceptions) {
+  const nlohmann::json j = {{"path", "/\xff"}, {"cut", "ab\xc3"}, {"ok", "caf\u00e9"}};
+  EXPECT_THROW((void)j.dump(), nlohmann::json::type_error);  // what every answer used to risk
+  std::string text;
+  ASSERT_NO_THROW(text = json_text(j));
+  EXPECT_EQ(text, "{\"cut\":\"ab\xef\xbf\xbd\",\"ok\":\"caf\u00e9\",\"path\":\"/\xef\xbf\xbd\"}");
+  EXPECT_TRUE(canon::valid_utf8(text));
+}
 
 TEST(CanonicalJson, SortsKeysAndDropsWhiteSpace) {
   json j = json::parse(R"({"b": 1, "a": [true, null, "x"], "B": {"z": -3, "é": 0}})");

@@ -4,6 +4,8 @@
 #include <future>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "core/http/http.hpp"
 
 namespace drover::http {
@@ -56,6 +58,33 @@ TEST(Http, AnswersLaterFromAnotherThread) {
   EXPECT_EQ(r->body, "later");
   (*server)->stop();
   for (auto& t : workers) t.join();
+}
+
+TEST(Http, AHandlerThatThrowsAnswers500AndTheServerCarriesOn) {
+  auto server = Server::start(
+      {},
+      [&](const Request& r, Responder respond) {
+        if (r.path == "/throw") throw std::runtime_error("hostile input");
+        if (r.path == "/json") {
+          // What a handler echoing undecodable bytes used to do.
+          (void)nlohmann::json{{"path", r.path + "\xff"}}.dump();
+        }
+        Response res;
+        res.body = "fine";
+        respond(std::move(res));
+      },
+      Logger::discard());
+  ASSERT_TRUE(server.ok());
+  const std::string base = "http://127.0.0.1:" + std::to_string((*server)->port());
+  for (const char* path : {"/throw", "/json"}) {
+    auto r = request("GET", base + path, "", std::chrono::seconds(5));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 500) << path;
+    EXPECT_EQ(r->body, R"({"error":"internal error"})");
+  }
+  auto ok = request("GET", base + "/", "", std::chrono::seconds(5));
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->body, "fine");
 }
 
 TEST(Http, RefusesOversizedBodies) {

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/base/hex.hpp"
 #include "core/http/http.hpp"
 #include "mesh/tracker/tracker_service.hpp"
 
@@ -144,6 +146,31 @@ TEST_F(TrackerTest, HttpAnswersBencodedCompactPeersAndNamesBadFields) {
   EXPECT_NE(get("info_hash=" + ih + "&peer_id=" + std::string(20, 'c') + "&port=1&left=0&role=king")
                 .find("role must be peer, seed or origin"),
             std::string::npos);
+}
+
+// The attack that killed the coordinator (which embeds the tracker): a region
+// that is not UTF-8 announced, then echoed by /swarm.
+TEST_F(TrackerTest, ANameThatIsNotUtf8IsEchoedWithoutKillingTheService) {
+  auto svc = TrackerService::start({}, options_, clock_, random_, Logger::discard());
+  ASSERT_TRUE(svc.ok()) << svc.error().message;
+  const std::string base = "http://127.0.0.1:" + std::to_string((*svc)->port());
+  const std::string ih(20, 'x');
+  auto a = http::request("GET",
+                         base + "/announce?role=seed&region=%FF&cluster=%C3&host=%FE&info_hash=" +
+                             http::percent_encode(ih) + "&peer_id=" + std::string(20, 'y') +
+                             "&port=7000&left=0",
+                         "", std::chrono::seconds(5));
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  auto swarm = http::request("GET", base + "/swarm?info_hash=" + to_hex(ih.data(), 20), "",
+                             std::chrono::seconds(5));
+  ASSERT_TRUE(swarm.ok()) << swarm.error().message;
+  EXPECT_EQ(swarm->status, 200);
+  auto j = nlohmann::json::parse(swarm->body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << swarm->body;
+  EXPECT_EQ(j["complete"][0]["region"], "\xEF\xBF\xBD");  // U+FFFD for the bad byte
+  auto stats = http::request("GET", base + "/stats", "", std::chrono::seconds(5));
+  ASSERT_TRUE(stats.ok()) << stats.error().message;
+  EXPECT_NE(stats->body.find("\"nodes\":1"), std::string::npos);
 }
 
 TEST_F(TrackerTest, ServiceServesAnnouncesOverHttp) {

@@ -7,6 +7,7 @@
 
 #include "core/base/hex.hpp"
 #include "core/bencode/bencode.hpp"
+#include "core/canon/json_text.hpp"
 
 namespace drover::mesh {
 namespace {
@@ -114,7 +115,7 @@ http::Response handle_swarm(const SwarmTracker& tracker, const http::Request& re
   for (const auto& h : tracker.holders(raw)) {
     holders.push_back({{"role", role_name(h.role)}, {"region", h.region}, {"host", h.host}});
   }
-  r.body = nlohmann::json{{"complete", holders}}.dump();
+  r.body = json_text(nlohmann::json{{"complete", holders}});
   return r;
 }
 
@@ -157,8 +158,8 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
     if (req.path == "/stats") {
       TrackerStats s = raw->tracker.stats();
       http::Response r;
-      r.body = nlohmann::json{{"swarms", s.swarms}, {"nodes", s.nodes}, {"announces", s.announces}}
-                   .dump();
+      r.body = json_text(
+          nlohmann::json{{"swarms", s.swarms}, {"nodes", s.nodes}, {"announces", s.announces}});
       return respond(std::move(r));
     }
     if (req.path == "/swarm") return respond(handle_swarm(raw->tracker, req));
