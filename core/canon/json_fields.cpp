@@ -1,4 +1,5 @@
 #include "core/canon/json_fields.hpp"
+#include "core/base/text.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -26,24 +27,12 @@ Error Fields::missing(const std::string& name) const {
   return make_error(Errc::invalid_argument, path(name) + " is required");
 }
 
-namespace {
-
-// At most max bytes of a key for an error message, never cutting a UTF-8
-// character in two: the message may be sent as JSON, which must be UTF-8.
-std::string clip(const std::string& key, std::size_t max) {
-  std::size_t n = std::min(key.size(), max);
-  while (n > 0 && n < key.size() && (static_cast<unsigned char>(key[n]) & 0xC0) == 0x80) --n;
-  return key.substr(0, n);
-}
-
-}  // namespace
-
 Status Fields::only(std::initializer_list<std::string_view> known) const {
   for (const auto& [k, v] : object_->items()) {
     bool ok = false;
     for (auto n : known) ok = ok || n == k;
     if (!ok) {
-      return make_error(Errc::invalid_argument, "unknown field '" + path(clip(k, 64)) + "'");
+      return make_error(Errc::invalid_argument, "unknown field '" + path(clip_utf8(k, 64)) + "'");
     }
   }
   return Ok{};

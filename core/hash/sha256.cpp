@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/base/hex.hpp"
+#include "core/base/text.hpp"
 
 namespace drover {
 
@@ -51,7 +52,7 @@ Digest Sha256::of(std::string_view bytes) {
 Result<ContentId> ContentId::parse(std::string_view text) {
   constexpr std::string_view prefix = "sha256:";
   auto bad = [&](const char* why) {
-    return make_error(Errc::invalid_argument, "'" + std::string(text.substr(0, 80)) +
+    return make_error(Errc::invalid_argument, "'" + clip_utf8(text, 80) +
                                                   "' is not a content id (" + why +
                                                   "; expected sha256:<64 lowercase hex digits>)");
   };

@@ -5,6 +5,7 @@
 #include "core/base/hex.hpp"
 #include "core/canon/base64.hpp"
 #include "core/canon/json_fields.hpp"
+#include "core/canon/json_text.hpp"
 #include "core/sign/secret_box.hpp"
 
 namespace drover::proto {
@@ -80,7 +81,7 @@ std::string encode_request(const Request& r) {
   json j = {{"v", kProtocolVersion}, {"type", r.type}, {"host", r.host}, {"body", r.body}};
   if (!r.mac.empty()) j["mac"] = to_hex(r.mac);
   if (!r.sig.empty()) j["sig"] = canon::base64_encode(r.sig);
-  return j.dump();
+  return json_text(j);
 }
 
 Result<Request> decode_request(std::string_view bytes) {
@@ -128,7 +129,7 @@ std::string encode_reply(std::string_view type, json fields) {
   if (!fields.is_object()) fields = json::object();
   fields["v"] = kProtocolVersion;
   fields["type"] = type;
-  return fields.dump();
+  return json_text(fields);
 }
 
 std::string encode_error_reply(const Error& error) {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/base/text.hpp"
 #include "core/canon/base64.hpp"
 #include "core/canon/canonical_json.hpp"
 
@@ -62,7 +63,7 @@ Result<Envelope> decode_envelope(std::string_view bytes) {
   if (format == j.end() || !format->is_string()) return bad("missing format");
   if (format->get<std::string>() != kEnvelopeFormat) {
     return make_error(Errc::unsupported, "signed envelope: format '" +
-                                             format->get<std::string>().substr(0, 64) +
+                                             clip_utf8(format->get<std::string>(), 64) +
                                              "' is not known to this build (it reads " +
                                              std::string(kEnvelopeFormat) + ")");
   }
@@ -96,8 +97,8 @@ Result<Envelope> decode_envelope(std::string_view bytes) {
 Result<std::string> open(const Envelope& envelope, std::string_view expected_type,
                          const PublicKey& key) {
   if (envelope.payload_type != expected_type) {
-    return crypto_error("envelope holds '" + envelope.payload_type.substr(0, 64) + "', expected '" +
-                        std::string(expected_type) + "'");
+    return crypto_error("envelope holds '" + clip_utf8(envelope.payload_type, 64) +
+                        "', expected '" + std::string(expected_type) + "'");
   }
   const std::string key_id = key.key_id();
   // Any signature by the key will do: the list itself is not signed, so a
@@ -138,7 +139,7 @@ Result<KeyCert> verify_cert(const Envelope& cert, const TrustRoot& trust, std::i
   if (format == j.end() || !format->is_string()) return bad("missing format");
   if (format->get<std::string>() != KeyCert::kType) {
     return make_error(Errc::unsupported, "key certificate: format '" +
-                                             format->get<std::string>().substr(0, 64) +
+                                             clip_utf8(format->get<std::string>(), 64) +
                                              "' is not known to this build");
   }
   for (const char* k : {"issued_at", "expires_at"}) {

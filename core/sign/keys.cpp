@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "core/base/hex.hpp"
+#include "core/base/text.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "core/hash/sha256.hpp"
 
@@ -177,7 +178,7 @@ Result<KeyFile> read_key_file(Filesystem& fs, const fs::path& path, std::string_
   auto f = string_field(*j, "format");
   if (f != kSecretFormat && f != kPublicFormat) {
     return make_error(Errc::unsupported, "key file " + path.string() + ": format '" +
-                                             f.value_or("(none)").substr(0, 64) +
+                                             clip_utf8(f.value_or("(none)"), 64) +
                                              "' is not known to this build");
   }
   if (!format.empty() && f != format) {

@@ -118,6 +118,34 @@ TEST(Plan, AnUnknownFieldIsNamedInValidUtf8) {
   }
 }
 
+// The two other cuts of issue 11's list: an artifact id in a manifest pull
+// and a handed-over plan's payload_type, each quoted in an error that goes
+// back as a JSON reply (the gateway's NNG callback, the agent's answer).
+TEST(Plan, QuotedIdsAndPayloadTypesNeverEndMidCharacter) {
+  for (std::size_t pad : {70u, 71u, 72u, 73u}) {
+    const std::string id = "sha256:" + std::string(pad, 'a') + "\u00e9\u20ac\u00e9";
+    auto parsed = ContentId::parse(id);
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_TRUE(canon::valid_utf8(parsed.error().message)) << pad;
+    const std::string reply = encode_error_reply(parsed.error());
+    EXPECT_TRUE(canon::valid_utf8(reply)) << pad;
+  }
+  Keys k;
+  auto bundle = sign_plan(sample_plan(), k.online, k.cert);
+  ASSERT_TRUE(bundle.ok());
+  for (std::size_t pad : {62u, 63u, 64u}) {
+    sign::Envelope e = bundle->plan;
+    e.payload_type = std::string(pad, 'p') + "\u00e9\u20ac";
+    auto opened = sign::open(e, "drover.plan.v1", k.online.public_key());
+    ASSERT_FALSE(opened.ok());
+    EXPECT_TRUE(canon::valid_utf8(opened.error().message)) << pad;
+  }
+  // A reply carrying bytes that are not UTF-8 at all is still written.
+  std::string reply;
+  ASSERT_NO_THROW(reply = encode_error_reply(make_error(Errc::invalid_argument, "bad \xff")));
+  EXPECT_TRUE(canon::valid_utf8(reply));
+}
+
 TEST(Plan, OpensOnlyWithAValidSignatureByACertifiedKey) {
   Keys k;
   auto bundle = sign_plan(sample_plan(), k.online, k.cert);
