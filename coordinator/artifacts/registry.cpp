@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/canon/canonical_json.hpp"
+#include "core/canon/json_fields.hpp"
 #include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
 
@@ -89,7 +90,12 @@ Status ArtifactRegistry::follow_feed_once(int wait_s) {
     return make_error(Errc::corrupt, "origin feed answer is not an artifact list");
   }
   for (const auto& a : j["artifacts"]) {
-    const std::string id = a.value("artifact_id", "");
+    // Every field is checked for its type before use: a feed entry of the
+    // wrong shape is an error for this pass, never an exception on the
+    // follower's thread.
+    DROVER_ASSIGN(const canon::Fields entry, canon::Fields::of(a, "origin feed entry"));
+    DROVER_ASSIGN(const std::string id, entry.str("artifact_id", 128));
+    DROVER_ASSIGN(const auto push_seq, entry.opt_int("push_seq", 0, (std::int64_t{1} << 53) - 1));
     DROVER_ASSIGN(ContentId cid, ContentId::parse(id));
     DROVER_ASSIGN(auto known, store_.artifact(cid.str()));
     if (!known) {
@@ -102,7 +108,7 @@ Status ArtifactRegistry::follow_feed_once(int wait_s) {
       DROVER_ASSIGN(auto rec, register_manifest(cid, m.body, "feed", "system"));
       (void)rec;
     }
-    DROVER_TRY(store_.put_setting("feed_seq", std::to_string(a.value("push_seq", 0))));
+    DROVER_TRY(store_.put_setting("feed_seq", std::to_string(push_seq.value_or(0))));
   }
   return Ok{};
 }
