@@ -114,10 +114,13 @@ struct Agent::Impl {
                                log()));
     json control_file = {{"port", control->port()}, {"pid", ::getpid()}};
     DROVER_TRY(fsys().write_owned(ctx.dir("control.json"), control_file.dump() + "\n", 0644));
-    threads.emplace_back([this] { cycle_loop(); });
-    threads.emplace_back([this] { health_loop(); });
-    threads.emplace_back([this] { report_loop(); });
-    if (announcements) threads.emplace_back([this] { announcement_loop(); });
+    threads.emplace_back([this] { keep_running("agent.cycle.threw", &Impl::cycle_loop); });
+    threads.emplace_back([this] { keep_running("agent.health.threw", &Impl::health_loop); });
+    threads.emplace_back([this] { keep_running("agent.report.threw", &Impl::report_loop); });
+    if (announcements) {
+      threads.emplace_back(
+          [this] { keep_running("agent.announcement.threw", &Impl::announcement_loop); });
+    }
     return Ok{};
   }
 
@@ -251,6 +254,15 @@ struct Agent::Impl {
                             {"kind", "plan_refused"},
                             {"reason", reason}}));
     ctx.outbox.push({std::nullopt, proto::EventItem{service, now_ms, "plan_refused", 0, reason}});
+  }
+
+  // A loop that throws is logged and started again a second later, so no
+  // input can end the agent (docs/AGENT.md); stop() still ends it.
+  void keep_running(std::string_view what, void (Impl::*loop)()) {
+    while (!ctx.is_stopping()) {
+      if (run_guarded(log(), what, [&] { (this->*loop)(); }).ok()) return;
+      ctx.wait_until(ctx.world.clock.steady() + std::chrono::seconds(1));
+    }
   }
 
   void cycle_loop() {

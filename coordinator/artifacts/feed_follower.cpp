@@ -19,7 +19,9 @@ void FeedFollower::run() {
   std::chrono::milliseconds backoff{500};
   while (!stopping_) {
     lock.unlock();
-    auto st = registry_.follow_feed_once(wait_s_);
+    // A pass that throws is a failed pass, never the end of the coordinator.
+    auto st = run_guarded(log_, "coordinator.feed.threw",
+                          [this] { return registry_.follow_feed_once(wait_s_); });
     if (!st.ok()) {
       log_.warn("coordinator.feed", {{"error", st.error().message},
                                      {"retry_ms", static_cast<std::int64_t>(backoff.count())}});

@@ -298,7 +298,13 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, Hand
   impl->port = impl->acceptor.local_endpoint().port();
   impl->accept();
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->io.run(); });
+  // A posted task that throws (a handler's are caught where they run) is
+  // logged and the loop goes on: run() resumes after the throwing handler.
+  impl->thread = std::thread([raw] {
+    for (;;) {
+      if (run_guarded(raw->log, "http.task_threw", [raw] { raw->io.run(); }).ok()) return;
+    }
+  });
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 

@@ -8,12 +8,15 @@
 #pragma once
 
 #include <concepts>
+#include <exception>
 #include <initializer_list>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
+#include "core/base/result.hpp"
 #include "core/world/clock.hpp"
 
 namespace drover {
@@ -103,5 +106,27 @@ class Logger {
 
 // RFC 3339 UTC with milliseconds: 2026-11-27T13:27:08.123Z
 std::string format_time(SystemTime t);
+
+// Runs fn (returning Status or nothing) and turns an exception escaping it
+// into an error line `event` and an internal error: for thread bodies and
+// callbacks that handle what arrives from outside, where an exception would
+// end the whole daemon. The caller decides what a failed pass means.
+template <class F>
+Status run_guarded(Logger& log, std::string_view event, F&& fn) noexcept {
+  try {
+    if constexpr (std::is_same_v<decltype(fn()), Status>) {
+      return fn();
+    } else {
+      fn();
+      return Ok{};
+    }
+  } catch (const std::exception& e) {
+    log.error(event, {{"error", e.what()}});
+    return make_error(Errc::internal, std::string(event) + ": " + e.what());
+  } catch (...) {
+    log.error(event, {{"error", "unknown exception"}});
+    return make_error(Errc::internal, std::string(event) + ": unknown exception");
+  }
+}
 
 }  // namespace drover

@@ -87,6 +87,35 @@ TEST(Http, AHandlerThatThrowsAnswers500AndTheServerCarriesOn) {
   EXPECT_EQ(ok->body, "fine");
 }
 
+TEST(Http, APostedTaskThatThrowsIsLoggedAndTheLoopGoesOn) {
+  MemorySink sink;
+  ManualClock clock;
+  Logger log(sink, clock);
+  auto server = Server::start(
+      {},
+      [](const Request&, Responder respond) {
+        Response res;
+        res.body = "fine";
+        respond(std::move(res));
+      },
+      log);
+  ASSERT_TRUE(server.ok());
+  std::promise<void> after;
+  (*server)->post_after(std::chrono::milliseconds(0),
+                        [] { throw std::runtime_error("a sweep that failed"); });
+  (*server)->post_after(std::chrono::milliseconds(1), [&] { after.set_value(); });
+  ASSERT_EQ(after.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto r = request("GET", "http://127.0.0.1:" + std::to_string((*server)->port()) + "/", "",
+                   std::chrono::seconds(5));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->body, "fine");
+  bool logged = false;
+  for (const auto& line : sink.lines()) {
+    logged = logged || line.find("a sweep that failed") != std::string::npos;
+  }
+  EXPECT_TRUE(logged);
+}
+
 TEST(Http, RefusesOversizedBodies) {
   ServerOptions options;
   options.max_body_bytes = 100;
