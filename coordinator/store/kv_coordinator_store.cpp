@@ -325,10 +325,7 @@ Result<bool> KvCoordinatorStore::put_artifact(const ArtifactRecord& record,
 }
 
 Result<std::optional<ArtifactRecord>> KvCoordinatorStore::artifact(const std::string& id) {
-  DROVER_ASSIGN(auto bytes, get_record(artifacts_, id));
-  if (!bytes) return std::optional<ArtifactRecord>();
-  DROVER_ASSIGN(ArtifactRecord a, decode_artifact_record(*bytes));
-  return std::optional<ArtifactRecord>(std::move(a));
+  return get_decoded<ArtifactRecord>(artifacts_, id, decode_artifact_record);
 }
 
 Result<std::vector<ArtifactRecord>> KvCoordinatorStore::artifacts() {

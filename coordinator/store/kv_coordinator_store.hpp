@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 
 #include "coordinator/kv/kv.hpp"
 #include "coordinator/store/coordinator_store.hpp"
@@ -82,6 +83,14 @@ class KvCoordinatorStore : public CoordinatorStore {
   Status put_record(kv::Table table, const std::string& key, const std::string& value);
   Result<std::optional<std::string>> get_record(kv::Table table, const std::string& key);
   Result<std::vector<std::string>> all_records(kv::Table table);
+  // The record under key, decoded; nullopt when there is none.
+  template <class T, class Decode>
+  Result<std::optional<T>> get_decoded(kv::Table table, const std::string& key, Decode decode) {
+    DROVER_ASSIGN(auto bytes, get_record(table, key));
+    if (!bytes) return std::optional<T>();
+    DROVER_ASSIGN(T value, decode(*bytes));
+    return std::optional<T>(std::move(value));
+  }
   // strict: refuse a second active deploy of a service (else keep the first).
   Status index_new_deploy(kv::Txn& txn, const DeployRecord& d, bool strict = true);
   Status index_deploy_state(kv::Txn& txn, const DeployRecord& d, bool strict = true);

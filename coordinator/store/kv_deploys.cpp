@@ -115,10 +115,7 @@ Status KvCoordinatorStore::append_audit(const AuditRecord& record) {
 }
 
 Result<std::optional<DeployRecord>> KvCoordinatorStore::deploy(const std::string& deploy_id) {
-  DROVER_ASSIGN(auto bytes, get_record(deploys_, deploy_id));
-  if (!bytes) return std::optional<DeployRecord>();
-  DROVER_ASSIGN(DeployRecord d, decode_deploy(*bytes));
-  return std::optional<DeployRecord>(std::move(d));
+  return get_decoded<DeployRecord>(deploys_, deploy_id, decode_deploy);
 }
 
 Result<std::vector<DeployRecord>> KvCoordinatorStore::active_deploys() {
