@@ -74,14 +74,19 @@ endfunction()
 # CTest runs in parallel, each as its own test. The test's own files are
 # compiled with DROVER_TEST_OPT (default -O0, about 30% less to compile than
 # -O2: they only drive the code under test, which the libraries compile with
-# the build's optimization and, in the sanitizer build, its checks).
+# the build's optimization and, in the sanitizer build, its checks). LABELS
+# tags every case (`adversarial`: the attack suite, `ctest -L adversarial`).
 set(DROVER_TEST_OPT "-O0" CACHE STRING "Optimization of the tests' own translation units")
 function(drover_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_compile_options(${name} PRIVATE ${DROVER_WARNINGS} ${DROVER_TEST_OPT})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
   drover_unity(${name})
+  set(labels "")
+  if(ARG_LABELS)
+    set(labels LABELS "${ARG_LABELS}")
+  endif()
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST
-                       PROPERTIES ENVIRONMENT "DROVER_BIN_DIR=${CMAKE_BINARY_DIR}/bin")
+                       PROPERTIES ENVIRONMENT "DROVER_BIN_DIR=${CMAKE_BINARY_DIR}/bin" ${labels})
 endfunction()
