@@ -13,6 +13,7 @@
 
 #include "agent/agent.hpp"
 #include "core/daemon/daemon.hpp"
+#include "core/daemon/data_dir_lock.hpp"
 #include "core/http/http.hpp"
 #include "core/log/log.hpp"
 
@@ -111,6 +112,13 @@ int run_agent(const cxxopts::ParseResult& r) {
   PosixFilesystem fsys;
   auto config = agent::load_config(fsys, r["config"].as<std::string>());
   if (!config.ok()) return fail(config.error().message);
+  // One agent per state directory (docs/AGENT.md), claimed before the state
+  // is opened and held until exit. Its services do not inherit the claim.
+  auto claim = daemon::DataDirLock::acquire(config->state_dir, "drover-agent");
+  if (!claim.ok()) {
+    daemon::emit_line({{"event", "failed"}, {"error", claim.error().message}});
+    return 1;
+  }
   daemon::install_stop_signals();
   // Layers pass through memory in buffers of up to 64 MiB while a release is
   // unpacked. glibc would serve them from its heap after the first one (its

@@ -1,6 +1,7 @@
 // drover-coordinator: the daemon, and the commands an operator runs beside
 // it on the same machine (they open the same LMDB state; LMDB lets several
-// processes share it).
+// processes share it). Only the daemon claims the data directory: a second
+// daemon on it is refused.
 //
 //   drover-coordinator run --config FILE [--log-level L]
 //   drover-coordinator token create NAME --role ROLE --data-dir DIR
@@ -17,6 +18,7 @@
 #include "coordinator/config/config.hpp"
 #include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "core/daemon/daemon.hpp"
+#include "core/daemon/data_dir_lock.hpp"
 #include "core/log/log.hpp"
 
 namespace {
@@ -60,6 +62,13 @@ int run(const cxxopts::ParseResult& r) {
     config->coordinator.crash_after = spec.substr(0, colon);
     if (colon != std::string::npos)
       config->coordinator.crash_count = std::atoi(spec.c_str() + colon + 1);
+  }
+  // One daemon per data directory (docs/COORDINATOR.md), claimed before the
+  // state is opened and held until exit; the offline commands never claim it.
+  auto claim = daemon::DataDirLock::acquire(config->coordinator.data_dir, "drover-coordinator");
+  if (!claim.ok()) {
+    daemon::emit_line({{"event", "failed"}, {"error", claim.error().message}});
+    return 1;
   }
   daemon::install_stop_signals();
   StderrSink sink;

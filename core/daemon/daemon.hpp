@@ -1,7 +1,8 @@
 // What every drover daemon shares (drover-agent, drover-coordinator,
 // drover-seed, drover-peer): stopping on SIGTERM/SIGINT, and one JSON object
 // per line on stdout for whoever supervises it (tests, benchmarks, an init
-// system's log). Nothing here knows a daemon's own types.
+// system's log); and (data_dir_lock.hpp) the claim on a data directory that
+// keeps a second daemon off it. Nothing here knows a daemon's own types.
 #pragma once
 
 #include <chrono>
