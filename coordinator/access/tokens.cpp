@@ -26,6 +26,12 @@ Result<Role> parse_role(std::string_view name) {
       "role '" + std::string(name) + "' is not one of viewer, deployer, approver, admin");
 }
 
+std::string role_refusal(const RoleNeed& need, const Caller& who) {
+  return "this needs role " + std::string(role_name(need.role)) +
+         (need.why.empty() ? "" : ": " + need.why) + "; token '" + who.name + "' has role " +
+         role_name(who.role);
+}
+
 Result<std::string> TokenStore::create(const std::string& name, Role role, std::int64_t now,
                                        Random& random) {
   if (name.empty() || name.size() > 128) {

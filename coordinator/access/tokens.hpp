@@ -4,8 +4,10 @@
 //
 // Roles, each allowing what the ones before it allow:
 //   viewer   read anything
-//   deployer start, pause, resume and roll back deploys; register artifacts; create pipelines
-//   approver approve gates (not their own deploys: checked by the gate)
+//   deployer start, pause, resume and roll back deploys (on the pipeline's strategy); register
+//            artifacts; create and edit pipelines without approval gates
+//   approver create and edit pipelines with approval gates; deploy with a strategy_override;
+//            approve gates (not their own deploys: checked by the gate)
 //   admin    tokens, join tokens, host resets
 #pragma once
 
@@ -34,6 +36,19 @@ struct Caller {
   std::string name;
   Role role = Role::viewer;
 };
+
+// What a request needs of its caller when that depends on what it changes,
+// not only on its endpoint (docs/COORDINATOR.md, "Access"): a pipeline with
+// an approval gate, a deploy with a strategy_override.
+struct RoleNeed {
+  Role role = Role::viewer;
+  std::string why;  // for the refusal; "" when the endpoint's role is all it takes
+};
+
+// What a caller whose role is too low is told (the API's 403): "this needs
+// role approver: pipeline 'web' has an approval gate on env prod; token
+// 'dee' has role deployer".
+std::string role_refusal(const RoleNeed& need, const Caller& who);
 
 class TokenStore {
  public:

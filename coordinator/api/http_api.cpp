@@ -1,5 +1,6 @@
 #include "coordinator/api/http_api.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -167,6 +168,20 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(Coordinator& coordinator, const 
   }
   so.tls_cert_file = options.tls_cert_file;
   so.tls_key_file = options.tls_key_file;
+  if (const fs::path& dir = coordinator.data_dir(); !dir.empty()) {
+    std::error_code ec;
+    const fs::path resolved = fs::weakly_canonical(dir, ec);
+    for (const fs::path& p : {dir, ec ? dir : resolved}) {
+      std::string text = p.string();
+      while (text.size() > 1 && text.back() == '/') text.pop_back();
+      if (text.size() <= 1) continue;  // "/" is in every path: nothing to hide
+      const std::string escaped = json_text(text);
+      for (const std::string& spelling : {text, escaped.substr(1, escaped.size() - 2)}) {
+        auto& all = api->data_dir_spellings_;
+        if (std::find(all.begin(), all.end(), spelling) == all.end()) all.push_back(spelling);
+      }
+    }
+  }
   api->pool_ = std::make_unique<WorkerPool>(options.workers);
   HttpApi* raw = api.get();
   DROVER_ASSIGN(api->server_,
@@ -199,6 +214,44 @@ std::string HttpApi::url() const {
 }
 
 http::Response HttpApi::handle(const http::Request& req) {
+  http::Response out = dispatch(req);
+  if (out.status < 500) return out;
+  // Which 5xx answers are the coordinator's own failure, answered generically
+  // (docs/COORDINATOR.md, "Access"): a bug (500); a 502 where no upstream
+  // was asked (the store's io or corrupt errors: only POST /artifacts asks
+  // the origin); any whose message names the data directory. The decision
+  // never depends on text the request sent, which no 5xx message echoes.
+  const bool upstream =
+      req.method == "POST" && segments(req.path) == std::vector<std::string>{"artifacts"};
+  bool own = out.status == 500 || (out.status == 502 && !upstream);
+  for (const auto& spelling : data_dir_spellings_) {
+    own = own || out.body.find(spelling) != std::string::npos;
+  }
+  return own ? conceal(req, out) : out;
+}
+
+http::Response HttpApi::conceal(const http::Request& req, const http::Response& out) {
+  const std::uint64_t ref = ++failures_;
+  const json body = json::parse(out.body, nullptr, false);
+  const std::string detail = body.is_object() && body.contains("error") && body["error"].is_string()
+                                 ? body["error"].get<std::string>()
+                                 : out.body;
+  log_.error("coordinator.api.failed", {{"ref", ref},
+                                        {"method", req.method},
+                                        {"path", req.path.substr(0, 200)},
+                                        {"status", out.status},
+                                        {"error", detail}});
+  const std::string where =
+      "; the detail is in the coordinator's log (coordinator.api.failed ref=" +
+      std::to_string(ref) + ")";
+  if (out.status == 503) {
+    return error(503,
+                 "the coordinator cannot do this now: one of its own limits was reached" + where);
+  }
+  return error(500, "the coordinator failed to do this, through no fault of the request" + where);
+}
+
+http::Response HttpApi::dispatch(const http::Request& req) {
   const std::vector<std::string> seg = segments(req.path);
   const std::string& m = req.method;
   auto is = [&](std::initializer_list<const char*> pattern) {
@@ -252,6 +305,9 @@ http::Response HttpApi::handle(const http::Request& req) {
     on("POST", Role::deployer, [&](const Caller& who, const json& body) {
       auto p = api::decode_pipeline(body);
       if (!p.ok()) return fail(p.error());
+      auto need = c.role_to_put_pipeline(*p);
+      if (!need.ok()) return fail(need.error());
+      if (!allows(who.role, need->role)) return error(403, role_refusal(*need, who));
       auto saved = c.put_pipeline(std::move(*p), who);
       if (!saved.ok()) return fail(saved.error());
       return answer(saved->created ? 201 : 200, api::render_pipeline(saved->pipeline));
@@ -277,6 +333,8 @@ http::Response HttpApi::handle(const http::Request& req) {
     on("POST", Role::deployer, [&](const Caller& who, const json& body) {
       auto start = api::decode_deploy_start(body);
       if (!start.ok()) return fail(start.error());
+      const RoleNeed need = Coordinator::role_to_start_deploy(*start);
+      if (!allows(who.role, need.role)) return error(403, role_refusal(need, who));
       return from(c.start_deploy(*start, who), api::render_deploy_started, 201);
     });
   } else if (is({"deploys", "*"})) {
@@ -379,10 +437,8 @@ http::Response HttpApi::handle(const http::Request& req) {
   }
   auto caller = c.tokens().authenticate(std::string_view(auth->second).substr(7));
   if (!caller.ok()) return error(401, "unknown or revoked token");
-  if (!allows(caller->role, route->role)) {
-    return error(403, "this needs role " + std::string(role_name(route->role)) + "; token '" +
-                          caller->name + "' has role " + role_name(caller->role));
-  }
+  if (!allows(caller->role, route->role))
+    return error(403, role_refusal({route->role, ""}, *caller));
   json body = json::object();
   if (m == "POST" && !req.body.empty()) {
     body = json::parse(req.body, nullptr, false);

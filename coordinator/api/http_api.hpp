@@ -4,8 +4,10 @@
 // server's I/O thread, so a slow LMDB write does not stall other clients.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/base/worker_pool.hpp"
 #include "core/http/http.hpp"
@@ -31,14 +33,24 @@ class HttpApi {
   std::uint16_t port() const;
   std::string url() const;  // "http://127.0.0.1:PORT" or "https://…"
 
-  // One request, answered at once (what the server's workers run).
+  // One request, answered at once (what the server's workers run). The
+  // coordinator's own failures are answered with a generic message and a
+  // reference, their detail logged (docs/COORDINATOR.md, "Access").
   http::Response handle(const http::Request& request);
 
  private:
   HttpApi(Coordinator& coordinator, const ApiOptions& options, Logger& log);
+  // The answer the operation gave, before handle() hides its own failures.
+  http::Response dispatch(const http::Request& request);
+  // The 5xx answer of a failure the request did not cause, made generic.
+  http::Response conceal(const http::Request& request, const http::Response& out);
   Coordinator& coordinator_;
   ApiOptions options_;
   Logger& log_;
+  // The data directory as its messages may spell it (as given, absolute;
+  // links resolved; each also JSON-escaped), never in an answer.
+  std::vector<std::string> data_dir_spellings_;
+  std::atomic<std::uint64_t> failures_{0};  // the log reference of the last one concealed
   std::string url_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<http::Server> server_;

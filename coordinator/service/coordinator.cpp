@@ -32,6 +32,25 @@ Status audit_admin(CoordinatorStore& store, std::int64_t now_ms, const std::stri
   return store.append_audit(r);
 }
 
+// Saving `p` over `stored` (null for a new pipeline): a gate before or
+// after the change makes it the approver's.
+RoleNeed pipeline_need(const Pipeline* stored, const Pipeline& p) {
+  auto gates = [](const Pipeline& x) {
+    std::string out;
+    for (const auto& g : x.approval_gates) out += (out.empty() ? "" : ", ") + g;
+    return out;
+  };
+  if (stored != nullptr && !stored->approval_gates.empty()) {
+    return {Role::approver,
+            "pipeline '" + p.id + "' has an approval gate on env " + gates(*stored)};
+  }
+  if (!p.approval_gates.empty()) {
+    return {Role::approver,
+            "pipeline '" + p.id + "' would get an approval gate on env " + gates(p)};
+  }
+  return {Role::deployer, ""};
+}
+
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, const Clock& clock, Random& random,
@@ -54,6 +73,13 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
                                                         Random& random, Logger& log) {
   if (!options.online) {
     return make_error(Errc::invalid_argument, "the coordinator needs its online key");
+  }
+  if (!options.data_dir.empty()) {
+    // Absolute, so that every message naming it names it the same way (the
+    // API keeps it out of its answers: docs/COORDINATOR.md, "Access").
+    std::error_code ec;
+    fs::path absolute = fs::absolute(options.data_dir, ec);
+    if (!ec) options.data_dir = absolute.lexically_normal();
   }
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(options), clock, random, log));
   Coordinator* self = c.get();
@@ -218,12 +244,36 @@ void Coordinator::check_readiness() {
 
 // ---- pipelines ----
 
+Result<RoleNeed> Coordinator::role_to_put_pipeline(const Pipeline& p) {
+  DROVER_ASSIGN(auto existing, store_->pipeline(p.id));
+  if (!existing) return pipeline_need(nullptr, p);
+  DROVER_ASSIGN(Pipeline stored, decode_pipeline_record(*existing));
+  return pipeline_need(&stored, p);
+}
+
+RoleNeed Coordinator::role_to_start_deploy(const DeployStart& start) {
+  if (start.strategy_override) {
+    return {Role::approver, "a strategy_override replaces the rollout strategy of pipeline '" +
+                                start.pipeline_id + "'"};
+  }
+  return {Role::deployer, ""};
+}
+
 Result<SavedPipeline> Coordinator::put_pipeline(Pipeline p, const Caller& who) {
   std::lock_guard lock(orchestrator_mu_);  // one writer of a pipeline's version at a time
   DROVER_ASSIGN(auto existing, store_->pipeline(p.id));
   const bool created = !existing;
+  std::optional<Pipeline> stored;
   if (existing) {
-    DROVER_ASSIGN(Pipeline old, decode_pipeline_record(*existing));
+    DROVER_ASSIGN(Pipeline decoded, decode_pipeline_record(*existing));
+    stored = std::move(decoded);
+  }
+  if (const RoleNeed need = pipeline_need(stored ? &*stored : nullptr, p);
+      !allows(who.role, need.role)) {
+    return make_error(Errc::refused, role_refusal(need, who));
+  }
+  if (stored) {
+    const Pipeline& old = *stored;
     if (old.service != p.service) {
       return make_error(Errc::refused, "pipeline '" + p.id + "' deploys service '" + old.service +
                                            "'; a pipeline's service cannot change");
@@ -265,6 +315,9 @@ Result<std::vector<DeployRecord>> Coordinator::runs(const std::string& pipeline_
 // ---- deploys ----
 
 Result<DeployStarted> Coordinator::start_deploy(const DeployStart& start, const Caller& who) {
+  if (const RoleNeed need = role_to_start_deploy(start); !allows(who.role, need.role)) {
+    return make_error(Errc::refused, role_refusal(need, who));
+  }
   DROVER_ASSIGN(Pipeline p, load_pipeline(start.pipeline_id));
   const std::string artifact_id = start.artifact.str();
   DROVER_ASSIGN(auto artifact, store_->artifact(artifact_id));

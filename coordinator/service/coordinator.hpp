@@ -144,14 +144,28 @@ class Coordinator {
   // The time operations go by (unix ms).
   std::int64_t now_ms() const;
 
+  // The data directory of the state (absolute; "" when the store was given).
+  const fs::path& data_dir() const { return options_.data_dir; }
+
   // ---- operations of the API ----
+  // What saving `pipeline` needs (docs/COORDINATOR.md, "Access"): the
+  // approver role when it, or the stored version it would replace, has an
+  // approval gate; else deployer.
+  Result<RoleNeed> role_to_put_pipeline(const Pipeline& pipeline);
+  // What starting this deploy needs: the approver role when it carries a
+  // strategy_override; else deployer.
+  static RoleNeed role_to_start_deploy(const DeployStart& start);
+
   // A new pipeline, or a new version of one (its service cannot change).
+  // Refused when `who` lacks role_to_put_pipeline's role, checked again
+  // under the lock the write takes (a gate stored meanwhile counts).
   Result<SavedPipeline> put_pipeline(Pipeline pipeline, const Caller& who);
   Result<Pipeline> pipeline(const std::string& id);
   Result<std::vector<Pipeline>> pipelines();
   // A pipeline's deploys, newest first.
   Result<std::vector<DeployRecord>> runs(const std::string& pipeline_id, std::size_t limit);
 
+  // Refused when `who` lacks role_to_start_deploy's role.
   Result<DeployStarted> start_deploy(const DeployStart& start, const Caller& who);
   Result<DeployView> deploy_view(const std::string& id);
   // Deploys of a service (all when empty), newest first.

@@ -1,0 +1,268 @@
+// Attacks on the coordinator's HTTP API through what a token's role allows
+// (docs/COORDINATOR.md, "Access"): a deployer who edits or strips a
+// pipeline's approval gate, or overrides the reviewed rollout shape with a
+// strategy_override; and a caller who makes the state store fail to learn
+// where the coordinator keeps its data. A real Coordinator on LMDB in a
+// temporary directory behind a real HTTP server on loopback.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/api/http_api.hpp"
+#include "coordinator/service/coordinator.hpp"
+#include "core/format/manifest.hpp"
+#include "core/http/http.hpp"
+#include "tests/support/small_manifest.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+using drover::testing::TempDir;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+struct Answer {
+  int status = 0;
+  std::string raw;
+  json body;
+  std::string error() const { return body.is_object() ? body.value("error", "") : ""; }
+};
+
+// Lowers this process's file size limit (RLIMIT_FSIZE) for its lifetime: a
+// write that would grow a file past it fails with EFBIG (SIGXFSZ ignored),
+// as a write to a full disk fails with ENOSPC.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    ::getrlimit(RLIMIT_FSIZE, &old_);
+    rlimit lower = old_;
+    lower.rlim_cur = bytes;
+    EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &lower), 0);
+  }
+  ~FileSizeLimit() { ::setrlimit(RLIMIT_FSIZE, &old_); }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit old_{};
+};
+
+class AccessAttack : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto now = unix_seconds(clock_.now());
+    CoordinatorOptions o;
+    o.data_dir = dir_.path() / "state";
+    o.online = OnlineKey{
+        online_, sign::certify(root_, {"online", online_.public_key(), 1, now - 60, now + 86400})};
+    o.run_driver = false;  // deploys stay where they were started
+    coordinator_ = Coordinator::start(o, clock_, random_, log_).value();
+    api_ = HttpApi::start(*coordinator_, {}, log_).value();
+    auto token = [&](const char* name, Role role) {
+      return coordinator_->tokens().create(name, role, now, random_).value();
+    };
+    viewer_ = token("vee", Role::viewer);
+    deployer_ = token("dee", Role::deployer);
+    approver_ = token("ada", Role::approver);
+    admin_ = token("root", Role::admin);
+  }
+  void TearDown() override {
+    api_.reset();
+    coordinator_.reset();
+  }
+
+  Answer call(const std::string& method, const std::string& path, const std::string& body,
+              const std::string& token) {
+    http::ClientOptions o;
+    o.timeout = 10s;
+    o.headers.emplace_back("Authorization", "Bearer " + token);
+    auto r = http::request(method, api_->url() + path, body, o);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    if (!r.ok()) return {};
+    return {r->status, r->body, json::parse(r->body, nullptr, false)};
+  }
+  Answer call(const std::string& method, const std::string& path, const json& body,
+              const std::string& token) {
+    return call(method, path, body.dump(), token);
+  }
+
+  json pipeline(bool gated) {
+    json p = {
+        {"service", "web"},
+        {"envs", {{{"name", "staging"}, {"region", "r1"}}, {{"name", "prod"}, {"region", "r1"}}}},
+        {"strategy", {{"kind", "canary"}, {"batch_size", 2}, {"canary_percents", {25}}}},
+        {"approval_gates", json::array()}};
+    if (gated) p["approval_gates"] = {"prod"};
+    return p;
+  }
+  // A registered artifact of service web and four enrolled hosts in r1.
+  std::string ready_to_deploy() {
+    for (const char* host : {"h1", "h2", "h3", "h4"}) {
+      HostRecord h;
+      h.host = host;
+      h.region = "r1";
+      h.services = {"web"};
+      SeededRandom rnd(host[1]);
+      h.key = sign::KeyPair::generate(rnd).public_key();
+      h.report_key = std::string(32, 'k');
+      EXPECT_TRUE(coordinator_->store().enroll(h).ok());
+    }
+    const std::string bytes = drover::testing::small_manifest_bytes("web", "v1");
+    ArtifactRecord a;
+    a.artifact_id = ContentId::of(bytes).str();
+    a.service = "web";
+    a.git_sha = "0123abcd";
+    EXPECT_TRUE(coordinator_->store().put_artifact(a, bytes).value());
+    return a.artifact_id;
+  }
+
+  TempDir dir_;
+  SystemClock clock_;
+  SystemRandom random_;
+  MemorySink sink_;
+  Logger log_{sink_, clock_};
+  SeededRandom keys_{7};
+  sign::KeyPair root_ = sign::KeyPair::generate(keys_);
+  sign::KeyPair online_ = sign::KeyPair::generate(keys_);
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<HttpApi> api_;
+  std::string viewer_, deployer_, approver_, admin_;
+};
+
+// A gate is a promise that a person with the approver role looks before a
+// release reaches the env. A deployer who could write the pipeline could
+// drop the gate and then deploy straight through: so a deployer may neither
+// create a gated pipeline nor change, or remove the gate of, one.
+TEST_F(AccessAttack, ADeployerCannotAddChangeOrStripAnApprovalGate) {
+  Answer add = call("POST", "/pipelines", pipeline(true), deployer_);
+  EXPECT_EQ(add.status, 403) << add.raw;
+  EXPECT_NE(add.error().find("needs role approver"), std::string::npos) << add.raw;
+  EXPECT_NE(add.error().find("approval gate"), std::string::npos) << add.raw;
+  EXPECT_EQ(call("GET", "/pipelines/web", std::string(), viewer_).status, 404);
+
+  Answer gated = call("POST", "/pipelines", pipeline(true), approver_);
+  ASSERT_EQ(gated.status, 201) << gated.raw;
+
+  // Stripping the gate, or editing anything else of the gated pipeline.
+  Answer strip = call("POST", "/pipelines", pipeline(false), deployer_);
+  EXPECT_EQ(strip.status, 403) << strip.raw;
+  EXPECT_NE(strip.error().find("needs role approver"), std::string::npos) << strip.raw;
+  json bigger = pipeline(true);
+  bigger["strategy"]["batch_size"] = 1000;
+  EXPECT_EQ(call("POST", "/pipelines", bigger, deployer_).status, 403);
+
+  Answer stored = call("GET", "/pipelines/web", std::string(), viewer_);
+  ASSERT_EQ(stored.status, 200);
+  EXPECT_EQ(stored.body["version"], 1);
+  EXPECT_EQ(stored.body["approval_gates"], json::array({"prod"}));
+  EXPECT_EQ(stored.body["strategy"]["batch_size"], 2);
+
+  // An approver may change it; a deployer keeps editing ungated pipelines.
+  EXPECT_EQ(call("POST", "/pipelines", bigger, approver_).status, 200);
+  json api = pipeline(false);
+  api["service"] = "api";
+  EXPECT_EQ(call("POST", "/pipelines", api, deployer_).status, 201);
+  api["strategy"]["batch_size"] = 3;
+  EXPECT_EQ(call("POST", "/pipelines", api, deployer_).status, 200);
+
+  // Every change of the gated pipeline in the audit log is the approver's.
+  Answer audit = call("GET", "/audit?service=web", std::string(), viewer_);
+  std::vector<std::string> changes;
+  for (const auto& r : audit.body["records"]) {
+    const std::string what = r["what"];
+    if (what.rfind("pipeline.", 0) == 0)
+      changes.push_back(what + "/" + r["who"].get<std::string>());
+  }
+  EXPECT_EQ(changes, (std::vector<std::string>{"pipeline.created/ada", "pipeline.updated/ada"}))
+      << audit.raw;
+}
+
+// The pipeline's strategy is what was reviewed; a strategy_override replaces
+// it for one deploy (all hosts in one batch, no canary), so it needs the
+// approver role.
+TEST_F(AccessAttack, ADeployerCannotOverrideTheStrategy) {
+  const std::string artifact = ready_to_deploy();
+  ASSERT_EQ(call("POST", "/pipelines", pipeline(false), deployer_).status, 201);
+  const json all_at_once = {{"pipeline_id", "web"},
+                            {"artifact_id", artifact},
+                            {"env", "prod"},
+                            {"strategy_override", {{"kind", "rolling"}, {"batch_percent", 100}}}};
+  Answer d = call("POST", "/deploys", all_at_once, deployer_);
+  EXPECT_EQ(d.status, 403) << d.raw;
+  EXPECT_NE(d.error().find("needs role approver"), std::string::npos) << d.raw;
+  EXPECT_NE(d.error().find("strategy_override"), std::string::npos) << d.raw;
+  EXPECT_EQ(call("GET", "/deploys", std::string(), viewer_).body["deploys"].size(), 0u);
+
+  // The same deploy on the pipeline's own strategy is the deployer's to start.
+  json plain = all_at_once;
+  plain.erase("strategy_override");
+  Answer ok = call("POST", "/deploys", plain, deployer_);
+  ASSERT_EQ(ok.status, 201) << ok.raw;
+  EXPECT_EQ(ok.body["batches"], 3);
+  ASSERT_EQ(call("POST", "/rollback", json{{"deploy_id", "web-1"}}, deployer_).status, 200);
+
+  // An approver may override.
+  Answer approved = call("POST", "/deploys", all_at_once, approver_);
+  ASSERT_EQ(approved.status, 201) << approved.raw;
+  EXPECT_EQ(approved.body["batches"], 1);
+}
+
+// The state store's errors name the data directory (LMDB's say "lmdb commit
+// DIR: …"). A store that cannot grow its file (a full disk; here the file
+// size limit, which fails a write past it with EFBIG) fails a deployer's
+// pipeline write: the answer must say that the coordinator failed, not where
+// its data lives, and point at the log line that has the detail.
+TEST_F(AccessAttack, AStoreFailureDoesNotEchoTheDataDirectory) {
+  const fs::path data_dir = dir_.path() / "state";
+  const std::uintmax_t size = fs::file_size(data_dir / "data.mdb");
+  std::optional<Answer> failed;
+  std::string failed_id;
+  {
+    FileSizeLimit limit(static_cast<rlim_t>(size));
+    // Records of several pages each: LMDB grows the file for them.
+    json p = pipeline(false);
+    p["source_repo"] = std::string(1000, 'r');
+    p["envs"] = json::array();
+    for (int e = 0; e < 64; ++e) {
+      p["envs"].push_back({{"name", "env-" + std::to_string(e) + std::string(100, 'e')},
+                           {"region", std::string(100, 'r')}});
+    }
+    for (int i = 0; i < 50 && !failed; ++i) {
+      p["id"] = "p" + std::to_string(i);
+      Answer a = call("POST", "/pipelines", p, deployer_);
+      if (a.status >= 500) failed = a, failed_id = p["id"];
+      ASSERT_TRUE(a.status == 201 || a.status >= 500) << a.raw;
+    }
+  }
+  ASSERT_TRUE(failed) << "the store never needed to grow its file";
+  const Answer& a = *failed;
+  EXPECT_EQ(a.raw.find(data_dir.string()), std::string::npos) << a.raw;
+  EXPECT_EQ(a.raw.find(dir_.path().string()), std::string::npos) << a.raw;
+  EXPECT_EQ(a.raw.find("lmdb"), std::string::npos) << a.raw;
+  EXPECT_TRUE(a.status == 500 || a.status == 503) << a.raw;
+
+  // The answer names the log line with the detail.
+  const std::string error = a.error();
+  const auto at = error.find("ref=");
+  ASSERT_NE(at, std::string::npos) << a.raw;
+  const std::string ref = error.substr(at, error.find_first_not_of("ref=0123456789", at) - at);
+  std::string logged;
+  for (const auto& line : sink_.lines()) {
+    if (line.find("event=coordinator.api.failed " + ref + " ") != std::string::npos) logged = line;
+  }
+  EXPECT_NE(logged.find(data_dir.string()), std::string::npos)
+      << "no log line with " << ref << " and the detail";
+
+  // Nothing was half-written, and the store works again once it can grow.
+  EXPECT_EQ(call("GET", "/pipelines/" + failed_id, std::string(), viewer_).status, 404);
+  EXPECT_EQ(call("POST", "/pipelines", pipeline(false), deployer_).status, 201);
+}
+
+}  // namespace
+}  // namespace drover::coordinator
