@@ -148,6 +148,52 @@ TEST_F(TrackerTest, HttpAnswersBencodedCompactPeersAndNamesBadFields) {
             std::string::npos);
 }
 
+TEST(SourceGrant, ReadsItsTextFormAndNamesWhatIsWrong) {
+  auto seed = parse_source_grant("seed:eu-west@10.0.1.5:6881");
+  ASSERT_TRUE(seed.ok()) << seed.error().message;
+  EXPECT_EQ(seed->role, NodeRole::seed);
+  EXPECT_EQ(seed->region, "eu-west");
+  EXPECT_EQ(seed->address, "10.0.1.5");
+  EXPECT_EQ(seed->port, 6881);
+  auto origin = parse_source_grant("origin@[FD00:0::5]");
+  ASSERT_TRUE(origin.ok()) << origin.error().message;
+  EXPECT_EQ(origin->role, NodeRole::origin);
+  EXPECT_EQ(origin->address, "fd00::5");
+  EXPECT_EQ(origin->port, 0);
+  EXPECT_EQ(parse_source_grant("seed:us@::ffff:10.0.0.7")->address, "10.0.0.7");
+  EXPECT_EQ(parse_source_grant("origin@[::1]:7000")->port, 7000);
+  for (const char* bad : {"seed@10.0.0.1", "seed:@10.0.0.1", "peer@10.0.0.1", "origin@host.example",
+                          "origin@10.0.0.1:0", "origin@10.0.0.1:70000", "origin@10.0.0.1:",
+                          "origin@[::1", "origin@[::1]x", "origin:eu@10.0.0.1", "10.0.0.1"}) {
+    auto g = parse_source_grant(bad);
+    ASSERT_FALSE(g.ok()) << bad;
+    EXPECT_NE(g.error().message.find(bad), std::string::npos) << g.error().message;
+  }
+  EXPECT_EQ(canonical_address("::ffff:127.0.0.1"), "127.0.0.1");
+  EXPECT_EQ(canonical_address("nonsense"), "");
+}
+
+TEST(SourceGrant, ATrackerWithAGrantThatNamesNoOneDoesNotStart) {
+  ManualClock clock;
+  SeededRandom random(1);
+  TrackerOptions o;
+  o.sources = std::vector<SourceGrant>{{NodeRole::seed, "", "10.0.0.1", 0}};
+  auto svc = TrackerService::start({}, o, clock, random, Logger::discard());
+  ASSERT_FALSE(svc.ok());
+  EXPECT_NE(svc.error().message.find("source grant"), std::string::npos) << svc.error().message;
+  o.sources = std::vector<SourceGrant>{{NodeRole::origin, "", "not an address", 0}};
+  EXPECT_FALSE(TrackerService::start({}, o, clock, random, Logger::discard()).ok());
+}
+
+TEST_F(TrackerTest, AStoppedNodeOfAnUnknownSwarmMakesNoSwarm) {
+  SwarmTracker t(options_, clock_, random_);
+  Announce bye = node(300, NodeRole::peer, "eu", "a");
+  bye.event = Announce::Event::stopped;
+  EXPECT_TRUE(t.announce(bye).failure.empty());
+  EXPECT_EQ(t.stats().swarms, 0u);
+  EXPECT_EQ(t.stats().nodes, 0u);
+}
+
 // The attack that killed the coordinator (which embeds the tracker): a region
 // that is not UTF-8 announced, then echoed by /swarm.
 TEST_F(TrackerTest, ANameThatIsNotUtf8IsEchoedWithoutKillingTheService) {

@@ -1,6 +1,10 @@
 #include "mesh/tracker/swarm_tracker.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+
+#include "core/base/hex.hpp"
 
 namespace drover::mesh {
 
@@ -23,10 +27,121 @@ bool parse_role(std::string_view text, NodeRole& out) {
   return false;
 }
 
+std::string canonical_address(std::string_view text) {
+  if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return "";
+  const std::string z(text);
+  unsigned char addr[16];
+  char out[INET6_ADDRSTRLEN];
+  if (::inet_pton(AF_INET, z.c_str(), addr) == 1) {
+    return ::inet_ntop(AF_INET, addr, out, sizeof out) ? out : "";
+  }
+  if (::inet_pton(AF_INET6, z.c_str(), addr) != 1) return "";
+  static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(kMapped, kMapped + 12, addr)) {
+    return ::inet_ntop(AF_INET, addr + 12, out, sizeof out) ? out : "";
+  }
+  return ::inet_ntop(AF_INET6, addr, out, sizeof out) ? out : "";
+}
+
+Result<SourceGrant> parse_source_grant(std::string_view text) {
+  const std::string shown(text.substr(0, 160));
+  auto bad = [&](const std::string& why) {
+    return make_error(Errc::invalid_argument,
+                      "source grant '" + shown + "': " + why +
+                          " (the form is seed:REGION@ADDRESS[:PORT] or origin@ADDRESS[:PORT])");
+  };
+  const std::size_t at = text.find('@');
+  if (at == std::string_view::npos) return bad("no '@' before the address");
+  const std::string_view who = text.substr(0, at);
+  std::string_view where = text.substr(at + 1);
+  SourceGrant g;
+  if (who == "origin") {
+    g.role = NodeRole::origin;
+  } else if (who.substr(0, 5) == "seed:") {
+    g.role = NodeRole::seed;
+    g.region = std::string(who.substr(5));
+    if (g.region.empty() || g.region.size() > 128)
+      return bad("a seed's region must be 1-128 bytes");
+  } else {
+    return bad("the role must be seed:REGION or origin");
+  }
+  std::string_view address = where, port;
+  if (!where.empty() && where.front() == '[') {
+    const std::size_t close = where.find(']');
+    if (close == std::string_view::npos) return bad("no ']' after the IPv6 address");
+    address = where.substr(1, close - 1);
+    const std::string_view rest = where.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return bad("text after ']' that is not ':PORT'");
+      port = rest.substr(1);
+      if (port.empty()) return bad("an empty port");
+    }
+  } else if (std::count(where.begin(), where.end(), ':') == 1) {
+    const std::size_t colon = where.find(':');
+    address = where.substr(0, colon);
+    port = where.substr(colon + 1);
+    if (port.empty()) return bad("an empty port");
+  }
+  g.address = canonical_address(address);
+  if (g.address.empty())
+    return bad("'" + std::string(address.substr(0, 64)) + "' is no IP address");
+  if (!port.empty()) {
+    unsigned value = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9' || value > 65535) return bad("the port must be 1-65535");
+      value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value == 0 || value > 65535) return bad("the port must be 1-65535");
+    g.port = static_cast<std::uint16_t>(value);
+  }
+  return g;
+}
+
+SwarmTracker::SwarmTracker(const TrackerOptions& options, const Clock& clock, Random& random)
+    : options_(options), clock_(clock), random_(random), last_sweep_(clock.steady()) {
+  // Grants compare with the address as the server reports it.
+  if (options_.sources) {
+    for (auto& g : *options_.sources) {
+      if (std::string a = canonical_address(g.address); !a.empty()) g.address = std::move(a);
+    }
+  }
+}
+
 void SwarmTracker::expire(Swarm& swarm, SteadyTime now) {
   for (auto it = swarm.begin(); it != swarm.end();) {
-    it = now - it->second.last_seen > options_.expiry ? swarm.erase(it) : std::next(it);
+    if (now - it->second.last_seen > options_.expiry) {
+      it = swarm.erase(it);
+      --nodes_;
+    } else {
+      ++it;
+    }
   }
+}
+
+bool SwarmTracker::granted(const Announce& a) const {
+  if (!options_.sources || a.role == NodeRole::peer) return false;
+  const std::string address = canonical_address(a.ip);
+  return std::any_of(options_.sources->begin(), options_.sources->end(), [&](const SourceGrant& g) {
+    return g.role == a.role && g.address == address && (g.port == 0 || g.port == a.port) &&
+           (a.role != NodeRole::seed || g.region == a.region);
+  });
+}
+
+std::string SwarmTracker::beyond_cap(const Announce& a, const Swarm* swarm, bool source) const {
+  if (swarm == nullptr && swarms_.size() >= options_.max_swarms) {
+    return "tracker full: " + std::to_string(swarms_.size()) +
+           " swarms tracked, its cap (max_swarms); nodes of those swarms are still served, "
+           "announce again later";
+  }
+  if (swarm != nullptr && !source && swarm->size() >= options_.max_nodes_per_swarm) {
+    return "swarm full: " + std::to_string(swarm->size()) + " nodes announce info-hash " +
+           to_hex(a.info_hash) + ", its cap (max_nodes_per_swarm); announce again later";
+  }
+  if (nodes_ >= options_.max_nodes) {
+    return "tracker full: " + std::to_string(nodes_) +
+           " nodes tracked, its cap (max_nodes); announce again later";
+  }
+  return "";
 }
 
 std::vector<Holder> SwarmTracker::holders(const std::string& info_hash) const {
@@ -43,19 +158,64 @@ std::vector<Holder> SwarmTracker::holders(const std::string& info_hash) const {
 }
 
 AnnounceReply SwarmTracker::announce(const Announce& a) {
-  ++announces_;
+  ++counts_.announces;
+  AnnounceReply reply;
+  // Every refusal comes before the first change.
+  if (options_.tracks && !options_.tracks(a.info_hash)) {
+    ++counts_.refused_unregistered;
+    reply.failure = "unregistered info-hash " + to_hex(a.info_hash) +
+                    ": this tracker tracks only the layers of registered artifacts";
+    return reply;
+  }
+  const bool source = granted(a);
+  if (options_.sources && a.role != NodeRole::peer && !source) {
+    ++counts_.refused_role;
+    reply.failure = std::string("role ") + role_name(a.role) + " is not granted to " + a.ip + ":" +
+                    std::to_string(a.port) +
+                    (a.role == NodeRole::seed ? " in region '" + a.region + "'" : std::string()) +
+                    ": only the nodes on the tracker's source allow-list may announce as seed or "
+                    "origin; announce as a peer, or have the node added to the list";
+    return reply;
+  }
   const SteadyTime now = clock_.steady();
-  Swarm& swarm = swarms_[a.info_hash];
-  expire(swarm, now);
   const auto key = std::make_pair(a.ip, a.port);
+  auto swarm_it = swarms_.find(a.info_hash);
+  if (swarm_it != swarms_.end()) {
+    expire(swarm_it->second, now);
+    if (swarm_it->second.empty()) {
+      swarms_.erase(swarm_it);
+      swarm_it = swarms_.end();
+    }
+  }
   if (a.event == Announce::Event::stopped) {
-    swarm.erase(key);
-  } else if (swarm.size() < options_.max_swarm_size || swarm.contains(key)) {
-    Node& n = swarm[key];
-    n = Node{a.peer_id, a.ip, a.port, a.role, a.region, a.cluster, a.host, a.left, now};
+    if (swarm_it == swarms_.end()) return reply;  // nothing to leave, and nothing made
+  } else if (swarm_it == swarms_.end() || !swarm_it->second.contains(key)) {
+    std::string full =
+        beyond_cap(a, swarm_it == swarms_.end() ? nullptr : &swarm_it->second, source);
+    // Swarms of expired nodes count until they are swept: at a cap, sweep
+    // first, at most once an interval (a flood of refused announces must not
+    // cost a sweep each).
+    if (!full.empty() && now - last_sweep_ >= options_.interval) {
+      sweep();
+      swarm_it = swarms_.find(a.info_hash);
+      full = beyond_cap(a, swarm_it == swarms_.end() ? nullptr : &swarm_it->second, source);
+    }
+    if (!full.empty()) {
+      ++counts_.refused_full;
+      reply.failure = std::move(full);
+      return reply;
+    }
+  }
+  if (swarm_it == swarms_.end()) swarm_it = swarms_.emplace(a.info_hash, Swarm{}).first;
+  Swarm& swarm = swarm_it->second;
+  if (a.event == Announce::Event::stopped) {
+    nodes_ -= swarm.erase(key);
+  } else {
+    auto [node, added] = swarm.try_emplace(key);
+    if (added) ++nodes_;
+    node->second = Node{a.peer_id, a.ip, a.port, a.role, a.region, a.cluster, a.host, a.left, now};
   }
 
-  AnnounceReply reply;
   std::vector<const Node*> cluster_peers, region_peers, seeds, origins;
   bool live_seed = false;
   for (const auto& [k, n] : swarm) {
@@ -76,7 +236,7 @@ AnnounceReply SwarmTracker::announce(const Announce& a) {
     }
   }
   if (a.event == Announce::Event::stopped || a.role == NodeRole::origin) {
-    if (swarm.empty()) swarms_.erase(a.info_hash);
+    if (swarm.empty()) swarms_.erase(swarm_it);
     return reply;  // the origin holds everything and needs no one
   }
 
@@ -110,6 +270,7 @@ AnnounceReply SwarmTracker::announce(const Announce& a) {
 
 void SwarmTracker::sweep() {
   const SteadyTime now = clock_.steady();
+  last_sweep_ = now;
   for (auto it = swarms_.begin(); it != swarms_.end();) {
     expire(it->second, now);
     it = it->second.empty() ? swarms_.erase(it) : std::next(it);
@@ -117,10 +278,9 @@ void SwarmTracker::sweep() {
 }
 
 TrackerStats SwarmTracker::stats() const {
-  TrackerStats s;
+  TrackerStats s = counts_;
   s.swarms = swarms_.size();
-  for (const auto& [h, swarm] : swarms_) s.nodes += swarm.size();
-  s.announces = announces_;
+  s.nodes = nodes_;
   return s;
 }
 

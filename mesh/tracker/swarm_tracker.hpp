@@ -8,15 +8,25 @@
 // origin slots are reserved, so a full answer of peers never crowds out a
 // source. Nodes that stop announcing expire.
 //
+// What it refuses (docs/MESH.md, "What the tracker refuses"): an announce for
+// an info-hash it does not track, a claim to serve (role seed or origin) that
+// its source allow-list does not grant, and a new node or swarm beyond its
+// caps. A refused announce changes nothing; nodes already tracked keep being
+// served.
+//
 // Not thread-safe: one owner thread (the HTTP server's) calls it.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "core/base/result.hpp"
 #include "core/world/clock.hpp"
 #include "core/world/random.hpp"
 
@@ -46,6 +56,9 @@ struct HandedPeer {
 };
 
 struct AnnounceReply {
+  // Not empty: the announce was refused and changed nothing; this says why
+  // (BEP 3's "failure reason"), and the rest of the reply is empty.
+  std::string failure;
   std::vector<HandedPeer> peers;  // in locality order
   std::size_t complete = 0;       // nodes holding the whole layer
   std::size_t incomplete = 0;
@@ -57,26 +70,72 @@ struct Holder {
   std::string region, host;
 };
 
+// A node allowed to announce as a source (TrackerOptions::sources). The
+// address is the one the tracker sees the announce come from (a TCP peer
+// cannot choose it); the port narrows the grant to one BitTorrent port of
+// that host.
+struct SourceGrant {
+  NodeRole role = NodeRole::seed;  // seed or origin
+  std::string region;              // a seed's one region; "" for the origin
+  std::string address;             // an IPv4 or IPv6 address
+  std::uint16_t port = 0;          // 0: any port of that address
+};
+
+// Reads a grant's text form: "seed:REGION@ADDRESS[:PORT]" or
+// "origin@ADDRESS[:PORT]", an IPv6 address in brackets
+// ("seed:eu@[fd00::5]:6881"). Errc::invalid_argument names what is wrong.
+Result<SourceGrant> parse_source_grant(std::string_view text);
+// The address in the form the tracker compares: IPv4 dotted, IPv6 as
+// inet_ntop writes it, an IPv4-mapped IPv6 address as its IPv4 address; ""
+// when text is no IP address.
+std::string canonical_address(std::string_view text);
+
 struct TrackerOptions {
   std::chrono::seconds interval{30};  // told to clients
   std::chrono::seconds expiry{90};    // silence after which a node is forgotten
   std::size_t max_peers_per_answer = 50;
   std::size_t seed_slots = 4;  // reserved for the region's seeds in each answer
-  std::size_t max_swarm_size = 100'000;
+
+  // Caps, so that no sequence of announces grows the tracker without bound
+  // (a node costs about 0.4 KB, 0.8 KB with the longest names). An announce
+  // that would add a node or a swarm beyond one is refused; nodes already
+  // tracked keep announcing. Granted sources (below) pass the per-swarm cap,
+  // so peers filling a swarm never lock its seed out; the other two bound
+  // everyone.
+  std::size_t max_swarms = 100'000;           // torrents with a live node
+  std::size_t max_nodes_per_swarm = 100'000;  // peers, seeds and origin of one torrent
+  std::size_t max_nodes = 1'000'000;          // nodes over all swarms
+
+  // The info-hashes tracked. Unset: any (a tracker of its own, tests,
+  // benchmarks). Set (the coordinator: the layers of its registered
+  // artifacts): an announce for an info-hash it answers false for is refused
+  // and creates nothing. It is called on the tracker's thread once per
+  // announce, so it must be quick and safe against the threads that change
+  // what it answers.
+  std::function<bool(const std::string& info_hash)> tracks;
+
+  // The nodes that may announce role=seed or role=origin. Unset: any node
+  // (as before; a tracker of its own, tests, benchmarks). Set: such an
+  // announce is refused unless a grant names its address, its port (or any)
+  // and, for a seed, the region it announces; an empty list lets no node
+  // serve.
+  std::optional<std::vector<SourceGrant>> sources;
 };
 
 struct TrackerStats {
   std::size_t swarms = 0, nodes = 0;
   std::uint64_t announces = 0;
+  // Announces refused: unregistered info-hash, role not granted, a cap reached.
+  std::uint64_t refused_unregistered = 0, refused_role = 0, refused_full = 0;
 };
 
 class SwarmTracker {
  public:
-  SwarmTracker(const TrackerOptions& options, const Clock& clock, Random& random)
-      : options_(options), clock_(clock), random_(random) {}
+  SwarmTracker(const TrackerOptions& options, const Clock& clock, Random& random);
 
   AnnounceReply announce(const Announce& a);
-  // Forgets nodes silent for longer than the expiry, and empty swarms.
+  // Forgets nodes silent for longer than the expiry, and empty swarms. (An
+  // announce that meets a cap sweeps too, at most once an interval.)
   void sweep();
   TrackerStats stats() const;
   // The live nodes holding the whole layer of info_hash (20 bytes).
@@ -94,12 +153,19 @@ class SwarmTracker {
   };
   using Swarm = std::map<std::pair<std::string, std::uint16_t>, Node>;  // by (ip, port)
   void expire(Swarm& swarm, SteadyTime now);
+  // Whether the source allow-list grants a's role (always false for a peer).
+  bool granted(const Announce& a) const;
+  // The reason a new node of a (in swarm, null for a new one) would pass a
+  // cap, or "". A granted source is held to the caps on the whole only.
+  std::string beyond_cap(const Announce& a, const Swarm* swarm, bool source) const;
 
   TrackerOptions options_;
   const Clock& clock_;
   Random& random_;
   std::map<std::string, Swarm> swarms_;  // by info_hash
-  std::uint64_t announces_ = 0;
+  std::size_t nodes_ = 0;                // over all swarms
+  SteadyTime last_sweep_;
+  TrackerStats counts_;  // announces and refusals
 };
 
 }  // namespace drover::mesh

@@ -19,9 +19,18 @@ http::Response bencoded(std::string body) {
   return r;
 }
 
-// BEP 3: a failure is still HTTP 200, with a "failure reason".
-http::Response failure(const std::string& why) {
-  return bencoded(bencode::Dict().bytes("failure reason", why).encode());
+// BEP 3: a failure is still HTTP 200, with a "failure reason". The interval
+// goes with it because libtorrent retries a failed announce after the
+// answer's interval (30 minutes when it has none) or its own backoff,
+// whichever is longer: a node refused until its artifact is registered must
+// come back soon.
+http::Response refusal(const std::string& why, std::chrono::seconds interval) {
+  const auto s = static_cast<std::uint64_t>(interval.count());
+  return bencoded(bencode::Dict()
+                      .bytes("failure reason", why)
+                      .integer("interval", s)
+                      .integer("min interval", s)
+                      .encode());
 }
 
 bool parse_u64(const std::string& text, std::uint64_t& out) {
@@ -38,6 +47,9 @@ bool parse_u64(const std::string& text, std::uint64_t& out) {
 }  // namespace
 
 http::Response handle_announce(SwarmTracker& tracker, const http::Request& req) {
+  const auto failure = [&tracker](const std::string& why) {
+    return refusal(why, tracker.options().interval);
+  };
   Announce a;
   const std::string* info_hash = req.param("info_hash");
   const std::string* peer_id = req.param("peer_id");
@@ -78,6 +90,7 @@ http::Response handle_announce(SwarmTracker& tracker, const http::Request& req) 
   if (const std::string* host = req.param("host")) a.host = host->substr(0, 128);
 
   AnnounceReply reply = tracker.announce(a);
+  if (!reply.failure.empty()) return failure(reply.failure);
   std::string peers4, peers6;
   for (const auto& p : reply.peers) {
     unsigned char addr[16];
@@ -151,6 +164,18 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
                                                               const TrackerOptions& options,
                                                               const Clock& clock, Random& random,
                                                               Logger& log) {
+  if (options.sources) {
+    for (const auto& g : *options.sources) {
+      if (g.role == NodeRole::peer || canonical_address(g.address).empty() ||
+          (g.role == NodeRole::seed && g.region.empty())) {
+        return make_error(Errc::invalid_argument,
+                          std::string("tracker source grant (") + role_name(g.role) + ", region '" +
+                              g.region + "', address '" + g.address +
+                              "'): a grant names a seed with its region, or the origin, and an "
+                              "IP address");
+      }
+    }
+  }
   auto impl = std::make_unique<Impl>(options, clock, random, log);
   Impl* raw = impl.get();
   auto handler = [raw](const http::Request& req, http::Responder respond) {
@@ -158,8 +183,13 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
     if (req.path == "/stats") {
       TrackerStats s = raw->tracker.stats();
       http::Response r;
-      r.body = json_text(
-          nlohmann::json{{"swarms", s.swarms}, {"nodes", s.nodes}, {"announces", s.announces}});
+      r.body = json_text(nlohmann::json{{"swarms", s.swarms},
+                                        {"nodes", s.nodes},
+                                        {"announces", s.announces},
+                                        {"refused",
+                                         {{"unregistered", s.refused_unregistered},
+                                          {"role", s.refused_role},
+                                          {"full", s.refused_full}}}});
       return respond(std::move(r));
     }
     if (req.path == "/swarm") return respond(handle_swarm(raw->tracker, req));
@@ -172,7 +202,13 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
   impl->schedule_sweep();
   log.info("tracker.started",
            {{"port", impl->server->port()},
-            {"interval_s", static_cast<std::int64_t>(options.interval.count())}});
+            {"interval_s", static_cast<std::int64_t>(options.interval.count())},
+            {"max_swarms", options.max_swarms},
+            {"max_nodes_per_swarm", options.max_nodes_per_swarm},
+            {"max_nodes", options.max_nodes},
+            {"registered_only", static_cast<bool>(options.tracks)},
+            {"sources", options.sources ? std::to_string(options.sources->size()) + " granted"
+                                        : std::string("anyone")}});
   return std::unique_ptr<TrackerService>(new TrackerService(std::move(impl)));
 }
 

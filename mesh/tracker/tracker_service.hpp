@@ -1,7 +1,9 @@
 // The tracker on HTTP: BitTorrent's announce (BEP 3, compact peer lists of
 // BEP 23, IPv6 "peers6" of BEP 7) with drover's locality parameters, plus a
-// JSON /stats page. It is a component of its own: the coordinator will host
-// one, and `drover-seed --tracker` runs one beside a seed.
+// JSON /stats page. It is a component of its own: the coordinator hosts one
+// (tracking only the layers of its registered artifacts), and
+// `drover-seed --tracker-listen` runs one beside a seed. What it refuses:
+// swarm_tracker.hpp.
 #pragma once
 
 #include <memory>
