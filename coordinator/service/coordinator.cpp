@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <mutex>
 #include <set>
 
 #include "coordinator/orchestrator/fleet_view.hpp"
@@ -12,6 +14,8 @@
 #include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "core/base/hex.hpp"
 #include "core/canon/canonical_json.hpp"
+#include "core/format/layer_torrent.hpp"
+#include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
 #include "core/sign/secret_box.hpp"
 
@@ -50,6 +54,69 @@ RoleNeed pipeline_need(const Pipeline* stored, const Pipeline& p) {
   }
   return {Role::deployer, ""};
 }
+
+// What the embedded tracker tracks: the info-hashes of the layers of
+// registered artifacts (docs/MESH.md, "What the tracker refuses").
+// Artifacts are registered on other threads (the feed follower, the API)
+// straight into the store, so an info-hash not known yet sends it back to the
+// store for the artifacts registered since, at most once a second: a flood of
+// unknown info-hashes costs one read of the artifact list a second, not one
+// per announce. Thread-safe; contains() runs on the tracker's thread.
+class RegisteredLayers {
+ public:
+  RegisteredLayers(CoordinatorStore& store, const Clock& clock, Logger& log)
+      : store_(store), clock_(clock), log_(log) {
+    std::lock_guard lock(mu_);
+    read_new_artifacts();
+  }
+
+  bool contains(const std::string& info_hash) {
+    if (info_hash.size() != kBytes) return false;
+    InfoHash key;
+    std::copy(info_hash.begin(), info_hash.end(), key.begin());
+    std::lock_guard lock(mu_);
+    if (info_hashes_.count(key)) return true;
+    if (clock_.steady() - last_read_ < kRereadGap) return false;
+    read_new_artifacts();
+    return info_hashes_.count(key) > 0;
+  }
+
+ private:
+  static constexpr std::size_t kBytes = 20;  // the truncated v2 info-hash announces carry
+  static constexpr std::chrono::seconds kRereadGap{1};
+  using InfoHash = std::array<char, kBytes>;
+
+  void read_new_artifacts() {
+    last_read_ = clock_.steady();
+    auto all = store_.artifacts();
+    if (!all.ok()) {
+      log_.warn("coordinator.tracker.artifacts", {{"error", all.error().message}});
+      return;
+    }
+    for (const auto& a : *all) {
+      if (artifacts_.count(a.artifact_id)) continue;
+      auto bytes = store_.manifest(a.artifact_id);
+      if (!bytes.ok() || !*bytes) continue;  // asked again at the next read
+      artifacts_.insert(a.artifact_id);
+      auto m = format::decode_manifest(**bytes);
+      if (!m.ok()) continue;  // a manifest that does not decode names no layer
+      for (const auto& layer : m->layers) {
+        const auto t = format::derive_layer_torrent(layer);
+        InfoHash key;
+        std::copy_n(reinterpret_cast<const char*>(t.info_hash.data()), kBytes, key.begin());
+        info_hashes_.insert(key);
+      }
+    }
+  }
+
+  CoordinatorStore& store_;
+  const Clock& clock_;
+  Logger& log_;
+  std::mutex mu_;                    // guards everything below
+  std::set<std::string> artifacts_;  // ids whose layers are in info_hashes_
+  std::set<InfoHash> info_hashes_;
+  SteadyTime last_read_;
+};
 
 }  // namespace
 
@@ -102,6 +169,13 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     mesh::TrackerOptions to;
     to.interval = c->options_.tracker_interval;
     to.expiry = 3 * to.interval;
+    // Only the layers of registered artifacts: nobody can park state here
+    // under made-up info-hashes. (The tracker goes before the store: see
+    // ~Coordinator.)
+    auto registered = std::make_shared<RegisteredLayers>(*c->store_, clock, log);
+    to.tracks = [registered](const std::string& info_hash) {
+      return registered->contains(info_hash);
+    };
     DROVER_ASSIGN(c->tracker_, mesh::TrackerService::start(so, to, clock, random, log));
     c->tracker_url_ = "http://" + hp.first + ":" + std::to_string(c->tracker_->port());
   } else {

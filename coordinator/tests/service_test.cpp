@@ -5,11 +5,14 @@
 // coordinator restarted on the committed state carries on.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "coordinator/service/coordinator.hpp"
 #include "coordinator/store/memory_coordinator_store.hpp"
 #include "core/base/hex.hpp"
 #include "core/format/layer_torrent.hpp"
 #include "core/format/manifest.hpp"
+#include "core/http/http.hpp"
 #include "tests/support/small_manifest.hpp"
 
 namespace drover::coordinator {
@@ -26,13 +29,18 @@ struct World {
   std::string artifact;
   std::shared_ptr<kv::MemoryDisk> disk;
   mesh::FakeTrackerClient* tracker = nullptr;  // owned by the coordinator
+  bool embed_tracker = false;                  // host the tracker on 127.0.0.1, any port
 
   std::unique_ptr<Coordinator> start() {
     const auto now = unix_seconds(clock.now());
     CoordinatorOptions o;
     o.online = OnlineKey{
         online, sign::certify(root, {"online", online.public_key(), 1, now - 60, now + 86400})};
-    o.tracker_url = "http://127.0.0.1:9";  // written into plans; the fake answers
+    if (embed_tracker) {
+      o.tracker_listen = "127.0.0.1:0";
+    } else {
+      o.tracker_url = "http://127.0.0.1:9";  // written into plans; the fake answers
+    }
     o.run_driver = false;
     CoordinatorParts parts;
     auto store = disk ? MemoryCoordinatorStore::open(disk) : MemoryCoordinatorStore::create();
@@ -112,6 +120,42 @@ TEST(CoordinatorService, ADeployWaitsForTheSeedsThenGoesOutAndSurvivesARestart) 
   EXPECT_EQ(c->drive_once().value(), 1);
   EXPECT_EQ(c->deploy_view(id)->deploy.state, DeployState::failed);  // nothing to go back to
   EXPECT_TRUE(c->audit_verify()->ok);
+}
+
+// The attack through the embedded tracker's HTTP endpoint: announces of
+// made-up info-hashes are refused and leave nothing behind; the registered
+// artifact's layer is tracked.
+TEST(CoordinatorService, TheEmbeddedTrackerTracksOnlyTheLayersOfRegisteredArtifacts) {
+  World w;
+  w.embed_tracker = true;
+  auto c = w.start();
+  w.prepare(*c);        // registers the artifact once the tracker runs
+  w.clock.advance(1s);  // the tracker rereads the store at most once a second
+  const auto t = format::derive_layer_torrent(w.manifest.layers[0]);
+  const std::string layer(reinterpret_cast<const char*>(t.info_hash.data()), 20);
+  auto announce = [&](const std::string& info_hash, int port) {
+    auto r = http::request(
+        "GET",
+        c->tracker_url() +
+            "/announce?role=seed&region=r1&info_hash=" + http::percent_encode(info_hash) +
+            "&peer_id=" + std::string(20, 's') + "&port=" + std::to_string(port) + "&left=0",
+        "", 5s);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? r->body : std::string();
+  };
+  EXPECT_EQ(announce(layer, 7001).find("failure reason"), std::string::npos);
+  for (int i = 1; i <= 50; ++i) {
+    std::string made_up = layer;
+    made_up[0] = static_cast<char>(made_up[0] ^ i);
+    EXPECT_NE(announce(made_up, 7002).find("unregistered info-hash " + to_hex(made_up)),
+              std::string::npos);
+  }
+  auto stats = http::request("GET", c->tracker_url() + "/stats", "", 5s);
+  ASSERT_TRUE(stats.ok()) << stats.error().message;
+  const auto j = nlohmann::json::parse(stats->body, nullptr, false);
+  EXPECT_EQ(j["swarms"], 1) << stats->body;
+  EXPECT_EQ(j["nodes"], 1) << stats->body;
+  EXPECT_EQ(j["refused"]["unregistered"], 50) << stats->body;
 }
 
 }  // namespace
