@@ -108,8 +108,9 @@ struct Agent::Impl {
     DROVER_ASSIGN(control, http::Server::start(
                                options,
                                [this](const http::Request& r, http::Responder respond) {
-                                 respond(serve_control(ctx, runners, r,
-                                                       [this](auto b) { queue(std::move(b)); }));
+                                 respond(serve_control(ctx, runners, r, [this](auto b) {
+                                   return queue(std::move(b));
+                                 }));
                                },
                                log()));
     json control_file = {{"port", control->port()}, {"pid", ::getpid()}};
@@ -164,12 +165,14 @@ struct Agent::Impl {
     if (ctx.layers) static_cast<MeshLayers&>(*ctx.layers).close();
   }
 
-  void queue(proto::PlanBundle bundle) {
+  bool queue(proto::PlanBundle bundle) {
     {
       std::lock_guard lock(cycle_mu);
+      if (handed.size() >= kMaxHandedOver) return false;
       handed.push_back(std::move(bundle));
     }
     cycle_cv.notify_all();
+    return true;
   }
 
   void trigger() {
@@ -359,8 +362,8 @@ void Agent::run(const std::function<bool()>& stop_requested) {
   }
 }
 
-void Agent::hand_over(proto::PlanBundle bundle) {
-  impl_->queue(std::move(bundle));
+bool Agent::hand_over(proto::PlanBundle bundle) {
+  return impl_->queue(std::move(bundle));
 }
 
 void Agent::trigger() {

@@ -35,7 +35,8 @@ class Agent {
   void run(const std::function<bool()>& stop_requested);
 
   // A plan handed over by a peer or an operator: checked like any other.
-  void hand_over(proto::PlanBundle bundle);
+  // False when kMaxHandedOver bundles already wait.
+  bool hand_over(proto::PlanBundle bundle);
   // Pull now instead of at the next poll.
   void trigger();
 

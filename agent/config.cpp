@@ -1,8 +1,11 @@
 #include "agent/config.hpp"
 
+#include <arpa/inet.h>
+
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "core/base/name.hpp"
 #include "core/canon/json_fields.hpp"
 #include "core/format/manifest.hpp"
 
@@ -18,6 +21,12 @@ constexpr std::size_t kAnySize = std::numeric_limits<std::size_t>::max();
 
 Error bad(const std::string& what) {
   return make_error(Errc::invalid_argument, what);
+}
+
+bool is_loopback(const std::string& address) {
+  if (address == "::1" || address == "localhost") return true;
+  in_addr a{};
+  return ::inet_pton(AF_INET, address.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
 Result<ServiceConfig> read_service(const Fields& f) {
@@ -76,13 +85,17 @@ Result<AgentConfig> read_config(const Fields& f) {
   }
   AgentConfig c;
   DROVER_ASSIGN(c.host, f.str("host", kAnySize, Empty::allowed));
-  if (auto st = format::validate_service(c.host); !st.ok()) {
-    return bad("host: " + st.error().message);
-  }
+  if (auto st = validate_name(c.host, "host"); !st.ok()) return bad(st.error().message);
   DROVER_ASSIGN(auto region, f.opt_str("region", kAnySize));
   DROVER_ASSIGN(auto cluster, f.opt_str("cluster", kAnySize));
   c.region = region.value_or("");
   c.cluster = cluster.value_or("");
+  if (!c.region.empty()) {
+    if (auto st = validate_name(c.region, "region"); !st.ok()) return bad(st.error().message);
+  }
+  if (!c.cluster.empty()) {
+    if (auto st = validate_name(c.cluster, "cluster"); !st.ok()) return bad(st.error().message);
+  }
   DROVER_ASSIGN(std::string state, f.str("state_dir", kAnySize, Empty::allowed));
   DROVER_ASSIGN(std::string root, f.str("root_key", kAnySize, Empty::allowed));
   c.state_dir = state;
@@ -124,6 +137,12 @@ Result<AgentConfig> read_config(const Fields& f) {
   }
   DROVER_ASSIGN(auto control, f.opt_str("control_listen", kAnySize));
   c.control_listen = control.value_or(c.control_listen);
+  // The control port hands plans over and shows the host's state: a local
+  // caller's only, never the network's.
+  if (!is_loopback(c.control_listen)) {
+    return bad("control_listen '" + c.control_listen +
+               "' must be a loopback address (127.0.0.0/8 or ::1)");
+  }
   if (!f.has("services")) return bad("'services' must list at least one service");
   DROVER_ASSIGN(auto services, f.objects("services", kAnySize));
   if (services.empty()) return bad("'services' must list at least one service");

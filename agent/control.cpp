@@ -62,7 +62,7 @@ std::string status_json(AgentContext& ctx, const Runners& runners) {
 }
 
 http::Response serve_control(AgentContext& ctx, const Runners& runners, const http::Request& r,
-                             const std::function<void(proto::PlanBundle)>& hand_over) {
+                             const std::function<bool(proto::PlanBundle)>& hand_over) {
   http::Response resp;
   if (r.method == "GET" && r.path == "/v1/status") {
     resp.body = status_json(ctx, runners);
@@ -75,7 +75,21 @@ http::Response serve_control(AgentContext& ctx, const Runners& runners, const ht
       resp.body = json_text(json{{"error", bundle.error().message}});
       return resp;
     }
-    hand_over(std::move(*bundle));
+    // Signed by a key the pinned root certifies, or not queued at all.
+    auto floor = ctx.state->min_cert_version();
+    auto opened =
+        proto::open_plan(*bundle, {ctx.root, floor.ok() ? *floor : 1}, ctx.now_unix_ms() / 1000);
+    if (!opened.ok()) {
+      ctx.log.warn("agent.hand_over.refused", {{"error", opened.error().message}});
+      resp.status = 403;
+      resp.body = json_text(json{{"error", "plan refused: " + opened.error().message}});
+      return resp;
+    }
+    if (!hand_over(std::move(*bundle))) {
+      resp.status = 503;
+      resp.body = json_text(json{{"error", "too many plans handed over wait; try again"}});
+      return resp;
+    }
     resp.status = 202;
     resp.body = json_text(json{{"queued", true}});
     return resp;

@@ -1,8 +1,11 @@
 // The agent's control endpoint (docs/AGENT.md, "Status"): GET /v1/status
 // shows every service (record, processes, phase, fetch progress, last
 // health, last error), the coordinator link, the outbox and the mesh;
-// POST /v1/plans hands a signed plan bundle over (checked like any plan).
-// It listens on loopback by default; the port is in STATE/control.json.
+// POST /v1/plans hands a signed plan bundle over: its signature is checked
+// against the pinned root before it is queued (then checked again like any
+// plan), and at most kMaxHandedOver wait (503 beyond). It listens on
+// loopback only (the config refuses any other address); the port is in
+// STATE/control.json.
 #pragma once
 
 #include <functional>
@@ -21,8 +24,11 @@ using Runners = std::map<std::string, std::unique_ptr<ServiceRunner>>;
 // The status as one JSON object (the endpoint's body).
 std::string status_json(AgentContext& ctx, const Runners& runners);
 
-// Answers one request; hand_over queues a decoded bundle for the cycle thread.
+inline constexpr std::size_t kMaxHandedOver = 8;
+
+// Answers one request; hand_over queues a verified bundle for the cycle
+// thread, and answers false when kMaxHandedOver already wait.
 http::Response serve_control(AgentContext& ctx, const Runners& runners, const http::Request& r,
-                             const std::function<void(proto::PlanBundle)>& hand_over);
+                             const std::function<bool(proto::PlanBundle)>& hand_over);
 
 }  // namespace drover::agent

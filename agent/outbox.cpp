@@ -5,6 +5,7 @@
 namespace drover::agent {
 
 void Outbox::push(proto::ReportItem item) {
+  proto::clip_texts(item);  // never a report the coordinator must refuse
   std::lock_guard lock(mu_);
   if (items_.size() >= capacity_) {
     auto health = std::find_if(items_.begin(), items_.end(),

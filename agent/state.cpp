@@ -15,11 +15,12 @@ std::string encode(const ServiceRecord& r) {
             {"seq", r.seq},           {"seq_state", r.seq_failed ? "failed" : "applied"},
             {"flags", r.flags},       {"active_slot", r.active_slot},
             {"slots", json(r.slots)}, {"tracker", r.tracker}};
+  if (!r.proof.empty()) j["proof"] = r.proof;
   return *canon::encode(j);
 }
 
 Result<ServiceRecord> decode_record(std::string_view bytes, const std::string& name) {
-  auto parsed = canon::decode(bytes, 1 << 20);
+  auto parsed = canon::decode(bytes, 4 << 20);
   if (!parsed.ok() || !parsed->is_object()) {
     return make_error(Errc::corrupt, "agent state: record of service '" + name + "' is unreadable");
   }
@@ -34,6 +35,7 @@ Result<ServiceRecord> decode_record(std::string_view bytes, const std::string& n
     r.active_slot = j.at("active_slot").get<std::string>();
     r.slots = j.at("slots").get<std::map<std::string, std::string>>();
     r.tracker = j.at("tracker").get<std::string>();
+    r.proof = j.value("proof", "");  // added later: absent in older records
     return r;
   } catch (const json::exception& e) {
     return make_error(Errc::corrupt,

@@ -6,7 +6,8 @@
 //   drover-coordinator run --config FILE [--log-level L]
 //   drover-coordinator token create NAME --role ROLE --data-dir DIR
 //   drover-coordinator token revoke NAME --data-dir DIR
-//   drover-coordinator join-token create --data-dir DIR
+//   drover-coordinator join-token create [--uses N] [--ttl S] --data-dir DIR
+//   drover-coordinator join-token ls|revoke ID --data-dir DIR
 //   drover-coordinator audit verify --data-dir DIR
 #include <unistd.h>
 
@@ -32,7 +33,9 @@ constexpr const char* kHelp =
     "  drover-coordinator run --config FILE [--log-level debug|info|warn|error]\n"
     "  drover-coordinator token create NAME --role viewer|deployer|approver|admin --data-dir DIR\n"
     "  drover-coordinator token revoke NAME --data-dir DIR\n"
-    "  drover-coordinator join-token create --data-dir DIR\n"
+    "  drover-coordinator join-token create [--uses N] [--ttl SECONDS] --data-dir DIR\n"
+    "  drover-coordinator join-token ls --data-dir DIR\n"
+    "  drover-coordinator join-token revoke ID --data-dir DIR\n"
     "  drover-coordinator audit verify --data-dir DIR\n\n"
     "See docs/COORDINATOR.md and docs/API.md.\n";
 
@@ -144,11 +147,41 @@ int offline(const std::string& verb, const std::vector<std::string>& words,
     return usage("token takes create or revoke, not '" + words[0] + "'");
   }
   if (verb == "join-token") {
-    if (words.size() != 1 || words[0] != "create") return usage("join-token create");
-    auto token = (*store)->create_join_token(who, now, random);
-    if (!token.ok()) return fail(token.error().message);
-    std::cout << *token << "\n";
-    return 0;
+    if (words.size() == 1 && words[0] == "create") {
+      CoordinatorStore::JoinTokenSpec spec;
+      if (r.count("uses")) spec.uses = r["uses"].as<std::uint64_t>();
+      if (r.count("ttl")) spec.ttl_s = r["ttl"].as<std::int64_t>();
+      if (spec.uses < 1 || spec.ttl_s < 60) return usage("join-token: --uses >= 1, --ttl >= 60");
+      auto token = (*store)->create_join_token(who, now, random, spec);
+      if (!token.ok()) return fail(token.error().message);
+      if (auto st = audit(
+              "join_token.created",
+              {{"id", token->id}, {"expires_at", token->expires_at}, {"uses", token->uses_left}});
+          !st.ok()) {
+        return fail(st.error().message);
+      }
+      std::cout << token->token << "\n";
+      return 0;
+    }
+    if (words.size() == 1 && words[0] == "ls") {
+      auto all = (*store)->join_tokens();
+      if (!all.ok()) return fail(all.error().message);
+      for (const auto& t : *all) {
+        std::cout << t.id << "\t" << t.issued_by << "\texpires " << t.expires_at << "\t"
+                  << t.uses_left << " uses left\n";
+      }
+      return 0;
+    }
+    if (words.size() == 2 && words[0] == "revoke") {
+      if (auto st = (*store)->revoke_join_token_id(words[1]); !st.ok()) {
+        return fail(st.error().message);
+      }
+      if (auto st = audit("join_token.revoked", {{"id", words[1]}}); !st.ok()) {
+        return fail(st.error().message);
+      }
+      return 0;
+    }
+    return usage("join-token create | ls | revoke ID");
   }
   if (verb == "audit") {
     if (words.size() != 1 || words[0] != "verify") return usage("audit verify");
@@ -172,8 +205,10 @@ int main(int argc, char** argv) {
   cxxopts::Options o("drover-coordinator", kHelp);
   o.add_options()("config", "config file", cxxopts::value<std::string>())(
       "log-level", "log level", cxxopts::value<std::string>()->default_value("info"))(
-      "data-dir", "state directory", cxxopts::value<std::string>())(
-      "role", "token role", cxxopts::value<std::string>())("h,help", "help")(
+      "data-dir", "state directory", cxxopts::value<std::string>())("role", "token role",
+                                                                    cxxopts::value<std::string>())(
+      "uses", "join token: enrollments it admits", cxxopts::value<std::uint64_t>())(
+      "ttl", "join token: seconds it lives", cxxopts::value<std::int64_t>())("h,help", "help")(
       "words", "", cxxopts::value<std::vector<std::string>>());
   o.parse_positional({"words"});
   cxxopts::ParseResult r;

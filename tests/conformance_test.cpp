@@ -79,7 +79,9 @@ class RealSide : public Side {
   std::string requests_url() override { return gateway_->requests_url(); }
   sign::PublicKey root() override { return root_.public_key(); }
   void add_join_token(const std::string& token) override {
-    ASSERT_TRUE(store_->add_join_token(token, "admin", 1).ok());
+    coordinator::CoordinatorStore::JoinTokenSpec spec;
+    spec.uses = 100;  // one token for the fleet of a case
+    ASSERT_TRUE(store_->add_join_token(token, "admin", unix_seconds(clock_.now()), spec).ok());
   }
   std::uint64_t publish(proto::Plan plan) override {
     auto b = issuer_->issue(plan);
@@ -89,6 +91,10 @@ class RealSide : public Side {
   int reports_ingested() override { return reports_.load(); }
   void reset_host(const std::string& host) override { ASSERT_TRUE(store_->reset_host(host).ok()); }
   void rotate() override { keys_->rotate(key(2)); }
+  // A plan this coordinator's key signed, as a host holds it (without manifest).
+  std::string signed_bundle(const proto::Plan& plan) {
+    return proto::encode_bundle(keys_->sign(plan).value());
+  }
 
  private:
   coordinator::OnlineKey key(std::uint64_t version) {
@@ -267,16 +273,39 @@ TYPED_TEST(AgentProtocol, ARotationServesTheNewCertificateAndSignsWithTheNewKey)
 }
 
 // Only the real coordinator keeps plan seqs across a restore from backup:
-// they continue above what agents report having seen.
+// they continue above a plan a host proves it holds, never above a seq a
+// host merely claims (docs/COORDINATOR.md, "Plan seqs").
 using RealProtocol = AgentProtocol<RealSide>;
-TEST_F(RealProtocol, PlanSeqsContinueAboveWhatTheFleetReports) {
+TEST_F(RealProtocol, PlanSeqsContinueAboveAPlanAHostProvesNotOneItClaims) {
   auto a = agent("web-1", 1);
   ASSERT_TRUE(enroll(a, "web-1").ok());
-  proto::ReportBody report;
-  report.seq = 1;
-  report.items.push_back({std::nullopt, proto::EventItem{"web", 1, "applied", 57, "sha256:x"}});
-  ASSERT_TRUE(a.link->send_report(report).ok());
+  proto::ReportBody claim;
+  claim.seq = 1;
+  claim.items.push_back({std::nullopt, proto::EventItem{"web", 1, "applied", 57, "sha256:x"}});
+  ASSERT_TRUE(a.link->send_report(claim).ok());
+  EXPECT_EQ(side_.publish(plan({"web-1"})), 1u);  // a claim alone moves nothing
+
+  // Restored from a backup older than plan 57, which the host holds: it
+  // refuses plan 1 as a replay and shows plan 57.
+  proto::Plan held = plan({"web-1"});
+  held.seq = 57;
+  proto::ReportBody refusal;
+  refusal.seq = 2;
+  refusal.items.push_back(
+      {std::nullopt, proto::EventItem{"web", 1, "replay_refused", 1, "seq 1 is below 57",
+                                      side_.signed_bundle(held)}});
+  ASSERT_TRUE(a.link->send_report(refusal).ok());
   EXPECT_EQ(side_.publish(plan({"web-1"})), 58u);
+
+  // A plan naming other hosts proves nothing for this one.
+  proto::Plan elsewhere = plan({"web-2"});
+  elsewhere.seq = 900;
+  proto::ReportBody borrowed;
+  borrowed.seq = 3;
+  borrowed.items.push_back({std::nullopt, proto::EventItem{"web", 1, "replay_refused", 1, "",
+                                                           side_.signed_bundle(elsewhere)}});
+  ASSERT_TRUE(a.link->send_report(borrowed).ok());
+  EXPECT_EQ(side_.publish(plan({"web-1"})), 59u);
 }
 
 }  // namespace

@@ -85,7 +85,7 @@ up() {
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/webhook.secret"
   local admin join
   admin="$("$bin/drover-coordinator" token create admin --role admin --data-dir "$dir/coordinator")"
-  join="$("$bin/drover-coordinator" join-token create --data-dir "$dir/coordinator")"
+  join="$("$bin/drover-coordinator" join-token create --uses "${#hosts[@]}" --data-dir "$dir/coordinator")"
   cat >"$dir/coordinator.json" <<JSON
 {"format": "drover.coordinator-config.v1", "data_dir": "$dir/coordinator",
  "online_key": "$dir/online.key", "online_cert": "$dir/online.cert",

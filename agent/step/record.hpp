@@ -19,6 +19,9 @@ struct ServiceRecord {
   std::string active_slot;                   // blue/green: "blue" or "green"; "" otherwise
   std::map<std::string, std::string> slots;  // blue/green: slot -> artifact id
   std::string tracker;                       // tracker URL of the last plan applied
+  // The signed plan of seq (its bundle without the manifest): shown to a
+  // coordinator restored from an old backup, which then continues above it.
+  std::string proof;
   friend bool operator==(const ServiceRecord&, const ServiceRecord&) = default;
 };
 

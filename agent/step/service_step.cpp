@@ -103,6 +103,13 @@ void Transition::refuse(std::uint64_t seq, const std::string& kind, const std::s
   log(Level::warn, "agent.plan.refused",
       {{"service", name()}, {"seq", seq}, {"event", kind}, {"reason", reason}});
   notice("plan_refused", {{"service", name()}, {"seq", seq}, {"kind", kind}, {"reason", reason}});
+  if (kind == "replay_refused" && !s().record.proof.empty()) {
+    // Offered a plan below the one held: the coordinator may have been
+    // restored from an old backup. Show it the plan held, so its next one
+    // is numbered above (docs/COORDINATOR.md, "Plan seqs").
+    add(act::Report{{name(), now_.unix_ms, kind, seq, reason, s().record.proof}});
+    return;
+  }
   report(kind, seq, reason);
 }
 
@@ -123,6 +130,10 @@ void Transition::offer(const proto::PlanBundle& bundle) {
   pr.phase = Phase::manifest;
   pr.plan = check.plan;
   pr.rec = s().record;
+  if (std::string proof = proto::encode_bundle({bundle.plan, bundle.cert, std::nullopt});
+      proof.size() <= proto::kMaxProofBytes) {
+    pr.proof = std::move(proof);
+  }
   pr.started_ms = now_.mono_ms;
   pr.downloaded_before = now_.downloaded_bytes;
   add(act::LoadManifest{check.plan, bundle.manifest});
@@ -136,6 +147,7 @@ void Transition::fail(const std::string& kind, const std::string& why) {
   ServiceRecord rec = p().rec;
   rec.seq = seq;
   rec.seq_failed = true;
+  rec.proof = p().proof;
   add(act::RecordFailure{rec});
   s().record = rec;
   s().last_error = why;
@@ -400,6 +412,7 @@ void Transition::commit() {
   }
   rec.seq = pr.plan.seq;
   rec.seq_failed = false;
+  rec.proof = pr.proof;
   rec.flags = pr.flags;
   rec.tracker = pr.plan.tracker;
   pr.rec = rec;

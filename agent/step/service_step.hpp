@@ -69,6 +69,7 @@ struct Progress {
   format::Manifest manifest;    // its checked manifest
   ServiceRecord rec;            // the record it started from, as the switch changes it
   std::string flags;            // the plan's flags, canonical JSON
+  std::string proof;            // the plan's signed bundle, without the manifest
   bool running_it = false;      // the plan names the release already serving
   int slot = 0;                 // the slot being started or probed
   bool warm = false;            // blue/green: probing an idle slot that already ran the release

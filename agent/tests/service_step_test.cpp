@@ -211,6 +211,17 @@ TEST(ServiceStep, RefusesBadPlansAndLeavesTheRecordAlone) {
   m.on(ev::Offer{m.bundle(m.plan(4, "v0"))});
   EXPECT_EQ(reported(m.last), std::vector<std::string>{"replay_refused"});
   EXPECT_EQ(all_of<act::Report>(m.last).at(0).item.seq, 4u);
+  // It shows the plan it holds, signed, so a coordinator restored from an
+  // old backup numbers its next plan above 5 (docs/COORDINATOR.md, "Plan seqs").
+  const std::string proof = all_of<act::Report>(m.last).at(0).item.proof;
+  ASSERT_FALSE(proof.empty());
+  auto held = proto::decode_bundle(proof);
+  ASSERT_TRUE(held.ok()) << held.error().message;
+  EXPECT_FALSE(held->manifest.has_value());
+  auto opened =
+      proto::decode_plan(sign::open(held->plan, proto::kPlanType, m.online.public_key()).value());
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(opened->seq, 5u);
 
   proto::Plan expired = m.plan(7, "v2");
   expired.expires_at = kNow - 1;

@@ -1,6 +1,7 @@
 #include "coordinator/api/codec.hpp"
 
 #include "coordinator/pipelines/pipeline_codec.hpp"
+#include "core/base/name.hpp"
 #include "core/canon/json_fields.hpp"
 
 namespace drover::coordinator::api {
@@ -78,6 +79,40 @@ Result<TokenRequest> decode_token_request(const json& body) {
   if (!role.ok()) return make_error(Errc::invalid_argument, "role: " + role.error().message);
   out.role = *role;
   return out;
+}
+
+Result<CoordinatorStore::JoinTokenSpec> decode_join_token_request(const json& body) {
+  CoordinatorStore::JoinTokenSpec spec;
+  if (body.is_null()) return spec;  // no body: the defaults
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"ttl_s", "uses", "regions", "services"}));
+  DROVER_ASSIGN(auto ttl, f.opt_int("ttl_s", 60, 365 * 86400));
+  DROVER_ASSIGN(auto uses, f.opt_int("uses", 1, 1'000'000));
+  if (ttl) spec.ttl_s = *ttl;
+  if (uses) spec.uses = static_cast<std::uint64_t>(*uses);
+  DROVER_ASSIGN(spec.regions, f.str_list("regions", 1024, kMaxNameBytes));
+  DROVER_ASSIGN(spec.services, f.str_list("services", 1024, kMaxNameBytes));
+  for (const auto& r : spec.regions) DROVER_TRY(validate_name(r, "regions: region"));
+  for (const auto& s : spec.services) DROVER_TRY(validate_name(s, "services: service"));
+  return spec;
+}
+
+json render_join_token(const CoordinatorStore::JoinToken& t) {
+  json j = {{"id", t.id},
+            {"issued_by", t.issued_by},
+            {"issued_at", t.issued_at},
+            {"expires_at", t.expires_at},
+            {"uses_left", t.uses_left},
+            {"regions", t.regions},
+            {"services", t.services}};
+  if (!t.token.empty()) j["token"] = t.token;
+  return j;
+}
+
+json render_join_tokens(const std::vector<CoordinatorStore::JoinToken>& tokens) {
+  json out = json::array();
+  for (const auto& t : tokens) out.push_back(render_join_token(t));
+  return json{{"join_tokens", out}};
 }
 
 Result<std::string> decode_join_token_revocation(const json& body) {
@@ -244,6 +279,11 @@ json render_hosts(const std::vector<HostView>& hosts) {
   json out = json::array();
   for (const auto& v : hosts) {
     const HostRecord& h = v.host;
+    if (h.unreadable) {
+      // Its bytes did not decode: named, so an admin can reset it.
+      out.push_back({{"host", h.host}, {"unreadable", true}});
+      continue;
+    }
     json running = json::object();
     for (const auto& [service, release] : v.running) running[service] = release;
     out.push_back({{"host", h.host},
@@ -253,7 +293,9 @@ json render_hosts(const std::vector<HostView>& hosts) {
                    {"running", running},
                    {"key_id", h.key.key_id()},
                    {"enrolled_at", h.enrolled_at},
-                   {"last_seen", h.last_seen}});
+                   {"last_seen", h.last_seen},
+                   {"stored_samples", h.stored_samples},
+                   {"throttled", h.throttled}});
   }
   return json{{"hosts", out}};
 }

@@ -61,6 +61,10 @@ nlohmann::json render_audit_check(const AuditCheck& c);
 nlohmann::json render_running_at(const std::string& service, std::int64_t at_ms,
                                  const AuditRecord& r);
 nlohmann::json render_created_token(const CreatedToken& t);
+// POST /join-tokens: {"ttl_s","uses","regions","services"}, each optional.
+Result<CoordinatorStore::JoinTokenSpec> decode_join_token_request(const nlohmann::json& body);
+nlohmann::json render_join_token(const CoordinatorStore::JoinToken& t);
+nlohmann::json render_join_tokens(const std::vector<CoordinatorStore::JoinToken>& tokens);
 nlohmann::json render_tokens(const std::vector<TokenStore::Listed>& tokens);
 
 }  // namespace drover::coordinator::api

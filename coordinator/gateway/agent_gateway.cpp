@@ -1,9 +1,11 @@
 #include "coordinator/gateway/agent_gateway.hpp"
 
+#include <algorithm>
 #include <future>
 
+#include "core/base/name.hpp"
 #include "core/canon/base64.hpp"
-#include "core/format/manifest.hpp"
+#include "core/canon/json_fields.hpp"
 #include "core/proto/plan.hpp"
 #include "core/sign/secret_box.hpp"
 
@@ -42,6 +44,7 @@ Result<std::unique_ptr<AgentGateway>> AgentGateway::start(
     ManifestLookup manifests, ReportHandler reports, const Clock& clock, Logger& log) {
   std::unique_ptr<AgentGateway> g(
       new AgentGateway(store, keys, std::move(manifests), std::move(reports), clock, log));
+  g->max_skew_ms_ = options.max_clock_skew_ms;
   DROVER_ASSIGN(g->publisher_, nng::Publisher::listen(options.announcements_listen));
   g->committer_ = std::thread([raw = g.get()] { raw->commit_reports(); });
   DROVER_ASSIGN(g->server_, nng::Server::listen_async(
@@ -76,15 +79,18 @@ std::string AgentGateway::enroll(const proto::Request& r) {
     return error_reply(Errc::refused, "the enrollment body names host '" + e->host +
                                           "', the request '" + r.host + "'");
   }
-  if (auto st = format::validate_service(e->host); !st.ok()) {
-    return error_reply(Errc::invalid_argument, "host id: " + st.error().message);
-  }
   if (!proto::check_enroll_sig(r, e->public_key)) {
     return error_reply(Errc::crypto, "the enrollment is not signed by the key it presents");
   }
-  auto token_ok = store_.join_token_valid(e->join_token);
-  if (!token_ok.ok()) return proto::encode_error_reply(token_ok.error());
-  if (!*token_ok) return error_reply(Errc::refused, "unknown or revoked join token");
+  // Dated by the agent and signed: never from the future, and a captured
+  // enrollment cannot be played again (the store keeps the last "at" of
+  // each host; a new host's must be recent).
+  const std::int64_t now = unix_seconds(clock_.now());
+  const std::int64_t skew_s = max_skew_ms_ / 1000;
+  if (e->at > now + skew_s) {
+    return error_reply(Errc::refused, "the enrollment is dated " + std::to_string(e->at - now) +
+                                          " s in the future; check the host's clock");
+  }
   auto report_key = sign::unseal(keys_.current().key, e->sealed_mac_key);
   if (!report_key.ok()) return proto::encode_error_reply(report_key.error());
   if (report_key->size() != sign::kMacKeySize) {
@@ -98,8 +104,15 @@ std::string AgentGateway::enroll(const proto::Request& r) {
   h.key = e->public_key;
   h.report_key = *report_key;
   h.mesh_peer = e->mesh_peer;
-  h.enrolled_at = h.last_seen = unix_seconds(clock_.now());
-  if (auto st = store_.enroll(h); !st.ok()) {
+  h.enrolled_at = h.last_seen = now;
+  h.enroll_at = e->at;
+  auto bound = store_.host(h.host);
+  const bool rebinding = bound.ok() && *bound && (*bound)->key == h.key;
+  if (!rebinding && e->at < now - skew_s) {
+    return error_reply(Errc::refused, "the enrollment is dated " + std::to_string(now - e->at) +
+                                          " s ago; a new host's must be recent");
+  }
+  if (auto st = store_.enroll_agent(h, e->join_token, now); !st.ok()) {
     log_.warn("coordinator.enroll.refused", {{"host", h.host}, {"error", st.error().message}});
     return proto::encode_error_reply(st.error());
   }
@@ -135,15 +148,22 @@ void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply
   auto body = proto::parse_body(r->body);
   if (!body.ok()) return reply(proto::encode_error_reply(body.error()));
 
+  const canon::Fields fields(*body, "", canon::Nulls::refused);
   if (r->type == proto::kPlanPull) {
-    const std::string service = body->value("service", "");
+    auto name = fields.str("service", kMaxNameBytes);
+    if (!name.ok()) return reply(proto::encode_error_reply(name.error().context("plan_pull")));
+    const std::string& service = *name;
     auto bundle = store_.plan_for(service, r->host);
     if (!bundle.ok()) return reply(proto::encode_error_reply(bundle.error()));
     if (!*bundle) return reply(proto::encode_reply("no_plan", {{"service", service}}));
     return reply(proto::encode_reply("plan", {{"bundle", **bundle}}));
   }
   if (r->type == proto::kManifestPull) {
-    auto id = ContentId::parse(body->value("artifact", ""));
+    auto artifact = fields.str("artifact", proto::kMaxIdBytes);
+    if (!artifact.ok()) {
+      return reply(proto::encode_error_reply(artifact.error().context("manifest_pull")));
+    }
+    auto id = ContentId::parse(*artifact);
     if (!id.ok()) return reply(proto::encode_error_reply(id.error()));
     auto bytes_of = manifests_ ? manifests_(*id)
                                : Result<std::string>(make_error(Errc::not_found, "no artifacts"));
@@ -154,6 +174,16 @@ void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply
   if (r->type == proto::kReport) {
     auto report = proto::report_body(*body);
     if (!report.ok()) return reply(proto::encode_error_reply(report.error()));
+    const Screened refused = screen(**host, *report);
+    if (refused.total() > 0) {
+      refused_items_.fetch_add(refused.total(), std::memory_order_relaxed);
+      log_.warn("coordinator.report.refused_items", {{"host", r->host},
+                                                     {"seq", report->seq},
+                                                     {"foreign_service", refused.foreign},
+                                                     {"future", refused.future},
+                                                     {"unissued_seq", refused.unissued},
+                                                     {"bad_proof", refused.unproven}});
+    }
     // Acknowledged once durable, together with whatever else is waiting.
     {
       std::lock_guard lock(queue_mu_);
@@ -163,6 +193,76 @@ void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply
     return;
   }
   reply(error_reply(Errc::unsupported, "unknown request type '" + r->type + "'"));
+}
+
+AgentGateway::Screened AgentGateway::screen(const HostRecord& host, proto::ReportBody& report) {
+  Screened out;
+  const std::int64_t now_ms = unix_ms(clock_.now());
+  auto own = [&](const std::string& service) {
+    return std::find(host.services.begin(), host.services.end(), service) != host.services.end();
+  };
+  std::vector<proto::ReportItem> kept;
+  kept.reserve(report.items.size());
+  for (auto& item : report.items) {
+    if (item.health) {
+      if (!own(item.health->service)) {
+        ++out.foreign;
+        continue;
+      }
+      if (item.health->at_ms > now_ms + max_skew_ms_) {
+        ++out.future;
+        continue;
+      }
+    } else if (item.event) {
+      proto::EventItem& e = *item.event;
+      if (!own(e.service)) {
+        ++out.foreign;
+        continue;
+      }
+      if (!e.proof.empty()) {
+        // Rare: a host refusing a plan below the one it holds (a restore
+        // from an old backup). Its proof lifts the service's seq.
+        auto seq = proven_seq(host.host, e);
+        if (!seq.ok()) {
+          ++out.unproven;
+          log_.warn("coordinator.report.bad_proof",
+                    {{"host", host.host}, {"service", e.service}, {"error", seq.error().message}});
+        } else if (auto st = store_.note_reported_seq(e.service, *seq); !st.ok()) {
+          log_.warn("coordinator.report.proof_not_kept",
+                    {{"host", host.host}, {"error", st.error().message}});
+        } else {
+          log_.info("coordinator.plan_seq.proven",
+                    {{"host", host.host}, {"service", e.service}, {"seq", *seq}});
+        }
+        e.proof.clear();  // checked; not stored
+      }
+      if (e.seq > 0) {
+        auto issued = store_.plan_seq(e.service);
+        if (issued.ok() && e.seq > *issued) {
+          ++out.unissued;
+          continue;
+        }
+      }
+    }
+    kept.push_back(std::move(item));
+  }
+  report.items = std::move(kept);
+  return out;
+}
+
+Result<std::uint64_t> AgentGateway::proven_seq(const std::string& host, const proto::EventItem& e) {
+  DROVER_ASSIGN(auto bundle, proto::decode_bundle(e.proof));
+  DROVER_ASSIGN(std::string payload,
+                sign::open(bundle.plan, proto::kPlanType, keys_.current().key.public_key()));
+  DROVER_ASSIGN(auto plan, proto::decode_plan(payload));
+  if (plan.service != e.service) {
+    return make_error(Errc::refused, "the proof is a plan of service '" + plan.service + "'");
+  }
+  if (!plan.applies_to(host)) {
+    return make_error(Errc::refused, "the proof is a plan that does not name this host");
+  }
+  if (plan.seq > proto::kMaxSeq) return make_error(Errc::refused, "the proof's seq is too high");
+  return plan.seq;
 }
 
 Result<std::optional<HostRecord>> AgentGateway::enrolled(const std::string& name) {
@@ -180,6 +280,24 @@ Result<std::optional<HostRecord>> AgentGateway::enrolled(const std::string& name
   if (host_cache_.size() > 1'000'000) host_cache_.clear();
   host_cache_[name] = {version, *h};
   return h;
+}
+
+void AgentGateway::note_dropped(const std::string& host, const Ingested& done) {
+  if (done.unissued > 0) refused_items_.fetch_add(done.unissued, std::memory_order_relaxed);
+  if (done.over_budget == 0 && done.storage_full == 0) return;
+  // Named once a minute per host, not once per report.
+  const std::int64_t now = unix_ms(clock_.now());
+  auto [it, first] = throttle_logged_.try_emplace(host, now);
+  if (!first && now - it->second < 60'000) return;
+  it->second = now;
+  if (throttle_logged_.size() > 100'000) throttle_logged_.clear();
+  if (done.over_budget > 0) {
+    log_.warn("coordinator.host.throttled",
+              {{"host", host}, {"dropped_samples", done.over_budget}, {"why", "storage budget"}});
+  } else {
+    log_.error("coordinator.storage.full",
+               {{"host", host}, {"dropped_samples", done.storage_full}});
+  }
 }
 
 void AgentGateway::commit_reports() {
@@ -201,12 +319,15 @@ void AgentGateway::commit_reports() {
         p.reply(proto::encode_error_reply(results.error()));
         continue;
       }
-      const Result<bool>& fresh = (*results)[i];
-      if (!fresh.ok()) {
-        p.reply(proto::encode_error_reply(fresh.error()));
+      const Result<Ingested>& done = (*results)[i];
+      if (!done.ok()) {
+        log_.warn("coordinator.report.not_ingested",
+                  {{"host", p.host.host}, {"error", done.error().message}});
+        p.reply(proto::encode_error_reply(done.error()));
         continue;
       }
-      if (*fresh && reports_) reports_(p.host, p.body);
+      note_dropped(p.host.host, *done);
+      if (done->fresh && reports_) reports_(p.host, p.body);
       p.reply(proto::encode_reply("ack", {{"seq", p.body.seq}}));
     }
     batches_.fetch_add(1, std::memory_order_relaxed);

@@ -41,6 +41,9 @@ struct GatewayOptions {
   // NNG contexts: requests in flight at once. Reports wait for their group
   // commit without holding a thread, so this may be large.
   int workers = 256;
+  // How far ahead of the coordinator's clock a sample or an enrollment may
+  // be dated; a fresh enrollment may also be this old at most.
+  std::int64_t max_clock_skew_ms = 5 * 60 * 1000;
 };
 
 class AgentGateway {
@@ -66,11 +69,31 @@ class AgentGateway {
   void handle_async(std::string_view request, nng::Server::Reply reply);
   // Group commits of reports so far (reports per commit = reports / this).
   std::uint64_t report_commits() const { return batches_.load(); }
+  // Report items refused so far (another host's service, dated in the
+  // future, a plan seq never issued, a proof that does not hold).
+  std::uint64_t refused_items() const { return refused_items_.load(); }
+
+  // What screening a report refused, by reason.
+  struct Screened {
+    std::size_t foreign = 0;   // a service not in the host's record
+    std::size_t future = 0;    // a sample dated beyond the skew bound
+    std::size_t unissued = 0;  // an event naming a plan seq never issued
+    std::size_t unproven = 0;  // a proof that is not a plan signed for this host
+    std::size_t total() const { return foreign + future + unissued + unproven; }
+  };
 
  private:
   AgentGateway(CoordinatorStore& store, const OnlineKeySigner& keys, ManifestLookup manifests,
                ReportHandler reports, const Clock& clock, Logger& log);
   std::string enroll(const proto::Request& r);
+  // Removes from report what host may not say (docs/COORDINATOR.md, "What a
+  // host may report"), and notes the seqs its proofs show.
+  Screened screen(const HostRecord& host, proto::ReportBody& report);
+  // The seq of the plan e.proof carries, when it is a plan signed by the
+  // online key, for e.service, naming host.
+  Result<std::uint64_t> proven_seq(const std::string& host, const proto::EventItem& e);
+  // Logs what ingest dropped (a host over its budget, a full map).
+  void note_dropped(const std::string& host, const Ingested& done);
   // The host's record, from a cache that every enrollment or reset empties
   // (so a reset host's old key stops at once).
   Result<std::optional<HostRecord>> enrolled(const std::string& name);
@@ -96,6 +119,10 @@ class AgentGateway {
   std::vector<PendingReport> queue_;
   bool stopping_ = false;
   std::atomic<std::uint64_t> batches_{0};
+  std::atomic<std::uint64_t> refused_items_{0};
+  std::int64_t max_skew_ms_ = 0;
+  // Committer thread only: when each throttled host was last named in the log.
+  std::unordered_map<std::string, std::int64_t> throttle_logged_;
   std::thread committer_;
   std::unique_ptr<nng::Server> server_;
   std::unique_ptr<nng::Publisher> publisher_;

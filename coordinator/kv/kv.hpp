@@ -52,9 +52,17 @@ class Txn {
   virtual Status commit() = 0;
 };
 
+// How full a store is; map_bytes 0: unbounded.
+struct Usage {
+  std::uint64_t map_bytes = 0;
+  std::uint64_t used_bytes = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
+  // exact_above: below this many bytes an upper bound will do (and is cheap).
+  virtual Result<Usage> usage(std::uint64_t /*exact_above*/) { return Usage{}; }
   // Opens (creating if needed) a named table. Not inside a transaction.
   virtual Result<Table> table(std::string_view name) = 0;
   virtual Result<std::unique_ptr<Txn>> begin_write() = 0;

@@ -65,6 +65,11 @@ Result<std::unique_ptr<Txn>> LmdbKv::begin_write() {
   return std::unique_ptr<Txn>(std::make_unique<LmdbTxn>(std::move(txn), tables_));
 }
 
+Result<Usage> LmdbKv::usage(std::uint64_t exact_above) {
+  DROVER_ASSIGN(auto u, env_->usage(exact_above));
+  return Usage{u.map_bytes, u.used_bytes};
+}
+
 Result<std::unique_ptr<Txn>> LmdbKv::begin_read() {
   DROVER_ASSIGN(lmdb::Txn txn, env_->begin_read());
   return std::unique_ptr<Txn>(std::make_unique<LmdbTxn>(std::move(txn), tables_));

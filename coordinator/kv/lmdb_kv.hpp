@@ -16,6 +16,7 @@ class LmdbKv final : public Store {
   Result<Table> table(std::string_view name) override;
   Result<std::unique_ptr<Txn>> begin_write() override;
   Result<std::unique_ptr<Txn>> begin_read() override;
+  Result<Usage> usage(std::uint64_t exact_above) override;
 
  private:
   explicit LmdbKv(std::unique_ptr<lmdb::Env> env) : env_(std::move(env)) {}

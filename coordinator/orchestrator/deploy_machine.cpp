@@ -162,16 +162,21 @@ Step advance(const DeployRecord& d, const DeployParams& p, const FleetView& flee
       }();
       const std::set<std::string> in_batch(batch.hosts.begin(), batch.hosts.end());
       BatchJudge judge(p.health);
+      // Only samples taken inside the window being judged count: never one
+      // dated after now (the gateway refuses those beyond the clock skew
+      // bound; this holds whatever the source), never an old one replayed.
+      const auto judged_now = [&](const HostSample& hs) {
+        return hs.at_ms >= batch.converged_ms && hs.at_ms <= now;
+      };
       for (const auto& hs : fleet.samples) {
         const bool pre_deploy =
             hs.at_ms < d.created_ms && hs.at_ms >= d.created_ms - p.baseline_window_ms;
         const bool control = !updated.count(hs.host) && hs.release == d.prior_artifact;
-        if (pre_deploy || (control && hs.at_ms >= batch.converged_ms))
-          judge.add_baseline(hs.sample);
+        if (pre_deploy || (control && judged_now(hs))) judge.add_baseline(hs.sample);
       }
       std::vector<HostSample> canary;
       for (const auto& hs : fleet.samples) {
-        if (in_batch.count(hs.host) && hs.release == d.artifact && hs.at_ms >= batch.converged_ms) {
+        if (in_batch.count(hs.host) && hs.release == d.artifact && judged_now(hs)) {
           canary.push_back(hs);
         }
       }

@@ -1,8 +1,8 @@
 #include "coordinator/pipelines/pipeline_codec.hpp"
 
+#include "core/base/name.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "core/canon/json_fields.hpp"
-#include "core/format/manifest.hpp"
 
 namespace drover::coordinator {
 namespace {
@@ -13,9 +13,7 @@ using nlohmann::json;
 constexpr std::int64_t kDay = 24 * 3600;
 
 Status check_name(const std::string& value, const std::string& field) {
-  if (auto st = format::validate_service(value); !st.ok()) {
-    return make_error(Errc::invalid_argument, field + ": " + st.error().message);
-  }
+  if (auto st = validate_name(value, field); !st.ok()) return st.error();
   return Ok{};
 }
 
@@ -166,6 +164,8 @@ Result<Pipeline> pipeline_from_json(const json& body) {
       DROVER_ASSIGN(auto cluster, e.opt_str("cluster", 128));
       env.region = region.value_or("");
       env.cluster = cluster.value_or("");
+      if (!env.region.empty()) DROVER_TRY(check_name(env.region, e.path("region")));
+      if (!env.cluster.empty()) DROVER_TRY(check_name(env.cluster, e.path("cluster")));
       if (find_env(p, env.name) != nullptr) {
         return make_error(Errc::invalid_argument,
                           e.path("name") + " '" + env.name + "' appears twice");

@@ -36,25 +36,6 @@ Status audit_admin(CoordinatorStore& store, std::int64_t now_ms, const std::stri
   return store.append_audit(r);
 }
 
-// Saving `p` over `stored` (null for a new pipeline): a gate before or
-// after the change makes it the approver's.
-RoleNeed pipeline_need(const Pipeline* stored, const Pipeline& p) {
-  auto gates = [](const Pipeline& x) {
-    std::string out;
-    for (const auto& g : x.approval_gates) out += (out.empty() ? "" : ", ") + g;
-    return out;
-  };
-  if (stored != nullptr && !stored->approval_gates.empty()) {
-    return {Role::approver,
-            "pipeline '" + p.id + "' has an approval gate on env " + gates(*stored)};
-  }
-  if (!p.approval_gates.empty()) {
-    return {Role::approver,
-            "pipeline '" + p.id + "' would get an approval gate on env " + gates(p)};
-  }
-  return {Role::deployer, ""};
-}
-
 // What the embedded tracker tracks: the info-hashes of the layers of
 // registered artifacts (docs/MESH.md, "What the tracker refuses").
 // Artifacts are registered on other threads (the feed follower, the API)
@@ -118,6 +99,25 @@ class RegisteredLayers {
   SteadyTime last_read_;
 };
 
+// Saving `p` over `stored` (null for a new pipeline): a gate before or
+// after the change makes it the approver's.
+RoleNeed pipeline_need(const Pipeline* stored, const Pipeline& p) {
+  auto gates = [](const Pipeline& x) {
+    std::string out;
+    for (const auto& g : x.approval_gates) out += (out.empty() ? "" : ", ") + g;
+    return out;
+  };
+  if (stored != nullptr && !stored->approval_gates.empty()) {
+    return {Role::approver,
+            "pipeline '" + p.id + "' has an approval gate on env " + gates(*stored)};
+  }
+  if (!p.approval_gates.empty()) {
+    return {Role::approver,
+            "pipeline '" + p.id + "' would get an approval gate on env " + gates(p)};
+  }
+  return {Role::deployer, ""};
+}
+
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, const Clock& clock, Random& random,
@@ -169,6 +169,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     mesh::TrackerOptions to;
     to.interval = c->options_.tracker_interval;
     to.expiry = 3 * to.interval;
+    to.sources = c->options_.tracker_sources;
     // Only the layers of registered artifacts: nobody can park state here
     // under made-up info-hashes. (The tracker goes before the store: see
     // ~Coordinator.)
@@ -535,8 +536,7 @@ Result<bool> Coordinator::host_enrolled(const std::string& host) {
 }
 
 Status Coordinator::reset_host(const std::string& host, const Caller& who) {
-  DROVER_ASSIGN(auto h, store_->host(host));
-  if (!h) return make_error(Errc::not_found, "no host '" + host + "'");
+  // Never decodes the record: an unreadable one must be resettable too.
   DROVER_TRY(store_->reset_host(host));
   return audit_admin(*store_, now_ms(), who.name, "host.reset", {{"host", host}});
 }
@@ -623,19 +623,31 @@ Status Coordinator::revoke_token(const std::string& name, const Caller& who) {
   return audit_admin(*store_, now_ms(), who.name, "token.revoked", {{"name", name}});
 }
 
-Result<std::string> Coordinator::create_join_token(const Caller& who) {
-  DROVER_ASSIGN(std::string token, store_->create_join_token(who.name, now_ms() / 1000, random_));
+Result<CoordinatorStore::JoinToken> Coordinator::create_join_token(
+    const CoordinatorStore::JoinTokenSpec& spec, const Caller& who) {
+  DROVER_ASSIGN(auto t, store_->create_join_token(who.name, now_ms() / 1000, random_, spec));
   DROVER_TRY(audit_admin(*store_, now_ms(), who.name, "join_token.created",
-                         {{"id", ContentId::of(token).hex().substr(0, 12)}}));
-  return token;
+                         {{"id", t.id},
+                          {"expires_at", t.expires_at},
+                          {"uses", t.uses_left},
+                          {"regions", t.regions},
+                          {"services", t.services}}));
+  return t;
+}
+
+Result<std::vector<CoordinatorStore::JoinToken>> Coordinator::join_tokens() {
+  return store_->join_tokens();
 }
 
 Status Coordinator::revoke_join_token(const std::string& token, const Caller& who) {
-  DROVER_ASSIGN(bool valid, store_->join_token_valid(token));
-  if (!valid) return make_error(Errc::not_found, "token: no such join token");
   DROVER_TRY(store_->revoke_join_token(token));
   return audit_admin(*store_, now_ms(), who.name, "join_token.revoked",
-                     {{"id", ContentId::of(token).hex().substr(0, 12)}});
+                     {{"id", "jt_" + ContentId::of(token).hex().substr(0, 12)}});
+}
+
+Status Coordinator::revoke_join_token_id(const std::string& id, const Caller& who) {
+  DROVER_TRY(store_->revoke_join_token_id(id));
+  return audit_admin(*store_, now_ms(), who.name, "join_token.revoked", {{"id", id}});
 }
 
 }  // namespace drover::coordinator

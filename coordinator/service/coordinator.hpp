@@ -50,6 +50,9 @@ struct CoordinatorOptions {
   // tracker knows no one until nodes announce again, so this bounds how
   // long a fetch started right after a restart waits for its first source.
   std::chrono::seconds tracker_interval{30};
+  // The embedded tracker's seed and origin allow-list (docs/MESH.md, "What
+  // the tracker refuses"); unset: any node may announce as a source.
+  std::optional<std::vector<mesh::SourceGrant>> tracker_sources;
   std::string origin_feed;     // "http://host:port" of the origin's feed; "" for none
   std::string webhook_secret;  // HMAC key of POST /webhooks/health; "" refuses the webhook
   std::chrono::milliseconds tick{200};
@@ -200,8 +203,11 @@ class Coordinator {
   Result<CreatedToken> create_token(const std::string& name, Role role, const Caller& who);
   Result<std::vector<TokenStore::Listed>> list_tokens();
   Status revoke_token(const std::string& name, const Caller& who);
-  Result<std::string> create_join_token(const Caller& who);
+  Result<CoordinatorStore::JoinToken> create_join_token(const CoordinatorStore::JoinTokenSpec& spec,
+                                                        const Caller& who);
+  Result<std::vector<CoordinatorStore::JoinToken>> join_tokens();
   Status revoke_join_token(const std::string& token, const Caller& who);
+  Status revoke_join_token_id(const std::string& id, const Caller& who);
 
   // Pulls new artifacts from the origin's feed once (the feed thread's step).
   Status follow_feed_once(int wait_s);

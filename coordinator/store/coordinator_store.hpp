@@ -36,6 +36,31 @@ struct HostRecord {
   std::int64_t enrolled_at = 0;
   std::int64_t last_seen = 0;
   std::uint64_t report_seq = 0;  // highest report seq ingested
+  std::int64_t enroll_at = 0;    // the signed "at" of the last enrollment accepted
+  // Kept apart from the record (host_seen), merged in when read:
+  std::uint64_t stored_samples = 0;  // health samples of this host held now
+  bool throttled = false;            // over its storage budget: samples dropped
+  // The record's bytes did not decode: listed by name only, until an admin
+  // resets it (which needs no decoding).
+  bool unreadable = false;
+};
+
+// Bounds on what one host may make the coordinator store (docs/COORDINATOR.md,
+// "Storage budget").
+struct StoreLimits {
+  // Health samples held per host; more are dropped until pruning frees room.
+  std::uint64_t samples_per_host = 100'000;
+  // Above this share of the map, every host's samples are dropped, so deploy
+  // transitions, events and enrollments always find room.
+  double samples_stop_fill = 0.90;
+};
+
+// What ingesting one report did.
+struct Ingested {
+  bool fresh = false;            // false: ingested before (acknowledge and drop)
+  std::size_t over_budget = 0;   // samples dropped: the host is over its budget
+  std::size_t storage_full = 0;  // samples dropped: the map is nearly full
+  std::size_t unissued = 0;      // events naming a plan seq never issued (ignored)
 };
 
 class CoordinatorStore {
@@ -53,14 +78,44 @@ class CoordinatorStore {
   // Raised by every enrollment and reset (for caches of host keys).
   virtual std::uint64_t hosts_version() const = 0;
 
+  // An agent's enrollment, in one transaction (docs/COORDINATOR.md,
+  // "Enrollment"). A host bound to record.key enrolls again with its key
+  // alone, when record.enroll_at is above the last one accepted (else a
+  // replay: Errc::refused); no token is needed or spent, so revoking tokens
+  // never cuts off a running fleet. A new host (or one reset) needs
+  // join_token: known, not expired at now (unix seconds), with a use left,
+  // its scope matching the record's region and services; one use is spent.
+  virtual Status enroll_agent(const HostRecord& record, const std::string& join_token,
+                              std::int64_t now) = 0;
+
   // ---- join tokens (stored as SHA-256 hashes only) ----
+  struct JoinTokenSpec {
+    std::int64_t ttl_s = 24 * 3600;
+    std::uint64_t uses = 1;                      // tokens baked into images take more
+    std::vector<std::string> regions, services;  // scope; empty: any
+  };
+  struct JoinToken {
+    std::string id;  // "jt_" + 12 hex digits of the token's hash: listed and revoked by
+    std::string issued_by;
+    std::int64_t issued_at = 0, expires_at = 0;  // unix seconds
+    std::uint64_t uses_left = 0;
+    std::vector<std::string> regions, services;
+    std::string token;  // only when just created: shown once, never stored
+  };
   virtual Status add_join_token(const std::string& token, const std::string& issued_by,
-                                std::int64_t at) = 0;
+                                std::int64_t at, const JoinTokenSpec& spec) = 0;
+  Status add_join_token(const std::string& token, const std::string& issued_by, std::int64_t at) {
+    return add_join_token(token, issued_by, at, JoinTokenSpec{});
+  }
   // A new random join token ("drj_" + 43 base64url characters), stored; shown once.
-  virtual Result<std::string> create_join_token(const std::string& issued_by, std::int64_t at,
-                                                Random& random) = 0;
-  virtual Result<bool> join_token_valid(const std::string& token) = 0;
+  virtual Result<JoinToken> create_join_token(const std::string& issued_by, std::int64_t at,
+                                              Random& random, const JoinTokenSpec& spec) = 0;
+  // Whether token would admit a new host now (known, unexpired, a use left).
+  virtual Result<bool> join_token_valid(const std::string& token, std::int64_t now) = 0;
+  virtual Result<std::vector<JoinToken>> join_tokens() = 0;
+  // By the token itself, or by its id (Errc::not_found when unknown).
   virtual Status revoke_join_token(const std::string& token) = 0;
+  virtual Status revoke_join_token_id(const std::string& id) = 0;
 
   // ---- API tokens (docs/COORDINATOR.md, "Access"; stored by hash only) ----
   struct ApiToken {
@@ -75,10 +130,15 @@ class CoordinatorStore {
   virtual Result<std::vector<ApiToken>> api_tokens() = 0;  // by hash
 
   // ---- plans ----
-  // The next seq for a service: above every seq issued here or reported by
-  // an agent (a coordinator restored from an old backup continues above
-  // what the fleet has seen). Stored before it is returned.
+  // The next seq for a service: above every seq issued here or proven by an
+  // agent (a coordinator restored from an old backup continues above the
+  // signed plans the fleet holds). Stored before it is returned; seqs stay
+  // below 2^53 (Errc::exhausted past it, never a wrap).
   virtual Result<std::uint64_t> next_plan_seq(const std::string& service) = 0;
+  // The highest seq issued or proven for a service (0: none).
+  virtual Result<std::uint64_t> plan_seq(const std::string& service) = 0;
+  // Raises the service's seq to seq, which the caller has seen in a plan
+  // signed by the online key (docs/COORDINATOR.md, "Plan seqs").
   virtual Status note_reported_seq(const std::string& service, std::uint64_t seq) = 0;
   // Stores a signed revision and makes it the plan of every host it names.
   virtual Status put_plan(const std::string& service, std::uint64_t seq, const std::string& bundle,
@@ -145,17 +205,20 @@ class CoordinatorStore {
 
   // ---- reports and what the fleet runs ----
   // Ingests a report once, in one transaction: the host's report high-water
-  // mark and last_seen, its health samples, the release it runs per service,
-  // failed applies, and the plan seqs it has seen (a coordinator restored
-  // from an old backup continues above them). Returns false for a report
-  // already ingested (acknowledge and drop).
-  virtual Result<bool> ingest_report(const std::string& host, const proto::ReportBody& report,
-                                     std::int64_t now) = 0;
+  // mark and last_seen, its health samples (within the host's budget), the
+  // release it runs per service and failed applies. Events naming a plan seq
+  // above plan_seq() are ignored. The caller has screened the items (the
+  // host's own services, bounded, not dated in the future).
+  virtual Result<Ingested> ingest_report(const std::string& host, const proto::ReportBody& report,
+                                         std::int64_t now) = 0;
   // Many reports in one transaction (one fsync): each answered as
-  // ingest_report would, in order; a report of an unknown host fails alone.
-  virtual Result<std::vector<Result<bool>>> ingest_reports(
+  // ingest_report would, in order. A report that fails fails alone (an
+  // unknown host, a record that cannot be written); when the map is full the
+  // batch is written again without samples.
+  virtual Result<std::vector<Result<Ingested>>> ingest_reports(
       const std::vector<std::pair<std::string, const proto::ReportBody*>>& reports,
       std::int64_t now) = 0;
+  virtual void set_limits(const StoreLimits& limits) = 0;
 
   struct FleetSample {
     std::string host, release;

@@ -19,7 +19,10 @@ std::string seq_key(const std::string& prefix, std::uint64_t n) {
 }
 
 std::uint64_t to_u64(const std::optional<std::string>& v) {
-  return v ? std::stoull(*v) : 0;
+  if (!v) return 0;
+  std::uint64_t n = 0;
+  std::sscanf(v->c_str(), "%" SCNu64, &n);
+  return n;
 }
 
 std::string encode_host(const HostRecord& h) {
@@ -33,6 +36,7 @@ std::string encode_host(const HostRecord& h) {
             {"enrolled_at", h.enrolled_at},
             {"last_seen", h.last_seen},
             {"report_seq", h.report_seq}};
+  if (h.enroll_at != 0) j["enroll_at"] = h.enroll_at;
   return *canon::encode(j);
 }
 
@@ -54,6 +58,7 @@ Result<HostRecord> decode_host(std::string_view bytes) {
     h.enrolled_at = j.at("enrolled_at").get<std::int64_t>();
     h.last_seen = j.at("last_seen").get<std::int64_t>();
     h.report_seq = j.at("report_seq").get<std::uint64_t>();
+    if (j.contains("enroll_at")) h.enroll_at = j.at("enroll_at").get<std::int64_t>();
     return h;
   } catch (const json::exception& e) {
     return make_error(Errc::corrupt, std::string("coordinator state: host record: ") + e.what());
@@ -64,17 +69,23 @@ Seen parse_seen(std::optional<std::string_view> v) {
   Seen s;
   if (!v) return s;
   const std::string text(*v);
-  std::sscanf(text.c_str(), "%" SCNu64 " %" SCNd64, &s.report_seq, &s.last_seen);
+  int throttled = 0;
+  std::sscanf(text.c_str(), "%" SCNu64 " %" SCNd64 " %" SCNu64 " %d", &s.report_seq, &s.last_seen,
+              &s.stored_samples, &throttled);
+  s.throttled = throttled != 0;
   return s;
 }
 
 std::string encode_seen(const Seen& s) {
-  return std::to_string(s.report_seq) + " " + std::to_string(s.last_seen);
+  return std::to_string(s.report_seq) + " " + std::to_string(s.last_seen) + " " +
+         std::to_string(s.stored_samples) + " " + (s.throttled ? "1" : "0");
 }
 
 void merge_seen(HostRecord& h, const Seen& s) {
   h.report_seq = std::max(h.report_seq, s.report_seq);
   h.last_seen = std::max(h.last_seen, s.last_seen);
+  h.stored_samples = s.stored_samples;
+  h.throttled = s.throttled;
 }
 
 }  // namespace drover::coordinator::store_detail

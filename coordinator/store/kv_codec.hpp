@@ -22,11 +22,14 @@ std::uint64_t to_u64(const std::optional<std::string>& v);
 std::string encode_host(const HostRecord& h);
 Result<HostRecord> decode_host(std::string_view bytes);
 
-// host_seen/<host>: "REPORT_SEQ LAST_SEEN", rewritten by every report (kept
-// apart from the host record so ingest does not re-encode it).
+// host_seen/<host>: "REPORT_SEQ LAST_SEEN STORED_SAMPLES THROTTLED",
+// rewritten by every report (kept apart from the host record so ingest does
+// not re-encode it; the last two fields were added later and read as 0).
 struct Seen {
   std::uint64_t report_seq = 0;
   std::int64_t last_seen = 0;
+  std::uint64_t stored_samples = 0;
+  bool throttled = false;
 };
 Seen parse_seen(std::optional<std::string_view> v);
 std::string encode_seen(const Seen& s);

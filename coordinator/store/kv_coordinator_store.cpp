@@ -1,5 +1,7 @@
 #include "coordinator/store/kv_coordinator_store.hpp"
 
+#include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "coordinator/store/kv_codec.hpp"
@@ -15,6 +17,53 @@ using namespace store_detail;
 
 std::string token_key(const std::string& token) {
   return ContentId::of(token).hex();
+}
+
+std::string join_token_id(std::string_view key) {
+  return "jt_" + std::string(key.substr(0, 12));
+}
+
+std::string encode_join_token(const CoordinatorStore::JoinToken& t) {
+  json j = {{"issued_by", t.issued_by}, {"issued_at", t.issued_at}, {"expires_at", t.expires_at},
+            {"uses_left", t.uses_left}, {"regions", t.regions},     {"services", t.services}};
+  return *canon::encode(j);
+}
+
+CoordinatorStore::JoinToken from_spec(const std::string& issued_by, std::int64_t at,
+                                      const CoordinatorStore::JoinTokenSpec& spec) {
+  CoordinatorStore::JoinToken t;
+  t.issued_by = issued_by;
+  t.issued_at = at;
+  t.expires_at = at + spec.ttl_s;
+  t.uses_left = spec.uses;
+  t.regions = spec.regions;
+  t.services = spec.services;
+  return t;
+}
+
+// Never fails: a record that does not read is listed, and admits nobody.
+CoordinatorStore::JoinToken decode_join_token(std::string_view key, std::string_view bytes) {
+  CoordinatorStore::JoinToken t;
+  t.id = join_token_id(key);
+  const json j = json::parse(bytes, nullptr, false);
+  if (!j.is_object()) return t;
+  try {
+    t.issued_by = j.value("issued_by", "");
+    t.issued_at = j.value("issued_at", std::int64_t{0});
+    if (j.contains("expires_at")) {
+      t.expires_at = j.at("expires_at").get<std::int64_t>();
+      t.uses_left = j.at("uses_left").get<std::uint64_t>();
+      t.regions = j.at("regions").get<std::vector<std::string>>();
+      t.services = j.at("services").get<std::vector<std::string>>();
+    } else {
+      t.expires_at = t.issued_at + 24 * 3600;
+      t.uses_left = std::numeric_limits<std::uint64_t>::max();
+    }
+  } catch (const json::exception&) {
+    t.expires_at = 0;
+    t.uses_left = 0;
+  }
+  return t;
 }
 
 std::string encode_api_token(const CoordinatorStore::ApiToken& t) {
@@ -90,8 +139,17 @@ Result<std::vector<HostRecord>> KvCoordinatorStore::hosts() {
   std::vector<HostRecord> out;
   DROVER_ASSIGN(bool more, cursor->first());
   while (more) {
-    DROVER_ASSIGN(HostRecord h, decode_host(cursor->value()));
-    out.push_back(std::move(h));
+    auto h = decode_host(cursor->value());
+    if (h.ok()) {
+      out.push_back(std::move(*h));
+    } else {
+      // Listed by its key alone, so the rest of the fleet is still served
+      // and an admin can see it and reset it.
+      HostRecord unreadable;
+      unreadable.host = std::string(cursor->key());
+      unreadable.unreadable = true;
+      out.push_back(std::move(unreadable));
+    }
     DROVER_ASSIGN(more, cursor->next());
   }
   for (auto& h : out) {
@@ -138,27 +196,47 @@ std::uint64_t KvCoordinatorStore::hosts_version() const {
   return hosts_version_.load();
 }
 
+// join_tokens/<sha256 hex of token>: canonical JSON {"issued_by","issued_at",
+// "expires_at","uses_left","regions","services"}. A record from before
+// expiry and uses (only issued_by and issued_at) expired 24 h after issue and
+// had any number of uses.
 Status KvCoordinatorStore::add_join_token(const std::string& token, const std::string& issued_by,
-                                          std::int64_t at) {
+                                          std::int64_t at, const JoinTokenSpec& spec) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;
-  json j = {{"issued_by", issued_by}, {"issued_at", at}};
-  DROVER_TRY(txn.put(join_tokens_, token_key(token), *canon::encode(j)));
+  DROVER_TRY(
+      txn.put(join_tokens_, token_key(token), encode_join_token(from_spec(issued_by, at, spec))));
   return txn.commit();
 }
 
-Result<std::string> KvCoordinatorStore::create_join_token(const std::string& issued_by,
-                                                          std::int64_t at, Random& random) {
+Result<KvCoordinatorStore::JoinToken> KvCoordinatorStore::create_join_token(
+    const std::string& issued_by, std::int64_t at, Random& random, const JoinTokenSpec& spec) {
   std::string token = "drj_" + canon::base64url_encode(random.bytes(32));
-  DROVER_TRY(add_join_token(token, issued_by, at));
-  return token;
+  DROVER_TRY(add_join_token(token, issued_by, at, spec));
+  JoinToken t = from_spec(issued_by, at, spec);
+  t.id = join_token_id(token_key(token));
+  t.token = std::move(token);
+  return t;
 }
 
-Result<bool> KvCoordinatorStore::join_token_valid(const std::string& token) {
+Result<bool> KvCoordinatorStore::join_token_valid(const std::string& token, std::int64_t now) {
+  DROVER_ASSIGN(auto v, get_record(join_tokens_, token_key(token)));
+  if (!v) return false;
+  const JoinToken t = decode_join_token(token_key(token), *v);
+  return now < t.expires_at && t.uses_left > 0;
+}
+
+Result<std::vector<KvCoordinatorStore::JoinToken>> KvCoordinatorStore::join_tokens() {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
   kv::Txn& txn = *txn_owner;
-  DROVER_ASSIGN(auto v, txn.get(join_tokens_, token_key(token)));
-  return v.has_value();
+  DROVER_ASSIGN(auto cursor, txn.cursor(join_tokens_));
+  std::vector<JoinToken> out;
+  DROVER_ASSIGN(bool more, cursor->first());
+  while (more) {
+    out.push_back(decode_join_token(cursor->key(), cursor->value()));
+    DROVER_ASSIGN(more, cursor->next());
+  }
+  return out;
 }
 
 Status KvCoordinatorStore::revoke_join_token(const std::string& token) {
@@ -167,6 +245,84 @@ Status KvCoordinatorStore::revoke_join_token(const std::string& token) {
   DROVER_ASSIGN(bool erased, txn.erase(join_tokens_, token_key(token)));
   if (!erased) return make_error(Errc::not_found, "no such join token");
   return txn.commit();
+}
+
+Status KvCoordinatorStore::revoke_join_token_id(const std::string& id) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  std::vector<std::string> keys;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(join_tokens_));
+    DROVER_ASSIGN(bool more, cursor->first());
+    while (more) {
+      if (join_token_id(cursor->key()) == id) keys.emplace_back(cursor->key());
+      DROVER_ASSIGN(more, cursor->next());
+    }
+  }
+  if (keys.empty()) return make_error(Errc::not_found, "no join token with id '" + id + "'");
+  for (const auto& k : keys) DROVER_TRY(txn.erase(join_tokens_, k));
+  return txn.commit();
+}
+
+Status KvCoordinatorStore::enroll_agent(const HostRecord& record, const std::string& join_token,
+                                        std::int64_t now) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto existing, txn.get(hosts_, record.host));
+  HostRecord next = record;
+  if (existing) {
+    auto old = decode_host(*existing);
+    if (!old.ok()) {
+      return make_error(Errc::refused, "host '" + record.host +
+                                           "' has a record that cannot be read; an admin must "
+                                           "reset it");
+    }
+    if (old->key == record.key) {
+      // The key alone: no token needed, none spent.
+      if (record.enroll_at <= old->enroll_at) {
+        return make_error(Errc::refused, "enrollment of '" + record.host + "' dated " +
+                                             std::to_string(record.enroll_at) +
+                                             " is not newer than the last one accepted (" +
+                                             std::to_string(old->enroll_at) + "): a replay");
+      }
+      next.enrolled_at = old->enrolled_at;
+      next.report_seq = old->report_seq;  // the agent's numbering continues
+      DROVER_TRY(txn.put(hosts_, record.host, encode_host(next)));
+      DROVER_TRY(txn.commit());
+      hosts_version_.fetch_add(1);
+      return Ok{};
+    }
+    return make_error(Errc::refused, "host '" + record.host + "' is bound to key " +
+                                         old->key.key_id().substr(0, 12) +
+                                         "; an admin must reset it before another key enrolls");
+  }
+  const std::string key = token_key(join_token);
+  DROVER_ASSIGN(auto bytes, txn.get(join_tokens_, key));
+  if (!bytes) return make_error(Errc::refused, "unknown or revoked join token");
+  JoinToken t = decode_join_token(key, *bytes);
+  if (now >= t.expires_at) {
+    return make_error(Errc::refused,
+                      "join token " + t.id + " expired at " + std::to_string(t.expires_at));
+  }
+  if (t.uses_left == 0) return make_error(Errc::refused, "join token " + t.id + " is used up");
+  if (!t.regions.empty() &&
+      std::find(t.regions.begin(), t.regions.end(), record.region) == t.regions.end()) {
+    return make_error(Errc::refused,
+                      "join token " + t.id + " does not admit region '" + record.region + "'");
+  }
+  for (const auto& service : record.services) {
+    if (!t.services.empty() &&
+        std::find(t.services.begin(), t.services.end(), service) == t.services.end()) {
+      return make_error(Errc::refused,
+                        "join token " + t.id + " does not admit service '" + service + "'");
+    }
+  }
+  --t.uses_left;
+  DROVER_TRY(txn.put(join_tokens_, key, encode_join_token(t)));
+  DROVER_TRY(txn.put(hosts_, record.host, encode_host(next)));
+  DROVER_TRY(txn.commit());
+  hosts_version_.fetch_add(1);
+  return Ok{};
 }
 
 // api_tokens/<sha256 hex of token>: {"name","role","created_at"}.
@@ -231,13 +387,25 @@ Result<std::uint64_t> KvCoordinatorStore::next_plan_seq(const std::string& servi
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;
   DROVER_ASSIGN(auto v, txn.get(plan_seqs_, service));
-  const std::uint64_t next = to_u64(v) + 1;
+  const std::uint64_t last = to_u64(v);
+  if (last >= proto::kMaxSeq) {
+    return make_error(Errc::exhausted, "service '" + service + "' has used every plan seq");
+  }
+  const std::uint64_t next = last + 1;
   DROVER_TRY(txn.put(plan_seqs_, service, std::to_string(next)));
   DROVER_TRY(txn.commit());
   return next;
 }
 
+Result<std::uint64_t> KvCoordinatorStore::plan_seq(const std::string& service) {
+  DROVER_ASSIGN(auto v, get_record(plan_seqs_, service));
+  return to_u64(v);
+}
+
 Status KvCoordinatorStore::note_reported_seq(const std::string& service, std::uint64_t seq) {
+  if (seq > proto::kMaxSeq) {
+    return make_error(Errc::invalid_argument, "a plan seq above 2^53-1 is never issued");
+  }
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;
   DROVER_ASSIGN(auto v, txn.get(plan_seqs_, service));

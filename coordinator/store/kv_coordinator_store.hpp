@@ -20,17 +20,23 @@ class KvCoordinatorStore : public CoordinatorStore {
   Status enroll(const HostRecord& record) override;
   Status reset_host(const std::string& name) override;
   std::uint64_t hosts_version() const override;
-  Status add_join_token(const std::string& token, const std::string& issued_by,
-                        std::int64_t at) override;
-  Result<std::string> create_join_token(const std::string& issued_by, std::int64_t at,
-                                        Random& random) override;
-  Result<bool> join_token_valid(const std::string& token) override;
+  Status enroll_agent(const HostRecord& record, const std::string& join_token,
+                      std::int64_t now) override;
+  using CoordinatorStore::add_join_token;
+  Status add_join_token(const std::string& token, const std::string& issued_by, std::int64_t at,
+                        const JoinTokenSpec& spec) override;
+  Result<JoinToken> create_join_token(const std::string& issued_by, std::int64_t at, Random& random,
+                                      const JoinTokenSpec& spec) override;
+  Result<bool> join_token_valid(const std::string& token, std::int64_t now) override;
+  Result<std::vector<JoinToken>> join_tokens() override;
   Status revoke_join_token(const std::string& token) override;
+  Status revoke_join_token_id(const std::string& id) override;
   Status add_api_token(const std::string& token_hash, const ApiToken& token) override;
   Result<std::optional<ApiToken>> api_token(const std::string& token_hash) override;
   Status revoke_api_token(const std::string& name) override;
   Result<std::vector<ApiToken>> api_tokens() override;
   Result<std::uint64_t> next_plan_seq(const std::string& service) override;
+  Result<std::uint64_t> plan_seq(const std::string& service) override;
   Status note_reported_seq(const std::string& service, std::uint64_t seq) override;
   Status put_plan(const std::string& service, std::uint64_t seq, const std::string& bundle,
                   const std::vector<std::string>& hosts) override;
@@ -60,11 +66,12 @@ class KvCoordinatorStore : public CoordinatorStore {
   Result<std::optional<std::string>> manifest(const std::string& id) override;
   Status put_setting(const std::string& key, const std::string& value) override;
   Result<std::optional<std::string>> setting(const std::string& key) override;
-  Result<bool> ingest_report(const std::string& host, const proto::ReportBody& report,
-                             std::int64_t now) override;
-  Result<std::vector<Result<bool>>> ingest_reports(
+  Result<Ingested> ingest_report(const std::string& host, const proto::ReportBody& report,
+                                 std::int64_t now) override;
+  Result<std::vector<Result<Ingested>>> ingest_reports(
       const std::vector<std::pair<std::string, const proto::ReportBody*>>& reports,
       std::int64_t now) override;
+  void set_limits(const StoreLimits& limits) override { limits_ = limits; }
   Result<Fleet> fleet(const std::string& service, std::int64_t since_ms) override;
   Status add_samples(const std::string& service, const std::vector<FleetSample>& samples) override;
   Result<std::size_t> prune_samples(std::int64_t before_ms) override;
@@ -78,8 +85,11 @@ class KvCoordinatorStore : public CoordinatorStore {
   explicit KvCoordinatorStore(std::unique_ptr<kv::Store> kv) : kv_(std::move(kv)) {}
 
  private:
-  Result<bool> ingest_one(kv::Txn& txn, const std::string& host, const proto::ReportBody& report,
-                          std::int64_t now);
+  // samples: false when the map is nearly full (every sample dropped).
+  Result<Ingested> ingest_one(kv::Txn& txn, const std::string& host,
+                              const proto::ReportBody& report, std::int64_t now, bool samples);
+  // Whether samples may still be written (the map below samples_stop_fill).
+  bool samples_fit();
   Status put_record(kv::Table table, const std::string& key, const std::string& value);
   Result<std::optional<std::string>> get_record(kv::Table table, const std::string& key);
   Result<std::vector<std::string>> all_records(kv::Table table);
@@ -105,6 +115,7 @@ class KvCoordinatorStore : public CoordinatorStore {
   // "a/", "s/<service>/" or "p/<pipeline>/" + big-endian ~created_ms + id -> id
   kv::Table deploy_list_ = 0;
   std::atomic<std::uint64_t> hosts_version_{0};
+  StoreLimits limits_;
   AuditTables audit_{};
 };
 

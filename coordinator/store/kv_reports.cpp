@@ -1,5 +1,7 @@
 // KvCoordinatorStore: reports ingested once, health samples, what the fleet runs.
 #include <algorithm>
+#include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "coordinator/store/kv_codec.hpp"
@@ -26,8 +28,21 @@ Status put_sample(kv::Txn& txn, kv::Table table, const std::string& service,
 
 }  // namespace
 
-Result<bool> KvCoordinatorStore::ingest_one(kv::Txn& txn, const std::string& host,
-                                            const proto::ReportBody& report, std::int64_t now) {
+bool KvCoordinatorStore::samples_fit() {
+  // Constant time while the map's high-water mark is below the bound; the
+  // free list is read only above it.
+  const double bound = limits_.samples_stop_fill;
+  auto u = kv_->usage(std::numeric_limits<std::uint64_t>::max());
+  if (!u.ok() || u->map_bytes == 0) return true;
+  const auto stop = static_cast<std::uint64_t>(bound * static_cast<double>(u->map_bytes));
+  if (u->used_bytes < stop) return true;
+  u = kv_->usage(stop);
+  return u.ok() && u->used_bytes < stop;
+}
+
+Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const std::string& host,
+                                                const proto::ReportBody& report, std::int64_t now,
+                                                bool samples) {
   DROVER_ASSIGN(auto bytes, txn.get(hosts_, host));
   if (!bytes) return make_error(Errc::not_found, "host '" + host + "' is not enrolled");
   DROVER_ASSIGN(auto seen_bytes, txn.get(host_seen_, host));
@@ -38,10 +53,13 @@ Result<bool> KvCoordinatorStore::ingest_one(kv::Txn& txn, const std::string& hos
     seen.report_seq = h.report_seq;
   }
   seen.last_seen = now;
-  const bool fresh = report.seq > seen.report_seq;
-  if (fresh) seen.report_seq = report.seq;
-  DROVER_TRY(txn.put(host_seen_, host, encode_seen(seen)));
-  if (!fresh) return false;
+  Ingested out;
+  out.fresh = report.seq > seen.report_seq;
+  if (!out.fresh) {
+    DROVER_TRY(txn.put(host_seen_, host, encode_seen(seen)));
+    return out;
+  }
+  seen.report_seq = report.seq;
   // host_state/<service>/<host>: {"failed_seq":N,"release":…}
   auto state_of = [&](const std::string& service) -> Result<json> {
     DROVER_ASSIGN(auto v, txn.get(host_state_, service + '/' + host));
@@ -52,9 +70,16 @@ Result<bool> KvCoordinatorStore::ingest_one(kv::Txn& txn, const std::string& hos
   for (const auto& item : report.items) {
     if (item.health) {
       const proto::HealthItem& hi = *item.health;
-      DROVER_TRY(
-          put_sample(txn, samples_, hi.service,
-                     {host, hi.release, hi.at_ms, hi.error_rate, hi.p99_ms, hi.saturation, hi.ok}));
+      if (!samples) {
+        ++out.storage_full;
+      } else if (seen.stored_samples >= limits_.samples_per_host) {
+        ++out.over_budget;
+      } else {
+        DROVER_TRY(put_sample(
+            txn, samples_, hi.service,
+            {host, hi.release, hi.at_ms, hi.error_rate, hi.p99_ms, hi.saturation, hi.ok}));
+        ++seen.stored_samples;
+      }
       if (!hi.release.empty()) {
         DROVER_ASSIGN(json st, state_of(hi.service));
         if (st.value("release", "") != hi.release) {  // most samples change nothing
@@ -65,8 +90,12 @@ Result<bool> KvCoordinatorStore::ingest_one(kv::Txn& txn, const std::string& hos
     } else if (item.event) {
       const proto::EventItem& e = *item.event;
       if (e.seq > 0) {
+        // Only a plan this coordinator issued (or saw proven) can be reported on.
         DROVER_ASSIGN(auto v, txn.get(plan_seqs_, e.service));
-        if (to_u64(v) < e.seq) DROVER_TRY(txn.put(plan_seqs_, e.service, std::to_string(e.seq)));
+        if (e.seq > to_u64(v)) {
+          ++out.unissued;
+          continue;
+        }
       }
       if (e.event == "applied" && !e.detail.empty()) {
         DROVER_ASSIGN(json st, state_of(e.service));
@@ -80,33 +109,43 @@ Result<bool> KvCoordinatorStore::ingest_one(kv::Txn& txn, const std::string& hos
       }
     }
   }
-  return true;
+  seen.throttled =
+      out.over_budget > 0 || (seen.throttled && seen.stored_samples >= limits_.samples_per_host);
+  DROVER_TRY(txn.put(host_seen_, host, encode_seen(seen)));
+  return out;
 }
 
-Result<bool> KvCoordinatorStore::ingest_report(const std::string& host,
-                                               const proto::ReportBody& report, std::int64_t now) {
-  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
-  kv::Txn& txn = *txn_owner;
-  DROVER_ASSIGN(bool fresh, ingest_one(txn, host, report, now));
-  DROVER_TRY(txn.commit());
-  return fresh;
+Result<Ingested> KvCoordinatorStore::ingest_report(const std::string& host,
+                                                   const proto::ReportBody& report,
+                                                   std::int64_t now) {
+  DROVER_ASSIGN(auto all, ingest_reports({{host, &report}}, now));
+  return std::move(all.front());
 }
 
-Result<std::vector<Result<bool>>> KvCoordinatorStore::ingest_reports(
+Result<std::vector<Result<Ingested>>> KvCoordinatorStore::ingest_reports(
     const std::vector<std::pair<std::string, const proto::ReportBody*>>& reports,
     std::int64_t now) {
-  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
-  kv::Txn& txn = *txn_owner;
-  std::vector<Result<bool>> out;
-  out.reserve(reports.size());
-  for (const auto& [host, report] : reports) {
-    auto r = ingest_one(txn, host, *report, now);
-    // An unknown host changed nothing; any other failure spoils the transaction.
-    if (!r.ok() && r.error().code != Errc::not_found) return r.error();
-    out.push_back(std::move(r));
-  }
-  DROVER_TRY(txn.commit());
-  return out;
+  auto attempt = [&](bool samples) -> Result<std::vector<Result<Ingested>>> {
+    DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+    kv::Txn& txn = *txn_owner;
+    std::vector<Result<Ingested>> out;
+    out.reserve(reports.size());
+    for (const auto& [host, report] : reports) {
+      auto r = ingest_one(txn, host, *report, now, samples);
+      // A full map spoils the transaction: written again without samples.
+      if (!r.ok() && r.error().code == Errc::exhausted) return r.error();
+      // Anything else fails that report alone (its seq is not recorded, so
+      // the agent sends it again; what it wrote so far is keyed by time and
+      // host, and is written over the same the next time).
+      out.push_back(std::move(r));
+    }
+    DROVER_TRY(txn.commit());
+    return out;
+  };
+  const bool fit = samples_fit();
+  auto first = attempt(fit);
+  if (first.ok() || first.error().code != Errc::exhausted || !fit) return first;
+  return attempt(false);
 }
 
 Result<KvCoordinatorStore::Fleet> KvCoordinatorStore::fleet(const std::string& service,
@@ -158,6 +197,7 @@ Result<std::size_t> KvCoordinatorStore::prune_samples(std::int64_t before_ms) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;
   std::vector<std::string> doomed;
+  std::map<std::string, std::uint64_t> per_host;
   {
     DROVER_ASSIGN(auto cursor, txn.cursor(samples_));
     DROVER_ASSIGN(bool more, cursor->first());
@@ -165,11 +205,23 @@ Result<std::size_t> KvCoordinatorStore::prune_samples(std::int64_t before_ms) {
       json j = json::parse(cursor->value(), nullptr, false);
       if (j.is_object() && j.value("at", std::int64_t{0}) < before_ms) {
         doomed.emplace_back(cursor->key());
+        const json* h = j.contains("host") ? &j["host"] : nullptr;
+        if (h && h->is_string()) ++per_host[h->get<std::string>()];
       }
       DROVER_ASSIGN(more, cursor->next());
     }
   }
   for (const auto& k : doomed) DROVER_TRY(txn.erase(samples_, k));
+  // Room made in each host's budget (webhook samples name hosts too: a
+  // count never goes below 0).
+  for (const auto& [host, n] : per_host) {
+    DROVER_ASSIGN(auto v, txn.get(host_seen_, host));
+    if (!v) continue;
+    Seen seen = parse_seen(v);
+    seen.stored_samples = seen.stored_samples > n ? seen.stored_samples - n : 0;
+    if (seen.stored_samples < limits_.samples_per_host) seen.throttled = false;
+    DROVER_TRY(txn.put(host_seen_, host, encode_seen(seen)));
+  }
   DROVER_TRY(txn.commit());
   return doomed.size();
 }

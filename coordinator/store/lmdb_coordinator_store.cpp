@@ -5,10 +5,10 @@
 namespace drover::coordinator {
 
 Result<std::unique_ptr<LmdbCoordinatorStore>> LmdbCoordinatorStore::open(
-    const std::filesystem::path& dir) {
+    const std::filesystem::path& dir, std::uint64_t map_bytes) {
   lmdb::Options options;
-  options.map_size = 8ull << 30;  // address space only; grows on disk as used
-  options.max_tables = 32;        // 22 in use
+  options.map_size = map_bytes;
+  options.max_tables = 32;  // 22 in use
   DROVER_ASSIGN(auto kv, kv::LmdbKv::open(dir, options));
   std::unique_ptr<LmdbCoordinatorStore> s(new LmdbCoordinatorStore(std::move(kv)));
   DROVER_TRY(init(*s, dir.string()));

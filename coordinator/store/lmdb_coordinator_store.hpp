@@ -13,7 +13,10 @@ namespace drover::coordinator {
 class LmdbCoordinatorStore final : public KvCoordinatorStore {
  public:
   // Opens (creating if needed) the state in dir; a format 1 state is indexed.
-  static Result<std::unique_ptr<LmdbCoordinatorStore>> open(const std::filesystem::path& dir);
+  // map_bytes: address space reserved; the file grows as it is used.
+  static constexpr std::uint64_t kDefaultMapBytes = 8ull << 30;
+  static Result<std::unique_ptr<LmdbCoordinatorStore>> open(
+      const std::filesystem::path& dir, std::uint64_t map_bytes = kDefaultMapBytes);
 
  private:
   using KvCoordinatorStore::KvCoordinatorStore;

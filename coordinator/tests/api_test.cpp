@@ -532,10 +532,26 @@ TEST_F(Api, TokensAreShownOnceListedByNameAndRevoked) {
   Answer join = call("POST", "/join-tokens", std::string(), admin_);
   ASSERT_EQ(join.status, 201);
   const std::string jt = join.body["token"];
-  EXPECT_TRUE(coordinator_->store().join_token_valid(jt).value());
+  EXPECT_TRUE(coordinator_->store().join_token_valid(jt, unix_seconds(clock_.now())).value());
   EXPECT_EQ(call("POST", "/join-tokens/revoke", json{{"token", jt}}, admin_).status, 200);
-  EXPECT_FALSE(coordinator_->store().join_token_valid(jt).value());
+  EXPECT_FALSE(coordinator_->store().join_token_valid(jt, unix_seconds(clock_.now())).value());
   EXPECT_EQ(call("POST", "/join-tokens/revoke", json{{"token", jt}}, admin_).status, 404);
+
+  // Scoped, counted tokens, listed and revoked by id (never shown again).
+  Answer image = call("POST", "/join-tokens",
+                      json{{"uses", 50}, {"ttl_s", 7200}, {"regions", {"eu-west-1"}}}, admin_);
+  ASSERT_EQ(image.status, 201) << image.body.dump();
+  const std::string id = image.body["id"];
+  EXPECT_EQ(image.body["uses_left"], 50);
+  Answer tokens = call("GET", "/join-tokens", std::string(), admin_);
+  ASSERT_EQ(tokens.status, 200);
+  EXPECT_EQ(tokens.body.dump().find(image.body["token"].get<std::string>()), std::string::npos);
+  EXPECT_NE(tokens.body.dump().find(id), std::string::npos);
+  EXPECT_EQ(call("GET", "/join-tokens", std::string(), viewer_).status, 403);
+  EXPECT_EQ(call("POST", "/join-tokens", json{{"regions", {"a/b"}}}, admin_).status, 400);
+  EXPECT_EQ(call("POST", "/join-tokens", json{{"uses", 0}}, admin_).status, 400);
+  EXPECT_EQ(call("DELETE", "/join-tokens/" + id, std::string(), admin_).status, 200);
+  EXPECT_EQ(call("DELETE", "/join-tokens/" + id, std::string(), admin_).status, 404);
 }
 
 TEST_F(Api, HostsInventoryAndReset) {

@@ -135,6 +135,23 @@ TEST(DeployMachine, ASilentCanaryDoesNotPass) {
   EXPECT_NE(r.deploy.reason.find("only 0 health samples"), std::string::npos) << r.deploy.reason;
 }
 
+// Issue 11, item 3: samples dated after now never count in a bake (before,
+// a host's samples dated tomorrow made a silent canary pass).
+TEST(DeployMachine, SamplesDatedAfterNowNeverCountInABake) {
+  Rollout r(10, rolling(20));
+  r.fleet.silent.insert("v2");
+  for (const auto& h : r.deploy.batches[0].hosts) {
+    for (int i = 0; i < 50; ++i) {
+      r.fleet.samples.push_back({h, "v2", r.now + 3600 * kSecond + i, {0.0, 10, 0.1, true}});
+    }
+  }
+  r.run();
+  ASSERT_EQ(r.deploy.state, DeployState::rolled_back);
+  EXPECT_EQ(r.deploy.batches[0].status, "failed");  // caught in the first batch
+  EXPECT_NE(r.deploy.reason.find("batch 0: only 0 health samples"), std::string::npos)
+      << r.deploy.reason;
+}
+
 TEST(DeployMachine, HostsThatNeverConvergeFailTheBatchAtItsDeadline) {
   Rollout r(10, rolling(50));
   r.fleet.never_applies.insert(r.deploy.batches[0].hosts[0]);

@@ -49,8 +49,8 @@ TEST(LmdbCoordinatorStore, JoinTokensAreKeptAsHashesAndCanBeRevoked) {
   {
     auto s = LmdbCoordinatorStore::open(dir.path());
     ASSERT_TRUE((*s)->add_join_token("secret-token", "admin", 1).ok());
-    EXPECT_TRUE(*(*s)->join_token_valid("secret-token"));
-    EXPECT_FALSE(*(*s)->join_token_valid("guess"));
+    EXPECT_TRUE(*(*s)->join_token_valid("secret-token", 2));
+    EXPECT_FALSE(*(*s)->join_token_valid("guess", 2));
   }
   // The token itself is nowhere on disk.
   std::string all;
@@ -59,7 +59,7 @@ TEST(LmdbCoordinatorStore, JoinTokensAreKeptAsHashesAndCanBeRevoked) {
   EXPECT_EQ(all.find("secret-token"), std::string::npos);
   auto s = LmdbCoordinatorStore::open(dir.path());
   ASSERT_TRUE((*s)->revoke_join_token("secret-token").ok());
-  EXPECT_FALSE(*(*s)->join_token_valid("secret-token"));
+  EXPECT_FALSE(*(*s)->join_token_valid("secret-token", 2));
 }
 
 TEST_P(CoordinatorStores, PlanSeqsOnlyGoUpAndStayAboveWhatAgentsReport) {
@@ -108,22 +108,23 @@ proto::ReportItem event(const std::string& what, std::uint64_t seq, const std::s
 TEST_P(CoordinatorStores, AReportIsIngestedOnce) {
   auto s = backend_.open();
   ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
-  EXPECT_TRUE(*(*s)->ingest_report("web-1", report(5, {health("v1", 100, 0.01)}), 1000));
-  EXPECT_FALSE(*(*s)->ingest_report("web-1", report(5, {health("v1", 200, 0.5)}), 1001));
-  EXPECT_FALSE(*(*s)->ingest_report("web-1", report(3), 1002));
-  EXPECT_TRUE(*(*s)->ingest_report("web-1", report(6), 1003));
+  EXPECT_TRUE((*s)->ingest_report("web-1", report(5, {health("v1", 100, 0.01)}), 1000)->fresh);
+  EXPECT_FALSE((*s)->ingest_report("web-1", report(5, {health("v1", 200, 0.5)}), 1001)->fresh);
+  EXPECT_FALSE((*s)->ingest_report("web-1", report(3), 1002)->fresh);
+  EXPECT_TRUE((*s)->ingest_report("web-1", report(6), 1003)->fresh);
   EXPECT_EQ((*(*s)->host("web-1"))->last_seen, 1003);
   EXPECT_EQ((*s)->ingest_report("web-9", report(1), 1).error().code, Errc::not_found);
   EXPECT_EQ((*s)->fleet("web", 0)->samples.size(), 1u);  // the resend's sample is not there
   // Re-enrolling (same key) keeps the high-water mark.
   ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
-  EXPECT_FALSE(*(*s)->ingest_report("web-1", report(6), 1004));
+  EXPECT_FALSE((*s)->ingest_report("web-1", report(6), 1004)->fresh);
 }
 
 TEST_P(CoordinatorStores, TheFleetViewFollowsWhatHostsReport) {
   auto s = backend_.open();
   ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
   ASSERT_TRUE((*s)->enroll(host_with_key("web-2", 2)).ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE((*s)->next_plan_seq("web").ok());  // seq 4 issued
   ASSERT_TRUE((*s)->ingest_report("web-1",
                                   report(1, {health("v1", 100, 0.01), event("applied", 4, "v2"),
                                              health("v2", 300, 0.02)}),
@@ -171,9 +172,9 @@ TEST_P(CoordinatorStores, ManyReportsCommitTogetherAndAnUnknownHostFailsAlone) {
       s->ingest_reports({{"web-1", &a}, {"web-2", &b}, {"web-1", &again}, {"nobody", &ghost}}, 5);
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->size(), 4u);
-  EXPECT_TRUE((*r)[0].value());
-  EXPECT_TRUE((*r)[1].value());
-  EXPECT_FALSE((*r)[2].value());
+  EXPECT_TRUE((*r)[0]->fresh);
+  EXPECT_TRUE((*r)[1]->fresh);
+  EXPECT_FALSE((*r)[2]->fresh);
   ASSERT_FALSE((*r)[3].ok());
   EXPECT_EQ((*r)[3].error().code, Errc::not_found);
   auto f = s->fleet("web", 0).value();

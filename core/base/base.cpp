@@ -2,6 +2,7 @@
 #include <cstdlib>
 
 #include "core/base/hex.hpp"
+#include "core/base/name.hpp"
 #include "core/base/result.hpp"
 
 namespace drover {
@@ -17,6 +18,7 @@ const char* errc_name(Errc code) {
     case Errc::crypto: return "crypto";
     case Errc::unsupported: return "unsupported";
     case Errc::timeout: return "timeout";
+    case Errc::exhausted: return "exhausted";
     case Errc::internal: return "internal";
   }
   return "unknown";
@@ -62,6 +64,58 @@ std::optional<std::string> from_hex(std::string_view text) {
     out[i] = static_cast<char>((hi << 4) | lo);
   }
   return out;
+}
+
+namespace {
+
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+// The name as an error may quote it: at most 64 bytes, anything outside
+// printable ASCII as \xNN.
+std::string quoted(std::string_view name) {
+  std::string out;
+  for (unsigned char c : name.substr(0, 64)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char digits[] = "0123456789abcdef";
+      out += "\\x";
+      out += digits[c >> 4];
+      out += digits[c & 0xf];
+    }
+  }
+  if (name.size() > 64) out += "...";
+  return "'" + out + "'";
+}
+
+}  // namespace
+
+bool is_valid_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNameBytes) return false;
+  const char first = name.front();
+  if (first == '.' || first == '-' || first == '_') return false;
+  for (char c : name) {
+    if (!is_name_char(c)) return false;
+  }
+  return true;
+}
+
+Status validate_name(std::string_view name, std::string_view what) {
+  if (is_valid_name(name)) return Ok{};
+  const std::string who = std::string(what) + " " + quoted(name);
+  if (name.empty() || name.size() > kMaxNameBytes) {
+    return make_error(Errc::invalid_argument, who + " must be 1 to 128 characters");
+  }
+  for (char c : name) {
+    if (!is_name_char(c)) {
+      return make_error(Errc::invalid_argument,
+                        who + " may only contain letters, digits, '.', '_' and '-'");
+    }
+  }
+  return make_error(Errc::invalid_argument, who + " must start with a letter or a digit");
 }
 
 }  // namespace drover

@@ -22,6 +22,7 @@ enum class Errc {
   crypto,            // a signature, key or certificate does not verify
   unsupported,       // a version or feature this build does not know
   timeout,           // a deadline passed before the thing waited for happened
+  exhausted,         // a bound was reached: storage full, a cap, a budget
   internal,          // a bug: an invariant did not hold
 };
 

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "core/base/hex.hpp"
+#include "core/base/name.hpp"
 #include "core/canon/canonical_json.hpp"
 
 namespace drover::format {
@@ -14,7 +15,6 @@ namespace {
 constexpr std::size_t kMaxMetaKeys = 64;
 constexpr std::size_t kMaxMetaKeyBytes = 64;
 constexpr std::size_t kMaxMetaValueBytes = 1024;
-constexpr std::size_t kMaxServiceBytes = 128;
 constexpr std::size_t kMaxTargetBytes = 4096;
 constexpr int kMaxSymlinkHops = 40;
 
@@ -219,19 +219,7 @@ std::size_t Manifest::count(EntryType type) const {
 }
 
 Status validate_service(std::string_view service) {
-  if (service.empty() || service.size() > kMaxServiceBytes) {
-    return invalid("service name '" + printable(service) + "' must be 1 to 128 characters");
-  }
-  for (char c : service) {
-    if (!is_name_char(c)) {
-      return invalid("service name '" + printable(service) +
-                     "' may only contain letters, digits, '.', '_' and '-'");
-    }
-  }
-  if (service.front() == '.' || service.front() == '-') {
-    return invalid("service name '" + printable(service) + "' must not start with '.' or '-'");
-  }
-  return Ok{};
+  return validate_name(service, "service name");
 }
 
 Status validate_git_sha(std::string_view git_sha) {

@@ -19,6 +19,7 @@ Error lmdb_error(int rc, const std::string& op, const std::string& where) {
   Errc code = Errc::io;
   if (rc == MDB_MAP_FULL) {
     msg += " (the database reached its map size; raise it)";
+    code = Errc::exhausted;
   } else if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID) {
     code = Errc::corrupt;
   } else if (rc == MDB_NOTFOUND) {
@@ -51,6 +52,39 @@ Result<std::unique_ptr<Env>> Env::open(const std::filesystem::path& dir, const O
   unsigned flags = MDB_NOTLS | (options.read_only ? MDB_RDONLY : 0u);
   if ((rc = mdb_env_open(env, dir.c_str(), flags, 0644)) != 0) return fail(rc, "open");
   return std::unique_ptr<Env>(new Env(env, dir.string(), options.read_only));
+}
+
+Result<Env::Usage> Env::usage(std::uint64_t exact_above) {
+  MDB_envinfo info;
+  MDB_stat stat;
+  int rc = mdb_env_info(env_, &info);
+  if (rc == 0) rc = mdb_env_stat(env_, &stat);
+  if (rc != 0) return lmdb_error(rc, "stat", path_);
+  const std::uint64_t page = stat.ms_psize;
+  const std::uint64_t high = static_cast<std::uint64_t>(info.me_last_pgno) + 1;
+  Usage u;
+  u.map_bytes = info.me_mapsize;
+  u.used_bytes = high * page;
+  if (u.used_bytes < exact_above) return u;
+  std::uint64_t free_pages = 0;
+  {
+    // The free list is table 0: each value is a page-number list led by its length.
+    DROVER_ASSIGN(Txn txn, begin_read());
+    MDB_cursor* cursor = nullptr;
+    if ((rc = mdb_cursor_open(txn.txn_, 0, &cursor)) != 0) return lmdb_error(rc, "stat", path_);
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) == 0) {
+      if (v.mv_size >= sizeof(std::size_t)) {
+        std::size_t n = 0;
+        std::memcpy(&n, v.mv_data, sizeof n);
+        free_pages += n;
+      }
+    }
+    mdb_cursor_close(cursor);
+    if (rc != MDB_NOTFOUND) return lmdb_error(rc, "stat", path_);
+  }
+  u.used_bytes = (high > free_pages ? high - free_pages : 0) * page;
+  return u;
 }
 
 Env::~Env() {

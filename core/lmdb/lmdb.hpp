@@ -107,6 +107,17 @@ class Env {
   Result<Txn> begin_read();
   const std::string& path() const { return path_; }
 
+  // How full the map is: pages in use (the high-water mark less the pages
+  // on LMDB's free list, which later writes reuse) against the map size.
+  // The free list is read only when the high-water mark is at least
+  // exact_above bytes; below, used_bytes is the high-water mark (an upper
+  // bound, found in constant time).
+  struct Usage {
+    std::uint64_t map_bytes = 0;
+    std::uint64_t used_bytes = 0;
+  };
+  Result<Usage> usage(std::uint64_t exact_above = 0);
+
  private:
   Env(MDB_env* env, std::string path, bool read_only)
       : env_(env), path_(std::move(path)), read_only_(read_only) {}

@@ -3,6 +3,8 @@
 #include <limits>
 
 #include "core/base/hex.hpp"
+#include "core/base/name.hpp"
+#include "core/base/text.hpp"
 #include "core/canon/base64.hpp"
 #include "core/canon/json_fields.hpp"
 #include "core/canon/json_text.hpp"
@@ -31,13 +33,27 @@ Result<json> parse_object(std::string_view bytes, const char* what) {
   return j;
 }
 
-// Message fields are bounded by the message's size alone.
+// The request's body is bounded by the message's size alone.
 constexpr std::size_t kAnySize = kMaxMessageBytes;
-constexpr std::int64_t kMinInt = std::numeric_limits<std::int64_t>::min();
-constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kMaxTime = static_cast<std::int64_t>(kMaxSeq);
 
 Fields fields(const json& j) {
   return Fields(j, "", canon::Nulls::refused);
+}
+
+// A name field: the one name rule, the field named in the error.
+Result<std::string> name_field(const Fields& f, const std::string& field) {
+  DROVER_ASSIGN(std::string v, f.str(field, kMaxNameBytes, Empty::allowed));
+  if (auto st = validate_name(v, f.path(field)); !st.ok()) return st.error();
+  return v;
+}
+
+// A name field that may be "" (region and cluster of a host without them).
+Result<std::string> opt_name_field(const Fields& f, const std::string& field) {
+  DROVER_ASSIGN(std::string v, f.str(field, kMaxNameBytes, Empty::allowed));
+  if (v.empty()) return v;
+  if (auto st = validate_name(v, f.path(field)); !st.ok()) return st.error();
+  return v;
 }
 
 // Reads with a Fields reader; an error names the message: "report: items[0].p99_ms ...".
@@ -67,9 +83,9 @@ std::string mac_input(const Request& r) {
 }
 
 Errc errc_from_name(std::string_view name) {
-  for (Errc c :
-       {Errc::invalid_argument, Errc::not_found, Errc::already_exists, Errc::io, Errc::corrupt,
-        Errc::refused, Errc::crypto, Errc::unsupported, Errc::timeout, Errc::internal}) {
+  for (Errc c : {Errc::invalid_argument, Errc::not_found, Errc::already_exists, Errc::io,
+                 Errc::corrupt, Errc::refused, Errc::crypto, Errc::unsupported, Errc::timeout,
+                 Errc::exhausted, Errc::internal}) {
     if (name == errc_name(c)) return c;
   }
   return Errc::internal;
@@ -90,16 +106,16 @@ Result<Request> decode_request(std::string_view bytes) {
   return within("request", [&]() -> Result<Request> {
     const Fields f = fields(j);
     Request r;
-    DROVER_ASSIGN(r.type, f.str("type", kAnySize, Empty::allowed));
-    DROVER_ASSIGN(r.host, f.str("host", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(r.type, f.str("type", kMaxTypeBytes, Empty::allowed));
+    DROVER_ASSIGN(r.host, name_field(f, "host"));
     DROVER_ASSIGN(r.body, f.str("body", kAnySize, Empty::allowed));
-    DROVER_ASSIGN(auto mac, f.opt_str("mac", kAnySize));
+    DROVER_ASSIGN(auto mac, f.opt_str("mac", 64));
     if (mac) {
       auto raw = from_hex(*mac);
       if (!raw || raw->size() != 32) return invalid("mac must be 64 hex digits");
       r.mac = std::move(*raw);
     }
-    DROVER_ASSIGN(auto sig, f.opt_str("sig", kAnySize));
+    DROVER_ASSIGN(auto sig, f.opt_str("sig", 88));
     if (sig) {
       auto raw = canon::base64_decode(*sig);
       if (!raw.ok() || raw->size() != 64) return invalid("sig must be 64 bytes in base64");
@@ -169,8 +185,8 @@ Result<Announcement> decode_announcement(std::string_view bytes) {
   return within("announcement", [&]() -> Result<Announcement> {
     const Fields f = fields(j);
     Announcement a;
-    DROVER_ASSIGN(a.service, f.str("service", kAnySize, Empty::allowed));
-    DROVER_ASSIGN(a.seq, f.u64("seq"));
+    DROVER_ASSIGN(a.service, name_field(f, "service"));
+    DROVER_ASSIGN(a.seq, f.u64("seq", kMaxSeq));
     return a;
   });
 }
@@ -191,20 +207,25 @@ Result<EnrollBody> enroll_body(const json& j) {
   return within("enroll", [&]() -> Result<EnrollBody> {
     DROVER_ASSIGN(const Fields f, Fields::of(j, "", canon::Nulls::refused));
     EnrollBody b;
-    DROVER_ASSIGN(b.host, f.str("host", kAnySize, Empty::allowed));
-    DROVER_ASSIGN(b.region, f.str("region", kAnySize, Empty::allowed));
-    DROVER_ASSIGN(b.cluster, f.str("cluster", kAnySize, Empty::allowed));
-    DROVER_ASSIGN(b.mesh_peer, f.str("mesh_peer", kAnySize, Empty::allowed));
-    DROVER_ASSIGN(b.join_token, f.str("join_token", kAnySize, Empty::allowed));
-    DROVER_ASSIGN(b.at, f.integer("at", kMinInt, kMaxInt));
-    DROVER_ASSIGN(std::string pk, f.str("public_key", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(b.host, name_field(f, "host"));
+    DROVER_ASSIGN(b.region, opt_name_field(f, "region"));
+    DROVER_ASSIGN(b.cluster, opt_name_field(f, "cluster"));
+    DROVER_ASSIGN(b.mesh_peer, f.str("mesh_peer", kMaxPeerBytes, Empty::allowed));
+    DROVER_ASSIGN(b.join_token, f.str("join_token", kMaxTokenBytes, Empty::allowed));
+    DROVER_ASSIGN(b.at, f.integer("at", 0, kMaxTime));
+    DROVER_ASSIGN(std::string pk, f.str("public_key", 64, Empty::allowed));
     DROVER_ASSIGN(b.public_key, sign::PublicKey::from_hex(pk));
-    DROVER_ASSIGN(std::string sealed, f.str("sealed_mac_key", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(std::string sealed, f.str("sealed_mac_key", kMaxSealedBytes, Empty::allowed));
     auto raw = canon::base64_decode(sealed);
     if (!raw.ok()) return invalid("sealed_mac_key is not base64");
     b.sealed_mac_key = std::move(*raw);
     DROVER_TRY(f.require({"services"}));
-    DROVER_ASSIGN(b.services, f.str_list("services", kAnySize, kAnySize, Empty::allowed));
+    DROVER_ASSIGN(b.services,
+                  f.str_list("services", kMaxHostServices, kMaxNameBytes, Empty::allowed));
+    for (std::size_t i = 0; i < b.services.size(); ++i) {
+      const std::string where = "services[" + std::to_string(i) + "]";
+      if (auto st = validate_name(b.services[i], where); !st.ok()) return st.error();
+    }
     return b;
   });
 }
@@ -236,6 +257,7 @@ json to_json(const ReportBody& b) {
                        {"event", e.event},
                        {"seq", e.seq},
                        {"detail", e.detail}});
+      if (!e.proof.empty()) items.back()["proof"] = e.proof;
     }
   }
   return {{"seq", b.seq}, {"sent_at", b.sent_at_ms}, {"items", items}};
@@ -245,18 +267,24 @@ namespace {
 
 Result<HealthItem> health_item(const Fields& f) {
   HealthItem h;
-  DROVER_ASSIGN(h.service, f.str("service", kAnySize, Empty::allowed));
-  DROVER_ASSIGN(h.release, f.str("release", kAnySize, Empty::allowed));
-  DROVER_ASSIGN(h.slot, f.str("slot", kAnySize, Empty::allowed));
-  DROVER_ASSIGN(h.at_ms, f.integer("at", kMinInt, kMaxInt));
-  DROVER_ASSIGN(h.error, f.str("error", kAnySize, Empty::allowed));
-  DROVER_ASSIGN(h.state, f.str("state", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(h.service, name_field(f, "service"));
+  DROVER_ASSIGN(h.release, f.str("release", kMaxIdBytes, Empty::allowed));
+  DROVER_ASSIGN(h.slot, f.str("slot", kMaxIdBytes, Empty::allowed));
+  DROVER_ASSIGN(h.at_ms, f.integer("at", 0, kMaxTime));
+  DROVER_ASSIGN(h.error, f.str("error", kMaxTextBytes, Empty::allowed));
+  DROVER_ASSIGN(h.state, f.str("state", kMaxIdBytes, Empty::allowed));
   DROVER_ASSIGN(h.ok, f.boolean("ok"));
   DROVER_ASSIGN(h.error_rate, f.num("error_rate"));
   DROVER_ASSIGN(h.p99_ms, f.num("p99_ms"));
   DROVER_ASSIGN(h.saturation, f.num("saturation"));
   DROVER_ASSIGN(const Fields custom, f.object("custom"));
+  if (custom.value().size() > kMaxCustomMetrics) {
+    return invalid(f.path("custom") + " holds more than 32 metrics");
+  }
   for (const auto& [name, v] : custom.value().items()) {
+    if (name.size() > kMaxMetricNameBytes) {
+      return invalid(f.path("custom") + ": a metric name is longer than 64 bytes");
+    }
     DROVER_ASSIGN(h.custom[name], custom.num(name));
   }
   return h;
@@ -264,11 +292,13 @@ Result<HealthItem> health_item(const Fields& f) {
 
 Result<EventItem> event_item(const Fields& f) {
   EventItem e;
-  DROVER_ASSIGN(e.service, f.str("service", kAnySize, Empty::allowed));
-  DROVER_ASSIGN(e.at_ms, f.integer("at", kMinInt, kMaxInt));
-  DROVER_ASSIGN(e.event, f.str("event", kAnySize, Empty::allowed));
-  DROVER_ASSIGN(e.seq, f.u64("seq"));
-  DROVER_ASSIGN(e.detail, f.str("detail", kAnySize, Empty::allowed));
+  DROVER_ASSIGN(e.service, name_field(f, "service"));
+  DROVER_ASSIGN(e.at_ms, f.integer("at", 0, kMaxTime));
+  DROVER_ASSIGN(e.event, f.str("event", kMaxIdBytes, Empty::allowed));
+  DROVER_ASSIGN(e.seq, f.u64("seq", kMaxSeq));
+  DROVER_ASSIGN(e.detail, f.str("detail", kMaxTextBytes, Empty::allowed));
+  DROVER_ASSIGN(auto proof, f.opt_str("proof", kMaxProofBytes));
+  e.proof = proof.value_or("");
   return e;
 }
 
@@ -278,8 +308,8 @@ Result<ReportBody> report_body(const json& j) {
   return within("report", [&]() -> Result<ReportBody> {
     DROVER_ASSIGN(const Fields f, Fields::of(j, "", canon::Nulls::refused));
     ReportBody b;
-    DROVER_ASSIGN(b.seq, f.u64("seq"));
-    DROVER_ASSIGN(b.sent_at_ms, f.integer("sent_at", kMinInt, kMaxInt));
+    DROVER_ASSIGN(b.seq, f.u64("seq", kMaxSeq));
+    DROVER_ASSIGN(b.sent_at_ms, f.integer("sent_at", 0, kMaxTime));
     DROVER_ASSIGN(auto items, f.objects("items", kMaxReportItems));
     if (items.empty()) return invalid("items must list 1 to 256 items");
     for (const Fields& it : items) {
@@ -296,6 +326,11 @@ Result<ReportBody> report_body(const json& j) {
     }
     return b;
   });
+}
+
+void clip_texts(ReportItem& item) {
+  if (item.health) item.health->error = clip_utf8(item.health->error, kMaxTextBytes);
+  if (item.event) item.event->detail = clip_utf8(item.event->detail, kMaxTextBytes);
 }
 
 Result<json> parse_body(std::string_view body) {

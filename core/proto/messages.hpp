@@ -21,6 +21,24 @@ inline constexpr int kProtocolVersion = 1;
 inline constexpr std::size_t kMaxMessageBytes = 16ull << 20;
 inline constexpr std::string_view kAnnouncePrefix = "drover.announce.v1 ";
 inline constexpr std::size_t kMaxReportItems = 256;
+// Seqs and times stay below 2^53, so JSON readers in any language keep them exact.
+inline constexpr std::uint64_t kMaxSeq = (1ull << 53) - 1;
+
+// Bounds on every string of every message (docs/FORMATS.md, "Agent
+// protocol"): names (host, region, cluster, service) follow the one name rule
+// (core/base/name.hpp); the rest are bounded here. A message over a bound is
+// refused whole, naming the field; the agent clips its texts before sending
+// (clip_texts), so it never writes a report the coordinator refuses.
+inline constexpr std::size_t kMaxTypeBytes = 32;        // request types
+inline constexpr std::size_t kMaxIdBytes = 128;         // artifact ids, slots, states, event kinds
+inline constexpr std::size_t kMaxTextBytes = 4096;      // error texts, event details
+inline constexpr std::size_t kMaxProofBytes = 1 << 20;  // an event's proof (a plan bundle)
+inline constexpr std::size_t kMaxCustomMetrics = 32;    // per health sample
+inline constexpr std::size_t kMaxMetricNameBytes = 64;
+inline constexpr std::size_t kMaxHostServices = 256;  // services one host may enroll
+inline constexpr std::size_t kMaxPeerBytes = 262;     // "host:port" of a mesh node
+inline constexpr std::size_t kMaxTokenBytes = 256;    // join tokens
+inline constexpr std::size_t kMaxSealedBytes = 256;   // the sealed report key
 
 // Request types.
 inline constexpr std::string_view kEnroll = "enroll";
@@ -94,6 +112,10 @@ struct EventItem {
   std::string event;  // applied, apply_failed, plan_refused, replay_refused, ...
   std::uint64_t seq = 0;
   std::string detail;
+  // Optional: the signed plan bundle (without manifest) the host holds, sent
+  // with "replay_refused" so a coordinator restored from an old backup can
+  // continue above a seq it never issued (docs/COORDINATOR.md, "Plan seqs").
+  std::string proof = {};
 };
 
 struct ReportItem {
@@ -108,6 +130,8 @@ struct ReportBody {
 };
 nlohmann::json to_json(const ReportBody& b);
 Result<ReportBody> report_body(const nlohmann::json& j);
+// Cuts an item's free texts (error, detail) to their bounds, never mid-character.
+void clip_texts(ReportItem& item);
 
 // Parses a request body (JSON object), with a bound on its size.
 Result<nlohmann::json> parse_body(std::string_view body);

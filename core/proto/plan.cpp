@@ -5,9 +5,11 @@
 #include <set>
 
 #include "core/base/hex.hpp"
+#include "core/base/name.hpp"
 #include "core/canon/base64.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "core/canon/json_fields.hpp"
+#include "core/proto/messages.hpp"
 
 namespace drover::proto {
 namespace {
@@ -16,7 +18,6 @@ using canon::Empty;
 using canon::Fields;
 using nlohmann::json;
 
-constexpr std::uint64_t kMaxSeq = (1ull << 53) - 1;
 constexpr std::uint64_t kMaxLayerBytes = 64ull << 20;
 constexpr std::size_t kMaxLayers = 65'536;
 const std::set<std::string> kStrategies = {"rolling", "canary", "blue_green", "feature_flag"};
@@ -26,8 +27,8 @@ Error invalid_plan(const std::string& what) {
 }
 
 Status check_name(std::string_view what, std::string_view value) {
-  auto st = format::validate_service(value);
-  if (!st.ok()) return invalid_plan(std::string(what) + ": " + st.error().message);
+  auto st = validate_name(value, what);
+  if (!st.ok()) return invalid_plan(st.error().message);
   return Ok{};
 }
 

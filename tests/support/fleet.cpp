@@ -141,8 +141,9 @@ void TestFleet::start_seed(const std::string& region) {
 }
 
 void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::string& region) {
-  ProcessResult join = run({binary("drover-coordinator").string(), "join-token", "create",
-                            "--data-dir", (dir_ / "coordinator").string()});
+  ProcessResult join =
+      run({binary("drover-coordinator").string(), "join-token", "create", "--uses",
+           std::to_string(hosts.size()), "--data-dir", (dir_ / "coordinator").string()});
   must(join, "join-token create");
   for (const auto& host : hosts) {
     service_ports_[host] = free_port();

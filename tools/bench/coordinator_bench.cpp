@@ -400,8 +400,9 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   f.start_coordinator();
   f.start_origin();
   const pid_t coordinator_pid = f.coordinator().pid();
-  auto join = testing::run({testing::binary("drover-coordinator").string(), "join-token", "create",
-                            "--data-dir", (dir.path() / "coordinator").string()});
+  auto join =
+      testing::run({testing::binary("drover-coordinator").string(), "join-token", "create",
+                    "--uses", "1000000", "--data-dir", (dir.path() / "coordinator").string()});
   std::string token = join.out;
   while (!token.empty() && token.back() == '\n') token.pop_back();
   std::ifstream cfg(dir.path() / "coordinator.json");
@@ -528,6 +529,7 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   // 3. Report ingest: every simulated agent reports as fast as it is
   // acknowledged; first to the baseline (the protocol with nothing behind
   // it), then to the coordinator.
+  std::uint64_t flooded_reports = 0;  // by the last flood
   auto flood = [&](int sig, const char* event, pid_t server, const char* what) {
     const double c = cpu_seconds(server), s = sims.cpu();
     sims.signal_all(sig);
@@ -539,6 +541,7 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
     }
     const double cc = cpu_seconds(server) - c, sc = sims.cpu() - s;
     const double rate = static_cast<double>(n) / secs;
+    flooded_reports = n;
     std::printf("  %s: %llu reports in %.1f s = %.0f reports/s\n", what,
                 static_cast<unsigned long long>(n), secs, rate);
     std::printf("           CPU: server %.2f s (%.0f%% of a core), simulators %.2f s (%.0f%%)\n",
@@ -547,9 +550,20 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   };
   const double base = flood(SIGHUP, "echo_flood", echo.pid(),
                             "baseline, decode and ack only (no auth, no storage)");
+  const std::filesystem::path lmdb_file = dir.path() / "coordinator" / "data.mdb";
+  const auto size_before = std::filesystem::file_size(lmdb_file);
   const double rate =
       flood(SIGUSR1, "flood", coordinator_pid, "coordinator ingest (MAC checked, durable in LMDB)");
   std::printf("  ingest / baseline = %.2f\n", rate / base);
+  // The headroom of the storage budget (docs/COORDINATOR.md, "Storage
+  // budget"): what one stored health sample costs in the LMDB file.
+  const std::uint64_t stored = flooded_reports;  // one sample each
+  const auto grown = std::filesystem::file_size(lmdb_file) - size_before;
+  if (stored > 0) {
+    std::printf("  storage: LMDB grew %.1f MiB for %llu samples = %.0f bytes per sample\n",
+                static_cast<double>(grown) / (1 << 20), static_cast<unsigned long long>(stored),
+                static_cast<double>(grown) / static_cast<double>(stored));
+  }
   sims.signal_all(SIGTERM);
   return 0;
 }

@@ -158,6 +158,15 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     o.custom_help("create NAME --role ROLE | revoke NAME | list");
     o.add_options()("role", "viewer, deployer, approver or admin", cxxopts::value<std::string>());
   }
+  if (verb == "join-token") {
+    o.custom_help("create [--uses N] [--ttl S] [--region R]... [--service S]... | ls | revoke ID");
+    o.add_options()("uses", "enrollments it admits (default 1)", cxxopts::value<std::int64_t>())(
+        "ttl", "seconds it lives (default 86400)", cxxopts::value<std::int64_t>())(
+        "region", "admit only hosts of this region (repeatable)",
+        cxxopts::value<std::vector<std::string>>())(
+        "service", "admit only hosts of these services (repeatable)",
+        cxxopts::value<std::vector<std::string>>());
+  }
   if (verb == "audit") {
     o.custom_help("[verify] [--service S] [--since TIME] [--until TIME] [--limit N]");
     o.add_options()("service", "one service", cxxopts::value<std::string>())(
@@ -272,9 +281,33 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     return usage(verb, "token create NAME --role ROLE | revoke NAME | list");
   }
   if (verb == "join-token") {
-    if (words.size() != 1 || words[0] != "create") return usage(verb, "join-token create");
-    return show(api->call("POST", "/join-tokens"),
-                [](const json& j) { std::cout << j.value("token", "") << "\n"; });
+    if (words.size() == 1 && words[0] == "create") {
+      json spec = json::object();
+      if (r.count("uses")) spec["uses"] = r["uses"].as<std::int64_t>();
+      if (r.count("ttl")) spec["ttl_s"] = r["ttl"].as<std::int64_t>();
+      if (r.count("region")) spec["regions"] = r["region"].as<std::vector<std::string>>();
+      if (r.count("service")) spec["services"] = r["service"].as<std::vector<std::string>>();
+      return show(api->call("POST", "/join-tokens", spec),
+                  [](const json& j) { std::cout << j.value("token", "") << "\n"; });
+    }
+    if (words.size() == 1 && words[0] == "ls") {
+      return show(api->call("GET", "/join-tokens"), [](const json& j) {
+        for (const auto& t : j["join_tokens"]) {
+          std::cout << t.value("id", "") << "\t" << t.value("issued_by", "") << "\texpires "
+                    << t["expires_at"].dump() << "\t" << t["uses_left"].dump() << " uses left";
+          if (!t["regions"].empty()) std::cout << "\tregions " << t["regions"].dump();
+          if (!t["services"].empty()) std::cout << "\tservices " << t["services"].dump();
+          std::cout << "\n";
+        }
+      });
+    }
+    if (words.size() == 2 && words[0] == "revoke") {
+      return show(api->call("DELETE", "/join-tokens/" + words[1]),
+                  [&](const json&) { std::cout << "revoked " << words[1] << "\n"; });
+    }
+    return usage(verb,
+                 "join-token create [--uses N] [--ttl S] [--region R]... [--service S]... | ls | "
+                 "revoke ID");
   }
   if (verb == "hosts") {
     return show(api->call("GET", "/hosts"), [](const json& j) {

@@ -15,7 +15,7 @@ constexpr const char* kHelp =
     "  rollback DEPLOY_ID [--wait]                            roll a deploy back\n"
     "  status|pause|resume DEPLOY_ID                          a deploy's state; pause; resume\n"
     "  pipeline apply FILE.json                               create or update a pipeline\n"
-    "  token create|revoke|list, join-token create            access (admin)\n"
+    "  token create|revoke|list, join-token create|ls|revoke   access (admin)\n"
     "  hosts, audit [verify]                                  inventory; the audit log\n"
     "  version                                                print the version\n"
     "run 'drover <command> --help' for a command's options\n";

@@ -1,0 +1,164 @@
+// Attacks on the agent's control port by a local caller (issue 11, items 8
+// and 9; docs/SECURITY.md): whatever arrives is answered, never fatal; only
+// a plan signed under the pinned root is queued, and only a few at a time;
+// the port is never bound beyond loopback.
+#include <gtest/gtest.h>
+
+#include "agent/config.hpp"
+#include "agent/control.hpp"
+#include "agent/tests/fakes.hpp"
+#include "agent/tests/test_time.hpp"
+#include "core/canon/canonical_json.hpp"
+#include "core/world/memory_filesystem.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace drover::agent {
+namespace {
+
+using std::chrono::milliseconds;
+using test_time::kNow;
+
+class NoProbe final : public HealthProbe {
+ public:
+  proto::HealthItem sample(const std::string&, milliseconds) override { return {}; }
+};
+class NoProcesses final : public ProcessHost {
+ public:
+  std::unique_ptr<ServiceProcess> make(std::string, fs::path, ServiceProcess::OnChange) override {
+    return nullptr;
+  }
+};
+
+struct ControlAttack : ::testing::Test {
+  drover::testing::TempDir dir;
+  ManualClock clock{SystemTime(std::chrono::seconds(kNow))};
+  MemoryFilesystem mem;
+  SeededRandom rnd{3};
+  NoProbe probe;
+  NoProcesses processes;
+  AgentConfig config;
+  std::unique_ptr<AgentContext> ctx;
+  sign::KeyPair root = sign::KeyPair::generate(rnd);
+  sign::KeyPair online = sign::KeyPair::generate(rnd);
+  std::vector<proto::PlanBundle> queued;
+
+  void SetUp() override {
+    config.host = "web-1";
+    config.services.push_back({});
+    config.services.back().name = "web";
+    ctx = std::make_unique<AgentContext>(config, AgentWorld{clock, mem, rnd, probe, processes},
+                                         Logger::discard(), [](const std::string&) {});
+    ctx->state = std::move(AgentState::open(dir / "agent.lmdb").value());
+    ctx->root = root.public_key();
+    ctx->link = std::make_unique<testing::FakeLink>();
+    ctx->layers = std::make_unique<testing::FakeLayers>();
+  }
+  http::Response post(const std::string& body) {
+    http::Request r;
+    r.method = "POST";
+    r.path = "/v1/plans";
+    r.body = body;
+    return serve_control(*ctx, {}, r, [&](proto::PlanBundle b) {
+      if (queued.size() >= kMaxHandedOver) return false;
+      queued.push_back(std::move(b));
+      return true;
+    });
+  }
+  std::string bundle_signed_by(const sign::KeyPair& certifier) {
+    proto::Plan p;
+    p.service = "web";
+    p.seq = 7;
+    p.deploy_id = "d-1";
+    p.artifact = ContentId::of("manifest");
+    p.manifest_size = 8;
+    p.hosts = {"web-1"};
+    p.tracker = "http://127.0.0.1:1";
+    p.issued_at = kNow - 1;
+    p.expires_at = kNow + 3600;
+    auto cert =
+        sign::certify(certifier, {"online", online.public_key(), 1, kNow - 10, kNow + 3600});
+    return proto::encode_bundle(proto::sign_plan(p, online, cert).value());
+  }
+};
+
+// Item 9. Before: any bundle that decoded was queued for the cycle thread,
+// whoever signed it, and without bound.
+TEST_F(ControlAttack, OnlyAPlanSignedUnderThePinnedRootIsQueued) {
+  SeededRandom other(99);
+  const sign::KeyPair stranger = sign::KeyPair::generate(other);
+  http::Response forged = post(bundle_signed_by(stranger));
+  EXPECT_EQ(forged.status, 403);
+  EXPECT_NE(forged.body.find("plan refused"), std::string::npos) << forged.body;
+  EXPECT_TRUE(queued.empty());
+  EXPECT_EQ(post(bundle_signed_by(root)).status, 202);
+  EXPECT_EQ(queued.size(), 1u);
+}
+
+TEST_F(ControlAttack, TheHandOverQueueIsBounded) {
+  const std::string good = bundle_signed_by(root);
+  for (std::size_t i = 1; i < kMaxHandedOver; ++i) ASSERT_EQ(post(good).status, 202);
+  ASSERT_EQ(post(good).status, 202);
+  http::Response full = post(good);
+  EXPECT_EQ(full.status, 503);
+  EXPECT_EQ(queued.size(), kMaxHandedOver);
+}
+
+TEST(ControlConfig, TheControlPortListensOnLoopbackOnly) {
+  auto config_with = [](const std::string& listen) {
+    nlohmann::json j = {{"format", "drover.agent-config.v1"},
+                        {"host", "web-1"},
+                        {"state_dir", "/tmp/x"},
+                        {"root_key", "/tmp/root.pub"},
+                        {"coordinator", {{"requests", "tcp://127.0.0.1:1"}}},
+                        {"control_listen", listen},
+                        {"services", {{{"name", "web"}, {"start", {"/bin/true"}}}}}};
+    return parse_config(j.dump());
+  };
+  for (const std::string bad : {"0.0.0.0", "10.0.0.5", "::", "example.org", "128.0.0.1"}) {
+    auto c = config_with(bad);
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.error().message.find("loopback"), std::string::npos) << c.error().message;
+  }
+  for (const std::string ok : {"127.0.0.1", "127.1.2.3", "::1", "localhost"}) {
+    auto c = config_with(ok);
+    EXPECT_TRUE(c.ok()) << ok << ": " << c.error().message;
+  }
+}
+
+// A hand-over whose body has an unknown key of more than 64 bytes, cut by
+// the error message in the middle of a UTF-8 character, is refused with a
+// 400 whose body is JSON: rendering the message used to throw on the
+// control server's thread and kill the agent.
+TEST_F(ControlAttack, AHandOverWithALongUnknownKeyIsRefusedNotFatal) {
+  http::Request r;
+  r.method = "POST";
+  r.path = "/v1/plans";
+  r.body = "{\"" + std::string(63, 'a') + "\u00e9\": 1}";  // byte 64 starts a 2-byte character
+  std::vector<proto::PlanBundle> got;
+  http::Response resp;
+  ASSERT_NO_THROW(resp = serve_control(*ctx, {}, r, [&](proto::PlanBundle b) {
+                    got.push_back(std::move(b));
+                    return true;
+                  }));
+  EXPECT_EQ(resp.status, 400);
+  EXPECT_TRUE(canon::valid_utf8(resp.body)) << resp.body;
+  EXPECT_NE(resp.body.find("unknown field"), std::string::npos) << resp.body;
+  EXPECT_TRUE(got.empty());
+}
+
+// `GET /%FF` killed the agent: the 404 echoed the undecodable path.
+TEST_F(ControlAttack, AnUndecodablePathIsAnswered404NotFatal) {
+  for (const std::string path : {"/\xff", "/v1/\xc3", "/\xed\xa0\x80"}) {
+    http::Request r;
+    r.method = "GET";
+    r.path = path;
+    http::Response resp;
+    ASSERT_NO_THROW(resp = serve_control(*ctx, {}, r, [](proto::PlanBundle) { return true; }));
+    EXPECT_EQ(resp.status, 404);
+    EXPECT_TRUE(canon::valid_utf8(resp.body)) << resp.body;
+    EXPECT_NE(resp.body.find("no such resource"), std::string::npos) << resp.body;
+  }
+}
+
+}  // namespace
+}  // namespace drover::agent
