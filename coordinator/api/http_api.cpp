@@ -24,6 +24,7 @@ int status_of(Errc code) {
     case Errc::refused: return 409;
     case Errc::crypto: return 401;
     case Errc::timeout: return 504;
+    case Errc::exhausted: return 503;
     case Errc::io: return 502;
     case Errc::internal: return 500;
   }
@@ -146,7 +147,8 @@ HttpApi::HttpApi(Coordinator& coordinator, const ApiOptions& options, Logger& lo
 
 HttpApi::~HttpApi() {
   server_.reset();  // no new requests
-  pool_.reset();    // finishes those in progress
+  registrations_.reset();
+  pool_.reset();  // finishes those in progress
 }
 
 Result<std::unique_ptr<HttpApi>> HttpApi::start(Coordinator& coordinator, const ApiOptions& options,
@@ -183,26 +185,65 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(Coordinator& coordinator, const 
     }
   }
   api->pool_ = std::make_unique<WorkerPool>(options.workers);
+  api->registrations_ = std::make_unique<WorkerPool>(1);
   HttpApi* raw = api.get();
+  so.max_connections = options.max_connections;
+  so.max_connections_per_client = options.max_connections_per_client;
+  so.check_headers = [raw](const http::Request& head) { return raw->check_headers(head); };
   DROVER_ASSIGN(api->server_,
                 http::Server::start(
                     so,
                     [raw](const http::Request& req, http::Responder respond) {
-                      raw->pool_->submit([raw, req, respond = std::move(respond)]() mutable {
-                        try {
-                          respond(raw->handle(req));
-                        } catch (const std::exception& e) {
-                          // A bug must still answer, and say so, not hang the client.
-                          raw->log_.error("coordinator.api.exception", {{"error", e.what()}});
-                          respond(error(500, "internal error"));
-                        }
-                      });
+                      if (req.method == "POST" &&
+                          segments(req.path) == std::vector<std::string>{"artifacts"}) {
+                        return raw->enqueue(*raw->registrations_, raw->queued_registrations_,
+                                            raw->options_.max_queued_registrations, req,
+                                            std::move(respond));
+                      }
+                      raw->enqueue(*raw->pool_, raw->queued_, raw->options_.max_queued, req,
+                                   std::move(respond));
                     },
                     log));
   const std::string host = so.bind.find(':') != std::string::npos ? "[" + so.bind + "]" : so.bind;
   api->url_ =
       std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(api->server_->port());
   return api;
+}
+
+void HttpApi::enqueue(WorkerPool& pool, std::atomic<std::size_t>& queued, std::size_t limit,
+                      const http::Request& req, http::Responder respond) {
+  if (queued.fetch_add(1) >= limit) {
+    queued.fetch_sub(1);
+    return respond(error(503, "the coordinator is busy: too many requests wait; try again"));
+  }
+  pool.submit([this, &queued, req, respond = std::move(respond)]() mutable {
+    queued.fetch_sub(1);
+    try {
+      respond(handle(req));
+    } catch (const std::exception& e) {
+      // A bug must still answer, and say so, not hang the client.
+      log_.error("coordinator.api.exception", {{"error", e.what()}});
+      respond(error(500, "internal error"));
+    }
+  });
+}
+
+std::optional<http::Response> HttpApi::check_headers(const http::Request& head) {
+  const std::vector<std::string> seg = segments(head.path);
+  // Unauthenticated: liveness; the webhook proves itself by its HMAC, so it
+  // must at least say it has one.
+  if (seg == std::vector<std::string>{"ready"}) return std::nullopt;
+  if (seg == std::vector<std::string>{"webhooks", "health"}) {
+    if (head.headers.count("x-drover-signature")) return std::nullopt;
+    return error(401, "missing X-Drover-Signature: sha256=<hex HMAC-SHA256 of the body>");
+  }
+  auto auth = head.headers.find("authorization");
+  if (auth == head.headers.end() || auth->second.rfind("Bearer ", 0) != 0) {
+    return error(401, "missing bearer token: send Authorization: Bearer <token>");
+  }
+  auto caller = coordinator_.tokens().authenticate(std::string_view(auth->second).substr(7));
+  if (!caller.ok()) return error(401, "unknown or revoked token");
+  return std::nullopt;  // the role is checked with the route, once the body is in
 }
 
 std::uint16_t HttpApi::port() const {
@@ -411,19 +452,22 @@ http::Response HttpApi::dispatch(const http::Request& req) {
       return from(c.revoke_token(seg[1], who), json{{"name", seg[1]}, {"revoked", true}});
     });
   } else if (is({"join-tokens"})) {
-    on("POST", Role::admin, [&](const Caller& who, const json&) {
-      return from(
-          c.create_join_token(who),
-          [](const std::string& t) {
-            return json{{"token", t}};
-          },
-          201);
+    on("GET", Role::admin,
+       [&](const Caller&, const json&) { return from(c.join_tokens(), api::render_join_tokens); });
+    on("POST", Role::admin, [&](const Caller& who, const json& body) {
+      auto spec = api::decode_join_token_request(body);
+      if (!spec.ok()) return fail(spec.error());
+      return from(c.create_join_token(*spec, who), api::render_join_token, 201);
     });
   } else if (is({"join-tokens", "revoke"})) {
     on("POST", Role::admin, [&](const Caller& who, const json& body) {
       auto token = api::decode_join_token_revocation(body);
       if (!token.ok()) return fail(token.error());
       return from(c.revoke_join_token(*token, who), json{{"revoked", true}});
+    });
+  } else if (is({"join-tokens", "*"})) {
+    on("DELETE", Role::admin, [&](const Caller& who, const json&) {
+      return from(c.revoke_join_token_id(seg[1], who), json{{"id", seg[1]}, {"revoked", true}});
     });
   } else {
     return error(404, "no such endpoint: " + m + " " + req.path.substr(0, 200));

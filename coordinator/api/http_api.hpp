@@ -23,6 +23,14 @@ struct ApiOptions {
   std::string tls_cert_file, tls_key_file;
   std::size_t max_body_bytes = 1 << 20;
   unsigned workers = 2;
+  // Requests waiting for a worker; one more is answered 503 at once.
+  std::size_t max_queued = 256;
+  // Registering an artifact asks the origin (seconds, when it is slow): it
+  // runs on a worker of its own, never holding the API's, with its own queue.
+  std::size_t max_queued_registrations = 16;
+  // Connections open at once, in total and per client address.
+  std::size_t max_connections = 1024;
+  std::size_t max_connections_per_client = 64;
 };
 
 class HttpApi {
@@ -52,7 +60,15 @@ class HttpApi {
   std::vector<std::string> data_dir_spellings_;
   std::atomic<std::uint64_t> failures_{0};  // the log reference of the last one concealed
   std::string url_;
+  // Hands a request to pool (503 when `queued` already holds `limit`).
+  void enqueue(WorkerPool& pool, std::atomic<std::size_t>& queued, std::size_t limit,
+               const http::Request& req, http::Responder respond);
+  // Before the body is read: 401 for a request that needs a token and has
+  // no valid one (docs/COORDINATOR.md, "Access").
+  std::optional<http::Response> check_headers(const http::Request& head);
+  std::atomic<std::size_t> queued_{0}, queued_registrations_{0};
   std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<WorkerPool> registrations_;
   std::unique_ptr<http::Server> server_;
 };
 

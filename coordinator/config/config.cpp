@@ -71,7 +71,20 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     }
     DROVER_ASSIGN(auto tracker, f.opt_object("tracker"));
     if (tracker) {
-      DROVER_TRY(tracker->only({"listen", "url", "interval_s"}));
+      DROVER_TRY(tracker->only({"listen", "url", "interval_s", "sources"}));
+      if (tracker->has("sources")) {
+        DROVER_ASSIGN(auto grants, tracker->str_list("sources", 10'000, 300));
+        std::vector<mesh::SourceGrant> sources;
+        for (std::size_t i = 0; i < grants.size(); ++i) {
+          auto g = mesh::parse_source_grant(grants[i]);
+          if (!g.ok()) {
+            return make_error(Errc::invalid_argument,
+                              "tracker.sources[" + std::to_string(i) + "]: " + g.error().message);
+          }
+          sources.push_back(std::move(*g));
+        }
+        o.tracker_sources = std::move(sources);
+      }
       DROVER_ASSIGN(auto interval, tracker->opt_int("interval_s", 1, 3600));
       if (interval) o.tracker_interval = std::chrono::seconds(*interval);
       DROVER_ASSIGN(auto listen, tracker->opt_str("listen"));

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -53,10 +54,21 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};
   // PEM files; with both set the server speaks only HTTPS (TLS 1.2 and up).
   std::string tls_cert_file, tls_key_file;
+  // Connections open at once, in total and per client address; one beyond
+  // either is closed as soon as it is accepted.
+  std::size_t max_connections = 1024;
+  std::size_t max_connections_per_client = 64;
+  // Called on the server's thread with a request whose headers are read and
+  // whose body is not (Request::body empty). An answer it returns is sent and
+  // the connection closed, the body never read: a request that cannot be
+  // authorized costs no upload. Must not block.
+  std::function<std::optional<Response>(const Request&)> check_headers;
 };
 
 // A server on one thread of its own. Requests larger than the limits get
 // 413; malformed ones 400; every connection is closed after idle_timeout.
+// When accepting fails (EMFILE: out of descriptors), it waits before trying
+// again, from 50 ms doubling to 1 s, so the thread never spins.
 class Server {
  public:
   static Result<std::unique_ptr<Server>> start(const ServerOptions& options, Handler handler,
@@ -65,6 +77,9 @@ class Server {
   std::uint16_t port() const;
   // Runs fn on the server's thread after delay (for long polls and sweeps).
   void post_after(std::chrono::milliseconds delay, std::function<void()> fn);
+  // Accepts that failed, and connections closed at once for a cap, so far.
+  std::uint64_t accept_failures() const;
+  std::uint64_t refused_connections() const;
   void stop();
 
  private:

@@ -1,5 +1,7 @@
 #include <utility>  // before Asio: Boost 1.74 with GCC 12 needs std::exchange declared
 
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -21,7 +23,8 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
-Request to_request(const bhttp::request<bhttp::string_body>& req, const tcp::endpoint& remote) {
+template <class Message>
+Request to_request(const Message& req, const tcp::endpoint& remote) {
   Request r;
   r.method = std::string(req.method_string());
   r.target = std::string(req.target());
@@ -35,7 +38,7 @@ Request to_request(const bhttp::request<bhttp::string_body>& req, const tcp::end
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     r.headers[name] = std::string(field.value());
   }
-  r.body = req.body();
+  if constexpr (std::is_same_v<Message, bhttp::request<bhttp::string_body>>) r.body = req.body();
   r.remote_address = remote.address().to_string();
   r.remote_port = remote.port();
   return r;
@@ -61,6 +64,33 @@ struct Parking {
   std::unordered_map<std::uint64_t, std::shared_ptr<SessionBase>> waiting;
 };
 
+// Connections open, in total and per client address. A Slot holds one place
+// for its connection's life.
+struct Occupancy {
+  std::mutex mutex;
+  std::size_t total = 0;
+  std::unordered_map<std::string, std::size_t> per_client;
+};
+class Slot {
+ public:
+  Slot(std::shared_ptr<Occupancy> o, std::string client)
+      : occupancy_(std::move(o)), client_(std::move(client)) {}
+  ~Slot() {
+    std::lock_guard lock(occupancy_->mutex);
+    --occupancy_->total;
+    auto it = occupancy_->per_client.find(client_);
+    if (it != occupancy_->per_client.end() && --it->second == 0) {
+      occupancy_->per_client.erase(it);
+    }
+  }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+
+ private:
+  std::shared_ptr<Occupancy> occupancy_;
+  std::string client_;
+};
+
 // What a Responder needs of a connection, whatever its stream.
 class SessionBase {
  public:
@@ -73,8 +103,10 @@ class SessionBase {
 
 namespace {
 
+using server_detail::Occupancy;
 using server_detail::Parking;
 using server_detail::SessionBase;
+using server_detail::Slot;
 
 // One connection: (for TLS, a handshake first) read a request, hand it to
 // the handler, write the answer, repeat while the client keeps the
@@ -84,12 +116,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
  public:
   template <class... StreamArgs>
   Session(const ServerOptions& options, const Handler& handler, std::shared_ptr<Parking> parking,
-          Logger& log, StreamArgs&&... stream_args)
+          Logger& log, std::unique_ptr<Slot> slot, StreamArgs&&... stream_args)
       : stream_(std::forward<StreamArgs>(stream_args)...),
         options_(options),
         handler_(handler),
         parking_(std::move(parking)),
-        log_(log) {}
+        log_(log),
+        slot_(std::move(slot)) {}
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
@@ -120,10 +153,39 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
     beast::get_lowest_layer(stream_).expires_after(options_.idle_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                        self->on_read(ec);
-                      });
+    if (!options_.check_headers) {
+      bhttp::async_read(stream_, buffer_, *parser_,
+                        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                          self->on_read(ec);
+                        });
+      return;
+    }
+    // The headers first: a request refused by them is answered before its
+    // body is read.
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+          if (ec) return self->on_read(ec);
+          beast::error_code ignored;
+          const Request head =
+              to_request(self->parser_->get().base(),
+                         beast::get_lowest_layer(self->stream_).socket().remote_endpoint(ignored));
+          std::optional<Response> refusal;
+          try {
+            refusal = self->options_.check_headers(head);
+          } catch (const std::exception& e) {
+            self->log_.error("http.check_threw", {{"path", head.path}, {"error", e.what()}});
+            refusal = internal_error();
+          }
+          if (refusal) {
+            self->keep_alive_ = false;
+            self->version_ = self->parser_->get().version();
+            return self->write(std::move(*refusal));
+          }
+          if (self->parser_->is_done()) return self->on_read({});
+          bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
+                            [self](beast::error_code ec2, std::size_t) { self->on_read(ec2); });
+        });
   }
 
   void on_read(beast::error_code ec) {
@@ -214,6 +276,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   const Handler& handler_;
   std::shared_ptr<Parking> parking_;
   Logger& log_;
+  std::unique_ptr<Slot> slot_;
   bool keep_alive_ = false;
   unsigned version_ = 11;
 };
@@ -237,19 +300,60 @@ struct Server::Impl {
   std::thread thread;
   std::uint16_t port = 0;
   std::shared_ptr<Parking> parking = std::make_shared<Parking>();
+  std::shared_ptr<Occupancy> occupancy = std::make_shared<Occupancy>();
+  asio::steady_timer retry{io};
+  std::chrono::milliseconds backoff{0};
+  std::atomic<std::uint64_t> accept_failures{0}, refused{0};
 
   Impl(const ServerOptions& o, Handler h, Logger& l) : options(o), handler(std::move(h)), log(l) {}
+
+  // A place for a connection from client, or nullptr when a cap is reached.
+  std::unique_ptr<Slot> take_slot(const std::string& client) {
+    std::lock_guard lock(occupancy->mutex);
+    std::size_t& mine = occupancy->per_client[client];
+    if (occupancy->total >= options.max_connections || mine >= options.max_connections_per_client) {
+      if (mine == 0) occupancy->per_client.erase(client);
+      return nullptr;
+    }
+    ++occupancy->total;
+    ++mine;
+    return std::make_unique<Slot>(occupancy, client);
+  }
 
   void accept() {
     acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec && tls) {
+      if (ec) {
+        // EMFILE, ENFILE, ENOBUFS...: the condition lasts, so retrying at
+        // once would spin. Wait, longer each time, and say so.
+        accept_failures.fetch_add(1, std::memory_order_relaxed);
+        backoff = std::min(std::chrono::milliseconds(1000),
+                           std::max(std::chrono::milliseconds(50), backoff * 2));
+        log.warn("http.accept_failed", {{"error", ec.message()},
+                                        {"retry_ms", static_cast<std::int64_t>(backoff.count())}});
+        retry.expires_after(backoff);
+        retry.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec) accept();
+        });
+        return;
+      }
+      backoff = std::chrono::milliseconds(0);
+      beast::error_code ignored;
+      const std::string client = socket.remote_endpoint(ignored).address().to_string();
+      auto slot = take_slot(client);
+      if (!slot) {
+        // Over a cap: closed before a byte is read.
+        if (refused.fetch_add(1, std::memory_order_relaxed) % 1000 == 0) {
+          log.warn("http.connection_refused", {{"client", client}});
+        }
+        socket.close(ignored);
+      } else if (tls) {
         std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
-            options, handler, parking, log, std::move(socket), *tls)
+            options, handler, parking, log, std::move(slot), std::move(socket), *tls)
             ->start();
-      } else if (!ec) {
+      } else {
         std::make_shared<Session<beast::tcp_stream>>(options, handler, parking, log,
-                                                     std::move(socket))
+                                                     std::move(slot), std::move(socket))
             ->start();
       }
       accept();
@@ -323,11 +427,20 @@ void Server::post_after(std::chrono::milliseconds delay, std::function<void()> f
   });
 }
 
+std::uint64_t Server::accept_failures() const {
+  return impl_->accept_failures.load();
+}
+
+std::uint64_t Server::refused_connections() const {
+  return impl_->refused.load();
+}
+
 void Server::stop() {
   if (!impl_ || !impl_->thread.joinable()) return;
   asio::post(impl_->io, [raw = impl_.get()] {
     beast::error_code ignored;
     raw->acceptor.close(ignored);
+    raw->retry.cancel();
   });
   impl_->io.stop();
   impl_->thread.join();

@@ -496,6 +496,12 @@ Result<std::unique_ptr<MeshNode>> MeshNode::start(const NodeOptions& options, Lo
   // Throttled seeds send fewer duplicate copies when peers queue less (NOTES.md).
   sp.set_int(lt::settings_pack::request_queue_time, 1);
   sp.set_int(lt::settings_pack::min_announce_interval, options.min_announce_interval_s);
+  // A refused announce (an artifact the tracker has not registered yet, a
+  // full swarm) is retried after max(5 s, the tracker's min interval, a
+  // backoff of 5 + fails^2 * 5 * tracker_backoff/100 s). Without backoff the
+  // first deploy of a new push waits at most an interval, not 17-117 s; a
+  // tracker that is down sees each node once an interval, as when it is up.
+  sp.set_int(lt::settings_pack::tracker_backoff, 0);
   sp.set_int(lt::settings_pack::aio_threads, 2);
   sp.set_int(lt::settings_pack::hashing_threads, 1);
   sp.set_int(lt::settings_pack::active_downloads, -1);
