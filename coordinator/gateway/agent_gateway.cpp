@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <utility>
 
 #include "core/base/name.hpp"
 #include "core/canon/base64.hpp"
@@ -50,7 +51,7 @@ Result<std::unique_ptr<AgentGateway>> AgentGateway::start(
   DROVER_ASSIGN(g->server_, nng::Server::listen_async(
                                 options.requests_listen,
                                 [raw = g.get()](std::string_view req, nng::Server::Reply reply) {
-                                  raw->handle_async(req, std::move(reply));
+                                  raw->handle_guarded(req, std::move(reply));
                                 },
                                 options.workers));
   return g;
@@ -122,8 +123,21 @@ std::string AgentGateway::enroll(const proto::Request& r) {
 
 std::string AgentGateway::handle(std::string_view bytes) {
   std::promise<std::string> answer;
-  handle_async(bytes, [&answer](std::string a) { answer.set_value(std::move(a)); });
+  handle_guarded(bytes, [&answer](std::string a) { answer.set_value(std::move(a)); });
   return answer.get_future().get();
+}
+
+void AgentGateway::handle_guarded(std::string_view bytes, nng::Server::Reply reply) {
+  // Whatever a request makes a handler throw is answered and logged; the
+  // NNG worker, and the coordinator, carry on. An answer already given
+  // stays the answer (a Reply answers once).
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  nng::Server::Reply answer = [once, reply](std::string a) {
+    if (!once->exchange(true)) reply(std::move(a));
+  };
+  const Status st =
+      run_guarded(log_, "coordinator.request.threw", [&] { handle_async(bytes, answer); });
+  if (!st.ok()) answer(error_reply(Errc::internal, "internal error"));
 }
 
 void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply) {
@@ -309,30 +323,45 @@ void AgentGateway::commit_reports() {
       if (queue_.empty()) return;  // stopping, nothing left
       batch.swap(queue_);
     }
-    std::vector<std::pair<std::string, const proto::ReportBody*>> items;
-    items.reserve(batch.size());
-    for (const auto& p : batch) items.emplace_back(p.host.host, &p.body);
-    auto results = store_.ingest_reports(items, unix_seconds(clock_.now()));
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      PendingReport& p = batch[i];
-      if (!results.ok()) {
-        p.reply(proto::encode_error_reply(results.error()));
-        continue;
+    // A batch that throws (a report handler, the store) is answered with an
+    // error, which each agent resends later; the committer goes on.
+    const Status st = run_guarded(log_, "coordinator.commit.threw", [&] { commit_batch(batch); });
+    if (!st.ok()) {
+      for (PendingReport& p : batch) {
+        if (p.reply) p.reply(error_reply(Errc::internal, "internal error; send it again"));
       }
-      const Result<Ingested>& done = (*results)[i];
-      if (!done.ok()) {
-        log_.warn("coordinator.report.not_ingested",
-                  {{"host", p.host.host}, {"error", done.error().message}});
-        p.reply(proto::encode_error_reply(done.error()));
-        continue;
-      }
-      note_dropped(p.host.host, *done);
-      if (done->fresh && reports_) reports_(p.host, p.body);
-      p.reply(proto::encode_reply("ack", {{"seq", p.body.seq}}));
     }
-    batches_.fetch_add(1, std::memory_order_relaxed);
     batch.clear();
   }
+}
+
+void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
+  std::vector<std::pair<std::string, const proto::ReportBody*>> items;
+  items.reserve(batch.size());
+  for (const auto& p : batch) items.emplace_back(p.host.host, &p.body);
+  auto results = store_.ingest_reports(items, unix_seconds(clock_.now()));
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    PendingReport& p = batch[i];
+    if (!results.ok()) {
+      std::exchange(p.reply, nullptr)(proto::encode_error_reply(results.error()));
+      continue;
+    }
+    const Result<Ingested>& done = (*results)[i];
+    if (!done.ok()) {
+      log_.warn("coordinator.report.not_ingested",
+                {{"host", p.host.host}, {"error", done.error().message}});
+      std::exchange(p.reply, nullptr)(proto::encode_error_reply(done.error()));
+      continue;
+    }
+    note_dropped(p.host.host, *done);
+    if (done->fresh && reports_) {
+      // Durable already: a handler that throws is logged, the report acknowledged.
+      (void)run_guarded(log_, "coordinator.report_handler.threw",
+                        [&] { reports_(p.host, p.body); });
+    }
+    std::exchange(p.reply, nullptr)(proto::encode_reply("ack", {{"seq", p.body.seq}}));
+  }
+  batches_.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace drover::coordinator

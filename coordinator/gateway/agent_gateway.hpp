@@ -67,6 +67,8 @@ class AgentGateway {
   // the gateway without sockets. Reports are answered after their commit.
   std::string handle(std::string_view request);
   void handle_async(std::string_view request, nng::Server::Reply reply);
+  // handle_async, with whatever it throws answered and logged.
+  void handle_guarded(std::string_view request, nng::Server::Reply reply);
   // Group commits of reports so far (reports per commit = reports / this).
   std::uint64_t report_commits() const { return batches_.load(); }
   // Report items refused so far (another host's service, dated in the
@@ -100,6 +102,10 @@ class AgentGateway {
   // The committer thread: every report waiting is ingested in one
   // transaction, then each is answered.
   void commit_reports();
+  struct PendingReport;
+  // One group commit: ingests, then answers each (a reply, once given, is
+  // cleared, so a batch that throws halfway answers only the rest).
+  void commit_batch(std::vector<PendingReport>& batch);
 
   CoordinatorStore& store_;
   ManifestLookup manifests_;

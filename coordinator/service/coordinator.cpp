@@ -268,8 +268,14 @@ void Coordinator::drive() {
   std::unique_lock stop_lock(stop_mu_);
   while (!stopping_) {
     stop_lock.unlock();
-    auto t = drive_once();
-    if (!t.ok()) log_.error("coordinator.tick", {{"error", t.error().message}});
+    // A tick that throws is logged and the next one runs: the driver thread
+    // outlives whatever a record or a host made it meet.
+    Status st = run_guarded(log_, "coordinator.tick.threw", [this]() -> Status {
+      auto t = drive_once();
+      if (!t.ok()) log_.error("coordinator.tick", {{"error", t.error().message}});
+      return Ok{};
+    });
+    (void)st;
     stop_lock.lock();
     stop_cv_.wait_for(stop_lock, options_.tick, [this] { return stopping_; });
   }

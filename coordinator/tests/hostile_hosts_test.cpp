@@ -28,14 +28,17 @@ class HostileHosts : public ::testing::Test {
  protected:
   HostileHosts() { open(LmdbCoordinatorStore::kDefaultMapBytes); }
 
-  void open(std::uint64_t map_bytes) {
+  void open(std::uint64_t map_bytes, AgentGateway::ManifestLookup manifests = nullptr,
+            AgentGateway::ReportHandler reports = nullptr) {
     gateway_.reset();
     store_.reset();
     store_ = LmdbCoordinatorStore::open(dir_.path() / "state", map_bytes).value();
     const std::int64_t now = unix_seconds(clock_.now());
     keys_ = std::make_unique<OnlineKeySigner>(OnlineKey{
         online_, sign::certify(root_, {"online", online_.public_key(), 1, now - 60, now + 86400})});
-    gateway_ = AgentGateway::start({}, *store_, *keys_, nullptr, nullptr, clock_, log_).value();
+    gateway_ = AgentGateway::start({}, *store_, *keys_, std::move(manifests), std::move(reports),
+                                   clock_, log_)
+                   .value();
     CoordinatorStore::JoinTokenSpec spec;
     spec.uses = 100;
     ASSERT_TRUE(store_->add_join_token("join-1", "admin", now, spec).ok());
@@ -376,6 +379,35 @@ TEST_F(HostileHosts, ABoundHostReEnrollsByKeyAloneAndAReplayIsRefused) {
   proto::EnrollBody future = stale;
   future.at = now_s() + 3600;
   EXPECT_FALSE(answer(enroll_bytes(late, future)).ok());
+}
+
+// Item 8. Before: an exception in a request's handler, or in the report
+// handler on the committer thread, ended the coordinator.
+TEST_F(HostileHosts, AHandlerThatThrowsIsAnsweredAndTheGatewayGoesOn) {
+  int handled = 0;
+  open(
+      LmdbCoordinatorStore::kDefaultMapBytes,
+      [](const ContentId&) -> Result<std::string> { throw std::runtime_error("lookup broke"); },
+      [&handled](const HostRecord&, const proto::ReportBody&) {
+        if (++handled == 1) throw std::runtime_error("handler broke");
+      });
+  Host h = host("web-1");
+  proto::Request pull{std::string(proto::kManifestPull), h.name,
+                      nlohmann::json{{"artifact", ContentId::of("m").str()}}.dump(), "", ""};
+  proto::mac_request(pull, h.report_key);
+  auto answered = answer(proto::encode_request(pull));
+  ASSERT_FALSE(answered.ok());
+  EXPECT_NE(answered.error().message.find("internal error"), std::string::npos);
+  EXPECT_TRUE(logged("coordinator.request.threw"));
+  // The report whose handler threw is durable and acknowledged; the next one too.
+  auto first = send(h, {sample("web", now_ms(), 0.01)});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first->type, "ack");
+  EXPECT_TRUE(logged("coordinator.report_handler.threw"));
+  auto second = send(h, {sample("web", now_ms() + 1, 0.01)});
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(handled, 2);
+  EXPECT_EQ(store_->fleet("web", 0).value().samples.size(), 2u);
 }
 
 }  // namespace

@@ -7,12 +7,14 @@
 //   new_bytes=42
 #pragma once
 
+#include <chrono>
 #include <concepts>
 #include <exception>
 #include <initializer_list>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -126,6 +128,27 @@ Status run_guarded(Logger& log, std::string_view event, F&& fn) noexcept {
   } catch (...) {
     log.error(event, {{"error", "unknown exception"}});
     return make_error(Errc::internal, std::string(event) + ": unknown exception");
+  }
+}
+
+// A daemon thread's body that must outlive what it handles: runs body until
+// it returns; when it throws, logs event and runs it again `pause` later
+// (polling stopping() meanwhile, so an owner going away is not held up).
+template <class Body, class Stopping>
+void keep_running(Logger& log, std::string_view event, Stopping&& stopping, Body&& body,
+                  std::chrono::milliseconds pause = std::chrono::milliseconds(1000)) noexcept {
+  for (;;) {
+    bool threw = true;
+    (void)run_guarded(log, event, [&] {
+      body();
+      threw = false;
+    });
+    if (!threw) return;
+    for (auto waited = std::chrono::milliseconds(0); waited < pause;
+         waited += std::chrono::milliseconds(50)) {
+      if (stopping()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   }
 }
 

@@ -164,7 +164,7 @@ void on_worker(void* arg) {
     }
     std::string_view req(static_cast<const char*>(nng_msg_body(w->request)),
                          nng_msg_len(w->request));
-    (*w->handler)(req, [w, guard = w->guard](std::string answer) {
+    Server::Reply reply = [w, guard = w->guard](std::string answer) {
       std::lock_guard lock(guard->mu);
       if (guard->closed || w->step != WorkerState::Step::handling || w->answered) return;
       w->answer = std::move(answer);
@@ -172,7 +172,16 @@ void on_worker(void* arg) {
       // An answer given while this context's callback still runs is sent
       // when the callback ends (an aio is not restarted from two threads).
       if (!w->in_callback) send_answer(w);
-    });
+    };
+    // A handler that throws must not end the process from NNG's thread: the
+    // request is answered with nothing (the client sees an undecodable
+    // answer) and the context listens again. Handlers answer their own
+    // errors; this is the last resort.
+    try {
+      (*w->handler)(req, reply);
+    } catch (...) {
+      reply(std::string());
+    }
     std::lock_guard lock(w->guard->mu);
     w->in_callback = false;
     if (w->answered && !w->guard->closed) send_answer(w);

@@ -468,5 +468,33 @@ TEST(Logger, JsonLinesKeepNumbersAsNumbers) {
             R"({"event":"x","level":"warn","n":3,"s":"v","ts":"2023-11-14T22:13:20.000Z"})");
 }
 
+// A daemon thread's body that throws is logged and run again; one that
+// returns ends the loop; a stop requested meanwhile ends it too.
+TEST(KeepRunning, AThrowingBodyIsLoggedAndRunAgain) {
+  MemorySink sink;
+  ManualClock clock;
+  Logger log(sink, clock, LogLevel::info);
+  int runs = 0;
+  keep_running(
+      log, "test.body.threw", [] { return false; },
+      [&] {
+        if (++runs < 3) throw std::runtime_error("bad input");
+      },
+      std::chrono::milliseconds(0));
+  EXPECT_EQ(runs, 3);
+  ASSERT_EQ(sink.lines().size(), 2u);
+  EXPECT_NE(sink.lines()[0].find("event=test.body.threw error=\"bad input\""), std::string::npos)
+      << sink.lines()[0];
+  int stopped_runs = 0;
+  keep_running(
+      log, "test.body.threw", [] { return true; },
+      [&] {
+        ++stopped_runs;
+        throw std::runtime_error("again");
+      },
+      std::chrono::milliseconds(1000));
+  EXPECT_EQ(stopped_runs, 1);
+}
+
 }  // namespace
 }  // namespace drover

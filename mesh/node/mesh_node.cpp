@@ -552,7 +552,11 @@ Result<std::unique_ptr<MeshNode>> MeshNode::start(const NodeOptions& options, Lo
         announce_url(options.tracker, options.host, options.role, options.region, options.cluster);
   }
   Impl* raw = impl.get();
-  impl->alert_thread = std::thread([raw] { raw->run_alerts(); });
+  impl->alert_thread = std::thread([raw] {
+    keep_running(
+        raw->log, "mesh.alerts.threw", [raw] { return raw->stopping.load(); },
+        [raw] { raw->run_alerts(); });
+  });
   log.info("mesh.node.started", {{"role", role_name(options.role)},
                                  {"host", options.host},
                                  {"region", options.region},

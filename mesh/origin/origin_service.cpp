@@ -216,7 +216,15 @@ Result<std::unique_ptr<OriginService>> OriginService::start(MeshNode& node,
                                     raw->handle(r, std::move(respond));
                                   },
                                   log));
-  impl->watcher = std::thread([raw] { raw->watch(); });
+  impl->watcher = std::thread([raw] {
+    keep_running(
+        raw->log, "origin.watch.threw",
+        [raw] {
+          std::lock_guard lock(raw->mu);
+          return raw->stopping;
+        },
+        [raw] { raw->watch(); });
+  });
   return std::unique_ptr<OriginService>(new OriginService(std::move(impl)));
 }
 

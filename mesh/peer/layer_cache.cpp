@@ -62,7 +62,15 @@ Result<std::unique_ptr<LayerCache>> LayerCache::open(MeshNode& node, const Cache
     }
   });
   DROVER_TRY(cache->seed_held());
-  cache->monitor_ = std::thread([raw = cache.get()] { raw->monitor(); });
+  cache->monitor_ = std::thread([raw = cache.get()] {
+    keep_running(
+        raw->log_, "layer_cache.monitor.threw",
+        [raw] {
+          std::lock_guard lock(raw->mu_);
+          return raw->stopping_;
+        },
+        [raw] { raw->monitor(); });
+  });
   return cache;
 }
 

@@ -141,7 +141,10 @@ Result<std::unique_ptr<SeedService>> SeedService::start(
   DROVER_TRY(http::parse_url(options.origin));
   auto impl = std::make_unique<Impl>(cache, options, clock, log, std::move(on_replicated));
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->run(); });
+  impl->thread = std::thread([raw] {
+    keep_running(
+        raw->log, "seed.replicate.threw", [raw] { return raw->stopped(); }, [raw] { raw->run(); });
+  });
   return std::unique_ptr<SeedService>(new SeedService(std::move(impl)));
 }
 
