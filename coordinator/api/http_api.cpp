@@ -97,6 +97,11 @@ Result<std::int64_t> time_param(const http::Request& req, const char* name, std:
 
 }  // namespace
 
+constexpr const char* kWebhookHeaders =
+    "the health webhook needs X-Drover-Timestamp (unix seconds), X-Drover-Delivery (a unique "
+    "id) and X-Drover-Signature: sha256=<hex HMAC-SHA256 of \"drover-webhook-v2\" LF timestamp "
+    "LF delivery LF body>";
+
 bool is_loopback_address(const std::string& host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
 }
@@ -234,8 +239,10 @@ std::optional<http::Response> HttpApi::check_headers(const http::Request& head) 
   // must at least say it has one.
   if (seg == std::vector<std::string>{"ready"}) return std::nullopt;
   if (seg == std::vector<std::string>{"webhooks", "health"}) {
-    if (head.headers.count("x-drover-signature")) return std::nullopt;
-    return error(401, "missing X-Drover-Signature: sha256=<hex HMAC-SHA256 of the body>");
+    for (const char* name : {"x-drover-signature", "x-drover-timestamp", "x-drover-delivery"}) {
+      if (!head.headers.count(name)) return error(401, kWebhookHeaders);
+    }
+    return std::nullopt;
   }
   auto auth = head.headers.find("authorization");
   if (auth == head.headers.end() || auth->second.rfind("Bearer ", 0) != 0) {
@@ -313,19 +320,24 @@ http::Response HttpApi::dispatch(const http::Request& req) {
   }
   if (is({"webhooks", "health"})) {
     if (m != "POST") return error(405, "POST /webhooks/health only");
-    auto it = req.headers.find("x-drover-signature");
-    if (it == req.headers.end()) {
-      return error(401, "missing X-Drover-Signature: sha256=<hex HMAC-SHA256 of the body>");
+    auto header = [&req](const char* name) {
+      auto it = req.headers.find(name);
+      return it == req.headers.end() ? std::string() : it->second;
+    };
+    const Coordinator::WebhookDelivery delivery{
+        header("x-drover-signature"), header("x-drover-timestamp"), header("x-drover-delivery")};
+    if (delivery.signature.empty() || delivery.timestamp.empty() || delivery.delivery.empty()) {
+      return error(401, kWebhookHeaders);
     }
-    if (auto st = c.check_webhook_signature(req.body, it->second); !st.ok())
-      return fail(st.error());
+    if (auto st = c.check_webhook(req.body, delivery); !st.ok()) return fail(st.error());
     auto hook =
         api::decode_health_webhook(json::parse(req.body, nullptr, false), c.now_ms(),
                                    [&c](const std::string& host) { return c.host_enrolled(host); });
     if (!hook.ok()) return fail(hook.error());
-    return from(c.add_health_samples(hook->service, hook->samples), [](std::size_t n) {
-      return json{{"accepted", n}};
-    });
+    return from(c.add_health_samples(hook->service, hook->samples, delivery.delivery),
+                [](std::size_t n) {
+                  return json{{"accepted", n}};
+                });
   }
 
   // Which role each endpoint needs; unknown paths are 404 before any auth.

@@ -13,6 +13,7 @@
 #include "coordinator/plans/deploy_plans.hpp"
 #include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "core/base/hex.hpp"
+#include "core/base/name.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "core/format/layer_torrent.hpp"
 #include "core/format/manifest.hpp"
@@ -549,25 +550,45 @@ Status Coordinator::reset_host(const std::string& host, const Caller& who) {
 
 // ---- the health webhook ----
 
-Status Coordinator::check_webhook_signature(const std::string& body, const std::string& signature) {
+Status Coordinator::check_webhook(const std::string& body, const WebhookDelivery& d) {
   if (options_.webhook_secret.empty()) {
     return make_error(Errc::refused, "the health webhook is off: no webhook secret is configured");
   }
-  const std::string expected = "sha256=" + to_hex(sign::hmac_sha256(options_.webhook_secret, body));
+  std::int64_t at = 0;
+  if (d.timestamp.empty() || d.timestamp.size() > 12 ||
+      d.timestamp.find_first_not_of("0123456789") != std::string::npos) {
+    return make_error(Errc::crypto, "X-Drover-Timestamp must be unix seconds");
+  }
+  at = std::stoll(d.timestamp);
+  if (auto st = validate_name(d.delivery, "X-Drover-Delivery"); !st.ok()) {
+    return make_error(Errc::crypto, st.error().message);
+  }
+  const std::string signed_text =
+      "drover-webhook-v2\n" + d.timestamp + "\n" + d.delivery + "\n" + body;
+  const std::string expected =
+      "sha256=" + to_hex(sign::hmac_sha256(options_.webhook_secret, signed_text));
   // Compared in constant time: no early exit to time.
-  unsigned char diff = signature.size() == expected.size() ? 0 : 1;
-  for (std::size_t i = 0; i < std::min(signature.size(), expected.size()); ++i) {
-    diff |= static_cast<unsigned char>(signature[i] ^ expected[i]);
+  unsigned char diff = d.signature.size() == expected.size() ? 0 : 1;
+  for (std::size_t i = 0; i < std::min(d.signature.size(), expected.size()); ++i) {
+    diff |= static_cast<unsigned char>(d.signature[i] ^ expected[i]);
   }
   if (diff != 0) {
     return make_error(Errc::crypto,
-                      "X-Drover-Signature does not match: sign the body with HMAC-SHA256");
+                      "X-Drover-Signature does not match: sign \"drover-webhook-v2\" LF "
+                      "timestamp LF delivery LF body with HMAC-SHA256");
+  }
+  // Checked after the signature, so a forger learns nothing from it.
+  const std::int64_t now_s = now_ms() / 1000;
+  if (at < now_s - kWebhookWindowS || at > now_s + kWebhookWindowS) {
+    return make_error(Errc::crypto, "X-Drover-Timestamp is " + std::to_string(at - now_s) +
+                                        " s from the coordinator's clock; at most 300 allowed");
   }
   return Ok{};
 }
 
 Result<std::size_t> Coordinator::add_health_samples(const std::string& service,
-                                                    const std::vector<ExternalSample>& samples) {
+                                                    const std::vector<ExternalSample>& samples,
+                                                    const std::string& delivery) {
   DROVER_ASSIGN(auto fleet, store_->fleet(service, now_ms()));
   std::vector<CoordinatorStore::FleetSample> out;
   for (const auto& s : samples) {
@@ -585,7 +606,15 @@ Result<std::size_t> Coordinator::add_health_samples(const std::string& service,
     fs.ok = s.ok;
     out.push_back(std::move(fs));
   }
-  DROVER_TRY(store_->add_samples(service, out));
+  // Deliveries are remembered a little longer than a timestamp is valid:
+  // an older replay is refused by its timestamp.
+  const std::int64_t now = now_ms();
+  DROVER_ASSIGN(bool fresh, store_->add_webhook_samples(service, out, delivery, now,
+                                                        now - 2 * kWebhookWindowS * 1000));
+  if (!fresh) {
+    return make_error(Errc::already_exists,
+                      "delivery '" + delivery + "' was received before: a replay");
+  }
   return out.size();
 }
 

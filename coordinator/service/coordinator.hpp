@@ -188,12 +188,21 @@ class Coordinator {
   Result<bool> host_enrolled(const std::string& host);
   Status reset_host(const std::string& host, const Caller& who);
 
-  // The health webhook: the body must carry `X-Drover-Signature:
-  // sha256=<hex HMAC-SHA256 of the body>`, checked before the body is read.
-  Status check_webhook_signature(const std::string& body, const std::string& signature);
-  // Samples of enrolled hosts, stored; answers how many.
+  // The health webhook (docs/API.md, "The health webhook", version 2): the
+  // signature is HMAC-SHA256 under the webhook secret of
+  // "drover-webhook-v2" LF timestamp LF delivery LF body; the timestamp
+  // (unix seconds) within 5 minutes of now; the delivery id a name.
+  static constexpr std::int64_t kWebhookWindowS = 300;
+  struct WebhookDelivery {
+    std::string signature, timestamp, delivery;
+  };
+  Status check_webhook(const std::string& body, const WebhookDelivery& d);
+  // Samples of enrolled hosts, stored with the delivery id in one
+  // transaction: a delivery seen before is refused (Errc::already_exists)
+  // and stores nothing. Answers how many were stored.
   Result<std::size_t> add_health_samples(const std::string& service,
-                                         const std::vector<ExternalSample>& samples);
+                                         const std::vector<ExternalSample>& samples,
+                                         const std::string& delivery);
 
   Result<std::vector<AuditRecord>> audit(const std::string& service, std::int64_t since_ms,
                                          std::int64_t until_ms, std::size_t limit);

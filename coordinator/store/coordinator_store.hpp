@@ -236,6 +236,13 @@ class CoordinatorStore {
   // Health samples from outside the agents (the health webhook).
   virtual Status add_samples(const std::string& service,
                              const std::vector<FleetSample>& samples) = 0;
+  // The webhook's samples with their delivery id, in one transaction: false
+  // (nothing stored) for a delivery id seen before. Ids received before
+  // forget_before_ms are forgotten in the same transaction.
+  virtual Result<bool> add_webhook_samples(const std::string& service,
+                                           const std::vector<FleetSample>& samples,
+                                           const std::string& delivery, std::int64_t now_ms,
+                                           std::int64_t forget_before_ms) = 0;
   // Drops samples older than before_ms; returns how many went.
   virtual Result<std::size_t> prune_samples(std::int64_t before_ms) = 0;
 };

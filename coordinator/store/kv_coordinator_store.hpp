@@ -74,6 +74,10 @@ class KvCoordinatorStore : public CoordinatorStore {
   void set_limits(const StoreLimits& limits) override { limits_ = limits; }
   Result<Fleet> fleet(const std::string& service, std::int64_t since_ms) override;
   Status add_samples(const std::string& service, const std::vector<FleetSample>& samples) override;
+  Result<bool> add_webhook_samples(const std::string& service,
+                                   const std::vector<FleetSample>& samples,
+                                   const std::string& delivery, std::int64_t now_ms,
+                                   std::int64_t forget_before_ms) override;
   Result<std::size_t> prune_samples(std::int64_t before_ms) override;
 
   // The tables underneath (tools and tests).
@@ -110,6 +114,8 @@ class KvCoordinatorStore : public CoordinatorStore {
   kv::Table meta_ = 0, hosts_ = 0, join_tokens_ = 0, api_tokens_ = 0, plans_ = 0, plan_index_ = 0,
             plan_seqs_ = 0, deploys_ = 0, samples_ = 0, host_state_ = 0, pipelines_ = 0,
             artifacts_ = 0, manifests_ = 0, settings_ = 0, host_seen_ = 0;
+  // webhook_deliveries/<id> -> received ms; webhook_by_time/<ms be64>/<id>
+  kv::Table deliveries_ = 0, deliveries_by_time_ = 0;
   kv::Table deploy_configs_ = 0;  // deploy id -> content id of its config snapshot
   kv::Table active_deploys_ = 0;  // service -> id of its deploy not finished
   // "a/", "s/<service>/" or "p/<pipeline>/" + big-endian ~created_ms + id -> id

@@ -193,6 +193,40 @@ Status KvCoordinatorStore::add_samples(const std::string& service,
   return txn.commit();
 }
 
+Result<bool> KvCoordinatorStore::add_webhook_samples(const std::string& service,
+                                                     const std::vector<FleetSample>& samples,
+                                                     const std::string& delivery,
+                                                     std::int64_t now_ms,
+                                                     std::int64_t forget_before_ms) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  {
+    // Forget the oldest deliveries first: the table holds a window's worth.
+    std::vector<std::string> old;
+    DROVER_ASSIGN(auto cursor, txn.cursor(deliveries_by_time_));
+    DROVER_ASSIGN(bool more, cursor->first());
+    const std::string bound =
+        seq_key("", static_cast<std::uint64_t>(std::max<std::int64_t>(forget_before_ms, 0)));
+    while (more && cursor->key() < bound) {
+      old.emplace_back(cursor->key());
+      DROVER_ASSIGN(more, cursor->next());
+    }
+    cursor.reset();
+    for (const auto& k : old) {
+      DROVER_TRY(txn.erase(deliveries_by_time_, k));
+      DROVER_TRY(txn.erase(deliveries_, k.substr(bound.size() + 1)));
+    }
+  }
+  DROVER_ASSIGN(bool fresh, txn.put_new(deliveries_, delivery, std::to_string(now_ms)));
+  if (!fresh) return false;
+  std::string by_time =
+      seq_key("", static_cast<std::uint64_t>(std::max<std::int64_t>(now_ms, 0))) + '/' + delivery;
+  DROVER_TRY(txn.put(deliveries_by_time_, by_time, delivery));
+  for (const auto& s : samples) DROVER_TRY(put_sample(txn, samples_, service, s));
+  DROVER_TRY(txn.commit());
+  return true;
+}
+
 Result<std::size_t> KvCoordinatorStore::prune_samples(std::int64_t before_ms) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;

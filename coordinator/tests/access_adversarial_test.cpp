@@ -15,7 +15,9 @@
 #include "coordinator/api/http_api.hpp"
 #include "coordinator/service/coordinator.hpp"
 #include "core/format/manifest.hpp"
+#include "core/base/hex.hpp"
 #include "core/http/http.hpp"
+#include "core/sign/secret_box.hpp"
 #include "tests/support/small_manifest.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -53,6 +55,8 @@ class FileSizeLimit {
   rlimit old_{};
 };
 
+constexpr const char* kWebhookSecret = "webhook-secret-of-the-attack";
+
 class AccessAttack : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -62,6 +66,7 @@ class AccessAttack : public ::testing::Test {
     o.online = OnlineKey{
         online_, sign::certify(root_, {"online", online_.public_key(), 1, now - 60, now + 86400})};
     o.run_driver = false;  // deploys stay where they were started
+    o.webhook_secret = kWebhookSecret;
     coordinator_ = Coordinator::start(o, clock_, random_, log_).value();
     api_ = HttpApi::start(*coordinator_, {}, log_).value();
     auto token = [&](const char* name, Role role) {
@@ -90,6 +95,21 @@ class AccessAttack : public ::testing::Test {
   Answer call(const std::string& method, const std::string& path, const json& body,
               const std::string& token) {
     return call(method, path, body.dump(), token);
+  }
+  // A webhook delivery as a checker sends it (docs/API.md, version 2).
+  Answer deliver(const std::string& body, const std::string& timestamp, const std::string& id,
+                 const std::string& signed_body) {
+    const std::string sig =
+        "sha256=" + to_hex(sign::hmac_sha256(kWebhookSecret, "drover-webhook-v2\n" + timestamp +
+                                                                 "\n" + id + "\n" + signed_body));
+    http::ClientOptions o;
+    o.timeout = 10s;
+    o.headers = {
+        {"X-Drover-Signature", sig}, {"X-Drover-Timestamp", timestamp}, {"X-Drover-Delivery", id}};
+    auto r = http::request("POST", api_->url() + "/webhooks/health", body, o);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    if (!r.ok()) return {};
+    return {r->status, r->body, json::parse(r->body, nullptr, false)};
   }
 
   json pipeline(bool gated) {
@@ -262,6 +282,60 @@ TEST_F(AccessAttack, AStoreFailureDoesNotEchoTheDataDirectory) {
   // Nothing was half-written, and the store works again once it can grow.
   EXPECT_EQ(call("GET", "/pipelines/" + failed_id, std::string(), viewer_).status, 404);
   EXPECT_EQ(call("POST", "/pipelines", pipeline(false), deployer_).status, 201);
+}
+
+// Issue 11, item 11. Before: the signature covered the body only, so a
+// captured delivery could be posted again and again (its samples counted
+// every time while their at_ms was within 5 minutes).
+TEST_F(AccessAttack, AReplayedWebhookDeliveryIsRefusedDurably) {
+  ready_to_deploy();
+  const std::int64_t now_ms = unix_ms(clock_.now());
+  const std::string now_s = std::to_string(now_ms / 1000);
+  const std::string body =
+      json{{"service", "web"},
+           {"samples", {{{"host", "h1"}, {"error_rate", 0.9}, {"at_ms", now_ms}}}}}
+          .dump();
+  Answer first = deliver(body, now_s, "d-0001", body);
+  ASSERT_EQ(first.status, 200) << first.raw;
+  Answer again = deliver(body, now_s, "d-0001", body);
+  EXPECT_EQ(again.status, 409) << again.raw;
+  EXPECT_NE(again.error().find("replay"), std::string::npos) << again.raw;
+  // A fresh id on the captured signature: the id is signed.
+  const std::string sig_for_old =
+      "sha256=" + to_hex(sign::hmac_sha256(kWebhookSecret,
+                                           "drover-webhook-v2\n" + now_s + "\nd-0001\n" + body));
+  http::ClientOptions o;
+  o.headers = {{"X-Drover-Signature", sig_for_old},
+               {"X-Drover-Timestamp", now_s},
+               {"X-Drover-Delivery", "d-0002"}};
+  auto renamed = http::request("POST", api_->url() + "/webhooks/health", body, o);
+  ASSERT_TRUE(renamed.ok());
+  EXPECT_EQ(renamed->status, 401) << renamed->body;
+  // An old timestamp, even correctly signed, is refused.
+  const std::string old_s = std::to_string(now_ms / 1000 - 3600);
+  EXPECT_EQ(deliver(body, old_s, "d-0003", body).status, 401);
+  // Without the new headers (the body-only signature of version 1): 401.
+  http::ClientOptions v1;
+  v1.headers = {
+      {"X-Drover-Signature", "sha256=" + to_hex(sign::hmac_sha256(kWebhookSecret, body))}};
+  auto old_scheme = http::request("POST", api_->url() + "/webhooks/health", body, v1);
+  ASSERT_TRUE(old_scheme.ok());
+  EXPECT_EQ(old_scheme->status, 401);
+  EXPECT_EQ(coordinator_->store().fleet("web", 0).value().samples.size(), 1u);
+  // Durably: a restarted coordinator still knows the delivery.
+  api_.reset();
+  coordinator_.reset();
+  CoordinatorOptions reopened;
+  reopened.data_dir = dir_.path() / "state";
+  const auto now = unix_seconds(clock_.now());
+  reopened.online = OnlineKey{
+      online_, sign::certify(root_, {"online", online_.public_key(), 1, now - 60, now + 86400})};
+  reopened.run_driver = false;
+  reopened.webhook_secret = kWebhookSecret;
+  coordinator_ = Coordinator::start(reopened, clock_, random_, log_).value();
+  api_ = HttpApi::start(*coordinator_, {}, log_).value();
+  EXPECT_EQ(deliver(body, now_s, "d-0001", body).status, 409);
+  EXPECT_EQ(coordinator_->store().fleet("web", 0).value().samples.size(), 1u);
 }
 
 }  // namespace

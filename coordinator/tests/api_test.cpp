@@ -87,6 +87,15 @@ class Api : public ::testing::Test {
               const std::string& token) {
     return call(method, path, body.is_null() ? std::string() : body.dump(), token);
   }
+  // The headers of a webhook delivery (docs/API.md, version 2), signed now.
+  std::vector<std::pair<std::string, std::string>> webhook_headers(const std::string& body,
+                                                                   const std::string& id) {
+    const std::string ts = std::to_string(unix_seconds(clock_.now()));
+    const std::string sig =
+        "sha256=" + to_hex(sign::hmac_sha256(kWebhookSecret,
+                                             "drover-webhook-v2\n" + ts + "\n" + id + "\n" + body));
+    return {{"X-Drover-Signature", sig}, {"X-Drover-Timestamp", ts}, {"X-Drover-Delivery", id}};
+  }
 
   // An artifact the origin serves: its id.
   std::string publish(const std::string& service, const std::string& salt) {
@@ -396,14 +405,15 @@ TEST_F(Api, TheHealthWebhookNeedsItsSignature) {
       json{{"service", "web"},
            {"samples", {{{"host", "h1"}, {"error_rate", 0.5}, {"p99_ms", 900}}}}}
           .dump();
-  auto sign_body = [](const std::string& b) {
-    return "sha256=" + to_hex(sign::hmac_sha256(kWebhookSecret, b));
+  int deliveries = 0;
+  auto signed_as = [&](const std::string& b) {
+    return webhook_headers(b, "d-" + std::to_string(++deliveries));
   };
   EXPECT_EQ(call("POST", "/webhooks/health", body, "").status, 401);
-  Answer forged =
-      call("POST", "/webhooks/health", body, "", {{"X-Drover-Signature", sign_body(body + " ")}});
+  auto forged_headers = signed_as(body + " ");
+  Answer forged = call("POST", "/webhooks/health", body, "", forged_headers);
   EXPECT_EQ(forged.status, 401);
-  Answer ok = call("POST", "/webhooks/health", body, "", {{"X-Drover-Signature", sign_body(body)}});
+  Answer ok = call("POST", "/webhooks/health", body, "", signed_as(body));
   ASSERT_EQ(ok.status, 200) << ok.body.dump();
   EXPECT_EQ(ok.body["accepted"], 1);
   auto fleet = coordinator_->store().fleet("web", 0).value();
@@ -412,15 +422,13 @@ TEST_F(Api, TheHealthWebhookNeedsItsSignature) {
 
   const std::string stranger =
       json{{"service", "web"}, {"samples", {{{"host", "ghost"}, {"error_rate", 0.1}}}}}.dump();
-  Answer unknown =
-      call("POST", "/webhooks/health", stranger, "", {{"X-Drover-Signature", sign_body(stranger)}});
+  Answer unknown = call("POST", "/webhooks/health", stranger, "", signed_as(stranger));
   EXPECT_EQ(unknown.status, 404);
   EXPECT_NE(unknown.body["error"].get<std::string>().find("samples[0].host"), std::string::npos);
   const std::string stale =
       json{{"service", "web"}, {"samples", {{{"host", "h1"}, {"error_rate", 0.1}, {"at_ms", 1}}}}}
           .dump();
-  Answer old =
-      call("POST", "/webhooks/health", stale, "", {{"X-Drover-Signature", sign_body(stale)}});
+  Answer old = call("POST", "/webhooks/health", stale, "", signed_as(stale));
   EXPECT_EQ(old.status, 400);
   EXPECT_NE(old.body["error"].get<std::string>().find("samples[0].at_ms"), std::string::npos);
   EXPECT_EQ(coordinator_->store().fleet("web", 0).value().samples.size(), 1u);
@@ -484,8 +492,9 @@ TEST_F(Api, TheHealthWebhookCanRollADeployBack) {
         json{{"service", "web"},
              {"samples", {{{"host", first}, {"error_rate", 0.6}, {"at_ms", at + 10 * i}}}}}
             .dump();
-    const std::string sig = "sha256=" + to_hex(sign::hmac_sha256(kWebhookSecret, body));
-    EXPECT_EQ(call("POST", "/webhooks/health", body, "", {{"X-Drover-Signature", sig}}).status,
+    EXPECT_EQ(call("POST", "/webhooks/health", body, "",
+                   webhook_headers(body, "rollback-" + std::to_string(i)))
+                  .status,
               200);
   }
   ASSERT_TRUE(drover::testing::eventually([&] { return state()["state"] == "rolling_back"; }))
