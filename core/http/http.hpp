@@ -88,6 +88,11 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
+// Parses one request from raw bytes as the server does (its limits, its
+// percent-decoding of the path): for tests and the fuzzer. Refuses what the
+// server would answer 400 or 413, and bytes that hold no whole request.
+Result<Request> parse_request(std::string_view raw, const ServerOptions& limits);
+
 struct Url {
   bool tls = false;  // https
   std::string host;

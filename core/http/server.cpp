@@ -283,6 +283,29 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
 }  // namespace
 
+Result<Request> parse_request(std::string_view raw, const ServerOptions& limits) {
+  bhttp::request_parser<bhttp::string_body> parser;
+  parser.body_limit(limits.max_body_bytes);
+  parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+  parser.eager(true);
+  beast::error_code ec;
+  std::size_t used = 0;
+  while (used < raw.size() && !parser.is_done()) {
+    const std::size_t n = parser.put(asio::const_buffer(raw.data() + used, raw.size() - used), ec);
+    if (ec == bhttp::error::need_more && n == 0) break;
+    if (ec && ec != bhttp::error::need_more) {
+      return make_error(Errc::invalid_argument, "request: " + ec.message());
+    }
+    if (n == 0) break;
+    used += n;
+  }
+  if (!parser.is_done()) {
+    parser.put_eof(ec);
+    if (ec || !parser.is_done()) return make_error(Errc::invalid_argument, "request: incomplete");
+  }
+  return to_request(parser.get(), tcp::endpoint{});
+}
+
 const std::string* Request::param(std::string_view name) const {
   for (const auto& [k, v] : query) {
     if (k == name) return &v;

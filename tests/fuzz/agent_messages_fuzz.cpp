@@ -1,0 +1,76 @@
+// Fuzz family: every agent-protocol message (docs/FORMATS.md, "Agent
+// protocol"), as the coordinator and the agent read them. The first byte
+// picks the reader. Properties: no input crashes a reader; an accepted
+// message keeps every bound (names by the name rule, seqs below 2^53); what
+// is written back for it is valid UTF-8.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "core/base/name.hpp"
+#include "core/canon/canonical_json.hpp"
+#include "core/proto/messages.hpp"
+#include "tests/fuzz/fuzz.hpp"
+
+namespace {
+
+void check_report(const drover::proto::ReportBody& r) {
+  using namespace drover;
+  if (r.seq > proto::kMaxSeq || r.items.empty() || r.items.size() > proto::kMaxReportItems) {
+    std::abort();
+  }
+  for (const auto& item : r.items) {
+    const std::string& service = item.health ? item.health->service : item.event->service;
+    if (!is_valid_name(service)) std::abort();
+    if (item.event && item.event->seq > proto::kMaxSeq) std::abort();
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace drover;
+  if (size == 0) return 0;
+  const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
+  switch (data[0] % 5) {
+    case 0: {
+      auto r = proto::decode_request(in);
+      if (r.ok()) {
+        if (!is_valid_name(r->host)) std::abort();
+        if (!canon::valid_utf8(proto::encode_request(*r))) std::abort();
+      }
+      break;
+    }
+    case 1: {
+      auto r = proto::decode_reply(in);
+      if (!r.ok() && !canon::valid_utf8(proto::encode_error_reply(r.error()))) std::abort();
+      break;
+    }
+    case 2: {
+      auto a = proto::decode_announcement(in);
+      if (a.ok() && (!is_valid_name(a->service) || a->seq > proto::kMaxSeq)) std::abort();
+      break;
+    }
+    case 3: {
+      auto body = proto::parse_body(in);
+      if (!body.ok()) break;
+      auto report = proto::report_body(*body);
+      if (report.ok()) check_report(*report);
+      break;
+    }
+    default: {
+      auto body = proto::parse_body(in);
+      if (!body.ok()) break;
+      auto e = proto::enroll_body(*body);
+      if (e.ok()) {
+        if (!is_valid_name(e->host)) std::abort();
+        for (const auto& s : e->services) {
+          if (!is_valid_name(s)) std::abort();
+        }
+      }
+      break;
+    }
+  }
+  return 0;
+}
