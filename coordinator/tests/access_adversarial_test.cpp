@@ -7,15 +7,18 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <csignal>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "coordinator/api/http_api.hpp"
 #include "coordinator/service/coordinator.hpp"
-#include "core/format/manifest.hpp"
 #include "core/base/hex.hpp"
+#include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
 #include "core/sign/secret_box.hpp"
 #include "tests/support/small_manifest.hpp"
@@ -336,6 +339,72 @@ TEST_F(AccessAttack, AReplayedWebhookDeliveryIsRefusedDurably) {
   api_ = HttpApi::start(*coordinator_, {}, log_).value();
   EXPECT_EQ(deliver(body, now_s, "d-0001", body).status, 409);
   EXPECT_EQ(coordinator_->store().fleet("web", 0).value().samples.size(), 1u);
+}
+
+// Issue 11, item 10. Before: registering an artifact asked the origin on
+// one of the API's two workers, for up to 30 s: two slow registrations held
+// the whole API, and queued requests waited without bound.
+TEST_F(AccessAttack, ASlowOriginNeverHoldsTheApi) {
+  // An origin that accepts and never answers, until the test lets it.
+  std::mutex mu;
+  std::vector<http::Responder> parked;
+  auto origin = http::Server::start(
+                    {},
+                    [&](const http::Request&, http::Responder respond) {
+                      std::lock_guard lock(mu);
+                      parked.push_back(std::move(respond));
+                    },
+                    log_)
+                    .value();
+  api_.reset();
+  coordinator_.reset();
+  CoordinatorOptions o;
+  o.data_dir = dir_.path() / "slow";
+  const auto now = unix_seconds(clock_.now());
+  o.online = OnlineKey{
+      online_, sign::certify(root_, {"online", online_.public_key(), 1, now - 60, now + 86400})};
+  o.run_driver = false;
+  o.origin_feed = "http://127.0.0.1:" + std::to_string(origin->port());
+  o.follow_feed = false;
+  coordinator_ = Coordinator::start(o, clock_, random_, log_).value();
+  api_ = HttpApi::start(*coordinator_, {}, log_).value();
+  const std::string deployer =
+      coordinator_->tokens().create("d2", Role::deployer, now, random_).value();
+
+  const std::string id = ContentId::of("never served").str();
+  std::vector<std::thread> clients;
+  std::atomic<int> busy{0}, done{0};
+  for (int i = 0; i < 24; ++i) {
+    clients.emplace_back([&] {
+      http::ClientOptions co;
+      co.timeout = 60s;
+      co.headers.emplace_back("Authorization", "Bearer " + deployer);
+      auto r =
+          http::request("POST", api_->url() + "/artifacts", json{{"artifact_id", id}}.dump(), co);
+      if (r.ok() && r->status == 503) ++busy;
+      ++done;
+    });
+  }
+  // The registration worker is stuck on the origin; the rest of the API is not.
+  ASSERT_TRUE(drover::testing::eventually([&] {
+    std::lock_guard lock(mu);
+    return !parked.empty();
+  }));
+  Answer deploys = call("GET", "/deploys", std::string(), deployer);
+  EXPECT_EQ(deploys.status, 200) << deploys.raw;
+  // Beyond the registrations' own queue, the answer is 503 at once.
+  ASSERT_TRUE(drover::testing::eventually([&] { return busy.load() > 0; }));
+  EXPECT_LT(done.load(), 24);  // the others still wait on the origin
+  // From now on the origin answers at once: every client ends.
+  ASSERT_TRUE(drover::testing::eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        for (auto& respond : parked) respond(http::Response{404, "application/json", "{}", {}});
+        parked.clear();
+        return done.load() == 24;
+      },
+      120s));
+  for (auto& t : clients) t.join();
 }
 
 }  // namespace
