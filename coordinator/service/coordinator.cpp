@@ -224,7 +224,10 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     std::lock_guard lock(c->orchestrator_mu_);
     DROVER_TRY(c->orchestrator_->recover());
   }
-  if (c->options_.run_driver) c->driver_ = std::thread([self] { self->drive(); });
+  if (c->options_.run_driver) {
+    c->driver_ = std::thread([self] { self->drive(); });
+    c->readiness_thread_ = std::thread([self] { self->watch_readiness(); });
+  }
   if (!c->options_.origin_feed.empty() && c->options_.follow_feed) {
     c->feed_ = std::make_unique<FeedFollower>(*c->artifacts_, c->options_.feed_wait_s, log);
   }
@@ -238,6 +241,7 @@ Coordinator::~Coordinator() {
   }
   stop_cv_.notify_all();
   if (driver_.joinable()) driver_.join();
+  if (readiness_thread_.joinable()) readiness_thread_.join();
   feed_.reset();
   gateway_.reset();
   tracker_.reset();
@@ -250,8 +254,8 @@ void Coordinator::after_commit(const std::string& what) {
   ::kill(::getpid(), SIGKILL);
 }
 
-Result<int> Coordinator::drive_once() {
-  check_readiness();  // network I/O: never under the orchestrator's lock
+Result<int> Coordinator::drive_once(bool check) {
+  if (check) check_readiness();  // network I/O: never under the orchestrator's lock
   Result<int> changed = 0;
   {
     std::lock_guard lock(orchestrator_mu_);
@@ -265,6 +269,19 @@ Result<int> Coordinator::drive_once() {
   return changed;
 }
 
+void Coordinator::watch_readiness() {
+  // Apart from the driver: a tracker that answers slowly, or never, delays
+  // only the deploys waiting for their artifact, never a tick (a rollback
+  // of another service, say).
+  std::unique_lock stop_lock(stop_mu_);
+  while (!stopping_) {
+    stop_lock.unlock();
+    (void)run_guarded(log_, "coordinator.readiness.threw", [this] { check_readiness(); });
+    stop_lock.lock();
+    stop_cv_.wait_for(stop_lock, options_.tick, [this] { return stopping_; });
+  }
+}
+
 void Coordinator::drive() {
   std::unique_lock stop_lock(stop_mu_);
   while (!stopping_) {
@@ -272,7 +289,7 @@ void Coordinator::drive() {
     // A tick that throws is logged and the next one runs: the driver thread
     // outlives whatever a record or a host made it meet.
     Status st = run_guarded(log_, "coordinator.tick.threw", [this]() -> Status {
-      auto t = drive_once();
+      auto t = drive_once(/*check=*/false);  // the readiness thread asks the tracker
       if (!t.ok()) log_.error("coordinator.tick", {{"error", t.error().message}});
       return Ok{};
     });

@@ -8,8 +8,9 @@
 // input completely before it changes anything, and answers an error that
 // names what was wrong.
 //
-// Threads: the driver thread asks the tracker about pending deploys (off the
-// orchestrator's lock), then ticks the orchestrator (under it); the feed
+// Threads: the readiness thread asks the tracker about pending deploys (off
+// the orchestrator's lock); the driver thread ticks the orchestrator (under
+// it), never waiting on the network; the feed
 // thread follows the origin; API operations may run on any thread (they take
 // the orchestrator's lock where they change deploys, and never do network
 // I/O under it).
@@ -220,10 +221,11 @@ class Coordinator {
 
   // Pulls new artifacts from the origin's feed once (the feed thread's step).
   Status follow_feed_once(int wait_s);
-  // The driver's step (what its thread runs every tick): asks the tracker
-  // about pending deploys' artifacts, then advances every active deploy.
-  // Returns how many changed.
-  Result<int> drive_once();
+  // The driver's step: asks the tracker about pending deploys' artifacts
+  // (unless check is false: the driver thread leaves that to a thread of its
+  // own, so a slow tracker never delays a tick), then advances every active
+  // deploy. Returns how many changed.
+  Result<int> drive_once(bool check = true);
 
  private:
   Coordinator(CoordinatorOptions options, const Clock& clock, Random& random, Logger& log);
@@ -239,6 +241,7 @@ class Coordinator {
   // the tracker about the artifacts of pending deploys, and forgets what it
   // kept of finished deploys.
   void check_readiness();
+  void watch_readiness();  // the readiness thread
   void drive();
   void after_commit(const std::string& what);
 
@@ -267,6 +270,7 @@ class Coordinator {
   std::condition_variable stop_cv_;
   bool stopping_ = false;
   std::thread driver_;
+  std::thread readiness_thread_;
   std::unique_ptr<FeedFollower> feed_;
   std::int64_t last_prune_ms_ = 0;  // the driver's
   int crash_seen_ = 0;
