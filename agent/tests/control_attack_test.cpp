@@ -15,19 +15,10 @@
 namespace drover::agent {
 namespace {
 
-using std::chrono::milliseconds;
 using test_time::kNow;
 
-class NoProbe final : public HealthProbe {
- public:
-  proto::HealthItem sample(const std::string&, milliseconds) override { return {}; }
-};
-class NoProcesses final : public ProcessHost {
- public:
-  std::unique_ptr<ServiceProcess> make(std::string, fs::path, ServiceProcess::OnChange) override {
-    return nullptr;
-  }
-};
+using testing::NoProbe;
+using testing::NoProcesses;
 
 struct ControlAttack : ::testing::Test {
   drover::testing::TempDir dir;

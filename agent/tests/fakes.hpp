@@ -5,10 +5,23 @@
 #include <deque>
 #include <map>
 
+#include "agent/context.hpp"
 #include "agent/layers.hpp"
 #include "core/agent_link/agent_link.hpp"
 
 namespace drover::agent::testing {
+
+// A world without health endpoints or processes, for cases about the seams.
+class NoProbe final : public HealthProbe {
+ public:
+  proto::HealthItem sample(const std::string&, std::chrono::milliseconds) override { return {}; }
+};
+class NoProcesses final : public ProcessHost {
+ public:
+  std::unique_ptr<ServiceProcess> make(std::string, fs::path, ServiceProcess::OnChange) override {
+    return nullptr;
+  }
+};
 
 class FakeLink final : public AgentLink {
  public:

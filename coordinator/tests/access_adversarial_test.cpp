@@ -62,16 +62,28 @@ constexpr const char* kWebhookSecret = "webhook-secret-of-the-attack";
 
 class AccessAttack : public ::testing::Test {
  protected:
-  void SetUp() override {
+  // The options every case starts from: the state in `state`, no driver
+  // (deploys stay where they were started), the webhook on.
+  CoordinatorOptions options(const std::string& state = "state") {
     const auto now = unix_seconds(clock_.now());
     CoordinatorOptions o;
-    o.data_dir = dir_.path() / "state";
+    o.data_dir = dir_.path() / state;
     o.online = OnlineKey{
         online_, sign::certify(root_, {"online", online_.public_key(), 1, now - 60, now + 86400})};
-    o.run_driver = false;  // deploys stay where they were started
+    o.run_driver = false;
     o.webhook_secret = kWebhookSecret;
+    return o;
+  }
+  // Stops the coordinator running (if any) and starts one on o.
+  void restart(const CoordinatorOptions& o) {
+    api_.reset();
+    coordinator_.reset();
     coordinator_ = Coordinator::start(o, clock_, random_, log_).value();
     api_ = HttpApi::start(*coordinator_, {}, log_).value();
+  }
+  void SetUp() override {
+    const auto now = unix_seconds(clock_.now());
+    restart(options());
     auto token = [&](const char* name, Role role) {
       return coordinator_->tokens().create(name, role, now, random_).value();
     };
@@ -326,17 +338,7 @@ TEST_F(AccessAttack, AReplayedWebhookDeliveryIsRefusedDurably) {
   EXPECT_EQ(old_scheme->status, 401);
   EXPECT_EQ(coordinator_->store().fleet("web", 0).value().samples.size(), 1u);
   // Durably: a restarted coordinator still knows the delivery.
-  api_.reset();
-  coordinator_.reset();
-  CoordinatorOptions reopened;
-  reopened.data_dir = dir_.path() / "state";
-  const auto now = unix_seconds(clock_.now());
-  reopened.online = OnlineKey{
-      online_, sign::certify(root_, {"online", online_.public_key(), 1, now - 60, now + 86400})};
-  reopened.run_driver = false;
-  reopened.webhook_secret = kWebhookSecret;
-  coordinator_ = Coordinator::start(reopened, clock_, random_, log_).value();
-  api_ = HttpApi::start(*coordinator_, {}, log_).value();
+  restart(options());
   EXPECT_EQ(deliver(body, now_s, "d-0001", body).status, 409);
   EXPECT_EQ(coordinator_->store().fleet("web", 0).value().samples.size(), 1u);
 }
@@ -356,18 +358,11 @@ TEST_F(AccessAttack, ASlowOriginNeverHoldsTheApi) {
                     },
                     log_)
                     .value();
-  api_.reset();
-  coordinator_.reset();
-  CoordinatorOptions o;
-  o.data_dir = dir_.path() / "slow";
-  const auto now = unix_seconds(clock_.now());
-  o.online = OnlineKey{
-      online_, sign::certify(root_, {"online", online_.public_key(), 1, now - 60, now + 86400})};
-  o.run_driver = false;
+  CoordinatorOptions o = options("slow");
   o.origin_feed = "http://127.0.0.1:" + std::to_string(origin->port());
   o.follow_feed = false;
-  coordinator_ = Coordinator::start(o, clock_, random_, log_).value();
-  api_ = HttpApi::start(*coordinator_, {}, log_).value();
+  restart(o);
+  const auto now = unix_seconds(clock_.now());
   const std::string deployer =
       coordinator_->tokens().create("d2", Role::deployer, now, random_).value();
 
