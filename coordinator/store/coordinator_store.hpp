@@ -81,8 +81,10 @@ class CoordinatorStore {
   // An agent's enrollment, in one transaction (docs/COORDINATOR.md,
   // "Enrollment"). A host bound to record.key enrolls again with its key
   // alone, when record.enroll_at is above the last one accepted (else a
-  // replay: Errc::refused); no token is needed or spent, so revoking tokens
-  // never cuts off a running fleet. A new host (or one reset) needs
+  // replay: Errc::refused) and it keeps its region, cluster and services; no
+  // token is needed or spent, so revoking tokens never cuts off a running
+  // fleet. A bound host asking for another place, or a new host (or one
+  // reset), needs
   // join_token: known, not expired at now (unix seconds), with a use left,
   // its scope matching the record's region and services; one use is spent.
   virtual Status enroll_agent(const HostRecord& record, const std::string& join_token,

@@ -272,6 +272,7 @@ Status KvCoordinatorStore::enroll_agent(const HostRecord& record, const std::str
   kv::Txn& txn = *txn_owner;
   DROVER_ASSIGN(auto existing, txn.get(hosts_, record.host));
   HostRecord next = record;
+  bool moving = false;  // a bound host asking for another region, cluster or services
   if (existing) {
     auto old = decode_host(*existing);
     if (!old.ok()) {
@@ -279,28 +280,41 @@ Status KvCoordinatorStore::enroll_agent(const HostRecord& record, const std::str
                                            "' has a record that cannot be read; an admin must "
                                            "reset it");
     }
-    if (old->key == record.key) {
+    if (!(old->key == record.key)) {
+      return make_error(Errc::refused, "host '" + record.host + "' is bound to key " +
+                                           old->key.key_id().substr(0, 12) +
+                                           "; an admin must reset it before another key enrolls");
+    }
+    if (record.enroll_at <= old->enroll_at) {
+      return make_error(Errc::refused, "enrollment of '" + record.host + "' dated " +
+                                           std::to_string(record.enroll_at) +
+                                           " is not newer than the last one accepted (" +
+                                           std::to_string(old->enroll_at) + "): a replay");
+    }
+    next.enrolled_at = old->enrolled_at;
+    next.report_seq = old->report_seq;  // the agent's numbering continues
+    moving = old->region != record.region || old->cluster != record.cluster ||
+             old->services != record.services;
+    if (!moving) {
       // The key alone: no token needed, none spent.
-      if (record.enroll_at <= old->enroll_at) {
-        return make_error(Errc::refused, "enrollment of '" + record.host + "' dated " +
-                                             std::to_string(record.enroll_at) +
-                                             " is not newer than the last one accepted (" +
-                                             std::to_string(old->enroll_at) + "): a replay");
-      }
-      next.enrolled_at = old->enrolled_at;
-      next.report_seq = old->report_seq;  // the agent's numbering continues
       DROVER_TRY(txn.put(hosts_, record.host, encode_host(next)));
       DROVER_TRY(txn.commit());
       hosts_version_.fetch_add(1);
       return Ok{};
     }
-    return make_error(Errc::refused, "host '" + record.host + "' is bound to key " +
-                                         old->key.key_id().substr(0, 12) +
-                                         "; an admin must reset it before another key enrolls");
+    // Another place is what a token grants: the key alone cannot widen what
+    // the host may speak for (a token scoped to one region or service would
+    // mean nothing otherwise).
   }
   const std::string key = token_key(join_token);
   DROVER_ASSIGN(auto bytes, txn.get(join_tokens_, key));
-  if (!bytes) return make_error(Errc::refused, "unknown or revoked join token");
+  if (!bytes) {
+    return make_error(Errc::refused,
+                      moving ? "host '" + record.host +
+                                   "' asks for another region, cluster or services: that needs a "
+                                   "join token admitting them (or an admin's reset)"
+                             : std::string("unknown or revoked join token"));
+  }
   JoinToken t = decode_join_token(key, *bytes);
   if (now >= t.expires_at) {
     return make_error(Errc::refused,

@@ -381,6 +381,45 @@ TEST_F(HostileHosts, ABoundHostReEnrollsByKeyAloneAndAReplayIsRefused) {
   EXPECT_FALSE(answer(enroll_bytes(late, future)).ok());
 }
 
+// Found in review: with its key alone a host could re-enroll into any
+// region and any services, out of its token's scope, and then report for
+// them.
+TEST_F(HostileHosts, AHostCannotLeaveItsTokensScopeByEnrollingAgain) {
+  CoordinatorStore::JoinTokenSpec scoped;
+  scoped.regions = {"eu"};
+  scoped.services = {"web"};
+  auto t = store_->create_join_token("admin", now_s(), rnd_, scoped).value();
+  Host h{"web-1", sign::KeyPair::generate(rnd_), rnd_.bytes(32)};
+  proto::EnrollBody first = enroll_body(h, {"web"});
+  first.join_token = t.token;
+  ASSERT_TRUE(answer(enroll_bytes(h, first)).ok());
+  clock_.advance(2s);
+  proto::EnrollBody wider = enroll_body(h, {"web", "payments"});
+  wider.join_token = "";
+  auto refused = answer(enroll_bytes(h, wider));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("needs a join token"), std::string::npos)
+      << refused.error().message;
+  proto::EnrollBody elsewhere = enroll_body(h, {"web"});
+  elsewhere.region = "us";
+  elsewhere.join_token = t.token;  // used up, and out of its scope anyway
+  EXPECT_FALSE(answer(enroll_bytes(h, elsewhere)).ok());
+  auto record = store_->host("web-1").value();
+  EXPECT_EQ(record->region, "eu");
+  EXPECT_EQ(record->services, std::vector<std::string>{"web"});
+  // Its report for the service it asked for is refused.
+  ASSERT_TRUE(send(h, {sample("payments", now_ms(), 0.5)}).ok());
+  EXPECT_TRUE(store_->fleet("payments", 0).value().samples.empty());
+  // A token that admits the new place moves it.
+  CoordinatorStore::JoinTokenSpec wide;
+  auto t2 = store_->create_join_token("admin", now_s(), rnd_, wide).value();
+  clock_.advance(2s);
+  proto::EnrollBody moved = enroll_body(h, {"web", "payments"});
+  moved.join_token = t2.token;
+  ASSERT_TRUE(answer(enroll_bytes(h, moved)).ok());
+  EXPECT_EQ(store_->host("web-1").value()->services.size(), 2u);
+}
+
 // Item 8. Before: an exception in a request's handler, or in the report
 // handler on the committer thread, ended the coordinator.
 TEST_F(HostileHosts, AHandlerThatThrowsIsAnsweredAndTheGatewayGoesOn) {
