@@ -102,9 +102,7 @@ struct Agent::Impl {
         log().error("agent.mesh.start_failed", {{"error", st.error().message}});
       }
     }
-    http::ServerOptions options;
-    options.bind = config.control_listen;
-    options.max_body_bytes = 64 << 20;
+    const http::ServerOptions options = control_server_options(config);
     DROVER_ASSIGN(control, http::Server::start(
                                options,
                                [this](const http::Request& r, http::Responder respond) {

@@ -61,6 +61,26 @@ std::string status_json(AgentContext& ctx, const Runners& runners) {
   return json_text(out);
 }
 
+http::ServerOptions control_server_options(const AgentConfig& config) {
+  http::ServerOptions options;
+  options.bind = config.control_listen;
+  options.max_body_bytes = proto::kMaxMessageBytes;
+  options.max_connections = 16;
+  options.max_connections_per_client = 16;
+  options.check_headers = [](const http::Request& head) -> std::optional<http::Response> {
+    if ((head.method == "GET" && head.path == "/v1/status") ||
+        (head.method == "POST" && head.path == "/v1/plans")) {
+      return std::nullopt;
+    }
+    http::Response r;
+    r.status = 404;
+    r.body =
+        R"({"error":"no such resource: the control port serves GET /v1/status and POST /v1/plans"})";
+    return r;
+  };
+  return options;
+}
+
 http::Response serve_control(AgentContext& ctx, const Runners& runners, const http::Request& r,
                              const std::function<bool(proto::PlanBundle)>& hand_over) {
   http::Response resp;

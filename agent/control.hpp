@@ -26,6 +26,12 @@ std::string status_json(AgentContext& ctx, const Runners& runners);
 
 inline constexpr std::size_t kMaxHandedOver = 8;
 
+// How the control port is served: on config.control_listen; a body of at
+// most a bundle with its manifest; 16 connections (all of loopback counts as
+// one client); anything but GET /v1/status and POST /v1/plans refused from
+// its headers, before a body is read.
+http::ServerOptions control_server_options(const AgentConfig& config);
+
 // Answers one request; hand_over queues a verified bundle for the cycle
 // thread, and answers false when kMaxHandedOver already wait.
 http::Response serve_control(AgentContext& ctx, const Runners& runners, const http::Request& r,

@@ -94,6 +94,34 @@ TEST_F(ControlAttack, TheHandOverQueueIsBounded) {
   EXPECT_EQ(queued.size(), kMaxHandedOver);
 }
 
+// Found in review: 70 connections each announcing a 60 MiB body, from
+// 127.0.x.y addresses counted as separate clients, took the agent to 4.3 GB.
+TEST(ControlServer, BoundsConnectionsAndRefusesOtherRequestsBeforeTheirBody) {
+  AgentConfig config;
+  auto server = http::Server::start(
+                    control_server_options(config),
+                    [](const http::Request&, http::Responder respond) {
+                      http::Response r;
+                      r.status = 202;
+                      respond(std::move(r));
+                    },
+                    Logger::discard())
+                    .value();
+  const std::string base = "http://127.0.0.1:" + std::to_string(server->port());
+  // Not one of its two requests: refused from the headers, body never read.
+  http::ClientOptions co;
+  co.timeout = std::chrono::seconds(10);
+  auto other = http::request("PUT", base + "/v1/plans", std::string(1 << 20, 'x'), co);
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  EXPECT_EQ(other->status, 404);
+  // A body over a bundle's bound is refused (413, and the connection closed:
+  // the client may see its upload cut off first), whatever it is.
+  auto huge =
+      http::request("POST", base + "/v1/plans", std::string(proto::kMaxMessageBytes + 1, 'x'), co);
+  EXPECT_TRUE(!huge.ok() || huge->status == 413);
+  EXPECT_EQ(control_server_options(config).max_connections_per_client, 16u);
+}
+
 TEST(ControlConfig, TheControlPortListensOnLoopbackOnly) {
   auto config_with = [](const std::string& listen) {
     nlohmann::json j = {{"format", "drover.agent-config.v1"},

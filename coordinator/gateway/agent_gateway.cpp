@@ -53,7 +53,9 @@ Result<std::unique_ptr<AgentGateway>> AgentGateway::start(
                                 [raw = g.get()](std::string_view req, nng::Server::Reply reply) {
                                   raw->handle_guarded(req, std::move(reply));
                                 },
-                                options.workers));
+                                options.workers,
+                                {proto::kMaxRequestBytes, options.max_connections,
+                                 options.max_connections_per_address}));
   return g;
 }
 

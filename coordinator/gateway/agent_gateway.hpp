@@ -44,6 +44,10 @@ struct GatewayOptions {
   // How far ahead of the coordinator's clock a sample or an enrollment may
   // be dated; a fresh enrollment may also be this old at most.
   std::int64_t max_clock_skew_ms = 5 * 60 * 1000;
+  // Connections to the request socket, in total and per address (loopback
+  // not counted); each may hold a request of up to proto::kMaxRequestBytes.
+  std::size_t max_connections = 20'000;
+  std::size_t max_connections_per_address = 32;
 };
 
 class AgentGateway {

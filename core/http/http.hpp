@@ -54,8 +54,9 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};
   // PEM files; with both set the server speaks only HTTPS (TLS 1.2 and up).
   std::string tls_cert_file, tls_key_file;
-  // Connections open at once, in total and per client address; one beyond
-  // either is closed as soon as it is accepted.
+  // Connections open at once, in total and per client (an IPv4 address, an
+  // IPv6 /64, or all of loopback as one); one beyond either is closed as
+  // soon as it is accepted.
   std::size_t max_connections = 1024;
   std::size_t max_connections_per_client = 64;
   // Called on the server's thread with a request whose headers are read and

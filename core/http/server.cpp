@@ -330,6 +330,22 @@ struct Server::Impl {
 
   Impl(const ServerOptions& o, Handler h, Logger& l) : options(o), handler(std::move(h)), log(l) {}
 
+  // The key a connection counts under for the per-client cap: one for all of
+  // loopback (every 127.x.y.z is the same machine), an IPv6 address's /64
+  // (one host's share of addresses), an IPv4 address.
+  static std::string client_key(const asio::ip::address& a) {
+    if (a.is_loopback() ||
+        (a.is_v6() && a.to_v6().is_v4_mapped() && a.to_v6().to_v4().is_loopback())) {
+      return "loopback";
+    }
+    if (a.is_v6() && !a.to_v6().is_v4_mapped()) {
+      auto bytes = a.to_v6().to_bytes();
+      std::fill(bytes.begin() + 8, bytes.end(), 0);
+      return asio::ip::address_v6(bytes).to_string() + "/64";
+    }
+    return a.is_v6() ? a.to_v6().to_v4().to_string() : a.to_string();
+  }
+
   // A place for a connection from client, or nullptr when a cap is reached.
   std::unique_ptr<Slot> take_slot(const std::string& client) {
     std::lock_guard lock(occupancy->mutex);
@@ -362,7 +378,7 @@ struct Server::Impl {
       }
       backoff = std::chrono::milliseconds(0);
       beast::error_code ignored;
-      const std::string client = socket.remote_endpoint(ignored).address().to_string();
+      const std::string client = client_key(socket.remote_endpoint(ignored).address());
       auto slot = take_slot(client);
       if (!slot) {
         // Over a cap: closed before a byte is read.

@@ -6,7 +6,13 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include <arpa/inet.h>
+
+#include <atomic>
+#include <cstring>
 #include <mutex>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace drover::nng {
@@ -19,8 +25,8 @@ Error nng_error(const std::string& what, int rv) {
   return make_error(code, what + ": " + nng_strerror(rv));
 }
 
-Status bound_size(nng_socket s) {
-  int rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, kMaxMessageBytes);
+Status bound_size(nng_socket s, std::size_t max_bytes = kMaxMessageBytes) {
+  int rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, max_bytes);
   if (rv != 0) return nng_error("nng set recv-size-max", rv);
   return Ok{};
 }
@@ -103,8 +109,19 @@ struct ReplyGuard {
   bool closed = false;
 };
 
+// Connections open, in total and per address, for ServerLimits.
+struct PipeCounts {
+  ServerLimits limits;
+  std::mutex mu;  // guards the rest
+  std::size_t total = 0;
+  std::unordered_map<std::string, std::size_t> per_address;
+  std::unordered_map<std::uint32_t, std::string> open;  // pipe id -> its address key
+  std::atomic<std::uint64_t> refused{0};
+};
+
 struct Server::Impl {
   nng_socket sock = NNG_SOCKET_INITIALIZER;
+  PipeCounts pipes;
   nng_listener listener;
   std::string url;
   AsyncHandler handler;
@@ -191,9 +208,62 @@ void on_worker(void* arg) {
   }
 }
 
+// The key a connection counts under: "" for loopback (never counted), the
+// IPv4 address, or an IPv6 address's /64.
+std::string address_key(nng_pipe p) {
+  nng_sockaddr sa;
+  if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) return "?";
+  if (sa.s_family == NNG_AF_INET) {
+    const std::uint32_t a = ntohl(sa.s_in.sa_addr);
+    if ((a >> 24) == 127) return "";
+    return "4:" + std::to_string(a);
+  }
+  if (sa.s_family == NNG_AF_INET6) {
+    static constexpr std::uint8_t kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    if (std::memcmp(sa.s_in6.sa_addr, kLoopback, 16) == 0) return "";
+    return "6:" + std::string(reinterpret_cast<const char*>(sa.s_in6.sa_addr), 8);
+  }
+  return "";  // ipc, inproc: local
+}
+
+void on_pipe(nng_pipe p, nng_pipe_ev ev, void* arg) {
+  auto* counts = static_cast<PipeCounts*>(arg);
+  const std::uint32_t id = static_cast<std::uint32_t>(nng_pipe_id(p));
+  std::lock_guard lock(counts->mu);
+  if (ev == NNG_PIPE_EV_REM_POST) {
+    auto it = counts->open.find(id);
+    if (it == counts->open.end()) return;
+    --counts->total;
+    if (!it->second.empty() && --counts->per_address[it->second] == 0) {
+      counts->per_address.erase(it->second);
+    }
+    counts->open.erase(it);
+    return;
+  }
+  if (ev != NNG_PIPE_EV_ADD_PRE) return;
+  const ServerLimits& l = counts->limits;
+  const std::string key = address_key(p);
+  const bool over_total = l.max_connections != 0 && counts->total >= l.max_connections;
+  const bool over_address = l.max_connections_per_address != 0 && !key.empty() &&
+                            counts->per_address[key] >= l.max_connections_per_address;
+  if (over_total || over_address) {
+    if (!key.empty() && counts->per_address[key] == 0) counts->per_address.erase(key);
+    counts->refused.fetch_add(1, std::memory_order_relaxed);
+    nng_pipe_close(p);
+    return;
+  }
+  ++counts->total;
+  if (!key.empty()) ++counts->per_address[key];
+  counts->open[id] = key;
+}
+
 }  // namespace
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+std::uint64_t Server::refused_connections() const {
+  return impl_->pipes.refused.load();
+}
 
 Server::~Server() {
   {
@@ -230,14 +300,19 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& url, Handler h
 }
 
 Result<std::unique_ptr<Server>> Server::listen_async(const std::string& url, AsyncHandler handler,
-                                                     int workers) {
+                                                     int workers, const ServerLimits& limits) {
   auto impl = std::make_unique<Impl>();
   impl->handler = std::move(handler);
+  impl->pipes.limits = limits;
   int rv = nng_rep0_open(&impl->sock);
   if (rv != 0) return nng_error("nng rep open", rv);
   std::unique_ptr<Server> server(new Server(std::move(impl)));
   Impl& s = *server->impl_;
-  DROVER_TRY(bound_size(s.sock));
+  DROVER_TRY(bound_size(s.sock, limits.max_message_bytes));
+  for (nng_pipe_ev ev : {NNG_PIPE_EV_ADD_PRE, NNG_PIPE_EV_REM_POST}) {
+    rv = nng_pipe_notify(s.sock, ev, on_pipe, &s.pipes);
+    if (rv != 0) return nng_error("nng pipe notify", rv);
+  }
   for (int i = 0; i < std::max(1, workers); ++i) {
     auto w = std::make_unique<WorkerState>();
     w->handler = &s.handler;

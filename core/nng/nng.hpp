@@ -36,6 +36,17 @@ class Client {
   std::unique_ptr<Impl> impl_;
 };
 
+// What a server takes in: a message larger than max_message_bytes is
+// dropped by NNG; a connection beyond max_connections, or beyond
+// max_connections_per_address from one address (IPv4, or an IPv6 /64;
+// loopback not counted: tests and benchmarks share it), is closed as it is
+// made. 0: no bound.
+struct ServerLimits {
+  std::size_t max_message_bytes = 16ull << 20;
+  std::size_t max_connections = 0;
+  std::size_t max_connections_per_address = 0;
+};
+
 // A REP socket listening on url; each request is handed to handler on one of
 // `workers` NNG contexts (so up to that many are handled at once, on NNG's
 // threads). The handler returns the reply bytes.
@@ -52,9 +63,12 @@ class Server {
   using Reply = std::function<void(std::string answer)>;
   using AsyncHandler = std::function<void(std::string_view request, Reply reply)>;
   static Result<std::unique_ptr<Server>> listen_async(const std::string& url, AsyncHandler handler,
-                                                      int workers = 64);
+                                                      int workers = 64,
+                                                      const ServerLimits& limits = {});
   ~Server();                // stops answering and waits for handlers in progress
   std::string url() const;  // with the bound TCP port (for "tcp://127.0.0.1:0")
+  // Connections closed for a cap so far.
+  std::uint64_t refused_connections() const;
 
  private:
   struct Impl;

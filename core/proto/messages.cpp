@@ -21,10 +21,38 @@ Error invalid(const std::string& what) {
   return make_error(Errc::invalid_argument, what);
 }
 
-Result<json> parse_object(std::string_view bytes, const char* what) {
-  if (bytes.size() > kMaxMessageBytes) {
-    return invalid(std::string(what) + " of " + std::to_string(bytes.size()) +
-                   " bytes exceeds 16 MiB");
+// JSON values in bytes (objects, arrays, and the members and elements that
+// commas and colons announce), strings skipped: an upper bound on the tree
+// a parse would build, found without building it.
+std::size_t count_values(std::string_view bytes) {
+  std::size_t n = 1;
+  bool in_string = false;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const char c = bytes[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[' || c == ',' || c == ':') {
+      ++n;
+    }
+  }
+  return n;
+}
+
+Result<json> parse_object(std::string_view bytes, const char* what,
+                          std::size_t max_bytes = kMaxMessageBytes) {
+  if (bytes.size() > max_bytes) {
+    return invalid(std::string(what) + " of " + std::to_string(bytes.size()) + " bytes exceeds " +
+                   std::to_string(max_bytes >> 10) + " KiB");
+  }
+  if (count_values(bytes) > kMaxMessageValues) {
+    return invalid(std::string(what) + " holds more than " + std::to_string(kMaxMessageValues) +
+                   " JSON values");
   }
   json j = json::parse(bytes, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
@@ -101,7 +129,7 @@ std::string encode_request(const Request& r) {
 }
 
 Result<Request> decode_request(std::string_view bytes) {
-  DROVER_ASSIGN(json j, parse_object(bytes, "request"));
+  DROVER_ASSIGN(json j, parse_object(bytes, "request", kMaxRequestBytes));
   DROVER_TRY(check_version(j, "request"));
   return within("request", [&]() -> Result<Request> {
     const Fields f = fields(j);
@@ -334,7 +362,21 @@ void clip_texts(ReportItem& item) {
 }
 
 Result<json> parse_body(std::string_view body) {
-  return parse_object(body, "request body");
+  return parse_object(body, "request body", kMaxRequestBytes);
+}
+
+std::size_t encoded_size(const ReportItem& item) {
+  constexpr std::size_t kFixed = 512;  // keys, numbers, quotes: well above what they take
+  if (item.health) {
+    const HealthItem& h = *item.health;
+    std::size_t n = kFixed + h.service.size() + h.release.size() + h.slot.size() +
+                    h.error.size() * 6 + h.state.size();  // \u escapes at worst
+    for (const auto& [k, v] : h.custom) n += k.size() * 6 + 32;
+    return n;
+  }
+  const EventItem& e = *item.event;
+  // The proof is JSON text: escaped, its quotes double at most.
+  return kFixed + e.service.size() + e.event.size() + e.detail.size() * 6 + e.proof.size() * 2;
 }
 
 }  // namespace drover::proto

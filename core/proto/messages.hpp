@@ -18,7 +18,14 @@
 namespace drover::proto {
 
 inline constexpr int kProtocolVersion = 1;
-inline constexpr std::size_t kMaxMessageBytes = 16ull << 20;
+inline constexpr std::size_t kMaxMessageBytes = 16ull << 20;  // replies (a manifest, say)
+// A request is far smaller: the coordinator's sockets receive at most this,
+// and the agent fills a report to at most kMaxReportBytes of items.
+inline constexpr std::size_t kMaxRequestBytes = 1ull << 20;
+inline constexpr std::size_t kMaxReportBytes = 512ull << 10;
+// JSON values a message may hold (counted before it is parsed, so a small
+// message of many tiny values cannot make the parser build a huge tree).
+inline constexpr std::size_t kMaxMessageValues = 65'536;
 inline constexpr std::string_view kAnnouncePrefix = "drover.announce.v1 ";
 inline constexpr std::size_t kMaxReportItems = 256;
 // Seqs and times stay below 2^53, so JSON readers in any language keep them exact.
@@ -29,11 +36,11 @@ inline constexpr std::uint64_t kMaxSeq = (1ull << 53) - 1;
 // (core/base/name.hpp); the rest are bounded here. A message over a bound is
 // refused whole, naming the field; the agent clips its texts before sending
 // (clip_texts), so it never writes a report the coordinator refuses.
-inline constexpr std::size_t kMaxTypeBytes = 32;        // request types
-inline constexpr std::size_t kMaxIdBytes = 128;         // artifact ids, slots, states, event kinds
-inline constexpr std::size_t kMaxTextBytes = 4096;      // error texts, event details
-inline constexpr std::size_t kMaxProofBytes = 1 << 20;  // an event's proof (a plan bundle)
-inline constexpr std::size_t kMaxCustomMetrics = 32;    // per health sample
+inline constexpr std::size_t kMaxTypeBytes = 32;    // request types
+inline constexpr std::size_t kMaxIdBytes = 128;     // artifact ids, slots, states, event kinds
+inline constexpr std::size_t kMaxTextBytes = 4096;  // error texts, event details
+inline constexpr std::size_t kMaxProofBytes = 256 << 10;  // an event's proof (a plan bundle)
+inline constexpr std::size_t kMaxCustomMetrics = 32;      // per health sample
 inline constexpr std::size_t kMaxMetricNameBytes = 64;
 inline constexpr std::size_t kMaxHostServices = 256;  // services one host may enroll
 inline constexpr std::size_t kMaxPeerBytes = 262;     // "host:port" of a mesh node
@@ -132,6 +139,8 @@ nlohmann::json to_json(const ReportBody& b);
 Result<ReportBody> report_body(const nlohmann::json& j);
 // Cuts an item's free texts (error, detail) to their bounds, never mid-character.
 void clip_texts(ReportItem& item);
+// About how many bytes an item takes in a report (an upper bound).
+std::size_t encoded_size(const ReportItem& item);
 
 // Parses a request body (JSON object), with a bound on its size.
 Result<nlohmann::json> parse_body(std::string_view body);

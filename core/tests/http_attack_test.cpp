@@ -22,10 +22,20 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A blocking TCP connection to 127.0.0.1:port, or -1.
-int connect_to(std::uint16_t port) {
+// A blocking TCP connection to 127.0.0.1:port (from the loopback address
+// `from`), or -1.
+int connect_to(std::uint16_t port, const char* from = nullptr) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
+  if (from != nullptr) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    ::inet_pton(AF_INET, from, &local.sin_addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+      ::close(fd);
+      return -1;
+    }
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
@@ -112,6 +122,26 @@ TEST(HttpAttack, AClientBeyondItsConnectionCapIsClosedAtOnce) {
   }
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
   for (int fd : held) ::close(fd);
+}
+
+// Found in review: each 127.x.y.z counted as its own client, so one local
+// user had 16 million addresses' worth of caps.
+TEST(HttpAttack, AllOfLoopbackIsOneClient) {
+  ServerOptions o;
+  o.max_connections_per_client = 2;
+  auto server = ok_server(o);
+  int a = connect_to(server->port(), "127.0.0.2"), b = connect_to(server->port(), "127.0.0.3");
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  send_all(a, kGet);
+  send_all(b, kGet);
+  EXPECT_EQ(read_answer(a).rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(read_answer(b).rfind("HTTP/1.1 200", 0), 0u);
+  int c = connect_to(server->port(), "127.9.9.9");
+  ASSERT_GE(c, 0);
+  send_all(c, kGet);
+  EXPECT_EQ(read_answer(c), "");
+  for (int fd : {a, b, c}) ::close(fd);
 }
 
 TEST(HttpAttack, TheTotalConnectionCapHolds) {
