@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <set>
 #include <utility>
 
 #include "core/base/name.hpp"
@@ -116,7 +117,9 @@ std::string AgentGateway::enroll(const proto::Request& r) {
                                           " s ago; a new host's must be recent");
   }
   if (auto st = store_.enroll_agent(h, e->join_token, now); !st.ok()) {
-    log_.warn("coordinator.enroll.refused", {{"host", h.host}, {"error", st.error().message}});
+    if (log_allowed("coordinator.enroll.refused")) {
+      log_.warn("coordinator.enroll.refused", {{"host", h.host}, {"error", st.error().message}});
+    }
     return proto::encode_error_reply(st.error());
   }
   log_.info("coordinator.enrolled", {{"host", h.host}, {"key", h.key.key_id().substr(0, 12)}});
@@ -156,7 +159,9 @@ void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply
   if (!host.ok()) return reply(proto::encode_error_reply(host.error()));
   if (!*host) return reply(error_reply(Errc::not_found, "host '" + r->host + "' is not enrolled"));
   if (!proto::check_mac(*r, (*host)->report_key)) {
-    log_.warn("coordinator.request.bad_mac", {{"host", r->host}, {"type", r->type}});
+    if (log_allowed("coordinator.request.bad_mac")) {
+      log_.warn("coordinator.request.bad_mac", {{"host", r->host}, {"type", r->type}});
+    }
     return reply(error_reply(Errc::crypto, "request of '" + r->host +
                                                "' is not authenticated by its report key; "
                                                "enroll again"));
@@ -190,6 +195,11 @@ void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply
   if (r->type == proto::kReport) {
     auto report = proto::report_body(*body);
     if (!report.ok()) return reply(proto::encode_error_reply(report.error()));
+    // A report at or below one acknowledged for this host is a resend (or a
+    // copy): acknowledged again at once, neither screened nor committed.
+    if (report->seq <= acked_seq((*host)->host)) {
+      return reply(proto::encode_reply("ack", {{"seq", report->seq}}));
+    }
     const Screened refused = screen(**host, *report);
     if (refused.total() > 0) {
       refused_items_.fetch_add(refused.total(), std::memory_order_relaxed);
@@ -198,7 +208,8 @@ void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply
                                                      {"foreign_service", refused.foreign},
                                                      {"future", refused.future},
                                                      {"unissued_seq", refused.unissued},
-                                                     {"bad_proof", refused.unproven}});
+                                                     {"bad_proof", refused.unproven},
+                                                     {"first_error", refused.first_error}});
     }
     // Acknowledged once durable, together with whatever else is waiting.
     {
@@ -213,6 +224,7 @@ void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply
 
 AgentGateway::Screened AgentGateway::screen(const HostRecord& host, proto::ReportBody& report) {
   Screened out;
+  std::set<std::string> proved;  // services whose proof this report already gave
   const std::int64_t now_ms = unix_ms(clock_.now());
   auto own = [&](const std::string& service) {
     return std::find(host.services.begin(), host.services.end(), service) != host.services.end();
@@ -235,14 +247,20 @@ AgentGateway::Screened AgentGateway::screen(const HostRecord& host, proto::Repor
         ++out.foreign;
         continue;
       }
+      if (!e.proof.empty() && !proved.insert(e.service).second) {
+        ++out.unproven;  // one proof per service per report is all it takes
+        e.proof.clear();
+      }
       if (!e.proof.empty()) {
         // Rare: a host refusing a plan below the one it holds (a restore
         // from an old backup). Its proof lifts the service's seq.
         auto seq = proven_seq(host.host, e);
+        auto issued = seq.ok() ? store_.plan_seq(e.service) : Result<std::uint64_t>(0);
         if (!seq.ok()) {
           ++out.unproven;
-          log_.warn("coordinator.report.bad_proof",
-                    {{"host", host.host}, {"service", e.service}, {"error", seq.error().message}});
+          if (out.first_error.empty()) out.first_error = "proof: " + seq.error().message;
+        } else if (issued.ok() && *issued >= *seq) {
+          // Nothing to lift: no write.
         } else if (auto st = store_.note_reported_seq(e.service, *seq); !st.ok()) {
           log_.warn("coordinator.report.proof_not_kept",
                     {{"host", host.host}, {"error", st.error().message}});
@@ -279,6 +297,42 @@ Result<std::uint64_t> AgentGateway::proven_seq(const std::string& host, const pr
   }
   if (plan.seq > proto::kMaxSeq) return make_error(Errc::refused, "the proof's seq is too high");
   return plan.seq;
+}
+
+std::uint64_t AgentGateway::acked_seq(const std::string& host) {
+  const std::uint64_t version = store_.hosts_version();
+  std::lock_guard lock(acked_mu_);
+  auto it = acked_.find(host);
+  // An enrollment or a reset since (a new machine numbers from 1): unknown.
+  if (it == acked_.end() || it->second.first != version) return 0;
+  return it->second.second;
+}
+
+void AgentGateway::note_acked(const std::string& host, std::uint64_t seq) {
+  const std::uint64_t version = store_.hosts_version();
+  std::lock_guard lock(acked_mu_);
+  if (acked_.size() > 1'000'000) acked_.clear();
+  auto& [v, s] = acked_[host];
+  if (v != version) s = 0;
+  v = version;
+  s = std::max(s, seq);
+}
+
+bool AgentGateway::log_allowed(std::string_view event) {
+  // At most 20 lines a second of each unauthenticated refusal: a flood of
+  // bad requests costs a counter, not the log.
+  const std::int64_t second = unix_ms(clock_.now()) / 1000;
+  std::lock_guard lock(log_mu_);
+  auto& [at, n] = log_budget_[std::string(event)];
+  if (at != second) {
+    if (n > 20) {
+      log_.warn("coordinator.log.suppressed",
+                {{"event", event}, {"lines", static_cast<std::int64_t>(n - 20)}});
+    }
+    at = second;
+    n = 0;
+  }
+  return ++n <= 20;
 }
 
 Result<std::optional<HostRecord>> AgentGateway::enrolled(const std::string& name) {
@@ -356,6 +410,7 @@ void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
       continue;
     }
     note_dropped(p.host.host, *done);
+    note_acked(p.host.host, p.body.seq);
     if (done->fresh && reports_) {
       // Durable already: a handler that throws is logged, the report acknowledged.
       (void)run_guarded(log_, "coordinator.report_handler.threw",

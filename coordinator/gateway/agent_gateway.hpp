@@ -85,6 +85,7 @@ class AgentGateway {
     std::size_t future = 0;    // a sample dated beyond the skew bound
     std::size_t unissued = 0;  // an event naming a plan seq never issued
     std::size_t unproven = 0;  // a proof that is not a plan signed for this host
+    std::string first_error;   // what the first bad proof was (for the one log line)
     std::size_t total() const { return foreign + future + unissued + unproven; }
   };
 
@@ -98,6 +99,12 @@ class AgentGateway {
   // The seq of the plan e.proof carries, when it is a plan signed by the
   // online key, for e.service, naming host.
   Result<std::uint64_t> proven_seq(const std::string& host, const proto::EventItem& e);
+  // The highest report seq acknowledged for a host since the hosts last
+  // changed (0: unknown), and noting one.
+  std::uint64_t acked_seq(const std::string& host);
+  void note_acked(const std::string& host, std::uint64_t seq);
+  // Whether another line of this event fits this second's budget.
+  bool log_allowed(std::string_view event);
   // Logs what ingest dropped (a host over its budget, a full map).
   void note_dropped(const std::string& host, const Ingested& done);
   // The host's record, from a cache that every enrollment or reset empties
@@ -130,6 +137,10 @@ class AgentGateway {
   bool stopping_ = false;
   std::atomic<std::uint64_t> batches_{0};
   std::atomic<std::uint64_t> refused_items_{0};
+  std::mutex acked_mu_;  // guards acked_
+  std::unordered_map<std::string, std::pair<std::uint64_t, std::uint64_t>> acked_;
+  std::mutex log_mu_;  // guards log_budget_
+  std::unordered_map<std::string, std::pair<std::int64_t, std::uint64_t>> log_budget_;
   std::int64_t max_skew_ms_ = 0;
   // Committer thread only: when each throttled host was last named in the log.
   std::unordered_map<std::string, std::int64_t> throttle_logged_;

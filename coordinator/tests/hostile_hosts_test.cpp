@@ -420,6 +420,37 @@ TEST_F(HostileHosts, AHostCannotLeaveItsTokensScopeByEnrollingAgain) {
   EXPECT_EQ(store_->host("web-1").value()->services.size(), 2u);
 }
 
+// Found in review: a copied report was screened and committed again each
+// time it was sent, and each bad proof in it logged a line: 5 copies of one
+// report of 256 bad proofs made 1,285 lines and 5 commits.
+TEST_F(HostileHosts, ACopiedReportCostsNothingAndBadProofsOneLine) {
+  Host h = host("web-1");
+  proto::ReportBody r;
+  r.seq = ++h.seq;
+  r.sent_at_ms = now_ms();
+  for (int i = 0; i < 256; ++i) {
+    r.items.push_back({std::nullopt, proto::EventItem{"web", now_ms(), "replay_refused", 0, "",
+                                                      "not a bundle " + std::to_string(i)}});
+  }
+  const nlohmann::json body = proto::to_json(r);
+  ASSERT_TRUE(send_body(h, body).ok());
+  const std::uint64_t commits = gateway_->report_commits();
+  auto lines_now = [&] { return sink_.lines().size(); };
+  const std::size_t lines = lines_now();
+  for (int i = 0; i < 5; ++i) {
+    auto again = send_body(h, body);
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_EQ(again->type, "ack");
+  }
+  EXPECT_EQ(gateway_->report_commits(), commits);  // acknowledged, not committed again
+  EXPECT_EQ(lines_now(), lines);                   // and not logged again
+  std::size_t proof_lines = 0;
+  for (const auto& l : sink_.lines()) {
+    proof_lines += l.find("bad_proof") != std::string::npos ? 1 : 0;
+  }
+  EXPECT_EQ(proof_lines, 1u);  // the summary line, counting 256
+}
+
 // Item 8. Before: an exception in a request's handler, or in the report
 // handler on the committer thread, ended the coordinator.
 TEST_F(HostileHosts, AHandlerThatThrowsIsAnsweredAndTheGatewayGoesOn) {
