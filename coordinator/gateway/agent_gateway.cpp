@@ -392,9 +392,9 @@ void AgentGateway::commit_reports() {
 }
 
 void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
-  std::vector<std::pair<std::string, const proto::ReportBody*>> items;
+  std::vector<CoordinatorStore::ReportFrom> items;
   items.reserve(batch.size());
-  for (const auto& p : batch) items.emplace_back(p.host.host, &p.body);
+  for (const auto& p : batch) items.push_back({p.host.host, &p.body, p.host.key.hex()});
   auto results = store_.ingest_reports(items, unix_seconds(clock_.now()));
   for (std::size_t i = 0; i < batch.size(); ++i) {
     PendingReport& p = batch[i];

@@ -217,9 +217,17 @@ class CoordinatorStore {
   // ingest_report would, in order. A report that fails fails alone (an
   // unknown host, a record that cannot be written); when the map is full the
   // batch is written again without samples.
+  // A report and who sent it: key_hex, when given, is the public key that
+  // authenticated it; a host record bound to another key since (a reset and
+  // a new machine) makes the report fail (Errc::refused), so an old
+  // machine's queued report never lands on the new one's record.
+  struct ReportFrom {
+    std::string host;
+    const proto::ReportBody* report = nullptr;
+    std::string key_hex = {};
+  };
   virtual Result<std::vector<Result<Ingested>>> ingest_reports(
-      const std::vector<std::pair<std::string, const proto::ReportBody*>>& reports,
-      std::int64_t now) = 0;
+      const std::vector<ReportFrom>& reports, std::int64_t now) = 0;
   virtual void set_limits(const StoreLimits& limits) = 0;
 
   struct FleetSample {

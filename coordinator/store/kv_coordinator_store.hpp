@@ -68,9 +68,8 @@ class KvCoordinatorStore : public CoordinatorStore {
   Result<std::optional<std::string>> setting(const std::string& key) override;
   Result<Ingested> ingest_report(const std::string& host, const proto::ReportBody& report,
                                  std::int64_t now) override;
-  Result<std::vector<Result<Ingested>>> ingest_reports(
-      const std::vector<std::pair<std::string, const proto::ReportBody*>>& reports,
-      std::int64_t now) override;
+  Result<std::vector<Result<Ingested>>> ingest_reports(const std::vector<ReportFrom>& reports,
+                                                       std::int64_t now) override;
   void set_limits(const StoreLimits& limits) override { limits_ = limits; }
   Result<Fleet> fleet(const std::string& service, std::int64_t since_ms) override;
   Status add_samples(const std::string& service, const std::vector<FleetSample>& samples) override;
@@ -90,8 +89,7 @@ class KvCoordinatorStore : public CoordinatorStore {
 
  private:
   // samples: false when the map is nearly full (every sample dropped).
-  Result<Ingested> ingest_one(kv::Txn& txn, const std::string& host,
-                              const proto::ReportBody& report, std::int64_t now, bool samples);
+  Result<Ingested> ingest_one(kv::Txn& txn, const ReportFrom& from, std::int64_t now, bool samples);
   // Whether samples may still be written (the map below samples_stop_fill).
   bool samples_fit();
   Status put_record(kv::Table table, const std::string& key, const std::string& value);

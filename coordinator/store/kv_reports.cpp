@@ -13,9 +13,13 @@ namespace {
 using nlohmann::json;
 using namespace store_detail;
 
-// samples/<service>/<at be64>/<host>: time-ordered per service.
-Status put_sample(kv::Txn& txn, kv::Table table, const std::string& service,
-                  const KvCoordinatorStore::FleetSample& s) {
+// samples/<service>/<at be64>/<host>[/<source>]: time-ordered per service.
+// An agent's own samples have no source; the webhook's are "/webhook", so a
+// host can never take (or overwrite) the key of a checker's sample about
+// it. Returns false, writing nothing, when the key is taken: one sample per
+// host, source and millisecond.
+Result<bool> put_sample(kv::Txn& txn, kv::Table table, const std::string& service,
+                        const KvCoordinatorStore::FleetSample& s, std::string_view source = {}) {
   json sample = {{"host", s.host},     {"release", s.release},
                  {"at", s.at_ms},      {"error_rate", s.error_rate},
                  {"p99_ms", s.p99_ms}, {"saturation", s.saturation},
@@ -23,7 +27,8 @@ Status put_sample(kv::Txn& txn, kv::Table table, const std::string& service,
   std::string key =
       seq_key(service, static_cast<std::uint64_t>(std::max<std::int64_t>(s.at_ms, 0)));
   key += '/' + s.host;
-  return txn.put(table, key, sample.dump());
+  if (!source.empty()) key += '/' + std::string(source);
+  return txn.put_new(table, key, sample.dump());
 }
 
 }  // namespace
@@ -40,11 +45,18 @@ bool KvCoordinatorStore::samples_fit() {
   return u.ok() && u->used_bytes < stop;
 }
 
-Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const std::string& host,
-                                                const proto::ReportBody& report, std::int64_t now,
-                                                bool samples) {
+Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const ReportFrom& from,
+                                                std::int64_t now, bool samples) {
+  const std::string& host = from.host;
+  const proto::ReportBody& report = *from.report;
   DROVER_ASSIGN(auto bytes, txn.get(hosts_, host));
   if (!bytes) return make_error(Errc::not_found, "host '" + host + "' is not enrolled");
+  // The record's canonical bytes name its key: a plain search, no decode.
+  if (!from.key_hex.empty() && bytes->find("\"" + from.key_hex + "\"") == std::string::npos) {
+    return make_error(Errc::refused, "host '" + host +
+                                         "' was enrolled again with another key since this "
+                                         "report was authenticated");
+  }
   DROVER_ASSIGN(auto seen_bytes, txn.get(host_seen_, host));
   Seen seen = parse_seen(seen_bytes);
   if (seen.report_seq == 0 && !seen_bytes) {
@@ -75,10 +87,10 @@ Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const std::string&
       } else if (seen.stored_samples >= limits_.samples_per_host) {
         ++out.over_budget;
       } else {
-        DROVER_TRY(put_sample(
-            txn, samples_, hi.service,
-            {host, hi.release, hi.at_ms, hi.error_rate, hi.p99_ms, hi.saturation, hi.ok}));
-        ++seen.stored_samples;
+        DROVER_ASSIGN(bool stored, put_sample(txn, samples_, hi.service,
+                                              {host, hi.release, hi.at_ms, hi.error_rate, hi.p99_ms,
+                                               hi.saturation, hi.ok}));
+        if (stored) ++seen.stored_samples;  // a second sample of the same millisecond: dropped
       }
       if (!hi.release.empty()) {
         DROVER_ASSIGN(json st, state_of(hi.service));
@@ -123,15 +135,14 @@ Result<Ingested> KvCoordinatorStore::ingest_report(const std::string& host,
 }
 
 Result<std::vector<Result<Ingested>>> KvCoordinatorStore::ingest_reports(
-    const std::vector<std::pair<std::string, const proto::ReportBody*>>& reports,
-    std::int64_t now) {
+    const std::vector<ReportFrom>& reports, std::int64_t now) {
   auto attempt = [&](bool samples) -> Result<std::vector<Result<Ingested>>> {
     DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
     kv::Txn& txn = *txn_owner;
     std::vector<Result<Ingested>> out;
     out.reserve(reports.size());
-    for (const auto& [host, report] : reports) {
-      auto r = ingest_one(txn, host, *report, now, samples);
+    for (const ReportFrom& from : reports) {
+      auto r = ingest_one(txn, from, now, samples);
       // A full map spoils the transaction: written again without samples.
       if (!r.ok() && r.error().code == Errc::exhausted) return r.error();
       // Anything else fails that report alone (its seq is not recorded, so
@@ -189,7 +200,7 @@ Status KvCoordinatorStore::add_samples(const std::string& service,
                                        const std::vector<FleetSample>& samples) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;
-  for (const auto& s : samples) DROVER_TRY(put_sample(txn, samples_, service, s));
+  for (const auto& s : samples) DROVER_TRY(put_sample(txn, samples_, service, s, "webhook"));
   return txn.commit();
 }
 
@@ -222,7 +233,7 @@ Result<bool> KvCoordinatorStore::add_webhook_samples(const std::string& service,
   std::string by_time =
       seq_key("", static_cast<std::uint64_t>(std::max<std::int64_t>(now_ms, 0))) + '/' + delivery;
   DROVER_TRY(txn.put(deliveries_by_time_, by_time, delivery));
-  for (const auto& s : samples) DROVER_TRY(put_sample(txn, samples_, service, s));
+  for (const auto& s : samples) DROVER_TRY(put_sample(txn, samples_, service, s, "webhook"));
   DROVER_TRY(txn.commit());
   return true;
 }
@@ -239,8 +250,15 @@ Result<std::size_t> KvCoordinatorStore::prune_samples(std::int64_t before_ms) {
       json j = json::parse(cursor->value(), nullptr, false);
       if (j.is_object() && j.value("at", std::int64_t{0}) < before_ms) {
         doomed.emplace_back(cursor->key());
-        const json* h = j.contains("host") ? &j["host"] : nullptr;
-        if (h && h->is_string()) ++per_host[h->get<std::string>()];
+        // <service>/<8 bytes>/<host>: an agent's own sample, counted in its
+        // budget; one with a source after the host (the webhook's) is not.
+        const std::string_view key = cursor->key();
+        const std::size_t service_end = key.find('/');
+        const std::size_t host_at = service_end + 10;
+        if (service_end != std::string_view::npos && host_at <= key.size() &&
+            key.find('/', host_at) == std::string_view::npos) {
+          ++per_host[std::string(key.substr(host_at))];
+        }
       }
       DROVER_ASSIGN(more, cursor->next());
     }

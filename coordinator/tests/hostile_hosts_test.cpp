@@ -451,6 +451,46 @@ TEST_F(HostileHosts, ACopiedReportCostsNothingAndBadProofsOneLine) {
   EXPECT_EQ(proof_lines, 1u);  // the summary line, counting 256
 }
 
+// Found in review: 256 samples of one millisecond stored one sample and
+// counted 256, so a host throttled itself for good; and a host could take
+// the key of the webhook's sample about it.
+TEST_F(HostileHosts, SamplesOfOneMillisecondCountOnceAndNeverTakeTheWebhooksKey) {
+  Host h = host("web-1");
+  const std::int64_t at = now_ms();
+  ASSERT_TRUE(
+      store_->add_webhook_samples("web", {{"web-1", "", at, 0.9, 10, 0.1, false}}, "d-1", at, 0)
+          .value());
+  std::vector<proto::ReportItem> same;
+  for (int i = 0; i < 256; ++i) same.push_back(sample("web", at, 0.0));
+  ASSERT_TRUE(send(h, same).ok());
+  EXPECT_EQ(store_->host("web-1").value()->stored_samples, 1u);
+  auto f = store_->fleet("web", 0).value();
+  ASSERT_EQ(f.samples.size(), 2u);  // the checker's and the host's
+  int checker = 0;
+  for (const auto& s : f.samples) checker += s.error_rate == 0.9 ? 1 : 0;
+  EXPECT_EQ(checker, 1);
+  ASSERT_EQ(store_->prune_samples(at + 1).value(), 2u);
+  EXPECT_EQ(store_->host("web-1").value()->stored_samples, 0u);
+}
+
+// Found in review: a report of an old machine, authenticated before an
+// admin's reset and committed after the new machine enrolled, landed on the
+// new machine's record (its seq could silence the new machine for good).
+TEST_F(HostileHosts, AnOldMachinesReportNeverLandsOnTheNewOnesRecord) {
+  Host old_machine = host("web-1");
+  ASSERT_TRUE(store_->reset_host("web-1").ok());
+  Host new_machine = host("web-1");
+  proto::ReportBody stale;
+  stale.seq = proto::kMaxSeq;
+  stale.items.push_back(sample("web", now_ms(), 0.0));
+  auto r = store_->ingest_reports({{"web-1", &stale, old_machine.key.public_key().hex()}}, now_s());
+  ASSERT_TRUE(r.ok());
+  ASSERT_FALSE((*r)[0].ok());
+  EXPECT_EQ((*r)[0].error().code, Errc::refused);
+  ASSERT_TRUE(send(new_machine, {sample("web", now_ms() + 1, 0.0)}).ok());
+  EXPECT_EQ(store_->host("web-1").value()->report_seq, 1u);
+}
+
 // Item 8. Before: an exception in a request's handler, or in the report
 // handler on the committer thread, ended the coordinator.
 TEST_F(HostileHosts, AHandlerThatThrowsIsAnsweredAndTheGatewayGoesOn) {
