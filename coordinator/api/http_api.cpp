@@ -153,6 +153,7 @@ HttpApi::HttpApi(Coordinator& coordinator, const ApiOptions& options, Logger& lo
 HttpApi::~HttpApi() {
   server_.reset();  // no new requests
   registrations_.reset();
+  webhooks_.reset();
   pool_.reset();  // finishes those in progress
 }
 
@@ -191,24 +192,29 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(Coordinator& coordinator, const 
   }
   api->pool_ = std::make_unique<WorkerPool>(options.workers);
   api->registrations_ = std::make_unique<WorkerPool>(1);
+  api->webhooks_ = std::make_unique<WorkerPool>(1);
   HttpApi* raw = api.get();
   so.max_connections = options.max_connections;
   so.max_connections_per_client = options.max_connections_per_client;
   so.check_headers = [raw](const http::Request& head) { return raw->check_headers(head); };
-  DROVER_ASSIGN(api->server_,
-                http::Server::start(
-                    so,
-                    [raw](const http::Request& req, http::Responder respond) {
-                      if (req.method == "POST" &&
-                          segments(req.path) == std::vector<std::string>{"artifacts"}) {
-                        return raw->enqueue(*raw->registrations_, raw->queued_registrations_,
-                                            raw->options_.max_queued_registrations, req,
-                                            std::move(respond));
-                      }
-                      raw->enqueue(*raw->pool_, raw->queued_, raw->options_.max_queued, req,
-                                   std::move(respond));
-                    },
-                    log));
+  DROVER_ASSIGN(
+      api->server_,
+      http::Server::start(
+          so,
+          [raw](const http::Request& req, http::Responder respond) {
+            const auto seg = segments(req.path);
+            if (seg == std::vector<std::string>{"webhooks", "health"}) {
+              return raw->enqueue(*raw->webhooks_, raw->queued_webhooks_,
+                                  raw->options_.max_queued_webhooks, req, std::move(respond));
+            }
+            if (req.method == "POST" && seg == std::vector<std::string>{"artifacts"}) {
+              return raw->enqueue(*raw->registrations_, raw->queued_registrations_,
+                                  raw->options_.max_queued_registrations, req, std::move(respond));
+            }
+            raw->enqueue(*raw->pool_, raw->queued_, raw->options_.max_queued, req,
+                         std::move(respond));
+          },
+          log));
   const std::string host = so.bind.find(':') != std::string::npos ? "[" + so.bind + "]" : so.bind;
   api->url_ =
       std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(api->server_->port());
@@ -239,8 +245,17 @@ std::optional<http::Response> HttpApi::check_headers(const http::Request& head) 
   // must at least say it has one.
   if (seg == std::vector<std::string>{"ready"}) return std::nullopt;
   if (seg == std::vector<std::string>{"webhooks", "health"}) {
-    for (const char* name : {"x-drover-signature", "x-drover-timestamp", "x-drover-delivery"}) {
-      if (!head.headers.count(name)) return error(401, kWebhookHeaders);
+    auto header = [&head](const char* name) {
+      auto it = head.headers.find(name);
+      return it == head.headers.end() ? std::string() : it->second;
+    };
+    const Coordinator::WebhookDelivery d{header("x-drover-signature"), header("x-drover-timestamp"),
+                                         header("x-drover-delivery")};
+    if (d.signature.empty() || d.timestamp.empty() || d.delivery.empty()) {
+      return error(401, kWebhookHeaders);
+    }
+    if (auto st = coordinator_.check_webhook_headers(d); !st.ok()) {
+      return error(st.error().code == Errc::refused ? 409 : 401, st.error().message);
     }
     return std::nullopt;
   }

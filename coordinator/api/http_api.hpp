@@ -28,6 +28,9 @@ struct ApiOptions {
   // Registering an artifact asks the origin (seconds, when it is slow): it
   // runs on a worker of its own, never holding the API's, with its own queue.
   std::size_t max_queued_registrations = 16;
+  // The health webhook (anyone who can reach the API may post to it before
+  // its HMAC is checked) runs on its own worker and queue too.
+  std::size_t max_queued_webhooks = 64;
   // Connections open at once, in total and per client address.
   std::size_t max_connections = 1024;
   std::size_t max_connections_per_client = 64;
@@ -66,9 +69,10 @@ class HttpApi {
   // Before the body is read: 401 for a request that needs a token and has
   // no valid one (docs/COORDINATOR.md, "Access").
   std::optional<http::Response> check_headers(const http::Request& head);
-  std::atomic<std::size_t> queued_{0}, queued_registrations_{0};
+  std::atomic<std::size_t> queued_{0}, queued_registrations_{0}, queued_webhooks_{0};
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<WorkerPool> registrations_;
+  std::unique_ptr<WorkerPool> webhooks_;
   std::unique_ptr<http::Server> server_;
 };
 

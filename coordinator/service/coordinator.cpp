@@ -171,6 +171,14 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     to.interval = c->options_.tracker_interval;
     to.expiry = 3 * to.interval;
     to.sources = c->options_.tracker_sources;
+    if (!to.sources && hp.first.rfind("127.", 0) != 0 && hp.first != "::1" &&
+        hp.first != "localhost") {
+      log.warn("coordinator.tracker.open_sources",
+               {{"listen", c->options_.tracker_listen},
+                {"why",
+                 "no tracker.sources: any node that reaches the tracker may claim to be a "
+                 "region's seed or the origin"}});
+    }
     // Only the layers of registered artifacts: nobody can park state here
     // under made-up info-hashes. (The tracker goes before the store: see
     // ~Coordinator.)
@@ -567,19 +575,26 @@ Status Coordinator::reset_host(const std::string& host, const Caller& who) {
 
 // ---- the health webhook ----
 
-Status Coordinator::check_webhook(const std::string& body, const WebhookDelivery& d) {
+Status Coordinator::check_webhook_headers(const WebhookDelivery& d) {
   if (options_.webhook_secret.empty()) {
     return make_error(Errc::refused, "the health webhook is off: no webhook secret is configured");
   }
-  std::int64_t at = 0;
   if (d.timestamp.empty() || d.timestamp.size() > 12 ||
       d.timestamp.find_first_not_of("0123456789") != std::string::npos) {
     return make_error(Errc::crypto, "X-Drover-Timestamp must be unix seconds");
   }
-  at = std::stoll(d.timestamp);
   if (auto st = validate_name(d.delivery, "X-Drover-Delivery"); !st.ok()) {
     return make_error(Errc::crypto, st.error().message);
   }
+  if (d.signature.size() != 71 || d.signature.rfind("sha256=", 0) != 0) {
+    return make_error(Errc::crypto, "X-Drover-Signature must be sha256=<64 hex digits>");
+  }
+  return Ok{};
+}
+
+Status Coordinator::check_webhook(const std::string& body, const WebhookDelivery& d) {
+  DROVER_TRY(check_webhook_headers(d));
+  const std::int64_t at = std::stoll(d.timestamp);
   const std::string signed_text =
       "drover-webhook-v2\n" + d.timestamp + "\n" + d.delivery + "\n" + body;
   const std::string expected =
@@ -623,11 +638,13 @@ Result<std::size_t> Coordinator::add_health_samples(const std::string& service,
     fs.ok = s.ok;
     out.push_back(std::move(fs));
   }
-  // Deliveries are remembered a little longer than a timestamp is valid:
-  // an older replay is refused by its timestamp.
+  // Deliveries are remembered longer than any timestamp received with them
+  // stays valid (received up to 300 s before it, valid up to 300 s after,
+  // compared in whole seconds: 2 windows and 2 s), so an older replay is
+  // refused by its timestamp.
   const std::int64_t now = now_ms();
   DROVER_ASSIGN(bool fresh, store_->add_webhook_samples(service, out, delivery, now,
-                                                        now - 2 * kWebhookWindowS * 1000));
+                                                        now - (2 * kWebhookWindowS + 2) * 1000));
   if (!fresh) {
     return make_error(Errc::already_exists,
                       "delivery '" + delivery + "' was received before: a replay");

@@ -198,6 +198,9 @@ class Coordinator {
     std::string signature, timestamp, delivery;
   };
   Status check_webhook(const std::string& body, const WebhookDelivery& d);
+  // What can be checked before the body is read: the webhook is on, and
+  // each header has its form.
+  Status check_webhook_headers(const WebhookDelivery& d);
   // Samples of enrolled hosts, stored with the delivery id in one
   // transaction: a delivery seen before is refused (Errc::already_exists)
   // and stores nothing. Answers how many were stored.
