@@ -1,10 +1,27 @@
 #include "coordinator/orchestrator/deploy_machine.hpp"
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 
 namespace drover::coordinator {
 namespace {
+
+// The judge's view of one host: at most this many of its samples, its newest.
+constexpr std::size_t kSamplesPerHost = 60;
+
+// samples, each host's newest `per_host` only, oldest first.
+std::vector<HostSample> newest_per_host(std::vector<HostSample> samples, std::size_t per_host) {
+  std::stable_sort(samples.begin(), samples.end(),
+                   [](const HostSample& a, const HostSample& b) { return a.at_ms > b.at_ms; });
+  std::map<std::string, std::size_t> taken;
+  std::vector<HostSample> out;
+  for (auto& hs : samples) {
+    if (taken[hs.host]++ < per_host) out.push_back(std::move(hs));
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
 
 using nlohmann::json;
 
@@ -168,20 +185,22 @@ Step advance(const DeployRecord& d, const DeployParams& p, const FleetView& flee
       const auto judged_now = [&](const HostSample& hs) {
         return hs.at_ms >= batch.converged_ms && hs.at_ms <= now;
       };
+      std::vector<HostSample> baseline, canary;
       for (const auto& hs : fleet.samples) {
         const bool pre_deploy =
             hs.at_ms < d.created_ms && hs.at_ms >= d.created_ms - p.baseline_window_ms;
         const bool control = !updated.count(hs.host) && hs.release == d.prior_artifact;
-        if (pre_deploy || (control && judged_now(hs))) judge.add_baseline(hs.sample);
-      }
-      std::vector<HostSample> canary;
-      for (const auto& hs : fleet.samples) {
+        if (pre_deploy || (control && judged_now(hs))) baseline.push_back(hs);
         if (in_batch.count(hs.host) && hs.release == d.artifact && judged_now(hs)) {
           canary.push_back(hs);
         }
       }
-      std::sort(canary.begin(), canary.end(),
-                [](const HostSample& a, const HostSample& b) { return a.at_ms < b.at_ms; });
+      // Each host weighs the same, however many samples it sends: one that
+      // floods the window (dating samples inside it) cannot set the baseline
+      // or carry its batch.
+      baseline = newest_per_host(std::move(baseline), kSamplesPerHost);
+      canary = newest_per_host(std::move(canary), kSamplesPerHost);
+      for (const auto& hs : baseline) judge.add_baseline(hs.sample);
       for (const auto& hs : canary) judge.add_canary(hs.sample);
       const Verdict v = judge.verdict(now >= d.bake_until_ms);
       if (v.kind == Verdict::Kind::fail) {

@@ -152,6 +152,22 @@ TEST(DeployMachine, SamplesDatedAfterNowNeverCountInABake) {
       << r.deploy.reason;
 }
 
+// Found in review: one host flooding the pre-deploy window with bad samples
+// set the baseline, so a bad release passed against it. Each host now weighs
+// the same.
+TEST(DeployMachine, OneHostCannotSetTheBaseline) {
+  Rollout r(10, rolling(20));
+  r.fleet.health_of["v2"] = {0.30, 20, 0.3, true};  // 30x the honest baseline's errors
+  const std::string& mallory = r.deploy.batches.back().hosts.back();
+  for (int i = 0; i < 5000; ++i) {
+    r.fleet.samples.push_back({mallory, "v1", r.now - 59 * kSecond + i, {0.50, 20, 0.3, true}});
+  }
+  r.run();
+  ASSERT_EQ(r.deploy.state, DeployState::rolled_back);
+  EXPECT_EQ(r.deploy.batches[0].status, "failed");
+  EXPECT_NE(r.deploy.reason.find("error_rate"), std::string::npos) << r.deploy.reason;
+}
+
 TEST(DeployMachine, HostsThatNeverConvergeFailTheBatchAtItsDeadline) {
   Rollout r(10, rolling(50));
   r.fleet.never_applies.insert(r.deploy.batches[0].hosts[0]);
