@@ -272,7 +272,10 @@ Result<int> Coordinator::drive_once(bool check) {
   const std::int64_t now = now_ms();
   if (now - last_prune_ms_ > 60'000) {
     last_prune_ms_ = now;
-    (void)store_->prune_samples(now - options_.sample_retention_s * 1000);
+    if (auto pruned = store_->prune_samples(now - options_.sample_retention_s * 1000);
+        !pruned.ok()) {
+      log_.error("coordinator.prune_failed", {{"error", pruned.error().message}});
+    }
   }
   return changed;
 }

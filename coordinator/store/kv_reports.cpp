@@ -239,43 +239,62 @@ Result<bool> KvCoordinatorStore::add_webhook_samples(const std::string& service,
 }
 
 Result<std::size_t> KvCoordinatorStore::prune_samples(std::int64_t before_ms) {
-  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
-  kv::Txn& txn = *txn_owner;
-  std::vector<std::string> doomed;
-  std::map<std::string, std::uint64_t> per_host;
-  {
-    DROVER_ASSIGN(auto cursor, txn.cursor(samples_));
-    DROVER_ASSIGN(bool more, cursor->first());
-    while (more) {
-      json j = json::parse(cursor->value(), nullptr, false);
-      if (j.is_object() && j.value("at", std::int64_t{0}) < before_ms) {
-        doomed.emplace_back(cursor->key());
-        // <service>/<8 bytes>/<host>: an agent's own sample, counted in its
-        // budget; one with a source after the host (the webhook's) is not.
+  // Keys are <service>/<at be64>/<host>[/<source>]: each service's old
+  // samples are one range from its first key to <service>/<before>, found by
+  // seeking, read by key alone (no value is parsed), and deleted at most
+  // kChunk per transaction, so the writer lock is never held for long.
+  constexpr std::size_t kChunk = 10'000;
+  const std::uint64_t before = static_cast<std::uint64_t>(std::max<std::int64_t>(before_ms, 0));
+  std::size_t total = 0;
+  std::string from;  // where the next chunk's scan starts
+  for (;;) {
+    DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+    kv::Txn& txn = *txn_owner;
+    std::vector<std::string> doomed;
+    std::map<std::string, std::uint64_t> per_host;
+    bool done = false;
+    {
+      DROVER_ASSIGN(auto cursor, txn.cursor(samples_));
+      DROVER_ASSIGN(bool more, from.empty() ? cursor->first() : cursor->seek(from));
+      while (more && doomed.size() < kChunk) {
         const std::string_view key = cursor->key();
         const std::size_t service_end = key.find('/');
+        if (service_end == std::string_view::npos || key.size() < service_end + 9) {
+          DROVER_ASSIGN(more, cursor->next());  // not a sample key: left alone
+          continue;
+        }
+        const std::string service(key.substr(0, service_end));
+        const std::string bound = seq_key(service, before);
+        if (key >= bound) {
+          // This service is done: on to the next one ('0' follows '/').
+          DROVER_ASSIGN(more, cursor->seek(service + '0'));
+          continue;
+        }
+        doomed.emplace_back(key);
+        // An agent's own sample is counted in its budget; one with a source
+        // after the host (the webhook's) is not.
         const std::size_t host_at = service_end + 10;
-        if (service_end != std::string_view::npos && host_at <= key.size() &&
-            key.find('/', host_at) == std::string_view::npos) {
+        if (host_at <= key.size() && key.find('/', host_at) == std::string_view::npos) {
           ++per_host[std::string(key.substr(host_at))];
         }
+        DROVER_ASSIGN(more, cursor->next());
       }
-      DROVER_ASSIGN(more, cursor->next());
+      done = !more;
+      if (more) from = std::string(cursor->key());
     }
+    for (const auto& k : doomed) DROVER_TRY(txn.erase(samples_, k));
+    for (const auto& [host, n] : per_host) {
+      DROVER_ASSIGN(auto v, txn.get(host_seen_, host));
+      if (!v) continue;
+      Seen seen = parse_seen(v);
+      seen.stored_samples = seen.stored_samples > n ? seen.stored_samples - n : 0;
+      if (seen.stored_samples < limits_.samples_per_host) seen.throttled = false;
+      DROVER_TRY(txn.put(host_seen_, host, encode_seen(seen)));
+    }
+    DROVER_TRY(txn.commit());
+    total += doomed.size();
+    if (done || doomed.empty()) return total;
   }
-  for (const auto& k : doomed) DROVER_TRY(txn.erase(samples_, k));
-  // Room made in each host's budget (webhook samples name hosts too: a
-  // count never goes below 0).
-  for (const auto& [host, n] : per_host) {
-    DROVER_ASSIGN(auto v, txn.get(host_seen_, host));
-    if (!v) continue;
-    Seen seen = parse_seen(v);
-    seen.stored_samples = seen.stored_samples > n ? seen.stored_samples - n : 0;
-    if (seen.stored_samples < limits_.samples_per_host) seen.throttled = false;
-    DROVER_TRY(txn.put(host_seen_, host, encode_seen(seen)));
-  }
-  DROVER_TRY(txn.commit());
-  return doomed.size();
 }
 
 }  // namespace drover::coordinator
