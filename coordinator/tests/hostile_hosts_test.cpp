@@ -138,9 +138,10 @@ TEST_F(HostileHosts, AHostReportsOnlyForItsOwnServices) {
   EXPECT_EQ(store_->plan_seq("payments").value(), 0u);
   EXPECT_EQ(store_->next_plan_seq("payments").value(), 1u);
   EXPECT_EQ(store_->fleet("web", 0).value().samples.size(), 1u);
-  // The service's own host still reports.
+  // The service's own host still reports, and the audit chain verifies.
   ASSERT_TRUE(send(honest, {sample("payments", now_ms(), 0.01)}).ok());
   EXPECT_EQ(store_->fleet("payments", 0).value().samples.size(), 1u);
+  EXPECT_TRUE(store_->verify_audit().value().ok);
 }
 
 // Item 2. Before: any seq an agent reported became the service's floor, up
@@ -264,6 +265,13 @@ TEST_F(HostileHosts, AFullMapDropsSamplesButKeepsEventsAndTransitions) {
   EXPECT_EQ(store_->fleet("web", 0).value().running.at("web-2"), "sha256:v3");
   EXPECT_TRUE(store_->put_setting("still", "writable").ok());
   EXPECT_EQ(store_->hosts().value().size(), 2u);
+  AuditRecord a;
+  a.at_ms = now_ms();
+  a.who = "admin";
+  a.what = "host.reset";
+  a.detail = "{}";
+  EXPECT_TRUE(store_->append_audit(a).ok());  // transitions' records still written
+  EXPECT_TRUE(store_->verify_audit().value().ok);
 }
 
 // Item 6. Before: one record that did not decode failed GET /hosts, every
