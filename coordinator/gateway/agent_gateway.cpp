@@ -396,6 +396,7 @@ void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
   items.reserve(batch.size());
   for (const auto& p : batch) items.push_back({p.host.host, &p.body, p.host.key.hex()});
   auto results = store_.ingest_reports(items, unix_seconds(clock_.now()));
+  if (results.ok()) batches_.fetch_add(1, std::memory_order_relaxed);  // before any answer
   for (std::size_t i = 0; i < batch.size(); ++i) {
     PendingReport& p = batch[i];
     if (!results.ok()) {
@@ -418,7 +419,6 @@ void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
     }
     std::exchange(p.reply, nullptr)(proto::encode_reply("ack", {{"seq", p.body.seq}}));
   }
-  batches_.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace drover::coordinator
