@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -174,27 +175,33 @@ TEST(HttpAttack, OutOfDescriptorsTheAcceptLoopBacksOffInsteadOfSpinning) {
   low.rlim_cur = static_cast<rlim_t>(probe) + 64;
   ASSERT_LE(low.rlim_cur, old.rlim_max);
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
-  // Clients come from a child process: its descriptors are its own.
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);  // below the limit: taken before the hog
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    int fds[4];
-    for (int& fd : fds) fd = connect_to(server->port());
-    char c = 1;
-    (void)!::write(ready[1], &c, 1);
-    ::pause();  // until killed
-    ::_exit(0);
-  }
   std::vector<int> hog;
   for (;;) {
     int fd = ::dup(0);
     if (fd < 0) break;
     hog.push_back(fd);
   }
-  char c;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  // Clients come from another process (bash, spawned: no fork of this
+  // threaded process), which raises its own limit back and connects.
+  const std::string port = std::to_string(server->port());
+  const std::string script = "ulimit -Sn " + std::to_string(old.rlim_cur) +
+                             " && exec 7<>/dev/tcp/127.0.0.1/" + port + " 8<>/dev/tcp/127.0.0.1/" +
+                             port + " 9<>/dev/tcp/127.0.0.1/" + port +
+                             " && echo ready && exec sleep 60";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, ready[1], 1);
+  const char* argv[] = {"/bin/bash", "-c", script.c_str(), nullptr};
+  pid_t child = -1;
+  const int spawned = ::posix_spawn(&child, "/bin/bash", &actions, nullptr,
+                                    const_cast<char* const*>(argv), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(ready[1]);  // bash's end only: a bash that fails closes it, and the read ends
+  ASSERT_EQ(spawned, 0);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1) << "the client process did not connect";
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + 20s;
   while (server->accept_failures() < 4 && std::chrono::steady_clock::now() < deadline) {
@@ -207,7 +214,6 @@ TEST(HttpAttack, OutOfDescriptorsTheAcceptLoopBacksOffInsteadOfSpinning) {
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   ::close(ready[0]);
-  ::close(ready[1]);
   ASSERT_GE(failures, 4u);
   // 50 + 100 + 200 ms of waiting between the first four attempts.
   EXPECT_GE(elapsed, 300ms) << failures << " failures";
