@@ -163,6 +163,12 @@ TEST(HttpAttack, TheTotalConnectionCapHolds) {
 // Before: an accept that failed with EMFILE was retried at once, forever:
 // the I/O thread spun at 100% and served nothing else.
 TEST(HttpAttack, OutOfDescriptorsTheAcceptLoopBacksOffInsteadOfSpinning) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizers' runtime opens descriptors of its own (UBSan's type
+  // checks read the process's maps): with none left it reports errors that
+  // are not the server's. The optimized build runs this case.
+  GTEST_SKIP() << "needs a process whose every descriptor the test may take";
+#endif
   auto server = ok_server();
   rlimit old{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
