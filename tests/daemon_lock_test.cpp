@@ -65,10 +65,7 @@ class DataDirClaim : public ::testing::Test {
     return path;
   }
   std::unique_ptr<DaemonProcess> coordinator(const fs::path& config) {
-    return std::make_unique<DaemonProcess>(
-        std::vector<std::string>{binary("drover-coordinator").string(), "run", "--config",
-                                 config.string()},
-        (dir_ / ("coordinator-" + std::to_string(++serial_) + ".err")).string());
+    return daemon("drover-coordinator", config);
   }
 
   // An agent config on the given state directory. Its coordinator is a
@@ -90,10 +87,13 @@ class DataDirClaim : public ::testing::Test {
     return path;
   }
   std::unique_ptr<DaemonProcess> agent(const fs::path& config) {
+    return daemon("drover-agent", config);
+  }
+  // `program run --config config`, its standard error kept in a file of its own.
+  std::unique_ptr<DaemonProcess> daemon(const std::string& program, const fs::path& config) {
     return std::make_unique<DaemonProcess>(
-        std::vector<std::string>{binary("drover-agent").string(), "run", "--config",
-                                 config.string()},
-        (dir_ / ("agent-" + std::to_string(++serial_) + ".err")).string());
+        std::vector<std::string>{binary(program).string(), "run", "--config", config.string()},
+        (dir_ / (program + "-" + std::to_string(++serial_) + ".err")).string());
   }
 
   TempDir dir_;

@@ -17,32 +17,14 @@ namespace {
 
 using test_time::kNow;
 
-using testing::NoProbe;
-using testing::NoProcesses;
-
-struct ControlAttack : ::testing::Test {
-  drover::testing::TempDir dir;
-  ManualClock clock{SystemTime(std::chrono::seconds(kNow))};
-  MemoryFilesystem mem;
-  SeededRandom rnd{3};
-  NoProbe probe;
-  NoProcesses processes;
-  AgentConfig config;
-  std::unique_ptr<AgentContext> ctx;
-  sign::KeyPair root = sign::KeyPair::generate(rnd);
-  sign::KeyPair online = sign::KeyPair::generate(rnd);
+struct ControlAttack : testing::AgentFixture {
   std::vector<proto::PlanBundle> queued;
 
   void SetUp() override {
     config.host = "web-1";
     config.services.push_back({});
     config.services.back().name = "web";
-    ctx = std::make_unique<AgentContext>(config, AgentWorld{clock, mem, rnd, probe, processes},
-                                         Logger::discard(), [](const std::string&) {});
-    ctx->state = std::move(AgentState::open(dir / "agent.lmdb").value());
-    ctx->root = root.public_key();
-    ctx->link = std::make_unique<testing::FakeLink>();
-    ctx->layers = std::make_unique<testing::FakeLayers>();
+    make_context();
   }
   http::Response post(const std::string& body) {
     http::Request r;

@@ -2,12 +2,19 @@
 // layer source in memory, scripted by the test. Single-threaded use.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <deque>
+#include <functional>
 #include <map>
 
 #include "agent/context.hpp"
 #include "agent/layers.hpp"
+#include "agent/state.hpp"
+#include "agent/tests/test_time.hpp"
 #include "core/agent_link/agent_link.hpp"
+#include "core/world/memory_filesystem.hpp"
+#include "tests/support/test_support.hpp"
 
 namespace drover::agent::testing {
 
@@ -106,6 +113,33 @@ class FakeLayers final : public LayerFetcher {
   std::uint64_t downloaded_bytes() override { return downloaded; }
   std::uint16_t port() override { return node_port; }
   std::string tracker() override { return joined; }
+};
+
+// An agent context on the fakes above, in virtual time and a memory
+// filesystem, with a fresh state file: set config, then call make_context.
+struct AgentFixture : ::testing::Test {
+  drover::testing::TempDir dir;
+  ManualClock clock{SystemTime(std::chrono::seconds(test_time::kNow))};
+  MemoryFilesystem mem;
+  SeededRandom rnd{3};
+  NoProbe probe;
+  NoProcesses processes;
+  AgentConfig config;
+  std::unique_ptr<AgentContext> ctx;
+  FakeLink* link = nullptr;
+  sign::KeyPair root = sign::KeyPair::generate(rnd);
+  sign::KeyPair online = sign::KeyPair::generate(rnd);
+
+  void make_context(std::function<void(const std::string&)> lines = [](const std::string&) {}) {
+    ctx = std::make_unique<AgentContext>(config, AgentWorld{clock, mem, rnd, probe, processes},
+                                         Logger::discard(), std::move(lines));
+    ctx->state = std::move(AgentState::open(dir / "agent.lmdb").value());
+    ctx->root = root.public_key();
+    auto fake = std::make_unique<FakeLink>();
+    link = fake.get();
+    ctx->link = std::move(fake);
+    ctx->layers = std::make_unique<FakeLayers>();
+  }
 };
 
 }  // namespace drover::agent::testing

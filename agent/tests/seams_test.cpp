@@ -18,21 +18,7 @@ namespace {
 using std::chrono::milliseconds;
 using test_time::kNow;
 
-using testing::NoProbe;
-using testing::NoProcesses;
-
-struct Seams : ::testing::Test {
-  drover::testing::TempDir dir;
-  ManualClock clock{SystemTime(std::chrono::seconds(kNow))};
-  MemoryFilesystem mem;
-  SeededRandom rnd{3};
-  NoProbe probe;
-  NoProcesses processes;
-  AgentConfig config;
-  std::unique_ptr<AgentContext> ctx;
-  testing::FakeLink* link = nullptr;
-  sign::KeyPair root = sign::KeyPair::generate(rnd);
-  sign::KeyPair online = sign::KeyPair::generate(rnd);
+struct Seams : testing::AgentFixture {
   std::vector<std::string> lines;
   std::uint64_t seq = 100;
 
@@ -43,17 +29,9 @@ struct Seams : ::testing::Test {
     config.services.back().name = "web";
     config.mesh_listen = "0.0.0.0:0";
     config.report_buffer_items = 8;
-    ctx = std::make_unique<AgentContext>(config, AgentWorld{clock, mem, rnd, probe, processes},
-                                         Logger::discard(),
-                                         [this](const std::string& l) { lines.push_back(l); });
-    ctx->state = std::move(AgentState::open(dir / "agent.lmdb").value());
+    make_context([this](const std::string& l) { lines.push_back(l); });
     ctx->key = sign::KeyPair::generate(rnd);
-    ctx->root = root.public_key();
     ctx->report_key = std::string(32, 'k');
-    auto fake = std::make_unique<testing::FakeLink>();
-    link = fake.get();
-    ctx->link = std::move(fake);
-    ctx->layers = std::make_unique<testing::FakeLayers>();
     ctx->next_report_seq = [this] { return seq++; };
   }
   sign::Envelope cert_by(const sign::KeyPair& signer, std::uint64_t version = 2) {
