@@ -10,7 +10,7 @@ packages=(
   libarchive-dev libyaml-cpp-dev
   libtorrent-rasterbar-dev libboost-dev libboost-system-dev
   libcxxopts-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-  nginx curl iproute2 tar coreutils
+  nginx curl iproute2 tar coreutils openssl
 )
 
 missing=()
