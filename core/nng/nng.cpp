@@ -5,6 +5,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include <arpa/inet.h>
 
@@ -31,14 +32,98 @@ Status bound_size(nng_socket s, std::size_t max_bytes = kMaxMessageBytes) {
   return Ok{};
 }
 
+bool is_tls(const std::string& url) {
+  return url.rfind("tls+tcp://", 0) == 0;
+}
+
+// A TLS configuration NNG holds a reference to once set on an endpoint.
+struct TlsConfig {
+  nng_tls_config* cfg = nullptr;
+  ~TlsConfig() {
+    if (cfg) nng_tls_config_free(cfg);
+  }
+};
+
+// TLS 1.2 at least (1.3 where the TLS library has it).
+Status tls_versions(nng_tls_config* cfg) {
+  int rv = nng_tls_config_version(cfg, NNG_TLS_1_2, NNG_TLS_1_3);
+  if (rv == NNG_ENOTSUP) rv = nng_tls_config_version(cfg, NNG_TLS_1_2, NNG_TLS_1_2);
+  if (rv != 0) return nng_error("nng tls versions", rv);
+  return Ok{};
+}
+
+Status server_tls(nng_listener l, const std::string& url, const std::optional<TlsServer>& tls) {
+  if (!is_tls(url)) return Ok{};
+  if (!tls || tls->cert_pem.empty() || tls->key_pem.empty()) {
+    return make_error(Errc::invalid_argument,
+                      "listen " + url + ": a tls+tcp:// listener needs a certificate and key");
+  }
+  TlsConfig c;
+  int rv = nng_tls_config_alloc(&c.cfg, NNG_TLS_MODE_SERVER);
+  if (rv != 0) return nng_error("nng tls config", rv);
+  rv = nng_tls_config_own_cert(c.cfg, tls->cert_pem.c_str(), tls->key_pem.c_str(), nullptr);
+  if (rv != 0) {
+    return make_error(Errc::invalid_argument,
+                      "listen " + url + ": the TLS certificate or key is not usable (" +
+                          nng_strerror(rv) + "); both must be PEM and the key unencrypted");
+  }
+  DROVER_TRY(tls_versions(c.cfg));
+  rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, c.cfg);
+  if (rv != 0) return nng_error("nng listener tls " + url, rv);
+  return Ok{};
+}
+
+Status client_tls(nng_dialer d, const std::string& url, const std::optional<TlsClient>& tls) {
+  if (!is_tls(url)) return Ok{};
+  if (!tls || tls->ca_pem.empty()) {
+    return make_error(Errc::invalid_argument,
+                      "dial " + url + ": a tls+tcp:// URL needs the CA to pin (tls.ca_file)");
+  }
+  TlsConfig c;
+  int rv = nng_tls_config_alloc(&c.cfg, NNG_TLS_MODE_CLIENT);
+  if (rv != 0) return nng_error("nng tls config", rv);
+  rv = nng_tls_config_ca_chain(c.cfg, tls->ca_pem.c_str(), nullptr);
+  if (rv != 0) {
+    return make_error(Errc::invalid_argument, "dial " + url + ": the pinned CA is not usable (" +
+                                                  nng_strerror(rv) + "); it must be PEM");
+  }
+  const std::string name = tls->server_name.empty() ? url_host(url) : tls->server_name;
+  rv = nng_tls_config_server_name(c.cfg, name.c_str());
+  if (rv != 0) return nng_error("nng tls server name", rv);
+  rv = nng_tls_config_auth_mode(c.cfg, NNG_TLS_AUTH_MODE_REQUIRED);
+  if (rv != 0) return nng_error("nng tls auth mode", rv);
+  DROVER_TRY(tls_versions(c.cfg));
+  rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c.cfg);
+  if (rv != 0) return nng_error("nng dialer tls " + url, rv);
+  return Ok{};
+}
+
 // Listens on url; returns the listener (for the bound port).
-Result<nng_listener> start_listener(nng_socket s, const std::string& url) {
+Result<nng_listener> start_listener(nng_socket s, const std::string& url,
+                                    const std::optional<TlsServer>& tls = std::nullopt,
+                                    std::size_t max_message_bytes = 0) {
   nng_listener l;
   int rv = nng_listener_create(&l, s, url.c_str());
   if (rv != 0) return nng_error("nng listen " + url, rv);
+  DROVER_TRY(server_tls(l, url, tls));
+  if (max_message_bytes != 0) {
+    rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, max_message_bytes);
+    if (rv != 0) return nng_error("nng listener recv-size-max " + url, rv);
+  }
   rv = nng_listener_start(l, 0);
   if (rv != 0) return nng_error("nng listen " + url, rv);
   return l;
+}
+
+// Dials url in the background (reconnecting until closed).
+Status start_dialer(nng_socket s, const std::string& url, const std::optional<TlsClient>& tls) {
+  nng_dialer d;
+  int rv = nng_dialer_create(&d, s, url.c_str());
+  if (rv != 0) return nng_error("nng dial " + url, rv);
+  DROVER_TRY(client_tls(d, url, tls));
+  rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+  if (rv != 0) return nng_error("nng dial " + url, rv);
+  return Ok{};
 }
 
 std::uint16_t bound_port(nng_listener l) {
@@ -57,6 +142,36 @@ std::string with_port(const std::string& url, std::uint16_t port) {
 
 }  // namespace
 
+std::string url_host(const std::string& url) {
+  std::string_view rest;
+  for (std::string_view scheme : {"tcp://", "tls+tcp://", "tcp4://", "tcp6://"}) {
+    if (url.rfind(scheme, 0) == 0) rest = std::string_view(url).substr(scheme.size());
+  }
+  if (rest.empty()) return "";
+  if (rest.front() == '[') {
+    const auto close = rest.find(']');
+    return close == std::string_view::npos ? "" : std::string(rest.substr(1, close - 1));
+  }
+  return std::string(rest.substr(0, rest.rfind(':')));
+}
+
+Status check_transport(const std::string& url, bool allow_plaintext) {
+  if (is_tls(url) || url.rfind("ipc://", 0) == 0 || url.rfind("inproc://", 0) == 0) return Ok{};
+  if (url.rfind("tcp://", 0) != 0) {
+    return make_error(Errc::invalid_argument,
+                      "URL '" + url + "': use tls+tcp://, tcp:// (loopback) or ipc://");
+  }
+  const std::string host = url_host(url);
+  in_addr v4{};
+  const bool loopback =
+      host == "localhost" || host == "::1" ||
+      (inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
+  if (loopback || allow_plaintext) return Ok{};
+  return make_error(Errc::refused, "URL '" + url +
+                                       "' is plain TCP beyond loopback: use tls+tcp:// (with tls "
+                                       "settings), or set allow_plaintext to accept it");
+}
+
 // ---- Client ----
 
 struct Client::Impl {
@@ -68,7 +183,8 @@ struct Client::Impl {
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
-Result<std::unique_ptr<Client>> Client::dial(const std::string& url) {
+Result<std::unique_ptr<Client>> Client::dial(const std::string& url,
+                                             const std::optional<TlsClient>& tls) {
   auto impl = std::make_unique<Impl>();
   int rv = nng_req0_open(&impl->sock);
   if (rv != 0) return nng_error("nng req open", rv);
@@ -77,8 +193,7 @@ Result<std::unique_ptr<Client>> Client::dial(const std::string& url) {
   nng_socket_set_ms(impl->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
   nng_socket_set_ms(impl->sock, NNG_OPT_RECONNMINT, 50);
   nng_socket_set_ms(impl->sock, NNG_OPT_RECONNMAXT, 2000);
-  rv = nng_dial(impl->sock, url.c_str(), nullptr, NNG_FLAG_NONBLOCK);
-  if (rv != 0) return nng_error("nng dial " + url, rv);
+  DROVER_TRY(start_dialer(impl->sock, url, tls));
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
@@ -122,9 +237,9 @@ struct PipeCounts {
 struct Server::Impl {
   nng_socket sock = NNG_SOCKET_INITIALIZER;
   PipeCounts pipes;
-  nng_listener listener;
-  std::string url;
-  AsyncHandler handler;
+  std::vector<std::pair<int, std::size_t>> listeners;  // NNG listener id -> endpoint
+  std::vector<std::string> urls;
+  EndpointHandler handler;
   std::shared_ptr<ReplyGuard> guard = std::make_shared<ReplyGuard>();
   std::vector<std::unique_ptr<WorkerState>> workers;
 };
@@ -137,7 +252,8 @@ struct WorkerState {
   bool in_callback = false;    // on_worker is running the handler
   bool answered = false;       // an answer waits to be sent
   std::string answer;
-  Server::AsyncHandler* handler = nullptr;
+  Server::EndpointHandler* handler = nullptr;
+  const std::vector<std::pair<int, std::size_t>>* listeners = nullptr;
   std::shared_ptr<ReplyGuard> guard;
 };
 
@@ -194,8 +310,13 @@ void on_worker(void* arg) {
     // request is answered with nothing (the client sees an undecodable
     // answer) and the context listens again. Handlers answer their own
     // errors; this is the last resort.
+    std::size_t endpoint = 0;
+    const int listener = nng_listener_id(nng_pipe_listener(nng_msg_get_pipe(w->request)));
+    for (const auto& [id, index] : *w->listeners) {
+      if (id == listener) endpoint = index;
+    }
     try {
-      (*w->handler)(req, reply);
+      (*w->handler)(req, endpoint, reply);
     } catch (...) {
       reply(std::string());
     }
@@ -301,6 +422,19 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& url, Handler h
 
 Result<std::unique_ptr<Server>> Server::listen_async(const std::string& url, AsyncHandler handler,
                                                      int workers, const ServerLimits& limits) {
+  return listen_endpoints(
+      {{url, limits.max_message_bytes}},
+      [handler = std::move(handler)](std::string_view request, std::size_t, Reply reply) {
+        handler(request, std::move(reply));
+      },
+      workers, limits);
+}
+
+Result<std::unique_ptr<Server>> Server::listen_endpoints(const std::vector<Endpoint>& endpoints,
+                                                         EndpointHandler handler, int workers,
+                                                         const ServerLimits& limits,
+                                                         const std::optional<TlsServer>& tls) {
+  if (endpoints.empty()) return make_error(Errc::invalid_argument, "a server needs a URL");
   auto impl = std::make_unique<Impl>();
   impl->handler = std::move(handler);
   impl->pipes.limits = limits;
@@ -316,6 +450,7 @@ Result<std::unique_ptr<Server>> Server::listen_async(const std::string& url, Asy
   for (int i = 0; i < std::max(1, workers); ++i) {
     auto w = std::make_unique<WorkerState>();
     w->handler = &s.handler;
+    w->listeners = &s.listeners;
     w->guard = s.guard;
     rv = nng_ctx_open(&w->ctx, s.sock);
     if (rv != 0) return nng_error("nng context open", rv);
@@ -323,39 +458,57 @@ Result<std::unique_ptr<Server>> Server::listen_async(const std::string& url, Asy
     if (rv != 0) return nng_error("nng aio alloc", rv);
     s.workers.push_back(std::move(w));
   }
-  DROVER_ASSIGN(s.listener, start_listener(s.sock, url));
-  s.url = with_port(url, bound_port(s.listener));
+  // Every listener is recorded before any worker receives.
+  for (std::size_t i = 0; i < endpoints.size(); ++i) {
+    const Endpoint& e = endpoints[i];
+    DROVER_ASSIGN(nng_listener l,
+                  start_listener(s.sock, e.url, tls,
+                                 std::min(e.max_message_bytes, limits.max_message_bytes)));
+    s.listeners.emplace_back(nng_listener_id(l), i);
+    s.urls.push_back(with_port(e.url, bound_port(l)));
+  }
   for (auto& w : s.workers) nng_ctx_recv(w->ctx, w->aio);
   return server;
 }
 
 std::string Server::url() const {
-  return impl_->url;
+  return impl_->urls.front();
+}
+
+std::vector<std::string> Server::urls() const {
+  return impl_->urls;
 }
 
 // ---- Publisher ----
 
 struct Publisher::Impl {
   nng_socket sock = NNG_SOCKET_INITIALIZER;
-  nng_listener listener;
-  std::string url;
+  std::vector<std::string> urls;
   ~Impl() { nng_close(sock); }
 };
 
 Publisher::Publisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Publisher::~Publisher() = default;
 
-Result<std::unique_ptr<Publisher>> Publisher::listen(const std::string& url) {
+Result<std::unique_ptr<Publisher>> Publisher::listen(const std::vector<std::string>& urls,
+                                                     const std::optional<TlsServer>& tls) {
+  if (urls.empty()) return make_error(Errc::invalid_argument, "a publisher needs a URL");
   auto impl = std::make_unique<Impl>();
   int rv = nng_pub0_open(&impl->sock);
   if (rv != 0) return nng_error("nng pub open", rv);
-  DROVER_ASSIGN(impl->listener, start_listener(impl->sock, url));
-  impl->url = with_port(url, bound_port(impl->listener));
+  for (const std::string& url : urls) {
+    DROVER_ASSIGN(nng_listener l, start_listener(impl->sock, url, tls));
+    impl->urls.push_back(with_port(url, bound_port(l)));
+  }
   return std::unique_ptr<Publisher>(new Publisher(std::move(impl)));
 }
 
 std::string Publisher::url() const {
-  return impl_->url;
+  return impl_->urls.front();
+}
+
+std::vector<std::string> Publisher::urls() const {
+  return impl_->urls;
 }
 
 Status Publisher::publish(std::string_view bytes) {
@@ -375,7 +528,8 @@ Subscriber::Subscriber(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Subscriber::~Subscriber() = default;
 
 Result<std::unique_ptr<Subscriber>> Subscriber::dial(const std::string& url,
-                                                     std::string_view prefix) {
+                                                     std::string_view prefix,
+                                                     const std::optional<TlsClient>& tls) {
   auto impl = std::make_unique<Impl>();
   int rv = nng_sub0_open(&impl->sock);
   if (rv != 0) return nng_error("nng sub open", rv);
@@ -384,8 +538,7 @@ Result<std::unique_ptr<Subscriber>> Subscriber::dial(const std::string& url,
   if (rv != 0) return nng_error("nng subscribe", rv);
   nng_socket_set_ms(impl->sock, NNG_OPT_RECONNMINT, 50);
   nng_socket_set_ms(impl->sock, NNG_OPT_RECONNMAXT, 2000);
-  rv = nng_dial(impl->sock, url.c_str(), nullptr, NNG_FLAG_NONBLOCK);
-  if (rv != 0) return nng_error("nng dial " + url, rv);
+  DROVER_TRY(start_dialer(impl->sock, url, tls));
   return std::unique_ptr<Subscriber>(new Subscriber(std::move(impl)));
 }
 

@@ -4,8 +4,14 @@
 // "tls+tcp://…", "ipc:///run/drover.sock").
 //
 // Every receiving socket bounds message size (NNG_OPT_RECVMAXSZ, unlimited by
-// default) to proto::kMaxMessageBytes. Dialers connect in the background and
-// keep reconnecting, so a client can be made before its server is up.
+// default) to proto::kMaxMessageBytes; a server may bound each listener lower.
+// Dialers connect in the background and keep reconnecting, so a client can be
+// made before its server is up.
+//
+// TLS (tls+tcp://, NNG over mbedtls): a listener presents a certificate chain
+// and key; a dialer requires the server's certificate to chain to the CA it
+// pins and to carry the expected name. Settings are PEM text, not paths: the
+// caller reads the files (and refuses a key file others may read).
 #pragma once
 
 #include <chrono>
@@ -15,16 +21,36 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/base/result.hpp"
 
 namespace drover::nng {
 
+struct TlsServer {
+  std::string cert_pem;  // the certificate, then any intermediates
+  std::string key_pem;   // its private key, unencrypted
+};
+struct TlsClient {
+  std::string ca_pem;       // the CA (or the server's own self-signed certificate) pinned
+  std::string server_name;  // the name the certificate must carry; "": the URL's host
+};
+
+// Whether a daemon may use url: tls+tcp://, ipc:// and inproc:// always;
+// tcp:// only on a loopback host (127.0.0.0/8, ::1, localhost) unless
+// allow_plaintext. The error names the URL and the way out.
+Status check_transport(const std::string& url, bool allow_plaintext);
+
+// The host of a tcp:// or tls+tcp:// URL ("" for others).
+std::string url_host(const std::string& url);
+
 // A REQ socket dialed to one server. request() sends and waits for the
 // answer; calls from several threads are serialized.
 class Client {
  public:
-  static Result<std::unique_ptr<Client>> dial(const std::string& url);
+  // tls is required for a tls+tcp:// URL and ignored otherwise.
+  static Result<std::unique_ptr<Client>> dial(const std::string& url,
+                                              const std::optional<TlsClient>& tls = std::nullopt);
   ~Client();
   // Fails with Errc::timeout when no answer came within timeout (the server is
   // down or slow), Errc::io on other transport errors.
@@ -65,8 +91,22 @@ class Server {
   static Result<std::unique_ptr<Server>> listen_async(const std::string& url, AsyncHandler handler,
                                                       int workers = 64,
                                                       const ServerLimits& limits = {});
+  // Several listeners on one socket, each with its own message bound (at
+  // most limits.max_message_bytes); the handler learns which one a request
+  // came through (its index in endpoints). tls is required when any URL is
+  // tls+tcp://.
+  struct Endpoint {
+    std::string url;
+    std::size_t max_message_bytes = 16ull << 20;
+  };
+  using EndpointHandler =
+      std::function<void(std::string_view request, std::size_t endpoint, Reply reply)>;
+  static Result<std::unique_ptr<Server>> listen_endpoints(
+      const std::vector<Endpoint>& endpoints, EndpointHandler handler, int workers,
+      const ServerLimits& limits, const std::optional<TlsServer>& tls = std::nullopt);
   ~Server();                // stops answering and waits for handlers in progress
-  std::string url() const;  // with the bound TCP port (for "tcp://127.0.0.1:0")
+  std::string url() const;  // the first endpoint, with its bound TCP port (for "tcp://127.0.0.1:0")
+  std::vector<std::string> urls() const;  // every endpoint's, in order
   // Connections closed for a cap so far.
   std::uint64_t refused_connections() const;
 
@@ -78,9 +118,14 @@ class Server {
 
 class Publisher {
  public:
-  static Result<std::unique_ptr<Publisher>> listen(const std::string& url);
+  static Result<std::unique_ptr<Publisher>> listen(
+      const std::vector<std::string>& urls, const std::optional<TlsServer>& tls = std::nullopt);
+  static Result<std::unique_ptr<Publisher>> listen(const std::string& url) {
+    return listen(std::vector<std::string>{url});
+  }
   ~Publisher();
-  std::string url() const;  // with the bound TCP port
+  std::string url() const;  // the first URL, with its bound TCP port
+  std::vector<std::string> urls() const;
   // Best effort: never blocks; a slow or absent subscriber misses messages.
   Status publish(std::string_view bytes);
 
@@ -93,7 +138,9 @@ class Publisher {
 class Subscriber {
  public:
   // Dials url in the background and receives messages starting with prefix.
-  static Result<std::unique_ptr<Subscriber>> dial(const std::string& url, std::string_view prefix);
+  static Result<std::unique_ptr<Subscriber>> dial(
+      const std::string& url, std::string_view prefix,
+      const std::optional<TlsClient>& tls = std::nullopt);
   ~Subscriber();
   // The next message, or nullopt when none arrived within timeout.
   Result<std::optional<std::string>> receive(std::chrono::milliseconds timeout);
