@@ -39,8 +39,31 @@ Status write_all(int fd, const char* data, std::uint64_t len, std::uint64_t offs
   return Ok{};
 }
 
-Status set_mode(int fd, std::uint32_t mode, std::string_view path) {
+// The group first, then the mode: fchown clears nothing we set after it.
+Status set_mode(int fd, std::uint32_t mode, std::string_view path,
+                const std::optional<std::uint32_t>& group) {
+  if (group && ::fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(*group)) != 0) {
+    return StagingTree::fail("chown", path, errno);
+  }
   if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) return StagingTree::fail("chmod", path, errno);
+  return Ok{};
+}
+
+std::string mode_text(std::uint32_t mode) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04o", mode & 07777);
+  return buf;
+}
+
+// Refused at unpack as at push (docs/FORMATS.md, "Manifest").
+Status refuse_writable_by_others(const format::Manifest& m) {
+  for (const Entry& e : m.entries) {
+    if (e.type == EntryType::symlink || (e.mode & 022) == 0) continue;
+    return make_error(Errc::refused, "entry '" + format::printable(e.path) + "' has mode " +
+                                         mode_text(e.mode) +
+                                         ": group- or world-writable files and directories are "
+                                         "not unpacked; push the tree again without those bits");
+  }
   return Ok{};
 }
 
@@ -92,7 +115,8 @@ class FirstError {
   std::atomic<bool> failed_{false};
 };
 
-Status read_back_and_check(const StagingTree& tree, const Entry& e) {
+Status read_back_and_check(const StagingTree& tree, const Entry& e,
+                           const std::optional<std::uint32_t>& group) {
   DROVER_ASSIGN(Fd fd, tree.open(e.path, O_RDONLY));
   Sha256 h;
   Bytes buf(1 << 20);
@@ -104,7 +128,7 @@ Status read_back_and_check(const StagingTree& tree, const Entry& e) {
     h.update(buf.data(), static_cast<std::size_t>(n));
   }
   if (ContentId(h.finish()) != e.hash) return hash_mismatch(e);
-  return set_mode(fd.get(), e.mode, e.path);
+  return set_mode(fd.get(), e.mode, e.path, group);
 }
 
 // Decodes one layer and writes every extent it holds. A file that lies in one
@@ -112,7 +136,7 @@ Status read_back_and_check(const StagingTree& tree, const Entry& e) {
 // spread over several extents are only written (their files exist already).
 Status write_layer(const format::Manifest& m, LayerSource& source, const StagingTree& tree,
                    std::size_t li, const std::vector<WorkItem>& work,
-                   std::atomic<std::uint64_t>& bytes) {
+                   std::atomic<std::uint64_t>& bytes, const std::optional<std::uint32_t>& group) {
   const format::Layer& layer = m.layers[li];
   DROVER_ASSIGN(std::string stored, source.read_layer(layer));
   DROVER_ASSIGN(Bytes raw, decode_layer(layer, stored));
@@ -129,7 +153,7 @@ Status write_layer(const format::Manifest& m, LayerSource& source, const Staging
     bytes += w.length;
     if (whole) {
       if (ContentId(Sha256::of(data, w.length)) != e.hash) return hash_mismatch(e);
-      DROVER_TRY(set_mode(fd.get(), e.mode, e.path));
+      DROVER_TRY(set_mode(fd.get(), e.mode, e.path, group));
     }
   }
   return Ok{};
@@ -180,7 +204,7 @@ Result<MaterializeStats> build(const format::Manifest& m, LayerSource& source, i
           DROVER_ASSIGN(Fd fd, tree.open(e.path, O_WRONLY | O_CREAT | O_EXCL, 0600));
           if (e.extents.empty()) {
             if (e.hash != ContentId::of("")) return hash_mismatch(e);
-            DROVER_TRY(set_mode(fd.get(), e.mode, e.path));
+            DROVER_TRY(set_mode(fd.get(), e.mode, e.path, options.group));
           } else {
             spread.push_back(i);
           }
@@ -199,12 +223,12 @@ Result<MaterializeStats> build(const format::Manifest& m, LayerSource& source, i
   // what it holds, so at most `threads` decoded layers are in memory.
   std::atomic<std::uint64_t> bytes{0};
   DROVER_TRY(parallel_for(m.layers.size(), options.threads, [&](std::size_t li) {
-    return write_layer(m, source, tree, li, work[li], bytes);
+    return write_layer(m, source, tree, li, work[li], bytes, options.group);
   }));
   stats.bytes = bytes;
   stats.layers = m.layers.size();
   DROVER_TRY(parallel_for(spread.size(), options.threads, [&](std::size_t k) {
-    return read_back_and_check(tree, m.entries[spread[k]]);
+    return read_back_and_check(tree, m.entries[spread[k]], options.group);
   }));
 
   // Directory modes last, deepest first, so that a read-only directory is
@@ -212,9 +236,9 @@ Result<MaterializeStats> build(const format::Manifest& m, LayerSource& source, i
   for (auto it = m.entries.rbegin(); it != m.entries.rend(); ++it) {
     if (it->type != EntryType::dir) continue;
     DROVER_ASSIGN(Fd fd, tree.open(it->path, O_RDONLY | O_DIRECTORY));
-    DROVER_TRY(set_mode(fd.get(), it->mode, it->path));
+    DROVER_TRY(set_mode(fd.get(), it->mode, it->path, options.group));
   }
-  if (::fchmod(root_fd, 0755) != 0) return StagingTree::fail("chmod", ".", errno);
+  DROVER_TRY(set_mode(root_fd, options.root_mode, ".", options.group));
   return stats;
 }
 
@@ -224,6 +248,9 @@ Result<MaterializeStats> materialize(const format::Manifest& manifest, LayerSour
                                      const fs::path& dest, const MaterializeOptions& options,
                                      Random& random) {
   DROVER_TRY(format::validate_manifest(manifest, options.limits));
+  if (Status st = refuse_writable_by_others(manifest); !st.ok()) {
+    return std::move(st).error().context("materialize " + dest.string());
+  }
   const fs::path target = dest.filename().empty() ? dest.parent_path() : dest;
   const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
   struct stat st {};

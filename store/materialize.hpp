@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "core/base/result.hpp"
@@ -36,13 +37,23 @@ class LayerSource {
 struct MaterializeOptions {
   format::Limits limits;  // may be tighter than the format's own
   unsigned threads = 2;   // layers decoded at once
+  // The release's root directory's mode, and the group every file and
+  // directory is given (nullopt: the process's own). The agent running as
+  // root makes releases root:<service's group> with a root of 0750, so the
+  // service reads its release and writes none of it.
+  std::uint32_t root_mode = 0755;
+  std::optional<std::uint32_t> group;
 };
 
 struct MaterializeStats {
   std::uint64_t files = 0, dirs = 0, symlinks = 0, bytes = 0, layers = 0;
 };
 
-// dest must not exist; its parent must. Returns what was written.
+// dest must not exist; its parent must. Returns what was written. Entries
+// that group or others may write (mode & 022) are refused before anything is
+// written, naming the entry and its mode (docs/FORMATS.md, "Manifest"): the
+// manifest format allows them, so old manifests still read, but no release
+// is made of them.
 Result<MaterializeStats> materialize(const format::Manifest& manifest, LayerSource& source,
                                      const fs::path& dest, const MaterializeOptions& options,
                                      Random& random);

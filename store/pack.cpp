@@ -57,6 +57,13 @@ Status scan_dir(Filesystem& fs, const fs::path& root, const std::string& rel,
                                              ": setuid, setgid and sticky bits cannot be "
                                              "deployed; clear them (chmod ug-s,o-t)");
       }
+      // A release is the agent's to write and its service's to read: what
+      // group or others may write could be rewritten under the service.
+      if (info.mode & 022) {
+        return make_error(Errc::refused, who + " has mode " + octal(info.mode) +
+                                             ": group- or world-writable files and directories "
+                                             "cannot be deployed; clear those bits (chmod go-w)");
+      }
       se.entry.mode = info.mode;
     }
     const bool is_dir = info.type == FileType::directory;

@@ -82,7 +82,7 @@ up() {
   "$bin/drover" keygen --out "$dir/online.key" >/dev/null
   "$bin/drover" key certify --root "$dir/root.key" --subject "$dir/online.key.pub" \
     --out "$dir/online.cert" >/dev/null
-  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/webhook.secret"
+  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/webhook.secret")
   local admin join
   admin="$("$bin/drover-coordinator" token create admin --role admin --data-dir "$dir/coordinator")"
   join="$("$bin/drover-coordinator" join-token create --uses "${#hosts[@]}" --data-dir "$dir/coordinator")"

@@ -56,7 +56,11 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
       DROVER_ASSIGN(auto max_body, api->opt_int("max_body_bytes", 1024, 64 << 20));
       if (listen) c.api.listen = *listen;
       if (cert_file) c.api.tls_cert_file = *cert_file;
-      if (key_file) c.api.tls_key_file = *key_file;
+      if (key_file) {
+        // The private key is OpenSSL's to read; its mode is ours to refuse.
+        DROVER_TRY(sign::check_secret_file(*key_file, "api.tls_key"));
+        c.api.tls_key_file = *key_file;
+      }
       if (max_body) c.api.max_body_bytes = static_cast<std::size_t>(*max_body);
     }
     DROVER_ASSIGN(auto agents, f.opt_object("agents"));
@@ -100,8 +104,9 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     if (feed) o.origin_feed = *feed;
     DROVER_ASSIGN(auto secret_file, f.opt_str("webhook_secret_file", 4096));
     if (secret_file) {
-      auto secret = fsys.read_file(*secret_file, 4096);
+      auto secret = sign::read_secret_file(fsys, *secret_file, 4096, "webhook_secret_file");
       if (!secret.ok()) {
+        if (secret.error().code == Errc::refused) return secret.error();
         return make_error(secret.error().code, "webhook_secret_file: " + secret.error().message);
       }
       std::string s = *secret;

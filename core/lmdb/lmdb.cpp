@@ -44,13 +44,33 @@ Result<std::unique_ptr<Env>> Env::open(const std::filesystem::path& dir, const O
   if (!options.read_only) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
+    // The directory 0700 and its files 0600, made so again on every open
+    // (an environment created before this rule keeps working, made private).
+    if (!ec) {
+      std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
+                                   std::filesystem::perm_options::replace, ec);
+    }
     if (ec) {
       mdb_env_close(env);
-      return make_error(Errc::io, "lmdb create directory " + dir.string() + ": " + ec.message());
+      return make_error(Errc::io,
+                        "lmdb create directory " + dir.string() + " (mode 0700): " + ec.message());
     }
   }
   unsigned flags = MDB_NOTLS | (options.read_only ? MDB_RDONLY : 0u);
-  if ((rc = mdb_env_open(env, dir.c_str(), flags, 0644)) != 0) return fail(rc, "open");
+  if ((rc = mdb_env_open(env, dir.c_str(), flags, 0600)) != 0) return fail(rc, "open");
+  if (!options.read_only) {
+    for (const char* name : {"data.mdb", "lock.mdb"}) {
+      std::error_code ec;
+      std::filesystem::permissions(
+          dir / name, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+          std::filesystem::perm_options::replace, ec);
+      if (ec) {
+        mdb_env_close(env);
+        return make_error(Errc::io, "lmdb: cannot make " + (dir / name).string() +
+                                        " private (mode 0600): " + ec.message());
+      }
+    }
+  }
   return std::unique_ptr<Env>(new Env(env, dir.string(), options.read_only));
 }
 

@@ -1,6 +1,7 @@
 #include "core/sign/keys.hpp"
 
 #include <sodium.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstring>
@@ -192,11 +193,7 @@ Result<KeyFile> read_key_file(Filesystem& fs, const fs::path& path, std::string_
 
 Result<KeyPair> load_key_pair(Filesystem& fs, const fs::path& path) {
   DROVER_ASSIGN(KeyFile kf, read_key_file(fs, path, kSecretFormat));
-  if (kf.info.mode & 077) {
-    return make_error(Errc::refused, "secret key file " + path.string() +
-                                         " may be read by group or others (mode " +
-                                         octal_mode(kf.info.mode) + "); chmod 600 it");
-  }
+  DROVER_TRY(check_secret_mode(kf.info, path, "secret key file"));
   auto seed_hex = string_field(kf.doc, "seed");
   std::array<std::uint8_t, KeyPair::kSeedSize> seed{};
   if (!seed_hex || !hex_to_array(*seed_hex, seed)) {
@@ -210,6 +207,45 @@ Result<KeyPair> load_key_pair(Filesystem& fs, const fs::path& path) {
                       "key file " + path.string() + ": public key does not match the seed");
   }
   return key;
+}
+
+Status check_secret_mode(const FileInfo& info, const fs::path& path, std::string_view what) {
+  if ((info.mode & 077) == 0) return Ok{};
+  return make_error(Errc::refused, std::string(what) + " " + path.string() +
+                                       " may be read by group or others (mode " +
+                                       octal_mode(info.mode) + "); chmod 600 it");
+}
+
+Result<std::string> read_secret_file(Filesystem& fs, const fs::path& path, std::uint64_t max_bytes,
+                                     std::string_view what) {
+  DROVER_ASSIGN(auto file, fs.open_read(path));
+  DROVER_ASSIGN(FileInfo info, file->info());
+  DROVER_TRY(check_secret_mode(info, path, what));
+  std::string bytes;
+  char buf[4096];
+  for (;;) {
+    DROVER_ASSIGN(std::size_t n, file->read(buf, sizeof buf));
+    if (n == 0) break;
+    bytes.append(buf, n);
+    if (bytes.size() > max_bytes) {
+      sodium_memzero(bytes.data(), bytes.size());
+      return make_error(Errc::invalid_argument, std::string(what) + " " + path.string() +
+                                                    " is larger than " + std::to_string(max_bytes) +
+                                                    " bytes");
+    }
+  }
+  sodium_memzero(buf, sizeof buf);
+  return bytes;
+}
+
+Status check_secret_file(const fs::path& path, std::string_view what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return errno_error("stat", path, errno).context(std::string(what));
+  }
+  FileInfo info;
+  info.mode = static_cast<std::uint32_t>(st.st_mode & 07777);
+  return check_secret_mode(info, path, what);
 }
 
 Result<PublicKey> load_public_key(Filesystem& fs, const fs::path& path) {

@@ -2,7 +2,8 @@
 //
 // Key files are canonical JSON (docs/FORMATS.md, "Key files"). A secret key
 // file is written with mode 0600 and refused on load when group or others may
-// read it, as ssh does.
+// read it, as ssh does; the same rule holds for every secret file drover reads
+// (check_secret_mode below: the webhook secret, TLS private keys).
 #pragma once
 
 #include <array>
@@ -69,5 +70,17 @@ Result<KeyPair> load_key_pair(Filesystem& fs, const fs::path& path);
 Result<PublicKey> load_public_key(Filesystem& fs, const fs::path& path);
 
 std::string encode_public_key_file(const PublicKey& key);
+
+// The one rule for files that hold a secret (secret keys, the webhook secret,
+// TLS private keys): refused when group or others may read them. The error
+// names what the file is for, its path and its mode, and says how to fix it.
+Status check_secret_mode(const FileInfo& info, const fs::path& path, std::string_view what);
+// Reads a secret file (at most max_bytes), its mode checked on the open
+// descriptor: what the check saw is what is read.
+Result<std::string> read_secret_file(Filesystem& fs, const fs::path& path, std::uint64_t max_bytes,
+                                     std::string_view what);
+// Checks the mode of a secret file that another library opens by path (a TLS
+// private key, which OpenSSL reads): follows symlinks, as that library will.
+Status check_secret_file(const fs::path& path, std::string_view what);
 
 }  // namespace drover::sign

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "core/lmdb/lmdb.hpp"
 #include "tests/support/test_support.hpp"
@@ -77,6 +78,33 @@ TEST(Lmdb, FullMapIsAnErrorThatSaysWhatToDo) {
   }
   ASSERT_FALSE(last.ok());
   EXPECT_NE(last.error().message.find("raise it"), std::string::npos);
+}
+
+TEST(Lmdb, TheEnvironmentIsPrivateItsDirectory0700ItsFiles0600) {
+  TempDir dir;
+  const auto db = dir.path() / "db";
+  auto mode = [](const std::filesystem::path& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? st.st_mode & 07777 : 07777u;
+  };
+  {
+    auto env = Env::open(db, {.map_size = 1 << 20});
+    ASSERT_TRUE(env.ok()) << env.error().message;
+  }
+  EXPECT_EQ(mode(db), 0700u);
+  EXPECT_EQ(mode(db / "data.mdb"), 0600u);
+  EXPECT_EQ(mode(db / "lock.mdb"), 0600u);
+  // One made before the rule (world-readable) is made private when opened.
+  ::chmod(db.c_str(), 0755);
+  ::chmod((db / "data.mdb").c_str(), 0644);
+  ::chmod((db / "lock.mdb").c_str(), 0644);
+  {
+    auto env = Env::open(db, {.map_size = 1 << 20});
+    ASSERT_TRUE(env.ok()) << env.error().message;
+  }
+  EXPECT_EQ(mode(db), 0700u);
+  EXPECT_EQ(mode(db / "data.mdb"), 0600u);
+  EXPECT_EQ(mode(db / "lock.mdb"), 0600u);
 }
 
 TEST(Lmdb, MapSizeMustBeSet) {

@@ -50,6 +50,36 @@ TEST(Keys, RefusesSecretKeyReadableByOthers) {
   EXPECT_NE(r.error().message.find("chmod 600"), std::string::npos);
 }
 
+TEST(Keys, SecretFilesReadableByGroupOrOthersAreRefusedNamingPathAndMode) {
+  TempDir dir;
+  PosixFilesystem fs;
+  drover::testing::write_file(dir / "secret", "a-secret-of-sixteen-bytes\n", 0600);
+  auto ok = read_secret_file(fs, dir / "secret", 4096, "webhook_secret_file");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(*ok, "a-secret-of-sixteen-bytes\n");
+  EXPECT_TRUE(check_secret_file(dir / "secret", "api.tls_key").ok());
+  for (unsigned mode : {0640u, 0604u, 0660u}) {
+    ::chmod((dir / "secret").c_str(), mode);
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", mode);
+    auto read = read_secret_file(fs, dir / "secret", 4096, "webhook_secret_file");
+    ASSERT_FALSE(read.ok()) << octal;
+    EXPECT_EQ(read.error().code, Errc::refused);
+    EXPECT_EQ(read.error().message, "webhook_secret_file " + (dir / "secret").string() +
+                                        " may be read by group or others (mode " + octal +
+                                        "); chmod 600 it");
+    // A TLS key is checked through its symlink, as OpenSSL will read it.
+    std::error_code ec;
+    fs::remove(dir / "link", ec);
+    fs::create_symlink(dir / "secret", dir / "link");
+    auto tls = check_secret_file(dir / "link", "api.tls_key");
+    ASSERT_FALSE(tls.ok()) << octal;
+    EXPECT_NE(tls.error().message.find("api.tls_key " + (dir / "link").string()),
+              std::string::npos);
+    EXPECT_NE(tls.error().message.find(octal), std::string::npos);
+  }
+}
+
 TEST(Keys, RefusesDamagedKeyFile) {
   TempDir dir;
   PosixFilesystem fs;

@@ -103,6 +103,15 @@ TEST_F(HostileTest, SetuidSetgidAndStickyBits) {
               Says("entry 'sgid': mode 2755"));
 }
 
+TEST_F(HostileTest, GroupOrWorldWritableEntries) {
+  // The manifest format reads them (old manifests stay readable); unpacking
+  // refuses them, as pushing does.
+  EXPECT_THAT(refused({file_entry("w", "x", 0, 0, 0666)}, {layer("x")}),
+              Says("entry 'w' has mode 0666: group- or world-writable"));
+  EXPECT_THAT(refused({dir_entry("d", 0775), file_entry("d/f", "x", 0, 0)}, {layer("x")}),
+              Says("entry 'd' has mode 0775: group- or world-writable"));
+}
+
 TEST_F(HostileTest, ExtentBeyondItsLayer) {
   EXPECT_THAT(refused({file_entry("f", "xyz", 0, 0)}, {layer("xy")}),
               Says("entry 'f': extent [0, 0, 3] lies outside its layer of 2 bytes"));

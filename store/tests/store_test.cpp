@@ -295,6 +295,14 @@ TEST_F(StoreTest, PushRefusesWhatMaterializeWouldRefuseAndChangesNothing) {
          ::chmod((t / "g").c_str(), 02755);
        },
        "setgid"},
+      {"group-writable file", [](const fs::path& t) { write_file(t / "sub" / "gw", "x", 0664); },
+       "'sub/gw' has mode 0664: group- or world-writable"},
+      {"world-writable directory",
+       [](const fs::path& t) {
+         fs::create_directories(t / "open");
+         ::chmod((t / "open").c_str(), 0757);
+       },
+       "'open' has mode 0757: group- or world-writable"},
   };
   for (const auto& c : cases) {
     fs::path tree = dir_ / ("tree-" + std::to_string(&c - cases.data()));

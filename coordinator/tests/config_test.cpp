@@ -1,0 +1,88 @@
+// The coordinator's config file: the files it names that hold secrets (the
+// webhook's HMAC key, the API's TLS private key) are refused at start when
+// group or others may read them, naming the file and its mode.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/config/config.hpp"
+#include "core/sign/envelope.hpp"
+#include "core/sign/keys.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+using drover::testing::TempDir;
+using drover::testing::write_file;
+using nlohmann::json;
+
+class ConfigFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SeededRandom random(7);
+    const sign::KeyPair root = sign::KeyPair::generate(random);
+    const sign::KeyPair online = sign::KeyPair::generate(random);
+    ASSERT_TRUE(sign::save_key_pair(fs_, online, dir_ / "online.key").ok());
+    sign::KeyCert cert;
+    cert.subject = online.public_key();
+    cert.issued_at = 1'800'000'000;
+    cert.expires_at = cert.issued_at + 86400;
+    write_file(dir_ / "online.cert", sign::encode_envelope(sign::certify(root, cert)) + "\n");
+    write_file(dir_ / "webhook.secret", "a-webhook-secret-of-the-test\n", 0600);
+    tls_ = drover::testing::make_certificate(dir_.path(), "localhost");
+  }
+
+  Result<CoordinatorConfig> load(const json& extra) {
+    json c = {{"format", "drover.coordinator-config.v1"},
+              {"data_dir", (dir_ / "data").string()},
+              {"online_key", (dir_ / "online.key").string()},
+              {"online_cert", (dir_ / "online.cert").string()}};
+    c.merge_patch(extra);
+    write_file(dir_ / "coordinator.json", c.dump());
+    return load_coordinator_config(fs_, dir_ / "coordinator.json");
+  }
+
+  TempDir dir_;
+  PosixFilesystem fs_;
+  drover::testing::TlsFiles tls_;
+};
+
+TEST_F(ConfigFiles, AWebhookSecretReadableByGroupOrOthersIsRefused) {
+  const json secret = {{"webhook_secret_file", (dir_ / "webhook.secret").string()}};
+  auto ok = load(secret);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->coordinator.webhook_secret, "a-webhook-secret-of-the-test");
+  for (const char* mode : {"0640", "0644", "0604"}) {
+    ::chmod((dir_ / "webhook.secret").c_str(), std::stoi(mode, nullptr, 8));
+    auto r = load(secret);
+    ASSERT_FALSE(r.ok()) << mode;
+    EXPECT_EQ(r.error().code, Errc::refused);
+    EXPECT_EQ(r.error().message, "config " + (dir_ / "coordinator.json").string() +
+                                     ": webhook_secret_file " + (dir_ / "webhook.secret").string() +
+                                     " may be read by group or others (mode " + mode +
+                                     "); chmod 600 it");
+  }
+}
+
+TEST_F(ConfigFiles, ATlsKeyReadableByGroupOrOthersIsRefused) {
+  const json api = {{"api",
+                     {{"listen", "127.0.0.1:0"},
+                      {"tls_cert", tls_.cert.string()},
+                      {"tls_key", tls_.key.string()}}}};
+  auto ok = load(api);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->api.tls_key_file, tls_.key.string());
+  ::chmod(tls_.key.c_str(), 0640);
+  auto r = load(api);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::refused);
+  EXPECT_NE(r.error().message.find("api.tls_key " + tls_.key.string() +
+                                   " may be read by group or others (mode 0640)"),
+            std::string::npos)
+      << r.error().message;
+}
+
+}  // namespace
+}  // namespace drover::coordinator
