@@ -13,5 +13,8 @@ std::string base64_encode(std::string_view bytes);
 std::string base64url_encode(std::string_view bytes);
 // Refuses anything but the one canonical padded encoding of some bytes.
 Result<std::string> base64_decode(std::string_view text);
+// The inverse of base64url_encode: refuses padding, the standard alphabet's
+// '+' and '/', and any text base64url_encode would not have produced.
+Result<std::string> base64url_decode(std::string_view text);
 
 }  // namespace drover::canon

@@ -16,8 +16,15 @@ namespace drover::mesh {
 
 // Waits for a stop signal (daemon::install_stop_signals); meanwhile, every
 // `every` (if not zero), prints a {"event":"counters"} line with the node's
-// counters.
-void run_until_stopped(const MeshNode& node, std::chrono::milliseconds every);
+// counters, and, with a token file, reads it every 10 seconds and hands a
+// changed token to the node (an operator renews a seed's token by replacing
+// the file).
+void run_until_stopped(MeshNode& node, std::chrono::milliseconds every,
+                       const std::string& token_file = "");
+
+// A mesh token file: the token on one line. Refused when group or others may
+// read it (the token is a bearer credential), or when it holds no token.
+Result<std::string> read_token_file(const std::string& path);
 
 nlohmann::json counters_json(const NodeCounters& c);
 

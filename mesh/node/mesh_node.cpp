@@ -1,6 +1,7 @@
 #include "mesh/node/mesh_node.hpp"
 
 #include <atomic>
+#include <condition_variable>
 #include <libtorrent/alert_types.hpp>
 #include <libtorrent/create_torrent.hpp>
 #include <libtorrent/ip_filter.hpp>
@@ -15,7 +16,9 @@
 #include <thread>
 
 #include "core/format/layer_torrent.hpp"
+#include "core/mesh_token/mesh_token.hpp"
 #include "core/world/filesystem.hpp"
+#include "mesh/tracker/client/tracker_client.hpp"
 #include "mesh/tracker/tracker_service.hpp"
 
 namespace drover::mesh {
@@ -103,7 +106,26 @@ struct MeshNode::Impl {
   };
   std::vector<Finished> finished;
   std::uint16_t port = 0;
-  std::string announce;  // full announce URL with this node's parameters
+  std::string announce;  // full announce URL with this node's parameters (guarded by mu)
+  std::string token;     // the mesh token in announce (guarded by mu)
+
+  // Vouching (with a token and options.vouched_only): a libtorrent ip_filter
+  // that blocks every address but those the tracker's /vouched answers. It is
+  // refreshed every interval the tracker names, and soon after a connection
+  // is blocked (at most once a second), so a peer vouched for since the last
+  // refresh gets in within about a second. Outgoing connections that were
+  // blocked are retried once a refresh admits their address.
+  std::atomic<bool> vouching{false};
+  std::thread vouch_thread;
+  std::mutex vouch_mu;  // guards the fields below, to the end of the block
+  std::condition_variable vouch_cv;
+  bool vouch_poke = false;              // a connection was blocked, or the token changed
+  std::set<std::string> refused_since;  // blocked since the last interval's refresh
+  struct BlockedConnect {
+    lt::torrent_handle handle;
+    lt::tcp::endpoint endpoint;
+  };
+  std::vector<BlockedConnect> blocked_connects;  // outgoing, to retry once admitted
 
   struct Layer {
     LayerRef ref;
@@ -269,6 +291,30 @@ struct MeshNode::Impl {
                {{"layer", id.str()}, {"piece", static_cast<int>(hf->piece_index)}});
       emit({MeshEvent::Kind::hash_failed, id, 0, 0,
             "piece " + std::to_string(static_cast<int>(hf->piece_index))});
+    } else if (auto* pb = lt::alert_cast<lt::peer_blocked_alert>(a)) {
+      if (pb->reason != lt::peer_blocked_alert::ip_filter || !vouching) return;
+      const lt::tcp::endpoint ep = pb->endpoint;
+      const std::string address = canonical_address(ep.address().to_string());
+      {
+        std::lock_guard lock(mu);
+        ++counters.peers_blocked;
+      }
+      bool poke = false;
+      {
+        std::lock_guard lock(vouch_mu);
+        if (pb->handle.is_valid() && blocked_connects.size() < 256)
+          blocked_connects.push_back({pb->handle, ep});
+        // An address refused once since the last interval's refresh waits for
+        // the next one: an outsider knocking costs the tracker one question.
+        if (refused_since.size() < 4096 && refused_since.insert(address).second) {
+          vouch_poke = true;
+          poke = true;
+        }
+      }
+      if (poke) {
+        vouch_cv.notify_one();
+        log.debug("mesh.peer.blocked", {{"peer", address + ":" + std::to_string(ep.port())}});
+      }
     } else if (auto* ban = lt::alert_cast<lt::peer_ban_alert>(a)) {
       ContentId id;
       const std::string who = ban->endpoint.address().to_string() + ":" +
@@ -405,6 +451,108 @@ struct MeshNode::Impl {
     }
   }
 
+  static lt::ip_filter vouched_filter(const std::vector<std::string>& addresses) {
+    lt::ip_filter f;
+    lt::error_code ec;
+    f.add_rule(lt::make_address("0.0.0.0", ec), lt::make_address("255.255.255.255", ec),
+               lt::ip_filter::blocked);
+    f.add_rule(lt::make_address("::", ec),
+               lt::make_address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", ec),
+               lt::ip_filter::blocked);
+    for (const auto& text : addresses) {
+      lt::error_code bad;
+      const lt::address a = lt::make_address(text, bad);
+      if (!bad) f.add_rule(a, a, 0);
+    }
+    return f;
+  }
+
+  // Turns vouching on: nothing gets in until the tracker vouches for it.
+  // Trackers are exempt from the filter (libtorrent applies it to them by
+  // default), so the node can still announce.
+  void start_vouching() {
+    if (vouching.exchange(true)) return;
+    lt::settings_pack sp;
+    sp.set_bool(lt::settings_pack::apply_ip_filter_to_trackers, false);
+    sp.set_int(lt::settings_pack::alert_mask,
+               session->get_settings().get_int(lt::settings_pack::alert_mask) |
+                   static_cast<int>(static_cast<std::uint32_t>(lt::alert_category::ip_block)));
+    session->apply_settings(std::move(sp));
+    session->set_ip_filter(vouched_filter({}));
+    // Before the first torrent when the node starts with a token, so that
+    // the peers of its first announce answer are admitted already.
+    const auto first = refresh_vouched();
+    vouch_thread = std::thread([this, first] {
+      keep_running(
+          log, "mesh.vouching.threw", [this] { return stopping.load(); },
+          [this, first] { run_vouching(first); });
+    });
+  }
+
+  // Asks the tracker whom it vouches for and installs the filter. Returns the
+  // interval to the next refresh.
+  std::chrono::seconds refresh_vouched() {
+    std::string tok;
+    {
+      std::lock_guard lock(mu);
+      tok = token;
+    }
+    auto v = fetch_vouched(options.tracker, tok, std::chrono::seconds(2));
+    if (!v.ok()) {
+      // Fail closed: the last filter stays (at first, everything blocked).
+      log.warn("mesh.vouched.failed",
+               {{"tracker", options.tracker}, {"error", v.error().message}, {"retry_s", 5}});
+      return std::chrono::seconds(5);
+    }
+    session->set_ip_filter(vouched_filter(v->addresses));
+    const std::set<std::string> admitted(v->addresses.begin(), v->addresses.end());
+    std::uint64_t before = 0;
+    {
+      std::lock_guard lock(mu);
+      before = counters.vouched_addresses;
+      counters.vouched_addresses = admitted.size();
+    }
+    if (before != admitted.size())
+      log.info("mesh.vouched", {{"addresses", admitted.size()}, {"was", before}});
+    std::vector<BlockedConnect> retry;
+    {
+      std::lock_guard lock(vouch_mu);
+      retry.swap(blocked_connects);
+    }
+    for (const auto& b : retry) {
+      if (!b.handle.is_valid() ||
+          !admitted.contains(canonical_address(b.endpoint.address().to_string())))
+        continue;
+      try {
+        b.handle.connect_peer(b.endpoint);
+      } catch (const std::exception&) {
+        // The torrent is checking or gone; the next announce brings the peer.
+      }
+    }
+    return v->interval;
+  }
+
+  void run_vouching(std::chrono::seconds first) {
+    using clock = std::chrono::steady_clock;
+    auto next = clock::now() + first;
+    while (!stopping) {
+      std::unique_lock lock(vouch_mu);
+      vouch_cv.wait_until(lock, next, [this] { return stopping.load() || vouch_poke; });
+      if (stopping) return;
+      const bool regular = !vouch_poke;
+      vouch_poke = false;
+      if (regular) refused_since.clear();
+      lock.unlock();
+      const auto interval = refresh_vouched();
+      const auto started = clock::now();
+      if (regular || next - started > interval) next = started + interval;
+      // At most one refresh a second, whatever pokes it.
+      lock.lock();
+      vouch_cv.wait_until(lock, started + std::chrono::seconds(1),
+                          [this] { return stopping.load(); });
+    }
+  }
+
   // Bytes of a layer that resume data says are already on disk.
   static std::uint64_t held_bytes(const LayerRef& ref, const lt::add_torrent_params& atp) {
     constexpr int blocks_per_piece = format::kLayerPieceLength / 16384;
@@ -434,7 +582,10 @@ struct MeshNode::Impl {
     atp.flags &= ~(lt::torrent_flags::paused | lt::torrent_flags::auto_managed);
     atp.trackers.clear();
     atp.max_connections = options.peers_per_layer;
-    if (!announce.empty()) atp.trackers.push_back(announce);
+    {
+      std::lock_guard lock(mu);
+      if (!announce.empty()) atp.trackers.push_back(announce);
+    }
     lt::error_code ec;
     lt::torrent_handle h = session->add_torrent(std::move(atp), ec);
     if (ec) return lt_error("add torrent for layer " + ref.id.str(), ec);
@@ -455,7 +606,12 @@ struct MeshNode::Impl {
 MeshNode::MeshNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 MeshNode::~MeshNode() {
-  impl_->stopping = true;
+  {
+    std::lock_guard lock(impl_->vouch_mu);
+    impl_->stopping = true;
+  }
+  impl_->vouch_cv.notify_all();
+  if (impl_->vouch_thread.joinable()) impl_->vouch_thread.join();
   if (impl_->alert_thread.joinable()) impl_->alert_thread.join();
   impl_->session.reset();  // announces "stopped" (bounded by stop_tracker_timeout)
 }
@@ -548,8 +704,10 @@ Result<std::unique_ptr<MeshNode>> MeshNode::start(const NodeOptions& options, Lo
   if (impl->port == 0)
     return make_error(Errc::io, "listen on " + options.listen + ": no answer from libtorrent");
   if (!options.tracker.empty()) {
-    impl->announce =
-        announce_url(options.tracker, options.host, options.role, options.region, options.cluster);
+    impl->token = options.token;
+    impl->announce = announce_url(options.tracker, options.host, options.role, options.region,
+                                  options.cluster, options.token);
+    if (!options.token.empty() && options.vouched_only) impl->start_vouching();
   }
   Impl* raw = impl.get();
   impl->alert_thread = std::thread([raw] {
@@ -563,7 +721,9 @@ Result<std::unique_ptr<MeshNode>> MeshNode::start(const NodeOptions& options, Lo
                                  {"cluster", options.cluster},
                                  {"port", impl->port},
                                  {"upload_rate", options.upload_rate},
-                                 {"download_rate", options.download_rate}});
+                                 {"download_rate", options.download_rate},
+                                 {"token", !options.token.empty()},
+                                 {"vouched_only", impl->vouching.load()}});
   return std::unique_ptr<MeshNode>(new MeshNode(std::move(impl)));
 }
 
@@ -670,6 +830,85 @@ void MeshNode::on_resume_data(std::function<void(const ContentId&, std::string)>
 void MeshNode::on_event(std::function<void(const MeshEvent&)> handler) {
   std::lock_guard lock(impl_->mu);
   impl_->event_handler = std::move(handler);
+}
+
+namespace {
+
+// Whether a node holding `current` should take `next` (see set_token).
+bool replaces(const std::string& current, const std::string& next, std::int64_t now) {
+  if (current.empty()) return true;
+  auto cur = mesh_token::peek(current);
+  auto nxt = mesh_token::peek(next);
+  if (!nxt.ok()) return false;  // the tracker would refuse it; keep what works
+  if (!cur.ok() || cur->role != nxt->role || cur->region != nxt->region || cur->host != nxt->host)
+    return true;
+  if (nxt->expires_at <= cur->expires_at) return false;
+  const std::int64_t margin = std::min<std::int64_t>(3600, (nxt->expires_at - now) / 2);
+  return cur->expires_at - now < margin;
+}
+
+}  // namespace
+
+bool MeshNode::set_token(const std::string& token) {
+  Impl& m = *impl_;
+  if (m.options.tracker.empty() || token.empty()) return false;
+  std::vector<lt::torrent_handle> handles;
+  std::string url;
+  {
+    std::lock_guard lock(m.mu);
+    if (token == m.token ||
+        !replaces(m.token, token, unix_seconds(std::chrono::system_clock::now())))
+      return false;
+    m.token = token;
+    m.announce = announce_url(m.options.tracker, m.options.host, m.options.role, m.options.region,
+                              m.options.cluster, token);
+    url = m.announce;
+    for (const auto& [id, layer] : m.layers) handles.push_back(layer.handle);
+  }
+  // libtorrent announces again to a replaced tracker list.
+  for (auto& h : handles) h.replace_trackers({lt::announce_entry(url)});
+  const auto claims = mesh_token::peek(token);
+  m.log.info("mesh.token.replaced",
+             {{"torrents", handles.size()},
+              {"expires_at", claims.ok() ? claims->expires_at : std::int64_t{0}}});
+  if (m.options.vouched_only) {
+    if (m.vouching) {
+      {
+        std::lock_guard lock(m.vouch_mu);
+        m.vouch_poke = true;
+      }
+      m.vouch_cv.notify_one();
+    } else {
+      m.start_vouching();
+    }
+  }
+  return true;
+}
+
+std::string MeshNode::token() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->token;
+}
+
+Status MeshNode::connect(const ContentId& layer, const std::string& address, std::uint16_t port) {
+  lt::torrent_handle h;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->layers.find(layer);
+    if (it == impl_->layers.end())
+      return make_error(Errc::not_found, "layer " + layer.str() + " is not on this node");
+    h = it->second.handle;
+  }
+  lt::error_code ec;
+  const lt::address a = lt::make_address(address, ec);
+  if (ec) return make_error(Errc::invalid_argument, "'" + address + "' is no IP address");
+  try {
+    h.connect_peer(lt::tcp::endpoint(a, port));
+  } catch (const std::exception& e) {
+    return make_error(Errc::io, "connect to " + address + ":" + std::to_string(port) +
+                                    " for layer " + layer.str() + ": " + e.what());
+  }
+  return Ok{};
 }
 
 NodeCounters MeshNode::counters() const {

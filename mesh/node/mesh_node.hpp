@@ -50,6 +50,10 @@ struct NodeCounters {
   std::uint64_t rechecks = 0;          // finished layers rechecked after failing their hash
   std::uint64_t peers_banned = 0;      // peers dropped for sending corrupt data
   std::uint64_t layers_completed = 0;  // fetched and verified against their id
+  // Connections refused or not made because the tracker had not vouched for
+  // the address (only with a token and vouched_only).
+  std::uint64_t peers_blocked = 0;
+  std::uint64_t vouched_addresses = 0;  // addresses the last /vouched answer allowed
 };
 
 struct MeshEvent {
@@ -78,6 +82,15 @@ struct NodeOptions {
   // Offer each piece to one peer at a time, so a seed sends each piece about
   // once and peers trade the rest (BitTorrent "super seeding").
   bool super_seed = false;
+  // The node's mesh token (docs/FORMATS.md, "Mesh tokens"), put in every
+  // announce URL; "" for none, for a tracker that checks no tokens (then the
+  // node behaves as before tokens existed). set_token() replaces it.
+  std::string token;
+  // Once the node has a token: accept connections from, and connect to, only
+  // the addresses the tracker vouches for (GET /vouched; docs/MESH.md, "Who
+  // may fetch"). Turned off only to show what the filter stops (the network
+  // namespace test's control case).
+  bool vouched_only = true;
 };
 
 // Diagnostics of one layer, for messages that say what was tried.
@@ -110,6 +123,21 @@ class MeshNode {
   void save_resume(const ContentId& layer);
   void on_resume_data(std::function<void(const ContentId&, std::string)> handler);
   void on_event(std::function<void(const MeshEvent&)> handler);
+
+  // Replaces the node's mesh token: every torrent's announce URL changes
+  // (and each announces again), and the vouched addresses are asked for anew.
+  // A token that only extends the current one's life replaces it only when
+  // the current one has less than min(1 hour, half the new one's life) left,
+  // so a coordinator that hands out a fresh token with every answer does not
+  // make every torrent re-announce each time. Returns whether it replaced
+  // the token. The first token turns vouching on (vouched_only).
+  bool set_token(const std::string& token);
+  std::string token() const;
+
+  // Connects to the node at address:port for a layer the node seeds or
+  // fetches. The tracker introduces peers; this is for operators and tests
+  // (an outsider that knows a seed's address). The ip filter applies.
+  Status connect(const ContentId& layer, const std::string& address, std::uint16_t port);
 
   NodeCounters counters() const;
   std::optional<LayerDiagnostics> diagnostics(const ContentId& layer) const;

@@ -4,7 +4,8 @@
 // seeding until stopped.
 //
 //   drover-peer --cache DIR --tracker URL --region R --cluster C --host H
-//               (--origin URL --artifact ID | --manifest FILE) [options]
+//               (--origin URL --artifact ID | --manifest FILE)
+//               [--token-file FILE] [--connect ADDR:PORT] [options]
 #include <atomic>
 #include <cxxopts.hpp>
 #include <filesystem>
@@ -72,7 +73,15 @@ int main(int argc, char** argv) {
       cxxopts::value<std::string>())("exit-when-done",
                                      "exit once every layer is held instead of seeding on")(
       "log-level", "debug, info, warn or error",
-      cxxopts::value<std::string>()->default_value("warn"))("h,help", "help");
+      cxxopts::value<std::string>()->default_value("warn"))(
+      "token-file", "this node's mesh token (then only peers the tracker vouched for get in)",
+      cxxopts::value<std::string>())(
+      "accept-unvouched",
+      "with a token, still accept connections from any address (only to show what the filter "
+      "stops)")("connect",
+                "also connect to the node at ADDR:PORT for every layer, every second until held "
+                "(an outsider that knows a seed's address)",
+                cxxopts::value<std::string>())("h,help", "help");
   cxxopts::ParseResult r;
   try {
     r = o.parse(argc, argv);
@@ -109,6 +118,21 @@ int main(int argc, char** argv) {
   }
   if (auto url = http::parse_url(node_options.tracker); !url.ok())
     return usage(url.error().message);
+  std::string token_file;
+  if (r.count("token-file")) {
+    token_file = r["token-file"].as<std::string>();
+    auto token = read_token_file(token_file);
+    if (!token.ok()) return usage(token.error().message);
+    node_options.token = *token;
+  }
+  node_options.vouched_only = r.count("accept-unvouched") == 0;
+  std::optional<std::pair<std::string, std::uint16_t>> direct;
+  if (r.count("connect")) {
+    auto hp = parse_listen(r["connect"].as<std::string>());
+    if (!hp.ok()) return usage("--connect: " + hp.error().message);
+    if (hp->second == 0) return usage("--connect needs a port");
+    direct = *hp;
+  }
   const int stall = r["stall-timeout"].as<int>();
   if (stall < 1) return usage("--stall-timeout must be at least 1 second");
   LogLevel level = LogLevel::warn;
@@ -192,7 +216,16 @@ int main(int argc, char** argv) {
   Status st = (*cache)->fetch(layers);
   const std::chrono::milliseconds every(r["report-every"].as<int>());
   auto next_report = std::chrono::steady_clock::now() + every;
+  auto next_connect = std::chrono::steady_clock::now();
   while (st.ok()) {
+    if (direct && std::chrono::steady_clock::now() >= next_connect) {
+      for (const auto& l : layers) {
+        if ((*cache)->holds(l.id)) continue;
+        if (Status c = (*node)->connect(l.id, direct->first, direct->second); !c.ok())
+          log.debug("peer.connect.failed", {{"error", c.error().message}});
+      }
+      next_connect += std::chrono::seconds(1);
+    }
     if (every.count() > 0 && std::chrono::steady_clock::now() >= next_report) {
       emit_line({{"event", "counters"},
                  {"unix_ms", unix_ms(std::chrono::system_clock::now())},
@@ -223,7 +256,7 @@ int main(int argc, char** argv) {
              {"bytes", total},
              {"counters", counters_json((*node)->counters())}});
   if (!r.count("exit-when-done")) {
-    run_until_stopped(**node, std::chrono::milliseconds(r["report-every"].as<int>()));
+    run_until_stopped(**node, std::chrono::milliseconds(r["report-every"].as<int>()), token_file);
   }
   emit_line({{"event", "stopped"}, {"counters", counters_json((*node)->counters())}});
   return 0;

@@ -3,11 +3,12 @@
 //
 //   drover-seed origin  --store PATH [--tracker URL | --tracker-listen ADDR] ...
 //   drover-seed seed    --region R --cache DIR --origin URL --tracker URL ...
-//   drover-seed tracker [--listen ADDR] [--interval S]
+//   drover-seed tracker [--listen ADDR] [--interval S] [--token-key FILE]
 #include <cxxopts.hpp>
 #include <iostream>
 
 #include "core/log/log.hpp"
+#include "core/mesh_token/mesh_token.hpp"
 #include "mesh/daemon/daemon.hpp"
 #include "mesh/origin/origin_service.hpp"
 #include "mesh/seed/seed_service.hpp"
@@ -23,12 +24,15 @@ constexpr const char* kUsage =
     "usage: drover-seed origin --store PATH [--tracker URL | --tracker-listen ADDR] [options]\n"
     "       drover-seed seed --region R --cache DIR --origin URL --tracker URL [options]\n"
     "       drover-seed tracker [--listen ADDR] [--interval S] [--expiry S] [--max-peers N]\n"
+    "                           [--token-key FILE]\n"
     "options: --listen ADDR (BitTorrent, default 127.0.0.1:0), --feed-listen ADDR (origin),\n"
     "         --upload-rate R, --download-rate R (e.g. 4MiB; default unlimited),\n"
     "         --announce-interval S (tracker answers and client floor), --host NAME,\n"
     "         --unchoke-slots N (peers served at once, default 4),\n"
     "         --peers-per-layer N (connections per layer's swarm, default 200),\n"
-    "         --super-seed (seed), --stall-timeout S (seed), --report-every MS, --log-level L\n";
+    "         --super-seed (seed), --stall-timeout S (seed), --report-every MS, --log-level L,\n"
+    "         --token-file FILE (this node's mesh token; then only vouched peers get in),\n"
+    "         --token-key FILE (the --tracker-listen tracker requires tokens under this key)\n";
 
 int fail(const std::string& what) {
   std::cerr << "drover-seed: " << what << "\n";
@@ -44,8 +48,18 @@ struct Common {
   NodeOptions node;
   int announce_interval = 30;
   std::string tracker_listen;
+  std::string token_file;                // re-read while the node runs
+  std::optional<std::string> token_key;  // for the --tracker-listen tracker
   LogLevel level = LogLevel::info;
 };
+
+// --token-key FILE: 64 hex digits, mode 0600 (docs/FORMATS.md, "Mesh tokens").
+Result<std::optional<std::string>> read_token_key(const cxxopts::ParseResult& r) {
+  if (!r.count("token-key")) return std::optional<std::string>();
+  PosixFilesystem fsys;
+  DROVER_ASSIGN(std::string key, mesh_token::load_key(fsys, r["token-key"].as<std::string>()));
+  return std::optional<std::string>(std::move(key));
+}
 
 void add_common(cxxopts::Options& o) {
   o.add_options()("listen", "BitTorrent listen address",
@@ -62,7 +76,12 @@ void add_common(cxxopts::Options& o) {
       "log-level", "debug, info, warn or error",
       cxxopts::value<std::string>()->default_value("info"))(
       "report-every", "print the node's counters every this many milliseconds (0: never)",
-      cxxopts::value<int>()->default_value("0"))("h,help", "help");
+      cxxopts::value<int>()->default_value("0"))(
+      "token-file", "this node's mesh token (re-read every 10 s)", cxxopts::value<std::string>())(
+      "accept-unvouched",
+      "with a token, still accept connections from any address (only to show what the filter "
+      "stops)")("token-key", "the --tracker-listen tracker requires mesh tokens under this key",
+                cxxopts::value<std::string>())("h,help", "help");
 }
 
 Result<Common> read_common(const cxxopts::ParseResult& r, NodeRole role) {
@@ -98,6 +117,12 @@ Result<Common> read_common(const cxxopts::ParseResult& r, NodeRole role) {
     return make_error(Errc::invalid_argument, "--peers-per-layer must be 2 to 1000");
   }
   c.node.host = r.count("host") ? r["host"].as<std::string>() : std::string(role_name(role));
+  if (r.count("token-file")) {
+    c.token_file = r["token-file"].as<std::string>();
+    DROVER_ASSIGN(c.node.token, read_token_file(c.token_file));
+  }
+  c.node.vouched_only = r.count("accept-unvouched") == 0;
+  DROVER_ASSIGN(c.token_key, read_token_key(r));
   if (!parse_log_level(r["log-level"].as<std::string>(), c.level)) {
     return make_error(Errc::invalid_argument, "--log-level must be debug, info, warn or error");
   }
@@ -128,6 +153,7 @@ Result<std::unique_ptr<TrackerService>> maybe_tracker(Common& c, const Clock& cl
   TrackerOptions t;
   t.interval = std::chrono::seconds(c.announce_interval);
   t.expiry = 3 * t.interval;
+  t.token_key = c.token_key;
   DROVER_ASSIGN(auto tracker, TrackerService::start(server, t, clock, random, log));
   c.node.tracker = "http://" + host + ":" + std::to_string(tracker->port());
   return tracker;
@@ -171,7 +197,8 @@ int run_origin(int argc, char** argv) {
              {"feed", "http://" + feed->first + ":" + std::to_string((*origin)->feed_port())},
              {"tracker", c->node.tracker},
              {"layers", (*origin)->layers_seeded()}});
-  run_until_stopped(**node, std::chrono::milliseconds((*r)["report-every"].as<int>()));
+  run_until_stopped(**node, std::chrono::milliseconds((*r)["report-every"].as<int>()),
+                    c->token_file);
   emit_line(
       {{"event", "stopped"}, {"role", "origin"}, {"counters", counters_json((*node)->counters())}});
   return 0;
@@ -232,7 +259,8 @@ int run_seed(int argc, char** argv) {
              {"port", (*node)->port()},
              {"tracker", c->node.tracker},
              {"layers_held", (*cache)->held().size()}});
-  run_until_stopped(**node, std::chrono::milliseconds((*r)["report-every"].as<int>()));
+  run_until_stopped(**node, std::chrono::milliseconds((*r)["report-every"].as<int>()),
+                    c->token_file);
   emit_line(
       {{"event", "stopped"}, {"role", "seed"}, {"counters", counters_json((*node)->counters())}});
   seed->reset();
@@ -248,10 +276,14 @@ int run_tracker(int argc, char** argv) {
       cxxopts::value<int>())("max-peers", "peers per answer",
                              cxxopts::value<int>()->default_value("50"))(
       "log-level", "debug, info, warn or error",
-      cxxopts::value<std::string>()->default_value("info"))("h,help", "help");
+      cxxopts::value<std::string>()->default_value("info"))(
+      "token-key", "require mesh tokens issued under this key (64 hex digits, mode 0600)",
+      cxxopts::value<std::string>())("h,help", "help");
   auto r = parse(o, argc, argv);
   if (!r.ok()) return usage(r.error().message);
   if (r->count("help")) return std::cout << o.help(), 0;
+  auto token_key = read_token_key(*r);
+  if (!token_key.ok()) return fail(token_key.error().message);
   auto listen = parse_listen((*r)["listen"].as<std::string>());
   if (!listen.ok()) return usage(listen.error().message);
   TrackerOptions t;
@@ -262,6 +294,7 @@ int run_tracker(int argc, char** argv) {
   const int max_peers = (*r)["max-peers"].as<int>();
   if (max_peers < 1) return usage("--max-peers must be at least 1");
   t.max_peers_per_answer = static_cast<std::size_t>(max_peers);
+  t.token_key = std::move(*token_key);
   LogLevel level = LogLevel::info;
   if (!parse_log_level((*r)["log-level"].as<std::string>(), level)) return usage("bad --log-level");
   StderrSink sink;

@@ -1,7 +1,8 @@
 // Attacks on the tracker through its HTTP endpoint (docs/MESH.md, "What the
 // tracker refuses"): announces that would grow it without bound, announces of
 // info-hashes no registered artifact has, and nodes claiming to be a region's
-// seed or the origin. Each is refused with a BEP 3 "failure reason", leaves
+// seed or the origin; announces without a valid mesh token when the tracker
+// has a token key, and questions to /vouched. Each is refused with a BEP 3 "failure reason", leaves
 // no state behind, and the nodes already tracked are served as before.
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 
 #include "core/base/hex.hpp"
 #include "core/http/http.hpp"
+#include "core/mesh_token/mesh_token.hpp"
 #include "mesh/tracker/tracker_service.hpp"
 
 namespace drover::mesh {
@@ -76,10 +78,11 @@ class TrackerAttack : public ::testing::Test {
   // One announce over HTTP; the peer id follows from the port.
   Answer announce(const std::string& info_hash, std::uint16_t port, NodeRole role,
                   const std::string& region, std::uint64_t left = 100,
-                  const std::string& event = "") {
+                  const std::string& event = "", const std::string& token = "") {
     std::string peer_id = std::string(15, 'p') + std::to_string(10'000 + port);
     peer_id.resize(20, 'p');
-    std::string url = mesh::announce_url(base_, "host-" + std::to_string(port), role, region, "c");
+    std::string url =
+        mesh::announce_url(base_, "host-" + std::to_string(port), role, region, "c", token);
     url += "&info_hash=" + http::percent_encode(info_hash) +
            "&peer_id=" + http::percent_encode(peer_id) + "&port=" + std::to_string(port) +
            "&left=" + std::to_string(left);
@@ -99,6 +102,15 @@ class TrackerAttack : public ::testing::Test {
     return nlohmann::json::parse(r->body, nullptr, false);
   }
   nlohmann::json stats() { return get("/stats"); }
+  // A token for the node announce() makes for this port.
+  std::string token_for(std::uint16_t port, NodeRole role, const std::string& region,
+                        std::chrono::seconds ttl = 3600s, const std::string& key = kTokenKey) {
+    auto t = mesh_token::issue(key, {role_name(role), region, "host-" + std::to_string(port),
+                                     unix_seconds(clock_.now()) + ttl.count()});
+    EXPECT_TRUE(t.ok()) << t.error().message;
+    return t.ok() ? *t : "";
+  }
+  inline static const std::string kTokenKey = std::string(32, '\x42');
   nlohmann::json holders(const std::string& info_hash) {
     return get("/swarm?info_hash=" + to_hex(info_hash))["complete"];
   }
@@ -300,6 +312,203 @@ TEST_F(TrackerAttack, ANodeOffTheSourceListCannotBecomeASeedOrTheOrigin) {
   EXPECT_EQ(eu.ports(), (std::set<std::uint16_t>{7001}));
   // The attacker may still take part as what it is: a peer.
   EXPECT_FALSE(announce(layer, 7666, NodeRole::peer, "us").refused());
+}
+
+TEST_F(TrackerAttack, WithATokenKeyAnAnnounceWithoutAValidTokenGetsNoPeers) {
+  options_.token_key = kTokenKey;
+  start();
+  const std::string layer = hash(1);
+  const std::string seed_token = token_for(7001, NodeRole::seed, "eu");
+  ASSERT_FALSE(announce(layer, 7001, NodeRole::seed, "eu", 0, "", seed_token).refused());
+  Answer vouched =
+      announce(layer, 8001, NodeRole::peer, "eu", 100, "", token_for(8001, NodeRole::peer, "eu"));
+  ASSERT_FALSE(vouched.refused()) << vouched.failure();
+  EXPECT_EQ(vouched.ports(), (std::set<std::uint16_t>{7001}));
+
+  // The attacks: no token, one under another key, an expired one, the seed's
+  // token used by another node, tokens for another role, region or host, an
+  // oversized and a malformed one. Each gets a failure naming why, and no peer.
+  struct Attempt {
+    std::uint16_t port;
+    NodeRole role;
+    std::string region, token;
+    std::initializer_list<std::string_view> why;
+  };
+  const std::string expiring = token_for(9003, NodeRole::peer, "eu", 5s);
+  clock_.advance(6s);
+  const std::vector<Attempt> attempts = {
+      {9001, NodeRole::peer, "eu", "", {"no mesh token"}},
+      {9002,
+       NodeRole::peer,
+       "eu",
+       token_for(9002, NodeRole::peer, "eu", 3600s, std::string(32, 'x')),
+       {"tag does not verify"}},
+      {9003, NodeRole::peer, "eu", expiring, {"expired at"}},
+      {9004, NodeRole::seed, "eu", seed_token, {"host 'host-7001'", "host 'host-9004'"}},
+      {9005,
+       NodeRole::seed,
+       "eu",
+       token_for(9005, NodeRole::peer, "eu"),
+       {"role peer", "announce says role seed"}},
+      {9006,
+       NodeRole::peer,
+       "us",
+       token_for(9006, NodeRole::peer, "eu"),
+       {"region 'eu'", "region 'us'"}},
+      {9007, NodeRole::peer, "eu", std::string(600, 'A'), {"too long"}},
+      {9008, NodeRole::peer, "eu", "dmt1.e30.AAAA", {"malformed"}},
+  };
+  for (const auto& at : attempts) {
+    for (const char* event : {"started", "", "completed", "stopped"}) {
+      Answer a = announce(layer, at.port, at.role, at.region, 100, event, at.token);
+      ASSERT_TRUE(a.refused()) << at.port << " " << event;
+      EXPECT_EQ(refused_for(a, at.why), 1);
+      EXPECT_TRUE(a.ports().empty());
+      EXPECT_EQ(a.ints["interval"], options_.interval.count());
+    }
+  }
+  nlohmann::json s = stats();
+  EXPECT_EQ(s["refused"]["token"], 4 * attempts.size());
+  EXPECT_EQ(s["nodes"], 2);
+  EXPECT_EQ(s["swarms"], 1);
+
+  // The swarm is served as before.
+  Answer again =
+      announce(layer, 8001, NodeRole::peer, "eu", 100, "", token_for(8001, NodeRole::peer, "eu"));
+  ASSERT_FALSE(again.refused()) << again.failure();
+  EXPECT_EQ(again.ports(), (std::set<std::uint16_t>{7001}));
+}
+
+TEST_F(TrackerAttack, WithoutATokenKeyTokensAreIgnored) {
+  start();  // as before version 3: no key, no check
+  const std::string layer = hash(1);
+  ASSERT_FALSE(announce(layer, 7001, NodeRole::seed, "eu", 0).refused());
+  Answer a = announce(layer, 8001, NodeRole::peer, "eu", 100, "", "dmt1.forged.AAAA");
+  ASSERT_FALSE(a.refused()) << a.failure();
+  EXPECT_EQ(a.ports(), (std::set<std::uint16_t>{7001}));
+  // And it vouches for no one.
+  auto r = http::request("GET", base_ + "/vouched?token=" + token_for(8001, NodeRole::peer, "eu"),
+                         "", 5s);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 404);
+  EXPECT_NE(r->body.find("checks no mesh tokens"), std::string::npos) << r->body;
+}
+
+TEST_F(TrackerAttack, VouchedAnswersOnlyTheHolderOfAValidToken) {
+  options_.token_key = kTokenKey;
+  start();
+  ASSERT_FALSE(
+      announce(hash(1), 7001, NodeRole::seed, "eu", 0, "", token_for(7001, NodeRole::seed, "eu"))
+          .refused());
+  auto vouched = [&](const std::string& query) {
+    auto r = http::request("GET", base_ + "/vouched" + query, "", 5s);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : http::Response{};
+  };
+  http::Response ok = vouched("?token=" + token_for(8001, NodeRole::peer, "eu"));
+  EXPECT_EQ(ok.status, 200);
+  nlohmann::json j = nlohmann::json::parse(ok.body);
+  EXPECT_EQ(j["addresses"], nlohmann::json::array({"127.0.0.1"}));
+  EXPECT_EQ(j["interval"], options_.interval.count());
+
+  EXPECT_EQ(vouched("").status, 400);
+  http::Response forged =
+      vouched("?token=" + token_for(8001, NodeRole::peer, "eu", 3600s, std::string(32, 'x')));
+  EXPECT_EQ(forged.status, 403);
+  EXPECT_NE(forged.body.find("tag does not verify"), std::string::npos) << forged.body;
+  const std::string short_lived = token_for(8001, NodeRole::peer, "eu", 5s);
+  clock_.advance(5s);
+  EXPECT_EQ(vouched("?token=" + short_lived).status, 403);
+  EXPECT_EQ(stats()["vouched"], 1);
+}
+
+// The tracker's logic alone, where each node can have an address of its own.
+TEST(Vouching, AnswersTheAddressesOfTheAskersRegionAndTheOrigin) {
+  ManualClock clock;
+  SeededRandom random(3);
+  TrackerOptions options;
+  options.token_key = std::string(32, '\x42');
+  SwarmTracker tracker(options, clock, random);
+  const std::int64_t now = unix_seconds(clock.now());
+  auto token = [&](NodeRole role, const std::string& region, const std::string& host,
+                   std::int64_t ttl = 3600) {
+    return *mesh_token::issue(*options.token_key, {role_name(role), region, host, now + ttl});
+  };
+  struct Node {
+    const char* ip;
+    NodeRole role;
+    const char* region;
+    const char* host;
+    std::int64_t ttl;
+  };
+  const std::vector<Node> nodes = {
+      {"10.0.0.1", NodeRole::peer, "eu", "p1", 3600},
+      {"10.0.0.2", NodeRole::seed, "eu", "s1", 3600},
+      {"10.0.0.3", NodeRole::peer, "us", "p3", 3600},
+      {"10.0.0.4", NodeRole::origin, "", "o", 3600},
+      {"10.0.0.5", NodeRole::peer, "eu", "p5", 60},
+      {"fd00::6", NodeRole::peer, "eu", "p6", 3600},
+  };
+  std::string layer(20, 'L');
+  for (const auto& n : nodes) {
+    Announce a;
+    a.info_hash = layer;
+    a.peer_id = std::string(20, n.host[1]);
+    a.ip = n.ip;
+    a.port = 6881;
+    a.role = n.role;
+    a.region = n.region;
+    a.host = n.host;
+    a.token = token(n.role, n.region, n.host, n.ttl);
+    ASSERT_TRUE(tracker.announce(a).failure.empty()) << n.host;
+  }
+  // Not vouched for: refused announces leave no address behind.
+  Announce outsider;
+  outsider.info_hash = layer;
+  outsider.peer_id = std::string(20, 'x');
+  outsider.ip = "10.0.0.66";
+  outsider.port = 6881;
+  outsider.region = "eu";
+  outsider.host = "x";
+  EXPECT_FALSE(tracker.announce(outsider).failure.empty());
+
+  using Set = std::vector<std::string>;
+  auto ask = [&](NodeRole role, const std::string& region) {
+    auto v = tracker.vouched(token(role, region, "asker"));
+    EXPECT_TRUE(v.ok()) << v.error().message;
+    return v.ok() ? v->addresses : Set{};
+  };
+  EXPECT_EQ(ask(NodeRole::peer, "eu"),
+            (Set{"10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5", "fd00::6"}));
+  EXPECT_EQ(ask(NodeRole::seed, "us"), (Set{"10.0.0.3", "10.0.0.4"}));
+  EXPECT_EQ(ask(NodeRole::origin, ""),
+            (Set{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "fd00::6"}));
+  // A node whose token expired is vouched for no more, even before it goes
+  // silent; a newly vouched node is seen at once (no stale cache).
+  clock.advance(std::chrono::seconds(61));
+  Announce late;
+  late.info_hash = layer;
+  late.peer_id = std::string(20, 'n');
+  late.ip = "10.0.0.7";
+  late.port = 6881;
+  late.region = "eu";
+  late.host = "p7";
+  late.token = *mesh_token::issue(*options.token_key,
+                                  {"peer", "eu", "p7", unix_seconds(clock.now()) + 3600});
+  ASSERT_TRUE(tracker.announce(late).failure.empty());
+  auto v = tracker.vouched(*mesh_token::issue(
+      *options.token_key, {"peer", "eu", "asker", unix_seconds(clock.now()) + 3600}));
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->addresses, (Set{"10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.7", "fd00::6"}));
+  // Nodes silent beyond the expiry are dropped.
+  clock.advance(options.expiry + std::chrono::seconds(1));
+  tracker.sweep();
+  EXPECT_EQ(tracker.stats().vouched_addresses, 0u);
+  // A forged token learns nothing.
+  auto forged =
+      tracker.vouched(*mesh_token::issue(std::string(32, 'x'), {"peer", "eu", "a", now + 999999}));
+  ASSERT_FALSE(forged.ok());
+  EXPECT_EQ(forged.error().code, Errc::refused);
 }
 
 }  // namespace

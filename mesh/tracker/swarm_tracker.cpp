@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/base/hex.hpp"
+#include "core/mesh_token/mesh_token.hpp"
 
 namespace drover::mesh {
 
@@ -144,6 +145,91 @@ std::string SwarmTracker::beyond_cap(const Announce& a, const Swarm* swarm, bool
   return "";
 }
 
+std::string SwarmTracker::token_flaw(const Announce& a, std::int64_t& expires_at) const {
+  if (!options_.token_key) return "";
+  if (a.token.empty()) {
+    return "no mesh token: this tracker serves only nodes with a token from the coordinator "
+           "(token= in the announce URL; seeds and the origin get theirs from `drover mesh "
+           "token`)";
+  }
+  const auto checked = mesh_token::check(*options_.token_key, a.token, unix_seconds(clock_.now()));
+  if (!checked.ok()) return "mesh token refused: " + checked.refusal().message;
+  const mesh_token::Claims& c = checked.claims();
+  if (c.role != role_name(a.role) || c.region != a.region || c.host != a.host) {
+    return "mesh token is for role " + c.role + ", region '" + c.region + "', host '" + c.host +
+           "'; the announce says role " + role_name(a.role) + ", region '" + a.region +
+           "', host '" + a.host + "'";
+  }
+  expires_at = c.expires_at;
+  return "";
+}
+
+void SwarmTracker::vouch(const Announce& a, std::int64_t expires_at, SteadyTime now) {
+  if (!options_.token_key) return;
+  const std::string address = canonical_address(a.ip);
+  if (address.empty()) return;
+  auto& entries = vouches_[address];
+  for (auto& v : entries) {
+    if (v.role == a.role && v.region == a.region) {
+      v.expires_at = std::max(v.expires_at, expires_at);
+      v.last_seen = now;
+      return;
+    }
+  }
+  if (vouch_count_ >= options_.max_nodes) {
+    if (entries.empty()) vouches_.erase(address);
+    return;  // bounded like the nodes; the address is vouched for again once others expire
+  }
+  entries.push_back({a.role, a.region, expires_at, now});
+  ++vouch_count_;
+  ++vouch_generation_;
+}
+
+void SwarmTracker::expire_vouches(SteadyTime now) {
+  const std::int64_t wall = unix_seconds(clock_.now());
+  for (auto it = vouches_.begin(); it != vouches_.end();) {
+    auto& entries = it->second;
+    const std::size_t before = entries.size();
+    std::erase_if(entries, [&](const Vouch& v) {
+      return now - v.last_seen > options_.expiry || wall >= v.expires_at;
+    });
+    vouch_count_ -= before - entries.size();
+    it = entries.empty() ? vouches_.erase(it) : std::next(it);
+  }
+}
+
+Result<Vouched> SwarmTracker::vouched(const std::string& token) {
+  if (!options_.token_key) {
+    return make_error(Errc::unsupported,
+                      "this tracker checks no mesh tokens (no token key), so it vouches for no "
+                      "one: a node that accepts only vouched peers cannot use it");
+  }
+  const auto checked = mesh_token::check(*options_.token_key, token, unix_seconds(clock_.now()));
+  if (!checked.ok()) return make_error(Errc::refused, checked.refusal().message);
+  NodeRole role = NodeRole::peer;
+  parse_role(checked.claims().role, role);
+  const std::string& region = checked.claims().region;
+  const SteadyTime now = clock_.steady();
+  Vouched out;
+  out.interval = options_.interval;
+  auto& cached = vouched_cache_[{role, region}];
+  if (cached.generation == vouch_generation_ && cached.at != SteadyTime{} &&
+      now - cached.at < std::chrono::seconds(1)) {
+    out.addresses = cached.addresses;
+    return out;
+  }
+  const std::int64_t wall = unix_seconds(clock_.now());
+  for (const auto& [address, entries] : vouches_) {
+    const bool admitted = std::any_of(entries.begin(), entries.end(), [&](const Vouch& v) {
+      if (now - v.last_seen > options_.expiry || wall >= v.expires_at) return false;
+      return role == NodeRole::origin || v.role == NodeRole::origin || v.region == region;
+    });
+    if (admitted) out.addresses.push_back(address);
+  }
+  cached = {now, vouch_generation_, out.addresses};
+  return out;
+}
+
 std::vector<Holder> SwarmTracker::holders(const std::string& info_hash) const {
   std::vector<Holder> out;
   auto it = swarms_.find(info_hash);
@@ -160,7 +246,14 @@ std::vector<Holder> SwarmTracker::holders(const std::string& info_hash) const {
 AnnounceReply SwarmTracker::announce(const Announce& a) {
   ++counts_.announces;
   AnnounceReply reply;
-  // Every refusal comes before the first change.
+  // Every refusal comes before the first change; the token's first, so that
+  // an announce without one learns nothing (not even which layers exist).
+  std::int64_t token_expires_at = 0;
+  if (std::string flaw = token_flaw(a, token_expires_at); !flaw.empty()) {
+    ++counts_.refused_token;
+    reply.failure = std::move(flaw);
+    return reply;
+  }
   if (options_.tracks && !options_.tracks(a.info_hash)) {
     ++counts_.refused_unregistered;
     reply.failure = "unregistered info-hash " + to_hex(a.info_hash) +
@@ -206,6 +299,7 @@ AnnounceReply SwarmTracker::announce(const Announce& a) {
       return reply;
     }
   }
+  vouch(a, token_expires_at, now);
   if (swarm_it == swarms_.end()) swarm_it = swarms_.emplace(a.info_hash, Swarm{}).first;
   Swarm& swarm = swarm_it->second;
   if (a.event == Announce::Event::stopped) {
@@ -275,12 +369,15 @@ void SwarmTracker::sweep() {
     expire(it->second, now);
     it = it->second.empty() ? swarms_.erase(it) : std::next(it);
   }
+  expire_vouches(now);
+  vouched_cache_.clear();
 }
 
 TrackerStats SwarmTracker::stats() const {
   TrackerStats s = counts_;
   s.swarms = swarms_.size();
   s.nodes = nodes_;
+  s.vouched_addresses = vouches_.size();
   return s;
 }
 

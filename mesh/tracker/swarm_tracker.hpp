@@ -8,7 +8,8 @@
 // origin slots are reserved, so a full answer of peers never crowds out a
 // source. Nodes that stop announcing expire.
 //
-// What it refuses (docs/MESH.md, "What the tracker refuses"): an announce for
+// What it refuses (docs/MESH.md, "What the tracker refuses"): with a token
+// key, an announce without a mesh token whose claims match it; an announce for
 // an info-hash it does not track, a claim to serve (role seed or origin) that
 // its source allow-list does not grant, and a new node or swarm beyond its
 // caps. A refused announce changes nothing; nodes already tracked keep being
@@ -46,6 +47,7 @@ struct Announce {
   std::size_t numwant = 50;
   NodeRole role = NodeRole::peer;
   std::string region, cluster, host;
+  std::string token;  // the mesh token (docs/FORMATS.md, "Mesh tokens"); "" when none was sent
 };
 
 struct HandedPeer {
@@ -120,13 +122,29 @@ struct TrackerOptions {
   // and, for a seed, the region it announces; an empty list lets no node
   // serve.
   std::optional<std::vector<SourceGrant>> sources;
+
+  // The mesh token key (mesh_token::kKeySize bytes). Unset: announces need no
+  // token and /vouched is not served (a tracker of its own, tests,
+  // benchmarks). Set: an announce is refused unless its token verifies under
+  // this key, has not expired and claims the announce's role, region and host;
+  // and the tracker vouches, to the holder of a valid token, for the
+  // addresses of the nodes it may exchange layers with (vouched()).
+  std::optional<std::string> token_key;
+};
+
+// What /vouched answers: the addresses a node may accept connections from.
+struct Vouched {
+  std::vector<std::string> addresses;  // canonical form, sorted, no duplicates
+  std::chrono::seconds interval{30};   // ask again after this long
 };
 
 struct TrackerStats {
   std::size_t swarms = 0, nodes = 0;
   std::uint64_t announces = 0;
-  // Announces refused: unregistered info-hash, role not granted, a cap reached.
-  std::uint64_t refused_unregistered = 0, refused_role = 0, refused_full = 0;
+  // Announces refused: unregistered info-hash, role not granted, a cap
+  // reached, no valid mesh token (missing, forged, expired or for another node).
+  std::uint64_t refused_unregistered = 0, refused_role = 0, refused_full = 0, refused_token = 0;
+  std::size_t vouched_addresses = 0;  // addresses vouched for (until swept)
 };
 
 class SwarmTracker {
@@ -140,6 +158,14 @@ class SwarmTracker {
   TrackerStats stats() const;
   // The live nodes holding the whole layer of info_hash (20 bytes).
   std::vector<Holder> holders(const std::string& info_hash) const;
+  // For the holder of token: the addresses that announced with a valid token
+  // within the expiry, whose token has not expired, and that the tracker
+  // would hand it or hand it to: the nodes of its region and the origin (the
+  // origin: every vouched node). Errc::unsupported without a token key;
+  // Errc::refused naming the flaw when the token does not verify. Answers are
+  // cached per role and region for a second, except that a newly vouched
+  // address is seen at once.
+  Result<Vouched> vouched(const std::string& token);
   const TrackerOptions& options() const { return options_; }
 
  private:
@@ -158,6 +184,28 @@ class SwarmTracker {
   // The reason a new node of a (in swarm, null for a new one) would pass a
   // cap, or "". A granted source is held to the caps on the whole only.
   std::string beyond_cap(const Announce& a, const Swarm* swarm, bool source) const;
+  // Why a's token does not admit it, or "" when it does (or no key is set).
+  // On success, expires_at is the token's expiry.
+  std::string token_flaw(const Announce& a, std::int64_t& expires_at) const;
+  void vouch(const Announce& a, std::int64_t expires_at, SteadyTime now);
+  void expire_vouches(SteadyTime now);
+
+  // An address that announced with a valid token, per role and region.
+  struct Vouch {
+    NodeRole role = NodeRole::peer;
+    std::string region;
+    std::int64_t expires_at = 0;  // the token's, unix seconds
+    SteadyTime last_seen;
+  };
+  std::map<std::string, std::vector<Vouch>> vouches_;  // by canonical address
+  std::size_t vouch_count_ = 0;
+  struct CachedVouched {
+    SteadyTime at;
+    std::uint64_t generation = 0;
+    std::vector<std::string> addresses;
+  };
+  std::map<std::pair<NodeRole, std::string>, CachedVouched> vouched_cache_;
+  std::uint64_t vouch_generation_ = 0;  // rises when an address is first vouched for
 
   TrackerOptions options_;
   const Clock& clock_;

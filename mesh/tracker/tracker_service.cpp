@@ -8,6 +8,7 @@
 #include "core/base/hex.hpp"
 #include "core/bencode/bencode.hpp"
 #include "core/canon/json_text.hpp"
+#include "core/mesh_token/mesh_token.hpp"
 
 namespace drover::mesh {
 namespace {
@@ -88,6 +89,7 @@ http::Response handle_announce(SwarmTracker& tracker, const http::Request& req) 
   if (const std::string* region = req.param("region")) a.region = region->substr(0, 128);
   if (const std::string* cluster = req.param("cluster")) a.cluster = cluster->substr(0, 128);
   if (const std::string* host = req.param("host")) a.host = host->substr(0, 128);
+  if (const std::string* token = req.param("token")) a.token = *token;  // check() bounds it
 
   AnnounceReply reply = tracker.announce(a);
   if (!reply.failure.empty()) return failure(reply.failure);
@@ -132,10 +134,34 @@ http::Response handle_swarm(const SwarmTracker& tracker, const http::Request& re
   return r;
 }
 
+http::Response handle_vouched(SwarmTracker& tracker, const http::Request& req) {
+  http::Response r;
+  const std::string* token = req.param("token");
+  if (token == nullptr || token->empty()) {
+    r.status = 400;
+    r.body = R"({"error":"token is missing: /vouched answers the holder of a mesh token"})";
+    return r;
+  }
+  auto vouched = tracker.vouched(*token);
+  if (!vouched.ok()) {
+    r.status = vouched.error().code == Errc::unsupported ? 404 : 403;
+    r.body = json_text(nlohmann::json{{"error", vouched.error().message}});
+    return r;
+  }
+  r.body =
+      json_text(nlohmann::json{{"addresses", vouched->addresses},
+                               {"interval", static_cast<std::int64_t>(vouched->interval.count())}});
+  return r;
+}
+
 std::string announce_url(const std::string& base, const std::string& host, NodeRole role,
-                         const std::string& region, const std::string& cluster) {
-  return base + "/announce?role=" + role_name(role) + "&region=" + http::percent_encode(region) +
-         "&cluster=" + http::percent_encode(cluster) + "&host=" + http::percent_encode(host);
+                         const std::string& region, const std::string& cluster,
+                         const std::string& token) {
+  std::string url =
+      base + "/announce?role=" + role_name(role) + "&region=" + http::percent_encode(region) +
+      "&cluster=" + http::percent_encode(cluster) + "&host=" + http::percent_encode(host);
+  if (!token.empty()) url += "&token=" + http::percent_encode(token);
+  return url;
 }
 
 struct TrackerService::Impl {
@@ -164,6 +190,10 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
                                                               const TrackerOptions& options,
                                                               const Clock& clock, Random& random,
                                                               Logger& log) {
+  if (options.token_key && options.token_key->size() != mesh_token::kKeySize) {
+    return make_error(Errc::invalid_argument, "the tracker's mesh token key must be " +
+                                                  std::to_string(mesh_token::kKeySize) + " bytes");
+  }
   if (options.sources) {
     for (const auto& g : *options.sources) {
       if (g.role == NodeRole::peer || canonical_address(g.address).empty() ||
@@ -189,13 +219,17 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
                                         {"refused",
                                          {{"unregistered", s.refused_unregistered},
                                           {"role", s.refused_role},
-                                          {"full", s.refused_full}}}});
+                                          {"full", s.refused_full},
+                                          {"token", s.refused_token}}},
+                                        {"vouched", s.vouched_addresses}});
       return respond(std::move(r));
     }
     if (req.path == "/swarm") return respond(handle_swarm(raw->tracker, req));
+    if (req.path == "/vouched") return respond(handle_vouched(raw->tracker, req));
     http::Response r;
     r.status = 404;
-    r.body = R"({"error":"no such path; the tracker serves /announce, /swarm and /stats"})";
+    r.body =
+        R"({"error":"no such path; the tracker serves /announce, /swarm, /vouched and /stats"})";
     respond(std::move(r));
   };
   DROVER_ASSIGN(impl->server, http::Server::start(server, handler, log));
@@ -207,6 +241,7 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
             {"max_nodes_per_swarm", options.max_nodes_per_swarm},
             {"max_nodes", options.max_nodes},
             {"registered_only", static_cast<bool>(options.tracks)},
+            {"tokens", options.token_key ? "required" : "not checked"},
             {"sources", options.sources ? std::to_string(options.sources->size()) + " granted"
                                         : std::string("anyone")}});
   return std::unique_ptr<TrackerService>(new TrackerService(std::move(impl)));

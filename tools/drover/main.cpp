@@ -11,6 +11,7 @@ constexpr const char* kHelp =
     "  artifact push|ls|show|verify|materialize|gc|pin|unpin   the artifact store\n"
     "  keygen --out PATH                                      generate an ed25519 key pair\n"
     "  key certify|show                                       root certificates, key ids\n"
+    "  mesh token-key|token                                   mesh token key; seed/origin tokens\n"
     "  deploy PIPELINE ARTIFACT_ID [--wait]                   start a deploy\n"
     "  rollback DEPLOY_ID [--wait]                            roll a deploy back\n"
     "  status|pause|resume DEPLOY_ID                          a deploy's state; pause; resume\n"
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   if (command == "artifact") return drover::cli::artifact_command(ctx, std::move(args));
   if (command == "keygen") return drover::cli::keygen_command(ctx, std::move(args));
   if (command == "key") return drover::cli::key_command(ctx, std::move(args));
+  if (command == "mesh") return drover::cli::mesh_command(ctx, std::move(args));
   for (const char* verb : {"deploy", "rollback", "status", "pause", "resume", "pipeline", "token",
                            "join-token", "hosts", "audit"}) {
     if (command == verb) return drover::cli::coordinator_command(ctx, command, std::move(args));

@@ -43,6 +43,14 @@ class HttpTrackerClient final : public TrackerClient {
   std::chrono::milliseconds timeout_;
 };
 
+// GET /vouched of the tracker at base_url ("http://host:port") for the holder
+// of token: the addresses it may accept connections from (docs/FORMATS.md,
+// "Tracker announce"). The error names the tracker's answer (a refused token,
+// a tracker that checks none) or what failed; the answer is bounded (at most
+// 1,000,000 addresses, each checked to be an IP address).
+Result<Vouched> fetch_vouched(const std::string& base_url, const std::string& token,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(2));
+
 // Answers from a table; counts the questions.
 class FakeTrackerClient final : public TrackerClient {
  public:
