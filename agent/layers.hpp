@@ -36,6 +36,13 @@ class LayerFetcher {
   virtual std::uint64_t downloaded_bytes() = 0;
   virtual std::uint16_t port() = 0;  // 0 until joined
   virtual std::string tracker() = 0;
+  // The host's mesh token, as the coordinator last issued it (docs/FORMATS.md,
+  // "Mesh tokens"): announces carry it from now on, and the node accepts
+  // connections only from the peers the tracker vouches for. May be called
+  // from any thread, before or after join; a token that only extends the
+  // current one's life is taken when the current one nears its end
+  // (mesh::MeshNode::set_token). The default ignores it (test fakes).
+  virtual void set_mesh_token(const std::string& token) { (void)token; }
 };
 
 }  // namespace drover::agent

@@ -35,6 +35,7 @@ Status MeshLayers::join(const std::string& tracker) {
     options.upload_rate = config_.mesh_upload_rate;
     options.download_rate = config_.mesh_download_rate;
     options.min_announce_interval_s = config_.mesh_announce_interval_s;
+    options.token = token_;
     DROVER_ASSIGN(node_, mesh::MeshNode::start(options, log_));
     mesh::CacheOptions cache_options;
     cache_options.dir = config_.state_dir / "cache";
@@ -118,6 +119,13 @@ std::uint16_t MeshLayers::port() {
 std::string MeshLayers::tracker() {
   std::lock_guard lock(mu_);
   return tracker_;
+}
+
+void MeshLayers::set_mesh_token(const std::string& token) {
+  std::lock_guard lock(mu_);
+  if (token.empty() || token == token_) return;
+  token_ = token;
+  if (node_) node_->set_token(token);
 }
 
 }  // namespace drover::agent

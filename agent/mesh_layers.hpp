@@ -38,6 +38,7 @@ class MeshLayers final : public LayerFetcher {
   std::uint64_t downloaded_bytes() override;
   std::uint16_t port() override;
   std::string tracker() override;
+  void set_mesh_token(const std::string& token) override;
   // Stops the node (before the agent's other parts go).
   void close();
 
@@ -47,12 +48,13 @@ class MeshLayers final : public LayerFetcher {
   const Clock& clock_;
   Logger& log_;
   std::function<void(std::uint16_t, const std::string&)> on_joined_;
-  // Guards node_, cache_ and tracker_. Only the cycle thread replaces them
+  // Guards node_, cache_, tracker_ and token_. Only the cycle thread replaces them
   // (join), so it may use cache_ outside the lock during a fetch.
   mutable std::mutex mu_;
   std::unique_ptr<mesh::MeshNode> node_;
   std::unique_ptr<mesh::LayerCache> cache_;
   std::string tracker_;
+  std::string token_;  // the newest mesh token, for the next node started
 };
 
 }  // namespace drover::agent
