@@ -10,6 +10,7 @@
 #include "agent/control.hpp"
 #include "agent/enrollment.hpp"
 #include "agent/mesh_layers.hpp"
+#include "agent/privileges.hpp"
 #include "agent/reporting.hpp"
 #include "agent/service_runner.hpp"
 #include "core/canon/json_text.hpp"
@@ -64,10 +65,7 @@ struct Agent::Impl {
   }
 
   Status init() {
-    for (const char* sub :
-         {"keys", "manifests", "cache", "releases", "run", "logs", "agent.lmdb"}) {
-      DROVER_TRY(fsys().make_dirs(ctx.dir(sub)));
-    }
+    DROVER_TRY(prepare_state_dir(fsys(), config.state_dir));
     DROVER_ASSIGN(ctx.state, AgentState::open(ctx.dir("agent.lmdb")));
     DROVER_TRY(load_keys());
     auto link =
@@ -87,7 +85,7 @@ struct Agent::Impl {
     ctx.next_report_seq = [this] { return next_report_seq(); };
     for (const auto& sc : config.services) {
       auto runner = std::make_unique<ServiceRunner>(ctx, sc);
-      DROVER_TRY(fsys().make_dirs(runner->releases().root()));
+      DROVER_TRY(runner->releases().prepare());
       runners[sc.name] = std::move(runner);
     }
     // Bring every service back on its current release before anything else:

@@ -1,6 +1,7 @@
 #include "agent/config.hpp"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -36,7 +37,7 @@ Result<ServiceConfig> read_service(const Fields& f) {
     return bad("service name: " + st.error().message);
   }
   DROVER_TRY(f.only({"name", "start", "stop", "health", "start_timeout_s", "stop_timeout_s", "port",
-                     "blue_green", "router_file", "flags_file"}));
+                     "blue_green", "router_file", "flags_file", "user", "group"}));
   DROVER_ASSIGN(s.start, f.str_list("start", kAnySize, kAnySize, Empty::allowed));
   DROVER_ASSIGN(s.stop, f.str_list("stop", kAnySize, kAnySize, Empty::allowed));
   DROVER_ASSIGN(auto health, f.opt_str("health", kAnySize));
@@ -71,6 +72,10 @@ Result<ServiceConfig> read_service(const Fields& f) {
   DROVER_ASSIGN(auto flags, f.opt_str("flags_file", kAnySize));
   s.router_file = router.value_or("");
   s.flags_file = flags.value_or("");
+  DROVER_ASSIGN(auto user, f.opt_str("user", 256));
+  DROVER_ASSIGN(auto group, f.opt_str("group", 256));
+  s.user = user.value_or("");
+  s.group = group.value_or("");
   return s;
 }
 
@@ -171,11 +176,25 @@ Result<AgentConfig> parse_config(std::string_view text) {
   return c;
 }
 
+Status resolve_users(AgentConfig& config, std::uint32_t agent_uid) {
+  for (std::size_t i = 0; i < config.services.size(); ++i) {
+    ServiceConfig& s = config.services[i];
+    auto run_as =
+        resolve_run_as(s.user, s.group, agent_uid, "services[" + std::to_string(i) + "].user");
+    if (!run_as.ok()) return run_as.error().context("agent config");
+    s.run_as = std::move(*run_as);
+  }
+  return Ok{};
+}
+
 Result<AgentConfig> load_config(Filesystem& fs, const fs::path& path) {
   auto text = fs.read_file(path, 1 << 20);
   if (!text.ok()) return text.error().context("agent config");
   auto c = parse_config(*text);
   if (!c.ok()) return c.error().context(path.string());
+  if (Status st = resolve_users(*c, static_cast<std::uint32_t>(::geteuid())); !st.ok()) {
+    return st.error().context(path.string());
+  }
   return c;
 }
 

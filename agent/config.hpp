@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/privileges.hpp"
 #include "core/base/result.hpp"
 #include "core/world/filesystem.hpp"
 
@@ -27,6 +28,10 @@ struct ServiceConfig {
   std::uint16_t blue_port = 0, green_port = 0;
   fs::path router_file;  // default STATE/run/<service>.router.json
   fs::path flags_file;   // default STATE/run/<service>.flags.json
+  // Who runs the service and its hooks (docs/AGENT.md, "Users and
+  // privileges"): the names as written, and what resolve_users made of them.
+  std::string user, group;
+  RunAs run_as;
 };
 
 struct AgentConfig {
@@ -52,6 +57,13 @@ struct AgentConfig {
 };
 
 Result<AgentConfig> parse_config(std::string_view json_text);
+// Reads the file, then resolves the services' users for the agent's
+// effective uid (resolve_users).
 Result<AgentConfig> load_config(Filesystem& fs, const fs::path& path);
+// Resolves every service's user and group for an agent running as agent_uid:
+// as root each service names its user ("root" written out), otherwise
+// services run as the agent's own user. Errors name the field
+// (services[i].user) and the value.
+Status resolve_users(AgentConfig& config, std::uint32_t agent_uid);
 
 }  // namespace drover::agent

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.hpp"
+#include "agent/privileges.hpp"
 #include "core/daemon/daemon.hpp"
 #include "core/daemon/data_dir_lock.hpp"
 #include "core/http/http.hpp"
@@ -44,9 +45,15 @@ Result<fs::path> state_dir(const cxxopts::ParseResult& r) {
   if (r.count("state")) return fs::path(r["state"].as<std::string>());
   if (!r.count("config"))
     return make_error(Errc::invalid_argument, "give --config FILE or --state DIR");
+  // Only the state directory: a local user may ask the status of an agent
+  // whose services run as users they could not name themselves.
   PosixFilesystem fsys;
-  DROVER_ASSIGN(agent::AgentConfig c, agent::load_config(fsys, r["config"].as<std::string>()));
-  return c.state_dir;
+  const std::string path = r["config"].as<std::string>();
+  auto text = fsys.read_file(path, 1 << 20);
+  if (!text.ok()) return text.error().context("agent config");
+  auto c = agent::parse_config(*text);
+  if (!c.ok()) return c.error().context(path);
+  return c->state_dir;
 }
 
 Result<std::string> control_url(const fs::path& state) {
@@ -112,6 +119,9 @@ int run_agent(const cxxopts::ParseResult& r) {
   PosixFilesystem fsys;
   auto config = agent::load_config(fsys, r["config"].as<std::string>());
   if (!config.ok()) return fail(config.error().message);
+  // As root, the agent keeps only the capabilities it needs (docs/AGENT.md,
+  // "Users and privileges"): before any thread exists, as they are per thread.
+  if (Status st = agent::bound_capabilities(); !st.ok()) return fail(st.error().message);
   // One agent per state directory (docs/AGENT.md), claimed before the state
   // is opened and held until exit. Its services do not inherit the claim.
   auto claim = daemon::DataDirLock::acquire(config->state_dir, "drover-agent");

@@ -67,12 +67,23 @@ Status ReleaseDir::remove_link(const std::string& name) {
   return fs_.sync_dir(root_);
 }
 
+Status ReleaseDir::prepare() {
+  DROVER_TRY(fs_.make_dirs(root_));
+  if (group_) DROVER_TRY(fs_.set_access(root_, 0750, group_));
+  return Ok{};
+}
+
 Result<store::MaterializeStats> ReleaseDir::materialize(const format::Manifest& manifest,
                                                         const ContentId& artifact,
                                                         store::LayerSource& source) {
   if (has(artifact)) return store::MaterializeStats{};
-  DROVER_TRY(fs_.make_dirs(root_));
-  return store::materialize(manifest, source, path_of(artifact), {}, random_);
+  DROVER_TRY(prepare());
+  store::MaterializeOptions options;
+  if (group_) {
+    options.group = group_;
+    options.root_mode = 0750;
+  }
+  return store::materialize(manifest, source, path_of(artifact), options, random_);
 }
 
 void ReleaseDir::clean_leftovers() {

@@ -31,8 +31,16 @@ class ReleaseDir {
   // and removed by the store beneath a directory descriptor
   // (store::materialize, store::remove_tree): the Filesystem interface has no
   // descriptor-relative creation yet.
-  ReleaseDir(fs::path root, Filesystem& fs, Random& random)
-      : root_(std::move(root)), fs_(fs), random_(random) {}
+  // With a group (the agent runs as root and the service as another user),
+  // the service's directory is root:group 0750 and every release in it is
+  // root:group, its root 0750: the service reads its releases and writes
+  // none of them, and no other service reads them.
+  ReleaseDir(fs::path root, Filesystem& fs, Random& random,
+             std::optional<std::uint32_t> group = std::nullopt)
+      : root_(std::move(root)), fs_(fs), random_(random), group_(group) {}
+
+  // Makes the service's directory (and gives it its group and mode).
+  Status prepare();
 
   const fs::path& root() const { return root_; }
   fs::path path_of(const ContentId& artifact) const { return root_ / artifact.hex(); }
@@ -60,6 +68,7 @@ class ReleaseDir {
   fs::path root_;
   Filesystem& fs_;
   Random& random_;
+  std::optional<std::uint32_t> group_;
 };
 
 // How to run one release of a service: the agent's config over the artifact's

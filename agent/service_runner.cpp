@@ -52,7 +52,7 @@ ServiceRunner::ServiceRunner(AgentContext& ctx, const ServiceConfig& config)
     : ctx_(ctx), config_(config) {
   state_.spec = {config.name, config.blue_green, ctx.config.keep_releases};
   releases_ = std::make_unique<ReleaseDir>(ctx.dir("releases") / config.name, ctx.world.fs,
-                                           ctx.world.random);
+                                           ctx.world.random, shared_group());
   flags_file_ = config.flags_file.empty() ? ctx.dir("run") / (config.name + ".flags.json")
                                           : config.flags_file;
   router_file_ = config.router_file.empty() ? ctx.dir("run") / (config.name + ".router.json")
@@ -142,6 +142,11 @@ void ServiceRunner::run(Event first, std::int64_t unix_ms) {
   }
 }
 
+std::optional<std::uint32_t> ServiceRunner::shared_group() const {
+  if (!config_.run_as.switch_ids) return std::nullopt;
+  return config_.run_as.gid;
+}
+
 std::string ServiceRunner::link_name(int slot) const {
   return config_.blue_green ? kSlotNames[slot] : "current";
 }
@@ -171,6 +176,7 @@ Status ServiceRunner::start_slot(const ContentId& release, int slot) {
   const std::string label =
       config_.blue_green ? config_.name + "-" + kSlotNames[slot] : config_.name;
   spec.log_file = ctx_.dir("logs") / (label + ".log");
+  spec.run_as = config_.run_as;
   DROVER_TRY(slots_[slot]->run(spec, release.str()));
   ctx_.emit(json_text(json{{"event", "started"},
                            {"service", config_.name},
@@ -201,7 +207,9 @@ Status ServiceRunner::write_flags(const std::string& flags_json, std::uint64_t s
             {"flags", flags},
             {"plan_seq", seq}};
   DROVER_TRY(ctx_.world.fs.make_dirs(flags_file_.parent_path()));
-  return ctx_.world.fs.write_owned(flags_file_, *canon::encode(j) + "\n", 0644);
+  // The service reads it; only the agent writes it (docs/FORMATS.md).
+  return ctx_.world.fs.write_owned(flags_file_, *canon::encode(j) + "\n", 0640, true,
+                                   shared_group());
 }
 
 Status ServiceRunner::write_router(int slot, const ContentId& release) {

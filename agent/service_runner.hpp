@@ -46,6 +46,9 @@ class ServiceRunner {
   Status write_flags(const std::string& flags_json, std::uint64_t seq);
   Status write_router(int slot, const ContentId& release);
   std::string link_name(int slot) const;
+  // The group releases and the flags file are shared with: the service's,
+  // when the agent switches users for it; otherwise none (all the agent's).
+  std::optional<std::uint32_t> shared_group() const;
   void publish_view();
   void on_process(const std::string& label, RunState st, const std::string& why);
 

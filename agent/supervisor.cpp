@@ -1,9 +1,12 @@
 #include "agent/supervisor.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,50 +23,122 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Starts argv in a new session (its own process group), in cwd, with env
-// added, output appended to log_file.
-Result<pid_t> spawn(const std::vector<std::string>& argv, const fs::path& cwd,
-                    const std::map<std::string, std::string>& env, const fs::path& log_file) {
-  if (argv.empty()) return make_error(Errc::invalid_argument, "empty command");
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  const std::string log = log_file.empty() ? std::string("/dev/null") : log_file.string();
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+// Where a step of starting a child failed, reported through a pipe.
+enum class StartStage : int { setgroups = 1, setresgid, setresuid, no_new_privs, chdir, exec };
 
-  std::vector<std::string> envs;
-  for (char** e = environ; *e; ++e) {
-    std::string_view kv(*e);
-    auto eq = kv.find('=');
-    if (eq != std::string_view::npos && env.count(std::string(kv.substr(0, eq)))) continue;
-    envs.emplace_back(kv);
+const char* stage_name(int stage) {
+  switch (static_cast<StartStage>(stage)) {
+    case StartStage::setgroups: return "setgroups";
+    case StartStage::setresgid: return "setresgid";
+    case StartStage::setresuid: return "setresuid";
+    case StartStage::no_new_privs: return "prctl(PR_SET_NO_NEW_PRIVS)";
+    case StartStage::chdir: return "chdir";
+    case StartStage::exec: return "exec";
   }
-  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
+  return "start";
+}
+
+// The program to exec: a name without '/' is looked up in the services' own
+// PATH (never the agent's), here, before fork.
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  std::string_view path = kServicePath;
+  while (!path.empty()) {
+    const auto colon = path.find(':');
+    const std::string dir(path.substr(0, colon));
+    path = colon == std::string_view::npos ? std::string_view() : path.substr(colon + 1);
+    const std::string candidate = dir + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) {
+      return candidate;
+    }
+  }
+  return name;  // exec fails with ENOENT, named
+}
+
+// Starts spec in a new session (its own process group), as spec.run_as.
+// posix_spawn cannot switch users, so this forks: everything the child needs
+// is made before fork, and between fork and exec the child makes only
+// async-signal-safe calls (raw system calls for the ids, so no library
+// broadcasts them to threads that the child does not have).
+Result<pid_t> spawn(const ProcessSpec& spec) {
+  if (spec.argv.empty()) return make_error(Errc::invalid_argument, "empty command");
+  const std::string program = find_program(spec.argv[0]);
+  std::vector<std::string> envs = service_environment(spec.run_as, spec.env, environ);
+  std::vector<std::string> argv_copy = spec.argv;
   std::vector<char*> envp, args;
   for (auto& e : envs) envp.push_back(e.data());
   envp.push_back(nullptr);
-  std::vector<std::string> argv_copy = argv;
   for (auto& a : argv_copy) args.push_back(a.data());
   args.push_back(nullptr);
+  const std::string log = spec.log_file.empty() ? std::string("/dev/null") : spec.log_file.string();
+  const std::string cwd = spec.cwd.string();
+  const std::vector<gid_t> groups(spec.run_as.groups.begin(), spec.run_as.groups.end());
+  const bool switch_ids = spec.run_as.switch_ids;
+  const uid_t uid = spec.run_as.uid;
+  const gid_t gid = spec.run_as.gid;
 
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return make_error(
-        Errc::io, "cannot start '" + argv[0] + "' in " + cwd.string() + ": " + std::strerror(rc));
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) return errno_error("pipe for", program, errno);
+  // The child starts with every signal blocked, so no handler of the agent's
+  // runs in it before the dispositions are reset.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    auto fail = [&](StartStage stage) {
+      const int what[2] = {static_cast<int>(stage), errno};
+      (void)!::write(report[1], what, sizeof what);
+      ::_exit(127);
+    };
+    ::setsid();
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; ++sig) (void)::sigaction(sig, &dfl, nullptr);
+    const int in = ::open("/dev/null", O_RDONLY);
+    if (in >= 0 && in != 0) ::dup2(in, 0);
+    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
+    if (out >= 0 && out != 1) ::dup2(out, 1);
+    ::dup2(1, 2);
+    // Nothing of the agent's passes: not an LMDB file, not a socket.
+    (void)::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+    if (switch_ids) {
+      if (::syscall(SYS_setgroups, groups.size(), groups.data()) != 0) fail(StartStage::setgroups);
+      if (::syscall(SYS_setresgid, gid, gid, gid) != 0) fail(StartStage::setresgid);
+      if (::syscall(SYS_setresuid, uid, uid, uid) != 0) fail(StartStage::setresuid);
+    }
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(StartStage::no_new_privs);
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) fail(StartStage::chdir);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(program.c_str(), args.data(), envp.data());
+    fail(StartStage::exec);
+  }
+  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::close(report[1]);
+  if (pid < 0) {
+    ::close(report[0]);
+    return make_error(Errc::io,
+                      "cannot start '" + spec.argv[0] + "': fork: " + std::strerror(fork_errno));
+  }
+  int what[2] = {0, 0};
+  ssize_t n;
+  do {
+    n = ::read(report[0], what, sizeof what);
+  } while (n < 0 && errno == EINTR);
+  ::close(report[0]);
+  if (n == static_cast<ssize_t>(sizeof what)) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    const std::string as = spec.run_as.user.empty() ? "uid " + std::to_string(spec.run_as.uid)
+                                                    : "user " + spec.run_as.user;
+    return make_error(Errc::io, "cannot start '" + spec.argv[0] + "' in " + cwd + " as " + as +
+                                    ": " + stage_name(what[0]) + ": " + std::strerror(what[1]));
   }
   return pid;
 }
@@ -133,9 +208,9 @@ bool wait_gone(pid_t pid, unsigned long long ticks, Clock::time_point deadline,
 
 }  // namespace
 
-Result<int> run_command(const std::vector<std::string>& argv, const fs::path& cwd,
-                        std::chrono::milliseconds timeout, const fs::path& log_file) {
-  DROVER_ASSIGN(pid_t pid, spawn(argv, cwd, {}, log_file));
+Result<int> run_command(const ProcessSpec& spec, std::chrono::milliseconds timeout) {
+  const std::vector<std::string>& argv = spec.argv;
+  DROVER_ASSIGN(pid_t pid, spawn(spec));
   int status = 0;
   if (!wait_gone(pid, 0, Clock::now() + timeout, &status)) {
     ::kill(-pid, SIGKILL);
@@ -176,7 +251,7 @@ void Supervisor::write_pid_file_locked() {
 }
 
 Status Supervisor::spawn_locked() {
-  auto pid = spawn(spec_.argv, spec_.cwd, spec_.env, spec_.log_file);
+  auto pid = spawn(spec_);
   if (!pid.ok()) return pid.error();
   pid_ = *pid;
   adopted_ = false;
@@ -299,21 +374,21 @@ void Supervisor::stop(const std::vector<std::string>& drain, std::chrono::millis
   pid_t pid;
   bool adopted;
   unsigned long long start_ticks;
-  fs::path cwd, log_file;
+  ProcessSpec hook;  // the drain command runs as the service does
   {
     std::lock_guard lock(mu_);
     pid = pid_;
     adopted = adopted_;
     start_ticks = start_ticks_;
-    cwd = spec_.cwd;
-    log_file = spec_.log_file;
+    hook = spec_;
+    hook.argv = drain;
     state_ = RunState::stopped;  // the monitor leaves a stopped process alone
     pid_ = -1;
   }
   cv_.notify_all();
   const auto deadline = Clock::now() + timeout;
   if (pid > 0 && !drain.empty()) {
-    auto r = run_command(drain, cwd, timeout, log_file);
+    auto r = run_command(hook, timeout);
     if (!r.ok() || *r != 0) {
       log_.warn("agent.service.drain_failed",
                 {{"service", name_},

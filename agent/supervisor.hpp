@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/privileges.hpp"
 #include "agent/step/record.hpp"
 #include "core/base/result.hpp"
 #include "core/log/log.hpp"
@@ -32,11 +33,17 @@
 
 namespace drover::agent {
 
+// A service's process, or one of its hooks. It starts in a session of its
+// own, as run_as (setgroups, setresgid, setresuid when run_as.switch_ids),
+// with PR_SET_NO_NEW_PRIVS, in cwd (entered as that user), its environment
+// the allow-list of service_environment plus env, descriptors beyond 0-2
+// closed, output appended to log_file (opened by the agent).
 struct ProcessSpec {
-  std::vector<std::string> argv;
+  std::vector<std::string> argv;  // a program without '/' is found in kServicePath
   fs::path cwd;
-  std::map<std::string, std::string> env;  // added to the agent's environment
+  std::map<std::string, std::string> env;  // the DROVER_* variables
   fs::path log_file;                       // stdout and stderr, appended
+  RunAs run_as;                            // default: the agent's own ids, nothing switched
 };
 
 struct SupervisorOptions {
@@ -139,10 +146,10 @@ class PosixProcessHost final : public ProcessHost {
   SupervisorOptions options_;
 };
 
-// Runs argv to completion with a timeout (killing its group past it).
-// Returns the exit status, or an error naming the command and what happened.
-Result<int> run_command(const std::vector<std::string>& argv, const fs::path& cwd,
-                        std::chrono::milliseconds timeout, const fs::path& log_file);
+// Runs a hook (spec.argv, as spec says) to completion with a timeout
+// (killing its group past it). Returns the exit status, or an error naming
+// the command and what happened.
+Result<int> run_command(const ProcessSpec& spec, std::chrono::milliseconds timeout);
 
 // The kernel's start time of a process (clock ticks since boot), 0 if gone.
 unsigned long long process_start_ticks(pid_t pid);

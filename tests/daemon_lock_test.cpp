@@ -7,6 +7,7 @@
 // chosen by the kernel, so the only thing the two daemons share is the
 // directory.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -71,6 +72,12 @@ class DataDirClaim : public ::testing::Test {
   // An agent config on the given state directory. Its coordinator is a
   // port nothing listens on: an agent runs without one (docs/AGENT.md,
   // "Autonomy"), and its control port is chosen by the kernel.
+  // As root a service names its user (docs/AGENT.md, "Users and privileges").
+  static json service() {
+    json s = {{"name", "web"}, {"port", free_port()}};
+    if (::geteuid() == 0) s["user"] = "root";
+    return s;
+  }
   fs::path agent_config(const std::string& name, const fs::path& state) {
     const json config = {
         {"format", "drover.agent-config.v1"},
@@ -81,7 +88,7 @@ class DataDirClaim : public ::testing::Test {
         {"coordinator", {{"requests", "tcp://127.0.0.1:" + std::to_string(free_port())}}},
         {"request_timeout_ms", 200},  // a stop waits for the request in flight
         {"mesh", {{"listen", "127.0.0.1:0"}}},
-        {"services", {{{"name", "web"}, {"port", free_port()}}}}};
+        {"services", {service()}}};
     const fs::path path = dir_ / (name + ".json");
     write_file(path, config.dump(2));
     return path;

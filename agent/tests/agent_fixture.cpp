@@ -109,6 +109,11 @@ fs::path AgentTest::write_config(const AgentOptions& o) {
   const std::string demo = binary("drover-demo-service").string();
   if (!ports_.count(o.host)) ports_[o.host] = free_port();
   json service = {{"name", "web"}, {"stop_timeout_s", 5}};
+  if (!o.user.empty()) {
+    service["user"] = o.user;
+  } else if (::geteuid() == 0) {
+    service["user"] = "root";
+  }
   if (!o.artifact_hooks) {
     service["start"] = {demo, "--port", "{port}"};
     service["health"] = "http://127.0.0.1:{port}/health";

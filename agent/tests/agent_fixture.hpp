@@ -63,6 +63,9 @@ class AgentTest : public ::testing::Test {
     std::string join_token = "join-1";
     std::string download_rate;    // bytes per second, "" for none
     bool artifact_hooks = false;  // start and health from the artifact, not the config
+    // The service's user: as root "root" unless named (an agent running as
+    // root refuses a service without one); otherwise none (the agent's own).
+    std::string user;
     nlohmann::json extra = nlohmann::json::object();  // merged into the config
   };
   // Writes the agent's config; returns its path.

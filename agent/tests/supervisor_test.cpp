@@ -21,7 +21,7 @@ using drover::testing::eventually;
 PosixFilesystem posix_fs;
 
 ProcessSpec shell(const std::string& script, const TempDir& dir) {
-  return {{"/bin/sh", "-c", script}, dir.path(), {{"GREETING", "hi"}}, dir / "out.log"};
+  return {{"/bin/sh", "-c", script}, dir.path(), {{"GREETING", "hi"}}, dir / "out.log", {}};
 }
 
 SupervisorOptions quick() {
@@ -84,10 +84,10 @@ TEST(Supervisor, StopBoundsAHangingDrainAndKillsWhatIgnoresSigterm) {
 TEST(Supervisor, ACommandThatCannotStartIsAnError) {
   TempDir dir;
   Supervisor sup("svc", dir / "svc.pid", quick(), posix_fs, Logger::discard(), {});
-  auto st = sup.run({{"/nonexistent/server"}, dir.path(), {}, {}}, "r1");
+  auto st = sup.run({{"/nonexistent/server"}, dir.path(), {}, {}, {}}, "r1");
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("/nonexistent/server"), std::string::npos);
-  auto hung = run_command({"/bin/sleep", "30"}, dir.path(), 100ms, {});
+  auto hung = run_command({{"/bin/sleep", "30"}, dir.path(), {}, {}, {}}, 100ms);
   ASSERT_FALSE(hung.ok());
   EXPECT_EQ(hung.error().code, Errc::timeout);
 }

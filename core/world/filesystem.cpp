@@ -54,13 +54,20 @@ Result<std::string> Filesystem::read_file(const fs::path& path, std::uint64_t ma
   return out;
 }
 
+Status Filesystem::set_access(const fs::path& path, std::uint32_t, std::optional<std::uint32_t>) {
+  return make_error(Errc::unsupported, "cannot set the mode or group of " + path.string() +
+                                           ": this filesystem keeps neither");
+}
+
 Status Filesystem::write_atomic(const fs::path& path, const fs::path& tmp, std::string_view bytes,
-                                std::uint32_t mode, bool replace) {
+                                std::uint32_t mode, bool replace,
+                                std::optional<std::uint32_t> group) {
   DROVER_ASSIGN(auto file, create_new(tmp, mode));
   Status st = file->write(bytes);
   if (st.ok()) st = file->sync();
   Status closed = file->close();
   if (st.ok()) st = closed;
+  if (st.ok() && group) st = set_access(tmp, mode, group);
   if (st.ok()) st = replace ? rename(tmp, path) : rename_noreplace(tmp, path);
   if (!st.ok()) {
     (void)remove(tmp);
@@ -70,11 +77,11 @@ Status Filesystem::write_atomic(const fs::path& path, const fs::path& tmp, std::
 }
 
 Status Filesystem::write_owned(const fs::path& path, std::string_view bytes, std::uint32_t mode,
-                               bool replace) {
+                               bool replace, std::optional<std::uint32_t> group) {
   fs::path tmp = path;
   tmp += ".tmp";
   if (Status st = remove(tmp); !st.ok() && st.error().code != Errc::not_found) return st;
-  return write_atomic(path, tmp, bytes, mode, replace);
+  return write_atomic(path, tmp, bytes, mode, replace, group);
 }
 
 namespace {
@@ -262,6 +269,20 @@ Status PosixFilesystem::make_dirs(const fs::path& path) {
   return Ok{};
 }
 
+Status PosixFilesystem::set_access(const fs::path& path, std::uint32_t mode,
+                                   std::optional<std::uint32_t> group) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return errno_error("stat", path, errno);
+  if (S_ISLNK(st.st_mode)) return errno_error("set the mode of", path, ELOOP);
+  if (group && ::lchown(path.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*group)) != 0) {
+    return errno_error("chown", path, errno);
+  }
+  if (::chmod(path.c_str(), static_cast<mode_t>(mode & 07777)) != 0) {
+    return errno_error("chmod", path, errno);
+  }
+  return Ok{};
+}
+
 Status PosixFilesystem::sync_dir(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return errno_error("open directory", path, errno);
@@ -346,6 +367,12 @@ Status FaultyFilesystem::remove(const fs::path& path) {
 Status FaultyFilesystem::make_dirs(const fs::path& path) {
   DROVER_TRY(step("make_dirs", path));
   return inner_.make_dirs(path);
+}
+
+Status FaultyFilesystem::set_access(const fs::path& path, std::uint32_t mode,
+                                    std::optional<std::uint32_t> group) {
+  DROVER_TRY(step("set_access", path));
+  return inner_.set_access(path, mode, group);
 }
 
 Status FaultyFilesystem::sync_dir(const fs::path& path) {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,6 +88,12 @@ class Filesystem {
   virtual Status sync_dir(const fs::path& path) = 0;
   // Makes a file written and closed earlier durable (data and metadata).
   virtual Status sync_file(const fs::path& path) = 0;
+  // Gives a file or directory (never a symlink: refused) the group, when
+  // given, then the mode (permission bits). The agent running as root
+  // shares releases and the flags file with a service's group. The default
+  // refuses: a filesystem that cannot keep modes must say so.
+  virtual Status set_access(const fs::path& path, std::uint32_t mode,
+                            std::optional<std::uint32_t> group);
 
   // Helpers built on the operations above.
   Result<bool> exists(const fs::path& path);
@@ -96,15 +103,18 @@ class Filesystem {
   // afterwards path holds either the old or the new content, never a mix.
   // With replace = false an existing path is an already_exists error, checked
   // atomically by the rename itself.
+  // With a group, the temporary is given it (set_access) before the rename,
+  // so no reader ever sees the file with another group.
   Status write_atomic(const fs::path& path, const fs::path& tmp, std::string_view bytes,
-                      std::uint32_t mode, bool replace = true);
+                      std::uint32_t mode, bool replace = true,
+                      std::optional<std::uint32_t> group = std::nullopt);
   // write_atomic for a file that only this process writes (a daemon's own
   // state): the temporary is path + ".tmp", and one that a crash left
   // mid-write is removed first, so a kill at any step never blocks the next
   // write. Files with several writers need write_atomic with a temporary per
   // writer instead.
   Status write_owned(const fs::path& path, std::string_view bytes, std::uint32_t mode,
-                     bool replace = true);
+                     bool replace = true, std::optional<std::uint32_t> group = std::nullopt);
 };
 
 class PosixFilesystem final : public Filesystem {
@@ -122,12 +132,14 @@ class PosixFilesystem final : public Filesystem {
   Status make_dirs(const fs::path& path) override;
   Status sync_dir(const fs::path& path) override;
   Status sync_file(const fs::path& path) override;
+  Status set_access(const fs::path& path, std::uint32_t mode,
+                    std::optional<std::uint32_t> group) override;
 };
 
 // Forwards to another filesystem and fails every mutating operation (create,
 // write, sync, close, rename, remove, symlink, make_dirs, sync_dir,
 // sync_file) from the N-th on, as a crashed process would have stopped
-// there. Reads always pass.
+// there (set_access too). Reads always pass.
 class FaultyFilesystem final : public Filesystem {
  public:
   FaultyFilesystem(Filesystem& inner, std::uint64_t fail_from)
@@ -150,6 +162,8 @@ class FaultyFilesystem final : public Filesystem {
   Status make_dirs(const fs::path& path) override;
   Status sync_dir(const fs::path& path) override;
   Status sync_file(const fs::path& path) override;
+  Status set_access(const fs::path& path, std::uint32_t mode,
+                    std::optional<std::uint32_t> group) override;
 
   // Counts one mutation; an error once the budget is spent. Thread-safe.
   Status step(const char* what, const fs::path& path);

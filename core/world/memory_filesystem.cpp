@@ -357,6 +357,17 @@ Status MemoryFilesystem::make_dirs(const fs::path& path) {
   return Ok{};
 }
 
+Status MemoryFilesystem::set_access(const fs::path& path, std::uint32_t mode,
+                                    std::optional<std::uint32_t>) {
+  std::lock_guard lock(state_->mu);
+  Walk w;
+  if (int err = walk(*state_, path, w)) return errno_error("stat", path, err);
+  if (!w.node) return errno_error("stat", path, ENOENT);
+  if (w.node->type == FileType::symlink) return errno_error("set the mode of", path, ELOOP);
+  w.node->mode = mode & 07777;
+  return Ok{};
+}
+
 Status MemoryFilesystem::sync_dir(const fs::path& path) {
   std::lock_guard lock(state_->mu);
   Walk w;

@@ -18,7 +18,8 @@
 // absolute; a relative path is taken from the root. Symlinks are made, read
 // and listed but never followed (a path through one is ENOTDIR; opening one
 // is refused, as O_NOFOLLOW would); FIFOs and the other special files do not
-// exist here. Directories have mode 0755.
+// exist here. Directories are made with mode 0755; set_access changes modes
+// and keeps no groups.
 //
 // Thread-safe: one mutex guards the tree. Files opened before a crash() fail
 // every later operation, as the process that held them is gone; they may
@@ -50,6 +51,9 @@ class MemoryFilesystem final : public Filesystem {
   Status make_dirs(const fs::path& path) override;
   Status sync_dir(const fs::path& path) override;
   Status sync_file(const fs::path& path) override;
+  // Keeps the mode (directories included); groups are not kept.
+  Status set_access(const fs::path& path, std::uint32_t mode,
+                    std::optional<std::uint32_t> group) override;
 
   // Loses every write that was not made durable (see above).
   void crash();

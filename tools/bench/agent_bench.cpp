@@ -219,6 +219,9 @@ int main(int argc, char** argv) {
     json service = {{"name", "web"},
                     {"start", {binary("drover-demo-service").string(), "--port", "{port}"}},
                     {"health", "http://127.0.0.1:{port}/health"}};
+    // As root a service names its user; root here, so the figures compare
+    // with runs before users existed (docs/AGENT.md, "Users and privileges").
+    if (::geteuid() == 0) service["user"] = "root";
     if (mode == "single") {
       service["port"] = port_a;
     } else {

@@ -9,15 +9,25 @@
 //    "health":"ok" | "garbage" | "status500",
 //    "exit_after_ms":N,      exit with status 3 after N ms (a crashing release);
 //                            0: before listening (a release that cannot start)
-//    "start_delay_ms":N}     wait before listening (a slow start)
+//    "start_delay_ms":N,     wait before listening (a slow start)
+//    "try_writes":[PATH,…]}  paths GET /identity tries to write ("{release}"
+//                            is $DROVER_RELEASE_DIR): the attack tests
 // GET /health answers the metrics; GET /version the release
-// ($DROVER_RELEASE) and the flags file's content ($DROVER_FLAGS_FILE).
+// ($DROVER_RELEASE) and the flags file's content ($DROVER_FLAGS_FILE);
+// GET /identity who the process is (uid, gid, groups), its whole
+// environment, and what each write of try_writes did: "written" (the
+// directory took a new file, removed again, or the file opened for writing,
+// left unchanged) or the errno's name ("EACCES").
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -31,6 +41,12 @@ namespace {
 
 using nlohmann::json;
 std::atomic<bool> g_stop{false};
+
+}  // namespace
+
+extern char** environ;
+
+namespace {
 
 void on_signal(int) {
   g_stop = true;
@@ -46,6 +62,60 @@ std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+std::string errno_name(int err) {
+  switch (err) {
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EROFS: return "EROFS";
+    case ENOTDIR: return "ENOTDIR";
+    case EEXIST: return "EEXIST";
+    default: return std::strerror(err);
+  }
+}
+
+// Tries to write path: a new file in it if it is a directory, else the file
+// itself opened for writing (nothing written).
+std::string try_write(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return errno_name(errno);
+  if (S_ISDIR(st.st_mode)) {
+    const std::string probe = path + "/.drover-write-probe-" + std::to_string(::getpid());
+    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return errno_name(errno);
+    ::close(fd);
+    ::unlink(probe.c_str());
+    return "written";
+  }
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return errno_name(errno);
+  ::close(fd);
+  return "written";
+}
+
+json identity(const json& config) {
+  std::vector<gid_t> groups(static_cast<std::size_t>(std::max(::getgroups(0, nullptr), 0)));
+  groups.resize(static_cast<std::size_t>(
+      std::max(::getgroups(static_cast<int>(groups.size()), groups.data()), 0)));
+  json env = json::object();
+  for (char** e = environ; *e; ++e) {
+    const std::string kv = *e;
+    const auto eq = kv.find('=');
+    env[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+  }
+  json writes = json::object();
+  for (const auto& p : config.value("try_writes", json::array())) {
+    if (!p.is_string()) continue;
+    std::string path = p.get<std::string>();
+    if (auto at = path.find("{release}"); at != std::string::npos) {
+      path.replace(at, 9, ::env("DROVER_RELEASE_DIR"));
+    }
+    writes[path] = try_write(path);
+  }
+  return {{"uid", ::getuid()}, {"euid", ::geteuid()}, {"gid", ::getgid()}, {"egid", ::getegid()},
+          {"groups", groups},  {"env", env},          {"writes", writes}};
 }
 
 }  // namespace
@@ -112,6 +182,8 @@ int main(int argc, char** argv) {
                            {"flags", flags.is_discarded() ? json() : flags},
                            {"pid", ::getpid()}}
                           .dump();
+        } else if (r.path == "/identity") {
+          resp.body = identity(config).dump();
         } else {
           resp.status = 404;
         }
