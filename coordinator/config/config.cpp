@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/canon/json_fields.hpp"
+#include "core/mesh_token/mesh_token.hpp"
 #include "core/sign/envelope.hpp"
 #include "core/sign/keys.hpp"
 
@@ -75,7 +76,13 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     }
     DROVER_ASSIGN(auto tracker, f.opt_object("tracker"));
     if (tracker) {
-      DROVER_TRY(tracker->only({"listen", "url", "interval_s", "sources"}));
+      DROVER_TRY(tracker->only({"listen", "url", "interval_s", "sources", "token_key_file"}));
+      DROVER_ASSIGN(auto token_key_file, tracker->opt_str("token_key_file", 4096));
+      if (token_key_file) {
+        auto mesh_key = mesh_token::load_key(fsys, *token_key_file);
+        if (!mesh_key.ok()) return mesh_key.error().context("tracker.token_key_file");
+        o.mesh_token_key = std::move(*mesh_key);
+      }
       if (tracker->has("sources")) {
         DROVER_ASSIGN(auto grants, tracker->str_list("sources", 10'000, 300));
         std::vector<mesh::SourceGrant> sources;

@@ -171,6 +171,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     to.interval = c->options_.tracker_interval;
     to.expiry = 3 * to.interval;
     to.sources = c->options_.tracker_sources;
+    to.token_key = c->options_.mesh_token_key;
     if (!to.sources && hp.first.rfind("127.", 0) != 0 && hp.first != "::1" &&
         hp.first != "localhost") {
       log.warn("coordinator.tracker.open_sources",

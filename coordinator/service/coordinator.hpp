@@ -54,6 +54,11 @@ struct CoordinatorOptions {
   // The embedded tracker's seed and origin allow-list (docs/MESH.md, "What
   // the tracker refuses"); unset: any node may announce as a source.
   std::optional<std::vector<mesh::SourceGrant>> tracker_sources;
+  // The mesh token key (core/mesh_token: 32 raw bytes; config
+  // tracker.token_key_file). Set: the embedded tracker admits only
+  // announces with a valid token, and agents are issued tokens under it
+  // (docs/FORMATS.md, "Mesh tokens"). Unset: no tokens, as before.
+  std::optional<std::string> mesh_token_key;
   std::string origin_feed;     // "http://host:port" of the origin's feed; "" for none
   std::string webhook_secret;  // HMAC key of POST /webhooks/health; "" refuses the webhook
   std::chrono::milliseconds tick{200};

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/config/config.hpp"
+#include "core/mesh_token/mesh_token.hpp"
 #include "core/sign/envelope.hpp"
 #include "core/sign/keys.hpp"
 #include "tests/support/test_support.hpp"
@@ -82,6 +83,35 @@ TEST_F(ConfigFiles, ATlsKeyReadableByGroupOrOthersIsRefused) {
                                    " may be read by group or others (mode 0640)"),
             std::string::npos)
       << r.error().message;
+}
+
+TEST_F(ConfigFiles, TheMeshTokenKeyIsSixtyFourHexDigitsReadableByItsOwnerOnly) {
+  const std::string key(32, '\x5c');
+  write_file(dir_ / "mesh.key", mesh_token::key_file_text(key), 0600);
+  const json tracker = {
+      {"tracker", {{"listen", "127.0.0.1:0"}, {"token_key_file", (dir_ / "mesh.key").string()}}}};
+  auto ok = load(tracker);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  ASSERT_TRUE(ok->coordinator.mesh_token_key.has_value());
+  EXPECT_EQ(*ok->coordinator.mesh_token_key, key);
+  // Without the field: no key, no tokens.
+  auto none = load({{"tracker", {{"listen", "127.0.0.1:0"}}}});
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_FALSE(none->coordinator.mesh_token_key.has_value());
+
+  ::chmod((dir_ / "mesh.key").c_str(), 0640);
+  auto open = load(tracker);
+  ASSERT_FALSE(open.ok());
+  EXPECT_EQ(open.error().code, Errc::refused);
+  EXPECT_NE(open.error().message.find("tracker.token_key_file: mesh token key file " +
+                                      (dir_ / "mesh.key").string() +
+                                      " may be read by group or others (mode 0640)"),
+            std::string::npos)
+      << open.error().message;
+  write_file(dir_ / "mesh.key", "not a key\n", 0600);
+  auto bad = load(tracker);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("64 hex digits"), std::string::npos) << bad.error().message;
 }
 
 }  // namespace

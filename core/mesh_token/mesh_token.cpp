@@ -1,5 +1,6 @@
 #include "core/mesh_token/mesh_token.hpp"
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <variant>
 
@@ -147,8 +148,11 @@ Result<std::string> load_key(Filesystem& fs, const fs::path& path) {
   DROVER_ASSIGN(auto file, fs.open_read(path));
   DROVER_ASSIGN(FileInfo info, file->info());
   if (info.mode & 077) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.mode & 07777));
     return make_error(Errc::refused, "mesh token key file " + path.string() +
-                                         " may be read by group or others; chmod 600 it");
+                                         " may be read by group or others (mode " + mode +
+                                         "); chmod 600 it");
   }
   std::string text;
   char buf[256];
