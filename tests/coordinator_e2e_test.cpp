@@ -5,6 +5,10 @@
 // is bad: rolled back on its own, every host on v2 again, the rollback's
 // time recorded, the audit chain intact.
 #include <gtest/gtest.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -43,6 +47,20 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
   ProcessResult first = f.drover({"deploy", "web", v1, "--batch-size", "6", "--wait", "--json"});
   ASSERT_EQ(first.exit_code, 0) << first.out << first.err << f.agent_failures();
   for (const auto& h : f.hosts()) EXPECT_EQ(f.serving(h).first, v1) << h;
+  // As root (CI), each service runs as the unprivileged user, not as root.
+  if (::geteuid() == 0) {
+    const passwd* user = ::getpwnam(kServiceUser);
+    ASSERT_NE(user, nullptr) << kServiceUser;
+    const std::string uid = std::to_string(user->pw_uid);
+    for (const auto& h : f.hosts()) {
+      const int pid = f.serving(h).second;
+      std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+      std::string line;
+      while (std::getline(status, line) && line.rfind("Uid:", 0) != 0) {
+      }
+      EXPECT_EQ(line, "Uid:\t" + uid + "\t" + uid + "\t" + uid + "\t" + uid) << h;
+    }
+  }
 
   // v2 through the canary: 1 host (16% of 6, rounded up), 2 more (to 50%), then the other 3.
   ProcessResult second = f.drover({"deploy", "web", v2, "--wait", "--json"});

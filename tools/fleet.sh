@@ -12,6 +12,8 @@
 # listens on 127.0.0.1:${DROVER_FLEET_PORT:-7080} (the agent protocol, the
 # tracker and the origin's feed on the next ports).
 set -euo pipefail
+# Release trees are pushed as made: nothing group- or world-writable.
+umask 022
 cd "$(dirname "$0")/.."
 root="$PWD"
 dir="${DROVER_FLEET_DIR:-/tmp/drover-fleet}"
@@ -106,6 +108,10 @@ JSON
     --announce-interval 2 --log-level warn
   wait_event "$dir/seed-r1.out" ready
   local port=$((base + 20))
+  # As root the services run as nobody, never as root (docs/AGENT.md, "Users
+  # and privileges"); as anyone else, as that user.
+  local user=""
+  [ "$(id -u)" -eq 0 ] && user='"user": "nobody", '
   for h in "${hosts[@]}"; do
     port=$((port + 1))
     cat >"$dir/$h.json" <<JSON
@@ -113,7 +119,7 @@ JSON
  "state_dir": "$dir/state-$h", "root_key": "$dir/root.key.pub", "join_token": "$join",
  "coordinator": {"requests": "tcp://127.0.0.1:$requests", "announcements": "tcp://127.0.0.1:$announcements"},
  "poll_interval_ms": 1000, "health_interval_ms": 500, "mesh": {"announce_interval_s": 2},
- "services": [{"name": "web", "port": $port,
+ "services": [{"name": "web", ${user}"port": $port,
                "start": ["$bin/drover-demo-service", "--port", "{port}"],
                "health": "http://127.0.0.1:{port}/health", "start_timeout_s": 10}]}
 JSON

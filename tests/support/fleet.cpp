@@ -1,6 +1,7 @@
 #include "tests/support/fleet.hpp"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include "core/http/http.hpp"
 #include "tests/support/tree_gen.hpp"
@@ -30,6 +31,9 @@ TestFleet::TestFleet(const fs::path& dir)
       announcements_port_(free_port()),
       tracker_port_(free_port()),
       feed_port_(free_port()) {
+  // The services' user reaches its releases beneath dir (search only).
+  if (::geteuid() == 0)
+    fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
   const std::string drover = binary("drover").string();
   must(run({drover, "keygen", "--out", (dir_ / "root.key").string()}), "keygen root");
   must(run({drover, "keygen", "--out", (dir_ / "online.key").string()}), "keygen online");
@@ -147,6 +151,14 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
   must(join, "join-token create");
   for (const auto& host : hosts) {
     service_ports_[host] = free_port();
+    json service = {{"name", "web"},
+                    {"port", service_ports_[host]},
+                    {"start", {binary("drover-demo-service").string(), "--port", "{port}"}},
+                    {"health", "http://127.0.0.1:{port}/health"},
+                    {"start_timeout_s", 10}};
+    // As root (CI), the services run as an unprivileged user, as in
+    // production (docs/AGENT.md, "Users and privileges").
+    if (::geteuid() == 0) service["user"] = kServiceUser;
     json config = {{"format", "drover.agent-config.v1"},
                    {"host", host},
                    {"region", region},
@@ -161,12 +173,7 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
                    {"health_interval_ms", 200},
                    {"request_timeout_ms", 2000},
                    {"mesh", {{"announce_interval_s", 1}}},
-                   {"services",
-                    {{{"name", "web"},
-                      {"port", service_ports_[host]},
-                      {"start", {binary("drover-demo-service").string(), "--port", "{port}"}},
-                      {"health", "http://127.0.0.1:{port}/health"},
-                      {"start_timeout_s", 10}}}}};
+                   {"services", {service}}};
     write_file(dir_ / (host + ".json"), config.dump());
     agents_.push_back(std::make_unique<DaemonProcess>(
         std::vector<std::string>{binary("drover-agent").string(), "run", "--config",

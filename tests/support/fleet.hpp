@@ -17,6 +17,9 @@
 
 namespace drover::testing {
 
+// The user the fleet's services run as when the tests run as root.
+inline constexpr const char* kServiceUser = "nobody";
+
 class TestFleet {
  public:
   explicit TestFleet(const fs::path& dir);
