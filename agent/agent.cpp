@@ -68,14 +68,29 @@ struct Agent::Impl {
     DROVER_TRY(prepare_state_dir(fsys(), config.state_dir));
     DROVER_ASSIGN(ctx.state, AgentState::open(ctx.dir("agent.lmdb")));
     DROVER_TRY(load_keys());
-    auto link =
-        CoordinatorLink::connect(config.coordinator_requests, config.host, config.request_timeout);
+    proto::LinkOptions link_options;
+    link_options.protocol = config.protocol;
+    if (!config.coordinator_ca_file.empty()) {
+      auto ca = fsys().read_file(config.coordinator_ca_file, 1 << 20);
+      if (!ca.ok()) return ca.error().context("coordinator.tls.ca_file");
+      link_options.tls = nng::TlsClient{*ca, config.coordinator_server_name};
+    }
+    // A certificate the coordinator sends counts only under the pinned root
+    // and the trust floor.
+    link_options.verify_cert = [this](const sign::Envelope& cert) -> Result<sign::PublicKey> {
+      auto floor = ctx.state->min_cert_version();
+      DROVER_ASSIGN(auto verified, sign::verify_cert(cert, {ctx.root, floor.ok() ? *floor : 1},
+                                                     unix_seconds(ctx.world.clock.now())));
+      return verified.subject;
+    };
+    auto link = CoordinatorLink::connect(config.coordinator_requests, config.host,
+                                         config.request_timeout, link_options);
     if (!link.ok()) return link.error();
     (*link)->set_report_key(ctx.report_key);
     ctx.link = std::move(*link);
     if (!config.coordinator_announcements.empty()) {
       DROVER_ASSIGN(announcements, nng::Subscriber::dial(config.coordinator_announcements,
-                                                         proto::kAnnouncePrefix));
+                                                         proto::kAnnouncePrefix, link_options.tls));
     }
     ctx.layers = std::make_unique<MeshLayers>(
         config, fsys(), ctx.world.clock, log(), [this](std::uint16_t port, const std::string& t) {
@@ -267,6 +282,8 @@ struct Agent::Impl {
   void cycle_loop() {
     milliseconds wait(500);
     int failures = 0;  // cycles in a row the coordinator did not answer
+    // Enrollment checks the certificate; later cycles check it again this often.
+    std::int64_t trust_checked_ms = ctx.now_unix_ms();
     for (;;) {
       std::deque<proto::PlanBundle> bundles;
       {
@@ -289,6 +306,9 @@ struct Agent::Impl {
         it->second->run(ev::Offer{std::move(b)}, now_ms);
       }
       bool answered = try_enroll(ctx, now_ms / 1000);
+      if (answered && now_ms - trust_checked_ms >= config.cert_poll_interval.count()) {
+        if (refresh_trust(ctx, now_ms / 1000)) trust_checked_ms = now_ms;
+      }
       if (answered) {
         for (auto& [name, runner] : runners) {
           if (ctx.is_stopping()) return;

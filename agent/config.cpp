@@ -9,6 +9,7 @@
 #include "core/base/name.hpp"
 #include "core/canon/json_fields.hpp"
 #include "core/format/manifest.hpp"
+#include "core/nng/nng.hpp"
 
 namespace drover::agent {
 namespace {
@@ -82,8 +83,8 @@ Result<ServiceConfig> read_service(const Fields& f) {
 Result<AgentConfig> read_config(const Fields& f) {
   DROVER_TRY(f.only({"format", "host", "region", "cluster", "state_dir", "root_key", "coordinator",
                      "join_token", "poll_interval_ms", "health_interval_ms", "request_timeout_ms",
-                     "fetch_stall_timeout_s", "keep_releases", "report_buffer_items", "mesh",
-                     "control_listen", "services"}));
+                     "cert_poll_interval_ms", "fetch_stall_timeout_s", "keep_releases",
+                     "report_buffer_items", "mesh", "control_listen", "services"}));
   DROVER_ASSIGN(std::string format, f.str("format", kAnySize, Empty::allowed));
   if (format != "drover.agent-config.v1") {
     return make_error(Errc::unsupported, "format '" + format + "' is not drover.agent-config.v1");
@@ -112,13 +113,40 @@ Result<AgentConfig> read_config(const Fields& f) {
     return bad("missing 'coordinator': {\"requests\":URL, \"announcements\":URL}");
   }
   const Fields coord(*coordinator, "coordinator", canon::Nulls::refused);
-  DROVER_TRY(coord.only({"requests", "announcements"}));
+  DROVER_TRY(coord.only({"requests", "announcements", "tls", "allow_plaintext", "protocol"}));
   DROVER_ASSIGN(c.coordinator_requests, coord.str("requests", kAnySize, Empty::allowed));
   DROVER_ASSIGN(auto announcements, coord.opt_str("announcements", kAnySize));
   c.coordinator_announcements = announcements.value_or("");
+  DROVER_ASSIGN(auto plaintext, coord.opt_bool("allow_plaintext"));
+  c.allow_plaintext = plaintext.value_or(false);
+  DROVER_ASSIGN(auto protocol, coord.opt_int("protocol", 1, 2));
+  c.protocol = static_cast<int>(protocol.value_or(2));
+  for (const std::string* url : {&c.coordinator_requests, &c.coordinator_announcements}) {
+    if (url->empty()) continue;
+    if (auto st = nng::check_transport(*url, c.allow_plaintext); !st.ok()) {
+      return bad("coordinator: " + st.error().message);
+    }
+  }
+  DROVER_ASSIGN(auto tls, coord.opt_object("tls"));
+  if (tls) {
+    DROVER_TRY(tls->only({"ca_file", "server_name"}));
+    DROVER_ASSIGN(std::string ca, tls->str("ca_file", kAnySize));
+    DROVER_ASSIGN(auto name, tls->opt_str("server_name", 255));
+    c.coordinator_ca_file = ca;
+    c.coordinator_server_name = name.value_or("");
+  }
+  const bool wants_tls = c.coordinator_requests.rfind("tls+tcp://", 0) == 0 ||
+                         c.coordinator_announcements.rfind("tls+tcp://", 0) == 0;
+  if (wants_tls && c.coordinator_ca_file.empty()) {
+    return bad(
+        "coordinator.tls.ca_file is required for a tls+tcp:// URL: the coordinator's "
+        "certificate (or its CA) to pin");
+  }
   DROVER_ASSIGN(auto poll, f.opt_int("poll_interval_ms", 50, 86'400'000));
   DROVER_ASSIGN(auto health, f.opt_int("health_interval_ms", 50, 3'600'000));
   DROVER_ASSIGN(auto req, f.opt_int("request_timeout_ms", 50, 600'000));
+  DROVER_ASSIGN(auto cert_poll, f.opt_int("cert_poll_interval_ms", 50, 86'400'000));
+  c.cert_poll_interval = std::chrono::milliseconds(cert_poll.value_or(600'000));
   DROVER_ASSIGN(auto stall, f.opt_int("fetch_stall_timeout_s", 1, 86400));
   DROVER_ASSIGN(auto keep, f.opt_int("keep_releases", 1, 100));
   DROVER_ASSIGN(auto buffer, f.opt_int("report_buffer_items", 16, 1'000'000));

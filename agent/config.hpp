@@ -40,10 +40,15 @@ struct AgentConfig {
   fs::path root_key;                      // the pinned root public key file
   std::string coordinator_requests;       // NNG URL of the coordinator's REP socket
   std::string coordinator_announcements;  // NNG URL of its PUB socket ("" for none)
+  fs::path coordinator_ca_file;           // the CA (or certificate) pinned for tls+tcp://
+  std::string coordinator_server_name;    // "" : the URL's host
+  bool allow_plaintext = false;           // tcp:// beyond loopback
+  int protocol = 2;                       // 1: speak as agents before version 2 (tests)
   std::string join_token;
   std::chrono::milliseconds poll_interval{std::chrono::seconds(30)};
   std::chrono::milliseconds health_interval{std::chrono::seconds(5)};
   std::chrono::milliseconds request_timeout{std::chrono::seconds(5)};
+  std::chrono::milliseconds cert_poll_interval{std::chrono::minutes(10)};
   std::chrono::milliseconds fetch_stall_timeout{std::chrono::seconds(60)};
   std::size_t keep_releases = 3;           // the current one and up to K-1 before it
   std::size_t report_buffer_items = 4096;  // buffered while the coordinator is away

@@ -21,6 +21,13 @@ bool try_enroll(AgentContext& ctx, std::int64_t now_s) {
     ctx.log.error("agent.enroll.cert", {{"error", verified.error().message}});
     return false;
   }
+  // A verified newer certificate raises the floor at once (not only when a
+  // plan signed under it is applied): an older online key stops here.
+  if (auto st = ctx.state->raise_min_cert_version(verified->version); !st.ok()) {
+    ctx.log.error("agent.trust.floor", {{"error", st.error().message}});
+    return false;
+  }
+  ctx.link->trust_online_key(verified->subject);
   const AgentConfig& config = ctx.config;
   proto::EnrollBody body;
   body.host = config.host;
@@ -46,6 +53,29 @@ bool try_enroll(AgentContext& ctx, std::int64_t now_s) {
   ctx.emit(json_text(nlohmann::json{{"event", "enrolled"}, {"host", config.host}}));
   std::lock_guard lock(ctx.view_mu);
   ctx.enrolled = true;
+  return true;
+}
+
+bool refresh_trust(AgentContext& ctx, std::int64_t now_s) {
+  auto cert = ctx.link->pull_cert();
+  if (!cert.ok()) {
+    ctx.log.debug("agent.trust.unreachable", {{"error", cert.error().message}});
+    return false;
+  }
+  auto floor = ctx.state->min_cert_version();
+  auto verified = sign::verify_cert(*cert, {ctx.root, floor.ok() ? *floor : 1}, now_s);
+  if (!verified.ok()) {
+    ctx.log.error("agent.trust.cert", {{"error", verified.error().message}});
+    return false;
+  }
+  if (floor.ok() && verified->version > *floor) {
+    if (auto st = ctx.state->raise_min_cert_version(verified->version); !st.ok()) {
+      ctx.log.error("agent.trust.floor", {{"error", st.error().message}});
+      return false;
+    }
+    ctx.log.info("agent.trust.rotated", {{"min_cert_version", verified->version}});
+  }
+  ctx.link->trust_online_key(verified->subject);
   return true;
 }
 

@@ -16,4 +16,10 @@ namespace drover::agent {
 // refused (logged, and a refusal is an event line).
 bool try_enroll(AgentContext& ctx, std::int64_t now_s);
 
+// Pulls the online key's certificate again; a verified newer one raises the
+// trust floor and becomes the key replies are checked against, so a host
+// without plans still stops trusting a rotated-out key. False when the
+// coordinator is away or the certificate does not verify (logged).
+bool refresh_trust(AgentContext& ctx, std::int64_t now_s);
+
 }  // namespace drover::agent

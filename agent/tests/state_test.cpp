@@ -116,7 +116,7 @@ TEST(Outbox, DropsOldHealthBeforeEventsAndRetriesTheSameReport) {
 
 TEST(AgentConfig, NamesTheBadField) {
   const std::string base = R"({"format":"drover.agent-config.v1","host":"h1","state_dir":"/s",
-    "root_key":"/k","coordinator":{"requests":"tcp://c:1"},
+    "root_key":"/k","coordinator":{"requests":"tcp://127.0.0.1:1"},
     "services":[{"name":"web","start":["x"],"port":80}]})";
   auto ok = parse_config(base);
   ASSERT_TRUE(ok.ok()) << ok.error().message;
@@ -137,6 +137,15 @@ TEST(AgentConfig, NamesTheBadField) {
   expect_error(with("\"port\":80", "\"port\":70000"), "port");
   expect_error(with("\"port\":80", "\"blue_green\":{\"ports\":[1,1]}"), "blue_green");
   expect_error(with("v1", "v9"), "format");
+  // Issue 12: plain TCP beyond loopback only when allowed; TLS needs a CA to pin.
+  expect_error(with("tcp://127.0.0.1:1", "tcp://coordinator:1"), "allow_plaintext");
+  EXPECT_TRUE(parse_config(with("\"requests\":\"tcp://127.0.0.1:1\"",
+                                "\"requests\":\"tcp://coordinator:1\",\"allow_plaintext\":true"))
+                  .ok());
+  expect_error(with("tcp://127.0.0.1:1", "tls+tcp://coordinator:1"), "tls.ca_file");
+  expect_error(with("\"requests\":\"tcp://127.0.0.1:1\"",
+                    "\"requests\":\"tcp://127.0.0.1:1\",\"protocol\":3"),
+               "protocol");
   expect_error(with("\"name\":\"web\"", "\"name\":\"\""), "service name");
   expect_error(R"({"format":"drover.agent-config.v1"})", "host");
   expect_error("[", "not a JSON object");

@@ -66,13 +66,41 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     }
     DROVER_ASSIGN(auto agents, f.opt_object("agents"));
     if (agents) {
-      DROVER_TRY(agents->only({"requests", "announcements", "workers"}));
-      DROVER_ASSIGN(auto req, agents->opt_str("requests"));
-      DROVER_ASSIGN(auto ann, agents->opt_str("announcements"));
+      DROVER_TRY(agents->only(
+          {"requests", "legacy_requests", "announcements", "workers", "tls", "allow_plaintext"}));
+      // One URL or a list of them.
+      auto urls = [&](const std::string& name) -> Result<std::optional<std::vector<std::string>>> {
+        const json* v = agents->raw(name);
+        if (!v) return std::optional<std::vector<std::string>>();
+        if (v->is_string()) {
+          DROVER_ASSIGN(std::string one, agents->str(name, 1024));
+          return std::optional<std::vector<std::string>>({one});
+        }
+        DROVER_ASSIGN(auto list, agents->str_list(name, 16, 1024));
+        return std::optional<std::vector<std::string>>(std::move(list));
+      };
+      DROVER_ASSIGN(auto req, urls("requests"));
+      DROVER_ASSIGN(auto legacy, urls("legacy_requests"));
+      DROVER_ASSIGN(auto ann, urls("announcements"));
       DROVER_ASSIGN(auto workers, agents->opt_int("workers", 1, 4096));
-      if (req) o.agents.requests_listen = *req;
-      if (ann) o.agents.announcements_listen = *ann;
+      DROVER_ASSIGN(auto plaintext, agents->opt_bool("allow_plaintext"));
+      if (req) o.agents.requests = *req;
+      if (legacy) o.agents.legacy_requests = *legacy;
+      if (ann) o.agents.announcements = *ann;
       if (workers) o.agents.workers = static_cast<int>(*workers);
+      if (plaintext) o.agents.allow_plaintext = *plaintext;
+      DROVER_ASSIGN(auto tls, agents->opt_object("tls"));
+      if (tls) {
+        DROVER_TRY(tls->only({"cert_file", "key_file"}));
+        DROVER_ASSIGN(std::string cert_file, tls->str("cert_file", 4096));
+        DROVER_ASSIGN(std::string key_file, tls->str("key_file", 4096));
+        auto cert_pem = fsys.read_file(cert_file, 1 << 20);
+        if (!cert_pem.ok()) return cert_pem.error().context("agents.tls.cert_file");
+        auto key_pem = sign::read_secret_file(fsys, key_file, 1 << 20, "agents.tls.key_file");
+        if (!key_pem.ok() && key_pem.error().code == Errc::refused) return key_pem.error();
+        if (!key_pem.ok()) return key_pem.error().context("agents.tls.key_file");
+        o.agents.tls = nng::TlsServer{*cert_pem, *key_pem};
+      }
     }
     DROVER_ASSIGN(auto tracker, f.opt_object("tracker"));
     if (tracker) {

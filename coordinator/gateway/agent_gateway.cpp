@@ -44,28 +44,70 @@ AgentGateway::~AgentGateway() {
 Result<std::unique_ptr<AgentGateway>> AgentGateway::start(
     const GatewayOptions& options, CoordinatorStore& store, const OnlineKeySigner& keys,
     ManifestLookup manifests, ReportHandler reports, const Clock& clock, Logger& log) {
+  if (options.requests.empty() || options.announcements.empty()) {
+    return make_error(Errc::invalid_argument, "agents: requests and announcements need a URL each");
+  }
+  for (const auto* urls : {&options.requests, &options.legacy_requests, &options.announcements}) {
+    for (const std::string& url : *urls) {
+      DROVER_TRY(nng::check_transport(url, options.allow_plaintext));
+    }
+  }
   std::unique_ptr<AgentGateway> g(
       new AgentGateway(store, keys, std::move(manifests), std::move(reports), clock, log));
   g->max_skew_ms_ = options.max_clock_skew_ms;
-  DROVER_ASSIGN(g->publisher_, nng::Publisher::listen(options.announcements_listen));
+  g->root_chain_ = options.root_chain;
+  g->mesh_token_ = options.mesh_token;
+  g->legacy_endpoints_ = options.legacy_requests.size();
+  DROVER_ASSIGN(g->publisher_, nng::Publisher::listen(options.announcements, options.tls));
   g->committer_ = std::thread([raw = g.get()] { raw->commit_reports(); });
-  DROVER_ASSIGN(g->server_, nng::Server::listen_async(
-                                options.requests_listen,
-                                [raw = g.get()](std::string_view req, nng::Server::Reply reply) {
-                                  raw->handle_guarded(req, std::move(reply));
-                                },
-                                options.workers,
-                                {proto::kMaxRequestBytes, options.max_connections,
-                                 options.max_connections_per_address}));
+  // Legacy listeners first: a request's endpoint index tells which it is.
+  std::vector<nng::Server::Endpoint> endpoints;
+  for (const std::string& url : options.legacy_requests) {
+    endpoints.push_back({url, proto::kMaxRequestBytes});
+  }
+  for (const std::string& url : options.requests) {
+    endpoints.push_back({url, proto::kMaxRequestBytesV2});
+  }
+  DROVER_ASSIGN(
+      g->server_,
+      nng::Server::listen_endpoints(
+          endpoints,
+          [raw = g.get()](std::string_view req, std::size_t endpoint, nng::Server::Reply reply) {
+            raw->handle_guarded(req, endpoint < raw->legacy_endpoints_, std::move(reply));
+          },
+          options.workers,
+          {proto::kMaxRequestBytes, options.max_connections, options.max_connections_per_address},
+          options.tls));
   return g;
 }
 
 std::string AgentGateway::requests_url() const {
-  return server_->url();
+  return server_->urls()[legacy_endpoints_];
+}
+
+std::string AgentGateway::legacy_requests_url() const {
+  return legacy_endpoints_ > 0 ? server_->urls()[0] : std::string();
 }
 
 std::string AgentGateway::announcements_url() const {
   return publisher_->url();
+}
+
+void AgentGateway::Responder::answer(std::string_view type, nlohmann::json fields) {
+  if (!reply) return;  // answered already
+  std::string bytes;
+  if (v != proto::kProtocolV2) {
+    bytes = proto::encode_reply(type, std::move(fields));
+  } else if (!mac_key.empty()) {
+    bytes = proto::mac_reply(type, fields, host, request_hash, mac_key);
+  } else {
+    bytes = proto::sign_reply(type, fields, host, request_hash, keys->current().key);
+  }
+  std::exchange(reply, nullptr)(std::move(bytes));
+}
+
+void AgentGateway::Responder::fail(const Error& error) {
+  answer("error", {{"code", errc_name(error.code)}, {"message", error.message}});
 }
 
 void AgentGateway::announce(const std::string& service, std::uint64_t seq) {
@@ -74,17 +116,17 @@ void AgentGateway::announce(const std::string& service, std::uint64_t seq) {
   }
 }
 
-std::string AgentGateway::enroll(const proto::Request& r) {
+void AgentGateway::enroll(const proto::Request& r, Responder& out) {
   auto body = proto::parse_body(r.body);
-  if (!body.ok()) return proto::encode_error_reply(body.error());
+  if (!body.ok()) return out.fail(body.error());
   auto e = proto::enroll_body(*body);
-  if (!e.ok()) return proto::encode_error_reply(e.error());
+  if (!e.ok()) return out.fail(e.error());
   if (e->host != r.host) {
-    return error_reply(Errc::refused, "the enrollment body names host '" + e->host +
-                                          "', the request '" + r.host + "'");
+    return out.fail(Errc::refused, "the enrollment body names host '" + e->host +
+                                       "', the request '" + r.host + "'");
   }
   if (!proto::check_enroll_sig(r, e->public_key)) {
-    return error_reply(Errc::crypto, "the enrollment is not signed by the key it presents");
+    return out.fail(Errc::crypto, "the enrollment is not signed by the key it presents");
   }
   // Dated by the agent and signed: never from the future, and a captured
   // enrollment cannot be played again (the store keeps the last "at" of
@@ -92,13 +134,13 @@ std::string AgentGateway::enroll(const proto::Request& r) {
   const std::int64_t now = unix_seconds(clock_.now());
   const std::int64_t skew_s = max_skew_ms_ / 1000;
   if (e->at > now + skew_s) {
-    return error_reply(Errc::refused, "the enrollment is dated " + std::to_string(e->at - now) +
-                                          " s in the future; check the host's clock");
+    return out.fail(Errc::refused, "the enrollment is dated " + std::to_string(e->at - now) +
+                                       " s in the future; check the host's clock");
   }
   auto report_key = sign::unseal(keys_.current().key, e->sealed_mac_key);
-  if (!report_key.ok()) return proto::encode_error_reply(report_key.error());
+  if (!report_key.ok()) return out.fail(report_key.error());
   if (report_key->size() != sign::kMacKeySize) {
-    return error_reply(Errc::invalid_argument, "the sealed report key is not 32 bytes");
+    return out.fail(Errc::invalid_argument, "the sealed report key is not 32 bytes");
   }
   HostRecord h;
   h.host = e->host;
@@ -113,26 +155,31 @@ std::string AgentGateway::enroll(const proto::Request& r) {
   auto bound = store_.host(h.host);
   const bool rebinding = bound.ok() && *bound && (*bound)->key == h.key;
   if (!rebinding && e->at < now - skew_s) {
-    return error_reply(Errc::refused, "the enrollment is dated " + std::to_string(now - e->at) +
-                                          " s ago; a new host's must be recent");
+    return out.fail(Errc::refused, "the enrollment is dated " + std::to_string(now - e->at) +
+                                       " s ago; a new host's must be recent");
   }
   if (auto st = store_.enroll_agent(h, e->join_token, now); !st.ok()) {
     if (log_allowed("coordinator.enroll.refused")) {
       log_.warn("coordinator.enroll.refused", {{"host", h.host}, {"error", st.error().message}});
     }
-    return proto::encode_error_reply(st.error());
+    return out.fail(st.error());
   }
   log_.info("coordinator.enrolled", {{"host", h.host}, {"key", h.key.key_id().substr(0, 12)}});
-  return proto::encode_reply("enrolled", {{"host", h.host}});
+  if (r.v != proto::kProtocolV2) return out.answer("enrolled", {{"host", h.host}});
+  // Under the report key just sealed: only the online key could open it.
+  out.mac_key = h.report_key;
+  nlohmann::json fields = {{"host", h.host}, {"cert", sign::encode_envelope(keys_.current().cert)}};
+  add_mesh_token(h, fields, r.v);
+  out.answer("enrolled", std::move(fields));
 }
 
-std::string AgentGateway::handle(std::string_view bytes) {
+std::string AgentGateway::handle(std::string_view bytes, bool legacy) {
   std::promise<std::string> answer;
-  handle_guarded(bytes, [&answer](std::string a) { answer.set_value(std::move(a)); });
+  handle_guarded(bytes, legacy, [&answer](std::string a) { answer.set_value(std::move(a)); });
   return answer.get_future().get();
 }
 
-void AgentGateway::handle_guarded(std::string_view bytes, nng::Server::Reply reply) {
+void AgentGateway::handle_guarded(std::string_view bytes, bool legacy, nng::Server::Reply reply) {
   // Whatever a request makes a handler throw is answered and logged; the
   // NNG worker, and the coordinator, carry on. An answer already given
   // stays the answer (a Reply answers once).
@@ -141,64 +188,68 @@ void AgentGateway::handle_guarded(std::string_view bytes, nng::Server::Reply rep
     if (!once->exchange(true)) reply(std::move(a));
   };
   const Status st =
-      run_guarded(log_, "coordinator.request.threw", [&] { handle_async(bytes, answer); });
+      run_guarded(log_, "coordinator.request.threw", [&] { handle_async(bytes, legacy, answer); });
   if (!st.ok()) answer(error_reply(Errc::internal, "internal error"));
 }
 
-void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply) {
+void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server::Reply reply) {
+  Responder out;
+  out.keys = &keys_;
+  out.reply = std::move(reply);
   auto r = proto::decode_request(bytes);
-  if (!r.ok()) return reply(proto::encode_error_reply(r.error()));
-  if (r->type == proto::kCertPull) {
-    return reply(
-        proto::encode_reply("cert", {{"cert", sign::encode_envelope(keys_.current().cert)}}));
+  if (!r.ok()) {
+    out.v = legacy ? proto::claimed_version(bytes) : proto::kProtocolV2;
+    if (out.v == proto::kProtocolV2) out.request_hash = proto::request_hash(bytes);
+    return out.fail(r.error());
   }
-  if (r->type == proto::kEnroll) return reply(enroll(*r));
+  out.v = r->v;
+  out.host = r->host;
+  if (r->v == proto::kProtocolV2) out.request_hash = proto::request_hash(bytes);
+  if (r->v != proto::kProtocolV2 && !legacy) {
+    return out.fail(Errc::unsupported,
+                    "protocol version 1 is answered only on the coordinator's legacy listener "
+                    "(agents.legacy_requests); upgrade this agent");
+  }
+  if (r->type == proto::kCertPull) {
+    return out.answer("cert", {{"cert", sign::encode_envelope(keys_.current().cert)}});
+  }
+  if (r->type == proto::kEnroll) return enroll(*r, out);
 
   // Everything else speaks for an enrolled host, under its report key.
   auto host = enrolled(r->host);
-  if (!host.ok()) return reply(proto::encode_error_reply(host.error()));
-  if (!*host) return reply(error_reply(Errc::not_found, "host '" + r->host + "' is not enrolled"));
+  if (!host.ok()) return out.fail(host.error());
+  if (!*host) return out.fail(Errc::not_found, "host '" + r->host + "' is not enrolled");
   if (!proto::check_mac(*r, (*host)->report_key)) {
     if (log_allowed("coordinator.request.bad_mac")) {
       log_.warn("coordinator.request.bad_mac", {{"host", r->host}, {"type", r->type}});
     }
-    return reply(error_reply(Errc::crypto, "request of '" + r->host +
-                                               "' is not authenticated by its report key; "
-                                               "enroll again"));
+    return out.fail(Errc::crypto, "request of '" + r->host +
+                                      "' is not authenticated by its report key; enroll again");
   }
+  out.mac_key = (*host)->report_key;
   auto body = proto::parse_body(r->body);
-  if (!body.ok()) return reply(proto::encode_error_reply(body.error()));
+  if (!body.ok()) return out.fail(body.error());
 
   const canon::Fields fields(*body, "", canon::Nulls::refused);
-  if (r->type == proto::kPlanPull) {
-    auto name = fields.str("service", kMaxNameBytes);
-    if (!name.ok()) return reply(proto::encode_error_reply(name.error().context("plan_pull")));
-    const std::string& service = *name;
-    auto bundle = store_.plan_for(service, r->host);
-    if (!bundle.ok()) return reply(proto::encode_error_reply(bundle.error()));
-    if (!*bundle) return reply(proto::encode_reply("no_plan", {{"service", service}}));
-    return reply(proto::encode_reply("plan", {{"bundle", **bundle}}));
-  }
+  if (r->type == proto::kPlanPull) return pull_plan(*r, **host, *body, out);
   if (r->type == proto::kManifestPull) {
     auto artifact = fields.str("artifact", proto::kMaxIdBytes);
-    if (!artifact.ok()) {
-      return reply(proto::encode_error_reply(artifact.error().context("manifest_pull")));
-    }
+    if (!artifact.ok()) return out.fail(artifact.error().context("manifest_pull"));
     auto id = ContentId::parse(*artifact);
-    if (!id.ok()) return reply(proto::encode_error_reply(id.error()));
+    if (!id.ok()) return out.fail(id.error());
     auto bytes_of = manifests_ ? manifests_(*id)
                                : Result<std::string>(make_error(Errc::not_found, "no artifacts"));
-    if (!bytes_of.ok()) return reply(proto::encode_error_reply(bytes_of.error()));
-    return reply(proto::encode_reply(
-        "manifest", {{"artifact", id->str()}, {"bytes", canon::base64_encode(*bytes_of)}}));
+    if (!bytes_of.ok()) return out.fail(bytes_of.error());
+    return out.answer("manifest",
+                      {{"artifact", id->str()}, {"bytes", canon::base64_encode(*bytes_of)}});
   }
   if (r->type == proto::kReport) {
     auto report = proto::report_body(*body);
-    if (!report.ok()) return reply(proto::encode_error_reply(report.error()));
+    if (!report.ok()) return out.fail(report.error());
     // A report at or below one acknowledged for this host is a resend (or a
     // copy): acknowledged again at once, neither screened nor committed.
     if (report->seq <= acked_seq((*host)->host)) {
-      return reply(proto::encode_reply("ack", {{"seq", report->seq}}));
+      return out.answer("ack", {{"seq", report->seq}});
     }
     const Screened refused = screen(**host, *report);
     if (refused.total() > 0) {
@@ -214,12 +265,46 @@ void AgentGateway::handle_async(std::string_view bytes, nng::Server::Reply reply
     // Acknowledged once durable, together with whatever else is waiting.
     {
       std::lock_guard lock(queue_mu_);
-      queue_.push_back({std::move(**host), std::move(*report), std::move(reply)});
+      queue_.push_back({std::move(**host), std::move(*report), std::move(out)});
     }
     queue_cv_.notify_one();
     return;
   }
-  reply(error_reply(Errc::unsupported, "unknown request type '" + r->type + "'"));
+  out.fail(Errc::unsupported, "unknown request type '" + r->type + "'");
+}
+
+void AgentGateway::pull_plan(const proto::Request& r, const HostRecord& host,
+                             const nlohmann::json& body, Responder& out) {
+  const canon::Fields fields(body, "", canon::Nulls::refused);
+  auto name = fields.str("service", kMaxNameBytes);
+  if (!name.ok()) return out.fail(name.error().context("plan_pull"));
+  const std::string& service = *name;
+  nlohmann::json answer = {{"service", service}};
+  if (r.v == proto::kProtocolV2) {
+    // The seq the host holds, from the index alone: no bundle is read or sent
+    // when it is the newest naming the host.
+    auto have = fields.u64("have_seq", proto::kMaxSeq);
+    if (!have.ok()) return out.fail(have.error().context("plan_pull"));
+    auto newest = store_.plan_seq_for(service, r.host);
+    if (!newest.ok()) return out.fail(newest.error());
+    if (*newest != 0 && *newest == *have) {
+      answer["seq"] = *newest;
+      add_mesh_token(host, answer, r.v);
+      return out.answer("unchanged", std::move(answer));
+    }
+  }
+  auto bundle = store_.plan_for(service, r.host);
+  if (!bundle.ok()) return out.fail(bundle.error());
+  add_mesh_token(host, answer, r.v);
+  if (!*bundle) return out.answer("no_plan", std::move(answer));
+  answer.erase("service");
+  answer["bundle"] = **bundle;
+  out.answer("plan", std::move(answer));
+}
+
+void AgentGateway::add_mesh_token(const HostRecord& host, nlohmann::json& fields, int v) {
+  if (v != proto::kProtocolV2 || !mesh_token_) return;
+  if (auto token = mesh_token_(host)) fields["mesh_token"] = std::move(*token);
 }
 
 AgentGateway::Screened AgentGateway::screen(const HostRecord& host, proto::ReportBody& report) {
@@ -384,7 +469,7 @@ void AgentGateway::commit_reports() {
     const Status st = run_guarded(log_, "coordinator.commit.threw", [&] { commit_batch(batch); });
     if (!st.ok()) {
       for (PendingReport& p : batch) {
-        if (p.reply) p.reply(error_reply(Errc::internal, "internal error; send it again"));
+        p.reply.fail(Errc::internal, "internal error; send it again");
       }
     }
     batch.clear();
@@ -400,14 +485,14 @@ void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
   for (std::size_t i = 0; i < batch.size(); ++i) {
     PendingReport& p = batch[i];
     if (!results.ok()) {
-      std::exchange(p.reply, nullptr)(proto::encode_error_reply(results.error()));
+      p.reply.fail(results.error());
       continue;
     }
     const Result<Ingested>& done = (*results)[i];
     if (!done.ok()) {
       log_.warn("coordinator.report.not_ingested",
                 {{"host", p.host.host}, {"error", done.error().message}});
-      std::exchange(p.reply, nullptr)(proto::encode_error_reply(done.error()));
+      p.reply.fail(done.error());
       continue;
     }
     note_dropped(p.host.host, *done);
@@ -417,7 +502,7 @@ void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
       (void)run_guarded(log_, "coordinator.report_handler.threw",
                         [&] { reports_(p.host, p.body); });
     }
-    std::exchange(p.reply, nullptr)(proto::encode_reply("ack", {{"seq", p.body.seq}}));
+    p.reply.answer("ack", {{"seq", p.body.seq}});
   }
 }
 

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -36,8 +37,22 @@
 namespace drover::coordinator {
 
 struct GatewayOptions {
-  std::string requests_listen = "tcp://127.0.0.1:0";
-  std::string announcements_listen = "tcp://127.0.0.1:0";
+  // Protocol version 2 only, each message at most proto::kMaxRequestBytesV2.
+  std::vector<std::string> requests = {"tcp://127.0.0.1:0"};
+  // Versions 1 and 2, messages up to proto::kMaxRequestBytes: for agents not
+  // yet upgraded (docs/COORDINATOR.md, "Upgrading agents to protocol 2").
+  std::vector<std::string> legacy_requests;
+  std::vector<std::string> announcements = {"tcp://127.0.0.1:0"};
+  // The certificate and key of tls+tcp:// listeners.
+  std::optional<nng::TlsServer> tls;
+  // Plain tcp:// beyond loopback (nng::check_transport).
+  bool allow_plaintext = false;
+  // Root documents (encoded envelopes, drover.root.v1), oldest first, served
+  // to agents that pull the root chain.
+  std::vector<std::string> root_chain;
+  // The host's tracker credential ({"token","expires_at"}), carried in
+  // enrollment and plan answers of version 2; none when it returns nullopt.
+  std::function<std::optional<nlohmann::json>(const HostRecord&)> mesh_token;
   // NNG contexts: requests in flight at once. Reports wait for their group
   // commit without holding a thread, so this may be large.
   int workers = 256;
@@ -61,7 +76,8 @@ class AgentGateway {
       ManifestLookup manifests, ReportHandler reports, const Clock& clock, Logger& log);
   ~AgentGateway();
 
-  std::string requests_url() const;
+  std::string requests_url() const;         // the first version-2 listener
+  std::string legacy_requests_url() const;  // the first legacy one ("" without)
   std::string announcements_url() const;
 
   // Best effort (agents also poll): "plan seq of service exists".
@@ -69,10 +85,12 @@ class AgentGateway {
 
   // Handles one request's bytes; exposed for tests and benchmarks that drive
   // the gateway without sockets. Reports are answered after their commit.
-  std::string handle(std::string_view request);
-  void handle_async(std::string_view request, nng::Server::Reply reply);
+  // A request as if it came through a listener taking version 1 (legacy) or
+  // version 2 only.
+  std::string handle(std::string_view request, bool legacy = true);
+  void handle_async(std::string_view request, bool legacy, nng::Server::Reply reply);
   // handle_async, with whatever it throws answered and logged.
-  void handle_guarded(std::string_view request, nng::Server::Reply reply);
+  void handle_guarded(std::string_view request, bool legacy, nng::Server::Reply reply);
   // Group commits of reports so far (reports per commit = reports / this).
   std::uint64_t report_commits() const { return batches_.load(); }
   // Report items refused so far (another host's service, dated in the
@@ -92,7 +110,25 @@ class AgentGateway {
  private:
   AgentGateway(CoordinatorStore& store, const OnlineKeySigner& keys, ManifestLookup manifests,
                ReportHandler reports, const Clock& clock, Logger& log);
-  std::string enroll(const proto::Request& r);
+  // How one request is answered: version 1 plainly; version 2 by a MAC under
+  // the host's report key once one is established, signed by the online key
+  // before (docs/FORMATS.md, "Agent protocol (version 2)").
+  struct Responder {
+    int v = proto::kProtocolVersion;
+    std::string host;
+    std::string request_hash;
+    std::string mac_key;  // "" until the host is authenticated
+    const OnlineKeySigner* keys = nullptr;
+    nng::Server::Reply reply;
+    void answer(std::string_view type, nlohmann::json fields);
+    void fail(const Error& error);
+    void fail(Errc code, const std::string& message) { fail(make_error(code, message)); }
+  };
+  void enroll(const proto::Request& r, Responder& out);
+  void pull_plan(const proto::Request& r, const HostRecord& host, const nlohmann::json& body,
+                 Responder& out);
+  // Adds the host's tracker credential to a version-2 answer.
+  void add_mesh_token(const HostRecord& host, nlohmann::json& fields, int v);
   // Removes from report what host may not say (docs/COORDINATOR.md, "What a
   // host may report"), and notes the seqs its proofs show.
   Screened screen(const HostRecord& host, proto::ReportBody& report);
@@ -127,7 +163,7 @@ class AgentGateway {
   struct PendingReport {
     HostRecord host;
     proto::ReportBody body;
-    nng::Server::Reply reply;
+    Responder reply;
   };
   std::shared_mutex cache_mu_;
   std::unordered_map<std::string, std::pair<std::uint64_t, HostRecord>> host_cache_;
@@ -142,6 +178,9 @@ class AgentGateway {
   std::mutex log_mu_;  // guards log_budget_
   std::unordered_map<std::string, std::pair<std::int64_t, std::uint64_t>> log_budget_;
   std::int64_t max_skew_ms_ = 0;
+  std::vector<std::string> root_chain_;
+  std::function<std::optional<nlohmann::json>(const HostRecord&)> mesh_token_;
+  std::size_t legacy_endpoints_ = 0;  // listeners [0, this) are legacy
   // Committer thread only: when each throttled host was last named in the log.
   std::unordered_map<std::string, std::int64_t> throttle_logged_;
   std::thread committer_;

@@ -148,6 +148,9 @@ class CoordinatorStore {
   // The newest revision that names host, if any.
   virtual Result<std::optional<std::string>> plan_for(const std::string& service,
                                                       const std::string& host) = 0;
+  // The seq of that revision (0: none), read from the index alone.
+  virtual Result<std::uint64_t> plan_seq_for(const std::string& service,
+                                             const std::string& host) = 0;
 
   // ---- deploys and the audit log ----
   struct NewDeploy {

@@ -456,6 +456,22 @@ Result<std::optional<std::string>> KvCoordinatorStore::plan_for(const std::strin
   return bundle;
 }
 
+Result<std::uint64_t> KvCoordinatorStore::plan_seq_for(const std::string& service,
+                                                       const std::string& host) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  DROVER_ASSIGN(auto key, txn_owner->get(plan_index_, service + '/' + host));
+  if (!key) return std::uint64_t{0};
+  if (key->size() != service.size() + 9) {
+    return make_error(Errc::corrupt, "coordinator state: the plan index entry of " + service +
+                                         " for " + host + " is malformed");
+  }
+  std::uint64_t seq = 0;
+  for (std::size_t i = key->size() - 8; i < key->size(); ++i) {
+    seq = (seq << 8) | static_cast<unsigned char>((*key)[i]);
+  }
+  return seq;
+}
+
 Status KvCoordinatorStore::put_record(kv::Table table, const std::string& key,
                                       const std::string& value) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());

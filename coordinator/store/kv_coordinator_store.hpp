@@ -42,6 +42,7 @@ class KvCoordinatorStore : public CoordinatorStore {
                   const std::vector<std::string>& hosts) override;
   Result<std::optional<std::string>> plan_for(const std::string& service,
                                               const std::string& host) override;
+  Result<std::uint64_t> plan_seq_for(const std::string& service, const std::string& host) override;
   Status create_deploy(const NewDeploy& d) override;
   Status commit_deploy(const DeployRecord& d, const std::vector<AuditRecord>& audits) override;
   Result<std::optional<DeployRecord>> deploy(const std::string& deploy_id) override;

@@ -11,6 +11,7 @@
 #include "core/sign/envelope.hpp"
 #include "core/sign/keys.hpp"
 #include "tests/support/test_support.hpp"
+#include "tests/support/tls_cert.hpp"
 
 namespace drover::coordinator {
 namespace {
@@ -32,7 +33,7 @@ class ConfigFiles : public ::testing::Test {
     cert.expires_at = cert.issued_at + 86400;
     write_file(dir_ / "online.cert", sign::encode_envelope(sign::certify(root, cert)) + "\n");
     write_file(dir_ / "webhook.secret", "a-webhook-secret-of-the-test\n", 0600);
-    tls_ = drover::testing::make_certificate(dir_.path(), "localhost");
+    tls_ = drover::testing::make_self_signed_cert(dir_.path(), "localhost");
   }
 
   Result<CoordinatorConfig> load(const json& extra) {

@@ -4,24 +4,117 @@
 #include "core/sign/secret_box.hpp"
 
 namespace drover::proto {
+namespace {
 
-Result<std::unique_ptr<CoordinatorLink>> CoordinatorLink::connect(
-    const std::string& url, std::string host, std::chrono::milliseconds timeout) {
-  DROVER_ASSIGN(auto client, nng::Client::dial(url));
-  return std::unique_ptr<CoordinatorLink>(
-      new CoordinatorLink(std::move(client), std::move(host), timeout));
+// An answer that does not verify is treated like no answer: nothing is acted
+// on and the caller tries again later (never a reason to re-enroll).
+Error unauthenticated(std::string_view type, const std::string& why) {
+  return make_error(Errc::io, "coordinator " + std::string(type) +
+                                  ": the answer is not authenticated (" + why + "); ignored");
 }
 
-Result<proto::Reply> CoordinatorLink::call(std::string_view type, const nlohmann::json& body) {
-  proto::Request r{std::string(type), host_, body.dump(), "", ""};
-  if (!report_key_.empty()) proto::mac_request(r, report_key_);
-  auto answer = client_->request(proto::encode_request(r), timeout_);
-  if (!answer.ok()) return answer.error().context("coordinator " + std::string(type));
-  return proto::decode_reply(*answer);
+}  // namespace
+
+Result<std::unique_ptr<CoordinatorLink>> CoordinatorLink::connect(const std::string& url,
+                                                                  std::string host,
+                                                                  std::chrono::milliseconds timeout,
+                                                                  LinkOptions options) {
+  if (options.protocol != kProtocolVersion && options.protocol != kProtocolV2) {
+    return make_error(Errc::invalid_argument,
+                      "protocol " + std::to_string(options.protocol) + " is not 1 or 2");
+  }
+  DROVER_ASSIGN(auto client, nng::Client::dial(url, options.tls));
+  return std::unique_ptr<CoordinatorLink>(
+      new CoordinatorLink(std::move(client), std::move(host), timeout, std::move(options)));
+}
+
+proto::Request CoordinatorLink::request(std::string_view type, nlohmann::json body, bool mac) {
+  proto::Request r;
+  r.v = options_.protocol;
+  if (r.v == kProtocolV2) body["nonce"] = make_nonce(random_);
+  r.type = std::string(type);
+  r.host = host_;
+  r.body = body.dump();
+  if (mac && !report_key_.empty()) proto::mac_request(r, report_key_);
+  return r;
+}
+
+Result<proto::Reply> CoordinatorLink::exchange(const proto::Request& r, std::string_view mac_key,
+                                               const SignerFor& signer_for) {
+  const std::string bytes = proto::encode_request(r);
+  auto answer = client_->request(bytes, timeout_);
+  if (!answer.ok()) return answer.error().context("coordinator " + r.type);
+  if (r.v != kProtocolV2) return proto::decode_reply(*answer);
+  auto sealed = proto::decode_sealed_reply(*answer);
+  if (!sealed.ok()) return unauthenticated(r.type, sealed.error().message);
+  const std::string hash = proto::request_hash(bytes);
+  if (!sealed->mac.empty()) {
+    if (!proto::check_reply_mac(*sealed, host_, hash, mac_key)) {
+      return unauthenticated(r.type, "its MAC does not verify under this host's report key");
+    }
+  } else {
+    Result<sign::PublicKey> key = make_error(Errc::crypto, "no online key is trusted yet");
+    if (signer_for) {
+      key = signer_for(*sealed);
+    } else if (auto k = online_key()) {
+      key = *k;
+    }
+    if (!key.ok()) return unauthenticated(r.type, key.error().message);
+    if (key->key_id() != sealed->key_id) {
+      return unauthenticated(r.type, "it is signed by key " + sealed->key_id.substr(0, 12) +
+                                         ", not the trusted online key");
+    }
+    if (!proto::check_reply_sig(*sealed, host_, hash, *key)) {
+      return unauthenticated(r.type, "its signature does not verify");
+    }
+  }
+  DROVER_ASSIGN(proto::Reply reply, proto::open_reply(*sealed));
+  keep_mesh_token(reply);
+  return reply;
+}
+
+void CoordinatorLink::trust_online_key(const sign::PublicKey& key) {
+  std::lock_guard lock(mu_);
+  online_key_ = key;
+}
+
+std::optional<sign::PublicKey> CoordinatorLink::online_key() {
+  std::lock_guard lock(mu_);
+  return online_key_;
+}
+
+std::optional<nlohmann::json> CoordinatorLink::mesh_token() {
+  std::lock_guard lock(mu_);
+  return mesh_token_;
+}
+
+void CoordinatorLink::keep_mesh_token(const proto::Reply& reply) {
+  auto t = reply.fields.find("mesh_token");
+  if (t == reply.fields.end() || !t->is_object()) return;
+  std::lock_guard lock(mu_);
+  mesh_token_ = *t;
 }
 
 Result<sign::Envelope> CoordinatorLink::pull_cert() {
-  DROVER_ASSIGN(proto::Reply reply, call(proto::kCertPull, nlohmann::json::object()));
+  // In version 2 the answer is signed by the key of the certificate it
+  // carries, once that certificate verifies under the agent's root.
+  SignerFor signer_for = [this](const proto::SealedReply& sealed) -> Result<sign::PublicKey> {
+    if (sealed.type != "cert") {
+      if (auto k = online_key()) return *k;
+      return make_error(Errc::crypto, "no online key is trusted yet");
+    }
+    if (!options_.verify_cert) return make_error(Errc::crypto, "no root is pinned");
+    DROVER_ASSIGN(auto fields, proto::parse_body(sealed.body));
+    auto cert = fields.find("cert");
+    if (cert == fields.end() || !cert->is_string()) {
+      return make_error(Errc::invalid_argument, "the answer carries no certificate");
+    }
+    DROVER_ASSIGN(auto envelope, sign::decode_envelope(cert->get<std::string>()));
+    return options_.verify_cert(envelope);
+  };
+  DROVER_ASSIGN(
+      proto::Reply reply,
+      exchange(request(proto::kCertPull, nlohmann::json::object(), false), "", signer_for));
   auto cert = reply.fields.find("cert");
   if (reply.type != "cert" || cert == reply.fields.end() || !cert->is_string()) {
     return make_error(Errc::invalid_argument,
@@ -33,14 +126,17 @@ Result<sign::Envelope> CoordinatorLink::pull_cert() {
 Status CoordinatorLink::enroll(proto::EnrollBody body, const sign::KeyPair& agent_key,
                                const sign::PublicKey& online_key, const std::string& report_key) {
   DROVER_ASSIGN(body.sealed_mac_key, sign::seal_to(online_key, report_key));
-  proto::Request r{std::string(proto::kEnroll), host_, proto::to_json(body).dump(), "", ""};
+  proto::Request r = request(proto::kEnroll, proto::to_json(body), false);
   proto::sign_enroll(r, agent_key);
-  auto answer = client_->request(proto::encode_request(r), timeout_);
-  if (!answer.ok()) return answer.error().context("coordinator enroll");
-  DROVER_ASSIGN(proto::Reply reply, proto::decode_reply(*answer));
+  // "enrolled" comes under the report key just sealed; a refusal is signed.
+  DROVER_ASSIGN(proto::Reply reply,
+                exchange(r, report_key, [&](const proto::SealedReply&) -> Result<sign::PublicKey> {
+                  return online_key;
+                }));
   if (reply.type != "enrolled") {
     return make_error(Errc::invalid_argument, "coordinator: enroll answered '" + reply.type + "'");
   }
+  trust_online_key(online_key);
   return Ok{};
 }
 
@@ -48,7 +144,9 @@ Result<std::optional<proto::PlanBundle>> CoordinatorLink::pull_plan(const std::s
                                                                     std::uint64_t have_seq) {
   DROVER_ASSIGN(proto::Reply reply,
                 call(proto::kPlanPull, {{"service", service}, {"have_seq", have_seq}}));
-  if (reply.type == "no_plan") return std::optional<proto::PlanBundle>();
+  if (reply.type == "no_plan" || reply.type == "unchanged") {
+    return std::optional<proto::PlanBundle>();
+  }
   auto bundle = reply.fields.find("bundle");
   if (reply.type != "plan" || bundle == reply.fields.end() || !bundle->is_string()) {
     return make_error(Errc::invalid_argument,

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -35,12 +37,31 @@ class AgentLink {
   virtual Result<std::string> pull_manifest(const ContentId& artifact, std::uint64_t max_bytes) = 0;
   // Returns once the coordinator acknowledged the report's seq.
   virtual Status send_report(const proto::ReportBody& report) = 0;
+  // The online key a verified certificate names: version-2 replies signed by
+  // it are authentic. Called again on every rotation.
+  virtual void trust_online_key(const sign::PublicKey& /*key*/) {}
+  // The newest tracker credential the coordinator handed out ({"token",
+  // "expires_at"}), or nullopt.
+  virtual std::optional<nlohmann::json> mesh_token() { return std::nullopt; }
+};
+
+struct LinkOptions {
+  // 2, or 1 to speak as agents did before version 2 (for tests of a
+  // coordinator serving a fleet that is being upgraded).
+  int protocol = proto::kProtocolV2;
+  // Required for a tls+tcp:// URL.
+  std::optional<nng::TlsClient> tls;
+  // Verifies a certificate the coordinator sends against the agent's pinned
+  // root and floor, returning the key it certifies: a version-2 cert answer
+  // must be signed by that key.
+  std::function<Result<sign::PublicKey>(const sign::Envelope& cert)> verify_cert;
 };
 
 class CoordinatorLink final : public AgentLink {
  public:
   static Result<std::unique_ptr<CoordinatorLink>> connect(const std::string& url, std::string host,
-                                                          std::chrono::milliseconds timeout);
+                                                          std::chrono::milliseconds timeout,
+                                                          LinkOptions options = {});
 
   Result<sign::Envelope> pull_cert() override;
   // report_key must be the key given to set_report_key.
@@ -54,17 +75,40 @@ class CoordinatorLink final : public AgentLink {
                                                      std::uint64_t have_seq) override;
   Result<std::string> pull_manifest(const ContentId& artifact, std::uint64_t max_bytes) override;
   Status send_report(const proto::ReportBody& report) override;
+  void trust_online_key(const sign::PublicKey& key) override;
+  std::optional<nlohmann::json> mesh_token() override;
 
  private:
   CoordinatorLink(std::unique_ptr<nng::Client> client, std::string host,
-                  std::chrono::milliseconds timeout)
-      : client_(std::move(client)), host_(std::move(host)), timeout_(timeout) {}
-  Result<proto::Reply> call(std::string_view type, const nlohmann::json& body);
+                  std::chrono::milliseconds timeout, LinkOptions options)
+      : client_(std::move(client)),
+        host_(std::move(host)),
+        timeout_(timeout),
+        options_(std::move(options)) {}
+  // A request of this link's version: a fresh nonce in version 2, MACed
+  // under the report key when it is set and mac is true.
+  proto::Request request(std::string_view type, nlohmann::json body, bool mac = true);
+  // Sends r and returns its answer. In version 2 the answer counts only when
+  // it is authenticated for this very request: by a MAC under mac_key, or a
+  // signature by the key signer_for names (the trusted online key without it).
+  using SignerFor = std::function<Result<sign::PublicKey>(const proto::SealedReply&)>;
+  Result<proto::Reply> exchange(const proto::Request& r, std::string_view mac_key,
+                                const SignerFor& signer_for = nullptr);
+  Result<proto::Reply> call(std::string_view type, nlohmann::json body) {
+    return exchange(request(type, std::move(body)), report_key_);
+  }
+  std::optional<sign::PublicKey> online_key();
+  void keep_mesh_token(const proto::Reply& reply);
 
   std::unique_ptr<nng::Client> client_;
   std::string host_;
   std::chrono::milliseconds timeout_;
+  LinkOptions options_;
   std::string report_key_;
+  SystemRandom random_;
+  std::mutex mu_;  // guards online_key_ and mesh_token_
+  std::optional<sign::PublicKey> online_key_;
+  std::optional<nlohmann::json> mesh_token_;
 };
 
 }  // namespace drover::proto

@@ -8,6 +8,7 @@
 #include "core/canon/base64.hpp"
 #include "core/canon/json_fields.hpp"
 #include "core/canon/json_text.hpp"
+#include "core/hash/sha256.hpp"
 #include "core/sign/secret_box.hpp"
 
 namespace drover::proto {
@@ -92,22 +93,47 @@ auto within(const char* what, F&& read) -> decltype(read()) {
   return r;
 }
 
-// A version other than 1 is unsupported (not merely invalid): the peer speaks
-// another protocol. Read by hand for that distinction.
-Status check_version(const json& j, const char* what) {
+// A version this build does not speak is unsupported (not merely invalid):
+// the peer speaks another protocol. Read by hand for that distinction.
+Result<int> check_version(const json& j, const char* what, int highest = kProtocolVersion) {
   auto v = j.find("v");
   if (v == j.end() || !v->is_number_integer()) {
     return invalid(std::string(what) + ": missing protocol version 'v'");
   }
-  if (v->get<std::int64_t>() != kProtocolVersion) {
+  const std::int64_t n = v->get<std::int64_t>();
+  if (n < kProtocolVersion || n > highest) {
     return make_error(Errc::unsupported, std::string(what) + ": protocol version " + v->dump() +
-                                             " is not supported (this build speaks 1)");
+                                             " is not supported (this build speaks 1 and 2)");
   }
-  return Ok{};
+  return static_cast<int>(n);
 }
 
 std::string mac_input(const Request& r) {
-  return "drover-msg-v1\n" + r.type + "\n" + r.host + "\n" + r.body;
+  return (r.v == kProtocolV2 ? "drover-msg-v2\n" : "drover-msg-v1\n") + r.type + "\n" + r.host +
+         "\n" + r.body;
+}
+
+std::string enroll_input(const Request& r) {
+  return (r.v == kProtocolV2 ? "drover-enroll-v2\n" : "drover-enroll-v1\n") + r.body;
+}
+
+std::string reply_input(std::string_view type, std::string_view host, std::string_view request_hash,
+                        std::string_view body) {
+  std::string out = "drover-reply-v2\n";
+  out.append(type).append("\n").append(host).append("\n").append(request_hash);
+  out.append("\n").append(body);
+  return out;
+}
+
+json error_fields(const Error& error) {
+  return {{"code", errc_name(error.code)}, {"message", error.message}};
+}
+
+std::string sealed(std::string_view type, const std::string& body, json auth) {
+  auth["v"] = kProtocolV2;
+  auth["type"] = type;
+  auth["body"] = body;
+  return json_text(auth);
 }
 
 Errc errc_from_name(std::string_view name) {
@@ -122,7 +148,7 @@ Errc errc_from_name(std::string_view name) {
 }  // namespace
 
 std::string encode_request(const Request& r) {
-  json j = {{"v", kProtocolVersion}, {"type", r.type}, {"host", r.host}, {"body", r.body}};
+  json j = {{"v", r.v}, {"type", r.type}, {"host", r.host}, {"body", r.body}};
   if (!r.mac.empty()) j["mac"] = to_hex(r.mac);
   if (!r.sig.empty()) j["sig"] = canon::base64_encode(r.sig);
   return json_text(j);
@@ -130,10 +156,11 @@ std::string encode_request(const Request& r) {
 
 Result<Request> decode_request(std::string_view bytes) {
   DROVER_ASSIGN(json j, parse_object(bytes, "request", kMaxRequestBytes));
-  DROVER_TRY(check_version(j, "request"));
+  DROVER_ASSIGN(const int version, check_version(j, "request", kProtocolV2));
   return within("request", [&]() -> Result<Request> {
     const Fields f = fields(j);
     Request r;
+    r.v = version;
     DROVER_ASSIGN(r.type, f.str("type", kMaxTypeBytes, Empty::allowed));
     DROVER_ASSIGN(r.host, name_field(f, "host"));
     DROVER_ASSIGN(r.body, f.str("body", kAnySize, Empty::allowed));
@@ -162,11 +189,104 @@ bool check_mac(const Request& r, std::string_view key) {
 }
 
 void sign_enroll(Request& r, const sign::KeyPair& agent_key) {
-  r.sig = agent_key.sign("drover-enroll-v1\n" + r.body);
+  r.sig = agent_key.sign(enroll_input(r));
 }
 
 bool check_enroll_sig(const Request& r, const sign::PublicKey& agent_key) {
-  return agent_key.verify("drover-enroll-v1\n" + r.body, r.sig);
+  return agent_key.verify(enroll_input(r), r.sig);
+}
+
+int claimed_version(std::string_view bytes) {
+  auto j = parse_object(bytes, "request", kMaxRequestBytes);
+  if (!j.ok()) return kProtocolVersion;
+  auto v = j->find("v");
+  return v != j->end() && *v == kProtocolV2 ? kProtocolV2 : kProtocolVersion;
+}
+
+std::string request_hash(std::string_view request_bytes) {
+  return ContentId::of(request_bytes).hex();
+}
+
+std::string mac_reply(std::string_view type, const json& fields, std::string_view host,
+                      std::string_view request_hash, std::string_view key) {
+  const std::string body = json_text(fields.is_object() ? fields : json::object());
+  const std::string mac = sign::hmac_sha256(key, reply_input(type, host, request_hash, body));
+  return sealed(type, body, {{"mac", to_hex(mac)}});
+}
+
+std::string sign_reply(std::string_view type, const json& fields, std::string_view host,
+                       std::string_view request_hash, const sign::KeyPair& key) {
+  const std::string body = json_text(fields.is_object() ? fields : json::object());
+  const std::string sig = key.sign(reply_input(type, host, request_hash, body));
+  return sealed(type, body,
+                {{"sig", canon::base64_encode(sig)}, {"key_id", key.public_key().key_id()}});
+}
+
+std::string mac_error_reply(const Error& error, std::string_view host,
+                            std::string_view request_hash, std::string_view key) {
+  return mac_reply("error", error_fields(error), host, request_hash, key);
+}
+
+std::string sign_error_reply(const Error& error, std::string_view host,
+                             std::string_view request_hash, const sign::KeyPair& key) {
+  return sign_reply("error", error_fields(error), host, request_hash, key);
+}
+
+Result<SealedReply> decode_sealed_reply(std::string_view bytes) {
+  DROVER_ASSIGN(json j, parse_object(bytes, "reply"));
+  DROVER_ASSIGN(const int version, check_version(j, "reply", kProtocolV2));
+  if (version != kProtocolV2) {
+    return make_error(Errc::refused, "reply: a version-1 reply is not authenticated");
+  }
+  return within("reply", [&]() -> Result<SealedReply> {
+    const Fields f = fields(j);
+    SealedReply r;
+    DROVER_ASSIGN(r.type, f.str("type", kMaxTypeBytes, Empty::allowed));
+    DROVER_ASSIGN(r.body, f.str("body", kAnySize, Empty::allowed));
+    DROVER_ASSIGN(auto mac, f.opt_str("mac", 64));
+    if (mac) {
+      auto raw = from_hex(*mac);
+      if (!raw || raw->size() != 32) return invalid("mac must be 64 hex digits");
+      r.mac = std::move(*raw);
+    }
+    DROVER_ASSIGN(auto sig, f.opt_str("sig", 88));
+    if (sig) {
+      auto raw = canon::base64_decode(*sig);
+      if (!raw.ok() || raw->size() != 64) return invalid("sig must be 64 bytes in base64");
+      r.sig = std::move(*raw);
+      DROVER_ASSIGN(r.key_id, f.str("key_id", 64));
+    }
+    if (r.mac.empty() == r.sig.empty()) return invalid("a reply carries exactly one of mac, sig");
+    return r;
+  });
+}
+
+bool check_reply_mac(const SealedReply& r, std::string_view host, std::string_view request_hash,
+                     std::string_view key) {
+  return !r.mac.empty() && !key.empty() &&
+         sign::mac_equal(r.mac,
+                         sign::hmac_sha256(key, reply_input(r.type, host, request_hash, r.body)));
+}
+
+bool check_reply_sig(const SealedReply& r, std::string_view host, std::string_view request_hash,
+                     const sign::PublicKey& key) {
+  return !r.sig.empty() && key.verify(reply_input(r.type, host, request_hash, r.body), r.sig);
+}
+
+Result<Reply> open_reply(const SealedReply& r) {
+  DROVER_ASSIGN(json j, parse_object(r.body, "reply body"));
+  if (r.type == "error") {
+    const Fields f = fields(j);
+    auto code = f.str("code", kAnySize, Empty::allowed);
+    auto message = f.str("message", kAnySize, Empty::allowed);
+    return make_error(code.ok() ? errc_from_name(*code) : Errc::internal,
+                      "coordinator: " + (message.ok() ? *message : std::string("(no message)")));
+  }
+  return Reply{r.type, std::move(j)};
+}
+
+std::string make_nonce(Random& random) {
+  return to_hex(random.bytes(16));
 }
 
 std::string encode_reply(std::string_view type, json fields) {

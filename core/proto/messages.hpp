@@ -14,10 +14,19 @@
 
 #include "core/base/result.hpp"
 #include "core/sign/keys.hpp"
+#include "core/world/random.hpp"
 
 namespace drover::proto {
 
 inline constexpr int kProtocolVersion = 1;
+// Version 2 (docs/FORMATS.md, "Agent protocol (version 2)"): nonces,
+// authenticated replies, "unchanged", and a 64 KiB bound on every message a
+// version-2 listener takes (before anything is authenticated).
+inline constexpr int kProtocolV2 = 2;
+inline constexpr std::size_t kMaxRequestBytesV2 = 64ull << 10;
+inline constexpr std::size_t kMaxReportBytesV2 = 40ull << 10;
+inline constexpr std::size_t kMaxProofBytesV2 = 24ull << 10;
+inline constexpr std::size_t kNonceHexBytes = 32;
 inline constexpr std::size_t kMaxMessageBytes = 16ull << 20;  // replies (a manifest, say)
 // A request is far smaller: the coordinator's sockets receive at most this,
 // and the agent fills a report to at most kMaxReportBytes of items.
@@ -53,6 +62,7 @@ inline constexpr std::string_view kPlanPull = "plan_pull";
 inline constexpr std::string_view kManifestPull = "manifest_pull";
 inline constexpr std::string_view kReport = "report";
 inline constexpr std::string_view kCertPull = "cert_pull";
+inline constexpr std::string_view kRootPull = "root_pull";  // version 2
 
 // A request as it travels: the body is a JSON text, authenticated by a MAC
 // (or, for enroll, a signature) over the exact bytes.
@@ -62,11 +72,17 @@ struct Request {
   std::string body;  // JSON text of the request's fields
   std::string mac;   // 32 raw bytes (hex on the wire); empty for enroll
   std::string sig;   // 64 raw bytes (base64 on the wire); enroll only
+  int v = kProtocolVersion;
 };
 std::string encode_request(const Request& request);
 Result<Request> decode_request(std::string_view bytes);
 
-// Fills request.mac, and checks it. key is the host's report key.
+// The protocol version a message claims (1 when it does not decode), to
+// answer an undecodable request in the version it was sent in.
+int claimed_version(std::string_view bytes);
+
+// Fills request.mac, and checks it. key is the host's report key. The MAC's
+// domain follows request.v.
 void mac_request(Request& request, std::string_view key);
 bool check_mac(const Request& request, std::string_view key);
 // Fills request.sig with the agent's key, and checks it.
@@ -81,6 +97,37 @@ struct Reply {
   nlohmann::json fields;
 };
 Result<Reply> decode_reply(std::string_view bytes);
+
+// ---- version 2 replies ----
+// The lowercase hex SHA-256 of a request's bytes: what a reply answers.
+std::string request_hash(std::string_view request_bytes);
+// A reply authenticated by a MAC under the host's report key, or signed by
+// the online key, over "drover-reply-v2" LF type LF host LF request_hash LF body.
+std::string mac_reply(std::string_view type, const nlohmann::json& fields, std::string_view host,
+                      std::string_view request_hash, std::string_view key);
+std::string sign_reply(std::string_view type, const nlohmann::json& fields, std::string_view host,
+                       std::string_view request_hash, const sign::KeyPair& key);
+std::string mac_error_reply(const Error& error, std::string_view host,
+                            std::string_view request_hash, std::string_view key);
+std::string sign_error_reply(const Error& error, std::string_view host,
+                             std::string_view request_hash, const sign::KeyPair& key);
+// A version-2 reply as it travels, before it is authenticated.
+struct SealedReply {
+  std::string type;
+  std::string body;    // JSON text of the fields
+  std::string mac;     // 32 raw bytes, or empty
+  std::string sig;     // 64 raw bytes, or empty
+  std::string key_id;  // the signer's key id (hex), with sig
+};
+Result<SealedReply> decode_sealed_reply(std::string_view bytes);
+bool check_reply_mac(const SealedReply& r, std::string_view host, std::string_view request_hash,
+                     std::string_view key);
+bool check_reply_sig(const SealedReply& r, std::string_view host, std::string_view request_hash,
+                     const sign::PublicKey& key);
+// The fields of an authenticated reply; an error reply decodes to its Error.
+Result<Reply> open_reply(const SealedReply& r);
+// 32 lowercase hex digits of fresh randomness.
+std::string make_nonce(Random& random);
 
 struct Announcement {
   std::string service;

@@ -8,6 +8,7 @@
 
 #include "core/nng/nng.hpp"
 #include "tests/support/test_support.hpp"
+#include "tests/support/tls_cert.hpp"
 
 namespace drover {
 namespace {
@@ -18,8 +19,8 @@ using drover::testing::read_file;
 struct NngTls : ::testing::Test {
   drover::testing::TempDir dir;
   drover::testing::TlsFiles coordinator =
-      drover::testing::make_certificate(dir.path(), "coordinator");
-  drover::testing::TlsFiles other = drover::testing::make_certificate(dir.path(), "impostor");
+      drover::testing::make_self_signed_cert(dir.path(), "coordinator");
+  drover::testing::TlsFiles other = drover::testing::make_self_signed_cert(dir.path(), "impostor");
 
   nng::TlsServer server_tls(const drover::testing::TlsFiles& f) {
     return {read_file(f.cert), read_file(f.key)};

@@ -250,15 +250,4 @@ bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds tim
   return true;
 }
 
-TlsFiles make_certificate(const fs::path& dir, const std::string& name) {
-  TlsFiles f{dir / (name + ".crt"), dir / (name + ".key")};
-  const ProcessResult r = run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                               "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f.key.string(),
-                               "-out", f.cert.string(), "-days", "30", "-subj", "/CN=" + name,
-                               "-addext", "subjectAltName=DNS:" + name});
-  if (r.exit_code != 0) throw std::runtime_error("openssl req failed: " + r.err);
-  fs::permissions(f.key, fs::perms::owner_read | fs::perms::owner_write);
-  return f;
-}
-
 }  // namespace drover::testing

@@ -83,11 +83,4 @@ ProcessResult run(const std::vector<std::string>& argv,
 // reaps it. Used to interrupt a process at an arbitrary point.
 ProcessResult run_and_kill(const std::vector<std::string>& argv, std::chrono::microseconds after);
 
-// A self-signed certificate (EC P-256, valid 30 days) for `name` (its CN and
-// DNS name), made with openssl in dir: name.crt and name.key (0600).
-struct TlsFiles {
-  fs::path cert, key;
-};
-TlsFiles make_certificate(const fs::path& dir, const std::string& name);
-
 }  // namespace drover::testing

@@ -100,76 +100,83 @@ std::string FakeCoordinator::handle(std::string_view bytes) {
   if (!r.ok()) return proto::encode_error_reply(r.error());
   std::lock_guard lock(mu_);
   ++requests_[r->type];
-  return handle_locked(*r);
+  Answer a = handle_locked(*r);
+  // In the request's version: version 2 under the host's report key, or
+  // signed by the online key where none is established.
+  if (r->v != proto::kProtocolV2) return proto::encode_reply(a.type, std::move(a.fields));
+  const std::string hash = proto::request_hash(bytes);
+  if (!a.mac_key.empty()) return proto::mac_reply(a.type, a.fields, r->host, hash, a.mac_key);
+  return proto::sign_reply(a.type, a.fields, r->host, hash, *online_);
 }
 
-std::string FakeCoordinator::handle_locked(const proto::Request& r) {
-  if (r.type == proto::kCertPull) {
-    return proto::encode_reply("cert", {{"cert", sign::encode_envelope(cert_)}});
-  }
+namespace {
+
+FakeCoordinator::Answer fail(const Error& e, std::string mac_key = {}) {
+  return {"error", {{"code", errc_name(e.code)}, {"message", e.message}}, std::move(mac_key)};
+}
+
+}  // namespace
+
+FakeCoordinator::Answer FakeCoordinator::handle_locked(const proto::Request& r) {
+  if (r.type == proto::kCertPull) return {"cert", {{"cert", sign::encode_envelope(cert_)}}, {}};
   auto body = proto::parse_body(r.body);
-  if (!body.ok()) return proto::encode_error_reply(body.error());
+  if (!body.ok()) return fail(body.error());
   if (r.type == proto::kEnroll) {
     auto e = proto::enroll_body(*body);
-    if (!e.ok()) return proto::encode_error_reply(e.error());
-    if (e->host != r.host) {
-      return proto::encode_error_reply(make_error(Errc::refused, "body names another host"));
-    }
+    if (!e.ok()) return fail(e.error());
+    if (e->host != r.host) return fail(make_error(Errc::refused, "body names another host"));
     if (!proto::check_enroll_sig(r, e->public_key)) {
-      return proto::encode_error_reply(make_error(Errc::crypto, "enrollment signature"));
+      return fail(make_error(Errc::crypto, "enrollment signature"));
     }
-    if (!tokens_.count(e->join_token)) {
-      return proto::encode_error_reply(make_error(Errc::refused, "unknown join token"));
-    }
+    if (!tokens_.count(e->join_token)) return fail(make_error(Errc::refused, "unknown join token"));
     auto it = hosts_.find(r.host);
     if (it != hosts_.end() && !(it->second.key == e->public_key)) {
-      return proto::encode_error_reply(make_error(
+      return fail(make_error(
           Errc::refused, "host '" + r.host + "' is bound to another key; an admin must reset it"));
     }
     auto key = sign::unseal(*online_, e->sealed_mac_key);
-    if (!key.ok()) return proto::encode_error_reply(key.error());
+    if (!key.ok()) return fail(key.error());
     Host& h = hosts_[r.host];
     h.key = e->public_key;
     h.report_key = *key;
-    return proto::encode_reply("enrolled", {{"host", r.host}});
+    return {"enrolled", {{"host", r.host}, {"cert", sign::encode_envelope(cert_)}}, *key};
   }
   auto host = hosts_.find(r.host);
-  if (host == hosts_.end()) {
-    return proto::encode_error_reply(make_error(Errc::not_found, "host not enrolled"));
-  }
+  if (host == hosts_.end()) return fail(make_error(Errc::not_found, "host not enrolled"));
   if (!proto::check_mac(r, host->second.report_key)) {
     ++refused_macs_;
-    return proto::encode_error_reply(make_error(Errc::crypto, "bad MAC"));
+    return fail(make_error(Errc::crypto, "bad MAC"));
   }
+  const std::string& key = host->second.report_key;
   if (r.type == proto::kPlanPull) {
     // The newest plan that names the host, as the coordinator answers; else
     // whatever the test serves (a hostile bundle is for everyone).
     const std::string service = body->value("service", "");
     if (auto hp = host_plans_.find(service); hp != host_plans_.end()) {
       if (auto it = hp->second.find(r.host); it != hp->second.end()) {
-        return proto::encode_reply("plan", {{"bundle", proto::encode_bundle(it->second)}});
+        return {"plan", {{"bundle", proto::encode_bundle(it->second)}}, key};
       }
     }
     auto it = plans_.find(service);
-    if (it == plans_.end()) return proto::encode_reply("no_plan", {{"service", service}});
-    return proto::encode_reply("plan", {{"bundle", proto::encode_bundle(it->second)}});
+    if (it == plans_.end()) return {"no_plan", {{"service", service}}, key};
+    return {"plan", {{"bundle", proto::encode_bundle(it->second)}}, key};
   }
   if (r.type == proto::kManifestPull) {
     auto id = ContentId::parse(body->value("artifact", ""));
     if (!id.ok() || !manifests_.count(*id)) {
-      return proto::encode_error_reply(make_error(Errc::not_found, "no such manifest"));
+      return fail(make_error(Errc::not_found, "no such manifest"), key);
     }
-    return proto::encode_reply(
-        "manifest", {{"artifact", id->str()}, {"bytes", canon::base64_encode(manifests_[*id])}});
+    return {"manifest",
+            {{"artifact", id->str()}, {"bytes", canon::base64_encode(manifests_[*id])}},
+            key};
   }
   if (r.type == proto::kReport) {
     auto rep = proto::report_body(*body);
-    if (!rep.ok()) return proto::encode_error_reply(rep.error());
+    if (!rep.ok()) return fail(rep.error(), key);
     if (host->second.seen.insert(rep->seq).second) reports_.push_back({r.host, *rep});
-    return proto::encode_reply("ack", {{"seq", rep->seq}});
+    return {"ack", {{"seq", rep->seq}}, key};
   }
-  return proto::encode_error_reply(
-      make_error(Errc::unsupported, "unknown request type '" + r.type + "'"));
+  return fail(make_error(Errc::unsupported, "unknown request type '" + r.type + "'"), key);
 }
 
 std::vector<FakeCoordinator::Report> FakeCoordinator::reports() const {

@@ -27,6 +27,12 @@ namespace drover::testing {
 
 class FakeCoordinator {
  public:
+  // An answer, and the report key it is MACed under in version 2 ("" : signed).
+  struct Answer {
+    std::string type;
+    nlohmann::json fields;
+    std::string mac_key;
+  };
   FakeCoordinator();
   ~FakeCoordinator();
 
@@ -68,7 +74,7 @@ class FakeCoordinator {
 
  private:
   std::string handle(std::string_view bytes);
-  std::string handle_locked(const proto::Request& r);
+  Answer handle_locked(const proto::Request& r);
 
   SeededRandom random_{77};
   sign::KeyPair root_;
