@@ -314,6 +314,12 @@ struct Agent::Impl {
           if (ctx.is_stopping()) return;
           answered = pull(*runner, now_ms) && answered;
         }
+        // The newest tracker credential the coordinator handed out (the
+        // mesh node keeps announcing with the one it has until then).
+        if (auto t = ctx.link->mesh_token();
+            t && t->contains("token") && (*t)["token"].is_string()) {
+          ctx.layers->set_mesh_token((*t)["token"].get<std::string>());
+        }
       }
       {
         std::lock_guard lock(ctx.view_mu);

@@ -30,12 +30,13 @@ class Outbox {
     if (items_.empty()) return std::nullopt;
     proto::ReportBody b;
     b.seq = next_seq();
-    // Items up to max_items and proto::kMaxReportBytes (always one), so the
-    // coordinator never refuses a report for its size.
+    // Items up to max_items and proto::kMaxReportBytesV2 (always one), so the
+    // coordinator never refuses a report for its size (a version-2 listener
+    // takes 64 KiB).
     std::size_t bytes = 0;
     while (!items_.empty() && b.items.size() < max_items) {
       const std::size_t size = proto::encoded_size(items_.front());
-      if (!b.items.empty() && bytes + size > proto::kMaxReportBytes) break;
+      if (!b.items.empty() && bytes + size > proto::kMaxReportBytesV2) break;
       bytes += size;
       b.items.push_back(std::move(items_.front()));
       items_.pop_front();

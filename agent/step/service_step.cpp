@@ -131,7 +131,7 @@ void Transition::offer(const proto::PlanBundle& bundle) {
   pr.plan = check.plan;
   pr.rec = s().record;
   if (std::string proof = proto::encode_bundle({bundle.plan, bundle.cert, std::nullopt});
-      proof.size() <= proto::kMaxProofBytes) {
+      proof.size() <= proto::kMaxProofBytesV2) {
     pr.proof = std::move(proof);
   }
   pr.started_ms = now_.mono_ms;

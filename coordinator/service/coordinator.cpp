@@ -18,6 +18,7 @@
 #include "core/format/layer_torrent.hpp"
 #include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
+#include "core/mesh_token/mesh_token.hpp"
 #include "core/sign/secret_box.hpp"
 
 namespace drover::coordinator {
@@ -199,10 +200,22 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   }
   c->readiness_ = std::make_unique<ArtifactReadiness>(*c->store_, c->tracker_client_.get());
 
+  GatewayOptions agents = c->options_.agents;
+  if (c->options_.mesh_token_key) {
+    // A peer's tracker credential, a day long, renewed with every answer
+    // that carries it (docs/MESH.md, "Who may fetch and announce").
+    agents.mesh_token = [key = *c->options_.mesh_token_key,
+                         &clock](const HostRecord& h) -> std::optional<nlohmann::json> {
+      const std::int64_t expires_at = unix_seconds(clock.now()) + 86'400;
+      auto token = mesh_token::issue(key, {"peer", h.region, h.host, expires_at});
+      if (!token.ok()) return std::nullopt;  // a host without a region announces without one
+      return nlohmann::json{{"token", *token}, {"expires_at", expires_at}};
+    };
+  }
   DROVER_ASSIGN(
       c->gateway_,
       AgentGateway::start(
-          c->options_.agents, *c->store_, *c->keys_,
+          agents, *c->store_, *c->keys_,
           [self](const ContentId& id) { return self->artifacts_->manifest(id); }, {}, clock, log));
   c->issuer_ = std::make_unique<PlanIssuer>(
       *c->store_, c->signer_ ? *c->signer_ : static_cast<PlanSigner&>(*c->keys_),

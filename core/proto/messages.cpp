@@ -486,17 +486,13 @@ Result<json> parse_body(std::string_view body) {
 }
 
 std::size_t encoded_size(const ReportItem& item) {
-  constexpr std::size_t kFixed = 512;  // keys, numbers, quotes: well above what they take
-  if (item.health) {
-    const HealthItem& h = *item.health;
-    std::size_t n = kFixed + h.service.size() + h.release.size() + h.slot.size() +
-                    h.error.size() * 6 + h.state.size();  // \u escapes at worst
-    for (const auto& [k, v] : h.custom) n += k.size() * 6 + 32;
-    return n;
-  }
-  const EventItem& e = *item.event;
-  // The proof is JSON text: escaped, its quotes double at most.
-  return kFixed + e.service.size() + e.event.size() + e.detail.size() * 6 + e.proof.size() * 2;
+  // Exactly what the item adds to a request: its JSON text, escaped again
+  // as part of the body string (so a quote counts twice, a control
+  // character seven times), and a comma.
+  ReportBody one;
+  one.items.push_back(item);
+  const json j = to_json(one)["items"][0];
+  return json(j.dump()).dump().size() - 2 + 1;
 }
 
 }  // namespace drover::proto

@@ -24,8 +24,11 @@ inline constexpr int kProtocolVersion = 1;
 // version-2 listener takes (before anything is authenticated).
 inline constexpr int kProtocolV2 = 2;
 inline constexpr std::size_t kMaxRequestBytesV2 = 64ull << 10;
-inline constexpr std::size_t kMaxReportBytesV2 = 40ull << 10;
-inline constexpr std::size_t kMaxProofBytesV2 = 24ull << 10;
+// The items of one report, as encoded_size counts them (escaped inside the
+// request's body); a proof larger than kMaxProofBytesV2 is left out, so even
+// one item alone stays below kMaxRequestBytesV2.
+inline constexpr std::size_t kMaxReportBytesV2 = 48ull << 10;
+inline constexpr std::size_t kMaxProofBytesV2 = 20ull << 10;
 inline constexpr std::size_t kNonceHexBytes = 32;
 inline constexpr std::size_t kMaxMessageBytes = 16ull << 20;  // replies (a manifest, say)
 // A request is far smaller: the coordinator's sockets receive at most this,
@@ -186,7 +189,7 @@ nlohmann::json to_json(const ReportBody& b);
 Result<ReportBody> report_body(const nlohmann::json& j);
 // Cuts an item's free texts (error, detail) to their bounds, never mid-character.
 void clip_texts(ReportItem& item);
-// About how many bytes an item takes in a report (an upper bound).
+// How many bytes an item takes in a request (escaped inside its body).
 std::size_t encoded_size(const ReportItem& item);
 
 // Parses a request body (JSON object), with a bound on its size.
