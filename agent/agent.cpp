@@ -78,10 +78,15 @@ struct Agent::Impl {
     // A certificate the coordinator sends counts only under the pinned root
     // and the trust floor.
     link_options.verify_cert = [this](const sign::Envelope& cert) -> Result<sign::PublicKey> {
-      auto floor = ctx.state->min_cert_version();
-      DROVER_ASSIGN(auto verified, sign::verify_cert(cert, {ctx.root, floor.ok() ? *floor : 1},
-                                                     unix_seconds(ctx.world.clock.now())));
-      return verified.subject;
+      const std::int64_t now = unix_seconds(ctx.world.clock.now());
+      auto verified = sign::verify_cert(cert, ctx.trust(), now);
+      // Not under the trusted root: it may have rotated while this host was
+      // away. Walk the chain, then try once more.
+      if (!verified.ok() && verified.error().code == Errc::crypto && catch_up_roots(ctx, now)) {
+        verified = sign::verify_cert(cert, ctx.trust(), now);
+      }
+      if (!verified.ok()) return verified.error();
+      return verified->subject;
     };
     auto link = CoordinatorLink::connect(config.coordinator_requests, config.host,
                                          config.request_timeout, link_options);
@@ -146,6 +151,10 @@ struct Agent::Impl {
     DROVER_ASSIGN(auto k, sign::load_key_pair(fsys(), key_file));
     ctx.key = k;
     DROVER_ASSIGN(ctx.root, sign::load_public_key(fsys(), config.root_key));
+    // A root this agent rotated to since (through root documents) wins over
+    // the pinned one: the walk never goes back.
+    DROVER_ASSIGN(auto moved, ctx.state->root());
+    if (moved && moved->version > 1) ctx.set_root(*moved);
     const fs::path report_key_file = ctx.dir("keys") / "report.key";
     DROVER_ASSIGN(bool have_report_key, fsys().exists(report_key_file));
     if (!have_report_key) {

@@ -24,6 +24,7 @@
 #include "core/agent_link/agent_link.hpp"
 #include "core/log/log.hpp"
 #include "core/sign/keys.hpp"
+#include "core/sign/root.hpp"
 #include "core/world/clock.hpp"
 #include "core/world/filesystem.hpp"
 #include "core/world/random.hpp"
@@ -67,7 +68,11 @@ struct AgentContext {
   EventSink events;
   std::unique_ptr<AgentState> state;
   std::optional<sign::KeyPair> key;
+  // The trusted root: the pinned one (version 1) until root documents move
+  // it on. Guarded by trust_mu once threads run; read it through trust().
   sign::PublicKey root;
+  std::uint64_t root_version = 1;
+  mutable std::mutex trust_mu;
   std::string report_key;
   std::unique_ptr<AgentLink> link;
   std::unique_ptr<LayerFetcher> layers;
@@ -88,6 +93,21 @@ struct AgentContext {
   bool stopping = false;
 
   fs::path dir(const char* sub) const { return config.state_dir / sub; }
+  // What a certificate must chain to now: the root and the trust floor.
+  sign::TrustRoot trust() {
+    auto floor = state->min_cert_version();
+    std::lock_guard lock(trust_mu);
+    return {root, floor.ok() ? *floor : 1};
+  }
+  sign::Root current_root() {
+    std::lock_guard lock(trust_mu);
+    return {root, root_version};
+  }
+  void set_root(const sign::Root& r) {
+    std::lock_guard lock(trust_mu);
+    root = r.key;
+    root_version = r.version;
+  }
   bool is_stopping() {
     std::lock_guard lock(stop_mu);
     return stopping;

@@ -96,9 +96,7 @@ http::Response serve_control(AgentContext& ctx, const Runners& runners, const ht
       return resp;
     }
     // Signed by a key the pinned root certifies, or not queued at all.
-    auto floor = ctx.state->min_cert_version();
-    auto opened =
-        proto::open_plan(*bundle, {ctx.root, floor.ok() ? *floor : 1}, ctx.now_unix_ms() / 1000);
+    auto opened = proto::open_plan(*bundle, ctx.trust(), ctx.now_unix_ms() / 1000);
     if (!opened.ok()) {
       ctx.log.warn("agent.hand_over.refused", {{"error", opened.error().message}});
       resp.status = 403;

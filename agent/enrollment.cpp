@@ -4,6 +4,50 @@
 #include "core/canon/json_text.hpp"
 
 namespace drover::agent {
+namespace {
+
+// The certificate under the trusted root; when it does not chain to it, the
+// root may have rotated while this host was away: walk the root documents
+// the coordinator serves, then try once more.
+Result<sign::KeyCert> verify_cert(AgentContext& ctx, const sign::Envelope& cert,
+                                  std::int64_t now_s) {
+  auto verified = sign::verify_cert(cert, ctx.trust(), now_s);
+  if (verified.ok() || verified.error().code != Errc::crypto) return verified;
+  if (!catch_up_roots(ctx, now_s)) return verified;
+  return sign::verify_cert(cert, ctx.trust(), now_s);
+}
+
+}  // namespace
+
+bool catch_up_roots(AgentContext& ctx, std::int64_t now_s) {
+  sign::Root current = ctx.current_root();
+  auto docs = ctx.link->pull_roots(current.version);
+  if (!docs.ok()) {
+    ctx.log.debug("agent.trust.roots_unreachable", {{"error", docs.error().message}});
+    return false;
+  }
+  bool moved = false;
+  for (const sign::Envelope& doc : *docs) {
+    auto next = sign::next_root(doc, current, now_s);
+    if (!next.ok()) {
+      // A link skipped, a signature missing: the walk stops where trust ends.
+      ctx.log.error("agent.trust.root_refused",
+                    {{"version", current.version}, {"error", next.error().message}});
+      break;
+    }
+    if (auto st = ctx.state->set_root(*next); !st.ok()) {  // durable before it is used
+      ctx.log.error("agent.trust.root_not_kept", {{"error", st.error().message}});
+      break;
+    }
+    ctx.set_root(*next);
+    current = *next;
+    moved = true;
+    ctx.log.info("agent.trust.root_rotated",
+                 {{"version", next->version}, {"key", next->key.key_id().substr(0, 12)}});
+    ctx.emit(json_text(nlohmann::json{{"event", "root_rotated"}, {"version", next->version}}));
+  }
+  return moved;
+}
 
 bool try_enroll(AgentContext& ctx, std::int64_t now_s) {
   {
@@ -15,8 +59,7 @@ bool try_enroll(AgentContext& ctx, std::int64_t now_s) {
     ctx.log.debug("agent.enroll.unreachable", {{"error", cert.error().message}});
     return false;
   }
-  auto floor = ctx.state->min_cert_version();
-  auto verified = sign::verify_cert(*cert, {ctx.root, floor.ok() ? *floor : 1}, now_s);
+  auto verified = verify_cert(ctx, *cert, now_s);
   if (!verified.ok()) {
     ctx.log.error("agent.enroll.cert", {{"error", verified.error().message}});
     return false;
@@ -62,13 +105,12 @@ bool refresh_trust(AgentContext& ctx, std::int64_t now_s) {
     ctx.log.debug("agent.trust.unreachable", {{"error", cert.error().message}});
     return false;
   }
-  auto floor = ctx.state->min_cert_version();
-  auto verified = sign::verify_cert(*cert, {ctx.root, floor.ok() ? *floor : 1}, now_s);
+  auto verified = verify_cert(ctx, *cert, now_s);
   if (!verified.ok()) {
     ctx.log.error("agent.trust.cert", {{"error", verified.error().message}});
     return false;
   }
-  if (floor.ok() && verified->version > *floor) {
+  if (verified->version > ctx.trust().min_cert_version) {
     if (auto st = ctx.state->raise_min_cert_version(verified->version); !st.ok()) {
       ctx.log.error("agent.trust.floor", {{"error", st.error().message}});
       return false;

@@ -22,4 +22,10 @@ bool try_enroll(AgentContext& ctx, std::int64_t now_s);
 // coordinator is away or the certificate does not verify (logged).
 bool refresh_trust(AgentContext& ctx, std::int64_t now_s);
 
+// Walks the root documents the coordinator serves above the trusted root,
+// one version at a time (docs/FORMATS.md, "Root documents"), each kept
+// durably before the next; stops at the first that does not verify. True
+// when the trusted root moved.
+bool catch_up_roots(AgentContext& ctx, std::int64_t now_s);
+
 }  // namespace drover::agent

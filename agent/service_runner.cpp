@@ -83,8 +83,7 @@ Observed ServiceRunner::observe() const {
   Observed o;
   o.unix_ms = ctx_.now_unix_ms();
   o.mono_ms = ctx_.now_mono_ms();
-  auto floor = ctx_.state->min_cert_version();
-  o.me = {ctx_.config.host, {}, {ctx_.root, floor.ok() ? *floor : 1}};
+  o.me = {ctx_.config.host, {}, ctx_.trust()};
   for (const auto& sc : ctx_.config.services) o.me.services.push_back(sc.name);
   for (int i = 0; i < 2; ++i) {
     if (!slots_[i]) continue;

@@ -96,6 +96,26 @@ Result<std::uint64_t> AgentState::min_cert_version() {
   return std::stoull(*bytes);
 }
 
+Result<std::optional<sign::Root>> AgentState::root() {
+  DROVER_ASSIGN(auto txn, env_->begin_read());
+  DROVER_ASSIGN(auto bytes, txn.get(trust_, "root"));
+  if (!bytes) return std::optional<sign::Root>();
+  DROVER_ASSIGN(json j, canon::decode(*bytes, 4096));
+  if (!j.is_object() || !j.contains("key") || !j["key"].is_string() || !j.contains("version") ||
+      !j["version"].is_number_unsigned()) {
+    return make_error(Errc::corrupt, "agent state: the trusted root record is malformed");
+  }
+  DROVER_ASSIGN(auto key, sign::PublicKey::from_hex(j["key"].get<std::string>()));
+  return std::optional<sign::Root>(sign::Root{key, j["version"].get<std::uint64_t>()});
+}
+
+Status AgentState::set_root(const sign::Root& root) {
+  DROVER_ASSIGN(auto txn, env_->begin_write());
+  const json j = {{"key", root.key.hex()}, {"version", root.version}};
+  DROVER_TRY(txn.put(trust_, "root", *canon::encode(j)));
+  return txn.commit();
+}
+
 Status AgentState::put_service(const std::string& name, const ServiceRecord& record) {
   DROVER_ASSIGN(auto txn, env_->begin_write());
   DROVER_TRY(txn.put(services_, name, encode(record)));

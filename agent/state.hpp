@@ -15,6 +15,7 @@
 #include "agent/step/record.hpp"
 #include "core/base/result.hpp"
 #include "core/lmdb/lmdb.hpp"
+#include "core/sign/root.hpp"
 #include "core/world/filesystem.hpp"
 
 namespace drover::agent {
@@ -26,6 +27,9 @@ class AgentState {
   Result<ServiceRecord> service(const std::string& name);
   Result<std::optional<Intent>> intent(const std::string& service);
   Result<std::uint64_t> min_cert_version();
+  // The root this agent moved to through root documents (nullopt: the
+  // pinned one, version 1).
+  Result<std::optional<sign::Root>> root();
 
   // One transaction each.
   Status put_service(const std::string& name, const ServiceRecord& record);
@@ -34,6 +38,7 @@ class AgentState {
   Status finish(const std::string& name, const ServiceRecord& record);
   Status clear_intent(const std::string& service);
   Status raise_min_cert_version(std::uint64_t version);
+  Status set_root(const sign::Root& root);
 
   // Report sequence numbers: a block of numbers above any handed out before,
   // even by an earlier run (the ceiling is stored before the block is used).

@@ -110,5 +110,69 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
   EXPECT_NE(status.out.find("rollback took"), std::string::npos) << status.out;
 }
 
+// Issue 12: a fleet upgrades host by host. Agents of protocol 1 (plain TCP,
+// on the coordinator's legacy listener) and of protocol 2 (TLS, answers
+// authenticated) take the same deploy, and the coordinator tells them apart
+// only by the listener they use.
+TEST(EndToEnd, AFleetHalfwayThroughItsUpgradeToProtocol2CompletesADeploy) {
+  TempDir dir;
+  TestFleet f(dir.path());
+  const std::string v1 = f.push("v1", {{"error_rate", 0.01}, {"p99_ms", 12}, {"saturation", 0.2}});
+  f.start_coordinator();
+  f.start_origin();
+  f.start_seed("r1");
+  f.start_agents({"old-1", "old-2"}, "r1", 1);
+  f.start_agents({"new-1", "new-2"}, "r1", 2);
+  write_file(dir.path() / "pipeline.json",
+             json{{"service", "web"},
+                  {"envs", {{{"name", "prod"}, {"region", "r1"}}}},
+                  {"strategy", {{"kind", "rolling"}, {"batch_size", 2}}},
+                  {"health_checks", {{"bake_s", 1}, {"min_samples", 2}}},
+                  {"timeouts", {{"ready_s", 60}, {"converge_s", 60}, {"rollback_s", 60}}}}
+                 .dump());
+  ProcessResult p = f.drover({"pipeline", "apply", (dir.path() / "pipeline.json").string()});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  ASSERT_TRUE(f.registered(v1));
+  ProcessResult d = f.drover({"deploy", "web", v1, "--wait", "--json"});
+  ASSERT_EQ(d.exit_code, 0) << d.out << d.err << f.agent_failures();
+  EXPECT_EQ(json::parse(d.out)["state"], "succeeded");
+  for (const auto& h : f.hosts()) EXPECT_EQ(f.serving(h).first, v1) << h;
+}
+
+// Issue 12, item 8: hosts installed with the first root key meet a
+// coordinator two root rotations later; each walks the chain (1 -> 2 -> 3)
+// and enrolls under the online key the newest root certified.
+TEST(EndToEnd, AgentsPinnedToTheFirstRootCatchUpThroughTwoRootRotations) {
+  TempDir dir;
+  TestFleet f(dir.path());
+  const fs::path d = f.dir();
+  const std::string drover = binary("drover").string();
+  auto must = [](const ProcessResult& r) { ASSERT_EQ(r.exit_code, 0) << r.err << r.out; };
+  for (const char* k : {"root-2.key", "root-3.key"}) {
+    must(run({drover, "keygen", "--out", (d / k).string()}));
+  }
+  must(run({drover, "key", "rotate-root", "--root", (d / "root.key").string(), "--new-root",
+            (d / "root-2.key").string(), "--version", "2", "--out", (d / "root-2.json").string()}));
+  must(run({drover, "key", "rotate-root", "--root", (d / "root-2.key").string(), "--new-root",
+            (d / "root-3.key").string(), "--version", "3", "--out", (d / "root-3.json").string()}));
+  must(run({drover, "key", "certify", "--root", (d / "root-3.key").string(), "--subject",
+            (d / "online.key.pub").string(), "--version", "2", "--out",
+            (d / "online-3.cert").string()}));
+  json config = json::parse(read_file(d / "coordinator.json"));
+  config["online_cert"] = (d / "online-3.cert").string();
+  config["root_chain"] = {(d / "root-2.json").string(), (d / "root-3.json").string()};
+  write_file(d / "coordinator.json", config.dump(2));
+  f.start_coordinator();
+  f.start_agents({"h1", "h2"});  // pinned to root.key.pub: version 1
+  // Enrolled (start_agents waits for it) only because each walked to root 3:
+  // the certificate does not chain to root 1.
+  for (const auto& h : f.hosts()) {
+    auto last = f.agent(h).wait_for(
+        [](const json& l) { return l.value("event", "") == "root_rotated" && l["version"] == 3; },
+        10s);
+    EXPECT_TRUE(last.has_value()) << h << f.agent_failures();
+  }
+}
+
 }  // namespace
 }  // namespace drover::testing

@@ -62,8 +62,18 @@ class RealSide : public Side {
   RealSide() {
     store_ = coordinator::LmdbCoordinatorStore::open(dir_.path() / "coordinator").value();
     keys_ = std::make_unique<coordinator::OnlineKeySigner>(key(1));
+    start_gateway({});
+    issuer_ = std::make_unique<coordinator::PlanIssuer>(
+        *store_, *keys_, [this](const std::string& service, std::uint64_t seq) {
+          gateway_->announce(service, seq);
+        });
+  }
+  // (Re)starts the gateway, serving these root documents.
+  void start_gateway(std::vector<std::string> root_chain) {
+    gateway_.reset();
     coordinator::GatewayOptions options;
     options.legacy_requests = {"tcp://127.0.0.1:0"};  // agents of protocol 1 too
+    options.root_chain = std::move(root_chain);
     gateway_ = coordinator::AgentGateway::start(
                    options, *store_, *keys_,
                    [](const ContentId& id) -> Result<std::string> {
@@ -73,15 +83,12 @@ class RealSide : public Side {
                    [this](const coordinator::HostRecord&, const proto::ReportBody&) { ++reports_; },
                    clock_, Logger::discard())
                    .value();
-    issuer_ = std::make_unique<coordinator::PlanIssuer>(
-        *store_, *keys_, [g = gateway_.get()](const std::string& service, std::uint64_t seq) {
-          g->announce(service, seq);
-        });
   }
   std::string requests_url() override { return gateway_->requests_url(); }
   std::string legacy_url() { return gateway_->legacy_requests_url(); }
   coordinator::AgentGateway& gateway() { return *gateway_; }
   sign::PublicKey root() override { return root_.public_key(); }
+  const sign::KeyPair& root_key() const { return root_; }
   void add_join_token(const std::string& token) override {
     coordinator::CoordinatorStore::JoinTokenSpec spec;
     spec.uses = 100;  // one token for the fleet of a case

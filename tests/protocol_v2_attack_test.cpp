@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 
+#include "core/sign/root.hpp"
 #include "tests/protocol_sides.hpp"
 
 namespace drover {
@@ -220,6 +221,37 @@ TEST_F(ProtocolV2, AFleetOfVersion1AndVersion2AgentsIsServedEachOnItsListener) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, Errc::unsupported);
   EXPECT_NE(refused.error().message.find("legacy"), std::string::npos);
+}
+
+// Issue 12, item 8: the coordinator serves its root chain above what an
+// agent holds; the agent takes nothing from the answer but documents that
+// verify one by one.
+TEST_F(ProtocolV2, TheRootChainIsServedAboveTheVersionTheAgentHolds) {
+  SeededRandom rnd(31);
+  const sign::KeyPair root2 = sign::KeyPair::generate(rnd), root3 = sign::KeyPair::generate(rnd);
+  const std::int64_t now = unix_seconds(clock_.now());
+  const std::string two = sign::encode_envelope(
+      sign::sign_root(side_.root_key(), root2, {root2.public_key(), 2, now, now + 3600}).value());
+  const std::string three = sign::encode_envelope(
+      sign::sign_root(root2, root3, {root3.public_key(), 3, now, now + 3600}).value());
+  side_.start_gateway({two, three});
+  auto a = agent("web-1", 1);
+  auto all = a.link->pull_roots(1);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all->size(), 2u);
+  auto walked = sign::next_root((*all)[0], {side_.root(), 1}, now);
+  ASSERT_TRUE(walked.ok()) << walked.error().message;
+  walked = sign::next_root((*all)[1], *walked, now);
+  ASSERT_TRUE(walked.ok()) << walked.error().message;
+  EXPECT_EQ(walked->key, root3.public_key());
+  auto rest = a.link->pull_roots(2);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ(sign::encode_envelope((*rest)[0]), three);
+  EXPECT_TRUE(a.link->pull_roots(3)->empty());
+  // Over protocol 1 there is no chain to pull: nothing, not an error.
+  auto old_agent = agent("web-2", 2, side_.legacy_url(), proto::kProtocolVersion);
+  EXPECT_TRUE(old_agent.link->pull_roots(1)->empty());
 }
 
 }  // namespace

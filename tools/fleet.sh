@@ -85,6 +85,10 @@ up() {
   "$bin/drover" key certify --root "$dir/root.key" --subject "$dir/online.key.pub" \
     --out "$dir/online.cert" >/dev/null
   (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/webhook.secret")
+  # The agent protocol runs over TLS; every agent pins this certificate.
+  (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$dir/coordinator-tls.key" -out "$dir/coordinator-tls.crt" -days 30 \
+    -subj /CN=drover-coordinator -addext subjectAltName=DNS:drover-coordinator 2>/dev/null)
   local admin join
   admin="$("$bin/drover-coordinator" token create admin --role admin --data-dir "$dir/coordinator")"
   join="$("$bin/drover-coordinator" join-token create --uses "${#hosts[@]}" --data-dir "$dir/coordinator")"
@@ -92,7 +96,8 @@ up() {
 {"format": "drover.coordinator-config.v1", "data_dir": "$dir/coordinator",
  "online_key": "$dir/online.key", "online_cert": "$dir/online.cert",
  "api": {"listen": "127.0.0.1:$api"},
- "agents": {"requests": "tcp://127.0.0.1:$requests", "announcements": "tcp://127.0.0.1:$announcements"},
+ "agents": {"requests": "tls+tcp://127.0.0.1:$requests", "announcements": "tls+tcp://127.0.0.1:$announcements",
+            "tls": {"cert_file": "$dir/coordinator-tls.crt", "key_file": "$dir/coordinator-tls.key"}},
  "tracker": {"listen": "127.0.0.1:$tracker", "interval_s": 2},
  "origin_feed": "http://127.0.0.1:$feed",
  "webhook_secret_file": "$dir/webhook.secret", "tick_ms": 100}
@@ -117,7 +122,8 @@ JSON
     cat >"$dir/$h.json" <<JSON
 {"format": "drover.agent-config.v1", "host": "$h", "region": "r1", "cluster": "c1",
  "state_dir": "$dir/state-$h", "root_key": "$dir/root.key.pub", "join_token": "$join",
- "coordinator": {"requests": "tcp://127.0.0.1:$requests", "announcements": "tcp://127.0.0.1:$announcements"},
+ "coordinator": {"requests": "tls+tcp://127.0.0.1:$requests", "announcements": "tls+tcp://127.0.0.1:$announcements",
+                 "tls": {"ca_file": "$dir/coordinator-tls.crt", "server_name": "drover-coordinator"}},
  "poll_interval_ms": 1000, "health_interval_ms": 500, "mesh": {"announce_interval_s": 2},
  "services": [{"name": "web", ${user}"port": $port,
                "start": ["$bin/drover-demo-service", "--port", "{port}"],

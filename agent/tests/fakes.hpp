@@ -37,6 +37,7 @@ class FakeLink final : public AgentLink {
   std::deque<Status> report_answers;  // empty: acknowledged
   Status enroll_answer = Ok{};
   std::map<std::string, proto::PlanBundle> plans;  // service -> newest
+  std::vector<sign::Envelope> roots;               // root documents served, oldest first
 
   // What it was asked.
   std::vector<proto::EnrollBody> enrolled;
@@ -59,6 +60,14 @@ class FakeLink final : public AgentLink {
   }
   Result<std::string> pull_manifest(const ContentId& artifact, std::uint64_t) override {
     return make_error(Errc::not_found, "no manifest " + artifact.str());
+  }
+  Result<std::vector<sign::Envelope>> pull_roots(std::uint64_t have_version) override {
+    std::vector<sign::Envelope> out;
+    for (const auto& r : roots) {
+      auto v = sign::claimed_root_version(r);
+      if (!v.ok() || *v > have_version) out.push_back(r);
+    }
+    return out;
   }
   Status send_report(const proto::ReportBody& report) override {
     reports.push_back(report);

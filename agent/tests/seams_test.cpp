@@ -77,6 +77,79 @@ TEST_F(Seams, EnrollsOnlyWithACertificateFromThePinnedRoot) {
   EXPECT_EQ(link->enrolled.size(), 2u);
 }
 
+// Issue 12, item 8. An agent that was offline through two root rotations
+// walks the chain one version at a time and keeps where it got to.
+TEST_F(Seams, AnAgentOfflineThroughTwoRootRotationsCatchesUpOneVersionAtATime) {
+  const sign::KeyPair root2 = sign::KeyPair::generate(rnd), root3 = sign::KeyPair::generate(rnd);
+  auto doc = [&](const sign::KeyPair& from, const sign::KeyPair& to, std::uint64_t version) {
+    return sign::sign_root(from, to, {to.public_key(), version, kNow - 10, kNow + 86400}).value();
+  };
+  link->roots = {doc(root, root2, 2), doc(root2, root3, 3)};
+  link->cert = cert_by(root3, 5);  // the online key, certified by the newest root
+  ASSERT_TRUE(ctx->layers->join("http://127.0.0.1:1").ok());
+  EXPECT_TRUE(try_enroll(*ctx, kNow));
+  EXPECT_EQ(ctx->current_root().version, 3u);
+  EXPECT_EQ(ctx->current_root().key, root3.public_key());
+  auto kept = ctx->state->root();
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  EXPECT_EQ((*kept)->version, 3u);
+  EXPECT_EQ(ctx->trust().min_cert_version, 5u);
+  // A certificate of the old root is no longer enough.
+  EXPECT_FALSE(sign::verify_cert(cert_by(root, 9), ctx->trust(), kNow).ok());
+  EXPECT_NE(std::find(lines.begin(), lines.end(), R"({"event":"root_rotated","version":3})"),
+            lines.end());
+}
+
+TEST_F(Seams, AChainThatSkipsALinkOrHasOneSignatureMovesTheRootNoFurther) {
+  const sign::KeyPair root2 = sign::KeyPair::generate(rnd), root3 = sign::KeyPair::generate(rnd);
+  // Version 3 signed by the pinned root: a skipped link.
+  link->roots = {sign::sign_root(root, root3, {root3.public_key(), 3, kNow, kNow + 60}).value()};
+  link->cert = cert_by(root3);
+  EXPECT_FALSE(try_enroll(*ctx, kNow));
+  EXPECT_EQ(ctx->current_root().version, 1u);
+  // Version 2 signed by the new root alone: refused too.
+  sign::Envelope two =
+      sign::sign_root(root, root2, {root2.public_key(), 2, kNow, kNow + 60}).value();
+  two.signatures.erase(two.signatures.begin());  // the old root's
+  link->roots = {two};
+  link->cert = cert_by(root2);
+  EXPECT_FALSE(try_enroll(*ctx, kNow));
+  EXPECT_EQ(ctx->current_root().version, 1u);
+  EXPECT_FALSE(ctx->state->root().value().has_value());
+  EXPECT_TRUE(link->enrolled.empty());
+}
+
+// Issue 12, item 7. Before: the floor rose only when a plan signed under a
+// newer certificate was applied, so an old online key stayed good on a
+// host without plans for as long as its certificate lived (up to a year).
+TEST_F(Seams, AnOldOnlineKeyStopsOnceTheAgentSeesANewerCertificate) {
+  link->cert = cert_by(root, 1);
+  ASSERT_TRUE(ctx->layers->join("http://127.0.0.1:1").ok());
+  ASSERT_TRUE(try_enroll(*ctx, kNow));
+  EXPECT_EQ(ctx->trust().min_cert_version, 1u);
+  // The coordinator rotates: its next certificate pull shows version 2.
+  const sign::KeyPair new_online = sign::KeyPair::generate(rnd);
+  link->cert = sign::certify(root, {"online", new_online.public_key(), 2, kNow - 10, kNow + 3600});
+  ASSERT_TRUE(refresh_trust(*ctx, kNow));
+  EXPECT_EQ(ctx->trust().min_cert_version, 2u);
+  // A plan signed by the old key, under its still-unexpired certificate of
+  // version 1, is refused: handed over locally, it is not queued.
+  proto::Plan p;
+  p.service = "web";
+  p.seq = 7;
+  p.deploy_id = "d-1";
+  p.artifact = ContentId::of("manifest");
+  p.manifest_size = 8;
+  p.hosts = {"web-1"};
+  p.tracker = "http://127.0.0.1:1";
+  p.issued_at = kNow - 1;
+  p.expires_at = kNow + 3600;
+  auto old = proto::sign_plan(p, online, cert_by(root, 1)).value();
+  auto opened = proto::open_plan(old, ctx->trust(), kNow);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.error().message.find("superseded"), std::string::npos) << opened.error().message;
+}
+
 TEST_F(Seams, AReportIsRepeatedUnchangedUntilAcknowledgedAndBacksOff) {
   event("applied");
   // Not enrolled: nothing leaves.

@@ -2,10 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/canon/canonical_json.hpp"
 #include "core/canon/json_fields.hpp"
 #include "core/mesh_token/mesh_token.hpp"
 #include "core/sign/envelope.hpp"
 #include "core/sign/keys.hpp"
+#include "core/sign/root.hpp"
 
 namespace drover::coordinator {
 
@@ -21,7 +23,7 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
   auto parse = [&]() -> Result<CoordinatorConfig> {
     DROVER_ASSIGN(Fields f, Fields::of(j, ""));
     DROVER_TRY(f.only({"format", "data_dir", "online_key", "online_cert", "api", "agents",
-                       "tracker", "origin_feed", "webhook_secret_file", "tick_ms",
+                       "tracker", "origin_feed", "webhook_secret_file", "tick_ms", "root_chain",
                        "plan_validity_s", "sample_retention_s"}));
     DROVER_ASSIGN(std::string format, f.str("format", 64));
     if (format != "drover.coordinator-config.v1") {
@@ -47,6 +49,49 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     auto cert = sign::decode_envelope(cert_bytes);
     if (!cert.ok()) return make_error(cert.error().code, "online_cert: " + cert.error().message);
     o.online = OnlineKey{*key, *cert};
+    // Root documents, oldest first: each must hand over to the next, and the
+    // online key's certificate must be signed by the newest root.
+    if (f.has("root_chain")) {
+      DROVER_ASSIGN(auto files, f.str_list("root_chain", 64, 4096));
+      std::optional<sign::Root> previous;
+      for (std::size_t i = 0; i < files.size(); ++i) {
+        const std::string where = "root_chain[" + std::to_string(i) + "] " + files[i];
+        auto doc_text = fsys.read_file(files[i], 64 << 10);
+        if (!doc_text.ok()) return doc_text.error().context(where);
+        std::string doc = *doc_text;
+        while (!doc.empty() && (doc.back() == '\n' || doc.back() == '\r')) doc.pop_back();
+        auto envelope = sign::decode_envelope(doc);
+        if (!envelope.ok()) return envelope.error().context(where);
+        auto version = sign::claimed_root_version(*envelope);
+        if (!version.ok()) return version.error().context(where);
+        if (previous) {
+          // Checked as an agent will: signed by the previous root and its own.
+          auto next = sign::next_root(*envelope, *previous, 0);
+          if (!next.ok()) return next.error().context(where);
+          previous = *next;
+        } else {
+          // The first document's own key, read from its payload once its
+          // signature by that key holds.
+          auto parsed = canon::decode(envelope->payload, 4096);
+          if (!parsed.ok() || !parsed->contains("key") || !(*parsed)["key"].is_string()) {
+            return make_error(Errc::invalid_argument, where + ": no key in the root document");
+          }
+          auto k = sign::PublicKey::from_hex((*parsed)["key"].get<std::string>());
+          if (!k.ok()) return k.error().context(where);
+          if (!sign::open(*envelope, sign::RootDoc::kType, *k).ok()) {
+            return make_error(Errc::crypto, where + ": not signed by the root key it names");
+          }
+          previous = sign::Root{*k, *version};
+        }
+        o.agents.root_chain.push_back(doc);
+      }
+      if (previous && !sign::verify_cert(*cert, {previous->key, 1}, 0).ok()) {
+        return make_error(Errc::invalid_argument,
+                          "online_cert is not signed by the newest root in root_chain (version " +
+                              std::to_string(previous->version) +
+                              "): certify the online key with that root");
+      }
+    }
 
     DROVER_ASSIGN(auto api, f.opt_object("api"));
     if (api) {

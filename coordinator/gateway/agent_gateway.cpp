@@ -9,6 +9,7 @@
 #include "core/canon/base64.hpp"
 #include "core/canon/json_fields.hpp"
 #include "core/proto/plan.hpp"
+#include "core/sign/root.hpp"
 #include "core/sign/secret_box.hpp"
 
 namespace drover::coordinator {
@@ -55,7 +56,11 @@ Result<std::unique_ptr<AgentGateway>> AgentGateway::start(
   std::unique_ptr<AgentGateway> g(
       new AgentGateway(store, keys, std::move(manifests), std::move(reports), clock, log));
   g->max_skew_ms_ = options.max_clock_skew_ms;
-  g->root_chain_ = options.root_chain;
+  for (const std::string& doc : options.root_chain) {
+    DROVER_ASSIGN(auto envelope, sign::decode_envelope(doc));
+    DROVER_ASSIGN(std::uint64_t version, sign::claimed_root_version(envelope));
+    g->root_chain_.emplace_back(version, doc);
+  }
   g->mesh_token_ = options.mesh_token;
   g->legacy_endpoints_ = options.legacy_requests.size();
   DROVER_ASSIGN(g->publisher_, nng::Publisher::listen(options.announcements, options.tls));
@@ -214,6 +219,7 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
     return out.answer("cert", {{"cert", sign::encode_envelope(keys_.current().cert)}});
   }
   if (r->type == proto::kEnroll) return enroll(*r, out);
+  if (r->type == proto::kRootPull && r->v == proto::kProtocolV2) return pull_roots(*r, out);
 
   // Everything else speaks for an enrolled host, under its report key.
   auto host = enrolled(r->host);
@@ -271,6 +277,20 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
     return;
   }
   out.fail(Errc::unsupported, "unknown request type '" + r->type + "'");
+}
+
+void AgentGateway::pull_roots(const proto::Request& r, Responder& out) {
+  auto body = proto::parse_body(r.body);
+  if (!body.ok()) return out.fail(body.error());
+  const canon::Fields fields(*body, "", canon::Nulls::refused);
+  auto have = fields.u64("have_version", proto::kMaxSeq);
+  if (!have.ok()) return out.fail(have.error().context("root_pull"));
+  // Oldest first, at most 16 at a time: an agent further behind asks again.
+  nlohmann::json roots = nlohmann::json::array();
+  for (const auto& [version, doc] : root_chain_) {
+    if (version > *have && roots.size() < 16) roots.push_back(doc);
+  }
+  out.answer("roots", {{"roots", std::move(roots)}});
 }
 
 void AgentGateway::pull_plan(const proto::Request& r, const HostRecord& host,

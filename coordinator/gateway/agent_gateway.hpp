@@ -125,6 +125,7 @@ class AgentGateway {
     void fail(Errc code, const std::string& message) { fail(make_error(code, message)); }
   };
   void enroll(const proto::Request& r, Responder& out);
+  void pull_roots(const proto::Request& r, Responder& out);
   void pull_plan(const proto::Request& r, const HostRecord& host, const nlohmann::json& body,
                  Responder& out);
   // Adds the host's tracker credential to a version-2 answer.
@@ -178,7 +179,7 @@ class AgentGateway {
   std::mutex log_mu_;  // guards log_budget_
   std::unordered_map<std::string, std::pair<std::int64_t, std::uint64_t>> log_budget_;
   std::int64_t max_skew_ms_ = 0;
-  std::vector<std::string> root_chain_;
+  std::vector<std::pair<std::uint64_t, std::string>> root_chain_;  // version, document
   std::function<std::optional<nlohmann::json>(const HostRecord&)> mesh_token_;
   std::size_t legacy_endpoints_ = 0;  // listeners [0, this) are legacy
   // Committer thread only: when each throttled host was last named in the log.

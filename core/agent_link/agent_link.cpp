@@ -40,7 +40,7 @@ proto::Request CoordinatorLink::request(std::string_view type, nlohmann::json bo
 }
 
 Result<proto::Reply> CoordinatorLink::exchange(const proto::Request& r, std::string_view mac_key,
-                                               const SignerFor& signer_for) {
+                                               const SignerFor& signer_for, bool self_certifying) {
   const std::string bytes = proto::encode_request(r);
   auto answer = client_->request(bytes, timeout_);
   if (!answer.ok()) return answer.error().context("coordinator " + r.type);
@@ -52,7 +52,7 @@ Result<proto::Reply> CoordinatorLink::exchange(const proto::Request& r, std::str
     if (!proto::check_reply_mac(*sealed, host_, hash, mac_key)) {
       return unauthenticated(r.type, "its MAC does not verify under this host's report key");
     }
-  } else {
+  } else if (!self_certifying) {
     Result<sign::PublicKey> key = make_error(Errc::crypto, "no online key is trusted yet");
     if (signer_for) {
       key = signer_for(*sealed);
@@ -121,6 +121,28 @@ Result<sign::Envelope> CoordinatorLink::pull_cert() {
                       "coordinator: cert_pull answered '" + reply.type + "' without a certificate");
   }
   return sign::decode_envelope(cert->get<std::string>());
+}
+
+Result<std::vector<sign::Envelope>> CoordinatorLink::pull_roots(std::uint64_t have_version) {
+  if (options_.protocol != kProtocolV2) return std::vector<sign::Envelope>{};
+  DROVER_ASSIGN(proto::Reply reply,
+                exchange(request(proto::kRootPull, {{"have_version", have_version}}, false), "",
+                         nullptr, true));
+  auto roots = reply.fields.find("roots");
+  if (reply.type != "roots" || roots == reply.fields.end() || !roots->is_array() ||
+      roots->size() > 16) {
+    return make_error(Errc::invalid_argument,
+                      "coordinator: root_pull answered '" + reply.type + "' without roots");
+  }
+  std::vector<sign::Envelope> out;
+  for (const auto& doc : *roots) {
+    if (!doc.is_string()) {
+      return make_error(Errc::invalid_argument, "coordinator: a root document is not a string");
+    }
+    DROVER_ASSIGN(auto envelope, sign::decode_envelope(doc.get<std::string>()));
+    out.push_back(std::move(envelope));
+  }
+  return out;
 }
 
 Status CoordinatorLink::enroll(proto::EnrollBody body, const sign::KeyPair& agent_key,

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/nng/nng.hpp"
 #include "core/proto/messages.hpp"
@@ -37,6 +38,12 @@ class AgentLink {
   virtual Result<std::string> pull_manifest(const ContentId& artifact, std::uint64_t max_bytes) = 0;
   // Returns once the coordinator acknowledged the report's seq.
   virtual Status send_report(const proto::ReportBody& report) = 0;
+  // The root documents above have_version, oldest first (none from a
+  // coordinator that serves none, or over protocol 1). Not authenticated by
+  // the answer: each document is verified by the root before it.
+  virtual Result<std::vector<sign::Envelope>> pull_roots(std::uint64_t /*have_version*/) {
+    return std::vector<sign::Envelope>{};
+  }
   // The online key a verified certificate names: version-2 replies signed by
   // it are authentic. Called again on every rotation.
   virtual void trust_online_key(const sign::PublicKey& /*key*/) {}
@@ -77,6 +84,7 @@ class CoordinatorLink final : public AgentLink {
   Status send_report(const proto::ReportBody& report) override;
   void trust_online_key(const sign::PublicKey& key) override;
   std::optional<nlohmann::json> mesh_token() override;
+  Result<std::vector<sign::Envelope>> pull_roots(std::uint64_t have_version) override;
 
  private:
   CoordinatorLink(std::unique_ptr<nng::Client> client, std::string host,
@@ -92,8 +100,11 @@ class CoordinatorLink final : public AgentLink {
   // it is authenticated for this very request: by a MAC under mac_key, or a
   // signature by the key signer_for names (the trusted online key without it).
   using SignerFor = std::function<Result<sign::PublicKey>(const proto::SealedReply&)>;
+  // self_certifying: the answer's contents verify on their own (root
+  // documents), so its signature is not required.
   Result<proto::Reply> exchange(const proto::Request& r, std::string_view mac_key,
-                                const SignerFor& signer_for = nullptr);
+                                const SignerFor& signer_for = nullptr,
+                                bool self_certifying = false);
   Result<proto::Reply> call(std::string_view type, nlohmann::json body) {
     return exchange(request(type, std::move(body)), report_key_);
   }

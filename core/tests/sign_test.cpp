@@ -4,6 +4,7 @@
 #include "core/base/hex.hpp"
 #include "core/sign/envelope.hpp"
 #include "core/sign/keys.hpp"
+#include "core/sign/root.hpp"
 #include "core/sign/secret_box.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -266,6 +267,44 @@ TEST(SecretBox, HmacMatchesOnlyTheSameKeyAndMessage) {
   // RFC 4231 test case 2.
   EXPECT_EQ(to_hex(hmac_sha256("Jefe", "what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+// Root rotation (issue 12, item 8): one version at a time, both roots sign.
+TEST(RootChain, EachDocumentIsTakenOnlyAfterTheOneBeforeAndWithBothSignatures) {
+  SeededRandom rnd(21);
+  const KeyPair r1 = KeyPair::generate(rnd), r2 = KeyPair::generate(rnd),
+                r3 = KeyPair::generate(rnd);
+  auto doc = [&](const KeyPair& from, const KeyPair& to, std::uint64_t version) {
+    return sign_root(from, to, {to.public_key(), version, kNow - 10, kNow + 3600}).value();
+  };
+  const Root pinned{r1.public_key(), 1};
+  auto two = next_root(doc(r1, r2, 2), pinned, kNow);
+  ASSERT_TRUE(two.ok()) << two.error().message;
+  EXPECT_EQ(two->version, 2u);
+  EXPECT_EQ(two->key, r2.public_key());
+  auto three = next_root(doc(r2, r3, 3), *two, kNow);
+  ASSERT_TRUE(three.ok()) << three.error().message;
+  EXPECT_EQ(three->key, r3.public_key());
+
+  // Skipping a link: version 3 straight from the pinned root, even signed by it.
+  auto skip = next_root(doc(r1, r3, 3), pinned, kNow);
+  ASSERT_FALSE(skip.ok());
+  EXPECT_NE(skip.error().message.find("one version at a time"), std::string::npos);
+  // Version 3 offered to a holder of version 1 (signed by root 2, not by root 1).
+  EXPECT_FALSE(next_root(doc(r2, r3, 3), pinned, kNow).ok());
+  // Signed by one root only.
+  Envelope only_old = seal(std::string(RootDoc::kType), doc(r1, r2, 2).payload, r1);
+  auto one = next_root(only_old, pinned, kNow);
+  ASSERT_FALSE(one.ok());
+  EXPECT_NE(one.error().message.find("new root's own key"), std::string::npos);
+  Envelope only_new = seal(std::string(RootDoc::kType), doc(r1, r2, 2).payload, r2);
+  EXPECT_FALSE(next_root(only_new, pinned, kNow).ok());
+  // Expired, and a certificate passed off as a root document.
+  EXPECT_FALSE(next_root(doc(r1, r2, 2), pinned, kNow + 3600).ok());
+  EXPECT_FALSE(
+      next_root(certify(r1, {"online", r2.public_key(), 2, kNow, kNow + 60}), pinned, kNow).ok());
+  // The new key must be the one that signs.
+  EXPECT_FALSE(sign_root(r1, r2, {r3.public_key(), 2, kNow, kNow + 60}).ok());
 }
 
 }  // namespace

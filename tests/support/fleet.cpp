@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "core/http/http.hpp"
+#include "tests/support/tls_cert.hpp"
 #include "tests/support/tree_gen.hpp"
 
 namespace drover::testing {
@@ -18,6 +19,9 @@ std::string trimmed(std::string s) {
   return s;
 }
 
+// The name in the coordinator's TLS certificate, which the agents expect.
+constexpr const char* kCoordinatorName = "drover-coordinator";
+
 void must(const ProcessResult& r, const std::string& what) {
   if (r.exit_code != 0) throw std::runtime_error(what + " failed: " + r.err + r.out);
 }
@@ -30,7 +34,9 @@ TestFleet::TestFleet(const fs::path& dir)
       requests_port_(free_port()),
       announcements_port_(free_port()),
       tracker_port_(free_port()),
-      feed_port_(free_port()) {
+      feed_port_(free_port()),
+      legacy_requests_port_(free_port()),
+      legacy_announcements_port_(free_port()) {
   // The services' user reaches its releases beneath dir (search only).
   if (::geteuid() == 0)
     fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
@@ -41,6 +47,8 @@ TestFleet::TestFleet(const fs::path& dir)
             (dir_ / "online.key.pub").string(), "--out", (dir_ / "online.cert").string()}),
        "certify");
   write_file(dir_ / "webhook.secret", "a-webhook-secret-for-tests\n", 0600);
+  // The agent protocol over TLS, the agents pinning this certificate.
+  const TlsFiles tls = make_self_signed_cert(dir_, kCoordinatorName);
   const std::string state = (dir_ / "coordinator").string();
   const std::string coord = binary("drover-coordinator").string();
   ProcessResult admin =
@@ -54,8 +62,12 @@ TestFleet::TestFleet(const fs::path& dir)
       {"online_cert", (dir_ / "online.cert").string()},
       {"api", {{"listen", "127.0.0.1:" + std::to_string(api_port_)}}},
       {"agents",
-       {{"requests", "tcp://127.0.0.1:" + std::to_string(requests_port_)},
-        {"announcements", "tcp://127.0.0.1:" + std::to_string(announcements_port_)}}},
+       {{"requests", "tls+tcp://127.0.0.1:" + std::to_string(requests_port_)},
+        {"legacy_requests", "tcp://127.0.0.1:" + std::to_string(legacy_requests_port_)},
+        {"announcements",
+         {"tls+tcp://127.0.0.1:" + std::to_string(announcements_port_),
+          "tcp://127.0.0.1:" + std::to_string(legacy_announcements_port_)}},
+        {"tls", {{"cert_file", tls.cert.string()}, {"key_file", tls.key.string()}}}}},
       {"tracker", {{"listen", "127.0.0.1:" + std::to_string(tracker_port_)}, {"interval_s", 1}}},
       {"origin_feed", "http://127.0.0.1:" + std::to_string(feed_port_)},
       {"webhook_secret_file", (dir_ / "webhook.secret").string()},
@@ -144,7 +156,8 @@ void TestFleet::start_seed(const std::string& region) {
   }
 }
 
-void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::string& region) {
+void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::string& region,
+                             int protocol) {
   ProcessResult join =
       run({binary("drover-coordinator").string(), "join-token", "create", "--uses",
            std::to_string(hosts.size()), "--data-dir", (dir_ / "coordinator").string()});
@@ -159,15 +172,25 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
     // As root (CI), the services run as an unprivileged user, as in
     // production (docs/AGENT.md, "Users and privileges").
     if (::geteuid() == 0) service["user"] = kServiceUser;
+    json coordinator = {
+        {"requests", "tls+tcp://127.0.0.1:" + std::to_string(requests_port_)},
+        {"announcements", "tls+tcp://127.0.0.1:" + std::to_string(announcements_port_)},
+        {"tls",
+         {{"ca_file", (dir_ / (std::string(kCoordinatorName) + ".crt")).string()},
+          {"server_name", kCoordinatorName}}}};
+    if (protocol == 1) {
+      coordinator = {
+          {"requests", "tcp://127.0.0.1:" + std::to_string(legacy_requests_port_)},
+          {"announcements", "tcp://127.0.0.1:" + std::to_string(legacy_announcements_port_)},
+          {"protocol", 1}};
+    }
     json config = {{"format", "drover.agent-config.v1"},
                    {"host", host},
                    {"region", region},
                    {"cluster", "c1"},
                    {"state_dir", (dir_ / ("state-" + host)).string()},
                    {"root_key", (dir_ / "root.key.pub").string()},
-                   {"coordinator",
-                    {{"requests", "tcp://127.0.0.1:" + std::to_string(requests_port_)},
-                     {"announcements", "tcp://127.0.0.1:" + std::to_string(announcements_port_)}}},
+                   {"coordinator", coordinator},
                    {"join_token", trimmed(join.out)},
                    {"poll_interval_ms", 500},
                    {"health_interval_ms", 200},

@@ -37,8 +37,11 @@ class TestFleet {
   std::string agent_failures();
   void start_origin();
   void start_seed(const std::string& region);
-  // Starts an agent per host (all in one region and cluster); waits for enrollment.
-  void start_agents(const std::vector<std::string>& hosts, const std::string& region = "r1");
+  // Starts an agent per host (all in one region and cluster); waits for
+  // enrollment. Protocol 1 agents speak as agents did before version 2, over
+  // plain TCP to the coordinator's legacy listener (an upgrade window).
+  void start_agents(const std::vector<std::string>& hosts, const std::string& region = "r1",
+                    int protocol = 2);
 
   // The API, as the admin.
   nlohmann::json api(const std::string& method, const std::string& path,
@@ -63,6 +66,7 @@ class TestFleet {
   fs::path dir_;
   std::string admin_;
   std::uint16_t api_port_, requests_port_, announcements_port_, tracker_port_, feed_port_;
+  std::uint16_t legacy_requests_port_, legacy_announcements_port_;
   std::unique_ptr<DaemonProcess> coordinator_, origin_;
   std::vector<std::unique_ptr<DaemonProcess>> seeds_, agents_;
   std::vector<std::string> hosts_;

@@ -99,7 +99,12 @@ int run_sim(const cxxopts::ParseResult& r) {
         for (int i = t; i < count; i += threads) {
           SimAgent& a = agents[static_cast<std::size_t>(i)];
           a.host = "sim-" + std::to_string(first + i);
-          auto link = proto::CoordinatorLink::connect(requests, a.host, 30s);
+          proto::LinkOptions options;
+          options.verify_cert = [&](const sign::Envelope& c) -> Result<sign::PublicKey> {
+            DROVER_ASSIGN(auto v, sign::verify_cert(c, {*root, 1}, now_ms() / 1000));
+            return v.subject;
+          };
+          auto link = proto::CoordinatorLink::connect(requests, a.host, 30s, options);
           if (!link.ok()) {
             ++failed;
             continue;
@@ -125,9 +130,14 @@ int run_sim(const cxxopts::ParseResult& r) {
           b.at = now_ms() / 1000;
           if (!verified.ok() || !a.link->enroll(b, key, verified->subject, report_key).ok()) {
             ++failed;
+          } else {
+            a.link->trust_online_key(verified->subject);
           }
           if (!echo_url.empty()) {
-            auto e = proto::CoordinatorLink::connect(echo_url, a.host, 30s);
+            // The baseline authenticates nothing: protocol 1's plain answers.
+            proto::LinkOptions plain;
+            plain.protocol = proto::kProtocolVersion;
+            auto e = proto::CoordinatorLink::connect(echo_url, a.host, 30s, plain);
             if (e.ok()) {
               a.echo = std::move(*e);
               a.echo->set_report_key(report_key);

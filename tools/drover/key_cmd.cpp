@@ -1,8 +1,9 @@
-// drover keygen | drover key certify | drover key show
+// drover keygen | drover key certify | drover key rotate-root | drover key show
 #include <iostream>
 
 #include "core/sign/envelope.hpp"
 #include "core/sign/keys.hpp"
+#include "core/sign/root.hpp"
 #include "tools/drover/commands.hpp"
 
 namespace drover::cli {
@@ -74,6 +75,72 @@ int certify(Context& ctx, std::vector<std::string> args) {
   return kExitOk;
 }
 
+// Writes bytes to a new file (never over an existing one).
+Status write_new(Context& ctx, const fs::path& out, const std::string& bytes) {
+  DROVER_ASSIGN(bool exists, ctx.fs.exists(out));
+  if (exists) return make_error(Errc::already_exists, out.string() + " exists");
+  fs::path tmp = out;
+  tmp += ".tmp";
+  return ctx.fs.write_atomic(out, tmp, bytes, 0644);
+}
+
+int rotate_root(Context& ctx, std::vector<std::string> args) {
+  const std::string verb = "key rotate-root";
+  cxxopts::Options o("drover key rotate-root",
+                     "Sign the root document by which the current root hands over to a new one "
+                     "(docs/SECURITY.md, \"Rotating the root key\").");
+  o.custom_help("--root CURRENT_ROOT_KEY --new-root NEW_ROOT_KEY --version N --out DOC [--days D]");
+  o.add_options()("root", "the current root's secret key file", cxxopts::value<std::string>())(
+      "new-root", "the new root's secret key file", cxxopts::value<std::string>())(
+      "version", "the new root's version: the current one's plus 1 (the pinned root is 1)",
+      cxxopts::value<std::string>())("out", "where to write the document",
+                                     cxxopts::value<std::string>())(
+      "days", "how long agents may still take the document (default 3650)",
+      cxxopts::value<std::string>())("h,help", "show this help");
+  auto parsed = parse(o, args, {});
+  if (!parsed.ok()) return usage(verb, parsed.error().message);
+  if (parsed->count("help")) {
+    std::cout << o.help() << "\n";
+    return kExitOk;
+  }
+  for (const char* need : {"root", "new-root", "version", "out"}) {
+    if (!parsed->count(need)) return usage(verb, std::string("missing --") + need);
+  }
+  auto version = whole_number("version", (*parsed)["version"].as<std::string>());
+  if (!version.ok() || *version < 2) {
+    return usage(verb, "--version wants the new root's version, at least 2 (the pinned root is 1)");
+  }
+  std::uint64_t days = 3650;
+  if (parsed->count("days")) {
+    auto d = whole_number("days", (*parsed)["days"].as<std::string>());
+    if (!d.ok() || *d == 0 || *d > 36500) return usage(verb, "--days wants 1 to 36500");
+    days = *d;
+  }
+  auto current = sign::load_key_pair(ctx.fs, (*parsed)["root"].as<std::string>());
+  if (!current.ok()) return report(verb, current.error());
+  auto next = sign::load_key_pair(ctx.fs, (*parsed)["new-root"].as<std::string>());
+  if (!next.ok()) return report(verb, next.error());
+  if (current->public_key() == next->public_key()) {
+    return report(verb, make_error(Errc::invalid_argument, "the new root is the current root"));
+  }
+  sign::RootDoc doc;
+  doc.key = next->public_key();
+  doc.version = *version;
+  doc.issued_at = unix_seconds(ctx.clock.now());
+  doc.expires_at = doc.issued_at + static_cast<std::int64_t>(days) * 86400;
+  auto envelope = sign::sign_root(*current, *next, doc);
+  if (!envelope.ok()) return report(verb, envelope.error());
+  const fs::path out = (*parsed)["out"].as<std::string>();
+  if (auto st = write_new(ctx, out, sign::encode_envelope(*envelope) + "\n"); !st.ok()) {
+    return report(verb, st.error());
+  }
+  std::cout << "root version " << *version << " is key " << next->key_id() << "\n"
+            << "  handed over by root key " << current->key_id() << "\n"
+            << "  wrote " << out.string() << "; add it to the coordinator's root_chain, then\n"
+            << "  certify the online key with the new root (drover key certify --version N+1)\n";
+  return kExitOk;
+}
+
 int show_key(Context& ctx, std::vector<std::string> args) {
   const std::string verb = "key show";
   cxxopts::Options o("drover key show", "Print a key file's key id and public key.");
@@ -121,6 +188,7 @@ int key_command(Context& ctx, std::vector<std::string> args) {
   const std::string help =
       "usage: drover key <verb> ...\n"
       "  certify --root ROOT_KEY --subject ONLINE_KEY.pub --out CERT [--version N] [--days D]\n"
+      "  rotate-root --root ROOT_KEY --new-root NEW_ROOT_KEY --version N --out DOC [--days D]\n"
       "  show KEY_FILE\n";
   if (args.empty()) {
     std::cerr << help;
@@ -130,6 +198,7 @@ int key_command(Context& ctx, std::vector<std::string> args) {
   args.erase(args.begin());
   if (verb == "certify") return certify(ctx, std::move(args));
   if (verb == "show") return show_key(ctx, std::move(args));
+  if (verb == "rotate-root") return rotate_root(ctx, std::move(args));
   if (verb == "-h" || verb == "--help" || verb == "help") {
     std::cout << help;
     return kExitOk;
