@@ -260,8 +260,18 @@ struct Agent::Impl {
       log().debug("agent.pull.failed", {{"service", name}, {"error", pulled.error().message}});
       return pulled.error().code != Errc::timeout && pulled.error().code != Errc::io;
     }
+    hand_mesh_token();  // the answer may have renewed it: the fetch announces with it
     if (*pulled) runner.run(ev::Offer{std::move(**pulled)}, now_ms);
     return true;
+  }
+
+  // The newest tracker credential the coordinator handed out goes to the
+  // mesh node (which keeps the one it has until a renewal is due).
+  void hand_mesh_token() {
+    auto t = ctx.link->mesh_token();
+    if (t && t->contains("token") && (*t)["token"].is_string()) {
+      ctx.layers->set_mesh_token((*t)["token"].get<std::string>());
+    }
   }
 
   void refuse_unknown(const proto::PlanBundle& b, std::int64_t now_ms) {
@@ -315,6 +325,7 @@ struct Agent::Impl {
         it->second->run(ev::Offer{std::move(b)}, now_ms);
       }
       bool answered = try_enroll(ctx, now_ms / 1000);
+      if (answered) hand_mesh_token();  // before any fetch of this cycle
       if (answered && now_ms - trust_checked_ms >= config.cert_poll_interval.count()) {
         if (refresh_trust(ctx, now_ms / 1000)) trust_checked_ms = now_ms;
       }
@@ -322,12 +333,6 @@ struct Agent::Impl {
         for (auto& [name, runner] : runners) {
           if (ctx.is_stopping()) return;
           answered = pull(*runner, now_ms) && answered;
-        }
-        // The newest tracker credential the coordinator handed out (the
-        // mesh node keeps announcing with the one it has until then).
-        if (auto t = ctx.link->mesh_token();
-            t && t->contains("token") && (*t)["token"].is_string()) {
-          ctx.layers->set_mesh_token((*t)["token"].get<std::string>());
         }
       }
       {

@@ -27,8 +27,9 @@ bool catch_up_roots(AgentContext& ctx, std::int64_t now_s) {
     return false;
   }
   bool moved = false;
-  for (const sign::Envelope& doc : *docs) {
-    auto next = sign::next_root(doc, current, now_s);
+  for (std::size_t i = 0; i < docs->size(); ++i) {
+    const sign::Envelope& doc = (*docs)[i];
+    auto next = sign::next_root(doc, current, now_s, i + 1 == docs->size());
     if (!next.ok()) {
       // A link skipped, a signature missing: the walk stops where trust ends.
       ctx.log.error("agent.trust.root_refused",

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -77,6 +78,12 @@ Result<pid_t> spawn(const ProcessSpec& spec) {
   const bool switch_ids = spec.run_as.switch_ids;
   const uid_t uid = spec.run_as.uid;
   const gid_t gid = spec.run_as.gid;
+  // Where descriptors can end: the fallback below marks each one when the
+  // kernel lacks close_range (before 5.11) or a filter refuses it.
+  struct rlimit files {};
+  const int max_fd = ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY
+                         ? static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 20))
+                         : 1 << 16;
 
   int report[2];
   if (::pipe2(report, O_CLOEXEC) != 0) return errno_error("pipe for", program, errno);
@@ -103,7 +110,11 @@ Result<pid_t> spawn(const ProcessSpec& spec) {
     if (out >= 0 && out != 1) ::dup2(out, 1);
     ::dup2(1, 2);
     // Nothing of the agent's passes: not an LMDB file, not a socket.
-    (void)::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+    if (::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0) {
+      for (int fd = 3; fd < max_fd; ++fd) {
+        if (fd != report[1]) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
+      }
+    }
     if (switch_ids) {
       if (::syscall(SYS_setgroups, groups.size(), groups.data()) != 0) fail(StartStage::setgroups);
       if (::syscall(SYS_setresgid, gid, gid, gid) != 0) fail(StartStage::setresgid);

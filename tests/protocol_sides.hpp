@@ -89,6 +89,7 @@ class RealSide : public Side {
   coordinator::AgentGateway& gateway() { return *gateway_; }
   sign::PublicKey root() override { return root_.public_key(); }
   const sign::KeyPair& root_key() const { return root_; }
+  sign::KeyPair online_key() const { return keys_->current().key; }
   void add_join_token(const std::string& token) override {
     coordinator::CoordinatorStore::JoinTokenSpec spec;
     spec.uses = 100;  // one token for the fleet of a case

@@ -31,6 +31,10 @@ class Relay {
                       intercept = intercept_;
                     }
                     auto r = proto::decode_request(bytes);
+                    {
+                      std::lock_guard lock(mu_);
+                      hash_ = proto::request_hash(bytes);
+                    }
                     if (intercept && r.ok()) {
                       if (auto forged = intercept(*r)) return *forged;
                     }
@@ -51,12 +55,18 @@ class Relay {
     std::lock_guard lock(mu_);
     return last_answer_;
   }
+  // The hash of the request being intercepted (what a forger on the path sees).
+  std::string request_hash() {
+    std::lock_guard lock(mu_);
+    return hash_;
+  }
 
  private:
   std::unique_ptr<nng::Client> client_;
-  std::mutex mu_;  // guards intercept_ and last_answer_
+  std::mutex mu_;  // guards intercept_, last_answer_ and hash_
   Intercept intercept_;
   std::string last_answer_;
+  std::string hash_;
   std::unique_ptr<nng::Server> server_;
 };
 
@@ -102,7 +112,8 @@ TEST_F(ProtocolV2, ForgedReplayedAndRedirectedAnswersAreNeverActedOn) {
   // The same in version 2's shape under a key the forger made up.
   relay.intercept([&](const proto::Request& r) -> std::optional<std::string> {
     if (r.type != proto::kReport) return std::nullopt;
-    return proto::mac_reply("ack", {{"seq", 10}}, r.host, "0", std::string(32, 'f'));
+    return proto::mac_reply("ack", {{"seq", 10}}, r.host, relay.request_hash(),
+                            std::string(32, 'f'));
   });
   expect_refused_as_unauthenticated(a.link->send_report(report));
   EXPECT_EQ(side_.reports_ingested(), 0);  // so the agent keeps the report and sends it again
@@ -128,11 +139,21 @@ TEST_F(ProtocolV2, ForgedReplayedAndRedirectedAnswersAreNeverActedOn) {
     });
     expect_refused_as_unauthenticated(status_of(a.link->pull_plan("web", 0)));
   }
+  // An ack signed by the online key itself (say one rotated out and stolen):
+  // once a host key exists only refusals are signed, so it does not count.
+  const sign::KeyPair online = side_.online_key();
+  relay.intercept([&](const proto::Request& r) -> std::optional<std::string> {
+    if (r.type != proto::kReport) return std::nullopt;
+    return proto::sign_reply("ack", {{"seq", 11}}, r.host, relay.request_hash(), online);
+  });
+  expect_refused_as_unauthenticated(a.link->send_report(report));
+  EXPECT_EQ(side_.reports_ingested(), 1);
   // An error telling the host to enroll again, signed by a key of the forger's.
   SeededRandom rnd(99);
   const sign::KeyPair forger = sign::KeyPair::generate(rnd);
   relay.intercept([&](const proto::Request& r) -> std::optional<std::string> {
-    return proto::sign_error_reply(make_error(Errc::crypto, "enroll again"), r.host, "0", forger);
+    return proto::sign_error_reply(make_error(Errc::crypto, "enroll again"), r.host,
+                                   relay.request_hash(), forger);
   });
   expect_refused_as_unauthenticated(status_of(a.link->pull_plan("web", 0)));
   expect_refused_as_unauthenticated(

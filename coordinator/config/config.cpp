@@ -64,6 +64,11 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
         if (!envelope.ok()) return envelope.error().context(where);
         auto version = sign::claimed_root_version(*envelope);
         if (!version.ok()) return version.error().context(where);
+        if (!previous && *version != 2) {
+          return make_error(Errc::invalid_argument,
+                            where + ": the chain starts at version " + std::to_string(*version) +
+                                "; it must start at 2 (agents are installed with root 1)");
+        }
         if (previous) {
           // Checked as an agent will: signed by the previous root and its own.
           auto next = sign::next_root(*envelope, *previous, 0);

@@ -105,10 +105,21 @@ void AgentGateway::Responder::answer(std::string_view type, nlohmann::json field
     bytes = proto::encode_reply(type, std::move(fields));
   } else if (!mac_key.empty()) {
     bytes = proto::mac_reply(type, fields, host, request_hash, mac_key);
-  } else {
+  } else if (budget == nullptr || budget->take(unix_seconds(clock->now()))) {
     bytes = proto::sign_reply(type, fields, host, request_hash, keys->current().key);
+  } else {
+    bytes = proto::encode_reply(type, std::move(fields));  // unsigned: over the budget
   }
   std::exchange(reply, nullptr)(std::move(bytes));
+}
+
+bool AgentGateway::SignBudget::take(std::int64_t now_s) {
+  std::lock_guard lock(mu);
+  if (now_s != second) {
+    second = now_s;
+    used = 0;
+  }
+  return ++used <= kPerSecond;
 }
 
 void AgentGateway::Responder::fail(const Error& error) {
@@ -200,6 +211,8 @@ void AgentGateway::handle_guarded(std::string_view bytes, bool legacy, nng::Serv
 void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server::Reply reply) {
   Responder out;
   out.keys = &keys_;
+  out.budget = &sign_budget_;
+  out.clock = &clock_;
   out.reply = std::move(reply);
   auto r = proto::decode_request(bytes);
   if (!r.ok()) {

@@ -113,12 +113,25 @@ class AgentGateway {
   // How one request is answered: version 1 plainly; version 2 by a MAC under
   // the host's report key once one is established, signed by the online key
   // before (docs/FORMATS.md, "Agent protocol (version 2)").
+  // Signed answers per second (an ed25519 signature each, for answers no
+  // host key covers): beyond it a refusal goes out unsigned, which an agent
+  // treats as no answer and asks again later. A flood of garbage costs a
+  // bounded share of a core.
+  struct SignBudget {
+    static constexpr int kPerSecond = 2000;
+    std::mutex mu;  // guards second and used
+    std::int64_t second = 0;
+    int used = 0;
+    bool take(std::int64_t now_s);
+  };
   struct Responder {
     int v = proto::kProtocolVersion;
     std::string host;
     std::string request_hash;
     std::string mac_key;  // "" until the host is authenticated
     const OnlineKeySigner* keys = nullptr;
+    SignBudget* budget = nullptr;
+    const Clock* clock = nullptr;
     nng::Server::Reply reply;
     void answer(std::string_view type, nlohmann::json fields);
     void fail(const Error& error);
@@ -182,6 +195,7 @@ class AgentGateway {
   std::vector<std::pair<std::uint64_t, std::string>> root_chain_;  // version, document
   std::function<std::optional<nlohmann::json>(const HostRecord&)> mesh_token_;
   std::size_t legacy_endpoints_ = 0;  // listeners [0, this) are legacy
+  SignBudget sign_budget_;
   // Committer thread only: when each throttled host was last named in the log.
   std::unordered_map<std::string, std::int64_t> throttle_logged_;
   std::thread committer_;

@@ -208,7 +208,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
                          &clock](const HostRecord& h) -> std::optional<nlohmann::json> {
       const std::int64_t expires_at = unix_seconds(clock.now()) + 86'400;
       auto token = mesh_token::issue(key, {"peer", h.region, h.host, expires_at});
-      if (!token.ok()) return std::nullopt;  // a host without a region announces without one
+      if (!token.ok()) return std::nullopt;  // not a valid name: the enrollment refused it already
       return nlohmann::json{{"token", *token}, {"expires_at", expires_at}};
     };
   }

@@ -53,6 +53,12 @@ Result<proto::Reply> CoordinatorLink::exchange(const proto::Request& r, std::str
       return unauthenticated(r.type, "its MAC does not verify under this host's report key");
     }
   } else if (!self_certifying) {
+    // Once a host key exists every answer is MACed; a signature stands only
+    // for a refusal given before one (or for what signer_for vouches for).
+    if (!signer_for && sealed->type != "error") {
+      return unauthenticated(r.type,
+                             "a signed '" + sealed->type + "' where only refusals are signed");
+    }
     Result<sign::PublicKey> key = make_error(Errc::crypto, "no online key is trusted yet");
     if (signer_for) {
       key = signer_for(*sealed);

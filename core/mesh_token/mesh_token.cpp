@@ -21,8 +21,10 @@ bool known_role(std::string_view role) {
 std::string claims_flaw(const Claims& c) {
   if (!known_role(c.role)) return "role must be peer, seed or origin";
   if (!is_valid_name(c.host)) return "host is not a valid name";
-  if (c.region.empty() ? c.role != "origin" : !is_valid_name(c.region))
-    return "region is not a valid name (it may be empty for the origin only)";
+  // A seed serves a region; the origin serves all; a peer of a host enrolled
+  // without a region announces (and is matched) with region "".
+  if (c.region.empty() ? c.role == "seed" : !is_valid_name(c.region))
+    return "region is not a valid name (it may be empty for the origin and for peers only)";
   if (c.expires_at <= 0) return "exp must be a positive unix time";
   return "";
 }

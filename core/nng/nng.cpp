@@ -310,7 +310,9 @@ void on_worker(void* arg) {
     // request is answered with nothing (the client sees an undecodable
     // answer) and the context listens again. Handlers answer their own
     // errors; this is the last resort.
-    std::size_t endpoint = 0;
+    // A request whose connection is already gone names no listener: then
+    // it counts as none of them (SIZE_MAX), never as the first.
+    std::size_t endpoint = SIZE_MAX;
     const int listener = nng_listener_id(nng_pipe_listener(nng_msg_get_pipe(w->request)));
     for (const auto& [id, index] : *w->listeners) {
       if (id == listener) endpoint = index;

@@ -93,7 +93,8 @@ class Server {
                                                       const ServerLimits& limits = {});
   // Several listeners on one socket, each with its own message bound (at
   // most limits.max_message_bytes); the handler learns which one a request
-  // came through (its index in endpoints). tls is required when any URL is
+  // came through (its index in endpoints; SIZE_MAX when its connection closed
+  // before the handler ran). tls is required when any URL is
   // tls+tcp://.
   struct Endpoint {
     std::string url;

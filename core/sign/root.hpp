@@ -30,9 +30,12 @@ struct Root {
 Result<Envelope> sign_root(const KeyPair& previous, const KeyPair& next, const RootDoc& doc);
 
 // The next root after `current`: doc must be exactly version current.version
-// + 1, signed by current's key and by the key it names, and not expired at
-// now. Errors name the missing link or signature.
-Result<Root> next_root(const Envelope& doc, const Root& current, std::int64_t now);
+// + 1, signed by current's key and by the key it names, and (when
+// check_expiry) not expired at now. As in TUF, only the newest document of
+// a walk must be unexpired: a host offline for years still walks the older
+// links. Errors name the missing link or signature.
+Result<Root> next_root(const Envelope& doc, const Root& current, std::int64_t now,
+                       bool check_expiry = true);
 
 // The version a document claims, read without verifying it (to order a
 // chain; never to trust one).

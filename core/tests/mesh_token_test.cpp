@@ -132,7 +132,7 @@ TEST(MeshToken, MalformedTokensAreRefusedAsForm) {
            std::string(R"({"exp":1800003600,"host":"web-1","region":"eu-west","role":"admin"})"),
            std::string(R"({"exp":"soon","host":"web-1","region":"eu-west","role":"peer"})"),
            std::string(R"({"exp":1800003600,"host":"../x","region":"eu-west","role":"peer"})"),
-           std::string(R"({"exp":1800003600,"host":"web-1","region":"","role":"peer"})"),
+           std::string(R"({"exp":1800003600,"host":"web-1","region":"","role":"seed"})"),
            std::string(R"({"region":"eu-west","exp":1800003600,"host":"web-1","role":"peer"})"),
            std::string(
                R"({"exp":1800003600,"host":"web-1","region":"eu-west","role":"peer","x":1})"),
@@ -145,7 +145,7 @@ TEST(MeshToken, MalformedTokensAreRefusedAsForm) {
 TEST(MeshToken, IssueRefusesWhatCheckWouldRefuse) {
   EXPECT_FALSE(issue(std::string(31, 'k'), peer()).ok());
   EXPECT_FALSE(issue(kKey, {"admin", "eu", "h", kNow}).ok());
-  EXPECT_FALSE(issue(kKey, {"peer", "", "h", kNow}).ok());
+  EXPECT_FALSE(issue(kKey, {"seed", "", "h", kNow}).ok());
   EXPECT_FALSE(issue(kKey, {"seed", "eu west", "h", kNow}).ok());
   EXPECT_FALSE(issue(kKey, {"peer", "eu", "", kNow}).ok());
   EXPECT_FALSE(issue(kKey, {"peer", "eu", "h", 0}).ok());

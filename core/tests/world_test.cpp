@@ -80,6 +80,26 @@ TEST(Filesystem, OpenReadRefusesAFifoWithoutBlocking) {
   EXPECT_NE(r.error().message.find("not a regular file"), std::string::npos);
 }
 
+// Found in review (issue 12): a symlink swapped in for a file the agent, as
+// root, gives a group and mode must never pass the change to what it names.
+TEST(Filesystem, SetAccessNeverFollowsASymlink) {
+  drover::testing::TempDir dir;
+  PosixFilesystem fsys;
+  const fs::path target = dir / "precious";
+  drover::testing::write_file(target, "x", 0600);
+  fs::create_symlink(target, dir / "flags.json.tmp");
+  auto st = fsys.set_access(dir / "flags.json.tmp", 0644, std::nullopt);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("symlink"), std::string::npos) << st.error().message;
+  struct stat s {};
+  ASSERT_EQ(::stat(target.c_str(), &s), 0);
+  EXPECT_EQ(s.st_mode & 07777, 0600u);
+  // A plain file is changed as asked.
+  ASSERT_TRUE(fsys.set_access(target, 0640, std::nullopt).ok());
+  ASSERT_EQ(::stat(target.c_str(), &s), 0);
+  EXPECT_EQ(s.st_mode & 07777, 0640u);
+}
+
 TEST(Filesystem, WriteAtomicWithoutReplaceRefusesAnExistingFile) {
   TempDir dir;
   PosixFilesystem fs;

@@ -271,15 +271,23 @@ Status PosixFilesystem::make_dirs(const fs::path& path) {
 
 Status PosixFilesystem::set_access(const fs::path& path, std::uint32_t mode,
                                    std::optional<std::uint32_t> group) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return errno_error("stat", path, errno);
-  if (S_ISLNK(st.st_mode)) return errno_error("set the mode of", path, ELOOP);
-  if (group && ::lchown(path.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*group)) != 0) {
-    return errno_error("chown", path, errno);
+  // On a descriptor, never the path again: a symlink swapped in after a
+  // check would otherwise have the agent (root) change whatever it names.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    return errno_error(errno == ELOOP ? "set the mode of (a symlink)" : "open", path, errno);
   }
-  if (::chmod(path.c_str(), static_cast<mode_t>(mode & 07777)) != 0) {
-    return errno_error("chmod", path, errno);
+  int err = 0;
+  const char* what = nullptr;
+  if (group && ::fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(*group)) != 0) {
+    err = errno;
+    what = "chown";
+  } else if (::fchmod(fd, static_cast<mode_t>(mode & 07777)) != 0) {
+    err = errno;
+    what = "chmod";
   }
+  ::close(fd);
+  if (what) return errno_error(what, path, err);
   return Ok{};
 }
 
