@@ -3,6 +3,9 @@
 #include <sodium.h>
 
 #include <array>
+#include <cstring>
+
+#include "core/hash/sha256.hpp"
 
 namespace drover::sign {
 namespace {
@@ -14,13 +17,29 @@ const unsigned char* bytes(std::string_view s) {
 }  // namespace
 
 std::string hmac_sha256(std::string_view key, std::string_view message) {
-  DROVER_ASSERT(sodium_init() >= 0);
-  crypto_auth_hmacsha256_state state;
-  crypto_auth_hmacsha256_init(&state, bytes(key), key.size());
-  crypto_auth_hmacsha256_update(&state, bytes(message), message.size());
-  std::string out(crypto_auth_hmacsha256_BYTES, '\0');
-  crypto_auth_hmacsha256_final(&state, reinterpret_cast<unsigned char*>(out.data()));
-  return out;
+  // RFC 2104 over core/hash's SHA-256 (OpenSSL, which uses the CPU's SHA
+  // instructions where it has them): several times faster than a portable
+  // implementation on plan-sized answers, and every answer is MACed.
+  constexpr std::size_t kBlock = 64;
+  std::array<unsigned char, kBlock> k{}, pad{};
+  if (key.size() > kBlock) {
+    const Digest d = Sha256::of(key);
+    std::memcpy(k.data(), d.data(), d.size());
+  } else {
+    std::memcpy(k.data(), key.data(), key.size());
+  }
+  Sha256 h;
+  for (std::size_t i = 0; i < kBlock; ++i) pad[i] = k[i] ^ 0x36;
+  h.update(pad.data(), kBlock);
+  h.update(message);
+  const Digest inner = h.finish();
+  for (std::size_t i = 0; i < kBlock; ++i) pad[i] = k[i] ^ 0x5c;
+  h.update(pad.data(), kBlock);
+  h.update(inner.data(), inner.size());
+  const Digest mac = h.finish();
+  sodium_memzero(k.data(), k.size());
+  sodium_memzero(pad.data(), pad.size());
+  return std::string(reinterpret_cast<const char*>(mac.data()), mac.size());
 }
 
 bool mac_equal(std::string_view a, std::string_view b) {

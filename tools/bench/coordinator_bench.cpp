@@ -81,6 +81,14 @@ int run_sim(const cxxopts::ParseResult& r) {
   auto root = sign::load_public_key(fsys, r["root"].as<std::string>());
   if (!root.ok()) return std::cerr << root.error().message << "\n", 1;
   const std::string join = r["join"].as<std::string>();
+  // The protocol version and transport under measure (docs/BENCHMARKS.md).
+  proto::LinkOptions link_options;
+  link_options.protocol = r["protocol"].as<int>();
+  if (r.count("tls-ca") && !r["tls-ca"].as<std::string>().empty()) {
+    auto ca = fsys.read_file(r["tls-ca"].as<std::string>(), 1 << 20);
+    if (!ca.ok()) return std::cerr << ca.error().message << "\n", 1;
+    link_options.tls = nng::TlsClient{*ca, r["server-name"].as<std::string>()};
+  }
   ::signal(SIGUSR1, [](int) { g_flood.fetch_add(1); });
   ::signal(SIGHUP, [](int) { g_echo.fetch_add(1); });
   const std::string echo_url = r.count("echo") ? r["echo"].as<std::string>() : "";
@@ -99,7 +107,7 @@ int run_sim(const cxxopts::ParseResult& r) {
         for (int i = t; i < count; i += threads) {
           SimAgent& a = agents[static_cast<std::size_t>(i)];
           a.host = "sim-" + std::to_string(first + i);
-          proto::LinkOptions options;
+          proto::LinkOptions options = link_options;
           options.verify_cert = [&](const sign::Envelope& c) -> Result<sign::PublicKey> {
             DROVER_ASSIGN(auto v, sign::verify_cert(c, {*root, 1}, now_ms() / 1000));
             return v.subject;
@@ -159,7 +167,7 @@ int run_sim(const cxxopts::ParseResult& r) {
 
   // Announcements make every agent pull at once, as real agents do.
   std::atomic<std::uint64_t> announced{0};
-  auto sub = nng::Subscriber::dial(announcements, proto::kAnnouncePrefix);
+  auto sub = nng::Subscriber::dial(announcements, proto::kAnnouncePrefix, link_options.tls);
   std::thread listener([&] {
     while (!g_stop) {
       auto m = (*sub)->receive(200ms);
@@ -417,11 +425,22 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   while (!token.empty() && token.back() == '\n') token.pop_back();
   std::ifstream cfg(dir.path() / "coordinator.json");
   json config = json::parse(cfg);
+  // TLS: the version-2 listener; plain TCP: the legacy one (both versions).
+  const bool tls = r["transport"].as<std::string>() == "tls";
+  const int protocol = r["protocol"].as<int>();
+  if (!tls && r["transport"].as<std::string>() != "tcp") {
+    return std::cerr << "--transport is tls or tcp\n", 2;
+  }
+  if (tls && protocol != 2)
+    return std::cerr << "protocol 1 has no TLS here; use --transport tcp\n", 2;
+  const std::string requests_url = tls ? config["agents"]["requests"].get<std::string>()
+                                       : config["agents"]["legacy_requests"].get<std::string>();
+  const std::string announcements_url = config["agents"]["announcements"][tls ? 0 : 1];
 
   std::printf(
       "drover-bench-coordinator: %d simulated agents in %d processes (%d polling threads, %d "
-      "flood threads each)\n",
-      agents, procs, threads, r["flood-threads"].as<int>());
+      "flood threads each), protocol %d over %s\n",
+      agents, procs, threads, r["flood-threads"].as<int>(), protocol, tls ? "TLS" : "plain TCP");
   testing::DaemonProcess echo({self, "echo", "--listen", "tcp://127.0.0.1:0"},
                               (dir.path() / "echo.err").string());
   auto echo_ready = echo.wait_for_event("ready", 30s);
@@ -435,9 +454,15 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
         std::vector<std::string>{self,
                                  "sim",
                                  "--requests",
-                                 config["agents"]["requests"],
+                                 requests_url,
                                  "--announcements",
-                                 config["agents"]["announcements"],
+                                 announcements_url,
+                                 "--protocol",
+                                 std::to_string(protocol),
+                                 "--tls-ca",
+                                 tls ? (dir.path() / "drover-coordinator.crt").string() : "",
+                                 "--server-name",
+                                 "drover-coordinator",
                                  "--root",
                                  (dir.path() / "root.key.pub").string(),
                                  "--join",
@@ -595,7 +620,12 @@ int main(int argc, char** argv) {
       "root", "", cxxopts::value<std::string>())("join", "", cxxopts::value<std::string>())(
       "first", "", cxxopts::value<int>()->default_value("0"))(
       "echo", "", cxxopts::value<std::string>())("listen", "", cxxopts::value<std::string>())(
-      "count", "", cxxopts::value<int>()->default_value("0"))("h,help", "help")(
+      "count", "", cxxopts::value<int>()->default_value("0"))(
+      "transport", "tls (the version-2 listener) or tcp (the legacy one)",
+      cxxopts::value<std::string>()->default_value("tls"))(
+      "protocol", "the agents' protocol version: 2, or 1 (with --transport tcp)",
+      cxxopts::value<int>()->default_value("2"))("tls-ca", "", cxxopts::value<std::string>())(
+      "server-name", "", cxxopts::value<std::string>()->default_value(""))("h,help", "help")(
       "mode", "", cxxopts::value<std::string>());
   o.parse_positional({"mode"});
   auto r = o.parse(argc, argv);
