@@ -116,7 +116,7 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
 // only by the listener they use.
 TEST(EndToEnd, AFleetHalfwayThroughItsUpgradeToProtocol2CompletesADeploy) {
   TempDir dir;
-  TestFleet f(dir.path());
+  TestFleet f(dir.path(), /*mesh_tokens=*/false);  // protocol 1 carries no mesh token
   const std::string v1 = f.push("v1", {{"error_rate", 0.01}, {"p99_ms", 12}, {"saturation", 0.2}});
   f.start_coordinator();
   f.start_origin();

@@ -89,6 +89,13 @@ up() {
   (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$dir/coordinator-tls.key" -out "$dir/coordinator-tls.crt" -days 30 \
     -subj /CN=drover-coordinator -addext subjectAltName=DNS:drover-coordinator 2>/dev/null)
+  # Mesh tokens: the tracker serves only nodes vouched for (the coordinator
+  # issues the agents' tokens; the origin's and the seed's come from the key).
+  "$bin/drover" mesh token-key --out "$dir/mesh.key" >/dev/null
+  "$bin/drover" mesh token --key-file "$dir/mesh.key" --role origin --host origin \
+    --out "$dir/origin.token" >/dev/null
+  "$bin/drover" mesh token --key-file "$dir/mesh.key" --role seed --region r1 --host seed-r1 \
+    --out "$dir/seed-r1.token" >/dev/null
   local admin join
   admin="$("$bin/drover-coordinator" token create admin --role admin --data-dir "$dir/coordinator")"
   join="$("$bin/drover-coordinator" join-token create --uses "${#hosts[@]}" --data-dir "$dir/coordinator")"
@@ -98,7 +105,7 @@ up() {
  "api": {"listen": "127.0.0.1:$api"},
  "agents": {"requests": "tls+tcp://127.0.0.1:$requests", "announcements": "tls+tcp://127.0.0.1:$announcements",
             "tls": {"cert_file": "$dir/coordinator-tls.crt", "key_file": "$dir/coordinator-tls.key"}},
- "tracker": {"listen": "127.0.0.1:$tracker", "interval_s": 2},
+ "tracker": {"listen": "127.0.0.1:$tracker", "interval_s": 2, "token_key_file": "$dir/mesh.key"},
  "origin_feed": "http://127.0.0.1:$feed",
  "webhook_secret_file": "$dir/webhook.secret", "tick_ms": 100}
 JSON
@@ -106,11 +113,12 @@ JSON
   start coordinator "$bin/drover-coordinator" run --config "$dir/coordinator.json"
   wait_event "$dir/coordinator.out" ready
   start origin "$bin/drover-seed" origin --store "$dir/store" --feed-listen "127.0.0.1:$feed" \
-    --tracker "http://127.0.0.1:$tracker" --announce-interval 2 --log-level warn
+    --tracker "http://127.0.0.1:$tracker" --token-file "$dir/origin.token" \
+    --announce-interval 2 --log-level warn
   wait_event "$dir/origin.out" ready
   start seed-r1 "$bin/drover-seed" seed --region r1 --cache "$dir/seed-r1" \
     --origin "http://127.0.0.1:$feed" --tracker "http://127.0.0.1:$tracker" --host seed-r1 \
-    --announce-interval 2 --log-level warn
+    --token-file "$dir/seed-r1.token" --announce-interval 2 --log-level warn
   wait_event "$dir/seed-r1.out" ready
   local port=$((base + 20))
   # As root the services run as nobody, never as root (docs/AGENT.md, "Users

@@ -28,8 +28,9 @@ void must(const ProcessResult& r, const std::string& what) {
 
 }  // namespace
 
-TestFleet::TestFleet(const fs::path& dir)
+TestFleet::TestFleet(const fs::path& dir, bool mesh_tokens)
     : dir_(dir),
+      mesh_tokens_(mesh_tokens),
       api_port_(free_port()),
       requests_port_(free_port()),
       announcements_port_(free_port()),
@@ -49,6 +50,9 @@ TestFleet::TestFleet(const fs::path& dir)
   write_file(dir_ / "webhook.secret", "a-webhook-secret-for-tests\n", 0600);
   // The agent protocol over TLS, the agents pinning this certificate.
   const TlsFiles tls = make_self_signed_cert(dir_, kCoordinatorName);
+  // Mesh tokens: the tracker serves only nodes the coordinator (for agents)
+  // or an admin (for the origin and the seeds) issued one.
+  must(run({drover, "mesh", "token-key", "--out", (dir_ / "mesh.key").string()}), "mesh token-key");
   const std::string state = (dir_ / "coordinator").string();
   const std::string coord = binary("drover-coordinator").string();
   ProcessResult admin =
@@ -72,6 +76,7 @@ TestFleet::TestFleet(const fs::path& dir)
       {"origin_feed", "http://127.0.0.1:" + std::to_string(feed_port_)},
       {"webhook_secret_file", (dir_ / "webhook.secret").string()},
       {"tick_ms", 100}};
+  if (mesh_tokens_) config["tracker"]["token_key_file"] = (dir_ / "mesh.key").string();
   write_file(dir_ / "coordinator.json", config.dump(2));
 }
 
@@ -129,14 +134,36 @@ void TestFleet::start_coordinator(const std::map<std::string, std::string>& env)
   }
 }
 
+std::vector<std::string> TestFleet::token_args(const std::string& role, const std::string& region,
+                                               const std::string& host) {
+  if (!mesh_tokens_) return {};
+  return {"--token-file", mesh_token(role, region, host).string()};
+}
+
+fs::path TestFleet::mesh_token(const std::string& role, const std::string& region,
+                               const std::string& host) {
+  const fs::path out = dir_ / (host + ".token");
+  must(run({binary("drover").string(), "mesh", "token", "--key-file", (dir_ / "mesh.key").string(),
+            "--role", role, "--region", region, "--host", host, "--out", out.string()}),
+       "mesh token for " + host);
+  return out;
+}
+
 void TestFleet::start_origin() {
-  origin_ = std::make_unique<DaemonProcess>(
-      std::vector<std::string>{binary("drover-seed").string(), "origin", "--store",
-                               (dir_ / "store").string(), "--feed-listen",
-                               "127.0.0.1:" + std::to_string(feed_port_), "--tracker",
-                               "http://127.0.0.1:" + std::to_string(tracker_port_),
-                               "--announce-interval", "1", "--log-level", "warn"},
-      (dir_ / "origin.err").string());
+  std::vector<std::string> argv = {binary("drover-seed").string(),
+                                   "origin",
+                                   "--store",
+                                   (dir_ / "store").string(),
+                                   "--feed-listen",
+                                   "127.0.0.1:" + std::to_string(feed_port_),
+                                   "--tracker",
+                                   "http://127.0.0.1:" + std::to_string(tracker_port_),
+                                   "--announce-interval",
+                                   "1",
+                                   "--log-level",
+                                   "warn"};
+  for (auto& a : token_args("origin", "", "origin")) argv.push_back(a);
+  origin_ = std::make_unique<DaemonProcess>(argv, (dir_ / "origin.err").string());
   if (!origin_->wait_for_event("ready", 30s)) {
     throw std::runtime_error("origin did not start: " + origin_->stderr_tail());
   }
@@ -144,13 +171,24 @@ void TestFleet::start_origin() {
 
 void TestFleet::start_seed(const std::string& region) {
   const std::string name = "seed-" + region;
-  seeds_.push_back(std::make_unique<DaemonProcess>(
-      std::vector<std::string>{binary("drover-seed").string(), "seed", "--region", region,
-                               "--cache", (dir_ / name).string(), "--origin",
-                               "http://127.0.0.1:" + std::to_string(feed_port_), "--tracker",
-                               "http://127.0.0.1:" + std::to_string(tracker_port_), "--host", name,
-                               "--announce-interval", "1", "--log-level", "warn"},
-      (dir_ / (name + ".err")).string()));
+  std::vector<std::string> argv = {binary("drover-seed").string(),
+                                   "seed",
+                                   "--region",
+                                   region,
+                                   "--cache",
+                                   (dir_ / name).string(),
+                                   "--origin",
+                                   "http://127.0.0.1:" + std::to_string(feed_port_),
+                                   "--tracker",
+                                   "http://127.0.0.1:" + std::to_string(tracker_port_),
+                                   "--host",
+                                   name,
+                                   "--announce-interval",
+                                   "1",
+                                   "--log-level",
+                                   "warn"};
+  for (auto& a : token_args("seed", region, name)) argv.push_back(a);
+  seeds_.push_back(std::make_unique<DaemonProcess>(argv, (dir_ / (name + ".err")).string()));
   if (!seeds_.back()->wait_for_event("ready", 30s)) {
     throw std::runtime_error("seed did not start: " + seeds_.back()->stderr_tail());
   }

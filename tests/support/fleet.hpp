@@ -22,7 +22,10 @@ inline constexpr const char* kServiceUser = "nobody";
 
 class TestFleet {
  public:
-  explicit TestFleet(const fs::path& dir);
+  // mesh_tokens: the tracker requires mesh tokens (the coordinator issues the
+  // agents' own; the origin and seeds get theirs from the key). A fleet with
+  // protocol-1 agents runs without: they cannot receive one.
+  explicit TestFleet(const fs::path& dir, bool mesh_tokens = true);
   ~TestFleet();  // kills everything, services included
 
   // Packs a release of the demo service (demo.json as given) into the store.
@@ -63,7 +66,13 @@ class TestFleet {
   fs::path dir() const { return dir_; }
 
  private:
+  // A mesh token of role, region and host, written to a file of its own, and
+  // the daemon arguments that hand it over (none without mesh tokens).
+  fs::path mesh_token(const std::string& role, const std::string& region, const std::string& host);
+  std::vector<std::string> token_args(const std::string& role, const std::string& region,
+                                      const std::string& host);
   fs::path dir_;
+  bool mesh_tokens_ = true;
   std::string admin_;
   std::uint16_t api_port_, requests_port_, announcements_port_, tracker_port_, feed_port_;
   std::uint16_t legacy_requests_port_, legacy_announcements_port_;
