@@ -38,16 +38,7 @@ struct ControlAttack : testing::AgentFixture {
     });
   }
   std::string bundle_signed_by(const sign::KeyPair& certifier) {
-    proto::Plan p;
-    p.service = "web";
-    p.seq = 7;
-    p.deploy_id = "d-1";
-    p.artifact = ContentId::of("manifest");
-    p.manifest_size = 8;
-    p.hosts = {"web-1"};
-    p.tracker = "http://127.0.0.1:1";
-    p.issued_at = kNow - 1;
-    p.expires_at = kNow + 3600;
+    const proto::Plan p = web_plan();
     auto cert =
         sign::certify(certifier, {"online", online.public_key(), 1, kNow - 10, kNow + 3600});
     return proto::encode_bundle(proto::sign_plan(p, online, cert).value());

@@ -139,6 +139,20 @@ struct AgentFixture : ::testing::Test {
   sign::KeyPair root = sign::KeyPair::generate(rnd);
   sign::KeyPair online = sign::KeyPair::generate(rnd);
 
+  // A plan for service web naming web-1 (seq 7), valid for an hour.
+  static proto::Plan web_plan() {
+    proto::Plan p;
+    p.service = "web";
+    p.seq = 7;
+    p.deploy_id = "d-1";
+    p.artifact = ContentId::of("manifest");
+    p.manifest_size = 8;
+    p.hosts = {"web-1"};
+    p.tracker = "http://127.0.0.1:1";
+    p.issued_at = test_time::kNow - 1;
+    p.expires_at = test_time::kNow + 3600;
+    return p;
+  }
   void make_context(std::function<void(const std::string&)> lines = [](const std::string&) {}) {
     ctx = std::make_unique<AgentContext>(config, AgentWorld{clock, mem, rnd, probe, processes},
                                          Logger::discard(), std::move(lines));

@@ -134,17 +134,7 @@ TEST_F(Seams, AnOldOnlineKeyStopsOnceTheAgentSeesANewerCertificate) {
   EXPECT_EQ(ctx->trust().min_cert_version, 2u);
   // A plan signed by the old key, under its still-unexpired certificate of
   // version 1, is refused: handed over locally, it is not queued.
-  proto::Plan p;
-  p.service = "web";
-  p.seq = 7;
-  p.deploy_id = "d-1";
-  p.artifact = ContentId::of("manifest");
-  p.manifest_size = 8;
-  p.hosts = {"web-1"};
-  p.tracker = "http://127.0.0.1:1";
-  p.issued_at = kNow - 1;
-  p.expires_at = kNow + 3600;
-  auto old = proto::sign_plan(p, online, cert_by(root, 1)).value();
+  auto old = proto::sign_plan(web_plan(), online, cert_by(root, 1)).value();
   auto opened = proto::open_plan(old, ctx->trust(), kNow);
   ASSERT_FALSE(opened.ok());
   EXPECT_NE(opened.error().message.find("superseded"), std::string::npos) << opened.error().message;

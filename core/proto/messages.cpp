@@ -108,6 +108,24 @@ Result<int> check_version(const json& j, const char* what, int highest = kProtoc
   return static_cast<int>(n);
 }
 
+// The optional "mac" (64 hex digits) and "sig" (64 bytes in base64) of a
+// request or a reply, as raw bytes.
+Status read_auth(const Fields& f, std::string& mac, std::string& sig) {
+  DROVER_ASSIGN(auto mac_hex, f.opt_str("mac", 64));
+  if (mac_hex) {
+    auto raw = from_hex(*mac_hex);
+    if (!raw || raw->size() != 32) return invalid("mac must be 64 hex digits");
+    mac = std::move(*raw);
+  }
+  DROVER_ASSIGN(auto sig_b64, f.opt_str("sig", 88));
+  if (sig_b64) {
+    auto raw = canon::base64_decode(*sig_b64);
+    if (!raw.ok() || raw->size() != 64) return invalid("sig must be 64 bytes in base64");
+    sig = std::move(*raw);
+  }
+  return Ok{};
+}
+
 std::string mac_input(const Request& r) {
   return (r.v == kProtocolV2 ? "drover-msg-v2\n" : "drover-msg-v1\n") + r.type + "\n" + r.host +
          "\n" + r.body;
@@ -164,18 +182,7 @@ Result<Request> decode_request(std::string_view bytes) {
     DROVER_ASSIGN(r.type, f.str("type", kMaxTypeBytes, Empty::allowed));
     DROVER_ASSIGN(r.host, name_field(f, "host"));
     DROVER_ASSIGN(r.body, f.str("body", kAnySize, Empty::allowed));
-    DROVER_ASSIGN(auto mac, f.opt_str("mac", 64));
-    if (mac) {
-      auto raw = from_hex(*mac);
-      if (!raw || raw->size() != 32) return invalid("mac must be 64 hex digits");
-      r.mac = std::move(*raw);
-    }
-    DROVER_ASSIGN(auto sig, f.opt_str("sig", 88));
-    if (sig) {
-      auto raw = canon::base64_decode(*sig);
-      if (!raw.ok() || raw->size() != 64) return invalid("sig must be 64 bytes in base64");
-      r.sig = std::move(*raw);
-    }
+    DROVER_TRY(read_auth(f, r.mac, r.sig));
     return r;
   });
 }
@@ -243,17 +250,8 @@ Result<SealedReply> decode_sealed_reply(std::string_view bytes) {
     SealedReply r;
     DROVER_ASSIGN(r.type, f.str("type", kMaxTypeBytes, Empty::allowed));
     DROVER_ASSIGN(r.body, f.str("body", kAnySize, Empty::allowed));
-    DROVER_ASSIGN(auto mac, f.opt_str("mac", 64));
-    if (mac) {
-      auto raw = from_hex(*mac);
-      if (!raw || raw->size() != 32) return invalid("mac must be 64 hex digits");
-      r.mac = std::move(*raw);
-    }
-    DROVER_ASSIGN(auto sig, f.opt_str("sig", 88));
-    if (sig) {
-      auto raw = canon::base64_decode(*sig);
-      if (!raw.ok() || raw->size() != 64) return invalid("sig must be 64 bytes in base64");
-      r.sig = std::move(*raw);
+    DROVER_TRY(read_auth(f, r.mac, r.sig));
+    if (!r.sig.empty()) {
       DROVER_ASSIGN(r.key_id, f.str("key_id", 64));
     }
     if (r.mac.empty() == r.sig.empty()) return invalid("a reply carries exactly one of mac, sig");

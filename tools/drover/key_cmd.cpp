@@ -1,5 +1,6 @@
 // drover keygen | drover key certify | drover key rotate-root | drover key show
 #include <iostream>
+#include <optional>
 
 #include "core/sign/envelope.hpp"
 #include "core/sign/keys.hpp"
@@ -17,6 +18,23 @@ Result<std::uint64_t> whole_number(const std::string& flag, const std::string& t
                       "--" + flag + " wants a whole number, got '" + text + "'");
   }
   return std::stoull(text);
+}
+
+// Writes bytes to a new file (never over an existing one).
+Status write_new(Context& ctx, const fs::path& out, const std::string& bytes) {
+  DROVER_ASSIGN(bool exists, ctx.fs.exists(out));
+  if (exists) return make_error(Errc::already_exists, out.string() + " exists");
+  fs::path tmp = out;
+  tmp += ".tmp";
+  return ctx.fs.write_atomic(out, tmp, bytes, 0644);
+}
+
+// --days D (1 to 36500), or fallback when absent; nullopt when malformed.
+std::optional<std::uint64_t> days_of(const cxxopts::ParseResult& parsed, std::uint64_t fallback) {
+  if (!parsed.count("days")) return fallback;
+  auto d = whole_number("days", parsed["days"].as<std::string>());
+  if (!d.ok() || *d == 0 || *d > 36500) return std::nullopt;
+  return *d;
 }
 
 int certify(Context& ctx, std::vector<std::string> args) {
@@ -39,17 +57,14 @@ int certify(Context& ctx, std::vector<std::string> args) {
   for (const char* need : {"root", "subject", "out"}) {
     if (!parsed->count(need)) return usage(verb, std::string("missing --") + need);
   }
-  std::uint64_t version = 1, days = 365;
+  std::uint64_t version = 1;
   if (parsed->count("version")) {
     auto v = whole_number("version", (*parsed)["version"].as<std::string>());
     if (!v.ok() || *v == 0) return usage(verb, "--version wants a whole number of at least 1");
     version = *v;
   }
-  if (parsed->count("days")) {
-    auto d = whole_number("days", (*parsed)["days"].as<std::string>());
-    if (!d.ok() || *d == 0 || *d > 36500) return usage(verb, "--days wants 1 to 36500");
-    days = *d;
-  }
+  const auto days = days_of(*parsed, 365);
+  if (!days) return usage(verb, "--days wants 1 to 36500");
   auto root = sign::load_key_pair(ctx.fs, (*parsed)["root"].as<std::string>());
   if (!root.ok()) return report(verb, root.error());
   auto subject = sign::load_public_key(ctx.fs, (*parsed)["subject"].as<std::string>());
@@ -58,30 +73,17 @@ int certify(Context& ctx, std::vector<std::string> args) {
   cert.subject = *subject;
   cert.version = version;
   cert.issued_at = unix_seconds(ctx.clock.now());
-  cert.expires_at = cert.issued_at + static_cast<std::int64_t>(days) * 86400;
+  cert.expires_at = cert.issued_at + static_cast<std::int64_t>(*days) * 86400;
   const fs::path out = (*parsed)["out"].as<std::string>();
-  auto exists = ctx.fs.exists(out);
-  if (!exists.ok()) return report(verb, exists.error());
-  if (*exists) return report(verb, make_error(Errc::already_exists, out.string() + " exists"));
-  fs::path tmp = out;
-  tmp += ".tmp";
-  std::string bytes = sign::encode_envelope(sign::certify(*root, cert)) + "\n";
-  if (auto st = ctx.fs.write_atomic(out, tmp, bytes, 0644); !st.ok())
+  if (auto st = write_new(ctx, out, sign::encode_envelope(sign::certify(*root, cert)) + "\n");
+      !st.ok()) {
     return report(verb, st.error());
+  }
   std::cout << "certified online key " << subject->key_id() << "\n"
-            << "  by root key " << root->key_id() << ", version " << version << ", valid " << days
+            << "  by root key " << root->key_id() << ", version " << version << ", valid " << *days
             << " days\n"
             << "  wrote " << out.string() << "\n";
   return kExitOk;
-}
-
-// Writes bytes to a new file (never over an existing one).
-Status write_new(Context& ctx, const fs::path& out, const std::string& bytes) {
-  DROVER_ASSIGN(bool exists, ctx.fs.exists(out));
-  if (exists) return make_error(Errc::already_exists, out.string() + " exists");
-  fs::path tmp = out;
-  tmp += ".tmp";
-  return ctx.fs.write_atomic(out, tmp, bytes, 0644);
 }
 
 int rotate_root(Context& ctx, std::vector<std::string> args) {
@@ -110,12 +112,8 @@ int rotate_root(Context& ctx, std::vector<std::string> args) {
   if (!version.ok() || *version < 2) {
     return usage(verb, "--version wants the new root's version, at least 2 (the pinned root is 1)");
   }
-  std::uint64_t days = 3650;
-  if (parsed->count("days")) {
-    auto d = whole_number("days", (*parsed)["days"].as<std::string>());
-    if (!d.ok() || *d == 0 || *d > 36500) return usage(verb, "--days wants 1 to 36500");
-    days = *d;
-  }
+  const auto days = days_of(*parsed, 3650);
+  if (!days) return usage(verb, "--days wants 1 to 36500");
   auto current = sign::load_key_pair(ctx.fs, (*parsed)["root"].as<std::string>());
   if (!current.ok()) return report(verb, current.error());
   auto next = sign::load_key_pair(ctx.fs, (*parsed)["new-root"].as<std::string>());
@@ -127,7 +125,7 @@ int rotate_root(Context& ctx, std::vector<std::string> args) {
   doc.key = next->public_key();
   doc.version = *version;
   doc.issued_at = unix_seconds(ctx.clock.now());
-  doc.expires_at = doc.issued_at + static_cast<std::int64_t>(days) * 86400;
+  doc.expires_at = doc.issued_at + static_cast<std::int64_t>(*days) * 86400;
   auto envelope = sign::sign_root(*current, *next, doc);
   if (!envelope.ok()) return report(verb, envelope.error());
   const fs::path out = (*parsed)["out"].as<std::string>();
