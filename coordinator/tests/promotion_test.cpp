@@ -1,0 +1,110 @@
+// The promotion path of a version-2 pipeline (issue 13; docs/FORMATS.md,
+// "Pipelines, version 2"): the example the issue asks for reads as written,
+// and every malformed path is refused naming its field.
+#include <gtest/gtest.h>
+
+#include "coordinator/pipelines/promotion.hpp"
+
+namespace drover::coordinator {
+namespace {
+
+using nlohmann::json;
+
+const json kExample = json::parse(R"([
+  {"name": "staging", "waves": [{"name": "all", "regions": ["staging"]}]},
+  {"name": "production",
+   "gate": {"approvals": 2, "deadline_s": 86400},
+   "freeze": [{"weekly": {"from": "Fri 16:00", "to": "Mon 08:00"}, "time_zone": "Europe/Berlin"},
+              {"from": "2026-12-24T00:00:00Z", "to": "2026-12-27T00:00:00+01:00"}],
+   "watch_s": 900,
+   "waves": [{"name": "canary", "regions": ["us-east-2"], "bake_s": 1800},
+             {"name": "continents", "regions": ["us-west-2", "eu-west-1/a", "ap-southeast-1"],
+              "bake_s": 600},
+             {"name": "rest", "regions": ["*"]}]}])");
+
+TEST(Promotion, TheIssuesExampleReadsAsWritten) {
+  auto envs = environments_from_json(kExample, 3600'000);
+  ASSERT_TRUE(envs.ok()) << envs.error().message;
+  ASSERT_EQ(envs->size(), 2u);
+  const Environment& staging = (*envs)[0];
+  EXPECT_EQ(staging.name, "staging");
+  EXPECT_FALSE(staging.gate);
+  ASSERT_EQ(staging.waves.size(), 1u);
+  EXPECT_EQ(staging.waves[0].regions[0].region, "staging");
+  const Environment& prod = (*envs)[1];
+  ASSERT_TRUE(prod.gate);
+  EXPECT_EQ(prod.gate->approvals, 2);
+  EXPECT_EQ(prod.gate->deadline_ms, 86400'000);
+  ASSERT_EQ(prod.waves.size(), 3u);
+  EXPECT_EQ(prod.waves[0].bake_ms, 1800'000);
+  EXPECT_EQ(prod.waves[1].regions[1].region, "eu-west-1");
+  EXPECT_EQ(prod.waves[1].regions[1].cluster, "a");
+  EXPECT_TRUE(prod.waves[2].rest);
+  EXPECT_FALSE(prod.waves[2].bake_ms);
+  EXPECT_EQ(prod.watch_ms, 900'000);
+  ASSERT_EQ(prod.freeze.size(), 2u);
+  EXPECT_EQ(prod.freeze[0].weekly_from_min, 4 * 1440 + 16 * 60);  // Friday 16:00
+  EXPECT_EQ(prod.freeze[0].weekly_to_min, 8 * 60);                // Monday 08:00 (wraps)
+  EXPECT_EQ(prod.freeze[0].time_zone, "Europe/Berlin");
+  EXPECT_EQ(prod.freeze[1].from_ms, 1'798'070'400'000);  // 2026-12-24T00:00:00Z
+  EXPECT_EQ(prod.freeze[1].to_ms, 1'798'326'000'000);    // 2026-12-27T00:00:00+01:00
+  // Stored as read: written back, it reads the same.
+  auto again = environments_from_json(environments_to_json(*envs), 3600'000);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(environments_to_json(*again), environments_to_json(*envs));
+  // A gate without a deadline takes the pipeline's.
+  auto gated = environments_from_json(
+      json::parse(R"([{"name":"p","gate":{},"waves":[{"name":"w","regions":["r"]}]}])"), 7000);
+  ASSERT_TRUE(gated.ok());
+  EXPECT_EQ((*gated)[0].gate->approvals, 1);
+  EXPECT_EQ((*gated)[0].gate->deadline_ms, 7000);
+}
+
+TEST(Promotion, EveryMalformedPathIsRefusedNamingItsField) {
+  auto refused = [](const std::string& text, const std::string& needle) {
+    auto envs = environments_from_json(json::parse(text), 3600'000);
+    ASSERT_FALSE(envs.ok()) << text;
+    EXPECT_NE(envs.error().message.find(needle), std::string::npos) << envs.error().message;
+  };
+  const std::string w = R"("waves":[{"name":"w","regions":["r1"]}])";
+  refused("[]", "1 to 16 environments");
+  refused(R"([{"name":"a",)" + w + R"(},{"name":"a","waves":[{"name":"w","regions":["r2"]}]}])",
+          "environments[1].name: environment 'a' is listed twice");
+  refused(R"([{"name":"a","waves":[]}])", "environments[0].waves must list 1 to 16 waves");
+  refused(R"([{"name":"a","waves":[{"name":"w","regions":["r1"]},{"name":"w","regions":["r2"]}]}])",
+          "environments[0].waves[1].name: wave 'w' is listed twice");
+  // A region belongs to one place in the path.
+  refused(R"([{"name":"a",)" + w + R"(},{"name":"b",)" + w + "}]",
+          "environments[1].waves[0].regions[0]: 'r1' overlaps environments[0].waves[0].regions[0]");
+  refused(R"([{"name":"a","waves":[{"name":"w","regions":["r1/c1","r1"]}]}])", "'r1' overlaps");
+  refused(R"([{"name":"a","waves":[{"name":"w","regions":["r1","r1/c1"]}]}])", "'r1/c1' overlaps");
+  refused(R"([{"name":"a","waves":[{"name":"w","regions":["*","r1"]}]}])",
+          "regions[0]: \"*\" stands alone");
+  refused(
+      R"([{"name":"a","waves":[{"name":"w","regions":["*"]}]},{"name":"b","waves":[{"name":"w","regions":["*"]}]}])",
+      "only one wave of a pipeline is \"*\"");
+  refused(R"([{"name":"a","waves":[{"name":"w","regions":["../x"]}]}])", "regions[0] (region)");
+  refused(R"([{"name":"a","waves":[{"name":"w","regions":[]}]}])", "1 to 256 regions");
+  refused(R"([{"name":"a","gate":{"approvals":6},)" + w + "}]", "environments[0].gate.approvals");
+  refused(R"([{"name":"a","colour":1,)" + w + "}]", "colour");
+  // Freeze windows.
+  refused(
+      R"([{"name":"a","freeze":[{"weekly":{"from":"Friday 4pm","to":"Mon 08:00"},"time_zone":"UTC"}],)" +
+          w + "}]",
+      "environments[0].freeze[0].weekly.from must be a day and a time");
+  refused(R"([{"name":"a","freeze":[{"weekly":{"from":"Fri 16:00","to":"Mon 08:00"}}],)" + w + "}]",
+          "environments[0].freeze[0].time_zone");
+  refused(
+      R"([{"name":"a","freeze":[{"weekly":{"from":"Fri 16:00","to":"Mon 08:00"},"time_zone":"../etc"}],)" +
+          w + "}]",
+      "is not a time zone name");
+  refused(
+      R"([{"name":"a","freeze":[{"from":"2026-12-27T00:00:00Z","to":"2026-12-24T00:00:00Z"}],)" +
+          w + "}]",
+      "freeze[0].to must be after");
+  refused(R"([{"name":"a","freeze":[{"from":"tomorrow","to":"2026-12-24T00:00:00Z"}],)" + w + "}]",
+          "freeze[0].from must be an RFC 3339 time");
+}
+
+}  // namespace
+}  // namespace drover::coordinator
