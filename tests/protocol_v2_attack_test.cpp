@@ -270,6 +270,19 @@ TEST_F(ProtocolV2, TheRootChainIsServedAboveTheVersionTheAgentHolds) {
   ASSERT_EQ(rest->size(), 1u);
   EXPECT_EQ(sign::encode_envelope((*rest)[0]), three);
   EXPECT_TRUE(a.link->pull_roots(3)->empty());
+  // A malformed pull is refused (signed: no host key covers it), not fatal.
+  for (const char* body : {R"({"have_version":"one"})", R"({"have_version":-1})", "[", ""}) {
+    proto::Request bad;
+    bad.type = std::string(proto::kRootPull);
+    bad.host = "web-9";
+    bad.body = body;
+    bad.v = proto::kProtocolV2;
+    auto sealed = proto::decode_sealed_reply(side_.gateway().handle(proto::encode_request(bad),
+                                                                    /*legacy=*/false));
+    ASSERT_TRUE(sealed.ok()) << body;
+    EXPECT_EQ(sealed->type, "error") << body;
+    EXPECT_FALSE(sealed->sig.empty());
+  }
   // Over protocol 1 there is no chain to pull: nothing, not an error.
   auto old_agent = agent("web-2", 2, side_.legacy_url(), proto::kProtocolVersion);
   EXPECT_TRUE(old_agent.link->pull_roots(1)->empty());

@@ -1,5 +1,5 @@
 // Fuzz family: every agent-protocol message (docs/FORMATS.md, "Agent
-// protocol"), as the coordinator and the agent read them. The first byte
+// protocol", versions 1 and 2), as the coordinator and the agent read them. The first byte
 // picks the reader. Properties: no input crashes a reader; an accepted
 // message keeps every bound (names by the name rule, seqs below 2^53); what
 // is written back for it is valid UTF-8.
@@ -33,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace drover;
   if (size == 0) return 0;
   const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 5) {
+  switch (data[0] % 6) {
     case 0: {
       auto r = proto::decode_request(in);
       if (r.ok()) {
@@ -57,6 +57,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!body.ok()) break;
       auto report = proto::report_body(*body);
       if (report.ok()) check_report(*report);
+      break;
+    }
+    case 4: {
+      // A version-2 answer as the agent reads it: decoded, checked, opened.
+      auto r = proto::decode_sealed_reply(in);
+      if (r.ok()) {
+        if (r->mac.empty() == r->sig.empty()) std::abort();
+        (void)proto::check_reply_mac(*r, "web-1", proto::request_hash(in), std::string(32, 'k'));
+        auto opened = proto::open_reply(*r);
+        if (!opened.ok() && !canon::valid_utf8(proto::encode_error_reply(opened.error()))) {
+          std::abort();
+        }
+      }
+      (void)proto::claimed_version(in);
       break;
     }
     default: {

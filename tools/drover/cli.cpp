@@ -30,6 +30,33 @@ Result<cxxopts::ParseResult> parse(cxxopts::Options& options, const std::vector<
   }
 }
 
+VerbLine parse_verb(const std::string& verb, cxxopts::Options& options,
+                    const std::vector<std::string>& args,
+                    const std::vector<std::string>& positional,
+                    std::initializer_list<const char*> required) {
+  auto parsed = parse(options, args, positional);
+  if (!parsed.ok()) return {std::nullopt, usage(verb, parsed.error().message)};
+  if (parsed->count("help")) {
+    std::cout << options.help() << "\n";
+    return {std::nullopt, kExitOk};
+  }
+  for (const char* need : required) {
+    if (!parsed->count(need)) return {std::nullopt, usage(verb, std::string("missing --") + need)};
+  }
+  return {std::move(*parsed), kExitOk};
+}
+
+Status write_file(Context& ctx, const fs::path& path, const std::string& bytes, std::uint32_t mode,
+                  bool replace) {
+  if (!replace) {
+    DROVER_ASSIGN(bool exists, ctx.fs.exists(path));
+    if (exists) return make_error(Errc::already_exists, path.string() + " exists");
+  }
+  fs::path tmp = path;
+  tmp += ".tmp";
+  return ctx.fs.write_atomic(path, tmp, bytes, mode, replace);
+}
+
 std::vector<std::string> take_repeated(std::vector<std::string>& args, const std::string& name) {
   std::vector<std::string> values, rest;
   const std::string flag = "--" + name;

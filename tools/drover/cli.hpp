@@ -43,6 +43,23 @@ struct UsageError {
 Result<cxxopts::ParseResult> parse(cxxopts::Options& options, const std::vector<std::string>& args,
                                    const std::vector<std::string>& positional);
 
+// A verb's command line, parsed, or the exit code to return at once: 0 after
+// printing --help, kExitUsage after naming what is wrong (a required option
+// missing included).
+struct VerbLine {
+  std::optional<cxxopts::ParseResult> parsed;
+  int exit = kExitOk;
+};
+VerbLine parse_verb(const std::string& verb, cxxopts::Options& options,
+                    const std::vector<std::string>& args,
+                    const std::vector<std::string>& positional,
+                    std::initializer_list<const char*> required = {});
+
+// Writes bytes to path through a temporary beside it, fsynced and renamed;
+// without replace an existing file is refused ("PATH exists") and kept.
+Status write_file(Context& ctx, const fs::path& path, const std::string& bytes, std::uint32_t mode,
+                  bool replace);
+
 // Removes every "--name VALUE", "--name=VALUE" and the "k=v" words that follow
 // a "--name" from args, returning the values in order.
 std::vector<std::string> take_repeated(std::vector<std::string>& args, const std::string& name);

@@ -20,15 +20,6 @@ Result<std::uint64_t> whole_number(const std::string& flag, const std::string& t
   return std::stoull(text);
 }
 
-// Writes bytes to a new file (never over an existing one).
-Status write_new(Context& ctx, const fs::path& out, const std::string& bytes) {
-  DROVER_ASSIGN(bool exists, ctx.fs.exists(out));
-  if (exists) return make_error(Errc::already_exists, out.string() + " exists");
-  fs::path tmp = out;
-  tmp += ".tmp";
-  return ctx.fs.write_atomic(out, tmp, bytes, 0644);
-}
-
 // --days D (1 to 36500), or fallback when absent; nullopt when malformed.
 std::optional<std::uint64_t> days_of(const cxxopts::ParseResult& parsed, std::uint64_t fallback) {
   if (!parsed.count("days")) return fallback;
@@ -48,15 +39,9 @@ int certify(Context& ctx, std::vector<std::string> args) {
       "version", "certificate version; raise it to rotate (default 1)",
       cxxopts::value<std::string>())("days", "validity in days (default 365)",
                                      cxxopts::value<std::string>())("h,help", "show this help");
-  auto parsed = parse(o, args, {});
-  if (!parsed.ok()) return usage(verb, parsed.error().message);
-  if (parsed->count("help")) {
-    std::cout << o.help() << "\n";
-    return kExitOk;
-  }
-  for (const char* need : {"root", "subject", "out"}) {
-    if (!parsed->count(need)) return usage(verb, std::string("missing --") + need);
-  }
+  auto line = parse_verb(verb, o, args, {}, {"root", "subject", "out"});
+  if (!line.parsed) return line.exit;
+  const auto parsed = &*line.parsed;
   std::uint64_t version = 1;
   if (parsed->count("version")) {
     auto v = whole_number("version", (*parsed)["version"].as<std::string>());
@@ -75,7 +60,8 @@ int certify(Context& ctx, std::vector<std::string> args) {
   cert.issued_at = unix_seconds(ctx.clock.now());
   cert.expires_at = cert.issued_at + static_cast<std::int64_t>(*days) * 86400;
   const fs::path out = (*parsed)["out"].as<std::string>();
-  if (auto st = write_new(ctx, out, sign::encode_envelope(sign::certify(*root, cert)) + "\n");
+  if (auto st = write_file(ctx, out, sign::encode_envelope(sign::certify(*root, cert)) + "\n", 0644,
+                           false);
       !st.ok()) {
     return report(verb, st.error());
   }
@@ -99,15 +85,9 @@ int rotate_root(Context& ctx, std::vector<std::string> args) {
                                      cxxopts::value<std::string>())(
       "days", "how long agents may still take the document (default 3650)",
       cxxopts::value<std::string>())("h,help", "show this help");
-  auto parsed = parse(o, args, {});
-  if (!parsed.ok()) return usage(verb, parsed.error().message);
-  if (parsed->count("help")) {
-    std::cout << o.help() << "\n";
-    return kExitOk;
-  }
-  for (const char* need : {"root", "new-root", "version", "out"}) {
-    if (!parsed->count(need)) return usage(verb, std::string("missing --") + need);
-  }
+  auto line = parse_verb(verb, o, args, {}, {"root", "new-root", "version", "out"});
+  if (!line.parsed) return line.exit;
+  const auto parsed = &*line.parsed;
   auto version = whole_number("version", (*parsed)["version"].as<std::string>());
   if (!version.ok() || *version < 2) {
     return usage(verb, "--version wants the new root's version, at least 2 (the pinned root is 1)");
@@ -129,7 +109,8 @@ int rotate_root(Context& ctx, std::vector<std::string> args) {
   auto envelope = sign::sign_root(*current, *next, doc);
   if (!envelope.ok()) return report(verb, envelope.error());
   const fs::path out = (*parsed)["out"].as<std::string>();
-  if (auto st = write_new(ctx, out, sign::encode_envelope(*envelope) + "\n"); !st.ok()) {
+  if (auto st = write_file(ctx, out, sign::encode_envelope(*envelope) + "\n", 0644, false);
+      !st.ok()) {
     return report(verb, st.error());
   }
   std::cout << "root version " << *version << " is key " << next->key_id() << "\n"

@@ -9,13 +9,6 @@
 namespace drover::cli {
 namespace {
 
-// Writes a secret file with mode 0600 (replacing one of that name).
-Status write_secret(Context& ctx, const fs::path& out, const std::string& bytes, bool replace) {
-  fs::path tmp = out;
-  tmp += ".tmp";
-  return ctx.fs.write_atomic(out, tmp, bytes, 0600, replace);
-}
-
 int token_key(Context& ctx, std::vector<std::string> args) {
   const std::string verb = "mesh token-key";
   cxxopts::Options o("drover mesh token-key",
@@ -24,16 +17,12 @@ int token_key(Context& ctx, std::vector<std::string> args) {
   o.custom_help("--out FILE");
   o.add_options()("out", "where to write the key (mode 0600; never overwritten)",
                   cxxopts::value<std::string>())("h,help", "show this help");
-  auto parsed = parse(o, args, {});
-  if (!parsed.ok()) return usage(verb, parsed.error().message);
-  if (parsed->count("help")) {
-    std::cout << o.help() << "\n";
-    return kExitOk;
-  }
-  if (!parsed->count("out")) return usage(verb, "missing --out");
+  auto line = parse_verb(verb, o, args, {}, {"out"});
+  if (!line.parsed) return line.exit;
+  const auto parsed = &*line.parsed;
   const fs::path out = (*parsed)["out"].as<std::string>();
   const std::string key = ctx.random.bytes(mesh_token::kKeySize);
-  if (auto st = write_secret(ctx, out, mesh_token::key_file_text(key), false); !st.ok())
+  if (auto st = write_file(ctx, out, mesh_token::key_file_text(key), 0600, false); !st.ok())
     return report(verb, st.error());
   std::cout << "wrote mesh token key " << out.string() << "\n";
   return kExitOk;
@@ -56,15 +45,9 @@ int token(Context& ctx, std::vector<std::string> args) {
       cxxopts::value<std::string>()->default_value("2592000"))(
       "out", "write the token here (mode 0600) instead of to standard output",
       cxxopts::value<std::string>())("h,help", "show this help");
-  auto parsed = parse(o, args, {});
-  if (!parsed.ok()) return usage(verb, parsed.error().message);
-  if (parsed->count("help")) {
-    std::cout << o.help() << "\n";
-    return kExitOk;
-  }
-  for (const char* need : {"key-file", "role", "host"}) {
-    if (!parsed->count(need)) return usage(verb, std::string("missing --") + need);
-  }
+  auto line = parse_verb(verb, o, args, {}, {"key-file", "role", "host"});
+  if (!line.parsed) return line.exit;
+  const auto parsed = &*line.parsed;
   const std::string ttl_text = (*parsed)["ttl-s"].as<std::string>();
   bool digits = !ttl_text.empty() && ttl_text.size() <= 10;
   for (char c : ttl_text) digits = digits && c >= '0' && c <= '9';
@@ -81,7 +64,7 @@ int token(Context& ctx, std::vector<std::string> args) {
   if (!issued.ok()) return usage(verb, issued.error().message);
   if (parsed->count("out")) {
     const fs::path out = (*parsed)["out"].as<std::string>();
-    if (auto st = write_secret(ctx, out, *issued + "\n", true); !st.ok())
+    if (auto st = write_file(ctx, out, *issued + "\n", 0600, true); !st.ok())
       return report(verb, st.error());
     std::cerr << "wrote a mesh token for " << claims.role << " '" << claims.host << "' (region '"
               << claims.region << "', expires at " << claims.expires_at << ") to " << out.string()
