@@ -55,23 +55,9 @@ bool try_enroll(AgentContext& ctx, std::int64_t now_s) {
     std::lock_guard lock(ctx.view_mu);
     if (ctx.enrolled) return true;
   }
-  auto cert = ctx.link->pull_cert();
-  if (!cert.ok()) {
-    ctx.log.debug("agent.enroll.unreachable", {{"error", cert.error().message}});
-    return false;
-  }
-  auto verified = verify_cert(ctx, *cert, now_s);
-  if (!verified.ok()) {
-    ctx.log.error("agent.enroll.cert", {{"error", verified.error().message}});
-    return false;
-  }
-  // A verified newer certificate raises the floor at once (not only when a
-  // plan signed under it is applied): an older online key stops here.
-  if (auto st = ctx.state->raise_min_cert_version(verified->version); !st.ok()) {
-    ctx.log.error("agent.trust.floor", {{"error", st.error().message}});
-    return false;
-  }
-  ctx.link->trust_online_key(verified->subject);
+  // The floor rises on the certificate enrollment sees, too.
+  const std::optional<sign::PublicKey> online = refresh_trust(ctx, now_s);
+  if (!online) return false;
   const AgentConfig& config = ctx.config;
   proto::EnrollBody body;
   body.host = config.host;
@@ -87,7 +73,7 @@ bool try_enroll(AgentContext& ctx, std::int64_t now_s) {
   body.mesh_peer = port ? where + ":" + std::to_string(port) : "";
   body.join_token = config.join_token;
   body.at = now_s;
-  Status st = ctx.link->enroll(body, *ctx.key, verified->subject, ctx.report_key);
+  Status st = ctx.link->enroll(body, *ctx.key, *online, ctx.report_key);
   if (!st.ok()) {
     ctx.log.error("agent.enroll.refused", {{"error", st.error().message}});
     ctx.emit(json_text(nlohmann::json{{"event", "enroll_failed"}, {"error", st.error().message}}));
@@ -100,26 +86,26 @@ bool try_enroll(AgentContext& ctx, std::int64_t now_s) {
   return true;
 }
 
-bool refresh_trust(AgentContext& ctx, std::int64_t now_s) {
+std::optional<sign::PublicKey> refresh_trust(AgentContext& ctx, std::int64_t now_s) {
   auto cert = ctx.link->pull_cert();
   if (!cert.ok()) {
     ctx.log.debug("agent.trust.unreachable", {{"error", cert.error().message}});
-    return false;
+    return std::nullopt;
   }
   auto verified = verify_cert(ctx, *cert, now_s);
   if (!verified.ok()) {
     ctx.log.error("agent.trust.cert", {{"error", verified.error().message}});
-    return false;
+    return std::nullopt;
   }
   if (verified->version > ctx.trust().min_cert_version) {
     if (auto st = ctx.state->raise_min_cert_version(verified->version); !st.ok()) {
       ctx.log.error("agent.trust.floor", {{"error", st.error().message}});
-      return false;
+      return std::nullopt;
     }
     ctx.log.info("agent.trust.rotated", {{"min_cert_version", verified->version}});
   }
   ctx.link->trust_online_key(verified->subject);
-  return true;
+  return verified->subject;
 }
 
 }  // namespace drover::agent

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "agent/context.hpp"
 
@@ -16,11 +17,12 @@ namespace drover::agent {
 // refused (logged, and a refusal is an event line).
 bool try_enroll(AgentContext& ctx, std::int64_t now_s);
 
-// Pulls the online key's certificate again; a verified newer one raises the
-// trust floor and becomes the key replies are checked against, so a host
-// without plans still stops trusting a rotated-out key. False when the
+// Pulls the online key's certificate; a verified newer one raises the trust
+// floor at once (not only when a plan signed under it is applied), and its
+// key becomes the one replies are checked against, so a host without plans
+// still stops trusting a rotated-out key. Returns that key; nullopt when the
 // coordinator is away or the certificate does not verify (logged).
-bool refresh_trust(AgentContext& ctx, std::int64_t now_s);
+std::optional<sign::PublicKey> refresh_trust(AgentContext& ctx, std::int64_t now_s);
 
 // Walks the root documents the coordinator serves above the trusted root,
 // one version at a time (docs/FORMATS.md, "Root documents"), each kept
