@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config ninja-build ccache clang-format
   libssl-dev libsodium-dev liblmdb-dev libnng-dev libzstd-dev zstd
-  libarchive-dev libyaml-cpp-dev
+  libarchive-dev libyaml-cpp-dev tzdata
   libtorrent-rasterbar-dev libboost-dev libboost-system-dev
   libcxxopts-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   nginx curl iproute2 tar coreutils openssl
