@@ -4,7 +4,7 @@
 // daemon on it is refused.
 //
 //   drover-coordinator run --config FILE [--log-level L]
-//   drover-coordinator token create NAME --role ROLE --data-dir DIR
+//   drover-coordinator token create NAME --role ROLE [--person P] --data-dir DIR
 //   drover-coordinator token revoke NAME --data-dir DIR
 //   drover-coordinator join-token create [--uses N] [--ttl S] --data-dir DIR
 //   drover-coordinator join-token ls|revoke ID --data-dir DIR
@@ -15,6 +15,7 @@
 #include <cxxopts.hpp>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "coordinator/config/config.hpp"
 #include "coordinator/store/lmdb_coordinator_store.hpp"
@@ -31,7 +32,8 @@ using nlohmann::json;
 constexpr const char* kHelp =
     "drover-coordinator: decides, signs and records drover deploys\n\n"
     "  drover-coordinator run --config FILE [--log-level debug|info|warn|error]\n"
-    "  drover-coordinator token create NAME --role viewer|deployer|approver|admin --data-dir DIR\n"
+    "  drover-coordinator token create NAME --role viewer|deployer|approver|admin [--person P]\n"
+    "      --data-dir DIR\n"
     "  drover-coordinator token revoke NAME --data-dir DIR\n"
     "  drover-coordinator join-token create [--uses N] [--ttl SECONDS] --data-dir DIR\n"
     "  drover-coordinator join-token ls --data-dir DIR\n"
@@ -128,9 +130,13 @@ int offline(const std::string& verb, const std::vector<std::string>& words,
       if (!r.count("role")) return usage("token create needs --role ROLE");
       auto role = parse_role(r["role"].as<std::string>());
       if (!role.ok()) return usage(role.error().message);
-      auto token = tokens.create(words[1], *role, now, random);
+      std::optional<std::string> person;
+      if (r.count("person")) person = r["person"].as<std::string>();
+      auto token = tokens.create(words[1], *role, now, random, person);
       if (!token.ok()) return fail(token.error().message);
-      if (auto st = audit("token.created", {{"name", words[1]}, {"role", role_name(*role)}});
+      if (auto st = audit("token.created", {{"name", words[1]},
+                                            {"role", role_name(*role)},
+                                            {"person", person.value_or(words[1])}});
           !st.ok()) {
         return fail(st.error().message);
       }
@@ -208,8 +214,9 @@ int main(int argc, char** argv) {
       "data-dir", "state directory", cxxopts::value<std::string>())("role", "token role",
                                                                     cxxopts::value<std::string>())(
       "uses", "join token: enrollments it admits", cxxopts::value<std::uint64_t>())(
-      "ttl", "join token: seconds it lives", cxxopts::value<std::int64_t>())("h,help", "help")(
-      "words", "", cxxopts::value<std::vector<std::string>>());
+      "ttl", "join token: seconds it lives", cxxopts::value<std::int64_t>())(
+      "person", "token: whom it belongs to (default: its name)", cxxopts::value<std::string>())(
+      "h,help", "help")("words", "", cxxopts::value<std::vector<std::string>>());
   o.parse_positional({"words"});
   cxxopts::ParseResult r;
   try {

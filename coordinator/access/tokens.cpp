@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/base/name.hpp"
 #include "core/canon/base64.hpp"
 #include "core/hash/sha256.hpp"
 
@@ -33,12 +34,14 @@ std::string role_refusal(const RoleNeed& need, const Caller& who) {
 }
 
 Result<std::string> TokenStore::create(const std::string& name, Role role, std::int64_t now,
-                                       Random& random) {
+                                       Random& random, const std::optional<std::string>& person) {
   if (name.empty() || name.size() > 128) {
     return make_error(Errc::invalid_argument, "token name must be 1-128 characters");
   }
+  if (person) DROVER_TRY(validate_name(*person, "person"));
   const std::string token = "drv_" + canon::base64url_encode(random.bytes(32));
-  DROVER_TRY(store_.add_api_token(ContentId::of(token).hex(), {name, role_name(role), now}));
+  DROVER_TRY(store_.add_api_token(ContentId::of(token).hex(),
+                                  {name, role_name(role), now, person.value_or(name)}));
   return token;
 }
 
@@ -46,7 +49,7 @@ Result<Caller> TokenStore::authenticate(std::string_view token) {
   DROVER_ASSIGN(auto t, store_.api_token(ContentId::of(token).hex()));
   if (!t) return make_error(Errc::refused, "unknown or revoked token");
   DROVER_ASSIGN(Role role, parse_role(t->role));
-  return Caller{t->name, role};
+  return Caller{t->name, role, t->person};
 }
 
 Status TokenStore::revoke(const std::string& name) {
@@ -58,7 +61,7 @@ Result<std::vector<TokenStore::Listed>> TokenStore::list() {
   std::vector<Listed> out;
   for (const auto& t : all) {
     auto role = parse_role(t.role);
-    if (role.ok()) out.push_back({t.name, *role, t.created_at});
+    if (role.ok()) out.push_back({t.name, *role, t.created_at, t.person});
   }
   std::sort(out.begin(), out.end(),
             [](const Listed& a, const Listed& b) { return a.name < b.name; });

@@ -1,6 +1,8 @@
 // Bearer tokens for the coordinator's API (docs/COORDINATOR.md, "Access"):
 // a token is shown once when an admin creates it and stored only as its
-// SHA-256; each has a name (who acted, in the audit log) and a role.
+// SHA-256; each has a name (who acted, in the audit log), a role, and the
+// person it belongs to (one person may hold several tokens; an approval
+// gate counts persons, not tokens).
 //
 // Roles, each allowing what the ones before it allow:
 //   viewer   read anything
@@ -33,8 +35,9 @@ inline bool allows(Role has, Role needs) {
 }
 
 struct Caller {
-  std::string name;
+  std::string name;  // the token's
   Role role = Role::viewer;
+  std::string person = {};  // whom the token belongs to
 };
 
 // What a request needs of its caller when that depends on what it changes,
@@ -55,8 +58,11 @@ class TokenStore {
   explicit TokenStore(CoordinatorStore& store) : store_(store) {}
 
   // Returns the new token ("drv_" + 43 base64url characters). Names are
-  // unique among live tokens.
-  Result<std::string> create(const std::string& name, Role role, std::int64_t now, Random& random);
+  // unique among live tokens; persons need not be. `person` follows the name
+  // rule (core/base/name.hpp; refused naming the field "person"); without
+  // it the token's name is its person.
+  Result<std::string> create(const std::string& name, Role role, std::int64_t now, Random& random,
+                             const std::optional<std::string>& person = std::nullopt);
   // The caller a token belongs to; refused (Errc::refused) for an unknown or
   // revoked token, without saying which.
   Result<Caller> authenticate(std::string_view token);
@@ -65,12 +71,13 @@ class TokenStore {
     std::string name;
     Role role = Role::viewer;
     std::int64_t created_at = 0;
+    std::string person = {};
   };
   // Live tokens by name (never the tokens themselves: only hashes are kept).
   Result<std::vector<Listed>> list();
 
  private:
-  CoordinatorStore& store_;  // keeps sha256 hex of token -> {name, role, created_at}
+  CoordinatorStore& store_;  // keeps sha256 hex of token -> {name, role, person, created_at}
 };
 
 }  // namespace drover::coordinator

@@ -71,13 +71,15 @@ Result<ContentId> decode_artifact_registration(const json& body) {
 
 Result<TokenRequest> decode_token_request(const json& body) {
   DROVER_ASSIGN(Fields f, Fields::of(body, ""));
-  DROVER_TRY(f.only({"name", "role"}));
+  DROVER_TRY(f.only({"name", "role", "person"}));
   TokenRequest out;
   DROVER_ASSIGN(out.name, f.str("name", 128));
   DROVER_ASSIGN(std::string role_text, f.str("role", 32));
   auto role = parse_role(role_text);
   if (!role.ok()) return make_error(Errc::invalid_argument, "role: " + role.error().message);
   out.role = *role;
+  DROVER_ASSIGN(out.person, f.opt_str("person", kMaxNameBytes));
+  if (out.person) DROVER_TRY(validate_name(*out.person, "person"));
   return out;
 }
 
@@ -318,13 +320,17 @@ json render_running_at(const std::string& service, std::int64_t at_ms, const Aud
 }
 
 json render_created_token(const CreatedToken& t) {
-  return json{{"name", t.name}, {"role", role_name(t.role)}, {"token", t.token}};
+  return json{
+      {"name", t.name}, {"role", role_name(t.role)}, {"person", t.person}, {"token", t.token}};
 }
 
 json render_tokens(const std::vector<TokenStore::Listed>& tokens) {
   json out = json::array();
   for (const auto& t : tokens) {
-    out.push_back({{"name", t.name}, {"role", role_name(t.role)}, {"created_at", t.created_at}});
+    out.push_back({{"name", t.name},
+                   {"role", role_name(t.role)},
+                   {"person", t.person},
+                   {"created_at", t.created_at}});
   }
   return json{{"tokens", out}};
 }

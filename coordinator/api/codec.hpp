@@ -27,6 +27,7 @@ Result<ContentId> decode_artifact_registration(const nlohmann::json& body);
 struct TokenRequest {
   std::string name;
   Role role = Role::viewer;
+  std::optional<std::string> person;  // by the name rule; absent: the name
 };
 Result<TokenRequest> decode_token_request(const nlohmann::json& body);
 Result<std::string> decode_join_token_revocation(const nlohmann::json& body);

@@ -472,7 +472,7 @@ http::Response HttpApi::dispatch(const http::Request& req) {
     on("POST", Role::admin, [&](const Caller& who, const json& body) {
       auto t = api::decode_token_request(body);
       if (!t.ok()) return fail(t.error());
-      return from(c.create_token(t->name, t->role, who), api::render_created_token, 201);
+      return from(c.create_token(t->name, t->role, t->person, who), api::render_created_token, 201);
     });
   } else if (is({"tokens", "*"})) {
     on("DELETE", Role::admin, [&](const Caller& who, const json&) {

@@ -693,11 +693,13 @@ Result<AuditRecord> Coordinator::running_at(const std::string& service, std::int
 // ---- tokens ----
 
 Result<CreatedToken> Coordinator::create_token(const std::string& name, Role role,
+                                               const std::optional<std::string>& person,
                                                const Caller& who) {
-  DROVER_ASSIGN(std::string token, tokens_->create(name, role, now_ms() / 1000, random_));
+  DROVER_ASSIGN(std::string token, tokens_->create(name, role, now_ms() / 1000, random_, person));
+  const std::string holder = person.value_or(name);
   DROVER_TRY(audit_admin(*store_, now_ms(), who.name, "token.created",
-                         {{"name", name}, {"role", role_name(role)}}));
-  return CreatedToken{name, role, token};
+                         {{"name", name}, {"role", role_name(role)}, {"person", holder}}));
+  return CreatedToken{name, role, token, holder};
 }
 
 Result<std::vector<TokenStore::Listed>> Coordinator::list_tokens() {

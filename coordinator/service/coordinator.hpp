@@ -130,6 +130,7 @@ struct CreatedToken {
   std::string name;
   Role role = Role::viewer;
   std::string token;  // shown once
+  std::string person = {};
 };
 
 // An operation's failure: the HTTP status it maps to comes from the code.
@@ -218,7 +219,9 @@ class Coordinator {
   Result<AuditCheck> audit_verify();
   Result<AuditRecord> running_at(const std::string& service, std::int64_t at_ms);
 
-  Result<CreatedToken> create_token(const std::string& name, Role role, const Caller& who);
+  // person: by the name rule; without it, the token's name.
+  Result<CreatedToken> create_token(const std::string& name, Role role,
+                                    const std::optional<std::string>& person, const Caller& who);
   Result<std::vector<TokenStore::Listed>> list_tokens();
   Status revoke_token(const std::string& name, const Caller& who);
   Result<CoordinatorStore::JoinToken> create_join_token(const CoordinatorStore::JoinTokenSpec& spec,

@@ -123,6 +123,9 @@ class CoordinatorStore {
   struct ApiToken {
     std::string name, role;
     std::int64_t created_at = 0;
+    // Whom the token belongs to: one person may hold several tokens. A record
+    // written before persons existed reads as its name.
+    std::string person = {};
   };
   // Refused (Errc::already_exists) while a token of that name lives.
   virtual Status add_api_token(const std::string& token_hash, const ApiToken& token) = 0;

@@ -67,15 +67,19 @@ CoordinatorStore::JoinToken decode_join_token(std::string_view key, std::string_
 }
 
 std::string encode_api_token(const CoordinatorStore::ApiToken& t) {
-  return json{{"name", t.name}, {"role", t.role}, {"created_at", t.created_at}}.dump();
+  return json{
+      {"name", t.name}, {"role", t.role}, {"person", t.person}, {"created_at", t.created_at}}
+      .dump();
 }
 
 std::optional<CoordinatorStore::ApiToken> decode_api_token(std::string_view bytes) {
   const json j = json::parse(bytes, nullptr, false);
   if (!j.is_object()) return std::nullopt;
   try {
-    return CoordinatorStore::ApiToken{j.value("name", ""), j.value("role", ""),
-                                      j.value("created_at", std::int64_t{0})};
+    CoordinatorStore::ApiToken t{j.value("name", ""), j.value("role", ""),
+                                 j.value("created_at", std::int64_t{0}), j.value("person", "")};
+    if (t.person.empty()) t.person = t.name;  // written before tokens named their person
+    return t;
   } catch (const json::exception&) {
     return std::nullopt;
   }
@@ -341,7 +345,7 @@ Status KvCoordinatorStore::enroll_agent(const HostRecord& record, const std::str
   return Ok{};
 }
 
-// api_tokens/<sha256 hex of token>: {"name","role","created_at"}.
+// api_tokens/<sha256 hex of token>: {"name","role","person","created_at"}.
 Status KvCoordinatorStore::add_api_token(const std::string& token_hash, const ApiToken& token) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;

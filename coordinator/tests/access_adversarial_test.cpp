@@ -248,6 +248,58 @@ TEST_F(AccessAttack, ADeployerCannotOverrideTheStrategy) {
   EXPECT_EQ(approved.body["batches"], 1);
 }
 
+// Tokens are the admin's: a deployer who could mint one could give itself
+// any role, or a second person to approve its own deploys.
+TEST_F(AccessAttack, ADeployerCannotCreateAToken) {
+  const auto audit_before = coordinator_->store().verify_audit().value().records;
+  for (const std::string* token : {&deployer_, &approver_}) {
+    for (const char* role : {"admin", "approver", "viewer"}) {
+      Answer a = call("POST", "/tokens",
+                      json{{"name", "mine"}, {"role", role}, {"person", "someone-else"}}, *token);
+      EXPECT_EQ(a.status, 403) << a.raw;
+      EXPECT_NE(a.error().find("needs role admin"), std::string::npos) << a.raw;
+    }
+  }
+  EXPECT_EQ(call("GET", "/tokens", std::string(), deployer_).status, 403);
+  Answer listed = call("GET", "/tokens", std::string(), admin_);
+  ASSERT_EQ(listed.status, 200) << listed.raw;
+  EXPECT_EQ(listed.body["tokens"].size(), 4u) << listed.raw;
+  EXPECT_EQ(listed.raw.find("mine"), std::string::npos) << listed.raw;
+  EXPECT_EQ(coordinator_->store().verify_audit().value().records, audit_before);
+}
+
+// A person is compared across tokens and written to audit records and
+// terminals: one with control characters (a forged line, an escape
+// sequence, a NUL that ends a C string early) or beyond the name rule's
+// length is refused, naming the field, and the refusal does not echo the
+// bytes raw.
+TEST_F(AccessAttack, APersonWithControlCharactersOrOverlongIsRefused) {
+  const auto audit_before = coordinator_->store().verify_audit().value().records;
+  const std::vector<std::string> bad = {std::string("ann\nwho: root"), std::string("ann\r"),
+                                        std::string("\x1b[2Jann"),     std::string("ann\0root", 8),
+                                        std::string("ann\t"),          std::string("ann\x7f"),
+                                        std::string(129, 'a'),         std::string(100000, 'a')};
+  for (const auto& person : bad) {
+    Answer a = call("POST", "/tokens", json{{"name", "t"}, {"role", "viewer"}, {"person", person}},
+                    admin_);
+    EXPECT_EQ(a.status, 400) << a.raw.substr(0, 200);
+    EXPECT_EQ(a.error().rfind("person", 0), 0u) << a.raw.substr(0, 200);
+    for (char c : a.error()) {
+      EXPECT_TRUE(c >= 0x20 && c != 0x7f)
+          << "raw byte " << int(c) << " in " << a.raw.substr(0, 200);
+    }
+    EXPECT_LT(a.error().size(), 300u);  // an overlong value is not echoed whole
+  }
+  Answer listed = call("GET", "/tokens", std::string(), admin_);
+  EXPECT_EQ(listed.body["tokens"].size(), 4u) << listed.raw;
+  EXPECT_EQ(coordinator_->store().verify_audit().value().records, audit_before);
+  // The same person within the rule is taken.
+  Answer ok =
+      call("POST", "/tokens", json{{"name", "t"}, {"role", "viewer"}, {"person", "ann"}}, admin_);
+  ASSERT_EQ(ok.status, 201) << ok.raw;
+  EXPECT_EQ(ok.body["person"], "ann");
+}
+
 // The state store's errors name the data directory (LMDB's say "lmdb commit
 // DIR: …"). A store that cannot grow its file (a full disk; here the file
 // size limit, which fails a write past it with EFBIG) fails a deployer's

@@ -250,6 +250,9 @@ TEST_F(Api, MalformedBodiesAreRefusedNamingTheFieldAndChangeNothing) {
       {"/artifacts", R"({"artifact_id":"nope"})", "artifact_id"},
       {"/tokens", R"({"name":"x","role":"god"})", "role"},
       {"/tokens", R"({"role":"viewer"})", "name is required"},
+      {"/tokens", R"({"name":"x","role":"viewer","person":"ann smith"})", "person 'ann smith'"},
+      {"/tokens", R"({"name":"x","role":"viewer","person":""})", "person"},
+      {"/tokens", R"({"name":"x","role":"viewer","person":7})", "person must be a string"},
       {"/join-tokens/revoke", R"({})", "token is required"},
   };
   for (const auto& c : cases) {
@@ -534,6 +537,39 @@ TEST_F(Api, TokensAreShownOnceListedByNameAndRevoked) {
   EXPECT_EQ(listed.body.dump().find(ci), std::string::npos);  // never the token itself
   EXPECT_NE(listed.body.dump().find("\"ci\""), std::string::npos);
   EXPECT_EQ(call("POST", "/tokens", json{{"name", "ci"}, {"role", "viewer"}}, admin_).status, 409);
+
+  // Each token names its person: given by the admin, else the token's name;
+  // one person may hold several tokens.
+  EXPECT_EQ(created.body["person"], "ci");
+  Answer ann = call("POST", "/tokens",
+                    json{{"name", "ann-laptop"}, {"role", "approver"}, {"person", "ann"}}, admin_);
+  ASSERT_EQ(ann.status, 201) << ann.body.dump();
+  EXPECT_EQ(ann.body["person"], "ann");
+  EXPECT_EQ(call("POST", "/tokens", json{{"name", "ann-ci"}, {"role", "viewer"}, {"person", "ann"}},
+                 admin_)
+                .status,
+            201);
+  const Answer persons = call("GET", "/tokens", std::string(), admin_);
+  std::map<std::string, std::string> person_of;
+  for (const auto& t : persons.body["tokens"]) {
+    person_of[t["name"].get<std::string>()] = t["person"].get<std::string>();
+  }
+  EXPECT_EQ(person_of, (std::map<std::string, std::string>{{"ann-ci", "ann"},
+                                                           {"ann-laptop", "ann"},
+                                                           {"ci", "ci"},
+                                                           {"dee", "dee"},
+                                                           {"root", "root"},
+                                                           {"vee", "vee"}}));
+  // The audit record of each creation names the person.
+  const Answer audit = call("GET", "/audit", std::string(), viewer_);
+  std::map<std::string, std::string> audited;
+  for (const auto& r : audit.body["records"]) {
+    if (r["what"] != "token.created") continue;
+    EXPECT_EQ(r["who"], "root");
+    audited[r["detail"]["name"].get<std::string>()] = r["detail"]["person"].get<std::string>();
+  }
+  EXPECT_EQ(audited, (std::map<std::string, std::string>{
+                         {"ann-ci", "ann"}, {"ann-laptop", "ann"}, {"ci", "ci"}}));
   EXPECT_EQ(call("DELETE", "/tokens/ci", std::string(), admin_).status, 200);
   EXPECT_EQ(call("GET", "/deploys", std::string(), ci).status, 401);
   EXPECT_EQ(call("DELETE", "/tokens/ci", std::string(), admin_).status, 404);

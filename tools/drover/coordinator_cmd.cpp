@@ -155,8 +155,9 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     o.add_options()("reason", "why", cxxopts::value<std::string>());
   }
   if (verb == "token") {
-    o.custom_help("create NAME --role ROLE | revoke NAME | list");
-    o.add_options()("role", "viewer, deployer, approver or admin", cxxopts::value<std::string>());
+    o.custom_help("create NAME --role ROLE [--person P] | revoke NAME | list");
+    o.add_options()("role", "viewer, deployer, approver or admin", cxxopts::value<std::string>())(
+        "person", "whom the token belongs to (default: its name)", cxxopts::value<std::string>());
   }
   if (verb == "join-token") {
     o.custom_help("create [--uses N] [--ttl S] [--region R]... [--service S]... | ls | revoke ID");
@@ -168,8 +169,9 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
         cxxopts::value<std::vector<std::string>>());
   }
   if (verb == "audit") {
-    o.custom_help("[verify] [--service S] [--since TIME] [--until TIME] [--limit N]");
+    o.custom_help("[verify] [--service S] [--env E] [--since TIME] [--until TIME] [--limit N]");
     o.add_options()("service", "one service", cxxopts::value<std::string>())(
+        "env", "one environment (any when absent)", cxxopts::value<std::string>())(
         "since", "unix ms or RFC 3339", cxxopts::value<std::string>())(
         "until", "unix ms or RFC 3339", cxxopts::value<std::string>())(
         "limit", "at most N records", cxxopts::value<std::string>());
@@ -264,21 +266,23 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     if (words.size() == 1 && words[0] == "list") {
       return show(api->call("GET", "/tokens"), [](const json& j) {
         for (const auto& t : j["tokens"]) {
-          std::cout << t.value("name", "") << "\t" << t.value("role", "") << "\n";
+          std::cout << t.value("name", "") << "\t" << t.value("role", "") << "\tperson "
+                    << t.value("person", "") << "\n";
         }
       });
     }
     if (words.size() == 2 && words[0] == "create") {
       if (!r.count("role")) return usage(verb, "token create needs --role");
-      return show(api->call("POST", "/tokens",
-                            json{{"name", words[1]}, {"role", r["role"].as<std::string>()}}),
+      json body = {{"name", words[1]}, {"role", r["role"].as<std::string>()}};
+      if (r.count("person")) body["person"] = r["person"].as<std::string>();
+      return show(api->call("POST", "/tokens", body),
                   [](const json& j) { std::cout << j.value("token", "") << "\n"; });
     }
     if (words.size() == 2 && words[0] == "revoke") {
       return show(api->call("DELETE", "/tokens/" + words[1]),
                   [&](const json&) { std::cout << "revoked " << words[1] << "\n"; });
     }
-    return usage(verb, "token create NAME --role ROLE | revoke NAME | list");
+    return usage(verb, "token create NAME --role ROLE [--person P] | revoke NAME | list");
   }
   if (verb == "join-token") {
     if (words.size() == 1 && words[0] == "create") {
@@ -332,7 +336,7 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     }
     if (!words.empty()) return usage(verb, "audit [verify] [--service S] [--since T]");
     std::string q = "/audit?limit=" + (r.count("limit") ? r["limit"].as<std::string>() : "100");
-    for (const char* k : {"service", "since", "until"}) {
+    for (const char* k : {"service", "env", "since", "until"}) {
       if (r.count(k))
         q += std::string("&") + k + "=" + http::percent_encode(r[k].as<std::string>());
     }
