@@ -7,6 +7,7 @@
 
 #include "coordinator/api/codec.hpp"
 #include "coordinator/service/coordinator.hpp"
+#include "core/base/name.hpp"
 #include "core/canon/json_text.hpp"
 
 namespace drover::coordinator {
@@ -93,6 +94,14 @@ Result<std::int64_t> time_param(const http::Request& req, const char* name, std:
   if (!t.ok())
     return make_error(Errc::invalid_argument, std::string(name) + ": " + t.error().message);
   return *t;
+}
+
+// The optional env of a query: "" when absent, else a name by the rule.
+Result<std::string> env_param(const http::Request& req) {
+  const std::string* v = req.param("env");
+  if (v == nullptr || v->empty()) return std::string();
+  DROVER_TRY(validate_name(*v, "env"));
+  return *v;
 }
 
 }  // namespace
@@ -451,8 +460,11 @@ http::Response HttpApi::dispatch(const http::Request& req) {
       if (!since.ok()) return error(400, since.error().message);
       if (!until.ok()) return error(400, until.error().message);
       if (!limit.ok()) return error(400, limit.error().message);
+      auto env = env_param(req);
+      if (!env.ok()) return error(400, env.error().message);
       const std::string* service = req.param("service");
-      return from(c.audit(service ? *service : "", *since, *until, *limit), api::render_audit);
+      return from(c.audit({service ? *service : "", *env, *since, *until, *limit}),
+                  api::render_audit);
     });
   } else if (is({"audit", "verify"})) {
     on("GET", Role::viewer,
@@ -463,7 +475,9 @@ http::Response HttpApi::dispatch(const http::Request& req) {
       if (service == nullptr || service->empty()) return error(400, "service is required");
       auto at = time_param(req, "at", std::numeric_limits<std::int64_t>::max());
       if (!at.ok()) return error(400, at.error().message);
-      return from(c.running_at(*service, *at),
+      auto env = env_param(req);
+      if (!env.ok()) return error(400, env.error().message);
+      return from(c.running_at(*service, *env, *at),
                   [&](const AuditRecord& r) { return api::render_running_at(*service, *at, r); });
     });
   } else if (is({"tokens"})) {

@@ -4,6 +4,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "core/base/name.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "core/hash/sha256.hpp"
 
@@ -14,23 +15,77 @@ using nlohmann::json;
 constexpr std::string_view kFormat = "drover.audit.v1";
 const std::string kGenesis = "sha256:" + std::string(64, '0');
 
+void put_be(std::string& k, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::uint64_t read_be(std::string_view bytes) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(bytes[i]);
+  return v;
+}
+
 std::string seq_key(std::uint64_t seq) {
   std::string k;
-  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>((seq >> (8 * i)) & 0xff));
+  put_be(k, seq);
   return k;
+}
+
+// Index keys hold times from 0 up.
+std::uint64_t clamped_ms(std::int64_t at_ms) {
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(at_ms, 0));
+}
+
+// A name as a key component: itself when it follows the name rule (so it
+// holds no '/'), else "%" + the hex SHA-256 of its bytes (never a valid
+// name, never a '/', never longer than 65 bytes).
+std::string key_name(const std::string& name) {
+  if (is_valid_name(name)) return name;
+  return "%" + ContentId::of(name).hex();
 }
 
 // Big-endian ~v: later times and seqs sort first.
 void put_inverted(std::string& k, std::uint64_t v) {
-  v = ~v;
-  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  put_be(k, ~v);
 }
 
-std::string release_key(const std::string& service, std::int64_t at_ms, std::uint64_t seq) {
-  std::string k = service + '/';
-  put_inverted(k, static_cast<std::uint64_t>(std::max<std::int64_t>(at_ms, 0)));
+std::string release_prefix(const std::string& service, const std::string& env) {
+  return key_name(service) + '/' + (env.empty() ? std::string() : key_name(env)) + '/';
+}
+
+std::string release_key(const std::string& prefix, std::int64_t at_ms, std::uint64_t seq) {
+  std::string k = prefix;
+  put_inverted(k, clamped_ms(at_ms));
   put_inverted(k, seq);
   return k;
+}
+
+// The by_time scope of a query (or of one of a record's entries).
+std::string scope_prefix(const std::string& service, const std::string& env) {
+  if (service.empty() && env.empty()) return "a/";
+  if (env.empty()) return "s/" + key_name(service) + '/';
+  if (service.empty()) return "e/" + key_name(env) + '/';
+  return "se/" + key_name(service) + '/' + key_name(env) + '/';
+}
+
+constexpr std::size_t kTimeSeqBytes = 16;
+
+std::string by_time_key(const std::string& prefix, std::int64_t at_ms, std::uint64_t seq) {
+  std::string k = prefix;
+  put_be(k, clamped_ms(at_ms));
+  put_be(k, seq);
+  return k;
+}
+
+// The by_time keys of r: every scope it belongs to.
+std::vector<std::string> by_time_keys(const AuditRecord& r) {
+  std::vector<std::string> out = {by_time_key(scope_prefix("", ""), r.at_ms, r.seq)};
+  if (!r.service.empty()) out.push_back(by_time_key(scope_prefix(r.service, ""), r.at_ms, r.seq));
+  if (!r.env.empty()) out.push_back(by_time_key(scope_prefix("", r.env), r.at_ms, r.seq));
+  if (!r.service.empty() && !r.env.empty()) {
+    out.push_back(by_time_key(scope_prefix(r.service, r.env), r.at_ms, r.seq));
+  }
+  return out;
 }
 
 bool is_release(const AuditRecord& r) {
@@ -69,6 +124,8 @@ std::string encode_audit_record(const AuditRecord& r) {
             {"detail", detail},
             {"config_hash", r.config_hash},
             {"prev", r.prev}};
+  // Only when set: a record without one keeps its bytes from before the field.
+  if (!r.env.empty()) j["env"] = r.env;
   return *canon::encode(j);
 }
 
@@ -92,6 +149,11 @@ Result<AuditRecord> decode_audit_record(std::string_view bytes) {
     r.detail = *canon::encode(j.at("detail"));
     r.config_hash = j.at("config_hash").get<std::string>();
     r.prev = j.at("prev").get<std::string>();
+    if (j.contains("env")) {
+      r.env = j.at("env").get<std::string>();
+      // "" is never written: it would be a second spelling of "no env".
+      if (r.env.empty()) return make_error(Errc::corrupt, "audit record: env is empty");
+    }
     return r;
   } catch (const json::exception& e) {
     return make_error(Errc::corrupt, std::string("audit record: ") + e.what());
@@ -109,8 +171,11 @@ Result<AuditRecord> audit_append(kv::Txn& txn, const AuditTables& t, AuditRecord
   }
   const std::string bytes = encode_audit_record(r);
   DROVER_TRY(txn.put(t.records, seq_key(r.seq), bytes));
-  if (is_release(r))
-    DROVER_TRY(txn.put(t.releases, release_key(r.service, r.at_ms, r.seq), seq_key(r.seq)));
+  if (is_release(r)) {
+    DROVER_TRY(txn.put(t.releases, release_key(release_prefix(r.service, r.env), r.at_ms, r.seq),
+                       seq_key(r.seq)));
+  }
+  for (const auto& k : by_time_keys(r)) DROVER_TRY(txn.put(t.by_time, k, ""));
   json next = {{"seq", r.seq}, {"hash", ContentId::of(bytes).str()}};
   DROVER_TRY(txn.put(t.meta, "audit_head", next.dump()));
   return r;
@@ -163,53 +228,131 @@ Result<AuditCheck> audit_verify(kv::Txn& txn, const AuditTables& t) {
 }
 
 Result<std::vector<AuditRecord>> audit_query(kv::Txn& txn, const AuditTables& t,
-                                             const std::string& service, std::int64_t since_ms,
-                                             std::int64_t until_ms, std::size_t limit) {
+                                             const AuditQuery& q) {
   std::vector<AuditRecord> out;
-  DROVER_ASSIGN(auto cursor, txn.cursor(t.records));
-  DROVER_ASSIGN(bool more, cursor->first());
-  while (more && out.size() < limit) {
-    DROVER_ASSIGN(AuditRecord r, decode_audit_record(cursor->value()));
-    if ((service.empty() || r.service == service) && r.at_ms >= since_ms && r.at_ms < until_ms) {
-      out.push_back(std::move(r));
+  if (q.limit == 0 || q.until_ms <= q.since_ms) return out;
+  const std::string prefix = scope_prefix(q.service, q.env);
+  DROVER_ASSIGN(auto cursor, txn.cursor(t.by_time));
+  DROVER_ASSIGN(bool more, cursor->seek(by_time_key(prefix, q.since_ms, 0)));
+  while (more && out.size() < q.limit) {
+    const std::string_view key = cursor->key();
+    if (key.substr(0, prefix.size()) != prefix) break;
+    if (key.size() != prefix.size() + kTimeSeqBytes) {
+      return make_error(Errc::corrupt, "audit: a by-time index entry is malformed");
     }
+    const std::uint64_t at = read_be(key.substr(prefix.size()));
+    // Past until (every entry after this one is too). Time 0 also holds the
+    // records before 0: those are read, and filtered below.
+    if (at > 0 && at >= clamped_ms(q.until_ms)) break;
+    DROVER_ASSIGN(auto bytes, txn.get(t.records, key.substr(prefix.size() + 8)));
+    if (!bytes) return make_error(Errc::corrupt, "audit: an indexed record is missing");
+    DROVER_ASSIGN(AuditRecord r, decode_audit_record(*bytes));
+    if (r.at_ms >= q.since_ms && r.at_ms < q.until_ms) out.push_back(std::move(r));
     DROVER_ASSIGN(more, cursor->next());
   }
   return out;
 }
 
-Result<std::optional<AuditRecord>> audit_running_at(kv::Txn& txn, const AuditTables& t,
-                                                    const std::string& service,
-                                                    std::int64_t at_ms) {
-  const std::string prefix = service + '/';
+namespace {
+
+// The newest release under prefix at or before at_ms.
+Result<std::optional<AuditRecord>> newest_release(kv::Txn& txn, const AuditTables& t,
+                                                  const std::string& prefix, std::int64_t at_ms) {
   DROVER_ASSIGN(auto cursor, txn.cursor(t.releases));
-  // The first entry at or after (service, ~at_ms, ~max) is the newest at or before at_ms.
-  DROVER_ASSIGN(bool found, cursor->seek(release_key(service, at_ms,
-                                                     std::numeric_limits<std::uint64_t>::max())));
-  if (!found || cursor->key().substr(0, prefix.size()) != prefix) {
-    return std::optional<AuditRecord>();
+  // The first entry at or after (prefix, ~at_ms, ~max) is the newest at or
+  // before at_ms, for at_ms from 0 up.
+  DROVER_ASSIGN(bool found, cursor->seek(release_key(prefix, at_ms, ~std::uint64_t{0})));
+  std::optional<AuditRecord> best;
+  while (found && cursor->key().substr(0, prefix.size()) == prefix) {
+    DROVER_ASSIGN(auto bytes, txn.get(t.records, cursor->value()));
+    if (!bytes) return make_error(Errc::corrupt, "audit: an indexed release record is missing");
+    DROVER_ASSIGN(AuditRecord r, decode_audit_record(*bytes));
+    if (at_ms >= 0) return std::optional<AuditRecord>(std::move(r));
+    // Before 0 (the index's time 0 holds every release up to 0): the newest
+    // whose own time is at or before at_ms, read from all of them.
+    if (r.at_ms <= at_ms && (!best || r.at_ms > best->at_ms)) best = std::move(r);
+    DROVER_ASSIGN(found, cursor->next());
   }
-  DROVER_ASSIGN(auto bytes, txn.get(t.records, cursor->value()));
-  if (!bytes) return make_error(Errc::corrupt, "audit: an indexed release record is missing");
-  DROVER_ASSIGN(AuditRecord r, decode_audit_record(*bytes));
-  return std::optional<AuditRecord>(std::move(r));
+  return best;
 }
 
-Result<std::uint64_t> audit_index_releases(kv::Txn& txn, const AuditTables& t) {
-  std::vector<AuditRecord> releases;
+Status erase_all(kv::Txn& txn, kv::Table table) {
+  std::vector<std::string> keys;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(table));
+    DROVER_ASSIGN(bool more, cursor->first());
+    while (more) {
+      keys.emplace_back(cursor->key());
+      DROVER_ASSIGN(more, cursor->next());
+    }
+  }  // the cursor is gone before the writes
+  for (const auto& k : keys) {
+    DROVER_ASSIGN(bool erased, txn.erase(table, k));
+    (void)erased;
+  }
+  return Ok{};
+}
+
+struct Rebuilt {
+  std::uint64_t records = 0, releases = 0;
+};
+
+// Erases and rebuilds the chosen indexes from one pass over the records.
+Result<Rebuilt> rebuild_indexes(kv::Txn& txn, const AuditTables& t, bool releases, bool by_time) {
+  Rebuilt out;
+  if (releases) DROVER_TRY(erase_all(txn, t.releases));
+  if (by_time) DROVER_TRY(erase_all(txn, t.by_time));
+  std::vector<std::pair<std::string, std::string>> release_entries;
+  std::vector<std::string> by_time_entries;
   {
     DROVER_ASSIGN(auto cursor, txn.cursor(t.records));
     DROVER_ASSIGN(bool more, cursor->first());
     while (more) {
-      DROVER_ASSIGN(AuditRecord r, decode_audit_record(cursor->value()));
-      if (is_release(r)) releases.push_back(std::move(r));
+      ++out.records;
+      // A record that does not read is left out (audit_verify names it): the
+      // coordinator still opens, and queries answer from the others.
+      auto r = decode_audit_record(cursor->value());
+      if (r.ok() && releases && is_release(*r)) {
+        release_entries.emplace_back(
+            release_key(release_prefix(r->service, r->env), r->at_ms, r->seq), seq_key(r->seq));
+      }
+      if (r.ok() && by_time) {
+        for (auto& k : by_time_keys(*r)) by_time_entries.push_back(std::move(k));
+      }
       DROVER_ASSIGN(more, cursor->next());
     }
   }  // the cursor is gone before the writes (and the caller's commit)
-  for (const auto& r : releases) {
-    DROVER_TRY(txn.put(t.releases, release_key(r.service, r.at_ms, r.seq), seq_key(r.seq)));
-  }
-  return static_cast<std::uint64_t>(releases.size());
+  for (const auto& [k, v] : release_entries) DROVER_TRY(txn.put(t.releases, k, v));
+  for (const auto& k : by_time_entries) DROVER_TRY(txn.put(t.by_time, k, ""));
+  if (releases) DROVER_TRY(txn.put(t.meta, kAuditReleasesMark, kAuditReleasesLayout));
+  if (by_time) DROVER_TRY(txn.put(t.meta, kAuditByTimeMark, kAuditByTimeLayout));
+  out.releases = release_entries.size();
+  return out;
+}
+
+}  // namespace
+
+Result<std::optional<AuditRecord>> audit_running_at(kv::Txn& txn, const AuditTables& t,
+                                                    const std::string& service,
+                                                    const std::string& env, std::int64_t at_ms) {
+  DROVER_ASSIGN(auto found, newest_release(txn, t, release_prefix(service, env), at_ms));
+  if (found || env.empty()) return found;
+  return newest_release(txn, t, release_prefix(service, ""), at_ms);
+}
+
+Result<std::uint64_t> audit_index_current(kv::Txn& txn, const AuditTables& t) {
+  DROVER_ASSIGN(auto releases, txn.get(t.meta, kAuditReleasesMark));
+  DROVER_ASSIGN(auto by_time, txn.get(t.meta, kAuditByTimeMark));
+  const bool stale_releases = !releases || *releases != kAuditReleasesLayout;
+  const bool stale_by_time = !by_time || *by_time != kAuditByTimeLayout;
+  if (!stale_releases && !stale_by_time) return std::uint64_t{0};
+  DROVER_ASSIGN(Rebuilt rebuilt, rebuild_indexes(txn, t, stale_releases, stale_by_time));
+  return rebuilt.records;
+}
+
+Result<std::uint64_t> audit_index_releases(kv::Txn& txn, const AuditTables& t) {
+  DROVER_ASSIGN(Rebuilt rebuilt, rebuild_indexes(txn, t, true, false));
+  return rebuilt.releases;
 }
 
 }  // namespace drover::coordinator

@@ -671,21 +671,21 @@ Result<std::size_t> Coordinator::add_health_samples(const std::string& service,
 
 // ---- audit ----
 
-Result<std::vector<AuditRecord>> Coordinator::audit(const std::string& service,
-                                                    std::int64_t since_ms, std::int64_t until_ms,
-                                                    std::size_t limit) {
-  return store_->audit(service, since_ms, until_ms, limit);
+Result<std::vector<AuditRecord>> Coordinator::audit(const AuditQuery& q) {
+  return store_->audit(q);
 }
 
 Result<AuditCheck> Coordinator::audit_verify() {
   return store_->verify_audit();
 }
 
-Result<AuditRecord> Coordinator::running_at(const std::string& service, std::int64_t at_ms) {
-  DROVER_ASSIGN(auto r, store_->running_at(service, at_ms));
+Result<AuditRecord> Coordinator::running_at(const std::string& service, const std::string& env,
+                                            std::int64_t at_ms) {
+  DROVER_ASSIGN(auto r, store_->running_at(service, env, at_ms));
   if (!r) {
-    return make_error(Errc::not_found,
-                      "no release of service '" + service + "' is recorded at or before that time");
+    return make_error(Errc::not_found, "no release of service '" + service + "'" +
+                                           (env.empty() ? "" : " in env '" + env + "'") +
+                                           " is recorded at or before that time");
   }
   return *r;
 }

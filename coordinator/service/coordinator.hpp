@@ -214,10 +214,11 @@ class Coordinator {
                                          const std::vector<ExternalSample>& samples,
                                          const std::string& delivery);
 
-  Result<std::vector<AuditRecord>> audit(const std::string& service, std::int64_t since_ms,
-                                         std::int64_t until_ms, std::size_t limit);
+  Result<std::vector<AuditRecord>> audit(const AuditQuery& q);
   Result<AuditCheck> audit_verify();
-  Result<AuditRecord> running_at(const std::string& service, std::int64_t at_ms);
+  // env "": the releases recorded without one (CoordinatorStore::running_at).
+  Result<AuditRecord> running_at(const std::string& service, const std::string& env,
+                                 std::int64_t at_ms);
 
   // person: by the name rule; without it, the token's name.
   Result<CreatedToken> create_token(const std::string& name, Role role,

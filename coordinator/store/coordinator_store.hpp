@@ -192,10 +192,18 @@ class CoordinatorStore {
   // An audit record of its own (a person's act outside any deploy).
   virtual Status append_audit(const AuditRecord& record) = 0;
   virtual Result<AuditCheck> verify_audit() = 0;
-  virtual Result<std::vector<AuditRecord>> audit(const std::string& service, std::int64_t since_ms,
-                                                 std::int64_t until_ms, std::size_t limit) = 0;
+  // Records by service, env and time, oldest first: from an index, reading
+  // no more records than it returns (audit_query).
+  virtual Result<std::vector<AuditRecord>> audit(const AuditQuery& q) = 0;
+  // What ran for service in env at at_ms: the newest service.release record
+  // of env by then, else the newest without an env (written before
+  // environments existed). Without env: the records without one.
   virtual Result<std::optional<AuditRecord>> running_at(const std::string& service,
+                                                        const std::string& env,
                                                         std::int64_t at_ms) = 0;
+  Result<std::optional<AuditRecord>> running_at(const std::string& service, std::int64_t at_ms) {
+    return running_at(service, "", at_ms);
+  }
 
   // ---- pipelines, artifacts and small settings (records are canonical JSON
   // the API has validated) ----

@@ -110,6 +110,7 @@ Status KvCoordinatorStore::init(KvCoordinatorStore& s, const std::string& where)
   DROVER_ASSIGN(s.active_deploys_, kv.table("active_deploys"));
   DROVER_ASSIGN(s.deploy_list_, kv.table("deploy_list"));
   DROVER_ASSIGN(s.audit_.releases, kv.table("audit_releases"));
+  DROVER_ASSIGN(s.audit_.by_time, kv.table("audit_by_time"));
   DROVER_ASSIGN(s.audit_.records, kv.table("audit"));
   DROVER_ASSIGN(s.audit_.snapshots, kv.table("config_snapshots"));
   s.audit_.meta = s.meta_;
@@ -124,6 +125,10 @@ Status KvCoordinatorStore::init(KvCoordinatorStore& s, const std::string& where)
     return make_error(Errc::unsupported, "coordinator state " + where + " has format '" + *format +
                                              "'; this coordinator reads formats 1 and 2");
   }
+  // A log written before an audit index (or under its older layout) is
+  // indexed now, once: the index's mark in meta says so.
+  DROVER_ASSIGN(std::uint64_t indexed, audit_index_current(txn, s.audit_));
+  (void)indexed;
   return txn.commit();
 }
 
@@ -561,20 +566,18 @@ Result<AuditCheck> KvCoordinatorStore::verify_audit() {
   return audit_verify(txn, audit_);
 }
 
-Result<std::vector<AuditRecord>> KvCoordinatorStore::audit(const std::string& service,
-                                                           std::int64_t since_ms,
-                                                           std::int64_t until_ms,
-                                                           std::size_t limit) {
+Result<std::vector<AuditRecord>> KvCoordinatorStore::audit(const AuditQuery& q) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
   kv::Txn& txn = *txn_owner;
-  return audit_query(txn, audit_, service, since_ms, until_ms, limit);
+  return audit_query(txn, audit_, q);
 }
 
 Result<std::optional<AuditRecord>> KvCoordinatorStore::running_at(const std::string& service,
+                                                                  const std::string& env,
                                                                   std::int64_t at_ms) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
   kv::Txn& txn = *txn_owner;
-  return audit_running_at(txn, audit_, service, at_ms);
+  return audit_running_at(txn, audit_, service, env, at_ms);
 }
 
 }  // namespace drover::coordinator

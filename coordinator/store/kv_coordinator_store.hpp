@@ -54,9 +54,9 @@ class KvCoordinatorStore : public CoordinatorStore {
   Result<std::optional<std::string>> deploy_config(const std::string& deploy_id) override;
   Status append_audit(const AuditRecord& record) override;
   Result<AuditCheck> verify_audit() override;
-  Result<std::vector<AuditRecord>> audit(const std::string& service, std::int64_t since_ms,
-                                         std::int64_t until_ms, std::size_t limit) override;
-  Result<std::optional<AuditRecord>> running_at(const std::string& service,
+  Result<std::vector<AuditRecord>> audit(const AuditQuery& q) override;
+  using CoordinatorStore::running_at;
+  Result<std::optional<AuditRecord>> running_at(const std::string& service, const std::string& env,
                                                 std::int64_t at_ms) override;
   Status put_pipeline(const std::string& id, const std::string& record) override;
   Result<std::optional<std::string>> pipeline(const std::string& id) override;
@@ -82,6 +82,7 @@ class KvCoordinatorStore : public CoordinatorStore {
 
   // The tables underneath (tools and tests).
   kv::Store& kv() { return *kv_; }
+  const AuditTables& audit_tables() const { return audit_; }
 
  protected:
   // Opens the tables and checks (or upgrades) the state's format.

@@ -528,6 +528,40 @@ TEST_F(Api, AuditQueriesAndVerification) {
   EXPECT_EQ(call("GET", "/audit/running", std::string(), viewer_).status, 400);
 }
 
+TEST_F(Api, AuditQueriesAndWhatRanTakeAnEnv) {
+  auto release = [&](std::int64_t at, const std::string& env, const std::string& artifact) {
+    AuditRecord r;
+    r.at_ms = at;
+    r.who = "system";
+    r.what = "service.release";
+    r.service = "web";
+    r.env = env;
+    r.artifact = artifact;
+    ASSERT_TRUE(coordinator_->store().append_audit(r).ok());
+  };
+  release(1000, "", "sha256:a");  // before environments
+  release(2000, "staging", "sha256:b");
+  Answer staging = call("GET", "/audit?service=web&env=staging", std::string(), viewer_);
+  ASSERT_EQ(staging.status, 200) << staging.body.dump();
+  ASSERT_EQ(staging.body["records"].size(), 1u) << staging.body.dump();
+  EXPECT_EQ(staging.body["records"][0]["env"], "staging");
+  EXPECT_EQ(call("GET", "/audit?service=web", std::string(), viewer_).body["records"].size(), 2u);
+  auto ran = [&](const std::string& query) {
+    Answer a = call("GET", "/audit/running?service=web&" + query, std::string(), viewer_);
+    return a.status == 200 ? a.body["artifact_id"].get<std::string>() : std::to_string(a.status);
+  };
+  EXPECT_EQ(ran("env=staging&at=1500"), "sha256:a");  // none in staging yet
+  EXPECT_EQ(ran("env=staging&at=2000"), "sha256:b");
+  EXPECT_EQ(ran("at=2000"), "sha256:a");
+  EXPECT_EQ(ran("env=staging&at=999"), "404");
+  for (const char* path : {"/audit?env=.hidden", "/audit/running?service=web&env=.hidden"}) {
+    Answer bad = call("GET", path, std::string(), viewer_);
+    EXPECT_EQ(bad.status, 400) << path;
+    EXPECT_NE(bad.body["error"].get<std::string>().find("env '.hidden'"), std::string::npos)
+        << bad.body.dump();
+  }
+}
+
 TEST_F(Api, TokensAreShownOnceListedByNameAndRevoked) {
   Answer created = call("POST", "/tokens", json{{"name", "ci"}, {"role", "deployer"}}, admin_);
   ASSERT_EQ(created.status, 201) << created.body.dump();

@@ -16,7 +16,8 @@ struct Log {
   TempDir dir;
   std::unique_ptr<kv::Store> db = kv::LmdbKv::open(dir.path(), {64 << 20, 8, false}).value();
   AuditTables t{db->table("audit").value(), db->table("snapshots").value(),
-                db->table("meta").value(), db->table("releases").value()};
+                db->table("meta").value(), db->table("releases").value(),
+                db->table("by_time").value()};
 
   AuditRecord append(std::int64_t at, const std::string& what, const std::string& service,
                      const std::string& artifact = "", const std::string& snapshot = "") {
@@ -115,15 +116,15 @@ TEST(Audit, QueriesByServiceAndTimeAndWhatRanWhen) {
   Log log;
   log.fill();
   auto txn = log.db->begin_read().value();
-  auto web = audit_query(*txn, log.t, "web", 1500, 10'000, 100);
+  auto web = audit_query(*txn, log.t, {"web", "", 1500, 10'000, 100});
   ASSERT_TRUE(web.ok());
   ASSERT_EQ(web->size(), 3u);
   EXPECT_EQ((*web)[0].seq, 2u);
-  EXPECT_EQ(audit_query(*txn, log.t, "", 0, 10'000, 2)->size(), 2u);
-  EXPECT_FALSE(*audit_running_at(*txn, log.t, "web", 1999));
-  EXPECT_EQ((*audit_running_at(*txn, log.t, "web", 4999))->artifact, "sha256:a");
-  EXPECT_EQ((*audit_running_at(*txn, log.t, "web", 5000))->artifact, "sha256:b");
-  EXPECT_EQ((*audit_running_at(*txn, log.t, "db", 99'999))->artifact, "sha256:d");
+  EXPECT_EQ(audit_query(*txn, log.t, {"", "", 0, 10'000, 2})->size(), 2u);
+  EXPECT_FALSE(*audit_running_at(*txn, log.t, "web", "", 1999));
+  EXPECT_EQ((*audit_running_at(*txn, log.t, "web", "", 4999))->artifact, "sha256:a");
+  EXPECT_EQ((*audit_running_at(*txn, log.t, "web", "", 5000))->artifact, "sha256:b");
+  EXPECT_EQ((*audit_running_at(*txn, log.t, "db", "", 99'999))->artifact, "sha256:d");
 }
 
 TEST(Audit, WhatRanWhenGoesByTimeAndTheIndexCanBeRebuilt) {
@@ -136,7 +137,7 @@ TEST(Audit, WhatRanWhenGoesByTimeAndTheIndexCanBeRebuilt) {
     auto txn = log.db->begin_read().value();
     std::vector<std::string> out;
     for (std::int64_t at : {2999, 3000, 4999, 5000, 9000}) {
-      auto r = audit_running_at(*txn, log.t, "web", at).value();
+      auto r = audit_running_at(*txn, log.t, "web", "", at).value();
       out.push_back(r ? r->artifact : "-");
     }
     return out;

@@ -62,7 +62,7 @@ TEST_P(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
   ASSERT_TRUE(store
                   ->create_deploy({d,
                                    {0, d.created_ms, "alice", "deploy.created", "web", d.id, "v2",
-                                    "0123abcd", "{}", "", ""},
+                                    "0123abcd", "{}", "", "", ""},
                                    "{\"pipeline\":\"p-1\"}",
                                    0})
                   .ok());
@@ -81,7 +81,7 @@ TEST_P(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
       for (const auto& a : s.actions) {
         if (a.kind == Action::Kind::audit) {
           audits.push_back({0, now, "system", a.what, "web", d.id,
-                            a.artifact.empty() ? "v2" : a.artifact, "", a.detail, "", ""});
+                            a.artifact.empty() ? "v2" : a.artifact, "", a.detail, "", "", ""});
         }
       }
       ASSERT_TRUE(store->commit_deploy(s.next, audits).ok());
@@ -98,7 +98,7 @@ TEST_P(DurableDeploy, ResumesAfterACrashAtEveryTransition) {
   EXPECT_EQ(done.state, DeployState::succeeded);
   EXPECT_GT(transitions, 6);
   for (const auto& b : done.batches) EXPECT_GE(b.finished_ms - b.converged_ms, params.bake_ms);
-  auto records = store->audit("web", 0, INT64_MAX, 1000);
+  auto records = store->audit({"web", "", 0, INT64_MAX, 1000});
   ASSERT_TRUE(records.ok());
   int started = 0;
   for (const auto& r : *records) started += r.what == "batch.started";

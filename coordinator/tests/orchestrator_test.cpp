@@ -101,7 +101,7 @@ TEST(Orchestrator, APlanLostInACrashIsIssuedAgainAtStart) {
   EXPECT_EQ(done.state, DeployState::succeeded) << done.reason;
   for (const auto& b : done.batches) EXPECT_GE(b.finished_ms - b.converged_ms, 20'000);
   int started = 0;
-  const auto records = w.store->audit("web", 0, INT64_MAX, 1000).value();
+  const auto records = w.store->audit({"web", "", 0, INT64_MAX, 1000}).value();
   for (const auto& r : records) started += r.what == "batch.started";
   EXPECT_EQ(started, 3);
   EXPECT_TRUE(w.store->verify_audit()->ok);
@@ -124,7 +124,7 @@ TEST(Orchestrator, CommandsAreAuditedAndRefusedWhenTheyMakeNoSense) {
   EXPECT_EQ(o->rollback("d-1", "carol", "again").error().code, Errc::refused);
   EXPECT_EQ(o->pause("d-9", "bob").error().code, Errc::not_found);
   std::vector<std::string> who;
-  const auto records = w.store->audit("web", 0, INT64_MAX, 100).value();
+  const auto records = w.store->audit({"web", "", 0, INT64_MAX, 100}).value();
   for (const auto& r : records) who.push_back(r.who + ":" + r.what);
   EXPECT_EQ(who, (std::vector<std::string>{"alice:deploy.created", "bob:deploy.paused",
                                            "bob:deploy.resumed", "carol:rollback.started"}));
