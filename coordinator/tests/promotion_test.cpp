@@ -3,7 +3,7 @@
 // and every malformed path is refused naming its field.
 #include <gtest/gtest.h>
 
-#include "coordinator/pipelines/promotion.hpp"
+#include "coordinator/promotion/promotion.hpp"
 
 namespace drover::coordinator {
 namespace {
