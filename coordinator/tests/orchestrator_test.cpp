@@ -176,5 +176,53 @@ TEST(Orchestrator, CommandsAreAuditedAndRefusedWhenTheyMakeNoSense) {
                      "carol-token:rollback.started", "carol-token:rollback.wave"}));
 }
 
+// One run per service and environment: later runs queue behind the holder,
+// the newest queued one supersedes the others, and once a newer run entered
+// the environment the older one can no longer be rolled back.
+TEST(Orchestrator, RunsQueuePerEnvironmentAndTheNewestQueuedOneWins) {
+  World w;
+  w.released_v1();
+  auto o = w.orchestrator();
+  auto made = [&](const std::string& id, const std::string& artifact) {
+    DeployRecord d = w.deploy();
+    d.id = id;
+    d.artifact = artifact;
+    d.started_by = "alice";
+    return d;
+  };
+  ASSERT_TRUE(o->create(made("web-1", "v2"), "alice", "", "{}").ok());
+  auto state = [&](const std::string& id) { return o->get(id)->state; };
+  for (int i = 0; i < 10 && state("web-1") != DeployState::deploying; ++i) {
+    w.step_fleet();
+    ASSERT_TRUE(o->tick().ok());
+    w.clock.advance(1s);
+  }
+  ASSERT_EQ(state("web-1"), DeployState::deploying);
+  ASSERT_TRUE(o->create(made("web-2", "v3"), "alice", "", "{}").ok());
+  w.clock.advance(1s);
+  ASSERT_TRUE(o->create(made("web-3", "v4"), "alice", "", "{}").ok());
+  for (int i = 0; i < 5; ++i) {
+    w.step_fleet();
+    ASSERT_TRUE(o->tick().ok());
+    w.clock.advance(1s);
+  }
+  EXPECT_EQ(state("web-2"), DeployState::superseded);
+  EXPECT_EQ(o->get("web-2")->reason, "superseded by 'web-3'");
+  EXPECT_EQ(state("web-3"), DeployState::queued);
+  EXPECT_EQ(o->get("web-3")->queued_behind, "web-1");
+  for (int i = 0; i < 600 && state("web-3") == DeployState::queued; ++i) {
+    w.step_fleet();
+    ASSERT_TRUE(o->tick().ok());
+    w.clock.advance(1s);
+  }
+  EXPECT_EQ(state("web-1"), DeployState::succeeded) << o->get("web-1")->reason;
+  EXPECT_NE(state("web-3"), DeployState::queued);
+  EXPECT_EQ(o->get("web-3")->environments[0].prior_artifact, "v2");  // what web-1 left
+  const Status back = o->rollback("web-1", {"carol-token", "carol"}, "too late");
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.error().code, Errc::refused);
+  EXPECT_NE(back.error().message.find("'web-3'"), std::string::npos) << back.error().message;
+}
+
 }  // namespace
 }  // namespace drover::coordinator
