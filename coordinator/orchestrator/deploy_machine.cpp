@@ -413,9 +413,9 @@ struct Judged {
 // [from, now]. Baseline: the environment's hosts before it was entered, and
 // its hosts not updated yet (still on the prior release) in the same window.
 Judged judge(const DeployRecord& d, const EnvRun& e, const EnvPlan& ep, const FleetView& fleet,
-             const std::set<std::string>& env_set, const std::set<std::string>& canary_hosts,
-             std::int64_t from, std::int64_t now, bool over) {
-  const std::set<std::string> updated = updated_hosts(e);
+             const std::set<std::string>& env_set, const std::set<std::string>& updated,
+             const std::set<std::string>& canary_hosts, std::int64_t from, std::int64_t now,
+             bool over) {
   BatchJudge j(ep.params.health);
   std::vector<HostSample> baseline, canary;
   for (const auto& hs : fleet.samples) {
@@ -448,6 +448,7 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
   }
   std::set<std::string> env_set;
   for (const auto& h : env_hosts(p, d.env, fleet.hosts)) env_set.insert(h);
+  const std::set<std::string> updated = updated_hosts(e);  // as the tick began
   for (auto& r : w.regions) {
     if (r.status == "deploying") {
       const auto& batch = r.batches[r.batch].hosts;
@@ -481,8 +482,8 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
       const std::set<std::string> in_batch(hosts.begin(), hosts.end());
       // Only samples inside the window being judged count: never one dated
       // after now, never an old one replayed.
-      const Judged v =
-          judge(d, e, ep, fleet, env_set, in_batch, r.judge_from_ms, now, now >= r.bake_until_ms);
+      const Judged v = judge(d, e, ep, fleet, env_set, updated, in_batch, r.judge_from_ms, now,
+                             now >= r.bake_until_ms);
       if (v.verdict.kind == Verdict::Kind::fail) {
         fail_region(s, p, w, r, now,
                     (r.region.empty() ? "" : "region " + where(r) + ": ") + "batch " +
@@ -542,14 +543,14 @@ void advance_watch(Step& s, const RunPlan& p, const FleetView& fleet, std::int64
   const std::set<std::string> updated = updated_hosts(e);
   const bool over = now >= e.watch_until_ms;
   const Judged v =
-      judge(d, e, ep, fleet, env_set, updated, e.watch_until_ms - ep.watch_ms, now, false);
+      judge(d, e, ep, fleet, env_set, updated, updated, e.watch_until_ms - ep.watch_ms, now, false);
   // A regression rolls the environment back; a quiet watch passes (its
   // batches already passed their bakes).
   bool failed = v.verdict.kind == Verdict::Kind::fail;
   std::string why = v.verdict.reason;
   if (!failed && over && v.samples >= static_cast<std::size_t>(ep.params.health.min_samples)) {
-    const Judged end =
-        judge(d, e, ep, fleet, env_set, updated, e.watch_until_ms - ep.watch_ms, now, true);
+    const Judged end = judge(d, e, ep, fleet, env_set, updated, updated,
+                             e.watch_until_ms - ep.watch_ms, now, true);
     failed = end.verdict.kind == Verdict::Kind::fail;
     why = end.verdict.reason;
   }
@@ -854,12 +855,11 @@ std::optional<Step> after_restart(const DeployRecord& d, const RunPlan& p, std::
   Step s{d, {}, false};
   EnvRun& e = *s.next.current_env();
   json restarted = json::array();
-  for (auto& w : e.waves) {
-    for (auto& r : w.regions) {
+  for (std::size_t wi = 0; wi < e.waves.size(); ++wi) {
+    for (auto& r : e.waves[wi].regions) {
       if (r.status == "baking") {
         const std::size_t k = r.batch;
         const bool last = k + 1 == r.batches.size();
-        const std::size_t wi = static_cast<std::size_t>(&w - e.waves.data());
         r.judge_from_ms = now;
         r.bake_until_ms = r.deadline_ms = now + (last ? wave_bake(*ep, wi) : ep->params.bake_ms);
         restarted.push_back(

@@ -6,17 +6,23 @@
 
 namespace drover::coordinator {
 
-FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d, const RunPlan& plan,
-                           bool artifact_ready) {
-  FleetView v;
-  v.artifact_ready = artifact_ready;
+std::vector<HostPlace> service_hosts(CoordinatorStore& store, const std::string& service) {
+  std::vector<HostPlace> out;
   if (auto hosts = store.hosts(); hosts.ok()) {
     for (const auto& h : *hosts) {
-      if (std::find(h.services.begin(), h.services.end(), d.service) != h.services.end()) {
-        v.hosts.push_back({h.host, h.region, h.cluster});
+      if (std::find(h.services.begin(), h.services.end(), service) != h.services.end()) {
+        out.push_back({h.host, h.region, h.cluster});
       }
     }
   }
+  return out;
+}
+
+FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d, const RunPlan& plan,
+                           bool artifact_ready, std::vector<HostPlace> hosts) {
+  FleetView v;
+  v.artifact_ready = artifact_ready;
+  v.hosts = std::move(hosts);
   // Samples from the baseline window before the current environment was
   // entered (before the run began, while it has not entered one).
   const EnvRun* e = d.current_env();

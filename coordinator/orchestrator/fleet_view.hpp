@@ -12,7 +12,12 @@ namespace drover::coordinator {
 // A host counts as having failed d when it reported a failure for a plan seq
 // at or above the one that named d's artifact for it. Nothing readable in
 // the store: an empty view (waits run into their deadlines).
+// hosts: where the service's enrolled hosts are (the caller may keep them
+// between ticks: they change only with enrollments).
 FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d, const RunPlan& plan,
-                           bool artifact_ready);
+                           bool artifact_ready, std::vector<HostPlace> hosts);
+
+// Where the enrolled hosts of service are, from the store.
+std::vector<HostPlace> service_hosts(CoordinatorStore& store, const std::string& service);
 
 }  // namespace drover::coordinator

@@ -71,7 +71,9 @@ json health_json(const DeployParams& p) {
       {"confidence", h.confidence}};
 }
 
-json strategy_json(const Strategy& s) {
+}  // namespace
+
+json strategy_to_json(const Strategy& s) {
   json j = {{"kind", s.kind}, {"max_unavailable", s.shape.max_unavailable}};
   if (s.shape.batch_percent > 0) {
     j["batch_percent"] = s.shape.batch_percent;
@@ -81,8 +83,6 @@ json strategy_json(const Strategy& s) {
   if (s.kind == "canary") j["canary_percents"] = s.shape.canary_percents;
   return j;
 }
-
-}  // namespace
 
 Result<Strategy> strategy_from_json(const json& value, const std::string& where) {
   DROVER_ASSIGN(Fields f, Fields::of(value, where));
@@ -197,7 +197,7 @@ Status resolve_environments(Pipeline& p, std::int64_t gate_ms) {
     EnvSettings s{p.strategy, p.params, e.watch_ms.value_or(p.watch_ms)};
     if (e.strategy) {
       DROVER_ASSIGN(s.strategy, strategy_from_json(*e.strategy, at + ".strategy"));
-      e.strategy = strategy_json(s.strategy);
+      e.strategy = strategy_to_json(s.strategy);
     }
     if (e.health_checks) {
       const json body = *e.health_checks;  // Fields refers to it
@@ -344,7 +344,7 @@ json pipeline_to_json(const Pipeline& p) {
             {"id", p.id},
             {"service", p.service},
             {"source_repo", p.source_repo},
-            {"strategy", strategy_json(p.strategy)},
+            {"strategy", strategy_to_json(p.strategy)},
             {"health_checks", health_json(p.params)},
             {"timeouts", timeouts_json(p.params, p.gate_ms)},
             {"watch_s", p.watch_ms / 1000},
@@ -362,7 +362,7 @@ json pipeline_to_json(const Pipeline& p) {
           {"service", p.service},
           {"source_repo", p.source_repo},
           {"envs", envs},
-          {"strategy", strategy_json(p.strategy)},
+          {"strategy", strategy_to_json(p.strategy)},
           {"approval_gates", p.approval_gates},
           {"health_checks", health_json(p.params)},
           {"timeouts",

@@ -230,7 +230,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
       *c->store_,
       [self](const DeployRecord& d, const RunPlan& plan) {
         const bool ready = d.state == DeployState::pending ? self->readiness_->ready(d.id) : true;
-        return store_fleet_view(*self->store_, d, plan, ready);
+        return store_fleet_view(*self->store_, d, plan, ready, self->places_of(d.service));
       },
       [self](const DeployRecord& d, const std::string& artifact,
              const std::vector<std::string>& hosts) {
@@ -344,12 +344,11 @@ Coordinator::DeploySettings Coordinator::settings_of(const DeployRecord& d) {
   if (snap.ok() && *snap) {
     const DeployConfig config = decode_config_snapshot(**snap);
     if (config.pipeline) {
-      Pipeline p = *config.pipeline;
-      // A version-1 record's environment has no name: its snapshot's env.
+      const Pipeline& p = *config.pipeline;
       if (auto plan = run_plan(p); plan.ok()) {
         out.plan = std::move(*plan);
         if (p.format == 1 && !config.env.empty()) {
-          // A version-1 run went through one env: the snapshot names it.
+          // A version-1 run went through the one env its snapshot names.
           const std::size_t i = env_index(p, config.env);
           if (i != std::string::npos && d.environments.size() == 1) {
             out.plan.envs = {out.plan.envs[i]};
@@ -364,6 +363,18 @@ Coordinator::DeploySettings Coordinator::settings_of(const DeployRecord& d) {
   }
   settings_[d.id] = out;
   return out;
+}
+
+std::vector<HostPlace> Coordinator::places_of(const std::string& service) {
+  std::lock_guard lock(cache_mu_);
+  const std::uint64_t version = store_->hosts_version();
+  if (version != places_version_) {
+    places_.clear();
+    places_version_ = version;
+  }
+  auto it = places_.find(service);
+  if (it == places_.end()) it = places_.emplace(service, service_hosts(*store_, service)).first;
+  return it->second;
 }
 
 void Coordinator::check_readiness() {
@@ -486,7 +497,7 @@ Result<DeployStarted> Coordinator::start_deploy(const DeployStart& start, const 
     snapshot.strategy = *start.strategy_override;
     for (auto& s : snapshot.settings) s.strategy = *start.strategy_override;
     for (auto& e : snapshot.environments) {
-      if (e.strategy) e.strategy = pipeline_to_json(snapshot)["strategy"];
+      if (e.strategy) e.strategy = strategy_to_json(*start.strategy_override);
     }
   }
   DROVER_ASSIGN(RunPlan plan, run_plan(snapshot));
@@ -732,21 +743,6 @@ Result<AuditCheck> Coordinator::audit_verify() {
 Result<AuditRecord> Coordinator::running_at(const std::string& service, const std::string& env,
                                             std::int64_t at_ms) {
   DROVER_ASSIGN(auto r, store_->running_at(service, env, at_ms));
-  if (env.empty()) {
-    // Without an environment: the newest release in any environment of the
-    // service's pipelines (or before environments were recorded).
-    DROVER_ASSIGN(auto all, pipelines());
-    for (const auto& p : all) {
-      if (p.service != service) continue;
-      for (const auto& e : p.environments) {
-        DROVER_ASSIGN(auto in_env, store_->running_at(service, e.name, at_ms));
-        if (in_env && (!r || in_env->at_ms > r->at_ms ||
-                       (in_env->at_ms == r->at_ms && in_env->seq > r->seq))) {
-          r = std::move(in_env);
-        }
-      }
-    }
-  }
   if (!r) {
     return make_error(Errc::not_found, "no release of service '" + service + "'" +
                                            (env.empty() ? "" : " in env '" + env + "'") +

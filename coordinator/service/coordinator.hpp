@@ -223,8 +223,7 @@ class Coordinator {
 
   Result<std::vector<AuditRecord>> audit(const AuditQuery& q);
   Result<AuditCheck> audit_verify();
-  // env "": the newest release in any environment of the service's pipelines, or recorded without
-  // one.
+  // env "": the newest release in any environment, or recorded without one.
   Result<AuditRecord> running_at(const std::string& service, const std::string& env,
                                  std::int64_t at_ms);
 
@@ -256,6 +255,9 @@ class Coordinator {
     std::string artifact_ready = "seeds";  // the readiness rule
   };
   DeploySettings settings_of(const DeployRecord& d);
+  // Where a service's enrolled hosts are, read again only after an
+  // enrollment or a reset (the store's hosts_version).
+  std::vector<HostPlace> places_of(const std::string& service);
   // The driver's step before each tick, off the orchestrator's lock: asks
   // the tracker about the artifacts of pending deploys, and forgets what it
   // kept of finished deploys.
@@ -282,8 +284,10 @@ class Coordinator {
   std::unique_ptr<Orchestrator> orchestrator_;
   std::mutex orchestrator_mu_;  // the driver and API operations share the orchestrator
 
-  std::mutex cache_mu_;                             // guards settings_
+  std::mutex cache_mu_;                             // guards settings_, places_ and places_version_
   std::map<std::string, DeploySettings> settings_;  // by deploy id
+  std::map<std::string, std::vector<HostPlace>> places_;  // by service, at places_version_
+  std::uint64_t places_version_ = ~std::uint64_t{0};
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -199,7 +199,8 @@ class CoordinatorStore {
   virtual Result<std::vector<AuditRecord>> audit(const AuditQuery& q) = 0;
   // What ran for service in env at at_ms: the newest service.release record
   // of env by then, else the newest without an env (written before
-  // environments existed). Without env: the records without one.
+  // environments existed). Without env: the newest in any environment, or
+  // recorded without one.
   virtual Result<std::optional<AuditRecord>> running_at(const std::string& service,
                                                         const std::string& env,
                                                         std::int64_t at_ms) = 0;

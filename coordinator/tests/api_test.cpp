@@ -557,7 +557,8 @@ TEST_F(Api, AuditQueriesAndWhatRanTakeAnEnv) {
   };
   EXPECT_EQ(ran("env=staging&at=1500"), "sha256:a");  // none in staging yet
   EXPECT_EQ(ran("env=staging&at=2000"), "sha256:b");
-  EXPECT_EQ(ran("at=2000"), "sha256:a");
+  EXPECT_EQ(ran("at=2000"), "sha256:b");  // without env: the newest in any environment
+  EXPECT_EQ(ran("at=1500"), "sha256:a");
   EXPECT_EQ(ran("env=staging&at=999"), "404");
   for (const char* path : {"/audit?env=.hidden", "/audit/running?service=web&env=.hidden"}) {
     Answer bad = call("GET", path, std::string(), viewer_);
