@@ -60,6 +60,15 @@ Result<RollbackRequest> decode_rollback(const json& body) {
   return out;
 }
 
+Result<std::string> decode_gate_text(const json& body, const std::string& field, bool required) {
+  const json empty = json::object();
+  DROVER_ASSIGN(Fields f, Fields::of(body.is_null() ? empty : body, ""));
+  DROVER_TRY(f.only({field}));
+  if (required) return f.str(field, 1024);
+  DROVER_ASSIGN(auto text, f.opt_str(field, 1024));
+  return text.value_or("");
+}
+
 Result<ContentId> decode_artifact_registration(const json& body) {
   DROVER_ASSIGN(Fields f, Fields::of(body, ""));
   DROVER_TRY(f.only({"artifact_id"}));
@@ -177,16 +186,31 @@ json render_pipelines(const std::vector<Pipeline>& all) {
 }
 
 json render_deploy_summary(const DeployRecord& d) {
-  std::size_t passed = 0;
-  for (const auto& b : d.batches) passed += b.status == "passed";
+  std::size_t batches = 0, passed = 0;
+  for (const auto& e : d.environments) {
+    for (const auto& w : e.waves) {
+      for (const auto& r : w.regions) {
+        batches += r.batches.size();
+        for (const auto& b : r.batches) passed += b.status == "passed";
+      }
+    }
+  }
+  const EnvRun* e = d.current_env();
   return {{"deploy_id", d.id},
           {"pipeline_id", d.pipeline_id},
           {"service", d.service},
           {"artifact_id", d.artifact},
-          {"prior_artifact_id", d.prior_artifact},
+          {"prior_artifact_id", e ? e->prior_artifact : ""},
           {"state", deploy_state_name(d.state)},
-          {"batch", d.batch},
-          {"batches", d.batches.size()},
+          {"env", e ? e->name : ""},
+          {"wave", e && e->wave < e->waves.size() ? e->waves[e->wave].name : ""},
+          // The batch of the current wave's first region (a single-region run's batch).
+          {"batch", e && e->wave < e->waves.size() && !e->waves[e->wave].regions.empty()
+                        ? e->waves[e->wave].regions[0].batch
+                        : 0},
+          {"started_by", d.started_by},
+          {"queued_behind", d.queued_behind},
+          {"batches", batches},
           {"batches_passed", passed},
           {"created_ms", d.created_ms},
           {"completed_ms", d.completed_ms},
@@ -207,46 +231,109 @@ json render_deploy_started(const DeployStarted& s) {
   return out;
 }
 
+namespace {
+
+json act_json(const GateAct& a) {
+  return {{"person", a.person}, {"token", a.token}, {"at_ms", a.at_ms}, {"comment", a.comment}};
+}
+
+}  // namespace
+
 json render_deploy_view(const DeployView& v) {
   const DeployRecord& d = v.deploy;
   json out = render_deploy_summary(d);
   if (v.config) {
-    out["env"] = v.config->env;
     out["git_sha"] = v.config->git_sha;
-    out["started_by"] = v.config->started_by;
     out["config_hash"] = v.config_hash;
   }
   out["deadline_ms"] = d.deadline_ms;
-  out["bake_until_ms"] = d.bake_until_ms;
-  if (d.rollback_started_ms > 0) {
-    out["rollback"] = {
-        {"started_ms", d.rollback_started_ms},
-        {"done_ms", d.rollback_done_ms},
-        {"duration_ms", d.rollback_done_ms > 0 ? json(d.rollback_done_ms - d.rollback_started_ms)
-                                               : json(nullptr)}};
-  }
   std::map<std::string, const CoordinatorStore::FleetSample*> latest;
   for (const auto& s : v.fleet.samples) latest[s.host] = &s;
-  json batches = json::array();
+  json envs = json::array();
+  json batches = json::array();  // every batch, in order, with where it ran
   json hosts = json::array();
-  for (std::size_t i = 0; i < d.batches.size(); ++i) {
-    const BatchRecord& b = d.batches[i];
-    batches.push_back(batch_json(i, b));
-    for (const auto& h : b.hosts) {
-      auto running = v.fleet.running.find(h);
-      json host = {{"host", h},
-                   {"batch", i},
-                   {"running", running != v.fleet.running.end() ? running->second : ""}};
-      if (auto it = latest.find(h); it != latest.end()) {
-        host["health"] = {{"at_ms", it->second->at_ms},
-                          {"error_rate", it->second->error_rate},
-                          {"p99_ms", it->second->p99_ms},
-                          {"saturation", it->second->saturation},
-                          {"ok", it->second->ok}};
+  for (const auto& e : d.environments) {
+    json waves = json::array();
+    for (const auto& w : e.waves) {
+      json regions = json::array();
+      for (const auto& r : w.regions) {
+        json rb = json::array();
+        std::map<std::string, std::size_t> by_version;
+        for (std::size_t i = 0; i < r.batches.size(); ++i) {
+          const BatchRecord& b = r.batches[i];
+          rb.push_back(batch_json(i, b));
+          json flat = batch_json(batches.size(), b);
+          flat["env"] = e.name;
+          flat["wave"] = w.name;
+          flat["region"] = r.region;
+          flat["cluster"] = r.cluster;
+          batches.push_back(std::move(flat));
+          for (const auto& h : b.hosts) {
+            auto running = v.fleet.running.find(h);
+            const std::string release =
+                running != v.fleet.running.end() ? running->second : std::string();
+            ++by_version[release.empty() ? "unknown" : release];
+            json host = {{"host", h},
+                         {"env", e.name},
+                         {"region", r.region},
+                         {"batch", i},
+                         {"running", release}};
+            if (auto it = latest.find(h); it != latest.end()) {
+              host["health"] = {{"at_ms", it->second->at_ms},
+                                {"error_rate", it->second->error_rate},
+                                {"p99_ms", it->second->p99_ms},
+                                {"saturation", it->second->saturation},
+                                {"ok", it->second->ok}};
+            }
+            hosts.push_back(std::move(host));
+          }
+        }
+        regions.push_back({{"region", r.region},
+                           {"cluster", r.cluster},
+                           {"status", r.status},
+                           {"batch", r.batch},
+                           {"batches", rb},
+                           {"deadline_ms", r.deadline_ms},
+                           {"bake_until_ms", r.bake_until_ms},
+                           {"verdict", r.verdict},
+                           {"hosts_by_version", by_version}});
       }
-      hosts.push_back(std::move(host));
+      waves.push_back({{"name", w.name},
+                       {"status", w.status},
+                       {"started_ms", w.started_ms},
+                       {"finished_ms", w.finished_ms},
+                       {"regions", regions}});
     }
+    json approvals = json::array();
+    for (const auto& a : e.gate.approvals) approvals.push_back(act_json(a));
+    json env = {{"name", e.name},
+                {"status", e.status},
+                {"prior_artifact", e.prior_artifact},
+                {"entered_ms", e.entered_ms},
+                {"finished_ms", e.finished_ms},
+                {"frozen", e.frozen},
+                {"watch_until_ms", e.watch_until_ms},
+                {"waves", waves}};
+    if (e.gate.required > 0) {
+      env["gate"] = {{"required", e.gate.required},
+                     {"deadline_ms", e.gate.deadline_ms},
+                     {"approvals", approvals},
+                     {"rejection", e.gate.rejection ? act_json(*e.gate.rejection) : json(nullptr)}};
+    }
+    if (e.freeze_override) env["freeze_override"] = act_json(*e.freeze_override);
+    if (e.rollback_started_ms > 0) {
+      env["rollback"] = {
+          {"started_ms", e.rollback_started_ms},
+          {"done_ms", e.rollback_done_ms},
+          {"duration_ms", e.rollback_done_ms > 0 ? json(e.rollback_done_ms - e.rollback_started_ms)
+                                                 : json(nullptr)}};
+    }
+    envs.push_back(std::move(env));
   }
+  if (const EnvRun* e = d.current_env(); e && e->rollback_started_ms > 0) {
+    out["rollback"] = envs[d.env]["rollback"];
+  }
+  out["environments"] = envs;
   out["batches"] = batches;
   out["hosts"] = hosts;
   return out;

@@ -22,6 +22,10 @@ struct RollbackRequest {
   std::string deploy_id;
   std::optional<std::string> reason;
 };
+// {comment?} of an approval, {reason} of a rejection or a freeze override:
+// one text field (at most 1 KiB).
+Result<std::string> decode_gate_text(const nlohmann::json& body, const std::string& field,
+                                     bool required);
 Result<RollbackRequest> decode_rollback(const nlohmann::json& body);
 Result<ContentId> decode_artifact_registration(const nlohmann::json& body);
 struct TokenRequest {

@@ -418,6 +418,24 @@ http::Response HttpApi::dispatch(const http::Request& req) {
     on("GET", Role::viewer, [&](const Caller&, const json&) {
       return from(c.deploy_view(seg[1]), api::render_deploy_view);
     });
+  } else if (is({"deploys", "*", "approve"})) {
+    on("POST", Role::approver, [&](const Caller& who, const json& body) {
+      auto text = api::decode_gate_text(body, "comment", false);
+      if (!text.ok()) return fail(text.error());
+      return from(c.approve(seg[1], *text, who), api::render_deploy_summary);
+    });
+  } else if (is({"deploys", "*", "reject"})) {
+    on("POST", Role::approver, [&](const Caller& who, const json& body) {
+      auto text = api::decode_gate_text(body, "reason", true);
+      if (!text.ok()) return fail(text.error());
+      return from(c.reject(seg[1], *text, who), api::render_deploy_summary);
+    });
+  } else if (is({"deploys", "*", "override-freeze"})) {
+    on("POST", Role::approver, [&](const Caller& who, const json& body) {
+      auto text = api::decode_gate_text(body, "reason", true);
+      if (!text.ok()) return fail(text.error());
+      return from(c.override_freeze(seg[1], *text, who), api::render_deploy_summary);
+    });
   } else if (is({"deploys", "*", "pause"})) {
     on("POST", Role::deployer, [&](const Caller& who, const json&) {
       return from(c.pause(seg[1], who), api::render_deploy_summary);

@@ -34,11 +34,13 @@ bool ArtifactReadiness::ask(const DeployRecord& d, const std::string& rule) {
   if (tracker_ == nullptr) return true;  // no mesh to ask: registered is ready
   auto m = format::decode_manifest(**bytes);
   if (!m.ok()) return false;
+  // Every region holding the service: the run may reach each of them.
   std::set<std::string> regions;
-  for (const auto& b : d.batches) {
-    for (const auto& h : b.hosts) {
-      auto rec = store_.host(h);
-      if (rec.ok() && *rec) regions.insert((*rec)->region);
+  auto hosts = store_.hosts();
+  if (!hosts.ok()) return false;
+  for (const auto& h : *hosts) {
+    if (std::find(h.services.begin(), h.services.end(), d.service) != h.services.end()) {
+      regions.insert(h.region);
     }
   }
   for (const auto& layer : m->layers) {

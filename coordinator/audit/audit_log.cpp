@@ -276,6 +276,34 @@ Result<std::optional<AuditRecord>> newest_release(kv::Txn& txn, const AuditTable
   return best;
 }
 
+// The newest release of service at or before at_ms in any environment (and
+// among those recorded without one): one seek per environment the service
+// has released in, each skipping to the next environment's entries.
+Result<std::optional<AuditRecord>> newest_in_any_env(kv::Txn& txn, const AuditTables& t,
+                                                     const std::string& service,
+                                                     std::int64_t at_ms) {
+  const std::string prefix = key_name(service) + '/';
+  std::optional<AuditRecord> best;
+  DROVER_ASSIGN(auto cursor, txn.cursor(t.releases));
+  DROVER_ASSIGN(bool found, cursor->seek(prefix));
+  while (found && cursor->key().substr(0, prefix.size()) == prefix) {
+    const std::string_view key = cursor->key();
+    const std::size_t slash = key.find('/', prefix.size());
+    if (slash == std::string_view::npos) break;  // not this layout's key
+    const std::string env_prefix(key.substr(0, slash + 1));
+    DROVER_ASSIGN(auto in_env, newest_release(txn, t, env_prefix, at_ms));
+    if (in_env &&
+        (!best || std::pair(in_env->at_ms, in_env->seq) > std::pair(best->at_ms, best->seq))) {
+      best = std::move(in_env);
+    }
+    // Past every key of this environment: its prefix with the '/' raised by one.
+    std::string next = env_prefix;
+    next.back() = static_cast<char>('/' + 1);
+    DROVER_ASSIGN(found, cursor->seek(next));
+  }
+  return best;
+}
+
 Status erase_all(kv::Txn& txn, kv::Table table) {
   std::vector<std::string> keys;
   {
@@ -335,8 +363,9 @@ Result<Rebuilt> rebuild_indexes(kv::Txn& txn, const AuditTables& t, bool release
 Result<std::optional<AuditRecord>> audit_running_at(kv::Txn& txn, const AuditTables& t,
                                                     const std::string& service,
                                                     const std::string& env, std::int64_t at_ms) {
+  if (env.empty()) return newest_in_any_env(txn, t, service, at_ms);
   DROVER_ASSIGN(auto found, newest_release(txn, t, release_prefix(service, env), at_ms));
-  if (found || env.empty()) return found;
+  if (found) return found;
   return newest_release(txn, t, release_prefix(service, ""), at_ms);
 }
 

@@ -77,7 +77,8 @@ Result<std::vector<AuditRecord>> audit_query(kv::Txn& txn, const AuditTables& t,
 // (by its time, whatever order records were appended in: a wall clock
 // stepped back hides nothing; among records of the same time, the last
 // appended). When env has none by then, the newest without an env (written
-// before environments existed); env "" looks at those alone.
+// before environments existed); env "": the newest in any environment, or
+// without one.
 Result<std::optional<AuditRecord>> audit_running_at(kv::Txn& txn, const AuditTables& t,
                                                     const std::string& service,
                                                     const std::string& env, std::int64_t at_ms);

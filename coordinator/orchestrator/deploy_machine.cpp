@@ -7,6 +7,8 @@
 namespace drover::coordinator {
 namespace {
 
+using nlohmann::json;
+
 // The judge's view of one host: at most this many of its samples, its newest.
 constexpr std::size_t kSamplesPerHost = 60;
 
@@ -23,22 +25,37 @@ std::vector<HostSample> newest_per_host(std::vector<HostSample> samples, std::si
   return out;
 }
 
-using nlohmann::json;
-
-std::string detail(json j) {
-  return j.dump();
+void audit(Step& s, const std::string& what, json d, const std::string& env = "") {
+  Action a;
+  a.kind = Action::Kind::audit;
+  a.what = what;
+  a.detail = d.dump();
+  a.env = env;
+  s.actions.push_back(std::move(a));
 }
 
-void audit(Step& s, const std::string& what, json d) {
-  s.actions.push_back({Action::Kind::audit, "", {}, what, detail(std::move(d))});
+void release(Step& s, const std::string& env, const std::string& artifact) {
+  Action a;
+  a.kind = Action::Kind::audit;
+  a.what = "service.release";
+  a.detail = json{{"artifact", artifact}, {"env", env}}.dump();
+  a.env = env;
+  a.release = artifact;
+  s.actions.push_back(std::move(a));
 }
 
-// Hosts of batches 0..k.
-std::vector<std::string> hosts_upto(const DeployRecord& d, std::size_t k) {
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i <= k && i < d.batches.size(); ++i) {
-    out.insert(out.end(), d.batches[i].hosts.begin(), d.batches[i].hosts.end());
-  }
+void plan(Step& s, const std::string& artifact, std::vector<std::string> hosts) {
+  Action a;
+  a.kind = Action::Kind::issue_plan;
+  a.artifact = artifact;
+  a.hosts = std::move(hosts);
+  s.actions.push_back(std::move(a));
+}
+
+std::string list(const std::vector<std::string>& hosts) {
+  std::string out;
+  for (std::size_t i = 0; i < hosts.size() && i < 5; ++i) out += (i ? ", " : "") + hosts[i];
+  if (hosts.size() > 5) out += " and " + std::to_string(hosts.size() - 5) + " more";
   return out;
 }
 
@@ -55,68 +72,579 @@ bool all_running(const FleetView& f, const std::vector<std::string>& hosts,
   return all;
 }
 
-std::string list(const std::vector<std::string>& hosts) {
-  std::string out;
-  for (std::size_t i = 0; i < hosts.size() && i < 5; ++i) out += (i ? ", " : "") + hosts[i];
-  if (hosts.size() > 5) out += " and " + std::to_string(hosts.size() - 5) + " more";
+// Hosts of a region's batches 0..k.
+std::vector<std::string> region_hosts_upto(const RegionRun& r, std::size_t k) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i <= k && i < r.batches.size(); ++i) {
+    out.insert(out.end(), r.batches[i].hosts.begin(), r.batches[i].hosts.end());
+  }
   return out;
 }
 
-void start_batch(Step& s, const DeployParams& p, std::size_t k, std::int64_t now) {
-  DeployRecord& d = s.next;
-  d.state = DeployState::deploying;
-  d.batch = k;
-  d.batches[k].status = "deploying";
-  d.batches[k].started_ms = now;
-  d.deadline_ms = now + p.converge_timeout_ms;
-  d.bake_until_ms = 0;
+bool started(const BatchRecord& b) {
+  return b.started_ms > 0 || b.status != "pending";
+}
+
+// Every host of the environment the run has sent the new artifact to.
+std::set<std::string> updated_hosts(const EnvRun& e) {
+  std::set<std::string> out;
+  for (const auto& w : e.waves) {
+    for (const auto& r : w.regions) {
+      for (const auto& b : r.batches) {
+        if (started(b)) out.insert(b.hosts.begin(), b.hosts.end());
+      }
+    }
+  }
+  return out;
+}
+
+std::string where(const RegionRun& r) {
+  if (r.region.empty()) return "";
+  return r.cluster.empty() ? r.region : r.region + "/" + r.cluster;
+}
+
+const EnvPlan* env_plan(const RunPlan& p, std::size_t i) {
+  return i < p.envs.size() ? &p.envs[i] : nullptr;
+}
+
+std::int64_t wave_bake(const EnvPlan& e, std::size_t w) {
+  return w < e.waves.size() && e.waves[w].bake_ms ? *e.waves[w].bake_ms : e.params.bake_ms;
+}
+
+// ---- the regions of a wave ----
+
+void start_batch(Step& s, const EnvPlan& ep, EnvRun& e, RegionRun& r, std::size_t k,
+                 std::int64_t now) {
+  r.status = "deploying";
+  r.batch = k;
+  r.batches[k].status = "deploying";
+  r.batches[k].started_ms = now;
+  r.deadline_ms = now + ep.params.converge_timeout_ms;
+  r.bake_until_ms = 0;
+  r.judge_from_ms = 0;
   // The revision names this batch only: the hosts of earlier batches keep the
   // newest revision that named them, which names the same artifact. A plan
-  // then stays the size of a batch, and each host fetches one (not one per
-  // batch, each as large as every batch so far).
-  s.actions.push_back({Action::Kind::issue_plan, d.artifact, d.batches[k].hosts, "", ""});
-  audit(s, "batch.started", {{"batch", k}, {"hosts", d.batches[k].hosts.size()}});
+  // then stays the size of a batch.
+  plan(s, s.next.artifact, r.batches[k].hosts);
+  audit(s, "batch.started",
+        {{"region", where(r)}, {"batch", k}, {"hosts", r.batches[k].hosts.size()}}, e.name);
   s.changed = true;
 }
 
-void start_rollback(Step& s, const DeployParams& p, std::int64_t now, const std::string& why) {
-  DeployRecord& d = s.next;
-  d.reason = why;
-  if (d.batch < d.batches.size() && d.batches[d.batch].status != "passed") {
-    d.batches[d.batch].status = "failed";
-    d.batches[d.batch].finished_ms = now;
-    d.batches[d.batch].verdict = why;
+// The regions a wave covers, each with the hosts it holds now.
+std::vector<std::pair<RegionRef, std::vector<std::string>>> wave_regions(
+    const RunPlan& p, const Wave& w, const std::vector<HostPlace>& hosts) {
+  std::vector<std::pair<RegionRef, std::vector<std::string>>> out;
+  auto add = [&](const RegionRef& ref, const std::string& host) {
+    for (auto& [r, hs] : out) {
+      if (r.region == ref.region && r.cluster == ref.cluster) {
+        hs.push_back(host);
+        return;
+      }
+    }
+    out.push_back({ref, {host}});
+  };
+  if (w.rest) {
+    for (const auto& h : hosts) {
+      const bool named = std::any_of(p.named.begin(), p.named.end(),
+                                     [&](const RegionRef& r) { return covers(r, h); });
+      if (!named) add({h.region, ""}, h.host);
+    }
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.first.region < b.first.region; });
+    return out;
   }
-  if (d.prior_artifact.empty()) {
-    // Nothing to go back to: the first deploy of a service.
+  for (const auto& ref : w.regions) {
+    out.push_back({ref, {}});
+    for (const auto& h : hosts) {
+      if (covers(ref, h)) out.back().second.push_back(h.host);
+    }
+  }
+  return out;
+}
+
+// Starts wave w of the current environment unless a freeze window holds it.
+void start_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::size_t w,
+                std::int64_t now) {
+  DeployRecord& d = s.next;
+  EnvRun& e = *d.current_env();
+  const EnvPlan& ep = p.envs[d.env];
+  e.wave = w;
+  if (!e.freeze_override && ep.frozen) {
+    std::string window = ep.frozen(now);
+    if (!window.empty()) {
+      if (e.frozen != window) {
+        e.frozen = window;
+        audit(s, "wave.frozen", {{"wave", e.waves[w].name}, {"window", window}}, e.name);
+        s.changed = true;
+      }
+      return;
+    }
+  }
+  if (!e.frozen.empty()) e.frozen.clear();
+  WaveRun& wave = e.waves[w];
+  wave.status = "running";
+  wave.started_ms = now;
+  wave.regions.clear();
+  std::size_t hosts = 0;
+  for (auto& [ref, region_hosts] : wave_regions(p, ep.waves[w], fleet.hosts)) {
+    if (region_hosts.empty()) continue;  // a region holding none of the service
+    RegionRun r;
+    r.region = ref.region;
+    r.cluster = ref.cluster;
+    hosts += region_hosts.size();
+    r.batches = pending_batches(plan_batches(std::move(region_hosts), ep.shape,
+                                             d.id + "/" + e.name + "/" + where(r) + "/"));
+    wave.regions.push_back(std::move(r));
+  }
+  audit(s, "wave.started",
+        {{"wave", wave.name}, {"regions", wave.regions.size()}, {"hosts", hosts}}, e.name);
+  for (auto& r : wave.regions) start_batch(s, ep, e, r, 0, now);
+  s.changed = true;
+}
+
+// ---- rollback of the current environment, newest wave first ----
+
+// The newest wave at or below w with a batch started (npos: none).
+std::size_t touched_wave_from(const EnvRun& e, std::size_t w) {
+  for (std::size_t i = std::min(w + 1, e.waves.size()); i-- > 0;) {
+    for (const auto& r : e.waves[i].regions) {
+      for (const auto& b : r.batches) {
+        if (started(b)) return i;
+      }
+    }
+  }
+  return std::string::npos;
+}
+
+// The hosts of a wave's started batches.
+std::vector<std::string> wave_moved(const WaveRun& w) {
+  std::vector<std::string> out;
+  for (const auto& r : w.regions) {
+    for (const auto& b : r.batches) {
+      if (started(b)) out.insert(out.end(), b.hosts.begin(), b.hosts.end());
+    }
+  }
+  return out;
+}
+
+void start_wave_rollback(Step& s, const EnvPlan& ep, std::size_t w, std::int64_t now) {
+  DeployRecord& d = s.next;
+  EnvRun& e = *d.current_env();
+  e.wave = w;
+  WaveRun& wave = e.waves[w];
+  wave.status = "rolling_back";
+  // The most recently started batches first, across the wave's regions; each
+  // revision also names the batches already sent back, so the newest plan
+  // names every host moved so far.
+  struct Started {
+    std::int64_t at;
+    std::size_t region, batch;
+  };
+  std::vector<Started> order;
+  for (std::size_t ri = 0; ri < wave.regions.size(); ++ri) {
+    RegionRun& r = wave.regions[ri];
+    bool any = false;
+    for (std::size_t bi = 0; bi < r.batches.size(); ++bi) {
+      if (started(r.batches[bi])) {
+        order.push_back({r.batches[bi].started_ms, ri, bi});
+        any = true;
+      }
+    }
+    if (any) r.status = "rolling_back";
+  }
+  std::sort(order.begin(), order.end(), [](const Started& a, const Started& b) {
+    if (a.at != b.at) return a.at > b.at;
+    if (a.batch != b.batch) return a.batch > b.batch;
+    return a.region > b.region;
+  });
+  std::vector<std::string> moved;
+  for (const auto& o : order) {
+    const auto& hosts = wave.regions[o.region].batches[o.batch].hosts;
+    moved.insert(moved.end(), hosts.begin(), hosts.end());
+    plan(s, e.prior_artifact, moved);
+  }
+  d.deadline_ms = now + ep.params.rollback_timeout_ms;
+  audit(s, "rollback.wave", {{"wave", wave.name}, {"hosts", moved.size()}}, e.name);
+  s.changed = true;
+}
+
+// Rolls back the current environment (what this run changed in it), or ends
+// the run failed when the environment ran nothing before.
+void start_rollback(Step& s, const RunPlan& p, std::int64_t now, const std::string& why) {
+  DeployRecord& d = s.next;
+  EnvRun& e = *d.current_env();
+  d.reason = why;
+  const std::size_t from = touched_wave_from(e, e.waves.size() - 1);
+  if (from == std::string::npos || e.prior_artifact.empty()) {
     d.state = DeployState::failed;
-    d.completed_ms = now;
+    e.status = "failed";
+    e.finished_ms = d.completed_ms = now;
     d.deadline_ms = 0;
-    audit(s, "deploy.failed", {{"reason", why + "; no earlier release to roll back to"}});
+    const std::string more = from == std::string::npos
+                                 ? "; nothing was changed in environment '" + e.name + "'"
+                                 : "; environment '" + e.name + "' ran no earlier release";
+    d.reason = why + more;
+    audit(s, "deploy.failed", {{"reason", d.reason}}, e.name);
     s.changed = true;
     return;
   }
   d.state = DeployState::rolling_back;
-  d.rollback_started_ms = now;
-  d.deadline_ms = now + p.rollback_timeout_ms;
-  d.bake_until_ms = 0;
-  // The most recently updated batches first; each revision also names the
-  // batches already sent back, so no host is left out of the newest plan.
-  std::vector<std::string> moved;
-  for (std::size_t i = std::min(d.batch + 1, d.batches.size()); i-- > 0;) {
-    moved.insert(moved.end(), d.batches[i].hosts.begin(), d.batches[i].hosts.end());
-    s.actions.push_back({Action::Kind::issue_plan, d.prior_artifact, moved, "", ""});
+  e.status = "rolling_back";
+  e.rollback_started_ms = now;
+  e.frozen.clear();  // rollbacks are never frozen
+  audit(s, "rollback.started", {{"reason", why}, {"env", e.name}}, e.name);
+  const EnvPlan* ep = env_plan(p, d.env);
+  start_wave_rollback(s, ep ? *ep : EnvPlan{}, from, now);
+}
+
+// Marks the failing region and its wave, then rolls the environment back.
+void fail_region(Step& s, const RunPlan& p, WaveRun& w, RegionRun& r, std::int64_t now,
+                 const std::string& why) {
+  if (r.batch < r.batches.size() && r.batches[r.batch].status != "passed") {
+    r.batches[r.batch].status = "failed";
+    r.batches[r.batch].finished_ms = now;
+    r.batches[r.batch].verdict = why;
   }
-  audit(s, "rollback.started", {{"reason", why}, {"hosts", moved.size()}});
+  r.status = "failed";
+  r.verdict = why;
+  w.status = "failed";
+  w.finished_ms = now;
+  start_rollback(s, p, now, why);
+}
+
+// ---- entering environments ----
+
+void begin_waves(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t now) {
+  DeployRecord& d = s.next;
+  EnvRun& e = *d.current_env();
+  e.status = "deploying";
+  d.state = DeployState::deploying;
+  d.deadline_ms = 0;
+  if (env_hosts(p, d.env, fleet.hosts).empty()) {
+    d.state = DeployState::failed;
+    e.status = "failed";
+    e.finished_ms = d.completed_ms = now;
+    d.reason = "no enrolled host runs service '" + d.service + "' in environment '" + e.name + "'";
+    audit(s, "deploy.failed", {{"reason", d.reason}}, e.name);
+    s.changed = true;
+    return;
+  }
+  start_wave(s, p, fleet, 0, now);
   s.changed = true;
+}
+
+void enter_env(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t now) {
+  DeployRecord& d = s.next;
+  EnvRun& e = *d.current_env();
+  const EnvPlan& ep = p.envs[d.env];
+  if (!fleet.next_env_holder.empty() && fleet.next_env_holder != d.id) {
+    if (d.state != DeployState::queued || d.queued_behind != fleet.next_env_holder) {
+      d.state = DeployState::queued;
+      d.queued_behind = fleet.next_env_holder;
+      d.deadline_ms = 0;
+      audit(s, "deploy.queued", {{"behind", d.queued_behind}}, e.name);
+      s.changed = true;
+    }
+    return;
+  }
+  d.queued_behind.clear();
+  e.entered_ms = now;
+  e.prior_artifact = fleet.next_env_prior;
+  audit(s, "env.entered", {{"prior_artifact", e.prior_artifact}}, e.name);
+  s.changed = true;
+  if (ep.gate) {
+    e.status = "awaiting_approval";
+    e.gate.required = ep.gate->approvals;
+    e.gate.deadline_ms = now + ep.gate->deadline_ms;
+    d.state = DeployState::awaiting_approval;
+    d.deadline_ms = e.gate.deadline_ms;
+    audit(s, "gate.waiting", {{"approvals", e.gate.required}, {"deadline_ms", e.gate.deadline_ms}},
+          e.name);
+    return;
+  }
+  begin_waves(s, p, fleet, now);
+}
+
+// The environment passed: the next one, or the end of the run.
+void pass_env(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t now) {
+  DeployRecord& d = s.next;
+  EnvRun& e = *d.current_env();
+  e.status = "passed";
+  e.finished_ms = now;
+  e.watch_until_ms = 0;
+  audit(s, "env.passed", {{"artifact", d.artifact}}, e.name);
+  release(s, e.name, d.artifact);
+  s.changed = true;
+  if (d.env + 1 < d.environments.size() && d.env + 1 < p.envs.size()) {
+    ++d.env;
+    enter_env(s, p, fleet, now);
+    return;
+  }
+  d.state = DeployState::succeeded;
+  d.completed_ms = now;
+  d.deadline_ms = 0;
+  audit(s, "deploy.succeeded", {{"environments", d.env + 1}});
+}
+
+void finish_waves(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t now) {
+  DeployRecord& d = s.next;
+  EnvRun& e = *d.current_env();
+  const EnvPlan& ep = p.envs[d.env];
+  if (ep.watch_ms > 0) {
+    e.status = "watching";
+    d.state = DeployState::watching;
+    e.watch_until_ms = now + ep.watch_ms;
+    audit(s, "watch.started", {{"until_ms", e.watch_until_ms}}, e.name);
+    s.changed = true;
+    return;
+  }
+  pass_env(s, p, fleet, now);
+}
+
+// ---- judging ----
+
+struct Judged {
+  Verdict verdict;
+  std::size_t samples = 0;
+};
+
+// Canary: the samples of `canary_hosts` running the artifact taken in
+// [from, now]. Baseline: the environment's hosts before it was entered, and
+// its hosts not updated yet (still on the prior release) in the same window.
+Judged judge(const DeployRecord& d, const EnvRun& e, const EnvPlan& ep, const FleetView& fleet,
+             const std::set<std::string>& env_set, const std::set<std::string>& updated,
+             const std::set<std::string>& canary_hosts, std::int64_t from, std::int64_t now,
+             bool over) {
+  BatchJudge j(ep.params.health);
+  std::vector<HostSample> baseline, canary;
+  for (const auto& hs : fleet.samples) {
+    if (!env_set.count(hs.host)) continue;
+    const bool judged_now = hs.at_ms >= from && hs.at_ms <= now;
+    const bool pre =
+        hs.at_ms < e.entered_ms && hs.at_ms >= e.entered_ms - ep.params.baseline_window_ms;
+    const bool control = !updated.count(hs.host) && hs.release == e.prior_artifact;
+    if (pre || (control && judged_now)) baseline.push_back(hs);
+    if (canary_hosts.count(hs.host) && hs.release == d.artifact && judged_now) canary.push_back(hs);
+  }
+  // Each host weighs the same, however many samples it sends.
+  baseline = newest_per_host(std::move(baseline), kSamplesPerHost);
+  canary = newest_per_host(std::move(canary), kSamplesPerHost);
+  for (const auto& hs : baseline) j.add_baseline(hs.sample);
+  for (const auto& hs : canary) j.add_canary(hs.sample);
+  return {j.verdict(over), j.canary_samples()};
+}
+
+// Advances every region of the current wave; rolls the environment back on
+// the first failure.
+void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t now) {
+  DeployRecord& d = s.next;
+  EnvRun& e = *d.current_env();
+  const EnvPlan& ep = p.envs[d.env];
+  WaveRun& w = e.waves[e.wave];
+  if (w.status == "pending") {
+    start_wave(s, p, fleet, e.wave, now);  // held by a freeze window until now
+    return;
+  }
+  std::set<std::string> env_set;
+  for (const auto& h : env_hosts(p, d.env, fleet.hosts)) env_set.insert(h);
+  const std::set<std::string> updated = updated_hosts(e);  // as the tick began
+  for (auto& r : w.regions) {
+    if (r.status == "deploying") {
+      const auto& batch = r.batches[r.batch].hosts;
+      for (const auto& h : batch) {
+        if (fleet.apply_failed.count(h)) {
+          fail_region(s, p, w, r, now, "host " + h + " could not apply " + d.artifact);
+          return;
+        }
+      }
+      std::vector<std::string> missing;
+      if (all_running(fleet, region_hosts_upto(r, r.batch), d.artifact, &missing)) {
+        r.status = "baking";
+        r.batches[r.batch].status = "baking";
+        r.batches[r.batch].converged_ms = now;
+        r.judge_from_ms = now;
+        const bool last = r.batch + 1 == r.batches.size();
+        r.bake_until_ms = now + (last ? wave_bake(ep, e.wave) : ep.params.bake_ms);
+        // Samples must keep arriving during the bake: a silent batch fails
+        // at its end, so the bake's own end is the wait's deadline.
+        r.deadline_ms = r.bake_until_ms;
+        audit(s, "batch.baking", {{"region", where(r)}, {"batch", r.batch}}, e.name);
+        s.changed = true;
+      } else if (now >= r.deadline_ms) {
+        fail_region(s, p, w, r, now,
+                    (r.region.empty() ? "" : "region " + where(r) + ": ") + "hosts " +
+                        list(missing) + " did not run the artifact by the deadline");
+        return;
+      }
+    } else if (r.status == "baking") {
+      const auto& hosts = r.batches[r.batch].hosts;
+      const std::set<std::string> in_batch(hosts.begin(), hosts.end());
+      // Only samples inside the window being judged count: never one dated
+      // after now, never an old one replayed.
+      const Judged v = judge(d, e, ep, fleet, env_set, updated, in_batch, r.judge_from_ms, now,
+                             now >= r.bake_until_ms);
+      if (v.verdict.kind == Verdict::Kind::fail) {
+        fail_region(s, p, w, r, now,
+                    (r.region.empty() ? "" : "region " + where(r) + ": ") + "batch " +
+                        std::to_string(r.batch) + ": " + v.verdict.reason);
+        return;
+      }
+      if (v.verdict.kind == Verdict::Kind::pass) {
+        r.batches[r.batch].status = "passed";
+        r.batches[r.batch].finished_ms = now;
+        r.batches[r.batch].verdict = "passed with " + std::to_string(v.samples) + " samples";
+        audit(s, "batch.passed", {{"region", where(r)}, {"batch", r.batch}, {"samples", v.samples}},
+              e.name);
+        s.changed = true;
+        if (r.batch + 1 < r.batches.size()) {
+          start_batch(s, ep, e, r, r.batch + 1, now);
+        } else {
+          r.status = "passed";
+          r.deadline_ms = r.bake_until_ms = 0;
+          r.verdict = "passed";
+        }
+      }
+    }
+  }
+  const bool all_passed = std::all_of(w.regions.begin(), w.regions.end(),
+                                      [](const RegionRun& r) { return r.status == "passed"; });
+  if (all_passed) {
+    w.status = "passed";
+    w.finished_ms = now;
+    audit(s, "wave.passed", {{"wave", w.name}}, e.name);
+    s.changed = true;
+    if (e.wave + 1 < e.waves.size()) {
+      start_wave(s, p, fleet, e.wave + 1, now);
+    } else {
+      finish_waves(s, p, fleet, now);
+      return;
+    }
+  }
+  // The run's summary state: baking when no region of the wave is deploying.
+  const WaveRun& cur = e.waves[e.wave];
+  const bool any_deploying =
+      cur.status != "running" ||
+      std::any_of(cur.regions.begin(), cur.regions.end(),
+                  [](const RegionRun& r) { return r.status == "deploying"; });
+  const DeployState summary = any_deploying ? DeployState::deploying : DeployState::baking;
+  if (d.state != summary) {
+    d.state = summary;
+    s.changed = true;
+  }
+}
+
+void advance_watch(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t now) {
+  DeployRecord& d = s.next;
+  EnvRun& e = *d.current_env();
+  const EnvPlan& ep = p.envs[d.env];
+  std::set<std::string> env_set;
+  for (const auto& h : env_hosts(p, d.env, fleet.hosts)) env_set.insert(h);
+  const std::set<std::string> updated = updated_hosts(e);
+  const bool over = now >= e.watch_until_ms;
+  const Judged v =
+      judge(d, e, ep, fleet, env_set, updated, updated, e.watch_until_ms - ep.watch_ms, now, false);
+  // A regression rolls the environment back; a quiet watch passes (its
+  // batches already passed their bakes).
+  bool failed = v.verdict.kind == Verdict::Kind::fail;
+  std::string why = v.verdict.reason;
+  if (!failed && over && v.samples >= static_cast<std::size_t>(ep.params.health.min_samples)) {
+    const Judged end = judge(d, e, ep, fleet, env_set, updated, updated,
+                             e.watch_until_ms - ep.watch_ms, now, true);
+    failed = end.verdict.kind == Verdict::Kind::fail;
+    why = end.verdict.reason;
+  }
+  if (failed) {
+    start_rollback(s, p, now, "post-release watch of '" + e.name + "': " + why);
+    return;
+  }
+  if (over) pass_env(s, p, fleet, now);
+}
+
+void advance_rollback(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t now) {
+  DeployRecord& d = s.next;
+  EnvRun& e = *d.current_env();
+  WaveRun& w = e.waves[e.wave];
+  std::vector<std::string> moved = wave_moved(w), missing;
+  if (all_running(fleet, moved, e.prior_artifact, &missing)) {
+    w.status = "rolled_back";
+    for (auto& r : w.regions) {
+      if (r.status == "rolling_back") r.status = "rolled_back";
+    }
+    audit(s, "rollback.wave_done", {{"wave", w.name}}, e.name);
+    s.changed = true;
+    const std::size_t next = e.wave == 0 ? std::string::npos : touched_wave_from(e, e.wave - 1);
+    if (next != std::string::npos) {
+      const EnvPlan* ep = env_plan(p, d.env);
+      start_wave_rollback(s, ep ? *ep : EnvPlan{}, next, now);
+      return;
+    }
+    d.state = DeployState::rolled_back;
+    e.status = "rolled_back";
+    e.rollback_done_ms = e.finished_ms = d.completed_ms = now;
+    d.deadline_ms = 0;
+    audit(s, "rollback.done", {{"ms", now - e.rollback_started_ms}}, e.name);
+    release(s, e.name, e.prior_artifact);
+  } else if (now >= d.deadline_ms) {
+    d.state = DeployState::failed;
+    e.status = "failed";
+    e.finished_ms = d.completed_ms = now;
+    d.reason += "; rollback did not reach " + list(missing) + " by the deadline";
+    d.deadline_ms = 0;
+    audit(s, "deploy.failed", {{"reason", d.reason}}, e.name);
+    s.changed = true;
+  }
+}
+
+// Shifts the current environment's running waits by `by` (a pause's length).
+void shift_waits(DeployRecord& d, std::int64_t by) {
+  EnvRun* e = d.current_env();
+  if (e == nullptr) return;
+  for (auto& w : e->waves) {
+    for (auto& r : w.regions) {
+      if (r.status != "deploying" && r.status != "baking") continue;
+      if (r.deadline_ms) r.deadline_ms += by;
+      if (r.bake_until_ms) r.bake_until_ms += by;
+    }
+  }
+  if (e->watch_until_ms) e->watch_until_ms += by;
+  if (e->gate.deadline_ms && e->status == "awaiting_approval") e->gate.deadline_ms += by;
 }
 
 }  // namespace
 
-Step advance(const DeployRecord& d, const DeployParams& p, const FleetView& fleet,
-             std::int64_t now) {
+bool covers(const RegionRef& ref, const HostPlace& h) {
+  if (ref.region.empty()) return true;
+  return h.region == ref.region && (ref.cluster.empty() || h.cluster == ref.cluster);
+}
+
+std::vector<std::string> env_hosts(const RunPlan& plan, std::size_t env,
+                                   const std::vector<HostPlace>& hosts) {
+  std::vector<std::string> out;
+  if (env >= plan.envs.size()) return out;
+  for (const auto& w : plan.envs[env].waves) {
+    for (auto& [ref, hs] : wave_regions(plan, w, hosts)) {
+      out.insert(out.end(), hs.begin(), hs.end());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Step advance(const DeployRecord& d, const RunPlan& p, const FleetView& fleet, std::int64_t now) {
   Step s{d, {}, false};
   DeployRecord& n = s.next;
+  if (n.current_env() == nullptr || env_plan(p, n.env) == nullptr) {
+    if (!is_terminal(d.state)) {
+      n.state = DeployState::failed;
+      n.completed_ms = now;
+      n.reason = "the run's plan has no environment " + std::to_string(d.env);
+      audit(s, "deploy.failed", {{"reason", n.reason}});
+      s.changed = true;
+    }
+    return s;
+  }
   switch (d.state) {
     case DeployState::pending:
       if (fleet.artifact_ready) {
@@ -136,163 +664,230 @@ Step advance(const DeployRecord& d, const DeployParams& p, const FleetView& flee
       }
       break;
     case DeployState::artifact_ready:
-      if (d.batches.empty()) {
-        n.state = DeployState::failed;
-        n.completed_ms = now;
-        n.reason = "no host runs the service";
-        audit(s, "deploy.failed", {{"reason", n.reason}});
-        s.changed = true;
-      } else {
-        start_batch(s, p, 0, now);
-      }
-      break;
-    case DeployState::deploying: {
-      const auto& batch = d.batches[d.batch].hosts;
-      for (const auto& h : batch) {
-        if (fleet.apply_failed.count(h)) {
-          start_rollback(s, p, now, "host " + h + " could not apply " + d.artifact);
-          return s;
-        }
-      }
-      std::vector<std::string> missing;
-      if (all_running(fleet, hosts_upto(d, d.batch), d.artifact, &missing)) {
-        n.state = DeployState::baking;
-        n.batches[d.batch].status = "baking";
-        n.batches[d.batch].converged_ms = now;
-        n.bake_until_ms = now + p.bake_ms;
-        // Samples must keep arriving during the bake: a silent batch fails
-        // at its end, so the bake's own end is the wait's deadline.
-        n.deadline_ms = n.bake_until_ms;
-        audit(s, "batch.baking", {{"batch", d.batch}});
-        s.changed = true;
-      } else if (now >= d.deadline_ms) {
-        start_rollback(s, p, now,
-                       "hosts " + list(missing) + " did not run the artifact by the deadline");
-      }
-      break;
-    }
-    case DeployState::baking: {
-      const auto& batch = d.batches[d.batch];
-      const std::set<std::string> updated = [&] {
-        auto v = hosts_upto(d, d.batch);
-        return std::set<std::string>(v.begin(), v.end());
-      }();
-      const std::set<std::string> in_batch(batch.hosts.begin(), batch.hosts.end());
-      BatchJudge judge(p.health);
-      // Only samples taken inside the window being judged count: never one
-      // dated after now (the gateway refuses those beyond the clock skew
-      // bound; this holds whatever the source), never an old one replayed.
-      const auto judged_now = [&](const HostSample& hs) {
-        return hs.at_ms >= batch.converged_ms && hs.at_ms <= now;
-      };
-      std::vector<HostSample> baseline, canary;
-      for (const auto& hs : fleet.samples) {
-        const bool pre_deploy =
-            hs.at_ms < d.created_ms && hs.at_ms >= d.created_ms - p.baseline_window_ms;
-        const bool control = !updated.count(hs.host) && hs.release == d.prior_artifact;
-        if (pre_deploy || (control && judged_now(hs))) baseline.push_back(hs);
-        if (in_batch.count(hs.host) && hs.release == d.artifact && judged_now(hs)) {
-          canary.push_back(hs);
-        }
-      }
-      // Each host weighs the same, however many samples it sends: one that
-      // floods the window (dating samples inside it) cannot set the baseline
-      // or carry its batch.
-      baseline = newest_per_host(std::move(baseline), kSamplesPerHost);
-      canary = newest_per_host(std::move(canary), kSamplesPerHost);
-      for (const auto& hs : baseline) judge.add_baseline(hs.sample);
-      for (const auto& hs : canary) judge.add_canary(hs.sample);
-      const Verdict v = judge.verdict(now >= d.bake_until_ms);
-      if (v.kind == Verdict::Kind::fail) {
-        start_rollback(s, p, now, "batch " + std::to_string(d.batch) + ": " + v.reason);
-      } else if (v.kind == Verdict::Kind::pass) {
-        n.batches[d.batch].status = "passed";
-        n.batches[d.batch].finished_ms = now;
-        n.batches[d.batch].verdict =
-            "passed with " + std::to_string(judge.canary_samples()) + " samples";
-        audit(s, "batch.passed", {{"batch", d.batch}, {"samples", judge.canary_samples()}});
-        if (d.batch + 1 < d.batches.size()) {
-          start_batch(s, p, d.batch + 1, now);
-        } else {
-          n.state = DeployState::succeeded;
-          n.completed_ms = now;
-          n.deadline_ms = n.bake_until_ms = 0;
-          audit(s, "deploy.succeeded", {{"batches", d.batches.size()}});
-          s.actions.push_back(
-              {Action::Kind::audit, "", {}, "service.release", detail({{"artifact", d.artifact}})});
-        }
-        s.changed = true;
-      }
-      break;
-    }
-    case DeployState::rolling_back: {
-      std::vector<std::string> moved = hosts_upto(d, d.batch), missing;
-      if (all_running(fleet, moved, d.prior_artifact, &missing)) {
-        n.state = DeployState::rolled_back;
-        n.rollback_done_ms = n.completed_ms = now;
+    case DeployState::queued: enter_env(s, p, fleet, now); break;
+    case DeployState::awaiting_approval: {
+      EnvRun& e = *n.current_env();
+      if (static_cast<int>(e.gate.approvals.size()) >= e.gate.required) {
+        audit(s, "gate.passed", {{"approvals", e.gate.approvals.size()}}, e.name);
+        begin_waves(s, p, fleet, now);
+      } else if (now >= e.gate.deadline_ms) {
+        n.state = DeployState::expired;
+        e.status = "expired";
+        e.finished_ms = n.completed_ms = now;
         n.deadline_ms = 0;
-        audit(s, "rollback.done", {{"ms", now - d.rollback_started_ms}});
-        s.actions.push_back({Action::Kind::audit,
-                             "",
-                             {},
-                             "service.release",
-                             detail({{"artifact", d.prior_artifact}})});
-        s.changed = true;
-      } else if (now >= d.deadline_ms) {
-        n.state = DeployState::failed;
-        n.completed_ms = now;
-        n.reason += "; rollback did not reach " + list(missing) + " by the deadline";
-        audit(s, "deploy.failed", {{"reason", n.reason}});
+        n.reason = "the gate of environment '" + e.name + "' was not approved by its deadline";
+        audit(s, "gate.expired", {{"approvals", e.gate.approvals.size()}}, e.name);
         s.changed = true;
       }
       break;
     }
+    case DeployState::deploying:
+    case DeployState::baking: advance_wave(s, p, fleet, now); break;
+    case DeployState::watching: advance_watch(s, p, fleet, now); break;
+    case DeployState::rolling_back: advance_rollback(s, p, fleet, now); break;
     case DeployState::paused:
+      if (d.deadline_ms && now >= d.deadline_ms) {
+        // Resumed in place, then failed: the waits are the pause's business
+        // no more.
+        n.state = d.paused_from;
+        shift_waits(n, now - d.paused_at_ms);
+        start_rollback(s, p, now, "paused past its deadline");
+      }
+      break;
     case DeployState::succeeded:
     case DeployState::rolled_back:
-    case DeployState::failed: break;
+    case DeployState::failed:
+    case DeployState::rejected:
+    case DeployState::expired:
+    case DeployState::superseded: break;
   }
   return s;
 }
 
-std::optional<Step> pause(const DeployRecord& d, std::int64_t now) {
-  if (is_terminal(d.state) || d.state == DeployState::paused ||
-      d.state == DeployState::rolling_back) {
-    return std::nullopt;
+Command pause(const DeployRecord& d, const RunPlan& p, std::int64_t now) {
+  switch (d.state) {
+    case DeployState::pending:
+    case DeployState::artifact_ready:
+    case DeployState::queued:
+    case DeployState::awaiting_approval:
+    case DeployState::deploying:
+    case DeployState::baking:
+    case DeployState::watching: break;
+    default:
+      return Refusal{"deploy '" + d.id + "' is " + deploy_state_name(d.state) +
+                     " and cannot be paused"};
   }
   Step s{d, {}, true};
   s.next.paused_from = d.state;
-  s.next.paused_deadline_left_ms =
-      d.deadline_ms ? std::max<std::int64_t>(d.deadline_ms - now, 0) : 0;
-  s.next.paused_bake_left_ms =
-      d.bake_until_ms ? std::max<std::int64_t>(d.bake_until_ms - now, 0) : 0;
+  s.next.paused_at_ms = now;
   s.next.state = DeployState::paused;
-  s.next.deadline_ms = s.next.bake_until_ms = 0;
-  audit(s, "deploy.paused", {{"from", deploy_state_name(d.state)}});
+  const EnvPlan* ep = env_plan(p, d.env);
+  s.next.deadline_ms = now + (ep ? ep->params.pause_timeout_ms : DeployParams{}.pause_timeout_ms);
+  audit(s, "deploy.paused",
+        {{"from", deploy_state_name(d.state)}, {"deadline_ms", s.next.deadline_ms}},
+        d.current_env() ? d.current_env()->name : "");
   return s;
 }
 
-std::optional<Step> resume(const DeployRecord& d, std::int64_t now) {
-  if (d.state != DeployState::paused) return std::nullopt;
+Command resume(const DeployRecord& d, std::int64_t now) {
+  if (d.state != DeployState::paused) {
+    return Refusal{"deploy '" + d.id + "' is " + deploy_state_name(d.state) + ", not paused"};
+  }
   Step s{d, {}, true};
-  s.next.state = d.paused_from;
+  DeployRecord& n = s.next;
+  n.state = d.paused_from;
   // The waits go on for what was left of them: a pause never shortens a bake.
-  s.next.deadline_ms = d.paused_deadline_left_ms ? now + d.paused_deadline_left_ms : 0;
-  s.next.bake_until_ms = d.paused_bake_left_ms ? now + d.paused_bake_left_ms : 0;
-  audit(s, "deploy.resumed", {{"to", deploy_state_name(d.paused_from)}});
+  shift_waits(n, now - d.paused_at_ms);
+  // The gate's deadline goes on; a pending run sets its ready deadline anew.
+  n.deadline_ms = n.state == DeployState::awaiting_approval && n.current_env()
+                      ? n.current_env()->gate.deadline_ms
+                      : 0;
+  n.paused_at_ms = 0;
+  audit(s, "deploy.resumed", {{"to", deploy_state_name(d.paused_from)}},
+        d.current_env() ? d.current_env()->name : "");
   return s;
 }
 
-std::optional<Step> rollback(const DeployRecord& d, const DeployParams& p, std::int64_t now,
-                             const std::string& reason) {
-  if (d.state == DeployState::rolling_back || d.state == DeployState::rolled_back ||
-      d.state == DeployState::failed) {
-    return std::nullopt;
+Command rollback(const DeployRecord& d, const RunPlan& p, std::int64_t now,
+                 const std::string& reason) {
+  const EnvRun* e = d.current_env();
+  if (e == nullptr) return Refusal{"deploy '" + d.id + "' has no environment"};
+  const bool running = d.state == DeployState::deploying || d.state == DeployState::baking ||
+                       d.state == DeployState::watching || d.state == DeployState::paused;
+  const bool finished = d.state == DeployState::succeeded && e->status == "passed";
+  if (!running && !finished) {
+    return Refusal{"deploy '" + d.id + "' is " + deploy_state_name(d.state) +
+                   "; nothing to roll back"};
+  }
+  if (e->prior_artifact.empty()) {
+    return Refusal{"environment '" + e->name + "' ran nothing before deploy '" + d.id +
+                   "': there is no release to roll back to"};
+  }
+  if (touched_wave_from(*e, e->waves.size() - 1) == std::string::npos) {
+    return Refusal{"deploy '" + d.id + "' has changed nothing in environment '" + e->name + "'"};
   }
   Step s{d, {}, false};
-  if (d.state == DeployState::succeeded)
-    s.next.batch = d.batches.empty() ? 0 : d.batches.size() - 1;
+  if (d.state == DeployState::paused) s.next.state = d.paused_from;
   start_rollback(s, p, now, reason);
+  return s;
+}
+
+Command approve(const DeployRecord& d, const GateAct& act) {
+  const EnvRun* e = d.current_env();
+  if (d.state != DeployState::awaiting_approval || e == nullptr) {
+    return Refusal{"deploy '" + d.id + "' is " + deploy_state_name(d.state) +
+                   ", not waiting at a gate"};
+  }
+  if (act.person == d.started_by) {
+    return Refusal{"person '" + act.person + "' started deploy '" + d.id +
+                   "' and cannot approve it: a gate needs another person"};
+  }
+  for (const auto& a : e->gate.approvals) {
+    if (a.person == act.person) {
+      return Refusal{"person '" + act.person + "' already approved deploy '" + d.id +
+                     "' (with token '" + a.token + "'); each approval must be another person's"};
+    }
+  }
+  Step s{d, {}, true};
+  EnvRun& n = *s.next.current_env();
+  n.gate.approvals.push_back(act);
+  audit(s, "gate.approved",
+        {{"person", act.person},
+         {"token", act.token},
+         {"comment", act.comment},
+         {"approvals", n.gate.approvals.size()},
+         {"required", n.gate.required}},
+        n.name);
+  return s;
+}
+
+Command reject(const DeployRecord& d, const GateAct& act) {
+  const EnvRun* e = d.current_env();
+  if (d.state != DeployState::awaiting_approval || e == nullptr) {
+    return Refusal{"deploy '" + d.id + "' is " + deploy_state_name(d.state) +
+                   ", not waiting at a gate"};
+  }
+  Step s{d, {}, true};
+  DeployRecord& n = s.next;
+  EnvRun& ne = *n.current_env();
+  ne.gate.rejection = act;
+  ne.status = "rejected";
+  ne.finished_ms = n.completed_ms = act.at_ms;
+  n.state = DeployState::rejected;
+  n.deadline_ms = 0;
+  n.reason = "rejected at the gate of '" + ne.name + "' by " + act.person + ": " + act.comment;
+  audit(s, "gate.rejected", {{"person", act.person}, {"token", act.token}, {"reason", act.comment}},
+        ne.name);
+  return s;
+}
+
+Command override_freeze(const DeployRecord& d, const GateAct& act) {
+  if (is_terminal(d.state) || d.state == DeployState::rolling_back || d.current_env() == nullptr) {
+    return Refusal{"deploy '" + d.id + "' is " + deploy_state_name(d.state) +
+                   "; no wave of it is left to start"};
+  }
+  Step s{d, {}, true};
+  EnvRun& e = *s.next.current_env();
+  e.freeze_override = act;
+  audit(
+      s, "freeze.overridden",
+      {{"person", act.person}, {"token", act.token}, {"reason", act.comment}, {"window", e.frozen}},
+      e.name);
+  return s;
+}
+
+Command supersede(const DeployRecord& d, const std::string& newer, std::int64_t now) {
+  if (d.state != DeployState::queued) {
+    return Refusal{"deploy '" + d.id + "' is " + deploy_state_name(d.state) + ", not queued"};
+  }
+  Step s{d, {}, true};
+  s.next.state = DeployState::superseded;
+  s.next.completed_ms = now;
+  s.next.reason = "superseded by '" + newer + "'";
+  audit(s, "deploy.superseded", {{"by", newer}}, d.current_env() ? d.current_env()->name : "");
+  return s;
+}
+
+std::optional<Step> after_restart(const DeployRecord& d, const RunPlan& p, std::int64_t now) {
+  if (is_terminal(d.state) || d.state == DeployState::paused) return std::nullopt;
+  const EnvPlan* ep = env_plan(p, d.env);
+  if (ep == nullptr || d.current_env() == nullptr) return std::nullopt;
+  Step s{d, {}, false};
+  EnvRun& e = *s.next.current_env();
+  json restarted = json::array();
+  for (std::size_t wi = 0; wi < e.waves.size(); ++wi) {
+    for (auto& r : e.waves[wi].regions) {
+      if (r.status == "baking") {
+        const std::size_t k = r.batch;
+        const bool last = k + 1 == r.batches.size();
+        r.judge_from_ms = now;
+        r.bake_until_ms = r.deadline_ms = now + (last ? wave_bake(*ep, wi) : ep->params.bake_ms);
+        restarted.push_back(
+            {{"region", where(r)}, {"batch", k}, {"bake_until_ms", r.bake_until_ms}});
+        s.changed = true;
+      } else if (r.status == "deploying") {
+        const std::int64_t floor = now + ep->params.converge_timeout_ms;
+        if (r.deadline_ms < floor) {
+          r.deadline_ms = floor;
+          s.changed = true;
+        }
+      }
+    }
+  }
+  if (e.status == "watching" && d.state == DeployState::watching) {
+    e.watch_until_ms = now + ep->watch_ms;
+    restarted.push_back({{"watch_until_ms", e.watch_until_ms}});
+    s.changed = true;
+  }
+  if (d.state == DeployState::rolling_back) {
+    const std::int64_t floor = now + ep->params.rollback_timeout_ms;
+    if (s.next.deadline_ms < floor) {
+      s.next.deadline_ms = floor;
+      s.changed = true;
+    }
+  }
+  if (!s.changed) return std::nullopt;
+  audit(s, "waits.restarted", {{"after", "coordinator restart"}, {"restarted", restarted}}, e.name);
   return s;
 }
 

@@ -1,23 +1,34 @@
-// The deploy state machine (docs/COORDINATOR.md, "Deploys"), as a pure step
-// function: given a deploy's record, its parameters, what the fleet reports
-// and the time, it returns the next record and the actions that go with the
-// transition. The driver commits the new record (and its audit records) in
-// one transaction before it acts, so a restarted coordinator resumes exactly
-// where it was. Time is an argument, never read: tests run in virtual time.
+// The deploy state machine (docs/COORDINATOR.md, "Deploys" and "Promotion"),
+// as a pure step function: given a deploy's record, the plan it runs (its
+// pipeline's environments as they were when it started), what the fleet
+// reports and the time, it returns the next record and the actions that go
+// with the transition. The driver commits the new record (and its audit
+// records) in one transaction before it acts, so a restarted coordinator
+// resumes exactly where it was. Time is an argument, never read: tests run
+// in virtual time.
 //
-//   pending -> artifact_ready -> deploying k -> baking k -> (next batch | succeeded)
-//                                    \______________\____-> rolling_back -> rolled_back | failed
-//   any active state <-> paused (a person's pause waits for the person)
+//   pending -> artifact_ready -> [queued] -> (per environment:)
+//     [awaiting_approval] -> deploying/baking (wave by wave; each region of a
+//     wave through its own batches, in parallel) -> [watching] -> next
+//     environment | succeeded
+//   a failure in an environment -> rolling_back (that environment only,
+//     newest wave first) -> rolled_back | failed
+//   gates end in rejected or expired; a newer queued run supersedes an older
+//   one; any active state <-> paused (a person's pause, with a deadline)
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "coordinator/health/judge.hpp"
+#include "coordinator/orchestrator/batches.hpp"
+#include "coordinator/promotion/promotion.hpp"
 #include "coordinator/store/deploy_record.hpp"
 
 namespace drover::coordinator {
@@ -26,9 +37,31 @@ struct DeployParams {
   std::int64_t bake_ms = 60'000;
   std::int64_t converge_timeout_ms = 600'000;  // a batch's hosts must run the artifact by then
   std::int64_t ready_timeout_ms = 600'000;     // the artifact must be at the seeds by then
-  std::int64_t rollback_timeout_ms = 300'000;
-  std::int64_t baseline_window_ms = 600'000;  // pre-deploy samples that count as baseline
+  std::int64_t rollback_timeout_ms = 300'000;  // per wave rolled back
+  std::int64_t pause_timeout_ms = 86'400'000;  // a paused run fails and rolls back after
+  std::int64_t baseline_window_ms = 600'000;   // pre-deploy samples that count as baseline
   HealthThresholds health;
+};
+
+// One environment of the run's plan, every setting resolved.
+struct EnvPlan {
+  std::string name;
+  std::vector<Wave> waves;
+  std::optional<Gate> gate;
+  RolloutShape shape;
+  DeployParams params;
+  std::int64_t watch_ms = 0;
+  // The freeze window holding at now_ms, described ("" when none). Empty
+  // function: never frozen.
+  std::function<std::string(std::int64_t now_ms)> frozen;
+};
+
+struct RunPlan {
+  std::vector<EnvPlan> envs;
+  // Every region (and cluster) some environment names: what a "*" wave
+  // leaves out.
+  std::vector<RegionRef> named;
+  std::int64_t ready_timeout_ms = 600'000;
 };
 
 // What the fleet has reported, as the machine needs it.
@@ -37,11 +70,20 @@ struct HostSample {
   std::int64_t at_ms = 0;
   Sample sample;
 };
+struct HostPlace {
+  std::string host, region, cluster;
+};
 struct FleetView {
   bool artifact_ready = false;
   std::map<std::string, std::string> running;  // host -> release it reports running
   std::vector<HostSample> samples;             // the service's recent health samples
   std::set<std::string> apply_failed;          // hosts that refused or failed this artifact
+  std::vector<HostPlace> hosts = {};           // the service's enrolled hosts
+  // The environment the run enters next (its current one while queued or
+  // before its first): another run holding it ("" when free), and what that
+  // environment runs now (its rollback target once entered).
+  std::string next_env_holder = {};
+  std::string next_env_prior = {};
 };
 
 struct Action {
@@ -50,6 +92,8 @@ struct Action {
   std::vector<std::string> hosts;  // issue_plan: who
   std::string what;                // audit: the step ("batch.started", ...)
   std::string detail;              // audit: canonical JSON object
+  std::string env = {};            // audit: the environment it happened in ("" none)
+  std::string release = {};        // audit "service.release": what the environment runs now
 };
 
 struct Step {
@@ -58,13 +102,40 @@ struct Step {
   bool changed = false;
 };
 
-Step advance(const DeployRecord& d, const DeployParams& p, const FleetView& fleet,
+// Which hosts a region reference covers: region "" covers every host (a
+// version-1 environment without a region); rest covers the hosts in no
+// named region.
+bool covers(const RegionRef& ref, const HostPlace& h);
+// The hosts of an environment of the plan.
+std::vector<std::string> env_hosts(const RunPlan& plan, std::size_t env,
+                                   const std::vector<HostPlace>& hosts);
+
+Step advance(const DeployRecord& d, const RunPlan& plan, const FleetView& fleet,
              std::int64_t now_ms);
-// A person's commands. Each is refused (nullopt) where it makes no sense
-// (pausing a finished deploy, resuming one that is not paused).
-std::optional<Step> pause(const DeployRecord& d, std::int64_t now_ms);
-std::optional<Step> resume(const DeployRecord& d, std::int64_t now_ms);
-std::optional<Step> rollback(const DeployRecord& d, const DeployParams& p, std::int64_t now_ms,
-                             const std::string& reason);
+
+// A person's commands. Each is refused (an error naming why) where it makes
+// no sense (pausing a finished deploy, approving one not at a gate, the
+// run's starter approving it, a person approving twice).
+struct Refusal {
+  std::string why;
+};
+using Command = std::variant<Step, Refusal>;
+Command pause(const DeployRecord& d, const RunPlan& plan, std::int64_t now_ms);
+Command resume(const DeployRecord& d, std::int64_t now_ms);
+// Rolls back the run's current environment (for a finished run: the last
+// environment it entered).
+Command rollback(const DeployRecord& d, const RunPlan& plan, std::int64_t now_ms,
+                 const std::string& reason);
+Command approve(const DeployRecord& d, const GateAct& act);
+Command reject(const DeployRecord& d, const GateAct& act);
+Command override_freeze(const DeployRecord& d, const GateAct& act);
+// A newer queued run of the service takes d's place.
+Command supersede(const DeployRecord& d, const std::string& newer, std::int64_t now_ms);
+
+// After the coordinator was down: every bake and watch running restarts
+// (samples the coordinator did not see never pass a batch, and its absence
+// never fails one), and every converge deadline gives the hosts at least
+// its full timeout again. Nothing to do: nullopt.
+std::optional<Step> after_restart(const DeployRecord& d, const RunPlan& plan, std::int64_t now_ms);
 
 }  // namespace drover::coordinator

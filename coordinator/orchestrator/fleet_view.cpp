@@ -1,14 +1,35 @@
 #include "coordinator/orchestrator/fleet_view.hpp"
 
+#include <algorithm>
+
 #include "core/proto/plan.hpp"
 
 namespace drover::coordinator {
 
-FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d,
-                           std::int64_t baseline_window_ms, bool artifact_ready) {
+std::vector<HostPlace> service_hosts(CoordinatorStore& store, const std::string& service) {
+  std::vector<HostPlace> out;
+  if (auto hosts = store.hosts(); hosts.ok()) {
+    for (const auto& h : *hosts) {
+      if (std::find(h.services.begin(), h.services.end(), service) != h.services.end()) {
+        out.push_back({h.host, h.region, h.cluster});
+      }
+    }
+  }
+  return out;
+}
+
+FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d, const RunPlan& plan,
+                           bool artifact_ready, std::vector<HostPlace> hosts) {
   FleetView v;
   v.artifact_ready = artifact_ready;
-  auto f = store.fleet(d.service, d.created_ms - baseline_window_ms);
+  v.hosts = std::move(hosts);
+  // Samples from the baseline window before the current environment was
+  // entered (before the run began, while it has not entered one).
+  const EnvRun* e = d.current_env();
+  const std::int64_t from = e != nullptr && e->entered_ms > 0 ? e->entered_ms : d.created_ms;
+  const std::int64_t window = d.env < plan.envs.size() ? plan.envs[d.env].params.baseline_window_ms
+                                                       : DeployParams{}.baseline_window_ms;
+  auto f = store.fleet(d.service, from - window);
   if (!f.ok()) return v;  // nothing known: waits run into their deadlines
   v.running = f->running;
   for (const auto& s : f->samples) {
@@ -19,8 +40,9 @@ FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d,
     if (!bundle.ok() || !*bundle) continue;
     auto decoded = proto::decode_bundle(**bundle);
     if (!decoded.ok()) continue;
-    auto plan = proto::decode_plan(decoded->plan.payload);
-    if (plan.ok() && plan->artifact.str() == d.artifact && failed >= plan->seq) {
+    auto signed_plan = proto::decode_plan(decoded->plan.payload);
+    if (signed_plan.ok() && signed_plan->artifact.str() == d.artifact &&
+        failed >= signed_plan->seq) {
       v.apply_failed.insert(host);
     }
   }

@@ -1,6 +1,7 @@
 // The deploy driver's view of the fleet, from what agents reported (the
-// store): what each host of the deploy's service runs, its health samples
-// since the baseline window before the deploy, and which hosts failed it.
+// store): where each host of the deploy's service is, what it runs, its
+// health samples since the baseline window before the run entered its
+// current environment, and which hosts failed it.
 #pragma once
 
 #include "coordinator/orchestrator/deploy_machine.hpp"
@@ -11,7 +12,12 @@ namespace drover::coordinator {
 // A host counts as having failed d when it reported a failure for a plan seq
 // at or above the one that named d's artifact for it. Nothing readable in
 // the store: an empty view (waits run into their deadlines).
-FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d,
-                           std::int64_t baseline_window_ms, bool artifact_ready);
+// hosts: where the service's enrolled hosts are (the caller may keep them
+// between ticks: they change only with enrollments).
+FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d, const RunPlan& plan,
+                           bool artifact_ready, std::vector<HostPlace> hosts);
+
+// Where the enrolled hosts of service are, from the store.
+std::vector<HostPlace> service_hosts(CoordinatorStore& store, const std::string& service);
 
 }  // namespace drover::coordinator

@@ -1,33 +1,68 @@
 #include "coordinator/orchestrator/orchestrator.hpp"
 
 #include <algorithm>
+#include <map>
 
 namespace drover::coordinator {
+namespace {
+
+// (service, environment name): the run holding it.
+using Holders = std::map<std::pair<std::string, std::string>, std::string>;
+
+void hold(Holders& h, const DeployRecord& d) {
+  const EnvRun* e = d.current_env();
+  if (e != nullptr && holds_env(d)) h[{d.service, e->name}] = d.id;
+}
+
+void release_held(Holders& h, const DeployRecord& before) {
+  const EnvRun* e = before.current_env();
+  if (e == nullptr) return;
+  auto it = h.find({before.service, e->name});
+  if (it != h.end() && it->second == before.id) h.erase(it);
+}
+
+}  // namespace
 
 std::vector<Action> implied_plans(const DeployRecord& d) {
   std::vector<Action> out;
-  std::vector<std::string> hosts;
-  const std::size_t upto = std::min(d.batch + 1, d.batches.size());
+  const EnvRun* e = d.current_env();
+  if (e == nullptr || e->wave >= e->waves.size()) return out;
   const DeployState s = d.state == DeployState::paused ? d.paused_from : d.state;
-  if ((s == DeployState::deploying || s == DeployState::baking) && upto > 0) {
+  const WaveRun& w = e->waves[e->wave];
+  if (s == DeployState::deploying || s == DeployState::baking) {
     // Each batch's revision named that batch; a crash can only have lost the
-    // newest one (plans go out right after each commit).
-    out.push_back({Action::Kind::issue_plan, d.artifact, d.batches[upto - 1].hosts, "", ""});
-  } else if (s == DeployState::rolling_back) {
-    for (std::size_t i = upto; i-- > 0;) {
-      hosts.insert(hosts.end(), d.batches[i].hosts.begin(), d.batches[i].hosts.end());
+    // newest ones (plans go out right after each commit).
+    for (const auto& r : w.regions) {
+      if ((r.status == "deploying" || r.status == "baking") && r.batch < r.batches.size()) {
+        Action a;
+        a.kind = Action::Kind::issue_plan;
+        a.artifact = d.artifact;
+        a.hosts = r.batches[r.batch].hosts;
+        out.push_back(std::move(a));
+      }
     }
-    out.push_back({Action::Kind::issue_plan, d.prior_artifact, hosts, "", ""});
+  } else if (s == DeployState::rolling_back) {
+    Action a;
+    a.kind = Action::Kind::issue_plan;
+    a.artifact = e->prior_artifact;
+    for (const auto& r : w.regions) {
+      for (const auto& b : r.batches) {
+        if (b.started_ms > 0 || b.status != "pending") {
+          a.hosts.insert(a.hosts.end(), b.hosts.begin(), b.hosts.end());
+        }
+      }
+    }
+    if (!a.hosts.empty()) out.push_back(std::move(a));
   }
   return out;
 }
 
 Orchestrator::Orchestrator(CoordinatorStore& store, FleetSource fleet, PlanSink plans,
-                           ParamsOf params, const Clock& clock, Logger& log)
+                           PlanOf plan_of, const Clock& clock, Logger& log)
     : store_(store),
       fleet_(std::move(fleet)),
       plans_(std::move(plans)),
-      params_(std::move(params)),
+      plan_of_(std::move(plan_of)),
       clock_(clock),
       log_(log) {}
 
@@ -51,10 +86,9 @@ Status Orchestrator::commit(const DeployRecord& before, const Step& step, const 
     r.who = who;
     r.what = a.what;
     r.service = before.service;
+    r.env = a.env;
     r.deploy_id = before.id;
-    r.artifact = a.what == "service.release" && step.next.state == DeployState::rolled_back
-                     ? before.prior_artifact
-                     : before.artifact;
+    r.artifact = a.release.empty() ? before.artifact : a.release;
     r.detail = a.detail;
     audits.push_back(std::move(r));
   }
@@ -63,7 +97,7 @@ Status Orchestrator::commit(const DeployRecord& before, const Step& step, const 
   log_.info("coordinator.deploy.transition", {{"deploy", before.id},
                                               {"from", deploy_state_name(before.state)},
                                               {"to", deploy_state_name(step.next.state)},
-                                              {"batch", step.next.batch}});
+                                              {"env", step.next.env}});
   if (on_commit_) on_commit_(audits);
   for (const auto& a : step.actions) {
     if (a.kind != Action::Kind::issue_plan) continue;
@@ -78,34 +112,36 @@ Status Orchestrator::commit(const DeployRecord& before, const Step& step, const 
 
 Status Orchestrator::recover() {
   DROVER_ASSIGN(auto active, store_.active_deploys());
-  for (const auto& d : active) {
+  for (auto& d : active) {
+    if (auto s = after_restart(d, plan_of_(d), now_ms())) {
+      // Audit records only: the re-issue below covers every plan.
+      DROVER_TRY(commit(d, *s, "system"));
+      d = s->next;
+    }
     for (const auto& a : implied_plans(d)) {
       DROVER_TRY(plans_(d, a.artifact, a.hosts));
     }
     log_.info("coordinator.deploy.recovered",
-              {{"deploy", d.id}, {"state", deploy_state_name(d.state)}, {"batch", d.batch}});
+              {{"deploy", d.id}, {"state", deploy_state_name(d.state)}, {"env", d.env}});
   }
   return Ok{};
 }
 
 Result<DeployRecord> Orchestrator::start(const DeployRequest& r) {
-  DROVER_ASSIGN(auto other, store_.active_deploy(r.service));
-  if (other) {
-    return make_error(Errc::refused, "deploy '" + other->id + "' of service '" + r.service +
-                                         "' is " + deploy_state_name(other->state) +
-                                         "; one deploy per service at a time");
+  if (r.first_env >= r.plan.envs.size()) {
+    return make_error(Errc::invalid_argument,
+                      "the pipeline has no environment " + std::to_string(r.first_env));
   }
   DROVER_ASSIGN(auto all_hosts, store_.hosts());
-  std::vector<std::string> hosts;
+  std::vector<HostPlace> places;
   for (const auto& h : all_hosts) {
     if (std::find(h.services.begin(), h.services.end(), r.service) == h.services.end()) continue;
-    if (!r.region.empty() && h.region != r.region) continue;
-    if (!r.cluster.empty() && h.cluster != r.cluster) continue;
-    hosts.push_back(h.host);
+    places.push_back({h.host, h.region, h.cluster});
   }
-  if (hosts.empty()) {
-    return make_error(Errc::refused,
-                      "no enrolled host runs service '" + r.service + "' in env '" + r.env + "'");
+  const std::string& env_name = r.plan.envs[r.first_env].name;
+  if (env_hosts(r.plan, r.first_env, places).empty()) {
+    return make_error(Errc::refused, "no enrolled host runs service '" + r.service +
+                                         "' in environment '" + env_name + "'");
   }
   DROVER_ASSIGN(std::uint64_t counter, store_.deploy_counter(r.service));
   CoordinatorStore::NewDeploy n;
@@ -115,17 +151,29 @@ Result<DeployRecord> Orchestrator::start(const DeployRequest& r) {
   d.pipeline_id = r.pipeline_id;
   d.service = r.service;
   d.artifact = r.artifact;
+  d.started_by = r.person;
   d.created_ms = now_ms();
-  DROVER_ASSIGN(auto running, store_.running_at(r.service, d.created_ms));
-  if (running) d.prior_artifact = running->artifact;
-  d.batches = pending_batches(plan_batches(hosts, r.shape, d.id));
+  for (std::size_t i = 0; i < r.plan.envs.size(); ++i) {
+    EnvRun e;
+    e.name = r.plan.envs[i].name;
+    if (i < r.first_env) e.status = "skipped";
+    for (const auto& w : r.plan.envs[i].waves) {
+      WaveRun run;
+      run.name = w.name;
+      e.waves.push_back(std::move(run));
+    }
+    if (e.waves.empty()) e.waves.push_back(WaveRun{});
+    d.environments.push_back(std::move(e));
+  }
+  d.env = r.first_env;
   n.created = created_record(d, r.who, r.git_sha);
+  n.created.env = env_name;
   n.config_snapshot = r.config_snapshot;
   DROVER_TRY(store_.create_deploy(n));
   log_.info("coordinator.deploy.created", {{"deploy", d.id},
                                            {"artifact", d.artifact},
-                                           {"hosts", hosts.size()},
-                                           {"batches", d.batches.size()},
+                                           {"env", env_name},
+                                           {"environments", d.environments.size()},
                                            {"who", r.who}});
   return std::move(n.record);
 }
@@ -140,6 +188,7 @@ AuditRecord Orchestrator::created_record(const DeployRecord& d, const std::strin
   r.deploy_id = d.id;
   r.artifact = d.artifact;
   r.git_sha = git_sha;
+  r.detail = nlohmann::json{{"started_by", d.started_by}}.dump();
   return r;
 }
 
@@ -148,48 +197,134 @@ Status Orchestrator::create(const DeployRecord& d, const std::string& who,
   return store_.create_deploy({d, created_record(d, who, git_sha), config_snapshot, 0});
 }
 
+std::size_t Orchestrator::next_env(const DeployRecord& d) {
+  switch (d.state) {
+    case DeployState::pending:
+    case DeployState::artifact_ready:
+    case DeployState::queued: return d.env;
+    case DeployState::deploying:
+    case DeployState::baking:
+    case DeployState::watching: return d.env + 1;
+    default: return std::string::npos;
+  }
+}
+
+Status Orchestrator::supersede_queued(std::vector<DeployRecord>& active) {
+  // The newest queued run of each service and environment (active is oldest first).
+  std::map<std::pair<std::string, std::string>, std::string> newest;
+  for (const auto& d : active) {
+    if (d.state == DeployState::queued && d.current_env()) {
+      newest[{d.service, d.current_env()->name}] = d.id;
+    }
+  }
+  for (auto& d : active) {
+    if (d.state != DeployState::queued || !d.current_env()) continue;
+    const std::string& n = newest[{d.service, d.current_env()->name}];
+    if (n == d.id) continue;
+    Command c = coordinator::supersede(d, n, now_ms());
+    if (auto* s = std::get_if<Step>(&c)) {
+      DROVER_TRY(commit(d, *s, "system"));
+      d = s->next;
+    }
+  }
+  return Ok{};
+}
+
 Result<int> Orchestrator::tick() {
   DROVER_ASSIGN(auto active, store_.active_deploys());
+  std::stable_sort(active.begin(), active.end(), [](const DeployRecord& a, const DeployRecord& b) {
+    return a.created_ms < b.created_ms;
+  });
+  DROVER_TRY(supersede_queued(active));
+  Holders holders;
+  for (const auto& d : active) hold(holders, d);
   int changed = 0;
+  const std::int64_t now = now_ms();
   for (const auto& d : active) {
-    if (d.state == DeployState::paused) continue;
-    Step s = advance(d, params_(d), fleet_(d), now_ms());
+    if (is_terminal(d.state)) continue;  // superseded just now
+    const RunPlan plan = plan_of_(d);
+    FleetView fleet = fleet_(d, plan);
+    const std::size_t target = next_env(d);
+    if (target < d.environments.size()) {
+      const std::string& name = d.environments[target].name;
+      if (auto it = holders.find({d.service, name}); it != holders.end() && it->second != d.id) {
+        fleet.next_env_holder = it->second;
+      }
+      auto prior = store_.running_at(d.service, name, now);
+      if (prior.ok() && *prior) fleet.next_env_prior = (*prior)->artifact;
+    }
+    Step s = advance(d, plan, fleet, now);
     if (!s.changed) continue;
     DROVER_TRY(commit(d, s, "system"));
+    release_held(holders, d);
+    hold(holders, s.next);
     ++changed;
   }
   return changed;
 }
 
-Status Orchestrator::pause(const std::string& deploy_id, const std::string& who) {
+Status Orchestrator::command(const std::string& deploy_id, const std::string& who,
+                             const std::function<Command(const DeployRecord&)>& fn) {
   DROVER_ASSIGN(DeployRecord d, get(deploy_id));
-  auto s = coordinator::pause(d, now_ms());
-  if (!s) {
-    return make_error(Errc::refused, "deploy '" + deploy_id + "' is " + deploy_state_name(d.state) +
-                                         " and cannot be paused");
-  }
-  return commit(d, *s, who);
+  Command c = fn(d);
+  if (auto* r = std::get_if<Refusal>(&c)) return make_error(Errc::refused, r->why);
+  return commit(d, std::get<Step>(c), who);
 }
 
-Status Orchestrator::resume(const std::string& deploy_id, const std::string& who) {
-  DROVER_ASSIGN(DeployRecord d, get(deploy_id));
-  auto s = coordinator::resume(d, now_ms());
-  if (!s) {
-    return make_error(Errc::refused, "deploy '" + deploy_id + "' is " + deploy_state_name(d.state) +
-                                         ", not paused");
-  }
-  return commit(d, *s, who);
+Status Orchestrator::pause(const std::string& deploy_id, const Actor& who) {
+  return command(deploy_id, who.token, [&](const DeployRecord& d) {
+    return coordinator::pause(d, plan_of_(d), now_ms());
+  });
 }
 
-Status Orchestrator::rollback(const std::string& deploy_id, const std::string& who,
+Status Orchestrator::resume(const std::string& deploy_id, const Actor& who) {
+  return command(deploy_id, who.token,
+                 [&](const DeployRecord& d) { return coordinator::resume(d, now_ms()); });
+}
+
+Status Orchestrator::rollback(const std::string& deploy_id, const Actor& who,
                               const std::string& why) {
   DROVER_ASSIGN(DeployRecord d, get(deploy_id));
-  auto s = coordinator::rollback(d, params_(d), now_ms(), why);
-  if (!s) {
-    return make_error(Errc::refused, "deploy '" + deploy_id + "' is " + deploy_state_name(d.state) +
-                                         "; nothing to roll back");
+  if (const EnvRun* e = d.current_env()) {
+    // A newer run that entered the environment owns what it runs now.
+    DROVER_ASSIGN(auto recent, store_.recent_deploys({d.service, ""}, 1000));
+    for (const auto& n : recent) {
+      if (n.id == d.id) break;
+      if (n.created_ms < d.created_ms) continue;
+      for (const auto& ne : n.environments) {
+        if (ne.name == e->name && ne.entered_ms > 0) {
+          return make_error(Errc::refused, "deploy '" + n.id + "' of service '" + d.service +
+                                               "' is newer and entered environment '" + e->name +
+                                               "' (it is " + deploy_state_name(n.state) +
+                                               "); roll back that one instead");
+        }
+      }
+    }
   }
-  return commit(d, *s, who);
+  return command(deploy_id, who.token, [&](const DeployRecord& rec) {
+    return coordinator::rollback(rec, plan_of_(rec), now_ms(), why);
+  });
+}
+
+Status Orchestrator::approve(const std::string& deploy_id, const Actor& who,
+                             const std::string& comment) {
+  return command(deploy_id, who.token, [&](const DeployRecord& d) {
+    return coordinator::approve(d, {who.person, who.token, now_ms(), comment});
+  });
+}
+
+Status Orchestrator::reject(const std::string& deploy_id, const Actor& who,
+                            const std::string& reason) {
+  return command(deploy_id, who.token, [&](const DeployRecord& d) {
+    return coordinator::reject(d, {who.person, who.token, now_ms(), reason});
+  });
+}
+
+Status Orchestrator::override_freeze(const std::string& deploy_id, const Actor& who,
+                                     const std::string& reason) {
+  return command(deploy_id, who.token, [&](const DeployRecord& d) {
+    return coordinator::override_freeze(d, {who.person, who.token, now_ms(), reason});
+  });
 }
 
 }  // namespace drover::coordinator

@@ -1,14 +1,18 @@
-// The durable driver of deploys (docs/COORDINATOR.md, "Deploys"): on each
-// tick it advances every active deploy with the pure state machine, commits
-// the new record with its audit records in one transaction, and only then
-// issues the plans the transition calls for.
+// The durable driver of deploys (docs/COORDINATOR.md, "Deploys" and
+// "Promotion"): on each tick it advances every active deploy with the pure
+// state machine, commits the new record with its audit records in one
+// transaction, and only then issues the plans the transition calls for.
+// Decisions that involve several runs live here: one run per service and
+// environment (a run entering an environment another run holds queues; a
+// newer queued run supersedes an older one), and a rollback refused while a
+// newer run has entered the environment.
 //
 // A crash between the commit and the plans is repaired at start: for every
-// active deploy the driver issues again the plans its state implies (the
-// current batch with the new release, or the moved hosts with the prior
-// one). A host already running that release ignores the repeat, so no batch
-// is applied twice; deadlines and bakes are absolute times on the record, so
-// none is shortened or lengthened by the restart.
+// active deploy the driver issues again the plans its state implies. A host
+// already running that release ignores the repeat, so no batch is applied
+// twice. A start also restarts every bake and watch running (the samples of
+// the outage were never seen) and gives every converge wait its full timeout
+// again: an outage of the coordinator never fails a healthy release.
 //
 // Threads: one caller at a time (the coordinator's event loop).
 #pragma once
@@ -25,53 +29,62 @@
 
 namespace drover::coordinator {
 
-// What the fleet reports about a deploy's service.
-using FleetSource = std::function<FleetView(const DeployRecord&)>;
+// The plan a deploy runs (from its config snapshot).
+using PlanOf = std::function<RunPlan(const DeployRecord&)>;
+// What the fleet reports about a deploy's service (the orchestrator fills in
+// the environment's holder and prior release).
+using FleetSource = std::function<FleetView(const DeployRecord&, const RunPlan&)>;
 // Issues a plan revision: hosts run artifact.
 using PlanSink = std::function<Status(const DeployRecord&, const std::string& artifact,
                                       const std::vector<std::string>& hosts)>;
-// The parameters of a deploy (from its pipeline).
-using ParamsOf = std::function<DeployParams(const DeployRecord&)>;
 
 // The plans a deploy in this state stands behind, oldest first.
 std::vector<Action> implied_plans(const DeployRecord& d);
 
-// A deploy to start: of which artifact, through which env of which pipeline,
-// in what shape, and why (who, the git SHA, the config snapshot).
+// A deploy to start: of which artifact, through which plan from which of its
+// environments, and why (who, the git SHA, the config snapshot).
 struct DeployRequest {
   std::string pipeline_id, service, artifact;
-  std::string env;              // its name
-  std::string region, cluster;  // which enrolled hosts it is ("" matches any)
-  RolloutShape shape;
-  std::string who, git_sha;
+  RunPlan plan;
+  std::size_t first_env = 0;  // earlier environments are skipped
+  std::string who;            // the token's name
+  std::string person;         // whose run it is (gates compare persons)
+  std::string git_sha;
   std::string config_snapshot;  // hashed into the audit chain
+};
+
+// Who acts, and why (a person's command).
+struct Actor {
+  std::string token, person;
 };
 
 class Orchestrator {
  public:
-  Orchestrator(CoordinatorStore& store, FleetSource fleet, PlanSink plans, ParamsOf params,
+  Orchestrator(CoordinatorStore& store, FleetSource fleet, PlanSink plans, PlanOf plan_of,
                const Clock& clock, Logger& log);
 
-  // Re-issues the plans of every active deploy (call once at start).
+  // Restarts the waits of every active deploy and re-issues their plans
+  // (call once at start).
   Status recover();
-  // Starts a deploy (state pending): one deploy per service at a time; the
-  // enrolled hosts of the service in the env, batched in the request's shape;
-  // numbered "<service>-<n>"; rolling back to what the service ran before.
-  // Its record, number, config snapshot and creation audit record commit in
-  // one transaction. Refused (Errc::refused) while another deploy of the
-  // service is active or when the env has no host.
+  // Starts a deploy (state pending): numbered "<service>-<n>"; several runs
+  // of a service may exist, queued per environment. Its record, number,
+  // config snapshot and creation audit record commit in one transaction.
+  // Refused (Errc::refused) when its first environment has no host.
   Result<DeployRecord> start(const DeployRequest& request);
-  // Records a deploy already planned (state pending, not numbered) with its
-  // creation audit record and the pipeline config snapshot.
+  // Records a deploy already planned with its creation audit record and the
+  // pipeline config snapshot.
   Status create(const DeployRecord& d, const std::string& who, const std::string& git_sha,
                 const std::string& config_snapshot);
   // Advances every active deploy once. Returns how many changed.
   Result<int> tick();
 
   // A person's commands; refused (Errc::refused) where they make no sense.
-  Status pause(const std::string& deploy_id, const std::string& who);
-  Status resume(const std::string& deploy_id, const std::string& who);
-  Status rollback(const std::string& deploy_id, const std::string& who, const std::string& why);
+  Status pause(const std::string& deploy_id, const Actor& who);
+  Status resume(const std::string& deploy_id, const Actor& who);
+  Status rollback(const std::string& deploy_id, const Actor& who, const std::string& why);
+  Status approve(const std::string& deploy_id, const Actor& who, const std::string& comment);
+  Status reject(const std::string& deploy_id, const Actor& who, const std::string& reason);
+  Status override_freeze(const std::string& deploy_id, const Actor& who, const std::string& reason);
 
   Result<DeployRecord> get(const std::string& deploy_id);
 
@@ -83,14 +96,21 @@ class Orchestrator {
 
  private:
   Status commit(const DeployRecord& before, const Step& step, const std::string& who);
+  Status command(const std::string& deploy_id, const std::string& who,
+                 const std::function<Command(const DeployRecord&)>& fn);
   AuditRecord created_record(const DeployRecord& d, const std::string& who,
                              const std::string& git_sha) const;
+  // The environment d enters next (npos: none).
+  static std::size_t next_env(const DeployRecord& d);
+  // Supersedes every queued run that a newer queued run of its service and
+  // environment replaces.
+  Status supersede_queued(std::vector<DeployRecord>& active);
   std::int64_t now_ms() const;
 
   CoordinatorStore& store_;
   FleetSource fleet_;
   PlanSink plans_;
-  ParamsOf params_;
+  PlanOf plan_of_;
   const Clock& clock_;
   Logger& log_;
   std::function<void(const std::vector<AuditRecord>&)> on_commit_;

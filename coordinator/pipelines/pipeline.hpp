@@ -14,6 +14,7 @@
 
 #include "coordinator/orchestrator/batches.hpp"
 #include "coordinator/orchestrator/deploy_machine.hpp"
+#include "coordinator/promotion/promotion.hpp"
 #include "core/base/result.hpp"
 
 namespace drover::coordinator {
@@ -28,12 +29,26 @@ struct Strategy {
   RolloutShape shape;
 };
 
+// An environment's settings once its overrides are applied.
+struct EnvSettings {
+  Strategy strategy;
+  DeployParams params;
+  std::int64_t watch_ms = 0;
+};
+
 struct Pipeline {
   std::string id, service, source_repo;
-  std::vector<PipelineEnv> envs;
+  int format = 1;  // 1: drover pipeline v1 (envs); 2: drover.pipeline.v2 (environments)
+  std::vector<PipelineEnv> envs;            // version 1
+  std::vector<std::string> approval_gates;  // version 1: env names
+  // The promotion path (a version-1 pipeline reads into it too: one wave of
+  // its region per env, a gate of one approval where approval_gates names it).
+  std::vector<Environment> environments;
+  std::vector<EnvSettings> settings;  // per environment, resolved
   Strategy strategy;
-  std::vector<std::string> approval_gates;  // env names
-  DeployParams params;                      // bake, health thresholds, deadlines
+  DeployParams params;                // bake, health thresholds, deadlines
+  std::int64_t watch_ms = 0;          // version 2: default 600 s; version 1: none
+  std::int64_t gate_ms = 86'400'000;  // timeouts.gate_s: a gate's default deadline
   // When an artifact counts as ready: "seeds" (every layer held by a seed
   // in each region the deploy touches) or "origin" (held by any source).
   std::string artifact_ready = "seeds";
@@ -50,5 +65,10 @@ struct DeployConfig {
 };
 
 const PipelineEnv* find_env(const Pipeline& p, const std::string& name);
+// The index of environment `name` (npos: none).
+std::size_t env_index(const Pipeline& p, const std::string& name);
+
+// The plan a run of p follows (freeze windows' time zones loaded).
+Result<RunPlan> run_plan(const Pipeline& p);
 
 }  // namespace drover::coordinator

@@ -1,5 +1,7 @@
 #include "coordinator/pipelines/pipeline_codec.hpp"
 
+#include <algorithm>
+
 #include "core/base/name.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "core/canon/json_fields.hpp"
@@ -69,7 +71,9 @@ json health_json(const DeployParams& p) {
       {"confidence", h.confidence}};
 }
 
-json strategy_json(const Strategy& s) {
+}  // namespace
+
+json strategy_to_json(const Strategy& s) {
   json j = {{"kind", s.kind}, {"max_unavailable", s.shape.max_unavailable}};
   if (s.shape.batch_percent > 0) {
     j["batch_percent"] = s.shape.batch_percent;
@@ -79,8 +83,6 @@ json strategy_json(const Strategy& s) {
   if (s.kind == "canary") j["canary_percents"] = s.shape.canary_percents;
   return j;
 }
-
-}  // namespace
 
 Result<Strategy> strategy_from_json(const json& value, const std::string& where) {
   DROVER_ASSIGN(Fields f, Fields::of(value, where));
@@ -137,11 +139,123 @@ Result<Strategy> strategy_from_json(const json& value, const std::string& where)
   return s;
 }
 
+namespace {
+
+constexpr std::string_view kPipelineV2 = "drover.pipeline.v2";
+
+Status parse_timeouts(const Fields& t, DeployParams& params, std::int64_t& gate_ms) {
+  DROVER_TRY(t.only({"ready_s", "converge_s", "rollback_s", "gate_s", "pause_s"}));
+  DROVER_ASSIGN(auto ready, t.opt_int("ready_s", 1, kDay));
+  DROVER_ASSIGN(auto converge, t.opt_int("converge_s", 1, kDay));
+  DROVER_ASSIGN(auto back, t.opt_int("rollback_s", 1, kDay));
+  DROVER_ASSIGN(auto gate, t.opt_int("gate_s", 60, 30 * kDay));
+  DROVER_ASSIGN(auto pause, t.opt_int("pause_s", 60, 30 * kDay));
+  if (ready) params.ready_timeout_ms = *ready * 1000;
+  if (converge) params.converge_timeout_ms = *converge * 1000;
+  if (back) params.rollback_timeout_ms = *back * 1000;
+  if (gate) gate_ms = *gate * 1000;
+  if (pause) params.pause_timeout_ms = *pause * 1000;
+  return Ok{};
+}
+
+json timeouts_json(const DeployParams& p, std::int64_t gate_ms) {
+  return {{"ready_s", p.ready_timeout_ms / 1000},
+          {"converge_s", p.converge_timeout_ms / 1000},
+          {"rollback_s", p.rollback_timeout_ms / 1000},
+          {"gate_s", gate_ms / 1000},
+          {"pause_s", p.pause_timeout_ms / 1000}};
+}
+
+constexpr std::int64_t kDefaultGateMs = kDay * 1000;
+constexpr std::int64_t kDefaultWatchMs = 600'000;
+
+// A version-1 pipeline's promotion path: one wave of its region per env, a
+// gate of one approval where approval_gates names the env.
+void environments_of_v1(Pipeline& p) {
+  for (const auto& env : p.envs) {
+    Environment e;
+    e.name = env.name;
+    Wave w;
+    w.name = "all";
+    w.regions.push_back({env.region, env.cluster});
+    e.waves.push_back(std::move(w));
+    if (std::find(p.approval_gates.begin(), p.approval_gates.end(), env.name) !=
+        p.approval_gates.end()) {
+      e.gate = Gate{1, kDefaultGateMs};
+    }
+    p.environments.push_back(std::move(e));
+    p.settings.push_back({p.strategy, p.params, 0});
+  }
+}
+
+// Each environment's overrides read, checked (errors name the field) and
+// written back with their defaults filled in.
+Status resolve_environments(Pipeline& p, std::int64_t gate_ms) {
+  for (std::size_t i = 0; i < p.environments.size(); ++i) {
+    Environment& e = p.environments[i];
+    const std::string at = "environments[" + std::to_string(i) + "]";
+    EnvSettings s{p.strategy, p.params, e.watch_ms.value_or(p.watch_ms)};
+    if (e.strategy) {
+      DROVER_ASSIGN(s.strategy, strategy_from_json(*e.strategy, at + ".strategy"));
+      e.strategy = strategy_to_json(s.strategy);
+    }
+    if (e.health_checks) {
+      const json body = *e.health_checks;  // Fields refers to it
+      DROVER_ASSIGN(Fields h, Fields::of(body, at + ".health_checks"));
+      DeployParams fresh;
+      DROVER_ASSIGN(fresh.health, parse_health(h, fresh));
+      s.params.health = fresh.health;
+      s.params.bake_ms = fresh.bake_ms;
+      s.params.baseline_window_ms = fresh.baseline_window_ms;
+      e.health_checks = health_json(s.params);
+    }
+    if (e.timeouts) {
+      const json body = *e.timeouts;
+      DROVER_ASSIGN(Fields t, Fields::of(body, at + ".timeouts"));
+      // An environment's gate has its own deadline_s.
+      DROVER_TRY(t.only({"ready_s", "converge_s", "rollback_s", "pause_s"}));
+      DeployParams fresh;
+      std::int64_t unused_gate_ms = gate_ms;
+      DROVER_TRY(parse_timeouts(t, fresh, unused_gate_ms));
+      s.params.ready_timeout_ms = fresh.ready_timeout_ms;
+      s.params.converge_timeout_ms = fresh.converge_timeout_ms;
+      s.params.rollback_timeout_ms = fresh.rollback_timeout_ms;
+      s.params.pause_timeout_ms = fresh.pause_timeout_ms;
+      json shown = timeouts_json(fresh, gate_ms);
+      shown.erase("gate_s");
+      e.timeouts = std::move(shown);
+    }
+    auto frozen = freeze_check(e.freeze, at + ".freeze");
+    if (!frozen.ok()) return frozen.error();
+    p.settings.push_back(std::move(s));
+  }
+  return Ok{};
+}
+
+}  // namespace
+
 Result<Pipeline> pipeline_from_json(const json& body) {
   DROVER_ASSIGN(Fields f, Fields::of(body, ""));
-  DROVER_TRY(f.only({"id", "service", "source_repo", "envs", "strategy", "approval_gates",
-                     "health_checks", "timeouts", "artifact_ready"}));
+  DROVER_ASSIGN(auto format, f.opt_str("format", 64));
   Pipeline p;
+  if (format) {
+    if (*format != kPipelineV2) {
+      return make_error(Errc::invalid_argument,
+                        "format must be '" + std::string(kPipelineV2) +
+                            "' (or absent, for a version-1 pipeline); got '" + *format + "'");
+    }
+    p.format = 2;
+    DROVER_TRY(f.only({"format", "id", "service", "source_repo", "environments", "strategy",
+                       "health_checks", "timeouts", "watch_s", "artifact_ready"}));
+  } else {
+    if (f.has("environments")) {
+      return make_error(Errc::invalid_argument, "environments is a field of format '" +
+                                                    std::string(kPipelineV2) +
+                                                    "': add format: " + std::string(kPipelineV2));
+    }
+    DROVER_TRY(f.only({"id", "service", "source_repo", "envs", "strategy", "approval_gates",
+                       "health_checks", "timeouts", "artifact_ready"}));
+  }
   DROVER_ASSIGN(p.service, f.str("service", 128));
   DROVER_TRY(check_name(p.service, "service"));
   DROVER_ASSIGN(auto id, f.opt_str("id", 128));
@@ -173,7 +287,7 @@ Result<Pipeline> pipeline_from_json(const json& body) {
       p.envs.push_back(std::move(env));
     }
   }
-  if (p.envs.empty()) p.envs.push_back({"production", "", ""});
+  if (p.format == 1 && p.envs.empty()) p.envs.push_back({"production", "", ""});
 
   if (const json* s = f.raw("strategy")) {
     DROVER_ASSIGN(p.strategy, strategy_from_json(*s, "strategy"));
@@ -193,15 +307,13 @@ Result<Pipeline> pipeline_from_json(const json& body) {
     DROVER_ASSIGN(p.params.health, parse_health(*health, p.params));
   }
 
+  std::int64_t gate_ms = kDefaultGateMs;
   DROVER_ASSIGN(auto timeouts, f.opt_object("timeouts"));
   if (timeouts) {
-    DROVER_TRY(timeouts->only({"ready_s", "converge_s", "rollback_s"}));
-    DROVER_ASSIGN(auto ready, timeouts->opt_int("ready_s", 1, kDay));
-    DROVER_ASSIGN(auto converge, timeouts->opt_int("converge_s", 1, kDay));
-    DROVER_ASSIGN(auto back, timeouts->opt_int("rollback_s", 1, kDay));
-    if (ready) p.params.ready_timeout_ms = *ready * 1000;
-    if (converge) p.params.converge_timeout_ms = *converge * 1000;
-    if (back) p.params.rollback_timeout_ms = *back * 1000;
+    if (p.format == 1) {
+      DROVER_TRY(timeouts->only({"ready_s", "converge_s", "rollback_s"}));
+    }
+    DROVER_TRY(parse_timeouts(*timeouts, p.params, gate_ms));
   }
   DROVER_ASSIGN(auto ready, f.opt_str("artifact_ready"));
   if (ready) {
@@ -210,10 +322,38 @@ Result<Pipeline> pipeline_from_json(const json& body) {
     }
     p.artifact_ready = *ready;
   }
+  if (p.format == 1) {
+    environments_of_v1(p);
+    return p;
+  }
+  DROVER_ASSIGN(auto watch, f.opt_int("watch_s", 0, 7 * kDay));
+  p.watch_ms = watch ? *watch * 1000 : kDefaultWatchMs;
+  const json* envs = f.raw("environments");
+  if (envs == nullptr) {
+    return make_error(Errc::invalid_argument, "environments is required (1 to 16 environments)");
+  }
+  DROVER_ASSIGN(p.environments, environments_from_json(*envs, gate_ms));
+  DROVER_TRY(resolve_environments(p, gate_ms));
+  p.gate_ms = gate_ms;
   return p;
 }
 
 json pipeline_to_json(const Pipeline& p) {
+  if (p.format == 2) {
+    return {{"format", kPipelineV2},
+            {"id", p.id},
+            {"service", p.service},
+            {"source_repo", p.source_repo},
+            {"strategy", strategy_to_json(p.strategy)},
+            {"health_checks", health_json(p.params)},
+            {"timeouts", timeouts_json(p.params, p.gate_ms)},
+            {"watch_s", p.watch_ms / 1000},
+            {"artifact_ready", p.artifact_ready},
+            {"environments", environments_to_json(p.environments)},
+            {"version", p.version},
+            {"updated_ms", p.updated_ms},
+            {"updated_by", p.updated_by}};
+  }
   json envs = json::array();
   for (const auto& e : p.envs) {
     envs.push_back({{"name", e.name}, {"region", e.region}, {"cluster", e.cluster}});
@@ -222,7 +362,7 @@ json pipeline_to_json(const Pipeline& p) {
           {"service", p.service},
           {"source_repo", p.source_repo},
           {"envs", envs},
-          {"strategy", strategy_json(p.strategy)},
+          {"strategy", strategy_to_json(p.strategy)},
           {"approval_gates", p.approval_gates},
           {"health_checks", health_json(p.params)},
           {"timeouts",

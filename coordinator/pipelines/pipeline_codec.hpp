@@ -18,6 +18,7 @@ Result<Pipeline> pipeline_from_json(const nlohmann::json& body);
 // A strategy object (the pipeline's, or a deploy's strategy_override); where
 // names it in errors.
 Result<Strategy> strategy_from_json(const nlohmann::json& value, const std::string& where);
+nlohmann::json strategy_to_json(const Strategy& s);
 // The stored and shown form.
 nlohmann::json pipeline_to_json(const Pipeline& p);
 

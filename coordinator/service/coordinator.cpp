@@ -104,16 +104,20 @@ class RegisteredLayers {
 // Saving `p` over `stored` (null for a new pipeline): a gate before or
 // after the change makes it the approver's.
 RoleNeed pipeline_need(const Pipeline* stored, const Pipeline& p) {
+  // Gates, from either version's fields (a version-1 pipeline's
+  // approval_gates read as gates of its environments).
   auto gates = [](const Pipeline& x) {
     std::string out;
-    for (const auto& g : x.approval_gates) out += (out.empty() ? "" : ", ") + g;
+    for (const auto& e : x.environments) {
+      if (e.gate) out += (out.empty() ? "" : ", ") + e.name;
+    }
     return out;
   };
-  if (stored != nullptr && !stored->approval_gates.empty()) {
+  if (stored != nullptr && !gates(*stored).empty()) {
     return {Role::approver,
             "pipeline '" + p.id + "' has an approval gate on env " + gates(*stored)};
   }
-  if (!p.approval_gates.empty()) {
+  if (!gates(p).empty()) {
     return {Role::approver,
             "pipeline '" + p.id + "' would get an approval gate on env " + gates(p)};
   }
@@ -224,10 +228,9 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
       });
   c->orchestrator_ = std::make_unique<Orchestrator>(
       *c->store_,
-      [self](const DeployRecord& d) {
-        const DeployParams p = self->params_of(d);
+      [self](const DeployRecord& d, const RunPlan& plan) {
         const bool ready = d.state == DeployState::pending ? self->readiness_->ready(d.id) : true;
-        return store_fleet_view(*self->store_, d, p.baseline_window_ms, ready);
+        return store_fleet_view(*self->store_, d, plan, ready, self->places_of(d.service));
       },
       [self](const DeployRecord& d, const std::string& artifact,
              const std::vector<std::string>& hosts) {
@@ -238,7 +241,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
             *self->issuer_, [self](const ContentId& id) { return self->artifacts_->manifest(id); },
             defaults, d, artifact, hosts, unix_seconds(self->clock_.now()));
       },
-      [self](const DeployRecord& d) { return self->params_of(d); }, clock, log);
+      [self](const DeployRecord& d) { return self->settings_of(d).plan; }, clock, log);
   c->orchestrator_->on_commit([self](const std::vector<AuditRecord>& records) {
     for (const auto& r : records) self->after_commit(r.what);
   });
@@ -334,21 +337,44 @@ Coordinator::DeploySettings Coordinator::settings_of(const DeployRecord& d) {
   std::lock_guard lock(cache_mu_);
   auto it = settings_.find(d.id);
   if (it != settings_.end()) return it->second;
-  DeploySettings out;  // defaults, should the snapshot be unreadable
+  // An unreadable snapshot leaves the plan without environments: the
+  // machine then fails the run, naming why.
+  DeploySettings out;
   auto snap = store_->deploy_config(d.id);
   if (snap.ok() && *snap) {
     const DeployConfig config = decode_config_snapshot(**snap);
     if (config.pipeline) {
-      out.params = config.pipeline->params;
-      out.artifact_ready = config.pipeline->artifact_ready;
+      const Pipeline& p = *config.pipeline;
+      if (auto plan = run_plan(p); plan.ok()) {
+        out.plan = std::move(*plan);
+        if (p.format == 1 && !config.env.empty()) {
+          // A version-1 run went through the one env its snapshot names.
+          const std::size_t i = env_index(p, config.env);
+          if (i != std::string::npos && d.environments.size() == 1) {
+            out.plan.envs = {out.plan.envs[i]};
+          }
+        }
+      } else {
+        log_.error("coordinator.deploy.plan_unreadable",
+                   {{"deploy", d.id}, {"error", plan.error().message}});
+      }
+      out.artifact_ready = p.artifact_ready;
     }
   }
   settings_[d.id] = out;
   return out;
 }
 
-DeployParams Coordinator::params_of(const DeployRecord& d) {
-  return settings_of(d).params;
+std::vector<HostPlace> Coordinator::places_of(const std::string& service) {
+  std::lock_guard lock(cache_mu_);
+  const std::uint64_t version = store_->hosts_version();
+  if (version != places_version_) {
+    places_.clear();
+    places_version_ = version;
+  }
+  auto it = places_.find(service);
+  if (it == places_.end()) it = places_.emplace(service, service_hosts(*store_, service)).first;
+  return it->second;
 }
 
 void Coordinator::check_readiness() {
@@ -455,37 +481,45 @@ Result<DeployStarted> Coordinator::start_deploy(const DeployStart& start, const 
                                                   artifact->service + "', pipeline '" + p.id +
                                                   "' deploys '" + p.service + "'");
   }
-  const PipelineEnv* env = start.env ? find_env(p, *start.env) : &p.envs.front();
-  if (env == nullptr) {
+  // Every run enters every environment through its gate; naming an env
+  // starts the run there (earlier ones are skipped), gate included.
+  const std::size_t first = start.env ? env_index(p, *start.env) : 0;
+  if (first == std::string::npos) {
     return make_error(Errc::invalid_argument,
-                      "env '" + *start.env + "' is not an env of pipeline '" + p.id + "'");
+                      "env '" + *start.env + "' is not an environment of pipeline '" + p.id + "'");
   }
-  if (std::find(p.approval_gates.begin(), p.approval_gates.end(), env->name) !=
-      p.approval_gates.end()) {
-    return make_error(Errc::refused, "env '" + env->name +
-                                         "' has an approval gate, and this coordinator does not "
-                                         "run gated promotions yet (docs/COORDINATOR.md)");
-  }
-  const Strategy strategy = start.strategy_override ? *start.strategy_override : p.strategy;
+  const std::string env_name = p.environments[first].name;
   const std::string git_sha = start.git_sha ? *start.git_sha : artifact->git_sha;
 
   Pipeline snapshot = p;
-  snapshot.strategy = strategy;
+  if (start.strategy_override) {
+    // The override replaces the strategy of every environment of this run.
+    snapshot.strategy = *start.strategy_override;
+    for (auto& s : snapshot.settings) s.strategy = *start.strategy_override;
+    for (auto& e : snapshot.environments) {
+      if (e.strategy) e.strategy = strategy_to_json(*start.strategy_override);
+    }
+  }
+  DROVER_ASSIGN(RunPlan plan, run_plan(snapshot));
   DeployRequest request;
   request.pipeline_id = p.id;
   request.service = p.service;
   request.artifact = artifact_id;
-  request.env = env->name;
-  request.region = env->region;
-  request.cluster = env->cluster;
-  request.shape = strategy.shape;
+  request.first_env = first;
+  if (p.format == 1) {
+    // A version-1 deploy goes through the one env it names.
+    plan.envs = {plan.envs[first]};
+    request.first_env = 0;
+  }
+  request.plan = std::move(plan);
   request.who = who.name;
+  request.person = who.person.empty() ? who.name : who.person;
   request.git_sha = git_sha;
   request.config_snapshot =
-      encode_config_snapshot(snapshot, env->name, artifact_id, git_sha, who.name);
+      encode_config_snapshot(snapshot, env_name, artifact_id, git_sha, request.person);
   std::lock_guard lock(orchestrator_mu_);
   DROVER_ASSIGN(DeployRecord d, orchestrator_->start(request));
-  return DeployStarted{std::move(d), env->name, git_sha,
+  return DeployStarted{std::move(d), env_name, git_sha,
                        ContentId::of(request.config_snapshot).str()};
 }
 
@@ -508,15 +542,42 @@ Result<std::vector<DeployRecord>> Coordinator::deploys(const std::string& servic
   return store_->recent_deploys({service, ""}, limit);
 }
 
+namespace {
+Actor actor_of(const Caller& who) {
+  return {who.name, who.person.empty() ? who.name : who.person};
+}
+}  // namespace
+
+Result<DeployRecord> Coordinator::approve(const std::string& id, const std::string& comment,
+                                          const Caller& who) {
+  std::lock_guard lock(orchestrator_mu_);
+  DROVER_TRY(orchestrator_->approve(id, actor_of(who), comment));
+  return orchestrator_->get(id);
+}
+
+Result<DeployRecord> Coordinator::reject(const std::string& id, const std::string& reason,
+                                         const Caller& who) {
+  std::lock_guard lock(orchestrator_mu_);
+  DROVER_TRY(orchestrator_->reject(id, actor_of(who), reason));
+  return orchestrator_->get(id);
+}
+
+Result<DeployRecord> Coordinator::override_freeze(const std::string& id, const std::string& reason,
+                                                  const Caller& who) {
+  std::lock_guard lock(orchestrator_mu_);
+  DROVER_TRY(orchestrator_->override_freeze(id, actor_of(who), reason));
+  return orchestrator_->get(id);
+}
+
 Result<DeployRecord> Coordinator::pause(const std::string& id, const Caller& who) {
   std::lock_guard lock(orchestrator_mu_);
-  DROVER_TRY(orchestrator_->pause(id, who.name));
+  DROVER_TRY(orchestrator_->pause(id, actor_of(who)));
   return orchestrator_->get(id);
 }
 
 Result<DeployRecord> Coordinator::resume(const std::string& id, const Caller& who) {
   std::lock_guard lock(orchestrator_mu_);
-  DROVER_TRY(orchestrator_->resume(id, who.name));
+  DROVER_TRY(orchestrator_->resume(id, actor_of(who)));
   return orchestrator_->get(id);
 }
 
@@ -525,7 +586,7 @@ Result<DeployRecord> Coordinator::rollback(const std::string& id,
                                            const Caller& who) {
   std::lock_guard lock(orchestrator_mu_);
   DROVER_TRY(orchestrator_->rollback(
-      id, who.name,
+      id, actor_of(who),
       reason ? "rollback by " + who.name + ": " + *reason : "rollback by " + who.name));
   return orchestrator_->get(id);
 }

@@ -180,6 +180,13 @@ class Coordinator {
   Result<DeployView> deploy_view(const std::string& id);
   // Deploys of a service (all when empty), newest first.
   Result<std::vector<DeployRecord>> deploys(const std::string& service, std::size_t limit);
+  // A person at a gate: approve (four-eyes: never the run's starter, each
+  // person once), reject, or let waves start inside a freeze window.
+  Result<DeployRecord> approve(const std::string& id, const std::string& comment,
+                               const Caller& who);
+  Result<DeployRecord> reject(const std::string& id, const std::string& reason, const Caller& who);
+  Result<DeployRecord> override_freeze(const std::string& id, const std::string& reason,
+                                       const Caller& who);
   Result<DeployRecord> pause(const std::string& id, const Caller& who);
   Result<DeployRecord> resume(const std::string& id, const Caller& who);
   Result<DeployRecord> rollback(const std::string& id, const std::optional<std::string>& reason,
@@ -216,7 +223,7 @@ class Coordinator {
 
   Result<std::vector<AuditRecord>> audit(const AuditQuery& q);
   Result<AuditCheck> audit_verify();
-  // env "": the releases recorded without one (CoordinatorStore::running_at).
+  // env "": the newest release in any environment, or recorded without one.
   Result<AuditRecord> running_at(const std::string& service, const std::string& env,
                                  std::int64_t at_ms);
 
@@ -244,11 +251,13 @@ class Coordinator {
   Result<Pipeline> load_pipeline(const std::string& id);
   // What a deploy's config snapshot says, read once per deploy.
   struct DeploySettings {
-    DeployParams params;
+    RunPlan plan;
     std::string artifact_ready = "seeds";  // the readiness rule
   };
   DeploySettings settings_of(const DeployRecord& d);
-  DeployParams params_of(const DeployRecord& d);
+  // Where a service's enrolled hosts are, read again only after an
+  // enrollment or a reset (the store's hosts_version).
+  std::vector<HostPlace> places_of(const std::string& service);
   // The driver's step before each tick, off the orchestrator's lock: asks
   // the tracker about the artifacts of pending deploys, and forgets what it
   // kept of finished deploys.
@@ -275,8 +284,10 @@ class Coordinator {
   std::unique_ptr<Orchestrator> orchestrator_;
   std::mutex orchestrator_mu_;  // the driver and API operations share the orchestrator
 
-  std::mutex cache_mu_;                             // guards settings_
+  std::mutex cache_mu_;                             // guards settings_, places_ and places_version_
   std::map<std::string, DeploySettings> settings_;  // by deploy id
+  std::map<std::string, std::vector<HostPlace>> places_;  // by service, at places_version_
+  std::uint64_t places_version_ = ~std::uint64_t{0};
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -166,18 +166,20 @@ class CoordinatorStore {
   // A new deploy in one transaction: its record, its creation audit record
   // with the config snapshot (stored once, by hash, and named by the deploy)
   // and the service's deploy counter. Refused when the id exists
-  // (Errc::already_exists), when another deploy of the service is active
-  // (Errc::refused), or when the counter is not the one after the stored one
-  // (Errc::already_exists: another deploy took that number).
+  // (Errc::already_exists) or when the counter is not the one after the
+  // stored one (Errc::already_exists: another deploy took that number).
+  // Several runs of a service may be active: the orchestrator queues them
+  // per environment.
   virtual Status create_deploy(const NewDeploy& d) = 0;
   // One transition: the deploy's new record and its audit records commit
   // together or not at all.
   virtual Status commit_deploy(const DeployRecord& d, const std::vector<AuditRecord>& audits) = 0;
   virtual Result<std::optional<DeployRecord>> deploy(const std::string& deploy_id) = 0;
-  // The deploys not finished (at most one per service), by id: from an
-  // index, whatever the length of the history.
+  // The deploys not finished, by id: from an index, whatever the length of
+  // the history.
   virtual Result<std::vector<DeployRecord>> active_deploys() = 0;
-  virtual Result<std::optional<DeployRecord>> active_deploy(const std::string& service) = 0;
+  // Those of one service, oldest first.
+  virtual Result<std::vector<DeployRecord>> active_deploys(const std::string& service) = 0;
   // The newest deploys (by creation), of a pipeline, else of a service, else
   // all: from an index, reading no more records than asked for.
   struct DeployFilter {
@@ -197,7 +199,8 @@ class CoordinatorStore {
   virtual Result<std::vector<AuditRecord>> audit(const AuditQuery& q) = 0;
   // What ran for service in env at at_ms: the newest service.release record
   // of env by then, else the newest without an env (written before
-  // environments existed). Without env: the records without one.
+  // environments existed). Without env: the newest in any environment, or
+  // recorded without one.
   virtual Result<std::optional<AuditRecord>> running_at(const std::string& service,
                                                         const std::string& env,
                                                         std::int64_t at_ms) = 0;

@@ -12,8 +12,9 @@
 namespace drover::coordinator::store_detail {
 
 // meta/coordinator_format. 2: the active-deploy, deploy-list and release
-// indexes (built from a format 1 state when it is opened).
-inline constexpr std::string_view kStateFormat = "2";
+// indexes (built from a format 1 state when it is opened). 3: the active
+// index holds every run not finished, several per service ("service/id").
+inline constexpr std::string_view kStateFormat = "3";
 
 // "<prefix>/" + big-endian n: sorts by n within the prefix.
 std::string seq_key(const std::string& prefix, std::uint64_t n);

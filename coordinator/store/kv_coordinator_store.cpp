@@ -120,10 +120,12 @@ Status KvCoordinatorStore::init(KvCoordinatorStore& s, const std::string& where)
   if (!format) {
     DROVER_TRY(txn.put(s.meta_, "coordinator_format", kStateFormat));
   } else if (*format == "1") {
-    DROVER_TRY(s.migrate_to_2(txn));
+    DROVER_TRY(s.migrate_to_2(txn));  // builds the indexes in format 3's layout
+  } else if (*format == "2") {
+    DROVER_TRY(s.migrate_to_3(txn));
   } else if (*format != kStateFormat) {
     return make_error(Errc::unsupported, "coordinator state " + where + " has format '" + *format +
-                                             "'; this coordinator reads formats 1 and 2");
+                                             "'; this coordinator reads formats 1 to 3");
   }
   // A log written before an audit index (or under its older layout) is
   // indexed now, once: the index's mark in meta says so.

@@ -47,7 +47,7 @@ class KvCoordinatorStore : public CoordinatorStore {
   Status commit_deploy(const DeployRecord& d, const std::vector<AuditRecord>& audits) override;
   Result<std::optional<DeployRecord>> deploy(const std::string& deploy_id) override;
   Result<std::vector<DeployRecord>> active_deploys() override;
-  Result<std::optional<DeployRecord>> active_deploy(const std::string& service) override;
+  Result<std::vector<DeployRecord>> active_deploys(const std::string& service) override;
   Result<std::vector<DeployRecord>> recent_deploys(const DeployFilter& filter,
                                                    std::size_t limit) override;
   Result<std::uint64_t> deploy_counter(const std::string& service) override;
@@ -105,10 +105,11 @@ class KvCoordinatorStore : public CoordinatorStore {
     DROVER_ASSIGN(T value, decode(*bytes));
     return std::optional<T>(std::move(value));
   }
-  // strict: refuse a second active deploy of a service (else keep the first).
-  Status index_new_deploy(kv::Txn& txn, const DeployRecord& d, bool strict = true);
-  Status index_deploy_state(kv::Txn& txn, const DeployRecord& d, bool strict = true);
+  // The deploy lists and the active index (several runs of a service may be active).
+  Status index_new_deploy(kv::Txn& txn, const DeployRecord& d);
+  Status index_deploy_state(kv::Txn& txn, const DeployRecord& d);
   Status migrate_to_2(kv::Txn& txn);
+  Status migrate_to_3(kv::Txn& txn);
 
   std::unique_ptr<kv::Store> kv_;
   kv::Table meta_ = 0, hosts_ = 0, join_tokens_ = 0, api_tokens_ = 0, plans_ = 0, plan_index_ = 0,
@@ -117,7 +118,7 @@ class KvCoordinatorStore : public CoordinatorStore {
   // webhook_deliveries/<id> -> received ms; webhook_by_time/<ms be64>/<id>
   kv::Table deliveries_ = 0, deliveries_by_time_ = 0;
   kv::Table deploy_configs_ = 0;  // deploy id -> content id of its config snapshot
-  kv::Table active_deploys_ = 0;  // service -> id of its deploy not finished
+  kv::Table active_deploys_ = 0;  // service/id -> id of each deploy not finished
   // "a/", "s/<service>/" or "p/<pipeline>/" + big-endian ~created_ms + id -> id
   kv::Table deploy_list_ = 0;
   std::atomic<std::uint64_t> hosts_version_{0};

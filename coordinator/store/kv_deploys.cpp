@@ -17,9 +17,9 @@ std::string list_key(const std::string& prefix, const DeployRecord& d) {
   return k + d.id;
 }
 
-std::string refuse_second(const DeployRecord& active) {
-  return "deploy '" + active.id + "' of service '" + active.service + "' is " +
-         deploy_state_name(active.state) + "; one deploy per service at a time";
+// A deploy's entry in the active index: its service's runs together.
+std::string active_key(const DeployRecord& d) {
+  return d.service + "/" + d.id;
 }
 
 }  // namespace
@@ -30,14 +30,6 @@ Status KvCoordinatorStore::create_deploy(const NewDeploy& n) {
   kv::Txn& txn = *txn_owner;
   DROVER_ASSIGN(auto existing, txn.get(deploys_, d.id));
   if (existing) return make_error(Errc::already_exists, "deploy '" + d.id + "' exists");
-  DROVER_ASSIGN(auto active_id, txn.get(active_deploys_, d.service));
-  if (active_id) {
-    DROVER_ASSIGN(auto bytes, txn.get(deploys_, *active_id));
-    if (!bytes)
-      return make_error(Errc::corrupt, "deploy '" + *active_id + "' is indexed but missing");
-    DROVER_ASSIGN(DeployRecord active, decode_deploy(*bytes));
-    return make_error(Errc::refused, refuse_second(active));
-  }
   if (n.counter > 0) {
     const std::string key = "deploy_counter/" + d.service;
     DROVER_ASSIGN(auto counter, txn.get(settings_, key));
@@ -66,25 +58,17 @@ Status KvCoordinatorStore::commit_deploy(const DeployRecord& d,
   return txn.commit();
 }
 
-Status KvCoordinatorStore::index_new_deploy(kv::Txn& txn, const DeployRecord& d, bool strict) {
+Status KvCoordinatorStore::index_new_deploy(kv::Txn& txn, const DeployRecord& d) {
   DROVER_TRY(txn.put(deploy_list_, list_key("a/", d), d.id));
   DROVER_TRY(txn.put(deploy_list_, list_key("s/" + d.service + "/", d), d.id));
   DROVER_TRY(txn.put(deploy_list_, list_key("p/" + d.pipeline_id + "/", d), d.id));
-  return index_deploy_state(txn, d, strict);
+  return index_deploy_state(txn, d);
 }
 
-Status KvCoordinatorStore::index_deploy_state(kv::Txn& txn, const DeployRecord& d, bool strict) {
-  DROVER_ASSIGN(auto active, txn.get(active_deploys_, d.service));
-  if (!is_terminal(d.state)) {
-    if (active && *active != d.id && strict) {
-      return make_error(Errc::refused, "deploy '" + *active + "' of service '" + d.service +
-                                           "' is active; one deploy per service at a time");
-    }
-    if (!active) DROVER_TRY(txn.put(active_deploys_, d.service, d.id));
-  } else if (active && *active == d.id) {
-    DROVER_ASSIGN(bool erased, txn.erase(active_deploys_, d.service));
-    (void)erased;
-  }
+Status KvCoordinatorStore::index_deploy_state(kv::Txn& txn, const DeployRecord& d) {
+  if (!is_terminal(d.state)) return txn.put(active_deploys_, active_key(d), d.id);
+  DROVER_ASSIGN(bool erased, txn.erase(active_deploys_, active_key(d)));
+  (void)erased;
   return Ok{};
 }
 
@@ -99,11 +83,28 @@ Status KvCoordinatorStore::migrate_to_2(kv::Txn& txn) {
       DROVER_ASSIGN(more, cursor->next());
     }
   }  // cursors are gone before the writes and the commit
-  // Lenient: a state that somehow holds two active deploys of a service
-  // still opens (the first by id is the one indexed).
-  for (const auto& d : all) DROVER_TRY(index_new_deploy(txn, d, false));
+  for (const auto& d : all) DROVER_TRY(index_new_deploy(txn, d));
   DROVER_ASSIGN(std::uint64_t releases, audit_index_releases(txn, audit_));
   (void)releases;
+  return txn.put(meta_, "coordinator_format", kStateFormat);
+}
+
+Status KvCoordinatorStore::migrate_to_3(kv::Txn& txn) {
+  // Format 2 indexed one active deploy per service, keyed by the service.
+  std::vector<std::pair<std::string, std::string>> old;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(active_deploys_));
+    DROVER_ASSIGN(bool more, cursor->first());
+    while (more) {
+      old.emplace_back(cursor->key(), cursor->value());
+      DROVER_ASSIGN(more, cursor->next());
+    }
+  }
+  for (const auto& [service, id] : old) {
+    DROVER_ASSIGN(bool erased, txn.erase(active_deploys_, service));
+    (void)erased;
+    DROVER_TRY(txn.put(active_deploys_, service + "/" + id, id));
+  }
   return txn.put(meta_, "coordinator_format", kStateFormat);
 }
 
@@ -141,15 +142,30 @@ Result<std::vector<DeployRecord>> KvCoordinatorStore::active_deploys() {
   return out;
 }
 
-Result<std::optional<DeployRecord>> KvCoordinatorStore::active_deploy(const std::string& service) {
+Result<std::vector<DeployRecord>> KvCoordinatorStore::active_deploys(const std::string& service) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
   kv::Txn& txn = *txn_owner;
-  DROVER_ASSIGN(auto id, txn.get(active_deploys_, service));
-  if (!id) return std::optional<DeployRecord>();
-  DROVER_ASSIGN(auto bytes, txn.get(deploys_, *id));
-  if (!bytes) return make_error(Errc::corrupt, "deploy '" + *id + "' is indexed but missing");
-  DROVER_ASSIGN(DeployRecord d, decode_deploy(*bytes));
-  return std::optional<DeployRecord>(std::move(d));
+  const std::string prefix = service + "/";
+  std::vector<std::string> ids;
+  {
+    DROVER_ASSIGN(auto cursor, txn.cursor(active_deploys_));
+    DROVER_ASSIGN(bool more, cursor->seek(prefix));
+    while (more && cursor->key().substr(0, prefix.size()) == prefix) {
+      ids.emplace_back(cursor->value());
+      DROVER_ASSIGN(more, cursor->next());
+    }
+  }
+  std::vector<DeployRecord> out;
+  for (const auto& id : ids) {
+    DROVER_ASSIGN(auto bytes, txn.get(deploys_, id));
+    if (!bytes) return make_error(Errc::corrupt, "deploy '" + id + "' is indexed but missing");
+    DROVER_ASSIGN(DeployRecord d, decode_deploy(*bytes));
+    out.push_back(std::move(d));
+  }
+  std::sort(out.begin(), out.end(), [](const DeployRecord& a, const DeployRecord& b) {
+    return a.created_ms != b.created_ms ? a.created_ms < b.created_ms : a.id < b.id;
+  });
+  return out;
 }
 
 Result<std::vector<DeployRecord>> KvCoordinatorStore::recent_deploys(const DeployFilter& filter,

@@ -239,13 +239,13 @@ TEST_F(AccessAttack, ADeployerCannotOverrideTheStrategy) {
   plain.erase("strategy_override");
   Answer ok = call("POST", "/deploys", plain, deployer_);
   ASSERT_EQ(ok.status, 201) << ok.raw;
-  EXPECT_EQ(ok.body["batches"], 3);
-  ASSERT_EQ(call("POST", "/rollback", json{{"deploy_id", "web-1"}}, deployer_).status, 200);
+  EXPECT_EQ(ok.body["state"], "pending");
+  ASSERT_EQ(call("POST", "/deploys/web-1/pause", std::string(), deployer_).status, 200);
 
   // An approver may override.
   Answer approved = call("POST", "/deploys", all_at_once, approver_);
   ASSERT_EQ(approved.status, 201) << approved.raw;
-  EXPECT_EQ(approved.body["batches"], 1);
+  EXPECT_EQ(approved.body["deploy_id"], "web-2");
 }
 
 // Tokens are the admin's: a deployer who could mint one could give itself
@@ -452,6 +452,62 @@ TEST_F(AccessAttack, ASlowOriginNeverHoldsTheApi) {
       },
       120s));
   for (auto& t : clients) t.join();
+}
+
+// The gate's endpoints (issue 13): only an approver acts at a gate, never
+// the person who started the run (whichever token either holds), each person
+// once; a malformed or oversized body is refused naming the field and
+// changes nothing.
+TEST_F(AccessAttack, TheGateTakesOnlyAnotherPersonsApprovalAndRefusesBadBodies) {
+  const std::string artifact = ready_to_deploy();
+  ASSERT_EQ(call("POST", "/pipelines", pipeline(true), approver_).status, 201);
+  Answer d =
+      call("POST", "/deploys",
+           json{{"pipeline_id", "web"}, {"artifact_id", artifact}, {"env", "prod"}}, deployer_);
+  ASSERT_EQ(d.status, 201) << d.raw;
+  auto state = [&] {
+    return call("GET", "/deploys/web-1", std::string(), viewer_).body.value("state", "");
+  };
+  for (int i = 0; i < 5 && state() != "awaiting_approval"; ++i) {
+    ASSERT_TRUE(coordinator_->drive_once().ok());
+  }
+  ASSERT_EQ(state(), "awaiting_approval");
+  const std::string path = "/deploys/web-1/approve";
+
+  EXPECT_EQ(call("POST", path, json::object(), deployer_).status, 403);
+  EXPECT_EQ(call("POST", path, json::object(), viewer_).status, 403);
+  EXPECT_EQ(call("POST", "/deploys/web-1/override-freeze", json{{"reason", "x"}}, deployer_).status,
+            403);
+  EXPECT_EQ(call("POST", "/deploys/web-9/approve", json::object(), approver_).status, 404);
+  for (const json& bad : {json{{"comment", 5}}, json{{"comment", std::string(2000, 'x')}},
+                          json{{"approve", true}}, json::array()}) {
+    Answer a = call("POST", path, bad, approver_);
+    EXPECT_EQ(a.status, 400) << bad.dump().substr(0, 80) << " " << a.raw;
+  }
+  EXPECT_EQ(call("POST", path, std::string("{not json"), approver_).status, 400);
+  Answer no_reason = call("POST", "/deploys/web-1/reject", json::object(), approver_);
+  EXPECT_EQ(no_reason.status, 400) << no_reason.raw;
+  EXPECT_NE(no_reason.error().find("reason"), std::string::npos) << no_reason.raw;
+
+  // The starter's own approver token: the same person, refused.
+  const auto now = unix_seconds(clock_.now());
+  const std::string own =
+      coordinator_->tokens().create("dee-approves", Role::approver, now, random_, "dee").value();
+  Answer self = call("POST", path, json::object(), own);
+  EXPECT_EQ(self.status, 409) << self.raw;
+  EXPECT_NE(self.error().find("person 'dee' started deploy 'web-1'"), std::string::npos)
+      << self.raw;
+  EXPECT_EQ(state(), "awaiting_approval");
+
+  ASSERT_EQ(call("POST", path, json{{"comment", "ok"}}, approver_).status, 200);
+  const std::string again =
+      coordinator_->tokens().create("ada-phone", Role::approver, now, random_, "ada").value();
+  Answer twice = call("POST", path, json::object(), again);
+  EXPECT_EQ(twice.status, 409) << twice.raw;
+  EXPECT_NE(twice.error().find("already approved"), std::string::npos) << twice.raw;
+  const json view = call("GET", "/deploys/web-1", std::string(), viewer_).body;
+  ASSERT_EQ(view["environments"][0]["gate"]["approvals"].size(), 1u) << view.dump();
+  EXPECT_EQ(view["environments"][0]["gate"]["approvals"][0]["person"], "ada");
 }
 
 }  // namespace

@@ -357,18 +357,23 @@ TEST_F(Api, DeploysStartPauseResumeAndRollBack) {
   EXPECT_EQ(d.body["deploy_id"], "web-1");
   EXPECT_EQ(d.body["env"], "prod");
   EXPECT_EQ(d.body["git_sha"], "0123abcd");
-  EXPECT_EQ(d.body["batches"], 3);  // canary 25% of 4 = 1 host, then batches of 2 (1 + 2 + 1)
+  // Batches are cut when the run's wave starts (the hosts enrolled then).
+  EXPECT_EQ(d.body["batches"], 0);
+  EXPECT_EQ(d.body["state"], "pending");
 
   Answer view = call("GET", "/deploys/web-1", std::string(), viewer_);
   ASSERT_EQ(view.status, 200);
-  EXPECT_EQ(view.body["hosts"].size(), 4u);  // r2's host is not in env prod
-  EXPECT_EQ(view.body["batches"][0]["hosts"].size(), 1u);
+  ASSERT_EQ(view.body["environments"].size(), 1u);  // a version-1 deploy: the env it names
+  EXPECT_EQ(view.body["environments"][0]["name"], "prod");
+  EXPECT_EQ(view.body["environments"][0]["status"], "pending");
   EXPECT_EQ(view.body["started_by"], "dee");
 
+  // A second run of the service is created; the driver queues it behind
+  // the first for the environment the first holds.
   Answer second =
       call("POST", "/deploys", json{{"pipeline_id", "web"}, {"artifact_id", v1}}, deployer_);
-  EXPECT_EQ(second.status, 409);
-  EXPECT_NE(second.body["error"].get<std::string>().find("web-1"), std::string::npos);
+  EXPECT_EQ(second.status, 201) << second.body.dump();
+  EXPECT_EQ(second.body["deploy_id"], "web-2");
 
   Answer paused = call("POST", "/deploys/web-1/pause", std::string(), deployer_);
   ASSERT_EQ(paused.status, 200) << paused.body.dump();
@@ -379,17 +384,17 @@ TEST_F(Api, DeploysStartPauseResumeAndRollBack) {
   EXPECT_NE(resumed.body["state"], "paused");
   EXPECT_EQ(call("POST", "/deploys/nope/pause", std::string(), deployer_).status, 404);
 
-  // The first deploy of a service has nothing to go back to: it fails.
+  // A run that changed nothing (and a first deploy, with nothing before it)
+  // has nothing to roll back: refused, and nothing changes.
   Answer back =
       call("POST", "/rollback", json{{"deploy_id", "web-1"}, {"reason", "test"}}, deployer_);
-  ASSERT_EQ(back.status, 200) << back.body.dump();
-  EXPECT_EQ(back.body["state"], "failed");
-  EXPECT_EQ(call("POST", "/rollback", json{{"deploy_id", "web-1"}}, deployer_).status, 409);
+  EXPECT_EQ(back.status, 409) << back.body.dump();
+  EXPECT_EQ(call("GET", "/deploys/web-1", std::string(), viewer_).body["state"], "pending");
 
   Answer runs = call("GET", "/pipelines/web/runs?limit=20", std::string(), viewer_);
   ASSERT_EQ(runs.status, 200);
-  ASSERT_EQ(runs.body["runs"].size(), 1u);
-  EXPECT_EQ(runs.body["runs"][0]["deploy_id"], "web-1");
+  ASSERT_EQ(runs.body["runs"].size(), 2u);
+  EXPECT_EQ(runs.body["runs"][0]["deploy_id"], "web-2");
   EXPECT_EQ(call("GET", "/pipelines/web/runs?limit=0", std::string(), viewer_).status, 400);
 
   // Who did what is in the audit log.
@@ -552,7 +557,8 @@ TEST_F(Api, AuditQueriesAndWhatRanTakeAnEnv) {
   };
   EXPECT_EQ(ran("env=staging&at=1500"), "sha256:a");  // none in staging yet
   EXPECT_EQ(ran("env=staging&at=2000"), "sha256:b");
-  EXPECT_EQ(ran("at=2000"), "sha256:a");
+  EXPECT_EQ(ran("at=2000"), "sha256:b");  // without env: the newest in any environment
+  EXPECT_EQ(ran("at=1500"), "sha256:a");
   EXPECT_EQ(ran("env=staging&at=999"), "404");
   for (const char* path : {"/audit?env=.hidden", "/audit/running?service=web&env=.hidden"}) {
     Answer bad = call("GET", path, std::string(), viewer_);

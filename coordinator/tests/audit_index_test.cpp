@@ -293,7 +293,7 @@ TEST(AuditIndex, AQueryReadsOnlyTheRecordsItReturns) {
   EXPECT_FALSE(log.db.reads.gets.count(log.t.records));
 }
 
-TEST(AuditIndex, RunningAtLooksAtItsEnvThenAtRecordsWithoutOne) {
+TEST(AuditIndex, RunningAtLooksAtItsEnvThenAtRecordsWithoutOneAndWithoutEnvAtAll) {
   IndexedLog log;
   log.append({
       record(1000, "service.release", "web", "", "sha256:a"),  // before environments
@@ -316,9 +316,16 @@ TEST(AuditIndex, RunningAtLooksAtItsEnvThenAtRecordsWithoutOne) {
   EXPECT_EQ(ran("production", 3000), "sha256:c");
   EXPECT_EQ(ran("production", 9000), "sha256:c");
   EXPECT_EQ(ran("qa", 9000), "sha256:a");
-  EXPECT_EQ(ran("", 9000), "sha256:a");  // without env: the records without one
+  // Without env: the newest in any environment (or recorded without one).
+  EXPECT_EQ(ran("", 9000), "sha256:d");
+  EXPECT_EQ(ran("", 3500), "sha256:c");
+  EXPECT_EQ(ran("", 2999), "sha256:b");
+  EXPECT_EQ(ran("", 1500), "sha256:a");
+  EXPECT_EQ(ran("", 999), "-");
   EXPECT_EQ(log.running("web-2", "production", 9000)->artifact, "sha256:other");
-  EXPECT_FALSE(log.running("web-2", "", 9000));
+  EXPECT_EQ(log.running("web-2", "", 9000)->artifact, "sha256:other");
+  EXPECT_FALSE(log.running("web-2", "", 2000));
+  EXPECT_FALSE(log.running("we", "", 9000));
   EXPECT_FALSE(log.running("we", "production", 9000));
 }
 
@@ -398,7 +405,11 @@ TEST_P(AuditIndexStore, RunningAtPerEnvThroughTheStore) {
   EXPECT_EQ(s->running_at("web", "staging", 2000).value()->artifact, "sha256:b");
   EXPECT_EQ(s->running_at("web", "production", 2500).value()->artifact, "sha256:a");
   EXPECT_EQ(s->running_at("web", "production", 3000).value()->artifact, "sha256:c");
-  EXPECT_EQ(s->running_at("web", 9000).value()->artifact, "sha256:a");  // the old form
+  // Without env (the old form): the newest in any environment.
+  EXPECT_EQ(s->running_at("web", 9000).value()->artifact, "sha256:c");
+  EXPECT_EQ(s->running_at("web", 2500).value()->artifact, "sha256:b");
+  EXPECT_EQ(s->running_at("web", 1500).value()->artifact, "sha256:a");
+  EXPECT_FALSE(s->running_at("web", 999).value());
   EXPECT_FALSE(s->running_at("web", "staging", 999).value());
   EXPECT_EQ(seqs(s->audit({"web", "staging", kMin, kMax, 10}).value()),
             (std::vector<std::uint64_t>{2}));

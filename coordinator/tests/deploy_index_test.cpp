@@ -21,7 +21,10 @@ DeployRecord deploy(const std::string& service, int n, std::int64_t created_ms,
   d.pipeline_id = pipeline.empty() ? service : pipeline;
   d.artifact = "sha256:" + d.id;
   d.created_ms = created_ms;
-  d.batches = pending_batches({{"h1"}});
+  EnvRun e;
+  e.name = "prod";
+  e.waves.push_back(WaveRun{});
+  d.environments.push_back(e);
   return d;
 }
 
@@ -56,25 +59,19 @@ std::vector<std::string> ids(const std::vector<DeployRecord>& all) {
   return out;
 }
 
-TEST_P(DeployIndex, OneActiveDeployPerServiceFollowsItsState) {
+TEST_P(DeployIndex, ActiveRunsFollowTheirStateSeveralPerService) {
   auto s = backend_.open().value();
   ASSERT_TRUE(s->create_deploy(new_deploy(deploy("web", 1, 1000), 1)).ok());
   ASSERT_TRUE(s->create_deploy(new_deploy(deploy("db", 1, 2000), 1)).ok());
-  auto second = s->create_deploy(new_deploy(deploy("web", 2, 3000), 2));
-  ASSERT_FALSE(second.ok());
-  EXPECT_EQ(second.error().code, Errc::refused);
-  EXPECT_NE(second.error().message.find("deploy 'web-1' of service 'web' is pending"),
-            std::string::npos)
-      << second.error().message;
   EXPECT_EQ(ids(s->active_deploys().value()), (std::vector<std::string>{"db-1", "web-1"}));
-  EXPECT_EQ(s->active_deploy("web").value()->id, "web-1");
+  EXPECT_EQ(ids(s->active_deploys("web").value()), (std::vector<std::string>{"web-1"}));
 
   DeployRecord paused = deploy("web", 1, 1000);
   paused.state = DeployState::paused;  // paused is still active
   ASSERT_TRUE(s->commit_deploy(paused, {}).ok());
-  EXPECT_EQ(s->active_deploy("web").value()->state, DeployState::paused);
+  EXPECT_EQ(s->active_deploys("web").value().at(0).state, DeployState::paused);
   ASSERT_TRUE(finish(*s, deploy("web", 1, 1000), 2500).ok());
-  EXPECT_FALSE(s->active_deploy("web").value());
+  EXPECT_TRUE(s->active_deploys("web").value().empty());
   EXPECT_EQ(ids(s->active_deploys().value()), (std::vector<std::string>{"db-1"}));
 
   // The number must follow the stored one: a number taken is refused.
@@ -84,7 +81,10 @@ TEST_P(DeployIndex, OneActiveDeployPerServiceFollowsItsState) {
             Errc::already_exists);
   ASSERT_TRUE(s->create_deploy(new_deploy(deploy("web", 2, 3000), 2)).ok());
   EXPECT_EQ(s->deploy_counter("web").value(), 2u);
-  EXPECT_EQ(s->active_deploy("web").value()->id, "web-2");
+  // Runs of a service queue per environment in the orchestrator; the store
+  // keeps each of them active.
+  ASSERT_TRUE(s->create_deploy(new_deploy(deploy("web", 3, 3500), 3)).ok());
+  EXPECT_EQ(ids(s->active_deploys("web").value()), (std::vector<std::string>{"web-2", "web-3"}));
   // Its config snapshot is kept once and found by the deploy.
   EXPECT_EQ(*s->deploy_config("web-2").value(), "{\"snapshot\":\"web-2\"}");
   EXPECT_EQ(s->running_at("web", 3000).value()->artifact, "sha256:web-1");

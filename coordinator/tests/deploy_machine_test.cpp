@@ -3,7 +3,9 @@
 // to the release they run. No sleeps, no processes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -16,18 +18,29 @@ namespace {
 
 constexpr std::int64_t kSecond = 1000;
 
+// One environment ("prod"), one wave of every host: the version-1 shape.
 struct Rollout {
   SimFleet fleet;
-  DeployParams params;
+  RunPlan plan;
   DeployRecord deploy;
+  std::string prior = "v1";  // what the environment ran before
+  std::vector<std::string> names;
+  RolloutShape shape;
   std::int64_t now = 1'000 * kSecond;
   std::vector<std::string> audit;  // "what" of every audit action, in order
 
-  Rollout(int hosts, RolloutShape shape) {
-    params.bake_ms = 30 * kSecond;
-    params.converge_timeout_ms = 60 * kSecond;
-    params.rollback_timeout_ms = 60 * kSecond;
-    std::vector<std::string> names;
+  Rollout(int hosts, RolloutShape s) : shape(s) {
+    EnvPlan env;
+    env.name = "prod";
+    Wave all;
+    all.name = "all";
+    all.regions.push_back({"", ""});
+    env.waves.push_back(all);
+    env.shape = shape;
+    env.params.bake_ms = 30 * kSecond;
+    env.params.converge_timeout_ms = 60 * kSecond;
+    env.params.rollback_timeout_ms = 60 * kSecond;
+    plan.envs.push_back(env);
     for (int i = 0; i < hosts; ++i) {
       names.push_back("h" + std::to_string(i));
       fleet.running["h" + std::to_string(i)] = "v1";
@@ -35,14 +48,31 @@ struct Rollout {
     deploy.id = "d-1";
     deploy.service = "web";
     deploy.artifact = "v2";
-    deploy.prior_artifact = "v1";
     deploy.created_ms = now;
-    deploy.batches = pending_batches(plan_batches(names, shape, deploy.id));
+    EnvRun e;
+    e.name = "prod";
+    e.waves.push_back(WaveRun{});
+    e.waves[0].name = "all";
+    deploy.environments.push_back(e);
     // A pre-deploy window of healthy samples.
     for (std::int64_t t = now - 60 * kSecond; t < now; t += 5 * kSecond) {
       for (const auto& h : names) fleet.samples.push_back({h, "v1", t, {0.01, 20, 0.3, true}});
     }
     fleet.last_sample = now;
+  }
+  DeployParams& params() { return plan.envs[0].params; }
+  // The batches the run will cut (the machine cuts them when the wave starts).
+  std::vector<std::vector<std::string>> planned() const {
+    return plan_batches(names, shape, "d-1/prod//");
+  }
+  RegionRun& region() { return deploy.environments[0].waves[0].regions.at(0); }
+  std::vector<BatchRecord>& batches() { return region().batches; }
+  const EnvRun& env() const { return deploy.environments[0]; }
+  FleetView view() const {
+    FleetView v = fleet.view();
+    for (const auto& h : names) v.hosts.push_back({h, "r1", ""});
+    v.next_env_prior = prior;
+    return v;
   }
   void apply(const Step& s) {
     deploy = s.next;
@@ -51,16 +81,22 @@ struct Rollout {
       if (a.kind == Action::Kind::audit) audit.push_back(a.what);
     }
   }
+  void apply(const Command& c) { apply(std::get<Step>(c)); }
+  void step() { apply(advance(deploy, plan, view(), now)); }
   // Runs until the deploy ends or `limit` of virtual time passes.
   void run(std::int64_t limit = 3600 * kSecond) {
     const std::int64_t end = now + limit;
     while (!is_terminal(deploy.state) && now < end) {
       fleet.tick(now);
-      apply(advance(deploy, params, fleet.view(), now));
+      step();
       now += kSecond;
     }
   }
 };
+
+bool refused(const Command& c) {
+  return std::holds_alternative<Refusal>(c);
+}
 
 RolloutShape rolling(double percent) {
   RolloutShape s;
@@ -94,21 +130,22 @@ TEST(DeployMachine, ARollingDeployBakesEveryBatchAndSucceeds) {
   Rollout r(10, rolling(30));
   r.run();
   ASSERT_EQ(r.deploy.state, DeployState::succeeded) << r.deploy.reason;
-  ASSERT_EQ(r.deploy.batches.size(), 4u);
-  for (const auto& b : r.deploy.batches) {
+  ASSERT_EQ(r.batches().size(), 4u);
+  for (const auto& b : r.batches()) {
     EXPECT_EQ(b.status, "passed");
-    EXPECT_GE(b.finished_ms - b.converged_ms, r.params.bake_ms);  // no bake shortened
+    EXPECT_GE(b.finished_ms - b.converged_ms, r.params().bake_ms);  // no bake shortened
   }
   for (const auto& [host, release] : r.fleet.running) EXPECT_EQ(release, "v2") << host;
   // Each revision names its own batch: 3, 3, 3, 1 hosts, each host once.
   ASSERT_EQ(r.fleet.plans.size(), 4u);
   std::set<std::string> named;
   for (std::size_t i = 0; i < 4; ++i) {
-    EXPECT_EQ(r.fleet.plans[i].hosts, r.deploy.batches[i].hosts);
+    EXPECT_EQ(r.fleet.plans[i].hosts, r.batches()[i].hosts);
     for (const auto& h : r.fleet.plans[i].hosts) EXPECT_TRUE(named.insert(h).second) << h;
   }
   EXPECT_EQ(named.size(), 10u);
-  EXPECT_EQ(r.audit.back(), "service.release");
+  EXPECT_EQ(r.audit.back(), "deploy.succeeded");
+  EXPECT_NE(std::find(r.audit.begin(), r.audit.end(), "service.release"), r.audit.end());
 }
 
 TEST(DeployMachine, BadHealthRollsBackTheMovedHostsNewestFirst) {
@@ -119,11 +156,11 @@ TEST(DeployMachine, BadHealthRollsBackTheMovedHostsNewestFirst) {
   r.run();
   ASSERT_EQ(r.deploy.state, DeployState::rolled_back);
   EXPECT_NE(r.deploy.reason.find("error_rate"), std::string::npos) << r.deploy.reason;
-  EXPECT_EQ(r.deploy.batches[0].status, "failed");
-  EXPECT_EQ(r.deploy.batch, 0u);  // caught in the canary
+  EXPECT_EQ(r.batches()[0].status, "failed");
+  EXPECT_EQ(r.region().batch, 0u);  // caught in the canary
   for (const auto& [host, release] : r.fleet.running) EXPECT_EQ(release, "v1") << host;
-  EXPECT_GT(r.deploy.rollback_done_ms, r.deploy.rollback_started_ms);
-  EXPECT_LE(r.deploy.rollback_done_ms - r.deploy.rollback_started_ms, 5 * kSecond);
+  EXPECT_GT(r.env().rollback_done_ms, r.env().rollback_started_ms);
+  EXPECT_LE(r.env().rollback_done_ms - r.env().rollback_started_ms, 5 * kSecond);
   EXPECT_EQ(r.fleet.plans.back().artifact, "v1");
 }
 
@@ -140,14 +177,15 @@ TEST(DeployMachine, ASilentCanaryDoesNotPass) {
 TEST(DeployMachine, SamplesDatedAfterNowNeverCountInABake) {
   Rollout r(10, rolling(20));
   r.fleet.silent.insert("v2");
-  for (const auto& h : r.deploy.batches[0].hosts) {
+  const auto planned = r.planned();
+  for (const auto& h : planned[0]) {
     for (int i = 0; i < 50; ++i) {
       r.fleet.samples.push_back({h, "v2", r.now + 3600 * kSecond + i, {0.0, 10, 0.1, true}});
     }
   }
   r.run();
   ASSERT_EQ(r.deploy.state, DeployState::rolled_back);
-  EXPECT_EQ(r.deploy.batches[0].status, "failed");  // caught in the first batch
+  EXPECT_EQ(r.batches()[0].status, "failed");  // caught in the first batch
   EXPECT_NE(r.deploy.reason.find("batch 0: only 0 health samples"), std::string::npos)
       << r.deploy.reason;
 }
@@ -158,22 +196,22 @@ TEST(DeployMachine, SamplesDatedAfterNowNeverCountInABake) {
 TEST(DeployMachine, OneHostCannotSetTheBaseline) {
   Rollout r(10, rolling(20));
   r.fleet.health_of["v2"] = {0.30, 20, 0.3, true};  // 30x the honest baseline's errors
-  const std::string& mallory = r.deploy.batches.back().hosts.back();
+  const std::string mallory = r.planned().back().back();
   for (int i = 0; i < 5000; ++i) {
     r.fleet.samples.push_back({mallory, "v1", r.now - 59 * kSecond + i, {0.50, 20, 0.3, true}});
   }
   r.run();
   ASSERT_EQ(r.deploy.state, DeployState::rolled_back);
-  EXPECT_EQ(r.deploy.batches[0].status, "failed");
+  EXPECT_EQ(r.batches()[0].status, "failed");
   EXPECT_NE(r.deploy.reason.find("error_rate"), std::string::npos) << r.deploy.reason;
 }
 
 TEST(DeployMachine, HostsThatNeverConvergeFailTheBatchAtItsDeadline) {
   Rollout r(10, rolling(50));
-  r.fleet.never_applies.insert(r.deploy.batches[0].hosts[0]);
+  r.fleet.never_applies.insert(r.planned()[0][0]);
   r.run();
   ASSERT_EQ(r.deploy.state, DeployState::rolled_back);
-  EXPECT_NE(r.deploy.reason.find(r.deploy.batches[0].hosts[0]), std::string::npos);
+  EXPECT_NE(r.deploy.reason.find(r.planned()[0][0]), std::string::npos);
   EXPECT_NE(r.deploy.reason.find("deadline"), std::string::npos);
 }
 
@@ -182,25 +220,25 @@ TEST(DeployMachine, APauseWaitsForThePersonAndNeverShortensTheBake) {
   // Run into the first bake.
   while (r.deploy.state != DeployState::baking) {
     r.fleet.tick(r.now);
-    r.apply(advance(r.deploy, r.params, r.fleet.view(), r.now));
+    r.step();
     r.now += kSecond;
   }
   r.now += 10 * kSecond;
-  const std::int64_t left = r.deploy.bake_until_ms - r.now;
-  auto paused = pause(r.deploy, r.now);
-  ASSERT_TRUE(paused);
-  r.apply(*paused);
+  const std::int64_t left = r.region().bake_until_ms - r.now;
+  auto paused = pause(r.deploy, r.plan, r.now);
+  ASSERT_FALSE(refused(paused));
+  r.apply(paused);
   // Hours pass; nothing moves.
   for (int i = 0; i < 7200; ++i) {
     r.fleet.tick(r.now);
-    EXPECT_FALSE(advance(r.deploy, r.params, r.fleet.view(), r.now).changed);
+    EXPECT_FALSE(advance(r.deploy, r.plan, r.view(), r.now).changed);
     r.now += kSecond;
   }
   auto resumed = resume(r.deploy, r.now);
-  ASSERT_TRUE(resumed);
-  r.apply(*resumed);
-  EXPECT_EQ(r.deploy.bake_until_ms - r.now, left);
-  EXPECT_FALSE(resume(r.deploy, r.now));  // not paused any more
+  ASSERT_FALSE(refused(resumed));
+  r.apply(resumed);
+  EXPECT_EQ(r.region().bake_until_ms - r.now, left);
+  EXPECT_TRUE(refused(resume(r.deploy, r.now)));  // not paused any more
   r.run();
   EXPECT_EQ(r.deploy.state, DeployState::succeeded);
 }
@@ -209,30 +247,30 @@ TEST(DeployMachine, AManualRollbackOfAFinishedDeploy) {
   Rollout r(6, rolling(50));
   r.run();
   ASSERT_EQ(r.deploy.state, DeployState::succeeded);
-  auto back = rollback(r.deploy, r.params, r.now, "requested by alice");
-  ASSERT_TRUE(back);
-  r.apply(*back);
+  auto back = rollback(r.deploy, r.plan, r.now, "requested by alice");
+  ASSERT_FALSE(refused(back));
+  r.apply(back);
   r.run();
   EXPECT_EQ(r.deploy.state, DeployState::rolled_back);
   for (const auto& [host, release] : r.fleet.running) EXPECT_EQ(release, "v1");
-  EXPECT_FALSE(rollback(r.deploy, r.params, r.now, "again"));
+  EXPECT_TRUE(refused(rollback(r.deploy, r.plan, r.now, "again")));
 }
 
 TEST(DeployMachine, AHostThatCannotApplyRollsBackAtOnce) {
   Rollout r(6, rolling(50));
   r.fleet.tick(r.now);
-  r.apply(advance(r.deploy, r.params, r.fleet.view(), r.now));  // ready
-  r.apply(advance(r.deploy, r.params, r.fleet.view(), r.now));  // batch 0 issued
-  FleetView v = r.fleet.view();
-  v.apply_failed.insert(r.deploy.batches[0].hosts[0]);
-  r.apply(advance(r.deploy, r.params, v, r.now));
+  r.step();  // ready
+  r.step();  // batch 0 issued
+  FleetView v = r.view();
+  v.apply_failed.insert(r.batches()[0].hosts[0]);
+  r.apply(advance(r.deploy, r.plan, v, r.now));
   EXPECT_EQ(r.deploy.state, DeployState::rolling_back);
   EXPECT_NE(r.deploy.reason.find("could not apply"), std::string::npos);
 }
 
 TEST(DeployMachine, TheFirstDeployOfAServiceFailsInsteadOfRollingBack) {
   Rollout r(4, rolling(50));
-  r.deploy.prior_artifact.clear();
+  r.prior.clear();
   r.fleet.health_of["v2"] = {0.5, 20, 0.3, true};
   r.run();
   EXPECT_EQ(r.deploy.state, DeployState::failed);

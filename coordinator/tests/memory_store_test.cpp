@@ -58,7 +58,10 @@ TEST(MemoryCoordinatorStore, ACrashLosesTheTransactionInFlightAndReopeningSeesTh
   d.service = "web";
   d.pipeline_id = "web";
   d.artifact = "sha256:a";
-  d.batches = pending_batches({{"h1"}});
+  EnvRun e;
+  e.name = "prod";
+  e.waves.push_back(WaveRun{});
+  d.environments.push_back(e);
   AuditRecord created;
   created.what = "deploy.created";
   created.service = "web";
@@ -78,7 +81,7 @@ TEST(MemoryCoordinatorStore, ACrashLosesTheTransactionInFlightAndReopeningSeesTh
   auto restarted = s->reopen();
   EXPECT_FALSE(restarted->crashed());
   EXPECT_EQ(restarted->deploy("web-1").value()->state, DeployState::artifact_ready);
-  EXPECT_EQ(restarted->active_deploy("web").value()->id, "web-1");
+  EXPECT_EQ(restarted->active_deploys("web").value().at(0).id, "web-1");
   EXPECT_TRUE(restarted->verify_audit().value().ok);
   next.state = DeployState::deploying;
   ASSERT_TRUE(restarted->commit_deploy(next, {}).ok());

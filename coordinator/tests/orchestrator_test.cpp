@@ -28,13 +28,24 @@ struct World {
   int plans_issued = 0;
   bool lose_next_plan = false;  // the process dies after the commit, before the plan
 
+  // The region of the one wave (once it started).
+  static const RegionRun* region(const DeployRecord& d) {
+    const auto& regions = d.environments.at(0).waves.at(0).regions;
+    return regions.empty() ? nullptr : &regions[0];
+  }
+
   std::int64_t now() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch())
         .count();
   }
   std::unique_ptr<Orchestrator> orchestrator() {
     return std::make_unique<Orchestrator>(
-        *store, [this](const DeployRecord&) { return fleet.view(); },
+        *store,
+        [this](const DeployRecord&, const RunPlan&) {
+          FleetView v = fleet.view();
+          for (int i = 0; i < 6; ++i) v.hosts.push_back({"h" + std::to_string(i), "r1", ""});
+          return v;
+        },
         [this](const DeployRecord&, const std::string& artifact,
                const std::vector<std::string>& hosts) -> Status {
           if (lose_next_plan) {
@@ -46,28 +57,44 @@ struct World {
           return Ok{};
         },
         [](const DeployRecord&) {
-          DeployParams p;
-          p.bake_ms = 20'000;
-          return p;
+          RunPlan plan;
+          EnvPlan env;
+          env.name = "prod";
+          Wave all;
+          all.name = "all";
+          all.regions.push_back({"", ""});
+          env.waves.push_back(all);
+          env.shape.batch_size = 2;
+          env.params.bake_ms = 20'000;
+          plan.envs.push_back(env);
+          return plan;
         },
         clock, Logger::discard());
   }
   void step_fleet() { fleet.tick(now()); }
+  // What the environment ran before: v1, released an hour ago.
+  void released_v1() {
+    AuditRecord r;
+    r.at_ms = now() - 3'600'000;
+    r.who = "system";
+    r.what = "service.release";
+    r.service = "web";
+    r.env = "prod";
+    r.artifact = "v1";
+    EXPECT_TRUE(store->append_audit(r).ok());
+  }
   DeployRecord deploy() {
     DeployRecord d;
     d.id = "d-1";
     d.service = "web";
     d.artifact = "v2";
-    d.prior_artifact = "v1";
     d.created_ms = now();
-    std::vector<std::string> hosts;
-    for (int i = 0; i < 6; ++i) {
-      hosts.push_back("h" + std::to_string(i));
-      fleet.running["h" + std::to_string(i)] = "v1";
-    }
-    RolloutShape shape;
-    shape.batch_size = 2;
-    d.batches = pending_batches(plan_batches(hosts, shape, d.id));
+    for (int i = 0; i < 6; ++i) fleet.running["h" + std::to_string(i)] = "v1";
+    EnvRun e;
+    e.name = "prod";
+    e.waves.push_back(WaveRun{});
+    e.waves[0].name = "all";
+    d.environments.push_back(e);
     return d;
   }
 };
@@ -77,15 +104,20 @@ TEST(Orchestrator, APlanLostInACrashIsIssuedAgainAtStart) {
   auto o = w.orchestrator();
   ASSERT_TRUE(o->create(w.deploy(), "alice", "0123abcd", "{\"strategy\":\"rolling\"}").ok());
   // Run until batch 1 is about to start, then lose its plan.
-  while (o->get("d-1")->batch == 0 || o->get("d-1")->state != DeployState::deploying) {
+  auto batch = [&] {
+    const DeployRecord d = *o->get("d-1");
+    const RegionRun* r = World::region(d);
+    return r ? r->batch : 0;
+  };
+  while (batch() == 0 || o->get("d-1")->state != DeployState::deploying) {
     w.step_fleet();
-    if (o->get("d-1")->state == DeployState::baking && o->get("d-1")->batch == 0) {
+    if (o->get("d-1")->state == DeployState::baking && batch() == 0) {
       w.lose_next_plan = true;
     }
     (void)o->tick();
     w.clock.advance(1s);
   }
-  ASSERT_EQ(o->get("d-1")->batch, 1u);
+  ASSERT_EQ(batch(), 1u);
   const int before = w.plans_issued;
   // Without the plan batch 1 never converges... until a restarted
   // coordinator issues it again.
@@ -99,7 +131,10 @@ TEST(Orchestrator, APlanLostInACrashIsIssuedAgainAtStart) {
   }
   DeployRecord done = *o->get("d-1");
   EXPECT_EQ(done.state, DeployState::succeeded) << done.reason;
-  for (const auto& b : done.batches) EXPECT_GE(b.finished_ms - b.converged_ms, 20'000);
+  // The restart restarted the bake running then: no bake is shorter.
+  for (const auto& b : World::region(done)->batches) {
+    EXPECT_GE(b.finished_ms - b.converged_ms, 20'000);
+  }
   int started = 0;
   const auto records = w.store->audit({"web", "", 0, INT64_MAX, 1000}).value();
   for (const auto& r : records) started += r.what == "batch.started";
@@ -110,24 +145,83 @@ TEST(Orchestrator, APlanLostInACrashIsIssuedAgainAtStart) {
 TEST(Orchestrator, CommandsAreAuditedAndRefusedWhenTheyMakeNoSense) {
   World w;
   auto o = w.orchestrator();
+  const Actor bob{"bob-token", "bob"}, carol{"carol-token", "carol"};
+  w.released_v1();
   ASSERT_TRUE(o->create(w.deploy(), "alice", "0123abcd", "{}").ok());
   EXPECT_EQ(o->create(w.deploy(), "alice", "0123abcd", "{}").error().code, Errc::already_exists);
-  EXPECT_EQ(o->resume("d-1", "bob").error().code, Errc::refused);
-  ASSERT_TRUE(o->pause("d-1", "bob").ok());
+  EXPECT_EQ(o->resume("d-1", bob).error().code, Errc::refused);
+  EXPECT_EQ(o->rollback("d-1", carol, "early").error().code, Errc::refused);
+  for (int i = 0; i < 10 && o->get("d-1")->state != DeployState::deploying; ++i) {
+    w.step_fleet();
+    ASSERT_TRUE(o->tick().ok());
+  }
+  ASSERT_EQ(o->get("d-1")->state, DeployState::deploying);
+  ASSERT_TRUE(o->pause("d-1", bob).ok());
   EXPECT_EQ(o->get("d-1")->state, DeployState::paused);
-  EXPECT_EQ(o->pause("d-1", "bob").error().code, Errc::refused);
+  EXPECT_EQ(o->pause("d-1", bob).error().code, Errc::refused);
   w.clock.advance(3600s);
-  EXPECT_EQ(*o->tick(), 0);  // a paused deploy waits for a person
-  ASSERT_TRUE(o->resume("d-1", "bob").ok());
-  ASSERT_TRUE(o->rollback("d-1", "carol", "changed my mind").ok());
+  EXPECT_EQ(*o->tick(), 0);  // a paused deploy waits for a person (until its deadline)
+  ASSERT_TRUE(o->resume("d-1", bob).ok());
+  ASSERT_TRUE(o->rollback("d-1", carol, "changed my mind").ok());
   EXPECT_EQ(o->get("d-1")->state, DeployState::rolling_back);
-  EXPECT_EQ(o->rollback("d-1", "carol", "again").error().code, Errc::refused);
-  EXPECT_EQ(o->pause("d-9", "bob").error().code, Errc::not_found);
+  EXPECT_EQ(o->rollback("d-1", carol, "again").error().code, Errc::refused);
+  EXPECT_EQ(o->pause("d-9", bob).error().code, Errc::not_found);
   std::vector<std::string> who;
   const auto records = w.store->audit({"web", "", 0, INT64_MAX, 100}).value();
-  for (const auto& r : records) who.push_back(r.who + ":" + r.what);
-  EXPECT_EQ(who, (std::vector<std::string>{"alice:deploy.created", "bob:deploy.paused",
-                                           "bob:deploy.resumed", "carol:rollback.started"}));
+  for (const auto& r : records) {
+    if (r.who != "system" && !r.deploy_id.empty()) who.push_back(r.who + ":" + r.what);
+  }
+  EXPECT_EQ(who, (std::vector<std::string>{
+                     "alice:deploy.created", "bob-token:deploy.paused", "bob-token:deploy.resumed",
+                     "carol-token:rollback.started", "carol-token:rollback.wave"}));
+}
+
+// One run per service and environment: later runs queue behind the holder,
+// the newest queued one supersedes the others, and once a newer run entered
+// the environment the older one can no longer be rolled back.
+TEST(Orchestrator, RunsQueuePerEnvironmentAndTheNewestQueuedOneWins) {
+  World w;
+  w.released_v1();
+  auto o = w.orchestrator();
+  auto made = [&](const std::string& id, const std::string& artifact) {
+    DeployRecord d = w.deploy();
+    d.id = id;
+    d.artifact = artifact;
+    d.started_by = "alice";
+    return d;
+  };
+  ASSERT_TRUE(o->create(made("web-1", "v2"), "alice", "", "{}").ok());
+  auto state = [&](const std::string& id) { return o->get(id)->state; };
+  for (int i = 0; i < 10 && state("web-1") != DeployState::deploying; ++i) {
+    w.step_fleet();
+    ASSERT_TRUE(o->tick().ok());
+    w.clock.advance(1s);
+  }
+  ASSERT_EQ(state("web-1"), DeployState::deploying);
+  ASSERT_TRUE(o->create(made("web-2", "v3"), "alice", "", "{}").ok());
+  w.clock.advance(1s);
+  ASSERT_TRUE(o->create(made("web-3", "v4"), "alice", "", "{}").ok());
+  for (int i = 0; i < 5; ++i) {
+    w.step_fleet();
+    ASSERT_TRUE(o->tick().ok());
+    w.clock.advance(1s);
+  }
+  EXPECT_EQ(state("web-2"), DeployState::superseded);
+  EXPECT_EQ(o->get("web-2")->reason, "superseded by 'web-3'");
+  EXPECT_EQ(state("web-3"), DeployState::queued);
+  EXPECT_EQ(o->get("web-3")->queued_behind, "web-1");
+  for (int i = 0; i < 600 && state("web-3") == DeployState::queued; ++i) {
+    w.step_fleet();
+    ASSERT_TRUE(o->tick().ok());
+    w.clock.advance(1s);
+  }
+  EXPECT_EQ(state("web-1"), DeployState::succeeded) << o->get("web-1")->reason;
+  EXPECT_NE(state("web-3"), DeployState::queued);
+  EXPECT_EQ(o->get("web-3")->environments[0].prior_artifact, "v2");  // what web-1 left
+  const Status back = o->rollback("web-1", {"carol-token", "carol"}, "too late");
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.error().code, Errc::refused);
+  EXPECT_NE(back.error().message.find("'web-3'"), std::string::npos) << back.error().message;
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // and every malformed path is refused naming its field.
 #include <gtest/gtest.h>
 
-#include "coordinator/pipelines/promotion.hpp"
+#include "coordinator/pipelines/pipeline_codec.hpp"
+#include "coordinator/promotion/promotion.hpp"
 
 namespace drover::coordinator {
 namespace {
@@ -104,6 +105,93 @@ TEST(Promotion, EveryMalformedPathIsRefusedNamingItsField) {
       "freeze[0].to must be after");
   refused(R"([{"name":"a","freeze":[{"from":"tomorrow","to":"2026-12-24T00:00:00Z"}],)" + w + "}]",
           "freeze[0].from must be an RFC 3339 time");
+}
+
+}  // namespace
+}  // namespace drover::coordinator
+
+namespace drover::coordinator {
+namespace {
+
+json v2_pipeline() {
+  return {{"format", "drover.pipeline.v2"},
+          {"service", "web"},
+          {"strategy", {{"kind", "rolling"}, {"batch_size", 2}}},
+          {"health_checks", {{"bake_s", 60}}},
+          {"environments", kExample}};
+}
+
+// A whole version-2 pipeline: each environment's overrides replace the
+// pipeline's field as a whole, the stored form reads back the same, and the
+// run's plan carries every setting resolved.
+TEST(PipelineV2, OverridesResolvePerEnvironmentAndTheRecordReadsBack) {
+  json body = v2_pipeline();
+  body["environments"][1]["strategy"] = {{"kind", "canary"}, {"canary_percents", {5, 25}}};
+  body["environments"][1]["health_checks"] = {{"bake_s", 300}};
+  auto p = pipeline_from_json(body);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->format, 2);
+  ASSERT_EQ(p->settings.size(), 2u);
+  EXPECT_EQ(p->settings[0].strategy.shape.batch_size, 2u);  // the pipeline's
+  EXPECT_EQ(p->settings[0].params.bake_ms, 60'000);
+  EXPECT_EQ(p->settings[0].watch_ms, 600'000);  // the default watch
+  EXPECT_EQ(p->settings[1].strategy.kind, "canary");
+  EXPECT_EQ(p->settings[1].params.bake_ms, 300'000);
+  EXPECT_EQ(p->settings[1].watch_ms, 900'000);
+  const std::string stored = encode_pipeline_record(*p);
+  auto back = decode_pipeline_record(stored);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(encode_pipeline_record(*back), stored);
+
+  auto plan = run_plan(*p);
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  ASSERT_EQ(plan->envs.size(), 2u);
+  EXPECT_EQ(plan->envs[1].shape.canary_percents, (std::vector<double>{5, 25}));
+  ASSERT_TRUE(plan->envs[1].frozen);
+  // Friday 2026-12-04 17:00 in Berlin (16:00 UTC): inside the weekly window;
+  // the Wednesday before: outside; Christmas: the absolute window.
+  EXPECT_NE(plan->envs[1].frozen(1'796'400'000'000), "");
+  EXPECT_EQ(plan->envs[1].frozen(1'796'200'000'000), "");
+  EXPECT_NE(plan->envs[1].frozen(1'798'200'000'000), "");
+  EXPECT_FALSE(plan->envs[0].frozen);
+}
+
+TEST(PipelineV2, BadVersion2FieldsAreRefusedNamingThem) {
+  auto refused = [](json body, const std::string& expect) {
+    auto p = pipeline_from_json(body);
+    ASSERT_FALSE(p.ok()) << body.dump();
+    EXPECT_NE(p.error().message.find(expect), std::string::npos) << p.error().message;
+  };
+  json b = v2_pipeline();
+  b["format"] = "drover.pipeline.v9";
+  refused(b, "format must be 'drover.pipeline.v2'");
+  b = v2_pipeline();
+  b.erase("format");
+  refused(b, "environments is a field of format");
+  b = v2_pipeline();
+  b["envs"] = json::array();
+  refused(b, "envs");
+  b = v2_pipeline();
+  b.erase("environments");
+  refused(b, "environments is required");
+  b = v2_pipeline();
+  b["environments"][1]["strategy"] = {{"kind", "blue_green"}};
+  refused(b, "environments[1].strategy.kind");
+  b = v2_pipeline();
+  b["environments"][0]["health_checks"] = {{"bake_s", -1}};
+  refused(b, "environments[0].health_checks.bake_s");
+  b = v2_pipeline();
+  b["environments"][0]["timeouts"] = {{"gate_s", 600}};
+  refused(b, "environments[0].timeouts");
+  b = v2_pipeline();
+  b["environments"][1]["freeze"][0]["time_zone"] = "Mars/Olympus_Mons";
+  refused(b, "environments[1].freeze[0].time_zone");
+  b = v2_pipeline();
+  b["environments"][1]["freeze"][0]["time_zone"] = "../../etc/passwd";
+  refused(b, "environments[1].freeze[0].time_zone");
+  b = v2_pipeline();
+  b["watch_s"] = "soon";
+  refused(b, "watch_s");
 }
 
 }  // namespace

@@ -47,7 +47,10 @@ struct ReadinessWorld {
     deploy.id = "web-1";
     deploy.service = "web";
     deploy.artifact = a.artifact_id;
-    deploy.batches = pending_batches({{"h-eu"}, {"h-us"}});
+    EnvRun e;
+    e.name = "prod";
+    e.waves.push_back(WaveRun{});
+    deploy.environments.push_back(e);
   }
   // Every layer held by these sources.
   void hold(mesh::FakeTrackerClient& tracker, const std::vector<mesh::Holder>& holders) {

@@ -106,7 +106,8 @@ TEST(CoordinatorService, ADeployWaitsForTheSeedsThenGoesOutAndSurvivesARestart) 
   const DeployRecord deploying = c->deploy_view(id)->deploy;
   EXPECT_EQ(deploying.state, DeployState::deploying);
   EXPECT_EQ(w.tracker->asked(), asked);  // ready is kept: not asked again
-  const std::string first = deploying.batches[0].hosts[0];
+  const std::string first =
+      deploying.environments.at(0).waves.at(0).regions.at(0).batches[0].hosts[0];
   ASSERT_TRUE(c->store().plan_for("web", first).value());
 
   // A restart on what was committed: the deploy carries on where it was, and

@@ -150,14 +150,22 @@ Status fill_one(CoordinatorStore& store, int n, int services, bool active) {
   d.pipeline_id = d.service;
   d.id = d.service + "-" + std::to_string(n / services + 1);
   d.artifact = artifact_of(n, services);
-  d.prior_artifact = n >= services ? artifact_of(n - services, services) : "";
   d.created_ms = kStart + std::int64_t{n} * 60'000;
+  d.environments.push_back(EnvRun{});
+  EnvRun& e = d.environments[0];
+  e.name = "production";
+  e.prior_artifact = n >= services ? artifact_of(n - services, services) : "";
+  e.entered_ms = d.created_ms;
+  e.waves.push_back(WaveRun{});
+  e.waves[0].name = "all";
+  e.waves[0].regions.push_back(RegionRun{});
+  RegionRun& r = e.waves[0].regions[0];
   std::vector<std::string> hosts;
   for (int h = 0; h < kHostsPerDeploy; ++h)
     hosts.push_back(d.service + "-host-" + std::to_string(h));
   RolloutShape shape;
   shape.batch_size = kHostsPerDeploy / kBatches;
-  d.batches = pending_batches(plan_batches(hosts, shape, d.id));
+  r.batches = pending_batches(plan_batches(hosts, shape, d.id));
   std::vector<AuditRecord> audits = {audit_of(d, d.created_ms, "deploy.created")};
   std::int64_t t = d.created_ms;
   const std::string snapshot = json{
@@ -170,24 +178,30 @@ Status fill_one(CoordinatorStore& store, int n, int services, bool active) {
     DROVER_ASSIGN(std::string id, register_artifact(store, d.service, n));
     (void)id;
     d.state = DeployState::deploying;
-    d.batches[0].status = "deploying";
-    d.batches[0].started_ms = t;
-    d.deadline_ms = std::numeric_limits<std::int64_t>::max() / 2;
+    e.status = "deploying";
+    e.waves[0].status = "running";
+    r.status = "deploying";
+    r.batches[0].status = "deploying";
+    r.batches[0].started_ms = t;
+    r.deadline_ms = std::numeric_limits<std::int64_t>::max() / 2;
     audits.push_back(audit_of(d, t, "batch.started", R"({"batch":0,"hosts":5})"));
   } else {
-    for (std::size_t b = 0; b < d.batches.size(); ++b) {
-      d.batches[b].status = "passed";
-      d.batches[b].started_ms = t += 1000;
-      d.batches[b].converged_ms = t += 5000;
-      d.batches[b].finished_ms = t += 30'000;
-      d.batches[b].verdict = "passed with 60 samples";
-      audits.push_back(audit_of(d, d.batches[b].started_ms, "batch.started",
+    for (std::size_t b = 0; b < r.batches.size(); ++b) {
+      r.batches[b].status = "passed";
+      r.batches[b].started_ms = t += 1000;
+      r.batches[b].converged_ms = t += 5000;
+      r.batches[b].finished_ms = t += 30'000;
+      r.batches[b].verdict = "passed with 60 samples";
+      audits.push_back(audit_of(d, r.batches[b].started_ms, "batch.started",
                                 R"({"batch":)" + std::to_string(b) + R"(,"hosts":5})"));
       audits.push_back(
           audit_of(d, t, "batch.passed", R"({"batch":)" + std::to_string(b) + R"(,"samples":60})"));
     }
     d.state = DeployState::succeeded;
-    d.batch = d.batches.size() - 1;
+    e.status = "passed";
+    e.waves[0].status = "passed";
+    r.status = "passed";
+    r.batch = r.batches.size() - 1;
     d.completed_ms = t;
     audits.push_back(audit_of(d, t, "service.release"));
     audits.push_back(audit_of(d, t, "deploy.succeeded"));
@@ -259,14 +273,27 @@ int run(const cxxopts::ParseResult& r) {
     int plans = 0;
     Orchestrator o(
         **store,
-        [](const DeployRecord&) {
-          return FleetView{true, {}, {}, {}};
+        [](const DeployRecord&, const RunPlan&) {
+          FleetView v;
+          v.artifact_ready = true;
+          return v;
         },
         [&plans](const DeployRecord&, const std::string&, const std::vector<std::string>&) {
           ++plans;
           return Status(Ok{});
         },
-        [](const DeployRecord&) { return DeployParams{}; }, clock, Logger::discard());
+        [](const DeployRecord&) {
+          RunPlan plan;
+          EnvPlan env;
+          env.name = "production";
+          Wave all;
+          all.name = "all";
+          all.regions.push_back({"", ""});
+          env.waves.push_back(all);
+          plan.envs.push_back(env);
+          return plan;
+        },
+        clock, Logger::discard());
     std::vector<double> ticks;
     for (int i = 0; i < iterations; ++i) {
       const auto t0 = Steady::now();

@@ -1,4 +1,4 @@
-#include "coordinator/pipelines/promotion.hpp"
+#include "coordinator/promotion/promotion.hpp"
 
 #include <array>
 #include <cstdio>
@@ -8,6 +8,7 @@
 
 #include "core/base/name.hpp"
 #include "core/canon/json_fields.hpp"
+#include "core/tz/tz.hpp"
 
 namespace drover::coordinator {
 namespace {
@@ -170,7 +171,8 @@ Result<std::vector<Environment>> environments_from_json(const json& list,
   std::map<std::string, std::map<std::string, std::string>> clusters;
   bool rest_seen = false;
   for (const Fields& f : items) {
-    DROVER_TRY(f.only({"name", "waves", "gate", "freeze", "watch_s"}));
+    DROVER_TRY(f.only(
+        {"name", "waves", "gate", "freeze", "watch_s", "strategy", "health_checks", "timeouts"}));
     Environment e;
     DROVER_ASSIGN(e.name, f.str("name", kMaxNameBytes));
     DROVER_TRY(name_of(e.name, f.path("name")));
@@ -236,6 +238,14 @@ Result<std::vector<Environment>> environments_from_json(const json& list,
     }
     DROVER_ASSIGN(auto watch, f.opt_int("watch_s", 0, 7 * 86400));
     if (watch) e.watch_ms = *watch * 1000;
+    for (const char* key : {"strategy", "health_checks", "timeouts"}) {
+      if (const json* v = f.raw(key)) {
+        if (!v->is_object()) return invalid(f.path(key) + " must be an object");
+        (std::string(key) == "strategy"        ? e.strategy
+         : std::string(key) == "health_checks" ? e.health_checks
+                                               : e.timeouts) = *v;
+      }
+    }
     out.push_back(std::move(e));
   }
   return out;
@@ -281,9 +291,61 @@ json environments_to_json(const std::vector<Environment>& envs) {
       je["freeze"] = std::move(windows);
     }
     if (e.watch_ms) je["watch_s"] = *e.watch_ms / 1000;
+    if (e.strategy) je["strategy"] = *e.strategy;
+    if (e.health_checks) je["health_checks"] = *e.health_checks;
+    if (e.timeouts) je["timeouts"] = *e.timeouts;
     out.push_back(std::move(je));
   }
   return out;
+}
+
+Result<FreezeCheck> freeze_check(const std::vector<FreezeWindow>& windows,
+                                 const std::string& where) {
+  struct Loaded {
+    FreezeWindow window;
+    std::optional<tz::Zone> zone;
+  };
+  std::vector<Loaded> loaded;
+  for (std::size_t i = 0; i < windows.size(); ++i) {
+    Loaded l{windows[i], std::nullopt};
+    if (l.window.weekly()) {
+      auto zone = tz::Zone::load(l.window.time_zone);
+      if (!zone.ok()) {
+        return invalid(where + "[" + std::to_string(i) + "].time_zone: " + zone.error().message);
+      }
+      l.zone = std::move(*zone);
+    }
+    loaded.push_back(std::move(l));
+  }
+  if (loaded.empty()) return FreezeCheck{};
+  return FreezeCheck([loaded = std::move(loaded)](std::int64_t now_ms) -> std::string {
+    for (const Loaded& l : loaded) {
+      const FreezeWindow& w = l.window;
+      if (!w.weekly()) {
+        if (now_ms >= w.from_ms && now_ms < w.to_ms) {
+          return "from " + rfc3339(w.from_ms) + " to " + rfc3339(w.to_ms);
+        }
+        continue;
+      }
+      const std::int64_t local = l.zone->local_s(now_ms / 1000);
+      const int m = tz::minute_of_week(local);
+      const bool inside = w.weekly_from_min <= w.weekly_to_min
+                              ? m >= w.weekly_from_min && m < w.weekly_to_min
+                              : m >= w.weekly_from_min || m < w.weekly_to_min;
+      if (inside) {
+        auto day_time = [](int minute) {
+          char buf[16];
+          std::snprintf(buf, sizeof buf, "%s %02d:%02d",
+                        kDays[static_cast<std::size_t>(minute / 1440)], minute % 1440 / 60,
+                        minute % 60);
+          return std::string(buf);
+        };
+        return "weekly from " + day_time(w.weekly_from_min) + " to " + day_time(w.weekly_to_min) +
+               " " + w.time_zone;
+      }
+    }
+    return "";
+  });
 }
 
 }  // namespace drover::coordinator

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -49,6 +50,9 @@ struct Environment {
   std::optional<Gate> gate;
   std::vector<FreezeWindow> freeze;
   std::optional<std::int64_t> watch_ms;  // default: the pipeline's
+  // The pipeline's fields this environment overrides, each as a whole, as
+  // written (the pipeline codec reads and checks them).
+  std::optional<nlohmann::json> strategy, health_checks, timeouts;
 };
 
 // Reads and checks `environments` (errors name the field:
@@ -57,5 +61,12 @@ struct Environment {
 Result<std::vector<Environment>> environments_from_json(const nlohmann::json& list,
                                                         std::int64_t gate_deadline_ms);
 nlohmann::json environments_to_json(const std::vector<Environment>& envs);
+
+// The freeze window of `windows` holding at now_ms, described ("" when
+// none). Weekly windows load their time zone once, here: an unknown zone is
+// refused naming `where`.
+using FreezeCheck = std::function<std::string(std::int64_t now_ms)>;
+Result<FreezeCheck> freeze_check(const std::vector<FreezeWindow>& windows,
+                                 const std::string& where);
 
 }  // namespace drover::coordinator
