@@ -406,6 +406,22 @@ json render_running_at(const std::string& service, std::int64_t at_ms, const Aud
       {"service", service}, {"at_ms", at_ms}, {"artifact_id", r.artifact}, {"record", record}};
 }
 
+json render_host_running_at(const std::string& service, const std::string& host, std::int64_t at_ms,
+                            const CoordinatorStore::HostRelease& r) {
+  return json{{"service", service},
+              {"host", host},
+              {"at_ms", at_ms},
+              {"artifact_id", r.release},
+              {"since_ms", r.since_ms}};
+}
+
+json render_host_releases(const std::string& service, const std::string& host,
+                          const std::vector<CoordinatorStore::HostRelease>& all) {
+  json out = json::array();
+  for (const auto& r : all) out.push_back({{"artifact_id", r.release}, {"since_ms", r.since_ms}});
+  return json{{"service", service}, {"host", host}, {"releases", out}};
+}
+
 json render_created_token(const CreatedToken& t) {
   return json{
       {"name", t.name}, {"role", role_name(t.role)}, {"person", t.person}, {"token", t.token}};

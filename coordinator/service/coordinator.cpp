@@ -751,6 +751,26 @@ Result<AuditRecord> Coordinator::running_at(const std::string& service, const st
   return *r;
 }
 
+Result<CoordinatorStore::HostRelease> Coordinator::host_running_at(const std::string& service,
+                                                                   const std::string& host,
+                                                                   std::int64_t at_ms) {
+  DROVER_TRY(validate_name(service, "service"));
+  DROVER_TRY(validate_name(host, "host"));
+  DROVER_ASSIGN(auto r, store_->host_release_at(service, host, at_ms));
+  if (!r) {
+    return make_error(Errc::not_found, "host '" + host + "' reported no release of service '" +
+                                           service + "' at or before that time");
+  }
+  return *r;
+}
+
+Result<std::vector<CoordinatorStore::HostRelease>> Coordinator::host_releases(
+    const std::string& service, const std::string& host, std::int64_t since_ms) {
+  DROVER_TRY(validate_name(service, "service"));
+  DROVER_TRY(validate_name(host, "host"));
+  return store_->host_releases(service, host, since_ms);
+}
+
 // ---- tokens ----
 
 Result<CreatedToken> Coordinator::create_token(const std::string& name, Role role,

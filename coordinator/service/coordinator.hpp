@@ -226,6 +226,13 @@ class Coordinator {
   // env "": the newest release in any environment, or recorded without one.
   Result<AuditRecord> running_at(const std::string& service, const std::string& env,
                                  std::int64_t at_ms);
+  // What host reported running for service at at_ms (not_found before its first report).
+  Result<CoordinatorStore::HostRelease> host_running_at(const std::string& service,
+                                                        const std::string& host,
+                                                        std::int64_t at_ms);
+  Result<std::vector<CoordinatorStore::HostRelease>> host_releases(const std::string& service,
+                                                                   const std::string& host,
+                                                                   std::int64_t since_ms);
 
   // person: by the name rule; without it, the token's name.
   Result<CreatedToken> create_token(const std::string& name, Role role,
