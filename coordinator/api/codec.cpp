@@ -64,9 +64,22 @@ Result<std::string> decode_gate_text(const json& body, const std::string& field,
   const json empty = json::object();
   DROVER_ASSIGN(Fields f, Fields::of(body.is_null() ? empty : body, ""));
   DROVER_TRY(f.only({field}));
-  if (required) return f.str(field, 1024);
-  DROVER_ASSIGN(auto text, f.opt_str(field, 1024));
-  return text.value_or("");
+  std::string text;
+  if (required) {
+    DROVER_ASSIGN(text, f.str(field, 1024));
+  } else {
+    DROVER_ASSIGN(auto given, f.opt_str(field, 1024));
+    text = given.value_or("");
+  }
+  // Shown by `drover status` and the audit log: no control characters (a
+  // terminal escape in a comment would rewrite what the next person sees).
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) {
+      return make_error(Errc::invalid_argument,
+                        field + " must not hold control characters (tabs, newlines, escapes)");
+    }
+  }
+  return text;
 }
 
 Result<ContentId> decode_artifact_registration(const json& body) {

@@ -415,8 +415,9 @@ http::Response HttpApi::dispatch(const http::Request& req) {
     on("POST", Role::deployer, [&](const Caller& who, const json& body) {
       auto start = api::decode_deploy_start(body);
       if (!start.ok()) return fail(start.error());
-      const RoleNeed need = Coordinator::role_to_start_deploy(*start);
-      if (!allows(who.role, need.role)) return error(403, role_refusal(need, who));
+      auto need = c.role_to_start(*start);
+      if (!need.ok()) return fail(need.error());
+      if (!allows(who.role, need->role)) return error(403, role_refusal(*need, who));
       return from(c.start_deploy(*start, who), api::render_deploy_started, 201);
     });
   } else if (is({"deploys", "*"})) {

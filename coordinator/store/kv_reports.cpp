@@ -51,21 +51,34 @@ Status note_release(kv::Txn& txn, kv::Table host_state, kv::Table host_releases,
                     std::int64_t at_ms) {
   if (state.value("release", "") == release) return Ok{};  // most reports change nothing
   state["release"] = release;
-  DROVER_TRY(txn.put(host_state, service + '/' + host, state.dump()));
   const std::string prefix = releases_prefix(service, host);
   const std::string key = seq_key(prefix.substr(0, prefix.size() - 1),
                                   static_cast<std::uint64_t>(std::max<std::int64_t>(at_ms, 0)));
-  DROVER_TRY(txn.put(host_releases, key, release));
+  DROVER_ASSIGN(bool added, txn.put_new(host_releases, key, release));
+  if (!added) DROVER_TRY(txn.put(host_releases, key, release));  // two changes in one ms
+  // The state counts the host's kept changes, so only the oldest is read
+  // when one must go (a record from before the count: counted once).
+  std::int64_t kept = state.value("releases_kept", std::int64_t{-1});
   DROVER_ASSIGN(auto cursor, txn.cursor(host_releases));
-  std::vector<std::string> keys;
-  DROVER_ASSIGN(bool more, cursor->seek(prefix));
-  while (more && cursor->key().substr(0, prefix.size()) == prefix) {
-    keys.emplace_back(cursor->key());
-    DROVER_ASSIGN(more, cursor->next());
+  if (kept < 0) {
+    kept = 0;
+    DROVER_ASSIGN(bool more, cursor->seek(prefix));
+    while (more && cursor->key().substr(0, prefix.size()) == prefix) {
+      ++kept;
+      DROVER_ASSIGN(more, cursor->next());
+    }
+  } else if (added) {
+    ++kept;
   }
-  for (std::size_t i = 0; i + CoordinatorStore::kMaxHostReleases < keys.size(); ++i) {
-    if (auto erased = txn.erase(host_releases, keys[i]); !erased.ok()) return erased.error();
+  while (kept > static_cast<std::int64_t>(CoordinatorStore::kMaxHostReleases)) {
+    DROVER_ASSIGN(bool found, cursor->seek(prefix));
+    if (!found || cursor->key().substr(0, prefix.size()) != prefix) break;
+    const std::string oldest(cursor->key());
+    if (auto erased = txn.erase(host_releases, oldest); !erased.ok()) return erased.error();
+    --kept;
   }
+  state["releases_kept"] = kept;
+  DROVER_TRY(txn.put(host_state, service + '/' + host, state.dump()));
   return Ok{};
 }
 

@@ -84,7 +84,8 @@ std::string state_line(const json& d) {
 }
 
 bool terminal(const std::string& state) {
-  return state == "succeeded" || state == "rolled_back" || state == "failed";
+  return state == "succeeded" || state == "rolled_back" || state == "failed" ||
+         state == "rejected" || state == "expired" || state == "superseded";
 }
 
 std::string region_name(const json& r) {
