@@ -10,8 +10,12 @@
 //     version (the coordinator's own record of it);
 //   - report ingest: reports acknowledged per second while the load
 //     generator floods from the same 2 cores, with the CPU each side used.
+// With --layout promotion the rollout goes through 2 environments and 10
+// regions (production in 3 waves, canary steps per region) and the rollback
+// is production's, newest wave first; --deploys-only skips the ingest part.
 //
 //   drover-bench-coordinator [--agents 1000] [--procs 2] [--threads 8] [--flood-seconds 5]
+//                            [--layout single|promotion] [--deploys-only]
 //   drover-bench-coordinator sim ...   (a load-generating child; started by the above)
 #include <signal.h>
 #include <unistd.h>
