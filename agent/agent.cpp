@@ -257,7 +257,7 @@ struct Agent::Impl {
         std::lock_guard lock(ctx.view_mu);
         ctx.enrolled = false;  // the coordinator no longer knows our key
       }
-      log().debug("agent.pull.failed", {{"service", name}, {"error", pulled.error().message}});
+      log().info("agent.pull.failed", {{"service", name}, {"error", pulled.error().message}});
       return pulled.error().code != Errc::timeout && pulled.error().code != Errc::io;
     }
     hand_mesh_token();  // the answer may have renewed it: the fetch announces with it
@@ -343,7 +343,12 @@ struct Agent::Impl {
       // Unanswered: retry after 0.5 s, doubling up to the poll interval.
       failures = answered ? 0 : failures + 1;
       wait = milliseconds(next_pull_wait_ms(answered, failures, config.poll_interval.count()));
-      if (!answered) log().debug("agent.coordinator.unreachable", {{"retry_ms", wait.count()}});
+      if (failures >= 3) {
+        log().warn("agent.coordinator.unreachable",
+                   {{"failures", failures}, {"retry_ms", wait.count()}});
+      } else if (!answered) {
+        log().debug("agent.coordinator.unreachable", {{"retry_ms", wait.count()}});
+      }
     }
   }
 

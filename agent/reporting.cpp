@@ -63,8 +63,14 @@ std::chrono::milliseconds push_reports(AgentContext& ctx, std::chrono::milliseco
     ctx.outbox.acknowledged(report->seq);
     return milliseconds(20);  // more may be waiting
   }
-  ctx.log.debug("agent.report.failed", {{"seq", report->seq}, {"error", st.error().message}});
-  return std::min(milliseconds(30'000), std::max(milliseconds(500), last_wait * 2));
+  const milliseconds next =
+      std::min(milliseconds(30'000), std::max(milliseconds(500), last_wait * 2));
+  // The first failures are routine (a coordinator restarting); from the
+  // third in a row on, each is a warning naming why.
+  ctx.log.log(last_wait >= milliseconds(1000) ? LogLevel::warn : LogLevel::debug,
+              "agent.report.failed",
+              {{"seq", report->seq}, {"error", st.error().message}, {"retry_ms", next.count()}});
+  return next;
 }
 
 }  // namespace drover::agent

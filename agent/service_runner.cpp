@@ -171,7 +171,10 @@ Status ServiceRunner::start_slot(const ContentId& release, int slot) {
               {"DROVER_RELEASE_DIR", spec.cwd.string()},
               {"DROVER_PORT", std::to_string(port)},
               {"DROVER_FLAGS_FILE", flags_file_.string()},
-              {"DROVER_SLOT", config_.blue_green ? kSlotNames[slot] : ""}};
+              {"DROVER_SLOT", config_.blue_green ? kSlotNames[slot] : ""},
+              {"DROVER_HOST", ctx_.config.host},
+              {"DROVER_REGION", ctx_.config.region},
+              {"DROVER_CLUSTER", ctx_.config.cluster}};
   const std::string label =
       config_.blue_green ? config_.name + "-" + kSlotNames[slot] : config_.name;
   spec.log_file = ctx_.dir("logs") / (label + ".log");

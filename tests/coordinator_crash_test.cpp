@@ -6,6 +6,7 @@
 // commit of an audit record WHAT); three real agents do the work.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <iostream>
 
 #include <nlohmann/json.hpp>
 
@@ -52,6 +53,11 @@ class CoordinatorCrash : public ::testing::Test {
       f_.start_coordinator({{"DROVER_TEST_CRASH_AFTER", points[i]}});
       if (i == 0) kick();
       auto code = f_.coordinator().wait_exit(90s);
+      if (!code) {
+        for (const auto& h : f_.hosts()) {
+          std::cerr << "=== agent " << h << "\n" << f_.agent(h).stderr_tail(30000) << "\n";
+        }
+      }
       ASSERT_TRUE(code.has_value()) << "no crash at " << points[i] << " (point " << i << ")\n"
                                     << f_.coordinator_history();
       EXPECT_EQ(*code, -SIGKILL) << points[i];
@@ -104,6 +110,11 @@ TEST_F(CoordinatorCrash, EveryKindOfDeployTransitionResumesWithoutRepeatingABatc
                   id = d["deploy_id"];
                 });
   json d = f_.wait_done(id);
+  if (d["state"] != "succeeded") {
+    for (const auto& h : f_.hosts()) {
+      std::cerr << "=== agent " << h << "\n" << f_.agent(h).stderr_tail(30000) << "\n";
+    }
+  }
   ASSERT_EQ(d["state"], "succeeded") << d.dump() << f_.coordinator_history() << f_.agent_failures();
   ASSERT_EQ(d["batches"].size(), 3u);
   for (const auto& b : d["batches"]) {
@@ -156,6 +167,11 @@ TEST_F(CoordinatorCrash, RollbackAndPauseTransitionsResumeToo) {
   f_.api("POST", "/deploys/" + paused_id + "/resume", nullptr, &status);
   EXPECT_EQ(status, 200);
   json done = f_.wait_done(paused_id);
+  if (done["state"] != "succeeded") {
+    for (const auto& h : f_.hosts()) {
+      std::cerr << "=== agent " << h << "\n" << f_.agent(h).stderr_tail(30000) << "\n";
+    }
+  }
   EXPECT_EQ(done["state"], "succeeded") << done.dump();
   for (const auto& b : done["batches"]) {
     EXPECT_GE(b["finished_ms"].get<std::int64_t>() - b["converged_ms"].get<std::int64_t>(), 3000);

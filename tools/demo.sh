@@ -2,7 +2,8 @@
 # The main job: a round trip through the artifact store (packs a sample
 # release tree, pushes a second version that changes one file, verifies,
 # materializes and compares, collects garbage), then the whole system on
-# loopback (tools/fleet.sh demo: a canary rollout and an automatic rollback).
+# loopback (tools/fleet.sh demo: staging, a four-eyes gate, production in
+# region waves, and a rollback of production alone).
 # Prints what it did. Installs what it needs first (tools/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,7 +68,7 @@ step "drover artifact gc --keep 1"
 "$drover" artifact verify --all
 echo "store round trip ok"
 
-step "the whole system on loopback: coordinator, origin, seed, six agents (tools/fleet.sh demo)"
+step "the whole system on loopback: coordinator, origin, five seeds, ten agents in staging and production (tools/fleet.sh demo)"
 DROVER_FLEET_DIR="$work/fleet" bash tools/fleet.sh demo
 echo
-echo "demo done: store round trip, canary rollout and automatic rollback ok"
+echo "demo done: store round trip, promotion through a gate and region waves, scoped automatic rollback ok"

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # A drover installation on this machine's loopback, for a person to try:
-# drover-coordinator (hosting the mesh tracker), an origin, one regional seed
-# and six drover-agent processes, each supervising drover-demo-service.
+# drover-coordinator (hosting the mesh tracker), an origin, a seed per region
+# and ten drover-agent processes, each supervising drover-demo-service, in two
+# environments: staging (region staging: s1, s2) and production (regions
+# us-east-2, us-west-2, eu-west-1, ap-southeast-1, two hosts each), released
+# through the pipeline of tools/fleet-pipeline.yaml.
 #
 #   bash tools/fleet.sh up                  # build, start everything, print what to type
-#   bash tools/fleet.sh release NAME [k=v]  # push a demo release (error_rate, p99_ms, saturation, ...)
-#   bash tools/fleet.sh demo                # up, then v1 -> v2 (canary) -> bad v3 (rolled back), down
+#   bash tools/fleet.sh release NAME [k=v]  # push a demo release (error_rate, p99_ms, by_region, ...)
+#   bash tools/fleet.sh demo                # up, then v1 and a v2 bad in one region, down
 #   bash tools/fleet.sh down                # stop everything and its services
 #
 # Everything lives in $DROVER_FLEET_DIR (default /tmp/drover-fleet); the API
@@ -19,7 +22,12 @@ root="$PWD"
 dir="${DROVER_FLEET_DIR:-/tmp/drover-fleet}"
 base="${DROVER_FLEET_PORT:-7080}"
 bin="$root/build/bin"
-hosts=(h1 h2 h3 h4 h5 h6)
+# host:region
+places=(s1:staging s2:staging p1:us-east-2 p2:us-east-2 p3:us-west-2 p4:us-west-2
+  p5:eu-west-1 p6:eu-west-1 p7:ap-southeast-1 p8:ap-southeast-1)
+regions=(staging us-east-2 us-west-2 eu-west-1 ap-southeast-1)
+hosts=()
+for p in "${places[@]}"; do hosts+=("${p%%:*}"); done
 
 build() {
   bash tools/setup.sh
@@ -94,8 +102,6 @@ up() {
   "$bin/drover" mesh token-key --out "$dir/mesh.key" >/dev/null
   "$bin/drover" mesh token --key-file "$dir/mesh.key" --role origin --host origin \
     --out "$dir/origin.token" >/dev/null
-  "$bin/drover" mesh token --key-file "$dir/mesh.key" --role seed --region r1 --host seed-r1 \
-    --out "$dir/seed-r1.token" >/dev/null
   local admin join
   admin="$("$bin/drover-coordinator" token create admin --role admin --data-dir "$dir/coordinator")"
   join="$("$bin/drover-coordinator" join-token create --uses "${#hosts[@]}" --data-dir "$dir/coordinator")"
@@ -116,19 +122,24 @@ JSON
     --tracker "http://127.0.0.1:$tracker" --token-file "$dir/origin.token" \
     --announce-interval 2 --log-level warn
   wait_event "$dir/origin.out" ready
-  start seed-r1 "$bin/drover-seed" seed --region r1 --cache "$dir/seed-r1" \
-    --origin "http://127.0.0.1:$feed" --tracker "http://127.0.0.1:$tracker" --host seed-r1 \
-    --token-file "$dir/seed-r1.token" --announce-interval 2 --log-level warn
-  wait_event "$dir/seed-r1.out" ready
+  for r in "${regions[@]}"; do
+    "$bin/drover" mesh token --key-file "$dir/mesh.key" --role seed --region "$r" \
+      --host "seed-$r" --out "$dir/seed-$r.token" >/dev/null
+    start "seed-$r" "$bin/drover-seed" seed --region "$r" --cache "$dir/seed-$r" \
+      --origin "http://127.0.0.1:$feed" --tracker "http://127.0.0.1:$tracker" --host "seed-$r" \
+      --token-file "$dir/seed-$r.token" --announce-interval 2 --log-level warn
+  done
+  for r in "${regions[@]}"; do wait_event "$dir/seed-$r.out" ready; done
   local port=$((base + 20))
   # As root the services run as nobody, never as root (docs/AGENT.md, "Users
   # and privileges"); as anyone else, as that user.
   local user=""
   [ "$(id -u)" -eq 0 ] && user='"user": "nobody", '
-  for h in "${hosts[@]}"; do
+  for place in "${places[@]}"; do
+    local h="${place%%:*}" region="${place#*:}"
     port=$((port + 1))
     cat >"$dir/$h.json" <<JSON
-{"format": "drover.agent-config.v1", "host": "$h", "region": "r1", "cluster": "c1",
+{"format": "drover.agent-config.v1", "host": "$h", "region": "$region", "cluster": "c1",
  "state_dir": "$dir/state-$h", "root_key": "$dir/root.key.pub", "join_token": "$join",
  "coordinator": {"requests": "tls+tcp://127.0.0.1:$requests", "announcements": "tls+tcp://127.0.0.1:$announcements",
                  "tls": {"ca_file": "$dir/coordinator-tls.crt", "server_name": "drover-coordinator"}},
@@ -148,26 +159,24 @@ export DROVER_STORE="$dir/store"
 ENV
   # shellcheck disable=SC1091
   source "$dir/env"
-  cat >"$dir/pipeline.json" <<JSON
-{"service": "web", "envs": [{"name": "prod", "region": "r1"}],
- "strategy": {"kind": "canary", "batch_size": 3, "canary_percents": [16, 50]},
- "health_checks": {"bake_s": 5, "min_samples": 5},
- "timeouts": {"ready_s": 120, "converge_s": 120, "rollback_s": 120}}
-JSON
-  drover pipeline apply "$dir/pipeline.json" >/dev/null
-  echo "fleet: up in $dir: coordinator http://127.0.0.1:$api, origin, seed-r1, agents ${hosts[*]}"
+  drover token create alice --role approver >"$dir/alice.token"
+  drover token create bob --role approver >"$dir/bob.token"
+  drover pipeline apply -f tools/fleet-pipeline.yaml >/dev/null
+  echo "fleet: up in $dir: coordinator http://127.0.0.1:$api, origin, seeds of ${regions[*]}, agents ${hosts[*]}"
   cat <<TXT
 
-Try it (each host's demo service answers on 127.0.0.1:$((base + 21))-$((base + 26))/version):
+Try it (each host's demo service answers on 127.0.0.1:$((base + 21))-$((base + 30))/version):
   source $dir/env
+  drover pipeline show web                                 # staging, then production's gate and waves
   v1=\$(bash tools/fleet.sh release v1 error_rate=0.01 p99_ms=12)
-  drover deploy web \$v1 --batch-size 6 --wait          # the first release, everywhere
-  v2=\$(bash tools/fleet.sh release v2 error_rate=0.01 p99_ms=14)
-  drover deploy web \$v2 --wait                         # canary: 1 host, then 2, then 3
-  v3=\$(bash tools/fleet.sh release v3 error_rate=0.40)
-  drover deploy web \$v3 --wait                         # bad health: rolled back on its own
-  drover status web-3; drover hosts; drover audit --service web; drover audit verify
-  drover rollback web-2 --wait                          # or by hand, any deploy
+  drover deploy web \$v1 --token \$(cat $dir/alice.token)  # alice starts it: staging first
+  drover status web-1                                      # ... awaiting_approval at production's gate
+  drover approve web-1 --token \$(cat $dir/alice.token)    # refused: needs another person
+  drover approve web-1 --token \$(cat $dir/bob.token)      # bob: production, wave by wave
+  v2=\$(bash tools/fleet.sh release v2 error_rate=0.01 'by_region={"eu-west-1":{"error_rate":0.4}}')
+  drover deploy web \$v2 --token \$(cat $dir/alice.token)  # bad only in eu-west-1 (wave 2)
+  drover approve web-2 --token \$(cat $dir/bob.token); drover status web-2
+  drover hosts; drover audit --service web; drover audit verify
   bash tools/fleet.sh down
 TXT
 }
@@ -198,26 +207,55 @@ release() {
   echo "$id"
 }
 
+# Waits until deploy ID is in STATE (or has ended), printing each new state line.
+wait_state() {
+  local id="$1" want="$2" last="" line state
+  for _ in $(seq 1 1200); do
+    line="$(drover status "$id" | head -1)"
+    [ "$line" != "$last" ] && echo "$line"
+    last="$line"
+    state="$(echo "$line" | sed -n 's/^[^:]*: \([a-z_]*\).*/\1/p')"
+    case "$state" in
+      "$want" | succeeded | rolled_back | failed | rejected | expired) return 0 ;;
+    esac
+    sleep 0.5
+  done
+  echo "fleet: $id never reached $want" >&2
+  return 1
+}
+
 demo() {
   trap 'down >/dev/null' EXIT
   up >/dev/null
   # shellcheck disable=SC1091
   source "$dir/env"
+  local alice bob
+  alice="$(cat "$dir/alice.token")"
+  bob="$(cat "$dir/bob.token")"
   step() { printf '\n== %s\n' "$*"; }
-  step "a fleet of six agents on loopback ($dir)"
+  step "ten agents on loopback in two environments and five regions ($dir)"
   drover hosts
-  step "v1 to every host"
+  step "the pipeline (tools/fleet-pipeline.yaml): staging, then a gate, then production in three waves"
+  drover pipeline show web
+  step "v1: alice starts it; staging, then the gate"
   v1="$(release v1 error_rate=0.01 p99_ms=12)"
-  drover deploy web "$v1" --batch-size 6 --wait
-  step "v2 through canary batches (1 host, 2 more, then 3; each baked 5 s)"
-  v2="$(release v2 error_rate=0.01 p99_ms=14)"
-  drover deploy web "$v2" --wait
-  step "v3 errors 40x more: its canary fails and it is rolled back"
-  v3="$(release v3 error_rate=0.40 p99_ms=14)"
-  drover deploy web "$v3" --wait || true
-  drover status web-3
+  drover deploy web "$v1" --token "$alice"
+  wait_state web-1 awaiting_approval
+  step "alice may not approve her own release (four eyes); bob does"
+  drover approve web-1 --token "$alice" || true
+  drover approve web-1 --token "$bob" --comment "staging is green"
+  wait_state web-1 succeeded
+  drover status web-1
+  step "v2 errors 40x more in eu-west-1 only: staging passes, bob approves, the second wave fails"
+  v2="$(release v2 error_rate=0.01 p99_ms=12 'by_region={"eu-west-1":{"error_rate":0.4}}')"
+  drover deploy web "$v2" --token "$alice"
+  wait_state web-2 awaiting_approval
+  drover approve web-2 --token "$bob"
+  wait_state web-2 rolled_back
+  step "production rolled back (the second wave first, then the canary region); staging keeps v2"
+  drover status web-2
   step "the audit log"
-  drover audit --service web | tail -8
+  drover audit --service web | tail -12
   drover audit verify
 }
 

@@ -64,9 +64,22 @@ Result<std::string> decode_gate_text(const json& body, const std::string& field,
   const json empty = json::object();
   DROVER_ASSIGN(Fields f, Fields::of(body.is_null() ? empty : body, ""));
   DROVER_TRY(f.only({field}));
-  if (required) return f.str(field, 1024);
-  DROVER_ASSIGN(auto text, f.opt_str(field, 1024));
-  return text.value_or("");
+  std::string text;
+  if (required) {
+    DROVER_ASSIGN(text, f.str(field, 1024));
+  } else {
+    DROVER_ASSIGN(auto given, f.opt_str(field, 1024));
+    text = given.value_or("");
+  }
+  // Shown by `drover status` and the audit log: no control characters (a
+  // terminal escape in a comment would rewrite what the next person sees).
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) {
+      return make_error(Errc::invalid_argument,
+                        field + " must not hold control characters (tabs, newlines, escapes)");
+    }
+  }
+  return text;
 }
 
 Result<ContentId> decode_artifact_registration(const json& body) {
@@ -404,6 +417,22 @@ json render_running_at(const std::string& service, std::int64_t at_ms, const Aud
   if (!r.config_hash.empty()) record["config_hash"] = r.config_hash;
   return json{
       {"service", service}, {"at_ms", at_ms}, {"artifact_id", r.artifact}, {"record", record}};
+}
+
+json render_host_running_at(const std::string& service, const std::string& host, std::int64_t at_ms,
+                            const CoordinatorStore::HostRelease& r) {
+  return json{{"service", service},
+              {"host", host},
+              {"at_ms", at_ms},
+              {"artifact_id", r.release},
+              {"since_ms", r.since_ms}};
+}
+
+json render_host_releases(const std::string& service, const std::string& host,
+                          const std::vector<CoordinatorStore::HostRelease>& all) {
+  json out = json::array();
+  for (const auto& r : all) out.push_back({{"artifact_id", r.release}, {"since_ms", r.since_ms}});
+  return json{{"service", service}, {"host", host}, {"releases", out}};
 }
 
 json render_created_token(const CreatedToken& t) {

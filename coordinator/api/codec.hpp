@@ -65,6 +65,11 @@ nlohmann::json render_audit(const std::vector<AuditRecord>& records);
 nlohmann::json render_audit_check(const AuditCheck& c);
 nlohmann::json render_running_at(const std::string& service, std::int64_t at_ms,
                                  const AuditRecord& r);
+// What one host ran at a time; every change of what it ran (GET /hosts/:host/releases).
+nlohmann::json render_host_running_at(const std::string& service, const std::string& host,
+                                      std::int64_t at_ms, const CoordinatorStore::HostRelease& r);
+nlohmann::json render_host_releases(const std::string& service, const std::string& host,
+                                    const std::vector<CoordinatorStore::HostRelease>& all);
 nlohmann::json render_created_token(const CreatedToken& t);
 // POST /join-tokens: {"ttl_s","uses","regions","services"}, each optional.
 Result<CoordinatorStore::JoinTokenSpec> decode_join_token_request(const nlohmann::json& body);

@@ -97,11 +97,16 @@ Result<std::int64_t> time_param(const http::Request& req, const char* name, std:
 }
 
 // The optional env of a query: "" when absent, else a name by the rule.
-Result<std::string> env_param(const http::Request& req) {
-  const std::string* v = req.param("env");
+// An optional name parameter ("env", "host"): "" when absent.
+Result<std::string> name_param(const http::Request& req, const char* name) {
+  const std::string* v = req.param(name);
   if (v == nullptr || v->empty()) return std::string();
-  DROVER_TRY(validate_name(*v, "env"));
+  DROVER_TRY(validate_name(*v, name));
   return *v;
+}
+
+Result<std::string> env_param(const http::Request& req) {
+  return name_param(req, "env");
 }
 
 }  // namespace
@@ -410,8 +415,9 @@ http::Response HttpApi::dispatch(const http::Request& req) {
     on("POST", Role::deployer, [&](const Caller& who, const json& body) {
       auto start = api::decode_deploy_start(body);
       if (!start.ok()) return fail(start.error());
-      const RoleNeed need = Coordinator::role_to_start_deploy(*start);
-      if (!allows(who.role, need.role)) return error(403, role_refusal(need, who));
+      auto need = c.role_to_start(*start);
+      if (!need.ok()) return fail(need.error());
+      if (!allows(who.role, need->role)) return error(403, role_refusal(*need, who));
       return from(c.start_deploy(*start, who), api::render_deploy_started, 201);
     });
   } else if (is({"deploys", "*"})) {
@@ -495,8 +501,28 @@ http::Response HttpApi::dispatch(const http::Request& req) {
       if (!at.ok()) return error(400, at.error().message);
       auto env = env_param(req);
       if (!env.ok()) return error(400, env.error().message);
+      auto host = name_param(req, "host");
+      if (!host.ok()) return error(400, host.error().message);
+      if (!host->empty()) {
+        if (!env->empty()) return error(400, "give env or host, not both");
+        return from(c.host_running_at(*service, *host, *at),
+                    [&](const CoordinatorStore::HostRelease& r) {
+                      return api::render_host_running_at(*service, *host, *at, r);
+                    });
+      }
       return from(c.running_at(*service, *env, *at),
                   [&](const AuditRecord& r) { return api::render_running_at(*service, *at, r); });
+    });
+  } else if (is({"hosts", "*", "releases"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      const std::string* service = req.param("service");
+      if (service == nullptr || service->empty()) return error(400, "service is required");
+      auto since = time_param(req, "since", 0);
+      if (!since.ok()) return error(400, since.error().message);
+      return from(c.host_releases(*service, seg[1], *since),
+                  [&](const std::vector<CoordinatorStore::HostRelease>& r) {
+                    return api::render_host_releases(*service, seg[1], r);
+                  });
     });
   } else if (is({"tokens"})) {
     on("GET", Role::admin,

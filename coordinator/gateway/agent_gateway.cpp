@@ -279,6 +279,7 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
                                                      {"future", refused.future},
                                                      {"unissued_seq", refused.unissued},
                                                      {"bad_proof", refused.unproven},
+                                                     {"not_a_release", refused.not_a_release},
                                                      {"first_error", refused.first_error}});
     }
     // Acknowledged once durable, together with whatever else is waiting.
@@ -359,10 +360,23 @@ AgentGateway::Screened AgentGateway::screen(const HostRecord& host, proto::Repor
         ++out.future;
         continue;
       }
+      // What a host runs is kept and shown: an artifact id or nothing.
+      if (!item.health->release.empty() && !ContentId::parse(item.health->release).ok()) {
+        ++out.not_a_release;
+        continue;
+      }
     } else if (item.event) {
       proto::EventItem& e = *item.event;
       if (!own(e.service)) {
         ++out.foreign;
+        continue;
+      }
+      if (e.at_ms > now_ms + max_skew_ms_) {
+        ++out.future;
+        continue;
+      }
+      if (e.event == "applied" && !ContentId::parse(e.detail).ok()) {
+        ++out.not_a_release;  // an applied event names the artifact it now runs
         continue;
       }
       if (!e.proof.empty() && !proved.insert(e.service).second) {

@@ -99,12 +99,13 @@ class AgentGateway {
 
   // What screening a report refused, by reason.
   struct Screened {
-    std::size_t foreign = 0;   // a service not in the host's record
-    std::size_t future = 0;    // a sample dated beyond the skew bound
-    std::size_t unissued = 0;  // an event naming a plan seq never issued
-    std::size_t unproven = 0;  // a proof that is not a plan signed for this host
-    std::string first_error;   // what the first bad proof was (for the one log line)
-    std::size_t total() const { return foreign + future + unissued + unproven; }
+    std::size_t foreign = 0;        // a service not in the host's record
+    std::size_t future = 0;         // a sample or event dated beyond the skew bound
+    std::size_t unissued = 0;       // an event naming a plan seq never issued
+    std::size_t unproven = 0;       // a proof that is not a plan signed for this host
+    std::size_t not_a_release = 0;  // a release named by something else than an artifact id
+    std::string first_error;        // what the first bad proof was (for the one log line)
+    std::size_t total() const { return foreign + future + unissued + unproven + not_a_release; }
   };
 
  private:

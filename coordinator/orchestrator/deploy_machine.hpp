@@ -84,6 +84,9 @@ struct FleetView {
   // environment runs now (its rollback target once entered).
   std::string next_env_holder = {};
   std::string next_env_prior = {};
+  // Why the view could not be read ("" when it was): the run is not advanced
+  // on it (no host list read as empty, no samples read as silence).
+  std::string unreadable = {};
 };
 
 struct Action {

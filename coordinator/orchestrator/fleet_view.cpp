@@ -6,13 +6,12 @@
 
 namespace drover::coordinator {
 
-std::vector<HostPlace> service_hosts(CoordinatorStore& store, const std::string& service) {
+Result<std::vector<HostPlace>> service_hosts(CoordinatorStore& store, const std::string& service) {
+  DROVER_ASSIGN(auto hosts, store.hosts());
   std::vector<HostPlace> out;
-  if (auto hosts = store.hosts(); hosts.ok()) {
-    for (const auto& h : *hosts) {
-      if (std::find(h.services.begin(), h.services.end(), service) != h.services.end()) {
-        out.push_back({h.host, h.region, h.cluster});
-      }
+  for (const auto& h : hosts) {
+    if (std::find(h.services.begin(), h.services.end(), service) != h.services.end()) {
+      out.push_back({h.host, h.region, h.cluster});
     }
   }
   return out;
@@ -30,7 +29,10 @@ FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d, const
   const std::int64_t window = d.env < plan.envs.size() ? plan.envs[d.env].params.baseline_window_ms
                                                        : DeployParams{}.baseline_window_ms;
   auto f = store.fleet(d.service, from - window);
-  if (!f.ok()) return v;  // nothing known: waits run into their deadlines
+  if (!f.ok()) {
+    v.unreadable = f.error().message;  // the run waits for a view it can trust
+    return v;
+  }
   v.running = f->running;
   for (const auto& s : f->samples) {
     v.samples.push_back({s.host, s.release, s.at_ms, {s.error_rate, s.p99_ms, s.saturation, s.ok}});

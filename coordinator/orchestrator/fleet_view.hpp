@@ -18,6 +18,6 @@ FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d, const
                            bool artifact_ready, std::vector<HostPlace> hosts);
 
 // Where the enrolled hosts of service are, from the store.
-std::vector<HostPlace> service_hosts(CoordinatorStore& store, const std::string& service);
+Result<std::vector<HostPlace>> service_hosts(CoordinatorStore& store, const std::string& service);
 
 }  // namespace drover::coordinator

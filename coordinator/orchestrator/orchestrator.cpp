@@ -244,6 +244,11 @@ Result<int> Orchestrator::tick() {
     if (is_terminal(d.state)) continue;  // superseded just now
     const RunPlan plan = plan_of_(d);
     FleetView fleet = fleet_(d, plan);
+    if (!fleet.unreadable.empty()) {
+      log_.warn("coordinator.deploy.fleet_unreadable",
+                {{"deploy", d.id}, {"error", fleet.unreadable}});
+      continue;  // waits run on; the next tick reads again
+    }
     const std::size_t target = next_env(d);
     if (target < d.environments.size()) {
       const std::string& name = d.environments[target].name;
@@ -286,17 +291,17 @@ Status Orchestrator::rollback(const std::string& deploy_id, const Actor& who,
                               const std::string& why) {
   DROVER_ASSIGN(DeployRecord d, get(deploy_id));
   if (const EnvRun* e = d.current_env()) {
-    // A newer run that entered the environment owns what it runs now.
+    // A run that entered the environment after this one (whenever it was
+    // created: an older run held back may enter later) owns what it runs now.
     DROVER_ASSIGN(auto recent, store_.recent_deploys({d.service, ""}, 1000));
     for (const auto& n : recent) {
-      if (n.id == d.id) break;
-      if (n.created_ms < d.created_ms) continue;
+      if (n.id == d.id) continue;
       for (const auto& ne : n.environments) {
-        if (ne.name == e->name && ne.entered_ms > 0) {
-          return make_error(Errc::refused, "deploy '" + n.id + "' of service '" + d.service +
-                                               "' is newer and entered environment '" + e->name +
-                                               "' (it is " + deploy_state_name(n.state) +
-                                               "); roll back that one instead");
+        if (ne.name == e->name && ne.entered_ms > 0 && ne.entered_ms >= e->entered_ms) {
+          return make_error(Errc::refused,
+                            "deploy '" + n.id + "' of service '" + d.service +
+                                "' entered environment '" + e->name + "' after this one (it is " +
+                                deploy_state_name(n.state) + "); roll back that one instead");
         }
       }
     }

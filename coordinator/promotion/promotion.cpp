@@ -58,22 +58,28 @@ Status zone_name(const std::string& z, const std::string& field) {
   return Ok{};
 }
 
-// RFC 3339 with a zone, to unix milliseconds ("2026-12-24T00:00:00Z", "+01:00").
+// RFC 3339 with a zone, to unix milliseconds ("2026-12-24T00:00:00Z",
+// "+01:00"): every digit where the layout puts one, nothing else.
 Result<std::int64_t> instant(const std::string& t, const std::string& field) {
-  int y, mo, d, h, mi, s;
-  char rest[8] = {};
   auto bad = [&] {
     return invalid(field + " must be an RFC 3339 time like \"2026-12-24T00:00:00Z\"");
   };
-  if (t.size() < 20 || t.size() > 25 ||
-      std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%7s", &y, &mo, &d, &h, &mi, &s, rest) != 7) {
-    return bad();
+  constexpr std::string_view kLayout = "dddd-dd-ddTdd:dd:dd";
+  const std::string zone = t.size() >= kLayout.size() ? t.substr(kLayout.size()) : "";
+  if (t.size() < kLayout.size() + 1) return bad();
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  for (std::size_t i = 0; i < kLayout.size(); ++i) {
+    if (kLayout[i] == 'd' ? !digit(t[i]) : t[i] != kLayout[i]) return bad();
   }
+  auto num = [&](std::size_t at, std::size_t n) { return std::stoi(t.substr(at, n)); };
+  const int y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2), mi = num(14, 2),
+            s = num(17, 2);
   int offset_min = 0;
-  const std::string zone = rest;
   if (zone == "Z") {
-  } else if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':') {
+  } else if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && digit(zone[1]) &&
+             digit(zone[2]) && zone[3] == ':' && digit(zone[4]) && digit(zone[5])) {
     offset_min = std::stoi(zone.substr(1, 2)) * 60 + std::stoi(zone.substr(4, 2));
+    if (offset_min > 24 * 60) return bad();
     if (zone[0] == '-') offset_min = -offset_min;
   } else {
     return bad();
@@ -170,6 +176,7 @@ Result<std::vector<Environment>> environments_from_json(const json& list,
   std::map<std::string, std::string> whole_regions;
   std::map<std::string, std::map<std::string, std::string>> clusters;
   bool rest_seen = false;
+  std::size_t named_regions = 0;
   for (const Fields& f : items) {
     DROVER_TRY(f.only(
         {"name", "waves", "gate", "freeze", "watch_s", "strategy", "health_checks", "timeouts"}));
@@ -196,6 +203,11 @@ Result<std::vector<Environment>> environments_from_json(const json& list,
       for (std::size_t i = 0; i < w.regions.size(); ++i) {
         const RegionRef& r = w.regions[i];
         const std::string field = wf.path("regions") + "[" + std::to_string(i) + "]";
+        // Every tick walks them: a bound on the whole pipeline, not only per wave.
+        if (++named_regions > kMaxPipelineRegions) {
+          return invalid(field + ": a pipeline names at most " +
+                         std::to_string(kMaxPipelineRegions) + " regions and clusters in all");
+        }
         // A region is named once in a pipeline: whole, or cluster by cluster.
         std::string earlier;
         if (auto whole = whole_regions.find(r.region); whole != whole_regions.end()) {

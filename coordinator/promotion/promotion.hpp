@@ -16,6 +16,9 @@
 
 namespace drover::coordinator {
 
+// Regions and clusters a pipeline names in all its waves, at most.
+inline constexpr std::size_t kMaxPipelineRegions = 512;
+
 struct RegionRef {
   std::string region;
   std::string cluster;  // "" : every cluster of the region

@@ -101,9 +101,12 @@ class RegisteredLayers {
   SteadyTime last_read_;
 };
 
-// Saving `p` over `stored` (null for a new pipeline): a gate before or
-// after the change makes it the approver's.
-RoleNeed pipeline_need(const Pipeline* stored, const Pipeline& p) {
+// Saving `p` over `stored` (null for a new pipeline), beside `others` (the
+// service's other pipelines): a gate before or after the change, or on
+// another pipeline of the service (a second pipeline over the same hosts
+// would be a way around it), makes it the approver's.
+RoleNeed pipeline_need(const Pipeline* stored, const Pipeline& p,
+                       const std::vector<Pipeline>& others) {
   // Gates, from either version's fields (a version-1 pipeline's
   // approval_gates read as gates of its environments).
   auto gates = [](const Pipeline& x) {
@@ -121,7 +124,28 @@ RoleNeed pipeline_need(const Pipeline* stored, const Pipeline& p) {
     return {Role::approver,
             "pipeline '" + p.id + "' would get an approval gate on env " + gates(p)};
   }
+  for (const auto& o : others) {
+    if (!gates(o).empty()) {
+      return {Role::approver, "service '" + p.service + "' has pipeline '" + o.id +
+                                  "' with an approval gate on env " + gates(o) +
+                                  "; another pipeline of the service could go around it"};
+    }
+  }
   return {Role::deployer, ""};
+}
+
+// A version-2 pipeline is a service's whole path: the only pipeline of its
+// service (so its environments are the only ones the service's hosts are in).
+Status one_path_per_service(const Pipeline& p, const std::vector<Pipeline>& others) {
+  for (const auto& o : others) {
+    if (p.format == 2 || o.format == 2) {
+      return make_error(Errc::refused,
+                        "service '" + p.service + "' already has pipeline '" + o.id +
+                            "'; a version-2 pipeline is the only pipeline of its service "
+                            "(change that one, or give it environments)");
+    }
+  }
+  return Ok{};
 }
 
 }  // namespace
@@ -230,7 +254,13 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
       *c->store_,
       [self](const DeployRecord& d, const RunPlan& plan) {
         const bool ready = d.state == DeployState::pending ? self->readiness_->ready(d.id) : true;
-        return store_fleet_view(*self->store_, d, plan, ready, self->places_of(d.service));
+        auto places = self->places_of(d.service);
+        if (!places.ok()) {
+          FleetView unread;
+          unread.unreadable = "the hosts: " + places.error().message;
+          return unread;
+        }
+        return store_fleet_view(*self->store_, d, plan, ready, std::move(*places));
       },
       [self](const DeployRecord& d, const std::string& artifact,
              const std::vector<std::string>& hosts) {
@@ -365,7 +395,7 @@ Coordinator::DeploySettings Coordinator::settings_of(const DeployRecord& d) {
   return out;
 }
 
-std::vector<HostPlace> Coordinator::places_of(const std::string& service) {
+Result<std::vector<HostPlace>> Coordinator::places_of(const std::string& service) {
   std::lock_guard lock(cache_mu_);
   const std::uint64_t version = store_->hosts_version();
   if (version != places_version_) {
@@ -373,7 +403,10 @@ std::vector<HostPlace> Coordinator::places_of(const std::string& service) {
     places_version_ = version;
   }
   auto it = places_.find(service);
-  if (it == places_.end()) it = places_.emplace(service, service_hosts(*store_, service)).first;
+  if (it == places_.end()) {
+    DROVER_ASSIGN(auto places, service_hosts(*store_, service));  // a failure is not kept
+    it = places_.emplace(service, std::move(places)).first;
+  }
   return it->second;
 }
 
@@ -394,11 +427,22 @@ void Coordinator::check_readiness() {
 
 // ---- pipelines ----
 
+Result<std::vector<Pipeline>> Coordinator::other_pipelines(const Pipeline& p) {
+  DROVER_ASSIGN(auto records, store_->pipelines());
+  std::vector<Pipeline> out;
+  for (const auto& r : records) {
+    DROVER_ASSIGN(Pipeline o, decode_pipeline_record(r));
+    if (o.service == p.service && o.id != p.id) out.push_back(std::move(o));
+  }
+  return out;
+}
+
 Result<RoleNeed> Coordinator::role_to_put_pipeline(const Pipeline& p) {
+  DROVER_ASSIGN(auto others, other_pipelines(p));
   DROVER_ASSIGN(auto existing, store_->pipeline(p.id));
-  if (!existing) return pipeline_need(nullptr, p);
+  if (!existing) return pipeline_need(nullptr, p, others);
   DROVER_ASSIGN(Pipeline stored, decode_pipeline_record(*existing));
-  return pipeline_need(&stored, p);
+  return pipeline_need(&stored, p, others);
 }
 
 RoleNeed Coordinator::role_to_start_deploy(const DeployStart& start) {
@@ -407,6 +451,24 @@ RoleNeed Coordinator::role_to_start_deploy(const DeployStart& start) {
                                 start.pipeline_id + "'"};
   }
   return {Role::deployer, ""};
+}
+
+RoleNeed Coordinator::role_to_start_in(const Pipeline& p, const DeployStart& start) {
+  RoleNeed need = role_to_start_deploy(start);
+  if (need.role == Role::approver || p.format != 2 || !start.env) return need;
+  // Skipping environments of a promotion path skips what they would have
+  // proved: the approver's call, like a strategy override.
+  if (const std::size_t i = env_index(p, *start.env); i != std::string::npos && i > 0) {
+    return {Role::approver, "starting in env '" + *start.env + "' skips env '" +
+                                p.environments[0].name + "' of pipeline '" + p.id + "'"};
+  }
+  return need;
+}
+
+Result<RoleNeed> Coordinator::role_to_start(const DeployStart& start) {
+  auto p = load_pipeline(start.pipeline_id);
+  if (!p.ok()) return role_to_start_deploy(start);  // start_deploy names what is missing
+  return role_to_start_in(*p, start);
 }
 
 Result<SavedPipeline> Coordinator::put_pipeline(Pipeline p, const Caller& who) {
@@ -418,10 +480,12 @@ Result<SavedPipeline> Coordinator::put_pipeline(Pipeline p, const Caller& who) {
     DROVER_ASSIGN(Pipeline decoded, decode_pipeline_record(*existing));
     stored = std::move(decoded);
   }
-  if (const RoleNeed need = pipeline_need(stored ? &*stored : nullptr, p);
+  DROVER_ASSIGN(auto others, other_pipelines(p));
+  if (const RoleNeed need = pipeline_need(stored ? &*stored : nullptr, p, others);
       !allows(who.role, need.role)) {
     return make_error(Errc::refused, role_refusal(need, who));
   }
+  DROVER_TRY(one_path_per_service(p, others));
   if (stored) {
     const Pipeline& old = *stored;
     if (old.service != p.service) {
@@ -487,6 +551,18 @@ Result<DeployStarted> Coordinator::start_deploy(const DeployStart& start, const 
   if (first == std::string::npos) {
     return make_error(Errc::invalid_argument,
                       "env '" + *start.env + "' is not an environment of pipeline '" + p.id + "'");
+  }
+  if (const RoleNeed need = role_to_start_in(p, start); !allows(who.role, need.role)) {
+    return make_error(Errc::refused, role_refusal(need, who));
+  }
+  // Runs wait for their artifact, their turn or a gate; a bounded number of
+  // them per service keeps each tick's work bounded.
+  DROVER_ASSIGN(auto active, store_->active_deploys(p.service));
+  if (active.size() >= kMaxActiveRunsPerService) {
+    return make_error(Errc::refused,
+                      "service '" + p.service + "' has " + std::to_string(active.size()) +
+                          " runs not finished (the most there may be), the oldest '" +
+                          active.front().id + "'; let them end, or roll back or supersede them");
   }
   const std::string env_name = p.environments[first].name;
   const std::string git_sha = start.git_sha ? *start.git_sha : artifact->git_sha;
@@ -749,6 +825,26 @@ Result<AuditRecord> Coordinator::running_at(const std::string& service, const st
                                            " is recorded at or before that time");
   }
   return *r;
+}
+
+Result<CoordinatorStore::HostRelease> Coordinator::host_running_at(const std::string& service,
+                                                                   const std::string& host,
+                                                                   std::int64_t at_ms) {
+  DROVER_TRY(validate_name(service, "service"));
+  DROVER_TRY(validate_name(host, "host"));
+  DROVER_ASSIGN(auto r, store_->host_release_at(service, host, at_ms));
+  if (!r) {
+    return make_error(Errc::not_found, "host '" + host + "' reported no release of service '" +
+                                           service + "' at or before that time");
+  }
+  return *r;
+}
+
+Result<std::vector<CoordinatorStore::HostRelease>> Coordinator::host_releases(
+    const std::string& service, const std::string& host, std::int64_t since_ms) {
+  DROVER_TRY(validate_name(service, "service"));
+  DROVER_TRY(validate_name(host, "host"));
+  return store_->host_releases(service, host, since_ms);
 }
 
 // ---- tokens ----

@@ -134,6 +134,10 @@ struct CreatedToken {
 };
 
 // An operation's failure: the HTTP status it maps to comes from the code.
+// Runs of one service not finished (waiting, queued, at a gate or running)
+// at most; a start beyond is refused (409).
+inline constexpr std::size_t kMaxActiveRunsPerService = 16;
+
 class Coordinator {
  public:
   // clock: the time every decision goes by (deadlines, bakes, records).
@@ -159,12 +163,16 @@ class Coordinator {
 
   // ---- operations of the API ----
   // What saving `pipeline` needs (docs/COORDINATOR.md, "Access"): the
-  // approver role when it, or the stored version it would replace, has an
-  // approval gate; else deployer.
+  // approver role when it, the stored version it would replace, or another
+  // pipeline of its service has an approval gate; else deployer.
   Result<RoleNeed> role_to_put_pipeline(const Pipeline& pipeline);
   // What starting this deploy needs: the approver role when it carries a
   // strategy_override; else deployer.
   static RoleNeed role_to_start_deploy(const DeployStart& start);
+  // The same, and the approver role to start a version-2 pipeline's run past
+  // its first environment (skipping environments).
+  static RoleNeed role_to_start_in(const Pipeline& p, const DeployStart& start);
+  Result<RoleNeed> role_to_start(const DeployStart& start);
 
   // A new pipeline, or a new version of one (its service cannot change).
   // Refused when `who` lacks role_to_put_pipeline's role, checked again
@@ -226,6 +234,13 @@ class Coordinator {
   // env "": the newest release in any environment, or recorded without one.
   Result<AuditRecord> running_at(const std::string& service, const std::string& env,
                                  std::int64_t at_ms);
+  // What host reported running for service at at_ms (not_found before its first report).
+  Result<CoordinatorStore::HostRelease> host_running_at(const std::string& service,
+                                                        const std::string& host,
+                                                        std::int64_t at_ms);
+  Result<std::vector<CoordinatorStore::HostRelease>> host_releases(const std::string& service,
+                                                                   const std::string& host,
+                                                                   std::int64_t since_ms);
 
   // person: by the name rule; without it, the token's name.
   Result<CreatedToken> create_token(const std::string& name, Role role,
@@ -247,6 +262,8 @@ class Coordinator {
   Result<int> drive_once(bool check = true);
 
  private:
+  // The other pipelines of p's service.
+  Result<std::vector<Pipeline>> other_pipelines(const Pipeline& p);
   Coordinator(CoordinatorOptions options, const Clock& clock, Random& random, Logger& log);
   Result<Pipeline> load_pipeline(const std::string& id);
   // What a deploy's config snapshot says, read once per deploy.
@@ -257,7 +274,7 @@ class Coordinator {
   DeploySettings settings_of(const DeployRecord& d);
   // Where a service's enrolled hosts are, read again only after an
   // enrollment or a reset (the store's hosts_version).
-  std::vector<HostPlace> places_of(const std::string& service);
+  Result<std::vector<HostPlace>> places_of(const std::string& service);
   // The driver's step before each tick, off the orchestrator's lock: asks
   // the tracker about the artifacts of pending deploys, and forgets what it
   // kept of finished deploys.

@@ -270,6 +270,22 @@ class CoordinatorStore {
                                            const std::vector<FleetSample>& samples,
                                            const std::string& delivery, std::int64_t now_ms,
                                            std::int64_t forget_before_ms) = 0;
+  // What one host ran: each change of the release it reported for a service,
+  // at the time the host stamped on the report item (the newest
+  // kMaxHostReleases per host and service are kept).
+  struct HostRelease {
+    std::int64_t since_ms = 0;
+    std::string release;
+  };
+  static constexpr std::size_t kMaxHostReleases = 256;
+  // Oldest first, changes at or after since_ms.
+  virtual Result<std::vector<HostRelease>> host_releases(const std::string& service,
+                                                         const std::string& host,
+                                                         std::int64_t since_ms) = 0;
+  // What host reported running for service at at_ms (the newest change by then).
+  virtual Result<std::optional<HostRelease>> host_release_at(const std::string& service,
+                                                             const std::string& host,
+                                                             std::int64_t at_ms) = 0;
   // Drops samples older than before_ms; returns how many went.
   virtual Result<std::size_t> prune_samples(std::int64_t before_ms) = 0;
 };

@@ -105,6 +105,7 @@ Status KvCoordinatorStore::init(KvCoordinatorStore& s, const std::string& where)
   DROVER_ASSIGN(s.settings_, kv.table("settings"));
   DROVER_ASSIGN(s.host_seen_, kv.table("host_seen"));
   DROVER_ASSIGN(s.deploy_configs_, kv.table("deploy_configs"));
+  DROVER_ASSIGN(s.host_releases_, kv.table("host_releases"));
   DROVER_ASSIGN(s.deliveries_, kv.table("webhook_deliveries"));
   DROVER_ASSIGN(s.deliveries_by_time_, kv.table("webhook_by_time"));
   DROVER_ASSIGN(s.active_deploys_, kv.table("active_deploys"));

@@ -73,6 +73,12 @@ class KvCoordinatorStore : public CoordinatorStore {
                                                        std::int64_t now) override;
   void set_limits(const StoreLimits& limits) override { limits_ = limits; }
   Result<Fleet> fleet(const std::string& service, std::int64_t since_ms) override;
+  Result<std::vector<HostRelease>> host_releases(const std::string& service,
+                                                 const std::string& host,
+                                                 std::int64_t since_ms) override;
+  Result<std::optional<HostRelease>> host_release_at(const std::string& service,
+                                                     const std::string& host,
+                                                     std::int64_t at_ms) override;
   Status add_samples(const std::string& service, const std::vector<FleetSample>& samples) override;
   Result<bool> add_webhook_samples(const std::string& service,
                                    const std::vector<FleetSample>& samples,
@@ -118,6 +124,8 @@ class KvCoordinatorStore : public CoordinatorStore {
   // webhook_deliveries/<id> -> received ms; webhook_by_time/<ms be64>/<id>
   kv::Table deliveries_ = 0, deliveries_by_time_ = 0;
   kv::Table deploy_configs_ = 0;  // deploy id -> content id of its config snapshot
+  // host_releases/<service>/<host>/<since ms be64> -> release (what a host ran, when)
+  kv::Table host_releases_ = 0;
   kv::Table active_deploys_ = 0;  // service/id -> id of each deploy not finished
   // "a/", "s/<service>/" or "p/<pipeline>/" + big-endian ~created_ms + id -> id
   kv::Table deploy_list_ = 0;

@@ -31,6 +31,57 @@ Result<bool> put_sample(kv::Txn& txn, kv::Table table, const std::string& servic
   return txn.put_new(table, key, sample.dump());
 }
 
+// The time at the end of a host_releases key (8 big-endian bytes).
+std::int64_t since_of(std::string_view key) {
+  if (key.size() < 8) return 0;
+  std::uint64_t n = 0;
+  for (char c : key.substr(key.size() - 8)) n = (n << 8) | static_cast<unsigned char>(c);
+  return static_cast<std::int64_t>(n);
+}
+
+std::string releases_prefix(const std::string& service, const std::string& host) {
+  return service + '/' + host + '/';
+}
+
+// Keeps a change of the release a host runs (state is its host_state record):
+// host_releases/<service>/<host>/<since be64>, the oldest dropped beyond
+// kMaxHostReleases. A host stamps the time itself: it speaks only of itself.
+Status note_release(kv::Txn& txn, kv::Table host_state, kv::Table host_releases, json& state,
+                    const std::string& service, const std::string& host, const std::string& release,
+                    std::int64_t at_ms) {
+  if (state.value("release", "") == release) return Ok{};  // most reports change nothing
+  state["release"] = release;
+  const std::string prefix = releases_prefix(service, host);
+  const std::string key = seq_key(prefix.substr(0, prefix.size() - 1),
+                                  static_cast<std::uint64_t>(std::max<std::int64_t>(at_ms, 0)));
+  DROVER_ASSIGN(bool added, txn.put_new(host_releases, key, release));
+  if (!added) DROVER_TRY(txn.put(host_releases, key, release));  // two changes in one ms
+  // The state counts the host's kept changes, so only the oldest is read
+  // when one must go (a record from before the count: counted once).
+  std::int64_t kept = state.value("releases_kept", std::int64_t{-1});
+  DROVER_ASSIGN(auto cursor, txn.cursor(host_releases));
+  if (kept < 0) {
+    kept = 0;
+    DROVER_ASSIGN(bool more, cursor->seek(prefix));
+    while (more && cursor->key().substr(0, prefix.size()) == prefix) {
+      ++kept;
+      DROVER_ASSIGN(more, cursor->next());
+    }
+  } else if (added) {
+    ++kept;
+  }
+  while (kept > static_cast<std::int64_t>(CoordinatorStore::kMaxHostReleases)) {
+    DROVER_ASSIGN(bool found, cursor->seek(prefix));
+    if (!found || cursor->key().substr(0, prefix.size()) != prefix) break;
+    const std::string oldest(cursor->key());
+    if (auto erased = txn.erase(host_releases, oldest); !erased.ok()) return erased.error();
+    --kept;
+  }
+  state["releases_kept"] = kept;
+  DROVER_TRY(txn.put(host_state, service + '/' + host, state.dump()));
+  return Ok{};
+}
+
 }  // namespace
 
 bool KvCoordinatorStore::samples_fit() {
@@ -94,10 +145,8 @@ Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const ReportFrom& 
       }
       if (!hi.release.empty()) {
         DROVER_ASSIGN(json st, state_of(hi.service));
-        if (st.value("release", "") != hi.release) {  // most samples change nothing
-          st["release"] = hi.release;
-          DROVER_TRY(txn.put(host_state_, hi.service + '/' + host, st.dump()));
-        }
+        DROVER_TRY(note_release(txn, host_state_, host_releases_, st, hi.service, host, hi.release,
+                                hi.at_ms));
       }
     } else if (item.event) {
       const proto::EventItem& e = *item.event;
@@ -111,8 +160,9 @@ Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const ReportFrom& 
       }
       if (e.event == "applied" && !e.detail.empty()) {
         DROVER_ASSIGN(json st, state_of(e.service));
-        st["release"] = e.detail;  // the artifact it now runs
-        DROVER_TRY(txn.put(host_state_, e.service + '/' + host, st.dump()));
+        // The artifact it now runs.
+        DROVER_TRY(
+            note_release(txn, host_state_, host_releases_, st, e.service, host, e.detail, e.at_ms));
       } else if (e.event == "apply_failed" || e.event == "plan_refused" ||
                  e.event == "fetch_failed") {
         DROVER_ASSIGN(json st, state_of(e.service));
@@ -194,6 +244,40 @@ Result<KvCoordinatorStore::Fleet> KvCoordinatorStore::fleet(const std::string& s
     DROVER_ASSIGN(more, cursor->next());
   }
   return f;
+}
+
+Result<std::vector<KvCoordinatorStore::HostRelease>> KvCoordinatorStore::host_releases(
+    const std::string& service, const std::string& host, std::int64_t since_ms) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  DROVER_ASSIGN(auto cursor, txn_owner->cursor(host_releases_));
+  const std::string prefix = releases_prefix(service, host);
+  std::vector<HostRelease> out;
+  DROVER_ASSIGN(bool more, cursor->seek(seq_key(
+                               prefix.substr(0, prefix.size() - 1),
+                               static_cast<std::uint64_t>(std::max<std::int64_t>(since_ms, 0)))));
+  while (more && cursor->key().substr(0, prefix.size()) == prefix) {
+    out.push_back({since_of(cursor->key()), std::string(cursor->value())});
+    DROVER_ASSIGN(more, cursor->next());
+  }
+  return out;
+}
+
+Result<std::optional<KvCoordinatorStore::HostRelease>> KvCoordinatorStore::host_release_at(
+    const std::string& service, const std::string& host, std::int64_t at_ms) {
+  if (at_ms < 0) return std::optional<HostRelease>();
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  DROVER_ASSIGN(auto cursor, txn_owner->cursor(host_releases_));
+  const std::string prefix = releases_prefix(service, host);
+  std::optional<HostRelease> found;
+  // At most kMaxHostReleases keys per host and service: read forward.
+  DROVER_ASSIGN(bool more, cursor->seek(prefix));
+  while (more && cursor->key().substr(0, prefix.size()) == prefix) {
+    const std::int64_t since = since_of(cursor->key());
+    if (since > at_ms) break;
+    found = HostRelease{since, std::string(cursor->value())};
+    DROVER_ASSIGN(more, cursor->next());
+  }
+  return found;
 }
 
 Status KvCoordinatorStore::add_samples(const std::string& service,

@@ -480,6 +480,7 @@ TEST_F(AccessAttack, TheGateTakesOnlyAnotherPersonsApprovalAndRefusesBadBodies) 
             403);
   EXPECT_EQ(call("POST", "/deploys/web-9/approve", json::object(), approver_).status, 404);
   for (const json& bad : {json{{"comment", 5}}, json{{"comment", std::string(2000, 'x')}},
+                          json{{"comment", "ok\u001b[2J"}}, json{{"comment", "a\nb"}},
                           json{{"approve", true}}, json::array()}) {
     Answer a = call("POST", path, bad, approver_);
     EXPECT_EQ(a.status, 400) << bad.dump().substr(0, 80) << " " << a.raw;
@@ -508,6 +509,67 @@ TEST_F(AccessAttack, TheGateTakesOnlyAnotherPersonsApprovalAndRefusesBadBodies) 
   const json view = call("GET", "/deploys/web-1", std::string(), viewer_).body;
   ASSERT_EQ(view["environments"][0]["gate"]["approvals"].size(), 1u) << view.dump();
   EXPECT_EQ(view["environments"][0]["gate"]["approvals"][0]["person"], "ada");
+}
+
+// No way around a gate through a second path (review of issue 13): once a
+// service has a gated pipeline, another pipeline of it is the approver's to
+// write; a version-2 pipeline is its service's only one; starting a
+// version-2 run past its first environment is the approver's call; a
+// service has at most kMaxActiveRunsPerService runs not finished.
+TEST_F(AccessAttack, NoSecondPathAroundAGateAndABoundOnWaitingRuns) {
+  const std::string artifact = ready_to_deploy();
+  HostRecord s9;  // staging's one host
+  s9.host = "s9";
+  s9.region = "r9";
+  s9.services = {"web"};
+  SeededRandom rnd(99);
+  s9.key = sign::KeyPair::generate(rnd).public_key();
+  s9.report_key = std::string(32, 's');
+  ASSERT_TRUE(coordinator_->store().enroll(s9).ok());
+  const json gated = {{"format", "drover.pipeline.v2"},
+                      {"id", "web"},
+                      {"service", "web"},
+                      {"environments",
+                       {{{"name", "staging"}, {"waves", {{{"name", "all"}, {"regions", {"r9"}}}}}},
+                        {{"name", "prod"},
+                         {"gate", {{"approvals", 1}}},
+                         {"waves", {{{"name", "all"}, {"regions", {"r1"}}}}}}}}};
+  ASSERT_EQ(call("POST", "/pipelines", gated, approver_).status, 201);
+  json hotfix = {{"format", "drover.pipeline.v2"},
+                 {"id", "web-hotfix"},
+                 {"service", "web"},
+                 {"environments",
+                  {{{"name", "hotfix"}, {"waves", {{{"name", "all"}, {"regions", {"r1"}}}}}}}}};
+  Answer sneaky = call("POST", "/pipelines", hotfix, deployer_);
+  EXPECT_EQ(sneaky.status, 403) << sneaky.raw;
+  EXPECT_NE(sneaky.error().find("pipeline 'web' with an approval gate"), std::string::npos)
+      << sneaky.raw;
+  Answer second = call("POST", "/pipelines", hotfix, approver_);
+  EXPECT_EQ(second.status, 409) << second.raw;
+  EXPECT_NE(second.error().find("only pipeline of its service"), std::string::npos) << second.raw;
+  json v1 = pipeline(false);
+  v1["id"] = "web-old";
+  EXPECT_EQ(call("POST", "/pipelines", v1, approver_).status, 409);
+  EXPECT_EQ(call("GET", "/pipelines", std::string(), viewer_).body["pipelines"].size(), 1u);
+
+  // Straight to prod skips staging: not a deployer's call.
+  Answer skip =
+      call("POST", "/deploys",
+           json{{"pipeline_id", "web"}, {"artifact_id", artifact}, {"env", "prod"}}, deployer_);
+  EXPECT_EQ(skip.status, 403) << skip.raw;
+  EXPECT_NE(skip.error().find("skips env 'staging'"), std::string::npos) << skip.raw;
+  EXPECT_EQ(call("GET", "/deploys", std::string(), viewer_).body["deploys"].size(), 0u);
+
+  // Runs that wait (no driver here: each stays pending) are bounded.
+  for (std::size_t i = 0; i < kMaxActiveRunsPerService; ++i) {
+    Answer d = call("POST", "/deploys", json{{"pipeline_id", "web"}, {"artifact_id", artifact}},
+                    deployer_);
+    ASSERT_EQ(d.status, 201) << i << " " << d.raw;
+  }
+  Answer over =
+      call("POST", "/deploys", json{{"pipeline_id", "web"}, {"artifact_id", artifact}}, deployer_);
+  EXPECT_EQ(over.status, 409) << over.raw;
+  EXPECT_NE(over.error().find("'web-1'"), std::string::npos) << over.raw;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
 #include "core/sign/secret_box.hpp"
+#include "core/world/random.hpp"
 #include "tests/support/small_manifest.hpp"
 #include "tests/support/test_support.hpp"
 #include "tests/support/tls_cert.hpp"
@@ -159,6 +160,8 @@ const Endpoint kEndpoints[] = {
     {"GET", "/audit", Role::viewer},
     {"GET", "/audit/verify", Role::viewer},
     {"GET", "/audit/running?service=web", Role::viewer},
+    {"GET", "/audit/running?service=web&host=h1", Role::viewer},
+    {"GET", "/hosts/h1/releases?service=web", Role::viewer},
     {"GET", "/tokens", Role::admin},
     {"POST", "/tokens", Role::admin},
     {"DELETE", "/tokens/vee", Role::admin},
@@ -565,6 +568,48 @@ TEST_F(Api, AuditQueriesAndWhatRanTakeAnEnv) {
     EXPECT_EQ(bad.status, 400) << path;
     EXPECT_NE(bad.body["error"].get<std::string>().find("env '.hidden'"), std::string::npos)
         << bad.body.dump();
+  }
+}
+
+// What one host ran (GET /audit/running?host=, GET /hosts/:host/releases),
+// from what the host reported; bad names and mixed questions refused.
+TEST_F(Api, WhatAHostRanAtATimeAndItsSwitches) {
+  HostRecord h;
+  h.host = "h1";
+  h.region = "eu";
+  h.services = {"web"};
+  SeededRandom rnd(7);
+  h.key = sign::KeyPair::generate(rnd).public_key();
+  h.report_key = std::string(32, 'k');
+  ASSERT_TRUE(coordinator_->store().enroll(h).ok());
+  proto::ReportBody body;
+  body.seq = 1;
+  for (auto [release, at] : {std::pair{"sha256:a", 1000}, std::pair{"sha256:b", 2000}}) {
+    proto::HealthItem item;
+    item.service = "web";
+    item.release = release;
+    item.at_ms = at;
+    body.items.push_back({item, std::nullopt});
+  }
+  ASSERT_TRUE(coordinator_->store().ingest_report("h1", body, 3000).ok());
+  auto ran = [&](const std::string& query) {
+    Answer a = call("GET", "/audit/running?service=web&" + query, std::string(), viewer_);
+    return a.status == 200 ? a.body["artifact_id"].get<std::string>() : std::to_string(a.status);
+  };
+  EXPECT_EQ(ran("host=h1&at=1500"), "sha256:a");
+  EXPECT_EQ(ran("host=h1&at=2000"), "sha256:b");
+  EXPECT_EQ(ran("host=h1&at=999"), "404");
+  EXPECT_EQ(ran("host=h2"), "404");
+  EXPECT_EQ(ran("host=h1&env=staging"), "400");
+  Answer list = call("GET", "/hosts/h1/releases?service=web", std::string(), viewer_);
+  ASSERT_EQ(list.status, 200) << list.body.dump();
+  ASSERT_EQ(list.body["releases"].size(), 2u);
+  EXPECT_EQ(list.body["releases"][1]["since_ms"], 2000);
+  for (const char* path : {"/audit/running?service=web&host=..", "/hosts/.x/releases?service=web",
+                           "/hosts/h1/releases", "/hosts/h1/releases?service=a%2Fb",
+                           "/hosts/h1/releases?service=web&since=soon"}) {
+    Answer bad = call("GET", path, std::string(), viewer_);
+    EXPECT_EQ(bad.status, 400) << path << " " << bad.body.dump();
   }
 }
 

@@ -88,10 +88,11 @@ class HostileHosts : public ::testing::Test {
     b.items = std::move(items);
     return send_body(h, proto::to_json(b));
   }
+  static std::string release_id(const std::string& name) { return ContentId::of(name).str(); }
   proto::ReportItem sample(const std::string& service, std::int64_t at_ms, double error_rate) {
     proto::HealthItem s;
     s.service = service;
-    s.release = "sha256:v1";
+    s.release = release_id("v1");
     s.at_ms = at_ms;
     s.ok = true;
     s.error_rate = error_rate;
@@ -126,7 +127,7 @@ TEST_F(HostileHosts, AHostReportsOnlyForItsOwnServices) {
   Host mallory = host("web-1", {"web"});
   Host honest = host("pay-1", {"payments"});
   auto r = send(mallory, {sample("payments", now_ms(), 0.9),
-                          event("payments", "applied", proto::kMaxSeq, "sha256:evil"),
+                          event("payments", "applied", proto::kMaxSeq, release_id("evil")),
                           sample("web", now_ms(), 0.01)});
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->type, "ack");  // the rest of the report is kept
@@ -149,16 +150,16 @@ TEST_F(HostileHosts, AHostReportsOnlyForItsOwnServices) {
 TEST_F(HostileHosts, ASeqAboveWhatWasIssuedIsIgnoredAndSeqsStayBelow2To53) {
   Host h = host("web-1");
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(store_->next_plan_seq("web").ok());
-  ASSERT_TRUE(
-      send(h, {event("web", "applied", 1000, "sha256:x"), event("web", "apply_failed", 999, "no")})
-          .ok());
+  ASSERT_TRUE(send(h, {event("web", "applied", 1000, release_id("x")),
+                       event("web", "apply_failed", 999, "no")})
+                  .ok());
   EXPECT_EQ(store_->plan_seq("web").value(), 3u);
   EXPECT_TRUE(store_->fleet("web", 0).value().failed_seq.empty());
   EXPECT_EQ(gateway_->refused_items(), 2u);
   // Past 2^53-1 a report is refused whole, naming the field.
   proto::ReportBody big;
   big.seq = ++h.seq;
-  big.items.push_back(event("web", "applied", 1, "sha256:x"));
+  big.items.push_back(event("web", "applied", 1, release_id("x")));
   nlohmann::json j = proto::to_json(big);
   j["items"][0]["seq"] = std::numeric_limits<std::uint64_t>::max();
   auto refused = send_body(h, j);
@@ -183,6 +184,29 @@ TEST_F(HostileHosts, SamplesDatedBeyondTheSkewBoundAreRefused) {
   EXPECT_EQ(f.samples[0].at_ms, now_ms() - 7'200'000);
   EXPECT_EQ(f.samples[1].at_ms, now_ms() + 60'000);
   EXPECT_EQ(gateway_->refused_items(), 1u);
+}
+
+// What a host says it runs is kept (its switch history) and shown: only an
+// artifact id counts, and an event dated past the skew bound is refused like
+// a sample.
+TEST_F(HostileHosts, AReleaseThatIsNoArtifactIdOrAFutureEventIsRefused) {
+  Host h = host("web-1");
+  ASSERT_TRUE(store_->next_plan_seq("web").ok());
+  proto::ReportItem odd = sample("web", now_ms(), 0.0);
+  odd.health->release = "\x1b[2Jrm -rf";
+  ASSERT_TRUE(send(h, {odd, event("web", "applied", 1, "not-an-id"),
+                       event("web", "applied", 1, release_id("v2"))})
+                  .ok());
+  EXPECT_EQ(gateway_->refused_items(), 2u);
+  EXPECT_EQ(store_->fleet("web", 0).value().running.at("web-1"), release_id("v2"));
+  proto::ReportItem late = event("web", "applied", 1, release_id("v3"));
+  late.event->at_ms = proto::kMaxSeq;
+  ASSERT_TRUE(send(h, {late}).ok());
+  EXPECT_EQ(gateway_->refused_items(), 3u);
+  auto history = store_->host_releases("web", "web-1", 0).value();
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].release, release_id("v2"));
+  EXPECT_LE(history[0].since_ms, now_ms());
 }
 
 // Item 4. Before: a 300-byte service name passed the decoder and its key was
@@ -260,9 +284,9 @@ TEST_F(HostileHosts, AFullMapDropsSamplesButKeepsEventsAndTransitions) {
   }
   ASSERT_TRUE(full) << "the map never filled";
   // Another host's event is still ingested, and deploy state still written.
-  auto r = send(other, {event("web", "applied", 3, "sha256:v3")});
+  auto r = send(other, {event("web", "applied", 3, release_id("v3"))});
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(store_->fleet("web", 0).value().running.at("web-2"), "sha256:v3");
+  EXPECT_EQ(store_->fleet("web", 0).value().running.at("web-2"), release_id("v3"));
   EXPECT_TRUE(store_->put_setting("still", "writable").ok());
   EXPECT_EQ(store_->hosts().value().size(), 2u);
   AuditRecord a;

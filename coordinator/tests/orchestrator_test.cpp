@@ -224,5 +224,46 @@ TEST(Orchestrator, RunsQueuePerEnvironmentAndTheNewestQueuedOneWins) {
   EXPECT_NE(back.error().message.find("'web-3'"), std::string::npos) << back.error().message;
 }
 
+// The run that entered an environment last owns it, whenever it was created:
+// an older run held back (paused) that enters after a newer one finished
+// makes a rollback of the newer one refused, naming it.
+TEST(Orchestrator, ARollbackIsRefusedOnceAnyRunEnteredTheEnvironmentAfterIt) {
+  World w;
+  w.released_v1();
+  auto o = w.orchestrator();
+  auto made = [&](const std::string& id, const std::string& artifact) {
+    DeployRecord d = w.deploy();
+    d.id = id;
+    d.artifact = artifact;
+    d.started_by = "alice";
+    return d;
+  };
+  auto state = [&](const std::string& id) { return o->get(id)->state; };
+  auto run_until = [&](const std::string& id, DeployState want) {
+    for (int i = 0; i < 600 && state(id) != want; ++i) {
+      w.step_fleet();
+      ASSERT_TRUE(o->tick().ok());
+      w.clock.advance(1s);
+    }
+  };
+  ASSERT_TRUE(o->create(made("web-1", "v2"), "alice", "", "{}").ok());
+  ASSERT_TRUE(o->pause("web-1", {"alice-token", "alice"}).ok());  // held before it enters
+  ASSERT_EQ(o->get("web-1")->environments[0].entered_ms, 0);
+  w.clock.advance(1s);
+  ASSERT_TRUE(o->create(made("web-2", "v3"), "alice", "", "{}").ok());
+  run_until("web-2", DeployState::succeeded);
+  ASSERT_EQ(state("web-2"), DeployState::succeeded) << o->get("web-2")->reason;
+  ASSERT_TRUE(o->resume("web-1", {"alice-token", "alice"}).ok());
+  run_until("web-1", DeployState::succeeded);
+  ASSERT_EQ(state("web-1"), DeployState::succeeded) << o->get("web-1")->reason;
+  EXPECT_EQ(o->get("web-1")->environments[0].prior_artifact, "v3");
+  const Status back = o->rollback("web-2", {"carol-token", "carol"}, "v3 was bad");
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.error().code, Errc::refused);
+  EXPECT_NE(back.error().message.find("'web-1'"), std::string::npos) << back.error().message;
+  EXPECT_EQ(state("web-2"), DeployState::succeeded);
+  for (const auto& [host, release] : w.fleet.running) EXPECT_EQ(release, "v2") << host;
+}
+
 }  // namespace
 }  // namespace drover::coordinator

@@ -105,6 +105,14 @@ TEST(Promotion, EveryMalformedPathIsRefusedNamingItsField) {
       "freeze[0].to must be after");
   refused(R"([{"name":"a","freeze":[{"from":"tomorrow","to":"2026-12-24T00:00:00Z"}],)" + w + "}]",
           "freeze[0].from must be an RFC 3339 time");
+  // Near misses: letters or signs where digits go, an offset out of range.
+  for (const char* from : {"2026-12-24T00:00:00+ab:cd", "2026-12-24T00:00:00+01:0x",
+                           "2026-12-24T-1:00:00Z", "2026-12-24T 1:00:00Z", "+026-12-24T00:00:00Z",
+                           "2026-12-24T00:00:00+99:00", "2026-12-24T00:00:00", "2026-12-24"}) {
+    refused(std::string(R"([{"name":"a","freeze":[{"from":")") + from +
+                R"(","to":"2026-12-27T00:00:00Z"}],)" + w + "}]",
+            "freeze[0].from must be an RFC 3339 time");
+  }
 }
 
 }  // namespace

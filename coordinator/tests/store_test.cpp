@@ -150,6 +150,50 @@ TEST_P(CoordinatorStores, TheFleetViewFollowsWhatHostsReport) {
   EXPECT_EQ((*s)->fleet("web", 0)->samples.size(), 1u);
 }
 
+// "What ran at T" per host: each change of what a host reports running is
+// kept at the host's own time, the newest kMaxHostReleases of each host.
+TEST_P(CoordinatorStores, EachHostsSwitchesAreKeptAndAnswerWhatItRanAtATime) {
+  auto s = backend_.open().value();
+  ASSERT_TRUE(s->enroll(host_with_key("web-1", 1)).ok());
+  ASSERT_TRUE(s->enroll(host_with_key("web-2", 2)).ok());
+  ASSERT_TRUE(s->next_plan_seq("web").ok());
+  // v1 at 100 (samples at 150 and 180 change nothing), v2 at 200, back to v1 at 400.
+  ASSERT_TRUE(s->ingest_report("web-1",
+                               report(1, {health("v1", 100, 0), health("v1", 150, 0),
+                                          health("v1", 180, 0), health("v2", 200, 0)}),
+                               1)
+                  .ok());
+  ASSERT_TRUE(s->ingest_report("web-1", report(2, {health("v1", 400, 0)}), 2).ok());
+  ASSERT_TRUE(s->ingest_report("web-2", report(1, {health("v9", 300, 0)}), 2).ok());
+  auto all = s->host_releases("web", "web-1", 0).value();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].release, "v1");
+  EXPECT_EQ(all[0].since_ms, 100);
+  EXPECT_EQ(all[1].release, "v2");
+  EXPECT_EQ(all[1].since_ms, 200);
+  EXPECT_EQ(all[2].since_ms, 400);
+  EXPECT_EQ(s->host_releases("web", "web-1", 201).value().size(), 1u);
+  EXPECT_FALSE(s->host_release_at("web", "web-1", 99).value());
+  EXPECT_EQ(s->host_release_at("web", "web-1", 100).value()->release, "v1");
+  EXPECT_EQ(s->host_release_at("web", "web-1", 399).value()->release, "v2");
+  EXPECT_EQ(s->host_release_at("web", "web-1", 1'000'000).value()->release, "v1");
+  // Hosts and services do not mix (web-1 is a prefix of web-10's key space).
+  EXPECT_EQ(s->host_release_at("web", "web-2", 1'000).value()->release, "v9");
+  EXPECT_TRUE(s->host_releases("web", "web-10", 0).value().empty());
+  EXPECT_TRUE(s->host_releases("db", "web-1", 0).value().empty());
+  // A host that flips often keeps its newest kMaxHostReleases switches.
+  std::uint64_t seq = 3;
+  for (std::size_t i = 0; i < CoordinatorStore::kMaxHostReleases + 10; ++i) {
+    const std::int64_t at = 1000 + static_cast<std::int64_t>(i);
+    ASSERT_TRUE(
+        s->ingest_report("web-1", report(seq++, {health(i % 2 ? "v1" : "v2", at, 0)}), 3).ok());
+  }
+  all = s->host_releases("web", "web-1", 0).value();
+  ASSERT_EQ(all.size(), CoordinatorStore::kMaxHostReleases);
+  EXPECT_EQ(all.back().since_ms,
+            1000 + static_cast<std::int64_t>(CoordinatorStore::kMaxHostReleases + 9));
+}
+
 TEST_P(CoordinatorStores, ManyReportsCommitTogetherAndAnUnknownHostFailsAlone) {
   auto s = backend_.open().value();
   ASSERT_TRUE(s->enroll(host_with_key("web-1", 1)).ok());

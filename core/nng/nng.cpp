@@ -174,10 +174,31 @@ Status check_transport(const std::string& url, bool allow_plaintext) {
 
 // ---- Client ----
 
+// A dialer of NNG 1.5.2 can stop reconnecting for good: seen on a TLS
+// agent link after three coordinator restarts within a second (one agent of
+// three sent nothing for 90 s, every send timing out for want of a pipe,
+// while the others reconnected at once). After kRedialAfter sends in a row
+// that found no connection, the socket is closed and dialed afresh.
+constexpr int kRedialAfter = 3;
+
 struct Client::Impl {
   nng_socket sock = NNG_SOCKET_INITIALIZER;
-  std::mutex mu;  // serializes request/answer pairs on the REQ socket
+  std::string url;
+  std::optional<TlsClient> tls;
+  int unsent = 0;  // sends in a row that timed out (no connection to send on)
+  std::mutex mu;   // serializes request/answer pairs on the REQ socket
   ~Impl() { nng_close(sock); }
+
+  Status open() {
+    int rv = nng_req0_open(&sock);
+    if (rv != 0) return nng_error("nng req open", rv);
+    DROVER_TRY(bound_size(sock));
+    // A lost request is retried by the caller, with its own backoff.
+    nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_socket_set_ms(sock, NNG_OPT_RECONNMINT, 50);
+    nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, 2000);
+    return start_dialer(sock, url, tls);
+  }
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -186,24 +207,28 @@ Client::~Client() = default;
 Result<std::unique_ptr<Client>> Client::dial(const std::string& url,
                                              const std::optional<TlsClient>& tls) {
   auto impl = std::make_unique<Impl>();
-  int rv = nng_req0_open(&impl->sock);
-  if (rv != 0) return nng_error("nng req open", rv);
-  DROVER_TRY(bound_size(impl->sock));
-  // A lost request is retried by the caller, with its own backoff.
-  nng_socket_set_ms(impl->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-  nng_socket_set_ms(impl->sock, NNG_OPT_RECONNMINT, 50);
-  nng_socket_set_ms(impl->sock, NNG_OPT_RECONNMAXT, 2000);
-  DROVER_TRY(start_dialer(impl->sock, url, tls));
+  impl->url = url;
+  impl->tls = tls;
+  DROVER_TRY(impl->open());
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
 Result<std::string> Client::request(std::string_view bytes, std::chrono::milliseconds timeout) {
   std::lock_guard lock(impl_->mu);
+  if (impl_->unsent >= kRedialAfter) {
+    nng_close(impl_->sock);
+    impl_->sock = NNG_SOCKET_INITIALIZER;
+    impl_->unsent = 0;
+    ++redials_;
+    if (Status st = impl_->open(); !st.ok()) return st.error().context("nng dial again");
+  }
   const auto ms = static_cast<nng_duration>(timeout.count());
   nng_socket_set_ms(impl_->sock, NNG_OPT_SENDTIMEO, ms);
   nng_socket_set_ms(impl_->sock, NNG_OPT_RECVTIMEO, ms);
   int rv = nng_send(impl_->sock, const_cast<char*>(bytes.data()), bytes.size(), 0);
+  if (rv == NNG_ETIMEDOUT) ++impl_->unsent;
   if (rv != 0) return nng_error("nng send", rv);
+  impl_->unsent = 0;
   char* buf = nullptr;
   std::size_t size = 0;
   rv = nng_recv(impl_->sock, &buf, &size, NNG_FLAG_ALLOC);

@@ -14,6 +14,7 @@
 // caller reads the files (and refuses a key file others may read).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -54,12 +55,18 @@ class Client {
   ~Client();
   // Fails with Errc::timeout when no answer came within timeout (the server is
   // down or slow), Errc::io on other transport errors.
+  // After three sends in a row found no connection (each waiting the whole
+  // timeout), the next request closes the socket and dials again: a dialer
+  // of NNG 1.5.2 can stop reconnecting (docs/NOTES.md).
   Result<std::string> request(std::string_view bytes, std::chrono::milliseconds timeout);
+  // How often the socket was dialed afresh.
+  std::uint64_t redials() const { return redials_.load(); }
 
  private:
   struct Impl;
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+  std::atomic<std::uint64_t> redials_{0};
 };
 
 // What a server takes in: a message larger than max_message_bytes is

@@ -59,6 +59,34 @@ TEST_F(NngTls, AClientPinningTheServersCertificateIsAnswered) {
   EXPECT_TRUE(heard);
 }
 
+// A client whose sends keep finding no connection dials afresh (NNG 1.5.2's
+// dialer can stop reconnecting), and talks as soon as the server is there.
+TEST_F(NngTls, AClientThatCannotSendDialsAgainAndReachesTheServerOnceItListens) {
+  const std::string url = "tls+tcp://127.0.0.1:" + std::to_string(drover::testing::free_port());
+  auto client =
+      nng::Client::dial(url, nng::TlsClient{read_file(coordinator.cert), "coordinator"}).value();
+  for (int i = 0; i < 3; ++i) {
+    auto lost = client->request("hello", 50ms);
+    ASSERT_FALSE(lost.ok());
+    EXPECT_EQ(lost.error().code, Errc::timeout) << lost.error().message;
+  }
+  EXPECT_EQ(client->redials(), 0u);
+  auto server = nng::Server::listen_endpoints(
+                    {{url}},
+                    [](std::string_view req, std::size_t, nng::Server::Reply reply) {
+                      reply("echo:" + std::string(req));
+                    },
+                    4, {}, server_tls(coordinator))
+                    .value();
+  auto answer = client->request("hello", 10s);
+  ASSERT_TRUE(answer.ok()) << answer.error().message;
+  EXPECT_EQ(*answer, "echo:hello");
+  EXPECT_EQ(client->redials(), 1u);
+  // A healthy link is never dialed again.
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(client->request("again", 10s).ok());
+  EXPECT_EQ(client->redials(), 1u);
+}
+
 TEST_F(NngTls, AServerWithAnotherCertificateOrNameIsNeverTalkedTo) {
   // An impostor on the path presents its own certificate: the handshake
   // fails, no request leaves the client, and the call times out.

@@ -10,8 +10,12 @@
 //     version (the coordinator's own record of it);
 //   - report ingest: reports acknowledged per second while the load
 //     generator floods from the same 2 cores, with the CPU each side used.
+// With --layout promotion the rollout goes through 2 environments and 10
+// regions (production in 3 waves, canary steps per region) and the rollback
+// is production's, newest wave first; --deploys-only skips the ingest part.
 //
 //   drover-bench-coordinator [--agents 1000] [--procs 2] [--threads 8] [--flood-seconds 5]
+//                            [--layout single|promotion] [--deploys-only]
 //   drover-bench-coordinator sim ...   (a load-generating child; started by the above)
 #include <signal.h>
 #include <unistd.h>
@@ -76,6 +80,7 @@ int run_sim(const cxxopts::ParseResult& r) {
   const std::string announcements = r["announcements"].as<std::string>();
   const int first = r["first"].as<int>(), count = r["count"].as<int>();
   const int threads = r["threads"].as<int>();
+  const int regions = r["regions"].as<int>();
   const double flood_s = r["flood-seconds"].as<double>();
   PosixFilesystem fsys;
   auto root = sign::load_public_key(fsys, r["root"].as<std::string>());
@@ -129,7 +134,8 @@ int run_sim(const cxxopts::ParseResult& r) {
           auto verified = sign::verify_cert(*cert, {*root, 1}, now_ms() / 1000);
           proto::EnrollBody b;
           b.host = a.host;
-          b.region = "r1";
+          // One region ("r1"), or --regions N of them (r0 ... rN-1), hosts dealt in turn.
+          b.region = regions <= 1 ? "r1" : "r" + std::to_string((first + i) % regions);
           b.cluster = "c" + std::to_string(i % 10);
           b.services = {"web"};
           b.public_key = key.public_key();
@@ -407,9 +413,38 @@ json wait_deploy(testing::TestFleet& f, const std::string& id, const std::string
   return d;
 }
 
+// The promotion layout: staging is region r0, production r1 ... r9 in three
+// waves (a canary region, three regions together, then the rest), canary
+// steps in each region, zero bakes, no gate (a gate is a person's wait, not
+// orchestration) and no post-release watch. rest_bake_s > 0 gives the last
+// wave a bake to roll back from.
+constexpr int kRegions = 10;
+
+json promotion_pipeline(int rest_bake_s) {
+  json production_waves =
+      json::array({{{"name", "canary"}, {"regions", {"r1"}}},
+                   {{"name", "continents"}, {"regions", {"r2", "r3", "r4"}}},
+                   {{"name", "rest"}, {"regions", {"*"}}, {"bake_s", rest_bake_s}}});
+  return {{"format", "drover.pipeline.v2"},
+          {"service", "web"},
+          {"strategy", {{"kind", "canary"}, {"canary_percents", {1, 10}}, {"batch_percent", 50}}},
+          {"health_checks", {{"bake_s", 0}, {"min_samples", 0}}},
+          {"timeouts", {{"ready_s", 120}, {"converge_s", 300}, {"rollback_s", 300}}},
+          {"watch_s", 0},
+          {"artifact_ready", "origin"},
+          {"environments",
+           {{{"name", "staging"}, {"waves", {{{"name", "all"}, {"regions", {"r0"}}}}}},
+            {{"name", "production"}, {"waves", production_waves}}}}};
+}
+
 int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   const int agents = r["agents"].as<int>(), procs = r["procs"].as<int>();
   const int threads = r["threads"].as<int>();
+  const bool promotion = r["layout"].as<std::string>() == "promotion";
+  if (!promotion && r["layout"].as<std::string>() != "single") {
+    return std::cerr << "--layout is single or promotion\n", 2;
+  }
+  const bool deploys_only = r.count("deploys-only") > 0;
   testing::TempDir dir;
   testing::TestFleet f(dir.path());
   const std::string v1 = f.push("v1", {{"error_rate", 0.01}});
@@ -482,7 +517,9 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
                                  "--echo",
                                  echo_url,
                                  "--flood-threads",
-                                 std::to_string(r["flood-threads"].as<int>())},
+                                 std::to_string(r["flood-threads"].as<int>()),
+                                 "--regions",
+                                 std::to_string(promotion ? kRegions : 1)},
         (dir.path() / ("sim-" + std::to_string(p) + ".err")).string()));
   }
   for (auto& p : sims.procs) {
@@ -498,13 +535,20 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   }
   int status = 0;
   f.api("POST", "/pipelines",
-        {{"service", "web"},
-         {"strategy", {{"batch_percent", 10}}},
-         {"health_checks", {{"bake_s", 0}, {"min_samples", 0}}},
-         {"timeouts", {{"ready_s", 120}, {"converge_s", 300}, {"rollback_s", 300}}},
-         {"artifact_ready", "origin"}},
+        promotion ? promotion_pipeline(0)
+                  : json{{"service", "web"},
+                         {"strategy", {{"batch_percent", 10}}},
+                         {"health_checks", {{"bake_s", 0}, {"min_samples", 0}}},
+                         {"timeouts", {{"ready_s", 120}, {"converge_s", 300}, {"rollback_s", 300}}},
+                         {"artifact_ready", "origin"}},
         &status);
   if (status != 201) return std::cerr << "pipeline refused\n", 1;
+  if (promotion) {
+    std::printf(
+        "  layout: 2 environments, %d regions (staging r0; production r1, then r2-r4, "
+        "then the rest), canary 1%% and 10%% then 50%% per region, zero bakes\n",
+        kRegions);
+  }
 
   // v1 everywhere first (not measured).
   json d = f.api("POST", "/deploys",
@@ -534,32 +578,48 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
     p50 = std::max(p50, s.value("pull_p50_ms", 0.0));
     pulls += s.value("pulls", 0ull);
   }
-  std::printf("  rollout: %zu batches, zero bake: %.2f s from deploy to succeeded\n",
-              d["batches"].size(), rollout_s);
+  std::printf("  rollout: %zu batches%s, zero bake: %.2f s from deploy to succeeded\n",
+              d["batches"].size(), promotion ? " in 2 environments and 4 waves" : "", rollout_s);
   std::printf("           plan pulls %llu, latency p50 %.2f ms, p99 %.2f ms (worst child)\n",
               static_cast<unsigned long long>(pulls), p50, p99);
   std::printf("           CPU: coordinator %.2f s, simulators %.2f s\n",
               cpu_seconds(coordinator_pid) - c0, sims.cpu() - s0);
 
   // 2. Every host moves to v3 and bakes; the rollback is decided mid-bake.
+  // In the promotion layout: production's last wave bakes, and production
+  // (its three waves, newest first) rolls back; staging keeps v3.
   d = f.api("POST", "/pipelines",
-            {{"service", "web"},
-             {"strategy", {{"batch_percent", 100}}},
-             {"health_checks", {{"bake_s", 600}, {"min_samples", 0}}},
-             {"timeouts", {{"ready_s", 120}, {"converge_s", 300}, {"rollback_s", 300}}},
-             {"artifact_ready", "origin"}},
+            promotion
+                ? promotion_pipeline(600)
+                : json{{"service", "web"},
+                       {"strategy", {{"batch_percent", 100}}},
+                       {"health_checks", {{"bake_s", 600}, {"min_samples", 0}}},
+                       {"timeouts", {{"ready_s", 120}, {"converge_s", 300}, {"rollback_s", 300}}},
+                       {"artifact_ready", "origin"}},
             &status);
   d = f.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", v3}}, &status);
   const std::string id3 = d["deploy_id"];
-  d = wait_deploy(f, id3, "baking");
+  for (;;) {
+    d = wait_deploy(f, id3, "baking");
+    if (d.value("state", "") != "baking" || !promotion || d.value("wave", "") == "rest") break;
+    std::this_thread::sleep_for(50ms);  // an earlier wave's zero bake: not the one to roll back
+  }
   if (d.value("state", "") != "baking") return failed("rollback setup", d);
   c0 = cpu_seconds(coordinator_pid);
   f.api("POST", "/rollback", {{"deploy_id", id3}, {"reason", "benchmark"}}, &status);
   d = wait_deploy(f, id3, "rolled_back");
   if (d.value("state", "") != "rolled_back") return failed("rollback", d);
-  std::printf("  rollback: %d hosts back on the prior version %.2f s after the decision\n", agents,
+  std::size_t moved = 0;
+  for (const auto& h : d["hosts"]) moved += h.value("env", "") != "staging";
+  std::printf("  rollback: %zu hosts%s back on the prior version %.2f s after the decision\n",
+              promotion ? moved : static_cast<std::size_t>(agents),
+              promotion ? " of production (3 waves, newest first)" : "",
               static_cast<double>(d["rollback"]["duration_ms"].get<std::int64_t>()) / 1000);
   std::printf("           CPU: coordinator %.2f s\n", cpu_seconds(coordinator_pid) - c0);
+  if (deploys_only) {
+    sims.signal_all(SIGTERM);
+    return 0;
+  }
 
   // 3. Report ingest: every simulated agent reports as fast as it is
   // acknowledged; first to the baseline (the protocol with nothing behind
@@ -626,7 +686,11 @@ int main(int argc, char** argv) {
       "protocol", "the agents' protocol version: 2, or 1 (with --transport tcp)",
       cxxopts::value<int>()->default_value("2"))("tls-ca", "", cxxopts::value<std::string>())(
       "server-name", "", cxxopts::value<std::string>()->default_value(""))("h,help", "help")(
-      "mode", "", cxxopts::value<std::string>());
+      "mode", "", cxxopts::value<std::string>())(
+      "layout", "single (one environment, one region) or promotion (2 environments, 10 regions)",
+      cxxopts::value<std::string>()->default_value("single"))(
+      "regions", "", cxxopts::value<int>()->default_value("1"))(
+      "deploys-only", "measure the rollout and the rollback only (no ingest floods)");
   o.parse_positional({"mode"});
   auto r = o.parse(argc, argv);
   if (r.count("help")) return std::cout << o.help(), 0;

@@ -390,9 +390,10 @@ int run(const cxxopts::ParseResult& r) {
     if (measure("/deploys", {{"limit", "50"}}, "deploys", 50) != 0) return 1;
     if (measure("/pipelines/svc-0/runs", {{"limit", "20"}}, "runs", 20) != 0) return 1;
 
-    // Starting a deploy: each of a new service (one enrolled host), rolled
-    // back at once (the first deploy of a service has nothing to go back to,
-    // so it fails and stays in the history as finished).
+    // Starting a deploy: each of a new service (one enrolled host). No
+    // driver runs here, so each stays pending (a rollback of a run that
+    // changed nothing is refused since promotion); the figures above were
+    // taken before these.
     std::vector<double> starts;
     for (int i = 0; i < iterations; ++i) {
       const std::string service = "bench-" + std::to_string(now) + "-" + std::to_string(i);
@@ -416,9 +417,6 @@ int run(const cxxopts::ParseResult& r) {
       http::Response res = (*api)->handle(start);
       starts.push_back(ms_since(t0));
       if (res.status != 201) return std::cerr << "POST /deploys: " << res.body << "\n", 1;
-      const std::string id = json::parse(res.body)["deploy_id"];
-      res = (*api)->handle(request("POST", "/rollback", {}, json{{"deploy_id", id}}.dump()));
-      if (res.status != 200) return std::cerr << "POST /rollback: " << res.body << "\n", 1;
     }
     std::cout << json{{"figure", "POST /deploys"},
                       {"deploys", deploys},

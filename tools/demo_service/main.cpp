@@ -142,6 +142,13 @@ int main(int argc, char** argv) {
   if (config_path.empty()) config_path = env("DROVER_RELEASE_DIR") + "/demo.json";
   json config = json::parse(slurp(config_path), nullptr, false);
   if (!config.is_object()) config = json::object();
+  // A release may behave differently in some regions ("by_region": {"eu-west-1":
+  // {"error_rate": 0.4}}): a regression that shows only where it is deployed.
+  if (auto by = config.find("by_region"); by != config.end() && by->is_object()) {
+    if (auto mine = by->find(env("DROVER_REGION")); mine != by->end() && mine->is_object()) {
+      config.merge_patch(*mine);
+    }
+  }
   ::signal(SIGTERM, on_signal);
   ::signal(SIGINT, on_signal);
   if (int delay = config.value("start_delay_ms", 0); delay > 0) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/http/http.hpp"
+#include "core/yaml/yaml_json.hpp"
 #include "tools/drover/commands.hpp"
 
 namespace drover::cli {
@@ -66,36 +67,99 @@ Result<Api> api_of(const cxxopts::ParseResult& r) {
   return a;
 }
 
+// "web-2: baking (production/canary; 3 of 8 batches passed) - reason"
 std::string state_line(const json& d) {
   std::ostringstream s;
-  s << d.value("deploy_id", "") << ": " << d.value("state", "") << " (batch "
-    << d.value("batch", 0) + 1 << " of "
-    << (d["batches"].is_array() ? d["batches"].size() : d.value("batches", 0)) << ")";
+  s << d.value("deploy_id", "") << ": " << d.value("state", "") << " (";
+  if (!d.value("env", "").empty()) {
+    s << d.value("env", "");
+    if (!d.value("wave", "").empty()) s << "/" << d.value("wave", "");
+    s << "; ";
+  }
+  const std::size_t batches =
+      d["batches"].is_array() ? d["batches"].size() : d.value("batches", std::size_t{0});
+  s << d.value("batches_passed", std::size_t{0}) << " of " << batches << " batches passed)";
   if (!d.value("reason", "").empty()) s << " - " << d.value("reason", "");
   return s.str();
 }
 
 bool terminal(const std::string& state) {
-  return state == "succeeded" || state == "rolled_back" || state == "failed";
+  return state == "succeeded" || state == "rolled_back" || state == "failed" ||
+         state == "rejected" || state == "expired" || state == "superseded";
+}
+
+std::string region_name(const json& r) {
+  const std::string cluster = r.value("cluster", "");
+  const std::string region = r.value("region", "");
+  return (region.empty() ? "(every host)" : region) + (cluster.empty() ? "" : "/" + cluster);
+}
+
+void print_gate(const json& env) {
+  if (!env.contains("gate")) return;
+  const json& g = env["gate"];
+  std::cout << "    gate: " << g["approvals"].size() << " of " << g["required"] << " approvals";
+  for (const auto& a : g["approvals"]) std::cout << " [" << a.value("person", "") << "]";
+  if (g["rejection"].is_object()) {
+    std::cout << "; rejected by " << g["rejection"].value("person", "") << ": "
+              << g["rejection"].value("comment", "");
+  }
+  std::cout << "\n";
 }
 
 void print_status(const json& d) {
   std::cout << state_line(d) << "\n"
             << "  artifact " << d.value("artifact_id", "") << " (git " << d.value("git_sha", "")
             << ")\n  prior    " << d.value("prior_artifact_id", "") << "\n";
+  if (!d.value("queued_behind", "").empty()) {
+    std::cout << "  queued behind " << d.value("queued_behind", "") << "\n";
+  }
   if (d.contains("rollback") && d["rollback"]["duration_ms"].is_number()) {
     std::cout << "  rollback took " << d["rollback"]["duration_ms"] << " ms\n";
   }
-  if (!d["batches"].is_array()) return;
-  for (const auto& b : d["batches"]) {
-    std::cout << "  batch " << b["index"].get<int>() + 1 << " " << b.value("status", "") << " ["
-              << b["hosts"].size() << " hosts]";
-    if (!b.value("verdict", "").empty()) std::cout << " " << b.value("verdict", "");
+  if (!d["environments"].is_array()) return;
+  for (const auto& e : d["environments"]) {
+    std::cout << "  env " << e.value("name", "") << " " << e.value("status", "");
+    if (!e.value("frozen", "").empty()) std::cout << " (frozen: " << e.value("frozen", "") << ")";
     std::cout << "\n";
+    print_gate(e);
+    for (const auto& w : e["waves"]) {
+      std::cout << "    wave " << w.value("name", "") << " " << w.value("status", "") << "\n";
+      for (const auto& r : w["regions"]) {
+        std::cout << "      " << region_name(r) << " " << r.value("status", "") << " (batch "
+                  << r.value("batch", 0) + 1 << " of " << r["batches"].size() << ")";
+        if (!r.value("verdict", "").empty()) std::cout << " " << r.value("verdict", "");
+        for (const auto& [version, n] : r["hosts_by_version"].items()) {
+          std::cout << " " << n << "x " << version.substr(0, 19);
+        }
+        std::cout << "\n";
+      }
+    }
   }
   for (const auto& h : d["hosts"]) {
-    std::cout << "    " << h.value("host", "") << " runs "
+    std::cout << "    " << h.value("host", "") << " (" << h.value("env", "") << "/"
+              << h.value("region", "") << ") runs "
               << (h.value("running", "").empty() ? "-" : h.value("running", "")) << "\n";
+  }
+}
+
+void print_pipeline(const json& p) {
+  std::cout << "pipeline " << p.value("id", "") << " (service " << p.value("service", "")
+            << ", version " << p["version"] << ")\n";
+  if (!p["environments"].is_array()) return;
+  for (const auto& e : p["environments"]) {
+    std::cout << "  env " << e.value("name", "");
+    if (e.contains("gate") && e["gate"].is_object()) {
+      std::cout << " behind a gate of " << e["gate"].value("approvals", 1) << " approval(s)";
+    }
+    if (e.contains("freeze") && !e["freeze"].empty()) {
+      std::cout << ", " << e["freeze"].size() << " freeze window(s)";
+    }
+    std::cout << "\n";
+    for (const auto& w : e["waves"]) {
+      std::cout << "    wave " << w.value("name", "") << ": " << w["regions"].dump();
+      if (w.contains("bake_s")) std::cout << ", bake " << w["bake_s"] << " s";
+      std::cout << "\n";
+    }
   }
 }
 
@@ -123,11 +187,13 @@ int wait_for(const Api& api, const std::string& verb, const std::string& id, int
   }
 }
 
-Result<json> read_json_file(Context& ctx, const std::string& path) {
-  DROVER_ASSIGN(std::string text, ctx.fs.read_file(path, 1 << 20));
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return make_error(Errc::invalid_argument, path + " is not valid JSON");
-  return j;
+// A pipeline or release file: YAML or JSON (core/yaml keeps each field's
+// line, so a refusal can name it).
+Result<yaml::Document> read_config_file(Context& ctx, const std::string& path) {
+  DROVER_ASSIGN(std::string text, ctx.fs.read_file(path, yaml::kMaxBytes));
+  auto doc = yaml::parse(text);
+  if (!doc.ok()) return doc.error().context(path);
+  return doc;
 }
 
 }  // namespace
@@ -153,6 +219,20 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
   if (verb == "rollback") {
     o.custom_help("DEPLOY_ID [--reason TEXT] [--wait]");
     o.add_options()("reason", "why", cxxopts::value<std::string>());
+  }
+  if (verb == "pipeline") {
+    o.custom_help("apply -f FILE | ls | show ID | runs ID [--limit N]");
+    o.add_options()("f,file", "the pipeline, YAML or JSON", cxxopts::value<std::string>())(
+        "limit", "runs: at most N (default 20)", cxxopts::value<std::string>());
+  }
+  if (verb == "approve") {
+    o.custom_help("DEPLOY_ID [--comment TEXT]");
+    o.add_options()("comment", "a note kept with the approval", cxxopts::value<std::string>());
+  }
+  if (verb == "reject" || verb == "override-freeze") {
+    o.custom_help("DEPLOY_ID --reason TEXT");
+    o.add_options()("reason", "why (required; kept in the audit log)",
+                    cxxopts::value<std::string>());
   }
   if (verb == "token") {
     o.custom_help("create NAME --role ROLE [--person P] | revoke NAME | list");
@@ -226,7 +306,7 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     const std::string id = (*d)["deploy_id"];
     if (r.count("wait")) return wait_for(*api, verb, id, timeout_s, as_json);
     return show(d, [&](const json& j) {
-      std::cout << "started " << id << ": " << j["batches"] << " batches, config "
+      std::cout << "started " << id << " in " << j.value("env", "") << ", config "
                 << j.value("config_hash", "") << "\n";
     });
   }
@@ -255,12 +335,68 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
                 [](const json& j) { std::cout << state_line(j) << "\n"; });
   }
   if (verb == "pipeline") {
-    if (words.size() != 2 || words[0] != "apply") return usage(verb, "pipeline apply FILE.json");
-    auto body = read_json_file(ctx, words[1]);
-    if (!body.ok()) return report(verb, body.error());
-    return show(api->call("POST", "/pipelines", *body), [](const json& j) {
-      std::cout << "pipeline " << j.value("id", "") << " version " << j["version"] << "\n";
-    });
+    const std::string kWords = "pipeline apply -f FILE | ls | show ID | runs ID [--limit N]";
+    if (!words.empty() && words[0] == "apply") {
+      // -f FILE, or FILE alone (the form of version 1 of this contract).
+      std::string file = r.count("file") ? r["file"].as<std::string>() : "";
+      if (words.size() == 2 && file.empty()) file = words[1];
+      if (file.empty() || words.size() > (r.count("file") ? 1u : 2u)) {
+        return usage(verb, "give the pipeline file: pipeline apply -f FILE");
+      }
+      auto doc = read_config_file(ctx, file);
+      if (!doc.ok()) return report(verb, doc.error());
+      auto saved = api->call("POST", "/pipelines", doc->value);
+      if (!saved.ok()) {
+        // The coordinator names the field; the file knows its line.
+        return report(
+            verb, make_error(saved.error().code, file + ": " + doc->locate(saved.error().message)));
+      }
+      return show(saved, [](const json& j) {
+        std::cout << "pipeline " << j.value("id", "") << " version " << j["version"] << "\n";
+      });
+    }
+    if (words.size() == 1 && words[0] == "ls") {
+      return show(api->call("GET", "/pipelines"), [](const json& j) {
+        for (const auto& p : j["pipelines"]) {
+          std::cout << p.value("id", "") << "\tservice " << p.value("service", "") << "\tversion "
+                    << p["version"] << "\t";
+          const json& envs = p.contains("environments") ? p["environments"] : p["envs"];
+          for (std::size_t i = 0; i < envs.size(); ++i) {
+            std::cout << (i ? " -> " : "") << envs[i].value("name", "");
+          }
+          std::cout << "\n";
+        }
+      });
+    }
+    if (words.size() == 2 && words[0] == "show") {
+      return show(api->call("GET", "/pipelines/" + http::percent_encode(words[1])), print_pipeline);
+    }
+    if (words.size() == 2 && words[0] == "runs") {
+      const std::string limit = r.count("limit") ? r["limit"].as<std::string>() : "20";
+      return show(api->call("GET", "/pipelines/" + http::percent_encode(words[1]) +
+                                       "/runs?limit=" + http::percent_encode(limit)),
+                  [](const json& j) {
+                    for (const auto& d : j["runs"]) {
+                      std::cout << d.value("deploy_id", "") << "\t" << d.value("state", "")
+                                << "\tenv " << d.value("env", "") << "\t"
+                                << d.value("artifact_id", "").substr(0, 19) << "\tby "
+                                << d.value("started_by", "") << "\n";
+                    }
+                  });
+    }
+    return usage(verb, kWords);
+  }
+  if (verb == "approve" || verb == "reject" || verb == "override-freeze") {
+    if (words.size() != 1) return usage(verb, "give DEPLOY_ID");
+    json body = json::object();
+    if (verb == "approve") {
+      if (r.count("comment")) body["comment"] = r["comment"].as<std::string>();
+    } else {
+      if (!r.count("reason")) return usage(verb, verb + " needs --reason TEXT");
+      body["reason"] = r["reason"].as<std::string>();
+    }
+    return show(api->call("POST", "/deploys/" + http::percent_encode(words[0]) + "/" + verb, body),
+                [](const json& j) { std::cout << state_line(j) << "\n"; });
   }
   if (verb == "token") {
     if (words.size() == 1 && words[0] == "list") {

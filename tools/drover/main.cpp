@@ -16,7 +16,8 @@ constexpr const char* kHelp =
     "  deploy PIPELINE ARTIFACT_ID [--wait]                   start a deploy\n"
     "  rollback DEPLOY_ID [--wait]                            roll a deploy back\n"
     "  status|pause|resume DEPLOY_ID                          a deploy's state; pause; resume\n"
-    "  pipeline apply FILE.json                               create or update a pipeline\n"
+    "  pipeline apply -f FILE|ls|show ID|runs ID              pipelines (YAML or JSON)\n"
+    "  approve|reject|override-freeze DEPLOY_ID               a gate; a freeze window\n"
     "  token create|revoke|list, join-token create|ls|revoke   access (admin)\n"
     "  hosts, audit [verify]                                  inventory; the audit log\n"
     "  version                                                print the version\n"
@@ -41,8 +42,8 @@ int main(int argc, char** argv) {
   if (command == "keygen") return drover::cli::keygen_command(ctx, std::move(args));
   if (command == "key") return drover::cli::key_command(ctx, std::move(args));
   if (command == "mesh") return drover::cli::mesh_command(ctx, std::move(args));
-  for (const char* verb : {"deploy", "rollback", "status", "pause", "resume", "pipeline", "token",
-                           "join-token", "hosts", "audit"}) {
+  for (const char* verb : {"deploy", "rollback", "status", "pause", "resume", "pipeline", "approve",
+                           "reject", "override-freeze", "token", "join-token", "hosts", "audit"}) {
     if (command == verb) return drover::cli::coordinator_command(ctx, command, std::move(args));
   }
   if (command == "version" || command == "--version") {
