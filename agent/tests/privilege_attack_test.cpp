@@ -230,7 +230,10 @@ TEST_F(PrivilegeAttack, AServiceWritesNothingOutsideWhatItOwnsAndSeesOnlyTheAllo
                                    "DROVER_RELEASE_DIR",
                                    "DROVER_PORT",
                                    "DROVER_FLAGS_FILE",
-                                   "DROVER_SLOT"};
+                                   "DROVER_SLOT",
+                                   "DROVER_HOST",
+                                   "DROVER_REGION",
+                                   "DROVER_CLUSTER"};
   for (const auto& n : names) EXPECT_TRUE(allowed.count(n)) << "leaked into the service: " << n;
   EXPECT_EQ(id["env"]["PATH"], agent::kServicePath);
   EXPECT_EQ(id["env"]["USER"], "nobody");
