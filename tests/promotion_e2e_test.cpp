@@ -224,6 +224,21 @@ TEST(PromotionEndToEnd, StagingThenAGateForASecondPersonThenWavesAndAScopedRollb
   EXPECT_TRUE(approved_by_bob) << history.dump();
   ProcessResult runs = f.drover({"pipeline", "runs", "web"});
   EXPECT_NE(runs.out.find(d2 + "\trolled_back"), std::string::npos) << runs.out;
+
+  // Issue 14: the deploy's whole record, and a redeploy of it that enters
+  // production through the gate again.
+  ProcessResult shown_record = f.drover({"audit", "show", d2});
+  ASSERT_EQ(shown_record.exit_code, 0) << shown_record.err;
+  EXPECT_NE(shown_record.out.find("started   by alice in staging"), std::string::npos)
+      << shown_record.out;
+  EXPECT_NE(shown_record.out.find("gate.approved [production]"), std::string::npos)
+      << shown_record.out;
+  EXPECT_NE(shown_record.out.find("\"person\":\"bob\""), std::string::npos) << shown_record.out;
+  ProcessResult again = p.as("alice", {"redeploy", d2, "--json"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const std::string d3 = json::parse(again.out)["deploy_id"];
+  ASSERT_TRUE(p.reaches(d3, "awaiting_approval", 120s)) << p.deploy(d3).dump();
+  EXPECT_EQ(p.deploy(d3)["redeploy_of"], d2);
 }
 
 }  // namespace

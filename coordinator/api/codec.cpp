@@ -82,6 +82,15 @@ Result<std::string> decode_gate_text(const json& body, const std::string& field,
   return text;
 }
 
+Result<std::optional<std::string>> decode_redeploy(const json& body) {
+  const json empty = json::object();
+  DROVER_ASSIGN(Fields f, Fields::of(body.is_null() ? empty : body, ""));
+  DROVER_TRY(f.only({"env"}));
+  DROVER_ASSIGN(auto env, f.opt_str("env", kMaxNameBytes));
+  if (env) DROVER_TRY(validate_name(*env, "env"));
+  return env;
+}
+
 Result<ContentId> decode_artifact_registration(const json& body) {
   DROVER_ASSIGN(Fields f, Fields::of(body, ""));
   DROVER_TRY(f.only({"artifact_id"}));
@@ -346,6 +355,7 @@ json render_deploy_view(const DeployView& v) {
   if (const EnvRun* e = d.current_env(); e && e->rollback_started_ms > 0) {
     out["rollback"] = envs[d.env]["rollback"];
   }
+  if (v.config && !v.config->redeploy_of.empty()) out["redeploy_of"] = v.config->redeploy_of;
   out["environments"] = envs;
   out["batches"] = batches;
   out["hosts"] = hosts;
@@ -406,6 +416,15 @@ json render_audit(const std::vector<AuditRecord>& records) {
   json out = json::array();
   for (const auto& r : records) out.push_back(json::parse(encode_audit_record(r)));
   return json{{"records", out}};
+}
+
+json render_history(const DeployHistory& h) {
+  json out = render_deploy_summary(h.deploy);
+  out["config_hash"] = h.config_hash;
+  json snapshot = json::parse(h.snapshot, nullptr, false);
+  out["snapshot"] = snapshot.is_discarded() ? json(nullptr) : snapshot;
+  out["records"] = render_audit(h.records)["records"];
+  return out;
 }
 
 json render_audit_check(const AuditCheck& c) {

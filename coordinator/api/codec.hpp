@@ -26,6 +26,8 @@ struct RollbackRequest {
 // one text field (at most 1 KiB).
 Result<std::string> decode_gate_text(const nlohmann::json& body, const std::string& field,
                                      bool required);
+// POST /deploys/:id/redeploy {"env"?}: the environment to start in, if given.
+Result<std::optional<std::string>> decode_redeploy(const nlohmann::json& body);
 Result<RollbackRequest> decode_rollback(const nlohmann::json& body);
 Result<ContentId> decode_artifact_registration(const nlohmann::json& body);
 struct TokenRequest {
@@ -62,6 +64,8 @@ nlohmann::json render_artifact(const ArtifactRecord& a);
 nlohmann::json render_artifacts(const std::vector<ArtifactRecord>& all);
 nlohmann::json render_hosts(const std::vector<HostView>& hosts);
 nlohmann::json render_audit(const std::vector<AuditRecord>& records);
+// GET /deploys/:id/audit: the summary, config_hash, the snapshot (parsed) and the records.
+nlohmann::json render_history(const DeployHistory& h);
 nlohmann::json render_audit_check(const AuditCheck& c);
 nlohmann::json render_running_at(const std::string& service, std::int64_t at_ms,
                                  const AuditRecord& r);

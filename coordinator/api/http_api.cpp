@@ -424,6 +424,26 @@ http::Response HttpApi::dispatch(const http::Request& req) {
     on("GET", Role::viewer, [&](const Caller&, const json&) {
       return from(c.deploy_view(seg[1]), api::render_deploy_view);
     });
+  } else if (is({"deploys", "*", "snapshot"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      auto bytes = c.snapshot(seg[1]);
+      if (!bytes.ok()) return fail(bytes.error());
+      // The exact bytes the run was started with: their SHA-256 is the
+      // config_hash of its deploy.created audit record.
+      http::Response r;
+      r.body = *bytes;
+      r.headers.emplace_back("X-Drover-Config-Hash", ContentId::of(*bytes).str());
+      return r;
+    });
+  } else if (is({"deploys", "*", "audit"})) {
+    on("GET", Role::viewer,
+       [&](const Caller&, const json&) { return from(c.history(seg[1]), api::render_history); });
+  } else if (is({"deploys", "*", "redeploy"})) {
+    on("POST", Role::deployer, [&](const Caller& who, const json& body) {
+      auto env = api::decode_redeploy(body);
+      if (!env.ok()) return fail(env.error());
+      return from(c.redeploy(seg[1], *env, who), api::render_deploy_started, 201);
+    });
   } else if (is({"deploys", "*", "approve"})) {
     on("POST", Role::approver, [&](const Caller& who, const json& body) {
       auto text = api::decode_gate_text(body, "comment", false);

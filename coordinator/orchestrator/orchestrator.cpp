@@ -167,6 +167,10 @@ Result<DeployRecord> Orchestrator::start(const DeployRequest& r) {
   }
   d.env = r.first_env;
   n.created = created_record(d, r.who, r.git_sha);
+  if (!r.redeploy_of.empty()) {
+    n.created.detail =
+        nlohmann::json{{"started_by", d.started_by}, {"redeploy_of", r.redeploy_of}}.dump();
+  }
   n.created.env = env_name;
   n.config_snapshot = r.config_snapshot;
   DROVER_TRY(store_.create_deploy(n));

@@ -50,7 +50,8 @@ struct DeployRequest {
   std::string who;            // the token's name
   std::string person;         // whose run it is (gates compare persons)
   std::string git_sha;
-  std::string config_snapshot;  // hashed into the audit chain
+  std::string config_snapshot;   // hashed into the audit chain
+  std::string redeploy_of = {};  // the deploy this run reproduces ("" for none)
 };
 
 // Who acts, and why (a person's command).

@@ -62,6 +62,7 @@ struct Pipeline {
 struct DeployConfig {
   std::optional<Pipeline> pipeline;  // with the strategy the deploy used; absent if unreadable
   std::string env, artifact_id, git_sha, started_by;
+  std::string redeploy_of;  // the deploy this one reproduces ("" for none)
 };
 
 const PipelineEnv* find_env(const Pipeline& p, const std::string& name);

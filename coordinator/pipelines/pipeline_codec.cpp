@@ -398,12 +398,14 @@ Result<Pipeline> decode_pipeline_record(std::string_view bytes) {
 
 std::string encode_config_snapshot(const Pipeline& pipeline, const std::string& env,
                                    const std::string& artifact_id, const std::string& git_sha,
-                                   const std::string& started_by) {
-  const json config = {{"pipeline", pipeline_to_json(pipeline)},
-                       {"env", env},
-                       {"artifact_id", artifact_id},
-                       {"git_sha", git_sha},
-                       {"started_by", started_by}};
+                                   const std::string& started_by, const std::string& redeploy_of) {
+  json config = {{"pipeline", pipeline_to_json(pipeline)},
+                 {"env", env},
+                 {"artifact_id", artifact_id},
+                 {"git_sha", git_sha},
+                 {"started_by", started_by}};
+  // Only when set: every snapshot written before keeps its bytes and hash.
+  if (!redeploy_of.empty()) config["redeploy_of"] = redeploy_of;
   return config.dump();
 }
 
@@ -419,6 +421,7 @@ DeployConfig decode_config_snapshot(std::string_view bytes) {
   out.artifact_id = text("artifact_id");
   out.git_sha = text("git_sha");
   out.started_by = text("started_by");
+  out.redeploy_of = text("redeploy_of");
   if (auto it = j.find("pipeline"); it != j.end()) {
     auto p = decode_pipeline_record(it->dump());
     if (p.ok()) out.pipeline = std::move(*p);

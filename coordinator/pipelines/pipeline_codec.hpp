@@ -30,7 +30,8 @@ Result<Pipeline> decode_pipeline_record(std::string_view bytes);
 // numbers), so the snapshot's hash is stable.
 std::string encode_config_snapshot(const Pipeline& pipeline, const std::string& env,
                                    const std::string& artifact_id, const std::string& git_sha,
-                                   const std::string& started_by);
+                                   const std::string& started_by,
+                                   const std::string& redeploy_of = "");
 // Reads what it can: an unreadable pipeline leaves DeployConfig::pipeline empty.
 DeployConfig decode_config_snapshot(std::string_view bytes);
 

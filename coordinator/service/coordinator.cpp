@@ -533,6 +533,11 @@ Result<DeployStarted> Coordinator::start_deploy(const DeployStart& start, const 
     return make_error(Errc::refused, role_refusal(need, who));
   }
   DROVER_ASSIGN(Pipeline p, load_pipeline(start.pipeline_id));
+  return start_run(std::move(p), start, who, "");
+}
+
+Result<DeployStarted> Coordinator::start_run(Pipeline p, const DeployStart& start,
+                                             const Caller& who, const std::string& redeploy_of) {
   const std::string artifact_id = start.artifact.str();
   DROVER_ASSIGN(auto artifact, store_->artifact(artifact_id));
   if (!artifact) {
@@ -591,8 +596,9 @@ Result<DeployStarted> Coordinator::start_deploy(const DeployStart& start, const 
   request.who = who.name;
   request.person = who.person.empty() ? who.name : who.person;
   request.git_sha = git_sha;
+  request.redeploy_of = redeploy_of;
   request.config_snapshot =
-      encode_config_snapshot(snapshot, env_name, artifact_id, git_sha, request.person);
+      encode_config_snapshot(snapshot, env_name, artifact_id, git_sha, request.person, redeploy_of);
   std::lock_guard lock(orchestrator_mu_);
   DROVER_ASSIGN(DeployRecord d, orchestrator_->start(request));
   return DeployStarted{std::move(d), env_name, git_sha,
@@ -611,6 +617,97 @@ Result<DeployView> Coordinator::deploy_view(const std::string& id) {
   }
   DROVER_ASSIGN(out.fleet, store_->fleet(out.deploy.service, out.deploy.created_ms));
   return out;
+}
+
+Result<std::string> Coordinator::snapshot(const std::string& id) {
+  DROVER_ASSIGN(auto d, store_->deploy(id));
+  if (!d) return make_error(Errc::not_found, "no deploy '" + id + "'");
+  DROVER_ASSIGN(auto snap, store_->deploy_config(id));
+  if (!snap) return make_error(Errc::not_found, "deploy '" + id + "' has no config snapshot");
+  return *snap;
+}
+
+Result<DeployHistory> Coordinator::history(const std::string& id) {
+  DROVER_ASSIGN(auto d, store_->deploy(id));
+  if (!d) return make_error(Errc::not_found, "no deploy '" + id + "'");
+  DeployHistory out;
+  out.deploy = std::move(*d);
+  DROVER_ASSIGN(auto snap, store_->deploy_config(id));
+  if (snap) {
+    out.snapshot = *snap;
+    out.config_hash = ContentId::of(*snap).str();
+  }
+  // The service's records from the deploy's creation to its end, through the
+  // time index; at most 16 runs of a service overlap, so few are not its own.
+  AuditQuery q;
+  q.service = out.deploy.service;
+  q.since_ms = out.deploy.created_ms;
+  if (out.deploy.completed_ms > 0) q.until_ms = out.deploy.completed_ms + 1;
+  q.limit = 100'000;
+  DROVER_ASSIGN(auto records, store_->audit(q));
+  for (auto& r : records) {
+    if (r.deploy_id == id) out.records.push_back(std::move(r));
+  }
+  return out;
+}
+
+namespace {
+
+// The pipeline a redeploy runs: the current one (its environments, waves,
+// gates, freeze windows, timeouts), with the strategy and health checks of
+// the snapshot, per environment where the snapshot had that environment.
+Result<Pipeline> redeploy_pipeline(const Pipeline& current, const std::string& snapshot_bytes) {
+  const json snap = json::parse(snapshot_bytes, nullptr, false);
+  if (!snap.is_object() || !snap.contains("pipeline") || !snap["pipeline"].is_object()) {
+    return make_error(Errc::corrupt, "the config snapshot holds no pipeline");
+  }
+  const json& was = snap["pipeline"];
+  json now = pipeline_to_json(current);
+  for (const char* field : {"strategy", "health_checks"}) {
+    if (was.contains(field)) now[field] = was[field];
+  }
+  if (now.contains("environments")) {
+    for (json& e : now["environments"]) {
+      const json* before = nullptr;
+      if (was.contains("environments")) {
+        for (const json& w : was["environments"]) {
+          if (w.value("name", "") == e.value("name", "")) before = &w;
+        }
+      }
+      for (const char* field : {"strategy", "health_checks"}) {
+        if (before != nullptr && before->contains(field)) {
+          e[field] = (*before)[field];
+        } else {
+          e.erase(field);  // the snapshot's pipeline-wide one applies
+        }
+      }
+    }
+  }
+  DROVER_ASSIGN(Pipeline p, decode_pipeline_record(now.dump()));
+  return p;
+}
+
+}  // namespace
+
+Result<DeployStarted> Coordinator::redeploy(const std::string& id,
+                                            const std::optional<std::string>& env,
+                                            const Caller& who) {
+  DROVER_ASSIGN(auto d, store_->deploy(id));
+  if (!d) return make_error(Errc::not_found, "no deploy '" + id + "'");
+  DROVER_ASSIGN(auto snap, store_->deploy_config(id));
+  if (!snap) {
+    return make_error(Errc::refused, "deploy '" + id + "' has no config snapshot to reproduce");
+  }
+  DROVER_ASSIGN(Pipeline current, load_pipeline(d->pipeline_id));
+  auto p = redeploy_pipeline(current, *snap);
+  if (!p.ok()) return p.error().context("redeploy of '" + id + "'");
+  const DeployConfig was = decode_config_snapshot(*snap);
+  DeployStart start;
+  start.pipeline_id = current.id;
+  DROVER_ASSIGN(start.artifact, ContentId::parse(d->artifact));
+  start.env = env;
+  if (!was.git_sha.empty()) start.git_sha = was.git_sha;
+  return start_run(std::move(*p), start, who, id);
 }
 
 Result<std::vector<DeployRecord>> Coordinator::deploys(const std::string& service,

@@ -105,6 +105,13 @@ struct DeployStarted {
   std::string config_hash;  // content id of the config snapshot
 };
 
+// Everything recorded about one deploy (GET /deploys/:id/audit).
+struct DeployHistory {
+  DeployRecord deploy;
+  std::string snapshot, config_hash;  // the snapshot's exact bytes and their content id
+  std::vector<AuditRecord> records;   // the deploy's audit records, oldest first
+};
+
 struct DeployView {
   DeployRecord deploy;
   std::optional<DeployConfig> config;  // from the config snapshot
@@ -185,6 +192,16 @@ class Coordinator {
 
   // Refused when `who` lacks role_to_start_deploy's role.
   Result<DeployStarted> start_deploy(const DeployStart& start, const Caller& who);
+  // A new run of deploy id's artifact with its snapshot's strategy and
+  // health checks, through the pipeline's current environments and gates
+  // (env: start there; the approver's call past the first environment),
+  // recorded as a redeploy of id (docs/COORDINATOR.md, "Reproducing a deploy").
+  Result<DeployStarted> redeploy(const std::string& id, const std::optional<std::string>& env,
+                                 const Caller& who);
+  // The exact bytes of the config snapshot deploy id was started with.
+  Result<std::string> snapshot(const std::string& id);
+  // The deploy, its snapshot and every audit record naming it.
+  Result<DeployHistory> history(const std::string& id);
   Result<DeployView> deploy_view(const std::string& id);
   // Deploys of a service (all when empty), newest first.
   Result<std::vector<DeployRecord>> deploys(const std::string& service, std::size_t limit);
@@ -262,6 +279,9 @@ class Coordinator {
   Result<int> drive_once(bool check = true);
 
  private:
+  // Starts a run of p (already loaded, or composed by a redeploy).
+  Result<DeployStarted> start_run(Pipeline p, const DeployStart& start, const Caller& who,
+                                  const std::string& redeploy_of);
   // The other pipelines of p's service.
   Result<std::vector<Pipeline>> other_pipelines(const Pipeline& p);
   Coordinator(CoordinatorOptions options, const Clock& clock, Random& random, Logger& log);

@@ -5,7 +5,9 @@
 // where the coordinator keeps its data. A real Coordinator on LMDB in a
 // temporary directory behind a real HTTP server on loopback.
 #include <gtest/gtest.h>
+
 #include <sys/resource.h>
+#include <algorithm>
 
 #include <atomic>
 #include <csignal>
@@ -570,6 +572,99 @@ TEST_F(AccessAttack, NoSecondPathAroundAGateAndABoundOnWaitingRuns) {
       call("POST", "/deploys", json{{"pipeline_id", "web"}, {"artifact_id", artifact}}, deployer_);
   EXPECT_EQ(over.status, 409) << over.raw;
   EXPECT_NE(over.error().find("'web-1'"), std::string::npos) << over.raw;
+}
+
+// Issue 14, reproducibility: a deploy's snapshot is served byte for byte
+// (its hash is the one in the audit chain); a redeploy runs the snapshot's
+// strategy and checks through the pipeline's current gates, recorded as a
+// redeploy of the original; starting it past the first environment is the
+// approver's call; bad bodies are refused naming the field.
+TEST_F(AccessAttack, ARedeployReproducesItsSnapshotAndStillPassesTheCurrentGate) {
+  const std::string artifact = ready_to_deploy();
+  HostRecord s9;
+  s9.host = "s9";
+  s9.region = "r9";
+  s9.services = {"web"};
+  SeededRandom rnd(99);
+  s9.key = sign::KeyPair::generate(rnd).public_key();
+  s9.report_key = std::string(32, 's');
+  ASSERT_TRUE(coordinator_->store().enroll(s9).ok());
+  json p = {{"format", "drover.pipeline.v2"},
+            {"service", "web"},
+            {"strategy", {{"kind", "rolling"}, {"batch_size", 2}}},
+            {"health_checks", {{"bake_s", 30}, {"min_samples", 4}}},
+            {"environments",
+             {{{"name", "staging"},
+               {"gate", {{"approvals", 1}}},
+               {"waves", {{{"name", "all"}, {"regions", {"r9"}}}}}},
+              {{"name", "prod"}, {"waves", {{{"name", "all"}, {"regions", {"r1"}}}}}}}}};
+  ASSERT_EQ(call("POST", "/pipelines", p, approver_).status, 201);
+  ASSERT_EQ(
+      call("POST", "/deploys", json{{"pipeline_id", "web"}, {"artifact_id", artifact}}, deployer_)
+          .status,
+      201);
+  auto state = [&](const std::string& id) {
+    return call("GET", "/deploys/" + id, std::string(), viewer_).body.value("state", "");
+  };
+  for (int i = 0; i < 5 && state("web-1") != "awaiting_approval"; ++i) {
+    ASSERT_TRUE(coordinator_->drive_once().ok());
+  }
+  ASSERT_EQ(state("web-1"), "awaiting_approval");
+  ASSERT_EQ(call("POST", "/deploys/web-1/reject", json{{"reason", "not today"}}, approver_).status,
+            200);
+
+  // The snapshot, byte for byte, and the hash the audit chain holds.
+  http::ClientOptions o;
+  o.headers = {{"Authorization", "Bearer " + viewer_}};
+  auto snap = http::request("GET", api_->url() + "/deploys/web-1/snapshot", "", o).value();
+  ASSERT_EQ(snap.status, 200) << snap.body;
+  const std::string hash = ContentId::of(snap.body).str();
+  bool header = false;
+  for (auto [k, v] : snap.headers) {
+    std::transform(k.begin(), k.end(), k.begin(), [](unsigned char c) { return std::tolower(c); });
+    header |= (k == "x-drover-config-hash" && v == hash);
+  }
+  EXPECT_TRUE(header) << hash;
+  Answer history = call("GET", "/deploys/web-1/audit", std::string(), viewer_);
+  ASSERT_EQ(history.status, 200) << history.raw;
+  EXPECT_EQ(history.body["config_hash"], hash);
+  ASSERT_FALSE(history.body["records"].empty());
+  EXPECT_EQ(history.body["records"][0]["what"], "deploy.created");
+  EXPECT_EQ(history.body["records"].back()["what"], "gate.rejected") << history.raw;
+  for (const auto& r : history.body["records"]) EXPECT_EQ(r["deploy_id"], "web-1");
+
+  // The pipeline changes its strategy and checks; the redeploy keeps the old ones.
+  p["strategy"] = {{"kind", "rolling"}, {"batch_size", 1}};
+  p["health_checks"] = {{"bake_s", 5}, {"min_samples", 1}};
+  ASSERT_EQ(call("POST", "/pipelines", p, approver_).status, 200);
+  Answer skip = call("POST", "/deploys/web-1/redeploy", json{{"env", "prod"}}, deployer_);
+  EXPECT_EQ(skip.status, 409) << skip.raw;
+  EXPECT_NE(skip.error().find("skips env 'staging'"), std::string::npos) << skip.raw;
+  for (const json& bad : {json{{"env", ".."}}, json{{"env", 5}}, json{{"artifact_id", "x"}},
+                          json{{"env", "nowhere"}}}) {
+    Answer a = call("POST", "/deploys/web-1/redeploy", bad, deployer_);
+    EXPECT_EQ(a.status, 400) << bad.dump() << " " << a.raw;
+  }
+  EXPECT_EQ(call("POST", "/deploys/web-9/redeploy", json::object(), deployer_).status, 404);
+  Answer again = call("POST", "/deploys/web-1/redeploy", json::object(), deployer_);
+  ASSERT_EQ(again.status, 201) << again.raw;
+  const std::string id = again.body["deploy_id"];
+  const json redone = json::parse(
+      http::request("GET", api_->url() + "/deploys/" + id + "/snapshot", "", o).value().body);
+  EXPECT_EQ(redone["redeploy_of"], "web-1");
+  EXPECT_EQ(redone["artifact_id"], artifact);
+  EXPECT_EQ(redone["pipeline"]["strategy"]["batch_size"], 2);
+  EXPECT_EQ(redone["pipeline"]["health_checks"]["bake_s"], 30);
+  EXPECT_EQ(redone["pipeline"]["version"], 2);  // the current pipeline's gates and waves
+  EXPECT_EQ(call("GET", "/deploys/" + id, std::string(), viewer_).body["redeploy_of"], "web-1");
+  // No way around the gate: the redeploy waits at it like any run.
+  for (int i = 0; i < 5 && state(id) != "awaiting_approval"; ++i) {
+    ASSERT_TRUE(coordinator_->drive_once().ok());
+  }
+  EXPECT_EQ(state(id), "awaiting_approval");
+  Answer created = call("GET", "/deploys/" + id + "/audit", std::string(), viewer_);
+  ASSERT_FALSE(created.body["records"].empty());
+  EXPECT_EQ(created.body["records"][0]["detail"]["redeploy_of"], "web-1") << created.raw;
 }
 
 }  // namespace

@@ -252,6 +252,9 @@ Result<Response> request(std::string_view method, std::string_view url_text, std
   auto& res = parser.get();
   r.status = static_cast<int>(res.result_int());
   r.content_type = std::string(res[bhttp::field::content_type]);
+  for (const auto& field : res) {
+    r.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
   r.body = std::move(res.body());
   return r;
 }

@@ -38,6 +38,8 @@ struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // Extra headers a handler sends; a client's answer carries every header
+  // the server sent, names as it spelled them.
   std::vector<std::pair<std::string, std::string>> headers;
 };
 

@@ -163,6 +163,41 @@ void print_pipeline(const json& p) {
   }
 }
 
+std::string utc_of_ms(std::int64_t ms) {
+  const std::time_t t = ms / 1000;
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return when;
+}
+
+// `drover audit show`: one deploy's whole record.
+void print_history(const json& h) {
+  const json& snap = h["snapshot"];
+  std::cout << h.value("deploy_id", "") << ": " << h.value("state", "") << "\n"
+            << "  service   " << h.value("service", "") << " (pipeline "
+            << h.value("pipeline_id", "") << ")\n"
+            << "  artifact  " << h.value("artifact_id", "") << "\n";
+  if (snap.is_object()) {
+    std::cout << "  git       " << snap.value("git_sha", "") << "\n"
+              << "  started   by " << snap.value("started_by", "") << " in "
+              << snap.value("env", "") << "\n";
+    if (!snap.value("redeploy_of", "").empty()) {
+      std::cout << "  redeploy  of " << snap.value("redeploy_of", "") << "\n";
+    }
+  }
+  std::cout << "  config    " << h.value("config_hash", "")
+            << " (GET /deploys/ID/snapshot gives its bytes)\n";
+  for (const auto& a : h["records"]) {
+    std::cout << "  " << utc_of_ms(a.value("at", std::int64_t{0})) << "  " << a.value("who", "") << "  "
+              << a.value("what", "");
+    if (!a.value("env", "").empty()) std::cout << " [" << a.value("env", "") << "]";
+    if (a.contains("detail") && a["detail"].is_object() && !a["detail"].empty()) {
+      std::cout << " " << a["detail"].dump();
+    }
+    std::cout << "\n";
+  }
+}
+
 // Polls a deploy until it ends (or the timeout); prints each new state.
 int wait_for(const Api& api, const std::string& verb, const std::string& id, int timeout_s,
              bool as_json) {
@@ -212,7 +247,12 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
         "batch-size", "override: hosts per batch", cxxopts::value<std::string>())(
         "batch-percent", "override: percent of hosts per batch", cxxopts::value<std::string>());
   }
-  if (verb == "deploy" || verb == "rollback") {
+  if (verb == "redeploy") {
+    o.custom_help("DEPLOY_ID [--env E] [--wait] [--timeout S]");
+    o.add_options()("env", "start in this environment (past the first: an approver's call)",
+                    cxxopts::value<std::string>());
+  }
+  if (verb == "deploy" || verb == "rollback" || verb == "redeploy") {
     o.add_options()("wait", "wait until the deploy ends; exit 0 only if it succeeded")(
         "timeout", "seconds --wait waits (default 3600)", cxxopts::value<std::string>());
   }
@@ -249,7 +289,9 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
         cxxopts::value<std::vector<std::string>>());
   }
   if (verb == "audit") {
-    o.custom_help("[verify] [--service S] [--env E] [--since TIME] [--until TIME] [--limit N]");
+    o.custom_help(
+        "[verify | show DEPLOY_ID] [--service S] [--env E] [--since TIME] [--until TIME] "
+        "[--limit N]");
     o.add_options()("service", "one service", cxxopts::value<std::string>())(
         "env", "one environment (any when absent)", cxxopts::value<std::string>())(
         "since", "unix ms or RFC 3339", cxxopts::value<std::string>())(
@@ -308,6 +350,19 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     return show(d, [&](const json& j) {
       std::cout << "started " << id << " in " << j.value("env", "") << ", config "
                 << j.value("config_hash", "") << "\n";
+    });
+  }
+  if (verb == "redeploy") {
+    if (words.size() != 1) return usage(verb, "give DEPLOY_ID");
+    json body = json::object();
+    if (r.count("env")) body["env"] = r["env"].as<std::string>();
+    auto d = api->call("POST", "/deploys/" + http::percent_encode(words[0]) + "/redeploy", body);
+    if (!d.ok()) return report(verb, d.error());
+    const std::string id = (*d)["deploy_id"];
+    if (r.count("wait")) return wait_for(*api, verb, id, timeout_s, as_json);
+    return show(d, [&](const json& j) {
+      std::cout << "started " << id << " in " << j.value("env", "") << ", reproducing " << words[0]
+                << " (config " << j.value("config_hash", "") << ")\n";
     });
   }
   if (verb == "rollback") {
@@ -470,7 +525,13 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
       if (!as_json) std::cout << "audit log verified: " << (*v)["records"] << " records\n";
       return kExitOk;
     }
-    if (!words.empty()) return usage(verb, "audit [verify] [--service S] [--since T]");
+    if (words.size() == 2 && words[0] == "show") {
+      return show(api->call("GET", "/deploys/" + http::percent_encode(words[1]) + "/audit"),
+                  print_history);
+    }
+    if (!words.empty()) {
+      return usage(verb, "audit [verify | show DEPLOY_ID] [--service S] [--since T]");
+    }
     std::string q = "/audit?limit=" + (r.count("limit") ? r["limit"].as<std::string>() : "100");
     for (const char* k : {"service", "env", "since", "until"}) {
       if (r.count(k))

@@ -15,11 +15,13 @@ constexpr const char* kHelp =
     "  mesh token-key|token                                   mesh token key; seed/origin tokens\n"
     "  deploy PIPELINE ARTIFACT_ID [--wait]                   start a deploy\n"
     "  rollback DEPLOY_ID [--wait]                            roll a deploy back\n"
+    "  redeploy DEPLOY_ID [--env E] [--wait]                  run a deploy again from its "
+    "snapshot\n"
     "  status|pause|resume DEPLOY_ID                          a deploy's state; pause; resume\n"
     "  pipeline apply -f FILE|ls|show ID|runs ID              pipelines (YAML or JSON)\n"
     "  approve|reject|override-freeze DEPLOY_ID               a gate; a freeze window\n"
     "  token create|revoke|list, join-token create|ls|revoke   access (admin)\n"
-    "  hosts, audit [verify]                                  inventory; the audit log\n"
+    "  hosts, audit [verify|show DEPLOY_ID]                   inventory; the audit log\n"
     "  version                                                print the version\n"
     "run 'drover <command> --help' for a command's options\n";
 }
@@ -42,8 +44,9 @@ int main(int argc, char** argv) {
   if (command == "keygen") return drover::cli::keygen_command(ctx, std::move(args));
   if (command == "key") return drover::cli::key_command(ctx, std::move(args));
   if (command == "mesh") return drover::cli::mesh_command(ctx, std::move(args));
-  for (const char* verb : {"deploy", "rollback", "status", "pause", "resume", "pipeline", "approve",
-                           "reject", "override-freeze", "token", "join-token", "hosts", "audit"}) {
+  for (const char* verb :
+       {"deploy", "rollback", "redeploy", "status", "pause", "resume", "pipeline", "approve",
+        "reject", "override-freeze", "token", "join-token", "hosts", "audit"}) {
     if (command == verb) return drover::cli::coordinator_command(ctx, command, std::move(args));
   }
   if (command == "version" || command == "--version") {
