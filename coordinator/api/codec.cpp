@@ -91,6 +91,22 @@ Result<std::optional<std::string>> decode_redeploy(const json& body) {
   return env;
 }
 
+Result<std::pair<std::string, std::string>> decode_scm_source(const json& body) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"repository", "secret"}));
+  DROVER_ASSIGN(std::string repository, f.str("repository", 200));
+  DROVER_ASSIGN(std::string secret, f.str("secret", 256));
+  return std::pair{repository, secret};
+}
+
+Result<std::pair<std::string, std::string>> decode_scm_login(const json& body) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"login", "person"}));
+  DROVER_ASSIGN(std::string login, f.str("login", kMaxNameBytes));
+  DROVER_ASSIGN(std::string person, f.str("person", kMaxNameBytes));
+  return std::pair{login, person};
+}
+
 Result<ContentId> decode_artifact_registration(const json& body) {
   DROVER_ASSIGN(Fields f, Fields::of(body, ""));
   DROVER_TRY(f.only({"artifact_id"}));

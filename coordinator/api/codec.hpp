@@ -28,6 +28,9 @@ Result<std::string> decode_gate_text(const nlohmann::json& body, const std::stri
                                      bool required);
 // POST /deploys/:id/redeploy {"env"?}: the environment to start in, if given.
 Result<std::optional<std::string>> decode_redeploy(const nlohmann::json& body);
+// POST /scm/sources {"repository","secret"}; POST /scm/logins {"login","person"}.
+Result<std::pair<std::string, std::string>> decode_scm_source(const nlohmann::json& body);
+Result<std::pair<std::string, std::string>> decode_scm_login(const nlohmann::json& body);
 Result<RollbackRequest> decode_rollback(const nlohmann::json& body);
 Result<ContentId> decode_artifact_registration(const nlohmann::json& body);
 struct TokenRequest {

@@ -273,6 +273,15 @@ std::optional<http::Response> HttpApi::check_headers(const http::Request& head) 
     }
     return std::nullopt;
   }
+  if (seg == std::vector<std::string>{"webhooks", "scm"}) {
+    // Proved by its signature; a push without one is refused before its body.
+    auto event = head.headers.find("x-github-event");
+    if (event == head.headers.end()) return error(401, "X-GitHub-Event is missing");
+    if (event->second == "push" && !head.headers.count("x-hub-signature-256")) {
+      return error(401, "X-Hub-Signature-256 is missing");
+    }
+    return std::nullopt;
+  }
   auto auth = head.headers.find("authorization");
   if (auth == head.headers.end() || auth->second.rfind("Bearer ", 0) != 0) {
     return error(401, "missing bearer token: send Authorization: Bearer <token>");
@@ -367,6 +376,30 @@ http::Response HttpApi::dispatch(const http::Request& req) {
                 [](std::size_t n) {
                   return json{{"accepted", n}};
                 });
+  }
+
+  if (is({"webhooks", "scm"})) {
+    if (m != "POST") return error(405, "POST /webhooks/scm only");
+    auto header = [&req](const char* name) {
+      auto it = req.headers.find(name);
+      return it == req.headers.end() ? std::string() : it->second;
+    };
+    const Coordinator::ScmDelivery d{header("x-github-event"), header("x-github-delivery"),
+                                     header("x-hub-signature-256")};
+    auto out = c.scm_push(req.body, d);
+    if (!out.ok()) return fail(out.error());
+    if (out->kind == "pong") return answer(200, {{"pong", true}});
+    if (out->kind == "ignored") return answer(202, {{"ignored", d.event}});
+    if (out->kind == "duplicate_delivery") return answer(200, {{"duplicate", "delivery"}});
+    if (out->kind == "duplicate_commit") return answer(200, {{"duplicate", "commit"}});
+    json triggers = json::array();
+    for (const auto& t : out->triggers) {
+      json one = {{"pipeline_id", t.pipeline_id}, {"state", t.state}};
+      if (!t.deploy_id.empty()) one["deploy_id"] = t.deploy_id;
+      if (!t.artifacts.empty()) one["artifacts"] = t.artifacts;
+      triggers.push_back(std::move(one));
+    }
+    return answer(202, {{"delivery", d.delivery}, {"triggers", triggers}});
   }
 
   // Which role each endpoint needs; unknown paths are 404 before any auth.
@@ -543,6 +576,30 @@ http::Response HttpApi::dispatch(const http::Request& req) {
                   [&](const std::vector<CoordinatorStore::HostRelease>& r) {
                     return api::render_host_releases(*service, seg[1], r);
                   });
+    });
+  } else if (is({"scm", "sources"})) {
+    on("GET", Role::admin, [&](const Caller&, const json&) {
+      return from(c.scm_sources(), [](const std::vector<Coordinator::ScmSource>& all) {
+        json out = json::array();
+        for (const auto& s : all) {
+          out.push_back({{"repository", s.repository},
+                         {"created_ms", s.created_ms},
+                         {"created_by", s.created_by}});
+        }
+        return json{{"sources", out}};
+      });
+    });
+    on("POST", Role::admin, [&](const Caller& who, const json& body) {
+      auto src = api::decode_scm_source(body);
+      if (!src.ok()) return fail(src.error());
+      return from(c.put_scm_source(src->first, src->second, who), json{{"repository", src->first}});
+    });
+  } else if (is({"scm", "logins"})) {
+    on("POST", Role::admin, [&](const Caller& who, const json& body) {
+      auto login = api::decode_scm_login(body);
+      if (!login.ok()) return fail(login.error());
+      return from(c.put_scm_login(login->first, login->second, who),
+                  json{{"login", login->first}, {"person", login->second}});
     });
   } else if (is({"tokens"})) {
     on("GET", Role::admin,

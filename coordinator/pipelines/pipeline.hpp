@@ -38,6 +38,7 @@ struct EnvSettings {
 
 struct Pipeline {
   std::string id, service, source_repo;
+  std::string branch = "main";  // whose pushes trigger it (version 2; version 1: main)
   int format = 1;  // 1: drover pipeline v1 (envs); 2: drover.pipeline.v2 (environments)
   std::vector<PipelineEnv> envs;            // version 1
   std::vector<std::string> approval_gates;  // version 1: env names

@@ -245,8 +245,20 @@ Result<Pipeline> pipeline_from_json(const json& body) {
                             "' (or absent, for a version-1 pipeline); got '" + *format + "'");
     }
     p.format = 2;
-    DROVER_TRY(f.only({"format", "id", "service", "source_repo", "environments", "strategy",
-                       "health_checks", "timeouts", "watch_s", "artifact_ready"}));
+    DROVER_TRY(f.only({"format", "id", "service", "source_repo", "branch", "environments",
+                       "strategy", "health_checks", "timeouts", "watch_s", "artifact_ready"}));
+    DROVER_ASSIGN(auto branch, f.opt_str("branch", 128));
+    if (branch) {
+      // A git branch name as drover takes it: name-rule parts joined by '/'.
+      std::size_t from = 0;
+      for (;;) {
+        const std::size_t slash = branch->find('/', from);
+        DROVER_TRY(check_name(branch->substr(from, slash - from), "branch"));
+        if (slash == std::string::npos) break;
+        from = slash + 1;
+      }
+      p.branch = *branch;
+    }
   } else {
     if (f.has("environments")) {
       return make_error(Errc::invalid_argument, "environments is a field of format '" +
@@ -344,6 +356,7 @@ json pipeline_to_json(const Pipeline& p) {
             {"id", p.id},
             {"service", p.service},
             {"source_repo", p.source_repo},
+            {"branch", p.branch},
             {"strategy", strategy_to_json(p.strategy)},
             {"health_checks", health_json(p.params)},
             {"timeouts", timeouts_json(p.params, p.gate_ms)},

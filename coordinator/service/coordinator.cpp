@@ -11,6 +11,7 @@
 #include "coordinator/orchestrator/fleet_view.hpp"
 #include "coordinator/pipelines/pipeline_codec.hpp"
 #include "coordinator/plans/deploy_plans.hpp"
+#include "coordinator/scm/scm.hpp"
 #include "coordinator/store/lmdb_coordinator_store.hpp"
 #include "core/base/hex.hpp"
 #include "core/base/name.hpp"
@@ -316,6 +317,7 @@ Result<int> Coordinator::drive_once(bool check) {
     std::lock_guard lock(orchestrator_mu_);
     changed = orchestrator_->tick();
   }
+  check_waiting_triggers();
   const std::int64_t now = now_ms();
   if (now - last_prune_ms_ > 60'000) {
     last_prune_ms_ = now;
@@ -904,6 +906,196 @@ Result<std::size_t> Coordinator::add_health_samples(const std::string& service,
 }
 
 // ---- audit ----
+
+// ---- the SCM webhook ----
+
+namespace {
+
+constexpr const char* kScmSource = "scm/source/";
+constexpr const char* kScmLogin = "scm/login/";
+constexpr const char* kScmDelivery = "scm/delivery/";
+constexpr const char* kScmCommit = "scm/commit/";
+constexpr const char* kScmTrigger = "scm/trigger/";
+
+// The SCM caller: starts runs as the person the login maps to.
+Caller scm_caller(const std::string& person) {
+  return {"scm", Role::deployer, person};
+}
+
+}  // namespace
+
+Status Coordinator::put_scm_source(const std::string& repository, const std::string& secret,
+                                   const Caller& who) {
+  json probe = {{"repository", {{"full_name", repository}}}};
+  if (auto ok = scm::repository_of(probe.dump()); !ok.ok()) {
+    return make_error(Errc::invalid_argument,
+                      "repository must be OWNER/NAME of letters, digits, '.', '_', '-'");
+  }
+  if (secret.size() < 16 || secret.size() > 256) {
+    return make_error(Errc::invalid_argument, "secret must be 16 to 256 bytes");
+  }
+  DROVER_TRY(store_->put_setting(
+      kScmSource + repository,
+      json{{"secret", secret}, {"created_ms", now_ms()}, {"created_by", who.name}}.dump()));
+  return audit_admin(*store_, now_ms(), who.name, "scm.source_set", {{"repository", repository}});
+}
+
+Result<std::vector<Coordinator::ScmSource>> Coordinator::scm_sources() {
+  DROVER_ASSIGN(auto all, store_->settings_under(kScmSource));
+  std::vector<ScmSource> out;
+  for (const auto& [key, value] : all) {
+    const json j = json::parse(value, nullptr, false);
+    out.push_back({key.substr(std::string(kScmSource).size()),
+                   j.is_object() ? j.value("created_by", "") : "",
+                   j.is_object() ? j.value("created_ms", std::int64_t{0}) : 0});
+  }
+  return out;
+}
+
+Status Coordinator::put_scm_login(const std::string& login, const std::string& person,
+                                  const Caller& who) {
+  DROVER_TRY(validate_name(login, "login"));
+  DROVER_TRY(validate_name(person, "person"));
+  DROVER_TRY(store_->put_setting(kScmLogin + login, person));
+  return audit_admin(*store_, now_ms(), who.name, "scm.login_mapped",
+                     {{"login", login}, {"person", person}});
+}
+
+Result<Coordinator::ScmTrigger> Coordinator::fire_trigger(const Pipeline& p,
+                                                          const std::string& after,
+                                                          const std::string& person,
+                                                          const std::string& delivery) {
+  DROVER_ASSIGN(auto records, store_->artifacts());
+  std::vector<scm::ArtifactSha> mine;
+  for (const auto& a : records) {
+    if (a.service == p.service) mine.push_back({a.artifact_id, a.git_sha});
+  }
+  const auto found = scm::matching_artifacts(mine, after);
+  ScmTrigger t{p.id, ""};
+  const json base = {{"pipeline", p.id},
+                     {"service", p.service},
+                     {"commit", after},
+                     {"person", person},
+                     {"delivery", delivery}};
+  if (found.size() > 1) {
+    t.state = "ambiguous";
+    json detail = base;
+    for (const auto& [id, sha] : found) {
+      t.artifacts.push_back(id);
+      detail["artifacts"].push_back(id);
+    }
+    DROVER_TRY(audit_admin(*store_, now_ms(), "scm", "scm.ambiguous", detail));
+    return t;
+  }
+  if (found.empty()) {
+    // Waits for its artifact; a newer push to the branch replaces it.
+    const std::string key = kScmTrigger + p.id;
+    DROVER_ASSIGN(auto earlier, store_->setting(key));
+    if (earlier) {
+      const json e = json::parse(*earlier, nullptr, false);
+      json detail = base;
+      detail["superseded_commit"] = e.is_object() ? e.value("commit", "") : "";
+      DROVER_TRY(audit_admin(*store_, now_ms(), "scm", "scm.superseded", detail));
+    }
+    json waiting = base;
+    waiting["deadline_ms"] = now_ms() + options_.scm_wait_s * 1000;
+    DROVER_TRY(store_->put_setting(key, waiting.dump()));
+    DROVER_TRY(audit_admin(*store_, now_ms(), "scm", "scm.waiting", waiting));
+    t.state = "waiting";
+    return t;
+  }
+  DeployStart start;
+  start.pipeline_id = p.id;
+  DROVER_ASSIGN(start.artifact, ContentId::parse(found.front().first));
+  start.git_sha = after;
+  DROVER_ASSIGN(auto started, start_run(p, start, scm_caller(person), ""));
+  json detail = base;
+  detail["deploy_id"] = started.deploy.id;
+  detail["artifact"] = found.front().first;
+  DROVER_TRY(audit_admin(*store_, now_ms(), "scm", "scm.started", detail));
+  // A push that started its run ends whatever trigger of the pipeline waited.
+  DROVER_ASSIGN(auto earlier, store_->setting(kScmTrigger + p.id));
+  if (earlier) DROVER_TRY(store_->erase_setting(kScmTrigger + p.id));
+  t.state = "started";
+  t.deploy_id = started.deploy.id;
+  return t;
+}
+
+Result<Coordinator::ScmOutcome> Coordinator::scm_push(const std::string& body,
+                                                      const ScmDelivery& d) {
+  if (d.event == "ping") return ScmOutcome{"pong"};
+  if (d.event.empty()) return make_error(Errc::crypto, "X-GitHub-Event is missing");
+  if (d.event != "push") return ScmOutcome{"ignored"};
+  if (d.signature.empty()) return make_error(Errc::crypto, "X-Hub-Signature-256 is missing");
+  if (auto st = validate_name(d.delivery, "X-GitHub-Delivery"); !st.ok()) {
+    return make_error(Errc::invalid_argument, st.error().message);
+  }
+  DROVER_ASSIGN(std::string repository, scm::repository_of(body));
+  DROVER_ASSIGN(auto source, store_->setting(kScmSource + repository));
+  const json src = source ? json::parse(*source, nullptr, false) : json();
+  if (!src.is_object() || !src.contains("secret") || !src["secret"].is_string()) {
+    return make_error(Errc::crypto, "no SCM source '" + repository +
+                                        "': an admin sets its secret (POST /scm/sources)");
+  }
+  DROVER_TRY(scm::check_signature(src["secret"].get<std::string>(), body, d.signature));
+  DROVER_ASSIGN(scm::PushEvent e, scm::parse_push(body));
+  DROVER_ASSIGN(
+      auto seen,
+      store_->note_push(kScmDelivery + d.delivery,
+                        kScmCommit + e.repository + "\n" + e.ref + "\n" + e.after, now_ms()));
+  if (seen == CoordinatorStore::PushSeen::delivery) return ScmOutcome{"duplicate_delivery"};
+  if (seen == CoordinatorStore::PushSeen::commit) return ScmOutcome{"duplicate_commit"};
+  ScmOutcome out{"push"};
+  if (e.deleted || e.branch.empty()) return out;  // a branch removed, or a tag
+  DROVER_ASSIGN(auto mapped, store_->setting(kScmLogin + e.pusher));
+  // An unmapped login is no person a token can hold: it can never approve.
+  const std::string person = mapped ? *mapped : "scm:" + e.pusher;
+  DROVER_ASSIGN(auto all, pipelines());
+  for (const auto& p : all) {
+    if (!scm::names_repository(p.source_repo, e) || p.branch != e.branch) continue;
+    auto t = fire_trigger(p, e.after, person, d.delivery);
+    if (!t.ok()) {
+      out.triggers.push_back({p.id, "refused: " + t.error().message});
+      continue;
+    }
+    out.triggers.push_back(std::move(*t));
+  }
+  return out;
+}
+
+void Coordinator::check_waiting_triggers() {
+  auto waiting = store_->settings_under(kScmTrigger);
+  if (!waiting.ok() || waiting->empty()) return;
+  for (const auto& [key, value] : *waiting) {
+    const json w = json::parse(value, nullptr, false);
+    const std::string pipeline_id = key.substr(std::string(kScmTrigger).size());
+    if (!w.is_object()) {
+      (void)store_->erase_setting(key);
+      continue;
+    }
+    if (now_ms() > w.value("deadline_ms", std::int64_t{0})) {
+      (void)store_->erase_setting(key);
+      (void)audit_admin(*store_, now_ms(), "scm", "scm.expired", w);
+      continue;
+    }
+    auto p = load_pipeline(pipeline_id);
+    if (!p.ok()) continue;
+    auto records = store_->artifacts();
+    if (!records.ok()) continue;
+    std::vector<scm::ArtifactSha> mine;
+    for (const auto& a : *records) {
+      if (a.service == p->service) mine.push_back({a.artifact_id, a.git_sha});
+    }
+    if (scm::matching_artifacts(mine, w.value("commit", "")).empty()) continue;
+    (void)store_->erase_setting(key);
+    auto t =
+        fire_trigger(*p, w.value("commit", ""), w.value("person", ""), w.value("delivery", ""));
+    if (!t.ok()) {
+      log_.warn("coordinator.scm.trigger_failed",
+                {{"pipeline", pipeline_id}, {"error", t.error().message}});
+    }
+  }
+}
 
 Result<std::vector<AuditRecord>> Coordinator::audit(const AuditQuery& q) {
   return store_->audit(q);

@@ -61,6 +61,8 @@ struct CoordinatorOptions {
   std::optional<std::string> mesh_token_key;
   std::string origin_feed;     // "http://host:port" of the origin's feed; "" for none
   std::string webhook_secret;  // HMAC key of POST /webhooks/health; "" refuses the webhook
+  // How long a push waits for its artifact (docs/API.md, "The SCM webhook").
+  std::int64_t scm_wait_s = 3600;
   std::chrono::milliseconds tick{200};
   std::int64_t plan_validity_s = 24 * 3600;
   std::int64_t sample_retention_s = 24 * 3600;
@@ -246,6 +248,34 @@ class Coordinator {
                                          const std::vector<ExternalSample>& samples,
                                          const std::string& delivery);
 
+  // ---- the SCM webhook (docs/API.md, "The SCM webhook") ----
+  struct ScmDelivery {
+    std::string event, delivery, signature;  // X-GitHub-Event, -Delivery, X-Hub-Signature-256
+  };
+  struct ScmTrigger {
+    std::string pipeline_id, state;  // started | waiting | ambiguous
+    std::string deploy_id = {};
+    std::vector<std::string> artifacts = {};  // ambiguous: the candidates
+  };
+  struct ScmOutcome {
+    std::string kind;  // pong | ignored | duplicate_delivery | duplicate_commit | push
+    std::vector<ScmTrigger> triggers = {};
+  };
+  // A push event, checked (Errc::crypto: 401; invalid_argument: 400), recorded
+  // once, and acted on: a run started per matching pipeline, or a trigger left
+  // waiting for its artifact.
+  Result<ScmOutcome> scm_push(const std::string& body, const ScmDelivery& d);
+  // Admin: the secret of a source repository (never read back); a login's person.
+  Status put_scm_source(const std::string& repository, const std::string& secret,
+                        const Caller& who);
+  // Each source: its repository, when and by whom it was set (never the secret).
+  struct ScmSource {
+    std::string repository, created_by;
+    std::int64_t created_ms = 0;
+  };
+  Result<std::vector<ScmSource>> scm_sources();
+  Status put_scm_login(const std::string& login, const std::string& person, const Caller& who);
+
   Result<std::vector<AuditRecord>> audit(const AuditQuery& q);
   Result<AuditCheck> audit_verify();
   // env "": the newest release in any environment, or recorded without one.
@@ -282,6 +312,12 @@ class Coordinator {
   // Starts a run of p (already loaded, or composed by a redeploy).
   Result<DeployStarted> start_run(Pipeline p, const DeployStart& start, const Caller& who,
                                   const std::string& redeploy_of);
+  // A trigger of pipeline p for commit `after`: started, ambiguous, or waiting.
+  Result<ScmTrigger> fire_trigger(const Pipeline& p, const std::string& after,
+                                  const std::string& person, const std::string& delivery);
+  // Waiting triggers: started once their artifact is registered, ended past
+  // their deadline (each driver tick).
+  void check_waiting_triggers();
   // The other pipelines of p's service.
   Result<std::vector<Pipeline>> other_pipelines(const Pipeline& p);
   Coordinator(CoordinatorOptions options, const Clock& clock, Random& random, Logger& log);

@@ -221,6 +221,17 @@ class CoordinatorStore {
   virtual Result<std::optional<std::string>> manifest(const std::string& id) = 0;
   virtual Status put_setting(const std::string& key, const std::string& value) = 0;
   virtual Result<std::optional<std::string>> setting(const std::string& key) = 0;
+  // Every setting whose key starts with prefix, by key (small sets: SCM
+  // sources, logins, waiting triggers).
+  virtual Result<std::vector<std::pair<std::string, std::string>>> settings_under(
+      const std::string& prefix) = 0;
+  virtual Status erase_setting(const std::string& key) = 0;
+  // A push event, once (docs/API.md, "The SCM webhook"): in one transaction,
+  // whether its delivery key or its commit key was seen before; when
+  // neither, both are written (the value: now_ms).
+  enum class PushSeen { fresh, delivery, commit };
+  virtual Result<PushSeen> note_push(const std::string& delivery_key, const std::string& commit_key,
+                                     std::int64_t now_ms) = 0;
 
   // ---- reports and what the fleet runs ----
   // Ingests a report once, in one transaction: the host's report high-water

@@ -563,6 +563,39 @@ Result<std::optional<std::string>> KvCoordinatorStore::setting(const std::string
   return get_record(settings_, key);
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> KvCoordinatorStore::settings_under(
+    const std::string& prefix) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  DROVER_ASSIGN(auto cursor, txn_owner->cursor(settings_));
+  std::vector<std::pair<std::string, std::string>> out;
+  DROVER_ASSIGN(bool more, cursor->seek(prefix));
+  while (more && cursor->key().substr(0, prefix.size()) == prefix) {
+    out.emplace_back(std::string(cursor->key()), std::string(cursor->value()));
+    DROVER_ASSIGN(more, cursor->next());
+  }
+  return out;
+}
+
+Status KvCoordinatorStore::erase_setting(const std::string& key) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  if (auto erased = txn_owner->erase(settings_, key); !erased.ok()) return erased.error();
+  return txn_owner->commit();
+}
+
+Result<KvCoordinatorStore::PushSeen> KvCoordinatorStore::note_push(const std::string& delivery_key,
+                                                                   const std::string& commit_key,
+                                                                   std::int64_t now_ms) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  const std::string at = std::to_string(now_ms);
+  DROVER_ASSIGN(bool new_delivery, txn.put_new(settings_, delivery_key, at));
+  if (!new_delivery) return PushSeen::delivery;  // nothing written
+  DROVER_ASSIGN(bool new_commit, txn.put_new(settings_, commit_key, at));
+  // The delivery is kept either way: the same id never counts again.
+  DROVER_TRY(txn.commit());
+  return new_commit ? PushSeen::fresh : PushSeen::commit;
+}
+
 Result<AuditCheck> KvCoordinatorStore::verify_audit() {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
   kv::Txn& txn = *txn_owner;

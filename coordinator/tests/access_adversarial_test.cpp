@@ -667,5 +667,154 @@ TEST_F(AccessAttack, ARedeployReproducesItsSnapshotAndStillPassesTheCurrentGate)
   EXPECT_EQ(created.body["records"][0]["detail"]["redeploy_of"], "web-1") << created.raw;
 }
 
+// Issue 14, the SCM webhook: only the repository's secret over the exact body
+// signs; a delivery id or a commit counts once, durably; pushes start the
+// pipelines of their repository and branch, wait for an artifact that comes
+// later (superseded by a newer push, ended by their deadline), refuse an
+// ambiguous SHA; an unmapped pusher starts runs as scm:<login>.
+class ScmWebhook : public AccessAttack {
+ protected:
+  static constexpr const char* kSecret = "the-org-web-secret";
+  Answer push(const json& body, const std::string& delivery, const std::string& secret = kSecret,
+              const std::string& event = "push") {
+    const std::string bytes = body.dump();
+    http::ClientOptions o;
+    o.timeout = 10s;
+    o.headers = {{"X-GitHub-Event", event},
+                 {"X-GitHub-Delivery", delivery},
+                 {"X-Hub-Signature-256", "sha256=" + to_hex(sign::hmac_sha256(secret, bytes))}};
+    auto r = http::request("POST", api_->url() + "/webhooks/scm", bytes, o);
+    EXPECT_TRUE(r.ok());
+    if (!r.ok()) return {};
+    return {r->status, r->body, json::parse(r->body, nullptr, false)};
+  }
+  static json event(const std::string& after, const std::string& ref = "refs/heads/main",
+                    const std::string& login = "octo") {
+    return {{"ref", ref},
+            {"after", after},
+            {"repository", {{"full_name", "org/web"}, {"ssh_url", "git@git.example:org/web.git"}}},
+            {"pusher", {{"name", login}}}};
+  }
+  std::string artifact(const std::string& salt, const std::string& git_sha) {
+    const std::string bytes = drover::testing::small_manifest_bytes("web", salt);
+    ArtifactRecord a;
+    a.artifact_id = ContentId::of(bytes).str();
+    a.service = "web";
+    a.git_sha = git_sha;
+    EXPECT_TRUE(coordinator_->store().put_artifact(a, bytes).ok());
+    return a.artifact_id;
+  }
+  std::size_t audited(const std::string& what) {
+    std::size_t n = 0;
+    for (const auto& r : coordinator_->audit({}).value()) n += r.what == what;
+    return n;
+  }
+  std::size_t deploys() {
+    return call("GET", "/deploys", std::string(), viewer_).body["deploys"].size();
+  }
+  void SetUp() override {
+    AccessAttack::SetUp();
+    ready_to_deploy();  // hosts in r1 and an artifact of git SHA 0123abcd
+    json p = {{"format", "drover.pipeline.v2"},
+              {"service", "web"},
+              {"source_repo", "git@git.example:org/web.git"},
+              {"environments",
+               {{{"name", "prod"}, {"waves", {{{"name", "all"}, {"regions", {"r1"}}}}}}}}};
+    ASSERT_EQ(call("POST", "/pipelines", p, deployer_).status, 201);
+    ASSERT_EQ(
+        call("POST", "/scm/sources", json{{"repository", "org/web"}, {"secret", kSecret}}, admin_)
+            .status,
+        200);
+  }
+};
+
+TEST_F(ScmWebhook, OnlyTheSecretSignsAndEachDeliveryAndCommitCountsOnce) {
+  const std::string sha = "0123abcd" + std::string(32, 'e');
+  EXPECT_EQ(push(event(sha), "d-1", "not-the-secret-16").status, 401);
+  json other = event(sha);
+  other["repository"]["full_name"] = "org/unknown";
+  Answer unknown = push(other, "d-1");
+  EXPECT_EQ(unknown.status, 401);
+  EXPECT_NE(unknown.error().find("no SCM source 'org/unknown'"), std::string::npos);
+  EXPECT_EQ(push(event(sha), "d-1", kSecret, "ping").status, 200);
+  EXPECT_EQ(push(event(sha), "d-1", kSecret, "issues").status, 202);
+  EXPECT_EQ(deploys(), 0u);
+  // Refused pushes stored nothing: the same delivery id is still fresh.
+  ASSERT_EQ(call("POST", "/scm/logins", json{{"login", "octo"}, {"person", "olga"}}, admin_).status,
+            200);
+  Answer first = push(event(sha), "d-1");
+  ASSERT_EQ(first.status, 202) << first.raw;
+  ASSERT_EQ(first.body["triggers"].size(), 1u) << first.raw;
+  EXPECT_EQ(first.body["triggers"][0]["state"], "started");
+  const std::string id = first.body["triggers"][0]["deploy_id"];
+  EXPECT_EQ(call("GET", "/deploys/" + id, std::string(), viewer_).body["started_by"], "olga");
+  Answer again = push(event(sha), "d-1");
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.body["duplicate"], "delivery");
+  Answer replayed = push(event(sha), "d-2");  // the captured body under a fresh id
+  EXPECT_EQ(replayed.status, 200);
+  EXPECT_EQ(replayed.body["duplicate"], "commit");
+  EXPECT_EQ(deploys(), 1u);
+  // Another branch, or a tag: nothing to start.
+  Answer dev = push(event("0123abcd" + std::string(32, 'f'), "refs/heads/dev"), "d-3");
+  EXPECT_EQ(dev.status, 202);
+  EXPECT_TRUE(dev.body["triggers"].empty()) << dev.raw;
+  // Bad bodies and headers.
+  json broken = event(sha);
+  broken["after"] = "xyz";
+  EXPECT_EQ(push(broken, "d-4").status, 400);
+  EXPECT_EQ(push(event(sha), "../etc").status, 400);
+  EXPECT_EQ(deploys(), 1u);
+}
+
+TEST_F(ScmWebhook, APushWaitsForItsArtifactANewerOneSupersedesItAndAmbiguityIsRefused) {
+  const std::string x = "aaaaaaa" + std::string(33, '1');
+  const std::string y = "bbbbbbb" + std::string(33, '2');
+  Answer waits = push(event(x), "w-1");
+  ASSERT_EQ(waits.status, 202) << waits.raw;
+  EXPECT_EQ(waits.body["triggers"][0]["state"], "waiting");
+  Answer newer = push(event(y), "w-2");
+  EXPECT_EQ(newer.body["triggers"][0]["state"], "waiting");
+  EXPECT_EQ(audited("scm.superseded"), 1u);
+  artifact("x", x.substr(0, 7));  // x's artifact arrives: x was superseded, nothing starts
+  ASSERT_TRUE(coordinator_->drive_once().ok());
+  EXPECT_EQ(deploys(), 0u);
+  const std::string for_y = artifact("y", y);
+  ASSERT_TRUE(coordinator_->drive_once().ok());
+  ASSERT_EQ(deploys(), 1u);
+  EXPECT_EQ(call("GET", "/deploys/web-1", std::string(), viewer_).body["artifact_id"], for_y);
+  // Unmapped pusher: the run is scm:<login>'s, a person no token can hold.
+  EXPECT_EQ(call("GET", "/deploys/web-1", std::string(), viewer_).body["started_by"], "scm:octo");
+  EXPECT_EQ(call("POST", "/tokens",
+                 json{{"name", "t"}, {"role", "approver"}, {"person", "scm:octo"}}, admin_)
+                .status,
+            400);
+  // Two artifacts whose SHAs both name the commit: refused, naming them.
+  const std::string z = "ccccccc" + std::string(33, '3');
+  const std::string one = artifact("z1", z.substr(0, 7));
+  const std::string two = artifact("z2", z.substr(0, 12));
+  Answer ambiguous = push(event(z), "a-1");
+  ASSERT_EQ(ambiguous.body["triggers"][0]["state"], "ambiguous") << ambiguous.raw;
+  EXPECT_EQ(ambiguous.body["triggers"][0]["artifacts"].size(), 2u);
+  EXPECT_NE(ambiguous.raw.find(one), std::string::npos);
+  EXPECT_NE(ambiguous.raw.find(two), std::string::npos);
+  EXPECT_EQ(audited("scm.ambiguous"), 1u);
+}
+
+TEST_F(ScmWebhook, AWaitingPushEndsAtItsDeadline) {
+  CoordinatorOptions o = options();
+  o.scm_wait_s = 0;  // past due at the first tick after the push
+  restart(o);
+  ASSERT_EQ(push(event("ddddddd" + std::string(33, '4')), "e-1").body["triggers"][0]["state"],
+            "waiting");
+  EXPECT_TRUE(drover::testing::eventually([&] {
+    (void)coordinator_->drive_once();
+    return audited("scm.expired") == 1;
+  }));
+  artifact("late", "ddddddd");
+  ASSERT_TRUE(coordinator_->drive_once().ok());
+  EXPECT_EQ(deploys(), 0u);
+}
+
 }  // namespace
 }  // namespace drover::coordinator
