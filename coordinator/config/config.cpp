@@ -24,7 +24,7 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     DROVER_ASSIGN(Fields f, Fields::of(j, ""));
     DROVER_TRY(f.only({"format", "data_dir", "online_key", "online_cert", "api", "agents",
                        "tracker", "origin_feed", "webhook_secret_file", "tick_ms", "root_chain",
-                       "plan_validity_s", "sample_retention_s"}));
+                       "plan_validity_s", "sample_retention_s", "scm_wait_s"}));
     DROVER_ASSIGN(std::string format, f.str("format", 64));
     if (format != "drover.coordinator-config.v1") {
       return make_error(Errc::unsupported,
@@ -208,6 +208,8 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     if (validity) o.plan_validity_s = *validity;
     DROVER_ASSIGN(auto retention, f.opt_int("sample_retention_s", 60, 365 * 86400));
     if (retention) o.sample_retention_s = *retention;
+    DROVER_ASSIGN(auto scm_wait, f.opt_int("scm_wait_s", 0, 30 * 86400));
+    if (scm_wait) o.scm_wait_s = *scm_wait;
     return c;
   };
   auto c = parse();

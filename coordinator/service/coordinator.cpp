@@ -961,61 +961,56 @@ Status Coordinator::put_scm_login(const std::string& login, const std::string& p
                      {{"login", login}, {"person", person}});
 }
 
+// A trigger (what scm/trigger/<pipeline> holds) resolved against the
+// artifacts registered now: one names the commit (the run starts and the
+// trigger ends), several (refused, ended), none (it keeps waiting).
 Result<Coordinator::ScmTrigger> Coordinator::fire_trigger(const Pipeline& p,
-                                                          const std::string& after,
-                                                          const std::string& person,
-                                                          const std::string& delivery) {
+                                                          const nlohmann::json& trigger) {
+  const std::string key = kScmTrigger + p.id;
+  const std::string after = trigger.value("commit", "");
   DROVER_ASSIGN(auto records, store_->artifacts());
   std::vector<scm::ArtifactSha> mine;
   for (const auto& a : records) {
     if (a.service == p.service) mine.push_back({a.artifact_id, a.git_sha});
   }
   const auto found = scm::matching_artifacts(mine, after);
-  ScmTrigger t{p.id, ""};
-  const json base = {{"pipeline", p.id},
-                     {"service", p.service},
-                     {"commit", after},
-                     {"person", person},
-                     {"delivery", delivery}};
+  ScmTrigger t{p.id, "waiting"};
+  if (found.empty()) return t;
   if (found.size() > 1) {
     t.state = "ambiguous";
-    json detail = base;
+    json detail = trigger;
     for (const auto& [id, sha] : found) {
       t.artifacts.push_back(id);
       detail["artifacts"].push_back(id);
     }
+    DROVER_TRY(store_->erase_setting(key));
     DROVER_TRY(audit_admin(*store_, now_ms(), "scm", "scm.ambiguous", detail));
     return t;
   }
-  if (found.empty()) {
-    // Waits for its artifact; a newer push to the branch replaces it.
-    const std::string key = kScmTrigger + p.id;
-    DROVER_ASSIGN(auto earlier, store_->setting(key));
-    if (earlier) {
-      const json e = json::parse(*earlier, nullptr, false);
-      json detail = base;
-      detail["superseded_commit"] = e.is_object() ? e.value("commit", "") : "";
-      DROVER_TRY(audit_admin(*store_, now_ms(), "scm", "scm.superseded", detail));
+  // A run of this commit already started by this trigger (the coordinator
+  // stopped between the start and the trigger's end): not a second one.
+  DROVER_ASSIGN(auto recent, store_->recent_deploys({"", p.id}, kMaxActiveRunsPerService));
+  for (const auto& d : recent) {
+    if (d.created_ms < trigger.value("pushed_ms", std::int64_t{0})) continue;
+    DROVER_ASSIGN(auto snap, store_->deploy_config(d.id));
+    if (snap && decode_config_snapshot(*snap).git_sha == after) {
+      DROVER_TRY(store_->erase_setting(key));
+      t.state = "started";
+      t.deploy_id = d.id;
+      return t;
     }
-    json waiting = base;
-    waiting["deadline_ms"] = now_ms() + options_.scm_wait_s * 1000;
-    DROVER_TRY(store_->put_setting(key, waiting.dump()));
-    DROVER_TRY(audit_admin(*store_, now_ms(), "scm", "scm.waiting", waiting));
-    t.state = "waiting";
-    return t;
   }
   DeployStart start;
   start.pipeline_id = p.id;
   DROVER_ASSIGN(start.artifact, ContentId::parse(found.front().first));
   start.git_sha = after;
-  DROVER_ASSIGN(auto started, start_run(p, start, scm_caller(person), ""));
-  json detail = base;
+  DROVER_ASSIGN(auto started,
+                start_run(p, start, scm_caller(trigger.value("person", "scm:unknown")), ""));
+  DROVER_TRY(store_->erase_setting(key));
+  json detail = trigger;
   detail["deploy_id"] = started.deploy.id;
   detail["artifact"] = found.front().first;
   DROVER_TRY(audit_admin(*store_, now_ms(), "scm", "scm.started", detail));
-  // A push that started its run ends whatever trigger of the pipeline waited.
-  DROVER_ASSIGN(auto earlier, store_->setting(kScmTrigger + p.id));
-  if (earlier) DROVER_TRY(store_->erase_setting(kScmTrigger + p.id));
   t.state = "started";
   t.deploy_id = started.deploy.id;
   return t;
@@ -1039,25 +1034,56 @@ Result<Coordinator::ScmOutcome> Coordinator::scm_push(const std::string& body,
   }
   DROVER_TRY(scm::check_signature(src["secret"].get<std::string>(), body, d.signature));
   DROVER_ASSIGN(scm::PushEvent e, scm::parse_push(body));
-  DROVER_ASSIGN(
-      auto seen,
-      store_->note_push(kScmDelivery + d.delivery,
-                        kScmCommit + e.repository + "\n" + e.ref + "\n" + e.after, now_ms()));
-  if (seen == CoordinatorStore::PushSeen::delivery) return ScmOutcome{"duplicate_delivery"};
-  if (seen == CoordinatorStore::PushSeen::commit) return ScmOutcome{"duplicate_commit"};
-  ScmOutcome out{"push"};
-  if (e.deleted || e.branch.empty()) return out;  // a branch removed, or a tag
   DROVER_ASSIGN(auto mapped, store_->setting(kScmLogin + e.pusher));
   // An unmapped login is no person a token can hold: it can never approve.
   const std::string person = mapped ? *mapped : "scm:" + e.pusher;
-  DROVER_ASSIGN(auto all, pipelines());
-  for (const auto& p : all) {
-    if (!scm::names_repository(p.source_repo, e) || p.branch != e.branch) continue;
-    auto t = fire_trigger(p, e.after, person, d.delivery);
+  // The pipelines it triggers, and each one's trigger, written with the
+  // push's once-only keys in one transaction: a coordinator that stops right
+  // after never loses the push (the next tick fires what waits).
+  std::vector<Pipeline> hit;
+  std::vector<std::pair<std::string, std::string>> writes;
+  std::vector<json> superseded;
+  const std::int64_t now = now_ms();
+  if (!e.deleted && !e.branch.empty()) {
+    DROVER_ASSIGN(auto all, pipelines());
+    for (auto& p : all) {
+      if (!scm::names_repository(p.source_repo, e) || p.branch != e.branch) continue;
+      const json trigger = {{"pipeline", p.id},
+                            {"service", p.service},
+                            {"commit", e.after},
+                            {"person", person},
+                            {"delivery", d.delivery},
+                            {"pushed_ms", now},
+                            {"deadline_ms", now + options_.scm_wait_s * 1000}};
+      DROVER_ASSIGN(auto earlier, store_->setting(kScmTrigger + p.id));
+      if (earlier) {
+        json s2 = trigger;
+        const json was = json::parse(*earlier, nullptr, false);
+        s2["superseded_commit"] = was.is_object() ? was.value("commit", "") : "";
+        superseded.push_back(std::move(s2));
+      }
+      writes.emplace_back(kScmTrigger + p.id, trigger.dump());
+      hit.push_back(std::move(p));
+    }
+  }
+  DROVER_ASSIGN(
+      auto seen,
+      store_->note_push(kScmDelivery + d.delivery,
+                        kScmCommit + e.repository + "\n" + e.ref + "\n" + e.after, now, writes));
+  if (seen == CoordinatorStore::PushSeen::delivery) return ScmOutcome{"duplicate_delivery"};
+  if (seen == CoordinatorStore::PushSeen::commit) return ScmOutcome{"duplicate_commit"};
+  for (const auto& s2 : superseded) {
+    DROVER_TRY(audit_admin(*store_, now, "scm", "scm.superseded", s2));
+  }
+  ScmOutcome out{"push"};
+  for (std::size_t i = 0; i < hit.size(); ++i) {
+    const json trigger = json::parse(writes[i].second);
+    auto t = fire_trigger(hit[i], trigger);
     if (!t.ok()) {
-      out.triggers.push_back({p.id, "refused: " + t.error().message});
+      out.triggers.push_back({hit[i].id, "refused: " + t.error().message});
       continue;
     }
+    if (t->state == "waiting") DROVER_TRY(audit_admin(*store_, now, "scm", "scm.waiting", trigger));
     out.triggers.push_back(std::move(*t));
   }
   return out;
@@ -1080,17 +1106,7 @@ void Coordinator::check_waiting_triggers() {
     }
     auto p = load_pipeline(pipeline_id);
     if (!p.ok()) continue;
-    auto records = store_->artifacts();
-    if (!records.ok()) continue;
-    std::vector<scm::ArtifactSha> mine;
-    for (const auto& a : *records) {
-      if (a.service == p->service) mine.push_back({a.artifact_id, a.git_sha});
-    }
-    if (scm::matching_artifacts(mine, w.value("commit", "")).empty()) continue;
-    (void)store_->erase_setting(key);
-    auto t =
-        fire_trigger(*p, w.value("commit", ""), w.value("person", ""), w.value("delivery", ""));
-    if (!t.ok()) {
+    if (auto t = fire_trigger(*p, w); !t.ok()) {
       log_.warn("coordinator.scm.trigger_failed",
                 {{"pipeline", pipeline_id}, {"error", t.error().message}});
     }

@@ -312,9 +312,9 @@ class Coordinator {
   // Starts a run of p (already loaded, or composed by a redeploy).
   Result<DeployStarted> start_run(Pipeline p, const DeployStart& start, const Caller& who,
                                   const std::string& redeploy_of);
-  // A trigger of pipeline p for commit `after`: started, ambiguous, or waiting.
-  Result<ScmTrigger> fire_trigger(const Pipeline& p, const std::string& after,
-                                  const std::string& person, const std::string& delivery);
+  // A waiting trigger of pipeline p (what scm/trigger/<p> holds) against the
+  // artifacts registered now: started, ambiguous, or still waiting.
+  Result<ScmTrigger> fire_trigger(const Pipeline& p, const nlohmann::json& trigger);
   // Waiting triggers: started once their artifact is registered, ended past
   // their deadline (each driver tick).
   void check_waiting_triggers();

@@ -228,10 +228,12 @@ class CoordinatorStore {
   virtual Status erase_setting(const std::string& key) = 0;
   // A push event, once (docs/API.md, "The SCM webhook"): in one transaction,
   // whether its delivery key or its commit key was seen before; when
-  // neither, both are written (the value: now_ms).
+  // neither, both are written (the value: now_ms) with `writes` (settings
+  // the push leaves: its waiting triggers).
   enum class PushSeen { fresh, delivery, commit };
-  virtual Result<PushSeen> note_push(const std::string& delivery_key, const std::string& commit_key,
-                                     std::int64_t now_ms) = 0;
+  virtual Result<PushSeen> note_push(
+      const std::string& delivery_key, const std::string& commit_key, std::int64_t now_ms,
+      const std::vector<std::pair<std::string, std::string>>& writes = {}) = 0;
 
   // ---- reports and what the fleet runs ----
   // Ingests a report once, in one transaction: the host's report high-water

@@ -582,15 +582,18 @@ Status KvCoordinatorStore::erase_setting(const std::string& key) {
   return txn_owner->commit();
 }
 
-Result<KvCoordinatorStore::PushSeen> KvCoordinatorStore::note_push(const std::string& delivery_key,
-                                                                   const std::string& commit_key,
-                                                                   std::int64_t now_ms) {
+Result<KvCoordinatorStore::PushSeen> KvCoordinatorStore::note_push(
+    const std::string& delivery_key, const std::string& commit_key, std::int64_t now_ms,
+    const std::vector<std::pair<std::string, std::string>>& writes) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;
   const std::string at = std::to_string(now_ms);
   DROVER_ASSIGN(bool new_delivery, txn.put_new(settings_, delivery_key, at));
   if (!new_delivery) return PushSeen::delivery;  // nothing written
   DROVER_ASSIGN(bool new_commit, txn.put_new(settings_, commit_key, at));
+  if (new_commit) {
+    for (const auto& [key, value] : writes) DROVER_TRY(txn.put(settings_, key, value));
+  }
   // The delivery is kept either way: the same id never counts again.
   DROVER_TRY(txn.commit());
   return new_commit ? PushSeen::fresh : PushSeen::commit;

@@ -70,8 +70,9 @@ class KvCoordinatorStore : public CoordinatorStore {
   Result<std::vector<std::pair<std::string, std::string>>> settings_under(
       const std::string& prefix) override;
   Status erase_setting(const std::string& key) override;
-  Result<PushSeen> note_push(const std::string& delivery_key, const std::string& commit_key,
-                             std::int64_t now_ms) override;
+  Result<PushSeen> note_push(
+      const std::string& delivery_key, const std::string& commit_key, std::int64_t now_ms,
+      const std::vector<std::pair<std::string, std::string>>& writes) override;
   Result<Ingested> ingest_report(const std::string& host, const proto::ReportBody& report,
                                  std::int64_t now) override;
   Result<std::vector<Result<Ingested>>> ingest_reports(const std::vector<ReportFrom>& reports,

@@ -801,6 +801,35 @@ TEST_F(ScmWebhook, APushWaitsForItsArtifactANewerOneSupersedesItAndAmbiguityIsRe
   EXPECT_EQ(audited("scm.ambiguous"), 1u);
 }
 
+// A push is recorded with its triggers in one transaction: a coordinator
+// that stops right after (before acting on it) starts the run at its next
+// tick, and one that stopped after starting it, before ending the trigger,
+// does not start a second.
+TEST_F(ScmWebhook, APushSurvivesAStopRightAfterItAndNeverStartsTwice) {
+  const std::string sha = "0123abcd" + std::string(32, '9');
+  const json trigger = {{"pipeline", "web"},
+                        {"service", "web"},
+                        {"commit", sha},
+                        {"person", "olga"},
+                        {"delivery", "k-1"},
+                        {"pushed_ms", coordinator_->now_ms()},
+                        {"deadline_ms", coordinator_->now_ms() + 3'600'000}};
+  auto seen = coordinator_->store().note_push("scm/delivery/k-1", "scm/commit/org/web\nx\n" + sha,
+                                              coordinator_->now_ms(),
+                                              {{"scm/trigger/web", trigger.dump()}});
+  ASSERT_EQ(seen.value(), CoordinatorStore::PushSeen::fresh);
+  restart(options());  // the stop: nothing acted on the push yet
+  ASSERT_TRUE(coordinator_->drive_once().ok());
+  ASSERT_EQ(deploys(), 1u);
+  EXPECT_EQ(call("GET", "/deploys/web-1", std::string(), viewer_).body["started_by"], "olga");
+  EXPECT_FALSE(coordinator_->store().setting("scm/trigger/web").value());
+  // As if the trigger outlived the start (a stop between the two writes).
+  ASSERT_TRUE(coordinator_->store().put_setting("scm/trigger/web", trigger.dump()).ok());
+  ASSERT_TRUE(coordinator_->drive_once().ok());
+  EXPECT_EQ(deploys(), 1u);
+  EXPECT_FALSE(coordinator_->store().setting("scm/trigger/web").value());
+}
+
 TEST_F(ScmWebhook, AWaitingPushEndsAtItsDeadline) {
   CoordinatorOptions o = options();
   o.scm_wait_s = 0;  // past due at the first tick after the push

@@ -51,6 +51,20 @@ class ConfigFiles : public ::testing::Test {
   drover::testing::TlsFiles tls_;
 };
 
+// How long a push waits for its artifact (issue 14): read, bounded, named.
+TEST_F(ConfigFiles, TheScmWaitIsReadAndBounded) {
+  auto c = load({{"scm_wait_s", 120}});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->coordinator.scm_wait_s, 120);
+  EXPECT_EQ(load(json::object()).value().coordinator.scm_wait_s, 3600);
+  for (const json& bad : {json(-1), json(31 * 86400), json("an hour")}) {
+    auto refused = load({{"scm_wait_s", bad}});
+    ASSERT_FALSE(refused.ok()) << bad.dump();
+    EXPECT_NE(refused.error().message.find("scm_wait_s"), std::string::npos)
+        << refused.error().message;
+  }
+}
+
 TEST_F(ConfigFiles, AWebhookSecretReadableByGroupOrOthersIsRefused) {
   const json secret = {{"webhook_secret_file", (dir_ / "webhook.secret").string()}};
   auto ok = load(secret);
