@@ -3,8 +3,9 @@
 // each, driven by the drover command line as release engineers would. The
 // pipeline comes from a YAML file; a release passes staging, waits at the
 // production gate for a second person, and rolls through production wave by
-// wave. A release that degrades only in the second wave is rolled back in
-// production alone, newest wave first, and the audit chain names both people.
+// wave. A release, started by a signed push, that degrades only in the
+// second wave is rolled back in production alone, newest wave first, and the
+// audit chain names both people.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -27,6 +28,8 @@ const std::vector<std::string> kProductionRegions = {"us-east-2", "us-west-2", "
 // Production: the canary region, then two regions in parallel, then the rest.
 constexpr const char* kPipeline = R"(format: drover.pipeline.v2
 service: web
+source_repo: org/web
+branch: main
 strategy: {kind: rolling, batch_percent: 50}
 health_checks: {bake_s: 2, min_samples: 3}
 timeouts: {ready_s: 60, converge_s: 60, rollback_s: 60, gate_s: 600, pause_s: 600}
@@ -94,7 +97,8 @@ TEST(PromotionEndToEnd, StagingThenAGateForASecondPersonThenWavesAndAScopedRollb
   const std::string v1 = f.push("v1", healthy);
   json bad_in_eu = healthy;
   bad_in_eu["by_region"] = {{"eu-west-1", {{"error_rate", 0.40}}}};
-  const std::string v2 = f.push("v2", bad_in_eu);
+  const std::string v2_commit = "c0ffee0" + std::string(33, '2');
+  const std::string v2 = f.push("v2", bad_in_eu, v2_commit.substr(0, 12));
   f.start_coordinator();
   f.start_origin();
   for (const auto& r : kStagingRegions) {
@@ -148,10 +152,23 @@ TEST(PromotionEndToEnd, StagingThenAGateForASecondPersonThenWavesAndAScopedRollb
   ASSERT_EQ(one["state"], "succeeded") << one.dump() << f.agent_failures();
   for (const auto& h : f.hosts()) EXPECT_EQ(f.serving(h).first, v1) << h;
 
-  // v2: staging passes; production waits at its gate.
-  ProcessResult second = p.as("alice", {"deploy", "web", v2, "--json"});
-  ASSERT_EQ(second.exit_code, 0) << second.err;
-  const std::string d2 = json::parse(second.out)["deploy_id"];
+  // v2 starts with alice's push to main (issue 14): the event signed with
+  // the repository's secret, her login mapped to her person.
+  const std::string secret = "org-web-push-secret";
+  f.api("POST", "/scm/sources", json{{"repository", "org/web"}, {"secret", secret}});
+  f.api("POST", "/scm/logins", json{{"login", "alice-gh"}, {"person", "alice"}});
+  const json event = {{"ref", "refs/heads/main"},
+                      {"after", v2_commit},
+                      {"repository", {{"full_name", "org/web"}}},
+                      {"pusher", {{"name", "alice-gh"}}}};
+  EXPECT_EQ(f.scm_push(event, "delivery-1", "not-the-secret-at-all"), 401);
+  json pushed;
+  ASSERT_EQ(f.scm_push(event, "delivery-1", secret, &pushed), 202) << pushed.dump();
+  ASSERT_EQ(pushed["triggers"].size(), 1u) << pushed.dump();
+  ASSERT_EQ(pushed["triggers"][0]["state"], "started") << pushed.dump();
+  const std::string d2 = pushed["triggers"][0]["deploy_id"];
+  EXPECT_EQ(f.scm_push(event, "delivery-2", secret), 200);  // the same commit: nothing more
+  // Staging passes; production waits at its gate.
   ASSERT_TRUE(p.reaches(d2, "awaiting_approval", 120s)) << p.deploy(d2).dump();
   for (const auto& h : p.hosts_in(kStagingRegions)) EXPECT_EQ(f.serving(h).first, v2) << h;
   for (const auto& h : p.hosts_in(kProductionRegions)) EXPECT_EQ(f.serving(h).first, v1) << h;
@@ -215,7 +232,9 @@ TEST(PromotionEndToEnd, StagingThenAGateForASecondPersonThenWavesAndAScopedRollb
   bool started_by_alice = false, approved_by_bob = false;
   for (const auto& r : history["records"]) {
     if (r.value("deploy_id", "") != d2) continue;
-    started_by_alice |= r["what"] == "deploy.created" && r["who"] == "alice";
+    // Started by alice's push: the record is the SCM trigger's, the run hers.
+    started_by_alice |= r["what"] == "deploy.created" && r["who"] == "scm" &&
+                        r["detail"].is_object() && r["detail"].value("started_by", "") == "alice";
     if (r["what"] == "gate.approved") {
       approved_by_bob = r["detail"].is_object() && r["detail"].value("person", "") == "bob";
     }

@@ -8,6 +8,7 @@
 #
 #   bash tools/fleet.sh up                  # build, start everything, print what to type
 #   bash tools/fleet.sh release NAME [k=v]  # push a demo release (error_rate, p99_ms, by_region, ...)
+#   bash tools/fleet.sh push NAME LOGIN     # a signed git push of NAME's commit to main (starts the pipeline)
 #   bash tools/fleet.sh demo                # up, then v1 and a v2 bad in one region, down
 #   bash tools/fleet.sh down                # stop everything and its services
 #
@@ -159,6 +160,13 @@ export DROVER_STORE="$dir/store"
 ENV
   # shellcheck disable=SC1091
   source "$dir/env"
+  # Pushes to demo/web's main start the pipeline (POST /webhooks/scm), signed
+  # with this secret; the login alice-gh is alice.
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/scm.secret")
+  curl -sf -H "Authorization: Bearer $admin" -X POST "http://127.0.0.1:$api/scm/sources" \
+    --data-binary "{\"repository\": \"demo/web\", \"secret\": \"$(cat "$dir/scm.secret")\"}" >/dev/null
+  curl -sf -H "Authorization: Bearer $admin" -X POST "http://127.0.0.1:$api/scm/logins" \
+    --data-binary '{"login": "alice-gh", "person": "alice"}' >/dev/null
   drover token create alice --role approver >"$dir/alice.token"
   drover token create bob --role approver >"$dir/bob.token"
   drover pipeline apply -f tools/fleet-pipeline.yaml >/dev/null
@@ -173,8 +181,8 @@ Try it (each host's demo service answers on 127.0.0.1:$((base + 21))-$((base + 3
   drover status web-1                                      # ... awaiting_approval at production's gate
   drover approve web-1 --token \$(cat $dir/alice.token)    # refused: needs another person
   drover approve web-1 --token \$(cat $dir/bob.token)      # bob: production, wave by wave
-  v2=\$(bash tools/fleet.sh release v2 error_rate=0.01 'by_region={"eu-west-1":{"error_rate":0.4}}')
-  drover deploy web \$v2 --token \$(cat $dir/alice.token)  # bad only in eu-west-1 (wave 2)
+  bash tools/fleet.sh push v2 alice-gh                      # alice pushes v2 to main: the push waits for its build
+  bash tools/fleet.sh release v2 error_rate=0.01 'by_region={"eu-west-1":{"error_rate":0.4}}'  # bad only in eu-west-1
   drover approve web-2 --token \$(cat $dir/bob.token); drover status web-2
   drover hosts; drover audit --service web; drover audit verify
   bash tools/fleet.sh down
@@ -207,12 +215,27 @@ release() {
   echo "$id"
 }
 
+# A push of release NAME's commit to demo/web's main by LOGIN, signed as the
+# source host signs it; prints the coordinator's answer.
+push_event() {
+  # shellcheck disable=SC1091
+  source "$dir/env"
+  local sha body sig
+  sha="$(printf '%s' "$1" | sha1sum | cut -c1-40)"
+  body="{\"ref\":\"refs/heads/main\",\"after\":\"$sha\",\"repository\":{\"full_name\":\"demo/web\"},\"pusher\":{\"name\":\"$2\"}}"
+  sig="$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$(cat "$dir/scm.secret")" | sed 's/^.* //')"
+  curl -s -X POST -H "X-GitHub-Event: push" -H "X-GitHub-Delivery: push-$1-$(date +%s%N)" \
+    -H "X-Hub-Signature-256: sha256=$sig" --data-binary "$body" "$DROVER_COORDINATOR/webhooks/scm"
+  echo
+}
+
 # Waits until deploy ID is in STATE (or has ended), printing each new state line.
 wait_state() {
   local id="$1" want="$2" last="" line state
   for _ in $(seq 1 1200); do
-    line="$(drover status "$id" | head -1)"
-    [ "$line" != "$last" ] && echo "$line"
+    # (a run a push starts appears once its build is registered)
+    line="$( (drover status "$id" 2>/dev/null || true) | head -1)"
+    [ -n "$line" ] && [ "$line" != "$last" ] && echo "$line"
     last="$line"
     state="$(echo "$line" | sed -n 's/^[^:]*: \([a-z_]*\).*/\1/p')"
     case "$state" in
@@ -246,9 +269,10 @@ demo() {
   drover approve web-1 --token "$bob" --comment "staging is green"
   wait_state web-1 succeeded
   drover status web-1
+  step "alice pushes v2 to main: the push waits for its build, which starts the pipeline"
+  push_event v2 alice-gh
+  release v2 error_rate=0.01 p99_ms=12 'by_region={"eu-west-1":{"error_rate":0.4}}' >/dev/null
   step "v2 errors 40x more in eu-west-1 only: staging passes, bob approves, the second wave fails"
-  v2="$(release v2 error_rate=0.01 p99_ms=12 'by_region={"eu-west-1":{"error_rate":0.4}}')"
-  drover deploy web "$v2" --token "$alice"
   wait_state web-2 awaiting_approval
   drover approve web-2 --token "$bob"
   wait_state web-2 rolled_back
@@ -263,6 +287,7 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   release) shift; release "$@" ;;
+  push) shift; push_event "$@" ;;
   demo) demo ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac

@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "core/base/hex.hpp"
 #include "core/http/http.hpp"
+#include "core/sign/secret_box.hpp"
 #include "tests/support/tls_cert.hpp"
 #include "tests/support/tree_gen.hpp"
 
@@ -113,13 +115,13 @@ TestFleet::~TestFleet() {
   }
 }
 
-std::string TestFleet::push(const std::string& name, const json& demo) {
+std::string TestFleet::push(const std::string& name, const json& demo, const std::string& git_sha) {
   const fs::path tree = dir_ / "trees" / name;
   write_file(tree / "demo.json", demo.dump());
   write_file(tree / "data", binary_bytes(name.size() * 7 + name.back(), 300 << 10));
   ProcessResult r =
       run({binary("drover").string(), "artifact", "push", tree.string(), "--service", "web",
-           "--git-sha", "0123abcd", "--store", (dir_ / "store").string(), "--json"});
+           "--git-sha", git_sha, "--store", (dir_ / "store").string(), "--json"});
   must(r, "artifact push");
   return json::parse(r.out)["artifact_id"];
 }
@@ -290,6 +292,20 @@ ProcessResult TestFleet::drover(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {binary("drover").string()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv, 300s, {{"DROVER_COORDINATOR", api_url()}, {"DROVER_TOKEN", admin_}});
+}
+
+int TestFleet::scm_push(const json& event, const std::string& delivery, const std::string& secret,
+                        json* answer) {
+  const std::string body = event.dump();
+  http::ClientOptions o;
+  o.timeout = 10s;
+  o.headers = {{"X-GitHub-Event", "push"},
+               {"X-GitHub-Delivery", delivery},
+               {"X-Hub-Signature-256", "sha256=" + to_hex(sign::hmac_sha256(secret, body))}};
+  auto r = http::request("POST", api_url() + "/webhooks/scm", body, o);
+  if (!r.ok()) return 0;
+  if (answer) *answer = json::parse(r->body, nullptr, false);
+  return r->status;
 }
 
 bool TestFleet::registered(const std::string& artifact) {

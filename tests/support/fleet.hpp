@@ -29,7 +29,11 @@ class TestFleet {
   ~TestFleet();  // kills everything, services included
 
   // Packs a release of the demo service (demo.json as given) into the store.
-  std::string push(const std::string& name, const nlohmann::json& demo);
+  std::string push(const std::string& name, const nlohmann::json& demo,
+                   const std::string& git_sha = "0123abcd");
+  // A signed GitHub-style push event to POST /webhooks/scm; answers the status.
+  int scm_push(const nlohmann::json& event, const std::string& delivery, const std::string& secret,
+               nlohmann::json* answer = nullptr);
 
   // Starts the coordinator with env added (e.g. a crash point); waits for ready.
   void start_coordinator(const std::map<std::string, std::string>& env = {});
