@@ -128,7 +128,7 @@ TEST(PromotionEndToEnd, StagingThenAGateForASecondPersonThenWavesAndAScopedRollb
   write_file(f.dir() / "broken.yaml", broken);
   ProcessResult refused = f.drover({"pipeline", "apply", "-f", (f.dir() / "broken.yaml").string()});
   EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
-  EXPECT_NE(refused.err.find("line 16"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("line 18"), std::string::npos) << refused.err;
   EXPECT_NE(refused.err.find("environments[1].waves[0].bake_s"), std::string::npos) << refused.err;
   ProcessResult none = f.drover({"pipeline", "ls"});
   ASSERT_EQ(none.exit_code, 0) << none.err;
