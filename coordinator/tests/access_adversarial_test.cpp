@@ -706,7 +706,8 @@ class ScmWebhook : public AccessAttack {
   }
   std::size_t audited(const std::string& what) {
     std::size_t n = 0;
-    for (const auto& r : coordinator_->audit({}).value()) n += r.what == what;
+    const auto records = coordinator_->audit({}).value();  // kept: the loop reads it
+    for (const auto& r : records) n += r.what == what;
     return n;
   }
   std::size_t deploys() {
