@@ -155,8 +155,14 @@ TEST(PromotionEndToEnd, StagingThenAGateForASecondPersonThenWavesAndAScopedRollb
   // v2 starts with alice's push to main (issue 14): the event signed with
   // the repository's secret, her login mapped to her person.
   const std::string secret = "org-web-push-secret";
-  f.api("POST", "/scm/sources", json{{"repository", "org/web"}, {"secret", secret}});
-  f.api("POST", "/scm/logins", json{{"login", "alice-gh"}, {"person", "alice"}});
+  write_file(f.dir() / "scm.secret", secret + "\n", 0600);
+  ProcessResult source =
+      f.drover({"scm", "source", "org/web", "--secret-file", (f.dir() / "scm.secret").string()});
+  ASSERT_EQ(source.exit_code, 0) << source.err;
+  ASSERT_EQ(f.drover({"scm", "login", "alice-gh", "alice"}).exit_code, 0);
+  ProcessResult sources = f.drover({"scm", "sources", "--json"});
+  EXPECT_NE(sources.out.find("org/web"), std::string::npos) << sources.out;
+  EXPECT_EQ(sources.out.find(secret), std::string::npos) << "the secret is never read back";
   const json event = {{"ref", "refs/heads/main"},
                       {"after", v2_commit},
                       {"repository", {{"full_name", "org/web"}}},

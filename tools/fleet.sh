@@ -163,10 +163,8 @@ ENV
   # Pushes to demo/web's main start the pipeline (POST /webhooks/scm), signed
   # with this secret; the login alice-gh is alice.
   (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/scm.secret")
-  curl -sf -H "Authorization: Bearer $admin" -X POST "http://127.0.0.1:$api/scm/sources" \
-    --data-binary "{\"repository\": \"demo/web\", \"secret\": \"$(cat "$dir/scm.secret")\"}" >/dev/null
-  curl -sf -H "Authorization: Bearer $admin" -X POST "http://127.0.0.1:$api/scm/logins" \
-    --data-binary '{"login": "alice-gh", "person": "alice"}' >/dev/null
+  drover scm source demo/web --secret-file "$dir/scm.secret" >/dev/null
+  drover scm login alice-gh alice >/dev/null
   drover token create alice --role approver >"$dir/alice.token"
   drover token create bob --role approver >"$dir/bob.token"
   drover pipeline apply -f tools/fleet-pipeline.yaml >/dev/null

@@ -188,8 +188,8 @@ void print_history(const json& h) {
   std::cout << "  config    " << h.value("config_hash", "")
             << " (GET /deploys/ID/snapshot gives its bytes)\n";
   for (const auto& a : h["records"]) {
-    std::cout << "  " << utc_of_ms(a.value("at", std::int64_t{0})) << "  " << a.value("who", "") << "  "
-              << a.value("what", "");
+    std::cout << "  " << utc_of_ms(a.value("at", std::int64_t{0})) << "  " << a.value("who", "")
+              << "  " << a.value("what", "");
     if (!a.value("env", "").empty()) std::cout << " [" << a.value("env", "") << "]";
     if (a.contains("detail") && a["detail"].is_object() && !a["detail"].empty()) {
       std::cout << " " << a["detail"].dump();
@@ -278,6 +278,11 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     o.custom_help("create NAME --role ROLE [--person P] | revoke NAME | list");
     o.add_options()("role", "viewer, deployer, approver or admin", cxxopts::value<std::string>())(
         "person", "whom the token belongs to (default: its name)", cxxopts::value<std::string>());
+  }
+  if (verb == "scm") {
+    o.custom_help("source REPOSITORY --secret-file FILE | sources | login LOGIN PERSON");
+    o.add_options()("secret-file", "a file holding the repository's webhook secret",
+                    cxxopts::value<std::string>());
   }
   if (verb == "join-token") {
     o.custom_help("create [--uses N] [--ttl S] [--region R]... [--service S]... | ls | revoke ID");
@@ -474,6 +479,33 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
                   [&](const json&) { std::cout << "revoked " << words[1] << "\n"; });
     }
     return usage(verb, "token create NAME --role ROLE [--person P] | revoke NAME | list");
+  }
+  if (verb == "scm") {
+    if (words.size() == 2 && words[0] == "source") {
+      if (!r.count("secret-file")) return usage(verb, "scm source needs --secret-file FILE");
+      auto secret = ctx.fs.read_file(r["secret-file"].as<std::string>(), 4096);
+      if (!secret.ok()) return report(verb, secret.error());
+      std::string text = *secret;
+      while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+      return show(
+          api->call("POST", "/scm/sources", json{{"repository", words[1]}, {"secret", text}}),
+          [&](const json&) { std::cout << "secret set for " << words[1] << "\n"; });
+    }
+    if (words.size() == 1 && words[0] == "sources") {
+      return show(api->call("GET", "/scm/sources"), [](const json& j) {
+        for (const auto& src : j["sources"]) {
+          std::cout << src.value("repository", "") << "\tset by " << src.value("created_by", "")
+                    << "\n";
+        }
+      });
+    }
+    if (words.size() == 3 && words[0] == "login") {
+      return show(api->call("POST", "/scm/logins", json{{"login", words[1]}, {"person", words[2]}}),
+                  [&](const json&) {
+                    std::cout << "pushes by " << words[1] << " start runs as " << words[2] << "\n";
+                  });
+    }
+    return usage(verb, "scm source REPOSITORY --secret-file FILE | sources | login LOGIN PERSON");
   }
   if (verb == "join-token") {
     if (words.size() == 1 && words[0] == "create") {
