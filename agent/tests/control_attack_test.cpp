@@ -85,8 +85,16 @@ TEST(ControlServer, BoundsConnectionsAndRefusesOtherRequestsBeforeTheirBody) {
   http::ClientOptions co;
   co.timeout = std::chrono::seconds(10);
   auto other = http::request("PUT", base + "/v1/plans", std::string(1 << 20, 'x'), co);
-  ASSERT_TRUE(other.ok()) << other.error().message;
-  EXPECT_EQ(other->status, 404);
+  if (other.ok()) {
+    EXPECT_EQ(other->status, 404);
+  } else {
+    // The answer came before the body was sent, and the server closed the
+    // connection: the client's upload is cut off (seen once in CI).
+    const std::string& why = other.error().message;
+    EXPECT_TRUE(why.find("Broken pipe") != std::string::npos ||
+                why.find("reset") != std::string::npos)
+        << why;
+  }
   // A body over a bundle's bound is refused (413, and the connection closed:
   // the client may see its upload cut off first), whatever it is.
   auto huge =
