@@ -3,6 +3,7 @@
 #include "coordinator/pipelines/pipeline_codec.hpp"
 #include "core/base/name.hpp"
 #include "core/canon/json_fields.hpp"
+#include "core/hash/sha256.hpp"
 
 namespace drover::coordinator::api {
 namespace {
@@ -105,6 +106,67 @@ Result<std::pair<std::string, std::string>> decode_scm_login(const json& body) {
   DROVER_ASSIGN(std::string login, f.str("login", kMaxNameBytes));
   DROVER_ASSIGN(std::string person, f.str("person", kMaxNameBytes));
   return std::pair{login, person};
+}
+
+Result<std::vector<std::string>> decode_notify_allow(const json& body) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"allow"}));
+  DROVER_TRY(f.require({"allow"}));
+  DROVER_ASSIGN(auto allow, f.str_list("allow", notify::kMaxAllowEntries, notify::kMaxUrlBytes));
+  for (const auto& e : allow) {
+    if (auto parsed = notify::parse_allow_entry(e); !parsed.ok()) {
+      return parsed.error().context("allow");
+    }
+  }
+  return allow;
+}
+
+Result<notify::Destination> decode_destination(const json& body, const std::string& pipeline_id) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"name", "url", "secret", "format", "events"}));
+  notify::Destination d;
+  d.pipeline = pipeline_id;
+  DROVER_ASSIGN(d.name, f.str("name", kMaxNameBytes));
+  DROVER_ASSIGN(d.url, f.str("url", notify::kMaxUrlBytes));
+  DROVER_ASSIGN(auto secret, f.opt_str("secret", 256));
+  if (secret) d.secret = *secret;
+  DROVER_ASSIGN(auto format, f.opt_str("format", 16));
+  if (format) d.format = *format;
+  DROVER_ASSIGN(d.events, f.str_list("events", notify::kinds().size() + 1, 64));
+  if (!f.has("events")) d.events = notify::kinds();
+  DROVER_TRY(notify::check_destination(d));
+  return d;
+}
+
+json render_destination(const notify::Destination& d) {
+  return {{"name", d.name},
+          {"origin", notify::origin_of(d.url)},
+          {"url_sha256", ContentId::of(d.url).hex()},
+          {"format", d.format},
+          {"events", d.events},
+          {"signed", !d.secret.empty()},
+          {"created_ms", d.created_ms},
+          {"created_by", d.created_by}};
+}
+
+json render_destinations(const std::vector<notify::Destination>& all) {
+  json out = json::array();
+  for (const auto& d : all) out.push_back(render_destination(d));
+  return {{"destinations", out}};
+}
+
+json render_outbox(const std::vector<notify::Pending>& pending) {
+  json out = json::array();
+  for (const auto& p : pending) {
+    out.push_back({{"pipeline_id", p.pipeline},
+                   {"name", p.name},
+                   {"event_id", p.event_id},
+                   {"kind", p.kind},
+                   {"attempts", p.attempts},
+                   {"next_ms", p.next_ms},
+                   {"last_error", p.last_error}});
+  }
+  return {{"pending", out}};
 }
 
 Result<ContentId> decode_artifact_registration(const json& body) {

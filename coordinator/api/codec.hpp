@@ -31,6 +31,14 @@ Result<std::optional<std::string>> decode_redeploy(const nlohmann::json& body);
 // POST /scm/sources {"repository","secret"}; POST /scm/logins {"login","person"}.
 Result<std::pair<std::string, std::string>> decode_scm_source(const nlohmann::json& body);
 Result<std::pair<std::string, std::string>> decode_scm_login(const nlohmann::json& body);
+// PUT /notifications/allow: {"allow":[ENTRY…]}, each entry checked.
+Result<std::vector<std::string>> decode_notify_allow(const nlohmann::json& body);
+// POST /pipelines/:id/notifications (the allow-list is checked apart).
+Result<notify::Destination> decode_destination(const nlohmann::json& body,
+                                               const std::string& pipeline_id);
+nlohmann::json render_destination(const notify::Destination& d);
+nlohmann::json render_destinations(const std::vector<notify::Destination>& all);
+nlohmann::json render_outbox(const std::vector<notify::Pending>& pending);
 Result<RollbackRequest> decode_rollback(const nlohmann::json& body);
 Result<ContentId> decode_artifact_registration(const nlohmann::json& body);
 struct TokenRequest {

@@ -594,6 +594,36 @@ http::Response HttpApi::dispatch(const http::Request& req) {
       if (!src.ok()) return fail(src.error());
       return from(c.put_scm_source(src->first, src->second, who), json{{"repository", src->first}});
     });
+  } else if (is({"notifications", "allow"})) {
+    on("GET", Role::admin, [&](const Caller&, const json&) {
+      return from(c.notify_allow(), [](const Coordinator::NotifyAllow& a) {
+        return json{{"allow", a.allow}, {"set_by", a.set_by}, {"set_ms", a.set_ms}};
+      });
+    });
+    on("PUT", Role::admin, [&](const Caller& who, const json& body) {
+      auto allow = api::decode_notify_allow(body);
+      if (!allow.ok()) return fail(allow.error());
+      return from(c.put_notify_allow(*allow, who), json{{"allow", *allow}});
+    });
+  } else if (is({"notifications", "outbox"})) {
+    on("GET", Role::admin,
+       [&](const Caller&, const json&) { return from(c.notify_outbox(), api::render_outbox); });
+  } else if (is({"pipelines", "*", "notifications"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      return from(c.destinations(seg[1]), api::render_destinations);
+    });
+    on("POST", Role::deployer, [&](const Caller& who, const json& body) {
+      auto d = api::decode_destination(body, seg[1]);
+      if (!d.ok()) return fail(d.error());
+      auto saved = c.put_destination(*d, who);
+      if (!saved.ok()) return fail(saved.error());
+      return answer(saved->created ? 201 : 200, api::render_destination(saved->destination));
+    });
+  } else if (is({"pipelines", "*", "notifications", "*"})) {
+    on("DELETE", Role::deployer, [&](const Caller& who, const json&) {
+      return from(c.remove_destination(seg[1], seg[3], who),
+                  json{{"name", seg[3]}, {"removed", true}});
+    });
   } else if (is({"scm", "logins"})) {
     on("POST", Role::admin, [&](const Caller& who, const json& body) {
       auto login = api::decode_scm_login(body);
@@ -646,7 +676,7 @@ http::Response HttpApi::dispatch(const http::Request& req) {
   if (!allows(caller->role, route->role))
     return error(403, role_refusal({route->role, ""}, *caller));
   json body = json::object();
-  if (m == "POST" && !req.body.empty()) {
+  if ((m == "POST" || m == "PUT") && !req.body.empty()) {
     body = json::parse(req.body, nullptr, false);
     if (body.is_discarded()) return error(400, "the body is not valid JSON");
   }

@@ -253,6 +253,25 @@ Result<std::vector<AuditRecord>> audit_query(kv::Txn& txn, const AuditTables& t,
   return out;
 }
 
+Result<std::vector<AuditRecord>> audit_after(kv::Txn& txn, const AuditTables& t, std::uint64_t seq,
+                                             std::size_t limit) {
+  std::vector<AuditRecord> out;
+  if (limit == 0 || seq == std::numeric_limits<std::uint64_t>::max()) return out;
+  DROVER_ASSIGN(auto cursor, txn.cursor(t.records));
+  DROVER_ASSIGN(bool more, cursor->seek(seq_key(seq + 1)));
+  while (more && out.size() < limit) {
+    DROVER_ASSIGN(AuditRecord r, decode_audit_record(cursor->value()));
+    out.push_back(std::move(r));
+    DROVER_ASSIGN(more, cursor->next());
+  }
+  return out;
+}
+
+Result<std::uint64_t> audit_head_seq(kv::Txn& txn, const AuditTables& t) {
+  DROVER_ASSIGN(Head head, read_head(txn, t));
+  return head.seq;
+}
+
 namespace {
 
 // The newest release under prefix at or before at_ms.

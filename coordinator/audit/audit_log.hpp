@@ -73,6 +73,11 @@ struct AuditQuery {
 // before time 0 share the index's time 0, and are read to be filtered there.
 Result<std::vector<AuditRecord>> audit_query(kv::Txn& txn, const AuditTables& t,
                                              const AuditQuery& q);
+// The records appended after seq (seq order), at most limit.
+Result<std::vector<AuditRecord>> audit_after(kv::Txn& txn, const AuditTables& t, std::uint64_t seq,
+                                             std::size_t limit);
+// The seq of the newest record (0: none).
+Result<std::uint64_t> audit_head_seq(kv::Txn& txn, const AuditTables& t);
 // The newest `service.release` record of service in env at or before at_ms
 // (by its time, whatever order records were appended in: a wall clock
 // stepped back hides nothing; among records of the same time, the last

@@ -24,7 +24,8 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     DROVER_ASSIGN(Fields f, Fields::of(j, ""));
     DROVER_TRY(f.only({"format", "data_dir", "online_key", "online_cert", "api", "agents",
                        "tracker", "origin_feed", "webhook_secret_file", "tick_ms", "root_chain",
-                       "plan_validity_s", "sample_retention_s", "scm_wait_s"}));
+                       "plan_validity_s", "sample_retention_s", "scm_wait_s", "notify_give_up_s",
+                       "notify_ca_file"}));
     DROVER_ASSIGN(std::string format, f.str("format", 64));
     if (format != "drover.coordinator-config.v1") {
       return make_error(Errc::unsupported,
@@ -210,6 +211,10 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     if (retention) o.sample_retention_s = *retention;
     DROVER_ASSIGN(auto scm_wait, f.opt_int("scm_wait_s", 0, 30 * 86400));
     if (scm_wait) o.scm_wait_s = *scm_wait;
+    DROVER_ASSIGN(auto give_up, f.opt_int("notify_give_up_s", 60, 7 * 86400));
+    if (give_up) o.notify_give_up_s = *give_up;
+    DROVER_ASSIGN(auto ca_file, f.opt_str("notify_ca_file", 4096));
+    if (ca_file) o.notify_ca_file = *ca_file;
     return c;
   };
   auto c = parse();

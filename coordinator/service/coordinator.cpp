@@ -280,9 +280,18 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     std::lock_guard lock(c->orchestrator_mu_);
     DROVER_TRY(c->orchestrator_->recover());
   }
+  notify::NotifierOptions notify_options;
+  notify_options.give_up_ms = c->options_.notify_give_up_s * 1000;
+  c->notifier_ = std::make_unique<notify::Notifier>(
+      *c->store_, [self](const AuditRecord& r) { return self->notify_context(r); },
+      parts.notify_send
+          ? std::move(parts.notify_send)
+          : notify::http_send(c->options_.notify_timeout, c->options_.notify_ca_file),
+      clock, log, notify_options);
   if (c->options_.run_driver) {
     c->driver_ = std::thread([self] { self->drive(); });
     c->readiness_thread_ = std::thread([self] { self->watch_readiness(); });
+    c->notify_thread_ = std::thread([self] { self->notify_loop(); });
   }
   if (!c->options_.origin_feed.empty() && c->options_.follow_feed) {
     c->feed_ = std::make_unique<FeedFollower>(*c->artifacts_, c->options_.feed_wait_s, log);
@@ -298,6 +307,7 @@ Coordinator::~Coordinator() {
   stop_cv_.notify_all();
   if (driver_.joinable()) driver_.join();
   if (readiness_thread_.joinable()) readiness_thread_.join();
+  if (notify_thread_.joinable()) notify_thread_.join();
   feed_.reset();
   gateway_.reset();
   tracker_.reset();
@@ -356,6 +366,29 @@ void Coordinator::drive() {
     (void)st;
     stop_lock.lock();
     stop_cv_.wait_for(stop_lock, options_.tick, [this] { return stopping_; });
+  }
+}
+
+void Coordinator::notify_loop() {
+  std::unique_lock stop_lock(stop_mu_);
+  while (!stopping_) {
+    stop_lock.unlock();
+    std::int64_t next_due = INT64_MAX;
+    (void)run_guarded(log_, "coordinator.notify.threw", [&]() -> Status {
+      if (auto n = notify_once(); !n.ok()) {
+        log_.error("coordinator.notify", {{"error", n.error().message}});
+      }
+      next_due = notifier_->next_due_ms();
+      return Ok{};
+    });
+    // New records are looked for every tick; a retry due sooner wakes it
+    // sooner. A pass that sends waits on the network here, never under the
+    // orchestrator's lock.
+    auto wait = options_.tick;
+    const std::int64_t until_due = next_due - now_ms();
+    if (until_due < wait.count()) wait = std::chrono::milliseconds(std::max<std::int64_t>(until_due, 0));
+    stop_lock.lock();
+    stop_cv_.wait_for(stop_lock, wait, [this] { return stopping_; });
   }
 }
 
@@ -1111,6 +1144,134 @@ void Coordinator::check_waiting_triggers() {
                 {{"pipeline", pipeline_id}, {"error", t.error().message}});
     }
   }
+}
+
+// ---- notifications ----
+
+Result<std::optional<notify::EventContext>> Coordinator::notify_context(const AuditRecord& r) {
+  notify::EventContext c;
+  if (r.what.starts_with("scm.")) {
+    const json detail = json::parse(r.detail, nullptr, false);
+    if (!detail.is_object() || !detail.contains("pipeline") || !detail["pipeline"].is_string()) {
+      return std::optional<notify::EventContext>{};
+    }
+    c.pipeline = detail["pipeline"].get<std::string>();
+    return std::optional<notify::EventContext>{std::move(c)};
+  }
+  if (r.deploy_id.empty()) return std::optional<notify::EventContext>{};
+  DROVER_ASSIGN(auto d, store_->deploy(r.deploy_id));
+  if (!d) return std::optional<notify::EventContext>{};
+  c.pipeline = d->pipeline_id;
+  if (r.what == "gate.waiting") {
+    // Whoever holds a token that may approve, but never the run's starter.
+    DROVER_ASSIGN(auto listed, tokens_->list());
+    std::vector<std::string> persons;
+    for (const auto& t : listed) {
+      const std::string person = t.person.empty() ? t.name : t.person;
+      if (allows(t.role, Role::approver) && person != d->started_by) persons.push_back(person);
+    }
+    std::sort(persons.begin(), persons.end());
+    persons.erase(std::unique(persons.begin(), persons.end()), persons.end());
+    c.may_approve = std::move(persons);
+  }
+  return std::optional<notify::EventContext>{std::move(c)};
+}
+
+Result<std::size_t> Coordinator::notify_once() {
+  std::lock_guard lock(notify_mu_);
+  // Pages of records until the cursor reaches the head (bounded: records
+  // keep coming while a busy coordinator runs; the next pass goes on).
+  for (int page = 0; page < 64; ++page) {
+    DROVER_TRY(notifier_->collect());
+    DROVER_ASSIGN(auto head, store_->audit_head_seq());
+    DROVER_ASSIGN(auto cursor, store_->setting(std::string(notify::kCursorKey)));
+    if (!cursor || *cursor == std::to_string(head)) break;
+  }
+  return notifier_->deliver();
+}
+
+Status Coordinator::put_notify_allow(const std::vector<std::string>& entries, const Caller& who) {
+  if (entries.size() > notify::kMaxAllowEntries) {
+    return make_error(Errc::invalid_argument, "allow: at most " +
+                                                  std::to_string(notify::kMaxAllowEntries) +
+                                                  " entries");
+  }
+  for (const auto& e : entries) DROVER_TRY(notify::parse_allow_entry(e));
+  const json record = {{"allow", entries}, {"set_by", who.name}, {"set_ms", now_ms()}};
+  DROVER_TRY(store_->put_setting(std::string(notify::kAllowKey), *canon::encode(record)));
+  return audit_admin(*store_, now_ms(), who.name, "notify.allow_set", {{"allow", entries}});
+}
+
+Result<Coordinator::NotifyAllow> Coordinator::notify_allow() {
+  NotifyAllow out;
+  DROVER_ASSIGN(auto bytes, store_->setting(std::string(notify::kAllowKey)));
+  if (!bytes) return out;
+  const json j = json::parse(*bytes, nullptr, false);
+  if (!j.is_object()) return make_error(Errc::corrupt, "the notification allow-list is unreadable");
+  out.allow = j.value("allow", std::vector<std::string>{});
+  out.set_by = j.value("set_by", "");
+  out.set_ms = j.value("set_ms", std::int64_t{0});
+  return out;
+}
+
+Result<Coordinator::SavedDestination> Coordinator::put_destination(notify::Destination d, const Caller& who) {
+  DROVER_TRY(load_pipeline(d.pipeline));
+  if (d.events.empty()) d.events = notify::kinds();
+  DROVER_TRY(notify::check_destination(d));
+  DROVER_ASSIGN(auto allow, notify::read_allow(*store_));
+  if (!notify::allowed(d.url, allow)) {
+    return make_error(Errc::refused,
+                      "url: " + notify::origin_of(d.url) +
+                          " is not on the notification allow-list (an admin sets it: PUT "
+                          "/notifications/allow)");
+  }
+  DROVER_ASSIGN(auto existing, notify::read_destinations(*store_, d.pipeline));
+  const bool known = std::any_of(existing.begin(), existing.end(),
+                                 [&](const notify::Destination& e) { return e.name == d.name; });
+  if (!known && existing.size() >= notify::kMaxDestinationsPerPipeline) {
+    return make_error(Errc::exhausted,
+                      "pipeline '" + d.pipeline + "' has " +
+                          std::to_string(notify::kMaxDestinationsPerPipeline) +
+                          " notification destinations already");
+  }
+  d.created_ms = now_ms();
+  d.created_by = who.name;
+  DROVER_TRY(store_->put_setting(notify::dest_key(d.pipeline, d.name),
+                                 notify::encode_destination(d)));
+  DROVER_TRY(audit_admin(*store_, now_ms(), who.name, "notify.destination_set",
+                         {{"pipeline", d.pipeline},
+                          {"name", d.name},
+                          {"origin", notify::origin_of(d.url)},
+                          {"format", d.format},
+                          {"events", d.events}}));
+  return SavedDestination{std::move(d), !known};
+}
+
+Result<std::vector<notify::Destination>> Coordinator::destinations(const std::string& pipeline_id) {
+  DROVER_TRY(load_pipeline(pipeline_id));
+  return notify::read_destinations(*store_, pipeline_id);
+}
+
+Status Coordinator::remove_destination(const std::string& pipeline_id, const std::string& name,
+                                       const Caller& who) {
+  DROVER_TRY(validate_name(name, "name"));
+  DROVER_TRY(load_pipeline(pipeline_id));
+  const std::string key = notify::dest_key(pipeline_id, name);
+  DROVER_ASSIGN(auto held, store_->setting(key));
+  if (!held) {
+    return make_error(Errc::not_found, "pipeline '" + pipeline_id +
+                                           "' has no notification destination '" + name + "'");
+  }
+  std::vector<std::string> erases{key};
+  DROVER_ASSIGN(auto pending, store_->settings_under(notify::out_prefix(pipeline_id, name)));
+  for (const auto& entry : pending) erases.push_back(entry.first);
+  DROVER_TRY(store_->write_settings({}, erases));
+  return audit_admin(*store_, now_ms(), who.name, "notify.destination_removed",
+                     {{"pipeline", pipeline_id}, {"name", name}, {"dropped", pending.size()}});
+}
+
+Result<std::vector<notify::Pending>> Coordinator::notify_outbox() {
+  return notify::read_outbox(*store_, notify::kMaxPendingPerDestination);
 }
 
 Result<std::vector<AuditRecord>> Coordinator::audit(const AuditQuery& q) {

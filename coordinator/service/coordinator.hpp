@@ -30,6 +30,7 @@
 #include "coordinator/artifacts/readiness.hpp"
 #include "coordinator/artifacts/registry.hpp"
 #include "coordinator/gateway/agent_gateway.hpp"
+#include "coordinator/notify/notifier.hpp"
 #include "coordinator/orchestrator/orchestrator.hpp"
 #include "coordinator/pipelines/pipeline.hpp"
 #include "coordinator/plans/plan_issuer.hpp"
@@ -63,6 +64,12 @@ struct CoordinatorOptions {
   std::string webhook_secret;  // HMAC key of POST /webhooks/health; "" refuses the webhook
   // How long a push waits for its artifact (docs/API.md, "The SCM webhook").
   std::int64_t scm_wait_s = 3600;
+  // Notifications (docs/API.md, "Notifications"): how long one is retried,
+  // how long an attempt may take, and the CAs for https destinations ("":
+  // the system's).
+  std::int64_t notify_give_up_s = 24 * 3600;
+  std::chrono::milliseconds notify_timeout{10'000};
+  std::string notify_ca_file;
   std::chrono::milliseconds tick{200};
   std::int64_t plan_validity_s = 24 * 3600;
   std::int64_t sample_retention_s = 24 * 3600;
@@ -84,6 +91,7 @@ struct CoordinatorParts {
   std::unique_ptr<CoordinatorStore> store;       // LmdbCoordinatorStore in options.data_dir
   std::unique_ptr<mesh::TrackerClient> tracker;  // HTTP to the tracker; none without a tracker
   std::unique_ptr<PlanSigner> signer;            // the online key of options.online
+  notify::Send notify_send;                      // HTTP(S) to the destinations
 };
 
 // ---- what the operations take and answer ----
@@ -276,6 +284,31 @@ class Coordinator {
   Result<std::vector<ScmSource>> scm_sources();
   Status put_scm_login(const std::string& login, const std::string& person, const Caller& who);
 
+  // ---- notifications (docs/API.md, "Notifications") ----
+  // Admin: the whole allow-list of destinations, replaced.
+  Status put_notify_allow(const std::vector<std::string>& entries, const Caller& who);
+  struct NotifyAllow {
+    std::vector<std::string> allow;
+    std::string set_by;
+    std::int64_t set_ms = 0;
+  };
+  Result<NotifyAllow> notify_allow();
+  // A pipeline's destination, new (true) or replacing one of its name; its
+  // URL must match the allow-list.
+  struct SavedDestination {
+    notify::Destination destination;
+    bool created = false;
+  };
+  Result<SavedDestination> put_destination(notify::Destination d, const Caller& who);
+  Result<std::vector<notify::Destination>> destinations(const std::string& pipeline_id);
+  // Removes it and its pending deliveries.
+  Status remove_destination(const std::string& pipeline_id, const std::string& name,
+                            const Caller& who);
+  Result<std::vector<notify::Pending>> notify_outbox();
+  // The notify thread's step: every record not yet collected, then one
+  // delivery pass. Returns how many deliveries were answered 2xx.
+  Result<std::size_t> notify_once();
+
   Result<std::vector<AuditRecord>> audit(const AuditQuery& q);
   Result<AuditCheck> audit_verify();
   // env "": the newest release in any environment, or recorded without one.
@@ -337,6 +370,9 @@ class Coordinator {
   void check_readiness();
   void watch_readiness();  // the readiness thread
   void drive();
+  void notify_loop();  // the notify thread
+  // The pipeline an audit record is about, and who may approve at a gate.
+  Result<std::optional<notify::EventContext>> notify_context(const AuditRecord& r);
   void after_commit(const std::string& what);
 
   CoordinatorOptions options_;
@@ -367,6 +403,9 @@ class Coordinator {
   bool stopping_ = false;
   std::thread driver_;
   std::thread readiness_thread_;
+  std::unique_ptr<notify::Notifier> notifier_;
+  std::mutex notify_mu_;  // one pass at a time (the thread, or a test's notify_once)
+  std::thread notify_thread_;
   std::unique_ptr<FeedFollower> feed_;
   std::int64_t last_prune_ms_ = 0;  // the driver's
   int crash_seen_ = 0;

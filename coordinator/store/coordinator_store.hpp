@@ -194,6 +194,11 @@ class CoordinatorStore {
   // An audit record of its own (a person's act outside any deploy).
   virtual Status append_audit(const AuditRecord& record) = 0;
   virtual Result<AuditCheck> verify_audit() = 0;
+  // The records appended after seq, in seq order, at most limit; and the
+  // newest record's seq (0: none). For readers that follow the log (the
+  // notifier).
+  virtual Result<std::vector<AuditRecord>> audit_after(std::uint64_t seq, std::size_t limit) = 0;
+  virtual Result<std::uint64_t> audit_head_seq() = 0;
   // Records by service, env and time, oldest first: from an index, reading
   // no more records than it returns (audit_query).
   virtual Result<std::vector<AuditRecord>> audit(const AuditQuery& q) = 0;
@@ -226,6 +231,9 @@ class CoordinatorStore {
   virtual Result<std::vector<std::pair<std::string, std::string>>> settings_under(
       const std::string& prefix) = 0;
   virtual Status erase_setting(const std::string& key) = 0;
+  // Settings written and erased in one transaction (erases first).
+  virtual Status write_settings(const std::vector<std::pair<std::string, std::string>>& writes,
+                                const std::vector<std::string>& erases) = 0;
   // A push event, once (docs/API.md, "The SCM webhook"): in one transaction,
   // whether its delivery key or its commit key was seen before; when
   // neither, both are written (the value: now_ms) with `writes` (settings

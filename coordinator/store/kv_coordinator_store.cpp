@@ -582,6 +582,29 @@ Status KvCoordinatorStore::erase_setting(const std::string& key) {
   return txn_owner->commit();
 }
 
+Status KvCoordinatorStore::write_settings(
+    const std::vector<std::pair<std::string, std::string>>& writes,
+    const std::vector<std::string>& erases) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  for (const auto& key : erases) {
+    if (auto erased = txn.erase(settings_, key); !erased.ok()) return erased.error();
+  }
+  for (const auto& [key, value] : writes) DROVER_TRY(txn.put(settings_, key, value));
+  return txn.commit();
+}
+
+Result<std::vector<AuditRecord>> KvCoordinatorStore::audit_after(std::uint64_t seq,
+                                                                 std::size_t limit) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  return coordinator::audit_after(*txn_owner, audit_, seq, limit);
+}
+
+Result<std::uint64_t> KvCoordinatorStore::audit_head_seq() {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
+  return coordinator::audit_head_seq(*txn_owner, audit_);
+}
+
 Result<KvCoordinatorStore::PushSeen> KvCoordinatorStore::note_push(
     const std::string& delivery_key, const std::string& commit_key, std::int64_t now_ms,
     const std::vector<std::pair<std::string, std::string>>& writes) {

@@ -70,6 +70,10 @@ class KvCoordinatorStore : public CoordinatorStore {
   Result<std::vector<std::pair<std::string, std::string>>> settings_under(
       const std::string& prefix) override;
   Status erase_setting(const std::string& key) override;
+  Status write_settings(const std::vector<std::pair<std::string, std::string>>& writes,
+                        const std::vector<std::string>& erases) override;
+  Result<std::vector<AuditRecord>> audit_after(std::uint64_t seq, std::size_t limit) override;
+  Result<std::uint64_t> audit_head_seq() override;
   Result<PushSeen> note_push(
       const std::string& delivery_key, const std::string& commit_key, std::int64_t now_ms,
       const std::vector<std::pair<std::string, std::string>>& writes) override;
