@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <iostream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "tests/support/fleet.hpp"
+#include "tests/support/notify_receiver.hpp"
 
 namespace drover::testing {
 namespace {
@@ -133,10 +135,20 @@ TEST_F(CoordinatorCrash, EveryKindOfDeployTransitionResumesWithoutRepeatingABatc
 }
 
 TEST_F(CoordinatorCrash, RollbackAndPauseTransitionsResumeToo) {
+  // People hear about it at a real receiver, though the coordinator is
+  // killed right after each of these transitions, before it could send.
+  NotifyReceiver receiver("crash-test-secret-0123");
+  int status = 0;
+  f_.api("PUT", "/notifications/allow", {{"allow", {receiver.url("/")}}}, &status);
+  ASSERT_EQ(status, 200);
+  f_.api("POST", "/pipelines/web/notifications",
+         {{"name", "ops"}, {"url", receiver.url("/hooks")}, {"secret", "crash-test-secret-0123"}},
+         &status);
+  ASSERT_EQ(status, 201);
+
   // v3 is bad: killed as the rollback starts and as it completes.
   std::string id;
   crash_through({"rollback.started", "rollback.done"}, [&] {
-    int status = 0;
     json d = f_.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", v3_}}, &status);
     ASSERT_EQ(status, 201) << d.dump();
     id = d["deploy_id"];
@@ -148,12 +160,47 @@ TEST_F(CoordinatorCrash, RollbackAndPauseTransitionsResumeToo) {
   for (const auto& h : f_.hosts()) {
     EXPECT_TRUE(eventually([&] { return f_.serving(h).first == v1_; })) << h;
   }
+  // Every notification of the run arrived, signed, once per event (a
+  // receiver deduplicating by event id sees each record exactly once).
+  std::map<std::uint64_t, std::string> expected;  // audit seq -> kind
+  const json records = f_.api("GET", "/audit?service=web&limit=1000")["records"];
+  for (const auto& r : records) {  // kept: a range-for over a temporary's element dangles
+    const std::string what = r["what"];
+    if (r["deploy_id"] == id && (what == "rollback.started" || what == "rollback.done" ||
+                                 what == "deploy.failed" || what == "wave.started")) {
+      expected[r["seq"].get<std::uint64_t>()] = what;
+    }
+  }
+  ASSERT_GE(expected.size(), 3u) << records.dump();
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::size_t of_run = 0;
+        for (const auto& n : receiver.accepted()) of_run += n.body["deploy_id"] == id ? 1 : 0;
+        return of_run >= expected.size();
+      },
+      60s))
+      << [&] {
+           std::string out;
+           for (const auto& n : receiver.deliveries()) {
+             out += n.kind + " " + std::to_string(n.answered) + " " + n.body.dump() + "\n";
+           }
+           return out;
+         }();
+  std::map<std::uint64_t, std::string> got;
+  std::map<std::uint64_t, std::set<std::string>> ids;
+  for (const auto& n : receiver.deliveries()) {
+    if (n.body["deploy_id"] != id) continue;
+    EXPECT_TRUE(n.signature_ok) << n.kind;
+    got[n.body["audit_seq"].get<std::uint64_t>()] = n.kind;
+    ids[n.body["audit_seq"].get<std::uint64_t>()].insert(n.event_id);
+  }
+  EXPECT_EQ(got, expected);
+  for (const auto& [seq, one] : ids) EXPECT_EQ(one.size(), 1u) << seq;
 
   // A person's pause survives a crash right after it: still paused after the
   // restart, and waits for the person.
   std::string paused_id;
   crash_through({"deploy.paused"}, [&] {
-    int status = 0;
     json p = f_.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", v2_}}, &status);
     ASSERT_EQ(status, 201);
     paused_id = p["deploy_id"];
@@ -163,7 +210,6 @@ TEST_F(CoordinatorCrash, RollbackAndPauseTransitionsResumeToo) {
   });
   json still = f_.api("GET", "/deploys/" + paused_id);
   EXPECT_EQ(still["state"], "paused") << still.dump();
-  int status = 0;
   f_.api("POST", "/deploys/" + paused_id + "/resume", nullptr, &status);
   EXPECT_EQ(status, 200);
   json done = f_.wait_done(paused_id);

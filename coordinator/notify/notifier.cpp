@@ -190,7 +190,8 @@ Result<std::size_t> Notifier::collect() {
     auto it = by_pipeline.find((*context)->pipeline);
     if (it == by_pipeline.end()) continue;
     for (const Destination* d : it->second) {
-      if (!d->wants(r.what)) continue;
+      // A destination hears what happens after it was added.
+      if (!d->wants(r.what) || r.at_ms < d->created_ms) continue;
       const std::string prefix = out_prefix(d->pipeline, d->name);
       if (!pending.contains(prefix)) {
         DROVER_ASSIGN(auto held, store_.settings_under(prefix));

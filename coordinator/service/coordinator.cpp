@@ -1229,10 +1229,10 @@ Result<Coordinator::SavedDestination> Coordinator::put_destination(notify::Desti
   const bool known = std::any_of(existing.begin(), existing.end(),
                                  [&](const notify::Destination& e) { return e.name == d.name; });
   if (!known && existing.size() >= notify::kMaxDestinationsPerPipeline) {
-    return make_error(Errc::exhausted,
+    return make_error(Errc::refused,
                       "pipeline '" + d.pipeline + "' has " +
                           std::to_string(notify::kMaxDestinationsPerPipeline) +
-                          " notification destinations already");
+                          " notification destinations already: remove one first");
   }
   d.created_ms = now_ms();
   d.created_by = who.name;

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -23,6 +24,7 @@
 #include "core/format/manifest.hpp"
 #include "core/http/http.hpp"
 #include "core/sign/secret_box.hpp"
+#include "tests/support/notify_receiver.hpp"
 #include "tests/support/small_manifest.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -844,6 +846,171 @@ TEST_F(ScmWebhook, AWaitingPushEndsAtItsDeadline) {
   artifact("late", "ddddddd");
   ASSERT_TRUE(coordinator_->drive_once().ok());
   EXPECT_EQ(deploys(), 0u);
+}
+
+// Notifications (issue 14): only an admin sets the allow-list; a deployer's
+// destination must match it (so no one makes the coordinator call its own
+// API, its tracker or anything an admin did not name), and a URL dressed to
+// look allowed (a user part, a '..' step, an escape) is refused; the secret
+// and the URL are never read back; bodies are checked field by field.
+TEST_F(AccessAttack, NotificationDestinationsStayInsideTheAdminsAllowList) {
+  ASSERT_EQ(call("POST", "/pipelines", pipeline(false), deployer_).status, 201);
+  drover::testing::NotifyReceiver receiver("receiver-secret-0123");
+  const std::string hooks = "http://127.0.0.1:" + std::to_string(receiver.port()) + "/hooks/";
+  const std::string secret = "destination-secret-0123";
+  auto destination = [&](const std::string& url) {
+    return json{{"name", "ops"}, {"url", url}, {"secret", secret}};
+  };
+  auto listed = [&] {
+    return call("GET", "/pipelines/web/notifications", std::string(), viewer_).body;
+  };
+
+  // The allow-list is the admin's alone, and a bad entry stores nothing.
+  for (const auto& who : {deployer_, approver_, viewer_}) {
+    EXPECT_EQ(call("PUT", "/notifications/allow", json{{"allow", {hooks}}}, who).status, 403);
+    EXPECT_EQ(call("GET", "/notifications/outbox", std::string(), who).status, 403);
+  }
+  for (const json& bad : {json{{"allow", {"https://u@x/"}}}, json{{"allow", "http://x"}},
+                          json{{"allow", {hooks}}, {"extra", 1}}, json::object(),
+                          json{{"allow", {"http://x/a/../b"}}}}) {
+    Answer a = call("PUT", "/notifications/allow", bad, admin_);
+    EXPECT_EQ(a.status, 400) << bad.dump() << " " << a.raw;
+  }
+  EXPECT_EQ(call("GET", "/notifications/allow", std::string(), admin_).body["allow"], json::array());
+
+  // Until an admin allows something, nothing is: not even the coordinator's own API.
+  Answer own = call("POST", "/pipelines/web/notifications", destination(api_->url() + "/ready"),
+                    deployer_);
+  EXPECT_EQ(own.status, 409) << own.raw;
+  EXPECT_NE(own.error().find("not on the notification allow-list"), std::string::npos) << own.raw;
+  ASSERT_EQ(call("PUT", "/notifications/allow", json{{"allow", {hooks}}}, admin_).status, 200);
+  Answer outside = call("POST", "/pipelines/web/notifications", destination(api_->url() + "/hooks/x"),
+                        deployer_);
+  EXPECT_EQ(outside.status, 409) << outside.raw;
+  const std::string port = std::to_string(receiver.port());
+  for (const std::string& dressed :
+       {"http://127.0.0.1:" + port + "/other", "http://127.0.0.1:" + port + "/hooks/../tokens",
+        "http://127.0.0.1:" + port + "/hooks/%2e%2e/tokens",
+        "http://127.0.0.1:" + port + "@" + api_->url().substr(7) + "/hooks/x",
+        "http://localhost:" + port + "/hooks/x", "https://127.0.0.1:" + port + "/hooks/x",
+        "http://127.0.0.1:" + port + "/hooks/x#frag", "gopher://127.0.0.1:" + port + "/hooks/"}) {
+    Answer a = call("POST", "/pipelines/web/notifications", destination(dressed), deployer_);
+    EXPECT_TRUE(a.status == 400 || a.status == 409) << dressed << " " << a.raw;
+  }
+  EXPECT_EQ(listed()["destinations"], json::array());
+
+  // Each field is checked, naming it; a viewer may not add one.
+  for (const json& bad : {json{{"name", "a/b"}, {"url", hooks + "x"}, {"secret", secret}},
+                          json{{"name", "ops"}, {"url", hooks + "x"}},
+                          json{{"name", "ops"}, {"url", hooks + "x"}, {"secret", "short"}},
+                          json{{"name", "ops"}, {"url", hooks + "x"}, {"secret", secret},
+                               {"events", {"token.created"}}},
+                          json{{"name", "ops"}, {"url", hooks + "x"}, {"secret", secret},
+                               {"format", "html"}},
+                          json{{"name", "ops"}, {"url", hooks + "x"}, {"secret", secret},
+                               {"headers", {{"Authorization", "x"}}}}}) {
+    Answer a = call("POST", "/pipelines/web/notifications", bad, deployer_);
+    EXPECT_EQ(a.status, 400) << bad.dump() << " " << a.raw;
+  }
+  EXPECT_EQ(call("POST", "/pipelines/web/notifications", destination(hooks + "x"), viewer_).status,
+            403);
+  EXPECT_EQ(call("POST", "/pipelines/nope/notifications", destination(hooks + "x"), deployer_)
+                .status,
+            404);
+
+  // Allowed: stored, and read back without its secret or its URL's path.
+  Answer added = call("POST", "/pipelines/web/notifications",
+                      destination(hooks + "T0/B1/path-is-a-credential"), deployer_);
+  ASSERT_EQ(added.status, 201) << added.raw;
+  const std::string shown = listed().dump();
+  EXPECT_EQ(shown.find(secret), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("path-is-a-credential"), std::string::npos) << shown;
+  EXPECT_EQ(added.raw.find(secret), std::string::npos) << added.raw;
+  EXPECT_EQ(listed()["destinations"][0]["origin"], "http://127.0.0.1:" + port);
+  EXPECT_EQ(listed()["destinations"][0]["signed"], true);
+  // Nor in the audit record of the change.
+  const std::string audit = call("GET", "/audit?limit=1000", std::string(), viewer_).raw;
+  EXPECT_EQ(audit.find(secret), std::string::npos);
+  EXPECT_EQ(audit.find("path-is-a-credential"), std::string::npos);
+  EXPECT_NE(audit.find("notify.destination_set"), std::string::npos);
+
+  // At most 8 per pipeline; removal by a deployer only, 404 for an unknown one.
+  for (int i = 1; i < 8; ++i) {
+    json d = destination(hooks + "x");
+    d["name"] = "d" + std::to_string(i);
+    ASSERT_EQ(call("POST", "/pipelines/web/notifications", d, deployer_).status, 201);
+  }
+  json ninth = destination(hooks + "x");
+  ninth["name"] = "d9";
+  Answer over = call("POST", "/pipelines/web/notifications", ninth, deployer_);
+  EXPECT_EQ(over.status, 409) << over.raw;
+  EXPECT_EQ(call("DELETE", "/pipelines/web/notifications/ops", std::string(), viewer_).status, 403);
+  EXPECT_EQ(call("DELETE", "/pipelines/web/notifications/nope", std::string(), deployer_).status,
+            404);
+  EXPECT_EQ(call("DELETE", "/pipelines/web/notifications/ops", std::string(), deployer_).status,
+            200);
+  EXPECT_EQ(listed()["destinations"].size(), 7u);
+}
+
+// A run at a gate is heard at a real receiver: signed, with who may approve
+// (approvers and admins, never the starter), once per event (by event id)
+// even when the receiver first refuses and the coordinator retries; the
+// outbox shows why it waits.
+TEST_F(AccessAttack, AGateIsHeardSignedWithWhoMayApproveOncePerEvent) {
+  const std::string artifact = ready_to_deploy();
+  ASSERT_EQ(call("POST", "/pipelines", pipeline(true), approver_).status, 201);
+  drover::testing::NotifyReceiver receiver("destination-secret-0123");
+  ASSERT_EQ(
+      call("PUT", "/notifications/allow", json{{"allow", {receiver.url("/hooks/")}}}, admin_).status,
+      200);
+  ASSERT_TRUE(coordinator_->notify_once().ok());  // the notifier's cursor: from here on
+  ASSERT_EQ(call("POST", "/pipelines/web/notifications",
+                 json{{"name", "ops"},
+                      {"url", receiver.url("/hooks/ops")},
+                      {"secret", "destination-secret-0123"},
+                      {"events", {"gate.waiting", "gate.approved", "gate.rejected"}}},
+                 deployer_)
+                .status,
+            201);
+  ASSERT_EQ(call("POST", "/deploys",
+                 json{{"pipeline_id", "web"}, {"artifact_id", artifact}, {"env", "prod"}}, deployer_)
+                .status,
+            201);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(coordinator_->drive_once().ok());
+  ASSERT_TRUE(coordinator_->notify_once().ok());
+  ASSERT_EQ(receiver.kinds(), std::vector<std::string>{"gate.waiting"});
+  const auto waiting = receiver.accepted()[0];
+  EXPECT_TRUE(waiting.signature_ok);
+  EXPECT_EQ(waiting.path, "/hooks/ops");
+  EXPECT_EQ(waiting.body["event_id"], waiting.event_id);
+  EXPECT_EQ(waiting.body["deploy_id"], "web-1");
+  EXPECT_EQ(waiting.body["env"], "prod");
+  EXPECT_EQ(waiting.body["may_approve"], json({"ada", "root"}));  // not dee, who started it
+  EXPECT_NE(waiting.body["text"].get<std::string>().find("ada, root"), std::string::npos);
+
+  // The receiver refuses for a while: retried, the outbox says why, and the
+  // event arrives once it accepts, under one id.
+  receiver.answer(503);
+  ASSERT_EQ(call("POST", "/deploys/web-1/approve", json{{"comment", "ok"}}, approver_).status, 200);
+  ASSERT_TRUE(coordinator_->notify_once().ok());
+  Answer outbox = call("GET", "/notifications/outbox", std::string(), admin_);
+  ASSERT_EQ(outbox.body["pending"].size(), 1u) << outbox.raw;
+  EXPECT_EQ(outbox.body["pending"][0]["kind"], "gate.approved");
+  EXPECT_EQ(outbox.body["pending"][0]["last_error"], "answered 503");
+  receiver.answer(200);
+  ASSERT_TRUE(drover::testing::eventually([&] {
+    (void)coordinator_->notify_once();
+    return receiver.kinds().size() == 2;
+  }));
+  EXPECT_EQ(receiver.kinds(), (std::vector<std::string>{"gate.waiting", "gate.approved"}));
+  const auto all = receiver.deliveries();
+  ASSERT_GE(all.size(), 3u);
+  std::set<std::string> approved_ids;
+  for (const auto& d : all) {
+    if (d.kind == "gate.approved") approved_ids.insert(d.event_id);
+  }
+  EXPECT_EQ(approved_ids.size(), 1u);
+  EXPECT_TRUE(call("GET", "/notifications/outbox", std::string(), admin_).body["pending"].empty());
 }
 
 }  // namespace
