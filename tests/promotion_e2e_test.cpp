@@ -7,6 +7,7 @@
 // second wave is rolled back in production alone, newest wave first, and the
 // audit chain names both people.
 #include <gtest/gtest.h>
+#include <set>
 
 #include <algorithm>
 #include <map>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/fleet.hpp"
+#include "tests/support/notify_receiver.hpp"
 
 namespace drover::testing {
 namespace {
@@ -138,6 +140,25 @@ TEST(PromotionEndToEnd, StagingThenAGateForASecondPersonThenWavesAndAScopedRollb
   ProcessResult applied =
       f.drover({"pipeline", "apply", "-f", (f.dir() / "pipeline.yaml").string()});
   ASSERT_EQ(applied.exit_code, 0) << applied.err;
+  // People hear about the pipeline's runs (issue 14): the admin allows the
+  // release channel's receiver, and the pipeline posts to it, signed.
+  NotifyReceiver receiver("promotion-notify-secret");
+  write_file(f.dir() / "notify.secret", "promotion-notify-secret\n", 0600);
+  ProcessResult allow = f.drover({"notify", "allow", receiver.url("/hooks/")});
+  ASSERT_EQ(allow.exit_code, 0) << allow.err;
+  ProcessResult added =
+      f.drover({"notify", "add", "web", "release-channel", "--url", receiver.url("/hooks/web"),
+                "--secret-file", (f.dir() / "notify.secret").string()});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  ProcessResult outside =
+      f.drover({"notify", "add", "web", "elsewhere", "--url", f.api_url() + "/tokens",
+                "--secret-file", (f.dir() / "notify.secret").string()});
+  EXPECT_EQ(outside.exit_code, 1) << "a destination outside the allow-list: " << outside.out;
+  ProcessResult listed = f.drover({"notify", "ls", "web"});
+  EXPECT_NE(listed.out.find("release-channel\t" + receiver.url("")), std::string::npos)
+      << listed.out;
+  EXPECT_EQ(listed.out.find("promotion-notify-secret"), std::string::npos);
+
   ProcessResult shown = f.drover({"pipeline", "show", "web"});
   EXPECT_NE(shown.out.find("wave continents: [\"us-west-2\",\"eu-west-1\"]"), std::string::npos)
       << shown.out;
@@ -264,6 +285,61 @@ TEST(PromotionEndToEnd, StagingThenAGateForASecondPersonThenWavesAndAScopedRollb
   const std::string d3 = json::parse(again.out)["deploy_id"];
   ASSERT_TRUE(p.reaches(d3, "awaiting_approval", 120s)) << p.deploy(d3).dump();
   EXPECT_EQ(p.deploy(d3)["redeploy_of"], d2);
+
+  // The notifications: every event of d2 a person needs, in the audit's
+  // order, signed, once each; the push that started it; the gate with who
+  // may approve it (bob, never alice, who started it); and d3's gate.
+  const std::set<std::string> notifiable = {"gate.waiting",  "gate.approved", "gate.rejected",
+                                            "gate.expired",  "wave.started",  "rollback.started",
+                                            "rollback.done", "deploy.failed", "deploy.succeeded"};
+  std::vector<std::string> expected;
+  for (const auto& r : history["records"]) {
+    if (r.value("deploy_id", "") == d2 && notifiable.contains(r["what"].get<std::string>())) {
+      expected.push_back(r["what"]);
+    }
+  }
+  ASSERT_GE(expected.size(), 6u) << history.dump();
+  auto of = [&](const std::string& deploy) {
+    std::map<std::uint64_t, NotifyReceiver::Delivery> out;  // by audit seq
+    for (const auto& heard : receiver.accepted()) {
+      if (heard.body.value("deploy_id", "") == deploy)
+        out[heard.body["audit_seq"].get<std::uint64_t>()] = heard;
+    }
+    return out;
+  };
+  auto d3_at_gate = [&] {
+    for (const auto& [seq, heard] : of(d3)) {
+      if (heard.kind == "gate.waiting") return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(eventually([&] { return of(d2).size() >= expected.size() && d3_at_gate(); }, 30s))
+      << receiver.deliveries().size() << " deliveries";
+  std::vector<std::string> got;
+  for (const auto& [seq, heard] : of(d2)) {
+    got.push_back(heard.kind);
+    EXPECT_TRUE(heard.signature_ok) << heard.kind;
+    if (heard.kind == "gate.waiting") {
+      EXPECT_EQ(heard.body["env"], "production");
+      const json may = heard.body["may_approve"];
+      EXPECT_NE(std::find(may.begin(), may.end(), "bob"), may.end()) << may.dump();
+      EXPECT_EQ(std::find(may.begin(), may.end(), "alice"), may.end()) << may.dump();
+    }
+    if (heard.kind == "gate.approved") {
+      EXPECT_EQ(heard.body["detail"]["person"], "bob");
+    }
+  }
+  EXPECT_EQ(got, expected);
+  bool push_heard = false;
+  for (const auto& heard : receiver.accepted()) {
+    push_heard |= heard.kind == "scm.started" && heard.body["detail"].value("deploy_id", "") == d2;
+  }
+  EXPECT_TRUE(push_heard);
+  std::map<std::uint64_t, std::set<std::string>> ids;
+  for (const auto& heard : receiver.deliveries()) {
+    ids[heard.body.value("audit_seq", std::uint64_t{0})].insert(heard.event_id);
+  }
+  for (const auto& [seq, distinct] : ids) EXPECT_EQ(distinct.size(), 1u) << "audit record " << seq;
 }
 
 }  // namespace

@@ -29,9 +29,8 @@ struct Entry {
 };
 
 std::string encode_entry(const Entry& e) {
-  const json j = {{"event_id", e.event_id},       {"kind", e.kind},
-                  {"body", e.body},               {"enqueued_ms", e.enqueued_ms},
-                  {"attempts", e.attempts},       {"next_ms", e.next_ms},
+  const json j = {{"event_id", e.event_id},       {"kind", e.kind},         {"body", e.body},
+                  {"enqueued_ms", e.enqueued_ms}, {"attempts", e.attempts}, {"next_ms", e.next_ms},
                   {"last_error", e.last_error}};
   return *canon::encode(j);
 }
@@ -66,8 +65,8 @@ bool split_out_key(std::string_view key, std::string& pipeline, std::string& nam
 }
 
 Pending pending_of(const std::string& pipeline, const std::string& name, const Entry& e) {
-  return Pending{pipeline,   name,          e.event_id, e.kind, e.last_error,
-                 e.attempts, e.enqueued_ms, e.next_ms};
+  return Pending{pipeline,     name,       e.event_id,    e.kind,
+                 e.last_error, e.attempts, e.enqueued_ms, e.next_ms};
 }
 
 }  // namespace
@@ -102,7 +101,8 @@ Result<std::vector<AllowEntry>> read_allow(CoordinatorStore& store) {
     return make_error(Errc::corrupt, "the notification allow-list is unreadable");
   }
   for (const auto& e : j["allow"]) {
-    if (!e.is_string()) return make_error(Errc::corrupt, "the notification allow-list is unreadable");
+    if (!e.is_string())
+      return make_error(Errc::corrupt, "the notification allow-list is unreadable");
     DROVER_ASSIGN(AllowEntry a, parse_allow_entry(e.get<std::string>()));
     out.push_back(std::move(a));
   }
@@ -220,10 +220,8 @@ Result<std::size_t> Notifier::collect() {
 
 Status Notifier::drop(const std::string& key, const Pending& p, const std::string& why) {
   if (!key.empty()) DROVER_TRY(store_.write_settings({}, {key}));
-  log_.warn("notify.dropped", {{"pipeline", p.pipeline},
-                               {"name", p.name},
-                               {"event_id", p.event_id},
-                               {"why", why}});
+  log_.warn("notify.dropped",
+            {{"pipeline", p.pipeline}, {"name", p.name}, {"event_id", p.event_id}, {"why", why}});
   AuditRecord r;
   r.at_ms = now_ms();
   r.who = "drover";

@@ -81,7 +81,8 @@ Result<Parts> split_url(std::string_view text, bool allow_query) {
     }
   }
   p.host.reserve(host.size());
-  for (char c : host) p.host.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : host)
+    p.host.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   p.port = p.tls ? 443 : 80;
   if (!port.empty() || authority.ends_with(':')) {
     if (port.empty() || port.size() > 5 ||
@@ -89,7 +90,8 @@ Result<Parts> split_url(std::string_view text, bool allow_query) {
       return make_error(Errc::invalid_argument, "url's port is not a number");
     }
     const unsigned long n = std::stoul(std::string(port));
-    if (n == 0 || n > 65535) return make_error(Errc::invalid_argument, "url's port is out of range");
+    if (n == 0 || n > 65535)
+      return make_error(Errc::invalid_argument, "url's port is out of range");
     p.port = static_cast<std::uint16_t>(n);
   }
   const std::size_t q = rest.find('?');
@@ -134,10 +136,9 @@ std::string list_text(const std::vector<std::string>& v) {
 
 const std::vector<std::string>& kinds() {
   static const std::vector<std::string> k = {
-      "gate.waiting",     "gate.approved",   "gate.rejected",   "gate.expired",
-      "wave.started",     "rollback.started", "rollback.done",  "deploy.failed",
-      "deploy.succeeded", "scm.waiting",     "scm.started",     "scm.superseded",
-      "scm.expired",      "scm.ambiguous"};
+      "gate.waiting",     "gate.approved",  "gate.rejected", "gate.expired",     "wave.started",
+      "rollback.started", "rollback.done",  "deploy.failed", "deploy.succeeded", "scm.waiting",
+      "scm.started",      "scm.superseded", "scm.expired",   "scm.ambiguous"};
   return k;
 }
 
@@ -197,17 +198,16 @@ Status check_destination(const Destination& d) {
   if (d.events.empty()) return make_error(Errc::invalid_argument, "events is empty");
   for (const auto& e : d.events) {
     if (!notifiable(e)) {
-      return make_error(Errc::invalid_argument,
-                        "events: '" + e + "' is not a notification kind (" + list_text(kinds()) +
-                            ")");
+      return make_error(Errc::invalid_argument, "events: '" + e + "' is not a notification kind (" +
+                                                    list_text(kinds()) + ")");
     }
   }
   return {};
 }
 
 std::string encode_destination(const Destination& d) {
-  const json j = {{"url", d.url},         {"secret", d.secret},         {"format", d.format},
-                  {"events", d.events},   {"created_ms", d.created_ms}, {"created_by", d.created_by}};
+  const json j = {{"url", d.url},       {"secret", d.secret},         {"format", d.format},
+                  {"events", d.events}, {"created_ms", d.created_ms}, {"created_by", d.created_by}};
   return *canon::encode(j);
 }
 
@@ -249,8 +249,8 @@ std::string text_of(const AuditRecord& r, const EventContext& c) {
   run += ")";
   const std::string in = r.env.empty() ? "" : " in " + r.env;
   if (r.what == "gate.waiting") {
-    std::string s = run + " waits at the gate of " + r.env + ": " + field("approvals") +
-                    " approval(s)";
+    std::string s =
+        run + " waits at the gate of " + r.env + ": " + field("approvals") + " approval(s)";
     if (c.may_approve) {
       s += c.may_approve->empty() ? " and no one else holds an approver token"
                                   : " from " + list_text(*c.may_approve);
@@ -303,11 +303,13 @@ std::string render(const AuditRecord& r, const EventContext& c, std::string_view
   if (format == "slack") return json{{"text", text}}.dump();
   json detail = json::parse(r.detail, nullptr, false);
   if (!detail.is_object()) detail = json::object();
-  json j = {{"format", kBodyFormat},  {"event_id", event_id(r)}, {"kind", r.what},
-            {"at_ms", r.at_ms},       {"audit_seq", r.seq},      {"pipeline_id", c.pipeline},
-            {"service", r.service},   {"env", r.env},            {"deploy_id", r.deploy_id},
-            {"artifact_id", r.artifact}, {"git_sha", r.git_sha}, {"who", r.who},
-            {"detail", detail},       {"text", text}};
+  json j = {{"format", kBodyFormat},    {"event_id", event_id(r)},
+            {"kind", r.what},           {"at_ms", r.at_ms},
+            {"audit_seq", r.seq},       {"pipeline_id", c.pipeline},
+            {"service", r.service},     {"env", r.env},
+            {"deploy_id", r.deploy_id}, {"artifact_id", r.artifact},
+            {"git_sha", r.git_sha},     {"who", r.who},
+            {"detail", detail},         {"text", text}};
   if (c.may_approve) j["may_approve"] = *c.may_approve;
   return *canon::encode(j);
 }

@@ -284,9 +284,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   notify_options.give_up_ms = c->options_.notify_give_up_s * 1000;
   c->notifier_ = std::make_unique<notify::Notifier>(
       *c->store_, [self](const AuditRecord& r) { return self->notify_context(r); },
-      parts.notify_send
-          ? std::move(parts.notify_send)
-          : notify::http_send(c->options_.notify_timeout, c->options_.notify_ca_file),
+      parts.notify_send ? std::move(parts.notify_send)
+                        : notify::http_send(c->options_.notify_timeout, c->options_.notify_ca_file),
       clock, log, notify_options);
   if (c->options_.run_driver) {
     c->driver_ = std::thread([self] { self->drive(); });
@@ -386,7 +385,8 @@ void Coordinator::notify_loop() {
     // orchestrator's lock.
     auto wait = options_.tick;
     const std::int64_t until_due = next_due - now_ms();
-    if (until_due < wait.count()) wait = std::chrono::milliseconds(std::max<std::int64_t>(until_due, 0));
+    if (until_due < wait.count())
+      wait = std::chrono::milliseconds(std::max<std::int64_t>(until_due, 0));
     stop_lock.lock();
     stop_cv_.wait_for(stop_lock, wait, [this] { return stopping_; });
   }
@@ -1192,9 +1192,8 @@ Result<std::size_t> Coordinator::notify_once() {
 
 Status Coordinator::put_notify_allow(const std::vector<std::string>& entries, const Caller& who) {
   if (entries.size() > notify::kMaxAllowEntries) {
-    return make_error(Errc::invalid_argument, "allow: at most " +
-                                                  std::to_string(notify::kMaxAllowEntries) +
-                                                  " entries");
+    return make_error(Errc::invalid_argument,
+                      "allow: at most " + std::to_string(notify::kMaxAllowEntries) + " entries");
   }
   for (const auto& e : entries) DROVER_TRY(notify::parse_allow_entry(e));
   const json record = {{"allow", entries}, {"set_by", who.name}, {"set_ms", now_ms()}};
@@ -1214,7 +1213,8 @@ Result<Coordinator::NotifyAllow> Coordinator::notify_allow() {
   return out;
 }
 
-Result<Coordinator::SavedDestination> Coordinator::put_destination(notify::Destination d, const Caller& who) {
+Result<Coordinator::SavedDestination> Coordinator::put_destination(notify::Destination d,
+                                                                   const Caller& who) {
   DROVER_TRY(load_pipeline(d.pipeline));
   if (d.events.empty()) d.events = notify::kinds();
   DROVER_TRY(notify::check_destination(d));
@@ -1229,15 +1229,14 @@ Result<Coordinator::SavedDestination> Coordinator::put_destination(notify::Desti
   const bool known = std::any_of(existing.begin(), existing.end(),
                                  [&](const notify::Destination& e) { return e.name == d.name; });
   if (!known && existing.size() >= notify::kMaxDestinationsPerPipeline) {
-    return make_error(Errc::refused,
-                      "pipeline '" + d.pipeline + "' has " +
-                          std::to_string(notify::kMaxDestinationsPerPipeline) +
-                          " notification destinations already: remove one first");
+    return make_error(Errc::refused, "pipeline '" + d.pipeline + "' has " +
+                                         std::to_string(notify::kMaxDestinationsPerPipeline) +
+                                         " notification destinations already: remove one first");
   }
   d.created_ms = now_ms();
   d.created_by = who.name;
-  DROVER_TRY(store_->put_setting(notify::dest_key(d.pipeline, d.name),
-                                 notify::encode_destination(d)));
+  DROVER_TRY(
+      store_->put_setting(notify::dest_key(d.pipeline, d.name), notify::encode_destination(d)));
   DROVER_TRY(audit_admin(*store_, now_ms(), who.name, "notify.destination_set",
                          {{"pipeline", d.pipeline},
                           {"name", d.name},

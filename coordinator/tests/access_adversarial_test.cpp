@@ -876,16 +876,17 @@ TEST_F(AccessAttack, NotificationDestinationsStayInsideTheAdminsAllowList) {
     Answer a = call("PUT", "/notifications/allow", bad, admin_);
     EXPECT_EQ(a.status, 400) << bad.dump() << " " << a.raw;
   }
-  EXPECT_EQ(call("GET", "/notifications/allow", std::string(), admin_).body["allow"], json::array());
+  EXPECT_EQ(call("GET", "/notifications/allow", std::string(), admin_).body["allow"],
+            json::array());
 
   // Until an admin allows something, nothing is: not even the coordinator's own API.
-  Answer own = call("POST", "/pipelines/web/notifications", destination(api_->url() + "/ready"),
-                    deployer_);
+  Answer own =
+      call("POST", "/pipelines/web/notifications", destination(api_->url() + "/ready"), deployer_);
   EXPECT_EQ(own.status, 409) << own.raw;
   EXPECT_NE(own.error().find("not on the notification allow-list"), std::string::npos) << own.raw;
   ASSERT_EQ(call("PUT", "/notifications/allow", json{{"allow", {hooks}}}, admin_).status, 200);
-  Answer outside = call("POST", "/pipelines/web/notifications", destination(api_->url() + "/hooks/x"),
-                        deployer_);
+  Answer outside = call("POST", "/pipelines/web/notifications",
+                        destination(api_->url() + "/hooks/x"), deployer_);
   EXPECT_EQ(outside.status, 409) << outside.raw;
   const std::string port = std::to_string(receiver.port());
   for (const std::string& dressed :
@@ -900,23 +901,27 @@ TEST_F(AccessAttack, NotificationDestinationsStayInsideTheAdminsAllowList) {
   EXPECT_EQ(listed()["destinations"], json::array());
 
   // Each field is checked, naming it; a viewer may not add one.
-  for (const json& bad : {json{{"name", "a/b"}, {"url", hooks + "x"}, {"secret", secret}},
-                          json{{"name", "ops"}, {"url", hooks + "x"}},
-                          json{{"name", "ops"}, {"url", hooks + "x"}, {"secret", "short"}},
-                          json{{"name", "ops"}, {"url", hooks + "x"}, {"secret", secret},
-                               {"events", {"token.created"}}},
-                          json{{"name", "ops"}, {"url", hooks + "x"}, {"secret", secret},
-                               {"format", "html"}},
-                          json{{"name", "ops"}, {"url", hooks + "x"}, {"secret", secret},
-                               {"headers", {{"Authorization", "x"}}}}}) {
+  for (const json& bad :
+       {json{{"name", "a/b"}, {"url", hooks + "x"}, {"secret", secret}},
+        json{{"name", "ops"}, {"url", hooks + "x"}},
+        json{{"name", "ops"}, {"url", hooks + "x"}, {"secret", "short"}},
+        json{{"name", "ops"},
+             {"url", hooks + "x"},
+             {"secret", secret},
+             {"events", {"token.created"}}},
+        json{{"name", "ops"}, {"url", hooks + "x"}, {"secret", secret}, {"format", "html"}},
+        json{{"name", "ops"},
+             {"url", hooks + "x"},
+             {"secret", secret},
+             {"headers", {{"Authorization", "x"}}}}}) {
     Answer a = call("POST", "/pipelines/web/notifications", bad, deployer_);
     EXPECT_EQ(a.status, 400) << bad.dump() << " " << a.raw;
   }
   EXPECT_EQ(call("POST", "/pipelines/web/notifications", destination(hooks + "x"), viewer_).status,
             403);
-  EXPECT_EQ(call("POST", "/pipelines/nope/notifications", destination(hooks + "x"), deployer_)
-                .status,
-            404);
+  EXPECT_EQ(
+      call("POST", "/pipelines/nope/notifications", destination(hooks + "x"), deployer_).status,
+      404);
 
   // Allowed: stored, and read back without its secret or its URL's path.
   Answer added = call("POST", "/pipelines/web/notifications",
@@ -960,9 +965,9 @@ TEST_F(AccessAttack, AGateIsHeardSignedWithWhoMayApproveOncePerEvent) {
   const std::string artifact = ready_to_deploy();
   ASSERT_EQ(call("POST", "/pipelines", pipeline(true), approver_).status, 201);
   drover::testing::NotifyReceiver receiver("destination-secret-0123");
-  ASSERT_EQ(
-      call("PUT", "/notifications/allow", json{{"allow", {receiver.url("/hooks/")}}}, admin_).status,
-      200);
+  ASSERT_EQ(call("PUT", "/notifications/allow", json{{"allow", {receiver.url("/hooks/")}}}, admin_)
+                .status,
+            200);
   ASSERT_TRUE(coordinator_->notify_once().ok());  // the notifier's cursor: from here on
   ASSERT_EQ(call("POST", "/pipelines/web/notifications",
                  json{{"name", "ops"},
@@ -972,10 +977,11 @@ TEST_F(AccessAttack, AGateIsHeardSignedWithWhoMayApproveOncePerEvent) {
                  deployer_)
                 .status,
             201);
-  ASSERT_EQ(call("POST", "/deploys",
-                 json{{"pipeline_id", "web"}, {"artifact_id", artifact}, {"env", "prod"}}, deployer_)
-                .status,
-            201);
+  ASSERT_EQ(
+      call("POST", "/deploys",
+           json{{"pipeline_id", "web"}, {"artifact_id", artifact}, {"env", "prod"}}, deployer_)
+          .status,
+      201);
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(coordinator_->drive_once().ok());
   ASSERT_TRUE(coordinator_->notify_once().ok());
   ASSERT_EQ(receiver.kinds(), std::vector<std::string>{"gate.waiting"});

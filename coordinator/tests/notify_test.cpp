@@ -270,7 +270,7 @@ TEST_F(NotifierTest, HistoryBeforeTheFirstPassIsNotSentAndEachLaterEventIsSentOn
   EXPECT_TRUE(sent_.empty());
 
   append("gate.waiting");
-  append("deploy.created");  // not a notification kind
+  append("deploy.created");    // not a notification kind
   append("wave.started", "");  // of no pipeline
   append("deploy.failed");
   EXPECT_EQ(*n->collect(), 2u);
@@ -285,8 +285,8 @@ TEST_F(NotifierTest, HistoryBeforeTheFirstPassIsNotSentAndEachLaterEventIsSentOn
   const json body = json::parse(s.body);
   EXPECT_EQ(s.header("X-Drover-Delivery"), body["event_id"]);
   EXPECT_EQ(s.header("X-Drover-Signature"),
-            signature("0123456789abcdef", s.header("X-Drover-Timestamp"), body["event_id"].get<std::string>(),
-                      s.body));
+            signature("0123456789abcdef", s.header("X-Drover-Timestamp"),
+                      body["event_id"].get<std::string>(), s.body));
   EXPECT_EQ(s.header("X-Drover-Timestamp"), "1700000000");
   EXPECT_TRUE(read_outbox(*store_, 100)->empty());
 }
@@ -313,8 +313,8 @@ TEST_F(NotifierTest, AFailingDestinationIsRetriedWithBackOffInOrderThenDroppedAn
   clock_.advance(2s);
   EXPECT_EQ(*n->deliver(), 1u);
   EXPECT_EQ(*n->deliver(), 1u);
-  EXPECT_EQ(kinds_sent(), (std::vector<std::string>{"gate.waiting", "gate.waiting",
-                                                    "gate.waiting", "gate.approved"}));
+  EXPECT_EQ(kinds_sent(), (std::vector<std::string>{"gate.waiting", "gate.waiting", "gate.waiting",
+                                                    "gate.approved"}));
   // Every attempt of an event carries its one id.
   EXPECT_EQ(sent_[0].header("X-Drover-Delivery"), sent_[2].header("X-Drover-Delivery"));
 

@@ -44,7 +44,9 @@ NotifyReceiver::NotifyReceiver(std::string secret) : secret_(std::move(secret)) 
                 .value();
 }
 
-NotifyReceiver::~NotifyReceiver() { server_.reset(); }
+NotifyReceiver::~NotifyReceiver() {
+  server_.reset();
+}
 
 std::string NotifyReceiver::url(const std::string& path) const {
   return "http://127.0.0.1:" + std::to_string(port()) + path;

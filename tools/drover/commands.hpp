@@ -16,5 +16,9 @@ int key_command(Context& ctx, std::vector<std::string> args);
 int mesh_command(Context& ctx, std::vector<std::string> args);
 // deploy, rollback, status, pause, resume, pipeline, token, join-token, hosts, audit.
 int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::string> args);
+// notify receive: prints each verified notification posted to listen, until
+// count were received (0: until killed).
+int notify_receive(Context& ctx, const std::string& listen, const std::string& secret,
+                   std::size_t count, bool as_json);
 
 }  // namespace drover::cli

@@ -284,6 +284,21 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     o.add_options()("secret-file", "a file holding the repository's webhook secret",
                     cxxopts::value<std::string>());
   }
+  if (verb == "notify") {
+    o.custom_help(
+        "allow [URL...] | allowed | add PIPELINE NAME --url URL [--secret-file F] [--format slack] "
+        "[--event KIND]... | ls PIPELINE | rm PIPELINE NAME | outbox | receive --listen HOST:PORT "
+        "[--secret-file F] [--count N]");
+    o.add_options()("url", "where to post (must match the admin's allow-list)",
+                    cxxopts::value<std::string>())(
+        "secret-file", "a file holding the destination's signing secret",
+        cxxopts::value<std::string>())("format", "drover (default) or slack",
+                                       cxxopts::value<std::string>())(
+        "event", "a kind to send (repeatable; default: every kind)",
+        cxxopts::value<std::vector<std::string>>())("listen", "receive: the address to listen on",
+                                                    cxxopts::value<std::string>())(
+        "count", "receive: exit after N events", cxxopts::value<std::size_t>());
+  }
   if (verb == "join-token") {
     o.custom_help("create [--uses N] [--ttl S] [--region R]... [--service S]... | ls | revoke ID");
     o.add_options()("uses", "enrollments it admits (default 1)", cxxopts::value<std::int64_t>())(
@@ -312,6 +327,20 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
   }
   std::vector<std::string> words;
   if (r.count("words")) words = r["words"].as<std::vector<std::string>>();
+  auto read_secret = [&](std::string& out) -> Status {
+    if (!r.count("secret-file")) return {};
+    DROVER_ASSIGN(std::string text, ctx.fs.read_file(r["secret-file"].as<std::string>(), 4096));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    out = text;
+    return {};
+  };
+  if (verb == "notify" && words.size() == 1 && words[0] == "receive") {
+    if (!r.count("listen")) return usage(verb, "notify receive needs --listen HOST:PORT");
+    std::string secret;
+    if (auto st = read_secret(secret); !st.ok()) return report(verb, st.error());
+    return notify_receive(ctx, r["listen"].as<std::string>(), secret,
+                          r.count("count") ? r["count"].as<std::size_t>() : 0, r.count("json") > 0);
+  }
   auto api = api_of(r);
   if (!api.ok()) return usage(verb, api.error().message);
   const bool as_json = r.count("json") > 0;
@@ -506,6 +535,58 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
                   });
     }
     return usage(verb, "scm source REPOSITORY --secret-file FILE | sources | login LOGIN PERSON");
+  }
+  if (verb == "notify") {
+    if (!words.empty() && words[0] == "allow") {
+      const std::vector<std::string> allow(words.begin() + 1, words.end());
+      return show(
+          api->call("PUT", "/notifications/allow", json{{"allow", allow}}),
+          [&](const json&) { std::cout << "allow-list set: " << allow.size() << " entries\n"; });
+    }
+    if (words.size() == 1 && words[0] == "allowed") {
+      return show(api->call("GET", "/notifications/allow"), [](const json& j) {
+        for (const auto& e : j["allow"]) std::cout << e.get<std::string>() << "\n";
+      });
+    }
+    if (words.size() == 3 && words[0] == "add") {
+      if (!r.count("url")) return usage(verb, "notify add needs --url URL");
+      json body = {{"name", words[2]}, {"url", r["url"].as<std::string>()}};
+      std::string secret;
+      if (auto st = read_secret(secret); !st.ok()) return report(verb, st.error());
+      if (!secret.empty()) body["secret"] = secret;
+      if (r.count("format")) body["format"] = r["format"].as<std::string>();
+      if (r.count("event")) body["events"] = r["event"].as<std::vector<std::string>>();
+      return show(api->call("POST", "/pipelines/" + words[1] + "/notifications", body),
+                  [&](const json& j) {
+                    std::cout << words[1] << "/" << words[2] << " posts to "
+                              << j.value("origin", "") << "\n";
+                  });
+    }
+    if (words.size() == 2 && words[0] == "ls") {
+      return show(api->call("GET", "/pipelines/" + words[1] + "/notifications"), [](const json& j) {
+        for (const auto& d : j["destinations"]) {
+          std::cout << d.value("name", "") << "\t" << d.value("origin", "") << "\t"
+                    << d.value("format", "") << "\t"
+                    << (d.value("signed", false) ? "signed" : "unsigned") << "\n";
+        }
+      });
+    }
+    if (words.size() == 3 && words[0] == "rm") {
+      return show(api->call("DELETE", "/pipelines/" + words[1] + "/notifications/" + words[2]),
+                  [&](const json&) { std::cout << "removed " << words[2] << "\n"; });
+    }
+    if (words.size() == 1 && words[0] == "outbox") {
+      return show(api->call("GET", "/notifications/outbox"), [](const json& j) {
+        for (const auto& p : j["pending"]) {
+          std::cout << p.value("pipeline_id", "") << "/" << p.value("name", "") << "\t"
+                    << p.value("kind", "") << "\tattempts " << p.value("attempts", 0) << "\t"
+                    << p.value("last_error", "") << "\n";
+        }
+      });
+    }
+    return usage(verb,
+                 "notify allow [URL...] | allowed | add PIPELINE NAME --url URL | ls PIPELINE | "
+                 "rm PIPELINE NAME | outbox | receive --listen HOST:PORT");
   }
   if (verb == "join-token") {
     if (words.size() == 1 && words[0] == "create") {

@@ -22,6 +22,7 @@ constexpr const char* kHelp =
     "  approve|reject|override-freeze DEPLOY_ID               a gate; a freeze window\n"
     "  token create|revoke|list, join-token create|ls|revoke   access (admin)\n"
     "  scm source|sources|login                               git push triggers (admin)\n"
+    "  notify allow|allowed|add|ls|rm|outbox|receive          notifications of a pipeline\n"
     "  hosts, audit [verify|show DEPLOY_ID]                   inventory; the audit log\n"
     "  version                                                print the version\n"
     "run 'drover <command> --help' for a command's options\n";
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
   if (command == "mesh") return drover::cli::mesh_command(ctx, std::move(args));
   for (const char* verb :
        {"deploy", "rollback", "redeploy", "status", "pause", "resume", "pipeline", "approve",
-        "reject", "override-freeze", "scm", "token", "join-token", "hosts", "audit"}) {
+        "reject", "override-freeze", "scm", "notify", "token", "join-token", "hosts", "audit"}) {
     if (command == verb) return drover::cli::coordinator_command(ctx, command, std::move(args));
   }
   if (command == "version" || command == "--version") {
