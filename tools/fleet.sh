@@ -168,6 +168,15 @@ ENV
   drover token create alice --role approver >"$dir/alice.token"
   drover token create bob --role approver >"$dir/bob.token"
   drover pipeline apply -f tools/fleet-pipeline.yaml >/dev/null
+  # The release channel: a receiver that prints each notification it can
+  # verify; the admin allows it, and the pipeline posts there, signed.
+  local notify=$((base + 5))
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/notify.secret")
+  start notify "$bin/drover" notify receive --listen "127.0.0.1:$notify" \
+    --secret-file "$dir/notify.secret"
+  drover notify allow "http://127.0.0.1:$notify/" >/dev/null
+  drover notify add web release-channel --url "http://127.0.0.1:$notify/web" \
+    --secret-file "$dir/notify.secret" >/dev/null
   echo "fleet: up in $dir: coordinator http://127.0.0.1:$api, origin, seeds of ${regions[*]}, agents ${hosts[*]}"
   cat <<TXT
 
@@ -279,6 +288,13 @@ demo() {
   step "the audit log"
   drover audit --service web | tail -12
   drover audit verify
+  step "what the release channel heard (signed notifications, once each)"
+  local i
+  for i in $(seq 100); do
+    grep -q '^rollback.done' "$dir/notify.out" 2>/dev/null && break
+    sleep 0.1
+  done
+  cat "$dir/notify.out"
 }
 
 case "${1:-}" in
