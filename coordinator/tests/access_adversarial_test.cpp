@@ -140,18 +140,20 @@ class AccessAttack : public ::testing::Test {
     if (gated) p["approval_gates"] = {"prod"};
     return p;
   }
+  // Host `host` of service web enrolled in region, its key drawn from seed.
+  void enroll(const std::string& host, const std::string& region, std::uint64_t seed) {
+    HostRecord h;
+    h.host = host;
+    h.region = region;
+    h.services = {"web"};
+    SeededRandom rnd(seed);
+    h.key = sign::KeyPair::generate(rnd).public_key();
+    h.report_key = std::string(32, 'k');
+    EXPECT_TRUE(coordinator_->store().enroll(h).ok());
+  }
   // A registered artifact of service web and four enrolled hosts in r1.
   std::string ready_to_deploy() {
-    for (const char* host : {"h1", "h2", "h3", "h4"}) {
-      HostRecord h;
-      h.host = host;
-      h.region = "r1";
-      h.services = {"web"};
-      SeededRandom rnd(host[1]);
-      h.key = sign::KeyPair::generate(rnd).public_key();
-      h.report_key = std::string(32, 'k');
-      EXPECT_TRUE(coordinator_->store().enroll(h).ok());
-    }
+    for (const char* host : {"h1", "h2", "h3", "h4"}) enroll(host, "r1", host[1]);
     const std::string bytes = drover::testing::small_manifest_bytes("web", "v1");
     ArtifactRecord a;
     a.artifact_id = ContentId::of(bytes).str();
@@ -522,14 +524,7 @@ TEST_F(AccessAttack, TheGateTakesOnlyAnotherPersonsApprovalAndRefusesBadBodies) 
 // service has at most kMaxActiveRunsPerService runs not finished.
 TEST_F(AccessAttack, NoSecondPathAroundAGateAndABoundOnWaitingRuns) {
   const std::string artifact = ready_to_deploy();
-  HostRecord s9;  // staging's one host
-  s9.host = "s9";
-  s9.region = "r9";
-  s9.services = {"web"};
-  SeededRandom rnd(99);
-  s9.key = sign::KeyPair::generate(rnd).public_key();
-  s9.report_key = std::string(32, 's');
-  ASSERT_TRUE(coordinator_->store().enroll(s9).ok());
+  enroll("s9", "r9", 99);  // staging's one host
   const json gated = {{"format", "drover.pipeline.v2"},
                       {"id", "web"},
                       {"service", "web"},
@@ -583,14 +578,7 @@ TEST_F(AccessAttack, NoSecondPathAroundAGateAndABoundOnWaitingRuns) {
 // approver's call; bad bodies are refused naming the field.
 TEST_F(AccessAttack, ARedeployReproducesItsSnapshotAndStillPassesTheCurrentGate) {
   const std::string artifact = ready_to_deploy();
-  HostRecord s9;
-  s9.host = "s9";
-  s9.region = "r9";
-  s9.services = {"web"};
-  SeededRandom rnd(99);
-  s9.key = sign::KeyPair::generate(rnd).public_key();
-  s9.report_key = std::string(32, 's');
-  ASSERT_TRUE(coordinator_->store().enroll(s9).ok());
+  enroll("s9", "r9", 99);  // staging's one host
   json p = {{"format", "drover.pipeline.v2"},
             {"service", "web"},
             {"strategy", {{"kind", "rolling"}, {"batch_size", 2}}},

@@ -97,6 +97,14 @@ struct World {
     d.environments.push_back(e);
     return d;
   }
+  // A run of artifact under id, started by alice.
+  DeployRecord run(const std::string& id, const std::string& artifact) {
+    DeployRecord d = deploy();
+    d.id = id;
+    d.artifact = artifact;
+    d.started_by = "alice";
+    return d;
+  }
 };
 
 TEST(Orchestrator, APlanLostInACrashIsIssuedAgainAtStart) {
@@ -183,14 +191,7 @@ TEST(Orchestrator, RunsQueuePerEnvironmentAndTheNewestQueuedOneWins) {
   World w;
   w.released_v1();
   auto o = w.orchestrator();
-  auto made = [&](const std::string& id, const std::string& artifact) {
-    DeployRecord d = w.deploy();
-    d.id = id;
-    d.artifact = artifact;
-    d.started_by = "alice";
-    return d;
-  };
-  ASSERT_TRUE(o->create(made("web-1", "v2"), "alice", "", "{}").ok());
+  ASSERT_TRUE(o->create(w.run("web-1", "v2"), "alice", "", "{}").ok());
   auto state = [&](const std::string& id) { return o->get(id)->state; };
   for (int i = 0; i < 10 && state("web-1") != DeployState::deploying; ++i) {
     w.step_fleet();
@@ -198,9 +199,9 @@ TEST(Orchestrator, RunsQueuePerEnvironmentAndTheNewestQueuedOneWins) {
     w.clock.advance(1s);
   }
   ASSERT_EQ(state("web-1"), DeployState::deploying);
-  ASSERT_TRUE(o->create(made("web-2", "v3"), "alice", "", "{}").ok());
+  ASSERT_TRUE(o->create(w.run("web-2", "v3"), "alice", "", "{}").ok());
   w.clock.advance(1s);
-  ASSERT_TRUE(o->create(made("web-3", "v4"), "alice", "", "{}").ok());
+  ASSERT_TRUE(o->create(w.run("web-3", "v4"), "alice", "", "{}").ok());
   for (int i = 0; i < 5; ++i) {
     w.step_fleet();
     ASSERT_TRUE(o->tick().ok());
@@ -231,13 +232,6 @@ TEST(Orchestrator, ARollbackIsRefusedOnceAnyRunEnteredTheEnvironmentAfterIt) {
   World w;
   w.released_v1();
   auto o = w.orchestrator();
-  auto made = [&](const std::string& id, const std::string& artifact) {
-    DeployRecord d = w.deploy();
-    d.id = id;
-    d.artifact = artifact;
-    d.started_by = "alice";
-    return d;
-  };
   auto state = [&](const std::string& id) { return o->get(id)->state; };
   auto run_until = [&](const std::string& id, DeployState want) {
     for (int i = 0; i < 600 && state(id) != want; ++i) {
@@ -246,11 +240,11 @@ TEST(Orchestrator, ARollbackIsRefusedOnceAnyRunEnteredTheEnvironmentAfterIt) {
       w.clock.advance(1s);
     }
   };
-  ASSERT_TRUE(o->create(made("web-1", "v2"), "alice", "", "{}").ok());
+  ASSERT_TRUE(o->create(w.run("web-1", "v2"), "alice", "", "{}").ok());
   ASSERT_TRUE(o->pause("web-1", {"alice-token", "alice"}).ok());  // held before it enters
   ASSERT_EQ(o->get("web-1")->environments[0].entered_ms, 0);
   w.clock.advance(1s);
-  ASSERT_TRUE(o->create(made("web-2", "v3"), "alice", "", "{}").ok());
+  ASSERT_TRUE(o->create(w.run("web-2", "v3"), "alice", "", "{}").ok());
   run_until("web-2", DeployState::succeeded);
   ASSERT_EQ(state("web-2"), DeployState::succeeded) << o->get("web-2")->reason;
   ASSERT_TRUE(o->resume("web-1", {"alice-token", "alice"}).ok());
