@@ -237,6 +237,7 @@ Status Notifier::drop(const std::string& key, const Pending& p, const std::strin
 }
 
 Result<std::size_t> Notifier::deliver() {
+  if (now_ms() < next_due_ms_) return std::size_t{0};  // nothing due: the outbox is not read
   DROVER_ASSIGN(auto destinations, read_destinations(store_));
   DROVER_ASSIGN(auto allow, read_allow(store_));
   std::map<std::string, const Destination*> by_prefix;

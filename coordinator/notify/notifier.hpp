@@ -74,8 +74,8 @@ class Notifier {
   // most records_per_pass per call). The first pass of a state without a
   // cursor starts at the log's head. Returns how many deliveries it added.
   Result<std::size_t> collect();
-  // Tries each destination's oldest pending delivery that is due. Returns how
-  // many were answered 2xx.
+  // Tries each destination's oldest pending delivery that is due (nothing
+  // is read before next_due_ms()). Returns how many were answered 2xx.
   Result<std::size_t> deliver();
   // When the next pending delivery is due (unix ms; INT64_MAX: none).
   std::int64_t next_due_ms() const { return next_due_ms_; }
@@ -91,7 +91,8 @@ class Notifier {
   const Clock& clock_;
   Logger& log_;
   NotifierOptions options_;
-  std::int64_t next_due_ms_ = INT64_MAX;
+  // 0: look at the outbox on the first pass (what a stopped coordinator left).
+  std::int64_t next_due_ms_ = 0;
 };
 
 }  // namespace drover::coordinator::notify

@@ -65,6 +65,21 @@ TEST_F(ConfigFiles, TheScmWaitIsReadAndBounded) {
   }
 }
 
+TEST_F(ConfigFiles, TheNotificationSettingsAreReadAndBounded) {
+  auto c = load({{"notify_give_up_s", 600}, {"notify_ca_file", "/etc/ssl/certs/ca.pem"}});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->coordinator.notify_give_up_s, 600);
+  EXPECT_EQ(c->coordinator.notify_ca_file, "/etc/ssl/certs/ca.pem");
+  EXPECT_EQ(load(json::object()).value().coordinator.notify_give_up_s, 86400);
+  for (const json& bad : {json(59), json(8 * 86400), json("a day")}) {
+    auto refused = load({{"notify_give_up_s", bad}});
+    ASSERT_FALSE(refused.ok()) << bad.dump();
+    EXPECT_NE(refused.error().message.find("notify_give_up_s"), std::string::npos)
+        << refused.error().message;
+  }
+  EXPECT_FALSE(load({{"notify_ca_file", 5}}).ok());
+}
+
 TEST_F(ConfigFiles, AWebhookSecretReadableByGroupOrOthersIsRefused) {
   const json secret = {{"webhook_secret_file", (dir_ / "webhook.secret").string()}};
   auto ok = load(secret);
