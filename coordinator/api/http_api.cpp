@@ -168,6 +168,7 @@ HttpApi::~HttpApi() {
   server_.reset();  // no new requests
   registrations_.reset();
   webhooks_.reset();
+  scm_hooks_.reset();
   pool_.reset();  // finishes those in progress
 }
 
@@ -207,6 +208,7 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(Coordinator& coordinator, const 
   api->pool_ = std::make_unique<WorkerPool>(options.workers);
   api->registrations_ = std::make_unique<WorkerPool>(1);
   api->webhooks_ = std::make_unique<WorkerPool>(1);
+  api->scm_hooks_ = std::make_unique<WorkerPool>(1);
   HttpApi* raw = api.get();
   so.max_connections = options.max_connections;
   so.max_connections_per_client = options.max_connections_per_client;
@@ -219,6 +221,12 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(Coordinator& coordinator, const 
             const auto seg = segments(req.path);
             if (seg == std::vector<std::string>{"webhooks", "health"}) {
               return raw->enqueue(*raw->webhooks_, raw->queued_webhooks_,
+                                  raw->options_.max_queued_webhooks, req, std::move(respond));
+            }
+            // Each webhook on a worker of its own: a flood of unsigned
+            // pushes never delays an approval, a rollback or the health checker.
+            if (seg == std::vector<std::string>{"webhooks", "scm"}) {
+              return raw->enqueue(*raw->scm_hooks_, raw->queued_scm_,
                                   raw->options_.max_queued_webhooks, req, std::move(respond));
             }
             if (req.method == "POST" && seg == std::vector<std::string>{"artifacts"}) {

@@ -69,10 +69,12 @@ class HttpApi {
   // Before the body is read: 401 for a request that needs a token and has
   // no valid one (docs/COORDINATOR.md, "Access").
   std::optional<http::Response> check_headers(const http::Request& head);
-  std::atomic<std::size_t> queued_{0}, queued_registrations_{0}, queued_webhooks_{0};
+  std::atomic<std::size_t> queued_{0}, queued_registrations_{0}, queued_webhooks_{0},
+      queued_scm_{0};
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<WorkerPool> registrations_;
   std::unique_ptr<WorkerPool> webhooks_;
+  std::unique_ptr<WorkerPool> scm_hooks_;  // POST /webhooks/scm, unauthenticated until its HMAC
   std::unique_ptr<http::Server> server_;
 };
 

@@ -81,10 +81,6 @@ Result<PushEvent> parse_push(std::string_view body) {
   DROVER_ASSIGN(json j, object_of(body));
   PushEvent e;
   DROVER_ASSIGN(e.repository, repository_of(body));
-  for (const char* key : {"clone_url", "ssh_url", "html_url", "git_url"}) {
-    auto url = text_at(j, {"repository", key}, 1024);
-    if (url.ok()) e.urls.push_back(std::move(*url));
-  }
   DROVER_ASSIGN(e.ref, text_at(j, {"ref"}, 256));
   constexpr std::string_view kHeads = "refs/heads/";
   if (e.ref.rfind(kHeads, 0) == 0) e.branch = e.ref.substr(kHeads.size());
@@ -118,10 +114,27 @@ Status check_signature(std::string_view secret, std::string_view body, std::stri
   return Ok{};
 }
 
+std::string repository_path(std::string_view source_repo) {
+  std::string_view path;
+  if (const std::size_t scheme = source_repo.find("://"); scheme != std::string_view::npos) {
+    const std::size_t slash = source_repo.find('/', scheme + 3);
+    if (slash == std::string_view::npos) return "";
+    path = source_repo.substr(slash + 1);  // https://host/org/web.git, ssh://git@host/org/web
+  } else if (const std::size_t colon = source_repo.find(':'); colon != std::string_view::npos) {
+    path = source_repo.substr(colon + 1);  // git@host:org/web.git
+  } else {
+    path = source_repo;  // org/web
+  }
+  while (path.ends_with('/')) path.remove_suffix(1);
+  if (path.ends_with(".git")) path.remove_suffix(4);
+  return std::string(path);
+}
+
 bool names_repository(const std::string& source_repo, const PushEvent& event) {
-  if (source_repo.empty()) return false;
-  if (source_repo == event.repository) return true;
-  return std::find(event.urls.begin(), event.urls.end(), source_repo) != event.urls.end();
+  if (source_repo.empty() || event.repository.empty()) return false;
+  // Only full_name picked the secret that signed the event: the URLs in the
+  // body are the sender's to write, so they never match on their own.
+  return repository_path(source_repo) == event.repository;
 }
 
 std::vector<ArtifactSha> matching_artifacts(const std::vector<ArtifactSha>& artifacts,

@@ -18,13 +18,12 @@ inline constexpr std::size_t kMaxEventBytes = 1 << 20;
 inline constexpr std::size_t kMinShaPrefix = 7;
 
 struct PushEvent {
-  std::string repository;         // repository.full_name: "org/web"
-  std::vector<std::string> urls;  // clone_url, ssh_url, html_url, git_url (those given)
-  std::string ref;                // "refs/heads/main"
-  std::string branch;             // "main"; "" when the ref is not a branch (a tag)
-  std::string after;              // the commit pushed: 40 lowercase hex digits
-  std::string pusher;             // pusher.name: the login
-  bool deleted = false;           // the ref was deleted: nothing to deploy
+  std::string repository;  // repository.full_name: "org/web"
+  std::string ref;         // "refs/heads/main"
+  std::string branch;      // "main"; "" when the ref is not a branch (a tag)
+  std::string after;       // the commit pushed: 40 lowercase hex digits
+  std::string pusher;      // pusher.name: the login
+  bool deleted = false;    // the ref was deleted: nothing to deploy
 };
 
 // Only the repository's full name: which secret checks the signature. The
@@ -38,8 +37,12 @@ Result<PushEvent> parse_push(std::string_view body);
 // secret), compared in constant time. Errc::crypto when it does not match.
 Status check_signature(std::string_view secret, std::string_view body, std::string_view header);
 
-// Whether a pipeline's source_repo names the event's repository (its full
-// name or one of its URLs, exactly).
+// The OWNER/NAME a pipeline's source_repo names: itself, or the path of a
+// URL ("https://host/org/web.git", "git@host:org/web.git") without ".git".
+std::string repository_path(std::string_view source_repo);
+// Whether a pipeline's source_repo names the event's repository: by the
+// event's full_name alone (which chose the secret that signed it), never by
+// the URLs the body also carries.
 bool names_repository(const std::string& source_repo, const PushEvent& event);
 
 // The artifacts whose git SHA names the commit: a prefix of `after` of at

@@ -1001,13 +1001,36 @@ Result<Coordinator::ScmTrigger> Coordinator::fire_trigger(const Pipeline& p,
                                                           const nlohmann::json& trigger) {
   const std::string key = kScmTrigger + p.id;
   const std::string after = trigger.value("commit", "");
+  // One thread at a time (the push's answer and the driver's tick both fire
+  // triggers), and only the trigger still waiting: another thread may have
+  // started it, or a newer push replaced it, since it was read.
+  std::lock_guard lock(scm_mu_);
+  ScmTrigger t{p.id, "waiting"};
+  DROVER_ASSIGN(auto held, store_->setting(key));
+  const bool current = held && json::parse(*held, nullptr, false) == trigger;
+  // A run of this commit already started by this trigger (another thread,
+  // or the coordinator stopped between the start and the trigger's end).
+  DROVER_ASSIGN(auto recent, store_->recent_deploys({"", p.id}, kMaxActiveRunsPerService));
+  for (const auto& d : recent) {
+    if (d.created_ms < trigger.value("pushed_ms", std::int64_t{0})) continue;
+    DROVER_ASSIGN(auto snap, store_->deploy_config(d.id));
+    if (snap && decode_config_snapshot(*snap).git_sha == after) {
+      if (current) DROVER_TRY(store_->erase_setting(key));
+      t.state = "started";
+      t.deploy_id = d.id;
+      return t;
+    }
+  }
+  if (!current) {
+    t.state = "ended";  // replaced by a newer push, or ended elsewhere
+    return t;
+  }
   DROVER_ASSIGN(auto records, store_->artifacts());
   std::vector<scm::ArtifactSha> mine;
   for (const auto& a : records) {
     if (a.service == p.service) mine.push_back({a.artifact_id, a.git_sha});
   }
   const auto found = scm::matching_artifacts(mine, after);
-  ScmTrigger t{p.id, "waiting"};
   if (found.empty()) return t;
   if (found.size() > 1) {
     t.state = "ambiguous";
@@ -1019,19 +1042,6 @@ Result<Coordinator::ScmTrigger> Coordinator::fire_trigger(const Pipeline& p,
     DROVER_TRY(store_->erase_setting(key));
     DROVER_TRY(audit_admin(*store_, now_ms(), "scm", "scm.ambiguous", detail));
     return t;
-  }
-  // A run of this commit already started by this trigger (the coordinator
-  // stopped between the start and the trigger's end): not a second one.
-  DROVER_ASSIGN(auto recent, store_->recent_deploys({"", p.id}, kMaxActiveRunsPerService));
-  for (const auto& d : recent) {
-    if (d.created_ms < trigger.value("pushed_ms", std::int64_t{0})) continue;
-    DROVER_ASSIGN(auto snap, store_->deploy_config(d.id));
-    if (snap && decode_config_snapshot(*snap).git_sha == after) {
-      DROVER_TRY(store_->erase_setting(key));
-      t.state = "started";
-      t.deploy_id = d.id;
-      return t;
-    }
   }
   DeployStart start;
   start.pipeline_id = p.id;
@@ -1061,11 +1071,21 @@ Result<Coordinator::ScmOutcome> Coordinator::scm_push(const std::string& body,
   DROVER_ASSIGN(std::string repository, scm::repository_of(body));
   DROVER_ASSIGN(auto source, store_->setting(kScmSource + repository));
   const json src = source ? json::parse(*source, nullptr, false) : json();
+  // One answer for an unknown repository and a wrong signature: an unsigned
+  // caller learns nothing of which repositories are sources (the log says which).
+  const std::string refusal =
+      "X-Hub-Signature-256 does not verify: the repository is no SCM source, or the body is "
+      "not signed with its secret";
   if (!src.is_object() || !src.contains("secret") || !src["secret"].is_string()) {
-    return make_error(Errc::crypto, "no SCM source '" + repository +
-                                        "': an admin sets its secret (POST /scm/sources)");
+    log_.warn("coordinator.scm.refused",
+              {{"repository", repository}, {"why", "no SCM source: an admin sets its secret"}});
+    return make_error(Errc::crypto, refusal);
   }
-  DROVER_TRY(scm::check_signature(src["secret"].get<std::string>(), body, d.signature));
+  if (auto st = scm::check_signature(src["secret"].get<std::string>(), body, d.signature);
+      !st.ok()) {
+    log_.warn("coordinator.scm.refused", {{"repository", repository}, {"why", st.error().message}});
+    return make_error(Errc::crypto, refusal);
+  }
   DROVER_ASSIGN(scm::PushEvent e, scm::parse_push(body));
   DROVER_ASSIGN(auto mapped, store_->setting(kScmLogin + e.pusher));
   // An unmapped login is no person a token can hold: it can never approve.
@@ -1080,7 +1100,11 @@ Result<Coordinator::ScmOutcome> Coordinator::scm_push(const std::string& body,
   if (!e.deleted && !e.branch.empty()) {
     DROVER_ASSIGN(auto all, pipelines());
     for (auto& p : all) {
-      if (!scm::names_repository(p.source_repo, e) || p.branch != e.branch) continue;
+      // Version-2 pipelines only: a version-1 pipeline never opted in to
+      // being started by a push.
+      if (p.format != 2 || !scm::names_repository(p.source_repo, e) || p.branch != e.branch) {
+        continue;
+      }
       const json trigger = {{"pipeline", p.id},
                             {"service", p.service},
                             {"commit", e.after},
@@ -1133,8 +1157,12 @@ void Coordinator::check_waiting_triggers() {
       continue;
     }
     if (now_ms() > w.value("deadline_ms", std::int64_t{0})) {
-      (void)store_->erase_setting(key);
-      (void)audit_admin(*store_, now_ms(), "scm", "scm.expired", w);
+      std::lock_guard lock(scm_mu_);
+      auto held = store_->setting(key);  // still this one, under the lock
+      if (held.ok() && *held && *held == value) {
+        (void)store_->erase_setting(key);
+        (void)audit_admin(*store_, now_ms(), "scm", "scm.expired", w);
+      }
       continue;
     }
     auto p = load_pipeline(pipeline_id);

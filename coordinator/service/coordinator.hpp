@@ -261,7 +261,7 @@ class Coordinator {
     std::string event, delivery, signature;  // X-GitHub-Event, -Delivery, X-Hub-Signature-256
   };
   struct ScmTrigger {
-    std::string pipeline_id, state;  // started | waiting | ambiguous
+    std::string pipeline_id, state;  // started | waiting | ambiguous | ended
     std::string deploy_id = {};
     std::vector<std::string> artifacts = {};  // ambiguous: the candidates
   };
@@ -404,7 +404,9 @@ class Coordinator {
   std::thread driver_;
   std::thread readiness_thread_;
   std::unique_ptr<notify::Notifier> notifier_;
-  std::mutex notify_mu_;  // one pass at a time (the thread, or a test's notify_once)
+  std::mutex notify_mu_;
+  std::mutex scm_mu_;  // fires and ends waiting SCM triggers one at a time  // one pass at a time
+                       // (the thread, or a test's notify_once)
   std::thread notify_thread_;
   std::unique_ptr<FeedFollower> feed_;
   std::int64_t last_prune_ms_ = 0;  // the driver's

@@ -237,7 +237,9 @@ class CoordinatorStore {
   // A push event, once (docs/API.md, "The SCM webhook"): in one transaction,
   // whether its delivery key or its commit key was seen before; when
   // neither, both are written (the value: now_ms) with `writes` (settings
-  // the push leaves: its waiting triggers).
+  // the push leaves: its waiting triggers). A seen commit writes nothing
+  // (so only pushes of new commits, which need a valid signature over a new
+  // body, store anything).
   enum class PushSeen { fresh, delivery, commit };
   virtual Result<PushSeen> note_push(
       const std::string& delivery_key, const std::string& commit_key, std::int64_t now_ms,

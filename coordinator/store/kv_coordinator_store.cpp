@@ -611,15 +611,16 @@ Result<KvCoordinatorStore::PushSeen> KvCoordinatorStore::note_push(
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;
   const std::string at = std::to_string(now_ms);
-  DROVER_ASSIGN(bool new_delivery, txn.put_new(settings_, delivery_key, at));
-  if (!new_delivery) return PushSeen::delivery;  // nothing written
+  DROVER_ASSIGN(auto delivery, txn.get(settings_, delivery_key));
+  if (delivery) return PushSeen::delivery;  // nothing written
   DROVER_ASSIGN(bool new_commit, txn.put_new(settings_, commit_key, at));
-  if (new_commit) {
-    for (const auto& [key, value] : writes) DROVER_TRY(txn.put(settings_, key, value));
-  }
-  // The delivery is kept either way: the same id never counts again.
+  // A commit seen before writes nothing, not even its delivery id: a
+  // captured body replayed under fresh ids cannot grow the state.
+  if (!new_commit) return PushSeen::commit;
+  DROVER_TRY(txn.put(settings_, delivery_key, at));
+  for (const auto& [key, value] : writes) DROVER_TRY(txn.put(settings_, key, value));
   DROVER_TRY(txn.commit());
-  return new_commit ? PushSeen::fresh : PushSeen::commit;
+  return PushSeen::fresh;
 }
 
 Result<AuditCheck> KvCoordinatorStore::verify_audit() {

@@ -726,7 +726,12 @@ TEST_F(ScmWebhook, OnlyTheSecretSignsAndEachDeliveryAndCommitCountsOnce) {
   other["repository"]["full_name"] = "org/unknown";
   Answer unknown = push(other, "d-1");
   EXPECT_EQ(unknown.status, 401);
-  EXPECT_NE(unknown.error().find("no SCM source 'org/unknown'"), std::string::npos);
+  // The same answer as a wrong signature: an unsigned caller cannot tell
+  // which repositories are sources. The log names why.
+  EXPECT_EQ(unknown.error(), push(event(sha), "d-1", "not-the-secret-16").error());
+  bool logged = false;
+  for (const auto& line : sink_.lines()) logged |= line.find("no SCM source") != std::string::npos;
+  EXPECT_TRUE(logged);
   EXPECT_EQ(push(event(sha), "d-1", kSecret, "ping").status, 200);
   EXPECT_EQ(push(event(sha), "d-1", kSecret, "issues").status, 202);
   EXPECT_EQ(deploys(), 0u);
@@ -746,6 +751,36 @@ TEST_F(ScmWebhook, OnlyTheSecretSignsAndEachDeliveryAndCommitCountsOnce) {
   EXPECT_EQ(replayed.status, 200);
   EXPECT_EQ(replayed.body["duplicate"], "commit");
   EXPECT_EQ(deploys(), 1u);
+  // Replays under ever fresh ids store nothing: the state cannot be grown.
+  const auto kept = coordinator_->store().settings_under("scm/").value().size();
+  for (int i = 0; i < 20; ++i) push(event(sha), "replay-" + std::to_string(i));
+  EXPECT_EQ(coordinator_->store().settings_under("scm/").value().size(), kept);
+
+  // Another repository's secret holder names org/web's URLs in its body:
+  // matched by the full_name its secret signed, it starts nothing here.
+  ASSERT_EQ(call("POST", "/scm/sources",
+                 json{{"repository", "team-a/tool"}, {"secret", "team-a-secret-0123"}}, admin_)
+                .status,
+            200);
+  json forged = event("0123abcd" + std::string(32, 'a'));
+  forged["repository"] = {{"full_name", "team-a/tool"},
+                          {"clone_url", "git@git.example:org/web.git"},
+                          {"ssh_url", "git@git.example:org/web.git"}};
+  Answer cross = push(forged, "x-1", "team-a-secret-0123");
+  EXPECT_EQ(cross.status, 202) << cross.raw;
+  EXPECT_TRUE(cross.body["triggers"].empty()) << cross.raw;
+  EXPECT_EQ(deploys(), 1u);
+  // A version-1 pipeline naming the repository never opted in: a push
+  // waits for web's artifact only.
+  json v1 = pipeline(false);
+  v1["service"] = "api";
+  v1["source_repo"] = "org/web";
+  ASSERT_EQ(call("POST", "/pipelines", v1, deployer_).status, 201);
+  Answer only_v2 = push(event("9999999" + std::string(33, 'b')), "v-1");
+  ASSERT_EQ(only_v2.status, 202) << only_v2.raw;
+  ASSERT_EQ(only_v2.body["triggers"].size(), 1u) << only_v2.raw;
+  EXPECT_EQ(only_v2.body["triggers"][0]["pipeline_id"], "web");
+  EXPECT_EQ(only_v2.body["triggers"][0]["state"], "waiting");
   // Another branch, or a tag: nothing to start.
   Answer dev = push(event("0123abcd" + std::string(32, 'f'), "refs/heads/dev"), "d-3");
   EXPECT_EQ(dev.status, 202);

@@ -44,8 +44,22 @@ TEST(Scm, APushReadsIntoWhatDroverActsOn) {
   EXPECT_FALSE(e->deleted);
   EXPECT_TRUE(names_repository("org/web", *e));
   EXPECT_TRUE(names_repository("git@git.example:org/web.git", *e));
+  EXPECT_TRUE(names_repository("https://git.example/org/web.git", *e));
+  EXPECT_TRUE(names_repository("https://git.example/org/web/", *e));
   EXPECT_FALSE(names_repository("org/web2", *e));
+  EXPECT_FALSE(names_repository("other/web", *e));
   EXPECT_FALSE(names_repository("", *e));
+  // The body's URLs are the sender's to write: signed with team-a/tool's
+  // secret, an event naming org/web's clone URL is still team-a/tool's.
+  json forged = push();
+  forged["repository"]["full_name"] = "team-a/tool";
+  forged["repository"]["clone_url"] = "https://git.example/org/web.git";
+  forged["repository"]["ssh_url"] = "git@git.example:org/web.git";
+  auto f = parse_push(forged.dump());
+  ASSERT_TRUE(f.ok());
+  EXPECT_FALSE(names_repository("https://git.example/org/web.git", *f));
+  EXPECT_FALSE(names_repository("git@git.example:org/web.git", *f));
+  EXPECT_FALSE(names_repository("org/web", *f));
   // A tag is no branch; upper-case hex is read as lower case.
   json tag = push();
   tag["ref"] = "refs/tags/v1";
