@@ -8,6 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/base/hex.hpp"
+#include "core/http/http.hpp"
+#include "core/sign/secret_box.hpp"
+#include "tests/support/daemon_process.hpp"
 #include "tests/support/hostile_artifact.hpp"
 #include "tests/support/test_support.hpp"
 #include "tests/support/tree_gen.hpp"
@@ -388,6 +392,51 @@ TEST_F(Cli, KeygenWritesAPrivateKeyAndCertifyChainsIt) {
               (dir_ / "online.key.pub").string(), "--out", (dir_ / "c2").string()});
   EXPECT_EQ(loose.exit_code, 1);
   EXPECT_THAT(loose.err, HasSubstr("chmod 600"));
+}
+
+// drover notify receive (issue 14): a delivery is printed once it carries
+// the secret's signature over a fresh timestamp, once per event id, with
+// control characters made harmless; anything else is refused.
+TEST_F(Cli, NotifyReceiveChecksEachDeliveryAndPrintsEachEventOnce) {
+  EXPECT_EQ(drover({"notify", "receive", "--listen", "127.0.0.1:0"}).exit_code, 2)
+      << "a receiver without a secret takes anyone's events";
+  const std::string secret = "receiver-secret-0123";
+  write_file(dir_ / "notify.secret", secret + "\n", 0600);
+  const std::string port = std::to_string(free_port());
+  DaemonProcess receiver(
+      {binary("drover").string(), "notify", "receive", "--listen", "127.0.0.1:" + port,
+       "--secret-file", (dir_ / "notify.secret").string(), "--count", "2", "--json"},
+      (dir_ / "receive.err").string());
+  auto post = [&](const std::string& id, const std::string& body, std::int64_t at,
+                  const std::string& key) {
+    const std::string ts = std::to_string(at);
+    http::ClientOptions o;
+    o.timeout = std::chrono::seconds(5);
+    o.headers = {{"X-Drover-Event", "gate.waiting"},
+                 {"X-Drover-Delivery", id},
+                 {"X-Drover-Timestamp", ts},
+                 {"X-Drover-Signature",
+                  "sha256=" + to_hex(sign::hmac_sha256(key, "drover-notification-v1\n" + ts + "\n" +
+                                                                id + "\n" + body))}};
+    auto r = http::request("POST", "http://127.0.0.1:" + port + "/web", body, o);
+    return r.ok() ? r->status : 0;
+  };
+  const std::int64_t now = std::time(nullptr);
+  const std::string a = json{{"event_id", "sha256:a"}, {"text", "waits\u001b[2J"}}.dump();
+  ASSERT_TRUE(eventually([&] { return post("sha256:a", a, now, "not-the-secret-0000") == 401; }))
+      << receiver.stderr_tail();
+  EXPECT_EQ(post("sha256:a", a, now - 600, secret), 401);  // too old: a replay
+  EXPECT_EQ(post("sha256:a", "[1,2]", now, secret), 400);  // no object
+  EXPECT_EQ(post("sha256:a", a, now, secret), 200);
+  EXPECT_EQ(post("sha256:a", a, now, secret), 200);  // again: answered, not printed
+  const std::string b = json{{"event_id", "sha256:b"}, {"text", "approved"}}.dump();
+  EXPECT_EQ(post("sha256:b", b, now, secret), 200);
+  ASSERT_EQ(receiver.wait_exit(std::chrono::seconds(20)), 0) << receiver.stderr_tail();
+  const auto lines = receiver.lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["event_id"], "sha256:a");
+  EXPECT_EQ(lines[1]["event_id"], "sha256:b");
+  EXPECT_NE(receiver.stderr_tail().find("the signature does not match"), std::string::npos);
 }
 
 }  // namespace

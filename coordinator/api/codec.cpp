@@ -58,6 +58,16 @@ Result<RollbackRequest> decode_rollback(const json& body) {
   RollbackRequest out;
   DROVER_ASSIGN(out.deploy_id, f.str("deploy_id", 128));
   DROVER_ASSIGN(out.reason, f.opt_str("reason", 1024));
+  // Shown by `drover status`, the audit log and notifications: no control
+  // characters, as for a gate's comment.
+  if (out.reason) {
+    for (unsigned char c : *out.reason) {
+      if (c < 0x20 || c == 0x7f) {
+        return make_error(Errc::invalid_argument,
+                          "reason must not hold control characters (tabs, newlines, escapes)");
+      }
+    }
+  }
   return out;
 }
 

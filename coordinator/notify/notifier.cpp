@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <future>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -87,8 +88,20 @@ Send http_send(std::chrono::milliseconds timeout, const std::string& ca_file) {
     o.max_body_bytes = 64 << 10;
     o.headers = headers;
     o.ca_file = ca_file;
-    DROVER_ASSIGN(http::Response r, http::request("POST", url, body, o));
-    return r.status;
+    auto r = http::request("POST", url, body, o);
+    if (r.ok()) return r->status;
+    // The client's message names the URL, whose path may be a credential
+    // (a Slack URL is one): only its origin goes into the outbox, the log
+    // and the audit log.
+    std::string why = r.error().message;
+    const std::string origin = origin_of(url);
+    for (const std::string& leak : {url.substr(0, 200), url}) {
+      for (std::size_t at = why.find(leak); !leak.empty() && at != std::string::npos;
+           at = why.find(leak, at + origin.size())) {
+        why.replace(at, leak.size(), origin);
+      }
+    }
+    return make_error(r.error().code, why);
   };
 }
 
@@ -212,14 +225,14 @@ Result<std::size_t> Notifier::collect() {
     }
   }
   writes.emplace_back(std::string(kCursorKey), std::to_string(cursor));
-  DROVER_TRY(store_.write_settings(writes, {}));
-  for (const auto& [p, why] : overflow) DROVER_TRY(drop("", p, why));
+  std::vector<AuditRecord> audits;
+  for (const auto& [p, why] : overflow) audits.push_back(dropped(p, why));
+  DROVER_TRY(store_.write_settings(writes, {}, audits));
   if (writes.size() > 1) next_due_ms_ = std::min(next_due_ms_, now);
   return writes.size() - 1;
 }
 
-Status Notifier::drop(const std::string& key, const Pending& p, const std::string& why) {
-  if (!key.empty()) DROVER_TRY(store_.write_settings({}, {key}));
+AuditRecord Notifier::dropped(const Pending& p, const std::string& why) const {
   log_.warn("notify.dropped",
             {{"pipeline", p.pipeline}, {"name", p.name}, {"event_id", p.event_id}, {"why", why}});
   AuditRecord r;
@@ -233,7 +246,12 @@ Status Notifier::drop(const std::string& key, const Pending& p, const std::strin
                                  {"attempts", p.attempts},
                                  {"last_error", p.last_error},
                                  {"why", why}});
-  return store_.append_audit(r);
+  return r;
+}
+
+Status Notifier::drop(const std::string& key, const Pending& p, const std::string& why) {
+  // The erasure and its record in one transaction: no drop goes unaudited.
+  return store_.write_settings({}, {key}, {dropped(p, why)});
 }
 
 Result<std::size_t> Notifier::deliver() {
@@ -257,6 +275,14 @@ Result<std::size_t> Notifier::deliver() {
 
   std::size_t delivered = 0;
   std::int64_t next_due = INT64_MAX;
+  struct Attempt {
+    std::string key;
+    Entry entry;
+    const Destination* destination = nullptr;
+    Headers headers;
+    std::future<Result<int>> answer;
+  };
+  std::vector<Attempt> due;
   for (const auto& [key, value] : heads) {
     std::string pipeline, name;
     if (!split_out_key(key, pipeline, name)) {
@@ -298,23 +324,42 @@ Result<std::size_t> Notifier::deliver() {
       headers.emplace_back("X-Drover-Signature",
                            signature(d.secret, timestamp, e.event_id, e.body));
     }
-    auto answer = send_(d.url, e.body, headers);
-    if (answer.ok() && *answer >= 200 && *answer < 300) {
-      DROVER_TRY(store_.write_settings({}, {key}));
-      ++delivered;
-      next_due = std::min(next_due, now);  // the destination's next one is due
-      continue;
+    due.push_back(Attempt{key, std::move(e), &d, std::move(headers), {}});
+  }
+  // Destinations are sent to at once, kMaxParallelSends at a time: one that
+  // never answers costs a pass its timeout, not the timeout per destination.
+  for (std::size_t from = 0; from < due.size(); from += kMaxParallelSends) {
+    const std::size_t to = std::min(due.size(), from + kMaxParallelSends);
+    for (std::size_t i = from; i < to; ++i) {
+      Attempt& a = due[i];
+      a.answer = std::async(std::launch::async, [this, &a] {
+        return send_(a.destination->url, a.entry.body, a.headers);
+      });
     }
-    ++e.attempts;
-    e.last_error = answer.ok() ? "answered " + std::to_string(*answer) : answer.error().message;
-    e.next_ms = now_ms() + retry_after_ms(e.attempts);
-    next_due = std::min(next_due, e.next_ms);
-    log_.info("notify.retry", {{"pipeline", pipeline},
-                               {"name", name},
-                               {"event_id", e.event_id},
-                               {"attempts", e.attempts},
-                               {"error", e.last_error}});
-    DROVER_TRY(store_.write_settings({{key, encode_entry(e)}}, {}));
+    for (std::size_t i = from; i < to; ++i) {
+      Attempt& a = due[i];
+      Result<int> answer = a.answer.get();
+      const std::int64_t now = now_ms();
+      if (answer.ok() && *answer >= 200 && *answer < 300) {
+        DROVER_TRY(store_.write_settings({}, {a.key}));
+        ++delivered;
+        next_due = std::min(next_due, now);  // the destination's next one is due
+        continue;
+      }
+      Entry& e = a.entry;
+      ++e.attempts;
+      e.last_error = answer.ok() ? "answered " + std::to_string(*answer) : answer.error().message;
+      e.next_ms = now + retry_after_ms(e.attempts);
+      next_due = std::min(next_due, e.next_ms);
+      log_.info("notify.retry", {{"pipeline", a.destination->pipeline},
+                                 {"name", a.destination->name},
+                                 {"event_id", e.event_id},
+                                 {"attempts", e.attempts},
+                                 {"error", e.last_error}});
+      // Only while it is still pending: a destination removed meanwhile
+      // took its deliveries with it, and must not get one back.
+      DROVER_TRY(store_.replace_setting(a.key, encode_entry(e)));
+    }
   }
   next_due_ms_ = next_due;
   return delivered;

@@ -34,6 +34,9 @@ inline constexpr std::string_view kDestPrefix = "notify/dest/";
 inline constexpr std::string_view kOutPrefix = "notify/out/";
 inline constexpr std::string_view kCursorKey = "notify/cursor";
 
+// Deliveries sent at once (to different destinations) in one pass.
+inline constexpr std::size_t kMaxParallelSends = 16;
+
 struct NotifierOptions {
   std::int64_t give_up_ms = 24 * 3600 * 1000;
   std::size_t records_per_pass = 256;
@@ -82,7 +85,9 @@ class Notifier {
 
  private:
   std::int64_t now_ms() const;
-  // Drops a pending delivery for good, and audits it.
+  // The audit record of a delivery dropped for good.
+  AuditRecord dropped(const Pending& p, const std::string& why) const;
+  // Drops a pending delivery, and audits it, in one transaction.
   Status drop(const std::string& key, const Pending& p, const std::string& why);
 
   CoordinatorStore& store_;

@@ -100,8 +100,9 @@ Result<Parts> split_url(std::string_view text, bool allow_query) {
   }
   p.path = std::string(rest.substr(0, q));
   // "/hooks/../admin" would pass a prefix check and reach another path.
-  if (p.path.find_first_of("%\\") != std::string::npos) {
-    return make_error(Errc::invalid_argument, "url's path holds a '%' escape or a '\\'");
+  // ';' too: some servers read "/hooks/..;/admin" as "/admin".
+  if (p.path.find_first_of("%\\;") != std::string::npos) {
+    return make_error(Errc::invalid_argument, "url's path holds a '%' escape, a '\\' or a ';'");
   }
   for (std::size_t at = 0; at < p.path.size();) {
     const std::size_t next = std::min(p.path.find('/', at + 1), p.path.size());

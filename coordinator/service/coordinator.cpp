@@ -373,20 +373,25 @@ void Coordinator::notify_loop() {
   while (!stopping_) {
     stop_lock.unlock();
     std::int64_t next_due = INT64_MAX;
+    bool failed = true;
     (void)run_guarded(log_, "coordinator.notify.threw", [&]() -> Status {
       if (auto n = notify_once(); !n.ok()) {
         log_.error("coordinator.notify", {{"error", n.error().message}});
+      } else {
+        failed = false;
       }
       next_due = notifier_->next_due_ms();
       return Ok{};
     });
     // New records are looked for every tick; a retry due sooner wakes it
-    // sooner. A pass that sends waits on the network here, never under the
-    // orchestrator's lock.
+    // sooner (never after a failed pass: a store that refuses writes is
+    // asked again a tick later, not in a spin). A pass that sends waits on
+    // the network here, never under the orchestrator's lock.
     auto wait = options_.tick;
     const std::int64_t until_due = next_due - now_ms();
-    if (until_due < wait.count())
+    if (!failed && until_due < wait.count()) {
       wait = std::chrono::milliseconds(std::max<std::int64_t>(until_due, 0));
+    }
     stop_lock.lock();
     stop_cv_.wait_for(stop_lock, wait, [this] { return stopping_; });
   }
@@ -742,6 +747,26 @@ Result<DeployStarted> Coordinator::redeploy(const std::string& id,
   DROVER_ASSIGN(start.artifact, ContentId::parse(d->artifact));
   start.env = env;
   if (!was.git_sha.empty()) start.git_sha = was.git_sha;
+  // Refusals in the order a plain start gives them: the env, the env's role.
+  if (start.env && env_index(*p, *start.env) == std::string::npos) {
+    return make_error(Errc::invalid_argument,
+                      "env '" + *start.env + "' is not an environment of pipeline '" + p->id + "'");
+  }
+  if (const RoleNeed need = role_to_start_in(*p, start); !allows(who.role, need.role)) {
+    return make_error(Errc::refused, role_refusal(need, who));
+  }
+  // The snapshot's strategy and checks where they are not today's (an
+  // approver's strategy_override, thresholds loosened since): only an
+  // approver may bring them back, as only an approver may start a run with
+  // an override.
+  if (pipeline_to_json(*p) != pipeline_to_json(current) && !allows(who.role, Role::approver)) {
+    return make_error(Errc::refused,
+                      role_refusal({Role::approver, "deploy '" + id +
+                                                        "' ran with a strategy or health checks "
+                                                        "that differ from pipeline '" +
+                                                        current.id + "' today"},
+                                   who));
+  }
   return start_run(std::move(*p), start, who, id);
 }
 
@@ -1254,23 +1279,51 @@ Result<Coordinator::SavedDestination> Coordinator::put_destination(notify::Desti
                           "/notifications/allow)");
   }
   DROVER_ASSIGN(auto existing, notify::read_destinations(*store_, d.pipeline));
-  const bool known = std::any_of(existing.begin(), existing.end(),
-                                 [&](const notify::Destination& e) { return e.name == d.name; });
+  const std::string person = who.person.empty() ? who.name : who.person;
+  const auto was = std::find_if(existing.begin(), existing.end(),
+                                [&](const notify::Destination& e) { return e.name == d.name; });
+  const bool known = was != existing.end();
+  // Another person's destination is theirs: only an approver may point it
+  // elsewhere (a deployer cannot quietly take a team's gate notices).
+  if (known && was->created_by != person && !allows(who.role, Role::approver)) {
+    return make_error(
+        Errc::refused,
+        role_refusal({Role::approver, "notification destination '" + d.name + "' of pipeline '" +
+                                          d.pipeline + "' is " + was->created_by + "'s"},
+                     who));
+  }
   if (!known && existing.size() >= notify::kMaxDestinationsPerPipeline) {
     return make_error(Errc::refused, "pipeline '" + d.pipeline + "' has " +
                                          std::to_string(notify::kMaxDestinationsPerPipeline) +
                                          " notification destinations already: remove one first");
   }
   d.created_ms = now_ms();
-  d.created_by = who.name;
-  DROVER_TRY(
-      store_->put_setting(notify::dest_key(d.pipeline, d.name), notify::encode_destination(d)));
-  DROVER_TRY(audit_admin(*store_, now_ms(), who.name, "notify.destination_set",
-                         {{"pipeline", d.pipeline},
-                          {"name", d.name},
-                          {"origin", notify::origin_of(d.url)},
-                          {"format", d.format},
-                          {"events", d.events}}));
+  d.created_by = person;
+  // A replaced destination's pending deliveries were rendered for the old
+  // one: they go with it, in the same transaction.
+  std::vector<std::string> erases;
+  if (known) {
+    DROVER_ASSIGN(auto pending, store_->settings_under(notify::out_prefix(d.pipeline, d.name)));
+    for (const auto& entry : pending) erases.push_back(entry.first);
+  }
+  json detail = {{"pipeline", d.pipeline},
+                 {"name", d.name},
+                 {"origin", notify::origin_of(d.url)},
+                 {"url_sha256", ContentId::of(d.url).hex()},
+                 {"format", d.format},
+                 {"events", d.events}};
+  if (known) {
+    detail["replaced_url_sha256"] = ContentId::of(was->url).hex();
+    detail["replaced_created_by"] = was->created_by;
+    detail["dropped"] = erases.size();
+  }
+  AuditRecord record;
+  record.at_ms = now_ms();
+  record.who = who.name;
+  record.what = "notify.destination_set";
+  record.detail = *canon::encode(detail);
+  DROVER_TRY(store_->write_settings(
+      {{notify::dest_key(d.pipeline, d.name), notify::encode_destination(d)}}, erases, {record}));
   return SavedDestination{std::move(d), !known};
 }
 
@@ -1288,6 +1341,15 @@ Status Coordinator::remove_destination(const std::string& pipeline_id, const std
   if (!held) {
     return make_error(Errc::not_found, "pipeline '" + pipeline_id +
                                            "' has no notification destination '" + name + "'");
+  }
+  DROVER_ASSIGN(notify::Destination d, notify::decode_destination(*held, pipeline_id, name));
+  const std::string person = who.person.empty() ? who.name : who.person;
+  if (d.created_by != person && !allows(who.role, Role::approver)) {
+    return make_error(
+        Errc::refused,
+        role_refusal({Role::approver, "notification destination '" + name + "' of pipeline '" +
+                                          pipeline_id + "' is " + d.created_by + "'s"},
+                     who));
   }
   std::vector<std::string> erases{key};
   DROVER_ASSIGN(auto pending, store_->settings_under(notify::out_prefix(pipeline_id, name)));

@@ -231,9 +231,13 @@ class CoordinatorStore {
   virtual Result<std::vector<std::pair<std::string, std::string>>> settings_under(
       const std::string& prefix) = 0;
   virtual Status erase_setting(const std::string& key) = 0;
-  // Settings written and erased in one transaction (erases first).
+  // Settings written and erased, and audit records appended, in one
+  // transaction (erases first).
   virtual Status write_settings(const std::vector<std::pair<std::string, std::string>>& writes,
-                                const std::vector<std::string>& erases) = 0;
+                                const std::vector<std::string>& erases,
+                                const std::vector<AuditRecord>& audits = {}) = 0;
+  // Writes key only if it is present (false, nothing written, if not).
+  virtual Result<bool> replace_setting(const std::string& key, const std::string& value) = 0;
   // A push event, once (docs/API.md, "The SCM webhook"): in one transaction,
   // whether its delivery key or its commit key was seen before; when
   // neither, both are written (the value: now_ms) with `writes` (settings

@@ -584,14 +584,25 @@ Status KvCoordinatorStore::erase_setting(const std::string& key) {
 
 Status KvCoordinatorStore::write_settings(
     const std::vector<std::pair<std::string, std::string>>& writes,
-    const std::vector<std::string>& erases) {
+    const std::vector<std::string>& erases, const std::vector<AuditRecord>& audits) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;
   for (const auto& key : erases) {
     if (auto erased = txn.erase(settings_, key); !erased.ok()) return erased.error();
   }
   for (const auto& [key, value] : writes) DROVER_TRY(txn.put(settings_, key, value));
+  for (const auto& r : audits) DROVER_TRY(audit_append(txn, audit_, r));
   return txn.commit();
+}
+
+Result<bool> KvCoordinatorStore::replace_setting(const std::string& key, const std::string& value) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto held, txn.get(settings_, key));
+  if (!held) return false;
+  DROVER_TRY(txn.put(settings_, key, value));
+  DROVER_TRY(txn.commit());
+  return true;
 }
 
 Result<std::vector<AuditRecord>> KvCoordinatorStore::audit_after(std::uint64_t seq,

@@ -71,7 +71,9 @@ class KvCoordinatorStore : public CoordinatorStore {
       const std::string& prefix) override;
   Status erase_setting(const std::string& key) override;
   Status write_settings(const std::vector<std::pair<std::string, std::string>>& writes,
-                        const std::vector<std::string>& erases) override;
+                        const std::vector<std::string>& erases,
+                        const std::vector<AuditRecord>& audits = {}) override;
+  Result<bool> replace_setting(const std::string& key, const std::string& value) override;
   Result<std::vector<AuditRecord>> audit_after(std::uint64_t seq, std::size_t limit) override;
   Result<std::uint64_t> audit_head_seq() override;
   Result<PushSeen> note_push(

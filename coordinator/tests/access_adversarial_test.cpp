@@ -636,7 +636,14 @@ TEST_F(AccessAttack, ARedeployReproducesItsSnapshotAndStillPassesTheCurrentGate)
     EXPECT_EQ(a.status, 400) << bad.dump() << " " << a.raw;
   }
   EXPECT_EQ(call("POST", "/deploys/web-9/redeploy", json::object(), deployer_).status, 404);
-  Answer again = call("POST", "/deploys/web-1/redeploy", json::object(), deployer_);
+  // The snapshot's strategy and checks are no longer today's: bringing them
+  // back is an approver's call, as an override is (a deployer could
+  // otherwise replay an approver's override, or thresholds since tightened).
+  Answer deployer_redo = call("POST", "/deploys/web-1/redeploy", json::object(), deployer_);
+  EXPECT_EQ(deployer_redo.status, 409) << deployer_redo.raw;
+  EXPECT_NE(deployer_redo.error().find("needs role approver"), std::string::npos)
+      << deployer_redo.raw;
+  Answer again = call("POST", "/deploys/web-1/redeploy", json::object(), approver_);
   ASSERT_EQ(again.status, 201) << again.raw;
   const std::string id = again.body["deploy_id"];
   const json redone = json::parse(
@@ -978,6 +985,27 @@ TEST_F(AccessAttack, NotificationDestinationsStayInsideTheAdminsAllowList) {
   EXPECT_EQ(call("DELETE", "/pipelines/web/notifications/ops", std::string(), deployer_).status,
             200);
   EXPECT_EQ(listed()["destinations"].size(), 7u);
+
+  // Another deployer cannot point dee's destination elsewhere, nor remove
+  // it; an approver can, and the audit log shows the URL changed.
+  const std::string eve = coordinator_->tokens()
+                              .create("eve", Role::deployer, unix_seconds(clock_.now()), random_)
+                              .value();
+  json taken = destination(hooks + "eve-listens-here");
+  taken["name"] = "d1";
+  Answer take = call("POST", "/pipelines/web/notifications", taken, eve);
+  EXPECT_EQ(take.status, 409) << take.raw;
+  EXPECT_NE(take.error().find("is dee's"), std::string::npos) << take.raw;
+  EXPECT_EQ(call("DELETE", "/pipelines/web/notifications/d1", std::string(), eve).status, 409);
+  ASSERT_EQ(call("POST", "/pipelines/web/notifications", taken, approver_).status, 200);
+  const json records = call("GET", "/audit?limit=1000", std::string(), viewer_).body["records"];
+  bool replaced = false;
+  for (const auto& r : records) {
+    replaced |= r["what"] == "notify.destination_set" &&
+                r["detail"].contains("replaced_url_sha256") &&
+                r["detail"]["replaced_created_by"] == "dee";
+  }
+  EXPECT_TRUE(replaced) << records.dump();
 }
 
 // A run at a gate is heard at a real receiver: signed, with who may approve

@@ -8,6 +8,9 @@
 // event id after a crash between the send and its erasure.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <mutex>
+
 #include <nlohmann/json.hpp>
 
 #include "coordinator/notify/notifier.hpp"
@@ -44,6 +47,7 @@ TEST(NotifyAllow, MatchesSchemeHostPortAndPathExactly) {
   EXPECT_FALSE(allowed("https://hooks.example.com@127.0.0.1/services/x", allow));
   EXPECT_FALSE(allowed("https://hooks.example.com/services/../admin", allow));
   EXPECT_FALSE(allowed("https://hooks.example.com/services/%2e%2e/admin", allow));
+  EXPECT_FALSE(allowed("https://hooks.example.com/services/..;/admin", allow));
   EXPECT_FALSE(allowed("http://127.0.0.1:9000#frag", allow));
   // Nothing is allowed until an admin says so.
   EXPECT_FALSE(allowed("http://127.0.0.1:9000/", {}));
@@ -218,6 +222,8 @@ class NotifierTest : public ::testing::Test {
           return std::optional<EventContext>{EventContext{"web", std::nullopt}};
         },
         [this](const std::string& url, const std::string& body, const Headers& h) -> Result<int> {
+          std::lock_guard lock(sent_mu_);  // destinations are sent to at once
+          if (during_send_) during_send_();
           sent_.push_back({url, body, h});
           if (!answers_.empty()) {
             Result<int> a = answers_.front();
@@ -258,6 +264,8 @@ class NotifierTest : public ::testing::Test {
   ManualClock clock_;
   MemorySink sink_;
   Logger log_{sink_, clock_};
+  std::mutex sent_mu_;
+  std::function<void()> during_send_;
   std::vector<Sent> sent_;
   std::vector<Result<int>> answers_;
 };
@@ -408,6 +416,68 @@ TEST_F(NotifierTest, ACrashAfterTheTransitionOrAfterTheSendStillDeliversWithTheS
   EXPECT_EQ(sent_[0].header("X-Drover-Delivery"), sent_[1].header("X-Drover-Delivery"));
   EXPECT_EQ(sent_[0].body, sent_[1].body);
   EXPECT_EQ(*n3->deliver(), 0u);
+}
+
+TEST_F(NotifierTest, ADestinationRemovedWhileItsDeliveryIsSentGetsNothingBack) {
+  auto n = notifier(*store_);
+  ASSERT_TRUE(n->collect().ok());
+  append("gate.waiting");
+  ASSERT_EQ(*n->collect(), 1u);
+  during_send_ = [&] {  // DELETE .../notifications/ops, mid-send
+    auto pending = store_->settings_under(out_prefix("web", "ops")).value();
+    std::vector<std::string> erases{dest_key("web", "ops")};
+    for (const auto& entry : pending) erases.push_back(entry.first);
+    ASSERT_TRUE(store_->write_settings({}, erases).ok());
+  };
+  answers_ = {500};
+  EXPECT_EQ(*n->deliver(), 0u);
+  during_send_ = nullptr;
+  EXPECT_TRUE(read_outbox(*store_, 100)->empty());
+  // Re-added under the same name: it hears nothing from before.
+  put_destination(destination());
+  clock_.advance(1h);
+  EXPECT_EQ(*n->deliver(), 0u);
+  EXPECT_EQ(sent_.size(), 1u);
+}
+
+TEST_F(NotifierTest, AFailedSendNeverPutsTheUrlsPathInTheOutboxTheLogOrTheAuditLog) {
+  // A Slack-style URL: its path is the credential. Port 1 refuses.
+  Destination slack = destination();
+  slack.name = "slack";
+  slack.format = "slack";
+  slack.url = "http://127.0.0.1:1/services/T000/B000/SECRETTOKENxyz";
+  put_allow({"http://127.0.0.1:9000", "http://127.0.0.1:1/services/"});
+  put_destination(slack);
+  NotifierOptions o;
+  o.give_up_ms = 1000;
+  Notifier n(
+      *store_,
+      [](const AuditRecord&) -> Result<std::optional<EventContext>> {
+        return std::optional<EventContext>{EventContext{"web", std::nullopt}};
+      },
+      http_send(std::chrono::milliseconds(2000), ""), clock_, log_, o);
+  ASSERT_TRUE(n.collect().ok());
+  append("rollback.started");
+  ASSERT_GE(*n.collect(), 1u);
+  ASSERT_TRUE(n.deliver().ok());
+  bool refused = false;
+  const auto outbox = read_outbox(*store_, 100);  // kept: a range-for over *temporary dangles
+  for (const auto& p : *outbox) {
+    if (p.name != "slack") continue;
+    refused = true;
+    EXPECT_NE(p.last_error.find("http://127.0.0.1:1"), std::string::npos) << p.last_error;
+    EXPECT_EQ(p.last_error.find("SECRETTOKEN"), std::string::npos) << p.last_error;
+  }
+  EXPECT_TRUE(refused);
+  clock_.advance(2s);  // past the give-up time: dropped, and audited
+  ASSERT_TRUE(n.deliver().ok());
+  auto dropped = audits("notify.dropped");
+  ASSERT_FALSE(dropped.empty());
+  for (const auto& r : dropped)
+    EXPECT_EQ(r.detail.find("SECRETTOKEN"), std::string::npos) << r.detail;
+  for (const auto& line : sink_.lines()) {
+    EXPECT_EQ(line.find("SECRETTOKEN"), std::string::npos) << line;
+  }
 }
 
 }  // namespace

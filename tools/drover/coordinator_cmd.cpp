@@ -288,7 +288,7 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     o.custom_help(
         "allow [URL...] | allowed | add PIPELINE NAME --url URL [--secret-file F] [--format slack] "
         "[--event KIND]... | ls PIPELINE | rm PIPELINE NAME | outbox | receive --listen HOST:PORT "
-        "[--secret-file F] [--count N]");
+        "--secret-file F [--count N]");
     o.add_options()("url", "where to post (must match the admin's allow-list)",
                     cxxopts::value<std::string>())(
         "secret-file", "a file holding the destination's signing secret",
@@ -336,8 +336,11 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
   };
   if (verb == "notify" && words.size() == 1 && words[0] == "receive") {
     if (!r.count("listen")) return usage(verb, "notify receive needs --listen HOST:PORT");
+    // Unsigned deliveries are anyone's to post: the receiver checks them all.
+    if (!r.count("secret-file")) return usage(verb, "notify receive needs --secret-file FILE");
     std::string secret;
     if (auto st = read_secret(secret); !st.ok()) return report(verb, st.error());
+    if (secret.empty()) return usage(verb, "notify receive: the secret file is empty");
     return notify_receive(ctx, r["listen"].as<std::string>(), secret,
                           r.count("count") ? r["count"].as<std::size_t>() : 0, r.count("json") > 0);
   }

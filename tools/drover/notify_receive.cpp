@@ -19,6 +19,19 @@
 #include "tools/drover/commands.hpp"
 
 namespace drover::cli {
+namespace {
+
+// What a terminal shows as it is: control bytes (an escape sequence in a
+// rollback's reason, say) become '?'.
+std::string printable(std::string text) {
+  for (char& c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
+  return text;
+}
+
+}  // namespace
 
 int notify_receive(Context& ctx, const std::string& listen, const std::string& secret,
                    std::size_t count, bool as_json) {
@@ -55,7 +68,7 @@ int notify_receive(Context& ctx, const std::string& listen, const std::string& s
         const std::string expect =
             "sha256=" + to_hex(sign::hmac_sha256(secret, "drover-notification-v1\n" + timestamp +
                                                              "\n" + id + "\n" + req.body));
-        if (!secret.empty() && !sign::mac_equal(header("x-drover-signature"), expect)) {
+        if (!sign::mac_equal(header("x-drover-signature"), expect)) {
           return refuse(401, "the signature does not match the secret");
         }
         const long long now =
@@ -65,19 +78,22 @@ int notify_receive(Context& ctx, const std::string& listen, const std::string& s
         if (at < now - 300 || at > now + 300)
           return refuse(401, "the timestamp is not within 5 minutes");
         const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+        if (!body.is_object()) return refuse(400, "the body is not a JSON object");
         {
           std::lock_guard lock(mu);
-          if (seen.insert(id).second) {
+          if (!seen.contains(id)) {
             if (as_json) {
-              std::cout << (body.is_discarded() ? nlohmann::json(req.body) : body).dump()
+              std::cout << body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                         << std::endl;
             } else {
               const std::string text =
-                  body.is_object() && body.contains("text") && body["text"].is_string()
+                  body.contains("text") && body["text"].is_string()
                       ? body["text"].get<std::string>()
-                      : req.body;
-              std::cout << header("x-drover-event") << "\t" << text << std::endl;
+                      : body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+              std::cout << printable(header("x-drover-event")) << "\t" << printable(text)
+                        << std::endl;
             }
+            seen.insert(id);  // once printed: a delivery that failed here comes again
           }
         }
         done_cv.notify_all();
