@@ -9,6 +9,7 @@
 #include "core/base/name.hpp"
 #include "core/canon/json_fields.hpp"
 #include "core/format/manifest.hpp"
+#include "core/http/http.hpp"
 #include "core/nng/nng.hpp"
 
 namespace drover::agent {
@@ -38,7 +39,7 @@ Result<ServiceConfig> read_service(const Fields& f) {
     return bad("service name: " + st.error().message);
   }
   DROVER_TRY(f.only({"name", "start", "stop", "health", "start_timeout_s", "stop_timeout_s", "port",
-                     "blue_green", "router_file", "flags_file", "user", "group"}));
+                     "blue_green", "router_file", "router", "flags_file", "user", "group"}));
   DROVER_ASSIGN(s.start, f.str_list("start", kAnySize, kAnySize, Empty::allowed));
   DROVER_ASSIGN(s.stop, f.str_list("stop", kAnySize, kAnySize, Empty::allowed));
   DROVER_ASSIGN(auto health, f.opt_str("health", kAnySize));
@@ -72,6 +73,58 @@ Result<ServiceConfig> read_service(const Fields& f) {
   DROVER_ASSIGN(auto router, f.opt_str("router_file", kAnySize));
   DROVER_ASSIGN(auto flags, f.opt_str("flags_file", kAnySize));
   s.router_file = router.value_or("");
+  DROVER_ASSIGN(auto routing, f.opt_object("router"));
+  if (routing) {
+    if (!s.blue_green) return bad(f.path("router") + " needs blue_green (two slots to route)");
+    DROVER_ASSIGN(std::string kind, routing->str("kind", 16));
+    if (kind == "file") {
+      DROVER_TRY(routing->only({"kind", "file"}));
+      if (router) return bad(f.path("router") + ": give the file here or router_file, not both");
+      DROVER_ASSIGN(auto file, routing->opt_str("file", kAnySize));
+      s.router_file = file.value_or("");
+    } else if (kind == "nginx") {
+      DROVER_TRY(routing->only(
+          {"kind", "conf_file", "listen", "preview_listen", "access_log", "command"}));
+      if (router) return bad(f.path("router") + ": nginx routes the service, not router_file");
+      ServiceConfig::Nginx n;
+      DROVER_ASSIGN(std::string conf, routing->str("conf_file", kAnySize));
+      n.conf_file = conf;
+      if (!n.conf_file.is_absolute() || n.conf_file.extension() != ".conf") {
+        return bad(routing->path("conf_file") + " must be an absolute path ending in .conf");
+      }
+      DROVER_ASSIGN(n.listen, routing->str("listen", 256));
+      DROVER_ASSIGN(auto preview, routing->opt_str("preview_listen", 256));
+      n.preview_listen = preview.value_or("");
+      for (const auto& [field, value] : {std::pair<const char*, std::string>{"listen", n.listen},
+                                         {"preview_listen", n.preview_listen}}) {
+        if (value.empty() && std::string(field) == "preview_listen") continue;
+        // Rendered into nginx's configuration: HOST:PORT and nothing else.
+        auto hp = http::parse_listen(value);
+        if (!hp.ok() || hp->second == 0 ||
+            value.find_first_of(" \t;{}\"'$#") != std::string::npos) {
+          return bad(routing->path(field) + " must be HOST:PORT with a port 1-65535");
+        }
+      }
+      if (n.listen == n.preview_listen) {
+        return bad(routing->path("preview_listen") + " must differ from listen");
+      }
+      DROVER_ASSIGN(auto log, routing->opt_str("access_log", kAnySize));
+      n.access_log = log.value_or("");
+      if (!n.access_log.empty() &&
+          (!fs::path(n.access_log).is_absolute() ||
+           n.access_log.find_first_of(" \t;{}\"'$#") != std::string::npos)) {
+        return bad(routing->path("access_log") +
+                   " must be an absolute path without spaces, quotes, ';', '{', '}', '$' or '#'");
+      }
+      if (routing->has("command")) {
+        DROVER_ASSIGN(n.command, routing->str_list("command", 32, kAnySize));
+        if (n.command.empty()) return bad(routing->path("command") + " is empty");
+      }
+      s.nginx = std::move(n);
+    } else {
+      return bad(routing->path("kind") + " must be \"file\" or \"nginx\", not \"" + kind + "\"");
+    }
+  }
   s.flags_file = flags.value_or("");
   DROVER_ASSIGN(auto user, f.opt_str("user", 256));
   DROVER_ASSIGN(auto group, f.opt_str("group", 256));

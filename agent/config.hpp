@@ -27,7 +27,15 @@ struct ServiceConfig {
   bool blue_green = false;
   std::uint16_t blue_port = 0, green_port = 0;
   fs::path router_file;  // default STATE/run/<service>.router.json
-  fs::path flags_file;   // default STATE/run/<service>.flags.json
+  // The nginx router instead of the file (docs/AGENT.md, "Routers"):
+  // router {"kind":"nginx",...}.
+  struct Nginx {
+    fs::path conf_file;
+    std::string listen, preview_listen, access_log;
+    std::vector<std::string> command = {"nginx"};
+  };
+  std::optional<Nginx> nginx;
+  fs::path flags_file;  // default STATE/run/<service>.flags.json
   // Who runs the service and its hooks (docs/AGENT.md, "Users and
   // privileges"): the names as written, and what resolve_users made of them.
   std::string user, group;

@@ -57,6 +57,18 @@ ServiceRunner::ServiceRunner(AgentContext& ctx, const ServiceConfig& config)
                                           : config.flags_file;
   router_file_ = config.router_file.empty() ? ctx.dir("run") / (config.name + ".router.json")
                                             : config.router_file;
+  if (config.blue_green && config.nginx) {
+    NginxRouterConfig n;
+    n.conf_file = config.nginx->conf_file;
+    n.listen = config.nginx->listen;
+    n.preview_listen = config.nginx->preview_listen;
+    n.access_log = config.nginx->access_log;
+    n.command = config.nginx->command;
+    n.work_dir = ctx.dir("run");
+    router_ = make_nginx_router(ctx.world.fs, std::move(n), ctx.world.clock, ctx.log);
+  } else if (config.blue_green) {
+    router_ = make_file_router(ctx.world.fs, router_file_);
+  }
   const int n = config.blue_green ? 2 : 1;
   for (int i = 0; i < n; ++i) {
     const std::string label = config.blue_green ? config.name + "-" + kSlotNames[i] : config.name;
@@ -215,13 +227,15 @@ Status ServiceRunner::write_flags(const std::string& flags_json, std::uint64_t s
 }
 
 Status ServiceRunner::write_router(int slot, const ContentId& release) {
-  json j = {{"format", "drover.router.v1"},
-            {"service", config_.name},
-            {"active", kSlotNames[slot]},
-            {"port", slot == 0 ? config_.blue_port : config_.green_port},
-            {"release", release.str()}};
-  DROVER_TRY(ctx_.world.fs.make_dirs(router_file_.parent_path()));
-  return ctx_.world.fs.write_owned(router_file_, *canon::encode(j) + "\n", 0644);
+  if (!router_) return Ok{};
+  Routes r;
+  r.service = config_.name;
+  r.ports[0] = config_.blue_port;
+  r.ports[1] = config_.green_port;
+  r.weights[slot] = kWeightTotal;
+  r.weights[1 - slot] = 0;
+  r.release = release.str();
+  return router_->apply(r);
 }
 
 // Manifest bytes for the plan: kept locally, carried in the bundle, or pulled.
@@ -340,7 +354,7 @@ std::optional<Event> ServiceRunner::execute(const Action& action) {
           const SteadyTime at{std::chrono::milliseconds(a.mono_ms)};
           return ev::Woke{ctx_.wait_until(at)};
         } else if constexpr (std::is_same_v<A, act::Flip>) {
-          // The router file is what the host's router reads.
+          // The router (the file, or nginx) sends the host's traffic there.
           if (Status st = write_router(a.slot, a.release); !st.ok()) return ev::Flipped{st};
           (void)releases_->set_link("current", a.release);
           return ev::Flipped{Ok{}};

@@ -13,6 +13,7 @@
 
 #include "agent/context.hpp"
 #include "agent/releases.hpp"
+#include "agent/router/router.hpp"
 #include "agent/supervisor.hpp"
 
 namespace drover::agent {
@@ -56,6 +57,7 @@ class ServiceRunner {
   ServiceConfig config_;
   fs::path flags_file_, router_file_;
   std::unique_ptr<ReleaseDir> releases_;
+  std::unique_ptr<Router> router_;            // blue/green only
   std::unique_ptr<ServiceProcess> slots_[2];  // single: [0]; blue/green: [0] blue, [1] green
   ServiceState state_;
 };

@@ -148,6 +148,40 @@ TEST(AgentConfig, NamesTheBadField) {
                "protocol");
   expect_error(with("\"name\":\"web\"", "\"name\":\"\""), "service name");
   expect_error(R"({"format":"drover.agent-config.v1"})", "host");
+  // Issue 15: the nginx router, each field rendered into nginx's
+  // configuration checked, and only for a blue/green service.
+  const std::string bg = "\"blue_green\":{\"ports\":[8081,8082]}";
+  auto nginx = [&](const std::string& router) {
+    return with("\"port\":80", bg + ",\"router\":" + router);
+  };
+  auto good = parse_config(
+      nginx(R"({"kind":"nginx","conf_file":"/etc/nginx/conf.d/web.conf","listen":"127.0.0.1:8080",)"
+            R"("preview_listen":"127.0.0.1:8089","access_log":"/var/log/nginx/web.log"})"));
+  ASSERT_TRUE(good.ok()) << good.error().message;
+  ASSERT_TRUE(good->services[0].nginx.has_value());
+  EXPECT_EQ(good->services[0].nginx->listen, "127.0.0.1:8080");
+  EXPECT_EQ(good->services[0].nginx->command, std::vector<std::string>{"nginx"});
+  expect_error(with("\"port\":80", "\"port\":80,\"router\":{\"kind\":\"file\"}"),
+               "needs blue_green");
+  expect_error(nginx(R"({"kind":"haproxy"})"), "kind");
+  expect_error(nginx(R"({"kind":"nginx","conf_file":"web.conf","listen":"127.0.0.1:8080"})"),
+               "conf_file");
+  expect_error(nginx(R"({"kind":"nginx","conf_file":"/etc/nginx/web.txt","listen":"127.0.0.1:1"})"),
+               "conf_file");
+  for (const char* listen : {"127.0.0.1:8080; include /etc/passwd", "127.0.0.1", "x:0", "a b:1"}) {
+    expect_error(nginx(std::string(R"({"kind":"nginx","conf_file":"/n/w.conf","listen":")") +
+                       listen + R"("})"),
+                 "listen");
+  }
+  expect_error(nginx(R"({"kind":"nginx","conf_file":"/n/w.conf","listen":"127.0.0.1:1",)"
+                     R"("preview_listen":"127.0.0.1:1"})"),
+               "preview_listen");
+  expect_error(nginx(R"({"kind":"nginx","conf_file":"/n/w.conf","listen":"127.0.0.1:1",)"
+                     R"("access_log":"/var/log/x.log; include /etc/shadow"})"),
+               "access_log");
+  expect_error(nginx(R"({"kind":"nginx","conf_file":"/n/w.conf","listen":"127.0.0.1:1",)"
+                     R"("extra":"x"})"),
+               "extra");
   expect_error("[", "not a JSON object");
 }
 

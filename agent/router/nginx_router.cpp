@@ -1,0 +1,174 @@
+#include <thread>
+
+#include "agent/router/router.hpp"
+#include "agent/supervisor.hpp"
+#include "core/http/http.hpp"
+
+namespace drover::agent {
+namespace {
+
+// The address to ask on: a wildcard listen is asked on loopback.
+std::string ask_address(const std::string& listen) {
+  const std::size_t colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (host.empty() || host == "*" || host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "[::]") host = "[::1]";
+  return host + ":" + port;
+}
+
+void render_server(std::string& out, const std::string& listen, const std::string& upstream,
+                   const std::string& access_log, const std::string& format,
+                   const std::string& generation) {
+  out += "server {\n";
+  out += "    listen " + listen + ";\n";
+  if (!access_log.empty()) out += "    access_log " + access_log + " " + format + ";\n";
+  out +=
+      "    location = /_drover/generation { allow 127.0.0.1; allow ::1; deny all; return 200 \"" +
+      generation + "\\n\"; }\n";
+  out += "    location / {\n";
+  out += "        proxy_pass http://" + upstream + ";\n";
+  out += "        proxy_next_upstream off;\n";
+  out += "        add_header X-Drover-Generation \"" + generation + "\" always;\n";
+  out += "    }\n";
+  out += "}\n";
+}
+
+class NginxRouter final : public Router {
+ public:
+  NginxRouter(Filesystem& fs, NginxRouterConfig config, const Clock& clock, Logger& log)
+      : fs_(fs), config_(std::move(config)), clock_(clock), log_(log) {}
+
+  Status apply(const Routes& r) override {
+    DROVER_TRY(check_routes(r));
+    const std::string generation =
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch())
+                .count()) +
+        "-" + std::to_string(++renders_);
+    auto old = fs_.read_file(config_.conf_file, 1 << 20);
+    const std::optional<std::string> before =
+        old.ok() ? std::optional<std::string>(*old) : std::nullopt;
+    DROVER_TRY(fs_.make_dirs(config_.conf_file.parent_path()));
+    DROVER_TRY(fs_.write_owned(config_.conf_file, render_nginx(config_, r, generation), 0644));
+    // From here on, any failure puts the file back as it was: nginx goes on
+    // serving what it served (it never loaded the new file, or loads the old
+    // one again).
+    auto undo = [&](const Error& why, bool reload) -> Status {
+      Status restored = before ? fs_.write_owned(config_.conf_file, *before, 0644)
+                               : fs_.remove(config_.conf_file);
+      if (reload && restored.ok()) (void)nginx({"-s", "reload"});
+      log_.warn("agent.router.refused",
+                {{"service", r.service}, {"generation", generation}, {"error", why.message}});
+      return why;
+    };
+    if (auto t = nginx({"-t"}); !t.ok()) {
+      return undo(t.error().context("nginx -t refused the drop-in"), false);
+    }
+    if (auto reload = nginx({"-s", "reload"}); !reload.ok()) {
+      return undo(reload.error().context("nginx -s reload"), false);
+    }
+    if (auto confirmed = confirm(generation); !confirmed.ok()) {
+      return undo(confirmed.error(), true);
+    }
+    current_ = r;
+    log_.info("agent.router.applied", {{"service", r.service},
+                                       {"generation", generation},
+                                       {"blue", r.weights[0]},
+                                       {"green", r.weights[1]}});
+    return Ok{};
+  }
+  std::optional<Routes> current() const override { return current_; }
+
+ private:
+  // Runs the nginx command with args; its output is kept in work_dir.
+  Status nginx(const std::vector<std::string>& args) {
+    ProcessSpec spec;
+    spec.argv = config_.command;
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.cwd = config_.work_dir.empty() ? config_.conf_file.parent_path() : config_.work_dir;
+    const fs::path log_file = spec.cwd / "nginx-command.log";
+    (void)fs_.remove(log_file);
+    spec.log_file = log_file;
+    DROVER_ASSIGN(int code, run_command(spec, config_.command_timeout));
+    if (code == 0) return Ok{};
+    // nginx says what is wrong on its output: the [emerg] line names it.
+    auto said = fs_.read_file(log_file, 1 << 16);
+    std::string why = said.ok() ? *said : "";
+    if (const std::size_t at = why.find("[emerg]"); at != std::string::npos) why = why.substr(at);
+    if (const std::size_t nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
+    return make_error(Errc::refused,
+                      "exit " + std::to_string(code) + (why.empty() ? "" : ": " + why));
+  }
+
+  // Asks the running nginx for the generation it serves until it is this one.
+  Status confirm(const std::string& generation) {
+    const std::string url = "http://" + ask_address(config_.listen) + "/_drover/generation";
+    const auto deadline = std::chrono::steady_clock::now() + config_.confirm_timeout;
+    std::string last = "no answer";
+    while (true) {
+      auto answer = http::request("GET", url, "", std::chrono::milliseconds(1000));
+      if (answer.ok() && answer->status == 200) {
+        std::string body = answer->body;
+        while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+        if (body == generation) return Ok{};
+        last = "it serves generation " + body;
+      } else if (!answer.ok()) {
+        last = answer.error().message;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return make_error(Errc::timeout, "nginx did not take generation " + generation +
+                                             " within " +
+                                             std::to_string(config_.confirm_timeout.count()) +
+                                             " ms (" + last + ")");
+      }
+      // A poll with a deadline: nginx's new workers start within milliseconds.
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  Filesystem& fs_;
+  NginxRouterConfig config_;
+  const Clock& clock_;
+  Logger& log_;
+  std::uint64_t renders_ = 0;
+  std::optional<Routes> current_;
+};
+
+}  // namespace
+
+std::string render_nginx(const NginxRouterConfig& config, const Routes& r,
+                         const std::string& generation) {
+  const std::string live = "drover_" + r.service + "_live";
+  const std::string preview = "drover_" + r.service + "_preview";
+  const std::string format = "drover_" + r.service;
+  std::string out = "# drover.nginx-router.v1: written by drover-agent for service " + r.service +
+                    "; do not edit.\n# generation " + generation + "\n";
+  if (!config.access_log.empty()) {
+    out += "log_format " + format + " '$msec $status $upstream_addr $request_time \"$request\"';\n";
+  }
+  out += "upstream " + live + " {\n";
+  for (int slot = 0; slot < 2; ++slot) {
+    if (r.weights[slot] == 0) continue;  // nginx has no weight 0
+    out += "    server 127.0.0.1:" + std::to_string(r.ports[slot]) +
+           " weight=" + std::to_string(r.weights[slot]) + " max_fails=0;\n";
+  }
+  out += "}\n";
+  const bool previewing = r.preview.has_value() && !config.preview_listen.empty();
+  if (previewing) {
+    out += "upstream " + preview +
+           " {\n    server 127.0.0.1:" + std::to_string(r.ports[*r.preview]) + " max_fails=0;\n}\n";
+  }
+  render_server(out, config.listen, live, config.access_log, format, generation);
+  if (previewing) {
+    render_server(out, config.preview_listen, preview, config.access_log, format, generation);
+  }
+  return out;
+}
+
+std::unique_ptr<Router> make_nginx_router(Filesystem& fs, NginxRouterConfig config,
+                                          const Clock& clock, Logger& log) {
+  return std::make_unique<NginxRouter>(fs, std::move(config), clock, log);
+}
+
+}  // namespace drover::agent
