@@ -125,6 +125,7 @@ fs::path AgentTest::write_config(const AgentOptions& o) {
   } else {
     service["port"] = ports_[o.host];
   }
+  service.update(o.service_extra);
   json mesh = {{"announce_interval_s", 1}};
   if (!o.download_rate.empty()) mesh["download_rate"] = std::stoll(o.download_rate);
   json c = {{"format", "drover.agent-config.v1"},

@@ -66,7 +66,8 @@ class AgentTest : public ::testing::Test {
     // The service's user: as root "root" unless named (an agent running as
     // root refuses a service without one); otherwise none (the agent's own).
     std::string user;
-    nlohmann::json extra = nlohmann::json::object();  // merged into the config
+    nlohmann::json extra = nlohmann::json::object();          // merged into the config
+    nlohmann::json service_extra = nlohmann::json::object();  // merged into the service
   };
   // Writes the agent's config; returns its path.
   fs::path write_config(const AgentOptions& o);

@@ -5,6 +5,7 @@
 #include "agent/tests/agent_fixture.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "tests/support/hostile_artifact.hpp"
+#include "tests/support/nginx.hpp"
 
 namespace drover::testing {
 namespace {
@@ -178,6 +179,48 @@ TEST_F(AgentTest, BlueGreenFlipsOnlyOnceTheNewSlotIsHealthy) {
   json back = wait_event(*agent, "applied", seq_is(4));
   EXPECT_EQ(back["downloaded"], 0);
   EXPECT_EQ(active(), "blue");
+}
+
+// Issue 15: the same flips through a real nginx on the host. The agent
+// renders its drop-in, nginx takes it, and live traffic on nginx's port
+// follows each flip; flipping back starts nothing (blue's same process).
+TEST_F(AgentTest, BlueGreenFlipsLiveTrafficThroughNginx) {
+  drover::testing::NginxProcess nginx(dir_ / "nginx");
+  ASSERT_TRUE(nginx.ok()) << nginx.error();
+  auto v1 = push("web", good(), 64 << 10, 1);
+  auto v2 = push("web", good(), 64 << 10, 2);
+  start_origin();
+  const std::uint16_t live = free_port();
+  AgentOptions o;
+  o.blue_green = true;
+  o.service_extra = {{"router",
+                      {{"kind", "nginx"},
+                       {"conf_file", (nginx.conf_d() / "drover-web.conf").string()},
+                       {"listen", "127.0.0.1:" + std::to_string(live)},
+                       {"command", nginx.command()}}}};
+  auto agent = start_agent(write_config(o));
+  auto blue_pid = [&] {
+    return json::parse(read_file(state_of() / "run" / "web-blue.pid"))["pid"].get<int>();
+  };
+
+  coordinator_.publish(plan(v1, 1));
+  wait_event(*agent, "applied", seq_is(1));
+  ASSERT_TRUE(wait_serving(live, v1.id)) << "nginx does not send live traffic to blue";
+  const int blue = blue_pid();
+
+  coordinator_.publish(plan(v2, 2));
+  wait_event(*agent, "applied", seq_is(2));
+  ASSERT_TRUE(wait_serving(live, v2.id)) << "nginx does not send live traffic to green";
+  EXPECT_NE(
+      read_file(nginx.conf_d() / "drover-web.conf")
+          .find("server 127.0.0.1:" + std::to_string(green_ports_["host-1"]) + " weight=1000"),
+      std::string::npos);
+
+  coordinator_.publish(plan(v1, 3));
+  json back = wait_event(*agent, "applied", seq_is(3));
+  EXPECT_EQ(back["downloaded"], 0);
+  ASSERT_TRUE(wait_serving(live, v1.id));
+  EXPECT_EQ(blue_pid(), blue) << "flipping back restarted blue";
 }
 
 TEST_F(AgentTest, ACrashLoopingServiceIsReportedUnhealthy) {
