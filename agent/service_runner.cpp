@@ -4,6 +4,7 @@
 
 #include "core/canon/canonical_json.hpp"
 #include "core/canon/json_text.hpp"
+#include "core/flags/flagd.hpp"
 
 namespace drover::agent {
 namespace {
@@ -215,15 +216,14 @@ void ServiceRunner::stop_slot(int slot) {
 }
 
 Status ServiceRunner::write_flags(const std::string& flags_json, std::uint64_t seq) {
-  json flags = json::parse(flags_json.empty() ? "{}" : flags_json);
-  json j = {{"format", "drover.flags.v1"},
-            {"service", config_.name},
-            {"flags", flags},
-            {"plan_seq", seq}};
+  // flagd's format (docs/FORMATS.md, "Flags file, version 2"): a service
+  // reads it with any OpenFeature SDK through flagd's file provider.
+  DROVER_ASSIGN(std::string text,
+                flags::render(json::parse(flags_json.empty() ? "{}" : flags_json, nullptr, false),
+                              config_.name, seq));
   DROVER_TRY(ctx_.world.fs.make_dirs(flags_file_.parent_path()));
   // The service reads it; only the agent writes it (docs/FORMATS.md).
-  return ctx_.world.fs.write_owned(flags_file_, *canon::encode(j) + "\n", 0640, true,
-                                   shared_group());
+  return ctx_.world.fs.write_owned(flags_file_, text + "\n", 0640, true, shared_group());
 }
 
 Status ServiceRunner::write_router(int slot, const ContentId& release) {

@@ -4,6 +4,7 @@
 
 #include "agent/tests/agent_fixture.hpp"
 #include "core/canon/canonical_json.hpp"
+#include "core/http/http.hpp"
 #include "tests/support/hostile_artifact.hpp"
 #include "tests/support/nginx.hpp"
 
@@ -343,7 +344,9 @@ TEST_F(AgentTest, ServesItsLayersToAPeerWithNoCoordinatorAtAll) {
 }
 
 TEST_F(AgentTest, FlagsFollowThePlanWithoutARestart) {
-  auto v1 = push("web", good(), 64 << 10, 1);
+  json release = good();
+  release["flag_paths"] = {{"ramp", {{"error_rate", 0.5}, {"p99_ms", 400}}}};  // a bad code path
+  auto v1 = push("web", release, 64 << 10, 1);
   start_origin();
   auto agent = start_agent(write_config({}));
   proto::Plan p1 = plan(v1, 1);
@@ -354,8 +357,17 @@ TEST_F(AgentTest, FlagsFollowThePlanWithoutARestart) {
   ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
   auto before = version(ports_["host-1"]);
   ASSERT_TRUE(before);
-  EXPECT_EQ((*before)["flags"]["flags"]["new-checkout"], true);
-  EXPECT_EQ((*before)["flags"]["format"], "drover.flags.v1");
+  // flagd's format (issue 15): a boolean flag with variants on and off.
+  EXPECT_EQ((*before)["flags"]["$schema"], "https://flagd.dev/schema/v0/flags.json");
+  EXPECT_EQ((*before)["flags"]["flags"]["new-checkout"]["defaultVariant"], "on");
+  EXPECT_EQ((*before)["flags"]["metadata"]["drover"], "drover.flags.v2");
+  auto health = [&] {
+    auto r =
+        http::request("GET", "http://127.0.0.1:" + std::to_string(ports_["host-1"]) + "/health", "",
+                      std::chrono::seconds(5));
+    return r.ok() ? json::parse(r->body, nullptr, false) : json();
+  };
+  EXPECT_NEAR(health()["error_rate"].get<double>(), 0.01, 1e-9);
 
   // A ramp, then the flag off: the file changes, the process stays.
   proto::Plan p2 = plan(v1, 2);
@@ -366,10 +378,17 @@ TEST_F(AgentTest, FlagsFollowThePlanWithoutARestart) {
   wait_event(*agent, "applied", seq_is(2));
   auto after = version(ports_["host-1"]);
   ASSERT_TRUE(after);
-  EXPECT_EQ((*after)["flags"]["flags"]["new-checkout"], false);
-  EXPECT_EQ((*after)["flags"]["flags"]["ramp"], 25);
-  EXPECT_EQ((*after)["flags"]["plan_seq"], 2);
+  EXPECT_EQ((*after)["flags"]["flags"]["new-checkout"]["defaultVariant"], "off");
+  EXPECT_EQ((*after)["flags"]["flags"]["ramp"]["targeting"],
+            json::parse(R"({"fractional":[["on",25],["off",75]]})"));
+  EXPECT_EQ((*after)["flags"]["metadata"]["seq"], 2);
   EXPECT_EQ((*after)["pid"], (*before)["pid"]);
+  // The service reads the ramp as flagd would: a quarter of its users take
+  // the bad path, and its health says so.
+  const json degraded = health();
+  EXPECT_GT(degraded["error_rate"].get<double>(), 0.09) << degraded.dump();
+  EXPECT_LT(degraded["error_rate"].get<double>(), 0.17) << degraded.dump();
+  EXPECT_EQ(degraded["p99_ms"], 400);
 }
 
 TEST_F(AgentTest, KeepsTheLastKReleasesAndCollectsTheRest) {

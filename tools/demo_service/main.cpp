@@ -10,9 +10,18 @@
 //    "exit_after_ms":N,      exit with status 3 after N ms (a crashing release);
 //                            0: before listening (a release that cannot start)
 //    "start_delay_ms":N,     wait before listening (a slow start)
-//    "try_writes":[PATH,…]}  paths GET /identity tries to write ("{release}"
+//    "try_writes":[PATH,…],  paths GET /identity tries to write ("{release}"
 //                            is $DROVER_RELEASE_DIR): the attack tests
-// GET /health answers the metrics; GET /version the release
+//    "flag_paths":{FLAG:{"error_rate":E,"p99_ms":L}}}
+//                            the code path each feature flag turns on: the
+//                            flags file (flagd's format) is read as flagd's
+//                            file provider reads it, per targeting key; a
+//                            request of a user the flag is on for takes
+//                            that path, so a ramped bad flag degrades health
+// GET /health answers the metrics (over the demo's 1,000 users "user-0" ..
+// "user-999": the share each flag path takes weighs in its error rate and
+// p99); GET /work?user=U one request of user U (503 at its path's error
+// rate; the answer names the path); GET /version the release
 // ($DROVER_RELEASE) and the flags file's content ($DROVER_FLAGS_FILE);
 // GET /identity who the process is (uid, gid, groups), its whole
 // environment, and what each write of try_writes did: "written" (the
@@ -23,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -30,16 +40,39 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <thread>
 
+#include "core/flags/flagd.hpp"
 #include "core/http/http.hpp"
 #include "core/log/log.hpp"
 
 namespace {
 
 using nlohmann::json;
+
+// The flag path user takes: the first flag of flag_paths (in name order)
+// the flags file has on for them; "" for the base path.
+std::string path_of(const json& config, const json& flags, const std::string& user) {
+  const auto paths = config.find("flag_paths");
+  if (paths == config.end() || !paths->is_object() || user.empty()) return "";
+  for (const auto& [flag, path] : paths->items()) {
+    if (path.is_object() && drover::flags::evaluate_boolean(flags, flag, user, false)) return flag;
+  }
+  return "";
+}
+
+struct Figures {
+  double error_rate = 0, p99_ms = 0;
+};
+
+// The health of the demo's 1,000 users: each takes its path (the base, or a
+// flag's), and the figures are those of the mix.
+Figures health_figures(const json& config, const std::string& flags_file);
+
 std::atomic<bool> g_stop{false};
 
 }  // namespace
@@ -93,6 +126,28 @@ std::string try_write(const std::string& path) {
   if (fd < 0) return errno_name(errno);
   ::close(fd);
   return "written";
+}
+
+Figures health_figures(const json& config, const std::string& flags_file) {
+  Figures base{config.value("error_rate", 0.0), config.value("p99_ms", 10.0)};
+  const auto paths = config.find("flag_paths");
+  if (paths == config.end() || !paths->is_object() || paths->empty()) return base;
+  const json flags = json::parse(slurp(flags_file), nullptr, false);
+  constexpr int kUsers = 1000;
+  Figures mix{0, base.p99_ms};
+  std::map<std::string, int> users;  // per flag path
+  for (int i = 0; i < kUsers; ++i) {
+    const std::string path = path_of(config, flags, "user-" + std::to_string(i));
+    mix.error_rate +=
+        (path.empty() ? base.error_rate : (*paths)[path].value("error_rate", base.error_rate)) /
+        kUsers;
+    if (!path.empty()) ++users[path];
+  }
+  // The mix's p99 is a slow path's once that path holds 1% of the users.
+  for (const auto& [path, n] : users) {
+    if (n * 100 >= kUsers) mix.p99_ms = std::max(mix.p99_ms, (*paths)[path].value("p99_ms", 0.0));
+  }
+  return mix;
 }
 
 json identity(const json& config) {
@@ -176,13 +231,25 @@ int main(int argc, char** argv) {
             resp.status = 500;
             resp.body = R"({"error":"unhealthy"})";
           } else {
+            const Figures f = health_figures(config, flags_file);
             resp.body = json{
-                {"error_rate", config.value("error_rate", 0.0)},
-                {"p99_ms", config.value("p99_ms", 10.0)},
+                {"error_rate", f.error_rate},
+                {"p99_ms", f.p99_ms},
                 {"saturation", config.value("saturation", 0.1)},
                 {"requests",
                  100}}.dump();
           }
+        } else if (r.path == "/work") {
+          const std::string* user = r.param("user");
+          const json flags = json::parse(slurp(flags_file), nullptr, false);
+          const std::string path = path_of(config, flags, user ? *user : "");
+          const double error_rate = path.empty()
+                                        ? config.value("error_rate", 0.0)
+                                        : config["flag_paths"][path].value("error_rate", 0.0);
+          static thread_local std::mt19937 random{std::random_device{}()};
+          if (std::uniform_real_distribution<double>(0, 1)(random) < error_rate) resp.status = 503;
+          resp.body =
+              json{{"user", user ? *user : ""}, {"path", path.empty() ? "base" : path}}.dump();
         } else if (r.path == "/version") {
           json flags = json::parse(slurp(flags_file), nullptr, false);
           resp.body = json{{"release", release},
