@@ -39,7 +39,8 @@ Result<ServiceConfig> read_service(const Fields& f) {
     return bad("service name: " + st.error().message);
   }
   DROVER_TRY(f.only({"name", "start", "stop", "health", "start_timeout_s", "stop_timeout_s", "port",
-                     "blue_green", "router_file", "router", "flags_file", "user", "group"}));
+                     "blue_green", "router_file", "router", "flags_file", "flags_format", "user",
+                     "group"}));
   DROVER_ASSIGN(s.start, f.str_list("start", kAnySize, kAnySize, Empty::allowed));
   DROVER_ASSIGN(s.stop, f.str_list("stop", kAnySize, kAnySize, Empty::allowed));
   DROVER_ASSIGN(auto health, f.opt_str("health", kAnySize));
@@ -73,6 +74,11 @@ Result<ServiceConfig> read_service(const Fields& f) {
   DROVER_ASSIGN(auto router, f.opt_str("router_file", kAnySize));
   DROVER_ASSIGN(auto flags, f.opt_str("flags_file", kAnySize));
   s.router_file = router.value_or("");
+  DROVER_ASSIGN(auto flags_format, f.opt_str("flags_format", 64));
+  if (flags_format && *flags_format != "flagd" && *flags_format != "drover.flags.v1") {
+    return bad(f.path("flags_format") + " must be \"flagd\" or \"drover.flags.v1\"");
+  }
+  s.flags_flagd = flags_format && *flags_format == "flagd";
   DROVER_ASSIGN(auto routing, f.opt_object("router"));
   if (routing) {
     if (!s.blue_green) return bad(f.path("router") + " needs blue_green (two slots to route)");

@@ -36,6 +36,10 @@ struct ServiceConfig {
   };
   std::optional<Nginx> nginx;
   fs::path flags_file;  // default STATE/run/<service>.flags.json
+  // The flags file's format: flagd's (docs/FORMATS.md, "Flags file,
+  // version 2"), or drover.flags.v1 (the default: services written for it
+  // keep reading it until their config says otherwise).
+  bool flags_flagd = false;
   // Who runs the service and its hooks (docs/AGENT.md, "Users and
   // privileges"): the names as written, and what resolve_users made of them.
   std::string user, group;

@@ -216,11 +216,19 @@ void ServiceRunner::stop_slot(int slot) {
 }
 
 Status ServiceRunner::write_flags(const std::string& flags_json, std::uint64_t seq) {
-  // flagd's format (docs/FORMATS.md, "Flags file, version 2"): a service
-  // reads it with any OpenFeature SDK through flagd's file provider.
-  DROVER_ASSIGN(std::string text,
-                flags::render(json::parse(flags_json.empty() ? "{}" : flags_json, nullptr, false),
-                              config_.name, seq));
+  const json flags = json::parse(flags_json.empty() ? "{}" : flags_json, nullptr, false);
+  std::string text;
+  if (config_.flags_flagd) {
+    // flagd's format (docs/FORMATS.md, "Flags file, version 2"): a service
+    // reads it with any OpenFeature SDK through flagd's file provider.
+    DROVER_ASSIGN(text, flags::render(flags, config_.name, seq));
+  } else {
+    const json j = {{"format", "drover.flags.v1"},
+                    {"service", config_.name},
+                    {"flags", flags},
+                    {"plan_seq", seq}};
+    text = *canon::encode(j);
+  }
   DROVER_TRY(ctx_.world.fs.make_dirs(flags_file_.parent_path()));
   // The service reads it; only the agent writes it (docs/FORMATS.md).
   return ctx_.world.fs.write_owned(flags_file_, text + "\n", 0640, true, shared_group());

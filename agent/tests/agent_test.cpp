@@ -348,7 +348,9 @@ TEST_F(AgentTest, FlagsFollowThePlanWithoutARestart) {
   release["flag_paths"] = {{"ramp", {{"error_rate", 0.5}, {"p99_ms", 400}}}};  // a bad code path
   auto v1 = push("web", release, 64 << 10, 1);
   start_origin();
-  auto agent = start_agent(write_config({}));
+  AgentOptions o;
+  o.service_extra = {{"flags_format", "flagd"}};
+  auto agent = start_agent(write_config(o));
   proto::Plan p1 = plan(v1, 1);
   p1.strategy_kind = "feature_flag";
   p1.flags["new-checkout"] = proto::FlagValue{false, true, 0};

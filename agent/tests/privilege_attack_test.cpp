@@ -213,7 +213,7 @@ TEST_F(PrivilegeAttack, AServiceWritesNothingOutsideWhatItOwnsAndSeesOnlyTheAllo
   }
   // It could read what is its own: its release and its flags.
   const json v = *version(web_port);
-  EXPECT_EQ(v["flags"]["flags"]["new-checkout"]["defaultVariant"], "on");
+  EXPECT_EQ(v["flags"]["flags"]["new-checkout"], true);  // drover.flags.v1, the default
 
   // Its environment: the allow-list and drover's own, nothing of the agent's.
   std::set<std::string> names;

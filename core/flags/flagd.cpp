@@ -1,5 +1,7 @@
 #include "core/flags/flagd.hpp"
 
+#include <algorithm>
+
 #include "core/base/name.hpp"
 #include "core/canon/canonical_json.hpp"
 
@@ -105,55 +107,94 @@ Result<std::string> render(const json& given, const std::string& service, std::u
   return *canon::encode(doc);
 }
 
-bool evaluate_boolean(const json& document, const std::string& flag,
+namespace {
+
+bool evaluate_checked(const json& document, const std::string& flag,
                       const std::string& targeting_key, bool fallback) {
-  if (!document.is_object() || !document.contains("flags") || !document["flags"].is_object()) {
+  if (!document.is_object()) return fallback;
+  const auto flags = document.find("flags");
+  if (flags == document.end() || !flags->is_object()) return fallback;
+  const auto found = flags->find(flag);
+  if (found == flags->end() || !found->is_object()) return fallback;
+  const json& f = *found;
+  const auto state = f.find("state");
+  if (state == f.end() || !state->is_string() || state->get<std::string>() != "ENABLED") {
     return fallback;
   }
-  const json& flags = document["flags"];
-  if (!flags.contains(flag) || !flags[flag].is_object()) return fallback;
-  const json& f = flags[flag];
-  if (f.value("state", "") != "ENABLED" || !f.contains("variants") || !f["variants"].is_object()) {
-    return fallback;
-  }
-  const json& variants = f["variants"];
+  const auto variants = f.find("variants");
+  if (variants == f.end() || !variants->is_object()) return fallback;
   auto value_of = [&](const json& variant) {
-    if (!variant.is_string() || !variants.contains(variant.get<std::string>())) return fallback;
-    const json& v = variants[variant.get<std::string>()];
-    return v.is_boolean() ? v.get<bool>() : fallback;
+    if (!variant.is_string()) return fallback;
+    const auto v = variants->find(variant.get<std::string>());
+    return v != variants->end() && v->is_boolean() ? v->get<bool>() : fallback;
   };
   const json default_variant = f.contains("defaultVariant") ? f["defaultVariant"] : json();
-  if (!f.contains("targeting") || !f["targeting"].is_object() ||
-      !f["targeting"].contains("fractional") || !f["targeting"]["fractional"].is_array()) {
+  const auto targeting = f.find("targeting");
+  if (targeting == f.end() || !targeting->is_object()) return value_of(default_variant);
+  const auto fractional = targeting->find("fractional");
+  if (fractional == targeting->end() || !fractional->is_array() || fractional->empty()) {
     return value_of(default_variant);
   }
-  const json& rule = f["targeting"]["fractional"];
+  const json& rule = *fractional;
+  // The bucketing value, as flagd's JSONLogic would have evaluated the first
+  // element: a string as it is; the two expressions flagd's documents use
+  // ({"var":"targetingKey"}; {"cat":[{"var":"$flagd.flagKey"},
+  // {"var":"targetingKey"}]}); null skipped; no element: flag key + key.
   std::size_t first = 0;
   std::string bucket_by = flag + targeting_key;
-  if (!rule.empty() && rule[0].is_string()) {
-    bucket_by = rule[0].get<std::string>();
+  const json& head = rule[0];
+  const json by_key = json{{"var", "targetingKey"}};
+  const json by_flag_and_key =
+      json{{"cat", json::array({json{{"var", "$flagd.flagKey"}}, by_key})}};
+  if (head.is_string()) {
+    bucket_by = head.get<std::string>();
     first = 1;
-  } else if (targeting_key.empty()) {
+  } else if (head.is_null()) {
+    first = 1;
+  } else if (head.is_object()) {
+    if (head == by_key) {
+      bucket_by = targeting_key;
+    } else if (head != by_flag_and_key) {
+      return value_of(default_variant);  // an expression this reader does not evaluate
+    }
+    first = 1;
+  }
+  if ((first == 0 || !head.is_string()) && targeting_key.empty()) {
     return value_of(default_variant);  // nothing to bucket by
   }
   std::vector<std::uint32_t> weights;
   std::vector<json> names;
+  std::uint64_t total = 0;
   for (std::size_t i = first; i < rule.size(); ++i) {
     const json& d = rule[i];
     if (!d.is_array() || d.empty()) return value_of(default_variant);
-    std::uint32_t w = 1;
-    if (d.size() >= 2) {
-      if (!d[1].is_number_integer() || d[1].get<std::int64_t>() < 0 ||
-          d[1].get<std::int64_t>() > 0x7fffffff) {
-        return value_of(default_variant);
-      }
-      w = d[1].get<std::uint32_t>();
+    std::int64_t w = 1;
+    if (d.size() >= 2 && !d[1].is_null()) {
+      if (!d[1].is_number()) return value_of(default_variant);
+      const double x = d[1].get<double>();
+      if (x != static_cast<double>(static_cast<std::int64_t>(x))) return value_of(default_variant);
+      w = static_cast<std::int64_t>(x);
     }
-    weights.push_back(w);
+    w = std::max<std::int64_t>(w, 0);  // flagd clamps a negative weight to 0
+    if (w > 0x7fffffff) return value_of(default_variant);
+    total += static_cast<std::uint64_t>(w);
+    weights.push_back(static_cast<std::uint32_t>(w));
     names.push_back(d[0]);
   }
+  if (total > 0x7fffffff) return value_of(default_variant);  // as flagd: an error
   const std::size_t i = fractional_bucket(murmur3_32(bucket_by), weights);
   return i < names.size() ? value_of(names[i]) : value_of(default_variant);
+}
+
+}  // namespace
+
+bool evaluate_boolean(const json& document, const std::string& flag,
+                      const std::string& targeting_key, bool fallback) {
+  try {
+    return evaluate_checked(document, flag, targeting_key, fallback);
+  } catch (const json::exception&) {
+    return fallback;  // a document of the wrong shape never takes a service down
+  }
 }
 
 }  // namespace drover::flags

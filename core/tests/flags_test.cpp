@@ -91,5 +91,52 @@ TEST(Flags, TheFileIsFlagdsFormatAndARampGivesItsShare) {
   }
 }
 
+// Documents flagd would read, read the same way (review of issue 15):
+// whole-number weights written as floats, negative weights clamped to 0, the
+// bucketing expressions flagd's documents use, a null first element; and a
+// document of the wrong shape gives the caller's fallback, never a throw.
+TEST(Flags, DocumentsOfOtherShapesReadAsFlagdReadsThem) {
+  auto doc = [](const std::string& targeting) {
+    return json::parse(R"({"flags":{"f":{"state":"ENABLED","variants":{"on":true,"off":false},)"
+                       R"("defaultVariant":"off","targeting":)" +
+                       targeting + "}}}");
+  };
+  auto share = [](const json& d) {
+    int on = 0;
+    for (int i = 0; i < 1000; ++i) on += evaluate_boolean(d, "f", "u" + std::to_string(i), false);
+    return on;
+  };
+  EXPECT_NEAR(share(doc(R"({"fractional":[["on",50.0],["off",50.0]]})")), 500, 60);
+  EXPECT_EQ(share(doc(R"({"fractional":[["on",10],["off",-5]]})")), 1000);
+  EXPECT_NEAR(share(doc(R"({"fractional":[{"var":"targetingKey"},["on",50],["off",50]]})")), 500,
+              60);
+  EXPECT_NEAR(share(doc(R"({"fractional":[null,["on",50],["off",50]]})")), 500, 60);
+  EXPECT_EQ(share(doc(R"({"fractional":[["on",2147483647],["off",1]]})")), 0);  // flagd: an error
+  EXPECT_EQ(share(doc(R"({"fractional":[["on",1.5],["off",1]]})")), 0);  // not whole: refused
+  // {"var":"targetingKey"} buckets by the key alone, the default by flag + key.
+  const json by_key = doc(R"({"fractional":[{"var":"targetingKey"},["on",50],["off",50]]})");
+  const json by_default = doc(R"({"fractional":[["on",50],["off",50]]})");
+  int differ = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string k = "u" + std::to_string(i);
+    differ +=
+        evaluate_boolean(by_key, "f", k, false) != evaluate_boolean(by_default, "f", k, false);
+    EXPECT_EQ(evaluate_boolean(by_key, "f", k, false),
+              fractional_bucket(murmur3_32(k), {50, 50}) == 0);
+  }
+  EXPECT_GT(differ, 0);
+  // Wrong shapes: the fallback, whichever it is.
+  for (const char* bad :
+       {R"({"flags":{"f":{"state":5}}})", R"({"flags":{"f":{"state":null}}})",
+        R"({"flags":{"f":{"state":["ENABLED"]}}})", R"({"flags":[1]})", R"([])",
+        R"({"flags":{"f":{"state":"ENABLED","variants":{"on":"yes"},"defaultVariant":"on"}}})",
+        R"({"flags":{"f":{"state":"ENABLED","variants":{"on":true},"defaultVariant":null,)"
+        R"("targeting":{"fractional":[["on","x"]]}}}})"}) {
+    const json d = json::parse(bad);
+    EXPECT_TRUE(evaluate_boolean(d, "f", "u", true)) << bad;
+    EXPECT_FALSE(evaluate_boolean(d, "f", "u", false)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace drover::flags

@@ -65,6 +65,17 @@ std::string path_of(const json& config, const json& flags, const std::string& us
   return "";
 }
 
+// The flags file in flagd's format, whichever the agent wrote: a
+// drover.flags.v1 file is rendered as the agent would render it for flagd.
+json flagd_of(const json& file) {
+  if (file.is_object() && file.contains("format") && file["format"] == "drover.flags.v1" &&
+      file.contains("flags")) {
+    auto text = drover::flags::render(file["flags"], "", 0);
+    return text.ok() ? json::parse(*text) : json();
+  }
+  return file;
+}
+
 struct Figures {
   double error_rate = 0, p99_ms = 0;
 };
@@ -132,7 +143,7 @@ Figures health_figures(const json& config, const std::string& flags_file) {
   Figures base{config.value("error_rate", 0.0), config.value("p99_ms", 10.0)};
   const auto paths = config.find("flag_paths");
   if (paths == config.end() || !paths->is_object() || paths->empty()) return base;
-  const json flags = json::parse(slurp(flags_file), nullptr, false);
+  const json flags = flagd_of(json::parse(slurp(flags_file), nullptr, false));
   constexpr int kUsers = 1000;
   Figures mix{0, base.p99_ms};
   std::map<std::string, int> users;  // per flag path
@@ -241,7 +252,7 @@ int main(int argc, char** argv) {
           }
         } else if (r.path == "/work") {
           const std::string* user = r.param("user");
-          const json flags = json::parse(slurp(flags_file), nullptr, false);
+          const json flags = flagd_of(json::parse(slurp(flags_file), nullptr, false));
           const std::string path = path_of(config, flags, user ? *user : "");
           const double error_rate = path.empty()
                                         ? config.value("error_rate", 0.0)
