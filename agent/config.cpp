@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/base/name.hpp"
 #include "core/canon/json_fields.hpp"
@@ -30,6 +32,39 @@ bool is_loopback(const std::string& address) {
   if (address == "::1" || address == "localhost") return true;
   in_addr a{};
   return ::inet_pton(AF_INET, address.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+// The port of an nginx listen address: ADDRESS:PORT with ADDRESS an IPv4
+// address, a bracketed IPv6 address or *, and nothing else (the text is
+// rendered into nginx's configuration). nullopt when it is not that.
+std::optional<std::uint16_t> nginx_listen_port(const std::string& text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  const std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  const unsigned long n = std::stoul(port);
+  if (n == 0 || n > 65535) return std::nullopt;
+  bool ok = host == "*";
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    in6_addr a6{};
+    ok = ::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6) == 1;
+  } else if (!ok) {
+    in_addr a4{};
+    ok = ::inet_pton(AF_INET, host.c_str(), &a4) == 1;
+  }
+  if (!ok) return std::nullopt;
+  return static_cast<std::uint16_t>(n);
+}
+
+// Text rendered into nginx's configuration: none of its syntax, no control bytes.
+bool rendered_safe(const std::string& text) {
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return text.find_first_of(" ;{}\"'$#\\") == std::string::npos;
 }
 
 Result<ServiceConfig> read_service(const Fields& f) {
@@ -104,23 +139,23 @@ Result<ServiceConfig> read_service(const Fields& f) {
       for (const auto& [field, value] : {std::pair<const char*, std::string>{"listen", n.listen},
                                          {"preview_listen", n.preview_listen}}) {
         if (value.empty() && std::string(field) == "preview_listen") continue;
-        // Rendered into nginx's configuration: HOST:PORT and nothing else.
-        auto hp = http::parse_listen(value);
-        if (!hp.ok() || hp->second == 0 ||
-            value.find_first_of(" \t;{}\"'$#") != std::string::npos) {
-          return bad(routing->path(field) + " must be HOST:PORT with a port 1-65535");
+        // Rendered into nginx's configuration: an address and a port, nothing else.
+        if (!nginx_listen_port(value)) {
+          return bad(routing->path(field) +
+                     " must be ADDRESS:PORT: an IPv4 address, [IPv6] or *, and a port 1-65535");
         }
       }
-      if (n.listen == n.preview_listen) {
-        return bad(routing->path("preview_listen") + " must differ from listen");
+      if (!n.preview_listen.empty() &&
+          nginx_listen_port(n.listen) == nginx_listen_port(n.preview_listen)) {
+        return bad(routing->path("preview_listen") + " must be on another port than listen");
       }
       DROVER_ASSIGN(auto log, routing->opt_str("access_log", kAnySize));
       n.access_log = log.value_or("");
       if (!n.access_log.empty() &&
-          (!fs::path(n.access_log).is_absolute() ||
-           n.access_log.find_first_of(" \t;{}\"'$#") != std::string::npos)) {
+          (!fs::path(n.access_log).is_absolute() || !rendered_safe(n.access_log))) {
         return bad(routing->path("access_log") +
-                   " must be an absolute path without spaces, quotes, ';', '{', '}', '$' or '#'");
+                   " must be an absolute path without spaces, quotes, ';', '{', '}', '$', '#', "
+                   "'\\' or control characters");
       }
       if (routing->has("command")) {
         DROVER_ASSIGN(n.command, routing->str_list("command", 32, kAnySize));
@@ -242,6 +277,24 @@ Result<AgentConfig> read_config(const Fields& f) {
     DROVER_ASSIGN(ServiceConfig sc, read_service(s));
     if (c.service(sc.name)) return bad("service '" + sc.name + "' is listed twice");
     c.services.push_back(std::move(sc));
+  }
+  // Services routed by nginx share it: each its own drop-in and its own
+  // ports (two servers on one port would take each other's traffic).
+  std::map<std::uint16_t, std::string> ports;
+  std::map<std::string, std::string> drop_ins;
+  for (const auto& sc : c.services) {
+    if (!sc.nginx) continue;
+    if (auto [at, fresh] = drop_ins.emplace(sc.nginx->conf_file.string(), sc.name); !fresh) {
+      return bad("services '" + at->second + "' and '" + sc.name + "' name the same conf_file");
+    }
+    for (const std::string& listen : {sc.nginx->listen, sc.nginx->preview_listen}) {
+      if (listen.empty()) continue;
+      const std::uint16_t port = *nginx_listen_port(listen);
+      if (auto [at, fresh] = ports.emplace(port, sc.name); !fresh && at->second != sc.name) {
+        return bad("services '" + at->second + "' and '" + sc.name + "' both listen on port " +
+                   std::to_string(port) + " in nginx");
+      }
+    }
   }
   return c;
 }

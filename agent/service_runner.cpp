@@ -66,6 +66,7 @@ ServiceRunner::ServiceRunner(AgentContext& ctx, const ServiceConfig& config)
     n.access_log = config.nginx->access_log;
     n.command = config.nginx->command;
     n.work_dir = ctx.dir("run");
+    n.stopping = [&ctx] { return ctx.is_stopping(); };
     router_ = make_nginx_router(ctx.world.fs, std::move(n), ctx.world.clock, ctx.log);
   } else if (config.blue_green) {
     router_ = make_file_router(ctx.world.fs, router_file_);
@@ -378,7 +379,7 @@ std::optional<Event> ServiceRunner::execute(const Action& action) {
           }
         } else if constexpr (std::is_same_v<A, act::RecoverActive>) {
           if (auto id = ContentId::parse(a.release); id.ok() && releases_->has(*id)) {
-            (void)write_router(a.slot, *id);
+            log_failure("agent.recover.router", write_router(a.slot, *id));
             (void)releases_->set_link("current", *id);
           }
         } else if constexpr (std::is_same_v<A, act::RecoverCurrent>) {

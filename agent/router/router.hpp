@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,9 +60,12 @@ struct NginxRouterConfig {
   // The nginx command, to which "-t" or "-s reload" is appended (its -p/-c
   // when the host's nginx is not the default one).
   std::vector<std::string> command = {"nginx"};
-  fs::path work_dir;  // where nginx's own output is kept ("nginx-<service>.log")
-  std::chrono::milliseconds command_timeout{30'000};
+  // Where nginx's own output ("nginx-<service>.log") and the last confirmed
+  // drop-in ("nginx-<service>.confirmed.conf", what a failure puts back) are kept.
+  fs::path work_dir;
+  std::chrono::milliseconds command_timeout{10'000};
   std::chrono::milliseconds confirm_timeout{10'000};
+  std::function<bool()> stopping;  // the agent is stopping: give up waiting
 };
 
 // The drop-in's text for routes at generation.

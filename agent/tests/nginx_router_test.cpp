@@ -5,6 +5,7 @@
 // configuration still serving, and reloads under load dropping no request.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <map>
@@ -31,8 +32,15 @@ class Backend {
     http::ServerOptions o;
     server_ = http::Server::start(
                   o,
-                  [this](const http::Request&, http::Responder respond) {
+                  [this](const http::Request& req, http::Responder respond) {
                     ++served_;
+                    {
+                      std::lock_guard lock(mu_);
+                      auto host = req.headers.find("host");
+                      last_host_ = host == req.headers.end() ? "" : host->second;
+                      auto xff = req.headers.find("x-forwarded-for");
+                      last_forwarded_ = xff == req.headers.end() ? "" : xff->second;
+                    }
                     http::Response r;
                     r.content_type = "text/plain";
                     r.body = name_;
@@ -43,8 +51,18 @@ class Backend {
   }
   std::uint16_t port() const { return server_->port(); }
   int served() const { return served_; }
+  std::string last_host() const {
+    std::lock_guard lock(mu_);
+    return last_host_;
+  }
+  std::string last_forwarded() const {
+    std::lock_guard lock(mu_);
+    return last_forwarded_;
+  }
 
  private:
+  mutable std::mutex mu_;
+  std::string last_host_, last_forwarded_;
   std::string name_;
   std::atomic<int> served_{0};
   MemorySink sink_;
@@ -189,6 +207,53 @@ TEST_F(NginxRouterTest, ReloadsUnderLoadDropNoRequest) {
   EXPECT_EQ(failed.load(), 0) << first_failure;
   std::printf("reloads under load: %d reloads, %d requests answered, %d failed\n", applied,
               ok.load(), failed.load());
+}
+
+// Review of issue 15: the slot sees the client's Host and address; the
+// drop-in is the agent's alone (0600) and its generation unguessable; a
+// port something else already answers on is never taken for confirmed.
+TEST_F(NginxRouterTest, TheSlotSeesTheClientAndTheDropInIsTheAgentsAlone) {
+  ASSERT_TRUE(router_->apply(routes(1000, 0)).ok());
+  ASSERT_EQ(send(config_.listen, 1), (std::map<std::string, int>{{"blue", 1}}));
+  // The client's Host as it sent it (drover's client names the host alone);
+  // left to itself nginx would send its upstream's name, drover_web_live.
+  EXPECT_EQ(blue_.last_host(), "127.0.0.1");
+  EXPECT_EQ(blue_.last_forwarded(), "127.0.0.1");
+  struct stat st {};
+  ASSERT_EQ(::stat(config_.conf_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string served = generation();
+  EXPECT_GE(served.size(), 20u) << served;  // ms-n-16 hex digits of nonce
+}
+
+TEST_F(NginxRouterTest, APortAnotherServerAnswersOnIsNeverConfirmed) {
+  ASSERT_TRUE(router_->apply(routes(1000, 0)).ok());
+  const std::string before = fs_.read_file(config_.conf_file, 1 << 20).value();
+  // Something else answers on the new listen port before nginx can bind it.
+  MemorySink sink;
+  Logger log(sink, clock_);
+  auto squatter = http::Server::start(
+                      {},
+                      [](const http::Request&, http::Responder respond) {
+                        http::Response r;
+                        r.content_type = "text/plain";
+                        r.body = "a-guess\n";
+                        respond(std::move(r));
+                      },
+                      log)
+                      .value();
+  NginxRouterConfig moved = config_;
+  moved.listen = "127.0.0.1:" + std::to_string(squatter->port());
+  moved.confirm_timeout = std::chrono::milliseconds(1500);
+  auto router = make_nginx_router(fs_, moved, clock_, log_);
+  auto taken = router->apply(routes(0, 1000));
+  ASSERT_FALSE(taken.ok());
+  EXPECT_NE(taken.error().message.find("did not take generation"), std::string::npos)
+      << taken.error().message;
+  EXPECT_NE(taken.error().message.find("a-guess"), std::string::npos) << taken.error().message;
+  // The confirmed drop-in is back, and nginx serves it.
+  EXPECT_EQ(fs_.read_file(config_.conf_file, 1 << 20).value(), before);
+  EXPECT_TRUE(eventually([&] { return send(config_.listen, 1).count("blue") == 1; }));
 }
 
 }  // namespace

@@ -182,6 +182,31 @@ TEST(AgentConfig, NamesTheBadField) {
   expect_error(nginx(R"({"kind":"nginx","conf_file":"/n/w.conf","listen":"127.0.0.1:1",)"
                      R"("extra":"x"})"),
                "extra");
+  // Review: no injection through listen (a newline and nginx's own words),
+  // no host names, no two services on one nginx port or drop-in.
+  for (const char* listen : {"127.0.0.1:18480\\ndefault_server\\nso_keepalive=1:1:8080",
+                             "web.example:80", "127.0.0.1:80 default_server"}) {
+    expect_error(nginx(std::string(R"({"kind":"nginx","conf_file":"/n/w.conf","listen":")") +
+                       listen + R"("})"),
+                 "listen");
+  }
+  expect_error(nginx(R"({"kind":"nginx","conf_file":"/n/w.conf","listen":"0.0.0.0:80",)"
+                     R"("preview_listen":"127.0.0.1:80"})"),
+               "another port");
+  expect_error(nginx(R"({"kind":"nginx","conf_file":"/n/w.conf","listen":"127.0.0.1:1",)"
+                     R"("access_log":"/var/log/x\u0001.log"})"),
+               "access_log");
+  const std::string two =
+      with("\"name\":\"web\",\"start\":[\"x\"],\"port\":80}",
+           "\"name\":\"web\",\"start\":[\"x\"]," + bg +
+               R"(,"router":{"kind":"nginx","conf_file":"/n/w.conf","listen":"127.0.0.1:8080"}},)"
+               R"({"name":"api","start":["x"],"blue_green":{"ports":[9001,9002]},)"
+               R"("router":{"kind":"nginx","conf_file":"/n/a.conf","listen":"0.0.0.0:8080"}})");
+  expect_error(two, "both listen on port 8080");
+  std::string same_file = two;
+  same_file.replace(same_file.find("0.0.0.0:8080"), 12, "0.0.0.0:8081");
+  same_file.replace(same_file.find("/n/a.conf"), 9, "/n/w.conf");
+  expect_error(same_file, "the same conf_file");
   expect_error("[", "not a JSON object");
 }
 
