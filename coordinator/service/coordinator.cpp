@@ -682,7 +682,10 @@ Result<DeployHistory> Coordinator::history(const std::string& id) {
   AuditQuery q;
   q.service = out.deploy.service;
   q.since_ms = out.deploy.created_ms;
-  if (out.deploy.completed_ms > 0) q.until_ms = out.deploy.completed_ms + 1;
+  // A record is stamped when its transition commits, which may be a little
+  // after the time the transition carries (a person's act is dated when it
+  // arrived): a minute past the end takes in every record of the run.
+  if (out.deploy.completed_ms > 0) q.until_ms = out.deploy.completed_ms + 60'000;
   q.limit = 100'000;
   DROVER_ASSIGN(auto records, store_->audit(q));
   for (auto& r : records) {
