@@ -46,6 +46,19 @@ constexpr std::size_t kAnyPlanField = kMaxPlanBytes;
 
 }  // namespace
 
+int Plan::traffic() const {
+  const json x = json::parse(strategy_extra, nullptr, false);
+  return x.is_object() && x.contains("traffic") && x["traffic"].is_number_integer()
+             ? x["traffic"].get<int>()
+             : 1000;
+}
+
+bool Plan::preview() const {
+  const json x = json::parse(strategy_extra, nullptr, false);
+  return x.is_object() && x.contains("preview") && x["preview"].is_boolean() &&
+         x["preview"].get<bool>();
+}
+
 bool Plan::applies_to(std::string_view host) const {
   return std::find(hosts.begin(), hosts.end(), host) != hosts.end();
 }
@@ -89,6 +102,33 @@ Status validate_plan(const Plan& p) {
   if (!kStrategies.count(p.strategy_kind)) {
     return invalid_plan("strategy kind '" + p.strategy_kind +
                         "' is not one of rolling, canary, blue_green, feature_flag");
+  }
+  // The strategy keys an agent acts on (docs/FORMATS.md, "Plan"): the
+  // others are the coordinator's and pass through.
+  {
+    auto extra = canon::decode(p.strategy_extra, 64 << 10);
+    if (!extra.ok() || !extra->is_object()) {
+      return invalid_plan("strategy_extra must be canonical JSON of an object");
+    }
+    const json& x = *extra;
+    if (x.contains("traffic")) {
+      if (!x["traffic"].is_number_integer() || x["traffic"].get<std::int64_t>() < 0 ||
+          x["traffic"].get<std::int64_t>() > 1000) {
+        return invalid_plan("strategy.traffic must be a whole number of per mille, 0-1000");
+      }
+      if (p.strategy_kind != "blue_green" && p.strategy_kind != "canary") {
+        return invalid_plan("strategy.traffic is for blue_green and canary, not " +
+                            p.strategy_kind);
+      }
+    }
+    if (x.contains("preview") && !x["preview"].is_boolean()) {
+      return invalid_plan("strategy.preview must be true or false");
+    }
+    if (x.contains("scale_down_s") &&
+        (!x["scale_down_s"].is_number_integer() || x["scale_down_s"].get<std::int64_t>() < 0 ||
+         x["scale_down_s"].get<std::int64_t>() > 7 * 86400)) {
+      return invalid_plan("strategy.scale_down_s must be whole seconds, 0-604800");
+    }
   }
   if (p.flags.size() > kMaxFlags) return invalid_plan("more than 256 flags");
   for (const auto& [name, value] : p.flags) {

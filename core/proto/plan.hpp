@@ -62,6 +62,10 @@ struct Plan {
   std::int64_t expires_at = 0;
 
   bool applies_to(std::string_view host) const;
+  // strategy.traffic: per mille of the host's live traffic for this
+  // release (1000 when absent); strategy.preview (false when absent).
+  int traffic() const;
+  bool preview() const;
   std::uint64_t layer_bytes() const;
 };
 

@@ -104,6 +104,40 @@ TEST(Plan, RefusesUnknownFieldsAndBrokenRules) {
 // Error messages name unknown fields by at most 64 bytes of their key, and
 // never cut a UTF-8 character: they are sent as JSON (the agent's control
 // endpoint answers a bad hand-over with the message), which must be UTF-8.
+// Issue 15: the strategy keys an agent acts on are checked; the others
+// still pass through.
+TEST(Plan, TrafficPreviewAndScaleDownAreCheckedAndRead) {
+  Plan p = sample_plan();
+  EXPECT_EQ(p.traffic(), 1000);  // absent: all of it, as before
+  EXPECT_FALSE(p.preview());
+  p.strategy_kind = "blue_green";
+  p.strategy_extra = R"({"batch":2,"preview":true,"scale_down_s":300,"traffic":0})";
+  auto bytes = encode_plan(p);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+  auto back = decode_plan(*bytes);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->traffic(), 0);
+  EXPECT_TRUE(back->preview());
+  p.strategy_kind = "canary";
+  p.strategy_extra = R"({"traffic":50})";
+  ASSERT_TRUE(encode_plan(p).ok());
+  EXPECT_EQ(p.traffic(), 50);
+  auto refused = [&](const std::string& kind, const std::string& extra, const std::string& named) {
+    Plan q = sample_plan();
+    q.strategy_kind = kind;
+    q.strategy_extra = extra;
+    auto st = validate_plan(q);
+    ASSERT_FALSE(st.ok()) << extra;
+    EXPECT_NE(st.error().message.find(named), std::string::npos) << st.error().message;
+  };
+  refused("blue_green", R"({"traffic":1001})", "strategy.traffic");
+  refused("blue_green", R"({"traffic":-1})", "strategy.traffic");
+  refused("rolling", R"({"traffic":50})", "for blue_green and canary");
+  refused("blue_green", R"({"preview":"yes"})", "strategy.preview");
+  refused("blue_green", R"({"scale_down_s":-1})", "strategy.scale_down_s");
+  refused("blue_green", R"({"scale_down_s":700000})", "strategy.scale_down_s");
+}
+
 TEST(Plan, AnUnknownFieldIsNamedInValidUtf8) {
   for (std::size_t pad : {62u, 63u, 64u}) {
     const std::string key = std::string(pad, 'a') + "\u00e9\u20ac";
