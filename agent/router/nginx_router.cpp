@@ -118,7 +118,8 @@ class NginxRouter final : public Router {
         return held.error().context("the nginx router cannot read " + source.string());
       }
     }
-    DROVER_TRY(fs_.write_owned(config_.conf_file, render_nginx(config_, r, generation), 0600));
+    const std::string text = render_nginx(config_, r, generation);
+    DROVER_TRY(fs_.write_owned(config_.conf_file, text, 0600));
     // From here on, any failure puts the file back as it was: nginx goes on
     // serving what it served (it never loaded the new file, or loads the old
     // one again).
@@ -147,8 +148,11 @@ class NginxRouter final : public Router {
     if (auto confirmed_now = confirm(generation); !confirmed_now.ok()) {
       return undo(confirmed_now.error(), true);
     }
-    auto text = fs_.read_file(config_.conf_file, 1 << 20);
-    if (text.ok()) (void)fs_.write_owned(confirmed, *text, 0600);
+    if (auto kept = fs_.write_owned(confirmed, text, 0600); !kept.ok()) {
+      // nginx serves it; only a later failure's restore would be older.
+      log_.warn("agent.router.confirmed_copy",
+                {{"service", r.service}, {"error", kept.error().message}});
+    }
     current_ = r;
     log_.info("agent.router.applied", {{"service", r.service},
                                        {"generation", generation},

@@ -181,6 +181,7 @@ Result<std::size_t> Notifier::collect() {
     return make_error(Errc::corrupt, "the notification cursor is unreadable");
   }
   DROVER_ASSIGN(auto records, store_.audit_after(cursor, options_.records_per_pass));
+  caught_up_ = records.size() < options_.records_per_pass;
   if (records.empty()) return std::size_t{0};
 
   DROVER_ASSIGN(auto destinations, read_destinations(store_));

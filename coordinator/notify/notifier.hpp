@@ -80,6 +80,9 @@ class Notifier {
   // Tries each destination's oldest pending delivery that is due (nothing
   // is read before next_due_ms()). Returns how many were answered 2xx.
   Result<std::size_t> deliver();
+  // Whether the last collect() read the log to its end (a page short of
+  // records_per_pass).
+  bool caught_up() const { return caught_up_; }
   // When the next pending delivery is due (unix ms; INT64_MAX: none).
   std::int64_t next_due_ms() const { return next_due_ms_; }
 
@@ -98,6 +101,7 @@ class Notifier {
   NotifierOptions options_;
   // 0: look at the outbox on the first pass (what a stopped coordinator left).
   std::int64_t next_due_ms_ = 0;
+  bool caught_up_ = true;
 };
 
 }  // namespace drover::coordinator::notify

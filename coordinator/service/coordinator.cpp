@@ -1235,13 +1235,11 @@ Result<std::optional<notify::EventContext>> Coordinator::notify_context(const Au
 
 Result<std::size_t> Coordinator::notify_once() {
   std::lock_guard lock(notify_mu_);
-  // Pages of records until the cursor reaches the head (bounded: records
+  // Pages of records until the log is read to its end (bounded: records
   // keep coming while a busy coordinator runs; the next pass goes on).
   for (int page = 0; page < 64; ++page) {
     DROVER_TRY(notifier_->collect());
-    DROVER_ASSIGN(auto head, store_->audit_head_seq());
-    DROVER_ASSIGN(auto cursor, store_->setting(std::string(notify::kCursorKey)));
-    if (!cursor || *cursor == std::to_string(head)) break;
+    if (notifier_->caught_up()) break;
   }
   return notifier_->deliver();
 }
@@ -1269,6 +1267,40 @@ Result<Coordinator::NotifyAllow> Coordinator::notify_allow() {
   return out;
 }
 
+namespace {
+
+// A destination is its creator's: another person changes or removes it only
+// as an approver (a deployer cannot quietly take a team's gate notices).
+Status may_change(const notify::Destination& d, const Caller& who) {
+  if (d.created_by == actor_of(who).person || allows(who.role, Role::approver)) return Ok{};
+  return make_error(
+      Errc::refused,
+      role_refusal({Role::approver, "notification destination '" + d.name + "' of pipeline '" +
+                                        d.pipeline + "' is " + d.created_by + "'s"},
+                   who));
+}
+
+// The settings keys of a destination's pending deliveries.
+Result<std::vector<std::string>> pending_keys(CoordinatorStore& store, const std::string& pipeline,
+                                              const std::string& name) {
+  DROVER_ASSIGN(auto pending, store.settings_under(notify::out_prefix(pipeline, name)));
+  std::vector<std::string> keys;
+  for (auto& entry : pending) keys.push_back(std::move(entry.first));
+  return keys;
+}
+
+AuditRecord notify_record(std::int64_t now_ms, const Caller& who, const std::string& what,
+                          const json& detail) {
+  AuditRecord r;
+  r.at_ms = now_ms;
+  r.who = who.name;
+  r.what = what;
+  r.detail = *canon::encode(detail);
+  return r;
+}
+
+}  // namespace
+
 Result<Coordinator::SavedDestination> Coordinator::put_destination(notify::Destination d,
                                                                    const Caller& who) {
   DROVER_TRY(load_pipeline(d.pipeline));
@@ -1282,32 +1314,22 @@ Result<Coordinator::SavedDestination> Coordinator::put_destination(notify::Desti
                           "/notifications/allow)");
   }
   DROVER_ASSIGN(auto existing, notify::read_destinations(*store_, d.pipeline));
-  const std::string person = who.person.empty() ? who.name : who.person;
   const auto was = std::find_if(existing.begin(), existing.end(),
                                 [&](const notify::Destination& e) { return e.name == d.name; });
   const bool known = was != existing.end();
-  // Another person's destination is theirs: only an approver may point it
-  // elsewhere (a deployer cannot quietly take a team's gate notices).
-  if (known && was->created_by != person && !allows(who.role, Role::approver)) {
-    return make_error(
-        Errc::refused,
-        role_refusal({Role::approver, "notification destination '" + d.name + "' of pipeline '" +
-                                          d.pipeline + "' is " + was->created_by + "'s"},
-                     who));
-  }
+  if (known) DROVER_TRY(may_change(*was, who));
   if (!known && existing.size() >= notify::kMaxDestinationsPerPipeline) {
     return make_error(Errc::refused, "pipeline '" + d.pipeline + "' has " +
                                          std::to_string(notify::kMaxDestinationsPerPipeline) +
                                          " notification destinations already: remove one first");
   }
   d.created_ms = now_ms();
-  d.created_by = person;
+  d.created_by = actor_of(who).person;
   // A replaced destination's pending deliveries were rendered for the old
   // one: they go with it, in the same transaction.
   std::vector<std::string> erases;
   if (known) {
-    DROVER_ASSIGN(auto pending, store_->settings_under(notify::out_prefix(d.pipeline, d.name)));
-    for (const auto& entry : pending) erases.push_back(entry.first);
+    DROVER_ASSIGN(erases, pending_keys(*store_, d.pipeline, d.name));
   }
   json detail = {{"pipeline", d.pipeline},
                  {"name", d.name},
@@ -1320,13 +1342,9 @@ Result<Coordinator::SavedDestination> Coordinator::put_destination(notify::Desti
     detail["replaced_created_by"] = was->created_by;
     detail["dropped"] = erases.size();
   }
-  AuditRecord record;
-  record.at_ms = now_ms();
-  record.who = who.name;
-  record.what = "notify.destination_set";
-  record.detail = *canon::encode(detail);
   DROVER_TRY(store_->write_settings(
-      {{notify::dest_key(d.pipeline, d.name), notify::encode_destination(d)}}, erases, {record}));
+      {{notify::dest_key(d.pipeline, d.name), notify::encode_destination(d)}}, erases,
+      {notify_record(now_ms(), who, "notify.destination_set", detail)}));
   return SavedDestination{std::move(d), !known};
 }
 
@@ -1346,20 +1364,13 @@ Status Coordinator::remove_destination(const std::string& pipeline_id, const std
                                            "' has no notification destination '" + name + "'");
   }
   DROVER_ASSIGN(notify::Destination d, notify::decode_destination(*held, pipeline_id, name));
-  const std::string person = who.person.empty() ? who.name : who.person;
-  if (d.created_by != person && !allows(who.role, Role::approver)) {
-    return make_error(
-        Errc::refused,
-        role_refusal({Role::approver, "notification destination '" + name + "' of pipeline '" +
-                                          pipeline_id + "' is " + d.created_by + "'s"},
-                     who));
-  }
-  std::vector<std::string> erases{key};
-  DROVER_ASSIGN(auto pending, store_->settings_under(notify::out_prefix(pipeline_id, name)));
-  for (const auto& entry : pending) erases.push_back(entry.first);
-  DROVER_TRY(store_->write_settings({}, erases));
-  return audit_admin(*store_, now_ms(), who.name, "notify.destination_removed",
-                     {{"pipeline", pipeline_id}, {"name", name}, {"dropped", pending.size()}});
+  DROVER_TRY(may_change(d, who));
+  DROVER_ASSIGN(std::vector<std::string> erases, pending_keys(*store_, pipeline_id, name));
+  const json detail = {{"pipeline", pipeline_id}, {"name", name}, {"dropped", erases.size()}};
+  erases.push_back(key);
+  // The destination, what it had pending and the record of it, together.
+  return store_->write_settings(
+      {}, erases, {notify_record(now_ms(), who, "notify.destination_removed", detail)});
 }
 
 Result<std::vector<notify::Pending>> Coordinator::notify_outbox() {

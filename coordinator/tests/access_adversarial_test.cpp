@@ -900,12 +900,17 @@ TEST_F(AccessAttack, NotificationDestinationsStayInsideTheAdminsAllowList) {
     EXPECT_EQ(call("PUT", "/notifications/allow", json{{"allow", {hooks}}}, who).status, 403);
     EXPECT_EQ(call("GET", "/notifications/outbox", std::string(), who).status, 403);
   }
+  json too_many = json::array();
+  for (int i = 0; i < 65; ++i) too_many.push_back("http://10.0.0." + std::to_string(i) + "/");
   for (const json& bad : {json{{"allow", {"https://u@x/"}}}, json{{"allow", "http://x"}},
                           json{{"allow", {hooks}}, {"extra", 1}}, json::object(),
-                          json{{"allow", {"http://x/a/../b"}}}}) {
+                          json{{"allow", {"http://x/a/../b"}}}, json{{"allow", too_many}},
+                          json{{"allow", {"http://x/" + std::string(3000, 'a')}}},
+                          json{{"allow", {"http://h\u00e9.example/"}}}, json{{"allow", {5}}}}) {
     Answer a = call("PUT", "/notifications/allow", bad, admin_);
     EXPECT_EQ(a.status, 400) << bad.dump() << " " << a.raw;
   }
+  EXPECT_EQ(call("PUT", "/notifications/allow", std::string("{not json"), admin_).status, 400);
   EXPECT_EQ(call("GET", "/notifications/allow", std::string(), admin_).body["allow"],
             json::array());
 
@@ -943,7 +948,11 @@ TEST_F(AccessAttack, NotificationDestinationsStayInsideTheAdminsAllowList) {
         json{{"name", "ops"},
              {"url", hooks + "x"},
              {"secret", secret},
-             {"headers", {{"Authorization", "x"}}}}}) {
+             {"headers", {{"Authorization", "x"}}}},
+        json{{"name", "ops"}, {"url", hooks + std::string(3000, 'x')}, {"secret", secret}},
+        json{{"name", "ops"}, {"url", hooks + "\u00e9"}, {"secret", secret}},
+        json{{"name", "ops"}, {"url", hooks + "x"}, {"secret", std::string(300, 's')}},
+        json::array()}) {
     Answer a = call("POST", "/pipelines/web/notifications", bad, deployer_);
     EXPECT_EQ(a.status, 400) << bad.dump() << " " << a.raw;
   }
