@@ -156,6 +156,16 @@ int main(int argc, char** argv) {
   cache_options.stall_timeout = std::chrono::seconds(stall);
   cache_options.max_active = static_cast<std::size_t>(std::max(0, r["parallel-layers"].as<int>()));
   cache_options.stagger = std::hash<std::string>{}(node_options.host);
+  // What the cache's event handler reads lives longer than the cache: the
+  // mesh may still report while the cache shuts down at exit.
+  const bool progress = r.count("progress") > 0;
+  std::atomic<std::int64_t> first_byte_ms{-1};  // since start, when the first bytes arrived
+  const auto started = std::chrono::steady_clock::now();
+  auto ms_since = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 started)
+        .count();
+  };
   auto cache = LayerCache::open(**node, cache_options, clock, log);
   if (!cache.ok()) {
     emit_line({{"event", "failed"}, {"error", cache.error().message}});
@@ -167,14 +177,6 @@ int main(int argc, char** argv) {
     layers.push_back(layer_ref(l));
     total += l.size;
   }
-  const bool progress = r.count("progress") > 0;
-  std::atomic<std::int64_t> first_byte_ms{-1};  // since start, when the first bytes arrived
-  const auto started = std::chrono::steady_clock::now();
-  auto ms_since = [&] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                 started)
-        .count();
-  };
   (*cache)->on_event([&](const MeshEvent& e) {
     switch (e.kind) {
       case MeshEvent::Kind::progress:

@@ -292,7 +292,7 @@ TEST_F(Swarm, AFetchWithNoSourceFailsNamingTheLayerAndWhatWasTried) {
   EXPECT_NE(why.find("no progress for 2 s"), std::string::npos) << why;
   EXPECT_NE(why.find("answered with 0 peers"), std::string::npos) << why;
   EXPECT_NE(why.find("connected to: no one"), std::string::npos) << why;
-  EXPECT_EQ(peer->wait_exit(10s), 1);
+  EXPECT_EQ(peer->wait_exit(10s), 1) << peer->stderr_tail();  // an abort here: ASan's report
 }
 
 }  // namespace
