@@ -335,6 +335,8 @@ struct Agent::Impl {
           answered = pull(*runner, now_ms) && answered;
         }
       }
+      // Housekeeping due (a slot's scale-down), reachable or not.
+      for (auto& [name, runner] : runners) runner->run(ev::Tick{}, now_ms);
       {
         std::lock_guard lock(ctx.view_mu);
         ctx.reachable = answered;

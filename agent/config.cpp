@@ -124,8 +124,8 @@ Result<ServiceConfig> read_service(const Fields& f) {
       DROVER_ASSIGN(auto file, routing->opt_str("file", kAnySize));
       s.router_file = file.value_or("");
     } else if (kind == "nginx") {
-      DROVER_TRY(routing->only(
-          {"kind", "conf_file", "listen", "preview_listen", "access_log", "command"}));
+      DROVER_TRY(routing->only({"kind", "conf_file", "listen", "preview_listen", "access_log",
+                                "command", "preview_probe"}));
       if (router) return bad(f.path("router") + ": nginx routes the service, not router_file");
       ServiceConfig::Nginx n;
       DROVER_ASSIGN(std::string conf, routing->str("conf_file", kAnySize));
@@ -160,6 +160,23 @@ Result<ServiceConfig> read_service(const Fields& f) {
       if (routing->has("command")) {
         DROVER_ASSIGN(n.command, routing->str_list("command", 32, kAnySize));
         if (n.command.empty()) return bad(routing->path("command") + " is empty");
+      }
+      DROVER_ASSIGN(auto probe, routing->opt_object("preview_probe"));
+      if (probe) {
+        DROVER_TRY(probe->only({"path", "requests"}));
+        if (n.preview_listen.empty()) {
+          return bad(routing->path("preview_probe") + " needs preview_listen (the route it uses)");
+        }
+        DROVER_ASSIGN(auto path, probe->opt_str("path", 256));
+        n.preview_path = path.value_or("/");
+        const bool plain = std::all_of(n.preview_path.begin(), n.preview_path.end(),
+                                       [](char c) { return c > ' ' && c < 127; });
+        if (n.preview_path.empty() || n.preview_path[0] != '/' || !plain) {
+          return bad(probe->path("path") +
+                     " must start with '/' and hold printable ASCII without spaces");
+        }
+        DROVER_ASSIGN(auto requests, probe->opt_int("requests", 1, 1000));
+        n.preview_requests = static_cast<int>(requests.value_or(20));
       }
       s.nginx = std::move(n);
     } else {

@@ -33,6 +33,11 @@ struct ServiceConfig {
     fs::path conf_file;
     std::string listen, preview_listen, access_log;
     std::vector<std::string> command = {"nginx"};
+    // While a release is previewed, the agent itself sends this many GET
+    // requests of this path through the preview route each health interval,
+    // so the previewed slot's health has traffic to speak of (0: none).
+    std::string preview_path = "/";
+    int preview_requests = 0;
   };
   std::optional<Nginx> nginx;
   fs::path flags_file;  // default STATE/run/<service>.flags.json

@@ -22,17 +22,39 @@ void sample_service(AgentContext& ctx, const ServiceRunner& service) {
     url[0] = v.health_url[0];
     url[1] = v.health_url[1];
   }
+  const auto timeout = std::min(ctx.config.health_interval, std::chrono::milliseconds(2000));
+  auto sample = [&](int slot) {
+    ServiceProcess& sup = *service.slot(slot);
+    const SlotView view{sup.state(), sup.release(), sup.exits()};
+    std::optional<proto::HealthItem> probed;
+    if (view.state == RunState::running && !url[slot].empty()) {
+      probed = ctx.world.probe.sample(url[slot], timeout);
+    }
+    return std::pair{view, probed};
+  };
   const int slot = serving_slot(s);
-  ServiceProcess& sup = *service.slot(slot);
-  const SlotView serving{sup.state(), sup.release(), sup.exits()};
-  std::optional<proto::HealthItem> probed;
-  if (serving.state == RunState::running && !url[slot].empty()) {
-    probed = ctx.world.probe.sample(
-        url[slot], std::min(ctx.config.health_interval, std::chrono::milliseconds(2000)));
-  }
+  if (s.spec.blue_green && s.record.preview) service.drive_preview();
+  auto [serving, probed] = sample(slot);
   auto h = health_item(s, serving, probed, ctx.now_unix_ms());
   if (!h) return;  // nothing serves yet
+  if (s.spec.blue_green) {
+    h->traffic = s.record.traffic;
+    h->preview = s.record.preview;
+  }
   ctx.outbox.push({*h, std::nullopt});
+  const int other = 1 - slot;
+  if (s.spec.blue_green && s.record.traffic < kTrafficAll &&
+      s.record.slots.count(kSlotNames[other])) {
+    // The other slot shares the host's traffic: its health is the control
+    // the new release is judged against, on the same host in the same minute.
+    auto [view, answer] = sample(other);
+    if (auto c = health_item(s, view, answer, ctx.now_unix_ms())) {
+      c->slot = kSlotNames[other];
+      c->traffic = kTrafficAll - s.record.traffic;
+      c->other = true;
+      ctx.outbox.push({*c, std::nullopt});
+    }
+  }
   bool changed = false;
   {
     std::lock_guard lock(ctx.view_mu);

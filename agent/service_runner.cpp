@@ -5,6 +5,7 @@
 #include "core/canon/canonical_json.hpp"
 #include "core/canon/json_text.hpp"
 #include "core/flags/flagd.hpp"
+#include "core/http/http.hpp"
 
 namespace drover::agent {
 namespace {
@@ -51,7 +52,8 @@ LogLevel level_of(act::Log::Level l) {
 
 ServiceRunner::ServiceRunner(AgentContext& ctx, const ServiceConfig& config)
     : ctx_(ctx), config_(config) {
-  state_.spec = {config.name, config.blue_green, ctx.config.keep_releases};
+  state_.spec = {config.name, config.blue_green, ctx.config.keep_releases,
+                 config.blue_green && config.nginx.has_value()};
   releases_ = std::make_unique<ReleaseDir>(ctx.dir("releases") / config.name, ctx.world.fs,
                                            ctx.world.random, shared_group());
   flags_file_ = config.flags_file.empty() ? ctx.dir("run") / (config.name + ".flags.json")
@@ -105,6 +107,22 @@ Observed ServiceRunner::observe() const {
   }
   o.downloaded_bytes = ctx_.layers ? ctx_.layers->downloaded_bytes() : 0;
   return o;
+}
+
+void ServiceRunner::drive_preview() const {
+  if (!config_.nginx || config_.nginx->preview_requests <= 0) return;
+  const std::string& listen = config_.nginx->preview_listen;
+  const std::size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return;
+  // A wildcard listens on every address: loopback reaches it.
+  std::string host = listen.substr(0, colon);
+  if (host == "*" || host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "[::]") host = "[::1]";
+  const std::string url = "http://" + host + listen.substr(colon) + config_.nginx->preview_path;
+  for (int i = 0; i < config_.nginx->preview_requests && !ctx_.is_stopping(); ++i) {
+    // The answers do not matter here: the service's own health reports them.
+    (void)http::request("GET", url, "", std::chrono::milliseconds(1000), "", 1 << 16);
+  }
 }
 
 void ServiceRunner::publish_view() {
@@ -235,15 +253,16 @@ Status ServiceRunner::write_flags(const std::string& flags_json, std::uint64_t s
   return ctx_.world.fs.write_owned(flags_file_, text + "\n", 0640, true, shared_group());
 }
 
-Status ServiceRunner::write_router(int slot, const ContentId& release) {
+Status ServiceRunner::write_router(int slot, const ContentId& release, int traffic, bool preview) {
   if (!router_) return Ok{};
   Routes r;
   r.service = config_.name;
   r.ports[0] = config_.blue_port;
   r.ports[1] = config_.green_port;
-  r.weights[slot] = kWeightTotal;
-  r.weights[1 - slot] = 0;
-  r.release = release.str();
+  r.weights[slot] = traffic;
+  r.weights[1 - slot] = kWeightTotal - traffic;
+  if (preview) r.preview = slot;
+  r.release = primary_slot(r) == slot ? release.str() : slots_[1 - slot]->release();
   return router_->apply(r);
 }
 
@@ -364,9 +383,15 @@ std::optional<Event> ServiceRunner::execute(const Action& action) {
           return ev::Woke{ctx_.wait_until(at)};
         } else if constexpr (std::is_same_v<A, act::Flip>) {
           // The router (the file, or nginx) sends the host's traffic there.
-          if (Status st = write_router(a.slot, a.release); !st.ok()) return ev::Flipped{st};
+          if (Status st = write_router(a.slot, a.release, a.traffic, a.preview); !st.ok()) {
+            return ev::Flipped{st};
+          }
           (void)releases_->set_link("current", a.release);
           return ev::Flipped{Ok{}};
+        } else if constexpr (std::is_same_v<A, act::StopSlot>) {
+          stop_slot(a.slot);
+        } else if constexpr (std::is_same_v<A, act::StoreRecord>) {
+          log_failure("agent.state", state.finish(name, a.record));
         } else if constexpr (std::is_same_v<A, act::Commit>) {
           return ev::Committed{state.finish(name, a.record)};
         } else if constexpr (std::is_same_v<A, act::CleanLeftovers>) {
@@ -379,7 +404,7 @@ std::optional<Event> ServiceRunner::execute(const Action& action) {
           }
         } else if constexpr (std::is_same_v<A, act::RecoverActive>) {
           if (auto id = ContentId::parse(a.release); id.ok() && releases_->has(*id)) {
-            log_failure("agent.recover.router", write_router(a.slot, *id));
+            log_failure("agent.recover.router", write_router(a.slot, *id, a.traffic, a.preview));
             (void)releases_->set_link("current", *id);
           }
         } else if constexpr (std::is_same_v<A, act::RecoverCurrent>) {

@@ -34,6 +34,9 @@ class ServiceRunner {
   ReleaseDir& releases() { return *releases_; }
   // The world as the machine sees it now.
   Observed observe() const;
+  // While the active slot is previewed: the requests of the router's
+  // preview probe, sent through the preview route (any thread).
+  void drive_preview() const;
 
  private:
   std::optional<Event> execute(const Action& a);
@@ -45,7 +48,7 @@ class ServiceRunner {
   Status start_slot(const ContentId& release, int slot);
   void stop_slot(int slot);
   Status write_flags(const std::string& flags_json, std::uint64_t seq);
-  Status write_router(int slot, const ContentId& release);
+  Status write_router(int slot, const ContentId& release, int traffic, bool preview);
   std::string link_name(int slot) const;
   // The group releases and the flags file are shared with: the service's,
   // when the agent switches users for it; otherwise none (all the agent's).

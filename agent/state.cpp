@@ -16,6 +16,10 @@ std::string encode(const ServiceRecord& r) {
             {"flags", r.flags},       {"active_slot", r.active_slot},
             {"slots", json(r.slots)}, {"tracker", r.tracker}};
   if (!r.proof.empty()) j["proof"] = r.proof;
+  // Added with traffic splitting (issue 15): written when not the default.
+  if (r.traffic != 1000) j["traffic"] = r.traffic;
+  if (r.preview) j["preview"] = true;
+  if (r.stop_idle_at_ms != 0) j["stop_idle_at"] = r.stop_idle_at_ms;
   return *canon::encode(j);
 }
 
@@ -36,6 +40,13 @@ Result<ServiceRecord> decode_record(std::string_view bytes, const std::string& n
     r.slots = j.at("slots").get<std::map<std::string, std::string>>();
     r.tracker = j.at("tracker").get<std::string>();
     r.proof = j.value("proof", "");  // added later: absent in older records
+    r.traffic = j.value("traffic", 1000);
+    r.preview = j.value("preview", false);
+    r.stop_idle_at_ms = j.value("stop_idle_at", std::int64_t{0});
+    if (r.traffic < 0 || r.traffic > 1000 || r.stop_idle_at_ms < 0) {
+      return make_error(Errc::corrupt, "agent state: record of service '" + name +
+                                           "': traffic or stop_idle_at out of range");
+    }
     return r;
   } catch (const json::exception& e) {
     return make_error(Errc::corrupt,

@@ -55,13 +55,6 @@ PlanCheck check_plan(const proto::PlanBundle& bundle, const HostView& me, std::u
                  ", more than 5 minutes after now (" + std::to_string(now) + ")";
     return out;
   }
-  // A share of traffic, or a preview, is not something this agent can do
-  // yet: refused and reported, never turned into a flip of everything.
-  if (p.traffic() != 1000 || p.preview()) {
-    out.reason = what + " asks for " + std::to_string(p.traffic()) + " per mille of traffic" +
-                 (p.preview() ? " and a preview" : "") + ", which this agent does not split yet";
-    return out;
-  }
   out.verdict = PlanVerdict::apply;
   return out;
 }

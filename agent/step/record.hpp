@@ -19,6 +19,12 @@ struct ServiceRecord {
   std::string active_slot;                   // blue/green: "blue" or "green"; "" otherwise
   std::map<std::string, std::string> slots;  // blue/green: slot -> artifact id
   std::string tracker;                       // tracker URL of the last plan applied
+  // Blue/green: the share of the host's live traffic, per mille, that the
+  // active slot (the plan's release) receives; the other slot has the rest.
+  int traffic = 1000;
+  bool preview = false;  // the preview route reaches the active slot
+  // Unix ms at which the other slot, without live traffic, is stopped (0: never).
+  std::int64_t stop_idle_at_ms = 0;
   // The signed plan of seq (its bundle without the manifest): shown to a
   // coordinator restored from an old backup, which then continues above it.
   std::string proof;

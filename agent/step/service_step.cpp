@@ -69,6 +69,7 @@ class Transition {
   void on(const ev::Woke& e);
   void on(const ev::Flipped& e);
   void on(const ev::Committed& e);
+  void on(const ev::Tick& e);
 
   ServiceState& s() { return out_.next; }
   Progress& p() { return out_.next.progress; }
@@ -91,6 +92,9 @@ class Transition {
   void start(int slot);
   void begin_probe(int slot);
   void healthy();
+  void flip(int slot);
+  // Why the plan's traffic cannot be routed on this host ("" when it can).
+  std::string unroutable(int slot);
   void switch_failed(const std::string& why, bool touched);
   void commit();
   std::string artifact() { return p().plan.artifact.str(); }
@@ -136,6 +140,24 @@ void Transition::offer(const proto::PlanBundle& bundle) {
   }
   pr.started_ms = now_.mono_ms;
   pr.downloaded_before = now_.downloaded_bytes;
+  const int traffic = pr.plan.traffic();
+  const bool preview = pr.plan.preview();
+  if (traffic != kTrafficAll || preview) {
+    // A share of traffic or a preview this host cannot route is refused,
+    // never turned into a flip of everything.
+    std::string why;
+    if (!s().spec.blue_green) {
+      why = "service '" + name() + "' runs one slot here";
+    } else if (!s().spec.weighted_router && ((traffic != 0 && traffic != kTrafficAll) || preview)) {
+      why = "its router here is the file, which names one slot and has no preview route";
+    }
+    if (!why.empty()) {
+      fail("plan_refused", "plan seq " + std::to_string(pr.plan.seq) + " asks for " +
+                               std::to_string(traffic) + " per mille of traffic" +
+                               (preview ? " and a preview" : "") + ", but " + why);
+      return;
+    }
+  }
   add(act::LoadManifest{check.plan, bundle.manifest});
 }
 
@@ -220,6 +242,15 @@ void Transition::on(const ev::Unpacked& e) {
 
 void Transition::begin_switch() {
   Progress& pr = p();
+  if (s().spec.blue_green) {
+    // A split this host cannot route fails before anything changes.
+    const int active = slot_index(pr.rec.active_slot);
+    const int target = pr.running_it ? active : (active == 0 ? 1 : 0);
+    if (std::string why = unroutable(target); !why.empty()) {
+      fail("apply_failed", why);
+      return;
+    }
+  }
   add(act::NoteIntent{{"switch", pr.plan.seq, artifact(), pr.rec.current}});
   notice("switching", {{"service", name()}, {"artifact", artifact()}});
   // Flags first: a new release starts with the plan's flags in place.
@@ -243,6 +274,13 @@ void Transition::on(const ev::FlagsWritten& e) {
 void Transition::after_flags() {
   Progress& pr = p();
   if (pr.running_it) {
+    if (s().spec.blue_green &&
+        (pr.plan.traffic() != pr.rec.traffic || pr.plan.preview() != pr.rec.preview)) {
+      // The release serves already: only the router changes (no start, no
+      // download).
+      flip(slot_index(pr.rec.active_slot));
+      return;
+    }
     commit();
     return;
   }
@@ -355,8 +393,46 @@ void Transition::healthy() {
     return;
   }
   // Healthy: flip. The router is what sends the host's traffic.
+  flip(pr.slot);
+}
+
+void Transition::flip(int slot) {
+  Progress& pr = p();
   pr.phase = Phase::flipping;
-  add(act::Flip{pr.slot, pr.plan.artifact});
+  pr.slot = slot;
+  add(act::Flip{slot, pr.plan.artifact, pr.plan.traffic(), pr.plan.preview()});
+}
+
+std::string Transition::unroutable(int slot) {
+  const Progress& pr = p();
+  const ServiceRecord& rec = pr.rec;
+  const int other = 1 - slot;
+  const std::string other_name = kSlotNames[other];
+  const std::string what = "plan seq " + std::to_string(pr.plan.seq);
+  auto held = rec.slots.find(other_name);
+  const SlotView& v = now_.slots[other];
+  if (slot_index(rec.active_slot) == other && rec.traffic < kTrafficAll) {
+    // The slot to start shares live traffic now: starting a release there
+    // would cut that share off.
+    auto mine = rec.slots.find(kSlotNames[slot]);
+    const bool starts = mine == rec.slots.end() || mine->second != artifact() ||
+                        now_.slots[slot].release != artifact();
+    if (starts && rec.traffic > 0) {
+      return what + ": slot " + std::string(kSlotNames[slot]) + " still carries " +
+             std::to_string(kTrafficAll - rec.traffic) +
+             " per mille of live traffic; send a plan of its release at 1000 first";
+    }
+  }
+  if (pr.plan.traffic() < kTrafficAll) {
+    // The other slot takes the rest: it must be running what the record says.
+    const bool serving =
+        held != rec.slots.end() && v.state == RunState::running && v.release == held->second;
+    if (!serving) {
+      return what + " gives " + std::to_string(kTrafficAll - pr.plan.traffic()) +
+             " per mille of traffic to slot " + other_name + ", which runs no release";
+    }
+  }
+  return "";
 }
 
 void Transition::on(const ev::Flipped& e) {
@@ -365,10 +441,28 @@ void Transition::on(const ev::Flipped& e) {
     switch_failed(e.status.error().message, false);
     return;
   }
+  const bool was_active = pr.rec.active_slot == kSlotNames[pr.slot];
+  const int before = pr.rec.traffic;
+  const int traffic = pr.plan.traffic();
   pr.rec.active_slot = kSlotNames[pr.slot];
   pr.rec.slots[kSlotNames[pr.slot]] = artifact();
-  notice("switched", {{"service", name()}, {"release", artifact()}, {"slot", kSlotNames[pr.slot]}});
-  report("switched", 0, std::string("active slot ") + kSlotNames[pr.slot]);
+  pr.rec.traffic = traffic;
+  pr.rec.preview = pr.plan.preview();
+  // The other slot stops scale_down_s after it lost its last live traffic
+  // (a re-weight that keeps it at none keeps the time already set).
+  const auto scale_down = pr.plan.scale_down_s();
+  if (traffic < kTrafficAll || !scale_down) {
+    pr.rec.stop_idle_at_ms = 0;
+  } else if (!(was_active && before == kTrafficAll && pr.rec.stop_idle_at_ms != 0)) {
+    pr.rec.stop_idle_at_ms = now_.unix_ms + *scale_down * 1000;
+  }
+  notice("switched", {{"service", name()},
+                      {"release", artifact()},
+                      {"slot", kSlotNames[pr.slot]},
+                      {"traffic", std::int64_t(traffic)}});
+  report("switched", 0,
+         std::string("active slot ") + kSlotNames[pr.slot] + " at " + std::to_string(traffic) +
+             " per mille" + (pr.rec.preview ? ", previewed" : ""));
   commit();
 }
 
@@ -443,6 +537,27 @@ void Transition::on(const ev::Committed& e) {
   idle();
 }
 
+void Transition::on(const ev::Tick&) {
+  ServiceRecord& rec = s().record;
+  if (p().phase != Phase::idle || !s().spec.blue_green || rec.stop_idle_at_ms == 0 ||
+      now_.unix_ms < rec.stop_idle_at_ms || rec.traffic < kTrafficAll) {
+    return;
+  }
+  const int active = slot_index(rec.active_slot);
+  if (active < 0) return;
+  const int other = 1 - active;
+  auto held = rec.slots.find(kSlotNames[other]);
+  const std::string release = held == rec.slots.end() ? "" : held->second;
+  add(act::StopSlot{other});
+  rec.slots.erase(kSlotNames[other]);
+  rec.stop_idle_at_ms = 0;
+  add(act::StoreRecord{rec});
+  log(Level::info, "agent.scaled_down",
+      {{"service", name()}, {"slot", kSlotNames[other]}, {"release", release}});
+  notice("scaled_down", {{"service", name()}, {"slot", kSlotNames[other]}, {"release", release}});
+  report("scaled_down", 0, std::string("slot ") + kSlotNames[other] + " stopped");
+}
+
 }  // namespace
 
 Step step(const ServiceState& s, const Event& e, const Observed& now) {
@@ -490,7 +605,8 @@ Step recover(const ServiceState& s, const std::optional<Intent>& leftover) {
     }
     auto active = rec.slots.find(rec.active_slot);
     if (active != rec.slots.end()) {
-      out.actions.push_back(act::RecoverActive{slot_index(rec.active_slot), active->second});
+      out.actions.push_back(act::RecoverActive{slot_index(rec.active_slot), active->second,
+                                               rec.traffic, rec.preview});
     }
     return out;
   }

@@ -32,6 +32,7 @@
 namespace drover::agent {
 
 inline constexpr const char* kSlotNames[2] = {"blue", "green"};
+inline constexpr int kTrafficAll = 1000;  // traffic shares are per mille
 
 // A value in a log line or a supervisor event line.
 struct Field {
@@ -45,6 +46,9 @@ struct ServiceSpec {
   std::string name;
   bool blue_green = false;
   std::size_t keep_releases = 3;  // the current one and up to K-1 before it
+  // Blue/green: the router splits traffic by weights and has a preview
+  // route (nginx); the file router names one slot and has neither.
+  bool weighted_router = false;
 };
 
 enum class Phase {
@@ -145,10 +149,11 @@ struct Flipped {
 struct Committed {
   Status status;
 };
+struct Tick {};  // once per agent cycle: due housekeeping (a scale-down)
 }  // namespace ev
 using Event =
     std::variant<ev::Offer, ev::ManifestLoaded, ev::Fetched, ev::Unpacked, ev::FlagsWritten,
-                 ev::SlotStarted, ev::Probed, ev::Woke, ev::Flipped, ev::Committed>;
+                 ev::SlotStarted, ev::Probed, ev::Woke, ev::Flipped, ev::Committed, ev::Tick>;
 
 // ---- actions ----
 namespace act {
@@ -214,9 +219,18 @@ struct Probe {  // -> Probed
 struct WakeAt {  // -> Woke
   std::int64_t mono_ms = 0;
 };
-struct Flip {  // -> Flipped: the router names the slot, `current` names the release
+struct Flip {  // -> Flipped: the router gives the slot `traffic` per mille (the
+               // other slot the rest), `current` names the release
   int slot = 0;
   ContentId release;
+  int traffic = 1000;
+  bool preview = false;  // the preview route reaches the slot
+};
+struct StopSlot {  // the slot's process stops (its link stays)
+  int slot = 0;
+};
+struct StoreRecord {  // the record, outside an apply (failure logged)
+  ServiceRecord record;
 };
 struct Commit {  // -> Committed: the record and no intent, in one transaction
   ServiceRecord record;
@@ -230,17 +244,20 @@ struct RecoverSlot {  // start the slot on its recorded release if it is on disk
 struct RecoverActive {  // router and `current` on the active slot's release
   int slot = 0;
   std::string release;
+  int traffic = 1000;
+  bool preview = false;
 };
 struct RecoverCurrent {  // single slot: `current` on the release, then start it
   std::string release;
 };
 }  // namespace act
-using Action = std::variant<act::Log, act::Notice, act::Report, act::RaiseTrust, act::NoteIntent,
-                            act::ClearIntent, act::RestoreSingle, act::RestoreIdle, act::PutFlags,
-                            act::RecordFailure, act::CollectGarbage, act::LoadManifest, act::Fetch,
-                            act::Unpack, act::WriteFlags, act::StartSlot, act::Probe, act::WakeAt,
-                            act::Flip, act::Commit, act::CleanLeftovers, act::RecoverSlot,
-                            act::RecoverActive, act::RecoverCurrent>;
+using Action =
+    std::variant<act::Log, act::Notice, act::Report, act::RaiseTrust, act::NoteIntent,
+                 act::ClearIntent, act::RestoreSingle, act::RestoreIdle, act::PutFlags,
+                 act::RecordFailure, act::CollectGarbage, act::LoadManifest, act::Fetch,
+                 act::Unpack, act::WriteFlags, act::StartSlot, act::Probe, act::WakeAt, act::Flip,
+                 act::StopSlot, act::StoreRecord, act::Commit, act::CleanLeftovers,
+                 act::RecoverSlot, act::RecoverActive, act::RecoverCurrent>;
 
 struct Step {
   ServiceState next;

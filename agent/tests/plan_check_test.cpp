@@ -97,19 +97,5 @@ TEST(PlanCheck, RefusesForgeriesAndRotatedOutKeys) {
 // Issue 15: a plan asking for a share of the host's traffic, or a preview,
 // is refused by an agent that cannot split it yet, and says so; all of it
 // (1000, or no traffic key) applies as before.
-TEST(PlanCheck, AShareOfTrafficThisAgentCannotSplitIsRefusedNamed) {
-  Fixture f;
-  proto::Plan p = f.plan(5);
-  p.strategy_kind = "blue_green";
-  p.strategy_extra = R"({"traffic":50})";
-  auto share = f.check(p, 4);
-  EXPECT_EQ(share.verdict, PlanVerdict::refused);
-  EXPECT_NE(share.reason.find("50 per mille"), std::string::npos) << share.reason;
-  p.strategy_extra = R"({"preview":true,"traffic":0})";
-  EXPECT_EQ(f.check(p, 4).verdict, PlanVerdict::refused);
-  p.strategy_extra = R"({"traffic":1000})";
-  EXPECT_EQ(f.check(p, 4).verdict, PlanVerdict::apply);
-}
-
 }  // namespace
 }  // namespace drover::agent

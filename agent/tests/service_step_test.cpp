@@ -599,5 +599,177 @@ TEST(ServiceStep, PullsBackOffWhileTheCoordinatorIsAway) {
   EXPECT_TRUE(wants_pull(m.s.record, 4));
 }
 
+// ---- traffic shares, previews and scale-down (issue 15) ----
+
+struct SplitMachine : Machine {
+  SplitMachine() : Machine(true) {
+    s.spec.weighted_router = true;
+    apply_healthy(1, "v1");  // blue runs v1 with all traffic
+    slot(0, RunState::running, "v1");
+  }
+  proto::Plan split(std::uint64_t seq, const std::string& rel, const std::string& extra) {
+    proto::Plan p = plan(seq, rel);
+    p.strategy_kind = "blue_green";
+    p.strategy_extra = extra;
+    return p;
+  }
+};
+
+TEST(ServiceStep, TrafficSharesReweightTheRouterWithoutAStartAndAnAbortGoesBackWarm) {
+  SplitMachine m;
+  m.on(ev::Offer{m.bundle(m.split(2, "v2", R"({"traffic":50})"))});
+  m.on(ev::ManifestLoaded{format::Manifest{}, false});
+  m.on(ev::Fetched{Ok{}});
+  m.on(ev::Unpacked{Ok{}});
+  ASSERT_EQ(all_of<act::StartSlot>(m.last).at(0).slot, 1);  // the idle slot
+  m.on(ev::SlotStarted{Ok{}, true});
+  m.slot(1, RunState::running, "v2");
+  m.on(ev::Probed{true, true, "", 30});
+  auto flip = all_of<act::Flip>(m.last);
+  ASSERT_EQ(flip.size(), 1u);
+  EXPECT_EQ(flip[0].slot, 1);
+  EXPECT_EQ(flip[0].traffic, 50);
+  EXPECT_FALSE(flip[0].preview);
+  m.on(ev::Flipped{Ok{}});
+  m.on(ev::Committed{Ok{}});
+  EXPECT_EQ(m.s.record.active_slot, "green");
+  EXPECT_EQ(m.s.record.traffic, 50);
+  EXPECT_EQ(m.s.record.current, Machine::release("v2").str());
+  EXPECT_EQ(m.s.record.slots.at("blue"), Machine::release("v1").str());
+
+  // The next step of the canary: the router only (no start, no probe).
+  m.on(ev::Offer{m.bundle(m.split(3, "v2", R"({"traffic":250})"))});
+  m.on(ev::ManifestLoaded{format::Manifest{}, true});
+  EXPECT_FALSE(has<act::StartSlot>(m.last));
+  EXPECT_FALSE(has<act::Probe>(m.last));
+  flip = all_of<act::Flip>(m.last);
+  ASSERT_EQ(flip.size(), 1u);
+  EXPECT_EQ(flip[0].slot, 1);
+  EXPECT_EQ(flip[0].traffic, 250);
+  m.on(ev::Flipped{Ok{}});
+  m.on(ev::Committed{Ok{}});
+  EXPECT_EQ(m.s.record.traffic, 250);
+  EXPECT_EQ(m.s.record.seq, 3u);
+
+  // The abort: v1 at 1000 goes back to the warm blue slot, probed, never restarted.
+  m.on(ev::Offer{m.bundle(m.plan(4, "v1"))});
+  m.on(ev::ManifestLoaded{format::Manifest{}, true});
+  EXPECT_FALSE(has<act::StartSlot>(m.last));
+  ASSERT_EQ(all_of<act::Probe>(m.last).at(0).slot, 0);
+  m.on(ev::Probed{true, true, "", 30});
+  flip = all_of<act::Flip>(m.last);
+  ASSERT_EQ(flip.size(), 1u);
+  EXPECT_EQ(flip[0].slot, 0);
+  EXPECT_EQ(flip[0].traffic, 1000);
+  m.on(ev::Flipped{Ok{}});
+  m.on(ev::Committed{Ok{}});
+  EXPECT_EQ(m.s.record.active_slot, "blue");
+  EXPECT_EQ(m.s.record.traffic, 1000);
+  EXPECT_EQ(m.s.record.current, Machine::release("v1").str());
+}
+
+TEST(ServiceStep, APreviewAtNoTrafficThenTheFlipThenTheOldSlotStopsAfterItsDelay) {
+  SplitMachine m;
+  m.on(ev::Offer{m.bundle(m.split(2, "v2", R"({"preview":true,"traffic":0})"))});
+  m.on(ev::ManifestLoaded{format::Manifest{}, true});
+  m.on(ev::SlotStarted{Ok{}, true});
+  m.slot(1, RunState::running, "v2");
+  m.on(ev::Probed{true, true, "", 30});
+  auto flip = all_of<act::Flip>(m.last);
+  ASSERT_EQ(flip.size(), 1u);
+  EXPECT_EQ(flip[0].traffic, 0);
+  EXPECT_TRUE(flip[0].preview);
+  m.on(ev::Flipped{Ok{}});
+  m.on(ev::Committed{Ok{}});
+  EXPECT_TRUE(m.s.record.preview);
+  EXPECT_EQ(m.s.record.traffic, 0);
+  EXPECT_EQ(m.s.record.stop_idle_at_ms, 0);
+
+  m.on(ev::Offer{m.bundle(m.split(3, "v2", R"({"scale_down_s":60,"traffic":1000})"))});
+  m.on(ev::ManifestLoaded{format::Manifest{}, true});
+  flip = all_of<act::Flip>(m.last);
+  ASSERT_EQ(flip.size(), 1u);
+  EXPECT_EQ(flip[0].traffic, 1000);
+  EXPECT_FALSE(flip[0].preview);
+  m.on(ev::Flipped{Ok{}});
+  m.on(ev::Committed{Ok{}});
+  EXPECT_EQ(m.s.record.stop_idle_at_ms, m.now.unix_ms + 60'000);
+
+  m.advance(59'000);
+  m.on(ev::Tick{});
+  EXPECT_TRUE(m.last.empty());
+  m.advance(1'000);
+  m.on(ev::Tick{});
+  ASSERT_EQ(all_of<act::StopSlot>(m.last).at(0).slot, 0);
+  const auto stored = all_of<act::StoreRecord>(m.last);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_FALSE(stored[0].record.slots.count("blue"));
+  EXPECT_EQ(stored[0].record.stop_idle_at_ms, 0);
+  EXPECT_EQ(reported(m.last), std::vector<std::string>{"scaled_down"});
+  m.on(ev::Tick{});
+  EXPECT_TRUE(m.last.empty());
+}
+
+TEST(ServiceStep, ASplitAHostCannotRouteIsRefusedAndRecordedNamingWhy) {
+  Machine single;
+  single.apply_healthy(1, "v1");
+  proto::Plan p = single.plan(2, "v2");
+  p.strategy_kind = "canary";
+  p.strategy_extra = R"({"traffic":50})";
+  single.on(ev::Offer{single.bundle(p)});
+  EXPECT_EQ(reported(single.last), std::vector<std::string>{"plan_refused"});
+  ASSERT_EQ(all_of<act::RecordFailure>(single.last).size(), 1u);
+  EXPECT_TRUE(single.s.record.seq_failed);
+  EXPECT_EQ(single.s.record.seq, 2u);
+  EXPECT_NE(all_of<act::Report>(single.last).at(0).item.detail.find("runs one slot"),
+            std::string::npos);
+
+  // The file router names one slot: no share, no preview; all or nothing is fine.
+  Machine file(true);
+  file.apply_healthy(1, "v1");
+  file.slot(0, RunState::running, "v1");
+  p = file.plan(2, "v2");
+  p.strategy_kind = "blue_green";
+  p.strategy_extra = R"({"preview":true,"traffic":0})";
+  file.on(ev::Offer{file.bundle(p)});
+  EXPECT_NE(all_of<act::Report>(file.last).at(0).item.detail.find("the file"), std::string::npos);
+  p.seq = 3;
+  p.strategy_extra = R"({"traffic":0})";
+  file.on(ev::Offer{file.bundle(p)});
+  EXPECT_TRUE(has<act::LoadManifest>(file.last));
+}
+
+TEST(ServiceStep, ANewReleaseNeverStartsInASlotThatStillCarriesTraffic) {
+  SplitMachine m;
+  m.on(ev::Offer{m.bundle(m.split(2, "v2", R"({"traffic":50})"))});
+  m.on(ev::ManifestLoaded{format::Manifest{}, true});
+  m.on(ev::SlotStarted{Ok{}, true});
+  m.slot(1, RunState::running, "v2");
+  m.on(ev::Probed{true, true, "", 30});
+  m.on(ev::Flipped{Ok{}});
+  m.on(ev::Committed{Ok{}});
+  // v3 would start in blue, which serves 950 per mille: refused.
+  m.on(ev::Offer{m.bundle(m.plan(3, "v3"))});
+  m.on(ev::ManifestLoaded{format::Manifest{}, true});
+  EXPECT_FALSE(has<act::StartSlot>(m.last));
+  EXPECT_EQ(reported(m.last), std::vector<std::string>{"apply_failed"});
+  EXPECT_NE(all_of<act::Report>(m.last).at(0).item.detail.find("still carries 950 per mille"),
+            std::string::npos);
+  EXPECT_EQ(m.s.record.traffic, 50);
+  EXPECT_EQ(m.s.record.active_slot, "green");
+
+  // A share for a slot with nothing running beside it is refused too.
+  Machine fresh(true);
+  fresh.s.spec.weighted_router = true;
+  proto::Plan p = fresh.plan(1, "v1");
+  p.strategy_kind = "blue_green";
+  p.strategy_extra = R"({"traffic":100})";
+  fresh.on(ev::Offer{fresh.bundle(p)});
+  fresh.on(ev::ManifestLoaded{format::Manifest{}, true});
+  EXPECT_EQ(reported(fresh.last), std::vector<std::string>{"apply_failed"});
+  EXPECT_NE(all_of<act::Report>(fresh.last).at(0).item.detail.find("runs no release"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace drover::agent

@@ -23,6 +23,16 @@ struct RolloutShape {
   // At most this many hosts may be updating at once (0: no limit); a batch
   // larger than that is split.
   std::size_t max_unavailable = 0;
+  // Strategies on a traffic router (docs/COORDINATOR.md, "Strategies on a
+  // traffic router"): steps that move shares of each host's traffic
+  // between its two slots instead of moving hosts.
+  struct Split {
+    enum class Kind { none, blue_green, traffic } kind = Kind::none;
+    std::vector<int> steps;   // traffic: per mille of each step before all (10, 50, 250)
+    bool per_region = false;  // blue_green: one preview and flip per region, not per batch
+    std::int64_t preview_min_requests = 100;  // blue_green: a preview with fewer never passes
+    std::int64_t scale_down_s = 3600;         // the old slot stops this long after its last traffic
+  } split;
 };
 
 Status validate_shape(const RolloutShape& shape);

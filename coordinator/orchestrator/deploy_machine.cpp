@@ -1,6 +1,7 @@
 #include "coordinator/orchestrator/deploy_machine.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -44,13 +45,76 @@ void release(Step& s, const std::string& env, const std::string& artifact) {
   s.actions.push_back(std::move(a));
 }
 
-void plan(Step& s, const std::string& artifact, std::vector<std::string> hosts) {
+void plan(Step& s, const std::string& artifact, std::vector<std::string> hosts,
+          PlanRoute route = {}) {
   Action a;
   a.kind = Action::Kind::issue_plan;
   a.artifact = artifact;
   a.hosts = std::move(hosts);
+  a.route = std::move(route);
   s.actions.push_back(std::move(a));
 }
+
+using Split = RolloutShape::Split;
+
+// A step of a split strategy: the release at less than all traffic, or previewed.
+bool split_step(const BatchRecord& b) {
+  return b.traffic < 1000 || b.preview;
+}
+
+// The batches of a region under the environment's strategy. A split moves
+// traffic, not hosts: blue/green previews each batch (or the whole region)
+// at no traffic, then flips it; a traffic canary moves every host of the
+// region through each share, then to all. An environment that ran nothing
+// before has nothing to split with: plain batches.
+std::vector<BatchRecord> region_batches(const EnvPlan& ep, const EnvRun& e,
+                                        std::vector<std::string> hosts, const std::string& seed) {
+  const Split& split = ep.shape.split;
+  if (split.kind == Split::Kind::none || e.prior_artifact.empty()) {
+    return pending_batches(plan_batches(std::move(hosts), ep.shape, seed));
+  }
+  std::vector<BatchRecord> out;
+  auto add = [&](const std::vector<std::string>& group, int traffic, bool preview) {
+    BatchRecord b;
+    b.hosts = group;
+    b.traffic = traffic;
+    b.preview = preview;
+    out.push_back(std::move(b));
+  };
+  if (split.kind == Split::Kind::traffic) {
+    std::sort(hosts.begin(), hosts.end());
+    for (int step : split.steps) add(hosts, step, false);
+    add(hosts, 1000, false);
+    return out;
+  }
+  std::vector<std::vector<std::string>> groups;
+  if (split.per_region) {
+    std::sort(hosts.begin(), hosts.end());
+    groups.push_back(std::move(hosts));
+  } else {
+    groups = plan_batches(std::move(hosts), ep.shape, seed);
+  }
+  for (const auto& g : groups) {
+    add(g, 0, true);
+    add(g, 1000, false);
+  }
+  return out;
+}
+
+}  // namespace
+
+PlanRoute batch_route(const BatchRecord& b, const EnvPlan* ep) {
+  PlanRoute r;
+  const Split::Kind kind = ep ? ep->shape.split.kind : Split::Kind::none;
+  if (kind == Split::Kind::none && !split_step(b)) return r;
+  r.kind = kind == Split::Kind::traffic ? "canary" : "blue_green";
+  r.traffic = b.traffic;
+  r.preview = b.preview;
+  if (b.traffic == 1000 && ep) r.scale_down_s = ep->shape.split.scale_down_s;
+  return r;
+}
+
+namespace {
 
 std::string list(const std::vector<std::string>& hosts) {
   std::string out;
@@ -125,9 +189,14 @@ void start_batch(Step& s, const EnvPlan& ep, EnvRun& e, RegionRun& r, std::size_
   // The revision names this batch only: the hosts of earlier batches keep the
   // newest revision that named them, which names the same artifact. A plan
   // then stays the size of a batch.
-  plan(s, s.next.artifact, r.batches[k].hosts);
-  audit(s, "batch.started",
-        {{"region", where(r)}, {"batch", k}, {"hosts", r.batches[k].hosts.size()}}, e.name);
+  const BatchRecord& b = r.batches[k];
+  plan(s, s.next.artifact, b.hosts, batch_route(b, &ep));
+  json detail = {{"region", where(r)}, {"batch", k}, {"hosts", b.hosts.size()}};
+  if (ep.shape.split.kind != Split::Kind::none) {
+    detail["traffic"] = b.traffic;
+    if (b.preview) detail["preview"] = true;
+  }
+  audit(s, "batch.started", detail, e.name);
   s.changed = true;
 }
 
@@ -163,6 +232,8 @@ std::vector<std::pair<RegionRef, std::vector<std::string>>> wave_regions(
   return out;
 }
 
+void start_rollback(Step& s, const RunPlan& p, std::int64_t now, const std::string& why);
+
 // Starts wave w of the current environment unless a freeze window holds it.
 void start_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::size_t w,
                 std::int64_t now) {
@@ -183,18 +254,39 @@ void start_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::size_t w
   }
   if (!e.frozen.empty()) e.frozen.clear();
   WaveRun& wave = e.waves[w];
+  const auto regions = wave_regions(p, ep.waves[w], fleet.hosts);
+  if (ep.shape.split.kind != Split::Kind::none && !e.prior_artifact.empty()) {
+    // A split goes only to hosts that report splitting: an agent that
+    // cannot would refuse the plan, and one older than shares would move
+    // all its traffic at once.
+    std::vector<std::string> cannot;
+    for (const auto& [ref, region_hosts] : regions) {
+      for (const auto& h : region_hosts) {
+        if (!fleet.traffic.count(h)) cannot.push_back(h);
+      }
+    }
+    if (!cannot.empty()) {
+      wave.status = "failed";
+      wave.finished_ms = now;
+      start_rollback(s, p, now,
+                     "wave " + wave.name + ": hosts " + list(cannot) +
+                         " do not report splitting traffic (blue/green slots with the nginx "
+                         "router and an agent that reports its shares are needed)");
+      return;
+    }
+  }
   wave.status = "running";
   wave.started_ms = now;
   wave.regions.clear();
   std::size_t hosts = 0;
-  for (auto& [ref, region_hosts] : wave_regions(p, ep.waves[w], fleet.hosts)) {
+  for (auto [ref, region_hosts] : regions) {
     if (region_hosts.empty()) continue;  // a region holding none of the service
     RegionRun r;
     r.region = ref.region;
     r.cluster = ref.cluster;
     hosts += region_hosts.size();
-    r.batches = pending_batches(plan_batches(std::move(region_hosts), ep.shape,
-                                             d.id + "/" + e.name + "/" + where(r) + "/"));
+    r.batches =
+        region_batches(ep, e, std::move(region_hosts), d.id + "/" + e.name + "/" + where(r) + "/");
     wave.regions.push_back(std::move(r));
   }
   audit(s, "wave.started",
@@ -217,12 +309,16 @@ std::size_t touched_wave_from(const EnvRun& e, std::size_t w) {
   return std::string::npos;
 }
 
-// The hosts of a wave's started batches.
+// The hosts of a wave's started batches, each once.
 std::vector<std::string> wave_moved(const WaveRun& w) {
   std::vector<std::string> out;
+  std::set<std::string> seen;
   for (const auto& r : w.regions) {
     for (const auto& b : r.batches) {
-      if (started(b)) out.insert(out.end(), b.hosts.begin(), b.hosts.end());
+      if (!started(b)) continue;
+      for (const auto& h : b.hosts) {
+        if (seen.insert(h).second) out.push_back(h);
+      }
     }
   }
   return out;
@@ -258,11 +354,18 @@ void start_wave_rollback(Step& s, const EnvPlan& ep, std::size_t w, std::int64_t
     if (a.batch != b.batch) return a.batch > b.batch;
     return a.region > b.region;
   });
+  // A split's steps name the same hosts again: each host is sent back once.
   std::vector<std::string> moved;
+  std::set<std::string> named;
   for (const auto& o : order) {
-    const auto& hosts = wave.regions[o.region].batches[o.batch].hosts;
-    moved.insert(moved.end(), hosts.begin(), hosts.end());
-    plan(s, e.prior_artifact, moved);
+    bool added = false;
+    for (const auto& h : wave.regions[o.region].batches[o.batch].hosts) {
+      if (named.insert(h).second) {
+        moved.push_back(h);
+        added = true;
+      }
+    }
+    if (added) plan(s, e.prior_artifact, moved);
   }
   d.deadline_ms = now + ep.params.rollback_timeout_ms;
   audit(s, "rollback.wave", {{"wave", wave.name}, {"hosts", moved.size()}}, e.name);
@@ -435,6 +538,57 @@ Judged judge(const DeployRecord& d, const EnvRun& e, const EnvPlan& ep, const Fl
   return {j.verdict(over), j.canary_samples()};
 }
 
+// A step of a split: the release's samples on the step's hosts against the
+// other slot's on the same hosts in the same window (the control, as
+// Kayenta judges a canary). A preview must also have served enough requests.
+Judged judge_split(const DeployRecord& d, const EnvRun& e, const EnvPlan& ep,
+                   const FleetView& fleet, const BatchRecord& b, std::int64_t from,
+                   std::int64_t now, bool over) {
+  const std::set<std::string> hosts(b.hosts.begin(), b.hosts.end());
+  BatchJudge j(ep.params.health);
+  std::vector<HostSample> control, canary;
+  double requests = 0;
+  for (const auto& hs : fleet.samples) {
+    if (!hosts.count(hs.host) || hs.at_ms < from || hs.at_ms > now) continue;
+    if (hs.other && hs.release == e.prior_artifact) control.push_back(hs);
+    if (!hs.other && hs.release == d.artifact) canary.push_back(hs);
+  }
+  control = newest_per_host(std::move(control), kSamplesPerHost);
+  canary = newest_per_host(std::move(canary), kSamplesPerHost);
+  for (const auto& hs : control) j.add_baseline(hs.sample);
+  for (const auto& hs : canary) {
+    j.add_canary(hs.sample);
+    requests += hs.requests;
+  }
+  Judged out{j.verdict(over), j.canary_samples()};
+  const auto wanted = static_cast<double>(ep.shape.split.preview_min_requests);
+  if (b.preview && out.verdict.kind == Verdict::Kind::pass && requests < wanted) {
+    // An idle slot nobody sent requests to proves nothing.
+    out.verdict = {Verdict::Kind::fail, "the previewed release served " +
+                                            std::to_string(std::llround(requests)) +
+                                            " requests during its analysis; at least " +
+                                            std::to_string(std::llround(wanted)) +
+                                            " are needed (strategy.preview_min_requests)"};
+  }
+  return out;
+}
+
+// Whether every host of a split's step routes it as the step says.
+bool routed(const FleetView& f, const BatchRecord& b, std::vector<std::string>* missing) {
+  bool all = true;
+  for (const auto& h : b.hosts) {
+    auto t = f.traffic.find(h);
+    const bool ok = t == f.traffic.end()
+                        ? !split_step(b)
+                        : t->second == b.traffic && f.previewed.count(h) == (b.preview ? 1u : 0u);
+    if (!ok) {
+      all = false;
+      missing->push_back(h);
+    }
+  }
+  return all;
+}
+
 // Advances every region of the current wave; rolls the environment back on
 // the first failure.
 void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t now) {
@@ -459,7 +613,11 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
         }
       }
       std::vector<std::string> missing;
-      if (all_running(fleet, region_hosts_upto(r, r.batch), d.artifact, &missing)) {
+      bool converged = all_running(fleet, region_hosts_upto(r, r.batch), d.artifact, &missing);
+      if (converged && ep.shape.split.kind != Split::Kind::none) {
+        converged = routed(fleet, r.batches[r.batch], &missing);
+      }
+      if (converged) {
         r.status = "baking";
         r.batches[r.batch].status = "baking";
         r.batches[r.batch].converged_ms = now;
@@ -474,7 +632,11 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
       } else if (now >= r.deadline_ms) {
         fail_region(s, p, w, r, now,
                     (r.region.empty() ? "" : "region " + where(r) + ": ") + "hosts " +
-                        list(missing) + " did not run the artifact by the deadline");
+                        list(missing) +
+                        (split_step(r.batches[r.batch])
+                             ? " did not route " + std::to_string(r.batches[r.batch].traffic) +
+                                   " per mille to the artifact by the deadline"
+                             : " did not run the artifact by the deadline"));
         return;
       }
     } else if (r.status == "baking") {
@@ -482,8 +644,12 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
       const std::set<std::string> in_batch(hosts.begin(), hosts.end());
       // Only samples inside the window being judged count: never one dated
       // after now, never an old one replayed.
-      const Judged v = judge(d, e, ep, fleet, env_set, updated, in_batch, r.judge_from_ms, now,
-                             now >= r.bake_until_ms);
+      const bool over = now >= r.bake_until_ms;
+      const BatchRecord& cur = r.batches[r.batch];
+      const Judged v =
+          split_step(cur)
+              ? judge_split(d, e, ep, fleet, cur, r.judge_from_ms, now, over)
+              : judge(d, e, ep, fleet, env_set, updated, in_batch, r.judge_from_ms, now, over);
       if (v.verdict.kind == Verdict::Kind::fail) {
         fail_region(s, p, w, r, now,
                     (r.region.empty() ? "" : "region " + where(r) + ": ") + "batch " +

@@ -69,6 +69,8 @@ struct HostSample {
   std::string host, release;
   std::int64_t at_ms = 0;
   Sample sample;
+  double requests = 0;  // requests the release served in the sample's window (0: not said)
+  bool other = false;   // the host's other slot: the control of a traffic split
 };
 struct HostPlace {
   std::string host, region, cluster;
@@ -79,6 +81,10 @@ struct FleetView {
   std::vector<HostSample> samples;             // the service's recent health samples
   std::set<std::string> apply_failed;          // hosts that refused or failed this artifact
   std::vector<HostPlace> hosts = {};           // the service's enrolled hosts
+  // Hosts that split traffic (blue/green slots, an agent that reports it):
+  // the per mille their release receives, and those it is previewed on.
+  std::map<std::string, int> traffic = {};
+  std::set<std::string> previewed = {};
   // The environment the run enters next (its current one while queued or
   // before its first): another run holding it ("" when free), and what that
   // environment runs now (its rollback target once entered).
@@ -97,6 +103,7 @@ struct Action {
   std::string detail;              // audit: canonical JSON object
   std::string env = {};            // audit: the environment it happened in ("" none)
   std::string release = {};        // audit "service.release": what the environment runs now
+  PlanRoute route = {};            // issue_plan: how the hosts route it
 };
 
 struct Step {
@@ -112,6 +119,9 @@ bool covers(const RegionRef& ref, const HostPlace& h);
 // The hosts of an environment of the plan.
 std::vector<std::string> env_hosts(const RunPlan& plan, std::size_t env,
                                    const std::vector<HostPlace>& hosts);
+
+// How a batch's plan routes its release (ep: the environment's plan, if known).
+PlanRoute batch_route(const BatchRecord& b, const EnvPlan* ep);
 
 Step advance(const DeployRecord& d, const RunPlan& plan, const FleetView& fleet,
              std::int64_t now_ms);

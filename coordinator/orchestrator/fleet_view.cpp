@@ -34,8 +34,15 @@ FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d, const
     return v;
   }
   v.running = f->running;
+  v.traffic = f->traffic;
+  v.previewed = f->previewed;
   for (const auto& s : f->samples) {
-    v.samples.push_back({s.host, s.release, s.at_ms, {s.error_rate, s.p99_ms, s.saturation, s.ok}});
+    v.samples.push_back({s.host,
+                         s.release,
+                         s.at_ms,
+                         {s.error_rate, s.p99_ms, s.saturation, s.ok},
+                         s.requests,
+                         s.other});
   }
   for (const auto& [host, failed] : f->failed_seq) {
     auto bundle = store.plan_for(d.service, host);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace drover::coordinator {
 namespace {
@@ -23,7 +24,7 @@ void release_held(Holders& h, const DeployRecord& before) {
 
 }  // namespace
 
-std::vector<Action> implied_plans(const DeployRecord& d) {
+std::vector<Action> implied_plans(const DeployRecord& d, const RunPlan& plan) {
   std::vector<Action> out;
   const EnvRun* e = d.current_env();
   if (e == nullptr || e->wave >= e->waves.size()) return out;
@@ -38,6 +39,8 @@ std::vector<Action> implied_plans(const DeployRecord& d) {
         a.kind = Action::Kind::issue_plan;
         a.artifact = d.artifact;
         a.hosts = r.batches[r.batch].hosts;
+        a.route =
+            batch_route(r.batches[r.batch], d.env < plan.envs.size() ? &plan.envs[d.env] : nullptr);
         out.push_back(std::move(a));
       }
     }
@@ -45,10 +48,12 @@ std::vector<Action> implied_plans(const DeployRecord& d) {
     Action a;
     a.kind = Action::Kind::issue_plan;
     a.artifact = e->prior_artifact;
+    std::set<std::string> named;  // a split's steps name the same hosts again
     for (const auto& r : w.regions) {
       for (const auto& b : r.batches) {
-        if (b.started_ms > 0 || b.status != "pending") {
-          a.hosts.insert(a.hosts.end(), b.hosts.begin(), b.hosts.end());
+        if (b.started_ms == 0 && b.status == "pending") continue;
+        for (const auto& h : b.hosts) {
+          if (named.insert(h).second) a.hosts.push_back(h);
         }
       }
     }
@@ -101,7 +106,7 @@ Status Orchestrator::commit(const DeployRecord& before, const Step& step, const 
   if (on_commit_) on_commit_(audits);
   for (const auto& a : step.actions) {
     if (a.kind != Action::Kind::issue_plan) continue;
-    if (auto st = plans_(step.next, a.artifact, a.hosts); !st.ok()) {
+    if (auto st = plans_(step.next, a.artifact, a.hosts, a.route); !st.ok()) {
       // The state stands; recover() or the next restart issues it again.
       log_.error("coordinator.plan.failed", {{"deploy", before.id}, {"error", st.error().message}});
       return st;
@@ -118,8 +123,8 @@ Status Orchestrator::recover() {
       DROVER_TRY(commit(d, *s, "system"));
       d = s->next;
     }
-    for (const auto& a : implied_plans(d)) {
-      DROVER_TRY(plans_(d, a.artifact, a.hosts));
+    for (const auto& a : implied_plans(d, plan_of_(d))) {
+      DROVER_TRY(plans_(d, a.artifact, a.hosts, a.route));
     }
     log_.info("coordinator.deploy.recovered",
               {{"deploy", d.id}, {"state", deploy_state_name(d.state)}, {"env", d.env}});

@@ -34,12 +34,13 @@ using PlanOf = std::function<RunPlan(const DeployRecord&)>;
 // What the fleet reports about a deploy's service (the orchestrator fills in
 // the environment's holder and prior release).
 using FleetSource = std::function<FleetView(const DeployRecord&, const RunPlan&)>;
-// Issues a plan revision: hosts run artifact.
-using PlanSink = std::function<Status(const DeployRecord&, const std::string& artifact,
-                                      const std::vector<std::string>& hosts)>;
+// Issues a plan revision: hosts run artifact, routed so.
+using PlanSink =
+    std::function<Status(const DeployRecord&, const std::string& artifact,
+                         const std::vector<std::string>& hosts, const PlanRoute& route)>;
 
 // The plans a deploy in this state stands behind, oldest first.
-std::vector<Action> implied_plans(const DeployRecord& d);
+std::vector<Action> implied_plans(const DeployRecord& d, const RunPlan& plan);
 
 // A deploy to start: of which artifact, through which plan from which of its
 // environments, and why (who, the git SHA, the config snapshot).

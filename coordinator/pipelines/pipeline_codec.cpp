@@ -1,6 +1,7 @@
 #include "coordinator/pipelines/pipeline_codec.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/base/name.hpp"
 #include "core/canon/canonical_json.hpp"
@@ -80,23 +81,99 @@ json strategy_to_json(const Strategy& s) {
   } else {
     j["batch_size"] = s.shape.batch_size;
   }
-  if (s.kind == "canary") j["canary_percents"] = s.shape.canary_percents;
+  const RolloutShape::Split& split = s.shape.split;
+  if (split.kind == RolloutShape::Split::Kind::traffic) {
+    json steps = json::array();
+    for (int t : split.steps) steps.push_back(t / 10.0);
+    j["traffic_percents"] = steps;
+  } else if (s.kind == "canary") {
+    j["canary_percents"] = s.shape.canary_percents;
+  }
+  if (split.kind == RolloutShape::Split::Kind::blue_green) {
+    j["scope"] = split.per_region ? "region" : "batch";
+    j["preview_min_requests"] = split.preview_min_requests;
+  }
+  if (split.kind != RolloutShape::Split::Kind::none) j["scale_down_s"] = split.scale_down_s;
   return j;
 }
 
 Result<Strategy> strategy_from_json(const json& value, const std::string& where) {
   DROVER_ASSIGN(Fields f, Fields::of(value, where));
-  DROVER_TRY(f.only({"kind", "batch_size", "batch_percent", "max_unavailable", "canary_percents"}));
+  DROVER_TRY(f.only({"kind", "batch_size", "batch_percent", "max_unavailable", "canary_percents",
+                     "traffic_percents", "scope", "preview_min_requests", "scale_down_s"}));
   Strategy s;
   DROVER_ASSIGN(auto kind, f.opt_str("kind"));
   if (kind) s.kind = *kind;
-  if (s.kind == "blue_green" || s.kind == "feature_flag") {
+  if (s.kind == "feature_flag") {
     return make_error(Errc::invalid_argument,
-                      f.path("kind") + " '" + s.kind +
-                          "' is not offered by this coordinator yet; use rolling or canary");
+                      f.path("kind") + " 'feature_flag' is not offered by this coordinator yet; " +
+                          "use rolling, canary or blue_green");
   }
-  if (s.kind != "rolling" && s.kind != "canary") {
-    return make_error(Errc::invalid_argument, f.path("kind") + " must be 'rolling' or 'canary'");
+  if (s.kind != "rolling" && s.kind != "canary" && s.kind != "blue_green") {
+    return make_error(Errc::invalid_argument,
+                      f.path("kind") + " must be 'rolling', 'canary' or 'blue_green'");
+  }
+  using Split = RolloutShape::Split;
+  Split& split = s.shape.split;
+  if (s.kind == "blue_green") split.kind = Split::Kind::blue_green;
+  if (const json* steps = f.raw("traffic_percents")) {
+    if (s.kind != "canary") {
+      return make_error(Errc::invalid_argument,
+                        f.path("traffic_percents") + " is only for kind 'canary'");
+    }
+    if (f.raw("canary_percents")) {
+      return make_error(Errc::invalid_argument,
+                        f.path("traffic_percents") + " and " + f.path("canary_percents") +
+                            " exclude each other: a canary moves traffic or hosts, not both");
+    }
+    if (!steps->is_array() || steps->empty() || steps->size() > 10) {
+      return make_error(Errc::invalid_argument,
+                        f.path("traffic_percents") + " must be an array of 1 to 10 percentages");
+    }
+    int last = 0;
+    for (std::size_t i = 0; i < steps->size(); ++i) {
+      const json& v = (*steps)[i];
+      const double pct = v.is_number() ? v.get<double>() : -1;
+      const double per_mille = pct * 10;
+      // Shares are per mille on the hosts: a percentage with at most one decimal.
+      if (!(pct >= 0.1 && pct < 100) || std::abs(per_mille - std::round(per_mille)) > 1e-9 ||
+          static_cast<int>(std::round(per_mille)) <= last) {
+        return make_error(Errc::invalid_argument,
+                          f.path("traffic_percents") + "[" + std::to_string(i) +
+                              "] must be an increasing percentage from 0.1 to below 100 with at "
+                              "most one decimal");
+      }
+      last = static_cast<int>(std::round(per_mille));
+      split.steps.push_back(last);
+    }
+    split.kind = Split::Kind::traffic;
+  }
+  DROVER_ASSIGN(auto scope, f.opt_str("scope"));
+  if (scope) {
+    if (split.kind != Split::Kind::blue_green) {
+      return make_error(Errc::invalid_argument, f.path("scope") + " is only for kind 'blue_green'");
+    }
+    if (*scope != "batch" && *scope != "region") {
+      return make_error(Errc::invalid_argument, f.path("scope") + " must be 'batch' or 'region'");
+    }
+    split.per_region = *scope == "region";
+  }
+  DROVER_ASSIGN(auto min_requests, f.opt_int("preview_min_requests", 0, 1'000'000'000));
+  if (min_requests) {
+    if (split.kind != Split::Kind::blue_green) {
+      return make_error(Errc::invalid_argument,
+                        f.path("preview_min_requests") + " is only for kind 'blue_green'");
+    }
+    split.preview_min_requests = *min_requests;
+  }
+  DROVER_ASSIGN(auto scale_down, f.opt_int("scale_down_s", 0, 604'800));
+  if (scale_down) {
+    if (split.kind == Split::Kind::none) {
+      return make_error(Errc::invalid_argument,
+                        f.path("scale_down_s") +
+                            " is only for kind 'blue_green' or a canary by traffic_percents");
+    }
+    split.scale_down_s = *scale_down;
   }
   DROVER_ASSIGN(auto size, f.opt_int("batch_size", 1, 1'000'000));
   DROVER_ASSIGN(auto percent, f.opt_num("batch_percent", 0.001, 100));
@@ -128,7 +205,7 @@ Result<Strategy> strategy_from_json(const json& value, const std::string& where)
       }
       s.shape.canary_percents.push_back(v.get<double>());
     }
-  } else if (s.kind == "canary") {
+  } else if (s.kind == "canary" && split.kind == Split::Kind::none) {
     s.shape.canary_percents = {1, 5, 25};
   }
   if (auto st = validate_shape(s.shape); !st.ok()) {

@@ -21,9 +21,11 @@ struct PlanDefaults {
   std::int64_t validity_s = 24 * 3600;  // plans expire this long after issue
 };
 
-// Builds, signs, stores and announces the plan revision "hosts run artifact".
+// Builds, signs, stores and announces the plan revision "hosts run artifact",
+// routed as route says (its strategy keys).
 Status issue_plan(PlanIssuer& issuer, const ManifestOf& manifests, const PlanDefaults& defaults,
                   const DeployRecord& d, const std::string& artifact,
-                  const std::vector<std::string>& hosts, std::int64_t now_s);
+                  const std::vector<std::string>& hosts, const PlanRoute& route,
+                  std::int64_t now_s);
 
 }  // namespace drover::coordinator

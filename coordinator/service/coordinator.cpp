@@ -264,13 +264,13 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
         return store_fleet_view(*self->store_, d, plan, ready, std::move(*places));
       },
       [self](const DeployRecord& d, const std::string& artifact,
-             const std::vector<std::string>& hosts) {
+             const std::vector<std::string>& hosts, const PlanRoute& route) {
         PlanDefaults defaults;
         defaults.tracker = self->tracker_url_;
         defaults.validity_s = self->options_.plan_validity_s;
         return issue_plan(
             *self->issuer_, [self](const ContentId& id) { return self->artifacts_->manifest(id); },
-            defaults, d, artifact, hosts, unix_seconds(self->clock_.now()));
+            defaults, d, artifact, hosts, route, unix_seconds(self->clock_.now()));
       },
       [self](const DeployRecord& d) { return self->settings_of(d).plan; }, clock, log);
   c->orchestrator_->on_commit([self](const std::vector<AuditRecord>& records) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -279,11 +280,17 @@ class CoordinatorStore {
     std::int64_t at_ms = 0;
     double error_rate = 0, p99_ms = 0, saturation = 0;
     bool ok = true;
+    double requests = 0;  // requests served in the sample's window (0: not said)
+    bool other = false;   // the host's other slot (a control sharing its traffic)
   };
   struct Fleet {
     std::map<std::string, std::string> running;       // host -> release
     std::map<std::string, std::uint64_t> failed_seq;  // host -> newest plan seq it failed
-    std::vector<FleetSample> samples;                 // oldest first
+    // Hosts that split traffic: the per mille their release receives, and
+    // whether the preview route reaches it.
+    std::map<std::string, int> traffic;
+    std::set<std::string> previewed;
+    std::vector<FleetSample> samples;  // oldest first
   };
   // What the hosts of a service report, with samples taken at or after since_ms.
   virtual Result<Fleet> fleet(const std::string& service, std::int64_t since_ms) = 0;

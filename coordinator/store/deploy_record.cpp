@@ -19,12 +19,16 @@ constexpr DeployState kStates[] = {
     DeployState::rejected,          DeployState::expired,        DeployState::superseded};
 
 json batch_to_json(const BatchRecord& b) {
-  return {{"hosts", b.hosts},
-          {"status", b.status},
-          {"started_ms", b.started_ms},
-          {"converged_ms", b.converged_ms},
-          {"finished_ms", b.finished_ms},
-          {"verdict", b.verdict}};
+  json j = {{"hosts", b.hosts},
+            {"status", b.status},
+            {"started_ms", b.started_ms},
+            {"converged_ms", b.converged_ms},
+            {"finished_ms", b.finished_ms},
+            {"verdict", b.verdict}};
+  // Written only when not the default: records without them read as before.
+  if (b.traffic != 1000) j["traffic"] = b.traffic;
+  if (b.preview) j["preview"] = true;
+  return j;
 }
 
 BatchRecord batch_from_json(const json& b) {
@@ -35,6 +39,9 @@ BatchRecord batch_from_json(const json& b) {
   r.converged_ms = b.at("converged_ms").get<std::int64_t>();
   r.finished_ms = b.at("finished_ms").get<std::int64_t>();
   r.verdict = b.at("verdict").get<std::string>();
+  r.traffic = b.value("traffic", 1000);
+  r.preview = b.value("preview", false);
+  if (r.traffic < 0 || r.traffic > 1000) throw json::other_error::create(501, "traffic", &b);
   return r;
 }
 

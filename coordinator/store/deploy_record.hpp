@@ -43,6 +43,22 @@ struct BatchRecord {
   std::string status = "pending";  // pending, deploying, baking, passed, failed
   std::int64_t started_ms = 0, converged_ms = 0, finished_ms = 0;
   std::string verdict;
+  // Strategies on a traffic router (issue 15): the per mille of each host's
+  // live traffic the release receives in this step (the other slot keeps
+  // the rest), and whether the preview route reaches it. A step at less
+  // than all traffic is judged against the other slot on the same hosts.
+  int traffic = 1000;
+  bool preview = false;
+};
+
+// How a plan revision routes its release on each host: the strategy keys of
+// the plan (docs/FORMATS.md, "Plans").
+struct PlanRoute {
+  std::string kind = "rolling";
+  int traffic = 1000;  // per mille of each host's live traffic for the artifact
+  bool preview = false;
+  std::optional<std::int64_t> scale_down_s = {};
+  friend bool operator==(const PlanRoute&, const PlanRoute&) = default;
 };
 
 // Batches of hosts (plan_batches' answer) as a new run's records.

@@ -14,16 +14,18 @@ using nlohmann::json;
 using namespace store_detail;
 
 // samples/<service>/<at be64>/<host>[/<source>]: time-ordered per service.
-// An agent's own samples have no source; the webhook's are "/webhook", so a
-// host can never take (or overwrite) the key of a checker's sample about
-// it. Returns false, writing nothing, when the key is taken: one sample per
-// host, source and millisecond.
+// An agent's own samples have no source, or "/other" for its other slot's
+// (the control of a traffic split); the webhook's are "/webhook", so a host
+// can never take (or overwrite) the key of a checker's sample about it. Returns false, writing
+// nothing, when the key is taken: one sample per host, source and millisecond.
 Result<bool> put_sample(kv::Txn& txn, kv::Table table, const std::string& service,
                         const KvCoordinatorStore::FleetSample& s, std::string_view source = {}) {
   json sample = {{"host", s.host},     {"release", s.release},
                  {"at", s.at_ms},      {"error_rate", s.error_rate},
                  {"p99_ms", s.p99_ms}, {"saturation", s.saturation},
                  {"ok", s.ok}};
+  if (s.requests > 0) sample["requests"] = s.requests;
+  if (s.other) sample["other"] = true;
   std::string key =
       seq_key(service, static_cast<std::uint64_t>(std::max<std::int64_t>(s.at_ms, 0)));
   key += '/' + s.host;
@@ -138,10 +140,22 @@ Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const ReportFrom& 
       } else if (seen.stored_samples >= limits_.samples_per_host) {
         ++out.over_budget;
       } else {
+        auto requests = hi.custom.find("requests");
+        const double served = requests == hi.custom.end() ? 0 : std::max(0.0, requests->second);
         DROVER_ASSIGN(bool stored, put_sample(txn, samples_, hi.service,
                                               {host, hi.release, hi.at_ms, hi.error_rate, hi.p99_ms,
-                                               hi.saturation, hi.ok}));
+                                               hi.saturation, hi.ok, served, hi.other},
+                                              hi.other ? "other" : ""));
         if (stored) ++seen.stored_samples;  // a second sample of the same millisecond: dropped
+      }
+      if (hi.other) continue;  // the control: the host runs the other release
+      if (hi.traffic) {
+        DROVER_ASSIGN(json st, state_of(hi.service));
+        if (st.value("traffic", -1) != *hi.traffic || st.value("preview", false) != hi.preview) {
+          st["traffic"] = *hi.traffic;
+          st["preview"] = hi.preview;
+          DROVER_TRY(txn.put(host_state_, hi.service + '/' + host, st.dump()));
+        }
       }
       if (!hi.release.empty()) {
         DROVER_ASSIGN(json st, state_of(hi.service));
@@ -224,6 +238,10 @@ Result<KvCoordinatorStore::Fleet> KvCoordinatorStore::fleet(const std::string& s
       if (j.is_object()) {
         if (j.contains("release")) f.running[host] = j["release"].get<std::string>();
         if (j.contains("failed_seq")) f.failed_seq[host] = j["failed_seq"].get<std::uint64_t>();
+        if (j.contains("traffic") && j["traffic"].is_number_integer()) {
+          f.traffic[host] = j["traffic"].get<int>();
+          if (j.value("preview", false)) f.previewed.insert(host);
+        }
       }
       DROVER_ASSIGN(more, cursor->next());
     }
@@ -238,8 +256,8 @@ Result<KvCoordinatorStore::Fleet> KvCoordinatorStore::fleet(const std::string& s
     if (j.is_object()) {
       f.samples.push_back({j.value("host", ""), j.value("release", ""),
                            j.value("at", std::int64_t{0}), j.value("error_rate", 0.0),
-                           j.value("p99_ms", 0.0), j.value("saturation", 0.0),
-                           j.value("ok", false)});
+                           j.value("p99_ms", 0.0), j.value("saturation", 0.0), j.value("ok", false),
+                           j.value("requests", 0.0), j.value("other", false)});
     }
     DROVER_ASSIGN(more, cursor->next());
   }
@@ -355,11 +373,15 @@ Result<std::size_t> KvCoordinatorStore::prune_samples(std::int64_t before_ms) {
           continue;
         }
         doomed.emplace_back(key);
-        // An agent's own sample is counted in its budget; one with a source
-        // after the host (the webhook's) is not.
+        // An agent's own samples are counted in its budget (those of its
+        // other slot too); the webhook's are not.
         const std::size_t host_at = service_end + 10;
-        if (host_at <= key.size() && key.find('/', host_at) == std::string_view::npos) {
-          ++per_host[std::string(key.substr(host_at))];
+        if (host_at <= key.size()) {
+          const std::string_view rest = key.substr(host_at);
+          const std::size_t slash = rest.find('/');
+          if (slash == std::string_view::npos || rest.substr(slash + 1) == "other") {
+            ++per_host[std::string(rest.substr(0, slash))];
+          }
         }
         DROVER_ASSIGN(more, cursor->next());
       }

@@ -241,7 +241,7 @@ TEST_F(Api, MalformedBodiesAreRefusedNamingTheFieldAndChangeNothing) {
        "exclude each other"},
       {"/pipelines", R"({"service":"web","strategy":{"kind":"canary","canary_percents":[25,5]}})",
        "canary"},
-      {"/pipelines", R"({"service":"web","strategy":{"kind":"blue_green"}})", "strategy.kind"},
+      {"/pipelines", R"({"service":"web","strategy":{"kind":"feature_flag"}})", "strategy.kind"},
       {"/pipelines", R"({"service":"web","health_checks":{"min_samples":-1}})",
        "health_checks.min_samples"},
       {"/pipelines", R"({"service":"web","health_checks":{"judge":"vibes"}})",

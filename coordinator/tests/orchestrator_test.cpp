@@ -47,7 +47,7 @@ struct World {
           return v;
         },
         [this](const DeployRecord&, const std::string& artifact,
-               const std::vector<std::string>& hosts) -> Status {
+               const std::vector<std::string>& hosts, const PlanRoute&) -> Status {
           if (lose_next_plan) {
             lose_next_plan = false;
             return make_error(Errc::io, "lost in a crash");

@@ -183,8 +183,24 @@ TEST(PipelineV2, BadVersion2FieldsAreRefusedNamingThem) {
   b.erase("environments");
   refused(b, "environments is required");
   b = v2_pipeline();
-  b["environments"][1]["strategy"] = {{"kind", "blue_green"}};
+  b["environments"][1]["strategy"] = {{"kind", "feature_flag"}};
   refused(b, "environments[1].strategy.kind");
+  b = v2_pipeline();
+  b["environments"][1]["strategy"] = {{"kind", "blue_green"}, {"scope", "host"}};
+  refused(b, "environments[1].strategy.scope");
+  b = v2_pipeline();
+  b["environments"][1]["strategy"] = {{"kind", "canary"}, {"traffic_percents", {1, 0.5}}};
+  refused(b, "environments[1].strategy.traffic_percents[1]");
+  b = v2_pipeline();
+  b["environments"][1]["strategy"] = {{"kind", "canary"}, {"traffic_percents", {0.05}}};
+  refused(b, "environments[1].strategy.traffic_percents[0]");
+  b = v2_pipeline();
+  b["environments"][1]["strategy"] = {
+      {"kind", "canary"}, {"traffic_percents", {1}}, {"canary_percents", {1}}};
+  refused(b, "exclude each other");
+  b = v2_pipeline();
+  b["environments"][1]["strategy"] = {{"kind", "rolling"}, {"scale_down_s", 60}};
+  refused(b, "environments[1].strategy.scale_down_s");
   b = v2_pipeline();
   b["environments"][0]["health_checks"] = {{"bake_s", -1}};
   refused(b, "environments[0].health_checks.bake_s");

@@ -150,6 +150,44 @@ TEST_P(CoordinatorStores, TheFleetViewFollowsWhatHostsReport) {
   EXPECT_EQ((*s)->fleet("web", 0)->samples.size(), 1u);
 }
 
+// A host splitting its traffic reports both slots in one report at one
+// time: its release with the share it serves, and the other slot's sample
+// as the control. The other slot never becomes what the host runs.
+TEST_P(CoordinatorStores, BothSlotsOfASplitAreKeptAndOnlyTheHostsReleaseRuns) {
+  auto s = backend_.open();
+  ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
+  proto::ReportItem mine = health("v2", 100, 0.02);
+  mine.health->traffic = 50;
+  mine.health->preview = true;
+  mine.health->custom["requests"] = 40;
+  proto::ReportItem other = health("v1", 100, 0.01);
+  other.health->traffic = 950;
+  other.health->other = true;
+  ASSERT_TRUE((*s)->ingest_report("web-1", report(1, {mine, other}), 1).ok());
+  auto f = (*s)->fleet("web", 0);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_EQ(f->running.at("web-1"), "v2");
+  EXPECT_EQ(f->traffic.at("web-1"), 50);
+  EXPECT_TRUE(f->previewed.count("web-1"));
+  ASSERT_EQ(f->samples.size(), 2u);  // the same millisecond, both kept
+  const auto& control = f->samples[0].other ? f->samples[0] : f->samples[1];
+  const auto& canary = f->samples[0].other ? f->samples[1] : f->samples[0];
+  EXPECT_TRUE(control.other);
+  EXPECT_EQ(control.release, "v1");
+  EXPECT_FALSE(canary.other);
+  EXPECT_EQ(canary.requests, 40);
+  // The other slot's samples count in the host's budget and are pruned with it.
+  EXPECT_EQ(*(*s)->prune_samples(200), 2u);
+  // The share moves on: the host's state follows.
+  mine.health->traffic = 1000;
+  mine.health->preview = false;
+  mine.health->at_ms = 300;
+  ASSERT_TRUE((*s)->ingest_report("web-1", report(2, {mine}), 2).ok());
+  f = (*s)->fleet("web", 0);
+  EXPECT_EQ(f->traffic.at("web-1"), 1000);
+  EXPECT_FALSE(f->previewed.count("web-1"));
+}
+
 // "What ran at T" per host: each change of what a host reports running is
 // kept at the host's own time, the newest kMaxHostReleases of each host.
 TEST_P(CoordinatorStores, EachHostsSwitchesAreKeptAndAnswerWhatItRanAtATime) {

@@ -395,6 +395,9 @@ json to_json(const ReportBody& b) {
                        {"saturation", h.saturation},
                        {"custom", custom},
                        {"state", h.state}});
+      if (h.traffic) items.back()["traffic"] = *h.traffic;
+      if (h.preview) items.back()["preview"] = true;
+      if (h.other) items.back()["other"] = true;
     } else if (item.event) {
       const EventItem& e = *item.event;
       items.push_back({{"kind", "event"},
@@ -433,6 +436,13 @@ Result<HealthItem> health_item(const Fields& f) {
     }
     DROVER_ASSIGN(h.custom[name], custom.num(name));
   }
+  DROVER_ASSIGN(auto traffic, f.opt_int("traffic", 0, 1000));
+  if (traffic) h.traffic = static_cast<int>(*traffic);
+  DROVER_ASSIGN(auto preview, f.opt_bool("preview"));
+  h.preview = preview.value_or(false);
+  DROVER_ASSIGN(auto other, f.opt_bool("other"));
+  h.other = other.value_or(false);
+  if (h.other && !h.traffic) return invalid(f.path("other") + " needs traffic");
   return h;
 }
 

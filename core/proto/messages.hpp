@@ -161,6 +161,13 @@ struct HealthItem {
   double error_rate = 0, p99_ms = 0, saturation = 0;
   std::map<std::string, double> custom;
   std::string state;  // running, starting, crash_loop, stopped
+  // Blue/green hosts that split traffic (protocol additions of issue 15,
+  // absent from older agents): the per mille of live traffic the slot
+  // receives, whether the preview route reaches it, and whether it is the
+  // other slot (not the release the host's plan names: the control).
+  std::optional<int> traffic = {};
+  bool preview = false;
+  bool other = false;
 };
 
 struct EventItem {

@@ -59,6 +59,14 @@ bool Plan::preview() const {
          x["preview"].get<bool>();
 }
 
+std::optional<std::int64_t> Plan::scale_down_s() const {
+  const json x = json::parse(strategy_extra, nullptr, false);
+  if (!x.is_object() || !x.contains("scale_down_s") || !x["scale_down_s"].is_number_integer()) {
+    return std::nullopt;
+  }
+  return x["scale_down_s"].get<std::int64_t>();
+}
+
 bool Plan::applies_to(std::string_view host) const {
   return std::find(hosts.begin(), hosts.end(), host) != hosts.end();
 }

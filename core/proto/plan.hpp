@@ -66,6 +66,9 @@ struct Plan {
   // release (1000 when absent); strategy.preview (false when absent).
   int traffic() const;
   bool preview() const;
+  // strategy.scale_down_s: how long the other slot keeps running after it
+  // lost all live traffic (nullopt when absent: it keeps running).
+  std::optional<std::int64_t> scale_down_s() const;
   std::uint64_t layer_bytes() const;
 };
 

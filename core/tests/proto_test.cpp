@@ -281,6 +281,44 @@ TEST(Messages, ReportsRoundTripAndBadOnesAreNamed) {
   EXPECT_FALSE(report_body(empty).ok());
 }
 
+TEST(Messages, ASplitHostsSharesRoundTripAndAreChecked) {
+  ReportBody b;
+  b.seq = 1;
+  HealthItem h;
+  h.service = "web";
+  h.ok = true;
+  h.traffic = 950;
+  h.other = true;
+  b.items.push_back({h, std::nullopt});
+  h.traffic = 50;
+  h.other = false;
+  h.preview = true;
+  b.items.push_back({h, std::nullopt});
+  auto back = report_body(to_json(b));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->items[0].health->traffic, 950);
+  EXPECT_TRUE(back->items[0].health->other);
+  EXPECT_TRUE(back->items[1].health->preview);
+  // An item without the keys (an older agent) reads as before: no share.
+  HealthItem plain;
+  plain.service = "web";
+  EXPECT_FALSE(to_json(ReportBody{1, 0, {{plain, std::nullopt}}})["items"][0].contains("traffic"));
+
+  json bad = to_json(b);
+  bad["items"][0]["traffic"] = 1001;
+  auto r = report_body(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("traffic"), std::string::npos);
+  bad = to_json(b);
+  bad["items"][0].erase("traffic");
+  r = report_body(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("other"), std::string::npos) << r.error().message;
+  bad = to_json(b);
+  bad["items"][1]["preview"] = "yes";
+  EXPECT_FALSE(report_body(bad).ok());
+}
+
 TEST(Messages, RepliesAndAnnouncementsCarryTheirVersion) {
   auto ok = decode_reply(encode_reply("ack", {{"seq", 3}}));
   ASSERT_TRUE(ok.ok());

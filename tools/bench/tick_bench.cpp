@@ -278,7 +278,8 @@ int run(const cxxopts::ParseResult& r) {
           v.artifact_ready = true;
           return v;
         },
-        [&plans](const DeployRecord&, const std::string&, const std::vector<std::string>&) {
+        [&plans](const DeployRecord&, const std::string&, const std::vector<std::string>&,
+                 const PlanRoute&) {
           ++plans;
           return Status(Ok{});
         },
