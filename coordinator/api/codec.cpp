@@ -15,13 +15,17 @@ constexpr std::size_t kMaxWebhookSamples = 1000;
 constexpr std::int64_t kWebhookSkewMs = 5 * 60 * 1000;
 
 json batch_json(std::size_t index, const BatchRecord& b) {
-  return {{"index", index},
-          {"hosts", b.hosts},
-          {"status", b.status},
-          {"started_ms", b.started_ms},
-          {"converged_ms", b.converged_ms},
-          {"finished_ms", b.finished_ms},
-          {"verdict", b.verdict}};
+  json j = {{"index", index},
+            {"hosts", b.hosts},
+            {"status", b.status},
+            {"started_ms", b.started_ms},
+            {"converged_ms", b.converged_ms},
+            {"finished_ms", b.finished_ms},
+            {"verdict", b.verdict}};
+  // A step of a split strategy: the share of each host's traffic, per mille.
+  if (b.traffic != 1000) j["traffic"] = b.traffic;
+  if (b.preview) j["preview"] = true;
+  return j;
 }
 
 }  // namespace

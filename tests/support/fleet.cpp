@@ -197,7 +197,7 @@ void TestFleet::start_seed(const std::string& region) {
 }
 
 void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::string& region,
-                             int protocol) {
+                             int protocol, AgentShape shape) {
   ProcessResult join =
       run({binary("drover-coordinator").string(), "join-token", "create", "--uses",
            std::to_string(hosts.size()), "--data-dir", (dir_ / "coordinator").string()});
@@ -209,6 +209,25 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
                     {"start", {binary("drover-demo-service").string(), "--port", "{port}"}},
                     {"health", "http://127.0.0.1:{port}/health"},
                     {"start_timeout_s", 10}};
+    if (shape.nginx) {
+      Router& r = routers_[host];
+      r.nginx = std::make_unique<NginxProcess>(dir_ / ("nginx-" + host));
+      if (!r.nginx->ok()) throw std::runtime_error(r.nginx->error());
+      r.listen = service_ports_[host];
+      r.preview = free_port();
+      r.slots[0] = free_port();
+      r.slots[1] = free_port();
+      r.access_log = r.nginx->logs() / "web-access.log";
+      service.erase("port");
+      service["blue_green"] = {{"ports", {r.slots[0], r.slots[1]}}};
+      service["router"] = {{"kind", "nginx"},
+                           {"conf_file", (r.nginx->conf_d() / "drover-web.conf").string()},
+                           {"listen", "127.0.0.1:" + std::to_string(r.listen)},
+                           {"preview_listen", "127.0.0.1:" + std::to_string(r.preview)},
+                           {"access_log", r.access_log.string()},
+                           {"command", r.nginx->command()},
+                           {"preview_probe", {{"path", "/work?user=probe"}, {"requests", 10}}}};
+    }
     // As root (CI), the services run as an unprivileged user, as in
     // production (docs/AGENT.md, "Users and privileges").
     if (::geteuid() == 0) service["user"] = kServiceUser;
@@ -321,6 +340,15 @@ bool TestFleet::registered(const std::string& artifact) {
 std::pair<std::string, int> TestFleet::serving(const std::string& host) {
   auto r = http::request(
       "GET", "http://127.0.0.1:" + std::to_string(service_ports_.at(host)) + "/version", "", 2s);
+  if (!r.ok() || r->status != 200) return {"", 0};
+  json j = json::parse(r->body, nullptr, false);
+  return {j.value("release", ""), j.value("pid", 0)};
+}
+
+std::pair<std::string, int> TestFleet::slot_serving(const std::string& host, int slot) {
+  auto r = http::request(
+      "GET", "http://127.0.0.1:" + std::to_string(routers_.at(host).slots[slot]) + "/version", "",
+      2s);
   if (!r.ok() || r->status != 200) return {"", 0};
   json j = json::parse(r->body, nullptr, false);
   return {j.value("release", ""), j.value("pid", 0)};

@@ -13,12 +13,20 @@
 #include <vector>
 
 #include "tests/support/daemon_process.hpp"
+#include "tests/support/nginx.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace drover::testing {
 
 // The user the fleet's services run as when the tests run as root.
 inline constexpr const char* kServiceUser = "nobody";
+
+// How start_agents runs the service. With nginx, each host runs it in
+// blue/green slots behind a real nginx of its own (docs/AGENT.md,
+// "Routers"), with a preview route and the agent's preview probe.
+struct AgentShape {
+  bool nginx = false;
+};
 
 class TestFleet {
  public:
@@ -48,7 +56,16 @@ class TestFleet {
   // enrollment. Protocol 1 agents speak as agents did before version 2, over
   // plain TCP to the coordinator's legacy listener (an upgrade window).
   void start_agents(const std::vector<std::string>& hosts, const std::string& region = "r1",
-                    int protocol = 2);
+                    int protocol = 2, AgentShape shape = {});
+  // A host behind nginx: its live port, its slots' ports, its access log.
+  struct Router {
+    std::unique_ptr<NginxProcess> nginx;
+    std::uint16_t listen = 0, preview = 0, slots[2] = {0, 0};
+    fs::path access_log;
+  };
+  const Router& router(const std::string& host) const { return routers_.at(host); }
+  // What the demo service answers at /version on one slot (0 blue, 1 green).
+  std::pair<std::string, int> slot_serving(const std::string& host, int slot);
 
   // The API, as the admin.
   nlohmann::json api(const std::string& method, const std::string& path,
@@ -84,6 +101,7 @@ class TestFleet {
   std::vector<std::unique_ptr<DaemonProcess>> seeds_, agents_;
   std::vector<std::string> hosts_;
   std::map<std::string, std::uint16_t> service_ports_;
+  std::map<std::string, Router> routers_;
   int coordinator_starts_ = 0;
 };
 

@@ -20,7 +20,8 @@
 //                            that path, so a ramped bad flag degrades health
 // GET /health answers the metrics (over the demo's 1,000 users "user-0" ..
 // "user-999": the share each flag path takes weighs in its error rate and
-// p99); GET /work?user=U one request of user U (503 at its path's error
+// p99) and `requests`, the /work requests served since the previous
+// health answer; GET /work?user=U one request of user U (503 at its path's error
 // rate; the answer names the path); GET /version the release
 // ($DROVER_RELEASE) and the flags file's content ($DROVER_FLAGS_FILE);
 // GET /identity who the process is (uid, gid, groups), its whole
@@ -230,6 +231,7 @@ int main(int argc, char** argv) {
   drover::Logger log(sink, clock, drover::LogLevel::warn);
   drover::http::ServerOptions options;
   options.port = static_cast<std::uint16_t>(port);
+  std::atomic<std::uint64_t> served{0};  // /work requests since the last /health
   auto server = drover::http::Server::start(
       options,
       [&](const drover::http::Request& r, drover::http::Responder respond) {
@@ -243,14 +245,15 @@ int main(int argc, char** argv) {
             resp.body = R"({"error":"unhealthy"})";
           } else {
             const Figures f = health_figures(config, flags_file);
-            resp.body = json{
-                {"error_rate", f.error_rate},
-                {"p99_ms", f.p99_ms},
-                {"saturation", config.value("saturation", 0.1)},
-                {"requests",
-                 100}}.dump();
+            // requests: what it served since the previous health answer.
+            resp.body = json{{"error_rate", f.error_rate},
+                             {"p99_ms", f.p99_ms},
+                             {"saturation", config.value("saturation", 0.1)},
+                             {"requests", served.exchange(0)}}
+                            .dump();
           }
         } else if (r.path == "/work") {
+          ++served;
           const std::string* user = r.param("user");
           const json flags = flagd_of(json::parse(slurp(flags_file), nullptr, false));
           const std::string path = path_of(config, flags, user ? *user : "");
