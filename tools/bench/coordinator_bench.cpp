@@ -14,8 +14,11 @@
 // regions (production in 3 waves, canary steps per region) and the rollback
 // is production's, newest wave first; --deploys-only skips the ingest part.
 //
+// With --layout blue_green every simulated host keeps two slots: a
+// blue/green release is previewed at no traffic, flipped, then flipped back.
+//
 //   drover-bench-coordinator [--agents 1000] [--procs 2] [--threads 8] [--flood-seconds 5]
-//                            [--layout single|promotion] [--deploys-only]
+//                            [--layout single|promotion|blue_green] [--deploys-only]
 //   drover-bench-coordinator sim ...   (a load-generating child; started by the above)
 #include <signal.h>
 #include <unistd.h>
@@ -72,6 +75,10 @@ struct SimAgent {
   std::unique_ptr<proto::CoordinatorLink> echo;  // to the baseline server
   std::uint64_t plan_seq = 0, report_seq = 0;
   std::string running;
+  // --split: a host with two slots behind its router (issue 15).
+  std::string other;
+  int traffic = 1000;
+  bool preview = false;
   Clock::time_point next_poll, next_health;
 };
 
@@ -82,6 +89,7 @@ int run_sim(const cxxopts::ParseResult& r) {
   const int threads = r["threads"].as<int>();
   const int regions = r["regions"].as<int>();
   const double flood_s = r["flood-seconds"].as<double>();
+  const bool split = r.count("split") > 0;
   PosixFilesystem fsys;
   auto root = sign::load_public_key(fsys, r["root"].as<std::string>());
   if (!root.ok()) return std::cerr << root.error().message << "\n", 1;
@@ -206,7 +214,20 @@ int run_sim(const cxxopts::ParseResult& r) {
     h.p99_ms = 12;
     h.saturation = 0.2;
     h.state = "running";
+    if (split) {
+      h.traffic = a.traffic;
+      h.preview = a.preview;
+      if (a.preview) h.custom["requests"] = 50;
+    }
     body.items.push_back({h, std::nullopt});
+    if (split && a.traffic < 1000 && !a.other.empty()) {
+      h.release = a.other;  // the other slot: the control
+      h.traffic = 1000 - a.traffic;
+      h.preview = false;
+      h.other = true;
+      h.custom.clear();
+      body.items.push_back({h, std::nullopt});
+    }
     return (to_echo ? a.echo : a.link)->send_report(body);
   };
 
@@ -250,7 +271,15 @@ int run_sim(const cxxopts::ParseResult& r) {
               if (opened.ok() && opened->plan.seq > a.plan_seq) {
                 a.plan_seq = opened->plan.seq;
                 const std::string artifact = opened->plan.artifact.str();
-                if (artifact != a.running) {
+                bool changed = artifact != a.running;
+                if (split && changed) a.other = a.running;  // a flip: the old slot stays warm
+                if (split) {
+                  changed = changed || opened->plan.traffic() != a.traffic ||
+                            opened->plan.preview() != a.preview;
+                  a.traffic = opened->plan.traffic();
+                  a.preview = opened->plan.preview();
+                }
+                if (changed) {
                   a.running = artifact;  // applied at once: the coordinator is what is measured
                   ++my_applied;
                   if (report(a, proto::EventItem{"web", now_ms(), "applied", a.plan_seq, artifact})
@@ -437,12 +466,80 @@ json promotion_pipeline(int rest_bake_s) {
             {{"name", "production"}, {"waves", production_waves}}}}};
 }
 
+// --layout blue_green: every host keeps two slots. v2 is previewed on all of
+// them at no traffic, then flipped in one revision; then flipped back.
+int run_blue_green(testing::TestFleet& f, Sims& sims, const std::string& v2, const std::string& v3,
+                   int agents, pid_t coordinator_pid) {
+  int status = 0;
+  f.api("POST", "/pipelines",
+        json{{"service", "web"},
+             {"strategy",
+              {{"kind", "blue_green"},
+               {"scope", "region"},
+               {"batch_percent", 100},
+               {"preview_min_requests", 0}}},
+             {"health_checks", {{"bake_s", 0}, {"min_samples", 0}}},
+             {"timeouts", {{"ready_s", 120}, {"converge_s", 300}, {"rollback_s", 300}}},
+             {"artifact_ready", "origin"}},
+        &status);
+  if (status != 200) return std::cerr << "pipeline update refused\n", 1;
+  double c0 = cpu_seconds(coordinator_pid);
+  json d = f.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", v2}}, &status);
+  if (status != 201) return failed("blue/green deploy", d);
+  const std::string id = d["deploy_id"];
+  d = wait_deploy(f, id, "succeeded");
+  if (d.value("state", "") != "succeeded") return failed("blue/green deploy", d);
+  const json& steps = d["environments"][0]["waves"][0]["regions"][0]["batches"];
+  auto took = [&](const json& b) {
+    return static_cast<double>(b["converged_ms"].get<std::int64_t>() -
+                               b["started_ms"].get<std::int64_t>()) /
+           1000;
+  };
+  std::printf("  blue/green: %d hosts, one region, zero bake\n", agents);
+  std::printf("           preview (v2 started beside v1 at no traffic): %.2f s to every host\n",
+              took(steps[0]));
+  std::printf("           flip (one revision, all traffic to v2): %.2f s to every host\n",
+              took(steps[1]));
+  std::printf("           CPU: coordinator %.2f s\n", cpu_seconds(coordinator_pid) - c0);
+  c0 = cpu_seconds(coordinator_pid);
+  f.api("POST", "/rollback", {{"deploy_id", id}, {"reason", "benchmark"}}, &status);
+  d = wait_deploy(f, id, "rolled_back");
+  if (d.value("state", "") != "rolled_back") return failed("flip back", d);
+  const double flip_back =
+      static_cast<double>(d["rollback"]["duration_ms"].get<std::int64_t>()) / 1000;
+  std::printf("  flip back: %d hosts on v1's warm slot %.2f s after the decision\n", agents,
+              flip_back);
+  std::printf("           CPU: coordinator %.2f s\n", cpu_seconds(coordinator_pid) - c0);
+  // The baseline, in the same run: a rolling release of every host at
+  // once (v3 moves in place of the serving release), rolled back.
+  d = f.api("POST", "/deploys",
+            {{"pipeline_id", "web"},
+             {"artifact_id", v3},
+             {"strategy_override", {{"kind", "rolling"}, {"batch_percent", 100}}}},
+            &status);
+  if (status != 201) return failed("baseline deploy", d);
+  const std::string base = d["deploy_id"];
+  d = wait_deploy(f, base, "succeeded");
+  if (d.value("state", "") != "succeeded") return failed("baseline deploy", d);
+  f.api("POST", "/rollback", {{"deploy_id", base}, {"reason", "benchmark"}}, &status);
+  d = wait_deploy(f, base, "rolled_back");
+  if (d.value("state", "") != "rolled_back") return failed("baseline rollback", d);
+  const double rollback =
+      static_cast<double>(d["rollback"]["duration_ms"].get<std::int64_t>()) / 1000;
+  std::printf(
+      "  baseline: a rolling rollback of the same %d hosts %.2f s; flip back / baseline = %.2f\n",
+      agents, rollback, flip_back / rollback);
+  sims.signal_all(SIGTERM);
+  return 0;
+}
+
 int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   const int agents = r["agents"].as<int>(), procs = r["procs"].as<int>();
   const int threads = r["threads"].as<int>();
   const bool promotion = r["layout"].as<std::string>() == "promotion";
-  if (!promotion && r["layout"].as<std::string>() != "single") {
-    return std::cerr << "--layout is single or promotion\n", 2;
+  const bool blue_green = r["layout"].as<std::string>() == "blue_green";
+  if (!promotion && !blue_green && r["layout"].as<std::string>() != "single") {
+    return std::cerr << "--layout is single, promotion or blue_green\n", 2;
   }
   const bool deploys_only = r.count("deploys-only") > 0;
   testing::TempDir dir;
@@ -519,7 +616,8 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
                                  "--flood-threads",
                                  std::to_string(r["flood-threads"].as<int>()),
                                  "--regions",
-                                 std::to_string(promotion ? kRegions : 1)},
+                                 std::to_string(promotion ? kRegions : 1),
+                                 blue_green ? "--split" : "--no-split"},
         (dir.path() / ("sim-" + std::to_string(p) + ".err")).string()));
   }
   for (auto& p : sims.procs) {
@@ -561,6 +659,7 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   if (d.value("state", "") != "succeeded") return failed("first deploy", d);
   sims.signal_all(SIGUSR2);
   sims.collect("stats", 0);
+  if (blue_green) return run_blue_green(f, sims, v2, v3, agents, coordinator_pid);
 
   // 1. A 10-batch rolling deploy with zero bake.
   double c0 = cpu_seconds(coordinator_pid), s0 = sims.cpu();
@@ -690,7 +789,8 @@ int main(int argc, char** argv) {
       "layout", "single (one environment, one region) or promotion (2 environments, 10 regions)",
       cxxopts::value<std::string>()->default_value("single"))(
       "regions", "", cxxopts::value<int>()->default_value("1"))(
-      "deploys-only", "measure the rollout and the rollback only (no ingest floods)");
+      "deploys-only", "measure the rollout and the rollback only (no ingest floods)")("split", "")(
+      "no-split", "");
   o.parse_positional({"mode"});
   auto r = o.parse(argc, argv);
   if (r.count("help")) return std::cout << o.help(), 0;
