@@ -248,6 +248,23 @@ struct Agent::Impl {
 
   // ---- threads: each only delivers events and runs what follows ----
 
+  // The service's flag set, before its plan: a kill is never held behind a
+  // plan's apply of the same cycle. A coordinator from before flag sets
+  // answers "unsupported": asked again ten minutes later.
+  void pull_flags(ServiceRunner& runner, std::int64_t now_ms) {
+    if (now_ms < flags_retry_ms) return;
+    const std::string& name = runner.config().name;
+    auto pulled = ctx.link->pull_flags(name, runner.state().record.flags_seq);
+    if (!pulled.ok()) {
+      if (pulled.error().code == Errc::unsupported) flags_retry_ms = now_ms + 600'000;
+      log().debug("agent.flags.pull_failed",
+                  {{"service", name}, {"error", pulled.error().message}});
+      return;
+    }
+    if (*pulled) runner.run(ev::FlagsOffer{std::move(**pulled)}, now_ms);
+  }
+  std::int64_t flags_retry_ms = 0;  // cycle thread
+
   // Returns whether the coordinator answered (for backoff).
   bool pull(ServiceRunner& runner, std::int64_t now_ms) {
     const std::string& name = runner.config().name;
@@ -332,6 +349,7 @@ struct Agent::Impl {
       if (answered) {
         for (auto& [name, runner] : runners) {
           if (ctx.is_stopping()) return;
+          pull_flags(*runner, now_ms);
           answered = pull(*runner, now_ms) && answered;
         }
       }
@@ -374,7 +392,7 @@ struct Agent::Impl {
       if (!a.ok() || !runners.count(a->service)) continue;
       {
         std::lock_guard lock(ctx.view_mu);
-        if (!wants_pull(ctx.views[a->service].record, a->seq)) continue;
+        if (!wants_pull(ctx.views[a->service].record, a->seq, a->flags)) continue;
       }
       log().debug("agent.announcement", {{"service", a->service}, {"seq", a->seq}});
       trigger();

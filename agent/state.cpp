@@ -20,6 +20,7 @@ std::string encode(const ServiceRecord& r) {
   if (r.traffic != 1000) j["traffic"] = r.traffic;
   if (r.preview) j["preview"] = true;
   if (r.stop_idle_at_ms != 0) j["stop_idle_at"] = r.stop_idle_at_ms;
+  if (r.flags_seq != 0) j["flags_seq"] = r.flags_seq;
   return *canon::encode(j);
 }
 
@@ -43,6 +44,7 @@ Result<ServiceRecord> decode_record(std::string_view bytes, const std::string& n
     r.traffic = j.value("traffic", 1000);
     r.preview = j.value("preview", false);
     r.stop_idle_at_ms = j.value("stop_idle_at", std::int64_t{0});
+    r.flags_seq = j.value("flags_seq", std::uint64_t{0});
     if (r.traffic < 0 || r.traffic > 1000 || r.stop_idle_at_ms < 0) {
       return make_error(Errc::corrupt, "agent state: record of service '" + name +
                                            "': traffic or stop_idle_at out of range");

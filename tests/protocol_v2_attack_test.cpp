@@ -200,6 +200,22 @@ TEST_F(ProtocolV2, AHostHoldingTheNewestPlanIsAnsweredUnchangedWithoutTheBundle)
   EXPECT_EQ(proto::decode_plan(newer->value().plan.payload)->seq, next);
 }
 
+// flags_pull (issue 15): a host asks only for its own services' flags, and
+// a gateway without flag sets answers no_flags (an unchanged flags file).
+TEST_F(ProtocolV2, AHostPullsOnlyItsOwnServicesFlags) {
+  auto a = agent("web-1", 1);
+  ASSERT_TRUE(enroll(a, "web-1").ok());
+  auto mine = a.link->pull_flags("web", 0);
+  ASSERT_TRUE(mine.ok()) << mine.error().message;
+  EXPECT_FALSE(mine->has_value());
+  auto foreign = a.link->pull_flags("billing", 0);
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_EQ(foreign.error().code, Errc::refused) << foreign.error().message;
+  EXPECT_NE(foreign.error().message.find("does not run service 'billing'"), std::string::npos);
+  auto bad = a.link->pull_flags("../web", 0);
+  EXPECT_FALSE(bad.ok());
+}
+
 // Before: any sender could make the coordinator take 1 MiB before it looked
 // at who was asking.
 TEST_F(ProtocolV2, AVersion2ListenerTakesNoMoreThan64KiBFromAnyone) {

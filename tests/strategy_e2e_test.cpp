@@ -220,5 +220,63 @@ TEST(StrategiesEndToEnd, ATrafficCanaryAtFivePercentReachesTheNewSlotThenAnAbort
   EXPECT_EQ(s.live(host), s.v1);
 }
 
+// Feature flags travel in flag sets of their own (issue 15): a change
+// reaches every host's flags file without a plan, a restart or a download,
+// and a kill turns the flag off everywhere.
+TEST(StrategiesEndToEnd, AFlagSetAndAKillReachEveryHostWithoutARestart) {
+  TempDir dir;
+  TestFleet f{dir.path()};
+  const std::string v1 = f.push("v1", kHealthy);
+  f.start_coordinator();
+  f.start_origin();
+  f.start_seed("r1");
+  f.start_agents({"h1", "h2"}, "r1");
+  ASSERT_TRUE(f.registered(v1));
+  write_file(f.dir() / "pipeline.yaml", pipeline("{kind: rolling, batch_percent: 100}", 2));
+  ASSERT_EQ(f.drover({"pipeline", "apply", "-f", (f.dir() / "pipeline.yaml").string()}).exit_code,
+            0);
+  ProcessResult d = f.drover({"deploy", "web", v1, "--wait"});
+  ASSERT_EQ(d.exit_code, 0) << d.out << d.err << f.agent_failures();
+  std::map<std::string, int> pid;
+  for (const auto& h : f.hosts()) pid[h] = f.serving(h).second;
+
+  auto flags_of = [&](const std::string& host) {
+    auto r = http::request(
+        "GET", "http://127.0.0.1:" + std::to_string(f.service_port(host)) + "/version", "", 2s);
+    if (!r.ok()) return json();
+    return json::parse(r->body, nullptr, false)["flags"]["flags"];
+  };
+  ProcessResult bad = f.drover({"flag", "set", "web", "checkout", "125", "--env", "production"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.out << bad.err;
+  ProcessResult nowhere = f.drover({"flag", "set", "web", "checkout", "25", "--env", "mars"});
+  EXPECT_EQ(nowhere.exit_code, 1) << nowhere.out;
+  EXPECT_NE(nowhere.err.find("no environment 'mars'"), std::string::npos) << nowhere.err;
+
+  ProcessResult set = f.drover({"flag", "set", "web", "checkout", "25", "--env", "production"});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  EXPECT_NE(set.out.find("checkout=25"), std::string::npos) << set.out;
+  for (const auto& h : f.hosts()) {
+    EXPECT_TRUE(eventually([&] {
+      return flags_of(h) == json{{"checkout", 25}};
+    })) << h
+        << ": " << flags_of(h).dump() << f.agent_failures();
+    EXPECT_EQ(f.serving(h), std::make_pair(v1, pid[h])) << "a flag change restarts nothing";
+  }
+  ProcessResult kill = f.drover({"flag", "kill", "web", "checkout", "--env", "production"});
+  ASSERT_EQ(kill.exit_code, 0) << kill.err;
+  for (const auto& h : f.hosts()) {
+    EXPECT_TRUE(eventually([&] { return flags_of(h) == json{{"checkout", false}}; })) << h;
+    EXPECT_EQ(f.serving(h), std::make_pair(v1, pid[h]));
+  }
+  ProcessResult ls = f.drover({"flag", "ls", "web"});
+  EXPECT_NE(ls.out.find("production, flag set 2 (2 hosts): checkout=false"), std::string::npos)
+      << ls.out;
+  ProcessResult audit = f.drover({"audit", "--service", "web"});
+  EXPECT_NE(audit.out.find("flag.set"), std::string::npos) << audit.out;
+  EXPECT_NE(audit.out.find("flag.killed"), std::string::npos) << audit.out;
+  ProcessResult verify = f.drover({"audit", "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
 }  // namespace
 }  // namespace drover::testing

@@ -11,11 +11,14 @@
 namespace drover::agent {
 
 struct ServiceRecord {
-  std::string current;                       // artifact id serving now ("" before the first apply)
-  std::vector<std::string> previous;         // kept earlier releases, newest first
-  std::uint64_t seq = 0;                     // the highest plan seq acted on
-  bool seq_failed = false;                   // that plan was refused at apply time
-  std::string flags;                         // canonical JSON of the last flags written ("" none)
+  std::string current;                // artifact id serving now ("" before the first apply)
+  std::vector<std::string> previous;  // kept earlier releases, newest first
+  std::uint64_t seq = 0;              // the highest plan seq acted on
+  bool seq_failed = false;            // that plan was refused at apply time
+  std::string flags;                  // canonical JSON of the last flags written ("" none)
+  // The flag set the flags came from (docs/FORMATS.md, "Flag set"; 0: none
+  // yet, the plans' flags are written).
+  std::uint64_t flags_seq = 0;
   std::string active_slot;                   // blue/green: "blue" or "green"; "" otherwise
   std::map<std::string, std::string> slots;  // blue/green: slot -> artifact id
   std::string tracker;                       // tracker URL of the last plan applied

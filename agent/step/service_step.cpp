@@ -28,6 +28,7 @@ const char* phase_view_name(Phase p) {
     case Phase::probing:
     case Phase::flipping:
     case Phase::committing: return "switching";
+    case Phase::flagset: return "idle";
   }
   return "?";
 }
@@ -70,6 +71,7 @@ class Transition {
   void on(const ev::Flipped& e);
   void on(const ev::Committed& e);
   void on(const ev::Tick& e);
+  void offer_flags(const proto::FlagSetBundle& bundle);
 
   ServiceState& s() { return out_.next; }
   Progress& p() { return out_.next.progress; }
@@ -192,7 +194,8 @@ void Transition::on(const ev::ManifestLoaded& e) {
   }
   Progress& pr = p();
   pr.manifest = *e.manifest;
-  pr.flags = flags_json(pr.plan);
+  // Once the host holds a flag set, it is the flags' only source.
+  pr.flags = pr.rec.flags_seq > 0 ? pr.rec.flags : flags_json(pr.plan);
   const ServiceRecord& rec = pr.rec;
   if (s().spec.blue_green) {
     auto it = rec.slots.find(rec.active_slot);
@@ -263,6 +266,27 @@ void Transition::begin_switch() {
 }
 
 void Transition::on(const ev::FlagsWritten& e) {
+  if (p().phase == Phase::flagset) {
+    const std::uint64_t seq = p().flags_seq;
+    if (!e.status.ok()) {
+      const std::string why = "flags: " + e.status.error().message;
+      log(Level::error, "agent.flags.failed", {{"service", name()}, {"seq", seq}, {"error", why}});
+      report("flags_refused", 0, "flag set " + std::to_string(seq) + ": " + why);
+      s().last_error = why;
+      idle();  // pulled again at the next cycle
+      return;
+    }
+    ServiceRecord rec = s().record;
+    rec.flags = p().flags;
+    rec.flags_seq = seq;
+    add(act::StoreRecord{rec});
+    s().record = rec;
+    log(Level::info, "agent.flags.applied", {{"service", name()}, {"seq", seq}});
+    notice("flags_applied", {{"service", name()}, {"seq", seq}});
+    report("flags_applied", 0, "{\"seq\":" + std::to_string(seq) + "}");
+    idle();
+    return;
+  }
   if (!e.status.ok()) {
     fail("apply_failed", "flags: " + e.status.error().message);
     return;
@@ -537,6 +561,39 @@ void Transition::on(const ev::Committed& e) {
   idle();
 }
 
+void Transition::offer_flags(const proto::FlagSetBundle& bundle) {
+  auto opened = proto::open_flagset(bundle, now_.me.trust, now_.unix_ms / 1000);
+  auto refuse_flags = [&](std::uint64_t seq, const std::string& why) {
+    log(Level::warn, "agent.flags.refused", {{"service", name()}, {"seq", seq}, {"reason", why}});
+    notice("flags_refused", {{"service", name()}, {"seq", seq}, {"reason", why}});
+    report("flags_refused", 0, why);
+  };
+  if (!opened.ok()) {
+    refuse_flags(0, opened.error().message);
+    return;
+  }
+  const proto::FlagSet& f = *opened;
+  const std::string what = "flag set " + f.service + " seq " + std::to_string(f.seq);
+  if (f.service != name()) return refuse_flags(f.seq, what + " is for another service");
+  if (!f.applies_to(now_.me.host)) {
+    return refuse_flags(f.seq, what + " does not list this host ('" + now_.me.host + "')");
+  }
+  if (f.seq == s().record.flags_seq) return;
+  if (f.seq < s().record.flags_seq) {
+    return refuse_flags(f.seq, what + " is older than the held seq " +
+                                   std::to_string(s().record.flags_seq) + ": a replayed flag set");
+  }
+  if (f.issued_at > now_.unix_ms / 1000 + proto::kMaxClockSkewSeconds) {
+    return refuse_flags(f.seq, what + " is issued more than 5 minutes after now");
+  }
+  Progress& pr = p();
+  pr = Progress{};
+  pr.phase = Phase::flagset;
+  pr.flags = f.flags_json();
+  pr.flags_seq = f.seq;
+  add(act::WriteFlags{pr.flags, f.seq});
+}
+
 void Transition::on(const ev::Tick&) {
   ServiceRecord& rec = s().record;
   if (p().phase != Phase::idle || !s().spec.blue_green || rec.stop_idle_at_ms == 0 ||
@@ -568,14 +625,29 @@ Step step(const ServiceState& s, const Event& e, const Observed& now) {
       return std::move(t).finish();
     }
     t.offer(offer->bundle);
+  } else if (const auto* flags = std::get_if<ev::FlagsOffer>(&e)) {
+    if (t.p().phase != Phase::idle) {
+      t.s().pending_flags = flags->bundle;
+      return std::move(t).finish();
+    }
+    t.offer_flags(flags->bundle);
   } else {
     std::visit(
         [&](const auto& event) {
-          if constexpr (!std::is_same_v<std::decay_t<decltype(event)>, ev::Offer>) t.on(event);
+          using E = std::decay_t<decltype(event)>;
+          if constexpr (!std::is_same_v<E, ev::Offer> && !std::is_same_v<E, ev::FlagsOffer>) {
+            t.on(event);
+          }
         },
         e);
   }
-  // Back at idle with an offer kept while busy: consider it now.
+  // Back at idle with a flag set or an offer kept while busy: consider it
+  // now, the flag set first (a kill waits for nothing it need not).
+  if (t.p().phase == Phase::idle && t.s().pending_flags) {
+    proto::FlagSetBundle kept = std::move(*t.s().pending_flags);
+    t.s().pending_flags.reset();
+    t.offer_flags(kept);
+  }
   if (t.p().phase == Phase::idle && t.s().pending) {
     proto::PlanBundle kept = std::move(*t.s().pending);
     t.s().pending.reset();
@@ -597,7 +669,9 @@ Step recover(const ServiceState& s, const std::optional<Intent>& leftover) {
                                     {"seq", leftover->seq}}});
     out.actions.push_back(act::ClearIntent{});
   }
-  if (!rec.flags.empty()) out.actions.push_back(act::PutFlags{rec.flags, rec.seq});
+  if (!rec.flags.empty()) {
+    out.actions.push_back(act::PutFlags{rec.flags, rec.flags_seq ? rec.flags_seq : rec.seq});
+  }
   if (s.spec.blue_green) {
     for (int i = 0; i < 2; ++i) {
       auto it = rec.slots.find(kSlotNames[i]);

@@ -27,6 +27,7 @@
 #include "agent/step/record.hpp"
 #include "core/base/result.hpp"
 #include "core/format/manifest.hpp"
+#include "core/proto/flagset.hpp"
 #include "core/proto/messages.hpp"
 
 namespace drover::agent {
@@ -60,7 +61,8 @@ enum class Phase {
   starting,
   probing,
   flipping,
-  committing
+  committing,
+  flagset  // writing a flag set's flags (outside any apply)
 };
 // What the status endpoint shows: idle, fetching, unpacking or switching.
 const char* phase_view_name(Phase p);
@@ -72,7 +74,8 @@ struct Progress {
   proto::Plan plan;             // the plan being applied
   format::Manifest manifest;    // its checked manifest
   ServiceRecord rec;            // the record it started from, as the switch changes it
-  std::string flags;            // the plan's flags, canonical JSON
+  std::string flags;            // the plan's (or the flag set's) flags, canonical JSON
+  std::uint64_t flags_seq = 0;  // flagset: the flag set being written
   std::string proof;            // the plan's signed bundle, without the manifest
   bool running_it = false;      // the plan names the release already serving
   int slot = 0;                 // the slot being started or probed
@@ -92,7 +95,8 @@ struct ServiceState {
   ServiceSpec spec;
   ServiceRecord record;  // as last committed
   Progress progress;
-  std::optional<proto::PlanBundle> pending;  // offered while busy; considered once idle
+  std::optional<proto::PlanBundle> pending;           // offered while busy; considered once idle
+  std::optional<proto::FlagSetBundle> pending_flags;  // the same, for flag sets
   // What the status endpoint shows.
   std::string last_error;
   std::uint64_t fetch_layers = 0, fetch_bytes = 0;
@@ -149,11 +153,14 @@ struct Flipped {
 struct Committed {
   Status status;
 };
-struct Tick {};  // once per agent cycle: due housekeeping (a scale-down)
+struct Tick {};      // once per agent cycle: due housekeeping (a scale-down)
+struct FlagsOffer {  // a flag set pulled from the coordinator
+  proto::FlagSetBundle bundle;
+};
 }  // namespace ev
-using Event =
-    std::variant<ev::Offer, ev::ManifestLoaded, ev::Fetched, ev::Unpacked, ev::FlagsWritten,
-                 ev::SlotStarted, ev::Probed, ev::Woke, ev::Flipped, ev::Committed, ev::Tick>;
+using Event = std::variant<ev::Offer, ev::ManifestLoaded, ev::Fetched, ev::Unpacked,
+                           ev::FlagsWritten, ev::SlotStarted, ev::Probed, ev::Woke, ev::Flipped,
+                           ev::Committed, ev::Tick, ev::FlagsOffer>;
 
 // ---- actions ----
 namespace act {
@@ -275,8 +282,8 @@ Step step(const ServiceState& s, const Event& e, const Observed& now);
 Step recover(const ServiceState& s, const std::optional<Intent>& leftover);
 
 // Whether an announcement of seq for this service is worth a pull.
-inline bool wants_pull(const ServiceRecord& r, std::uint64_t announced_seq) {
-  return announced_seq > r.seq;
+inline bool wants_pull(const ServiceRecord& r, std::uint64_t announced_seq, bool flags = false) {
+  return announced_seq > (flags ? r.flags_seq : r.seq);
 }
 
 // The wait before the next pull: the poll interval after an answer; after

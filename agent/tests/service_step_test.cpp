@@ -771,5 +771,81 @@ TEST(ServiceStep, ANewReleaseNeverStartsInASlotThatStillCarriesTraffic) {
             std::string::npos);
 }
 
+// ---- flag sets (issue 15) ----
+
+proto::FlagSet flagset(std::uint64_t seq, int percent, std::vector<std::string> hosts = {"web-1"}) {
+  proto::FlagSet f;
+  f.service = "web";
+  f.env = "production";
+  f.seq = seq;
+  f.hosts = std::move(hosts);
+  f.flags["checkout"] = {true, false, percent};
+  f.issued_at = kNow - 5;
+  return f;
+}
+
+TEST(ServiceStep, AFlagSetRewritesTheFlagsFileAloneAndPlansNoLongerDo) {
+  Machine m;
+  m.apply_healthy(1, "v1");
+  const auto sign = [&](const proto::FlagSet& f) {
+    return *proto::sign_flagset(f, m.online, m.cert);
+  };
+  m.on(ev::FlagsOffer{sign(flagset(3, 25))});
+  auto write = all_of<act::WriteFlags>(m.last);
+  ASSERT_EQ(write.size(), 1u);
+  EXPECT_EQ(write[0].flags, R"({"checkout":25})");
+  EXPECT_EQ(write[0].seq, 3u);
+  EXPECT_FALSE(has<act::StartSlot>(m.last));
+  m.on(ev::FlagsWritten{Ok{}});
+  const auto stored = all_of<act::StoreRecord>(m.last);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].record.flags_seq, 3u);
+  EXPECT_EQ(stored[0].record.seq, 1u);  // the plan held is untouched
+  EXPECT_EQ(reported(m.last), std::vector<std::string>{"flags_applied"});
+  EXPECT_EQ(all_of<act::Report>(m.last)[0].item.detail, R"({"seq":3})");
+  EXPECT_EQ(m.s.progress.phase, Phase::idle);
+
+  // The same seq again: nothing. An older one: a replay, refused.
+  m.on(ev::FlagsOffer{sign(flagset(3, 25))});
+  EXPECT_TRUE(m.last.empty());
+  m.on(ev::FlagsOffer{sign(flagset(2, 100))});
+  EXPECT_EQ(reported(m.last), std::vector<std::string>{"flags_refused"});
+  EXPECT_FALSE(has<act::WriteFlags>(m.last));
+
+  // A plan with flags of its own no longer writes the file: the flag set rules.
+  proto::Plan p = m.plan(2, "v2");
+  p.flags["checkout"] = {true, false, 100};
+  m.on(ev::Offer{m.bundle(p)});
+  m.on(ev::ManifestLoaded{format::Manifest{}, true});
+  EXPECT_FALSE(has<act::WriteFlags>(m.last));
+  m.on(ev::SlotStarted{Ok{}, true});
+  m.slot(0, RunState::running, "v2");
+  m.on(ev::Probed{true, true, "", 30});
+  ASSERT_EQ(all_of<act::Commit>(m.last).at(0).record.flags, R"({"checkout":25})");
+  m.on(ev::Committed{Ok{}});
+  EXPECT_EQ(m.s.record.flags_seq, 3u);
+}
+
+TEST(ServiceStep, AFlagSetForAnotherHostOrSignedByAnotherKeyIsRefused) {
+  Machine m;
+  m.apply_healthy(1, "v1");
+  m.on(ev::FlagsOffer{*proto::sign_flagset(flagset(3, 25, {"web-2"}), m.online, m.cert)});
+  EXPECT_EQ(reported(m.last), std::vector<std::string>{"flags_refused"});
+  EXPECT_NE(all_of<act::Report>(m.last)[0].item.detail.find("does not list this host"),
+            std::string::npos);
+  SeededRandom other_rnd{9};
+  const sign::KeyPair forger = sign::KeyPair::generate(other_rnd);
+  m.on(ev::FlagsOffer{*proto::sign_flagset(flagset(4, 25), forger, m.cert)});
+  EXPECT_EQ(reported(m.last), std::vector<std::string>{"flags_refused"});
+  EXPECT_FALSE(has<act::WriteFlags>(m.last));
+  EXPECT_EQ(m.s.record.flags_seq, 0u);
+  // A write that fails records nothing; the next pull brings it again.
+  m.on(ev::FlagsOffer{*proto::sign_flagset(flagset(5, 25), m.online, m.cert)});
+  m.on(ev::FlagsWritten{make_error(Errc::io, "disk full")});
+  EXPECT_EQ(reported(m.last), std::vector<std::string>{"flags_refused"});
+  EXPECT_EQ(m.s.record.flags_seq, 0u);
+  EXPECT_EQ(m.s.progress.phase, Phase::idle);
+}
+
 }  // namespace
 }  // namespace drover::agent

@@ -75,6 +75,44 @@ Result<RollbackRequest> decode_rollback(const json& body) {
   return out;
 }
 
+Result<FlagChange> decode_flag_set(const json& body) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"env", "value"}));
+  FlagChange out;
+  DROVER_ASSIGN(out.env, f.str("env", 256));
+  DROVER_TRY(f.require({"value"}));
+  const json& v = *f.raw("value");
+  if (v.is_boolean()) {
+    out.value.on = v.get<bool>();
+  } else if (v.is_number_integer() && v.get<std::int64_t>() >= 0 && v.get<std::int64_t>() <= 100) {
+    out.value.is_percent = true;
+    out.value.percent = static_cast<int>(v.get<std::int64_t>());
+  } else {
+    return make_error(Errc::invalid_argument,
+                      "value must be true, false or a whole percentage 0-100");
+  }
+  return out;
+}
+
+Result<std::string> decode_flag_kill(const json& body) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"env"}));
+  return f.str("env", 256);
+}
+
+json render_flagset(const FlagSetRecord& r) {
+  json flags = json::object();
+  for (const auto& [k, v] : r.flags) flags[k] = v.is_percent ? json(v.percent) : json(v.on);
+  return {{"service", r.service},    {"env", r.env},     {"seq", r.seq}, {"flags", flags},
+          {"hosts", r.hosts.size()}, {"at_ms", r.at_ms}, {"by", r.by}};
+}
+
+json render_flagsets(const std::string& service, const std::vector<FlagSetRecord>& all) {
+  json envs = json::array();
+  for (const auto& r : all) envs.push_back(render_flagset(r));
+  return {{"service", service}, {"environments", envs}};
+}
+
 Result<std::string> decode_gate_text(const json& body, const std::string& field, bool required) {
   const json empty = json::object();
   DROVER_ASSIGN(Fields f, Fields::of(body.is_null() ? empty : body, ""));

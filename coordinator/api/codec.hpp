@@ -40,6 +40,16 @@ nlohmann::json render_destination(const notify::Destination& d);
 nlohmann::json render_destinations(const std::vector<notify::Destination>& all);
 nlohmann::json render_outbox(const std::vector<notify::Pending>& pending);
 Result<RollbackRequest> decode_rollback(const nlohmann::json& body);
+// POST /services/:service/flags/:flag {"env","value"} (value: true, false or
+// a percentage 0-100); .../kill {"env"}.
+struct FlagChange {
+  std::string env;
+  proto::FlagValue value;
+};
+Result<FlagChange> decode_flag_set(const nlohmann::json& body);
+Result<std::string> decode_flag_kill(const nlohmann::json& body);
+nlohmann::json render_flagset(const FlagSetRecord& r);
+nlohmann::json render_flagsets(const std::string& service, const std::vector<FlagSetRecord>& all);
 Result<ContentId> decode_artifact_registration(const nlohmann::json& body);
 struct TokenRequest {
   std::string name;

@@ -511,6 +511,24 @@ http::Response HttpApi::dispatch(const http::Request& req) {
     on("POST", Role::deployer, [&](const Caller& who, const json&) {
       return from(c.resume(seg[1], who), api::render_deploy_summary);
     });
+  } else if (is({"services", "*", "flags"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      return from(c.flags(seg[1]), [&](const std::vector<FlagSetRecord>& all) {
+        return api::render_flagsets(seg[1], all);
+      });
+    });
+  } else if (is({"services", "*", "flags", "*"})) {
+    on("POST", Role::deployer, [&](const Caller& who, const json& body) {
+      auto change = api::decode_flag_set(body);
+      if (!change.ok()) return fail(change.error());
+      return from(c.set_flag(seg[1], change->env, seg[3], change->value, who), api::render_flagset);
+    });
+  } else if (is({"services", "*", "flags", "*", "kill"})) {
+    on("POST", Role::deployer, [&](const Caller& who, const json& body) {
+      auto env = api::decode_flag_kill(body);
+      if (!env.ok()) return fail(env.error());
+      return from(c.kill_flag(seg[1], *env, seg[3], who), api::render_flagset);
+    });
   } else if (is({"rollback"})) {
     on("POST", Role::deployer, [&](const Caller& who, const json& body) {
       auto r = api::decode_rollback(body);

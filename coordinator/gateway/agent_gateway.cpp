@@ -132,6 +132,13 @@ void AgentGateway::announce(const std::string& service, std::uint64_t seq) {
   }
 }
 
+void AgentGateway::announce_flags(const std::string& service, std::uint64_t seq) {
+  proto::Announcement a{service, seq, true};
+  if (auto st = publisher_->publish(proto::encode_announcement(a)); !st.ok()) {
+    log_.warn("coordinator.announce", {{"service", service}, {"error", st.error().message}});
+  }
+}
+
 void AgentGateway::enroll(const proto::Request& r, Responder& out) {
   auto body = proto::parse_body(r.body);
   if (!body.ok()) return out.fail(body.error());
@@ -251,6 +258,26 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
 
   const canon::Fields fields(*body, "", canon::Nulls::refused);
   if (r->type == proto::kPlanPull) return pull_plan(*r, **host, *body, out);
+  if (r->type == proto::kFlagsPull && r->v == proto::kProtocolV2) {
+    auto service = fields.str("service", kMaxNameBytes);
+    if (!service.ok()) return out.fail(service.error().context("flags_pull"));
+    auto have = fields.u64("have_seq", proto::kMaxSeq);
+    if (!have.ok()) return out.fail(have.error().context("flags_pull"));
+    // A host asks only for its own services' flags.
+    const auto& mine = (*host)->services;
+    if (std::find(mine.begin(), mine.end(), *service) == mine.end()) {
+      return out.fail(Errc::refused,
+                      "host '" + r->host + "' does not run service '" + *service + "'");
+    }
+    auto answer = flags_ ? flags_(**host, *service, *have) : Result<FlagsAnswer>(FlagsAnswer{});
+    if (!answer.ok()) return out.fail(answer.error());
+    switch (answer->kind) {
+      case FlagsAnswer::Kind::none: return out.answer("no_flags", {{"service", *service}});
+      case FlagsAnswer::Kind::unchanged:
+        return out.answer("unchanged", {{"service", *service}, {"seq", answer->seq}});
+      case FlagsAnswer::Kind::bundle: return out.answer("flags", {{"bundle", answer->bundle}});
+    }
+  }
   if (r->type == proto::kManifestPull) {
     auto artifact = fields.str("artifact", proto::kMaxIdBytes);
     if (!artifact.ok()) return out.fail(artifact.error().context("manifest_pull"));

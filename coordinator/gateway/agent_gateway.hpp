@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "coordinator/plans/flag_sets.hpp"
 #include "coordinator/plans/plan_signer.hpp"
 #include "coordinator/store/coordinator_store.hpp"
 #include "core/hash/sha256.hpp"
@@ -82,6 +83,13 @@ class AgentGateway {
 
   // Best effort (agents also poll): "plan seq of service exists".
   void announce(const std::string& service, std::uint64_t seq);
+  // The same for a flag set's seq.
+  void announce_flags(const std::string& service, std::uint64_t seq);
+  // Where flags_pull is answered from (set once, before requests arrive;
+  // without it every host is answered no_flags).
+  using FlagsSource = std::function<Result<FlagsAnswer>(
+      const HostRecord&, const std::string& service, std::uint64_t have_seq)>;
+  void set_flags_source(FlagsSource source) { flags_ = std::move(source); }
 
   // Handles one request's bytes; exposed for tests and benchmarks that drive
   // the gateway without sockets. Reports are answered after their commit.
@@ -195,6 +203,7 @@ class AgentGateway {
   std::int64_t max_skew_ms_ = 0;
   std::vector<std::pair<std::uint64_t, std::string>> root_chain_;  // version, document
   std::function<std::optional<nlohmann::json>(const HostRecord&)> mesh_token_;
+  FlagsSource flags_;
   std::size_t legacy_endpoints_ = 0;  // listeners [0, this) are legacy
   SignBudget sign_budget_;
   // Committer thread only: when each throttled host was last named in the log.

@@ -251,6 +251,14 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
       [self](const std::string& service, std::uint64_t seq) {
         self->gateway_->announce(service, seq);
       });
+  c->flag_sets_ = std::make_unique<FlagSets>(*c->store_, *c->keys_,
+                                             [self](const std::string& service, std::uint64_t seq) {
+                                               self->gateway_->announce_flags(service, seq);
+                                             });
+  c->gateway_->set_flags_source(
+      [self](const HostRecord& h, const std::string& service, std::uint64_t have) {
+        return self->flags_for(h, service, have);
+      });
   c->orchestrator_ = std::make_unique<Orchestrator>(
       *c->store_,
       [self](const DeployRecord& d, const RunPlan& plan) {

@@ -196,6 +196,16 @@ class Coordinator {
   // under the lock the write takes (a gate stored meanwhile counts).
   Result<SavedPipeline> put_pipeline(Pipeline pipeline, const Caller& who);
   Result<Pipeline> pipeline(const std::string& id);
+
+  // ---- feature flags (docs/COORDINATOR.md, "Feature flags"; deployer) ----
+  Result<std::vector<FlagSetRecord>> flags(const std::string& service);
+  // A new revision of the environment's flag set with the flag at value.
+  Result<FlagSetRecord> set_flag(const std::string& service, const std::string& env,
+                                 const std::string& flag, proto::FlagValue value,
+                                 const Caller& who);
+  // The flag off (false) at once; refused for a flag the set does not hold.
+  Result<FlagSetRecord> kill_flag(const std::string& service, const std::string& env,
+                                  const std::string& flag, const Caller& who);
   Result<std::vector<Pipeline>> pipelines();
   // A pipeline's deploys, newest first.
   Result<std::vector<DeployRecord>> runs(const std::string& pipeline_id, std::size_t limit);
@@ -353,6 +363,18 @@ class Coordinator {
   void check_waiting_triggers();
   // The other pipelines of p's service.
   Result<std::vector<Pipeline>> other_pipelines(const Pipeline& p);
+  // Feature flags: the pipeline of a service and the hosts of one of its
+  // environments now; a change of one flag; a host's pull.
+  struct FlagScope {
+    std::string pipeline_id;
+    std::vector<std::string> hosts;
+  };
+  Result<FlagScope> flag_scope(const std::string& service, const std::string& env);
+  Result<FlagSetRecord> change_flag(const std::string& service, const std::string& env,
+                                    const std::string& flag, std::optional<proto::FlagValue> value,
+                                    const std::string& what, const Caller& who);
+  Result<FlagsAnswer> flags_for(const HostRecord& host, const std::string& service,
+                                std::uint64_t have_seq);
   Coordinator(CoordinatorOptions options, const Clock& clock, Random& random, Logger& log);
   Result<Pipeline> load_pipeline(const std::string& id);
   // What a deploy's config snapshot says, read once per deploy.
@@ -390,6 +412,9 @@ class Coordinator {
   std::unique_ptr<PlanSigner> signer_;     // injected; keys_ signs when absent
   std::unique_ptr<AgentGateway> gateway_;
   std::unique_ptr<PlanIssuer> issuer_;
+  std::unique_ptr<FlagSets> flag_sets_;
+  std::mutex flags_mu_;  // one flag change at a time; guards unlisted_checked_
+  std::map<std::string, std::int64_t> unlisted_checked_;  // service/host -> last check
   std::unique_ptr<Orchestrator> orchestrator_;
   std::mutex orchestrator_mu_;  // the driver and API operations share the orchestrator
 

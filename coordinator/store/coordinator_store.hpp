@@ -290,7 +290,8 @@ class CoordinatorStore {
     // whether the preview route reaches it.
     std::map<std::string, int> traffic;
     std::set<std::string> previewed;
-    std::vector<FleetSample> samples;  // oldest first
+    std::map<std::string, std::uint64_t> flags_seq;  // host -> the flag set it applied
+    std::vector<FleetSample> samples;                // oldest first
   };
   // What the hosts of a service report, with samples taken at or after since_ms.
   virtual Result<Fleet> fleet(const std::string& service, std::int64_t since_ms) = 0;

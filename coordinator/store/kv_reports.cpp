@@ -177,6 +177,17 @@ Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const ReportFrom& 
         // The artifact it now runs.
         DROVER_TRY(
             note_release(txn, host_state_, host_releases_, st, e.service, host, e.detail, e.at_ms));
+      } else if (e.event == "flags_applied") {
+        // {"seq":N}: the flag set the host's flags file now follows.
+        const json d = json::parse(e.detail, nullptr, false);
+        if (d.is_object() && d.contains("seq") && d["seq"].is_number_unsigned() &&
+            d["seq"].get<std::uint64_t>() <= proto::kMaxSeq) {
+          DROVER_ASSIGN(json st, state_of(e.service));
+          if (d["seq"].get<std::uint64_t>() > st.value("flags_seq", std::uint64_t{0})) {
+            st["flags_seq"] = d["seq"].get<std::uint64_t>();
+            DROVER_TRY(txn.put(host_state_, e.service + '/' + host, st.dump()));
+          }
+        }
       } else if (e.event == "apply_failed" || e.event == "plan_refused" ||
                  e.event == "fetch_failed") {
         DROVER_ASSIGN(json st, state_of(e.service));
@@ -238,6 +249,7 @@ Result<KvCoordinatorStore::Fleet> KvCoordinatorStore::fleet(const std::string& s
       if (j.is_object()) {
         if (j.contains("release")) f.running[host] = j["release"].get<std::string>();
         if (j.contains("failed_seq")) f.failed_seq[host] = j["failed_seq"].get<std::uint64_t>();
+        if (j.contains("flags_seq")) f.flags_seq[host] = j["flags_seq"].get<std::uint64_t>();
         if (j.contains("traffic") && j["traffic"].is_number_integer()) {
           f.traffic[host] = j["traffic"].get<int>();
           if (j.value("preview", false)) f.previewed.insert(host);

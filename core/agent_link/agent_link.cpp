@@ -184,6 +184,23 @@ Result<std::optional<proto::PlanBundle>> CoordinatorLink::pull_plan(const std::s
   return std::optional<proto::PlanBundle>(std::move(b));
 }
 
+Result<std::optional<proto::FlagSetBundle>> CoordinatorLink::pull_flags(const std::string& service,
+                                                                        std::uint64_t have_seq) {
+  if (options_.protocol != proto::kProtocolV2) return std::optional<proto::FlagSetBundle>();
+  DROVER_ASSIGN(proto::Reply reply,
+                call(proto::kFlagsPull, {{"service", service}, {"have_seq", have_seq}}));
+  if (reply.type == "no_flags" || reply.type == "unchanged") {
+    return std::optional<proto::FlagSetBundle>();
+  }
+  auto bundle = reply.fields.find("bundle");
+  if (reply.type != "flags" || bundle == reply.fields.end() || !bundle->is_string()) {
+    return make_error(Errc::invalid_argument,
+                      "coordinator: flags_pull answered '" + reply.type + "' without a bundle");
+  }
+  DROVER_ASSIGN(proto::FlagSetBundle b, proto::decode_flagset_bundle(bundle->get<std::string>()));
+  return std::optional<proto::FlagSetBundle>(std::move(b));
+}
+
 Result<std::string> CoordinatorLink::pull_manifest(const ContentId& artifact,
                                                    std::uint64_t max_bytes) {
   DROVER_ASSIGN(proto::Reply reply, call(proto::kManifestPull, {{"artifact", artifact.str()}}));

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/nng/nng.hpp"
+#include "core/proto/flagset.hpp"
 #include "core/proto/messages.hpp"
 #include "core/proto/plan.hpp"
 #include "core/sign/keys.hpp"
@@ -36,6 +37,12 @@ class AgentLink {
                                                              std::uint64_t have_seq) = 0;
   // At most max_bytes are accepted.
   virtual Result<std::string> pull_manifest(const ContentId& artifact, std::uint64_t max_bytes) = 0;
+  // The flag set of this host's environment when its seq is not have_seq,
+  // or nullopt (unchanged, or none set).
+  virtual Result<std::optional<proto::FlagSetBundle>> pull_flags(const std::string& /*service*/,
+                                                                 std::uint64_t /*have_seq*/) {
+    return std::optional<proto::FlagSetBundle>();
+  }
   // Returns once the coordinator acknowledged the report's seq.
   virtual Status send_report(const proto::ReportBody& report) = 0;
   // The root documents above have_version, oldest first (none from a
@@ -81,6 +88,8 @@ class CoordinatorLink final : public AgentLink {
   Result<std::optional<proto::PlanBundle>> pull_plan(const std::string& service,
                                                      std::uint64_t have_seq) override;
   Result<std::string> pull_manifest(const ContentId& artifact, std::uint64_t max_bytes) override;
+  Result<std::optional<proto::FlagSetBundle>> pull_flags(const std::string& service,
+                                                         std::uint64_t have_seq) override;
   Status send_report(const proto::ReportBody& report) override;
   void trust_online_key(const sign::PublicKey& key) override;
   std::optional<nlohmann::json> mesh_token() override;

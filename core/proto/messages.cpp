@@ -318,8 +318,9 @@ Result<Reply> decode_reply(std::string_view bytes) {
 }
 
 std::string encode_announcement(const Announcement& a) {
-  return std::string(kAnnouncePrefix) +
-         json{{"v", kProtocolVersion}, {"service", a.service}, {"seq", a.seq}}.dump();
+  json j = {{"v", kProtocolVersion}, {"service", a.service}, {"seq", a.seq}};
+  if (a.flags) j["kind"] = "flags";
+  return std::string(kAnnouncePrefix) + j.dump();
 }
 
 Result<Announcement> decode_announcement(std::string_view bytes) {
@@ -333,6 +334,11 @@ Result<Announcement> decode_announcement(std::string_view bytes) {
     Announcement a;
     DROVER_ASSIGN(a.service, name_field(f, "service"));
     DROVER_ASSIGN(a.seq, f.u64("seq", kMaxSeq));
+    DROVER_ASSIGN(auto kind, f.opt_str("kind", 16));
+    if (kind && *kind != "flags" && *kind != "plan") {
+      return invalid(f.path("kind") + " must be \"plan\" or \"flags\"");
+    }
+    a.flags = kind && *kind == "flags";
     return a;
   });
 }

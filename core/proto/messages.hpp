@@ -63,6 +63,7 @@ inline constexpr std::size_t kMaxSealedBytes = 256;   // the sealed report key
 inline constexpr std::string_view kEnroll = "enroll";
 inline constexpr std::string_view kPlanPull = "plan_pull";
 inline constexpr std::string_view kManifestPull = "manifest_pull";
+inline constexpr std::string_view kFlagsPull = "flags_pull";  // version 2, issue 15
 inline constexpr std::string_view kReport = "report";
 inline constexpr std::string_view kCertPull = "cert_pull";
 inline constexpr std::string_view kRootPull = "root_pull";  // version 2
@@ -135,6 +136,7 @@ std::string make_nonce(Random& random);
 struct Announcement {
   std::string service;
   std::uint64_t seq = 0;
+  bool flags = false;  // a flag set's seq ("kind":"flags"), not a plan's
 };
 std::string encode_announcement(const Announcement& a);
 Result<Announcement> decode_announcement(std::string_view bytes);

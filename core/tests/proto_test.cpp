@@ -14,6 +14,7 @@
 
 #include "core/canon/canonical_json.hpp"
 #include "core/nng/nng.hpp"
+#include "core/proto/flagset.hpp"
 #include "core/proto/messages.hpp"
 #include "core/proto/plan.hpp"
 #include "core/sign/secret_box.hpp"
@@ -429,6 +430,48 @@ TEST(Nng, SubscribersReceiveAnnouncementsWithTheirPrefix) {
   }
   ASSERT_TRUE(got);
   EXPECT_EQ(decode_announcement(*got)->seq, 4u);
+}
+
+TEST(FlagSets, RoundTripSignedAndBadOnesAreNamed) {
+  SeededRandom rnd(4);
+  const auto root = sign::KeyPair::generate(rnd);
+  const auto online = sign::KeyPair::generate(rnd);
+  const auto cert = sign::certify(root, {"online", online.public_key(), 1, kNow - 10, kNow + 3600});
+  FlagSet f;
+  f.service = "web";
+  f.env = "production";
+  f.seq = 4;
+  f.hosts = {"h1", "h2"};
+  f.flags["checkout"] = {true, false, 25};
+  f.flags["dark"] = {false, true, 0};
+  f.issued_at = kNow;
+  auto bundle = sign_flagset(f, online, cert);
+  ASSERT_TRUE(bundle.ok()) << bundle.error().message;
+  auto back = decode_flagset_bundle(encode_flagset_bundle(*bundle));
+  ASSERT_TRUE(back.ok());
+  auto opened = open_flagset(*back, {root.public_key(), 1}, kNow);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  EXPECT_EQ(opened->flags_json(), R"({"checkout":25,"dark":true})");
+  EXPECT_TRUE(opened->applies_to("h2"));
+  EXPECT_FALSE(opened->applies_to("h3"));
+  // Another root does not vouch for it.
+  const auto stranger = sign::KeyPair::generate(rnd);
+  EXPECT_EQ(open_flagset(*back, {stranger.public_key(), 1}, kNow).error().code, Errc::crypto);
+  // The rules of the format.
+  FlagSet bad = f;
+  bad.flags["checkout"] = {true, false, 101};
+  EXPECT_NE(encode_flagset(bad).error().message.find("outside 0-100"), std::string::npos);
+  bad = f;
+  bad.hosts = {"h1", "h1"};
+  EXPECT_NE(encode_flagset(bad).error().message.find("listed twice"), std::string::npos);
+  bad = f;
+  bad.seq = 0;
+  EXPECT_FALSE(encode_flagset(bad).ok());
+  std::string text = *encode_flagset(f);
+  EXPECT_TRUE(decode_flagset(text).ok());
+  EXPECT_FALSE(
+      decode_flagset(text.substr(0, text.size() - 1) + ",\"x\":1}").ok());  // unknown field
+  EXPECT_FALSE(decode_flagset(" " + text).ok());                            // not canonical
 }
 
 }  // namespace

@@ -66,6 +66,8 @@ class TestFleet {
   const Router& router(const std::string& host) const { return routers_.at(host); }
   // What the demo service answers at /version on one slot (0 blue, 1 green).
   std::pair<std::string, int> slot_serving(const std::string& host, int slot);
+  // The port a host's single-slot service listens on.
+  std::uint16_t service_port(const std::string& host) const { return service_ports_.at(host); }
 
   // The API, as the admin.
   nlohmann::json api(const std::string& method, const std::string& path,

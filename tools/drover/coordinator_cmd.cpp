@@ -299,6 +299,11 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
                                                     cxxopts::value<std::string>())(
         "count", "receive: exit after N events", cxxopts::value<std::size_t>());
   }
+  if (verb == "flag") {
+    o.custom_help(
+        "set SERVICE FLAG on|off|PERCENT --env E | kill SERVICE FLAG --env E | ls SERVICE");
+    o.add_options()("env", "the environment", cxxopts::value<std::string>());
+  }
   if (verb == "join-token") {
     o.custom_help("create [--uses N] [--ttl S] [--region R]... [--service S]... | ls | revoke ID");
     o.add_options()("uses", "enrollments it admits (default 1)", cxxopts::value<std::int64_t>())(
@@ -511,6 +516,51 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
                   [&](const json&) { std::cout << "revoked " << words[1] << "\n"; });
     }
     return usage(verb, "token create NAME --role ROLE [--person P] | revoke NAME | list");
+  }
+  if (verb == "flag") {
+    auto print_set = [](const json& j) {
+      std::cout << j.value("service", "") << " in " << j.value("env", "") << ", flag set "
+                << j.value("seq", 0) << " (" << j.value("hosts", 0) << " hosts):";
+      for (const auto& [k, v] : j["flags"].items()) std::cout << " " << k << "=" << v.dump();
+      std::cout << "\n";
+    };
+    const std::string base =
+        words.size() >= 2 ? "/services/" + http::percent_encode(words[1]) + "/flags" : "";
+    if (words.size() == 2 && words[0] == "ls") {
+      return show(api->call("GET", base), [&](const json& j) {
+        for (const auto& e : j["environments"]) print_set(e);
+      });
+    }
+    if (!r.count("env") && (words.size() == 4 || words.size() == 3)) {
+      return usage(verb, "flag " + words[0] + " needs --env ENV");
+    }
+    if (words.size() == 4 && words[0] == "set") {
+      json value;
+      if (words[3] == "on") {
+        value = true;
+      } else if (words[3] == "off") {
+        value = false;
+      } else {
+        const std::string& p = words[3];
+        const bool digits =
+            !p.empty() && p.size() <= 3 &&
+            std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits || std::stoi(p) > 100) {
+          return usage(verb, "a flag's value is on, off or a percentage 0-100, not '" + p + "'");
+        }
+        value = std::stoi(p);
+      }
+      return show(api->call("POST", base + "/" + http::percent_encode(words[2]),
+                            json{{"env", r["env"].as<std::string>()}, {"value", value}}),
+                  print_set);
+    }
+    if (words.size() == 3 && words[0] == "kill") {
+      return show(api->call("POST", base + "/" + http::percent_encode(words[2]) + "/kill",
+                            json{{"env", r["env"].as<std::string>()}}),
+                  print_set);
+    }
+    return usage(
+        verb, "set SERVICE FLAG on|off|PERCENT --env E | kill SERVICE FLAG --env E | ls SERVICE");
   }
   if (verb == "scm") {
     if (words.size() == 2 && words[0] == "source") {

@@ -23,6 +23,7 @@ constexpr const char* kHelp =
     "  token create|revoke|list, join-token create|ls|revoke   access (admin)\n"
     "  scm source|sources|login                               git push triggers (admin)\n"
     "  notify allow|allowed|add|ls|rm|outbox|receive          notifications of a pipeline\n"
+    "  flag set|kill|ls SERVICE [FLAG VALUE] --env E           feature flags, per environment\n"
     "  hosts, audit [verify|show DEPLOY_ID]                   inventory; the audit log\n"
     "  version                                                print the version\n"
     "run 'drover <command> --help' for a command's options\n";
@@ -46,9 +47,9 @@ int main(int argc, char** argv) {
   if (command == "keygen") return drover::cli::keygen_command(ctx, std::move(args));
   if (command == "key") return drover::cli::key_command(ctx, std::move(args));
   if (command == "mesh") return drover::cli::mesh_command(ctx, std::move(args));
-  for (const char* verb :
-       {"deploy", "rollback", "redeploy", "status", "pause", "resume", "pipeline", "approve",
-        "reject", "override-freeze", "scm", "notify", "token", "join-token", "hosts", "audit"}) {
+  for (const char* verb : {"deploy", "rollback", "redeploy", "status", "pause", "resume",
+                           "pipeline", "approve", "reject", "override-freeze", "scm", "notify",
+                           "token", "join-token", "hosts", "audit", "flag"}) {
     if (command == verb) return drover::cli::coordinator_command(ctx, command, std::move(args));
   }
   if (command == "version" || command == "--version") {
