@@ -220,13 +220,17 @@ TEST(StrategiesEndToEnd, ATrafficCanaryAtFivePercentReachesTheNewSlotThenAnAbort
   EXPECT_EQ(s.live(host), s.v1);
 }
 
-// Feature flags travel in flag sets of their own (issue 15): a change
-// reaches every host's flags file without a plan, a restart or a download,
-// and a kill turns the flag off everywhere.
-TEST(StrategiesEndToEnd, AFlagSetAndAKillReachEveryHostWithoutARestart) {
+// Feature flags travel in flag sets of their own (issue 15). Shipped dark
+// (the release everywhere, the flag off), a flag is ramped 1, 5, 25% with a
+// bake and a verdict per step, without a plan, a restart or a download; a
+// kill turns it off everywhere at once; a ramp whose step degrades health is
+// set back to 0 by the coordinator on its own.
+TEST(StrategiesEndToEnd, AFlagRampsKillsAndADegradingRampIsSetBackToZero) {
   TempDir dir;
   TestFleet f{dir.path()};
-  const std::string v1 = f.push("v1", kHealthy);
+  json demo = kHealthy;
+  demo["flag_paths"] = {{"checkout", {{"error_rate", 0.0}}}, {"bad-path", {{"error_rate", 0.5}}}};
+  const std::string v1 = f.push("v1", demo);
   f.start_coordinator();
   f.start_origin();
   f.start_seed("r1");
@@ -239,22 +243,23 @@ TEST(StrategiesEndToEnd, AFlagSetAndAKillReachEveryHostWithoutARestart) {
   ASSERT_EQ(d.exit_code, 0) << d.out << d.err << f.agent_failures();
   std::map<std::string, int> pid;
   for (const auto& h : f.hosts()) pid[h] = f.serving(h).second;
-
   auto flags_of = [&](const std::string& host) {
     auto r = http::request(
         "GET", "http://127.0.0.1:" + std::to_string(f.service_port(host)) + "/version", "", 2s);
     if (!r.ok()) return json();
     return json::parse(r->body, nullptr, false)["flags"]["flags"];
   };
+
   ProcessResult bad = f.drover({"flag", "set", "web", "checkout", "125", "--env", "production"});
   EXPECT_EQ(bad.exit_code, 2) << bad.out << bad.err;
   ProcessResult nowhere = f.drover({"flag", "set", "web", "checkout", "25", "--env", "mars"});
   EXPECT_EQ(nowhere.exit_code, 1) << nowhere.out;
   EXPECT_NE(nowhere.err.find("no environment 'mars'"), std::string::npos) << nowhere.err;
 
-  ProcessResult set = f.drover({"flag", "set", "web", "checkout", "25", "--env", "production"});
-  ASSERT_EQ(set.exit_code, 0) << set.err;
-  EXPECT_NE(set.out.find("checkout=25"), std::string::npos) << set.out;
+  // The ramp: 1, 5, then 25%, each step baked and judged.
+  ProcessResult ramp =
+      f.drover({"flag", "set", "web", "checkout", "25", "--env", "production", "--wait"});
+  ASSERT_EQ(ramp.exit_code, 0) << ramp.out << ramp.err << f.agent_failures();
   for (const auto& h : f.hosts()) {
     EXPECT_TRUE(eventually([&] {
       return flags_of(h) == json{{"checkout", 25}};
@@ -262,18 +267,38 @@ TEST(StrategiesEndToEnd, AFlagSetAndAKillReachEveryHostWithoutARestart) {
         << ": " << flags_of(h).dump() << f.agent_failures();
     EXPECT_EQ(f.serving(h), std::make_pair(v1, pid[h])) << "a flag change restarts nothing";
   }
+  // Each step a revision of the flag set, audited.
+  ProcessResult audit = f.drover({"audit", "--service", "web", "--limit", "200", "--json"});
+  std::vector<int> steps;
+  const json records = json::parse(audit.out, nullptr, false)["records"];
+  for (const auto& rec : records) {
+    if (rec.value("what", "") != "flag.ramped") continue;
+    steps.push_back(rec["detail"].value("value", -1));
+  }
+  EXPECT_EQ(steps, (std::vector<int>{1, 5, 25})) << audit.out;
+
+  // The kill: off everywhere at once, no ramp.
   ProcessResult kill = f.drover({"flag", "kill", "web", "checkout", "--env", "production"});
   ASSERT_EQ(kill.exit_code, 0) << kill.err;
   for (const auto& h : f.hosts()) {
-    EXPECT_TRUE(eventually([&] { return flags_of(h) == json{{"checkout", false}}; })) << h;
+    EXPECT_TRUE(eventually([&] { return flags_of(h)["checkout"] == false; })) << h;
+    EXPECT_EQ(f.serving(h), std::make_pair(v1, pid[h]));
+  }
+
+  // A flag whose path fails half its requests: the 5% step degrades health
+  // and the coordinator sets the flag back to 0 on its own.
+  ProcessResult degrading =
+      f.drover({"flag", "set", "web", "bad-path", "25", "--env", "production", "--wait"});
+  EXPECT_EQ(degrading.exit_code, 1) << degrading.out << degrading.err;
+  EXPECT_NE(degrading.out.find("rolled_back"), std::string::npos) << degrading.out;
+  for (const auto& h : f.hosts()) {
+    EXPECT_TRUE(eventually([&] { return flags_of(h)["bad-path"] == 0; }))
+        << h << ": " << flags_of(h).dump();
     EXPECT_EQ(f.serving(h), std::make_pair(v1, pid[h]));
   }
   ProcessResult ls = f.drover({"flag", "ls", "web"});
-  EXPECT_NE(ls.out.find("production, flag set 2 (2 hosts): checkout=false"), std::string::npos)
-      << ls.out;
-  ProcessResult audit = f.drover({"audit", "--service", "web"});
-  EXPECT_NE(audit.out.find("flag.set"), std::string::npos) << audit.out;
-  EXPECT_NE(audit.out.find("flag.killed"), std::string::npos) << audit.out;
+  EXPECT_NE(ls.out.find("bad-path=0"), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.find("checkout=false"), std::string::npos) << ls.out;
   ProcessResult verify = f.drover({"audit", "verify"});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }

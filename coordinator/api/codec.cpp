@@ -77,9 +77,11 @@ Result<RollbackRequest> decode_rollback(const json& body) {
 
 Result<FlagChange> decode_flag_set(const json& body) {
   DROVER_ASSIGN(Fields f, Fields::of(body, ""));
-  DROVER_TRY(f.only({"env", "value"}));
+  DROVER_TRY(f.only({"env", "value", "now"}));
   FlagChange out;
   DROVER_ASSIGN(out.env, f.str("env", 256));
+  DROVER_ASSIGN(auto now, f.opt_bool("now"));
+  out.now = now.value_or(false);
   DROVER_TRY(f.require({"value"}));
   const json& v = *f.raw("value");
   if (v.is_boolean()) {

@@ -45,6 +45,7 @@ Result<RollbackRequest> decode_rollback(const nlohmann::json& body);
 struct FlagChange {
   std::string env;
   proto::FlagValue value;
+  bool now = false;  // a raise at once, no ramp (an approver's)
 };
 Result<FlagChange> decode_flag_set(const nlohmann::json& body);
 Result<std::string> decode_flag_kill(const nlohmann::json& body);

@@ -521,7 +521,15 @@ http::Response HttpApi::dispatch(const http::Request& req) {
     on("POST", Role::deployer, [&](const Caller& who, const json& body) {
       auto change = api::decode_flag_set(body);
       if (!change.ok()) return fail(change.error());
-      return from(c.set_flag(seg[1], change->env, seg[3], change->value, who), api::render_flagset);
+      auto done = c.set_flag(seg[1], change->env, seg[3], change->value, change->now, who);
+      if (!done.ok()) return fail(done.error());
+      if (done->ramp) {
+        // A ramp run: followed like a deploy (GET /deploys/:id).
+        json j = api::render_deploy_summary(*done->ramp);
+        j["ramp"] = {{"flag", seg[3]}, {"percent", done->ramp->flag_percent}};
+        return answer(201, j);
+      }
+      return answer(200, api::render_flagset(*done->set));
     });
   } else if (is({"services", "*", "flags", "*", "kill"})) {
     on("POST", Role::deployer, [&](const Caller& who, const json& body) {

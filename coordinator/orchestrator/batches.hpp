@@ -33,6 +33,9 @@ struct RolloutShape {
     std::int64_t preview_min_requests = 100;  // blue_green: a preview with fewer never passes
     std::int64_t scale_down_s = 3600;         // the old slot stops this long after its last traffic
   } split;
+  // A flag ramp's steps, percentages of targeting keys (the last reached is
+  // the one asked for).
+  std::vector<int> ramp_percents = {1, 5, 25, 100};
 };
 
 Status validate_shape(const RolloutShape& shape);

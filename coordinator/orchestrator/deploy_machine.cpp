@@ -57,6 +57,47 @@ void plan(Step& s, const std::string& artifact, std::vector<std::string> hosts,
 
 using Split = RolloutShape::Split;
 
+// A flag ramp's step: the flag at percent in the run's environment.
+void flags(Step& s, const std::string& flag, int percent) {
+  Action a;
+  a.kind = Action::Kind::issue_flags;
+  a.flag = flag;
+  a.flag_percent = percent;
+  s.actions.push_back(std::move(a));
+}
+
+// A ramp's steps: the ramp's percentages below the one asked for, then it.
+std::vector<BatchRecord> ramp_batches(const EnvPlan& ep, int target,
+                                      std::vector<std::string> hosts) {
+  std::sort(hosts.begin(), hosts.end());
+  std::vector<BatchRecord> out;
+  auto add = [&](int percent) {
+    BatchRecord b;
+    b.hosts = hosts;
+    b.flag_percent = percent;
+    out.push_back(std::move(b));
+  };
+  for (int p : ep.shape.ramp_percents) {
+    if (p < target) add(p);
+  }
+  add(target);
+  return out;
+}
+
+// Whether every host applied the environment's flag set with the flag at percent.
+bool flags_applied(const FleetView& f, const std::vector<std::string>& hosts, int percent,
+                   std::vector<std::string>* missing) {
+  bool all = f.flag_now == percent;
+  for (const auto& h : hosts) {
+    auto it = f.flags_seq.find(h);
+    if (it == f.flags_seq.end() || it->second < f.flagset_seq) {
+      all = false;
+      missing->push_back(h);
+    }
+  }
+  return all;
+}
+
 // A step of a split strategy: the release at less than all traffic, or previewed.
 bool split_step(const BatchRecord& b) {
   return b.traffic < 1000 || b.preview;
@@ -190,8 +231,14 @@ void start_batch(Step& s, const EnvPlan& ep, EnvRun& e, RegionRun& r, std::size_
   // newest revision that named them, which names the same artifact. A plan
   // then stays the size of a batch.
   const BatchRecord& b = r.batches[k];
-  plan(s, s.next.artifact, b.hosts, batch_route(b, &ep));
   json detail = {{"region", where(r)}, {"batch", k}, {"hosts", b.hosts.size()}};
+  if (b.flag_percent >= 0) {
+    flags(s, s.next.flag, b.flag_percent);
+    detail["flag"] = s.next.flag;
+    detail["percent"] = b.flag_percent;
+  } else {
+    plan(s, s.next.artifact, b.hosts, batch_route(b, &ep));
+  }
   if (ep.shape.split.kind != Split::Kind::none) {
     detail["traffic"] = b.traffic;
     if (b.preview) detail["preview"] = true;
@@ -254,6 +301,23 @@ void start_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::size_t w
   }
   if (!e.frozen.empty()) e.frozen.clear();
   WaveRun& wave = e.waves[w];
+  if (d.ramp()) {
+    // A ramp moves a flag on every host of the environment at once: one
+    // "region" of them all, its batches the ramp's steps.
+    wave.status = "running";
+    wave.started_ms = now;
+    wave.regions.clear();
+    RegionRun r;
+    r.batches = ramp_batches(ep, d.flag_percent, env_hosts(p, d.env, fleet.hosts));
+    wave.regions.push_back(std::move(r));
+    audit(
+        s, "wave.started",
+        {{"wave", wave.name}, {"flag", d.flag}, {"hosts", wave.regions[0].batches[0].hosts.size()}},
+        e.name);
+    start_batch(s, ep, e, wave.regions[0], 0, now);
+    s.changed = true;
+    return;
+  }
   const auto regions = wave_regions(p, ep.waves[w], fleet.hosts);
   if (ep.shape.split.kind != Split::Kind::none && !e.prior_artifact.empty()) {
     // A split goes only to hosts that report splitting: an agent that
@@ -354,6 +418,14 @@ void start_wave_rollback(Step& s, const EnvPlan& ep, std::size_t w, std::int64_t
     if (a.batch != b.batch) return a.batch > b.batch;
     return a.region > b.region;
   });
+  if (d.ramp()) {
+    // A ramp goes back in one step: the flag at 0 on every host.
+    flags(s, d.flag, 0);
+    d.deadline_ms = now + ep.params.rollback_timeout_ms;
+    audit(s, "rollback.wave", {{"wave", wave.name}, {"flag", d.flag}}, e.name);
+    s.changed = true;
+    return;
+  }
   // A split's steps name the same hosts again: each host is sent back once.
   std::vector<std::string> moved;
   std::set<std::string> named;
@@ -379,7 +451,7 @@ void start_rollback(Step& s, const RunPlan& p, std::int64_t now, const std::stri
   EnvRun& e = *d.current_env();
   d.reason = why;
   const std::size_t from = touched_wave_from(e, e.waves.size() - 1);
-  if (from == std::string::npos || e.prior_artifact.empty()) {
+  if (from == std::string::npos || (e.prior_artifact.empty() && !d.ramp())) {
     d.state = DeployState::failed;
     e.status = "failed";
     e.finished_ms = d.completed_ms = now;
@@ -456,7 +528,8 @@ void enter_env(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t n
   e.prior_artifact = fleet.next_env_prior;
   audit(s, "env.entered", {{"prior_artifact", e.prior_artifact}}, e.name);
   s.changed = true;
-  if (ep.gate) {
+  // A ramp is the person's change of a flag itself: no gate.
+  if (ep.gate && !d.ramp()) {
     e.status = "awaiting_approval";
     e.gate.required = ep.gate->approvals;
     e.gate.deadline_ms = now + ep.gate->deadline_ms;
@@ -477,9 +550,9 @@ void pass_env(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t no
   e.finished_ms = now;
   e.watch_until_ms = 0;
   audit(s, "env.passed", {{"artifact", d.artifact}}, e.name);
-  release(s, e.name, d.artifact);
+  if (!d.ramp()) release(s, e.name, d.artifact);  // a ramp changes no release
   s.changed = true;
-  if (d.env + 1 < d.environments.size() && d.env + 1 < p.envs.size()) {
+  if (!d.ramp() && d.env + 1 < d.environments.size() && d.env + 1 < p.envs.size()) {
     ++d.env;
     enter_env(s, p, fleet, now);
     return;
@@ -604,7 +677,26 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
   for (const auto& h : env_hosts(p, d.env, fleet.hosts)) env_set.insert(h);
   const std::set<std::string> updated = updated_hosts(e);  // as the tick began
   for (auto& r : w.regions) {
-    if (r.status == "deploying") {
+    if (r.status == "deploying" && r.batches[r.batch].flag_percent >= 0) {
+      const BatchRecord& b = r.batches[r.batch];
+      std::vector<std::string> missing;
+      if (flags_applied(fleet, b.hosts, b.flag_percent, &missing)) {
+        r.status = "baking";
+        r.batches[r.batch].status = "baking";
+        r.batches[r.batch].converged_ms = now;
+        r.judge_from_ms = now;
+        const bool last = r.batch + 1 == r.batches.size();
+        r.bake_until_ms = now + (last ? wave_bake(ep, e.wave) : ep.params.bake_ms);
+        r.deadline_ms = r.bake_until_ms;
+        audit(s, "batch.baking", {{"region", where(r)}, {"batch", r.batch}}, e.name);
+        s.changed = true;
+      } else if (now >= r.deadline_ms) {
+        fail_region(s, p, w, r, now,
+                    "hosts " + list(missing) + " did not apply flag set " +
+                        std::to_string(fleet.flagset_seq) + " by the deadline");
+        return;
+      }
+    } else if (r.status == "deploying") {
       const auto& batch = r.batches[r.batch].hosts;
       for (const auto& h : batch) {
         if (fleet.apply_failed.count(h)) {
@@ -680,7 +772,7 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
     w.finished_ms = now;
     audit(s, "wave.passed", {{"wave", w.name}}, e.name);
     s.changed = true;
-    if (e.wave + 1 < e.waves.size()) {
+    if (e.wave + 1 < e.waves.size() && !d.ramp()) {
       start_wave(s, p, fleet, e.wave + 1, now);
     } else {
       finish_waves(s, p, fleet, now);
@@ -732,7 +824,9 @@ void advance_rollback(Step& s, const RunPlan& p, const FleetView& fleet, std::in
   EnvRun& e = *d.current_env();
   WaveRun& w = e.waves[e.wave];
   std::vector<std::string> moved = wave_moved(w), missing;
-  if (all_running(fleet, moved, e.prior_artifact, &missing)) {
+  const bool back = d.ramp() ? flags_applied(fleet, moved, 0, &missing)
+                             : all_running(fleet, moved, e.prior_artifact, &missing);
+  if (back) {
     w.status = "rolled_back";
     for (auto& r : w.regions) {
       if (r.status == "rolling_back") r.status = "rolled_back";
@@ -750,7 +844,7 @@ void advance_rollback(Step& s, const RunPlan& p, const FleetView& fleet, std::in
     e.rollback_done_ms = e.finished_ms = d.completed_ms = now;
     d.deadline_ms = 0;
     audit(s, "rollback.done", {{"ms", now - e.rollback_started_ms}}, e.name);
-    release(s, e.name, e.prior_artifact);
+    if (!d.ramp()) release(s, e.name, e.prior_artifact);
   } else if (now >= d.deadline_ms) {
     d.state = DeployState::failed;
     e.status = "failed";

@@ -85,6 +85,11 @@ struct FleetView {
   // the per mille their release receives, and those it is previewed on.
   std::map<std::string, int> traffic = {};
   std::set<std::string> previewed = {};
+  // A flag ramp: the environment's flag set now (its seq, and the ramped
+  // flag's percentage in it, -1 when absent) and the set each host applied.
+  std::uint64_t flagset_seq = 0;
+  int flag_now = -1;
+  std::map<std::string, std::uint64_t> flags_seq = {};
   // The environment the run enters next (its current one while queued or
   // before its first): another run holding it ("" when free), and what that
   // environment runs now (its rollback target once entered).
@@ -96,7 +101,7 @@ struct FleetView {
 };
 
 struct Action {
-  enum class Kind { issue_plan, audit } kind = Kind::audit;
+  enum class Kind { issue_plan, audit, issue_flags } kind = Kind::audit;
   std::string artifact;            // issue_plan: what the hosts run
   std::vector<std::string> hosts;  // issue_plan: who
   std::string what;                // audit: the step ("batch.started", ...)
@@ -104,6 +109,10 @@ struct Action {
   std::string env = {};            // audit: the environment it happened in ("" none)
   std::string release = {};        // audit "service.release": what the environment runs now
   PlanRoute route = {};            // issue_plan: how the hosts route it
+  // issue_flags: the flag at this percentage in the run's environment (a
+  // new revision of its flag set unless it holds that value already).
+  std::string flag = {};
+  int flag_percent = -1;
 };
 
 struct Step {

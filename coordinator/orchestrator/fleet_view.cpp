@@ -36,6 +36,7 @@ FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d, const
   v.running = f->running;
   v.traffic = f->traffic;
   v.previewed = f->previewed;
+  v.flags_seq = f->flags_seq;
   for (const auto& s : f->samples) {
     v.samples.push_back({s.host,
                          s.release,

@@ -30,6 +30,22 @@ std::vector<Action> implied_plans(const DeployRecord& d, const RunPlan& plan) {
   if (e == nullptr || e->wave >= e->waves.size()) return out;
   const DeployState s = d.state == DeployState::paused ? d.paused_from : d.state;
   const WaveRun& w = e->waves[e->wave];
+  if (d.ramp() &&
+      (s == DeployState::deploying || s == DeployState::baking || s == DeployState::rolling_back)) {
+    // A ramp's step, or its way back to 0: the flag at that percentage.
+    int percent = 0;
+    for (const auto& r : w.regions) {
+      if (s != DeployState::rolling_back && r.batch < r.batches.size()) {
+        percent = r.batches[r.batch].flag_percent;
+      }
+    }
+    Action a;
+    a.kind = Action::Kind::issue_flags;
+    a.flag = d.flag;
+    a.flag_percent = percent;
+    out.push_back(std::move(a));
+    return out;
+  }
   if (s == DeployState::deploying || s == DeployState::baking) {
     // Each batch's revision named that batch; a crash can only have lost the
     // newest ones (plans go out right after each commit).
@@ -105,6 +121,17 @@ Status Orchestrator::commit(const DeployRecord& before, const Step& step, const 
                                               {"env", step.next.env}});
   if (on_commit_) on_commit_(audits);
   for (const auto& a : step.actions) {
+    if (a.kind == Action::Kind::issue_flags) {
+      const EnvRun* e = step.next.current_env();
+      Status st = flags_ && e ? flags_(step.next, e->name, a.flag, a.flag_percent)
+                              : Status(make_error(Errc::internal, "no flag sink"));
+      if (!st.ok()) {
+        log_.error("coordinator.flags.failed",
+                   {{"deploy", before.id}, {"error", st.error().message}});
+        return st;
+      }
+      continue;
+    }
     if (a.kind != Action::Kind::issue_plan) continue;
     if (auto st = plans_(step.next, a.artifact, a.hosts, a.route); !st.ok()) {
       // The state stands; recover() or the next restart issues it again.
@@ -124,6 +151,11 @@ Status Orchestrator::recover() {
       d = s->next;
     }
     for (const auto& a : implied_plans(d, plan_of_(d))) {
+      if (a.kind == Action::Kind::issue_flags) {
+        const EnvRun* e = d.current_env();
+        if (flags_ && e) DROVER_TRY(flags_(d, e->name, a.flag, a.flag_percent));
+        continue;
+      }
       DROVER_TRY(plans_(d, a.artifact, a.hosts, a.route));
     }
     log_.info("coordinator.deploy.recovered",
@@ -157,6 +189,8 @@ Result<DeployRecord> Orchestrator::start(const DeployRequest& r) {
   d.service = r.service;
   d.artifact = r.artifact;
   d.started_by = r.person;
+  d.flag = r.flag;
+  d.flag_percent = r.flag_percent;
   d.created_ms = now_ms();
   for (std::size_t i = 0; i < r.plan.envs.size(); ++i) {
     EnvRun e;

@@ -53,6 +53,8 @@ struct DeployRequest {
   std::string git_sha;
   std::string config_snapshot;   // hashed into the audit chain
   std::string redeploy_of = {};  // the deploy this run reproduces ("" for none)
+  std::string flag = {};         // a flag ramp: the flag and the percentage asked for
+  int flag_percent = -1;
 };
 
 // Who acts, and why (a person's command).
@@ -92,6 +94,12 @@ class Orchestrator {
 
   // Called after each transition commits, before its plans go out (a test's
   // crash point sits here).
+  // Where a flag ramp's steps go: the flag at a percentage in the run's
+  // environment (set once, before the first tick; without it a ramp's step
+  // fails as a plan would).
+  using FlagSink = std::function<Status(const DeployRecord&, const std::string& env,
+                                        const std::string& flag, int percent)>;
+  void on_flags(FlagSink sink) { flags_ = std::move(sink); }
   void on_commit(std::function<void(const std::vector<AuditRecord>&)> hook) {
     on_commit_ = std::move(hook);
   }
@@ -112,6 +120,7 @@ class Orchestrator {
   CoordinatorStore& store_;
   FleetSource fleet_;
   PlanSink plans_;
+  FlagSink flags_;
   PlanOf plan_of_;
   const Clock& clock_;
   Logger& log_;

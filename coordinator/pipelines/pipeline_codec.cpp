@@ -94,13 +94,16 @@ json strategy_to_json(const Strategy& s) {
     j["preview_min_requests"] = split.preview_min_requests;
   }
   if (split.kind != RolloutShape::Split::Kind::none) j["scale_down_s"] = split.scale_down_s;
+  if (s.shape.ramp_percents != RolloutShape{}.ramp_percents)
+    j["ramp_percents"] = s.shape.ramp_percents;
   return j;
 }
 
 Result<Strategy> strategy_from_json(const json& value, const std::string& where) {
   DROVER_ASSIGN(Fields f, Fields::of(value, where));
   DROVER_TRY(f.only({"kind", "batch_size", "batch_percent", "max_unavailable", "canary_percents",
-                     "traffic_percents", "scope", "preview_min_requests", "scale_down_s"}));
+                     "traffic_percents", "scope", "preview_min_requests", "scale_down_s",
+                     "ramp_percents"}));
   Strategy s;
   DROVER_ASSIGN(auto kind, f.opt_str("kind"));
   if (kind) s.kind = *kind;
@@ -147,6 +150,24 @@ Result<Strategy> strategy_from_json(const json& value, const std::string& where)
       split.steps.push_back(last);
     }
     split.kind = Split::Kind::traffic;
+  }
+  if (const json* ramp = f.raw("ramp_percents")) {
+    // A flag ramp's steps (any kind: they move flags, not releases).
+    if (!ramp->is_array() || ramp->empty() || ramp->size() > 10) {
+      return make_error(Errc::invalid_argument,
+                        f.path("ramp_percents") + " must be an array of 1 to 10 percentages");
+    }
+    s.shape.ramp_percents.clear();
+    for (std::size_t i = 0; i < ramp->size(); ++i) {
+      const json& v = (*ramp)[i];
+      const int last = s.shape.ramp_percents.empty() ? 0 : s.shape.ramp_percents.back();
+      if (!v.is_number_integer() || v.get<std::int64_t>() <= last || v.get<std::int64_t>() > 100) {
+        return make_error(Errc::invalid_argument,
+                          f.path("ramp_percents") + "[" + std::to_string(i) +
+                              "] must be a whole percentage above the one before, at most 100");
+      }
+      s.shape.ramp_percents.push_back(static_cast<int>(v.get<std::int64_t>()));
+    }
   }
   DROVER_ASSIGN(auto scope, f.opt_str("scope"));
   if (scope) {

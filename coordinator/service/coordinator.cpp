@@ -262,14 +262,18 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   c->orchestrator_ = std::make_unique<Orchestrator>(
       *c->store_,
       [self](const DeployRecord& d, const RunPlan& plan) {
-        const bool ready = d.state == DeployState::pending ? self->readiness_->ready(d.id) : true;
+        // A ramp's artifact is the release its environment runs: ready.
+        const bool ready =
+            d.state == DeployState::pending && !d.ramp() ? self->readiness_->ready(d.id) : true;
         auto places = self->places_of(d.service);
         if (!places.ok()) {
           FleetView unread;
           unread.unreadable = "the hosts: " + places.error().message;
           return unread;
         }
-        return store_fleet_view(*self->store_, d, plan, ready, std::move(*places));
+        FleetView v = store_fleet_view(*self->store_, d, plan, ready, std::move(*places));
+        if (d.ramp() && v.unreadable.empty()) self->ramp_view(d, v);
+        return v;
       },
       [self](const DeployRecord& d, const std::string& artifact,
              const std::vector<std::string>& hosts, const PlanRoute& route) {
@@ -281,6 +285,9 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
             defaults, d, artifact, hosts, route, unix_seconds(self->clock_.now()));
       },
       [self](const DeployRecord& d) { return self->settings_of(d).plan; }, clock, log);
+  c->orchestrator_->on_flags(
+      [self](const DeployRecord& d, const std::string& env, const std::string& flag,
+             int percent) -> Status { return self->ramp_step(d, env, flag, percent); });
   c->orchestrator_->on_commit([self](const std::vector<AuditRecord>& records) {
     for (const auto& r : records) self->after_commit(r.what);
   });
@@ -605,7 +612,8 @@ Result<DeployStarted> Coordinator::start_run(Pipeline p, const DeployStart& star
     return make_error(Errc::invalid_argument,
                       "env '" + *start.env + "' is not an environment of pipeline '" + p.id + "'");
   }
-  if (const RoleNeed need = role_to_start_in(p, start); !allows(who.role, need.role)) {
+  if (const RoleNeed need = role_to_start_in(p, start);
+      !start.flag && !allows(who.role, need.role)) {
     return make_error(Errc::refused, role_refusal(need, who));
   }
   // Runs wait for their artifact, their turn or a gate; a bounded number of
@@ -645,6 +653,10 @@ Result<DeployStarted> Coordinator::start_run(Pipeline p, const DeployStart& star
   request.person = who.person.empty() ? who.name : who.person;
   request.git_sha = git_sha;
   request.redeploy_of = redeploy_of;
+  if (start.flag) {
+    request.flag = start.flag->first;
+    request.flag_percent = start.flag->second;
+  }
   request.config_snapshot =
       encode_config_snapshot(snapshot, env_name, artifact_id, git_sha, request.person, redeploy_of);
   std::lock_guard lock(orchestrator_mu_);

@@ -107,6 +107,8 @@ struct DeployStart {
   std::optional<std::string> env;      // the pipeline's first env when absent
   std::optional<std::string> git_sha;  // the artifact's when absent
   std::optional<Strategy> strategy_override;
+  // A flag ramp (issue 15): the flag and the percentage it ramps to, in env.
+  std::optional<std::pair<std::string, int>> flag = {};
 };
 
 struct DeployStarted {
@@ -199,10 +201,18 @@ class Coordinator {
 
   // ---- feature flags (docs/COORDINATOR.md, "Feature flags"; deployer) ----
   Result<std::vector<FlagSetRecord>> flags(const std::string& service);
-  // A new revision of the environment's flag set with the flag at value.
-  Result<FlagSetRecord> set_flag(const std::string& service, const std::string& env,
-                                 const std::string& flag, proto::FlagValue value,
-                                 const Caller& who);
+  // The flag at value in env. Raising a percentage starts a ramp run (the
+  // pipeline's ramp_percents, each step baked and judged, holding the
+  // environment like a deploy) unless now; anything else is a new revision
+  // of the environment's flag set at once. Raising at once needs an
+  // approver (it skips the judging).
+  struct FlagChanged {
+    std::optional<FlagSetRecord> set;  // changed at once
+    std::optional<DeployRecord> ramp;  // or a ramp run started
+  };
+  Result<FlagChanged> set_flag(const std::string& service, const std::string& env,
+                               const std::string& flag, proto::FlagValue value, bool now,
+                               const Caller& who);
   // The flag off (false) at once; refused for a flag the set does not hold.
   Result<FlagSetRecord> kill_flag(const std::string& service, const std::string& env,
                                   const std::string& flag, const Caller& who);
@@ -375,6 +385,10 @@ class Coordinator {
                                     const std::string& what, const Caller& who);
   Result<FlagsAnswer> flags_for(const HostRecord& host, const std::string& service,
                                 std::uint64_t have_seq);
+  // A ramp run's view of its environment's flag set, and its steps.
+  void ramp_view(const DeployRecord& d, FleetView& v);
+  Status ramp_step(const DeployRecord& d, const std::string& env, const std::string& flag,
+                   int percent);
   Coordinator(CoordinatorOptions options, const Clock& clock, Random& random, Logger& log);
   Result<Pipeline> load_pipeline(const std::string& id);
   // What a deploy's config snapshot says, read once per deploy.

@@ -73,20 +73,102 @@ Result<FlagSetRecord> Coordinator::change_flag(const std::string& service, const
   AuditRecord a;
   a.who = who.person.empty() ? who.name : who.person;
   a.what = what;
+
   a.detail = *canon::encode(
       json{{"flag", flag}, {"value", value_json(next)}, {"before", before}, {"token", who.name}});
   return flag_sets_->issue(service, env, std::move(flags), std::move(scope.hosts), now_ms(), a);
 }
 
-Result<FlagSetRecord> Coordinator::set_flag(const std::string& service, const std::string& env,
-                                            const std::string& flag, proto::FlagValue value,
-                                            const Caller& who) {
-  return change_flag(service, env, flag, value, "flag.set", who);
+namespace {
+
+// A flag's share of targeting keys: on 100, off 0.
+int percent_of(const proto::FlagValue& v) {
+  return v.is_percent ? v.percent : (v.on ? 100 : 0);
+}
+
+}  // namespace
+
+Result<Coordinator::FlagChanged> Coordinator::set_flag(const std::string& service,
+                                                       const std::string& env,
+                                                       const std::string& flag,
+                                                       proto::FlagValue value, bool now,
+                                                       const Caller& who) {
+  DROVER_TRY(validate_name(flag, "flag"));
+  DROVER_ASSIGN(FlagScope scope, flag_scope(service, env));
+  DROVER_ASSIGN(auto held, flag_sets_->current(service, env));
+  int before = 0;
+  if (held && held->flags.count(flag)) before = percent_of(held->flags.at(flag));
+  const bool raising = percent_of(value) > before;
+  if (raising && now && !allows(who.role, Role::approver)) {
+    return make_error(Errc::refused,
+                      "raising flag '" + flag +
+                          "' at once skips the ramp's health checks: it "
+                          "needs an approver's token (without now, the raise is a ramp)");
+  }
+  FlagChanged out;
+  if (!raising || now) {
+    DROVER_ASSIGN(out.set, change_flag(service, env, flag, value, "flag.set", who));
+    return out;
+  }
+  // A ramp: a run of the release the environment runs, holding it.
+  DROVER_ASSIGN(auto running, store_->running_at(service, env, now_ms()));
+  if (!running) {
+    return make_error(Errc::refused, "environment '" + env + "' runs no release of service '" +
+                                         service + "' yet: deploy one, then ramp its flags");
+  }
+  DeployStart start;
+  start.pipeline_id = scope.pipeline_id;
+  DROVER_ASSIGN(start.artifact, ContentId::parse(running->artifact));
+  start.env = env;
+  start.flag = std::pair{flag, percent_of(value)};
+  DROVER_ASSIGN(auto p, load_pipeline(scope.pipeline_id));
+  DROVER_ASSIGN(auto started, start_run(std::move(p), start, who, ""));
+  out.ramp = std::move(started.deploy);
+  return out;
 }
 
 Result<FlagSetRecord> Coordinator::kill_flag(const std::string& service, const std::string& env,
                                              const std::string& flag, const Caller& who) {
-  return change_flag(service, env, flag, std::nullopt, "flag.killed", who);
+  DROVER_ASSIGN(FlagSetRecord set,
+                change_flag(service, env, flag, std::nullopt, "flag.killed", who));
+  // A ramp of the flag there stops: it would raise the flag again.
+  auto active = store_->active_deploys(service);
+  if (active.ok()) {
+    for (const auto& d : *active) {
+      const EnvRun* e = d.current_env();
+      if (d.flag != flag || e == nullptr || e->name != env) continue;
+      std::lock_guard lock(orchestrator_mu_);
+      (void)orchestrator_->rollback(d.id, {who.name, who.person}, "flag '" + flag + "' killed");
+    }
+  }
+  return set;
+}
+
+void Coordinator::ramp_view(const DeployRecord& d, FleetView& v) {
+  const EnvRun* e = d.current_env();
+  if (e == nullptr) return;
+  auto held = flag_sets_->current(d.service, e->name);
+  if (!held.ok()) {
+    v.unreadable = "the flag set: " + held.error().message;
+    return;
+  }
+  if (!*held) return;
+  v.flagset_seq = (*held)->seq;
+  auto it = (*held)->flags.find(d.flag);
+  v.flag_now = it == (*held)->flags.end() ? -1 : percent_of(it->second);
+}
+
+Status Coordinator::ramp_step(const DeployRecord& d, const std::string& env,
+                              const std::string& flag, int percent) {
+  DROVER_ASSIGN(auto held, flag_sets_->current(d.service, env));
+  if (held && held->flags.count(flag) && held->flags.at(flag).is_percent &&
+      held->flags.at(flag).percent == percent) {
+    return Ok{};  // re-issued after a restart: it holds already
+  }
+  Caller system{"system", Role::admin, d.started_by};
+  auto r = change_flag(d.service, env, flag, proto::FlagValue{true, false, percent}, "flag.ramped",
+                       system);
+  return r.ok() ? Status(Ok{}) : Status(r.error());
 }
 
 Result<FlagsAnswer> Coordinator::flags_for(const HostRecord& host, const std::string& service,

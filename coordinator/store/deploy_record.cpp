@@ -28,6 +28,7 @@ json batch_to_json(const BatchRecord& b) {
   // Written only when not the default: records without them read as before.
   if (b.traffic != 1000) j["traffic"] = b.traffic;
   if (b.preview) j["preview"] = true;
+  if (b.flag_percent >= 0) j["flag_percent"] = b.flag_percent;
   return j;
 }
 
@@ -41,6 +42,7 @@ BatchRecord batch_from_json(const json& b) {
   r.verdict = b.at("verdict").get<std::string>();
   r.traffic = b.value("traffic", 1000);
   r.preview = b.value("preview", false);
+  r.flag_percent = b.value("flag_percent", -1);
   if (r.traffic < 0 || r.traffic > 1000) throw json::other_error::create(501, "traffic", &b);
   return r;
 }
@@ -296,6 +298,7 @@ std::string encode_deploy(const DeployRecord& d) {
             {"created_ms", d.created_ms},
             {"completed_ms", d.completed_ms},
             {"reason", d.reason}};
+  if (d.ramp()) j["flag"] = {{"name", d.flag}, {"percent", d.flag_percent}};
   return *canon::encode(j);
 }
 
@@ -328,6 +331,10 @@ Result<DeployRecord> decode_deploy(std::string_view bytes) {
     d.paused_at_ms = j.at("paused_at_ms").get<std::int64_t>();
     d.created_ms = j.at("created_ms").get<std::int64_t>();
     d.completed_ms = j.at("completed_ms").get<std::int64_t>();
+    if (j.contains("flag")) {
+      d.flag = j.at("flag").at("name").get<std::string>();
+      d.flag_percent = j.at("flag").at("percent").get<int>();
+    }
     d.reason = j.at("reason").get<std::string>();
     if (d.environments.empty() || d.env >= d.environments.size()) {
       return make_error(Errc::corrupt, "deploy record: current_env out of range");

@@ -49,6 +49,8 @@ struct BatchRecord {
   // than all traffic is judged against the other slot on the same hosts.
   int traffic = 1000;
   bool preview = false;
+  // A flag ramp's step: the flag's percentage on every host (-1: not a ramp).
+  int flag_percent = -1;
 };
 
 // How a plan revision routes its release on each host: the strategy keys of
@@ -120,6 +122,12 @@ struct EnvRun {
 struct DeployRecord {
   std::string id, pipeline_id, service, artifact;
   std::string started_by;  // the person who started the run (gates compare persons)
+  // A flag ramp (issue 15): the flag this run ramps in its one environment
+  // up to flag_percent; its artifact is the release the environment runs,
+  // which the run never changes. "" for a deploy.
+  std::string flag = {};
+  int flag_percent = -1;
+  bool ramp() const { return !flag.empty(); }
   DeployState state = DeployState::pending;
   std::size_t env = 0;  // the environment entered (or being entered)
   std::vector<EnvRun> environments;

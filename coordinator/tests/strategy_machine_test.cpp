@@ -52,6 +52,17 @@ struct SplitFleet {
   double preview_requests = 50;      // per sample of a previewed slot at no traffic
   std::set<std::string> old_agents;  // hosts that never report their shares
   std::string prior = "v1";          // what the environment ran before the run
+  // Flag sets: the environment's set (its seq, the ramped flag's percentage)
+  // and when each host applies it.
+  std::uint64_t flagset_seq = 0;
+  int flag_now = -1;
+  std::map<std::string, std::pair<std::uint64_t, std::int64_t>> flags_due;  // host -> (seq, at)
+  std::map<std::string, std::uint64_t> flags_seq;
+  void issue_flags(int percent, std::int64_t now) {
+    ++flagset_seq;
+    flag_now = percent;
+    for (const auto& [name, h] : hosts) flags_due[name] = {flagset_seq, now + apply_delay};
+  }
   std::vector<HostSample> samples;
   std::int64_t apply_delay = 2 * kS, sample_every = 5 * kS, last_sample = 0;
 
@@ -59,6 +70,9 @@ struct SplitFleet {
     for (const auto& h : p.hosts) hosts.at(h).pending = Host::Pending{p.artifact, p.route, p.at};
   }
   void tick(std::int64_t now) {
+    for (const auto& [name, due] : flags_due) {
+      if (due.second <= now) flags_seq[name] = due.first;
+    }
     for (auto& [name, h] : hosts) {
       if (!h.pending || h.pending->at + apply_delay > now) continue;
       const Host::Pending p = *h.pending;
@@ -97,6 +111,9 @@ struct SplitFleet {
     }
     v.samples = samples;
     v.next_env_prior = prior;
+    v.flagset_seq = flagset_seq;
+    v.flag_now = flag_now;
+    v.flags_seq = flags_seq;
     return v;
   }
 };
@@ -113,6 +130,7 @@ struct Rollout {
   DeployRecord deploy;
   std::vector<Issued> issued;
   std::vector<std::string> audit;
+  std::vector<int> flag_steps;  // every flag percentage issued, in order
   std::int64_t now = 1'000 * kS;
 
   // Regions of two hosts each; one environment whose waves are given.
@@ -155,6 +173,9 @@ struct Rollout {
       if (a.kind == Action::Kind::issue_plan) {
         issued.push_back({now, a.artifact, a.hosts, a.route});
         fleet.issue(issued.back());
+      } else if (a.kind == Action::Kind::issue_flags) {
+        flag_steps.push_back(a.flag_percent);
+        fleet.issue_flags(a.flag_percent, now);
       } else {
         audit.push_back(a.what);
       }
@@ -373,6 +394,76 @@ TEST(Strategies, TheStrategyRoundTripsThroughItsJson) {
   EXPECT_EQ(tc.shape.split.steps, (std::vector<int>{5, 50, 250}));
   EXPECT_TRUE(tc.shape.canary_percents.empty());
   EXPECT_EQ(strategy(strategy_to_json(tc)).shape.split.steps, tc.shape.split.steps);
+}
+
+// ---- flag ramps ----
+
+Rollout ramp(int target, const nlohmann::json& strat = {{"kind", "rolling"}, {"batch_size", 1}}) {
+  Rollout r(strat, {wave("all", {"us-east-2"}), wave("rest", {"eu-west-1"})},
+            {"us-east-2", "eu-west-1"});
+  r.deploy.flag = "checkout";
+  r.deploy.flag_percent = target;
+  r.deploy.artifact = "v1";  // the release the environment runs: the ramp changes none
+  return r;
+}
+
+TEST(Strategies, AFlagRampStepsThroughItsPercentagesOnEveryHostAndChangesNoRelease) {
+  Rollout r = ramp(25);
+  r.run();
+  ASSERT_EQ(r.deploy.state, DeployState::succeeded) << r.deploy.reason;
+  EXPECT_EQ(r.flag_steps, (std::vector<int>{1, 5, 25}));
+  EXPECT_TRUE(r.issued.empty()) << "a ramp issues no plan";
+  EXPECT_FALSE(r.audited("service.release"));
+  // One step of every host of the environment at a time, in its first wave.
+  const auto& w = r.deploy.environments[0].waves;
+  ASSERT_EQ(w[0].regions.size(), 1u);
+  EXPECT_EQ(w[0].regions[0].batches.size(), 3u);
+  EXPECT_EQ(w[0].regions[0].batches[0].hosts.size(), 4u);
+  EXPECT_EQ(w[1].status, "pending");
+  // Each step waited for every host to apply its flag set, then baked.
+  for (const auto& b : w[0].regions[0].batches) {
+    EXPECT_EQ(b.status, "passed");
+    EXPECT_GE(b.converged_ms, b.started_ms + r.fleet.apply_delay);
+  }
+}
+
+TEST(Strategies, ARampWhoseStepDegradesSetsTheFlagBackToZeroOnItsOwn) {
+  Rollout r = ramp(100, {{"kind", "rolling"}, {"batch_size", 1}, {"ramp_percents", {1, 5, 25}}});
+  // The flag's path fails: health degrades once 5% of users take it.
+  r.fleet.health = [&](const std::string&, int) {
+    return r.fleet.flag_now >= 5 ? Sample{0.2, 20, 0.3, true} : Sample{0.01, 20, 0.3, true};
+  };
+  r.run();
+  EXPECT_EQ(r.deploy.state, DeployState::rolled_back) << r.deploy.reason;
+  EXPECT_EQ(r.flag_steps, (std::vector<int>{1, 5, 0}));
+  EXPECT_NE(r.deploy.reason.find("error_rate"), std::string::npos) << r.deploy.reason;
+  EXPECT_TRUE(r.issued.empty());
+  EXPECT_EQ(r.fleet.flag_now, 0);
+}
+
+TEST(Strategies, ARampWaitsItsTurnLikeADeploy) {
+  Rollout r = ramp(25);
+  r.apply(advance(r.deploy, r.plan, r.fleet.view(), r.now));  // pending -> artifact_ready
+  FleetView held = r.fleet.view();
+  held.next_env_holder = "web-6";  // a deploy holds the environment
+  r.apply(advance(r.deploy, r.plan, held, r.now));
+  EXPECT_EQ(r.deploy.state, DeployState::queued);
+  EXPECT_EQ(r.deploy.queued_behind, "web-6");
+  EXPECT_TRUE(r.flag_steps.empty());
+}
+
+TEST(Strategies, ARestartedCoordinatorReissuesTheRampsStep) {
+  Rollout r = ramp(25);
+  while (r.flag_steps.size() < 2) {
+    r.fleet.tick(r.now);
+    r.apply(advance(r.deploy, r.plan, r.fleet.view(), r.now));
+    r.now += kS;
+  }
+  const auto again = implied_plans(r.deploy, r.plan);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].kind, Action::Kind::issue_flags);
+  EXPECT_EQ(again[0].flag, "checkout");
+  EXPECT_EQ(again[0].flag_percent, 5);
 }
 
 }  // namespace

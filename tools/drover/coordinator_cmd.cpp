@@ -302,7 +302,10 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
   if (verb == "flag") {
     o.custom_help(
         "set SERVICE FLAG on|off|PERCENT --env E | kill SERVICE FLAG --env E | ls SERVICE");
-    o.add_options()("env", "the environment", cxxopts::value<std::string>());
+    o.add_options()("env", "the environment", cxxopts::value<std::string>())(
+        "now", "set: raise at once instead of ramping (an approver's token)")(
+        "wait", "set: wait until the ramp ends; exit 0 only if it succeeded")(
+        "timeout", "seconds --wait waits (default 3600)", cxxopts::value<std::string>());
   }
   if (verb == "join-token") {
     o.custom_help("create [--uses N] [--ttl S] [--region R]... [--service S]... | ls | revoke ID");
@@ -550,9 +553,22 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
         }
         value = std::stoi(p);
       }
-      return show(api->call("POST", base + "/" + http::percent_encode(words[2]),
-                            json{{"env", r["env"].as<std::string>()}, {"value", value}}),
-                  print_set);
+      auto done = api->call(
+          "POST", base + "/" + http::percent_encode(words[2]),
+          json{{"env", r["env"].as<std::string>()}, {"value", value}, {"now", r.count("now") > 0}});
+      if (!done.ok()) return report(verb, done.error());
+      if (!done->contains("ramp")) return show(done, print_set);
+      // A raise is a ramp run, followed like a deploy.
+      const std::string id = done->value("deploy_id", "");
+      if (r.count("json") && !r.count("wait")) {
+        print_json(*done);
+      } else if (!r.count("json")) {
+        std::cout << "ramp " << id << " started: " << words[2] << " to " << words[3] << "% in "
+                  << r["env"].as<std::string>() << " (follow it: drover status " << id << ")\n";
+      }
+      if (!r.count("wait")) return kExitOk;
+      const int timeout = r.count("timeout") ? std::stoi(r["timeout"].as<std::string>()) : 3600;
+      return wait_for(*api, verb, id, timeout, r.count("json") > 0);
     }
     if (words.size() == 3 && words[0] == "kill") {
       return show(api->call("POST", base + "/" + http::percent_encode(words[2]) + "/kill",
