@@ -4,12 +4,15 @@
 # and ten drover-agent processes, each supervising drover-demo-service, in two
 # environments: staging (region staging: s1, s2) and production (regions
 # us-east-2, us-west-2, eu-west-1, ap-southeast-1, two hosts each), released
-# through the pipeline of tools/fleet-pipeline.yaml.
+# through the pipeline of tools/fleet-pipeline.yaml. On p1 and p2 a second
+# service, shop, runs in blue/green slots behind a real nginx of each host's
+# own, released by tools/fleet-shop-pipeline.yaml.
 #
 #   bash tools/fleet.sh up                  # build, start everything, print what to type
 #   bash tools/fleet.sh release NAME [k=v]  # push a demo release (error_rate, p99_ms, by_region, ...)
+#   SERVICE=shop bash tools/fleet.sh release NAME  # the same, of shop
 #   bash tools/fleet.sh push NAME LOGIN     # a signed git push of NAME's commit to main (starts the pipeline)
-#   bash tools/fleet.sh demo                # up, then v1 and a v2 bad in one region, down
+#   bash tools/fleet.sh demo                # up, v1, a v2 bad in one region, a blue/green flip, a flag kill, down
 #   bash tools/fleet.sh down                # stop everything and its services
 #
 # Everything lives in $DROVER_FLEET_DIR (default /tmp/drover-fleet); the API
@@ -78,6 +81,9 @@ down() {
     [ -n "$pid" ] && kill -9 -- "-$pid" 2>/dev/null || true
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
   done
+  for n in "$dir"/nginx-*; do
+    [ -f "$n/nginx.conf" ] && nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log" -s stop 2>/dev/null || true
+  done
   pkill -9 -f "$dir/" 2>/dev/null || true
   rm -rf "$dir"
   echo "fleet: stopped, $dir removed"
@@ -132,6 +138,26 @@ JSON
   done
   for r in "${regions[@]}"; do wait_event "$dir/seed-$r.out" ready; done
   local port=$((base + 20))
+  # shop's nginx on p1 and p2: a master of each host's own, the agent owning
+  # one drop-in in its conf.d (docs/AGENT.md, "Routers").
+  local shop_port=$((base + 40))
+  for h in p1 p2; do
+    local n="$dir/nginx-$h"
+    mkdir -p "$n/conf.d" "$n/tmp" "$n/logs"
+    cat >"$n/nginx.conf" <<NGINX
+worker_processes 1;
+pid $n/nginx.pid;
+error_log $n/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $n/tmp/body; proxy_temp_path $n/tmp/proxy;
+  fastcgi_temp_path $n/tmp/fastcgi; uwsgi_temp_path $n/tmp/uwsgi; scgi_temp_path $n/tmp/scgi;
+  include $n/conf.d/*.conf;
+}
+NGINX
+    nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log"
+  done
   # As root the services run as nobody, never as root (docs/AGENT.md, "Users
   # and privileges"); as anyone else, as that user.
   local user=""
@@ -139,6 +165,20 @@ JSON
   for place in "${places[@]}"; do
     local h="${place%%:*}" region="${place#*:}"
     port=$((port + 1))
+    local shop=""
+    if [ "$h" = p1 ] || [ "$h" = p2 ]; then
+      # shop: live traffic on nginx's port, a preview port, two slots.
+      local live=$((shop_port + 1)) preview=$((shop_port + 2))
+      local blue=$((shop_port + 3)) green=$((shop_port + 4))
+      shop_port=$((shop_port + 4))
+      shop=", {\"name\": \"shop\", ${user}\"blue_green\": {\"ports\": [$blue, $green]},
+               \"start\": [\"$bin/drover-demo-service\", \"--port\", \"{port}\"],
+               \"health\": \"http://127.0.0.1:{port}/health\", \"start_timeout_s\": 10,
+               \"router\": {\"kind\": \"nginx\", \"conf_file\": \"$dir/nginx-$h/conf.d/drover-shop.conf\",
+                          \"listen\": \"127.0.0.1:$live\", \"preview_listen\": \"127.0.0.1:$preview\",
+                          \"command\": [\"nginx\", \"-p\", \"$dir/nginx-$h\", \"-c\", \"$dir/nginx-$h/nginx.conf\", \"-e\", \"$dir/nginx-$h/error.log\"],
+                          \"preview_probe\": {\"path\": \"/work?user=probe\", \"requests\": 10}}}"
+    fi
     cat >"$dir/$h.json" <<JSON
 {"format": "drover.agent-config.v1", "host": "$h", "region": "$region", "cluster": "c1",
  "state_dir": "$dir/state-$h", "root_key": "$dir/root.key.pub", "join_token": "$join",
@@ -147,7 +187,7 @@ JSON
  "poll_interval_ms": 1000, "health_interval_ms": 500, "mesh": {"announce_interval_s": 2},
  "services": [{"name": "web", ${user}"port": $port,
                "start": ["$bin/drover-demo-service", "--port", "{port}"],
-               "health": "http://127.0.0.1:{port}/health", "start_timeout_s": 10}]}
+               "health": "http://127.0.0.1:{port}/health", "start_timeout_s": 10}$shop]}
 JSON
     start "$h" "$bin/drover-agent" run --config "$dir/$h.json" --log-level warn
   done
@@ -168,6 +208,7 @@ ENV
   drover token create alice --role approver >"$dir/alice.token"
   drover token create bob --role approver >"$dir/bob.token"
   drover pipeline apply -f tools/fleet-pipeline.yaml >/dev/null
+  drover pipeline apply -f tools/fleet-shop-pipeline.yaml >/dev/null
   # The release channel: a receiver that prints each notification it can
   # verify; the admin allows it, and the pipeline posts there, signed.
   local notify=$((base + 5))
@@ -192,6 +233,12 @@ Try it (each host's demo service answers on 127.0.0.1:$((base + 21))-$((base + 3
   bash tools/fleet.sh release v2 error_rate=0.01 'by_region={"eu-west-1":{"error_rate":0.4}}'  # bad only in eu-west-1
   drover approve web-2 --token \$(cat $dir/bob.token); drover status web-2
   drover hosts; drover audit --service web; drover audit verify
+  s1=\$(SERVICE=shop bash tools/fleet.sh release s1); drover deploy shop \$s1 --wait
+  s2=\$(SERVICE=shop bash tools/fleet.sh release s2); drover deploy shop \$s2 --wait  # previewed, then flipped
+  curl -s 127.0.0.1:$((base + 41))/version                 # shop's live traffic on p1, through nginx
+  drover rollback shop-2 --wait                            # flips back to the warm slot
+  drover flag set web checkout 25 --env production --wait  # a ramp: 1, 5, then 25%
+  drover flag kill web checkout --env production           # off on every host at once
   bash tools/fleet.sh down
 TXT
 }
@@ -202,7 +249,8 @@ release() {
   source "$dir/env"
   local name="$1"
   shift
-  local tree="$dir/trees/$name" json="{" sep=""
+  local service="${SERVICE:-web}"
+  local tree="$dir/trees/$service-$name" json="{" sep=""
   mkdir -p "$tree"
   for kv in "$@"; do
     json="$json$sep\"${kv%%=*}\": ${kv#*=}"
@@ -211,7 +259,7 @@ release() {
   echo "$json}" >"$tree/demo.json"
   head -c 2000000 /dev/urandom >"$tree/payload"
   local id
-  id="$(drover artifact push "$tree" --service web --git-sha "$(printf '%s' "$name" | sha1sum | cut -c1-12)" --json |
+  id="$(drover artifact push "$tree" --service "$service" --git-sha "$(printf '%s' "$name" | sha1sum | cut -c1-12)" --json |
     sed -n 's/.*"artifact_id":"\([^"]*\)".*/\1/p')"
   # The coordinator registers it from the origin's feed.
   for _ in $(seq 1 100); do
@@ -295,6 +343,26 @@ demo() {
     sleep 0.1
   done
   cat "$dir/notify.out"
+  step "blue/green on a real nginx: shop on p1 and p2; s2 starts beside s1 at no traffic, is previewed, then flips"
+  local s1 s2 live=$((base + 41))
+  s1="$(SERVICE=shop release s1)"
+  drover deploy shop "$s1" --wait >/dev/null
+  echo "live traffic on p1 (nginx 127.0.0.1:$live): $(curl -s "127.0.0.1:$live/version" | sed 's/.*"pid":\([0-9]*\),"release":"sha256:\(.\{12\}\).*/release \2, pid \1/')"
+  s2="$(SERVICE=shop release s2)"
+  drover deploy shop "$s2" --wait
+  drover status shop-2
+  echo "live traffic on p1 now: $(curl -s "127.0.0.1:$live/version" | sed 's/.*"pid":\([0-9]*\),"release":"sha256:\(.\{12\}\).*/release \2, pid \1/')"
+  step "the flip back: s1's slot was still warm (the same pid), nothing is downloaded"
+  drover rollback shop-2 --reason "flip back" --wait
+  echo "live traffic on p1 now: $(curl -s "127.0.0.1:$live/version" | sed 's/.*"pid":\([0-9]*\),"release":"sha256:\(.\{12\}\).*/release \2, pid \1/')"
+  step "feature flags: web's checkout at 25% in production at once (an approver's --now), then killed"
+  drover flag set web checkout 25 --env production --now
+  sleep 2
+  echo "p1's flags file: $(curl -s "127.0.0.1:$((base + 23))/version" | sed 's/.*"flags":{\([^}]*\)}.*/\1/')"
+  drover flag kill web checkout --env production
+  sleep 2
+  echo "p1's flags file: $(curl -s "127.0.0.1:$((base + 23))/version" | sed 's/.*"flags":{\([^}]*\)}.*/\1/')"
+  drover flag ls web
 }
 
 case "${1:-}" in

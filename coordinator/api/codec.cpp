@@ -406,6 +406,7 @@ json render_deploy_view(const DeployView& v) {
   json envs = json::array();
   json batches = json::array();  // every batch, in order, with where it ran
   json hosts = json::array();
+  std::set<std::string> listed;  // hosts already in hosts
   for (const auto& e : d.environments) {
     json waves = json::array();
     for (const auto& w : e.waves) {
@@ -423,6 +424,8 @@ json render_deploy_view(const DeployView& v) {
           flat["cluster"] = r.cluster;
           batches.push_back(std::move(flat));
           for (const auto& h : b.hosts) {
+            // A split's or a ramp's steps name the same hosts again: once each.
+            if (!listed.insert(h).second) continue;
             auto running = v.fleet.running.find(h);
             const std::string release =
                 running != v.fleet.running.end() ? running->second : std::string();
