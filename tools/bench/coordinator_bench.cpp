@@ -28,6 +28,7 @@
 #include <cxxopts.hpp>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -35,6 +36,7 @@
 
 #include "core/agent_link/agent_link.hpp"
 #include "core/nng/nng.hpp"
+#include "core/proto/flagset.hpp"
 #include "core/proto/plan.hpp"
 #include "core/sign/envelope.hpp"
 #include "core/sign/keys.hpp"
@@ -79,6 +81,7 @@ struct SimAgent {
   std::string other;
   int traffic = 1000;
   bool preview = false;
+  std::uint64_t flags_seq = 0;  // the flag set applied
   Clock::time_point next_poll, next_health;
 };
 
@@ -179,15 +182,25 @@ int run_sim(const cxxopts::ParseResult& r) {
              .dump()
       << std::endl;
 
-  // Announcements make every agent pull at once, as real agents do.
-  std::atomic<std::uint64_t> announced{0};
+  // Announcements make every agent pull at once, as real agents do: its
+  // plan, or its flag set.
+  std::atomic<std::uint64_t> announced{0}, flags_announced{0};
   auto sub = nng::Subscriber::dial(announcements, proto::kAnnouncePrefix, link_options.tls);
   std::thread listener([&] {
     while (!g_stop) {
       auto m = (*sub)->receive(200ms);
-      if (m.ok() && *m) announced.fetch_add(1);
+      if (!m.ok() || !*m) continue;
+      auto a = proto::decode_announcement(**m);
+      if (a.ok() && a->flags) {
+        flags_announced.fetch_add(1);
+      } else {
+        announced.fetch_add(1);
+      }
     }
   });
+  // Flag sets applied, by seq: how many agents and the last one's wall time.
+  std::mutex flags_mu;
+  std::map<std::uint64_t, std::pair<std::uint64_t, std::int64_t>> flags_done;
 
   std::mutex stats_mu;
   std::vector<double> pull_ms;
@@ -236,6 +249,7 @@ int run_sim(const cxxopts::ParseResult& r) {
     workers.emplace_back([&, t] {
       std::vector<double> my_pulls;
       std::uint64_t my_pull_count = 0, my_applied = 0, my_reports = 0, seen_announce = 0;
+      std::uint64_t seen_flags = 0;
       auto flush = [&] {
         std::lock_guard lock(stats_mu);
         pull_ms.insert(pull_ms.end(), my_pulls.begin(), my_pulls.end());
@@ -257,6 +271,9 @@ int run_sim(const cxxopts::ParseResult& r) {
         const std::uint64_t ann = announced.load();
         const bool pull_all = ann != seen_announce;
         seen_announce = ann;
+        const std::uint64_t fann = flags_announced.load();
+        const bool pull_flags = split && fann != seen_flags;
+        seen_flags = fann;
         auto soonest = now + 50ms;
         for (int i = t; i < count; i += threads) {
           SimAgent& a = agents[static_cast<std::size_t>(i)];
@@ -291,6 +308,27 @@ int run_sim(const cxxopts::ParseResult& r) {
               }
             }
           }
+          if (pull_flags) {
+            // The flag set: verified as an agent does, then "written".
+            auto got = a.link->pull_flags("web", a.flags_seq);
+            if (got.ok() && *got) {
+              auto f = proto::open_flagset(**got, {*root, 1}, now_ms() / 1000);
+              if (f.ok() && f->seq > a.flags_seq && f->applies_to(a.host)) {
+                a.flags_seq = f->seq;
+                const std::int64_t at = now_ms();
+                {
+                  std::lock_guard lock(flags_mu);
+                  auto& done = flags_done[f->seq];
+                  ++done.first;
+                  done.second = std::max(done.second, at);
+                }
+                const std::string detail = "{\"seq\":" + std::to_string(f->seq) + "}";
+                if (report(a, proto::EventItem{"web", at, "flags_applied", 0, detail}).ok()) {
+                  ++my_reports;
+                }
+              }
+            }
+          }
           if (now >= a.next_health) {
             a.next_health = now + health_every;
             if (report(a, std::nullopt).ok()) ++my_reports;
@@ -298,7 +336,9 @@ int run_sim(const cxxopts::ParseResult& r) {
           soonest = std::min({soonest, a.next_poll, a.next_health});
         }
         flush();
-        if (!pull_all) std::this_thread::sleep_until(std::max(soonest, Clock::now() + 1ms));
+        if (!pull_all && !pull_flags) {
+          std::this_thread::sleep_until(std::max(soonest, Clock::now() + 1ms));
+        }
       }
       flush();
     });
@@ -350,7 +390,15 @@ int run_sim(const cxxopts::ParseResult& r) {
       ++stats_done;
       std::this_thread::sleep_for(100ms);
       std::lock_guard lock(stats_mu);
+      json flags = json::object();
+      {
+        std::lock_guard flock(flags_mu);
+        for (const auto& [seq, done] : flags_done) {
+          flags[std::to_string(seq)] = {done.first, done.second};
+        }
+      }
       std::cout << json{{"event", "stats"},
+                        {"flags", flags},
                         {"pulls", pulls},
                         {"pull_p50_ms", pct(pull_ms, 0.5)},
                         {"pull_p99_ms", pct(pull_ms, 0.99)},
@@ -529,6 +577,43 @@ int run_blue_green(testing::TestFleet& f, Sims& sims, const std::string& v2, con
   std::printf(
       "  baseline: a rolling rollback of the same %d hosts %.2f s; flip back / baseline = %.2f\n",
       agents, rollback, flip_back / rollback);
+  // A flag set at once, then killed: from the kill's request until every
+  // host has applied the flag set that turns it off.
+  const std::string env_name = d.value("env", "production");  // the deploys' environment
+  std::size_t stats_seen = 1;  // stats lines already read per simulator
+  auto applied_by = [&](std::uint64_t seq) {
+    sims.signal_all(SIGUSR2);
+    std::uint64_t n = 0;
+    std::int64_t last = 0;
+    for (const auto& st : sims.collect("stats", stats_seen)) {
+      const json done = st["flags"].value(std::to_string(seq), json::array({0, 0}));
+      n += done[0].get<std::uint64_t>();
+      last = std::max(last, done[1].get<std::int64_t>());
+    }
+    ++stats_seen;
+    return std::pair{n, last};
+  };
+  for (int round = 0; round < 3; ++round) {
+    json set = f.api("POST", "/services/web/flags/checkout",
+                     {{"env", env_name}, {"value", 25}, {"now", true}}, &status);
+    if (status != 200) return std::cerr << "flag set refused: " << set.dump() << "\n", 1;
+    while (applied_by(set["seq"].get<std::uint64_t>()).first < static_cast<std::uint64_t>(agents)) {
+      std::this_thread::sleep_for(100ms);
+    }
+    const std::int64_t t0 = now_ms();
+    json kill = f.api("POST", "/services/web/flags/checkout/kill", {{"env", env_name}}, &status);
+    if (status != 200) return std::cerr << "flag kill refused: " << kill.dump() << "\n", 1;
+    const std::uint64_t seq = kill["seq"].get<std::uint64_t>();
+    std::pair<std::uint64_t, std::int64_t> got{0, 0};
+    const auto deadline = Clock::now() + 60s;
+    while ((got = applied_by(seq)).first < static_cast<std::uint64_t>(agents) &&
+           Clock::now() < deadline) {
+      std::this_thread::sleep_for(100ms);
+    }
+    std::printf("  flag kill %d: %llu of %d hosts applied it %.2f s after the request\n", round + 1,
+                static_cast<unsigned long long>(got.first), agents,
+                static_cast<double>(got.second - t0) / 1000);
+  }
   sims.signal_all(SIGTERM);
   return 0;
 }
