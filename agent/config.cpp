@@ -75,7 +75,11 @@ Result<ServiceConfig> read_service(const Fields& f) {
   }
   DROVER_TRY(f.only({"name", "start", "stop", "health", "start_timeout_s", "stop_timeout_s", "port",
                      "blue_green", "router_file", "router", "flags_file", "flags_format", "user",
-                     "group"}));
+                     "group", "verify"}));
+  if (f.has("verify")) {
+    DROVER_ASSIGN(s.verify, f.str_list("verify", 64, kAnySize, Empty::allowed));
+    if (s.verify.empty()) return bad(f.path("verify") + " is empty");
+  }
   DROVER_ASSIGN(s.start, f.str_list("start", kAnySize, kAnySize, Empty::allowed));
   DROVER_ASSIGN(s.stop, f.str_list("stop", kAnySize, kAnySize, Empty::allowed));
   DROVER_ASSIGN(auto health, f.opt_str("health", kAnySize));
@@ -182,6 +186,9 @@ Result<ServiceConfig> read_service(const Fields& f) {
     } else {
       return bad(routing->path("kind") + " must be \"file\" or \"nginx\", not \"" + kind + "\"");
     }
+  }
+  if (!s.verify.empty() && (!s.nginx || s.nginx->preview_listen.empty())) {
+    return bad(f.path("verify") + " needs the nginx router with a preview_listen (the route it tests)");
   }
   s.flags_file = flags.value_or("");
   DROVER_ASSIGN(auto user, f.opt_str("user", 256));

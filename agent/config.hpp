@@ -40,6 +40,11 @@ struct ServiceConfig {
     int preview_requests = 0;
   };
   std::optional<Nginx> nginx;
+  // The service's verify hook (argv; "{preview}" becomes the preview
+  // route's URL): run as the service's user each health interval while a
+  // release is previewed, instead of the router's preview probe; the
+  // requests it sends count in the service's health.
+  std::vector<std::string> verify;
   fs::path flags_file;  // default STATE/run/<service>.flags.json
   // The flags file's format: flagd's (docs/FORMATS.md, "Flags file,
   // version 2"), or drover.flags.v1 (the default: services written for it

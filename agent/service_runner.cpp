@@ -110,7 +110,8 @@ Observed ServiceRunner::observe() const {
 }
 
 void ServiceRunner::drive_preview() const {
-  if (!config_.nginx || config_.nginx->preview_requests <= 0) return;
+  if (!config_.nginx) return;
+  if (config_.nginx->preview_requests <= 0 && config_.verify.empty()) return;
   const std::string& listen = config_.nginx->preview_listen;
   const std::size_t colon = listen.rfind(':');
   if (colon == std::string::npos) return;
@@ -118,7 +119,31 @@ void ServiceRunner::drive_preview() const {
   std::string host = listen.substr(0, colon);
   if (host == "*" || host == "0.0.0.0") host = "127.0.0.1";
   if (host == "[::]") host = "[::1]";
-  const std::string url = "http://" + host + listen.substr(colon) + config_.nginx->preview_path;
+  const std::string base = "http://" + host + listen.substr(colon);
+  if (!config_.verify.empty()) {
+    // The service's own verify hook sends the preview its requests.
+    ProcessSpec spec;
+    for (std::string arg : config_.verify) {
+      for (std::size_t at; (at = arg.find("{preview}")) != std::string::npos;) {
+        arg.replace(at, 9, base);
+      }
+      spec.argv.push_back(std::move(arg));
+    }
+    spec.cwd = ctx_.dir("run");
+    spec.env = {{"DROVER_SERVICE", config_.name}, {"DROVER_PREVIEW_URL", base}};
+    spec.log_file = ctx_.dir("logs") / (config_.name + ".verify.log");
+    spec.run_as = config_.run_as;
+    const auto timeout = std::clamp(ctx_.config.health_interval, std::chrono::milliseconds(1000),
+                                    std::chrono::milliseconds(30'000));
+    auto ran = run_command(spec, timeout);
+    if (!ran.ok() || *ran != 0) {
+      ctx_.log.warn("agent.verify.failed",
+                    {{"service", config_.name},
+                     {"error", ran.ok() ? "exit status " + std::to_string(*ran) : ran.error().message}});
+    }
+    return;
+  }
+  const std::string url = base + config_.nginx->preview_path;
   for (int i = 0; i < config_.nginx->preview_requests && !ctx_.is_stopping(); ++i) {
     // The answers do not matter here: the service's own health reports them.
     (void)http::request("GET", url, "", std::chrono::milliseconds(1000), "", 1 << 16);

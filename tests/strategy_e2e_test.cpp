@@ -51,7 +51,8 @@ struct SplitFleet {
     f.start_coordinator();
     f.start_origin();
     f.start_seed("r1");
-    f.start_agents({"h1", "h2"}, "r1", 2, AgentShape{true});
+    // h1's previews are sent requests by a verify hook, h2's by the agent's probe.
+    f.start_agents({"h1", "h2"}, "r1", 2, AgentShape{true, true});
     for (const auto& a : {v1, v2}) EXPECT_TRUE(f.registered(a)) << a;
     write_file(f.dir() / "pipeline.yaml", pipeline(strategy, bake_s));
     ProcessResult applied =

@@ -190,6 +190,20 @@ TEST(AgentConfig, NamesTheBadField) {
                      R"("preview_listen":"127.0.0.1:80"})"),
                "another port");
   expect_error(nginx_with(R"("access_log":"/var/log/x\u0001.log")"), "access_log");
+  // The preview's traffic: the agent's probe (a path, a count) or the
+  // service's verify hook, each needing the preview route.
+  expect_error(nginx_with(R"("preview_probe":{"path":"/"})"), "needs preview_listen");
+  expect_error(nginx_with(R"("preview_listen":"127.0.0.1:2","preview_probe":{"path":"x y"})"),
+               "path");
+  expect_error(nginx_with(R"("preview_listen":"127.0.0.1:2","preview_probe":{"requests":0})"),
+               "requests");
+  auto probe = parse_config(
+      nginx_with(R"("preview_listen":"127.0.0.1:2","preview_probe":{"path":"/work?u=1"})"));
+  ASSERT_TRUE(probe.ok()) << probe.error().message;
+  EXPECT_EQ(probe->services[0].nginx->preview_requests, 20);
+  expect_error(with("\"port\":80", "\"port\":80,\"verify\":[\"curl\"]"), "needs the nginx router");
+  expect_error(with("\"port\":80", bg + R"(,"verify":[],"router":{"kind":"nginx","conf_file":"/n/w.conf","listen":"127.0.0.1:1","preview_listen":"127.0.0.1:2"})"),
+               "verify");
   const std::string two =
       with("\"name\":\"web\",\"start\":[\"x\"],\"port\":80}",
            "\"name\":\"web\",\"start\":[\"x\"]," + bg +

@@ -227,6 +227,12 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
                            {"access_log", r.access_log.string()},
                            {"command", r.nginx->command()},
                            {"preview_probe", {{"path", "/work?user=probe"}, {"requests", 10}}}};
+      if (shape.verify_first && host == hosts.front()) {
+        service["router"].erase("preview_probe");
+        service["verify"] = {"/bin/sh", "-c",
+                             "for i in 1 2 3 4 5 6 7 8 9 10; do "
+                             "curl -sf -o /dev/null '{preview}/work?user=verify-'$i || exit 1; done"};
+      }
     }
     // As root (CI), the services run as an unprivileged user, as in
     // production (docs/AGENT.md, "Users and privileges").

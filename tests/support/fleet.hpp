@@ -26,6 +26,9 @@ inline constexpr const char* kServiceUser = "nobody";
 // "Routers"), with a preview route and the agent's preview probe.
 struct AgentShape {
   bool nginx = false;
+  // With nginx: the first host's previews get their requests from a verify
+  // hook (curl through the preview route) instead of the agent's probe.
+  bool verify_first = false;
 };
 
 class TestFleet {
