@@ -137,16 +137,25 @@ void ServiceRunner::drive_preview() const {
                                     std::chrono::milliseconds(30'000));
     auto ran = run_command(spec, timeout);
     if (!ran.ok() || *ran != 0) {
-      ctx_.log.warn("agent.verify.failed",
-                    {{"service", config_.name},
-                     {"error", ran.ok() ? "exit status " + std::to_string(*ran) : ran.error().message}});
+      ctx_.log.warn(
+          "agent.verify.failed",
+          {{"service", config_.name},
+           {"error", ran.ok() ? "exit status " + std::to_string(*ran) : ran.error().message}});
     }
     return;
   }
   const std::string url = base + config_.nginx->preview_path;
+  // Within half a health interval (at most 2 s): a previewed release that
+  // hangs never starves the other services' samples of this loop.
+  using std::chrono::milliseconds;
+  const auto budget = std::min(ctx_.config.health_interval / 2, milliseconds(2000));
+  const auto until = std::chrono::steady_clock::now() + budget;
   for (int i = 0; i < config_.nginx->preview_requests && !ctx_.is_stopping(); ++i) {
+    const auto left =
+        std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
+    if (left <= milliseconds(0)) break;
     // The answers do not matter here: the service's own health reports them.
-    (void)http::request("GET", url, "", std::chrono::milliseconds(1000), "", 1 << 16);
+    (void)http::request("GET", url, "", std::min(left, milliseconds(500)), "", 1 << 16);
   }
 }
 

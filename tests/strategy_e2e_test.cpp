@@ -255,7 +255,7 @@ TEST(StrategiesEndToEnd, AFlagRampsKillsAndADegradingRampIsSetBackToZero) {
   EXPECT_EQ(bad.exit_code, 2) << bad.out << bad.err;
   ProcessResult nowhere = f.drover({"flag", "set", "web", "checkout", "25", "--env", "mars"});
   EXPECT_EQ(nowhere.exit_code, 1) << nowhere.out;
-  EXPECT_NE(nowhere.err.find("no environment 'mars'"), std::string::npos) << nowhere.err;
+  EXPECT_NE(nowhere.err.find("has an environment 'mars'"), std::string::npos) << nowhere.err;
 
   // The ramp: 1, 5, then 25%, each step baked and judged.
   ProcessResult ramp =

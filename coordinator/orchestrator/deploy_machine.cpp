@@ -66,8 +66,9 @@ void flags(Step& s, const std::string& flag, int percent) {
   s.actions.push_back(std::move(a));
 }
 
-// A ramp's steps: the ramp's percentages below the one asked for, then it.
-std::vector<BatchRecord> ramp_batches(const EnvPlan& ep, int target,
+// A ramp's steps: the ramp's percentages between the one the flag had and
+// the one asked for, then it.
+std::vector<BatchRecord> ramp_batches(const EnvPlan& ep, int before, int target,
                                       std::vector<std::string> hosts) {
   std::sort(hosts.begin(), hosts.end());
   std::vector<BatchRecord> out;
@@ -78,7 +79,7 @@ std::vector<BatchRecord> ramp_batches(const EnvPlan& ep, int target,
     out.push_back(std::move(b));
   };
   for (int p : ep.shape.ramp_percents) {
-    if (p < target) add(p);
+    if (p > before && p < target) add(p);
   }
   add(target);
   return out;
@@ -308,7 +309,7 @@ void start_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::size_t w
     wave.started_ms = now;
     wave.regions.clear();
     RegionRun r;
-    r.batches = ramp_batches(ep, d.flag_percent, env_hosts(p, d.env, fleet.hosts));
+    r.batches = ramp_batches(ep, d.flag_before, d.flag_percent, env_hosts(p, d.env, fleet.hosts));
     wave.regions.push_back(std::move(r));
     audit(
         s, "wave.started",
@@ -326,7 +327,11 @@ void start_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::size_t w
     std::vector<std::string> cannot;
     for (const auto& [ref, region_hosts] : regions) {
       for (const auto& h : region_hosts) {
-        if (!fleet.traffic.count(h)) cannot.push_back(h);
+        // A host that runs nothing yet has nothing to split: it gets the
+        // release at all traffic first (fresh_first below).
+        auto running = fleet.running.find(h);
+        const bool fresh = running == fleet.running.end() || running->second.empty();
+        if (!fresh && !fleet.traffic.count(h)) cannot.push_back(h);
       }
     }
     if (!cannot.empty()) {
@@ -349,8 +354,26 @@ void start_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::size_t w
     r.region = ref.region;
     r.cluster = ref.cluster;
     hosts += region_hosts.size();
-    r.batches =
-        region_batches(ep, e, std::move(region_hosts), d.id + "/" + e.name + "/" + where(r) + "/");
+    // Hosts running nothing yet take the release at all traffic first: a
+    // split needs a release in the other slot.
+    std::vector<std::string> fresh;
+    if (ep.shape.split.kind != Split::Kind::none && !e.prior_artifact.empty()) {
+      std::erase_if(region_hosts, [&](const std::string& h) {
+        auto running = fleet.running.find(h);
+        const bool none = running == fleet.running.end() || running->second.empty();
+        if (none) fresh.push_back(h);
+        return none;
+      });
+    }
+    r.batches = region_hosts.empty() ? std::vector<BatchRecord>{}
+                                     : region_batches(ep, e, std::move(region_hosts),
+                                                      d.id + "/" + e.name + "/" + where(r) + "/");
+    if (!fresh.empty()) {
+      std::sort(fresh.begin(), fresh.end());
+      BatchRecord b;
+      b.hosts = std::move(fresh);
+      r.batches.insert(r.batches.begin(), std::move(b));
+    }
     wave.regions.push_back(std::move(r));
   }
   audit(s, "wave.started",
@@ -419,8 +442,8 @@ void start_wave_rollback(Step& s, const EnvPlan& ep, std::size_t w, std::int64_t
     return a.region > b.region;
   });
   if (d.ramp()) {
-    // A ramp goes back in one step: the flag at 0 on every host.
-    flags(s, d.flag, 0);
+    // A ramp goes back in one step: the flag where it was on every host.
+    flags(s, d.flag, d.flag_before);
     d.deadline_ms = now + ep.params.rollback_timeout_ms;
     audit(s, "rollback.wave", {{"wave", wave.name}, {"flag", d.flag}}, e.name);
     s.changed = true;
@@ -611,38 +634,56 @@ Judged judge(const DeployRecord& d, const EnvRun& e, const EnvPlan& ep, const Fl
   return {j.verdict(over), j.canary_samples()};
 }
 
-// A step of a split: the release's samples on the step's hosts against the
-// other slot's on the same hosts in the same window (the control, as
-// Kayenta judges a canary). A preview must also have served enough requests.
+// A step of a split: on each host of the step, the release's samples
+// against that host's other slot in the same window (the control, as
+// Kayenta judges a canary beside a control started with it). Each host is
+// judged on its own: a host speaks only for itself, so one host's samples
+// (or lies) never pass or fail another's. The step fails as soon as one
+// host fails and passes when every host passed; a preview must also have
+// served enough requests on every host.
 Judged judge_split(const DeployRecord& d, const EnvRun& e, const EnvPlan& ep,
                    const FleetView& fleet, const BatchRecord& b, std::int64_t from,
                    std::int64_t now, bool over) {
-  const std::set<std::string> hosts(b.hosts.begin(), b.hosts.end());
-  BatchJudge j(ep.params.health);
-  std::vector<HostSample> control, canary;
-  double requests = 0;
+  struct PerHost {
+    std::vector<HostSample> control, canary;
+  };
+  std::map<std::string, PerHost> by_host;
+  for (const auto& h : b.hosts) by_host[h];
   for (const auto& hs : fleet.samples) {
-    if (!hosts.count(hs.host) || hs.at_ms < from || hs.at_ms > now) continue;
-    if (hs.other && hs.release == e.prior_artifact) control.push_back(hs);
-    if (!hs.other && hs.release == d.artifact) canary.push_back(hs);
+    auto it = by_host.find(hs.host);
+    if (it == by_host.end() || hs.at_ms < from || hs.at_ms > now) continue;
+    if (hs.other && hs.release == e.prior_artifact) it->second.control.push_back(hs);
+    if (!hs.other && hs.release == d.artifact) it->second.canary.push_back(hs);
   }
-  control = newest_per_host(std::move(control), kSamplesPerHost);
-  canary = newest_per_host(std::move(canary), kSamplesPerHost);
-  for (const auto& hs : control) j.add_baseline(hs.sample);
-  for (const auto& hs : canary) {
-    j.add_canary(hs.sample);
-    requests += hs.requests;
-  }
-  Judged out{j.verdict(over), j.canary_samples()};
   const auto wanted = static_cast<double>(ep.shape.split.preview_min_requests);
-  if (b.preview && out.verdict.kind == Verdict::Kind::pass && requests < wanted) {
-    // An idle slot nobody sent requests to proves nothing.
-    out.verdict = {Verdict::Kind::fail, "the previewed release served " +
-                                            std::to_string(std::llround(requests)) +
-                                            " requests during its analysis; at least " +
-                                            std::to_string(std::llround(wanted)) +
-                                            " are needed (strategy.preview_min_requests)"};
+  Judged out{{Verdict::Kind::pass, ""}, 0};
+  bool pending = false;
+  for (auto& [host, s] : by_host) {
+    BatchJudge j(ep.params.health);
+    for (const auto& hs : newest_per_host(std::move(s.control), kSamplesPerHost)) {
+      j.add_baseline(hs.sample);
+    }
+    double requests = 0;
+    for (const auto& hs : newest_per_host(std::move(s.canary), kSamplesPerHost)) {
+      j.add_canary(hs.sample);
+      requests += hs.requests;
+    }
+    out.samples += j.canary_samples();
+    Verdict v = j.verdict(over);
+    if (b.preview && v.kind == Verdict::Kind::pass && requests < wanted) {
+      // An idle slot nobody sent requests to proves nothing.
+      v = {Verdict::Kind::fail,
+           "the previewed release served " + std::to_string(std::llround(requests)) +
+               " requests during its analysis; at least " + std::to_string(std::llround(wanted)) +
+               " are needed on each host (strategy.preview_min_requests)"};
+    }
+    if (v.kind == Verdict::Kind::fail) {
+      out.verdict = {Verdict::Kind::fail, "host " + host + ": " + v.reason};
+      return out;
+    }
+    pending = pending || v.kind == Verdict::Kind::pending;
   }
+  if (pending) out.verdict = {Verdict::Kind::pending, ""};
   return out;
 }
 
@@ -824,7 +865,7 @@ void advance_rollback(Step& s, const RunPlan& p, const FleetView& fleet, std::in
   EnvRun& e = *d.current_env();
   WaveRun& w = e.waves[e.wave];
   std::vector<std::string> moved = wave_moved(w), missing;
-  const bool back = d.ramp() ? flags_applied(fleet, moved, 0, &missing)
+  const bool back = d.ramp() ? flags_applied(fleet, moved, d.flag_before, &missing)
                              : all_running(fleet, moved, e.prior_artifact, &missing);
   if (back) {
     w.status = "rolled_back";
@@ -1105,6 +1146,25 @@ Command supersede(const DeployRecord& d, const std::string& newer, std::int64_t 
   s.next.completed_ms = now;
   s.next.reason = "superseded by '" + newer + "'";
   audit(s, "deploy.superseded", {{"by", newer}}, d.current_env() ? d.current_env()->name : "");
+  return s;
+}
+
+Command end_ramp(const DeployRecord& d, const std::string& why, std::int64_t now) {
+  if (!d.ramp()) return Refusal{"deploy '" + d.id + "' is not a flag ramp"};
+  if (is_terminal(d.state)) {
+    return Refusal{"ramp '" + d.id + "' is " + deploy_state_name(d.state) + " already"};
+  }
+  Step s{d, {}, true};
+  s.next.state = DeployState::superseded;
+  s.next.completed_ms = now;
+  s.next.deadline_ms = 0;
+  s.next.reason = why;
+  if (EnvRun* e = s.next.current_env()) {
+    e->status = "superseded";
+    e->finished_ms = now;
+  }
+  // No flag is written: whoever ended it sets the flag.
+  audit(s, "ramp.ended", {{"reason", why}}, d.current_env() ? d.current_env()->name : "");
   return s;
 }
 

@@ -154,6 +154,10 @@ Command override_freeze(const DeployRecord& d, const GateAct& act);
 // A newer queued run of the service takes d's place.
 Command supersede(const DeployRecord& d, const std::string& newer, std::int64_t now_ms);
 
+// A flag ramp ended by a person's change of its flag (a kill, a value set
+// at once), whatever its state: it writes no flag and never raises it again.
+Command end_ramp(const DeployRecord& d, const std::string& why, std::int64_t now);
+
 // After the coordinator was down: every bake and watch running restarts
 // (samples the coordinator did not see never pass a batch, and its absence
 // never fails one), and every converge deadline gives the hosts at least

@@ -32,8 +32,8 @@ std::vector<Action> implied_plans(const DeployRecord& d, const RunPlan& plan) {
   const WaveRun& w = e->waves[e->wave];
   if (d.ramp() &&
       (s == DeployState::deploying || s == DeployState::baking || s == DeployState::rolling_back)) {
-    // A ramp's step, or its way back to 0: the flag at that percentage.
-    int percent = 0;
+    // A ramp's step, or its way back: the flag at that percentage.
+    int percent = d.flag_before;
     for (const auto& r : w.regions) {
       if (s != DeployState::rolling_back && r.batch < r.batches.size()) {
         percent = r.batches[r.batch].flag_percent;
@@ -125,10 +125,12 @@ Status Orchestrator::commit(const DeployRecord& before, const Step& step, const 
       const EnvRun* e = step.next.current_env();
       Status st = flags_ && e ? flags_(step.next, e->name, a.flag, a.flag_percent)
                               : Status(make_error(Errc::internal, "no flag sink"));
+      // The state stands and the step waits for its hosts: a flag set that
+      // could not be written fails the step at its deadline, never the tick
+      // of every other run (recover() writes it again after a restart).
       if (!st.ok()) {
         log_.error("coordinator.flags.failed",
                    {{"deploy", before.id}, {"error", st.error().message}});
-        return st;
       }
       continue;
     }
@@ -153,7 +155,12 @@ Status Orchestrator::recover() {
     for (const auto& a : implied_plans(d, plan_of_(d))) {
       if (a.kind == Action::Kind::issue_flags) {
         const EnvRun* e = d.current_env();
-        if (flags_ && e) DROVER_TRY(flags_(d, e->name, a.flag, a.flag_percent));
+        if (flags_ && e) {
+          if (Status st = flags_(d, e->name, a.flag, a.flag_percent); !st.ok()) {
+            log_.error("coordinator.flags.failed",
+                       {{"deploy", d.id}, {"error", st.error().message}});
+          }
+        }
         continue;
       }
       DROVER_TRY(plans_(d, a.artifact, a.hosts, a.route));
@@ -191,6 +198,7 @@ Result<DeployRecord> Orchestrator::start(const DeployRequest& r) {
   d.started_by = r.person;
   d.flag = r.flag;
   d.flag_percent = r.flag_percent;
+  d.flag_before = r.flag_before;
   d.created_ms = now_ms();
   for (std::size_t i = 0; i < r.plan.envs.size(); ++i) {
     EnvRun e;
@@ -328,6 +336,13 @@ Status Orchestrator::pause(const std::string& deploy_id, const Actor& who) {
 Status Orchestrator::resume(const std::string& deploy_id, const Actor& who) {
   return command(deploy_id, who.token,
                  [&](const DeployRecord& d) { return coordinator::resume(d, now_ms()); });
+}
+
+Status Orchestrator::end_ramp(const std::string& deploy_id, const Actor& who,
+                              const std::string& why) {
+  return command(deploy_id, who.token, [&](const DeployRecord& d) {
+    return coordinator::end_ramp(d, why + " (by " + who.person + ")", now_ms());
+  });
 }
 
 Status Orchestrator::rollback(const std::string& deploy_id, const Actor& who,

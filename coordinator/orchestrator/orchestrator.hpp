@@ -55,6 +55,7 @@ struct DeployRequest {
   std::string redeploy_of = {};  // the deploy this run reproduces ("" for none)
   std::string flag = {};         // a flag ramp: the flag and the percentage asked for
   int flag_percent = -1;
+  int flag_before = 0;  // and the percentage it had
 };
 
 // Who acts, and why (a person's command).
@@ -86,6 +87,8 @@ class Orchestrator {
   Status pause(const std::string& deploy_id, const Actor& who);
   Status resume(const std::string& deploy_id, const Actor& who);
   Status rollback(const std::string& deploy_id, const Actor& who, const std::string& why);
+  // Ends a flag ramp at once (end_ramp), writing no flag.
+  Status end_ramp(const std::string& deploy_id, const Actor& who, const std::string& why);
   Status approve(const std::string& deploy_id, const Actor& who, const std::string& comment);
   Status reject(const std::string& deploy_id, const Actor& who, const std::string& reason);
   Status override_freeze(const std::string& deploy_id, const Actor& who, const std::string& reason);

@@ -59,8 +59,17 @@ Result<FlagSets::Loaded*> FlagSets::load(const std::string& service) {
   DROVER_ASSIGN(auto stored, store_.settings_under("flags/set/" + service + "/"));
   for (const auto& [key, value] : stored) {
     DROVER_ASSIGN(FlagSetRecord r, from_json(value));
-    for (const auto& h : r.hosts) l.env_of_host[h] = r.env;
     l.by_env[r.env] = std::move(r);
+  }
+  // A host listed by two environments' sets (it moved): the newer one.
+  std::map<std::string, std::uint64_t> seq_of;
+  for (const auto& [env, r] : l.by_env) {
+    for (const auto& h : r.hosts) {
+      if (r.seq > seq_of[h]) {
+        seq_of[h] = r.seq;
+        l.env_of_host[h] = env;
+      }
+    }
   }
   return &(cache_[service] = std::move(l));
 }

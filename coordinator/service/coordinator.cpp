@@ -656,6 +656,7 @@ Result<DeployStarted> Coordinator::start_run(Pipeline p, const DeployStart& star
   if (start.flag) {
     request.flag = start.flag->first;
     request.flag_percent = start.flag->second;
+    request.flag_before = start.flag_before;
   }
   request.config_snapshot =
       encode_config_snapshot(snapshot, env_name, artifact_id, git_sha, request.person, redeploy_of);

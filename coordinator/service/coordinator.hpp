@@ -109,6 +109,7 @@ struct DeployStart {
   std::optional<Strategy> strategy_override;
   // A flag ramp (issue 15): the flag and the percentage it ramps to, in env.
   std::optional<std::pair<std::string, int>> flag = {};
+  int flag_before = 0;
 };
 
 struct DeployStarted {
@@ -385,6 +386,9 @@ class Coordinator {
                                     const std::string& what, const Caller& who);
   Result<FlagsAnswer> flags_for(const HostRecord& host, const std::string& service,
                                 std::uint64_t have_seq);
+  // Ends every ramp of flag in env that has not ended (orchestrator_mu_ held).
+  Status end_ramps(const std::string& service, const std::string& env, const std::string& flag,
+                   const std::string& why, const Caller& who);
   // A ramp run's view of its environment's flag set, and its steps.
   void ramp_view(const DeployRecord& d, FleetView& v);
   Status ramp_step(const DeployRecord& d, const std::string& env, const std::string& flag,

@@ -24,8 +24,10 @@ Result<Coordinator::FlagScope> Coordinator::flag_scope(const std::string& servic
   DROVER_TRY(validate_name(service, "service"));
   DROVER_TRY(validate_name(env, "env"));
   DROVER_ASSIGN(auto all, pipelines());
+  std::vector<std::string> ids;  // the service's pipelines, for the refusal
   for (const auto& p : all) {
     if (p.service != service) continue;
+    ids.push_back(p.id);
     DROVER_ASSIGN(RunPlan plan, run_plan(p));
     for (std::size_t i = 0; i < plan.envs.size(); ++i) {
       if (plan.envs[i].name != env) continue;
@@ -35,10 +37,13 @@ Result<Coordinator::FlagScope> Coordinator::flag_scope(const std::string& servic
       out.hosts = env_hosts(plan, i, places);
       return out;
     }
-    return make_error(Errc::not_found, "pipeline '" + p.id + "' of service '" + service +
-                                           "' has no environment '" + env + "'");
   }
-  return make_error(Errc::not_found, "no pipeline deploys service '" + service + "'");
+  if (ids.empty())
+    return make_error(Errc::not_found, "no pipeline deploys service '" + service + "'");
+  std::string names;
+  for (const auto& id : ids) names += (names.empty() ? "'" : ", '") + id + "'";
+  return make_error(Errc::not_found, "no pipeline of service '" + service + "' (" + names +
+                                         ") has an environment '" + env + "'");
 }
 
 Result<std::vector<FlagSetRecord>> Coordinator::flags(const std::string& service) {
@@ -107,6 +112,10 @@ Result<Coordinator::FlagChanged> Coordinator::set_flag(const std::string& servic
   }
   FlagChanged out;
   if (!raising || now) {
+    // A ramp of the flag there ends first (durably), then the change: it
+    // never raises the flag again, even after a restart.
+    std::lock_guard lock(orchestrator_mu_);
+    DROVER_TRY(end_ramps(service, env, flag, "flag '" + flag + "' set at once", who));
     DROVER_ASSIGN(out.set, change_flag(service, env, flag, value, "flag.set", who));
     return out;
   }
@@ -121,6 +130,7 @@ Result<Coordinator::FlagChanged> Coordinator::set_flag(const std::string& servic
   DROVER_ASSIGN(start.artifact, ContentId::parse(running->artifact));
   start.env = env;
   start.flag = std::pair{flag, percent_of(value)};
+  start.flag_before = before;
   DROVER_ASSIGN(auto p, load_pipeline(scope.pipeline_id));
   DROVER_ASSIGN(auto started, start_run(std::move(p), start, who, ""));
   out.ramp = std::move(started.deploy);
@@ -129,19 +139,24 @@ Result<Coordinator::FlagChanged> Coordinator::set_flag(const std::string& servic
 
 Result<FlagSetRecord> Coordinator::kill_flag(const std::string& service, const std::string& env,
                                              const std::string& flag, const Caller& who) {
-  DROVER_ASSIGN(FlagSetRecord set,
-                change_flag(service, env, flag, std::nullopt, "flag.killed", who));
-  // A ramp of the flag there stops: it would raise the flag again.
-  auto active = store_->active_deploys(service);
-  if (active.ok()) {
-    for (const auto& d : *active) {
-      const EnvRun* e = d.current_env();
-      if (d.flag != flag || e == nullptr || e->name != env) continue;
-      std::lock_guard lock(orchestrator_mu_);
-      (void)orchestrator_->rollback(d.id, {who.name, who.person}, "flag '" + flag + "' killed");
-    }
+  // A ramp of the flag there, running or waiting its turn, ends first
+  // (durably): it would raise the flag again.
+  std::lock_guard lock(orchestrator_mu_);
+  DROVER_TRY(end_ramps(service, env, flag, "flag '" + flag + "' killed", who));
+  return change_flag(service, env, flag, std::nullopt, "flag.killed", who);
+}
+
+Status Coordinator::end_ramps(const std::string& service, const std::string& env,
+                              const std::string& flag, const std::string& why, const Caller& who) {
+  DROVER_ASSIGN(auto active, store_->active_deploys(service));
+  for (const auto& d : active) {
+    if (d.flag != flag || is_terminal(d.state)) continue;
+    const EnvRun* e = d.current_env();
+    if (e == nullptr || e->name != env) continue;
+    DROVER_TRY(
+        orchestrator_->end_ramp(d.id, {who.name, who.person.empty() ? who.name : who.person}, why));
   }
-  return set;
+  return Ok{};
 }
 
 void Coordinator::ramp_view(const DeployRecord& d, FleetView& v) {
@@ -186,6 +201,9 @@ Result<FlagsAnswer> Coordinator::flags_for(const HostRecord& host, const std::st
     last = now;
     if (unlisted_checked_.size() > 200'000) unlisted_checked_.clear();
   }
+  // And at most one new revision per environment every 10 s: hosts enrolled
+  // together are added together (a later pull of theirs finds them listed).
+  constexpr std::int64_t kReissueEveryMs = 10'000;
   DROVER_ASSIGN(auto sets, flag_sets_->of_service(service));
   for (const auto& set : sets) {
     auto scope = flag_scope(service, set.env);
@@ -194,6 +212,12 @@ Result<FlagsAnswer> Coordinator::flags_for(const HostRecord& host, const std::st
       continue;
     }
     std::lock_guard lock(flags_mu_);
+    auto& last = unlisted_checked_["env:" + service + "/" + set.env];
+    if (now_ms() - last < kReissueEveryMs) {
+      unlisted_checked_.erase(service + "/" + host.host);  // asked again at its next pull
+      return a;
+    }
+    last = now_ms();
     DROVER_ASSIGN(auto held, flag_sets_->current(service, set.env));
     if (!held) continue;
     AuditRecord r;

@@ -298,7 +298,9 @@ std::string encode_deploy(const DeployRecord& d) {
             {"created_ms", d.created_ms},
             {"completed_ms", d.completed_ms},
             {"reason", d.reason}};
-  if (d.ramp()) j["flag"] = {{"name", d.flag}, {"percent", d.flag_percent}};
+  if (d.ramp()) {
+    j["flag"] = {{"name", d.flag}, {"percent", d.flag_percent}, {"before", d.flag_before}};
+  }
   return *canon::encode(j);
 }
 
@@ -334,6 +336,7 @@ Result<DeployRecord> decode_deploy(std::string_view bytes) {
     if (j.contains("flag")) {
       d.flag = j.at("flag").at("name").get<std::string>();
       d.flag_percent = j.at("flag").at("percent").get<int>();
+      d.flag_before = j.at("flag").value("before", 0);
     }
     d.reason = j.at("reason").get<std::string>();
     if (d.environments.empty() || d.env >= d.environments.size()) {

@@ -127,6 +127,7 @@ struct DeployRecord {
   // which the run never changes. "" for a deploy.
   std::string flag = {};
   int flag_percent = -1;
+  int flag_before = 0;  // the flag's percentage when the ramp began: its rollback's target
   bool ramp() const { return !flag.empty(); }
   DeployState state = DeployState::pending;
   std::size_t env = 0;  // the environment entered (or being entered)

@@ -141,7 +141,9 @@ Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const ReportFrom& 
         ++out.over_budget;
       } else {
         auto requests = hi.custom.find("requests");
-        const double served = requests == hi.custom.end() ? 0 : std::max(0.0, requests->second);
+        // Requests served in one sample's window: at most a million counted.
+        const double served =
+            requests == hi.custom.end() ? 0 : std::clamp(requests->second, 0.0, 1e6);
         DROVER_ASSIGN(bool stored, put_sample(txn, samples_, hi.service,
                                               {host, hi.release, hi.at_ms, hi.error_rate, hi.p99_ms,
                                                hi.saturation, hi.ok, served, hi.other},

@@ -49,7 +49,10 @@ struct SplitFleet {
                                                                              int) {
     return Sample{0.01, 20, 0.3, true};
   };
-  double preview_requests = 50;      // per sample of a previewed slot at no traffic
+  double preview_requests = 50;  // per sample of a previewed slot at no traffic
+  // Lying hosts: what one reports of its other slot, or of its preview's requests.
+  std::map<std::string, Sample> control_lie;
+  std::map<std::string, double> requests_lie;
   std::set<std::string> old_agents;  // hosts that never report their shares
   std::string prior = "v1";          // what the environment ran before the run
   // Flag sets: the environment's set (its seq, the ramped flag's percentage)
@@ -90,9 +93,12 @@ struct SplitFleet {
     for (const auto& [name, h] : hosts) {
       HostSample s{name, h.active, now, health(h.active, h.traffic)};
       s.requests = h.traffic == 0 ? (h.preview ? preview_requests : 0) : h.traffic;
+      if (requests_lie.count(name)) s.requests = requests_lie.at(name);
       samples.push_back(s);
       if (h.traffic < 1000 && !h.other.empty()) {
-        HostSample c{name, h.other, now, health(h.other, 1000 - h.traffic)};
+        HostSample c{
+            name, h.other, now,
+            control_lie.count(name) ? control_lie.at(name) : health(h.other, 1000 - h.traffic)};
         c.requests = 1000 - h.traffic;
         c.other = true;
         samples.push_back(c);
@@ -352,6 +358,19 @@ TEST(Strategies, HostsThatDoNotReportSplittingAreNamedAndSentNothing) {
   EXPECT_TRUE(r.issued.empty());
 }
 
+TEST(Strategies, AHostRunningNothingYetTakesTheReleaseWholeFirstThenTheOthersSplit) {
+  Rollout r({{"kind", "blue_green"}, {"batch_size", 2}}, {wave("all", {"us-east-2"})},
+            {"us-east-2"});
+  r.fleet.hosts["us-east-2-2"].region = "us-east-2";  // enrolled since: runs nothing
+  r.fleet.hosts["us-east-2-2"].active.clear();
+  r.fleet.old_agents.insert("us-east-2-2");  // and so reports no share
+  r.run();
+  ASSERT_EQ(r.deploy.state, DeployState::succeeded) << r.deploy.reason;
+  EXPECT_EQ(r.plans(),
+            (std::vector<std::string>{"v2@1000 us-east-2-2", "v2@0p us-east-2-0,us-east-2-1",
+                                      "v2@1000 us-east-2-0,us-east-2-1"}));
+}
+
 TEST(Strategies, AFirstReleaseHasNothingToSplitWithAndGoesOutInPlainBatches) {
   Rollout r({{"kind", "blue_green"}, {"batch_size", 1}}, {wave("all", {"us-east-2"})},
             {"us-east-2"});
@@ -394,6 +413,35 @@ TEST(Strategies, TheStrategyRoundTripsThroughItsJson) {
   EXPECT_EQ(tc.shape.split.steps, (std::vector<int>{5, 50, 250}));
   EXPECT_TRUE(tc.shape.canary_percents.empty());
   EXPECT_EQ(strategy(strategy_to_json(tc)).shape.split.steps, tc.shape.split.steps);
+}
+
+// ---- what one lying host can do: nothing for another ----
+
+TEST(Strategies, OneHostsInflatedRequestCountPassesNoOtherHostsPreview) {
+  Rollout r({{"kind", "blue_green"}, {"batch_size", 2}, {"preview_min_requests", 20}},
+            {wave("all", {"us-east-2"})}, {"us-east-2"});
+  r.fleet.preview_requests = 0;  // the preview route reaches nothing
+  r.fleet.requests_lie["us-east-2-0"] = 1e6;
+  r.run();
+  EXPECT_EQ(r.deploy.state, DeployState::rolled_back);
+  EXPECT_NE(r.deploy.reason.find("host us-east-2-1: the previewed release served 0"),
+            std::string::npos)
+      << r.deploy.reason;
+}
+
+TEST(Strategies, OneHostsFakeBadControlPassesNoOtherHostsCanary) {
+  Rollout r({{"kind", "canary"}, {"traffic_percents", {1, 5}}}, {wave("all", {"us-east-2"})},
+            {"us-east-2"});
+  r.fleet.health = [](const std::string& release, int) {
+    return release == "v2" ? Sample{0.3, 20, 0.3, true} : Sample{0.01, 20, 0.3, true};
+  };
+  // us-east-2-0 claims its stable slot fails even more: its own canary
+  // passes against that, the other host's does not.
+  r.fleet.control_lie["us-east-2-0"] = Sample{0.95, 20, 0.3, true};
+  r.run();
+  EXPECT_EQ(r.deploy.state, DeployState::rolled_back);
+  EXPECT_NE(r.deploy.reason.find("host us-east-2-1"), std::string::npos) << r.deploy.reason;
+  EXPECT_NE(r.deploy.reason.find("batch 0"), std::string::npos) << r.deploy.reason;
 }
 
 // ---- flag ramps ----
@@ -439,6 +487,38 @@ TEST(Strategies, ARampWhoseStepDegradesSetsTheFlagBackToZeroOnItsOwn) {
   EXPECT_NE(r.deploy.reason.find("error_rate"), std::string::npos) << r.deploy.reason;
   EXPECT_TRUE(r.issued.empty());
   EXPECT_EQ(r.fleet.flag_now, 0);
+}
+
+TEST(Strategies, ARampFromAHeldValueStepsOnlyAboveItAndFallsBackToIt) {
+  Rollout r = ramp(100, {{"kind", "rolling"}, {"batch_size", 1}, {"ramp_percents", {10, 50, 75}}});
+  r.deploy.flag_before = 50;
+  r.fleet.health = [&](const std::string&, int) {
+    return r.fleet.flag_now == 100 ? Sample{0.2, 20, 0.3, true} : Sample{0.01, 20, 0.3, true};
+  };
+  r.run();
+  EXPECT_EQ(r.deploy.state, DeployState::rolled_back) << r.deploy.reason;
+  EXPECT_EQ(r.flag_steps, (std::vector<int>{75, 100, 50}));  // back to 50, not to 0
+}
+
+TEST(Strategies, AnEndedRampWritesNoFlagAndNeverRaisesItAgain) {
+  Rollout r = ramp(25);
+  while (r.flag_steps.empty()) {
+    r.fleet.tick(r.now);
+    r.apply(advance(r.deploy, r.plan, r.fleet.view(), r.now));
+    r.now += kS;
+  }
+  auto ended = end_ramp(r.deploy, "flag 'checkout' killed (by bob)", r.now);
+  ASSERT_TRUE(std::holds_alternative<Step>(ended));
+  r.apply(std::get<Step>(ended));
+  EXPECT_EQ(r.deploy.state, DeployState::superseded);
+  EXPECT_TRUE(r.audited("ramp.ended"));
+  EXPECT_EQ(r.flag_steps, std::vector<int>{1});
+  EXPECT_TRUE(implied_plans(r.deploy, r.plan).empty());
+  EXPECT_TRUE(std::holds_alternative<Refusal>(end_ramp(r.deploy, "again", r.now)));
+  // A queued ramp ends the same way.
+  Rollout q = ramp(25);
+  q.deploy.state = DeployState::queued;
+  EXPECT_TRUE(std::holds_alternative<Step>(end_ramp(q.deploy, "killed", q.now)));
 }
 
 TEST(Strategies, ARampWaitsItsTurnLikeADeploy) {

@@ -567,8 +567,7 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
                   << r["env"].as<std::string>() << " (follow it: drover status " << id << ")\n";
       }
       if (!r.count("wait")) return kExitOk;
-      const int timeout = r.count("timeout") ? std::stoi(r["timeout"].as<std::string>()) : 3600;
-      return wait_for(*api, verb, id, timeout, r.count("json") > 0);
+      return wait_for(*api, verb, id, timeout_s, r.count("json") > 0);
     }
     if (words.size() == 3 && words[0] == "kill") {
       return show(api->call("POST", base + "/" + http::percent_encode(words[2]) + "/kill",
