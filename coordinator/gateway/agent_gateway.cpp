@@ -62,6 +62,7 @@ Result<std::unique_ptr<AgentGateway>> AgentGateway::start(
     g->root_chain_.emplace_back(version, doc);
   }
   g->mesh_token_ = options.mesh_token;
+  g->flags_ = options.flags;
   g->legacy_endpoints_ = options.legacy_requests.size();
   DROVER_ASSIGN(g->publisher_, nng::Publisher::listen(options.announcements, options.tls));
   g->committer_ = std::thread([raw = g.get()] { raw->commit_reports(); });

@@ -54,6 +54,10 @@ struct GatewayOptions {
   // The host's tracker credential ({"token","expires_at"}), carried in
   // enrollment and plan answers of version 2; none when it returns nullopt.
   std::function<std::optional<nlohmann::json>(const HostRecord&)> mesh_token;
+  // Where flags_pull is answered from (none: every host is answered no_flags).
+  std::function<Result<FlagsAnswer>(const HostRecord&, const std::string& service,
+                                    std::uint64_t have_seq)>
+      flags;
   // NNG contexts: requests in flight at once. Reports wait for their group
   // commit without holding a thread, so this may be large.
   int workers = 256;
@@ -85,11 +89,6 @@ class AgentGateway {
   void announce(const std::string& service, std::uint64_t seq);
   // The same for a flag set's seq.
   void announce_flags(const std::string& service, std::uint64_t seq);
-  // Where flags_pull is answered from (set once, before requests arrive;
-  // without it every host is answered no_flags).
-  using FlagsSource = std::function<Result<FlagsAnswer>(
-      const HostRecord&, const std::string& service, std::uint64_t have_seq)>;
-  void set_flags_source(FlagsSource source) { flags_ = std::move(source); }
 
   // Handles one request's bytes; exposed for tests and benchmarks that drive
   // the gateway without sockets. Reports are answered after their commit.
@@ -203,7 +202,7 @@ class AgentGateway {
   std::int64_t max_skew_ms_ = 0;
   std::vector<std::pair<std::uint64_t, std::string>> root_chain_;  // version, document
   std::function<std::optional<nlohmann::json>(const HostRecord&)> mesh_token_;
-  FlagsSource flags_;
+  std::function<Result<FlagsAnswer>(const HostRecord&, const std::string&, std::uint64_t)> flags_;
   std::size_t legacy_endpoints_ = 0;  // listeners [0, this) are legacy
   SignBudget sign_budget_;
   // Committer thread only: when each throttled host was last named in the log.

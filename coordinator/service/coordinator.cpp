@@ -241,6 +241,16 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
       return nlohmann::json{{"token", *token}, {"expires_at", expires_at}};
     };
   }
+  // Flag sets: served by the gateway from its first request on, announced
+  // through it (no change is issued before it exists: changes come from the
+  // API and the driver, both started after it).
+  c->flag_sets_ = std::make_unique<FlagSets>(*c->store_, *c->keys_,
+                                             [self](const std::string& service, std::uint64_t seq) {
+                                               self->gateway_->announce_flags(service, seq);
+                                             });
+  agents.flags = [self](const HostRecord& h, const std::string& service, std::uint64_t have) {
+    return self->flags_for(h, service, have);
+  };
   DROVER_ASSIGN(
       c->gateway_,
       AgentGateway::start(
@@ -250,14 +260,6 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
       *c->store_, c->signer_ ? *c->signer_ : static_cast<PlanSigner&>(*c->keys_),
       [self](const std::string& service, std::uint64_t seq) {
         self->gateway_->announce(service, seq);
-      });
-  c->flag_sets_ = std::make_unique<FlagSets>(*c->store_, *c->keys_,
-                                             [self](const std::string& service, std::uint64_t seq) {
-                                               self->gateway_->announce_flags(service, seq);
-                                             });
-  c->gateway_->set_flags_source(
-      [self](const HostRecord& h, const std::string& service, std::uint64_t have) {
-        return self->flags_for(h, service, have);
       });
   c->orchestrator_ = std::make_unique<Orchestrator>(
       *c->store_,

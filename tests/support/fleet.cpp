@@ -132,7 +132,12 @@ void TestFleet::start_coordinator(const std::map<std::string, std::string>& env)
                                (dir_ / "coordinator.json").string(), "--log-level", "info"},
       (dir_ / ("coordinator-" + std::to_string(++coordinator_starts_) + ".err")).string(), env);
   if (!coordinator_->wait_for_event("ready", 30s)) {
-    throw std::runtime_error("coordinator did not start: " + coordinator_->stderr_tail());
+    // Why, when it said (its "failed" line goes to standard output).
+    std::string said;
+    for (const auto& l : coordinator_->lines()) {
+      if (l.value("event", "") == "failed") said = l.value("error", "") + "\n";
+    }
+    throw std::runtime_error("coordinator did not start: " + said + coordinator_->stderr_tail());
   }
 }
 
@@ -229,9 +234,10 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
                            {"preview_probe", {{"path", "/work?user=probe"}, {"requests", 10}}}};
       if (shape.verify_first && host == hosts.front()) {
         service["router"].erase("preview_probe");
-        service["verify"] = {"/bin/sh", "-c",
-                             "for i in 1 2 3 4 5 6 7 8 9 10; do "
-                             "curl -sf -o /dev/null '{preview}/work?user=verify-'$i || exit 1; done"};
+        service["verify"] = {
+            "/bin/sh", "-c",
+            "for i in 1 2 3 4 5 6 7 8 9 10; do "
+            "curl -sf -o /dev/null '{preview}/work?user=verify-'$i || exit 1; done"};
       }
     }
     // As root (CI), the services run as an unprivileged user, as in
