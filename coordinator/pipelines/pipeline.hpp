@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +40,9 @@ struct EnvSettings {
 struct Pipeline {
   std::string id, service, source_repo;
   std::string branch = "main";  // whose pushes trigger it (version 2; version 1: main)
+  // The services this one depends on (version 2; issue 16): in a release,
+  // it enters an environment only after they have finished it.
+  std::vector<std::string> depends_on;
   int format = 1;  // 1: drover pipeline v1 (envs); 2: drover.pipeline.v2 (environments)
   std::vector<PipelineEnv> envs;            // version 1
   std::vector<std::string> approval_gates;  // version 1: env names
@@ -72,5 +76,12 @@ std::size_t env_index(const Pipeline& p, const std::string& name);
 
 // The plan a run of p follows (freeze windows' time zones loaded).
 Result<RunPlan> run_plan(const Pipeline& p);
+
+// The services' dependencies (service -> the services it depends on, every
+// service that has a pipeline a key), checked for service: each dependency
+// must have a pipeline, and no chain of dependencies may lead back to it.
+// The refusal names the unknown service, or the cycle ("a -> b -> a").
+Status check_dependencies(const std::map<std::string, std::vector<std::string>>& depends_on,
+                          const std::string& service);
 
 }  // namespace drover::coordinator

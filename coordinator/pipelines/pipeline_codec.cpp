@@ -343,8 +343,17 @@ Result<Pipeline> pipeline_from_json(const json& body) {
                             "' (or absent, for a version-1 pipeline); got '" + *format + "'");
     }
     p.format = 2;
-    DROVER_TRY(f.only({"format", "id", "service", "source_repo", "branch", "environments",
-                       "strategy", "health_checks", "timeouts", "watch_s", "artifact_ready"}));
+    DROVER_TRY(
+        f.only({"format", "id", "service", "source_repo", "branch", "environments", "strategy",
+                "health_checks", "timeouts", "watch_s", "artifact_ready", "depends_on"}));
+    DROVER_ASSIGN(p.depends_on, f.str_list("depends_on", 32, 128));
+    for (std::size_t i = 0; i < p.depends_on.size(); ++i) {
+      const std::string at = "depends_on[" + std::to_string(i) + "]";
+      DROVER_TRY(check_name(p.depends_on[i], at));
+      if (std::count(p.depends_on.begin(), p.depends_on.end(), p.depends_on[i]) > 1) {
+        return make_error(Errc::invalid_argument, at + " '" + p.depends_on[i] + "' appears twice");
+      }
+    }
     DROVER_ASSIGN(auto branch, f.opt_str("branch", 128));
     if (branch) {
       // A git branch name as drover takes it: name-rule parts joined by '/'.
@@ -368,6 +377,12 @@ Result<Pipeline> pipeline_from_json(const json& body) {
   }
   DROVER_ASSIGN(p.service, f.str("service", 128));
   DROVER_TRY(check_name(p.service, "service"));
+  for (std::size_t i = 0; i < p.depends_on.size(); ++i) {
+    if (p.depends_on[i] == p.service) {
+      return make_error(Errc::invalid_argument, "depends_on[" + std::to_string(i) + "]: service '" +
+                                                    p.service + "' cannot depend on itself");
+    }
+  }
   DROVER_ASSIGN(auto id, f.opt_str("id", 128));
   p.id = id && !id->empty() ? *id : p.service;
   DROVER_TRY(check_name(p.id, "id"));
@@ -450,20 +465,22 @@ Result<Pipeline> pipeline_from_json(const json& body) {
 
 json pipeline_to_json(const Pipeline& p) {
   if (p.format == 2) {
-    return {{"format", kPipelineV2},
-            {"id", p.id},
-            {"service", p.service},
-            {"source_repo", p.source_repo},
-            {"branch", p.branch},
-            {"strategy", strategy_to_json(p.strategy)},
-            {"health_checks", health_json(p.params)},
-            {"timeouts", timeouts_json(p.params, p.gate_ms)},
-            {"watch_s", p.watch_ms / 1000},
-            {"artifact_ready", p.artifact_ready},
-            {"environments", environments_to_json(p.environments)},
-            {"version", p.version},
-            {"updated_ms", p.updated_ms},
-            {"updated_by", p.updated_by}};
+    json j = {{"format", kPipelineV2},
+              {"id", p.id},
+              {"service", p.service},
+              {"source_repo", p.source_repo},
+              {"branch", p.branch},
+              {"strategy", strategy_to_json(p.strategy)},
+              {"health_checks", health_json(p.params)},
+              {"timeouts", timeouts_json(p.params, p.gate_ms)},
+              {"watch_s", p.watch_ms / 1000},
+              {"artifact_ready", p.artifact_ready},
+              {"environments", environments_to_json(p.environments)},
+              {"version", p.version},
+              {"updated_ms", p.updated_ms},
+              {"updated_by", p.updated_by}};
+    if (!p.depends_on.empty()) j["depends_on"] = p.depends_on;
+    return j;
   }
   json envs = json::array();
   for (const auto& e : p.envs) {

@@ -543,6 +543,21 @@ Result<SavedPipeline> Coordinator::put_pipeline(Pipeline p, const Caller& who) {
     return make_error(Errc::refused, role_refusal(need, who));
   }
   DROVER_TRY(one_path_per_service(p, others));
+  {
+    // Releases of several services (issue 16): every dependency has a
+    // pipeline, and none leads back to this service.
+    std::map<std::string, std::vector<std::string>> graph;
+    DROVER_ASSIGN(auto all, pipelines());
+    for (const auto& o : all) {
+      if (o.id != p.id) {
+        auto& deps = graph[o.service];
+        deps.insert(deps.end(), o.depends_on.begin(), o.depends_on.end());
+      }
+    }
+    auto& deps = graph[p.service];
+    deps.insert(deps.end(), p.depends_on.begin(), p.depends_on.end());
+    DROVER_TRY(check_dependencies(graph, p.service));
+  }
   if (stored) {
     const Pipeline& old = *stored;
     if (old.service != p.service) {

@@ -173,6 +173,9 @@ const Endpoint kEndpoints[] = {
     {"DELETE", "/tokens/vee", Role::admin},
     {"POST", "/join-tokens", Role::admin},
     {"POST", "/join-tokens/revoke", Role::admin},
+    {"GET", "/services/web/flags", Role::viewer},
+    {"POST", "/services/web/flags/checkout", Role::deployer},
+    {"POST", "/services/web/flags/checkout/kill", Role::deployer},
 };
 
 TEST_F(Api, EveryEndpointRefusesAMissingOrUnknownToken) {
@@ -231,6 +234,15 @@ TEST_F(Api, MalformedBodiesAreRefusedNamingTheFieldAndChangeNothing) {
   };
   const std::vector<Case> cases = {
       {"/pipelines", "{not json", "not valid JSON"},
+      {"/services/web/flags/checkout", R"({"env":"production","value":"yes"})", "value"},
+      {"/services/web/flags/checkout", R"({"env":"production","value":101})", "value"},
+      {"/services/web/flags/checkout", R"({"value":5})", "env"},
+      {"/services/web/flags/checkout", R"({"env":"production","value":5,"x":1})", "x"},
+      {"/services/web/flags/checkout/kill", R"({"env":1})", "env"},
+      {"/pipelines",
+       R"({"format":"drover.pipeline.v2","service":"web","depends_on":["nope"],)"
+       R"("environments":[{"name":"p","waves":[{"name":"a","regions":["r"]}]}]})",
+       "no pipeline deploys"},
       {"/pipelines", "[1,2]", "must be a JSON object"},
       {"/pipelines", R"({"service":5})", "service must be a string"},
       {"/pipelines", R"({"envs":[]})", "service is required"},

@@ -164,6 +164,35 @@ TEST(PipelineV2, OverridesResolvePerEnvironmentAndTheRecordReadsBack) {
   EXPECT_FALSE(plan->envs[0].frozen);
 }
 
+// Releases of several services (issue 16): dependencies name services with
+// a pipeline and never lead back.
+TEST(PipelineV2, DependenciesNameKnownServicesAndMakeNoCycle) {
+  std::map<std::string, std::vector<std::string>> g = {{"a", {}}, {"b", {"a"}}, {"c", {"a", "b"}}};
+  EXPECT_TRUE(check_dependencies(g, "c").ok());
+  g["a"] = {"c"};
+  auto cycle = check_dependencies(g, "a");
+  ASSERT_FALSE(cycle.ok());
+  EXPECT_NE(cycle.error().message.find("a -> c -> a"), std::string::npos) << cycle.error().message;
+  g["a"] = {"d"};
+  auto unknown = check_dependencies(g, "a");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("service 'd', which no pipeline deploys"),
+            std::string::npos);
+  // The field: a list of distinct services, never the pipeline's own.
+  json b = v2_pipeline();
+  b["depends_on"] = {"db", "cache"};
+  auto p = pipeline_from_json(b);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->depends_on, (std::vector<std::string>{"db", "cache"}));
+  EXPECT_EQ(pipeline_to_json(*p)["depends_on"], b["depends_on"]);
+  EXPECT_FALSE(pipeline_to_json(*pipeline_from_json(v2_pipeline())).contains("depends_on"));
+  b["depends_on"] = {"web"};
+  EXPECT_NE(pipeline_from_json(b).error().message.find("cannot depend on itself"),
+            std::string::npos);
+  b["depends_on"] = {"db", "db"};
+  EXPECT_NE(pipeline_from_json(b).error().message.find("appears twice"), std::string::npos);
+}
+
 TEST(PipelineV2, BadVersion2FieldsAreRefusedNamingThem) {
   auto refused = [](json body, const std::string& expect) {
     auto p = pipeline_from_json(body);
