@@ -83,16 +83,12 @@ Result<FlagChange> decode_flag_set(const json& body) {
   DROVER_ASSIGN(auto now, f.opt_bool("now"));
   out.now = now.value_or(false);
   DROVER_TRY(f.require({"value"}));
-  const json& v = *f.raw("value");
-  if (v.is_boolean()) {
-    out.value.on = v.get<bool>();
-  } else if (v.is_number_integer() && v.get<std::int64_t>() >= 0 && v.get<std::int64_t>() <= 100) {
-    out.value.is_percent = true;
-    out.value.percent = static_cast<int>(v.get<std::int64_t>());
-  } else {
+  auto value = proto::flag_value_of(*f.raw("value"));
+  if (!value) {
     return make_error(Errc::invalid_argument,
                       "value must be true, false or a whole percentage 0-100");
   }
+  out.value = *value;
   return out;
 }
 
@@ -104,7 +100,7 @@ Result<std::string> decode_flag_kill(const json& body) {
 
 json render_flagset(const FlagSetRecord& r) {
   json flags = json::object();
-  for (const auto& [k, v] : r.flags) flags[k] = v.is_percent ? json(v.percent) : json(v.on);
+  for (const auto& [k, v] : r.flags) flags[k] = proto::flag_value_json(v);
   return {{"service", r.service},    {"env", r.env},     {"seq", r.seq}, {"flags", flags},
           {"hosts", r.hosts.size()}, {"at_ms", r.at_ms}, {"by", r.by}};
 }

@@ -687,6 +687,21 @@ Judged judge_split(const DeployRecord& d, const EnvRun& e, const EnvPlan& ep,
   return out;
 }
 
+// The region's batch has converged: it bakes (the wave's bake for its last).
+void start_bake(Step& s, const EnvPlan& ep, const EnvRun& e, RegionRun& r, std::int64_t now) {
+  r.status = "baking";
+  r.batches[r.batch].status = "baking";
+  r.batches[r.batch].converged_ms = now;
+  r.judge_from_ms = now;
+  const bool last = r.batch + 1 == r.batches.size();
+  r.bake_until_ms = now + (last ? wave_bake(ep, e.wave) : ep.params.bake_ms);
+  // Samples must keep arriving during the bake: a silent batch fails at its
+  // end, so the bake's own end is the wait's deadline.
+  r.deadline_ms = r.bake_until_ms;
+  audit(s, "batch.baking", {{"region", where(r)}, {"batch", r.batch}}, e.name);
+  s.changed = true;
+}
+
 // Whether every host of a split's step routes it as the step says.
 bool routed(const FleetView& f, const BatchRecord& b, std::vector<std::string>* missing) {
   bool all = true;
@@ -722,15 +737,7 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
       const BatchRecord& b = r.batches[r.batch];
       std::vector<std::string> missing;
       if (flags_applied(fleet, b.hosts, b.flag_percent, &missing)) {
-        r.status = "baking";
-        r.batches[r.batch].status = "baking";
-        r.batches[r.batch].converged_ms = now;
-        r.judge_from_ms = now;
-        const bool last = r.batch + 1 == r.batches.size();
-        r.bake_until_ms = now + (last ? wave_bake(ep, e.wave) : ep.params.bake_ms);
-        r.deadline_ms = r.bake_until_ms;
-        audit(s, "batch.baking", {{"region", where(r)}, {"batch", r.batch}}, e.name);
-        s.changed = true;
+        start_bake(s, ep, e, r, now);
       } else if (now >= r.deadline_ms) {
         fail_region(s, p, w, r, now,
                     "hosts " + list(missing) + " did not apply flag set " +
@@ -751,17 +758,7 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
         converged = routed(fleet, r.batches[r.batch], &missing);
       }
       if (converged) {
-        r.status = "baking";
-        r.batches[r.batch].status = "baking";
-        r.batches[r.batch].converged_ms = now;
-        r.judge_from_ms = now;
-        const bool last = r.batch + 1 == r.batches.size();
-        r.bake_until_ms = now + (last ? wave_bake(ep, e.wave) : ep.params.bake_ms);
-        // Samples must keep arriving during the bake: a silent batch fails
-        // at its end, so the bake's own end is the wait's deadline.
-        r.deadline_ms = r.bake_until_ms;
-        audit(s, "batch.baking", {{"region", where(r)}, {"batch", r.batch}}, e.name);
-        s.changed = true;
+        start_bake(s, ep, e, r, now);
       } else if (now >= r.deadline_ms) {
         fail_region(s, p, w, r, now,
                     (r.region.empty() ? "" : "region " + where(r) + ": ") + "hosts " +

@@ -9,7 +9,7 @@ using nlohmann::json;
 
 json to_json(const FlagSetRecord& r) {
   json flags = json::object();
-  for (const auto& [k, v] : r.flags) flags[k] = v.is_percent ? json(v.percent) : json(v.on);
+  for (const auto& [k, v] : r.flags) flags[k] = proto::flag_value_json(v);
   return {{"service", r.service}, {"env", r.env},     {"seq", r.seq}, {"flags", flags},
           {"hosts", r.hosts},     {"at_ms", r.at_ms}, {"by", r.by},   {"bundle", r.bundle}};
 }
@@ -23,14 +23,10 @@ Result<FlagSetRecord> from_json(const std::string& text) {
     r.env = j.at("env").get<std::string>();
     r.seq = j.at("seq").get<std::uint64_t>();
     for (const auto& [k, v] : j.at("flags").items()) {
-      proto::FlagValue fv;
-      if (v.is_boolean()) {
-        fv.on = v.get<bool>();
-      } else {
-        fv.is_percent = true;
-        fv.percent = v.get<int>();
-      }
-      r.flags[k] = fv;
+      auto fv = proto::flag_value_of(v);
+      if (!fv)
+        return make_error(Errc::corrupt, "a stored flag set's flag '" + k + "' is unreadable");
+      r.flags[k] = *fv;
     }
     r.hosts = j.at("hosts").get<std::vector<std::string>>();
     r.at_ms = j.at("at_ms").get<std::int64_t>();

@@ -11,14 +11,6 @@ namespace drover::coordinator {
 
 using nlohmann::json;
 
-namespace {
-
-json value_json(const proto::FlagValue& v) {
-  return v.is_percent ? json(v.percent) : json(v.on);
-}
-
-}  // namespace
-
 Result<Coordinator::FlagScope> Coordinator::flag_scope(const std::string& service,
                                                        const std::string& env) {
   DROVER_TRY(validate_name(service, "service"));
@@ -73,14 +65,16 @@ Result<FlagSetRecord> Coordinator::change_flag(const std::string& service, const
     return make_error(Errc::not_found, "service '" + service + "' has no flag '" + flag +
                                            "' in environment '" + env + "' to kill");
   }
-  const json before = flags.count(flag) ? value_json(flags[flag]) : json();
+  const json before = flags.count(flag) ? proto::flag_value_json(flags[flag]) : json();
   flags[flag] = next;
   AuditRecord a;
   a.who = who.person.empty() ? who.name : who.person;
   a.what = what;
 
-  a.detail = *canon::encode(
-      json{{"flag", flag}, {"value", value_json(next)}, {"before", before}, {"token", who.name}});
+  a.detail = *canon::encode(json{{"flag", flag},
+                                 {"value", proto::flag_value_json(next)},
+                                 {"before", before},
+                                 {"token", who.name}});
   return flag_sets_->issue(service, env, std::move(flags), std::move(scope.hosts), now_ms(), a);
 }
 

@@ -32,7 +32,7 @@ Status check_set_name(std::string_view what, std::string_view value) {
 
 json set_flags_json(const std::map<std::string, FlagValue>& flags) {
   json j = json::object();
-  for (const auto& [k, v] : flags) j[k] = v.is_percent ? json(v.percent) : json(v.on);
+  for (const auto& [k, v] : flags) j[k] = flag_value_json(v);
   return j;
 }
 
@@ -103,17 +103,9 @@ Result<FlagSet> decode_flagset(std::string_view bytes) {
                                          std::numeric_limits<std::int64_t>::max()));
   DROVER_ASSIGN(Fields flags, f.object("flags"));
   for (const auto& [flag, v] : flags.value().items()) {
-    FlagValue fv;
-    if (v.is_boolean()) {
-      fv.on = v.get<bool>();
-    } else if (v.is_number_integer() && v.get<std::int64_t>() >= 0 &&
-               v.get<std::int64_t>() <= 100) {
-      fv.is_percent = true;
-      fv.percent = static_cast<int>(v.get<std::int64_t>());
-    } else {
-      return invalid_set("flag '" + flag + "' must be true, false or an integer 0-100");
-    }
-    out.flags[flag] = fv;
+    auto fv = flag_value_of(v);
+    if (!fv) return invalid_set("flag '" + flag + "' must be true, false or an integer 0-100");
+    out.flags[flag] = *fv;
   }
   DROVER_TRY(validate_flagset(out));
   return out;

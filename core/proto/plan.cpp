@@ -67,6 +67,24 @@ std::optional<std::int64_t> Plan::scale_down_s() const {
   return x["scale_down_s"].get<std::int64_t>();
 }
 
+json flag_value_json(const FlagValue& v) {
+  return v.is_percent ? json(v.percent) : json(v.on);
+}
+
+std::optional<FlagValue> flag_value_of(const json& v) {
+  FlagValue fv;
+  if (v.is_boolean()) {
+    fv.on = v.get<bool>();
+    return fv;
+  }
+  if (v.is_number_integer() && v.get<std::int64_t>() >= 0 && v.get<std::int64_t>() <= 100) {
+    fv.is_percent = true;
+    fv.percent = static_cast<int>(v.get<std::int64_t>());
+    return fv;
+  }
+  return std::nullopt;
+}
+
 bool Plan::applies_to(std::string_view host) const {
   return std::find(hosts.begin(), hosts.end(), host) != hosts.end();
 }
@@ -162,7 +180,7 @@ Result<std::string> encode_plan(const Plan& p) {
   for (const auto& l : p.layers) layers.push_back(layer_json(l));
   json flags = json::object();
   for (const auto& [name, v] : p.flags) {
-    flags[name] = v.is_percent ? json(v.percent) : json(v.on);
+    flags[name] = flag_value_json(v);
   }
   auto extra = canon::decode(p.strategy_extra, 64 << 10);
   if (!extra.ok() || !extra->is_object() || extra->contains("kind")) {
@@ -245,18 +263,12 @@ Result<Plan> read_plan(const json& j) {
   // A flag is on/off or a ramp percentage: two types, read by hand.
   DROVER_ASSIGN(Fields flags, f.object("flags"));
   for (const auto& [name, v] : flags.value().items()) {
-    FlagValue fv;
-    if (v.is_boolean()) {
-      fv.on = v.get<bool>();
-    } else if (v.is_number_integer() && v.get<std::int64_t>() >= 0 &&
-               v.get<std::int64_t>() <= 100) {
-      fv.is_percent = true;
-      fv.percent = static_cast<int>(v.get<std::int64_t>());
-    } else {
+    auto fv = flag_value_of(v);
+    if (!fv) {
       return make_error(Errc::invalid_argument,
                         "flag '" + name + "' must be true, false or an integer 0-100");
     }
-    p.flags[name] = fv;
+    p.flags[name] = *fv;
   }
   return p;
 }

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,6 +45,10 @@ struct FlagValue {
   int percent = 0;
   friend bool operator==(const FlagValue&, const FlagValue&) = default;
 };
+// A flag's value as JSON: true, false or a whole percentage 0-100 (plans,
+// flag sets, the API). Reading: nullopt for anything else.
+nlohmann::json flag_value_json(const FlagValue& v);
+std::optional<FlagValue> flag_value_of(const nlohmann::json& v);
 
 struct Plan {
   std::string service;

@@ -472,6 +472,18 @@ TEST(FlagSets, RoundTripSignedAndBadOnesAreNamed) {
   EXPECT_FALSE(
       decode_flagset(text.substr(0, text.size() - 1) + ",\"x\":1}").ok());  // unknown field
   EXPECT_FALSE(decode_flagset(" " + text).ok());                            // not canonical
+  // A bundle that is not one, or far too large, is refused before any
+  // signature is checked.
+  EXPECT_FALSE(decode_flagset_bundle("[]").ok());
+  EXPECT_FALSE(decode_flagset_bundle(R"({"flagset":"x","cert":"y","extra":1})").ok());
+  EXPECT_FALSE(decode_flagset_bundle(std::string(40 << 20, '{')).ok());
+  // An announcement of a kind nobody knows is refused; a flag set's is read.
+  auto flags = decode_announcement(encode_announcement({"web", 4, true}));
+  ASSERT_TRUE(flags.ok());
+  EXPECT_TRUE(flags->flags);
+  std::string odd = encode_announcement({"web", 4, true});
+  odd.replace(odd.find("flags"), 5, "other");
+  EXPECT_FALSE(decode_announcement(odd).ok());
 }
 
 }  // namespace
