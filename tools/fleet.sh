@@ -6,13 +6,16 @@
 # us-east-2, us-west-2, eu-west-1, ap-southeast-1, two hosts each), released
 # through the pipeline of tools/fleet-pipeline.yaml. On p1 and p2 a second
 # service, shop, runs in blue/green slots behind a real nginx of each host's
-# own, released by tools/fleet-shop-pipeline.yaml.
+# own, released by tools/fleet-shop-pipeline.yaml. Every host also runs api,
+# which depends on web (tools/fleet-api-pipeline.yaml): the two are released
+# together, web first in each environment (drover release).
 #
 #   bash tools/fleet.sh up                  # build, start everything, print what to type
 #   bash tools/fleet.sh release NAME [k=v]  # push a demo release (error_rate, p99_ms, by_region, ...)
 #   SERVICE=shop bash tools/fleet.sh release NAME  # the same, of shop
 #   bash tools/fleet.sh push NAME LOGIN     # a signed git push of NAME's commit to main (starts the pipeline)
-#   bash tools/fleet.sh demo                # up, v1, a v2 bad in one region, a blue/green flip, a flag kill, down
+#   SERVICE=api bash tools/fleet.sh release NAME   # the same, of api
+#   bash tools/fleet.sh demo                # up, v1, a v2 bad in one region, a release of web and api, a blue/green flip, a flag kill, down
 #   bash tools/fleet.sh down                # stop everything and its services
 #
 # Everything lives in $DROVER_FLEET_DIR (default /tmp/drover-fleet); the API
@@ -141,6 +144,7 @@ JSON
   # shop's nginx on p1 and p2: a master of each host's own, the agent owning
   # one drop-in in its conf.d (docs/AGENT.md, "Routers").
   local shop_port=$((base + 40))
+  local api_port=$((base + 60))
   for h in p1 p2; do
     local n="$dir/nginx-$h"
     mkdir -p "$n/conf.d" "$n/tmp" "$n/logs"
@@ -165,6 +169,7 @@ NGINX
   for place in "${places[@]}"; do
     local h="${place%%:*}" region="${place#*:}"
     port=$((port + 1))
+    api_port=$((api_port + 1))
     local shop=""
     if [ "$h" = p1 ] || [ "$h" = p2 ]; then
       # shop: live traffic on nginx's port, a preview port, two slots.
@@ -186,6 +191,9 @@ NGINX
                  "tls": {"ca_file": "$dir/coordinator-tls.crt", "server_name": "drover-coordinator"}},
  "poll_interval_ms": 1000, "health_interval_ms": 500, "mesh": {"announce_interval_s": 2},
  "services": [{"name": "web", ${user}"port": $port,
+               "start": ["$bin/drover-demo-service", "--port", "{port}"],
+               "health": "http://127.0.0.1:{port}/health", "start_timeout_s": 10},
+              {"name": "api", ${user}"port": $api_port,
                "start": ["$bin/drover-demo-service", "--port", "{port}"],
                "health": "http://127.0.0.1:{port}/health", "start_timeout_s": 10}$shop]}
 JSON
@@ -209,6 +217,7 @@ ENV
   drover token create bob --role approver >"$dir/bob.token"
   drover pipeline apply -f tools/fleet-pipeline.yaml >/dev/null
   drover pipeline apply -f tools/fleet-shop-pipeline.yaml >/dev/null
+  drover pipeline apply -f tools/fleet-api-pipeline.yaml >/dev/null
   # The release channel: a receiver that prints each notification it can
   # verify; the admin allows it, and the pipeline posts there, signed.
   local notify=$((base + 5))
@@ -233,6 +242,11 @@ Try it (each host's demo service answers on 127.0.0.1:$((base + 21))-$((base + 3
   bash tools/fleet.sh release v2 error_rate=0.01 'by_region={"eu-west-1":{"error_rate":0.4}}'  # bad only in eu-west-1
   drover approve web-2 --token \$(cat $dir/bob.token); drover status web-2
   drover hosts; drover audit --service web; drover audit verify
+  a1=\$(SERVICE=api bash tools/fleet.sh release a1); v3=\$(bash tools/fleet.sh release v3 error_rate=0.01)
+  printf 'services:\\n  - {pipeline_id: api, artifact_id: "%s"}\\n  - {pipeline_id: web, artifact_id: "%s"}\\n' \$a1 \$v3 >release.yaml
+  drover release create -f release.yaml --token \$(cat $dir/alice.token)  # web first, then api, in each environment
+  drover release approve rel-1 --token \$(cat $dir/bob.token)  # one approval for both at production's gate
+  drover release status rel-1 --wait
   s1=\$(SERVICE=shop bash tools/fleet.sh release s1); drover deploy shop \$s1 --wait
   s2=\$(SERVICE=shop bash tools/fleet.sh release s2); drover deploy shop \$s2 --wait  # previewed, then flipped
   curl -s 127.0.0.1:$((base + 41))/version                 # shop's live traffic on p1, through nginx
@@ -282,6 +296,23 @@ push_event() {
   curl -s -X POST -H "X-GitHub-Event: push" -H "X-GitHub-Delivery: push-$1-$(date +%s%N)" \
     -H "X-Hub-Signature-256: sha256=$sig" --data-binary "$body" "$DROVER_COORDINATOR/webhooks/scm"
   echo
+}
+
+# Waits until every service of release ID that reached ENV's gate waits there
+# (or the release has ended).
+wait_release_gate() {
+  local id="$1" env="$2"
+  for _ in $(seq 1 1200); do
+    local j
+    j="$(drover release status "$id" --json 2>/dev/null || true)"
+    if echo "$j" | grep -q "\"$env\":\"awaiting_approval\""; then return 0; fi
+    if echo "$j" | grep -q '"state":"\(succeeded\|failed\|rolled_back\|rejected\|superseded\)"'; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "fleet: $id never reached the gate of $env" >&2
+  return 1
 }
 
 # Waits until deploy ID is in STATE (or has ended), printing each new state line.
@@ -343,6 +374,21 @@ demo() {
     sleep 0.1
   done
   cat "$dir/notify.out"
+  step "a release of two services (api depends on web): web goes first in each environment, api after web's watch"
+  local a1 v3
+  a1="$(SERVICE=api release a1 error_rate=0.01 p99_ms=12)"
+  v3="$(release v3 error_rate=0.01 p99_ms=12)"
+  printf 'services:\n  - {pipeline_id: api, artifact_id: "%s"}\n  - {pipeline_id: web, artifact_id: "%s"}\n' \
+    "$a1" "$v3" >"$dir/release.yaml"
+  cat "$dir/release.yaml"
+  drover release create -f "$dir/release.yaml" --token "$alice"
+  wait_release_gate rel-1 production
+  drover release status rel-1
+  step "one approval at production's gate for the whole release (bob), recorded per service"
+  drover release approve rel-1 --token "$bob" --comment "staging is green for both" >/dev/null
+  drover release status rel-1 --wait
+  drover release status rel-1
+  drover audit --env production | grep gate.approved | tail -2
   step "blue/green on a real nginx: shop on p1 and p2; s2 starts beside s1 at no traffic, is previewed, then flips"
   local s1 s2 live=$((base + 41))
   s1="$(SERVICE=shop release s1)"

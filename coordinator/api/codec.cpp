@@ -56,6 +56,37 @@ Result<DeployStart> decode_deploy_start(const json& body) {
   return out;
 }
 
+Result<Coordinator::ReleaseStart> decode_release_start(const json& body) {
+  DROVER_ASSIGN(Fields f, Fields::of(body, ""));
+  DROVER_TRY(f.only({"services", "policy"}));
+  DROVER_TRY(f.require({"services"}));
+  Coordinator::ReleaseStart out;
+  DROVER_ASSIGN(auto services, f.objects("services", kMaxReleaseServices));
+  if (services.empty()) {
+    return make_error(Errc::invalid_argument, "services: a release names at least one service");
+  }
+  for (const auto& s : services) {
+    DROVER_TRY(s.only({"pipeline_id", "artifact_id"}));
+    Coordinator::ReleaseService one;
+    DROVER_ASSIGN(one.pipeline_id, s.str("pipeline_id", 128));
+    DROVER_ASSIGN(std::string artifact_text, s.str("artifact_id", 128));
+    auto artifact_id = ContentId::parse(artifact_text);
+    if (!artifact_id.ok()) {
+      return make_error(Errc::invalid_argument,
+                        s.path("artifact_id") + ": " + artifact_id.error().message);
+    }
+    one.artifact = *artifact_id;
+    out.services.push_back(std::move(one));
+  }
+  DROVER_ASSIGN(auto policy, f.opt_str("policy", 32));
+  if (policy) {
+    auto p = parse_release_policy(*policy);
+    if (!p.ok()) return make_error(Errc::invalid_argument, "policy: " + p.error().message);
+    out.policy = *p;
+  }
+  return out;
+}
+
 Result<RollbackRequest> decode_rollback(const json& body) {
   DROVER_ASSIGN(Fields f, Fields::of(body, ""));
   DROVER_TRY(f.only({"deploy_id", "reason"}));
@@ -359,12 +390,85 @@ json render_deploy_summary(const DeployRecord& d) {
                         ? e->waves[e->wave].regions[0].batch
                         : 0},
           {"started_by", d.started_by},
+          {"release", d.release},
           {"queued_behind", d.queued_behind},
           {"batches", batches},
           {"batches_passed", passed},
           {"created_ms", d.created_ms},
           {"completed_ms", d.completed_ms},
           {"reason", d.reason}};
+}
+
+namespace {
+
+json release_summary(const ReleaseRecord& r) {
+  json gates = json::array();
+  for (const auto& g : r.gates) {
+    json approvals = json::array();
+    for (const auto& a : g.approvals) {
+      approvals.push_back({{"person", a.person}, {"at_ms", a.at_ms}, {"comment", a.comment}});
+    }
+    json gate = {{"env", g.env}, {"required", g.required}, {"approvals", approvals}};
+    if (g.rejection) {
+      gate["rejection"] = {{"person", g.rejection->person},
+                           {"at_ms", g.rejection->at_ms},
+                           {"reason", g.rejection->comment}};
+    }
+    gates.push_back(std::move(gate));
+  }
+  json failures = json::array();
+  for (const auto& f : r.failures) {
+    failures.push_back({{"service", f.service}, {"env", f.env}, {"reason", f.reason}});
+  }
+  return {{"release_id", r.id},
+          {"state", release_state_name(r.state)},
+          {"policy", release_policy_name(r.policy)},
+          {"started_by", r.started_by},
+          {"environments", r.environments},
+          {"gates", gates},
+          {"failures", failures},
+          {"left", r.left},
+          {"created_ms", r.created_ms},
+          {"completed_ms", r.completed_ms},
+          {"reason", r.reason}};
+}
+
+}  // namespace
+
+json render_release(const ReleaseView& v) {
+  json out = release_summary(v.release);
+  json services = json::array();
+  for (const auto& m : v.release.services) {
+    json node = {{"service", m.service},
+                 {"pipeline_id", m.pipeline_id},
+                 {"artifact_id", m.artifact},
+                 {"deploy_id", m.deploy_id},
+                 {"depends_on", m.depends_on}};
+    auto it = v.runs.find(m.service);
+    json envs = json::object();
+    if (it != v.runs.end()) {
+      node["state"] = deploy_state_name(it->second.state);
+      node["queued_behind"] = it->second.queued_behind;
+      node["reason"] = it->second.reason;
+      for (const auto& e : v.release.environments) envs[e] = member_env_state(it->second, e);
+    }
+    node["environments"] = envs;
+    services.push_back(std::move(node));
+  }
+  out["services"] = services;
+  return out;
+}
+
+json render_releases(const std::vector<ReleaseRecord>& all) {
+  json out = json::array();
+  for (const auto& r : all) {
+    json one = release_summary(r);
+    json services = json::array();
+    for (const auto& m : r.services) services.push_back(m.service);
+    one["services"] = services;
+    out.push_back(std::move(one));
+  }
+  return json{{"releases", out}};
 }
 
 json render_runs(const std::string& pipeline_id, const std::vector<DeployRecord>& runs) {

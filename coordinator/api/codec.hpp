@@ -26,6 +26,12 @@ struct RollbackRequest {
 // one text field (at most 1 KiB).
 Result<std::string> decode_gate_text(const nlohmann::json& body, const std::string& field,
                                      bool required);
+// POST /releases {"services":[{"pipeline_id","artifact_id"}…],"policy"?}.
+Result<Coordinator::ReleaseStart> decode_release_start(const nlohmann::json& body);
+// A release: its record, and per member its run and its state in each
+// environment (the DAG of GET /releases/:id).
+nlohmann::json render_release(const ReleaseView& v);
+nlohmann::json render_releases(const std::vector<ReleaseRecord>& all);
 // POST /deploys/:id/redeploy {"env"?}: the environment to start in, if given.
 Result<std::optional<std::string>> decode_redeploy(const nlohmann::json& body);
 // POST /scm/sources {"repository","secret"}; POST /scm/logins {"login","person"}.

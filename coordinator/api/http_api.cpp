@@ -511,6 +511,32 @@ http::Response HttpApi::dispatch(const http::Request& req) {
     on("POST", Role::deployer, [&](const Caller& who, const json&) {
       return from(c.resume(seg[1], who), api::render_deploy_summary);
     });
+  } else if (is({"releases"})) {
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      auto limit = limit_param(req, 20);
+      if (!limit.ok()) return error(400, limit.error().message);
+      return from(c.releases(*limit), api::render_releases);
+    });
+    on("POST", Role::deployer, [&](const Caller& who, const json& body) {
+      auto start = api::decode_release_start(body);
+      if (!start.ok()) return fail(start.error());
+      return from(c.create_release(*start, who), api::render_release, 201);
+    });
+  } else if (is({"releases", "*"})) {
+    on("GET", Role::viewer,
+       [&](const Caller&, const json&) { return from(c.release(seg[1]), api::render_release); });
+  } else if (is({"releases", "*", "approve"})) {
+    on("POST", Role::approver, [&](const Caller& who, const json& body) {
+      auto text = api::decode_gate_text(body, "comment", false);
+      if (!text.ok()) return fail(text.error());
+      return from(c.approve_release(seg[1], *text, who), api::render_release);
+    });
+  } else if (is({"releases", "*", "reject"})) {
+    on("POST", Role::approver, [&](const Caller& who, const json& body) {
+      auto text = api::decode_gate_text(body, "reason", true);
+      if (!text.ok()) return fail(text.error());
+      return from(c.reject_release(seg[1], *text, who), api::render_release);
+    });
   } else if (is({"services", "*", "flags"})) {
     on("GET", Role::viewer, [&](const Caller&, const json&) {
       return from(c.flags(seg[1]), [&](const std::vector<FlagSetRecord>& all) {

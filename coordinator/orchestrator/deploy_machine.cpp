@@ -536,6 +536,19 @@ void enter_env(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t n
   DeployRecord& d = s.next;
   EnvRun& e = *d.current_env();
   const EnvPlan& ep = p.envs[d.env];
+  if (!fleet.release_hold.empty()) {
+    // The release's wait comes first: the run holds the entrance for its
+    // service meanwhile, so no newer run slips in ahead of it.
+    const std::string behind = d.release + ": " + fleet.release_hold;
+    if (d.state != DeployState::queued || d.queued_behind != behind) {
+      d.state = DeployState::queued;
+      d.queued_behind = behind;
+      d.deadline_ms = 0;
+      audit(s, "deploy.queued", {{"behind", behind}, {"release", d.release}}, e.name);
+      s.changed = true;
+    }
+    return;
+  }
   if (!fleet.next_env_holder.empty() && fleet.next_env_holder != d.id) {
     if (d.state != DeployState::queued || d.queued_behind != fleet.next_env_holder) {
       d.state = DeployState::queued;
@@ -997,7 +1010,8 @@ Step advance(const DeployRecord& d, const RunPlan& p, const FleetView& fleet, st
     case DeployState::failed:
     case DeployState::rejected:
     case DeployState::expired:
-    case DeployState::superseded: break;
+    case DeployState::superseded:
+    case DeployState::cancelled: break;
   }
   return s;
 }
@@ -1089,13 +1103,13 @@ Command approve(const DeployRecord& d, const GateAct& act) {
   Step s{d, {}, true};
   EnvRun& n = *s.next.current_env();
   n.gate.approvals.push_back(act);
-  audit(s, "gate.approved",
-        {{"person", act.person},
-         {"token", act.token},
-         {"comment", act.comment},
-         {"approvals", n.gate.approvals.size()},
-         {"required", n.gate.required}},
-        n.name);
+  json detail = {{"person", act.person},
+                 {"token", act.token},
+                 {"comment", act.comment},
+                 {"approvals", n.gate.approvals.size()},
+                 {"required", n.gate.required}};
+  if (!d.release.empty()) detail["release"] = d.release;  // given to the whole release
+  audit(s, "gate.approved", detail, n.name);
   return s;
 }
 
@@ -1144,6 +1158,63 @@ Command supersede(const DeployRecord& d, const std::string& newer, std::int64_t 
   s.next.reason = "superseded by '" + newer + "'";
   audit(s, "deploy.superseded", {{"by", newer}}, d.current_env() ? d.current_env()->name : "");
   return s;
+}
+
+std::size_t entering_env(const DeployRecord& d) {
+  switch (d.state) {
+    case DeployState::pending:
+    case DeployState::artifact_ready:
+    case DeployState::queued: return d.env;
+    case DeployState::deploying:
+    case DeployState::baking:
+    case DeployState::watching: return d.env + 1;
+    default: return std::string::npos;
+  }
+}
+
+Command cancel(const DeployRecord& d, const std::string& why, std::int64_t now) {
+  switch (d.state) {
+    case DeployState::pending:
+    case DeployState::artifact_ready:
+    case DeployState::queued:
+    case DeployState::awaiting_approval: break;
+    default:
+      return Refusal{"deploy '" + d.id + "' is " + deploy_state_name(d.state) +
+                     "; only a run that has not entered its environment can be cancelled"};
+  }
+  Step s{d, {}, true};
+  DeployRecord& n = s.next;
+  n.state = DeployState::cancelled;
+  n.completed_ms = now;
+  n.deadline_ms = 0;
+  n.queued_behind.clear();
+  n.reason = why;
+  EnvRun* e = n.current_env();
+  if (e != nullptr && d.state == DeployState::awaiting_approval) {
+    e->status = "cancelled";
+    e->finished_ms = now;
+  }
+  audit(s, "deploy.cancelled", {{"reason", why}, {"release", d.release}}, e ? e->name : "");
+  return s;
+}
+
+Command rollback_passed(const DeployRecord& d, const RunPlan& p, std::size_t env, std::int64_t now,
+                        const std::string& reason) {
+  if (env >= d.environments.size() || d.environments[env].status != "passed") {
+    return Refusal{"deploy '" + d.id + "' has not passed environment " + std::to_string(env)};
+  }
+  const bool queued_next = d.state == DeployState::queued && d.env == env + 1;
+  const bool finished = d.state == DeployState::succeeded && d.env == env;
+  if (!queued_next && !finished) {
+    return Refusal{"deploy '" + d.id + "' is " + deploy_state_name(d.state) + " in environment " +
+                   std::to_string(d.env) + "; it cannot go back to environment " +
+                   std::to_string(env)};
+  }
+  DeployRecord back = d;
+  back.env = env;  // the next environment was never entered: it stays pending
+  back.state = DeployState::succeeded;
+  back.queued_behind.clear();
+  return rollback(back, p, now, reason);
 }
 
 Command end_ramp(const DeployRecord& d, const std::string& why, std::int64_t now) {

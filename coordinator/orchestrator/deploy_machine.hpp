@@ -95,6 +95,9 @@ struct FleetView {
   // environment runs now (its rollback target once entered).
   std::string next_env_holder = {};
   std::string next_env_prior = {};
+  // A release's run: why its release holds it at that entrance ("" when it
+  // may enter). It waits queued, holding the environment for its service.
+  std::string release_hold = {};
   // Why the view could not be read ("" when it was): the run is not advanced
   // on it (no host list read as empty, no samples read as silence).
   std::string unreadable = {};
@@ -153,6 +156,20 @@ Command reject(const DeployRecord& d, const GateAct& act);
 Command override_freeze(const DeployRecord& d, const GateAct& act);
 // A newer queued run of the service takes d's place.
 Command supersede(const DeployRecord& d, const std::string& newer, std::int64_t now_ms);
+
+// The environment d enters next (npos: none): its current one before it
+// entered it, the one after while it is in one.
+std::size_t entering_env(const DeployRecord& d);
+
+// A release ends its run before it enters another environment (from
+// pending, artifact_ready, queued or awaiting_approval: the run changes
+// nothing more). The run ends cancelled.
+Command cancel(const DeployRecord& d, const std::string& why, std::int64_t now);
+// A release rolls back environment `env` of its run, which passed it (the
+// run is queued at the next one, or succeeded): the environment goes back to
+// what it ran before, as a person's rollback of a finished run would.
+Command rollback_passed(const DeployRecord& d, const RunPlan& plan, std::size_t env,
+                        std::int64_t now, const std::string& reason);
 
 // A flag ramp ended by a person's change of its flag (a kill, a value set
 // at once), whatever its state: it writes no flag and never raises it again.

@@ -172,6 +172,17 @@ Status Orchestrator::recover() {
 }
 
 Result<DeployRecord> Orchestrator::start(const DeployRequest& r) {
+  DROVER_ASSIGN(CoordinatorStore::NewDeploy n, new_run(r));
+  DROVER_TRY(store_.create_deploy(n));
+  log_.info("coordinator.deploy.created", {{"deploy", n.record.id},
+                                           {"artifact", n.record.artifact},
+                                           {"env", n.created.env},
+                                           {"environments", n.record.environments.size()},
+                                           {"who", r.who}});
+  return std::move(n.record);
+}
+
+Result<CoordinatorStore::NewDeploy> Orchestrator::new_run(const DeployRequest& r) {
   if (r.first_env >= r.plan.envs.size()) {
     return make_error(Errc::invalid_argument,
                       "the pipeline has no environment " + std::to_string(r.first_env));
@@ -220,13 +231,7 @@ Result<DeployRecord> Orchestrator::start(const DeployRequest& r) {
   }
   n.created.env = env_name;
   n.config_snapshot = r.config_snapshot;
-  DROVER_TRY(store_.create_deploy(n));
-  log_.info("coordinator.deploy.created", {{"deploy", d.id},
-                                           {"artifact", d.artifact},
-                                           {"env", env_name},
-                                           {"environments", d.environments.size()},
-                                           {"who", r.who}});
-  return std::move(n.record);
+  return n;
 }
 
 AuditRecord Orchestrator::created_record(const DeployRecord& d, const std::string& who,
@@ -246,18 +251,6 @@ AuditRecord Orchestrator::created_record(const DeployRecord& d, const std::strin
 Status Orchestrator::create(const DeployRecord& d, const std::string& who,
                             const std::string& git_sha, const std::string& config_snapshot) {
   return store_.create_deploy({d, created_record(d, who, git_sha), config_snapshot, 0});
-}
-
-std::size_t Orchestrator::next_env(const DeployRecord& d) {
-  switch (d.state) {
-    case DeployState::pending:
-    case DeployState::artifact_ready:
-    case DeployState::queued: return d.env;
-    case DeployState::deploying:
-    case DeployState::baking:
-    case DeployState::watching: return d.env + 1;
-    default: return std::string::npos;
-  }
 }
 
 Status Orchestrator::supersede_queued(std::vector<DeployRecord>& active) {
@@ -287,6 +280,10 @@ Result<int> Orchestrator::tick() {
     return a.created_ms < b.created_ms;
   });
   DROVER_TRY(supersede_queued(active));
+  std::map<std::string, std::string> release_holds;
+  if (releases_) {
+    DROVER_ASSIGN(release_holds, releases_(active));
+  }
   Holders holders;
   for (const auto& d : active) hold(holders, d);
   int changed = 0;
@@ -300,7 +297,10 @@ Result<int> Orchestrator::tick() {
                 {{"deploy", d.id}, {"error", fleet.unreadable}});
       continue;  // waits run on; the next tick reads again
     }
-    const std::size_t target = next_env(d);
+    if (auto h = release_holds.find(d.id); h != release_holds.end()) {
+      fleet.release_hold = h->second;
+    }
+    const std::size_t target = entering_env(d);
     if (target < d.environments.size()) {
       const std::string& name = d.environments[target].name;
       if (auto it = holders.find({d.service, name}); it != holders.end() && it->second != d.id) {
@@ -345,23 +345,46 @@ Status Orchestrator::end_ramp(const std::string& deploy_id, const Actor& who,
   });
 }
 
+Result<std::optional<DeployRecord>> Orchestrator::newer_in_env(const DeployRecord& d,
+                                                               const std::string& env) {
+  std::int64_t entered = 0;
+  for (const auto& e : d.environments) {
+    if (e.name == env) entered = e.entered_ms;
+  }
+  // A run that entered the environment after this one (whenever it was
+  // created: an older run held back may enter later) owns what it runs now.
+  DROVER_ASSIGN(auto recent, store_.recent_deploys({d.service, ""}, 1000));
+  for (const auto& n : recent) {
+    if (n.id == d.id) continue;
+    for (const auto& ne : n.environments) {
+      if (ne.name == env && ne.entered_ms > 0 && ne.entered_ms >= entered) {
+        return std::optional<DeployRecord>(n);
+      }
+    }
+  }
+  return std::optional<DeployRecord>();
+}
+
+Result<DeployRecord> Orchestrator::apply(const std::string& deploy_id, const std::string& who,
+                                         const Decide& fn) {
+  DROVER_ASSIGN(DeployRecord d, get(deploy_id));
+  Command c = fn(d, plan_of_(d));
+  if (auto* r = std::get_if<Refusal>(&c)) return make_error(Errc::refused, r->why);
+  const Step& s = std::get<Step>(c);
+  DROVER_TRY(commit(d, s, who));
+  return s.next;
+}
+
 Status Orchestrator::rollback(const std::string& deploy_id, const Actor& who,
                               const std::string& why) {
   DROVER_ASSIGN(DeployRecord d, get(deploy_id));
   if (const EnvRun* e = d.current_env()) {
-    // A run that entered the environment after this one (whenever it was
-    // created: an older run held back may enter later) owns what it runs now.
-    DROVER_ASSIGN(auto recent, store_.recent_deploys({d.service, ""}, 1000));
-    for (const auto& n : recent) {
-      if (n.id == d.id) continue;
-      for (const auto& ne : n.environments) {
-        if (ne.name == e->name && ne.entered_ms > 0 && ne.entered_ms >= e->entered_ms) {
-          return make_error(Errc::refused,
-                            "deploy '" + n.id + "' of service '" + d.service +
-                                "' entered environment '" + e->name + "' after this one (it is " +
-                                deploy_state_name(n.state) + "); roll back that one instead");
-        }
-      }
+    DROVER_ASSIGN(auto newer, newer_in_env(d, e->name));
+    if (newer) {
+      return make_error(Errc::refused,
+                        "deploy '" + newer->id + "' of service '" + d.service +
+                            "' entered environment '" + e->name + "' after this one (it is " +
+                            deploy_state_name(newer->state) + "); roll back that one instead");
     }
   }
   return command(deploy_id, who.token, [&](const DeployRecord& rec) {

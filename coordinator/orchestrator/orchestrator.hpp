@@ -18,6 +18,8 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,6 +78,9 @@ class Orchestrator {
   // config snapshot and creation audit record commit in one transaction.
   // Refused (Errc::refused) when its first environment has no host.
   Result<DeployRecord> start(const DeployRequest& request);
+  // A new run's record and creation audit record as start() would store
+  // them (numbered after the service's last deploy), not stored.
+  Result<CoordinatorStore::NewDeploy> new_run(const DeployRequest& request);
   // Records a deploy already planned with its creation audit record and the
   // pipeline config snapshot.
   Status create(const DeployRecord& d, const std::string& who, const std::string& git_sha,
@@ -95,6 +100,24 @@ class Orchestrator {
 
   Result<DeployRecord> get(const std::string& deploy_id);
 
+  // A transition of one deploy that fn decides from its record and plan,
+  // committed as a person's command is (who: the token acting). Answers the
+  // new record; a refusal is Errc::refused naming why.
+  using Decide = std::function<Command(const DeployRecord&, const RunPlan&)>;
+  Result<DeployRecord> apply(const std::string& deploy_id, const std::string& who,
+                             const Decide& fn);
+  // A run of d's service that entered environment env after d did (none:
+  // nullopt): it owns what env runs now, so d's rollback there is refused.
+  Result<std::optional<DeployRecord>> newer_in_env(const DeployRecord& d, const std::string& env);
+
+  // Releases of several services (coordinator/releases): before each tick
+  // advances the active deploys (oldest first), the hook may change them
+  // and answers, per deploy id, why its release holds it at its next
+  // environment's entrance.
+  using ReleaseHook =
+      std::function<Result<std::map<std::string, std::string>>(std::vector<DeployRecord>& active)>;
+  void on_releases(ReleaseHook hook) { releases_ = std::move(hook); }
+
   // Called after each transition commits, before its plans go out (a test's
   // crash point sits here).
   // Where a flag ramp's steps go: the flag at a percentage in the run's
@@ -113,8 +136,6 @@ class Orchestrator {
                  const std::function<Command(const DeployRecord&)>& fn);
   AuditRecord created_record(const DeployRecord& d, const std::string& who,
                              const std::string& git_sha) const;
-  // The environment d enters next (npos: none).
-  static std::size_t next_env(const DeployRecord& d);
   // Supersedes every queued run that a newer queued run of its service and
   // environment replaces.
   Status supersede_queued(std::vector<DeployRecord>& active);
@@ -128,6 +149,7 @@ class Orchestrator {
   const Clock& clock_;
   Logger& log_;
   std::function<void(const std::vector<AuditRecord>&)> on_commit_;
+  ReleaseHook releases_;
 };
 
 }  // namespace drover::coordinator

@@ -293,6 +293,9 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   c->orchestrator_->on_commit([self](const std::vector<AuditRecord>& records) {
     for (const auto& r : records) self->after_commit(r.what);
   });
+  c->releases_ = std::make_unique<ReleaseDriver>(*c->store_, *c->orchestrator_, clock, log);
+  c->orchestrator_->on_releases(
+      [self](std::vector<DeployRecord>& active) { return self->releases_->tick(active); });
   {
     std::lock_guard lock(c->orchestrator_mu_);
     DROVER_TRY(c->orchestrator_->recover());
@@ -610,6 +613,16 @@ Result<DeployStarted> Coordinator::start_deploy(const DeployStart& start, const 
 
 Result<DeployStarted> Coordinator::start_run(Pipeline p, const DeployStart& start,
                                              const Caller& who, const std::string& redeploy_of) {
+  DROVER_ASSIGN(ComposedRun run, compose_run(std::move(p), start, who, redeploy_of));
+  std::lock_guard lock(orchestrator_mu_);
+  DROVER_ASSIGN(DeployRecord d, orchestrator_->start(run.request));
+  return DeployStarted{std::move(d), run.env_name, run.git_sha,
+                       ContentId::of(run.request.config_snapshot).str()};
+}
+
+Result<Coordinator::ComposedRun> Coordinator::compose_run(Pipeline p, const DeployStart& start,
+                                                          const Caller& who,
+                                                          const std::string& redeploy_of) {
   const std::string artifact_id = start.artifact.str();
   DROVER_ASSIGN(auto artifact, store_->artifact(artifact_id));
   if (!artifact) {
@@ -677,10 +690,7 @@ Result<DeployStarted> Coordinator::start_run(Pipeline p, const DeployStart& star
   }
   request.config_snapshot =
       encode_config_snapshot(snapshot, env_name, artifact_id, git_sha, request.person, redeploy_of);
-  std::lock_guard lock(orchestrator_mu_);
-  DROVER_ASSIGN(DeployRecord d, orchestrator_->start(request));
-  return DeployStarted{std::move(d), env_name, git_sha,
-                       ContentId::of(request.config_snapshot).str()};
+  return ComposedRun{std::move(request), env_name, git_sha};
 }
 
 Result<DeployView> Coordinator::deploy_view(const std::string& id) {
@@ -825,6 +835,7 @@ Actor actor_of(const Caller& who) {
 Result<DeployRecord> Coordinator::approve(const std::string& id, const std::string& comment,
                                           const Caller& who) {
   std::lock_guard lock(orchestrator_mu_);
+  DROVER_TRY(not_in_release(id, "approve"));
   DROVER_TRY(orchestrator_->approve(id, actor_of(who), comment));
   return orchestrator_->get(id);
 }
@@ -832,6 +843,7 @@ Result<DeployRecord> Coordinator::approve(const std::string& id, const std::stri
 Result<DeployRecord> Coordinator::reject(const std::string& id, const std::string& reason,
                                          const Caller& who) {
   std::lock_guard lock(orchestrator_mu_);
+  DROVER_TRY(not_in_release(id, "reject"));
   DROVER_TRY(orchestrator_->reject(id, actor_of(who), reason));
   return orchestrator_->get(id);
 }

@@ -34,6 +34,7 @@
 #include "coordinator/orchestrator/orchestrator.hpp"
 #include "coordinator/pipelines/pipeline.hpp"
 #include "coordinator/plans/plan_issuer.hpp"
+#include "coordinator/releases/release_driver.hpp"
 #include "core/log/log.hpp"
 #include "core/world/clock.hpp"
 #include "core/world/random.hpp"
@@ -244,6 +245,28 @@ class Coordinator {
   Result<DeployRecord> override_freeze(const std::string& id, const std::string& reason,
                                        const Caller& who);
   Result<DeployRecord> pause(const std::string& id, const Caller& who);
+
+  // ---- releases of several services (docs/COORDINATOR.md, "Releases of
+  // several services") ----
+  struct ReleaseService {
+    std::string pipeline_id;
+    ContentId artifact;
+  };
+  struct ReleaseStart {
+    std::vector<ReleaseService> services;
+    ReleasePolicy policy = ReleasePolicy::failed_only;
+  };
+  // One run per service (each a version-2 pipeline, from its first
+  // environment), created with the release in one transaction. Refused when
+  // `who` may not start one of them (docs/COORDINATOR.md, "Access").
+  Result<ReleaseView> create_release(const ReleaseStart& start, const Caller& who);
+  Result<ReleaseView> release(const std::string& id);
+  Result<std::vector<ReleaseRecord>> releases(std::size_t limit);
+  // A person at the release's gate: the environment where its runs wait.
+  Result<ReleaseView> approve_release(const std::string& id, const std::string& comment,
+                                      const Caller& who);
+  Result<ReleaseView> reject_release(const std::string& id, const std::string& reason,
+                                     const Caller& who);
   Result<DeployRecord> resume(const std::string& id, const Caller& who);
   Result<DeployRecord> rollback(const std::string& id, const std::optional<std::string>& reason,
                                 const Caller& who);
@@ -366,6 +389,17 @@ class Coordinator {
   // Starts a run of p (already loaded, or composed by a redeploy).
   Result<DeployStarted> start_run(Pipeline p, const DeployStart& start, const Caller& who,
                                   const std::string& redeploy_of);
+  // What starting that run would ask the orchestrator, every check passed
+  // (the artifact, the environment, the role, the service's active runs).
+  struct ComposedRun {
+    DeployRequest request;
+    std::string env_name, git_sha;
+  };
+  Result<ComposedRun> compose_run(Pipeline p, const DeployStart& start, const Caller& who,
+                                  const std::string& redeploy_of);
+  // Refused (naming the release) for a run of a release: its gates are the
+  // release's (orchestrator_mu_ held).
+  Status not_in_release(const std::string& deploy_id, const std::string& verb);
   // A waiting trigger of pipeline p (what scm/trigger/<p> holds) against the
   // artifacts registered now: started, ambiguous, or still waiting.
   Result<ScmTrigger> fire_trigger(const Pipeline& p, const nlohmann::json& trigger);
@@ -434,6 +468,7 @@ class Coordinator {
   std::mutex flags_mu_;  // one flag change at a time; guards unlisted_checked_
   std::map<std::string, std::int64_t> unlisted_checked_;  // service/host -> last check
   std::unique_ptr<Orchestrator> orchestrator_;
+  std::unique_ptr<ReleaseDriver> releases_;
   std::mutex orchestrator_mu_;  // the driver and API operations share the orchestrator
 
   std::mutex cache_mu_;                             // guards settings_, places_ and places_version_

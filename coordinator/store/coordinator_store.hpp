@@ -172,6 +172,13 @@ class CoordinatorStore {
   // Several runs of a service may be active: the orchestrator queues them
   // per environment.
   virtual Status create_deploy(const NewDeploy& d) = 0;
+  // A release of several services (coordinator/releases) in one transaction:
+  // each of its runs as create_deploy would store it, the settings it writes
+  // and its audit records. Refused (Errc::already_exists), storing nothing,
+  // when a run's id or number is taken or the setting `fresh_key` exists.
+  virtual Status create_release(const std::vector<NewDeploy>& runs, const std::string& fresh_key,
+                                const std::vector<std::pair<std::string, std::string>>& writes,
+                                const std::vector<AuditRecord>& audits) = 0;
   // One transition: the deploy's new record and its audit records commit
   // together or not at all.
   virtual Status commit_deploy(const DeployRecord& d, const std::vector<AuditRecord>& audits) = 0;

@@ -10,13 +10,16 @@ namespace {
 using nlohmann::json;
 constexpr std::string_view kFormatV1 = "drover.deploy.v1";
 constexpr std::string_view kFormat = "drover.deploy.v2";
+// Runs of a release (issue 16): a release id, and the end state cancelled.
+constexpr std::string_view kFormatV3 = "drover.deploy.v3";
 
 constexpr DeployState kStates[] = {
     DeployState::pending,           DeployState::artifact_ready, DeployState::queued,
     DeployState::awaiting_approval, DeployState::deploying,      DeployState::baking,
     DeployState::watching,          DeployState::rolling_back,   DeployState::paused,
     DeployState::succeeded,         DeployState::rolled_back,    DeployState::failed,
-    DeployState::rejected,          DeployState::expired,        DeployState::superseded};
+    DeployState::rejected,          DeployState::expired,        DeployState::superseded,
+    DeployState::cancelled};
 
 json batch_to_json(const BatchRecord& b) {
   json j = {{"hosts", b.hosts},
@@ -252,13 +255,15 @@ const char* deploy_state_name(DeployState s) {
     case DeployState::rejected: return "rejected";
     case DeployState::expired: return "expired";
     case DeployState::superseded: return "superseded";
+    case DeployState::cancelled: return "cancelled";
   }
   return "?";
 }
 
 bool is_terminal(DeployState s) {
   return s == DeployState::succeeded || s == DeployState::rolled_back || s == DeployState::failed ||
-         s == DeployState::rejected || s == DeployState::expired || s == DeployState::superseded;
+         s == DeployState::rejected || s == DeployState::expired || s == DeployState::superseded ||
+         s == DeployState::cancelled;
 }
 
 bool holds_env(const DeployRecord& d) {
@@ -268,6 +273,8 @@ bool holds_env(const DeployRecord& d) {
     case DeployState::baking:
     case DeployState::watching:
     case DeployState::rolling_back: return true;
+    case DeployState::queued:
+      return !d.release.empty() && d.queued_behind.starts_with(d.release + ":");
     default: return false;
   }
 }
@@ -301,6 +308,10 @@ std::string encode_deploy(const DeployRecord& d) {
   if (d.ramp()) {
     j["flag"] = {{"name", d.flag}, {"percent", d.flag_percent}, {"before", d.flag_before}};
   }
+  if (!d.release.empty() || d.state == DeployState::cancelled) {
+    j["format"] = kFormatV3;
+    j["release"] = d.release;
+  }
   return *canon::encode(j);
 }
 
@@ -315,7 +326,7 @@ Result<DeployRecord> decode_deploy(std::string_view bytes) {
       if (!d.ok()) return d.error().context("deploy record (v1)");
       return d;
     }
-    if (format != kFormat) {
+    if (format != kFormat && format != kFormatV3) {
       return make_error(Errc::unsupported, "deploy record of format " + j.at("format").dump());
     }
     DeployRecord d;
@@ -339,6 +350,7 @@ Result<DeployRecord> decode_deploy(std::string_view bytes) {
       d.flag_before = j.at("flag").value("before", 0);
     }
     d.reason = j.at("reason").get<std::string>();
+    if (format == kFormatV3) d.release = j.at("release").get<std::string>();
     if (d.environments.empty() || d.env >= d.environments.size()) {
       return make_error(Errc::corrupt, "deploy record: current_env out of range");
     }

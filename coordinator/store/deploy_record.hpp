@@ -32,6 +32,7 @@ enum class DeployState {
   rejected,    // refused at a gate
   expired,     // a gate's deadline passed
   superseded,  // a newer run of the service queued for the same environment
+  cancelled,   // its release stopped it before it entered an environment
 };
 const char* deploy_state_name(DeployState s);
 bool is_terminal(DeployState s);
@@ -122,6 +123,9 @@ struct EnvRun {
 struct DeployRecord {
   std::string id, pipeline_id, service, artifact;
   std::string started_by;  // the person who started the run (gates compare persons)
+  // The release this run belongs to ("" for a single run): it decides when
+  // the run enters each environment (coordinator/releases).
+  std::string release = {};
   // A flag ramp (issue 15): the flag this run ramps in its one environment
   // up to flag_percent; its artifact is the release the environment runs,
   // which the run never changes. "" for a deploy.
@@ -149,7 +153,8 @@ struct DeployRecord {
 };
 
 // Whether d holds its current environment (from its gate to the end of its
-// watch or rollback): another run of the service entering it queues.
+// watch or rollback, or, for a release's run, while its release holds it at
+// the entrance): another run of the service entering it queues.
 bool holds_env(const DeployRecord& d);
 
 std::string encode_deploy(const DeployRecord& d);

@@ -44,6 +44,9 @@ class KvCoordinatorStore : public CoordinatorStore {
                                               const std::string& host) override;
   Result<std::uint64_t> plan_seq_for(const std::string& service, const std::string& host) override;
   Status create_deploy(const NewDeploy& d) override;
+  Status create_release(const std::vector<NewDeploy>& runs, const std::string& fresh_key,
+                        const std::vector<std::pair<std::string, std::string>>& writes,
+                        const std::vector<AuditRecord>& audits) override;
   Status commit_deploy(const DeployRecord& d, const std::vector<AuditRecord>& audits) override;
   Result<std::optional<DeployRecord>> deploy(const std::string& deploy_id) override;
   Result<std::vector<DeployRecord>> active_deploys() override;
@@ -124,6 +127,7 @@ class KvCoordinatorStore : public CoordinatorStore {
     return std::optional<T>(std::move(value));
   }
   // The deploy lists and the active index (several runs of a service may be active).
+  Status add_deploy(kv::Txn& txn, const NewDeploy& n);
   Status index_new_deploy(kv::Txn& txn, const DeployRecord& d);
   Status index_deploy_state(kv::Txn& txn, const DeployRecord& d);
   Status migrate_to_2(kv::Txn& txn);

@@ -25,9 +25,28 @@ std::string active_key(const DeployRecord& d) {
 }  // namespace
 
 Status KvCoordinatorStore::create_deploy(const NewDeploy& n) {
-  const DeployRecord& d = n.record;
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;
+  DROVER_TRY(add_deploy(txn, n));
+  return txn.commit();
+}
+
+Status KvCoordinatorStore::create_release(
+    const std::vector<NewDeploy>& runs, const std::string& fresh_key,
+    const std::vector<std::pair<std::string, std::string>>& writes,
+    const std::vector<AuditRecord>& audits) {
+  DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
+  kv::Txn& txn = *txn_owner;
+  DROVER_ASSIGN(auto held, txn.get(settings_, fresh_key));
+  if (held) return make_error(Errc::already_exists, "'" + fresh_key + "' exists");
+  for (const auto& n : runs) DROVER_TRY(add_deploy(txn, n));
+  for (const auto& [key, value] : writes) DROVER_TRY(txn.put(settings_, key, value));
+  for (const auto& r : audits) DROVER_TRY(audit_append(txn, audit_, r));
+  return txn.commit();
+}
+
+Status KvCoordinatorStore::add_deploy(kv::Txn& txn, const NewDeploy& n) {
+  const DeployRecord& d = n.record;
   DROVER_ASSIGN(auto existing, txn.get(deploys_, d.id));
   if (existing) return make_error(Errc::already_exists, "deploy '" + d.id + "' exists");
   if (n.counter > 0) {
@@ -45,7 +64,7 @@ Status KvCoordinatorStore::create_deploy(const NewDeploy& n) {
   if (!created.config_hash.empty()) {
     DROVER_TRY(txn.put(deploy_configs_, d.id, created.config_hash));
   }
-  return txn.commit();
+  return Ok{};
 }
 
 Status KvCoordinatorStore::commit_deploy(const DeployRecord& d,

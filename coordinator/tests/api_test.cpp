@@ -176,6 +176,11 @@ const Endpoint kEndpoints[] = {
     {"GET", "/services/web/flags", Role::viewer},
     {"POST", "/services/web/flags/checkout", Role::deployer},
     {"POST", "/services/web/flags/checkout/kill", Role::deployer},
+    {"GET", "/releases", Role::viewer},
+    {"POST", "/releases", Role::deployer},
+    {"GET", "/releases/rel-1", Role::viewer},
+    {"POST", "/releases/rel-1/approve", Role::approver},
+    {"POST", "/releases/rel-1/reject", Role::approver},
 };
 
 TEST_F(Api, EveryEndpointRefusesAMissingOrUnknownToken) {
@@ -275,6 +280,27 @@ TEST_F(Api, MalformedBodiesAreRefusedNamingTheFieldAndChangeNothing) {
       {"/tokens", R"({"name":"x","role":"viewer","person":""})", "person"},
       {"/tokens", R"({"name":"x","role":"viewer","person":7})", "person must be a string"},
       {"/join-tokens/revoke", R"({})", "token is required"},
+      {"/releases", R"({})", "services is required"},
+      {"/releases", R"({"services":[]})", "at least one service"},
+      {"/releases", R"({"services":[{"pipeline_id":"web"}]})", "services[0].artifact_id"},
+      {"/releases", R"({"services":[{"pipeline_id":"web","artifact_id":"md5:1"}]})",
+       "services[0].artifact_id"},
+      {"/releases", R"({"services":[{"pipeline_id":"web","artifact_id":"sha256:00","x":1}]})",
+       "unknown field 'services[0].x'"},
+      {"/releases",
+       R"({"services":[{"pipeline_id":"web","artifact_id":"sha256:)" + std::string(64, '0') +
+           R"("}],"policy":"some"})",
+       "policy"},
+      {"/releases", R"({"services":{"pipeline_id":"web"}})", "services"},
+      {"/releases",
+       "{\"services\":[" +
+           [] {
+             std::string many;
+             for (int i = 0; i < 33; ++i) many += std::string(i ? "," : "") + "{}";
+             return many;
+           }() +
+           "]}",
+       "services"},
   };
   for (const auto& c : cases) {
     Answer a = call("POST", c.path, c.body, admin_);
@@ -285,6 +311,74 @@ TEST_F(Api, MalformedBodiesAreRefusedNamingTheFieldAndChangeNothing) {
   EXPECT_TRUE(call("GET", "/pipelines", std::string(), viewer_).body["pipelines"].empty());
   EXPECT_TRUE(call("GET", "/deploys", std::string(), viewer_).body["deploys"].empty());
   EXPECT_EQ(coordinator_->store().verify_audit().value().records, audit_before);
+}
+
+// A release through the API (docs/API.md, "POST /releases"): created with a
+// run per service, dependencies first; shown as a DAG; its gate is the
+// release's, never a member's alone.
+TEST_F(Api, AReleaseIsCreatedShownAndGatedAsOne) {
+  const std::string approver =
+      coordinator_->tokens().create("ap", Role::approver, 1, random_).value();
+  for (const std::string service : {"web", "api"}) {
+    HostRecord h;
+    h.host = service + "-1";
+    h.region = "r1";
+    h.services = {service};
+    SeededRandom rnd(service.size());
+    h.key = sign::KeyPair::generate(rnd).public_key();
+    h.report_key = std::string(32, 'k');
+    ASSERT_TRUE(coordinator_->store().enroll(h).ok());
+  }
+  auto pipeline = [](const std::string& service, const json& depends_on) {
+    return json{{"format", "drover.pipeline.v2"},
+                {"service", service},
+                {"depends_on", depends_on},
+                {"environments",
+                 {{{"name", "production"},
+                   {"gate", {{"approvals", 1}}},
+                   {"waves", {{{"name", "all"}, {"regions", {"r1"}}}}}}}}};
+  };
+  ASSERT_EQ(call("POST", "/pipelines", pipeline("web", json::array()), approver).status, 201);
+  ASSERT_EQ(call("POST", "/pipelines", pipeline("api", {"web"}), approver).status, 201);
+  const std::string web = publish("web", "1"), api = publish("api", "1");
+  ASSERT_EQ(call("POST", "/artifacts", json{{"artifact_id", web}}, deployer_).status, 201);
+  ASSERT_EQ(call("POST", "/artifacts", json{{"artifact_id", api}}, deployer_).status, 201);
+
+  // An artifact of another service is refused, naming where, and nothing is made.
+  Answer wrong =
+      call("POST", "/releases",
+           json{{"services", {{{"pipeline_id", "api"}, {"artifact_id", web}}}}}, deployer_);
+  EXPECT_EQ(wrong.status, 400) << wrong.body.dump();
+  EXPECT_NE(wrong.body.value("error", "").find("services[0]"), std::string::npos);
+  EXPECT_TRUE(call("GET", "/releases", std::string(), viewer_).body["releases"].empty());
+
+  Answer made = call("POST", "/releases",
+                     json{{"services",
+                           {{{"pipeline_id", "api"}, {"artifact_id", api}},
+                            {{"pipeline_id", "web"}, {"artifact_id", web}}}},
+                          {"policy", "all"}},
+                     deployer_);
+  ASSERT_EQ(made.status, 201) << made.body.dump();
+  EXPECT_EQ(made.body["release_id"], "rel-1");
+  EXPECT_EQ(made.body["policy"], "all");
+  ASSERT_EQ(made.body["services"].size(), 2u);
+  EXPECT_EQ(made.body["services"][0]["service"], "web");  // dependencies first
+  EXPECT_EQ(made.body["services"][1]["depends_on"], json({"web"}));
+  EXPECT_EQ(made.body["services"][1]["environments"]["production"], "pending");
+  const std::string api_run = made.body["services"][1]["deploy_id"];
+  EXPECT_EQ(call("GET", "/releases", std::string(), viewer_).body["releases"].size(), 1u);
+  EXPECT_EQ(call("GET", "/releases/rel-1", std::string(), viewer_).body["state"], "running");
+  EXPECT_EQ(call("GET", "/releases/rel-9", std::string(), viewer_).status, 404);
+
+  // Nothing waits at a gate yet; and a member's gate is the release's.
+  Answer early = call("POST", "/releases/rel-1/approve", json::object(), approver);
+  EXPECT_EQ(early.status, 409) << early.body.dump();
+  EXPECT_NE(early.body.value("error", "").find("not waiting at a gate"), std::string::npos);
+  Answer alone = call("POST", "/deploys/" + api_run + "/approve", json::object(), approver);
+  EXPECT_EQ(alone.status, 409) << alone.body.dump();
+  EXPECT_NE(alone.body.value("error", "").find("belongs to release 'rel-1'"), std::string::npos);
+  // The run shows which release it belongs to.
+  EXPECT_EQ(call("GET", "/deploys/" + api_run, std::string(), viewer_).body["release"], "rel-1");
 }
 
 TEST_F(Api, ABodyBeyondTheLimitIs413) {

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include "core/base/hex.hpp"
 #include "core/http/http.hpp"
@@ -115,13 +116,14 @@ TestFleet::~TestFleet() {
   }
 }
 
-std::string TestFleet::push(const std::string& name, const json& demo, const std::string& git_sha) {
+std::string TestFleet::push(const std::string& name, const json& demo, const std::string& git_sha,
+                            const std::string& service) {
   const fs::path tree = dir_ / "trees" / name;
   write_file(tree / "demo.json", demo.dump());
   write_file(tree / "data", binary_bytes(name.size() * 7 + name.back(), 300 << 10));
   ProcessResult r =
-      run({binary("drover").string(), "artifact", "push", tree.string(), "--service", "web",
-           "--git-sha", git_sha, "--store", (dir_ / "store").string(), "--json"});
+      run({binary("drover").string(), "artifact", "push", tree.string(), "--git-sha", git_sha,
+           "--service", service, "--store", (dir_ / "store").string(), "--json"});
   must(r, "artifact push");
   return json::parse(r.out)["artifact_id"];
 }
@@ -214,6 +216,15 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
                     {"start", {binary("drover-demo-service").string(), "--port", "{port}"}},
                     {"health", "http://127.0.0.1:{port}/health"},
                     {"start_timeout_s", 10}};
+    json services = json::array();
+    for (const auto& name : shape.services) {
+      if (name == "web") continue;
+      json more = service;
+      more["name"] = name;
+      more["port"] = service_ports_[host + "/" + name] = free_port();
+      if (::geteuid() == 0) more["user"] = kServiceUser;
+      services.push_back(std::move(more));
+    }
     if (shape.nginx) {
       Router& r = routers_[host];
       r.nginx = std::make_unique<NginxProcess>(dir_ / ("nginx-" + host));
@@ -243,6 +254,9 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
     // As root (CI), the services run as an unprivileged user, as in
     // production (docs/AGENT.md, "Users and privileges").
     if (::geteuid() == 0) service["user"] = kServiceUser;
+    if (std::find(shape.services.begin(), shape.services.end(), "web") != shape.services.end()) {
+      services.insert(services.begin(), service);
+    }
     json coordinator = {
         {"requests", "tls+tcp://127.0.0.1:" + std::to_string(requests_port_)},
         {"announcements", "tls+tcp://127.0.0.1:" + std::to_string(announcements_port_)},
@@ -267,7 +281,7 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
                    {"health_interval_ms", 200},
                    {"request_timeout_ms", 2000},
                    {"mesh", {{"announce_interval_s", 1}}},
-                   {"services", {service}}};
+                   {"services", services}};
     write_file(dir_ / (host + ".json"), config.dump());
     agents_.push_back(std::make_unique<DaemonProcess>(
         std::vector<std::string>{binary("drover-agent").string(), "run", "--config",
@@ -349,9 +363,11 @@ bool TestFleet::registered(const std::string& artifact) {
       60s);
 }
 
-std::pair<std::string, int> TestFleet::serving(const std::string& host) {
+std::pair<std::string, int> TestFleet::serving(const std::string& host,
+                                               const std::string& service) {
   auto r = http::request(
-      "GET", "http://127.0.0.1:" + std::to_string(service_ports_.at(host)) + "/version", "", 2s);
+      "GET", "http://127.0.0.1:" + std::to_string(service_port(host, service)) + "/version", "",
+      2s);
   if (!r.ok() || r->status != 200) return {"", 0};
   json j = json::parse(r->body, nullptr, false);
   return {j.value("release", ""), j.value("pid", 0)};

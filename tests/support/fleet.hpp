@@ -29,6 +29,8 @@ struct AgentShape {
   // With nginx: the first host's previews get their requests from a verify
   // hook (curl through the preview route) instead of the agent's probe.
   bool verify_first = false;
+  // The services each host runs (single slot; with nginx, only "web").
+  std::vector<std::string> services = {"web"};
 };
 
 class TestFleet {
@@ -41,7 +43,7 @@ class TestFleet {
 
   // Packs a release of the demo service (demo.json as given) into the store.
   std::string push(const std::string& name, const nlohmann::json& demo,
-                   const std::string& git_sha = "0123abcd");
+                   const std::string& git_sha = "0123abcd", const std::string& service = "web");
   // A signed GitHub-style push event to POST /webhooks/scm; answers the status.
   int scm_push(const nlohmann::json& event, const std::string& delivery, const std::string& secret,
                nlohmann::json* answer = nullptr);
@@ -70,7 +72,9 @@ class TestFleet {
   // What the demo service answers at /version on one slot (0 blue, 1 green).
   std::pair<std::string, int> slot_serving(const std::string& host, int slot);
   // The port a host's single-slot service listens on.
-  std::uint16_t service_port(const std::string& host) const { return service_ports_.at(host); }
+  std::uint16_t service_port(const std::string& host, const std::string& service = "web") const {
+    return service_ports_.at(service == "web" ? host : host + "/" + service);
+  }
 
   // The API, as the admin.
   nlohmann::json api(const std::string& method, const std::string& path,
@@ -80,7 +84,7 @@ class TestFleet {
   // Waits until the coordinator has registered the artifact from the origin's feed.
   bool registered(const std::string& artifact);
   // What the demo service on host answers at /version: release and pid ("" and 0 if down).
-  std::pair<std::string, int> serving(const std::string& host);
+  std::pair<std::string, int> serving(const std::string& host, const std::string& service = "web");
   // Waits for a deploy to end; returns its view.
   nlohmann::json wait_done(const std::string& deploy_id,
                            std::chrono::milliseconds timeout = std::chrono::seconds(180));

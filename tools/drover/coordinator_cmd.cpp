@@ -85,7 +85,7 @@ std::string state_line(const json& d) {
 
 bool terminal(const std::string& state) {
   return state == "succeeded" || state == "rolled_back" || state == "failed" ||
-         state == "rejected" || state == "expired" || state == "superseded";
+         state == "rejected" || state == "expired" || state == "superseded" || state == "cancelled";
 }
 
 std::string region_name(const json& r) {
@@ -222,6 +222,75 @@ int wait_for(const Api& api, const std::string& verb, const std::string& id, int
   }
 }
 
+// One line per service of a release: its run, its state, and its state in
+// each environment in the release's order.
+void print_release(const json& j) {
+  std::cout << "release " << j.value("release_id", "") << "\t" << j.value("state", "")
+            << "\tpolicy " << j.value("policy", "") << "\tby " << j.value("started_by", "") << "\n";
+  if (!j.value("reason", "").empty()) std::cout << "  reason: " << j.value("reason", "") << "\n";
+  for (const auto& g : j.value("gates", json::array())) {
+    std::cout << "  gate " << g.value("env", "") << ": " << g["approvals"].size() << "/"
+              << g.value("required", 0) << " approvals";
+    for (const auto& a : g["approvals"]) std::cout << " " << a.value("person", "");
+    if (g.contains("rejection")) std::cout << " rejected by " << g["rejection"].value("person", "");
+    std::cout << "\n";
+  }
+  for (const auto& s : j.value("services", json::array())) {
+    std::cout << "  " << s.value("service", "") << "\t" << s.value("deploy_id", "") << "\t"
+              << s.value("state", "");
+    const json deps = s.value("depends_on", json::array());
+    if (!deps.empty()) {
+      std::cout << "\tafter";
+      for (const auto& d : deps) std::cout << " " << d.get<std::string>();
+    }
+    std::cout << "\n   ";
+    for (const auto& e : j.value("environments", json::array())) {
+      const std::string name = e.get<std::string>();
+      std::cout << " " << name << ": " << s["environments"].value(name, "?");
+    }
+    std::cout << "\n";
+    if (!s.value("queued_behind", "").empty()) {
+      std::cout << "    waiting: " << s.value("queued_behind", "") << "\n";
+    }
+  }
+}
+
+bool release_ended(const json& j) {
+  const std::string state = j.value("state", "");
+  if (state == "running") return false;
+  // A superseded or rejected release may still be finishing its members.
+  for (const auto& s : j.value("services", json::array())) {
+    if (!terminal(s.value("state", ""))) return false;
+  }
+  return true;
+}
+
+int wait_for_release(const Api& api, const std::string& verb, const std::string& id, int timeout_s,
+                     bool as_json) {
+  std::string last;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (true) {
+    auto r = api.call("GET", "/releases/" + http::percent_encode(id));
+    if (!r.ok()) return report(verb, r.error());
+    std::string line = r->value("state", "");
+    for (const auto& s : r->value("services", json::array())) {
+      line += " " + s.value("service", "") + "=" + s.value("state", "");
+    }
+    if (line != last && !as_json) std::cout << id << " " << line << std::endl;
+    last = line;
+    if (release_ended(*r)) {
+      if (as_json) print_json(*r);
+      return r->value("state", "") == "succeeded" ? kExitOk : kExitFailed;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return report(
+          verb, make_error(Errc::timeout, id + " is still " + r->value("state", "") + " after " +
+                                              std::to_string(timeout_s) + " s"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a person's poll
+  }
+}
+
 // A pipeline or release file: YAML or JSON (core/yaml keeps each field's
 // line, so a refusal can name it).
 Result<yaml::Document> read_config_file(Context& ctx, const std::string& path) {
@@ -252,7 +321,16 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     o.add_options()("env", "start in this environment (past the first: an approver's call)",
                     cxxopts::value<std::string>());
   }
-  if (verb == "deploy" || verb == "rollback" || verb == "redeploy") {
+  if (verb == "release") {
+    o.custom_help(
+        "create -f FILE [--wait] | ls | status ID [--wait] | approve ID [--comment TEXT] | "
+        "reject ID --reason TEXT");
+    o.add_options()("f,file", "create: the release, YAML or JSON", cxxopts::value<std::string>())(
+        "comment", "approve: a note kept with the approval", cxxopts::value<std::string>())(
+        "reason", "reject: why (kept in the audit log)", cxxopts::value<std::string>())(
+        "limit", "ls: at most N (default 20)", cxxopts::value<std::string>());
+  }
+  if (verb == "deploy" || verb == "rollback" || verb == "redeploy" || verb == "release") {
     o.add_options()("wait", "wait until the deploy ends; exit 0 only if it succeeded")(
         "timeout", "seconds --wait waits (default 3600)", cxxopts::value<std::string>());
   }
@@ -483,6 +561,56 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
                                 << d.value("started_by", "") << "\n";
                     }
                   });
+    }
+    return usage(verb, kWords);
+  }
+  if (verb == "release") {
+    const std::string kWords =
+        "release create -f FILE | ls | status ID | approve ID | reject ID --reason TEXT";
+    if (!words.empty() && words[0] == "create") {
+      if (!r.count("file") || words.size() != 1) {
+        return usage(verb, "give the release file: release create -f FILE");
+      }
+      const std::string file = r["file"].as<std::string>();
+      auto doc = read_config_file(ctx, file);
+      if (!doc.ok()) return report(verb, doc.error());
+      auto made = api->call("POST", "/releases", doc->value);
+      if (!made.ok()) {
+        return report(
+            verb, make_error(made.error().code, file + ": " + doc->locate(made.error().message)));
+      }
+      const std::string id = made->value("release_id", "");
+      if (r.count("wait")) return wait_for_release(*api, verb, id, timeout_s, as_json);
+      return show(made, print_release);
+    }
+    if (words.size() == 1 && words[0] == "ls") {
+      const std::string limit = r.count("limit") ? r["limit"].as<std::string>() : "20";
+      return show(api->call("GET", "/releases?limit=" + http::percent_encode(limit)),
+                  [](const json& j) {
+                    for (const auto& one : j["releases"]) {
+                      std::cout << one.value("release_id", "") << "\t" << one.value("state", "")
+                                << "\tby " << one.value("started_by", "") << "\t";
+                      for (const auto& s : one["services"])
+                        std::cout << s.get<std::string>() << " ";
+                      std::cout << "\n";
+                    }
+                  });
+    }
+    if (words.size() == 2 && words[0] == "status") {
+      if (r.count("wait")) return wait_for_release(*api, verb, words[1], timeout_s, as_json);
+      return show(api->call("GET", "/releases/" + http::percent_encode(words[1])), print_release);
+    }
+    if (words.size() == 2 && (words[0] == "approve" || words[0] == "reject")) {
+      json body = json::object();
+      if (words[0] == "approve") {
+        if (r.count("comment")) body["comment"] = r["comment"].as<std::string>();
+      } else {
+        if (!r.count("reason")) return usage(verb, "release reject needs --reason TEXT");
+        body["reason"] = r["reason"].as<std::string>();
+      }
+      return show(
+          api->call("POST", "/releases/" + http::percent_encode(words[1]) + "/" + words[0], body),
+          print_release);
     }
     return usage(verb, kWords);
   }

@@ -24,6 +24,8 @@ constexpr const char* kHelp =
     "  scm source|sources|login                               git push triggers (admin)\n"
     "  notify allow|allowed|add|ls|rm|outbox|receive          notifications of a pipeline\n"
     "  flag set|kill|ls SERVICE [FLAG VALUE] --env E           feature flags, per environment\n"
+    "  release create -f FILE|ls|status|approve|reject ID      several services in dependency "
+    "order\n"
     "  hosts, audit [verify|show DEPLOY_ID]                   inventory; the audit log\n"
     "  version                                                print the version\n"
     "run 'drover <command> --help' for a command's options\n";
@@ -49,7 +51,7 @@ int main(int argc, char** argv) {
   if (command == "mesh") return drover::cli::mesh_command(ctx, std::move(args));
   for (const char* verb : {"deploy", "rollback", "redeploy", "status", "pause", "resume",
                            "pipeline", "approve", "reject", "override-freeze", "scm", "notify",
-                           "token", "join-token", "hosts", "audit", "flag"}) {
+                           "token", "join-token", "hosts", "audit", "flag", "release"}) {
     if (command == verb) return drover::cli::coordinator_command(ctx, command, std::move(args));
   }
   if (command == "version" || command == "--version") {
