@@ -388,7 +388,8 @@ demo() {
   drover release approve rel-1 --token "$bob" --comment "staging is green for both" >/dev/null
   drover release status rel-1 --wait
   drover release status rel-1
-  drover audit --env production | grep gate.approved | tail -2
+  drover audit show web-3 | grep gate.approved
+  drover audit show api-1 | grep gate.approved
   step "blue/green on a real nginx: shop on p1 and p2; s2 starts beside s1 at no traffic, is previewed, then flips"
   local s1 s2 live=$((base + 41))
   s1="$(SERVICE=shop release s1)"

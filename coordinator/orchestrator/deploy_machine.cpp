@@ -536,9 +536,12 @@ void enter_env(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t n
   DeployRecord& d = s.next;
   EnvRun& e = *d.current_env();
   const EnvPlan& ep = p.envs[d.env];
-  if (!fleet.release_hold.empty()) {
-    // The release's wait comes first: the run holds the entrance for its
-    // service meanwhile, so no newer run slips in ahead of it.
+  // Another run in the environment comes first: a release's run queues
+  // behind it like any run.
+  const bool behind_run = !fleet.next_env_holder.empty() && fleet.next_env_holder != d.id;
+  if (!fleet.release_hold.empty() && !behind_run) {
+    // Then the release's wait: the run holds the entrance for its service
+    // meanwhile, so no newer run slips in ahead of it.
     const std::string behind = d.release + ": " + fleet.release_hold;
     if (d.state != DeployState::queued || d.queued_behind != behind) {
       d.state = DeployState::queued;
@@ -549,7 +552,7 @@ void enter_env(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_t n
     }
     return;
   }
-  if (!fleet.next_env_holder.empty() && fleet.next_env_holder != d.id) {
+  if (behind_run) {
     if (d.state != DeployState::queued || d.queued_behind != fleet.next_env_holder) {
       d.state = DeployState::queued;
       d.queued_behind = fleet.next_env_holder;
@@ -1173,7 +1176,8 @@ std::size_t entering_env(const DeployRecord& d) {
 }
 
 Command cancel(const DeployRecord& d, const std::string& why, std::int64_t now) {
-  switch (d.state) {
+  const DeployState from = d.state == DeployState::paused ? d.paused_from : d.state;
+  switch (from) {
     case DeployState::pending:
     case DeployState::artifact_ready:
     case DeployState::queued:
@@ -1190,7 +1194,7 @@ Command cancel(const DeployRecord& d, const std::string& why, std::int64_t now) 
   n.queued_behind.clear();
   n.reason = why;
   EnvRun* e = n.current_env();
-  if (e != nullptr && d.state == DeployState::awaiting_approval) {
+  if (e != nullptr && from == DeployState::awaiting_approval) {
     e->status = "cancelled";
     e->finished_ms = now;
   }
@@ -1203,17 +1207,37 @@ Command rollback_passed(const DeployRecord& d, const RunPlan& p, std::size_t env
   if (env >= d.environments.size() || d.environments[env].status != "passed") {
     return Refusal{"deploy '" + d.id + "' has not passed environment " + std::to_string(env)};
   }
-  const bool queued_next = d.state == DeployState::queued && d.env == env + 1;
-  const bool finished = d.state == DeployState::succeeded && d.env == env;
-  if (!queued_next && !finished) {
-    return Refusal{"deploy '" + d.id + "' is " + deploy_state_name(d.state) + " in environment " +
-                   std::to_string(d.env) + "; it cannot go back to environment " +
-                   std::to_string(env)};
+  const DeployState s = d.state == DeployState::paused ? d.paused_from : d.state;
+  if (!is_terminal(s) && s != DeployState::queued && s != DeployState::awaiting_approval) {
+    return Refusal{"deploy '" + d.id + "' is " + deploy_state_name(d.state) +
+                   " in a later environment; it cannot go back to environment '" +
+                   d.environments[env].name + "' yet"};
+  }
+  // Nothing after env holds a change of this run: never entered, entered
+  // without touching a host, or rolled back.
+  for (std::size_t j = env + 1; j < d.environments.size(); ++j) {
+    const EnvRun& later = d.environments[j];
+    const bool clean = later.entered_ms == 0 || later.status == "rolled_back" ||
+                       later.waves.empty() ||
+                       touched_wave_from(later, later.waves.size() - 1) == std::string::npos;
+    if (!clean) {
+      return Refusal{"deploy '" + d.id + "' changed environment '" + later.name + "' after '" +
+                     d.environments[env].name + "'; that one goes back first"};
+    }
   }
   DeployRecord back = d;
-  back.env = env;  // the next environment was never entered: it stays pending
+  for (std::size_t j = env + 1; j < back.environments.size(); ++j) {
+    EnvRun& later = back.environments[j];
+    if (later.status == "awaiting_approval") {
+      later.status = "cancelled";
+      later.finished_ms = now;
+    }
+  }
+  back.env = env;
   back.state = DeployState::succeeded;
   back.queued_behind.clear();
+  back.paused_at_ms = 0;
+  back.deadline_ms = 0;
   return rollback(back, p, now, reason);
 }
 

@@ -12,7 +12,14 @@ using Holders = std::map<std::pair<std::string, std::string>, std::string>;
 
 void hold(Holders& h, const DeployRecord& d) {
   const EnvRun* e = d.current_env();
-  if (e != nullptr && holds_env(d)) h[{d.service, e->name}] = d.id;
+  if (e == nullptr || !holds_env(d)) return;
+  if (d.state == DeployState::queued) {
+    // A release's run held at the entrance: never in place of a run that
+    // is in the environment.
+    h.emplace(std::pair{d.service, e->name}, d.id);
+  } else {
+    h[{d.service, e->name}] = d.id;
+  }
 }
 
 void release_held(Holders& h, const DeployRecord& before) {
@@ -282,7 +289,17 @@ Result<int> Orchestrator::tick() {
   DROVER_TRY(supersede_queued(active));
   std::map<std::string, std::string> release_holds;
   if (releases_) {
-    DROVER_ASSIGN(release_holds, releases_(active));
+    auto holds = releases_(active);
+    if (holds.ok()) {
+      release_holds = std::move(*holds);
+    } else {
+      // Single runs go on; every run of a release waits at its next
+      // entrance rather than enter without its release's decision.
+      log_.error("coordinator.release.tick_failed", {{"error", holds.error().message}});
+      for (const auto& d : active) {
+        if (!d.release.empty()) release_holds[d.id] = "its release: " + holds.error().message;
+      }
+    }
   }
   Holders holders;
   for (const auto& d : active) hold(holders, d);

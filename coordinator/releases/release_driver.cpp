@@ -139,20 +139,20 @@ Result<ReleaseView> ReleaseDriver::get(const std::string& id) {
 }
 
 Result<std::vector<ReleaseRecord>> ReleaseDriver::list(std::size_t limit) {
-  DROVER_ASSIGN(auto all, store_.settings_under(kRecords));
+  // Numbered in creation order: the newest `limit` are the highest numbers,
+  // read one by one (however many releases were ever made).
+  DROVER_ASSIGN(auto counter, store_.setting(kCounter));
   std::vector<ReleaseRecord> out;
-  for (const auto& [key, bytes] : all) {
-    auto r = decode_release(bytes);
+  for (std::uint64_t n = to_u64(counter); n > 0 && out.size() < limit; --n) {
+    auto r = load("rel-" + std::to_string(n));
     if (!r.ok()) {
-      log_.warn("coordinator.release.unreadable", {{"key", key}, {"error", r.error().message}});
+      if (r.error().code != Errc::not_found) {
+        log_.warn("coordinator.release.unreadable", {{"release", n}, {"error", r.error().message}});
+      }
       continue;
     }
     out.push_back(std::move(*r));
   }
-  std::sort(out.begin(), out.end(), [](const ReleaseRecord& a, const ReleaseRecord& b) {
-    return a.created_ms != b.created_ms ? a.created_ms > b.created_ms : a.id > b.id;
-  });
-  if (out.size() > limit) out.resize(limit);
   return out;
 }
 
@@ -213,6 +213,15 @@ Status ReleaseDriver::commit(const ReleaseRecord& before, const ReleaseStep& s,
     };
     const std::string actor = c.kind == K::approve || c.kind == K::reject ? c.act.token : "system";
     auto next = orchestrator_.apply(c.deploy_id, actor, fn);
+    if (!next.ok() && next.error().code != Errc::refused && active) {
+      // The transition may have committed before what followed it failed
+      // (a plan not issued): the tick goes on from what is stored.
+      if (auto stored = orchestrator_.get(c.deploy_id); stored.ok()) {
+        for (auto& d : *active) {
+          if (d.id == stored->id) d = *stored;
+        }
+      }
+    }
     if (!next.ok()) {
       log_.warn("coordinator.release.command_refused",
                 {{"release", before.id}, {"deploy", c.deploy_id}, {"error", next.error().message}});
@@ -244,10 +253,21 @@ Result<std::map<std::string, std::string>> ReleaseDriver::tick(std::vector<Deplo
       continue;  // its runs are held below
     }
     seen.insert(id);
-    DROVER_ASSIGN(Members m, members(*r, &active));
-    ReleaseStep s = step_release(*r, m, now_ms());
-    if (s.changed || !s.commands.empty()) DROVER_TRY(commit(*r, s, "system", &active));
-    holds.insert(s.holds.begin(), s.holds.end());
+    Status driven = [&]() -> Status {
+      DROVER_ASSIGN(Members m, members(*r, &active));
+      ReleaseStep s = step_release(*r, m, now_ms());
+      if (s.changed || !s.commands.empty()) DROVER_TRY(commit(*r, s, "system", &active));
+      holds.insert(s.holds.begin(), s.holds.end());
+      return Ok{};
+    }();
+    if (!driven.ok()) {
+      // This release waits for the next tick; the others and single runs go on.
+      log_.error("coordinator.release.failed_tick",
+                 {{"release", id}, {"error", driven.error().message}});
+      for (const auto& d : active) {
+        if (d.release == id) holds[d.id] = "its release: " + driven.error().message;
+      }
+    }
   }
   // A run whose release is not active: ended (nothing holds it), or its
   // record cannot be read (it waits, rather than ignore its order).

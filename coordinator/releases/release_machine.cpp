@@ -31,6 +31,15 @@ bool holds_changes(const std::string& st) {
   return st == "passed" || st == "deploying" || st == "watching" || st == "rolling_back";
 }
 
+// A run's state, or the state it was paused in.
+DeployState effective(const DeployRecord& d) {
+  return d.state == DeployState::paused ? d.paused_from : d.state;
+}
+
+bool active_in_env(DeployState s) {
+  return s == DeployState::deploying || s == DeployState::baking || s == DeployState::watching;
+}
+
 bool cancellable(DeployState s) {
   return s == DeployState::pending || s == DeployState::artifact_ready ||
          s == DeployState::queued || s == DeployState::awaiting_approval;
@@ -50,6 +59,42 @@ MemberCommand command(MemberCommand::Kind kind, const DeployRecord& d, std::stri
 const DeployRecord* run_of(const Members& m, const std::string& service) {
   auto it = m.find(service);
   return it == m.end() ? nullptr : &it->second;
+}
+
+// The members `service` waits for in env: its dependencies whose pipelines
+// have env, and through one that lacks it, that one's (a <- b <- c with b
+// absent from env: c waits for a there).
+void deps_in(const ReleaseRecord& r, const Members& m, const std::string& service,
+             const std::string& env, std::set<std::string>& out, std::set<std::string>& seen) {
+  const ReleaseMember* mem = r.member(service);
+  if (mem == nullptr) return;
+  for (const auto& y : mem->depends_on) {
+    if (!seen.insert(y).second) continue;
+    const DeployRecord* dy = run_of(m, y);
+    if (dy != nullptr && env_index(*dy, env) == npos) {
+      deps_in(r, m, y, env, out, seen);
+    } else {
+      out.insert(y);
+    }
+  }
+}
+
+// The members that wait for `service` in env, the same way.
+void dependents_in(const ReleaseRecord& r, const Members& m, const std::string& service,
+                   const std::string& env, std::set<std::string>& out,
+                   std::set<std::string>& seen) {
+  for (const auto& z : r.services) {
+    if (std::find(z.depends_on.begin(), z.depends_on.end(), service) == z.depends_on.end()) {
+      continue;
+    }
+    if (!seen.insert(z.service).second) continue;
+    const DeployRecord* dz = run_of(m, z.service);
+    if (dz != nullptr && env_index(*dz, env) == npos) {
+      dependents_in(r, m, z.service, env, out, seen);
+    } else {
+      out.insert(z.service);
+    }
+  }
 }
 
 // Approvals and a rejection of the release's gate that the run waiting at
@@ -224,19 +269,20 @@ ReleaseStep step_release(const ReleaseRecord& r, const Members& m, std::int64_t 
           {{"service", mem.service}, {"deploy", d->id}, {"reason", why}}, where, mem.service);
   }
 
+  // Policy all acts on a failure whatever else ended the release (a
+  // rejection, a newer run): what the release changed there goes back.
+  const bool rolling = r.policy == ReleasePolicy::all && !n.failures.empty();
   const bool stopping = n.state != ReleaseState::running;
-  const bool rolling = !stopping && r.policy == ReleasePolicy::all && !n.failures.empty();
   const std::string fail_env = rolling ? n.failures[0].env : "";
 
   // Whether every member depending on `service` has undone its changes to
   // env (or never made any): policy all rolls back dependents first.
   auto dependents_settled = [&](const std::string& service, const std::string& env) {
-    for (const auto& z : r.services) {
-      if (std::find(z.depends_on.begin(), z.depends_on.end(), service) == z.depends_on.end()) {
-        continue;
-      }
-      const DeployRecord* dz = run_of(m, z.service);
-      if (dz == nullptr || n.left.count(z.service)) continue;
+    std::set<std::string> dependents, seen;
+    dependents_in(r, m, service, env, dependents, seen);
+    for (const auto& z : dependents) {
+      const DeployRecord* dz = run_of(m, z);
+      if (dz == nullptr || n.left.count(z)) continue;
       const std::size_t iz = env_index(*dz, env);
       if (iz != npos && holds_changes(dz->environments[iz].status)) return false;
     }
@@ -255,35 +301,32 @@ ReleaseStep step_release(const ReleaseRecord& r, const Members& m, std::int64_t 
           "'; the release's policy is all: every service it changed there goes back";
       if (k != npos) s.holds[d.id] = "rolling back '" + fail_env + "'";
       if (n.left.count(mem.service)) continue;
+      const DeployState eff = effective(d);
       const std::size_t idx = env_index(d, fail_env);
-      if (idx == npos) {
-        if (cancellable(d.state)) {
-          s.commands.push_back(command(MemberCommand::Kind::cancel, d, why));
-        }
+      if (idx == npos ||
+          (!is_terminal(d.state) && (d.env < idx || (d.env == idx && cancellable(eff))))) {
+        // Not in that environment yet: it never enters it, nor any after.
+        if (cancellable(eff)) s.commands.push_back(command(MemberCommand::Kind::cancel, d, why));
         continue;
       }
-      const std::string& st = d.environments[idx].status;
-      const bool before_env = d.state == DeployState::awaiting_approval ||
-                              (k != npos && k <= idx && cancellable(d.state));
-      if (before_env) {
-        s.commands.push_back(command(MemberCommand::Kind::cancel, d, why));
-      } else if (st == "passed" && (d.state == DeployState::succeeded ||
-                                    (d.state == DeployState::queued && d.env == idx + 1))) {
-        if (dependents_settled(mem.service, fail_env)) {
-          s.commands.push_back(command(MemberCommand::Kind::rollback_passed, d, why, {}, idx));
-        }
-      } else if (d.env == idx &&
-                 (d.state == DeployState::deploying || d.state == DeployState::baking ||
-                  d.state == DeployState::watching || d.state == DeployState::paused)) {
-        if (dependents_settled(mem.service, fail_env)) {
-          s.commands.push_back(command(MemberCommand::Kind::rollback, d, why));
-        }
+      if (d.env > idx && active_in_env(eff)) {
+        // It went on (a person's rollback of a finished member came late):
+        // it stops where it is first.
+        s.commands.push_back(command(MemberCommand::Kind::rollback, d, why));
+        continue;
+      }
+      if (!dependents_settled(mem.service, fail_env)) continue;
+      if (d.env == idx && active_in_env(eff)) {
+        s.commands.push_back(command(MemberCommand::Kind::rollback, d, why));
+      } else if (d.environments[idx].status == "passed") {
+        s.commands.push_back(command(MemberCommand::Kind::rollback_passed, d, why, {}, idx));
       }
       continue;
     }
     if (is_terminal(d.state)) continue;
 
     if (stopping) {
+      const DeployState eff = effective(d);
       const std::string why = n.id + ": the release was " +
                               std::string(release_state_name(n.state)) + " (" + n.reason + ")";
       if (d.state == DeployState::awaiting_approval) {
@@ -291,7 +334,7 @@ ReleaseStep step_release(const ReleaseRecord& r, const Members& m, std::int64_t 
         if (n.state != ReleaseState::rejected) {
           s.commands.push_back(command(MemberCommand::Kind::cancel, d, why));
         }
-      } else if (k != npos && cancellable(d.state)) {
+      } else if ((k != npos || d.state == DeployState::paused) && cancellable(eff)) {
         s.commands.push_back(command(MemberCommand::Kind::cancel, d, why));
       } else if (k != npos) {
         s.holds[d.id] = "the release was " + std::string(release_state_name(n.state));
@@ -306,7 +349,9 @@ ReleaseStep step_release(const ReleaseRecord& r, const Members& m, std::int64_t 
     if (k == npos || k >= d.environments.size()) continue;
     const std::string& name = d.environments[k].name;
     std::string hold, cancel;
-    for (const auto& y : mem.depends_on) {
+    std::set<std::string> deps, seen;
+    deps_in(r, m, mem.service, name, deps, seen);
+    for (const auto& y : deps) {
       const DeployRecord* dy = run_of(m, y);
       if (dy == nullptr) continue;
       const std::size_t iy = env_index(*dy, name);

@@ -517,6 +517,65 @@ TEST_F(AccessAttack, TheGateTakesOnlyAnotherPersonsApprovalAndRefusesBadBodies) 
   EXPECT_EQ(view["environments"][0]["gate"]["approvals"][0]["person"], "ada");
 }
 
+// A release's gate (issue 16): one approval for all its services, never by
+// the release's starter (whichever token), each person once; a member's gate
+// never opens on its own; bad bodies are refused naming the field.
+TEST_F(AccessAttack, AReleasesGateIsFourEyedAndNoMembersGateOpensAlone) {
+  const std::string artifact = ready_to_deploy();
+  const json gated = {{"format", "drover.pipeline.v2"},
+                      {"service", "web"},
+                      {"environments",
+                       {{{"name", "prod"},
+                         {"gate", {{"approvals", 1}}},
+                         {"waves", {{{"name", "all"}, {"regions", {"r1"}}}}}}}}};
+  ASSERT_EQ(call("POST", "/pipelines", gated, approver_).status, 201);
+  Answer made =
+      call("POST", "/releases",
+           json{{"services", {{{"pipeline_id", "web"}, {"artifact_id", artifact}}}}}, deployer_);
+  ASSERT_EQ(made.status, 201) << made.raw;
+  auto at_gate = [&] {
+    const json r = call("GET", "/releases/rel-1", std::string(), viewer_).body;
+    return r["services"][0]["environments"].value("prod", "") == "awaiting_approval";
+  };
+  for (int i = 0; i < 5 && !at_gate(); ++i) ASSERT_TRUE(coordinator_->drive_once().ok());
+  ASSERT_TRUE(at_gate());
+  const std::string path = "/releases/rel-1/approve";
+
+  EXPECT_EQ(call("POST", path, json::object(), deployer_).status, 403);
+  EXPECT_EQ(call("POST", path, json::object(), viewer_).status, 403);
+  EXPECT_EQ(call("POST", "/releases/rel-9/approve", json::object(), approver_).status, 404);
+  const std::pair<const char*, json> alone_acts[] = {{"approve", json{{"comment", "x"}}},
+                                                     {"reject", json{{"reason", "x"}}}};
+  for (const auto& [verb, body] : alone_acts) {
+    Answer alone = call("POST", std::string("/deploys/web-1/") + verb, body, approver_);
+    EXPECT_EQ(alone.status, 409) << verb << " " << alone.raw;
+    EXPECT_NE(alone.error().find("belongs to release 'rel-1'"), std::string::npos) << alone.raw;
+  }
+  for (const json& bad : {json{{"comment", 5}}, json{{"comment", "a\nb"}},
+                          json{{"comment", std::string(2000, 'x')}}, json::array()}) {
+    EXPECT_EQ(call("POST", path, bad, approver_).status, 400) << bad.dump().substr(0, 60);
+  }
+  EXPECT_EQ(call("POST", "/releases/rel-1/reject", json::object(), approver_).status, 400);
+
+  const auto now = unix_seconds(clock_.now());
+  const std::string own =
+      coordinator_->tokens().create("dee-approves", Role::approver, now, random_, "dee").value();
+  Answer self = call("POST", path, json::object(), own);
+  EXPECT_EQ(self.status, 409) << self.raw;
+  EXPECT_NE(self.error().find("person 'dee' started release 'rel-1'"), std::string::npos)
+      << self.raw;
+
+  ASSERT_EQ(call("POST", path, json{{"comment", "ok"}}, approver_).status, 200);
+  const std::string again =
+      coordinator_->tokens().create("ada-phone", Role::approver, now, random_, "ada").value();
+  Answer twice = call("POST", path, json::object(), again);
+  EXPECT_EQ(twice.status, 409) << twice.raw;
+  EXPECT_NE(twice.error().find("already approved"), std::string::npos) << twice.raw;
+  const json run = call("GET", "/deploys/web-1", std::string(), viewer_).body;
+  ASSERT_EQ(run["environments"][0]["gate"]["approvals"].size(), 1u) << run.dump();
+  EXPECT_EQ(run["environments"][0]["gate"]["approvals"][0]["person"], "ada");
+}
+
 // No way around a gate through a second path (review of issue 13): once a
 // service has a gated pipeline, another pipeline of it is the approver's to
 // write; a version-2 pipeline is its service's only one; starting a

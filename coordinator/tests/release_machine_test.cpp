@@ -32,6 +32,11 @@ struct World {
   std::vector<HostSample> samples;
   std::unique_ptr<Orchestrator> orchestrator;
   std::unique_ptr<ReleaseDriver> releases;
+  // The shape of each service's pipeline: b and c depend on a, production
+  // has a gate, unless a test says otherwise.
+  std::map<std::string, std::vector<std::string>> deps = {{"a", {}}, {"b", {"a"}}, {"c", {"a"}}};
+  std::set<std::string> ungated;                            // no gate in production
+  std::map<std::string, std::vector<std::string>> envs_of;  // default: staging, production
 
   World() {
     for (const std::string s : {"a", "b", "c"}) {
@@ -70,9 +75,12 @@ struct World {
     ASSERT_TRUE(store->append_audit(r).ok());
   }
 
-  static RunPlan plan() {
+  RunPlan plan(const std::string& service) const {
     RunPlan p;
-    for (const std::string name : {"staging", "production"}) {
+    auto it = envs_of.find(service);
+    const std::vector<std::string> envs =
+        it != envs_of.end() ? it->second : std::vector<std::string>{"staging", "production"};
+    for (const std::string& name : envs) {
       EnvPlan e;
       e.name = name;
       Wave w;
@@ -84,7 +92,7 @@ struct World {
       e.params.converge_timeout_ms = 60'000;
       e.params.health.min_samples = 3;
       e.watch_ms = kWatchMs;
-      if (name == "production") e.gate = Gate{1, 3'600'000};
+      if (name == "production" && !ungated.count(service)) e.gate = Gate{1, 3'600'000};
       p.envs.push_back(e);
     }
     p.named = {{"staging", ""}, {"prod", ""}};
@@ -113,7 +121,7 @@ struct World {
           for (const auto& h : to) pending[h] = {artifact, now() + 2000};
           return Ok{};
         },
-        [](const DeployRecord&) { return plan(); }, clock, Logger::discard());
+        [this](const DeployRecord& d) { return plan(d.service); }, clock, Logger::discard());
     releases = std::make_unique<ReleaseDriver>(*store, *orchestrator, clock, Logger::discard());
     orchestrator->on_releases(
         [this](std::vector<DeployRecord>& active) { return releases->tick(active); });
@@ -146,15 +154,14 @@ struct World {
       d.pipeline_id = s;
       d.service = s;
       d.artifact = s + "2";
-      d.plan = plan();
+      d.plan = plan(s);
       d.who = "alice-laptop";
       d.person = "alice";
       d.config_snapshot = "{}";
       r.runs.push_back(d);
-      r.pipelines.push_back(
-          {s,
-           {"staging", "production"},
-           s == "a" ? std::vector<std::string>{} : std::vector<std::string>{"a"}});
+      std::vector<std::string> envs;
+      for (const auto& e : d.plan.envs) envs.push_back(e.name);
+      r.pipelines.push_back({s, envs, deps.at(s)});
     }
     r.policy = policy;
     r.who = "alice-laptop";
@@ -419,6 +426,79 @@ TEST(Releases, ARestartedCoordinatorResumesTheRelease) {
   ASSERT_TRUE(w.releases->approve(r->id, kBob, "").ok());
   ASSERT_TRUE(w.until([&] { return w.finished(r->id); }));
   EXPECT_EQ(w.release(r->id).state, ReleaseState::succeeded);
+}
+
+// Review of issue 16: a release's run held by its release never takes the
+// place of a single run in the environment; it queues behind it.
+TEST(Releases, AHeldRunNeverEntersBesideASingleRunOfItsService) {
+  World w;
+  DeployRequest single = w.request().runs[1];
+  ASSERT_EQ(single.service, "b");
+  single.artifact = "b3";
+  auto s = w.orchestrator->start(single);
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(w.until([&] { return w.orchestrator->get(s->id)->state == DeployState::deploying; }));
+  ASSERT_TRUE(w.orchestrator->pause(s->id, {"carol-laptop", "carol"}).ok());
+  auto r = w.releases->create(w.request());
+  ASSERT_TRUE(r.ok());
+  // a passes staging; b's release run still may not enter: b's single run is there.
+  ASSERT_TRUE(w.until([&] { return w.env(w.run(*r, "a"), "staging").status == "passed"; }));
+  for (int i = 0; i < 30; ++i) w.step();
+  const DeployRecord b = w.run(*r, "b");
+  EXPECT_EQ(b.state, DeployState::queued);
+  EXPECT_EQ(b.queued_behind, s->id);
+  EXPECT_EQ(w.env(b, "staging").entered_ms, 0);
+  // Once the single run has moved on, the release's run enters.
+  ASSERT_TRUE(w.orchestrator->resume(s->id, {"carol-laptop", "carol"}).ok());
+  ASSERT_TRUE(w.until([&] { return w.env(w.run(*r, "b"), "staging").entered_ms > 0; }));
+  EXPECT_GE(w.env(w.run(*r, "b"), "staging").entered_ms,
+            w.env(*w.orchestrator->get(s->id), "staging").finished_ms);
+}
+
+// A rejection is a failure too: under policy all, what the release changed
+// in that environment goes back.
+TEST(Releases, ARejectionUnderPolicyAllTakesBackWhatTheReleaseChangedThere) {
+  World w;
+  w.deps = {{"a", {}}, {"b", {}}, {"c", {}}};
+  w.ungated = {"c"};
+  auto r = w.releases->create(w.request(ReleasePolicy::all));
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(w.until([&] { return w.run(*r, "c").state == DeployState::succeeded; }));
+  EXPECT_EQ(w.running["c-p1"], "c2");
+  ASSERT_EQ(w.run(*r, "a").state, DeployState::awaiting_approval);
+  ASSERT_TRUE(w.releases->reject(r->id, kBob, "not with c like this").ok());
+  ASSERT_TRUE(w.until([&] { return w.finished(r->id); }));
+  EXPECT_EQ(w.release(r->id).state, ReleaseState::rejected);
+  EXPECT_EQ(w.run(*r, "a").state, DeployState::rejected);
+  EXPECT_EQ(w.run(*r, "c").state, DeployState::rolled_back);
+  EXPECT_EQ(w.env(w.run(*r, "c"), "staging").status, "passed");
+  EXPECT_EQ(w.running["c-p1"], "c1");
+  EXPECT_EQ(w.running["c-s"], "c2");
+}
+
+// a <- b <- c where b's pipeline has no production: c still waits for a
+// there, and under policy all goes back before a does.
+TEST(Releases, ADependencyOfADependencyAbsentFromAnEnvironmentStillOrdersIt) {
+  World w;
+  w.deps = {{"a", {}}, {"b", {"a"}}, {"c", {"b"}}};
+  w.envs_of["b"] = {"staging"};
+  w.bad.insert({"prod", "c2"});
+  auto r = w.releases->create(w.request(ReleasePolicy::all));
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(w.until([&] { return w.run(*r, "a").state == DeployState::awaiting_approval; }));
+  ASSERT_TRUE(w.releases->approve(r->id, kBob, "").ok());
+  ASSERT_TRUE(w.until([&] { return w.finished(r->id); }));
+  const DeployRecord a = w.run(*r, "a"), c = w.run(*r, "c");
+  std::int64_t a_passed = 0;  // a's production ended rolled back: when it had passed
+  for (const auto& rec : w.audit("env.passed")) {
+    if (rec.service == "a" && rec.env == "production") a_passed = rec.at_ms;
+  }
+  ASSERT_GT(a_passed, 0);
+  EXPECT_GE(w.env(c, "production").entered_ms, a_passed);
+  EXPECT_EQ(w.release(r->id).state, ReleaseState::rolled_back);
+  EXPECT_EQ(a.state, DeployState::rolled_back) << a.reason;
+  EXPECT_GE(w.env(a, "production").rollback_started_ms, w.env(c, "production").rollback_done_ms);
+  EXPECT_EQ(w.env(w.run(*r, "b"), "staging").status, "passed");  // earlier environments stay
 }
 
 TEST(Releases, TheGraphAndTheEnvironmentsAreChecked) {

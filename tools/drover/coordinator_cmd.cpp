@@ -223,16 +223,24 @@ int wait_for(const Api& api, const std::string& verb, const std::string& id, int
 }
 
 // One line per service of a release: its run, its state, and its state in
-// each environment in the release's order.
+// each environment in the release's order. Fields are read with defaults: an
+// answer of another shape prints what it has.
+std::string text_of(const json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
 void print_release(const json& j) {
   std::cout << "release " << j.value("release_id", "") << "\t" << j.value("state", "")
             << "\tpolicy " << j.value("policy", "") << "\tby " << j.value("started_by", "") << "\n";
   if (!j.value("reason", "").empty()) std::cout << "  reason: " << j.value("reason", "") << "\n";
   for (const auto& g : j.value("gates", json::array())) {
-    std::cout << "  gate " << g.value("env", "") << ": " << g["approvals"].size() << "/"
+    const json approvals = g.value("approvals", json::array());
+    std::cout << "  gate " << g.value("env", "") << ": " << approvals.size() << "/"
               << g.value("required", 0) << " approvals";
-    for (const auto& a : g["approvals"]) std::cout << " " << a.value("person", "");
-    if (g.contains("rejection")) std::cout << " rejected by " << g["rejection"].value("person", "");
+    for (const auto& a : approvals) std::cout << " " << a.value("person", "");
+    if (g.contains("rejection")) {
+      std::cout << " rejected by " << g.value("rejection", json::object()).value("person", "");
+    }
     std::cout << "\n";
   }
   for (const auto& s : j.value("services", json::array())) {
@@ -241,12 +249,13 @@ void print_release(const json& j) {
     const json deps = s.value("depends_on", json::array());
     if (!deps.empty()) {
       std::cout << "\tafter";
-      for (const auto& d : deps) std::cout << " " << d.get<std::string>();
+      for (const auto& d : deps) std::cout << " " << text_of(d);
     }
     std::cout << "\n   ";
+    const json envs = s.value("environments", json::object());
     for (const auto& e : j.value("environments", json::array())) {
-      const std::string name = e.get<std::string>();
-      std::cout << " " << name << ": " << s["environments"].value(name, "?");
+      const std::string name = text_of(e);
+      std::cout << " " << name << ": " << envs.value(name, "?");
     }
     std::cout << "\n";
     if (!s.value("queued_behind", "").empty()) {
@@ -587,11 +596,12 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
       const std::string limit = r.count("limit") ? r["limit"].as<std::string>() : "20";
       return show(api->call("GET", "/releases?limit=" + http::percent_encode(limit)),
                   [](const json& j) {
-                    for (const auto& one : j["releases"]) {
+                    for (const auto& one : j.value("releases", json::array())) {
                       std::cout << one.value("release_id", "") << "\t" << one.value("state", "")
                                 << "\tby " << one.value("started_by", "") << "\t";
-                      for (const auto& s : one["services"])
-                        std::cout << s.get<std::string>() << " ";
+                      for (const auto& s : one.value("services", json::array())) {
+                        std::cout << text_of(s) << " ";
+                      }
                       std::cout << "\n";
                     }
                   });
