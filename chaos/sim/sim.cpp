@@ -1,0 +1,774 @@
+#include "chaos/sim/sim.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <queue>
+#include <set>
+
+#include "agent/step/service_step.hpp"
+#include "coordinator/orchestrator/fleet_view.hpp"
+#include "coordinator/orchestrator/orchestrator.hpp"
+#include "coordinator/plans/deploy_plans.hpp"
+#include "coordinator/plans/plan_issuer.hpp"
+#include "coordinator/plans/plan_signer.hpp"
+#include "coordinator/store/memory_coordinator_store.hpp"
+#include "core/format/manifest.hpp"
+#include "core/log/log.hpp"
+#include "core/world/clock.hpp"
+#include "core/world/random.hpp"
+
+namespace drover::chaos {
+namespace {
+
+using coordinator::DeployRecord;
+using coordinator::DeployState;
+using nlohmann::json;
+
+constexpr const char* kService = "web";
+constexpr std::int64_t kStepMs = 100;            // the simulation's time step
+constexpr std::int64_t kTickMs = 500;            // the coordinator's driver tick
+constexpr std::int64_t kPollMs = 1000;           // an agent's pull interval
+constexpr std::int64_t kHealthMs = 1000;         // an agent's report interval
+constexpr std::int64_t kBakeMs = 10'000;         // every batch's bake
+constexpr std::int64_t kDeadlineMs = 3'600'000;  // a run that has not converged by then fails
+
+// Environments, their regions, and the hosts of each region.
+const std::vector<std::pair<std::string, std::vector<std::string>>> kEnvs = {
+    {"staging", {"stg"}}, {"production", {"r1", "r2"}}};
+
+std::string region_env(const std::string& region) {
+  for (const auto& [env, regions] : kEnvs) {
+    for (const auto& r : regions) {
+      if (r == region) return env;
+    }
+  }
+  return "";
+}
+
+// A release of the simulated service: its manifest, and where it degrades.
+struct Release {
+  std::string name;
+  format::Manifest manifest;
+  std::string bytes;
+  ContentId id;
+  std::set<std::string> bad_in;  // regions where its hosts report errors
+};
+
+Release make_release(const std::string& name, std::set<std::string> bad_in) {
+  Release r;
+  r.name = name;
+  r.manifest.service = kService;
+  r.manifest.git_sha = "0123abcd";
+  r.manifest.packing = "drover.pack.v1";
+  const std::string raw = "contents of " + name;
+  format::Layer l;
+  l.id = ContentId::of(raw);
+  l.size = l.raw_size = raw.size();
+  l.bt_root = ContentId::of("root " + name).digest();
+  r.manifest.layers.push_back(l);
+  format::Entry e;
+  e.path = "release";
+  e.type = format::EntryType::file;
+  e.mode = 0644;
+  e.size = raw.size();
+  e.hash = ContentId::of(raw);
+  e.extents = {{0, 0, raw.size()}};
+  r.manifest.entries.push_back(e);
+  r.bytes = format::encode_manifest(r.manifest).value();
+  r.id = ContentId::of(r.bytes);
+  r.bad_in = std::move(bad_in);
+  return r;
+}
+
+// Messages in flight, delivered in time order (ties in send order).
+struct Message {
+  std::int64_t at = 0;
+  std::uint64_t order = 0;
+  std::function<void()> deliver;
+  bool operator>(const Message& o) const { return at != o.at ? at > o.at : order > o.order; }
+};
+
+// One agent: what its process holds in memory, and what its disk keeps.
+struct Host {
+  std::string name, region;
+  // Disk: what survives a crash (every write here is synced).
+  agent::ServiceRecord record;
+  std::optional<agent::Intent> intent;
+  std::set<std::string> unpacked;  // releases on disk
+  std::string current;             // the `current` link
+  // The service process (it keeps running while the agent restarts).
+  std::string running;
+  bool up = true;
+  // The agent process.
+  agent::ServiceState state;
+  std::optional<std::pair<std::int64_t, agent::Event>> in_flight;  // completes at
+  std::vector<proto::EventItem> outbox;
+  std::uint64_t report_seq = 0;
+  std::int64_t next_pull = 0, next_report = 0;
+  std::int64_t down_until = 0;  // crashed: restarts then
+};
+
+class Sim {
+ public:
+  explicit Sim(const SimOptions& o)
+      : o_(o),
+        rnd_(o.seed),
+        keys_(o.seed ^ 0x9e3779b97f4a7c15ULL),
+        root_(sign::KeyPair::generate(keys_)),
+        online_(sign::KeyPair::generate(keys_)),
+        clock_(start_time()) {
+    result_.seed = o.seed;
+  }
+
+  SimResult run();
+
+ private:
+  static SystemTime start_time() { return SystemTime(std::chrono::seconds(1'800'000'000)); }
+  std::int64_t now() const { return elapsed_; }  // virtual ms since the start
+  std::int64_t unix_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch())
+        .count();
+  }
+  std::uint64_t pick(std::uint64_t bound) { return bound == 0 ? 0 : rnd_.uniform(bound); }
+  bool chance(double p) { return static_cast<double>(pick(1'000'000)) < p * 1'000'000; }
+  void note(const std::string& what) {
+    result_.schedule.push_back("t=" + std::to_string(now()) + "ms " + what);
+  }
+  void violate(const std::string& invariant, const std::string& subject,
+               const std::string& detail) {
+    result_.violations.push_back({invariant, subject, now(), detail});
+  }
+
+  void draw_schedule();
+  void setup();
+  coordinator::RunPlan plan() const;
+  void start_coordinator();
+  void crash_coordinator();
+  void send(const std::string& region, std::function<void()> deliver);
+  bool link_up(const std::string& region) const;
+
+  // Agents.
+  void boot(Host& h);
+  void deliver(Host& h, const agent::Event& e);
+  void execute(Host& h, const std::vector<agent::Action>& actions);
+  agent::Observed observe(const Host& h) const;
+  void agent_cycle(Host& h);
+  void pull(Host& h);
+  void report(Host& h);
+  void crash_agent(Host& h);
+
+  // Invariants.
+  void check_running(const Host& h, const std::string& release);
+  void check_end();
+
+  SimOptions o_;
+  SeededRandom rnd_;
+  SeededRandom keys_;  // keys apart, so the schedule does not depend on them
+  sign::KeyPair root_, online_;
+  ManualClock clock_;
+  std::int64_t elapsed_ = 0;
+  SimResult result_;
+
+  sign::Envelope cert_;
+  std::vector<Release> releases_;
+  std::map<std::string, const Release*> by_id_;
+  std::vector<Host> hosts_;
+
+  // The coordinator process.
+  std::shared_ptr<coordinator::kv::MemoryDisk> disk_;
+  std::unique_ptr<coordinator::MemoryCoordinatorStore> store_;
+  std::unique_ptr<coordinator::OnlineKeySigner> signer_;
+  std::unique_ptr<coordinator::PlanIssuer> issuer_;
+  std::unique_ptr<coordinator::Orchestrator> orchestrator_;
+  bool coordinator_up_ = false;
+  std::int64_t coordinator_back_at_ = 0;
+  std::int64_t next_tick_ = 0;
+
+  // The network.
+  std::priority_queue<Message, std::vector<Message>, std::greater<>> wire_;
+  std::uint64_t sent_ = 0;
+  double drop_ = 0;
+  std::int64_t max_delay_ = 0;
+  struct Partition {
+    std::string region;
+    std::int64_t from = 0, to = 0;
+  };
+  std::vector<Partition> partitions_;
+
+  // The schedule's deploys, started one after the other.
+  std::size_t next_release_ = 1;  // releases_[0] runs everywhere at the start
+  std::string current_deploy_;
+  std::int64_t next_deploy_at_ = 5'000;
+  std::map<std::string, std::size_t> deploy_release_;  // deploy id -> release index
+  // Faults at their times.
+  std::multimap<std::int64_t, std::function<void()>> faults_;
+  // What valid plans named: (host, artifact).
+  std::set<std::pair<std::string, std::string>> planned_;
+};
+
+void Sim::draw_schedule() {
+  // The releases after the first: each healthy, or degrading in one region.
+  const int count = 2 + static_cast<int>(pick(3));
+  releases_.push_back(make_release("v0", {}));
+  std::vector<std::string> regions;
+  for (const auto& [env, rs] : kEnvs) regions.insert(regions.end(), rs.begin(), rs.end());
+  for (int i = 1; i <= count; ++i) {
+    std::set<std::string> bad;
+    if (chance(0.35)) bad.insert(regions[pick(regions.size())]);
+    releases_.push_back(make_release("v" + std::to_string(i), bad));
+    std::string where;
+    for (const auto& b : bad) where += " bad in " + b;
+    note("release v" + std::to_string(i) + (where.empty() ? " healthy" : where));
+  }
+  for (const auto& r : releases_) by_id_[r.id.str()] = &r;
+
+  drop_ = static_cast<double>(pick(16)) / 100.0;  // 0-15% of messages lost
+  max_delay_ = 20 + static_cast<std::int64_t>(pick(480));
+  note("network: " + std::to_string(static_cast<int>(drop_ * 100)) + "% dropped, delays up to " +
+       std::to_string(max_delay_) + " ms");
+  const std::int64_t span = 300'000;  // faults strike in the first five minutes
+  for (int i = static_cast<int>(pick(3)); i > 0; --i) {
+    Partition p;
+    p.region = regions[pick(regions.size())];
+    p.from = 5'000 + static_cast<std::int64_t>(pick(span));
+    p.to = p.from + 5'000 + static_cast<std::int64_t>(pick(55'000));
+    partitions_.push_back(p);
+    ++result_.partitions;
+    note("partition of " + p.region + " from t=" + std::to_string(p.from) +
+         " to t=" + std::to_string(p.to));
+  }
+  for (int i = static_cast<int>(pick(3)); i > 0; --i) {
+    const std::int64_t at = 5'000 + static_cast<std::int64_t>(pick(span));
+    const std::int64_t down = 1'000 + static_cast<std::int64_t>(pick(20'000));
+    note("coordinator crash at t=" + std::to_string(at) + ", down " + std::to_string(down) + " ms");
+    faults_.emplace(at, [this, down] {
+      if (!coordinator_up_) return;
+      crash_coordinator();
+      coordinator_back_at_ = now() + down;
+    });
+  }
+  for (int i = static_cast<int>(pick(4)); i > 0; --i) {
+    const std::int64_t at = 5'000 + static_cast<std::int64_t>(pick(span));
+    const std::size_t which = pick(hosts_.size());
+    const std::int64_t down = 500 + static_cast<std::int64_t>(pick(10'000));
+    note("agent " + hosts_[which].name + " crash at t=" + std::to_string(at) + ", down " +
+         std::to_string(down) + " ms");
+    faults_.emplace(at, [this, which, down] {
+      Host& h = hosts_[which];
+      if (!h.up) return;
+      crash_agent(h);
+      h.down_until = now() + down;
+    });
+  }
+}
+
+coordinator::RunPlan Sim::plan() const {
+  coordinator::RunPlan p;
+  for (const auto& [name, regions] : kEnvs) {
+    coordinator::EnvPlan e;
+    e.name = name;
+    if (name == "production") {
+      // A canary region, then the rest.
+      coordinator::Wave canary, rest;
+      canary.name = "canary";
+      canary.regions.push_back({regions[0], ""});
+      rest.name = "rest";
+      for (std::size_t i = 1; i < regions.size(); ++i) rest.regions.push_back({regions[i], ""});
+      e.waves = {canary, rest};
+    } else {
+      coordinator::Wave all;
+      all.name = "all";
+      for (const auto& r : regions) all.regions.push_back({r, ""});
+      e.waves = {all};
+    }
+    e.shape.batch_size = 1;
+    e.params.bake_ms = o_.plant_short_bake ? kBakeMs / 2 : kBakeMs;
+    e.params.converge_timeout_ms = 180'000;
+    e.params.rollback_timeout_ms = 180'000;
+    e.params.health.min_samples = 3;
+    e.params.baseline_window_ms = 60'000;
+    e.watch_ms = 5'000;
+    p.envs.push_back(e);
+    for (const auto& r : regions) p.named.push_back({r, ""});
+  }
+  return p;
+}
+
+void Sim::setup() {
+  const std::int64_t s = unix_ms() / 1000;
+  cert_ = sign::certify(root_, {"online", online_.public_key(), 1, s - 60, s + 30 * 86'400});
+  for (const auto& [env, regions] : kEnvs) {
+    for (const auto& r : regions) {
+      for (int i = 0; i < o_.hosts_per_region; ++i) {
+        Host h;
+        h.name = r + "-" + std::to_string(i);
+        h.region = r;
+        hosts_.push_back(std::move(h));
+      }
+    }
+  }
+  draw_schedule();
+  // Every host runs v0 at the start, released everywhere an hour ago.
+  auto fresh = coordinator::MemoryCoordinatorStore::create();
+  disk_ = fresh->disk();
+  const std::string v0 = releases_[0].id.str();
+  for (auto& h : hosts_) {
+    coordinator::HostRecord rec;
+    rec.host = h.name;
+    rec.region = h.region;
+    rec.services = {kService};
+    rec.key = sign::KeyPair::generate(keys_).public_key();
+    rec.report_key = std::string(32, 'k');
+    (void)fresh->enroll(rec);
+    h.record.current = v0;
+    h.unpacked.insert(v0);
+    h.current = v0;
+    h.running = v0;
+  }
+  for (const auto& r : releases_) {
+    coordinator::ArtifactRecord a;
+    a.artifact_id = r.id.str();
+    a.service = kService;
+    a.git_sha = "0123abcd";
+    (void)fresh->put_artifact(a, r.bytes);
+  }
+  for (const auto& [env, regions] : kEnvs) {
+    coordinator::AuditRecord rec;
+    rec.at_ms = unix_ms() - 3'600'000;
+    rec.who = "system";
+    rec.what = "service.release";
+    rec.service = kService;
+    rec.env = env;
+    rec.artifact = v0;
+    (void)fresh->append_audit(rec);
+  }
+  fresh.reset();
+  start_coordinator();
+  for (auto& h : hosts_) {
+    boot(h);
+    h.next_pull = static_cast<std::int64_t>(pick(kPollMs));
+    h.next_report = static_cast<std::int64_t>(pick(kHealthMs));
+  }
+}
+
+void Sim::start_coordinator() {
+  store_ = coordinator::MemoryCoordinatorStore::open(disk_);
+  signer_ = std::make_unique<coordinator::OnlineKeySigner>(coordinator::OnlineKey{online_, cert_});
+  issuer_ = std::make_unique<coordinator::PlanIssuer>(*store_, *signer_,
+                                                      [](const std::string&, std::uint64_t) {});
+  orchestrator_ = std::make_unique<coordinator::Orchestrator>(
+      *store_,
+      [this](const DeployRecord& d, const coordinator::RunPlan& p) {
+        auto hosts = coordinator::service_hosts(*store_, d.service);
+        return coordinator::store_fleet_view(
+            *store_, d, p, true, hosts.ok() ? *hosts : std::vector<coordinator::HostPlace>{});
+      },
+      [this](const DeployRecord& d, const std::string& artifact,
+             const std::vector<std::string>& hosts, const coordinator::PlanRoute& route) -> Status {
+        coordinator::ManifestOf manifests = [this](const ContentId& id) -> Result<std::string> {
+          auto it = by_id_.find(id.str());
+          if (it == by_id_.end()) return make_error(Errc::not_found, "no manifest " + id.str());
+          return it->second->bytes;
+        };
+        DROVER_TRY(coordinator::issue_plan(*issuer_, manifests, {"http://tracker.sim", 86'400}, d,
+                                           artifact, hosts, route, unix_ms() / 1000));
+        for (const auto& h : hosts) planned_.insert({h, artifact});
+        return Ok{};
+      },
+      [this](const DeployRecord&) { return plan(); }, clock_, Logger::discard());
+  coordinator_up_ = true;
+  if (auto st = orchestrator_->recover(); !st.ok()) {
+    violate("converged", "coordinator", "recover failed: " + st.error().message);
+  }
+}
+
+void Sim::crash_coordinator() {
+  ++result_.coordinator_crashes;
+  store_->crash();
+  orchestrator_.reset();
+  issuer_.reset();
+  signer_.reset();
+  store_.reset();
+  coordinator_up_ = false;
+  note("coordinator crashed");
+}
+
+bool Sim::link_up(const std::string& region) const {
+  for (const auto& p : partitions_) {
+    if (p.region == region && now() >= p.from && now() < p.to) return false;
+  }
+  return true;
+}
+
+void Sim::send(const std::string& region, std::function<void()> deliver) {
+  ++result_.messages;
+  if (!link_up(region) || chance(drop_)) {
+    ++result_.dropped;
+    return;
+  }
+  const std::int64_t at = now() + 1 + static_cast<std::int64_t>(pick(max_delay_));
+  // A partition that starts while a message is on the wire drops it too.
+  wire_.push({at, ++sent_, [this, region, deliver = std::move(deliver)] {
+                if (!link_up(region)) {
+                  ++result_.dropped;
+                  return;
+                }
+                deliver();
+              }});
+}
+
+// ---- agents ----
+
+agent::Observed Sim::observe(const Host& h) const {
+  agent::Observed o;
+  o.unix_ms = unix_ms();
+  o.mono_ms = now();
+  o.me.host = h.name;
+  o.me.services = {kService};
+  o.me.trust = sign::TrustRoot{root_.public_key(), 1};
+  o.slots[0].state = h.running.empty() ? agent::RunState::stopped : agent::RunState::running;
+  o.slots[0].release = h.running;
+  return o;
+}
+
+void Sim::boot(Host& h) {
+  h.state = agent::ServiceState{};
+  h.state.spec.name = kService;
+  h.state.record = h.record;
+  h.in_flight.reset();
+  h.outbox.clear();
+  agent::Step s = agent::recover(h.state, h.intent);
+  h.state = s.next;
+  execute(h, s.actions);
+}
+
+void Sim::crash_agent(Host& h) {
+  ++result_.agent_crashes;
+  h.up = false;
+  h.in_flight.reset();
+  note("agent " + h.name + " crashed");
+}
+
+void Sim::check_running(const Host& h, const std::string& release) {
+  if (release.empty() || release == releases_[0].id.str()) return;
+  if (!planned_.count({h.name, release})) {
+    violate("planned_only", h.name, "started " + release + ", which no plan named for it");
+  }
+}
+
+void Sim::execute(Host& h, const std::vector<agent::Action>& actions) {
+  for (const auto& action : actions) {
+    std::optional<std::pair<std::int64_t, agent::Event>> op;
+    std::visit(
+        [&](const auto& a) {
+          using A = std::decay_t<decltype(a)>;
+          namespace act = agent::act;
+          namespace ev = agent::ev;
+          if constexpr (std::is_same_v<A, act::Report>) {
+            h.outbox.push_back(a.item);
+          } else if constexpr (std::is_same_v<A, act::NoteIntent>) {
+            h.intent = a.intent;
+          } else if constexpr (std::is_same_v<A, act::ClearIntent>) {
+            h.intent.reset();
+          } else if constexpr (std::is_same_v<A, act::RestoreSingle>) {
+            h.running.clear();
+            if (!a.from.empty() && h.unpacked.count(a.from)) {
+              h.current = a.from;
+              h.running = a.from;
+              check_running(h, a.from);
+            } else {
+              h.current.clear();
+            }
+          } else if constexpr (std::is_same_v<A, act::RecordFailure> ||
+                               std::is_same_v<A, act::StoreRecord>) {
+            h.record = a.record;
+          } else if constexpr (std::is_same_v<A, act::LoadManifest>) {
+            auto it = by_id_.find(a.plan.artifact.str());
+            ev::ManifestLoaded loaded{make_error(Errc::not_found, "no manifest"), false};
+            if (it != by_id_.end()) loaded.manifest = it->second->manifest;
+            loaded.release_present = h.unpacked.count(a.plan.artifact.str()) > 0;
+            op = {now(), loaded};
+          } else if constexpr (std::is_same_v<A, act::Fetch>) {
+            op = {now() + 500 + static_cast<std::int64_t>(pick(2'500)), ev::Fetched{Ok{}}};
+          } else if constexpr (std::is_same_v<A, act::Unpack>) {
+            h.unpacked.insert(a.artifact.str());
+            op = {now() + 200, ev::Unpacked{Ok{}}};
+          } else if constexpr (std::is_same_v<A, act::WriteFlags>) {
+            op = {now(), ev::FlagsWritten{Ok{}}};
+          } else if constexpr (std::is_same_v<A, act::StartSlot>) {
+            h.running.clear();
+            h.current = a.release.str();
+            h.running = a.release.str();
+            check_running(h, h.running);
+            op = {now() + 300, ev::SlotStarted{Ok{}, true}};
+          } else if constexpr (std::is_same_v<A, act::Probe>) {
+            op = {now() + 100, ev::Probed{true, true, "", 30}};
+          } else if constexpr (std::is_same_v<A, act::WakeAt>) {
+            op = {std::max(now(), a.mono_ms), ev::Woke{false}};
+          } else if constexpr (std::is_same_v<A, act::Commit>) {
+            h.record = a.record;
+            op = {now() + 20, ev::Committed{Ok{}}};
+          } else if constexpr (std::is_same_v<A, act::RecoverCurrent>) {
+            if (h.unpacked.count(a.release)) {
+              h.current = a.release;
+              h.running = a.release;
+              check_running(h, a.release);
+            }
+          } else if constexpr (std::is_same_v<A, act::Flip> || std::is_same_v<A, act::StopSlot> ||
+                               std::is_same_v<A, act::RestoreIdle> ||
+                               std::is_same_v<A, act::RecoverSlot> ||
+                               std::is_same_v<A, act::RecoverActive>) {
+            violate("converged", h.name, "a single-slot service was asked for a slot action");
+          }
+          // Logs, notices, trust, flags and garbage collection change
+          // nothing the simulation checks.
+        },
+        action);
+    if (op) {
+      h.in_flight = std::move(op);
+      return;  // one operation at a time: its outcome is the next event
+    }
+  }
+}
+
+void Sim::deliver(Host& h, const agent::Event& e) {
+  agent::Step s = agent::step(h.state, e, observe(h));
+  h.state = s.next;
+  execute(h, s.actions);
+}
+
+void Sim::pull(Host& h) {
+  const std::string host = h.name;
+  const std::uint64_t have = h.state.record.seq;
+  send(h.region, [this, host, have, region = h.region] {
+    if (!coordinator_up_) return;
+    auto bytes = store_->plan_for(kService, host);
+    if (!bytes.ok() || !*bytes) return;
+    auto seq = store_->plan_seq_for(kService, host);
+    if (seq.ok() && *seq <= have) return;  // unchanged
+    std::string answer = **bytes;
+    send(region, [this, host, answer] {
+      for (auto& x : hosts_) {
+        if (x.name != host || !x.up || x.in_flight) continue;
+        auto bundle = proto::decode_bundle(answer);
+        if (!bundle.ok()) return;
+        deliver(x, agent::ev::Offer{std::move(*bundle)});
+      }
+    });
+  });
+}
+
+void Sim::report(Host& h) {
+  proto::ReportBody body;
+  body.seq = ++h.report_seq;
+  body.sent_at_ms = unix_ms();
+  proto::HealthItem health;
+  health.service = kService;
+  health.release = h.running;
+  health.at_ms = unix_ms();
+  health.state = h.running.empty() ? "stopped" : "running";
+  const auto it = by_id_.find(h.running);
+  const bool sick = it != by_id_.end() && it->second->bad_in.count(h.region);
+  health.ok = !h.running.empty();
+  health.error_rate = sick ? 0.4 : 0.01;
+  health.p99_ms = sick ? 900 : 20;
+  health.saturation = 0.3;
+  body.items.push_back({health, std::nullopt});
+  for (const auto& e : h.outbox) body.items.push_back({std::nullopt, e});
+  const std::size_t sent_events = h.outbox.size();
+  const std::string host = h.name;
+  send(h.region, [this, host, body, sent_events, region = h.region] {
+    if (!coordinator_up_) return;
+    auto done = store_->ingest_report(host, body, unix_ms());
+    if (!done.ok()) return;
+    send(region, [this, host, sent_events] {
+      for (auto& x : hosts_) {
+        if (x.name != host) continue;
+        // Acknowledged: the events sent go (newer ones stay).
+        const std::size_t n = std::min(sent_events, x.outbox.size());
+        x.outbox.erase(x.outbox.begin(), x.outbox.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+    });
+  });
+}
+
+void Sim::agent_cycle(Host& h) {
+  if (!h.up) {
+    if (now() >= h.down_until) {
+      h.up = true;
+      boot(h);
+      note("agent " + h.name + " restarted");
+    }
+    return;
+  }
+  if (h.in_flight && h.in_flight->first <= now()) {
+    agent::Event e = std::move(h.in_flight->second);
+    h.in_flight.reset();
+    deliver(h, e);
+  }
+  if (now() >= h.next_report) {
+    h.next_report = now() + kHealthMs;
+    report(h);
+  }
+  if (!h.in_flight && now() >= h.next_pull) {
+    h.next_pull = now() + kPollMs;
+    pull(h);
+  }
+}
+
+// ---- the end ----
+
+void Sim::check_end() {
+  // 1. Converged: every deploy ended; every host on what its environment's
+  // newest release says, in the record and in the process.
+  auto active = store_->active_deploys();
+  if (active.ok() && !active->empty()) {
+    violate("converged", active->front().id,
+            std::string("still ") + coordinator::deploy_state_name(active->front().state));
+  }
+  for (const auto& h : hosts_) {
+    auto released = store_->running_at(kService, region_env(h.region), unix_ms());
+    const std::string want = released.ok() && *released ? (*released)->artifact : "";
+    if (h.running != want || h.record.current != want) {
+      violate("converged", h.name,
+              "runs " + h.running + " (record " + h.record.current + "), its environment " + want);
+    }
+  }
+  // 2. The audit chain, each batch started and passed once, full bakes.
+  auto check = store_->verify_audit();
+  if (!check.ok() || !check->ok) {
+    violate("audit", "chain", check.ok() ? check->problem : check.error().message);
+  }
+  coordinator::AuditQuery q;
+  q.limit = 1'000'000;
+  auto records = store_->audit(q);
+  if (!records.ok()) return;
+  std::map<std::string, int> started, passed;
+  std::map<std::string, std::int64_t> baking_first;
+  for (const auto& r : *records) {
+    if (r.what != "batch.started" && r.what != "batch.passed" && r.what != "batch.baking") {
+      continue;
+    }
+    const json d = json::parse(r.detail, nullptr, false);
+    const std::string key = r.deploy_id + "/" + r.env + "/" + d.value("region", "") + "/" +
+                            std::to_string(d.value("batch", -1));
+    if (r.what == "batch.started" && ++started[key] > 1) {
+      violate("audit", key, "batch started twice");
+    }
+    if (r.what == "batch.baking" && !baking_first.count(key)) baking_first[key] = r.at_ms;
+    if (r.what == "batch.passed") {
+      if (++passed[key] > 1) violate("audit", key, "batch passed twice");
+      auto b = baking_first.find(key);
+      if (b == baking_first.end() || r.at_ms - b->second < kBakeMs) {
+        violate("bake", key,
+                "passed " + std::to_string(b == baking_first.end() ? -1 : r.at_ms - b->second) +
+                    " ms after its bake began; the bake is " + std::to_string(kBakeMs) + " ms");
+      }
+    }
+  }
+  // 3. Healthy releases are never rolled back by control-plane faults; a
+  // degrading one never succeeds.
+  for (const auto& [id, index] : deploy_release_) {
+    auto d = store_->deploy(id);
+    if (!d.ok() || !*d) continue;
+    const Release& rel = releases_[index];
+    if ((*d)->state == DeployState::succeeded) ++result_.succeeded;
+    if ((*d)->state == DeployState::rolled_back) ++result_.rolled_back;
+    if (rel.bad_in.empty() && (*d)->state != DeployState::succeeded) {
+      violate("healthy_stays", id,
+              rel.name + " is healthy everywhere but ended " +
+                  coordinator::deploy_state_name((*d)->state) + ": " + (*d)->reason);
+    }
+    if (!rel.bad_in.empty() && (*d)->state == DeployState::succeeded) {
+      violate("healthy_stays", id,
+              rel.name + " degrades in " + *rel.bad_in.begin() + " but succeeded");
+    }
+  }
+}
+
+SimResult Sim::run() {
+  setup();
+  while (now() < kDeadlineMs) {
+    // Faults due.
+    while (!faults_.empty() && faults_.begin()->first <= now()) {
+      auto f = std::move(faults_.begin()->second);
+      faults_.erase(faults_.begin());
+      f();
+    }
+    if (!coordinator_up_ && now() >= coordinator_back_at_) {
+      start_coordinator();
+      note("coordinator restarted");
+    }
+    // Messages due.
+    while (!wire_.empty() && wire_.top().at <= now()) {
+      Message m = wire_.top();
+      wire_.pop();
+      m.deliver();
+    }
+    for (auto& h : hosts_) agent_cycle(h);
+    if (coordinator_up_ && now() >= next_tick_) {
+      next_tick_ = now() + kTickMs;
+      // The next deploy, once the last one ended.
+      bool idle = current_deploy_.empty();
+      if (!idle) {
+        auto d = orchestrator_->get(current_deploy_);
+        idle = d.ok() && coordinator::is_terminal(d->state);
+        if (idle) next_deploy_at_ = now() + 5'000;
+        if (idle) current_deploy_.clear();
+      }
+      if (idle && next_release_ < releases_.size() && now() >= next_deploy_at_) {
+        coordinator::DeployRequest r;
+        r.pipeline_id = kService;
+        r.service = kService;
+        r.artifact = releases_[next_release_].id.str();
+        r.plan = plan();
+        r.who = "sim";
+        r.person = "sim";
+        r.config_snapshot = "{}";
+        auto d = orchestrator_->start(r);
+        if (d.ok()) {
+          current_deploy_ = d->id;
+          deploy_release_[d->id] = next_release_;
+          ++result_.deploys;
+          note("deploy " + d->id + " of " + releases_[next_release_].name);
+          ++next_release_;
+        }
+      }
+      if (auto t = orchestrator_->tick(); !t.ok()) {
+        violate("converged", "coordinator", "tick failed: " + t.error().message);
+      }
+    }
+    const bool faults_over = faults_.empty() && coordinator_up_;
+    bool settled = faults_over && current_deploy_.empty() && next_release_ >= releases_.size();
+    for (const auto& h : hosts_) settled = settled && h.up && !h.in_flight;
+    for (const auto& p : partitions_) settled = settled && now() >= p.to;
+    if (settled) {
+      // Let every host report what it runs once more, then stop.
+      bool quiet = true;
+      for (const auto& h : hosts_) {
+        auto released = store_->running_at(kService, region_env(h.region), unix_ms());
+        const std::string want = released.ok() && *released ? (*released)->artifact : "";
+        quiet = quiet && h.running == want;
+      }
+      if (quiet) break;
+    }
+    clock_.advance(std::chrono::milliseconds(kStepMs));
+    elapsed_ += kStepMs;
+  }
+  result_.virtual_ms = now();
+  if (!coordinator_up_) start_coordinator();
+  check_end();
+  return result_;
+}
+
+}  // namespace
+
+SimResult run_sim(const SimOptions& options) {
+  Sim sim(options);
+  return sim.run();
+}
+
+}  // namespace drover::chaos

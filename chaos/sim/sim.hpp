@@ -1,0 +1,42 @@
+// The seeded whole-system simulation (docs/CHAOS.md, "The simulation"): the
+// coordinator's real decisions (the deploy machine and its durable driver,
+// plan issue and signing, the store contract on a crashable in-memory store)
+// and each agent's real step function, on a simulated network with a
+// virtual clock, under a fault schedule drawn from a seed. One run is a pure
+// function of its options: the same seed replays the same run exactly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace drover::chaos {
+
+struct SimOptions {
+  std::uint64_t seed = 1;
+  int hosts_per_region = 2;
+  // Test-only planted bugs (docs/CHAOS.md, "Planted bugs"): each makes one
+  // invariant breakable, to prove its checker can fail.
+  bool plant_short_bake = false;  // the coordinator's bakes last half as long
+};
+
+struct Violation {
+  std::string invariant;   // converged, planned_only, audit, bake, healthy_stays
+  std::string subject;     // the host or deploy
+  std::int64_t at_ms = 0;  // virtual time since the run began
+  std::string detail;
+};
+
+struct SimResult {
+  std::uint64_t seed = 0;
+  std::vector<Violation> violations;
+  std::vector<std::string> schedule;  // the faults drawn, in time order
+  std::int64_t virtual_ms = 0;
+  int deploys = 0, succeeded = 0, rolled_back = 0;
+  int coordinator_crashes = 0, agent_crashes = 0, partitions = 0;
+  std::uint64_t messages = 0, dropped = 0;
+};
+
+SimResult run_sim(const SimOptions& options);
+
+}  // namespace drover::chaos
