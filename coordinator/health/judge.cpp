@@ -132,15 +132,18 @@ Verdict BatchJudge::verdict(bool bake_over) const {
   if (tripped_) return {Verdict::Kind::fail, tripped_reason_};
   if (!bake_over) return {Verdict::Kind::pending, ""};
   if (static_cast<int>(canary_.size()) < t_.min_samples) {
-    return {Verdict::Kind::fail, "only " + std::to_string(canary_.size()) +
-                                     " health samples from the batch during the bake; " +
-                                     std::to_string(t_.min_samples) + " needed to pass"};
+    return {Verdict::Kind::fail,
+            "only " + std::to_string(canary_.size()) +
+                " health samples from the batch during the bake; " +
+                std::to_string(t_.min_samples) + " needed to pass",
+            true};
   }
   if (t_.judge == HealthThresholds::Judge::mann_whitney) {
     if (static_cast<int>(baseline_.size()) < t_.min_samples) {
-      return {Verdict::Kind::fail, "only " + std::to_string(baseline_.size()) +
-                                       " control samples; the statistical judge needs " +
-                                       std::to_string(t_.min_samples)};
+      return {Verdict::Kind::fail,
+              "only " + std::to_string(baseline_.size()) +
+                  " control samples; the statistical judge needs " + std::to_string(t_.min_samples),
+              true};
     }
     const double deltas[] = {0, t_.p99_delta_ms, t_.saturation_delta};
     for (std::size_t m = 0; m < 3; ++m) {

@@ -40,6 +40,9 @@ struct Sample {
 struct Verdict {
   enum class Kind { pass, fail, pending } kind = Kind::pending;
   std::string reason;  // fail: which metric, the values, the threshold
+  // fail for want of samples alone (too few reached the coordinator), not
+  // for a metric: the caller may wait for them a while instead.
+  bool starved = false;
 };
 
 class BatchJudge {

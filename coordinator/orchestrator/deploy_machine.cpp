@@ -796,7 +796,13 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
           split_step(cur)
               ? judge_split(d, e, ep, fleet, cur, r.judge_from_ms, now, over)
               : judge(d, e, ep, fleet, env_set, updated, in_batch, r.judge_from_ms, now, over);
-      if (v.verdict.kind == Verdict::Kind::fail) {
+      // Too few samples at the bake's end: the batch's health has not reached
+      // the coordinator (a partition, lost reports, a restart), which is no
+      // verdict on the release. The bake waits for it up to the converge
+      // timeout past its end, then fails naming the silence.
+      const bool waiting_for_health = v.verdict.kind == Verdict::Kind::fail && v.verdict.starved &&
+                                      now < r.bake_until_ms + ep.params.converge_timeout_ms;
+      if (v.verdict.kind == Verdict::Kind::fail && !waiting_for_health) {
         fail_region(s, p, w, r, now,
                     (r.region.empty() ? "" : "region " + where(r) + ": ") + "batch " +
                         std::to_string(r.batch) + ": " + v.verdict.reason);

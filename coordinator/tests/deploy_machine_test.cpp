@@ -172,6 +172,22 @@ TEST(DeployMachine, ASilentCanaryDoesNotPass) {
   EXPECT_NE(r.deploy.reason.find("only 0 health samples"), std::string::npos) << r.deploy.reason;
 }
 
+// Found by drover-chaos sim (issue 17): a bake that ended short of samples
+// because the batch's health had not reached the coordinator (a partition,
+// lost reports) failed a healthy release. It now waits for the health, up to
+// the converge timeout past the bake's end, and then fails naming the silence.
+TEST(DeployMachine, ABakeShortOfHealthWaitsForItThenJudges) {
+  Rollout r(10, rolling(20));
+  r.fleet.silent.insert("v2");
+  // Run past the first batch's bake, its health still missing.
+  r.run(45 * kSecond);
+  ASSERT_FALSE(is_terminal(r.deploy.state)) << r.deploy.reason;
+  EXPECT_EQ(r.batches()[0].status, "baking");
+  r.fleet.silent.clear();  // the partition heals
+  r.run();
+  EXPECT_EQ(r.deploy.state, DeployState::succeeded) << r.deploy.reason;
+}
+
 // Issue 11, item 3: samples dated after now never count in a bake (before,
 // a host's samples dated tomorrow made a silent canary pass).
 TEST(DeployMachine, SamplesDatedAfterNowNeverCountInABake) {
