@@ -29,9 +29,9 @@ using nlohmann::json;
 
 constexpr const char* kService = "web";
 constexpr std::int64_t kStepMs = 100;            // the simulation's time step
-constexpr std::int64_t kTickMs = 500;            // the coordinator's driver tick
+constexpr std::int64_t kTickMs = 1000;           // the coordinator's driver tick
 constexpr std::int64_t kPollMs = 1000;           // an agent's pull interval
-constexpr std::int64_t kHealthMs = 1000;         // an agent's report interval
+constexpr std::int64_t kHealthMs = 2000;         // an agent's report interval
 constexpr std::int64_t kBakeMs = 10'000;         // every batch's bake
 constexpr std::int64_t kDeadlineMs = 3'600'000;  // a run that has not converged by then fails
 
@@ -147,6 +147,13 @@ class Sim {
   coordinator::RunPlan plan() const;
   void start_coordinator();
   void crash_coordinator();
+  // The process died inside an operation (a planned crash mid-transaction).
+  void died_inside() {
+    if (coordinator_up_ && store_->crashed()) {
+      crash_coordinator();
+      coordinator_back_at_ = now() + coordinator_down_for_;
+    }
+  }
   void send(const std::string& region, std::function<void()> deliver);
   bool link_up(const std::string& region) const;
 
@@ -184,6 +191,7 @@ class Sim {
   std::unique_ptr<coordinator::PlanIssuer> issuer_;
   std::unique_ptr<coordinator::Orchestrator> orchestrator_;
   bool coordinator_up_ = false;
+  std::int64_t coordinator_down_for_ = 0;
   std::int64_t coordinator_back_at_ = 0;
   std::int64_t next_tick_ = 0;
 
@@ -244,10 +252,18 @@ void Sim::draw_schedule() {
     const std::int64_t at = 5'000 + static_cast<std::int64_t>(pick(span));
     const std::int64_t down = 1'000 + static_cast<std::int64_t>(pick(20'000));
     note("coordinator crash at t=" + std::to_string(at) + ", down " + std::to_string(down) + " ms");
-    faults_.emplace(at, [this, down] {
+    // Half the crashes strike inside an operation: a few more transactions
+    // commit, and the next one is lost with the process.
+    const std::uint64_t after = chance(0.5) ? 1 + pick(4) : 0;
+    faults_.emplace(at, [this, down, after] {
       if (!coordinator_up_) return;
-      crash_coordinator();
-      coordinator_back_at_ = now() + down;
+      coordinator_down_for_ = down;
+      if (after > 0) {
+        store_->crash_after_commits(after);
+      } else {
+        crash_coordinator();
+        coordinator_back_at_ = now() + down;
+      }
     });
   }
   for (int i = static_cast<int>(pick(4)); i > 0; --i) {
@@ -675,6 +691,12 @@ void Sim::check_end() {
     auto d = store_->deploy(id);
     if (!d.ok() || !*d) continue;
     const Release& rel = releases_[index];
+    if ((*d)->state == DeployState::failed) {
+      // Every fault heals well within the timeouts: a deploy that ran out of
+      // one (a converge, a rollback) is a fault the system did not ride out.
+      violate((*d)->reason.find("rollback") != std::string::npos ? "rollback_in_time" : "converged",
+              id, "ended failed: " + (*d)->reason);
+    }
     if ((*d)->state == DeployState::succeeded) ++result_.succeeded;
     if ((*d)->state == DeployState::rolled_back) ++result_.rolled_back;
     if (rel.bad_in.empty() && (*d)->state != DeployState::succeeded) {
@@ -707,6 +729,7 @@ SimResult Sim::run() {
       Message m = wire_.top();
       wire_.pop();
       m.deliver();
+      died_inside();
     }
     for (auto& h : hosts_) agent_cycle(h);
     if (coordinator_up_ && now() >= next_tick_) {
@@ -737,9 +760,11 @@ SimResult Sim::run() {
           ++next_release_;
         }
       }
-      if (auto t = orchestrator_->tick(); !t.ok()) {
+      auto t = orchestrator_->tick();
+      if (!t.ok() && !store_->crashed()) {
         violate("converged", "coordinator", "tick failed: " + t.error().message);
       }
+      died_inside();
     }
     const bool faults_over = faults_.empty() && coordinator_up_;
     bool settled = faults_over && current_deploy_.empty() && next_release_ >= releases_.size();
