@@ -64,10 +64,10 @@ int sim(int argc, char** argv) {
     if (!ok || r.count("verbose")) {
       std::cout << "seed " << seed << ": " << (ok ? "pass" : "FAIL") << ", " << res.deploys
                 << " deploys (" << res.succeeded << " succeeded, " << res.rolled_back
-                << " rolled back), " << res.virtual_ms / 1000 << " s virtual, "
-                << res.coordinator_crashes << " coordinator and " << res.agent_crashes
-                << " agent crashes, " << res.partitions << " partitions, " << res.dropped << " of "
-                << res.messages << " messages dropped\n";
+                << " rolled back, " << res.superseded << " superseded), " << res.virtual_ms / 1000
+                << " s virtual, " << res.coordinator_crashes << " coordinator and "
+                << res.agent_crashes << " agent crashes, " << res.partitions << " partitions, "
+                << res.dropped << " of " << res.messages << " messages dropped\n";
       for (const auto& v : res.violations) {
         std::cout << "  " << v.invariant << ": " << v.subject << " at t=" << v.at_ms
                   << " ms: " << v.detail << "\n";
@@ -88,6 +88,7 @@ int sim(int argc, char** argv) {
                     {"deploys", res.deploys},
                     {"succeeded", res.succeeded},
                     {"rolled_back", res.rolled_back},
+                    {"superseded", res.superseded},
                     {"virtual_ms", res.virtual_ms},
                     {"coordinator_crashes", res.coordinator_crashes},
                     {"agent_crashes", res.agent_crashes},

@@ -206,10 +206,12 @@ class Sim {
   };
   std::vector<Partition> partitions_;
 
-  // The schedule's deploys, started one after the other.
-  std::size_t next_release_ = 1;  // releases_[0] runs everywhere at the start
-  std::string current_deploy_;
-  std::int64_t next_deploy_at_ = 5'000;
+  // The schedule's deploys, each started at its time (a later one may start
+  // while an earlier one runs: it queues, or supersedes one queued).
+  std::size_t next_release_ = 1;         // releases_[0] runs everywhere at the start
+  std::vector<std::int64_t> deploy_at_;  // by release index
+  // Production's gate: a person approves a run waiting there a while later.
+  std::map<std::string, std::int64_t> approve_at_;
   std::map<std::string, std::size_t> deploy_release_;  // deploy id -> release index
   // Faults at their times.
   std::multimap<std::int64_t, std::function<void()>> faults_;
@@ -230,6 +232,13 @@ void Sim::draw_schedule() {
     std::string where;
     for (const auto& b : bad) where += " bad in " + b;
     note("release v" + std::to_string(i) + (where.empty() ? " healthy" : where));
+  }
+  deploy_at_.assign(releases_.size(), 0);
+  std::int64_t start = 5'000;
+  for (std::size_t i = 1; i < releases_.size(); ++i) {
+    deploy_at_[i] = start;
+    note("deploy of v" + std::to_string(i) + " at t=" + std::to_string(start));
+    start += 10'000 + static_cast<std::int64_t>(pick(110'000));
   }
   for (const auto& r : releases_) by_id_[r.id.str()] = &r;
 
@@ -307,6 +316,7 @@ coordinator::RunPlan Sim::plan() const {
     e.params.health.min_samples = 3;
     e.params.baseline_window_ms = 60'000;
     e.watch_ms = 5'000;
+    if (name == "production") e.gate = coordinator::Gate{1, 3'600'000};
     p.envs.push_back(e);
     for (const auto& r : regions) p.named.push_back({r, ""});
   }
@@ -698,8 +708,11 @@ void Sim::check_end() {
               id, "ended failed: " + (*d)->reason);
     }
     if ((*d)->state == DeployState::succeeded) ++result_.succeeded;
+    if ((*d)->state == DeployState::superseded) ++result_.superseded;
     if ((*d)->state == DeployState::rolled_back) ++result_.rolled_back;
-    if (rel.bad_in.empty() && (*d)->state != DeployState::succeeded) {
+    // A run superseded while queued never ran: nothing to judge.
+    if (rel.bad_in.empty() && (*d)->state != DeployState::succeeded &&
+        (*d)->state != DeployState::superseded) {
       violate("healthy_stays", id,
               rel.name + " is healthy everywhere but ended " +
                   coordinator::deploy_state_name((*d)->state) + ": " + (*d)->reason);
@@ -734,15 +747,7 @@ SimResult Sim::run() {
     for (auto& h : hosts_) agent_cycle(h);
     if (coordinator_up_ && now() >= next_tick_) {
       next_tick_ = now() + kTickMs;
-      // The next deploy, once the last one ended.
-      bool idle = current_deploy_.empty();
-      if (!idle) {
-        auto d = orchestrator_->get(current_deploy_);
-        idle = d.ok() && coordinator::is_terminal(d->state);
-        if (idle) next_deploy_at_ = now() + 5'000;
-        if (idle) current_deploy_.clear();
-      }
-      if (idle && next_release_ < releases_.size() && now() >= next_deploy_at_) {
+      if (next_release_ < releases_.size() && now() >= deploy_at_[next_release_]) {
         coordinator::DeployRequest r;
         r.pipeline_id = kService;
         r.service = kService;
@@ -753,21 +758,40 @@ SimResult Sim::run() {
         r.config_snapshot = "{}";
         auto d = orchestrator_->start(r);
         if (d.ok()) {
-          current_deploy_ = d->id;
           deploy_release_[d->id] = next_release_;
           ++result_.deploys;
           note("deploy " + d->id + " of " + releases_[next_release_].name);
           ++next_release_;
         }
       }
-      auto t = orchestrator_->tick();
-      if (!t.ok() && !store_->crashed()) {
-        violate("converged", "coordinator", "tick failed: " + t.error().message);
+      // A person at production's gate, a while after a run reached it.
+      if (auto active = store_->active_deploys(); active.ok()) {
+        for (const auto& d : *active) {
+          if (d.state != DeployState::awaiting_approval) continue;
+          auto [it, fresh] =
+              approve_at_.emplace(d.id, now() + 1'000 + static_cast<std::int64_t>(pick(60'000)));
+          if (!fresh && now() >= it->second) {
+            if (orchestrator_->approve(d.id, {"bob-laptop", "bob"}, "sim").ok()) {
+              note("bob approved " + d.id);
+            }
+          }
+        }
       }
       died_inside();
+      if (coordinator_up_) {
+        auto t = orchestrator_->tick();
+        if (!t.ok() && !store_->crashed()) {
+          violate("converged", "coordinator", "tick failed: " + t.error().message);
+        }
+        died_inside();
+      }
     }
     const bool faults_over = faults_.empty() && coordinator_up_;
-    bool settled = faults_over && current_deploy_.empty() && next_release_ >= releases_.size();
+    bool settled = faults_over && next_release_ >= releases_.size();
+    if (settled) {
+      auto active = store_->active_deploys();
+      settled = active.ok() && active->empty();
+    }
     for (const auto& h : hosts_) settled = settled && h.up && !h.in_flight;
     for (const auto& p : partitions_) settled = settled && now() >= p.to;
     if (settled) {

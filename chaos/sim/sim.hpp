@@ -21,7 +21,8 @@ struct SimOptions {
 };
 
 struct Violation {
-  std::string invariant;   // converged, planned_only, audit, bake, healthy_stays
+  // converged, planned_only, audit, bake, healthy_stays, rollback_in_time
+  std::string invariant;
   std::string subject;     // the host or deploy
   std::int64_t at_ms = 0;  // virtual time since the run began
   std::string detail;
@@ -32,7 +33,7 @@ struct SimResult {
   std::vector<Violation> violations;
   std::vector<std::string> schedule;  // the faults drawn, in time order
   std::int64_t virtual_ms = 0;
-  int deploys = 0, succeeded = 0, rolled_back = 0;
+  int deploys = 0, succeeded = 0, rolled_back = 0, superseded = 0;
   int coordinator_crashes = 0, agent_crashes = 0, partitions = 0;
   std::uint64_t messages = 0, dropped = 0;
 };
