@@ -14,6 +14,7 @@
 #include "coordinator/plans/deploy_plans.hpp"
 #include "coordinator/plans/plan_issuer.hpp"
 #include "coordinator/plans/plan_signer.hpp"
+#include "coordinator/releases/release_driver.hpp"
 #include "coordinator/store/memory_coordinator_store.hpp"
 #include "core/format/manifest.hpp"
 #include "core/log/log.hpp"
@@ -27,7 +28,8 @@ using coordinator::DeployRecord;
 using coordinator::DeployState;
 using nlohmann::json;
 
-constexpr const char* kService = "web";
+// Two services: api depends on web.
+const std::vector<std::string> kServices = {"web", "api"};
 constexpr std::int64_t kStepMs = 100;            // the simulation's time step
 constexpr std::int64_t kTickMs = 1000;           // the coordinator's driver tick
 constexpr std::int64_t kPollMs = 1000;           // an agent's pull interval
@@ -50,24 +52,26 @@ std::string region_env(const std::string& region) {
 
 // A release of the simulated service: its manifest, and where it degrades.
 struct Release {
-  std::string name;
+  std::string service, name;
   format::Manifest manifest;
   std::string bytes;
   ContentId id;
   std::set<std::string> bad_in;  // regions where its hosts report errors
 };
 
-Release make_release(const std::string& name, std::set<std::string> bad_in) {
+Release make_release(const std::string& service, const std::string& name,
+                     std::set<std::string> bad_in) {
   Release r;
-  r.name = name;
-  r.manifest.service = kService;
+  r.service = service;
+  r.name = service + " " + name;
+  r.manifest.service = service;
   r.manifest.git_sha = "0123abcd";
   r.manifest.packing = "drover.pack.v1";
-  const std::string raw = "contents of " + name;
+  const std::string raw = "contents of " + service + " " + name;
   format::Layer l;
   l.id = ContentId::of(raw);
   l.size = l.raw_size = raw.size();
-  l.bt_root = ContentId::of("root " + name).digest();
+  l.bt_root = ContentId::of("root " + service + " " + name).digest();
   r.manifest.layers.push_back(l);
   format::Entry e;
   e.path = "release";
@@ -93,7 +97,7 @@ struct Message {
 
 // One agent: what its process holds in memory, and what its disk keeps.
 struct Host {
-  std::string name, region;
+  std::string name, region, service;
   // Disk: what survives a crash (every write here is synced).
   agent::ServiceRecord record;
   std::optional<agent::Intent> intent;
@@ -147,6 +151,8 @@ class Sim {
   coordinator::RunPlan plan() const;
   void start_coordinator();
   void crash_coordinator();
+  // Starts version i: one deploy per service, or one release of both.
+  void start_version(std::size_t i);
   // The process died inside an operation (a planned crash mid-transaction).
   void died_inside() {
     if (coordinator_up_ && store_->crashed()) {
@@ -180,7 +186,10 @@ class Sim {
   SimResult result_;
 
   sign::Envelope cert_;
-  std::vector<Release> releases_;
+  // versions_[i][service]: the releases of version i (0 runs at the start).
+  std::vector<std::map<std::string, Release>> versions_;
+  std::vector<int>
+      how_;  // by version: 0 one deploy per service, 1 a release (failed_only), 2 (all)
   std::map<std::string, const Release*> by_id_;
   std::vector<Host> hosts_;
 
@@ -190,10 +199,13 @@ class Sim {
   std::unique_ptr<coordinator::OnlineKeySigner> signer_;
   std::unique_ptr<coordinator::PlanIssuer> issuer_;
   std::unique_ptr<coordinator::Orchestrator> orchestrator_;
+  std::unique_ptr<coordinator::ReleaseDriver> releases_driver_;
+  std::map<std::string, std::vector<coordinator::HostPlace>> places_;  // by service
   bool coordinator_up_ = false;
   std::int64_t coordinator_down_for_ = 0;
   std::int64_t coordinator_back_at_ = 0;
   std::int64_t next_tick_ = 0;
+  std::int64_t next_prune_ = 0;
 
   // The network.
   std::priority_queue<Message, std::vector<Message>, std::greater<>> wire_;
@@ -208,11 +220,12 @@ class Sim {
 
   // The schedule's deploys, each started at its time (a later one may start
   // while an earlier one runs: it queues, or supersedes one queued).
-  std::size_t next_release_ = 1;         // releases_[0] runs everywhere at the start
+  std::size_t next_release_ = 1;         // versions_[0] runs everywhere at the start
   std::vector<std::int64_t> deploy_at_;  // by release index
   // Production's gate: a person approves a run waiting there a while later.
   std::map<std::string, std::int64_t> approve_at_;
-  std::map<std::string, std::size_t> deploy_release_;  // deploy id -> release index
+  std::map<std::string, std::size_t> deploy_release_;     // deploy id -> version index
+  std::map<std::size_t, std::set<std::string>> started_;  // version -> services started
   // Faults at their times.
   std::multimap<std::int64_t, std::function<void()>> faults_;
   // What valid plans named: (host, artifact).
@@ -220,27 +233,40 @@ class Sim {
 };
 
 void Sim::draw_schedule() {
-  // The releases after the first: each healthy, or degrading in one region.
+  // The versions after the first: each service's release healthy, or
+  // degrading in one region; deployed one deploy per service, or as one
+  // release of both (either policy).
   const int count = 2 + static_cast<int>(pick(3));
-  releases_.push_back(make_release("v0", {}));
   std::vector<std::string> regions;
   for (const auto& [env, rs] : kEnvs) regions.insert(regions.end(), rs.begin(), rs.end());
+  versions_.emplace_back();
+  how_.push_back(0);
+  for (const auto& svc : kServices) versions_[0].emplace(svc, make_release(svc, "v0", {}));
   for (int i = 1; i <= count; ++i) {
-    std::set<std::string> bad;
-    if (chance(0.35)) bad.insert(regions[pick(regions.size())]);
-    releases_.push_back(make_release("v" + std::to_string(i), bad));
-    std::string where;
-    for (const auto& b : bad) where += " bad in " + b;
-    note("release v" + std::to_string(i) + (where.empty() ? " healthy" : where));
+    versions_.emplace_back();
+    how_.push_back(static_cast<int>(pick(3)));
+    std::string text = "version v" + std::to_string(i) +
+                       (how_.back() == 0   ? " as one deploy per service:"
+                        : how_.back() == 1 ? " as a release (failed_only):"
+                                           : " as a release (all):");
+    for (const auto& svc : kServices) {
+      std::set<std::string> bad;
+      if (chance(0.2)) bad.insert(regions[pick(regions.size())]);
+      text += " " + svc + (bad.empty() ? " healthy" : " bad in " + *bad.begin());
+      versions_.back().emplace(svc, make_release(svc, "v" + std::to_string(i), bad));
+    }
+    note(text);
   }
-  deploy_at_.assign(releases_.size(), 0);
+  deploy_at_.assign(versions_.size(), 0);
   std::int64_t start = 5'000;
-  for (std::size_t i = 1; i < releases_.size(); ++i) {
+  for (std::size_t i = 1; i < versions_.size(); ++i) {
     deploy_at_[i] = start;
     note("deploy of v" + std::to_string(i) + " at t=" + std::to_string(start));
     start += 10'000 + static_cast<std::int64_t>(pick(110'000));
   }
-  for (const auto& r : releases_) by_id_[r.id.str()] = &r;
+  for (const auto& v : versions_) {
+    for (const auto& [svc, r] : v) by_id_[r.id.str()] = &r;
+  }
 
   drop_ = static_cast<double>(pick(16)) / 100.0;  // 0-15% of messages lost
   max_delay_ = 20 + static_cast<std::int64_t>(pick(480));
@@ -328,11 +354,14 @@ void Sim::setup() {
   cert_ = sign::certify(root_, {"online", online_.public_key(), 1, s - 60, s + 30 * 86'400});
   for (const auto& [env, regions] : kEnvs) {
     for (const auto& r : regions) {
-      for (int i = 0; i < o_.hosts_per_region; ++i) {
-        Host h;
-        h.name = r + "-" + std::to_string(i);
-        h.region = r;
-        hosts_.push_back(std::move(h));
+      for (const auto& svc : kServices) {
+        for (int i = 0; i < o_.hosts_per_region; ++i) {
+          Host h;
+          h.name = svc + "-" + r + "-" + std::to_string(i);
+          h.region = r;
+          h.service = svc;
+          hosts_.push_back(std::move(h));
+        }
       }
     }
   }
@@ -340,12 +369,12 @@ void Sim::setup() {
   // Every host runs v0 at the start, released everywhere an hour ago.
   auto fresh = coordinator::MemoryCoordinatorStore::create();
   disk_ = fresh->disk();
-  const std::string v0 = releases_[0].id.str();
   for (auto& h : hosts_) {
+    const std::string v0 = versions_[0].at(h.service).id.str();
     coordinator::HostRecord rec;
     rec.host = h.name;
     rec.region = h.region;
-    rec.services = {kService};
+    rec.services = {h.service};
     rec.key = sign::KeyPair::generate(keys_).public_key();
     rec.report_key = std::string(32, 'k');
     (void)fresh->enroll(rec);
@@ -354,22 +383,24 @@ void Sim::setup() {
     h.current = v0;
     h.running = v0;
   }
-  for (const auto& r : releases_) {
+  for (const auto& [id, r] : by_id_) {
     coordinator::ArtifactRecord a;
-    a.artifact_id = r.id.str();
-    a.service = kService;
+    a.artifact_id = id;
+    a.service = r->service;
     a.git_sha = "0123abcd";
-    (void)fresh->put_artifact(a, r.bytes);
+    (void)fresh->put_artifact(a, r->bytes);
   }
-  for (const auto& [env, regions] : kEnvs) {
-    coordinator::AuditRecord rec;
-    rec.at_ms = unix_ms() - 3'600'000;
-    rec.who = "system";
-    rec.what = "service.release";
-    rec.service = kService;
-    rec.env = env;
-    rec.artifact = v0;
-    (void)fresh->append_audit(rec);
+  for (const auto& svc : kServices) {
+    for (const auto& [env, regions] : kEnvs) {
+      coordinator::AuditRecord rec;
+      rec.at_ms = unix_ms() - 3'600'000;
+      rec.who = "system";
+      rec.what = "service.release";
+      rec.service = svc;
+      rec.env = env;
+      rec.artifact = versions_[0].at(svc).id.str();
+      (void)fresh->append_audit(rec);
+    }
   }
   fresh.reset();
   start_coordinator();
@@ -382,15 +413,27 @@ void Sim::setup() {
 
 void Sim::start_coordinator() {
   store_ = coordinator::MemoryCoordinatorStore::open(disk_);
+  places_.clear();
   signer_ = std::make_unique<coordinator::OnlineKeySigner>(coordinator::OnlineKey{online_, cert_});
   issuer_ = std::make_unique<coordinator::PlanIssuer>(*store_, *signer_,
                                                       [](const std::string&, std::uint64_t) {});
   orchestrator_ = std::make_unique<coordinator::Orchestrator>(
       *store_,
       [this](const DeployRecord& d, const coordinator::RunPlan& p) {
-        auto hosts = coordinator::service_hosts(*store_, d.service);
-        return coordinator::store_fleet_view(
-            *store_, d, p, true, hosts.ok() ? *hosts : std::vector<coordinator::HostPlace>{});
+        // Where the hosts are changes only with enrollments (none here):
+        // read once per coordinator process, as the daemon caches it.
+        auto cached = places_.find(d.service);
+        if (cached == places_.end()) {
+          auto read = coordinator::service_hosts(*store_, d.service);
+          if (!read.ok()) {
+            coordinator::FleetView unread;
+            unread.unreadable = read.error().message;
+            return unread;
+          }
+          cached = places_.emplace(d.service, *read).first;
+        }
+        const auto* hosts = &cached->second;
+        return coordinator::store_fleet_view(*store_, d, p, true, *hosts);
       },
       [this](const DeployRecord& d, const std::string& artifact,
              const std::vector<std::string>& hosts, const coordinator::PlanRoute& route) -> Status {
@@ -405,6 +448,10 @@ void Sim::start_coordinator() {
         return Ok{};
       },
       [this](const DeployRecord&) { return plan(); }, clock_, Logger::discard());
+  releases_driver_ = std::make_unique<coordinator::ReleaseDriver>(*store_, *orchestrator_, clock_,
+                                                                  Logger::discard());
+  orchestrator_->on_releases(
+      [this](std::vector<DeployRecord>& active) { return releases_driver_->tick(active); });
   coordinator_up_ = true;
   if (auto st = orchestrator_->recover(); !st.ok()) {
     violate("converged", "coordinator", "recover failed: " + st.error().message);
@@ -414,6 +461,7 @@ void Sim::start_coordinator() {
 void Sim::crash_coordinator() {
   ++result_.coordinator_crashes;
   store_->crash();
+  releases_driver_.reset();
   orchestrator_.reset();
   issuer_.reset();
   signer_.reset();
@@ -453,7 +501,7 @@ agent::Observed Sim::observe(const Host& h) const {
   o.unix_ms = unix_ms();
   o.mono_ms = now();
   o.me.host = h.name;
-  o.me.services = {kService};
+  o.me.services = {h.service};
   o.me.trust = sign::TrustRoot{root_.public_key(), 1};
   o.slots[0].state = h.running.empty() ? agent::RunState::stopped : agent::RunState::running;
   o.slots[0].release = h.running;
@@ -462,7 +510,7 @@ agent::Observed Sim::observe(const Host& h) const {
 
 void Sim::boot(Host& h) {
   h.state = agent::ServiceState{};
-  h.state.spec.name = kService;
+  h.state.spec.name = h.service;
   h.state.record = h.record;
   h.in_flight.reset();
   h.outbox.clear();
@@ -479,7 +527,7 @@ void Sim::crash_agent(Host& h) {
 }
 
 void Sim::check_running(const Host& h, const std::string& release) {
-  if (release.empty() || release == releases_[0].id.str()) return;
+  if (release.empty() || release == versions_[0].at(h.service).id.str()) return;
   if (!planned_.count({h.name, release})) {
     violate("planned_only", h.name, "started " + release + ", which no plan named for it");
   }
@@ -569,11 +617,11 @@ void Sim::deliver(Host& h, const agent::Event& e) {
 void Sim::pull(Host& h) {
   const std::string host = h.name;
   const std::uint64_t have = h.state.record.seq;
-  send(h.region, [this, host, have, region = h.region] {
+  send(h.region, [this, host, have, region = h.region, service = h.service] {
     if (!coordinator_up_) return;
-    auto bytes = store_->plan_for(kService, host);
+    auto bytes = store_->plan_for(service, host);
     if (!bytes.ok() || !*bytes) return;
-    auto seq = store_->plan_seq_for(kService, host);
+    auto seq = store_->plan_seq_for(service, host);
     if (seq.ok() && *seq <= have) return;  // unchanged
     std::string answer = **bytes;
     send(region, [this, host, answer] {
@@ -592,7 +640,7 @@ void Sim::report(Host& h) {
   body.seq = ++h.report_seq;
   body.sent_at_ms = unix_ms();
   proto::HealthItem health;
-  health.service = kService;
+  health.service = h.service;
   health.release = h.running;
   health.at_ms = unix_ms();
   health.state = h.running.empty() ? "stopped" : "running";
@@ -645,6 +693,53 @@ void Sim::agent_cycle(Host& h) {
   }
 }
 
+void Sim::start_version(std::size_t i) {
+  const auto& v = versions_[i];
+  std::vector<std::string> envs;
+  for (const auto& [env, regions] : kEnvs) envs.push_back(env);
+  auto request = [&](const std::string& svc) {
+    coordinator::DeployRequest r;
+    r.pipeline_id = svc;
+    r.service = svc;
+    r.artifact = v.at(svc).id.str();
+    r.plan = plan();
+    r.who = "sim";
+    r.person = "sim";
+    r.config_snapshot = "{}";
+    return r;
+  };
+  if (how_[i] == 0) {
+    for (const auto& svc : kServices) {
+      if (started_[i].count(svc)) continue;  // a crash between two starts
+      auto d = orchestrator_->start(request(svc));
+      if (!d.ok()) return;
+      started_[i].insert(svc);
+      deploy_release_[d->id] = i;
+      ++result_.deploys;
+      note("deploy " + d->id + " of " + v.at(svc).name);
+    }
+  } else {
+    coordinator::ReleaseRequest rr;
+    for (const auto& svc : kServices) {
+      rr.runs.push_back(request(svc));
+      rr.pipelines.push_back(
+          {svc, envs, svc == "api" ? std::vector<std::string>{"web"} : std::vector<std::string>{}});
+    }
+    rr.policy =
+        how_[i] == 1 ? coordinator::ReleasePolicy::failed_only : coordinator::ReleasePolicy::all;
+    rr.who = "sim";
+    rr.person = "sim";
+    auto made = releases_driver_->create(rr);
+    if (!made.ok()) return;
+    for (const auto& m : made->services) {
+      deploy_release_[m.deploy_id] = i;
+      ++result_.deploys;
+    }
+    note("release " + made->id + " of v" + std::to_string(i));
+  }
+  ++next_release_;
+}
+
 // ---- the end ----
 
 void Sim::check_end() {
@@ -656,7 +751,7 @@ void Sim::check_end() {
             std::string("still ") + coordinator::deploy_state_name(active->front().state));
   }
   for (const auto& h : hosts_) {
-    auto released = store_->running_at(kService, region_env(h.region), unix_ms());
+    auto released = store_->running_at(h.service, region_env(h.region), unix_ms());
     const std::string want = released.ok() && *released ? (*released)->artifact : "";
     if (h.running != want || h.record.current != want) {
       violate("converged", h.name,
@@ -700,7 +795,10 @@ void Sim::check_end() {
   for (const auto& [id, index] : deploy_release_) {
     auto d = store_->deploy(id);
     if (!d.ok() || !*d) continue;
-    const Release& rel = releases_[index];
+    (void)index;
+    auto found = by_id_.find((*d)->artifact);
+    if (found == by_id_.end()) continue;
+    const Release& rel = *found->second;
     if ((*d)->state == DeployState::failed) {
       // Every fault heals well within the timeouts: a deploy that ran out of
       // one (a converge, a rollback) is a fault the system did not ride out.
@@ -710,9 +808,13 @@ void Sim::check_end() {
     if ((*d)->state == DeployState::succeeded) ++result_.succeeded;
     if ((*d)->state == DeployState::superseded) ++result_.superseded;
     if ((*d)->state == DeployState::rolled_back) ++result_.rolled_back;
-    // A run superseded while queued never ran: nothing to judge.
+    // A run superseded while queued never ran, and a release's run it
+    // cancelled never entered: nothing to judge. Under policy all a release
+    // takes back its healthy runs when another failed.
+    const bool by_release = !(*d)->release.empty() && (*d)->reason.starts_with((*d)->release + ":");
     if (rel.bad_in.empty() && (*d)->state != DeployState::succeeded &&
-        (*d)->state != DeployState::superseded) {
+        (*d)->state != DeployState::superseded && (*d)->state != DeployState::cancelled &&
+        !by_release) {
       violate("healthy_stays", id,
               rel.name + " is healthy everywhere but ended " +
                   coordinator::deploy_state_name((*d)->state) + ": " + (*d)->reason);
@@ -745,24 +847,17 @@ SimResult Sim::run() {
       died_inside();
     }
     for (auto& h : hosts_) agent_cycle(h);
-    if (coordinator_up_ && now() >= next_tick_) {
+    const bool ticked = coordinator_up_ && now() >= next_tick_;
+    if (ticked) {
       next_tick_ = now() + kTickMs;
-      if (next_release_ < releases_.size() && now() >= deploy_at_[next_release_]) {
-        coordinator::DeployRequest r;
-        r.pipeline_id = kService;
-        r.service = kService;
-        r.artifact = releases_[next_release_].id.str();
-        r.plan = plan();
-        r.who = "sim";
-        r.person = "sim";
-        r.config_snapshot = "{}";
-        auto d = orchestrator_->start(r);
-        if (d.ok()) {
-          deploy_release_[d->id] = next_release_;
-          ++result_.deploys;
-          note("deploy " + d->id + " of " + releases_[next_release_].name);
-          ++next_release_;
-        }
+      if (next_release_ < versions_.size() && now() >= deploy_at_[next_release_]) {
+        start_version(next_release_);
+      }
+      // The coordinator prunes old health samples, as the daemon does (with a
+      // retention of 5 minutes: the simulation's baseline windows are 1).
+      if (now() >= next_prune_) {
+        next_prune_ = now() + 30'000;
+        (void)store_->prune_samples(unix_ms() - 300'000);
       }
       // A person at production's gate, a while after a run reached it.
       if (auto active = store_->active_deploys(); active.ok()) {
@@ -771,9 +866,12 @@ SimResult Sim::run() {
           auto [it, fresh] =
               approve_at_.emplace(d.id, now() + 1'000 + static_cast<std::int64_t>(pick(60'000)));
           if (!fresh && now() >= it->second) {
-            if (orchestrator_->approve(d.id, {"bob-laptop", "bob"}, "sim").ok()) {
-              note("bob approved " + d.id);
-            }
+            // A release's gate is the release's: one approval for its runs.
+            const Status done =
+                d.release.empty()
+                    ? orchestrator_->approve(d.id, {"bob-laptop", "bob"}, "sim")
+                    : releases_driver_->approve(d.release, {"bob-laptop", "bob"}, "sim");
+            if (done.ok()) note("bob approved " + (d.release.empty() ? d.id : d.release));
           }
         }
       }
@@ -787,7 +885,7 @@ SimResult Sim::run() {
       }
     }
     const bool faults_over = faults_.empty() && coordinator_up_;
-    bool settled = faults_over && next_release_ >= releases_.size();
+    bool settled = faults_over && next_release_ >= versions_.size() && ticked;
     if (settled) {
       auto active = store_->active_deploys();
       settled = active.ok() && active->empty();
@@ -798,7 +896,7 @@ SimResult Sim::run() {
       // Let every host report what it runs once more, then stop.
       bool quiet = true;
       for (const auto& h : hosts_) {
-        auto released = store_->running_at(kService, region_env(h.region), unix_ms());
+        auto released = store_->running_at(h.service, region_env(h.region), unix_ms());
         const std::string want = released.ok() && *released ? (*released)->artifact : "";
         quiet = quiet && h.running == want;
       }

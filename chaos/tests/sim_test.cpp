@@ -19,7 +19,7 @@ std::string describe(const SimResult& r) {
 
 TEST(ChaosSim, RandomFaultSchedulesKeepEveryInvariant) {
   int deploys = 0, crashes = 0;
-  for (std::uint64_t seed = 1; seed <= 200; ++seed) {
+  for (std::uint64_t seed = 1; seed <= 50; ++seed) {
     SimOptions o;
     o.seed = seed;
     const SimResult r = run_sim(o);
@@ -28,8 +28,8 @@ TEST(ChaosSim, RandomFaultSchedulesKeepEveryInvariant) {
     crashes += r.coordinator_crashes + r.agent_crashes;
   }
   // The schedules did something: deploys ran, and processes crashed under them.
-  EXPECT_GT(deploys, 400);
-  EXPECT_GT(crashes, 100);
+  EXPECT_GT(deploys, 250);
+  EXPECT_GT(crashes, 50);
 }
 
 TEST(ChaosSim, ASeedReplaysExactly) {
