@@ -336,7 +336,8 @@ coordinator::RunPlan Sim::plan() const {
       e.waves = {all};
     }
     e.shape.batch_size = 1;
-    e.params.bake_ms = o_.plant_short_bake ? kBakeMs / 2 : kBakeMs;
+    e.params.bake_ms = kBakeMs;
+    if (o_.plant_early_batch) e.params.planted_early_batch_ms = kBakeMs / 2;
     e.params.converge_timeout_ms = 180'000;
     e.params.rollback_timeout_ms = 180'000;
     e.params.health.min_samples = 3;

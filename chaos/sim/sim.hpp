@@ -17,7 +17,9 @@ struct SimOptions {
   int hosts_per_region = 2;
   // Test-only planted bugs (docs/CHAOS.md, "Planted bugs"): each makes one
   // invariant breakable, to prove its checker can fail.
-  bool plant_short_bake = false;  // the coordinator's bakes last half as long
+  // The deploy machine's planted bug: each batch passes 5 s before its bake
+  // ends (DeployParams::planted_early_batch_ms).
+  bool plant_early_batch = false;
 };
 
 struct Violation {

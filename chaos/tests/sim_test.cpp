@@ -42,14 +42,14 @@ TEST(ChaosSim, ASeedReplaysExactly) {
   EXPECT_EQ(a.dropped, b.dropped);
 }
 
-// A planted bug (test only): bakes half as long as configured. The bake
-// checker must see it.
-TEST(ChaosSim, AShortBakeIsCaught) {
+// A planted bug in the deploy machine (test only): each batch passes, and
+// the next starts, 5 s before its bake ends. The bake checker must see it.
+TEST(ChaosSim, ABatchStartedBeforeTheBakeEndsIsCaught) {
   int caught = 0;
   for (std::uint64_t seed = 1; seed <= 5; ++seed) {
     SimOptions o;
     o.seed = seed;
-    o.plant_short_bake = true;
+    o.plant_early_batch = true;
     for (const auto& v : run_sim(o).violations) caught += v.invariant == "bake";
   }
   EXPECT_GT(caught, 0);

@@ -790,7 +790,7 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
       const std::set<std::string> in_batch(hosts.begin(), hosts.end());
       // Only samples inside the window being judged count: never one dated
       // after now, never an old one replayed.
-      const bool over = now >= r.bake_until_ms;
+      const bool over = now + ep.params.planted_early_batch_ms >= r.bake_until_ms;
       const BatchRecord& cur = r.batches[r.batch];
       const Judged v =
           split_step(cur)

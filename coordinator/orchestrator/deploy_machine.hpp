@@ -41,6 +41,10 @@ struct DeployParams {
   std::int64_t pause_timeout_ms = 86'400'000;  // a paused run fails and rolls back after
   std::int64_t baseline_window_ms = 600'000;   // pre-deploy samples that count as baseline
   HealthThresholds health;
+  // Test only, a planted bug (docs/CHAOS.md, "Planted bugs"): a bake counts
+  // as over this long before its end, so the next batch starts early. Never
+  // set outside tests; the chaos simulation must catch it.
+  std::int64_t planted_early_batch_ms = 0;
 };
 
 // One environment of the run's plan, every setting resolved.
