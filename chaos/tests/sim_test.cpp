@@ -40,6 +40,18 @@ TEST(ChaosSim, ASeedReplaysExactly) {
   EXPECT_EQ(a.virtual_ms, b.virtual_ms);
   EXPECT_EQ(a.messages, b.messages);
   EXPECT_EQ(a.dropped, b.dropped);
+  EXPECT_EQ(a.deploys, b.deploys);
+  EXPECT_EQ(a.succeeded, b.succeeded);
+  EXPECT_EQ(a.rolled_back, b.rolled_back);
+  EXPECT_EQ(a.superseded, b.superseded);
+  EXPECT_EQ(a.coordinator_crashes, b.coordinator_crashes);
+  EXPECT_EQ(a.agent_crashes, b.agent_crashes);
+  ASSERT_EQ(a.violations.size(), b.violations.size());
+  for (std::size_t i = 0; i < a.violations.size(); ++i) {
+    EXPECT_EQ(a.violations[i].invariant, b.violations[i].invariant);
+    EXPECT_EQ(a.violations[i].subject, b.violations[i].subject);
+    EXPECT_EQ(a.violations[i].at_ms, b.violations[i].at_ms);
+  }
 }
 
 // A planted bug in the deploy machine (test only): each batch passes, and
