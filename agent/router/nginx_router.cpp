@@ -183,22 +183,34 @@ class NginxRouter final : public Router {
                       "exit " + std::to_string(code) + (why.empty() ? "" : ": " + why));
   }
 
-  // Asks the running nginx for the generation it serves until it is this one.
+  // Asks the running nginx for the generation it serves until it is this one,
+  // on kConfirmRun fresh connections in a row: right after a reload the old
+  // generation's workers may still accept a connection for a moment (seen
+  // under AddressSanitizer: a flip confirmed by one new worker while an old
+  // one still sent a request to the old slot).
+  static constexpr int kConfirmRun = 8;
   Status confirm(const std::string& generation) {
     const std::string url = "http://" + ask_address(config_.listen) + "/_drover/generation";
     const auto deadline = std::chrono::steady_clock::now() + config_.confirm_timeout;
     std::string last = "no answer";
+    int run = 0;
     while (true) {
       auto answer = http::request("GET", url, "", std::chrono::milliseconds(1000));
       if (answer.ok() && answer->status == 200) {
         std::string body = answer->body.substr(0, 200);
         while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
-        if (body == generation) return Ok{};
+        if (body == generation) {
+          if (++run >= kConfirmRun) return Ok{};
+          continue;  // the next fresh connection, at once
+        }
+        run = 0;
         last = "it answers \"" + body + "\"";
       } else if (answer.ok()) {
+        run = 0;
         last = "it answers status " + std::to_string(answer->status) +
                " (is the listen port another server's too?)";
       } else {
+        run = 0;
         last = answer.error().message;
       }
       if (std::chrono::steady_clock::now() >= deadline) {
