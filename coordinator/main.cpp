@@ -68,6 +68,10 @@ int run(const cxxopts::ParseResult& r) {
     if (colon != std::string::npos)
       config->coordinator.crash_count = std::atoi(spec.c_str() + colon + 1);
   }
+  // The planted early batch of a chaos test (docs/CHAOS.md, "Planted bugs").
+  if (const char* early = std::getenv("DROVER_TEST_EARLY_BATCH_MS")) {
+    config->coordinator.planted_early_batch_ms = std::atoll(early);
+  }
   // One daemon per data directory (docs/COORDINATOR.md), claimed before the
   // state is opened and held until exit; the offline commands never claim it.
   auto claim = daemon::DataDirLock::acquire(config->coordinator.data_dir, "drover-coordinator");

@@ -11,6 +11,7 @@ packages=(
   libtorrent-rasterbar-dev libboost-dev libboost-system-dev
   libcxxopts-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   nginx curl iproute2 tar coreutils openssl
+  nftables faketime  # drover-chaos: partitions, loss and clock skew on a real fleet
 )
 
 missing=()

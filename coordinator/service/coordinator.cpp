@@ -451,6 +451,7 @@ Coordinator::DeploySettings Coordinator::settings_of(const DeployRecord& d) {
       out.artifact_ready = p.artifact_ready;
     }
   }
+  for (auto& e : out.plan.envs) e.params.planted_early_batch_ms = options_.planted_early_batch_ms;
   settings_[d.id] = out;
   return out;
 }

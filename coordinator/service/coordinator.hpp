@@ -81,6 +81,9 @@ struct CoordinatorOptions {
   // (SIGKILL) before acting on it. Empty: never.
   std::string crash_after;
   int crash_count = 1;
+  // Test-only, the planted early batch (docs/CHAOS.md): each batch passes
+  // this long before its bake ends. Never set outside a chaos test.
+  std::int64_t planted_early_batch_ms = 0;
   // The driver thread ticks deploys every `tick`. Without it (a simulation
   // in virtual time), the caller drives with drive_once().
   bool run_driver = true;
