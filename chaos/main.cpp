@@ -3,8 +3,8 @@
 // invariant a schedule broke, with the seed that replays it; `run` strikes a
 // real fleet of processes with one scenario (or all) and checks the same
 // invariants; `list` names the scenarios.
-#include <cxxopts.hpp>
 #include <cstdlib>
+#include <cxxopts.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -129,7 +129,7 @@ int list() {
   for (const auto& s : drover::chaos::scenarios()) {
     std::cout << s.name << std::string(s.name.size() < 32 ? 32 - s.name.size() : 1, ' ')
               << s.description << (s.needs_namespaces ? " [root: network namespaces]" : "")
-              << "\n";
+              << (s.small_disks.empty() ? "" : " [root: a small disk]") << "\n";
   }
   return 0;
 }
@@ -193,9 +193,10 @@ int run(int argc, char** argv) {
   }
   nlohmann::json out = nlohmann::json::array();
   int failed = 0;
-  std::cout << std::left << std::setw(32) << "scenario" << std::setw(8) << "result"
-            << std::setw(8) << "secs" << std::setw(13) << "deploy" << std::setw(10) << "deploy s"
-            << std::setw(12) << "rollback s" << "origin sent\n";
+  std::cout << std::left << std::setw(32) << "scenario" << std::setw(8) << "result" << std::setw(8)
+            << "secs" << std::setw(13) << "deploy" << std::setw(10) << "deploy s" << std::setw(12)
+            << "rollback s"
+            << "origin sent\n";
   for (const auto* s : chosen) {
     const auto res = drover::chaos::run_scenario(*s, opts);
     if (!res.skipped && !res.pass) ++failed;
@@ -209,11 +210,13 @@ int run(int argc, char** argv) {
       rollback_s << "-";
     }
     std::cout << std::setw(32) << s->name << std::setw(8)
-              << (res.skipped ? "skip" : res.pass ? "pass" : "FAIL") << std::setw(8)
-              << (res.skipped ? "-" : secs.str()) << std::setw(13)
+              << (res.skipped ? "skip"
+                  : res.pass  ? "pass"
+                              : "FAIL")
+              << std::setw(8) << (res.skipped ? "-" : secs.str()) << std::setw(13)
               << (res.outcome.empty() ? "-" : res.outcome) << std::setw(10)
               << (res.skipped ? "-" : deploy_s.str()) << std::setw(12) << rollback_s.str()
-              << (res.skipped ? "-" : mib(res.origin_bytes)) << "\n";
+              << (res.skipped ? "-" : mib(res.origin_bytes)) << std::endl;
     if (res.skipped) std::cout << "  skipped: " << res.skip_reason << "\n";
     for (const auto& v : res.violations) {
       std::cout << "  " << v.invariant << ": " << v.subject << " at t=" << v.at_ms

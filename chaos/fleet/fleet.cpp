@@ -9,9 +9,9 @@
 namespace drover::chaos {
 
 using nlohmann::json;
+using testing::binary;
 using testing::DaemonProcess;
 using testing::ProcessResult;
-using testing::binary;
 using testing::run;
 using testing::write_file;
 using namespace std::chrono_literals;
@@ -87,12 +87,12 @@ Fleet::Fleet(const fs::path& dir, Network& net, const FleetShape& shape)
   if (status != 201) throw std::runtime_error("cannot create bob's token: " + bob.dump());
   bob_ = bob.value("token", "");
   write_file(dir_ / "pipeline.yaml", pipeline_yaml());
-  ProcessResult applied = run(net_.in("coordinator", {binary("drover").string(), "pipeline",
-                                                      "apply", "-f",
-                                                      (dir_ / "pipeline.yaml").string()}),
-                              60s,
-                              {{"DROVER_COORDINATOR", "http://127.0.0.1:" + std::to_string(api_port_)},
-                               {"DROVER_TOKEN", admin_}});
+  ProcessResult applied =
+      run(net_.in("coordinator", {binary("drover").string(), "pipeline", "apply", "-f",
+                                  (dir_ / "pipeline.yaml").string()}),
+          60s,
+          {{"DROVER_COORDINATOR", "http://127.0.0.1:" + std::to_string(api_port_)},
+           {"DROVER_TOKEN", admin_}});
   must(applied, "pipeline apply");
   std::vector<std::string> origin = {binary("drover-seed").string(),
                                      "origin",
@@ -113,11 +113,12 @@ Fleet::Fleet(const fs::path& dir, Network& net, const FleetShape& shape)
                                      "--log-level",
                                      "warn"};
   fs::create_directories(dir_ / "store");
-  origin_ = std::make_unique<DaemonProcess>(net_.in("origin", origin),
-                                            (dir_ / "origin.err").string());
+  origin_ =
+      std::make_unique<DaemonProcess>(net_.in("origin", origin), (dir_ / "origin.err").string());
   if (!origin_->wait_for_event("ready", 30s))
     throw std::runtime_error("origin did not start: " + origin_->stderr_tail());
   for (const auto& r : regions_) start_seed(r);
+  for (const auto& h : shape_.small_disks) mount_small_disk(h, 64 << 20);
   for (const auto& h : hosts_) start_agent(h);
   for (const auto& h : hosts_) {
     if (!agents_[h]->wait_for_event("enrolled", 60s))
@@ -137,6 +138,27 @@ Fleet::~Fleet() {
     json j = json::parse(testing::read_file(e.path()), nullptr, false);
     if (j.is_object() && j.value("pid", 0) > 0) ::kill(-j.value("pid", 0), SIGKILL);
   }
+  for (const auto& m : mounts_) run({"/usr/bin/umount", "-l", m.string()});
+}
+
+void Fleet::mount_small_disk(const std::string& host, std::uint64_t bytes) {
+  const fs::path at = state_dir(host);
+  fs::create_directories(at);
+  must(run({"/usr/bin/mount", "-t", "tmpfs", "-o", "size=" + std::to_string(bytes) + ",mode=0700",
+            "drover-chaos", at.string()}),
+       "mount a small disk for " + host);
+  mounts_.push_back(at);
+}
+
+void Fleet::resize_small_disk(const std::string& host, std::uint64_t bytes) {
+  must(run({"/usr/bin/mount", "-o", "remount,size=" + std::to_string(bytes),
+            state_dir(host).string()}),
+       "resize the small disk of " + host);
+}
+
+std::uint64_t Fleet::small_disk_used(const std::string& host) const {
+  const fs::space_info s = fs::space(state_dir(host));
+  return s.capacity - s.free;
 }
 
 std::string Fleet::url(const std::string& node, std::uint16_t port) const {
@@ -161,9 +183,10 @@ void Fleet::write_configs() {
   write_file(dir_ / "webhook.secret", "a-webhook-secret-for-chaos\n", 0600);
   // The agent protocol over TLS; a certificate valid for 30 days, so an agent
   // whose clock runs a day ahead still accepts it.
-  must(run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", (dir_ / "tls.key").string(), "-out", (dir_ / "tls.crt").string(),
-            "-days", "30", "-subj", std::string("/CN=") + kCoordinatorName, "-addext",
+  must(run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", (dir_ / "tls.key").string(),
+            "-out", (dir_ / "tls.crt").string(), "-days", "30", "-subj",
+            std::string("/CN=") + kCoordinatorName, "-addext",
             std::string("subjectAltName=DNS:") + kCoordinatorName}),
        "openssl req");
   fs::permissions(dir_ / "tls.key", fs::perms::owner_read | fs::perms::owner_write);
@@ -177,8 +200,8 @@ void Fleet::write_configs() {
       run({coord, "token", "create", "ops", "--role", "admin", "--data-dir", state});
   must(admin, "token create");
   admin_ = trimmed(admin.out);
-  ProcessResult join = run({coord, "join-token", "create", "--uses",
-                            std::to_string(hosts_.size()), "--data-dir", state});
+  ProcessResult join = run({coord, "join-token", "create", "--uses", std::to_string(hosts_.size()),
+                            "--data-dir", state});
   must(join, "join-token create");
   join_ = trimmed(join.out);
   const std::string at = net_.address("coordinator");
@@ -240,14 +263,16 @@ void Fleet::write_configs() {
   }
 }
 
-void Fleet::start_coordinator(const std::map<std::string, std::string>& extra) {
+void Fleet::start_coordinator(const std::map<std::string, std::string>& extra,
+                              const fs::path& config) {
   std::map<std::string, std::string> env = extra;
   if (shape_.planted_early_batch_ms > 0)
     env["DROVER_TEST_EARLY_BATCH_MS"] = std::to_string(shape_.planted_early_batch_ms);
   const int n = ++starts_["coordinator"];
   coordinator_ = std::make_unique<DaemonProcess>(
       net_.in("coordinator", {binary("drover-coordinator").string(), "run", "--config",
-                              (dir_ / "coordinator.json").string(), "--log-level", "info"}),
+                              (config.empty() ? dir_ / "coordinator.json" : config).string(),
+                              "--log-level", "info"}),
       (dir_ / ("coordinator-" + std::to_string(n) + ".err")).string(), env);
   if (!coordinator_->wait_for_event("ready", 60s)) {
     std::string said;
@@ -275,7 +300,7 @@ bool Fleet::wait_coordinator_exit(std::chrono::seconds timeout) {
 
 void Fleet::start_agent(const std::string& host, const std::map<std::string, std::string>& env) {
   const int n = ++starts_[host];
-  std::vector<std::string> argv = {binary("drover-agent").string(), "run", "--config",
+  std::vector<std::string> argv = {binary("drover-agent").string(),    "run",         "--config",
                                    (dir_ / (host + ".json")).string(), "--log-level", "warn"};
   agents_[host] = std::make_unique<DaemonProcess>(
       net_.in(host, argv), (dir_ / (host + "-" + std::to_string(n) + ".err")).string(), env);
@@ -285,6 +310,11 @@ void Fleet::start_agent(const std::string& host, const std::map<std::string, std
 
 void Fleet::kill_agent(const std::string& host) {
   if (agents_[host]) agents_[host]->kill();
+  agents_[host].reset();
+}
+
+void Fleet::stop_agent(const std::string& host) {
+  if (agents_[host]) agents_[host]->stop();
   agents_[host].reset();
 }
 
@@ -344,12 +374,12 @@ std::uint64_t Fleet::origin_bytes_up() {
 std::string Fleet::push(const std::string& name, const json& demo) {
   const fs::path tree = dir_ / "trees" / name;
   write_file(tree / "demo.json", demo.dump());
-  write_file(tree / "data", testing::binary_bytes(name.size() * 131 + static_cast<unsigned char>(
-                                                                          name.back()),
-                                                  shape_.payload_bytes));
-  ProcessResult r = run({binary("drover").string(), "artifact", "push", tree.string(),
-                         "--git-sha", "0123abcd", "--service", "web", "--store",
-                         (dir_ / "store").string(), "--json"});
+  write_file(tree / "data",
+             testing::binary_bytes(name.size() * 131 + static_cast<unsigned char>(name.back()),
+                                   shape_.payload_bytes));
+  ProcessResult r =
+      run({binary("drover").string(), "artifact", "push", tree.string(), "--git-sha", "0123abcd",
+           "--service", "web", "--store", (dir_ / "store").string(), "--json"});
   must(r, "artifact push");
   const json pushed = json::parse(r.out);
   artifact_bytes_ = shape_.payload_bytes + demo.dump().size();
@@ -421,8 +451,8 @@ fs::path Fleet::materialize(const std::string& artifact) {
   const fs::path out = dir_ / "materialized" / artifact;
   if (fs::exists(out)) return out;
   fs::create_directories(out.parent_path());
-  must(run({binary("drover").string(), "artifact", "materialize", artifact, out.string(),
-            "--store", (dir_ / "store").string()}),
+  must(run({binary("drover").string(), "artifact", "materialize", artifact, out.string(), "--store",
+            (dir_ / "store").string()}),
        "artifact materialize");
   return out;
 }

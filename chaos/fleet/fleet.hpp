@@ -29,6 +29,8 @@ struct FleetShape {
   // Test-only: the coordinator passes each batch this long before its bake
   // ends (the planted early batch; never set outside a test).
   int planted_early_batch_ms = 0;
+  // Hosts whose state directory is a small tmpfs of its own (root only).
+  std::vector<std::string> small_disks;
   // The artifact's payload (random bytes, so the mesh moves real data).
   std::size_t payload_bytes = 4 << 20;
 };
@@ -54,7 +56,9 @@ class Fleet {
 
   // Daemons.
   // Starts the coordinator with env added (a crash point); waits until ready.
-  void start_coordinator(const std::map<std::string, std::string>& env = {});
+  // With config, another configuration file (a rogue coordinator's).
+  void start_coordinator(const std::map<std::string, std::string>& env = {},
+                         const fs::path& config = {});
   void kill_coordinator();
   // SIGTERM, and waits for a clean exit.
   void stop_coordinator();
@@ -63,10 +67,22 @@ class Fleet {
   bool coordinator_up() const { return coordinator_ != nullptr; }
   void start_agent(const std::string& host, const std::map<std::string, std::string>& env = {});
   void kill_agent(const std::string& host);
+  void stop_agent(const std::string& host);  // SIGTERM, and waits
   testing::DaemonProcess* agent(const std::string& host);
   void start_seed(const std::string& region);
   void kill_seed(const std::string& region);
   testing::DaemonProcess& origin() { return *origin_; }
+  testing::DaemonProcess* seed(const std::string& region) { return seeds_[region].get(); }
+  std::string tracker_url() const { return url("coordinator", tracker_port_); }
+  // The coordinator's ports the agents reach: requests, announcements, tracker.
+  std::vector<std::uint16_t> control_ports() const {
+    return {requests_port_, announcements_port_, tracker_port_};
+  }
+  // The small disk: host's state directory on a tmpfs of size bytes (root).
+  void mount_small_disk(const std::string& host, std::uint64_t bytes);
+  void resize_small_disk(const std::string& host, std::uint64_t bytes);
+  // Bytes in use on host's small disk.
+  std::uint64_t small_disk_used(const std::string& host) const;
   // Bytes the origin has sent into the mesh so far (its counters).
   std::uint64_t origin_bytes_up();
 
@@ -108,6 +124,7 @@ class Fleet {
   std::unique_ptr<testing::DaemonProcess> coordinator_, origin_;
   std::map<std::string, std::unique_ptr<testing::DaemonProcess>> seeds_, agents_;
   std::map<std::string, int> starts_;
+  std::vector<fs::path> mounts_;
 };
 
 }  // namespace drover::chaos

@@ -32,7 +32,9 @@ std::string failed(const std::vector<std::string>& argv, const ProcessResult& r)
 
 }  // namespace
 
-std::unique_ptr<Network> Network::loopback() { return std::unique_ptr<Network>(new Network()); }
+std::unique_ptr<Network> Network::loopback() {
+  return std::unique_ptr<Network>(new Network());
+}
 
 std::unique_ptr<Network> Network::namespaces(int subnets, std::string* why) {
   if (::geteuid() != 0) {
@@ -67,9 +69,9 @@ std::unique_ptr<Network> Network::namespaces(int subnets, std::string* why) {
     return nullptr;
   }
   const std::string c = n->core();
-  std::vector<std::vector<std::string>> steps = {{"-n", c, "link", "set", "lo", "up"},
-                                                 {"netns", "exec", c, "/usr/sbin/sysctl", "-qw",
-                                                  "net.ipv4.ip_forward=1"}};
+  std::vector<std::vector<std::string>> steps = {
+      {"-n", c, "link", "set", "lo", "up"},
+      {"netns", "exec", c, "/usr/sbin/sysctl", "-qw", "net.ipv4.ip_forward=1"}};
   for (int s = 0; s <= subnets; ++s) {
     const std::string br = "br" + std::to_string(s);
     steps.push_back({"-n", c, "link", "add", br, "type", "bridge"});
@@ -86,15 +88,25 @@ std::unique_ptr<Network> Network::namespaces(int subnets, std::string* why) {
   }
   if (std::string e = n->nft("add table inet chaos\n"
                              "add chain inet chaos forward { type filter hook forward priority 0; "
-                             "policy accept; }\n");
+                             "policy accept; }\n"
+                             "add table ip chaosnat\n"
+                             "add chain ip chaosnat prerouting { type nat hook prerouting "
+                             "priority -100; }\n");
       !e.empty()) {
     *why = e;
+    return nullptr;
+  }
+  n->core_fd_ = ::open(("/run/netns/" + c).c_str(), O_RDONLY | O_CLOEXEC);
+  if (n->core_fd_ < 0) {
+    *why = "cannot open /run/netns/" + c;
     return nullptr;
   }
   return n;
 }
 
 Network::~Network() {
+  relays_.clear();
+  if (core_fd_ >= 0) ::close(core_fd_);
   for (auto& [name, node] : nodes_) {
     if (node.fd >= 0) ::close(node.fd);
     if (isolated()) testing::run({ip_, "netns", "del", node.ns}, 20s);
@@ -102,7 +114,9 @@ Network::~Network() {
   if (isolated()) testing::run({ip_, "netns", "del", core()}, 20s);
 }
 
-std::string Network::core() const { return "drover-chaos-" + std::to_string(block_); }
+std::string Network::core() const {
+  return "drover-chaos-" + std::to_string(block_);
+}
 
 std::string Network::ip(std::vector<std::string> args) const {
   args.insert(args.begin(), ip_);
@@ -115,8 +129,8 @@ std::string Network::nft(const std::string& script) const {
   char path[] = "/tmp/drover-chaos-nft-XXXXXX";
   const int fd = ::mkstemp(path);
   if (fd < 0) return "cannot write an nft script";
-  const bool wrote = ::write(fd, script.data(), script.size()) ==
-                     static_cast<ssize_t>(script.size());
+  const bool wrote =
+      ::write(fd, script.data(), script.size()) == static_cast<ssize_t>(script.size());
   ::close(fd);
   std::string e = wrote ? ip({"netns", "exec", core(), "/usr/sbin/nft", "-f", path})
                         : "cannot write an nft script";
@@ -141,8 +155,8 @@ std::string Network::add_node(const std::string& name, int subnet) {
   next_host_[subnet] = host + 1;
   node.ns = core() + "-" + name;
   node.link = "n" + std::to_string(subnet) + "h" + std::to_string(host);
-  node.address = "10." + std::to_string(block_) + "." + std::to_string(subnet) + "." +
-                 std::to_string(host);
+  node.address =
+      "10." + std::to_string(block_) + "." + std::to_string(subnet) + "." + std::to_string(host);
   if (std::string e = ip({"netns", "add", node.ns}); !e.empty()) return e;
   nodes_[name] = node;  // removed on destruction from here on
   const std::string c = core();
@@ -163,9 +177,13 @@ std::string Network::add_node(const std::string& name, int subnet) {
   return "";
 }
 
-std::string Network::address(const std::string& name) const { return nodes_.at(name).address; }
+std::string Network::address(const std::string& name) const {
+  return nodes_.at(name).address;
+}
 
-int Network::ns_fd(const std::string& name) const { return nodes_.at(name).fd; }
+int Network::ns_fd(const std::string& name) const {
+  return nodes_.at(name).fd;
+}
 
 std::vector<std::string> Network::in(const std::string& name, std::vector<std::string> argv) const {
   if (!isolated()) return argv;
@@ -205,16 +223,64 @@ std::string Network::set_rules(const std::string& fault, const std::vector<std::
   return nft(script);
 }
 
+std::string Network::delay(const std::string& fault, const std::string& from, const std::string& to,
+                           const std::vector<std::uint16_t>& ports,
+                           std::chrono::milliseconds delay) {
+  if (!isolated()) return "link faults need network namespaces (root)";
+  if (delay.count() <= 0) {
+    redirects_.erase(fault);
+  } else {
+    Relay::Options o;
+    o.delay = delay;
+    o.netns_fd = core_fd_;
+    std::string why;
+    auto relay = Relay::start(o, &why);
+    if (!relay) return "relay: " + why;
+    std::vector<std::string> rules;
+    for (auto p : ports) {
+      rules.push_back("ip saddr " + from + " ip daddr " + to + " tcp dport " + std::to_string(p) +
+                      " redirect to :" + std::to_string(relay->port()));
+    }
+    redirects_[fault] = rules;
+    relays_[fault] = std::move(relay);
+  }
+  // Flows open before the redirect never pass through it (NAT is decided at
+  // a flow's first packet): reset them, so they come back through the relay.
+  // Relayed flows never reach the forward chain.
+  std::vector<std::string> resets;
+  if (delay.count() > 0) {
+    for (auto p : ports) {
+      resets.push_back("ip saddr " + from + " ip daddr " + to + " tcp dport " + std::to_string(p) +
+                       " reject with tcp reset");
+    }
+  }
+  if (std::string e = set_rules(fault + "/direct", resets); !e.empty()) return e;
+  std::string script = "flush chain ip chaosnat prerouting\n";
+  for (const auto& [name, set] : redirects_) {
+    for (const auto& r : set) script += "add rule ip chaosnat prerouting " + r + "\n";
+  }
+  std::string e = nft(script);
+  // A relay outlives its rule: flows it holds finish through it.
+  return e;
+}
+
+const Relay* Network::relay(const std::string& fault) const {
+  auto found = relays_.find(fault);
+  return found == relays_.end() ? nullptr : found->second.get();
+}
+
 std::string Network::shape(const std::string& name, const std::string& rate) {
   if (!isolated()) return "link faults need network namespaces (root)";
   const std::string link = nodes_.at(name).link;
-  if (rate.empty()) return ip({"netns", "exec", core(), "/usr/sbin/tc", "qdisc", "del", "dev", link, "root"});
-  return ip({"netns", "exec", core(), "/usr/sbin/tc", "qdisc", "replace", "dev", link, "root", "tbf", "rate",
-             rate, "burst", "64kb", "latency", "500ms"});
+  if (rate.empty())
+    return ip({"netns", "exec", core(), "/usr/sbin/tc", "qdisc", "del", "dev", link, "root"});
+  return ip({"netns", "exec", core(), "/usr/sbin/tc", "qdisc", "replace", "dev", link, "root",
+             "tbf", "rate", rate, "burst", "64kb", "latency", "500ms"});
 }
 
 std::vector<std::string> Network::cut(const std::string& a, const std::string& b) {
-  return {"ip saddr " + a + " ip daddr " + b + " drop", "ip saddr " + b + " ip daddr " + a + " drop"};
+  return {"ip saddr " + a + " ip daddr " + b + " drop",
+          "ip saddr " + b + " ip daddr " + a + " drop"};
 }
 
 std::vector<std::string> Network::lossy(const std::string& a, const std::string& b, int percent) {

@@ -14,11 +14,15 @@
 // link faults are unavailable (the scenarios that need them are skipped).
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "chaos/fleet/relay.hpp"
 
 namespace drover::chaos {
 
@@ -55,6 +59,12 @@ class Network {
   // chain, replaced as a whole; an empty set removes it. Each statement is
   // one rule ("ip saddr 10.1.1.0/24 ip daddr 10.1.0.2 drop"). "" or why not.
   std::string set_rules(const std::string& fault, const std::vector<std::string>& rules);
+  // Holds every TCP flow from `from` (a CIDR) to `to`:port (each port of
+  // ports) for delay each way, through a Relay in the core; a delay of 0
+  // removes it. "" or why not. The relay, for its measurements: relay(fault).
+  std::string delay(const std::string& fault, const std::string& from, const std::string& to,
+                    const std::vector<std::uint16_t>& ports, std::chrono::milliseconds delay);
+  const Relay* relay(const std::string& fault) const;
   // Shapes the traffic toward a node to rate (tbf, e.g. "8mbit"); "" clears.
   std::string shape(const std::string& name, const std::string& rate);
   // The nftables statements that cut a from b both ways (addresses or CIDRs).
@@ -77,6 +87,9 @@ class Network {
   std::map<std::string, Node> nodes_;
   std::map<int, int> next_host_;  // per subnet, the next host number
   std::map<std::string, std::vector<std::string>> rules_;
+  std::map<std::string, std::vector<std::string>> redirects_;  // the nat chain's
+  std::map<std::string, std::unique_ptr<Relay>> relays_;
+  int core_fd_ = -1;
 };
 
 }  // namespace drover::chaos

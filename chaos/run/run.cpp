@@ -21,8 +21,7 @@ constexpr std::int64_t kOutageMs = 2000;
 
 bool ended(const std::string& state) {
   return state == "succeeded" || state == "rolled_back" || state == "failed" ||
-         state == "rejected" || state == "expired" || state == "superseded" ||
-         state == "cancelled";
+         state == "rejected" || state == "expired" || state == "superseded" || state == "cancelled";
 }
 
 // Every file below root by relative path: its type and content (modes are the
@@ -54,7 +53,9 @@ Run::Run(Fleet& fleet, const Scenario& s, const RunOptions& options, ScenarioRes
       rng_(options.seed),
       start_(std::chrono::steady_clock::now()) {}
 
-Run::~Run() { stop_probes(); }
+Run::~Run() {
+  stop_probes();
+}
 
 std::int64_t Run::now_ms() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
@@ -100,7 +101,8 @@ std::string Run::push_v2(const std::set<std::string>& bad_in) {
   const std::string id = fleet_.push("v2", demo);
   std::string where;
   for (const auto& r : bad_in) where += " " + r;
-  note("pushed v2 " + id.substr(0, 19) + (bad_in.empty() ? " (healthy)" : " (bad in" + where + ")"));
+  note("pushed v2 " + id.substr(0, 19) +
+       (bad_in.empty() ? " (healthy)" : " (bad in" + where + ")"));
   return id;
 }
 
@@ -203,10 +205,10 @@ void Run::start_probes() {
             const int pid = j.value("pid", 0);
             const bool restarted = p.pid != 0 && pid != p.pid;
             if (p.down_since >= 0 && t - p.down_since >= kOutageMs && !restarted) {
-              result_.violations.push_back(
-                  {"service_answered", host, p.down_since,
-                   "the service (pid " + std::to_string(pid) + ") did not answer for " +
-                       std::to_string(t - p.down_since) + " ms"});
+              result_.violations.push_back({"service_answered", host, p.down_since,
+                                            "the service (pid " + std::to_string(pid) +
+                                                ") did not answer for " +
+                                                std::to_string(t - p.down_since) + " ms"});
             }
             if (scenario_.control_plane_only && restarted && release == p.release) {
               result_.violations.push_back({"service_answered", host, t,
@@ -238,8 +240,8 @@ void Run::check_audit(const std::string& deploy_id) {
   int status = 0;
   json a = fleet_.api("GET", "/deploys/" + deploy_id + "/audit", nullptr, &status);
   if (status != 200) {
-    violate("audit", deploy_id, "GET /deploys/" + deploy_id + "/audit answered " +
-                                    std::to_string(status));
+    violate("audit", deploy_id,
+            "GET /deploys/" + deploy_id + "/audit answered " + std::to_string(status));
     return;
   }
   std::map<std::string, int> started, passed;
@@ -333,14 +335,15 @@ void Run::check() {
     json v = fleet_.api("GET", "/deploys/" + id, nullptr, &status);
     const std::string state = v.value("state", "?");
     result_.outcome = state;
-    result_.deploy_ms = v.value("completed_ms", std::int64_t{0}) - v.value("created_ms", std::int64_t{0});
+    result_.deploy_ms =
+        v.value("completed_ms", std::int64_t{0}) - v.value("created_ms", std::int64_t{0});
     if (v.contains("rollback") && v["rollback"].is_object() &&
         v["rollback"].contains("duration_ms")) {
       result_.rollback_ms = v["rollback"].value("duration_ms", std::int64_t{-1});
       if (result_.rollback_ms > kRollbackS * 1000) {
         violate("rollback_in_time", id,
-                "rollback took " + std::to_string(result_.rollback_ms) + " ms; the pipeline allows " +
-                    std::to_string(kRollbackS) + " s");
+                "rollback took " + std::to_string(result_.rollback_ms) +
+                    " ms; the pipeline allows " + std::to_string(kRollbackS) + " s");
       }
     }
     auto want = expected_state_.find(id);

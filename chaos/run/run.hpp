@@ -43,10 +43,10 @@ struct ScenarioResult {
   bool skipped = false, pass = false;
   std::string skip_reason, mode;  // mode: "namespaces" or "loopback"
   double seconds = 0;
-  std::string outcome;              // the faulted deploy's final state
-  std::int64_t deploy_ms = 0;       // the faulted deploy, created to ended
-  std::int64_t rollback_ms = -1;    // its rollback, when it had one
-  std::uint64_t origin_bytes = 0;   // the origin's upload during the run
+  std::string outcome;               // the faulted deploy's final state
+  std::int64_t deploy_ms = 0;        // the faulted deploy, created to ended
+  std::int64_t rollback_ms = -1;     // its rollback, when it had one
+  std::uint64_t origin_bytes = 0;    // the origin's upload during the run
   std::uint64_t artifact_bytes = 0;  // bytes of each release
   std::vector<FleetViolation> violations;
   std::vector<std::string> log;  // what the run did, with times
@@ -57,11 +57,13 @@ class Run;
 
 struct Scenario {
   std::string name, description;
-  bool needs_namespaces = false;
+  bool needs_namespaces = false;  // link faults
   // Only control-plane faults: the service on every host must never stop
   // answering or restart except when a plan switches it.
   bool control_plane_only = false;
   std::function<void(Run&)> body;
+  // Hosts whose state directory is a small disk of its own (needs root).
+  std::vector<std::string> small_disks = {};
 };
 
 const std::vector<Scenario>& scenarios();
@@ -102,9 +104,9 @@ class Run {
   bool wait_view(const std::string& id, const std::function<bool(const nlohmann::json&)>& pred,
                  std::chrono::seconds timeout = std::chrono::seconds(120));
   // Waits for an agent's line matching pred (from now on), approving gates.
-  bool wait_agent_line(const std::function<bool(const std::string& host, const nlohmann::json&)>&
-                           pred,
-                       std::string* host_out, std::chrono::seconds timeout);
+  bool wait_agent_line(
+      const std::function<bool(const std::string& host, const nlohmann::json&)>& pred,
+      std::string* host_out, std::chrono::seconds timeout);
 
   // What each host must run at the end, and the deploy's expected end.
   void expect(const std::string& host, const std::string& artifact) { expected_[host] = artifact; }

@@ -5,7 +5,11 @@
 // the invariants.
 #include <unistd.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include "chaos/run/run.hpp"
+#include "core/http/http.hpp"
 
 namespace drover::chaos {
 
@@ -34,7 +38,9 @@ std::string degrading_v2(Run& r, const std::string& bad) {
   return id;
 }
 
-bool in_production(const json& v) { return v.value("current_env", "") == "production"; }
+bool in_production(const json& v) {
+  return v.value("current_env", "") == "production";
+}
 
 void must(bool ok, const std::string& what) {
   if (!ok) throw std::runtime_error(what);
@@ -85,6 +91,165 @@ void crash_coordinator_after(Run& r, const std::string& id, const std::string& w
   std::this_thread::sleep_for(down);  // the fault's length, drawn from the seed
   f.start_coordinator();
   r.note("coordinator restarted after " + std::to_string(down.count()) + " ms");
+  r.wait_deploy(id);
+}
+
+// Restarts host's agent with its clock moved by offset (faketime's syntax),
+// then deploys a healthy release.
+void skewed(Run& r, const std::string& host, const std::string& offset) {
+  const char* lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+  if (::access(lib, R_OK) != 0)
+    throw std::runtime_error(std::string("no ") + lib + " (Debian package faketime)");
+  r.baseline();
+  Fleet& f = r.fleet();
+  f.stop_agent(host);
+  f.start_agent(host, {{"LD_PRELOAD", lib}, {"FAKETIME", offset}});
+  r.note("agent " + host + " restarted with its clock at " + offset);
+  r.wait_deploy(healthy_v2(r));
+}
+
+void forged_plans(Run& r) {
+  r.baseline();
+  Fleet& f = r.fleet();
+  const fs::path dir = f.dir();
+  // The backup: the real coordinator's state as it is now, before v2.
+  f.stop_coordinator();
+  fs::copy(dir / "coordinator", dir / "coordinator-backup", fs::copy_options::recursive);
+  fs::copy(dir / "coordinator", dir / "coordinator-rogue", fs::copy_options::recursive);
+  f.start_coordinator();
+  // The rogue's keys: a root of its own, and an online key it certified.
+  const std::string drover = testing::binary("drover").string();
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {drover, "keygen", "--out", (dir / "rogue-root.key").string()},
+           {drover, "keygen", "--out", (dir / "rogue-online.key").string()},
+           {drover, "key", "certify", "--root", (dir / "rogue-root.key").string(), "--subject",
+            (dir / "rogue-online.key.pub").string(), "--out",
+            (dir / "rogue-online.cert").string()}}) {
+    testing::ProcessResult p = testing::run(argv);
+    if (p.exit_code != 0) throw std::runtime_error("rogue keys: " + p.err);
+  }
+  json config = json::parse(testing::read_file(dir / "coordinator.json"));
+  json rogue = config, backup = config;
+  rogue["data_dir"] = (dir / "coordinator-rogue").string();
+  rogue["online_key"] = (dir / "rogue-online.key").string();
+  rogue["online_cert"] = (dir / "rogue-online.cert").string();
+  backup["data_dir"] = (dir / "coordinator-backup").string();
+  testing::write_file(dir / "rogue.json", rogue.dump(2));
+  testing::write_file(dir / "backup.json", backup.dump(2));
+  const std::string evil = f.push("evil", {{"error_rate", 0.01}, {"p99_ms", 10}});
+  r.note("pushed evil " + evil.substr(0, 19) + ", which no deploy of the real coordinator names");
+  const std::string id = healthy_v2(r);
+  must(r.wait_view(id, in_production), "the deploy never reached production");
+  f.stop_coordinator();
+  f.start_coordinator({}, dir / "rogue.json");
+  r.note("the rogue coordinator took the agents' address");
+  int status = 0;
+  testing::eventually(
+      [&] {
+        f.api("GET", "/artifacts/" + evil, nullptr, &status);
+        return status == 200;
+      },
+      30s);
+  json d = f.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", evil}}, &status);
+  r.note("the rogue deploys evil: " + std::to_string(status) + " " + d.value("deploy_id", ""));
+  std::this_thread::sleep_for(10s);  // the fault's length
+  f.stop_coordinator();
+  f.start_coordinator({}, dir / "backup.json");
+  r.note("an old backup of the real coordinator took the agents' address");
+  std::this_thread::sleep_for(10s);  // the fault's length
+  f.stop_coordinator();
+  f.start_coordinator();
+  r.note("the real coordinator is back");
+  r.wait_deploy(id);
+  // The attack must have reached the agents, or the scenario proved nothing.
+  int refused = 0;
+  for (const auto& h : f.hosts()) {
+    if (testing::DaemonProcess* a = f.agent(h)) {
+      for (const auto& l : a->lines()) refused += l.value("event", "") == "plan_refused";
+    }
+  }
+  r.note(std::to_string(refused) + " plans refused by the agents");
+  must(refused > 0, "no agent was offered a forged plan: the scenario proved nothing");
+}
+
+void announce_flood(Run& r) {
+  r.baseline();
+  Fleet& f = r.fleet();
+  const fs::path token = f.dir() / "flood.token";
+  testing::ProcessResult t =
+      testing::run({testing::binary("drover").string(), "mesh", "token", "--key-file",
+                    (f.dir() / "mesh.key").string(), "--role", "peer", "--region", "r1", "--host",
+                    "r1-h2", "--out", token.string()});
+  if (t.exit_code != 0) throw std::runtime_error("flood token: " + t.err);
+  std::string own = testing::read_file(token);
+  while (!own.empty() && own.back() == '\n') own.pop_back();
+  const std::string id = healthy_v2(r);
+  std::atomic<bool> flooding{true};
+  std::atomic<std::uint64_t> sent{0}, answered{0};
+  std::vector<std::thread> flood;
+  for (int i = 0; i < 4; ++i) {
+    flood.emplace_back([&, i] {
+      r.net().run_in("r1-h2", [&] {
+        std::mt19937_64 rng(static_cast<std::uint64_t>(i) * 7919 + 1);
+        while (flooding) {
+          std::string hash;
+          for (int b = 0; b < 20; ++b) {
+            char hex[4];
+            std::snprintf(hex, sizeof hex, "%%%02x", static_cast<unsigned>(rng() & 0xff));
+            hash += hex;
+          }
+          const std::string tok = (rng() & 1) ? own : "dmt1.forged" + std::to_string(rng());
+          auto a =
+              http::request("GET",
+                            f.tracker_url() +
+                                "/announce?role=peer&region=r1&cluster=c1"
+                                "&host=r1-h2&token=" +
+                                http::percent_encode(tok) + "&info_hash=" + hash +
+                                "&peer_id=-DR0001-chaosflood00&port=" + std::to_string(6881 + i) +
+                                "&uploaded=0&downloaded=0&left=0",
+                            "", 2s);
+          ++sent;
+          if (a.ok()) ++answered;
+        }
+      });
+    });
+  }
+  r.note("flooding the tracker from r1-h2 (4 connections at a time)");
+  r.wait_deploy(id);
+  flooding = false;
+  for (auto& th : flood) th.join();
+  r.note(std::to_string(sent.load()) + " announces sent, " + std::to_string(answered.load()) +
+         " answered");
+}
+
+void corrupt_seed(Run& r) {
+  r.baseline();
+  Fleet& f = r.fleet();
+  const fs::path layers = f.dir() / "seed-r1" / "layers";
+  std::set<fs::path> before;
+  for (const auto& e : fs::directory_iterator(layers)) before.insert(e.path());
+  const std::string v2 = r.push_v2();
+  must(f.seed("r1")
+           ->wait_for(
+               [&](const json& l) {
+                 return l.value("event", "") == "replicated" && l.value("artifact", "") == v2;
+               },
+               60s)
+           .has_value(),
+       "r1's seed never replicated v2");
+  int rotted = 0;
+  for (const auto& e : fs::directory_iterator(layers)) {
+    if (before.count(e.path()) || !e.is_regular_file()) continue;
+    std::fstream file(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+    const std::string junk(e.file_size(), '\x5a');  // same size: only the bytes rot
+    file.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    ++rotted;
+  }
+  must(rotted > 0, "found none of v2's layers at r1's seed");
+  r.note("r1's seed's copy of v2 rotted (" + std::to_string(rotted) + " layers)");
+  const std::string id = r.deploy(v2);
+  r.expect_everywhere(v2);
+  r.expect_outcome(id, "succeeded");
   r.wait_deploy(id);
 }
 
@@ -174,8 +339,8 @@ std::vector<Scenario> all() {
                  r.wait_deploy(id);
                }});
   s.push_back({"region-partition",
-               "cut r1 off from the coordinator for 5 to 15 s while its wave runs, then heal",
-               true, true, [](Run& r) {
+               "cut r1 off from the coordinator for 5 to 15 s while its wave runs, then heal", true,
+               true, [](Run& r) {
                  r.baseline();
                  const std::string id = healthy_v2(r);
                  must(r.wait_view(id, in_production), "the deploy never reached production");
@@ -198,12 +363,13 @@ std::vector<Scenario> all() {
                true, true, [](Run& r) {
                  r.baseline();
                  const std::string id = degrading_v2(r, "r2");
-                 must(r.wait_view(id,
-                                  [](const json& v) {
-                                    return v.value("state", "") == "rolling_back" ||
-                                           v.value("state", "") == "rolled_back";
-                                  },
-                                  240s),
+                 must(r.wait_view(
+                          id,
+                          [](const json& v) {
+                            return v.value("state", "") == "rolling_back" ||
+                                   v.value("state", "") == "rolled_back";
+                          },
+                          240s),
                       "the deploy never rolled back");
                  Network& n = r.net();
                  std::vector<std::string> rules;
@@ -223,8 +389,8 @@ std::vector<Scenario> all() {
                  r.wait_deploy(id);
                }});
   s.push_back({"slow-lossy-link",
-               "r2's links shaped to 20 Mbit/s and 10% of packets between r2 and the rest "
-               "dropped, for the whole deploy",
+               "r2's links shaped to 20 Mbit/s, 10% of packets between r2 and the rest "
+               "dropped, and 100 ms each way between r2 and the coordinator, for the whole deploy",
                true, false, [](Run& r) {
                  r.baseline();
                  Network& n = r.net();
@@ -239,10 +405,65 @@ std::vector<Scenario> all() {
                    if (std::string e = n.shape(h, "20mbit"); !e.empty())
                      throw std::runtime_error(e);
                  }
-                 r.note("r2 shaped to 20 Mbit/s, 10% loss to and from r2");
+                 // 100 ms more each way between r2 and the coordinator.
+                 if (std::string e = n.delay("slow", n.subnet_cidr(3), n.address("coordinator"),
+                                             r.fleet().control_ports(), 100ms);
+                     !e.empty())
+                   throw std::runtime_error(e);
+                 r.note(
+                     "r2 shaped to 20 Mbit/s, 10% loss to and from r2, 100 ms each way "
+                     "between r2 and the coordinator");
                  r.wait_deploy(healthy_v2(r));
+                 const Relay* relay = n.relay("slow");
+                 r.note("the relay held " + std::to_string(relay->connections()) +
+                        " connections; each chunk " + std::to_string(relay->held_min_ms()) + "-" +
+                        std::to_string(relay->held_max_ms()) + " ms");
+                 must(relay->connections() > 0, "no flow went through the delay relay");
                  (void)n.set_rules("lossy", {});
+                 (void)n.delay("slow", "", "", {}, 0ms);
                }});
+  Scenario disk{"disk-full-mid-fetch",
+                "stg-h1's disk fills up as it fetches the new release: the deploy rolls back with "
+                "nothing half-written; with room again, the next deploy succeeds",
+                false, false, [](Run& r) {
+                  r.baseline();
+                  Fleet& f = r.fleet();
+                  f.resize_small_disk("stg-h1", f.small_disk_used("stg-h1") + (1 << 20));
+                  r.note("stg-h1's disk has 1 MiB left; the release is " +
+                         std::to_string(f.artifact_bytes() >> 20) + " MiB");
+                  const std::string v2 = r.push_v2();
+                  const std::string first = r.deploy(v2);
+                  r.expect_everywhere(r.v1());
+                  r.expect_outcome(first, "rolled_back");
+                  r.wait_deploy(first);
+                  f.resize_small_disk("stg-h1", 64 << 20);
+                  r.note("stg-h1's disk has room again");
+                  const std::string second = r.deploy(v2);
+                  r.expect_everywhere(v2);
+                  r.expect_outcome(second, "succeeded");
+                  r.wait_deploy(second);
+                }};
+  disk.small_disks = {"stg-h1"};
+  s.push_back(disk);
+  s.push_back({"clock-ahead-day",
+               "r1-h1's clock runs a day ahead (faketime) through a whole deploy", false, false,
+               [](Run& r) { skewed(r, "r1-h1", "+1d"); }});
+  s.push_back({"clock-behind-hour",
+               "stg-h1's clock runs an hour behind (faketime) through a whole deploy", false, false,
+               [](Run& r) { skewed(r, "stg-h1", "-1h"); }});
+  s.push_back({"forged-plans",
+               "mid-deploy, a rogue coordinator (the real one's TLS key, host keys and state, "
+               "an online key no root certified) deploys a release nobody planned, then an old "
+               "backup of the real one offers stale plans; 10 s each",
+               false, false, forged_plans});
+  s.push_back({"announce-flood",
+               "an enrolled host floods the tracker with announces (its own token and forged "
+               "ones, random swarms) through a whole deploy",
+               false, false, announce_flood});
+  s.push_back({"corrupt-seed",
+               "r1's seed serves corrupt bytes of the new release (its copy rots after it "
+               "verified it); r1's hosts must ban it and fetch elsewhere",
+               false, false, corrupt_seed});
   return s;
 }
 
@@ -276,12 +497,18 @@ ScenarioResult run_scenario(const Scenario& s, const RunOptions& options) {
     }
     net = Network::loopback();
   }
+  if (!s.small_disks.empty() && ::geteuid() != 0) {
+    result.skipped = true;
+    result.skip_reason = "needs root to mount a small disk";
+    return result;
+  }
   result.mode = net->isolated() ? "namespaces" : "loopback";
   testing::TempDir dir;
   try {
     FleetShape shape;
     shape.hosts_per_region = options.hosts_per_region;
     shape.planted_early_batch_ms = options.planted_early_batch_ms;
+    shape.small_disks = s.small_disks;
     Fleet fleet(dir.path(), *net, shape);
     Run run(fleet, s, options, result);
     try {
@@ -294,13 +521,12 @@ ScenarioResult run_scenario(const Scenario& s, const RunOptions& options) {
     result.violations.push_back({"setup", s.name, 0, e.what()});
   }
   result.pass = result.violations.empty();
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   if (options.keep || !result.pass) {
     // Keep the logs and configs (the files at the top of the run's directory).
-    const fs::path kept = fs::temp_directory_path() /
-                          ("drover-chaos-" + s.name + "-" + std::to_string(options.seed) + "-" +
-                           std::to_string(::getpid()));
+    const fs::path kept =
+        fs::temp_directory_path() / ("drover-chaos-" + s.name + "-" + std::to_string(options.seed) +
+                                     "-" + std::to_string(::getpid()));
     std::error_code ec;
     fs::create_directories(kept, ec);
     for (const auto& e : fs::directory_iterator(dir.path(), ec)) {

@@ -1,0 +1,88 @@
+// Faults against a real fleet (docs/CHAOS.md): CI's short subset of
+// `drover-chaos run all`. Two scenarios on real processes (in network
+// namespaces when the tests run as root, as CI does), and the planted early
+// batch, which the real fleet's bake checker must catch.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/test_support.hpp"
+
+namespace drover::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+struct Report {
+  ProcessResult process;
+  json scenario;  // the report's one scenario
+};
+
+Report run_chaos(const std::vector<std::string>& args) {
+  TempDir dir;
+  std::vector<std::string> argv = {binary("drover-chaos").string(), "run"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back("--json");
+  argv.push_back((dir / "report.json").string());
+  Report r;
+  r.process = run(argv, 600s);
+  json j = json::parse(read_file(dir / "report.json"), nullptr, false);
+  if (j.is_object() && j.value("format", "") == "drover.chaos-report.v1" &&
+      j["scenarios"].size() == 1) {
+    r.scenario = j["scenarios"][0];
+  }
+  return r;
+}
+
+std::string why(const Report& r) {
+  return r.process.out + r.process.err;
+}
+
+TEST(ChaosRun, TheCoordinatorKilledMidRollbackStillRollsBackTheRightScopeInTime) {
+  const Report r = run_chaos({"coordinator-kill-mid-rollback", "--seed", "7"});
+  ASSERT_TRUE(r.scenario.is_object()) << why(r);
+  EXPECT_EQ(r.process.exit_code, 0) << why(r);
+  EXPECT_TRUE(r.scenario["pass"].get<bool>()) << why(r);
+  EXPECT_EQ(r.scenario["outcome"], "rolled_back") << why(r);
+  EXPECT_GE(r.scenario["rollback_ms"].get<std::int64_t>(), 0) << why(r);
+  // The crash point was reached: the fault happened.
+  EXPECT_NE(why(r).find("coordinator crashed after 'rollback.started'"), std::string::npos)
+      << why(r);
+}
+
+TEST(ChaosRun, ARegionPartitionedDuringItsWaveConvergesAfterHealing) {
+  const Report r = run_chaos({"region-partition", "--seed", "3"});
+  ASSERT_TRUE(r.scenario.is_object()) << why(r);
+  if (r.scenario["skipped"].get<bool>()) {
+    GTEST_SKIP() << r.scenario["skip_reason"].get<std::string>();
+  }
+  EXPECT_EQ(r.process.exit_code, 0) << why(r);
+  EXPECT_TRUE(r.scenario["pass"].get<bool>()) << why(r);
+  EXPECT_EQ(r.scenario["mode"], "namespaces");
+  EXPECT_EQ(r.scenario["outcome"], "succeeded") << why(r);
+}
+
+TEST(ChaosRun, ABatchStartedBeforeTheBakeEndsIsCaughtOnARealFleet) {
+  const Report r = run_chaos({"no-faults", "--plant-early-batch", "1500"});
+  ASSERT_TRUE(r.scenario.is_object()) << why(r);
+  EXPECT_EQ(r.process.exit_code, 1) << why(r);
+  bool caught = false;
+  for (const auto& v : r.scenario["violations"]) caught |= v["invariant"] == "bake";
+  EXPECT_TRUE(caught) << why(r);
+}
+
+TEST(ChaosRun, ListNamesEveryScenarioAndAnUnknownOneIsAUsageError) {
+  ProcessResult list = run({binary("drover-chaos").string(), "list"});
+  EXPECT_EQ(list.exit_code, 0);
+  for (const char* name : {"agents-kill-mid-fetch", "coordinator-kill-mid-rollback",
+                           "region-partition", "disk-full-mid-fetch", "forged-plans"}) {
+    EXPECT_NE(list.out.find(name), std::string::npos) << name;
+  }
+  ProcessResult bad = run({binary("drover-chaos").string(), "run", "no-such-scenario"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("no scenario 'no-such-scenario'"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace drover::testing
