@@ -4,6 +4,8 @@
 // real fleet of processes with one scenario (or all) and checks the same
 // invariants; `list` names the scenarios.
 #include <cstdlib>
+#include <signal.h>
+
 #include <cxxopts.hpp>
 #include <filesystem>
 #include <fstream>
@@ -197,7 +199,14 @@ int run(int argc, char** argv) {
             << "secs" << std::setw(13) << "deploy" << std::setw(10) << "deploy s" << std::setw(12)
             << "rollback s"
             << "origin sent\n";
+  // Ctrl-C or SIGTERM stops the scenario at its next wait, so its processes,
+  // mounts and namespaces are taken down.
+  struct sigaction on_stop {};
+  on_stop.sa_handler = [](int) { drover::chaos::interrupt(); };
+  ::sigaction(SIGINT, &on_stop, nullptr);
+  ::sigaction(SIGTERM, &on_stop, nullptr);
   for (const auto* s : chosen) {
+    if (drover::chaos::interrupted()) break;
     const auto res = drover::chaos::run_scenario(*s, opts);
     if (!res.skipped && !res.pass) ++failed;
     std::ostringstream secs, deploy_s, rollback_s;
@@ -257,6 +266,10 @@ int run(int argc, char** argv) {
       std::cerr << "drover-chaos run: cannot write " << r["json"].as<std::string>() << "\n";
       return 1;
     }
+  }
+  if (drover::chaos::interrupted()) {
+    std::cerr << "drover-chaos run: interrupted\n";
+    return 130;
   }
   return failed == 0 ? 0 : 1;
 }

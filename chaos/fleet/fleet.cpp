@@ -57,6 +57,16 @@ std::string pipeline_yaml() {
 
 Fleet::Fleet(const fs::path& dir, Network& net, const FleetShape& shape)
     : dir_(dir), net_(net), shape_(shape), regions_{kStaging, "r1", "r2"} {
+  // A constructor that throws runs no destructor: take down what started.
+  try {
+    start_all();
+  } catch (...) {
+    take_down();
+    throw;
+  }
+}
+
+void Fleet::start_all() {
   // The services' user reaches its releases beneath dir (search only).
   if (::geteuid() == 0)
     fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
@@ -126,19 +136,23 @@ Fleet::Fleet(const fs::path& dir, Network& net, const FleetShape& shape)
   }
 }
 
-Fleet::~Fleet() {
+Fleet::~Fleet() { take_down(); }
+
+void Fleet::take_down() {
   agents_.clear();
   seeds_.clear();
   origin_.reset();
   coordinator_.reset();
   // The services the agents supervised run in process groups of their own.
   std::error_code ec;
-  for (const auto& e : fs::recursive_directory_iterator(dir_, ec)) {
-    if (e.path().extension() != ".pid") continue;
-    json j = json::parse(testing::read_file(e.path()), nullptr, false);
+  for (auto it = fs::recursive_directory_iterator(dir_, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() != ".pid") continue;
+    json j = json::parse(testing::read_file(it->path()), nullptr, false);
     if (j.is_object() && j.value("pid", 0) > 0) ::kill(-j.value("pid", 0), SIGKILL);
   }
   for (const auto& m : mounts_) run({"/usr/bin/umount", "-l", m.string()});
+  mounts_.clear();
 }
 
 void Fleet::mount_small_disk(const std::string& host, std::uint64_t bytes) {
@@ -183,11 +197,17 @@ void Fleet::write_configs() {
   write_file(dir_ / "webhook.secret", "a-webhook-secret-for-chaos\n", 0600);
   // The agent protocol over TLS; a certificate valid for 30 days, so an agent
   // whose clock runs a day ahead still accepts it.
+  // Valid from two days ago (openssl under faketime), so an agent whose
+  // clock runs behind accepts it too.
+  std::map<std::string, std::string> backdated;
+  const char* faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+  if (::access(faketime, R_OK) == 0) backdated = {{"LD_PRELOAD", faketime}, {"FAKETIME", "-2d"}};
   must(run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", (dir_ / "tls.key").string(),
-            "-out", (dir_ / "tls.crt").string(), "-days", "30", "-subj",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", (dir_ / "tls.key").string(), "-out",
+            (dir_ / "tls.crt").string(), "-days", "30", "-subj",
             std::string("/CN=") + kCoordinatorName, "-addext",
-            std::string("subjectAltName=DNS:") + kCoordinatorName}),
+            std::string("subjectAltName=DNS:") + kCoordinatorName},
+           std::chrono::seconds(60), backdated),
        "openssl req");
   fs::permissions(dir_ / "tls.key", fs::perms::owner_read | fs::perms::owner_write);
   must(run({drover, "mesh", "token-key", "--out", (dir_ / "mesh.key").string()}), "mesh token-key");
@@ -301,7 +321,7 @@ bool Fleet::wait_coordinator_exit(std::chrono::seconds timeout) {
 void Fleet::start_agent(const std::string& host, const std::map<std::string, std::string>& env) {
   const int n = ++starts_[host];
   std::vector<std::string> argv = {binary("drover-agent").string(),    "run",         "--config",
-                                   (dir_ / (host + ".json")).string(), "--log-level", "warn"};
+                                   (dir_ / (host + ".json")).string(), "--log-level", "info"};
   agents_[host] = std::make_unique<DaemonProcess>(
       net_.in(host, argv), (dir_ / (host + "-" + std::to_string(n) + ".err")).string(), env);
   if (n > 1 && !agents_[host]->wait_for_event("ready", 60s))
@@ -383,6 +403,7 @@ std::string Fleet::push(const std::string& name, const json& demo) {
   must(r, "artifact push");
   const json pushed = json::parse(r.out);
   artifact_bytes_ = shape_.payload_bytes + demo.dump().size();
+  ++pushed_;
   const std::string id = pushed["artifact_id"];
   if (!testing::eventually(
           [&] {
@@ -445,6 +466,19 @@ std::pair<std::string, int> Fleet::serving(const std::string& host) {
     if (j.is_object()) out = {j.value("release", ""), j.value("pid", 0)};
   });
   return out;
+}
+
+void Fleet::save_events() {
+  auto save = [&](const std::string& name, DaemonProcess* d) {
+    if (d == nullptr) return;
+    std::string text;
+    for (const auto& l : d->lines()) text += l.dump() + "\n";
+    write_file(dir_ / (name + ".out"), text);
+  };
+  save("coordinator", coordinator_.get());
+  save("origin", origin_.get());
+  for (auto& [region, d] : seeds_) save("seed-" + region, d.get());
+  for (auto& [host, d] : agents_) save(host, d.get());
 }
 
 fs::path Fleet::materialize(const std::string& artifact) {

@@ -74,9 +74,10 @@ class Fleet {
   testing::DaemonProcess& origin() { return *origin_; }
   testing::DaemonProcess* seed(const std::string& region) { return seeds_[region].get(); }
   std::string tracker_url() const { return url("coordinator", tracker_port_); }
-  // The coordinator's ports the agents reach: requests, announcements, tracker.
-  std::vector<std::uint16_t> control_ports() const {
-    return {requests_port_, announcements_port_, tracker_port_};
+  // The agent protocol's ports (requests, announcements). Not the tracker's:
+  // it takes a node's address from its connection, which a relay would hide.
+  std::vector<std::uint16_t> agent_protocol_ports() const {
+    return {requests_port_, announcements_port_};
   }
   // The small disk: host's state directory on a tmpfs of size bytes (root).
   void mount_small_disk(const std::string& host, std::uint64_t bytes);
@@ -90,6 +91,7 @@ class Fleet {
   // coordinator has registered it; returns its artifact id.
   std::string push(const std::string& name, const nlohmann::json& demo);
   std::size_t artifact_bytes() const { return artifact_bytes_; }
+  int pushed() const { return pushed_; }  // releases pushed so far
 
   // The API as the admin (or as bob, the approver); status 0 when unreachable.
   nlohmann::json api(const std::string& method, const std::string& path,
@@ -104,10 +106,15 @@ class Fleet {
   std::uint16_t service_port(const std::string& host) const { return service_ports_.at(host); }
   // Where host's agent keeps its releases.
   fs::path state_dir(const std::string& host) const { return dir_ / ("state-" + host); }
+  // Writes every running daemon's event lines to DIR/<name>.out (for a
+  // failing run's logs).
+  void save_events();
   // Where an artifact's tree is materialized from the store (for comparing).
   fs::path materialize(const std::string& artifact);
 
  private:
+  void start_all();
+  void take_down();
   void write_configs();
   std::string url(const std::string& node, std::uint16_t port) const;
 
@@ -121,6 +128,7 @@ class Fleet {
                 feed_port_ = 0;
   std::map<std::string, std::uint16_t> service_ports_;
   std::size_t artifact_bytes_ = 0;
+  int pushed_ = 0;
   std::unique_ptr<testing::DaemonProcess> coordinator_, origin_;
   std::map<std::string, std::unique_ptr<testing::DaemonProcess>> seeds_, agents_;
   std::map<std::string, int> starts_;

@@ -97,6 +97,7 @@ void Relay::accept_loop() {
     const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) {
       if (stopping_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // out of descriptors: back off
       continue;
     }
     std::lock_guard lock(mu_);
@@ -122,7 +123,7 @@ void Relay::serve(int client) {
   const int upstream = known ? connect_to(to) : -1;
   if (upstream < 0) {
     ++refused_;
-    ::shutdown(client, SHUT_RDWR);
+    ::shutdown(client, SHUT_RDWR);  // closed with the others at destruction
     return;
   }
   ++connections_;

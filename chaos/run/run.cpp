@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iomanip>
 #include <sstream>
 
@@ -43,7 +44,22 @@ std::map<std::string, std::string> tree_of(const fs::path& root) {
   return out;
 }
 
+std::atomic<bool> g_interrupted{false};
+
 }  // namespace
+
+void interrupt() { g_interrupted = true; }
+bool interrupted() { return g_interrupted; }
+
+void Run::pause(std::chrono::milliseconds length) {
+  const auto until = std::chrono::steady_clock::now() + length;
+  while (std::chrono::steady_clock::now() < until) {
+    if (g_interrupted) throw std::runtime_error("interrupted");
+    std::this_thread::sleep_until(
+        std::min(until, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+  }
+  if (g_interrupted) throw std::runtime_error("interrupted");
+}
 
 Run::Run(Fleet& fleet, const Scenario& s, const RunOptions& options, ScenarioResult& result)
     : fleet_(fleet),
@@ -76,7 +92,34 @@ std::chrono::milliseconds Run::between(int lo_ms, int hi_ms) {
 
 void Run::violate(const std::string& invariant, const std::string& subject,
                   const std::string& detail) {
+  std::lock_guard lock(probe_mu_);  // the probes add theirs from their threads
   result_.violations.push_back({invariant, subject, now_ms(), detail});
+}
+
+void Run::skip_agent_lines() {
+  for (const auto& h : fleet_.hosts()) {
+    testing::DaemonProcess* a = fleet_.agent(h);
+    seen_lines_[h] = {a, a ? a->lines().size() : 0};
+  }
+}
+
+void Run::check_daemons() {
+  for (const auto& h : fleet_.hosts()) {
+    testing::DaemonProcess* a = fleet_.agent(h);
+    if (a == nullptr) continue;
+    if (auto code = a->wait_exit(std::chrono::milliseconds(0))) {
+      violate("daemon_died", h, "the agent exited (status " + std::to_string(*code) + "): " +
+                                    a->stderr_tail(600));
+    }
+  }
+  for (const auto& r : fleet_.regions()) {
+    testing::DaemonProcess* d = fleet_.seed(r);
+    if (d == nullptr) continue;
+    if (auto code = d->wait_exit(std::chrono::milliseconds(0)))
+      violate("daemon_died", "seed-" + r, "exited (status " + std::to_string(*code) + ")");
+  }
+  if (auto code = fleet_.origin().wait_exit(std::chrono::milliseconds(0)))
+    violate("daemon_died", "origin", "exited (status " + std::to_string(*code) + ")");
 }
 
 void Run::baseline() {
@@ -91,6 +134,8 @@ void Run::baseline() {
   expected_state_.clear();
   expect_everywhere(v1_);
   origin_before_ = fleet_.origin_bytes_up();
+  pushed_before_ = fleet_.pushed();
+  skip_agent_lines();  // the baseline's own lines never trigger a fault
   start_probes();
   note("v1 runs everywhere; probes started");
 }
@@ -128,7 +173,7 @@ bool Run::wait_view(const std::string& id, const std::function<bool(const json&)
       json v = fleet_.api("GET", "/deploys/" + id, nullptr, &status);
       if (status == 200 && pred(v)) return true;
     }
-    std::this_thread::sleep_for(200ms);  // the poll period
+    pause(200ms);  // the poll period
   }
   return false;
 }
@@ -160,8 +205,8 @@ bool Run::wait_agent_line(const std::function<bool(const std::string&, const jso
       testing::DaemonProcess* a = fleet_.agent(h);
       if (a == nullptr) continue;
       const auto lines = a->lines();
-      std::size_t& seen = seen_lines_[h];
-      if (seen > lines.size()) seen = 0;  // a restarted agent
+      auto& [process, seen] = seen_lines_[h];
+      if (process != a) process = a, seen = 0;  // a restarted agent: all its lines are new
       for (; seen < lines.size(); ++seen) {
         if (pred(h, lines[seen])) {
           ++seen;
@@ -171,7 +216,7 @@ bool Run::wait_agent_line(const std::function<bool(const std::string&, const jso
       }
     }
     if (fleet_.coordinator_up()) fleet_.approve_waiting();
-    std::this_thread::sleep_for(50ms);  // the poll period
+    pause(50ms);  // the poll period
   }
   return false;
 }
@@ -179,7 +224,7 @@ bool Run::wait_agent_line(const std::function<bool(const std::string&, const jso
 void Run::kill_coordinator_for(std::chrono::milliseconds down) {
   fleet_.kill_coordinator();
   note("coordinator killed (-9), down " + std::to_string(down.count()) + " ms");
-  std::this_thread::sleep_for(down);  // the fault's length, drawn from the seed
+  pause(down);  // the fault's length, drawn from the seed
   fleet_.start_coordinator();
   note("coordinator restarted");
 }
@@ -190,7 +235,12 @@ void Run::start_probes() {
     const int fd = fleet_.net().ns_fd(host);
     const std::uint16_t port = fleet_.service_port(host);
     probers_.emplace_back([this, host, fd, port] {
-      if (fd >= 0 && ::setns(fd, CLONE_NEWNET) != 0) return;
+      if (fd >= 0 && ::setns(fd, CLONE_NEWNET) != 0) {
+        std::lock_guard lock(probe_mu_);
+        result_.violations.push_back(
+            {"service_answered", host, now_ms(), "cannot probe: setns into its namespace failed"});
+        return;
+      }
       const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/version";
       while (probing_) {
         auto r = http::request("GET", url, "", 1s);
@@ -255,7 +305,8 @@ void Run::check_audit(const std::string& deploy_id) {
                             std::to_string(d.is_object() ? d.value("batch", -1) : -1);
     const std::int64_t at = r.value("at", std::int64_t{0});
     if (what == "batch.started" && ++started[key] > 1) violate("audit", key, "started twice");
-    if (what == "batch.baking" && !baking_first.count(key)) baking_first[key] = at;
+    // A bake restarted (by a coordinator restart) is measured from its restart.
+    if (what == "batch.baking") baking_first[key] = at;
     if (what == "batch.passed") {
       if (++passed[key] > 1) violate("audit", key, "passed twice");
       auto b = baking_first.find(key);
@@ -281,6 +332,7 @@ void Run::check() {
       },
       60s);
   stop_probes();
+  check_daemons();
   // 1. Converged: each host runs exactly what it should.
   for (const auto& [host, want] : expected_) {
     const auto [release, pid] = fleet_.serving(host);
@@ -339,7 +391,12 @@ void Run::check() {
         v.value("completed_ms", std::int64_t{0}) - v.value("created_ms", std::int64_t{0});
     if (v.contains("rollback") && v["rollback"].is_object() &&
         v["rollback"].contains("duration_ms")) {
-      result_.rollback_ms = v["rollback"].value("duration_ms", std::int64_t{-1});
+      const json& took = v["rollback"]["duration_ms"];
+      if (!took.is_number_integer()) {
+        violate("rollback_in_time", id, "a rollback began and never finished");
+        continue;
+      }
+      result_.rollback_ms = took.get<std::int64_t>();
       if (result_.rollback_ms > kRollbackS * 1000) {
         violate("rollback_in_time", id,
                 "rollback took " + std::to_string(result_.rollback_ms) +
@@ -357,7 +414,7 @@ void Run::check() {
   result_.artifact_bytes = fleet_.artifact_bytes();
   const double bound = 1.25 * static_cast<double>(fleet_.regions().size()) *
                        static_cast<double>(fleet_.artifact_bytes()) *
-                       static_cast<double>(planned_.size() - (planned_.count(v1_) ? 1 : 0));
+                       static_cast<double>(fleet_.pushed() - pushed_before_);
   if (static_cast<double>(result_.origin_bytes) > bound) {
     violate("origin_bytes", "origin",
             std::to_string(result_.origin_bytes) + " bytes sent; the bound is " +

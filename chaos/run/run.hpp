@@ -66,6 +66,11 @@ struct Scenario {
   std::vector<std::string> small_disks = {};
 };
 
+// Called from a signal handler (async-signal-safe): the running scenario
+// stops at its next wait, and its fleet and network are taken down.
+void interrupt();
+bool interrupted();
+
 const std::vector<Scenario>& scenarios();
 const Scenario* find_scenario(const std::string& name);
 
@@ -84,6 +89,8 @@ class Run {
   std::mt19937_64& rng() { return rng_; }
   std::int64_t now_ms() const;
   void note(const std::string& what);
+  // Waits length (a fault's length, a poll period); throws once interrupted.
+  void pause(std::chrono::milliseconds length);
   // A draw in [lo, hi] milliseconds.
   std::chrono::milliseconds between(int lo_ms, int hi_ms);
 
@@ -111,17 +118,21 @@ class Run {
   // What each host must run at the end, and the deploy's expected end.
   void expect(const std::string& host, const std::string& artifact) { expected_[host] = artifact; }
   void expect_everywhere(const std::string& artifact);
+  // Daemons the scenario stops or kills on purpose say so, so that any other
+  // exit is a violation (a daemon died).
+  void check_daemons();
   void expect_outcome(const std::string& deploy, const std::string& state) {
     expected_state_[deploy] = state;
   }
   void kill_coordinator_for(std::chrono::milliseconds down);
+  // Records a violation now (any thread).
+  void violate(const std::string& invariant, const std::string& subject, const std::string& detail);
 
  private:
   friend ScenarioResult run_scenario(const Scenario& s, const RunOptions& options);
   void start_probes();
   void stop_probes();
   void check();
-  void violate(const std::string& invariant, const std::string& subject, const std::string& detail);
   void check_audit(const std::string& deploy_id);
 
   Fleet& fleet_;
@@ -135,7 +146,11 @@ class Run {
   std::vector<std::string> deploys_;
   std::map<std::string, std::string> expected_, expected_state_;
   std::uint64_t origin_before_ = 0;
-  std::map<std::string, std::size_t> seen_lines_;  // per host, agent lines already looked at
+  int pushed_before_ = 0;
+  // Per host, the agent process and how many of its lines were looked at.
+  std::map<std::string, std::pair<const void*, std::size_t>> seen_lines_;
+  // From now on only new agent lines count in wait_agent_line.
+  void skip_agent_lines();
 
   // The probes: per host, what its service answered, every 100 ms.
   struct Probe {

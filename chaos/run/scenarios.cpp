@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <fstream>
 
 #include "chaos/run/run.hpp"
@@ -19,8 +21,9 @@ using namespace std::chrono_literals;
 namespace {
 
 // v2 healthy everywhere: it must succeed and run everywhere.
-std::string healthy_v2(Run& r) {
+std::string healthy_v2(Run& r, std::string* artifact = nullptr) {
   const std::string v2 = r.push_v2();
+  if (artifact) *artifact = v2;
   const std::string id = r.deploy(v2);
   r.expect_everywhere(v2);
   r.expect_outcome(id, "succeeded");
@@ -38,8 +41,15 @@ std::string degrading_v2(Run& r, const std::string& bad) {
   return id;
 }
 
+// Production's first wave (r1) is rolling out.
+bool in_canary_wave(const json& v) {
+  const std::string state = v.value("state", "");
+  return v.value("env", "") == "production" && v.value("wave", "") == "canary" &&
+         (state == "deploying" || state == "baking");
+}
+
 bool in_production(const json& v) {
-  return v.value("current_env", "") == "production";
+  return v.value("env", "") == "production";
 }
 
 void must(bool ok, const std::string& what) {
@@ -49,24 +59,26 @@ void must(bool ok, const std::string& what) {
 // Kills the agent of each of `kills` hosts when it emits `event` for the new
 // release, and starts it again after a drawn delay.
 void kill_agents_at(Run& r, const std::string& event, int kills) {
-  const std::string id = healthy_v2(r);
+  std::string v2;
+  const std::string id = healthy_v2(r, &v2);
   std::set<std::string> struck;
   for (int i = 0; i < kills; ++i) {
     std::string host;
     if (!r.wait_agent_line(
             [&](const std::string& h, const json& l) {
-              return !struck.count(h) && l.value("event", "") == event;
+              return !struck.count(h) && l.value("event", "") == event &&
+                     l.value("artifact", "") == v2;
             },
             &host, 120s)) {
-      r.note("no more '" + event + "' lines: " + std::to_string(i) + " agents killed");
-      break;
+      throw std::runtime_error("only " + std::to_string(i) + " agents reached '" + event +
+                               "' for v2: the fault did not happen as drawn");
     }
     struck.insert(host);
     r.fleet().kill_agent(host);
     const auto down = r.between(200, 3000);
     r.note("agent " + host + " killed (-9) at '" + event + "', down " +
            std::to_string(down.count()) + " ms");
-    std::this_thread::sleep_for(down);  // the fault's length, drawn from the seed
+    r.pause(down);  // the fault's length
     r.fleet().start_agent(host);
     r.note("agent " + host + " restarted");
   }
@@ -81,14 +93,19 @@ void crash_coordinator_after(Run& r, const std::string& id, const std::string& w
   f.stop_coordinator();  // a clean stop, so the crash point counts from here
   f.start_coordinator({{"DROVER_TEST_CRASH_AFTER", what + ":" + std::to_string(n)}});
   r.note("coordinator armed to crash after its " + std::to_string(n) + "th '" + what + "'");
-  if (!f.wait_coordinator_exit(180s)) {
-    r.note("the crash point was never reached");
-    f.kill_coordinator();
-  } else {
-    r.note("coordinator crashed after '" + what + "'");
+  // Gates are approved meanwhile, so the deploy goes on toward the point.
+  bool crashed = false;
+  for (int i = 0; i < 900 && !crashed; ++i) {
+    crashed = f.wait_coordinator_exit(0s);
+    if (!crashed) {
+      f.approve_waiting();
+      r.pause(200ms);  // the poll period
+    }
   }
+  if (!crashed) throw std::runtime_error("the crash point was never reached: no fault happened");
+  r.note("coordinator crashed after '" + what + "'");
   const auto down = r.between(500, 5000);
-  std::this_thread::sleep_for(down);  // the fault's length, drawn from the seed
+  r.pause(down);  // the fault's length
   f.start_coordinator();
   r.note("coordinator restarted after " + std::to_string(down.count()) + " ms");
   r.wait_deploy(id);
@@ -106,6 +123,16 @@ void skewed(Run& r, const std::string& host, const std::string& offset) {
   f.start_agent(host, {{"LD_PRELOAD", lib}, {"FAKETIME", offset}});
   r.note("agent " + host + " restarted with its clock at " + offset);
   r.wait_deploy(healthy_v2(r));
+  // The skew took effect: the agent stamped its log lines by its own clock.
+  const std::string log = testing::read_file(f.dir() / (host + "-2.err"));
+  const auto at = log.rfind("ts=");
+  std::tm tm{};
+  must(at != std::string::npos && ::strptime(log.c_str() + at + 3, "%Y-%m-%dT%H:%M:%S", &tm),
+       "the skewed agent logged nothing");
+  const auto skew = static_cast<long>(::timegm(&tm)) - static_cast<long>(std::time(nullptr));
+  r.note("the agent's clock is " + std::to_string(skew) + " s off");
+  const long want = offset == "+1d" ? 86400 : offset == "-1h" ? -3600 : 0;
+  must(std::labs(skew - want) < 600, "the skew did not take effect");
 }
 
 void forged_plans(Run& r) {
@@ -150,36 +177,59 @@ void forged_plans(Run& r) {
         return status == 200;
       },
       30s);
+  // What the agents said during a window: refusals by kind, and any switch.
+  std::map<std::string, std::size_t> mark;
+  auto begin_window = [&] {
+    for (const auto& h : f.hosts()) mark[h] = f.agent(h) ? f.agent(h)->lines().size() : 0;
+  };
+  auto end_window = [&](const std::string& who) {
+    std::map<std::string, int> refused;
+    for (const auto& h : f.hosts()) {
+      testing::DaemonProcess* a = f.agent(h);
+      if (a == nullptr) continue;
+      const auto lines = a->lines();
+      for (std::size_t i = mark[h]; i < lines.size(); ++i) {
+        const std::string event = lines[i].value("event", "");
+        if (event == "plan_refused") ++refused[lines[i].value("kind", "?")];
+        if (event == "switching" || event == "applied")
+          r.violate("planned_only", h, "switched while " + who + " held its address");
+      }
+    }
+    std::string said;
+    for (const auto& [kind, n] : refused) said += " " + kind + " x" + std::to_string(n);
+    r.note("refused while " + who + " held the address:" + (said.empty() ? " nothing" : said));
+    return refused;
+  };
   json d = f.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", evil}}, &status);
-  r.note("the rogue deploys evil: " + std::to_string(status) + " " + d.value("deploy_id", ""));
-  std::this_thread::sleep_for(10s);  // the fault's length
+  must(status == 201, "the rogue did not start its deploy: " + d.dump());
+  r.note("the rogue deploys evil: " + d.value("deploy_id", ""));
+  begin_window();
+  r.pause(10s);  // the fault's length
   f.stop_coordinator();
+  const auto forged = end_window("the rogue");
+  must(!forged.empty(), "no agent was offered the rogue's plan: the scenario proved nothing");
   f.start_coordinator({}, dir / "backup.json");
   r.note("an old backup of the real coordinator took the agents' address");
-  std::this_thread::sleep_for(10s);  // the fault's length
+  begin_window();
+  r.pause(10s);  // the fault's length
   f.stop_coordinator();
+  const auto stale = end_window("the old backup");
+  must(stale.count("replay_refused") > 0,
+       "no agent was offered the backup's stale plans: the scenario proved nothing");
   f.start_coordinator();
   r.note("the real coordinator is back");
   r.wait_deploy(id);
-  // The attack must have reached the agents, or the scenario proved nothing.
-  int refused = 0;
-  for (const auto& h : f.hosts()) {
-    if (testing::DaemonProcess* a = f.agent(h)) {
-      for (const auto& l : a->lines()) refused += l.value("event", "") == "plan_refused";
-    }
-  }
-  r.note(std::to_string(refused) + " plans refused by the agents");
-  must(refused > 0, "no agent was offered a forged plan: the scenario proved nothing");
 }
 
 void announce_flood(Run& r) {
   r.baseline();
   Fleet& f = r.fleet();
+  const std::string flooder = f.hosts_in("r1").back();  // an enrolled host, gone rogue
   const fs::path token = f.dir() / "flood.token";
   testing::ProcessResult t =
       testing::run({testing::binary("drover").string(), "mesh", "token", "--key-file",
                     (f.dir() / "mesh.key").string(), "--role", "peer", "--region", "r1", "--host",
-                    "r1-h2", "--out", token.string()});
+                    flooder, "--out", token.string()});
   if (t.exit_code != 0) throw std::runtime_error("flood token: " + t.err);
   std::string own = testing::read_file(token);
   while (!own.empty() && own.back() == '\n') own.pop_back();
@@ -187,9 +237,18 @@ void announce_flood(Run& r) {
   std::atomic<bool> flooding{true};
   std::atomic<std::uint64_t> sent{0}, answered{0};
   std::vector<std::thread> flood;
+  // However the deploy ends (or the run is interrupted), the flood stops first.
+  struct Join {
+    std::atomic<bool>& on;
+    std::vector<std::thread>& threads;
+    ~Join() {
+      on = false;
+      for (auto& t : threads) t.join();
+    }
+  } join{flooding, flood};
   for (int i = 0; i < 4; ++i) {
     flood.emplace_back([&, i] {
-      r.net().run_in("r1-h2", [&] {
+      r.net().run_in(flooder, [&] {
         std::mt19937_64 rng(static_cast<std::uint64_t>(i) * 7919 + 1);
         while (flooding) {
           std::string hash;
@@ -203,7 +262,7 @@ void announce_flood(Run& r) {
               http::request("GET",
                             f.tracker_url() +
                                 "/announce?role=peer&region=r1&cluster=c1"
-                                "&host=r1-h2&token=" +
+                                "&host=" + flooder + "&token=" +
                                 http::percent_encode(tok) + "&info_hash=" + hash +
                                 "&peer_id=-DR0001-chaosflood00&port=" + std::to_string(6881 + i) +
                                 "&uploaded=0&downloaded=0&left=0",
@@ -214,12 +273,12 @@ void announce_flood(Run& r) {
       });
     });
   }
-  r.note("flooding the tracker from r1-h2 (4 connections at a time)");
+  r.note("flooding the tracker from " + flooder + " (4 connections at a time)");
   r.wait_deploy(id);
   flooding = false;
-  for (auto& th : flood) th.join();
   r.note(std::to_string(sent.load()) + " announces sent, " + std::to_string(answered.load()) +
          " answered");
+  must(answered > 0, "the tracker answered none of the flood: it never reached the tracker");
 }
 
 void corrupt_seed(Run& r) {
@@ -243,6 +302,8 @@ void corrupt_seed(Run& r) {
     std::fstream file(e.path(), std::ios::in | std::ios::out | std::ios::binary);
     const std::string junk(e.file_size(), '\x5a');  // same size: only the bytes rot
     file.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    file.close();
+    must(!file.fail(), "cannot rot " + e.path().string());
     ++rotted;
   }
   must(rotted > 0, "found none of v2's layers at r1's seed");
@@ -251,6 +312,17 @@ void corrupt_seed(Run& r) {
   r.expect_everywhere(v2);
   r.expect_outcome(id, "succeeded");
   r.wait_deploy(id);
+  // Some host must have been served the rotted bytes (a piece failed its
+  // hash), or the scenario proved nothing.
+  int failures = 0;
+  for (const auto& h : f.hosts()) {
+    const std::string log = testing::read_file(f.dir() / (h + "-1.err"));
+    for (std::size_t at = 0; (at = log.find("mesh.piece.hash_failed", at)) != std::string::npos;
+         ++at)
+      ++failures;
+  }
+  r.note(std::to_string(failures) + " pieces failed their hash at the hosts");
+  must(failures > 0, "no host was served the rotted bytes: the scenario proved nothing");
 }
 
 std::vector<Scenario> all() {
@@ -309,13 +381,13 @@ std::vector<Scenario> all() {
                  const std::string id = healthy_v2(r);
                  must(r.wait_view(id,
                                   [](const json& v) {
-                                    return in_production(v) && v.value("state", "") == "deploying";
+                                    return in_canary_wave(v);
                                   }),
                       "the deploy never reached production");
                  for (const auto& h : r.fleet().hosts()) r.fleet().kill_agent(h);
                  const auto down = r.between(200, 3000);
                  r.note("every agent killed (-9), down " + std::to_string(down.count()) + " ms");
-                 std::this_thread::sleep_for(down);  // the fault's length
+                 r.pause(down);  // the fault's length
                  for (const auto& h : r.fleet().hosts()) r.fleet().start_agent(h);
                  r.note("every agent restarted");
                  r.wait_deploy(id);
@@ -343,7 +415,7 @@ std::vector<Scenario> all() {
                true, [](Run& r) {
                  r.baseline();
                  const std::string id = healthy_v2(r);
-                 must(r.wait_view(id, in_production), "the deploy never reached production");
+                 must(r.wait_view(id, in_canary_wave), "the deploy never reached r1's wave");
                  Network& n = r.net();
                  const auto cut = Network::cut(n.subnet_cidr(2), n.address("coordinator"));
                  if (std::string e = n.set_rules("partition", cut); !e.empty())
@@ -351,7 +423,7 @@ std::vector<Scenario> all() {
                  const auto length = r.between(5000, 15000);
                  r.note("r1 cut off from the coordinator for " + std::to_string(length.count()) +
                         " ms");
-                 r.wait_deploy(id, {}, std::chrono::duration_cast<std::chrono::seconds>(length));
+                 r.pause(length);  // the fault's length
                  if (std::string e = n.set_rules("partition", {}); !e.empty())
                    throw std::runtime_error(e);
                  r.note("healed");
@@ -379,10 +451,15 @@ std::vector<Scenario> all() {
                  }
                  if (std::string e = n.set_rules("partition", rules); !e.empty())
                    throw std::runtime_error(e);
+                 // The cut must land while the rollback runs, or nothing was tested.
+                 int status = 0;
+                 must(r.fleet().api("GET", "/deploys/" + id, nullptr, &status).value("state", "") ==
+                          "rolling_back",
+                      "the rollback ended before the cut: the fault did not happen");
                  const auto length = r.between(5000, 15000);
                  r.note("coordinator cut off from every host for " +
                         std::to_string(length.count()) + " ms");
-                 std::this_thread::sleep_for(length);  // the fault's length
+                 r.pause(length);  // the fault's length
                  if (std::string e = n.set_rules("partition", {}); !e.empty())
                    throw std::runtime_error(e);
                  r.note("healed");
@@ -407,7 +484,7 @@ std::vector<Scenario> all() {
                  }
                  // 100 ms more each way between r2 and the coordinator.
                  if (std::string e = n.delay("slow", n.subnet_cidr(3), n.address("coordinator"),
-                                             r.fleet().control_ports(), 100ms);
+                                             r.fleet().agent_protocol_ports(), 100ms);
                      !e.empty())
                    throw std::runtime_error(e);
                  r.note(
@@ -517,6 +594,7 @@ ScenarioResult run_scenario(const Scenario& s, const RunOptions& options) {
     } catch (const std::exception& e) {
       run.violate("run", s.name, e.what());
     }
+    if (!result.violations.empty() || options.keep) fleet.save_events();
   } catch (const std::exception& e) {
     result.violations.push_back({"setup", s.name, 0, e.what()});
   }

@@ -7,6 +7,7 @@
 #include <libtorrent/ip_filter.hpp>
 #include <libtorrent/read_resume_data.hpp>
 #include <libtorrent/session.hpp>
+#include <libtorrent/posix_disk_io.hpp>
 #include <libtorrent/session_params.hpp>
 #include <libtorrent/torrent_info.hpp>
 #include <libtorrent/write_resume_data.hpp>
@@ -674,6 +675,11 @@ Result<std::unique_ptr<MeshNode>> MeshNode::start(const NodeOptions& options, Lo
   sp.set_int(lt::settings_pack::unchoke_interval, 5);
   sp.set_bool(lt::settings_pack::send_redundant_have, false);
   lt::session_params params(std::move(sp));
+  // pread/pwrite instead of libtorrent's default memory-mapped files: a
+  // write into a mapped file on a full disk is a SIGBUS that kills the whole
+  // process (drover-chaos's disk-full-mid-fetch found it), where pwrite's
+  // ENOSPC becomes a file error, so the fetch fails and is retried.
+  params.disk_io_constructor = lt::posix_disk_io_constructor;
   impl->session = std::make_unique<lt::session>(std::move(params));
 
   // libtorrent puts loopback and private-range peers in its local class, which
