@@ -3,8 +3,8 @@
 // invariant a schedule broke, with the seed that replays it; `run` strikes a
 // real fleet of processes with one scenario (or all) and checks the same
 // invariants; `list` names the scenarios.
-#include <cstdlib>
 #include <signal.h>
+#include <cstdlib>
 
 #include <cxxopts.hpp>
 #include <filesystem>

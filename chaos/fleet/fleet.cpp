@@ -136,7 +136,9 @@ void Fleet::start_all() {
   }
 }
 
-Fleet::~Fleet() { take_down(); }
+Fleet::~Fleet() {
+  take_down();
+}
 
 void Fleet::take_down() {
   agents_.clear();
@@ -203,8 +205,8 @@ void Fleet::write_configs() {
   const char* faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
   if (::access(faketime, R_OK) == 0) backdated = {{"LD_PRELOAD", faketime}, {"FAKETIME", "-2d"}};
   must(run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", (dir_ / "tls.key").string(), "-out",
-            (dir_ / "tls.crt").string(), "-days", "30", "-subj",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", (dir_ / "tls.key").string(),
+            "-out", (dir_ / "tls.crt").string(), "-days", "30", "-subj",
             std::string("/CN=") + kCoordinatorName, "-addext",
             std::string("subjectAltName=DNS:") + kCoordinatorName},
            std::chrono::seconds(60), backdated),

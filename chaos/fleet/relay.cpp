@@ -116,7 +116,8 @@ void Relay::serve(int client) {
   bool known = false;
   if (o_.upstream.empty()) {
     socklen_t len = sizeof to;
-    known = ::getsockopt(client, SOL_IP, SO_ORIGINAL_DST, &to, &len) == 0;
+    known = ::getsockopt(client, SOL_IP, SO_ORIGINAL_DST, &to, &len) == 0 &&
+            ntohs(to.sin_port) != port_;  // a direct connection would loop back here
   } else {
     known = parse_address(o_.upstream, &to);
   }

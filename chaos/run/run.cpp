@@ -48,8 +48,12 @@ std::atomic<bool> g_interrupted{false};
 
 }  // namespace
 
-void interrupt() { g_interrupted = true; }
-bool interrupted() { return g_interrupted; }
+void interrupt() {
+  g_interrupted = true;
+}
+bool interrupted() {
+  return g_interrupted;
+}
 
 void Run::pause(std::chrono::milliseconds length) {
   const auto until = std::chrono::steady_clock::now() + length;
@@ -108,8 +112,8 @@ void Run::check_daemons() {
     testing::DaemonProcess* a = fleet_.agent(h);
     if (a == nullptr) continue;
     if (auto code = a->wait_exit(std::chrono::milliseconds(0))) {
-      violate("daemon_died", h, "the agent exited (status " + std::to_string(*code) + "): " +
-                                    a->stderr_tail(600));
+      violate("daemon_died", h,
+              "the agent exited (status " + std::to_string(*code) + "): " + a->stderr_tail(600));
     }
   }
   for (const auto& r : fleet_.regions()) {

@@ -301,7 +301,9 @@ Status KvCoordinatorStore::enroll_agent(const HostRecord& record, const std::str
       return make_error(Errc::refused, "enrollment of '" + record.host + "' dated " +
                                            std::to_string(record.enroll_at) +
                                            " is not newer than the last one accepted (" +
-                                           std::to_string(old->enroll_at) + "): a replay");
+                                           std::to_string(old->enroll_at) +
+                                           "): a replay, or the host's clock went back; check "
+                                           "the host's clock");
     }
     next.enrolled_at = old->enrolled_at;
     next.report_seq = old->report_seq;  // the agent's numbering continues

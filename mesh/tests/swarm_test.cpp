@@ -3,6 +3,7 @@
 // report (JSON lines), with deadlines.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
@@ -223,6 +224,34 @@ TEST_F(Swarm, APeerServingCorruptDataIsBannedAndTheFetchCompletesFromOthers) {
   EXPECT_GE(c["peers_banned"].get<int>(), 1);
   EXPECT_TRUE(fresh->wait_for_event("peer_banned", 1s));
   EXPECT_NE(fresh->stderr_tail(20000).find("mesh.peer.banned"), std::string::npos);
+}
+
+// Found by drover-chaos (disk-full-mid-fetch): with libtorrent's default
+// memory-mapped disk I/O a write on a full disk was a SIGBUS that killed the
+// process. Now the fetch fails, naming the full disk, and the process lives.
+TEST_F(Swarm, AFetchOntoAFullDiskFailsNamingItAndTheProcessLives) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  const std::string artifact = push(1, 4 << 20, 9);
+  start_origin();
+  const fs::path cache = dir_ / "cache-full";
+  fs::create_directories(cache);
+  ProcessResult mounted =
+      run({"/usr/bin/mount", "-t", "tmpfs", "-o", "size=1m", "drover-test", cache.string()});
+  ASSERT_EQ(mounted.exit_code, 0) << mounted.err;
+  struct Unmount {
+    fs::path at;
+    ~Unmount() { run({"/usr/bin/umount", "-l", at.string()}); }
+  } unmount{cache};
+  auto peer =
+      start_peer("full", "r1", "a", artifact, {"--exit-when-done", "--stall-timeout", "20"});
+  const auto exited = peer->wait_exit(60s);
+  ASSERT_TRUE(exited) << peer->stderr_tail();
+  EXPECT_EQ(*exited, 1) << "a signal kills it when negative: " << *exited;
+  auto failed = peer->wait_for_event("failed", 1s);
+  ASSERT_TRUE(failed) << peer->stderr_tail();
+  EXPECT_NE((*failed)["error"].get<std::string>().find("No space left on device"),
+            std::string::npos)
+      << (*failed)["error"];
 }
 
 TEST_F(Swarm, AKilledFetchResumesAfterARestartAndAHeldLayerIsNeverFetchedAgain) {
