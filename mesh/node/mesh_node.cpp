@@ -133,6 +133,7 @@ struct MeshNode::Impl {
     lt::torrent_handle handle;
     fs::path file;
     bool fetching = false;
+    bool avoid_seed = false;  // the region's seed sent corrupt data: announce avoid=seed
     bool done = false;
     bool verifying = false;          // flushing or hashing the finished file
     int rechecks = 0;                // after a finished file failed its hash
@@ -328,6 +329,7 @@ struct MeshNode::Impl {
       }
       log.warn("mesh.peer.banned",
                {{"layer", id.str()}, {"peer", who}, {"reason", "sent corrupt data"}});
+      avoid_seed(ban->endpoint.address().to_string(), ban->handle, classify(ban->pid));
       emit({MeshEvent::Kind::peer_banned, id, 0, 0, who});
     } else if (auto* tr = lt::alert_cast<lt::tracker_reply_alert>(a)) {
       log.debug("mesh.tracker.reply", {{"peers", tr->num_peers}});
@@ -488,6 +490,26 @@ struct MeshNode::Impl {
           log, "mesh.vouching.threw", [this] { return stopping.load(); },
           [this, first] { run_vouching(first); });
     });
+  }
+
+  // A peer sent corrupt data (libtorrent bans it from the swarm). When it was
+  // the region's seed, this layer announces again with avoid=seed, so the
+  // tracker answers with the origin instead, and never names that seed to
+  // this node again (docs/MESH.md, "Fallback").
+  void avoid_seed(const std::string& text, const lt::torrent_handle& handle, Remote from) {
+    const std::string address = canonical_address(text);
+    if (from != Remote::seed) return;
+    std::string url;
+    {
+      std::lock_guard lock(mu);
+      Layer* l = find(handle);
+      if (l == nullptr || l->avoid_seed || announce.empty()) return;
+      l->avoid_seed = true;
+      url = announce + "&avoid=seed";
+    }
+    handle.replace_trackers({lt::announce_entry(url)});
+    handle.force_reannounce();
+    log.warn("mesh.seed.avoided", {{"peer", address}});
   }
 
   // Asks the tracker whom it vouches for and installs the filter. Returns the
@@ -859,6 +881,7 @@ bool MeshNode::set_token(const std::string& token) {
   Impl& m = *impl_;
   if (m.options.tracker.empty() || token.empty()) return false;
   std::vector<lt::torrent_handle> handles;
+  std::vector<bool> avoiding;
   std::string url;
   {
     std::lock_guard lock(m.mu);
@@ -869,10 +892,15 @@ bool MeshNode::set_token(const std::string& token) {
     m.announce = announce_url(m.options.tracker, m.options.host, m.options.role, m.options.region,
                               m.options.cluster, token);
     url = m.announce;
-    for (const auto& [id, layer] : m.layers) handles.push_back(layer.handle);
+    for (const auto& [id, layer] : m.layers) {
+      handles.push_back(layer.handle);
+      avoiding.push_back(layer.avoid_seed);
+    }
   }
   // libtorrent announces again to a replaced tracker list.
-  for (auto& h : handles) h.replace_trackers({lt::announce_entry(url)});
+  for (std::size_t i = 0; i < handles.size(); ++i) {
+    handles[i].replace_trackers({lt::announce_entry(avoiding[i] ? url + "&avoid=seed" : url)});
+  }
   const auto claims = mesh_token::peek(token);
   m.log.info("mesh.token.replaced",
              {{"torrents", handles.size()},

@@ -254,6 +254,32 @@ TEST_F(Swarm, AFetchOntoAFullDiskFailsNamingItAndTheProcessLives) {
       << (*failed)["error"];
 }
 
+// Found by drover-chaos (corrupt-seed): a region whose seed serves corrupt
+// data had no other source (the tracker names the origin only when no seed
+// answers, and the ban did not survive the filter's rebuild). Now the host
+// bans the seed for good and announces avoid=seed, and the origin serves it.
+TEST_F(Swarm, AHostWhoseSeedServesCorruptDataFetchesFromTheOrigin) {
+  const std::string artifact = push(1, 4 << 20, 11);
+  start_origin();
+  auto seed = start_seed("r1", "seed-cache");
+  ASSERT_TRUE(seed->wait_for_event("replicated", 60s)) << seed->stderr_tail();
+  // Rot the seed's copy in place, after it verified it: it keeps serving it.
+  const fs::path file = dir_ / "seed-cache" / "layers" / layers_.at(0).substr(7);
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    std::string junk(fs::file_size(file), '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto fresh = start_peer("fresh", "r1", "a", artifact, {"--exit-when-done"});
+  auto done = fresh->wait_for_event("done", 120s);
+  ASSERT_TRUE(done) << fresh->stderr_tail();
+  expect_holds_everything("fresh");
+  const json& c = (*done)["counters"];
+  EXPECT_GE(c["hash_failures"].get<int>(), 1) << "the seed was never asked: test proves nothing";
+  EXPECT_GE(down(*done, "origin"), 1u);
+  EXPECT_NE(fresh->stderr_tail(40000).find("mesh.seed.avoided"), std::string::npos);
+}
+
 TEST_F(Swarm, AKilledFetchResumesAfterARestartAndAHeldLayerIsNeverFetchedAgain) {
   const std::string artifact = push(1, 8 << 20, 4);
   start_origin("1MiB");  // slow enough to kill the fetch halfway

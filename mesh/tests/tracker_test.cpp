@@ -118,6 +118,19 @@ TEST_F(TrackerTest, StoppedNodesLeaveAndSilentOnesExpire) {
   EXPECT_EQ(t.stats().swarms, 0u);
 }
 
+// A node whose region's seed sent it corrupt data announces avoid=seed: its
+// own answer names the origin instead; everyone else's is unchanged.
+TEST_F(TrackerTest, ANodeThatAvoidsItsSeedGetsTheOriginAndOthersStillGetTheSeed) {
+  SwarmTracker t(options_, clock_, random_);
+  t.announce(node(100, NodeRole::origin, "", "", 0));
+  t.announce(node(200, NodeRole::seed, "eu", "", 0));
+  Announce avoiding = node(300, NodeRole::peer, "eu", "a");
+  avoiding.avoid_seed = true;
+  EXPECT_EQ(ports(t.announce(avoiding)), (std::vector<std::uint16_t>{100}));
+  EXPECT_EQ(ports(t.announce(node(301, NodeRole::peer, "eu", "a"))),
+            (std::vector<std::uint16_t>{300, 200}));
+}
+
 TEST_F(TrackerTest, HttpAnswersBencodedCompactPeersAndNamesBadFields) {
   SwarmTracker t(options_, clock_, random_);
   auto get = [&](const std::string& query, std::uint16_t remote_port = 1) {
@@ -145,6 +158,9 @@ TEST_F(TrackerTest, HttpAnswersBencodedCompactPeersAndNamesBadFields) {
       std::string::npos);
   EXPECT_NE(get("info_hash=" + ih + "&peer_id=" + std::string(20, 'c') + "&port=1&left=0&role=king")
                 .find("role must be peer, seed or origin"),
+            std::string::npos);
+  EXPECT_NE(get("info_hash=" + ih + "&peer_id=" + std::string(20, 'c') + "&port=1&left=0&avoid=x")
+                .find("avoid must be seed"),
             std::string::npos);
 }
 

@@ -318,7 +318,7 @@ AnnounceReply SwarmTracker::announce(const Announce& a) {
     switch (n.role) {
       case NodeRole::origin: origins.push_back(&n); break;
       case NodeRole::seed:
-        if (n.region == a.region) {
+        if (n.region == a.region && !a.avoid_seed) {
           seeds.push_back(&n);
           live_seed = true;
         }

@@ -48,6 +48,9 @@ struct Announce {
   NodeRole role = NodeRole::peer;
   std::string region, cluster, host;
   std::string token;  // the mesh token (docs/FORMATS.md, "Mesh tokens"); "" when none was sent
+  // avoid=seed: the region's seed sent this node corrupt data; its answer
+  // then names the origin instead (only this node's own answer changes).
+  bool avoid_seed = false;
 };
 
 struct HandedPeer {

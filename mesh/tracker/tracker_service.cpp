@@ -90,6 +90,10 @@ http::Response handle_announce(SwarmTracker& tracker, const http::Request& req) 
   if (const std::string* cluster = req.param("cluster")) a.cluster = cluster->substr(0, 128);
   if (const std::string* host = req.param("host")) a.host = host->substr(0, 128);
   if (const std::string* token = req.param("token")) a.token = *token;  // check() bounds it
+  if (const std::string* avoid = req.param("avoid")) {
+    if (*avoid != "seed") return failure("avoid must be seed");
+    a.avoid_seed = true;
+  }
 
   AnnounceReply reply = tracker.announce(a);
   if (!reply.failure.empty()) return failure(reply.failure);
