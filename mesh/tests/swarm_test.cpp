@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -104,11 +106,31 @@ class Swarm : public ::testing::Test {
     }
   }
 
+  // Overwrites a file's bytes in place, same size: only the bytes rot.
+  static void rot(const fs::path& file) {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    const std::string junk(fs::file_size(file), '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    f.close();
+    ASSERT_FALSE(f.fail()) << "cannot rot " << file;
+  }
+
+  // A new peer "fresh" in r1 fetches artifact; its "done" line (with the
+  // fetch checked), or nothing when it did not finish. fresh_ holds it.
+  std::optional<json> fetch_fresh(const std::string& artifact) {
+    fresh_ = start_peer("fresh", "r1", "a", artifact, {"--exit-when-done"});
+    auto done = fresh_->wait_for_event("done", 120s);
+    EXPECT_TRUE(done) << fresh_->stderr_tail();
+    if (done) expect_holds_everything("fresh");
+    return done;
+  }
+
   static std::uint64_t down(const json& line, const char* role) {
     return line["counters"]["down"][role].get<std::uint64_t>();
   }
 
   TempDir dir_;
+  std::unique_ptr<DaemonProcess> fresh_;
   int serial_ = 0;
   std::vector<std::string> layers_;
   std::unique_ptr<DaemonProcess> origin_;
@@ -208,22 +230,15 @@ TEST_F(Swarm, APeerServingCorruptDataIsBannedAndTheFetchCompletesFromOthers) {
   auto bad = start_peer("bad", "r1", "a", artifact);
   ASSERT_TRUE(bad->wait_for_event("done", 60s)) << bad->stderr_tail();
   // Rot its copy in place, after libtorrent verified it: it keeps serving it.
-  const fs::path file = dir_ / "cache-bad" / "layers" / layers_.at(0).substr(7);
-  {
-    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
-    std::string junk(fs::file_size(file), '\x5a');  // same size: only the bytes rot
-    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
-  }
-  auto fresh = start_peer("fresh", "r1", "a", artifact, {"--exit-when-done"});
-  auto done = fresh->wait_for_event("done", 120s);
-  ASSERT_TRUE(done) << fresh->stderr_tail();
-  expect_holds_everything("fresh");
+  rot(dir_ / "cache-bad" / "layers" / layers_.at(0).substr(7));
+  auto done = fetch_fresh(artifact);
+  ASSERT_TRUE(done);
   const json& c = (*done)["counters"];
   EXPECT_GE(c["hash_failures"].get<int>(), 1)
       << "the corrupt peer was never asked: test proves nothing";
   EXPECT_GE(c["peers_banned"].get<int>(), 1);
-  EXPECT_TRUE(fresh->wait_for_event("peer_banned", 1s));
-  EXPECT_NE(fresh->stderr_tail(20000).find("mesh.peer.banned"), std::string::npos);
+  EXPECT_TRUE(fresh_->wait_for_event("peer_banned", 1s));
+  EXPECT_NE(fresh_->stderr_tail(20000).find("mesh.peer.banned"), std::string::npos);
 }
 
 // Found by drover-chaos (disk-full-mid-fetch): with libtorrent's default
@@ -264,20 +279,13 @@ TEST_F(Swarm, AHostWhoseSeedServesCorruptDataFetchesFromTheOrigin) {
   auto seed = start_seed("r1", "seed-cache");
   ASSERT_TRUE(seed->wait_for_event("replicated", 60s)) << seed->stderr_tail();
   // Rot the seed's copy in place, after it verified it: it keeps serving it.
-  const fs::path file = dir_ / "seed-cache" / "layers" / layers_.at(0).substr(7);
-  {
-    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
-    std::string junk(fs::file_size(file), '\x5a');
-    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
-  }
-  auto fresh = start_peer("fresh", "r1", "a", artifact, {"--exit-when-done"});
-  auto done = fresh->wait_for_event("done", 120s);
-  ASSERT_TRUE(done) << fresh->stderr_tail();
-  expect_holds_everything("fresh");
+  rot(dir_ / "seed-cache" / "layers" / layers_.at(0).substr(7));
+  auto done = fetch_fresh(artifact);
+  ASSERT_TRUE(done);
   const json& c = (*done)["counters"];
   EXPECT_GE(c["hash_failures"].get<int>(), 1) << "the seed was never asked: test proves nothing";
   EXPECT_GE(down(*done, "origin"), 1u);
-  EXPECT_NE(fresh->stderr_tail(40000).find("mesh.seed.avoided"), std::string::npos);
+  EXPECT_NE(fresh_->stderr_tail(40000).find("mesh.seed.avoided"), std::string::npos);
 }
 
 TEST_F(Swarm, AKilledFetchResumesAfterARestartAndAHeldLayerIsNeverFetchedAgain) {
