@@ -29,6 +29,26 @@ constexpr const char* kHelp =
     "  run   faults against a real fleet of processes (in network namespaces as root)\n"
     "  list  the scenarios run knows, one line each\n";
 
+// Parses a verb's command line: -1 to go on, else the exit status (help
+// printed, or a usage error named).
+int parse(cxxopts::Options& o, int argc, char** argv, const char* verb, cxxopts::ParseResult& r) {
+  try {
+    r = o.parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "drover-chaos " << verb << ": " << e.what() << "\n" << kHelp;
+    return 2;
+  }
+  if (r.count("help")) {
+    std::cout << o.help();
+    return 0;
+  }
+  if (!r.unmatched().empty()) {
+    std::cerr << "drover-chaos " << verb << ": unexpected argument '" << r.unmatched()[0] << "'\n";
+    return 2;
+  }
+  return -1;
+}
+
 int sim(int argc, char** argv) {
   cxxopts::Options o("drover-chaos sim", "The seeded whole-system simulation (docs/CHAOS.md).");
   o.add_options()("seed", "the first seed (default 1)", cxxopts::value<std::uint64_t>())(
@@ -38,20 +58,7 @@ int sim(int argc, char** argv) {
       "json", "write the report (drover.chaos-report.v1) to FILE", cxxopts::value<std::string>())(
       "verbose", "print every schedule, not only the failing ones")("h,help", "show this help");
   cxxopts::ParseResult r;
-  try {
-    r = o.parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "drover-chaos sim: " << e.what() << "\n" << kHelp;
-    return 2;
-  }
-  if (r.count("help")) {
-    std::cout << o.help();
-    return 0;
-  }
-  if (!r.unmatched().empty()) {
-    std::cerr << "drover-chaos sim: unexpected argument '" << r.unmatched()[0] << "'\n";
-    return 2;
-  }
+  if (const int done = parse(o, argc, argv, "sim", r); done >= 0) return done;
   const std::uint64_t first = r.count("seed") ? r["seed"].as<std::uint64_t>() : 1;
   const std::uint64_t count =
       r.count("seeds") ? r["seeds"].as<std::uint64_t>() : (r.count("seed") ? 1 : 200);
@@ -155,20 +162,7 @@ int run(int argc, char** argv) {
   o.parse_positional({"scenario"});
   o.positional_help("SCENARIO|all");
   cxxopts::ParseResult r;
-  try {
-    r = o.parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "drover-chaos run: " << e.what() << "\n" << kHelp;
-    return 2;
-  }
-  if (r.count("help")) {
-    std::cout << o.help();
-    return 0;
-  }
-  if (!r.unmatched().empty()) {
-    std::cerr << "drover-chaos run: unexpected argument '" << r.unmatched()[0] << "'\n";
-    return 2;
-  }
+  if (const int done = parse(o, argc, argv, "run", r); done >= 0) return done;
   if (!r.count("scenario")) {
     std::cerr << "drover-chaos run: name a scenario (drover-chaos list) or all\n";
     return 2;
