@@ -126,6 +126,10 @@ struct Step {
   DeployRecord next;
   std::vector<Action> actions;
   bool changed = false;
+  // When the step was decided (0: when it is committed). Its audit records
+  // carry this time, so a bake's records measure the bake the machine timed
+  // and not the time the commit waited for the store.
+  std::int64_t at_ms = 0;
 };
 
 // Which hosts a region reference covers: region "" covers every host (a

@@ -107,10 +107,11 @@ Result<DeployRecord> Orchestrator::get(const std::string& deploy_id) {
 
 Status Orchestrator::commit(const DeployRecord& before, const Step& step, const std::string& who) {
   std::vector<AuditRecord> audits;
+  const std::int64_t at = step.at_ms ? step.at_ms : now_ms();
   for (const auto& a : step.actions) {
     if (a.kind != Action::Kind::audit) continue;
     AuditRecord r;
-    r.at_ms = now_ms();
+    r.at_ms = at;
     r.who = who;
     r.what = a.what;
     r.service = before.service;
@@ -154,7 +155,9 @@ Status Orchestrator::commit(const DeployRecord& before, const Step& step, const 
 Status Orchestrator::recover() {
   DROVER_ASSIGN(auto active, store_.active_deploys());
   for (auto& d : active) {
-    if (auto s = after_restart(d, plan_of_(d), now_ms())) {
+    const std::int64_t now = now_ms();
+    if (auto s = after_restart(d, plan_of_(d), now)) {
+      s->at_ms = now;
       // Audit records only: the re-issue below covers every plan.
       DROVER_TRY(commit(d, *s, "system"));
       d = s->next;
@@ -328,6 +331,7 @@ Result<int> Orchestrator::tick() {
     }
     Step s = advance(d, plan, fleet, now);
     if (!s.changed) continue;
+    s.at_ms = now;
     DROVER_TRY(commit(d, s, "system"));
     release_held(holders, d);
     hold(holders, s.next);

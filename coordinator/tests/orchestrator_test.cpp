@@ -27,6 +27,8 @@ struct World {
   }();
   int plans_issued = 0;
   bool lose_next_plan = false;  // the process dies after the commit, before the plan
+  // Reading the fleet of a deploying run takes this long (a store under load).
+  std::chrono::milliseconds slow_read_while_deploying{0};
 
   // The region of the one wave (once it started).
   static const RegionRun* region(const DeployRecord& d) {
@@ -41,7 +43,8 @@ struct World {
   std::unique_ptr<Orchestrator> orchestrator() {
     return std::make_unique<Orchestrator>(
         *store,
-        [this](const DeployRecord&, const RunPlan&) {
+        [this](const DeployRecord& d, const RunPlan&) {
+          if (d.state == DeployState::deploying) clock.advance(slow_read_while_deploying);
           FleetView v = fleet.view();
           for (int i = 0; i < 6; ++i) v.hosts.push_back({"h" + std::to_string(i), "r1", ""});
           return v;
@@ -148,6 +151,34 @@ TEST(Orchestrator, APlanLostInACrashIsIssuedAgainAtStart) {
   for (const auto& r : records) started += r.what == "batch.started";
   EXPECT_EQ(started, 3);
   EXPECT_TRUE(w.store->verify_audit()->ok);
+}
+
+// The audit records of a step carry the time it was decided at, so a bake
+// read back from the audit log lasts the bake the machine timed, however
+// long the tick took to get to its commit.
+TEST(Orchestrator, AuditRecordsCarryTheTimeTheirStepWasDecided) {
+  World w;
+  w.slow_read_while_deploying = 300ms;
+  auto o = w.orchestrator();
+  ASSERT_TRUE(o->create(w.deploy(), "alice", "0123abcd", "{\"strategy\":\"rolling\"}").ok());
+  for (int i = 0; i < 2000 && !is_terminal(o->get("d-1")->state); ++i) {
+    w.step_fleet();
+    ASSERT_TRUE(o->tick().ok());
+    w.clock.advance(100ms);
+  }
+  ASSERT_EQ(o->get("d-1")->state, DeployState::succeeded) << o->get("d-1")->reason;
+  std::map<std::int64_t, std::int64_t> baking;
+  int passed = 0;
+  const auto records = w.store->audit({"web", "", 0, INT64_MAX, 1000}).value();
+  for (const auto& r : records) {
+    const auto batch = nlohmann::json::parse(r.detail).value("batch", std::int64_t{-1});
+    if (r.what == "batch.baking") baking[batch] = r.at_ms;
+    if (r.what != "batch.passed") continue;
+    ++passed;
+    ASSERT_TRUE(baking.count(batch)) << batch;
+    EXPECT_GE(r.at_ms - baking[batch], 20'000) << "batch " << batch;
+  }
+  EXPECT_EQ(passed, 3);
 }
 
 TEST(Orchestrator, CommandsAreAuditedAndRefusedWhenTheyMakeNoSense) {
