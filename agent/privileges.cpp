@@ -14,7 +14,7 @@
 namespace drover::agent {
 namespace {
 
-Error bad(const std::string& what) {
+Error privilege_error(const std::string& what) {
   return make_error(Errc::invalid_argument, what);
 }
 
@@ -107,21 +107,24 @@ Result<RunAs> resolve_run_as(const std::string& user, const std::string& group,
     r.home = me.found ? me.home : "";
     const std::string who = me.found ? "'" + me.name + "'" : "uid " + std::to_string(agent_uid);
     if (!user.empty() && user != r.user) {
-      return bad(field + " '" + user + "': the agent runs as " + who +
-                 ", not root, and runs services only as itself; remove the field or run the "
-                 "agent as root");
+      return privilege_error(
+          field + " '" + user + "': the agent runs as " + who +
+          ", not root, and runs services only as itself; remove the field or run the "
+          "agent as root");
     }
     if (!group.empty()) {
-      return bad(group_field + " '" + group + "': the agent runs as " + who +
-                 ", not root, and cannot give a service another group; remove the field");
+      return privilege_error(
+          group_field + " '" + group + "': the agent runs as " + who +
+          ", not root, and cannot give a service another group; remove the field");
     }
     r.groups = {r.gid};
     return r;
   }
   if (user.empty()) {
-    return bad(field +
-               " is required when the agent runs as root: name the unprivileged user the "
-               "service runs as (or write \"root\" to run it as root)");
+    return privilege_error(
+        field +
+        " is required when the agent runs as root: name the unprivileged user the "
+        "service runs as (or write \"root\" to run it as root)");
   }
   const Passwd pw = user_named(user);
   if (!pw.found) {
@@ -129,8 +132,9 @@ Result<RunAs> resolve_run_as(const std::string& user, const std::string& group,
       return make_error(
           Errc::io, field + " '" + user + "': cannot look the user up: " + std::strerror(pw.error));
     }
-    return bad(field + " '" + user + "': no such user on this host; create it (useradd --system " +
-               user + ") or name another");
+    return privilege_error(field + " '" + user +
+                           "': no such user on this host; create it (useradd --system " + user +
+                           ") or name another");
   }
   RunAs r;
   r.user = pw.name;
@@ -146,7 +150,7 @@ Result<RunAs> resolve_run_as(const std::string& user, const std::string& group,
         return make_error(Errc::io, group_field + " '" + group +
                                         "': cannot look the group up: " + std::strerror(error));
       }
-      return bad(group_field + " '" + group + "': no such group on this host");
+      return privilege_error(group_field + " '" + group + "': no such group on this host");
     }
     r.gid = *gid;
   }

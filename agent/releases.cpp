@@ -75,10 +75,11 @@ Status ReleaseDir::prepare() {
 
 Result<store::MaterializeStats> ReleaseDir::materialize(const format::Manifest& manifest,
                                                         const ContentId& artifact,
-                                                        store::LayerSource& source) {
+                                                        store::LayerSource& source, bool durable) {
   if (has(artifact)) return store::MaterializeStats{};
   DROVER_TRY(prepare());
   store::MaterializeOptions options;
+  options.sync = durable;
   if (group_) {
     options.group = group_;
     options.root_mode = 0750;

@@ -55,9 +55,10 @@ class ReleaseDir {
 
   // Materializes the manifest into its release directory (nothing to do when
   // it is there already).
+  // durable: synced before it is renamed into place (act::Unpack::durable).
   Result<store::MaterializeStats> materialize(const format::Manifest& manifest,
-                                              const ContentId& artifact,
-                                              store::LayerSource& source);
+                                              const ContentId& artifact, store::LayerSource& source,
+                                              bool durable = true);
 
   // Removes half-built staging trees and temporary links left by a crash.
   void clean_leftovers();

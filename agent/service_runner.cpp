@@ -404,7 +404,7 @@ std::optional<Event> ServiceRunner::execute(const Action& action) {
               [&] { return ctx_.is_stopping(); })};
         } else if constexpr (std::is_same_v<A, act::Unpack>) {
           FetchedLayers source(*ctx_.layers);
-          auto made = releases_->materialize(a.manifest, a.artifact, source);
+          auto made = releases_->materialize(a.manifest, a.artifact, source, a.durable);
           return ev::Unpacked{made.ok() ? Status(Ok{}) : Status(made.error())};
         } else if constexpr (std::is_same_v<A, act::WriteFlags>) {
           return ev::FlagsWritten{write_flags(a.flags, a.seq)};

@@ -20,7 +20,8 @@
 namespace {
 
 constexpr const char* kHelp =
-    "usage: drover-chaos sim [--seed N] [--seeds K] [--hosts H] [--json FILE] [--verbose]\n"
+    "usage: drover-chaos sim [--seed N] [--seeds K] [--hosts H] [--json FILE] [--verbose] "
+    "[--plant BUG]\n"
     "       drover-chaos run SCENARIO|all [--seed N] [--hosts N] [--json FILE] [--loopback] "
     "[--keep]\n"
     "       drover-chaos list\n"
@@ -56,7 +57,9 @@ int sim(int argc, char** argv) {
       cxxopts::value<std::uint64_t>())("hosts", "hosts per region (1-16, default 2)",
                                        cxxopts::value<int>())(
       "json", "write the report (drover.chaos-report.v1) to FILE", cxxopts::value<std::string>())(
-      "verbose", "print every schedule, not only the failing ones")("h,help", "show this help");
+      "verbose", "print every schedule, not only the failing ones")(
+      "plant", "test only: plant a bug (early-batch, unsynced-unpack) to see it caught",
+      cxxopts::value<std::string>())("h,help", "show this help");
   cxxopts::ParseResult r;
   if (const int done = parse(o, argc, argv, "sim", r); done >= 0) return done;
   const std::uint64_t first = r.count("seed") ? r["seed"].as<std::uint64_t>() : 1;
@@ -71,15 +74,24 @@ int sim(int argc, char** argv) {
     std::cerr << "drover-chaos sim: --hosts wants 1 to 16\n";
     return 2;
   }
+  const std::string plant = r.count("plant") ? r["plant"].as<std::string>() : "";
+  if (!plant.empty() && plant != "early-batch" && plant != "unsynced-unpack") {
+    std::cerr << "drover-chaos sim: --plant wants early-batch or unsynced-unpack, not '" << plant
+              << "'\n";
+    return 2;
+  }
   nlohmann::json runs = nlohmann::json::array();
-  std::uint64_t failed = 0, deploys = 0, crashes = 0;
+  std::uint64_t failed = 0, deploys = 0, crashes = 0, power_losses = 0;
   for (std::uint64_t seed = first; seed < first + count; ++seed) {
     drover::chaos::SimOptions opts;
     opts.seed = seed;
     opts.hosts_per_region = hosts;
+    opts.plant_early_batch = plant == "early-batch";
+    opts.plant_unsynced_unpack = plant == "unsynced-unpack";
     const drover::chaos::SimResult res = drover::chaos::run_sim(opts);
     deploys += static_cast<std::uint64_t>(res.deploys);
     crashes += static_cast<std::uint64_t>(res.coordinator_crashes + res.agent_crashes);
+    power_losses += static_cast<std::uint64_t>(res.power_losses);
     const bool ok = res.violations.empty();
     if (!ok) ++failed;
     if (!ok || r.count("verbose")) {
@@ -87,8 +99,9 @@ int sim(int argc, char** argv) {
                 << " deploys (" << res.succeeded << " succeeded, " << res.rolled_back
                 << " rolled back, " << res.superseded << " superseded), " << res.virtual_ms / 1000
                 << " s virtual, " << res.coordinator_crashes << " coordinator and "
-                << res.agent_crashes << " agent crashes, " << res.partitions << " partitions, "
-                << res.dropped << " of " << res.messages << " messages dropped\n";
+                << res.agent_crashes << " agent crashes (" << res.power_losses << " power losses), "
+                << res.partitions << " partitions, " << res.dropped << " of " << res.messages
+                << " messages dropped\n";
       for (const auto& v : res.violations) {
         std::cout << "  " << v.invariant << ": " << v.subject << " at t=" << v.at_ms
                   << " ms: " << v.detail << "\n";
@@ -113,14 +126,15 @@ int sim(int argc, char** argv) {
                     {"virtual_ms", res.virtual_ms},
                     {"coordinator_crashes", res.coordinator_crashes},
                     {"agent_crashes", res.agent_crashes},
+                    {"power_losses", res.power_losses},
                     {"partitions", res.partitions},
                     {"messages", res.messages},
                     {"dropped", res.dropped},
                     {"violations", violations}});
   }
   std::cout << "drover-chaos sim: " << count << " schedules from seed " << first << ", " << deploys
-            << " deploys, " << crashes << " crashes: " << (count - failed) << " passed, " << failed
-            << " failed\n";
+            << " deploys, " << crashes << " crashes (" << power_losses
+            << " power losses): " << (count - failed) << " passed, " << failed << " failed\n";
   if (r.count("json")) {
     std::ofstream out(r["json"].as<std::string>());
     out << nlohmann::json{{"format", "drover.chaos-report.v1"}, {"kind", "sim"}, {"runs", runs}}

@@ -283,7 +283,7 @@ Result<MaterializeStats> materialize(const format::Manifest& manifest, LayerSour
   if (!built.ok()) return fail(built.error());
   // One syncfs() instead of an fsync() per file: the whole release reaches
   // the disk before the rename makes it visible.
-  if (::syncfs(root_fd) != 0) return fail(errno_error("syncfs", staging, errno));
+  if (options.sync && ::syncfs(root_fd) != 0) return fail(errno_error("syncfs", staging, errno));
   if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) != 0) {
     return fail(errno_error("rename staging directory to", target, errno));
   }

@@ -232,7 +232,7 @@ void Transition::on(const ev::Fetched& e) {
   p().phase = Phase::unpacking;
   add(act::NoteIntent{{"unpack", p().plan.seq, artifact(), p().rec.current}});
   notice("unpacking", {{"service", name()}, {"artifact", artifact()}});
-  add(act::Unpack{p().manifest, p().plan.artifact});
+  add(act::Unpack{p().manifest, p().plan.artifact, !s().spec.planted_unsynced_unpack});
 }
 
 void Transition::on(const ev::Unpacked& e) {

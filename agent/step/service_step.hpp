@@ -50,6 +50,10 @@ struct ServiceSpec {
   // Blue/green: the router splits traffic by weights and has a preview
   // route (nginx); the file router names one slot and has neither.
   bool weighted_router = false;
+  // Test only, a planted bug (docs/CHAOS.md, "Planted bugs"): releases are
+  // unpacked without the sync before `current` may point at them. kill -9
+  // keeps the page cache, so only the simulation's power loss can see it.
+  bool planted_unsynced_unpack = false;
 };
 
 enum class Phase {
@@ -210,6 +214,10 @@ struct Fetch {  // -> Fetched
 struct Unpack {  // -> Unpacked
   format::Manifest manifest;
   ContentId artifact;
+  // The release reaches the disk before it is renamed into place, so a
+  // power loss never leaves `current` on a tree of empty files. False only
+  // under ServiceSpec::planted_unsynced_unpack.
+  bool durable = true;
 };
 struct WriteFlags {  // -> FlagsWritten
   std::string flags;

@@ -129,6 +129,8 @@ TEST(ServiceStep, UpgradeFetchesUnpacksStartsOnceHealthyAndCommits) {
   m.advance(300);
   m.on(ev::Fetched{Ok{}});
   ASSERT_EQ(all_of<act::Unpack>(m.last).size(), 1u);
+  // Synced before it is renamed into place (not without the planted bug).
+  EXPECT_TRUE(all_of<act::Unpack>(m.last).at(0).durable);
   EXPECT_STREQ(phase_view_name(m.s.progress.phase), "unpacking");
 
   m.on(ev::Unpacked{Ok{}});

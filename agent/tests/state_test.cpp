@@ -4,8 +4,8 @@
 
 #include "agent/config.hpp"
 #include "agent/health.hpp"
-#include "agent/outbox.hpp"
 #include "agent/state.hpp"
+#include "agent/step/outbox.hpp"
 #include "core/hash/sha256.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -202,8 +202,12 @@ TEST(AgentConfig, NamesTheBadField) {
   ASSERT_TRUE(probe.ok()) << probe.error().message;
   EXPECT_EQ(probe->services[0].nginx->preview_requests, 20);
   expect_error(with("\"port\":80", "\"port\":80,\"verify\":[\"curl\"]"), "needs the nginx router");
-  expect_error(with("\"port\":80", bg + R"(,"verify":[],"router":{"kind":"nginx","conf_file":"/n/w.conf","listen":"127.0.0.1:1","preview_listen":"127.0.0.1:2"})"),
-               "verify");
+  expect_error(
+      with(
+          "\"port\":80",
+          bg +
+              R"(,"verify":[],"router":{"kind":"nginx","conf_file":"/n/w.conf","listen":"127.0.0.1:1","preview_listen":"127.0.0.1:2"})"),
+      "verify");
   const std::string two =
       with("\"name\":\"web\",\"start\":[\"x\"],\"port\":80}",
            "\"name\":\"web\",\"start\":[\"x\"]," + bg +

@@ -8,6 +8,7 @@
 #include <queue>
 #include <set>
 
+#include "agent/step/outbox.hpp"
 #include "agent/step/service_step.hpp"
 #include "coordinator/orchestrator/fleet_view.hpp"
 #include "coordinator/orchestrator/orchestrator.hpp"
@@ -36,6 +37,12 @@ constexpr std::int64_t kPollMs = 1000;           // an agent's pull interval
 constexpr std::int64_t kHealthMs = 2000;         // an agent's report interval
 constexpr std::int64_t kBakeMs = 10'000;         // every batch's bake
 constexpr std::int64_t kDeadlineMs = 3'600'000;  // a run that has not converged by then fails
+constexpr std::int64_t kReportWaitMs = 2000;     // an agent's wait for a report's answer
+// Unsynced data reach the disk anyway once the kernel writes them back
+// (dirty_expire_centisecs: 30 s, plus the flusher's 5 s period).
+constexpr std::int64_t kWritebackMs = 35'000;
+constexpr std::size_t kReportItems = 256;   // items per report, as the agent sends
+constexpr std::size_t kOutboxItems = 4096;  // the agent's report buffer (its default)
 
 // Environments, their regions, and the hosts of each region.
 const std::vector<std::pair<std::string, std::vector<std::string>>> kEnvs = {
@@ -98,21 +105,29 @@ struct Message {
 // One agent: what its process holds in memory, and what its disk keeps.
 struct Host {
   std::string name, region, service;
-  // Disk: what survives a crash (every write here is synced).
+  // Disk: what survives a crash. The record, the intent and the `current`
+  // link are synced when written; a release is synced before its rename
+  // unless the unpack was not durable (the planted bug).
   agent::ServiceRecord record;
   std::optional<agent::Intent> intent;
   std::set<std::string> unpacked;  // releases on disk
   std::string unpacking;           // the release being unpacked (not on disk yet)
-  std::string current;             // the `current` link
-  // The service process (it keeps running while the agent restarts).
+  bool unpacking_durable = true;
+  // Releases renamed into place unsynced: the kernel writes them back by
+  // then. A power loss before it leaves their directories with empty files.
+  std::map<std::string, std::int64_t> dirty;
+  std::set<std::string> torn;  // emptied by a power loss
+  std::string current;         // the `current` link
+  // The service process (it keeps running while the agent restarts, and
+  // dies with the host's power).
   std::string running;
   bool up = true;
   // The agent process.
   agent::ServiceState state;
   std::optional<std::pair<std::int64_t, agent::Event>> in_flight;  // completes at
-  std::vector<proto::EventItem> outbox;
-  std::uint64_t report_seq = 0;
-  std::int64_t next_pull = 0, next_report = 0;
+  std::unique_ptr<agent::Outbox> outbox;                           // the agent's own, in memory
+  std::uint64_t report_seq = 0;                                    // reserved durably: never reused
+  std::int64_t next_pull = 0, next_health = 0, next_send = 0;
   std::int64_t down_until = 0;  // crashed: restarts then
 };
 
@@ -179,8 +194,12 @@ class Sim {
   agent::Observed observe(const Host& h) const;
   void agent_cycle(Host& h);
   void pull(Host& h);
+  void sample_health(Host& h);
   void report(Host& h);
   void crash_agent(Host& h);
+  void power_loss(Host& h);
+  // The service process starts on release (from `current`).
+  void start_service(Host& h, const std::string& release);
 
   // Invariants.
   void check_running(const Host& h, const std::string& release);
@@ -315,12 +334,19 @@ void Sim::draw_schedule() {
     const std::int64_t at = 5'000 + static_cast<std::int64_t>(pick(span));
     const std::size_t which = pick(hosts_.size());
     const std::int64_t down = 500 + static_cast<std::int64_t>(pick(10'000));
-    note("agent " + hosts_[which].name + " crash at t=" + std::to_string(at) + ", down " +
-         std::to_string(down) + " ms");
-    faults_.emplace(at, [this, which, down] {
+    // kill -9 of the agent (its service and the page cache live on), or the
+    // host's power lost (both processes die, unsynced writes are lost).
+    const bool power = chance(0.5);
+    note((power ? "power loss of " : "agent crash of ") + hosts_[which].name +
+         " at t=" + std::to_string(at) + ", down " + std::to_string(down) + " ms");
+    faults_.emplace(at, [this, which, down, power] {
       Host& h = hosts_[which];
       if (!h.up) return;
-      crash_agent(h);
+      if (power) {
+        power_loss(h);
+      } else {
+        crash_agent(h);
+      }
       h.down_until = now() + down;
     });
   }
@@ -393,6 +419,7 @@ void Sim::setup() {
     h.unpacked.insert(v0);
     h.current = v0;
     h.running = v0;
+    h.outbox = std::make_unique<agent::Outbox>(kOutboxItems);
   }
   for (const auto& [id, r] : by_id_) {
     coordinator::ArtifactRecord a;
@@ -418,7 +445,7 @@ void Sim::setup() {
   for (auto& h : hosts_) {
     boot(h);
     h.next_pull = live(kPollMs);
-    h.next_report = live(kHealthMs);
+    h.next_health = live(kHealthMs);
   }
 }
 
@@ -522,9 +549,11 @@ agent::Observed Sim::observe(const Host& h) const {
 void Sim::boot(Host& h) {
   h.state = agent::ServiceState{};
   h.state.spec.name = h.service;
+  h.state.spec.planted_unsynced_unpack = o_.plant_unsynced_unpack;
   h.state.record = h.record;
   h.in_flight.reset();
-  h.outbox.clear();
+  h.outbox = std::make_unique<agent::Outbox>(kOutboxItems);
+  h.next_send = now();
   agent::Step s = agent::recover(h.state, h.intent);
   h.state = s.next;
   execute(h, s.actions);
@@ -536,6 +565,28 @@ void Sim::crash_agent(Host& h) {
   h.in_flight.reset();
   h.unpacking.clear();
   note("agent " + h.name + " crashed");
+}
+
+void Sim::power_loss(Host& h) {
+  crash_agent(h);
+  ++result_.power_losses;
+  h.running.clear();
+  for (const auto& [release, written_back] : h.dirty) {
+    if (written_back > now()) h.torn.insert(release);
+  }
+  h.dirty.clear();
+  note("power lost on " + h.name);
+}
+
+void Sim::start_service(Host& h, const std::string& release) {
+  h.current = release;
+  h.running = release;
+  check_running(h, release);
+  if (h.torn.count(release)) {
+    violate("current_complete", h.name,
+            "`current` is " + release +
+                ", whose files a power loss emptied: it was renamed into place unsynced");
+  }
 }
 
 void Sim::check_running(const Host& h, const std::string& release) {
@@ -554,7 +605,7 @@ void Sim::execute(Host& h, const std::vector<agent::Action>& actions) {
           namespace act = agent::act;
           namespace ev = agent::ev;
           if constexpr (std::is_same_v<A, act::Report>) {
-            h.outbox.push_back(a.item);
+            h.outbox->push({std::nullopt, a.item});
           } else if constexpr (std::is_same_v<A, act::NoteIntent>) {
             h.intent = a.intent;
           } else if constexpr (std::is_same_v<A, act::ClearIntent>) {
@@ -562,9 +613,7 @@ void Sim::execute(Host& h, const std::vector<agent::Action>& actions) {
           } else if constexpr (std::is_same_v<A, act::RestoreSingle>) {
             h.running.clear();
             if (!a.from.empty() && h.unpacked.count(a.from)) {
-              h.current = a.from;
-              h.running = a.from;
-              check_running(h, a.from);
+              start_service(h, a.from);
             } else {
               h.current.clear();
             }
@@ -584,14 +633,13 @@ void Sim::execute(Host& h, const std::vector<agent::Action>& actions) {
             // On disk only once it completes (the real one renames the
             // finished tree into place): a crash meanwhile leaves nothing.
             h.unpacking = a.artifact.str();
+            h.unpacking_durable = a.durable;
             op = {now() + 200, ev::Unpacked{Ok{}}};
           } else if constexpr (std::is_same_v<A, act::WriteFlags>) {
             op = {now(), ev::FlagsWritten{Ok{}}};
           } else if constexpr (std::is_same_v<A, act::StartSlot>) {
             h.running.clear();
-            h.current = a.release.str();
-            h.running = a.release.str();
-            check_running(h, h.running);
+            start_service(h, a.release.str());
             op = {now() + 300, ev::SlotStarted{Ok{}, true}};
           } else if constexpr (std::is_same_v<A, act::Probe>) {
             op = {now() + 100, ev::Probed{true, true, "", 30}};
@@ -602,10 +650,10 @@ void Sim::execute(Host& h, const std::vector<agent::Action>& actions) {
             h.intent.reset();
             op = {now() + 20, ev::Committed{Ok{}}};
           } else if constexpr (std::is_same_v<A, act::RecoverCurrent>) {
-            if (h.unpacked.count(a.release)) {
-              h.current = a.release;
-              h.running = a.release;
-              check_running(h, a.release);
+            // The release the record names runs (a running process is
+            // left alone; a host back from a power loss starts it).
+            if (h.unpacked.count(a.release) && h.running != a.release) {
+              start_service(h, a.release);
             }
           } else if constexpr (std::is_same_v<A, act::Flip> || std::is_same_v<A, act::StopSlot> ||
                                std::is_same_v<A, act::RestoreIdle> ||
@@ -651,35 +699,40 @@ void Sim::pull(Host& h) {
   });
 }
 
-void Sim::report(Host& h) {
-  proto::ReportBody body;
-  body.seq = ++h.report_seq;
-  body.sent_at_ms = unix_ms();
-  proto::HealthItem health;
-  health.service = h.service;
-  health.release = h.running;
-  health.at_ms = unix_ms();
-  health.state = h.running.empty() ? "stopped" : "running";
+// As the agent's sampler: the probe's answer on the running release (it
+// errs where the release degrades), made a report item by the agent's own
+// health_item().
+void Sim::sample_health(Host& h) {
+  proto::HealthItem probed;
   const auto it = by_id_.find(h.running);
   const bool sick = it != by_id_.end() && it->second->bad_in.count(h.region);
-  health.ok = !h.running.empty();
-  health.error_rate = sick ? 0.4 : 0.01;
-  health.p99_ms = sick ? 900 : 20;
-  health.saturation = 0.3;
-  body.items.push_back({health, std::nullopt});
-  for (const auto& e : h.outbox) body.items.push_back({std::nullopt, e});
-  const std::size_t sent_events = h.outbox.size();
+  probed.ok = true;
+  probed.error_rate = sick ? 0.4 : 0.01;
+  probed.p99_ms = sick ? 900 : 20;
+  probed.saturation = 0.3;
+  const agent::SlotView serving = observe(h).slots[0];
+  auto item = agent::health_item(h.state, serving, probed, unix_ms());
+  if (item) h.outbox->push({*item, std::nullopt});  // nothing once nothing serves yet
+}
+
+// As the agent's reporter: the report in flight again (same seq, same
+// items) until it is answered, then the next one.
+void Sim::report(Host& h) {
+  auto body = h.outbox->take(kReportItems, [&h] { return ++h.report_seq; });
+  if (!body) return;
+  body->sent_at_ms = unix_ms();
+  h.next_send = now() + kReportWaitMs;
   const std::string host = h.name;
-  send(h.region, [this, host, body, sent_events, region = h.region] {
+  const std::uint64_t seq = body->seq;
+  send(h.region, [this, host, body = *body, seq, region = h.region] {
     if (!coordinator_up_) return;
     auto done = store_->ingest_report(host, body, unix_ms() / 1000);
     if (!done.ok()) return;
-    send(region, [this, host, sent_events] {
+    send(region, [this, host, seq] {
       for (auto& x : hosts_) {
-        if (x.name != host) continue;
-        // Acknowledged: the events sent go (newer ones stay).
-        const std::size_t n = std::min(sent_events, x.outbox.size());
-        x.outbox.erase(x.outbox.begin(), x.outbox.begin() + static_cast<std::ptrdiff_t>(n));
+        if (x.name != host || !x.up) continue;
+        x.outbox->acknowledged(seq);
+        x.next_send = now();
       }
     });
   });
@@ -699,14 +752,16 @@ void Sim::agent_cycle(Host& h) {
     h.in_flight.reset();
     if (std::holds_alternative<agent::ev::Unpacked>(e) && !h.unpacking.empty()) {
       h.unpacked.insert(h.unpacking);
+      if (!h.unpacking_durable) h.dirty[h.unpacking] = now() + kWritebackMs;
       h.unpacking.clear();
     }
     deliver(h, e);
   }
-  if (now() >= h.next_report) {
-    h.next_report = now() + kHealthMs;
-    report(h);
+  if (now() >= h.next_health) {
+    h.next_health = now() + kHealthMs;
+    sample_health(h);
   }
+  if (now() >= h.next_send) report(h);
   if (!h.in_flight && now() >= h.next_pull) {
     h.next_pull = now() + kPollMs;
     pull(h);

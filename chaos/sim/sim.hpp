@@ -20,10 +20,15 @@ struct SimOptions {
   // The deploy machine's planted bug: each batch passes 5 s before its bake
   // ends (DeployParams::planted_early_batch_ms).
   bool plant_early_batch = false;
+  // The agent's planted bug: releases are unpacked without their sync
+  // (ServiceSpec::planted_unsynced_unpack), so a power loss can leave
+  // `current` on a tree of empty files.
+  bool plant_unsynced_unpack = false;
 };
 
 struct Violation {
-  // converged, planned_only, audit, bake, healthy_stays, rollback_in_time
+  // converged, planned_only, current_complete, audit, bake, healthy_stays,
+  // rollback_in_time
   std::string invariant;
   std::string subject;     // the host or deploy
   std::int64_t at_ms = 0;  // virtual time since the run began
@@ -36,7 +41,7 @@ struct SimResult {
   std::vector<std::string> schedule;  // the faults drawn, in time order
   std::int64_t virtual_ms = 0;
   int deploys = 0, succeeded = 0, rolled_back = 0, superseded = 0;
-  int coordinator_crashes = 0, agent_crashes = 0, partitions = 0;
+  int coordinator_crashes = 0, agent_crashes = 0, power_losses = 0, partitions = 0;
   std::uint64_t messages = 0, dropped = 0;
 };
 

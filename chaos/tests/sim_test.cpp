@@ -22,7 +22,7 @@ std::string describe(const SimResult& r) {
 class ChaosSimSeeds : public ::testing::TestWithParam<std::uint64_t> {};
 
 TEST_P(ChaosSimSeeds, RandomFaultSchedulesKeepEveryInvariant) {
-  int deploys = 0, crashes = 0;
+  int deploys = 0, crashes = 0, power_losses = 0;
   const std::uint64_t first = GetParam();
   for (std::uint64_t seed = first; seed < first + 50; ++seed) {
     SimOptions o;
@@ -31,10 +31,12 @@ TEST_P(ChaosSimSeeds, RandomFaultSchedulesKeepEveryInvariant) {
     EXPECT_TRUE(r.violations.empty()) << describe(r);
     deploys += r.deploys;
     crashes += r.coordinator_crashes + r.agent_crashes;
+    power_losses += r.power_losses;
   }
   // The schedules did something: deploys ran, and processes crashed under them.
   EXPECT_GT(deploys, 250);
   EXPECT_GT(crashes, 50);
+  EXPECT_GT(power_losses, 10);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ChaosSimSeeds, ::testing::Values(1, 51, 101, 151));
@@ -53,6 +55,7 @@ TEST(ChaosSim, ASeedReplaysExactly) {
   EXPECT_EQ(a.superseded, b.superseded);
   EXPECT_EQ(a.coordinator_crashes, b.coordinator_crashes);
   EXPECT_EQ(a.agent_crashes, b.agent_crashes);
+  EXPECT_EQ(a.power_losses, b.power_losses);
   ASSERT_EQ(a.violations.size(), b.violations.size());
   for (std::size_t i = 0; i < a.violations.size(); ++i) {
     EXPECT_EQ(a.violations[i].invariant, b.violations[i].invariant);
@@ -72,6 +75,28 @@ TEST(ChaosSim, ABatchStartedBeforeTheBakeEndsIsCaught) {
     for (const auto& v : run_sim(o).violations) caught += v.invariant == "bake";
   }
   EXPECT_GT(caught, 0);
+}
+
+// A planted bug in the agent's step function (test only): releases are
+// unpacked without their sync, so a power loss within the kernel's
+// writeback delay leaves `current` on a tree of empty files. kill -9 keeps
+// the page cache; only the simulation's power loss can see it, within 1,000
+// seeds (the first is seed 14).
+TEST(ChaosSim, AReleaseSwitchedToUnsyncedIsCaughtAfterAPowerLoss) {
+  std::uint64_t seed = 1;
+  std::vector<Violation> seen;
+  for (; seed <= 1000 && seen.empty(); ++seed) {
+    SimOptions o;
+    o.seed = seed;
+    o.plant_unsynced_unpack = true;
+    seen = run_sim(o).violations;
+  }
+  ASSERT_FALSE(seen.empty()) << "no violation in 1,000 seeds";
+  EXPECT_EQ(seen.front().invariant, "current_complete") << seen.front().detail;
+  // Unplanted, the same schedule keeps every invariant.
+  SimOptions o;
+  o.seed = seed - 1;
+  EXPECT_TRUE(run_sim(o).violations.empty()) << "seed " << o.seed;
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "coordinator/kv/kv.hpp"
@@ -146,6 +148,15 @@ class KvCoordinatorStore : public CoordinatorStore {
   // "a/", "s/<service>/" or "p/<pipeline>/" + big-endian ~created_ms + id -> id
   kv::Table deploy_list_ = 0;
   std::atomic<std::uint64_t> hosts_version_{0};
+  // Health samples fleet() decoded, by service and key, with the bytes they
+  // were decoded from: a tick reads the same samples again and again, and
+  // decodes only those whose bytes it has not seen (docs/ARCHITECTURE.md).
+  struct DecodedSample {
+    std::string bytes;
+    FleetSample sample;
+  };
+  std::mutex decoded_mu_;
+  std::map<std::string, std::map<std::string, DecodedSample, std::less<>>> decoded_;
   StoreLimits limits_;
   AuditTables audit_{};
 };

@@ -265,16 +265,30 @@ Result<KvCoordinatorStore::Fleet> KvCoordinatorStore::fleet(const std::string& s
   DROVER_ASSIGN(bool more,
                 cursor->seek(seq_key(
                     service, static_cast<std::uint64_t>(std::max<std::int64_t>(since_ms, 0)))));
+  // A sample whose key and bytes were decoded before is not parsed again;
+  // the cache keeps what this scan saw (older samples age out with it).
+  std::lock_guard lock(decoded_mu_);
+  auto& before = decoded_[service];
+  std::map<std::string, DecodedSample, std::less<>> seen;
   while (more && cursor->key().substr(0, prefix.size()) == prefix) {
-    json j = json::parse(cursor->value(), nullptr, false);
-    if (j.is_object()) {
-      f.samples.push_back({j.value("host", ""), j.value("release", ""),
-                           j.value("at", std::int64_t{0}), j.value("error_rate", 0.0),
-                           j.value("p99_ms", 0.0), j.value("saturation", 0.0), j.value("ok", false),
-                           j.value("requests", 0.0), j.value("other", false)});
+    const std::string_view key = cursor->key(), bytes = cursor->value();
+    auto hit = before.find(key);
+    if (hit != before.end() && hit->second.bytes == bytes) {
+      f.samples.push_back(hit->second.sample);
+      seen.emplace_hint(seen.end(), key, std::move(hit->second));
+    } else {
+      json j = json::parse(bytes, nullptr, false);
+      if (j.is_object()) {
+        f.samples.push_back(
+            {j.value("host", ""), j.value("release", ""), j.value("at", std::int64_t{0}),
+             j.value("error_rate", 0.0), j.value("p99_ms", 0.0), j.value("saturation", 0.0),
+             j.value("ok", false), j.value("requests", 0.0), j.value("other", false)});
+        seen.emplace_hint(seen.end(), key, DecodedSample{std::string(bytes), f.samples.back()});
+      }
     }
     DROVER_ASSIGN(more, cursor->next());
   }
+  before = std::move(seen);
   return f;
 }
 

@@ -1,4 +1,4 @@
-#include "agent/outbox.hpp"
+#include "agent/step/outbox.hpp"
 
 #include <algorithm>
 
