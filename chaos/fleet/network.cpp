@@ -216,11 +216,15 @@ std::string Network::set_rules(const std::string& fault, const std::vector<std::
   } else {
     rules_[fault] = rules;
   }
+  return nft(forward_script());
+}
+
+std::string Network::forward_script() const {
   std::string script = "flush chain inet chaos forward\n";
   for (const auto& [name, set] : rules_) {
     for (const auto& r : set) script += "add rule inet chaos forward " + r + "\n";
   }
-  return nft(script);
+  return script;
 }
 
 std::string Network::delay(const std::string& fault, const std::string& from, const std::string& to,
@@ -254,14 +258,19 @@ std::string Network::delay(const std::string& fault, const std::string& from, co
                        " reject with tcp reset");
     }
   }
-  if (std::string e = set_rules(fault + "/direct", resets); !e.empty()) return e;
-  std::string script = "flush chain ip chaosnat prerouting\n";
+  if (resets.empty()) {
+    rules_.erase(fault + "/direct");
+  } else {
+    rules_[fault + "/direct"] = resets;
+  }
+  // The resets and the redirects in one script: nft applies a file as one
+  // transaction, so no flow starts between them.
+  std::string script = forward_script() + "flush chain ip chaosnat prerouting\n";
   for (const auto& [name, set] : redirects_) {
     for (const auto& r : set) script += "add rule ip chaosnat prerouting " + r + "\n";
   }
-  std::string e = nft(script);
   // A relay outlives its rule: flows it holds finish through it.
-  return e;
+  return nft(script);
 }
 
 const Relay* Network::relay(const std::string& fault) const {

@@ -76,6 +76,8 @@ class Network {
   Network() = default;
   std::string ip(std::vector<std::string> args) const;  // "" or the error
   std::string nft(const std::string& script) const;
+  // The forward chain's script: every fault's rules, after a flush.
+  std::string forward_script() const;
   std::string core() const;
 
   std::string ip_;

@@ -138,16 +138,20 @@ void Relay::serve(int client) {
   back.join();
 }
 
-// Copies from -> to, each chunk held for the delay after it was read.
+// Copies from -> to, each chunk held for the delay after it was read. At
+// most kHeldBytes wait at once: past that the relay stops reading, and TCP's
+// own flow control slows the sender, as a slow link would.
 void Relay::pump(int from, int to) {
+  constexpr std::size_t kHeldBytes = 8 << 20;
   struct Chunk {
     Clock::time_point due;
     std::string bytes;
   };
   std::mutex mu;
-  std::condition_variable cv;
+  std::condition_variable cv, room;
   std::deque<Chunk> queue;
-  bool done = false;
+  std::size_t held_bytes = 0;
+  bool done = false, broken = false;
   std::thread writer([&] {
     for (;;) {
       Chunk c;
@@ -157,7 +161,9 @@ void Relay::pump(int from, int to) {
         if (queue.empty()) break;
         c = std::move(queue.front());
         queue.pop_front();
+        held_bytes -= c.bytes.size();
       }
+      room.notify_one();
       std::this_thread::sleep_until(c.due);  // the delay this relay exists to add
       const auto held =
           std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - (c.due - o_.delay))
@@ -169,6 +175,11 @@ void Relay::pump(int from, int to) {
         const ssize_t n = ::send(to, c.bytes.data() + off, c.bytes.size() - off, MSG_NOSIGNAL);
         if (n <= 0) {
           ::shutdown(from, SHUT_RDWR);  // the other side is gone: stop reading too
+          {
+            std::lock_guard lock(mu);
+            broken = true;
+          }
+          room.notify_one();
           return;
         }
         off += static_cast<std::size_t>(n);
@@ -180,7 +191,10 @@ void Relay::pump(int from, int to) {
   for (;;) {
     const ssize_t n = ::recv(from, buf, sizeof buf, 0);
     if (n <= 0) break;
-    std::lock_guard lock(mu);
+    std::unique_lock lock(mu);
+    room.wait(lock, [&] { return broken || held_bytes < kHeldBytes; });
+    if (broken) break;
+    held_bytes += static_cast<std::size_t>(n);
     queue.push_back({Clock::now() + o_.delay, std::string(buf, static_cast<std::size_t>(n))});
     cv.notify_one();
   }

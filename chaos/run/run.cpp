@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <iomanip>
 #include <sstream>
 
@@ -19,6 +20,12 @@ namespace {
 // A service is "not answering" once probes fail for this long in a row: one
 // probe lost to a loaded machine is not an outage.
 constexpr std::int64_t kOutageMs = 2000;
+
+std::int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 bool ended(const std::string& state) {
   return state == "succeeded" || state == "rolled_back" || state == "failed" ||
@@ -273,7 +280,7 @@ void Run::start_probes() {
             p.down_since = -1;
             p.release = release;
             p.pid = pid;
-            p.seen.insert(release);
+            p.seen.emplace(release, unix_now_ms());
           } else if (p.down_since < 0) {
             p.down_since = t;
           }
@@ -288,6 +295,34 @@ void Run::stop_probes() {
   probing_ = false;
   for (auto& t : probers_) t.join();
   probers_.clear();
+}
+
+std::map<std::pair<std::string, std::string>, std::int64_t> Run::batches_named() {
+  std::map<std::pair<std::string, std::string>, std::int64_t> out;
+  for (const auto& id : deploys_) {
+    int status = 0;
+    const json v = fleet_.api("GET", "/deploys/" + id, nullptr, &status);
+    if (status != 200 || !v.is_object()) continue;
+    const std::string artifact = v.value("artifact_id", "");
+    // Every batch in the view (environments, waves, regions): an object
+    // with its hosts and when it started.
+    std::function<void(const json&)> walk = [&](const json& j) {
+      if (j.is_object() && j.contains("hosts") && j["hosts"].is_array() &&
+          j.value("started_ms", std::int64_t{0}) > 0) {
+        const std::int64_t at = j["started_ms"].get<std::int64_t>();
+        for (const auto& h : j["hosts"]) {
+          if (!h.is_string()) continue;
+          auto [it, fresh] = out.emplace(std::pair(h.get<std::string>(), artifact), at);
+          if (!fresh) it->second = std::min(it->second, at);
+        }
+      }
+      if (j.is_structured()) {
+        for (const auto& child : j) walk(child);
+      }
+    };
+    walk(v);
+  }
+  return out;
 }
 
 void Run::check_audit(const std::string& deploy_id) {
@@ -346,11 +381,24 @@ void Run::check() {
                   ", expected " + want.substr(0, 19));
     }
   }
-  // 2. Only planned artifacts ever ran; a service down at the end is down.
+  // 2. Only planned artifacts ever ran, each on a host only once a batch of
+  // a deploy of it named that host; a service down at the end is down.
+  const auto named = batches_named();
   for (const auto& [host, p] : probes_) {
-    for (const auto& r : p.seen) {
-      if (!planned_.count(r) && r != v1_)
+    for (const auto& [r, at] : p.seen) {
+      if (r == v1_) continue;
+      if (!planned_.count(r)) {
         violate("planned_only", host, "ran " + r + ", which no deploy named");
+        continue;
+      }
+      auto n = named.find({host, r});
+      if (n == named.end() || n->second > at) {
+        violate("planned_only", host,
+                "ran " + r.substr(0, 19) + " at " + std::to_string(at) + " (unix ms), " +
+                    (n == named.end() ? std::string("and no batch named it")
+                                      : "before the first batch that named it (" +
+                                            std::to_string(n->second) + ")"));
+      }
     }
     if (p.down_since >= 0) {
       violate("service_answered", host,

@@ -134,6 +134,9 @@ class Run {
   void stop_probes();
   void check();
   void check_audit(const std::string& deploy_id);
+  // (host, artifact) -> when the first batch of a deploy of that artifact
+  // named the host (the coordinator's unix ms), from the deploys' views.
+  std::map<std::pair<std::string, std::string>, std::int64_t> batches_named();
 
   Fleet& fleet_;
   const Scenario& scenario_;
@@ -156,8 +159,8 @@ class Run {
   struct Probe {
     std::string release;
     int pid = 0;
-    std::int64_t down_since = -1;  // a failing streak, since when
-    std::set<std::string> seen;
+    std::int64_t down_since = -1;              // a failing streak, since when
+    std::map<std::string, std::int64_t> seen;  // release -> first answered with (unix ms)
   };
   std::mutex probe_mu_;
   std::map<std::string, Probe> probes_;

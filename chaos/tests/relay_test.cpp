@@ -121,5 +121,46 @@ TEST(ChaosRelay, AnUnreachableUpstreamClosesTheClientAndIsCounted) {
   EXPECT_EQ(relay->refused(), 1u);
 }
 
+// An upstream that never reads: the relay holds a bounded amount and then
+// stops reading, so the sender stalls as it would on a slow link instead of
+// the relay queueing without end.
+TEST(ChaosRelay, AnUpstreamThatDoesNotReadStallsTheSenderAtABound) {
+  // Listening but never accepting: the kernel completes the connection and
+  // buffers what arrives until the receive buffer is full.
+  const int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(l, 4), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
+  Relay::Options o;
+  o.delay = 10ms;
+  o.upstream = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  std::string why;
+  auto relay = Relay::start(o, &why);
+  ASSERT_TRUE(relay) << why;
+  const int c = dial(relay->port());
+  ASSERT_GE(c, 0);
+  // Send until a second passes without room to send more (or 96 MiB).
+  constexpr std::size_t kMiB = 1 << 20, kTry = 96 * kMiB;
+  const std::string block(64 << 10, 'x');
+  std::size_t sent = 0;
+  while (sent < kTry) {
+    pollfd p{c, POLLOUT, 0};
+    if (::poll(&p, 1, 1000) <= 0) break;
+    const ssize_t n = ::send(c, block.data(), block.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN) break;
+    if (n > 0) sent += static_cast<std::size_t>(n);
+  }
+  // The relay's 8 MiB and the kernel's buffers on both legs (a few MiB
+  // each on loopback), far from all of it.
+  EXPECT_LT(sent, 48 * kMiB);
+  EXPECT_GT(sent, 8 * kMiB);
+  ::close(c);
+  ::close(l);
+}
+
 }  // namespace
 }  // namespace drover::chaos

@@ -26,7 +26,9 @@ Report run_chaos(const std::vector<std::string>& args) {
   argv.push_back("--json");
   argv.push_back((dir / "report.json").string());
   Report r;
-  r.process = run(argv, 600s);
+  // A failing run keeps its logs under TMPDIR: in the test's own directory,
+  // removed with it (what the test prints says what happened).
+  r.process = run(argv, 600s, {{"TMPDIR", dir.path().string()}});
   json j = json::parse(read_file(dir / "report.json"), nullptr, false);
   if (j.is_object() && j.value("format", "") == "drover.chaos-report.v1" &&
       j["scenarios"].size() == 1) {
