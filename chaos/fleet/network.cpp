@@ -211,17 +211,20 @@ bool Network::run_in(const std::string& name, const std::function<void()>& fn) c
 
 std::string Network::set_rules(const std::string& fault, const std::vector<std::string>& rules) {
   if (!isolated()) return "link faults need network namespaces (root)";
+  Rules next = rules_;  // kept only once nft took it
   if (rules.empty()) {
-    rules_.erase(fault);
+    next.erase(fault);
   } else {
-    rules_[fault] = rules;
+    next[fault] = rules;
   }
-  return nft(forward_script());
+  if (std::string e = nft(forward_script(next)); !e.empty()) return e;
+  rules_ = std::move(next);
+  return "";
 }
 
-std::string Network::forward_script() const {
+std::string Network::forward_script(const Rules& rules) {
   std::string script = "flush chain inet chaos forward\n";
-  for (const auto& [name, set] : rules_) {
+  for (const auto& [name, set] : rules) {
     for (const auto& r : set) script += "add rule inet chaos forward " + r + "\n";
   }
   return script;
@@ -231,46 +234,51 @@ std::string Network::delay(const std::string& fault, const std::string& from, co
                            const std::vector<std::uint16_t>& ports,
                            std::chrono::milliseconds delay) {
   if (!isolated()) return "link faults need network namespaces (root)";
+  // The new state is built aside and kept only once nft took it.
+  auto redirects = redirects_;
+  auto rules = rules_;
+  std::unique_ptr<Relay> relay;
   if (delay.count() <= 0) {
-    redirects_.erase(fault);
+    redirects.erase(fault);
+    rules.erase(fault + "/direct");
   } else {
     Relay::Options o;
     o.delay = delay;
     o.netns_fd = core_fd_;
     std::string why;
-    auto relay = Relay::start(o, &why);
+    relay = Relay::start(o, &why);
     if (!relay) return "relay: " + why;
-    std::vector<std::string> rules;
+    auto& redirect = redirects[fault];
+    auto& resets = rules[fault + "/direct"];
+    redirect.clear();
+    resets.clear();
     for (auto p : ports) {
-      rules.push_back("ip saddr " + from + " ip daddr " + to + " tcp dport " + std::to_string(p) +
-                      " redirect to :" + std::to_string(relay->port()));
+      const std::string flow =
+          "ip saddr " + from + " ip daddr " + to + " tcp dport " + std::to_string(p);
+      redirect.push_back(flow + " redirect to :" + std::to_string(relay->port()));
+      // Flows open before the redirect never pass through it (NAT is decided
+      // at a flow's first packet): reset them, so they come back through the
+      // relay. Relayed flows never reach the forward chain.
+      resets.push_back(flow + " reject with tcp reset");
     }
-    redirects_[fault] = rules;
-    relays_[fault] = std::move(relay);
-  }
-  // Flows open before the redirect never pass through it (NAT is decided at
-  // a flow's first packet): reset them, so they come back through the relay.
-  // Relayed flows never reach the forward chain.
-  std::vector<std::string> resets;
-  if (delay.count() > 0) {
-    for (auto p : ports) {
-      resets.push_back("ip saddr " + from + " ip daddr " + to + " tcp dport " + std::to_string(p) +
-                       " reject with tcp reset");
-    }
-  }
-  if (resets.empty()) {
-    rules_.erase(fault + "/direct");
-  } else {
-    rules_[fault + "/direct"] = resets;
   }
   // The resets and the redirects in one script: nft applies a file as one
   // transaction, so no flow starts between them.
-  std::string script = forward_script() + "flush chain ip chaosnat prerouting\n";
-  for (const auto& [name, set] : redirects_) {
+  std::string script = forward_script(rules) + "flush chain ip chaosnat prerouting\n";
+  for (const auto& [name, set] : redirects) {
     for (const auto& r : set) script += "add rule ip chaosnat prerouting " + r + "\n";
   }
-  // A relay outlives its rule: flows it holds finish through it.
-  return nft(script);
+  if (std::string e = nft(script); !e.empty()) return e;
+  redirects_ = std::move(redirects);
+  rules_ = std::move(rules);
+  if (relay) {
+    // A relay outlives its rule: flows it holds finish through it.
+    if (auto old = relays_.find(fault); old != relays_.end()) {
+      retired_.push_back(std::move(old->second));
+    }
+    relays_[fault] = std::move(relay);
+  }
+  return "";
 }
 
 const Relay* Network::relay(const std::string& fault) const {

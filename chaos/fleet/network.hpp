@@ -76,8 +76,10 @@ class Network {
   Network() = default;
   std::string ip(std::vector<std::string> args) const;  // "" or the error
   std::string nft(const std::string& script) const;
+  // Rules by fault, in the order nft gets them.
+  using Rules = std::map<std::string, std::vector<std::string>>;
   // The forward chain's script: every fault's rules, after a flush.
-  std::string forward_script() const;
+  static std::string forward_script(const Rules& rules);
   std::string core() const;
 
   std::string ip_;
@@ -88,9 +90,10 @@ class Network {
   };
   std::map<std::string, Node> nodes_;
   std::map<int, int> next_host_;  // per subnet, the next host number
-  std::map<std::string, std::vector<std::string>> rules_;
-  std::map<std::string, std::vector<std::string>> redirects_;  // the nat chain's
+  Rules rules_;
+  Rules redirects_;  // the nat chain's
   std::map<std::string, std::unique_ptr<Relay>> relays_;
+  std::vector<std::unique_ptr<Relay>> retired_;  // replaced, still carrying their flows
   int core_fd_ = -1;
 };
 

@@ -277,10 +277,12 @@ void Run::start_probes() {
                                                 " -> " + std::to_string(pid) +
                                                 ") with no switch: a control-plane fault"});
             }
+            // Each switch is held to the batches (a host back on a release
+            // later is checked at that time too).
+            if (release != p.release) p.seen.emplace_back(release, unix_now_ms());
             p.down_since = -1;
             p.release = release;
             p.pid = pid;
-            p.seen.emplace(release, unix_now_ms());
           } else if (p.down_since < 0) {
             p.down_since = t;
           }
@@ -301,8 +303,21 @@ std::map<std::pair<std::string, std::string>, std::int64_t> Run::batches_named()
   std::map<std::pair<std::string, std::string>, std::int64_t> out;
   for (const auto& id : deploys_) {
     int status = 0;
-    const json v = fleet_.api("GET", "/deploys/" + id, nullptr, &status);
-    if (status != 200 || !v.is_object()) continue;
+    json v;
+    if (!testing::eventually(
+            [&] {
+              v = fleet_.api("GET", "/deploys/" + id, nullptr, &status);
+              return status == 200 && v.is_object();
+            },
+            20s)) {
+      // Without the view no host can be held to its batches: one violation
+      // names why, and the per-host check leaves that deploy's release alone.
+      violate("planned_only", id,
+              "GET /deploys/" + id + " answered " + std::to_string(status) +
+                  ": which batches named which hosts is unknown");
+      unreadable_.insert(v.is_object() ? v.value("artifact_id", "") : "");
+      continue;
+    }
     const std::string artifact = v.value("artifact_id", "");
     // Every batch in the view (environments, waves, regions): an object
     // with its hosts and when it started.
@@ -391,6 +406,7 @@ void Run::check() {
         violate("planned_only", host, "ran " + r + ", which no deploy named");
         continue;
       }
+      if (unreadable_.count(r)) continue;
       auto n = named.find({host, r});
       if (n == named.end() || n->second > at) {
         violate("planned_only", host,

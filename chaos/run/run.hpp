@@ -137,6 +137,7 @@ class Run {
   // (host, artifact) -> when the first batch of a deploy of that artifact
   // named the host (the coordinator's unix ms), from the deploys' views.
   std::map<std::pair<std::string, std::string>, std::int64_t> batches_named();
+  std::set<std::string> unreadable_;  // releases whose deploys' views could not be read
 
   Fleet& fleet_;
   const Scenario& scenario_;
@@ -159,8 +160,10 @@ class Run {
   struct Probe {
     std::string release;
     int pid = 0;
-    std::int64_t down_since = -1;              // a failing streak, since when
-    std::map<std::string, std::int64_t> seen;  // release -> first answered with (unix ms)
+    std::int64_t down_since = -1;  // a failing streak, since when
+    // Each release the service switched to, and when it first answered
+    // with it (unix ms).
+    std::vector<std::pair<std::string, std::int64_t>> seen;
   };
   std::mutex probe_mu_;
   std::map<std::string, Probe> probes_;

@@ -28,7 +28,7 @@ FleetView store_fleet_view(CoordinatorStore& store, const DeployRecord& d, const
   const std::int64_t from = e != nullptr && e->entered_ms > 0 ? e->entered_ms : d.created_ms;
   const std::int64_t window = d.env < plan.envs.size() ? plan.envs[d.env].params.baseline_window_ms
                                                        : DeployParams{}.baseline_window_ms;
-  auto f = store.fleet(d.service, from - window);
+  auto f = store.fleet(d.service, from - window, true);
   if (!f.ok()) {
     v.unreadable = f.error().message;  // the run waits for a view it can trust
     return v;

@@ -731,9 +731,9 @@ Result<DeployHistory> Coordinator::history(const std::string& id) {
   AuditQuery q;
   q.service = out.deploy.service;
   q.since_ms = out.deploy.created_ms;
-  // A record is stamped when its transition commits, which may be a little
-  // after the time the transition carries (a person's act is dated when it
-  // arrived): a minute past the end takes in every record of the run.
+  // A record is stamped when its step was decided (a tick's clock reading,
+  // a person's act when it arrived), which may trail the time the deploy
+  // record carries by a tick: a minute past the end takes in every record.
   if (out.deploy.completed_ms > 0) q.until_ms = out.deploy.completed_ms + 60'000;
   q.limit = 100'000;
   DROVER_ASSIGN(auto records, store_->audit(q));

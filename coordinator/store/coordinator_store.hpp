@@ -301,7 +301,11 @@ class CoordinatorStore {
     std::vector<FleetSample> samples;                // oldest first
   };
   // What the hosts of a service report, with samples taken at or after since_ms.
-  virtual Result<Fleet> fleet(const std::string& service, std::int64_t since_ms) = 0;
+  // reuse_decoded: the orchestrator's read, every tick, of the same minutes
+  // of samples; the store may keep what it decoded (bounded) and parse only
+  // new samples. Other reads (views, a webhook) leave that alone.
+  virtual Result<Fleet> fleet(const std::string& service, std::int64_t since_ms,
+                              bool reuse_decoded = false) = 0;
   // Health samples from outside the agents (the health webhook).
   virtual Status add_samples(const std::string& service,
                              const std::vector<FleetSample>& samples) = 0;

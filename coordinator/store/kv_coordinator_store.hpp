@@ -89,7 +89,8 @@ class KvCoordinatorStore : public CoordinatorStore {
   Result<std::vector<Result<Ingested>>> ingest_reports(const std::vector<ReportFrom>& reports,
                                                        std::int64_t now) override;
   void set_limits(const StoreLimits& limits) override { limits_ = limits; }
-  Result<Fleet> fleet(const std::string& service, std::int64_t since_ms) override;
+  Result<Fleet> fleet(const std::string& service, std::int64_t since_ms,
+                      bool reuse_decoded = false) override;
   Result<std::vector<HostRelease>> host_releases(const std::string& service,
                                                  const std::string& host,
                                                  std::int64_t since_ms) override;
@@ -148,13 +149,15 @@ class KvCoordinatorStore : public CoordinatorStore {
   // "a/", "s/<service>/" or "p/<pipeline>/" + big-endian ~created_ms + id -> id
   kv::Table deploy_list_ = 0;
   std::atomic<std::uint64_t> hosts_version_{0};
-  // Health samples fleet() decoded, by service and key, with the bytes they
-  // were decoded from: a tick reads the same samples again and again, and
-  // decodes only those whose bytes it has not seen (docs/ARCHITECTURE.md).
+  // Health samples fleet(..., reuse_decoded) decoded, by service and key,
+  // with the bytes they were decoded from: each tick reads the same minutes
+  // of samples again, and decodes only those it has not seen. At most
+  // kDecodedPerService per service (the newest); pruning drops the rest.
   struct DecodedSample {
     std::string bytes;
     FleetSample sample;
   };
+  static constexpr std::size_t kDecodedPerService = 50'000;
   std::mutex decoded_mu_;
   std::map<std::string, std::map<std::string, DecodedSample, std::less<>>> decoded_;
   StoreLimits limits_;

@@ -3,6 +3,7 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "coordinator/store/kv_codec.hpp"
 #include "coordinator/store/kv_coordinator_store.hpp"
@@ -237,7 +238,8 @@ Result<std::vector<Result<Ingested>>> KvCoordinatorStore::ingest_reports(
 }
 
 Result<KvCoordinatorStore::Fleet> KvCoordinatorStore::fleet(const std::string& service,
-                                                            std::int64_t since_ms) {
+                                                            std::int64_t since_ms,
+                                                            bool reuse_decoded) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_read());
   kv::Txn& txn = *txn_owner;
   Fleet f;
@@ -265,17 +267,21 @@ Result<KvCoordinatorStore::Fleet> KvCoordinatorStore::fleet(const std::string& s
   DROVER_ASSIGN(bool more,
                 cursor->seek(seq_key(
                     service, static_cast<std::uint64_t>(std::max<std::int64_t>(since_ms, 0)))));
-  // A sample whose key and bytes were decoded before is not parsed again;
-  // the cache keeps what this scan saw (older samples age out with it).
-  std::lock_guard lock(decoded_mu_);
-  auto& before = decoded_[service];
-  std::map<std::string, DecodedSample, std::less<>> seen;
   while (more && cursor->key().substr(0, prefix.size()) == prefix) {
     const std::string_view key = cursor->key(), bytes = cursor->value();
-    auto hit = before.find(key);
-    if (hit != before.end() && hit->second.bytes == bytes) {
-      f.samples.push_back(hit->second.sample);
-      seen.emplace_hint(seen.end(), key, std::move(hit->second));
+    // A sample decoded before from the same key and bytes is not parsed
+    // again (the lock is held per sample, never for the scan).
+    std::optional<FleetSample> known;
+    if (reuse_decoded) {
+      std::lock_guard lock(decoded_mu_);
+      auto s = decoded_.find(service);
+      if (s != decoded_.end()) {
+        auto hit = s->second.find(key);
+        if (hit != s->second.end() && hit->second.bytes == bytes) known = hit->second.sample;
+      }
+    }
+    if (known) {
+      f.samples.push_back(std::move(*known));
     } else {
       json j = json::parse(bytes, nullptr, false);
       if (j.is_object()) {
@@ -283,12 +289,21 @@ Result<KvCoordinatorStore::Fleet> KvCoordinatorStore::fleet(const std::string& s
             {j.value("host", ""), j.value("release", ""), j.value("at", std::int64_t{0}),
              j.value("error_rate", 0.0), j.value("p99_ms", 0.0), j.value("saturation", 0.0),
              j.value("ok", false), j.value("requests", 0.0), j.value("other", false)});
-        seen.emplace_hint(seen.end(), key, DecodedSample{std::string(bytes), f.samples.back()});
+        if (reuse_decoded) {
+          std::lock_guard lock(decoded_mu_);
+          decoded_[service].insert_or_assign(std::string(key),
+                                             DecodedSample{std::string(bytes), f.samples.back()});
+        }
       }
     }
     DROVER_ASSIGN(more, cursor->next());
   }
-  before = std::move(seen);
+  if (reuse_decoded) {
+    // Bounded: the newest samples stay (keys are in time order).
+    std::lock_guard lock(decoded_mu_);
+    auto& cached = decoded_[service];
+    while (cached.size() > kDecodedPerService) cached.erase(cached.begin());
+  }
   return f;
 }
 
@@ -427,8 +442,16 @@ Result<std::size_t> KvCoordinatorStore::prune_samples(std::int64_t before_ms) {
     }
     DROVER_TRY(txn.commit());
     total += doomed.size();
-    if (done || doomed.empty()) return total;
+    if (done || doomed.empty()) break;
   }
+  // Pruned samples leave the decoded ones too.
+  std::lock_guard lock(decoded_mu_);
+  for (auto it = decoded_.begin(); it != decoded_.end();) {
+    auto& cached = it->second;
+    cached.erase(cached.begin(), cached.lower_bound(seq_key(it->first, before)));
+    it = cached.empty() ? decoded_.erase(it) : std::next(it);
+  }
+  return total;
 }
 
 }  // namespace drover::coordinator

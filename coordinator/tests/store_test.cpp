@@ -150,6 +150,32 @@ TEST_P(CoordinatorStores, TheFleetViewFollowsWhatHostsReport) {
   EXPECT_EQ((*s)->fleet("web", 0)->samples.size(), 1u);
 }
 
+// The orchestrator's read every tick (reuse_decoded) answers exactly as a
+// fresh read: new samples appear, pruned ones go.
+TEST_P(CoordinatorStores, TheTicksRepeatedFleetReadAnswersAsAFreshOne) {
+  auto s = backend_.open();
+  ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
+  auto samples = [&](bool reuse) {
+    std::vector<std::tuple<std::string, std::string, std::int64_t, double>> out;
+    const auto f = (*s)->fleet("web", 0, reuse);  // held: a range over a temporary dangles
+    for (const auto& x : f->samples) {
+      out.emplace_back(x.host, x.release, x.at_ms, x.error_rate);
+    }
+    return out;
+  };
+  ASSERT_TRUE((*s)->ingest_report("web-1", report(1, {health("v1", 100, 0.01)}), 1).ok());
+  ASSERT_EQ(samples(true).size(), 1u);
+  EXPECT_EQ(samples(true), samples(false));
+  // The same host and time again (the first sample stands), and a new one.
+  ASSERT_TRUE((*s)->ingest_report("web-1", report(2, {health("v1", 100, 0.5)}), 2).ok());
+  ASSERT_TRUE((*s)->ingest_report("web-1", report(3, {health("v2", 300, 0.02)}), 3).ok());
+  EXPECT_EQ(samples(false).size(), 2u);
+  EXPECT_EQ(samples(true), samples(false));
+  EXPECT_EQ(*(*s)->prune_samples(200), 1u);
+  EXPECT_EQ(samples(true), samples(false));
+  EXPECT_EQ(samples(true).size(), 1u);
+}
+
 // A host splitting its traffic reports both slots in one report at one
 // time: its release with the share it serves, and the other slot's sample
 // as the control. The other slot never becomes what the host runs.
