@@ -300,8 +300,15 @@ ReleaseStep step_release(const ReleaseRecord& r, const Members& m, std::int64_t 
           n.id + ": '" + n.failures[0].service + "' failed in '" + fail_env +
           "'; the release's policy is all: every service it changed there goes back";
       if (k != npos) s.holds[d.id] = "rolling back '" + fail_env + "'";
-      if (n.left.count(mem.service)) continue;
       const DeployState eff = effective(d);
+      if (n.left.count(mem.service)) {
+        // It cannot go back (a newer run owns that environment now), but
+        // the release failed: it goes no further either.
+        if (!is_terminal(d.state) && cancellable(eff)) {
+          s.commands.push_back(command(MemberCommand::Kind::cancel, d, why));
+        }
+        continue;
+      }
       const std::size_t idx = env_index(d, fail_env);
       if (idx == npos ||
           (!is_terminal(d.state) && (d.env < idx || (d.env == idx && cancellable(eff))))) {

@@ -476,6 +476,36 @@ TEST(Releases, ARejectionUnderPolicyAllTakesBackWhatTheReleaseChangedThere) {
   EXPECT_EQ(w.running["c-s"], "c2");
 }
 
+// Found by the chaos simulation (seed 7696): under policy all a member that
+// cannot go back (a newer run of its service entered the environment since,
+// and owns it) leaves the release's rollback, and still goes no further:
+// its run, waiting at the next environment's entrance, is cancelled and the
+// release ends, instead of holding the run queued for ever.
+TEST(Releases, AMemberThatCannotGoBackIsCancelledAndTheReleaseEnds) {
+  World w;
+  w.bad.insert({"staging", "b2"});
+  w.bad.insert({"staging", "a3"});  // the newer run of a fails there too
+  auto r = w.releases->create(w.request(ReleasePolicy::all));
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(w.until([&] { return w.env(w.run(*r, "a"), "staging").status == "passed"; }));
+  DeployRequest single;
+  for (const auto& run : w.request().runs) {
+    if (run.service == "a") single = run;
+  }
+  ASSERT_EQ(single.service, "a");
+  single.artifact = "a3";
+  auto newer = w.orchestrator->start(single);
+  ASSERT_TRUE(newer.ok());
+  ASSERT_TRUE(w.until([&] { return w.finished(r->id); }));
+  const ReleaseRecord done = w.release(r->id);
+  EXPECT_EQ(done.state, ReleaseState::rolled_back) << done.reason;
+  EXPECT_TRUE(done.left.count("a"));
+  EXPECT_EQ(w.run(*r, "a").state, DeployState::cancelled) << w.run(*r, "a").reason;
+  EXPECT_EQ(w.run(*r, "b").state, DeployState::rolled_back);
+  EXPECT_EQ(w.running["a-p1"], "a1");  // a never entered production
+  EXPECT_TRUE(w.store->verify_audit()->ok);
+}
+
 // a <- b <- c where b's pipeline has no production: c still waits for a
 // there, and under policy all goes back before a does.
 TEST(Releases, ADependencyOfADependencyAbsentFromAnEnvironmentStillOrdersIt) {
