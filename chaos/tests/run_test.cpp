@@ -17,6 +17,10 @@ using namespace std::chrono_literals;
 struct Report {
   ProcessResult process;
   json scenario;  // the report's one scenario
+  // Where a failing run kept its logs ("" none). Not under the test's own
+  // temporary directory: that one is 0700, and the fleet's services run as
+  // an unprivileged user who must reach their releases.
+  fs::path logs;
 };
 
 Report run_chaos(const std::vector<std::string>& args) {
@@ -26,9 +30,12 @@ Report run_chaos(const std::vector<std::string>& args) {
   argv.push_back("--json");
   argv.push_back((dir / "report.json").string());
   Report r;
-  // A failing run keeps its logs under TMPDIR: in the test's own directory,
-  // removed with it (what the test prints says what happened).
-  r.process = run(argv, 600s, {{"TMPDIR", dir.path().string()}});
+  r.process = run(argv, 600s);
+  const std::string out = r.process.out;
+  if (const auto at = out.find("logs: /tmp/drover-chaos-"); at != std::string::npos) {
+    const auto from = at + 6;
+    r.logs = out.substr(from, out.find('\n', from) - from);
+  }
   json j = json::parse(read_file(dir / "report.json"), nullptr, false);
   if (j.is_object() && j.value("format", "") == "drover.chaos-report.v1" &&
       j["scenarios"].size() == 1) {
@@ -73,6 +80,11 @@ TEST(ChaosRun, ABatchStartedBeforeTheBakeEndsIsCaughtOnARealFleet) {
   bool caught = false;
   for (const auto& v : r.scenario["violations"]) caught |= v["invariant"] == "bake";
   EXPECT_TRUE(caught) << why(r);
+  // It failed on purpose: its logs are not kept.
+  ASSERT_FALSE(r.logs.empty()) << why(r);
+  std::error_code ec;
+  fs::remove_all(r.logs, ec);
+  EXPECT_FALSE(ec) << r.logs;
 }
 
 TEST(ChaosRun, ListNamesEveryScenarioAndAnUnknownOneIsAUsageError) {
