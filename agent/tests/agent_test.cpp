@@ -337,7 +337,9 @@ TEST_F(AgentTest, ServesItsLayersToAPeerWithNoCoordinatorAtAll) {
       (dir_ / "peer.err").string());
   auto done = peer.wait_for_event("done", 60s);
   ASSERT_TRUE(done) << peer.stderr_tail();
-  EXPECT_EQ((*done)["counters"]["down"]["peer"], v1.plan_template.layer_bytes());
+  EXPECT_EQ((*done)["counters"]["down"]["peer"], v1.plan_template.layer_bytes())
+      << done->dump() << "\n"
+      << peer.stderr_tail();
   EXPECT_EQ((*done)["counters"]["down"]["origin"], 0);
   // The service never stopped.
   ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));

@@ -605,14 +605,17 @@ struct MeshNode::Impl {
     atp.flags &= ~(lt::torrent_flags::paused | lt::torrent_flags::auto_managed);
     atp.trackers.clear();
     atp.max_connections = options.peers_per_layer;
-    {
-      std::lock_guard lock(mu);
-      if (!announce.empty()) atp.trackers.push_back(announce);
-    }
+    // The lock is held across add_torrent: the torrent may announce, connect
+    // and receive its first blocks before add_torrent returns, and the alert
+    // thread must find the layer for each of them, or their bytes go
+    // uncounted and the layer's completion waits out kWriteWait for them.
+    // libtorrent's own threads never take this lock (no plugins), so
+    // holding it while the session adds the torrent cannot deadlock.
+    std::lock_guard lock(mu);
+    if (!announce.empty()) atp.trackers.push_back(announce);
     lt::error_code ec;
     lt::torrent_handle h = session->add_torrent(std::move(atp), ec);
     if (ec) return lt_error("add torrent for layer " + ref.id.str(), ec);
-    std::lock_guard lock(mu);
     Layer& l = layers[ref.id];
     l.ref = ref;
     l.handle = h;
