@@ -12,6 +12,7 @@ packages=(
   libcxxopts-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   nginx curl iproute2 tar coreutils openssl
   nftables faketime  # drover-chaos: partitions, loss and clock skew on a real fleet
+  prometheus  # promtool checks every scrape; a real server is a health source in tests
 )
 
 missing=()
