@@ -10,10 +10,12 @@
 #include "agent/control.hpp"
 #include "agent/enrollment.hpp"
 #include "agent/mesh_layers.hpp"
+#include "agent/metrics.hpp"
 #include "agent/privileges.hpp"
 #include "agent/reporting.hpp"
 #include "agent/service_runner.hpp"
 #include "core/canon/json_text.hpp"
+#include "core/metrics/endpoint.hpp"
 #include "core/nng/nng.hpp"
 #include "core/sign/secret_box.hpp"
 
@@ -29,13 +31,22 @@ constexpr std::uint64_t kReportSeqBlock = 1000;
 
 struct Agent::Impl {
   Impl(const AgentConfig& c, AgentWorld w, Logger& l, EventSink e)
-      : config(c), ctx(config, w, l, std::move(e)) {}
+      : config(c),
+        counted(registry),
+        ctx(config, w, l, [this, sink = std::move(e)](const std::string& line) {
+          counted.on_event(json::parse(line, nullptr, false));
+          if (sink) sink(line);
+        }) {}
 
   AgentConfig config;
+  // Before ctx: every event line ctx emits is counted here first.
+  metrics::Registry registry;
+  AgentMetrics counted;
   AgentContext ctx;
   std::unique_ptr<nng::Subscriber> announcements;
   Runners runners;
   std::unique_ptr<http::Server> control;
+  std::unique_ptr<http::Server> metrics_server;  // when config.metrics_listen is set
 
   std::mutex seq_mu;  // guards seq_next, seq_end
   std::uint64_t seq_next = 0, seq_end = 0;
@@ -131,6 +142,7 @@ struct Agent::Impl {
                                log()));
     json control_file = {{"port", control->port()}, {"pid", ::getpid()}};
     DROVER_TRY(fsys().write_owned(ctx.dir("control.json"), control_file.dump() + "\n", 0644));
+    DROVER_TRY(start_metrics());
     threads.emplace_back([this] { keep_running("agent.cycle.threw", &Impl::cycle_loop); });
     threads.emplace_back([this] { keep_running("agent.health.threw", &Impl::health_loop); });
     threads.emplace_back([this] { keep_running("agent.report.threw", &Impl::report_loop); });
@@ -181,8 +193,33 @@ struct Agent::Impl {
     if (announcements) announcements->close();
     for (auto& t : threads) t.join();
     threads.clear();
+    metrics_server.reset();
     control.reset();
     if (ctx.layers) static_cast<MeshLayers&>(*ctx.layers).close();
+  }
+
+  // The families of docs/METRICS.md, "Agent", and their listener.
+  Status start_metrics() {
+    metrics::build_info(registry, "agent");
+    static_cast<MeshLayers&>(*ctx.layers).export_metrics(registry);
+    registry.on_collect([this](metrics::Registry& r) {
+      r.gauge("drover_agent_report_queue_items",
+              "Report items waiting to reach the coordinator (health samples and events).")
+          .set(static_cast<double>(ctx.outbox.size()));
+      r.counter("drover_agent_report_items_dropped_total",
+                "Report items dropped because the queue was full (the oldest health first).")
+          .catch_up(static_cast<double>(ctx.outbox.dropped()));
+      std::lock_guard lock(ctx.view_mu);
+      r.gauge("drover_agent_coordinator_reachable",
+              "1 when the coordinator answered the last request, else 0.")
+          .set(ctx.reachable ? 1 : 0);
+      r.gauge("drover_agent_last_contact_timestamp_seconds",
+              "When the coordinator last answered (Unix seconds; 0: never since start).")
+          .set(static_cast<double>(ctx.last_contact_ms) / 1000.0);
+    });
+    if (config.metrics_listen.empty()) return Ok{};
+    DROVER_ASSIGN(metrics_server, metrics::serve(config.metrics_listen, registry, log()));
+    return Ok{};
   }
 
   bool queue(proto::PlanBundle bundle) {
@@ -437,6 +474,10 @@ std::string Agent::status() const {
 
 std::uint16_t Agent::control_port() const {
   return impl_->control ? impl_->control->port() : 0;
+}
+
+std::uint16_t Agent::metrics_port() const {
+  return impl_->metrics_server ? impl_->metrics_server->port() : 0;
 }
 
 std::uint16_t Agent::mesh_port() const {

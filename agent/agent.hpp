@@ -44,6 +44,7 @@ class Agent {
   std::string status() const;
   std::uint16_t control_port() const;
   std::uint16_t mesh_port() const;
+  std::uint16_t metrics_port() const;  // 0 when metrics_listen is not set
 
   struct Impl;
 

@@ -188,7 +188,8 @@ Result<ServiceConfig> read_service(const Fields& f) {
     }
   }
   if (!s.verify.empty() && (!s.nginx || s.nginx->preview_listen.empty())) {
-    return bad(f.path("verify") + " needs the nginx router with a preview_listen (the route it tests)");
+    return bad(f.path("verify") +
+               " needs the nginx router with a preview_listen (the route it tests)");
   }
   s.flags_file = flags.value_or("");
   DROVER_ASSIGN(auto user, f.opt_str("user", 256));
@@ -199,10 +200,11 @@ Result<ServiceConfig> read_service(const Fields& f) {
 }
 
 Result<AgentConfig> read_config(const Fields& f) {
-  DROVER_TRY(f.only({"format", "host", "region", "cluster", "state_dir", "root_key", "coordinator",
-                     "join_token", "poll_interval_ms", "health_interval_ms", "request_timeout_ms",
-                     "cert_poll_interval_ms", "fetch_stall_timeout_s", "keep_releases",
-                     "report_buffer_items", "mesh", "control_listen", "services"}));
+  DROVER_TRY(
+      f.only({"format", "host", "region", "cluster", "state_dir", "root_key", "coordinator",
+              "join_token", "poll_interval_ms", "health_interval_ms", "request_timeout_ms",
+              "cert_poll_interval_ms", "fetch_stall_timeout_s", "keep_releases",
+              "report_buffer_items", "mesh", "control_listen", "metrics_listen", "services"}));
   DROVER_ASSIGN(std::string format, f.str("format", kAnySize, Empty::allowed));
   if (format != "drover.agent-config.v1") {
     return make_error(Errc::unsupported, "format '" + format + "' is not drover.agent-config.v1");
@@ -293,6 +295,15 @@ Result<AgentConfig> read_config(const Fields& f) {
   if (!is_loopback(c.control_listen)) {
     return bad("control_listen '" + c.control_listen +
                "' must be a loopback address (127.0.0.0/8 or ::1)");
+  }
+  // Prometheus metrics: a listener of their own, GET /metrics only, off
+  // unless asked for (docs/METRICS.md).
+  DROVER_ASSIGN(auto metrics_listen, f.opt_str("metrics_listen", kAnySize));
+  c.metrics_listen = metrics_listen.value_or("");
+  if (!c.metrics_listen.empty()) {
+    if (auto where = http::parse_listen(c.metrics_listen); !where.ok()) {
+      return bad("metrics_listen '" + c.metrics_listen + "': " + where.error().message);
+    }
   }
   if (!f.has("services")) return bad("'services' must list at least one service");
   DROVER_ASSIGN(auto services, f.objects("services", kAnySize));

@@ -78,6 +78,7 @@ struct AgentConfig {
   std::uint64_t mesh_upload_rate = 0, mesh_download_rate = 0;
   int mesh_announce_interval_s = 30;
   std::string control_listen = "127.0.0.1";  // status endpoint; port 0 is chosen
+  std::string metrics_listen;                // "HOST:PORT" of the metrics listener; "" off
   std::vector<ServiceConfig> services;
 
   const ServiceConfig* service(std::string_view name) const;

@@ -153,6 +153,7 @@ int run_agent(const cxxopts::ParseResult& r) {
   daemon::emit_line({{"event", "ready"},
                      {"control_port", (*a)->control_port()},
                      {"mesh_port", (*a)->mesh_port()},
+                     {"metrics_port", (*a)->metrics_port()},
                      {"pid", ::getpid()}});
   (*a)->run([] { return daemon::stop_requested(); });
   a->reset();

@@ -1,5 +1,6 @@
 #include "agent/mesh_layers.hpp"
 
+#include "mesh/node/node_metrics.hpp"
 #include "mesh/peer/layer_cache.hpp"
 
 namespace drover::agent {
@@ -24,6 +25,7 @@ Status MeshLayers::join(const std::string& tracker) {
     std::lock_guard lock(mu_);
     if (node_ && tracker_ == tracker) return Ok{};
     cache_.reset();
+    if (node_) mesh::add_counters(retired_, node_->counters());
     node_.reset();
     mesh::NodeOptions options;
     options.role = mesh::NodeRole::peer;
@@ -104,6 +106,22 @@ Status MeshLayers::drop(const ContentId& layer) {
   std::lock_guard lock(mu_);
   if (!cache_) return Ok{};
   return cache_->drop(layer);
+}
+
+void MeshLayers::export_metrics(metrics::Registry& registry) {
+  registry.on_collect([this](metrics::Registry& r) {
+    mesh::NodeCounters total;
+    mesh::MeshNode::Swarms swarms;
+    {
+      std::lock_guard lock(mu_);
+      total = retired_;
+      if (node_) {
+        mesh::add_counters(total, node_->counters());
+        swarms = node_->swarms();
+      }
+    }
+    mesh::set_node_metrics(r, total, swarms);
+  });
 }
 
 std::uint64_t MeshLayers::downloaded_bytes() {

@@ -11,11 +11,12 @@
 #include "agent/config.hpp"
 #include "agent/layers.hpp"
 #include "core/log/log.hpp"
+#include "core/metrics/metrics.hpp"
 #include "core/world/clock.hpp"
 #include "core/world/filesystem.hpp"
+#include "mesh/node/mesh_node.hpp"
 
 namespace drover::mesh {
-class MeshNode;
 class LayerCache;
 }  // namespace drover::mesh
 
@@ -41,6 +42,9 @@ class MeshLayers final : public LayerFetcher {
   void set_mesh_token(const std::string& token) override;
   // Stops the node (before the agent's other parts go).
   void close();
+  // The mesh families of docs/METRICS.md, read at each scrape; bytes count
+  // over every node this agent ran, not only the current one.
+  void export_metrics(metrics::Registry& registry);
 
  private:
   const AgentConfig& config_;
@@ -54,7 +58,8 @@ class MeshLayers final : public LayerFetcher {
   std::unique_ptr<mesh::MeshNode> node_;
   std::unique_ptr<mesh::LayerCache> cache_;
   std::string tracker_;
-  std::string token_;  // the newest mesh token, for the next node started
+  std::string token_;           // the newest mesh token, for the next node started
+  mesh::NodeCounters retired_;  // the sum of the counters of nodes replaced
 };
 
 }  // namespace drover::agent

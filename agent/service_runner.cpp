@@ -90,6 +90,7 @@ void ServiceRunner::on_process(const std::string& label, RunState st, const std:
     ctx_.outbox.push({std::nullopt, proto::EventItem{service, ctx_.now_unix_ms(), "crash_loop", 0,
                                                      label + ": " + why}});
   } else if (st == RunState::running && why.rfind("restarted", 0) == 0) {
+    ctx_.emit(json_text(json{{"event", "restarted"}, {"service", service}, {"detail", why}}));
     ctx_.outbox.push({std::nullopt, proto::EventItem{service, ctx_.now_unix_ms(), "restarted", 0,
                                                      label + ": " + why}});
   }

@@ -22,6 +22,7 @@
 #include "core/daemon/daemon.hpp"
 #include "core/daemon/data_dir_lock.hpp"
 #include "core/log/log.hpp"
+#include "core/metrics/endpoint.hpp"
 
 namespace {
 
@@ -94,14 +95,28 @@ int run(const cxxopts::ParseResult& r) {
     daemon::emit_line({{"event", "failed"}, {"error", api.error().message}});
     return 1;
   }
-  daemon::emit_line({{"event", "ready"},
-                     {"api", (*api)->url()},
-                     {"agents_requests", (*c)->agent_requests_url()},
-                     {"agents_announcements", (*c)->agent_announcements_url()},
-                     {"tracker", (*c)->tracker_url()},
-                     {"pid", ::getpid()}});
+  nlohmann::json ready{{"event", "ready"},
+                       {"api", (*api)->url()},
+                       {"agents_requests", (*c)->agent_requests_url()},
+                       {"agents_announcements", (*c)->agent_announcements_url()},
+                       {"tracker", (*c)->tracker_url()},
+                       {"pid", ::getpid()}};
+  std::unique_ptr<http::Server> metrics_server;
+  if (!config->metrics_listen.empty()) {
+    auto served = metrics::serve(config->metrics_listen, (*c)->metrics(), log);
+    if (!served.ok()) {
+      daemon::emit_line(
+          {{"event", "failed"}, {"error", "metrics.listen: " + served.error().message}});
+      return 1;
+    }
+    metrics_server = std::move(*served);
+    ready["metrics"] = "http://" + http::parse_listen(config->metrics_listen)->first + ":" +
+                       std::to_string(metrics_server->port()) + "/metrics";
+  }
+  daemon::emit_line(ready);
   while (!daemon::wait_for_stop(std::chrono::steady_clock::now() + std::chrono::seconds(3600))) {
   }
+  metrics_server.reset();
   api->reset();
   c->reset();
   daemon::emit_line({{"event", "stopped"}});

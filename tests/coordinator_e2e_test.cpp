@@ -8,10 +8,14 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
+#include "core/http/http.hpp"
 #include "tests/support/fleet.hpp"
 
 namespace drover::testing {
@@ -19,6 +23,29 @@ namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
+
+// The value of one series in a scrape ("name{labels}" exactly as written);
+// -1 when the scrape has no such series.
+double metric(const std::string& scrape, const std::string& series) {
+  std::size_t at = 0;
+  while ((at = scrape.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || scrape[at - 1] == '\n') {
+      return std::strtod(scrape.c_str() + at + series.size() + 1, nullptr);
+    }
+    at += series.size();
+  }
+  return -1;
+}
+
+// promtool's verdict on a scrape: "" when it finds nothing wrong.
+std::string promtool_check(const std::string& text) {
+  TempDir dir;
+  write_file(dir.path() / "scrape.txt", text);
+  auto r =
+      run({"/bin/sh", "-c", "promtool check metrics < " + (dir.path() / "scrape.txt").string()});
+  if (r.exit_code != 0 || !r.out.empty() || !r.err.empty()) return r.out + r.err;
+  return "";
+}
 
 TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
   TempDir dir;
@@ -108,6 +135,63 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
   EXPECT_EQ(status.exit_code, 0);
   EXPECT_NE(status.out.find("rolled_back"), std::string::npos) << status.out;
   EXPECT_NE(status.out.find("rollback took"), std::string::npos) << status.out;
+
+  // Issue 18: every daemon's metrics, checked by Prometheus' own promtool,
+  // tell the same story: two deploys succeeded, one rolled back.
+  std::map<std::string, std::string> scraped;
+  for (const auto& [name, url] : f.metrics_targets()) {
+    ASSERT_FALSE(url.empty()) << name << " named no metrics listener";
+    auto got = http::request("GET", url, "", 5s);
+    ASSERT_TRUE(got.ok()) << name << ": " << got.error().message;
+    ASSERT_EQ(got->status, 200) << name;
+    EXPECT_EQ(promtool_check(got->body), "") << name;
+    scraped[name] = got->body;
+  }
+  const std::string& c = scraped["coordinator"];
+  EXPECT_EQ(metric(c, "drover_coordinator_deploys_finished_total{outcome=\"succeeded\"}"), 2) << c;
+  EXPECT_EQ(metric(c, "drover_coordinator_deploys_finished_total{outcome=\"rolled_back\"}"), 1);
+  EXPECT_EQ(metric(c, "drover_coordinator_rollbacks_total"), 1);
+  EXPECT_EQ(metric(c, "drover_coordinator_rollback_duration_seconds_count"), 1);
+  EXPECT_NEAR(metric(c, "drover_coordinator_rollback_duration_seconds_sum"),
+              d3["rollback"]["duration_ms"].get<double>() / 1000.0, 0.001);
+  EXPECT_GE(metric(c, "drover_coordinator_bake_duration_seconds_count"), 3);
+  EXPECT_GE(metric(c, "drover_coordinator_plan_pulls_total{answer=\"plan\"}"), 6);
+  EXPECT_GT(metric(c, "drover_coordinator_reports_total{outcome=\"ingested\"}"), 0);
+  EXPECT_EQ(metric(c, "drover_coordinator_agent_requests_refused_total{reason=\"bad_mac\"}"), 0);
+  EXPECT_EQ(metric(c, "drover_coordinator_deploys{state=\"deploying\"}"), 0);
+  EXPECT_GT(metric(c, "drover_tracker_announces_total"), 0);
+  EXPECT_GT(metric(c, "drover_coordinator_store_used_bytes"), 0);
+  double from_peers_and_seed = 0, applied = 0, kept = 0;
+  for (const auto& h : f.hosts()) {
+    const std::string& a = scraped["agent-" + h];
+    // A series not there yet counts 0 (metric() says -1).
+    applied +=
+        std::max(0.0, metric(a, "drover_agent_applies_total{service=\"web\",outcome=\"applied\"}"));
+    kept += std::max(0.0, metric(a, "drover_agent_apply_duration_seconds_count{source=\"kept\"}"));
+    from_peers_and_seed +=
+        std::max(0.0, metric(a, "drover_mesh_bytes_total{direction=\"down\",from=\"peer\"}")) +
+        std::max(0.0, metric(a, "drover_mesh_bytes_total{direction=\"down\",from=\"seed\"}"));
+    EXPECT_GT(metric(a, "drover_agent_health_samples_total{service=\"web\",result=\"ok\"}"), 0);
+    EXPECT_EQ(metric(a, "drover_agent_coordinator_reachable"), 1) << h;
+  }
+  // v1 and v2 on 6 hosts, v3 on the canary's one, and back to v2 there:
+  // the way back used the release the host kept.
+  EXPECT_GE(applied, 6 + 6 + 1 + 1);
+  EXPECT_EQ(kept, 1);
+  EXPECT_GT(from_peers_and_seed, 0);
+  EXPECT_GT(metric(scraped["seed-1"], "drover_seed_artifacts_replicated_total"), 0);
+  EXPECT_GT(metric(scraped["origin"], "drover_mesh_bytes_total{direction=\"up\",from=\"seed\"}"),
+            0);
+  // On the API, metrics need a viewer's token.
+  auto anonymous = http::request("GET", f.api_url() + "/metrics", "", 5s);
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_EQ(anonymous->status, 401);
+  http::ClientOptions as_admin;
+  as_admin.headers.emplace_back("Authorization", "Bearer " + f.admin_token());
+  auto with_token = http::request("GET", f.api_url() + "/metrics", "", as_admin);
+  ASSERT_TRUE(with_token.ok());
+  EXPECT_EQ(with_token->status, 200);
+  EXPECT_EQ(metric(with_token->body, "drover_coordinator_rollbacks_total"), 1);
 }
 
 // Issue 12: a fleet upgrades host by host. Agents of protocol 1 (plain TCP,

@@ -545,15 +545,22 @@ void Transition::on(const ev::Committed& e) {
     idle();
     return;
   }
+  const std::string id = artifact();
+  // Where the release came from: running already (a new plan naming it),
+  // kept on the host from before (going back to it was a local switch, a
+  // rollback as a rule), or fetched.
+  const auto& kept = s().record.previous;
+  const char* source = s().record.current == id                                ? "running"
+                       : std::find(kept.begin(), kept.end(), id) != kept.end() ? "kept"
+                                                                               : "fetched";
   s().record = pr.rec;
   s().last_error.clear();
   const std::uint64_t seq = pr.plan.seq;
-  const std::string id = artifact();
   const std::uint64_t downloaded =
       now_.downloaded_bytes - std::min(now_.downloaded_bytes, pr.downloaded_before);
   const std::int64_t ms = now_.mono_ms - pr.started_ms;
-  Fields f = {
-      {"service", name()}, {"seq", seq}, {"artifact", id}, {"downloaded", downloaded}, {"ms", ms}};
+  Fields f = {{"service", name()},        {"seq", seq}, {"artifact", id},
+              {"downloaded", downloaded}, {"ms", ms},   {"source", source}};
   log(Level::info, "agent.applied", f);
   notice("applied", f);
   report("applied", seq, id);

@@ -18,12 +18,15 @@ TEST_F(AgentTest, UpgradesThenRollsBackWithoutDownloadingAnything) {
   auto v1 = push("web", good(), 256 << 10, 1);
   auto v2 = push("web", good(), 256 << 10, 2);
   start_origin();
-  auto agent = start_agent(write_config({}));
+  AgentOptions o;
+  o.extra = {{"metrics_listen", "127.0.0.1:0"}};
+  auto agent = start_agent(write_config(o));
   wait_event(*agent, "enrolled");
 
   coordinator_.publish(plan(v1, 1));
   json applied1 = wait_event(*agent, "applied", seq_is(1));
   EXPECT_EQ(applied1["artifact"], v1.id.str());
+  EXPECT_EQ(applied1["source"], "fetched");
   // Every layer came through the mesh: the payload counters add up to them.
   EXPECT_GE(applied1["downloaded"].get<std::uint64_t>(), v1.plan_template.layer_bytes());
   ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
@@ -39,8 +42,42 @@ TEST_F(AgentTest, UpgradesThenRollsBackWithoutDownloadingAnything) {
   coordinator_.publish(plan(v1, 3));
   json back = wait_event(*agent, "applied", seq_is(3));
   EXPECT_EQ(back["downloaded"], 0);
+  EXPECT_EQ(back["source"], "kept");
   EXPECT_EQ(coordinator_.requests("manifest_pull"), manifest_pulls);
   ASSERT_TRUE(wait_serving(ports_["host-1"], v1.id));
+
+  // The metrics listener tells the same: two releases fetched through the
+  // mesh, one taken back from what the host kept.
+  auto ready = agent->wait_for_event("ready", 5s);
+  ASSERT_TRUE(ready);
+  const int metrics_port = (*ready)["metrics_port"];
+  ASSERT_GT(metrics_port, 0);
+  auto scrape =
+      http::request("GET", "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics", "", 5s);
+  ASSERT_TRUE(scrape.ok());
+  const std::string& m = scrape->body;
+  EXPECT_NE(m.find("drover_agent_apply_duration_seconds_count{source=\"fetched\"} 2\n"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("drover_agent_apply_duration_seconds_count{source=\"kept\"} 1\n"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("drover_agent_applies_total{service=\"web\",outcome=\"applied\"} 3\n"),
+            std::string::npos)
+      << m;
+  EXPECT_EQ(m.find("drover_mesh_bytes_total{direction=\"down\",from=\"origin\"} 0\n"),
+            std::string::npos)
+      << "the layers came from the origin, and the metric says so\n"
+      << m;
+  // Its control port serves no metrics, and the metrics port no control.
+  auto not_here =
+      http::request("GET", "http://127.0.0.1:" + std::to_string(metrics_port) + "/status", "", 5s);
+  ASSERT_TRUE(not_here.ok());
+  EXPECT_EQ(not_here->status, 404);
+  auto no_post = http::request(
+      "POST", "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics", "", 5s);
+  ASSERT_TRUE(no_post.ok());
+  EXPECT_EQ(no_post->status, 405);
 
   json s = status();
   EXPECT_EQ(s["services"]["web"]["current"], v1.id.str());

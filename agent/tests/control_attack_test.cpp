@@ -125,6 +125,32 @@ TEST(ControlConfig, TheControlPortListensOnLoopbackOnly) {
   }
 }
 
+// The metrics listener (issue 18) is a listener of its own: a malformed
+// address is refused naming the field, and any address may be asked for.
+TEST(ControlConfig, TheMetricsListenerIsAListenAddressOfItsOwn) {
+  auto config_with = [](const nlohmann::json& listen) {
+    nlohmann::json j = {{"format", "drover.agent-config.v1"},
+                        {"host", "web-1"},
+                        {"state_dir", "/tmp/x"},
+                        {"root_key", "/tmp/root.pub"},
+                        {"coordinator", {{"requests", "tcp://127.0.0.1:1"}}},
+                        {"metrics_listen", listen},
+                        {"services", {{{"name", "web"}, {"start", {"/bin/true"}}}}}};
+    return parse_config(j.dump());
+  };
+  for (const nlohmann::json& bad : {nlohmann::json("9465"), nlohmann::json("127.0.0.1:99999"),
+                                    nlohmann::json("[::1"), nlohmann::json(9465)}) {
+    auto c = config_with(bad);
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.error().message.find("metrics_listen"), std::string::npos) << c.error().message;
+  }
+  for (const std::string ok : {"127.0.0.1:0", "0.0.0.0:9465", "[::]:9465"}) {
+    auto c = config_with(ok);
+    ASSERT_TRUE(c.ok()) << ok << ": " << c.error().message;
+    EXPECT_EQ(c->metrics_listen, ok);
+  }
+}
+
 // A hand-over whose body has an unknown key of more than 64 bytes, cut by
 // the error message in the middle of a UTF-8 character, is refused with a
 // 400 whose body is JSON: rendering the message used to throw on the

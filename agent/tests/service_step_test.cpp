@@ -176,6 +176,7 @@ TEST(ServiceStep, UpgradeFetchesUnpacksStartsOnceHealthyAndCommits) {
   EXPECT_EQ(applied[0].event, "applied");
   EXPECT_EQ(field(applied[0].fields, "ms"), "306");
   EXPECT_EQ(field(applied[0].fields, "downloaded"), "1000");
+  EXPECT_EQ(field(applied[0].fields, "source"), "fetched");
   EXPECT_TRUE(has<act::CollectGarbage>(m.last));
   EXPECT_EQ(m.s.progress.phase, Phase::idle);
 }

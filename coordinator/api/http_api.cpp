@@ -9,6 +9,7 @@
 #include "coordinator/service/coordinator.hpp"
 #include "core/base/name.hpp"
 #include "core/canon/json_text.hpp"
+#include "core/metrics/metrics.hpp"
 
 namespace drover::coordinator {
 namespace {
@@ -422,7 +423,16 @@ http::Response HttpApi::dispatch(const http::Request& req) {
     allowed += allowed.empty() ? method : std::string(", ") + method;
     if (m == method) route = Route{role, std::move(run)};
   };
-  if (is({"pipelines"})) {
+  if (is({"metrics"}) && options_.metrics) {
+    // Prometheus' text format, for a scraper holding a viewer token
+    // (docs/METRICS.md, "Where each daemon serves").
+    on("GET", Role::viewer, [&](const Caller&, const json&) {
+      http::Response r;
+      r.content_type = metrics::kContentType;
+      r.body = c.metrics().expose();
+      return r;
+    });
+  } else if (is({"pipelines"})) {
     on("GET", Role::viewer,
        [&](const Caller&, const json&) { return from(c.pipelines(), api::render_pipelines); });
     on("POST", Role::deployer, [&](const Caller& who, const json& body) {

@@ -34,6 +34,9 @@ struct ApiOptions {
   // Connections open at once, in total and per client address.
   std::size_t max_connections = 1024;
   std::size_t max_connections_per_client = 64;
+  // GET /metrics with a viewer token (docs/METRICS.md); the config's
+  // metrics.api turns it off where only the metrics listener should serve.
+  bool metrics = true;
 };
 
 class HttpApi {

@@ -25,7 +25,7 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     DROVER_TRY(f.only({"format", "data_dir", "online_key", "online_cert", "api", "agents",
                        "tracker", "origin_feed", "webhook_secret_file", "tick_ms", "root_chain",
                        "plan_validity_s", "sample_retention_s", "scm_wait_s", "notify_give_up_s",
-                       "notify_ca_file"}));
+                       "notify_ca_file", "metrics"}));
     DROVER_ASSIGN(std::string format, f.str("format", 64));
     if (format != "drover.coordinator-config.v1") {
       return make_error(Errc::unsupported,
@@ -114,6 +114,19 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
         c.api.tls_key_file = *key_file;
       }
       if (max_body) c.api.max_body_bytes = static_cast<std::size_t>(*max_body);
+    }
+    DROVER_ASSIGN(auto metrics, f.opt_object("metrics"));
+    if (metrics) {
+      DROVER_TRY(metrics->only({"listen", "api"}));
+      DROVER_ASSIGN(auto listen, metrics->opt_str("listen"));
+      DROVER_ASSIGN(auto on_api, metrics->opt_bool("api"));
+      if (listen) {
+        if (auto where = http::parse_listen(*listen); !where.ok()) {
+          return where.error().context("metrics.listen");
+        }
+        c.metrics_listen = *listen;
+      }
+      if (on_api) c.api.metrics = *on_api;
     }
     DROVER_ASSIGN(auto agents, f.opt_object("agents"));
     if (agents) {

@@ -14,6 +14,8 @@ namespace drover::coordinator {
 struct CoordinatorConfig {
   CoordinatorOptions coordinator;
   ApiOptions api;
+  // "HOST:PORT" of a GET-only metrics listener without tokens ("" none).
+  std::string metrics_listen;
 };
 
 // Reads the file and everything it points to (keys, the webhook secret).

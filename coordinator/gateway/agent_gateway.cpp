@@ -55,6 +55,8 @@ Result<std::unique_ptr<AgentGateway>> AgentGateway::start(
   }
   std::unique_ptr<AgentGateway> g(
       new AgentGateway(store, keys, std::move(manifests), std::move(reports), clock, log));
+  if (options.metrics == nullptr) g->own_metrics_ = std::make_unique<metrics::Registry>();
+  g->meters_.resolve(options.metrics ? *options.metrics : *g->own_metrics_);
   g->max_skew_ms_ = options.max_clock_skew_ms;
   for (const std::string& doc : options.root_chain) {
     DROVER_ASSIGN(auto envelope, sign::decode_envelope(doc));
@@ -224,14 +226,17 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
   out.reply = std::move(reply);
   auto r = proto::decode_request(bytes);
   if (!r.ok()) {
+    Meters::count(meters_.refused, "malformed");
     out.v = legacy ? proto::claimed_version(bytes) : proto::kProtocolV2;
     if (out.v == proto::kProtocolV2) out.request_hash = proto::request_hash(bytes);
     return out.fail(r.error());
   }
+  Meters::count(meters_.requests, r->type);
   out.v = r->v;
   out.host = r->host;
   if (r->v == proto::kProtocolV2) out.request_hash = proto::request_hash(bytes);
   if (r->v != proto::kProtocolV2 && !legacy) {
+    Meters::count(meters_.refused, "old_protocol");
     return out.fail(Errc::unsupported,
                     "protocol version 1 is answered only on the coordinator's legacy listener "
                     "(agents.legacy_requests); upgrade this agent");
@@ -245,8 +250,12 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
   // Everything else speaks for an enrolled host, under its report key.
   auto host = enrolled(r->host);
   if (!host.ok()) return out.fail(host.error());
-  if (!*host) return out.fail(Errc::not_found, "host '" + r->host + "' is not enrolled");
+  if (!*host) {
+    Meters::count(meters_.refused, "not_enrolled");
+    return out.fail(Errc::not_found, "host '" + r->host + "' is not enrolled");
+  }
   if (!proto::check_mac(*r, (*host)->report_key)) {
+    Meters::count(meters_.refused, "bad_mac");
     if (log_allowed("coordinator.request.bad_mac")) {
       log_.warn("coordinator.request.bad_mac", {{"host", r->host}, {"type", r->type}});
     }
@@ -255,7 +264,10 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
   }
   out.mac_key = (*host)->report_key;
   auto body = proto::parse_body(r->body);
-  if (!body.ok()) return out.fail(body.error());
+  if (!body.ok()) {
+    Meters::count(meters_.refused, "bad_body");
+    return out.fail(body.error());
+  }
 
   const canon::Fields fields(*body, "", canon::Nulls::refused);
   if (r->type == proto::kPlanPull) return pull_plan(*r, **host, *body, out);
@@ -296,9 +308,11 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
     // A report at or below one acknowledged for this host is a resend (or a
     // copy): acknowledged again at once, neither screened nor committed.
     if (report->seq <= acked_seq((*host)->host)) {
+      Meters::count(meters_.reports, "repeated");
       return out.answer("ack", {{"seq", report->seq}});
     }
     const Screened refused = screen(**host, *report);
+    count_screened(refused);
     if (refused.total() > 0) {
       refused_items_.fetch_add(refused.total(), std::memory_order_relaxed);
       log_.warn("coordinator.report.refused_items", {{"host", r->host},
@@ -314,6 +328,7 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
     {
       std::lock_guard lock(queue_mu_);
       queue_.push_back({std::move(**host), std::move(*report), std::move(out)});
+      meters_.queued_reports->set(static_cast<double>(queue_.size()));
     }
     queue_cv_.notify_one();
     return;
@@ -352,13 +367,18 @@ void AgentGateway::pull_plan(const proto::Request& r, const HostRecord& host,
     if (*newest != 0 && *newest == *have) {
       answer["seq"] = *newest;
       add_mesh_token(host, answer, r.v);
+      Meters::count(meters_.plans, "unchanged");
       return out.answer("unchanged", std::move(answer));
     }
   }
   auto bundle = store_.plan_for(service, r.host);
   if (!bundle.ok()) return out.fail(bundle.error());
   add_mesh_token(host, answer, r.v);
-  if (!*bundle) return out.answer("no_plan", std::move(answer));
+  if (!*bundle) {
+    Meters::count(meters_.plans, "no_plan");
+    return out.answer("no_plan", std::move(answer));
+  }
+  Meters::count(meters_.plans, "plan");
   answer.erase("service");
   answer["bundle"] = **bundle;
   out.answer("plan", std::move(answer));
@@ -514,6 +534,9 @@ Result<std::optional<HostRecord>> AgentGateway::enrolled(const std::string& name
 
 void AgentGateway::note_dropped(const std::string& host, const Ingested& done) {
   if (done.unissued > 0) refused_items_.fetch_add(done.unissued, std::memory_order_relaxed);
+  Meters::count(meters_.items_refused, "unissued", static_cast<double>(done.unissued));
+  Meters::count(meters_.items_refused, "over_budget", static_cast<double>(done.over_budget));
+  Meters::count(meters_.items_refused, "storage_full", static_cast<double>(done.storage_full));
   if (done.over_budget == 0 && done.storage_full == 0) return;
   // Named once a minute per host, not once per report.
   const std::int64_t now = unix_ms(clock_.now());
@@ -538,6 +561,7 @@ void AgentGateway::commit_reports() {
       queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, nothing left
       batch.swap(queue_);
+      meters_.queued_reports->set(0);
     }
     // A batch that throws (a report handler, the store) is answered with an
     // error, which each agent resends later; the committer goes on.
@@ -565,6 +589,7 @@ void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
     }
     const Result<Ingested>& done = (*results)[i];
     if (!done.ok()) {
+      Meters::count(meters_.reports, "failed");
       log_.warn("coordinator.report.not_ingested",
                 {{"host", p.host.host}, {"error", done.error().message}});
       p.reply.fail(done.error());
@@ -572,6 +597,10 @@ void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
     }
     note_dropped(p.host.host, *done);
     note_acked(p.host.host, p.body.seq);
+    Meters::count(meters_.reports, done->fresh ? "ingested" : "repeated");
+    if (done->fresh) {
+      meters_.ingested_items->inc(static_cast<double>(p.body.items.size()));
+    }
     if (done->fresh && reports_) {
       // Durable already: a handler that throws is logged, the report acknowledged.
       (void)run_guarded(log_, "coordinator.report_handler.threw",
@@ -579,6 +608,63 @@ void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
     }
     p.reply.answer("ack", {{"seq", p.body.seq}});
   }
+}
+
+void AgentGateway::Meters::resolve(metrics::Registry& r) {
+  auto family = [&r](std::map<std::string, metrics::Counter*, std::less<>>& into,
+                     const std::string& name, const std::string& help, const std::string& label,
+                     std::initializer_list<std::string_view> keys) {
+    for (std::string_view k : keys) {
+      into[std::string(k)] = &r.counter(name, help, {label}, {std::string(k)});
+    }
+    into["other"] = &r.counter(name, help, {label}, {"other"});
+  };
+  family(requests, "drover_coordinator_agent_requests_total",
+         "Agent protocol requests that decoded, by type.", "type",
+         {proto::kEnroll, proto::kCertPull, proto::kRootPull, proto::kPlanPull, proto::kFlagsPull,
+          proto::kManifestPull, proto::kReport});
+  family(refused, "drover_coordinator_agent_requests_refused_total",
+         "Agent protocol requests refused before their body was used, by reason: malformed, "
+         "old_protocol (version 1 on a version-2 listener), not_enrolled, bad_mac (not "
+         "authenticated by the host's report key), bad_body.",
+         "reason", {"malformed", "old_protocol", "not_enrolled", "bad_mac", "bad_body"});
+  family(plans, "drover_coordinator_plan_pulls_total",
+         "Plan pulls answered, by answer: plan, unchanged (the agent holds the newest), no_plan.",
+         "answer", {"plan", "unchanged", "no_plan"});
+  family(reports, "drover_coordinator_reports_total",
+         "Agent reports, by outcome: ingested (durable), repeated (a resend, acknowledged "
+         "again), failed (not ingested; the agent sends it again).",
+         "outcome", {"ingested", "repeated", "failed"});
+  family(items_refused, "drover_coordinator_report_items_refused_total",
+         "Report items refused or dropped, by reason: foreign (another host's service), future "
+         "(dated beyond the skew bound), unissued (a plan seq never issued), unproven (a proof "
+         "that does not hold), not_a_release, over_budget (the host's storage budget), "
+         "storage_full (the map nearly full).",
+         "reason",
+         {"foreign", "future", "unissued", "unproven", "not_a_release", "over_budget",
+          "storage_full"});
+  queued_reports = &r.gauge("drover_coordinator_report_queue_items",
+                            "Reports waiting for the next group commit.");
+  ingested_items = &r.counter("drover_coordinator_report_items_ingested_total",
+                              "Items (health samples and events) of ingested reports, after "
+                              "screening.");
+}
+
+void AgentGateway::Meters::count(
+    const std::map<std::string, metrics::Counter*, std::less<>>& family, std::string_view key,
+    double n) {
+  if (n <= 0) return;
+  auto it = family.find(key);
+  if (it == family.end()) it = family.find("other");
+  if (it != family.end()) it->second->inc(n);
+}
+
+void AgentGateway::count_screened(const Screened& s) {
+  Meters::count(meters_.items_refused, "foreign", static_cast<double>(s.foreign));
+  Meters::count(meters_.items_refused, "future", static_cast<double>(s.future));
+  Meters::count(meters_.items_refused, "unissued", static_cast<double>(s.unissued));
+  Meters::count(meters_.items_refused, "unproven", static_cast<double>(s.unproven));
+  Meters::count(meters_.items_refused, "not_a_release", static_cast<double>(s.not_a_release));
 }
 
 }  // namespace drover::coordinator

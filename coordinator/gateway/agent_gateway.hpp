@@ -16,6 +16,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,6 +31,7 @@
 #include "coordinator/store/coordinator_store.hpp"
 #include "core/hash/sha256.hpp"
 #include "core/log/log.hpp"
+#include "core/metrics/metrics.hpp"
 #include "core/nng/nng.hpp"
 #include "core/proto/messages.hpp"
 #include "core/sign/envelope.hpp"
@@ -58,6 +60,9 @@ struct GatewayOptions {
   std::function<Result<FlagsAnswer>(const HostRecord&, const std::string& service,
                                     std::uint64_t have_seq)>
       flags;
+  // Where the gateway counts requests, plan pulls and reports
+  // (docs/METRICS.md, "Coordinator"); a registry of its own when null.
+  metrics::Registry* metrics = nullptr;
   // NNG contexts: requests in flight at once. Reports wait for their group
   // commit without holding a thread, so this may be large.
   int workers = 256;
@@ -195,6 +200,20 @@ class AgentGateway {
   bool stopping_ = false;
   std::atomic<std::uint64_t> batches_{0};
   std::atomic<std::uint64_t> refused_items_{0};
+  // The gateway's metrics: resolved once, counted from NNG's threads.
+  std::unique_ptr<metrics::Registry> own_metrics_;
+  // Every series is resolved at start, so counting takes no lock.
+  struct Meters {
+    void resolve(metrics::Registry& r);
+    std::map<std::string, metrics::Counter*, std::less<>> requests, refused, plans, reports,
+        items_refused;
+    metrics::Counter* ingested_items = nullptr;
+    metrics::Gauge* queued_reports = nullptr;  // set as the queue changes
+    // Counts key's series of family (the "other" series for a key not listed).
+    static void count(const std::map<std::string, metrics::Counter*, std::less<>>& family,
+                      std::string_view key, double n = 1);
+  } meters_;
+  void count_screened(const Screened& s);
   std::mutex acked_mu_;  // guards acked_
   std::unordered_map<std::string, std::pair<std::uint64_t, std::uint64_t>> acked_;
   std::mutex log_mu_;  // guards log_budget_

@@ -186,6 +186,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   } else {
     DROVER_ASSIGN(c->store_, LmdbCoordinatorStore::open(c->options_.data_dir));
   }
+  c->counted_ = std::make_unique<CoordinatorMetrics>(c->metrics_);
+  metrics::build_info(c->metrics_, "coordinator");
   c->tokens_ = std::make_unique<TokenStore>(*c->store_);
   c->artifacts_ =
       std::make_unique<ArtifactRegistry>(*c->store_, c->options_.origin_feed, clock, log);
@@ -218,6 +220,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
       return registered->contains(info_hash);
     };
     DROVER_ASSIGN(c->tracker_, mesh::TrackerService::start(so, to, clock, random, log));
+    c->tracker_->export_metrics(c->metrics_);
     c->tracker_url_ = "http://" + hp.first + ":" + std::to_string(c->tracker_->port());
   } else {
     c->tracker_url_ = c->options_.tracker_url;
@@ -251,6 +254,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   agents.flags = [self](const HostRecord& h, const std::string& service, std::uint64_t have) {
     return self->flags_for(h, service, have);
   };
+  agents.metrics = &c->metrics_;
   DROVER_ASSIGN(
       c->gateway_,
       AgentGateway::start(
@@ -291,7 +295,27 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
       [self](const DeployRecord& d, const std::string& env, const std::string& flag,
              int percent) -> Status { return self->ramp_step(d, env, flag, percent); });
   c->orchestrator_->on_commit([self](const std::vector<AuditRecord>& records) {
+    self->counted_->on_records(records);
     for (const auto& r : records) self->after_commit(r.what);
+  });
+  c->metrics_.on_collect([self](metrics::Registry& r) {
+    if (auto active = self->store_->active_deploys(); active.ok()) {
+      self->counted_->set_states(*active, self->now_ms());
+    }
+    if (auto u = self->store_->usage(); u.ok()) {
+      r.gauge("drover_coordinator_store_map_bytes",
+              "The LMDB map's size: the most the coordinator's state may grow to.")
+          .set(static_cast<double>(u->map_bytes));
+      r.gauge("drover_coordinator_store_used_bytes",
+              "The LMDB map's high-water mark (pages ever used; freed pages are reused).")
+          .set(static_cast<double>(u->used_bytes));
+    }
+    if (auto pending = notify::read_outbox(*self->store_, notify::kMaxPendingPerDestination);
+        pending.ok()) {
+      r.gauge("drover_coordinator_notify_outbox_items",
+              "Notifications waiting to be delivered (or retried).")
+          .set(static_cast<double>(pending->size()));
+    }
   });
   c->releases_ = std::make_unique<ReleaseDriver>(*c->store_, *c->orchestrator_, clock, log);
   c->orchestrator_->on_releases(

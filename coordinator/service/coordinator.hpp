@@ -35,6 +35,7 @@
 #include "coordinator/pipelines/pipeline.hpp"
 #include "coordinator/plans/plan_issuer.hpp"
 #include "coordinator/releases/release_driver.hpp"
+#include "coordinator/service/metrics.hpp"
 #include "core/log/log.hpp"
 #include "core/world/clock.hpp"
 #include "core/world/random.hpp"
@@ -178,6 +179,10 @@ class Coordinator {
 
   CoordinatorStore& store() { return *store_; }
   TokenStore& tokens() { return *tokens_; }
+  // Every family of docs/METRICS.md, "Coordinator" (the gateway's and the
+  // embedded tracker's included). Whoever serves it stops before the
+  // coordinator is destroyed.
+  metrics::Registry& metrics() { return metrics_; }
 
   // The time operations go by (unix ms).
   std::int64_t now_ms() const;
@@ -456,6 +461,9 @@ class Coordinator {
   const Clock& clock_;
   Random& random_;
   Logger& log_;
+  // Before everything it reads: destroyed last.
+  metrics::Registry metrics_;
+  std::unique_ptr<CoordinatorMetrics> counted_;
   std::unique_ptr<CoordinatorStore> store_;
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<ArtifactRegistry> artifacts_;

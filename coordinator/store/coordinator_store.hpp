@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "coordinator/audit/audit_log.hpp"
+#include "coordinator/kv/kv.hpp"
 #include "coordinator/store/artifact_record.hpp"
 #include "coordinator/store/deploy_record.hpp"
 #include "core/base/result.hpp"
@@ -186,6 +187,9 @@ class CoordinatorStore {
   // The deploys not finished, by id: from an index, whatever the length of
   // the history.
   virtual Result<std::vector<DeployRecord>> active_deploys() = 0;
+  // How full the store is (LMDB: the map's size and its high-water mark);
+  // zeros when it cannot say.
+  virtual Result<kv::Usage> usage() { return kv::Usage{}; }
   // Those of one service, oldest first.
   virtual Result<std::vector<DeployRecord>> active_deploys(const std::string& service) = 0;
   // The newest deploys (by creation), of a pipeline, else of a service, else

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,6 +53,9 @@ class KvCoordinatorStore : public CoordinatorStore {
   Status commit_deploy(const DeployRecord& d, const std::vector<AuditRecord>& audits) override;
   Result<std::optional<DeployRecord>> deploy(const std::string& deploy_id) override;
   Result<std::vector<DeployRecord>> active_deploys() override;
+  Result<kv::Usage> usage() override {
+    return kv_->usage(std::numeric_limits<std::uint64_t>::max());
+  }
   Result<std::vector<DeployRecord>> active_deploys(const std::string& service) override;
   Result<std::vector<DeployRecord>> recent_deploys(const DeployFilter& filter,
                                                    std::size_t limit) override;

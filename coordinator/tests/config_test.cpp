@@ -80,6 +80,26 @@ TEST_F(ConfigFiles, TheNotificationSettingsAreReadAndBounded) {
   EXPECT_FALSE(load({{"notify_ca_file", 5}}).ok());
 }
 
+// Metrics (issue 18): on the API for a viewer by default, a listener of
+// their own when asked; a malformed address or field is refused, named.
+TEST_F(ConfigFiles, TheMetricsListenerAndTheApiRouteAreConfigured) {
+  auto none = load(json::object());
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->api.metrics);
+  EXPECT_EQ(none->metrics_listen, "");
+  auto c = load({{"metrics", {{"listen", "0.0.0.0:9466"}, {"api", false}}}});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->metrics_listen, "0.0.0.0:9466");
+  EXPECT_FALSE(c->api.metrics);
+  for (const json& bad : {json{{"listen", "9466"}}, json{{"listen", "127.0.0.1:70000"}},
+                          json{{"api", "yes"}}, json{{"port", 9466}}, json("0.0.0.0:9466")}) {
+    auto refused = load({{"metrics", bad}});
+    ASSERT_FALSE(refused.ok()) << bad.dump();
+    EXPECT_NE(refused.error().message.find("metrics"), std::string::npos)
+        << refused.error().message;
+  }
+}
+
 TEST_F(ConfigFiles, AWebhookSecretReadableByGroupOrOthersIsRefused) {
   const json secret = {{"webhook_secret_file", (dir_ / "webhook.secret").string()}};
   auto ok = load(secret);

@@ -84,8 +84,16 @@ Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& te
     return make_error(Errc::invalid_argument, "listen address '" + text + "' must be HOST:PORT");
   }
   std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return make_error(
+        Errc::invalid_argument,
+        "listen address '" + text + "': an IPv6 address goes in brackets, [::1]:PORT");
+  }
+  if (host.find_first_of("[]") != std::string::npos) {
+    return make_error(Errc::invalid_argument, "listen address '" + text + "' must be HOST:PORT");
+  }
   unsigned long port = 0;
   for (char c : text.substr(colon + 1)) {
     if (c < '0' || c > '9' || port > 65535) {

@@ -90,6 +90,12 @@ void Counter::inc(double by) {
   atomic_add(value_, by);
 }
 
+void Counter::catch_up(double total) {
+  double cur = value_.load(std::memory_order_relaxed);
+  while (total > cur && !value_.compare_exchange_weak(cur, total, std::memory_order_relaxed)) {
+  }
+}
+
 void Gauge::add(double by) {
   atomic_add(value_, by);
 }
@@ -292,6 +298,13 @@ std::string Registry::expose() {
     }
   }
   return out;
+}
+
+void build_info(Registry& registry, const std::string& component) {
+  registry
+      .gauge("drover_build_info", "Always 1: the daemon's component and drover's version.",
+             {"component", "version"}, {component, DROVER_VERSION})
+      .set(1);
 }
 
 }  // namespace drover::metrics

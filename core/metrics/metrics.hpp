@@ -32,6 +32,9 @@ bool valid_label_value(std::string_view value);
 class Counter {
  public:
   void inc(double by = 1.0);
+  // For a total kept elsewhere (a component's own counters, read at each
+  // scrape): raises the counter to total; a lower total changes nothing.
+  void catch_up(double total);
   double value() const { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -123,6 +126,10 @@ class Registry {
   std::mutex collect_mu_;  // one scrape's collectors at a time
   std::vector<std::function<void(Registry&)>> collectors_;
 };
+
+// drover_build_info{component="agent",version="0.1.0"} 1: which daemon and
+// release a target is (the usual way to join a version onto other series).
+void build_info(Registry& registry, const std::string& component);
 
 // The content type of expose()'s text.
 inline constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "core/http/http.hpp"
+#include "core/metrics/endpoint.hpp"
 
 namespace drover::http {
 namespace {
@@ -283,6 +284,57 @@ TEST(HttpAttack, HeadersAreJudgedBeforeTheBodyIsRead) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->body, "1000");
   EXPECT_EQ(handled.load(), 1);
+}
+
+// Issue 18: a daemon's metrics listener faces the scraper's network. A body,
+// a header flood, a crawl of paths, a crowd of connections and garbage get
+// refusals and cost it nothing; it keeps answering the scraper.
+TEST(HttpAttack, TheMetricsListenerRefusesEverythingButAScrape) {
+  metrics::Registry registry;
+  registry.counter("drover_test_total", "t").inc(3);
+  auto server = metrics::serve("127.0.0.1:0", registry, Logger::discard());
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const std::uint16_t port = (*server)->port();
+  auto ask = [port](const std::string& raw) {
+    int fd = connect_to(port);
+    if (fd < 0) return std::string("no connection");
+    send_all(fd, raw);
+    std::string got = read_answer(fd);
+    ::close(fd);
+    return got;
+  };
+  auto status_of = [](const std::string& answer) {
+    return answer.size() >= 12 ? answer.substr(9, 3) : answer;
+  };
+  EXPECT_EQ(status_of(ask("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")),
+            "413");
+  EXPECT_EQ(status_of(ask("PUT /metrics HTTP/1.1\r\nHost: x\r\n\r\n")), "405");
+  EXPECT_EQ(status_of(ask("DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n")), "405");
+  for (const char* path :
+       {"/", "/status", "/v1/plans", "/metrics/../status", "/metricsX", "/%2e%2e/etc/passwd"}) {
+    EXPECT_EQ(status_of(ask(std::string("GET ") + path + " HTTP/1.1\r\nHost: x\r\n\r\n")), "404")
+        << path;
+  }
+  const std::string flood =
+      "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(64 << 10, 'a') + "\r\n\r\n";
+  const std::string flooded = ask(flood);
+  EXPECT_TRUE(flooded.empty() || status_of(flooded)[0] == '4') << flooded.substr(0, 40);
+  EXPECT_EQ(status_of(ask("\x16\x03\x01garbage\r\n\r\n")).substr(0, 1), "4");
+  // A crowd from one address past its cap is closed at once.
+  std::vector<int> crowd;
+  for (int i = 0; i < 40; ++i) crowd.push_back(connect_to(port));
+  for (int fd : crowd) {
+    if (fd >= 0) ::close(fd);
+  }
+  // And the scraper still gets its scrape.
+  // (Each closed connection leaves the server's count when it notices the
+  // close: ask until then, up to a deadline.)
+  std::string scrape;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (status_of(scrape) != "200" && std::chrono::steady_clock::now() < deadline) {
+    scrape = ask("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  }
+  EXPECT_EQ(status_of(scrape), "200") << scrape;
 }
 
 }  // namespace

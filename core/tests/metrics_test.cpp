@@ -167,5 +167,23 @@ TEST(Metrics, TheListenerServesOnlyGetMetrics) {
   EXPECT_EQ(promtool_check(got->body), "");
 }
 
+// The example configuration and alert rules users start from
+// (docs/prometheus): valid for Prometheus, and each alert fires on the series
+// its own unit tests give it, and only then.
+TEST(Metrics, TheExamplePrometheusConfigAndAlertRulesPassPromtool) {
+  const fs::path tool = promtool();
+  ASSERT_FALSE(tool.empty()) << "promtool is not installed (tools/setup.sh installs prometheus)";
+  const fs::path dir = fs::path(DROVER_SOURCE_DIR) / "docs" / "prometheus";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"check", "config", "--syntax-only", "prometheus.yml"},
+        std::vector<std::string>{"check", "rules", "drover-alerts.yml"},
+        std::vector<std::string>{"test", "rules", "drover-alerts-test.yml"}}) {
+    std::string line = "cd " + dir.string() + " && " + tool.string();
+    for (const auto& a : args) line += " " + a;
+    auto r = testing::run({"/bin/sh", "-c", line});
+    EXPECT_EQ(r.exit_code, 0) << line << "\n" << r.out << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace drover

@@ -953,6 +953,21 @@ NodeCounters MeshNode::counters() const {
   return impl_->counters;
 }
 
+MeshNode::Swarms MeshNode::swarms() const {
+  Swarms s;
+  {
+    std::lock_guard lock(impl_->mu);
+    s.layers = impl_->layers.size();
+    for (const auto& [id, l] : impl_->layers) s.fetching += l.fetching && !l.done ? 1 : 0;
+  }
+  // One call to the session for every torrent's peer count.
+  for (const auto& st :
+       impl_->session->get_torrent_status([](const lt::torrent_status&) { return true; })) {
+    s.peers += static_cast<std::size_t>(st.num_peers);
+  }
+  return s;
+}
+
 std::optional<LayerDiagnostics> MeshNode::diagnostics(const ContentId& id) const {
   lt::torrent_handle h;
   LayerDiagnostics d;

@@ -140,6 +140,12 @@ class MeshNode {
   Status connect(const ContentId& layer, const std::string& address, std::uint16_t port);
 
   NodeCounters counters() const;
+  // The node's swarms now: layers it holds or fetches, those still
+  // fetching, and peers connected over all of them.
+  struct Swarms {
+    std::size_t layers = 0, fetching = 0, peers = 0;
+  };
+  Swarms swarms() const;
   std::optional<LayerDiagnostics> diagnostics(const ContentId& layer) const;
 
   // What libtorrent was told, read back from the session: the rate limits and

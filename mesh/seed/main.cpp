@@ -9,7 +9,9 @@
 
 #include "core/log/log.hpp"
 #include "core/mesh_token/mesh_token.hpp"
+#include "core/metrics/endpoint.hpp"
 #include "mesh/daemon/daemon.hpp"
+#include "mesh/node/node_metrics.hpp"
 #include "mesh/origin/origin_service.hpp"
 #include "mesh/seed/seed_service.hpp"
 #include "mesh/tracker/tracker_service.hpp"
@@ -32,7 +34,8 @@ constexpr const char* kUsage =
     "         --peers-per-layer N (connections per layer's swarm, default 200),\n"
     "         --super-seed (seed), --stall-timeout S (seed), --report-every MS, --log-level L,\n"
     "         --token-file FILE (this node's mesh token; then only vouched peers get in),\n"
-    "         --token-key FILE (the --tracker-listen tracker requires tokens under this key)\n";
+    "         --token-key FILE (the --tracker-listen tracker requires tokens under this key),\n"
+    "         --metrics-listen ADDR (Prometheus metrics, GET /metrics; off by default)\n";
 
 int fail(const std::string& what) {
   std::cerr << "drover-seed: " << what << "\n";
@@ -50,8 +53,28 @@ struct Common {
   std::string tracker_listen;
   std::string token_file;                // re-read while the node runs
   std::optional<std::string> token_key;  // for the --tracker-listen tracker
+  std::string metrics_listen;            // "" when off
   LogLevel level = LogLevel::info;
 };
+
+// --metrics-listen ADDR: checked as a listen address.
+Result<std::string> read_metrics_listen(const cxxopts::ParseResult& r) {
+  if (!r.count("metrics-listen")) return std::string();
+  std::string listen = r["metrics-listen"].as<std::string>();
+  DROVER_TRY(parse_listen(listen));
+  return listen;
+}
+
+// The daemon's metrics listener, when asked for; its URL goes in the ready line.
+Result<std::unique_ptr<http::Server>> start_metrics(const std::string& listen,
+                                                    metrics::Registry& registry, Logger& log,
+                                                    nlohmann::json& ready) {
+  if (listen.empty()) return std::unique_ptr<http::Server>();
+  DROVER_ASSIGN(auto server, metrics::serve(listen, registry, log));
+  ready["metrics"] =
+      "http://" + parse_listen(listen)->first + ":" + std::to_string(server->port()) + "/metrics";
+  return server;
+}
 
 // --token-key FILE: 64 hex digits, mode 0600 (docs/FORMATS.md, "Mesh tokens").
 Result<std::optional<std::string>> read_token_key(const cxxopts::ParseResult& r) {
@@ -81,7 +104,9 @@ void add_common(cxxopts::Options& o) {
       "accept-unvouched",
       "with a token, still accept connections from any address (only to show what the filter "
       "stops)")("token-key", "the --tracker-listen tracker requires mesh tokens under this key",
-                cxxopts::value<std::string>())("h,help", "help");
+                cxxopts::value<std::string>())("metrics-listen",
+                                               "serve Prometheus metrics here (GET /metrics)",
+                                               cxxopts::value<std::string>())("h,help", "help");
 }
 
 Result<Common> read_common(const cxxopts::ParseResult& r, NodeRole role) {
@@ -123,6 +148,7 @@ Result<Common> read_common(const cxxopts::ParseResult& r, NodeRole role) {
   }
   c.node.vouched_only = r.count("accept-unvouched") == 0;
   DROVER_ASSIGN(c.token_key, read_token_key(r));
+  DROVER_ASSIGN(c.metrics_listen, read_metrics_listen(r));
   if (!parse_log_level(r["log-level"].as<std::string>(), c.level)) {
     return make_error(Errc::invalid_argument, "--log-level must be debug, info, warn or error");
   }
@@ -191,12 +217,25 @@ int run_origin(int argc, char** argv) {
   options.feed.port = feed->second;
   auto origin = OriginService::start(**node, **store, options, log);
   if (!origin.ok()) return fail(origin.error().message);
-  emit_line({{"event", "ready"},
-             {"role", "origin"},
-             {"port", (*node)->port()},
-             {"feed", "http://" + feed->first + ":" + std::to_string((*origin)->feed_port())},
-             {"tracker", c->node.tracker},
-             {"layers", (*origin)->layers_seeded()}});
+  metrics::Registry registry;
+  metrics::build_info(registry, "origin");
+  export_node_metrics(registry, **node);
+  if (*tracker) (*tracker)->export_metrics(registry);
+  OriginService* served = origin->get();
+  registry.on_collect([served](metrics::Registry& reg) {
+    reg.gauge("drover_origin_layers_seeded", "Layers of the store the origin seeds.")
+        .set(static_cast<double>(served->layers_seeded()));
+  });
+  nlohmann::json ready{
+      {"event", "ready"},
+      {"role", "origin"},
+      {"port", (*node)->port()},
+      {"feed", "http://" + feed->first + ":" + std::to_string((*origin)->feed_port())},
+      {"tracker", c->node.tracker},
+      {"layers", (*origin)->layers_seeded()}};
+  auto metrics_server = start_metrics(c->metrics_listen, registry, log, ready);
+  if (!metrics_server.ok()) return fail(metrics_server.error().message);
+  emit_line(ready);
   run_until_stopped(**node, std::chrono::milliseconds((*r)["report-every"].as<int>()),
                     c->token_file);
   emit_line(
@@ -245,7 +284,19 @@ int run_seed(int argc, char** argv) {
   if (!cache.ok()) return fail(cache.error().message);
   SeedOptions options;
   options.origin = (*r)["origin"].as<std::string>();
-  auto seed = SeedService::start(**cache, options, clock, log, [](const Replicated& rep) {
+  metrics::Registry registry;
+  metrics::build_info(registry, "seed");
+  export_node_metrics(registry, **node);
+  if (*tracker) (*tracker)->export_metrics(registry);
+  auto& replicated = registry.counter("drover_seed_artifacts_replicated_total",
+                                      "Artifacts replicated from the origin into the cache.");
+  auto& replicate_s = registry.histogram(
+      "drover_seed_replicate_duration_seconds",
+      "Time to replicate one artifact's layers from its announcement on the feed.",
+      metrics::duration_buckets());
+  auto seed = SeedService::start(**cache, options, clock, log, [&](const Replicated& rep) {
+    replicated.inc();
+    replicate_s.observe(static_cast<double>(rep.took.count()) / 1000.0);
     emit_line({{"event", "replicated"},
                {"artifact", rep.artifact.str()},
                {"push_seq", rep.push_seq},
@@ -253,12 +304,12 @@ int run_seed(int argc, char** argv) {
                {"ms", rep.took.count()}});
   });
   if (!seed.ok()) return usage(seed.error().message);
-  emit_line({{"event", "ready"},
-             {"role", "seed"},
-             {"region", c->node.region},
-             {"port", (*node)->port()},
-             {"tracker", c->node.tracker},
-             {"layers_held", (*cache)->held().size()}});
+  nlohmann::json ready{{"event", "ready"},           {"role", "seed"},
+                       {"region", c->node.region},   {"port", (*node)->port()},
+                       {"tracker", c->node.tracker}, {"layers_held", (*cache)->held().size()}};
+  auto metrics_server = start_metrics(c->metrics_listen, registry, log, ready);
+  if (!metrics_server.ok()) return fail(metrics_server.error().message);
+  emit_line(ready);
   run_until_stopped(**node, std::chrono::milliseconds((*r)["report-every"].as<int>()),
                     c->token_file);
   emit_line(
@@ -278,12 +329,16 @@ int run_tracker(int argc, char** argv) {
       "log-level", "debug, info, warn or error",
       cxxopts::value<std::string>()->default_value("info"))(
       "token-key", "require mesh tokens issued under this key (64 hex digits, mode 0600)",
-      cxxopts::value<std::string>())("h,help", "help");
+      cxxopts::value<std::string>())("metrics-listen",
+                                     "serve Prometheus metrics here (GET /metrics)",
+                                     cxxopts::value<std::string>())("h,help", "help");
   auto r = parse(o, argc, argv);
   if (!r.ok()) return usage(r.error().message);
   if (r->count("help")) return std::cout << o.help(), 0;
   auto token_key = read_token_key(*r);
   if (!token_key.ok()) return fail(token_key.error().message);
+  auto metrics_listen = read_metrics_listen(*r);
+  if (!metrics_listen.ok()) return usage(metrics_listen.error().message);
   auto listen = parse_listen((*r)["listen"].as<std::string>());
   if (!listen.ok()) return usage(listen.error().message);
   TrackerOptions t;
@@ -306,9 +361,16 @@ int run_tracker(int argc, char** argv) {
   server.port = listen->second;
   auto tracker = TrackerService::start(server, t, clock, random, log);
   if (!tracker.ok()) return fail(tracker.error().message);
-  emit_line({{"event", "ready"},
-             {"role", "tracker"},
-             {"tracker", "http://" + listen->first + ":" + std::to_string((*tracker)->port())}});
+  metrics::Registry registry;
+  metrics::build_info(registry, "tracker");
+  (*tracker)->export_metrics(registry);
+  nlohmann::json ready{
+      {"event", "ready"},
+      {"role", "tracker"},
+      {"tracker", "http://" + listen->first + ":" + std::to_string((*tracker)->port())}};
+  auto metrics_server = start_metrics(*metrics_listen, registry, log, ready);
+  if (!metrics_server.ok()) return fail(metrics_server.error().message);
+  emit_line(ready);
   wait_for_stop(std::chrono::steady_clock::time_point::max());
   emit_line({{"event", "stopped"}, {"role", "tracker"}});
   return 0;

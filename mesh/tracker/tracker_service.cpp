@@ -169,6 +169,9 @@ std::string announce_url(const std::string& base, const std::string& host, NodeR
 }
 
 struct TrackerService::Impl {
+  // The tracker is used on the server's thread, and read by a metrics
+  // scrape from another: every use holds this.
+  mutable std::mutex mu;
   SwarmTracker tracker;
   std::unique_ptr<http::Server> server;
   Logger& log;
@@ -179,7 +182,10 @@ struct TrackerService::Impl {
   void schedule_sweep() {
     server->post_after(
         std::chrono::duration_cast<std::chrono::milliseconds>(tracker.options().expiry), [this] {
-          tracker.sweep();
+          {
+            std::lock_guard lock(mu);
+            tracker.sweep();
+          }
           schedule_sweep();
         });
   }
@@ -213,6 +219,7 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
   auto impl = std::make_unique<Impl>(options, clock, random, log);
   Impl* raw = impl.get();
   auto handler = [raw](const http::Request& req, http::Responder respond) {
+    std::unique_lock lock(raw->mu);
     if (req.path == "/announce") return respond(handle_announce(raw->tracker, req));
     if (req.path == "/stats") {
       TrackerStats s = raw->tracker.stats();
@@ -253,6 +260,38 @@ Result<std::unique_ptr<TrackerService>> TrackerService::start(const http::Server
 
 std::uint16_t TrackerService::port() const {
   return impl_->server->port();
+}
+
+TrackerStats TrackerService::stats() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->tracker.stats();
+}
+
+void TrackerService::export_metrics(metrics::Registry& registry) const {
+  registry.on_collect([this](metrics::Registry& r) {
+    const TrackerStats s = stats();
+    r.counter("drover_tracker_announces_total",
+              "Announces that reached the tracker, refused ones included.")
+        .catch_up(static_cast<double>(s.announces));
+    const std::vector<std::string> names{"reason"};
+    const char* help =
+        "Announces refused, by reason: unregistered (a layer of no registered artifact), role "
+        "(a source role not granted), full (a cap reached), token (no valid mesh token).";
+    r.counter("drover_tracker_announces_refused_total", help, names, {"unregistered"})
+        .catch_up(static_cast<double>(s.refused_unregistered));
+    r.counter("drover_tracker_announces_refused_total", help, names, {"role"})
+        .catch_up(static_cast<double>(s.refused_role));
+    r.counter("drover_tracker_announces_refused_total", help, names, {"full"})
+        .catch_up(static_cast<double>(s.refused_full));
+    r.counter("drover_tracker_announces_refused_total", help, names, {"token"})
+        .catch_up(static_cast<double>(s.refused_token));
+    r.gauge("drover_tracker_swarms", "Swarms (layers) the tracker knows nodes of.")
+        .set(static_cast<double>(s.swarms));
+    r.gauge("drover_tracker_nodes", "Nodes over every swarm (one node in two swarms counts twice).")
+        .set(static_cast<double>(s.nodes));
+    r.gauge("drover_tracker_vouched_addresses", "Addresses the tracker vouches for now.")
+        .set(static_cast<double>(s.vouched_addresses));
+  });
 }
 
 std::string TrackerService::announce_url(const std::string& host, NodeRole role,

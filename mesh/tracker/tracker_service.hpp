@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "core/http/http.hpp"
+#include "core/metrics/metrics.hpp"
 #include "mesh/tracker/swarm_tracker.hpp"
 
 namespace drover::mesh {
@@ -23,6 +24,10 @@ class TrackerService {
                                                        Logger& log);
   ~TrackerService();
   std::uint16_t port() const;
+  TrackerStats stats() const;  // from any thread
+  // Registers the tracker's families (docs/METRICS.md, "Tracker"), read at
+  // each scrape; the service must outlive the registry's scrapes.
+  void export_metrics(metrics::Registry& registry) const;
   // The announce URL for a node of this role, region and cluster.
   std::string announce_url(const std::string& host, NodeRole role, const std::string& region,
                            const std::string& cluster, const std::string& bind = "127.0.0.1") const;

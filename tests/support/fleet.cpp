@@ -78,7 +78,8 @@ TestFleet::TestFleet(const fs::path& dir, bool mesh_tokens)
       {"tracker", {{"listen", "127.0.0.1:" + std::to_string(tracker_port_)}, {"interval_s", 1}}},
       {"origin_feed", "http://127.0.0.1:" + std::to_string(feed_port_)},
       {"webhook_secret_file", (dir_ / "webhook.secret").string()},
-      {"tick_ms", 100}};
+      {"tick_ms", 100},
+      {"metrics", {{"listen", "127.0.0.1:0"}}}};
   if (mesh_tokens_) config["tracker"]["token_key_file"] = (dir_ / "mesh.key").string();
   write_file(dir_ / "coordinator.json", config.dump(2));
 }
@@ -169,6 +170,8 @@ void TestFleet::start_origin() {
                                    "http://127.0.0.1:" + std::to_string(tracker_port_),
                                    "--announce-interval",
                                    "1",
+                                   "--metrics-listen",
+                                   "127.0.0.1:0",
                                    "--log-level",
                                    "warn"};
   for (auto& a : token_args("origin", "", "origin")) argv.push_back(a);
@@ -194,6 +197,8 @@ void TestFleet::start_seed(const std::string& region) {
                                    name,
                                    "--announce-interval",
                                    "1",
+                                   "--metrics-listen",
+                                   "127.0.0.1:0",
                                    "--log-level",
                                    "warn"};
   for (auto& a : token_args("seed", region, name)) argv.push_back(a);
@@ -281,6 +286,7 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
                    {"health_interval_ms", 200},
                    {"request_timeout_ms", 2000},
                    {"mesh", {{"announce_interval_s", 1}}},
+                   {"metrics_listen", "127.0.0.1:0"},
                    {"services", services}};
     write_file(dir_ / (host + ".json"), config.dump());
     agents_.push_back(std::make_unique<DaemonProcess>(
@@ -294,6 +300,26 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
       throw std::runtime_error("agent did not enroll: " + a->stderr_tail());
     }
   }
+}
+
+std::vector<std::pair<std::string, std::string>> TestFleet::metrics_targets() {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto url_of = [](DaemonProcess& d) {
+    auto ready = d.wait_for_event("ready", 5s);
+    return ready ? ready->value("metrics", "") : std::string();
+  };
+  if (coordinator_) out.emplace_back("coordinator", url_of(*coordinator_));
+  if (origin_) out.emplace_back("origin", url_of(*origin_));
+  for (std::size_t i = 0; i < seeds_.size(); ++i) {
+    out.emplace_back("seed-" + std::to_string(i + 1), url_of(*seeds_[i]));
+  }
+  for (std::size_t i = 0; i < agents_.size(); ++i) {
+    auto ready = agents_[i]->wait_for_event("ready", 5s);
+    const int port = ready ? ready->value("metrics_port", 0) : 0;
+    out.emplace_back("agent-" + hosts_[i],
+                     port ? "http://127.0.0.1:" + std::to_string(port) + "/metrics" : "");
+  }
+  return out;
 }
 
 std::string TestFleet::agent_failures() {

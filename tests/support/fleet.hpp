@@ -90,6 +90,9 @@ class TestFleet {
                            std::chrono::milliseconds timeout = std::chrono::seconds(180));
 
   const std::vector<std::string>& hosts() const { return hosts_; }
+  // Each daemon's metrics URL, from its ready line, named ("coordinator",
+  // "origin", "seed-1", "agent-h1"); "" for one that named none.
+  std::vector<std::pair<std::string, std::string>> metrics_targets();
   DaemonProcess& agent(const std::string& host);
   std::string api_url() const { return "http://127.0.0.1:" + std::to_string(api_port_); }
   std::string admin_token() const { return admin_; }

@@ -1,0 +1,24 @@
+// The agent's Prometheus metrics (docs/METRICS.md, "Agent"). Most are
+// counted from the agent's own event lines (docs/FORMATS.md, "Agent
+// events"), so what a metric says and what the agent printed cannot differ;
+// the rest (the report queue, the coordinator's reachability, the mesh
+// node's bytes by source) are read at each scrape.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "core/metrics/metrics.hpp"
+
+namespace drover::agent {
+
+class AgentMetrics {
+ public:
+  explicit AgentMetrics(metrics::Registry& registry);
+  // One event line, as the agent emits it.
+  void on_event(const nlohmann::json& line);
+
+ private:
+  metrics::Registry& r_;
+};
+
+}  // namespace drover::agent
