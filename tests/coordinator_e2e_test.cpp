@@ -89,10 +89,24 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
     }
   }
 
-  // v2 through the canary: 1 host (16% of 6, rounded up), 2 more (to 50%), then the other 3.
-  ProcessResult second = f.drover({"deploy", "web", v2, "--wait", "--json"});
-  ASSERT_EQ(second.exit_code, 0) << second.out << second.err << f.agent_failures();
-  json d2 = json::parse(second.out);
+  // v2 through the canary: 1 host (16% of 6, rounded up), 2 more (to 50%), then the other 3,
+  // watched live on a terminal as a person would (issue 18): the view is
+  // redrawn in place, frame after frame, until the deploy ends.
+  ProcessResult second =
+      run_on_terminal({binary("drover").string(), "deploy", "web", v2, "--watch"}, 300s,
+                      {{"DROVER_COORDINATOR", f.api_url()}, {"DROVER_TOKEN", f.admin_token()}});
+  ASSERT_EQ(second.exit_code, 0) << second.out << f.agent_failures();
+  std::size_t frames = 0;
+  for (std::size_t at = 0; (at = second.out.find("\x1b[J", at)) != std::string::npos; ++at) {
+    ++frames;
+  }
+  EXPECT_GE(frames, 3u) << second.out;
+  EXPECT_NE(second.out.find("[####################] 3/3"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("succeeded"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("batch 2 passed"), std::string::npos) << second.out;
+  json d2 =
+      f.api("GET", "/deploys/" + f.api("GET", "/deploys?service=web&limit=1")["deploys"][0].value(
+                                     "deploy_id", ""));
   ASSERT_EQ(d2["state"], "succeeded");
   ASSERT_EQ(d2["batches"].size(), 3u);
   EXPECT_EQ(d2["batches"][0]["hosts"].size(), 1u);
@@ -106,7 +120,8 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
 
   // v3 errors 40x more: its canary fails, and everything goes back to v2.
   ProcessResult third = f.drover({"deploy", "web", v3, "--wait", "--json"});
-  EXPECT_EQ(third.exit_code, 1) << third.out << third.err;
+  EXPECT_EQ(third.exit_code, 3) << "rolled back (docs/CLI.md, exit codes)\n"
+                                << third.out << third.err;
   json d3 = json::parse(third.out);
   ASSERT_EQ(d3["state"], "rolled_back") << d3.dump();
   EXPECT_NE(d3["reason"].get<std::string>().find("error_rate"), std::string::npos) << d3["reason"];
@@ -135,6 +150,40 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
   EXPECT_EQ(status.exit_code, 0);
   EXPECT_NE(status.out.find("rolled_back"), std::string::npos) << status.out;
   EXPECT_NE(status.out.find("rollback took"), std::string::npos) << status.out;
+
+  // On a pipe, --watch prints lines as things happen, never a redraw; a
+  // service's name means its newest deploy; the exit status says how it ended.
+  ProcessResult piped = f.drover({"status", "web", "--watch"});
+  EXPECT_EQ(piped.exit_code, 3) << piped.out << piped.err;
+  EXPECT_EQ(piped.out.find('\x1b'), std::string::npos) << piped.out;
+  EXPECT_NE(piped.out.find("batch 1 started (1 hosts)"), std::string::npos) << piped.out;
+  EXPECT_NE(piped.out.find("rollback.started reason="), std::string::npos) << piped.out;
+  EXPECT_NE(piped.out.find(d3["deploy_id"].get<std::string>() + ": rolled_back ("),
+            std::string::npos)
+      << piped.out;
+  ProcessResult listed = f.drover({"deploys", "--service", "web"});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out.rfind("DEPLOY", 0), 0u) << listed.out;
+  EXPECT_EQ(std::count(listed.out.begin(), listed.out.end(), '\n'), 4) << listed.out;
+  EXPECT_NE(listed.out.find("rolled_back"), std::string::npos) << listed.out;
+  // What a person gets wrong, told locally and clearly.
+  ProcessResult typo = f.drover({"depoly", "web", v2});
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_NE(typo.err.find("did you mean 'deploy'"), std::string::npos) << typo.err;
+  ProcessResult no_token = run({binary("drover").string(), "deploys"}, 30s,
+                               {{"DROVER_COORDINATOR", f.api_url()}, {"DROVER_TOKEN", ""}});
+  EXPECT_EQ(no_token.exit_code, 8) << no_token.err;
+  EXPECT_NE(no_token.err.find("--token"), std::string::npos) << no_token.err;
+  EXPECT_NE(no_token.err.find("DROVER_TOKEN"), std::string::npos) << no_token.err;
+  ProcessResult wrong_token = f.drover({"deploys", "--token", "not-a-token"});
+  EXPECT_EQ(wrong_token.exit_code, 8) << wrong_token.err;
+  ProcessResult nobody_there =
+      run({binary("drover").string(), "deploys"}, 30s,
+          {{"DROVER_COORDINATOR", "http://127.0.0.1:" + std::to_string(free_port())},
+           {"DROVER_TOKEN", f.admin_token()}});
+  EXPECT_EQ(nobody_there.exit_code, 9) << nobody_there.err;
+  EXPECT_NE(nobody_there.err.find("cannot reach the coordinator"), std::string::npos)
+      << nobody_there.err;
 
   // Issue 18: every daemon's metrics, checked by Prometheus' own promtool,
   // tell the same story: two deploys succeeded, one rolled back.

@@ -205,7 +205,7 @@ TEST(PromotionEndToEnd, StagingThenAGateForASecondPersonThenWavesAndAScopedRollb
   EXPECT_EQ(own.exit_code, 1) << own.out;
   EXPECT_NE(own.err.find("alice"), std::string::npos) << own.err;
   ProcessResult deployer = p.as("alice", {"approve", d2});
-  EXPECT_EQ(deployer.exit_code, 1);
+  EXPECT_EQ(deployer.exit_code, 8) << "a deployer's token cannot approve: unauthorized (403)";
   EXPECT_EQ(p.deploy(d2)["state"], "awaiting_approval");
   ProcessResult bob = p.as("bob", {"approve", d2, "--comment", "staging looks good"});
   ASSERT_EQ(bob.exit_code, 0) << bob.err;

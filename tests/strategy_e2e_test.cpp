@@ -290,7 +290,7 @@ TEST(StrategiesEndToEnd, AFlagRampsKillsAndADegradingRampIsSetBackToZero) {
   // and the coordinator sets the flag back to 0 on its own.
   ProcessResult degrading =
       f.drover({"flag", "set", "web", "bad-path", "25", "--env", "production", "--wait"});
-  EXPECT_EQ(degrading.exit_code, 1) << degrading.out << degrading.err;
+  EXPECT_EQ(degrading.exit_code, 3) << degrading.out << degrading.err;
   EXPECT_NE(degrading.out.find("rolled_back"), std::string::npos) << degrading.out;
   for (const auto& h : f.hosts()) {
     EXPECT_TRUE(eventually([&] { return flags_of(h)["bad-path"] == 0; }))

@@ -473,7 +473,13 @@ http::Response HttpApi::dispatch(const http::Request& req) {
     });
   } else if (is({"deploys", "*"})) {
     on("GET", Role::viewer, [&](const Caller&, const json&) {
-      return from(c.deploy_view(seg[1]), api::render_deploy_view);
+      // now_ms: the coordinator's clock, so a watcher counts bakes and
+      // deadlines down on the clock that ends them.
+      return from(c.deploy_view(seg[1]), [&c](const DeployView& v) {
+        json out = api::render_deploy_view(v);
+        out["now_ms"] = c.now_ms();
+        return out;
+      });
     });
   } else if (is({"deploys", "*", "snapshot"})) {
     on("GET", Role::viewer, [&](const Caller&, const json&) {

@@ -3,6 +3,8 @@
 #include <mutex>
 
 #include <netinet/in.h>
+#include <pty.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -192,6 +194,73 @@ ProcessResult collect(Child c, std::chrono::steady_clock::time_point deadline) {
 ProcessResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                   const std::map<std::string, std::string>& env) {
   return collect(spawn(argv, env), std::chrono::steady_clock::now() + timeout);
+}
+
+ProcessResult run_on_terminal(const std::vector<std::string>& argv,
+                              std::chrono::milliseconds timeout,
+                              const std::map<std::string, std::string>& env,
+                              unsigned short columns) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  // The environment is built before the fork: the child of a threaded
+  // process may only exec.
+  std::map<std::string, std::string> vars;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string kv = *e;
+    const auto eq = kv.find('=');
+    if (eq != std::string::npos) vars[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  vars["TERM"] = "xterm";
+  for (const auto& [k, v] : env) vars[k] = v;
+  std::vector<std::string> flat;
+  for (const auto& [k, v] : vars) flat.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& kv : flat) envp.push_back(kv.data());
+  envp.push_back(nullptr);
+  winsize ws{};
+  ws.ws_col = columns;
+  ws.ws_row = 40;
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, &ws);
+  if (pid < 0) throw std::runtime_error("forkpty failed");
+  if (pid == 0) {
+    ::execve(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  ProcessResult r;
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + timeout;
+  char buf[4096];
+  bool killed = false;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 && !killed) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+    }
+    pollfd p{master, POLLIN, 0};
+    const int ready =
+        ::poll(&p, 1, killed ? 1000 : static_cast<int>(std::min<long>(left.count(), 200)));
+    if (ready > 0) {
+      const ssize_t n = ::read(master, buf, sizeof buf);
+      if (n <= 0) break;  // EIO once the child and its terminal are gone
+      r.out.append(buf, static_cast<std::size_t>(n));
+    } else if (ready < 0 && errno != EINTR) {
+      break;
+    } else if (killed) {
+      break;
+    }
+  }
+  ::close(master);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  r.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return r;
 }
 
 ProcessResult run_and_kill(const std::vector<std::string>& argv, std::chrono::microseconds after) {

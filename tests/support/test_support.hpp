@@ -79,6 +79,14 @@ ProcessResult run(const std::vector<std::string>& argv,
                   std::chrono::milliseconds timeout = std::chrono::seconds(120),
                   const std::map<std::string, std::string>& env = {});
 
+// Runs argv on a pseudo-terminal of columns x 40 (TERM=xterm), as a person
+// at a terminal would, to completion or the timeout; out holds everything it
+// wrote to the terminal (stdout and stderr both), escape sequences included.
+ProcessResult run_on_terminal(const std::vector<std::string>& argv,
+                              std::chrono::milliseconds timeout,
+                              const std::map<std::string, std::string>& env = {},
+                              unsigned short columns = 120);
+
 // Starts argv, waits `after`, then sends SIGKILL (if it is still running) and
 // reaps it. Used to interrupt a process at an arbitrary point.
 ProcessResult run_and_kill(const std::vector<std::string>& argv, std::chrono::microseconds after);

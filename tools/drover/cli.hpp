@@ -18,10 +18,20 @@
 
 namespace drover::cli {
 
-// Exit codes, documented in docs/CLI.md.
+// Exit codes, documented in docs/CLI.md ("Exit codes", version 2).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;  // the operation failed or found a problem
 inline constexpr int kExitUsage = 2;   // the command line is wrong
+// How a deploy (or release) followed with --wait or --watch ended.
+inline constexpr int kExitRolledBack = 3;
+inline constexpr int kExitDeployFailed = 4;
+inline constexpr int kExitRejected = 5;    // refused at a gate
+inline constexpr int kExitExpired = 6;     // a gate's deadline passed
+inline constexpr int kExitSuperseded = 7;  // a newer run or its release ended it
+// Talking to the coordinator.
+inline constexpr int kExitUnauthorized = 8;  // no token, or one refused (401, 403)
+inline constexpr int kExitUnreachable = 9;   // no answer from the coordinator
+inline constexpr int kExitGaveUp = 10;       // --wait/--watch timed out; the deploy goes on
 
 // The outside world a command uses.
 struct Context {

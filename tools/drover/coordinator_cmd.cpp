@@ -2,7 +2,11 @@
 // to the coordinator"): deploy, rollback, status, pause, resume, pipeline,
 // token, join-token, hosts, audit. Each is one or two API calls; the
 // coordinator validates everything and its error is printed as given.
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -13,11 +17,23 @@
 #include "core/http/http.hpp"
 #include "core/yaml/yaml_json.hpp"
 #include "tools/drover/commands.hpp"
+#include "tools/drover/watch.hpp"
 
 namespace drover::cli {
 namespace {
 
 using nlohmann::json;
+
+constexpr const char* kUnreachable = "cannot reach the coordinator";
+
+// An API call's failure as an exit status: unauthorized and unreachable
+// have their own (docs/CLI.md, "Exit codes").
+int report_api(const std::string& verb, const Error& e) {
+  report(verb, e);
+  if (e.code == Errc::crypto) return kExitUnauthorized;
+  if (e.code == Errc::io && e.message.rfind(kUnreachable, 0) == 0) return kExitUnreachable;
+  return kExitFailed;
+}
 
 struct Api {
   std::string url, token, ca_file;
@@ -28,13 +44,22 @@ struct Api {
     o.timeout = std::chrono::seconds(30);
     o.ca_file = ca_file;
     if (!token.empty()) o.headers.emplace_back("Authorization", "Bearer " + token);
-    DROVER_ASSIGN(auto r, http::request(method, url + path, body.is_null() ? "" : body.dump(), o));
+    auto answered = http::request(method, url + path, body.is_null() ? "" : body.dump(), o);
+    if (!answered.ok()) {
+      return make_error(Errc::io,
+                        std::string(kUnreachable) + " at " + url + ": " + answered.error().message);
+    }
+    const http::Response& r = *answered;
     json j = json::parse(r.body, nullptr, false);
     if (r.status < 200 || r.status > 299) {
-      const std::string why =
-          j.is_object() && j.contains("error") ? j["error"].get<std::string>() : r.body;
-      return make_error(r.status == 404 ? Errc::not_found : Errc::refused,
-                        "coordinator answered " + std::to_string(r.status) + ": " + why);
+      const std::string why = j.is_object() && j.contains("error") && j["error"].is_string()
+                                  ? j["error"].get<std::string>()
+                                  : r.body.substr(0, 500);
+      // A token missing or refused: its own exit status (docs/CLI.md).
+      const Errc code = r.status == 401 || r.status == 403 ? Errc::crypto
+                        : r.status == 404                  ? Errc::not_found
+                                                           : Errc::refused;
+      return make_error(code, "coordinator answered " + std::to_string(r.status) + ": " + why);
     }
     if (j.is_discarded()) return make_error(Errc::corrupt, "coordinator answered non-JSON");
     return j;
@@ -163,6 +188,15 @@ void print_pipeline(const json& p) {
   }
 }
 
+std::string pad_to(std::string s, std::size_t n) {
+  if (s.size() + 1 < n) {
+    s.append(n - s.size(), ' ');
+  } else {
+    s += ' ';
+  }
+  return s;
+}
+
 std::string utc_of_ms(std::int64_t ms) {
   const std::time_t t = ms / 1000;
   char when[32];
@@ -198,27 +232,98 @@ void print_history(const json& h) {
   }
 }
 
-// Polls a deploy until it ends (or the timeout); prints each new state.
-int wait_for(const Api& api, const std::string& verb, const std::string& id, int timeout_s,
-             bool as_json) {
-  std::string last;
+// Ctrl-C while following a deploy stops the following, not the deploy.
+std::atomic<bool> interrupted{false};
+extern "C" void on_interrupt(int) {
+  interrupted = true;
+}
+
+void catch_interrupt() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+}
+
+// Waits up to ms, waking early on Ctrl-C.
+void pause_ms(int ms) {
+  for (int waited = 0; waited < ms && !interrupted; waited += 50) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a person's poll
+  }
+}
+
+std::size_t terminal_columns() {
+  winsize ws{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 100;
+}
+
+// Whether stdout can be redrawn in place: a terminal that is not dumb.
+bool live_terminal() {
+  const char* term = std::getenv("TERM");
+  return ::isatty(STDOUT_FILENO) == 1 && term != nullptr && std::string(term) != "dumb" &&
+         std::string(term) != "";
+}
+
+// Follows a deploy until it ends (docs/CLI.md, "Watching a deploy"). With
+// watch, a live view redrawn in place on a terminal, or on a pipe one line
+// per audit record as it happens; without, quiet until the end, then the
+// end state on one line. The exit status says how it ended.
+int follow(const Api& api, const std::string& verb, const std::string& id, int timeout_s,
+           bool as_json, bool watch) {
+  catch_interrupt();
+  const bool redraw = watch && !as_json && live_terminal();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  std::size_t drawn = 0;    // lines of the last frame (redraw)
+  std::size_t printed = 0;  // records printed (pipe)
+  std::string last_state;
   while (true) {
-    auto d = api.call("GET", "/deploys/" + id);
-    if (!d.ok()) return report(verb, d.error());
-    const std::string line = state_line(*d);
-    if (line != last && !as_json) std::cout << line << std::endl;
-    last = line;
+    auto d = api.call("GET", "/deploys/" + http::percent_encode(id));
+    if (!d.ok()) return report_api(verb, d.error());
     const std::string state = d->value("state", "");
+    json records = json::array();
+    if (watch && !as_json) {
+      auto a = api.call("GET", "/deploys/" + http::percent_encode(id) + "/audit");
+      if (a.ok() && a->contains("records") && (*a)["records"].is_array()) records = (*a)["records"];
+    }
+    if (redraw) {
+      FrameOptions fo;
+      fo.now_ms = d->value("now_ms", std::int64_t{0});
+      fo.width = terminal_columns();
+      const auto frame = render_frame(*d, records, fo);
+      std::string out;
+      if (drawn > 0) out += "\x1b[" + std::to_string(drawn) + "F";  // to the frame's first line
+      out += "\x1b[J";                                              // and clear below
+      for (const auto& line : frame) out += line + "\n";
+      std::cout << out << std::flush;
+      drawn = frame.size();
+    } else if (watch && !as_json) {
+      if (state != last_state) std::cout << id << ": " << state << std::endl;
+      for (; printed < records.size(); ++printed) {
+        std::cout << "  " << record_line(records[printed]) << std::endl;
+      }
+    }
+    last_state = state;
     if (terminal(state)) {
-      if (as_json) print_json(*d);
-      return state == "succeeded" ? kExitOk : kExitFailed;
+      if (as_json) {
+        print_json(*d);
+      } else if (!redraw) {
+        std::cout << state_line(*d) << std::endl;
+      }
+      return exit_for_state(state);
+    }
+    if (interrupted) {
+      std::cerr << "\nstopped following " << id << "; the deploy goes on: drover status " << id
+                << " --watch\n";
+      return 130;
     }
     if (std::chrono::steady_clock::now() > deadline) {
-      return report(verb, make_error(Errc::timeout, id + " is still " + state + " after " +
-                                                        std::to_string(timeout_s) + " s"));
+      report(verb, make_error(Errc::timeout,
+                              id + " is still " + state + " after " + std::to_string(timeout_s) +
+                                  " s; it goes on: drover status " + id + " --watch"));
+      return kExitGaveUp;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a person's poll
+    pause_ms(watch ? 1000 : 500);
   }
 }
 
@@ -275,28 +380,39 @@ bool release_ended(const json& j) {
 }
 
 int wait_for_release(const Api& api, const std::string& verb, const std::string& id, int timeout_s,
-                     bool as_json) {
+                     bool as_json, bool watch) {
+  catch_interrupt();
   std::string last;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   while (true) {
     auto r = api.call("GET", "/releases/" + http::percent_encode(id));
-    if (!r.ok()) return report(verb, r.error());
+    if (!r.ok()) return report_api(verb, r.error());
     std::string line = r->value("state", "");
     for (const auto& s : r->value("services", json::array())) {
       line += " " + s.value("service", "") + "=" + s.value("state", "");
     }
-    if (line != last && !as_json) std::cout << id << " " << line << std::endl;
+    if (line != last && !as_json && watch) std::cout << id << " " << line << std::endl;
     last = line;
     if (release_ended(*r)) {
-      if (as_json) print_json(*r);
-      return r->value("state", "") == "succeeded" ? kExitOk : kExitFailed;
+      if (as_json) {
+        print_json(*r);
+      } else if (!watch) {
+        std::cout << id << " " << line << std::endl;
+      }
+      return exit_for_state(r->value("state", ""));
+    }
+    if (interrupted) {
+      std::cerr << "\nstopped following " << id << "; the release goes on: drover release status "
+                << id << " --watch\n";
+      return 130;
     }
     if (std::chrono::steady_clock::now() > deadline) {
-      return report(
-          verb, make_error(Errc::timeout, id + " is still " + r->value("state", "") + " after " +
-                                              std::to_string(timeout_s) + " s"));
+      report(verb, make_error(Errc::timeout, id + " is still " + r->value("state", "") + " after " +
+                                                 std::to_string(timeout_s) +
+                                                 " s; it goes on: drover release status " + id));
+      return kExitGaveUp;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a person's poll
+    pause_ms(500);
   }
 }
 
@@ -340,8 +456,22 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
         "limit", "ls: at most N (default 20)", cxxopts::value<std::string>());
   }
   if (verb == "deploy" || verb == "rollback" || verb == "redeploy" || verb == "release") {
-    o.add_options()("wait", "wait until the deploy ends; exit 0 only if it succeeded")(
-        "timeout", "seconds --wait waits (default 3600)", cxxopts::value<std::string>());
+    o.add_options()("wait", "wait quietly until it ends; the exit status says how (docs/CLI.md)")(
+        "timeout", "seconds --wait or --watch waits (default 3600)", cxxopts::value<std::string>());
+  }
+  if (verb == "deploy" || verb == "rollback" || verb == "redeploy" || verb == "release" ||
+      verb == "status" || verb == "flag") {
+    o.add_options()("watch", "follow it live until it ends; the exit status says how");
+  }
+  if (verb == "status") {
+    o.custom_help("DEPLOY_ID | SERVICE [--watch]");
+    o.add_options()("timeout", "seconds --watch waits (default 3600)",
+                    cxxopts::value<std::string>());
+  }
+  if (verb == "deploys") {
+    o.custom_help("[--service S] [--limit N]");
+    o.add_options()("service", "one service's deploys", cxxopts::value<std::string>())(
+        "limit", "at most N, newest first (default 20)", cxxopts::value<std::string>());
   }
   if (verb == "rollback") {
     o.custom_help("DEPLOY_ID [--reason TEXT] [--wait]");
@@ -434,16 +564,24 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     // Unsigned deliveries are anyone's to post: the receiver checks them all.
     if (!r.count("secret-file")) return usage(verb, "notify receive needs --secret-file FILE");
     std::string secret;
-    if (auto st = read_secret(secret); !st.ok()) return report(verb, st.error());
+    if (auto st = read_secret(secret); !st.ok()) return report_api(verb, st.error());
     if (secret.empty()) return usage(verb, "notify receive: the secret file is empty");
     return notify_receive(ctx, r["listen"].as<std::string>(), secret,
                           r.count("count") ? r["count"].as<std::size_t>() : 0, r.count("json") > 0);
   }
   auto api = api_of(r);
   if (!api.ok()) return usage(verb, api.error().message);
+  // Every call but these needs a token: say so here rather than let the
+  // coordinator answer 401.
+  if (api->token.empty()) {
+    std::cerr << "drover " << verb
+              << ": no API token: give --token TOKEN or set DROVER_TOKEN (drover-coordinator "
+                 "token create makes the first one)\n";
+    return kExitUnauthorized;
+  }
   const bool as_json = r.count("json") > 0;
   auto show = [&](const Result<json>& answer, const std::function<void(const json&)>& human) {
-    if (!answer.ok()) return report(verb, answer.error());
+    if (!answer.ok()) return report_api(verb, answer.error());
     if (as_json) {
       print_json(*answer);
     } else {
@@ -476,9 +614,11 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
       body["strategy_override"] = {{"kind", "rolling"}, {"batch_percent", p}};
     }
     auto d = api->call("POST", "/deploys", body);
-    if (!d.ok()) return report(verb, d.error());
+    if (!d.ok()) return report_api(verb, d.error());
     const std::string id = (*d)["deploy_id"];
-    if (r.count("wait")) return wait_for(*api, verb, id, timeout_s, as_json);
+    if (r.count("wait") || r.count("watch")) {
+      return follow(*api, verb, id, timeout_s, as_json, r.count("watch") > 0);
+    }
     return show(d, [&](const json& j) {
       std::cout << "started " << id << " in " << j.value("env", "") << ", config "
                 << j.value("config_hash", "") << "\n";
@@ -489,9 +629,11 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     json body = json::object();
     if (r.count("env")) body["env"] = r["env"].as<std::string>();
     auto d = api->call("POST", "/deploys/" + http::percent_encode(words[0]) + "/redeploy", body);
-    if (!d.ok()) return report(verb, d.error());
+    if (!d.ok()) return report_api(verb, d.error());
     const std::string id = (*d)["deploy_id"];
-    if (r.count("wait")) return wait_for(*api, verb, id, timeout_s, as_json);
+    if (r.count("wait") || r.count("watch")) {
+      return follow(*api, verb, id, timeout_s, as_json, r.count("watch") > 0);
+    }
     return show(d, [&](const json& j) {
       std::cout << "started " << id << " in " << j.value("env", "") << ", reproducing " << words[0]
                 << " (config " << j.value("config_hash", "") << ")\n";
@@ -502,19 +644,53 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     json body = {{"deploy_id", words[0]}};
     if (r.count("reason")) body["reason"] = r["reason"].as<std::string>();
     auto d = api->call("POST", "/rollback", body);
-    if (!d.ok()) return report(verb, d.error());
-    if (r.count("wait")) {
-      const int code = wait_for(*api, verb, words[0], timeout_s, as_json);
-      auto end = api->call("GET", "/deploys/" + words[0]);
+    if (!d.ok()) return report_api(verb, d.error());
+    if (r.count("wait") || r.count("watch")) {
+      const int code = follow(*api, verb, words[0], timeout_s, as_json, r.count("watch") > 0);
       // A rollback that reached its end is the success here.
-      if (end.ok() && end->value("state", "") == "rolled_back") return kExitOk;
-      return code == kExitOk ? kExitFailed : code;
+      return code == kExitRolledBack ? kExitOk : code == kExitOk ? kExitFailed : code;
     }
     return show(d, [](const json& j) { std::cout << state_line(j) << "\n"; });
   }
   if (verb == "status") {
-    if (words.size() != 1) return usage(verb, "give DEPLOY_ID");
-    return show(api->call("GET", "/deploys/" + words[0]), print_status);
+    if (words.size() != 1) return usage(verb, "give DEPLOY_ID or SERVICE");
+    // A deploy's id, or a service: its newest deploy.
+    std::string id = words[0];
+    auto d = api->call("GET", "/deploys/" + http::percent_encode(id));
+    if (!d.ok() && d.error().code == Errc::not_found) {
+      auto newest = api->call("GET", "/deploys?limit=1&service=" + http::percent_encode(id));
+      if (newest.ok() && (*newest)["deploys"].is_array() && !(*newest)["deploys"].empty()) {
+        id = (*newest)["deploys"][0].value("deploy_id", "");
+        d = api->call("GET", "/deploys/" + http::percent_encode(id));
+      } else {
+        return report_api(
+            verb, make_error(Errc::not_found, "no deploy '" + words[0] + "', and no service '" +
+                                                  words[0] +
+                                                  "' with a deploy (drover deploys lists them)"));
+      }
+    }
+    if (r.count("watch")) {
+      if (!d.ok()) return report_api(verb, d.error());
+      return follow(*api, verb, id, timeout_s, as_json, true);
+    }
+    return show(d, print_status);
+  }
+  if (verb == "deploys") {
+    if (!words.empty())
+      return usage(verb, "takes no words: drover deploys [--service S] [--limit N]");
+    std::string q = "/deploys?limit=" + (r.count("limit") ? r["limit"].as<std::string>() : "20");
+    if (r.count("service")) q += "&service=" + http::percent_encode(r["service"].as<std::string>());
+    return show(api->call("GET", q), [](const json& j) {
+      std::cout << pad_to("DEPLOY", 14) << pad_to("SERVICE", 12) << pad_to("STATE", 18)
+                << pad_to("ENV", 14) << pad_to("ARTIFACT", 14) << pad_to("STARTED", 22) << "BY\n";
+      for (const auto& d : j.value("deploys", json::array())) {
+        std::cout << pad_to(d.value("deploy_id", ""), 14) << pad_to(d.value("service", ""), 12)
+                  << pad_to(d.value("state", ""), 18) << pad_to(d.value("env", ""), 14)
+                  << pad_to(short_id(d.value("artifact_id", "")), 14)
+                  << pad_to(utc_of_ms(d.value("created_ms", std::int64_t{0})), 22)
+                  << d.value("started_by", "") << "\n";
+      }
+    });
   }
   if (verb == "pause" || verb == "resume") {
     if (words.size() != 1) return usage(verb, "give DEPLOY_ID");
@@ -531,11 +707,11 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
         return usage(verb, "give the pipeline file: pipeline apply -f FILE");
       }
       auto doc = read_config_file(ctx, file);
-      if (!doc.ok()) return report(verb, doc.error());
+      if (!doc.ok()) return report_api(verb, doc.error());
       auto saved = api->call("POST", "/pipelines", doc->value);
       if (!saved.ok()) {
         // The coordinator names the field; the file knows its line.
-        return report(
+        return report_api(
             verb, make_error(saved.error().code, file + ": " + doc->locate(saved.error().message)));
       }
       return show(saved, [](const json& j) {
@@ -582,14 +758,16 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
       }
       const std::string file = r["file"].as<std::string>();
       auto doc = read_config_file(ctx, file);
-      if (!doc.ok()) return report(verb, doc.error());
+      if (!doc.ok()) return report_api(verb, doc.error());
       auto made = api->call("POST", "/releases", doc->value);
       if (!made.ok()) {
-        return report(
+        return report_api(
             verb, make_error(made.error().code, file + ": " + doc->locate(made.error().message)));
       }
       const std::string id = made->value("release_id", "");
-      if (r.count("wait")) return wait_for_release(*api, verb, id, timeout_s, as_json);
+      if (r.count("wait") || r.count("watch")) {
+        return wait_for_release(*api, verb, id, timeout_s, as_json, r.count("watch") > 0);
+      }
       return show(made, print_release);
     }
     if (words.size() == 1 && words[0] == "ls") {
@@ -607,7 +785,9 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
                   });
     }
     if (words.size() == 2 && words[0] == "status") {
-      if (r.count("wait")) return wait_for_release(*api, verb, words[1], timeout_s, as_json);
+      if (r.count("wait") || r.count("watch")) {
+        return wait_for_release(*api, verb, words[1], timeout_s, as_json, r.count("watch") > 0);
+      }
       return show(api->call("GET", "/releases/" + http::percent_encode(words[1])), print_release);
     }
     if (words.size() == 2 && (words[0] == "approve" || words[0] == "reject")) {
@@ -694,7 +874,7 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
       auto done = api->call(
           "POST", base + "/" + http::percent_encode(words[2]),
           json{{"env", r["env"].as<std::string>()}, {"value", value}, {"now", r.count("now") > 0}});
-      if (!done.ok()) return report(verb, done.error());
+      if (!done.ok()) return report_api(verb, done.error());
       if (!done->contains("ramp")) return show(done, print_set);
       // A raise is a ramp run, followed like a deploy.
       const std::string id = done->value("deploy_id", "");
@@ -704,8 +884,8 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
         std::cout << "ramp " << id << " started: " << words[2] << " to " << words[3] << "% in "
                   << r["env"].as<std::string>() << " (follow it: drover status " << id << ")\n";
       }
-      if (!r.count("wait")) return kExitOk;
-      return wait_for(*api, verb, id, timeout_s, r.count("json") > 0);
+      if (!r.count("wait") && !r.count("watch")) return kExitOk;
+      return follow(*api, verb, id, timeout_s, r.count("json") > 0, r.count("watch") > 0);
     }
     if (words.size() == 3 && words[0] == "kill") {
       return show(api->call("POST", base + "/" + http::percent_encode(words[2]) + "/kill",
@@ -719,7 +899,7 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     if (words.size() == 2 && words[0] == "source") {
       if (!r.count("secret-file")) return usage(verb, "scm source needs --secret-file FILE");
       auto secret = ctx.fs.read_file(r["secret-file"].as<std::string>(), 4096);
-      if (!secret.ok()) return report(verb, secret.error());
+      if (!secret.ok()) return report_api(verb, secret.error());
       std::string text = *secret;
       while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
       return show(
@@ -758,7 +938,7 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
       if (!r.count("url")) return usage(verb, "notify add needs --url URL");
       json body = {{"name", words[2]}, {"url", r["url"].as<std::string>()}};
       std::string secret;
-      if (auto st = read_secret(secret); !st.ok()) return report(verb, st.error());
+      if (auto st = read_secret(secret); !st.ok()) return report_api(verb, st.error());
       if (!secret.empty()) body["secret"] = secret;
       if (r.count("format")) body["format"] = r["format"].as<std::string>();
       if (r.count("event")) body["events"] = r["event"].as<std::vector<std::string>>();
@@ -834,7 +1014,7 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
   if (verb == "audit") {
     if (words.size() == 1 && words[0] == "verify") {
       auto v = api->call("GET", "/audit/verify");
-      if (!v.ok()) return report(verb, v.error());
+      if (!v.ok()) return report_api(verb, v.error());
       if (as_json) print_json(*v);
       if (!(*v)["ok"].get<bool>()) {
         if (!as_json)
