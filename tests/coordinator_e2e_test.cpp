@@ -161,6 +161,17 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
   EXPECT_NE(piped.out.find(d3["deploy_id"].get<std::string>() + ": rolled_back ("),
             std::string::npos)
       << piped.out;
+  // The inventory as a table: sorted hosts, where each is, what it runs and
+  // how it is doing.
+  ProcessResult hosts = f.drover({"hosts"});
+  EXPECT_EQ(hosts.exit_code, 0) << hosts.err;
+  EXPECT_EQ(hosts.out.rfind("HOST", 0), 0u) << hosts.out;
+  EXPECT_NE(hosts.out.find("h1            r1/c1                 web         " + v2.substr(7, 12)),
+            std::string::npos)
+      << hosts.out;
+  EXPECT_LT(hosts.out.find("\nh1 "), hosts.out.find("\nh6 ")) << hosts.out;
+  EXPECT_NE(hosts.out.find(" s ago"), std::string::npos) << hosts.out;
+  EXPECT_NE(hosts.out.find("ok err 1.0% p99 14 ms"), std::string::npos) << hosts.out;
   ProcessResult listed = f.drover({"deploys", "--service", "web"});
   EXPECT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_EQ(listed.out.rfind("DEPLOY", 0), 0u) << listed.out;

@@ -633,7 +633,16 @@ json render_hosts(const std::vector<HostView>& hosts) {
     }
     json running = json::object();
     for (const auto& [service, release] : v.running) running[service] = release;
+    json health = json::object();
+    for (const auto& [service, sample] : v.health) {
+      health[service] = {{"at_ms", sample.at_ms},
+                         {"ok", sample.ok},
+                         {"error_rate", sample.error_rate},
+                         {"p99_ms", sample.p99_ms},
+                         {"saturation", sample.saturation}};
+    }
     out.push_back({{"host", h.host},
+                   {"health", health},
                    {"region", h.region},
                    {"cluster", h.cluster},
                    {"services", h.services},

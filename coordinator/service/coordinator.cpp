@@ -936,14 +936,24 @@ Result<std::vector<HostView>> Coordinator::hosts() {
   DROVER_ASSIGN(auto all, store_->hosts());
   std::map<std::string, CoordinatorStore::Fleet> fleets;
   std::vector<HostView> out;
+  constexpr std::int64_t kRecentMs = 5 * 60 * 1000;
+  // service -> host -> its newest sample in the window
+  std::map<std::string, std::map<std::string, CoordinatorStore::FleetSample>> newest;
   for (auto& h : all) {
     HostView v;
     for (const auto& s : h.services) {
       if (!fleets.count(s)) {
-        DROVER_ASSIGN(fleets[s], store_->fleet(s, now_ms()));
+        DROVER_ASSIGN(fleets[s], store_->fleet(s, now_ms() - kRecentMs));
+        auto& by_host = newest[s];
+        for (const auto& sample : fleets[s].samples) {
+          if (sample.other) continue;
+          auto it = by_host.find(sample.host);
+          if (it == by_host.end() || it->second.at_ms < sample.at_ms) by_host[sample.host] = sample;
+        }
       }
       const auto& r = fleets[s].running;
       v.running[s] = r.count(h.host) ? r.at(h.host) : "";
+      if (auto it = newest[s].find(h.host); it != newest[s].end()) v.health[s] = it->second;
     }
     v.host = std::move(h);
     out.push_back(std::move(v));

@@ -140,6 +140,9 @@ struct DeployView {
 struct HostView {
   HostRecord host;
   std::map<std::string, std::string> running;  // service -> release it runs ("" unknown)
+  // service -> the newest health sample of the last 5 minutes (of its live
+  // slot), when there is one.
+  std::map<std::string, CoordinatorStore::FleetSample> health;
 };
 
 // A health sample from the webhook (an outside checker).

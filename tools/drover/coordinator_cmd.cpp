@@ -4,9 +4,11 @@
 // coordinator validates everything and its error is printed as given.
 #include <sys/ioctl.h>
 #include <unistd.h>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -186,6 +188,13 @@ void print_pipeline(const json& p) {
       std::cout << "\n";
     }
   }
+}
+
+std::string seconds_ago(std::int64_t s) {
+  if (s < 0) s = 0;
+  if (s < 120) return std::to_string(s) + " s ago";
+  if (s < 7200) return std::to_string(s / 60) + " min ago";
+  return std::to_string(s / 3600) + " h ago";
 }
 
 std::string pad_to(std::string s, std::size_t n) {
@@ -1004,10 +1013,53 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
                  "revoke ID");
   }
   if (verb == "hosts") {
-    return show(api->call("GET", "/hosts"), [](const json& j) {
-      for (const auto& h : j["hosts"]) {
-        std::cout << h.value("host", "") << "\t" << h.value("region", "") << "/"
-                  << h.value("cluster", "") << "\t" << h["running"].dump() << "\n";
+    return show(api->call("GET", "/hosts"), [&](const json& j) {
+      const std::int64_t now = unix_ms(ctx.clock.now());
+      std::cout << pad_to("HOST", 14) << pad_to("REGION/CLUSTER", 22) << pad_to("SERVICE", 12)
+                << pad_to("RELEASE", 14) << pad_to("LAST SEEN", 12) << "HEALTH\n";
+      const json listed = j.value("hosts", json::array());
+      std::vector<json> hosts;
+      if (listed.is_array()) hosts.assign(listed.begin(), listed.end());
+      std::sort(hosts.begin(), hosts.end(), [](const json& a, const json& b) {
+        return a.value("host", "") < b.value("host", "");
+      });
+      for (const auto& h : hosts) {
+        const std::string name = h.value("host", "");
+        if (h.value("unreadable", false)) {
+          std::cout << pad_to(name, 14) << "(record unreadable: an admin may reset it)\n";
+          continue;
+        }
+        const std::int64_t seen = h.value("last_seen", std::int64_t{0});
+        // last_seen is in seconds (docs/API.md).
+        const std::string ago = seen <= 0 ? "never" : seconds_ago(now / 1000 - seen);
+        const json running = h.value("running", json::object());
+        const json health = h.value("health", json::object());
+        bool first = true;
+        for (const auto& [service, release] : running.items()) {
+          std::string how = "-";
+          if (health.contains(service) && health[service].is_object()) {
+            const json& s = health[service];
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "%s err %.1f%% p99 %.0f ms",
+                          s.value("ok", true) ? "ok" : "UNHEALTHY",
+                          s.value("error_rate", 0.0) * 100, s.value("p99_ms", 0.0));
+            how = buf;
+          }
+          std::cout << pad_to(first ? name : "", 14)
+                    << pad_to(first ? h.value("region", "") + "/" + h.value("cluster", "") : "", 22)
+                    << pad_to(service, 12)
+                    << pad_to(release.is_string() && !release.get<std::string>().empty()
+                                  ? short_id(release.get<std::string>())
+                                  : "-",
+                              14)
+                    << pad_to(first ? ago : "", 12) << how << "\n";
+          first = false;
+        }
+        if (first) {
+          std::cout << pad_to(name, 14)
+                    << pad_to(h.value("region", "") + "/" + h.value("cluster", ""), 22)
+                    << pad_to("-", 12) << pad_to("-", 14) << pad_to(ago, 12) << "-\n";
+        }
       }
     });
   }

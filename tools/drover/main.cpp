@@ -73,8 +73,21 @@ std::string closest(const std::string& typed) {
 }
 }  // namespace
 
+int run(std::vector<std::string> args);
+
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+  // An answer of a shape this drover does not expect (an older or newer
+  // coordinator, a proxy's error page) is an error to report, never a crash.
+  try {
+    return run(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::exception& e) {
+    std::cerr << "drover: an answer this drover did not expect (" << e.what()
+              << "); is the coordinator the same version? (drover version)\n";
+    return drover::cli::kExitFailed;
+  }
+}
+
+int run(std::vector<std::string> args) {
   drover::PosixFilesystem fs;
   drover::SystemClock clock;
   drover::SystemRandom random;
