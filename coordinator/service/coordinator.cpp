@@ -651,9 +651,11 @@ Result<Coordinator::ComposedRun> Coordinator::compose_run(Pipeline p, const Depl
   const std::string artifact_id = start.artifact.str();
   DROVER_ASSIGN(auto artifact, store_->artifact(artifact_id));
   if (!artifact) {
-    return make_error(Errc::not_found,
-                      "artifact_id " + artifact_id +
-                          " is not registered: push it to the origin or POST /artifacts");
+    return make_error(
+        Errc::not_found,
+        "artifact_id " + artifact_id +
+            " is not registered: push it into the origin's store (drover artifact push), "
+            "whose feed registers it");
   }
   if (artifact->service != p.service) {
     return make_error(Errc::invalid_argument, "artifact_id " + artifact_id + " is of service '" +

@@ -228,8 +228,8 @@ void print_history(const json& h) {
       std::cout << "  redeploy  of " << snap.value("redeploy_of", "") << "\n";
     }
   }
-  std::cout << "  config    " << h.value("config_hash", "")
-            << " (GET /deploys/ID/snapshot gives its bytes)\n";
+  std::cout << "  config    " << h.value("config_hash", "") << " (drover audit show "
+            << h.value("deploy_id", "") << " --json shows the snapshot)\n";
   for (const auto& a : h["records"]) {
     std::cout << "  " << utc_of_ms(a.value("at", std::int64_t{0})) << "  " << a.value("who", "")
               << "  " << a.value("what", "");
