@@ -119,7 +119,18 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
   for (const auto& h : f.hosts()) EXPECT_EQ(f.serving(h).first, v2) << h;
 
   // v3 errors 40x more: its canary fails, and everything goes back to v2.
-  ProcessResult third = f.drover({"deploy", "web", v3, "--wait", "--json"});
+  // Artifact ids may be short, like git's: a unique prefix of a registered one.
+  ProcessResult malformed = f.drover({"deploy", "web", "v3-please", "--wait"});
+  EXPECT_EQ(malformed.exit_code, 2) << malformed.err;
+  EXPECT_NE(malformed.err.find("prefix of at least 6 hex digits"), std::string::npos)
+      << malformed.err;
+  const std::string unknown = v3.substr(7, 6) == "ffffff" ? "eeeeee" : "ffffff";
+  ProcessResult no_such = f.drover({"deploy", "web", unknown});
+  EXPECT_EQ(no_such.exit_code, 1) << no_such.err;
+  EXPECT_NE(no_such.err.find("no registered artifact of service 'web' starts with"),
+            std::string::npos)
+      << no_such.err;
+  ProcessResult third = f.drover({"deploy", "web", v3.substr(7, 10), "--wait", "--json"});
   EXPECT_EQ(third.exit_code, 3) << "rolled back (docs/CLI.md, exit codes)\n"
                                 << third.out << third.err;
   json d3 = json::parse(third.out);

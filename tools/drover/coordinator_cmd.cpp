@@ -13,6 +13,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -188,6 +189,18 @@ void print_pipeline(const json& p) {
       std::cout << "\n";
     }
   }
+}
+
+// An artifact id as typed: "sha256:<hex>" or "<hex>", 6 to 64 lowercase or
+// uppercase hex digits; their lowercase hex, or nothing when it is not one.
+std::optional<std::string> artifact_prefix(const std::string& typed) {
+  std::string hex = typed.rfind("sha256:", 0) == 0 ? typed.substr(7) : typed;
+  if (hex.size() < 6 || hex.size() > 64) return std::nullopt;
+  for (char& c : hex) {
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return std::nullopt;
+  }
+  return hex;
 }
 
 std::string seconds_ago(std::int64_t s) {
@@ -606,7 +619,37 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
 
   if (verb == "deploy") {
     if (words.size() != 2) return usage(verb, "give PIPELINE and ARTIFACT_ID");
-    json body = {{"pipeline_id", words[0]}, {"artifact_id", words[1]}};
+    const auto prefix = artifact_prefix(words[1]);
+    if (!prefix) {
+      return usage(verb, "ARTIFACT_ID '" + words[1].substr(0, 80) +
+                             "' is neither sha256:<64 hex digits> nor a prefix of at least 6 hex "
+                             "digits of one");
+    }
+    std::string artifact = "sha256:" + *prefix;
+    if (prefix->size() < 64) {
+      // A short id, like git's: the one registered artifact of the
+      // pipeline's service it starts.
+      auto pipeline = api->call("GET", "/pipelines/" + http::percent_encode(words[0]));
+      if (!pipeline.ok()) return report_api(verb, pipeline.error());
+      auto listed = api->call(
+          "GET", "/artifacts?service=" + http::percent_encode(pipeline->value("service", "")));
+      if (!listed.ok()) return report_api(verb, listed.error());
+      std::vector<std::string> matches;
+      for (const auto& a : listed->value("artifacts", json::array())) {
+        const std::string id = a.is_object() ? a.value("artifact_id", "") : "";
+        if (id.rfind(artifact, 0) == 0) matches.push_back(id);
+      }
+      if (matches.size() != 1) {
+        std::string why = matches.empty() ? "no registered artifact of service '" +
+                                                pipeline->value("service", "") + "' starts with " +
+                                                *prefix + " (drover artifact ls lists the store's)"
+                                          : "the prefix " + *prefix + " is ambiguous:";
+        for (const auto& m : matches) why += " " + m;
+        return report_api(verb, make_error(Errc::not_found, why));
+      }
+      artifact = matches[0];
+    }
+    json body = {{"pipeline_id", words[0]}, {"artifact_id", artifact}};
     if (r.count("env")) body["env"] = r["env"].as<std::string>();
     if (r.count("git-sha")) body["git_sha"] = r["git-sha"].as<std::string>();
     if (r.count("batch-size") && r.count("batch-percent")) {
