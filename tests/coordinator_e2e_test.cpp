@@ -183,6 +183,12 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
   EXPECT_LT(hosts.out.find("\nh1 "), hosts.out.find("\nh6 ")) << hosts.out;
   EXPECT_NE(hosts.out.find(" s ago"), std::string::npos) << hosts.out;
   EXPECT_NE(hosts.out.find("ok err 1.0% p99 14 ms"), std::string::npos) << hosts.out;
+  // The audit's newest records, each with its place, batch (from 1) and reason.
+  ProcessResult newest = f.drover({"audit", "--service", "web", "--limit", "3"});
+  EXPECT_EQ(newest.exit_code, 0) << newest.err;
+  EXPECT_EQ(std::count(newest.out.begin(), newest.out.end(), '\n'), 3) << newest.out;
+  EXPECT_NE(newest.out.find("rollback.done"), std::string::npos) << newest.out;
+  EXPECT_EQ(newest.out.find("deploy.created"), std::string::npos) << "the oldest\n" << newest.out;
   ProcessResult listed = f.drover({"deploys", "--service", "web"});
   EXPECT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_EQ(listed.out.rfind("DEPLOY", 0), 0u) << listed.out;

@@ -616,7 +616,12 @@ http::Response HttpApi::dispatch(const http::Request& req) {
       auto env = env_param(req);
       if (!env.ok()) return error(400, env.error().message);
       const std::string* service = req.param("service");
-      return from(c.audit({service ? *service : "", *env, *since, *until, *limit}),
+      const std::string* order = req.param("order");
+      if (order && *order != "oldest" && *order != "newest") {
+        return error(400, "order must be oldest or newest");
+      }
+      return from(c.audit({service ? *service : "", *env, *since, *until, *limit,
+                           order && *order == "newest"}),
                   api::render_audit);
     });
   } else if (is({"audit", "verify"})) {

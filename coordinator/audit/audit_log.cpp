@@ -233,6 +233,26 @@ Result<std::vector<AuditRecord>> audit_query(kv::Txn& txn, const AuditTables& t,
   if (q.limit == 0 || q.until_ms <= q.since_ms) return out;
   const std::string prefix = scope_prefix(q.service, q.env);
   DROVER_ASSIGN(auto cursor, txn.cursor(t.by_time));
+  if (q.newest) {
+    // From the last entry before until, backwards.
+    DROVER_ASSIGN(bool more, cursor->before(by_time_key(prefix, q.until_ms, 0)));
+    while (more && out.size() < q.limit) {
+      const std::string_view key = cursor->key();
+      if (key.substr(0, prefix.size()) != prefix) break;
+      if (key.size() != prefix.size() + kTimeSeqBytes) {
+        return make_error(Errc::corrupt, "audit: a by-time index entry is malformed");
+      }
+      const std::uint64_t at = read_be(key.substr(prefix.size()));
+      if (at < clamped_ms(q.since_ms)) break;  // before since (every entry before this one is too)
+      DROVER_ASSIGN(auto bytes, txn.get(t.records, key.substr(prefix.size() + 8)));
+      if (!bytes) return make_error(Errc::corrupt, "audit: an indexed record is missing");
+      DROVER_ASSIGN(AuditRecord r, decode_audit_record(*bytes));
+      if (r.at_ms >= q.since_ms && r.at_ms < q.until_ms) out.push_back(std::move(r));
+      DROVER_ASSIGN(more, cursor->prev());
+    }
+    std::reverse(out.begin(), out.end());
+    return out;
+  }
   DROVER_ASSIGN(bool more, cursor->seek(by_time_key(prefix, q.since_ms, 0)));
   while (more && out.size() < q.limit) {
     const std::string_view key = cursor->key();

@@ -66,6 +66,9 @@ struct AuditQuery {
   std::int64_t since_ms = std::numeric_limits<std::int64_t>::min();  // inclusive
   std::int64_t until_ms = std::numeric_limits<std::int64_t>::max();  // exclusive
   std::size_t limit = 100;
+  // The newest `limit` records that match instead of the oldest (still
+  // returned oldest first); read backwards from until, as few as returned.
+  bool newest = false;
 };
 // The records that match q with since_ms <= at < until_ms, oldest first (by
 // at, then seq), at most limit. From the by_time index: one seek, then only

@@ -34,6 +34,9 @@ class Cursor {
   virtual Result<bool> next() = 0;
   // Positions at the first key >= key.
   virtual Result<bool> seek(std::string_view key) = 0;
+  // Backwards: the entry before the current one; the last key < key.
+  virtual Result<bool> prev() = 0;
+  virtual Result<bool> before(std::string_view key) = 0;
   virtual std::string_view key() const = 0;
   virtual std::string_view value() const = 0;
 };

@@ -9,6 +9,8 @@ class LmdbCursor final : public Cursor {
   Result<bool> first() override { return cursor_.first(); }
   Result<bool> next() override { return cursor_.next(); }
   Result<bool> seek(std::string_view key) override { return cursor_.seek(key); }
+  Result<bool> prev() override { return cursor_.prev(); }
+  Result<bool> before(std::string_view key) override { return cursor_.before(key); }
   std::string_view key() const override { return cursor_.key(); }
   std::string_view value() const override { return cursor_.value(); }
 

@@ -60,10 +60,39 @@ class MemoryCursor final : public Cursor {
     return settle(base_.lower_bound(k),
                   pending_ ? pending_->lower_bound(k) : Pending::const_iterator());
   }
+  Result<bool> prev() override {
+    if (!valid_) return false;
+    return settle_back(key_);
+  }
+  Result<bool> before(std::string_view key) override { return settle_back(std::string(key)); }
   std::string_view key() const override { return key_; }
   std::string_view value() const override { return value_; }
 
  private:
+  // Positions at the last live entry with a key < bound.
+  bool settle_back(std::string bound) {
+    for (;;) {
+      std::optional<Committed::const_iterator> b;
+      std::optional<Pending::const_iterator> p;
+      if (auto it = base_.lower_bound(bound); it != base_.begin()) b = std::prev(it);
+      if (pending_ != nullptr) {
+        if (auto it = pending_->lower_bound(bound); it != pending_->begin()) p = std::prev(it);
+      }
+      if (!b && !p) return valid_ = false;
+      if (p && (!b || (*p)->first >= (*b)->first)) {
+        if (!(*p)->second) {  // erased: hides the committed entry of its key too
+          bound = (*p)->first;
+          continue;
+        }
+        key_ = (*p)->first;
+        value_ = *(*p)->second;
+        return valid_ = true;
+      }
+      key_ = (*b)->first;
+      value_ = (*b)->second;
+      return valid_ = true;
+    }
+  }
   Pending::const_iterator pending_begin() const {
     return pending_ ? pending_->begin() : Pending::const_iterator();
   }

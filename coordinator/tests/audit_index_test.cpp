@@ -11,8 +11,10 @@
 #include <random>
 
 #include "coordinator/audit/audit_log.hpp"
+#include "coordinator/kv/lmdb_kv.hpp"
 #include "coordinator/kv/memory_kv.hpp"
 #include "coordinator/tests/store_backends.hpp"
+#include "tests/support/test_support.hpp"
 
 namespace drover::coordinator::audit_index_test {
 namespace {
@@ -41,6 +43,14 @@ class CountingCursor final : public kv::Cursor {
   Result<bool> seek(std::string_view key) override {
     ++steps_;
     return inner_->seek(key);
+  }
+  Result<bool> prev() override {
+    ++steps_;
+    return inner_->prev();
+  }
+  Result<bool> before(std::string_view key) override {
+    ++steps_;
+    return inner_->before(key);
   }
   std::string_view key() const override { return inner_->key(); }
   std::string_view value() const override { return inner_->value(); }
@@ -158,7 +168,10 @@ struct IndexedLog {
       return std::pair(std::max<std::int64_t>(a.at_ms, 0), a.seq) <
              std::pair(std::max<std::int64_t>(b.at_ms, 0), b.seq);
     });
-    if (out.size() > q.limit) out.resize(q.limit);
+    if (out.size() > q.limit) {
+      if (q.newest) out.erase(out.begin(), out.end() - static_cast<std::ptrdiff_t>(q.limit));
+      out.resize(q.limit);
+    }
     return out;
   }
   AuditCheck verify() {
@@ -166,6 +179,42 @@ struct IndexedLog {
     return audit_verify(*txn, t).value();
   }
 };
+
+// Both stores walk backwards alike (what a newest-first query reads): a
+// write transaction's own puts and erases included.
+TEST(AuditIndex, BothStoresWalkBackwardsOverPendingChangesAlike) {
+  drover::testing::TempDir dir;
+  std::vector<std::unique_ptr<kv::Store>> stores;
+  stores.push_back(std::make_unique<kv::MemoryKv>());
+  lmdb::Options options;
+  options.map_size = 64 << 20;
+  stores.push_back(kv::LmdbKv::open(dir.path(), options).value());
+  for (auto& db : stores) {
+    const kv::Table t = db->table("t").value();
+    {
+      auto txn = db->begin_write().value();
+      for (const char* k : {"a", "b", "c", "d"}) ASSERT_TRUE(txn->put(t, k, k).ok());
+      ASSERT_TRUE(txn->commit().ok());
+    }
+    auto txn = db->begin_write().value();
+    ASSERT_TRUE(txn->put(t, "bb", "bb").ok());
+    ASSERT_TRUE(txn->erase(t, "c").value());
+    auto c = txn->cursor(t).value();
+    std::vector<std::string> walked;
+    for (bool at = c->before("zz").value(); at; at = c->prev().value()) {
+      walked.emplace_back(c->key());
+    }
+    EXPECT_EQ(walked, (std::vector<std::string>{"d", "bb", "b", "a"}));
+    ASSERT_TRUE(c->before("d").value());
+    EXPECT_EQ(c->key(), "bb");  // c is erased
+    ASSERT_TRUE(c->before("bb").value());
+    EXPECT_EQ(c->key(), "b");
+    EXPECT_FALSE(c->before("a").value());
+    ASSERT_TRUE(c->seek("b").value());
+    ASSERT_TRUE(c->prev().value());
+    EXPECT_EQ(c->key(), "a");
+  }
+}
 
 TEST(AuditIndex, QueriesByServiceEnvAndTimeAreOldestFirstAndBounded) {
   IndexedLog log;
@@ -227,9 +276,10 @@ TEST(AuditIndex, QueriesAnswerWhatReadingEveryRecordAnswers) {
     q.since_ms = rng() % 8 == 0 ? kMin : static_cast<std::int64_t>(rng() % 5100) - 50;
     q.until_ms = rng() % 8 == 0 ? kMax : static_cast<std::int64_t>(rng() % 5100) - 50;
     q.limit = 1 + rng() % 60;
+    q.newest = rng() % 2 == 0;
     EXPECT_EQ(seqs(log.query(q)), seqs(IndexedLog::scan(all, q)))
         << "service '" << q.service << "' env '" << q.env << "' " << q.since_ms << ".."
-        << q.until_ms << " limit " << q.limit;
+        << q.until_ms << " limit " << q.limit << (q.newest ? " newest" : "");
   }
 }
 
@@ -264,6 +314,9 @@ TEST(AuditIndex, AQueryReadsOnlyTheRecordsItReturns) {
       {{"", "", 4 * hour, 5 * hour, 5}, 5},
       {{"svc-7", "production", 4 * hour, kMax, 3}, 3},
       {{"svc-7", "qa", kMin, kMax, 1000}, 0},
+      // The newest few, read backwards from until: as few as returned.
+      {{"svc-7", "production", kMin, kMax, 3, true}, 3},
+      {{"", "", kMin, 4 * hour, 7, true}, 7},
   };
   for (const auto& c : cases) {
     log.db.reads = {};

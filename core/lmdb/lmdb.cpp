@@ -225,5 +225,13 @@ Result<bool> Cursor::next() {
 Result<bool> Cursor::seek(std::string_view key) {
   return move(MDB_SET_RANGE, key);
 }
+Result<bool> Cursor::prev() {
+  return move(MDB_PREV, {});
+}
+Result<bool> Cursor::before(std::string_view key) {
+  DROVER_ASSIGN(bool at, move(MDB_SET_RANGE, key));
+  if (!at) return move(MDB_LAST, {});  // every key is < key
+  return move(MDB_PREV, {});
+}
 
 }  // namespace drover::lmdb

@@ -79,6 +79,9 @@ class Cursor {
   Result<bool> next();
   // Positions at the first key >= key.
   Result<bool> seek(std::string_view key);
+  // Backwards: the entry before the current one; the last key < key.
+  Result<bool> prev();
+  Result<bool> before(std::string_view key);
   std::string_view key() const { return key_; }
   std::string_view value() const { return value_; }
 

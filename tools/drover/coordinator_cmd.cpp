@@ -1126,18 +1126,18 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     if (!words.empty()) {
       return usage(verb, "audit [verify | show DEPLOY_ID] [--service S] [--since T]");
     }
+    // The newest N (up to --until), unless --since asks for the first N from then.
     std::string q = "/audit?limit=" + (r.count("limit") ? r["limit"].as<std::string>() : "100");
+    if (!r.count("since")) q += "&order=newest";
     for (const char* k : {"service", "env", "since", "until"}) {
       if (r.count(k))
         q += std::string("&") + k + "=" + http::percent_encode(r[k].as<std::string>());
     }
     return show(api->call("GET", q), [](const json& j) {
-      for (const auto& a : j["records"]) {
-        const std::time_t t = a.value("at", std::int64_t{0}) / 1000;
-        char when[32];
-        std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-        std::cout << when << "\t" << a.value("who", "") << "\t" << a.value("what", "") << "\t"
-                  << a.value("deploy_id", "") << "\t" << a.value("artifact", "") << "\n";
+      for (const auto& a : j.value("records", json::array())) {
+        if (!a.is_object()) continue;
+        std::cout << utc_of_ms(a.value("at", std::int64_t{0})) << "  "
+                  << pad_to(a.value("deploy_id", "-"), 10) << record_text(a) << "\n";
       }
     });
   }

@@ -153,6 +153,10 @@ std::string progress_bar(std::size_t done, std::size_t total, std::size_t cells)
 }
 
 std::string record_line(const json& a) {
+  return clock_of(num(a, "at")) + "  " + record_text(a);
+}
+
+std::string record_text(const json& a) {
   const json detail =
       a.contains("detail") && a["detail"].is_object() ? a["detail"] : json::object();
   std::string where = str(a, "env");
@@ -179,7 +183,7 @@ std::string record_line(const json& a) {
     }
   }
   const std::string who = str(a, "who");
-  return clock_of(num(a, "at")) + "  " + pad(where.empty() ? "-" : where, 22) + " " + text +
+  return pad(where.empty() ? "-" : where, 22) + " " + text +
          (who.empty() || who == "system" ? "" : "  by " + who);
 }
 

@@ -28,6 +28,9 @@ std::vector<std::string> render_frame(const nlohmann::json& view, const nlohmann
 // One audit record as a line of the plain (pipe) view:
 // "12:03:07  production  us-east-2  batch 2 of 4 passed (5 samples)".
 std::string record_line(const nlohmann::json& record);
+// The same without the time: where, what (a batch numbered from 1, a
+// reason), and who when a person.
+std::string record_text(const nlohmann::json& record);
 
 // "[########------------]" of done out of total, `cells` wide inside.
 std::string progress_bar(std::size_t done, std::size_t total, std::size_t cells);
