@@ -123,21 +123,25 @@ up() {
             "tls": {"cert_file": "$dir/coordinator-tls.crt", "key_file": "$dir/coordinator-tls.key"}},
  "tracker": {"listen": "127.0.0.1:$tracker", "interval_s": 2, "token_key_file": "$dir/mesh.key"},
  "origin_feed": "http://127.0.0.1:$feed",
- "webhook_secret_file": "$dir/webhook.secret", "tick_ms": 100}
+ "webhook_secret_file": "$dir/webhook.secret", "tick_ms": 100,
+ "metrics": {"listen": "127.0.0.1:$((base + 90))"}}
 JSON
   mkdir -p "$dir/store"
   start coordinator "$bin/drover-coordinator" run --config "$dir/coordinator.json"
   wait_event "$dir/coordinator.out" ready
   start origin "$bin/drover-seed" origin --store "$dir/store" --feed-listen "127.0.0.1:$feed" \
     --tracker "http://127.0.0.1:$tracker" --token-file "$dir/origin.token" \
-    --announce-interval 2 --log-level warn
+    --announce-interval 2 --metrics-listen "127.0.0.1:$((base + 91))" --log-level warn
   wait_event "$dir/origin.out" ready
+  local seed_metrics=$((base + 91))
   for r in "${regions[@]}"; do
+    seed_metrics=$((seed_metrics + 1))
     "$bin/drover" mesh token --key-file "$dir/mesh.key" --role seed --region "$r" \
       --host "seed-$r" --out "$dir/seed-$r.token" >/dev/null
     start "seed-$r" "$bin/drover-seed" seed --region "$r" --cache "$dir/seed-$r" \
       --origin "http://127.0.0.1:$feed" --tracker "http://127.0.0.1:$tracker" --host "seed-$r" \
-      --token-file "$dir/seed-$r.token" --announce-interval 2 --log-level warn
+      --token-file "$dir/seed-$r.token" --announce-interval 2 \
+      --metrics-listen "127.0.0.1:$seed_metrics" --log-level warn
   done
   for r in "${regions[@]}"; do wait_event "$dir/seed-$r.out" ready; done
   local port=$((base + 20))
@@ -166,9 +170,11 @@ NGINX
   # and privileges"); as anyone else, as that user.
   local user=""
   [ "$(id -u)" -eq 0 ] && user='"user": "nobody", '
+  local agent_metrics=$((base + 99))
   for place in "${places[@]}"; do
     local h="${place%%:*}" region="${place#*:}"
     port=$((port + 1))
+    agent_metrics=$((agent_metrics + 1))
     api_port=$((api_port + 1))
     local shop=""
     if [ "$h" = p1 ] || [ "$h" = p2 ]; then
@@ -190,6 +196,7 @@ NGINX
  "coordinator": {"requests": "tls+tcp://127.0.0.1:$requests", "announcements": "tls+tcp://127.0.0.1:$announcements",
                  "tls": {"ca_file": "$dir/coordinator-tls.crt", "server_name": "drover-coordinator"}},
  "poll_interval_ms": 1000, "health_interval_ms": 500, "mesh": {"announce_interval_s": 2},
+ "metrics_listen": "127.0.0.1:$agent_metrics",
  "services": [{"name": "web", ${user}"port": $port,
                "start": ["$bin/drover-demo-service", "--port", "{port}"],
                "health": "http://127.0.0.1:{port}/health", "start_timeout_s": 10},
@@ -235,7 +242,7 @@ Try it (each host's demo service answers on 127.0.0.1:$((base + 21))-$((base + 3
   drover pipeline show web                                 # staging, then production's gate and waves
   v1=\$(bash tools/fleet.sh release v1 error_rate=0.01 p99_ms=12)
   drover deploy web \$v1 --token \$(cat $dir/alice.token)  # alice starts it: staging first
-  drover status web-1                                      # ... awaiting_approval at production's gate
+  drover status web-1 --watch                              # live until it ends (Ctrl-C stops watching, not the deploy)
   drover approve web-1 --token \$(cat $dir/alice.token)    # refused: needs another person
   drover approve web-1 --token \$(cat $dir/bob.token)      # bob: production, wave by wave
   bash tools/fleet.sh push v2 alice-gh                      # alice pushes v2 to main: the push waits for its build
@@ -253,6 +260,9 @@ Try it (each host's demo service answers on 127.0.0.1:$((base + 21))-$((base + 3
   drover rollback shop-2 --wait                            # flips back to the warm slot
   drover flag set web checkout 25 --env production --wait  # a ramp: 1, 5, then 25%
   drover flag kill web checkout --env production           # off on every host at once
+  curl -s 127.0.0.1:$((base + 90))/metrics | grep ^drover_coordinator_deploys  # Prometheus metrics (docs/METRICS.md):
+                                                           # the coordinator $((base + 90)), origin $((base + 91)),
+                                                           # seeds $((base + 92))-$((base + 96)), agents $((base + 100))-$((base + 109))
   bash tools/fleet.sh down
 TXT
 }
