@@ -152,6 +152,26 @@ TEST_F(Cli, VerifyFailsOnACorruptBlob) {
   EXPECT_FALSE(fs::exists(dir_ / "out"));
 }
 
+// Every verb that talks to the coordinator shows its real arguments and
+// examples in --help, without a coordinator or a token (issue 18).
+TEST_F(Cli, EveryCoordinatorVerbsHelpShowsItsArgumentsAndExamples) {
+  for (const std::string verb :
+       {"deploy", "rollback", "redeploy", "status", "deploys", "pause", "resume", "pipeline",
+        "approve", "reject", "override-freeze", "token", "join-token", "scm", "notify", "flag",
+        "release", "hosts", "audit"}) {
+    ProcessResult r = drover({verb, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << verb << r.err;
+    EXPECT_THAT(r.out, HasSubstr("drover " + verb)) << verb;
+    EXPECT_THAT(r.out, HasSubstr("Examples:\n  drover " + verb)) << verb;
+  }
+  ProcessResult typo = drover({"relase", "ls"});
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_THAT(typo.err, HasSubstr("did you mean 'release'"));
+  ProcessResult far = drover({"frobnicate"});
+  EXPECT_EQ(far.exit_code, 2);
+  EXPECT_EQ(far.err.find("did you mean"), std::string::npos) << far.err;
+}
+
 // Each bad command line gets exit code 2 and a message naming what was wrong;
 // nothing is written to the store.
 TEST_F(Cli, BadCommandLinesAreRefusedClearly) {

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -189,6 +190,60 @@ void print_pipeline(const json& p) {
       std::cout << "\n";
     }
   }
+}
+
+// The Examples section of a verb's --help.
+std::string examples_of(const std::string& verb) {
+  static const std::map<std::string, std::vector<std::string>> kExamples = {
+      {"deploy",
+       {"drover deploy web 1f65cac92769 --watch       # a unique prefix of the artifact id",
+        "drover deploy web sha256:1f65... --env staging --wait; echo $?",
+        "drover deploy web 1f65cac92769 --batch-size 2  # a rolling override (an approver)"}},
+      {"rollback", {"drover rollback web-7 --reason \"errors in eu-west-1\" --watch"}},
+      {"redeploy", {"drover redeploy web-7 --env production --wait"}},
+      {"status",
+       {"drover status web-7", "drover status web --watch   # web's newest deploy, live"}},
+      {"deploys", {"drover deploys", "drover deploys --service web --limit 5 --json"}},
+      {"pause", {"drover pause web-7"}},
+      {"resume", {"drover resume web-7"}},
+      {"pipeline",
+       {"drover pipeline apply -f pipeline.yaml", "drover pipeline ls", "drover pipeline show web",
+        "drover pipeline runs web --limit 5"}},
+      {"approve", {"drover approve web-7 --comment \"staging is green\""}},
+      {"reject", {"drover reject web-7 --reason \"not during the sale\""}},
+      {"override-freeze", {"drover override-freeze web-7 --reason \"security fix\""}},
+      {"token",
+       {"drover token create ci --role deployer --person build-bot", "drover token list",
+        "drover token revoke ci"}},
+      {"join-token",
+       {"drover join-token create --uses 10 --ttl 3600 --region us-east-2",
+        "drover join-token ls"}},
+      {"scm",
+       {"drover scm source org/web --secret-file webhook.secret",
+        "drover scm login alice-gh alice"}},
+      {"notify",
+       {"drover notify allow https://hooks.example.com/",
+        "drover notify add web chat --url https://hooks.example.com/web --format slack",
+        "drover notify receive --listen 127.0.0.1:9000 --secret-file notify.secret"}},
+      {"flag",
+       {"drover flag set web checkout 25 --env production --watch   # a ramp: 1, 5, 25%",
+        "drover flag kill web checkout --env production", "drover flag ls web"}},
+      {"release",
+       {"drover release create -f release.yaml --watch", "drover release status rel-1 --wait",
+        "drover release approve rel-1 --comment ok"}},
+      {"hosts", {"drover hosts", "drover hosts --json"}},
+      {"audit",
+       {"drover audit --service web --limit 20", "drover audit --since 2026-12-01T00:00:00Z",
+        "drover audit show web-7", "drover audit verify"}},
+  };
+  auto it = kExamples.find(verb);
+  if (it == kExamples.end()) return "";
+  std::string out = "Examples:\n";
+  for (const auto& e : it->second) out += "  " + e + "\n";
+  out +=
+      "Exit codes: docs/CLI.md (0 done; 2 usage; 3-7 how a followed deploy ended; 8 "
+      "unauthorized; 9 unreachable).\n";
+  return out;
 }
 
 // An artifact id as typed: "sha256:<hex>" or "<hex>", 6 to 64 lowercase or
@@ -504,6 +559,8 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     o.add_options()("f,file", "the pipeline, YAML or JSON", cxxopts::value<std::string>())(
         "limit", "runs: at most N (default 20)", cxxopts::value<std::string>());
   }
+  if (verb == "hosts") o.custom_help("[--json]");
+  if (verb == "pause" || verb == "resume") o.custom_help("DEPLOY_ID");
   if (verb == "approve") {
     o.custom_help("DEPLOY_ID [--comment TEXT]");
     o.add_options()("comment", "a note kept with the approval", cxxopts::value<std::string>());
@@ -569,7 +626,7 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
   if (!parsed.ok()) return usage(verb, parsed.error().message);
   const cxxopts::ParseResult& r = *parsed;
   if (r.count("help")) {
-    std::cout << o.help() << "\n";
+    std::cout << o.help() << "\n" << examples_of(verb);
     return kExitOk;
   }
   std::vector<std::string> words;
