@@ -113,6 +113,7 @@ struct Agent::Impl {
           ctx.emit(json_text(json{{"event", "mesh"}, {"port", port}, {"tracker", t}}));
         });
     ctx.collect_garbage = [this] { collect_garbage(); };
+    ctx.on_sample = [this](const std::string& service, bool ok) { counted.on_sample(service, ok); };
     ctx.next_report_seq = [this] { return next_report_seq(); };
     for (const auto& sc : config.services) {
       auto runner = std::make_unique<ServiceRunner>(ctx, sc);

@@ -81,6 +81,8 @@ struct AgentContext {
   std::function<void()> collect_garbage;
   // Report sequence numbers, reserved durably in blocks (the report thread's).
   std::function<std::uint64_t()> next_report_seq;
+  // Every health sample taken: service, healthy (the agent's metrics).
+  std::function<void(const std::string&, bool)> on_sample;
 
   mutable std::mutex view_mu;  // guards views, reachable, last_contact_ms, enrolled
   std::map<std::string, ServiceView> views;

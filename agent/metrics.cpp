@@ -30,7 +30,8 @@ AgentMetrics::AgentMetrics(metrics::Registry& registry) : r_(registry) {
   r_.declare("drover_agent_plans_refused_total", "Plans refused, by reason.",
              metrics::Type::counter, {"reason"});
   r_.declare("drover_agent_service_starts_total",
-             "Service processes started (first starts, switches and restarts), per service.",
+             "Service processes started by a plan or at the agent's start (first starts and "
+             "switches), per service; restarts after an exit are counted apart.",
              metrics::Type::counter, {"service"});
   r_.declare("drover_agent_service_restarts_total",
              "Service processes restarted by the agent after they exited, per service.",
@@ -69,13 +70,13 @@ void AgentMetrics::on_event(const nlohmann::json& line) {
     r_.counter("drover_agent_service_restarts_total", "", {"service"}, {service}).inc();
   } else if (event == "crash_loop") {
     r_.counter("drover_agent_crash_loops_total", "", {"service"}, {service}).inc();
-  } else if (event == "health") {
-    const auto ok = line.find("ok");
-    const bool healthy = ok != line.end() && ok->is_boolean() && ok->get<bool>();
-    r_.counter("drover_agent_health_samples_total", "", {"service", "result"},
-               {service, healthy ? "ok" : "unhealthy"})
-        .inc();
   }
+}
+
+void AgentMetrics::on_sample(const std::string& service, bool healthy) {
+  r_.counter("drover_agent_health_samples_total", "", {"service", "result"},
+             {service, healthy ? "ok" : "unhealthy"})
+      .inc();
 }
 
 }  // namespace drover::agent

@@ -16,6 +16,8 @@ class AgentMetrics {
   explicit AgentMetrics(metrics::Registry& registry);
   // One event line, as the agent emits it.
   void on_event(const nlohmann::json& line);
+  // One health sample of a service's live slot.
+  void on_sample(const std::string& service, bool healthy);
 
  private:
   metrics::Registry& r_;

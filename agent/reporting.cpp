@@ -42,6 +42,7 @@ void sample_service(AgentContext& ctx, const ServiceRunner& service) {
     h->preview = s.record.preview;
   }
   ctx.outbox.push({*h, std::nullopt});
+  if (ctx.on_sample) ctx.on_sample(name, h->ok);
   const int other = 1 - slot;
   if (s.spec.blue_green && s.record.traffic < kTrafficAll &&
       s.record.slots.count(kSlotNames[other])) {

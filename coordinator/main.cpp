@@ -110,8 +110,9 @@ int run(const cxxopts::ParseResult& r) {
       return 1;
     }
     metrics_server = std::move(*served);
-    ready["metrics"] = "http://" + http::parse_listen(config->metrics_listen)->first + ":" +
-                       std::to_string(metrics_server->port()) + "/metrics";
+    std::string host = http::parse_listen(config->metrics_listen)->first;
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";  // IPv6
+    ready["metrics"] = "http://" + host + ":" + std::to_string(metrics_server->port()) + "/metrics";
   }
   daemon::emit_line(ready);
   while (!daemon::wait_for_stop(std::chrono::steady_clock::now() + std::chrono::seconds(3600))) {

@@ -429,7 +429,7 @@ http::Response HttpApi::dispatch(const http::Request& req) {
     on("GET", Role::viewer, [&](const Caller&, const json&) {
       http::Response r;
       r.content_type = metrics::kContentType;
-      r.body = c.metrics().expose();
+      r.body = c.metrics().expose_cached();
       return r;
     });
   } else if (is({"pipelines"})) {

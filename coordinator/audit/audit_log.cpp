@@ -234,8 +234,11 @@ Result<std::vector<AuditRecord>> audit_query(kv::Txn& txn, const AuditTables& t,
   const std::string prefix = scope_prefix(q.service, q.env);
   DROVER_ASSIGN(auto cursor, txn.cursor(t.by_time));
   if (q.newest) {
-    // From the last entry before until, backwards.
-    DROVER_ASSIGN(bool more, cursor->before(by_time_key(prefix, q.until_ms, 0)));
+    // From the last entry before until, backwards. Time 0 also holds the
+    // records before 0: with until at or below 0, start past that bucket
+    // and let the filter below drop what is not before until.
+    const std::int64_t from = clamped_ms(q.until_ms) == 0 ? 1 : q.until_ms;
+    DROVER_ASSIGN(bool more, cursor->before(by_time_key(prefix, from, 0)));
     while (more && out.size() < q.limit) {
       const std::string_view key = cursor->key();
       if (key.substr(0, prefix.size()) != prefix) break;

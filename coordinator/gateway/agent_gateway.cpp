@@ -312,7 +312,6 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
       return out.answer("ack", {{"seq", report->seq}});
     }
     const Screened refused = screen(**host, *report);
-    count_screened(refused);
     if (refused.total() > 0) {
       refused_items_.fetch_add(refused.total(), std::memory_order_relaxed);
       log_.warn("coordinator.report.refused_items", {{"host", r->host},
@@ -327,7 +326,7 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
     // Acknowledged once durable, together with whatever else is waiting.
     {
       std::lock_guard lock(queue_mu_);
-      queue_.push_back({std::move(**host), std::move(*report), std::move(out)});
+      queue_.push_back({std::move(**host), std::move(*report), std::move(out), refused});
       meters_.queued_reports->set(static_cast<double>(queue_.size()));
     }
     queue_cv_.notify_one();
@@ -599,6 +598,7 @@ void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
     note_acked(p.host.host, p.body.seq);
     Meters::count(meters_.reports, done->fresh ? "ingested" : "repeated");
     if (done->fresh) {
+      count_screened(p.screened);
       meters_.ingested_items->inc(static_cast<double>(p.body.items.size()));
     }
     if (done->fresh && reports_) {

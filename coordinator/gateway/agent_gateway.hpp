@@ -191,6 +191,7 @@ class AgentGateway {
     HostRecord host;
     proto::ReportBody body;
     Responder reply;
+    Screened screened;  // counted once the report is durable (a resend is not counted twice)
   };
   std::shared_mutex cache_mu_;
   std::unordered_map<std::string, std::pair<std::uint64_t, HostRecord>> host_cache_;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <mutex>
 #include <set>
 
@@ -310,7 +311,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
               "The LMDB map's high-water mark (pages ever used; freed pages are reused).")
           .set(static_cast<double>(u->used_bytes));
     }
-    if (auto pending = notify::read_outbox(*self->store_, notify::kMaxPendingPerDestination);
+    // Read at most once a second (the listeners cache the text), every item.
+    if (auto pending = notify::read_outbox(*self->store_, std::numeric_limits<std::size_t>::max());
         pending.ok()) {
       r.gauge("drover_coordinator_notify_outbox_items",
               "Notifications waiting to be delivered (or retried).")

@@ -216,6 +216,23 @@ TEST(AuditIndex, BothStoresWalkBackwardsOverPendingChangesAlike) {
   }
 }
 
+// Records before time 0 share the index's time 0: a newest-first query that
+// ends at or before 0 still finds them.
+TEST(AuditIndex, TheNewestBeforeTimeZeroAreFound) {
+  IndexedLog log;
+  log.append({record(-10, "a", "web", ""), record(-5, "b", "web", ""), record(0, "c", "web", ""),
+              record(3, "d", "web", "")});
+  const std::vector<AuditRecord> all = log.all();
+  for (std::int64_t until : {-6, -5, 0, 1, 4}) {
+    AuditQuery q;
+    q.service = "web";
+    q.until_ms = until;
+    q.limit = 10;
+    q.newest = true;
+    EXPECT_EQ(seqs(log.query(q)), seqs(IndexedLog::scan(all, q))) << "until " << until;
+  }
+}
+
 TEST(AuditIndex, QueriesByServiceEnvAndTimeAreOldestFirstAndBounded) {
   IndexedLog log;
   log.append({

@@ -10,14 +10,14 @@ http::Response answer(Registry& registry, const http::Request& request) {
     r.body = "not found: this listener serves only GET /metrics\n";
     return r;
   }
-  if (request.method != "GET" && request.method != "HEAD") {
+  if (request.method != "GET") {
     r.status = 405;
     r.body = "method " + request.method + " not allowed: /metrics is read-only (GET)\n";
-    r.headers.emplace_back("Allow", "GET, HEAD");
+    r.headers.emplace_back("Allow", "GET");
     return r;
   }
   r.content_type = kContentType;
-  r.body = registry.expose();
+  r.body = registry.expose_cached();
   return r;
 }
 

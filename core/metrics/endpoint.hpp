@@ -1,6 +1,6 @@
-// Serving a registry: GET /metrics answers the text format; every other
-// method is 405 and every other path 404. A daemon runs it on a listener of
-// its own (docs/METRICS.md), which is read-only by construction.
+// Serving a registry: GET /metrics answers the text format (rebuilt at
+// most once a second); every other method is 405 and every other path 404. A daemon runs it on a
+// listener of its own (docs/METRICS.md), which is read-only by construction.
 #pragma once
 
 #include <memory>

@@ -269,6 +269,16 @@ const char* type_name(Type t) {
 
 }  // namespace
 
+std::string Registry::expose_cached(std::chrono::milliseconds max_age) {
+  std::lock_guard lock(cache_mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (cached_.empty() || now - cached_at_ >= max_age) {
+    cached_ = expose();
+    cached_at_ = now;
+  }
+  return cached_;
+}
+
 std::string Registry::expose() {
   {
     std::lock_guard lock(collect_mu_);

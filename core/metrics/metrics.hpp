@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -113,6 +114,10 @@ class Registry {
 
   // Every family, sorted by name, in the text exposition format.
   std::string expose();
+  // The same, reused for max_age: what a listener serves, so a flood of
+  // requests runs the collectors (store reads, libtorrent calls) at most
+  // once per max_age however many arrive.
+  std::string expose_cached(std::chrono::milliseconds max_age = std::chrono::seconds(1));
 
  private:
   struct Family;
@@ -125,6 +130,9 @@ class Registry {
   std::map<std::string, std::unique_ptr<Family>> families_;
   std::mutex collect_mu_;  // one scrape's collectors at a time
   std::vector<std::function<void(Registry&)>> collectors_;
+  std::mutex cache_mu_;  // guards cached_, cached_at_
+  std::string cached_;
+  std::chrono::steady_clock::time_point cached_at_{};
 };
 
 // drover_build_info{component="agent",version="0.1.0"} 1: which daemon and

@@ -309,6 +309,7 @@ TEST(HttpAttack, TheMetricsListenerRefusesEverythingButAScrape) {
   EXPECT_EQ(status_of(ask("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")),
             "413");
   EXPECT_EQ(status_of(ask("PUT /metrics HTTP/1.1\r\nHost: x\r\n\r\n")), "405");
+  EXPECT_EQ(status_of(ask("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")), "405");
   EXPECT_EQ(status_of(ask("DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n")), "405");
   for (const char* path :
        {"/", "/status", "/v1/plans", "/metrics/../status", "/metricsX", "/%2e%2e/etc/passwd"}) {

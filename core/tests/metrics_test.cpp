@@ -125,6 +125,18 @@ TEST(Metrics, CollectorsSetGaugesAtEachScrape) {
   EXPECT_TRUE(contains(r.expose(), "drover_test_files 20\n"));
 }
 
+// What a listener serves is rebuilt at most once per max_age: a flood of
+// scrapes runs the collectors once.
+TEST(Metrics, ACachedExpositionRunsTheCollectorsOncePerAge) {
+  Registry r;
+  int calls = 0;
+  r.on_collect([&](Registry& reg) { reg.gauge("drover_test_calls", "Calls.").set(++calls); });
+  const std::string first = r.expose_cached(std::chrono::hours(1));
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(r.expose_cached(std::chrono::hours(1)), first);
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(contains(r.expose_cached(std::chrono::milliseconds(0)), "drover_test_calls 2\n"));
+}
+
 TEST(Metrics, ConcurrentUpdatesAreAllCounted) {
   Registry r;
   auto& c = r.counter("drover_test_total", "t");

@@ -71,8 +71,9 @@ Result<std::unique_ptr<http::Server>> start_metrics(const std::string& listen,
                                                     nlohmann::json& ready) {
   if (listen.empty()) return std::unique_ptr<http::Server>();
   DROVER_ASSIGN(auto server, metrics::serve(listen, registry, log));
-  ready["metrics"] =
-      "http://" + parse_listen(listen)->first + ":" + std::to_string(server->port()) + "/metrics";
+  std::string host = parse_listen(listen)->first;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";  // IPv6
+  ready["metrics"] = "http://" + host + ":" + std::to_string(server->port()) + "/metrics";
   return server;
 }
 

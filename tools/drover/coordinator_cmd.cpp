@@ -41,11 +41,12 @@ int report_api(const std::string& verb, const Error& e) {
 
 struct Api {
   std::string url, token, ca_file;
+  std::chrono::milliseconds timeout{30'000};
 
   Result<json> call(const std::string& method, const std::string& path,
                     const json& body = nullptr) const {
     http::ClientOptions o;
-    o.timeout = std::chrono::seconds(30);
+    o.timeout = timeout;
     o.ca_file = ca_file;
     if (!token.empty()) o.headers.emplace_back("Authorization", "Bearer " + token);
     auto answered = http::request(method, url + path, body.is_null() ? "" : body.dump(), o);
@@ -315,11 +316,20 @@ extern "C" void on_interrupt(int) {
   interrupted = true;
 }
 
+// The first Ctrl-C is noted (the loop says how to follow again); the
+// handler then resets, so a second one ends the process at once, even in
+// the middle of a request.
 void catch_interrupt() {
   struct sigaction sa {};
   sa.sa_handler = on_interrupt;
+  sa.sa_flags = SA_RESETHAND;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
+}
+
+int stopped_following(const std::string& id, const char* what, const std::string& again) {
+  std::cerr << "\nstopped following " << id << "; the " << what << " goes on: " << again << "\n";
+  return 130;
 }
 
 // Waits up to ms, waking early on Ctrl-C.
@@ -329,10 +339,17 @@ void pause_ms(int ms) {
   }
 }
 
-std::size_t terminal_columns() {
+struct TerminalSize {
+  std::size_t columns = 100, rows = 40;
+};
+TerminalSize terminal_size() {
   winsize ws{};
-  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
-  return 100;
+  TerminalSize t;
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) {
+    if (ws.ws_col > 0) t.columns = ws.ws_col;
+    if (ws.ws_row > 0) t.rows = ws.ws_row;
+  }
+  return t;
 }
 
 // Whether stdout can be redrawn in place: a terminal that is not dumb.
@@ -346,16 +363,21 @@ bool live_terminal() {
 // watch, a live view redrawn in place on a terminal, or on a pipe one line
 // per audit record as it happens; without, quiet until the end, then the
 // end state on one line. The exit status says how it ended.
-int follow(const Api& api, const std::string& verb, const std::string& id, int timeout_s,
+int follow(const Api& api_in, const std::string& verb, const std::string& id, int timeout_s,
            bool as_json, bool watch) {
   catch_interrupt();
+  // Short calls while following, so Ctrl-C is seen within seconds.
+  Api api = api_in;
+  api.timeout = std::min(api.timeout, std::chrono::milliseconds(5000));
+  const std::string again = "drover status " + id + " --watch";
   const bool redraw = watch && !as_json && live_terminal();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  std::size_t drawn = 0;    // lines of the last frame (redraw)
-  std::size_t printed = 0;  // records printed (pipe)
+  std::size_t drawn = 0;          // lines of the last frame (redraw)
+  std::uint64_t printed_seq = 0;  // the highest record seq printed (pipe)
   std::string last_state;
   while (true) {
     auto d = api.call("GET", "/deploys/" + http::percent_encode(id));
+    if (interrupted) return stopped_following(id, "deploy", again);
     if (!d.ok()) return report_api(verb, d.error());
     const std::string state = d->value("state", "");
     json records = json::array();
@@ -365,9 +387,18 @@ int follow(const Api& api, const std::string& verb, const std::string& id, int t
     }
     if (redraw) {
       FrameOptions fo;
-      fo.now_ms = d->value("now_ms", std::int64_t{0});
-      fo.width = terminal_columns();
-      const auto frame = render_frame(*d, records, fo);
+      // An older coordinator's view has no now_ms: the local clock then.
+      fo.now_ms = d->value("now_ms", unix_ms(std::chrono::system_clock::now()));
+      const TerminalSize size = terminal_size();
+      // One column short of the edge (no line may wrap, or the count of
+      // lines to move up is off), and no taller than the screen: the
+      // cursor cannot move above its top row.
+      fo.width = size.columns > 1 ? size.columns - 1 : 1;
+      auto frame = render_frame(*d, records, fo);
+      if (size.rows > 2 && frame.size() > size.rows - 1) {
+        frame.resize(size.rows - 2);
+        frame.push_back("... (the terminal is too short for the rest; drover status " + id + ")");
+      }
       std::string out;
       if (drawn > 0) out += "\x1b[" + std::to_string(drawn) + "F";  // to the frame's first line
       out += "\x1b[J";                                              // and clear below
@@ -376,9 +407,16 @@ int follow(const Api& api, const std::string& verb, const std::string& id, int t
       drawn = frame.size();
     } else if (watch && !as_json) {
       if (state != last_state) std::cout << id << ": " << state << std::endl;
-      for (; printed < records.size(); ++printed) {
-        std::cout << "  " << record_line(records[printed]) << std::endl;
+      // By seq, not by place: records are listed by time, and one committed
+      // later may carry an earlier time.
+      std::uint64_t newest = printed_seq;
+      for (const auto& rec : records) {
+        const std::uint64_t seq = rec.is_object() ? rec.value("seq", std::uint64_t{0}) : 0;
+        if (seq <= printed_seq) continue;
+        std::cout << "  " << record_line(rec) << std::endl;
+        newest = std::max(newest, seq);
       }
+      printed_seq = newest;
     }
     last_state = state;
     if (terminal(state)) {
@@ -389,11 +427,7 @@ int follow(const Api& api, const std::string& verb, const std::string& id, int t
       }
       return exit_for_state(state);
     }
-    if (interrupted) {
-      std::cerr << "\nstopped following " << id << "; the deploy goes on: drover status " << id
-                << " --watch\n";
-      return 130;
-    }
+    if (interrupted) return stopped_following(id, "deploy", again);
     if (std::chrono::steady_clock::now() > deadline) {
       report(verb, make_error(Errc::timeout,
                               id + " is still " + state + " after " + std::to_string(timeout_s) +
@@ -479,9 +513,7 @@ int wait_for_release(const Api& api, const std::string& verb, const std::string&
       return exit_for_state(r->value("state", ""));
     }
     if (interrupted) {
-      std::cerr << "\nstopped following " << id << "; the release goes on: drover release status "
-                << id << " --watch\n";
-      return 130;
+      return stopped_following(id, "release", "drover release status " + id + " --watch");
     }
     if (std::chrono::steady_clock::now() > deadline) {
       report(verb, make_error(Errc::timeout, id + " is still " + r->value("state", "") + " after " +
@@ -768,8 +800,13 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     auto d = api->call("GET", "/deploys/" + http::percent_encode(id));
     if (!d.ok() && d.error().code == Errc::not_found) {
       auto newest = api->call("GET", "/deploys?limit=1&service=" + http::percent_encode(id));
-      if (newest.ok() && (*newest)["deploys"].is_array() && !(*newest)["deploys"].empty()) {
-        id = (*newest)["deploys"][0].value("deploy_id", "");
+      if (!newest.ok()) return report_api(verb, newest.error());
+      const json listed = newest->value("deploys", json::array());
+      const std::string found = listed.is_array() && !listed.empty() && listed[0].is_object()
+                                    ? listed[0].value("deploy_id", "")
+                                    : "";
+      if (!found.empty()) {
+        id = found;
         d = api->call("GET", "/deploys/" + http::percent_encode(id));
       } else {
         return report_api(
