@@ -15,6 +15,9 @@ cmake --build build -j "${DROVER_JOBS:-2}" --target drover >/dev/null
 drover="$PWD/build/bin/drover"
 work="$(mktemp -d /tmp/drover-demo.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
+# mktemp makes it 0700; as root the fleet's services run as nobody, who must
+# be able to reach their release directories below it.
+chmod 755 "$work"
 export DROVER_STORE="$work/store"
 step() { printf '\n== %s\n' "$*"; }
 

@@ -96,6 +96,13 @@ up() {
   build
   down >/dev/null
   mkdir -p "$dir"
+  # As root the services run as nobody (below): every directory above their
+  # releases must let nobody through, or each start fails with "chdir:
+  # Permission denied".
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u nobody -- test -x "$dir"; then
+    echo "fleet: $dir is not reachable by user nobody (a 0700 directory above it?); the services run as nobody" >&2
+    exit 1
+  fi
   local api=$base requests=$((base + 1)) announcements=$((base + 2)) tracker=$((base + 3))
   local feed=$((base + 4))
   "$bin/drover" keygen --out "$dir/root.key" >/dev/null
@@ -334,6 +341,11 @@ wait_state() {
     [ -n "$line" ] && [ "$line" != "$last" ] && echo "$line"
     last="$line"
     state="$(echo "$line" | sed -n 's/^[^:]*: \([a-z_]*\).*/\1/p')"
+    # A deploy that failed where it should not have: what the hosts said.
+    if [ "$state" = failed ] && [ "$want" != failed ]; then
+      echo "fleet: $id failed; the agents' failures:" >&2
+      grep -h '"event":"\(apply_failed\|fetch_failed\|plan_refused\)"' "$dir"/*.out >&2 || true
+    fi
     case "$state" in
       "$want" | succeeded | rolled_back | failed | rejected | expired) return 0 ;;
     esac
