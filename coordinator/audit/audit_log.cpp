@@ -233,30 +233,17 @@ Result<std::vector<AuditRecord>> audit_query(kv::Txn& txn, const AuditTables& t,
   if (q.limit == 0 || q.until_ms <= q.since_ms) return out;
   const std::string prefix = scope_prefix(q.service, q.env);
   DROVER_ASSIGN(auto cursor, txn.cursor(t.by_time));
+  // Oldest first: from since, forwards. Newest first: from the last entry
+  // before until, backwards. Time 0 also holds the records before 0: they
+  // are read, and the filter below keeps those in [since, until); with until
+  // at or below 0 the backward walk starts past that bucket for them.
+  bool more = false;
   if (q.newest) {
-    // From the last entry before until, backwards. Time 0 also holds the
-    // records before 0: with until at or below 0, start past that bucket
-    // and let the filter below drop what is not before until.
     const std::int64_t from = clamped_ms(q.until_ms) == 0 ? 1 : q.until_ms;
-    DROVER_ASSIGN(bool more, cursor->before(by_time_key(prefix, from, 0)));
-    while (more && out.size() < q.limit) {
-      const std::string_view key = cursor->key();
-      if (key.substr(0, prefix.size()) != prefix) break;
-      if (key.size() != prefix.size() + kTimeSeqBytes) {
-        return make_error(Errc::corrupt, "audit: a by-time index entry is malformed");
-      }
-      const std::uint64_t at = read_be(key.substr(prefix.size()));
-      if (at < clamped_ms(q.since_ms)) break;  // before since (every entry before this one is too)
-      DROVER_ASSIGN(auto bytes, txn.get(t.records, key.substr(prefix.size() + 8)));
-      if (!bytes) return make_error(Errc::corrupt, "audit: an indexed record is missing");
-      DROVER_ASSIGN(AuditRecord r, decode_audit_record(*bytes));
-      if (r.at_ms >= q.since_ms && r.at_ms < q.until_ms) out.push_back(std::move(r));
-      DROVER_ASSIGN(more, cursor->prev());
-    }
-    std::reverse(out.begin(), out.end());
-    return out;
+    DROVER_ASSIGN(more, cursor->before(by_time_key(prefix, from, 0)));
+  } else {
+    DROVER_ASSIGN(more, cursor->seek(by_time_key(prefix, q.since_ms, 0)));
   }
-  DROVER_ASSIGN(bool more, cursor->seek(by_time_key(prefix, q.since_ms, 0)));
   while (more && out.size() < q.limit) {
     const std::string_view key = cursor->key();
     if (key.substr(0, prefix.size()) != prefix) break;
@@ -264,15 +251,19 @@ Result<std::vector<AuditRecord>> audit_query(kv::Txn& txn, const AuditTables& t,
       return make_error(Errc::corrupt, "audit: a by-time index entry is malformed");
     }
     const std::uint64_t at = read_be(key.substr(prefix.size()));
-    // Past until (every entry after this one is too). Time 0 also holds the
-    // records before 0: those are read, and filtered below.
-    if (at > 0 && at >= clamped_ms(q.until_ms)) break;
+    // Past the window's far end: every entry further along is too.
+    if (q.newest ? at < clamped_ms(q.since_ms) : at > 0 && at >= clamped_ms(q.until_ms)) break;
     DROVER_ASSIGN(auto bytes, txn.get(t.records, key.substr(prefix.size() + 8)));
     if (!bytes) return make_error(Errc::corrupt, "audit: an indexed record is missing");
     DROVER_ASSIGN(AuditRecord r, decode_audit_record(*bytes));
     if (r.at_ms >= q.since_ms && r.at_ms < q.until_ms) out.push_back(std::move(r));
-    DROVER_ASSIGN(more, cursor->next());
+    if (q.newest) {
+      DROVER_ASSIGN(more, cursor->prev());
+    } else {
+      DROVER_ASSIGN(more, cursor->next());
+    }
   }
+  if (q.newest) std::reverse(out.begin(), out.end());  // returned oldest first either way
   return out;
 }
 

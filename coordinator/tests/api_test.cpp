@@ -640,6 +640,16 @@ TEST_F(Api, AuditQueriesAndVerification) {
             0u);
   Answer bad = call("GET", "/audit?since=yesterday", std::string(), viewer_);
   EXPECT_EQ(bad.status, 400);
+  // order (issue 18): the newest first, or refused naming the parameter.
+  Answer newest = call("GET", "/audit?order=newest&limit=1", std::string(), viewer_);
+  ASSERT_EQ(newest.status, 200);
+  ASSERT_EQ(newest.body["records"].size(), 1u);
+  EXPECT_EQ(newest.body["records"][0], all.body["records"].back());
+  for (const char* order : {"sideways", "", "NEWEST", "newest%00"}) {
+    Answer refused = call("GET", std::string("/audit?order=") + order, std::string(), viewer_);
+    EXPECT_EQ(refused.status, 400) << order;
+    EXPECT_NE(refused.body.value("error", "").find("order"), std::string::npos) << order;
+  }
   EXPECT_NE(bad.body["error"].get<std::string>().find("since"), std::string::npos);
   Answer verify = call("GET", "/audit/verify", std::string(), viewer_);
   EXPECT_EQ(verify.body["ok"], true);
