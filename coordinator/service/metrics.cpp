@@ -38,6 +38,17 @@ std::string batch_key(const AuditRecord& r, const nlohmann::json& detail) {
                                                       : "");
 }
 
+// The states of a deploy not yet ended, read from the record's own enum
+// (its last value is cancelled), so a new state gets its series.
+std::vector<std::string> active_states() {
+  std::vector<std::string> out;
+  for (int s = 0; s <= static_cast<int>(DeployState::cancelled); ++s) {
+    const auto state = static_cast<DeployState>(s);
+    if (!is_terminal(state)) out.emplace_back(deploy_state_name(state));
+  }
+  return out;
+}
+
 void open(std::map<std::string, std::int64_t>& m, const std::string& key, std::int64_t at) {
   if (m.size() >= kMaxOpen) m.erase(m.begin());
   m[key] = at;
@@ -64,8 +75,7 @@ CoordinatorMetrics::CoordinatorMetrics(metrics::Registry& registry) : r_(registr
   r_.declare("drover_coordinator_batch_duration_seconds", kBatch, metrics::Type::histogram);
   r_.declare("drover_coordinator_bake_duration_seconds", kBake, metrics::Type::histogram);
   r_.declare("drover_coordinator_rollback_duration_seconds", kRollback, metrics::Type::histogram);
-  for (const char* state : {"pending", "artifact_ready", "queued", "awaiting_approval", "deploying",
-                            "baking", "watching", "rolling_back", "paused"}) {
+  for (const std::string& state : active_states()) {
     r_.gauge("drover_coordinator_deploys", "Deploys not yet ended, by state.", {"state"}, {state});
   }
   r_.gauge("drover_coordinator_gates_waiting",
@@ -135,10 +145,7 @@ bool overdue(const DeployRecord& d, std::int64_t now_ms) {
 
 void CoordinatorMetrics::set_states(const std::vector<DeployRecord>& active, std::int64_t now_ms) {
   std::map<std::string, int> by_state;
-  for (const char* state : {"pending", "artifact_ready", "queued", "awaiting_approval", "deploying",
-                            "baking", "watching", "rolling_back", "paused"}) {
-    by_state[state] = 0;
-  }
+  for (const std::string& state : active_states()) by_state[state] = 0;
   int late = 0;
   for (const DeployRecord& d : active) {
     ++by_state[deploy_state_name(d.state)];
