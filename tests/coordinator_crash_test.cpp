@@ -154,11 +154,11 @@ TEST_F(CoordinatorCrash, RollbackAndPauseTransitionsResumeToo) {
     id = d["deploy_id"];
   });
   json d = f_.wait_done(id);
-  ASSERT_EQ(d["state"], "rolled_back") << d.dump();
+  ASSERT_EQ(d["state"], "rolled_back") << d.dump() << f_.coordinator_history() << f_.agent_logs();
   EXPECT_GT(d["rollback"]["duration_ms"].get<std::int64_t>(), 0);
   EXPECT_EQ(audit_count(id, "rollback.started").size(), 1u);
   for (const auto& h : f_.hosts()) {
-    EXPECT_TRUE(eventually([&] { return f_.serving(h).first == v1_; })) << h;
+    EXPECT_TRUE(eventually([&] { return f_.serving(h).first == v1_; })) << h << f_.agent_logs();
   }
   // Every notification of the run arrived, signed, once per event (a
   // receiver deduplicating by event id sees each record exactly once).

@@ -338,6 +338,14 @@ std::string TestFleet::agent_failures() {
   return out;
 }
 
+std::string TestFleet::agent_logs(std::size_t tail) {
+  std::string out;
+  for (std::size_t i = 0; i < hosts_.size(); ++i) {
+    out += "--- agent " + hosts_[i] + "\n" + agents_[i]->stderr_tail(tail) + "\n";
+  }
+  return out;
+}
+
 DaemonProcess& TestFleet::agent(const std::string& host) {
   for (std::size_t i = 0; i < hosts_.size(); ++i) {
     if (hosts_[i] == host) return *agents_[i];

@@ -55,6 +55,8 @@ class TestFleet {
   std::string coordinator_history() const;
   // What went wrong on the agents: their failure events and stderr tails.
   std::string agent_failures();
+  // Every agent's stderr tail (its event lines), for a failed assertion.
+  std::string agent_logs(std::size_t tail = 20000);
   void start_origin();
   void start_seed(const std::string& region);
   // Starts an agent per host (all in one region and cluster); waits for
