@@ -493,6 +493,44 @@ json act_json(const GateAct& a) {
 
 }  // namespace
 
+namespace {
+
+// A region's Prometheus measurements still in memory: per batch and query,
+// the newest with the counts of each outcome.
+json analysis_json(const std::vector<Measurement>& taken, const std::string& env,
+                   const std::string& where) {
+  struct Seen {
+    const Measurement* newest = nullptr;
+    int pass = 0, fail = 0, inconclusive = 0;
+  };
+  std::map<std::pair<std::size_t, std::string>, Seen> by;
+  for (const auto& m : taken) {
+    if (m.env != env || m.region != where) continue;
+    Seen& seen = by[{m.batch, m.query}];
+    seen.newest = &m;
+    (m.outcome == Measurement::Outcome::pass   ? seen.pass
+     : m.outcome == Measurement::Outcome::fail ? seen.fail
+                                               : seen.inconclusive)++;
+  }
+  json out = json::array();
+  for (const auto& [key, seen] : by) {
+    const Measurement& m = *seen.newest;
+    out.push_back({{"batch", key.first},
+                   {"query", key.second},
+                   {"at_ms", m.at_ms},
+                   {"outcome", outcome_name(m.outcome)},
+                   {"canary", m.canary ? json(*m.canary) : json(nullptr)},
+                   {"baseline", m.baseline ? json(*m.baseline) : json(nullptr)},
+                   {"detail", m.detail},
+                   {"passed", seen.pass},
+                   {"failed", seen.fail},
+                   {"inconclusive", seen.inconclusive}});
+  }
+  return out;
+}
+
+}  // namespace
+
 json render_deploy_view(const DeployView& v) {
   const DeployRecord& d = v.deploy;
   json out = render_deploy_summary(d);
@@ -545,15 +583,21 @@ json render_deploy_view(const DeployView& v) {
             hosts.push_back(std::move(host));
           }
         }
-        regions.push_back({{"region", r.region},
-                           {"cluster", r.cluster},
-                           {"status", r.status},
-                           {"batch", r.batch},
-                           {"batches", rb},
-                           {"deadline_ms", r.deadline_ms},
-                           {"bake_until_ms", r.bake_until_ms},
-                           {"verdict", r.verdict},
-                           {"hosts_by_version", by_version}});
+        json region = {{"region", r.region},
+                       {"cluster", r.cluster},
+                       {"status", r.status},
+                       {"batch", r.batch},
+                       {"batches", rb},
+                       {"deadline_ms", r.deadline_ms},
+                       {"bake_until_ms", r.bake_until_ms},
+                       {"verdict", r.verdict},
+                       {"hosts_by_version", by_version}};
+        const std::string where =
+            r.region.empty() ? "" : (r.cluster.empty() ? r.region : r.region + "/" + r.cluster);
+        if (json a = analysis_json(v.analysis, e.name, where); !a.empty()) {
+          region["analysis"] = std::move(a);
+        }
+        regions.push_back(std::move(region));
       }
       waves.push_back({{"name", w.name},
                        {"status", w.status},

@@ -25,7 +25,7 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
     DROVER_TRY(f.only({"format", "data_dir", "online_key", "online_cert", "api", "agents",
                        "tracker", "origin_feed", "webhook_secret_file", "tick_ms", "root_chain",
                        "plan_validity_s", "sample_retention_s", "scm_wait_s", "notify_give_up_s",
-                       "notify_ca_file", "metrics"}));
+                       "notify_ca_file", "metrics", "prometheus"}));
     DROVER_ASSIGN(std::string format, f.str("format", 64));
     if (format != "drover.coordinator-config.v1") {
       return make_error(Errc::unsupported,
@@ -127,6 +127,20 @@ Result<CoordinatorConfig> load_coordinator_config(Filesystem& fsys, const fs::pa
         c.metrics_listen = *listen;
       }
       if (on_api) c.api.metrics = *on_api;
+    }
+    DROVER_ASSIGN(auto prometheus, f.opt_object("prometheus"));
+    if (prometheus) {
+      DROVER_TRY(prometheus->only({"allow", "timeout_s", "ca_file"}));
+      DROVER_ASSIGN(o.prometheus.allow, prometheus->str_list("allow", 16, 1024));
+      for (std::size_t i = 0; i < o.prometheus.allow.size(); ++i) {
+        if (auto url = http::parse_url(o.prometheus.allow[i]); !url.ok()) {
+          return url.error().context("prometheus.allow[" + std::to_string(i) + "]");
+        }
+      }
+      DROVER_ASSIGN(auto timeout, prometheus->opt_int("timeout_s", 1, 60));
+      if (timeout) o.prometheus.timeout = std::chrono::seconds(*timeout);
+      DROVER_ASSIGN(auto ca, prometheus->opt_str("ca_file", 4096));
+      if (ca) o.prometheus.ca_file = *ca;
     }
     DROVER_ASSIGN(auto agents, f.opt_object("agents"));
     if (agents) {

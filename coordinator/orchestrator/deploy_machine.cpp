@@ -622,6 +622,7 @@ void finish_waves(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
 struct Judged {
   Verdict verdict;
   std::size_t samples = 0;
+  std::size_t measurements = 0;  // Prometheus measurements that joined it
 };
 
 // Canary: the samples of `canary_hosts` running the artifact taken in
@@ -700,6 +701,31 @@ Judged judge_split(const DeployRecord& d, const EnvRun& e, const EnvPlan& ep,
     pending = pending || v.kind == Verdict::Kind::pending;
   }
   if (pending) out.verdict = {Verdict::Kind::pending, ""};
+  return out;
+}
+
+// The agents' verdict joined with the Prometheus measurements of the
+// region's batch taken during its bake (none configured: the agents' alone).
+// A failure of either fails the batch; it passes when both pass.
+Judged with_analysis(const Judged& agents, const EnvPlan& ep, const FleetView& fleet,
+                     const EnvRun& e, const RegionRun& r, std::int64_t now, bool over) {
+  if (!ep.params.prometheus) return agents;
+  std::vector<const Measurement*> taken;
+  for (const auto& m : fleet.analysis) {
+    if (m.env == e.name && m.region == where(r) && m.batch == r.batch &&
+        m.at_ms >= r.judge_from_ms && m.at_ms <= now) {
+      taken.push_back(&m);
+    }
+  }
+  const Verdict prom = analysis_verdict(*ep.params.prometheus, taken, over);
+  Judged out = agents;
+  if (agents.verdict.kind == Verdict::Kind::fail && !agents.verdict.starved) return agents;
+  if (prom.kind == Verdict::Kind::fail) {
+    out.verdict = prom;
+  } else if (prom.kind == Verdict::Kind::pending && agents.verdict.kind == Verdict::Kind::pass) {
+    out.verdict = prom;
+  }
+  out.measurements = taken.size();
   return out;
 }
 
@@ -792,10 +818,11 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
       // after now, never an old one replayed.
       const bool over = now + ep.params.planted_early_batch_ms >= r.bake_until_ms;
       const BatchRecord& cur = r.batches[r.batch];
-      const Judged v =
+      const Judged agents =
           split_step(cur)
               ? judge_split(d, e, ep, fleet, cur, r.judge_from_ms, now, over)
               : judge(d, e, ep, fleet, env_set, updated, in_batch, r.judge_from_ms, now, over);
+      const Judged v = with_analysis(agents, ep, fleet, e, r, now, over);
       // Too few samples at the bake's end: the batch's health has not reached
       // the coordinator (a partition, lost reports, a restart), which is no
       // verdict on the release. The bake waits for it up to the converge
@@ -811,9 +838,14 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
       if (v.verdict.kind == Verdict::Kind::pass) {
         r.batches[r.batch].status = "passed";
         r.batches[r.batch].finished_ms = now;
-        r.batches[r.batch].verdict = "passed with " + std::to_string(v.samples) + " samples";
-        audit(s, "batch.passed", {{"region", where(r)}, {"batch", r.batch}, {"samples", v.samples}},
-              e.name);
+        r.batches[r.batch].verdict =
+            "passed with " + std::to_string(v.samples) + " samples" +
+            (ep.params.prometheus
+                 ? " and " + std::to_string(v.measurements) + " Prometheus measurements"
+                 : "");
+        json passed = {{"region", where(r)}, {"batch", r.batch}, {"samples", v.samples}};
+        if (ep.params.prometheus) passed["measurements"] = v.measurements;
+        audit(s, "batch.passed", passed, e.name);
         s.changed = true;
         if (r.batch + 1 < r.batches.size()) {
           start_batch(s, ep, e, r, r.batch + 1, now);

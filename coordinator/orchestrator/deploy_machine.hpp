@@ -26,6 +26,7 @@
 #include <variant>
 #include <vector>
 
+#include "coordinator/health/analysis.hpp"
 #include "coordinator/health/judge.hpp"
 #include "coordinator/orchestrator/batches.hpp"
 #include "coordinator/promotion/promotion.hpp"
@@ -41,6 +42,8 @@ struct DeployParams {
   std::int64_t pause_timeout_ms = 86'400'000;  // a paused run fails and rolls back after
   std::int64_t baseline_window_ms = 600'000;   // pre-deploy samples that count as baseline
   HealthThresholds health;
+  // Prometheus queries judged beside the agents' samples (absent: none).
+  std::optional<PromCheck> prometheus = {};
   // Test only, a planted bug (docs/CHAOS.md, "Planted bugs"): a bake counts
   // as over this long before its end, so the next batch starts early. Never
   // set outside tests; the chaos simulation must catch it.
@@ -105,6 +108,9 @@ struct FleetView {
   // Why the view could not be read ("" when it was): the run is not advanced
   // on it (no host list read as empty, no samples read as silence).
   std::string unreadable = {};
+  // The run's Prometheus measurements (coordinator/health/analysis.hpp),
+  // taken off the machine's lock; each batch counts those of its bake.
+  std::vector<Measurement> analysis = {};
 };
 
 struct Action {

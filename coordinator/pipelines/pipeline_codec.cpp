@@ -6,6 +6,7 @@
 #include "core/base/name.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "core/canon/json_fields.hpp"
+#include "core/http/http.hpp"
 
 namespace drover::coordinator {
 namespace {
@@ -20,10 +21,76 @@ Status check_name(const std::string& value, const std::string& field) {
   return Ok{};
 }
 
+// health_checks.prometheus (issue 18): docs/FORMATS.md, "Prometheus health
+// checks".
+Result<PromCheck> parse_prometheus(const Fields& f) {
+  DROVER_TRY(f.only({"url", "interval_s", "failure_limit", "inconclusive_limit", "queries"}));
+  PromCheck c;
+  DROVER_ASSIGN(c.url, f.str("url", 1024));
+  if (auto url = http::parse_url(c.url); !url.ok()) {
+    return make_error(Errc::invalid_argument, f.path("url") + " " + url.error().message);
+  }
+  if (c.url.find('?') != std::string::npos || c.url.find('#') != std::string::npos) {
+    return make_error(Errc::invalid_argument,
+                      f.path("url") + " must be the server's base URL, without a query");
+  }
+  DROVER_ASSIGN(auto interval, f.opt_int("interval_s", 1, 3600));
+  if (interval) c.interval_ms = *interval * 1000;
+  DROVER_ASSIGN(auto failures, f.opt_int("failure_limit", 1, 100));
+  if (failures) c.failure_limit = static_cast<int>(*failures);
+  DROVER_ASSIGN(auto inconclusive, f.opt_int("inconclusive_limit", 0, 100));
+  if (inconclusive) c.inconclusive_limit = static_cast<int>(*inconclusive);
+  DROVER_ASSIGN(auto queries, f.objects("queries", 16));
+  if (queries.empty()) {
+    return make_error(Errc::invalid_argument, f.path("queries") + " must list 1 to 16 queries");
+  }
+  for (const auto& q : queries) {
+    DROVER_TRY(q.only({"name", "query", "max", "max_increase"}));
+    PromQuery one;
+    DROVER_ASSIGN(one.name, q.str("name", 64));
+    DROVER_TRY(check_name(one.name, q.path("name")));
+    for (const auto& other : c.queries) {
+      if (other.name == one.name) {
+        return make_error(Errc::invalid_argument,
+                          q.path("name") + " '" + one.name + "' names a query twice");
+      }
+    }
+    DROVER_ASSIGN(one.query, q.str("query", 4096));
+    DROVER_TRY(check_query_template(one.query, q.path("query")));
+    DROVER_ASSIGN(one.max, q.opt_num("max", -1e300, 1e300));
+    DROVER_ASSIGN(one.max_increase, q.opt_num("max_increase", 0, 1e300));
+    if (!one.max && !one.max_increase) {
+      return make_error(Errc::invalid_argument,
+                        q.path("query") + " needs a bound: max, max_increase or both");
+    }
+    c.queries.push_back(std::move(one));
+  }
+  return c;
+}
+
+json prometheus_json(const PromCheck& c) {
+  json queries = json::array();
+  for (const auto& q : c.queries) {
+    json one = {{"name", q.name}, {"query", q.query}};
+    if (q.max) one["max"] = *q.max;
+    if (q.max_increase) one["max_increase"] = *q.max_increase;
+    queries.push_back(std::move(one));
+  }
+  return {{"url", c.url},
+          {"interval_s", c.interval_ms / 1000},
+          {"failure_limit", c.failure_limit},
+          {"inconclusive_limit", c.inconclusive_limit},
+          {"queries", std::move(queries)}};
+}
+
 Result<HealthThresholds> parse_health(const Fields& f, DeployParams& params) {
   DROVER_TRY(f.only({"judge", "bake_s", "min_samples", "consecutive", "error_rate_relative",
                      "error_rate_floor", "p99_delta_ms", "saturation_delta", "confidence",
-                     "baseline_window_s"}));
+                     "baseline_window_s", "prometheus"}));
+  DROVER_ASSIGN(auto prometheus, f.opt_object("prometheus"));
+  if (prometheus) {
+    DROVER_ASSIGN(params.prometheus, parse_prometheus(*prometheus));
+  }
   HealthThresholds h;
   DROVER_ASSIGN(auto judge, f.opt_str("judge"));
   if (judge) {
@@ -59,7 +126,7 @@ Result<HealthThresholds> parse_health(const Fields& f, DeployParams& params) {
 
 json health_json(const DeployParams& p) {
   const HealthThresholds& h = p.health;
-  return {
+  json out = {
       {"judge", h.judge == HealthThresholds::Judge::mann_whitney ? "mann_whitney" : "threshold"},
       {"bake_s", p.bake_ms / 1000},
       {"baseline_window_s", p.baseline_window_ms / 1000},
@@ -70,6 +137,9 @@ json health_json(const DeployParams& p) {
       {"p99_delta_ms", h.p99_delta_ms},
       {"saturation_delta", h.saturation_delta},
       {"confidence", h.confidence}};
+  // Stored only when given: a record without it encodes as it always did.
+  if (p.prometheus) out["prometheus"] = prometheus_json(*p.prometheus);
+  return out;
 }
 
 }  // namespace
@@ -305,6 +375,7 @@ Status resolve_environments(Pipeline& p, std::int64_t gate_ms) {
       s.params.health = fresh.health;
       s.params.bake_ms = fresh.bake_ms;
       s.params.baseline_window_ms = fresh.baseline_window_ms;
+      s.params.prometheus = fresh.prometheus;
       e.health_checks = health_json(s.params);
     }
     if (e.timeouts) {

@@ -136,6 +136,32 @@ RoleNeed pipeline_need(const Pipeline* stored, const Pipeline& p,
   return {Role::deployer, ""};
 }
 
+std::string list_of(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+// Every Prometheus check of p names a server the coordinator's config
+// allows: a pipeline's author cannot point the coordinator elsewhere.
+Status prometheus_allowed(const Pipeline& p, const PrometheusOptions& o) {
+  auto check = [&](const DeployParams& params, const std::string& where) -> Status {
+    if (!params.prometheus) return Ok{};
+    const std::string& url = params.prometheus->url;
+    if (std::find(o.allow.begin(), o.allow.end(), url) != o.allow.end()) return Ok{};
+    return make_error(Errc::refused,
+                      where + "health_checks.prometheus.url '" + url +
+                          "' is not a server this coordinator may ask (its config's "
+                          "prometheus.allow lists " +
+                          (o.allow.empty() ? std::string("none") : list_of(o.allow)) + ")");
+  };
+  DROVER_TRY(check(p.params, ""));
+  for (std::size_t i = 0; i < p.settings.size() && i < p.environments.size(); ++i) {
+    DROVER_TRY(check(p.settings[i].params, "environments[" + std::to_string(i) + "]."));
+  }
+  return Ok{};
+}
+
 // A version-2 pipeline is a service's whole path: the only pipeline of its
 // service (so its environments are the only ones the service's hosts are in).
 Status one_path_per_service(const Pipeline& p, const std::vector<Pipeline>& others) {
@@ -232,6 +258,12 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     c->tracker_client_ = std::make_unique<mesh::HttpTrackerClient>(c->tracker_url_);
   }
   c->readiness_ = std::make_unique<ArtifactReadiness>(*c->store_, c->tracker_client_.get());
+  c->analysis_ = std::make_unique<AnalysisRunner>(
+      c->options_.prometheus,
+      [o = c->options_.prometheus](const std::string& url, const std::string& query,
+                                   std::int64_t time_ms) {
+        return prometheus_instant(url, query, time_ms, o);
+      });
 
   GatewayOptions agents = c->options_.agents;
   if (c->options_.mesh_token_key) {
@@ -279,6 +311,9 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
           return unread;
         }
         FleetView v = store_fleet_view(*self->store_, d, plan, ready, std::move(*places));
+        if (d.env < plan.envs.size() && plan.envs[d.env].params.prometheus) {
+          v.analysis = self->analysis_->of(d.id);
+        }
         if (d.ramp() && v.unreadable.empty()) self->ramp_view(d, v);
         return v;
       },
@@ -336,6 +371,9 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   if (c->options_.run_driver) {
     c->driver_ = std::thread([self] { self->drive(); });
     c->readiness_thread_ = std::thread([self] { self->watch_readiness(); });
+    if (!c->options_.prometheus.allow.empty()) {
+      c->analysis_thread_ = std::thread([self] { self->watch_analysis(); });
+    }
     c->notify_thread_ = std::thread([self] { self->notify_loop(); });
   }
   if (!c->options_.origin_feed.empty() && c->options_.follow_feed) {
@@ -352,6 +390,7 @@ Coordinator::~Coordinator() {
   stop_cv_.notify_all();
   if (driver_.joinable()) driver_.join();
   if (readiness_thread_.joinable()) readiness_thread_.join();
+  if (analysis_thread_.joinable()) analysis_thread_.join();
   if (notify_thread_.joinable()) notify_thread_.join();
   feed_.reset();
   gateway_.reset();
@@ -366,7 +405,10 @@ void Coordinator::after_commit(const std::string& what) {
 }
 
 Result<int> Coordinator::drive_once(bool check) {
-  if (check) check_readiness();  // network I/O: never under the orchestrator's lock
+  if (check) {  // network I/O: never under the orchestrator's lock
+    check_readiness();
+    check_analysis();
+  }
   Result<int> changed = 0;
   {
     std::lock_guard lock(orchestrator_mu_);
@@ -395,6 +437,32 @@ void Coordinator::watch_readiness() {
     stop_lock.lock();
     stop_cv_.wait_for(stop_lock, options_.tick, [this] { return stopping_; });
   }
+}
+
+void Coordinator::watch_analysis() {
+  // Apart from the driver and readiness: a Prometheus that answers slowly
+  // delays only the measurements.
+  std::unique_lock stop_lock(stop_mu_);
+  while (!stopping_) {
+    stop_lock.unlock();
+    (void)run_guarded(log_, "coordinator.analysis.threw", [this] { check_analysis(); });
+    stop_lock.lock();
+    stop_cv_.wait_for(stop_lock, options_.tick, [this] { return stopping_; });
+  }
+}
+
+void Coordinator::check_analysis() {
+  auto active = store_->active_deploys();
+  if (!active.ok()) return;  // the tick reports the store's trouble
+  std::set<std::string> ids;
+  const std::int64_t now = now_ms();
+  for (const auto& d : *active) {
+    ids.insert(d.id);
+    if (d.state == DeployState::baking || d.state == DeployState::deploying) {
+      analysis_->run(d, settings_of(d).plan, now);
+    }
+  }
+  analysis_->retain(ids);
 }
 
 void Coordinator::drive() {
@@ -573,6 +641,7 @@ Result<SavedPipeline> Coordinator::put_pipeline(Pipeline p, const Caller& who) {
     return make_error(Errc::refused, role_refusal(need, who));
   }
   DROVER_TRY(one_path_per_service(p, others));
+  DROVER_TRY(prometheus_allowed(p, options_.prometheus));
   {
     // Releases of several services (issue 16): every dependency has a
     // pipeline, and none leads back to this service.
@@ -733,6 +802,7 @@ Result<DeployView> Coordinator::deploy_view(const std::string& id) {
     out.config_hash = ContentId::of(*snap).str();
   }
   DROVER_ASSIGN(out.fleet, store_->fleet(out.deploy.service, out.deploy.created_ms));
+  out.analysis = analysis_->of(id);
   return out;
 }
 

@@ -35,6 +35,7 @@
 #include "coordinator/pipelines/pipeline.hpp"
 #include "coordinator/plans/plan_issuer.hpp"
 #include "coordinator/releases/release_driver.hpp"
+#include "coordinator/service/analysis.hpp"
 #include "coordinator/service/metrics.hpp"
 #include "core/log/log.hpp"
 #include "core/world/clock.hpp"
@@ -72,6 +73,9 @@ struct CoordinatorOptions {
   std::int64_t notify_give_up_s = 24 * 3600;
   std::chrono::milliseconds notify_timeout{10'000};
   std::string notify_ca_file;
+  // Prometheus as a health source (docs/COORDINATOR.md, "Prometheus
+  // analysis"): the servers pipelines may name, the query timeout, the CAs.
+  PrometheusOptions prometheus;
   std::chrono::milliseconds tick{200};
   std::int64_t plan_validity_s = 24 * 3600;
   std::int64_t sample_retention_s = 24 * 3600;
@@ -135,6 +139,8 @@ struct DeployView {
   std::optional<DeployConfig> config;  // from the config snapshot
   std::string config_hash;
   CoordinatorStore::Fleet fleet;  // the service's hosts since the deploy began
+  // Its Prometheus measurements still in memory (coordinator/service/analysis.hpp).
+  std::vector<Measurement> analysis = {};
 };
 
 struct HostView {
@@ -454,6 +460,10 @@ class Coordinator {
   // kept of finished deploys.
   void check_readiness();
   void watch_readiness();  // the readiness thread
+  // One round of the Prometheus checks of baking regions, off the
+  // orchestrator's lock (the analysis thread, or drive_once).
+  void check_analysis();
+  void watch_analysis();
   void drive();
   void notify_loop();  // the notify thread
   // The pipeline an audit record is about, and who may approve at a gate.
@@ -495,6 +505,8 @@ class Coordinator {
   bool stopping_ = false;
   std::thread driver_;
   std::thread readiness_thread_;
+  std::unique_ptr<AnalysisRunner> analysis_;
+  std::thread analysis_thread_;
   std::unique_ptr<notify::Notifier> notifier_;
   std::mutex notify_mu_;
   std::mutex scm_mu_;  // fires and ends waiting SCM triggers one at a time  // one pass at a time

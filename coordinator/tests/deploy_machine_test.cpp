@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 #include <variant>
 
@@ -17,6 +18,7 @@ namespace drover::coordinator {
 namespace {
 
 constexpr std::int64_t kSecond = 1000;
+using Outcome = Measurement::Outcome;
 
 // One environment ("prod"), one wave of every host: the version-1 shape.
 struct Rollout {
@@ -291,6 +293,97 @@ TEST(DeployMachine, TheFirstDeployOfAServiceFailsInsteadOfRollingBack) {
   r.run();
   EXPECT_EQ(r.deploy.state, DeployState::failed);
   EXPECT_NE(r.deploy.reason.find("error_rate"), std::string::npos);
+}
+
+// Prometheus as a health source (issue 18): the machine joins the
+// measurements of a baking batch with the agents' samples. Here the
+// analysis is scripted: while a batch bakes, one measurement a second of
+// whatever `outcome` says for the release the batch runs.
+struct Analysed {
+  Rollout r{10, rolling(20)};
+  std::function<Outcome(const std::string& release)> outcome;
+  std::vector<Measurement> taken;
+
+  Analysed() {
+    PromCheck c;
+    c.url = "http://127.0.0.1:9090";
+    c.interval_ms = kSecond;
+    c.failure_limit = 2;
+    c.inconclusive_limit = 3;
+    c.queries.push_back({"errors", "max(err{host=~\"{{hosts}}\"})", 0.05, std::nullopt});
+    r.params().prometheus = c;
+    r.params().health.min_samples = 0;  // Prometheus alone may judge
+    r.fleet.silent.insert("v2");        // no agent pushes health
+  }
+  void run(std::int64_t limit = 3600 * kSecond) {
+    const std::int64_t end = r.now + limit;
+    while (!is_terminal(r.deploy.state) && r.now < end) {
+      r.fleet.tick(r.now);
+      FleetView v = r.view();
+      v.analysis = taken;
+      r.apply(advance(r.deploy, r.plan, v, r.now));
+      const auto& regions = r.deploy.environments[0].waves[0].regions;
+      if (!regions.empty() && regions[0].status == "baking" && outcome) {
+        const RegionRun& region = regions[0];
+        Measurement m;
+        m.env = "prod";
+        m.batch = region.batch;
+        m.query = "errors";
+        m.at_ms = r.now;
+        m.outcome = outcome(r.deploy.artifact);
+        m.detail = m.outcome == Outcome::fail ? "0.5 is above max 0.05" : "canary: refused";
+        taken.push_back(m);
+      }
+      r.now += kSecond;
+    }
+  }
+};
+
+TEST(DeployMachineAnalysis, ABadReleaseSeenByPrometheusAloneIsRolledBack) {
+  Analysed a;
+  a.outcome = [](const std::string&) { return Outcome::fail; };
+  a.run();
+  ASSERT_EQ(a.r.deploy.state, DeployState::rolled_back);
+  EXPECT_NE(a.r.deploy.reason.find("Prometheus query 'errors': 0.5 is above max 0.05 (2 failed"),
+            std::string::npos)
+      << a.r.deploy.reason;
+  EXPECT_EQ(a.r.batches()[0].status, "failed");
+  // Caught at the second failed measurement, long before the bake's end.
+  EXPECT_LT(a.r.env().rollback_started_ms - a.r.batches()[0].converged_ms, 5 * kSecond);
+  for (const auto& [host, release] : a.r.fleet.running) EXPECT_EQ(release, "v1") << host;
+}
+
+TEST(DeployMachineAnalysis, PassingMeasurementsPassEachBatchAfterItsFullBake) {
+  Analysed a;
+  a.outcome = [](const std::string&) { return Outcome::pass; };
+  a.run();
+  ASSERT_EQ(a.r.deploy.state, DeployState::succeeded) << a.r.deploy.reason;
+  for (const auto& b : a.r.batches()) {
+    EXPECT_GE(b.finished_ms - b.converged_ms, a.r.params().bake_ms);
+    EXPECT_NE(b.verdict.find("Prometheus measurements"), std::string::npos) << b.verdict;
+  }
+}
+
+TEST(DeployMachineAnalysis, AnUnreachablePrometheusNeverPassesAndFailsPastTheLimit) {
+  Analysed a;
+  a.outcome = [](const std::string&) { return Outcome::inconclusive; };
+  a.run();
+  ASSERT_EQ(a.r.deploy.state, DeployState::rolled_back);
+  EXPECT_NE(a.r.deploy.reason.find("'errors' was inconclusive 4 times (inconclusive_limit 3)"),
+            std::string::npos)
+      << a.r.deploy.reason;
+  EXPECT_EQ(a.r.batches()[0].status, "failed");
+}
+
+TEST(DeployMachineAnalysis, NoMeasurementAtAllWaitsPastTheBakeThenFails) {
+  Analysed a;  // no outcome: the analysis never measured (a coordinator without it)
+  a.run(a.r.params().bake_ms + 20 * kSecond);
+  ASSERT_FALSE(is_terminal(a.r.deploy.state));
+  EXPECT_EQ(a.r.batches()[0].status, "baking");  // the bake is over; it waits
+  a.run();
+  ASSERT_EQ(a.r.deploy.state, DeployState::rolled_back);
+  EXPECT_NE(a.r.deploy.reason.find("'errors' has no passing measurement"), std::string::npos)
+      << a.r.deploy.reason;
 }
 
 }  // namespace

@@ -129,6 +129,12 @@ std::string TestFleet::push(const std::string& name, const json& demo, const std
   return json::parse(r.out)["artifact_id"];
 }
 
+void TestFleet::configure_coordinator(const json& patch) {
+  json config = json::parse(read_file(dir_ / "coordinator.json"));
+  config.merge_patch(patch);
+  write_file(dir_ / "coordinator.json", config.dump(2));
+}
+
 void TestFleet::start_coordinator(const std::map<std::string, std::string>& env) {
   coordinator_ = std::make_unique<DaemonProcess>(
       std::vector<std::string>{binary("drover-coordinator").string(), "run", "--config",
@@ -221,6 +227,7 @@ void TestFleet::start_agents(const std::vector<std::string>& hosts, const std::s
                     {"start", {binary("drover-demo-service").string(), "--port", "{port}"}},
                     {"health", "http://127.0.0.1:{port}/health"},
                     {"start_timeout_s", 10}};
+    if (!shape.health_push) service.erase("health");
     json services = json::array();
     for (const auto& name : shape.services) {
       if (name == "web") continue;

@@ -31,6 +31,9 @@ struct AgentShape {
   bool verify_first = false;
   // The services each host runs (single slot; with nginx, only "web").
   std::vector<std::string> services = {"web"};
+  // Whether the agent probes the service's health and pushes samples (off:
+  // the coordinator hears of the service's health only from elsewhere).
+  bool health_push = true;
 };
 
 class TestFleet {
@@ -48,6 +51,8 @@ class TestFleet {
   int scm_push(const nlohmann::json& event, const std::string& delivery, const std::string& secret,
                nlohmann::json* answer = nullptr);
 
+  // Merges patch into the coordinator's config file (before it starts).
+  void configure_coordinator(const nlohmann::json& patch);
   // Starts the coordinator with env added (e.g. a crash point); waits for ready.
   void start_coordinator(const std::map<std::string, std::string>& env = {});
   DaemonProcess& coordinator() { return *coordinator_; }

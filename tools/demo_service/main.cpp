@@ -24,6 +24,10 @@
 // health answer; GET /work?user=U one request of user U (503 at its path's error
 // rate; the answer names the path); GET /version the release
 // ($DROVER_RELEASE) and the flags file's content ($DROVER_FLAGS_FILE);
+// GET /metrics the same figures for Prometheus (demo_error_ratio,
+// demo_latency_p99_seconds, demo_saturation gauges; demo_requests_total by
+// code, the /work requests served), so a pipeline's PromQL checks can judge
+// a release without the agent's health push;
 // GET /identity who the process is (uid, gid, groups), its whole
 // environment, and what each write of try_writes did: "written" (the
 // directory took a new file, removed again, or the file opened for writing,
@@ -50,6 +54,7 @@
 #include "core/flags/flagd.hpp"
 #include "core/http/http.hpp"
 #include "core/log/log.hpp"
+#include "core/metrics/metrics.hpp"
 
 namespace {
 
@@ -232,6 +237,16 @@ int main(int argc, char** argv) {
   drover::http::ServerOptions options;
   options.port = static_cast<std::uint16_t>(port);
   std::atomic<std::uint64_t> served{0};  // /work requests since the last /health
+  drover::metrics::Registry metrics;
+  metrics.declare("demo_requests_total", "/work requests served, by status code",
+                  drover::metrics::Type::counter, {"code"});
+  metrics.on_collect([&](drover::metrics::Registry& m) {
+    const Figures f = health_figures(config, flags_file);
+    m.gauge("demo_error_ratio", "the share of requests that fail").set(f.error_rate);
+    m.gauge("demo_latency_p99_seconds", "the 99th percentile of request latency")
+        .set(f.p99_ms / 1000.0);
+    m.gauge("demo_saturation", "the share of capacity in use").set(config.value("saturation", 0.1));
+  });
   auto server = drover::http::Server::start(
       options,
       [&](const drover::http::Request& r, drover::http::Responder respond) {
@@ -262,8 +277,12 @@ int main(int argc, char** argv) {
                                         : config["flag_paths"][path].value("error_rate", 0.0);
           static thread_local std::mt19937 random{std::random_device{}()};
           if (std::uniform_real_distribution<double>(0, 1)(random) < error_rate) resp.status = 503;
+          metrics.counter("demo_requests_total", "", {"code"}, {std::to_string(resp.status)}).inc();
           resp.body =
               json{{"user", user ? *user : ""}, {"path", path.empty() ? "base" : path}}.dump();
+        } else if (r.path == "/metrics") {
+          resp.content_type = "text/plain; version=0.0.4";
+          resp.body = metrics.expose();
         } else if (r.path == "/version") {
           json flags = json::parse(slurp(flags_file), nullptr, false);
           resp.body = json{{"release", release},
