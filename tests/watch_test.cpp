@@ -86,6 +86,29 @@ TEST(Watch, AFrameShowsEachEnvironmentWaveAndRegionWithItsProgressHealthAndBake)
   }
 }
 
+// Prometheus queries (issue 18): the current batch's, beside the baseline
+// where the query compares; an earlier batch's are not shown.
+TEST(Watch, TheCurrentBatchsPrometheusMeasurementsAreShown) {
+  json v = view();
+  v["environments"][1]["waves"][0]["regions"][0]["analysis"] = json::parse(R"([
+    {"batch": 0, "query": "old", "outcome": "pass", "canary": 1, "passed": 3, "failed": 0,
+     "inconclusive": 0},
+    {"batch": 1, "query": "p99", "outcome": "fail", "canary": 0.2, "baseline": 0.012,
+     "passed": 1, "failed": 2, "inconclusive": 0, "detail": "0.2 is above the baseline's 0.012"},
+    {"batch": 1, "query": "errors", "outcome": "inconclusive", "canary": null, "baseline": null,
+     "passed": 0, "failed": 0, "inconclusive": 1, "detail": "canary: connection refused"}])");
+  const std::string text = joined(render_frame(v, json::array(), {1'000'000, 200, 6}));
+  EXPECT_NE(text.find("promql p99: 0.2 (baseline 0.012) fail [1 pass, 2 fail, 0 inconclusive] "
+                      "0.2 is above the baseline's 0.012"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("promql errors: - inconclusive [0 pass, 0 fail, 1 inconclusive] canary: "
+                      "connection refused"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("promql old"), std::string::npos) << text;
+}
+
 TEST(Watch, AGateWaitingNamesWhoMayApproveAndTheCommand) {
   json v = view();
   v["state"] = "awaiting_approval";

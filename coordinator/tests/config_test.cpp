@@ -100,6 +100,22 @@ TEST_F(ConfigFiles, TheMetricsListenerAndTheApiRouteAreConfigured) {
   }
 }
 
+// Prometheus as a health source (issue 18): the servers pipelines may name.
+TEST_F(ConfigFiles, ThePrometheusServersPipelinesMayNameAreConfigured) {
+  auto c = load({{"prometheus", {{"allow", {"http://127.0.0.1:9090"}}, {"timeout_s", 3}}}});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->coordinator.prometheus.allow, std::vector<std::string>{"http://127.0.0.1:9090"});
+  EXPECT_EQ(c->coordinator.prometheus.timeout, std::chrono::seconds(3));
+  EXPECT_TRUE(load(json::object())->coordinator.prometheus.allow.empty());
+  for (const json& bad : {json{{"allow", {"127.0.0.1:9090"}}}, json{{"allow", "http://p"}},
+                          json{{"timeout_s", 0}}, json{{"url", "http://p"}}}) {
+    auto refused = load({{"prometheus", bad}});
+    ASSERT_FALSE(refused.ok()) << bad.dump();
+    EXPECT_NE(refused.error().message.find("prometheus"), std::string::npos)
+        << refused.error().message;
+  }
+}
+
 TEST_F(ConfigFiles, AWebhookSecretReadableByGroupOrOthersIsRefused) {
   const json secret = {{"webhook_secret_file", (dir_ / "webhook.secret").string()}};
   auto ok = load(secret);

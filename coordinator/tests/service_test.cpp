@@ -123,6 +123,29 @@ TEST(CoordinatorService, ADeployWaitsForTheSeedsThenGoesOutAndSurvivesARestart) 
   EXPECT_TRUE(c->audit_verify()->ok);
 }
 
+// The attack through a pipeline: a Prometheus check naming a server the
+// coordinator's config does not allow (any address a pipeline's author
+// chose, an internal service say) is refused, naming the allow-list, and
+// nothing is stored; one it allows is stored.
+TEST(CoordinatorService, APrometheusCheckMayNameOnlyAServerTheConfigAllows) {
+  World w;
+  auto c = w.start();
+  w.prepare(*c);
+  Pipeline p = c->pipeline("web").value();
+  const std::uint64_t before = p.version;
+  PromCheck check;
+  check.url = "http://169.254.169.254";
+  check.queries.push_back({"errors", "up", 0.5, std::nullopt});
+  p.params.prometheus = check;
+  auto refused = c->put_pipeline(p, {"alice", Role::deployer});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message,
+            "health_checks.prometheus.url 'http://169.254.169.254' is not a server this "
+            "coordinator may ask (its config's prometheus.allow lists none)");
+  EXPECT_EQ(c->pipeline("web")->version, before);
+  EXPECT_FALSE(c->pipeline("web")->params.prometheus);
+}
+
 // The attack through the embedded tracker's HTTP endpoint: announces of
 // made-up info-hashes are refused and leave nothing behind; the registered
 // artifact's layer is tracked.

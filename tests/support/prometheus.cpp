@@ -11,10 +11,9 @@ using namespace std::chrono_literals;
 
 PrometheusProcess::PrometheusProcess(const fs::path& dir,
                                      const std::vector<ScrapeTarget>& targets) {
+  dir_ = dir;
   fs::create_directories(dir / "data");
-  json groups = json::array();
-  for (const auto& t : targets) groups.push_back({{"targets", {t.address}}, {"labels", t.labels}});
-  write_file(dir / "targets.json", groups.dump(2));
+  set_targets(targets);
   // YAML is a superset of JSON: the configuration written as JSON.
   const json config = {{"global", {{"scrape_interval", "1s"}, {"evaluation_interval", "1s"}}},
                        {"scrape_configs",
@@ -35,6 +34,14 @@ PrometheusProcess::PrometheusProcess(const fs::path& dir,
       },
       60s);
   if (!ready) error_ = "prometheus did not become ready: " + process_->stderr_tail();
+}
+
+void PrometheusProcess::set_targets(const std::vector<ScrapeTarget>& targets) {
+  json groups = json::array();
+  for (const auto& t : targets) groups.push_back({{"targets", {t.address}}, {"labels", t.labels}});
+  // Whole or not at all: written beside it, then renamed over it.
+  write_file(dir_ / "targets.json.new", groups.dump(2));
+  fs::rename(dir_ / "targets.json.new", dir_ / "targets.json");
 }
 
 std::string PrometheusProcess::query(const std::string& promql) const {

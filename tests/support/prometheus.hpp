@@ -26,6 +26,8 @@ class PrometheusProcess {
   PrometheusProcess(const fs::path& dir, const std::vector<ScrapeTarget>& targets);
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
+  // Replaces what it scrapes (its file-based discovery rereads the file).
+  void set_targets(const std::vector<ScrapeTarget>& targets);
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   // The value of an instant query ("" when it has none yet).
   std::string query(const std::string& promql) const;
@@ -34,6 +36,7 @@ class PrometheusProcess {
   std::string log() const { return process_ ? process_->stderr_tail(8000) : ""; }
 
  private:
+  fs::path dir_;
   std::uint16_t port_ = 0;
   std::unique_ptr<DaemonProcess> process_;
   std::string error_;

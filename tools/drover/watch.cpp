@@ -130,6 +130,30 @@ std::vector<std::string> render_gate(const json& view, const json& env, std::int
   return out;
 }
 
+// The region's Prometheus queries for its current batch: the newest value
+// (beside the baseline's when compared), its outcome and the counts.
+std::vector<std::string> analysis_lines(const json& region) {
+  std::vector<std::string> out;
+  for (const auto& a : arr(region, "analysis")) {
+    if (num(a, "batch") != num(region, "batch")) continue;
+    auto value = [&](const char* key) {
+      const json v = a.value(key, json());
+      if (!v.is_number()) return std::string("-");
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.4g", v.get<double>());
+      return std::string(buf);
+    };
+    std::string line = "promql " + str(a, "query") + ": " + value("canary");
+    if (a.value("baseline", json()).is_number()) line += " (baseline " + value("baseline") + ")";
+    line += " " + str(a, "outcome") + " [" + std::to_string(num(a, "passed")) + " pass, " +
+            std::to_string(num(a, "failed")) + " fail, " + std::to_string(num(a, "inconclusive")) +
+            " inconclusive]";
+    if (str(a, "outcome") != "pass" && !str(a, "detail").empty()) line += " " + str(a, "detail");
+    out.push_back(line);
+  }
+  return out;
+}
+
 }  // namespace
 
 int exit_for_state(const std::string& state) {
@@ -242,6 +266,7 @@ std::vector<std::string> render_frame(const json& view, const json& records,
         if (!health.empty()) detail += (detail.empty() ? "" : "  ") + health;
         if (!str(r, "verdict").empty()) detail += "  verdict: " + str(r, "verdict");
         if (!detail.empty()) out.push_back(fit("              " + detail, width));
+        for (const auto& a : analysis_lines(r)) out.push_back(fit("              " + a, width));
       }
     }
   }
