@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "core/base/hex.hpp"
 #include "core/http/http.hpp"
+#include "core/log/log.hpp"
 #include "core/sign/secret_box.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/hostile_artifact.hpp"
@@ -170,6 +172,115 @@ TEST_F(Cli, EveryCoordinatorVerbsHelpShowsItsArgumentsAndExamples) {
   ProcessResult far = drover({"frobnicate"});
   EXPECT_EQ(far.exit_code, 2);
   EXPECT_EQ(far.err.find("did you mean"), std::string::npos) << far.err;
+}
+
+// A coordinator that records who asked with which token, and answers an
+// empty deploy list.
+struct RecordingCoordinator {
+  std::mutex mu;
+  std::vector<std::string> tokens;
+  std::unique_ptr<http::Server> server;
+  explicit RecordingCoordinator(Logger& log) {
+    server = http::Server::start(
+                 {},
+                 [this](const http::Request& r, http::Responder respond) {
+                   {
+                     std::lock_guard lock(mu);
+                     auto it = r.headers.find("authorization");
+                     tokens.push_back(it == r.headers.end() ? "" : it->second);
+                   }
+                   respond({200, "application/json", R"({"deploys":[]})", {}});
+                 },
+                 log)
+                 .value();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server->port()); }
+  std::vector<std::string> seen() {
+    std::lock_guard lock(mu);
+    return tokens;
+  }
+};
+
+// Contexts (issue 18): the config file names coordinators and token files;
+// the current context serves by default, --context or DROVER_CONTEXT picks
+// another, and a flag or an environment variable overrides any setting.
+TEST_F(Cli, ContextsNameTheCoordinatorAndTokenAndFlagsAndEnvironmentOverrideThem) {
+  RecordingCoordinator prod(Logger::discard()), staging(Logger::discard());
+  write_file(dir_ / "prod.token", "prod-token\n", 0600);
+  write_file(dir_ / "staging.token", "staging-token", 0600);
+  const std::map<std::string, std::string> env = {
+      {"DROVER_CONFIG", (dir_ / "cfg" / "config").string()},
+      {"DROVER_COORDINATOR", ""},
+      {"DROVER_TOKEN", ""},
+      {"DROVER_CONTEXT", ""}};
+  auto cli = [&](std::vector<std::string> args, std::map<std::string, std::string> more = {}) {
+    args.insert(args.begin(), binary("drover").string());
+    more.insert(env.begin(), env.end());
+    return run(args, std::chrono::seconds(30), more);
+  };
+  for (const auto& [name, c] :
+       {std::pair<std::string, RecordingCoordinator*>{"prod", &prod}, {"staging", &staging}}) {
+    ProcessResult set = cli({"config", "set-context", name, "--coordinator", c->url(),
+                             "--token-file", (dir_ / (name + ".token")).string()});
+    ASSERT_EQ(set.exit_code, 0) << set.err;
+  }
+  // The first context made is the current one; the file is the owner's alone.
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / "cfg" / "config").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_THAT(cli({"config", "current-context"}).out, HasSubstr("prod"));
+  ASSERT_EQ(cli({"deploys"}).exit_code, 0);
+  ASSERT_EQ(cli({"deploys", "--context", "staging"}).exit_code, 0);
+  ASSERT_EQ(cli({"deploys"}, {{"DROVER_CONTEXT", "staging"}}).exit_code, 0);
+  ASSERT_EQ(cli({"deploys", "--token", "from-flag"}).exit_code, 0);
+  ASSERT_EQ(cli({"deploys"}, {{"DROVER_TOKEN", "from-env"}}).exit_code, 0);
+  ASSERT_EQ(cli({"deploys", "--context", "staging", "--coordinator", prod.url()}).exit_code, 0);
+  EXPECT_EQ(prod.seen(), (std::vector<std::string>{"Bearer prod-token", "Bearer from-flag",
+                                                   "Bearer from-env", "Bearer staging-token"}));
+  EXPECT_EQ(staging.seen(),
+            (std::vector<std::string>{"Bearer staging-token", "Bearer staging-token"}));
+  ASSERT_EQ(cli({"config", "use-context", "staging"}).exit_code, 0);
+  ASSERT_EQ(cli({"deploys"}).exit_code, 0);
+  EXPECT_EQ(staging.seen().size(), 3u);
+  EXPECT_THAT(cli({"config", "get-contexts"}).out, HasSubstr("*        staging"));
+
+  // What is wrong is named, and nothing is sent.
+  ProcessResult none = cli({"deploys", "--context", "nope"});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_THAT(none.err, HasSubstr("no context 'nope'"));
+  ::chmod((dir_ / "prod.token").c_str(), 0644);
+  ProcessResult open_token = cli({"deploys", "--context", "prod"});
+  EXPECT_EQ(open_token.exit_code, 8);
+  EXPECT_THAT(open_token.err, HasSubstr("may be read by group or others"));
+  write_file(dir_ / "cfg" / "config",
+             "format: drover.cli-config.v1\ncontexts:\n  prod:\n    coordinatr: x\n", 0600);
+  ProcessResult typo = cli({"deploys"});
+  EXPECT_EQ(typo.exit_code, 1);
+  EXPECT_THAT(typo.err, HasSubstr("line 4"));
+  EXPECT_THAT(typo.err, HasSubstr("coordinatr"));
+  EXPECT_EQ(prod.seen().size(), 4u);
+}
+
+// Bash completion (issue 18): the script drover prints, loaded into a real
+// bash, completes verbs, sub-verbs and each verb's own flags.
+TEST_F(Cli, BashCompletionCompletesVerbsSubVerbsAndFlags) {
+  ProcessResult script = drover({"completion", "bash"});
+  ASSERT_EQ(script.exit_code, 0) << script.err;
+  write_file(dir_ / "completion.bash", script.out, 0644);
+  auto complete = [&](const std::string& words, int cword) {
+    const std::string line = "source " + (dir_ / "completion.bash").string() + "; COMP_WORDS=(" +
+                             words + "); COMP_CWORD=" + std::to_string(cword) +
+                             "; _drover; for w in \"${COMPREPLY[@]}\"; do echo \"$w\"; done";
+    return run({"/bin/bash", "-c", line}, std::chrono::seconds(30),
+               {{"PATH", binary("drover").parent_path().string() + ":/usr/bin:/bin"}})
+        .out;
+  };
+  EXPECT_EQ(complete("drover dep", 1), "deploy\ndeploys\n");
+  EXPECT_EQ(complete("drover artifact p", 2), "push\npin\n");
+  EXPECT_EQ(complete("drover deploy web --wa", 3), "--wait\n--watch\n");
+  EXPECT_THAT(complete("drover artifact push --", 3), HasSubstr("--git-sha\n"));
+  EXPECT_THAT(complete("drover config set-context x --", 4), HasSubstr("--token-file\n"));
+  EXPECT_EQ(complete("drover frobnicate --", 2), "");
 }
 
 // Each bad command line gets exit code 2 and a message naming what was wrong;

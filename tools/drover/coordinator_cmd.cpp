@@ -20,6 +20,7 @@
 
 #include "core/http/http.hpp"
 #include "core/yaml/yaml_json.hpp"
+#include "tools/drover/client_config.hpp"
 #include "tools/drover/commands.hpp"
 #include "tools/drover/watch.hpp"
 
@@ -72,26 +73,32 @@ struct Api {
 };
 
 void add_coordinator_flags(cxxopts::Options& o) {
-  o.add_options()("coordinator", "API URL (default $DROVER_COORDINATOR)",
-                  cxxopts::value<std::string>())("token", "API token (default $DROVER_TOKEN)",
-                                                 cxxopts::value<std::string>())(
+  o.add_options()("context",
+                  "the config file's context to use (default $DROVER_CONTEXT, else "
+                  "its current one)",
+                  cxxopts::value<std::string>())(
+      "coordinator", "API URL (default $DROVER_COORDINATOR, else the context's)",
+      cxxopts::value<std::string>())("token", "API token (default $DROVER_TOKEN)",
+                                     cxxopts::value<std::string>())(
       "ca-file", "CA certificates for https (default $DROVER_CA_FILE)",
       cxxopts::value<std::string>())("json", "print the coordinator's JSON answer")(
       "h,help", "show this help");
 }
 
-std::string flag_or_env(const cxxopts::ParseResult& r, const char* flag, const char* env) {
+std::optional<std::string> flag_of(const cxxopts::ParseResult& r, const char* flag) {
   if (r.count(flag)) return r[flag].as<std::string>();
-  const char* v = std::getenv(env);
-  return v ? v : "";
+  return std::nullopt;
 }
 
-Result<Api> api_of(const cxxopts::ParseResult& r) {
-  Api a{flag_or_env(r, "coordinator", "DROVER_COORDINATOR"),
-        flag_or_env(r, "token", "DROVER_TOKEN"), flag_or_env(r, "ca-file", "DROVER_CA_FILE")};
+Result<Api> api_of(Context& ctx, const cxxopts::ParseResult& r) {
+  DROVER_ASSIGN(ClientSettings s,
+                resolve_client(ctx.fs, {flag_of(r, "coordinator"), flag_of(r, "token"),
+                                        flag_of(r, "ca-file"), flag_of(r, "context")}));
+  Api a{s.coordinator, s.token, s.ca_file};
   if (a.url.empty()) {
     return make_error(Errc::invalid_argument,
-                      "no coordinator: give --coordinator URL or set DROVER_COORDINATOR");
+                      "no coordinator: give --coordinator URL, set DROVER_COORDINATOR, or "
+                      "make a context (drover config set-context)");
   }
   while (!a.url.empty() && a.url.back() == '/') a.url.pop_back();
   return a;
@@ -680,14 +687,20 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     return notify_receive(ctx, r["listen"].as<std::string>(), secret,
                           r.count("count") ? r["count"].as<std::size_t>() : 0, r.count("json") > 0);
   }
-  auto api = api_of(r);
-  if (!api.ok()) return usage(verb, api.error().message);
+  auto api = api_of(ctx, r);
+  if (!api.ok()) {
+    if (api.error().code == Errc::invalid_argument) return usage(verb, api.error().message);
+    report(verb, api.error());
+    // A token file refused is a token missing (docs/CLI.md, "Exit codes").
+    return api.error().code == Errc::refused ? kExitUnauthorized : kExitFailed;
+  }
   // Every call but these needs a token: say so here rather than let the
   // coordinator answer 401.
   if (api->token.empty()) {
     std::cerr << "drover " << verb
-              << ": no API token: give --token TOKEN or set DROVER_TOKEN (drover-coordinator "
-                 "token create makes the first one)\n";
+              << ": no API token: give --token TOKEN, set DROVER_TOKEN, or give the context a "
+                 "token_file (drover config set-context); drover-coordinator token create "
+                 "makes the first one\n";
     return kExitUnauthorized;
   }
   const bool as_json = r.count("json") > 0;

@@ -30,6 +30,8 @@ constexpr const char* kHelp =
     "  release create -f FILE|ls|status|approve|reject ID      several services in dependency "
     "order\n"
     "  hosts, audit [verify|show DEPLOY_ID]                   inventory; the audit log\n"
+    "  config set-context|use-context|get-contexts            contexts: coordinator, token, CA\n"
+    "  completion bash                                        a bash completion script\n"
     "  version                                                print the version\n"
     "run 'drover <command> --help' for a command's options\n";
 
@@ -59,7 +61,10 @@ std::size_t distance(const std::string& a, const std::string& b) {
 // close: at most 1 edit for words of up to 4 letters, 2 beyond).
 std::string closest(const std::string& typed) {
   std::vector<std::string> all(std::begin(kCoordinatorVerbs), std::end(kCoordinatorVerbs));
-  for (const char* v : {"artifact", "keygen", "key", "mesh", "version", "help"}) all.push_back(v);
+  for (const char* v :
+       {"artifact", "keygen", "key", "mesh", "config", "completion", "version", "help"}) {
+    all.push_back(v);
+  }
   std::string best;
   std::size_t best_d = (typed.size() <= 4 ? 1 : 2) + 1;
   for (const auto& v : all) {
@@ -104,6 +109,15 @@ int run(std::vector<std::string> args) {
   if (command == "keygen") return drover::cli::keygen_command(ctx, std::move(args));
   if (command == "key") return drover::cli::key_command(ctx, std::move(args));
   if (command == "mesh") return drover::cli::mesh_command(ctx, std::move(args));
+  if (command == "config") return drover::cli::config_command(ctx, std::move(args));
+  if (command == "completion") {
+    std::vector<std::string> verbs(std::begin(kCoordinatorVerbs), std::end(kCoordinatorVerbs));
+    for (const char* v : {"artifact", "keygen", "key", "mesh", "config", "completion", "version"}) {
+      verbs.push_back(v);
+    }
+    std::sort(verbs.begin(), verbs.end());
+    return drover::cli::completion_command(verbs, run, std::move(args));
+  }
   for (const char* verb : kCoordinatorVerbs) {
     if (command == verb) return drover::cli::coordinator_command(ctx, command, std::move(args));
   }

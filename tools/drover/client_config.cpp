@@ -1,0 +1,200 @@
+#include "tools/drover/client_config.hpp"
+
+#include <cstdlib>
+
+#include "core/base/name.hpp"
+#include "core/canon/json_fields.hpp"
+#include "core/yaml/yaml_json.hpp"
+
+namespace drover::cli {
+namespace {
+
+using canon::Fields;
+using nlohmann::json;
+
+constexpr const char* kFormat = "drover.cli-config.v1";
+
+std::string env_of(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  std::size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  return s.substr(i);
+}
+
+// "~/x" as the user means it.
+std::string expand_home(const std::string& path) {
+  if (path.rfind("~/", 0) == 0 && !env_of("HOME").empty()) return env_of("HOME") + path.substr(1);
+  return path;
+}
+
+Result<ClientConfig> parse_config(const json& j) {
+  DROVER_ASSIGN(Fields f, Fields::of(j, ""));
+  DROVER_TRY(f.only({"format", "current_context", "contexts"}));
+  DROVER_ASSIGN(std::string format, f.str("format", 64));
+  if (format != kFormat) {
+    return make_error(Errc::unsupported, "format '" + format + "' is not " + kFormat);
+  }
+  ClientConfig c;
+  DROVER_ASSIGN(auto current, f.opt_str("current_context", 64));
+  c.current = current.value_or("");
+  if (const json* contexts = f.raw("contexts")) {
+    if (!contexts->is_object()) {
+      return make_error(Errc::invalid_argument, "contexts must be a mapping of names");
+    }
+    if (contexts->size() > 256) {
+      return make_error(Errc::invalid_argument, "contexts: at most 256");
+    }
+    for (const auto& [name, body] : contexts->items()) {
+      const std::string at = "contexts." + name;
+      if (auto st = validate_name(name, at); !st.ok()) return st.error();
+      DROVER_ASSIGN(Fields e, Fields::of(body, at));
+      DROVER_TRY(e.only({"coordinator", "token_file", "ca_file"}));
+      ContextEntry entry;
+      DROVER_ASSIGN(auto coordinator, e.opt_str("coordinator", 1024));
+      DROVER_ASSIGN(auto token_file, e.opt_str("token_file", 4096));
+      DROVER_ASSIGN(auto ca_file, e.opt_str("ca_file", 4096));
+      entry.coordinator = coordinator.value_or("");
+      entry.token_file = token_file.value_or("");
+      entry.ca_file = ca_file.value_or("");
+      c.contexts[name] = entry;
+    }
+  }
+  if (!c.current.empty() && !c.contexts.count(c.current)) {
+    return make_error(Errc::invalid_argument,
+                      "current_context '" + c.current + "' names no context of the file");
+  }
+  return c;
+}
+
+}  // namespace
+
+std::string client_config_path() {
+  if (std::string p = env_of("DROVER_CONFIG"); !p.empty()) return p;
+  if (std::string x = env_of("XDG_CONFIG_HOME"); !x.empty()) return x + "/drover/config";
+  if (std::string h = env_of("HOME"); !h.empty()) return h + "/.config/drover/config";
+  return "";
+}
+
+Result<ClientConfig> load_client_config(Filesystem& fs, const std::string& path) {
+  if (path.empty()) return ClientConfig{};
+  DROVER_ASSIGN(bool present, fs.exists(path));
+  if (!present) return ClientConfig{};
+  auto text = fs.read_file(path, yaml::kMaxBytes);
+  if (!text.ok()) return text.error().context(path);
+  auto doc = yaml::parse(*text);
+  if (!doc.ok()) return make_error(Errc::corrupt, path + ": " + doc.error().message);
+  auto c = parse_config(doc->value);
+  // A file that is wrong, not a command line: exit 1, never 2.
+  if (!c.ok()) return make_error(Errc::corrupt, path + ": " + doc->locate(c.error().message));
+  return c;
+}
+
+json client_config_json(const ClientConfig& c) {
+  json contexts = json::object();
+  for (const auto& [name, e] : c.contexts) {
+    json one = json::object();
+    if (!e.coordinator.empty()) one["coordinator"] = e.coordinator;
+    if (!e.token_file.empty()) one["token_file"] = e.token_file;
+    if (!e.ca_file.empty()) one["ca_file"] = e.ca_file;
+    contexts[name] = one;
+  }
+  json out = {{"format", kFormat}, {"contexts", contexts}};
+  if (!c.current.empty()) out["current_context"] = c.current;
+  return out;
+}
+
+Status save_client_config(Filesystem& fs, const std::string& path, const ClientConfig& c) {
+  if (path.empty()) {
+    return make_error(Errc::invalid_argument,
+                      "no config file: set DROVER_CONFIG, XDG_CONFIG_HOME or HOME");
+  }
+  const fs::path file(path);
+  if (file.has_parent_path()) {
+    std::error_code ec;
+    fs::create_directories(file.parent_path(), ec);
+    if (ec) {
+      return make_error(Errc::io,
+                        "cannot create " + file.parent_path().string() + ": " + ec.message());
+    }
+    fs::permissions(file.parent_path(), fs::perms::owner_all, ec);
+  }
+  return fs.write_atomic(file, file.string() + ".tmp", client_config_json(c).dump(2) + "\n", 0600);
+}
+
+Result<ClientSettings> resolve_client(Filesystem& fs, const ClientFlags& flags) {
+  ClientSettings s;
+  std::string context = flags.context.value_or(env_of("DROVER_CONTEXT"));
+  const std::string path = client_config_path();
+  const ContextEntry* entry = nullptr;
+  ClientConfig config;
+  // The file is read only when a context could matter: a setting missing
+  // from the flags and the environment, or a context named.
+  const bool needed = !context.empty() ||
+                      (!flags.coordinator && env_of("DROVER_COORDINATOR").empty()) ||
+                      (!flags.token && env_of("DROVER_TOKEN").empty());
+  if (needed) {
+    DROVER_ASSIGN(config, load_client_config(fs, path));
+    if (context.empty()) context = config.current;
+    if (!context.empty()) {
+      auto it = config.contexts.find(context);
+      if (it == config.contexts.end()) {
+        return make_error(Errc::invalid_argument,
+                          "no context '" + context + "' in " +
+                              (path.empty() ? std::string("the config file") : path) +
+                              " (drover config get-contexts lists them)");
+      }
+      entry = &it->second;
+      s.context = context;
+    }
+  }
+  const std::string from_context = "context " + context;
+  if (flags.coordinator) {
+    s.coordinator = *flags.coordinator;
+    s.coordinator_from = "flag";
+  } else if (std::string e = env_of("DROVER_COORDINATOR"); !e.empty()) {
+    s.coordinator = e;
+    s.coordinator_from = "env";
+  } else if (entry && !entry->coordinator.empty()) {
+    s.coordinator = entry->coordinator;
+    s.coordinator_from = from_context;
+  }
+  if (flags.ca_file) {
+    s.ca_file = *flags.ca_file;
+  } else if (std::string e = env_of("DROVER_CA_FILE"); !e.empty()) {
+    s.ca_file = e;
+  } else if (entry) {
+    s.ca_file = expand_home(entry->ca_file);
+  }
+  if (flags.token) {
+    s.token = *flags.token;
+    s.token_from = "flag";
+  } else if (std::string e = env_of("DROVER_TOKEN"); !e.empty()) {
+    s.token = e;
+    s.token_from = "env";
+  } else if (entry && !entry->token_file.empty()) {
+    const std::string file = expand_home(entry->token_file);
+    std::error_code ec;
+    const auto st = fs::status(file, ec);  // through a symlink: the file itself
+    if (ec || !fs::exists(st)) {
+      return make_error(Errc::not_found,
+                        "the token file " + file + " of " + from_context + " does not exist");
+    }
+    const auto open_to_others = fs::perms::group_all | fs::perms::others_all;
+    if ((st.permissions() & open_to_others) != fs::perms::none) {
+      return make_error(Errc::refused, "the token file " + file + " of " + from_context +
+                                           " may be read by group or others; chmod 600 it");
+    }
+    auto text = fs.read_file(file, 4096);
+    if (!text.ok()) return text.error().context("the token file of " + from_context);
+    s.token = trimmed(*text);
+    s.token_from = from_context;
+  }
+  return s;
+}
+
+}  // namespace drover::cli

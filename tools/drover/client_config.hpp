@@ -1,0 +1,57 @@
+// Where the drover command line finds its coordinator (docs/CLI.md, "The
+// config file and contexts"; docs/FORMATS.md, "CLI config"): named contexts
+// in ~/.config/drover/config, like kubectl's, each a coordinator URL, a token
+// file and a CA file. For each setting a flag wins, then the environment
+// variable, then the chosen context.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/base/result.hpp"
+#include "core/world/filesystem.hpp"
+
+namespace drover::cli {
+
+struct ContextEntry {
+  std::string coordinator, token_file, ca_file;
+};
+
+struct ClientConfig {
+  std::string current;                           // current_context ("" none)
+  std::map<std::string, ContextEntry> contexts;  // by name
+};
+
+// The config file's path: $DROVER_CONFIG, else $XDG_CONFIG_HOME/drover/config,
+// else $HOME/.config/drover/config ("" when none of them is set).
+std::string client_config_path();
+
+// Reads the file (YAML or JSON); an absent file is an empty config. Errors
+// name the file, the line and the field.
+Result<ClientConfig> load_client_config(Filesystem& fs, const std::string& path);
+// Writes it whole (0600, its directory created 0700), atomically.
+Status save_client_config(Filesystem& fs, const std::string& path, const ClientConfig& c);
+nlohmann::json client_config_json(const ClientConfig& c);
+
+// What the command line gave (flags; nullopt: not given).
+struct ClientFlags {
+  std::optional<std::string> coordinator, token, ca_file, context;
+};
+
+// The settings a command uses, and where each came from ("flag", "env",
+// "context NAME", or "" when unset).
+struct ClientSettings {
+  std::string coordinator, token, ca_file, context;
+  std::string coordinator_from, token_from;
+};
+
+// Flags, then DROVER_COORDINATOR / DROVER_TOKEN / DROVER_CA_FILE, then the
+// context (--context, else DROVER_CONTEXT, else the file's current one). A
+// context's token file is read (trimmed); one that group or others may read
+// is refused, naming it. A context named but absent is an error.
+Result<ClientSettings> resolve_client(Filesystem& fs, const ClientFlags& flags);
+
+}  // namespace drover::cli
