@@ -131,9 +131,11 @@ TEST(Watch, BatchesAreNumberedFromOneInEveryLine) {
 }
 
 TEST(Watch, HostileViewsRenderWithoutThrowing) {
+  const json odd_analysis = json::parse(R"({"environments": [{"waves": [{"regions": [
+      {"batch": 0, "analysis": [7, null, {"batch": 0, "canary": "x"}]}]}]}]})");
   for (const json& v : {json(nullptr), json::array(), json{{"environments", 5}},
                         json{{"environments", {{{"waves", {{{"regions", {7}}}}}}}}},
-                        json{{"state", 3}, {"hosts", {nullptr}}}}) {
+                        json{{"state", 3}, {"hosts", {nullptr}}}, odd_analysis}) {
     EXPECT_NO_THROW(render_frame(v, json{{"x", 1}}, {0, 80, 6})) << v.dump();
   }
   EXPECT_NO_THROW(record_line(json{{"detail", {{"batch", "x"}}}}));

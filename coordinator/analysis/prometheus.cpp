@@ -28,6 +28,9 @@ Result<double> sample_value(const json& pair) {
   const double v = std::strtod(text.c_str(), &end);
   if (end != text.c_str() + text.size()) return bad("answered '" + text + "', not a number");
   if (std::isnan(v)) return make_error(Errc::not_found, "the query's value is NaN");
+  // An infinite value bounds nothing (a histogram's quantile in its +Inf
+  // bucket, say): it passes or fails no check.
+  if (std::isinf(v)) return make_error(Errc::not_found, "the query's value is " + text);
   return v;
 }
 
@@ -51,8 +54,8 @@ Result<double> parse_prometheus_answer(int http_status, const std::string& body)
     if (auto e = doc.find("error"); e != doc.end() && e->is_string()) {
       why = e->get<std::string>().substr(0, 300);
     }
-    return make_error(Errc::refused,
-                      "Prometheus answered HTTP " + std::to_string(http_status) + ": " + why);
+    return make_error(Errc::refused, "Prometheus answered HTTP " + std::to_string(http_status) +
+                                         ": " + printable(why));
   }
   const auto data = doc.find("data");
   if (data == doc.end() || !data->is_object()) return bad("answered no data object");
@@ -63,19 +66,28 @@ Result<double> parse_prometheus_answer(int http_status, const std::string& body)
   }
   if (*type == "scalar") return sample_value(*result);
   if (*type != "vector") {
-    return bad("answered a " + type->get<std::string>().substr(0, 32) +
+    return bad("answered a " + printable(type->get<std::string>(), 32) +
                "; the query must give an instant vector or a scalar");
   }
   if (!result->is_array()) return bad("answered a vector that is not an array");
   if (result->empty()) return make_error(Errc::not_found, "the query returned no data");
   std::optional<double> worst;
+  std::optional<Error> unusable;  // why a series had no usable value
   for (const auto& series : *result) {
     if (!series.is_object() || !series.contains("value")) {
       return bad("answered a series without a value");
     }
-    DROVER_ASSIGN(double v, sample_value(series["value"]));
-    worst = worst ? std::max(*worst, v) : v;
+    auto v = sample_value(series["value"]);
+    if (!v.ok()) {
+      // One series without a number (NaN) hides no other's: the worst of
+      // those that have one counts.
+      if (v.error().code != Errc::not_found) return v.error();
+      unusable = v.error();
+      continue;
+    }
+    worst = worst ? std::max(*worst, *v) : *v;
   }
+  if (!worst) return *unusable;
   return *worst;
 }
 
@@ -96,37 +108,47 @@ Result<double> prometheus_instant(const std::string& url, const std::string& que
 }
 
 std::vector<Measurement> measure(const PromCheck& check, const AnalysisRound& round,
-                                 const PrometheusOptions& options, const InstantQuery& ask) {
+                                 const PrometheusOptions& options, const InstantQuery& ask,
+                                 std::map<std::string, double>* baselines) {
   const bool allowed =
       std::find(options.allow.begin(), options.allow.end(), check.url) != options.allow.end();
   std::vector<Measurement> out;
   for (const auto& q : check.queries) {
     Measurement m;
-    m.env = round.env;
-    m.region = round.region;
-    m.batch = round.batch;
     m.query = q.name;
     m.at_ms = round.now_ms;
     if (!allowed) {
-      m.detail = "the coordinator's prometheus.allow does not list " + check.url;
+      m.detail = printable("the coordinator's prometheus.allow does not list " + check.url);
       out.push_back(std::move(m));
       continue;
     }
     auto canary = ask(check.url, expand_query(q.query, round.canary), round.now_ms);
     if (!canary.ok()) {
-      m.detail = "canary: " + canary.error().message;
+      m.detail = printable("canary: " + canary.error().message);
       out.push_back(std::move(m));
       continue;
     }
     m.canary = *canary;
     if (q.max_increase) {
-      auto base = ask(check.url, expand_query(q.query, round.baseline), round.baseline_ms);
-      if (!base.ok()) {
-        m.detail = "baseline: " + base.error().message;
+      // The baseline is a past instant: asked once, then kept.
+      const auto kept = baselines != nullptr ? baselines->find(q.name)
+                                             : std::map<std::string, double>::iterator{};
+      if (baselines != nullptr && kept != baselines->end()) {
+        m.baseline = kept->second;
+      } else if (round.baseline.release.empty()) {
+        m.detail = "baseline: the environment ran no release before this run";
         out.push_back(std::move(m));
         continue;
+      } else {
+        auto base = ask(check.url, expand_query(q.query, round.baseline), round.baseline_ms);
+        if (!base.ok()) {
+          m.detail = printable("baseline: " + base.error().message);
+          out.push_back(std::move(m));
+          continue;
+        }
+        m.baseline = *base;
+        if (baselines != nullptr) (*baselines)[q.name] = *base;
       }
-      m.baseline = *base;
     }
     m.outcome = judge_values(q, m.canary, m.baseline, &m.detail);
     out.push_back(std::move(m));

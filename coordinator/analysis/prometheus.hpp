@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,8 +39,6 @@ Result<double> parse_prometheus_answer(int http_status, const std::string& body)
 // What one round measures: the canary scope now, the baseline scope at
 // baseline_ms (only for queries with max_increase).
 struct AnalysisRound {
-  std::string env, region;
-  std::size_t batch = 0;
   QueryScope canary, baseline;
   std::int64_t now_ms = 0, baseline_ms = 0;
 };
@@ -48,8 +47,12 @@ using InstantQuery = std::function<Result<double>(const std::string& url, const 
                                                   std::int64_t time_ms)>;
 
 // One measurement per query of check. A url outside options.allow measures
-// nothing but inconclusive results that say so.
+// nothing but inconclusive results that say so. baselines (optional) keeps
+// each query's baseline value once answered (by query name): the baseline is
+// a past instant, asked once. A scope whose baseline release is "" (the
+// environment ran nothing before) has no baseline: inconclusive.
 std::vector<Measurement> measure(const PromCheck& check, const AnalysisRound& round,
-                                 const PrometheusOptions& options, const InstantQuery& ask);
+                                 const PrometheusOptions& options, const InstantQuery& ask,
+                                 std::map<std::string, double>* baselines = nullptr);
 
 }  // namespace drover::coordinator

@@ -495,36 +495,32 @@ json act_json(const GateAct& a) {
 
 namespace {
 
-// A region's Prometheus measurements still in memory: per batch and query,
-// the newest with the counts of each outcome.
-json analysis_json(const std::vector<Measurement>& taken, const std::string& env,
+// A region's Prometheus measurements still in memory: per batch (its
+// newest bake) and query, the newest measurement and the counts of each
+// outcome.
+json analysis_json(const std::vector<BatchAnalysis>& bakes, const std::string& env,
                    const std::string& where) {
-  struct Seen {
-    const Measurement* newest = nullptr;
-    int pass = 0, fail = 0, inconclusive = 0;
-  };
-  std::map<std::pair<std::size_t, std::string>, Seen> by;
-  for (const auto& m : taken) {
-    if (m.env != env || m.region != where) continue;
-    Seen& seen = by[{m.batch, m.query}];
-    seen.newest = &m;
-    (m.outcome == Measurement::Outcome::pass   ? seen.pass
-     : m.outcome == Measurement::Outcome::fail ? seen.fail
-                                               : seen.inconclusive)++;
+  std::map<std::size_t, const BatchAnalysis*> newest;
+  for (const auto& b : bakes) {
+    if (b.env != env || b.region != where) continue;
+    auto& slot = newest[b.batch];
+    if (slot == nullptr || b.from_ms >= slot->from_ms) slot = &b;
   }
   json out = json::array();
-  for (const auto& [key, seen] : by) {
-    const Measurement& m = *seen.newest;
-    out.push_back({{"batch", key.first},
-                   {"query", key.second},
-                   {"at_ms", m.at_ms},
-                   {"outcome", outcome_name(m.outcome)},
-                   {"canary", m.canary ? json(*m.canary) : json(nullptr)},
-                   {"baseline", m.baseline ? json(*m.baseline) : json(nullptr)},
-                   {"detail", m.detail},
-                   {"passed", seen.pass},
-                   {"failed", seen.fail},
-                   {"inconclusive", seen.inconclusive}});
+  for (const auto& [batch, b] : newest) {
+    for (const auto& t : b->queries) {
+      const Measurement& m = t.newest;
+      out.push_back({{"batch", batch},
+                     {"query", t.query},
+                     {"at_ms", m.at_ms},
+                     {"outcome", outcome_name(m.outcome)},
+                     {"canary", m.canary ? json(*m.canary) : json(nullptr)},
+                     {"baseline", m.baseline ? json(*m.baseline) : json(nullptr)},
+                     {"detail", m.detail},
+                     {"passed", t.pass},
+                     {"failed", t.fail},
+                     {"inconclusive", t.inconclusive}});
+    }
   }
   return out;
 }

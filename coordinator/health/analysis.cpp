@@ -1,7 +1,9 @@
 #include "coordinator/health/analysis.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <map>
 
 namespace drover::coordinator {
@@ -44,57 +46,76 @@ Measurement::Outcome judge_values(const PromQuery& q, const std::optional<double
   return Measurement::Outcome::pass;
 }
 
-Verdict analysis_verdict(const PromCheck& check, const std::vector<const Measurement*>& taken,
-                         bool over) {
-  struct Count {
-    int pass = 0, fail = 0, inconclusive = 0;
-    const Measurement* last_fail = nullptr;
-    const Measurement* last_inconclusive = nullptr;
-  };
-  std::map<std::string, Count> by_query;
-  for (const Measurement* m : taken) {
-    Count& c = by_query[m->query];
-    switch (m->outcome) {
-      case Measurement::Outcome::pass: ++c.pass; break;
-      case Measurement::Outcome::fail:
-        ++c.fail;
-        c.last_fail = m;
-        break;
-      case Measurement::Outcome::inconclusive:
-        ++c.inconclusive;
-        c.last_inconclusive = m;
-        break;
-    }
+void BatchAnalysis::add(const Measurement& m) {
+  auto it = std::find_if(queries.begin(), queries.end(),
+                         [&](const QueryTally& t) { return t.query == m.query; });
+  if (it == queries.end()) {
+    QueryTally fresh;
+    fresh.query = m.query;
+    queries.push_back(std::move(fresh));
+    it = std::prev(queries.end());
   }
+  switch (m.outcome) {
+    case Measurement::Outcome::pass: ++it->pass; break;
+    case Measurement::Outcome::fail:
+      ++it->fail;
+      it->last_fail = m.detail;
+      break;
+    case Measurement::Outcome::inconclusive:
+      ++it->inconclusive;
+      it->last_inconclusive = m.detail;
+      break;
+  }
+  it->newest = m;
+}
+
+Verdict analysis_verdict(const PromCheck& check, const BatchAnalysis* taken, bool over) {
+  const QueryTally none;
+  auto tally_of = [&](const std::string& name) -> const QueryTally& {
+    if (taken == nullptr) return none;
+    for (const auto& t : taken->queries) {
+      if (t.query == name) return t;
+    }
+    return none;
+  };
   // The check's order: the first query named in the pipeline reports first.
   for (const auto& q : check.queries) {
-    const Count& c = by_query[q.name];
+    const QueryTally& c = tally_of(q.name);
     if (c.fail >= check.failure_limit) {
       return {Verdict::Kind::fail,
-              "Prometheus query '" + q.name + "': " + c.last_fail->detail + " (" +
-                  std::to_string(c.fail) + " failed measurement" + (c.fail == 1 ? "" : "s") +
-                  ", failure_limit " + std::to_string(check.failure_limit) + ")",
+              "Prometheus query '" + q.name + "': " + c.last_fail + " (" + std::to_string(c.fail) +
+                  " failed measurement" + (c.fail == 1 ? "" : "s") + ", failure_limit " +
+                  std::to_string(check.failure_limit) + ")",
               false};
     }
     if (c.inconclusive > check.inconclusive_limit) {
       return {Verdict::Kind::fail,
               "Prometheus query '" + q.name + "' was inconclusive " +
                   std::to_string(c.inconclusive) + " times (inconclusive_limit " +
-                  std::to_string(check.inconclusive_limit) + "): " + c.last_inconclusive->detail,
+                  std::to_string(check.inconclusive_limit) + "): " + c.last_inconclusive,
               false};
     }
   }
   if (!over) return {Verdict::Kind::pending, "", false};
   for (const auto& q : check.queries) {
-    const Count& c = by_query[q.name];
+    const QueryTally& c = tally_of(q.name);
     if (c.pass == 0) {
       return {Verdict::Kind::fail,
               "Prometheus query '" + q.name + "' has no passing measurement" +
-                  (c.last_inconclusive ? " (last: " + c.last_inconclusive->detail + ")" : ""),
+                  (c.inconclusive > 0 ? " (last: " + c.last_inconclusive + ")" : ""),
               true};
     }
   }
   return {Verdict::Kind::pass, "", false};
+}
+
+std::string printable(std::string_view text, std::size_t max) {
+  std::string out;
+  for (char ch : text.substr(0, max)) {
+    const auto u = static_cast<unsigned char>(ch);
+    out += u >= 0x20 && u < 0x7f ? ch : '?';
+  }
+  return out;
 }
 
 std::string expand_query(const std::string& query, const QueryScope& scope) {

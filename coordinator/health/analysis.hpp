@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "coordinator/health/judge.hpp"
@@ -37,10 +38,6 @@ struct PromCheck {
 
 struct Measurement {
   enum class Outcome { pass, fail, inconclusive };
-  // Which batch: its environment, its region ("REGION[/CLUSTER]", "" for a
-  // version-1 run) and its index there.
-  std::string env, region;
-  std::size_t batch = 0;
   std::string query;  // the query's name
   std::int64_t at_ms = 0;
   Outcome outcome = Outcome::inconclusive;
@@ -50,19 +47,44 @@ struct Measurement {
 
 const char* outcome_name(Measurement::Outcome o);
 
+// One query's measurements of one bake, counted (a bake of any length keeps
+// a few bytes per query).
+struct QueryTally {
+  std::string query;
+  int pass = 0, fail = 0, inconclusive = 0;
+  std::string last_fail, last_inconclusive;  // their details
+  Measurement newest;
+};
+
+// The measurements of one bake of one batch: its environment, its region
+// ("REGION[/CLUSTER]", "" for a version-1 run), its index there and the
+// instant its judging began (the record's judge_from_ms: a bake resumed
+// after a restart or a pause counts afresh).
+struct BatchAnalysis {
+  std::string env, region;
+  std::size_t batch = 0;
+  std::int64_t from_ms = 0;
+  std::vector<QueryTally> queries;  // in the order first measured
+
+  void add(const Measurement& m);
+};
+
 // The outcome of one query from the values Prometheus answered (nullopt: no
 // number, `why` saying what there was instead).
 Measurement::Outcome judge_values(const PromQuery& q, const std::optional<double>& canary,
                                   const std::optional<double>& baseline, std::string* detail);
 
-// The verdict of a batch's measurements so far (those taken since its bake
-// began): fail when one query's failures reach failure_limit or its
+// The verdict of a batch's measurements so far (those of its bake; null:
+// none yet): fail when one query's failures reach failure_limit or its
 // inconclusive measurements exceed inconclusive_limit; at the bake's end
 // (over), pass only when every query has a passing measurement, else fail
 // with `starved` set (no conclusive answer yet: the caller may wait a
 // while). Before the end: pending.
-Verdict analysis_verdict(const PromCheck& check, const std::vector<const Measurement*>& taken,
-                         bool over);
+Verdict analysis_verdict(const PromCheck& check, const BatchAnalysis* taken, bool over);
+
+// Text from elsewhere (Prometheus's error messages) made safe for records:
+// printable ASCII only, at most max bytes.
+std::string printable(std::string_view text, std::size_t max = 300);
 
 // What a query's placeholders expand to for one scope.
 struct QueryScope {

@@ -708,13 +708,15 @@ Judged judge_split(const DeployRecord& d, const EnvRun& e, const EnvPlan& ep,
 // region's batch taken during its bake (none configured: the agents' alone).
 // A failure of either fails the batch; it passes when both pass.
 Judged with_analysis(const Judged& agents, const EnvPlan& ep, const FleetView& fleet,
-                     const EnvRun& e, const RegionRun& r, std::int64_t now, bool over) {
+                     const EnvRun& e, const RegionRun& r, bool over) {
   if (!ep.params.prometheus) return agents;
-  std::vector<const Measurement*> taken;
-  for (const auto& m : fleet.analysis) {
-    if (m.env == e.name && m.region == where(r) && m.batch == r.batch &&
-        m.at_ms >= r.judge_from_ms && m.at_ms <= now) {
-      taken.push_back(&m);
+  // This bake's measurements only: its batch, judged from the same instant
+  // (a bake resumed after a restart or a pause counts afresh).
+  const BatchAnalysis* taken = nullptr;
+  for (const auto& b : fleet.analysis) {
+    if (b.env == e.name && b.region == where(r) && b.batch == r.batch &&
+        b.from_ms == r.judge_from_ms) {
+      taken = &b;
     }
   }
   const Verdict prom = analysis_verdict(*ep.params.prometheus, taken, over);
@@ -725,7 +727,11 @@ Judged with_analysis(const Judged& agents, const EnvPlan& ep, const FleetView& f
   } else if (prom.kind == Verdict::Kind::pending && agents.verdict.kind == Verdict::Kind::pass) {
     out.verdict = prom;
   }
-  out.measurements = taken.size();
+  if (taken != nullptr) {
+    for (const auto& q : taken->queries) {
+      out.measurements += static_cast<std::size_t>(q.pass + q.fail + q.inconclusive);
+    }
+  }
   return out;
 }
 
@@ -822,7 +828,7 @@ void advance_wave(Step& s, const RunPlan& p, const FleetView& fleet, std::int64_
           split_step(cur)
               ? judge_split(d, e, ep, fleet, cur, r.judge_from_ms, now, over)
               : judge(d, e, ep, fleet, env_set, updated, in_batch, r.judge_from_ms, now, over);
-      const Judged v = with_analysis(agents, ep, fleet, e, r, now, over);
+      const Judged v = with_analysis(agents, ep, fleet, e, r, over);
       // Too few samples at the bake's end: the batch's health has not reached
       // the coordinator (a partition, lost reports, a restart), which is no
       // verdict on the release. The bake waits for it up to the converge

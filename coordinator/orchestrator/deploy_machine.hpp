@@ -110,7 +110,7 @@ struct FleetView {
   std::string unreadable = {};
   // The run's Prometheus measurements (coordinator/health/analysis.hpp),
   // taken off the machine's lock; each batch counts those of its bake.
-  std::vector<Measurement> analysis = {};
+  std::vector<BatchAnalysis> analysis = {};
 };
 
 struct Action {

@@ -263,6 +263,11 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
       [o = c->options_.prometheus](const std::string& url, const std::string& query,
                                    std::int64_t time_ms) {
         return prometheus_instant(url, query, time_ms, o);
+      },
+      [self] { return self->now_ms(); },
+      [self] {
+        std::lock_guard lock(self->stop_mu_);
+        return self->stopping_;
       });
 
   GatewayOptions agents = c->options_.agents;
@@ -371,9 +376,9 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   if (c->options_.run_driver) {
     c->driver_ = std::thread([self] { self->drive(); });
     c->readiness_thread_ = std::thread([self] { self->watch_readiness(); });
-    if (!c->options_.prometheus.allow.empty()) {
-      c->analysis_thread_ = std::thread([self] { self->watch_analysis(); });
-    }
+    // Always, even with no server allowed: a pipeline applied before the
+    // config dropped its server gets measurements that say why, not none.
+    c->analysis_thread_ = std::thread([self] { self->watch_analysis(); });
     c->notify_thread_ = std::thread([self] { self->notify_loop(); });
   }
   if (!c->options_.origin_feed.empty() && c->options_.follow_feed) {
@@ -455,11 +460,10 @@ void Coordinator::check_analysis() {
   auto active = store_->active_deploys();
   if (!active.ok()) return;  // the tick reports the store's trouble
   std::set<std::string> ids;
-  const std::int64_t now = now_ms();
   for (const auto& d : *active) {
     ids.insert(d.id);
     if (d.state == DeployState::baking || d.state == DeployState::deploying) {
-      analysis_->run(d, settings_of(d).plan, now);
+      analysis_->run(d, settings_of(d).plan);
     }
   }
   analysis_->retain(ids);

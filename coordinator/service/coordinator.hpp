@@ -139,8 +139,9 @@ struct DeployView {
   std::optional<DeployConfig> config;  // from the config snapshot
   std::string config_hash;
   CoordinatorStore::Fleet fleet;  // the service's hosts since the deploy began
-  // Its Prometheus measurements still in memory (coordinator/service/analysis.hpp).
-  std::vector<Measurement> analysis = {};
+  // Its Prometheus measurements still in memory, per bake
+  // (coordinator/service/analysis.hpp).
+  std::vector<BatchAnalysis> analysis = {};
 };
 
 struct HostView {

@@ -36,9 +36,10 @@ TEST(PrometheusAnswer, AScalarOrTheWorstSeriesOfAVector) {
   auto worst = parse_prometheus_answer(200, vector_of({"0.1", "0.7", "0.3"}));
   ASSERT_TRUE(worst.ok());
   EXPECT_DOUBLE_EQ(*worst, 0.7);
-  auto inf = parse_prometheus_answer(200, vector_of({"+Inf"}));
-  ASSERT_TRUE(inf.ok());
-  EXPECT_TRUE(std::isinf(*inf));
+  // A series without a number hides no other's.
+  auto some_nan = parse_prometheus_answer(200, vector_of({"NaN", "0.4", "NaN"}));
+  ASSERT_TRUE(some_nan.ok());
+  EXPECT_DOUBLE_EQ(*some_nan, 0.4);
 }
 
 TEST(PrometheusAnswer, EveryHostileOrEmptyAnswerIsRefusedNamingWhy) {
@@ -56,6 +57,11 @@ TEST(PrometheusAnswer, EveryHostileOrEmptyAnswerIsRefusedNamingWhy) {
       {R"({"status":"success","data":{"resultType":"scalar","result":[1,"12abc"]}})",
        "not a number"},
       {R"({"status":"success","data":{"resultType":"scalar","result":[1,"NaN"]}})", "NaN"},
+      // An infinite value bounds nothing: -Inf would pass every max, +Inf
+      // as a baseline every max_increase.
+      {R"({"status":"success","data":{"resultType":"scalar","result":[1,"-Inf"]}})", "-Inf"},
+      {R"({"status":"success","data":{"resultType":"scalar","result":[1,"1e999"]}})", "1e999"},
+      {vector_of({"NaN", "+Inf"}), "+Inf"},
       {R"({"status":"success","data":{"resultType":"vector","result":{"a":1}}})", "not an array"},
       {R"({"status":"success","data":{"resultType":7,"result":[]}})", "no resultType"},
   };
@@ -77,9 +83,6 @@ PromCheck two_queries() {
 
 AnalysisRound round_of() {
   AnalysisRound r;
-  r.env = "prod";
-  r.region = "eu-west-1";
-  r.batch = 2;
   r.now_ms = 50'000;
   r.baseline_ms = 10'000;
   r.canary = {{"web-1.eu"}, "new", "web", "prod", "eu-west-1"};
@@ -104,9 +107,6 @@ TEST(PrometheusRound, CanaryNowBaselineBeforeTheEnvironmentChanged) {
   EXPECT_EQ(ms[1].canary, 0.2);
   EXPECT_EQ(ms[1].baseline, 0.012);
   EXPECT_NE(ms[1].detail.find("above the baseline's 0.012"), std::string::npos) << ms[1].detail;
-  EXPECT_EQ(ms[1].env, "prod");
-  EXPECT_EQ(ms[1].region, "eu-west-1");
-  EXPECT_EQ(ms[1].batch, 2u);
   // The canary scope now, with its hosts' names escaped; the baseline the
   // region's hosts when the environment was entered, on the prior release.
   ASSERT_EQ(asked.size(), 3u);
@@ -114,6 +114,36 @@ TEST(PrometheusRound, CanaryNowBaselineBeforeTheEnvironmentChanged) {
   EXPECT_EQ(std::get<1>(asked[0]), 50'000);
   EXPECT_EQ(std::get<0>(asked[2]), R"(max(p99{host=~"web-1\\.eu|web-2\\.eu",release="old"}))");
   EXPECT_EQ(std::get<1>(asked[2]), 10'000);
+}
+
+// The baseline is a past instant: asked once per region, then kept; and
+// an answer's text, whatever bytes it holds, reaches the records printable.
+TEST(PrometheusRound, TheBaselineIsAskedOnceAndAnswersAreMadePrintable) {
+  PrometheusOptions o;
+  o.allow = {"http://127.0.0.1:9090"};
+  std::map<std::string, double> baselines;
+  int asked_baseline = 0;
+  auto ask = [&](const std::string&, const std::string& q, std::int64_t) -> Result<double> {
+    if (q.find("old") != std::string::npos) {
+      ++asked_baseline;
+      return 0.012;
+    }
+    return 0.0;
+  };
+  for (int i = 0; i < 3; ++i) {
+    auto ms = measure(two_queries(), round_of(), o, ask, &baselines);
+    EXPECT_EQ(ms[1].baseline, 0.012);
+  }
+  EXPECT_EQ(asked_baseline, 1);
+  auto odd = measure(two_queries(), round_of(), o,
+                     [](const std::string&, const std::string&, std::int64_t) -> Result<double> {
+                       return make_error(Errc::refused, "bad \xc3 query \n\x01 at \xe2\x82");
+                     });
+  EXPECT_EQ(odd[0].detail, "canary: bad ? query ?? at ??");
+  auto long_error = parse_prometheus_answer(
+      400, R"({"status":"error","error":")" + std::string(5000, 'x') + "\\u00e9" + R"("})");
+  ASSERT_FALSE(long_error.ok());
+  EXPECT_LT(long_error.error().message.size(), 400u);
 }
 
 TEST(PrometheusRound, AnUnansweredQueryIsInconclusiveNeverAPass) {
@@ -138,6 +168,14 @@ TEST(PrometheusRound, AnUnansweredQueryIsInconclusiveNeverAPass) {
               });
   EXPECT_EQ(no_base[1].outcome, Outcome::inconclusive);
   EXPECT_NE(no_base[1].detail.find("baseline: the query returned no data"), std::string::npos);
+  // A first release into the environment has no baseline to compare with.
+  AnalysisRound first = round_of();
+  first.baseline.release = "";
+  auto no_prior = measure(
+      two_queries(), first, o,
+      [](const std::string&, const std::string&, std::int64_t) -> Result<double> { return 0.0; });
+  EXPECT_EQ(no_prior[1].outcome, Outcome::inconclusive);
+  EXPECT_NE(no_prior[1].detail.find("ran no release before"), std::string::npos);
   // A server the coordinator's config no longer allows is never asked.
   int calls = 0;
   auto refused =
@@ -160,9 +198,9 @@ Measurement taken(const std::string& query, Outcome o, const std::string& detail
 }
 
 Verdict verdict_of(const PromCheck& c, const std::vector<Measurement>& ms, bool over) {
-  std::vector<const Measurement*> ptrs;
-  for (const auto& m : ms) ptrs.push_back(&m);
-  return analysis_verdict(c, ptrs, over);
+  BatchAnalysis bake;
+  for (const auto& m : ms) bake.add(m);
+  return analysis_verdict(c, &bake, over);
 }
 
 TEST(AnalysisVerdict, LimitsFailABatchAndOnlyPassingMeasurementsPassIt) {

@@ -302,7 +302,7 @@ TEST(DeployMachine, TheFirstDeployOfAServiceFailsInsteadOfRollingBack) {
 struct Analysed {
   Rollout r{10, rolling(20)};
   std::function<Outcome(const std::string& release)> outcome;
-  std::vector<Measurement> taken;
+  std::vector<BatchAnalysis> taken;
 
   Analysed() {
     PromCheck c;
@@ -326,13 +326,18 @@ struct Analysed {
       if (!regions.empty() && regions[0].status == "baking" && outcome) {
         const RegionRun& region = regions[0];
         Measurement m;
-        m.env = "prod";
-        m.batch = region.batch;
         m.query = "errors";
         m.at_ms = r.now;
         m.outcome = outcome(r.deploy.artifact);
         m.detail = m.outcome == Outcome::fail ? "0.5 is above max 0.05" : "canary: refused";
-        taken.push_back(m);
+        auto bake = std::find_if(taken.begin(), taken.end(), [&](const BatchAnalysis& b) {
+          return b.batch == region.batch && b.from_ms == region.judge_from_ms;
+        });
+        if (bake == taken.end()) {
+          taken.push_back({"prod", "", region.batch, region.judge_from_ms, {}});
+          bake = std::prev(taken.end());
+        }
+        bake->add(m);
       }
       r.now += kSecond;
     }
@@ -377,6 +382,14 @@ TEST(DeployMachineAnalysis, AnUnreachablePrometheusNeverPassesAndFailsPastTheLim
 
 TEST(DeployMachineAnalysis, NoMeasurementAtAllWaitsPastTheBakeThenFails) {
   Analysed a;  // no outcome: the analysis never measured (a coordinator without it)
+  // Passes of another bake of the same batch (before a restart, say) never
+  // count for this one.
+  BatchAnalysis earlier{"prod", "", 0, 1, {}};
+  Measurement pass;
+  pass.query = "errors";
+  pass.outcome = Outcome::pass;
+  for (int i = 0; i < 10; ++i) earlier.add(pass);
+  a.taken.push_back(earlier);
   a.run(a.r.params().bake_ms + 20 * kSecond);
   ASSERT_FALSE(is_terminal(a.r.deploy.state));
   EXPECT_EQ(a.r.batches()[0].status, "baking");  // the bake is over; it waits

@@ -135,7 +135,7 @@ std::vector<std::string> render_gate(const json& view, const json& env, std::int
 std::vector<std::string> analysis_lines(const json& region) {
   std::vector<std::string> out;
   for (const auto& a : arr(region, "analysis")) {
-    if (num(a, "batch") != num(region, "batch")) continue;
+    if (!a.is_object() || num(a, "batch") != num(region, "batch")) continue;
     auto value = [&](const char* key) {
       const json v = a.value(key, json());
       if (!v.is_number()) return std::string("-");
