@@ -39,7 +39,10 @@ namespace {
 // stalling the workers or piling up at commit.
 class StagingSink final : public LayerSink {
  public:
-  explicit StagingSink(BlobStore& blobs) : blobs_(blobs), syncer_([this] { sync_loop(); }) {}
+  StagingSink(BlobStore& blobs, const PushProgress& progress, std::uint64_t tree_bytes)
+      : blobs_(blobs), progress_(progress), syncer_([this] { sync_loop(); }) {
+    so_far_.tree_bytes = tree_bytes;
+  }
   ~StagingSink() override {
     finish();
     syncer_.join();
@@ -47,11 +50,17 @@ class StagingSink final : public LayerSink {
 
   Status put(const EncodedLayer& layer) override {
     DROVER_ASSIGN(StagedBlob staged, blobs_.stage(layer.layer.id, view(layer.stored)));
+    PushStats now;
     {
       std::lock_guard lock(mu_);
       staged_.push_back(std::move(staged));
+      so_far_.raw_bytes += layer.layer.raw_size;
+      so_far_.stored_bytes += layer.stored.size();
+      ++so_far_.layers;
+      now = so_far_;
     }
     changed_.notify_all();
+    if (progress_) progress_(now);
     return Ok{};
   }
 
@@ -97,7 +106,9 @@ class StagingSink final : public LayerSink {
   }
 
   BlobStore& blobs_;
-  std::mutex mu_;  // guards staged_, synced_, done_, sync_error_
+  const PushProgress& progress_;
+  std::mutex mu_;  // guards staged_, synced_, done_, sync_error_, so_far_
+  PushStats so_far_;
   std::condition_variable changed_;
   std::vector<StagedBlob> staged_;
   std::size_t synced_ = 0;  // staged_[0, synced_) have been through make_durable
@@ -169,7 +180,8 @@ Result<ArtifactStore::Lock> ArtifactStore::lock(bool exclusive) {
   return held;
 }
 
-Result<PushResult> ArtifactStore::push(const fs::path& dir, const PackInput& input) {
+Result<PushResult> ArtifactStore::push(const fs::path& dir, const PackInput& input,
+                                       const PushProgress& progress) {
   DROVER_TRY(format::validate_service(input.service));
   DROVER_TRY(format::validate_git_sha(input.git_sha));
   DROVER_TRY(format::validate_meta(input.meta));
@@ -182,7 +194,9 @@ Result<PushResult> ArtifactStore::push(const fs::path& dir, const PackInput& inp
   auto tree = scan_tree(fs_, source, options_.limits);
   if (!tree.ok()) return tree.error().context("push " + source.string());
 
-  StagingSink sink(blobs_);
+  std::uint64_t tree_bytes = 0;
+  for (const auto& e : *tree) tree_bytes += e.entry.size;
+  StagingSink sink(blobs_, progress, tree_bytes);
   auto staged_fail = [&](Error e) {
     blobs_.discard(sink.take_for_discard());
     return std::move(e).context("push " + source.string());

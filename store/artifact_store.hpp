@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,13 @@ struct PushResult {
   bool already_present = false;
 };
 
+// How far a push has got: bytes of the tree read and hashed, bytes stored
+// (compressed) and layers, against the tree's size.
+struct PushStats {
+  std::uint64_t tree_bytes = 0, raw_bytes = 0, stored_bytes = 0, layers = 0;
+};
+using PushProgress = std::function<void(const PushStats&)>;
+
 struct VerifyReport {
   std::vector<std::string> problems;  // empty when everything checked out
   std::uint64_t artifacts = 0, blobs = 0, bytes = 0;
@@ -60,7 +68,10 @@ class ArtifactStore {
                                                      Logger& log, const StoreOptions& options = {});
   ~ArtifactStore();
 
-  Result<PushResult> push(const fs::path& dir, const PackInput& input);
+  // progress, when given, is called after each layer is staged (from the
+  // packing threads, one call at a time per layer; it must not block).
+  Result<PushResult> push(const fs::path& dir, const PackInput& input,
+                          const PushProgress& progress = {});
   // Newest first; every service when service is empty.
   Result<std::vector<ArtifactRecord>> list(const std::string& service);
   // Accepts a full id ("sha256:<hex>" or the bare hex) or an unambiguous hex

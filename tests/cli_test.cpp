@@ -28,7 +28,10 @@ class Cli : public ::testing::Test {
  protected:
   ProcessResult drover(std::vector<std::string> args) {
     args.insert(args.begin(), binary("drover").string());
-    return run(args, std::chrono::seconds(120));
+    // No coordinator: these tests are about the store, whatever the
+    // environment or the user's config file says.
+    return run(args, std::chrono::seconds(120),
+               {{"DROVER_CONFIG", (dir_ / "no-config").string()}, {"DROVER_COORDINATOR", ""}});
   }
   // Runs an artifact verb against this test's store.
   ProcessResult artifact(std::vector<std::string> args) {
@@ -63,7 +66,8 @@ TEST_F(Cli, PushJsonIsTheDocumentedObject) {
                 "build=ci-7", "arch=amd64", "--meta=team=pay", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
-  EXPECT_EQ(j["format"], "drover.push-result.v1");
+  EXPECT_EQ(j["format"], "drover.push-result.v2");
+  EXPECT_TRUE(j["registered"].is_null());  // no coordinator configured
   EXPECT_THAT(j["artifact_id"].get<std::string>(), ::testing::StartsWith("sha256:"));
   EXPECT_EQ(j["git_sha"], "abcdef1234");  // lowercased
   EXPECT_EQ(j["files"], 2);

@@ -4,6 +4,7 @@
 // line. v1 everywhere, v2 through canary batches, then a v3 whose error rate
 // is bad: rolled back on its own, every host on v2 again, the rollback's
 // time recorded, the audit chain intact.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 
 #include "core/http/http.hpp"
 #include "tests/support/fleet.hpp"
+#include "tests/support/tree_gen.hpp"
 
 namespace drover::testing {
 namespace {
@@ -275,6 +277,67 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
 // on the coordinator's legacy listener) and of protocol 2 (TLS, answers
 // authenticated) take the same deploy, and the coordinator tells them apart
 // only by the listener they use.
+// drover artifact push with a coordinator configured (issue 18): it ends
+// with the artifact registered there (a deploy right after never meets "not
+// registered"), names the deploy to run next, and shows its progress on a
+// terminal; without a token it stores nothing.
+TEST(EndToEnd, APushEndsRegisteredAtTheCoordinatorAndNamesTheDeployToRunNext) {
+  TempDir dir;
+  TestFleet f(dir.path());
+  f.start_coordinator();
+  f.start_origin();
+  int status = 0;
+  f.api("POST", "/pipelines",
+        {{"service", "web"}, {"envs", {{{"name", "prod"}, {"region", "r1"}}}}}, &status);
+  ASSERT_EQ(status, 201);
+  const fs::path tree = dir.path() / "tree";
+  write_file(tree / "demo.json", R"({"error_rate":0.01})");
+  write_file(tree / "data", binary_bytes(7, 6 << 20));
+  const std::string store = (dir.path() / "store").string();
+  const std::map<std::string, std::string> env = {
+      {"DROVER_COORDINATOR", f.api_url()},
+      {"DROVER_TOKEN", f.admin_token()},
+      {"DROVER_CONFIG", (dir.path() / "none").string()}};
+
+  // Without a token: refused before anything is packed.
+  ProcessResult tokenless = run({binary("drover").string(), "artifact", "push", tree.string(),
+                                 "--service", "web", "--git-sha", "0123abcd", "--store", store},
+                                60s,
+                                {{"DROVER_COORDINATOR", f.api_url()},
+                                 {"DROVER_TOKEN", ""},
+                                 {"DROVER_CONFIG", (dir.path() / "none").string()}});
+  EXPECT_EQ(tokenless.exit_code, 8) << tokenless.err;
+  EXPECT_THAT(tokenless.err, ::testing::HasSubstr("--no-register"));
+  ProcessResult listed =
+      run({binary("drover").string(), "artifact", "ls", "--store", store, "--json"});
+  EXPECT_EQ(json::parse(listed.out), json::array()) << listed.out;
+
+  ProcessResult pushed =
+      run({binary("drover").string(), "artifact", "push", tree.string(), "--service", "web",
+           "--git-sha", "0123abcd", "--store", store, "--json"},
+          60s, env);
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  const json result = json::parse(pushed.out);
+  const std::string id = result["artifact_id"];
+  EXPECT_EQ(result["registered"]["coordinator"], f.api_url());
+  EXPECT_EQ(result["next"], "drover deploy web " + id.substr(7, 12));
+  // Registered already: no waiting for the origin's feed.
+  f.api("GET", "/artifacts/" + id, nullptr, &status);
+  EXPECT_EQ(status, 200);
+
+  // On a terminal: the packing's progress, then the next command.
+  write_file(tree / "more", binary_bytes(9, 4 << 20));
+  ProcessResult shown =
+      run_on_terminal({binary("drover").string(), "artifact", "push", tree.string(), "--service",
+                       "web", "--git-sha", "0123abcd", "--store", store},
+                      60s, env);
+  ASSERT_EQ(shown.exit_code, 0) << shown.out;
+  EXPECT_THAT(shown.out, ::testing::HasSubstr(" stored, "));
+  EXPECT_THAT(shown.out, ::testing::HasSubstr("/s"));
+  EXPECT_THAT(shown.out, ::testing::HasSubstr("registered at " + f.api_url()));
+  EXPECT_THAT(shown.out, ::testing::HasSubstr("next: drover deploy web "));
+}
+
 TEST(EndToEnd, AFleetHalfwayThroughItsUpgradeToProtocol2CompletesADeploy) {
   TempDir dir;
   TestFleet f(dir.path(), /*mesh_tokens=*/false);  // protocol 1 carries no mesh token

@@ -41,11 +41,11 @@ find "$tree" | sed "s|$work/||" | sort | sed -n 1,12p
 echo "... $(find "$tree" -type f | wc -l) files, $(du -sh "$tree" | cut -f1)"
 
 step "drover artifact push (v1)"
-"$drover" artifact push "$tree" --service checkout --git-sha 1a2b3c4d5e --meta build=demo-1 ci=local
+"$drover" artifact push --no-register "$tree" --service checkout --git-sha 1a2b3c4d5e --meta build=demo-1 ci=local
 
 step "one file changes; push v2: only the layer holding it is new"
 echo "1.0.1" > "$tree/VERSION"
-"$drover" artifact push "$tree" --service checkout --git-sha 1a2b3c4d5f --meta build=demo-2 ci=local
+"$drover" artifact push --no-register "$tree" --service checkout --git-sha 1a2b3c4d5f --meta build=demo-2 ci=local
 
 step "drover artifact ls"
 "$drover" artifact ls

@@ -124,7 +124,7 @@ std::string TestFleet::push(const std::string& name, const json& demo, const std
   write_file(tree / "data", binary_bytes(name.size() * 7 + name.back(), 300 << 10));
   ProcessResult r =
       run({binary("drover").string(), "artifact", "push", tree.string(), "--git-sha", git_sha,
-           "--service", service, "--store", (dir_ / "store").string(), "--json"});
+           "--service", service, "--store", (dir_ / "store").string(), "--json", "--no-register"});
   must(r, "artifact push");
   return json::parse(r.out)["artifact_id"];
 }

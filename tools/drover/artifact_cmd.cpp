@@ -1,12 +1,18 @@
 // drover artifact push | ls | show | verify | materialize | gc | pin | unpin
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/base/hex.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "core/format/manifest.hpp"
 #include "store/artifact_store.hpp"
+#include "tools/drover/client_config.hpp"
 #include "tools/drover/commands.hpp"
 
 namespace drover::cli {
@@ -28,6 +34,65 @@ void add_store_flags(cxxopts::Options& o) {
 int report_resolve(const std::string& verb, const Error& e) {
   return e.code == Errc::invalid_argument ? usage(verb, e.message) : report(verb, e);
 }
+
+// The deploy command to run next: the pipelines of the artifact's service,
+// or how to make one.
+std::string next_command(const Api& api, const ArtifactRecord& r) {
+  const std::string short_id = r.id.hex().substr(0, 12);
+  auto answer = api.call("GET", "/pipelines");
+  std::vector<std::string> ids;
+  if (answer.ok() && answer->is_object() && (*answer)["pipelines"].is_array()) {
+    for (const auto& p : (*answer)["pipelines"]) {
+      if (p.is_object() && p.value("service", "") == r.service) ids.push_back(p.value("id", ""));
+    }
+  }
+  if (ids.empty()) {
+    return "drover pipeline apply -f PIPELINE.yaml (no pipeline deploys service " + r.service +
+           " yet), then drover deploy PIPELINE " + short_id;
+  }
+  std::string out;
+  for (const auto& id : ids)
+    out += (out.empty() ? "" : " | ") + ("drover deploy " + id + " " + short_id);
+  return out;
+}
+
+// Whether stderr is a terminal that can take a progress line redrawn in place.
+bool shows_progress() {
+  const char* term = std::getenv("TERM");
+  return ::isatty(STDERR_FILENO) == 1 && term != nullptr && std::string(term) != "dumb";
+}
+
+// The push's progress on a terminal: bytes read and hashed, bytes stored
+// (compressed) and the rate, redrawn at most ten times a second on stderr.
+class PushMeter {
+ public:
+  explicit PushMeter(bool on) : on_(on), started_(std::chrono::steady_clock::now()) {}
+  bool on() const { return on_; }
+  store::PushProgress callback() {
+    return [this](const store::PushStats& s) {
+      std::lock_guard lock(mu_);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_ < std::chrono::milliseconds(100) && s.raw_bytes < s.tree_bytes) return;
+      last_ = now;
+      const double seconds = std::max(1e-3, std::chrono::duration<double>(now - started_).count());
+      const auto rate = static_cast<std::uint64_t>(static_cast<double>(s.raw_bytes) / seconds);
+      std::cerr << "\r\033[K  packed " << human_bytes(s.raw_bytes) << " of "
+                << human_bytes(s.tree_bytes) << ", " << human_bytes(s.stored_bytes) << " stored, "
+                << s.layers << " layers, " << human_bytes(rate) << "/s" << std::flush;
+      drawn_ = true;
+    };
+  }
+  void done() {
+    std::lock_guard lock(mu_);
+    if (drawn_) std::cerr << "\r\033[K" << std::flush;
+  }
+
+ private:
+  bool on_;
+  std::chrono::steady_clock::time_point started_, last_{};
+  std::mutex mu_;
+  bool drawn_ = false;
+};
 
 fs::path store_path(const cxxopts::ParseResult& parsed) {
   if (parsed.count("store")) return parsed["store"].as<std::string>();
@@ -99,12 +164,18 @@ Result<Opened> open_store(Context& ctx, const cxxopts::ParseResult& parsed) {
 int push(Context& ctx, std::vector<std::string> args) {
   const std::string verb = "artifact push";
   std::vector<std::string> meta_words = take_repeated(args, "meta");
-  cxxopts::Options o("drover artifact push", "Pack DIR into layers and register the artifact.");
-  o.custom_help("DIR --service NAME --git-sha SHA [--meta k=v ...] [--store PATH] [--json]");
+  cxxopts::Options o("drover artifact push",
+                     "Pack DIR into layers in the store and, when a coordinator is configured, "
+                     "register the artifact there.");
+  o.custom_help(
+      "DIR --service NAME --git-sha SHA [--meta k=v ...] [--store PATH] [--json] "
+      "[--no-register]");
   o.add_options()("dir", "directory to pack", cxxopts::value<std::string>())(
       "service", "service the artifact belongs to", cxxopts::value<std::string>())(
       "git-sha", "commit the artifact was built from", cxxopts::value<std::string>())(
-      "json", "print the result as one JSON object");
+      "json", "print the result as one JSON object")(
+      "no-register", "only store it, even with a coordinator configured");
+  add_client_flags(o);
   add_store_flags(o);
   DROVER_CLI_PARSE(verb, o, args, {"dir"});
   if (!parsed.count("dir")) return usage(verb, "missing DIR, the directory to pack");
@@ -129,10 +200,51 @@ int push(Context& ctx, std::vector<std::string> args) {
         format::validate_meta(input.meta)}) {
     if (!st.ok()) return usage(verb, st.error().message);
   }
+  // Where it is registered, settled before anything is packed: a command
+  // line that cannot register stores nothing.
+  std::optional<Api> api;
+  if (!parsed.count("no-register")) {
+    auto settings = resolve_client(ctx.fs, client_flags_of(parsed));
+    if (!settings.ok()) {
+      if (settings.error().code == Errc::invalid_argument) {
+        return usage(verb, settings.error().message);
+      }
+      report(verb, settings.error());
+      return settings.error().code == Errc::refused ? kExitUnauthorized : kExitFailed;
+    }
+    if (!settings->coordinator.empty()) {
+      if (settings->token.empty()) {
+        std::cerr << "drover " << verb << ": a coordinator is configured (" << settings->coordinator
+                  << ", from " << settings->coordinator_from
+                  << ") but no API token to register there: give --token, set DROVER_TOKEN, "
+                     "give the context a token_file, or push with --no-register\n";
+        return kExitUnauthorized;
+      }
+      auto a = api_from(*settings);
+      if (!a.ok()) return usage(verb, a.error().message);
+      api = *a;
+    }
+  }
   auto opened = open_store(ctx, parsed);
   if (!opened.ok()) return report(verb, opened.error());
-  auto result = opened->store->push(parsed["dir"].as<std::string>(), input);
+  PushMeter meter(!parsed.count("json") && shows_progress());
+  auto result = opened->store->push(parsed["dir"].as<std::string>(), input,
+                                    meter.on() ? meter.callback() : store::PushProgress{});
+  meter.done();
   if (!result.ok()) return report(verb, result.error());
+  // Registered at the coordinator (it asks the origin, which serves this
+  // store), so a deploy right after never meets "not registered".
+  std::optional<Error> unregistered;
+  std::string next;
+  if (api) {
+    auto registered =
+        api->call("POST", "/artifacts", json{{"artifact_id", result->record.id.str()}});
+    if (!registered.ok()) {
+      unregistered = registered.error();
+    } else {
+      next = next_command(*api, result->record);
+    }
+  }
 
   const ArtifactRecord& r = result->record;
   if (parsed.count("json")) {
@@ -143,16 +255,19 @@ int push(Context& ctx, std::vector<std::string> args) {
                         {"raw_size", l.raw_size},
                         {"codec", format::codec_name(l.codec)}});
     }
-    json out = {{"format", "drover.push-result.v1"},
-                {"artifact_id", r.id.str()},
-                {"service", r.service},
-                {"git_sha", r.git_sha},
-                {"size_bytes", r.size_bytes},
-                {"tree_bytes", r.tree_bytes},
-                {"files", r.files},
-                {"layers", layers},
-                {"new_bytes", result->new_bytes},
-                {"already_present", result->already_present}};
+    json out = {
+        {"format", "drover.push-result.v2"},
+        {"artifact_id", r.id.str()},
+        {"service", r.service},
+        {"git_sha", r.git_sha},
+        {"size_bytes", r.size_bytes},
+        {"tree_bytes", r.tree_bytes},
+        {"files", r.files},
+        {"layers", layers},
+        {"new_bytes", result->new_bytes},
+        {"already_present", result->already_present},
+        {"registered", api && !unregistered ? json{{"coordinator", api->url}} : json(nullptr)}};
+    if (!next.empty()) out["next"] = next;
     print_json(out);
   } else {
     std::cout << (result->already_present ? "already present " : "pushed ") << r.id.str() << "\n"
@@ -160,6 +275,51 @@ int push(Context& ctx, std::vector<std::string> args) {
               << "  " << r.files << " files, " << human_bytes(r.tree_bytes) << " in tree, "
               << human_bytes(r.size_bytes) << " stored in " << r.layers.size() << " layers\n"
               << "  " << human_bytes(result->new_bytes) << " new in the store\n";
+    if (api && !unregistered) std::cout << "registered at " << api->url << "\n";
+    if (!next.empty()) std::cout << "next: " << next << "\n";
+  }
+  if (unregistered) {
+    const int code =
+        report_api(verb, unregistered->context("stored, but not registered at " + api->url));
+    std::cerr << "  register it later: drover artifact register " << r.id.str() << "\n";
+    return code;
+  }
+  return kExitOk;
+}
+
+// drover artifact register ID: registers a pushed artifact at the
+// coordinator (which fetches its manifest from the origin).
+int register_artifact(Context& ctx, std::vector<std::string> args) {
+  const std::string verb = "artifact register";
+  cxxopts::Options o("drover artifact register",
+                     "Register an artifact of the store at the coordinator.");
+  o.custom_help("ID [--coordinator URL] [--token TOKEN] [--context NAME] [--json]");
+  o.add_options()("id", "the artifact (full id or unique prefix)", cxxopts::value<std::string>())(
+      "json", "print the coordinator's record");
+  add_client_flags(o);
+  add_store_flags(o);
+  DROVER_CLI_PARSE(verb, o, args, {"id"});
+  if (!parsed.count("id")) return usage(verb, "missing ID");
+  auto settings = resolve_client(ctx.fs, client_flags_of(parsed));
+  if (!settings.ok()) {
+    if (settings.error().code == Errc::invalid_argument) {
+      return usage(verb, settings.error().message);
+    }
+    return report_api(verb, settings.error());
+  }
+  auto a = api_from(*settings);
+  if (!a.ok()) return usage(verb, a.error().message);
+  auto opened = open_store(ctx, parsed);
+  if (!opened.ok()) return report(verb, opened.error());
+  auto record = opened->store->resolve(parsed["id"].as<std::string>());
+  if (!record.ok()) return report_resolve(verb, record.error());
+  auto registered = a->call("POST", "/artifacts", json{{"artifact_id", record->id.str()}});
+  if (!registered.ok()) return report_api(verb, registered.error());
+  if (parsed.count("json")) {
+    print_json(*registered);
+  } else {
+    std::cout << "registered " << record->id.str() << " at " << a->url << "\n"
+              << "next: " << next_command(*a, *record) << "\n";
   }
   return kExitOk;
 }
@@ -402,7 +562,8 @@ int pin(Context& ctx, std::vector<std::string> args, bool on) {
 int artifact_command(Context& ctx, std::vector<std::string> args) {
   const std::string help =
       "usage: drover artifact <verb> ...\n"
-      "  push DIR --service NAME --git-sha SHA [--meta k=v ...] [--json]\n"
+      "  push DIR --service NAME --git-sha SHA [--meta k=v ...] [--json] [--no-register]\n"
+      "  register ID                      register a pushed artifact at the coordinator\n"
       "  ls [--service NAME] [--json]\n"
       "  show ID [--json] [--files]\n"
       "  verify ID | --all [--json]\n"
@@ -417,6 +578,7 @@ int artifact_command(Context& ctx, std::vector<std::string> args) {
   std::string verb = args.front();
   args.erase(args.begin());
   if (verb == "push") return push(ctx, std::move(args));
+  if (verb == "register") return register_artifact(ctx, std::move(args));
   if (verb == "ls") return ls(ctx, std::move(args));
   if (verb == "show") return show(ctx, std::move(args));
   if (verb == "verify") return verify(ctx, std::move(args));

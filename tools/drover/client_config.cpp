@@ -4,7 +4,9 @@
 
 #include "core/base/name.hpp"
 #include "core/canon/json_fields.hpp"
+#include "core/http/http.hpp"
 #include "core/yaml/yaml_json.hpp"
+#include "tools/drover/cli.hpp"
 
 namespace drover::cli {
 namespace {
@@ -195,6 +197,72 @@ Result<ClientSettings> resolve_client(Filesystem& fs, const ClientFlags& flags) 
     s.token_from = from_context;
   }
   return s;
+}
+
+void add_client_flags(cxxopts::Options& o) {
+  o.add_options()("context",
+                  "the config file's context to use (default $DROVER_CONTEXT, else its current "
+                  "one)",
+                  cxxopts::value<std::string>())(
+      "coordinator", "API URL (default $DROVER_COORDINATOR, else the context's)",
+      cxxopts::value<std::string>())("token",
+                                     "API token (default $DROVER_TOKEN, else the "
+                                     "context's token file)",
+                                     cxxopts::value<std::string>())(
+      "ca-file", "CA certificates for https (default $DROVER_CA_FILE, else the context's)",
+      cxxopts::value<std::string>());
+}
+
+ClientFlags client_flags_of(const cxxopts::ParseResult& r) {
+  auto flag = [&](const char* name) -> std::optional<std::string> {
+    if (r.count(name)) return r[name].as<std::string>();
+    return std::nullopt;
+  };
+  return {flag("coordinator"), flag("token"), flag("ca-file"), flag("context")};
+}
+
+Result<json> Api::call(const std::string& method, const std::string& path, const json& body) const {
+  http::ClientOptions o;
+  o.timeout = timeout;
+  o.ca_file = ca_file;
+  if (!token.empty()) o.headers.emplace_back("Authorization", "Bearer " + token);
+  auto answered = http::request(method, url + path, body.is_null() ? "" : body.dump(), o);
+  if (!answered.ok()) {
+    return make_error(Errc::io,
+                      std::string(kUnreachable) + " at " + url + ": " + answered.error().message);
+  }
+  const http::Response& r = *answered;
+  json j = json::parse(r.body, nullptr, false);
+  if (r.status < 200 || r.status > 299) {
+    const std::string why = j.is_object() && j.contains("error") && j["error"].is_string()
+                                ? j["error"].get<std::string>()
+                                : r.body.substr(0, 500);
+    // A token missing or refused: its own exit status (docs/CLI.md).
+    const Errc code = r.status == 401 || r.status == 403 ? Errc::crypto
+                      : r.status == 404                  ? Errc::not_found
+                                                         : Errc::refused;
+    return make_error(code, "coordinator answered " + std::to_string(r.status) + ": " + why);
+  }
+  if (j.is_discarded()) return make_error(Errc::corrupt, "coordinator answered non-JSON");
+  return j;
+}
+
+Result<Api> api_from(const ClientSettings& s) {
+  Api a{s.coordinator, s.token, s.ca_file};
+  if (a.url.empty()) {
+    return make_error(Errc::invalid_argument,
+                      "no coordinator: give --coordinator URL, set DROVER_COORDINATOR, or "
+                      "make a context (drover config set-context)");
+  }
+  while (!a.url.empty() && a.url.back() == '/') a.url.pop_back();
+  return a;
+}
+
+int report_api(const std::string& verb, const Error& e) {
+  report(verb, e);
+  if (e.code == Errc::crypto) return kExitUnauthorized;
+  if (e.code == Errc::io && e.message.rfind(kUnreachable, 0) == 0) return kExitUnreachable;
+  return kExitFailed;
 }
 
 }  // namespace drover::cli

@@ -5,10 +5,12 @@
 // variable, then the chosen context.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
 
+#include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
 
 #include "core/base/result.hpp"
@@ -41,6 +43,10 @@ struct ClientFlags {
   std::optional<std::string> coordinator, token, ca_file, context;
 };
 
+// --coordinator, --token, --ca-file and --context as a command line gave them.
+void add_client_flags(cxxopts::Options& o);
+ClientFlags client_flags_of(const cxxopts::ParseResult& r);
+
 // The settings a command uses, and where each came from ("flag", "env",
 // "context NAME", or "" when unset).
 struct ClientSettings {
@@ -53,5 +59,26 @@ struct ClientSettings {
 // context's token file is read (trimmed); one that group or others may read
 // is refused, naming it. A context named but absent is an error.
 Result<ClientSettings> resolve_client(Filesystem& fs, const ClientFlags& flags);
+
+// Calls to the coordinator's API. A failure's code says what went wrong:
+// crypto (401, 403: the token), not_found (404), refused (another error
+// answer), io (no answer: the message starts with kUnreachable), corrupt
+// (an answer that is not JSON).
+inline constexpr const char* kUnreachable = "cannot reach the coordinator";
+
+struct Api {
+  std::string url, token, ca_file;
+  std::chrono::milliseconds timeout{30'000};
+
+  Result<nlohmann::json> call(const std::string& method, const std::string& path,
+                              const nlohmann::json& body = nullptr) const;
+};
+
+// The settings as an Api, or an error when no coordinator is named.
+Result<Api> api_from(const ClientSettings& s);
+
+// An API call's failure printed, as an exit status: unauthorized and
+// unreachable have their own (docs/CLI.md, "Exit codes").
+int report_api(const std::string& verb, const Error& e);
 
 }  // namespace drover::cli

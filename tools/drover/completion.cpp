@@ -14,7 +14,8 @@ namespace {
 // The sub-verbs of the verbs that have them.
 const std::map<std::string, std::vector<std::string>>& subverbs() {
   static const std::map<std::string, std::vector<std::string>> kSub = {
-      {"artifact", {"push", "ls", "show", "verify", "materialize", "gc", "pin", "unpin"}},
+      {"artifact",
+       {"push", "register", "ls", "show", "verify", "materialize", "gc", "pin", "unpin"}},
       {"key", {"certify", "rotate-root", "show"}},
       {"mesh", {"token-key", "token"}},
       {"pipeline", {"apply", "ls", "show", "runs"}},

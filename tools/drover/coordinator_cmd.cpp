@@ -29,79 +29,14 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kUnreachable = "cannot reach the coordinator";
-
-// An API call's failure as an exit status: unauthorized and unreachable
-// have their own (docs/CLI.md, "Exit codes").
-int report_api(const std::string& verb, const Error& e) {
-  report(verb, e);
-  if (e.code == Errc::crypto) return kExitUnauthorized;
-  if (e.code == Errc::io && e.message.rfind(kUnreachable, 0) == 0) return kExitUnreachable;
-  return kExitFailed;
-}
-
-struct Api {
-  std::string url, token, ca_file;
-  std::chrono::milliseconds timeout{30'000};
-
-  Result<json> call(const std::string& method, const std::string& path,
-                    const json& body = nullptr) const {
-    http::ClientOptions o;
-    o.timeout = timeout;
-    o.ca_file = ca_file;
-    if (!token.empty()) o.headers.emplace_back("Authorization", "Bearer " + token);
-    auto answered = http::request(method, url + path, body.is_null() ? "" : body.dump(), o);
-    if (!answered.ok()) {
-      return make_error(Errc::io,
-                        std::string(kUnreachable) + " at " + url + ": " + answered.error().message);
-    }
-    const http::Response& r = *answered;
-    json j = json::parse(r.body, nullptr, false);
-    if (r.status < 200 || r.status > 299) {
-      const std::string why = j.is_object() && j.contains("error") && j["error"].is_string()
-                                  ? j["error"].get<std::string>()
-                                  : r.body.substr(0, 500);
-      // A token missing or refused: its own exit status (docs/CLI.md).
-      const Errc code = r.status == 401 || r.status == 403 ? Errc::crypto
-                        : r.status == 404                  ? Errc::not_found
-                                                           : Errc::refused;
-      return make_error(code, "coordinator answered " + std::to_string(r.status) + ": " + why);
-    }
-    if (j.is_discarded()) return make_error(Errc::corrupt, "coordinator answered non-JSON");
-    return j;
-  }
-};
-
 void add_coordinator_flags(cxxopts::Options& o) {
-  o.add_options()("context",
-                  "the config file's context to use (default $DROVER_CONTEXT, else "
-                  "its current one)",
-                  cxxopts::value<std::string>())(
-      "coordinator", "API URL (default $DROVER_COORDINATOR, else the context's)",
-      cxxopts::value<std::string>())("token", "API token (default $DROVER_TOKEN)",
-                                     cxxopts::value<std::string>())(
-      "ca-file", "CA certificates for https (default $DROVER_CA_FILE)",
-      cxxopts::value<std::string>())("json", "print the coordinator's JSON answer")(
-      "h,help", "show this help");
-}
-
-std::optional<std::string> flag_of(const cxxopts::ParseResult& r, const char* flag) {
-  if (r.count(flag)) return r[flag].as<std::string>();
-  return std::nullopt;
+  add_client_flags(o);
+  o.add_options()("json", "print the coordinator's JSON answer")("h,help", "show this help");
 }
 
 Result<Api> api_of(Context& ctx, const cxxopts::ParseResult& r) {
-  DROVER_ASSIGN(ClientSettings s,
-                resolve_client(ctx.fs, {flag_of(r, "coordinator"), flag_of(r, "token"),
-                                        flag_of(r, "ca-file"), flag_of(r, "context")}));
-  Api a{s.coordinator, s.token, s.ca_file};
-  if (a.url.empty()) {
-    return make_error(Errc::invalid_argument,
-                      "no coordinator: give --coordinator URL, set DROVER_COORDINATOR, or "
-                      "make a context (drover config set-context)");
-  }
-  while (!a.url.empty() && a.url.back() == '/') a.url.pop_back();
-  return a;
+  DROVER_ASSIGN(ClientSettings s, resolve_client(ctx.fs, client_flags_of(r)));
+  return api_from(s);
 }
 
 // "web-2: baking (production/canary; 3 of 8 batches passed) - reason"
