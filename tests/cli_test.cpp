@@ -183,20 +183,23 @@ TEST_F(Cli, EveryCoordinatorVerbsHelpShowsItsArgumentsAndExamples) {
 struct RecordingCoordinator {
   std::mutex mu;
   std::vector<std::string> tokens;
+  std::vector<std::string> targets;  // what was asked, "GET /deploys?limit=20"
   std::unique_ptr<http::Server> server;
   explicit RecordingCoordinator(Logger& log) {
-    server = http::Server::start(
-                 {},
-                 [this](const http::Request& r, http::Responder respond) {
-                   {
-                     std::lock_guard lock(mu);
-                     auto it = r.headers.find("authorization");
-                     tokens.push_back(it == r.headers.end() ? "" : it->second);
-                   }
-                   respond({200, "application/json", R"({"deploys":[]})", {}});
-                 },
-                 log)
-                 .value();
+    server =
+        http::Server::start(
+            {},
+            [this](const http::Request& r, http::Responder respond) {
+              {
+                std::lock_guard lock(mu);
+                auto it = r.headers.find("authorization");
+                tokens.push_back(it == r.headers.end() ? "" : it->second);
+                targets.push_back(r.method + " " + r.target);
+              }
+              respond({200, "application/json", R"({"deploys":[],"ok":true,"records":0})", {}});
+            },
+            log)
+            .value();
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server->port()); }
   std::vector<std::string> seen() {
@@ -263,6 +266,48 @@ TEST_F(Cli, ContextsNameTheCoordinatorAndTokenAndFlagsAndEnvironmentOverrideThem
   EXPECT_THAT(typo.err, HasSubstr("line 4"));
   EXPECT_THAT(typo.err, HasSubstr("coordinatr"));
   EXPECT_EQ(prod.seen().size(), 4u);
+}
+
+// --json on every read command (issue 18): each prints the coordinator's
+// answer as one JSON document, whatever its human view would make of it.
+TEST_F(Cli, EveryReadCommandPrintsTheAnswerAsJson) {
+  RecordingCoordinator c(Logger::discard());
+  const std::vector<std::vector<std::string>> reads = {{"status", "web-1"},
+                                                       {"deploys"},
+                                                       {"pipeline", "ls"},
+                                                       {"pipeline", "show", "web"},
+                                                       {"pipeline", "runs", "web"},
+                                                       {"release", "ls"},
+                                                       {"release", "status", "r-1"},
+                                                       {"token", "list"},
+                                                       {"join-token", "ls"},
+                                                       {"flag", "ls", "web"},
+                                                       {"scm", "sources"},
+                                                       {"notify", "allowed"},
+                                                       {"notify", "ls", "web"},
+                                                       {"notify", "outbox"},
+                                                       {"hosts"},
+                                                       {"audit"},
+                                                       {"audit", "show", "web-1"},
+                                                       {"audit", "verify"}};
+  for (auto args : reads) {
+    const std::string line = [&] {
+      std::string out;
+      for (const auto& a : args) out += a + " ";
+      return out;
+    }();
+    args.insert(args.begin(), binary("drover").string());
+    args.push_back("--json");
+    ProcessResult r = run(args, std::chrono::seconds(30),
+                          {{"DROVER_CONFIG", (dir_ / "no-config").string()},
+                           {"DROVER_COORDINATOR", c.url()},
+                           {"DROVER_TOKEN", "t"}});
+    EXPECT_EQ(r.exit_code, 0) << line << r.err;
+    const json printed = json::parse(r.out, nullptr, false);
+    EXPECT_EQ(printed, json::parse(R"({"deploys":[],"ok":true,"records":0})")) << line << r.out;
+  }
+  std::lock_guard lock(c.mu);
+  EXPECT_EQ(c.targets.size(), reads.size());
 }
 
 // Bash completion (issue 18): the script drover prints, loaded into a real
