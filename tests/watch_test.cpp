@@ -31,7 +31,8 @@ json view() {
          {"region": "us-east-2", "cluster": "", "status": "baking", "batch": 1,
           "bake_until_ms": 1012000, "verdict": "",
           "batches": [{"status": "passed"}, {"status": "baking"}, {"status": "pending"}],
-          "hosts_by_version": {}}]}]}],
+          "hosts_by_version": {}}]},
+         {"name": "continents", "status": "pending", "regions": []}]}],
     "hosts": [
       {"host": "h1", "env": "production", "region": "us-east-2", "running": "NEW",
        "health": {"error_rate": 0.02, "p99_ms": 14, "ok": true}},
@@ -77,6 +78,8 @@ TEST(Watch, AFrameShowsEachEnvironmentWaveAndRegionWithItsProgressHealthAndBake)
   EXPECT_NE(text.find("health err 2.0% p99 14 ms vs base err 1.0% p99 12 ms"), std::string::npos)
       << text;
   EXPECT_NE(text.find("production/us-east-2"), std::string::npos) << text;
+  // A wave not started yet is named, with its state.
+  EXPECT_NE(text.find("\n  continents  pending\n"), std::string::npos) << text;
   EXPECT_NE(text.find("batch 2 started (1 hosts)"), std::string::npos) << text;
   for (const auto& line : frame) EXPECT_LE(line.size(), 120u) << line;
   // A narrow terminal cuts lines, never wraps them (a wrapped line would

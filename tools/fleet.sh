@@ -246,6 +246,7 @@ ENV
 
 Try it (each host's demo service answers on 127.0.0.1:$((base + 21))-$((base + 30))/version):
   source $dir/env
+  eval "\$(drover completion bash)"                         # tab completion of verbs and flags
   drover pipeline show web                                 # staging, then production's gate and waves
   v1=\$(bash tools/fleet.sh release v1 error_rate=0.01 p99_ms=12)
   drover deploy web \$v1 --token \$(cat $dir/alice.token)  # alice starts it: staging first
@@ -351,6 +352,66 @@ wait_state() {
   return 1
 }
 
+# Every daemon's metrics port: the coordinator, the origin, the seeds, the agents.
+metrics_ports() {
+  local i
+  echo $((base + 90)) $((base + 91))
+  for i in $(seq 92 $((91 + ${#regions[@]}))); do echo $((base + i)); done
+  for i in $(seq 100 $((99 + ${#hosts[@]}))); do echo $((base + i)); done
+}
+
+# Each daemon's scrape through promtool's linter (Prometheus's own rules).
+check_scrapes() {
+  local port n=0 bad=0 out
+  for port in $(metrics_ports); do
+    n=$((n + 1))
+    if ! out="$(curl -sf "127.0.0.1:$port/metrics" | promtool check metrics 2>&1)"; then
+      bad=$((bad + 1))
+      echo "fleet: the scrape of 127.0.0.1:$port fails promtool: $out" >&2
+    fi
+  done
+  echo "promtool check metrics: $n scrapes (coordinator, origin, ${#regions[@]} seeds, ${#hosts[@]} agents), $bad with problems"
+  [ "$bad" -eq 0 ]
+}
+
+# Layer bytes every agent fetched so far, by where they came from:
+# "ORIGIN SEEDS PEERS".
+fetched_bytes() {
+  local i origin=0 seed=0 peer=0 line
+  for i in $(seq 100 $((99 + ${#hosts[@]}))); do
+    while read -r line; do
+      case "$line" in
+        *'from="origin"'*) origin=$((origin + ${line##* })) ;;
+        *'from="seed"'*) seed=$((seed + ${line##* })) ;;
+        *'from="peer"'*) peer=$((peer + ${line##* })) ;;
+      esac
+    done < <(curl -sf "127.0.0.1:$((base + i))/metrics" |
+      grep '^drover_mesh_bytes_total{direction="down"' | sed 's/\.[0-9]*$//; s/e+0*\([0-9]*\)$/e\1/')
+  done
+  echo "$origin $seed $peer"
+}
+
+# A row of the demo's summary for deploy ID, with the bytes fetched since
+# BEFORE ("ORIGIN SEEDS PEERS" as fetched_bytes printed it).
+summary_row() {
+  local id="$1" before="$2" after d
+  after="$(fetched_bytes)"
+  d="$(drover status "$id" --json)"
+  read -r o0 s0 p0 <<<"$before"
+  read -r o1 s1 p1 <<<"$after"
+  python3 - "$d" $((o1 - o0)) $((s1 - s0)) $((p1 - p0)) >>"$dir/summary.txt" <<'PY'
+import json, sys
+d = json.loads(sys.argv[1])
+mib = lambda b: "%.1f" % (int(b) / 1048576)
+took = (d.get("completed_ms") or 0) - d.get("created_ms", 0)
+rb = (d.get("rollback") or {}).get("duration_ms")
+print("%-7s %-12s %-13s %8.1f s %12s %8s %8s %8s" % (
+    d["deploy_id"], d["artifact_id"][7:19], d["state"], took / 1000,
+    "-" if rb is None else "%.1f s" % (rb / 1000), mib(sys.argv[2]), mib(sys.argv[3]),
+    mib(sys.argv[4])))
+PY
+}
+
 demo() {
   trap 'down >/dev/null' EXIT
   up >/dev/null
@@ -362,24 +423,35 @@ demo() {
   step() { printf '\n== %s\n' "$*"; }
   step "ten agents on loopback in two environments and five regions ($dir)"
   drover hosts
+  step "every daemon serves Prometheus metrics; each scrape passes promtool"
+  check_scrapes
+  printf '%-7s %-12s %-13s %10s %12s %8s %8s %8s\n' deploy artifact outcome took rollback \
+    "origin" "seeds" "peers" >"$dir/summary.txt"
+  printf '%-7s %-12s %-13s %10s %12s %8s %8s %8s\n' "" "" "" "" "" "MiB" "MiB" "MiB" \
+    >>"$dir/summary.txt"
+  local bytes
   step "the pipeline (tools/fleet-pipeline.yaml): staging, then a gate, then production in three waves"
   drover pipeline show web
   step "v1: alice starts it; staging, then the gate"
   v1="$(release v1 error_rate=0.01 p99_ms=12)"
+  bytes="$(fetched_bytes)"
   drover deploy web "$v1" --token "$alice"
   wait_state web-1 awaiting_approval
-  step "alice may not approve her own release (four eyes); bob does"
+  step "alice may not approve her own release (four eyes); bob does; then watched live to its end"
   drover approve web-1 --token "$alice" || true
   drover approve web-1 --token "$bob" --comment "staging is green"
-  wait_state web-1 succeeded
+  drover status web-1 --watch --timeout 600
   drover status web-1
+  summary_row web-1 "$bytes"
   step "alice pushes v2 to main: the push waits for its build, which starts the pipeline"
+  bytes="$(fetched_bytes)"
   push_event v2 alice-gh
   release v2 error_rate=0.01 p99_ms=12 'by_region={"eu-west-1":{"error_rate":0.4}}' >/dev/null
-  step "v2 errors 40x more in eu-west-1 only: staging passes, bob approves, the second wave fails"
+  step "v2 errors 40x more in eu-west-1 only: staging passes, bob approves, the second wave fails (watched live)"
   wait_state web-2 awaiting_approval
   drover approve web-2 --token "$bob"
-  wait_state web-2 rolled_back
+  drover status web-2 --watch --timeout 600 || echo "(exit $?: rolled back, docs/CLI.md \"Exit codes\")"
+  summary_row web-2 "$bytes"
   step "production rolled back (the second wave first, then the canary region); staging keeps v2"
   drover status web-2
   step "the audit log"
@@ -394,6 +466,7 @@ demo() {
   cat "$dir/notify.out"
   step "a release of two services (api depends on web): web goes first in each environment, api after web's watch"
   local a1 v3
+  bytes="$(fetched_bytes)"
   a1="$(SERVICE=api release a1 error_rate=0.01 p99_ms=12)"
   v3="$(release v3 error_rate=0.01 p99_ms=12)"
   printf 'services:\n  - {pipeline_id: api, artifact_id: "%s"}\n  - {pipeline_id: web, artifact_id: "%s"}\n' \
@@ -408,18 +481,24 @@ demo() {
   drover release status rel-1
   drover audit show web-3 | grep gate.approved
   drover audit show api-1 | grep gate.approved
+  summary_row web-3 "$bytes"
+  summary_row api-1 "$(fetched_bytes)"  # (its bytes are counted in web-3's row)
   step "blue/green on a real nginx: shop on p1 and p2; s2 starts beside s1 at no traffic, is previewed, then flips"
   local s1 s2 live=$((base + 41))
   s1="$(SERVICE=shop release s1)"
+  bytes="$(fetched_bytes)"
   drover deploy shop "$s1" --wait >/dev/null
+  summary_row shop-1 "$bytes"
   echo "live traffic on p1 (nginx 127.0.0.1:$live): $(curl -s "127.0.0.1:$live/version" | sed 's/.*"pid":\([0-9]*\),"release":"sha256:\(.\{12\}\).*/release \2, pid \1/')"
   s2="$(SERVICE=shop release s2)"
+  bytes="$(fetched_bytes)"
   drover deploy shop "$s2" --wait
   drover status shop-2
   echo "live traffic on p1 now: $(curl -s "127.0.0.1:$live/version" | sed 's/.*"pid":\([0-9]*\),"release":"sha256:\(.\{12\}\).*/release \2, pid \1/')"
   step "the flip back: s1's slot was still warm (the same pid), nothing is downloaded"
   drover rollback shop-2 --reason "flip back" --wait
   echo "live traffic on p1 now: $(curl -s "127.0.0.1:$live/version" | sed 's/.*"pid":\([0-9]*\),"release":"sha256:\(.\{12\}\).*/release \2, pid \1/')"
+  summary_row shop-2 "$bytes"
   step "feature flags: web's checkout at 25% in production at once (an approver's --now), then killed"
   drover flag set web checkout 25 --env production --now
   sleep 2
@@ -428,6 +507,10 @@ demo() {
   sleep 2
   echo "p1's flags file: $(curl -s "127.0.0.1:$((base + 23))/version" | sed 's/.*"flags":{\([^}]*\)}.*/\1/')"
   drover flag ls web
+  step "every deploy of this walk: outcome, time, rollback, layer bytes the agents fetched by source"
+  cat "$dir/summary.txt"
+  step "what each host runs now"
+  drover hosts
 }
 
 case "${1:-}" in

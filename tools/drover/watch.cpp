@@ -241,6 +241,10 @@ std::vector<std::string> render_frame(const json& view, const json& records,
     out.push_back(line);
     for (auto& g : render_gate(view, e, o.now_ms)) out.push_back(g);
     for (const auto& w : arr(e, "waves")) {
+      // A wave not started yet has no regions: named, so the path ahead shows.
+      if (arr(w, "regions").empty()) {
+        out.push_back(fit("  " + pad(str(w, "name"), 11) + " " + str(w, "status"), width));
+      }
       for (const auto& r : arr(w, "regions")) {
         const json& batches = arr(r, "batches");
         std::size_t passed = 0;
