@@ -405,10 +405,15 @@ d = json.loads(sys.argv[1])
 mib = lambda b: "%.1f" % (int(b) / 1048576)
 took = (d.get("completed_ms") or 0) - d.get("created_ms", 0)
 rb = (d.get("rollback") or {}).get("duration_ms")
-print("%-7s %-12s %-13s %8.1f s %12s %8s %8s %8s" % (
+# What its hosts ran when it ended (host: release), from the deploy's view.
+final = {}
+for h in d.get("hosts", []):
+    final.setdefault((h.get("running") or "unknown")[7:19] or "unknown", []).append(h["host"])
+hosts = ", ".join("%s %s" % (v, ",".join(sorted(hs))) for v, hs in sorted(final.items()))
+print("%-7s %-12s %-13s %8.1f s %12s %8s %8s %8s  %s" % (
     d["deploy_id"], d["artifact_id"][7:19], d["state"], took / 1000,
     "-" if rb is None else "%.1f s" % (rb / 1000), mib(sys.argv[2]), mib(sys.argv[3]),
-    mib(sys.argv[4])))
+    mib(sys.argv[4]), hosts))
 PY
 }
 
@@ -425,8 +430,8 @@ demo() {
   drover hosts
   step "every daemon serves Prometheus metrics; each scrape passes promtool"
   check_scrapes
-  printf '%-7s %-12s %-13s %10s %12s %8s %8s %8s\n' deploy artifact outcome took rollback \
-    "origin" "seeds" "peers" >"$dir/summary.txt"
+  printf '%-7s %-12s %-13s %10s %12s %8s %8s %8s  %s\n' deploy artifact outcome took rollback \
+    "origin" "seeds" "peers" "hosts on each release at its end" >"$dir/summary.txt"
   printf '%-7s %-12s %-13s %10s %12s %8s %8s %8s\n' "" "" "" "" "" "MiB" "MiB" "MiB" \
     >>"$dir/summary.txt"
   local bytes
