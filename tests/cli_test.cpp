@@ -31,7 +31,9 @@ class Cli : public ::testing::Test {
     // No coordinator: these tests are about the store, whatever the
     // environment or the user's config file says.
     return run(args, std::chrono::seconds(120),
-               {{"DROVER_CONFIG", (dir_ / "no-config").string()}, {"DROVER_COORDINATOR", ""}});
+               {{"DROVER_CONFIG", (dir_ / "no-config").string()},
+                {"DROVER_COORDINATOR", ""},
+                {"DROVER_CONTEXT", ""}});
   }
   // Runs an artifact verb against this test's store.
   ProcessResult artifact(std::vector<std::string> args) {
@@ -219,6 +221,7 @@ TEST_F(Cli, ContextsNameTheCoordinatorAndTokenAndFlagsAndEnvironmentOverrideThem
       {"DROVER_CONFIG", (dir_ / "cfg" / "config").string()},
       {"DROVER_COORDINATOR", ""},
       {"DROVER_TOKEN", ""},
+      {"DROVER_CA_FILE", ""},
       {"DROVER_CONTEXT", ""}};
   auto cli = [&](std::vector<std::string> args, std::map<std::string, std::string> more = {}) {
     args.insert(args.begin(), binary("drover").string());
@@ -241,14 +244,36 @@ TEST_F(Cli, ContextsNameTheCoordinatorAndTokenAndFlagsAndEnvironmentOverrideThem
   ASSERT_EQ(cli({"deploys"}, {{"DROVER_CONTEXT", "staging"}}).exit_code, 0);
   ASSERT_EQ(cli({"deploys", "--token", "from-flag"}).exit_code, 0);
   ASSERT_EQ(cli({"deploys"}, {{"DROVER_TOKEN", "from-env"}}).exit_code, 0);
-  ASSERT_EQ(cli({"deploys", "--context", "staging", "--coordinator", prod.url()}).exit_code, 0);
-  EXPECT_EQ(prod.seen(), (std::vector<std::string>{"Bearer prod-token", "Bearer from-flag",
-                                                   "Bearer from-env", "Bearer staging-token"}));
+  // A context's token never goes to a coordinator named elsewhere: a flag's
+  // (no token then), or the environment's over the current context.
+  ProcessResult elsewhere = cli({"deploys", "--context", "staging", "--coordinator", prod.url()});
+  EXPECT_EQ(elsewhere.exit_code, 8) << elsewhere.err;
+  ASSERT_EQ(cli({"deploys"}, {{"DROVER_COORDINATOR", staging.url()}}).exit_code, 8);
+  // A context named on purpose wins over the environment's coordinator
+  // (left behind in a shell) and over its token.
+  ASSERT_EQ(cli({"deploys", "--context", "staging"},
+                {{"DROVER_COORDINATOR", prod.url()}, {"DROVER_TOKEN", "left-behind"}})
+                .exit_code,
+            0);
+  EXPECT_EQ(prod.seen(),
+            (std::vector<std::string>{"Bearer prod-token", "Bearer from-flag", "Bearer from-env"}));
   EXPECT_EQ(staging.seen(),
-            (std::vector<std::string>{"Bearer staging-token", "Bearer staging-token"}));
+            (std::vector<std::string>{"Bearer staging-token", "Bearer staging-token",
+                                      "Bearer staging-token"}));
   ASSERT_EQ(cli({"config", "use-context", "staging"}).exit_code, 0);
   ASSERT_EQ(cli({"deploys"}).exit_code, 0);
-  EXPECT_EQ(staging.seen().size(), 3u);
+  EXPECT_EQ(staging.seen().size(), 4u);
+  // The directory made for the file is private; a token file reached
+  // through a symlink is read (its target checked).
+  ASSERT_EQ(::stat((dir_ / "cfg").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  fs::create_symlink(dir_ / "staging.token", dir_ / "linked.token");
+  ASSERT_EQ(
+      cli({"config", "set-context", "staging", "--token-file", (dir_ / "linked.token").string()})
+          .exit_code,
+      0);
+  ASSERT_EQ(cli({"deploys"}).exit_code, 0);
+  EXPECT_EQ(staging.seen().back(), "Bearer staging-token");
   EXPECT_THAT(cli({"config", "get-contexts"}).out, HasSubstr("*        staging"));
 
   // What is wrong is named, and nothing is sent.
@@ -265,7 +290,17 @@ TEST_F(Cli, ContextsNameTheCoordinatorAndTokenAndFlagsAndEnvironmentOverrideThem
   EXPECT_EQ(typo.exit_code, 1);
   EXPECT_THAT(typo.err, HasSubstr("line 4"));
   EXPECT_THAT(typo.err, HasSubstr("coordinatr"));
-  EXPECT_EQ(prod.seen().size(), 4u);
+  // A relative token file in the file is refused, naming its field.
+  write_file(dir_ / "cfg" / "config",
+             "format: drover.cli-config.v1\ncontexts:\n  prod:\n    token_file: prod.token\n",
+             0600);
+  ProcessResult relative = cli({"deploys"});
+  EXPECT_EQ(relative.exit_code, 1);
+  EXPECT_THAT(relative.err, HasSubstr("contexts.prod.token_file must be an absolute path"));
+  // A coordinator that is no URL is a usage error, nothing sent.
+  ProcessResult no_url = cli({"deploys", "--coordinator", "prod:7080", "--token", "t"});
+  EXPECT_EQ(no_url.exit_code, 2) << no_url.err;
+  EXPECT_EQ(prod.seen().size(), 3u);
 }
 
 // --json on every read command (issue 18): each prints the coordinator's
@@ -300,14 +335,23 @@ TEST_F(Cli, EveryReadCommandPrintsTheAnswerAsJson) {
     args.push_back("--json");
     ProcessResult r = run(args, std::chrono::seconds(30),
                           {{"DROVER_CONFIG", (dir_ / "no-config").string()},
+                           {"DROVER_CONTEXT", ""},
                            {"DROVER_COORDINATOR", c.url()},
                            {"DROVER_TOKEN", "t"}});
     EXPECT_EQ(r.exit_code, 0) << line << r.err;
     const json printed = json::parse(r.out, nullptr, false);
     EXPECT_EQ(printed, json::parse(R"({"deploys":[],"ok":true,"records":0})")) << line << r.out;
   }
+  // Each asked its own endpoint.
   std::lock_guard lock(c.mu);
-  EXPECT_EQ(c.targets.size(), reads.size());
+  EXPECT_EQ(c.targets,
+            (std::vector<std::string>{
+                "GET /deploys/web-1", "GET /deploys?limit=20", "GET /pipelines",
+                "GET /pipelines/web", "GET /pipelines/web/runs?limit=20", "GET /releases?limit=20",
+                "GET /releases/r-1", "GET /tokens", "GET /join-tokens", "GET /services/web/flags",
+                "GET /scm/sources", "GET /notifications/allow", "GET /pipelines/web/notifications",
+                "GET /notifications/outbox", "GET /hosts", "GET /audit?limit=100&order=newest",
+                "GET /deploys/web-1/audit", "GET /audit/verify"}));
 }
 
 // Bash completion (issue 18): the script drover prints, loaded into a real

@@ -273,10 +273,6 @@ TEST(EndToEnd, CanaryRolloutThenABadReleaseIsRolledBackOnItsOwn) {
   EXPECT_EQ(metric(with_token->body, "drover_coordinator_rollbacks_total"), 1);
 }
 
-// Issue 12: a fleet upgrades host by host. Agents of protocol 1 (plain TCP,
-// on the coordinator's legacy listener) and of protocol 2 (TLS, answers
-// authenticated) take the same deploy, and the coordinator tells them apart
-// only by the listener they use.
 // drover artifact push with a coordinator configured (issue 18): it ends
 // with the artifact registered there (a deploy right after never meets "not
 // registered"), names the deploy to run next, and shows its progress on a
@@ -297,20 +293,27 @@ TEST(EndToEnd, APushEndsRegisteredAtTheCoordinatorAndNamesTheDeployToRunNext) {
   const std::map<std::string, std::string> env = {
       {"DROVER_COORDINATOR", f.api_url()},
       {"DROVER_TOKEN", f.admin_token()},
+      {"DROVER_CONTEXT", ""},
       {"DROVER_CONFIG", (dir.path() / "none").string()}};
 
-  // Without a token: refused before anything is packed.
-  ProcessResult tokenless = run({binary("drover").string(), "artifact", "push", tree.string(),
+  // Without a token, or with one the coordinator refuses: found out before
+  // packing, nothing stored.
+  auto nothing_stored = [&] {
+    return json::parse(
+               run({binary("drover").string(), "artifact", "ls", "--store", store, "--json"})
+                   .out) == json::array();
+  };
+  for (const std::string token : {"", "not-a-token"}) {
+    std::map<std::string, std::string> with = env;
+    with["DROVER_TOKEN"] = token;
+    ProcessResult refused = run({binary("drover").string(), "artifact", "push", tree.string(),
                                  "--service", "web", "--git-sha", "0123abcd", "--store", store},
-                                60s,
-                                {{"DROVER_COORDINATOR", f.api_url()},
-                                 {"DROVER_TOKEN", ""},
-                                 {"DROVER_CONFIG", (dir.path() / "none").string()}});
-  EXPECT_EQ(tokenless.exit_code, 8) << tokenless.err;
-  EXPECT_THAT(tokenless.err, ::testing::HasSubstr("--no-register"));
-  ProcessResult listed =
-      run({binary("drover").string(), "artifact", "ls", "--store", store, "--json"});
-  EXPECT_EQ(json::parse(listed.out), json::array()) << listed.out;
+                                60s, with);
+    EXPECT_EQ(refused.exit_code, 8) << token << refused.err;
+    EXPECT_THAT(refused.err,
+                ::testing::HasSubstr(token.empty() ? "--no-register" : "nothing stored"));
+    EXPECT_TRUE(nothing_stored()) << token;
+  }
 
   ProcessResult pushed =
       run({binary("drover").string(), "artifact", "push", tree.string(), "--service", "web",
@@ -320,7 +323,7 @@ TEST(EndToEnd, APushEndsRegisteredAtTheCoordinatorAndNamesTheDeployToRunNext) {
   const json result = json::parse(pushed.out);
   const std::string id = result["artifact_id"];
   EXPECT_EQ(result["registered"]["coordinator"], f.api_url());
-  EXPECT_EQ(result["next"], "drover deploy web " + id.substr(7, 12));
+  EXPECT_EQ(result["next"], json::array({"drover deploy web " + id.substr(7, 12)}));
   // Registered already: no waiting for the origin's feed.
   f.api("GET", "/artifacts/" + id, nullptr, &status);
   EXPECT_EQ(status, 200);
@@ -338,6 +341,10 @@ TEST(EndToEnd, APushEndsRegisteredAtTheCoordinatorAndNamesTheDeployToRunNext) {
   EXPECT_THAT(shown.out, ::testing::HasSubstr("next: drover deploy web "));
 }
 
+// Issue 12: a fleet upgrades host by host. Agents of protocol 1 (plain TCP,
+// on the coordinator's legacy listener) and of protocol 2 (TLS, answers
+// authenticated) take the same deploy, and the coordinator tells them apart
+// only by the listener they use.
 TEST(EndToEnd, AFleetHalfwayThroughItsUpgradeToProtocol2CompletesADeploy) {
   TempDir dir;
   TestFleet f(dir.path(), /*mesh_tokens=*/false);  // protocol 1 carries no mesh token

@@ -37,22 +37,25 @@ int report_resolve(const std::string& verb, const Error& e) {
 
 // The deploy command to run next: the pipelines of the artifact's service,
 // or how to make one.
-std::string next_command(const Api& api, const ArtifactRecord& r) {
+std::vector<std::string> next_commands(const json& pipelines, const ArtifactRecord& r) {
   const std::string short_id = r.id.hex().substr(0, 12);
-  auto answer = api.call("GET", "/pipelines");
-  std::vector<std::string> ids;
-  if (answer.ok() && answer->is_object() && (*answer)["pipelines"].is_array()) {
-    for (const auto& p : (*answer)["pipelines"]) {
-      if (p.is_object() && p.value("service", "") == r.service) ids.push_back(p.value("id", ""));
+  std::vector<std::string> out;
+  const json* list =
+      pipelines.is_object() && pipelines.contains("pipelines") ? &pipelines["pipelines"] : nullptr;
+  if (list != nullptr && list->is_array()) {
+    for (const auto& p : *list) {
+      if (!p.is_object() || !p.contains("service") || !p.contains("id")) continue;
+      const json& service = p["service"];
+      const json& id = p["id"];
+      if (service.is_string() && id.is_string() && service == r.service) {
+        out.push_back("drover deploy " + id.get<std::string>() + " " + short_id);
+      }
     }
   }
-  if (ids.empty()) {
-    return "drover pipeline apply -f PIPELINE.yaml (no pipeline deploys service " + r.service +
-           " yet), then drover deploy PIPELINE " + short_id;
+  if (out.empty()) {
+    out.push_back("drover pipeline apply -f PIPELINE.yaml (no pipeline deploys service " +
+                  r.service + " yet), then drover deploy PIPELINE " + short_id);
   }
-  std::string out;
-  for (const auto& id : ids)
-    out += (out.empty() ? "" : " | ") + ("drover deploy " + id + " " + short_id);
   return out;
 }
 
@@ -71,6 +74,10 @@ class PushMeter {
   store::PushProgress callback() {
     return [this](const store::PushStats& s) {
       std::lock_guard lock(mu_);
+      // Calls from the packing threads may arrive out of order: never
+      // draw less than was drawn.
+      if (s.raw_bytes < shown_) return;
+      shown_ = s.raw_bytes;
       const auto now = std::chrono::steady_clock::now();
       if (now - last_ < std::chrono::milliseconds(100) && s.raw_bytes < s.tree_bytes) return;
       last_ = now;
@@ -92,6 +99,7 @@ class PushMeter {
   std::chrono::steady_clock::time_point started_, last_{};
   std::mutex mu_;
   bool drawn_ = false;
+  std::uint64_t shown_ = 0;
 };
 
 fs::path store_path(const cxxopts::ParseResult& parsed) {
@@ -203,15 +211,10 @@ int push(Context& ctx, std::vector<std::string> args) {
   // Where it is registered, settled before anything is packed: a command
   // line that cannot register stores nothing.
   std::optional<Api> api;
+  Result<json> pipelines = json();
   if (!parsed.count("no-register")) {
     auto settings = resolve_client(ctx.fs, client_flags_of(parsed));
-    if (!settings.ok()) {
-      if (settings.error().code == Errc::invalid_argument) {
-        return usage(verb, settings.error().message);
-      }
-      report(verb, settings.error());
-      return settings.error().code == Errc::refused ? kExitUnauthorized : kExitFailed;
-    }
+    if (!settings.ok()) return report_settings(verb, settings.error());
     if (!settings->coordinator.empty()) {
       if (settings->token.empty()) {
         std::cerr << "drover " << verb << ": a coordinator is configured (" << settings->coordinator
@@ -221,8 +224,15 @@ int push(Context& ctx, std::vector<std::string> args) {
         return kExitUnauthorized;
       }
       auto a = api_from(*settings);
-      if (!a.ok()) return usage(verb, a.error().message);
+      if (!a.ok()) return report_settings(verb, a.error());
       api = *a;
+      // The token and the coordinator tried before packing: a token
+      // refused, or a coordinator that does not answer, stores nothing.
+      pipelines = api->call("GET", "/pipelines");
+      if (!pipelines.ok()) {
+        return report_api(
+            verb, pipelines.error().context("nothing stored; the coordinator at " + api->url));
+      }
     }
   }
   auto opened = open_store(ctx, parsed);
@@ -235,14 +245,14 @@ int push(Context& ctx, std::vector<std::string> args) {
   // Registered at the coordinator (it asks the origin, which serves this
   // store), so a deploy right after never meets "not registered".
   std::optional<Error> unregistered;
-  std::string next;
+  std::vector<std::string> next;
   if (api) {
     auto registered =
         api->call("POST", "/artifacts", json{{"artifact_id", result->record.id.str()}});
     if (!registered.ok()) {
       unregistered = registered.error();
     } else {
-      next = next_command(*api, result->record);
+      next = next_commands(*pipelines, result->record);
     }
   }
 
@@ -267,7 +277,7 @@ int push(Context& ctx, std::vector<std::string> args) {
         {"new_bytes", result->new_bytes},
         {"already_present", result->already_present},
         {"registered", api && !unregistered ? json{{"coordinator", api->url}} : json(nullptr)}};
-    if (!next.empty()) out["next"] = next;
+    if (!next.empty()) out["next"] = next;  // an array: one command per pipeline
     print_json(out);
   } else {
     std::cout << (result->already_present ? "already present " : "pushed ") << r.id.str() << "\n"
@@ -276,7 +286,7 @@ int push(Context& ctx, std::vector<std::string> args) {
               << human_bytes(r.size_bytes) << " stored in " << r.layers.size() << " layers\n"
               << "  " << human_bytes(result->new_bytes) << " new in the store\n";
     if (api && !unregistered) std::cout << "registered at " << api->url << "\n";
-    if (!next.empty()) std::cout << "next: " << next << "\n";
+    for (const auto& command : next) std::cout << "next: " << command << "\n";
   }
   if (unregistered) {
     const int code =
@@ -301,14 +311,9 @@ int register_artifact(Context& ctx, std::vector<std::string> args) {
   DROVER_CLI_PARSE(verb, o, args, {"id"});
   if (!parsed.count("id")) return usage(verb, "missing ID");
   auto settings = resolve_client(ctx.fs, client_flags_of(parsed));
-  if (!settings.ok()) {
-    if (settings.error().code == Errc::invalid_argument) {
-      return usage(verb, settings.error().message);
-    }
-    return report_api(verb, settings.error());
-  }
+  if (!settings.ok()) return report_settings(verb, settings.error());
   auto a = api_from(*settings);
-  if (!a.ok()) return usage(verb, a.error().message);
+  if (!a.ok()) return report_settings(verb, a.error());
   auto opened = open_store(ctx, parsed);
   if (!opened.ok()) return report(verb, opened.error());
   auto record = opened->store->resolve(parsed["id"].as<std::string>());
@@ -318,8 +323,11 @@ int register_artifact(Context& ctx, std::vector<std::string> args) {
   if (parsed.count("json")) {
     print_json(*registered);
   } else {
-    std::cout << "registered " << record->id.str() << " at " << a->url << "\n"
-              << "next: " << next_command(*a, *record) << "\n";
+    std::cout << "registered " << record->id.str() << " at " << a->url << "\n";
+    auto listed = a->call("GET", "/pipelines");
+    for (const auto& command : next_commands(listed.ok() ? *listed : json(), *record)) {
+      std::cout << "next: " << command << "\n";
+    }
   }
   return kExitOk;
 }

@@ -1,6 +1,13 @@
 #include "tools/drover/client_config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <iostream>
 
 #include "core/base/name.hpp"
 #include "core/canon/json_fields.hpp"
@@ -63,6 +70,20 @@ Result<ClientConfig> parse_config(const json& j) {
       entry.coordinator = coordinator.value_or("");
       entry.token_file = token_file.value_or("");
       entry.ca_file = ca_file.value_or("");
+      // Relative paths would be read from wherever drover runs (a hostile
+      // checkout's CA, say): absolute or under ~/ only.
+      for (const auto& [field, value] :
+           {std::pair<const char*, const std::string*>{"token_file", &entry.token_file},
+            {"ca_file", &entry.ca_file}}) {
+        if (!value->empty() && (*value)[0] != '/' && value->rfind("~/", 0) != 0) {
+          return make_error(Errc::invalid_argument,
+                            e.path(field) + " must be an absolute path (or start with ~/)");
+        }
+      }
+      if (!entry.coordinator.empty() && !http::parse_url(entry.coordinator).ok()) {
+        return make_error(Errc::invalid_argument,
+                          e.path("coordinator") + " must be an http:// or https:// URL");
+      }
       c.contexts[name] = entry;
     }
   }
@@ -71,6 +92,56 @@ Result<ClientConfig> parse_config(const json& j) {
                       "current_context '" + c.current + "' names no context of the file");
   }
   return c;
+}
+
+// Reads a file through any symlinks (a secret mounted by a vault agent, a
+// config kept in dotfiles): opened once, and what was opened is checked.
+// private_to_user: it must be the caller's, and closed to group and others.
+Result<std::string> read_checked(const std::string& path, std::size_t max, bool private_to_user,
+                                 const std::string& what) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return make_error(errno == ENOENT ? Errc::not_found : Errc::io,
+                      what + " " + path + ": " + std::strerror(errno));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return make_error(Errc::refused, what + " " + path + " is not a regular file");
+  }
+  if (private_to_user) {
+    if (st.st_uid != ::getuid()) {
+      return make_error(Errc::crypto,
+                        what + " " + path + " belongs to another user; it must be your own");
+    }
+    if ((st.st_mode & 077) != 0) {
+      return make_error(Errc::crypto,
+                        what + " " + path + " may be read by group or others; chmod 600 it");
+    }
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > max) {
+    return make_error(Errc::refused,
+                      what + " " + path + " is larger than " + std::to_string(max) + " bytes");
+  }
+  std::string out(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < out.size()) {
+    const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  out.resize(got);
+  return out;
+}
+
+Result<std::string> read_token_file(const std::string& path, const std::string& context) {
+  auto text = read_checked(path, 4096, true, "the token file of " + context + ",");
+  if (!text.ok()) return text.error();
+  return trimmed(*text);
 }
 
 }  // namespace
@@ -83,11 +154,13 @@ std::string client_config_path() {
 }
 
 Result<ClientConfig> load_client_config(Filesystem& fs, const std::string& path) {
+  (void)fs;  // read through symlinks (a config kept in dotfiles), checked on the descriptor
   if (path.empty()) return ClientConfig{};
-  DROVER_ASSIGN(bool present, fs.exists(path));
-  if (!present) return ClientConfig{};
-  auto text = fs.read_file(path, yaml::kMaxBytes);
-  if (!text.ok()) return text.error().context(path);
+  auto text = read_checked(path, yaml::kMaxBytes, false, "the config file");
+  if (!text.ok()) {
+    if (text.error().code == Errc::not_found) return ClientConfig{};  // none: no contexts
+    return make_error(Errc::corrupt, text.error().message);
+  }
   auto doc = yaml::parse(*text);
   if (!doc.ok()) return make_error(Errc::corrupt, path + ": " + doc.error().message);
   auto c = parse_config(doc->value);
@@ -117,28 +190,33 @@ Status save_client_config(Filesystem& fs, const std::string& path, const ClientC
   }
   const fs::path file(path);
   if (file.has_parent_path()) {
-    std::error_code ec;
-    fs::create_directories(file.parent_path(), ec);
-    if (ec) {
-      return make_error(Errc::io,
-                        "cannot create " + file.parent_path().string() + ": " + ec.message());
+    // Only the directories made here are made private; one that exists
+    // ($HOME, say) keeps its mode.
+    std::vector<fs::path> missing;
+    for (fs::path d = file.parent_path(); !d.empty() && !fs::exists(d); d = d.parent_path()) {
+      missing.push_back(d);
+      if (d == d.parent_path()) break;
     }
-    fs::permissions(file.parent_path(), fs::perms::owner_all, ec);
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+      if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST) {
+        return make_error(Errc::io, "cannot create " + it->string() + ": " + std::strerror(errno));
+      }
+    }
   }
-  return fs.write_atomic(file, file.string() + ".tmp", client_config_json(c).dump(2) + "\n", 0600);
+  return fs.write_owned(file, client_config_json(c).dump(2) + "\n", 0600);
 }
 
 Result<ClientSettings> resolve_client(Filesystem& fs, const ClientFlags& flags) {
   ClientSettings s;
+  // A context named on purpose (--context, DROVER_CONTEXT) beats the
+  // environment's coordinator; the file's current one does not.
   std::string context = flags.context.value_or(env_of("DROVER_CONTEXT"));
+  const bool named = !context.empty();
+  const std::string env_coordinator = env_of("DROVER_COORDINATOR");
   const std::string path = client_config_path();
   const ContextEntry* entry = nullptr;
   ClientConfig config;
-  // The file is read only when a context could matter: a setting missing
-  // from the flags and the environment, or a context named.
-  const bool needed = !context.empty() ||
-                      (!flags.coordinator && env_of("DROVER_COORDINATOR").empty()) ||
-                      (!flags.token && env_of("DROVER_TOKEN").empty());
+  const bool needed = named || (!flags.coordinator && env_coordinator.empty());
   if (needed) {
     DROVER_ASSIGN(config, load_client_config(fs, path));
     if (context.empty()) context = config.current;
@@ -158,42 +236,35 @@ Result<ClientSettings> resolve_client(Filesystem& fs, const ClientFlags& flags) 
   if (flags.coordinator) {
     s.coordinator = *flags.coordinator;
     s.coordinator_from = "flag";
-  } else if (std::string e = env_of("DROVER_COORDINATOR"); !e.empty()) {
-    s.coordinator = e;
+  } else if (entry != nullptr && named && !entry->coordinator.empty()) {
+    s.coordinator = entry->coordinator;
+    s.coordinator_from = from_context;
+  } else if (!env_coordinator.empty()) {
+    s.coordinator = env_coordinator;
     s.coordinator_from = "env";
-  } else if (entry && !entry->coordinator.empty()) {
+  } else if (entry != nullptr && !entry->coordinator.empty()) {
     s.coordinator = entry->coordinator;
     s.coordinator_from = from_context;
   }
+  // A context's token and CA go only to that context's coordinator: never
+  // to one a flag or the environment named.
+  const bool context_coordinator = entry != nullptr && s.coordinator_from == from_context;
   if (flags.ca_file) {
     s.ca_file = *flags.ca_file;
-  } else if (std::string e = env_of("DROVER_CA_FILE"); !e.empty()) {
-    s.ca_file = e;
-  } else if (entry) {
+  } else if (context_coordinator && !entry->ca_file.empty()) {
     s.ca_file = expand_home(entry->ca_file);
+  } else {
+    s.ca_file = env_of("DROVER_CA_FILE");
   }
+  const std::string env_token = env_of("DROVER_TOKEN");
   if (flags.token) {
     s.token = *flags.token;
     s.token_from = "flag";
-  } else if (std::string e = env_of("DROVER_TOKEN"); !e.empty()) {
-    s.token = e;
+  } else if (!env_token.empty() && !(named && context_coordinator)) {
+    s.token = env_token;
     s.token_from = "env";
-  } else if (entry && !entry->token_file.empty()) {
-    const std::string file = expand_home(entry->token_file);
-    std::error_code ec;
-    const auto st = fs::status(file, ec);  // through a symlink: the file itself
-    if (ec || !fs::exists(st)) {
-      return make_error(Errc::not_found,
-                        "the token file " + file + " of " + from_context + " does not exist");
-    }
-    const auto open_to_others = fs::perms::group_all | fs::perms::others_all;
-    if ((st.permissions() & open_to_others) != fs::perms::none) {
-      return make_error(Errc::refused, "the token file " + file + " of " + from_context +
-                                           " may be read by group or others; chmod 600 it");
-    }
-    auto text = fs.read_file(file, 4096);
-    if (!text.ok()) return text.error().context("the token file of " + from_context);
-    s.token = trimmed(*text);
+  } else if (context_coordinator && !entry->token_file.empty()) {
+    DROVER_ASSIGN(s.token, read_token_file(expand_home(entry->token_file), from_context));
     s.token_from = from_context;
   }
   return s;
@@ -255,7 +326,23 @@ Result<Api> api_from(const ClientSettings& s) {
                       "make a context (drover config set-context)");
   }
   while (!a.url.empty() && a.url.back() == '/') a.url.pop_back();
+  auto url = http::parse_url(a.url);
+  if (!url.ok()) {
+    return make_error(Errc::invalid_argument, "the coordinator '" + a.url + "' (from " +
+                                                  s.coordinator_from + ") " + url.error().message);
+  }
+  const bool loopback = url->host == "localhost" || url->host.rfind("127.", 0) == 0 ||
+                        url->host == "::1" || url->host == "[::1]";
+  if (!url->tls && !loopback && !a.token.empty()) {
+    std::cerr << "drover: warning: the API token goes to " << url->host
+              << " over plain http; anyone on the path can read it (use https)\n";
+  }
   return a;
+}
+
+int report_settings(const std::string& verb, const Error& e) {
+  if (e.code == Errc::invalid_argument) return usage(verb, e.message);
+  return report_api(verb, e);
 }
 
 int report_api(const std::string& verb, const Error& e) {

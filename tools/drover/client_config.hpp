@@ -55,9 +55,12 @@ struct ClientSettings {
 };
 
 // Flags, then DROVER_COORDINATOR / DROVER_TOKEN / DROVER_CA_FILE, then the
-// context (--context, else DROVER_CONTEXT, else the file's current one). A
-// context's token file is read (trimmed); one that group or others may read
-// is refused, naming it. A context named but absent is an error.
+// context. A context named on purpose (--context, DROVER_CONTEXT) comes
+// before DROVER_COORDINATOR; the file's current one after it. A context's
+// token file and CA go only to that context's coordinator, never to one a
+// flag or the environment named. The token file is read (trimmed) through
+// symlinks; one not the user's own, or open to group or others, is refused
+// (Errc::crypto). A context named but absent is an invalid_argument.
 Result<ClientSettings> resolve_client(Filesystem& fs, const ClientFlags& flags);
 
 // Calls to the coordinator's API. A failure's code says what went wrong:
@@ -80,5 +83,9 @@ Result<Api> api_from(const ClientSettings& s);
 // An API call's failure printed, as an exit status: unauthorized and
 // unreachable have their own (docs/CLI.md, "Exit codes").
 int report_api(const std::string& verb, const Error& e);
+// A failure to settle where to go (resolve_client, api_from) as an exit
+// status: a usage error (2) for what the command line or environment named
+// wrong, unauthorized (8) for a token file refused, else 1.
+int report_settings(const std::string& verb, const Error& e);
 
 }  // namespace drover::cli

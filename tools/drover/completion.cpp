@@ -37,16 +37,29 @@ const std::map<std::string, std::vector<std::string>>& subverbs() {
 std::string captured(const std::function<int(std::vector<std::string>)>& run,
                      std::vector<std::string> line) {
   std::ostringstream out, err;
-  auto* old_out = std::cout.rdbuf(out.rdbuf());
-  auto* old_err = std::cerr.rdbuf(err.rdbuf());
-  (void)run(std::move(line));
-  std::cout.rdbuf(old_out);
-  std::cerr.rdbuf(old_err);
+  // Put back on every path, a throw included.
+  struct Restore {
+    std::streambuf* out;
+    std::streambuf* err;
+    ~Restore() {
+      std::cout.rdbuf(out);
+      std::cerr.rdbuf(err);
+    }
+  } restore{std::cout.rdbuf(out.rdbuf()), std::cerr.rdbuf(err.rdbuf())};
+  try {
+    (void)run(std::move(line));
+  } catch (const std::exception&) {
+    return "";  // no flags rather than a broken shell line
+  }
   return out.str();
 }
 
-// Every "--flag" a help text names.
-std::set<std::string> flags_in(const std::string& help) {
+// Every "--flag" the options part of a help text names (its Examples may
+// show flags of other verbs).
+std::set<std::string> flags_in(std::string help) {
+  if (const auto examples = help.find("Examples:"); examples != std::string::npos) {
+    help.resize(examples);
+  }
   std::set<std::string> out;
   for (std::size_t i = help.find("--"); i != std::string::npos; i = help.find("--", i + 2)) {
     std::size_t end = i + 2;

@@ -72,8 +72,12 @@ int config_command(Context& ctx, std::vector<std::string> args) {
         return usage(verb, "--coordinator must start with http:// or https://");
       }
     }
-    if (r.count("token-file")) e.token_file = r["token-file"].as<std::string>();
-    if (r.count("ca-file")) e.ca_file = r["ca-file"].as<std::string>();
+    // Absolute: a relative path would be read from wherever drover runs.
+    auto absolute = [](const std::string& p) {
+      return p.rfind("~/", 0) == 0 ? p : fs::absolute(p).lexically_normal().string();
+    };
+    if (r.count("token-file")) e.token_file = absolute(r["token-file"].as<std::string>());
+    if (r.count("ca-file")) e.ca_file = absolute(r["ca-file"].as<std::string>());
     if (r.count("use") || c.current.empty()) c.current = *name;
     if (int code = save(); code != kExitOk) return code;
     std::cout << "context " << *name << " saved in " << path

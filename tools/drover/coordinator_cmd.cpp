@@ -623,12 +623,7 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
                           r.count("count") ? r["count"].as<std::size_t>() : 0, r.count("json") > 0);
   }
   auto api = api_of(ctx, r);
-  if (!api.ok()) {
-    if (api.error().code == Errc::invalid_argument) return usage(verb, api.error().message);
-    report(verb, api.error());
-    // A token file refused is a token missing (docs/CLI.md, "Exit codes").
-    return api.error().code == Errc::refused ? kExitUnauthorized : kExitFailed;
-  }
+  if (!api.ok()) return report_settings(verb, api.error());
   // Every call but these needs a token: say so here rather than let the
   // coordinator answer 401.
   if (api->token.empty()) {
