@@ -431,29 +431,27 @@ Result<int> Coordinator::drive_once(bool check) {
   return changed;
 }
 
-void Coordinator::watch_readiness() {
-  // Apart from the driver: a tracker that answers slowly, or never, delays
-  // only the deploys waiting for their artifact, never a tick (a rollback
-  // of another service, say).
+void Coordinator::every_tick(const char* threw, const std::function<void()>& pass) {
   std::unique_lock stop_lock(stop_mu_);
   while (!stopping_) {
     stop_lock.unlock();
-    (void)run_guarded(log_, "coordinator.readiness.threw", [this] { check_readiness(); });
+    (void)run_guarded(log_, threw, [&] { pass(); });
     stop_lock.lock();
     stop_cv_.wait_for(stop_lock, options_.tick, [this] { return stopping_; });
   }
 }
 
+void Coordinator::watch_readiness() {
+  // Apart from the driver: a tracker that answers slowly, or never, delays
+  // only the deploys waiting for their artifact, never a tick (a rollback
+  // of another service, say).
+  every_tick("coordinator.readiness.threw", [this] { check_readiness(); });
+}
+
 void Coordinator::watch_analysis() {
   // Apart from the driver and readiness: a Prometheus that answers slowly
   // delays only the measurements.
-  std::unique_lock stop_lock(stop_mu_);
-  while (!stopping_) {
-    stop_lock.unlock();
-    (void)run_guarded(log_, "coordinator.analysis.threw", [this] { check_analysis(); });
-    stop_lock.lock();
-    stop_cv_.wait_for(stop_lock, options_.tick, [this] { return stopping_; });
-  }
+  every_tick("coordinator.analysis.threw", [this] { check_analysis(); });
 }
 
 void Coordinator::check_analysis() {

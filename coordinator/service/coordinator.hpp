@@ -460,6 +460,9 @@ class Coordinator {
   // the tracker about the artifacts of pending deploys, and forgets what it
   // kept of finished deploys.
   void check_readiness();
+  // Runs pass every tick until the coordinator stops (a pass that throws is
+  // logged as `threw`, and the next one runs).
+  void every_tick(const char* threw, const std::function<void()>& pass);
   void watch_readiness();  // the readiness thread
   // One round of the Prometheus checks of baking regions, off the
   // orchestrator's lock (the analysis thread, or drive_once).
