@@ -137,7 +137,9 @@ TEST_F(PrometheusHealth, PromQLAloneCatchesRegressionsTheAgentsNeverReported) {
   }
   // None of it came from the agents: without a health endpoint to probe,
   // their samples say only that the service runs, never a figure.
-  for (const auto& h : f_.api("GET", "/hosts")["hosts"]) {
+  const json hosts =
+      f_.api("GET", "/hosts");  // kept: a range-for over a temporary's element dangles
+  for (const auto& h : hosts["hosts"]) {
     for (const auto& [service, sample] : h["health"].items()) {
       EXPECT_EQ(sample["error_rate"], 0.0) << h.dump();
       EXPECT_EQ(sample["p99_ms"], 0.0) << h.dump();
