@@ -155,7 +155,8 @@ int run_agent(const cxxopts::ParseResult& r) {
                      {"mesh_port", (*a)->mesh_port()},
                      {"metrics_port", (*a)->metrics_port()},
                      {"pid", ::getpid()}});
-  (*a)->run([] { return daemon::stop_requested(); });
+  // Asleep until SIGTERM or SIGINT (the agent's own threads do the work).
+  daemon::wait_for_stop(std::chrono::steady_clock::time_point::max());
   a->reset();
   daemon::emit_line({{"event", "stopped"}});
   return 0;

@@ -150,6 +150,13 @@ struct MeshNode::Impl {
 
   Impl(const NodeOptions& o, Logger& l) : options(o), log(l) {}
 
+  // Whether some layer is still being fetched.
+  bool fetching() const {
+    std::lock_guard lock(mu);
+    return std::any_of(layers.begin(), layers.end(),
+                       [](const auto& kv) { return kv.second.fetching && !kv.second.done; });
+  }
+
   void emit(const MeshEvent& e) {
     std::function<void(const MeshEvent&)> h;
     {
@@ -447,7 +454,9 @@ struct MeshNode::Impl {
       for (lt::alert* a : alerts) handle(a);
       finish_layers();
       auto now = std::chrono::steady_clock::now();
-      if (now - last_update > std::chrono::milliseconds(500)) {
+      // Progress is asked for only while something is fetched: an idle
+      // node (every layer held, seeding) is not woken for it twice a second.
+      if (now - last_update > std::chrono::milliseconds(500) && fetching()) {
         session->post_torrent_updates();
         last_update = now;
       }
