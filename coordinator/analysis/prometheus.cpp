@@ -112,47 +112,44 @@ std::vector<Measurement> measure(const PromCheck& check, const AnalysisRound& ro
                                  std::map<std::string, double>* baselines) {
   const bool allowed =
       std::find(options.allow.begin(), options.allow.end(), check.url) != options.allow.end();
-  std::vector<Measurement> out;
-  for (const auto& q : check.queries) {
+  // One query's measurement; an early return with only a detail is
+  // inconclusive (the outcome's default).
+  auto measure_one = [&](const PromQuery& q) {
     Measurement m;
     m.query = q.name;
     m.at_ms = round.now_ms;
     if (!allowed) {
       m.detail = printable("the coordinator's prometheus.allow does not list " + check.url);
-      out.push_back(std::move(m));
-      continue;
+      return m;
     }
     auto canary = ask(check.url, expand_query(q.query, round.canary), round.now_ms);
     if (!canary.ok()) {
       m.detail = printable("canary: " + canary.error().message);
-      out.push_back(std::move(m));
-      continue;
+      return m;
     }
     m.canary = *canary;
     if (q.max_increase) {
       // The baseline is a past instant: asked once, then kept.
-      const auto kept = baselines != nullptr ? baselines->find(q.name)
-                                             : std::map<std::string, double>::iterator{};
-      if (baselines != nullptr && kept != baselines->end()) {
-        m.baseline = kept->second;
+      if (baselines != nullptr && baselines->count(q.name)) {
+        m.baseline = baselines->at(q.name);
       } else if (round.baseline.release.empty()) {
         m.detail = "baseline: the environment ran no release before this run";
-        out.push_back(std::move(m));
-        continue;
+        return m;
       } else {
         auto base = ask(check.url, expand_query(q.query, round.baseline), round.baseline_ms);
         if (!base.ok()) {
           m.detail = printable("baseline: " + base.error().message);
-          out.push_back(std::move(m));
-          continue;
+          return m;
         }
         m.baseline = *base;
         if (baselines != nullptr) (*baselines)[q.name] = *base;
       }
     }
     m.outcome = judge_values(q, m.canary, m.baseline, &m.detail);
-    out.push_back(std::move(m));
-  }
+    return m;
+  };
+  std::vector<Measurement> out;
+  for (const auto& q : check.queries) out.push_back(measure_one(q));
   return out;
 }
 

@@ -310,9 +310,7 @@ int register_artifact(Context& ctx, std::vector<std::string> args) {
   add_store_flags(o);
   DROVER_CLI_PARSE(verb, o, args, {"id"});
   if (!parsed.count("id")) return usage(verb, "missing ID");
-  auto settings = resolve_client(ctx.fs, client_flags_of(parsed));
-  if (!settings.ok()) return report_settings(verb, settings.error());
-  auto a = api_from(*settings);
+  auto a = api_of(ctx.fs, parsed);
   if (!a.ok()) return report_settings(verb, a.error());
   auto opened = open_store(ctx, parsed);
   if (!opened.ok()) return report(verb, opened.error());

@@ -340,6 +340,11 @@ Result<Api> api_from(const ClientSettings& s) {
   return a;
 }
 
+Result<Api> api_of(Filesystem& fs, const cxxopts::ParseResult& r) {
+  DROVER_ASSIGN(ClientSettings s, resolve_client(fs, client_flags_of(r)));
+  return api_from(s);
+}
+
 int report_settings(const std::string& verb, const Error& e) {
   if (e.code == Errc::invalid_argument) return usage(verb, e.message);
   return report_api(verb, e);

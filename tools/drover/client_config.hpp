@@ -79,6 +79,8 @@ struct Api {
 
 // The settings as an Api, or an error when no coordinator is named.
 Result<Api> api_from(const ClientSettings& s);
+// resolve_client on a command line's flags, then api_from.
+Result<Api> api_of(Filesystem& fs, const cxxopts::ParseResult& r);
 
 // An API call's failure printed, as an exit status: unauthorized and
 // unreachable have their own (docs/CLI.md, "Exit codes").

@@ -34,11 +34,6 @@ void add_coordinator_flags(cxxopts::Options& o) {
   o.add_options()("json", "print the coordinator's JSON answer")("h,help", "show this help");
 }
 
-Result<Api> api_of(Context& ctx, const cxxopts::ParseResult& r) {
-  DROVER_ASSIGN(ClientSettings s, resolve_client(ctx.fs, client_flags_of(r)));
-  return api_from(s);
-}
-
 // "web-2: baking (production/canary; 3 of 8 batches passed) - reason"
 std::string state_line(const json& d) {
   std::ostringstream s;
@@ -622,7 +617,7 @@ int coordinator_command(Context& ctx, const std::string& verb, std::vector<std::
     return notify_receive(ctx, r["listen"].as<std::string>(), secret,
                           r.count("count") ? r["count"].as<std::size_t>() : 0, r.count("json") > 0);
   }
-  auto api = api_of(ctx, r);
+  auto api = api_of(ctx.fs, r);
   if (!api.ok()) return report_settings(verb, api.error());
   // Every call but these needs a token: say so here rather than let the
   // coordinator answer 401.
