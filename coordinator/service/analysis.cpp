@@ -71,8 +71,15 @@ void AnalysisRunner::run(const DeployRecord& d, const RunPlan& plan) {
 void AnalysisRunner::retain(const std::set<std::string>& ids) {
   std::lock_guard lock(mu_);
   auto deploy_of = [](const std::string& key) { return key.substr(0, key.find('|')); };
-  for (auto it = taken_.begin(); it != taken_.end();) {
-    it = ids.count(it->first) ? std::next(it) : taken_.erase(it);
+  for (const auto& [id, bakes] : taken_) {
+    if (ids.count(id) == 0 &&
+        std::find(finished_.begin(), finished_.end(), id) == finished_.end()) {
+      finished_.push_back(id);
+    }
+  }
+  while (finished_.size() > kKeptFinished) {
+    taken_.erase(finished_.front());
+    finished_.pop_front();
   }
   for (auto it = due_.begin(); it != due_.end();) {
     it = ids.count(deploy_of(it->first)) ? std::next(it) : due_.erase(it);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -33,8 +34,11 @@ class AnalysisRunner {
 
   // Measures each baking region of d whose round is due.
   void run(const DeployRecord& d, const RunPlan& plan);
-  // Forgets the runs not in ids (finished ones).
+  // Stops measuring the runs not in ids (finished ones). Their measurements
+  // stay in view, for the newest kKeptFinished finished runs, so a run's
+  // view shows what failed it after it ended.
   void retain(const std::set<std::string>& ids);
+  static constexpr std::size_t kKeptFinished = 256;
   // The run's bakes measured so far.
   std::vector<BatchAnalysis> of(const std::string& deploy_id) const;
 
@@ -45,7 +49,8 @@ class AnalysisRunner {
   std::function<bool()> stopping_;
   mutable std::mutex mu_;
   std::map<std::string, std::vector<BatchAnalysis>> taken_;  // deploy id -> its bakes
-  std::map<std::string, std::int64_t> due_;                  // bake key -> next round
+  std::deque<std::string> finished_;         // finished runs in taken_, oldest first
+  std::map<std::string, std::int64_t> due_;  // bake key -> next round
   // deploy|env|region -> query name -> the baseline's value (a past instant).
   std::map<std::string, std::map<std::string, double>> baselines_;
 };

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "coordinator/service/analysis.hpp"
 #include "coordinator/service/coordinator.hpp"
 #include "coordinator/store/memory_coordinator_store.hpp"
 #include "core/base/hex.hpp"
@@ -144,6 +145,71 @@ TEST(CoordinatorService, APrometheusCheckMayNameOnlyAServerTheConfigAllows) {
             "coordinator may ask (its config's prometheus.allow lists none)");
   EXPECT_EQ(c->pipeline("web")->version, before);
   EXPECT_FALSE(c->pipeline("web")->params.prometheus);
+}
+
+// A run's Prometheus measurements outlive the run in its view (a rolled
+// back deploy shows the figure that failed it), bounded to the newest
+// finished runs; a finished run is measured no more.
+TEST(AnalysisRunner, AFinishedRunKeepsItsMeasurementsInViewForTheNewestRuns) {
+  std::int64_t now = 5'000;
+  int asked = 0;
+  PrometheusOptions o;
+  o.allow = {"http://127.0.0.1:9090"};
+  AnalysisRunner runner(
+      o,
+      [&](const std::string&, const std::string&, std::int64_t) -> Result<double> {
+        ++asked;
+        return 0.9;
+      },
+      [&] { return now; }, [] { return false; });
+  RunPlan plan;
+  plan.envs.push_back({});
+  PromCheck check;
+  check.url = "http://127.0.0.1:9090";
+  check.interval_ms = 1'000;
+  check.queries.push_back({"errors", "max(err)", 0.5, std::nullopt});
+  plan.envs[0].params.prometheus = check;
+  auto run_of = [](const std::string& id) {
+    DeployRecord d;
+    d.id = id;
+    d.service = "web";
+    d.artifact = "new";
+    d.state = DeployState::baking;
+    EnvRun e;
+    e.name = "prod";
+    e.prior_artifact = "old";
+    RegionRun r;
+    r.status = "baking";
+    r.batches = pending_batches({{"h1"}});
+    r.bake_until_ms = 10'000;
+    e.waves.push_back({"all", "running", 0, 0, {r}});
+    d.environments.push_back(e);
+    return d;
+  };
+  const DeployRecord first = run_of("d0");
+  runner.run(first, plan);
+  ASSERT_EQ(runner.of("d0").size(), 1u);
+  EXPECT_EQ(runner.of("d0")[0].queries[0].fail, 1);
+
+  // It ended: no longer active, still in view.
+  runner.retain({});
+  ASSERT_EQ(runner.of("d0").size(), 1u);
+  now += 10'000;
+  const int before = asked;
+  runner.retain({});
+  ASSERT_EQ(runner.of("d0").size(), 1u);
+  EXPECT_EQ(runner.of("d0")[0].queries[0].fail, 1);
+
+  // Once kKeptFinished newer runs have finished, the oldest is forgotten.
+  for (std::size_t i = 1; i <= AnalysisRunner::kKeptFinished; ++i) {
+    now = 5'000;
+    runner.run(run_of("d" + std::to_string(i)), plan);
+    runner.retain({});
+  }
+  EXPECT_TRUE(runner.of("d0").empty());
+  EXPECT_EQ(runner.of("d1").size(), 1u);
+  EXPECT_EQ(runner.of("d" + std::to_string(AnalysisRunner::kKeptFinished)).size(), 1u);
+  EXPECT_EQ(asked, before + static_cast<int>(AnalysisRunner::kKeptFinished));
 }
 
 // The attack through the embedded tracker's HTTP endpoint: announces of
