@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -12,9 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 extern char** environ;
@@ -243,6 +247,9 @@ Supervisor::Supervisor(std::string name, fs::path pid_file, SupervisorOptions op
       fs_(fs),
       log_(log),
       on_change_(std::move(on_change)) {
+  // Without an eventfd (never on Linux since 2.6.27) the monitor wakes
+  // every options_.poll instead.
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   thread_ = std::thread([this] { monitor(); });
 }
 
@@ -251,8 +258,16 @@ Supervisor::~Supervisor() {
     std::lock_guard lock(mu_);
     quit_ = true;
   }
-  cv_.notify_all();
+  wake();
   thread_.join();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void Supervisor::wake() {
+  if (wake_fd_ < 0) return;
+  const std::uint64_t one = 1;
+  // Nonblocking: a counter already at its maximum wakes the monitor anyway.
+  (void)!::write(wake_fd_, &one, sizeof one);
 }
 
 void Supervisor::write_pid_file_locked() {
@@ -304,7 +319,7 @@ Status Supervisor::run(const ProcessSpec& spec, const std::string& release) {
         started_at_ = Clock::now();
         state_ = RunState::running;
         lock.unlock();
-        cv_.notify_all();
+        wake();
         log_.info("agent.service.adopted", {{"service", name_}, {"pid", pid}});
         if (on_change_) on_change_(RunState::running, "adopted pid " + std::to_string(pid));
         return Ok{};
@@ -319,7 +334,7 @@ Status Supervisor::run(const ProcessSpec& spec, const std::string& release) {
   state_ = RunState::running;
   const pid_t pid = pid_;
   lock.unlock();
-  cv_.notify_all();
+  wake();
   if (on_change_) on_change_(RunState::running, "started pid " + std::to_string(pid));
   return Ok{};
 }
@@ -333,10 +348,26 @@ bool Supervisor::alive_locked() {
 }
 
 void Supervisor::monitor() {
+  int watch_fd = -1;  // a pidfd of watched_pid
+  pid_t watched_pid = -1;
+  bool exit_signalled = false;  // watch_fd became readable
   std::unique_lock lock(mu_);
   while (!quit_) {
-    cv_.wait_for(lock, options_.poll);
-    if (quit_) break;
+    // The process to watch, opened before alive_locked() looks at it: a
+    // pidfd opened on a pid that alive_locked() then finds alive (and, when
+    // adopted, started at the recorded time) names that very process.
+    const pid_t watch = state_ == RunState::running ? pid_ : -1;
+    if (watch != watched_pid || exit_signalled) {
+      if (watch_fd >= 0) ::close(watch_fd);
+      // A process its pidfd said had exited but that still looks alive (an
+      // adopted zombie its parent has not reaped yet) is looked at every
+      // options_.poll rather than woken on at once, forever.
+      watch_fd = watch > 0 && watch != watched_pid
+                     ? static_cast<int>(::syscall(SYS_pidfd_open, watch, 0))
+                     : -1;
+      watched_pid = watch;
+      exit_signalled = false;
+    }
     const auto now = Clock::now();
     if (state_ == RunState::running && !alive_locked()) {
       ++exits_;
@@ -366,19 +397,47 @@ void Supervisor::monitor() {
         next_start_ = now + options_.max_backoff;
         log_.error("agent.service.start_failed",
                    {{"service", name_}, {"error", st.error().message}});
-        continue;
+      } else {
+        state_ = RunState::running;
+        const pid_t pid = pid_;
+        lock.unlock();
+        if (on_change_) on_change_(RunState::running, "restarted as pid " + std::to_string(pid));
+        lock.lock();
       }
-      state_ = RunState::running;
-      const pid_t pid = pid_;
-      lock.unlock();
-      if (on_change_) on_change_(RunState::running, "restarted as pid " + std::to_string(pid));
-      lock.lock();
     } else if (state_ == RunState::running && !recent_exits_.empty() &&
                now - started_at_ >= options_.stable_after) {
       recent_exits_.clear();
       consecutive_ = 0;
     }
+    if (quit_) break;
+    // Asleep until the process exits, run() or stop() wakes it, or the next
+    // thing due: a restart after its backoff, or the backoff's reset once a
+    // run has been stable.
+    std::optional<Clock::time_point> due;
+    if (state_ == RunState::backoff) due = next_start_;
+    if (state_ == RunState::running && !recent_exits_.empty()) {
+      due = started_at_ + options_.stable_after;
+    }
+    if (wake_fd_ < 0 || (state_ == RunState::running && watch_fd < 0)) {
+      due = std::min(due.value_or(Clock::time_point::max()), now + options_.poll);
+    }
+    int timeout = -1;
+    if (due) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*due - now).count();
+      timeout = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
+    }
+    lock.unlock();
+    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {watch_fd, POLLIN, 0}};
+    (void)::poll(fds, 2, timeout);  // a negative fd is ignored
+    if (fds[0].revents & POLLIN) {
+      std::uint64_t count = 0;
+      (void)!::read(wake_fd_, &count, sizeof count);
+    }
+    exit_signalled = (fds[1].revents & POLLIN) != 0;
+    lock.lock();
   }
+  lock.unlock();
+  if (watch_fd >= 0) ::close(watch_fd);
 }
 
 void Supervisor::stop(const std::vector<std::string>& drain, std::chrono::milliseconds timeout) {
@@ -396,7 +455,7 @@ void Supervisor::stop(const std::vector<std::string>& drain, std::chrono::millis
     state_ = RunState::stopped;  // the monitor leaves a stopped process alone
     pid_ = -1;
   }
-  cv_.notify_all();
+  wake();
   const auto deadline = Clock::now() + timeout;
   if (pid > 0 && !drain.empty()) {
     auto r = run_command(hook, timeout);

@@ -15,7 +15,6 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
@@ -54,7 +53,9 @@ struct SupervisorOptions {
   std::chrono::milliseconds crash_loop_window{std::chrono::seconds(60)};
   // A run this long resets the backoff.
   std::chrono::milliseconds stable_after{std::chrono::seconds(30)};
-  std::chrono::milliseconds poll{100};  // how soon an exit is noticed
+  // How soon an exit is noticed where the kernel gives no pidfd (before
+  // Linux 5.3); elsewhere an exit wakes the monitor at once.
+  std::chrono::milliseconds poll{100};
 };
 
 // One supervised service process (a slot): the agent's seam to child
@@ -105,6 +106,7 @@ class Supervisor final : public ServiceProcess {
 
  private:
   void monitor();
+  void wake();
   Status spawn_locked();
   bool alive_locked();
   void write_pid_file_locked();
@@ -117,7 +119,6 @@ class Supervisor final : public ServiceProcess {
   OnChange on_change_;
 
   mutable std::mutex mu_;  // guards every field below
-  std::condition_variable cv_;
   ProcessSpec spec_;
   std::string release_;
   RunState state_ = RunState::stopped;
@@ -129,6 +130,9 @@ class Supervisor final : public ServiceProcess {
   int consecutive_ = 0;
   int exits_ = 0;
   bool quit_ = false;
+  // The monitor sleeps in poll(2) on wake_fd_ (an eventfd run() and stop()
+  // write) and on a pidfd of the process it watches; no timer while idle.
+  int wake_fd_ = -1;
   std::thread thread_;
 };
 

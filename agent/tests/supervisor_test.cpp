@@ -69,6 +69,33 @@ TEST(Supervisor, AdoptsTheProcessAnEarlierAgentLeftRunning) {
   ::kill(pid, SIGKILL);
 }
 
+// No timer while a service runs: an exit wakes the monitor through the
+// process's pidfd, for its own child and for an adopted process alike (the
+// poll interval here is an hour, so only the kernel's notice can wake it).
+TEST(Supervisor, AnExitIsNoticedAtOnceWithoutPolling) {
+  TempDir dir;
+  SupervisorOptions o = quick();
+  o.poll = std::chrono::hours(1);
+  pid_t pid;
+  {
+    Supervisor own("svc", dir / "svc.pid", o, posix_fs, Logger::discard(), {});
+    ASSERT_TRUE(own.run(shell("exec sleep 60", dir), "r1").ok());
+    const pid_t first = own.pid();
+    ASSERT_EQ(::kill(first, SIGKILL), 0);
+    ASSERT_TRUE(eventually([&] { return own.exits() == 1 && own.state() == RunState::running; }));
+    EXPECT_NE(own.pid(), first);  // restarted after its backoff
+    pid = own.pid();
+  }  // the agent goes; the process stays
+  Supervisor adopter("svc", dir / "svc.pid", o, posix_fs, Logger::discard(), {});
+  ASSERT_TRUE(adopter.run(shell("exec sleep 60", dir), "r1").ok());
+  ASSERT_EQ(adopter.pid(), pid);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(eventually([&] { return adopter.exits() == 1; }));
+  EXPECT_TRUE(eventually([&] { return adopter.state() == RunState::running; }));
+  EXPECT_NE(adopter.pid(), pid);
+  adopter.stop({}, 1s);
+}
+
 TEST(Supervisor, StopBoundsAHangingDrainAndKillsWhatIgnoresSigterm) {
   TempDir dir;
   Supervisor sup("svc", dir / "svc.pid", quick(), posix_fs, Logger::discard(), {});
