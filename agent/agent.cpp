@@ -1,4 +1,5 @@
 #include "agent/agent.hpp"
+#include "core/base/thread_name.hpp"
 
 #include <unistd.h>
 
@@ -144,12 +145,23 @@ struct Agent::Impl {
     json control_file = {{"port", control->port()}, {"pid", ::getpid()}};
     DROVER_TRY(fsys().write_owned(ctx.dir("control.json"), control_file.dump() + "\n", 0644));
     DROVER_TRY(start_metrics());
-    threads.emplace_back([this] { keep_running("agent.cycle.threw", &Impl::cycle_loop); });
-    threads.emplace_back([this] { keep_running("agent.health.threw", &Impl::health_loop); });
-    threads.emplace_back([this] { keep_running("agent.report.threw", &Impl::report_loop); });
+    threads.emplace_back([this] {
+      name_this_thread("agent-cycle");
+      keep_running("agent.cycle.threw", &Impl::cycle_loop);
+    });
+    threads.emplace_back([this] {
+      name_this_thread("agent-health");
+      keep_running("agent.health.threw", &Impl::health_loop);
+    });
+    threads.emplace_back([this] {
+      name_this_thread("agent-report");
+      keep_running("agent.report.threw", &Impl::report_loop);
+    });
     if (announcements) {
-      threads.emplace_back(
-          [this] { keep_running("agent.announcement.threw", &Impl::announcement_loop); });
+      threads.emplace_back([this] {
+        name_this_thread("agent-announce");
+        keep_running("agent.announcement.threw", &Impl::announcement_loop);
+      });
     }
     return Ok{};
   }

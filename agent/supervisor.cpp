@@ -1,4 +1,5 @@
 #include "agent/supervisor.hpp"
+#include "core/base/thread_name.hpp"
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -250,7 +251,10 @@ Supervisor::Supervisor(std::string name, fs::path pid_file, SupervisorOptions op
   // Without an eventfd (never on Linux since 2.6.27) the monitor wakes
   // every options_.poll instead.
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  thread_ = std::thread([this] { monitor(); });
+  thread_ = std::thread([this] {
+    name_this_thread("svc:" + name_);
+    monitor();
+  });
 }
 
 Supervisor::~Supervisor() {

@@ -13,6 +13,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/base/thread_name.hpp"
 #include "core/http/http.hpp"
 
 namespace drover::http {
@@ -444,6 +445,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, Hand
   // A posted task that throws (a handler's are caught where they run) is
   // logged and the loop goes on: run() resumes after the throwing handler.
   impl->thread = std::thread([raw] {
+    name_this_thread("http");
     for (;;) {
       if (run_guarded(raw->log, "http.task_threw", [raw] { raw->io.run(); }).ok()) return;
     }

@@ -1,4 +1,5 @@
 #include "mesh/node/mesh_node.hpp"
+#include "core/base/thread_name.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -495,6 +496,7 @@ struct MeshNode::Impl {
     // the peers of its first announce answer are admitted already.
     const auto first = refresh_vouched();
     vouch_thread = std::thread([this, first] {
+      name_this_thread("mesh-vouch");
       keep_running(
           log, "mesh.vouching.threw", [this] { return stopping.load(); },
           [this, first] { run_vouching(first); });
@@ -751,6 +753,7 @@ Result<std::unique_ptr<MeshNode>> MeshNode::start(const NodeOptions& options, Lo
   }
   Impl* raw = impl.get();
   impl->alert_thread = std::thread([raw] {
+    name_this_thread("mesh-alerts");
     keep_running(
         raw->log, "mesh.alerts.threw", [raw] { return raw->stopping.load(); },
         [raw] { raw->run_alerts(); });

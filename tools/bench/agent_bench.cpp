@@ -20,6 +20,7 @@
 #include <cxxopts.hpp>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -151,6 +152,41 @@ void percentiles(const char* what, std::vector<double> v) {
   std::sort(v.begin(), v.end());
   std::printf("%-44s p50 %7.1f ms  min %7.1f  max %7.1f  (n=%zu)\n", what, v[v.size() / 2],
               v.front(), v.back(), v.size());
+}
+
+// Per thread (by name, as /proc/PID/task/TID/comm gives it): the context
+// switches (voluntary ones are wakeups from a wait) and the CPU time in
+// nanoseconds (schedstat's run time: exact, unlike utime + stime in 10 ms
+// ticks). Threads of one name are summed.
+struct ThreadStat {
+  long long switches = 0;
+  long long run_ns = 0;
+};
+
+std::map<std::string, ThreadStat> read_threads(pid_t pid) {
+  std::map<std::string, ThreadStat> out;
+  std::error_code ec;
+  const fs::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& t : fs::directory_iterator(tasks, ec)) {
+    std::string name;
+    std::getline(std::ifstream(t.path() / "comm") >> std::ws, name);
+    ThreadStat& s = out[name.empty() ? "?" : name];
+    std::ifstream status(t.path() / "status");
+    std::string line;
+    while (std::getline(status, line)) {
+      std::istringstream in(line);
+      std::string key;
+      long long value = 0;
+      in >> key >> value;
+      if (key == "voluntary_ctxt_switches:" || key == "nonvoluntary_ctxt_switches:") {
+        s.switches += value;
+      }
+    }
+    long long run_ns = 0;
+    std::ifstream(t.path() / "schedstat") >> run_ns;
+    s.run_ns += run_ns;
+  }
+  return out;
 }
 
 double median(std::vector<double> v) {
@@ -293,14 +329,30 @@ int main(int argc, char** argv) {
       const int idle = r["idle"].as<int>();
       std::this_thread::sleep_for(5s);  // settle after the last apply
       const ProcStat a = read_proc(pid);
+      const auto threads_a = read_threads(pid);
       std::this_thread::sleep_for(std::chrono::seconds(idle));
       const ProcStat b = read_proc(pid);
+      const auto threads_b = read_threads(pid);
       std::printf(
           "idle agent: anonymous RSS %.1f MiB, file-backed RSS %.1f MiB, total RSS %.1f "
           "MiB, %d threads\n",
           a.anon_kb / 1024.0, a.file_kb / 1024.0, a.rss_kb / 1024.0, a.threads);
       std::printf("idle agent: CPU %.3f s over %d s = %.2f%% of one core\n", b.cpu_s - a.cpu_s,
                   idle, 100.0 * (b.cpu_s - a.cpu_s) / idle);
+      // Where it wakes: per thread name, what changed over the idle time
+      // (a thread that came or went in it counts from zero).
+      double wakeups = 0, run_ms = 0;
+      for (const auto& [name, after] : threads_b) {
+        const auto before = threads_a.count(name) ? threads_a.at(name) : ThreadStat{};
+        const double w = static_cast<double>(after.switches - before.switches) / idle;
+        const double ms = static_cast<double>(after.run_ns - before.run_ns) / 1e6;
+        wakeups += w;
+        run_ms += ms;
+        std::printf("idle agent: thread %-16s %6.1f wakeups/s, CPU %7.1f ms\n", name.c_str(), w,
+                    ms);
+      }
+      std::printf("idle agent: all threads %.1f wakeups/s, CPU %.1f ms = %.3f%% of one core\n",
+                  wakeups, run_ms, run_ms / 10.0 / idle);
     }
     agent.stop();
   }
