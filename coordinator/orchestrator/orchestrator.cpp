@@ -308,34 +308,42 @@ Result<int> Orchestrator::tick() {
   for (const auto& d : active) hold(holders, d);
   int changed = 0;
   const std::int64_t now = now_ms();
-  for (const auto& d : active) {
-    if (is_terminal(d.state)) continue;  // superseded just now
-    const RunPlan plan = plan_of_(d);
-    FleetView fleet = fleet_(d, plan);
-    if (!fleet.unreadable.empty()) {
-      log_.warn("coordinator.deploy.fleet_unreadable",
-                {{"deploy", d.id}, {"error", fleet.unreadable}});
-      continue;  // waits run on; the next tick reads again
-    }
-    if (auto h = release_holds.find(d.id); h != release_holds.end()) {
-      fleet.release_hold = h->second;
-    }
-    const std::size_t target = entering_env(d);
-    if (target < d.environments.size()) {
-      const std::string& name = d.environments[target].name;
-      if (auto it = holders.find({d.service, name}); it != holders.end() && it->second != d.id) {
-        fleet.next_env_holder = it->second;
+  for (const auto& first : active) {
+    if (is_terminal(first.state)) continue;  // superseded just now
+    // A run goes as far as its conditions allow in one tick (a zero bake
+    // passes in the tick its batch converged), each transition its own
+    // durable commit; bounded, so a run that never settles cannot hold the
+    // tick from the others.
+    DeployRecord d = first;
+    for (int step = 0; step < kStepsPerTick && !is_terminal(d.state); ++step) {
+      const RunPlan plan = plan_of_(d);
+      FleetView fleet = fleet_(d, plan);
+      if (!fleet.unreadable.empty()) {
+        log_.warn("coordinator.deploy.fleet_unreadable",
+                  {{"deploy", d.id}, {"error", fleet.unreadable}});
+        break;  // waits run on; the next tick reads again
       }
-      auto prior = store_.running_at(d.service, name, now);
-      if (prior.ok() && *prior) fleet.next_env_prior = (*prior)->artifact;
+      if (auto h = release_holds.find(d.id); h != release_holds.end()) {
+        fleet.release_hold = h->second;
+      }
+      const std::size_t target = entering_env(d);
+      if (target < d.environments.size()) {
+        const std::string& name = d.environments[target].name;
+        if (auto it = holders.find({d.service, name}); it != holders.end() && it->second != d.id) {
+          fleet.next_env_holder = it->second;
+        }
+        auto prior = store_.running_at(d.service, name, now);
+        if (prior.ok() && *prior) fleet.next_env_prior = (*prior)->artifact;
+      }
+      Step s = advance(d, plan, fleet, now);
+      if (!s.changed) break;
+      s.at_ms = now;
+      DROVER_TRY(commit(d, s, "system"));
+      release_held(holders, d);
+      hold(holders, s.next);
+      ++changed;
+      d = std::move(s.next);
     }
-    Step s = advance(d, plan, fleet, now);
-    if (!s.changed) continue;
-    s.at_ms = now;
-    DROVER_TRY(commit(d, s, "system"));
-    release_held(holders, d);
-    hold(holders, s.next);
-    ++changed;
   }
   return changed;
 }

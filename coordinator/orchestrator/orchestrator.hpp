@@ -85,8 +85,10 @@ class Orchestrator {
   // pipeline config snapshot.
   Status create(const DeployRecord& d, const std::string& who, const std::string& git_sha,
                 const std::string& config_snapshot);
-  // Advances every active deploy once. Returns how many changed.
+  // Advances every active deploy as far as its conditions allow now, at
+  // most kStepsPerTick transitions each. Returns the transitions committed.
   Result<int> tick();
+  static constexpr int kStepsPerTick = 8;
 
   // A person's commands; refused (Errc::refused) where they make no sense.
   Status pause(const std::string& deploy_id, const Actor& who);

@@ -293,11 +293,17 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
     return self->flags_for(h, service, have);
   };
   agents.metrics = &c->metrics_;
-  DROVER_ASSIGN(
-      c->gateway_,
-      AgentGateway::start(
-          agents, *c->store_, *c->keys_,
-          [self](const ContentId& id) { return self->artifacts_->manifest(id); }, {}, clock, log));
+  DROVER_ASSIGN(c->gateway_,
+                AgentGateway::start(
+                    agents, *c->store_, *c->keys_,
+                    [self](const ContentId& id) { return self->artifacts_->manifest(id); },
+                    [self](const HostRecord&, const proto::ReportBody& body) {
+                      // An event (a release applied or refused) may complete a batch.
+                      for (const auto& item : body.items) {
+                        if (item.event) return self->wake_driver();
+                      }
+                    },
+                    clock, log));
   c->issuer_ = std::make_unique<PlanIssuer>(
       *c->store_, c->signer_ ? *c->signer_ : static_cast<PlanSigner&>(*c->keys_),
       [self](const std::string& service, std::uint64_t seq) {
@@ -338,6 +344,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
   c->orchestrator_->on_commit([self](const std::vector<AuditRecord>& records) {
     self->counted_->on_records(records);
     for (const auto& r : records) self->after_commit(r.what);
+    self->wake_driver();
   });
   c->metrics_.on_collect([self](metrics::Registry& r) {
     if (auto active = self->store_->active_deploys(); active.ok()) {
@@ -393,6 +400,7 @@ Coordinator::~Coordinator() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  drive_cv_.notify_all();
   if (driver_.joinable()) driver_.join();
   if (readiness_thread_.joinable()) readiness_thread_.join();
   if (analysis_thread_.joinable()) analysis_thread_.join();
@@ -467,9 +475,24 @@ void Coordinator::check_analysis() {
   analysis_->retain(ids);
 }
 
+namespace {
+thread_local bool t_driving = false;  // on the driver thread
+}  // namespace
+
+void Coordinator::wake_driver() {
+  if (t_driving) return;  // its own commits: the tick already goes as far as it can
+  {
+    std::lock_guard lock(stop_mu_);
+    drive_wake_ = true;
+  }
+  drive_cv_.notify_one();
+}
+
 void Coordinator::drive() {
+  t_driving = true;
   std::unique_lock stop_lock(stop_mu_);
   while (!stopping_) {
+    drive_wake_ = false;
     stop_lock.unlock();
     // A tick that throws is logged and the next one runs: the driver thread
     // outlives whatever a record or a host made it meet.
@@ -480,7 +503,13 @@ void Coordinator::drive() {
     });
     (void)st;
     stop_lock.lock();
-    stop_cv_.wait_for(stop_lock, options_.tick, [this] { return stopping_; });
+    // A tick every `tick`, or sooner when woken (a batch's hosts reported,
+    // a deploy started or a rollback was asked): not sooner than a fifth of
+    // a tick after the last, so a flood of reports cannot keep it ticking.
+    const auto ended = std::chrono::steady_clock::now();
+    drive_cv_.wait_until(stop_lock, ended + options_.tick / 5, [this] { return stopping_; });
+    drive_cv_.wait_until(stop_lock, ended + options_.tick,
+                         [this] { return stopping_ || drive_wake_; });
   }
 }
 

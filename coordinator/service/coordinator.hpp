@@ -469,6 +469,8 @@ class Coordinator {
   void check_analysis();
   void watch_analysis();
   void drive();
+  // Wakes the driver before its tick is due (no-op on the driver itself).
+  void wake_driver();
   void notify_loop();  // the notify thread
   // The pipeline an audit record is about, and who may approve at a gate.
   Result<std::optional<notify::EventContext>> notify_context(const AuditRecord& r);
@@ -507,6 +509,10 @@ class Coordinator {
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
+  // Guarded by stop_mu_: something the driver may act on happened (a host
+  // reported an event, a command committed); drive_cv_ wakes it.
+  std::condition_variable drive_cv_;
+  bool drive_wake_ = false;
   std::thread driver_;
   std::thread readiness_thread_;
   std::unique_ptr<AnalysisRunner> analysis_;
