@@ -30,9 +30,7 @@ Status issue_plan(PlanIssuer& issuer, const ManifestOf& manifests, const PlanDef
   p.tracker = defaults.tracker;
   p.issued_at = now_s;
   p.expires_at = now_s + defaults.validity_s;
-  DROVER_ASSIGN(auto bundle, issuer.issue(p));
-  (void)bundle;
-  return Ok{};
+  return issuer.issue_split(std::move(p), kHostsPerRevision);
 }
 
 }  // namespace drover::coordinator

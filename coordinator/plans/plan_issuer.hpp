@@ -22,6 +22,10 @@ class PlanIssuer {
       : store_(store), signer_(signer), announce_(std::move(announce)) {}
   // plan.seq is ignored and set here. Returns the signed bundle.
   Result<proto::PlanBundle> issue(proto::Plan plan);
+  // The same plan as revisions of at most max_hosts hosts each (consecutive
+  // seqs, stored in one transaction, announced once, by the last seq): each
+  // host fetches a plan the size of its share, not of the whole list.
+  Status issue_split(proto::Plan plan, std::size_t max_hosts);
 
  private:
   CoordinatorStore& store_;

@@ -142,6 +142,8 @@ class CoordinatorStore {
   // signed plans the fleet holds). Stored before it is returned; seqs stay
   // below 2^53 (Errc::exhausted past it, never a wrap).
   virtual Result<std::uint64_t> next_plan_seq(const std::string& service) = 0;
+  // count consecutive seqs in one transaction: returns the first.
+  virtual Result<std::uint64_t> next_plan_seqs(const std::string& service, std::uint64_t count) = 0;
   // The highest seq issued or proven for a service (0: none).
   virtual Result<std::uint64_t> plan_seq(const std::string& service) = 0;
   // Raises the service's seq to seq, which the caller has seen in a plan
@@ -150,6 +152,14 @@ class CoordinatorStore {
   // Stores a signed revision and makes it the plan of every host it names.
   virtual Status put_plan(const std::string& service, std::uint64_t seq, const std::string& bundle,
                           const std::vector<std::string>& hosts) = 0;
+  // Several revisions in one transaction, in order.
+  struct PlanRevision {
+    std::uint64_t seq = 0;
+    std::string bundle;
+    std::vector<std::string> hosts;
+  };
+  virtual Status put_plans(const std::string& service,
+                           const std::vector<PlanRevision>& revisions) = 0;
   // The newest revision that names host, if any.
   virtual Result<std::optional<std::string>> plan_for(const std::string& service,
                                                       const std::string& host) = 0;

@@ -414,17 +414,22 @@ Result<std::vector<KvCoordinatorStore::ApiToken>> KvCoordinatorStore::api_tokens
 }
 
 Result<std::uint64_t> KvCoordinatorStore::next_plan_seq(const std::string& service) {
+  return next_plan_seqs(service, 1);
+}
+
+Result<std::uint64_t> KvCoordinatorStore::next_plan_seqs(const std::string& service,
+                                                         std::uint64_t count) {
+  if (count == 0) return make_error(Errc::invalid_argument, "no plan seq asked for");
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;
   DROVER_ASSIGN(auto v, txn.get(plan_seqs_, service));
   const std::uint64_t last = to_u64(v);
-  if (last >= proto::kMaxSeq) {
+  if (last >= proto::kMaxSeq || proto::kMaxSeq - last < count) {
     return make_error(Errc::exhausted, "service '" + service + "' has used every plan seq");
   }
-  const std::uint64_t next = last + 1;
-  DROVER_TRY(txn.put(plan_seqs_, service, std::to_string(next)));
+  DROVER_TRY(txn.put(plan_seqs_, service, std::to_string(last + count)));
   DROVER_TRY(txn.commit());
-  return next;
+  return last + 1;
 }
 
 Result<std::uint64_t> KvCoordinatorStore::plan_seq(const std::string& service) {
@@ -447,11 +452,18 @@ Status KvCoordinatorStore::note_reported_seq(const std::string& service, std::ui
 Status KvCoordinatorStore::put_plan(const std::string& service, std::uint64_t seq,
                                     const std::string& bundle,
                                     const std::vector<std::string>& hosts) {
+  return put_plans(service, {{seq, bundle, hosts}});
+}
+
+Status KvCoordinatorStore::put_plans(const std::string& service,
+                                     const std::vector<PlanRevision>& revisions) {
   DROVER_ASSIGN(auto txn_owner, kv_->begin_write());
   kv::Txn& txn = *txn_owner;
-  DROVER_TRY(txn.put(plans_, seq_key(service, seq), bundle));
-  for (const auto& h : hosts) {
-    DROVER_TRY(txn.put(plan_index_, service + '/' + h, seq_key(service, seq)));
+  for (const auto& r : revisions) {
+    DROVER_TRY(txn.put(plans_, seq_key(service, r.seq), r.bundle));
+    for (const auto& h : r.hosts) {
+      DROVER_TRY(txn.put(plan_index_, service + '/' + h, seq_key(service, r.seq)));
+    }
   }
   return txn.commit();
 }

@@ -39,10 +39,12 @@ class KvCoordinatorStore : public CoordinatorStore {
   Status revoke_api_token(const std::string& name) override;
   Result<std::vector<ApiToken>> api_tokens() override;
   Result<std::uint64_t> next_plan_seq(const std::string& service) override;
+  Result<std::uint64_t> next_plan_seqs(const std::string& service, std::uint64_t count) override;
   Result<std::uint64_t> plan_seq(const std::string& service) override;
   Status note_reported_seq(const std::string& service, std::uint64_t seq) override;
   Status put_plan(const std::string& service, std::uint64_t seq, const std::string& bundle,
                   const std::vector<std::string>& hosts) override;
+  Status put_plans(const std::string& service, const std::vector<PlanRevision>& revisions) override;
   Result<std::optional<std::string>> plan_for(const std::string& service,
                                               const std::string& host) override;
   Result<std::uint64_t> plan_seq_for(const std::string& service, const std::string& host) override;

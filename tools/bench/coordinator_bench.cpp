@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cxxopts.hpp>
 #include <fstream>
 #include <iostream>
@@ -62,6 +63,72 @@ double pct(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+// The simulators' per-seq times merged: the first announcement, the last
+// pull and acknowledged report among the agents the seq changed.
+std::map<std::uint64_t, json> merge_seqs(const std::vector<json>& stats) {
+  std::map<std::uint64_t, json> out;
+  for (const auto& st : stats) {
+    if (!st.contains("seqs")) continue;
+    for (const auto& [key, t] : st["seqs"].items()) {
+      json& m = out[std::stoull(key)];
+      if (m.is_null()) m = {{"announced_ms", 0}, {"pulled_ms", 0}, {"acked_ms", 0}, {"applied", 0}};
+      const std::int64_t a = t.value("announced_ms", std::int64_t{0});
+      if (a > 0 && (m["announced_ms"] == 0 || a < m["announced_ms"].get<std::int64_t>())) {
+        m["announced_ms"] = a;
+      }
+      for (const char* k : {"pulled_ms", "acked_ms"}) {
+        m[k] = std::max(m[k].get<std::int64_t>(), t.value(k, std::int64_t{0}));
+      }
+      m["applied"] = m["applied"].get<std::uint64_t>() + t.value("applied", std::uint64_t{0});
+    }
+  }
+  return out;
+}
+
+// Where a zero-bake batch's time goes (medians over the rollout's batches,
+// ms): the tick's decision (the batch's started_ms) to its plan's
+// announcement reaching the simulators; to the last of its hosts' pulls;
+// to the last "applied" report acknowledged (durable at the coordinator);
+// to the coordinator judging the batch (finished_ms); to the next batch's
+// start. The revisions that changed hosts, in seq order, are the batches.
+void print_batch_breakdown(const json& d, const std::map<std::uint64_t, json>& seqs) {
+  std::vector<json> revisions;
+  for (const auto& [seq, t] : seqs) {
+    if (t["applied"].get<std::uint64_t>() > 0 && t["announced_ms"].get<std::int64_t>() > 0) {
+      revisions.push_back(t);
+    }
+  }
+  const json& batches = d["batches"];
+  if (revisions.size() != batches.size()) {
+    std::printf("           (breakdown: %zu revisions applied for %zu batches; not aligned)\n",
+                revisions.size(), batches.size());
+    return;
+  }
+  std::vector<double> issue, pull, report, judge, next, whole;
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    const auto& b = batches[i];
+    const auto& t = revisions[i];
+    const auto started = b["started_ms"].get<std::int64_t>();
+    const auto finished = b["finished_ms"].get<std::int64_t>();
+    issue.push_back(static_cast<double>(t["announced_ms"].get<std::int64_t>() - started));
+    pull.push_back(static_cast<double>(t["pulled_ms"].get<std::int64_t>() -
+                                       t["announced_ms"].get<std::int64_t>()));
+    report.push_back(static_cast<double>(t["acked_ms"].get<std::int64_t>() -
+                                         t["pulled_ms"].get<std::int64_t>()));
+    judge.push_back(static_cast<double>(finished - t["acked_ms"].get<std::int64_t>()));
+    if (i + 1 < batches.size()) {
+      const auto following = batches[i + 1]["started_ms"].get<std::int64_t>();
+      next.push_back(static_cast<double>(following - finished));
+      whole.push_back(static_cast<double>(following - started));
+    }
+  }
+  std::printf(
+      "           per batch (median ms): decided->announced %.0f, ->last pull %.0f, ->last "
+      "applied acked %.0f, ->judged %.0f, ->next batch %.0f; batch to batch %.0f\n",
+      pct(issue, 0.5), pct(pull, 0.5), pct(report, 0.5), pct(judge, 0.5), pct(next, 0.5),
+      pct(whole, 0.5));
 }
 
 // ---------------------------------------------------------------- the child
@@ -185,16 +252,39 @@ int run_sim(const cxxopts::ParseResult& r) {
   // Announcements make every agent pull at once, as real agents do: its
   // plan, or its flag set.
   std::atomic<std::uint64_t> announced{0}, flags_announced{0};
+  // Workers sleep on this until their next poll or health report, or an
+  // announcement (as a real agent's announcement thread wakes it at once).
+  std::mutex wake_mu;
+  std::condition_variable wake_cv;
+  // Per plan seq, for the breakdown of a batch (docs/BENCHMARKS.md): when
+  // its announcement arrived, and of the agents it changed how many, the
+  // last one's pull and the last one's acknowledged "applied" report.
+  struct SeqTimes {
+    std::int64_t announced_ms = 0, pulled_ms = 0, acked_ms = 0;
+    std::uint64_t applied = 0;
+  };
+  std::mutex seqs_mu;
+  std::map<std::uint64_t, SeqTimes> seqs;
   auto sub = nng::Subscriber::dial(announcements, proto::kAnnouncePrefix, link_options.tls);
   std::thread listener([&] {
     while (!g_stop) {
       auto m = (*sub)->receive(200ms);
       if (!m.ok() || !*m) continue;
       auto a = proto::decode_announcement(**m);
-      if (a.ok() && a->flags) {
-        flags_announced.fetch_add(1);
-      } else {
-        announced.fetch_add(1);
+      const std::int64_t at = now_ms();
+      {
+        std::lock_guard lock(wake_mu);
+        if (a.ok() && a->flags) {
+          flags_announced.fetch_add(1);
+        } else {
+          announced.fetch_add(1);
+        }
+      }
+      wake_cv.notify_all();
+      if (a.ok() && !a->flags) {
+        std::lock_guard lock(seqs_mu);
+        auto& t = seqs[a->seq];
+        if (t.announced_ms == 0) t.announced_ms = at;
       }
     }
   });
@@ -299,11 +389,18 @@ int run_sim(const cxxopts::ParseResult& r) {
                 if (changed) {
                   a.running = artifact;  // applied at once: the coordinator is what is measured
                   ++my_applied;
+                  const std::int64_t pulled = now_ms();
                   if (report(a, proto::EventItem{"web", now_ms(), "applied", a.plan_seq, artifact})
                           .ok()) {
                     ++my_reports;
                   }
+                  const std::int64_t acked = now_ms();
                   a.next_health = now + health_every;
+                  std::lock_guard lock(seqs_mu);
+                  auto& st = seqs[a.plan_seq];
+                  ++st.applied;
+                  st.pulled_ms = std::max(st.pulled_ms, pulled);
+                  st.acked_ms = std::max(st.acked_ms, acked);
                 }
               }
             }
@@ -337,7 +434,11 @@ int run_sim(const cxxopts::ParseResult& r) {
         }
         flush();
         if (!pull_all && !pull_flags) {
-          std::this_thread::sleep_until(std::max(soonest, Clock::now() + 1ms));
+          std::unique_lock lock(wake_mu);
+          wake_cv.wait_until(lock, std::max(soonest, Clock::now() + 1ms), [&] {
+            return g_stop || announced.load() != seen_announce ||
+                   (split && flags_announced.load() != seen_flags);
+          });
         }
       }
       flush();
@@ -397,7 +498,21 @@ int run_sim(const cxxopts::ParseResult& r) {
           flags[std::to_string(seq)] = {done.first, done.second};
         }
       }
+      json by_seq = json::object();
+      {
+        std::lock_guard slock(seqs_mu);
+        for (const auto& [seq, t] : seqs) {
+          by_seq[std::to_string(seq)] = {
+              {"announced_ms", t.announced_ms},
+              {"pulled_ms", t.pulled_ms},
+              {"acked_ms", t.acked_ms},
+              {"applied", t.applied},
+          };
+        }
+        seqs.clear();
+      }
       std::cout << json{{"event", "stats"},
+                        {"seqs", by_seq},
                         {"flags", flags},
                         {"pulls", pulls},
                         {"pull_p50_ms", pct(pull_ms, 0.5)},
@@ -757,7 +872,8 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   sims.signal_all(SIGUSR2);
   double p99 = 0, p50 = 0;
   std::uint64_t pulls = 0;
-  for (const auto& s : sims.collect("stats", 1)) {
+  const std::vector<json> rollout_stats = sims.collect("stats", 1);
+  for (const auto& s : rollout_stats) {
     p99 = std::max(p99, s.value("pull_p99_ms", 0.0));
     p50 = std::max(p50, s.value("pull_p50_ms", 0.0));
     pulls += s.value("pulls", 0ull);
@@ -768,6 +884,7 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
               static_cast<unsigned long long>(pulls), p50, p99);
   std::printf("           CPU: coordinator %.2f s, simulators %.2f s\n",
               cpu_seconds(coordinator_pid) - c0, sims.cpu() - s0);
+  if (!promotion) print_batch_breakdown(d, merge_seqs(rollout_stats));
 
   // 2. Every host moves to v3 and bakes; the rollback is decided mid-bake.
   // In the promotion layout: production's last wave bakes, and production
@@ -789,6 +906,8 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
     std::this_thread::sleep_for(50ms);  // an earlier wave's zero bake: not the one to roll back
   }
   if (d.value("state", "") != "baking") return failed("rollback setup", d);
+  sims.signal_all(SIGUSR2);  // the seqs so far: not the rollback's
+  sims.collect("stats", 2);
   c0 = cpu_seconds(coordinator_pid);
   f.api("POST", "/rollback", {{"deploy_id", id3}, {"reason", "benchmark"}}, &status);
   d = wait_deploy(f, id3, "rolled_back");
@@ -800,6 +919,28 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
               promotion ? " of production (3 waves, newest first)" : "",
               static_cast<double>(d["rollback"]["duration_ms"].get<std::int64_t>()) / 1000);
   std::printf("           CPU: coordinator %.2f s\n", cpu_seconds(coordinator_pid) - c0);
+  sims.signal_all(SIGUSR2);
+  if (!promotion) {
+    // The rollback's one revision: decided -> announced -> last pull -> last
+    // "applied" acknowledged -> done.
+    const auto seqs = merge_seqs(sims.collect("stats", 3));
+    const json* t = nullptr;
+    for (const auto& [seq, times] : seqs) {
+      if (times["applied"].get<std::uint64_t>() > 0) t = &times;
+    }
+    if (t != nullptr) {
+      const auto started = d["rollback"]["started_ms"].get<std::int64_t>();
+      const auto done = d["rollback"]["done_ms"].get<std::int64_t>();
+      const auto announced = (*t)["announced_ms"].get<std::int64_t>();
+      const auto pulled = (*t)["pulled_ms"].get<std::int64_t>();
+      const auto acked = (*t)["acked_ms"].get<std::int64_t>();
+      std::printf(
+          "           (ms) decided->announced %lld, ->last pull %lld, ->last applied acked %lld, "
+          "->done %lld\n",
+          static_cast<long long>(announced - started), static_cast<long long>(pulled - announced),
+          static_cast<long long>(acked - pulled), static_cast<long long>(done - acked));
+    }
+  }
   if (deploys_only) {
     sims.signal_all(SIGTERM);
     return 0;
