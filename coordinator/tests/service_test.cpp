@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "coordinator/plans/deploy_plans.hpp"
 #include "coordinator/service/analysis.hpp"
 #include "coordinator/service/coordinator.hpp"
 #include "coordinator/store/memory_coordinator_store.hpp"
@@ -145,6 +146,54 @@ TEST(CoordinatorService, APrometheusCheckMayNameOnlyAServerTheConfigAllows) {
             "coordinator may ask (its config's prometheus.allow lists none)");
   EXPECT_EQ(c->pipeline("web")->version, before);
   EXPECT_FALSE(c->pipeline("web")->params.prometheus);
+}
+
+// A plan naming more hosts than one revision may is issued as consecutive
+// revisions of at most kHostsPerRevision hosts, each signed and valid on its
+// own, every host's plan the one naming it, and announced once (the last
+// seq: agents holding an earlier one of them are answered "unchanged").
+TEST(PlanIssuer, ALargeHostSetIsSplitIntoRevisionsAnnouncedOnce) {
+  World w;
+  auto store = MemoryCoordinatorStore::create();
+  const auto now = unix_seconds(w.clock.now());
+  OnlineKeySigner signer(OnlineKey{w.online, sign::certify(w.root, {"online", w.online.public_key(),
+                                                                    1, now - 60, now + 86400})});
+  std::vector<std::uint64_t> announced;
+  PlanIssuer issuer(*store, signer,
+                    [&](const std::string&, std::uint64_t seq) { announced.push_back(seq); });
+  ASSERT_TRUE(store->next_plan_seq("web").ok());  // an earlier revision: seq 1
+  proto::Plan p;
+  p.service = "web";
+  p.deploy_id = "web-1";
+  p.artifact = ContentId::of("a release");
+  p.manifest_size = 1000;
+  p.tracker = "http://127.0.0.1:1/announce";
+  p.layers.push_back({ContentId::of("a layer"), 10, ""});
+  p.issued_at = now;
+  p.expires_at = now + 3600;
+  const std::size_t n = 2 * kHostsPerRevision + 44;
+  for (std::size_t i = 0; i < n; ++i) p.hosts.push_back("h" + std::to_string(i));
+  const Status issued = issuer.issue_split(p, kHostsPerRevision);
+  ASSERT_TRUE(issued.ok()) << issued.error().message;
+
+  ASSERT_EQ(announced, std::vector<std::uint64_t>{4});
+  EXPECT_EQ(store->plan_seq("web").value(), 4u);
+  std::map<std::uint64_t, std::size_t> hosts_per_seq;
+  for (const auto& h : p.hosts) {
+    auto bytes = store->plan_for("web", h).value();
+    ASSERT_TRUE(bytes) << h;
+    auto bundle = proto::decode_bundle(*bytes);
+    ASSERT_TRUE(bundle.ok()) << bundle.error().message;
+    auto opened = proto::open_plan(*bundle, {w.root.public_key(), 1}, now);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    const auto& named = opened->plan.hosts;
+    EXPECT_NE(std::find(named.begin(), named.end(), h), named.end()) << h;
+    EXPECT_LE(named.size(), kHostsPerRevision);
+    EXPECT_EQ(store->plan_seq_for("web", h).value(), opened->plan.seq);
+    hosts_per_seq[opened->plan.seq] = named.size();
+  }
+  EXPECT_EQ(hosts_per_seq, (std::map<std::uint64_t, std::size_t>{
+                               {2, kHostsPerRevision}, {3, kHostsPerRevision}, {4, 44}}));
 }
 
 // A run's Prometheus measurements outlive the run in its view (a rolled
