@@ -89,6 +89,10 @@ LayerRef layer_ref(const format::Layer& layer) {
 }
 
 constexpr int kMaxRechecks = 3;
+// libtorrent's tick while a layer is fetched, and while the node only seeds
+// (libtorrent's default); see Impl::quick_ticks.
+constexpr int kQuickTickMs = 100;
+constexpr int kIdleTickMs = 500;
 // How long a finished layer waits for the block alerts that say its last
 // pieces are written. libtorrent 2.0.8 can leave a passed piece unwritten
 // indefinitely (docs/NOTES.md); the recheck that follows a failed hash writes
@@ -142,6 +146,11 @@ struct MeshNode::Impl {
     std::uint64_t counted_down = 0;  // bytes counted from block alerts
     LayerDiagnostics diag;
   };
+  // libtorrent's tick: quick while a layer is fetched (bandwidth and choking
+  // rounds every 100 ms start a fetch sooner); on a host's node (role peer),
+  // libtorrent's default 500 ms while it only seeds what it holds, so an
+  // idle host is woken less. Guarded by mu.
+  bool quick_ticks = true;
   mutable std::mutex mu;  // guards layers, by_key, counters, handlers
   std::map<ContentId, Layer> layers;
   std::map<std::string, ContentId> by_key;  // torrent key -> layer
@@ -150,6 +159,14 @@ struct MeshNode::Impl {
   std::function<void(const ContentId&, std::string)> resume_handler;
 
   Impl(const NodeOptions& o, Logger& l) : options(o), log(l) {}
+
+  void set_quick_ticks_locked(bool quick) {
+    if (quick_ticks == quick) return;
+    quick_ticks = quick;
+    lt::settings_pack sp;
+    sp.set_int(lt::settings_pack::tick_interval, quick ? kQuickTickMs : kIdleTickMs);
+    session->apply_settings(std::move(sp));
+  }
 
   // Whether some layer is still being fetched.
   bool fetching() const {
@@ -449,17 +466,33 @@ struct MeshNode::Impl {
   void run_alerts() {
     std::vector<lt::alert*> alerts;
     auto last_update = std::chrono::steady_clock::now();
+    bool busy = true;
     while (!stopping) {
-      session->wait_for_alert(std::chrono::milliseconds(200));
+      // Alerts wake it at once; the timeout paces progress and the layers
+      // finishing, so a node that only seeds waits longer (the destructor
+      // posts an alert to end the wait).
+      session->wait_for_alert(std::chrono::milliseconds(busy ? 200 : 2000));
       session->pop_alerts(&alerts);
       for (lt::alert* a : alerts) handle(a);
       finish_layers();
       auto now = std::chrono::steady_clock::now();
       // Progress is asked for only while something is fetched: an idle
       // node (every layer held, seeding) is not woken for it twice a second.
-      if (now - last_update > std::chrono::milliseconds(500) && fetching()) {
+      const bool fetching_now = fetching();
+      if (now - last_update > std::chrono::milliseconds(500) && fetching_now) {
         session->post_torrent_updates();
         last_update = now;
+      }
+      busy = fetching_now || !finished.empty();
+      // A host's node only: seeds and the origin upload all day, and keep
+      // the quick rounds their peers' fetches start on.
+      if (!busy && options.role == NodeRole::peer) {
+        std::lock_guard lock(mu);
+        // Checked under mu, where add() sets quick ticks for a new fetch.
+        if (!std::any_of(layers.begin(), layers.end(),
+                         [](const auto& kv) { return kv.second.fetching && !kv.second.done; })) {
+          set_quick_ticks_locked(false);
+        }
       }
     }
   }
@@ -633,6 +666,7 @@ struct MeshNode::Impl {
     l.file = file;
     l.fetching = fetching;
     l.done = !fetching;
+    if (fetching) set_quick_ticks_locked(true);
     l.expect_down = ref.size - std::min(held, ref.size);
     l.counted_down = 0;
     by_key[key_of(h.info_hashes())] = ref.id;
@@ -649,6 +683,7 @@ MeshNode::~MeshNode() {
   }
   impl_->vouch_cv.notify_all();
   if (impl_->vouch_thread.joinable()) impl_->vouch_thread.join();
+  impl_->session->post_session_stats();  // an alert: ends the alert thread's wait
   if (impl_->alert_thread.joinable()) impl_->alert_thread.join();
   impl_->session.reset();  // announces "stopped" (bounded by stop_tracker_timeout)
 }
@@ -707,7 +742,7 @@ Result<std::unique_ptr<MeshNode>> MeshNode::start(const NodeOptions& options, Lo
   sp.set_int(lt::settings_pack::min_reconnect_time, 2);
   // Quicker bandwidth and choking rounds than libtorrent's defaults (500 ms,
   // 15 s): a fetch starts moving bytes about a second sooner (measured).
-  sp.set_int(lt::settings_pack::tick_interval, 100);
+  sp.set_int(lt::settings_pack::tick_interval, kQuickTickMs);
   sp.set_int(lt::settings_pack::unchoke_interval, 5);
   sp.set_bool(lt::settings_pack::send_redundant_have, false);
   lt::session_params params(std::move(sp));
@@ -716,7 +751,14 @@ Result<std::unique_ptr<MeshNode>> MeshNode::start(const NodeOptions& options, Lo
   // process (drover-chaos's disk-full-mid-fetch found it), where pwrite's
   // ENOSPC becomes a file error, so the fetch fails and is retried.
   params.disk_io_constructor = lt::posix_disk_io_constructor;
-  impl->session = std::make_unique<lt::session>(std::move(params));
+  {
+    // libtorrent's threads take their name from the thread that starts them.
+    char caller[16] = {};
+    (void)::pthread_getname_np(::pthread_self(), caller, sizeof caller);
+    name_this_thread("libtorrent");
+    impl->session = std::make_unique<lt::session>(std::move(params));
+    name_this_thread(caller);
+  }
 
   // libtorrent puts loopback and private-range peers in its local class, which
   // ignores rate limits. Map every address to the global class instead.

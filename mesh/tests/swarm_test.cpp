@@ -291,19 +291,37 @@ TEST_F(Swarm, AHostWhoseSeedServesCorruptDataFetchesFromTheOrigin) {
 TEST_F(Swarm, AKilledFetchResumesAfterARestartAndAHeldLayerIsNeverFetchedAgain) {
   const std::string artifact = push(1, 8 << 20, 4);
   start_origin("1MiB");  // slow enough to kill the fetch halfway
-  auto peer = start_peer("p", "r1", "a", artifact, {"--progress"});
-  // Progress comes per layer (two here): add up the latest of each.
+  auto peer = start_peer("p", "r1", "a", artifact,
+                         {"--progress", "--stall-timeout", "20", "--log-level", "info"});
+  // Progress comes per layer (two here): add up the latest of each, a
+  // finished layer whole. A fetch that fails or ends ends the wait at once.
   std::map<std::string, std::uint64_t> done_by_layer;
   auto halfway = peer->wait_for(
       [&](const json& j) {
-        if (j.value("event", "") != "progress") return false;
-        done_by_layer[j["layer"]] = j["done"];
+        const std::string event = j.value("event", "");
+        if (event == "failed" || event == "done") return true;
+        if (event == "layer") {
+          done_by_layer[j["layer"]] = j["bytes"];
+        } else if (event == "progress") {
+          done_by_layer[j["layer"]] = j["done"];
+        } else {
+          return false;
+        }
         std::uint64_t sum = 0;
         for (const auto& [layer, done] : done_by_layer) sum += done;
         return sum >= (4u << 20);
       },
       60s);
-  ASSERT_TRUE(halfway) << peer->stderr_tail();
+  // What both sides said, when the peer did not get halfway.
+  auto context = [&] {
+    std::string said = "origin running: ";
+    said += origin_->wait_exit(0ms) ? "no" : "yes";
+    for (const auto& l : peer->lines()) said += "\n" + l.dump();
+    return said + "\npeer:\n" + peer->stderr_tail() + "\norigin:\n" + origin_->stderr_tail();
+  };
+  ASSERT_TRUE(halfway) << context();
+  ASSERT_NE((*halfway)["event"], "failed") << context();
+  ASSERT_NE((*halfway)["event"], "done") << context();
   peer->kill();
 
   auto again = start_peer("p", "r1", "a", artifact, {"--exit-when-done"});

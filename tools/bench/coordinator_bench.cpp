@@ -16,9 +16,14 @@
 //
 // With --layout blue_green every simulated host keeps two slots: a
 // blue/green release is previewed at no traffic, flipped, then flipped back.
+// With --layout concurrent the agents are dealt among --services services
+// and every service's deploy starts at once (DESIGN.md's ~100 concurrent
+// deploys): deploys a minute, and each batch's wait from its last report
+// acknowledged to the coordinator judging it.
 //
 //   drover-bench-coordinator [--agents 1000] [--procs 2] [--threads 8] [--flood-seconds 5]
-//                            [--layout single|promotion|blue_green] [--deploys-only]
+//                            [--layout single|promotion|blue_green|concurrent]
+//                            [--services 100] [--deploys-only]
 //   drover-bench-coordinator sim ...   (a load-generating child; started by the above)
 #include <signal.h>
 #include <unistd.h>
@@ -32,8 +37,10 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "core/agent_link/agent_link.hpp"
 #include "core/nng/nng.hpp"
@@ -67,12 +74,16 @@ double pct(std::vector<double> v, double p) {
 
 // The simulators' per-seq times merged: the first announcement, the last
 // pull and acknowledged report among the agents the seq changed.
-std::map<std::uint64_t, json> merge_seqs(const std::vector<json>& stats) {
-  std::map<std::uint64_t, json> out;
+using SeqKey = std::pair<std::string, std::uint64_t>;  // service, plan seq
+
+std::map<SeqKey, json> merge_seqs(const std::vector<json>& stats) {
+  std::map<SeqKey, json> out;
   for (const auto& st : stats) {
     if (!st.contains("seqs")) continue;
     for (const auto& [key, t] : st["seqs"].items()) {
-      json& m = out[std::stoull(key)];
+      const auto slash = key.rfind('/');
+      if (slash == std::string::npos) continue;
+      json& m = out[{key.substr(0, slash), std::stoull(key.substr(slash + 1))}];
       if (m.is_null()) m = {{"announced_ms", 0}, {"pulled_ms", 0}, {"acked_ms", 0}, {"applied", 0}};
       const std::int64_t a = t.value("announced_ms", std::int64_t{0});
       if (a > 0 && (m["announced_ms"] == 0 || a < m["announced_ms"].get<std::int64_t>())) {
@@ -93,9 +104,21 @@ std::map<std::uint64_t, json> merge_seqs(const std::vector<json>& stats) {
 // to the last "applied" report acknowledged (durable at the coordinator);
 // to the coordinator judging the batch (finished_ms); to the next batch's
 // start. The revisions that changed hosts, in seq order, are the batches.
-void print_batch_breakdown(const json& d, const std::map<std::uint64_t, json>& seqs) {
+// The revisions of one service that changed hosts, in seq order.
+std::vector<json> revisions_of(const std::map<SeqKey, json>& seqs, const std::string& service) {
+  std::vector<json> out;
+  for (const auto& [key, t] : seqs) {
+    if (key.first == service && t["applied"].get<std::uint64_t>() > 0 &&
+        t["announced_ms"].get<std::int64_t>() > 0) {
+      out.push_back(t);
+    }
+  }
+  return out;
+}
+
+void print_batch_breakdown(const json& d, const std::map<SeqKey, json>& seqs) {
   std::vector<json> revisions;
-  for (const auto& [seq, t] : seqs) {
+  for (const auto& [key, t] : seqs) {
     if (t["applied"].get<std::uint64_t>() > 0 && t["announced_ms"].get<std::int64_t>() > 0) {
       revisions.push_back(t);
     }
@@ -140,6 +163,7 @@ std::atomic<bool> g_stop{false};  // SIGTERM
 
 struct SimAgent {
   std::string host;
+  std::string service = "web";  // --services N: s0 ... sN-1, hosts dealt in turn
   std::unique_ptr<proto::CoordinatorLink> link;
   std::unique_ptr<proto::CoordinatorLink> echo;  // to the baseline server
   std::uint64_t plan_seq = 0, report_seq = 0;
@@ -160,6 +184,7 @@ int run_sim(const cxxopts::ParseResult& r) {
   const int regions = r["regions"].as<int>();
   const double flood_s = r["flood-seconds"].as<double>();
   const bool split = r.count("split") > 0;
+  const int services = r["services"].as<int>();
   PosixFilesystem fsys;
   auto root = sign::load_public_key(fsys, r["root"].as<std::string>());
   if (!root.ok()) return std::cerr << root.error().message << "\n", 1;
@@ -190,6 +215,7 @@ int run_sim(const cxxopts::ParseResult& r) {
         for (int i = t; i < count; i += threads) {
           SimAgent& a = agents[static_cast<std::size_t>(i)];
           a.host = "sim-" + std::to_string(first + i);
+          if (services > 1) a.service = "s" + std::to_string((first + i) % services);
           proto::LinkOptions options = link_options;
           options.verify_cert = [&](const sign::Envelope& c) -> Result<sign::PublicKey> {
             DROVER_ASSIGN(auto v, sign::verify_cert(c, {*root, 1}, now_ms() / 1000));
@@ -215,7 +241,7 @@ int run_sim(const cxxopts::ParseResult& r) {
           // One region ("r1"), or --regions N of them (r0 ... rN-1), hosts dealt in turn.
           b.region = regions <= 1 ? "r1" : "r" + std::to_string((first + i) % regions);
           b.cluster = "c" + std::to_string(i % 10);
-          b.services = {"web"};
+          b.services = {a.service};
           b.public_key = key.public_key();
           b.mesh_peer = "127.0.0.1:1";
           b.join_token = join;
@@ -264,7 +290,10 @@ int run_sim(const cxxopts::ParseResult& r) {
     std::uint64_t applied = 0;
   };
   std::mutex seqs_mu;
-  std::map<std::uint64_t, SeqTimes> seqs;
+  std::map<std::pair<std::string, std::uint64_t>, SeqTimes> seqs;  // by service and seq
+  // Plan announcements per service (under wake_mu): an agent pulls on one
+  // of its own service's, as a real agent does.
+  std::map<std::string, std::uint64_t> announced_of;
   auto sub = nng::Subscriber::dial(announcements, proto::kAnnouncePrefix, link_options.tls);
   std::thread listener([&] {
     while (!g_stop) {
@@ -276,14 +305,15 @@ int run_sim(const cxxopts::ParseResult& r) {
         std::lock_guard lock(wake_mu);
         if (a.ok() && a->flags) {
           flags_announced.fetch_add(1);
-        } else {
+        } else if (a.ok()) {
+          ++announced_of[a->service];
           announced.fetch_add(1);
         }
       }
       wake_cv.notify_all();
       if (a.ok() && !a->flags) {
         std::lock_guard lock(seqs_mu);
-        auto& t = seqs[a->seq];
+        auto& t = seqs[{a->service, a->seq}];
         if (t.announced_ms == 0) t.announced_ms = at;
       }
     }
@@ -309,7 +339,7 @@ int run_sim(const cxxopts::ParseResult& r) {
     body.sent_at_ms = now_ms();
     if (event) body.items.push_back({std::nullopt, *event});
     proto::HealthItem h;
-    h.service = "web";
+    h.service = a.service;
     h.release = a.running;
     h.at_ms = body.sent_at_ms;
     h.ok = true;
@@ -339,6 +369,7 @@ int run_sim(const cxxopts::ParseResult& r) {
     workers.emplace_back([&, t] {
       std::vector<double> my_pulls;
       std::uint64_t my_pull_count = 0, my_applied = 0, my_reports = 0, seen_announce = 0;
+      std::map<std::string, std::uint64_t> seen_of;  // announcements acted on, per service
       std::uint64_t seen_flags = 0;
       auto flush = [&] {
         std::lock_guard lock(stats_mu);
@@ -361,16 +392,23 @@ int run_sim(const cxxopts::ParseResult& r) {
         const std::uint64_t ann = announced.load();
         const bool pull_all = ann != seen_announce;
         seen_announce = ann;
+        std::set<std::string> fresh;  // services announced since the last pass
+        if (pull_all) {
+          std::lock_guard lock(wake_mu);
+          for (const auto& [service, n] : announced_of) {
+            if (std::exchange(seen_of[service], n) != n) fresh.insert(service);
+          }
+        }
         const std::uint64_t fann = flags_announced.load();
         const bool pull_flags = split && fann != seen_flags;
         seen_flags = fann;
         auto soonest = now + 50ms;
         for (int i = t; i < count; i += threads) {
           SimAgent& a = agents[static_cast<std::size_t>(i)];
-          if (pull_all || now >= a.next_poll) {
+          if (fresh.count(a.service) || now >= a.next_poll) {
             a.next_poll = now + poll_every;
             const auto s = Clock::now();
-            auto got = a.link->pull_plan("web", a.plan_seq);
+            auto got = a.link->pull_plan(a.service, a.plan_seq);
             my_pulls.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
             ++my_pull_count;
             if (got.ok() && *got) {
@@ -390,14 +428,15 @@ int run_sim(const cxxopts::ParseResult& r) {
                   a.running = artifact;  // applied at once: the coordinator is what is measured
                   ++my_applied;
                   const std::int64_t pulled = now_ms();
-                  if (report(a, proto::EventItem{"web", now_ms(), "applied", a.plan_seq, artifact})
+                  if (report(a,
+                             proto::EventItem{a.service, now_ms(), "applied", a.plan_seq, artifact})
                           .ok()) {
                     ++my_reports;
                   }
                   const std::int64_t acked = now_ms();
                   a.next_health = now + health_every;
                   std::lock_guard lock(seqs_mu);
-                  auto& st = seqs[a.plan_seq];
+                  auto& st = seqs[{a.service, a.plan_seq}];
                   ++st.applied;
                   st.pulled_ms = std::max(st.pulled_ms, pulled);
                   st.acked_ms = std::max(st.acked_ms, acked);
@@ -501,8 +540,8 @@ int run_sim(const cxxopts::ParseResult& r) {
       json by_seq = json::object();
       {
         std::lock_guard slock(seqs_mu);
-        for (const auto& [seq, t] : seqs) {
-          by_seq[std::to_string(seq)] = {
+        for (const auto& [key, t] : seqs) {
+          by_seq[key.first + "/" + std::to_string(key.second)] = {
               {"announced_ms", t.announced_ms},
               {"pulled_ms", t.pulled_ms},
               {"acked_ms", t.acked_ms},
@@ -733,13 +772,116 @@ int run_blue_green(testing::TestFleet& f, Sims& sims, const std::string& v2, con
   return 0;
 }
 
+// --layout concurrent: one deploy per service, all started at once, each a
+// rolling release of its hosts in batches of 20%, zero bake. What it
+// measures, per batch: from the last "applied" report of its hosts
+// acknowledged (the condition to go on is met once it is durable) to the
+// coordinator judging the batch (its finished_ms, the next batch starting
+// in the same commit or the deploy succeeding); per deploy: POST to
+// succeeded; and deploys completed per minute over the whole burst.
+int run_concurrent(testing::TestFleet& f, Sims& sims,
+                   const std::vector<std::pair<std::string, std::string>>& releases, int agents) {
+  const int services = static_cast<int>(releases.size());
+  for (int i = 0; i < services; ++i) {
+    for (const auto& a : {releases[i].first, releases[i].second}) {
+      if (!f.registered(a)) return std::cerr << "artifact not registered\n", 1;
+    }
+    int status = 0;
+    const std::string service = "s" + std::to_string(i);
+    f.api("POST", "/pipelines",
+          {{"service", service},
+           {"strategy", {{"batch_percent", 20}}},
+           {"health_checks", {{"bake_s", 0}, {"min_samples", 0}}},
+           {"timeouts", {{"ready_s", 120}, {"converge_s", 300}, {"rollback_s", 300}}},
+           {"artifact_ready", "origin"}},
+          &status);
+    if (status != 201) return std::cerr << "pipeline refused\n", 1;
+  }
+  std::printf(
+      "  layout: %d services of %d hosts, one deploy each at once, batches of 20%%, zero "
+      "bakes\n",
+      services, agents / services);
+  // Starts every service's deploy of the release at once; waits for all.
+  auto burst = [&](bool second, std::vector<json>* ended) -> bool {
+    std::vector<std::string> ids;
+    for (int i = 0; i < services; ++i) {
+      int status = 0;
+      json d = f.api("POST", "/deploys",
+                     {{"pipeline_id", "s" + std::to_string(i)},
+                      {"artifact_id", second ? releases[i].second : releases[i].first}},
+                     &status);
+      if (status != 201) {
+        std::cerr << "deploy refused: " << d.dump() << "\n";
+        return false;
+      }
+      ids.push_back(d["deploy_id"]);
+    }
+    for (const auto& id : ids) {
+      json d = wait_deploy(f, id, "succeeded");
+      if (d.value("state", "") != "succeeded") {
+        std::cerr << "deploy " << id << " ended " << d.dump() << "\n";
+        return false;
+      }
+      if (ended) ended->push_back(std::move(d));
+    }
+    return true;
+  };
+  if (!burst(false, nullptr)) return 1;  // v1 everywhere (not measured)
+  sims.signal_all(SIGUSR2);
+  sims.collect("stats", 0);
+  std::vector<json> done;
+  if (!burst(true, &done)) return 1;
+  sims.signal_all(SIGUSR2);
+  const auto seqs = merge_seqs(sims.collect("stats", 1));
+  std::vector<double> judged, announced, per_deploy;
+  std::int64_t first_created = INT64_MAX, last_completed = 0;
+  std::size_t batches = 0, aligned = 0;
+  for (const auto& d : done) {
+    first_created = std::min(first_created, d["created_ms"].get<std::int64_t>());
+    last_completed = std::max(last_completed, d["completed_ms"].get<std::int64_t>());
+    per_deploy.push_back(static_cast<double>(d["completed_ms"].get<std::int64_t>() -
+                                             d["created_ms"].get<std::int64_t>()));
+    const auto revisions = revisions_of(seqs, d["service"]);
+    batches += d["batches"].size();
+    if (revisions.size() != d["batches"].size()) continue;
+    ++aligned;
+    for (std::size_t k = 0; k < revisions.size(); ++k) {
+      const auto& b = d["batches"][k];
+      judged.push_back(static_cast<double>(b["finished_ms"].get<std::int64_t>() -
+                                           revisions[k]["acked_ms"].get<std::int64_t>()));
+      announced.push_back(static_cast<double>(revisions[k]["announced_ms"].get<std::int64_t>() -
+                                              b["started_ms"].get<std::int64_t>()));
+    }
+  }
+  const double burst_s = static_cast<double>(last_completed - first_created) / 1000;
+  std::printf(
+      "  %d deploys (%zu batches) from the first POST to the last succeeded: %.2f s = "
+      "%.0f deploys a minute\n",
+      services, batches, burst_s, services / burst_s * 60);
+  std::printf("           per deploy, POST to succeeded: p50 %.2f s, p99 %.2f s\n",
+              pct(per_deploy, 0.5) / 1000, pct(per_deploy, 0.99) / 1000);
+  std::printf(
+      "           a batch's last report acknowledged -> judged: p50 %.0f ms, p99 %.0f ms "
+      "(%zu batches of %zu deploys aligned)\n",
+      pct(judged, 0.5), pct(judged, 0.99), judged.size(), aligned);
+  std::printf("           a batch decided -> its plan announced: p50 %.0f ms, p99 %.0f ms\n",
+              pct(announced, 0.5), pct(announced, 0.99));
+  sims.signal_all(SIGTERM);
+  return 0;
+}
+
 int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   const int agents = r["agents"].as<int>(), procs = r["procs"].as<int>();
   const int threads = r["threads"].as<int>();
   const bool promotion = r["layout"].as<std::string>() == "promotion";
   const bool blue_green = r["layout"].as<std::string>() == "blue_green";
-  if (!promotion && !blue_green && r["layout"].as<std::string>() != "single") {
-    return std::cerr << "--layout is single, promotion or blue_green\n", 2;
+  const bool concurrent = r["layout"].as<std::string>() == "concurrent";
+  if (!promotion && !blue_green && !concurrent && r["layout"].as<std::string>() != "single") {
+    return std::cerr << "--layout is single, promotion, blue_green or concurrent\n", 2;
+  }
+  const int services = concurrent ? r["services"].as<int>() : 1;
+  if (services < 1 || agents < services) {
+    return std::cerr << "--services must be 1 to --agents\n", 2;
   }
   const bool deploys_only = r.count("deploys-only") > 0;
   testing::TempDir dir;
@@ -747,6 +889,13 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   const std::string v1 = f.push("v1", {{"error_rate", 0.01}});
   const std::string v2 = f.push("v2", {{"error_rate", 0.01}});
   const std::string v3 = f.push("v3", {{"error_rate", 0.01}});
+  // --layout concurrent: v1 and v2 of every service.
+  std::vector<std::pair<std::string, std::string>> releases;
+  for (int i = 0; concurrent && i < services; ++i) {
+    const std::string service = "s" + std::to_string(i);
+    releases.emplace_back(f.push(service + "-v1", {{"error_rate", 0.01}}, "0123abcd", service),
+                          f.push(service + "-v2", {{"error_rate", 0.01}}, "0123abcd", service));
+  }
   f.start_coordinator();
   f.start_origin();
   const pid_t coordinator_pid = f.coordinator().pid();
@@ -817,6 +966,8 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
                                  std::to_string(r["flood-threads"].as<int>()),
                                  "--regions",
                                  std::to_string(promotion ? kRegions : 1),
+                                 "--services",
+                                 std::to_string(concurrent ? services : 1),
                                  blue_green ? "--split" : "--no-split"},
         (dir.path() / ("sim-" + std::to_string(p) + ".err")).string()));
   }
@@ -831,6 +982,7 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   for (const auto& a : {v1, v2, v3}) {
     if (!f.registered(a)) return std::cerr << "artifact not registered\n", 1;
   }
+  if (concurrent) return run_concurrent(f, sims, releases, agents);
   int status = 0;
   f.api("POST", "/pipelines",
         promotion ? promotion_pipeline(0)
@@ -921,19 +1073,19 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   std::printf("           CPU: coordinator %.2f s\n", cpu_seconds(coordinator_pid) - c0);
   sims.signal_all(SIGUSR2);
   if (!promotion) {
-    // The rollback's one revision: decided -> announced -> last pull -> last
-    // "applied" acknowledged -> done.
-    const auto seqs = merge_seqs(sims.collect("stats", 3));
-    const json* t = nullptr;
-    for (const auto& [seq, times] : seqs) {
-      if (times["applied"].get<std::uint64_t>() > 0) t = &times;
+    // The rollback's revisions (one per 128 hosts, announced once): decided
+    // -> announced -> last pull -> last "applied" acknowledged -> done.
+    std::int64_t announced = 0, pulled = 0, acked = 0;
+    for (const auto& [key, t] : merge_seqs(sims.collect("stats", 3))) {
+      if (t["applied"].get<std::uint64_t>() == 0) continue;
+      const auto a = t["announced_ms"].get<std::int64_t>();
+      if (a > 0 && (announced == 0 || a < announced)) announced = a;
+      pulled = std::max(pulled, t["pulled_ms"].get<std::int64_t>());
+      acked = std::max(acked, t["acked_ms"].get<std::int64_t>());
     }
-    if (t != nullptr) {
+    if (announced > 0) {
       const auto started = d["rollback"]["started_ms"].get<std::int64_t>();
       const auto done = d["rollback"]["done_ms"].get<std::int64_t>();
-      const auto announced = (*t)["announced_ms"].get<std::int64_t>();
-      const auto pulled = (*t)["pulled_ms"].get<std::int64_t>();
-      const auto acked = (*t)["acked_ms"].get<std::int64_t>();
       std::printf(
           "           (ms) decided->announced %lld, ->last pull %lld, ->last applied acked %lld, "
           "->done %lld\n",
@@ -1012,9 +1164,14 @@ int main(int argc, char** argv) {
       cxxopts::value<int>()->default_value("2"))("tls-ca", "", cxxopts::value<std::string>())(
       "server-name", "", cxxopts::value<std::string>()->default_value(""))("h,help", "help")(
       "mode", "", cxxopts::value<std::string>())(
-      "layout", "single (one environment, one region) or promotion (2 environments, 10 regions)",
+      "layout",
+      "single (one environment, one region), promotion (2 environments, 10 regions), blue_green or "
+      "concurrent (--services deploys at once)",
       cxxopts::value<std::string>()->default_value("single"))(
       "regions", "", cxxopts::value<int>()->default_value("1"))(
+      "services",
+      "--layout concurrent: services, one deploy each at once (the agents are dealt among them)",
+      cxxopts::value<int>()->default_value("100"))(
       "deploys-only", "measure the rollout and the rollback only (no ingest floods)")("split", "")(
       "no-split", "");
   o.parse_positional({"mode"});
