@@ -199,6 +199,7 @@ struct Agent::Impl {
       ctx.stopping = true;
     }
     ctx.stop_cv.notify_all();
+    ctx.reports_cv.notify_all();
     // The cycle thread checks the flag holding cycle_mu: passing through the
     // lock here means it either saw the flag or is waiting for this notify.
     { std::lock_guard lock(cycle_mu); }
@@ -430,7 +431,17 @@ struct Agent::Impl {
 
   void report_loop() {
     milliseconds wait(200);
-    while (!ctx.wait_until(ctx.world.clock.steady() + wait)) wait = push_reports(ctx, wait);
+    for (;;) {
+      // Nothing to send: asleep until an item is pushed (kIdle is a bound,
+      // not a poll). Otherwise the wait push_reports chose: the next report
+      // at once, or a backoff after a failure that a push does not cut short.
+      const bool stopping =
+          wait == kNothingToReport
+              ? ctx.wait_for_reports(ctx.world.clock.steady() + milliseconds(30'000))
+              : ctx.wait_until(ctx.world.clock.steady() + wait);
+      if (stopping) return;
+      wait = push_reports(ctx, wait == kNothingToReport ? milliseconds(200) : wait);
+    }
   }
 
   void announcement_loop() {

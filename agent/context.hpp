@@ -60,7 +60,9 @@ struct ServiceView {
 
 struct AgentContext {
   AgentContext(const AgentConfig& c, AgentWorld w, Logger& l, EventSink e)
-      : config(c), world(w), log(l), events(std::move(e)), outbox(c.report_buffer_items) {}
+      : config(c), world(w), log(l), events(std::move(e)), outbox(c.report_buffer_items) {
+    outbox.on_push([this] { reports_arrived(); });
+  }
 
   const AgentConfig& config;
   AgentWorld world;
@@ -90,9 +92,12 @@ struct AgentContext {
   std::int64_t last_contact_ms = 0;
   bool enrolled = false;
 
-  std::mutex stop_mu;  // guards stopping
+  std::mutex stop_mu;  // guards stopping and reports_pushed
   std::condition_variable stop_cv;
   bool stopping = false;
+  // The report thread's wake: an item pushed to the outbox (or a stop).
+  std::condition_variable reports_cv;
+  bool reports_pushed = false;
 
   fs::path dir(const char* sub) const { return config.state_dir / sub; }
   // What a certificate must chain to now: the root and the trust floor.
@@ -119,6 +124,21 @@ struct AgentContext {
     std::unique_lock lock(stop_mu);
     stop_cv.wait_until(lock, deadline, [this] { return stopping; });
     return stopping;
+  }
+  // Waits until the deadline, a stop, or an item pushed to the outbox since
+  // the last wait; true when stopping.
+  bool wait_for_reports(SteadyTime deadline) {
+    std::unique_lock lock(stop_mu);
+    reports_cv.wait_until(lock, deadline, [this] { return stopping || reports_pushed; });
+    reports_pushed = false;
+    return stopping;
+  }
+  void reports_arrived() {
+    {
+      std::lock_guard lock(stop_mu);
+      reports_pushed = true;
+    }
+    reports_cv.notify_one();
   }
   void emit(const std::string& line) {
     if (events) events(line);

@@ -79,7 +79,7 @@ std::chrono::milliseconds push_reports(AgentContext& ctx, std::chrono::milliseco
     if (!ctx.enrolled) return milliseconds(200);
   }
   auto report = ctx.outbox.take(kMaxReportItemsPerMessage, ctx.next_report_seq);
-  if (!report) return milliseconds(200);
+  if (!report) return kNothingToReport;
   report->sent_at_ms = ctx.now_unix_ms();
   Status st = ctx.link->send_report(*report);
   if (st.ok()) {

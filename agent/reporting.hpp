@@ -17,7 +17,9 @@ namespace drover::agent {
 void sample_service(AgentContext& ctx, const ServiceRunner& service);
 
 // Sends the next report if one waits (only once enrolled); returns how long
-// to wait before the next attempt given the last wait.
+// to wait before the next attempt given the last wait, or kNothingToReport
+// when the outbox is empty (wait for a push: AgentContext::wait_for_reports).
+inline constexpr std::chrono::milliseconds kNothingToReport{-1};
 std::chrono::milliseconds push_reports(AgentContext& ctx, std::chrono::milliseconds last_wait);
 
 }  // namespace drover::agent

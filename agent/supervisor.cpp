@@ -372,7 +372,7 @@ void Supervisor::monitor() {
       watched_pid = watch;
       exit_signalled = false;
     }
-    const auto now = Clock::now();
+    auto now = Clock::now();
     if (state_ == RunState::running && !alive_locked()) {
       ++exits_;
       const bool stable = now - started_at_ >= options_.stable_after;
@@ -407,6 +407,7 @@ void Supervisor::monitor() {
         lock.unlock();
         if (on_change_) on_change_(RunState::running, "restarted as pid " + std::to_string(pid));
         lock.lock();
+        continue;  // watch the new process's pidfd before sleeping
       }
     } else if (state_ == RunState::running && !recent_exits_.empty() &&
                now - started_at_ >= options_.stable_after) {
@@ -414,6 +415,7 @@ void Supervisor::monitor() {
       consecutive_ = 0;
     }
     if (quit_) break;
+    now = Clock::now();  // the callbacks above may have taken a while
     // Asleep until the process exits, run() or stop() wakes it, or the next
     // thing due: a restart after its backoff, or the backoff's reset once a
     // run has been stable.

@@ -6,14 +6,17 @@ namespace drover::agent {
 
 void Outbox::push(proto::ReportItem item) {
   proto::clip_texts(item);  // never a report the coordinator must refuse
-  std::lock_guard lock(mu_);
-  if (items_.size() >= capacity_) {
-    auto health = std::find_if(items_.begin(), items_.end(),
-                               [](const proto::ReportItem& i) { return i.health.has_value(); });
-    items_.erase(health != items_.end() ? health : items_.begin());
-    ++dropped_;
+  {
+    std::lock_guard lock(mu_);
+    if (items_.size() >= capacity_) {
+      auto health = std::find_if(items_.begin(), items_.end(),
+                                 [](const proto::ReportItem& i) { return i.health.has_value(); });
+      items_.erase(health != items_.end() ? health : items_.begin());
+      ++dropped_;
+    }
+    items_.push_back(std::move(item));
   }
-  items_.push_back(std::move(item));
+  if (on_push_) on_push_();
 }
 
 void Outbox::acknowledged(std::uint64_t seq) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 
@@ -21,6 +22,9 @@ class Outbox {
   explicit Outbox(std::size_t capacity) : capacity_(capacity) {}
 
   void push(proto::ReportItem item);
+  // Called after each push, outside the outbox's lock (set once, before any
+  // push): how the report thread learns there is something to send.
+  void on_push(std::function<void()> f) { on_push_ = std::move(f); }
   // The report to send next: the one in flight, or up to max_items new items
   // under the seq that next_seq() hands out. nullopt when there is nothing.
   template <class NextSeq>
@@ -56,6 +60,7 @@ class Outbox {
   std::deque<proto::ReportItem> items_;
   std::optional<proto::ReportBody> in_flight_;
   std::uint64_t dropped_ = 0;
+  std::function<void()> on_push_;
 };
 
 }  // namespace drover::agent

@@ -166,7 +166,14 @@ TEST_F(Seams, AReportIsRepeatedUnchangedUntilAcknowledgedAndBacksOff) {
   ASSERT_EQ(link->reports.size(), 4u);
   EXPECT_EQ(link->reports[3].seq, 101u);
   EXPECT_EQ(link->reports[3].items[0].event->event, "switched");
-  EXPECT_EQ(push_reports(*ctx, milliseconds(20)), milliseconds(200));  // nothing left
+  EXPECT_EQ(push_reports(*ctx, milliseconds(20)), kNothingToReport);  // nothing left
+  // Nothing to send, the report thread sleeps until an item is pushed: a
+  // push ends its wait at once, however far its deadline.
+  (void)ctx->wait_for_reports(SteadyTime{});  // what earlier pushes left
+  event("restarted");
+  const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  EXPECT_FALSE(ctx->wait_for_reports(SteadyTime(far.time_since_epoch())));
+  EXPECT_EQ(push_reports(*ctx, milliseconds(200)), milliseconds(20));
 
   // A long outage: the wait stops growing at 30 s.
   event("applied");

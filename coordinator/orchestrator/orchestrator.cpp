@@ -315,7 +315,13 @@ Result<int> Orchestrator::tick() {
     // durable commit; bounded, so a run that never settles cannot hold the
     // tick from the others.
     DeployRecord d = first;
+    const std::size_t first_target = entering_env(first);
     for (int step = 0; step < kStepsPerTick && !is_terminal(d.state); ++step) {
+      // Its release decided for the environment it was entering when the
+      // tick began: a run of a release heading for another one waits for
+      // the next tick's decision (its release stands at one environment
+      // at a time).
+      if (step > 0 && !d.release.empty() && entering_env(d) != first_target) break;
       const RunPlan plan = plan_of_(d);
       FleetView fleet = fleet_(d, plan);
       if (!fleet.unreadable.empty()) {

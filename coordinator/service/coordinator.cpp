@@ -26,6 +26,17 @@
 namespace drover::coordinator {
 namespace {
 
+// The events that may complete or fail a batch: a host's report of one wakes
+// the driver.
+bool wakes_driver(std::string_view event) {
+  return event == "applied" || event == "flags_applied" || event == "apply_failed" ||
+         event == "plan_refused" || event == "fetch_failed";
+}
+
+}  // namespace
+
+namespace {
+
 using nlohmann::json;
 
 // An audit record of a person's act outside any deploy.
@@ -298,9 +309,13 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(CoordinatorOptions optio
                     agents, *c->store_, *c->keys_,
                     [self](const ContentId& id) { return self->artifacts_->manifest(id); },
                     [self](const HostRecord&, const proto::ReportBody& body) {
-                      // An event (a release applied or refused) may complete a batch.
+                      // A release or flag set applied, or a plan that failed,
+                      // may complete or fail a batch; nothing else a host
+                      // says wakes the driver.
                       for (const auto& item : body.items) {
-                        if (item.event) return self->wake_driver();
+                        if (item.event && wakes_driver(item.event->event)) {
+                          return self->wake_driver();
+                        }
                       }
                     },
                     clock, log));
@@ -507,7 +522,8 @@ void Coordinator::drive() {
     // a deploy started or a rollback was asked): not sooner than a fifth of
     // a tick after the last, so a flood of reports cannot keep it ticking.
     const auto ended = std::chrono::steady_clock::now();
-    drive_cv_.wait_until(stop_lock, ended + options_.tick / 5, [this] { return stopping_; });
+    const auto gap = std::max<std::chrono::milliseconds>(options_.tick / 5, kMinTickGap);
+    drive_cv_.wait_until(stop_lock, ended + gap, [this] { return stopping_; });
     drive_cv_.wait_until(stop_lock, ended + options_.tick,
                          [this] { return stopping_ || drive_wake_; });
   }
@@ -741,8 +757,12 @@ Result<DeployStarted> Coordinator::start_deploy(const DeployStart& start, const 
 Result<DeployStarted> Coordinator::start_run(Pipeline p, const DeployStart& start,
                                              const Caller& who, const std::string& redeploy_of) {
   DROVER_ASSIGN(ComposedRun run, compose_run(std::move(p), start, who, redeploy_of));
-  std::lock_guard lock(orchestrator_mu_);
-  DROVER_ASSIGN(DeployRecord d, orchestrator_->start(run.request));
+  DeployRecord d;
+  {
+    std::lock_guard lock(orchestrator_mu_);
+    DROVER_ASSIGN(d, orchestrator_->start(run.request));
+  }
+  wake_driver();
   return DeployStarted{std::move(d), run.env_name, run.git_sha,
                        ContentId::of(run.request.config_snapshot).str()};
 }

@@ -471,6 +471,8 @@ class Coordinator {
   void drive();
   // Wakes the driver before its tick is due (no-op on the driver itself).
   void wake_driver();
+  // The least time between two ticks, however often the driver is woken.
+  static constexpr std::chrono::milliseconds kMinTickGap{20};
   void notify_loop();  // the notify thread
   // The pipeline an audit record is about, and who may approve at a gate.
   Result<std::optional<notify::EventContext>> notify_context(const AuditRecord& r);

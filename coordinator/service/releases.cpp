@@ -55,8 +55,12 @@ Result<ReleaseView> Coordinator::create_release(const ReleaseStart& start, const
     request.pipelines.push_back(std::move(rp));
     request.runs.push_back(std::move(run->request));
   }
-  std::lock_guard lock(orchestrator_mu_);
-  DROVER_ASSIGN(ReleaseRecord r, releases_->create(request));
+  ReleaseRecord r;
+  {
+    std::lock_guard lock(orchestrator_mu_);
+    DROVER_ASSIGN(r, releases_->create(request));
+  }
+  wake_driver();
   return releases_->get(r.id);
 }
 

@@ -35,7 +35,8 @@ struct World {
   // The shape of each service's pipeline: b and c depend on a, production
   // has a gate, unless a test says otherwise.
   std::map<std::string, std::vector<std::string>> deps = {{"a", {}}, {"b", {"a"}}, {"c", {"a"}}};
-  std::set<std::string> ungated;                            // no gate in production
+  std::set<std::string> ungated;  // no gate in production
+  bool no_waits = false;          // zero bakes and watches, no samples needed
   std::map<std::string, std::vector<std::string>> envs_of;  // default: staging, production
 
   World() {
@@ -92,6 +93,11 @@ struct World {
       e.params.converge_timeout_ms = 60'000;
       e.params.health.min_samples = 3;
       e.watch_ms = kWatchMs;
+      if (no_waits) {
+        e.params.bake_ms = 0;
+        e.params.health.min_samples = 0;
+        e.watch_ms = 0;
+      }
       if (name == "production" && !ungated.count(service)) e.gate = Gate{1, 3'600'000};
       p.envs.push_back(e);
     }
@@ -290,6 +296,35 @@ static ReleaseRecord release_where_c_fails_in_production(World& w, ReleasePolicy
   EXPECT_TRUE(w.releases->approve(r->id, kBob, "").ok());
   EXPECT_TRUE(w.until([&] { return w.finished(r->id); }));
   return w.release(r->id);
+}
+
+// A tick takes a run as far as it can go, but never past the environment
+// its release decided about: with nothing to wait for (the hosts already
+// run the release, zero bakes and watches, no gates), a could pass staging
+// and enter production in the tick that let it into staging, while b and c
+// have not entered staging yet. It stops at production's entrance until
+// the release lets it in.
+TEST(Releases, ARunThatPassesAnEnvironmentInOneTickWaitsForItsReleaseAtTheNext) {
+  World w;
+  w.no_waits = true;
+  w.ungated = {"a", "b", "c"};
+  for (const auto& [h, place] : w.hosts) w.running[h] = place.first + "2";
+  auto r = w.releases->create(w.request());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  bool ordered = true;
+  ASSERT_TRUE(w.until([&] {
+    // Nobody in production while a run still going has not passed staging.
+    bool any_in_production = false, staging_open = false;
+    for (const std::string s : {"a", "b", "c"}) {
+      const DeployRecord d = w.run(*r, s);
+      any_in_production |= w.env(d, "production").status != "pending";
+      staging_open |= w.env(d, "staging").status != "passed";
+    }
+    ordered &= !(any_in_production && staging_open);
+    return w.ended(r->id);
+  }));
+  EXPECT_TRUE(ordered);
+  EXPECT_EQ(w.release(r->id).state, ReleaseState::succeeded);
 }
 
 TEST(Releases, UnderFailedOnlyTheFailedServiceRollsBackAndTheOthersStay) {

@@ -754,10 +754,16 @@ Result<std::unique_ptr<MeshNode>> MeshNode::start(const NodeOptions& options, Lo
   {
     // libtorrent's threads take their name from the thread that starts them.
     char caller[16] = {};
-    (void)::pthread_getname_np(::pthread_self(), caller, sizeof caller);
+    const bool named = ::pthread_getname_np(::pthread_self(), caller, sizeof caller) == 0;
     name_this_thread("libtorrent");
+    struct Restore {
+      const char* name;
+      bool named;
+      ~Restore() {
+        if (named) name_this_thread(name);
+      }
+    } restore{caller, named};
     impl->session = std::make_unique<lt::session>(std::move(params));
-    name_this_thread(caller);
   }
 
   // libtorrent puts loopback and private-range peers in its local class, which

@@ -25,6 +25,7 @@
 //                            [--layout single|promotion|blue_green|concurrent]
 //                            [--services 100] [--deploys-only]
 //   drover-bench-coordinator sim ...   (a load-generating child; started by the above)
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -154,6 +155,21 @@ void print_batch_breakdown(const json& d, const std::map<SeqKey, json>& seqs) {
       pct(whole, 0.5));
 }
 
+// --pin: every thread of pid (and the threads they start later) on one CPU.
+bool pin_process(pid_t pid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  std::error_code ec;
+  bool all = true;
+  for (const auto& t :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    const pid_t tid = static_cast<pid_t>(std::stol(t.path().filename().string()));
+    all = ::sched_setaffinity(tid, sizeof set, &set) == 0 && all;
+  }
+  return all && !ec;
+}
+
 // ---------------------------------------------------------------- the child
 
 std::atomic<int> g_flood{0};      // SIGUSR1: flood the coordinator once
@@ -177,6 +193,9 @@ struct SimAgent {
 };
 
 int run_sim(const cxxopts::ParseResult& r) {
+  if (r["cpu"].as<int>() >= 0 && !pin_process(::getpid(), r["cpu"].as<int>())) {
+    return std::cerr << "cannot pin to CPU " << r["cpu"].as<int>() << "\n", 1;
+  }
   const std::string requests = r["requests"].as<std::string>();
   const std::string announcements = r["announcements"].as<std::string>();
   const int first = r["first"].as<int>(), count = r["count"].as<int>();
@@ -575,6 +594,9 @@ int run_sim(const cxxopts::ParseResult& r) {
 // The baseline: the agent protocol with nothing behind it. Each report is
 // decoded and acknowledged; nothing is authenticated or stored.
 int run_echo(const cxxopts::ParseResult& r) {
+  if (r["cpu"].as<int>() >= 0 && !pin_process(::getpid(), r["cpu"].as<int>())) {
+    return std::cerr << "cannot pin to CPU " << r["cpu"].as<int>() << "\n", 1;
+  }
   ::signal(SIGTERM, [](int) { g_stop = true; });
   auto server = nng::Server::listen(
       r["listen"].as<std::string>(),
@@ -772,15 +794,18 @@ int run_blue_green(testing::TestFleet& f, Sims& sims, const std::string& v2, con
   return 0;
 }
 
-// --layout concurrent: one deploy per service, all started at once, each a
-// rolling release of its hosts in batches of 20%, zero bake. What it
-// measures, per batch: from the last "applied" report of its hosts
-// acknowledged (the condition to go on is met once it is durable) to the
-// coordinator judging the batch (its finished_ms, the next batch starting
-// in the same commit or the deploy succeeding); per deploy: POST to
-// succeeded; and deploys completed per minute over the whole burst.
+// --layout concurrent: one deploy per service, all started at once (from 8
+// threads), each a rolling release of its hosts in batches of 20% with a
+// 2 s bake, so that every deploy runs while the others do. What it
+// measures, per batch, the delay from a condition being met to the
+// coordinator committing the transition it allows: from the last "applied"
+// report of its hosts acknowledged (durable) to the batch converged, and
+// from the end of its bake to the batch judged (the next batch starts in
+// the same commit); per deploy, POST to succeeded; and deploys completed
+// per minute over the whole burst.
 int run_concurrent(testing::TestFleet& f, Sims& sims,
                    const std::vector<std::pair<std::string, std::string>>& releases, int agents) {
+  constexpr int kBakeS = 2;
   const int services = static_cast<int>(releases.size());
   for (int i = 0; i < services; ++i) {
     for (const auto& a : {releases[i].first, releases[i].second}) {
@@ -791,31 +816,40 @@ int run_concurrent(testing::TestFleet& f, Sims& sims,
     f.api("POST", "/pipelines",
           {{"service", service},
            {"strategy", {{"batch_percent", 20}}},
-           {"health_checks", {{"bake_s", 0}, {"min_samples", 0}}},
+           {"health_checks", {{"bake_s", kBakeS}, {"min_samples", 0}}},
            {"timeouts", {{"ready_s", 120}, {"converge_s", 300}, {"rollback_s", 300}}},
            {"artifact_ready", "origin"}},
           &status);
     if (status != 201) return std::cerr << "pipeline refused\n", 1;
   }
   std::printf(
-      "  layout: %d services of %d hosts, one deploy each at once, batches of 20%%, zero "
-      "bakes\n",
-      services, agents / services);
+      "  layout: %d services of %d hosts, one deploy each at once, batches of 20%%, "
+      "%d s bakes\n",
+      services, agents / services, kBakeS);
   // Starts every service's deploy of the release at once; waits for all.
   auto burst = [&](bool second, std::vector<json>* ended) -> bool {
-    std::vector<std::string> ids;
-    for (int i = 0; i < services; ++i) {
-      int status = 0;
-      json d = f.api("POST", "/deploys",
-                     {{"pipeline_id", "s" + std::to_string(i)},
-                      {"artifact_id", second ? releases[i].second : releases[i].first}},
-                     &status);
-      if (status != 201) {
-        std::cerr << "deploy refused: " << d.dump() << "\n";
-        return false;
-      }
-      ids.push_back(d["deploy_id"]);
+    std::vector<std::string> ids(static_cast<std::size_t>(services));
+    std::atomic<int> refused{0};
+    std::vector<std::thread> posters;
+    for (int t = 0; t < 8; ++t) {
+      posters.emplace_back([&, t] {
+        for (int i = t; i < services; i += 8) {
+          int status = 0;
+          json d = f.api("POST", "/deploys",
+                         {{"pipeline_id", "s" + std::to_string(i)},
+                          {"artifact_id", second ? releases[i].second : releases[i].first}},
+                         &status);
+          if (status != 201) {
+            std::cerr << "deploy refused: " << d.dump() << "\n";
+            ++refused;
+            continue;
+          }
+          ids[static_cast<std::size_t>(i)] = d["deploy_id"];
+        }
+      });
     }
+    for (auto& t : posters) t.join();
+    if (refused > 0) return false;
     for (const auto& id : ids) {
       json d = wait_deploy(f, id, "succeeded");
       if (d.value("state", "") != "succeeded") {
@@ -833,7 +867,7 @@ int run_concurrent(testing::TestFleet& f, Sims& sims,
   if (!burst(true, &done)) return 1;
   sims.signal_all(SIGUSR2);
   const auto seqs = merge_seqs(sims.collect("stats", 1));
-  std::vector<double> judged, announced, per_deploy;
+  std::vector<double> converged, judged, announced, per_deploy;
   std::int64_t first_created = INT64_MAX, last_completed = 0;
   std::size_t batches = 0, aligned = 0;
   for (const auto& d : done) {
@@ -847,8 +881,11 @@ int run_concurrent(testing::TestFleet& f, Sims& sims,
     ++aligned;
     for (std::size_t k = 0; k < revisions.size(); ++k) {
       const auto& b = d["batches"][k];
+      const auto converged_ms = b["converged_ms"].get<std::int64_t>();
+      converged.push_back(
+          static_cast<double>(converged_ms - revisions[k]["acked_ms"].get<std::int64_t>()));
       judged.push_back(static_cast<double>(b["finished_ms"].get<std::int64_t>() -
-                                           revisions[k]["acked_ms"].get<std::int64_t>()));
+                                           (converged_ms + kBakeS * 1000)));
       announced.push_back(static_cast<double>(revisions[k]["announced_ms"].get<std::int64_t>() -
                                               b["started_ms"].get<std::int64_t>()));
     }
@@ -861,9 +898,13 @@ int run_concurrent(testing::TestFleet& f, Sims& sims,
   std::printf("           per deploy, POST to succeeded: p50 %.2f s, p99 %.2f s\n",
               pct(per_deploy, 0.5) / 1000, pct(per_deploy, 0.99) / 1000);
   std::printf(
-      "           a batch's last report acknowledged -> judged: p50 %.0f ms, p99 %.0f ms "
-      "(%zu batches of %zu deploys aligned)\n",
-      pct(judged, 0.5), pct(judged, 0.99), judged.size(), aligned);
+      "           a batch's last report acknowledged -> converged: p50 %.0f ms, p99 %.0f "
+      "ms (%zu batches of %zu deploys aligned)\n",
+      pct(converged, 0.5), pct(converged, 0.99), converged.size(), aligned);
+  std::printf(
+      "           its bake over -> judged, the next batch started: p50 %.0f ms, p99 %.0f "
+      "ms\n",
+      pct(judged, 0.5), pct(judged, 0.99));
   std::printf("           a batch decided -> its plan announced: p50 %.0f ms, p99 %.0f ms\n",
               pct(announced, 0.5), pct(announced, 0.99));
   sims.signal_all(SIGTERM);
@@ -922,8 +963,13 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
       "drover-bench-coordinator: %d simulated agents in %d processes (%d polling threads, %d "
       "flood threads each), protocol %d over %s\n",
       agents, procs, threads, r["flood-threads"].as<int>(), protocol, tls ? "TLS" : "plain TCP");
-  testing::DaemonProcess echo({self, "echo", "--listen", "tcp://127.0.0.1:0"},
-                              (dir.path() / "echo.err").string());
+  // --pin: the server under measure (the coordinator, the echo baseline) on
+  // CPU 0, the load generator on CPU 1, so neither starves the other.
+  const bool pin = r.count("pin") > 0;
+  if (pin && !pin_process(coordinator_pid, 0)) return std::cerr << "cannot pin\n", 1;
+  testing::DaemonProcess echo(
+      {self, "echo", "--listen", "tcp://127.0.0.1:0", "--cpu", pin ? "0" : "-1"},
+      (dir.path() / "echo.err").string());
   auto echo_ready = echo.wait_for_event("ready", 30s);
   if (!echo_ready) return std::cerr << "echo server did not start\n", 1;
   const std::string echo_url = (*echo_ready)["url"];
@@ -968,6 +1014,8 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
                                  std::to_string(promotion ? kRegions : 1),
                                  "--services",
                                  std::to_string(concurrent ? services : 1),
+                                 "--cpu",
+                                 pin ? "1" : "-1",
                                  blue_green ? "--split" : "--no-split"},
         (dir.path() / ("sim-" + std::to_string(p) + ".err")).string()));
   }
@@ -1158,6 +1206,8 @@ int main(int argc, char** argv) {
       "first", "", cxxopts::value<int>()->default_value("0"))(
       "echo", "", cxxopts::value<std::string>())("listen", "", cxxopts::value<std::string>())(
       "count", "", cxxopts::value<int>()->default_value("0"))(
+      "pin", "the server under measure on CPU 0, the simulated agents on CPU 1")(
+      "cpu", "", cxxopts::value<int>()->default_value("-1"))(
       "transport", "tls (the version-2 listener) or tcp (the legacy one)",
       cxxopts::value<std::string>()->default_value("tls"))(
       "protocol", "the agents' protocol version: 2, or 1 (with --transport tcp)",
