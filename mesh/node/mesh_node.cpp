@@ -171,6 +171,9 @@ struct MeshNode::Impl {
   // Whether some layer is still being fetched.
   bool fetching() const {
     std::lock_guard lock(mu);
+    return fetching_locked();
+  }
+  bool fetching_locked() const {
     return std::any_of(layers.begin(), layers.end(),
                        [](const auto& kv) { return kv.second.fetching && !kv.second.done; });
   }
@@ -489,10 +492,7 @@ struct MeshNode::Impl {
       if (!busy && options.role == NodeRole::peer) {
         std::lock_guard lock(mu);
         // Checked under mu, where add() sets quick ticks for a new fetch.
-        if (!std::any_of(layers.begin(), layers.end(),
-                         [](const auto& kv) { return kv.second.fetching && !kv.second.done; })) {
-          set_quick_ticks_locked(false);
-        }
+        if (!fetching_locked()) set_quick_ticks_locked(false);
       }
     }
   }

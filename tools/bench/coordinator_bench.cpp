@@ -118,12 +118,7 @@ std::vector<json> revisions_of(const std::map<SeqKey, json>& seqs, const std::st
 }
 
 void print_batch_breakdown(const json& d, const std::map<SeqKey, json>& seqs) {
-  std::vector<json> revisions;
-  for (const auto& [key, t] : seqs) {
-    if (t["applied"].get<std::uint64_t>() > 0 && t["announced_ms"].get<std::int64_t>() > 0) {
-      revisions.push_back(t);
-    }
-  }
+  const std::vector<json> revisions = revisions_of(seqs, d["service"]);
   const json& batches = d["batches"];
   if (revisions.size() != batches.size()) {
     std::printf("           (breakdown: %zu revisions applied for %zu batches; not aligned)\n",
