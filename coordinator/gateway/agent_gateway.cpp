@@ -326,7 +326,7 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
     // Acknowledged once durable, together with whatever else is waiting.
     {
       std::lock_guard lock(queue_mu_);
-      queue_.push_back({std::move(**host), std::move(*report), std::move(out), refused});
+      queue_.push_back({std::move(*host), std::move(*report), std::move(out), refused});
       meters_.queued_reports->set(static_cast<double>(queue_.size()));
     }
     queue_cv_.notify_one();
@@ -514,21 +514,20 @@ bool AgentGateway::log_allowed(std::string_view event) {
   return ++n <= 20;
 }
 
-Result<std::optional<HostRecord>> AgentGateway::enrolled(const std::string& name) {
+Result<std::shared_ptr<const HostRecord>> AgentGateway::enrolled(const std::string& name) {
   const std::uint64_t version = store_.hosts_version();
   {
     std::shared_lock lock(cache_mu_);
     auto it = host_cache_.find(name);
-    if (it != host_cache_.end() && it->second.first == version) {
-      return std::optional<HostRecord>(it->second.second);
-    }
+    if (it != host_cache_.end() && it->second.first == version) return it->second.second;
   }
   DROVER_ASSIGN(auto h, store_.host(name));
-  if (!h) return h;  // not cached: an enrollment adds it
+  if (!h) return std::shared_ptr<const HostRecord>();  // not cached: an enrollment adds it
+  auto record = std::make_shared<const HostRecord>(std::move(*h));
   std::unique_lock lock(cache_mu_);
   if (host_cache_.size() > 1'000'000) host_cache_.clear();
-  host_cache_[name] = {version, *h};
-  return h;
+  host_cache_[name] = {version, record};
+  return record;
 }
 
 void AgentGateway::note_dropped(const std::string& host, const Ingested& done) {
@@ -577,7 +576,7 @@ void AgentGateway::commit_reports() {
 void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
   std::vector<CoordinatorStore::ReportFrom> items;
   items.reserve(batch.size());
-  for (const auto& p : batch) items.push_back({p.host.host, &p.body, p.host.key.hex()});
+  for (const auto& p : batch) items.push_back({p.host->host, &p.body, p.host->key.hex()});
   auto results = store_.ingest_reports(items, unix_seconds(clock_.now()));
   if (results.ok()) batches_.fetch_add(1, std::memory_order_relaxed);  // before any answer
   for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -590,12 +589,12 @@ void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
     if (!done.ok()) {
       Meters::count(meters_.reports, "failed");
       log_.warn("coordinator.report.not_ingested",
-                {{"host", p.host.host}, {"error", done.error().message}});
+                {{"host", p.host->host}, {"error", done.error().message}});
       p.reply.fail(done.error());
       continue;
     }
-    note_dropped(p.host.host, *done);
-    note_acked(p.host.host, p.body.seq);
+    note_dropped(p.host->host, *done);
+    note_acked(p.host->host, p.body.seq);
     Meters::count(meters_.reports, done->fresh ? "ingested" : "repeated");
     if (done->fresh) {
       count_screened(p.screened);
@@ -604,7 +603,7 @@ void AgentGateway::commit_batch(std::vector<PendingReport>& batch) {
     if (done->fresh && reports_) {
       // Durable already: a handler that throws is logged, the report acknowledged.
       (void)run_guarded(log_, "coordinator.report_handler.threw",
-                        [&] { reports_(p.host, p.body); });
+                        [&] { reports_(*p.host, p.body); });
     }
     p.reply.answer("ack", {{"seq", p.body.seq}});
   }

@@ -171,8 +171,9 @@ class AgentGateway {
   // Logs what ingest dropped (a host over its budget, a full map).
   void note_dropped(const std::string& host, const Ingested& done);
   // The host's record, from a cache that every enrollment or reset empties
-  // (so a reset host's old key stops at once).
-  Result<std::optional<HostRecord>> enrolled(const std::string& name);
+  // (so a reset host's old key stops at once); null when not enrolled. Shared,
+  // not copied, with each request that needs it.
+  Result<std::shared_ptr<const HostRecord>> enrolled(const std::string& name);
   // The committer thread: every report waiting is ingested in one
   // transaction, then each is answered.
   void commit_reports();
@@ -188,13 +189,14 @@ class AgentGateway {
   Logger& log_;
   const OnlineKeySigner& keys_;
   struct PendingReport {
-    HostRecord host;
+    std::shared_ptr<const HostRecord> host;
     proto::ReportBody body;
     Responder reply;
     Screened screened;  // counted once the report is durable (a resend is not counted twice)
   };
   std::shared_mutex cache_mu_;
-  std::unordered_map<std::string, std::pair<std::uint64_t, HostRecord>> host_cache_;
+  std::unordered_map<std::string, std::pair<std::uint64_t, std::shared_ptr<const HostRecord>>>
+      host_cache_;
   std::mutex queue_mu_;  // guards queue_ and stopping_
   std::condition_variable queue_cv_;
   std::vector<PendingReport> queue_;

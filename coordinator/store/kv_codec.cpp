@@ -1,6 +1,7 @@
 #include "coordinator/store/kv_codec.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -68,10 +69,20 @@ Result<HostRecord> decode_host(std::string_view bytes) {
 Seen parse_seen(std::optional<std::string_view> v) {
   Seen s;
   if (!v) return s;
-  const std::string text(*v);
+  // "<report_seq> <last_seen> <stored_samples> <throttled>", read on every
+  // report: fields are read in turn, and reading stops at the first that
+  // does not parse (the rest keep their defaults).
+  const char* at = v->data();
+  const char* const end = at + v->size();
+  auto next = [&](auto& field) {
+    while (at < end && *at == ' ') ++at;
+    auto [ptr, ec] = std::from_chars(at, end, field);
+    if (ec != std::errc()) return false;
+    at = ptr;
+    return true;
+  };
   int throttled = 0;
-  std::sscanf(text.c_str(), "%" SCNu64 " %" SCNd64 " %" SCNu64 " %d", &s.report_seq, &s.last_seen,
-              &s.stored_samples, &throttled);
+  if (next(s.report_seq) && next(s.last_seen) && next(s.stored_samples)) next(throttled);
   s.throttled = throttled != 0;
   return s;
 }

@@ -1,5 +1,7 @@
 // KvCoordinatorStore: reports ingested once, health samples, what the fleet runs.
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -19,19 +21,66 @@ using namespace store_detail;
 // (the control of a traffic split); the webhook's are "/webhook", so a host
 // can never take (or overwrite) the key of a checker's sample about it. Returns false, writing
 // nothing, when the key is taken: one sample per host, source and millisecond.
+// A JSON string as dump() writes it. Plain text (printable ASCII without a
+// quote or backslash: every name and release id) is copied; anything else
+// goes through the JSON library.
+void append_string(std::string& out, std::string_view s) {
+  const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
+  });
+  if (!plain) {
+    out += json(std::string(s)).dump();
+    return;
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+// A number in its shortest form that reads back exactly; JSON has no
+// infinity or NaN, so those are written as dump() writes them (null).
+void append_number(std::string& out, double d) {
+  if (!std::isfinite(d)) {
+    out += "null";
+    return;
+  }
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
+  out.append(buf, ec == std::errc() ? end : buf);
+}
+
+// samples/<service>/<at be64>/<host>[/<source>]: time-ordered per service.
+// An agent's own samples have no source, or "/other" for its other slot's
+// (the control of a traffic split); the webhook's are "/webhook", so a host
+// can never take (or overwrite) the key of a checker's sample about it. Returns false, writing
+// nothing, when the key is taken: one sample per host, source and millisecond.
+// The value is a JSON object with its keys in order, written without a tree
+// (one is written per health item ingested).
 Result<bool> put_sample(kv::Txn& txn, kv::Table table, const std::string& service,
                         const KvCoordinatorStore::FleetSample& s, std::string_view source = {}) {
-  json sample = {{"host", s.host},     {"release", s.release},
-                 {"at", s.at_ms},      {"error_rate", s.error_rate},
-                 {"p99_ms", s.p99_ms}, {"saturation", s.saturation},
-                 {"ok", s.ok}};
-  if (s.requests > 0) sample["requests"] = s.requests;
-  if (s.other) sample["other"] = true;
+  std::string value = "{\"at\":" + std::to_string(s.at_ms) + ",\"error_rate\":";
+  append_number(value, s.error_rate);
+  value += ",\"host\":";
+  append_string(value, s.host);
+  value += s.ok ? ",\"ok\":true" : ",\"ok\":false";
+  if (s.other) value += ",\"other\":true";
+  value += ",\"p99_ms\":";
+  append_number(value, s.p99_ms);
+  value += ",\"release\":";
+  append_string(value, s.release);
+  if (s.requests > 0) {
+    value += ",\"requests\":";
+    append_number(value, s.requests);
+  }
+  value += ",\"saturation\":";
+  append_number(value, s.saturation);
+  value += '}';
   std::string key =
       seq_key(service, static_cast<std::uint64_t>(std::max<std::int64_t>(s.at_ms, 0)));
   key += '/' + s.host;
   if (!source.empty()) key += '/' + std::string(source);
-  return txn.put_new(table, key, sample.dump());
+  return txn.put_new(table, key, value);
 }
 
 // The time at the end of a host_releases key (8 big-endian bytes).
@@ -133,6 +182,19 @@ Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const ReportFrom& 
     if (!j.is_object()) j = json::object();
     return j;
   };
+  // Whether the state names this release already, read from its text
+  // without a parse: the state is written by dump(), so a plain release
+  // (see append_string) appears exactly as "release":"<id>", and no other
+  // field of the state holds a string. Anything else is parsed.
+  auto runs_already = [&](const std::string& service, const std::string& release) -> Result<bool> {
+    const bool plain = std::all_of(release.begin(), release.end(), [](char c) {
+      const auto u = static_cast<unsigned char>(c);
+      return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
+    });
+    if (!plain) return false;
+    DROVER_ASSIGN(auto v, txn.get(host_state_, service + '/' + host));
+    return v && v->find("\"release\":\"" + release + "\"") != std::string::npos;
+  };
   for (const auto& item : report.items) {
     if (item.health) {
       const proto::HealthItem& hi = *item.health;
@@ -161,6 +223,8 @@ Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const ReportFrom& 
         }
       }
       if (!hi.release.empty()) {
+        DROVER_ASSIGN(bool same, runs_already(hi.service, hi.release));
+        if (same) continue;  // most reports: the release the host already runs
         DROVER_ASSIGN(json st, state_of(hi.service));
         DROVER_TRY(note_release(txn, host_state_, host_releases_, st, hi.service, host, hi.release,
                                 hi.at_ms));

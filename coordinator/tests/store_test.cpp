@@ -150,6 +150,31 @@ TEST_P(CoordinatorStores, TheFleetViewFollowsWhatHostsReport) {
   EXPECT_EQ((*s)->fleet("web", 0)->samples.size(), 1u);
 }
 
+// Ingest writes a sample's text without a JSON tree and finds the release a
+// host already runs in its state's text without a parse: a release that
+// needs escaping takes the slow path and reads back exactly, and one that
+// merely contains the stored state's text is not taken for it.
+TEST_P(CoordinatorStores, AReleaseOfAnyTextReadsBackExactlyAsReported) {
+  auto s = backend_.open();
+  ASSERT_TRUE((*s)->enroll(host_with_key("web-1", 1)).ok());
+  const std::vector<std::string> releases = {"b", "b\",\"releases_kept", "b\\\"", "v\xe2\x9c\x93",
+                                             "b", "b\",\"releases_kept"};
+  for (std::size_t i = 0; i < releases.size(); ++i) {
+    SCOPED_TRACE(releases[i]);
+    const auto at = static_cast<std::int64_t>(100 * (i + 1));
+    auto in = (*s)->ingest_report("web-1", report(i + 1, {health(releases[i], at, 0.25)}), 1);
+    ASSERT_TRUE(in.ok()) << in.error().message;
+    auto f = (*s)->fleet("web", at);
+    ASSERT_TRUE(f.ok()) << f.error().message;
+    EXPECT_EQ(f->running.at("web-1"), releases[i]);
+    ASSERT_EQ(f->samples.size(), 1u);
+    EXPECT_EQ(f->samples[0].release, releases[i]);
+    EXPECT_EQ(f->samples[0].host, "web-1");
+    EXPECT_EQ(f->samples[0].at_ms, at);
+    EXPECT_DOUBLE_EQ(f->samples[0].error_rate, 0.25);
+  }
+}
+
 // The orchestrator's read every tick (reuse_decoded) answers exactly as a
 // fresh read: new samples appear, pruned ones go.
 TEST_P(CoordinatorStores, TheTicksRepeatedFleetReadAnswersAsAFreshOne) {

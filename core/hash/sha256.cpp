@@ -9,11 +9,26 @@
 
 namespace drover {
 
+namespace {
+
+// OpenSSL 3 looks EVP_sha256() up in its providers on every init (a lock and
+// a table search, several microseconds on a small message): the algorithm is
+// fetched once and kept for the life of the process.
+const EVP_MD* sha256_md() {
+  static const EVP_MD* const md = [] {
+    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return fetched != nullptr ? fetched : EVP_sha256();
+  }();
+  return md;
+}
+
+}  // namespace
+
 struct Sha256::Impl {
   EVP_MD_CTX* ctx = nullptr;
   Impl() : ctx(EVP_MD_CTX_new()) {
     DROVER_ASSERT(ctx != nullptr);
-    DROVER_ASSERT(EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1);
+    DROVER_ASSERT(EVP_DigestInit_ex(ctx, sha256_md(), nullptr) == 1);
   }
   ~Impl() { EVP_MD_CTX_free(ctx); }
   Impl(const Impl&) = delete;
@@ -34,15 +49,15 @@ Digest Sha256::finish() {
   Digest out{};
   unsigned int len = 0;
   DROVER_ASSERT(EVP_DigestFinal_ex(impl_->ctx, out.data(), &len) == 1 && len == out.size());
-  DROVER_ASSERT(EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) == 1);
+  DROVER_ASSERT(EVP_DigestInit_ex(impl_->ctx, sha256_md(), nullptr) == 1);
   return out;
 }
 
 Digest Sha256::of(const void* data, std::size_t size) {
-  Digest out{};
-  unsigned int len = 0;
-  DROVER_ASSERT(EVP_Digest(data, size, out.data(), &len, EVP_sha256(), nullptr) == 1);
-  return out;
+  // One context per thread, reset by finish(): no allocation per digest.
+  thread_local Sha256 hasher;
+  hasher.update(data, size);
+  return hasher.finish();
 }
 
 Digest Sha256::of(std::string_view bytes) {

@@ -126,9 +126,11 @@ Status read_auth(const Fields& f, std::string& mac, std::string& sig) {
   return Ok{};
 }
 
-std::string mac_input(const Request& r) {
-  return (r.v == kProtocolV2 ? "drover-msg-v2\n" : "drover-msg-v1\n") + r.type + "\n" + r.host +
-         "\n" + r.body;
+// A request's MAC covers its version's prefix, type, host and body, one line
+// each (docs/FORMATS.md): hashed part by part, never copied into one string.
+std::string request_mac(const Request& r, std::string_view key) {
+  return sign::hmac_sha256(key, {r.v == kProtocolV2 ? "drover-msg-v2\n" : "drover-msg-v1\n", r.type,
+                                 "\n", r.host, "\n", r.body});
 }
 
 std::string enroll_input(const Request& r) {
@@ -143,15 +145,34 @@ std::string reply_input(std::string_view type, std::string_view host, std::strin
   return out;
 }
 
+std::string reply_mac(std::string_view type, std::string_view host, std::string_view request_hash,
+                      std::string_view body, std::string_view key) {
+  return sign::hmac_sha256(key,
+                           {"drover-reply-v2\n", type, "\n", host, "\n", request_hash, "\n", body});
+}
+
 json error_fields(const Error& error) {
   return {{"code", errc_name(error.code)}, {"message", error.message}};
 }
 
-std::string sealed(std::string_view type, const std::string& body, json auth) {
-  auth["v"] = kProtocolV2;
-  auth["type"] = type;
-  auth["body"] = body;
-  return json_text(auth);
+// A JSON string, escaped as json_text escapes it.
+std::string quoted(std::string_view s) {
+  return json_text(json(std::string(s)));
+}
+
+// The sealed reply's text, its keys in canonical (sorted) order, written
+// without a tree: {"body":…,"key_id":…,"mac":…,"sig":…,"type":…,"v":2},
+// each of key_id, mac and sig only when given.
+std::string sealed(std::string_view type, std::string_view body, std::string_view mac_hex,
+                   std::string_view sig_b64 = {}, std::string_view key_id = {}) {
+  std::string out = "{\"body\":";
+  out += quoted(body);
+  if (!key_id.empty()) out.append(",\"key_id\":").append(quoted(key_id));
+  if (!mac_hex.empty()) out.append(",\"mac\":\"").append(mac_hex).append("\"");
+  if (!sig_b64.empty()) out.append(",\"sig\":\"").append(sig_b64).append("\"");
+  out.append(",\"type\":").append(quoted(type));
+  out.append(",\"v\":").append(std::to_string(kProtocolV2)).append("}");
+  return out;
 }
 
 Errc errc_from_name(std::string_view name) {
@@ -188,11 +209,11 @@ Result<Request> decode_request(std::string_view bytes) {
 }
 
 void mac_request(Request& r, std::string_view key) {
-  r.mac = sign::hmac_sha256(key, mac_input(r));
+  r.mac = request_mac(r, key);
 }
 
 bool check_mac(const Request& r, std::string_view key) {
-  return !r.mac.empty() && sign::mac_equal(r.mac, sign::hmac_sha256(key, mac_input(r)));
+  return !r.mac.empty() && sign::mac_equal(r.mac, request_mac(r, key));
 }
 
 void sign_enroll(Request& r, const sign::KeyPair& agent_key) {
@@ -217,16 +238,14 @@ std::string request_hash(std::string_view request_bytes) {
 std::string mac_reply(std::string_view type, const json& fields, std::string_view host,
                       std::string_view request_hash, std::string_view key) {
   const std::string body = json_text(fields.is_object() ? fields : json::object());
-  const std::string mac = sign::hmac_sha256(key, reply_input(type, host, request_hash, body));
-  return sealed(type, body, {{"mac", to_hex(mac)}});
+  return sealed(type, body, to_hex(reply_mac(type, host, request_hash, body, key)));
 }
 
 std::string sign_reply(std::string_view type, const json& fields, std::string_view host,
                        std::string_view request_hash, const sign::KeyPair& key) {
   const std::string body = json_text(fields.is_object() ? fields : json::object());
   const std::string sig = key.sign(reply_input(type, host, request_hash, body));
-  return sealed(type, body,
-                {{"sig", canon::base64_encode(sig)}, {"key_id", key.public_key().key_id()}});
+  return sealed(type, body, {}, canon::base64_encode(sig), key.public_key().key_id());
 }
 
 std::string mac_error_reply(const Error& error, std::string_view host,
@@ -262,8 +281,7 @@ Result<SealedReply> decode_sealed_reply(std::string_view bytes) {
 bool check_reply_mac(const SealedReply& r, std::string_view host, std::string_view request_hash,
                      std::string_view key) {
   return !r.mac.empty() && !key.empty() &&
-         sign::mac_equal(r.mac,
-                         sign::hmac_sha256(key, reply_input(r.type, host, request_hash, r.body)));
+         sign::mac_equal(r.mac, reply_mac(r.type, host, request_hash, r.body, key));
 }
 
 bool check_reply_sig(const SealedReply& r, std::string_view host, std::string_view request_hash,

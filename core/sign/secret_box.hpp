@@ -7,6 +7,7 @@
 // secret key can open it (docs/FORMATS.md, "Agent protocol").
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,8 @@ inline constexpr std::size_t kMacKeySize = 32;
 
 // HMAC-SHA256 of message under key (any length; 32 bytes recommended): 32 raw bytes.
 std::string hmac_sha256(std::string_view key, std::string_view message);
+// The same over the concatenation of the parts, without building it.
+std::string hmac_sha256(std::string_view key, std::initializer_list<std::string_view> message);
 // Constant-time comparison of a received MAC with the expected one.
 bool mac_equal(std::string_view a, std::string_view b);
 

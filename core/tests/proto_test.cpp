@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/canon/canonical_json.hpp"
+#include "core/canon/json_text.hpp"
 #include "core/nng/nng.hpp"
 #include "core/proto/flagset.hpp"
 #include "core/proto/messages.hpp"
@@ -318,6 +319,32 @@ TEST(Messages, ASplitHostsSharesRoundTripAndAreChecked) {
   bad = to_json(b);
   bad["items"][1]["preview"] = "yes";
   EXPECT_FALSE(report_body(bad).ok());
+}
+
+// A sealed reply is written without a JSON tree: its text is canonical (what
+// a tree would dump), whatever its body holds, and its MAC or signature checks.
+TEST(Messages, ASealedReplyIsCanonicalTextAndItsAuthenticationChecks) {
+  const std::string key(32, 'k'), hash(64, 'a');
+  const json odd = {{"message", "a \"quoted\" \\ line\nand \xe2\x9c\x93"}, {"seq", 7}};
+  const std::string mac_text = mac_reply("error", odd, "web-1", hash, key);
+  const json parsed = json::parse(mac_text);
+  EXPECT_EQ(json_text(parsed), mac_text);
+  auto sealed = decode_sealed_reply(mac_text);
+  ASSERT_TRUE(sealed.ok()) << sealed.error().message;
+  EXPECT_EQ(sealed->type, "error");
+  EXPECT_EQ(json::parse(sealed->body), odd);
+  EXPECT_TRUE(check_reply_mac(*sealed, "web-1", hash, key));
+  EXPECT_FALSE(check_reply_mac(*sealed, "web-2", hash, key));
+
+  SeededRandom rnd(5);
+  const auto signer = sign::KeyPair::generate(rnd);
+  const std::string sig_text = sign_reply("ack", {{"seq", 3}}, "web-1", hash, signer);
+  EXPECT_EQ(json_text(json::parse(sig_text)), sig_text);
+  auto signed_reply = decode_sealed_reply(sig_text);
+  ASSERT_TRUE(signed_reply.ok()) << signed_reply.error().message;
+  EXPECT_EQ(signed_reply->key_id, signer.public_key().key_id());
+  EXPECT_TRUE(check_reply_sig(*signed_reply, "web-1", hash, signer.public_key()));
+  EXPECT_FALSE(check_reply_sig(*signed_reply, "web-1", std::string(64, 'b'), signer.public_key()));
 }
 
 TEST(Messages, RepliesAndAnnouncementsCarryTheirVersion) {

@@ -267,6 +267,13 @@ TEST(SecretBox, HmacMatchesOnlyTheSameKeyAndMessage) {
   // RFC 4231 test case 2.
   EXPECT_EQ(to_hex(hmac_sha256("Jefe", "what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  // Over parts, the MAC of their concatenation; a long key is hashed first.
+  EXPECT_EQ(to_hex(hmac_sha256("Jefe", {"what do ya ", "", "want for nothing?"})),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  const std::string long_key(131, '\xaa');  // RFC 4231 test case 6
+  EXPECT_EQ(
+      to_hex(hmac_sha256(long_key, {"Test Using Larger Than Block-Size Key - ", "Hash Key First"})),
+      "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
 // Root rotation (issue 12, item 8): one version at a time, both roots sign.
