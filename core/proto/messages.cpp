@@ -1,6 +1,8 @@
 #include "core/proto/messages.hpp"
 
+#include <array>
 #include <limits>
+#include <optional>
 
 #include "core/base/hex.hpp"
 #include "core/base/name.hpp"
@@ -175,6 +177,173 @@ std::string sealed(std::string_view type, std::string_view body, std::string_vie
   return out;
 }
 
+// ---- The envelopes' fast path ----
+// A request and a sealed reply are flat JSON objects of strings and one
+// integer ("v") as json_text writes them. Read here without a JSON tree
+// (every request pays for it, the body read twice over); anything else
+// (whitespace, a \u escape, a byte outside printable ASCII, an unknown or
+// repeated key, another kind of value, a bound broken) is left to the full
+// reader, whose answer and error stand. On every input the fast reader
+// accepts, the full one answers the same (the differential test in
+// core/tests/proto_test.cpp and the agent_messages fuzz family).
+struct FlatValue {
+  bool present = false;
+  bool is_int = false;
+  std::int64_t n = 0;
+  std::string s;
+};
+
+// A JSON string's content from in[i] (just past its opening quote) to its
+// closing quote, unescaped; i ends past that quote.
+bool read_flat_string(std::string_view in, std::size_t& i, std::string& out) {
+  const std::size_t n = in.size();
+  std::size_t run = i;
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    out.append(in.substr(run, i - run));
+    if (c == '"') {
+      ++i;
+      return true;
+    }
+    if (c != '\\' || i + 1 >= n) return false;  // a control byte, a byte of UTF-8
+    char unescaped = 0;
+    switch (in[i + 1]) {
+      case '"': unescaped = '"'; break;
+      case '\\': unescaped = '\\'; break;
+      case '/': unescaped = '/'; break;
+      case 'b': unescaped = '\b'; break;
+      case 'f': unescaped = '\f'; break;
+      case 'n': unescaped = '\n'; break;
+      case 'r': unescaped = '\r'; break;
+      case 't': unescaped = '\t'; break;
+      default: return false;  // \u and anything unknown: the full reader
+    }
+    out.push_back(unescaped);
+    i += 2;
+    run = i;
+  }
+  return false;  // no closing quote
+}
+
+// {"key":value,...} with each key one of keys, at most once, and each value
+// a string or a whole number of at most 18 digits; nothing before or after.
+template <std::size_t N>
+bool read_flat(std::string_view in, const std::array<std::string_view, N>& keys,
+               std::array<FlatValue, N>& out) {
+  const std::size_t n = in.size();
+  if (n < 2 || in[0] != '{') return false;
+  std::size_t i = 1;
+  if (in[i] == '}') return i + 1 == n;
+  for (;;) {
+    if (i >= n || in[i] != '"') return false;
+    const std::size_t k0 = ++i;
+    while (i < n && ((in[i] >= 'a' && in[i] <= 'z') || in[i] == '_')) ++i;
+    if (i >= n || in[i] != '"') return false;
+    const std::string_view key = in.substr(k0, i - k0);
+    ++i;
+    std::size_t slot = N;
+    for (std::size_t k = 0; k < N; ++k) {
+      if (keys[k] == key) slot = k;
+    }
+    if (slot == N || out[slot].present) return false;
+    FlatValue& v = out[slot];
+    v.present = true;
+    if (i + 1 >= n || in[i] != ':') return false;
+    ++i;
+    if (in[i] == '"') {
+      ++i;
+      if (!read_flat_string(in, i, v.s)) return false;
+    } else {
+      const bool negative = in[i] == '-';
+      if (negative) ++i;
+      const std::size_t d0 = i;
+      while (i < n && in[i] >= '0' && in[i] <= '9') ++i;
+      const std::size_t digits = i - d0;
+      // No digits, a leading zero, or too many to hold: the full reader.
+      if (digits == 0 || digits > 18 || (digits > 1 && in[d0] == '0')) return false;
+      for (std::size_t d = d0; d < i; ++d) v.n = v.n * 10 + (in[d] - '0');
+      if (negative) v.n = -v.n;
+      v.is_int = true;
+    }
+    if (i >= n) return false;
+    if (in[i] == ',') {
+      ++i;
+      continue;
+    }
+    return in[i] == '}' && i + 1 == n;
+  }
+}
+
+bool flat_string(const FlatValue& v, std::size_t max_size) {
+  return v.present && !v.is_int && v.s.size() <= max_size;
+}
+
+// The "mac" and "sig" of the fast path, as read_auth reads them.
+bool flat_auth(FlatValue& mac, FlatValue& sig, std::string& mac_out, std::string& sig_out) {
+  if (mac.present) {
+    if (!flat_string(mac, 64)) return false;
+    auto raw = from_hex(mac.s);
+    if (!raw || raw->size() != 32) return false;
+    mac_out = std::move(*raw);
+  }
+  if (sig.present) {
+    if (!flat_string(sig, 88)) return false;
+    auto raw = canon::base64_decode(sig.s);
+    if (!raw.ok() || raw->size() != 64) return false;
+    sig_out = std::move(*raw);
+  }
+  return true;
+}
+
+std::optional<Request> fast_request(std::string_view bytes) {
+  if (bytes.size() > kMaxRequestBytes) return std::nullopt;
+  static constexpr std::array<std::string_view, 6> kKeys = {"v",    "type", "host",
+                                                            "body", "mac",  "sig"};
+  std::array<FlatValue, 6> f;
+  if (!read_flat(bytes, kKeys, f)) return std::nullopt;
+  auto& [v, type, host, body, mac, sig] = f;
+  if (!v.present || !v.is_int || (v.n != kProtocolVersion && v.n != kProtocolV2)) {
+    return std::nullopt;
+  }
+  if (!flat_string(type, kMaxTypeBytes) || !flat_string(host, kMaxNameBytes) ||
+      !flat_string(body, kAnySize) || !validate_name(host.s, "host").ok()) {
+    return std::nullopt;
+  }
+  Request r;
+  r.v = static_cast<int>(v.n);
+  if (!flat_auth(mac, sig, r.mac, r.sig)) return std::nullopt;
+  r.type = std::move(type.s);
+  r.host = std::move(host.s);
+  r.body = std::move(body.s);
+  return r;
+}
+
+std::optional<SealedReply> fast_sealed_reply(std::string_view bytes) {
+  if (bytes.size() > kMaxMessageBytes) return std::nullopt;
+  static constexpr std::array<std::string_view, 6> kKeys = {"v",   "type", "body",
+                                                            "mac", "sig",  "key_id"};
+  std::array<FlatValue, 6> f;
+  if (!read_flat(bytes, kKeys, f)) return std::nullopt;
+  auto& [v, type, body, mac, sig, key_id] = f;
+  if (!v.present || !v.is_int || v.n != kProtocolV2) return std::nullopt;
+  if (!flat_string(type, kMaxTypeBytes) || !flat_string(body, kAnySize)) return std::nullopt;
+  if (key_id.present && !flat_string(key_id, 64)) return std::nullopt;
+  SealedReply r;
+  if (!flat_auth(mac, sig, r.mac, r.sig)) return std::nullopt;
+  if (r.mac.empty() == r.sig.empty()) return std::nullopt;
+  if (!r.sig.empty()) {
+    if (!key_id.present || key_id.s.empty()) return std::nullopt;  // required, not empty
+    r.key_id = std::move(key_id.s);
+  }
+  r.type = std::move(type.s);
+  r.body = std::move(body.s);
+  return r;
+}
+
 Errc errc_from_name(std::string_view name) {
   for (Errc c : {Errc::invalid_argument, Errc::not_found, Errc::already_exists, Errc::io,
                  Errc::corrupt, Errc::refused, Errc::crypto, Errc::unsupported, Errc::timeout,
@@ -194,6 +363,11 @@ std::string encode_request(const Request& r) {
 }
 
 Result<Request> decode_request(std::string_view bytes) {
+  if (auto fast = fast_request(bytes)) return std::move(*fast);
+  return detail::decode_request_full(bytes);
+}
+
+Result<Request> detail::decode_request_full(std::string_view bytes) {
   DROVER_ASSIGN(json j, parse_object(bytes, "request", kMaxRequestBytes));
   DROVER_ASSIGN(const int version, check_version(j, "request", kProtocolV2));
   return within("request", [&]() -> Result<Request> {
@@ -259,6 +433,11 @@ std::string sign_error_reply(const Error& error, std::string_view host,
 }
 
 Result<SealedReply> decode_sealed_reply(std::string_view bytes) {
+  if (auto fast = fast_sealed_reply(bytes)) return std::move(*fast);
+  return detail::decode_sealed_reply_full(bytes);
+}
+
+Result<SealedReply> detail::decode_sealed_reply_full(std::string_view bytes) {
   DROVER_ASSIGN(json j, parse_object(bytes, "reply"));
   DROVER_ASSIGN(const int version, check_version(j, "reply", kProtocolV2));
   if (version != kProtocolV2) {

@@ -124,6 +124,14 @@ struct SealedReply {
   std::string key_id;  // the signer's key id (hex), with sig
 };
 Result<SealedReply> decode_sealed_reply(std::string_view bytes);
+
+namespace detail {
+// The full readers behind decode_request and decode_sealed_reply (which
+// first try a fast reader of the common shape): for the differential test
+// and the fuzz family, which hold the two to the same answers.
+Result<Request> decode_request_full(std::string_view bytes);
+Result<SealedReply> decode_sealed_reply_full(std::string_view bytes);
+}  // namespace detail
 bool check_reply_mac(const SealedReply& r, std::string_view host, std::string_view request_hash,
                      std::string_view key);
 bool check_reply_sig(const SealedReply& r, std::string_view host, std::string_view request_hash,

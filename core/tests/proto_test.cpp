@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/canon/base64.hpp"
 #include "core/canon/canonical_json.hpp"
 #include "core/canon/json_text.hpp"
 #include "core/nng/nng.hpp"
@@ -319,6 +320,105 @@ TEST(Messages, ASplitHostsSharesRoundTripAndAreChecked) {
   bad = to_json(b);
   bad["items"][1]["preview"] = "yes";
   EXPECT_FALSE(report_body(bad).ok());
+}
+
+// decode_request and decode_sealed_reply first try a fast reader of the
+// envelopes' common shape; on every input, valid or mangled, they answer
+// exactly what the full reader answers (the same fields, or the same error).
+TEST(Messages, TheEnvelopesFastReaderAnswersAsTheFullReaderOnEveryInput) {
+  SeededRandom rnd(11);
+  const auto signer = sign::KeyPair::generate(rnd);
+  const std::string key(32, 'k'), hash(64, 'a');
+  std::vector<std::string> bases;
+  for (const std::string& body :
+       {std::string(R"({"seq":1,"items":[{"kind":"health","release":"sha256:ab"}]})"),
+        std::string("a \"quoted\" \\ back/slash\n\t\x01 and \xe2\x9c\x93"), std::string(),
+        std::string("\x7f\b\f\r")}) {
+    for (int v : {kProtocolVersion, kProtocolV2}) {
+      Request r;
+      r.v = v;
+      r.type = "report";
+      r.host = "web-1";
+      r.body = body;
+      bases.push_back(encode_request(r));
+      mac_request(r, key);
+      bases.push_back(encode_request(r));
+      r.mac.clear();
+      sign_enroll(r, signer);
+      bases.push_back(encode_request(r));
+    }
+    bases.push_back(mac_reply("ack", {{"note", body}}, "web-1", hash, key));
+    bases.push_back(sign_reply("error", {{"message", body}}, "web-1", hash, signer));
+  }
+  for (const char* odd :
+       {R"({"v":2,"type":"report","host":"web-1","body":"{}","v":2})",
+        R"({"v":02,"type":"report","host":"web-1","body":"{}"})",
+        R"({"v":2.0,"type":"report","host":"web-1","body":"{}"})",
+        R"({"v":-2,"type":"report","host":"web-1","body":"{}"})",
+        R"({"v":2, "type":"report","host":"web-1","body":"{}"})",
+        R"({"v":2,"type":"report","host":"web-1","body":"A\/"})",
+        R"({"v":2,"type":"report","host":"Web 1","body":"{}"})",
+        R"({"v":2,"type":"report","host":"web-1","body":"{}","extra":1})",
+        R"({"v":2,"type":"report","host":"web-1","body":null})",
+        R"({"v":2,"type":"ack","body":"{}","sig":"","key_id":""})",
+        R"({"v":2,"type":"ack","body":"{}","mac":"00","key_id":7})", R"({})", R"({"v":2})", R"([])",
+        "", "{", R"({"v":2,"type":"ack","body":"{}","mac":")"}) {
+    bases.emplace_back(odd);
+  }
+  // A signature with an empty key id, and one with a MAC beside it.
+  const std::string sig = canon::base64_encode(std::string(64, 's'));
+  bases.push_back(R"({"body":"{}","key_id":"","sig":")" + sig + R"(","type":"ack","v":2})");
+  bases.push_back(R"({"body":"{}","key_id":"ab","mac":")" + std::string(64, 'f') + R"(","sig":")" +
+                  sig + R"(","type":"ack","v":2})");
+  // Each base, then mangled: a byte changed to one that matters to JSON,
+  // removed, or doubled, or the text cut short.
+  const std::string_view pick = "\"\\{}[],: 0129-.eEu/a\x01\x7f\x80\xe2\xff";
+  std::vector<std::string> inputs = bases;
+  for (const std::string& b : bases) {
+    for (int k = 0; k < 300 && !b.empty(); ++k) {
+      std::string m = b;
+      const std::size_t at = rnd.uniform(m.size());
+      switch (k % 4) {
+        case 0: m[at] = pick[rnd.uniform(pick.size())]; break;
+        case 1: m.erase(at, 1); break;
+        case 2: m.insert(at, 1, m[at]); break;
+        default: m.resize(at); break;
+      }
+      inputs.push_back(std::move(m));
+    }
+  }
+  int accepted = 0;
+  for (const std::string& in : inputs) {
+    SCOPED_TRACE(in);
+    auto fast = decode_request(in);
+    auto full = detail::decode_request_full(in);
+    ASSERT_EQ(fast.ok(), full.ok());
+    if (fast.ok()) {
+      ++accepted;
+      EXPECT_EQ(fast->v, full->v);
+      EXPECT_EQ(fast->type, full->type);
+      EXPECT_EQ(fast->host, full->host);
+      EXPECT_EQ(fast->body, full->body);
+      EXPECT_EQ(fast->mac, full->mac);
+      EXPECT_EQ(fast->sig, full->sig);
+    } else {
+      EXPECT_EQ(fast.error().message, full.error().message);
+    }
+    auto fast_reply = decode_sealed_reply(in);
+    auto full_reply = detail::decode_sealed_reply_full(in);
+    ASSERT_EQ(fast_reply.ok(), full_reply.ok());
+    if (fast_reply.ok()) {
+      ++accepted;
+      EXPECT_EQ(fast_reply->type, full_reply->type);
+      EXPECT_EQ(fast_reply->body, full_reply->body);
+      EXPECT_EQ(fast_reply->mac, full_reply->mac);
+      EXPECT_EQ(fast_reply->sig, full_reply->sig);
+      EXPECT_EQ(fast_reply->key_id, full_reply->key_id);
+    } else {
+      EXPECT_EQ(fast_reply.error().message, full_reply.error().message);
+    }
+  }
+  EXPECT_GT(accepted, static_cast<int>(bases.size()));  // mangled ones too
 }
 
 // A sealed reply is written without a JSON tree: its text is canonical (what

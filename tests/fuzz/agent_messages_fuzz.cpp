@@ -2,7 +2,8 @@
 // protocol", versions 1 and 2), as the coordinator and the agent read them. The first byte
 // picks the reader. Properties: no input crashes a reader; an accepted
 // message keeps every bound (names by the name rule, seqs below 2^53); what
-// is written back for it is valid UTF-8.
+// is written back for it is valid UTF-8; the envelopes' fast readers answer
+// as the full ones.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -36,6 +37,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   switch (data[0] % 6) {
     case 0: {
       auto r = proto::decode_request(in);
+      // The fast reader answers as the full one (the same fields or error).
+      auto full = proto::detail::decode_request_full(in);
+      if (r.ok() != full.ok()) std::abort();
+      if (r.ok() && (r->v != full->v || r->type != full->type || r->host != full->host ||
+                     r->body != full->body || r->mac != full->mac || r->sig != full->sig)) {
+        std::abort();
+      }
+      if (!r.ok() && r.error().message != full.error().message) std::abort();
       if (r.ok()) {
         if (!is_valid_name(r->host)) std::abort();
         if (!canon::valid_utf8(proto::encode_request(*r))) std::abort();
@@ -62,6 +71,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 4: {
       // A version-2 answer as the agent reads it: decoded, checked, opened.
       auto r = proto::decode_sealed_reply(in);
+      auto full = proto::detail::decode_sealed_reply_full(in);
+      if (r.ok() != full.ok()) std::abort();
+      if (r.ok() && (r->type != full->type || r->body != full->body || r->mac != full->mac ||
+                     r->sig != full->sig || r->key_id != full->key_id)) {
+        std::abort();
+      }
+      if (!r.ok() && r.error().message != full.error().message) std::abort();
       if (r.ok()) {
         if (r->mac.empty() == r->sig.empty()) std::abort();
         (void)proto::check_reply_mac(*r, "web-1", proto::request_hash(in), std::string(32, 'k'));

@@ -9,7 +9,11 @@
 //   - a rollback of every host: from the decision until all report the prior
 //     version (the coordinator's own record of it);
 //   - report ingest: reports acknowledged per second while the load
-//     generator floods from the same 2 cores, with the CPU each side used.
+//     generator floods from the same 2 cores, with the CPU each side used,
+//     against two baselines that decode and acknowledge only: one speaking
+//     protocol 1 (plain answers), one protocol 2 (the answer sealed under
+//     the host's key, so the simulated agents do the same work as against
+//     the coordinator; nothing is checked or stored).
 // With --layout promotion the rollout goes through 2 environments and 10
 // regions (production in 3 waves, canary steps per region) and the rollback
 // is production's, newest wave first; --deploys-only skips the ingest part.
@@ -44,12 +48,15 @@
 #include <utility>
 
 #include "core/agent_link/agent_link.hpp"
+#include "core/base/hex.hpp"
 #include "core/nng/nng.hpp"
 #include "core/proto/flagset.hpp"
 #include "core/proto/plan.hpp"
 #include "core/sign/envelope.hpp"
 #include "core/sign/keys.hpp"
+#include "core/sign/secret_box.hpp"
 #include "core/world/clock.hpp"
+#include "core/world/random.hpp"
 #include "tests/support/fleet.hpp"
 
 namespace {
@@ -165,10 +172,17 @@ bool pin_process(pid_t pid, int cpu) {
   return all && !ec;
 }
 
+// The key the protocol-2 baseline seals a host's answers under: both sides
+// derive it from the host's name and a secret the parent draws per run.
+std::string echo_key(const std::string& secret, const std::string& host) {
+  return sign::hmac_sha256(secret, host);
+}
+
 // ---------------------------------------------------------------- the child
 
 std::atomic<int> g_flood{0};      // SIGUSR1: flood the coordinator once
 std::atomic<int> g_echo{0};       // SIGHUP: flood the echo server once (the baseline)
+std::atomic<int> g_echo2{0};      // SIGALRM: the same in protocol 2
 std::atomic<int> g_stats{0};      // SIGUSR2: print stats and reset
 std::atomic<bool> g_stop{false};  // SIGTERM
 
@@ -176,7 +190,8 @@ struct SimAgent {
   std::string host;
   std::string service = "web";  // --services N: s0 ... sN-1, hosts dealt in turn
   std::unique_ptr<proto::CoordinatorLink> link;
-  std::unique_ptr<proto::CoordinatorLink> echo;  // to the baseline server
+  std::unique_ptr<proto::CoordinatorLink> echo;   // to the baseline server, protocol 1
+  std::unique_ptr<proto::CoordinatorLink> echo2;  // the same in protocol 2
   std::uint64_t plan_seq = 0, report_seq = 0;
   std::string running;
   // --split: a host with two slots behind its router (issue 15).
@@ -213,7 +228,9 @@ int run_sim(const cxxopts::ParseResult& r) {
   }
   ::signal(SIGUSR1, [](int) { g_flood.fetch_add(1); });
   ::signal(SIGHUP, [](int) { g_echo.fetch_add(1); });
+  ::signal(SIGALRM, [](int) { g_echo2.fetch_add(1); });
   const std::string echo_url = r.count("echo") ? r["echo"].as<std::string>() : "";
+  const std::string echo_secret = r["echo-secret"].as<std::string>();
   ::signal(SIGUSR2, [](int) { g_stats.fetch_add(1); });
   ::signal(SIGTERM, [](int) { g_stop = true; });
 
@@ -273,6 +290,15 @@ int run_sim(const cxxopts::ParseResult& r) {
             if (e.ok()) {
               a.echo = std::move(*e);
               a.echo->set_report_key(report_key);
+            }
+            // Protocol 2: its answers are sealed under a key both sides
+            // derive from the host's name (the echo holds no enrollments).
+            proto::LinkOptions sealed;
+            sealed.protocol = proto::kProtocolV2;
+            auto e2 = proto::CoordinatorLink::connect(echo_url, a.host, 30s, sealed);
+            if (e2.ok()) {
+              a.echo2 = std::move(*e2);
+              a.echo2->set_report_key(echo_key(echo_secret, a.host));
             }
           }
         }
@@ -341,13 +367,14 @@ int run_sim(const cxxopts::ParseResult& r) {
   std::uint64_t pulls = 0, applied = 0, reports = 0;
   std::atomic<std::uint64_t> flood_reports{0};
   std::atomic<int> flooding{0};  // the flood number being run (0: none)
-  std::atomic<bool> flood_echo{false};
+  std::atomic<int> flood_echo{0};
   std::atomic<int> idle_workers{0};
   const int flood_threads = r["flood-threads"].as<int>();
   const auto poll_every = std::chrono::milliseconds(r["poll-ms"].as<int>());
   const auto health_every = std::chrono::milliseconds(r["health-ms"].as<int>());
 
-  auto report = [&](SimAgent& a, std::optional<proto::EventItem> event, bool to_echo = false) {
+  // to_echo: 0 the coordinator, 1 the protocol-1 baseline, 2 the protocol-2 one.
+  auto report = [&](SimAgent& a, std::optional<proto::EventItem> event, int to_echo = 0) {
     proto::ReportBody body;
     body.seq = ++a.report_seq;
     body.sent_at_ms = now_ms();
@@ -375,7 +402,7 @@ int run_sim(const cxxopts::ParseResult& r) {
       h.custom.clear();
       body.items.push_back({h, std::nullopt});
     }
-    return (to_echo ? a.echo : a.link)->send_report(body);
+    return (to_echo == 0 ? a.link : to_echo == 1 ? a.echo : a.echo2)->send_report(body);
   };
 
   std::vector<std::thread> workers;
@@ -498,8 +525,8 @@ int run_sim(const cxxopts::ParseResult& r) {
     });
   }
 
-  int floods_done = 0, stats_done = 0, echo_done = 0, flood_number = 0;
-  auto flood = [&](bool echo) {
+  int floods_done = 0, stats_done = 0, echo_done = 0, echo2_done = 0, flood_number = 0;
+  auto flood = [&](int echo) {
     flood_reports = 0;
     flood_echo = echo;
     flooding = ++flood_number;
@@ -524,7 +551,9 @@ int run_sim(const cxxopts::ParseResult& r) {
     for (auto& t : ts) t.join();
     const double secs = std::chrono::duration<double>(Clock::now() - s).count();
     flooding = 0;
-    std::cout << json{{"event", echo ? "echo_flood" : "flood"},
+    std::cout << json{{"event", echo == 0   ? "flood"
+                                : echo == 1 ? "echo_flood"
+                                            : "echo2_flood"},
                       {"reports", flood_reports.load()},
                       {"seconds", secs},
                       {"cpu_s", cpu_seconds(::getpid()) - cpu0}}
@@ -534,11 +563,15 @@ int run_sim(const cxxopts::ParseResult& r) {
   while (!g_stop) {
     if (g_flood.load() > floods_done) {
       ++floods_done;
-      flood(false);
+      flood(0);
     }
     if (g_echo.load() > echo_done) {
       ++echo_done;
-      flood(true);
+      flood(1);
+    }
+    if (g_echo2.load() > echo2_done) {
+      ++echo2_done;
+      flood(2);
     }
     if (g_stats.load() > stats_done) {
       ++stats_done;
@@ -587,22 +620,28 @@ int run_sim(const cxxopts::ParseResult& r) {
 }
 
 // The baseline: the agent protocol with nothing behind it. Each report is
-// decoded and acknowledged; nothing is authenticated or stored.
+// decoded and acknowledged; nothing is checked or stored. A protocol-2
+// request is answered as the coordinator answers it, sealed under the
+// host's key (derived from its name: echo_key), since an agent accepts no
+// other answer; a protocol-1 request gets protocol 1's plain answer.
 int run_echo(const cxxopts::ParseResult& r) {
   if (r["cpu"].as<int>() >= 0 && !pin_process(::getpid(), r["cpu"].as<int>())) {
     return std::cerr << "cannot pin to CPU " << r["cpu"].as<int>() << "\n", 1;
   }
   ::signal(SIGTERM, [](int) { g_stop = true; });
+  const std::string secret = r["echo-secret"].as<std::string>();
   auto server = nng::Server::listen(
       r["listen"].as<std::string>(),
-      [](std::string_view bytes) {
+      [&secret](std::string_view bytes) {
         auto req = proto::decode_request(bytes);
         if (!req.ok()) return proto::encode_error_reply(req.error());
         auto body = proto::parse_body(req->body);
         if (!body.ok()) return proto::encode_error_reply(body.error());
         auto report = proto::report_body(*body);
         if (!report.ok()) return proto::encode_error_reply(report.error());
-        return proto::encode_reply("ack", {{"seq", report->seq}});
+        if (req->v != proto::kProtocolV2) return proto::encode_reply("ack", {{"seq", report->seq}});
+        return proto::mac_reply("ack", {{"seq", report->seq}}, req->host,
+                                proto::request_hash(bytes), echo_key(secret, req->host));
       },
       256);
   if (!server.ok()) return std::cerr << server.error().message << "\n", 1;
@@ -962,9 +1001,11 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
   // CPU 0, the load generator on CPU 1, so neither starves the other.
   const bool pin = r.count("pin") > 0;
   if (pin && !pin_process(coordinator_pid, 0)) return std::cerr << "cannot pin\n", 1;
-  testing::DaemonProcess echo(
-      {self, "echo", "--listen", "tcp://127.0.0.1:0", "--cpu", pin ? "0" : "-1"},
-      (dir.path() / "echo.err").string());
+  SystemRandom secret_random;
+  const std::string echo_secret = to_hex(secret_random.bytes(32));
+  testing::DaemonProcess echo({self, "echo", "--listen", "tcp://127.0.0.1:0", "--cpu",
+                               pin ? "0" : "-1", "--echo-secret", echo_secret},
+                              (dir.path() / "echo.err").string());
   auto echo_ready = echo.wait_for_event("ready", 30s);
   if (!echo_ready) return std::cerr << "echo server did not start\n", 1;
   const std::string echo_url = (*echo_ready)["url"];
@@ -1003,6 +1044,8 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
                                  std::to_string(r["health-ms"].as<int>()),
                                  "--echo",
                                  echo_url,
+                                 "--echo-secret",
+                                 echo_secret,
                                  "--flood-threads",
                                  std::to_string(r["flood-threads"].as<int>()),
                                  "--regions",
@@ -1164,12 +1207,19 @@ int run_parent(const cxxopts::ParseResult& r, const std::string& self) {
     return rate;
   };
   const double base = flood(SIGHUP, "echo_flood", echo.pid(),
-                            "baseline, decode and ack only (no auth, no storage)");
+                            "baseline, protocol 1: decode and ack only (no auth, no storage)");
+  const double base2 =
+      protocol == proto::kProtocolV2
+          ? flood(SIGALRM, "echo2_flood", echo.pid(),
+                  "baseline, protocol 2: decode, ack sealed (nothing checked or stored)")
+          : 0;
   const std::filesystem::path lmdb_file = dir.path() / "coordinator" / "data.mdb";
   const auto size_before = std::filesystem::file_size(lmdb_file);
   const double rate =
       flood(SIGUSR1, "flood", coordinator_pid, "coordinator ingest (MAC checked, durable in LMDB)");
-  std::printf("  ingest / baseline = %.2f\n", rate / base);
+  std::printf("  ingest / baseline = %.2f (protocol 1)", rate / base);
+  if (base2 > 0) std::printf(", %.2f (protocol 2)", rate / base2);
+  std::printf("\n");
   // The headroom of the storage budget (docs/COORDINATOR.md, "Storage
   // budget"): what one stored health sample costs in the LMDB file.
   const std::uint64_t stored = flooded_reports;  // one sample each
@@ -1200,6 +1250,7 @@ int main(int argc, char** argv) {
       "root", "", cxxopts::value<std::string>())("join", "", cxxopts::value<std::string>())(
       "first", "", cxxopts::value<int>()->default_value("0"))(
       "echo", "", cxxopts::value<std::string>())("listen", "", cxxopts::value<std::string>())(
+      "echo-secret", "", cxxopts::value<std::string>()->default_value(""))(
       "count", "", cxxopts::value<int>()->default_value("0"))(
       "pin", "the server under measure on CPU 0, the simulated agents on CPU 1")(
       "cpu", "", cxxopts::value<int>()->default_value("-1"))(
