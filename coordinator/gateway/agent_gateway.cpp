@@ -263,6 +263,13 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
                                       "' is not authenticated by its report key; enroll again");
   }
   out.mac_key = (*host)->report_key;
+  if (r->type == proto::kReport) {
+    // Most reports have the common shape, read without a JSON tree; any
+    // other is read below, and its error named there.
+    if (auto fast = proto::read_report_fast(r->body)) {
+      return take_report(*host, std::move(*fast), out);
+    }
+  }
   auto body = proto::parse_body(r->body);
   if (!body.ok()) {
     Meters::count(meters_.refused, "bad_body");
@@ -305,34 +312,38 @@ void AgentGateway::handle_async(std::string_view bytes, bool legacy, nng::Server
   if (r->type == proto::kReport) {
     auto report = proto::report_body(*body);
     if (!report.ok()) return out.fail(report.error());
-    // A report at or below one acknowledged for this host is a resend (or a
-    // copy): acknowledged again at once, neither screened nor committed.
-    if (report->seq <= acked_seq((*host)->host)) {
-      Meters::count(meters_.reports, "repeated");
-      return out.answer("ack", {{"seq", report->seq}});
-    }
-    const Screened refused = screen(**host, *report);
-    if (refused.total() > 0) {
-      refused_items_.fetch_add(refused.total(), std::memory_order_relaxed);
-      log_.warn("coordinator.report.refused_items", {{"host", r->host},
-                                                     {"seq", report->seq},
-                                                     {"foreign_service", refused.foreign},
-                                                     {"future", refused.future},
-                                                     {"unissued_seq", refused.unissued},
-                                                     {"bad_proof", refused.unproven},
-                                                     {"not_a_release", refused.not_a_release},
-                                                     {"first_error", refused.first_error}});
-    }
-    // Acknowledged once durable, together with whatever else is waiting.
-    {
-      std::lock_guard lock(queue_mu_);
-      queue_.push_back({std::move(*host), std::move(*report), std::move(out), refused});
-      meters_.queued_reports->set(static_cast<double>(queue_.size()));
-    }
-    queue_cv_.notify_one();
-    return;
+    return take_report(*host, std::move(*report), out);
   }
   out.fail(Errc::unsupported, "unknown request type '" + r->type + "'");
+}
+
+void AgentGateway::take_report(std::shared_ptr<const HostRecord> host, proto::ReportBody report,
+                               Responder& out) {
+  // A report at or below one acknowledged for this host is a resend (or a
+  // copy): acknowledged again at once, neither screened nor committed.
+  if (report.seq <= acked_seq(host->host)) {
+    Meters::count(meters_.reports, "repeated");
+    return out.answer("ack", {{"seq", report.seq}});
+  }
+  const Screened refused = screen(*host, report);
+  if (refused.total() > 0) {
+    refused_items_.fetch_add(refused.total(), std::memory_order_relaxed);
+    log_.warn("coordinator.report.refused_items", {{"host", host->host},
+                                                   {"seq", report.seq},
+                                                   {"foreign_service", refused.foreign},
+                                                   {"future", refused.future},
+                                                   {"unissued_seq", refused.unissued},
+                                                   {"bad_proof", refused.unproven},
+                                                   {"not_a_release", refused.not_a_release},
+                                                   {"first_error", refused.first_error}});
+  }
+  // Acknowledged once durable, together with whatever else is waiting.
+  {
+    std::lock_guard lock(queue_mu_);
+    queue_.push_back({std::move(host), std::move(report), std::move(out), refused});
+    meters_.queued_reports->set(static_cast<double>(queue_.size()));
+  }
+  queue_cv_.notify_one();
 }
 
 void AgentGateway::pull_roots(const proto::Request& r, Responder& out) {

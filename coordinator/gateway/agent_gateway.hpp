@@ -152,6 +152,10 @@ class AgentGateway {
   };
   void enroll(const proto::Request& r, Responder& out);
   void pull_roots(const proto::Request& r, Responder& out);
+  // A report of an authenticated host: acknowledged at once when it is a
+  // resend, otherwise screened and queued for the next group commit.
+  void take_report(std::shared_ptr<const HostRecord> host, proto::ReportBody report,
+                   Responder& out);
   void pull_plan(const proto::Request& r, const HostRecord& host, const nlohmann::json& body,
                  Responder& out);
   // Adds the host's tracker credential to a version-2 answer.

@@ -24,36 +24,13 @@ Error invalid(const std::string& what) {
   return make_error(Errc::invalid_argument, what);
 }
 
-// JSON values in bytes (objects, arrays, and the members and elements that
-// commas and colons announce), strings skipped: an upper bound on the tree
-// a parse would build, found without building it.
-std::size_t count_values(std::string_view bytes) {
-  std::size_t n = 1;
-  bool in_string = false;
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    const char c = bytes[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[' || c == ',' || c == ':') {
-      ++n;
-    }
-  }
-  return n;
-}
-
 Result<json> parse_object(std::string_view bytes, const char* what,
                           std::size_t max_bytes = kMaxMessageBytes) {
   if (bytes.size() > max_bytes) {
     return invalid(std::string(what) + " of " + std::to_string(bytes.size()) + " bytes exceeds " +
                    std::to_string(max_bytes >> 10) + " KiB");
   }
-  if (count_values(bytes) > kMaxMessageValues) {
+  if (detail::count_json_values(bytes) > kMaxMessageValues) {
     return invalid(std::string(what) + " holds more than " + std::to_string(kMaxMessageValues) +
                    " JSON values");
   }
@@ -354,6 +331,29 @@ Errc errc_from_name(std::string_view name) {
 }
 
 }  // namespace
+
+// JSON values in bytes (objects, arrays, and the members and elements that
+// commas and colons announce), strings skipped: an upper bound on the tree
+// a parse would build, found without building it.
+std::size_t detail::count_json_values(std::string_view bytes) {
+  std::size_t n = 1;
+  bool in_string = false;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const char c = bytes[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[' || c == ',' || c == ':') {
+      ++n;
+    }
+  }
+  return n;
+}
 
 std::string encode_request(const Request& r) {
   json j = {{"v", r.v}, {"type", r.type}, {"host", r.host}, {"body", r.body}};

@@ -131,6 +131,10 @@ namespace detail {
 // and the fuzz family, which hold the two to the same answers.
 Result<Request> decode_request_full(std::string_view bytes);
 Result<SealedReply> decode_sealed_reply_full(std::string_view bytes);
+// JSON values in bytes (objects, arrays, and the members and elements that
+// commas and colons announce), strings skipped: an upper bound on the tree
+// a parse would build, found without building it.
+std::size_t count_json_values(std::string_view bytes);
 }  // namespace detail
 bool check_reply_mac(const SealedReply& r, std::string_view host, std::string_view request_hash,
                      std::string_view key);
@@ -211,5 +215,11 @@ std::size_t encoded_size(const ReportItem& item);
 
 // Parses a request body (JSON object), with a bound on its size.
 Result<nlohmann::json> parse_body(std::string_view body);
+
+// A report body read straight from its text, without a JSON tree, when it
+// has the common shape (core/proto/report_reader.cpp); nullopt otherwise,
+// and parse_body and report_body then read it and name what is wrong. What
+// it returns is what they would.
+std::optional<ReportBody> read_report_fast(std::string_view body);
 
 }  // namespace drover::proto

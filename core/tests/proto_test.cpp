@@ -284,6 +284,158 @@ TEST(Messages, ReportsRoundTripAndBadOnesAreNamed) {
   EXPECT_FALSE(report_body(empty).ok());
 }
 
+// Two readings of a report are the same report, field by field.
+void expect_same_report(const ReportBody& a, const ReportBody& b) {
+  EXPECT_EQ(a.seq, b.seq);
+  EXPECT_EQ(a.sent_at_ms, b.sent_at_ms);
+  ASSERT_EQ(a.items.size(), b.items.size());
+  for (std::size_t i = 0; i < a.items.size(); ++i) {
+    const ReportItem &x = a.items[i], &y = b.items[i];
+    ASSERT_EQ(x.health.has_value(), y.health.has_value());
+    ASSERT_EQ(x.event.has_value(), y.event.has_value());
+    if (x.health) {
+      const HealthItem &h = *x.health, &g = *y.health;
+      EXPECT_EQ(h.service, g.service);
+      EXPECT_EQ(h.release, g.release);
+      EXPECT_EQ(h.slot, g.slot);
+      EXPECT_EQ(h.at_ms, g.at_ms);
+      EXPECT_EQ(h.ok, g.ok);
+      EXPECT_EQ(h.error, g.error);
+      EXPECT_EQ(h.error_rate, g.error_rate);
+      EXPECT_EQ(h.p99_ms, g.p99_ms);
+      EXPECT_EQ(h.saturation, g.saturation);
+      EXPECT_EQ(h.custom, g.custom);
+      EXPECT_EQ(h.state, g.state);
+      EXPECT_EQ(h.traffic, g.traffic);
+      EXPECT_EQ(h.preview, g.preview);
+      EXPECT_EQ(h.other, g.other);
+    } else {
+      const EventItem &e = *x.event, &f = *y.event;
+      EXPECT_EQ(e.service, f.service);
+      EXPECT_EQ(e.at_ms, f.at_ms);
+      EXPECT_EQ(e.event, f.event);
+      EXPECT_EQ(e.seq, f.seq);
+      EXPECT_EQ(e.detail, f.detail);
+      EXPECT_EQ(e.proof, f.proof);
+    }
+  }
+}
+
+// The report body's fast reader (read_report_fast) reads the common shape
+// without a JSON tree. It must read every valid report an agent sends, and
+// on any input, valid or mangled, whatever it returns is what parse_body and
+// report_body return (it gives up on anything else, and they answer).
+TEST(Messages, TheReportsFastReaderReadsWhatTheFullReaderReads) {
+  SeededRandom rnd(12);
+  std::vector<ReportBody> reports;
+  {
+    ReportBody b;
+    b.seq = 7;
+    b.sent_at_ms = kNow * 1000;
+    HealthItem h;
+    h.service = "web";
+    h.release = "sha256:" + std::string(64, 'a');
+    h.at_ms = kNow * 1000 - 5;
+    h.ok = true;
+    h.error_rate = 0.01;
+    h.p99_ms = 12;
+    h.saturation = 0.2;
+    h.state = "running";
+    b.items.push_back({h, std::nullopt});
+    reports.push_back(b);
+    h.custom = {{"queue", 3}, {"lag_ms", -2.5e-3}, {std::string(64, 'm'), 1e300}};
+    h.error = "a \"quoted\" \\ error\n\xe2\x9c\x93 \x01";
+    h.slot = "blue";
+    h.traffic = 250;
+    h.preview = true;
+    b.items.push_back({h, std::nullopt});
+    h.other = true;
+    h.preview = false;
+    h.traffic = 750;
+    b.items.push_back({h, std::nullopt});
+    b.items.push_back({std::nullopt, EventItem{"web", 1, "applied", 9, h.release, ""}});
+    b.items.push_back({std::nullopt, EventItem{"api", 0, "replay_refused", 0, "", "proof text"}});
+    reports.push_back(b);
+    b.seq = kMaxSeq;
+    b.items.resize(kMaxReportItems, b.items.back());
+    reports.push_back(b);
+  }
+  std::vector<std::string> valid;
+  for (const ReportBody& r : reports) {
+    json j = to_json(r);
+    valid.push_back(j.dump());
+    j["nonce"] = std::string(32, 'f');  // as a version-2 agent sends it
+    valid.push_back(j.dump());
+  }
+  for (const std::string& v : valid) {
+    SCOPED_TRACE(v.substr(0, 200));
+    auto fast = read_report_fast(v);
+    ASSERT_TRUE(fast.has_value());  // the common shape takes the fast path
+    auto full = report_body(*parse_body(v));
+    ASSERT_TRUE(full.ok()) << full.error().message;
+    expect_same_report(*fast, *full);
+  }
+  // Mangled: a field made null, a float, negative, huge, repeated, unknown or
+  // of the other kind; then bytes changed, removed, doubled, or cut.
+  std::vector<std::string> inputs;
+  const json base = json::parse(valid[3]);
+  for (const char* field : {"seq", "sent_at", "items", "nonce"}) {
+    for (const json& v : {json(nullptr), json(1.5), json(-1), json(kMaxSeq + 1), json("x"),
+                          json::array(), json::object(), json(0)}) {
+      json j = base;
+      j[field] = v;
+      inputs.push_back(j.dump());
+    }
+  }
+  for (const char* field : {"service", "release", "slot", "at", "error", "error_rate", "p99_ms",
+                            "saturation", "custom", "state", "traffic", "preview", "other", "kind",
+                            "event", "seq", "detail", "proof", "unknown"}) {
+    for (int item : {1, 2, 3, 4}) {
+      for (const json& v :
+           {json(nullptr), json(true), json(1.5), json(-1), json(1001), json(kMaxSeq + 1),
+            json("Web 1"), json(""), json(std::string(5000, 'x')), json::array(), json::object(),
+            json({{"a", 1}}), json("health"), json("event")}) {
+        json j = base;
+        j["items"][item][field] = v;
+        inputs.push_back(j.dump());
+        j["items"][item].erase(field);
+        inputs.push_back(j.dump());
+      }
+    }
+  }
+  inputs.push_back(R"({"seq":1,"seq":2,"sent_at":0,"items":[]})");
+  inputs.push_back(valid[1].substr(0, valid[1].size() - 1) + R"(,"seq":3})");
+  inputs.push_back(" " + valid[0]);
+  inputs.push_back(valid[0] + " ");
+  const std::string_view pick = "\"\\{}[],: 0129-.eEu/anlt\x01\x7f\x80\xe2\xff";
+  for (const std::string& v : valid) {
+    for (int k = 0; k < 400; ++k) {
+      std::string m = v;
+      const std::size_t at = rnd.uniform(m.size());
+      switch (k % 4) {
+        case 0: m[at] = pick[rnd.uniform(pick.size())]; break;
+        case 1: m.erase(at, 1); break;
+        case 2: m.insert(at, 1, m[at]); break;
+        default: m.resize(at); break;
+      }
+      inputs.push_back(std::move(m));
+    }
+  }
+  int fast_read = 0;
+  for (const std::string& in : inputs) {
+    SCOPED_TRACE(in.substr(0, 300));
+    auto fast = read_report_fast(in);
+    if (!fast) continue;  // given up: the full reader answers
+    ++fast_read;
+    auto body = parse_body(in);
+    ASSERT_TRUE(body.ok()) << body.error().message;
+    auto full = report_body(*body);
+    ASSERT_TRUE(full.ok()) << full.error().message;
+    expect_same_report(*fast, *full);
+  }
+  EXPECT_GT(fast_read, 100);  // mangled ones that still read, not only the valid
+}
+
 TEST(Messages, ASplitHostsSharesRoundTripAndAreChecked) {
   ReportBody b;
   b.seq = 1;

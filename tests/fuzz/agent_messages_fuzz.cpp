@@ -62,9 +62,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
     case 3: {
+      auto fast = proto::read_report_fast(in);
       auto body = proto::parse_body(in);
-      if (!body.ok()) break;
+      if (!body.ok()) {
+        if (fast) std::abort();  // the fast reader read what the full one refuses
+        break;
+      }
       auto report = proto::report_body(*body);
+      if (fast &&
+          (!report.ok() || fast->seq != report->seq || fast->sent_at_ms != report->sent_at_ms ||
+           fast->items.size() != report->items.size() ||
+           proto::to_json(*fast) != proto::to_json(*report))) {
+        std::abort();  // the fast reader read otherwise than the full one
+      }
       if (report.ok()) check_report(*report);
       break;
     }
