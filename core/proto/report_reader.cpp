@@ -86,7 +86,9 @@ class ReportSax {
   }
   bool string(json::string_t& v) {
     if (depth_ == 1) {
-      if (key_ == "nonce" && !has_nonce_) return has_nonce_ = true;  // read, not kept
+      // The body's own nonce only: not an element of items (whose key_ is
+      // still the last one read inside an item).
+      if (!in_items_ && key_ == "nonce" && !has_nonce_) return has_nonce_ = true;  // not kept
       return give_up();
     }
     if (depth_ != 2 || in_custom_) return give_up();
@@ -130,6 +132,7 @@ class ReportSax {
     return true;
   }
   bool end_object() {
+    key_.clear();  // a value after this object has no key of its own
     if (in_custom_) {
       in_custom_ = false;
       return true;

@@ -404,6 +404,17 @@ TEST(Messages, TheReportsFastReaderReadsWhatTheFullReaderReads) {
     }
   }
   inputs.push_back(R"({"seq":1,"seq":2,"sent_at":0,"items":[]})");
+  // Members in other orders than dump()'s (an agent need not sort them): a
+  // value after an object must not be taken for the key read inside it.
+  const std::string item =
+      R"({"kind":"health","service":"web","release":"","slot":"","at":0,"error":"",)"
+      R"("state":"","ok":true,"error_rate":0,"p99_ms":0,"saturation":0,"custom":{"nonce":1}})";
+  for (const std::string& tail :
+       {std::string(R"(,"anything"])"), std::string(R"(,1])"), std::string(R"(,true])"),
+        std::string("]"), std::string(R"(],"nonce":"n")")}) {
+    inputs.push_back(R"({"seq":5,"sent_at":0,"items":[)" + item + tail + "}");
+    inputs.push_back(R"({"items":[)" + item + tail + R"(,"sent_at":0,"seq":5})");
+  }
   inputs.push_back(valid[1].substr(0, valid[1].size() - 1) + R"(,"seq":3})");
   inputs.push_back(" " + valid[0]);
   inputs.push_back(valid[0] + " ");

@@ -144,8 +144,19 @@ struct MeshNode::Impl {
     int rechecks = 0;                // after a finished file failed its hash
     std::uint64_t expect_down = 0;   // bytes not already on disk when the fetch began
     std::uint64_t counted_down = 0;  // bytes counted from block alerts
+    // A stalled fetch (unstick): when its last block came (or it began), when
+    // it was last kicked, and whether its tracker now names sources only.
+    std::chrono::steady_clock::time_point last_block{}, last_kick{};
+    bool sources_only = false;
     LayerDiagnostics diag;
   };
+  // The layer's announce URL: this node's, with the layer's own requests.
+  std::string tracker_url_locked(const Layer& l) const {
+    std::string url = announce;
+    if (l.avoid_seed) url += "&avoid=seed";
+    if (l.sources_only) url += "&want=sources";
+    return url;
+  }
   // libtorrent's tick: quick while a layer is fetched (bandwidth and choking
   // rounds every 100 ms start a fetch sooner); on a host's node (role peer),
   // libtorrent's default 500 ms while it only seeds what it holds, so an
@@ -290,6 +301,7 @@ struct MeshNode::Impl {
         const std::uint64_t n = block_bytes(l->ref.size, b->piece_index, b->block_index);
         count(counters.down, classify(b->pid), n);
         l->counted_down += n;
+        l->last_block = std::chrono::steady_clock::now();
       }
     } else if (auto* u = lt::alert_cast<lt::block_uploaded_alert>(a)) {
       std::lock_guard lock(mu);
@@ -479,6 +491,7 @@ struct MeshNode::Impl {
       for (lt::alert* a : alerts) handle(a);
       finish_layers();
       auto now = std::chrono::steady_clock::now();
+      unstick(now);
       // Progress is asked for only while something is fetched: an idle
       // node (every layer held, seeding) is not woken for it twice a second.
       const bool fetching_now = fetching();
@@ -494,6 +507,66 @@ struct MeshNode::Impl {
         // Checked under mu, where add() sets quick ticks for a new fetch.
         if (!fetching_locked()) set_quick_ticks_locked(false);
       }
+    }
+  }
+
+  // A fetch with no block for stall_kick_s while none of its peers has a
+  // piece it lacks is connected only to nodes as stuck as it is: they hold
+  // its connection slots, so a source the tracker names is never dialled. It
+  // then drops them and asks the tracker for nodes that can send it pieces
+  // (want=sources), and asks as before once blocks come again (docs/MESH.md,
+  // "A fetch connected only to stuck peers").
+  void unstick(std::chrono::steady_clock::time_point now) {
+    if (options.stall_kick_s <= 0) return;
+    const auto after = std::chrono::seconds(options.stall_kick_s);
+    struct Due {
+      lt::torrent_handle handle;
+      ContentId id;
+      bool moving = false;  // sources only, and blocks come again: back to all peers
+      std::string url;
+    };
+    std::vector<Due> due;
+    {
+      std::lock_guard lock(mu);
+      if (announce.empty()) return;  // no tracker: nothing to ask
+      for (auto& [id, l] : layers) {
+        if (!l.fetching || l.done || l.verifying) continue;
+        if (l.sources_only && now - l.last_block < after) {
+          l.sources_only = false;
+          due.push_back({l.handle, id, true, tracker_url_locked(l)});
+        } else if (now - l.last_block >= after && now - l.last_kick >= after) {
+          l.last_kick = now;
+          due.push_back({l.handle, id, false, {}});
+        }
+      }
+    }
+    for (Due& d : due) {
+      if (d.moving) {
+        d.handle.replace_trackers({lt::announce_entry(d.url)});
+        log.info("mesh.layer.moving", {{"layer", d.id.str()}});
+        continue;
+      }
+      std::vector<lt::peer_info> peers;
+      d.handle.get_peer_info(peers);
+      const bool useful = std::any_of(peers.begin(), peers.end(), [](const lt::peer_info& p) {
+        return static_cast<bool>(p.flags & lt::peer_info::interesting);
+      });
+      if (useful) continue;  // a peer has what it lacks: choked for now, its turn comes
+      {
+        std::lock_guard lock(mu);
+        auto it = layers.find(d.id);
+        if (it == layers.end()) continue;
+        it->second.sources_only = true;
+        d.url = tracker_url_locked(it->second);
+      }
+      d.handle.clear_peers();
+      d.handle.replace_trackers({lt::announce_entry(d.url)});
+      d.handle.force_reannounce(0, -1, lt::torrent_handle::ignore_min_interval);
+      log.warn("mesh.layer.stalled",
+               {{"layer", d.id.str()},
+                {"connected", static_cast<std::int64_t>(peers.size())},
+                {"idle_s", options.stall_kick_s},
+                {"then", "dropped its peers; asking the tracker for sources"}});
     }
   }
 
@@ -549,7 +622,7 @@ struct MeshNode::Impl {
       Layer* l = find(handle);
       if (l == nullptr || l->avoid_seed || announce.empty()) return;
       l->avoid_seed = true;
-      url = announce + "&avoid=seed";
+      url = tracker_url_locked(*l);
     }
     handle.replace_trackers({lt::announce_entry(url)});
     handle.force_reannounce();
@@ -669,6 +742,9 @@ struct MeshNode::Impl {
     if (fetching) set_quick_ticks_locked(true);
     l.expect_down = ref.size - std::min(held, ref.size);
     l.counted_down = 0;
+    l.last_block = std::chrono::steady_clock::now();
+    l.last_kick = {};
+    l.sources_only = false;
     by_key[key_of(h.info_hashes())] = ref.id;
     return Ok{};
   }
@@ -944,8 +1020,7 @@ bool MeshNode::set_token(const std::string& token) {
   Impl& m = *impl_;
   if (m.options.tracker.empty() || token.empty()) return false;
   std::vector<lt::torrent_handle> handles;
-  std::vector<bool> avoiding;
-  std::string url;
+  std::vector<std::string> urls;
   {
     std::lock_guard lock(m.mu);
     if (token == m.token ||
@@ -954,15 +1029,14 @@ bool MeshNode::set_token(const std::string& token) {
     m.token = token;
     m.announce = announce_url(m.options.tracker, m.options.host, m.options.role, m.options.region,
                               m.options.cluster, token);
-    url = m.announce;
     for (const auto& [id, layer] : m.layers) {
       handles.push_back(layer.handle);
-      avoiding.push_back(layer.avoid_seed);
+      urls.push_back(m.tracker_url_locked(layer));
     }
   }
   // libtorrent announces again to a replaced tracker list.
   for (std::size_t i = 0; i < handles.size(); ++i) {
-    handles[i].replace_trackers({lt::announce_entry(avoiding[i] ? url + "&avoid=seed" : url)});
+    handles[i].replace_trackers({lt::announce_entry(urls[i])});
   }
   const auto claims = mesh_token::peek(token);
   m.log.info("mesh.token.replaced",

@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "core/hash/bt_merkle.hpp"
 #include "mesh/node/mesh_node.hpp"
@@ -124,6 +125,78 @@ TEST_F(OriginAndPeer, ALayerThatPassesItsPiecesButNotItsIdFailsAfterRechecks) {
   EXPECT_TRUE(named);
   EXPECT_EQ(peer_->counters().rechecks, 3u);
   EXPECT_EQ(peer_->counters().layers_completed, 0u);
+}
+
+// Issue 19's stall: a peer whose every connection slot (4) is held by peers
+// that have nothing of the layer and stay (four decoys that know no tracker,
+// connected to it and to each other). An origin then seeds the layer; the
+// tracker names it to the peer, but the peer has no slot free to dial it,
+// and an origin dials no one. With its watchdog on (stall_kick_s), the peer
+// drops the decoys, asks the tracker for sources only (want=sources), and
+// completes from the origin. With the watchdog off it waits until a slot
+// happens to free: checked by hand, about half of the runs then time out
+// here (on loopback libtorrent now and then drops and reopens a connection
+// between idle peers, and the freed slot may go to the origin).
+TEST(MeshNode, AFetchConnectedOnlyToStuckPeersDropsThemAndFindsASource) {
+  TempDir dir;
+  SystemClock clock;
+  SystemRandom random;
+  TrackerOptions topts;
+  topts.interval = 1s;
+  auto tracker = TrackerService::start({}, topts, clock, random, Logger::discard());
+  ASSERT_TRUE(tracker.ok()) << tracker.error().message;
+  const std::string bytes = drover::testing::binary_bytes(9, 1 << 20);
+  const LayerRef layer{ContentId::of(bytes), bytes.size(), BtMerkle::of(bytes)};
+
+  NodeOptions o;
+  o.role = NodeRole::peer;
+  o.min_announce_interval_s = 1;
+  o.peers_per_layer = 4;
+  o.stall_kick_s = 0;  // the decoys: no tracker, no watchdog
+  Events events;
+  std::vector<std::unique_ptr<MeshNode>> nodes;
+  for (int i = 0; i < 5; ++i) {
+    NodeOptions p = o;
+    p.host = "peer-" + std::to_string(i);
+    if (i == 0) {  // the peer watched
+      p.tracker = "http://127.0.0.1:" + std::to_string((*tracker)->port());
+      p.stall_kick_s = 3;  // after the decoys have filled its slots
+    }
+    auto node = MeshNode::start(p, Logger::discard());
+    ASSERT_TRUE(node.ok()) << node.error().message;
+    std::filesystem::create_directories(dir.path() / p.host);
+    if (i == 0) (*node)->on_event([&events](const MeshEvent& e) { events.push(e); });
+    ASSERT_TRUE((*node)->fetch(layer, dir.path() / p.host / layer.id.hex()).ok());
+    nodes.push_back(std::move(*node));
+  }
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    for (std::size_t j = i + 1; j < nodes.size(); ++j) {
+      ASSERT_TRUE(nodes[i]->connect(layer.id, "127.0.0.1", nodes[j]->port()).ok());
+    }
+  }
+  auto connected = [&](std::size_t i) {
+    auto d = nodes[i]->diagnostics(layer.id);
+    return d ? d->connected.size() : 0u;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (connected(0) < 4 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);  // polling a condition with a deadline
+  }
+  ASSERT_EQ(connected(0), 4u) << "the decoys never filled the peer's slots";
+
+  std::filesystem::create_directories(dir.path() / "origin");
+  drover::testing::write_file(dir.path() / "origin" / layer.id.hex(), bytes);
+  NodeOptions origin_options = o;
+  origin_options.role = NodeRole::origin;
+  origin_options.host = "origin";
+  origin_options.tracker = "http://127.0.0.1:" + std::to_string((*tracker)->port());
+  auto origin = MeshNode::start(origin_options, Logger::discard());
+  ASSERT_TRUE(origin.ok()) << origin.error().message;
+  ASSERT_TRUE((*origin)->seed(layer, dir.path() / "origin" / layer.id.hex()).ok());
+
+  ASSERT_TRUE(events.wait_for(MeshEvent::Kind::complete, layer.id, 60s));
+  EXPECT_EQ(drover::testing::read_file(dir.path() / "peer-0" / layer.id.hex()), bytes);
+  EXPECT_EQ(nodes[0]->counters().down.origin, layer.size);  // the decoys had nothing
 }
 
 TEST(MeshNode, RefusesToSeedAFileThatIsNotTheLayer) {

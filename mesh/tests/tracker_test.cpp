@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -131,6 +133,26 @@ TEST_F(TrackerTest, ANodeThatAvoidsItsSeedGetsTheOriginAndOthersStillGetTheSeed)
             (std::vector<std::uint16_t>{300, 200}));
 }
 
+// A fetch that stalled among peers as stuck as it is announces
+// want=sources: its answer names only nodes that can send it pieces (the
+// region's seed, peers holding the whole layer), never a peer still
+// fetching; other nodes' answers are as before.
+TEST_F(TrackerTest, ANodeThatWantsSourcesIsHandedOnlyNodesHoldingTheLayer) {
+  SwarmTracker t(options_, clock_, random_);
+  t.announce(node(100, NodeRole::origin, "", "", 0));
+  t.announce(node(200, NodeRole::seed, "eu", "", 40));  // a seed still replicating: it has pieces
+  t.announce(node(300, NodeRole::peer, "eu", "a", 0));  // holds the layer
+  t.announce(node(301, NodeRole::peer, "eu", "a"));     // fetching
+  t.announce(node(302, NodeRole::peer, "eu", "b"));     // fetching
+  Announce stuck = node(303, NodeRole::peer, "eu", "a");
+  stuck.sources_only = true;
+  EXPECT_EQ(ports(t.announce(stuck)), (std::vector<std::uint16_t>{300, 200}));
+  stuck.sources_only = false;
+  auto all = ports(t.announce(stuck));
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, (std::vector<std::uint16_t>{200, 300, 301, 302}));
+}
+
 TEST_F(TrackerTest, HttpAnswersBencodedCompactPeersAndNamesBadFields) {
   SwarmTracker t(options_, clock_, random_);
   auto get = [&](const std::string& query, std::uint16_t remote_port = 1) {
@@ -161,6 +183,9 @@ TEST_F(TrackerTest, HttpAnswersBencodedCompactPeersAndNamesBadFields) {
             std::string::npos);
   EXPECT_NE(get("info_hash=" + ih + "&peer_id=" + std::string(20, 'c') + "&port=1&left=0&avoid=x")
                 .find("avoid must be seed"),
+            std::string::npos);
+  EXPECT_NE(get("info_hash=" + ih + "&peer_id=" + std::string(20, 'c') + "&port=1&left=0&want=all")
+                .find("want must be sources"),
             std::string::npos);
 }
 

@@ -324,7 +324,7 @@ AnnounceReply SwarmTracker::announce(const Announce& a) {
         }
         break;
       case NodeRole::peer:
-        if (n.region != a.region) break;
+        if (n.region != a.region || (a.sources_only && n.left != 0)) break;
         (n.cluster == a.cluster ? cluster_peers : region_peers).push_back(&n);
         break;
     }

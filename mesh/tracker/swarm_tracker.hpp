@@ -51,6 +51,10 @@ struct Announce {
   // avoid=seed: the region's seed sent this node corrupt data; its answer
   // then names the origin instead (only this node's own answer changes).
   bool avoid_seed = false;
+  // want=sources: a fetch that stalled, connected only to peers as stuck as
+  // it is; its answer names only nodes that can send it pieces (the region's
+  // seeds, the origin as usual, and peers holding the whole layer).
+  bool sources_only = false;
 };
 
 struct HandedPeer {

@@ -94,6 +94,10 @@ http::Response handle_announce(SwarmTracker& tracker, const http::Request& req) 
     if (*avoid != "seed") return failure("avoid must be seed");
     a.avoid_seed = true;
   }
+  if (const std::string* want = req.param("want")) {
+    if (*want != "sources") return failure("want must be sources");
+    a.sources_only = true;
+  }
 
   AnnounceReply reply = tracker.announce(a);
   if (!reply.failure.empty()) return failure(reply.failure);
