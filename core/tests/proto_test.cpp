@@ -284,6 +284,23 @@ TEST(Messages, ReportsRoundTripAndBadOnesAreNamed) {
   EXPECT_FALSE(report_body(empty).ok());
 }
 
+// `count` copies of `text`, each mangled once in turn: a byte changed to one
+// that matters to JSON, removed, or doubled, or the text cut short.
+void mangle(SeededRandom& rnd, const std::string& text, int count, std::vector<std::string>& out) {
+  const std::string_view pick = "\"\\{}[],: 0129-.eEu/anlt\x01\x7f\x80\xe2\xff";
+  for (int k = 0; k < count && !text.empty(); ++k) {
+    std::string m = text;
+    const std::size_t at = rnd.uniform(m.size());
+    switch (k % 4) {
+      case 0: m[at] = pick[rnd.uniform(pick.size())]; break;
+      case 1: m.erase(at, 1); break;
+      case 2: m.insert(at, 1, m[at]); break;
+      default: m.resize(at); break;
+    }
+    out.push_back(std::move(m));
+  }
+}
+
 // Two readings of a report are the same report, field by field.
 void expect_same_report(const ReportBody& a, const ReportBody& b) {
   EXPECT_EQ(a.seq, b.seq);
@@ -418,20 +435,7 @@ TEST(Messages, TheReportsFastReaderReadsWhatTheFullReaderReads) {
   inputs.push_back(valid[1].substr(0, valid[1].size() - 1) + R"(,"seq":3})");
   inputs.push_back(" " + valid[0]);
   inputs.push_back(valid[0] + " ");
-  const std::string_view pick = "\"\\{}[],: 0129-.eEu/anlt\x01\x7f\x80\xe2\xff";
-  for (const std::string& v : valid) {
-    for (int k = 0; k < 400; ++k) {
-      std::string m = v;
-      const std::size_t at = rnd.uniform(m.size());
-      switch (k % 4) {
-        case 0: m[at] = pick[rnd.uniform(pick.size())]; break;
-        case 1: m.erase(at, 1); break;
-        case 2: m.insert(at, 1, m[at]); break;
-        default: m.resize(at); break;
-      }
-      inputs.push_back(std::move(m));
-    }
-  }
+  for (const std::string& v : valid) mangle(rnd, v, 400, inputs);
   int fast_read = 0;
   for (const std::string& in : inputs) {
     SCOPED_TRACE(in.substr(0, 300));
@@ -535,21 +539,8 @@ TEST(Messages, TheEnvelopesFastReaderAnswersAsTheFullReaderOnEveryInput) {
                   sig + R"(","type":"ack","v":2})");
   // Each base, then mangled: a byte changed to one that matters to JSON,
   // removed, or doubled, or the text cut short.
-  const std::string_view pick = "\"\\{}[],: 0129-.eEu/a\x01\x7f\x80\xe2\xff";
   std::vector<std::string> inputs = bases;
-  for (const std::string& b : bases) {
-    for (int k = 0; k < 300 && !b.empty(); ++k) {
-      std::string m = b;
-      const std::size_t at = rnd.uniform(m.size());
-      switch (k % 4) {
-        case 0: m[at] = pick[rnd.uniform(pick.size())]; break;
-        case 1: m.erase(at, 1); break;
-        case 2: m.insert(at, 1, m[at]); break;
-        default: m.resize(at); break;
-      }
-      inputs.push_back(std::move(m));
-    }
-  }
+  for (const std::string& b : bases) mangle(rnd, b, 300, inputs);
   int accepted = 0;
   for (const std::string& in : inputs) {
     SCOPED_TRACE(in);

@@ -513,9 +513,9 @@ struct MeshNode::Impl {
   // A fetch with no block for stall_kick_s while none of its peers has a
   // piece it lacks is connected only to nodes as stuck as it is: they hold
   // its connection slots, so a source the tracker names is never dialled. It
-  // then drops them and asks the tracker for nodes that can send it pieces
+  // then drops the idle ones and asks the tracker for nodes that can send it pieces
   // (want=sources), and asks as before once blocks come again (docs/MESH.md,
-  // "A fetch connected only to stuck peers").
+  // "Fallback").
   void unstick(std::chrono::steady_clock::time_point now) {
     if (options.stall_kick_s <= 0) return;
     const auto after = std::chrono::seconds(options.stall_kick_s);
@@ -559,14 +559,20 @@ struct MeshNode::Impl {
         it->second.sources_only = true;
         d.url = tracker_url_locked(it->second);
       }
-      d.handle.clear_peers();
+      // Frees the slots: libtorrent disconnects the peers it is least
+      // interested in first, and dials the candidates it has never been
+      // connected to before those it just left. (Not clear_peers(): in
+      // 2.0.8 it frees the peer list under connections still closing, and
+      // the network thread crashed on it in a 64-peer rollout.)
+      d.handle.set_max_connections(1);
+      d.handle.set_max_connections(options.peers_per_layer);
       d.handle.replace_trackers({lt::announce_entry(d.url)});
       d.handle.force_reannounce(0, -1, lt::torrent_handle::ignore_min_interval);
       log.warn("mesh.layer.stalled",
                {{"layer", d.id.str()},
                 {"connected", static_cast<std::int64_t>(peers.size())},
                 {"idle_s", options.stall_kick_s},
-                {"then", "dropped its peers; asking the tracker for sources"}});
+                {"then", "dropped its idle peers; asking the tracker for sources"}});
     }
   }
 

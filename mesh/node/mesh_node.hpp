@@ -93,8 +93,8 @@ struct NodeOptions {
   bool vouched_only = true;
   // A fetch that receives no block for this long while none of its peers has
   // a piece it lacks drops those peers and asks the tracker for sources
-  // (docs/MESH.md, "A fetch connected only to stuck peers"); 0: never.
-  int stall_kick_s = 10;
+  // (docs/MESH.md, "Fallback"); 0: never.
+  int stall_kick_s = 30;
 };
 
 // Diagnostics of one layer, for messages that say what was tried.
