@@ -38,6 +38,10 @@ Status MeshLayers::join(const std::string& tracker) {
     options.download_rate = config_.mesh_download_rate;
     options.min_announce_interval_s = config_.mesh_announce_interval_s;
     options.token = token_;
+    // The stall watchdog acts before the fetch would fail (docs/MESH.md, "Fallback").
+    options.stall_kick_s = static_cast<int>(std::min<std::int64_t>(
+        30,
+        std::chrono::duration_cast<std::chrono::seconds>(config_.fetch_stall_timeout).count() / 2));
     DROVER_ASSIGN(node_, mesh::MeshNode::start(options, log_));
     mesh::CacheOptions cache_options;
     cache_options.dir = config_.state_dir / "cache";

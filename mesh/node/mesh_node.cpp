@@ -517,62 +517,80 @@ struct MeshNode::Impl {
   // (want=sources), and asks as before once blocks come again (docs/MESH.md,
   // "Fallback").
   void unstick(std::chrono::steady_clock::time_point now) {
-    if (options.stall_kick_s <= 0) return;
+    // A host's node only: a seed or origin holds a layer's connections for
+    // its downstream peers, and dropping them would cost them all.
+    if (options.stall_kick_s <= 0 || options.role != NodeRole::peer) return;
     const auto after = std::chrono::seconds(options.stall_kick_s);
     struct Due {
       lt::torrent_handle handle;
       ContentId id;
-      bool moving = false;  // sources only, and blocks come again: back to all peers
-      std::string url;
     };
     std::vector<Due> due;
     {
       std::lock_guard lock(mu);
       if (announce.empty()) return;  // no tracker: nothing to ask
       for (auto& [id, l] : layers) {
-        if (!l.fetching || l.done || l.verifying) continue;
-        if (l.sources_only && now - l.last_block < after) {
+        // Sources only, and blocks come again (or the layer is complete, or
+        // being verified): back to all peers. The tracker list is replaced
+        // under mu, so a token replaced meanwhile (set_token) is not undone.
+        if (l.sources_only && (l.done || l.verifying || now - l.last_block < after)) {
           l.sources_only = false;
-          due.push_back({l.handle, id, true, tracker_url_locked(l)});
-        } else if (now - l.last_block >= after && now - l.last_kick >= after) {
+          if (replace_trackers(l.handle, tracker_url_locked(l))) {
+            log.info("mesh.layer.moving", {{"layer", id.str()}});
+          }
+          continue;
+        }
+        if (!l.fetching || l.done || l.verifying) continue;
+        if (now - l.last_block >= after && now - l.last_kick >= after) {
           l.last_kick = now;
-          due.push_back({l.handle, id, false, {}});
+          due.push_back({l.handle, id});
         }
       }
     }
-    for (Due& d : due) {
-      if (d.moving) {
-        d.handle.replace_trackers({lt::announce_entry(d.url)});
-        log.info("mesh.layer.moving", {{"layer", d.id.str()}});
-        continue;
+    for (const Due& d : due) {
+      // A layer removed meanwhile (a failed fetch) leaves an invalid handle,
+      // on which libtorrent throws: that layer is simply skipped.
+      try {
+        std::vector<lt::peer_info> peers;
+        d.handle.get_peer_info(peers);
+        const bool useful = std::any_of(peers.begin(), peers.end(), [](const lt::peer_info& p) {
+          return static_cast<bool>(p.flags & lt::peer_info::interesting);
+        });
+        if (useful) continue;  // a peer has what it lacks: choked for now, its turn comes
+        // Frees the slots: libtorrent disconnects the peers it is least
+        // interested in first, and dials the candidates it has never been
+        // connected to before those it just left. (Not clear_peers(): in
+        // 2.0.8 it frees the peer list under connections still closing, and
+        // the network thread crashed on it in a 64-peer rollout.)
+        d.handle.set_max_connections(1);
+        d.handle.set_max_connections(options.peers_per_layer);
+        {
+          std::lock_guard lock(mu);
+          auto it = layers.find(d.id);
+          if (it == layers.end() || it->second.done || it->second.verifying) continue;
+          it->second.sources_only = true;
+          if (!replace_trackers(d.handle, tracker_url_locked(it->second))) continue;
+        }
+        d.handle.force_reannounce(0, -1, lt::torrent_handle::ignore_min_interval);
+        log.warn("mesh.layer.kicked",
+                 {{"layer", d.id.str()},
+                  {"connected", static_cast<std::int64_t>(peers.size())},
+                  {"idle_s", options.stall_kick_s},
+                  {"then", "dropped its idle peers; asking the tracker for sources"}});
+      } catch (const std::exception& e) {
+        log.info("mesh.layer.kick_skipped", {{"layer", d.id.str()}, {"why", e.what()}});
       }
-      std::vector<lt::peer_info> peers;
-      d.handle.get_peer_info(peers);
-      const bool useful = std::any_of(peers.begin(), peers.end(), [](const lt::peer_info& p) {
-        return static_cast<bool>(p.flags & lt::peer_info::interesting);
-      });
-      if (useful) continue;  // a peer has what it lacks: choked for now, its turn comes
-      {
-        std::lock_guard lock(mu);
-        auto it = layers.find(d.id);
-        if (it == layers.end()) continue;
-        it->second.sources_only = true;
-        d.url = tracker_url_locked(it->second);
-      }
-      // Frees the slots: libtorrent disconnects the peers it is least
-      // interested in first, and dials the candidates it has never been
-      // connected to before those it just left. (Not clear_peers(): in
-      // 2.0.8 it frees the peer list under connections still closing, and
-      // the network thread crashed on it in a 64-peer rollout.)
-      d.handle.set_max_connections(1);
-      d.handle.set_max_connections(options.peers_per_layer);
-      d.handle.replace_trackers({lt::announce_entry(d.url)});
-      d.handle.force_reannounce(0, -1, lt::torrent_handle::ignore_min_interval);
-      log.warn("mesh.layer.stalled",
-               {{"layer", d.id.str()},
-                {"connected", static_cast<std::int64_t>(peers.size())},
-                {"idle_s", options.stall_kick_s},
-                {"then", "dropped its idle peers; asking the tracker for sources"}});
+    }
+  }
+
+  // Replaces a torrent's tracker list (libtorrent announces to it again);
+  // false when the torrent is gone.
+  static bool replace_trackers(const lt::torrent_handle& h, const std::string& url) {
+    try {
+      h.replace_trackers({lt::announce_entry(url)});
+      return true;
+    } catch (const std::exception&) {
+      return false;
     }
   }
 

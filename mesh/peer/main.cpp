@@ -6,6 +6,7 @@
 //   drover-peer --cache DIR --tracker URL --region R --cluster C --host H
 //               (--origin URL --artifact ID | --manifest FILE)
 //               [--token-file FILE] [--connect ADDR:PORT] [options]
+#include <algorithm>
 #include <atomic>
 #include <cxxopts.hpp>
 #include <filesystem>
@@ -135,6 +136,8 @@ int main(int argc, char** argv) {
   }
   const int stall = r["stall-timeout"].as<int>();
   if (stall < 1) return usage("--stall-timeout must be at least 1 second");
+  // The stall watchdog acts before the fetch would fail (docs/MESH.md, "Fallback").
+  node_options.stall_kick_s = std::min(30, stall / 2);
   LogLevel level = LogLevel::warn;
   if (!parse_log_level(r["log-level"].as<std::string>(), level)) return usage("bad --log-level");
 

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -133,10 +134,11 @@ TEST_F(OriginAndPeer, ALayerThatPassesItsPiecesButNotItsIdFailsAfterRechecks) {
 // tracker names it to the peer, but the peer has no slot free to dial it,
 // and an origin dials no one. With its watchdog on (stall_kick_s), the peer
 // drops the decoys, asks the tracker for sources only (want=sources), and
-// completes from the origin. With the watchdog off it waits until a slot
-// happens to free: checked by hand, about half of the runs then time out
-// here (on loopback libtorrent now and then drops and reopens a connection
-// between idle peers, and the freed slot may go to the origin).
+// completes from the origin. The test waits for the kick before the origin
+// starts, so with the watchdog off it fails there; without the tracker's
+// want=sources the peer may still reach the origin, only later (on loopback
+// libtorrent now and then drops and reopens a connection between idle peers,
+// which frees a slot too).
 TEST(MeshNode, AFetchConnectedOnlyToStuckPeersDropsThemAndFindsASource) {
   TempDir dir;
   SystemClock clock;
@@ -154,15 +156,17 @@ TEST(MeshNode, AFetchConnectedOnlyToStuckPeersDropsThemAndFindsASource) {
   o.peers_per_layer = 4;
   o.stall_kick_s = 0;  // the decoys: no tracker, no watchdog
   Events events;
+  MemorySink sink;  // the watched peer's log
+  Logger log(sink, clock, LogLevel::info);
   std::vector<std::unique_ptr<MeshNode>> nodes;
   for (int i = 0; i < 5; ++i) {
     NodeOptions p = o;
     p.host = "peer-" + std::to_string(i);
     if (i == 0) {  // the peer watched
       p.tracker = "http://127.0.0.1:" + std::to_string((*tracker)->port());
-      p.stall_kick_s = 3;  // after the decoys have filled its slots
+      p.stall_kick_s = 1;
     }
-    auto node = MeshNode::start(p, Logger::discard());
+    auto node = MeshNode::start(p, i == 0 ? log : Logger::discard());
     ASSERT_TRUE(node.ok()) << node.error().message;
     std::filesystem::create_directories(dir.path() / p.host);
     if (i == 0) (*node)->on_event([&events](const MeshEvent& e) { events.push(e); });
@@ -179,10 +183,24 @@ TEST(MeshNode, AFetchConnectedOnlyToStuckPeersDropsThemAndFindsASource) {
     return d ? d->connected.size() : 0u;
   };
   const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (connected(0) < 4 && std::chrono::steady_clock::now() < deadline) {
+  std::size_t seen = 0;
+  while ((seen = connected(0)) < 4 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(20ms);  // polling a condition with a deadline
   }
-  ASSERT_EQ(connected(0), 4u) << "the decoys never filled the peer's slots";
+  ASSERT_EQ(seen, 4u) << "the decoys never filled the peer's slots";
+  // Idle for a second with every slot held by a peer that has nothing: the
+  // watchdog kicks (and keeps kicking while nothing arrives).
+  auto kicked = [&] {
+    const auto lines = sink.lines();
+    return std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+      return l.find("mesh.layer.kicked") != std::string::npos &&
+             l.find("connected=4") != std::string::npos;
+    });
+  };
+  while (!kicked() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);  // polling a condition with a deadline
+  }
+  ASSERT_TRUE(kicked()) << "no kick of a fetch whose every peer had nothing";
 
   std::filesystem::create_directories(dir.path() / "origin");
   drover::testing::write_file(dir.path() / "origin" / layer.id.hex(), bytes);
