@@ -21,15 +21,19 @@ using namespace store_detail;
 // (the control of a traffic split); the webhook's are "/webhook", so a host
 // can never take (or overwrite) the key of a checker's sample about it. Returns false, writing
 // nothing, when the key is taken: one sample per host, source and millisecond.
-// A JSON string as dump() writes it. Plain text (printable ASCII without a
-// quote or backslash: every name and release id) is copied; anything else
-// goes through the JSON library.
-void append_string(std::string& out, std::string_view s) {
-  const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+// Text dump() writes between quotes exactly as it is: printable ASCII
+// without a quote or backslash (every name and release id).
+bool plain_json_text(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
     return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
   });
-  if (!plain) {
+}
+
+// A JSON string as dump() writes it. Plain text is copied; anything else
+// goes through the JSON library.
+void append_string(std::string& out, std::string_view s) {
+  if (!plain_json_text(s)) {
     out += json(std::string(s)).dump();
     return;
   }
@@ -184,14 +188,10 @@ Result<Ingested> KvCoordinatorStore::ingest_one(kv::Txn& txn, const ReportFrom& 
   };
   // Whether the state names this release already, read from its text
   // without a parse: the state is written by dump(), so a plain release
-  // (see append_string) appears exactly as "release":"<id>", and no other
+  // (plain_json_text) appears exactly as "release":"<id>", and no other
   // field of the state holds a string. Anything else is parsed.
   auto runs_already = [&](const std::string& service, const std::string& release) -> Result<bool> {
-    const bool plain = std::all_of(release.begin(), release.end(), [](char c) {
-      const auto u = static_cast<unsigned char>(c);
-      return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
-    });
-    if (!plain) return false;
+    if (!plain_json_text(release)) return false;
     DROVER_ASSIGN(auto v, txn.get(host_state_, service + '/' + host));
     return v && v->find("\"release\":\"" + release + "\"") != std::string::npos;
   };
