@@ -134,6 +134,62 @@ TEST_F(CoordinatorCrash, EveryKindOfDeployTransitionResumesWithoutRepeatingABatc
   EXPECT_EQ(f_.api("GET", "/audit/verify")["ok"], true);
 }
 
+// Issue 13: a coordinator killed as a healthy batch starts baking and kept
+// down longer than the bake (tried on older code: the batch then failed for
+// "only 1 health samples ... during the bake"). The hosts cannot report
+// while it is down; once it is back the bake runs again in full, on samples
+// received after the restart, and the release succeeds.
+TEST_F(CoordinatorCrash, AnOutageLongerThanTheBakeNeverFailsAHealthyBatch) {
+  f_.coordinator().kill();
+  f_.start_coordinator({{"DROVER_TEST_CRASH_AFTER", "batch.baking"}});
+  int status = 0;
+  json d = f_.api("POST", "/deploys", {{"pipeline_id", "web"}, {"artifact_id", v2_}}, &status);
+  ASSERT_EQ(status, 201) << d.dump();
+  const std::string id = d["deploy_id"];
+  ASSERT_TRUE(f_.coordinator().wait_exit(90s).has_value()) << f_.coordinator_history();
+  const auto down = std::chrono::steady_clock::now();
+  // Down until every agent has warned of failed reports twice: its third and
+  // fourth failure in a row, 3.5 s or more after its first (retries wait
+  // 0.5, 1 and 2 s), so longer than the 3 s bake.
+  auto warnings = [&](const std::string& h) {
+    const std::string log = f_.agent(h).stderr_tail(1 << 22);
+    int n = 0;
+    for (auto at = log.find("agent.report.failed"); at != std::string::npos;
+         at = log.find("agent.report.failed", at + 1)) {
+      const auto line_start = log.rfind('\n', at);
+      const auto line = log.substr(line_start == std::string::npos ? 0 : line_start + 1,
+                                   log.find('\n', at) - line_start);
+      n += line.find("warn") != std::string::npos ? 1 : 0;
+    }
+    return n;
+  };
+  std::map<std::string, int> before;
+  for (const auto& h : f_.hosts()) before[h] = warnings(h);
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (const auto& h : f_.hosts()) {
+          if (warnings(h) < before[h] + 2) return false;
+        }
+        return true;
+      },
+      90s))
+      << f_.agent_logs();
+  const auto outage = std::chrono::steady_clock::now() - down;
+  ASSERT_GT(outage, 3s);  // longer than the bake
+  f_.start_coordinator();
+  json done = f_.wait_done(id);
+  ASSERT_EQ(done["state"], "succeeded")
+      << done.dump() << f_.coordinator_history() << f_.agent_logs();
+  const json& first = done["batches"][0];
+  // The first batch's bake ended a full bake after the coordinator came back.
+  EXPECT_GE(first["finished_ms"].get<std::int64_t>() - first["converged_ms"].get<std::int64_t>(),
+            std::chrono::duration_cast<std::chrono::milliseconds>(outage).count() + 3000)
+      << first.dump();
+  EXPECT_EQ(audit_count(id, "batch.passed"),
+            (std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}}));
+  for (const auto& h : f_.hosts()) EXPECT_EQ(f_.serving(h).first, v2_) << h;
+}
+
 TEST_F(CoordinatorCrash, RollbackAndPauseTransitionsResumeToo) {
   // People hear about it at a real receiver, though the coordinator is
   // killed right after each of these transitions, before it could send.

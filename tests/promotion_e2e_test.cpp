@@ -340,6 +340,23 @@ TEST(PromotionEndToEnd, StagingThenAGateForASecondPersonThenWavesAndAScopedRollb
     ids[heard.body.value("audit_seq", std::uint64_t{0})].insert(heard.event_id);
   }
   for (const auto& [seq, distinct] : ids) EXPECT_EQ(distinct.size(), 1u) << "audit record " << seq;
+
+  // d3 waits at production's gate: bob turns it down from the command line.
+  ProcessResult rejected = p.as("bob", {"reject", d3, "--reason", "not during the sale"});
+  ASSERT_EQ(rejected.exit_code, 0) << rejected.out << rejected.err;
+  EXPECT_EQ(p.deploy(d3)["state"], "rejected");
+  EXPECT_NE(p.deploy(d3)["reason"].get<std::string>().find("not during the sale"),
+            std::string::npos)
+      << p.deploy(d3).dump();
+  // d1 can no longer be rolled back: later runs entered production after it
+  // (as a new user tried on the landed code, which moved every host back).
+  ProcessResult older = p.as("alice", {"rollback", d1, "--reason", "by hand"});
+  EXPECT_EQ(older.exit_code, 1) << older.out << older.err;
+  EXPECT_NE(older.err.find("entered environment 'production' after this one"), std::string::npos)
+      << older.err;
+  EXPECT_EQ(p.deploy(d1)["state"], "succeeded");
+  for (const auto& h : p.hosts_in(kProductionRegions)) EXPECT_EQ(f.serving(h).first, v1) << h;
+  for (const auto& h : p.hosts_in(kStagingRegions)) EXPECT_EQ(f.serving(h).first, v2) << h;
 }
 
 }  // namespace

@@ -7,6 +7,13 @@
 #   DROVER_SKIP_SANITIZERS=1 bash tools/test.sh   # the optimized build only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Root: the set-up installs packages, and the tests of privilege dropping,
+# network namespaces and small disks need it. They fail rather than skip here.
+if [ "$(id -u)" != 0 ]; then
+  echo "tools/test.sh: run it as root (it installs packages; some tests switch users and create network namespaces)" >&2
+  exit 1
+fi
+export DROVER_PRIVILEGED_TESTS=required
 bash tools/setup.sh
 python3 tools/check_architecture.py
 jobs="${DROVER_JOBS:-2}"

@@ -109,7 +109,7 @@ class PrivilegeAttack : public AgentTest {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) {
-      GTEST_SKIP() << "needs root: the agent must switch users (CI runs as root)";
+      DROVER_SKIP_UNPRIVILEGED("needs root: the agent must switch users (CI runs as root)");
     }
     AgentTest::SetUp();
     // The services' users must reach their releases beneath the test's

@@ -151,6 +151,29 @@ TEST_F(ConfigFiles, ATlsKeyReadableByGroupOrOthersIsRefused) {
       << r.error().message;
 }
 
+// The agent protocol's TLS key (issue 12): the same rule as the API's.
+TEST_F(ConfigFiles, TheAgentProtocolsTlsKeyReadableByGroupOrOthersIsRefused) {
+  const json agents = {
+      {"agents",
+       {{"requests", {"tls+tcp://127.0.0.1:0"}},
+        {"tls", {{"cert_file", tls_.cert.string()}, {"key_file", tls_.key.string()}}}}}};
+  auto ok = load(agents);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  ASSERT_TRUE(ok->coordinator.agents.tls.has_value());
+  for (unsigned mode : {0640u, 0604u, 0644u}) {
+    ::chmod(tls_.key.c_str(), mode);
+    auto r = load(agents);
+    ASSERT_FALSE(r.ok()) << std::oct << mode;
+    EXPECT_EQ(r.error().code, Errc::refused);
+    EXPECT_NE(r.error().message.find("agents.tls.key_file"), std::string::npos)
+        << r.error().message;
+    EXPECT_NE(r.error().message.find("may be read by group or others"), std::string::npos)
+        << r.error().message;
+  }
+  ::chmod(tls_.key.c_str(), 0600);
+  EXPECT_TRUE(load(agents).ok());
+}
+
 TEST_F(ConfigFiles, TheMeshTokenKeyIsSixtyFourHexDigitsReadableByItsOwnerOnly) {
   const std::string key(32, '\x5c');
   write_file(dir_ / "mesh.key", mesh_token::key_file_text(key), 0600);

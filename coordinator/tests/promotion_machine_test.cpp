@@ -403,6 +403,66 @@ TEST(Promotion, AManualRollbackIsRefusedWhereItWouldChangeNothing) {
   Path q;
   q.to_gate();  // at production's gate: production changed nothing yet
   EXPECT_TRUE(refused(rollback(q.deploy, q.plan, q.now, "by hand")));
+
+  // A succeeded first release of an environment stays succeeded: a rollback
+  // has nothing to go back to (it once turned the run into "failed").
+  Path r;
+  r.prior["production"] = "";
+  r.to_gate();
+  r.apply(approve(r.deploy, {"bob", "bob-laptop", r.now, ""}));
+  r.run();
+  ASSERT_EQ(r.deploy.state, DeployState::succeeded) << r.deploy.reason;
+  const DeployRecord before = r.deploy;
+  const std::size_t issued = r.issued.size();
+  const Command again = rollback(r.deploy, r.plan, r.now, "by hand");
+  ASSERT_TRUE(refused(again));
+  EXPECT_NE(why(again).find("production"), std::string::npos) << why(again);
+  EXPECT_NE(why(again).find("ran nothing before"), std::string::npos) << why(again);
+  EXPECT_EQ(r.deploy.state, DeployState::succeeded);
+  EXPECT_EQ(r.deploy.reason, before.reason);
+  EXPECT_EQ(r.issued.size(), issued);
+  for (const auto& h : r.hosts_of("sa-east-1")) EXPECT_EQ(r.running(h), "v2");
+}
+
+// A freeze holds new waves, never a rollback: one that starts inside a
+// window (automatic, or asked for by hand) goes at once.
+TEST(Promotion, AFreezeWindowNeverHoldsARollback) {
+  Path p;
+  std::int64_t from = INT64_MAX;
+  p.plan.envs[1].frozen = [&from](std::int64_t now_ms) {
+    return now_ms >= from ? std::string("Fri 16:00 to Mon 08:00 Europe/Berlin") : std::string();
+  };
+  p.to_gate();
+  p.apply(approve(p.deploy, {"bob", "bob-laptop", p.now, ""}));
+  p.run_until([&] { return p.env("production").wave == 1; });
+  from = p.now;  // the window opens while wave 2 runs
+  p.fleet.health_of["v2"] = {0.40, 20, 0.3, true};
+  p.run(600 * kS);
+  ASSERT_EQ(p.deploy.state, DeployState::rolled_back) << p.deploy.reason;
+  EXPECT_LT(p.env("production").rollback_started_ms - from, 120 * kS);
+  for (const char* r : {"us-east-2", "us-west-2", "eu-west-1", "ap-southeast-1"}) {
+    for (const auto& h : p.hosts_of(r)) EXPECT_EQ(p.running(h), "v1") << h;
+  }
+
+  // By hand, inside the window, right after the canary wave.
+  Path q;
+  std::int64_t q_from = INT64_MAX;
+  q.plan.envs[1].frozen = [&q_from](std::int64_t now_ms) {
+    return now_ms >= q_from ? std::string("2026-12-24T00:00:00Z to 2026-12-27T00:00:00Z")
+                            : std::string();
+  };
+  q.to_gate();
+  q.apply(approve(q.deploy, {"bob", "bob-laptop", q.now, ""}));
+  q.run_until([&] { return q.env("production").wave == 1; });
+  q_from = q.now;
+  q.run_until([&] { return !q.env("production").frozen.empty(); }, 1800 * kS);
+  ASSERT_FALSE(q.env("production").frozen.empty());  // the last wave waits
+  const Command back = rollback(q.deploy, q.plan, q.now, "by hand");
+  ASSERT_FALSE(refused(back)) << why(back);
+  q.apply(back);
+  q.run(600 * kS);
+  ASSERT_EQ(q.deploy.state, DeployState::rolled_back) << q.deploy.reason;
+  for (const auto& h : q.hosts_of("us-east-2")) EXPECT_EQ(q.running(h), "v1") << h;
 }
 
 }  // namespace

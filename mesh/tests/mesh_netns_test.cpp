@@ -124,9 +124,9 @@ class MeshNamespaces : public ::testing::Test {
   enum Host { kOrigin = 0, kSeed = 1, kPeer = 2, kOutsider = 3 };
 
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
+    if (::geteuid() != 0) DROVER_SKIP_UNPRIVILEGED("needs root to create network namespaces");
     if (std::string why = net_.build(4); !why.empty()) {
-      GTEST_SKIP() << "network namespaces unavailable here: " << why;
+      DROVER_SKIP_UNPRIVILEGED("network namespaces unavailable here: " + why);
     }
     key_ = SystemRandom().bytes(mesh_token::kKeySize);
     write_file(dir_ / "token.key", mesh_token::key_file_text(key_), 0600);

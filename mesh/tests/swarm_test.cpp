@@ -245,7 +245,7 @@ TEST_F(Swarm, APeerServingCorruptDataIsBannedAndTheFetchCompletesFromOthers) {
 // memory-mapped disk I/O a write on a full disk was a SIGBUS that killed the
 // process. Now the fetch fails, naming the full disk, and the process lives.
 TEST_F(Swarm, AFetchOntoAFullDiskFailsNamingItAndTheProcessLives) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  if (::geteuid() != 0) DROVER_SKIP_UNPRIVILEGED("needs root to mount a small tmpfs");
   const std::string artifact = push(1, 4 << 20, 9);
   start_origin();
   const fs::path cache = dir_ / "cache-full";

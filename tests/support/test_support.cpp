@@ -24,6 +24,7 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 namespace drover::testing {
@@ -106,6 +107,11 @@ std::string diff(const std::map<std::string, TreeEntry>& a,
     if (!a.contains(path)) out += "only in second: " + path + "\n";
   }
   return out;
+}
+
+bool privileged_tests_required() {
+  const char* v = std::getenv("DROVER_PRIVILEGED_TESTS");
+  return v != nullptr && std::string_view(v) == "required";
 }
 
 fs::path binary(const std::string& name) {

@@ -70,6 +70,21 @@ bool eventually(const std::function<bool()>& cond,
 // User + system CPU seconds a process has used so far (from /proc), 0 if gone.
 double process_cpu_seconds(int pid);
 
+// True when this run promised root and network namespaces
+// (DROVER_PRIVILEGED_TESTS=required, which tools/test.sh sets: it runs as
+// root), so a test needing them fails where it would otherwise skip.
+bool privileged_tests_required();
+
+// Skips the test for want of `why` (root, network namespaces), or fails it
+// when the run promised them. Use in a test body or SetUp (gtest macros).
+#define DROVER_SKIP_UNPRIVILEGED(why)                                                  \
+  do {                                                                                 \
+    if (::drover::testing::privileged_tests_required()) {                              \
+      FAIL() << (why) << " (DROVER_PRIVILEGED_TESTS=required: this run must have it)"; \
+    }                                                                                  \
+    GTEST_SKIP() << (why);                                                             \
+  } while (false)
+
 // Path of a built binary: $DROVER_BIN_DIR/name (set by CTest).
 fs::path binary(const std::string& name);
 
