@@ -64,7 +64,8 @@ nlohmann::json counters_json(const NodeCounters& c) {
           {"peers_banned", c.peers_banned},
           {"layers_completed", c.layers_completed},
           {"peers_blocked", c.peers_blocked},
-          {"vouched", c.vouched_addresses}};
+          {"vouched", c.vouched_addresses},
+          {"up_again", c.up_again}};
 }
 
 Result<std::uint64_t> parse_rate(const std::string& text) {

@@ -148,6 +148,7 @@ struct MeshNode::Impl {
     // it was last kicked, and whether its tracker now names sources only.
     std::chrono::steady_clock::time_point last_block{}, last_kick{};
     bool sources_only = false;
+    std::vector<bool> sent;  // blocks uploaded at least once (counters.up_again)
     LayerDiagnostics diag;
   };
   // The layer's announce URL: this node's, with the layer's own requests.
@@ -305,9 +306,19 @@ struct MeshNode::Impl {
       }
     } else if (auto* u = lt::alert_cast<lt::block_uploaded_alert>(a)) {
       std::lock_guard lock(mu);
-      if (Layer* l = find(u->handle))
-        count(counters.up, classify(u->pid),
-              block_bytes(l->ref.size, u->piece_index, u->block_index));
+      if (Layer* l = find(u->handle)) {
+        const std::uint64_t n = block_bytes(l->ref.size, u->piece_index, u->block_index);
+        count(counters.up, classify(u->pid), n);
+        constexpr std::uint64_t per_piece = format::kLayerPieceLength / 16384;
+        const std::uint64_t block =
+            static_cast<std::uint64_t>(static_cast<int>(u->piece_index)) * per_piece +
+            static_cast<std::uint64_t>(u->block_index);
+        if (l->sent.empty()) l->sent.resize((l->ref.size + 16383) / 16384);
+        if (block < l->sent.size()) {
+          if (l->sent[block]) counters.up_again += n;
+          l->sent[block] = true;
+        }
+      }
     } else if (auto* f = lt::alert_cast<lt::torrent_finished_alert>(a)) {
       flush_then_verify(f->handle);
     } else if (auto* tc = lt::alert_cast<lt::torrent_checked_alert>(a)) {

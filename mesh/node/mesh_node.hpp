@@ -54,6 +54,9 @@ struct NodeCounters {
   // the address (only with a token and vouched_only).
   std::uint64_t peers_blocked = 0;
   std::uint64_t vouched_addresses = 0;  // addresses the last /vouched answer allowed
+  // Of the bytes in `up`, those of blocks this node had sent before (to
+  // anyone): what a seed sends more than once instead of peers trading it.
+  std::uint64_t up_again = 0;
 };
 
 struct MeshEvent {

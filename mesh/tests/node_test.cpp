@@ -105,6 +105,39 @@ TEST_F(OriginAndPeer, PeerFetchesALayerFromTheOriginByItsManifestIdentityAlone) 
   EXPECT_EQ(c.layers_completed, 1u);
 }
 
+// up_again counts what a node sends a second time: nothing while one peer
+// fetches, the whole layer when a second peer fetches it from the origin
+// again (the first has stopped sharing it).
+TEST_F(OriginAndPeer, TheOriginCountsTheBlocksItSendsASecondTime) {
+  const std::string bytes = drover::testing::binary_bytes(5, 1 << 20);
+  LayerRef layer{ContentId::of(bytes), bytes.size(), BtMerkle::of(bytes)};
+  ASSERT_NO_FATAL_FAILURE(start(layer, bytes));
+  ASSERT_TRUE(peer_->fetch(layer, dir_ / "peer" / layer.id.hex()).ok());
+  ASSERT_TRUE(events_.wait_for(MeshEvent::Kind::complete, layer.id, 60s));
+  ASSERT_TRUE(
+      drover::testing::eventually([&] { return origin_->counters().up.total() >= layer.size; }));
+  EXPECT_EQ(origin_->counters().up.total(), layer.size);
+  EXPECT_EQ(origin_->counters().up_again, 0u);
+  peer_->remove(layer.id);
+
+  NodeOptions p = peer_->options();
+  p.host = "peer-2";
+  auto second = MeshNode::start(p, Logger::discard());
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  Events second_events;
+  (*second)->on_event([&](const MeshEvent& e) { second_events.push(e); });
+  std::filesystem::create_directories(dir_ / "peer-2");
+  ASSERT_TRUE((*second)->fetch(layer, dir_ / "peer-2" / layer.id.hex()).ok());
+  ASSERT_TRUE(second_events.wait_for(MeshEvent::Kind::complete, layer.id, 60s));
+  EXPECT_EQ((*second)->counters().down.origin, layer.size);
+  ASSERT_TRUE(drover::testing::eventually([&] {
+    return origin_->counters().up_again >= layer.size;
+  })) << origin_->counters().up_again;
+  EXPECT_EQ(origin_->counters().up_again, layer.size);
+  EXPECT_EQ(origin_->counters().up.total(), 2 * layer.size);
+  second->reset();  // before second_events
+}
+
 // A manifest whose pieces root matches the bytes but whose layer id does not:
 // every piece passes libtorrent's checks, the final hash does not. The node
 // rechecks the file (its cure for a torrent called finished too early), then

@@ -109,6 +109,9 @@ json wait_event(DaemonProcess& p, const std::string& event, std::chrono::millise
   return *line;
 }
 
+// How often the seed prints its counters: the resolution of the timeline.
+constexpr int kReportMs = 250;
+
 struct Sources {
   std::unique_ptr<DaemonProcess> origin, seed;
   std::string feed, tracker;
@@ -160,7 +163,9 @@ Sources start_sources(Env& env, const fs::path& seed_cache, bool with_seed = tru
                                         "--tracker",
                                         s.tracker,
                                         "--log-level",
-                                        "warn"};
+                                        "warn",
+                                        "--report-every",
+                                        std::to_string(kReportMs)};
   seed_argv = with_args(seed_argv, node_limits(env));
   seed_argv.insert(seed_argv.end(), env.seed_args.begin(), env.seed_args.end());
   s.seed = spawn(env, "seed", seed_argv);
@@ -178,13 +183,68 @@ std::vector<std::string> peer_argv(const Env& env, const Sources& src, const std
       node_limits(env));
 }
 
+// Where a rollout's time goes, in seconds from the go signal, from the seed's
+// counters (every kReportMs) and the peers' done lines.
+struct Timeline {
+  double seed_first = -1;     // the seed's first byte out
+  double seed_one_copy = -1;  // the seed has sent S bytes
+  double seed_last = -1;      // the seed's last byte out
+  // Bytes of blocks the seed had sent before, and when half of them were out.
+  std::uint64_t seed_again = 0;
+  double seed_half_again = -1;
+  double peer_first_byte = 0;  // median over peers: first byte in
+  double first_done = 0, median_done = 0;
+};
+
 struct SwarmResult {
   int n = 0;
   double seconds = 0;
   double cpu = 0;
   std::uint64_t origin_sent = 0, seed_sent = 0;
   std::uint64_t received = 0, from_peers = 0;
+  Timeline when;
 };
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+std::uint64_t sent_total(const json& counters) {
+  const json& up = counters["up"];
+  return up["origin"].get<std::uint64_t>() + up["seed"].get<std::uint64_t>() +
+         up["peer"].get<std::uint64_t>() + up["other"].get<std::uint64_t>();
+}
+
+// The seed's first byte, its S-th byte and its last byte, from its counters.
+void seed_timeline(DaemonProcess& seed, std::int64_t go, std::uint64_t size, Timeline& t) {
+  std::uint64_t at_go = 0, last_seen = 0, again_at_go = 0;
+  std::vector<std::pair<double, std::uint64_t>> again;  // (time, bytes sent again so far)
+  for (const json& line : seed.lines()) {
+    if (line.value("event", "") != "counters") continue;
+    const std::uint64_t sent_again = line["counters"].value("up_again", std::uint64_t{0});
+    const double at = static_cast<double>(line["unix_ms"].get<std::int64_t>() - go) / 1000.0;
+    const std::uint64_t sent = sent_total(line["counters"]);
+    if (at <= 0) {
+      at_go = last_seen = sent;
+      again_at_go = sent_again;
+      continue;
+    }
+    again.emplace_back(at, sent_again - again_at_go);
+    if (sent > at_go && t.seed_first < 0) t.seed_first = at;
+    if (sent - at_go >= size && t.seed_one_copy < 0) t.seed_one_copy = at;
+    if (sent > last_seen) t.seed_last = at;
+    last_seen = sent;
+  }
+  if (!again.empty()) t.seed_again = again.back().second;
+  for (const auto& [at, bytes] : again) {
+    if (t.seed_again > 0 && 2 * bytes >= t.seed_again) {
+      t.seed_half_again = at;
+      break;
+    }
+  }
+}
 
 SwarmResult run_swarm(Env& env, int n, const fs::path& seed_cache) {
   Sources src = start_sources(env, seed_cache);
@@ -214,9 +274,14 @@ SwarmResult run_swarm(Env& env, int n, const fs::path& seed_cache) {
   SwarmResult r;
   r.n = n;
   std::int64_t last = started;
+  std::vector<double> done_at, first_byte;
   for (auto& p : peers) {
     json done = wait_event(*p, "done", 1800s);
     last = std::max<std::int64_t>(last, done["unix_ms"].get<std::int64_t>());
+    done_at.push_back(static_cast<double>(done["unix_ms"].get<std::int64_t>() - started) / 1000.0);
+    // first_byte_ms counts from the process's start, fetch_ms from the go.
+    const auto waited_for_go = done["ms"].get<double>() - done["fetch_ms"].get<double>();
+    first_byte.push_back((done["first_byte_ms"].get<double>() - waited_for_go) / 1000.0);
     const json& down = done["counters"]["down"];
     r.received += down["origin"].get<std::uint64_t>() + down["seed"].get<std::uint64_t>() +
                   down["peer"].get<std::uint64_t>() + down["other"].get<std::uint64_t>();
@@ -231,13 +296,15 @@ SwarmResult run_swarm(Env& env, int n, const fs::path& seed_cache) {
   src.origin->stop();
   auto sent = [](DaemonProcess& d) -> std::uint64_t {
     auto stopped = d.wait_for_event("stopped", 1s);
-    if (!stopped) return std::uint64_t{0};
-    const json& up = (*stopped)["counters"]["up"];
-    return up["origin"].get<std::uint64_t>() + up["seed"].get<std::uint64_t>() +
-           up["peer"].get<std::uint64_t>() + up["other"].get<std::uint64_t>();
+    return stopped ? sent_total((*stopped)["counters"]) : 0;
   };
   r.origin_sent = sent(*src.origin);
   r.seed_sent = sent(*src.seed);
+  seed_timeline(*src.seed, started, env.size, r.when);
+  r.when.peer_first_byte = median_of(first_byte);
+  std::sort(done_at.begin(), done_at.end());
+  r.when.first_done = done_at.front();
+  r.when.median_done = median_of(done_at);
   return r;
 }
 
@@ -442,8 +509,10 @@ int main_impl(int argc, char** argv) {
       "| N | swarm s | lower bound s | swarm / bound | origin sent / S | seed sent / S | from "
       "peers | central nginx s | nginx / swarm | CPU s (all nodes) | CPU load of 2 cores |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::vector<SwarmResult> swarms;
   for (int n : parse_list(args["peers"].as<std::string>())) {
     SwarmResult r = run_swarm(env, n, seed_cache);
+    swarms.push_back(r);
     // Kumar-Ross: max{F/u_s, F/d_min, N F / (u_s + sum u_i)}, with the seed
     // as the server (the origin is not handed out while the seed answers).
     const double F = static_cast<double>(env.size);
@@ -467,6 +536,26 @@ int main_impl(int argc, char** argv) {
                     static_cast<double>(std::max<std::uint64_t>(1, r.received)),
                 central.c_str(), ratio.c_str(), r.cpu, 100.0 * r.cpu / (2.0 * r.seconds));
     std::fflush(stdout);
+  }
+  // The rollout as the seed saw it: start-up until its first byte, its busy
+  // time (copies of S over the share of B it used), then the tail.
+  std::printf(
+      "\n### Where the time goes (seconds from the go signal; the seed's counters every %d ms)\n\n"
+      "| N | seed's first byte | peers' first byte (median) | seed has sent S | seed's last byte | "
+      "first peer done | median peer done | last peer done | seed copies | seed busy: share of "
+      "B used | seed sent again / S | half of that by "
+      "|\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+      kReportMs);
+  for (const auto& r : swarms) {
+    const auto& w = r.when;
+    const double busy = w.seed_last - w.seed_first;
+    const double used = busy > 0 ? static_cast<double>(r.seed_sent) / (payload_rate * busy) : 0.0;
+    std::printf(
+        "| %d | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f%% | %.2f | %.1f |\n",
+        r.n, w.seed_first, w.peer_first_byte, w.seed_one_copy, w.seed_last, w.first_done,
+        w.median_done, r.seconds, static_cast<double>(r.seed_sent) / static_cast<double>(env.size),
+        100.0 * used, static_cast<double>(w.seed_again) / static_cast<double>(env.size),
+        w.seed_half_again);
   }
   std::printf(
       "\n### Central nginx baseline (one origin, total upload B)\n\n| N | seconds | origin sent / "
