@@ -33,6 +33,7 @@ void add_counters(NodeCounters& a, const NodeCounters& b) {
   a.peers_banned += b.peers_banned;
   a.layers_completed += b.layers_completed;
   a.peers_blocked += b.peers_blocked;
+  a.up_again += b.up_again;
   a.vouched_addresses = b.vouched_addresses;
 }
 
@@ -55,6 +56,9 @@ void set_node_metrics(metrics::Registry& r, const NodeCounters& c, const MeshNod
             "Connections refused or not made because the tracker had not vouched for the "
             "address.")
       .catch_up(static_cast<double>(c.peers_blocked));
+  r.counter("drover_mesh_sent_again_bytes_total",
+            "Bytes uploaded of blocks this node had uploaded before: a seed's repeats.")
+      .catch_up(static_cast<double>(c.up_again));
   r.gauge("drover_mesh_layers", "Layers this node holds or fetches (one swarm each).")
       .set(static_cast<double>(s.layers));
   r.gauge("drover_mesh_layers_fetching", "Layers still being fetched.")

@@ -7,6 +7,7 @@
 
 #include "core/hash/bt_merkle.hpp"
 #include "mesh/node/mesh_node.hpp"
+#include "mesh/node/node_metrics.hpp"
 #include "mesh/tracker/tracker_service.hpp"
 #include "tests/support/test_support.hpp"
 #include "tests/support/tree_gen.hpp"
@@ -135,6 +136,12 @@ TEST_F(OriginAndPeer, TheOriginCountsTheBlocksItSendsASecondTime) {
   })) << origin_->counters().up_again;
   EXPECT_EQ(origin_->counters().up_again, layer.size);
   EXPECT_EQ(origin_->counters().up.total(), 2 * layer.size);
+  metrics::Registry registry;
+  set_node_metrics(registry, origin_->counters(), origin_->swarms());
+  EXPECT_NE(registry.expose().find("drover_mesh_sent_again_bytes_total " +
+                                   std::to_string(layer.size) + "\n"),
+            std::string::npos)
+      << registry.expose();
   second->reset();  // before second_events
 }
 
