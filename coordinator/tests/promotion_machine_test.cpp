@@ -412,16 +412,12 @@ TEST(Promotion, AManualRollbackIsRefusedWhereItWouldChangeNothing) {
   r.apply(approve(r.deploy, {"bob", "bob-laptop", r.now, ""}));
   r.run();
   ASSERT_EQ(r.deploy.state, DeployState::succeeded) << r.deploy.reason;
-  const DeployRecord before = r.deploy;
-  const std::size_t issued = r.issued.size();
+  // A refusal is a command with no next record: nothing to apply, so the
+  // run and its hosts stay as they are.
   const Command again = rollback(r.deploy, r.plan, r.now, "by hand");
   ASSERT_TRUE(refused(again));
   EXPECT_NE(why(again).find("production"), std::string::npos) << why(again);
   EXPECT_NE(why(again).find("ran nothing before"), std::string::npos) << why(again);
-  EXPECT_EQ(r.deploy.state, DeployState::succeeded);
-  EXPECT_EQ(r.deploy.reason, before.reason);
-  EXPECT_EQ(r.issued.size(), issued);
-  for (const auto& h : r.hosts_of("sa-east-1")) EXPECT_EQ(r.running(h), "v2");
 }
 
 // A freeze holds new waves, never a rollback: one that starts inside a

@@ -123,9 +123,9 @@ TEST_F(OriginAndPeer, TheOriginCountsTheBlocksItSendsASecondTime) {
 
   NodeOptions p = peer_->options();
   p.host = "peer-2";
+  Events second_events;  // declared before the node: it outlives it
   auto second = MeshNode::start(p, Logger::discard());
   ASSERT_TRUE(second.ok()) << second.error().message;
-  Events second_events;
   (*second)->on_event([&](const MeshEvent& e) { second_events.push(e); });
   std::filesystem::create_directories(dir_ / "peer-2");
   ASSERT_TRUE((*second)->fetch(layer, dir_ / "peer-2" / layer.id.hex()).ok());
@@ -142,7 +142,6 @@ TEST_F(OriginAndPeer, TheOriginCountsTheBlocksItSendsASecondTime) {
                                    std::to_string(layer.size) + "\n"),
             std::string::npos)
       << registry.expose();
-  second->reset();  // before second_events
 }
 
 // A manifest whose pieces root matches the bytes but whose layer id does not:
