@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <pty.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -274,11 +275,26 @@ ProcessResult run_and_kill(const std::vector<std::string>& argv, std::chrono::mi
   return collect(spawn(argv, {}), std::chrono::steady_clock::now() + after);
 }
 
+bool claim_port(std::uint16_t port) {
+  static const char* dir = "/tmp/drover-test-ports";
+  if (::mkdir(dir, 01777) == 0) ::chmod(dir, 01777);  // for every user, past the umask
+  const std::string path = std::string(dir) + "/" + std::to_string(port);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) return true;  // no claims possible here: the bind check alone
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return false;
+  }
+  return true;  // fd stays open: the claim lasts as long as the process
+}
+
 std::uint16_t free_port() {
   // A port below the kernel's ephemeral range: bind(port 0) in every other
   // socket of the test run (NNG, libtorrent, HTTP servers, outgoing
   // connections) draws from that range, so a port handed out here cannot be
   // taken by one of those between now and the moment its user binds it.
+  // Other test processes drawing from the same range are kept off it by
+  // claim_port.
   unsigned low = 32768;
   if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> low;
   const unsigned first = 10000, last = low > first + 1000 ? low - 1 : 30000;
@@ -298,7 +314,7 @@ std::uint16_t free_port() {
     addr.sin_port = htons(port);
     const bool ok = ::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     ::close(sock);
-    if (ok) return port;
+    if (ok && claim_port(port)) return port;
   }
   throw std::runtime_error("no free port on 127.0.0.1");
 }

@@ -62,6 +62,13 @@ struct ProcessResult {
 // the kernel's ephemeral range, so no socket bound to port 0 can take it first.
 std::uint16_t free_port();
 
+// Claims port for this process among all test processes of the machine (an
+// exclusive flock on /tmp/drover-test-ports/PORT, held until the process
+// exits); false if any process, this one included, claimed it already.
+// free_port hands out only ports it could claim: tests run in parallel
+// (ctest -j) drew the same port now and then, and a daemon failed to bind.
+bool claim_port(std::uint16_t port);
+
 // Polls cond every 20 ms until it holds (true) or the timeout passes (false):
 // how tests wait for something another process or thread does.
 bool eventually(const std::function<bool()>& cond,
