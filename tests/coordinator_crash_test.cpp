@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <iostream>
 #include <set>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -152,14 +153,11 @@ TEST_F(CoordinatorCrash, AnOutageLongerThanTheBakeNeverFailsAHealthyBatch) {
   // has warned of failed reports twice (its third and fourth failure in a
   // row): every host saw the outage.
   auto warnings = [&](const std::string& h) {
-    const std::string log = f_.agent(h).stderr_tail(1 << 22);
+    std::istringstream log(f_.agent(h).stderr_tail(1 << 22));
     int n = 0;
-    for (auto at = log.find("agent.report.failed"); at != std::string::npos;
-         at = log.find("agent.report.failed", at + 1)) {
-      const auto line_start = log.rfind('\n', at);
-      const auto line = log.substr(line_start == std::string::npos ? 0 : line_start + 1,
-                                   log.find('\n', at) - line_start);
-      n += line.find("warn") != std::string::npos ? 1 : 0;
+    for (std::string line; std::getline(log, line);) {
+      n += line.find("agent.report.failed") != std::string::npos &&
+           line.find("warn") != std::string::npos;
     }
     return n;
   };

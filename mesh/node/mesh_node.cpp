@@ -208,12 +208,18 @@ struct MeshNode::Impl {
     return lit == layers.end() ? nullptr : &lit->second;
   }
 
+  // libtorrent moves 16 KiB blocks (BT v2's leaves): two to a layer's piece.
+  static constexpr std::uint64_t kBlock = 16 * 1024;
+  static constexpr std::uint64_t kBlocksPerPiece = format::kLayerPieceLength / kBlock;
+  // A block's place in its layer, counted from 0.
+  static std::uint64_t block_number(lt::piece_index_t piece, int block) {
+    return static_cast<std::uint64_t>(static_cast<int>(piece)) * kBlocksPerPiece +
+           static_cast<std::uint64_t>(block);
+  }
   static std::uint64_t block_bytes(std::uint64_t size, lt::piece_index_t piece, int block) {
-    const std::uint64_t start =
-        static_cast<std::uint64_t>(static_cast<int>(piece)) * format::kLayerPieceLength +
-        static_cast<std::uint64_t>(block) * 16384;
+    const std::uint64_t start = block_number(piece, block) * kBlock;
     if (start >= size) return 0;
-    return std::min<std::uint64_t>(16384, size - start);
+    return std::min<std::uint64_t>(kBlock, size - start);
   }
 
   // A finished download is checked against the signed layer id, whatever the
@@ -309,11 +315,8 @@ struct MeshNode::Impl {
       if (Layer* l = find(u->handle)) {
         const std::uint64_t n = block_bytes(l->ref.size, u->piece_index, u->block_index);
         count(counters.up, classify(u->pid), n);
-        constexpr std::uint64_t per_piece = format::kLayerPieceLength / 16384;
-        const std::uint64_t block =
-            static_cast<std::uint64_t>(static_cast<int>(u->piece_index)) * per_piece +
-            static_cast<std::uint64_t>(u->block_index);
-        if (l->sent.empty()) l->sent.resize((l->ref.size + 16383) / 16384);
+        const std::uint64_t block = block_number(u->piece_index, u->block_index);
+        if (l->sent.empty()) l->sent.resize((l->ref.size + kBlock - 1) / kBlock);
         if (block < l->sent.size()) {
           if (l->sent[block]) counters.up_again += n;
           l->sent[block] = true;
@@ -730,7 +733,7 @@ struct MeshNode::Impl {
 
   // Bytes of a layer that resume data says are already on disk.
   static std::uint64_t held_bytes(const LayerRef& ref, const lt::add_torrent_params& atp) {
-    constexpr int blocks_per_piece = format::kLayerPieceLength / 16384;
+    constexpr int blocks_per_piece = static_cast<int>(kBlocksPerPiece);
     std::uint64_t held = 0;
     for (lt::piece_index_t p(0); p < atp.have_pieces.end_index(); ++p) {
       if (!atp.have_pieces[p]) continue;

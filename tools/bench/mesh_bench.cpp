@@ -211,10 +211,15 @@ double median_of(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// A node's bytes one way ("up" or "down"), whoever was at the other end.
+std::uint64_t bytes_total(const json& counters, const char* way) {
+  const json& b = counters[way];
+  return b["origin"].get<std::uint64_t>() + b["seed"].get<std::uint64_t>() +
+         b["peer"].get<std::uint64_t>() + b["other"].get<std::uint64_t>();
+}
+
 std::uint64_t sent_total(const json& counters) {
-  const json& up = counters["up"];
-  return up["origin"].get<std::uint64_t>() + up["seed"].get<std::uint64_t>() +
-         up["peer"].get<std::uint64_t>() + up["other"].get<std::uint64_t>();
+  return bytes_total(counters, "up");
 }
 
 // The seed's first byte, its S-th byte and its last byte, from its counters.
@@ -282,10 +287,8 @@ SwarmResult run_swarm(Env& env, int n, const fs::path& seed_cache) {
     // first_byte_ms counts from the process's start, fetch_ms from the go.
     const auto waited_for_go = done["ms"].get<double>() - done["fetch_ms"].get<double>();
     first_byte.push_back((done["first_byte_ms"].get<double>() - waited_for_go) / 1000.0);
-    const json& down = done["counters"]["down"];
-    r.received += down["origin"].get<std::uint64_t>() + down["seed"].get<std::uint64_t>() +
-                  down["peer"].get<std::uint64_t>() + down["other"].get<std::uint64_t>();
-    r.from_peers += down["peer"].get<std::uint64_t>();
+    r.received += bytes_total(done["counters"], "down");
+    r.from_peers += done["counters"]["down"]["peer"].get<std::uint64_t>();
   }
   r.seconds = static_cast<double>(last - started) / 1000.0;
   double cpu_after = 0;
