@@ -65,7 +65,8 @@ nlohmann::json counters_json(const NodeCounters& c) {
           {"layers_completed", c.layers_completed},
           {"peers_blocked", c.peers_blocked},
           {"vouched", c.vouched_addresses},
-          {"up_again", c.up_again}};
+          {"up_again", c.up_again},
+          {"repeats_refused", c.repeats_refused}};
 }
 
 Result<std::uint64_t> parse_rate(const std::string& text) {

@@ -1,5 +1,6 @@
 #include "mesh/node/mesh_node.hpp"
 #include "core/base/thread_name.hpp"
+#include "mesh/node/first_copy_plugin.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -167,6 +168,7 @@ struct MeshNode::Impl {
   std::map<ContentId, Layer> layers;
   std::map<std::string, ContentId> by_key;  // torrent key -> layer
   NodeCounters counters;
+  std::atomic<std::uint64_t> repeats_refused{0};  // by the first-copy plugins
   std::function<void(const MeshEvent&)> event_handler;
   std::function<void(const ContentId&, std::string)> resume_handler;
 
@@ -760,12 +762,15 @@ struct MeshNode::Impl {
     atp.flags &= ~(lt::torrent_flags::paused | lt::torrent_flags::auto_managed);
     atp.trackers.clear();
     atp.max_connections = options.peers_per_layer;
+    if (options.first_copies_first)
+      atp.extensions.push_back(first_copy_extension(ref.size, !fetching, repeats_refused));
     // The lock is held across add_torrent: the torrent may announce, connect
     // and receive its first blocks before add_torrent returns, and the alert
     // thread must find the layer for each of them, or their bytes go
     // uncounted and the layer's completion waits out kWriteWait for them.
-    // libtorrent's own threads never take this lock (no plugins), so
-    // holding it while the session adds the torrent cannot deadlock.
+    // libtorrent's own threads never take this lock (the first-copy plugin
+    // keeps its own state), so holding it while the session adds the torrent
+    // cannot deadlock.
     std::lock_guard lock(mu);
     if (!announce.empty()) atp.trackers.push_back(announce);
     lt::error_code ec;
@@ -1122,7 +1127,9 @@ Status MeshNode::connect(const ContentId& layer, const std::string& address, std
 
 NodeCounters MeshNode::counters() const {
   std::lock_guard lock(impl_->mu);
-  return impl_->counters;
+  NodeCounters c = impl_->counters;
+  c.repeats_refused = impl_->repeats_refused.load(std::memory_order_relaxed);
+  return c;
 }
 
 MeshNode::Swarms MeshNode::swarms() const {

@@ -57,6 +57,9 @@ struct NodeCounters {
   // Of the bytes in `up`, those of blocks this node had sent before (to
   // anyone): what a seed sends more than once instead of peers trading it.
   std::uint64_t up_again = 0;
+  // Requests refused because the piece had already left this node while
+  // another the peer lacks had not (NodeOptions::first_copies_first).
+  std::uint64_t repeats_refused = 0;
 };
 
 struct MeshEvent {
@@ -74,8 +77,9 @@ struct NodeOptions {
   std::string listen = "127.0.0.1:0";  // port 0: any free port
   std::uint64_t upload_rate = 0, download_rate = 0;  // bytes per second, 0: unlimited
   int min_announce_interval_s = 5;
-  // Peers uploaded to at once. drover-seed uses 4: a seed that serves few
-  // peers at a time sends fewer duplicate pieces (docs/MESH.md).
+  // Peers uploaded to at once. drover-seed uses 16: with first copies first
+  // its refused peers wait, so more of them are served at once to keep its
+  // link busy (docs/MESH.md).
   int unchoke_slots = 32;
   // Connections per layer's swarm. Every finished piece is announced to each
   // of them, so more costs CPU on every node for no faster rollout; seeds and
@@ -85,6 +89,11 @@ struct NodeOptions {
   // Offer each piece to one peer at a time, so a seed sends each piece about
   // once and peers trade the rest (BitTorrent "super seeding").
   bool super_seed = false;
+  // While a complete layer still has pieces it has sent to nobody, refuse a
+  // request for a piece already sent to another peer, and suggest one of
+  // those instead (docs/MESH.md, "First copies first"). Seeds and the origin
+  // turn it on.
+  bool first_copies_first = false;
   // The node's mesh token (docs/FORMATS.md, "Mesh tokens"), put in every
   // announce URL; "" for none, for a tracker that checks no tokens (then the
   // node behaves as before tokens existed). set_token() replaces it.

@@ -34,6 +34,7 @@ void add_counters(NodeCounters& a, const NodeCounters& b) {
   a.layers_completed += b.layers_completed;
   a.peers_blocked += b.peers_blocked;
   a.up_again += b.up_again;
+  a.repeats_refused += b.repeats_refused;
   a.vouched_addresses = b.vouched_addresses;
 }
 
@@ -59,6 +60,10 @@ void set_node_metrics(metrics::Registry& r, const NodeCounters& c, const MeshNod
   r.counter("drover_mesh_sent_again_bytes_total",
             "Bytes uploaded of blocks this node had uploaded before: a seed's repeats.")
       .catch_up(static_cast<double>(c.up_again));
+  r.counter("drover_mesh_repeats_refused_total",
+            "Requests refused because the piece had already been sent to another peer while "
+            "one the asker lacked had not (first copies first).")
+      .catch_up(static_cast<double>(c.repeats_refused));
   r.gauge("drover_mesh_layers", "Layers this node holds or fetches (one swarm each).")
       .set(static_cast<double>(s.layers));
   r.gauge("drover_mesh_layers_fetching", "Layers still being fetched.")

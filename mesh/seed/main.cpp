@@ -30,9 +30,10 @@ constexpr const char* kUsage =
     "options: --listen ADDR (BitTorrent, default 127.0.0.1:0), --feed-listen ADDR (origin),\n"
     "         --upload-rate R, --download-rate R (e.g. 4MiB; default unlimited),\n"
     "         --announce-interval S (tracker answers and client floor), --host NAME,\n"
-    "         --unchoke-slots N (peers served at once, default 4),\n"
+    "         --unchoke-slots N (peers served at once, default 16),\n"
     "         --peers-per-layer N (connections per layer's swarm, default 200),\n"
     "         --super-seed (seed), --stall-timeout S (seed), --report-every MS, --log-level L,\n"
+    "         --repeat-freely (send pieces again while others were sent to nobody),\n"
     "         --token-file FILE (this node's mesh token; then only vouched peers get in),\n"
     "         --token-key FILE (the --tracker-listen tracker requires tokens under this key),\n"
     "         --metrics-listen ADDR (Prometheus metrics, GET /metrics; off by default)\n";
@@ -93,7 +94,7 @@ void add_common(cxxopts::Options& o) {
       "announce-interval", "seconds between announces", cxxopts::value<int>()->default_value("30"))(
       "upload-rate", "upload limit", cxxopts::value<std::string>())(
       "download-rate", "download limit", cxxopts::value<std::string>())(
-      "unchoke-slots", "peers served at once", cxxopts::value<int>()->default_value("4"))(
+      "unchoke-slots", "peers served at once", cxxopts::value<int>()->default_value("16"))(
       "peers-per-layer", "connections per layer's swarm",
       cxxopts::value<int>()->default_value("200"))("host", "this node's name",
                                                    cxxopts::value<std::string>())(
@@ -101,6 +102,9 @@ void add_common(cxxopts::Options& o) {
       cxxopts::value<std::string>()->default_value("info"))(
       "report-every", "print the node's counters every this many milliseconds (0: never)",
       cxxopts::value<int>()->default_value("0"))(
+      "repeat-freely",
+      "serve a piece already sent to another peer even while others were sent to nobody "
+      "(off: first copies first, docs/MESH.md)")(
       "token-file", "this node's mesh token (re-read every 10 s)", cxxopts::value<std::string>())(
       "accept-unvouched",
       "with a token, still accept connections from any address (only to show what the filter "
@@ -113,6 +117,7 @@ void add_common(cxxopts::Options& o) {
 Result<Common> read_common(const cxxopts::ParseResult& r, NodeRole role) {
   Common c;
   c.node.role = role;
+  c.node.first_copies_first = r.count("repeat-freely") == 0;
   c.node.listen = r["listen"].as<std::string>();
   DROVER_TRY(parse_listen(c.node.listen));
   c.announce_interval = r["announce-interval"].as<int>();

@@ -77,7 +77,7 @@ struct Env {
   std::vector<std::string> layer_files;  // for nginx
   int serial = 0;
   int run = 0;  // each run's nodes live on their own 127.<run>.x.y addresses
-  std::vector<std::string> peer_args, seed_args;  // extra flags for the daemons
+  std::vector<std::string> peer_args, seed_args, origin_args;  // extra flags for the daemons
 };
 
 std::vector<std::string> split_words(const std::string& text) {
@@ -144,7 +144,7 @@ Sources start_sources(Env& env, const fs::path& seed_cache, bool with_seed = tru
                  "--tracker-listen", node_ip(env, 0, 1) + ":0", "--feed-listen",
                  node_ip(env, 0, 1) + ":0", "--listen", node_ip(env, 0, 2) + ":0",
                  "--unchoke-slots", origin_unchoke, "--log-level", "warn"},
-                node_limits(env)));
+                with_args(node_limits(env), env.origin_args)));
   json ready = wait_event(*s.origin, "ready", 60s);
   s.feed = ready["feed"];
   s.tracker = ready["tracker"];
@@ -192,7 +192,8 @@ struct Timeline {
   // Bytes of blocks the seed had sent before, and when half of them were out.
   std::uint64_t seed_again = 0;
   double seed_half_again = -1;
-  double peer_first_byte = 0;  // median over peers: first byte in
+  std::uint64_t seed_refused = 0;  // requests refused as repeats (first copies first)
+  double peer_first_byte = 0;      // median over peers: first byte in
   double first_done = 0, median_done = 0;
 };
 
@@ -224,18 +225,21 @@ std::uint64_t sent_total(const json& counters) {
 
 // The seed's first byte, its S-th byte and its last byte, from its counters.
 void seed_timeline(DaemonProcess& seed, std::int64_t go, std::uint64_t size, Timeline& t) {
-  std::uint64_t at_go = 0, last_seen = 0, again_at_go = 0;
+  std::uint64_t at_go = 0, last_seen = 0, again_at_go = 0, refused_at_go = 0;
   std::vector<std::pair<double, std::uint64_t>> again;  // (time, bytes sent again so far)
   for (const json& line : seed.lines()) {
     if (line.value("event", "") != "counters") continue;
     const std::uint64_t sent_again = line["counters"].value("up_again", std::uint64_t{0});
     const double at = static_cast<double>(line["unix_ms"].get<std::int64_t>() - go) / 1000.0;
     const std::uint64_t sent = sent_total(line["counters"]);
+    const std::uint64_t refused = line["counters"].value("repeats_refused", std::uint64_t{0});
     if (at <= 0) {
       at_go = last_seen = sent;
       again_at_go = sent_again;
+      refused_at_go = refused;
       continue;
     }
+    t.seed_refused = refused - refused_at_go;
     again.emplace_back(at, sent_again - again_at_go);
     if (sent > at_go && t.seed_first < 0) t.seed_first = at;
     if (sent - at_go >= size && t.seed_one_copy < 0) t.seed_one_copy = at;
@@ -400,6 +404,8 @@ int main_impl(int argc, char** argv) {
       "extra flags for every drover-peer of the swarm runs, e.g. \"--parallel-layers 2\"",
       cxxopts::value<std::string>()->default_value(""))(
       "seed-args", "extra flags for the regional seed, e.g. \"--unchoke-slots 8\"",
+      cxxopts::value<std::string>()->default_value(""))(
+      "origin-args", "extra flags for the origin, e.g. \"--repeat-freely\"",
       cxxopts::value<std::string>()->default_value(""))("h,help", "help");
   auto args = o.parse(argc, argv);
   if (args.count("help")) return std::cout << o.help(), 0;
@@ -421,6 +427,7 @@ int main_impl(int argc, char** argv) {
   env.announce = std::to_string(args["announce"].as<int>());
   env.peer_args = split_words(args["peer-args"].as<std::string>());
   env.seed_args = split_words(args["seed-args"].as<std::string>());
+  env.origin_args = split_words(args["origin-args"].as<std::string>());
   env.rate_bytes = static_cast<std::uint64_t>(args["rate"].as<double>() * (1 << 20));
   env.rate = std::to_string(env.rate_bytes);
   const int size_mib = args["size"].as<int>();
@@ -546,19 +553,21 @@ int main_impl(int argc, char** argv) {
       "\n### Where the time goes (seconds from the go signal; the seed's counters every %d ms)\n\n"
       "| N | seed's first byte | peers' first byte (median) | seed has sent S | seed's last byte | "
       "first peer done | median peer done | last peer done | seed copies | seed busy: share of "
-      "B used | seed sent again / S | half of that by "
-      "|\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+      "B used | seed sent again / S | half of that by | requests the seed refused as repeats "
+      "|\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
       kReportMs);
   for (const auto& r : swarms) {
     const auto& w = r.when;
     const double busy = w.seed_last - w.seed_first;
     const double used = busy > 0 ? static_cast<double>(r.seed_sent) / (payload_rate * busy) : 0.0;
     std::printf(
-        "| %d | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f%% | %.2f | %.1f |\n",
+        "| %d | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f%% | %.2f | %.1f | "
+        "%llu "
+        "|\n",
         r.n, w.seed_first, w.peer_first_byte, w.seed_one_copy, w.seed_last, w.first_done,
         w.median_done, r.seconds, static_cast<double>(r.seed_sent) / static_cast<double>(env.size),
         100.0 * used, static_cast<double>(w.seed_again) / static_cast<double>(env.size),
-        w.seed_half_again);
+        w.seed_half_again, static_cast<unsigned long long>(w.seed_refused));
   }
   std::printf(
       "\n### Central nginx baseline (one origin, total upload B)\n\n| N | seconds | origin sent / "
