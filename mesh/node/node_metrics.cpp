@@ -46,24 +46,27 @@ void export_node_metrics(metrics::Registry& registry, const MeshNode& node) {
 void set_node_metrics(metrics::Registry& r, const NodeCounters& c, const MeshNode::Swarms& s) {
   bytes(r, "down", c.down);
   bytes(r, "up", c.up);
-  r.counter("drover_mesh_hash_failures_total", "Pieces received that failed their hash check.")
-      .catch_up(static_cast<double>(c.hash_failures));
-  r.counter("drover_mesh_peers_banned_total", "Peers dropped for sending corrupt data.")
-      .catch_up(static_cast<double>(c.peers_banned));
-  r.counter("drover_mesh_layers_completed_total",
-            "Layers fetched and verified against their content id.")
-      .catch_up(static_cast<double>(c.layers_completed));
-  r.counter("drover_mesh_peers_blocked_total",
-            "Connections refused or not made because the tracker had not vouched for the "
-            "address.")
-      .catch_up(static_cast<double>(c.peers_blocked));
-  r.counter("drover_mesh_sent_again_bytes_total",
-            "Bytes uploaded of blocks this node had uploaded before: a seed's repeats.")
-      .catch_up(static_cast<double>(c.up_again));
-  r.counter("drover_mesh_repeats_refused_total",
-            "Requests refused because the piece had already been sent to another peer while "
-            "one the asker lacked had not (first copies first).")
-      .catch_up(static_cast<double>(c.repeats_refused));
+  const struct {
+    const char* name;
+    const char* help;
+    std::uint64_t value;
+  } counters[] = {
+      {"drover_mesh_hash_failures_total", "Pieces received that failed their hash check.",
+       c.hash_failures},
+      {"drover_mesh_peers_banned_total", "Peers dropped for sending corrupt data.", c.peers_banned},
+      {"drover_mesh_layers_completed_total",
+       "Layers fetched and verified against their content id.", c.layers_completed},
+      {"drover_mesh_peers_blocked_total",
+       "Connections refused or not made because the tracker had not vouched for the address.",
+       c.peers_blocked},
+      {"drover_mesh_sent_again_bytes_total",
+       "Bytes uploaded of blocks this node had uploaded before: a seed's repeats.", c.up_again},
+      {"drover_mesh_repeats_refused_total",
+       "Requests refused because the piece had already been sent to another peer while one "
+       "the asker lacked had not (first copies first).",
+       c.repeats_refused},
+  };
+  for (const auto& k : counters) r.counter(k.name, k.help).catch_up(static_cast<double>(k.value));
   r.gauge("drover_mesh_layers", "Layers this node holds or fetches (one swarm each).")
       .set(static_cast<double>(s.layers));
   r.gauge("drover_mesh_layers_fetching", "Layers still being fetched.")
